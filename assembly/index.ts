@@ -1,0 +1,177 @@
+// The exported surface of the data plane: thin wrappers that read arguments from the scratch area and
+// call into the tables. Only numbers cross the boundary; addresses are 16 network-order bytes in
+// scratch (IPv4 in the first 4). src/core/ is the one caller.
+import { AF_INET, OK, E_NO_SERVICE, E_NO_DEST, E_BAD_SETTING, DEST_F_OVERLOAD } from "./common";
+import {
+  addService, editService, delService, flushServices, getService, lookupService, lookupFwmark,
+  addDest, editDest, delDest, serviceById,
+} from "./service/service";
+import { Dest, destById, destOf } from "./dest/dest";
+import { pkt } from "./packet/info";
+import { settings, SET_EXPIRE_NODEST_CONN, SET_EXPIRE_QUIESCENT_TEMPLATE, SET_CONN_REUSE_MODE,
+  SET_SLOPPY_TCP, SET_CONNTRACK, SET_LBLC_EXPIRATION, SET_LBLCR_EXPIRATION, SET_MH_TABLE_INDEX,
+  SET_SH_TABLE_BITS, SET_UDP_TIMEOUT } from "./settings";
+import { seedRandom } from "./sched/random";
+
+// ---- scratch: the argument / result area shared with the host --------------------------------------
+const SCRATCH_SIZE: i32 = 1024;
+const scratch = new StaticArray<u8>(SCRATCH_SIZE);
+export function scratchPtr(): usize { return changetype<usize>(scratch); }
+export function scratchSize(): i32 { return SCRATCH_SIZE; }
+
+// an address at scratch+off as four host-order words of the network-order bytes (IPv4: word 3)
+let w0: u32 = 0, w1: u32 = 0, w2: u32 = 0, w3: u32 = 0;
+function readAddr(af: i32, off: i32): void {
+  const p = changetype<usize>(scratch) + <usize>off;
+  if (af == AF_INET) {
+    w0 = 0; w1 = 0; w2 = 0; w3 = bswap<u32>(load<u32>(p));
+  } else {
+    w0 = bswap<u32>(load<u32>(p)); w1 = bswap<u32>(load<u32>(p, 4));
+    w2 = bswap<u32>(load<u32>(p, 8)); w3 = bswap<u32>(load<u32>(p, 12));
+  }
+}
+function writeAddr(af: i32, off: i32, a0: u32, a1: u32, a2: u32, a3: u32): void {
+  const p = changetype<usize>(scratch) + <usize>off;
+  if (af == AF_INET) {
+    store<u32>(p, bswap<u32>(a3)); store<u32>(p, 0, 4); store<u64>(p, 0, 8);
+  } else {
+    store<u32>(p, bswap<u32>(a0)); store<u32>(p, bswap<u32>(a1), 4);
+    store<u32>(p, bswap<u32>(a2), 8); store<u32>(p, bswap<u32>(a3), 12);
+  }
+}
+
+// ---- services ----------------------------------------------------------------------------------------
+export function svcAdd(af: i32, proto: i32, port: u32, fwmark: u32, sched: i32, flags: u32,
+                       timeout: u32, netmask: u32): i32 {
+  readAddr(af, 0);
+  return addService(af, proto, w0, w1, w2, w3, port, fwmark, sched, flags, timeout, netmask);
+}
+export function svcEdit(id: i32, sched: i32, flags: u32, timeout: u32, netmask: u32): i32 {
+  return editService(id, sched, flags, timeout, netmask);
+}
+export function svcDel(id: i32): i32 { return delService(id); }
+export function svcFlush(): void { flushServices(); }
+// The service id for (af, proto, scratch address, port), or fwmark when non-zero; -1 when none.
+export function svcFind(af: i32, proto: i32, port: u32, fwmark: u32): i32 {
+  readAddr(af, 0);
+  const s = fwmark != 0 ? lookupFwmark(af, fwmark) : lookupService(af, proto, w0, w1, w2, w3, port);
+  return s ? s.id : -1;
+}
+export function svcCapacity(): i32 { return serviceById.length; }
+
+// Writes a service's fields to scratch (layout in src/core/layout.ts); returns its destination count.
+export function svcInfo(id: i32): i32 {
+  const s = getService(id);
+  if (!s) return E_NO_SERVICE;
+  const p = changetype<usize>(scratch);
+  writeAddr(s.af, 0, s.a0, s.a1, s.a2, s.a3);
+  store<i32>(p, s.af, 16); store<i32>(p, s.proto, 20); store<u32>(p, s.port, 24);
+  store<u32>(p, s.fwmark, 28); store<i32>(p, s.schedId, 32); store<u32>(p, s.flags, 36);
+  store<u32>(p, s.timeout, 40); store<u32>(p, s.netmask, 44);
+  store<u64>(p, s.conns, 48); store<u64>(p, s.inPkts, 56); store<u64>(p, s.outPkts, 64);
+  store<u64>(p, s.inBytes, 72); store<u64>(p, s.outBytes, 80);
+  return s.dests.length;
+}
+// The id of the i-th destination of a service in the kernel's list order (newest first).
+export function svcDestAt(id: i32, i: i32): i32 {
+  const s = getService(id);
+  if (!s) return E_NO_SERVICE;
+  if (i < 0 || i >= s.dests.length) return E_NO_DEST;
+  return unchecked(s.dests[i]).id;
+}
+
+// ---- destinations -----------------------------------------------------------------------------------
+export function destAdd(svcId: i32, af: i32, port: u32, weight: i32, u: u32, l: u32, fwd: u32): i32 {
+  readAddr(af, 0);
+  return addDest(svcId, af, w0, w1, w2, w3, port, weight, u, l, fwd);
+}
+export function destEdit(svcId: i32, af: i32, port: u32, weight: i32, u: u32, l: u32, fwd: u32): i32 {
+  readAddr(af, 0);
+  return editDest(svcId, af, w0, w1, w2, w3, port, weight, u, l, fwd);
+}
+export function destDel(svcId: i32, af: i32, port: u32): i32 {
+  readAddr(af, 0);
+  return delDest(svcId, af, w0, w1, w2, w3, port);
+}
+// Writes a destination's fields to scratch (layout in src/core/layout.ts).
+export function destInfo(id: i32): i32 {
+  if (id < 0 || id >= destById.length || !unchecked(destById[id])) return E_NO_DEST;
+  const d = destOf(id);
+  const p = changetype<usize>(scratch);
+  writeAddr(d.af, 0, d.a0, d.a1, d.a2, d.a3);
+  store<i32>(p, d.af, 16); store<u32>(p, d.port, 20); store<i32>(p, d.weight, 24);
+  store<i32>(p, d.lastWeight, 28); store<u32>(p, d.uThreshold, 32); store<u32>(p, d.lThreshold, 36);
+  store<u32>(p, d.flags, 40); store<u32>(p, d.fwd, 44); store<u32>(p, d.activeConns, 48);
+  store<u32>(p, d.inactConns, 52); store<u32>(p, d.persistConns, 56); store<i32>(p, d.svcId, 60);
+  store<u64>(p, d.conns, 64); store<u64>(p, d.inPkts, 72); store<u64>(p, d.outPkts, 80);
+  store<u64>(p, d.inBytes, 88); store<u64>(p, d.outBytes, 96);
+  return OK;
+}
+
+// ---- scheduling without a connection (trace, simulator, tests) ---------------------------------------
+// Source address at scratch+0, destination address at scratch+16. Returns the chosen destination's id,
+// or -1 (no destination; schedFailReason() says why).
+let lastFail: i32 = 0;
+export function schedule(svcId: i32, af: i32, proto: i32, sport: u32, dport: u32, nowMs: f64): i32 {
+  const now = <i64>nowMs;
+  const s = getService(svcId);
+  if (!s) return E_NO_SERVICE;
+  fillPacket(af, proto, sport, dport);
+  const sched = s.sched;
+  if (!sched) { lastFail = 1; return -1; }
+  const d = sched.schedule(s, pkt, now);
+  if (!d) { lastFail = sched.failReason(); if (lastFail == 0) lastFail = 1; return -1; }
+  lastFail = 0;
+  return d.id;
+}
+export function schedFailReason(): i32 { return lastFail; }
+
+function fillPacket(af: i32, proto: i32, sport: u32, dport: u32): void {
+  readAddr(af, 0);
+  pkt.af = af; pkt.proto = proto;
+  pkt.s0 = w0; pkt.s1 = w1; pkt.s2 = w2; pkt.s3 = w3;
+  readAddr(af, 16);
+  pkt.d0 = w0; pkt.d1 = w1; pkt.d2 = w2; pkt.d3 = w3;
+  pkt.sport = sport; pkt.dport = dport; pkt.mark = 0; pkt.tcpFlags = 0;
+}
+
+// Sets a destination's connection counters directly, applying the OVERLOAD rules (tests and the
+// simulator's what-if views; the connection table does this itself for real connections).
+export function destSetLoad(id: i32, active: u32, inactive: u32): i32 {
+  if (id < 0 || id >= destById.length || !unchecked(destById[id])) return E_NO_DEST;
+  const d = destOf(id);
+  d.activeConns = active;
+  d.inactConns = inactive;
+  const total = active + inactive;
+  if (d.uThreshold != 0 && total >= d.uThreshold) d.flags |= DEST_F_OVERLOAD;
+  else if (d.lThreshold != 0) { if (total < d.lThreshold) d.flags &= ~DEST_F_OVERLOAD; }
+  else if (d.uThreshold != 0) { if (total * 4 < d.uThreshold * 3) d.flags &= ~DEST_F_OVERLOAD; }
+  else d.flags &= ~DEST_F_OVERLOAD;
+  const s = getService(d.svcId);
+  if (s) { const sched = s.sched; if (sched) sched.loadChanged(s, d); }
+  return OK;
+}
+
+// ---- settings -------------------------------------------------------------------------------------
+export function setSetting(id: i32, value: i64): i32 {
+  switch (id) {
+    case SET_EXPIRE_NODEST_CONN: settings.expireNodestConn = <i32>value; break;
+    case SET_EXPIRE_QUIESCENT_TEMPLATE: settings.expireQuiescentTemplate = <i32>value; break;
+    case SET_CONN_REUSE_MODE: settings.connReuseMode = <i32>value; break;
+    case SET_SLOPPY_TCP: settings.sloppyTcp = <i32>value; break;
+    case SET_CONNTRACK: settings.conntrack = <i32>value; break;
+    case SET_LBLC_EXPIRATION: settings.lblcExpirationMs = value; break;
+    case SET_LBLCR_EXPIRATION: settings.lblcrExpirationMs = value; break;
+    case SET_MH_TABLE_INDEX:
+      if (value < 8 || value > 17) return E_BAD_SETTING;
+      settings.mhTableIndex = <i32>value; break;
+    case SET_SH_TABLE_BITS:
+      if (value < 4 || value > 20) return E_BAD_SETTING;
+      settings.shTableBits = <i32>value; break;
+    case SET_UDP_TIMEOUT: settings.udpTimeoutMs = value; break;
+    default: return E_BAD_SETTING;
+  }
+  return OK;
+}
+
+export function setRandomSeed(seed: u64): void { seedRandom(seed); }

@@ -1,0 +1,3 @@
+// PLACEHOLDER until written: schedules nothing.
+import { Scheduler } from "./scheduler";
+export class WeightedFailover extends Scheduler {}

@@ -1,0 +1,31 @@
+// The one small interface every scheduler implements, as the kernel's struct ip_vs_scheduler does.
+// One instance per service holds that service's scheduling state (the kernel's svc->sched_data).
+import { Dest } from "../dest/dest";
+import { Service } from "../service/service";
+import { PacketInfo } from "../packet/info";
+
+export class Scheduler {
+  // Called once when the scheduler is bound to a service (which may already have destinations).
+  init(svc: Service): void {}
+  // Called before the scheduler is unbound from a service.
+  done(svc: Service): void {}
+  // Called after d was linked at the head of svc.dests.
+  addDest(svc: Service, d: Dest): void {}
+  // Called after d was unlinked from svc.dests, where it stood at index svc.unlinkedAt (as the kernel,
+  // which unlinks first).
+  delDest(svc: Service, d: Dest): void {}
+  // Called after d's weight, thresholds or flags were edited.
+  updDest(svc: Service, d: Dest): void {}
+  // Called after d's active/inactive counters or OVERLOAD flag changed (not a kernel hook: lets the
+  // least-loaded schedulers keep indexes instead of scanning every destination per connection).
+  loadChanged(svc: Service, d: Dest): void {}
+  // Choose a destination for a new connection, or null for "no destination available".
+  // now is the data plane's clock in milliseconds.
+  schedule(svc: Service, p: PacketInfo, now: i64): Dest | null { return null; }
+  // Why the last schedule() call failed (0: it did not, or "no destination available").
+  failReason(): i32 { return 0; }
+}
+
+// schedule() failure reasons the host reports (the kernel logs them)
+export const SCHED_FAIL_NO_DEST: i32 = 1;        // "no destination available"
+export const SCHED_FAIL_ALL_OVERLOADED: i32 = 2; // wrr: "all destinations are overloaded"

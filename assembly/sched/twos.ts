@@ -1,0 +1,3 @@
+// PLACEHOLDER until written: schedules nothing.
+import { Scheduler } from "./scheduler";
+export class PowerOfTwoChoices extends Scheduler {}

@@ -1,0 +1,79 @@
+// wrr: weighted round robin (ip_vs_wrr.c), the interleaved gcd-stepped walk. Every configuration change
+// restarts at the list head and re-derives the current weight cw; a cw of 0 then selects every
+// destination once (weight >= 0), as Linux 6.1 does (observed in the VM: A=4 B=3 C=2 gives C B A A B A ...).
+import { Dest } from "../dest/dest";
+import { Service } from "../service/service";
+import { PacketInfo } from "../packet/info";
+import { Scheduler, SCHED_FAIL_NO_DEST, SCHED_FAIL_ALL_OVERLOADED } from "./scheduler";
+
+function gcd(a: i32, b: i32): i32 {
+  while (b != 0) { const t = a % b; a = b; b = t; }
+  return a;
+}
+
+export class WeightedRoundRobin extends Scheduler {
+  cl: i32 = -1;   // cursor index; -1 is the list head
+  cw: i32 = 0;    // current weight
+  mw: i32 = 0;    // max weight - (di - 1)
+  di: i32 = 1;    // gcd of positive weights (1 if none)
+  reason: i32 = 0;
+
+  private derive(svc: Service): void {
+    let g = 0, max = 0;
+    const ds = svc.dests;
+    for (let i = 0, n = ds.length; i < n; i++) {
+      const w = unchecked(ds[i]).weight;
+      if (w > 0) g = g > 0 ? gcd(w, g) : w;
+      if (w > max) max = w;
+    }
+    this.di = g > 0 ? g : 1;
+    this.mw = max - (this.di - 1);
+  }
+
+  init(svc: Service): void {
+    this.cl = -1;
+    this.derive(svc);
+    this.cw = this.mw;
+  }
+
+  private changed(svc: Service): void {
+    this.cl = -1;
+    this.derive(svc);
+    if (this.cw > this.mw || this.di == 0) this.cw = 0;
+    else if (this.di > 1) this.cw = (this.cw / this.di) * this.di + 1;
+  }
+
+  addDest(svc: Service, d: Dest): void { this.changed(svc); }
+  delDest(svc: Service, d: Dest): void { this.changed(svc); }
+  updDest(svc: Service, d: Dest): void { this.changed(svc); }
+
+  failReason(): i32 { return this.reason; }
+
+  schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
+    if (this.mw == 0) { this.reason = SCHED_FAIL_NO_DEST; return null; }
+    const ds = svc.dests;
+    const n = ds.length;
+    const last = this.cl;
+    let stop = -2;           // no stop point until the last pass is known
+    let lastPass = false, restarted = false;
+    let i = last;
+    while (true) {
+      for (i = i + 1; i < n; i++) {
+        const d = unchecked(ds[i]);
+        if (!d.overloaded() && d.weight >= this.cw) { this.cl = i; this.reason = 0; return d; }
+        if (i == stop) { this.reason = SCHED_FAIL_ALL_OVERLOADED; return null; }
+      }
+      i = -1;
+      this.cw -= this.di;
+      if (this.cw <= 0) {
+        this.cw = this.mw;
+        // stop when the pass for weight >= 1 already covered every destination
+        if (lastPass || last == -1) { this.reason = SCHED_FAIL_ALL_OVERLOADED; return null; }
+        restarted = true;
+      }
+      lastPass = this.cw <= this.di;
+      if (lastPass && restarted && last != -1) stop = last;
+    }
+    return null;
+  }
+}

@@ -1,0 +1,288 @@
+// The only owner of WASM memory: loads build/core.wasm and offers a typed API over its exports.
+// Configuration calls cross the boundary once each; hot paths (packet batches) cross once per batch.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { check, WasmvsError } from "./errors.ts";
+import { AF_INET, AF_INET6, afOf, addrBytes, formatAddr } from "./addr.ts";
+
+export { WasmvsError } from "./errors.ts";
+
+// The registry order of assembly/sched/registry.ts.
+export const SCHEDULERS = ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"] as const;
+export type SchedulerName = (typeof SCHEDULERS)[number];
+
+export const PROTOCOLS: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
+export const PROTOCOL_NAMES: Record<number, string> = { 0: "fwmark", 6: "tcp", 17: "udp", 132: "sctp" };
+
+export const SVC_F = { persistent: 0x1, hashed: 0x2, onePacket: 0x4, sched1: 0x8, sched2: 0x10, sched3: 0x20 };
+// ipvsadm -b names; sh-* and mh-* share bits, as in the kernel
+export const SCHED_FLAG_NAMES: Record<string, number> = {
+  "flag-1": 0x8, "flag-2": 0x10, "flag-3": 0x20,
+  "sh-fallback": 0x8, "sh-port": 0x10, "mh-fallback": 0x8, "mh-port": 0x10,
+};
+
+export const FWD = { masq: 0, local: 1, tunnel: 2, route: 3, bypass: 4, fullnat: 5 } as const;
+export type FwdName = keyof typeof FWD;
+export const FWD_NAMES = Object.fromEntries(Object.entries(FWD).map(([k, v]) => [v, k])) as Record<number, FwdName>;
+
+export const DEST_F_AVAILABLE = 1;
+export const DEST_F_OVERLOAD = 2;
+
+export const SETTINGS = {
+  expire_nodest_conn: 0, expire_quiescent_template: 1, conn_reuse_mode: 2, sloppy_tcp: 3, conntrack: 4,
+  lblc_expiration_ms: 5, lblcr_expiration_ms: 6, mh_table_index: 7, sh_table_bits: 8, udp_timeout_ms: 9,
+} as const;
+export type SettingName = keyof typeof SETTINGS;
+
+export interface ServiceSpec {
+  proto?: "tcp" | "udp" | "sctp";
+  addr?: string;           // omitted for fwmark services
+  port?: number;
+  fwmark?: number;
+  af?: number;             // needed for fwmark services (default IPv4)
+  scheduler: SchedulerName | string;
+  flags?: string[];        // sh-port, sh-fallback, mh-port, mh-fallback, ops, flag-N
+  persistent?: number;     // seconds; absent or 0 = not persistent
+  netmask?: string | number; // IPv4 dotted mask or IPv6 prefix length
+}
+
+export interface DestSpec {
+  addr: string;
+  port: number;
+  weight?: number;
+  upperThreshold?: number;
+  lowerThreshold?: number;
+  fwd?: FwdName;
+}
+
+export interface DestInfo {
+  id: number; af: number; addr: string; port: number; weight: number; lastWeight: number;
+  upperThreshold: number; lowerThreshold: number; flags: number; fwd: FwdName;
+  activeConns: number; inactConns: number; persistConns: number; svcId: number;
+  conns: bigint; inPkts: bigint; outPkts: bigint; inBytes: bigint; outBytes: bigint;
+  available: boolean; overloaded: boolean;
+}
+
+export interface ServiceInfo {
+  id: number; af: number; proto: string; addr: string; port: number; fwmark: number; scheduler: string;
+  flags: number; timeout: number; netmask: number;
+  conns: bigint; inPkts: bigint; outPkts: bigint; inBytes: bigint; outBytes: bigint;
+  dests: DestInfo[];   // the kernel's list order (newest first)
+}
+
+type Exports = Record<string, any> & { memory: WebAssembly.Memory };
+
+const buildDir = fileURLToPath(new URL("../../build/", import.meta.url));
+
+export function wasmPath(debug = false): string {
+  return buildDir + (debug ? "core.debug.wasm" : "core.wasm");
+}
+
+export class Core {
+  readonly x: Exports;
+  private scratch: number;
+
+  private constructor(exports: Exports) {
+    this.x = exports;
+    this.scratch = exports.scratchPtr() >>> 0;
+  }
+
+  // Loads build/core.wasm (run `npm run build` first); WASMVS_DEBUG=1 picks the checked debug build.
+  static async load(opts: { debug?: boolean } = {}): Promise<Core> {
+    const debug = opts.debug ?? process.env.WASMVS_DEBUG === "1";
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(wasmPath(debug));
+    } catch {
+      throw new Error(`${wasmPath(debug)} is missing: run 'npm run build${debug ? ":debug" : ""}' first`);
+    }
+    return Core.fromBytes(bytes);
+  }
+
+  static async fromBytes(bytes: BufferSource): Promise<Core> {
+    const mod = await WebAssembly.compile(bytes);
+    const inst = await WebAssembly.instantiate(mod, {
+      env: {
+        abort(msg: number, file: number, line: number, col: number) {
+          throw new Error(`wasm abort at ${line}:${col}`);
+        },
+      },
+    });
+    return new Core(inst.exports as Exports);
+  }
+
+  // views are re-made per call: memory.grow detaches old ones
+  get u8(): Uint8Array { return new Uint8Array(this.x.memory.buffer); }
+  get dv(): DataView { return new DataView(this.x.memory.buffer); }
+
+  putAddr(addr: string, off = 0): number {
+    const af = afOf(addr);
+    this.u8.set(addrBytes(addr), this.scratch + off);
+    return af;
+  }
+
+  private getAddr(af: number, off = 0): string {
+    return formatAddr(af, this.u8.slice(this.scratch + off, this.scratch + off + 16));
+  }
+
+  // ---- services --------------------------------------------------------------------------------
+  static schedulerId(name: string): number {
+    const id = (SCHEDULERS as readonly string[]).indexOf(name);
+    if (id < 0) throw new WasmvsError(-5, `scheduler '${name}' (known: ${SCHEDULERS.join(", ")})`);
+    return id;
+  }
+
+  static serviceFlags(spec: ServiceSpec): number {
+    let flags = 0;
+    for (const f of spec.flags ?? []) {
+      if (f === "ops" || f === "one-packet") flags |= SVC_F.onePacket;
+      else if (f in SCHED_FLAG_NAMES) flags |= SCHED_FLAG_NAMES[f];
+      else throw new WasmvsError(-11, `service flag '${f}' (known: ${["ops", ...Object.keys(SCHED_FLAG_NAMES)].join(", ")})`);
+    }
+    if (spec.persistent) flags |= SVC_F.persistent;
+    return flags;
+  }
+
+  static netmaskValue(af: number, netmask: string | number | undefined): number {
+    if (netmask === undefined) return af === AF_INET6 ? 128 : 0xffffffff;
+    if (af === AF_INET6) return Number(netmask);
+    if (typeof netmask === "number") return netmask >>> 0;
+    const b = netmask.split(".").map(Number);
+    if (b.length !== 4 || b.some((x) => !(x >= 0 && x <= 255))) throw new WasmvsError(-10, `netmask '${netmask}'`);
+    return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+  }
+
+  private describe(spec: ServiceSpec): string {
+    return spec.fwmark ? `service fwmark ${spec.fwmark}` : `service ${spec.proto ?? "tcp"} ${spec.addr}:${spec.port}`;
+  }
+
+  addService(spec: ServiceSpec): number {
+    const what = this.describe(spec);
+    const sched = Core.schedulerId(spec.scheduler);
+    const flags = Core.serviceFlags(spec);
+    let af = spec.af ?? AF_INET, proto = 0;
+    if (!spec.fwmark) {
+      if (!spec.addr) throw new WasmvsError(-8, `${what}: an address or a fwmark is required`);
+      af = this.putAddr(spec.addr);
+      proto = PROTOCOLS[spec.proto ?? "tcp"];
+      if (proto === undefined) throw new WasmvsError(-9, `${what}`);
+    }
+    const netmask = Core.netmaskValue(af, spec.netmask);
+    return check(this.x.svcAdd(af, proto, spec.port ?? 0, spec.fwmark ?? 0, sched, flags, spec.persistent ?? 0, netmask), `add ${what}`);
+  }
+
+  editService(id: number, spec: ServiceSpec): void {
+    const af = this.serviceInfoRaw(id).af;
+    check(this.x.svcEdit(id, Core.schedulerId(spec.scheduler), Core.serviceFlags(spec), spec.persistent ?? 0,
+      Core.netmaskValue(af, spec.netmask)), `edit ${this.describe(spec)}`);
+  }
+
+  deleteService(id: number): void { check(this.x.svcDel(id), `delete service ${id}`); }
+  flush(): void { this.x.svcFlush(); }
+
+  findService(proto: string, addr: string, port: number): number {
+    const af = this.putAddr(addr);
+    return this.x.svcFind(af, PROTOCOLS[proto], port, 0);
+  }
+  findFwmark(fwmark: number, af = AF_INET): number { return this.x.svcFind(af, 0, 0, fwmark); }
+
+  private serviceInfoRaw(id: number) {
+    const n = check(this.x.svcInfo(id), `service ${id}`);
+    const dv = this.dv, p = this.scratch;
+    const af = dv.getInt32(p + 16, true);
+    return {
+      n, af, addr: this.getAddr(af), proto: dv.getInt32(p + 20, true), port: dv.getUint32(p + 24, true),
+      fwmark: dv.getUint32(p + 28, true), sched: dv.getInt32(p + 32, true), flags: dv.getUint32(p + 36, true),
+      timeout: dv.getUint32(p + 40, true), netmask: dv.getUint32(p + 44, true),
+      conns: dv.getBigUint64(p + 48, true), inPkts: dv.getBigUint64(p + 56, true), outPkts: dv.getBigUint64(p + 64, true),
+      inBytes: dv.getBigUint64(p + 72, true), outBytes: dv.getBigUint64(p + 80, true),
+    };
+  }
+
+  service(id: number): ServiceInfo {
+    const r = this.serviceInfoRaw(id);
+    const dests: DestInfo[] = [];
+    for (let i = 0; i < r.n; i++) dests.push(this.dest(check(this.x.svcDestAt(id, i), `service ${id} dest ${i}`)));
+    return {
+      id, af: r.af, proto: PROTOCOL_NAMES[r.proto], addr: r.fwmark ? "" : r.addr, port: r.port, fwmark: r.fwmark,
+      scheduler: SCHEDULERS[r.sched], flags: r.flags, timeout: r.timeout, netmask: r.netmask,
+      conns: r.conns, inPkts: r.inPkts, outPkts: r.outPkts, inBytes: r.inBytes, outBytes: r.outBytes, dests,
+    };
+  }
+
+  // ids of all live services, in id order
+  serviceIds(): number[] {
+    const ids: number[] = [];
+    for (let i = 0, n = this.x.svcCapacity(); i < n; i++) if (this.x.svcInfo(i) >= 0) ids.push(i);
+    return ids;
+  }
+
+  // ---- destinations --------------------------------------------------------------------------------
+  private destArgs(svcId: number, d: DestSpec): [number, number, number, number, number, number, number] {
+    const af = this.putAddr(d.addr);
+    const fwd = FWD[d.fwd ?? "masq"];
+    if (fwd === undefined) throw new WasmvsError(-12, `destination ${d.addr}:${d.port} forwarding '${d.fwd}'`);
+    return [svcId, af, d.port, d.weight ?? 1, d.upperThreshold ?? 0, d.lowerThreshold ?? 0, fwd];
+  }
+
+  addDest(svcId: number, d: DestSpec): number {
+    return check(this.x.destAdd(...this.destArgs(svcId, d)), `add destination ${d.addr}:${d.port} to service ${svcId}`);
+  }
+
+  editDest(svcId: number, d: DestSpec): number {
+    return check(this.x.destEdit(...this.destArgs(svcId, d)), `edit destination ${d.addr}:${d.port} of service ${svcId}`);
+  }
+
+  deleteDest(svcId: number, addr: string, port: number): void {
+    const af = this.putAddr(addr);
+    check(this.x.destDel(svcId, af, port), `delete destination ${addr}:${port} of service ${svcId}`);
+  }
+
+  dest(id: number): DestInfo {
+    check(this.x.destInfo(id), `destination ${id}`);
+    const dv = this.dv, p = this.scratch;
+    const af = dv.getInt32(p + 16, true);
+    const flags = dv.getUint32(p + 40, true);
+    return {
+      id, af, addr: this.getAddr(af), port: dv.getUint32(p + 20, true), weight: dv.getInt32(p + 24, true),
+      lastWeight: dv.getInt32(p + 28, true), upperThreshold: dv.getUint32(p + 32, true),
+      lowerThreshold: dv.getUint32(p + 36, true), flags, fwd: FWD_NAMES[dv.getUint32(p + 44, true)],
+      activeConns: dv.getUint32(p + 48, true), inactConns: dv.getUint32(p + 52, true),
+      persistConns: dv.getUint32(p + 56, true), svcId: dv.getInt32(p + 60, true),
+      conns: dv.getBigUint64(p + 64, true), inPkts: dv.getBigUint64(p + 72, true), outPkts: dv.getBigUint64(p + 80, true),
+      inBytes: dv.getBigUint64(p + 88, true), outBytes: dv.getBigUint64(p + 96, true),
+      available: (flags & DEST_F_AVAILABLE) !== 0, overloaded: (flags & DEST_F_OVERLOAD) !== 0,
+    };
+  }
+
+  // Sets a destination's counters as if it had that many connections (applies OVERLOAD rules).
+  setLoad(destId: number, active: number, inactive: number): void {
+    check(this.x.destSetLoad(destId, active, inactive), `set load of destination ${destId}`);
+  }
+
+  // ---- scheduling without creating a connection ---------------------------------------------------
+  // Returns the chosen destination id, or -1 for "no destination available".
+  schedule(svcId: number, src: string, sport: number, opts: { dst?: string; dport?: number; proto?: string; now?: number } = {}): number {
+    const af = this.putAddr(src, 0);
+    if (opts.dst) this.putAddr(opts.dst, 16);
+    else this.u8.fill(0, this.scratch + 16, this.scratch + 32);
+    const r = this.x.schedule(svcId, af, PROTOCOLS[opts.proto ?? "tcp"], sport, opts.dport ?? 0, opts.now ?? 0);
+    return check(r === -1 ? -1 : r, `schedule on service ${svcId}`) ;
+  }
+
+  schedFailReason(): "no destination available" | "all destinations are overloaded" | null {
+    const r = this.x.schedFailReason();
+    return r === 0 ? null : r === 2 ? "all destinations are overloaded" : "no destination available";
+  }
+
+  // ---- settings ---------------------------------------------------------------------------------------
+  set(name: SettingName, value: number): void {
+    const id = SETTINGS[name];
+    if (id === undefined) throw new WasmvsError(-16, `setting '${name}' (known: ${Object.keys(SETTINGS).join(", ")})`);
+    check(this.x.setSetting(id, BigInt(value)), `set ${name}=${value}`);
+  }
+
+  seedRandom(seed: number | bigint): void { this.x.setRandomSeed(BigInt.asUintN(64, BigInt(seed))); }
+}
+
+export { AF_INET, AF_INET6 };
