@@ -175,3 +175,152 @@ export function setSetting(id: i32, value: i64): i32 {
 }
 
 export function setRandomSeed(seed: u64): void { seedRandom(seed); }
+
+// ---- connections --------------------------------------------------------------------------------
+import {
+  connInit as tableInit, advance as tableAdvance, capacity as connCapacityNow, connCount, templateCount,
+  refusedFull, E, O_AF, O_PROTO, O_STATE, O_LIVE, O_FLAGS, O_CPORT, O_VPORT, O_DPORT, O_LPORT, O_CADDR,
+  O_VADDR, O_DADDR, O_LADDR, O_DEST, O_CTL, O_NCTL, O_TIMEOUT, O_EXPIRES, O_INPKTS, flushConns,
+} from "./conn/table";
+import { inbound, outbound, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";
+import { tcpTimeoutMs, setUdpTimeoutMs, udpTimeoutMs, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from "./conn/state";
+
+// Sizes the connection table (fixed from then on); the tables are empty afterwards.
+export function connInit(capacity: u32): i32 { return tableInit(capacity); }
+export function connCapacity(): u32 { return connCapacityNow; }
+export function connLive(): u32 { return connCount; }
+export function connTemplates(): u32 { return templateCount; }
+export function connRefusedFull(): f64 { return <f64>refusedFull; }
+export function connFlush(nowMs: f64): void { flushConns(<i64>nowMs); }
+
+// Runs the clock: expires connections and runs scheduler timers. Returns the number expired.
+export function advance(nowMs: f64): i32 {
+  const now = <i64>nowMs;
+  const freed = tableAdvance(now);
+  for (let i = 0, n = serviceById.length; i < n; i++) {
+    const s = unchecked(serviceById[i]);
+    if (!s) continue;
+    const sc = s.sched;
+    if (sc && sc.nextTickAt <= now) sc.tick(s, now);
+  }
+  return freed;
+}
+
+// One packet described by numbers: source at scratch+0, destination at scratch+16. dir 0: client to
+// service, 1: real server to client (NAT replies). flags: TCP flags, or the SCTP chunk type.
+// Returns the verdict (0 not ours, 1 forward, 2 drop); lastConn()/lastDropReason() tell more.
+export function packet(dir: i32, af: i32, proto: i32, sport: u32, dport: u32, flags: u32, len: u32, mark: u32, nowMs: f64): i32 {
+  if (connCapacityNow == 0) tableInit(65536);
+  fillPacket(af, proto, sport, dport);
+  pkt.tcpFlags = flags;
+  pkt.mark = mark;
+  return dir == 0 ? inbound(len, <i64>nowMs) : outbound(len, <i64>nowMs);
+}
+export function lastConn(): i32 { return resultConn; }
+export function lastDropReason(): i32 { return dropReason; }
+export function lastWasNew(): bool { return lastNewConn; }
+
+// The next live entry at or after index `from`, or -1.
+export function connNext(from: i32): i32 {
+  for (let i = <u32>max(from, 0); i < connCapacityNow; i++) if (load<u8>(E(i), O_LIVE)) return <i32>i;
+  return -1;
+}
+
+// Writes a connection entry to scratch (layout in src/core/index.ts): four addresses at 0/16/32/48
+// (client, virtual, destination, local), then the numbers from 64.
+export function connInfo(i: i32): i32 {
+  if (i < 0 || <u32>i >= connCapacityNow) return -1;
+  const e = E(<u32>i);
+  const p = changetype<usize>(scratch);
+  const af = <i32>load<u8>(e, O_AF);
+  writeAddr(af, 0, load<u32>(e, O_CADDR), load<u32>(e, O_CADDR + 4), load<u32>(e, O_CADDR + 8), load<u32>(e, O_CADDR + 12));
+  writeAddr(af, 16, load<u32>(e, O_VADDR), load<u32>(e, O_VADDR + 4), load<u32>(e, O_VADDR + 8), load<u32>(e, O_VADDR + 12));
+  writeAddr(af, 32, load<u32>(e, O_DADDR), load<u32>(e, O_DADDR + 4), load<u32>(e, O_DADDR + 8), load<u32>(e, O_DADDR + 12));
+  writeAddr(af, 48, load<u32>(e, O_LADDR), load<u32>(e, O_LADDR + 4), load<u32>(e, O_LADDR + 8), load<u32>(e, O_LADDR + 12));
+  store<i32>(p, af, 64); store<i32>(p, load<u8>(e, O_PROTO), 68); store<i32>(p, load<u8>(e, O_STATE), 72);
+  store<u32>(p, load<u32>(e, O_FLAGS), 76); store<u32>(p, load<u16>(e, O_CPORT), 80);
+  store<u32>(p, load<u16>(e, O_VPORT), 84); store<u32>(p, load<u16>(e, O_DPORT), 88);
+  store<u32>(p, load<u16>(e, O_LPORT), 92); store<i32>(p, load<i32>(e, O_DEST), 96);
+  store<i32>(p, <i32>load<u32>(e, O_CTL) - 1, 100); store<u32>(p, load<u32>(e, O_NCTL), 104);
+  store<u32>(p, load<u32>(e, O_TIMEOUT), 108); store<f64>(p, <f64>load<i64>(e, O_EXPIRES), 112);
+  store<u32>(p, load<u32>(e, O_INPKTS), 120); store<u32>(p, load<u8>(e, O_LIVE), 124);
+  return 0;
+}
+
+// ipvsadm --set tcp tcpfin udp (seconds; 0 leaves a value unchanged)
+export function setTimeouts(tcp: u32, tcpfin: u32, udp: u32): void {
+  if (tcp) tcpTimeoutMs[TCP_S_ESTABLISHED] = tcp * 1000;
+  if (tcpfin) tcpTimeoutMs[TCP_S_FIN_WAIT] = tcpfin * 1000;
+  if (udp) setUdpTimeoutMs(udp * 1000);
+}
+export function getTimeout(which: i32): u32 {
+  if (which == 0) return tcpTimeoutMs[TCP_S_ESTABLISHED] / 1000;
+  if (which == 1) return tcpTimeoutMs[TCP_S_FIN_WAIT] / 1000;
+  return udpTimeoutMs / 1000;
+}
+
+// Full-NAT source address for an address family, from scratch+0.
+export function setSnatAddr(af: i32): void {
+  readAddr(af, 0);
+  if (af == AF_INET) setSnat4(w3); else setSnat6(w0, w1, w2, w3);
+}
+
+// ---- batch entry points for benchmarks and the simulator (one boundary crossing per batch) ----------
+import { lookupIn } from "./conn/table";
+
+// A key area: per key 48 bytes = af u8, proto u8, pad u16, cport u32, vport u32, pad u32,
+// caddr 16 bytes, vaddr 16 bytes (network order); results as i32 connection indexes at resultsPtr.
+let keyArea: usize = 0;
+let keyResults: usize = 0;
+let keyMax: i32 = 0;
+export function keyBatchInit(max: i32): usize {
+  keyArea = heap.alloc(<usize>max * 48);
+  keyResults = heap.alloc(<usize>max * 4);
+  keyMax = max;
+  return keyArea;
+}
+export function keyResultsPtr(): usize { return keyResults; }
+
+// Looks up n keys in the client-side index; returns how many were found.
+export function lookupBatch(n: i32): i32 {
+  if (n > keyMax) n = keyMax;
+  let found = 0;
+  for (let k = 0; k < n; k++) {
+    const p = keyArea + <usize>k * 48;
+    const af = <i32>load<u8>(p);
+    let c0: u32 = 0, c1: u32 = 0, c2: u32 = 0, c3: u32, v0: u32 = 0, v1: u32 = 0, v2: u32 = 0, v3: u32;
+    if (af == AF_INET) {
+      c3 = bswap<u32>(load<u32>(p, 16)); v3 = bswap<u32>(load<u32>(p, 32));
+    } else {
+      c0 = bswap<u32>(load<u32>(p, 16)); c1 = bswap<u32>(load<u32>(p, 20)); c2 = bswap<u32>(load<u32>(p, 24)); c3 = bswap<u32>(load<u32>(p, 28));
+      v0 = bswap<u32>(load<u32>(p, 32)); v1 = bswap<u32>(load<u32>(p, 36)); v2 = bswap<u32>(load<u32>(p, 40)); v3 = bswap<u32>(load<u32>(p, 44));
+    }
+    const r = lookupIn(af, <i32>load<u8>(p, 1), c0, c1, c2, c3, load<u32>(p, 4), v0, v1, v2, v3, load<u32>(p, 8), false);
+    store<i32>(keyResults + (<usize>k << 2), r);
+    if (r >= 0) found++;
+  }
+  return found;
+}
+
+// Schedules n new connections on a service from IPv4 clients srcBase+i (port 1024 + i % 60000), without
+// creating entries. With bindLoad the chosen destination's inactive count goes up as a new connection's
+// would (so least-loaded schedulers see load). Returns a checksum of the chosen ids (-1 per failure).
+export function scheduleBatch(svcId: i32, n: i32, srcBase: u32, bindLoad: bool, nowMs: f64): i32 {
+  const s = getService(svcId);
+  if (!s) return E_NO_SERVICE;
+  const sched = s.sched;
+  if (!sched) return E_NO_SERVICE;
+  const now = <i64>nowMs;
+  pkt.af = s.af; pkt.proto = s.proto; pkt.d0 = s.a0; pkt.d1 = s.a1; pkt.d2 = s.a2; pkt.d3 = s.a3;
+  pkt.dport = s.port; pkt.s0 = 0; pkt.s1 = 0; pkt.s2 = 0; pkt.mark = 0; pkt.tcpFlags = 2;
+  let sum: i32 = 0;
+  for (let i = 0; i < n; i++) {
+    pkt.s3 = srcBase + <u32>i;
+    pkt.sport = 1024 + <u32>(i % 60000);
+    const d = sched.schedule(s, pkt, now);
+    if (!d) { sum -= 1; continue; }
+    sum += d.id;
+    if (bindLoad) { d.inactConns++; sched.loadChanged(s, d); }
+  }
+  return sum;
+}

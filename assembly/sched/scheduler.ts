@@ -22,6 +22,9 @@ export class Scheduler {
   // Choose a destination for a new connection, or null for "no destination available".
   // now is the data plane's clock in milliseconds.
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null { return null; }
+  // Periodic work (lblc/lblcr garbage collection): the core calls tick() once now >= nextTickAt.
+  nextTickAt: i64 = i64.MAX_VALUE;
+  tick(svc: Service, now: i64): void {}
   // Why the last schedule() call failed (0: it did not, or "no destination available").
   failReason(): i32 { return 0; }
 }

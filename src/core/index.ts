@@ -70,6 +70,26 @@ export interface ServiceInfo {
   dests: DestInfo[];   // the kernel's list order (newest first)
 }
 
+export const TCP_STATES = ["NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT", "CLOSE",
+  "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK"];
+export const SCTP_STATES = ["NONE", "INIT1", "INIT", "C-SENT", "C-REPLIED", "C-WAIT", "COOKIE", "C-ECHOED",
+  "ESTABLISHED", "S-SENT", "S-RECEIVED", "S-ACK-SENT", "REJECTED", "CLOSED"];
+export const CONN_F = { fwdMask: 0x7, hashed: 0x40, noOutput: 0x80, inactive: 0x100, template: 0x1000, onePacket: 0x2000 };
+export const TCP_FLAGS = { FIN: 1, SYN: 2, RST: 4, PSH: 8, ACK: 16 };
+export const VERDICTS = ["not-ours", "forward", "drop"] as const;
+export const CONN_DROP_REASONS: Record<number, string> = {
+  1: "no destination available", 2: "connection table full", 3: "destination deleted", 4: "reused tuple with confirmed conntrack",
+  5: "port mismatch on non-persistent service", 6: "no free full-NAT local port",
+};
+
+export interface PacketResult { verdict: (typeof VERDICTS)[number]; conn: number; reason?: string; isNew: boolean }
+
+export interface ConnInfo {
+  index: number; af: number; proto: string; caddr: string; vaddr: string; daddr: string; laddr: string;
+  cport: number; vport: number; dport: number; lport: number; state: string; flags: number; template: boolean;
+  active: boolean; destId: number; controlledBy: number; children: number; timeoutMs: number; expires: number; inPkts: number;
+}
+
 type Exports = Record<string, any> & { memory: WebAssembly.Memory };
 
 const buildDir = fileURLToPath(new URL("../../build/", import.meta.url));
@@ -88,18 +108,19 @@ export class Core {
   }
 
   // Loads build/core.wasm (run `npm run build` first); WASMVS_DEBUG=1 picks the checked debug build.
-  static async load(opts: { debug?: boolean } = {}): Promise<Core> {
+  static async load(opts: { debug?: boolean; connCapacity?: number } = {}): Promise<Core> {
     const debug = opts.debug ?? process.env.WASMVS_DEBUG === "1";
-    let bytes: Buffer;
+    let bytes: Uint8Array<ArrayBuffer>;
     try {
-      bytes = readFileSync(wasmPath(debug));
+      bytes = new Uint8Array(readFileSync(wasmPath(debug)));
     } catch {
       throw new Error(`${wasmPath(debug)} is missing: run 'npm run build${debug ? ":debug" : ""}' first`);
     }
-    return Core.fromBytes(bytes);
+    return Core.fromBytes(bytes, opts.connCapacity);
   }
 
-  static async fromBytes(bytes: BufferSource): Promise<Core> {
+  // connCapacity: the connection table's fixed size (default 65,536 entries of 128 bytes)
+  static async fromBytes(bytes: BufferSource, connCapacity = 65536): Promise<Core> {
     const mod = await WebAssembly.compile(bytes);
     const inst = await WebAssembly.instantiate(mod, {
       env: {
@@ -108,7 +129,9 @@ export class Core {
         },
       },
     });
-    return new Core(inst.exports as Exports);
+    const core = new Core(inst.exports as Exports);
+    core.x.connInit(connCapacity);
+    return core;
   }
 
   // views are re-made per call: memory.grow detaches old ones
@@ -274,6 +297,62 @@ export class Core {
     const r = this.x.schedFailReason();
     return r === 0 ? null : r === 2 ? "all destinations are overloaded" : "no destination available";
   }
+
+  // ---- connections ---------------------------------------------------------------------------------
+  // One packet by its numbers (no bytes): dir "in" client->service, "out" real server->client.
+  // flags: TCP flags (FIN 1, SYN 2, RST 4, ACK 16) or the SCTP chunk type.
+  packet(dir: "in" | "out", proto: string, src: string, sport: number, dst: string, dport: number,
+         opts: { flags?: number; len?: number; mark?: number; now?: number } = {}): PacketResult {
+    const af = this.putAddr(src, 0);
+    this.putAddr(dst, 16);
+    const v = this.x.packet(dir === "in" ? 0 : 1, af, PROTOCOLS[proto], sport, dport, opts.flags ?? 0, opts.len ?? 60,
+      opts.mark ?? 0, opts.now ?? 0);
+    return { verdict: VERDICTS[v], conn: this.x.lastConn(), reason: v === 2 ? CONN_DROP_REASONS[this.x.lastDropReason()] : undefined, isNew: !!this.x.lastWasNew() };
+  }
+
+  // Moves the clock to now (ms): expires due connections and runs scheduler timers.
+  advance(now: number): number { return this.x.advance(now); }
+
+  conn(i: number): ConnInfo | null {
+    if (this.x.connInfo(i) < 0) return null;
+    const dv = this.dv, p = this.scratch;
+    const af = dv.getInt32(p + 64, true);
+    if (!dv.getUint32(p + 124, true)) return null;
+    const proto = dv.getInt32(p + 68, true);
+    const flags = dv.getUint32(p + 76, true);
+    const state = dv.getInt32(p + 72, true);
+    return {
+      index: i, af, proto: PROTOCOL_NAMES[proto], caddr: this.getAddr(af, 0), vaddr: this.getAddr(af, 16),
+      daddr: this.getAddr(af, 32), laddr: this.getAddr(af, 48), cport: dv.getUint32(p + 80, true),
+      vport: dv.getUint32(p + 84, true), dport: dv.getUint32(p + 88, true), lport: dv.getUint32(p + 92, true),
+      state: proto === 6 ? TCP_STATES[state] : proto === 132 ? SCTP_STATES[state] : flags & CONN_F.template ? "NONE" : "UDP",
+      flags, template: (flags & CONN_F.template) !== 0, active: (flags & CONN_F.inactive) === 0,
+      destId: dv.getInt32(p + 96, true), controlledBy: dv.getInt32(p + 100, true), children: dv.getUint32(p + 104, true),
+      timeoutMs: dv.getUint32(p + 108, true), expires: dv.getFloat64(p + 112, true), inPkts: dv.getUint32(p + 120, true),
+    };
+  }
+
+  // Every live entry (connections and templates), in table order.
+  conns(): ConnInfo[] {
+    const out: ConnInfo[] = [];
+    for (let i = this.x.connNext(0); i >= 0; i = this.x.connNext(i + 1)) {
+      const c = this.conn(i);
+      if (c) out.push(c);
+    }
+    return out;
+  }
+
+  connStats() {
+    return { capacity: this.x.connCapacity() >>> 0, live: this.x.connLive() >>> 0, templates: this.x.connTemplates() >>> 0,
+      refusedFull: this.x.connRefusedFull() };
+  }
+
+  // ipvsadm --set tcp tcpfin udp (seconds; 0 leaves one unchanged) and --timeout
+  setTimeouts(tcp: number, tcpfin: number, udp: number): void { this.x.setTimeouts(tcp, tcpfin, udp); }
+  timeouts() { return { tcp: this.x.getTimeout(0), tcpfin: this.x.getTimeout(1), udp: this.x.getTimeout(2) }; }
+
+  // The full-NAT source address for its family.
+  setSnat(addr: string): void { const af = this.putAddr(addr); this.x.setSnatAddr(af); }
 
   // ---- settings ---------------------------------------------------------------------------------------
   set(name: SettingName, value: number): void {

@@ -1,0 +1,452 @@
+// The connection table (ip_vs_conn.c): fixed-capacity entries in one linear block, two hash indexes
+// (client side "in", and reply side "out" for NAT), and a timer wheel for expiry driven by the host's
+// clock. Nothing here allocates after connInit().
+import { AF_INET, DEST_F_OVERLOAD, FWD_MASQ, FWD_FULLNAT } from "../common";
+import { Dest, destById, destOf } from "../dest/dest";
+import { getService, destUnreferenced } from "../service/service";
+
+// Connection flags (IP_VS_CONN_F_*)
+export const CF_FWD_MASK: u32 = 0x0007;
+export const CF_HASHED: u32 = 0x0040;
+export const CF_NOOUTPUT: u32 = 0x0080;
+export const CF_INACTIVE: u32 = 0x0100;
+export const CF_NO_CPORT: u32 = 0x0800;
+export const CF_TEMPLATE: u32 = 0x1000;
+export const CF_ONE_PACKET: u32 = 0x2000;
+export const CF_OUT_HASHED: u32 = 0x10000;   // ours: linked in the reply-side index
+
+// Entry layout, 128 bytes each
+export const ENTRY_SHIFT: u32 = 7;
+const O_IN_NEXT: usize = 0;      // u32 index+1 in the "in" chain
+const O_OUT_NEXT: usize = 4;     // u32 index+1 in the "out" chain
+const O_W_NEXT: usize = 8;       // u32 index+1 in the timer wheel slot (also the free list)
+const O_W_PREV: usize = 12;      // u32 index+1
+export const O_AF: usize = 16;          // u8
+export const O_PROTO: usize = 17;       // u8
+export const O_STATE: usize = 18;       // u8
+export const O_LIVE: usize = 19;        // u8
+export const O_FLAGS: usize = 20;       // u32
+export const O_CPORT: usize = 24;       // u16 (host order)
+export const O_VPORT: usize = 26;
+export const O_DPORT: usize = 28;
+export const O_LPORT: usize = 30;       // full-NAT local port (= cport otherwise)
+export const O_CADDR: usize = 32;       // 4 x u32 host-order words
+export const O_VADDR: usize = 48;
+export const O_DADDR: usize = 64;
+export const O_LADDR: usize = 80;       // full-NAT local address (= caddr otherwise)
+export const O_DEST: usize = 96;        // i32 destination id
+export const O_CTL: usize = 100;        // u32 template index+1
+export const O_NCTL: usize = 104;       // u32 children of a template
+export const O_TIMEOUT: usize = 108;    // u32 ms
+export const O_EXPIRES: usize = 112;    // i64 ms
+const O_WTICK: usize = 120;             // u32 the wheel tick the entry is filed under
+export const O_INPKTS: usize = 124;     // u32
+
+let base: usize = 0;
+export let capacity: u32 = 0;
+let inBuckets: usize = 0;
+let outBuckets: usize = 0;
+let bucketMask: u32 = 0;
+let freeHead: u32 = 0;       // index+1
+export let connCount: u32 = 0;
+export let templateCount: u32 = 0;
+export let refusedFull: u64 = 0;   // new connections refused because the table was full
+
+// timer wheel: WHEEL_SLOTS slots of TICK_MS; entries further out wait in their slot for later rounds
+const TICK_MS: i64 = 1000;
+const WHEEL_BITS: u32 = 12;
+const WHEEL_SLOTS: u32 = 1 << WHEEL_BITS;
+let wheel: usize = 0;        // u32 index+1 heads
+let wheelTick: i64 = -1;     // the last tick fully processed
+export let clockMs: i64 = 0;
+
+@inline export function E(i: u32): usize { return base + (<usize>i << ENTRY_SHIFT); }
+
+export function connInit(cap: u32): i32 {
+  if (cap < 16) cap = 16;
+  const bytes = <usize>cap << ENTRY_SHIFT;
+  let nb: u32 = 16;
+  while (nb < cap) nb <<= 1;
+  base = heap.alloc(bytes);
+  memory.fill(base, 0, bytes);
+  inBuckets = heap.alloc(<usize>nb << 2);
+  outBuckets = heap.alloc(<usize>nb << 2);
+  memory.fill(inBuckets, 0, <usize>nb << 2);
+  memory.fill(outBuckets, 0, <usize>nb << 2);
+  wheel = heap.alloc(<usize>WHEEL_SLOTS << 2);
+  memory.fill(wheel, 0, <usize>WHEEL_SLOTS << 2);
+  bucketMask = nb - 1;
+  capacity = cap;
+  // free list threaded through O_W_NEXT, lowest index first
+  for (let i: u32 = 0; i < cap; i++) store<u32>(E(i), i + 2 < cap + 1 ? i + 2 : 0, O_W_NEXT);
+  store<u32>(E(cap - 1), 0, O_W_NEXT);
+  freeHead = 1;
+  connCount = 0; templateCount = 0; refusedFull = 0;
+  wheelTick = -1;
+  return <i32>cap;
+}
+
+@inline function mix32(h: u32): u32 {
+  h ^= h >>> 16; h *= 0x85ebca6b; h ^= h >>> 13; h *= 0xc2b2ae35; h ^= h >>> 16;
+  return h;
+}
+
+@inline function hash6(proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, p: u32,
+                      b0: u32, b1: u32, b2: u32, b3: u32, q: u32): u32 {
+  let h = mix32(a3 ^ (p << 16) ^ proto);
+  h = mix32(h ^ b3 ^ (q * 0x9e3779b1));
+  if ((a0 | a1 | a2 | b0 | b1 | b2) != 0) h = mix32(h ^ a0 ^ (a1 * 31) ^ (a2 * 961) ^ b0 ^ (b1 * 7) ^ (b2 * 49));
+  return h;
+}
+
+@inline function addrEq(e: usize, off: usize, a0: u32, a1: u32, a2: u32, a3: u32): bool {
+  return load<u32>(e + off, 12) == a3 && load<u32>(e + off, 8) == a2 &&
+         load<u32>(e + off, 4) == a1 && load<u32>(e + off) == a0;
+}
+
+@inline function setAddr(e: usize, off: usize, a0: u32, a1: u32, a2: u32, a3: u32): void {
+  store<u32>(e + off, a0); store<u32>(e + off, a1, 4); store<u32>(e + off, a2, 8); store<u32>(e + off, a3, 12);
+}
+
+// ---- lookups -----------------------------------------------------------------------------------------
+
+// Client-side match (af, proto, caddr, cport, vaddr, vport); templates are matched only with tpl=true.
+export function lookupIn(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32,
+                         v0: u32, v1: u32, v2: u32, v3: u32, vport: u32, tpl: bool): i32 {
+  const h = hash6(<u32>proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport) & bucketMask;
+  let n = load<u32>(inBuckets + (<usize>h << 2));
+  const want: u32 = tpl ? CF_TEMPLATE : 0;
+  while (n != 0) {
+    const e = E(n - 1);
+    if (load<u16>(e, O_CPORT) == cport && load<u16>(e, O_VPORT) == vport &&
+        addrEq(e, O_CADDR, c0, c1, c2, c3) && addrEq(e, O_VADDR, v0, v1, v2, v3) &&
+        load<u8>(e, O_PROTO) == <u32>proto && load<u8>(e, O_AF) == <u32>af &&
+        (load<u32>(e, O_FLAGS) & CF_TEMPLATE) == want) return <i32>(n - 1);
+    n = load<u32>(e, O_IN_NEXT);
+  }
+  return -1;
+}
+
+// Reply-side match: a packet from the real server (s: daddr:dport) to the client side
+// (d: caddr:cport, or the full-NAT local address:port).
+export function lookupOut(af: i32, proto: i32, s0: u32, s1: u32, s2: u32, s3: u32, sport: u32,
+                          d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): i32 {
+  const h = hash6(<u32>proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport) & bucketMask;
+  let n = load<u32>(outBuckets + (<usize>h << 2));
+  while (n != 0) {
+    const e = E(n - 1);
+    if (load<u16>(e, O_DPORT) == sport && load<u16>(e, O_LPORT) == dport &&
+        addrEq(e, O_DADDR, s0, s1, s2, s3) && addrEq(e, O_LADDR, d0, d1, d2, d3) &&
+        load<u8>(e, O_PROTO) == <u32>proto && load<u8>(e, O_AF) == <u32>af) return <i32>(n - 1);
+    n = load<u32>(e, O_OUT_NEXT);
+  }
+  return -1;
+}
+
+function hashIn(i: u32): void {
+  const e = E(i);
+  const h = hash6(load<u8>(e, O_PROTO), load<u32>(e, O_CADDR), load<u32>(e, O_CADDR + 4), load<u32>(e, O_CADDR + 8),
+    load<u32>(e, O_CADDR + 12), load<u16>(e, O_CPORT), load<u32>(e, O_VADDR), load<u32>(e, O_VADDR + 4),
+    load<u32>(e, O_VADDR + 8), load<u32>(e, O_VADDR + 12), load<u16>(e, O_VPORT)) & bucketMask;
+  const b = inBuckets + (<usize>h << 2);
+  store<u32>(e, load<u32>(b), O_IN_NEXT);
+  store<u32>(b, i + 1);
+  store<u32>(e, load<u32>(e, O_FLAGS) | CF_HASHED, O_FLAGS);
+}
+
+function unhashIn(i: u32): void {
+  const e = E(i);
+  const f = load<u32>(e, O_FLAGS);
+  if (!(f & CF_HASHED)) return;
+  const h = hash6(load<u8>(e, O_PROTO), load<u32>(e, O_CADDR), load<u32>(e, O_CADDR + 4), load<u32>(e, O_CADDR + 8),
+    load<u32>(e, O_CADDR + 12), load<u16>(e, O_CPORT), load<u32>(e, O_VADDR), load<u32>(e, O_VADDR + 4),
+    load<u32>(e, O_VADDR + 8), load<u32>(e, O_VADDR + 12), load<u16>(e, O_VPORT)) & bucketMask;
+  let p = inBuckets + (<usize>h << 2);
+  let n = load<u32>(p);
+  while (n != 0) {
+    if (n == i + 1) { store<u32>(p, load<u32>(e, O_IN_NEXT)); break; }
+    p = E(n - 1) + O_IN_NEXT;
+    n = load<u32>(p);
+  }
+  store<u32>(e, f & ~CF_HASHED, O_FLAGS);
+}
+
+function outHashOf(e: usize): u32 {
+  return hash6(load<u8>(e, O_PROTO), load<u32>(e, O_DADDR), load<u32>(e, O_DADDR + 4), load<u32>(e, O_DADDR + 8),
+    load<u32>(e, O_DADDR + 12), load<u16>(e, O_DPORT), load<u32>(e, O_LADDR), load<u32>(e, O_LADDR + 4),
+    load<u32>(e, O_LADDR + 8), load<u32>(e, O_LADDR + 12), load<u16>(e, O_LPORT)) & bucketMask;
+}
+
+function hashOut(i: u32): void {
+  const e = E(i);
+  const b = outBuckets + (<usize>outHashOf(e) << 2);
+  store<u32>(e, load<u32>(b), O_OUT_NEXT);
+  store<u32>(b, i + 1);
+  store<u32>(e, load<u32>(e, O_FLAGS) | CF_OUT_HASHED, O_FLAGS);
+}
+
+function unhashOut(i: u32): void {
+  const e = E(i);
+  const f = load<u32>(e, O_FLAGS);
+  if (!(f & CF_OUT_HASHED)) return;
+  let p = outBuckets + (<usize>outHashOf(e) << 2);
+  let n = load<u32>(p);
+  while (n != 0) {
+    if (n == i + 1) { store<u32>(p, load<u32>(e, O_OUT_NEXT)); break; }
+    p = E(n - 1) + O_OUT_NEXT;
+    n = load<u32>(p);
+  }
+  store<u32>(e, f & ~CF_OUT_HASHED, O_FLAGS);
+}
+
+// ---- the timer wheel -----------------------------------------------------------------------------------
+
+@inline function slotOf(tick: i64): usize { return wheel + (<usize>(<u32>tick & (WHEEL_SLOTS - 1)) << 2); }
+
+function wheelLink(i: u32, tick: i64): void {
+  const e = E(i);
+  const s = slotOf(tick);
+  const head = load<u32>(s);
+  store<u32>(e, head, O_W_NEXT);
+  store<u32>(e, 0, O_W_PREV);
+  if (head != 0) store<u32>(E(head - 1), i + 1, O_W_PREV);
+  store<u32>(s, i + 1);
+  store<u32>(e, <u32>tick, O_WTICK);
+}
+
+function wheelUnlink(i: u32): void {
+  const e = E(i);
+  const next = load<u32>(e, O_W_NEXT), prev = load<u32>(e, O_W_PREV);
+  if (prev != 0) store<u32>(E(prev - 1), next, O_W_NEXT);
+  else store<u32>(slotOf(<i64>load<u32>(e, O_WTICK)), next);
+  if (next != 0) store<u32>(E(next - 1), prev, O_W_PREV);
+}
+
+// Re-arm an entry's timer: expires = now + its timeout. An entry moves to an earlier slot at once and
+// to a later one lazily, when its old slot comes round (most packets only push expiry out).
+export function arm(i: u32, now: i64): void {
+  const e = E(i);
+  const exp = now + <i64>load<u32>(e, O_TIMEOUT);
+  store<i64>(e, exp, O_EXPIRES);
+  const t = exp / TICK_MS;
+  if (t < <i64>load<u32>(e, O_WTICK)) { wheelUnlink(i); wheelLink(i, t > wheelTick ? t : wheelTick + 1); }
+}
+
+export function setTimeout(i: u32, ms: u32): void { store<u32>(E(i), ms, O_TIMEOUT); }
+
+// ---- create, bind, expire ------------------------------------------------------------------------------
+
+// Takes a free entry; -1 when the table is full (counted; nothing established is touched).
+export function allocEntry(): i32 {
+  if (freeHead == 0) { refusedFull++; return -1; }
+  const i = freeHead - 1;
+  const e = E(i);
+  freeHead = load<u32>(e, O_W_NEXT);
+  memory.fill(e, 0, 1 << ENTRY_SHIFT);
+  store<u8>(e, 1, O_LIVE);
+  return <i32>i;
+}
+
+// ip_vs_conn_new + ip_vs_bind_dest. Addresses are taken from the globals set by setKey/setDest below.
+export let k_af: i32 = AF_INET;
+export let k_proto: i32 = 6;
+export let k_c0: u32 = 0; export let k_c1: u32 = 0; export let k_c2: u32 = 0; export let k_c3: u32 = 0;
+export let k_v0: u32 = 0; export let k_v1: u32 = 0; export let k_v2: u32 = 0; export let k_v3: u32 = 0;
+export let k_cport: u32 = 0;
+export let k_vport: u32 = 0;
+
+export function setKey(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32,
+                       v0: u32, v1: u32, v2: u32, v3: u32, vport: u32): void {
+  k_af = af; k_proto = proto; k_c0 = c0; k_c1 = c1; k_c2 = c2; k_c3 = c3; k_cport = cport;
+  k_v0 = v0; k_v1 = v1; k_v2 = v2; k_v3 = v3; k_vport = vport;
+}
+
+// Creates an entry for the current key bound to dest d (dport: the destination port to use).
+// Returns its index or -1 when the table is full.
+export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
+  if (wheelTick < 0) wheelTick = now / TICK_MS - 1;   // the clock starts with the first entry
+  const r = allocEntry();
+  if (r < 0) return -1;
+  const i = <u32>r;
+  const e = E(i);
+  store<u8>(e, <u8>k_af, O_AF);
+  store<u8>(e, <u8>k_proto, O_PROTO);
+  setAddr(e, O_CADDR, k_c0, k_c1, k_c2, k_c3);
+  setAddr(e, O_VADDR, k_v0, k_v1, k_v2, k_v3);
+  store<u16>(e, <u16>k_cport, O_CPORT);
+  store<u16>(e, <u16>k_vport, O_VPORT);
+  setAddr(e, O_DADDR, d.a0, d.a1, d.a2, d.a3);
+  store<u16>(e, <u16>dport, O_DPORT);
+  // the reply side is the client unless full-NAT picks a local address later
+  setAddr(e, O_LADDR, k_c0, k_c1, k_c2, k_c3);
+  store<u16>(e, <u16>k_cport, O_LPORT);
+  // ip_vs_bind_dest: the destination's connection flags
+  let f = flags | d.fwd | CF_INACTIVE;
+  if (d.fwd != FWD_MASQ && d.fwd != FWD_FULLNAT) f |= CF_NOOUTPUT;
+  if (k_proto != 17) f &= ~CF_ONE_PACKET;
+  store<u32>(e, f, O_FLAGS);
+  store<i32>(e, d.id, O_DEST);
+  store<u8>(e, 0, O_STATE);
+  d.refs++;
+  if (f & CF_TEMPLATE) {
+    d.persistConns++;
+    templateCount++;
+  } else {
+    d.inactConns++;
+    connCount++;
+  }
+  if (d.uThreshold != 0 && d.activeConns + d.inactConns >= d.uThreshold) d.flags |= DEST_F_OVERLOAD;
+  const s = getService(d.svcId);
+  if (s && !(f & CF_TEMPLATE)) { const sc = s.sched; if (sc) sc.loadChanged(s, d); }
+  // a new entry lives 3 s until its first state transition sets the protocol timeout
+  store<u32>(e, 3000, O_TIMEOUT);
+  if (!(f & CF_ONE_PACKET)) {
+    hashIn(i);
+    if (d.fwd == FWD_MASQ || d.fwd == FWD_FULLNAT) if (!(f & CF_TEMPLATE)) hashOut(i);
+    const exp = now + 3000;
+    store<i64>(e, exp, O_EXPIRES);
+    wheelLink(i, exp / TICK_MS > wheelTick ? exp / TICK_MS : wheelTick + 1);
+  }
+  return <i32>i;
+}
+
+// Full-NAT: the reply side becomes (laddr, lport); re-files the entry in the reply index.
+export function setLocal(i: u32, l0: u32, l1: u32, l2: u32, l3: u32, lport: u32): void {
+  const e = E(i);
+  unhashOut(i);
+  setAddr(e, O_LADDR, l0, l1, l2, l3);
+  store<u16>(e, <u16>lport, O_LPORT);
+  hashOut(i);
+}
+
+// Moves a connection between active and inactive (set_tcp_state's bookkeeping).
+export function setState(i: u32, newState: u8, activeState: bool): void {
+  const e = E(i);
+  const old = load<u8>(e, O_STATE);
+  if (old == newState) return;
+  store<u8>(e, newState, O_STATE);
+  const id = load<i32>(e, O_DEST);
+  if (id < 0) return;
+  const d = destOf(id);
+  const f = load<u32>(e, O_FLAGS);
+  if (!(f & CF_INACTIVE) && !activeState) {
+    d.activeConns--; d.inactConns++;
+    store<u32>(e, f | CF_INACTIVE, O_FLAGS);
+  } else if ((f & CF_INACTIVE) && activeState) {
+    d.activeConns++; d.inactConns--;
+    store<u32>(e, f & ~CF_INACTIVE, O_FLAGS);
+  } else return;
+  const s = getService(d.svcId);
+  if (s) { const sc = s.sched; if (sc) sc.loadChanged(s, d); }
+}
+
+// ip_vs_unbind_dest: counters, the OVERLOAD hysteresis, and the destination's reference.
+function unbind(i: u32): void {
+  const e = E(i);
+  const id = load<i32>(e, O_DEST);
+  if (id < 0) return;
+  const d = destOf(id);
+  const f = load<u32>(e, O_FLAGS);
+  if (f & CF_TEMPLATE) d.persistConns--;
+  else if (f & CF_INACTIVE) d.inactConns--;
+  else d.activeConns--;
+  const total = d.activeConns + d.inactConns;
+  if (d.lThreshold != 0) { if (total < d.lThreshold) d.flags &= ~DEST_F_OVERLOAD; }
+  else if (d.uThreshold != 0) { if (total * 4 < d.uThreshold * 3) d.flags &= ~DEST_F_OVERLOAD; }
+  else d.flags &= ~DEST_F_OVERLOAD;
+  store<i32>(e, -1, O_DEST);
+  if (!(f & CF_TEMPLATE)) {
+    const s = getService(d.svcId);
+    if (s && d.available()) { const sc = s.sched; if (sc) sc.loadChanged(s, d); }
+  }
+  d.refs--;
+  if (d.refs <= 0) destUnreferenced(d);
+}
+
+// Frees an entry now (ip_vs_conn_expire's final part). A template with children is not freed: its
+// expiry is put off by 60 s, as the kernel does.
+export function expire(i: u32, now: i64): bool {
+  const e = E(i);
+  const f = load<u32>(e, O_FLAGS);
+  if ((f & CF_TEMPLATE) && load<u32>(e, O_NCTL) > 0) {
+    store<u32>(e, 60000, O_TIMEOUT);
+    arm(i, now);
+    return false;
+  }
+  if (!(f & CF_ONE_PACKET)) wheelUnlink(i);
+  unhashIn(i);
+  unhashOut(i);
+  const ctl = load<u32>(e, O_CTL);
+  if (ctl != 0) {
+    const ce = E(ctl - 1);
+    store<u32>(ce, load<u32>(ce, O_NCTL) - 1, O_NCTL);
+  }
+  unbind(i);
+  if (f & CF_TEMPLATE) templateCount--; else connCount--;
+  store<u8>(e, 0, O_LIVE);
+  store<u32>(e, freeHead, O_W_NEXT);
+  freeHead = i + 1;
+  return true;
+}
+
+// Runs the clock forward to now, expiring what is due. Returns how many entries were freed.
+export function advance(now: i64): i32 {
+  let freed = 0;
+  clockMs = now;
+  const target = now / TICK_MS;
+  if (wheelTick < 0) wheelTick = target - 1;
+  let t = wheelTick + 1;
+  // a jump of more than a turn visits every slot once; what is filed for a later round stays
+  if (target - t >= <i64>WHEEL_SLOTS) t = target - <i64>WHEEL_SLOTS + 1;
+  for (; t <= target; t++) {
+    let n = load<u32>(slotOf(t));
+    while (n != 0) {
+      const i = n - 1;
+      const e = E(i);
+      n = load<u32>(e, O_W_NEXT);
+      const wt = <i64>load<u32>(e, O_WTICK);
+      if (wt > target) continue;
+      if (load<i64>(e, O_EXPIRES) <= now && expire(i, now)) { freed++; continue; }
+      const et = load<i64>(e, O_EXPIRES) / TICK_MS;
+      if (et != wt) { wheelUnlink(i); wheelLink(i, et); }
+    }
+  }
+  // the current tick stays open: entries due later within it are checked on the next call
+  wheelTick = target - 1;
+  return freed;
+}
+
+// Sets a connection's protocol timeout and re-arms its timer.
+export function refresh(i: u32, timeoutMs: u32, now: i64): void {
+  store<u32>(E(i), timeoutMs, O_TIMEOUT);
+  arm(i, now);
+}
+
+export function controlAdd(child: u32, tpl: u32): void {
+  store<u32>(E(child), tpl + 1, O_CTL);
+  const te = E(tpl);
+  store<u32>(te, load<u32>(te, O_NCTL) + 1, O_NCTL);
+}
+
+// Invalidates a template so it never matches again (ip_vs_check_template): ports 0xffff, cport 0.
+export function invalidateTemplate(i: u32): void {
+  const e = E(i);
+  if (load<u16>(e, O_VPORT) == 0xffff) return;
+  unhashIn(i);
+  store<u16>(e, 0xffff, O_VPORT);
+  store<u16>(e, 0xffff, O_DPORT);
+  store<u16>(e, 0, O_CPORT);
+  hashIn(i);
+}
+
+// Expires every connection now (ipvsadm -C does not, but a table reset for tests and reloads does).
+export function flushConns(now: i64): void {
+  for (let i: u32 = 0; i < capacity; i++) {
+    const e = E(i);
+    if (load<u8>(e, O_LIVE) && !(load<u32>(e, O_FLAGS) & CF_TEMPLATE)) expire(i, now);
+  }
+  for (let i: u32 = 0; i < capacity; i++) {
+    const e = E(i);
+    if (load<u8>(e, O_LIVE)) expire(i, now);
+  }
+}
