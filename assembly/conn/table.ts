@@ -57,7 +57,8 @@ const TICK_MS: i64 = 1000;
 const WHEEL_BITS: u32 = 12;
 const WHEEL_SLOTS: u32 = 1 << WHEEL_BITS;
 let wheel: usize = 0;        // u32 index+1 heads
-let wheelTick: i64 = -1;     // the last tick fully processed
+let wheelTick: i64 = 0;      // the last tick fully processed
+let clockStarted = false;
 export let clockMs: i64 = 0;
 
 @inline export function E(i: u32): usize { return base + (<usize>i << ENTRY_SHIFT); }
@@ -82,7 +83,8 @@ export function connInit(cap: u32): i32 {
   store<u32>(E(cap - 1), 0, O_W_NEXT);
   freeHead = 1;
   connCount = 0; templateCount = 0; refusedFull = 0;
-  wheelTick = -1;
+  wheelTick = 0;
+  clockStarted = false;
   return <i32>cap;
 }
 
@@ -201,6 +203,9 @@ function unhashOut(i: u32): void {
 
 // ---- the timer wheel -----------------------------------------------------------------------------------
 
+// the wheel's time starts with the first entry or the first advance(), whichever comes first
+function startClock(now: i64): void { wheelTick = now / TICK_MS - 1; clockStarted = true; }
+
 @inline function slotOf(tick: i64): usize { return wheel + (<usize>(<u32>tick & (WHEEL_SLOTS - 1)) << 2); }
 
 function wheelLink(i: u32, tick: i64): void {
@@ -264,7 +269,7 @@ export function setKey(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, 
 // Creates an entry for the current key bound to dest d (dport: the destination port to use).
 // Returns its index or -1 when the table is full.
 export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
-  if (wheelTick < 0) wheelTick = now / TICK_MS - 1;   // the clock starts with the first entry
+  if (!clockStarted) startClock(now);
   const r = allocEntry();
   if (r < 0) return -1;
   const i = <u32>r;
@@ -394,7 +399,7 @@ export function advance(now: i64): i32 {
   let freed = 0;
   clockMs = now;
   const target = now / TICK_MS;
-  if (wheelTick < 0) wheelTick = target - 1;
+  if (!clockStarted) startClock(now);
   let t = wheelTick + 1;
   // a jump of more than a turn visits every slot once; what is filed for a later round stays
   if (target - t >= <i64>WHEEL_SLOTS) t = target - <i64>WHEEL_SLOTS + 1;
