@@ -110,17 +110,18 @@ export function destInfo(id: i32): i32 {
 
 // ---- scheduling without a connection (trace, simulator, tests) ---------------------------------------
 // Source address at scratch+0, destination address at scratch+16. Returns the chosen destination's id,
-// or -1 (no destination; schedFailReason() says why).
+// or -100 (no destination; schedFailReason() says why).
 let lastFail: i32 = 0;
+const NO_DEST_RESULT: i32 = -100;   // distinct from the configuration errors
 export function schedule(svcId: i32, af: i32, proto: i32, sport: u32, dport: u32, nowMs: f64): i32 {
   const now = <i64>nowMs;
   const s = getService(svcId);
   if (!s) return E_NO_SERVICE;
   fillPacket(af, proto, sport, dport);
   const sched = s.sched;
-  if (!sched) { lastFail = 1; return -1; }
+  if (!sched) { lastFail = 1; return NO_DEST_RESULT; }
   const d = sched.schedule(s, pkt, now);
-  if (!d) { lastFail = sched.failReason(); if (lastFail == 0) lastFail = 1; return -1; }
+  if (!d) { lastFail = sched.failReason(); if (lastFail == 0) lastFail = 1; return NO_DEST_RESULT; }
   lastFail = 0;
   return d.id;
 }
@@ -324,3 +325,7 @@ export function scheduleBatch(svcId: i32, n: i32, srcBase: u32, bindLoad: bool, 
   }
   return sum;
 }
+
+// benchmark-only exports (bench/, via src/core/bench-api.ts)
+export * from "./bench";
+export * from "./packet/exports";

@@ -16,7 +16,7 @@ import {
 } from "./table";
 import {
   tcpNextState, tcpTimeoutMs, udpTimeoutMs, DIR_INPUT, DIR_OUTPUT, DIR_INPUT_ONLY, TH_SYN, TH_RST, TH_ACK,
-  TCP_S_ESTABLISHED, TCP_S_TIME_WAIT, TCP_S_CLOSE, TCP_S_FIN_WAIT,
+  tcpStateActive, TCP_S_TIME_WAIT, TCP_S_CLOSE, TCP_S_FIN_WAIT,
 } from "./state";
 import { sctpNextState, sctpTimeoutMs, SCTP_S_ESTABLISHED, SCTP_S_CLOSED, SCTP_CHUNK_INIT } from "./sctp";
 
@@ -57,7 +57,7 @@ export function transition(i: u32, dir: i32, now: i64): void {
       else block = DIR_INPUT_ONLY;
     }
     const ns = tcpNextState(block, pkt.tcpFlags, load<u8>(e, O_STATE));
-    setState(i, ns, ns == TCP_S_ESTABLISHED);
+    setState(i, ns, tcpStateActive(ns));
     refresh(i, unchecked(tcpTimeoutMs[ns]), now);
   } else if (proto == IPPROTO_SCTP) {
     let sdir = dir;

@@ -26,6 +26,12 @@ export const TH_SYN: u32 = 0x02;
 export const TH_RST: u32 = 0x04;
 export const TH_ACK: u32 = 0x10;
 
+// Since Linux 4.7 ("count pre-established TCP states as active") SYN_SENT, SYN_RECV and SYNACK count as
+// active like ESTABLISHED; observed on 6.1 in the VM (a SYN_RECV connection shows in ActiveConn).
+@inline export function tcpStateActive(s: u8): bool {
+  return s == TCP_S_ESTABLISHED || s == TCP_S_SYN_SENT || s == TCP_S_SYN_RECV || s == TCP_S_SYNACK;
+}
+
 // Default timeouts in ms per TCP state; ESTABLISHED and FIN_WAIT are settable (ipvsadm --set).
 export const tcpTimeoutMs = new StaticArray<u32>(TCP_S_LAST);
 tcpTimeoutMs[TCP_S_NONE] = 2000;

@@ -1,3 +1,38 @@
-// PLACEHOLDER until written: schedules nothing.
-import { Scheduler } from "./scheduler";
-export class ShortestExpectedDelay extends Scheduler {}
+// sed: shortest expected delay (ip_vs_sed.c). wlc's scan with the load activeconns + 1 (inactive
+// connections do not count): the earliest argmin of (active + 1) / weight over non-OVERLOADed weight > 0
+// destinations, kept as a tournament tree's root. As in wlc, a weight-0 destination can only win when the
+// C int load wraps negative (activeconns >= 2^31); the kernel's scan runs while any is in that state.
+import { Dest } from "../dest/dest";
+import { Service } from "../service/service";
+import { PacketInfo } from "../packet/info";
+import { WinnerTree, expectedDelay } from "./tree";
+
+export class ShortestExpectedDelay extends WinnerTree {
+  eligible(d: Dest): bool { return !d.overloaded() && d.weight > 0; }
+  better(a: Dest, b: Dest): bool {
+    return <i64>expectedDelay(a) * <i64>b.weight < <i64>expectedDelay(b) * <i64>a.weight;
+  }
+  irregular(d: Dest): bool { return !d.overloaded() && d.weight == 0 && expectedDelay(d) < 0; }
+
+  schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
+    return this.irregulars > 0 ? scan(svc) : this.best();
+  }
+}
+
+// the kernel's two-stage scan, verbatim in behaviour
+function scan(svc: Service): Dest | null {
+  const ds = svc.dests;
+  const n = ds.length;
+  let i = 0;
+  while (i < n && (unchecked(ds[i]).overloaded() || unchecked(ds[i]).weight <= 0)) i++;
+  if (i == n) return null;
+  let least = unchecked(ds[i]);
+  let loh = <i64>expectedDelay(least);
+  for (i++; i < n; i++) {
+    const d = unchecked(ds[i]);
+    if (d.overloaded()) continue;
+    const doh = <i64>expectedDelay(d);
+    if (loh * <i64>d.weight > doh * <i64>least.weight) { least = d; loh = doh; }
+  }
+  return least;
+}

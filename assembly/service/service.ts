@@ -261,6 +261,9 @@ function applyDestParams(d: Dest, weight: i32, uThreshold: u32, lThreshold: u32,
   d.uThreshold = uThreshold;
   d.lThreshold = lThreshold;
   d.fwd = fwd;
+  // An upper threshold at or below the current load takes the destination out of rotation at once
+  // (observed on Linux 6.1 in the VM: the reference's "only set at bind" is not the whole story).
+  if (uThreshold != 0 && d.activeConns + d.inactConns >= uThreshold) d.flags |= DEST_F_OVERLOAD;
 }
 
 export function editDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32,

@@ -94,6 +94,8 @@ type Exports = Record<string, any> & { memory: WebAssembly.Memory };
 
 const buildDir = fileURLToPath(new URL("../../build/", import.meta.url));
 
+const compiled = new Map<boolean, WebAssembly.Module>();
+
 export function wasmPath(debug = false): string {
   return buildDir + (debug ? "core.debug.wasm" : "core.wasm");
 }
@@ -110,18 +112,27 @@ export class Core {
   // Loads build/core.wasm (run `npm run build` first); WASMVS_DEBUG=1 picks the checked debug build.
   static async load(opts: { debug?: boolean; connCapacity?: number } = {}): Promise<Core> {
     const debug = opts.debug ?? process.env.WASMVS_DEBUG === "1";
-    let bytes: Uint8Array<ArrayBuffer>;
-    try {
-      bytes = new Uint8Array(readFileSync(wasmPath(debug)));
-    } catch {
-      throw new Error(`${wasmPath(debug)} is missing: run 'npm run build${debug ? ":debug" : ""}' first`);
+    let mod = compiled.get(debug);
+    if (!mod) {
+      let bytes: Uint8Array<ArrayBuffer>;
+      try {
+        bytes = new Uint8Array(readFileSync(wasmPath(debug)));
+      } catch {
+        throw new Error(`${wasmPath(debug)} is missing: run 'npm run build${debug ? ":debug" : ""}' first`);
+      }
+      mod = await WebAssembly.compile(bytes);
+      compiled.set(debug, mod);
     }
-    return Core.fromBytes(bytes, opts.connCapacity);
+    return Core.fromModule(mod, opts.connCapacity);
   }
 
   // connCapacity: the connection table's fixed size (default 65,536 entries of 128 bytes)
   static async fromBytes(bytes: BufferSource, connCapacity = 65536): Promise<Core> {
-    const mod = await WebAssembly.compile(bytes);
+    return Core.fromModule(await WebAssembly.compile(bytes), connCapacity);
+  }
+
+  // Each Core is its own instance (its own tables); the compiled module is shared.
+  static async fromModule(mod: WebAssembly.Module, connCapacity = 65536): Promise<Core> {
     const inst = await WebAssembly.instantiate(mod, {
       env: {
         abort(msg: number, file: number, line: number, col: number) {
@@ -290,7 +301,7 @@ export class Core {
     if (opts.dst) this.putAddr(opts.dst, 16);
     else this.u8.fill(0, this.scratch + 16, this.scratch + 32);
     const r = this.x.schedule(svcId, af, PROTOCOLS[opts.proto ?? "tcp"], sport, opts.dport ?? 0, opts.now ?? 0);
-    return check(r === -1 ? -1 : r, `schedule on service ${svcId}`) ;
+    return r === -100 ? -1 : check(r, `schedule on service ${svcId}`);
   }
 
   schedFailReason(): "no destination available" | "all destinations are overloaded" | null {

@@ -1,0 +1,344 @@
+'use strict';
+// Runs INSIDE the ipvs-vm (root, real Linux IPVS). Replays scenarios against the kernel and prints what the
+// kernel's schedulers chose.
+//
+//   node test/kernel/driver.cjs SCENARIOS.json [NAME_REGEX] [--out FILE] [--shard K/N]
+//
+// Output: one line per scenario on stdout, "@@RESULT " + JSON
+//   {name, kernel, choices: [{client, sport, dest, state, after}], closes, counters, listOrder, ipvsadmLn, ...}
+// (or, with --out, JSON lines in FILE). Progress lines start with "# ".
+//
+// Network inside the VM (set up once):
+//   root netns  = the load balancer and the clients. IPVS runs here; clients are local sockets bound to
+//                 addresses made local by "ip route add local 10.2.0.0/16 dev lo" (and fd00:2::/64), so any
+//                 client address can be used without adding it. VIPs are routed to a dummy interface d0
+//                 (IPVS takes the SYN at LOCAL_OUT before it would leave there).
+//   netns "srv" = every destination address, reached over veth0 (root) <-> veth1 (srv). One node process
+//                 (server.cjs) listens on every destination port (TCP dual stack + UDP). SYNs of
+//                 "answer": false connections are dropped there with an ipset (src ip, src port) rule, so
+//                 those connections stay SYN_RECV in IPVS; "answer": true ones complete the handshake and
+//                 reach ESTABLISHED in IPVS (masq replies are de-NATed by IPVS at LOCAL_IN).
+// Between scenarios: open sockets are reset, then expire_nodest_conn=1 + "ipvsadm -C" expires every
+// connection entry (otherwise a re-added destination would be resurrected from the trash with the old
+// counters), the driver waits until /proc/net/ip_vs_conn is empty, and sets expire_nodest_conn back to 0.
+// net.ipv4.tcp_max_tw_buckets=0 keeps client sockets out of TIME_WAIT so (client, sport) pairs can be reused
+// by later scenarios (IPVS's own entry still goes through its TIME_WAIT state).
+const { execFileSync, spawn } = require('child_process');
+const fs = require('fs');
+const net = require('net');
+const dgram = require('dgram');
+const os = require('os');
+const path = require('path');
+
+const argv = process.argv.slice(2);
+let outFile = null, shard = null;
+const pos = [];
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--out') outFile = argv[++i];
+  else if (argv[i] === '--shard') shard = argv[++i].split('/').map(Number);   // K/N: this VM's share (0-based K) of N
+  else pos.push(argv[i]);
+}
+const scenFile = pos[0] || path.join(__dirname, '../fixtures/kernel/scenarios.json');
+const filter = pos[1] ? new RegExp(pos[1]) : null;
+
+const LB4 = '10.1.0.254', LB6 = 'fd00:1::fe';
+const SETTLE_MS = 400;          // how long an unanswered SYN may take to show up (or be refused)
+
+const log = (s) => process.stdout.write(`# ${s}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const immediate = () => new Promise((r) => setImmediate(r));
+const isV6 = (a) => a.includes(':');
+const canon6 = (a) => new URL(`http://[${a}]`).hostname.slice(1, -1);
+const canon = (a) => (isV6(a) ? canon6(a) : a);
+const ep = (a, p) => (isV6(a) ? `[${canon6(a)}]:${p}` : `${a}:${p}`);
+
+function run(cmd, args, input) {
+  return execFileSync(cmd, args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+function tryRun(cmd, args, input) {
+  try { return { ok: true, out: run(cmd, args, input) }; } catch (e) {
+    return { ok: false, err: `${(e.stderr || '').toString().trim() || e.message}` };
+  }
+}
+const writeSys = (p, v) => fs.writeFileSync(p, String(v));
+
+// ---------- kernel tables ----------
+function procAddr(tok) {
+  if (/^[0-9A-F]{8}$/i.test(tok)) {
+    const n = parseInt(tok, 16);
+    return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+  }
+  return canon6(tok.replace(/^\[|\]$/g, ''));
+}
+// /proc/net/ip_vs_conn -> Map "PROTO caddr cport vaddr vport" -> {dest, state, expires}
+function readConns() {
+  const m = new Map();
+  const lines = fs.readFileSync('/proc/net/ip_vs_conn', 'utf8').split('\n');
+  for (let i = 1; i < lines.length; i++) {
+    const t = lines[i].trim().split(/\s+/);
+    if (t.length < 9) continue;
+    const [pro, ca, cp, va, vp, da, dp, state, expires] = t;
+    const cport = parseInt(cp, 16);
+    if (cport === 0) continue;                       // persistence templates
+    const caddr = procAddr(ca), vaddr = procAddr(va), daddr = procAddr(da);
+    m.set(`${pro} ${caddr} ${cport} ${vaddr} ${parseInt(vp, 16)}`,
+      { dest: ep(daddr, parseInt(dp, 16)), state, expires: +expires });
+  }
+  return m;
+}
+const connCount = () => fs.readFileSync('/proc/net/ip_vs_conn', 'utf8').trim().split('\n').length - 1;
+// /proc/net/ip_vs -> [{dest, weight, active, inactive}] in kernel list order (newest first)
+function readDests() {
+  const out = [];
+  for (const line of fs.readFileSync('/proc/net/ip_vs', 'utf8').split('\n')) {
+    const m = /^\s+->\s+(\S+)\s+\S+\s+(\d+)\s+(\d+)\s+(\d+)/.exec(line);
+    if (!m) continue;
+    const i = m[1].lastIndexOf(':');
+    out.push({ dest: ep(procAddr(m[1].slice(0, i)), parseInt(m[1].slice(i + 1), 16)),
+      weight: +m[2], active: +m[3], inactive: +m[4] });
+  }
+  return out;
+}
+const compactCounters = () => Object.fromEntries(readDests().map((d) => [d.dest, [d.active, d.inactive]]));
+function parseLn(text) {
+  const counters = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s+->\s+(\S+)\s+\S+\s+(\d+)\s+(\d+)\s+(\d+)/.exec(line);
+    if (m) counters[m[1]] = { weight: +m[2], active: +m[3], inactive: +m[4] };
+  }
+  return counters;
+}
+
+// ---------- network setup ----------
+let server = null;
+async function setupNetwork(scens) {
+  const dests = new Set(), ports = new Set(), vips = new Set(), clients = new Set();
+  for (const sc of scens) {
+    vips.add(canon(sc.service.vip));
+    for (const st of sc.steps) {
+      if (st.dest) { dests.add(canon(st.dest)); ports.add(st.port); }
+      if (st.client) clients.add(canon(st.client));
+    }
+  }
+  writeSys('/proc/sys/net/ipv4/tcp_max_tw_buckets', 0);
+  writeSys('/proc/sys/net/ipv6/ip_nonlocal_bind', 1);   // IPv6 bind() to an AnyIP (local-route) address
+  run('ip', ['netns', 'add', 'srv']);
+  const root = [
+    'link add veth0 type veth peer name veth1 netns srv',
+    `addr add ${LB4}/32 dev veth0`, `addr add ${LB6}/128 dev veth0 nodad`, 'link set veth0 up',
+    'link add d0 type dummy', 'link set d0 up',
+    'route add local 10.2.0.0/16 dev lo', 'route add local fd00:2::/64 dev lo',
+  ];
+  const srv = ['link set lo up', `addr add 10.1.0.253/32 dev veth1`, 'link set veth1 up',
+    `route add ${LB4}/32 dev veth1`, `route add default via ${LB4} dev veth1`];
+  for (const d of dests) {
+    if (isV6(d)) { root.push(`route add ${d}/128 dev veth0`); srv.push(`addr add ${d}/128 dev veth1 nodad`); }
+    else { root.push(`route add ${d}/32 dev veth0`); srv.push(`addr add ${d}/32 dev veth1`); }
+  }
+  srv.push(`route add ${LB6}/128 dev veth1`, `route add ::/0 via ${LB6} dev veth1`);
+  for (const v of vips) root.push(isV6(v) ? `route add ${v}/128 dev d0` : `route add ${v}/32 dev d0`);
+  for (const c of clients) {
+    const covered = isV6(c) ? c.startsWith('fd00:2:') : c.startsWith('10.2.');
+    if (!covered && c !== LB4 && c !== LB6) root.push(isV6(c) ? `addr add ${c}/128 dev d0 nodad` : `addr add ${c}/32 dev d0`);
+  }
+  run('ip', ['-batch', '-'], root.join('\n') + '\n');
+  run('ip', ['-n', 'srv', '-batch', '-'], srv.join('\n') + '\n');
+  run('ip', ['netns', 'exec', 'srv', 'ipset', 'restore'],
+    'create noans hash:ip,port family inet\ncreate noans6 hash:ip,port family inet6\n');
+  run('ip', ['netns', 'exec', 'srv', 'iptables', '-t', 'raw', '-A', 'PREROUTING', '-p', 'tcp', '--syn',
+    '-m', 'set', '--match-set', 'noans', 'src,src', '-j', 'DROP']);
+  run('ip', ['netns', 'exec', 'srv', 'ip6tables', '-t', 'raw', '-A', 'PREROUTING', '-p', 'tcp', '--syn',
+    '-m', 'set', '--match-set', 'noans6', 'src,src', '-j', 'DROP']);
+  server = spawn('ip', ['netns', 'exec', 'srv', process.execPath, path.join(__dirname, 'server.cjs'), ...ports],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((res, rej) => {
+    let buf = '';
+    server.stdout.on('data', (d) => { buf += d; if (buf.includes('server ready')) res(); });
+    server.on('exit', (c) => rej(new Error(`server exited ${c}`)));
+  });
+  log(`network ready: ${dests.size} destination addresses, ports ${[...ports].join(',')}, ${vips.size} VIPs`);
+}
+
+// ---------- scenario execution ----------
+function svcArgs(svc) {
+  return [svc.proto === 'udp' ? '-u' : '-t', ep(svc.vip, svc.port)];
+}
+function serviceAddArgs(svc) {
+  const a = ['-A', ...svcArgs(svc), '-s', svc.scheduler];
+  const flags = (svc.flags || []).filter((f) => f !== 'ops');
+  if (flags.length) a.push('-b', flags.join(','));
+  if ((svc.flags || []).includes('ops')) a.push('-o');
+  if (svc.persistent != null) a.push('-p', String(svc.persistent));
+  if (svc.netmask != null) a.push('-M', String(svc.netmask));
+  return a;
+}
+function destArgs(op, svc, st) {
+  const a = [op, ...svcArgs(svc), '-r', ep(st.dest, st.port)];
+  if (op !== '-d') a.push('-m', '-w', String(st.weight), '-x', String(st.u || 0), '-y', String(st.l || 0));
+  return a;
+}
+
+const openSockets = new Map();  // "client sport" -> net.Socket (answered, not yet closed)
+
+async function findConn(key, ms, pred = () => true) {
+  const end = Date.now() + ms;
+  await immediate();
+  for (;;) {
+    const c = readConns().get(key);
+    if (c && pred(c)) return c;
+    if (Date.now() >= end) return c || null;
+    await sleep(3);
+  }
+}
+
+async function tcpConnect(svc, st) {
+  const client = canon(st.client), vip = canon(svc.vip);
+  const key = `TCP ${client} ${st.sport} ${vip} ${svc.port}`;
+  const s = new net.Socket();
+  let err = null, connected = false;
+  s.on('error', (e) => { err = e.code || e.message; });
+  s.on('connect', () => { connected = true; });
+  s.connect({ host: vip, port: svc.port, localAddress: client, localPort: st.sport, family: isV6(vip) ? 6 : 4 });
+  let c;
+  if (st.answer) {
+    const end = Date.now() + 3000;
+    while (!connected && !err && Date.now() < end) await sleep(2);
+    c = await findConn(key, connected ? 1000 : 50, (x) => x.state === 'ESTABLISHED');
+    if (connected) openSockets.set(`${client} ${st.sport}`, s); else s.destroy();
+  } else {
+    const end = Date.now() + SETTLE_MS;
+    await immediate();
+    for (;;) {
+      c = readConns().get(key);
+      if (c || err || Date.now() >= end) break;
+      await sleep(3);
+    }
+    s.destroy();                 // SYN_SENT socket: closes silently (no RST), so no SYN retransmissions
+  }
+  return { c, err, connected };
+}
+
+async function udpConnect(svc, st) {
+  const client = canon(st.client), vip = canon(svc.vip);
+  const key = `UDP ${client} ${st.sport} ${vip} ${svc.port}`;
+  const u = dgram.createSocket(isV6(vip) ? 'udp6' : 'udp4');
+  let err = null;
+  u.on('error', (e) => { err = e.code || e.message; });
+  await new Promise((res) => u.bind({ address: client, port: st.sport, exclusive: true }, res));
+  await new Promise((res) => u.send(Buffer.from('x'), svc.port, vip, (e) => { if (e) err = e.code; res(); }));
+  let c;
+  const end = Date.now() + SETTLE_MS;
+  for (;;) {
+    c = readConns().get(key);
+    if (c || err || Date.now() >= end) break;
+    await sleep(3);
+  }
+  u.close();
+  return { c, err, connected: false };
+}
+
+async function tcpClose(svc, st) {
+  const client = canon(st.client), vip = canon(svc.vip);
+  const s = openSockets.get(`${client} ${st.sport}`);
+  if (!s) return { error: 'no open connection' };
+  openSockets.delete(`${client} ${st.sport}`);
+  s.end();
+  const key = `TCP ${client} ${st.sport} ${vip} ${svc.port}`;
+  const c = await findConn(key, 1000, (x) => x.state === 'TIME_WAIT' || x.state === 'CLOSE');
+  s.destroy();
+  return { state: c ? c.state : null };
+}
+
+async function flush() {
+  for (const s of openSockets.values()) s.resetAndDestroy();
+  openSockets.clear();
+  await sleep(20);
+  writeSys('/proc/sys/net/ipv4/vs/expire_nodest_conn', 1);
+  run('ipvsadm', ['-C']);
+  const end = Date.now() + 15000;
+  let n;
+  while ((n = connCount()) > 0 && Date.now() < end) await sleep(20);
+  writeSys('/proc/sys/net/ipv4/vs/expire_nodest_conn', 0);
+  if (n > 0) log(`WARNING: ${n} connection entries survived the flush`);
+}
+
+async function runScenario(sc) {
+  const t0 = Date.now();
+  const svc = sc.service;
+  const noans = [];
+  if (svc.proto === 'tcp') {
+    for (const st of sc.steps) {
+      if (st.op === 'connect' && !st.answer) {
+        const c = canon(st.client);
+        noans.push(`add ${isV6(c) ? 'noans6' : 'noans'} ${c},tcp:${st.sport}`);
+      }
+    }
+  }
+  run('ip', ['netns', 'exec', 'srv', 'ipset', '-exist', 'restore'],
+    ['flush noans', 'flush noans6', ...noans].join('\n') + '\n');
+  const res = { name: sc.name, kernel: os.release(), choices: [], closes: [], stepErrors: [] };
+  const r0 = tryRun('ipvsadm', serviceAddArgs(svc));
+  if (!r0.ok) res.stepErrors.push({ step: -1, op: 'service', error: r0.err });
+  let firstConnect = null;
+  for (let i = 0; i < sc.steps.length; i++) {
+    const st = sc.steps[i];
+    if (st.op === 'add' || st.op === 'edit' || st.op === 'del') {
+      const r = tryRun('ipvsadm', destArgs({ add: '-a', edit: '-e', del: '-d' }[st.op], svc, st));
+      if (!r.ok) res.stepErrors.push({ step: i, op: st.op, error: r.err });
+    } else if (st.op === 'connect') {
+      if (firstConnect == null) firstConnect = Date.now();
+      const r = svc.proto === 'udp' ? await udpConnect(svc, st) : await tcpConnect(svc, st);
+      const ch = { client: st.client, sport: st.sport, dest: r.c ? r.c.dest : null, state: r.c ? r.c.state : null };
+      if (r.err) ch.error = r.err;
+      if (st.answer && svc.proto === 'tcp' && r.c && !r.connected) ch.error = ch.error || 'not connected';
+      ch.after = compactCounters();
+      res.choices.push(ch);
+    } else if (st.op === 'close') {
+      const r = await tcpClose(svc, st);
+      res.closes.push({ step: i, client: st.client, sport: st.sport, ...r, after: compactCounters() });
+    } else {
+      res.stepErrors.push({ step: i, op: st.op, error: 'unknown op' });
+    }
+  }
+  res.connectSeconds = firstConnect == null ? 0 : (Date.now() - firstConnect) / 1000;
+  res.ipvsadmLn = run('ipvsadm', ['-Ln']);
+  const ln = parseLn(res.ipvsadmLn);
+  res.counters = Object.fromEntries(Object.entries(ln).map(([k, v]) => [k, { active: v.active, inactive: v.inactive }]));
+  res.listOrder = readDests().map((d) => d.dest);
+  if (!res.stepErrors.length) delete res.stepErrors;
+  if (!res.closes.length) delete res.closes;
+  await flush();
+  res.seconds = (Date.now() - t0) / 1000;
+  return res;
+}
+
+(async () => {
+  let scens = JSON.parse(fs.readFileSync(scenFile, 'utf8'));
+  if (filter) scens = scens.filter((s) => filter.test(s.name));
+  if (shard) {          // greedy balance by number of steps; scenarios keep their order within a shard
+    const load = new Array(shard[1]).fill(0), owner = new Map();
+    [...scens].sort((a, b) => b.steps.length - a.steps.length).forEach((s) => {
+      const k = load.indexOf(Math.min(...load)); owner.set(s, k); load[k] += s.steps.length + 30;
+    });
+    scens = scens.filter((s) => owner.get(s) === shard[0]);
+  }
+  const nConn = scens.reduce((n, s) => n + s.steps.filter((x) => x.op === 'connect').length, 0);
+  log(`kernel ${os.release()}, ${scens.length} scenarios, ${nConn} connects`);
+  const tStart = Date.now();
+  await setupNetwork(scens);
+  const outFd = outFile ? fs.openSync(outFile, 'w') : null;
+  let done = 0;
+  for (const sc of scens) {
+    const r = await runScenario(sc);
+    done += r.choices.length;
+    const line = JSON.stringify(r);
+    if (outFd != null) fs.writeSync(outFd, line + '\n'); else process.stdout.write(`@@RESULT ${line}\n`);
+    const nul = r.choices.filter((c) => c.dest == null).length;
+    log(`[${done}/${nConn}] ${sc.name}: ${r.choices.length} connects (${nul} none) in ${r.seconds.toFixed(1)} s` +
+      `${r.stepErrors ? `, ${r.stepErrors.length} step errors: ${r.stepErrors[0].error}` : ''}` +
+      `${r.connectSeconds > 50 ? ' WARNING: longer than 50 s, SYN_RECV entries may have expired' : ''}`);
+  }
+  log(`all done in ${((Date.now() - tStart) / 1000).toFixed(1)} s`);
+  if (server) server.kill();
+  process.exit(0);
+})().catch((e) => { process.stdout.write(`# FATAL ${e.stack}\n`); if (server) server.kill(); process.exit(1); });
