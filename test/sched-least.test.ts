@@ -93,11 +93,19 @@ test("sed: inactive connections are invisible to it (why the kernel's SYN_RECV m
 test("fo: highest weight, earliest in list order on a tie, OVERLOAD fails over, weight 0 never", async () => {
   const { core, svc, ids, name } = await abc("fo", [4, 3, 4]);   // list C(4) B(3) A(4)
   assert.equal(run(core, svc, 3, "active", name), [3, 3, 3]);    // C and A tie at 4: C is earlier
+  core.setLoad(ids[2], 2, 0);
   core.editDest(svc, { addr: "10.1.0.3", port: 80, weight: 4, upperThreshold: 3 });
-  assert.equal(name(pick(core, svc, 1)), 3);           // threshold set but not yet reached
+  assert.equal(name(pick(core, svc, 1)), 3);           // threshold set but not yet reached (2 < 3)
   core.setLoad(ids[2], 3, 0);                                     // total 3 >= 3: OVERLOAD
   assert.ok(core.dest(ids[2]).overloaded);
   assert.equal(name(pick(core, svc, 2)), 1);           // A, the other weight 4
+  // a threshold edited down to the current load overloads at once (observed on 6.1 in the VM)
+  core.setLoad(ids[2], 1, 0);
+  assert.ok(!core.dest(ids[2]).overloaded);
+  core.editDest(svc, { addr: "10.1.0.3", port: 80, weight: 4, upperThreshold: 1 });
+  assert.ok(core.dest(ids[2]).overloaded);
+  core.editDest(svc, { addr: "10.1.0.3", port: 80, weight: 4, upperThreshold: 3 });   // raised: cleared
+  core.setLoad(ids[2], 3, 0);
   core.editDest(svc, { addr: "10.1.0.1", port: 80, weight: 0 });
   assert.equal(name(pick(core, svc, 3)), 2);           // B
   core.editDest(svc, { addr: "10.1.0.2", port: 80, weight: 0 });
@@ -381,6 +389,8 @@ function history(core: Core, sched: string, seed: number, steps: number, maxDest
       const [u, l] = rnd() < 0.5 ? thresholds() : [d.u, d.l];
       core.editDest(svc, { addr: d.addr, port: 80, weight: w, upperThreshold: u, lowerThreshold: l });
       if (u === 0 || u > d.u) d.ol = false;          // __ip_vs_update_dest
+      // and a threshold at or below the current load overloads at once (observed on 6.1 in the VM)
+      if (u !== 0 && ((d.active + d.inactive) >>> 0) >= u) d.ol = true;
       d.weight = w; d.u = u; d.l = l;
     } else if (r < 0.50) {
       what = "load";
