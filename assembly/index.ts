@@ -4,8 +4,9 @@
 import { AF_INET, OK, E_NO_SERVICE, E_NO_DEST, E_BAD_SETTING, DEST_F_OVERLOAD } from "./common";
 import {
   addService, editService, delService, flushServices, getService, lookupService, lookupFwmark,
-  addDest, editDest, delDest, serviceById,
+  addDest, editDest, delDest, serviceById, trashTick,
 } from "./service/service";
+export { hsiphashSelfTest } from "./hash/siphash";
 import { Dest, destById, destOf } from "./dest/dest";
 import { pkt } from "./packet/info";
 import { settings, SET_EXPIRE_NODEST_CONN, SET_EXPIRE_QUIESCENT_TEMPLATE, SET_CONN_REUSE_MODE,
@@ -198,6 +199,7 @@ export function connFlush(nowMs: f64): void { flushConns(<i64>nowMs); }
 export function advance(nowMs: f64): i32 {
   const now = <i64>nowMs;
   const freed = tableAdvance(now);
+  trashTick(now);
   for (let i = 0, n = serviceById.length; i < n; i++) {
     const s = unchecked(serviceById[i]);
     if (!s) continue;

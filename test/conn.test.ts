@@ -246,6 +246,24 @@ test("a deleted destination: its packets are dropped (expire_nodest_conn=0) or r
   }
 });
 
+test("the trash: a deleted destination is revived with its stats if re-added within 120 s of going idle", async () => {
+  const { c, svc } = await setup({ dests: [["10.1.0.1", 1], ["10.1.0.2", 1]] });
+  const r = c.packet("in", "tcp", "192.168.1.5", 5000, VIP, 80, { flags: SYN, now: 0 });
+  const d0 = c.conn(r.conn)!;
+  c.deleteDest(svc, d0.daddr, 8080);
+  c.advance(60000);                       // the SYN_RECV entry expires: the destination is unreferenced
+  assert.is(c.connStats().live, 0);
+  const again = c.addDest(svc, { addr: d0.daddr, port: 8080, weight: 5 });
+  assert.is(again, d0.destId, "the same destination object");
+  assert.is(c.dest(again).conns, 1n, "its stats survived");
+  assert.is(c.dest(again).weight, 5);
+  // deleted again and left alone: the trash timer (every 60 s) frees it once idle for 120 s
+  c.deleteDest(svc, d0.daddr, 8080);
+  for (let t = 120000; t <= 420000; t += 10000) c.advance(t);
+  const fresh = c.addDest(svc, { addr: d0.daddr, port: 8080, weight: 1 });
+  assert.is(c.dest(fresh).conns, 0n, "a new destination after the trash period");
+});
+
 test("upper threshold sets OVERLOAD at bind; it clears below 75% when no lower threshold", async () => {
   const c = await Core.load({ debug: true, connCapacity: 64 });
   const svc = c.addService({ proto: "tcp", addr: VIP, port: 80, scheduler: "rr" });

@@ -342,7 +342,7 @@ function history(core: Core, sched: string, seed: number, steps: number, maxDest
   const twosRng = new SplitMix(BigInt(seed) * 7919n + 1n);
   core.seedRandom(BigInt(seed) * 7919n + 1n);
   const list: M[] = [];
-  const deleted: string[] = [];
+  const deleted: M[] = [];
   let nextAddr = 1;
   // weights: many small ones (ties), some zeros, now and then a large one
   const weight = () => { const r = rnd(); return r < 0.15 ? 0 : r < 0.85 ? 1 + int(4) : r < 0.97 ? 1 + int(100) : 1 + int(65535); };
@@ -352,10 +352,17 @@ function history(core: Core, sched: string, seed: number, steps: number, maxDest
     return [u, rnd() < 0.5 ? 0 : int(u + 1)];
   };
   const count = () => { const r = rnd(); return r < 0.9 ? int(8) : r < 0.98 ? int(3000) : int(2 ** 32); };  // rarely: C int wrap
-  const add = (addr: string) => {
+  const add = (addr: string, old?: M) => {
     const w = weight(), [u, l] = thresholds();
     const id = core.addDest(svc, { addr, port: 80, weight: w, upperThreshold: u, lowerThreshold: l });
-    list.unshift({ id, addr, weight: w, u, l, active: 0, inactive: 0, ol: false });
+    if (old) {
+      // the kernel's trash revives the deleted destination itself, counters and all
+      assert.is(id, old.id);
+      if (u === 0 || u > old.u) old.ol = false;
+      old.weight = w; old.u = u; old.l = l;
+      if (u !== 0 && ((old.active + old.inactive) >>> 0) >= u) old.ol = true;
+      list.unshift(old);
+    } else list.unshift({ id, addr, weight: w, u, l, active: 0, inactive: 0, ol: false });
   };
   const scan = (): M | null => {
     switch (sched) {
@@ -374,14 +381,14 @@ function history(core: Core, sched: string, seed: number, steps: number, maxDest
     let what = "";
     if (list.length === 0 || (r < 0.12 && list.length < maxDests)) {
       if (list.length >= maxDests) { what = "none"; }
-      else if (deleted.length > 0 && rnd() < 0.4) { what = "re-add"; add(deleted.splice(int(deleted.length), 1)[0]); }
+      else if (deleted.length > 0 && rnd() < 0.4) { what = "re-add"; const old = deleted.splice(int(deleted.length), 1)[0]; add(old.addr, old); }
       else { what = "add"; const k = nextAddr++; add(`10.${1 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`); }
     } else if (r < 0.20) {
       what = "delete";
       const i = int(list.length), d = list[i];
       core.deleteDest(svc, d.addr, 80);
       list.splice(i, 1);
-      deleted.push(d.addr);
+      deleted.push(d);
     } else if (r < 0.32) {
       what = "edit";
       const d = list[int(list.length)];

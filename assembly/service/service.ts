@@ -186,14 +186,17 @@ export function delService(id: i32): i32 {
   s.sched = null;
   // every destination is unlinked; those still referenced by connections stay in the registry
   const ds = s.dests;
-  for (let i = 0, n = ds.length; i < n; i++) {
-    const d = unchecked(ds[i]);
-    retireDest(d);
-    d.svcId = -1;
-  }
+  for (let i = 0, n = ds.length; i < n; i++) retireDest(unchecked(ds[i]));
+  for (let i = 0, n = ds.length; i < n; i++) s.trash.push(unchecked(ds[i]));
   s.dests = new Array<Dest>();
-  for (let i = 0, n = s.trash.length; i < n; i++) unchecked(s.trash[i]).svcId = -1;
+  // nothing can revive these now: unreferenced ones go at once, the rest with their last connection
+  const t = s.trash;
   s.trash = new Array<Dest>();
+  for (let i = 0, n = t.length; i < n; i++) {
+    const d = unchecked(t[i]);
+    d.svcId = -1;
+    if (d.refs <= 0) { dropFromTrash(d); releaseDest(d); }
+  }
   unhashService(s);
   unchecked(serviceById[id] = null);
   freeServiceIds.push(id);
@@ -240,7 +243,7 @@ export function addDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32,
   const trash = s.trash;
   for (let i = 0, n = trash.length; i < n; i++) {
     const t = unchecked(trash[i]);
-    if (t.sameAddr(af, a0, a1, a2, a3, port)) { d = t; trash.splice(i, 1); break; }
+    if (t.sameAddr(af, a0, a1, a2, a3, port)) { d = t; trash.splice(i, 1); trashAll.splice(trashAll.indexOf(t), 1); break; }
   }
   if (!d) {
     d = new Dest();
@@ -280,10 +283,42 @@ export function editDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32
   return d.id;
 }
 
-// A destination leaves its service's list: unavailable from now on, kept while connections use it.
+// A destination leaves its service's list: unavailable from now on. Like the kernel's dest_trash it is
+// kept (so a quick re-add revives it with its connections, stats and last_weight) until it has been
+// unreferenced for TRASH_PERIOD_MS, checked every TRASH_CHECK_MS.
+const TRASH_PERIOD_MS: i64 = 120000;   // IP_VS_DEST_TRASH_PERIOD
+const TRASH_CHECK_MS: i64 = 60000;     // the trash timer runs every half period
+const trashAll = new Array<Dest>();
+let trashNextCheck: i64 = -1;
+
 function retireDest(d: Dest): void {
   d.flags &= ~DEST_F_AVAILABLE;
-  if (d.refs <= 0) releaseDest(d);
+  d.idleSince = -1;
+  trashAll.push(d);
+}
+
+function dropFromTrash(d: Dest): void {
+  const i = trashAll.indexOf(d);
+  if (i >= 0) trashAll.splice(i, 1);
+  const s = getService(d.svcId);
+  if (s) {
+    const j = s.trash.indexOf(d);
+    if (j >= 0) s.trash.splice(j, 1);
+  }
+}
+
+// The trash timer (ip_vs_dest_trash_expire), run from the core's advance().
+export function trashTick(now: i64): void {
+  if (trashAll.length == 0) { trashNextCheck = -1; return; }
+  if (trashNextCheck < 0) { trashNextCheck = now + TRASH_CHECK_MS; return; }
+  if (now < trashNextCheck) return;
+  trashNextCheck = now + TRASH_CHECK_MS;
+  for (let i = trashAll.length - 1; i >= 0; i--) {
+    const d = unchecked(trashAll[i]);
+    if (d.refs > 0) { d.idleSince = -1; continue; }
+    if (d.idleSince < 0) { d.idleSince = now; continue; }
+    if (now - d.idleSince >= TRASH_PERIOD_MS) { dropFromTrash(d); releaseDest(d); }
+  }
 }
 
 export function delDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): i32 {
@@ -298,17 +333,14 @@ export function delDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32,
   const sched = s.sched;
   if (sched) sched.delDest(s, d);
   retireDest(d);
-  if (d.id >= 0) s.trash.push(d);
+  s.trash.push(d);
   return OK;
 }
 
-// The last reference to a deleted destination is gone: drop it from its service's trash.
+// The last reference to a deleted destination is gone. One whose service is gone cannot be revived, so
+// it goes now; one in its service's trash waits for the trash timer.
 export function destUnreferenced(d: Dest): void {
-  if (d.available()) return;
-  const s = getService(d.svcId);
-  if (s) {
-    const i = s.trash.indexOf(d);
-    if (i >= 0) s.trash.splice(i, 1);
-  }
+  if (d.available() || d.svcId >= 0) return;
+  dropFromTrash(d);
   releaseDest(d);
 }
