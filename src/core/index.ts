@@ -1,7 +1,5 @@
 // The only owner of WASM memory: loads build/core.wasm and offers a typed API over its exports.
 // Configuration calls cross the boundary once each; hot paths (packet batches) cross once per batch.
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { check, WasmvsError } from "./errors.ts";
 import { AF_INET, AF_INET6, afOf, addrBytes, formatAddr } from "./addr.ts";
 
@@ -92,12 +90,11 @@ export interface ConnInfo {
 
 type Exports = Record<string, any> & { memory: WebAssembly.Memory };
 
-const buildDir = fileURLToPath(new URL("../../build/", import.meta.url));
-
 const compiled = new Map<boolean, WebAssembly.Module>();
 
+// Node only; the browser (src/ui) fetches the same core.wasm and calls Core.fromBytes.
 export function wasmPath(debug = false): string {
-  return buildDir + (debug ? "core.debug.wasm" : "core.wasm");
+  return decodeURIComponent(new URL(`../../build/${debug ? "core.debug.wasm" : "core.wasm"}`, import.meta.url).pathname);
 }
 
 export class Core {
@@ -111,11 +108,12 @@ export class Core {
 
   // Loads build/core.wasm (run `npm run build` first); WASMVS_DEBUG=1 picks the checked debug build.
   static async load(opts: { debug?: boolean; connCapacity?: number } = {}): Promise<Core> {
-    const debug = opts.debug ?? process.env.WASMVS_DEBUG === "1";
+    const debug = opts.debug ?? (typeof process !== "undefined" && process.env.WASMVS_DEBUG === "1");
     let mod = compiled.get(debug);
     if (!mod) {
       let bytes: Uint8Array<ArrayBuffer>;
       try {
+        const { readFileSync } = await import("node:fs");
         bytes = new Uint8Array(readFileSync(wasmPath(debug)));
       } catch {
         throw new Error(`${wasmPath(debug)} is missing: run 'npm run build${debug ? ":debug" : ""}' first`);
