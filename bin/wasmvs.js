@@ -3,5 +3,7 @@
 import { register } from "tsx/esm/api";
 
 register();
+// a closed pipe (wasmvs ... | head) ends the output quietly, as other CLIs do
+process.stdout.on("error", (e) => { if (e.code === "EPIPE") process.exit(0); throw e; });
 const { main } = await import("../src/cli/main.ts");
 process.exitCode = await main(process.argv.slice(2));
