@@ -6,7 +6,7 @@ import {
   AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_IP, SVC_F_ONEPACKET, FWD_MASQ, FWD_FULLNAT,
 } from "../common";
 import { Dest, destOf } from "../dest/dest";
-import { Service, lookupService, lookupFwmark, getService } from "../service/service";
+import { Service, lookupService, lookupFwmark, getService, serviceById } from "../service/service";
 import { pkt } from "../packet/info";
 import { settings } from "../settings";
 import {
@@ -34,6 +34,7 @@ export const DROP_PORT_MISMATCH: i32 = 5;    // non-persistent port-0 / mismatch
 export const DROP_NO_LOCAL_PORT: i32 = 6;    // full-NAT found no free local port
 
 export let resultConn: i32 = -1;
+export let resultDest: i32 = -1;              // kept even when a one-packet entry is freed at once
 export let dropReason: i32 = 0;
 export let lastNewConn: bool = false;         // the last inbound() created a connection
 
@@ -43,7 +44,7 @@ let snat6_0: u32 = 0, snat6_1: u32 = 0, snat6_2: u32 = 0, snat6_3: u32 = 0;
 export function setSnat4(a: u32): void { snat4 = a; }
 export function setSnat6(a0: u32, a1: u32, a2: u32, a3: u32): void { snat6_0 = a0; snat6_1 = a1; snat6_2 = a2; snat6_3 = a3; }
 
-@inline function drop(reason: i32): i32 { dropReason = reason; resultConn = -1; return V_DROP; }
+@inline function drop(reason: i32): i32 { dropReason = reason; resultConn = -1; resultDest = -1; return V_DROP; }
 
 // The protocol state transition for one packet in a direction, with its counters and timeout.
 export function transition(i: u32, dir: i32, now: i64): void {
@@ -74,18 +75,19 @@ export function transition(i: u32, dir: i32, now: i64): void {
   }
 }
 
-function countIn(d: Dest, len: u32): void {
+// per-packet stats; an available destination always has a live service (d.svcId is valid)
+@inline function countIn(d: Dest, len: u32): void {
   if (!d.available()) return;
   d.inPkts++; d.inBytes += len;
-  const s = getService(d.svcId);
-  if (s) { s.inPkts++; s.inBytes += len; }
+  const s = changetype<Service>(unchecked(serviceById[d.svcId]));
+  s.inPkts++; s.inBytes += len;
 }
 
-function countOut(d: Dest, len: u32): void {
+@inline function countOut(d: Dest, len: u32): void {
   if (!d.available()) return;
   d.outPkts++; d.outBytes += len;
-  const s = getService(d.svcId);
-  if (s) { s.outPkts++; s.outBytes += len; }
+  const s = changetype<Service>(unchecked(serviceById[d.svcId]));
+  s.outPkts++; s.outBytes += len;
 }
 
 function isNewConn(): bool {
@@ -266,6 +268,7 @@ export function inbound(len: u32, now: i64): i32 {
   transition(i, DIR_INPUT, now);
   store<u32>(e, load<u32>(e, O_INPKTS) + 1, O_INPKTS);
   resultConn = c;
+  resultDest = d.id;
   // one-packet entries are never hashed and go as soon as their packet is through
   if (load<u32>(e, O_FLAGS) & CF_ONE_PACKET) {
     // the caller reads the entry before the next packet; it is freed now but left intact in memory
@@ -284,5 +287,6 @@ export function outbound(len: u32, now: i64): i32 {
   if (id >= 0) countOut(destOf(id), len);
   transition(i, DIR_OUTPUT, now);
   resultConn = c;
+  resultDest = id;
   return V_FORWARD;
 }

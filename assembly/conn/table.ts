@@ -145,6 +145,22 @@ export function lookupOut(af: i32, proto: i32, s0: u32, s1: u32, s2: u32, s3: u3
   return -1;
 }
 
+// Batch pre-pass helpers: load the bucket head (and the head entry's first line) for a key and nothing
+// more, so the main pass finds them in cache. Return a value so the loads are not optimised away.
+export function touchIn(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32,
+                        v0: u32, v1: u32, v2: u32, v3: u32, vport: u32): u32 {
+  const h = hash6(<u32>proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport) & bucketMask;
+  const n = load<u32>(inBuckets + (<usize>h << 2));
+  return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
+}
+
+export function touchOut(proto: i32, s0: u32, s1: u32, s2: u32, s3: u32, sport: u32,
+                         d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): u32 {
+  const h = hash6(<u32>proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport) & bucketMask;
+  const n = load<u32>(outBuckets + (<usize>h << 2));
+  return n != 0 ? <u32>load<u16>(E(n - 1), O_DPORT) : 0;
+}
+
 function hashIn(i: u32): void {
   const e = E(i);
   const h = hash6(load<u8>(e, O_PROTO), load<u32>(e, O_CADDR), load<u32>(e, O_CADDR + 4), load<u32>(e, O_CADDR + 8),

@@ -1,0 +1,314 @@
+// The packet path for one packet in memory: parse IPv4/IPv6 + TCP/UDP/SCTP into `pkt`, run the decision
+// half (conn/in.ts inbound()/outbound()), then rewrite the bytes per the connection's forwarding method
+// with incremental checksum updates. No allocation, no I/O; every byte access goes through the
+// bounds-asserted helpers below, so the debug build traps on any access outside [0, len) of the packet
+// (the release build compiles the asserts out; the parser's own length checks are what keep it inside).
+//
+// Decisions (see also docs in src/core/packets.ts):
+// - IPv4 options are honoured through IHL; the header checksum is verified (the kernel's ip_rcv drops a
+//   bad one before IPVS sees it). Fragments (MF or offset) are dropped: the kernel defragments first.
+// - Bytes after the IPv4 total length / IPv6 payload length (link-layer padding) are ignored, as the
+//   kernel trims the skb to the IP length; a packet shorter than its IP length is dropped.
+// - IPv6 extension headers: hop-by-hop (first only), routing with segments left 0 and destination
+//   options are walked (at most 8); a fragment header drops (fragment); AH, mobility, HIP, shim6, the
+//   experimental 253/254 and a routing header with segments left > 0 (its final destination would be in
+//   the pseudo-header) drop as unsupported; any other next header (ICMPv6, ESP, no-next-header) is not ours.
+// - TTL / hop limit: as ip_vs_xmit.c's decrement_ttl() called from __ip_vs_get_out_rt(): inbound packets
+//   forwarded by NAT, full-NAT, DR or tunnel get TTL-1 (TTL <= 1: dropped, the kernel sends ICMP time
+//   exceeded), LOCAL does not (the route is local). Replies reach IPVS in the FORWARD hook after
+//   ip_forward() has already checked and decremented the TTL, so replies are checked before the lookup
+//   and decremented when ours. packetSetTtlMode(0) turns this off.
+// - L4 checksums are not verified (IPVS only checks them when an application helper is bound); they are
+//   updated incrementally, UDP over IPv4 with checksum 0 stays 0, a UDP result of 0 is sent as 0xffff
+//   (CSUM_MANGLED_0), and IPv6 UDP with checksum 0 is dropped (RFC 8200 §8.1: receivers discard it).
+// - SCTP: the CRC32c is recomputed over the whole SCTP packet when a port changes (sctp_nat_csum); the
+//   CRC has no pseudo-header, so address-only changes leave it as is.
+import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, FWD_MASQ, FWD_FULLNAT, FWD_LOCALNODE } from "../common";
+import { pkt } from "./info";
+import { inbound, outbound, resultConn, resultDest, dropReason, lastNewConn, V_NOT_OURS, V_FORWARD, V_DROP } from "../conn/in";
+import { touchIn, touchOut, E, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR, O_CPORT, O_VPORT, O_DPORT, O_LPORT } from "../conn/table";
+import { fold, delta32, delta16, csumApply, crc32cSkip } from "./csum";
+
+// Parse and path drop reasons (1..6 are conn/in.ts's)
+export const R_TRUNCATED: i32 = 16;          // too short for a header it claims or needs
+export const R_BAD_VERSION: i32 = 17;        // IP version neither 4 nor 6
+export const R_BAD_IHL: i32 = 18;            // IPv4 IHL < 5 or beyond the packet
+export const R_BAD_TOTAL_LENGTH: i32 = 19;   // IPv4 total length < IHL or > packet; IPv6 payload beyond packet
+export const R_BAD_IP_CSUM: i32 = 20;        // IPv4 header checksum wrong
+export const R_FRAGMENT: i32 = 21;           // IPv4 MF/offset, IPv6 fragment header
+export const R_BAD_EXT_HDR: i32 = 22;        // unsupported / misplaced / too many IPv6 extension headers
+export const R_BAD_TCP_DOFF: i32 = 23;       // TCP data offset < 5 or beyond the segment
+export const R_BAD_UDP_LENGTH: i32 = 24;     // UDP length < 8 or beyond the datagram
+export const R_UDP6_ZERO_CSUM: i32 = 25;     // IPv6 UDP with checksum 0
+export const R_TTL_EXCEEDED: i32 = 26;       // TTL / hop limit <= 1 on a forwarded packet
+export const R_BAD_DESCRIPTOR: i32 = 27;     // descriptor outside the batch area or bad direction
+export const R_LAST: i32 = 28;
+
+export const MAX_EXT_HDRS: i32 = 8;
+export const FWD_NONE: u32 = 255;
+
+// result flags
+export const RF_NEW: u32 = 1;        // the packet created its connection
+export const RF_REWRITTEN: u32 = 2;  // bytes were changed
+
+// ---- the current packet: [pb, pb+pl) ------------------------------------------------------------------
+export let pb: usize = 0;
+export let pl: u32 = 0;
+
+// results of the last handlePacket()
+export let rReason: i32 = 0;
+export let rConn: i32 = -1;
+export let rDest: i32 = -1;
+export let rFwd: u32 = FWD_NONE;
+export let rFlags: u32 = 0;
+export let rL4: u32 = 0;
+export let rProto: u32 = 0;
+export let rVer: u32 = 0;
+
+// 1: kernel TTL handling (default), 0: leave TTL / hop limit alone
+export let ttlMode: i32 = 1;
+export function setTtlMode(m: i32): void { ttlMode = m; }
+
+// bounds-asserted raw access (little-endian loads; ld/st16be for numbers on the wire)
+@inline function ld8(o: u32): u32 { assert(<u64>o + 1 <= <u64>pl); return <u32>load<u8>(pb + <usize>o); }
+@inline function ld16(o: u32): u32 { assert(<u64>o + 2 <= <u64>pl); return <u32>load<u16>(pb + <usize>o); }
+@inline function ld32(o: u32): u32 { assert(<u64>o + 4 <= <u64>pl); return load<u32>(pb + <usize>o); }
+@inline function be16(o: u32): u32 { return <u32>bswap<u16>(<u16>ld16(o)); }
+@inline function st8(o: u32, v: u32): void { assert(<u64>o + 1 <= <u64>pl); store<u8>(pb + <usize>o, <u8>v); }
+@inline function st16(o: u32, v: u32): void { assert(<u64>o + 2 <= <u64>pl); store<u16>(pb + <usize>o, <u16>v); }
+@inline function st32(o: u32, v: u32): void { assert(<u64>o + 4 <= <u64>pl); store<u32>(pb + <usize>o, v); }
+// a connection port (host order u16) as it sits on the wire, loaded little-endian
+@inline function wirePort(e: usize, off: usize): u32 { return <u32>bswap<u16>(load<u16>(e + off)); }
+
+@inline function fail(reason: i32): i32 { rReason = reason; return V_DROP; }
+
+// Replaces the 16-byte IPv6 address at packet offset o by the connection's address at e+eo; returns the
+// checksum delta.
+@inline function repl6(o: u32, a: usize): u64 {
+  const o0 = ld32(o), o1 = ld32(o + 4), o2 = ld32(o + 8), o3 = ld32(o + 12);
+  const n0 = bswap<u32>(load<u32>(a)), n1 = bswap<u32>(load<u32>(a, 4));
+  const n2 = bswap<u32>(load<u32>(a, 8)), n3 = bswap<u32>(load<u32>(a, 12));
+  st32(o, n0); st32(o + 4, n1); st32(o + 8, n2); st32(o + 12, n3);
+  return delta32(o0, n0) + delta32(o1, n1) + delta32(o2, n2) + delta32(o3, n3);
+}
+@inline function repl4(o: u32, a: usize): u64 {
+  const o3 = ld32(o);
+  const n3 = bswap<u32>(load<u32>(a, 12));
+  st32(o, n3);
+  return delta32(o3, n3);
+}
+
+// Parses, decides and rewrites the packet at [pb, pb+pl). Returns the verdict; r* hold the rest.
+export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
+  rReason = 0; rConn = -1; rDest = -1; rFwd = FWD_NONE; rFlags = 0; rL4 = 0; rProto = 0; rVer = 0;
+  const len = pl;
+  if (len < 1) return fail(R_TRUNCATED);
+  const b0 = ld8(0);
+  const ver = b0 >> 4;
+  rVer = ver;
+  let l4: u32 = 0, end: u32 = 0, proto: u32 = 0;
+  if (ver == 4) {
+    if (len < 20) return fail(R_TRUNCATED);
+    const ihl = (b0 & 15) << 2;
+    if (ihl < 20 || ihl > len) return fail(R_BAD_IHL);
+    const tot = be16(2);
+    if (tot < ihl || tot > len) return fail(R_BAD_TOTAL_LENGTH);
+    let s: u64 = <u64>ld32(0) + <u64>ld32(4) + <u64>ld32(8) + <u64>ld32(12) + <u64>ld32(16);
+    for (let o: u32 = 20; o < ihl; o += 4) s += <u64>ld32(o);
+    if (fold(s) != 0xffff) return fail(R_BAD_IP_CSUM);
+    proto = ld8(9);
+    rProto = proto;
+    if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return V_NOT_OURS;
+    if ((be16(6) & 0x3fff) != 0) return fail(R_FRAGMENT);
+    pkt.af = AF_INET;
+    pkt.s0 = 0; pkt.s1 = 0; pkt.s2 = 0; pkt.s3 = bswap<u32>(ld32(12));
+    pkt.d0 = 0; pkt.d1 = 0; pkt.d2 = 0; pkt.d3 = bswap<u32>(ld32(16));
+    l4 = ihl; end = tot;
+  } else if (ver == 6) {
+    if (len < 40) return fail(R_TRUNCATED);
+    end = 40 + be16(4);
+    if (end > len) return fail(R_BAD_TOTAL_LENGTH);
+    let nh = ld8(6);
+    let off: u32 = 40;
+    let n = 0;
+    while (nh != IPPROTO_TCP && nh != IPPROTO_UDP && nh != IPPROTO_SCTP) {
+      if (nh == 0 || nh == 43 || nh == 60) {
+        if ((nh == 0 && off != 40) || ++n > MAX_EXT_HDRS) { rProto = nh; return fail(R_BAD_EXT_HDR); }
+        if (off + 8 > end) { rProto = nh; return fail(R_TRUNCATED); }
+        const hl = (ld8(off + 1) + 1) << 3;
+        if (off + hl > end) { rProto = nh; return fail(R_TRUNCATED); }
+        if (nh == 43 && ld8(off + 3) != 0) { rProto = nh; return fail(R_BAD_EXT_HDR); }
+        nh = ld8(off);
+        off += hl;
+        continue;
+      }
+      rProto = nh;
+      if (nh == 44) return fail(R_FRAGMENT);
+      if (nh == 51 || nh == 135 || nh == 139 || nh == 140 || nh == 253 || nh == 254) return fail(R_BAD_EXT_HDR);
+      return V_NOT_OURS;
+    }
+    proto = nh; rProto = nh;
+    l4 = off;
+    pkt.af = AF_INET6;
+    pkt.s0 = bswap<u32>(ld32(8)); pkt.s1 = bswap<u32>(ld32(12)); pkt.s2 = bswap<u32>(ld32(16)); pkt.s3 = bswap<u32>(ld32(20));
+    pkt.d0 = bswap<u32>(ld32(24)); pkt.d1 = bswap<u32>(ld32(28)); pkt.d2 = bswap<u32>(ld32(32)); pkt.d3 = bswap<u32>(ld32(36));
+  } else {
+    return fail(R_BAD_VERSION);
+  }
+  rL4 = l4;
+  const l4len = end - l4;
+  let flags: u32 = 0;
+  if (proto == IPPROTO_TCP) {
+    if (l4len < 20) return fail(R_TRUNCATED);
+    const doff = (ld8(l4 + 12) >> 4) << 2;
+    if (doff < 20 || doff > l4len) return fail(R_BAD_TCP_DOFF);
+    flags = ld8(l4 + 13);
+  } else if (proto == IPPROTO_UDP) {
+    if (l4len < 8) return fail(R_TRUNCATED);
+    const ul = be16(l4 + 4);
+    if (ul < 8 || ul > l4len) return fail(R_BAD_UDP_LENGTH);
+    if (ver == 6 && ld16(l4 + 6) == 0) return fail(R_UDP6_ZERO_CSUM);
+  } else {
+    // SCTP: common header (12) + at least one chunk header (4). The deciding chunk is the first, but a
+    // COOKIE ECHO / COOKIE ACK directly followed by an ABORT counts as the ABORT (set_sctp_state).
+    if (l4len < 16) return fail(R_TRUNCATED);
+    flags = ld8(l4 + 12);
+    if (flags == 10 || flags == 11) {
+      const cl = be16(l4 + 14);
+      if (cl >= 4) {
+        const nx = l4 + 12 + ((cl + 3) & ~3);
+        if (nx + 4 <= end && ld8(nx) == 6) flags = 6;
+      }
+    }
+  }
+  pkt.proto = <i32>proto;
+  pkt.sport = be16(l4);
+  pkt.dport = be16(l4 + 2);
+  pkt.mark = mark;
+  pkt.tcpFlags = flags;
+
+  // replies: ip_forward() checks the TTL before the FORWARD hook where IPVS sees them
+  if (dir != 0 && ttlMode != 0 && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
+
+  const v = dir == 0 ? inbound(end, now) : outbound(end, now);
+  rConn = resultConn;
+  if (v == V_NOT_OURS) return v;
+  if (v == V_DROP) {
+    rReason = dropReason;
+    if (resultConn >= 0) {
+      const e = E(<u32>resultConn);
+      rFwd = load<u32>(e, O_FLAGS) & 7; rDest = load<i32>(e, O_DEST);
+    }
+    return v;
+  }
+  const e = E(<u32>resultConn);
+  const fwd = load<u32>(e, O_FLAGS) & 7;
+  rFwd = fwd;
+  rDest = resultDest;
+  if (dir == 0 && lastNewConn) rFlags |= RF_NEW;
+
+  // TTL / hop limit (inbound: decrement_ttl in __ip_vs_get_out_rt, not for a local destination)
+  const ttlOff: u32 = ver == 4 ? 8 : 7;
+  const decTtl = ttlMode != 0 && (dir != 0 || fwd != FWD_LOCALNODE);
+  if (decTtl && ld8(ttlOff) <= 1) return fail(R_TTL_EXCEEDED);
+
+  const nat = fwd == FWD_MASQ || fwd == FWD_FULLNAT;
+  if (!nat) {
+    if (decTtl) {
+      if (ver == 4) {
+        const o = ld16(8);
+        st16(8, o - 1);   // TTL is the low byte of the little-endian word; it is >= 2 here
+        st16(10, csumApply(ld16(10), delta16(o, o - 1)));
+      } else {
+        st8(7, ld8(7) - 1);
+      }
+      rFlags |= RF_REWRITTEN;
+    }
+    return V_FORWARD;
+  }
+
+  // NAT: addresses and ports
+  let ad: u64 = 0;          // address delta (IPv4 header and the pseudo-header)
+  let pd: u64 = 0;          // port delta
+  let portsChanged = false;
+  const full = fwd == FWD_FULLNAT;
+  // offsets of the source/destination address in the header
+  const so: u32 = ver == 4 ? 12 : 8;
+  const dso: u32 = ver == 4 ? 16 : 24;
+  let ns: u32 = 0, nd: u32 = 0;   // new source / destination port on the wire
+  let rs = false, rd = false;     // which side changes
+  let sa: usize = 0, da: usize = 0;
+  if (dir == 0) {
+    // client -> service: destination -> daddr:dport; full-NAT also source -> laddr:lport
+    rd = true; da = e + O_DADDR; nd = wirePort(e, O_DPORT);
+    if (full) { rs = true; sa = e + O_LADDR; ns = wirePort(e, O_LPORT); }
+  } else {
+    // server -> client: source -> vaddr:vport; full-NAT also destination -> caddr:cport
+    rs = true; sa = e + O_VADDR; ns = wirePort(e, O_VPORT);
+    if (full) { rd = true; da = e + O_CADDR; nd = wirePort(e, O_CPORT); }
+  }
+  if (ver == 4) {
+    if (rs) ad += repl4(so, sa);
+    if (rd) ad += repl4(dso, da);
+  } else {
+    if (rs) ad += repl6(so, sa);
+    if (rd) ad += repl6(dso, da);
+  }
+  if (rs) {
+    const op = ld16(l4);
+    if (op != ns) { st16(l4, ns); pd += delta16(op, ns); portsChanged = true; }
+  }
+  if (rd) {
+    const op = ld16(l4 + 2);
+    if (op != nd) { st16(l4 + 2, nd); pd += delta16(op, nd); portsChanged = true; }
+  }
+  // L4 checksum
+  if (proto == IPPROTO_TCP) {
+    st16(l4 + 16, csumApply(ld16(l4 + 16), ad + pd));
+  } else if (proto == IPPROTO_UDP) {
+    const c = ld16(l4 + 6);
+    if (c != 0) {
+      const nc = csumApply(c, ad + pd);
+      st16(l4 + 6, nc == 0 ? 0xffff : nc);
+    }
+  } else if (portsChanged) {
+    assert(<u64>end <= <u64>pl && l4 + 12 <= end);
+    st32(l4 + 8, crc32cSkip(pb + <usize>l4, l4len, 8));
+  }
+  // IP header: TTL and checksum (IPv6 has neither checksum nor TTL in the pseudo-header)
+  if (ver == 4) {
+    let hd = ad;
+    if (decTtl) { const o = ld16(8); st16(8, o - 1); hd += delta16(o, o - 1); }
+    st16(10, csumApply(ld16(10), hd));
+  } else if (decTtl) {
+    st8(7, ld8(7) - 1);
+  }
+  rFlags |= RF_REWRITTEN;
+  return V_FORWARD;
+}
+
+// A batch pre-pass for large tables: looks each packet's connection up (result unused) so that the cache
+// misses of many packets overlap instead of being paid one after another in the main pass. Parses only
+// the plain header (IPv4 with options, IPv6 without extension headers), within the same bounds rules.
+export function prefetchPacket(dir: u32): i32 {
+  const len = pl;
+  if (len < 24) return 0;
+  const b0 = ld8(0);
+  let s0: u32 = 0, s1: u32 = 0, s2: u32 = 0, s3: u32 = 0, d0: u32 = 0, d1: u32 = 0, d2: u32 = 0, d3: u32 = 0;
+  let l4: u32 = 0, proto: u32 = 0, af: i32 = AF_INET;
+  if ((b0 >> 4) == 4) {
+    l4 = (b0 & 15) << 2;
+    if (l4 < 20 || l4 + 4 > len) return 0;
+    proto = ld8(9);
+    s3 = bswap<u32>(ld32(12)); d3 = bswap<u32>(ld32(16));
+  } else if ((b0 >> 4) == 6) {
+    if (len < 44) return 0;
+    proto = ld8(6); l4 = 40; af = AF_INET6;
+    s0 = bswap<u32>(ld32(8)); s1 = bswap<u32>(ld32(12)); s2 = bswap<u32>(ld32(16)); s3 = bswap<u32>(ld32(20));
+    d0 = bswap<u32>(ld32(24)); d1 = bswap<u32>(ld32(28)); d2 = bswap<u32>(ld32(32)); d3 = bswap<u32>(ld32(36));
+  } else return 0;
+  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return 0;
+  const sp = be16(l4), dp = be16(l4 + 2);
+  return <i32>(dir == 0 ? touchIn(<i32>proto, s0, s1, s2, s3, sp, d0, d1, d2, d3, dp)
+                        : touchOut(<i32>proto, s0, s1, s2, s3, sp, d0, d1, d2, d3, dp));
+}
