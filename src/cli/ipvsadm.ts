@@ -1,0 +1,261 @@
+// `wasmvs -A/-E/-D/-C/-a/-e/-d/-L/-l/-Z/-S/-R/--set ...`: ipvsadm 1.31's command line against any
+// IpvsTarget (kernel IPVS over netlink, or the userspace proxy). Same flags, same output byte for byte, same
+// messages and exit statuses where ipvsadm has them; a rule the validator refuses is refused before anything
+// changes, with a message naming the field.
+import { readFileSync } from "node:fs";
+import type { IpvsTarget, ServiceStatus } from "../model/target.ts";
+import type { RealServer, VirtualService } from "../model/types.ts";
+import { serviceKey } from "../model/types.ts";
+import { type IpvsadmCommand, IpvsadmError, parseIpvsadm, restoreLineWords } from "../model/ipvsadm.ts";
+import { formatConnections, formatList, formatListService, formatSave, formatTimeouts } from "../model/format.ts";
+import { type NameResolver, filesResolver, numericResolver } from "../model/names.ts";
+import { type Problem, formatProblems, validateRealServer, validateService } from "../model/validate.ts";
+import { canonicalAddr } from "../model/inet.ts";
+
+export interface Sink { write(s: string): unknown }
+export interface RunOptions {
+  program?: string;                   // in ipvsadm's messages ("Try `wasmvs -h' ..."); default "wasmvs"
+  stdin?: () => Promise<string>;      // for -R (default: process.stdin)
+  resolver?: NameResolver;            // names for -L/-S without -n and "host:service" input (default: /etc files)
+  version?: string;                   // for -v
+}
+
+export function wasmvsIpvsadmUsage(program = "wasmvs"): string {
+  const p = program;
+  return `${p}: ipvsadm 1.31's commands, for kernel IPVS or the wasmvs proxy
+Usage:
+  ${p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
+  ${p} -D virtual-service
+  ${p} -C
+  ${p} -R
+  ${p} -S [-n]
+  ${p} -a|e virtual-service -r server-address [options]
+  ${p} -d virtual-service -r server-address
+  ${p} -L|l [virtual-service] [options]
+  ${p} -Z [virtual-service]
+  ${p} --set tcp tcpfin udp
+  ${p} -h
+
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add virtual service with options
+  --edit-service    -E        edit virtual service with options
+  --delete-service  -D        delete virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin
+  --save            -S        save rules to stdout
+  --add-server      -a        add real server with options
+  --edit-server     -e        edit real server with options
+  --delete-server   -d        delete real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero counters in a service or all services
+  --set tcp tcpfin udp        set connection timeout values
+  --help            -h        display this help message
+
+virtual-service:
+  --tcp-service|-t  service-address   service-address is host[:port]
+  --udp-service|-u  service-address   service-address is host[:port]
+  --sctp-service    service-address   service-address is host[:port]
+  --fwmark-service|-f fwmark          fwmark is an integer greater than zero
+
+Options:
+  --ipv6         -6                   fwmark entry uses IPv6
+  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos,
+                                      the default scheduler is wlc.
+  --pe            engine              alternate persistence engine may be sip,
+                                      not set by default.
+  --persistent   -p [timeout]         persistent service
+  --netmask      -M netmask           persistent granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --tun-type      type                one of ipip|gue|gre,
+                                      the default tunnel type is ipip.
+  --tun-port      port                tunnel destination port
+  --tun-nocsum                        tunnel encapsulation without checksum
+  --tun-csum                          tunnel encapsulation with checksum
+  --tun-remcsum                       tunnel encapsulation with remote checksum
+  --weight       -w weight            capacity of real server (0..65535)
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --connection   -c                   output of current IPVS connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --exact                             expand numbers (display exact values)
+  --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info
+  --tun-info                          output of tunnel information
+  --nosort                            disable sorting output of service/server entries
+  --sort                              does nothing, for backwards compatibility
+  --ops          -o                   one-packet scheduling
+  --numeric      -n                   numeric output of addresses and ports
+  --sched-flags  -b flags             scheduler flags (comma-separated)
+
+Differences from ipvsadm: names come from /etc/hosts and /etc/services only (no DNS); weights above
+65535 and non-contiguous netmasks (-M 24 is 0.0.0.24) are refused; fwmarks that ipvsadm -S prints as
+negative numbers are read back; the connection sync daemon is not supported.
+`;
+}
+
+// ipvs_strerror: the message libipvs gives for an errno in the context of the failed call
+const ERRNO: Record<string, number> = { EPERM: 1, ENOENT: 2, ESRCH: 3, ENOMEM: 12, EEXIST: 17, EINVAL: 22, ERANGE: 34, EMSGSIZE: 90, ENOPROTOOPT: 92, EOPNOTSUPP: 95, EAFNOSUPPORT: 97 };
+const STRERROR: Record<number, string> = { 34: "Numerical result out of range", 16: "Device or resource busy", 19: "No such device", 110: "Connection timed out" };
+export function ipvsStrerror(kind: IpvsadmCommand["kind"] | "list", e: unknown): string {
+  const any = e as { code?: unknown; errno?: unknown; message?: string };
+  let n: number | undefined;
+  if (typeof any?.errno === "number") n = Math.abs(any.errno);
+  else if (typeof any?.code === "string" && any.code in ERRNO) n = ERRNO[any.code];
+  else if (typeof any?.code === "number") n = Math.abs(any.code);
+  if (n === undefined) return any?.message ?? String(e);
+  const ctx: Record<string, Record<number, string>> = {
+    "add-service": { 17: "Service already exists", 2: "Scheduler or persistence engine not found" },
+    "edit-service": { 3: "No such service", 2: "Scheduler or persistence engine not found" },
+    "delete-service": { 3: "No such service" }, zero: { 3: "No such service" },
+    "add-server": { 3: "Service not defined", 17: "Destination already exists" },
+    "edit-server": { 3: "Service not defined", 2: "No such destination" },
+    "delete-server": { 3: "Service not defined", 2: "No such destination" },
+    list: { 3: "No such service" },
+  };
+  const any2: Record<number, string> = {
+    1: "Permission denied (you must be root)", 22: "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+    92: "Protocol not available", 12: "Memory allocation problem", 95: "Operation not supported with IPv6",
+    97: "Operation not supported with specified address family", 90: "Module is wrong version",
+  };
+  return ctx[kind]?.[n] ?? any2[n] ?? STRERROR[n] ?? any?.message ?? `errno ${n}`;
+}
+
+let defaultResolver: NameResolver | undefined;
+function systemResolver(): NameResolver {
+  if (!defaultResolver) {
+    const read = (f: string) => { try { return readFileSync(f, "utf8"); } catch { return ""; } };
+    defaultResolver = filesResolver(read("/etc/services"), read("/etc/hosts"));
+  }
+  return defaultResolver;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function sameService(a: Omit<VirtualService, "realServers">, b: Omit<VirtualService, "realServers">): boolean {
+  const norm = (s: Omit<VirtualService, "realServers">) => serviceKey({ ...s, addr: s.addr ? canonicalAddr(s.addr) : s.addr });
+  return norm(a) === norm(b);
+}
+
+/** Run one ipvsadm command line against a target; returns ipvsadm's exit status. */
+export async function runIpvsadm(argv: string[], target: IpvsTarget, out: Sink, err: Sink, opts: RunOptions = {}): Promise<number> {
+  const program = opts.program ?? "wasmvs";
+  const resolver = opts.resolver ?? systemResolver();
+  if (argv.length === 0) argv = ["-L"];   // ipvsadm with no arguments lists the table (names, not numbers)
+  return runLine(argv, target, out, err, { ...opts, program, resolver }, false);
+}
+
+async function runLine(argv: string[], target: IpvsTarget, out: Sink, err: Sink, opts: RunOptions & { program: string; resolver: NameResolver }, readingStdin: boolean): Promise<number> {
+  let cmd: IpvsadmCommand;
+  try {
+    cmd = parseIpvsadm(argv, { program: opts.program, resolver: opts.resolver, readingStdin });
+  } catch (e) {
+    if (e instanceof IpvsadmError) { err.write(e.text); return e.status; }
+    throw e;
+  }
+  return execute(cmd, target, out, err, opts);
+}
+
+/** Execute a parsed command (what ipvsadm does after parsing). */
+export async function execute(cmd: IpvsadmCommand, target: IpvsTarget, out: Sink, err: Sink,
+  opts: RunOptions & { program: string; resolver: NameResolver }): Promise<number> {
+  // Problems the kernel refuses on its own (unknown scheduler, thresholds, a non-unicast real server) are
+  // left to the target, so the user meets ipvsadm's own message in the kernel's order of checks; the rest
+  // (which ipvsadm would let through) are refused here before anything changes.
+  const refuse = (all: Problem[]) => {
+    const problems = all.filter((p) => !p.kernel);
+    if (!problems.length) return 0;
+    err.write(`${opts.program}: refused, nothing changed:\n${formatProblems(problems).replace(/^/gm, "  ")}\n`);
+    return 2;
+  };
+  const kernel = async (f: () => Promise<void>): Promise<number> => {
+    try { await f(); return 0; } catch (e) { err.write(ipvsStrerror(cmd.kind, e) + "\n"); return 255; }
+  };
+  switch (cmd.kind) {
+    case "help": out.write(wasmvsIpvsadmUsage(opts.program)); return 0;
+    case "version": out.write(`${opts.program}${opts.version ? " " + opts.version : ""} (ipvsadm v1.31 commands, target ${target.name})\n`); return 0;
+    case "start-daemon": case "stop-daemon":
+      err.write(`${opts.program}: the connection sync daemon (--${cmd.kind}) is not supported\n`); return 2;
+    case "add-service": case "edit-service": {
+      if (refuse(validateService(cmd.service, "service"))) return 2;
+      return kernel(() => cmd.kind === "add-service" ? target.addService(cmd.service) : target.editService(cmd.service));
+    }
+    case "delete-service": return kernel(() => target.deleteService(cmd.service));
+    case "flush": return kernel(() => target.flush());
+    case "zero": return kernel(() => target.zero(cmd.service));
+    case "add-server": case "edit-server": {
+      if (refuse(validateRealServer(cmd.server, cmd.service, "realServer"))) return 2;
+      return kernel(() => cmd.kind === "add-server" ? target.addRealServer(cmd.service, cmd.server) : target.editRealServer(cmd.service, cmd.server));
+    }
+    case "delete-server": {
+      const r: Pick<RealServer, "addr" | "port"> = { addr: cmd.server.addr, port: cmd.server.port };
+      return kernel(() => target.deleteRealServer(cmd.service, r));
+    }
+    case "set-timeouts": {
+      return kernel(async () => {
+        const t = cmd.timeouts;
+        // 0 keeps the current value, as the kernel does
+        const cur = t.tcp && t.tcpfin && t.udp ? t : await target.timeouts();
+        await target.setTimeouts({ tcp: t.tcp || cur.tcp, tcpfin: t.tcpfin || cur.tcpfin, udp: t.udp || cur.udp });
+      });
+    }
+    case "save": {
+      try {
+        out.write(formatSave(await target.services(), { numeric: cmd.numeric, resolver: opts.resolver }));
+        return 0;
+      } catch (e) { err.write(ipvsStrerror("list", e) + "\n"); return 1; }
+    }
+    case "list": {
+      const fo = { numeric: cmd.numeric, format: cmd.format, exact: cmd.exact, nosort: cmd.nosort, resolver: opts.resolver };
+      try {
+        switch (cmd.what) {
+          case "connections": out.write(formatConnections(await target.connections(), fo)); return 0;
+          case "timeout": out.write(formatTimeouts(await target.timeouts())); return 0;
+          case "daemon": return 0;   // no sync daemon runs, so ipvsadm prints nothing
+          case "service": {
+            const all: ServiceStatus[] = await target.services();
+            const s = all.find((x) => sameService(x, cmd.service!));
+            if (!s) { err.write("No such service\n"); return 1; }
+            out.write(formatListService(s, fo));
+            return 0;
+          }
+          default: {
+            const [info, services] = await Promise.all([target.info(), target.services()]);
+            out.write(formatList(info, services, fo));
+            return 0;
+          }
+        }
+      } catch (e) { err.write(ipvsStrerror("list", e) + "\n"); return 1; }
+    }
+    case "restore": {
+      const text = await (opts.stdin ?? readStdin)();
+      let result = 0;
+      for (const line of text.split("\n")) {
+        const words = restoreLineWords(line);
+        if (!words.length) continue;
+        let c: IpvsadmCommand;
+        try {
+          c = parseIpvsadm(words, { program: opts.program, resolver: opts.resolver, readingStdin: true });
+        } catch (e) {
+          // ipvsadm exits at the first line it cannot parse; the lines before it stay applied
+          if (e instanceof IpvsadmError) { err.write(e.text); return e.status; }
+          throw e;
+        }
+        result = await execute(c, target, out, err, opts);
+        if (result === 2) return result;   // refused by validation: stop as a parse failure would
+      }
+      return result;
+    }
+  }
+}
+
+export { numericResolver };

@@ -1,0 +1,604 @@
+// ipvsadm 1.31's command line, parsed as ipvsadm parses it (popt option rules, the commands-vs-options
+// table, the same checks in the same order) into typed commands, with ipvsadm's own error messages and
+// exit statuses (test/fixtures/ipvsadm/errors.json records the real ones). Also the -R restore format
+// (what -S prints) into ordered commands and the DesiredState they build.
+import type { DesiredState, IpvsTimeouts, RealServer, TunnelType, VirtualService } from "./types.ts";
+import { serviceKey, realServerKey } from "./types.ts";
+import type { ListFormat } from "./format.ts";
+import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3, schedFlagsText } from "./format.ts";
+import { AF_INET, AF_INET6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, inetAton, inetPton6, ntoa4, ntop6 } from "./inet.ts";
+import { type NameResolver, numericResolver } from "./names.ts";
+
+/** What ipvsadm would print on stderr (exact text, newline included) and exit with. */
+export class IpvsadmError extends Error {
+  constructor(readonly text: string, readonly status: number) {
+    super(text.replace(/\n+$/, ""));
+    this.name = "IpvsadmError";
+  }
+}
+
+export type ListWhat = "all" | "service" | "connections" | "timeout" | "daemon";
+export interface ListCommand {
+  kind: "list"; what: ListWhat; service?: VirtualService;
+  numeric: boolean; format: ListFormat; exact: boolean; nosort: boolean;
+}
+export type IpvsadmCommand =
+  | { kind: "add-service" | "edit-service"; service: VirtualService }
+  | { kind: "delete-service"; service: VirtualService }
+  | { kind: "flush" }
+  | { kind: "add-server" | "edit-server"; service: VirtualService; server: RealServer }
+  | { kind: "delete-server"; service: VirtualService; server: RealServer }
+  | { kind: "zero"; service?: VirtualService }
+  | { kind: "set-timeouts"; timeouts: IpvsTimeouts }
+  | ListCommand
+  | { kind: "save"; numeric: boolean }
+  | { kind: "restore" }
+  | { kind: "start-daemon" | "stop-daemon"; state: "master" | "backup" }
+  | { kind: "help" }
+  | { kind: "version" };
+
+export interface ParseOptions {
+  program?: string;            // argv[0] in "Try `%s -h' ..." (default "ipvsadm")
+  resolver?: NameResolver;     // host and service names in addresses (default: numbers only)
+  readingStdin?: boolean;      // inside -R: a nested -R is refused as ipvsadm refuses it
+}
+
+export const MAX_TIMEOUT = 86400 * 31;
+export const DEFAULT_PERSISTENT_TIMEOUT = 360;
+export const DEF_SCHED = "wlc";
+
+// ---- the option table (ipvsadm.c's popt table) ------------------------------------------------------
+type ArgKind = "none" | "string" | "optional";
+interface Opt { long: string; short?: string; arg: ArgKind; tag: string }
+const OPTS: Opt[] = [
+  { long: "add-service", short: "A", arg: "none", tag: "A" }, { long: "edit-service", short: "E", arg: "none", tag: "E" },
+  { long: "delete-service", short: "D", arg: "none", tag: "D" }, { long: "clear", short: "C", arg: "none", tag: "C" },
+  { long: "list", short: "L", arg: "none", tag: "L" }, { long: "list", short: "l", arg: "none", tag: "L" },
+  { long: "zero", short: "Z", arg: "none", tag: "Z" }, { long: "add-server", short: "a", arg: "none", tag: "a" },
+  { long: "edit-server", short: "e", arg: "none", tag: "e" }, { long: "delete-server", short: "d", arg: "none", tag: "d" },
+  { long: "set", arg: "none", tag: "set" }, { long: "help", short: "h", arg: "none", tag: "h" },
+  { long: "version", short: "v", arg: "none", tag: "v" }, { long: "restore", short: "R", arg: "none", tag: "R" },
+  { long: "save", short: "S", arg: "none", tag: "S" }, { long: "start-daemon", arg: "string", tag: "start-daemon" },
+  { long: "stop-daemon", arg: "string", tag: "stop-daemon" }, { long: "tcp-service", short: "t", arg: "string", tag: "t" },
+  { long: "udp-service", short: "u", arg: "string", tag: "u" }, { long: "sctp-service", arg: "string", tag: "sctp" },
+  { long: "fwmark-service", short: "f", arg: "string", tag: "f" }, { long: "scheduler", short: "s", arg: "string", tag: "s" },
+  { long: "persistent", short: "p", arg: "optional", tag: "p" }, { long: "netmask", short: "M", arg: "string", tag: "M" },
+  { long: "real-server", short: "r", arg: "string", tag: "r" }, { long: "masquerading", short: "m", arg: "none", tag: "m" },
+  { long: "ipip", short: "i", arg: "none", tag: "i" }, { long: "gatewaying", short: "g", arg: "none", tag: "g" },
+  { long: "weight", short: "w", arg: "string", tag: "w" }, { long: "u-threshold", short: "x", arg: "string", tag: "x" },
+  { long: "l-threshold", short: "y", arg: "string", tag: "y" }, { long: "numeric", short: "n", arg: "none", tag: "n" },
+  { long: "connection", short: "c", arg: "none", tag: "c" }, { long: "mcast-interface", arg: "string", tag: "mcast-interface" },
+  { long: "syncid", arg: "string", tag: "syncid" }, { long: "timeout", arg: "none", tag: "timeout" },
+  { long: "daemon", arg: "none", tag: "daemon" }, { long: "stats", arg: "none", tag: "stats" },
+  { long: "rate", arg: "none", tag: "rate" }, { long: "thresholds", arg: "none", tag: "thresholds" },
+  { long: "persistent-conn", arg: "none", tag: "persistent-conn" }, { long: "nosort", arg: "none", tag: "nosort" },
+  { long: "sort", arg: "none", tag: "sort" }, { long: "exact", short: "X", arg: "none", tag: "X" },
+  { long: "ipv6", short: "6", arg: "none", tag: "6" }, { long: "ops", short: "o", arg: "none", tag: "o" },
+  { long: "pe", arg: "string", tag: "pe" }, { long: "sched-flags", short: "b", arg: "string", tag: "b" },
+  { long: "mcast-group", arg: "string", tag: "mcast-group" }, { long: "mcast-port", arg: "string", tag: "mcast-port" },
+  { long: "mcast-ttl", arg: "string", tag: "mcast-ttl" }, { long: "sync-maxlen", arg: "string", tag: "sync-maxlen" },
+  { long: "tun-info", arg: "none", tag: "tun-info" }, { long: "tun-type", arg: "string", tag: "tun-type" },
+  { long: "tun-port", arg: "string", tag: "tun-port" }, { long: "tun-nocsum", arg: "none", tag: "tun-nocsum" },
+  { long: "tun-csum", arg: "none", tag: "tun-csum" }, { long: "tun-remcsum", arg: "none", tag: "tun-remcsum" },
+];
+const BY_LONG = new Map(OPTS.map((o) => [o.long, o]));
+const BY_SHORT = new Map(OPTS.filter((o) => o.short).map((o) => [o.short!, o]));
+
+// option classes (OPTC_*) and command indexes, in ipvsadm's order
+const OPTNAMES = ["numeric", "connection", "service-address", "scheduler", "persistent", "netmask", "real-server",
+  "forwarding-method", "weight", "u-threshold", "l-threshold", "mcast-interface", "timeout", "daemon", "stats", "rate",
+  "thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe", "sched-flags", "mcast-group", "mcast-port",
+  "mcast-ttl", "sync-maxlen", "tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum"];
+const O = Object.fromEntries(OPTNAMES.map((n, i) => [n, i])) as Record<string, number>;
+const CMDNAMES = ["add-service", "edit-service", "delete-service", "flush", "list", "add-server", "delete-server",
+  "edit-server", "set", "start-daemon", "stop-daemon", "restore", "save", "zero"];
+// commands_v_options, one string per command, one character per option class
+const TABLE = [
+  "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // ADD
+  "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // EDIT
+  "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // DEL
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // FLUSH
+  " 11xxxxxxxxx11       xxxxxxx xxxxx", // LIST
+  "xx+xxx+    xxxxxxxxxxxxxxxxxx     ", // ADDSRV
+  "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx", // DELSRV
+  "xx+xxx+    xxxxxxxxxxxxxxxxxx     ", // EDITSRV
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // TIMEOUT
+  "xxxxxxxxxxx xxxxxxx xxxx    xxxxxx", // STARTD
+  "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx", // STOPD
+  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // RESTORE
+  " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // SAVE
+  "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // ZERO
+];
+const TUNNAMES = ["ipip", "gue", "gre"];
+const TUNOPTS = [O["tun-port"], O["tun-nocsum"], O["tun-csum"], O["tun-remcsum"]];
+const TUN_TABLE = ["xxxx", "+111", "x11x"];
+const FWD = { masq: 0, local: 1, tunnel: 2, route: 3 } as const;
+
+// ---- C library number parsing -----------------------------------------------------------------------
+/** string_to_number: strtol base 10, the whole string, within [min, max]; else -1. */
+export function stringToNumber(s: string, min: number, max: number): number {
+  if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(s)) return -1;
+  const n = Number(s.trim());
+  if (!Number.isSafeInteger(n) || n > 9223372036854775807 || n < -9223372036854775808) return -1;
+  return n >= min && n <= max ? n : -1;
+}
+function atoi(s: string): number {
+  const m = /^[ \t\n\v\f\r]*([+-]?\d+)/.exec(s);
+  return m ? Number(m[1]) | 0 : 0;
+}
+const strIsDigit = (s: string) => /^\d*$/.test(s);
+
+// ---- parse_service ----------------------------------------------------------------------------------
+interface ParsedAddr { res: number; af?: number; addr?: string; port?: number; v6?: boolean }
+const SERVICE_ADDR = 1, SERVICE_PORT = 2;
+
+function parseService(buf: string, proto: number, resolver: NameResolver): ParsedAddr {
+  if (strIsDigit(buf)) return { res: 0 };
+  let host = buf;
+  let portp: string | null = null;
+  if (buf[0] === "[") {
+    const inner = buf.slice(1);
+    const i = inner.indexOf("]");
+    if (i < 0) return { res: 0 };
+    host = inner.slice(0, i);
+    const rest = inner.slice(i + 1);
+    if (rest[0] === ":") portp = rest.slice(1);
+    else return { res: 0 };
+  }
+  const out: ParsedAddr = { res: 0 };
+  const v6 = inetPton6(host);
+  if (v6) {
+    out.af = AF_INET6; out.addr = ntop6(v6); out.v6 = true;
+  } else {
+    const i = host.lastIndexOf(":");
+    portp = null;
+    if (i >= 0) { portp = host.slice(i + 1); host = host.slice(0, i); }
+    const v4 = inetAton(host);
+    if (v4 !== undefined) { out.af = AF_INET; out.addr = ntoa4(v4); }
+    else {
+      const h = resolver.hostToAddr(host);
+      if (h === undefined) return { res: 0 };
+      out.af = AF_INET; out.addr = h;
+    }
+  }
+  out.res = SERVICE_ADDR;
+  if (portp !== null) {
+    out.res |= SERVICE_PORT;
+    let n = stringToNumber(portp, 0, 65535);
+    if (n === -1) n = resolver.serviceToPort(portp, proto) ?? -1;
+    if (n === -1) return { res: 0 };
+    out.port = n;
+  }
+  return out;
+}
+
+// ---- popt-like tokenizer ----------------------------------------------------------------------------
+type Tok = { kind: "opt"; opt: Opt; arg: string | null; text: string } | { kind: "err"; text: string; why: string };
+
+function* tokenize(argv: string[], leftovers: string[]): Generator<Tok> {
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i++];
+    if (a === "--") { leftovers.push(...argv.slice(i)); return; }
+    if (a.startsWith("--") && a.length > 2) {
+      const eq = a.indexOf("=");
+      const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
+      const opt = BY_LONG.get(name);
+      if (!opt) { yield { kind: "err", text: a, why: "unknown option" }; return; }
+      let arg: string | null = eq >= 0 ? a.slice(eq + 1) : null;
+      if (opt.arg === "string" && arg === null) {
+        if (i >= argv.length) { yield { kind: "err", text: a, why: "missing argument" }; return; }
+        arg = argv[i++];
+      } else if (opt.arg === "optional" && arg === null && i < argv.length && !argv[i].startsWith("-")) arg = argv[i++];
+      yield { kind: "opt", opt, arg, text: a };
+      continue;
+    }
+    if (a.startsWith("-") && a.length > 1) {
+      for (let k = 1; k < a.length; k++) {
+        const opt = BY_SHORT.get(a[k]);
+        if (!opt) { yield { kind: "err", text: a.length > 2 ? a : `-${a[k]}`, why: "unknown option" }; return; }
+        if (opt.arg === "none") { yield { kind: "opt", opt, arg: null, text: `-${a[k]}` }; continue; }
+        let arg: string | null = a.slice(k + 1) || null;
+        if (arg === null) {
+          if (opt.arg === "string") {
+            if (i >= argv.length) { yield { kind: "err", text: `-${a[k]}`, why: "missing argument" }; return; }
+            arg = argv[i++];
+          } else if (i < argv.length && !argv[i].startsWith("-")) arg = argv[i++];
+        }
+        yield { kind: "opt", opt, arg, text: `-${a[k]}` };
+        break;
+      }
+      continue;
+    }
+    leftovers.push(a);
+  }
+}
+
+// ---- the parser ---------------------------------------------------------------------------------------
+const fail = (msg: string, status = 2): never => { throw new IpvsadmError(msg + "\n", status); };
+const tryhelp = (program: string): never => {
+  throw new IpvsadmError(`Try \`${program} -h' or '${program} --help' for more information.\n`, 255);
+};
+
+interface Svc { af: number; protocol: number; addr?: string; port: number; fwmark: number; sched: string; flags: number; timeout: number; netmask: number; pe: string }
+interface Dest { af: number; addr?: string; port: number; fwd: number; weight: number; u: number; l: number; tunType: number; tunPort: number; tunFlags: number }
+
+/** Parse one ipvsadm command line (without the program name). Throws IpvsadmError as ipvsadm fails. */
+export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmCommand {
+  const program = popts.program ?? "ipvsadm";
+  const resolver = popts.resolver ?? numericResolver;
+  const svc: Svc = { af: 0, protocol: 0, port: 0, fwmark: 0, sched: "", flags: 0, timeout: 0, netmask: 0xffffffff, pe: "" };
+  const dest: Dest = { af: 0, port: 0, fwd: FWD.route, weight: 1, u: 0, l: 0, tunType: 0, tunPort: 0, tunFlags: 0 };
+  const opts = new Set<number>();
+  const fmt = { numeric: false, stats: false, rate: false, thresholds: false, pconn: false, nosort: false, exact: false, tuninfo: false };
+  let cmd = -1;
+  let daemonState: "master" | "backup" = "master";
+  let schedFlagsArg = "";
+  const leftovers: string[] = [];
+  const setOption = (c: number) => {
+    if (opts.has(c)) fail(`multiple '${OPTNAMES[c]}' options specified`);
+    opts.add(c);
+  };
+
+  const toks = tokenize(argv, leftovers);
+  const first = toks.next();
+  if (first.done || first.value.kind === "err") return tryhelp(program);
+  const f = first.value;
+  switch (f.opt.tag) {
+    case "A": cmd = 0; break;
+    case "E": cmd = 1; break;
+    case "D": cmd = 2; break;
+    case "C": cmd = 3; break;
+    case "L": cmd = 4; break;
+    case "a": cmd = 5; break;
+    case "d": cmd = 6; break;
+    case "e": cmd = 7; break;
+    case "set": cmd = 8; break;
+    case "R": cmd = 11; break;
+    case "S": cmd = 12; break;
+    case "Z": cmd = 13; break;
+    case "start-daemon": case "stop-daemon":
+      cmd = f.opt.tag === "start-daemon" ? 9 : 10;
+      if (f.arg === "master") daemonState = "master";
+      else if (f.arg === "backup") daemonState = "backup";
+      else fail(cmd === 9 ? "illegal start-daemon parameter specified" : "illegal start_daemon specified");
+      break;
+    case "h": return { kind: "help" };
+    case "v": return { kind: "version" };
+    default: return tryhelp(program);
+  }
+
+  for (const t of toks) {
+    if (t.kind === "err") {
+      throw new IpvsadmError(`${t.text}: ${t.why}\n`, 255);
+    }
+    const arg = t.arg ?? "";
+    switch (t.opt.tag) {
+      case "t": case "u": case "sctp": {
+        setOption(O["service-address"]);
+        svc.protocol = t.opt.tag === "t" ? IPPROTO_TCP : t.opt.tag === "u" ? IPPROTO_UDP : IPPROTO_SCTP;
+        const p = parseService(arg, svc.protocol, resolver);
+        if (p.af !== undefined) { svc.af = p.af; svc.addr = p.addr; if (p.v6) svc.netmask = 128; }
+        if (p.port !== undefined) svc.port = p.port;
+        if (!(p.res & SERVICE_ADDR)) fail("illegal virtual server address[:port] specified");
+        break;
+      }
+      case "f": {
+        setOption(O["service-address"]);
+        svc.af = AF_INET; svc.protocol = IPPROTO_TCP;
+        if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(arg)) fail(`invalid fwmark value \`${arg}' specified`);
+        let l = Number(arg.trim());
+        // ipvsadm -S prints marks >= 2^31 signed ("-f -1") and its own -R refuses them; wasmvs reads them
+        // back as the unsigned mark they are, so save and restore round-trip (a deliberate difference)
+        if (l >= -2147483648 && l < 0) l = l >>> 0;
+        if (!(l > 0 && l <= 0xffffffff)) fail(`invalid fwmark value \`${arg}' specified`);
+        svc.fwmark = l;
+        break;
+      }
+      case "s": setOption(O.scheduler); svc.sched = arg.slice(0, 15); break;
+      case "p": {
+        setOption(O.persistent);
+        svc.flags |= SVC_F_PERSISTENT;
+        if (t.arg === null) svc.timeout = DEFAULT_PERSISTENT_TIMEOUT;
+        else {
+          const n = stringToNumber(arg, 1, MAX_TIMEOUT);
+          if (n === -1) fail(`invalid timeout value \`${arg}' specified`);
+          svc.timeout = n;
+        }
+        break;
+      }
+      case "M": {
+        setOption(O.netmask);
+        if (svc.af !== AF_INET6) {
+          let v = inetAton(arg);
+          if (v === undefined) { const h = resolver.hostToAddr(arg); v = h === undefined ? undefined : inetAton(h); }
+          if (v === undefined) fail("illegal virtual server persistent mask specified");
+          svc.netmask = v!;
+        } else {
+          svc.netmask = atoi(arg);
+          if (svc.netmask < 1 || svc.netmask > 128) fail("illegal ipv6 netmask specified");
+        }
+        break;
+      }
+      case "r": {
+        setOption(O["real-server"]);
+        const p = parseService(arg, svc.protocol, resolver);
+        dest.af = p.af ?? svc.af; dest.addr = p.addr ?? svc.addr; dest.port = p.port ?? svc.port;
+        if (!(p.res & SERVICE_ADDR)) fail("illegal real server address[:port] specified");
+        if (p.res === SERVICE_ADDR) dest.port = svc.port;
+        break;
+      }
+      case "i": setOption(O["forwarding-method"]); dest.fwd = FWD.tunnel; break;
+      case "g": setOption(O["forwarding-method"]); dest.fwd = FWD.route; break;
+      case "m": setOption(O["forwarding-method"]); dest.fwd = FWD.masq; break;
+      // ipvsadm 1.31 as Debian builds it takes any weight 0..INT_MAX (recorded: -w 70000 is accepted)
+      case "w": setOption(O.weight); if ((dest.weight = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal weight specified"); break;
+      case "x": setOption(O["u-threshold"]); if ((dest.u = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal u_threshold specified"); break;
+      case "y": setOption(O["l-threshold"]); if ((dest.l = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal l_threshold specified"); break;
+      case "c": setOption(O.connection); break;
+      case "n": setOption(O.numeric); fmt.numeric = true; break;
+      case "mcast-interface": setOption(O["mcast-interface"]); break;
+      case "syncid": setOption(O.syncid); if (stringToNumber(arg, 0, 255) === -1) fail("illegal syncid specified"); break;
+      case "timeout": setOption(O.timeout); break;
+      case "daemon": setOption(O.daemon); break;
+      case "stats": setOption(O.stats); fmt.stats = true; break;
+      case "rate": setOption(O.rate); fmt.rate = true; break;
+      case "thresholds": setOption(O.thresholds); fmt.thresholds = true; break;
+      case "persistent-conn": setOption(O["persistent-conn"]); fmt.pconn = true; break;
+      case "nosort": setOption(O.nosort); fmt.nosort = true; break;
+      case "sort": break;
+      case "X": setOption(O.exact); fmt.exact = true; break;
+      case "6":
+        if (svc.fwmark) { svc.af = AF_INET6; svc.netmask = 128; } else fail("-6 used before -f\n");
+        break;
+      case "o": setOption(O.ops); svc.flags |= SVC_F_ONEPACKET; break;
+      case "pe": setOption(O.pe); svc.pe = arg.slice(0, 32); break;
+      case "b": setOption(O["sched-flags"]); schedFlagsArg = arg.slice(0, 127); break;
+      case "mcast-group": {
+        setOption(O["mcast-group"]);
+        if (arg.includes(":")) { const b = inetPton6(arg); if (!b || b[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`); }
+        else { const v = /^\d+\.\d+\.\d+\.\d+$/.test(arg) ? inetAton(arg) : undefined; if (v === undefined || (v >>> 28) !== 14) fail(`invalid IPv4 mcast-group \`${arg}'`); }
+        break;
+      }
+      case "mcast-port": setOption(O["mcast-port"]); if (stringToNumber(arg, 1, 65535) === -1) fail("illegal mcast-port specified"); break;
+      case "mcast-ttl": setOption(O["mcast-ttl"]); if (stringToNumber(arg, 1, 255) === -1) fail("illegal mcast-ttl specified"); break;
+      case "sync-maxlen": setOption(O["sync-maxlen"]); if (stringToNumber(arg, 1, 65535 - 20 - 8) === -1) fail("illegal sync-maxlen specified"); break;
+      case "tun-info": setOption(O["tun-info"]); fmt.tuninfo = true; break;
+      case "tun-type": {
+        setOption(O["tun-type"]);
+        const k = TUNNAMES.indexOf(arg);
+        if (k < 0) fail("illegal tunnel type specified");
+        dest.tunType = k;
+        break;
+      }
+      case "tun-port": {
+        setOption(O["tun-port"]);
+        const n = stringToNumber(arg, 1, 65535);
+        if (n === -1) fail("illegal tunnel port specified");
+        dest.tunPort = n;
+        break;
+      }
+      case "tun-nocsum": setOption(O["tun-nocsum"]); break;
+      case "tun-csum": setOption(O["tun-csum"]); dest.tunFlags |= 1; break;
+      case "tun-remcsum": setOption(O["tun-remcsum"]); dest.tunFlags |= 2; break;
+      default:
+        fail(`invalid option \`${t.text}'`);
+    }
+  }
+
+  let timeouts: IpvsTimeouts | undefined;
+  if (cmd === 8) {
+    if (leftovers.length < 3) fail("--set option requires 3 timeout values");
+    const [a, b, c] = leftovers.splice(0, 3).map((x) => {
+      const n = stringToNumber(x, 0, MAX_TIMEOUT);
+      if (n === -1) fail(`invalid timeout value \`${x}' specified`);
+      return n;
+    });
+    timeouts = { tcp: a, tcpfin: b, udp: c };
+  }
+  if (leftovers.length) fail(`unexpected argument ${leftovers[0]}`);
+
+  if (schedFlagsArg) {
+    svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);
+    const sched = svc.sched || DEF_SCHED;
+    for (const flag of schedFlagsArg.split(",").filter(Boolean)) {
+      const bit: Record<string, [number, string?]> = {
+        "flag-1": [SVC_F_SCHED1], "flag-2": [SVC_F_SCHED2], "flag-3": [SVC_F_SCHED3],
+        "sh-fallback": [SVC_F_SCHED1, "sh"], "sh-port": [SVC_F_SCHED2, "sh"],
+        "mh-fallback": [SVC_F_SCHED1, "mh"], "mh-port": [SVC_F_SCHED2, "mh"],
+      };
+      const e = bit[flag];
+      if (!e) fail(`invalid scheduler flag \`${flag}'`);
+      svc.flags |= e[0];
+      if (e[1] && sched !== e[1]) fail(`incompatible scheduler flag \`${flag}'`);
+    }
+  }
+
+  // generic_opt_check
+  const row = TABLE[cmd];
+  let count = 0, last = 0;
+  for (let j = 0; j < OPTNAMES.length; j++) {
+    if (!opts.has(j)) {
+      if (row[j] === "+") fail(`You need to supply the '${OPTNAMES[j]}' option for the '${CMDNAMES[cmd]}' command`);
+    } else {
+      if (row[j] === "x") fail(`Illegal '${OPTNAMES[j]}' option with the '${CMDNAMES[cmd]}' command`);
+      if (row[j] === "1") {
+        count++;
+        if (count === 1) { last = j; continue; }
+        fail(`The option '${OPTNAMES[j]}' conflicts with the '${OPTNAMES[last]}' option in the '${CMDNAMES[cmd]}' command`);
+      }
+    }
+  }
+
+  if (cmd === 0 || cmd === 1) {
+    if (!svc.fwmark && !svc.port && !(svc.flags & SVC_F_PERSISTENT)) fail("Zero port specified for non-persistent service");
+    if (svc.flags & SVC_F_ONEPACKET && !svc.fwmark && svc.protocol !== IPPROTO_UDP) fail("One-Packet Scheduling is only for UDP virtual services");
+    if (!svc.sched) svc.sched = DEF_SCHED;
+  }
+  if (cmd === 5 || cmd === 7) {
+    if (!svc.fwmark && (dest.fwd === FWD.tunnel || dest.fwd === FWD.route)) dest.port = svc.port;
+    if (dest.af !== svc.af && dest.fwd !== FWD.tunnel) fail("Different address family is allowed only for tunneling servers");
+    if ((opts.has(O["tun-type"]) || opts.has(O["tun-port"]) || opts.has(O["tun-nocsum"]) || opts.has(O["tun-csum"]) ||
+      opts.has(O["tun-remcsum"])) && dest.fwd !== FWD.tunnel) fail("Tunnel options conflict with forward method");
+    // tunnel_opt_check
+    let tc = 0, tl = 0;
+    for (let j = 0; j < TUNOPTS.length; j++) {
+      const k = TUNOPTS[j], rule = TUN_TABLE[dest.tunType][j];
+      if (!opts.has(k)) {
+        if (rule === "+") fail(`You need to supply the '${OPTNAMES[k]}' option for the '${TUNNAMES[dest.tunType]}' tunnel type`);
+      } else {
+        if (rule === "x") fail(`Illegal '${OPTNAMES[k]}' option with the '${TUNNAMES[dest.tunType]}' tunnel type`);
+        if (rule === "1") {
+          tc++;
+          if (tc === 1) { tl = k; continue; }
+          fail(`The option '${OPTNAMES[k]}' conflicts with the '${OPTNAMES[tl]}' option in the '${TUNNAMES[dest.tunType]}' tunnel type`);
+        }
+      }
+    }
+  }
+
+  const service = () => toVirtualService(svc);
+  const server = () => toRealServer(dest);
+  switch (cmd) {
+    case 4: {
+      if ((opts.has(O.connection) || opts.has(O.timeout) || opts.has(O.daemon)) && (fmt.stats || fmt.rate || fmt.thresholds) ||
+        ((opts.has(O.timeout) || opts.has(O.daemon)) && fmt.pconn)) fail("options conflicts in the list command");
+      const format: ListFormat = fmt.stats ? "stats" : fmt.rate ? "rate" : fmt.thresholds ? "thresholds" : fmt.pconn ? "persistent-conn" : fmt.tuninfo ? "tun-info" : "default";
+      const what: ListWhat = opts.has(O.connection) ? "connections" : opts.has(O["service-address"]) ? "service"
+        : opts.has(O.timeout) ? "timeout" : opts.has(O.daemon) ? "daemon" : "all";
+      return { kind: "list", what, service: what === "service" ? service() : undefined, numeric: fmt.numeric, format, exact: fmt.exact, nosort: fmt.nosort };
+    }
+    case 11:
+      if (popts.readingStdin) return tryhelp(program);
+      return { kind: "restore" };
+    case 12: return { kind: "save", numeric: fmt.numeric };
+    case 3: return { kind: "flush" };
+    case 0: return { kind: "add-service", service: service() };
+    case 1: return { kind: "edit-service", service: service() };
+    case 2: return { kind: "delete-service", service: service() };
+    case 13: return { kind: "zero", service: opts.has(O["service-address"]) ? service() : undefined };
+    case 5: return { kind: "add-server", service: service(), server: server() };
+    case 7: return { kind: "edit-server", service: service(), server: server() };
+    case 6: return { kind: "delete-server", service: service(), server: server() };
+    case 8: return { kind: "set-timeouts", timeouts: timeouts! };
+    case 9: return { kind: "start-daemon", state: daemonState };
+    default: return { kind: "stop-daemon", state: daemonState };
+  }
+}
+
+function toVirtualService(s: Svc): VirtualService {
+  const v: VirtualService = { scheduler: s.sched, flags: [], realServers: [] };
+  if (s.fwmark) { v.fwmark = s.fwmark; v.family = s.af === AF_INET6 ? "inet6" : "inet"; }
+  else {
+    v.protocol = s.protocol === IPPROTO_UDP ? "udp" : s.protocol === IPPROTO_SCTP ? "sctp" : "tcp";
+    v.addr = s.addr ?? "0.0.0.0";
+    v.port = s.port;
+  }
+  const sf = schedFlagsText(s.sched || DEF_SCHED, s.flags);
+  if (sf) v.flags.push(...sf.split(","));
+  if (s.flags & SVC_F_ONEPACKET) v.flags.push("ops");
+  if (s.flags & SVC_F_PERSISTENT) v.persistent = s.timeout;
+  if (s.af === AF_INET6) { if (s.netmask !== 128) v.netmask = String(s.netmask); }
+  else if (s.netmask !== 0xffffffff) v.netmask = ntoa4(s.netmask);
+  if (s.pe) v.pe = s.pe;
+  return v;
+}
+
+function toRealServer(d: Dest): RealServer {
+  const fwd = (["masq", "local", "tunnel", "route"] as const)[d.fwd];
+  const r: RealServer = { addr: d.addr ?? "0.0.0.0", port: d.port, weight: d.weight, fwd, upperThreshold: d.u, lowerThreshold: d.l };
+  if (fwd === "tunnel") {
+    r.tunType = TUNNAMES[d.tunType] as TunnelType;
+    if (d.tunPort) r.tunPort = d.tunPort;
+    if (d.tunFlags & 1) r.tunFlags = ["csum"];
+    else if (d.tunFlags & 2) r.tunFlags = ["remcsum"];
+  }
+  return r;
+}
+
+// ---- restore (-R) -----------------------------------------------------------------------------------
+/** config_stream_read: split one line into words (whitespace), dropping a leading "ipvsadm". */
+export function restoreLineWords(line: string): string[] {
+  const w = line.split(/[ \t\r\n\v\f]+/).filter((x) => x.length);
+  if (w[0] === "ipvsadm") w.shift();
+  return w;
+}
+
+export interface RestoreLine { line: number; text: string; command: IpvsadmCommand }
+export interface RestoreProblem { line: number; text: string; message: string }
+export interface RestoreResult {
+  commands: RestoreLine[];       // in order, as -R would execute them
+  state: DesiredState;           // the table they build from empty (what ipvsadm-restore after -C makes)
+  problems: RestoreProblem[];    // lines ipvsadm would refuse (parse) or the kernel would (duplicate, missing)
+}
+
+/** Parse restore input (ipvsadm -S output or hand-written rules) into ordered commands and a DesiredState. */
+export function parseRestore(text: string, opts: ParseOptions = {}): RestoreResult {
+  const commands: RestoreLine[] = [];
+  const problems: RestoreProblem[] = [];
+  const lines = text.split("\n");
+  lines.forEach((raw, i) => {
+    const words = restoreLineWords(raw);
+    if (!words.length) return;
+    try {
+      commands.push({ line: i + 1, text: raw, command: parseIpvsadm(words, { ...opts, readingStdin: true }) });
+    } catch (e) {
+      if (e instanceof IpvsadmError) problems.push({ line: i + 1, text: raw, message: e.message });
+      else throw e;
+    }
+  });
+  const state: DesiredState = { services: [] };
+  for (const c of commands) {
+    const msg = applyToState(state, c.command);
+    if (msg) problems.push({ line: c.line, text: c.text, message: msg });
+  }
+  return { commands, state, problems };
+}
+
+/** Apply one command to an in-memory DesiredState as the kernel would; returns ipvsadm's message on refusal. */
+export function applyToState(state: DesiredState, c: IpvsadmCommand): string | undefined {
+  const find = (s: VirtualService) => state.services.findIndex((x) => serviceKey(x) === serviceKey(s));
+  switch (c.kind) {
+    case "flush": state.services = []; return;
+    case "add-service":
+      if (find(c.service) >= 0) return "Service already exists";
+      state.services.push({ ...c.service, realServers: [] });
+      return;
+    case "edit-service": {
+      const i = find(c.service);
+      if (i < 0) return "No such service";
+      state.services[i] = { ...c.service, realServers: state.services[i].realServers };
+      return;
+    }
+    case "delete-service": {
+      const i = find(c.service);
+      if (i < 0) return "No such service";
+      state.services.splice(i, 1);
+      return;
+    }
+    case "add-server": case "edit-server": case "delete-server": {
+      const i = find(c.service);
+      if (i < 0) return "Service not defined";
+      const rs = state.services[i].realServers;
+      const j = rs.findIndex((r) => realServerKey(r) === realServerKey(c.server));
+      if (c.kind === "add-server") {
+        if (j >= 0) return "Destination already exists";
+        if (c.server.lowerThreshold > c.server.upperThreshold) return "Numerical result out of range";
+        rs.push(c.server);
+      } else if (j < 0) return "No such destination";
+      else if (c.kind === "edit-server") {
+        if (c.server.lowerThreshold > c.server.upperThreshold) return "Numerical result out of range";
+        rs[j] = c.server;
+      }
+      else rs.splice(j, 1);
+      return;
+    }
+    case "set-timeouts": {
+      const t = state.timeouts ?? { tcp: 900, tcpfin: 120, udp: 300 };
+      state.timeouts = { tcp: c.timeouts.tcp || t.tcp, tcpfin: c.timeouts.tcpfin || t.tcpfin, udp: c.timeouts.udp || t.udp };
+      return;
+    }
+    case "zero": return c.service && find(c.service) < 0 ? "No such service" : undefined;
+    default: return;
+  }
+}
