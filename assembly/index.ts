@@ -329,3 +329,4 @@ export function scheduleBatch(svcId: i32, n: i32, srcBase: u32, bindLoad: bool, 
 }
 
 export * from "./packet/exports";
+export * from "./trace";

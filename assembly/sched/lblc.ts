@@ -15,6 +15,9 @@ import { settings } from "../settings";
 import { hash32 } from "../hash/hash32";
 import { WeightedLeastConnection } from "./wlc";
 import { connOverhead } from "./tree";
+import { traceOn, traceRec, tw, W_HKEY, W_LBUCKET, W_FOUND, W_PREV, W_OUTCOME, W_HALFIDLE, W_PREV_ACT, W_PREV_W,
+  W_WLC, W_ENTRIES, W_EXPIRED, OUT_NEW, OUT_KEPT, OUT_UNAVAILABLE, OUT_QUIESCED, OUT_OVERLOADED, OUT_NONE,
+  Q_ENTRIES, Q_EXPIRED } from "../trace";
 
 export const LOCALITY_TAB_BITS: i32 = 10;
 export const LOCALITY_TAB_SIZE: i32 = 1 << LOCALITY_TAB_BITS;
@@ -72,6 +75,7 @@ export class LocalityBase extends WeightedLeastConnection {
   maxSize: i32 = LOCALITY_TAB_SIZE * 16;
   rover: i32 = 0;
   counter: i32 = 1;
+  expired: i32 = 0;   // entries the timer has collected (tracing reports it)
   // The periodic timer: the core calls tick(svc, now) whenever now >= nextTickAt (the Scheduler field).
   // init() has no clock, so it sets nextTickAt = 0 and the first tick() or schedule() arms the timer 60 s
   // ahead.
@@ -214,6 +218,7 @@ export class LocalityBase extends WeightedLeastConnection {
         if (prev) prev.next = nx; else unchecked(this.buckets[j] = nx);
         this.recycle(en);
         this.entries--;
+        this.expired++;
         removed++;
       } else prev = en;
       en = nx;
@@ -269,6 +274,32 @@ export class LocalityBase extends WeightedLeastConnection {
     this.rover = j;
   }
 
+  // ---- tracing ---------------------------------------------------------------------------------------
+  // Starts a locality record: the entry (if any) and the destination it held before this decision.
+  traceEntry(svc: Service, p: PacketInfo, en: LocalityEntry | null, prev: Dest | null, d: Dest | null,
+             outcome: i32, wlcChoice: Dest | null): usize {
+    const r = traceRec(svc.schedId, svc.id, d ? d.id : -1);
+    tw(r, W_HKEY, <i32>p.dstFold()); tw(r, W_LBUCKET, this.bucketOf(p)); tw(r, W_FOUND, en ? 1 : 0);
+    tw(r, W_PREV, prev ? prev.id : -1); tw(r, W_OUTCOME, outcome); tw(r, W_HALFIDLE, this.halfIdleCount);
+    if (prev) { tw(r, W_PREV_ACT, <i32>prev.activeConns); tw(r, W_PREV_W, prev.weight); }
+    tw(r, W_WLC, wlcChoice ? wlcChoice.id : -1); tw(r, W_ENTRIES, this.entries); tw(r, W_EXPIRED, this.expired);
+    return r;
+  }
+
+  traceQuery(svc: Service, q: i32, i: i32): i32 {
+    if (q == Q_ENTRIES) return this.entries;
+    if (q == Q_EXPIRED) return this.expired;
+    return -1;
+  }
+
+  // why an lblc entry's destination was not kept (OUT_*), or OUT_KEPT
+  traceWhy(d: Dest | null): i32 {
+    if (!d || !d.available()) return OUT_UNAVAILABLE;
+    if (d.weight <= 0) return OUT_QUIESCED;
+    if (this.lblcOverloaded(d)) return OUT_OVERLOADED;
+    return OUT_KEPT;
+  }
+
   // runs the timer first when it is due (the core may also call tick() itself)
   @inline catchUp(svc: Service, now: i64): void {
     if (!this.armed || now >= this.nextTickAt) this.tick(svc, now);
@@ -282,9 +313,13 @@ export class LocalityLeastConnection extends LocalityBase {
     if (en) {
       en.lastuse = now;
       const d = en.dest;
-      if (d && d.available() && d.weight > 0 && !this.lblcOverloaded(d)) return d;
+      if (d && d.available() && d.weight > 0 && !this.lblcOverloaded(d)) {
+        if (traceOn) this.traceEntry(svc, p, en, d, d, OUT_KEPT, null);
+        return d;
+      }
     }
     const d = this.wlc(svc);
+    if (traceOn) this.traceEntry(svc, p, en, en ? en.dest : null, d, !d ? OUT_NONE : en ? this.traceWhy(en.dest) : OUT_NEW, d);
     if (!d) return null;
     if (en) {
       // ip_vs_lblc_new: an entry for another destination is replaced by a fresh one

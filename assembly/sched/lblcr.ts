@@ -8,6 +8,8 @@ import { PacketInfo } from "../packet/info";
 import { settings } from "../settings";
 import { LocalityBase, LocalityEntry } from "./lblc";
 import { connOverhead } from "./tree";
+import { traceOn, tw, W_ERASED, W_SETLEN, W_SET, SET_MAX, OUT_NEW, OUT_KEPT, OUT_OVERLOADED, OUT_NO_MEMBER,
+  OUT_NONE } from "../trace";
 
 // Members are stored with the list head LAST: walking the set in the kernel's order runs from the end.
 
@@ -79,23 +81,41 @@ export class LocalityLeastConnectionReplicated extends LocalityBase {
       const set = changetype<Array<Dest>>(en.set);
       let d = setMin(set);
       // more than one member and unchanged for the expiration time: drop the most loaded one
+      let m: Dest | null = null;
       if (set.length > 1 && now > en.lastmod + this.expiration()) {
-        const m = setMax(set);
+        m = setMax(set);
         if (m) this.setErase(en, m, now);
       }
-      if (d && !this.lblcOverloaded(d)) return d;
+      if (d && !this.lblcOverloaded(d)) { if (traceOn) this.traceSet(svc, p, en, d, d, OUT_KEPT, null, m); return d; }
+      const min = d;
       d = this.wlc(svc);
-      if (!d) return null;
+      if (!d) { if (traceOn) this.traceSet(svc, p, en, min, null, OUT_NONE, null, m); return null; }
       this.setInsert(en, d, now);
+      if (traceOn) this.traceSet(svc, p, en, min, d, min ? OUT_OVERLOADED : OUT_NO_MEMBER, d, m);
       return d;
     }
     const d = this.wlc(svc);
-    if (!d) return null;
+    if (!d) { if (traceOn) this.traceSet(svc, p, null, null, null, OUT_NONE, null, null); return null; }
     const ne = this.addEntry(p, now);
     let set = ne.set;
     if (!set) { set = new Array<Dest>(); ne.set = set; }
     set.push(d);
     ne.lastmod = now;
+    if (traceOn) this.traceSet(svc, p, null, null, d, OUT_NEW, d, null, ne);
     return d;
+  }
+
+  // Tracing: the locality record plus the set after the decision (kernel order, head first) and the
+  // member dropped from an old set. min: the set's least loaded usable member before the decision.
+  private traceSet(svc: Service, p: PacketInfo, en: LocalityEntry | null, min: Dest | null, d: Dest | null,
+                outcome: i32, wlcChoice: Dest | null, erased: Dest | null, created: LocalityEntry | null = null): void {
+    const r = this.traceEntry(svc, p, en, min, d, outcome, wlcChoice);
+    tw(r, W_ERASED, erased ? erased.id : -1);
+    const e = en ? en : created;
+    if (!e) return;
+    const set = changetype<Array<Dest>>(e.set);
+    const n = set.length;
+    tw(r, W_SETLEN, n);
+    for (let k = 0; k < n && k < SET_MAX; k++) tw(r, W_SET + k, unchecked(set[n - 1 - k]).id);
   }
 }

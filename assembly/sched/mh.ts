@@ -12,6 +12,9 @@ import { settings } from "../settings";
 import { hsiphash1u32 } from "../hash/siphash";
 import { Scheduler } from "./scheduler";
 import { unusable, hashPort } from "./sh";
+import { traceOn, traceRec, tw, W_HKEY, W_HPORT, W_BUCKET, W_TSIZE, W_BDEST, W_PROBES, W_FALLBACK, W_REJECT,
+  W_MEMBER, W_PATHLEN, W_PATH, PATH_MAX, REJ_NONE, REJ_EMPTY, REJ_WEIGHT0, REJ_OVERLOADED, Q_TABLE_SIZE, Q_SLOT_DEST,
+  Q_MH_MEMBERS, Q_MH_MEMBER, Q_MH_OFFSET, Q_MH_SKIP, Q_MH_TURNS, Q_SLOT_MEMBER } from "../trace";
 
 export const SVC_F_SCHED_MH_FALLBACK: u32 = SVC_F_SCHED1;
 export const SVC_F_SCHED_MH_PORT: u32 = SVC_F_SCHED2;
@@ -115,25 +118,69 @@ export class MaglevHashing extends Scheduler {
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
     const M = <u32>this.size;
-    if (M == 0) return null;
+    if (M == 0) { if (traceOn) traceRec(svc.schedId, svc.id, -1); return null; }
     const slots = this.slots;
     const fold = p.srcFold();
     const port = hashPort(svc, p, SVC_F_SCHED_MH_PORT);
     const ih = mhHash(fold, port, KEY1, 0) % M;
     let at = unchecked(slots[<i32>ih]);
-    if (at < 0) return null;
+    if (at < 0) { if (traceOn) this.trace(svc, fold, port, ih, 0, null); return null; }
     let d = unchecked(this.members[at]);
-    if (!unusable(d)) return d;
-    if ((svc.flags & SVC_F_SCHED_MH_FALLBACK) == 0) return null;
+    if (!unusable(d)) { if (traceOn) this.trace(svc, fold, port, ih, 0, d); return d; }
+    if ((svc.flags & SVC_F_SCHED_MH_FALLBACK) == 0) { if (traceOn) this.trace(svc, fold, port, ih, 0, null); return null; }
     // re-hash with offsets ih, ih+1, ... (mod M) until a usable destination or an empty slot
-    for (let k: u32 = 0; k < M; k++) {
+    let k: u32 = 0;
+    for (; k < M; k++) {
       const roffset = (k + ih) % M;
       at = unchecked(slots[<i32>(mhHash(fold, port, KEY1, roffset) % M)]);
-      if (at < 0) break;
+      if (at < 0) { k++; break; }
       d = unchecked(this.members[at]);
-      if (!unusable(d)) return d;
+      if (!unusable(d)) { if (traceOn) this.trace(svc, fold, port, ih, k + 1, d); return d; }
     }
+    if (traceOn) this.trace(svc, fold, port, ih, k, null);
     return null;
+  }
+
+  // Tracing: the first slot, the member whose permutation filled it, and the fallback's probe path.
+  private trace(svc: Service, fold: u32, port: u32, ih: u32, probes: u32, d: Dest | null): void {
+    const r = traceRec(svc.schedId, svc.id, d ? d.id : -1);
+    const M = <u32>this.size;
+    const at = unchecked(this.slots[<i32>ih]);
+    const first = at >= 0 ? unchecked(this.members[at]) : null;
+    tw(r, W_HKEY, <i32>fold); tw(r, W_HPORT, <i32>port); tw(r, W_BUCKET, <i32>ih); tw(r, W_TSIZE, <i32>M);
+    tw(r, W_BDEST, first ? first.id : -1); tw(r, W_MEMBER, at); tw(r, W_PROBES, <i32>probes);
+    tw(r, W_FALLBACK, (svc.flags & SVC_F_SCHED_MH_FALLBACK) != 0 ? 1 : 0);
+    tw(r, W_REJECT, !first ? REJ_EMPTY : first.weight <= 0 ? REJ_WEIGHT0 : first.overloaded() ? REJ_OVERLOADED : REJ_NONE);
+    const n = probes < <u32>PATH_MAX ? <i32>probes : PATH_MAX;
+    tw(r, W_PATHLEN, n);
+    for (let k = 0; k < n; k++) {
+      const sl = <i32>(mhHash(fold, port, KEY1, (<u32>k + ih) % M) % M);
+      const a = unchecked(this.slots[sl]);
+      tw(r, W_PATH + 2 * k, sl); tw(r, W_PATH + 2 * k + 1, a >= 0 ? unchecked(this.members[a]).id : -1);
+    }
+  }
+
+  traceQuery(svc: Service, q: i32, i: i32): i32 {
+    if (q == Q_TABLE_SIZE) return this.tableSize();
+    if (q == Q_SLOT_DEST) return this.slotDest(i);
+    if (q == Q_SLOT_MEMBER) return i >= 0 && i < this.size ? unchecked(this.slots[i]) : -1;
+    const ms = this.members;
+    if (q == Q_MH_MEMBERS) return ms.length;
+    if (i < 0 || i >= ms.length) return -1;
+    const d = unchecked(ms[i]);
+    if (q == Q_MH_MEMBER) return d.id;
+    // the permutation as ip_vs_mh_dest_setup derived it (populate() consumes its copy)
+    const um = <u32>this.size;
+    const fold = d.addrFold(), dport = d.port & 0xffff;
+    if (q == Q_MH_OFFSET) return <i32>(mhHash(fold, dport, KEY1, 0) % um);
+    if (q == Q_MH_SKIP) return <i32>(mhHash(fold, dport, KEY2, 0) % (um - 1) + 1);
+    if (q == Q_MH_TURNS) {
+      if (this.gcd < 1) return 0;
+      const lw = d.lastWeight;
+      const t = (lw / this.gcd) >> this.rshift;
+      return t != 0 ? t : (lw != 0 ? 1 : 0);
+    }
+    return -1;
   }
 
   // debugging / tests: M and the destination id in slot i (-1 when empty)

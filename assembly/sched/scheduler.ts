@@ -27,6 +27,8 @@ export class Scheduler {
   tick(svc: Service, now: i64): void {}
   // Why the last schedule() call failed (0: it did not, or "no destination available").
   failReason(): i32 { return 0; }
+  // Tracing only (assembly/trace.ts): debug views of the scheduler's tables (Q_* codes), -1 if none.
+  traceQuery(svc: Service, q: i32, i: i32): i32 { return -1; }
 }
 
 // schedule() failure reasons the host reports (the kernel logs them)

@@ -5,6 +5,7 @@
 import { Dest } from "../dest/dest";
 import { Service } from "../service/service";
 import { PacketInfo } from "../packet/info";
+import { traceOn } from "../trace";
 import { WinnerTree, expectedDelay } from "./tree";
 
 export class ShortestExpectedDelay extends WinnerTree {
@@ -15,7 +16,10 @@ export class ShortestExpectedDelay extends WinnerTree {
   irregular(d: Dest): bool { return !d.overloaded() && d.weight == 0 && expectedDelay(d) < 0; }
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
-    return this.irregulars > 0 ? scan(svc) : this.best();
+    const scanned = this.irregulars > 0;
+    const d = scanned ? scan(svc) : this.best();
+    if (traceOn) this.traceWinner(svc, d, scanned);
+    return d;
   }
 }
 

@@ -9,6 +9,8 @@ import { PacketInfo } from "../packet/info";
 import { settings } from "../settings";
 import { hash32 } from "../hash/hash32";
 import { Scheduler } from "./scheduler";
+import { traceOn, traceRec, tw, W_HKEY, W_HPORT, W_BUCKET, W_TSIZE, W_BDEST, W_PROBES, W_FALLBACK, W_REJECT,
+  W_PATHLEN, W_PATH, PATH_MAX, REJ_NONE, REJ_EMPTY, REJ_WEIGHT0, REJ_OVERLOADED, Q_TABLE_SIZE, Q_SLOT_DEST } from "../trace";
 
 export const SVC_F_SCHED_SH_FALLBACK: u32 = SVC_F_SCHED1;
 export const SVC_F_SCHED_SH_PORT: u32 = SVC_F_SCHED2;
@@ -71,23 +73,49 @@ export class SourceHashing extends Scheduler {
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
     const tbl = this.buckets;
-    if (tbl.length == 0) return null;
+    if (tbl.length == 0) { if (traceOn) traceRec(svc.schedId, svc.id, -1); return null; }
     const fold = p.srcFold();
     const port = hashPort(svc, p, SVC_F_SCHED_SH_PORT);
     const ih = this.key(fold, port, 0);
     let d = unchecked(tbl[ih]);
-    if (!d) return null;
-    if (!unusable(d)) return d;
-    if ((svc.flags & SVC_F_SCHED_SH_FALLBACK) == 0) return null;
+    if (!d) { if (traceOn) this.trace(svc, fold, port, ih, 0, null); return null; }
+    if (!unusable(d)) { if (traceOn) this.trace(svc, fold, port, ih, 0, d); return d; }
+    if ((svc.flags & SVC_F_SCHED_SH_FALLBACK) == 0) { if (traceOn) this.trace(svc, fold, port, ih, 0, null); return null; }
     // loop around the table starting from the original hash
     const size = <u32>tbl.length;
-    for (let k: u32 = 0; k < size; k++) {
+    let k: u32 = 0;
+    for (; k < size; k++) {
       const roffset = (k + <u32>ih) & this.mask;
       d = unchecked(tbl[this.key(fold, port, roffset)]);
-      if (!d) break;
-      if (!unusable(d)) return d;
+      if (!d) { k++; break; }
+      if (!unusable(d)) { if (traceOn) this.trace(svc, fold, port, ih, k + 1, d); return d; }
     }
+    if (traceOn) this.trace(svc, fold, port, ih, k, null);
     return null;
+  }
+
+  // Tracing: the first bucket, and the fallback's probe path (the same keys the loop above computed).
+  private trace(svc: Service, fold: u32, port: u32, ih: i32, probes: u32, d: Dest | null): void {
+    const r = traceRec(svc.schedId, svc.id, d ? d.id : -1);
+    const tbl = this.buckets;
+    const first = unchecked(tbl[ih]);
+    tw(r, W_HKEY, <i32>fold); tw(r, W_HPORT, <i32>port); tw(r, W_BUCKET, ih); tw(r, W_TSIZE, tbl.length);
+    tw(r, W_BDEST, first ? first.id : -1); tw(r, W_PROBES, <i32>probes);
+    tw(r, W_FALLBACK, (svc.flags & SVC_F_SCHED_SH_FALLBACK) != 0 ? 1 : 0);
+    tw(r, W_REJECT, !first ? REJ_EMPTY : first.weight <= 0 ? REJ_WEIGHT0 : first.overloaded() ? REJ_OVERLOADED : REJ_NONE);
+    const n = probes < <u32>PATH_MAX ? <i32>probes : PATH_MAX;
+    tw(r, W_PATHLEN, n);
+    for (let k = 0; k < n; k++) {
+      const b = this.key(fold, port, (<u32>k + <u32>ih) & this.mask);
+      const x = unchecked(tbl[b]);
+      tw(r, W_PATH + 2 * k, b); tw(r, W_PATH + 2 * k + 1, x ? x.id : -1);
+    }
+  }
+
+  traceQuery(svc: Service, q: i32, i: i32): i32 {
+    if (q == Q_TABLE_SIZE) return this.tableSize();
+    if (q == Q_SLOT_DEST) return this.slotDest(i);
+    return -1;
   }
 
   // debugging / tests: the table's size and the destination id in bucket i (-1 when empty)

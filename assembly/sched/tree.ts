@@ -10,6 +10,7 @@ import { Dest } from "../dest/dest";
 import { Service } from "../service/service";
 import { PacketInfo } from "../packet/info";
 import { Scheduler } from "./scheduler";
+import { traceOn, traceRec, tw, W_SCAN, W_A_ACT, W_A_INACT, W_A_W, W_R_ID, W_R_ACT, W_R_INACT, W_R_W } from "../trace";
 
 const MIN_LEAVES: i32 = 8;
 
@@ -161,7 +162,40 @@ export class WinnerTree extends DestTree {
     unchecked(this.win[node] = w);
   }
 
-  schedule(svc: Service, p: PacketInfo, now: i64): Dest | null { return this.best(); }
+  schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
+    const d = this.best();
+    if (traceOn) this.traceWinner(svc, d, false);
+    return d;
+  }
+
+  // Tracing: the winner's figures and the runner-up's (the best eligible destination other than the
+  // winner), both as they stood when the choice was made. scanned: the kernel's scan chose (no runner-up).
+  traceWinner(svc: Service, d: Dest | null, scanned: bool): void {
+    const r = traceRec(svc.schedId, svc.id, d ? d.id : -1);
+    tw(r, W_SCAN, scanned ? 1 : 0);
+    if (d) { tw(r, W_A_ACT, <i32>d.activeConns); tw(r, W_A_INACT, <i32>d.inactConns); tw(r, W_A_W, d.weight); }
+    const ru: Dest | null = scanned ? null : this.runnerUp();
+    if (ru) {
+      tw(r, W_R_ID, ru.id); tw(r, W_R_ACT, <i32>ru.activeConns); tw(r, W_R_INACT, <i32>ru.inactConns); tw(r, W_R_W, ru.weight);
+    } else tw(r, W_R_ID, -1);
+  }
+
+  // The second place of the tournament: the best of the subtree winners that met the winner on its way
+  // to the root (ties to the earlier in list order, i.e. the higher position, as the tree itself does).
+  runnerUp(): Dest | null {
+    if (this.cap == 0) return null;
+    const w = unchecked(this.win[1]);
+    if (w < 0) return null;
+    let best = -1;
+    for (let node = this.cap + w; node > 1; node >>= 1) {
+      const c = unchecked(this.win[node ^ 1]);
+      if (c < 0) continue;
+      if (best < 0) { best = c; continue; }
+      const dc = changetype<Dest>(unchecked(this.leaf[c])), db = changetype<Dest>(unchecked(this.leaf[best]));
+      if (this.better(dc, db) || (!this.better(db, dc) && c > best)) best = c;
+    }
+    return best < 0 ? null : unchecked(this.leaf[best]);
+  }
 
   // the scan's answer, or null when no destination is eligible
   best(): Dest | null {

@@ -10,6 +10,7 @@
 import { Dest } from "../dest/dest";
 import { Service } from "../service/service";
 import { PacketInfo } from "../packet/info";
+import { traceOn } from "../trace";
 import { WinnerTree, connOverhead } from "./tree";
 
 export class WeightedLeastConnection extends WinnerTree {
@@ -20,7 +21,10 @@ export class WeightedLeastConnection extends WinnerTree {
   irregular(d: Dest): bool { return !d.overloaded() && d.weight == 0 && connOverhead(d) < 0; }
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
-    return this.irregulars > 0 ? scan(svc) : this.best();
+    const scanned = this.irregulars > 0;
+    const d = scanned ? scan(svc) : this.best();
+    if (traceOn) this.traceWinner(svc, d, scanned);
+    return d;
   }
 }
 

@@ -5,6 +5,7 @@ import { Dest } from "../dest/dest";
 import { Service } from "../service/service";
 import { PacketInfo } from "../packet/info";
 import { Scheduler, SCHED_FAIL_NO_DEST, SCHED_FAIL_ALL_OVERLOADED } from "./scheduler";
+import { traceOn, traceRec, tw, W_CUR0, W_CUR1, W_N, W_CW0, W_CW1, W_MW, W_DI, W_RESTART, W_FAIL } from "../trace";
 
 function gcd(a: i32, b: i32): i32 {
   while (b != 0) { const t = a % b; a = b; b = t; }
@@ -50,7 +51,8 @@ export class WeightedRoundRobin extends Scheduler {
   failReason(): i32 { return this.reason; }
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
-    if (this.mw == 0) { this.reason = SCHED_FAIL_NO_DEST; return null; }
+    const cw0 = this.cw;
+    if (this.mw == 0) { this.reason = SCHED_FAIL_NO_DEST; if (traceOn) this.trace(svc, -1, cw0, false, null); return null; }
     const ds = svc.dests;
     const n = ds.length;
     const last = this.cl;
@@ -60,20 +62,40 @@ export class WeightedRoundRobin extends Scheduler {
     while (true) {
       for (i = i + 1; i < n; i++) {
         const d = unchecked(ds[i]);
-        if (!d.overloaded() && d.weight >= this.cw) { this.cl = i; this.reason = 0; return d; }
-        if (i == stop) { this.reason = SCHED_FAIL_ALL_OVERLOADED; return null; }
+        if (!d.overloaded() && d.weight >= this.cw) {
+          this.cl = i; this.reason = 0;
+          if (traceOn) this.trace(svc, last, cw0, restarted, d);
+          return d;
+        }
+        if (i == stop) {
+          this.reason = SCHED_FAIL_ALL_OVERLOADED;
+          if (traceOn) this.trace(svc, last, cw0, restarted, null);
+          return null;
+        }
       }
       i = -1;
       this.cw -= this.di;
       if (this.cw <= 0) {
         this.cw = this.mw;
         // stop when the pass for weight >= 1 already covered every destination
-        if (lastPass || last == -1) { this.reason = SCHED_FAIL_ALL_OVERLOADED; return null; }
+        if (lastPass || last == -1) {
+          this.reason = SCHED_FAIL_ALL_OVERLOADED;
+          if (traceOn) this.trace(svc, last, cw0, true, null);
+          return null;
+        }
         restarted = true;
       }
       lastPass = this.cw <= this.di;
       if (lastPass && restarted && last != -1) stop = last;
     }
     return null;
+  }
+
+  // tracing: cursor and current weight before and after; the passes follow from cw0, cw, di, mw, restarted
+  private trace(svc: Service, last: i32, cw0: i32, restarted: bool, d: Dest | null): void {
+    const r = traceRec(svc.schedId, svc.id, d ? d.id : -1);
+    tw(r, W_CUR0, last); tw(r, W_CUR1, this.cl); tw(r, W_N, svc.dests.length);
+    tw(r, W_CW0, cw0); tw(r, W_CW1, this.cw); tw(r, W_MW, this.mw); tw(r, W_DI, this.di);
+    tw(r, W_RESTART, restarted ? 1 : 0); tw(r, W_FAIL, this.reason);
   }
 }

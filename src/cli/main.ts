@@ -1,12 +1,16 @@
-// The wasmvs command line. Today: the demo and the version; the ipvsadm-compatible verbs, proxy,
-// sync, sim, bench, trace and ui arrive with their issues.
+// The wasmvs command line: demo, trace, ui today; the ipvsadm-compatible verbs, proxy, sync, sim and
+// bench arrive with their issues.
 import { readFileSync } from "node:fs";
 import { demo } from "./demo.ts";
+import { runTrace } from "./trace.ts";
+import { runUi } from "./ui.ts";
 
 const USAGE = `usage: wasmvs <command>
 
 commands:
   demo       every IPVS scheduler choosing for the same burst of connections (what npm start runs)
+  trace      each scheduling decision with the state that made it (wasmvs trace --help)
+  ui         the scheduler visualiser on http://127.0.0.1:8377/ (same core.wasm)
   version    print the version
   help       this text
 
@@ -18,6 +22,10 @@ export async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case "demo":
       return demo();
+    case "trace":
+      return runTrace(argv.slice(1));
+    case "ui":
+      return runUi(argv.slice(1));
     case "version":
     case "--version":
     case "-V": {
