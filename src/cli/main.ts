@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { demo } from "./demo.ts";
 import { runTrace } from "./trace.ts";
 import { runUi } from "./ui.ts";
+import { k8sCommand } from "../k8s/cli.ts";
 
 const USAGE = `usage: wasmvs <command>
 
@@ -11,6 +12,7 @@ commands:
   demo       every IPVS scheduler choosing for the same burst of connections (what npm start runs)
   trace      each scheduling decision with the state that made it (wasmvs trace --help)
   ui         the scheduler visualiser on http://127.0.0.1:8377/ (same core.wasm)
+  k8s        Kubernetes input: map | rules | synth | watch (kube-proxy's IPVS mapping; iptables/nftables texts)
   version    print the version
   help       this text
 
@@ -26,6 +28,8 @@ export async function main(argv: string[]): Promise<number> {
       return runTrace(argv.slice(1));
     case "ui":
       return runUi(argv.slice(1));
+    case "k8s":
+      return k8sCommand(argv.slice(1));
     case "version":
     case "--version":
     case "-V": {

@@ -1,0 +1,76 @@
+// `wasmvs k8s …`: the Kubernetes front end from the command line, one function for src/cli/main.ts to call.
+//   wasmvs k8s map   OBJECTS [--config=KPC.yaml] --node-name=N --node-ip=IP[,IP…] [--json]
+//   wasmvs k8s rules OBJECTS --mode=ipvs|iptables|nftables [--family=IPv4|IPv6] [--config=…] --node-name=N --node-ip=…
+//   wasmvs k8s synth --services=N [--endpoints=N] [--seed=S] [--dual-stack=0.2]
+//   wasmvs k8s watch [--kubeconfig=PATH] [--config=…] --node-name=N --node-ip=…     (prints each sync)
+// OBJECTS is a file of `kubectl get services,endpointslices -A -o json|yaml` output, or "-" for stdin.
+import { readFileSync } from "node:fs";
+import type { Family } from "./ip.ts";
+import { mapCluster, iptablesFor, nftablesFor, readProxyConfig, generateCluster, type ProxyConfig } from "./index.ts";
+
+const USAGE = `usage: wasmvs k8s map|rules|synth|watch …
+  map   OBJECTS --node-name=N --node-ip=IP[,IP] [--config=KPC.yaml] [--json]   virtual services as ipvsadm -Sn lines (or JSON)
+  rules OBJECTS --mode=ipvs|ipset|iptables|nftables [--family=IPv4|IPv6] …    the text kube-proxy would restore
+  synth --services=N [--endpoints=N] [--seed=S] [--dual-stack=F]              a synthetic cluster as kubectl JSON
+  watch [--kubeconfig=PATH] --node-name=N --node-ip=IP[,IP] [--config=…]       follow a cluster, one line per sync
+`;
+
+export async function k8sCommand(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+  const [sub, ...rest] = argv;
+  const opt = (k: string) => rest.find((a) => a.startsWith(`--${k}=`))?.slice(k.length + 3);
+  const pos = rest.filter((a) => !a.startsWith("--"));
+  let config: Partial<ProxyConfig> = {};
+  const cfgPath = opt("config");
+  if (cfgPath) {
+    const r = readProxyConfig(readFileSync(cfgPath, "utf8"), cfgPath);
+    for (const e of r.errors) err.write(`wasmvs k8s: ${e.message}\n`);
+    config = r.config;
+  }
+  const node = { nodeName: opt("node-name") ?? config.hostnameOverride ?? "", addresses: (opt("node-ip") ?? "").split(",").filter(Boolean) };
+  const read = (p: string | undefined) => readFileSync(p === undefined || p === "-" ? 0 : p, "utf8");
+  switch (sub) {
+    case "map": {
+      const m = mapCluster(read(pos[0]), { node, config });
+      for (const e of m.errors) err.write(`wasmvs k8s: ${e.message}\n`);
+      if (rest.includes("--json")) out.write(JSON.stringify({ desired: m.desired, sysctls: m.sysctls, excludeCIDRs: m.excludeCIDRs, bind: Object.fromEntries(Object.entries(m.ipvs).map(([f, s]) => [f, s!.bindAddrs])) }, null, 2) + "\n");
+      else for (const s of m.desired.services) {
+        const a = s.addr!.includes(":") ? `[${s.addr}]:${s.port}` : `${s.addr}:${s.port}`;
+        const flag = s.protocol === "tcp" ? "-t" : s.protocol === "udp" ? "-u" : "--sctp-service";
+        out.write(`-A ${flag} ${a} -s ${s.scheduler}${s.flags.length ? ` -b ${s.flags.join(",")}` : ""}${s.persistent !== undefined ? ` -p ${s.persistent} -M ${s.netmask}` : ""}\n`);
+        for (const r of s.realServers) out.write(`-a ${flag} ${a} -r ${r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`} -m -w ${r.weight}\n`);
+      }
+      return m.errors.length ? 1 : 0;
+    }
+    case "rules": {
+      const fam = (opt("family") ?? "IPv4") as Family;
+      const m = mapCluster(read(pos[0]), { node, config, families: [fam] });
+      for (const e of m.errors) err.write(`wasmvs k8s: ${e.message}\n`);
+      const mode = opt("mode") ?? "ipvs";
+      if (mode === "ipvs") out.write(m.ipvs[fam]!.iptablesInstall);
+      else if (mode === "ipset") out.write(m.ipvs[fam]!.ipsetRestore);
+      else if (mode === "iptables") out.write(iptablesFor(m.index, fam).text);
+      else if (mode === "nftables") out.write(nftablesFor(m.index, fam).text);
+      else { err.write(`wasmvs k8s: unknown --mode '${mode}' (ipvs, ipset, iptables, nftables)\n`); return 2; }
+      return m.errors.length ? 1 : 0;
+    }
+    case "synth": {
+      const n = Number(opt("services") ?? "1000");
+      const e = opt("endpoints");
+      out.write(JSON.stringify(generateCluster({ services: n, endpoints: e === undefined ? "realistic" : Number(e), seed: Number(opt("seed") ?? "1"), dualStackFraction: Number(opt("dual-stack") ?? "0") })) + "\n");
+      return 0;
+    }
+    case "watch": {
+      const { KubeWatcher } = await import("./watch.ts");
+      const w = new KubeWatcher({ kubeconfig: opt("kubeconfig") ?? (config.kubeconfig || undefined), node, config,
+        onSync: (u) => out.write(`${new Date().toISOString()} ${u.reason}: ${u.desired.services.length} virtual services, ${u.changes.reduce((n, c) => n + c.added.length + c.updated.length + c.removed.length, 0)} changed\n`),
+        onError: (e, what) => err.write(`wasmvs k8s: ${what}: ${String(e)}\n`) });
+      await w.start();
+      await new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));
+      await w.stop();
+      return 0;
+    }
+    default:
+      (sub ? err : out).write(USAGE);
+      return sub ? 2 : 0;
+  }
+}
