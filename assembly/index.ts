@@ -328,5 +328,7 @@ export function scheduleBatch(svcId: i32, n: i32, srcBase: u32, bindLoad: bool, 
   return sum;
 }
 
+// benchmark-only exports (bench/, via src/core/bench-api.ts)
+export * from "./bench";
 export * from "./packet/exports";
 export * from "./trace";

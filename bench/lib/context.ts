@@ -1,0 +1,17 @@
+// What every benchmark group gets and gives back.
+import type { Budget } from "./measure.ts";
+import type { Figure, Target } from "./report.ts";
+
+export interface Ctx {
+  quick: boolean;
+  budget: Budget;
+}
+
+export interface GroupResult {
+  figures: Figure[];
+  targets: Target[];
+  svgs: Record<string, string>;          // file name -> SVG text
+  extra?: Record<string, unknown>;       // anything else worth keeping in the JSON
+}
+
+export const ipv4 = (a: number) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
