@@ -14,7 +14,7 @@ import { PacketInfo } from "../packet/info";
 import { settings } from "../settings";
 import { hash32 } from "../hash/hash32";
 import { WeightedLeastConnection } from "./wlc";
-import { connOverhead } from "./tree";
+import { connOverhead, weightedScan } from "./tree";
 import { traceOn, traceRec, tw, W_HKEY, W_LBUCKET, W_FOUND, W_PREV, W_OUTCOME, W_HALFIDLE, W_PREV_ACT, W_PREV_W,
   W_WLC, W_ENTRIES, W_EXPIRED, OUT_NEW, OUT_KEPT, OUT_UNAVAILABLE, OUT_QUIESCED, OUT_OVERLOADED, OUT_NONE,
   Q_ENTRIES, Q_EXPIRED } from "../trace";
@@ -38,31 +38,11 @@ export class LocalityEntry {
   lastmod: i64 = 0;
 }
 
-// The weighted least-connection choice over the whole service (__ip_vs_lblc_schedule), as a scan: the
-// first destination in list order that is not OVERLOADed and has weight > 0, replaced by any later
-// non-OVERLOADed one with strictly less overhead (a C int) per weight. LocalityBase.wlc() gets the same
-// answer from wlc's tournament tree in O(1) and scans only in the tree's int-overflow corner cases.
-export function wlcScan(svc: Service): Dest | null {
-  const ds = svc.dests;
-  const n = ds.length;
-  let i = 0;
-  let least: Dest | null = null;
-  for (; i < n; i++) {
-    const d = unchecked(ds[i]);
-    if (d.overloaded()) continue;
-    if (d.weight > 0) { least = d; break; }
-  }
-  if (!least) return null;
-  let best = least;
-  let loh = <i64>connOverhead(best);
-  for (i++; i < n; i++) {
-    const d = unchecked(ds[i]);
-    if (d.overloaded()) continue;
-    const doh = <i64>connOverhead(d);
-    if (loh * <i64>d.weight > doh * <i64>best.weight) { best = d; loh = doh; }
-  }
-  return best;
-}
+// The weighted least-connection choice over the whole service (__ip_vs_lblc_schedule), as the kernel's
+// scan; LocalityBase.wlc() gets the same answer from wlc's tournament tree in O(1) and scans only in the
+// tree's int-overflow corner cases.
+function overheadOf(d: Dest): i32 { return connOverhead(d); }
+export function wlcScan(svc: Service): Dest | null { return weightedScan(svc, overheadOf); }
 
 @inline function halfIdle(d: Dest): bool {
   return <i64>d.activeConns * 2 < <i64>d.weight;

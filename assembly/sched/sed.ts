@@ -6,7 +6,7 @@ import { Dest } from "../dest/dest";
 import { Service } from "../service/service";
 import { PacketInfo } from "../packet/info";
 import { traceOn } from "../trace";
-import { WinnerTree, expectedDelay } from "./tree";
+import { WinnerTree, expectedDelay, weightedScan } from "./tree";
 
 export class ShortestExpectedDelay extends WinnerTree {
   eligible(d: Dest): bool { return !d.overloaded() && d.weight > 0; }
@@ -17,26 +17,10 @@ export class ShortestExpectedDelay extends WinnerTree {
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
     const scanned = this.irregulars > 0;
-    const d = scanned ? scan(svc) : this.best();
+    const d = scanned ? weightedScan(svc, load) : this.best();
     if (traceOn) this.traceWinner(svc, d, scanned);
     return d;
   }
 }
 
-// the kernel's two-stage scan, verbatim in behaviour
-function scan(svc: Service): Dest | null {
-  const ds = svc.dests;
-  const n = ds.length;
-  let i = 0;
-  while (i < n && (unchecked(ds[i]).overloaded() || unchecked(ds[i]).weight <= 0)) i++;
-  if (i == n) return null;
-  let least = unchecked(ds[i]);
-  let loh = <i64>expectedDelay(least);
-  for (i++; i < n; i++) {
-    const d = unchecked(ds[i]);
-    if (d.overloaded()) continue;
-    const doh = <i64>expectedDelay(d);
-    if (loh * <i64>d.weight > doh * <i64>least.weight) { least = d; loh = doh; }
-  }
-  return least;
-}
+function load(d: Dest): i32 { return expectedDelay(d); }

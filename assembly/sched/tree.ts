@@ -248,3 +248,24 @@ export class WeightSumTree extends DestTree {
 @inline export function expectedDelay(d: Dest): i32 {
   return <i32>d.activeConns + 1;
 }
+
+// The kernel's two-stage weighted scan (ip_vs_wlc.c, ip_vs_sed.c, lblc's fallback), verbatim in
+// behaviour: the first destination in list order that is not OVERLOADed and has weight > 0, replaced by
+// any later non-OVERLOADed one with strictly less load per weight (cross-multiplied in 64 bits, the load a
+// C int). The trees answer the same in O(1); this runs only in their int-overflow corner cases.
+export function weightedScan(svc: Service, load: (d: Dest) => i32): Dest | null {
+  const ds = svc.dests;
+  const n = ds.length;
+  let i = 0;
+  while (i < n && (unchecked(ds[i]).overloaded() || unchecked(ds[i]).weight <= 0)) i++;
+  if (i == n) return null;
+  let least = unchecked(ds[i]);
+  let loh = <i64>load(least);
+  for (i++; i < n; i++) {
+    const d = unchecked(ds[i]);
+    if (d.overloaded()) continue;
+    const doh = <i64>load(d);
+    if (loh * <i64>d.weight > doh * <i64>least.weight) { least = d; loh = doh; }
+  }
+  return least;
+}

@@ -11,7 +11,7 @@ import { Dest } from "../dest/dest";
 import { Service } from "../service/service";
 import { PacketInfo } from "../packet/info";
 import { traceOn } from "../trace";
-import { WinnerTree, connOverhead } from "./tree";
+import { WinnerTree, connOverhead, weightedScan } from "./tree";
 
 export class WeightedLeastConnection extends WinnerTree {
   eligible(d: Dest): bool { return !d.overloaded() && d.weight > 0; }
@@ -22,26 +22,10 @@ export class WeightedLeastConnection extends WinnerTree {
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
     const scanned = this.irregulars > 0;
-    const d = scanned ? scan(svc) : this.best();
+    const d = scanned ? weightedScan(svc, load) : this.best();
     if (traceOn) this.traceWinner(svc, d, scanned);
     return d;
   }
 }
 
-// the kernel's two-stage scan, verbatim in behaviour
-function scan(svc: Service): Dest | null {
-  const ds = svc.dests;
-  const n = ds.length;
-  let i = 0;
-  while (i < n && (unchecked(ds[i]).overloaded() || unchecked(ds[i]).weight <= 0)) i++;
-  if (i == n) return null;
-  let least = unchecked(ds[i]);
-  let loh = <i64>connOverhead(least);
-  for (i++; i < n; i++) {
-    const d = unchecked(ds[i]);
-    if (d.overloaded()) continue;
-    const doh = <i64>connOverhead(d);
-    if (loh * <i64>d.weight > doh * <i64>least.weight) { least = d; loh = doh; }
-  }
-  return least;
-}
+function load(d: Dest): i32 { return connOverhead(d); }
