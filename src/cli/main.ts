@@ -5,6 +5,9 @@ import { demo } from "./demo.ts";
 import { runTrace } from "./trace.ts";
 import { runUi } from "./ui.ts";
 import { k8sCommand } from "../k8s/cli.ts";
+import { simCommand } from "../sim/cli.ts";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 
 const USAGE = `usage: wasmvs <command>
 
@@ -12,6 +15,8 @@ commands:
   demo       every IPVS scheduler choosing for the same burst of connections (what npm start runs)
   trace      each scheduling decision with the state that made it (wasmvs trace --help)
   ui         the scheduler visualiser on http://127.0.0.1:8377/ (same core.wasm)
+  sim        synthetic traffic through the data plane, costed under kube-proxy's modes (wasmvs sim --help)
+  bench      bench scaling [--full]: kube-proxy modes measured on this kernel and modelled to 100k Services
   k8s        Kubernetes input: map | rules | synth | watch (kube-proxy's IPVS mapping; iptables/nftables texts)
   version    print the version
   help       this text
@@ -28,6 +33,13 @@ export async function main(argv: string[]): Promise<number> {
       return runTrace(argv.slice(1));
     case "ui":
       return runUi(argv.slice(1));
+    case "sim":
+      return simCommand(argv.slice(1));
+    case "bench": {
+      if (argv[1] !== "scaling") { process.stderr.write("usage: wasmvs bench scaling [--full] [--help]\n"); return 2; }
+      const script = fileURLToPath(new URL("../../bench/scaling.ts", import.meta.url));
+      return spawnSync(process.execPath, ["--import", "tsx", script, ...argv.slice(2)], { stdio: "inherit" }).status ?? 1;
+    }
     case "k8s":
       return k8sCommand(argv.slice(1));
     case "version":

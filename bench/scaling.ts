@@ -1,0 +1,212 @@
+// wasmvs bench scaling: kube-proxy's iptables (legacy and nft backends) and nftables modes measured on this
+// machine's kernel at 1k..10k Services, the wasmvs data plane's cost per new connection, and the simulator
+// (src/sim) calibrated by those measurements, extrapolating to 30k, 50k and 100k Services.
+//   node --import tsx bench/scaling.ts [--full] [--services=1000,5000] [--endpoints=2] [--modes=...]
+//        [--sim-services=...] [--sim-connections=N] [--no-host] [--no-sim] [--target] [--out=DIR]
+// Progress on stderr, the table on stdout; DIR (report/scaling) gets scaling.json, calibration.json, SVG
+// plots and summary.md.
+import { mkdirSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { hostSkipReason, connector, Topology } from "./scaling/netns.ts";
+import { measureHost, HOST_MODES, type HostMode, type HostResult } from "./scaling/host.ts";
+import { lineChartSvg, type PlotSeries } from "./scaling/plot.ts";
+import { scalingCluster, simServices, calibrate, simulate, synCost, runEngine, type Check, type MeasuredPoint, type Calibration, type SimPointResult, type ModeChecks } from "../src/sim/index.ts";
+import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
+import { table } from "./lib/report.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const argv = process.argv.slice(2);
+const flag = (n: string) => argv.includes(`--${n}`);
+const opt = (n: string) => argv.find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3);
+const nums = (s: string | undefined, d: number[]) => (s ? s.split(",").map((x) => Number(x.replace(/k$/i, "000"))) : d);
+if (flag("help") || flag("h")) {
+  console.log(`usage: wasmvs bench scaling [--full] [--services=1000,5000] [--endpoints=2] [--modes=iptables-legacy,iptables-nft,nftables]
+       [--sim-services=10000,30000] [--sim-connections=N] [--no-host] [--no-sim] [--target] [--out=DIR]
+  quick (default): 1k and 5k Services measured, simulator to 30k; --full: 1k, 2k, 5k, 10k measured, simulator to 100k
+  --target: the simulator's benchmark alone: 10M connections over 10k Services, target ≤ 10 s on one core`);
+  process.exit(0);
+}
+const full = flag("full");
+const services = nums(opt("services"), full ? [1000, 2000, 5000, 10000] : [1000, 5000]);
+const endpoints = Number(opt("endpoints") ?? 2);
+const modes = (opt("modes")?.split(",") ?? HOST_MODES) as HostMode[];
+const simN = nums(opt("sim-services"), full ? [10000, 30000, 50000, 100000] : [10000, 30000]);
+const simConns = Number(opt("sim-connections") ?? (full ? 2_000_000 : 300_000));
+const outDir = resolve(root, opt("out") ?? "report/scaling");
+const hostSkip = flag("no-host") ? "--no-host given" : hostSkipReason();
+const runSim = !flag("no-sim");
+const self = `node --import tsx bench/scaling.ts`;
+const cmdFor = (extra: string) => `${self} ${extra}`.trim();
+
+// ---- progress --------------------------------------------------------------------------------------
+const t0 = performance.now();
+const el = () => { const s = (performance.now() - t0) / 1000; return `${Math.floor(s / 60)}:${(s % 60).toFixed(0).padStart(2, "0")}`; };
+let stepsDone = 0, stepsTotal = 0;
+const bar = () => { const w = 24, f = Math.round((w * stepsDone) / Math.max(1, stepsTotal)); return `[${"#".repeat(f)}${".".repeat(w - f)}] ${stepsDone}/${stepsTotal}`; };
+const progress = (s: string) => process.stderr.write(`${bar()} ${el()} ${s}\n`);
+
+// ---- the target benchmark alone ---------------------------------------------------------------------
+if (flag("target")) { await target(); process.exit(0); }
+
+async function target(): Promise<{ wallS: number; wasmS: number; conns: number; services: number; pass: boolean }> {
+  const c = scalingCluster(10000, endpoints, 1, { nft: false });
+  const { services: svcs } = simServices(c);
+  const conns = Number(opt("target-connections") ?? 10_000_000);
+  process.stderr.write(`target: ${conns.toLocaleString("en")} connections (SYN then RST, Poisson at 20k/s simulated) over ${svcs.length.toLocaleString("en")} Service ports of 10k Services, real data plane, one core\n`);
+  const r = await runEngine(svcs, { connections: conns, rate: 20000, meanLengthMs: 50, requests: 0, clients: 4096, zipf: 0, seed: 1 });
+  const wallS = r.wallMs / 1000, pass = wallS <= 10 * conns / 10_000_000;
+  console.log(`${pass ? "PASS" : "MISS"} simulator: ${r.connections.toLocaleString("en")} connections over 10k Services in ${wallS.toFixed(1)} s (target ≤ 10 s); data plane ${(r.wasmMs / 1000).toFixed(1)} s (${r.wasmNsPerPacket.toFixed(0)} ns/packet), packet writing and traffic ${(r.writeMs / 1000).toFixed(1)} s; ${r.forwarded.toLocaleString("en")} packets forwarded, drops ${JSON.stringify(r.dropped)}`);
+  console.log(`  regenerate: ${cmdFor("--target")}`);
+  return { wallS, wasmS: r.wasmMs / 1000, conns: r.connections, services: 10000, pass };
+}
+
+// ---- plan --------------------------------------------------------------------------------------------
+const estS = hostSkip ? 0 : services.reduce((s, n) => s + (n <= 1000 ? 8 : n <= 2000 ? 20 : n <= 5000 ? 60 : 260), 0);
+console.log(`wasmvs bench scaling — what happens past 1,000 Services?`);
+console.log(hostSkip
+  ? `Host measurements SKIPPED (${hostSkip}); the simulator runs on the built-in calibration measured on the development machine (${DEFAULT_CALIBRATION.machine}).`
+  : `Measures on this kernel, in network namespaces made for the run (client → node with kube-proxy's rules → backends, over veth):
+  kube-proxy iptables mode (iptables-legacy-restore and iptables-nft-restore) and nftables mode at ${services.map((n) => n.toLocaleString("en")).join(", ")} Services × ${endpoints} endpoints:
+  full sync, +1 Service, TCP connect latency to the first and the last Service in the chain, CPU per new connection, the xtables lock.`);
+console.log(`Then the wasmvs data plane's cost per new connection, and the simulator (real WASM data plane + calibrated rule-walk,
+verdict-map and hash models) at ${simN.map((n) => n.toLocaleString("en")).join(", ")} Services, ${simConns.toLocaleString("en")} connections each.
+Expected time: about ${Math.ceil((estS + simN.length * 6 + 10) / 10) * 10} s on 2 cores. IPVS mode (kernel VM) is not part of this run: see docs/scaling.md.\n`);
+
+const hostResults: HostResult[] = [];
+stepsTotal = (hostSkip ? 0 : services.length * modes.length) + (runSim ? simN.length + 1 : 0);
+if (!hostSkip) {
+  if (connector().kind === "node") progress("no C compiler: connects timed by the Node connector (adds event-loop overhead to every figure)");
+  for (const n of services) {
+    progress(`${n.toLocaleString("en")} Services: generating the cluster and the rules`);
+    const c = scalingCluster(n, endpoints), next = scalingCluster(n + 1, endpoints);
+    for (const m of modes) {
+      const r = await measureHost(m, c, next, {
+        connects: full ? 1000 : 400, cpuConnects: full ? 4000 : 2000,
+        lock: m === "iptables-legacy" || n <= 1000 || (full && n <= 5000),
+        log: (s) => progress(s),
+      });
+      stepsDone++;
+      progress(`${m} ${n}: sync ${(r.syncMs / 1000).toFixed(2)} s, first ${r.first.lat.p50.toFixed(0)} µs, last ${r.last.lat.p50.toFixed(0)} µs, rules ${r.rules.counted}/${r.rules.expected}`);
+      hostResults.push(r);
+    }
+  }
+  Topology.cleanupAll();
+}
+
+// ---- calibration -------------------------------------------------------------------------------------
+function toPoints(rs: HostResult[], c: Map<number, ReturnType<typeof simServices>>): MeasuredPoint[] {
+  return rs.map((r) => {
+    const walk = (pos: number) => pos + (c.get(r.services)?.walkRest ?? 0);
+    return {
+      mode: r.mode, kind: r.mode === "nftables" ? "verdict-map" : "rule-walk", services: r.services, rules: r.rules.expected, units: "host",
+      syncMs: r.syncMs, incrementalMs: r.incrementalMs,
+      first: { walk: walk(r.first.position), latP50: r.first.lat.p50, cpu: r.first.cpu.usPerConn },
+      last: { walk: walk(r.last.position), latP50: r.last.lat.p50, cpu: r.last.cpu.usPerConn },
+      baseline: { latP50: r.baseline.lat.p50, cpu: r.baseline.cpu.usPerConn },
+    };
+  });
+}
+let calibration: Calibration = DEFAULT_CALIBRATION;
+let checks: Record<string, ModeChecks> = {};
+const walks = new Map<number, ReturnType<typeof simServices>>();
+if (hostResults.length) {
+  for (const n of services) walks.set(n, simServices(scalingCluster(n, endpoints, 1, { nft: false })));
+  const cal = calibrate(toPoints(hostResults, walks), `${cpus()[0]?.model ?? "?"} ×${cpus().length}`, `measured by this run (${cmdFor(full ? "--full" : "")})`);
+  calibration = cal.calibration; checks = cal.checks;
+  if (new Set(hostResults.map((r) => r.services)).size < 2) {
+    // one N cannot fix a line: keep the run's intercepts, take slopes from the built-in calibration
+    calibration = { ...calibration, modes: calibration.modes.map((m) => ({ ...m, ...(DEFAULT_CALIBRATION.modes.find((d) => d.mode === m.mode) ?? {}), source: "built-in (one N measured)" })) };
+  }
+}
+
+// ---- wasmvs data plane and the simulator ---------------------------------------------------------------
+let sim: SimPointResult[] = [];
+const wasmPerN: { services: number; nsPerNewConn: number }[] = [];
+if (runSim) {
+  const measured = new Set(hostResults.map((r) => `${r.mode}:${r.services}`));
+  for (const n of services) {
+    const s = walks.get(n) ?? simServices(scalingCluster(n, endpoints, 1, { nft: false }));
+    const syn = await synCost(s.services, 200_000);
+    wasmPerN.push({ services: n, nsPerNewConn: syn.nsPerSyn });
+  }
+  stepsDone++;
+  progress(`wasmvs data plane: ${wasmPerN.map((w) => `${w.services}: ${w.nsPerNewConn.toFixed(0)} ns/new connection`).join(", ")}`);
+  sim = await simulate({
+    services: [...new Set([...services, ...simN])].sort((a, b) => a - b), endpoints, calibration, measured,
+    traffic: { connections: simConns, rate: 5000, meanLengthMs: 200, requests: 1, clients: 1024, zipf: 0 },
+    log: (s) => progress(s),
+  });
+  stepsDone = stepsTotal;
+}
+
+// ---- output -------------------------------------------------------------------------------------------
+mkdirSync(outDir, { recursive: true });
+const f1 = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(d));
+const rows: string[][] = [];
+for (const r of hostResults) rows.push([r.mode, r.services.toLocaleString("en"), "measured", `${r.rules.counted}/${r.rules.expected}`, f1(r.syncMs / 1000, 2), f1(r.incrementalMs, 0),
+  `${f1(r.first.lat.p50)} / ${f1(r.first.lat.p99)}`, `${f1(r.last.lat.p50)} / ${f1(r.last.lat.p99)}`, `${f1(r.first.cpu.usPerConn)} / ${f1(r.last.cpu.usPerConn)}`,
+  r.lock ? `${r.lock.writers} writers, ${r.lock.failed} failed, max ${f1(r.lock.waitMaxMs, 0)} ms${r.lock.starved ? ", restore starved" : ""}` : "-"]);
+for (const p of sim) for (const m of p.modes) if (!m.measured) rows.push([m.mode, p.services.toLocaleString("en"), "modelled", `≈${Math.round(m.rules)}`, f1(m.syncMs / 1000, 2), f1(m.incrementalMs, 0),
+  `mix p50 ${f1(m.firstPacket.p50)}`, `mix p99 ${f1(m.firstPacket.p99)}`, f1(m.cpuPerConn), "-"]);
+for (const p of sim) rows.push(["wasmvs (WASM)", p.services.toLocaleString("en"), "measured in-process", String(p.servicePorts), "-", "-", `${(p.wasm.nsPerNewConn / 1000).toFixed(2)} (SYN→NAT)`, "-", (p.wasm.nsPerNewConn / 1000).toFixed(2), "-"]);
+console.log(table(["mode", "Services", "how", "rules", "full sync s", "+1 Svc ms", "first Svc µs p50/p99", "last Svc µs p50/p99", "CPU µs/conn first/last", "xtables lock"], rows));
+
+// checks: how far the model missed
+const checkRows: string[][] = [];
+for (const [mode, c] of Object.entries(checks)) for (const [what, list] of Object.entries(c) as [string, Check[]][]) {
+  if (!list.length) continue;
+  const worst = list.reduce((a, b) => (Math.abs(b.errPct) > Math.abs(a.errPct) ? b : a));
+  const mean = list.reduce((s, x) => s + Math.abs(x.errPct), 0) / list.length;
+  checkRows.push([mode, what, String(list.length), `${mean.toFixed(0)}%`, `${worst.errPct.toFixed(0)}% at N=${worst.n}`]);
+}
+if (checkRows.length) { console.log("\nMODEL CHECK (leave one N out: fit on the other N, predict this one)"); console.log(table(["mode", "figure", "points", "mean |error|", "worst"], checkRows)); }
+
+// plots
+const COLORS: Record<string, string> = { "iptables-legacy": "#d62728", "iptables-nft": "#ff7f0e", nftables: "#2ca02c", ipvs: "#1f77b4", wasmvs: "#9467bd" };
+const seriesFor = (get: (m: SimPointResult["modes"][number]) => number, hostGet?: (r: HostResult) => number): PlotSeries[] => {
+  const names = [...new Set([...hostResults.map((r) => r.mode as string), ...sim.flatMap((p) => p.modes.map((m) => m.mode))])];
+  return names.map((name) => {
+    const pts: PlotSeries["points"] = [];
+    for (const r of hostResults.filter((r) => r.mode === name)) if (hostGet) pts.push({ x: r.services, y: hostGet(r), measured: true });
+    for (const p of sim) for (const m of p.modes) if (m.mode === name && !(hostGet && m.measured)) pts.push({ x: p.services, y: get(m), measured: m.measured && !hostGet });
+    return { name, color: COLORS[name] ?? "#333", points: pts };
+  });
+};
+const svgs: Record<string, string> = {};
+svgs["latency.svg"] = lineChartSvg({
+  title: "First-packet cost: TCP connect latency (p50) vs Services", subtitle: "measured: connects to the LAST Service in the chain; modelled: p50 over a uniform Service mix",
+  xLabel: "Services", yLabel: "connect latency p50 (µs)",
+  series: [...seriesFor((m) => m.firstPacket.p50, (r) => r.last.lat.p50), { name: "wasmvs (SYN→NAT, WASM only)", color: COLORS.wasmvs, points: sim.map((p) => ({ x: p.services, y: p.wasm.nsPerNewConn / 1000, measured: true })) }],
+  refs: [{ x: 5000, y: 47, label: "k8s nftables post: iptables p50 5k 47 µs" }, { x: 10000, y: 62, label: "10k 62 µs" }, { x: 30000, y: 272, label: "30k 272 µs" }],
+});
+svgs["cpu.svg"] = lineChartSvg({
+  title: "CPU per new connection vs Services", subtitle: "measured: connector's CPU (its system calls carry the first packet's netfilter work); modelled past the range",
+  xLabel: "Services", yLabel: "CPU per new connection (µs)",
+  series: [...seriesFor((m) => m.cpuPerConn, (r) => r.last.cpu.usPerConn), { name: "wasmvs (SYN→NAT, WASM only)", color: COLORS.wasmvs, points: sim.map((p) => ({ x: p.services, y: p.wasm.nsPerNewConn / 1000, measured: true })) }],
+});
+svgs["sync.svg"] = lineChartSvg({
+  title: "Full sync time vs Services", subtitle: "restore of kube-proxy's whole ruleset into an empty namespace",
+  xLabel: "Services", yLabel: "full sync (ms)", series: seriesFor((m) => m.syncMs, (r) => r.syncMs),
+});
+svgs["incremental.svg"] = lineChartSvg({
+  title: "+1 Service (kube-proxy's partial sync) vs Services", xLabel: "Services", yLabel: "time (ms)",
+  series: seriesFor((m) => m.incrementalMs, (r) => r.incrementalMs),
+  refs: [{ x: 10000, y: 141, label: "nftables PR: +1 Service at 10k 141 ms" }, { x: 5000, y: 660000, label: "Huawei 2017: +1 rule at 5k 11 min" }],
+});
+
+const json = {
+  meta: { date: new Date().toISOString(), durationS: (performance.now() - t0) / 1000, full, services, endpoints, modes, simServices: simN, simConnections: simConns,
+    node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), hostSkipped: hostSkip || null,
+    connector: hostSkip ? null : connector().kind, command: cmdFor(argv.join(" ")) },
+  host: hostResults.map((r) => ({ ...r, lock: r.lock && { ...r.lock } })),
+  wasmvs: wasmPerN, calibration, checks, sim,
+};
+writeFileSync(join(outDir, "scaling.json"), JSON.stringify(json, (_k, v) => (v instanceof Uint32Array ? undefined : v), 2) + "\n");
+writeFileSync(join(outDir, "calibration.json"), JSON.stringify(calibration, null, 2) + "\n");
+for (const [n, s] of Object.entries(svgs)) writeFileSync(join(outDir, n), s + "\n");
+const { summaryMarkdown } = await import("./scaling/summary.ts");
+writeFileSync(join(outDir, "summary.md"), summaryMarkdown({ hostResults, sim, checks, calibration, wasmPerN, services, endpoints, full, hostSkip, cmdFor, svgs: Object.keys(svgs) }));
+console.log(`\nwrote ${[join(outDir, "scaling.json"), join(outDir, "calibration.json"), join(outDir, "summary.md"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}  (${el()})`);
+void existsSync; void readFileSync;

@@ -1,0 +1,72 @@
+// The simulator: its rule walk over a real generated ruleset, its traffic through the real data plane
+// (checked decision by decision against Core.packet on a fresh Core), and the model fitting and checks.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { scalingCluster, simServices, iptablesPartial, nftPartial, runEngine, loadCore, calibrate, linFit, leaveOneOut, linModel, simulate, Walker, ipv4Number } from "../src/sim/index.ts";
+import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
+
+const c = scalingCluster(50, 2);
+const ipStr = (a: number) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+
+test("rule walk: Services in KUBE-SERVICES order, the walk ends in DNAT to one of the Service's endpoints", () => {
+  assert.ok(c.targets.length >= 50, `${c.targets.length} TCP Service ports`);
+  for (let i = 1; i < c.targets.length; i++) assert.ok(c.targets[i].position > c.targets[i - 1].position);
+  const w = new Walker(c.ruleset, new Set([ipv4Number("192.168.201.1")]));
+  for (const t of [c.targets[0], c.targets[c.targets.length - 1]]) {
+    const r = w.walk({ proto: "tcp", src: ipv4Number("192.168.201.2"), dst: ipv4Number(t.vip), dport: t.port });
+    assert.ok(r.dnat && t.endpoints.includes(r.dnat), `${t.vip}:${t.port} → ${r.dnat}`);
+    assert.is(r.post, 4, "masqueraded: POSTROUTING jump + the three KUBE-POSTROUTING rules");
+  }
+  const s = simServices(c);
+  assert.ok(s.services[s.services.length - 1].walkRules > s.services[0].walkRules);
+  assert.ok(s.walkNoService > s.services[s.services.length - 1].walkRules - 10, "a pod IP walks all of KUBE-SERVICES");
+});
+
+test("partial syncs: +1 Service touches only the new chains (and KUBE-SERVICES for iptables)", () => {
+  const n = scalingCluster(51, 2);
+  const ipt = iptablesPartial(c.iptables.install, n.iptables.install);
+  assert.ok(ipt.includes(":KUBE-SERVICES - [0:0]") && ipt.includes("COMMIT"));
+  assert.not.ok(ipt.includes("KUBE-SVC-7MUI7YAIRAGRM7XB - [0:0]"), "an unchanged Service chain is not rewritten");
+  const nf = nftPartial(c.nft.text, n.nft.text);
+  assert.ok(nf.includes("svc-50/") && !nf.includes("flush map"));
+});
+
+test("the engine agrees with the real data plane: every recorded SYN chose what Core.packet chooses", async () => {
+  const { services } = simServices(c);
+  const r = await runEngine(services, { connections: 3000, rate: 2000, meanLengthMs: 100, requests: 2, clients: 64, zipf: 0.8, seed: 5, record: 500 });
+  assert.is(r.connections, 3000);
+  assert.is(r.forwarded, r.packets, "every packet forwarded");
+  assert.is(r.decisions.length, 500);
+  const { core, ids } = await loadCore(services, 4096);
+  for (const d of r.decisions) {
+    const s = services[d.svc];
+    const res = core.packet("in", "tcp", ipStr(d.caddr), d.cport, ipStr(s.vip), s.port, { flags: 2, now: 0 });
+    assert.ok(res.isNew);
+    const conn = core.conn(res.conn)!;
+    assert.is(`${conn.daddr}:${conn.dport}`, `${ipStr(d.daddr)}:${d.dport}`, `service ${d.svc} (${ids[d.svc]})`);
+    assert.ok(s.endpoints.some(([a, p]) => a === d.daddr && p === d.dport));
+  }
+});
+
+test("model: fits and leave-one-N-out checks", () => {
+  const f = linFit([{ x: 1, y: 3 }, { x: 2, y: 5 }, { x: 4, y: 9 }]);
+  assert.ok(Math.abs(f.a - 1) < 1e-9 && Math.abs(f.b - 2) < 1e-9);
+  const pts = [1000, 2000, 5000].flatMap((n) => [{ x: n, y: 10 + n / 100, n }, { x: 2 * n, y: 10 + n / 50, n }]);
+  for (const ch of leaveOneOut(pts, linModel)) assert.ok(Math.abs(ch.errPct) < 1e-6);
+  const mk = (services: number, mode: string) => ({ mode, kind: "rule-walk" as const, services, rules: services * 12, units: "host" as const, syncMs: services / 10, incrementalMs: services / 100,
+    first: { walk: 100, latP50: 30, cpu: 40 }, last: { walk: services * 1.5, latP50: 30 + services * 0.005, cpu: 40 + services * 0.005 }, baseline: { latP50: 20, cpu: 27 } });
+  const { calibration, checks } = calibrate([mk(1000, "x"), mk(5000, "x")], "test", "test");
+  assert.is(calibration.modes[0].measuredN.join(), "1000,5000");
+  assert.is(checks.x.sync.length, 2);
+});
+
+test("simulate: modelled modes over a small cluster; iptables costs grow with N, nftables stays flat", async () => {
+  const res = await simulate({ services: [50, 400], endpoints: 2, calibration: DEFAULT_CALIBRATION, traffic: { connections: 5000, rate: 1000, meanLengthMs: 50, requests: 1, clients: 16, zipf: 0 }, synConns: 5000 });
+  assert.is(res.length, 2);
+  const at = (i: number, m: string) => res[i].modes.find((x) => x.mode === m)!;
+  assert.ok(at(1, "iptables-legacy").firstPacket.p50 > at(0, "iptables-legacy").firstPacket.p50);
+  assert.ok(Math.abs(at(1, "nftables").firstPacket.p50 - at(0, "nftables").firstPacket.p50) < 1);
+  assert.ok(res[0].wasm.nsPerNewConn > 0 && res[0].engine.forwarded === res[0].engine.packets);
+});
+
+test.run();
