@@ -6,6 +6,7 @@ import { runTrace } from "./trace.ts";
 import { runUi } from "./ui.ts";
 import { k8sCommand } from "../k8s/cli.ts";
 import { simCommand } from "../sim/cli.ts";
+import { proxyMain } from "../proxy/cli.ts";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
@@ -15,6 +16,7 @@ commands:
   demo       every IPVS scheduler choosing for the same burst of connections (what npm start runs)
   trace      each scheduling decision with the state that made it (wasmvs trace --help)
   ui         the scheduler visualiser on http://127.0.0.1:8377/ (same core.wasm)
+  proxy      the userspace forwarder: wasmvs proxy -c proxy.yaml | check | reload | status (docs/proxy.md)
   sim        synthetic traffic through the data plane, costed under kube-proxy's modes (wasmvs sim --help)
   bench      bench scaling [--full]: kube-proxy modes measured on this kernel and modelled to 100k Services
   k8s        Kubernetes input: map | rules | synth | watch (kube-proxy's IPVS mapping; iptables/nftables texts)
@@ -33,6 +35,8 @@ export async function main(argv: string[]): Promise<number> {
       return runTrace(argv.slice(1));
     case "ui":
       return runUi(argv.slice(1));
+    case "proxy":
+      return proxyMain(argv.slice(1));
     case "sim":
       return simCommand(argv.slice(1));
     case "bench": {

@@ -1,0 +1,78 @@
+// `wasmvs proxy ...`: run the userspace forwarder, check a configuration, reload or query a running one.
+// Runnable alone too: node --import tsx src/proxy/cli.ts run -c proxy.yaml
+import { pathToFileURL } from "node:url";
+import { loadConfig, ConfigError } from "./config.ts";
+import { Proxy } from "./index.ts";
+import { ProxyTarget } from "./control.ts";
+import { DEFAULT_CONTROL } from "./control.ts";
+
+export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|none] [--metrics HOST:PORT] [--log-level L]
+       wasmvs proxy check -c FILE        validate a configuration (errors point at line:column)
+       wasmvs proxy reload [--control PATH]
+       wasmvs proxy status [--control PATH]
+
+The configuration (YAML or JSON) is described in docs/proxy.md. SIGHUP reloads, SIGTERM/SIGINT stop.
+Once running, 'wasmvs -A/-a/-e/-d/-Ln --target proxy' drive it over the control socket
+(default ${DEFAULT_CONTROL}, or WASMVS_PROXY_SOCKET).
+`;
+
+function opt(argv: string[], ...names: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    for (const n of names) {
+      if (argv[i] === n) return argv[i + 1];
+      if (argv[i].startsWith(n + "=")) return argv[i].slice(n.length + 1);
+    }
+  }
+  return undefined;
+}
+
+export async function proxyMain(argv: string[]): Promise<number> {
+  let sub = argv[0] && !argv[0].startsWith("-") ? argv[0] : "run";
+  const rest = sub === argv[0] ? argv.slice(1) : argv;
+  if (sub === "help" || rest.includes("-h") || rest.includes("--help")) { process.stdout.write(PROXY_USAGE); return 0; }
+  const control = opt(rest, "--control") ?? process.env.WASMVS_PROXY_SOCKET;
+  try {
+    switch (sub) {
+      case "check": case "run": {
+        const file = opt(rest, "-c", "--config");
+        if (!file) { process.stderr.write(`wasmvs proxy: -c FILE is required\n${PROXY_USAGE}`); return 2; }
+        const cfg = loadConfig(file);
+        if (sub === "check") {
+          process.stdout.write(`${file}: ok, ${cfg.state.services.length} services, ${cfg.state.services.reduce((n, s) => n + s.realServers.length, 0)} real servers, ${cfg.health.size} health checks\n`);
+          return 0;
+        }
+        if (control) cfg.options.control = control === "none" ? null : control;
+        const metrics = opt(rest, "--metrics");
+        if (metrics) cfg.options.metrics = metrics === "none" ? null : metrics;
+        const lvl = opt(rest, "--log-level");
+        if (lvl) cfg.options.logLevel = lvl as any;
+        const p = await Proxy.start(cfg, { decisionLog: Number(process.env.WASMVS_PROXY_DECISIONS ?? 0) });
+        await new Promise<void>((resolve) => {
+          process.on("SIGHUP", () => { p.reload().catch((e) => p.log.error("reload failed", { error: (e as Error).message })); });
+          const stop = () => { p.stop().finally(resolve); };
+          process.once("SIGTERM", stop);
+          process.once("SIGINT", stop);
+        });
+        return 0;
+      }
+      case "reload": case "status": {
+        const t = await ProxyTarget.open(control ?? DEFAULT_CONTROL);
+        try {
+          const r = sub === "reload" ? await t.reload() : await t.status();
+          process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+        } finally { await t.close(); }
+        return 0;
+      }
+      default:
+        process.stderr.write(`wasmvs proxy: unknown subcommand '${sub}'\n${PROXY_USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    process.stderr.write(e instanceof ConfigError ? `${e.message}\n` : `wasmvs proxy: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  proxyMain(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

@@ -1,0 +1,271 @@
+// The proxy's configuration file (YAML or JSON: JSON is read by the same YAML parser), validated with
+// errors that point at the line and column, producing the DesiredState every back end consumes plus the
+// proxy's own settings and health checks.
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { parseDocument, LineCounter, isMap, isSeq, isScalar, type Node as YNode, type Document } from "yaml";
+import type { DesiredState, RealServer, VirtualService, IpvsTimeouts } from "../model/types.ts";
+import { serviceKey, realServerKey } from "../model/types.ts";
+import { SCHEDULERS, SCHED_FLAG_NAMES } from "../core/index.ts";
+
+export type HealthType = "tcp" | "http" | "udp" | "exec";
+
+export interface HealthSpec {
+  type: HealthType;
+  interval: number;         // seconds between checks
+  timeout: number;          // seconds per check
+  rise: number;             // consecutive successes to come back up
+  fall: number;             // consecutive failures to go down
+  onFail: "quiesce" | "remove";
+  port?: number;            // check this port instead of the real server's
+  path?: string;            // http
+  status?: number;          // http, default 200
+  digest?: string;          // http: md5 hex of the body (keepalived's digest)
+  host?: string;            // http Host header
+  send?: string;            // udp payload
+  expect?: string;          // udp: the reply must start with this
+  command?: string[];       // exec: argv; {addr} and {port} are replaced
+}
+
+export interface ProxyOptions {
+  mode: "socket" | "packet";
+  control: string | null;          // unix control socket path
+  metrics: string | null;          // host:port for /metrics
+  vipInterface: string | null;     // dummy interface for the VIPs ("lo" loopback, null: do not add addresses)
+  connCapacity: number;            // the core's connection table size
+  udpFlows: number;                // bounded UDP flow table
+  maxConns: number;                // TCP connections in flight (0: from RLIMIT_NOFILE)
+  drainTimeout: number;            // seconds a removed destination's connections are kept
+  connectTimeout: number;          // seconds for a backend connect
+  tick: number;                    // ms between timer runs (core.advance, idle checks)
+  logLevel: "debug" | "info" | "warn" | "error";
+  settings: Record<string, number>; // Core.set sysctls (expire_nodest_conn, conn_reuse_mode, ...)
+}
+
+export interface ProxyConfig {
+  state: DesiredState;
+  health: Map<string, HealthSpec>;   // `${serviceKey}|${realServerKey}` -> spec
+  options: ProxyOptions;
+  file?: string;
+}
+
+export const DEFAULT_OPTIONS: ProxyOptions = {
+  mode: "socket", control: "/run/wasmvs/proxy.sock", metrics: null, vipInterface: "wasmvs0",
+  connCapacity: 65536, udpFlows: 4096, maxConns: 0, drainTimeout: 300, connectTimeout: 3, tick: 1000,
+  logLevel: "info", settings: {},
+};
+
+export const healthKey = (s: VirtualService, r: Pick<RealServer, "addr" | "port">) => `${serviceKey(s)}|${realServerKey(r)}`;
+
+export interface ConfigIssue { path: string; line: number; col: number; message: string }
+
+export class ConfigError extends Error {
+  constructor(readonly issues: ConfigIssue[], readonly file = "<config>") {
+    super(issues.map((i) => `${file}:${i.line}:${i.col}: ${i.path ? i.path + ": " : ""}${i.message}`).join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+class Walker {
+  issues: ConfigIssue[] = [];
+  constructor(readonly lc: LineCounter, readonly doc: Document) {}
+  pos(node: YNode | null | undefined): { line: number; col: number } {
+    const off = (node as any)?.range?.[0];
+    if (typeof off !== "number") return { line: 1, col: 1 };
+    const p = this.lc.linePos(off);
+    return { line: p.line, col: p.col };
+  }
+  err(node: YNode | null | undefined, path: string, message: string): void {
+    this.issues.push({ path, ...this.pos(node), message });
+  }
+  // the map's entries as [key, value node, key node]
+  entries(node: YNode, path: string, known: string[]): Map<string, YNode> {
+    const out = new Map<string, YNode>();
+    if (!isMap(node)) { this.err(node, path, "must be a mapping"); return out; }
+    for (const pair of node.items) {
+      const k = isScalar(pair.key) ? String(pair.key.value) : "";
+      if (!known.includes(k)) this.err(pair.key as YNode, path ? `${path}.${k}` : k, `unknown key (known: ${known.join(", ")})`);
+      else out.set(k, (pair.value ?? null) as YNode);
+    }
+    return out;
+  }
+  num(node: YNode | undefined, path: string, min: number, max: number, dflt: number, integer = true): number {
+    if (node === undefined) return dflt;
+    const v = isScalar(node) ? node.value : undefined;
+    if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+      this.err(node, path, `must be ${integer ? "an integer" : "a number"} in ${min}..${max}`);
+      return dflt;
+    }
+    return v;
+  }
+  str(node: YNode | undefined, path: string, dflt?: string, choices?: string[]): string | undefined {
+    if (node === undefined) return dflt;
+    const v = isScalar(node) ? node.value : undefined;
+    if (typeof v !== "string" && typeof v !== "number") { this.err(node, path, "must be a string"); return dflt; }
+    const s = String(v);
+    if (choices && !choices.includes(s)) { this.err(node, path, `'${s}' is not one of ${choices.join(", ")}`); return dflt; }
+    return s;
+  }
+  nullableStr(node: YNode | undefined, path: string, dflt: string | null): string | null {
+    if (node === undefined) return dflt;
+    if (isScalar(node) && (node.value === null || node.value === false)) return null;
+    return this.str(node, path, dflt ?? undefined) ?? null;
+  }
+  addr(node: YNode | undefined, path: string): string {
+    const s = this.str(node, path);
+    if (s === undefined) { this.err(node, path, "an IPv4 or IPv6 address is required"); return "0.0.0.0"; }
+    if (!isIP(s)) { this.err(node, path, `'${s}' is not an IPv4 or IPv6 address`); return "0.0.0.0"; }
+    return s;
+  }
+  list(node: YNode | undefined, path: string): YNode[] {
+    if (node === undefined) return [];
+    if (!isSeq(node)) { this.err(node, path, "must be a list"); return []; }
+    return node.items as YNode[];
+  }
+}
+
+const HEALTH_KEYS = ["type", "interval", "timeout", "rise", "fall", "onFail", "port", "path", "status", "digest", "host", "send", "expect", "command"];
+
+function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): HealthSpec | undefined {
+  if (isScalar(node) && (node.value === null || node.value === false)) return undefined;
+  const e = w.entries(node, path, HEALTH_KEYS);
+  const type = w.str(e.get("type"), `${path}.type`, base?.type, ["tcp", "http", "udp", "exec"]) as HealthType | undefined;
+  if (!type) { w.err(node, path, "type is required (tcp, http, udp or exec)"); return undefined; }
+  const h: HealthSpec = {
+    type,
+    interval: w.num(e.get("interval"), `${path}.interval`, 0.05, 3600, base?.interval ?? 2, false),
+    timeout: w.num(e.get("timeout"), `${path}.timeout`, 0.01, 600, base?.timeout ?? 1, false),
+    rise: w.num(e.get("rise"), `${path}.rise`, 1, 100, base?.rise ?? 1),
+    fall: w.num(e.get("fall"), `${path}.fall`, 1, 100, base?.fall ?? 1),
+    onFail: (w.str(e.get("onFail"), `${path}.onFail`, base?.onFail ?? "quiesce", ["quiesce", "remove"]) as "quiesce" | "remove"),
+  };
+  const port = e.has("port") ? w.num(e.get("port"), `${path}.port`, 1, 65535, 0) : base?.port;
+  if (port) h.port = port;
+  for (const k of ["path", "digest", "host", "send", "expect"] as const) {
+    const v = w.str(e.get(k), `${path}.${k}`, base?.[k]);
+    if (v !== undefined) h[k] = v;
+  }
+  if (e.has("status") || base?.status) h.status = w.num(e.get("status"), `${path}.status`, 100, 599, base?.status ?? 200);
+  if (h.digest !== undefined && !/^[0-9a-f]{32}$/i.test(h.digest)) w.err(e.get("digest"), `${path}.digest`, "must be an MD5 digest (32 hex digits)");
+  const cmd = e.get("command");
+  if (cmd !== undefined) {
+    if (isScalar(cmd) && typeof cmd.value === "string") h.command = ["/bin/sh", "-c", cmd.value];
+    else h.command = w.list(cmd, `${path}.command`).map((n, i) => w.str(n, `${path}.command[${i}]`) ?? "");
+  } else if (base?.command) h.command = base.command;
+  if (h.type === "exec" && !h.command?.length) w.err(node, path, "exec checks need a command");
+  if (h.type === "udp" && h.send === undefined) h.send = "";
+  if (h.type === "http" && h.path === undefined) h.path = "/";
+  return h;
+}
+
+const TOP_KEYS = ["proxy", "timeouts", "services"];
+const PROXY_KEYS = ["mode", "control", "metrics", "vipInterface", "connCapacity", "udpFlows", "maxConns", "drainTimeout",
+  "connectTimeout", "tick", "logLevel", "settings"];
+const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persistent", "netmask", "health", "realServers"];
+const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health"];
+
+export function parseConfig(text: string, file = "<config>"): ProxyConfig {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const w = new Walker(lc, doc);
+  for (const e of doc.errors) {
+    const p = e.linePos?.[0] ?? { line: 1, col: 1 };
+    w.issues.push({ path: "", line: p.line, col: p.col, message: e.message.split("\n")[0] });
+  }
+  if (w.issues.length) throw new ConfigError(w.issues, file);
+  const root = (doc.contents ?? null) as YNode;
+  if (!root || (isScalar(root) && root.value === null)) return { state: { services: [] }, health: new Map(), options: { ...DEFAULT_OPTIONS }, file };
+  const top = w.entries(root, "", TOP_KEYS);
+
+  const options: ProxyOptions = { ...DEFAULT_OPTIONS, settings: {} };
+  const pn = top.get("proxy");
+  if (pn !== undefined) {
+    const p = w.entries(pn, "proxy", PROXY_KEYS);
+    options.mode = w.str(p.get("mode"), "proxy.mode", "socket", ["socket", "packet"]) as "socket" | "packet";
+    options.control = w.nullableStr(p.get("control"), "proxy.control", DEFAULT_OPTIONS.control);
+    options.metrics = w.nullableStr(p.get("metrics"), "proxy.metrics", null);
+    if (options.metrics && !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d+$/.test(options.metrics)) w.err(p.get("metrics"), "proxy.metrics", "must be host:port");
+    options.vipInterface = w.nullableStr(p.get("vipInterface"), "proxy.vipInterface", DEFAULT_OPTIONS.vipInterface);
+    if (options.vipInterface && !/^[A-Za-z0-9_.-]{1,15}$/.test(options.vipInterface)) w.err(p.get("vipInterface"), "proxy.vipInterface", "not an interface name");
+    options.connCapacity = w.num(p.get("connCapacity"), "proxy.connCapacity", 64, 1 << 24, DEFAULT_OPTIONS.connCapacity);
+    options.udpFlows = w.num(p.get("udpFlows"), "proxy.udpFlows", 1, 1 << 20, DEFAULT_OPTIONS.udpFlows);
+    options.maxConns = w.num(p.get("maxConns"), "proxy.maxConns", 0, 1 << 22, 0);
+    options.drainTimeout = w.num(p.get("drainTimeout"), "proxy.drainTimeout", 0, 86400 * 7, DEFAULT_OPTIONS.drainTimeout, false);
+    options.connectTimeout = w.num(p.get("connectTimeout"), "proxy.connectTimeout", 0.01, 600, DEFAULT_OPTIONS.connectTimeout, false);
+    options.tick = w.num(p.get("tick"), "proxy.tick", 10, 60000, DEFAULT_OPTIONS.tick);
+    options.logLevel = w.str(p.get("logLevel"), "proxy.logLevel", "info", ["debug", "info", "warn", "error"]) as ProxyOptions["logLevel"];
+    const sn = p.get("settings");
+    if (sn !== undefined) {
+      const known = ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode", "sloppy_tcp", "lblc_expiration_ms",
+        "lblcr_expiration_ms", "mh_table_index", "sh_table_bits"];
+      for (const [k, v] of w.entries(sn, "proxy.settings", known)) options.settings[k] = w.num(v, `proxy.settings.${k}`, 0, 2 ** 31, 0);
+    }
+  }
+
+  let timeouts: IpvsTimeouts | undefined;
+  const tn = top.get("timeouts");
+  if (tn !== undefined) {
+    const t = w.entries(tn, "timeouts", ["tcp", "tcpfin", "udp"]);
+    timeouts = {
+      tcp: w.num(t.get("tcp"), "timeouts.tcp", 0, 2 ** 31 / 1000, 0),
+      tcpfin: w.num(t.get("tcpfin"), "timeouts.tcpfin", 0, 2 ** 31 / 1000, 0),
+      udp: w.num(t.get("udp"), "timeouts.udp", 0, 2 ** 31 / 1000, 0),
+    };
+  }
+
+  const services: VirtualService[] = [];
+  const health = new Map<string, HealthSpec>();
+  const seen = new Map<string, string>();
+  w.list(top.get("services"), "services").forEach((sn, i) => {
+    const path = `services[${i}]`;
+    const s = w.entries(sn, path, SERVICE_KEYS);
+    const protocol = w.str(s.get("protocol"), `${path}.protocol`, "tcp", ["tcp", "udp"]) as "tcp" | "udp";
+    const addr = w.addr(s.get("addr"), `${path}.addr`);
+    if (!s.has("port")) w.err(sn, path, "port is required");
+    const port = w.num(s.get("port"), `${path}.port`, 1, 65535, 1);
+    const scheduler = w.str(s.get("scheduler"), `${path}.scheduler`, "wlc", [...SCHEDULERS]) ?? "wlc";
+    const flags = w.list(s.get("flags"), `${path}.flags`).map((n, j) => w.str(n, `${path}.flags[${j}]`, "", ["ops", ...Object.keys(SCHED_FLAG_NAMES)]) ?? "");
+    const svc: VirtualService = { protocol, addr, port, scheduler, flags: flags.filter(Boolean), realServers: [] };
+    if (s.has("persistent")) svc.persistent = w.num(s.get("persistent"), `${path}.persistent`, 1, 2 ** 31 / 1000, 300);
+    if (s.has("netmask")) {
+      const nm = w.str(s.get("netmask"), `${path}.netmask`);
+      if (nm !== undefined) {
+        const ok = addr.includes(":") ? /^\d+$/.test(nm) && Number(nm) >= 1 && Number(nm) <= 128 : /^\d+\.\d+\.\d+\.\d+$/.test(nm);
+        if (!ok) w.err(s.get("netmask"), `${path}.netmask`, addr.includes(":") ? "an IPv6 netmask is a prefix length 1..128" : "an IPv4 netmask is dotted (255.255.255.0)");
+        svc.netmask = nm;
+      }
+    }
+    const key = serviceKey(svc);
+    if (seen.has(key)) w.err(sn, path, `duplicate service ${key} (also ${seen.get(key)})`);
+    seen.set(key, path);
+    const svcHealth = s.has("health") ? parseHealth(w, s.get("health")!, `${path}.health`) : undefined;
+    const rsSeen = new Set<string>();
+    w.list(s.get("realServers"), `${path}.realServers`).forEach((rn, j) => {
+      const rp = `${path}.realServers[${j}]`;
+      const r = w.entries(rn, rp, RS_KEYS);
+      const raddr = w.addr(r.get("addr"), `${rp}.addr`);
+      if (raddr.includes(":") !== addr.includes(":")) w.err(r.get("addr"), `${rp}.addr`, "must be the same address family as the service (socket mode proxies within a family)");
+      const rs: RealServer = {
+        addr: raddr, port: w.num(r.get("port"), `${rp}.port`, 0, 65535, port), weight: w.num(r.get("weight"), `${rp}.weight`, 0, 65535, 1),
+        fwd: "masq", upperThreshold: w.num(r.get("upperThreshold"), `${rp}.upperThreshold`, 0, 2 ** 31, 0),
+        lowerThreshold: w.num(r.get("lowerThreshold"), `${rp}.lowerThreshold`, 0, 2 ** 31, 0),
+      };
+      if (rs.lowerThreshold > rs.upperThreshold && rs.upperThreshold) w.err(rn, rp, "lowerThreshold is higher than upperThreshold");
+      const rk = realServerKey(rs);
+      if (rsSeen.has(rk)) w.err(rn, rp, `duplicate real server ${rk}`);
+      rsSeen.add(rk);
+      const h = r.has("health") ? parseHealth(w, r.get("health")!, `${rp}.health`, svcHealth) : svcHealth;
+      if (h) health.set(healthKey(svc, rs), h);
+      svc.realServers.push(rs);
+    });
+    services.push(svc);
+  });
+  if (w.issues.length) throw new ConfigError(w.issues, file);
+  return { state: { services, ...(timeouts ? { timeouts } : {}) }, health, options, file };
+}
+
+export function loadConfig(file: string): ProxyConfig {
+  let text: string;
+  try { text = readFileSync(file, "utf8"); } catch (e) { throw new ConfigError([{ path: "", line: 1, col: 1, message: `cannot read: ${(e as Error).message}` }], file); }
+  return parseConfig(text, file);
+}

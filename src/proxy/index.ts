@@ -1,0 +1,325 @@
+// wasmvs proxy: the userspace forwarder. One Proxy owns a Core (the WASM data plane), the tables kept
+// equal to the desired state (config file, then ipvsadm changes over the control socket), the socket
+// forwarder, the health checkers, the control socket and the metrics endpoint.
+import { readFileSync } from "node:fs";
+import { Core } from "../core/index.ts";
+import type { DesiredState, RealServer, VirtualService, IpvsTimeouts } from "../model/types.ts";
+import { serviceKey, realServerKey } from "../model/types.ts";
+import type { ServiceStatus, RealServerStatus, Stats, ConnectionEntry, TargetInfo } from "../model/target.ts";
+import { type ProxyConfig, type HealthSpec, loadConfig, healthKey } from "./config.ts";
+import { Tables, destKey } from "./tables.ts";
+import { SocketForwarder } from "./socket.ts";
+import { HealthManager } from "./health.ts";
+import { VipManager } from "./vip.ts";
+import { jsonLogger, type Logger } from "./log.ts";
+import { ControlServer } from "./control.ts";
+import { startMetricsServer } from "./metrics.ts";
+import type { Server } from "node:http";
+
+export { parseConfig, loadConfig, ConfigError } from "./config.ts";
+export { ProxyTarget } from "./control.ts";
+
+export interface ProxyStartOptions {
+  log?: Logger;
+  debugCore?: boolean;
+  decisionLog?: number;      // keep the last N scheduling decisions (tests, `status`)
+}
+
+export interface DestView { key: string; status: RealServerStatus; configuredWeight: number; healthy: boolean; draining: boolean; flows: number; removed?: boolean }
+export interface ServiceView { key: string; status: ServiceStatus; dests: DestView[] }
+
+const ZERO_STATS = (): Stats => ({ conns: 0n, inPkts: 0n, outPkts: 0n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0n });
+const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
+
+function fileNofile(): number {
+  try {
+    const m = readFileSync("/proc/self/limits", "utf8").match(/Max open files\s+(\d+)/);
+    return m ? Number(m[1]) : 1024;
+  } catch { return 1024; }
+}
+
+export class Proxy {
+  readonly tables: Tables;
+  readonly fw: SocketForwarder;
+  readonly health: HealthManager;
+  readonly vips: VipManager;
+  desired: DesiredState;
+  healthSpecs: Map<string, HealthSpec>;
+  control?: ControlServer;
+  metricsServer?: Server;
+  private timer?: NodeJS.Timeout;
+  private queue: Promise<unknown> = Promise.resolve();
+  private zeroBase = new Map<string, { conns: bigint; inPkts: number; outPkts: number; inBytes: number; outBytes: number }>();
+  private rates = new Map<string, { at: number; prev: Stats; rate: Stats }>();
+  readonly started = Date.now();
+
+  private constructor(readonly core: Core, public cfg: ProxyConfig, readonly log: Logger, decisionLog: number) {
+    this.tables = new Tables(core);
+    const o = cfg.options;
+    const maxConns = o.maxConns || Math.max(16, Math.floor((fileNofile() - 64) / 2));
+    this.fw = new SocketForwarder(core, this.tables, {
+      udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog,
+    }, log);
+    this.vips = new VipManager(o.vipInterface, log);
+    this.health = new HealthManager(log, (key, up) => this.onHealth(key, up));
+    this.desired = clone(cfg.state);
+    this.healthSpecs = cfg.health;
+  }
+
+  static async start(cfg: ProxyConfig, opts: ProxyStartOptions = {}): Promise<Proxy> {
+    if (cfg.options.mode !== "socket") throw new Error(`proxy mode '${cfg.options.mode}' is not built yet (see docs/proxy.md); use mode: socket`);
+    const log = opts.log ?? jsonLogger(cfg.options.logLevel);
+    const core = await Core.load({ debug: opts.debugCore, connCapacity: cfg.options.connCapacity });
+    for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as any, v);
+    const p = new Proxy(core, cfg, log, opts.decisionLog ?? 0);
+    try {
+      await p.applyNow();
+      if (cfg.options.control) p.control = await ControlServer.listen(p, cfg.options.control);
+      if (cfg.options.metrics) p.metricsServer = await startMetricsServer(p, cfg.options.metrics);
+    } catch (e) { await p.stop(); throw e; }
+    p.timer = setInterval(() => p.tick(), cfg.options.tick);
+    log.info("proxy started", { mode: "socket", services: p.desired.services.length, control: cfg.options.control, metrics: cfg.options.metrics, maxConns: p.fw.opts.maxConns });
+    return p;
+  }
+
+  // Serializes changes (control requests, health changes, reloads).
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const r = this.queue.then(fn, fn);
+    this.queue = r.catch(() => {});
+    return r;
+  }
+
+  private healthWanted(): Map<string, { spec: HealthSpec; addr: string; port: number }> {
+    const want = new Map<string, { spec: HealthSpec; addr: string; port: number }>();
+    for (const s of this.desired.services) for (const r of s.realServers) {
+      const k = healthKey(s, r);
+      const spec = this.healthSpecs.get(k);
+      if (spec) want.set(k, { spec, addr: r.addr, port: r.port || s.port! });
+    }
+    return want;
+  }
+
+  // Applies this.desired to the core, the VIPs and the listeners.
+  private async applyNow(): Promise<void> {
+    this.health.sync(this.healthWanted());
+    const res = this.tables.apply(this.desired, (k) => this.health.down(k));
+    this.fw.markRemoved(res.removedDests, res.addedDests);
+    const missing = await this.vips.ensure(this.desired.services.map((s) => s.addr!));
+    if (missing.length) this.log.warn("VIPs not local; their listeners will fail", { vips: missing });
+    const errors = await this.fw.sync(this.desired.services);
+    for (const k of res.removedServices) {
+      const addr = k.replace(/^\w+ \[?(.*?)\]?:\d+$/, "$1");
+      if (!this.desired.services.some((s) => s.addr === addr)) await this.vips.release(addr);
+    }
+    if (errors.length) throw new Error(errors.map((e) => `${e.key}: ${e.error}`).join("; "));
+  }
+
+  private onHealth(_key: string, _up: boolean) {
+    void this.serial(async () => {
+      const res = this.tables.apply(this.desired, (k) => this.health.down(k));
+      this.fw.markRemoved(res.removedDests, res.addedDests);
+    }).catch((e) => this.log.error("applying health change failed", { error: (e as Error).message }));
+  }
+
+  // A change to the desired state: applied, or reverted and rejected.
+  change(fn: (d: DesiredState) => void): Promise<void> {
+    return this.serial(async () => {
+      const before = this.desired;
+      const next = clone(before);
+      fn(next);
+      this.desired = next;
+      try { await this.applyNow(); }
+      catch (e) {
+        this.desired = before;
+        try { await this.applyNow(); } catch { /* back to what worked */ }
+        throw e;
+      }
+    });
+  }
+
+  // Re-reads the configuration file: established flows, persistence, scheduler state and health state stay.
+  reload(cfg?: ProxyConfig): Promise<{ services: number }> {
+    return this.serial(async () => {
+      const next = cfg ?? (this.cfg.file ? loadConfig(this.cfg.file) : undefined);
+      if (!next) throw new Error("no configuration file to reload");
+      const before = { desired: this.desired, health: this.healthSpecs };
+      this.desired = clone(next.state);
+      this.healthSpecs = next.health;
+      try { await this.applyNow(); }
+      catch (e) { this.desired = before.desired; this.healthSpecs = before.health; await this.applyNow().catch(() => {}); throw e; }
+      this.cfg = { ...next, options: this.cfg.options };
+      this.log.info("reloaded", { file: next.file, services: this.desired.services.length });
+      return { services: this.desired.services.length };
+    });
+  }
+
+  private tick() {
+    try { this.fw.tick(); } catch (e) { this.log.error("tick failed", { error: (e as Error).message }); }
+  }
+
+  // ---- views -------------------------------------------------------------------------------------
+  private rate(key: string, s: Stats): Stats {
+    const now = Date.now();
+    let r = this.rates.get(key);
+    if (!r) { this.rates.set(key, (r = { at: now, prev: { ...s }, rate: ZERO_STATS() })); return r.rate; }
+    if (now - r.at >= 2000) {
+      const dt = BigInt(now - r.at);
+      const per = (a: bigint, b: bigint) => ((a - b) * 1000n) / dt;
+      r.rate = { ...ZERO_STATS(), cps: per(s.conns, r.prev.conns), inPps: per(s.inPkts, r.prev.inPkts), outPps: per(s.outPkts, r.prev.outPkts),
+        inBps: per(s.inBytes, r.prev.inBytes), outBps: per(s.outBytes, r.prev.outBytes) };
+      r.at = now; r.prev = { ...s };
+    }
+    return r.rate;
+  }
+
+  private stats(key: string, conns: bigint): Stats {
+    const st = this.fw.stats.get(key) ?? { inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
+    const z = this.zeroBase.get(key) ?? { conns: 0n, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
+    const s: Stats = { ...ZERO_STATS(), conns: conns - z.conns, inPkts: BigInt(st.inPkts - z.inPkts), outPkts: BigInt(st.outPkts - z.outPkts),
+      inBytes: BigInt(st.inBytes - z.inBytes), outBytes: BigInt(st.outBytes - z.outBytes) };
+    const r = this.rate(key, s);
+    return { ...s, cps: r.cps, inPps: r.inPps, outPps: r.outPps, inBps: r.inBps, outBps: r.outBps };
+  }
+
+  services(): ServiceView[] {
+    const flows = new Map<string, number>();
+    for (const c of this.fw.tcp) flows.set(c.destKey, (flows.get(c.destKey) ?? 0) + 1);
+    for (const l of this.fw.listeners.values()) for (const f of l.flows?.values() ?? []) flows.set(f.destKey, (flows.get(f.destKey) ?? 0) + 1);
+    const out: ServiceView[] = [];
+    for (const id of this.core.serviceIds()) {
+      const a = this.tables.byId.get(id);
+      if (!a) continue;
+      const info = this.core.service(id);
+      const spec = this.desired.services.find((s) => serviceKey(s) === a.key) ?? a.spec;
+      const dests: DestView[] = info.dests.map((d) => {
+        const rk = realServerKey(d);
+        const key = destKey(a.key, d);
+        const conf = spec.realServers.find((r) => realServerKey(r) === rk);
+        const healthy = this.health.down(key) === undefined;
+        const f = flows.get(key) ?? 0;
+        const stats = this.stats(key, d.conns);
+        const agg = { ...stats };
+        return {
+          key: rk, configuredWeight: conf?.weight ?? d.weight, healthy, flows: f, draining: d.weight === 0 && f > 0,
+          status: { addr: d.addr, port: d.port, weight: d.weight, fwd: "masq", upperThreshold: d.upperThreshold, lowerThreshold: d.lowerThreshold,
+            activeConns: d.activeConns, inactConns: d.inactConns, persistConns: d.persistConns, stats: agg },
+        };
+      });
+      // removed destinations that still have flows (draining until the bound)
+      for (const r of spec.realServers) {
+        const key = destKey(a.key, r);
+        if (dests.some((d) => d.key === realServerKey(r)) || !(flows.get(key) ?? 0)) continue;
+        dests.push({ key: realServerKey(r), configuredWeight: r.weight, healthy: this.health.down(key) === undefined, flows: flows.get(key)!, draining: true, removed: true,
+          status: { ...r, weight: 0, activeConns: 0, inactConns: 0, persistConns: 0, stats: this.stats(key, 0n) } });
+      }
+      const sum = ZERO_STATS();
+      for (const d of dests) for (const k of Object.keys(sum) as (keyof Stats)[]) sum[k] += d.status.stats[k];
+      const { realServers: _r, ...rest } = spec;
+      const z = this.zeroBase.get(a.key);
+      sum.conns = info.conns - (z?.conns ?? 0n);
+      out.push({ key: a.key, dests, status: { ...rest, realServers: dests.filter((d) => !d.removed).map((d) => d.status), stats: sum } });
+    }
+    return out;
+  }
+
+  serviceStatus(): ServiceStatus[] { return this.services().map((s) => s.status); }
+
+  connections(): ConnectionEntry[] {
+    const now = this.fw.now();
+    return this.core.conns().map((c) => ({
+      protocol: c.template && c.proto === "fwmark" ? "IP" : c.proto.toUpperCase(), expiresMs: Math.max(0, c.expires - now), state: c.state,
+      client: { addr: c.caddr, port: c.cport }, virtual: { addr: c.vaddr, port: c.vport }, dest: { addr: c.daddr, port: c.dport },
+      ...(c.template ? { template: true } : {}),
+    }));
+  }
+
+  info(): TargetInfo {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    return { version: `wasmvs ${pkg.version} proxy`, connTableSize: this.core.connStats().capacity };
+  }
+
+  timeouts(): IpvsTimeouts { return this.core.timeouts(); }
+
+  zero(svc?: VirtualService): void {
+    const want = svc ? serviceKey(svc) : undefined;
+    for (const s of this.services()) {
+      if (want && s.key !== want) continue;
+      const info = this.core.service(this.tables.services.get(s.key)!.id);
+      this.zeroBase.set(s.key, { conns: info.conns, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 });
+      for (const d of info.dests) {
+        const k = destKey(s.key, d);
+        const st = this.fw.stats.get(k) ?? { inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
+        this.zeroBase.set(k, { conns: d.conns, ...st });
+      }
+    }
+    this.rates.clear();
+  }
+
+  status() {
+    return {
+      uptimeMs: Date.now() - this.started, tcp: this.fw.tcp.size, udpFlows: this.fw.udpCount, drops: Object.fromEntries(this.fw.drops),
+      health: this.health.states().map((h) => ({ key: h.key, up: h.up, checks: h.checks, detail: h.lastDetail })),
+      conn: this.core.connStats(), maxConns: this.fw.opts.maxConns,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.health.stop();
+    await this.control?.close();
+    await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
+    this.metricsServer?.closeAllConnections?.();
+    await this.fw.close();
+    await this.vips.cleanup();
+    this.log.info("proxy stopped");
+  }
+}
+
+// Operations on a desired state, as the kernel refuses them (messages as ipvsadm prints the errno).
+export function findService(d: DesiredState, s: VirtualService): VirtualService | undefined {
+  const k = serviceKey(s);
+  return d.services.find((x) => serviceKey(x) === k);
+}
+
+export const ops = {
+  addService(d: DesiredState, s: VirtualService) {
+    if (s.fwmark) throw new Error("fwmark services are not supported in socket mode");
+    if (!s.addr || !s.port) throw new Error("socket mode needs an address and a port (no port 0 services)");
+    if (s.protocol === "sctp") throw new Error("SCTP is not supported in socket mode");
+    if (findService(d, s)) throw new Error("Service already exists");
+    d.services.push({ ...s, realServers: [...(s.realServers ?? [])] });
+  },
+  editService(d: DesiredState, s: VirtualService) {
+    const x = findService(d, s);
+    if (!x) throw new Error("No such service");
+    Object.assign(x, { scheduler: s.scheduler, flags: s.flags, persistent: s.persistent, netmask: s.netmask, pe: s.pe });
+    if (s.persistent === undefined) delete x.persistent;
+    if (s.netmask === undefined) delete x.netmask;
+  },
+  deleteService(d: DesiredState, s: VirtualService) {
+    const x = findService(d, s);
+    if (!x) throw new Error("No such service");
+    d.services.splice(d.services.indexOf(x), 1);
+  },
+  addRealServer(d: DesiredState, s: VirtualService, r: RealServer) {
+    const x = findService(d, s);
+    if (!x) throw new Error("Service not defined");
+    if (r.fwd !== "masq" && r.fwd !== "fullnat") throw new Error(`forwarding method '${r.fwd}' is not possible in socket mode (the proxy connects: use -m)`);
+    if (x.realServers.some((y) => realServerKey(y) === realServerKey(r))) throw new Error("Destination already exists");
+    x.realServers.push({ ...r, fwd: "masq" });
+  },
+  editRealServer(d: DesiredState, s: VirtualService, r: RealServer) {
+    const x = findService(d, s);
+    if (!x) throw new Error("Service not defined");
+    const i = x.realServers.findIndex((y) => realServerKey(y) === realServerKey(r));
+    if (i < 0) throw new Error("No such destination");
+    x.realServers[i] = { ...r, fwd: "masq" };
+  },
+  deleteRealServer(d: DesiredState, s: VirtualService, r: Pick<RealServer, "addr" | "port">) {
+    const x = findService(d, s);
+    if (!x) throw new Error("Service not defined");
+    const i = x.realServers.findIndex((y) => realServerKey(y) === realServerKey(r));
+    if (i < 0) throw new Error("No such destination");
+    x.realServers.splice(i, 1);
+  },
+};

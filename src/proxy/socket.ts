@@ -1,0 +1,397 @@
+// Socket mode: listeners on each virtual address and port; every new TCP connection and every new UDP
+// flow is scheduled by the WASM core (a SYN, or a datagram, through Core.packet), and the connection's
+// life is fed back to the core (SYN-ACK out and ACK in once the backend answers, FIN/RST on close, an ACK
+// per tick while data flows) so ActiveConn/InActConn are real and lc, wlc, sed, nq, ovf and lblc(r) see
+// real load. The core's timers are the idle timeouts: when it expires an entry, the proxy closes the flow.
+import * as net from "node:net";
+import * as dgram from "node:dgram";
+import { Core, TCP_FLAGS } from "../core/index.ts";
+import { serviceKey, realServerKey } from "../model/types.ts";
+import type { VirtualService } from "../model/types.ts";
+import type { Logger } from "./log.ts";
+import type { Tables } from "./tables.ts";
+
+const { SYN, ACK, FIN, RST } = TCP_FLAGS;
+
+export interface DestStats { inPkts: number; outPkts: number; inBytes: number; outBytes: number }
+export interface Decision { proto: string; caddr: string; cport: number; vaddr: string; vport: number; daddr: string; dport: number; retried?: boolean }
+
+export interface ForwarderOptions {
+  udpFlows: number; maxConns: number; drainTimeoutMs: number; connectTimeoutMs: number; decisionLog: number;
+}
+
+interface Listener {
+  key: string; proto: "tcp" | "udp"; vaddr: string; vport: number; svcId: number; removed: boolean;
+  server?: net.Server; udp?: dgram.Socket; flows?: Map<string, UdpFlow>;
+}
+
+interface Flow { idx: number; destKey: string; act: boolean; cport: number; vport: number; proto: number; close(reason: string): void }
+
+class TcpConn implements Flow {
+  backend: net.Socket | null = null;
+  daddr = ""; dport = 0; destKey = ""; idx = -1; act = false; proto = 6;
+  clientEnded = false; backendEnded = false; connected = false; done = false; retried = false;
+  st!: DestStats;
+  constructor(readonly fw: SocketForwarder, readonly l: Listener, readonly client: net.Socket, readonly caddr: string, readonly cport: number) {}
+  get vport() { return this.l.vport; }
+  feed(dir: "in" | "out", flags: number) {
+    if (this.idx < 0) return;
+    const c = this.fw.core;
+    if (dir === "in") c.packet("in", "tcp", this.caddr, this.cport, this.l.vaddr, this.l.vport, { flags, now: this.fw.now() });
+    else c.packet("out", "tcp", this.daddr, this.dport, this.caddr, this.cport, { flags, now: this.fw.now() });
+  }
+  close(reason: string) {
+    if (this.done) return;
+    this.fw.log.debug("tcp close", { reason, client: `${this.caddr}:${this.cport}`, dest: this.destKey });
+    this.feed("in", RST);
+    this.client.resetAndDestroy();
+    this.backend?.resetAndDestroy();
+    this.finish();
+  }
+  finish() {
+    if (this.done) return;
+    this.done = true;
+    this.fw.tcp.delete(this);
+    if (this.fw.byIdx.get(this.idx) === this) this.fw.byIdx.delete(this.idx);
+    this.fw.onDone();
+  }
+}
+
+class UdpFlow implements Flow {
+  sock: dgram.Socket;
+  act = true; proto = 17; idx = -1; destKey = ""; done = false;
+  st!: DestStats;
+  constructor(readonly fw: SocketForwarder, readonly l: Listener, readonly key: string, readonly caddr: string, readonly cport: number,
+              readonly daddr: string, readonly dport: number) {
+    this.sock = dgram.createSocket(daddr.includes(":") ? "udp6" : "udp4");
+    this.sock.on("message", (msg, r) => {
+      if (r.port !== this.dport || r.address !== this.daddr) return;
+      this.act = true;
+      this.st.outPkts++; this.st.outBytes += msg.length;
+      fw.core.packet("out", "udp", this.daddr, this.dport, this.caddr, this.cport, { len: msg.length, now: fw.now() });
+      if (!this.l.udp) return;
+      this.l.udp.send(msg, this.cport, this.caddr);
+    });
+    this.sock.on("error", (e) => fw.log.debug("udp flow error", { error: e.message }));
+  }
+  get vport() { return this.l.vport; }
+  close(_reason: string) {
+    if (this.done) return;
+    this.done = true;
+    this.l.flows?.delete(this.key);
+    this.fw.udpCount--;
+    if (this.fw.byIdx.get(this.idx) === this) this.fw.byIdx.delete(this.idx);
+    try { this.sock.close(); } catch { /* closed */ }
+    this.fw.maybeCloseUdp(this.l);
+  }
+}
+
+export class SocketForwarder {
+  readonly listeners = new Map<string, Listener>();
+  readonly tcp = new Set<TcpConn>();
+  readonly byIdx = new Map<number, Flow>();
+  readonly stats = new Map<string, DestStats>();
+  readonly drops = new Map<string, number>();
+  readonly removedAt = new Map<string, number>();   // destination or service key -> when it was removed (ms)
+  readonly decisions: Decision[] = [];
+  udpCount = 0;
+  private scratch: number;
+  private t0 = performance.now();
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(readonly core: Core, readonly tables: Tables, readonly opts: ForwarderOptions, readonly log: Logger) {
+    this.scratch = core.x.scratchPtr() >>> 0;
+  }
+
+  now(): number { return Math.floor(performance.now() - this.t0) + 1; }
+
+  drop(reason: string) { this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1); }
+
+  statsFor(key: string): DestStats {
+    let s = this.stats.get(key);
+    if (!s) this.stats.set(key, (s = { inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 }));
+    return s;
+  }
+
+  private record(d: Decision) {
+    if (!this.opts.decisionLog) return;
+    if (this.decisions.length >= this.opts.decisionLog) this.decisions.shift();
+    this.decisions.push(d);
+  }
+
+  // Opens listeners for new services, marks those of removed services (they stop taking new flows).
+  async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
+    const errors: { key: string; error: string }[] = [];
+    const want = new Map(services.map((s) => [serviceKey(s), s]));
+    for (const [key, l] of this.listeners) {
+      if (want.has(key)) continue;
+      if (!l.removed) {
+        l.removed = true;
+        this.removedAt.set(key, this.now());
+        l.server?.close();
+        l.server = undefined;
+        this.maybeCloseUdp(l);
+      }
+    }
+    for (const [key, s] of want) {
+      const a = this.tables.services.get(key);
+      if (!a) continue;
+      let l = this.listeners.get(key);
+      if (l && l.removed && l.proto === "udp" && l.udp) { l.removed = false; l.svcId = a.id; this.removedAt.delete(key); continue; }
+      if (l && !l.removed) { l.svcId = a.id; continue; }
+      this.removedAt.delete(key);
+      l = { key, proto: s.protocol === "udp" ? "udp" : "tcp", vaddr: s.addr!, vport: s.port!, svcId: a.id, removed: false };
+      try {
+        if (l.proto === "tcp") await this.listenTcp(l); else await this.listenUdp(l);
+        this.listeners.set(key, l);
+        this.log.info("listening", { service: key });
+      } catch (e) {
+        errors.push({ key, error: (e as Error).message });
+        this.log.error("cannot listen", { service: key, error: (e as Error).message });
+      }
+    }
+    return errors;
+  }
+
+  private listenTcp(l: Listener): Promise<void> {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    server.on("connection", (sock) => this.onTcp(l, sock));
+    server.on("error", (e: NodeJS.ErrnoException) => {
+      // accept failures (EMFILE/ENFILE: libuv refuses the pending connection and goes on listening)
+      this.drop(`accept_${(e.code ?? "error").toLowerCase()}`);
+      this.log.warn("accept failed", { service: l.key, error: e.message });
+    });
+    l.server = server;
+    return new Promise((res, rej) => {
+      const onErr = (e: Error) => { server.close(); rej(e); };
+      server.once("error", onErr);
+      server.listen({ host: l.vaddr, port: l.vport, backlog: 1024, exclusive: true }, () => { server.off("error", onErr); res(); });
+    });
+  }
+
+  private listenUdp(l: Listener): Promise<void> {
+    const sock = l.vaddr.includes(":") ? dgram.createSocket({ type: "udp6", ipv6Only: true }) : dgram.createSocket({ type: "udp4" });
+    l.udp = sock;
+    l.flows = new Map();
+    sock.on("message", (msg, r) => this.onUdp(l, msg, r.address, r.port));
+    return new Promise((res, rej) => {
+      sock.once("error", rej);
+      sock.bind({ address: l.vaddr, port: l.vport, exclusive: true }, () => {
+        sock.off("error", rej);
+        sock.on("error", (e) => this.log.warn("udp listener error", { service: l.key, error: e.message }));
+        res();
+      });
+    });
+  }
+
+  maybeCloseUdp(l: Listener) {
+    if (l.removed && l.udp && (!l.flows || l.flows.size === 0)) {
+      l.udp.close();
+      l.udp = undefined;
+      if (this.listeners.get(l.key) === l) this.listeners.delete(l.key);
+    }
+  }
+
+  // ---- TCP ------------------------------------------------------------------------------------------
+  private onTcp(l: Listener, client: net.Socket) {
+    const caddr = client.remoteAddress, cport = client.remotePort;
+    if (!caddr || !cport) { client.destroy(); return; }
+    if (l.removed) { client.resetAndDestroy(); this.drop("service_removed"); return; }
+    if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) { client.resetAndDestroy(); this.drop("max_conns"); return; }
+    const c = new TcpConn(this, l, client, caddr, cport);
+    client.on("error", (e) => {
+      // the client reset (or the socket failed): the backend gets a reset too
+      if (!c.done) { this.log.debug("client error", { error: e.message }); c.feed("in", RST); c.backend?.resetAndDestroy(); c.finish(); }
+    });
+    client.on("close", () => { if (!c.done && !c.connected) { c.feed("in", RST); c.backend?.destroy(); c.finish(); } });
+    this.tcp.add(c);
+    if (!this.schedule(c, false)) return;
+  }
+
+  // Schedules c through the core and connects; false when refused.
+  private schedule(c: TcpConn, retry: boolean): boolean {
+    const l = c.l, now = this.now();
+    const r = this.core.packet("in", "tcp", c.caddr, c.cport, l.vaddr, l.vport, { flags: SYN, now });
+    if (r.verdict !== "forward" || r.conn < 0) {
+      this.drop(r.verdict === "drop" ? (r.reason ?? "drop").replace(/\W+/g, "_") : "not_scheduled");
+      c.client.resetAndDestroy();
+      c.finish();
+      return false;
+    }
+    const info = this.core.conn(r.conn)!;
+    const old = this.byIdx.get(r.conn);
+    if (old && old !== c && r.isNew) old.close("index reused");
+    c.idx = r.conn;
+    c.daddr = info.daddr;
+    c.dport = info.dport || l.vport;
+    const a = this.tables.byId.get(l.svcId);
+    c.destKey = `${l.key}|${realServerKey({ addr: info.daddr, port: info.dport })}`;
+    c.st = this.statsFor(c.destKey);
+    this.byIdx.set(r.conn, c);
+    this.record({ proto: "tcp", caddr: c.caddr, cport: c.cport, vaddr: l.vaddr, vport: l.vport, daddr: c.daddr, dport: c.dport, retried: retry || undefined });
+    void a;
+    this.connect(c);
+    return true;
+  }
+
+  private connect(c: TcpConn) {
+    const b = net.connect({ host: c.daddr, port: c.dport, allowHalfOpen: true, noDelay: true });
+    c.backend = b;
+    c.connected = false;
+    const timer = setTimeout(() => b.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })), this.opts.connectTimeoutMs);
+    b.once("connect", () => {
+      clearTimeout(timer);
+      if (c.done) { b.destroy(); return; }
+      c.connected = true;
+      c.feed("out", SYN | ACK);
+      c.feed("in", ACK);
+      this.wire(c);
+      c.client.resume();
+    });
+    b.on("error", (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (c.done || c.backend !== b) return;
+      if (!c.connected) return this.connectFailed(c, e);
+      // the backend reset or failed mid-stream: the client sees a reset now
+      this.log.debug("backend error", { dest: c.destKey, error: e.message });
+      c.feed("out", RST);
+      c.client.resetAndDestroy();
+      c.finish();
+    });
+  }
+
+  private connectFailed(c: TcpConn, e: NodeJS.ErrnoException) {
+    this.drop(`connect_${(e.code ?? "error").toLowerCase()}`);
+    this.log.warn("backend connect failed", { dest: c.destKey, error: e.message, retry: !c.retried });
+    c.feed("out", RST);
+    if (c.retried || c.client.destroyed) { c.client.resetAndDestroy(); c.finish(); return; }
+    c.retried = true;
+    // one retry on another destination: the failed one is quiesced for this one decision
+    const failed = { addr: c.daddr, port: c.dport, key: c.destKey };
+    const svc = this.tables.byId.get(c.l.svcId);
+    const d = svc ? this.core.service(svc.id).dests.find((x) => realServerKey(x) === failed.key.split("|")[1]) : undefined;
+    if (this.byIdx.get(c.idx) === c) this.byIdx.delete(c.idx);
+    if (svc && d && d.weight > 0) {
+      const spec = { addr: d.addr, port: d.port, upperThreshold: d.upperThreshold, lowerThreshold: d.lowerThreshold, fwd: "masq" as const };
+      this.core.editDest(svc.id, { ...spec, weight: 0 });
+      try { if (!this.schedule(c, true)) return; } finally { this.core.editDest(svc.id, { ...spec, weight: d.weight }); }
+    } else if (!this.schedule(c, true)) return;
+    if (c.destKey === failed.key) { c.backend?.destroy(); c.feed("out", RST); c.client.resetAndDestroy(); c.finish(); }
+  }
+
+  private wire(c: TcpConn) {
+    const client = c.client, b = c.backend!, st = c.st;
+    client.on("data", (d: Buffer) => {
+      st.inPkts++; st.inBytes += d.length; c.act = true;
+      if (!b.write(d)) client.pause();
+    });
+    b.on("data", (d: Buffer) => {
+      st.outPkts++; st.outBytes += d.length; c.act = true;
+      if (!client.write(d)) b.pause();
+    });
+    b.on("drain", () => client.resume());
+    client.on("drain", () => b.resume());
+    client.on("end", () => { c.clientEnded = true; c.feed("in", FIN | ACK); b.end(); });
+    b.on("end", () => { c.backendEnded = true; c.feed("out", FIN | ACK); client.end(); });
+    const closed = () => {
+      if (c.done) return;
+      if (client.destroyed && b.destroyed) {
+        if (c.clientEnded && c.backendEnded) c.feed("in", ACK);
+        else c.feed("in", RST);
+        c.finish();
+      } else if (client.destroyed && !c.clientEnded) { b.resetAndDestroy(); }
+      else if (b.destroyed && !c.backendEnded) { client.resetAndDestroy(); }
+    };
+    client.on("close", closed);
+    b.on("close", closed);
+  }
+
+  // ---- UDP ------------------------------------------------------------------------------------------
+  private onUdp(l: Listener, msg: Buffer, caddr: string, cport: number) {
+    const fk = `${caddr}|${cport}`;
+    let f = l.flows!.get(fk);
+    if (!f) {
+      if (l.removed) { this.drop("service_removed"); return; }
+      if (this.udpCount >= this.opts.udpFlows) { this.drop("udp_table_full"); return; }
+    }
+    const r = this.core.packet("in", "udp", caddr, cport, l.vaddr, l.vport, { len: msg.length, now: this.now() });
+    if (r.verdict !== "forward" || r.conn < 0) {
+      this.drop(r.verdict === "drop" ? (r.reason ?? "drop").replace(/\W+/g, "_") : "not_scheduled");
+      return;
+    }
+    if (f && r.isNew) {
+      // the core scheduled this datagram afresh (its entry expired, or one-packet scheduling)
+      const info = this.core.conn(r.conn);
+      if (!info || info.daddr !== f.daddr || (info.dport || l.vport) !== f.dport) { f.close("rescheduled"); f = undefined; }
+      else { f.idx = r.conn; this.byIdx.set(r.conn, f); }
+    }
+    if (!f) {
+      const info = this.core.conn(r.conn);
+      if (!info) { this.drop("not_scheduled"); return; }
+      const old = this.byIdx.get(r.conn);
+      if (old && r.isNew) old.close("index reused");
+      f = new UdpFlow(this, l, fk, caddr, cport, info.daddr, info.dport || l.vport);
+      f.idx = r.conn;
+      f.destKey = `${l.key}|${realServerKey({ addr: info.daddr, port: info.dport })}`;
+      f.st = this.statsFor(f.destKey);
+      l.flows!.set(fk, f);
+      this.udpCount++;
+      this.byIdx.set(r.conn, f);
+      this.record({ proto: "udp", caddr, cport, vaddr: l.vaddr, vport: l.vport, daddr: f.daddr, dport: f.dport });
+    }
+    f.act = true;
+    f.st.inPkts++; f.st.inBytes += msg.length;
+    f.sock.send(msg, f.dport, f.daddr);
+  }
+
+  // ---- timers ---------------------------------------------------------------------------------------
+  // Is the core's entry i still the one this flow owns (same protocol and ports, live)?
+  private alive(f: Flow): boolean {
+    if (f.idx < 0 || this.core.x.connInfo(f.idx) < 0) return false;
+    const dv = this.core.dv, p = this.scratch;
+    return dv.getUint32(p + 124, true) !== 0 && dv.getInt32(p + 68, true) === f.proto &&
+      dv.getUint32(p + 84, true) === f.vport && dv.getUint32(p + 80, true) === (f as TcpConn | UdpFlow).cport &&
+      (dv.getUint32(p + 76, true) & 0x1000) === 0;
+  }
+
+  tick(): void {
+    const now = this.now();
+    for (const c of this.tcp) {
+      if (c.act && c.connected) { c.act = false; c.feed("in", ACK); }
+    }
+    this.core.advance(now);
+    const bound = this.opts.drainTimeoutMs;
+    const flows: Flow[] = [...this.tcp];
+    for (const l of this.listeners.values()) if (l.flows) flows.push(...l.flows.values());
+    for (const f of flows) {
+      if (f instanceof TcpConn && !f.connected) continue;
+      if (!f.act && !this.alive(f)) { f.close("idle timeout"); continue; }
+      if (f instanceof UdpFlow) f.act = false;
+      const svcKey = f.destKey.split("|")[0];
+      const t = this.removedAt.get(f.destKey) ?? this.removedAt.get(svcKey);
+      if (t !== undefined && now - t >= bound) f.close("drain bound reached");
+    }
+    for (const l of [...this.listeners.values()]) this.maybeCloseUdp(l);
+  }
+
+  markRemoved(destKeys: string[], added: string[]) {
+    const now = this.now();
+    for (const k of destKeys) if (!this.removedAt.has(k)) this.removedAt.set(k, now);
+    for (const k of added) this.removedAt.delete(k);
+  }
+
+  onDone() { if (this.tcp.size === 0) for (const w of this.idleWaiters.splice(0)) w(); }
+
+  activeFlows(): number { return this.tcp.size + this.udpCount; }
+
+  // Stops listening; closes every flow (graceful: false resets them).
+  async close(): Promise<void> {
+    for (const l of this.listeners.values()) {
+      l.server?.close();
+      for (const f of [...(l.flows?.values() ?? [])]) f.close("shutdown");
+      l.udp?.close();
+    }
+    this.listeners.clear();
+    for (const c of [...this.tcp]) c.close("shutdown");
+  }
+}

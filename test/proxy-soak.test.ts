@@ -1,0 +1,16 @@
+// A short soak (the 10-minute one is `node --import tsx bench/proxy.ts soak`): steady churn through the
+// proxy on loopback while backends are added, drained and removed; no connection fails, and none that
+// was established before a drain is lost.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { soak } from "../bench/proxy.ts";
+
+test("soak (5 s): churn with backends added, drained and removed", async () => {
+  const s = await soak({ seconds: 5, rate: 200, log: () => {} });
+  assert.ok(s.connections >= 800, `connections: ${s.connections}`);
+  assert.is(s.failed, 0, JSON.stringify(s.errors));
+  assert.ok(s.held >= 36, `held: ${s.held}`);
+  assert.is(s.heldLost, 0, "connections established before a drain survive it");
+});
+
+test.run();
