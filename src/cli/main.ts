@@ -7,12 +7,19 @@ import { runUi } from "./ui.ts";
 import { k8sCommand } from "../k8s/cli.ts";
 import { simCommand } from "../sim/cli.ts";
 import { proxyMain } from "../proxy/cli.ts";
+import { runSync } from "./sync.ts";
+import { runIpvsadm, wasmvsIpvsadmUsage } from "./ipvsadm.ts";
+import type { IpvsTarget } from "../model/target.ts";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const USAGE = `usage: wasmvs <command>
 
 commands:
+  -A|-E|-D|-C|-a|-e|-d|-L|-Z|-S|-R|--set ...
+             ipvsadm's commands and output, against kernel IPVS (default) or a running proxy
+             (--target proxy); wasmvs ipvsadm -h lists them
+  sync       mirror a desired state into kernel IPVS (once, or as a loop); --check prints drift
   demo       every IPVS scheduler choosing for the same burst of connections (what npm start runs)
   trace      each scheduling decision with the state that made it (wasmvs trace --help)
   ui         the scheduler visualiser on http://127.0.0.1:8377/ (same core.wasm)
@@ -26,8 +33,38 @@ commands:
 Benchmarks: npm run bench   Fuzzing: npm run fuzz   Tests: npm test
 `;
 
+// The ipvsadm-compatible verbs run against a target: kernel IPVS over netlink, or a running proxy's
+// control socket. "--target kernel|proxy" may appear anywhere on the line.
+async function ipvsadmVerbs(argv: string[]): Promise<number> {
+  let targetName = process.env.WASMVS_TARGET ?? "kernel";
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--target") targetName = argv[++i] ?? "";
+    else if (argv[i].startsWith("--target=")) targetName = argv[i].slice(9);
+    else args.push(argv[i]);
+  }
+  if (args[0] === "-h" || args[0] === "--help" || args.length === 0) { process.stdout.write(wasmvsIpvsadmUsage("wasmvs")); return 0; }
+  let target: IpvsTarget;
+  try {
+    if (targetName === "kernel") target = await (await import("../kernel/target.ts")).KernelTarget.open();
+    else if (targetName === "proxy") target = await (await import("../proxy/control.ts")).ProxyTarget.open();
+    else { process.stderr.write(`wasmvs: --target must be kernel or proxy, not '${targetName}'\n`); return 2; }
+  } catch (e) {
+    process.stderr.write(`wasmvs: ${(e as Error).message}\n`);
+    return 3;
+  }
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    return await runIpvsadm(args, target, process.stdout, process.stderr, { program: "wasmvs", version: pkg.version });
+  } finally {
+    await target.close();
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const cmd = argv[0] ?? "demo";
+  if (cmd === "ipvsadm") return ipvsadmVerbs(argv.slice(1));
+  if (cmd.startsWith("-") && !["-h", "--help", "-V", "--version"].includes(cmd)) return ipvsadmVerbs(argv);
   switch (cmd) {
     case "demo":
       return demo();
@@ -35,6 +72,8 @@ export async function main(argv: string[]): Promise<number> {
       return runTrace(argv.slice(1));
     case "ui":
       return runUi(argv.slice(1));
+    case "sync":
+      return runSync(argv.slice(1));
     case "proxy":
       return proxyMain(argv.slice(1));
     case "sim":

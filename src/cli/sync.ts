@@ -1,0 +1,138 @@
+// `wasmvs sync`: mirror a desired state into kernel IPVS over netlink, once or as a loop, and
+// `wasmvs sync --check`: print every difference between the desired state and the kernel, exit 1 on drift.
+// Desired state from an ipvsadm save file (-R FILE), a proxy config (--config FILE), or a live cluster
+// (--kubeconfig PATH with --node-name/--node-ip, as kube-proxy's IPVS proxier would map it).
+import { readFileSync } from "node:fs";
+import type { DesiredState } from "../model/types.ts";
+import { parseRestore } from "../model/ipvsadm.ts";
+import { IpvsClient, NoIpvsError } from "../kernel/client.ts";
+import { Reconciler, SyncLoop, checkDrift, formatReport } from "../kernel/reconcile.ts";
+import { loadConfig } from "../proxy/config.ts";
+import { KubeWatcher } from "../k8s/watch.ts";
+import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
+
+export const SYNC_USAGE = `usage: wasmvs sync SOURCE [--check] [--once] [options]
+
+SOURCE (one of):
+  -R FILE | --rules FILE           ipvsadm save/restore text (what ipvsadm -Sn prints); - for stdin
+  --config FILE                    a wasmvs proxy configuration (YAML/JSON)
+  --kubeconfig PATH --node-name N --node-ip IP[,IP]  [--kube-proxy-config KPC.yaml]
+                                   a live cluster, mapped as kube-proxy's IPVS proxier does
+
+  --check                print every difference between SOURCE and the kernel; exit 1 on drift, 0 if none
+  --once                 reconcile once and exit (default for files; a cluster is always followed)
+  --exclude-cidrs A,B    never touch kernel services whose VIP is inside these (--ipvs-exclude-cidrs)
+  --drain-timeout S      bound on a removed real server's graceful drain (default 900)
+  --sync-period S        full re-sync (drift repair) at least this often in loop mode (default 30)
+  --min-sync-period S    triggered syncs at most twice per this period (default 0)
+`;
+
+interface Args { [k: string]: string | boolean | undefined }
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {};
+  for (let i = 0; i < argv.length; i++) {
+    const w = argv[i];
+    const [k, inline] = w.startsWith("--") && w.includes("=") ? [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)] : [w, undefined];
+    if (k === "--check" || k === "--once" || k === "-h" || k === "--help") { a[k] = true; continue; }
+    if (!k.startsWith("-")) throw new Error(`unexpected argument '${w}'`);
+    const v = inline ?? argv[++i];
+    if (v === undefined) throw new Error(`${k} needs a value`);
+    a[k] = v;
+  }
+  return a;
+}
+
+const seconds = (v: string | boolean | undefined, name: string, def: number): number => {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!(n >= 0)) throw new Error(`${name} must be a number of seconds, not '${v}'`);
+  return n * 1000;
+};
+
+function fileState(a: Args): DesiredState {
+  const rules = (a["-R"] ?? a["--rules"]) as string | undefined;
+  if (rules !== undefined) {
+    const text = readFileSync(rules === "-" ? 0 : rules, "utf8");
+    const r = parseRestore(text);
+    if (r.problems.length) {
+      throw new Error(`${rules}: refused before changing anything:\n` + r.problems.map((p) => `  line ${p.line}: ${p.message}  (${p.text.trim()})`).join("\n"));
+    }
+    return r.state;
+  }
+  return loadConfig(a["--config"] as string).state;   // throws ConfigError with line:col on bad input
+}
+
+export async function runSync(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+  let a: Args;
+  try { a = parseArgs(argv); } catch (e) { err.write(`wasmvs sync: ${(e as Error).message}\n${SYNC_USAGE}`); return 2; }
+  if (a["-h"] || a["--help"]) { out.write(SYNC_USAGE); return 0; }
+  const fromFile = a["-R"] !== undefined || a["--rules"] !== undefined || a["--config"] !== undefined;
+  const fromCluster = a["--kubeconfig"] !== undefined;
+  if (fromFile === fromCluster) { err.write(`wasmvs sync: name exactly one source\n${SYNC_USAGE}`); return 2; }
+
+  let kpc: Partial<KubeProxyConfig> = {};
+  let desired: DesiredState | undefined;
+  try {
+    if (fromFile) desired = fileState(a);
+    if (a["--kube-proxy-config"]) {
+      const p = a["--kube-proxy-config"] as string;
+      const r = readProxyConfig(readFileSync(p, "utf8"), p);
+      if (r.errors.length) throw new Error(r.errors.map((e) => e.message).join("\n"));
+      kpc = r.config;
+    }
+  } catch (e) { err.write(`wasmvs sync: ${(e as Error).message}\n`); return 2; }
+
+  const excludeCidrs = a["--exclude-cidrs"] ? String(a["--exclude-cidrs"]).split(",").filter(Boolean) : kpc.excludeCIDRs ?? [];
+  let client: IpvsClient;
+  try { client = await IpvsClient.open(); } catch (e) {
+    err.write(`wasmvs sync: ${e instanceof NoIpvsError ? e.message : (e as Error).message}\n`);
+    return e instanceof NoIpvsError ? 3 : 1;
+  }
+  try {
+    if (a["--check"]) {
+      if (!desired) { err.write("wasmvs sync --check: needs a file source (-R or --config)\n"); return 2; }
+      const diffs = await checkDrift(client, desired, { excludeCidrs });
+      for (const d of diffs) out.write(`${d.message}\n`);
+      out.write(diffs.length ? `drift: ${diffs.length} difference(s) between the desired state and the kernel\n` : "in sync: the kernel matches the desired state\n");
+      return diffs.length ? 1 : 0;
+    }
+    const reconciler = new Reconciler(client, {
+      excludeCidrs, drainTimeoutMs: seconds(a["--drain-timeout"], "--drain-timeout", 900_000),
+    });
+    if (fromFile && a["--once"]) {
+      const report = await reconciler.sync(desired!, { refresh: true });
+      out.write(formatReport(report) + "\n");
+      return report.failures.length ? 1 : 0;
+    }
+    // loop mode: a file is re-read on every full sync; a cluster feeds its latest mapping
+    let latest = desired;
+    const loop = new SyncLoop(reconciler, () => (fromFile ? fileState(a) : latest ?? { services: [] }), {
+      syncPeriodMs: seconds(a["--sync-period"], "--sync-period", kpc.syncPeriodMs ?? 30_000),
+      minSyncPeriodMs: seconds(a["--min-sync-period"], "--min-sync-period", kpc.minSyncPeriodMs ?? 0),
+      onReport: (r, kind) => { if (r.changes.length || r.failures.length) out.write(`[${kind}] ${formatReport(r)}\n`); },
+      onError: (e) => err.write(`wasmvs sync: ${e.message}\n`),
+    });
+    let watcher: KubeWatcher | undefined;
+    if (fromCluster) {
+      const node = { nodeName: String(a["--node-name"] ?? ""), addresses: String(a["--node-ip"] ?? "").split(",").filter(Boolean) };
+      if (!node.nodeName || !node.addresses.length) { err.write("wasmvs sync: --kubeconfig needs --node-name and --node-ip\n"); return 2; }
+      watcher = new KubeWatcher({
+        kubeconfig: String(a["--kubeconfig"]), node, config: kpc,
+        onSync: (u) => { latest = u.desired; if (u.reason === "initial") loop.start(); else loop.trigger(); },
+        onError: (e, what) => err.write(`wasmvs sync: ${what}: ${(e as Error).message ?? e}\n`),
+      });
+      await watcher.start();
+    } else loop.start();
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+    await watcher?.stop();
+    await loop.stop();
+    return 0;
+  } finally {
+    client.close();
+  }
+}
