@@ -1,12 +1,18 @@
 // `wasmvs proxy ...`: run the userspace forwarder, check a configuration, reload or query a running one.
 // Runnable alone too: node --import tsx src/proxy/cli.ts run -c proxy.yaml
 import { pathToFileURL } from "node:url";
-import { loadConfig, ConfigError } from "./config.ts";
+import { readFileSync } from "node:fs";
+import { loadConfig, parseConfig, ConfigError, type ProxyConfig } from "./config.ts";
+import { KubeWatcher } from "../k8s/watch.ts";
+import { readProxyConfig } from "../k8s/index.ts";
 import { Proxy } from "./index.ts";
 import { ProxyTarget } from "./control.ts";
 import { DEFAULT_CONTROL } from "./control.ts";
 
 export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|none] [--metrics HOST:PORT] [--log-level L]
+       wasmvs proxy [run] --kubeconfig PATH --node-name N --node-ip IP[,IP] [--kube-proxy-config KPC.yaml] [-c FILE]
+                                         serve a cluster's Services as kube-proxy's IPVS mode maps them
+                                         (-c then supplies only the proxy's options; its services are ignored)
        wasmvs proxy check -c FILE        validate a configuration (errors point at line:column)
        wasmvs proxy reload [--control PATH]
        wasmvs proxy status [--control PATH]
@@ -35,8 +41,10 @@ export async function proxyMain(argv: string[]): Promise<number> {
     switch (sub) {
       case "check": case "run": {
         const file = opt(rest, "-c", "--config");
-        if (!file) { process.stderr.write(`wasmvs proxy: -c FILE is required\n${PROXY_USAGE}`); return 2; }
-        const cfg = loadConfig(file);
+        const kubeconfig = opt(rest, "--kubeconfig");
+        if (!file && !(kubeconfig && sub === "run")) { process.stderr.write(`wasmvs proxy: -c FILE (or --kubeconfig) is required\n${PROXY_USAGE}`); return 2; }
+        const cfg = file ? loadConfig(file) : parseConfig("services: []\n", "<kubeconfig>");
+        if (kubeconfig) cfg.state = { services: [] };   // the cluster supplies the services
         if (sub === "check") {
           process.stdout.write(`${file}: ok, ${cfg.state.services.length} services, ${cfg.state.services.reduce((n, s) => n + s.realServers.length, 0)} real servers, ${cfg.health.size} health checks\n`);
           return 0;
@@ -47,9 +55,10 @@ export async function proxyMain(argv: string[]): Promise<number> {
         const lvl = opt(rest, "--log-level");
         if (lvl) cfg.options.logLevel = lvl as any;
         const p = await Proxy.start(cfg, { decisionLog: Number(process.env.WASMVS_PROXY_DECISIONS ?? 0) });
+        const watcher = kubeconfig ? await watchCluster(p, cfg, kubeconfig, rest) : undefined;
         await new Promise<void>((resolve) => {
           process.on("SIGHUP", () => { p.reload().catch((e) => p.log.error("reload failed", { error: (e as Error).message })); });
-          const stop = () => { p.stop().finally(resolve); };
+          const stop = () => { Promise.resolve(watcher?.stop()).finally(() => p.stop().finally(resolve)); };
           process.once("SIGTERM", stop);
           process.once("SIGINT", stop);
         });
@@ -71,6 +80,27 @@ export async function proxyMain(argv: string[]): Promise<number> {
     process.stderr.write(e instanceof ConfigError ? `${e.message}\n` : `wasmvs proxy: ${(e as Error).message}\n`);
     return 1;
   }
+}
+
+// Follows a cluster: every sync's mapping (kube-proxy's IPVS proxier's, from src/k8s) replaces the
+// proxy's services in place, so established flows and scheduler state carry over, as a reload does.
+async function watchCluster(p: Proxy, cfg: ProxyConfig, kubeconfig: string, argv: string[]): Promise<KubeWatcher> {
+  const node = { nodeName: opt(argv, "--node-name") ?? "", addresses: (opt(argv, "--node-ip") ?? "").split(",").filter(Boolean) };
+  if (!node.nodeName || !node.addresses.length) throw new Error("--kubeconfig needs --node-name and --node-ip");
+  const kpcPath = opt(argv, "--kube-proxy-config");
+  const kpc = kpcPath ? readProxyConfig(readFileSync(kpcPath, "utf8"), kpcPath) : undefined;
+  if (kpc?.errors.length) throw new Error(kpc.errors.map((e) => e.message).join("\n"));
+  const watcher = new KubeWatcher({
+    kubeconfig, node, config: kpc?.config,
+    onSync: (u) => {
+      p.reload({ ...cfg, state: u.desired, health: new Map() })
+        .then((r) => p.log.info("cluster sync", { reason: u.reason, services: r.services }))
+        .catch((e) => p.log.error("cluster sync refused", { error: (e as Error).message }));
+    },
+    onError: (e, what) => p.log.error("cluster watch", { what, error: (e as Error).message ?? String(e) }),
+  });
+  await watcher.start();
+  return watcher;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -1,0 +1,95 @@
+// wasmvs proxy --kubeconfig: a local API server lists one Service and its EndpointSlice; the proxy maps
+// them as kube-proxy's IPVS proxier would and serves the ClusterIP (a loopback address here, so nothing
+// leaves the machine); a real client reaches the real backend through it, and an EndpointSlice update
+// arriving on the watch moves new connections to the new endpoint.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { createServer as httpServer, type ServerResponse } from "node:http";
+import { createServer as tcpServer, connect, type Server } from "node:net";
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { AddressInfo } from "node:net";
+
+const VIP = "127.0.0.50", VPORT = 18080;
+const slice = (addr: string, rv: string) => ({
+  metadata: { name: "web-abc", namespace: "default", resourceVersion: rv, labels: { "kubernetes.io/service-name": "web" } },
+  addressType: "IPv4", ports: [{ name: "http", port: 19090, protocol: "TCP" }],
+  endpoints: [{ addresses: [addr], conditions: { ready: true, serving: true, terminating: false } }],
+});
+
+function backend(addr: string, reply: string): Promise<Server> {
+  const s = tcpServer((c) => { c.end(reply); });
+  return new Promise((r) => s.listen(19090, addr, () => r(s)));
+}
+
+function fetchVip(): Promise<string> {
+  return new Promise((resolve) => {
+    const c = connect({ host: VIP, port: VPORT });
+    let data = "";
+    c.on("data", (d) => (data += d));
+    c.on("end", () => resolve(data));
+    c.on("error", () => resolve(""));
+    c.setTimeout(2000, () => { c.destroy(); resolve(""); });
+  });
+}
+
+async function until(what: string, fn: () => Promise<boolean>, ms = 20000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { if (await fn()) return; await new Promise((r) => setTimeout(r, 200)); }
+  assert.unreachable(`timed out waiting for ${what}`);
+}
+
+test("the proxy serves a cluster's Service from a kubeconfig and follows EndpointSlice changes", async () => {
+  const watches: ServerResponse[] = [];
+  const api = httpServer((req, res) => {
+    const url = new URL(req.url!, "http://x");
+    res.writeHead(200, { "Content-Type": "application/json" });
+    if (url.searchParams.get("watch") === "true") { watches.push(res); res.write(""); return; }
+    if (url.pathname === "/api/v1/services") {
+      res.end(JSON.stringify({ kind: "ServiceList", apiVersion: "v1", metadata: { resourceVersion: "10" }, items: [{
+        metadata: { name: "web", namespace: "default", resourceVersion: "5" },
+        spec: { type: "ClusterIP", clusterIP: VIP, clusterIPs: [VIP], ports: [{ name: "http", port: VPORT, protocol: "TCP", targetPort: 19090 }] },
+      }] }));
+    } else if (url.pathname === "/apis/discovery.k8s.io/v1/endpointslices") {
+      res.end(JSON.stringify({ kind: "EndpointSliceList", apiVersion: "discovery.k8s.io/v1", metadata: { resourceVersion: "10" }, items: [slice("127.0.0.60", "6")] }));
+    } else res.end("{}");
+  });
+  await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
+  const dir = mkdtempSync(join(tmpdir(), "wasmvs-k8s-"));
+  const kubeconfig = join(dir, "kubeconfig.yaml");
+  writeFileSync(kubeconfig, `apiVersion: v1
+kind: Config
+clusters: [{name: t, cluster: {server: "http://127.0.0.1:${(api.address() as AddressInfo).port}", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {}}]
+contexts: [{name: c, context: {cluster: t, user: u}}]
+current-context: c
+`);
+  const b1 = await backend("127.0.0.60", "from 60");
+  const b2 = await backend("127.0.0.61", "from 61");
+  const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
+  const proxy = spawn(process.execPath, [bin, "proxy", "run", "--kubeconfig", kubeconfig, "--node-name", "n1", "--node-ip", "192.0.2.10",
+    "--control", "none"], { stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  proxy.stdout.on("data", (d) => (log += d));
+  proxy.stderr.on("data", (d) => (log += d));
+  try {
+    await until("the ClusterIP to answer from the first endpoint", async () => (await fetchVip()) === "from 60");
+    // the EndpointSlice now points at another pod: a MODIFIED event on the open watch
+    const ev = { type: "MODIFIED", object: { kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", ...slice("127.0.0.61", "11") } };
+    for (const w of watches) w.write(JSON.stringify(ev) + "\n");
+    await until("new connections to go to the new endpoint", async () => (await fetchVip()) === "from 61");
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nproxy log:\n${log.slice(-3000)}`);
+  } finally {
+    proxy.kill("SIGTERM");
+    await new Promise((r) => proxy.once("exit", r));
+    for (const w of watches) w.end();
+    api.close(); b1.close(); b2.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
