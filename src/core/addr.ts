@@ -1,5 +1,6 @@
-// Address parsing and printing shared by the host modules. IPv6 printing follows RFC 5952 (as inet_ntop).
+// Address parsing and printing shared by the host modules.
 import { isIPv4, isIPv6 } from "node:net";
+import { ntop6 } from "../model/inet.ts";
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -39,22 +40,10 @@ export function addrBytes(addr: string, out = new Uint8Array(16)): Uint8Array {
   return out;
 }
 
+// IPv6 as inet_ntop prints it (glibc's rules, as ipvsadm shows addresses)
 export function formatAddr(af: number, b: Uint8Array): string {
   if (af === AF_INET) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((b[2 * i] << 8) | b[2 * i + 1]);
-  // the longest run (of 2 or more) of zero groups becomes ::
-  let bestAt = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { bestAt = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(":");
-  if (bestLen < 2) return hex(g);
-  return hex(g.slice(0, bestAt)) + "::" + hex(g.slice(bestAt + bestLen));
+  return ntop6(b);
 }
 
 // "1.2.3.4:80" or "[::1]:80"

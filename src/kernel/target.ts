@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import type { VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts";
 import type { IpvsTarget, TargetInfo, ServiceStatus, ConnectionEntry } from "../model/target.ts";
 import { IpvsClient, type ClientOptions } from "./client.ts";
+import { ntop6 } from "../model/inet.ts";
 
 export class KernelTarget implements IpvsTarget {
   readonly name = "kernel";
@@ -57,16 +58,9 @@ export function parseIpVsConn(text: string): ConnectionEntry[] {
   return out;
 }
 
+// /proc prints IPv6 as eight 4-digit groups; shown as inet_ntop would
 function v6(s: string): string {
-  const g = s.split(":").map((x) => parseInt(x, 16));
-  let bestAt = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { bestAt = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(":");
-  return bestLen < 2 ? hex(g) : hex(g.slice(0, bestAt)) + "::" + hex(g.slice(bestAt + bestLen));
+  const b = new Uint8Array(16);
+  s.split(":").forEach((g, i) => { const v = parseInt(g, 16); b[2 * i] = v >> 8; b[2 * i + 1] = v & 0xff; });
+  return ntop6(b);
 }
