@@ -16,8 +16,10 @@ export const SYNC_USAGE = `usage: wasmvs sync SOURCE [--check] [--once] [options
 SOURCE (one of):
   -R FILE | --rules FILE           ipvsadm save/restore text (what ipvsadm -Sn prints); - for stdin
   --config FILE                    a wasmvs proxy configuration (YAML/JSON)
-  --kubeconfig PATH --node-name N --node-ip IP[,IP]  [--kube-proxy-config KPC.yaml]
-                                   a live cluster, mapped as kube-proxy's IPVS proxier does
+  --kubeconfig PATH | --in-cluster   with --node-name N --node-ip IP[,IP] [--kube-proxy-config KPC.yaml]
+                                   a live cluster, mapped as kube-proxy's IPVS proxier does (IPVS virtual
+                                   services only: the ipsets, iptables rules and kube-ipvs0 addresses kube-proxy
+                                   keeps beside them are not applied yet; see docs/kubernetes.md)
 
   --check                print every difference between SOURCE and the kernel; exit 1 on drift, 0 if none
   --once                 reconcile once and exit (default for files; a cluster is always followed)
@@ -34,7 +36,7 @@ function parseArgs(argv: string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const w = argv[i];
     const [k, inline] = w.startsWith("--") && w.includes("=") ? [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)] : [w, undefined];
-    if (k === "--check" || k === "--once" || k === "-h" || k === "--help") { a[k] = true; continue; }
+    if (k === "--check" || k === "--once" || k === "--in-cluster" || k === "-h" || k === "--help") { a[k] = true; continue; }
     if (!k.startsWith("-")) throw new Error(`unexpected argument '${w}'`);
     const v = inline ?? argv[++i];
     if (v === undefined) throw new Error(`${k} needs a value`);
@@ -68,7 +70,7 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
   try { a = parseArgs(argv); } catch (e) { err.write(`wasmvs sync: ${(e as Error).message}\n${SYNC_USAGE}`); return 2; }
   if (a["-h"] || a["--help"]) { out.write(SYNC_USAGE); return 0; }
   const fromFile = a["-R"] !== undefined || a["--rules"] !== undefined || a["--config"] !== undefined;
-  const fromCluster = a["--kubeconfig"] !== undefined;
+  const fromCluster = a["--kubeconfig"] !== undefined || a["--in-cluster"] === true;
   if (fromFile === fromCluster) { err.write(`wasmvs sync: name exactly one source\n${SYNC_USAGE}`); return 2; }
 
   let kpc: Partial<KubeProxyConfig> = {};
@@ -116,9 +118,9 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
     let watcher: KubeWatcher | undefined;
     if (fromCluster) {
       const node = { nodeName: String(a["--node-name"] ?? ""), addresses: String(a["--node-ip"] ?? "").split(",").filter(Boolean) };
-      if (!node.nodeName || !node.addresses.length) { err.write("wasmvs sync: --kubeconfig needs --node-name and --node-ip\n"); return 2; }
+      if (!node.nodeName || !node.addresses.length) { err.write("wasmvs sync: a cluster source needs --node-name and --node-ip\n"); return 2; }
       watcher = new KubeWatcher({
-        kubeconfig: String(a["--kubeconfig"]), node, config: kpc,
+        kubeconfig: a["--kubeconfig"] as string | undefined, node, config: kpc,   // none: in-cluster / default loading
         onSync: (u) => { latest = u.desired; if (u.reason === "initial") loop.start(); else loop.trigger(); },
         onError: (e, what) => err.write(`wasmvs sync: ${what}: ${(e as Error).message ?? e}\n`),
       });

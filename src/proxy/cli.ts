@@ -10,7 +10,7 @@ import { ProxyTarget } from "./control.ts";
 import { DEFAULT_CONTROL } from "./control.ts";
 
 export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|none] [--metrics HOST:PORT] [--log-level L]
-       wasmvs proxy [run] --kubeconfig PATH --node-name N --node-ip IP[,IP] [--kube-proxy-config KPC.yaml] [-c FILE]
+       wasmvs proxy [run] --kubeconfig PATH|--in-cluster --node-name N --node-ip IP[,IP] [--kube-proxy-config KPC.yaml] [-c FILE]
                                          serve a cluster's Services as kube-proxy's IPVS mode maps them
                                          (-c then supplies only the proxy's options; its services are ignored)
        wasmvs proxy check -c FILE        validate a configuration (errors point at line:column)
@@ -41,10 +41,10 @@ export async function proxyMain(argv: string[]): Promise<number> {
     switch (sub) {
       case "check": case "run": {
         const file = opt(rest, "-c", "--config");
-        const kubeconfig = opt(rest, "--kubeconfig");
-        if (!file && !(kubeconfig && sub === "run")) { process.stderr.write(`wasmvs proxy: -c FILE (or --kubeconfig) is required\n${PROXY_USAGE}`); return 2; }
+        const kubeconfig = rest.includes("--in-cluster") ? "" : opt(rest, "--kubeconfig");   // "": default loading
+        if (!file && !(kubeconfig !== undefined && sub === "run")) { process.stderr.write(`wasmvs proxy: -c FILE (or --kubeconfig) is required\n${PROXY_USAGE}`); return 2; }
         const cfg = file ? loadConfig(file) : parseConfig("services: []\n", "<kubeconfig>");
-        if (kubeconfig) cfg.state = { services: [] };   // the cluster supplies the services
+        if (kubeconfig !== undefined) cfg.state = { services: [] };   // the cluster supplies the services
         if (sub === "check") {
           process.stdout.write(`${file}: ok, ${cfg.state.services.length} services, ${cfg.state.services.reduce((n, s) => n + s.realServers.length, 0)} real servers, ${cfg.health.size} health checks\n`);
           return 0;
@@ -55,7 +55,7 @@ export async function proxyMain(argv: string[]): Promise<number> {
         const lvl = opt(rest, "--log-level");
         if (lvl) cfg.options.logLevel = lvl as any;
         const p = await Proxy.start(cfg, { decisionLog: Number(process.env.WASMVS_PROXY_DECISIONS ?? 0) });
-        const watcher = kubeconfig ? await watchCluster(p, cfg, kubeconfig, rest) : undefined;
+        const watcher = kubeconfig !== undefined ? await watchCluster(p, cfg, kubeconfig, rest) : undefined;
         await new Promise<void>((resolve) => {
           process.on("SIGHUP", () => { p.reload().catch((e) => p.log.error("reload failed", { error: (e as Error).message })); });
           const stop = () => { Promise.resolve(watcher?.stop()).finally(() => p.stop().finally(resolve)); };
@@ -91,7 +91,7 @@ async function watchCluster(p: Proxy, cfg: ProxyConfig, kubeconfig: string, argv
   const kpc = kpcPath ? readProxyConfig(readFileSync(kpcPath, "utf8"), kpcPath) : undefined;
   if (kpc?.errors.length) throw new Error(kpc.errors.map((e) => e.message).join("\n"));
   const watcher = new KubeWatcher({
-    kubeconfig, node, config: kpc?.config,
+    kubeconfig: kubeconfig || undefined, node, config: kpc?.config,   // none: KUBECONFIG, ~/.kube/config or in-cluster
     onSync: (u) => {
       p.reload({ ...cfg, state: u.desired, health: new Map() })
         .then((r) => p.log.info("cluster sync", { reason: u.reason, services: r.services }))
