@@ -1,7 +1,9 @@
 // Backends: one process listening on 0.0.0.0 on every port given; the namespace routes the whole pod
 // range to lo (`ip route add local 10.128.0.0/9 dev lo`), so any endpoint address:port is answered here.
 // Prints "ready" once listening; counts accepted connections by local address:port (the endpoint the
-// node's DNAT chose) and prints them as JSON when stdin closes, then exits.
+// node's DNAT chose) and prints them as JSON when stdin closes, then exits. BACKEND_BANNER=1: each accepted
+// connection is sent one byte at once (the connector's CONNECTOR_READ mode times its arrival).
+const banner = Number(process.env.BACKEND_BANNER ?? 0) > 0;
 import net from "node:net";
 const ports = process.argv.slice(2).map(Number);
 const seen = new Map();
@@ -11,6 +13,7 @@ for (const port of ports) {
     const k = `${s.localAddress}:${s.localPort}`;
     seen.set(k, (seen.get(k) ?? 0) + 1);
     s.on("error", () => {});
+    if (banner) s.write("x");
     s.on("end", () => s.destroy());
   });
   srv.listen({ host: "0.0.0.0", port, backlog: 4096 }, () => { if (++up === ports.length) process.stdout.write("ready\n"); });

@@ -3,7 +3,10 @@
  * Connects COUNT times, cycling over the targets; each connect is timed from socket() to connect()'s
  * return (the SYN went through the node's rules, the SYN-ACK came back), then the socket is closed with
  * SO_LINGER 0 (an RST: no TIME_WAIT, so the run never runs out of ports). Prints "i ns" per connect
- * (i = target index; ns = -errno on failure) and, last, "#cpu user_us sys_us wall_us fails". */
+ * (i = target index; ns = -errno on failure) and, last, "#cpu user_us sys_us wall_us fails".
+ * With CONNECTOR_READ=1 in the environment each connect also waits for the first byte the far end sends
+ * (a userspace proxy accepts, connects to the backend and relays its banner: the whole path, not just the
+ * kernel's handshake with the listening socket) and the time is taken when it arrives. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -34,13 +37,16 @@ int main(int argc, char **argv) {
   struct rusage r0, r1; getrusage(RUSAGE_SELF, &r0);
   long long w0 = now_ns(); long fails = 0;
   struct linger lg = { 1, 0 };
+  int readmode = getenv("CONNECTOR_READ") && atoi(getenv("CONNECTOR_READ")) > 0;
   for (long k = 0; k < count; k++) {
     int i = k % nt;
     long long t0 = now_ns();
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (readmode) { struct timeval tv = { 3, 0 }; setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv); }
     int rc = connect(fd, (struct sockaddr *)&sa[i], sizeof sa[i]);
-    long long t1 = now_ns();
     int e = errno;
+    if (rc == 0 && readmode) { char b; ssize_t n = read(fd, &b, 1); if (n != 1) { rc = -1; e = n == 0 ? ECONNRESET : errno; } }
+    long long t1 = now_ns();
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
     if (rc != 0) { fails++; printf("%d %d\n", i, -e); } else printf("%d %lld\n", i, t1 - t0);

@@ -63,8 +63,8 @@ export function connector(): { cmd: string[]; kind: "c" | "node" } {
 export interface ConnectRun { lat: number[][]; fails: number; userUs: number; sysUs: number; wallUs: number; errors: number[] }
 
 /** count connects from the client namespace, cycling over targets ("ip:port"). lat[i] in ns per target. */
-export function connectFrom(ns: string, count: number, targets: string[]): ConnectRun {
-  const r = nsOk(ns, [...connector().cmd, String(count), ...targets]);
+export function connectFrom(ns: string, count: number, targets: string[], o: { readFirstByte?: boolean } = {}): ConnectRun {
+  const r = nsOk(ns, [...connector().cmd, String(count), ...targets], undefined, o.readFirstByte ? { CONNECTOR_READ: "1" } : undefined);
   const lat: number[][] = targets.map(() => []);
   const errors: number[] = [];
   let cpu = [0, 0, 0, 0];
@@ -112,9 +112,10 @@ export class Topology {
   }
 
   /** Starts the backend listeners on these ports; resolves once they listen. */
-  async startBackends(ports: number[]): Promise<void> {
+  async startBackends(ports: number[], o: { banner?: boolean } = {}): Promise<void> {
     const uniq = [...new Set(ports)].sort((a, b) => a - b);
-    const p = spawn("ip", ["netns", "exec", this.backend, process.execPath, join(here, "backend.mjs"), ...uniq.map(String)], { stdio: ["pipe", "pipe", "inherit"] });
+    const p = spawn("ip", ["netns", "exec", this.backend, process.execPath, join(here, "backend.mjs"), ...uniq.map(String)],
+      { stdio: ["pipe", "pipe", "inherit"], env: { ...process.env, ...(o.banner ? { BACKEND_BANNER: "1" } : {}) } });
     this.backendProc = p;
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error("backends did not start in 10 s")), 10000);

@@ -1,10 +1,12 @@
 // The Markdown summary of a scaling run: measured figures beside the published ones, the model's
 // extrapolation with its checked error, and under every figure the one command that regenerates it.
 import type { HostResult } from "./host.ts";
+import type { ProxyResult } from "./proxy.ts";
+import type { VmResult } from "./vm.ts";
 import type { SimPointResult, ModeChecks, Calibration, Check } from "../../src/sim/index.ts";
 
 export interface SummaryInput {
-  hostResults: HostResult[]; sim: SimPointResult[]; checks: Record<string, ModeChecks>; calibration: Calibration;
+  hostResults: HostResult[]; proxyResults?: ProxyResult[]; vmResults?: VmResult[]; vmError?: string | null; vmServices?: number[]; sim: SimPointResult[]; checks: Record<string, ModeChecks>; calibration: Calibration;
   wasmPerN: { services: number; nsPerNewConn: number }[]; services: number[]; endpoints: number; full: boolean; hostSkip: string;
   cmdFor: (extra: string) => string; svgs: string[];
 }
@@ -18,7 +20,7 @@ export function summaryMarkdown(s: SummaryInput): string {
   const simAt = (mode: string, n: number) => s.sim.find((p) => p.services === n)?.modes.find((m) => m.mode === mode);
   L.push("# Scaling: kube-proxy modes past 1,000 Services", "");
   L.push(`Run ${new Date().toISOString()}; ${s.services.join(", ")} Services × ${s.endpoints} endpoints measured${s.hostSkip ? ` — **host part skipped: ${s.hostSkip}**; modelled figures use the built-in calibration (${s.calibration.machine})` : " on this machine's kernel"}. ` +
-    "Host-kernel figures are comparable with each other only; VM figures (none in this run) only with other VM figures.", "");
+    `Host-kernel figures are comparable with each other only; VM figures (${s.vmResults?.length ? "the [VM] section" : "none in this run"}) only with other VM figures.`, "");
   L.push(`Plots: ${s.svgs.map((n) => `[${n}](${n})`).join(", ")}; every figure is in scaling.json.`, "");
 
   L.push("## Measured on this kernel", "");
@@ -36,12 +38,38 @@ export function summaryMarkdown(s: SummaryInput): string {
     }
   }
 
+  const pr = s.proxyResults ?? [];
+  L.push("## wasmvs userspace: `wasmvs proxy` socket mode (measured on this kernel)", "");
+  if (!pr.length) L.push("(not measured in this run)", "");
+  else {
+    L.push("The same host topology, with `wasmvs proxy run -c FILE` in the node namespace listening on every virtual service of IPVS mode for the cluster (the Service CIDR made local by a route; no rules). " +
+      "`connect()` returns when the node's kernel completes the handshake with the proxy's listening socket, before the proxy accepts, so the figure that covers the proxy is the **time to the backend's first byte** " +
+      "(the backends send one byte on accept): client → proxy accept → the WASM core's decision → backend connect → relay. Baseline: the same straight to a pod IP. CPU: the proxy process's own user+sys time over a burst ÷ connections.", "");
+    L.push("| Services | virtual services (listeners) | proxy start | first byte p50/p99 first Service | last Service | connect() p50 first / last | baseline first byte p50 (no proxy) | proxy CPU µs/conn first / last | client CPU µs/conn | proxy RSS | translated (backends saw) |", "|---|---|---|---|---|---|---|---|---|---|---|");
+    for (const p of pr) L.push(`| ${p.services} | ${p.virtualServices} (${p.listening}) | ${f(p.startMs / 1000, 1)} s | ${f(p.first.firstByte.p50)} / ${f(p.first.firstByte.p99)} µs | ${f(p.last.firstByte.p50)} / ${f(p.last.firstByte.p99)} µs | ${f(p.first.connect.p50)} / ${f(p.last.connect.p50)} µs | ${f(p.baseline.firstByte.p50)} µs | ${f(p.first.proxyCpuUsPerConn)} / ${f(p.last.proxyCpuUsPerConn)} | ${f(p.last.clientCpuUsPerConn)} | ${f(p.proxyRssMiB, 0)} MiB | ${p.translated.first} / ${p.translated.last} |`);
+    cmd(`--services=${pr.map((p) => p.services).join(",")} --endpoints=${s.endpoints} --modes=iptables-legacy --no-sim`);
+  }
+
+  const vr = s.vmResults ?? [];
+  L.push("## [VM] IPVS mode vs iptables mode inside the kernel VM (VM-only figures)", "");
+  if (!vr.length) L.push(s.vmError ? `The VM part failed: ${s.vmError.slice(0, 500)}` : "(not measured in this run: add --vm, or --full)", "");
+  else {
+    L.push(`Linux ${vr[0].kernel} with IPVS under qemu TCG (../shared/ipvs-vm): software emulation, several times slower than the host. **Compare these rows only with each other.** ` +
+      "The host topology is made again inside the VM; IPVS mode = virtual services (NAT to the backends' namespace) + ipsets + iptables + every ClusterIP bound to kube-ipvs0; " +
+      `iptables mode = iptables-legacy-restore of the same cluster's rules, measured the same way in the same VM run. Connector: ${vr[0].connector === "c" ? "connector.c (compiled on the host, shipped into the VM)" : "connector.mjs (Node)"}.`, "");
+    L.push("| Services | IPVS: virtual services / real servers counted back | ipset entries | iptables rules (IPVS mode) | full sync ipvsadm -R | full sync wasmvs Reconciler | +1 Service ipvsadm -R / Reconciler | kube-ipvs0 bind / ipset restore / iptables | IPVS connect p50/p99 first | last | pod IP | CPU µs/conn first / last | IPVS Conns / backends saw, first / last |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (const v of vr) { const i = v.ipvs; L.push(`| ${v.services} | ${i.counted.services} / ${i.counted.realServers} (${i.virtualServices}+${i.incServices} / ${i.realServers} expected before +1) | ${i.counted.ipsetEntries} / ${i.expected.ipsetEntries} | ${i.counted.iptablesRules} / ${i.expected.iptablesRules} | ${f(i.syncIpvsadmMs / 1000, 2)} s | ${f(i.syncReconcilerMs / 1000, 2)} s (${i.reconcilerMessages} messages) | ${f(i.incIpvsadmMs, 0)} / ${f(i.incReconcilerMs, 1)} ms (${i.incServices} virtual services) | ${f(i.bindMs, 0)} / ${f(i.ipsetMs, 0)} / ${f(i.iptablesMs, 0)} ms | ${f(i.first.lat.p50)} / ${f(i.first.lat.p99)} µs | ${f(i.last.lat.p50)} / ${f(i.last.lat.p99)} µs | ${f(i.pod.lat.p50)} µs | ${f(i.first.cpu.usPerConn)} / ${f(i.last.cpu.usPerConn)} | ${i.ipvsConns.first} / ${i.translated.first}, ${i.ipvsConns.last} / ${i.translated.last} |`); }
+    L.push("", "| Services | iptables mode [VM]: rules counted / expected | full sync | connect p50/p99 first Service | last Service | pod IP | CPU µs/conn first / last | translated | no rules at all: connect p50 |", "|---|---|---|---|---|---|---|---|---|");
+    for (const v of vr) { const t = v.iptables; L.push(`| ${v.services} | ${t.rules.counted} / ${t.rules.expected} | ${f(t.syncMs / 1000, 2)} s | ${f(t.first.lat.p50)} / ${f(t.first.lat.p99)} µs (rule ${t.first.position}) | ${f(t.last.lat.p50)} / ${f(t.last.lat.p99)} µs (rule ${t.last.position}) | ${f(t.pod.lat.p50)} µs | ${f(t.first.cpu.usPerConn)} / ${f(t.last.cpu.usPerConn)} | ${t.translated.first} / ${t.translated.last} | ${f(v.baseline.lat.p50)} µs |`); }
+    cmd(`--vm-services=${vr.map((v) => v.services).join(",")} --no-host --no-sim`);
+  }
+
   L.push("## Beside the published figures", "");
   L.push("| published | their figure | ours | how ours was obtained |", "|---|---|---|---|");
   const m10 = (mode: string) => get(mode, 10000) ?? undefined;
   const sim10 = (mode: string) => simAt(mode, 10000);
   const tig = (mode: string) => { const m = sim10(mode); return m ? `${f(m.extraCpuCores * 100)}% of a core at ${s.sim[0]?.rate ?? "?"} new conn/s; ${f(m.rulesWalked, 0)} rules walked per new connection (mean)` : "-"; };
-  L.push(`| Tigera: 10k Services, iptables ≈35% of a core extra vs IPVS ≈8%; ≈20,000 rules per new connection | 35% / 8%, 20,000 rules | iptables-legacy: ${tig("iptables-legacy")}; iptables-nft: ${tig("iptables-nft")}; nftables: ${sim10("nftables") ? f(sim10("nftables")!.extraCpuCores * 100) + "% of a core" : "-"}; IPVS: not measured in this run | simulator over the 10k cluster's real ruleset, uniform Service mix, CPU model calibrated by the measured connects (extra = over no rules at all) |`);
+  L.push(`| Tigera: 10k Services, iptables ≈35% of a core extra vs IPVS ≈8%; ≈20,000 rules per new connection | 35% / 8%, 20,000 rules | iptables-legacy: ${tig("iptables-legacy")}; iptables-nft: ${tig("iptables-nft")}; nftables: ${sim10("nftables") ? f(sim10("nftables")!.extraCpuCores * 100) + "% of a core" : "-"}; IPVS: ${vr.length ? `measured in the VM only (see [VM]: CPU per connect ${vr.map((v) => `${v.services}: ${f(v.ipvs.last.cpu.usPerConn, 0)} µs vs iptables ${f(v.iptables.last.cpu.usPerConn, 0)} µs`).join("; ")})` : "not measured in this run"} | simulator over the 10k cluster's real ruleset, uniform Service mix, CPU model calibrated by the measured connects (extra = over no rules at all) |`);
   for (const [n, pub] of [[5000, 0.047], [10000, 0.062], [30000, 0.272]] as const) {
     const h = get("iptables-legacy", n), m = simAt("iptables-legacy", n), hn = get("iptables-nft", n), mn = simAt("iptables-nft", n);
     L.push(`| Kubernetes nftables post: iptables first packet p50 at ${n / 1000}k | ${pub} ms | legacy: ${h ? `${f(h.first.lat.p50 / 1000, 3)}–${f(h.last.lat.p50 / 1000, 3)} ms first–last Service (measured)` : m ? `${f(m.firstPacket.p50 / 1000, 3)} ms mix p50 (modelled)` : "-"}; nft backend: ${hn ? `${f(hn.first.lat.p50 / 1000, 3)}–${f(hn.last.lat.p50 / 1000, 3)} ms (measured)` : mn ? `${f(mn.firstPacket.p50 / 1000, 3)} ms (modelled)` : "-"} | whole TCP connect (SYN out, SYN-ACK back) through veth, so it includes about ${f(s.hostResults[0]?.baseline.lat.p50 ?? NaN, 0)} µs with no rules at all |`);
@@ -54,7 +82,7 @@ export function summaryMarkdown(s: SummaryInput): string {
 
   L.push("## wasmvs", "");
   L.push("The WASM data plane's cost per new connection: batches of SYNs to random Services through `PacketBatch` (parse → lookup miss → schedule → connection entry → NAT rewrite), timed around the WASM call. " +
-    "This is **not** a socket connect: src/proxy's socket mode was not measured here; this is the decision and rewrite only, with no kernel I/O.", "");
+    "This is **not** a socket connect (socket mode through `wasmvs proxy` is the section above); this is the decision and rewrite only, with no kernel I/O.", "");
   L.push("| Services | ns per new connection |", "|---|---|");
   for (const w of s.wasmPerN) L.push(`| ${w.services} | ${f(w.nsPerNewConn, 0)} |`);
   for (const p of s.sim) if (!s.wasmPerN.some((w) => w.services === p.services)) L.push(`| ${p.services} | ${f(p.wasm.nsPerNewConn, 0)} |`);

@@ -1,0 +1,132 @@
+// wasmvs userspace (socket mode) measured in the same host topology as the kernel modes:
+//
+//   client ns ──veth── node ns: `wasmvs proxy run -c FILE` listening on every VIP:port ──veth── backend ns
+//
+// The node namespace makes the whole Service CIDR local (`ip route add local 10.96.0.0/12 dev lo`) and the
+// proxy adds no addresses (vipInterface: null), so N Services cost N listening sockets and no N address
+// changes. The configuration is IPVS mode's virtual services of the same synthetic cluster (src/k8s's
+// ipvsState). The backends send one byte on accept (BACKEND_BANNER), and the connector waits for it
+// (CONNECTOR_READ): with a userspace proxy, connect() returns as soon as the node's kernel completes the
+// handshake with the proxy's listening socket, before the proxy has even accepted, so the figure that
+// covers the proxy's work is the time to the backend's first byte. Both are recorded, and the same
+// first-byte time straight to a pod IP (no proxy) is the baseline. CPU per connection is the proxy
+// process's own user+sys time (from /proc/PID/stat) over a burst, divided by the connections.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Topology, nsOk, connectFrom } from "./netns.ts";
+import { latStat, type LatStat } from "./host.ts";
+import { SERVICE_CIDR, SCALING_NODE, type ScalingCluster } from "../../src/sim/cluster.ts";
+import type { ServiceTarget } from "../../src/sim/iptables.ts";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+
+export interface ProxyResult {
+  mode: "wasmvs-proxy"; services: number; endpoints: number;
+  virtualServices: number; listening: number; startMs: number;
+  first: ServiceTarget & { connect: LatStat; firstByte: LatStat; proxyCpuUsPerConn: number; clientCpuUsPerConn: number };
+  last: ServiceTarget & { connect: LatStat; firstByte: LatStat; proxyCpuUsPerConn: number; clientCpuUsPerConn: number };
+  baseline: { target: string; connect: LatStat; firstByte: LatStat };
+  backends: Record<string, number>;
+  translated: { first: number; last: number };
+  proxyRssMiB: number;
+}
+
+export interface ProxyOptions { connects: number; cpuConnects: number; log?: (s: string) => void }
+
+/** The proxy's configuration for the cluster: IPVS mode's virtual services (TCP and UDP), as JSON. */
+export function proxyConfig(c: ScalingCluster): { text: string; services: number; extraLocal: string[] } {
+  const vss = c.mapped.index.ipvsState("IPv4").services.filter((s) => s.protocol === "tcp" || s.protocol === "udp");
+  const services = vss.map((s) => ({ protocol: s.protocol, addr: s.addr, port: s.port, scheduler: s.scheduler,
+    realServers: s.realServers.map((r) => ({ addr: r.addr, port: r.port, weight: r.weight })) }));
+  // external and load-balancer IPs (outside the Service CIDR) are made local one by one; node addresses already are
+  const inCidr = (ip: string) => { const [a, b] = ip.split(".").map(Number); return a === 10 && b >= 96 && b < 112; };
+  const extraLocal = [...new Set(services.map((s) => s.addr ?? "").filter((a) => a && !inCidr(a) && !SCALING_NODE.addresses.includes(a)))];
+  return { text: JSON.stringify({ proxy: { control: null, metrics: null, vipInterface: null, tick: 1000 }, services }), services: services.length, extraLocal };
+}
+
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
+  return Number(rest[11]) + Number(rest[12]);                       // utime + stime (fields 14, 15)
+}
+const rssMiB = (pid: number) => { try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024; } catch { return 0; } };
+const TICK_US = 1e6 / 100;                                            // USER_HZ
+
+export async function measureProxy(c: ScalingCluster, o: ProxyOptions): Promise<ProxyResult> {
+  const log = o.log ?? (() => {});
+  const first = c.targets[0], last = c.targets[c.targets.length - 1];
+  const podTarget = `10.255.255.254:${first.endpoints[0].split(":")[1]}`;
+  const topo = new Topology("P").create();
+  const dir = mkdtempSync(join(tmpdir(), "wasmvs-scaling-proxy-"));
+  let proxy: ChildProcess | null = null;
+  try {
+    nsOk(topo.node, ["ip", "route", "add", "local", SERVICE_CIDR, "dev", "lo"]);
+    const ports = [...first.endpoints, ...last.endpoints].map((e) => Number(e.split(":")[1]));
+    await topo.startBackends(ports, { banner: true });
+    const cfg = proxyConfig(c);
+    if (cfg.extraLocal.length) nsOk(topo.node, ["ip", "-batch", "-"], cfg.extraLocal.map((a) => `route add local ${a}/32 dev lo`).join("\n") + "\n");
+    writeFileSync(join(dir, "proxy.json"), cfg.text);
+    log(`wasmvs-proxy ${c.services}: starting the proxy (${cfg.services} virtual services)`);
+    const t0 = performance.now();
+    const p = spawn("ip", ["netns", "exec", topo.node, process.execPath, join(root, "bin/wasmvs.js"), "proxy", "run", "-c", join(dir, "proxy.json"), "--log-level", "warn"],
+      { stdio: ["ignore", "ignore", "pipe"], cwd: root });
+    proxy = p;
+    let err = "";
+    p.stderr!.setEncoding("utf8");
+    const started = new Promise<void>((resolve, reject) => {
+      p.stderr!.on("data", (d: string) => { err += d; if (err.length > 1 << 20) err = err.slice(-1 << 16); });
+      p.on("exit", (code) => reject(new Error(`the proxy exited (${code}): ${err.slice(-1500)}`)));
+      // started = the last Service's port answers (every listener is up)
+      const poll = () => {
+        if (p.exitCode !== null) return;
+        const r = connectFrom(topo.client, 1, [`${last.vip}:${last.port}`], { readFirstByte: true });
+        if (!r.fails) resolve(); else setTimeout(poll, 100);
+      };
+      setTimeout(poll, 300);
+      setTimeout(() => reject(new Error(`the proxy did not answer in 120 s: ${err.slice(-1500)}`)), 120_000).unref();
+    });
+    await started;
+    const startMs = performance.now() - t0;
+    const pid = p.pid!;
+    const listening = nsOk(topo.node, ["sh", "-c", "ss -Hltn | wc -l"]).stdout.trim();
+    // baseline: straight to a pod IP, no proxy
+    connectFrom(topo.client, 20, [podTarget], { readFirstByte: true });
+    const baseC = connectFrom(topo.client, o.connects, [podTarget]);
+    const baseB = connectFrom(topo.client, o.connects, [podTarget], { readFirstByte: true });
+    log(`wasmvs-proxy ${c.services}: ${o.connects} connects × 2 targets, connect() and first byte`);
+    const tg = [`${first.vip}:${first.port}`, `${last.vip}:${last.port}`];
+    connectFrom(topo.client, 30, tg, { readFirstByte: true });
+    const runC = connectFrom(topo.client, o.connects * 2, tg);
+    await new Promise((r) => setTimeout(r, 200));
+    const runB = connectFrom(topo.client, o.connects * 2, tg, { readFirstByte: true });
+    if (runB.fails) throw new Error(`${runB.fails} of ${o.connects * 2} connects through the proxy got no first byte (errno ${[...new Set(runB.errors)].join(",")})`);
+    const cpu = (t: string) => {
+      const c0 = cpuTicks(pid);
+      const r = connectFrom(topo.client, o.cpuConnects, [t], { readFirstByte: true });
+      const c1 = cpuTicks(pid);
+      return { proxy: ((c1 - c0) * TICK_US) / o.cpuConnects, client: (r.userUs + r.sysUs) / o.cpuConnects };
+    };
+    const cpuFirst = cpu(tg[0]), cpuLast = cpu(tg[1]);
+    const rss = rssMiB(pid);
+    log(`wasmvs-proxy ${c.services}: stopping`);
+    p.kill("SIGTERM");
+    await new Promise<void>((r) => { if (p.exitCode !== null) r(); else { p.once("exit", () => r()); setTimeout(() => { p.kill("SIGKILL"); r(); }, 5000).unref(); } });
+    proxy = null;
+    const backends = await topo.stopBackends();
+    const seen = (t: ServiceTarget) => t.endpoints.reduce((n, e) => n + (backends[e] ?? 0), 0);
+    return {
+      mode: "wasmvs-proxy", services: c.services, endpoints: c.endpoints, virtualServices: cfg.services, listening: Number(listening), startMs,
+      first: { ...first, connect: latStat(runC.lat[0]), firstByte: latStat(runB.lat[0]), proxyCpuUsPerConn: cpuFirst.proxy, clientCpuUsPerConn: cpuFirst.client },
+      last: { ...last, connect: latStat(runC.lat[1]), firstByte: latStat(runB.lat[1]), proxyCpuUsPerConn: cpuLast.proxy, clientCpuUsPerConn: cpuLast.client },
+      baseline: { target: podTarget, connect: latStat(baseC.lat[0]), firstByte: latStat(baseB.lat[0]) },
+      backends, translated: { first: seen(first), last: seen(last) }, proxyRssMiB: rss,
+    };
+  } finally {
+    if (proxy && proxy.exitCode === null) { try { proxy.kill("SIGKILL"); } catch { /* gone */ } }
+    topo.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
