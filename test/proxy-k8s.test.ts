@@ -84,8 +84,11 @@ current-context: c
   } catch (e) {
     throw new Error(`${(e as Error).message}\nproxy log:\n${log.slice(-3000)}`);
   } finally {
+    const exited = new Promise((r) => proxy.once("exit", r));
     proxy.kill("SIGTERM");
-    await new Promise((r) => proxy.once("exit", r));
+    const clean = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
+    if (!clean) proxy.kill("SIGKILL");
+    assert.ok(clean, `the proxy exits within 10 s of SIGTERM\n${log.slice(-2000)}`);
     for (const w of watches) w.end();
     api.close(); b1.close(); b2.close();
     rmSync(dir, { recursive: true, force: true });

@@ -133,7 +133,8 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
     });
     await watcher?.stop();
     await loop.stop();
-    return 0;
+    client.close();
+    process.exit(0);   // a long-lived process: exit at once rather than through Node's teardown
   } finally {
     client.close();
   }
