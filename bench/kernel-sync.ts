@@ -106,6 +106,105 @@ async function child(n: number, quick: boolean): Promise<ChildResult> {
   return { full, messages: rep!.messages, dump, dumpSn, one, onePass, oneIpvsadm };
 }
 
+
+// --probe N [--prof]: a diagnostic run inside the VM (not part of the report): builds N×10 in a fresh
+// namespace, then times dump() against ipvsadm -Sn, one-change update()s, and single request round trips.
+async function probe(n: number, prof: boolean): Promise<void> {
+  const { IpvsClient } = await import("../src/kernel/client.ts");
+  const { Reconciler } = await import("../src/kernel/reconcile.ts");
+  const client = await IpvsClient.open({ timeoutMs: 120_000 });
+  const timeMs = async (f: () => Promise<unknown> | unknown) => { const t = performance.now(); await f(); return performance.now() - t; };
+  const w0 = rules(1000, 0, 200).desired, w1 = rules(10, 10, 201).desired;
+  const warm: DesiredState = { services: [...w0.services, ...w1.services] };
+  for (let r = 0; r < 5; r++) { const rw = new Reconciler(client); await rw.sync(warm); await client.dump(); await client.flush(); }
+  const { desired: all } = rules(n, 10);
+  const rec = new Reconciler(client);
+  const profiled = async (what: string, f: () => Promise<unknown>) => {
+    const { Session } = await import("node:inspector");
+    const ses = new Session(); ses.connect();
+    const post = (m: string, p?: object) => new Promise<any>((res, rej) => ses.post(m, p ?? {}, (e, r) => e ? rej(e) : res(r)));
+    await post("Profiler.enable"); await post("Profiler.setSamplingInterval", { interval: 200 }); await post("Profiler.start");
+    await f();
+    const { profile } = await post("Profiler.stop");
+    const self = new Map<string, number>();
+    const dt = profile.timeDeltas as number[];
+    const byId = new Map<number, any>(profile.nodes.map((x: any) => [x.id, x]));
+    const hits = new Map<number, number>();
+    (profile.samples as number[]).forEach((id, i) => hits.set(id, (hits.get(id) ?? 0) + (dt[i] ?? 0)));
+    for (const [id, us] of hits) { const f = byId.get(id).callFrame; const k = `${f.functionName || "(anon)"} ${String(f.url).split("/").pop()}:${f.lineNumber}`; self.set(k, (self.get(k) ?? 0) + us); }
+    const tot = [...self.values()].reduce((a, b) => a + b, 0);
+    for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 22)) log(`  prof ${what} ${(us / 1000).toFixed(1)} ms ${(100 * us / tot).toFixed(1)}% ${k}`);
+  };
+  const { sendTimeMs } = await import("../src/kernel/client.ts");
+  const k0 = sendTimeMs();
+  if (process.argv.includes("--profsync")) await profiled("sync", () => rec.sync(all));
+  else log(`probe ${n}: full sync ${(await timeMs(() => rec.sync(all))).toFixed(0)} ms, of which in sendmsg ${(sendTimeMs() - k0).toFixed(0)} ms`);
+  if (process.argv.includes("--ab")) {
+    const cs = [false, true, true].map((pr, j) => IpvsClient.open({ timeoutMs: 120_000, primeDumps: pr, dumpSockets: j === 2 ? 32 : 16 }));
+    const cl = await Promise.all(cs);
+    const cl32 = await IpvsClient.open({ timeoutMs: 120_000, primeDumps: false });
+    for (const c of cl) await c.dump();
+    await cl32.dump();
+    const t: number[][] = [[], [], [], [], []];
+    for (let r = 0; r < 5; r++) {
+      for (let j = 0; j < 3; j++) t[j].push(await timeMs(() => cl[j].dump()));
+      t[3].push(await timeMs(() => cl32.dump()));
+      t[4].push(await timeMs(() => execFileSync("ipvsadm", ["-Sn"], { maxBuffer: 1 << 30 })));
+    }
+    log(`probe ${n} A/B dump medians: unprimed ${med(t[0]).toFixed(0)}, primed ${med(t[1]).toFixed(0)}, primed×32 sockets ${med(t[2]).toFixed(0)}, unprimed again ${med(t[3]).toFixed(0)}, ipvsadm -Sn ${med(t[4]).toFixed(0)} ms`);
+    for (const c of cl) c.close();
+    cl32.close();
+  }
+  if (process.argv.includes("--R")) {
+  const tR = await timeMs(() => execSync("ip netns add kpr && ip netns exec kpr ipvsadm -R < /tmp/probe.save && ip netns del kpr"));
+  log(`probe ${n}: ipvsadm -R ${tR.toFixed(0)} ms (fresh namespace)`);
+  }
+  const peek = await IpvsClient.open({ timeoutMs: 120_000, recvBuffer: 0 });
+  await peek.dump();
+  for (let i = 0; i < 3; i++) {
+    const a = await timeMs(() => client.services());
+    const d = await timeMs(() => client.dump());
+    const p = await timeMs(() => peek.dump());
+    const s = await timeMs(() => execFileSync("ipvsadm", ["-Sn"], { maxBuffer: 1 << 30 }));
+    log(`probe ${n}: services() ${a.toFixed(0)} ms, dump() ${d.toFixed(0)} ms (peeking: ${p.toFixed(0)} ms), ipvsadm -Sn ${s.toFixed(0)} ms (${(s / d).toFixed(2)}x)`);
+  }
+  peek.close();
+  if (prof) {
+    const { Session } = await import("node:inspector");
+    const ses = new Session(); ses.connect();
+    const post = (m: string, p?: object) => new Promise<any>((res, rej) => ses.post(m, p ?? {}, (e, r) => e ? rej(e) : res(r)));
+    await post("Profiler.enable"); await post("Profiler.setSamplingInterval", { interval: 200 }); await post("Profiler.start");
+    await client.dump();
+    const { profile } = await post("Profiler.stop");
+    const self = new Map<string, number>();
+    const dt = profile.timeDeltas as number[];
+    const byId = new Map<number, any>(profile.nodes.map((x: any) => [x.id, x]));
+    const hits = new Map<number, number>();
+    (profile.samples as number[]).forEach((id, i) => hits.set(id, (hits.get(id) ?? 0) + (dt[i] ?? 0)));
+    for (const [id, us] of hits) { const f = byId.get(id).callFrame; const k = `${f.functionName || "(anon)"} ${String(f.url).split("/").pop()}:${f.lineNumber}`; self.set(k, (self.get(k) ?? 0) + us); }
+    const tot = [...self.values()].reduce((a, b) => a + b, 0);
+    for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) log(`  prof ${(us / 1000).toFixed(1)} ms ${(100 * us / tot).toFixed(1)}% ${k}`);
+  }
+  const rtt: number[] = [];
+  for (let i = 0; i < 10; i++) rtt.push(await timeMs(() => client.info()));
+  log(`probe ${n}: GET_INFO round trip median ${med(rtt).toFixed(2)} ms`);
+  let cur = all; const one: number[] = [], inApply: number[] = [];
+  const apply0 = client.apply.bind(client); let ta = 0;
+  client.apply = async (...a: Parameters<typeof client.apply>) => { const t = performance.now(); try { return await apply0(...a); } finally { ta += performance.now() - t; } };
+  for (let r = 0; r < 24; r++) {
+    if (r === 12) log(`probe ${n}: update() without ipvsadm in between ${one.map((x) => x.toFixed(1)).join(" ")} ms; in apply ${inApply.map((x) => x.toFixed(1)).join(" ")}`);
+    if (r === 12) { one.length = 0; inApply.length = 0; }
+    const k = (r * 7919) % n, sv = cur.services[k];
+    const ns: VirtualService = { ...sv, realServers: sv.realServers.map((x, j) => j === 3 ? { ...x, weight: x.weight === 1 ? 2 : 1 } : x) };
+    const services = cur.services.slice(); services[k] = ns; cur = { services };
+    ta = 0;
+    one.push(await timeMs(() => rec.update([ns]))); inApply.push(ta);
+    if (r >= 12) execFileSync("ipvsadm", ["-e", "-t", `${ns.addr}:80`, "-r", `${ns.realServers[3].addr}:8080`, "-m", "-w", String(ns.realServers[3].weight)]);
+  }
+  log(`probe ${n}: update() ${one.map((x) => x.toFixed(1)).join(" ")} ms; in apply ${inApply.map((x) => x.toFixed(1)).join(" ")}`);
+  client.close();
+}
+
 async function inside(quick: boolean): Promise<KernelSyncResult> {
   const { IpvsClient } = await import("../src/kernel/client.ts");
   const kernel = execSync("uname -r").toString().trim();
@@ -166,7 +265,7 @@ const statMs = (xs: number[]): Stat => {
   return { median: med(s) * 1e6, p25: q(0.25) * 1e6, p75: q(0.75) * 1e6, mad: 0, samples: s.length, opsPerSample: 1 };
 };
 
-export function vmEnv(dir = "/tmp/wasmvs-kernel-vm"): NodeJS.ProcessEnv {
+export function vmEnv(dir = process.env.IPVSVM_DIR || "/tmp/wasmvs-kernel-vm"): NodeJS.ProcessEnv {
   // a private VM cache (runs sharing one queue on its lock), seeded from the shared one when it exists
   if (!existsSync(dir)) {
     mkdirSync(dir, { recursive: true });
@@ -244,7 +343,15 @@ export async function benchKernelSync(opts: { quick?: boolean } = {}): Promise<{
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const quick = process.argv.includes("--quick");
-  if (process.argv.includes("--child")) {
+  if (process.argv.includes("--probe")) {
+    const i = process.argv.indexOf("--probe");
+    if (process.argv.includes("--ns")) await probe(Number(process.argv[i + 1]), process.argv.includes("--prof"));
+    else {
+      writeFileSync("/tmp/probe.save", rules(Number(process.argv[i + 1]), 10).save);
+      execSync("ip netns add kp && ip -n kp link set lo up");
+      execFileSync("ip", ["netns", "exec", "kp", process.execPath, "--import", "tsx", "bench/kernel-sync.ts", ...process.argv.slice(2), "--ns"], { stdio: "inherit" });
+    }
+  } else if (process.argv.includes("--child")) {
     const r = await child(Number(process.argv[process.argv.indexOf("--child") + 1]), quick);
     process.stdout.write("@@CHILD " + JSON.stringify(r) + "\n");
   } else if (process.argv.includes("--inside")) {

@@ -42,32 +42,50 @@ export class Writer {
   }
   end(at: number): void { this.buf.writeUInt32LE(this.pos - at, at); }
 
+  // (bytes written one by one: under emulation Buffer's write*/fill methods, with their argument checks,
+  // cost more than the attribute)
   private hdr(type: number, len: number): number {
     const total = 4 + len, padded = (total + 3) & ~3;
-    this.room(padded);
-    const at = this.pos;
-    this.buf.writeUInt16LE(total, at);
-    this.buf.writeUInt16LE(type, at + 2);
-    if (padded > total) this.buf.fill(0, at + total, at + padded);
-    this.pos += padded;
+    if (this.pos + padded > this.buf.length) this.room(padded);
+    const b = this.buf, at = this.pos;
+    b[at] = total & 0xff; b[at + 1] = total >>> 8; b[at + 2] = type & 0xff; b[at + 3] = type >>> 8;
+    for (let i = at + total; i < at + padded; i++) b[i] = 0;
+    this.pos = at + padded;
     return at + 4;
   }
   u8(type: number, v: number): void { this.buf[this.hdr(type, 1)] = v & 0xff; }
-  u16(type: number, v: number): void { this.buf.writeUInt16LE(v & 0xffff, this.hdr(type, 2)); }
-  be16(type: number, v: number): void { this.buf.writeUInt16BE(v & 0xffff, this.hdr(type, 2)); }
-  u32(type: number, v: number): void { this.buf.writeUInt32LE(v >>> 0, this.hdr(type, 4)); }
-  bytes(type: number, v: Uint8Array, n = v.length): void { const at = this.hdr(type, n); this.buf.set(v.subarray(0, n), at); }
+  u16(type: number, v: number): void { const at = this.hdr(type, 2), b = this.buf; b[at] = v & 0xff; b[at + 1] = (v >>> 8) & 0xff; }
+  be16(type: number, v: number): void { const at = this.hdr(type, 2), b = this.buf; b[at] = (v >>> 8) & 0xff; b[at + 1] = v & 0xff; }
+  u32(type: number, v: number): void {
+    const at = this.hdr(type, 4), b = this.buf;
+    b[at] = v & 0xff; b[at + 1] = (v >>> 8) & 0xff; b[at + 2] = (v >>> 16) & 0xff; b[at + 3] = (v >>> 24) & 0xff;
+  }
+  /** A u32 in network order (an IPv4 address). */
+  be32(type: number, v: number): void {
+    const at = this.hdr(type, 4), b = this.buf;
+    b[at] = (v >>> 24) & 0xff; b[at + 1] = (v >>> 16) & 0xff; b[at + 2] = (v >>> 8) & 0xff; b[at + 3] = v & 0xff;
+  }
+  bytes(type: number, v: Uint8Array, n = v.length): void { const at = this.hdr(type, n); this.buf.set(n === v.length ? v : v.subarray(0, n), at); }
   str(type: number, s: string): void {
-    const n = Buffer.byteLength(s);
-    const at = this.hdr(type, n + 1);
-    this.buf.write(s, at, "latin1"); this.buf[at + n] = 0;
+    const n = s.length;
+    let ascii = true;
+    for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 127) { ascii = false; break; }
+    if (!ascii) {
+      const len = Buffer.byteLength(s);
+      const at = this.hdr(type, len + 1);
+      this.buf.write(s, at, "latin1"); this.buf[at + len] = 0;
+      return;
+    }
+    const at = this.hdr(type, n + 1), b = this.buf;
+    for (let i = 0; i < n; i++) b[at + i] = s.charCodeAt(i);
+    b[at + n] = 0;
   }
   /** An address attribute: 4 bytes for IPv4, 16 for IPv6 (the kernel zero-fills to 16). */
   addr(type: number, a: string, af: number): void {
     if (af === C.AF_INET) {
       const v = parseV4(a);
       if (v < 0) throw new CodecError(`bad IPv4 address '${a}'`);
-      this.buf.writeUInt32BE(v, this.hdr(type, 4));
+      this.be32(type, v);
     } else this.bytes(type, addrBytes(a, scratch6), 16);
   }
   /** Raw bytes already laid out as attributes (a cached nest). */
@@ -279,6 +297,29 @@ export function putService(w: Writer, s: VirtualService, full: boolean): void {
   encodeService(w, s, true);
 }
 
+/** A whole request naming one service by its identity (GET_DEST dump, GET_SERVICE, ZERO): the cached
+ * identity nest behind a netlink + genl header; the sequence number (offset 8) is left 0. */
+export function serviceRequest(family: number, flags: number, cmd: number, s: VirtualService): Buffer {
+  // (not cached here: these are mostly the kernel's own service objects from a dump, read once; a
+  // WeakMap entry per service measured dearer than encoding the few attributes again)
+  let id: Uint8Array | undefined = identityCache.get(s);
+  if (!id) {
+    idWriter.reset();
+    encodeService(idWriter, s, false);
+    id = idWriter.buf.subarray(0, idWriter.pos);
+  }
+  const n = 20 + id.length;
+  const b = Buffer.allocUnsafe(n);
+  b.writeUInt32LE(n, 0);
+  b.writeUInt16LE(family, 4);
+  b.writeUInt16LE(flags, 6);
+  b.writeUInt32LE(0, 8);
+  b.writeUInt32LE(0, 12);
+  b[16] = cmd; b[17] = C.IPVS_GENL_VERSION; b[18] = 0; b[19] = 0;
+  b.set(id, 20);
+  return b;
+}
+
 function encodeService(w: Writer, s: VirtualService, full: boolean): void {
   const af = serviceAf(s);
   w.nestBegin(C.IPVS_CMD_ATTR_SERVICE);
@@ -315,10 +356,13 @@ function encodeService(w: Writer, s: VirtualService, full: boolean): void {
 
 /** IPVS_CMD_ATTR_DEST; full = with forwarding, weight, thresholds (and tunnel) for NEW/SET_DEST. */
 export function putDest(w: Writer, r: Pick<RealServer, "addr" | "port"> & Partial<RealServer>, full: boolean): void {
-  const af = addrAf(r.addr);
+  // IPv4 parsed once (addrAf and addr() would each parse it)
+  const v4 = r.addr.indexOf(":") < 0 ? parseV4(r.addr) : -1;
+  const af = v4 >= 0 ? C.AF_INET : addrAf(r.addr);
   w.nestBegin(C.IPVS_CMD_ATTR_DEST);
   w.u16(C.IPVS_DEST_ATTR_ADDR_FAMILY, af);
-  w.addr(C.IPVS_DEST_ATTR_ADDR, r.addr, af);
+  if (v4 >= 0) w.be32(C.IPVS_DEST_ATTR_ADDR, v4);
+  else w.addr(C.IPVS_DEST_ATTR_ADDR, r.addr, af);
   if (!(r.port >= 0 && r.port <= 65535)) throw new CodecError(`bad real server port ${r.port}`);
   w.be16(C.IPVS_DEST_ATTR_PORT, r.port);
   if (full) {
