@@ -21,7 +21,8 @@ const slice = (addr: string, rv: string) => ({
 });
 
 function backend(addr: string, reply: string): Promise<Server> {
-  const s = tcpServer((c) => { c.end(reply); });
+  // the proxy may reset a backend connection (a probe, a retry, its own shutdown): not an error here
+  const s = tcpServer((c) => { c.on("error", () => {}); c.end(reply); });
   return new Promise((r) => s.listen(19090, addr, () => r(s)));
 }
 
@@ -47,7 +48,7 @@ test("the proxy serves a cluster's Service from a kubeconfig and follows Endpoin
   const api = httpServer((req, res) => {
     const url = new URL(req.url!, "http://x");
     res.writeHead(200, { "Content-Type": "application/json" });
-    if (url.searchParams.get("watch") === "true") { watches.push(res); res.write(""); return; }
+    if (url.searchParams.get("watch") === "true") { res.on("error", () => {}); watches.push(res); res.write(""); return; }
     if (url.pathname === "/api/v1/services") {
       res.end(JSON.stringify({ kind: "ServiceList", apiVersion: "v1", metadata: { resourceVersion: "10" }, items: [{
         metadata: { name: "web", namespace: "default", resourceVersion: "5" },

@@ -15,7 +15,7 @@ const watches: ServerResponse[] = [];
 const api = createServer((req, res) => {
   const url = new URL(req.url!, "http://x");
   res.writeHead(200, { "Content-Type": "application/json" });
-  if (url.searchParams.get("watch") === "true") { watches.push(res); res.write(""); return; }
+  if (url.searchParams.get("watch") === "true") { res.on("error", () => {}); watches.push(res); res.write(""); return; }
   if (url.pathname === "/api/v1/services") {
     res.end(JSON.stringify({ kind: "ServiceList", apiVersion: "v1", metadata: { resourceVersion: "10" }, items: [{
       metadata: { name: "web", namespace: "default", resourceVersion: "5" },
