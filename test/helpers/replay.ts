@@ -50,10 +50,14 @@ export async function replay(sc: Scenario, onChoice: (i: number, got: string | n
       }
       onChoice(n++, chosen, counters(c, svc));
     } else if (st.op === "close") {
-      const conn = c.conns().find((x) => !x.template && x.caddr === st.client && x.cport === st.sport)!;
-      c.packet("in", "tcp", st.client!, st.sport!, s.vip, s.port, { flags: F.FIN | F.ACK, now });
-      c.packet("out", "tcp", conn.daddr, conn.dport, st.client!, st.sport!, { flags: F.FIN | F.ACK, now });
-      c.packet("in", "tcp", st.client!, st.sport!, s.vip, s.port, { flags: F.ACK, now });
+      // the client's FIN; the server answers with its own only if the FIN reached it (a connection to a
+      // deleted real server has its packets dropped, so it stays as it was, as in the kernel); a close of
+      // a connection that was refused has nothing to close
+      const conn = c.conns().find((x) => !x.template && x.caddr === st.client && x.cport === st.sport);
+      if (conn && c.packet("in", "tcp", st.client!, st.sport!, s.vip, s.port, { flags: F.FIN | F.ACK, now }).verdict === "forward") {
+        c.packet("out", "tcp", conn.daddr, conn.dport, st.client!, st.sport!, { flags: F.FIN | F.ACK, now });
+        c.packet("in", "tcp", st.client!, st.sport!, s.vip, s.port, { flags: F.ACK, now });
+      }
       onClose(closes++, counters(c, svc));
     }
   }

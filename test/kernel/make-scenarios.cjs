@@ -229,6 +229,39 @@ for (const s of ['wlc', 'rr', 'lc', 'sed', 'ovf']) {
   w6.add(A6, 4).add(B6, 3).add(C6, 2).seq(18, 'fd00:2::1').done();
 }
 
+// ---- 6. differential runs: 1,000 connections per scheduler (issue 4) ----
+// 250 clients spread over 10.2.0.0/16 with random source ports; five destinations; weight 0, an upper
+// threshold that overloads, a delete and re-add, answered (established) connections and closes for the
+// least-connection family; sh and mh with both their -port and -fallback flags.
+for (const s of ALL) {
+  const flags = s === 'sh' ? ['sh-port', 'sh-fallback'] : s === 'mh' ? ['mh-port', 'mh-fallback'] : [];
+  const sc = new S(`${s}-diff1000`, service(s, { flags, vip: '10.0.0.200' }));
+  sc.add(A, 4).add(B, 3).add(C, 2).add(D, 1).add(E, 5);
+  const clients = spread(250);
+  const answers = LC_FAMILY.includes(s);
+  const open = [];
+  const go = (n) => {
+    for (let i = 0; i < n; i++) {
+      const c = clients[rnd(clients.length)];
+      let p = 20000 + rnd(40000);
+      while (sc.used.has(`${c} ${p}`)) p = 20000 + rnd(40000);
+      const ans = answers && rnd(3) === 0;
+      sc.connect(c, p, ans);
+      if (ans) open.push([c, p]);
+    }
+  };
+  const closeSome = (n) => { for (let i = 0; i < n && open.length; i++) { const [c, p] = open.splice(rnd(open.length), 1)[0]; sc.close(c, p); } };
+  go(250); closeSome(20);
+  sc.edit(C, 0);
+  go(250); closeSome(20);
+  sc.edit(A, 4, 40);
+  sc.del(B);
+  go(250); closeSome(20);
+  sc.add(B, 6).edit(C, 2).edit(A, 4);
+  go(250);
+  sc.done();
+}
+
 fs.mkdirSync(path.dirname(out), { recursive: true });
 const fmt = (s) => `{"name": ${JSON.stringify(s.name)}, "service": ${JSON.stringify(s.service)}, "steps": [\n` +
   s.steps.map((x) => `  ${JSON.stringify(x)}`).join(',\n') + '\n]}';
