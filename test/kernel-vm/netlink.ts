@@ -173,7 +173,13 @@ async function main() {
   sh("ip addr add 10.80.0.1/32 dev lo");
   const traffic = `const net=require('net'),d=require('dgram');for(let i=0;i<6;i++){const s=net.connect({host:'10.80.0.1',port:80,localPort:41000+i});s.on('error',()=>{});}
     const u=d.createSocket('udp4');u.bind(42000,()=>{for(let i=0;i<3;i++)u.send('x','53','10.80.0.1');});setTimeout(()=>process.exit(0),1500);`;
-  spawnSync(process.execPath, ["-e", traffic]);
+  const trafficRun = spawnSync(process.execPath, ["-e", traffic], { encoding: "utf8" });
+  // under emulation the SYNs can land late: wait (bounded) until the kernel has all six entries
+  for (let t = 0; t < 60; t++) {
+    if ((await target.connections()).filter((x) => x.protocol === "TCP" && x.client.port >= 41000 && x.client.port <= 41005).length >= 6) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  if (trafficRun.status !== 0 || trafficRun.stderr) console.error(`traffic: exit ${trafficRun.status} ${trafficRun.stderr}`);
   const st = (await target.services()).find((s) => s.addr === "10.80.0.1" && s.protocol === "tcp")!;
   const exact = ipvsadm(["-Ln", "--stats", "--exact", "-t", "10.80.0.1:80"]).split("\n").find((l) => l.startsWith("TCP"))!.trim().split(/\s+/);
   eq("service stats = ipvsadm --stats --exact (conns, inpkts, outpkts, inbytes, outbytes)",
