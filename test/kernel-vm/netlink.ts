@@ -1,6 +1,8 @@
 // Inside the VM (root, Linux 6.1 with IPVS): the netlink client against the real kernel and the real
 // ipvsadm 1.31. Prints "@@RESULT {checks: [{name, ok, want?, got?}]}" for test/kernel-netlink.test.ts.
 import { spawnSync } from "node:child_process";
+import net from "node:net";
+import dgram from "node:dgram";
 import { existsSync } from "node:fs";
 import type { VirtualService, RealServer } from "../../src/model/types.ts";
 import { IpvsClient, IpvsError } from "../../src/kernel/client.ts";
@@ -171,15 +173,29 @@ async function main() {
   const usvc: VirtualService = { protocol: "udp", addr: "10.80.0.1", port: 53, scheduler: "rr", flags: [], realServers: [rs("10.80.1.1", 53)] };
   for (const s of [svc, usvc]) { await target.addService(s); for (const r of s.realServers) await target.addRealServer(s, r); }
   sh("ip addr add 10.80.0.1/32 dev lo");
-  const traffic = `const net=require('net'),d=require('dgram');for(let i=0;i<6;i++){const s=net.connect({host:'10.80.0.1',port:80,localPort:41000+i});s.on('error',()=>{});}
-    const u=d.createSocket('udp4');u.bind(42000,()=>{for(let i=0;i<3;i++)u.send('x','53','10.80.0.1');});setTimeout(()=>process.exit(0),1500);`;
-  const trafficRun = spawnSync(process.execPath, ["-e", traffic], { encoding: "utf8" });
-  // under emulation the SYNs can land late: wait (bounded) until the kernel has all six entries
+  // the traffic, from this process: six TCP connects from fixed ports and three UDP datagrams
+  const socks = Array.from({ length: 6 }, (_, i) => {
+    const so = net.connect({ host: "10.80.0.1", port: 80, localPort: 41000 + i });
+    so.on("error", () => {});
+    return so;
+  });
+  const udp = dgram.createSocket("udp4");
+  await new Promise<void>((r) => udp.bind(42000, () => r()));
+  for (let i = 0; i < 3; i++) udp.send("x", 53, "10.80.0.1");
+  // under emulation the entries can land late: wait (bounded) until the kernel has all of them
   for (let t = 0; t < 60; t++) {
-    if ((await target.connections()).filter((x) => x.protocol === "TCP" && x.client.port >= 41000 && x.client.port <= 41005).length >= 6) break;
+    const cs = await target.connections();
+    if (cs.filter((x) => x.protocol === "TCP" && x.client.port >= 41000 && x.client.port <= 41005).length >= 6 &&
+        cs.some((x) => x.protocol === "UDP")) break;
     await new Promise((r) => setTimeout(r, 250));
   }
-  if (trafficRun.status !== 0 || trafficRun.stderr) console.error(`traffic: exit ${trafficRun.status} ${trafficRun.stderr}`);
+  // the kernel's stats are per-CPU counters summed by the rate estimator every 2 s: wait for that pass
+  for (let t = 0; t < 40; t++) {
+    const sv = await target.services();
+    if (sv.find((x) => x.addr === "10.80.0.1" && x.protocol === "tcp")?.stats.conns === 6n &&
+        (sv.find((x) => x.protocol === "udp")?.stats.conns ?? 0n) > 0n) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
   const st = (await target.services()).find((s) => s.addr === "10.80.0.1" && s.protocol === "tcp")!;
   const exact = ipvsadm(["-Ln", "--stats", "--exact", "-t", "10.80.0.1:80"]).split("\n").find((l) => l.startsWith("TCP"))!.trim().split(/\s+/);
   eq("service stats = ipvsadm --stats --exact (conns, inpkts, outpkts, inbytes, outbytes)",
@@ -200,6 +216,8 @@ async function main() {
   await target.zero();
   const zu2 = (await target.services()).find((s) => s.protocol === "udp")!;
   eq("ZERO everything", zu2.stats.conns, 0n);
+  for (const so of socks) so.destroy();
+  udp.close();
   await target.flush();
   await target.close();
   result({ checks, kernel: sh("uname -r").trim(), hasSctp: existsSync("/proc/net/sctp") });
