@@ -226,7 +226,9 @@ async function inside(argv: string[]): Promise<void> {
       const expected = { services: d.expectedAfterInc, realServers: [...d.vss, ...d.added].reduce((k, s) => k + s.realServers.length, 0), ipsetEntries: d.ipsetEntries, iptablesRules: (st.iptablesInstall.match(/^-[AI] /gm) ?? []).length, boundAddrs: st.bindAddrs.length };
       vlog(`${n}: IPVS mode installed: ${counted.services}/${d.expectedAfterInc} virtual services (with +1), ${counted.ipsetEntries}/${expected.ipsetEntries} ipset entries, ${counted.iptablesRules}/${expected.iptablesRules} iptables rules; ${connects} connects × 3 targets`);
       const m = measureConnects(topo);
-      // IPVS's own count of the connections it scheduled for each virtual service (Conns in --stats)
+      // IPVS's own count of the connections it scheduled for each virtual service (Conns in --stats); the
+      // kernel sums its per-CPU stats in the rate estimator's pass every 2 s, so wait for one
+      await new Promise((r) => setTimeout(r, 2500));
       const conns = (t: ServiceTarget) => Number(nsOk(topo.node, ["ipvsadm", "-Ln", "--stats", "-t", `${t.vip}:${t.port}`]).stdout.split("\n").find((l) => l.startsWith("TCP"))?.trim().split(/\s+/)[2] ?? 0);
       const ipvsConns = { first: conns(first), last: conns(last) };
       const backends = await topo.stopBackends();
