@@ -31,10 +31,16 @@ const os = require('os');
 const path = require('path');
 
 const argv = process.argv.slice(2);
+// It rebuilds the root namespace's network (dummy d0, local routes, netns srv): only inside the VM.
+if (!argv.includes('--in-vm')) {
+  console.error('driver.cjs runs inside ../shared/ipvs-vm only (it reshapes the network): pass --in-vm there');
+  process.exit(2);
+}
 let outFile = null, shard = null;
 const pos = [];
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--out') outFile = argv[++i];
+  else if (argv[i] === '--in-vm') continue;
   else if (argv[i] === '--shard') shard = argv[++i].split('/').map(Number);   // K/N: this VM's share (0-based K) of N
   else pos.push(argv[i]);
 }

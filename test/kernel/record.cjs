@@ -68,7 +68,7 @@ function runVm(k, dir, cmd, onLine) {
   const results = new Map();
   const rel = path.relative(repo, scenFile);
   const rcs = await Promise.all(dirs.map((d, k) => {
-    const cmd = `node test/kernel/driver.cjs ${rel} ${filter ? `'${filter}'` : "''"} --shard ${k}/${shards}`;
+    const cmd = `node test/kernel/driver.cjs --in-vm ${rel} ${filter ? `'${filter}'` : "''"} --shard ${k}/${shards}`;
     return runVm(k, d, cmd, (l) => {
       if (l.startsWith('@@RESULT ')) { const r = JSON.parse(l.slice(9)); results.set(r.name, r); }
       else log(`[vm${k}] ${l}`);
