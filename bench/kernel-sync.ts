@@ -119,7 +119,7 @@ async function probe(n: number, prof: boolean): Promise<void> {
   for (let r = 0; r < 5; r++) { const rw = new Reconciler(client); await rw.sync(warm); await client.dump(); await client.flush(); }
   const { desired: all } = rules(n, 10);
   const rec = new Reconciler(client);
-  const profiled = async (what: string, f: () => Promise<unknown>) => {
+  const profiled = async (what: string, f: () => Promise<unknown>, top = 22) => {
     const { Session } = await import("node:inspector");
     const ses = new Session(); ses.connect();
     const post = (m: string, p?: object) => new Promise<any>((res, rej) => ses.post(m, p ?? {}, (e, r) => e ? rej(e) : res(r)));
@@ -133,7 +133,7 @@ async function probe(n: number, prof: boolean): Promise<void> {
     (profile.samples as number[]).forEach((id, i) => hits.set(id, (hits.get(id) ?? 0) + (dt[i] ?? 0)));
     for (const [id, us] of hits) { const f = byId.get(id).callFrame; const k = `${f.functionName || "(anon)"} ${String(f.url).split("/").pop()}:${f.lineNumber}`; self.set(k, (self.get(k) ?? 0) + us); }
     const tot = [...self.values()].reduce((a, b) => a + b, 0);
-    for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 22)) log(`  prof ${what} ${(us / 1000).toFixed(1)} ms ${(100 * us / tot).toFixed(1)}% ${k}`);
+    for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) log(`  prof ${what} ${(us / 1000).toFixed(1)} ms ${(100 * us / tot).toFixed(1)}% ${k}`);
   };
   const { sendTimeMs } = await import("../src/kernel/client.ts");
   const k0 = sendTimeMs();
@@ -169,22 +169,7 @@ async function probe(n: number, prof: boolean): Promise<void> {
     log(`probe ${n}: services() ${a.toFixed(0)} ms, dump() ${d.toFixed(0)} ms (peeking: ${p.toFixed(0)} ms), ipvsadm -Sn ${s.toFixed(0)} ms (${(s / d).toFixed(2)}x)`);
   }
   peek.close();
-  if (prof) {
-    const { Session } = await import("node:inspector");
-    const ses = new Session(); ses.connect();
-    const post = (m: string, p?: object) => new Promise<any>((res, rej) => ses.post(m, p ?? {}, (e, r) => e ? rej(e) : res(r)));
-    await post("Profiler.enable"); await post("Profiler.setSamplingInterval", { interval: 200 }); await post("Profiler.start");
-    await client.dump();
-    const { profile } = await post("Profiler.stop");
-    const self = new Map<string, number>();
-    const dt = profile.timeDeltas as number[];
-    const byId = new Map<number, any>(profile.nodes.map((x: any) => [x.id, x]));
-    const hits = new Map<number, number>();
-    (profile.samples as number[]).forEach((id, i) => hits.set(id, (hits.get(id) ?? 0) + (dt[i] ?? 0)));
-    for (const [id, us] of hits) { const f = byId.get(id).callFrame; const k = `${f.functionName || "(anon)"} ${String(f.url).split("/").pop()}:${f.lineNumber}`; self.set(k, (self.get(k) ?? 0) + us); }
-    const tot = [...self.values()].reduce((a, b) => a + b, 0);
-    for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) log(`  prof ${(us / 1000).toFixed(1)} ms ${(100 * us / tot).toFixed(1)}% ${k}`);
-  }
+  if (prof) await profiled("dump", () => client.dump(), 25);
   const rtt: number[] = [];
   for (let i = 0; i < 10; i++) rtt.push(await timeMs(() => client.info()));
   log(`probe ${n}: GET_INFO round trip median ${med(rtt).toFixed(2)} ms`);
