@@ -4,22 +4,15 @@
 // arriving on the watch moves new connections to the new endpoint.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createServer as httpServer, type ServerResponse } from "node:http";
 import { createServer as tcpServer, connect, type Server } from "node:net";
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { AddressInfo } from "node:net";
+import { startFakeKubeApi } from "./helpers/fake-kube-api.ts";
 
 const VIP = "127.0.0.50", VPORT = 18080;
-const slice = (addr: string, rv: string) => ({
-  metadata: { name: "web-abc", namespace: "default", resourceVersion: rv, labels: { "kubernetes.io/service-name": "web" } },
-  addressType: "IPv4", ports: [{ name: "http", port: 19090, protocol: "TCP" }],
-  endpoints: [{ addresses: [addr], conditions: { ready: true, serving: true, terminating: false } }],
-});
-
 function backend(addr: string, reply: string): Promise<Server> {
   // the proxy may reset a backend connection (a probe, a retry, its own shutdown): not an error here
   const s = tcpServer((c) => { c.on("error", () => {}); c.end(reply); });
@@ -44,30 +37,9 @@ async function until(what: string, fn: () => Promise<boolean>, ms = 20000) {
 }
 
 test("the proxy serves a cluster's Service from a kubeconfig and follows EndpointSlice changes", async () => {
-  const watches: ServerResponse[] = [];
-  const api = httpServer((req, res) => {
-    const url = new URL(req.url!, "http://x");
-    res.writeHead(200, { "Content-Type": "application/json" });
-    if (url.searchParams.get("watch") === "true") { res.on("error", () => {}); watches.push(res); res.write(""); return; }
-    if (url.pathname === "/api/v1/services") {
-      res.end(JSON.stringify({ kind: "ServiceList", apiVersion: "v1", metadata: { resourceVersion: "10" }, items: [{
-        metadata: { name: "web", namespace: "default", resourceVersion: "5" },
-        spec: { type: "ClusterIP", clusterIP: VIP, clusterIPs: [VIP], ports: [{ name: "http", port: VPORT, protocol: "TCP", targetPort: 19090 }] },
-      }] }));
-    } else if (url.pathname === "/apis/discovery.k8s.io/v1/endpointslices") {
-      res.end(JSON.stringify({ kind: "EndpointSliceList", apiVersion: "discovery.k8s.io/v1", metadata: { resourceVersion: "10" }, items: [slice("127.0.0.60", "6")] }));
-    } else res.end("{}");
-  });
-  await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
   const dir = mkdtempSync(join(tmpdir(), "wasmvs-k8s-"));
   const kubeconfig = join(dir, "kubeconfig.yaml");
-  writeFileSync(kubeconfig, `apiVersion: v1
-kind: Config
-clusters: [{name: t, cluster: {server: "http://127.0.0.1:${(api.address() as AddressInfo).port}", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {}}]
-contexts: [{name: c, context: {cluster: t, user: u}}]
-current-context: c
-`);
+  const api = await startFakeKubeApi({ vip: VIP, vport: VPORT, targetPort: 19090, endpoint: "127.0.0.60", kubeconfig });
   const b1 = await backend("127.0.0.60", "from 60");
   const b2 = await backend("127.0.0.61", "from 61");
   const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
@@ -79,8 +51,7 @@ current-context: c
   try {
     await until("the ClusterIP to answer from the first endpoint", async () => (await fetchVip()) === "from 60");
     // the EndpointSlice now points at another pod: a MODIFIED event on the open watch
-    const ev = { type: "MODIFIED", object: { kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", ...slice("127.0.0.61", "11") } };
-    for (const w of watches) w.write(JSON.stringify(ev) + "\n");
+    api.pushSlice("127.0.0.61", "11");
     await until("new connections to go to the new endpoint", async () => (await fetchVip()) === "from 61");
   } catch (e) {
     throw new Error(`${(e as Error).message}\nproxy log:\n${log.slice(-3000)}`);
@@ -90,7 +61,6 @@ current-context: c
     const clean = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
     if (!clean) proxy.kill("SIGKILL");
     assert.ok(clean, `the proxy exits within 10 s of SIGTERM\n${log.slice(-2000)}`);
-    for (const w of watches) w.end();
     api.close(); b1.close(); b2.close();
     rmSync(dir, { recursive: true, force: true });
   }
