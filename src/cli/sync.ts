@@ -10,6 +10,9 @@ import { Reconciler, SyncLoop, checkDrift, formatReport } from "../kernel/reconc
 import { loadConfig } from "../proxy/config.ts";
 import { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
+import type { ClusterIndex } from "../k8s/cluster.ts";
+import { ipFamily } from "../k8s/ip.ts";
+import { HostRules, formatHostReport, type HostFamilyState } from "../kernel/host-rules.ts";
 
 export const SYNC_USAGE = `usage: wasmvs sync SOURCE [--check] [--once] [options]
 
@@ -17,9 +20,9 @@ SOURCE (one of):
   -R FILE | --rules FILE           ipvsadm save/restore text (what ipvsadm -Sn prints); - for stdin
   --config FILE                    a wasmvs proxy configuration (YAML/JSON)
   --kubeconfig PATH | --in-cluster   with --node-name N --node-ip IP[,IP] [--kube-proxy-config KPC.yaml]
-                                   a live cluster, mapped as kube-proxy's IPVS proxier does (IPVS virtual
-                                   services only: the ipsets, iptables rules and kube-ipvs0 addresses kube-proxy
-                                   keeps beside them are not applied yet; see docs/kubernetes.md)
+                                   a live cluster, mapped as kube-proxy's IPVS proxier does: the virtual
+                                   services, and beside them its ipsets, iptables KUBE-* chains and the
+                                   service addresses on the dummy interface kube-ipvs0
 
   --check                print every difference between SOURCE and the kernel; exit 1 on drift, 0 if none
   --once                 reconcile once and exit (default for files; a cluster is always followed)
@@ -27,6 +30,9 @@ SOURCE (one of):
   --drain-timeout S      bound on a removed real server's graceful drain (default 900)
   --sync-period S        full re-sync (drift repair) at least this often in loop mode (default 30)
   --min-sync-period S    triggered syncs at most twice per this period (default 0)
+  --bind-interface IF    keep every service address on dummy interface IF (created if missing), so the node
+                         accepts their packets (cluster default: kube-ipvs0; files: not bound unless given)
+  --no-node-rules        cluster source: program the IPVS tables only (no ipsets, iptables or addresses)
 `;
 
 interface Args { [k: string]: string | boolean | undefined }
@@ -36,7 +42,7 @@ function parseArgs(argv: string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const w = argv[i];
     const [k, inline] = w.startsWith("--") && w.includes("=") ? [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)] : [w, undefined];
-    if (k === "--check" || k === "--once" || k === "--in-cluster" || k === "-h" || k === "--help") { a[k] = true; continue; }
+    if (k === "--check" || k === "--once" || k === "--in-cluster" || k === "--no-node-rules" || k === "-h" || k === "--help") { a[k] = true; continue; }
     if (!k.startsWith("-")) throw new Error(`unexpected argument '${w}'`);
     const v = inline ?? argv[++i];
     if (v === undefined) throw new Error(`${k} needs a value`);
@@ -100,19 +106,45 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
       return diffs.length ? 1 : 0;
     }
     const reconciler = new Reconciler(client, {
-      excludeCidrs, drainTimeoutMs: seconds(a["--drain-timeout"], "--drain-timeout", 900_000),
+      excludeCidrs, drainTimeoutMs: seconds(a["--drain-timeout"], "--drain-timeout", 900_000), sysctls: fromCluster,
     });
+    // beside the tables: the service addresses on a dummy interface (files: only when asked), and for a
+    // cluster kube-proxy's ipsets and iptables chains; applied after each table pass, one at a time
+    const bindIface = a["--bind-interface"] as string | undefined;
+    const host = fromCluster && !a["--no-node-rules"] ? new HostRules({ bindInterface: bindIface ?? "kube-ipvs0" })
+      : fromFile && bindIface ? new HostRules({ bindInterface: bindIface }) : undefined;
+    let hostChain: Promise<unknown> = Promise.resolve();
+    let hostFailed = false;
+    const applyHost = (fam: HostFamilyState[], full: boolean, sysctls?: Record<string, number>) => {
+      if (!host) return hostChain;
+      hostChain = hostChain.then(async () => {
+        const r = await host.apply(fam, { full, sysctls });
+        hostFailed = r.failures.length > 0;
+        const line = formatHostReport(r);
+        if (line) out.write(line + "\n");
+      });
+      return hostChain;
+    };
     if (fromFile && a["--once"]) {
       const report = await reconciler.sync(desired!, { refresh: true });
       out.write(formatReport(report) + "\n");
-      return report.failures.length ? 1 : 0;
+      await applyHost(fileHostState(desired!), true);
+      host?.close();
+      return report.failures.length || hostFailed ? 1 : 0;
     }
     // loop mode: a file is re-read on every full sync; a cluster feeds its latest mapping
     let latest = desired;
+    let latestIndex: ClusterIndex | undefined;
+    const nodeFamilies = new Set(String(a["--node-ip"] ?? "").split(",").filter(Boolean).map((ip) => ipFamily(ip)));
     const loop = new SyncLoop(reconciler, () => (fromFile ? fileState(a) : latest ?? { services: [] }), {
       syncPeriodMs: seconds(a["--sync-period"], "--sync-period", kpc.syncPeriodMs ?? 30_000),
       minSyncPeriodMs: seconds(a["--min-sync-period"], "--min-sync-period", kpc.minSyncPeriodMs ?? 0),
-      onReport: (r, kind) => { if (r.changes.length || r.failures.length) out.write(`[${kind}] ${formatReport(r)}\n`); },
+      onReport: (r, kind) => {
+        if (r.changes.length || r.failures.length) out.write(`[${kind}] ${formatReport(r)}\n`);
+        if (kind === "drain") return;
+        if (fromFile) void applyHost(fileHostState(fileState(a)), kind === "full");
+        else if (latestIndex) void applyHost(clusterHostState(latestIndex, nodeFamilies), kind === "full", latestIndex.sysctls());
+      },
       onError: (e) => err.write(`wasmvs sync: ${e.message}\n`),
     });
     let watcher: KubeWatcher | undefined;
@@ -121,7 +153,7 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
       if (!node.nodeName || !node.addresses.length) { err.write("wasmvs sync: a cluster source needs --node-name and --node-ip\n"); return 2; }
       watcher = new KubeWatcher({
         kubeconfig: a["--kubeconfig"] as string | undefined, node, config: kpc,   // none: in-cluster / default loading
-        onSync: (u) => { latest = u.desired; if (u.reason === "initial") loop.start(); else loop.trigger(); },
+        onSync: (u) => { latest = u.desired; latestIndex = u.index; if (u.reason === "initial") loop.start(); else loop.trigger(); },
         onError: (e, what) => err.write(`wasmvs sync: ${what}: ${(e as Error).message ?? e}\n`),
       });
       await watcher.start();
@@ -133,9 +165,25 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
     });
     await watcher?.stop();
     await loop.stop();
+    await hostChain;
+    host?.close();
     client.close();
     process.exit(0);   // a long-lived process: exit at once rather than through Node's teardown
   } finally {
     client.close();
   }
+}
+
+/** A file source's addresses for the dummy interface (no ipsets or iptables: those are kube-proxy's). */
+function fileHostState(d: DesiredState): HostFamilyState[] {
+  const addrs = [...new Set(d.services.filter((s) => !s.fwmark && s.addr).map((s) => s.addr!))];
+  return [{ family: "IPv4", ipsets: [], iptablesRestore: "", iptablesJumps: [], bindAddrs: addrs }];
+}
+
+/** kube-proxy's IPVS-mode node state for each family the node has an address in. */
+function clusterHostState(index: ClusterIndex, families: Set<string | null>): HostFamilyState[] {
+  return index.families.filter((f) => families.has(f)).map((f) => {
+    const st = index.ipvsState(f);
+    return { family: f, ipsets: st.ipsets, iptablesRestore: st.iptablesRestore, iptablesJumps: st.iptablesJumps, bindAddrs: st.bindAddrs };
+  });
 }

@@ -1,0 +1,168 @@
+// Virtual addresses on a dummy interface, over rtnetlink, as kube-proxy keeps kube-ipvs0: IPVS hooks
+// LOCAL_IN, so a service's packets reach it only when its VIP is a local address. The binder creates the
+// interface (type dummy, left down like kube-ipvs0: the kernel adds the local route for an address whatever
+// the link state, and a down link answers no ARP for it), adds every wanted address as a /32 or /128 and
+// removes the ones on that interface nobody wants. Minimal changes, each reported; a refused one is
+// reported and retried by the next pass.
+import { createRtNetlink, type RtNetlinkSocket } from "netlink";
+import { isIP } from "node:net";
+import { constants } from "node:os";
+
+const osErrno = constants.errno;
+
+const IFLA_LINKINFO = 18, IFLA_INFO_KIND = 1;
+const AF_INET = 2, AF_INET6 = 10;
+const RT_SCOPE_HOST = 254;
+const IFA_F_NODAD = 0x02;
+const ERRNO_TEXT: Record<number, string> = {
+  1: "operation not permitted (binding addresses needs CAP_NET_ADMIN)",
+  17: "already exists",
+  19: "no such interface",
+  95: "the kernel cannot make a dummy interface (CONFIG_DUMMY unset?)",
+  99: "address not available",
+};
+
+export class VipError extends Error {
+  constructor(readonly what: string, readonly errno: number) {
+    super(`${what}: ${ERRNO_TEXT[errno] ?? `errno ${errno}`}`);
+  }
+}
+
+const errnoOf = (e: unknown): number => {
+  const x = e as { errno?: number; code?: string };
+  if (typeof x.errno === "number") return Math.abs(x.errno);
+  // the netlink package rejects with "Request rejected: ENOTSUP" (the errno's name, not its number)
+  const msg = String((e as Error)?.message);
+  const name = /\b(E[A-Z0-9]+)\b/.exec(msg)?.[1];
+  if (name && name in osErrno) return osErrno[name as keyof typeof osErrno];
+  const m = /errno[ =:]*-?(\d+)/i.exec(msg);
+  return m ? Number(m[1]) : 0;
+};
+
+/** Length-prefixed netlink attribute (padded to 4 bytes). */
+function attr(type: number, payload: Buffer): Buffer {
+  const len = 4 + payload.length;
+  const b = Buffer.alloc((len + 3) & ~3);
+  b.writeUInt16LE(len, 0); b.writeUInt16LE(type, 2); payload.copy(b, 4);
+  return b;
+}
+
+function addrBytes(a: string): Buffer {
+  if (isIP(a) === 4) return Buffer.from(a.split(".").map(Number));
+  // expand an IPv6 text form to 16 bytes
+  const [head, tail] = a.includes("::") ? a.split("::") : [a, undefined];
+  const h = head ? head.split(":") : [], t = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g || "0", 16), i * 2));
+  return b;
+}
+
+function bytesAddr(b: Buffer): string {
+  if (b.length === 4) return [...b].join(".");
+  const g: string[] = [];
+  for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i).toString(16));
+  // the canonical short form (longest zero run as ::), as the rest of wasmvs prints IPv6
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== "0") { i++; continue; }
+    let j = i; while (j < 8 && g[j] === "0") j++;
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (best < 0) return g.join(":");
+  return `${g.slice(0, best).join(":")}::${g.slice(best + bestLen).join(":")}`;
+}
+
+export interface VipReport { added: string[]; removed: string[]; failures: { addr: string; error: string }[]; createdLink: boolean }
+
+export class VipBinder {
+  private sock: RtNetlinkSocket;
+  private index = 0;
+  private readonly timeout: number;
+
+  constructor(readonly iface = "kube-ipvs0", o: { timeoutMs?: number } = {}) {
+    this.sock = createRtNetlink();
+    this.timeout = o.timeoutMs ?? 5000;
+  }
+
+  close(): void { this.sock.socket.close(); }
+
+  private async linkIndex(): Promise<number> {
+    const links = await this.sock.getLinks(undefined, undefined, { timeout: this.timeout });
+    return links.find((l) => l.attrs.ifname === this.iface)?.data.index ?? 0;
+  }
+
+  /** Creates the dummy interface when missing; returns whether it was created. */
+  async ensureLink(): Promise<boolean> {
+    this.index = await this.linkIndex();
+    if (this.index) return false;
+    const linkinfo = attr(IFLA_INFO_KIND, Buffer.from("dummy\0"));
+    try {
+      await this.sock.newLink({}, { ifname: this.iface, linkinfo }, { flags: 0x400 | 0x200, timeout: this.timeout });   // CREATE|EXCL
+    } catch (e) {
+      const n = errnoOf(e);
+      if (n !== 17) throw new VipError(`creating dummy interface ${this.iface}`, n);
+    }
+    this.index = await this.linkIndex();
+    if (!this.index) throw new VipError(`creating dummy interface ${this.iface}`, 19);
+    return true;
+  }
+
+  /** The addresses now on the interface. */
+  async addresses(): Promise<string[]> {
+    if (!this.index) this.index = await this.linkIndex();
+    if (!this.index) return [];
+    const all = await this.sock.getAddresses(undefined, undefined, { timeout: this.timeout });
+    return all.filter((a) => a.data.index === this.index && (a.attrs.local ?? a.attrs.address))
+      .map((a) => bytesAddr((a.attrs.local ?? a.attrs.address)!));
+  }
+
+  /** Makes the interface carry exactly `wanted` (addresses of other interfaces are never touched). */
+  async sync(wanted: Iterable<string>): Promise<VipReport> {
+    const report: VipReport = { added: [], removed: [], failures: [], createdLink: await this.ensureLink() };
+    const want = new Map<string, string>();
+    for (const a of wanted) {
+      if (!isIP(a)) { report.failures.push({ addr: a, error: "not an IP address" }); continue; }
+      want.set(bytesAddr(addrBytes(a)), a);
+    }
+    const have = new Set(await this.addresses());
+    for (const [canon, a] of want) {
+      if (have.has(canon)) continue;
+      try { await this.change("add", a); report.added.push(canon); }
+      catch (e) { report.failures.push({ addr: a, error: (e as Error).message }); }
+    }
+    for (const a of have) {
+      if (want.has(a)) continue;
+      try { await this.change("del", a); report.removed.push(a); }
+      catch (e) { report.failures.push({ addr: a, error: (e as Error).message }); }
+    }
+    return report;
+  }
+
+  private async change(op: "add" | "del", a: string): Promise<void> {
+    const v6 = isIP(a) === 6;
+    const b = addrBytes(a);
+    const data = { family: v6 ? AF_INET6 : AF_INET, prefixlen: v6 ? 128 : 32, index: this.index, scope: v6 ? 0 : RT_SCOPE_HOST };
+    const attrs = { local: b, address: b, ...(v6 ? { flags: { nodad: true } as never } : {}) };
+    try {
+      if (op === "add") await this.sock.newAddress(data, attrs, { flags: 0x400 | 0x200, timeout: this.timeout });
+      else await this.sock.delAddress(data, attrs, { timeout: this.timeout });
+    } catch (e) {
+      const n = errnoOf(e);
+      if (op === "add" && n === 17) return;     // someone added it meanwhile: the state is what we want
+      if (op === "del" && n === 99) return;     // already gone
+      throw new VipError(`${op === "add" ? "adding" : "removing"} ${a} ${op === "add" ? "to" : "from"} ${this.iface}`, n);
+    }
+  }
+
+  /** Removes the interface (and with it its addresses). */
+  async deleteLink(): Promise<void> {
+    if (!this.index) this.index = await this.linkIndex();
+    if (!this.index) return;
+    await this.sock.delLink({ index: this.index }, {}, { timeout: this.timeout });
+    this.index = 0;
+  }
+}
+
+export { IFA_F_NODAD };
