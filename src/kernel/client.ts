@@ -18,6 +18,7 @@ import {
   Writer, errorCode, putService, serviceRequest, putDest, putTimeouts, parseService, parseDest, parseInfo,
   parseConfig, parseFamilyId, serviceAf, CodecError, type RawMessage, type KernelService,
 } from "./codec.ts";
+import { nativeDump, type NativeDump } from "./native-dump.ts";
 
 export type { KernelService } from "./codec.ts";
 
@@ -374,6 +375,7 @@ class Conn {
 export interface ClientOptions {
   timeoutMs?: number;        // per call (a batch counts as one call per datagram); default 5000
   dumpSockets?: number;      // sockets for parallel destination dumps; default 16
+  nativeDumps?: boolean;     // read destinations through native/netlink-dump when it is built; default true
   maxBatch?: number;         // messages per datagram; default 256, and never more than the receive buffer can answer
   ackEach?: boolean;         // ask for an ACK on every message of a batch (measurement; default false)
   loadModule?: boolean;      // try `modprobe ip_vs` when the family is missing; default true
@@ -404,7 +406,9 @@ export class IpvsClient {
     this.dumpSockets = Math.max(1, o.dumpSockets ?? 16);
     this.recvBuffer = o.recvBuffer === undefined ? 32768 : o.recvBuffer > 0 ? Math.max(8192, o.recvBuffer) : 0;
     this.primeDumps = o.primeDumps ?? true;
+    this.nativeDumps = o.nativeDumps ?? true;
   }
+  private nativeDumps: boolean;
   private primeDumps: boolean;
   private recvBuffer: number;
   // The service dump runs on its own socket that reads into a fixed 32 KiB buffer, so the kernel sends it
@@ -523,6 +527,8 @@ export class IpvsClient {
   /** Every service with its destinations: one service dump, then dest dumps over the socket pool. */
   async dump(): Promise<ServiceWithDests[]> {
     const svcs = await this.services();
+    const native = this.nativeDumps ? nativeDump() : null;
+    if (native && svcs.length) return this.dumpNative(native, svcs);
     if (this.pool.length < Math.min(this.dumpSockets, svcs.length)) {
       const fresh: Conn[] = [];
       while (this.pool.length < Math.min(this.dumpSockets, svcs.length)) { const c = new Conn(); this.pool.push(c); fresh.push(c); }
@@ -536,6 +542,40 @@ export class IpvsClient {
       }
     };
     await Promise.all(this.pool.slice(0, Math.max(1, Math.min(this.pool.length, svcs.length))).map(worker));
+    return svcs as ServiceWithDests[];
+  }
+
+  /** dump()'s destination half through the native loop: every GET_DEST request built here, sent and
+   *  answered there in one run, each answer parsed here as the socket path would. */
+  private async dumpNative(native: NativeDump, svcs: KernelService[]): Promise<ServiceWithDests[]> {
+    const reqs: Buffer[] = [];
+    const starts = new Uint32Array(svcs.length);
+    let at = 0;
+    for (let i = 0; i < svcs.length; i++) {
+      let data: Buffer;
+      try { data = serviceRequest(this.family, C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_DUMP, C.IPVS_CMD_GET_DEST, svcs[i]); }
+      catch (e) { if (e instanceof CodecError) throw new IpvsError(`list real servers of ${serviceKey(svcs[i])}`, e.errno, e.message); throw e; }
+      reqs.push(Buffer.from(data));   // serviceRequest may hand back a view of a reused buffer
+      starts[i] = at; at += data.length;
+    }
+    let res: { replies: Buffer; index: Int32Array };
+    try { res = await native.dumpRun(Buffer.concat(reqs, at), starts, this.timeoutMs); }
+    catch (e) { throw new IpvsError("list real servers (GET_DEST dumps)", (e as { errno?: number }).errno ?? 0, (e as Error).message); }
+    const m: RawMessage = { type: 0, flags: 0, seq: 0, pid: 0, buf: res.replies, off: 0, len: 0 };
+    const buf = res.replies;
+    for (let i = 0; i < svcs.length; i++) {
+      const from = res.index[i * 3], to = res.index[i * 3 + 1], err = res.index[i * 3 + 2];
+      if (err) throw new IpvsError(`list real servers of ${serviceKey(svcs[i])}`, err, errnoMeaning(C.IPVS_CMD_GET_DEST, err));
+      const sink = new DestSink(serviceAf(svcs[i]));
+      for (let off = from; off + C.NLMSG_HDRLEN <= to;) {
+        const len = buf.readUInt32LE(off);
+        if (len < C.NLMSG_HDRLEN || off + len > to) break;
+        m.type = buf.readUInt16LE(off + 4); m.off = off; m.len = len;
+        sink.msg(m);
+        off += (len + 3) & ~3;
+      }
+      (svcs[i] as ServiceWithDests).realServers = sink.out;
+    }
     return svcs as ServiceWithDests[];
   }
 
