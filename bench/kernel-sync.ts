@@ -54,7 +54,7 @@ const log = (s: string) => process.stderr.write(`[kernel-sync ${(performance.now
 // instead of ~10 s at 10k). Our side runs in a child process inside its namespace (--child), warmed up
 // there on a separate 1k table it leaves in place; ipvsadm -R runs in another fresh namespace.
 
-interface ChildResult { full: number; messages: number; dump: number; dumpSn: number; one: number[]; onePass: number[]; oneIpvsadm: number[] }
+interface ChildResult { full: number; messages: number; dump: number[]; dumpSn: number[]; one: number[]; onePass: number[]; oneIpvsadm: number[] }
 
 async function child(n: number, quick: boolean): Promise<ChildResult> {
   const { IpvsClient } = await import("../src/kernel/client.ts");
@@ -81,24 +81,46 @@ async function child(n: number, quick: boolean): Promise<ChildResult> {
   let rep: Awaited<ReturnType<typeof rec.sync>> | undefined;
   const full = await timeMs(async () => { rep = await rec.sync(all); });
   if (rep!.failures.length) throw new Error(`full sync failed: ${rep!.failures[0].error}`);
-  const dump = await timeMs(() => client.dump());
-  const dumpSn = await timeMs(() => ipvsadm(["-Sn"]));
-  // one real server's weight changed with the table present, two ways: the partial pass (update(): told
-  // which service changed, like kube-proxy's partial syncs) and the full pass (sync(): the whole desired
-  // state, unchanged service objects skipped); each sends one SET_DEST. ipvsadm -e of the same as context.
+  // reading the table back: ours and ipvsadm -Sn alternated, several times each (one sample of either
+  // moves by ±30% under emulation)
+  const dump: number[] = [], dumpSn: number[] = [];
+  for (let r = 0; r < (quick ? 2 : 4); r++) {
+    dump.push(await timeMs(() => client.dump()));
+    dumpSn.push(await timeMs(() => ipvsadm(["-Sn"])));
+  }
+  // one real server's weight changed with the table present, three ways, each in its own block of
+  // consecutive changes (a daemon's steady state; a process spawned in between evicts qemu's translated
+  // code and costs the next call more than the call itself): the partial pass (update(): told which
+  // service changed, like kube-proxy's partial syncs), the full pass (sync(): the whole desired state,
+  // unchanged service objects skipped), each sending one SET_DEST; and ipvsadm -e of the same as context.
   const one: number[] = [], onePass: number[] = [], oneIpvsadm: number[] = [];
   let cur = all;
-  for (let r = 0; r < (quick ? 6 : 16); r++) {
+  const rounds = quick ? 6 : 12;
+  const changeOne = (r: number) => {
     const k = (r * 7919) % n;
     const sv = cur.services[k];
     const ns: VirtualService = { ...sv, realServers: sv.realServers.map((x, j) => j === 3 ? { ...x, weight: x.weight === 1 ? 2 : 1 } : x) };
     const services = cur.services.slice(); services[k] = ns;
     cur = { services };
+    return ns;
+  };
+  const check = (r1: Awaited<ReturnType<typeof rec.sync>>) => {
+    if (r1.messages !== 1 || r1.changes.length !== 1) throw new Error(`one change sent ${r1.messages} messages`);
+  };
+  for (let r = 0; r < rounds; r++) {
+    const ns = changeOne(r);
     let r1: Awaited<ReturnType<typeof rec.sync>> | undefined;
-    if (r % 2 === 0) one.push(await timeMs(async () => { r1 = await rec.update([ns]); }));
-    else onePass.push(await timeMs(async () => { r1 = await rec.sync(cur); }));
-    if (r1!.messages !== 1 || r1!.changes.length !== 1) throw new Error(`one change sent ${r1!.messages} messages`);
-    const d = ns.realServers[3];
+    one.push(await timeMs(async () => { r1 = await rec.update([ns]); }));
+    check(r1!);
+  }
+  for (let r = 0; r < rounds; r++) {
+    changeOne(rounds + r);
+    let r1: Awaited<ReturnType<typeof rec.sync>> | undefined;
+    onePass.push(await timeMs(async () => { r1 = await rec.sync(cur); }));
+    check(r1!);
+  }
+  for (let r = 0; r < rounds; r++) {
+    const ns = cur.services[(r * 7919) % n], d = ns.realServers[3];
     oneIpvsadm.push(await timeMs(() => ipvsadm(["-e", "-t", `${ns.addr}:80`, "-r", `${d.addr}:8080`, "-m", "-w", String(d.weight === 1 ? 2 : 1)])));
     ipvsadm(["-e", "-t", `${ns.addr}:80`, "-r", `${d.addr}:8080`, "-m", "-w", String(d.weight)]);
   }
@@ -227,9 +249,9 @@ async function inside(quick: boolean): Promise<KernelSyncResult> {
       const out = execFileSync("ip", ["netns", "exec", b, process.execPath, "--import", "tsx", "bench/kernel-sync.ts", "--child", String(n), ...(quick ? ["--quick"] : [])],
         { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });
       const c = JSON.parse(out.split("\n").find((l) => l.startsWith("@@CHILD "))!.slice(8)) as ChildResult;
-      ours.push(c.full); dO.push(c.dump); dT.push(c.dumpSn); one.push(...c.one); oneP.push(...c.onePass); oneT.push(...c.oneIpvsadm);
+      ours.push(c.full); dO.push(...c.dump); dT.push(...c.dumpSn); one.push(...c.one); oneP.push(...c.onePass); oneT.push(...c.oneIpvsadm);
       log(`${n}×10 rep ${r + 1}: full sync wasmvs ${c.full.toFixed(0)} ms (${c.messages} messages) vs ipvsadm -R ${theirs.at(-1)!.toFixed(0)} ms; ` +
-        `dump ${c.dump.toFixed(0)} ms vs ipvsadm -Sn ${c.dumpSn.toFixed(0)} ms; one change ${med(c.one).toFixed(2)} ms (partial), ${med(c.onePass).toFixed(2)} ms (full pass)`);
+        `dump ${med(c.dump).toFixed(0)} ms vs ipvsadm -Sn ${med(c.dumpSn).toFixed(0)} ms; one change ${med(c.one).toFixed(2)} ms (partial), ${med(c.onePass).toFixed(2)} ms (full pass)`);
     }
     result.cases.push({ name: `full sync ${n / 1000}k×10`, wasmvsMs: ours, baselineMs: theirs, baseline: "ipvsadm -R" });
     result.cases.push({ name: `dump ${n / 1000}k×10`, wasmvsMs: dO, baselineMs: dT, baseline: "ipvsadm -Sn", note: undefined });

@@ -87,6 +87,17 @@ async function main() {
   // 2. made by ipvsadm, read by us: every field as written
   const got = await target.services();
   eq("dump: service count", got.length, RULES.length);
+  // both ways of reading destinations back (the native GET_DEST loop when built, the netlink package's
+  // sockets otherwise) give the same table
+  {
+    const { nativeDump } = await import("../../src/kernel/native-dump.ts");
+    check("the native dump loop is built and loads (npm install builds native/netlink-dump)", nativeDump() !== null);
+    const viaSockets = await IpvsClient.open({ nativeDumps: false });
+    const a = await c.dump(), b = await viaSockets.dump();
+    viaSockets.close();
+    const strip = (xs: typeof a) => JSON.stringify(xs.map((s) => ({ ...s, stats: undefined, realServers: s.realServers.map((r) => ({ ...r, stats: undefined })) })), big);
+    eq("native dump = socket dump", strip(a), strip(b));
+  }
   for (const want of RULES) {
     const k = canonServiceKey(want);
     const g = got.find((s) => canonServiceKey(s) === k);
