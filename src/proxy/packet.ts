@@ -5,13 +5,14 @@
 // back for replies), and the addon sends what the core forwarded through raw IP sockets; the kernel
 // routes them and resolves neighbours. takeover.ts keeps the kernel from answering the same packets.
 //
-// One batch: recv (syscall) -> processBatch (WASM) -> send (syscall). Each stage is timed per batch
-// (status().timing) so the benchmark can say where the time goes.
+// One batch: recv (syscall) -> processBatch (WASM) -> send (syscall), through PacketBatch.cycle so the
+// WASM memory is handed out by src/core. Each stage is timed (status().timing, and the addon's recvNs /
+// sendNs) so the benchmark can say where the time goes.
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Core } from "../core/index.ts";
-import { PacketBatch, packetCounters, DESC_SIZE, RESULT_F } from "../core/packets.ts";
+import { PacketBatch, packetCounters } from "../core/packets.ts";
 import type { VirtualService } from "../model/types.ts";
 import type { Logger } from "./log.ts";
 import type { Tables } from "./tables.ts";
@@ -101,16 +102,14 @@ export class PacketForwarder implements Forwarder {
 
   private drain(): void {
     const t0 = performance.now();
-    const { io, h, batch, core } = this;
+    const { io, h, batch } = this;
     const max = this.opts.batchSize;
     this.timing.wakeups++;
+    const fill = (mem: ArrayBuffer, desc: number, data: number) => io.recv(h, mem, desc, data);
+    const send = (mem: ArrayBuffer, desc: number, data: number, n: number) => { io.send(h, mem, desc, data, n); };
     for (let round = 0; round < 16; round++) {
-      const n = io.recv(h, core.x.memory.buffer, batch.desc, batch.data);
+      const n = batch.cycle(fill, send, this.now(), this.timing);
       if (n === 0) break;
-      const t1 = performance.now();
-      core.x.processBatch(n, this.now());
-      this.timing.wasmNs += (performance.now() - t1) * 1e6;
-      io.send(h, core.x.memory.buffer, batch.desc, batch.data, n);
       if (this.opts.decisionLog) this.recordDecisions(n);
       this.timing.batches++;
       this.timing.packets += n;
@@ -121,11 +120,10 @@ export class PacketForwarder implements Forwarder {
   }
 
   private recordDecisions(n: number): void {
-    const u8 = this.core.u8, dv = this.core.dv;
     for (let i = 0; i < n; i++) {
-      const p = this.batch.desc + i * DESC_SIZE;
-      if (u8[p + 16] !== 1 || !(u8[p + 19] & RESULT_F.new)) continue;
-      const c = this.core.conn(dv.getInt32(p + 20, true));
+      const r = this.batch.result(i);
+      if (r.verdictCode !== 1 || !r.isNew) continue;
+      const c = this.core.conn(r.conn);
       if (!c) continue;
       if (this.decisions.length >= this.opts.decisionLog) this.decisions.shift();
       this.decisions.push({ proto: c.proto, caddr: c.caddr, cport: c.cport, vaddr: c.vaddr, vport: c.vport, daddr: c.daddr, dport: c.dport });
