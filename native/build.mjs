@@ -1,20 +1,32 @@
 // `npm install` builds every native helper under native/ (each folder with a binding.gyp) with node-gyp,
-// against Node's own headers. None is required: a helper that fails to build is named with what goes
-// without it, and the install goes on (the pure TypeScript paths stay).
+// offline, against the running Node's own headers. None is required: a helper that fails to build is
+// named with what goes without it, and the install goes on (the pure TypeScript paths stay). A folder
+// with its own build.mjs (native/packet: it records why it failed for `wasmvs proxy --mode packet`)
+// builds itself.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
+const prefix = dirname(dirname(process.execPath));          // /usr for /usr/bin/node
+const nodedir = existsSync(join(prefix, "include", "node", "node_api.h")) ? prefix : undefined;
+
+function nodeGyp() {
+  if (process.env.npm_config_node_gyp) return [process.execPath, process.env.npm_config_node_gyp];   // npm's own, in lifecycle scripts
+  const bundled = join(prefix, "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
+  if (existsSync(bundled)) return [process.execPath, bundled];
+  return ["node-gyp"];
+}
+
 for (const name of readdirSync(here).sort()) {
   const dir = join(here, name);
   if (!existsSync(join(dir, "binding.gyp"))) continue;
+  if (existsSync(join(dir, "build.mjs"))) { spawnSync(process.execPath, [join(dir, "build.mjs")], { stdio: "inherit" }); continue; }
   const what = existsSync(join(dir, "WHAT")) ? readFileSync(join(dir, "WHAT"), "utf8").trim() : name;
-  process.stdout.write(`wasmvs: building native/${name} (${what}) ... `);
-  const r = spawnSync("node-gyp", ["rebuild", "--silent"], { cwd: dir, encoding: "utf8", shell: false });
-  if (r.status === 0) { process.stdout.write("ok\n"); continue; }
-  process.stdout.write("FAILED\n");
-  process.stderr.write(`wasmvs: native/${name} did not build (${r.error ? r.error.message : `node-gyp exit ${r.status}`}); ` +
-    `wasmvs works without it: ${what} is unavailable\n${(r.stderr || "").split("\n").slice(-8).join("\n")}\n`);
+  const [cmd, ...pre] = nodeGyp();
+  const r = spawnSync(cmd, [...pre, "rebuild", ...(nodedir ? [`--nodedir=${nodedir}`] : [])], { cwd: dir, encoding: "utf8" });
+  if (r.status === 0) { console.log(`wasmvs: native/${name} built`); continue; }
+  const why = (r.error?.message ?? `${r.stderr}\n${r.stdout}`).trim().split("\n").filter((l) => /error|Error|not found/.test(l)).slice(-6).join("\n") || `node-gyp exited with ${r.status}`;
+  console.log(`wasmvs: native/${name} NOT built (wasmvs works without it: ${what}):\n${why}`);
 }

@@ -69,6 +69,27 @@ test("syntax errors, duplicates, families and health specs", () => {
   assert.match(errorsOf(`proxy: { mode: socks }\n`)[0], /1:16: proxy\.mode: 'socks' is not one of socket, packet/);
 });
 
+test("packet-mode keys: validated with line:column, a local address may not be a VIP", () => {
+  const ok = parseConfig("proxy:\n  mode: packet\n  interfaces: [eth1]\n  localAddresses: [192.0.2.250]\n  batchSize: 32\n", "p.yaml");
+  assert.equal(ok.options.packet, { interfaces: ["eth1"], localAddresses: ["192.0.2.250"], batchSize: 32, slotSize: 2048, suppressKernel: true });
+  const errs = errorsOf(`proxy:
+  mode: packet
+  interfaces: [eth1, "no such name!"]
+  localAddresses: [10.0.0.1, nope]
+  batchSize: 0
+  suppressKernel: yes please
+services:
+  - { protocol: tcp, addr: 10.0.0.1, port: 80 }
+`);
+  assert.equal(errs, [
+    "p.yaml:3:22: proxy.interfaces[1]: not an interface name",
+    "p.yaml:4:30: proxy.localAddresses[1]: 'nope' is not an IPv4 or IPv6 address",
+    "p.yaml:5:14: proxy.batchSize: must be an integer in 1..4096",
+    "p.yaml:6:19: proxy.suppressKernel: must be true or false",
+    "p.yaml:2:3: proxy: full-NAT local address 10.0.0.1 is also a virtual service address; it must be dedicated",
+  ]);
+});
+
 test("tables: a reload diff edits in place (connections and templates survive)", async () => {
   const core = await Core.load({ debug: true, connCapacity: 256 });
   const tables = new Tables(core);

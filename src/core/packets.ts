@@ -101,6 +101,23 @@ export class PacketBatch {
   // Runs the queued packets (or n descriptors). Returns the number processed.
   run(nowMs = 0, n = this.count): number { return this.core.x.processBatch(n, nowMs); }
 
+  // Zero-copy I/O: `fill` writes packets and descriptors straight into the area (the WASM memory, with
+  // the descriptor and data pointers; packet i at data + offset) and returns how many; the batch runs
+  // once; `drain` reads verdicts and rewritten bytes in place. The memory is passed fresh to each (it
+  // may have grown). Returns the number of packets; `time.wasmNs` accumulates the batch's own run time.
+  cycle(fill: (memory: ArrayBuffer, desc: number, data: number) => number,
+        drain: (memory: ArrayBuffer, desc: number, data: number, n: number) => void,
+        nowMs: number, time?: { wasmNs: number }): number {
+    const n = Math.min(fill(this.core.x.memory.buffer, this.desc, this.data), this.maxPackets);
+    if (n <= 0) return 0;
+    const t0 = time ? performance.now() : 0;
+    this.core.x.processBatch(n, nowMs);
+    if (time) time.wasmNs += (performance.now() - t0) * 1e6;
+    this.count = n;
+    drain(this.core.x.memory.buffer, this.desc, this.data, n);
+    return n;
+  }
+
   verdictCode(i: number): number { return this.core.u8[this.desc + i * DESC_SIZE + 16]; }
 
   result(i: number): PacketOutcome {

@@ -125,8 +125,11 @@ export function serviceName(s: ServiceLike, rule: boolean, numeric: boolean, res
   return af !== AF_INET6 ? label.slice(0, 33) : label;
 }
 
-const FWD_NAME: Partial<Record<ForwardingMethod, string>> = { masq: "Masq", local: "Local", tunnel: "Tunnel", route: "Route" };
-const FWD_SWITCH: Partial<Record<ForwardingMethod, string>> = { masq: "-m", tunnel: "-i", local: "-g", route: "-g" };
+// FullNat: upstream ipvsadm has no such method (it would print "(null)"); wasmvs's packet-mode proxy forwards
+// every destination full-NAT, labelled as the full-NAT LVS forks label it, and saved as -m, the switch that
+// adds a destination to the proxy.
+const FWD_NAME: Partial<Record<ForwardingMethod, string>> = { masq: "Masq", local: "Local", tunnel: "Tunnel", route: "Route", fullnat: "FullNat" };
+const FWD_SWITCH: Partial<Record<ForwardingMethod, string>> = { masq: "-m", tunnel: "-i", local: "-g", route: "-g", fullnat: "-m" };
 const TUN_TYPES = ["ipip", "gue", "gre"];
 
 /** The kernel's tun_flags value from the model's names (nocsum 0, csum 1, remcsum 2). */

@@ -2,7 +2,8 @@
 // Runnable alone too: node --import tsx src/proxy/cli.ts run -c proxy.yaml
 import { pathToFileURL } from "node:url";
 import { readFileSync } from "node:fs";
-import { loadConfig, parseConfig, ConfigError, type ProxyConfig } from "./config.ts";
+import { isIP } from "node:net";
+import { loadConfig, parseConfig, ConfigError, packetModeProblems, type ProxyConfig } from "./config.ts";
 import { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig } from "../k8s/index.ts";
 import { Proxy } from "./index.ts";
@@ -10,6 +11,10 @@ import { ProxyTarget } from "./control.ts";
 import { DEFAULT_CONTROL } from "./control.ts";
 
 export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|none] [--metrics HOST:PORT] [--log-level L]
+                         [--mode socket|packet] [--interface IF]... [--local-address ADDR]... [--batch-size N]
+                                         packet mode: raw-socket full-NAT on the interfaces IF, sources
+                                         rewritten to ADDR (one per family, dedicated); needs CAP_NET_RAW
+                                         and CAP_NET_ADMIN and the native addon (docs/proxy.md)
        wasmvs proxy [run] --kubeconfig PATH|--in-cluster --node-name N --node-ip IP[,IP] [--kube-proxy-config KPC.yaml] [-c FILE]
                                          serve a cluster's Services as kube-proxy's IPVS mode maps them
                                          (-c then supplies only the proxy's options; its services are ignored)
@@ -21,6 +26,16 @@ The configuration (YAML or JSON) is described in docs/proxy.md. SIGHUP reloads, 
 Once running, 'wasmvs -A/-a/-e/-d/-Ln --target proxy' drive it over the control socket
 (default ${DEFAULT_CONTROL}, or WASMVS_PROXY_SOCKET).
 `;
+
+// every value of a repeatable option; commas also separate values
+function opts(argv: string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === name && argv[i + 1] !== undefined) out.push(argv[++i]);
+    else if (argv[i].startsWith(name + "=")) out.push(argv[i].slice(name.length + 1));
+  }
+  return out.flatMap((v) => v.split(",")).filter(Boolean);
+}
 
 function opt(argv: string[], ...names: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
@@ -54,6 +69,26 @@ export async function proxyMain(argv: string[]): Promise<number> {
         if (metrics) cfg.options.metrics = metrics === "none" ? null : metrics;
         const lvl = opt(rest, "--log-level");
         if (lvl) cfg.options.logLevel = lvl as any;
+        const mode = opt(rest, "--mode");
+        if (mode !== undefined && mode !== "socket" && mode !== "packet") { process.stderr.write(`wasmvs proxy: --mode '${mode}' is not socket or packet\n`); return 2; }
+        if (mode) cfg.options.mode = mode;
+        const ifs = opts(rest, "--interface"), locals = opts(rest, "--local-address");
+        if (ifs.length) cfg.options.packet.interfaces = ifs;
+        if (locals.length) {
+          const bad = locals.filter((a) => !isIP(a));
+          if (bad.length) { process.stderr.write(`wasmvs proxy: --local-address '${bad[0]}' is not an IPv4 or IPv6 address\n`); return 2; }
+          cfg.options.packet.localAddresses = locals;
+        }
+        const batch = opt(rest, "--batch-size");
+        if (batch !== undefined) {
+          const n = Number(batch);
+          if (!Number.isInteger(n) || n < 1 || n > 4096) { process.stderr.write(`wasmvs proxy: --batch-size '${batch}' is not an integer in 1..4096\n`); return 2; }
+          cfg.options.packet.batchSize = n;
+        }
+        if (cfg.options.mode === "packet") {
+          const problems = packetModeProblems(cfg.options, cfg.state.services);
+          if (problems.length) { process.stderr.write(problems.map((m) => `wasmvs proxy: ${m}\n`).join("")); return 2; }
+        }
         const p = await Proxy.start(cfg, { decisionLog: Number(process.env.WASMVS_PROXY_DECISIONS ?? 0) });
         const watcher = kubeconfig !== undefined ? await watchCluster(p, cfg, kubeconfig, rest) : undefined;
         await new Promise<void>((resolve) => {

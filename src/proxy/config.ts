@@ -40,6 +40,16 @@ export interface ProxyOptions {
   tick: number;                    // ms between timer runs (core.advance, idle checks)
   logLevel: "debug" | "info" | "warn" | "error";
   settings: Record<string, number>; // Core.set sysctls (expire_nodest_conn, conn_reuse_mode, ...)
+  packet: PacketModeOptions;
+}
+
+// Packet mode (src/proxy/packet.ts): where it receives, what it rewrites sources to, how it batches.
+export interface PacketModeOptions {
+  interfaces: string[];             // receive on these (AF_PACKET); the kernel routes what is sent
+  localAddresses: string[];         // full-NAT source addresses, one per family in use; dedicated to wasmvs
+  batchSize: number;                // packets per recvmmsg / WASM batch / sendmmsg
+  slotSize: number;                 // bytes per packet slot: larger packets are dropped (MTU + headroom)
+  suppressKernel: boolean;          // install the nftables table that keeps the kernel off taken-over flows
 }
 
 export interface ProxyConfig {
@@ -53,6 +63,7 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   mode: "socket", control: "/run/wasmvs/proxy.sock", metrics: null, vipInterface: "wasmvs0",
   connCapacity: 65536, udpFlows: 4096, maxConns: 0, drainTimeout: 300, connectTimeout: 3, tick: 1000,
   logLevel: "info", settings: {},
+  packet: { interfaces: [], localAddresses: [], batchSize: 64, slotSize: 2048, suppressKernel: true },
 };
 
 export const healthKey = (s: VirtualService, r: Pick<RealServer, "addr" | "port">) => `${serviceKey(s)}|${realServerKey(r)}`;
@@ -160,7 +171,7 @@ function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): H
 
 const TOP_KEYS = ["proxy", "timeouts", "services"];
 const PROXY_KEYS = ["mode", "control", "metrics", "vipInterface", "connCapacity", "udpFlows", "maxConns", "drainTimeout",
-  "connectTimeout", "tick", "logLevel", "settings"];
+  "connectTimeout", "tick", "logLevel", "settings", "interfaces", "localAddresses", "batchSize", "slotSize", "suppressKernel"];
 const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persistent", "netmask", "health", "realServers"];
 const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health"];
 
@@ -177,7 +188,7 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
   if (!root || (isScalar(root) && root.value === null)) return { state: { services: [] }, health: new Map(), options: { ...DEFAULT_OPTIONS }, file };
   const top = w.entries(root, "", TOP_KEYS);
 
-  const options: ProxyOptions = { ...DEFAULT_OPTIONS, settings: {} };
+  const options: ProxyOptions = { ...DEFAULT_OPTIONS, settings: {}, packet: { ...DEFAULT_OPTIONS.packet } };
   const pn = top.get("proxy");
   if (pn !== undefined) {
     const p = w.entries(pn, "proxy", PROXY_KEYS);
@@ -194,6 +205,20 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
     options.connectTimeout = w.num(p.get("connectTimeout"), "proxy.connectTimeout", 0.01, 600, DEFAULT_OPTIONS.connectTimeout, false);
     options.tick = w.num(p.get("tick"), "proxy.tick", 10, 60000, DEFAULT_OPTIONS.tick);
     options.logLevel = w.str(p.get("logLevel"), "proxy.logLevel", "info", ["debug", "info", "warn", "error"]) as ProxyOptions["logLevel"];
+    const ifs = w.list(p.get("interfaces"), "proxy.interfaces");
+    options.packet.interfaces = ifs.map((n, i) => {
+      const v = w.str(n, `proxy.interfaces[${i}]`) ?? "";
+      if (v && !/^[A-Za-z0-9_.@-]{1,15}$/.test(v)) w.err(n, `proxy.interfaces[${i}]`, "not an interface name");
+      return v;
+    });
+    options.packet.localAddresses = w.list(p.get("localAddresses"), "proxy.localAddresses").map((n, i) => w.addr(n, `proxy.localAddresses[${i}]`));
+    options.packet.batchSize = w.num(p.get("batchSize"), "proxy.batchSize", 1, 4096, DEFAULT_OPTIONS.packet.batchSize);
+    options.packet.slotSize = w.num(p.get("slotSize"), "proxy.slotSize", 128, 65536, DEFAULT_OPTIONS.packet.slotSize);
+    const sk = p.get("suppressKernel");
+    if (sk !== undefined) {
+      if (!isScalar(sk) || typeof sk.value !== "boolean") w.err(sk, "proxy.suppressKernel", "must be true or false");
+      else options.packet.suppressKernel = sk.value;
+    }
     const sn = p.get("settings");
     if (sn !== undefined) {
       const known = ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode", "sloppy_tcp", "lblc_expiration_ms",
@@ -260,8 +285,28 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
     });
     services.push(svc);
   });
+  if (options.mode === "packet") checkPacketMode(w, options, services, pn);
   if (w.issues.length) throw new ConfigError(w.issues, file);
   return { state: { services, ...(timeouts ? { timeouts } : {}) }, health, options, file };
+}
+
+// Packet mode needs interfaces to receive on and a full-NAT local address for each family it serves.
+// (Run from the command line, --interface and --local-address may supply them; cli.ts checks again.)
+export function packetModeProblems(o: ProxyOptions, services: VirtualService[]): string[] {
+  const out: string[] = [];
+  if (!o.packet.interfaces.length) out.push("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");
+  for (const v6 of [false, true]) {
+    if (!services.some((s) => (s.addr ?? "").includes(":") === v6)) continue;
+    if (!o.packet.localAddresses.some((a) => a.includes(":") === v6))
+      out.push(`packet mode needs an ${v6 ? "IPv6" : "IPv4"} full-NAT local address (proxy.localAddresses or --local-address) for its ${v6 ? "IPv6" : "IPv4"} services`);
+  }
+  for (const a of o.packet.localAddresses) if (services.some((s) => s.addr === a)) out.push(`full-NAT local address ${a} is also a virtual service address; it must be dedicated`);
+  return out;
+}
+
+function checkPacketMode(w: Walker, o: ProxyOptions, services: VirtualService[], node: YNode | undefined): void {
+  // only what a file must say itself: interfaces/addresses may still come from the command line
+  for (const m of packetModeProblems(o, services)) if (!/needs/.test(m)) w.err(node, "proxy", m);
 }
 
 export function loadConfig(file: string): ProxyConfig {

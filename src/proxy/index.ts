@@ -9,6 +9,8 @@ import type { ServiceStatus, RealServerStatus, Stats, ConnectionEntry, TargetInf
 import { type ProxyConfig, type HealthSpec, loadConfig, healthKey } from "./config.ts";
 import { Tables, destKey } from "./tables.ts";
 import { SocketForwarder } from "./socket.ts";
+import { PacketForwarder } from "./packet.ts";
+import type { Forwarder } from "./forwarder.ts";
 import { HealthManager } from "./health.ts";
 import { VipManager } from "./vip.ts";
 import { jsonLogger, type Logger } from "./log.ts";
@@ -40,7 +42,7 @@ function fileNofile(): number {
 
 export class Proxy {
   readonly tables: Tables;
-  readonly fw: SocketForwarder;
+  readonly fw: Forwarder;
   readonly health: HealthManager;
   readonly vips: VipManager;
   desired: DesiredState;
@@ -54,12 +56,17 @@ export class Proxy {
   readonly started = Date.now();
 
   private constructor(readonly core: Core, public cfg: ProxyConfig, readonly log: Logger, decisionLog: number) {
-    this.tables = new Tables(core);
     const o = cfg.options;
-    const maxConns = o.maxConns || Math.max(16, Math.floor((fileNofile() - 64) / 2));
-    this.fw = new SocketForwarder(core, this.tables, {
-      udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog,
-    }, log);
+    // packet mode is full-NAT: the source becomes a local address, so replies come back through wasmvs
+    this.tables = new Tables(core, o.mode === "packet" ? "fullnat" : "masq");
+    if (o.mode === "packet") {
+      this.fw = PacketForwarder.open(core, this.tables, { ...o.packet, decisionLog }, log);
+    } else {
+      const maxConns = o.maxConns || Math.max(16, Math.floor((fileNofile() - 64) / 2));
+      this.fw = new SocketForwarder(core, this.tables, {
+        udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog,
+      }, log);
+    }
     this.vips = new VipManager(o.vipInterface, log);
     this.health = new HealthManager(log, (key, up) => this.onHealth(key, up));
     this.desired = clone(cfg.state);
@@ -67,18 +74,18 @@ export class Proxy {
   }
 
   static async start(cfg: ProxyConfig, opts: ProxyStartOptions = {}): Promise<Proxy> {
-    if (cfg.options.mode !== "socket") throw new Error(`proxy mode '${cfg.options.mode}' is not built yet (see docs/proxy.md); use mode: socket`);
     const log = opts.log ?? jsonLogger(cfg.options.logLevel);
     const core = await Core.load({ debug: opts.debugCore, connCapacity: cfg.options.connCapacity });
     for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as any, v);
-    const p = new Proxy(core, cfg, log, opts.decisionLog ?? 0);
+    const p = new Proxy(core, cfg, log, opts.decisionLog ?? 0);   // packet mode: throws when it cannot open its sockets
     try {
       await p.applyNow();
       if (cfg.options.control) p.control = await ControlServer.listen(p, cfg.options.control);
       if (cfg.options.metrics) p.metricsServer = await startMetricsServer(p, cfg.options.metrics);
     } catch (e) { await p.stop(); throw e; }
     p.timer = setInterval(() => p.tick(), cfg.options.tick);
-    log.info("proxy started", { mode: "socket", services: p.desired.services.length, control: cfg.options.control, metrics: cfg.options.metrics, maxConns: p.fw.opts.maxConns });
+    log.info("proxy started", { mode: p.fw.mode, services: p.desired.services.length, control: cfg.options.control, metrics: cfg.options.metrics,
+      ...(p.fw instanceof SocketForwarder ? { maxConns: p.fw.opts.maxConns } : { interfaces: cfg.options.packet.interfaces, localAddresses: cfg.options.packet.localAddresses }) });
     return p;
   }
 
@@ -104,12 +111,13 @@ export class Proxy {
     this.health.sync(this.healthWanted());
     const res = this.tables.apply(this.desired, (k) => this.health.down(k));
     this.fw.markRemoved(res.removedDests, res.addedDests);
-    const missing = await this.vips.ensure(this.desired.services.map((s) => s.addr!));
-    if (missing.length) this.log.warn("VIPs not local; their listeners will fail", { vips: missing });
+    const local = this.fw.mode === "packet" ? this.cfg.options.packet.localAddresses : [];
+    const missing = await this.vips.ensure([...this.desired.services.map((s) => s.addr!), ...local]);
+    if (missing.length) this.log.warn(this.fw.mode === "packet" ? "VIPs or full-NAT local addresses not local" : "VIPs not local; their listeners will fail", { vips: missing });
     const errors = await this.fw.sync(this.desired.services);
     for (const k of res.removedServices) {
       const addr = k.replace(/^\w+ \[?(.*?)\]?:\d+$/, "$1");
-      if (!this.desired.services.some((s) => s.addr === addr)) await this.vips.release(addr);
+      if (!this.desired.services.some((s) => s.addr === addr) && !local.includes(addr)) await this.vips.release(addr);
     }
     if (errors.length) throw new Error(errors.map((e) => `${e.key}: ${e.error}`).join("; "));
   }
@@ -182,9 +190,8 @@ export class Proxy {
   }
 
   services(): ServiceView[] {
-    const flows = new Map<string, number>();
-    for (const c of this.fw.tcp) flows.set(c.destKey, (flows.get(c.destKey) ?? 0) + 1);
-    for (const l of this.fw.listeners.values()) for (const f of l.flows?.values() ?? []) flows.set(f.destKey, (flows.get(f.destKey) ?? 0) + 1);
+    const flows = this.fw.flowsByDest();
+    const fwd = this.tables.fwd;
     const out: ServiceView[] = [];
     for (const id of this.core.serviceIds()) {
       const a = this.tables.byId.get(id);
@@ -201,7 +208,7 @@ export class Proxy {
         const agg = { ...stats };
         return {
           key: rk, configuredWeight: conf?.weight ?? d.weight, healthy, flows: f, draining: d.weight === 0 && f > 0,
-          status: { addr: d.addr, port: d.port, weight: d.weight, fwd: "masq", upperThreshold: d.upperThreshold, lowerThreshold: d.lowerThreshold,
+          status: { addr: d.addr, port: d.port, weight: d.weight, fwd, upperThreshold: d.upperThreshold, lowerThreshold: d.lowerThreshold,
             activeConns: d.activeConns, inactConns: d.inactConns, persistConns: d.persistConns, stats: agg },
         };
       });
@@ -257,9 +264,9 @@ export class Proxy {
 
   status() {
     return {
-      uptimeMs: Date.now() - this.started, tcp: this.fw.tcp.size, udpFlows: this.fw.udpCount, drops: Object.fromEntries(this.fw.drops),
+      uptimeMs: Date.now() - this.started, mode: this.fw.mode, ...this.fw.status(),
       health: this.health.states().map((h) => ({ key: h.key, up: h.up, checks: h.checks, detail: h.lastDetail })),
-      conn: this.core.connStats(), maxConns: this.fw.opts.maxConns,
+      conn: this.core.connStats(),
     };
   }
 

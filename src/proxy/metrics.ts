@@ -4,6 +4,8 @@
 import * as http from "node:http";
 import { Registry, Counter, Gauge } from "prom-client";
 import type { Proxy } from "./index.ts";
+import { SocketForwarder } from "./socket.ts";
+import { PacketForwarder, type PacketIoStats } from "./packet.ts";
 
 export function proxyRegistry(p: Proxy): Registry {
   const reg = new Registry();
@@ -53,9 +55,18 @@ export function proxyRegistry(p: Proxy): Registry {
     (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, d.flows); });
   counter("wasmvs_proxy_drops_total", "Connections or datagrams refused, by reason", ["reason"],
     (e) => { for (const [r, n] of p.fw.drops) e({ reason: r }, n); });
-  gauge("wasmvs_proxy_udp_flows", "UDP flows in the bounded table", [], (e) => e({}, p.fw.udpCount));
-  gauge("wasmvs_proxy_udp_flows_max", "Size of the UDP flow table", [], (e) => e({}, p.cfg.options.udpFlows));
-  gauge("wasmvs_proxy_tcp_connections", "Proxied TCP connections open now", [], (e) => e({}, p.fw.tcp.size));
+  const fw = p.fw;
+  if (fw instanceof SocketForwarder) {
+    gauge("wasmvs_proxy_udp_flows", "UDP flows in the bounded table", [], (e) => e({}, fw.udpCount));
+    gauge("wasmvs_proxy_udp_flows_max", "Size of the UDP flow table", [], (e) => e({}, p.cfg.options.udpFlows));
+    gauge("wasmvs_proxy_tcp_connections", "Proxied TCP connections open now", [], (e) => e({}, fw.tcp.size));
+  } else if (fw instanceof PacketForwarder) {
+    const io = (k: keyof PacketIoStats) => (e: (l: Record<string, string>, v: number) => void) => e({}, fw.ioStats()[k]);
+    counter("wasmvs_proxy_packet_received_total", "Packets received from the interfaces and run through the core", [], io("rxPackets"));
+    counter("wasmvs_proxy_packet_sent_total", "Packets the core forwarded, handed to the kernel", [], io("txPackets"));
+    counter("wasmvs_proxy_packet_checksum_completed_total", "Packets whose sender left the L4 checksum to offload, completed before rewriting", [], io("rxCsumCompleted"));
+    counter("wasmvs_proxy_packet_batches_total", "Batches run through the core", [], (e) => e({}, fw.timing.batches));
+  }
   gauge("wasmvs_proxy_conn_table_entries", "Entries in the core's connection table (with templates)", [], (e) => e({}, p.core.connStats().live));
   gauge("wasmvs_proxy_conn_table_capacity", "Capacity of the core's connection table", [], (e) => e({}, p.core.connStats().capacity));
   return reg;

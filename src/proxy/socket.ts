@@ -10,11 +10,12 @@ import { serviceKey, realServerKey } from "../model/types.ts";
 import type { VirtualService } from "../model/types.ts";
 import type { Logger } from "./log.ts";
 import type { Tables } from "./tables.ts";
+import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
+
+export type { DestStats, Decision } from "./forwarder.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
 
-export interface DestStats { inPkts: number; outPkts: number; inBytes: number; outBytes: number }
-export interface Decision { proto: string; caddr: string; cport: number; vaddr: string; vport: number; daddr: string; dport: number; retried?: boolean }
 
 export interface ForwarderOptions {
   udpFlows: number; maxConns: number; drainTimeoutMs: number; connectTimeoutMs: number; decisionLog: number;
@@ -86,7 +87,8 @@ class UdpFlow implements Flow {
   }
 }
 
-export class SocketForwarder {
+export class SocketForwarder implements Forwarder {
+  readonly mode = "socket" as const;
   readonly listeners = new Map<string, Listener>();
   readonly tcp = new Set<TcpConn>();
   readonly byIdx = new Map<number, Flow>();
@@ -383,6 +385,17 @@ export class SocketForwarder {
   onDone() { if (this.tcp.size === 0) for (const w of this.idleWaiters.splice(0)) w(); }
 
   activeFlows(): number { return this.tcp.size + this.udpCount; }
+
+  flowsByDest(): Map<string, number> {
+    const flows = new Map<string, number>();
+    for (const c of this.tcp) flows.set(c.destKey, (flows.get(c.destKey) ?? 0) + 1);
+    for (const l of this.listeners.values()) for (const f of l.flows?.values() ?? []) flows.set(f.destKey, (flows.get(f.destKey) ?? 0) + 1);
+    return flows;
+  }
+
+  status(): Record<string, unknown> {
+    return { tcp: this.tcp.size, udpFlows: this.udpCount, drops: Object.fromEntries(this.drops), maxConns: this.opts.maxConns };
+  }
 
   // Stops listening; closes every flow (graceful: false resets them).
   async close(): Promise<void> {

@@ -26,7 +26,8 @@ export function destKey(svcKey: string, r: Pick<RealServer, "addr" | "port">): s
 export class Tables {
   readonly services = new Map<string, AppliedService>();
   readonly byId = new Map<number, AppliedService>();
-  constructor(readonly core: Core) {}
+  // fwd: how every destination forwards (socket mode connects itself: masq; packet mode: fullnat)
+  constructor(readonly core: Core, readonly fwd: "masq" | "fullnat" = "masq") {}
 
   // Effective real servers of a service under the health overlay.
   static effective(s: VirtualService, down: (key: string) => DownAction | undefined): RealServer[] {
@@ -76,7 +77,7 @@ export class Tables {
         const rk = realServerKey(r);
         keep.add(rk);
         const d = have.get(rk);
-        const spec = { addr: r.addr, port: r.port, weight: r.weight, upperThreshold: r.upperThreshold, lowerThreshold: r.lowerThreshold, fwd: "masq" as const };
+        const spec = { addr: r.addr, port: r.port, weight: r.weight, upperThreshold: r.upperThreshold, lowerThreshold: r.lowerThreshold, fwd: this.fwd };
         if (!d) { core.addDest(a.id, spec); res.addedDests.push(`${key}|${rk}`); }
         else if (d.weight !== r.weight || d.upperThreshold !== r.upperThreshold || d.lowerThreshold !== r.lowerThreshold) core.editDest(a.id, spec);
       }

@@ -1,0 +1,41 @@
+// Builds the packet-mode I/O addon (native/packet/build/Release/wasmvs_packet.node) with node-gyp against
+// the running Node's own headers, offline. Run by `npm install`/`npm ci` (the "install" script) and by hand:
+// node native/packet/build.mjs. A failed build never fails the install: socket mode needs no addon, and
+// `wasmvs proxy --mode packet` then says why packet mode is unavailable (native/packet/build/status.json).
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const prefix = dirname(dirname(process.execPath));          // /usr for /usr/bin/node
+const nodedir = existsSync(join(prefix, "include", "node", "node_api.h")) ? prefix : undefined;
+
+function nodeGyp() {
+  if (process.env.npm_config_node_gyp) return [process.execPath, process.env.npm_config_node_gyp];   // npm's own, in lifecycle scripts
+  const bundled = join(prefix, "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
+  if (existsSync(bundled)) return [process.execPath, bundled];
+  return ["node-gyp"];
+}
+
+function record(ok, detail) {
+  mkdirSync(join(here, "build"), { recursive: true });
+  writeFileSync(join(here, "build", "status.json"), JSON.stringify({ ok, detail, node: process.version, at: new Date().toISOString() }, null, 2) + "\n");
+}
+
+if (process.platform !== "linux") {
+  record(false, `packet mode needs Linux (AF_PACKET); this is ${process.platform}`);
+  console.log("wasmvs: packet-mode addon not built (not Linux); socket mode is unaffected");
+  process.exit(0);
+}
+const [cmd, ...pre] = nodeGyp();
+const args = [...pre, "rebuild", ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
+const r = spawnSync(cmd, args, { cwd: here, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+if (r.status === 0) {
+  record(true, "built");
+  console.log("wasmvs: packet-mode addon built (native/packet/build/Release/wasmvs_packet.node)");
+} else {
+  const why = (r.error?.message ?? `${r.stderr}\n${r.stdout}`).trim().split("\n").filter((l) => /error|Error|not found/.test(l)).slice(-6).join("\n") || `node-gyp exited with ${r.status}`;
+  record(false, why);
+  console.log(`wasmvs: packet-mode addon NOT built (socket mode is unaffected):\n${why}`);
+}

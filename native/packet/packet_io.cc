@@ -1,0 +1,586 @@
+// Packet I/O for wasmvs packet mode: receives IPv4/IPv6 packets with AF_PACKET (SOCK_DGRAM, so each
+// packet starts at the IP header) straight into the WASM batch area with recvmmsg, and sends the
+// rewritten ones with raw IPPROTO_RAW sockets (header included; the kernel routes and resolves the
+// neighbour) with sendmmsg. Readiness comes from uv_poll on Node's own loop, so the host stays event
+// driven. This file decides nothing about a packet beyond "which direction is it" (its destination is
+// one of the full-NAT local addresses or not) and "is it forwarded" (the verdict byte the WASM core
+// wrote); everything else is the core's.
+//
+// Batch area layout (assembly/packet/exports.ts): 32-byte descriptors {u32 offset, u32 length,
+// u32 direction, u32 mark, u8 verdict, ...}; packet i's bytes are in slot i of the data area.
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr uint32_t kDescSize = 32;
+constexpr size_t kCtrlSize = CMSG_SPACE(sizeof(struct tpacket_auxdata));
+
+struct Counters {
+  double rxPackets = 0;        // handed to the core
+  double rxCalls = 0;          // recvmmsg calls that returned packets
+  double rxIgnored = 0;        // our own output, or frames for another host
+  double rxOversize = 0;       // larger than a slot (GRO/GSO aggregates, jumbo frames): dropped here
+  double rxCsumCompleted = 0;  // checksum offload left for us (veth, local senders): completed here
+  double rxKernelDrops = 0;    // the sockets' receive queues overflowed (PACKET_STATISTICS)
+  double txPackets = 0;
+  double txCalls = 0;
+  double txNoBuffer = 0;       // EAGAIN / ENOBUFS: the send queue was full
+  double txTooBig = 0;         // EMSGSIZE: beyond the route's MTU
+  double txUnreachable = 0;    // no route / neighbour
+  double txOtherErrors = 0;
+  double recvNs = 0;           // time inside recvmmsg
+  double sendNs = 0;           // time inside sendmmsg
+  int lastTxErrno = 0;
+};
+
+struct Io;
+
+struct Poll {
+  uv_poll_t handle;
+  Io* io;
+};
+
+struct Io {
+  napi_env env = nullptr;
+  std::vector<int> rx;                       // one socket per (interface, IPv4 | IPv6)
+  int tx4 = -1, tx6 = -1;
+  std::vector<uint32_t> local4;              // network order
+  std::vector<std::array<uint8_t, 16>> local6;
+  uint32_t maxPackets = 0, slot = 0;
+  std::vector<mmsghdr> msgs;
+  std::vector<iovec> iov;
+  std::vector<sockaddr_ll> names;
+  std::vector<char> ctrl;
+  std::vector<mmsghdr> out4, out6;
+  std::vector<iovec> outIov4, outIov6;
+  std::vector<sockaddr_in> to4;
+  std::vector<sockaddr_in6> to6;
+  std::vector<Poll*> polls;
+  napi_ref callback = nullptr;
+  napi_async_context asyncCtx = nullptr;
+  size_t nextRx = 0;                         // round robin over sockets: none starves under load
+  bool closed = false;
+  Counters c;
+};
+
+double nowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
+}
+
+napi_value throwErr(napi_env env, const std::string& msg) {
+  napi_throw_error(env, nullptr, msg.c_str());
+  return nullptr;
+}
+
+std::string errnoText(int e) { return std::string(strerror(e)); }
+
+bool getString(napi_env env, napi_value v, std::string* out) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return false;
+  std::string s(len, '\0');
+  if (napi_get_value_string_utf8(env, v, s.data(), len + 1, &len) != napi_ok) return false;
+  *out = s;
+  return true;
+}
+
+bool getStringArray(napi_env env, napi_value obj, const char* key, std::vector<std::string>* out) {
+  napi_value arr;
+  bool has = false;
+  napi_has_named_property(env, obj, key, &has);
+  if (!has) return true;
+  if (napi_get_named_property(env, obj, key, &arr) != napi_ok) return false;
+  bool isArr = false;
+  napi_is_array(env, arr, &isArr);
+  if (!isArr) return false;
+  uint32_t n = 0;
+  napi_get_array_length(env, arr, &n);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    napi_get_element(env, arr, i, &e);
+    std::string s;
+    if (!getString(env, e, &s)) return false;
+    out->push_back(s);
+  }
+  return true;
+}
+
+uint32_t getU32(napi_env env, napi_value obj, const char* key, uint32_t dflt) {
+  bool has = false;
+  napi_has_named_property(env, obj, key, &has);
+  if (!has) return dflt;
+  napi_value v;
+  napi_get_named_property(env, obj, key, &v);
+  uint32_t r = dflt;
+  if (napi_get_value_uint32(env, v, &r) != napi_ok) return dflt;
+  return r;
+}
+
+Io* unwrap(napi_env env, napi_value v) {
+  void* p = nullptr;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+    throwErr(env, "not a packet I/O handle");
+    return nullptr;
+  }
+  Io* io = static_cast<Io*>(p);
+  if (io->closed) {
+    throwErr(env, "packet I/O handle is closed");
+    return nullptr;
+  }
+  return io;
+}
+
+// The WASM memory as bytes; every offset the host passes is checked against it.
+bool memoryOf(napi_env env, napi_value v, uint8_t** base, size_t* len) {
+  void* data = nullptr;
+  bool isAb = false;
+  napi_is_arraybuffer(env, v, &isAb);
+  if (!isAb || napi_get_arraybuffer_info(env, v, &data, len) != napi_ok) {
+    throwErr(env, "expected the WASM memory's ArrayBuffer");
+    return false;
+  }
+  *base = static_cast<uint8_t*>(data);
+  return true;
+}
+
+void closeFds(Io* io) {
+  for (int fd : io->rx) close(fd);
+  io->rx.clear();
+  if (io->tx4 >= 0) close(io->tx4);
+  if (io->tx6 >= 0) close(io->tx6);
+  io->tx4 = io->tx6 = -1;
+}
+
+void stopPolls(Io* io) {
+  for (Poll* p : io->polls) {
+    uv_poll_stop(&p->handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->handle), [](uv_handle_t* h) { delete reinterpret_cast<Poll*>(h->data); });
+  }
+  io->polls.clear();
+}
+
+void releaseIo(Io* io) {
+  if (io->closed) return;
+  io->closed = true;
+  stopPolls(io);
+  closeFds(io);
+  if (io->callback) napi_delete_reference(io->env, io->callback);
+  io->callback = nullptr;
+  if (io->asyncCtx) napi_async_destroy(io->env, io->asyncCtx);
+  io->asyncCtx = nullptr;
+}
+
+void finalizeIo(napi_env, void* data, void*) {
+  Io* io = static_cast<Io*>(data);
+  releaseIo(io);
+  delete io;
+}
+
+int openRx(const std::string& ifname, uint16_t proto, uint32_t rcvbuf, std::string* err) {
+  unsigned idx = if_nametoindex(ifname.c_str());
+  if (!idx) { *err = "no interface '" + ifname + "'"; return -1; }
+  // protocol 0 until bound: nothing from other interfaces is queued in between
+  int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { *err = "AF_PACKET socket: " + errnoText(errno) + (errno == EPERM ? " (needs CAP_NET_RAW)" : ""); return -1; }
+  int one = 1;
+  setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one);
+  if (rcvbuf) {
+    int sz = int(rcvbuf);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  }
+  sockaddr_ll sll{};
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(proto);
+  sll.sll_ifindex = int(idx);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) {
+    *err = "bind AF_PACKET to " + ifname + ": " + errnoText(errno);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int openTx(int family, std::string* err) {
+  int fd = socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) {
+    *err = std::string(family == AF_INET ? "raw IPv4" : "raw IPv6") + " socket: " + errnoText(errno) + (errno == EPERM ? " (needs CAP_NET_RAW)" : "");
+    return -1;
+  }
+  if (family == AF_INET) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one);   // implied by IPPROTO_RAW; said for clarity
+  }
+  int sz = 4 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  return fd;
+}
+
+// open({ interfaces: string[], local: string[], maxPackets, slot, rcvbuf }) -> handle
+napi_value Open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 1) return throwErr(env, "open(options) needs an options object");
+  std::vector<std::string> ifaces, local;
+  if (!getStringArray(env, argv[0], "interfaces", &ifaces) || ifaces.empty()) return throwErr(env, "options.interfaces must be a non-empty array of interface names");
+  if (!getStringArray(env, argv[0], "local", &local)) return throwErr(env, "options.local must be an array of addresses");
+  Io* io = new Io();
+  io->env = env;
+  io->maxPackets = getU32(env, argv[0], "maxPackets", 64);
+  io->slot = getU32(env, argv[0], "slot", 2048);
+  uint32_t rcvbuf = getU32(env, argv[0], "rcvbuf", 4 << 20);
+  if (io->maxPackets == 0 || io->maxPackets > 65536 || io->slot < 64 || io->slot > 65536) {
+    delete io;
+    return throwErr(env, "maxPackets must be 1..65536 and slot 64..65536");
+  }
+  for (const std::string& a : local) {
+    in_addr a4;
+    in6_addr a6;
+    if (inet_pton(AF_INET, a.c_str(), &a4) == 1) io->local4.push_back(a4.s_addr);
+    else if (inet_pton(AF_INET6, a.c_str(), &a6) == 1) { std::array<uint8_t, 16> b; memcpy(b.data(), &a6, 16); io->local6.push_back(b); }
+    else { delete io; return throwErr(env, "'" + a + "' is not an IPv4 or IPv6 address"); }
+  }
+  std::string err;
+  for (const std::string& ifn : ifaces) {
+    for (uint16_t proto : {uint16_t(ETH_P_IP), uint16_t(ETH_P_IPV6)}) {
+      int fd = openRx(ifn, proto, rcvbuf, &err);
+      if (fd < 0) { closeFds(io); delete io; return throwErr(env, err); }
+      io->rx.push_back(fd);
+    }
+  }
+  io->tx4 = openTx(AF_INET, &err);
+  if (io->tx4 >= 0) io->tx6 = openTx(AF_INET6, &err);
+  if (io->tx4 < 0 || io->tx6 < 0) { closeFds(io); delete io; return throwErr(env, err); }
+
+  uint32_t n = io->maxPackets;
+  io->msgs.resize(n);
+  io->iov.resize(n);
+  io->names.resize(n);
+  io->ctrl.resize(size_t(n) * kCtrlSize);
+  io->out4.resize(n); io->out6.resize(n);
+  io->outIov4.resize(n); io->outIov6.resize(n);
+  io->to4.resize(n); io->to6.resize(n);
+  napi_value ext;
+  napi_create_external(env, io, finalizeIo, nullptr, &ext);
+  return ext;
+}
+
+// Offload left undone by the sender (CHECKSUM_PARTIAL: veth, or a sender on this host): the L4
+// checksum field holds the pseudo-header sum; summing from the L4 header to the end and storing the
+// complement completes it, as the NIC would have.
+bool completeChecksum(uint8_t* p, uint32_t len) {
+  if (len < 20) return false;
+  uint32_t l4 = 0, proto = 0;
+  if ((p[0] >> 4) == 4) { l4 = (p[0] & 15u) * 4; proto = p[9]; }
+  else if ((p[0] >> 4) == 6 && len >= 40) { l4 = 40; proto = p[6]; }
+  else return false;
+  uint32_t at;
+  if (proto == IPPROTO_TCP) at = 16;
+  else if (proto == IPPROTO_UDP) at = 6;
+  else return false;
+  if (l4 + at + 2 > len) return false;
+  uint32_t end = len;
+  if ((p[0] >> 4) == 4) { uint32_t tl = (uint32_t(p[2]) << 8) | p[3]; if (tl < end) end = tl; }
+  else { uint32_t pl = 40 + ((uint32_t(p[4]) << 8) | p[5]); if (pl < end) end = pl; }
+  uint64_t sum = 0;
+  uint32_t i = l4;
+  for (; i + 1 < end; i += 2) sum += (uint32_t(p[i]) << 8) | p[i + 1];
+  if (i < end) sum += uint32_t(p[i]) << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  uint16_t c = uint16_t(~sum);
+  if (proto == IPPROTO_UDP && c == 0) c = 0xffff;
+  p[l4 + at] = uint8_t(c >> 8);
+  p[l4 + at + 1] = uint8_t(c);
+  return true;
+}
+
+inline void put32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }   // little-endian host (x86, arm64)
+inline uint32_t get32(const uint8_t* p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+uint32_t directionOf(const Io* io, const uint8_t* p, uint32_t len) {
+  if (len >= 20 && (p[0] >> 4) == 4) {
+    uint32_t d;
+    memcpy(&d, p + 16, 4);
+    for (uint32_t a : io->local4) if (a == d) return 1;
+  } else if (len >= 40 && (p[0] >> 4) == 6) {
+    for (const auto& a : io->local6) if (memcmp(a.data(), p + 24, 16) == 0) return 1;
+  }
+  return 0;
+}
+
+// recv(handle, memory, descPtr, dataPtr) -> packets written (descriptors 0..n-1)
+napi_value Recv(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 4) return throwErr(env, "recv(handle, memory, descPtr, dataPtr)");
+  Io* io = unwrap(env, argv[0]);
+  if (!io) return nullptr;
+  uint8_t* mem;
+  size_t memLen;
+  if (!memoryOf(env, argv[1], &mem, &memLen)) return nullptr;
+  uint32_t descPtr, dataPtr;
+  napi_get_value_uint32(env, argv[2], &descPtr);
+  napi_get_value_uint32(env, argv[3], &dataPtr);
+  const uint32_t max = io->maxPackets, slot = io->slot;
+  if (uint64_t(descPtr) + uint64_t(max) * kDescSize > memLen || uint64_t(dataPtr) + uint64_t(max) * slot > memLen)
+    return throwErr(env, "batch area lies outside the WASM memory");
+  uint8_t* desc = mem + descPtr;
+  uint8_t* data = mem + dataPtr;
+
+  uint32_t used = 0, out = 0;   // slots filled, descriptors written
+  const size_t nfd = io->rx.size();
+  for (size_t k = 0; k < nfd && used < max; k++) {
+    int fd = io->rx[(io->nextRx + k) % nfd];
+    for (uint32_t i = used; i < max; i++) {
+      io->iov[i] = {data + size_t(i) * slot, slot};
+      msghdr& h = io->msgs[i].msg_hdr;
+      h.msg_name = &io->names[i];
+      h.msg_namelen = sizeof(sockaddr_ll);
+      h.msg_iov = &io->iov[i];
+      h.msg_iovlen = 1;
+      h.msg_control = io->ctrl.data() + size_t(i) * kCtrlSize;
+      h.msg_controllen = kCtrlSize;
+      h.msg_flags = 0;
+    }
+    double t0 = nowNs();
+    int r = recvmmsg(fd, &io->msgs[used], max - used, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+    io->c.recvNs += nowNs() - t0;
+    if (r <= 0) continue;
+    io->c.rxCalls++;
+    for (uint32_t i = used; i < used + uint32_t(r); i++) {
+      msghdr& h = io->msgs[i].msg_hdr;
+      uint32_t len = io->msgs[i].msg_len;
+      uint8_t type = io->names[i].sll_pkttype;
+      if (type == PACKET_OUTGOING || type == PACKET_OTHERHOST) { io->c.rxIgnored++; continue; }
+      if ((h.msg_flags & MSG_TRUNC) || len > slot) { io->c.rxOversize++; continue; }
+      uint8_t* p = data + size_t(i) * slot;
+      for (cmsghdr* cm = CMSG_FIRSTHDR(&h); cm; cm = CMSG_NXTHDR(&h, cm)) {
+        if (cm->cmsg_level != SOL_PACKET || cm->cmsg_type != PACKET_AUXDATA) continue;
+        tpacket_auxdata aux;
+        memcpy(&aux, CMSG_DATA(cm), sizeof aux);
+        if ((aux.tp_status & TP_STATUS_CSUMNOTREADY) && completeChecksum(p, len)) io->c.rxCsumCompleted++;
+      }
+      uint8_t* d = desc + size_t(out) * kDescSize;
+      put32(d, i * slot);
+      put32(d + 4, len);
+      put32(d + 8, directionOf(io, p, len));
+      put32(d + 12, 0);
+      out++;
+    }
+    used += uint32_t(r);
+  }
+  io->nextRx = nfd ? (io->nextRx + 1) % nfd : 0;
+  io->c.rxPackets += out;
+  napi_value res;
+  napi_create_uint32(env, out, &res);
+  return res;
+}
+
+void countTxError(Io* io, int e) {
+  io->c.lastTxErrno = e;
+  if (e == EAGAIN || e == ENOBUFS) io->c.txNoBuffer++;
+  else if (e == EMSGSIZE) io->c.txTooBig++;
+  else if (e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN) io->c.txUnreachable++;
+  else io->c.txOtherErrors++;
+}
+
+void sendAll(Io* io, int fd, mmsghdr* m, uint32_t n) {
+  uint32_t off = 0;
+  while (off < n) {
+    double t0 = nowNs();
+    int r = sendmmsg(fd, m + off, n - off, MSG_DONTWAIT);
+    io->c.sendNs += nowNs() - t0;
+    io->c.txCalls++;
+    if (r < 0) { countTxError(io, errno); off++; continue; }   // the first one failed: skip it
+    io->c.txPackets += r;
+    off += uint32_t(r);
+  }
+}
+
+// send(handle, memory, descPtr, dataPtr, n) -> packets handed to the kernel (verdict "forward")
+napi_value Send(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 5) return throwErr(env, "send(handle, memory, descPtr, dataPtr, n)");
+  Io* io = unwrap(env, argv[0]);
+  if (!io) return nullptr;
+  uint8_t* mem;
+  size_t memLen;
+  if (!memoryOf(env, argv[1], &mem, &memLen)) return nullptr;
+  uint32_t descPtr, dataPtr, n;
+  napi_get_value_uint32(env, argv[2], &descPtr);
+  napi_get_value_uint32(env, argv[3], &dataPtr);
+  napi_get_value_uint32(env, argv[4], &n);
+  if (n > io->maxPackets) n = io->maxPackets;
+  if (uint64_t(descPtr) + uint64_t(n) * kDescSize > memLen) return throwErr(env, "descriptors lie outside the WASM memory");
+  uint32_t n4 = 0, n6 = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const uint8_t* d = mem + descPtr + size_t(i) * kDescSize;
+    if (d[16] != 1) continue;   // verdict: forward
+    uint32_t off = get32(d), len = get32(d + 4);
+    if (uint64_t(dataPtr) + off + len > memLen || len < 20) continue;
+    uint8_t* p = mem + dataPtr + off;
+    msghdr* h;
+    if ((p[0] >> 4) == 4) {
+      sockaddr_in& to = io->to4[n4];
+      to = {};
+      to.sin_family = AF_INET;
+      memcpy(&to.sin_addr, p + 16, 4);
+      io->outIov4[n4] = {p, len};
+      h = &io->out4[n4].msg_hdr;
+      *h = {};
+      h->msg_name = &to;
+      h->msg_namelen = sizeof to;
+      h->msg_iov = &io->outIov4[n4++];
+    } else {
+      if (len < 40) continue;
+      sockaddr_in6& to = io->to6[n6];
+      to = {};
+      to.sin6_family = AF_INET6;
+      memcpy(&to.sin6_addr, p + 24, 16);
+      io->outIov6[n6] = {p, len};
+      h = &io->out6[n6].msg_hdr;
+      *h = {};
+      h->msg_name = &to;
+      h->msg_namelen = sizeof to;
+      h->msg_iov = &io->outIov6[n6++];
+    }
+    h->msg_iovlen = 1;
+  }
+  if (n4) sendAll(io, io->tx4, io->out4.data(), n4);
+  if (n6) sendAll(io, io->tx6, io->out6.data(), n6);
+  napi_value res;
+  napi_create_uint32(env, n4 + n6, &res);
+  return res;
+}
+
+void onReadable(uv_poll_t* h, int status, int) {
+  Poll* p = static_cast<Poll*>(h->data);
+  Io* io = p->io;
+  if (io->closed || !io->callback || status < 0) return;
+  napi_env env = io->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value cb, global, result;
+  napi_get_reference_value(env, io->callback, &cb);
+  napi_get_global(env, &global);
+  if (napi_make_callback(env, io->asyncCtx, global, cb, 0, nullptr, &result) == napi_pending_exception) {
+    napi_value e;
+    napi_get_and_clear_last_exception(env, &e);
+    napi_fatal_exception(env, e);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+// start(handle, onReadable): calls onReadable() whenever any receive socket has packets
+napi_value Start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 2) return throwErr(env, "start(handle, onReadable)");
+  Io* io = unwrap(env, argv[0]);
+  if (!io) return nullptr;
+  if (io->callback) return throwErr(env, "already started");
+  napi_valuetype t;
+  napi_typeof(env, argv[1], &t);
+  if (t != napi_function) return throwErr(env, "onReadable must be a function");
+  napi_create_reference(env, argv[1], 1, &io->callback);
+  napi_value name;
+  napi_create_string_utf8(env, "wasmvs:packet", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, nullptr, name, &io->asyncCtx);
+  uv_loop_t* loop;
+  napi_get_uv_event_loop(env, &loop);
+  for (int fd : io->rx) {
+    Poll* p = new Poll();
+    p->io = io;
+    p->handle.data = p;
+    if (uv_poll_init(loop, &p->handle, fd) != 0) { delete p; return throwErr(env, "uv_poll_init failed"); }
+    uv_poll_start(&p->handle, UV_READABLE, onReadable);
+    io->polls.push_back(p);
+  }
+  return nullptr;
+}
+
+void setNum(napi_env env, napi_value obj, const char* key, double v) {
+  napi_value n;
+  napi_create_double(env, v, &n);
+  napi_set_named_property(env, obj, key, n);
+}
+
+napi_value Stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  Io* io = unwrap(env, argv[0]);
+  if (!io) return nullptr;
+  for (int fd : io->rx) {   // reading resets the kernel's counts: accumulate
+    tpacket_stats st{};
+    socklen_t l = sizeof st;
+    if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0) io->c.rxKernelDrops += st.tp_drops;
+  }
+  napi_value o;
+  napi_create_object(env, &o);
+  const Counters& c = io->c;
+  setNum(env, o, "rxPackets", c.rxPackets);
+  setNum(env, o, "rxCalls", c.rxCalls);
+  setNum(env, o, "rxIgnored", c.rxIgnored);
+  setNum(env, o, "rxOversize", c.rxOversize);
+  setNum(env, o, "rxCsumCompleted", c.rxCsumCompleted);
+  setNum(env, o, "rxKernelDrops", c.rxKernelDrops);
+  setNum(env, o, "txPackets", c.txPackets);
+  setNum(env, o, "txCalls", c.txCalls);
+  setNum(env, o, "txNoBuffer", c.txNoBuffer);
+  setNum(env, o, "txTooBig", c.txTooBig);
+  setNum(env, o, "txUnreachable", c.txUnreachable);
+  setNum(env, o, "txOtherErrors", c.txOtherErrors);
+  setNum(env, o, "lastTxErrno", c.lastTxErrno);
+  setNum(env, o, "recvNs", c.recvNs);
+  setNum(env, o, "sendNs", c.sendNs);
+  return o;
+}
+
+napi_value Close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  void* p = nullptr;
+  if (argc < 1 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return throwErr(env, "not a packet I/O handle");
+  releaseIo(static_cast<Io*>(p));
+  return nullptr;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"recv", nullptr, Recv, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"send", nullptr, Send, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"start", nullptr, Start, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,193 @@
+// Packet mode: L4 full-NAT on raw packets, every decision and every rewrite made by the WASM core's
+// packet path. The native addon (native/packet) receives frames from the balancer's interfaces with
+// AF_PACKET straight into the core's batch area (no copy), the core runs the whole batch in one call
+// and rewrites packets in place (destination to the real server, source to a full-NAT local address, and
+// back for replies), and the addon sends what the core forwarded through raw IP sockets; the kernel
+// routes them and resolves neighbours. takeover.ts keeps the kernel from answering the same packets.
+//
+// One batch: recv (syscall) -> processBatch (WASM) -> send (syscall), through PacketBatch.cycle so the
+// WASM memory is handed out by src/core. Each stage is timed (status().timing, and the addon's recvNs /
+// sendNs) so the benchmark can say where the time goes.
+import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { Core } from "../core/index.ts";
+import { PacketBatch, packetCounters } from "../core/packets.ts";
+import type { VirtualService } from "../model/types.ts";
+import type { Logger } from "./log.ts";
+import type { Tables } from "./tables.ts";
+import { destKey } from "./tables.ts";
+import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
+import type { PacketModeOptions } from "./config.ts";
+import { Takeover } from "./takeover.ts";
+
+export interface PacketIoStats {
+  rxPackets: number; rxCalls: number; rxIgnored: number; rxOversize: number; rxCsumCompleted: number; rxKernelDrops: number;
+  txPackets: number; txCalls: number; txNoBuffer: number; txTooBig: number; txUnreachable: number; txOtherErrors: number;
+  lastTxErrno: number; recvNs: number; sendNs: number;
+}
+
+type Handle = { readonly __packetIo: unique symbol };
+export interface PacketIoAddon {
+  open(o: { interfaces: string[]; local: string[]; maxPackets: number; slot: number; rcvbuf?: number }): Handle;
+  recv(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number): number;
+  send(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number, n: number): number;
+  start(h: Handle, onReadable: () => void): void;
+  stats(h: Handle): PacketIoStats;
+  close(h: Handle): void;
+}
+
+const BUILD = new URL("../../native/packet/build/", import.meta.url);
+
+// The addon, or why there is none (said in full: what failed and how to build it).
+export function loadPacketAddon(): { addon?: PacketIoAddon; error?: string } {
+  try {
+    return { addon: createRequire(import.meta.url)(fileURLToPath(new URL("Release/wasmvs_packet.node", BUILD))) as PacketIoAddon };
+  } catch (e) {
+    let why = (e as Error).message.split("\n")[0];
+    if ((e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND") why = "it is not built";
+    try {
+      const st = JSON.parse(readFileSync(new URL("status.json", BUILD), "utf8"));
+      if (!st.ok) why = `its build failed: ${st.detail}`;
+    } catch { /* no build was attempted */ }
+    return { error: `packet mode is unavailable: the native addon (native/packet) could not be loaded: ${why}. ` +
+      "Build it with 'node native/packet/build.mjs' (npm install runs it; needs g++, make, python3 and Node's headers). Socket mode needs no addon." };
+  }
+}
+
+export interface PacketForwarderOptions extends PacketModeOptions { decisionLog: number }
+
+export class PacketForwarder implements Forwarder {
+  readonly mode = "packet" as const;
+  readonly stats = new Map<string, DestStats>();
+  readonly decisions: Decision[] = [];
+  // per-stage time (ns) summed over batches; callbackNs is everything from wake-up to return
+  readonly timing = { wakeups: 0, batches: 0, packets: 0, wasmNs: 0, callbackNs: 0, maxBatch: 0 };
+  private readonly batch: PacketBatch;
+  private readonly takeover?: Takeover;
+  private readonly t0 = performance.now();
+  private closed = false;
+
+  private constructor(readonly core: Core, readonly tables: Tables, readonly opts: PacketForwarderOptions, readonly log: Logger,
+                      private readonly io: PacketIoAddon, private readonly h: Handle) {
+    this.batch = new PacketBatch(core, { maxPackets: opts.batchSize, maxBytes: opts.batchSize * opts.slotSize });
+    if (opts.suppressKernel) this.takeover = new Takeover(opts.interfaces, opts.localAddresses);
+    io.start(h, () => this.onReadable());
+  }
+
+  // Opens the sockets; throws a clear error when the addon is missing or the sockets cannot be had.
+  static open(core: Core, tables: Tables, opts: PacketForwarderOptions, log: Logger): PacketForwarder {
+    if (!opts.interfaces.length) throw new Error("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");
+    const { addon, error } = loadPacketAddon();
+    if (!addon) throw new Error(error);
+    for (const a of opts.localAddresses) core.setSnat(a);
+    let h: Handle;
+    try {
+      h = addon.open({ interfaces: opts.interfaces, local: opts.localAddresses, maxPackets: opts.batchSize, slot: opts.slotSize });
+    } catch (e) {
+      throw new Error(`packet mode cannot open its sockets: ${(e as Error).message}`);
+    }
+    return new PacketForwarder(core, tables, opts, log, addon, h);
+  }
+
+  now(): number { return Math.floor(performance.now() - this.t0) + 1; }
+
+  // Drains what is ready, a bounded number of batches per wake-up so timers and the control socket run;
+  // the poll is level-triggered, so what is left wakes us again at once.
+  private onReadable(): void {
+    if (this.closed) return;
+    try { this.drain(); }
+    catch (e) { this.log.error("packet batch failed", { error: (e as Error).message }); }
+  }
+
+  private drain(): void {
+    const t0 = performance.now();
+    const { io, h, batch } = this;
+    const max = this.opts.batchSize;
+    this.timing.wakeups++;
+    const fill = (mem: ArrayBuffer, desc: number, data: number) => io.recv(h, mem, desc, data);
+    const send = (mem: ArrayBuffer, desc: number, data: number, n: number) => { io.send(h, mem, desc, data, n); };
+    for (let round = 0; round < 16; round++) {
+      const n = batch.cycle(fill, send, this.now(), this.timing);
+      if (n === 0) break;
+      if (this.opts.decisionLog) this.recordDecisions(n);
+      this.timing.batches++;
+      this.timing.packets += n;
+      if (n > this.timing.maxBatch) this.timing.maxBatch = n;
+      if (n < max) break;
+    }
+    this.timing.callbackNs += (performance.now() - t0) * 1e6;
+  }
+
+  private recordDecisions(n: number): void {
+    for (let i = 0; i < n; i++) {
+      const r = this.batch.result(i);
+      if (r.verdictCode !== 1 || !r.isNew) continue;
+      const c = this.core.conn(r.conn);
+      if (!c) continue;
+      if (this.decisions.length >= this.opts.decisionLog) this.decisions.shift();
+      this.decisions.push({ proto: c.proto, caddr: c.caddr, cport: c.cport, vaddr: c.vaddr, vport: c.vport, daddr: c.daddr, dport: c.dport });
+    }
+  }
+
+  // Open flows are the core's connection entries; per-destination packet and byte counts are the core's
+  // own (IPVS's), copied here for the proxy's views.
+  flowsByDest(): Map<string, number> {
+    const flows = new Map<string, number>();
+    for (const [key, a] of this.tables.services) {
+      for (const d of this.core.service(a.id).dests) {
+        const k = destKey(key, d);
+        flows.set(k, d.activeConns + d.inactConns);
+        this.stats.set(k, { inPkts: Number(d.inPkts), outPkts: Number(d.outPkts), inBytes: Number(d.inBytes), outBytes: Number(d.outBytes) });
+      }
+    }
+    return flows;
+  }
+
+  async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
+    const errors: { key: string; error: string }[] = [];
+    for (const s of services) if (s.fwmark || !s.port) errors.push({ key: `${s.protocol} ${s.addr}:${s.port}`, error: "packet mode serves address:port services only" });
+    if (errors.length) return errors;
+    try { await this.takeover?.sync(services); }
+    catch (e) { errors.push({ key: "kernel takeover rules", error: (e as Error).message }); }
+    return errors;
+  }
+
+  // Removal follows the kernel: a deleted destination's connections are the core's to expire (or drop,
+  // with expire_nodest_conn=0); there is nothing of the proxy's own to close.
+  markRemoved(_destKeys: string[], _added: string[]): void {}
+
+  tick(): void { this.core.advance(this.now()); }
+
+  ioStats(): PacketIoStats { return this.io.stats(this.h); }
+
+  // Drops by reason: the packet path's (malformed, no destination, table full, ...) and the I/O layer's.
+  get drops(): Map<string, number> {
+    const m = new Map<string, number>(Object.entries(packetCounters(this.core).drops));
+    if (this.closed) return m;
+    const s = this.io.stats(this.h);
+    const add = (k: string, v: number) => { if (v) m.set(k, v); };
+    add("oversize", s.rxOversize);
+    add("rx_queue_overflow", s.rxKernelDrops);
+    add("tx_no_buffer", s.txNoBuffer);
+    add("tx_too_big", s.txTooBig);
+    add("tx_unreachable", s.txUnreachable);
+    add("tx_error", s.txOtherErrors);
+    return m;
+  }
+
+  status(): Record<string, unknown> {
+    const c = packetCounters(this.core);
+    return {
+      interfaces: this.opts.interfaces, localAddresses: this.opts.localAddresses, batchSize: this.opts.batchSize,
+      verdicts: c.verdicts, drops: Object.fromEntries(this.drops), io: this.closed ? undefined : this.io.stats(this.h), timing: { ...this.timing },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.io.close(this.h);
+    await this.takeover?.remove();
+  }
+}

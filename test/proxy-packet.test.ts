@@ -1,0 +1,268 @@
+// Packet mode end to end: `wasmvs proxy --mode packet` run in a balancer namespace (ip netns exec), a
+// client namespace and two backend namespaces over veth, real TCP and UDP clients and servers, real
+// kernel routing on every side. Needs root, ip netns, nft, ethtool and the native addon (npm install
+// builds it); without root and ip netns it is skipped, anything else missing fails it with the reason.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { ControlClient } from "../src/proxy/control.ts";
+import { loadPacketAddon } from "../src/proxy/packet.ts";
+import { agent, type Agent } from "./fixtures/proxy/netns.ts";
+
+const canNetns = (() => {
+  if (process.getuid?.() !== 0) return false;
+  try { execFileSync("ip", ["netns", "list"], { stdio: "ignore" }); return true; } catch { return false; }
+})();
+
+const sfx = (process.pid % 46656).toString(36);
+const NS = { client: `wpk${sfx}c`, lb: `wpk${sfx}l`, be1: `wpk${sfx}b1`, be2: `wpk${sfx}b2` };
+const IF = { cl: `wpk${sfx}cl`, lc: `wpk${sfx}lc`, l1: `wpk${sfx}l1`, b1: `wpk${sfx}b1`, l2: `wpk${sfx}l2`, b2: `wpk${sfx}b2` };
+const A = {
+  client: "10.232.1.2", lbc: "10.232.1.1", lb1: "10.232.2.1", lb2: "10.232.3.1", vip: "10.232.100.1", snat: "10.232.200.1",
+  be: ["10.232.2.11", "10.232.2.12", "10.232.3.13"],
+  client6: "fd32:1::2", lbc6: "fd32:1::1", lb16: "fd32:2::1", vip6: "fd32:100::1", snat6: "fd32:200::1", be6: "fd32:2::11",
+};
+const DIR = `/tmp/wpk-test-${process.pid}`;
+const CTL = `${DIR}/ctl.sock`;
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function ip(args: string[]) { execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] }); }
+function nsx(ns: string, args: string[], input?: string): string {
+  return execFileSync("ip", ["netns", "exec", ns, ...args], { input, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+}
+
+let up = false;
+function teardown() {
+  for (const ns of Object.values(NS)) { try { ip(["netns", "del", ns]); } catch { /* absent */ } }
+  up = false;
+}
+process.on("exit", () => { if (up) teardown(); });
+
+function setup() {
+  teardown();
+  for (const ns of Object.values(NS)) { ip(["netns", "add", ns]); ip(["-n", ns, "link", "set", "lo", "up"]); }
+  up = true;
+  const pairs: [string, string, string, string][] = [[NS.client, IF.cl, NS.lb, IF.lc], [NS.lb, IF.l1, NS.be1, IF.b1], [NS.lb, IF.l2, NS.be2, IF.b2]];
+  for (const [na, a, nb, b] of pairs) {
+    ip(["link", "add", a, "netns", na, "type", "veth", "peer", "name", b, "netns", nb]);
+    for (const [ns, dev] of [[na, a], [nb, b]]) {
+      nsx(ns, ["sysctl", "-q", "-w", `net.ipv6.conf.${dev}.accept_dad=0`]);
+      ip(["-n", ns, "link", "set", dev, "up"]);
+    }
+  }
+  const addr = (ns: string, a: string, dev: string) => ip(["-n", ns, ...(a.includes(":") ? ["-6"] : []), "addr", "add", a, "dev", dev, ...(a.includes(":") ? ["nodad"] : [])]);
+  addr(NS.client, `${A.client}/24`, IF.cl); addr(NS.client, `${A.client6}/64`, IF.cl);
+  ip(["-n", NS.client, "route", "add", "default", "via", A.lbc]);
+  ip(["-n", NS.client, "-6", "route", "add", "default", "via", A.lbc6]);
+  addr(NS.lb, `${A.lbc}/24`, IF.lc); addr(NS.lb, `${A.lbc6}/64`, IF.lc);
+  addr(NS.lb, `${A.lb1}/24`, IF.l1); addr(NS.lb, `${A.lb16}/64`, IF.l1);
+  addr(NS.lb, `${A.lb2}/24`, IF.l2);
+  addr(NS.be1, `${A.be[0]}/24`, IF.b1); addr(NS.be1, `${A.be[1]}/24`, IF.b1); addr(NS.be1, `${A.be6}/64`, IF.b1);
+  addr(NS.be2, `${A.be[2]}/24`, IF.b2);
+  ip(["-n", NS.be1, "route", "add", "default", "via", A.lb1]);
+  ip(["-n", NS.be1, "-6", "route", "add", "default", "via", A.lb16]);
+  ip(["-n", NS.be2, "route", "add", "default", "via", A.lb2]);
+  // The senders' veth would hand 64 KiB TCP segments (TSO/GSO) to AF_PACKET as one frame; a NIC's peer
+  // never does, so they are turned off as the README tells operators to (GRO/LRO on real NICs).
+  for (const [ns, dev] of [[NS.client, IF.cl], [NS.be1, IF.b1], [NS.be2, IF.b2]]) nsx(ns, ["ethtool", "-K", dev, "tso", "off", "gso", "off"]);
+  // Counts what the balancer's own kernel would answer: TCP resets and ICMP unreachables it sends.
+  nsx(NS.lb, ["nft", "-f", "-"], `table inet wpktest {
+  chain out { type filter hook output priority 0; policy accept;
+    tcp flags & rst == rst counter name rst
+    icmp type destination-unreachable counter name unreach4
+    icmpv6 type destination-unreachable counter name unreach6
+  }
+  counter rst {}
+  counter unreach4 {}
+  counter unreach6 {}
+}
+`);
+}
+
+function kernelAnswers(): { rst: number; unreach4: number; unreach6: number } {
+  const j = JSON.parse(nsx(NS.lb, ["nft", "-j", "list", "counters", "table", "inet", "wpktest"]));
+  const out: Record<string, number> = {};
+  for (const x of j.nftables) if (x.counter) out[x.counter.name] = x.counter.packets;
+  return out as any;
+}
+
+function takeoverDrops(): number {
+  const r = spawnSync("ip", ["netns", "exec", NS.lb, "nft", "-j", "list", "table", "inet", "wasmvs_packet"], { encoding: "utf8" });
+  if (r.status !== 0) return -1;
+  let n = 0;
+  for (const x of JSON.parse(r.stdout).nftables) for (const e of x.rule?.expr ?? []) if (e.counter) n += e.counter.packets;
+  return n;
+}
+
+let proxy: ChildProcess | undefined;
+let proxyLog = "";
+let client: Agent, be1: Agent, be2: Agent, ctl: ControlClient;
+
+async function startProxy(): Promise<void> {
+  writeFileSync(`${DIR}/p.yaml`, `proxy:
+  control: ${CTL}
+  vipInterface: lo
+  tick: 100
+  localAddresses: [${A.snat}, "${A.snat6}"]
+services:
+  - { protocol: tcp, addr: ${A.vip}, port: 80, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 8080 }, { addr: ${A.be[1]}, port: 8080 }, { addr: ${A.be[2]}, port: 8080 } ] }
+  - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 5353 }, { addr: ${A.be[2]}, port: 5353 } ] }
+  - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
+`);
+  proxy = spawn("ip", ["netns", "exec", NS.lb, process.execPath, `${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${DIR}/p.yaml`,
+    "--mode", "packet", "--interface", `${IF.lc},${IF.l1}`, "--interface", IF.l2, "--log-level", "warn"],
+  { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WASMVS_PROXY_DECISIONS: "1000" } });
+  proxy.stdout!.on("data", (d) => (proxyLog += d));
+  proxy.stderr!.on("data", (d) => (proxyLog += d));
+  const end = Date.now() + 15000;
+  while (!existsSync(CTL)) {
+    if (proxy.exitCode !== null) throw new Error(`the packet-mode proxy exited (${proxy.exitCode}): ${proxyLog}`);
+    if (Date.now() > end) throw new Error(`the packet-mode proxy did not open its control socket: ${proxyLog}`);
+    await sleep(50);
+  }
+  ctl = await ControlClient.connect(CTL);
+}
+
+async function stopProxy(): Promise<number | null> {
+  if (!proxy || proxy.exitCode !== null) return proxy?.exitCode ?? null;
+  const p = proxy;
+  const gone = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
+  p.kill("SIGTERM");
+  const code = await Promise.race([gone, sleep(5000).then(() => "timeout" as const)]);
+  if (code === "timeout") { p.kill("SIGKILL"); throw new Error("the packet-mode proxy did not stop on SIGTERM"); }
+  return code;
+}
+
+// A TCP segment to VIP:80 whose data offset says 2 words (less than the 5-word minimum), sent from the
+// client namespace through a raw socket (the kernel completes the IPv4 header, nothing else).
+function sendBadTcp(): void {
+  const py = `import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+src, dst = socket.inet_aton("${A.client}"), socket.inet_aton("${A.vip}")
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0, src, dst)
+tcp = struct.pack("!HHIIBBHHH", 40999, 80, 1, 0, 2 << 4, 0x02, 65535, 0, 0)
+s.sendto(ip + tcp, ("${A.vip}", 0))
+`;
+  nsx(NS.client, ["python3", "-c", py]);
+}
+
+if (!canNetns) {
+  test("packet mode e2e (skipped: needs root and ip netns)", () => {});
+} else {
+  test.before(async () => {
+    const { error } = loadPacketAddon();
+    if (error) throw new Error(error);
+    for (const tool of ["nft", "ethtool", "python3"]) {
+      if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`packet mode e2e needs ${tool} (Debian: apt-get install ${tool === "nft" ? "nftables" : tool})`);
+    }
+    rmSync(DIR, { recursive: true, force: true });
+    mkdirSync(DIR, { recursive: true });
+    setup();
+    [client, be1, be2] = await Promise.all([agent(NS.client), agent(NS.be1), agent(NS.be2)]);
+    await be1.call("backend", A.be[0], 8080, "tcp");
+    await be1.call("backend", A.be[1], 8080, "tcp");
+    await be2.call("backend", A.be[2], 8080, "tcp");
+    await be1.call("backend", A.be[0], 5353, "udp");
+    await be2.call("backend", A.be[2], 5353, "udp");
+    await be1.call("backend", A.be6, 8080, "tcp");
+    await startProxy();
+  });
+  test.after(async () => {
+    await ctl?.close();
+    await stopProxy().catch(() => {});
+    await Promise.all([client?.stop(), be1?.stop(), be2?.stop()]);
+    teardown();
+    rmSync(DIR, { recursive: true, force: true });
+  });
+
+  test("TCP: rr across three backends in two namespaces as the core decided, full-NAT source, data both ways", async () => {
+    await ctl.call("clearDecisions");
+    const conns: any[] = await client.call("openSeq", A.vip, 80, 9, true);
+    for (const c of conns) assert.ok("h" in c, `connect through the packet path failed: ${JSON.stringify(c)}`);
+    const pings: boolean[] = await client.call("pingAll", conns.map((c) => c.h));
+    assert.equal(pings, conns.map(() => true), "every connection echoes data both ways");
+    const decisions: any[] = await ctl.call("decisions");
+    const tcp = decisions.filter((d) => d.proto === "tcp" && d.vaddr === A.vip);
+    assert.is(tcp.length, 9);
+    const chosen = new Map(tcp.map((d) => [d.cport, `${d.daddr}:${d.dport}`]));
+    for (const c of conns) assert.is(c.backend, chosen.get(c.lport), `client port ${c.lport}: the backend that answered is the core's choice`);
+    const order = tcp.map((d) => d.daddr);
+    for (let i = 3; i < 9; i++) assert.is(order[i], order[i - 3], "rr cycles through the three");
+    assert.is(new Set(order.slice(0, 3)).size, 3);
+    const seen = { ...(await be1.call("counts")), ...(await be2.call("counts")) };
+    for (const a of A.be) {
+      const b = seen[`tcp ${a}:8080`];
+      assert.is(b.accepted, 3, `${a} accepted its share`);
+      assert.equal(b.peers, [A.snat], `${a} sees only the full-NAT source`);
+    }
+    await client.call("closeAll");
+  });
+
+  test("UDP: each flow sticks to the backend the core chose; replies come back from the VIP", async () => {
+    const flows: { lport: number; replies: string[] }[] = await client.call("udpFlows", A.vip, 53, 6, 3, 400);
+    const per = new Map<string, number>();
+    for (const f of flows) {
+      assert.is(f.replies.length, 3, `flow from port ${f.lport} got every reply`);
+      assert.is(new Set(f.replies).size, 1, "a flow stays on one backend");
+      per.set(f.replies[0], (per.get(f.replies[0]) ?? 0) + 1);
+    }
+    assert.equal([...per.values()], [3, 3], "rr spreads six flows over two backends");
+    const seen = { ...(await be1.call("counts")), ...(await be2.call("counts")) };
+    for (const a of [A.be[0], A.be[2]]) assert.equal(seen[`udp ${a}:5353`].peers, [A.snat]);
+  });
+
+  test("IPv6: TCP through the IPv6 VIP with the IPv6 full-NAT source", async () => {
+    const conns: any[] = await client.call("openSeq", A.vip6, 80, 2, true);
+    for (const c of conns) assert.ok("h" in c, JSON.stringify(c));
+    assert.equal(await client.call("pingAll", conns.map((c) => c.h)), [true, true]);
+    const seen = await be1.call("counts");
+    assert.equal(seen[`tcp [${A.be6}]:8080`].peers, [A.snat6]);
+    await client.call("closeAll");
+  });
+
+  test("a malformed packet is dropped and counted, not forwarded", async () => {
+    const before: any = await ctl.call("status");
+    sendBadTcp();
+    let after: any = before;
+    for (let i = 0; i < 40 && (after.drops.bad_tcp_doff ?? 0) === (before.drops.bad_tcp_doff ?? 0); i++) { await sleep(25); after = await ctl.call("status"); }
+    assert.is((after.drops.bad_tcp_doff ?? 0) - (before.drops.bad_tcp_doff ?? 0), 1);
+    assert.is(after.verdicts.forward, before.verdicts.forward, "nothing forwarded for it");
+  });
+
+  test("the kernel answered nothing it was not meant to: no resets, no unreachables; the takeover rules took the packets", async () => {
+    assert.equal(kernelAnswers(), { rst: 0, unreach4: 0, unreach6: 0 });
+    assert.ok(takeoverDrops() > 0, "the kernel's copies of the taken-over packets were dropped before its stack");
+    const st: any = await ctl.call("status");
+    assert.ok(st.io.rxCsumCompleted > 0, "veth senders leave checksums to offload; the addon completed them");
+    assert.is(st.io.txOtherErrors + st.io.txUnreachable + st.io.txTooBig + st.io.txNoBuffer, 0);
+    const ln: any[] = await ctl.call("services");
+    const web = ln.find((s) => s.addr === A.vip && s.port === 80);
+    assert.equal(web.realServers.map((r: any) => Number(r.stats.conns)), [3, 3, 3]);
+    assert.ok(web.realServers.every((r: any) => r.fwd === "fullnat"));
+  });
+
+  test("stopping removes the takeover table and the addresses it added", async () => {
+    await ctl.close();
+    assert.is(await stopProxy(), 0);
+    assert.is(takeoverDrops(), -1, "table gone");
+    const lo = nsx(NS.lb, ["ip", "addr", "show", "dev", "lo"]);
+    assert.not.match(lo, A.vip);
+    assert.not.match(lo, A.snat);
+  });
+}
+
+test("--mode packet says what it is missing", () => {
+  const dir = `/tmp/wpk-cli-${process.pid}`;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}/p.yaml`, `services:\n  - { protocol: tcp, addr: 10.9.9.9, port: 80, realServers: [ { addr: 10.9.8.1 } ] }\n`);
+  const r = spawnSync(process.execPath, [`${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${dir}/p.yaml`, "--mode", "packet", "--control", "none"], { encoding: "utf8" });
+  rmSync(dir, { recursive: true, force: true });
+  assert.is(r.status, 2);
+  assert.match(r.stderr, "packet mode needs interfaces to receive on");
+  assert.match(r.stderr, "needs an IPv4 full-NAT local address");
+});
+
+test.run();
