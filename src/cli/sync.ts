@@ -10,7 +10,8 @@ import { Reconciler, SyncLoop, checkDrift, formatReport } from "../kernel/reconc
 import { loadConfig } from "../proxy/config.ts";
 import { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
-import type { ClusterIndex } from "../k8s/cluster.ts";
+import type { ClusterIndex, Change } from "../k8s/cluster.ts";
+import { parseServiceKey, type VirtualService } from "../model/types.ts";
 import { ipFamily } from "../k8s/ip.ts";
 import { HostRules, formatHostReport, type HostFamilyState } from "../kernel/host-rules.ts";
 
@@ -136,7 +137,8 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
     let latest = desired;
     let latestIndex: ClusterIndex | undefined;
     const nodeFamilies = new Set(String(a["--node-ip"] ?? "").split(",").filter(Boolean).map((ip) => ipFamily(ip)));
-    const loop = new SyncLoop(reconciler, () => (fromFile ? fileState(a) : latest ?? { services: [] }), {
+    let latestUpdate: { desired: DesiredState } | undefined;
+    const loop = new SyncLoop(reconciler, () => (fromFile ? fileState(a) : latest ?? latestUpdate?.desired ?? { services: [] }), {
       syncPeriodMs: seconds(a["--sync-period"], "--sync-period", kpc.syncPeriodMs ?? 30_000),
       minSyncPeriodMs: seconds(a["--min-sync-period"], "--min-sync-period", kpc.minSyncPeriodMs ?? 0),
       onReport: (r, kind) => {
@@ -153,7 +155,14 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
       if (!node.nodeName || !node.addresses.length) { err.write("wasmvs sync: a cluster source needs --node-name and --node-ip\n"); return 2; }
       watcher = new KubeWatcher({
         kubeconfig: a["--kubeconfig"] as string | undefined, node, config: kpc,   // none: in-cluster / default loading
-        onSync: (u) => { latest = u.desired; latestIndex = u.index; if (u.reason === "initial") loop.start(); else loop.trigger(); },
+        onSync: (u) => {
+          latestIndex = u.index;
+          if (u.reason === "initial") { latest = u.desired; loop.start(); return; }
+          // the loop reads the whole state only for full syncs; a change is synced partially (what changed)
+          latest = undefined; latestUpdate = u;
+          if (u.reason === "periodic") { loop.trigger(); return; }
+          loop.trigger(partialOf(u.index, u.changes));
+        },
         onError: (e, what) => err.write(`wasmvs sync: ${what}: ${(e as Error).message ?? e}\n`),
       });
       await watcher.start();
@@ -186,4 +195,18 @@ function clusterHostState(index: ClusterIndex, families: Set<string | null>): Ho
     const st = index.ipvsState(f);
     return { family: f, ipsets: st.ipsets, iptablesRestore: st.iptablesRestore, iptablesJumps: st.iptablesJumps, bindAddrs: st.bindAddrs };
   });
+}
+
+/** The services a batch of cluster changes touched: their new form, or their identity when removed. */
+function partialOf(index: ClusterIndex, changes: Change[]): { changed: VirtualService[]; removed: VirtualService[] } {
+  const touched = new Set<string>();
+  for (const c of changes) for (const k of [...c.added, ...c.updated, ...c.removed]) touched.add(k);
+  const changed: VirtualService[] = [], removed: VirtualService[] = [];
+  for (const k of touched) {
+    const now = index.virtualService(k);
+    if (now) { changed.push(now); continue; }
+    const id = parseServiceKey(k);
+    if (id) removed.push({ ...id, scheduler: "rr", flags: [], realServers: [] });
+  }
+  return { changed, removed };
 }

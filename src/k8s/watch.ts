@@ -152,6 +152,9 @@ export class KubeWatcher {
     const changes = this.pending;
     this.pending = [];
     this.syncs++;
-    this.opts.onSync({ reason, desired: this.index.desiredState(), changes, index: this.index });
+    // the whole desired state is built only if the receiver reads it (a partial sync needs the changes only)
+    const index = this.index;
+    let desired: DesiredState | undefined;
+    this.opts.onSync({ reason, get desired() { return (desired ??= index.desiredState()); }, changes, index });
   }
 }

@@ -617,8 +617,23 @@ export class SyncLoop {
     this.request("full");
   }
 
-  /** A change arrived: sync from the cached view as soon as minSyncPeriod allows. */
-  trigger(): void { this.request("triggered"); }
+  /**
+   * A change arrived: sync from the cached view as soon as minSyncPeriod allows. Told which services
+   * changed (their new form) and which were removed, the sync is partial (Reconciler.update: costs what
+   * changed); without it, or when any trigger since the last run came without it, the whole desired
+   * state is compared.
+   */
+  trigger(partial?: { changed: VirtualService[]; removed: VirtualService[] }): void {
+    if (!partial) this.partial = null;
+    else if (this.partial !== null && this.pending !== "full") {
+      const p = this.partial ?? (this.partial = { changed: new Map(), removed: new Map() });
+      for (const s of partial.changed) { const k = canonServiceKey(s); p.changed.set(k, s); p.removed.delete(k); }
+      for (const s of partial.removed) { const k = canonServiceKey(s); p.removed.set(k, s); p.changed.delete(k); }
+    }
+    this.request("triggered");
+  }
+  // undefined: nothing accumulated yet; null: some trigger did not say (compare everything)
+  private partial: { changed: Map<string, VirtualService>; removed: Map<string, VirtualService> } | null | undefined;
 
   /** Forces a full sync (kernel re-read) as soon as allowed. */
   full(): void { this.request("full"); }
@@ -665,11 +680,14 @@ export class SyncLoop {
 
   private runOnce(): void {
     const kind = this.pending;
+    const partial = kind === "triggered" ? this.partial : undefined;
     this.pending = "none";
+    this.partial = undefined;
     this.running = (async () => {
       try {
-        const d = await this.desired();
-        const r = await this.reconciler.sync(d, { refresh: kind === "full" });
+        const r = partial
+          ? await this.reconciler.update([...partial.changed.values()], [...partial.removed.values()])
+          : await this.reconciler.sync(await this.desired(), { refresh: kind === "full" });
         this.runs++;
         if (kind === "full") this.lastFull = Date.now();
         this.o.onReport?.(r, kind === "full" ? "full" : "triggered");

@@ -46,6 +46,15 @@ export function serviceKey(s: Pick<VirtualService, "protocol" | "addr" | "port" 
   return `${s.protocol ?? "tcp"} ${a.includes(":") ? `[${a}]` : a}:${s.port ?? 0}`;
 }
 
+/** The identity fields back from a serviceKey() string (for a service known only by its key, e.g. removed). */
+export function parseServiceKey(key: string): Pick<VirtualService, "protocol" | "addr" | "port" | "fwmark" | "family"> | null {
+  let m = /^fwmark (\d+) (inet6?)$/.exec(key);
+  if (m) return { fwmark: Number(m[1]), family: m[2] as "inet" | "inet6" };
+  m = /^(tcp|udp|sctp) (?:\[([^\]]+)\]|([^:\s]+)):(\d+)$/.exec(key);
+  if (m) return { protocol: m[1] as Protocol, addr: m[2] ?? m[3], port: Number(m[4]) };
+  return null;
+}
+
 export function realServerKey(r: Pick<RealServer, "addr" | "port">): string {
   return r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`;
 }

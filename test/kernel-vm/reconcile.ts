@@ -168,9 +168,10 @@ async function graceful(c: IpvsClient) {
   const onB = [...tIds, ...uIds].filter((id) => p0[id] === B), onA = [...tIds, ...uIds].filter((id) => p0[id] === A);
   eq("flows answered, spread over A and B", [onA.length, onB.length, Object.values(p0).every((v) => v === A || v === B)], [4, 4, true]);
 
-  // remove B: it must go to weight 0 and stay while its flows live
+  // remove B: it must go to weight 0 and stay while its flows live (a partial trigger: the loop is told
+  // which services changed, as the cluster watch tells it, and syncs only those)
   desired = { ...desired, services: [tcp([A]), udp([A])] };
-  loop.trigger();
+  loop.trigger({ changed: desired.services, removed: [] });
   await loop.idle();
   const weightsB = () => ipvsadm(["-Sn"]).split("\n").filter((l) => l.includes(`-r ${B}:`)).map((l) => l.split(" -w ")[1]);
   eq("removed real server B: weight 0 in both services, not deleted", weightsB(), ["0", "0"]);
@@ -194,7 +195,7 @@ async function graceful(c: IpvsClient) {
 
   // B comes back while draining: weight restored, its flows untouched (kube-proxy deletes and re-adds)
   desired = { ...desired, services: [tcp([A]), udp([A, B])] };
-  loop.trigger();
+  loop.trigger({ changed: [desired.services[1]], removed: [] });
   await loop.idle();
   check("restore-rs reported for B (udp)", reports.some((x) => x.r.changes.some((ch) => ch.kind === "restore-rs" && ch.service === `udp ${VIP}:53`)), "restore-rs", null);
   const pr = (await client.cmd({ op: "ping" })).res as Record<string, string>;
