@@ -7,17 +7,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nodeGyp, rebuildArgs } from "./gyp.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const prefix = dirname(dirname(process.execPath));          // /usr for /usr/bin/node
-const nodedir = existsSync(join(prefix, "include", "node", "node_api.h")) ? prefix : undefined;
-
-function nodeGyp() {
-  if (process.env.npm_config_node_gyp) return [process.execPath, process.env.npm_config_node_gyp];   // npm's own, in lifecycle scripts
-  const bundled = join(prefix, "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
-  if (existsSync(bundled)) return [process.execPath, bundled];
-  return ["node-gyp"];
-}
 
 for (const name of readdirSync(here).sort()) {
   const dir = join(here, name);
@@ -25,7 +17,7 @@ for (const name of readdirSync(here).sort()) {
   if (existsSync(join(dir, "build.mjs"))) { spawnSync(process.execPath, [join(dir, "build.mjs")], { stdio: "inherit" }); continue; }
   const what = existsSync(join(dir, "WHAT")) ? readFileSync(join(dir, "WHAT"), "utf8").trim() : name;
   const [cmd, ...pre] = nodeGyp();
-  const r = spawnSync(cmd, [...pre, "rebuild", ...(nodedir ? [`--nodedir=${nodedir}`] : [])], { cwd: dir, encoding: "utf8" });
+  const r = spawnSync(cmd, [...pre, ...rebuildArgs()], { cwd: dir, encoding: "utf8" });
   if (r.status === 0) { console.log(`wasmvs: native/${name} built`); continue; }
   const why = (r.error?.message ?? `${r.stderr}\n${r.stdout}`).trim().split("\n").filter((l) => /error|Error|not found/.test(l)).slice(-6).join("\n") || `node-gyp exited with ${r.status}`;
   console.log(`wasmvs: native/${name} NOT built (wasmvs works without it: ${what}):\n${why}`);

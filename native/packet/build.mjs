@@ -6,17 +6,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { nodeGyp, rebuildArgs } from "../gyp.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const prefix = dirname(dirname(process.execPath));          // /usr for /usr/bin/node
-const nodedir = existsSync(join(prefix, "include", "node", "node_api.h")) ? prefix : undefined;
-
-function nodeGyp() {
-  if (process.env.npm_config_node_gyp) return [process.execPath, process.env.npm_config_node_gyp];   // npm's own, in lifecycle scripts
-  const bundled = join(prefix, "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
-  if (existsSync(bundled)) return [process.execPath, bundled];
-  return ["node-gyp"];
-}
 
 function record(ok, detail) {
   mkdirSync(join(here, "build"), { recursive: true });
@@ -29,7 +21,7 @@ if (process.platform !== "linux") {
   process.exit(0);
 }
 const [cmd, ...pre] = nodeGyp();
-const args = [...pre, "rebuild", ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
+const args = [...pre, ...rebuildArgs()];
 const r = spawnSync(cmd, args, { cwd: here, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 if (r.status === 0) {
   record(true, "built");
