@@ -502,6 +502,8 @@ export function parseDest(m: RawMessage, svcAf: number): RealServerStatus | unde
   return at < 0 ? undefined : parseDestNest(m.buf, at, len, svcAf);
 }
 
+// parseServiceNest and parseDestNest walk their attributes inline rather than through attrsOf(): they are
+// the dump's per-message hot path, where a callback per attribute is the dearer part under emulation.
 export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: number): RealServerStatus {
   let af = 0, addrAt = -1, addrLen = 0, port = 0, fwd = 0, weight = 0, uth = 0, lth = 0, act = 0, inact = 0, pers = 0;
   let tunType = -1, tunPort = 0, tunFlags = 0, statsAt = -1, statsLen = 0, stats64 = false;
