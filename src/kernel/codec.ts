@@ -503,7 +503,7 @@ export function parseDest(m: RawMessage, svcAf: number): RealServerStatus | unde
 }
 
 // parseServiceNest and parseDestNest walk their attributes inline rather than through attrsOf(): they are
-// the dump's per-message hot path, where a callback per attribute is the dearer part under emulation.
+// the dump's per-message hot path, kept free of a callback per attribute (closures are dear under TCG: README).
 export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: number): RealServerStatus {
   let af = 0, addrAt = -1, addrLen = 0, port = 0, fwd = 0, weight = 0, uth = 0, lth = 0, act = 0, inact = 0, pers = 0;
   let tunType = -1, tunPort = 0, tunFlags = 0, statsAt = -1, statsLen = 0, stats64 = false;
