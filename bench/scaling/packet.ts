@@ -110,7 +110,11 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     });
     const startMs = performance.now() - t0;
     const pid = p.pid!;
-    ctl = await ControlClient.connect(ctlPath);
+    // the control socket opens after the forwarder, so it may lag the first forwarded connection a little
+    for (let i = 0; !ctl; i++) {
+      try { ctl = await ControlClient.connect(ctlPath); }
+      catch (e) { if (i >= 50 || p.exitCode !== null) throw e; await new Promise((r) => setTimeout(r, 100)); }
+    }
     connectFrom(topo.client, 20, [podTarget], { readFirstByte: true });
     const baseC = connectFrom(topo.client, o.connects, [podTarget]);
     const baseB = connectFrom(topo.client, o.connects, [podTarget], { readFirstByte: true });
