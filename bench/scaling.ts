@@ -132,7 +132,7 @@ if (!hostSkip) {
       try {
         const k = await measurePacket(c, { connects: full ? 1000 : 300, cpuConnects: full ? 4000 : 1000, log: (s) => progress(s) });
         packetResults.push(k);
-        progress(`wasmvs-packet ${n}: first byte ${k.first.firstByte.p50.toFixed(0)} / ${k.last.firstByte.p50.toFixed(0)} µs (connect() ${k.first.connect.p50.toFixed(0)} / ${k.last.connect.p50.toFixed(0)} µs), proxy CPU ${k.last.proxyCpuUsPerConn.toFixed(0)} µs/conn, client CPU ${k.first.clientCpuUsPerConn.toFixed(0)} / ${k.last.clientCpuUsPerConn.toFixed(0)} µs/conn, takeover rules ${k.takeover.rules}/${k.takeover.expected}`);
+        progress(`wasmvs-packet ${n}: first byte ${k.first.firstByte.p50.toFixed(0)} / ${k.last.firstByte.p50.toFixed(0)} µs (connect() ${k.first.connect.p50.toFixed(0)} / ${k.last.connect.p50.toFixed(0)} µs), proxy CPU ${k.last.proxyCpuUsPerConn.toFixed(0)} µs/conn, client CPU ${k.first.clientCpuUsPerConn.toFixed(0)} / ${k.last.clientCpuUsPerConn.toFixed(0)} µs/conn, takeover entries ${k.takeover.entries}/${k.takeover.expected} in ${k.takeover.rules} rules`);
       } catch (e) { progress(`wasmvs-packet ${n}: FAILED: ${(e as Error).message.slice(0, 500)}`); }
       stepsDone++;
     }
@@ -204,7 +204,7 @@ for (const p of sim) for (const m of p.modes) if (!m.measured) rows.push([m.mode
   `mix p50 ${f1(m.firstPacket.p50)}`, `mix p99 ${f1(m.firstPacket.p99)}`, f1(m.cpuPerConn), "-"]);
 for (const p of proxyResults) rows.push(["wasmvs proxy (socket)", p.services.toLocaleString("en"), "measured", `${p.listening} listeners`, "-", "-",
   `${f1(p.first.firstByte.p50)} / ${f1(p.first.firstByte.p99)} 1st byte`, `${f1(p.last.firstByte.p50)} / ${f1(p.last.firstByte.p99)} 1st byte`, `${f1(p.first.proxyCpuUsPerConn)} / ${f1(p.last.proxyCpuUsPerConn)} proxy`, "-"]);
-for (const k of packetResults) rows.push(["wasmvs proxy (packet)", k.services.toLocaleString("en"), "measured", `${k.takeover.rules}/${k.takeover.expected} takeover`, "-", "-",
+for (const k of packetResults) rows.push(["wasmvs proxy (packet)", k.services.toLocaleString("en"), "measured", `${k.takeover.entries}/${k.takeover.expected} takeover`, "-", "-",
   `${f1(k.first.firstByte.p50)} / ${f1(k.first.firstByte.p99)} 1st byte`, `${f1(k.last.firstByte.p50)} / ${f1(k.last.firstByte.p99)} 1st byte`,
   `${f1(k.first.proxyCpuUsPerConn)} / ${f1(k.last.proxyCpuUsPerConn)} proxy + ${f1(k.first.clientCpuUsPerConn)} / ${f1(k.last.clientCpuUsPerConn)} client`, "-"]);
 for (const v of vmResults) {

@@ -40,14 +40,15 @@ test(`bench/scaling.ts at 50 Services${skip ? ` (host part SKIPPED: ${skip})` : 
     assert.is(j.meta.packetSkipped, null, "packet mode measured");
     assert.is(j.packet.length, 1);
     const k = j.packet[0];
-    assert.is(k.takeover.rules, k.takeover.expected, "one takeover rule per virtual service + the local address, counted back from nft");
+    assert.is(k.takeover.entries, k.takeover.expected, "one takeover entry per virtual service + the local address, counted back from nft");
+    assert.is(k.takeover.rules, 2, "in two rules (the IPv4 services' set, the local address), not one per service");
     assert.ok(k.takeover.dropped > 0, "the takeover rules dropped the kernel's copies");
     assert.is(k.first.connect.n, 300); assert.is(k.last.firstByte.n, 300);
     assert.ok(k.translated.first >= 1300 && k.translated.last >= 1300, `packet mode: backends saw ${k.translated.first}/${k.translated.last} connections on the Services' endpoints`);
     assert.ok(k.fullNat.fromLocal > 0 && k.fullNat.fromOther === 0, `backends reached from the full-NAT address ${k.fullNat.fromLocal}, elsewhere ${k.fullNat.fromOther}`);
     assert.ok(k.core.forwarded > 4 * 2600 && k.core.txErrors === 0, `core forwarded ${k.core.forwarded}, send errors ${k.core.txErrors}`);
     assert.ok(k.first.connect.p50 > 0 && k.last.firstByte.p99 >= k.last.firstByte.p50 && k.last.proxyCpuUsPerConn > 0);
-    assert.ok(md.includes("packet mode (measured on this kernel)") && /\| 50 \| \d+ \/ \d+ \(\d+\) \|/.test(md), "summary.md has the packet-mode row");
+    assert.ok(md.includes("packet mode (measured on this kernel)") && /\| 50 \| \d+ \/ \d+, 2 \(\d+\) \|/.test(md), "summary.md has the packet-mode row");
     for (const f of ["latency.svg", "cpu.svg"]) assert.ok(readFileSync(join(out, f), "utf8").includes("wasmvs packet mode"), `${f} plots packet mode`);
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -12,10 +12,10 @@
 // every subnet, which the backends reach through their default route (the node). Senders' TSO/GSO are off
 // on c0 and b0 as docs/proxy.md asks (an aggregate larger than a slot would be dropped).
 //
-// The takeover table is one rule per virtual service (`iifname … daddr VIP dport PORT drop`) and the local
-// address's rule last, in one chain: every packet arriving on nc/nb walks it until it matches, and every
-// reply walks all of it. That linear walk is the kernel's share of packet mode's cost, and it grows with N
-// the way iptables mode's does; the result records each target's position in it.
+// The takeover table holds the virtual services and the local address as set elements behind one rule per
+// family (a hash lookup per packet). Its first version had one rule per virtual service in one chain, and at
+// 1k Services that linear walk (every reply walked all of it) cost more CPU per connection than the rest of
+// packet mode; the result counts both the chain's rules and the entries, so a return to a walk shows.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,11 +33,12 @@ import type { ServiceTarget } from "../../src/sim/iptables.ts";
 const root = fileURLToPath(new URL("../..", import.meta.url));
 export const FULLNAT_IP = "192.168.203.1";
 
-type Target = ServiceTarget & { takeoverPosition: number; connect: LatStat; firstByte: LatStat; proxyCpuUsPerConn: number; clientCpuUsPerConn: number };
+type Target = ServiceTarget & { connect: LatStat; firstByte: LatStat; proxyCpuUsPerConn: number; clientCpuUsPerConn: number };
 export interface PacketResult {
   mode: "wasmvs-packet"; services: number; endpoints: number; virtualServices: number; startMs: number;
-  /** the takeover table counted back: rules in the chain (expected: one per virtual service + the local address), kernel copies it dropped */
-  takeover: { rules: number; expected: number; dropped: number };
+  /** the takeover table counted back: entries (set elements, and rules that match without a set; expected: one per
+   *  virtual service + the local address), rules in its chain, kernel copies it dropped */
+  takeover: { entries: number; expected: number; rules: number; dropped: number };
   first: Target; last: Target;
   baseline: { target: string; connect: LatStat; firstByte: LatStat };
   backends: Record<string, number>;
@@ -60,11 +61,17 @@ export function packetSkipReason(): string {
   return "";
 }
 
-function takeoverCounted(ns: string): { rules: number; dropped: number } {
+function takeoverCounted(ns: string): { entries: number; rules: number; dropped: number } {
   const r = nsOk(ns, ["nft", "-j", "list", "table", "inet", TAKEOVER_TABLE]);
-  let rules = 0, dropped = 0;
-  for (const x of JSON.parse(r.stdout).nftables) if (x.rule) { rules++; for (const e of x.rule.expr ?? []) if (e.counter) dropped += e.counter.packets; }
-  return { rules, dropped };
+  let entries = 0, rules = 0, dropped = 0;
+  for (const x of JSON.parse(r.stdout).nftables) {
+    if (x.set) entries += x.set.elem?.length ?? 0;
+    if (!x.rule) continue;
+    rules++;
+    if (!JSON.stringify(x.rule.expr).includes('"@')) entries++;           // a rule matching one address itself
+    for (const e of x.rule.expr ?? []) if (e.counter) dropped += e.counter.packets;
+  }
+  return { entries, rules, dropped };
 }
 
 export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promise<PacketResult> {
@@ -87,7 +94,6 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     const cfg = JSON.parse(base.text);
     cfg.proxy = { ...cfg.proxy, mode: "packet", interfaces: ["nc", "nb"], localAddresses: [FULLNAT_IP], control: ctlPath };
     const svcs = cfg.services as { protocol: string; addr: string; port: number }[];
-    const position = (t: ServiceTarget) => svcs.findIndex((s) => s.protocol === "tcp" && s.addr === t.vip && s.port === t.port) + 1;
     writeFileSync(join(dir, "proxy.json"), JSON.stringify(cfg));
     log(`wasmvs-packet ${c.services}: starting the proxy in packet mode (${svcs.length} virtual services)`);
     const t0 = performance.now();
@@ -153,9 +159,9 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
       && k !== `from ${CLIENT_IP}`).reduce((n, [, v]) => n + v, 0);             // CLIENT_IP: the baseline's connects straight to a pod IP
     return {
       mode: "wasmvs-packet", services: c.services, endpoints: c.endpoints, virtualServices: svcs.length, startMs,
-      takeover: { rules: counted.rules, expected: svcs.length + 1, dropped: counted.dropped },
-      first: { ...first, takeoverPosition: position(first), connect: latStat(runC.lat[0]), firstByte: latStat(runB.lat[0]), proxyCpuUsPerConn: cpuFirst.proxy, clientCpuUsPerConn: cpuFirst.client },
-      last: { ...last, takeoverPosition: position(last), connect: latStat(runC.lat[1]), firstByte: latStat(runB.lat[1]), proxyCpuUsPerConn: cpuLast.proxy, clientCpuUsPerConn: cpuLast.client },
+      takeover: { entries: counted.entries, expected: svcs.length + 1, rules: counted.rules, dropped: counted.dropped },
+      first: { ...first, connect: latStat(runC.lat[0]), firstByte: latStat(runB.lat[0]), proxyCpuUsPerConn: cpuFirst.proxy, clientCpuUsPerConn: cpuFirst.client },
+      last: { ...last, connect: latStat(runC.lat[1]), firstByte: latStat(runB.lat[1]), proxyCpuUsPerConn: cpuLast.proxy, clientCpuUsPerConn: cpuLast.client },
       baseline: { target: podTarget, connect: latStat(baseC.lat[0]), firstByte: latStat(baseB.lat[0]) },
       backends, translated: { first: seen(first), last: seen(last) },
       fullNat: { address: FULLNAT_IP, fromLocal, fromOther },
