@@ -2,7 +2,7 @@
 // machine's kernel at 1k..10k Services, the wasmvs data plane's cost per new connection, and the simulator
 // (src/sim) calibrated by those measurements, extrapolating to 30k, 50k and 100k Services.
 //   node --import tsx bench/scaling.ts [--full] [--services=1000,5000] [--endpoints=2] [--modes=...]
-//        [--sim-services=...] [--sim-connections=N] [--no-host] [--no-proxy] [--vm] [--vm-services=...] [--no-sim]
+//        [--sim-services=...] [--sim-connections=N] [--no-host] [--no-proxy] [--no-packet] [--vm] [--vm-services=...] [--no-sim]
 //        [--target] [--out=DIR]
 // IPVS mode runs inside ../shared/ipvs-vm (qemu TCG) with --full or --vm only: it does not fit the quick
 // run's 3 minutes (a 5k VM run alone takes several minutes).
@@ -16,6 +16,7 @@ import { hostSkipReason, connector, Topology } from "./scaling/netns.ts";
 import { measureHost, HOST_MODES, type HostMode, type HostResult } from "./scaling/host.ts";
 import { lineChartSvg, type PlotSeries } from "./scaling/plot.ts";
 import { measureProxy, type ProxyResult } from "./scaling/proxy.ts";
+import { measurePacket, packetSkipReason, type PacketResult } from "./scaling/packet.ts";
 import { measureVm, vmSkipReason, type VmResult } from "./scaling/vm.ts";
 import { scalingCluster, simServices, calibrate, simulate, synCost, runEngine, type Check, type MeasuredPoint, type Calibration, type SimPointResult, type ModeChecks } from "../src/sim/index.ts";
 import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
@@ -28,8 +29,8 @@ const opt = (n: string) => argv.find((a) => a.startsWith(`--${n}=`))?.slice(n.le
 const nums = (s: string | undefined, d: number[]) => (s ? s.split(",").map((x) => Number(x.replace(/k$/i, "000"))) : d);
 if (flag("help") || flag("h")) {
   console.log(`usage: wasmvs bench scaling [--full] [--services=1000,5000] [--endpoints=2] [--modes=iptables-legacy,iptables-nft,nftables]
-       [--sim-services=10000,30000] [--sim-connections=N] [--no-host] [--no-proxy] [--vm] [--vm-services=1000,5000] [--no-sim] [--target] [--out=DIR]
-  quick (default): 1k and 5k Services measured (kernel modes and wasmvs proxy socket mode), simulator to 30k
+       [--sim-services=10000,30000] [--sim-connections=N] [--no-host] [--no-proxy] [--no-packet] [--vm] [--vm-services=1000,5000] [--no-sim] [--target] [--out=DIR]
+  quick (default): 1k and 5k Services measured (kernel modes and wasmvs proxy socket and packet mode), simulator to 30k
   --full: 1k, 2k, 5k, 10k measured, IPVS mode in the kernel VM at 1k, 5k, 10k, simulator to 100k
   --vm: add IPVS mode in the kernel VM (qemu TCG, slow; VM figures compare only with VM figures) at 1k, 5k
   --target: the simulator's benchmark alone: 10M connections over 10k Services, target ≤ 10 s on one core`);
@@ -45,6 +46,8 @@ const outDir = resolve(root, opt("out") ?? "report/scaling");
 const hostSkip = flag("no-host") ? "--no-host given" : hostSkipReason();
 const runSim = !flag("no-sim");
 const runProxy = !flag("no-proxy");
+const packetSkip = flag("no-packet") ? "--no-packet given" : hostSkip ? "" : packetSkipReason();
+const runPacket = !hostSkip && !packetSkip;
 const vmWanted = full || flag("vm") || opt("vm-services") !== undefined;
 const vmServices = nums(opt("vm-services"), full ? [1000, 5000, 10000] : [1000, 5000]);
 const vmSkip = !vmWanted ? "" : vmSkipReason();
@@ -74,7 +77,7 @@ async function target(): Promise<{ wallS: number; wasmS: number; conns: number; 
 }
 
 // ---- plan --------------------------------------------------------------------------------------------
-const estS = hostSkip ? 0 : services.reduce((s, n) => s + (n <= 1000 ? 8 : n <= 2000 ? 20 : n <= 5000 ? 60 : 260) + (runProxy ? (n <= 1000 ? 15 : n <= 5000 ? 25 : 45) : 0), 0);
+const estS = hostSkip ? 0 : services.reduce((s, n) => s + (n <= 1000 ? 8 : n <= 2000 ? 20 : n <= 5000 ? 60 : 260) + (runProxy ? (n <= 1000 ? 15 : n <= 5000 ? 25 : 45) : 0) + (runPacket ? (n <= 1000 ? 10 : n <= 5000 ? 20 : 40) : 0), 0);
 const vmEstS = vmWanted && !vmSkip ? 40 + vmServices.reduce((s, n) => s + (n <= 1000 ? 70 : n <= 5000 ? 100 : 160), 0) : 0;
 console.log(`wasmvs bench scaling — what happens past 1,000 Services?`);
 console.log(hostSkip
@@ -82,7 +85,10 @@ console.log(hostSkip
   : `Measures on this kernel, in network namespaces made for the run (client → node with kube-proxy's rules → backends, over veth):
   kube-proxy iptables mode (iptables-legacy-restore and iptables-nft-restore) and nftables mode at ${services.map((n) => n.toLocaleString("en")).join(", ")} Services × ${endpoints} endpoints:
   full sync, +1 Service, TCP connect latency to the first and the last Service in the chain, CPU per new connection, the xtables lock.${runProxy ? `
-  wasmvs userspace: \`wasmvs proxy\` socket mode in the node namespace with the same Services; connects through it (connect() and the backend's first byte), CPU per connection.` : ""}`);
+  wasmvs userspace: \`wasmvs proxy\` socket mode in the node namespace with the same Services; connects through it (connect() and the backend's first byte), CPU per connection.` : ""}${runPacket ? `
+  wasmvs userspace: \`wasmvs proxy\` packet mode (AF_PACKET, the WASM packet path, full-NAT, its nftables takeover table) in the node namespace, the same connects and CPU.`
+  : packetSkip ? `
+  wasmvs packet mode SKIPPED: ${packetSkip}` : ""}`);
 console.log(`Then the wasmvs data plane's cost per new connection, and the simulator (real WASM data plane + calibrated rule-walk,
 verdict-map and hash models) at ${simN.map((n) => n.toLocaleString("en")).join(", ")} Services, ${simConns.toLocaleString("en")} connections each.
 Expected time: about ${Math.ceil((estS + vmEstS + simN.length * 6 + 10) / 10) * 10} s on 2 cores.`);
@@ -95,9 +101,10 @@ console.log(!vmWanted
 
 const hostResults: HostResult[] = [];
 const proxyResults: ProxyResult[] = [];
+const packetResults: PacketResult[] = [];
 let vmResults: VmResult[] = [];
 let vmError: string | null = null;
-stepsTotal = (hostSkip ? 0 : services.length * (modes.length + (runProxy ? 1 : 0))) + (vmWanted && !vmSkip ? 1 : 0) + (runSim ? simN.length + 1 : 0);
+stepsTotal = (hostSkip ? 0 : services.length * (modes.length + (runProxy ? 1 : 0) + (runPacket ? 1 : 0))) + (vmWanted && !vmSkip ? 1 : 0) + (runSim ? simN.length + 1 : 0);
 if (!hostSkip) {
   if (connector().kind === "node") progress("no C compiler: connects timed by the Node connector (adds event-loop overhead to every figure)");
   for (const n of services) {
@@ -119,6 +126,14 @@ if (!hostSkip) {
         proxyResults.push(p);
         progress(`wasmvs-proxy ${n}: first byte ${p.first.firstByte.p50.toFixed(0)} / ${p.last.firstByte.p50.toFixed(0)} µs (connect() ${p.first.connect.p50.toFixed(0)} µs), proxy CPU ${p.last.proxyCpuUsPerConn.toFixed(0)} µs/conn`);
       } catch (e) { progress(`wasmvs-proxy ${n}: FAILED: ${(e as Error).message.slice(0, 500)}`); }
+      stepsDone++;
+    }
+    if (runPacket) {
+      try {
+        const k = await measurePacket(c, { connects: full ? 1000 : 300, cpuConnects: full ? 4000 : 1000, log: (s) => progress(s) });
+        packetResults.push(k);
+        progress(`wasmvs-packet ${n}: first byte ${k.first.firstByte.p50.toFixed(0)} / ${k.last.firstByte.p50.toFixed(0)} µs (connect() ${k.first.connect.p50.toFixed(0)} / ${k.last.connect.p50.toFixed(0)} µs), proxy CPU ${k.last.proxyCpuUsPerConn.toFixed(0)} µs/conn, client CPU ${k.first.clientCpuUsPerConn.toFixed(0)} / ${k.last.clientCpuUsPerConn.toFixed(0)} µs/conn, takeover entries ${k.takeover.entries}/${k.takeover.expected} in ${k.takeover.rules} rules`);
+      } catch (e) { progress(`wasmvs-packet ${n}: FAILED: ${(e as Error).message.slice(0, 500)}`); }
       stepsDone++;
     }
   }
@@ -189,6 +204,9 @@ for (const p of sim) for (const m of p.modes) if (!m.measured) rows.push([m.mode
   `mix p50 ${f1(m.firstPacket.p50)}`, `mix p99 ${f1(m.firstPacket.p99)}`, f1(m.cpuPerConn), "-"]);
 for (const p of proxyResults) rows.push(["wasmvs proxy (socket)", p.services.toLocaleString("en"), "measured", `${p.listening} listeners`, "-", "-",
   `${f1(p.first.firstByte.p50)} / ${f1(p.first.firstByte.p99)} 1st byte`, `${f1(p.last.firstByte.p50)} / ${f1(p.last.firstByte.p99)} 1st byte`, `${f1(p.first.proxyCpuUsPerConn)} / ${f1(p.last.proxyCpuUsPerConn)} proxy`, "-"]);
+for (const k of packetResults) rows.push(["wasmvs proxy (packet)", k.services.toLocaleString("en"), "measured", `${k.takeover.entries}/${k.takeover.expected} takeover`, "-", "-",
+  `${f1(k.first.firstByte.p50)} / ${f1(k.first.firstByte.p99)} 1st byte`, `${f1(k.last.firstByte.p50)} / ${f1(k.last.firstByte.p99)} 1st byte`,
+  `${f1(k.first.proxyCpuUsPerConn)} / ${f1(k.last.proxyCpuUsPerConn)} proxy + ${f1(k.first.clientCpuUsPerConn)} / ${f1(k.last.clientCpuUsPerConn)} client`, "-"]);
 for (const v of vmResults) {
   rows.push(["ipvs [VM]", v.services.toLocaleString("en"), "measured in VM", `${v.ipvs.counted.services} vs, ${v.ipvs.counted.iptablesRules} ipt`, `${f1(v.ipvs.syncIpvsadmMs / 1000, 2)} -R / ${f1(v.ipvs.syncReconcilerMs / 1000, 2)} wasmvs`,
     `${f1(v.ipvs.incIpvsadmMs, 0)} -R / ${f1(v.ipvs.incReconcilerMs, 0)} wasmvs`, `${f1(v.ipvs.first.lat.p50)} / ${f1(v.ipvs.first.lat.p99)}`, `${f1(v.ipvs.last.lat.p50)} / ${f1(v.ipvs.last.lat.p99)}`, `${f1(v.ipvs.first.cpu.usPerConn)} / ${f1(v.ipvs.last.cpu.usPerConn)}`, "-"]);
@@ -199,6 +217,7 @@ for (const p of sim) rows.push(["wasmvs (WASM)", p.services.toLocaleString("en")
 console.log(table(["mode", "Services", "how", "rules", "full sync s", "+1 Svc ms", "first Svc µs p50/p99", "last Svc µs p50/p99", "CPU µs/conn first/last", "xtables lock"], rows));
 if (vmResults.length) console.log("[VM] rows: measured inside the qemu TCG kernel VM; compare them only with each other (never with host rows).");
 if (proxyResults.length) console.log("wasmvs proxy rows: time to the backend's first byte through the proxy (connect() alone returns on the node kernel's handshake); CPU = the proxy process's.");
+if (packetResults.length) console.log("wasmvs packet rows: connect() already covers the path (no listener on the node; the SYN-ACK comes from the backend through wasmvs); CPU = the proxy process's + the connector's (veth runs the node's takeover rules in the sender's context).");
 if (vmError) console.log(`IPVS VM part failed: ${vmError.slice(0, 300)}`);
 
 // checks: how far the model missed
@@ -228,6 +247,7 @@ svgs["latency.svg"] = lineChartSvg({
   xLabel: "Services", yLabel: "connect latency p50 (µs)",
   series: [...seriesFor((m) => m.firstPacket.p50, (r) => r.last.lat.p50), { name: "wasmvs (SYN→NAT, WASM only)", color: COLORS.wasmvs, points: sim.map((p) => ({ x: p.services, y: p.wasm.nsPerNewConn / 1000, measured: true })) },
     ...(proxyResults.length ? [{ name: "wasmvs proxy: 1st byte", color: "#8c564b", points: proxyResults.map((p) => ({ x: p.services, y: p.last.firstByte.p50, measured: true })) }] : []),
+    ...(packetResults.length ? [{ name: "wasmvs packet mode: 1st byte", color: "#bcbd22", points: packetResults.map((k) => ({ x: k.services, y: k.last.firstByte.p50, measured: true })) }] : []),
     ...(vmResults.length ? [{ name: "ipvs [VM-only]", color: COLORS.ipvs, points: vmResults.map((v) => ({ x: v.services, y: v.ipvs.last.lat.p50, measured: true })) },
       { name: "iptables-legacy [VM-only]", color: "#e377c2", points: vmResults.map((v) => ({ x: v.services, y: v.iptables.last.lat.p50, measured: true })) }] : [])],
   refs: [{ x: 5000, y: 47, label: "k8s nftables post: iptables p50 5k 47 µs" }, { x: 10000, y: 62, label: "10k 62 µs" }, { x: 30000, y: 272, label: "30k 272 µs" }],
@@ -237,6 +257,7 @@ svgs["cpu.svg"] = lineChartSvg({
   xLabel: "Services", yLabel: "CPU per new connection (µs)",
   series: [...seriesFor((m) => m.cpuPerConn, (r) => r.last.cpu.usPerConn), { name: "wasmvs (SYN→NAT, WASM only)", color: COLORS.wasmvs, points: sim.map((p) => ({ x: p.services, y: p.wasm.nsPerNewConn / 1000, measured: true })) },
     ...(proxyResults.length ? [{ name: "wasmvs proxy (proxy CPU)", color: "#8c564b", points: proxyResults.map((p) => ({ x: p.services, y: p.last.proxyCpuUsPerConn, measured: true })) }] : []),
+    ...(packetResults.length ? [{ name: "wasmvs packet mode (proxy + connector CPU)", color: "#bcbd22", points: packetResults.map((k) => ({ x: k.services, y: k.last.proxyCpuUsPerConn + k.last.clientCpuUsPerConn, measured: true })) }] : []),
     ...(vmResults.length ? [{ name: "ipvs [VM-only]", color: COLORS.ipvs, points: vmResults.map((v) => ({ x: v.services, y: v.ipvs.last.cpu.usPerConn, measured: true })) },
       { name: "iptables-legacy [VM-only]", color: "#e377c2", points: vmResults.map((v) => ({ x: v.services, y: v.iptables.last.cpu.usPerConn, measured: true })) }] : [])],
 });
@@ -258,15 +279,15 @@ svgs["incremental.svg"] = lineChartSvg({
 const json = {
   meta: { date: new Date().toISOString(), durationS: (performance.now() - t0) / 1000, full, services, endpoints, modes, simServices: simN, simConnections: simConns,
     node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), hostSkipped: hostSkip || null,
-    connector: hostSkip ? null : connector().kind, command: cmdFor(argv.join(" ")),
+    connector: hostSkip ? null : connector().kind, command: cmdFor(argv.join(" ")), packetSkipped: packetSkip || null,
     vm: vmWanted ? { services: vmServices, skipped: vmSkip || null, error: vmError, note: "VM figures: Linux 6.1 under qemu TCG; comparable only with other VM figures" } : { skipped: "not requested (--vm or --full)" } },
   host: hostResults.map((r) => ({ ...r, lock: r.lock && { ...r.lock } })),
-  wasmvs: wasmPerN, proxy: proxyResults, vm: vmResults, calibration, checks, sim,
+  wasmvs: wasmPerN, proxy: proxyResults, packet: packetResults, vm: vmResults, calibration, checks, sim,
 };
 writeFileSync(join(outDir, "scaling.json"), JSON.stringify(json, (_k, v) => (v instanceof Uint32Array ? undefined : v), 2) + "\n");
 writeFileSync(join(outDir, "calibration.json"), JSON.stringify(calibration, null, 2) + "\n");
 for (const [n, s] of Object.entries(svgs)) writeFileSync(join(outDir, n), s + "\n");
 const { summaryMarkdown } = await import("./scaling/summary.ts");
-writeFileSync(join(outDir, "summary.md"), summaryMarkdown({ hostResults, proxyResults, vmResults, vmError, vmServices: vmWanted ? vmServices : [], sim, checks, calibration, wasmPerN, services, endpoints, full, hostSkip, cmdFor, svgs: Object.keys(svgs) }));
+writeFileSync(join(outDir, "summary.md"), summaryMarkdown({ hostResults, proxyResults, packetResults, packetSkip, vmResults, vmError, vmServices: vmWanted ? vmServices : [], sim, checks, calibration, wasmPerN, services, endpoints, full, hostSkip, cmdFor, svgs: Object.keys(svgs) }));
 console.log(`\nwrote ${[join(outDir, "scaling.json"), join(outDir, "calibration.json"), join(outDir, "summary.md"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}  (${el()})`);
 void existsSync; void readFileSync;

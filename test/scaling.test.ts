@@ -1,6 +1,8 @@
 // The scaling benchmark end to end at 50 Services: every host mode's rules really installed (counted back),
 // connections really translated (the backends saw them on the Services' endpoints), the xtables lock test
-// run, the simulator run, and the report written. Needs root, iptables (both backends) and nft.
+// run, wasmvs packet mode's connects (its takeover rules counted back, the backends reached only from its
+// full-NAT address), the simulator run, and the report written. Needs root, iptables (both backends), nft,
+// ethtool and the packet-mode addon.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
@@ -15,7 +17,7 @@ import { scalingCluster } from "../src/sim/cluster.ts";
 const skip = hostSkipReason();
 const out = mkdtempSync(join(tmpdir(), "wasmvs-scaling-test-"));
 
-test(`bench/scaling.ts at 50 Services${skip ? ` (host part SKIPPED: ${skip})` : ""}: rules, connects, lock, simulator, report`, () => {
+test(`bench/scaling.ts at 50 Services${skip ? ` (host part SKIPPED: ${skip})` : ""}: rules, connects, lock, packet mode, simulator, report`, () => {
   try {
     const r = spawnSync(process.execPath, ["--import", "tsx", "bench/scaling.ts", "--services=50", "--sim-services=200", "--sim-connections=20000", "--no-proxy", `--out=${out}`],
       { encoding: "utf8", timeout: 110_000, maxBuffer: 1 << 26 });
@@ -34,6 +36,20 @@ test(`bench/scaling.ts at 50 Services${skip ? ` (host part SKIPPED: ${skip})` : 
       assert.ok(h.syncMs > 0 && h.incrementalMs > 0);
       if (h.mode !== "nftables") assert.ok(h.lock && h.lock.bigRestoreMs > 0, `${h.mode}: lock test ran`);
     }
+    // packet mode: 300 timed connects per target and 1000 for CPU (+30 warm-up) went through the WASM packet path
+    assert.is(j.meta.packetSkipped, null, "packet mode measured");
+    assert.is(j.packet.length, 1);
+    const k = j.packet[0];
+    assert.is(k.takeover.entries, k.takeover.expected, "one takeover entry per virtual service + the local address, counted back from nft");
+    assert.is(k.takeover.rules, 2, "in two rules (the IPv4 services' set, the local address), not one per service");
+    assert.ok(k.takeover.dropped > 0, "the takeover rules dropped the kernel's copies");
+    assert.is(k.first.connect.n, 300); assert.is(k.last.firstByte.n, 300);
+    assert.ok(k.translated.first >= 1300 && k.translated.last >= 1300, `packet mode: backends saw ${k.translated.first}/${k.translated.last} connections on the Services' endpoints`);
+    assert.ok(k.fullNat.fromLocal > 0 && k.fullNat.fromOther === 0, `backends reached from the full-NAT address ${k.fullNat.fromLocal}, elsewhere ${k.fullNat.fromOther}`);
+    assert.ok(k.core.forwarded > 4 * 2600 && k.core.txErrors === 0, `core forwarded ${k.core.forwarded}, send errors ${k.core.txErrors}`);
+    assert.ok(k.first.connect.p50 > 0 && k.last.firstByte.p99 >= k.last.firstByte.p50 && k.last.proxyCpuUsPerConn > 0);
+    assert.ok(md.includes("packet mode (measured on this kernel)") && /\| 50 \| \d+ \/ \d+, 2 \(\d+\) \|/.test(md), "summary.md has the packet-mode row");
+    for (const f of ["latency.svg", "cpu.svg"]) assert.ok(readFileSync(join(out, f), "utf8").includes("wasmvs packet mode"), `${f} plots packet mode`);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -112,10 +112,10 @@ export class Topology {
   }
 
   /** Starts the backend listeners on these ports; resolves once they listen. */
-  async startBackends(ports: number[], o: { banner?: boolean } = {}): Promise<void> {
+  async startBackends(ports: number[], o: { banner?: boolean; peers?: boolean } = {}): Promise<void> {
     const uniq = [...new Set(ports)].sort((a, b) => a - b);
     const p = spawn("ip", ["netns", "exec", this.backend, process.execPath, join(here, "backend.mjs"), ...uniq.map(String)],
-      { stdio: ["pipe", "pipe", "inherit"], env: { ...process.env, ...(o.banner ? { BACKEND_BANNER: "1" } : {}) } });
+      { stdio: ["pipe", "pipe", "inherit"], env: { ...process.env, ...(o.banner ? { BACKEND_BANNER: "1" } : {}), ...(o.peers ? { BACKEND_PEERS: "1" } : {}) } });
     this.backendProc = p;
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error("backends did not start in 10 s")), 10000);

@@ -47,13 +47,13 @@ export function proxyConfig(c: ScalingCluster): { text: string; services: number
   return { text: JSON.stringify({ proxy: { control: null, metrics: null, vipInterface: null, tick: 1000 }, services }), services: services.length, extraLocal };
 }
 
-function cpuTicks(pid: number): number {
+export function cpuTicks(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8");
   const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
   return Number(rest[11]) + Number(rest[12]);                       // utime + stime (fields 14, 15)
 }
-const rssMiB = (pid: number) => { try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024; } catch { return 0; } };
-const TICK_US = 1e6 / 100;                                            // USER_HZ
+export const rssMiB = (pid: number) => { try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024; } catch { return 0; } };
+export const TICK_US = 1e6 / 100;                                            // USER_HZ
 
 export async function measureProxy(c: ScalingCluster, o: ProxyOptions): Promise<ProxyResult> {
   const log = o.log ?? (() => {});

@@ -2,6 +2,7 @@
 // extrapolation with its checked error, and under every figure the one command that regenerates it.
 import type { HostResult } from "./host.ts";
 import type { ProxyResult } from "./proxy.ts";
+import type { PacketResult } from "./packet.ts";
 import type { VmResult } from "./vm.ts";
 import type { SimPointResult, ModeChecks, Calibration, Check } from "../../src/sim/index.ts";
 
@@ -9,6 +10,7 @@ export interface SummaryInput {
   hostResults: HostResult[]; proxyResults?: ProxyResult[]; vmResults?: VmResult[]; vmError?: string | null; vmServices?: number[]; sim: SimPointResult[]; checks: Record<string, ModeChecks>; calibration: Calibration;
   wasmPerN: { services: number; nsPerNewConn: number }[]; services: number[]; endpoints: number; full: boolean; hostSkip: string;
   cmdFor: (extra: string) => string; svgs: string[];
+  packetResults?: PacketResult[]; packetSkip?: string;
 }
 
 const f = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(d));
@@ -48,6 +50,22 @@ export function summaryMarkdown(s: SummaryInput): string {
     L.push("| Services | virtual services (listeners) | proxy start | first byte p50/p99 first Service | last Service | connect() p50 first / last | baseline first byte p50 (no proxy) | proxy CPU µs/conn first / last | client CPU µs/conn | proxy RSS | translated (backends saw) |", "|---|---|---|---|---|---|---|---|---|---|---|");
     for (const p of pr) L.push(`| ${p.services} | ${p.virtualServices} (${p.listening}) | ${f(p.startMs / 1000, 1)} s | ${f(p.first.firstByte.p50)} / ${f(p.first.firstByte.p99)} µs | ${f(p.last.firstByte.p50)} / ${f(p.last.firstByte.p99)} µs | ${f(p.first.connect.p50)} / ${f(p.last.connect.p50)} µs | ${f(p.baseline.firstByte.p50)} µs | ${f(p.first.proxyCpuUsPerConn)} / ${f(p.last.proxyCpuUsPerConn)} | ${f(p.last.clientCpuUsPerConn)} | ${f(p.proxyRssMiB, 0)} MiB | ${p.translated.first} / ${p.translated.last} |`);
     cmd(`--services=${pr.map((p) => p.services).join(",")} --endpoints=${s.endpoints} --modes=iptables-legacy --no-sim`);
+  }
+
+  const kr = s.packetResults ?? [];
+  L.push("## wasmvs userspace: `wasmvs proxy` packet mode (measured on this kernel)", "");
+  if (!kr.length) L.push(s.packetSkip ? `(skipped: ${s.packetSkip})` : "(not measured in this run)", "");
+  else {
+    L.push("The same host topology, with `wasmvs proxy run` in packet mode in the node namespace: every frame arriving from the client and the backends (AF_PACKET on both veths) goes through the WASM core's packet path " +
+      `(schedule, full-NAT rewrite to source ${kr[0].fullNat.address}, checksums) and out by a raw socket; its nftables table \`inet wasmvs_packet\` drops the kernel's own copies in prerouting. ` +
+      "Nothing listens on the node, so **connect() already covers the whole path** (the SYN-ACK comes from the backend through wasmvs); the first byte adds the backend's banner. " +
+      "CPU: the proxy process's user+sys ÷ connections, and the connector's, which carries the node's takeover rules (veth runs the receiver's prerouting in the sender's context). " +
+      "The takeover table keeps the virtual services and the local address in nftables sets (one rule per family: a hash lookup per packet, whatever N).", "");
+    L.push("| Services | takeover entries counted / expected, rules (kernel copies dropped) | proxy start | connect() p50/p99 first Service | last Service | first byte p50 first / last | baseline connect / first byte (no proxy) | proxy CPU µs/conn first / last | connector CPU µs/conn first / last | proxy RSS | translated (backends saw) | from the full-NAT address / elsewhere | core forwarded, drops |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (const k of kr) L.push(`| ${k.services} | ${k.takeover.entries} / ${k.takeover.expected}, ${k.takeover.rules} (${k.takeover.dropped}) | ${f(k.startMs / 1000, 1)} s | ${f(k.first.connect.p50)} / ${f(k.first.connect.p99)} µs | ${f(k.last.connect.p50)} / ${f(k.last.connect.p99)} µs | ` +
+      `${f(k.first.firstByte.p50)} / ${f(k.last.firstByte.p50)} µs | ${f(k.baseline.connect.p50)} / ${f(k.baseline.firstByte.p50)} µs | ${f(k.first.proxyCpuUsPerConn)} / ${f(k.last.proxyCpuUsPerConn)} | ${f(k.first.clientCpuUsPerConn)} / ${f(k.last.clientCpuUsPerConn)} | ${f(k.proxyRssMiB, 0)} MiB | ` +
+      `${k.translated.first} / ${k.translated.last} | ${k.fullNat.fromLocal} / ${k.fullNat.fromOther} | ${k.core.forwarded}, ${Object.entries(k.core.drops).map(([r, n]) => `${r} ${n}`).join(" ") || "none"} |`);
+    cmd(`--services=${kr.map((k) => k.services).join(",")} --endpoints=${s.endpoints} --modes=iptables-legacy --no-proxy --no-sim`);
   }
 
   const vr = s.vmResults ?? [];

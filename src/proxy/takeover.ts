@@ -24,21 +24,28 @@ function nft(input: string): Promise<void> {
 
 const l4 = (p: string | undefined) => (p ?? "tcp");
 
-// The ruleset text; operators who set suppressKernel: false can install the same rules themselves.
+// The ruleset text; operators who set suppressKernel: false can install the same rules themselves. The
+// services and local addresses are set elements behind one rule per family: a hash lookup per packet,
+// whatever the number of services (one rule per service would be a linear walk for every packet, and
+// every reply would walk all of it to reach the local address's rule).
 export function takeoverRuleset(interfaces: string[], services: VirtualService[], localAddrs: string[]): string {
   const ifs = `iifname { ${interfaces.map((i) => JSON.stringify(i)).join(", ")} }`;
-  const rules: string[] = [];
-  for (const s of services) {
-    if (!s.addr || !s.port) continue;
-    const fam = s.addr.includes(":") ? "ip6" : "ip";
-    rules.push(`${ifs} ${fam} daddr ${s.addr} ${l4(s.protocol)} dport ${s.port} counter drop`);
-  }
-  for (const a of localAddrs) {
-    const fam = a.includes(":") ? "ip6" : "ip";
-    rules.push(`${ifs} ${fam} daddr ${a} meta l4proto { tcp, udp, sctp } counter drop`);
+  const sets: string[] = [], rules: string[] = [];
+  for (const [fam, v6] of [["ip", false], ["ip6", true]] as const) {
+    const addrType = v6 ? "ipv6_addr" : "ipv4_addr", sfx = v6 ? "6" : "4";
+    const svc = [...new Set(services.filter((s) => s.addr && s.port && s.addr.includes(":") === v6).map((s) => `${s.addr} . ${l4(s.protocol)} . ${s.port}`))];
+    if (svc.length) {
+      sets.push(`  set services${sfx} {\n    type ${addrType} . inet_proto . inet_service\n    elements = { ${svc.join(", ")} }\n  }`);
+      rules.push(`${ifs} ${fam} daddr . meta l4proto . th dport @services${sfx} counter drop`);
+    }
+    const local = localAddrs.filter((a) => a.includes(":") === v6);
+    if (local.length) {
+      sets.push(`  set local${sfx} {\n    type ${addrType}\n    elements = { ${local.join(", ")} }\n  }`);
+      rules.push(`${ifs} ${fam} daddr @local${sfx} meta l4proto { tcp, udp, sctp } counter drop`);
+    }
   }
   return `table inet ${TAKEOVER_TABLE} {
-  chain prerouting {
+${sets.map((x) => x + "\n").join("")}  chain prerouting {
     type filter hook prerouting priority -300; policy accept;
 ${rules.map((r) => `    ${r}`).join("\n")}
   }
