@@ -57,6 +57,9 @@ export async function replay(sc: Scenario, onChoice: (i: number, got: string | n
       if (conn && c.packet("in", "tcp", st.client!, st.sport!, s.vip, s.port, { flags: F.FIN | F.ACK, now }).verdict === "forward") {
         c.packet("out", "tcp", conn.daddr, conn.dport, st.client!, st.sport!, { flags: F.FIN | F.ACK, now });
         c.packet("in", "tcp", st.client!, st.sport!, s.vip, s.port, { flags: F.ACK, now });
+      } else if (conn) {
+        // the driver resets a connection whose FIN was dropped (test/kernel/driver.cjs says why)
+        c.packet("in", "tcp", st.client!, st.sport!, s.vip, s.port, { flags: F.RST | F.ACK, now });
       }
       onClose(closes++, counters(c, svc));
     }

@@ -250,9 +250,16 @@ async function tcpClose(svc, st) {
   openSockets.delete(`${client} ${st.sport}`);
   s.end();
   const key = `TCP ${client} ${st.sport} ${vip} ${svc.port}`;
-  const c = await findConn(key, 1000, (x) => x.state === 'TIME_WAIT' || x.state === 'CLOSE');
-  s.destroy();
-  return { state: c ? c.state : null };
+  const closed = (x) => x.state === 'TIME_WAIT' || x.state === 'CLOSE';
+  const c = await findConn(key, 1000, closed);
+  if (c && closed(c)) { s.destroy(); return { state: c.state }; }
+  // The FIN never got through (IPVS drops the packets of a deleted real server's connections). Left
+  // alone, the orphaned socket would retransmit it with backoff, and one retransmission would pass once
+  // the real server is re-added: a state change at a moment set by TCP's timers, not by the scenario,
+  // which no replay can place. A reset ends the retransmissions (IPVS drops it too), so the connection
+  // stays ESTABLISHED until the scenario's end, deterministically.
+  s.resetAndDestroy();
+  return { state: c ? c.state : null, reset: true };
 }
 
 async function flush() {
