@@ -4,7 +4,7 @@
 import { AF_INET, OK, E_NO_SERVICE, E_NO_DEST, E_BAD_SETTING, DEST_F_OVERLOAD } from "./common";
 import {
   addService, editService, delService, flushServices, getService, lookupService, lookupFwmark,
-  addDest, editDest, delDest, serviceById, trashTick,
+  addDest, editDest, delDest, serviceById,
 } from "./service/service";
 export { hsiphashSelfTest } from "./hash/siphash";
 import { Dest, destById, destOf } from "./dest/dest";
@@ -13,6 +13,7 @@ import { settings, SET_EXPIRE_NODEST_CONN, SET_EXPIRE_QUIESCENT_TEMPLATE, SET_CO
   SET_SLOPPY_TCP, SET_CONNTRACK, SET_LBLC_EXPIRATION, SET_LBLCR_EXPIRATION, SET_MH_TABLE_INDEX,
   SET_SH_TABLE_BITS, SET_UDP_TIMEOUT } from "./settings";
 import { seedRandom } from "./sched/random";
+import { runClock } from "./clock";
 
 // ---- scratch: the argument / result area shared with the host --------------------------------------
 const SCRATCH_SIZE: i32 = 1024;
@@ -180,7 +181,7 @@ export function setRandomSeed(seed: u64): void { seedRandom(seed); }
 
 // ---- connections --------------------------------------------------------------------------------
 import {
-  connInit as tableInit, advance as tableAdvance, capacity as connCapacityNow, connCount, templateCount,
+  connInit as tableInit, capacity as connCapacityNow, connCount, templateCount,
   refusedFull, E, O_AF, O_PROTO, O_STATE, O_LIVE, O_FLAGS, O_CPORT, O_VPORT, O_DPORT, O_LPORT, O_CADDR,
   O_VADDR, O_DADDR, O_LADDR, O_DEST, O_CTL, O_NCTL, O_TIMEOUT, O_EXPIRES, O_INPKTS, flushConns,
 } from "./conn/table";
@@ -196,18 +197,7 @@ export function connRefusedFull(): f64 { return <f64>refusedFull; }
 export function connFlush(nowMs: f64): void { flushConns(<i64>nowMs); }
 
 // Runs the clock: expires connections and runs scheduler timers. Returns the number expired.
-export function advance(nowMs: f64): i32 {
-  const now = <i64>nowMs;
-  const freed = tableAdvance(now);
-  trashTick(now);
-  for (let i = 0, n = serviceById.length; i < n; i++) {
-    const s = unchecked(serviceById[i]);
-    if (!s) continue;
-    const sc = s.sched;
-    if (sc && sc.nextTickAt <= now) sc.tick(s, now);
-  }
-  return freed;
-}
+export function advance(nowMs: f64): i32 { return runClock(<i64>nowMs); }
 
 // One packet described by numbers: source at scratch+0, destination at scratch+16. dir 0: client to
 // service, 1: real server to client (NAT replies). flags: TCP flags, or the SCTP chunk type.
@@ -353,3 +343,4 @@ export function scheduleBatch(svcId: i32, n: i32, srcBase: u32, bindLoad: bool, 
 export * from "./bench";
 export * from "./packet/exports";
 export * from "./trace";
+export * from "./sim/traffic";

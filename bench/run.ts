@@ -1,5 +1,5 @@
 // npm run bench [-- [groups...] [--quick] [--sched=rr,wlc] [--out=DIR]]
-//   groups: lookup (connection lookup + memory latency), memlat (latency only), sched, packet, mh; default all
+//   groups: lookup (connection lookup + memory latency), memlat (latency only), sched, packet, mh, sim; default all
 // Prints progress on stderr, the figures and the target summary on stdout, and writes DIR/bench.json plus
 // SVG plots (DIR defaults to report/).
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -15,8 +15,9 @@ import { benchLookup } from "./groups/lookup.ts";
 import { benchSched } from "./groups/sched.ts";
 import { benchMh } from "./groups/mh.ts";
 import { benchPacketsHook } from "./groups/packet.ts";
+import { benchSim } from "./groups/sim.ts";
 
-const GROUPS = ["lookup", "memlat", "sched", "packet", "mh"] as const;
+const GROUPS = ["lookup", "memlat", "sched", "packet", "mh", "sim"] as const;
 type Group = (typeof GROUPS)[number];
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -27,6 +28,7 @@ function usage(): never {
   sched    every scheduler at 10/100/1000 destinations vs TS baselines
   packet   packet batches (bench/packet.ts benchPackets), Mpps beside kernel IPVS
   mh       Maglev table rebuild at M=4093/65521 with 100/1000 destinations
+  sim      the simulator: 10M connections over 10k Services through the data plane (target ≤ 10 s), 3 runs
   --quick  shorter sampling (about 30 s for everything)`);
   process.exit(0);
 }
@@ -56,6 +58,7 @@ if (want.has("lookup") || want.has("memlat")) take(await benchLookup(ctx, { look
 if (want.has("sched")) take(await benchSched(ctx, schedNames));
 if (want.has("packet")) take(await benchPacketsHook(ctx));
 if (want.has("mh")) take(await benchMh(ctx));
+if (want.has("sim")) take(await benchSim(ctx));
 
 const durationS = (Date.now() - started.getTime()) / 1000;
 process.stderr.write(`[${elapsed()}] done\n\n`);

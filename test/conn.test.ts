@@ -326,6 +326,35 @@ test("SCTP: INIT, INIT-ACK, COOKIE-ECHO, COOKIE-ACK reach ESTABLISHED (active); 
   assert.is(c.dest(d).activeConns, 0);
 });
 
+test("timer wheel: thousands of entries over many slots and rounds expire exactly when due, at any step", async () => {
+  // An independent model: each UDP flow is due at its last packet's time + the UDP timeout then in force
+  // (20 s, 300 s, or 2 h: longer than one turn of the wheel). After every advance(now) the table must
+  // hold exactly the flows not yet due, and advance must say how many it freed.
+  const { c } = await setup({ proto: "udp", cap: 65536 });
+  let seed = 12345;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 4294967296; };
+  const due = new Map<number, number>();    // flow number -> expiry (ms)
+  let now = 0, nextFlow = 0, udp = 300, expired = 0;
+  for (let step = 0; step < 3000; step++) {
+    const r = rnd();
+    now += r < 0.02 ? 1_100_000 + Math.floor(rnd() * 500_000) : r < 0.3 ? Math.floor(rnd() * 20_000) : Math.floor(rnd() * 64);
+    let freed = 0;
+    for (const [f, at] of due) if (at <= now) { due.delete(f); freed++; }
+    assert.is(c.advance(now), freed, `step ${step}: freed at ${now} ms`);
+    expired += freed;
+    assert.is(c.connStats().live, due.size, `step ${step}: live at ${now} ms`);
+    if (rnd() < 0.05) { udp = [20, 300, 7200][Math.floor(rnd() * 3)]; c.setTimeouts(0, 0, udp); }
+    for (let k = Math.floor(rnd() * (rnd() < 0.1 ? 300 : 12)); k > 0; k--) {
+      const old = due.size && rnd() < 0.4 ? [...due.keys()][Math.floor(rnd() * due.size)] : undefined;
+      const f = old ?? nextFlow++;
+      const res = c.packet("in", "udp", `192.168.${(f >> 8) & 255}.${f & 255}`, 1024 + (f >> 16), VIP, 80, { now });
+      assert.is(res.isNew, old === undefined);
+      due.set(f, now + udp * 1000);
+    }
+  }
+  assert.ok(expired > 5000 && nextFlow > 5000, `${expired} expired of ${nextFlow} flows`);
+});
+
 test("one million connections fit in a table sized for them", async () => {
   const c = await Core.load({ connCapacity: 1 << 20 });
   const svc = c.addService({ proto: "udp", addr: VIP, port: 53, scheduler: "rr" });

@@ -2,7 +2,7 @@
 // (checked decision by decision against Core.packet on a fresh Core), and the model fitting and checks.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { scalingCluster, simServices, iptablesPartial, nftPartial, runEngine, loadCore, calibrate, linFit, leaveOneOut, linModel, simulate, Walker, ipv4Number } from "../src/sim/index.ts";
+import { scalingCluster, simServices, iptablesPartial, nftPartial, runEngine, loadCore, calibrate, linFit, leaveOneOut, linModel, simulate, Walker, ipv4Number, chooseCurve, curveAt } from "../src/sim/index.ts";
 import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
 
 const c = scalingCluster(50, 2);
@@ -57,7 +57,36 @@ test("model: fits and leave-one-N-out checks", () => {
     first: { walk: 100, latP50: 30, cpu: 40 }, last: { walk: services * 1.5, latP50: 30 + services * 0.005, cpu: 40 + services * 0.005 }, baseline: { latP50: 20, cpu: 27 } });
   const { calibration, checks } = calibrate([mk(1000, "x"), mk(5000, "x")], "test", "test");
   assert.is(calibration.modes[0].measuredN.join(), "1000,5000");
-  assert.is(checks.x.sync.length, 2);
+  assert.is(checks.x.latency.length, 4, "two N, two points each: a line is checkable");
+  assert.is(checks.x.sync.length, 0, "one N left cannot fix a sync curve: unchecked, not checked against itself");
+  const four = calibrate([1000, 2000, 5000, 10000].map((n) => mk(n, "x")), "test", "test");
+  assert.is(four.checks.x.sync.length, 4);
+});
+
+test("sync curves: the model that misses least when each N is left out, coefficients never negative", () => {
+  const ns = [1000, 2000, 5000, 10000];
+  const pts = (f: (r: number) => number) => ns.map((n) => ({ x: n * 12.7, y: f(n * 12.7), n }));
+  const quad = chooseCurve(pts((r) => 50 + 0.001 * r + 2e-8 * r * r));
+  assert.is(quad.fit.model, "quadratic");
+  assert.ok(quad.checks.length === 4 && quad.checks.every((c) => Math.abs(c.errPct) < 1e-6), JSON.stringify(quad.checks));
+  assert.ok(Math.abs(curveAt(quad.fit, 381000) - (50 + 381 + 2e-8 * 381000 ** 2)) < 1e-3, "30k Services");
+  const lin = chooseCurve(pts((r) => 20 + 0.01 * r));
+  assert.is(lin.fit.model, "linear");
+  // the power law is picked for power-law data, and a fit is never below zero where it extrapolates
+  const pow = chooseCurve(pts((r) => 3e-6 * r ** 1.7));
+  assert.is(pow.fit.model, "power");
+  const falling = chooseCurve(pts((r) => 100 - r / 2000));
+  assert.ok(falling.fit.model === "power" || falling.fit.coef.every((c) => c >= 0));
+  assert.ok(curveAt(falling.fit, 1_270_000) >= 0);
+  // the kept model's error is reported beside the others'
+  assert.is(quad.fit.candidates.length, 3);
+  assert.ok(quad.fit.candidates.find((c) => c.model === "linear")!.looMeanAbsErrPct! > 1);
+  // two N: nothing checkable; a power law through both
+  const two = chooseCurve(pts((r) => 50 + 0.001 * r).slice(0, 2));
+  assert.is(two.checks.length, 0);
+  assert.is(two.fit.looMeanAbsErrPct, null);
+  // calibrations written before curves (a power law {a, k}) still read
+  assert.ok(Math.abs(curveAt({ a: 2, k: 2, points: 3 }, 3) - 18) < 1e-9);
 });
 
 test("simulate: modelled modes over a small cluster; iptables costs grow with N, nftables stays flat", async () => {

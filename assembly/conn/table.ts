@@ -52,9 +52,12 @@ export let connCount: u32 = 0;
 export let templateCount: u32 = 0;
 export let refusedFull: u64 = 0;   // new connections refused because the table was full
 
-// timer wheel: WHEEL_SLOTS slots of TICK_MS; entries further out wait in their slot for later rounds
-const TICK_MS: i64 = 1000;
-const WHEEL_BITS: u32 = 12;
+// timer wheel: WHEEL_SLOTS slots of TICK_MS; entries further out wait in their slot for later rounds.
+// 16 ms slots: advance() re-walks the still open current slot on every call, so with 1 s slots a host
+// calling it every 64 ms walked each due entry about 8 times. 65,536 slots keep one turn (17.5 min)
+// longer than the TCP ESTABLISHED timeout (15 min).
+const TICK_MS: i64 = 16;
+const WHEEL_BITS: u32 = 16;
 const WHEEL_SLOTS: u32 = 1 << WHEEL_BITS;
 let wheel: usize = 0;        // u32 index+1 heads
 let wheelTick: i64 = 0;      // the last tick fully processed
@@ -243,14 +246,21 @@ function wheelUnlink(i: u32): void {
   if (next != 0) store<u32>(E(next - 1), prev, O_W_PREV);
 }
 
-// Re-arm an entry's timer: expires = now + its timeout. An entry moves to an earlier slot at once and
-// to a later one lazily, when its old slot comes round (most packets only push expiry out).
+// Re-arm an entry's timer: expires = now + its timeout, and the entry moves to that tick's slot at once
+// (as the kernel's mod_timer does). Moving later lazily, when the old slot came round, cost a second visit
+// to nearly every connection: a new entry is filed at 3 s and its first transition sets the protocol's
+// timeout, and each later packet pushes the expiry out again; by the time the old slot came round those
+// entries were cold, while now every line the move touches (the entry, its slot neighbours, the new
+// slot's head) was touched moments ago. Which entries expire at each advance() is the same either way:
+// expiry checks each entry's own time.
 export function arm(i: u32, now: i64): void {
   const e = E(i);
   const exp = now + <i64>load<u32>(e, O_TIMEOUT);
   store<i64>(e, exp, O_EXPIRES);
-  const t = exp / TICK_MS;
-  if (t < <i64>load<u32>(e, O_WTICK)) { wheelUnlink(i); wheelLink(i, t > wheelTick ? t : wheelTick + 1); }
+  if (load<u32>(e, O_FLAGS) & CF_ONE_PACKET) return;   // never filed: freed after its one packet
+  let t = exp / TICK_MS;
+  if (t <= wheelTick) t = wheelTick + 1;
+  if (t != <i64>load<u32>(e, O_WTICK)) { wheelUnlink(i); wheelLink(i, t); }
 }
 
 export function setTimeout(i: u32, ms: u32): void { store<u32>(E(i), ms, O_TIMEOUT); }

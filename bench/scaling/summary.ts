@@ -4,7 +4,7 @@ import type { HostResult } from "./host.ts";
 import type { ProxyResult } from "./proxy.ts";
 import type { PacketResult } from "./packet.ts";
 import type { VmResult } from "./vm.ts";
-import type { SimPointResult, ModeChecks, Calibration, Check } from "../../src/sim/index.ts";
+import { curveText, type SimPointResult, type ModeChecks, type Calibration, type Check, type CurveFit } from "../../src/sim/index.ts";
 
 export interface SummaryInput {
   hostResults: HostResult[]; proxyResults?: ProxyResult[]; vmResults?: VmResult[]; vmError?: string | null; vmServices?: number[]; sim: SimPointResult[]; checks: Record<string, ModeChecks>; calibration: Calibration;
@@ -111,6 +111,18 @@ export function summaryMarkdown(s: SummaryInput): string {
   L.push("| Services | mode | measured? | first-packet p50 / p99 (µs, Service mix) | CPU µs/new conn | rules walked | full sync | +1 Service | data plane: connections, wall s, drops |", "|---|---|---|---|---|---|---|---|---|");
   for (const p of s.sim) for (const m of p.modes) L.push(`| ${p.services} | ${m.mode} | ${m.measured ? "measured N (model shown)" : "modelled"} | ${f(m.firstPacket.p50)} / ${f(m.firstPacket.p99)} | ${f(m.cpuPerConn)} | ${f(m.rulesWalked, 0)} | ${f(m.syncMs / 1000, 2)} s | ${f(m.incrementalMs, 0)} ms | ${p.engine.connections}, ${f(p.engine.wallMs / 1000, 2)}, ${JSON.stringify(p.engine.dropped)} |`);
   cmd(s.full ? "--full" : "");
+  L.push("### The sync-time model", "");
+  L.push("Full sync and +1 Service against the rule count R. **Measured** at the N in the table above (wall time of the restore in a namespace); **modelled** everywhere else, by the curve below: " +
+    "per mode and figure, the one among a + b·R, a + b·R + c·R² (coefficients ≥ 0) and a·R^k that missed least when each measured N was left out in turn (fit on the other N, predict it). " +
+    "A point is checked only when the other N fix the curve (3 N for a line or power law, 4 for the quadratic); the picked model's own error is the table's, the others' are beside it.", "");
+  L.push("| mode | figure | measured at N | model | mean \\|error\\| left out | other models' mean \\|error\\| |", "|---|---|---|---|---|---|");
+  for (const m of s.calibration.modes) for (const what of ["sync", "incremental"] as const) {
+    const fit = m[what];
+    const c: CurveFit | null = "model" in fit ? fit : null;
+    const others = c ? c.candidates.filter((x) => x.model !== c.model).map((x) => `${x.model} ${x.looMeanAbsErrPct === null ? "unchecked" : f(x.looMeanAbsErrPct, 0) + "%"}`).join(", ") : "-";
+    L.push(`| ${m.mode} | ${what === "sync" ? "full sync" : "+1 Service"} | ${m.measuredN.join(", ")} | ${c ? c.model : "power (older calibration)"}: ${curveText(fit)} ms | ${c && c.looMeanAbsErrPct !== null ? f(c.looMeanAbsErrPct, 0) + "%" : "unchecked: too few N (run --full)"} | ${others} |`);
+  }
+  L.push("");
   L.push("### How far the model missed (leave one N out)", "");
   const rows = Object.entries(s.checks).flatMap(([mode, c]) => (Object.entries(c) as [string, Check[]][]).flatMap(([what, list]) => list.map((x) => `| ${mode} | ${what} | ${x.n} | ${f(x.x, 0)} | ${f(x.measured, 2)} | ${f(x.predicted, 2)} | ${f(x.errPct, 0)}% |`)));
   if (rows.length) { L.push("| mode | figure | N left out | x (rules walked, N or rules) | measured | predicted | error |", "|---|---|---|---|---|---|---|", ...rows); }

@@ -5,9 +5,13 @@
 //   rules walked come from the Walker over the real ruleset (position in KUBE-SERVICES + the rest).
 // - nftables: verdict maps: a + b × N (b should come out near 0: a hash lookup whatever N).
 // - IPVS: a hash lookup: a + b × N, from the VM's figures (VM units).
-// - sync time: a power law t = a × R^k in the rule count R (log-log least squares), per mode; R(N) past the
-//   measured range scales linearly with N (rules per Service of the largest measured cluster).
-// Checking: leave-one-N-out — fit on the other N, predict this N's points, report the relative error.
+// - sync time and +1 Service, against the rule count R: per mode and figure the curve among
+//   a + b·R, a + b·R + c·R² (coefficients ≥ 0) and a·R^k that misses least when each measured N is left
+//   out in turn. R(N) past the measured range scales linearly with N (rules per Service of the largest
+//   measured cluster).
+// Checking: leave-one-N-out — fit on the other N, predict this N's points, report the relative error. A
+// point is only checked when the other N determine the curve (2 more N for a line or a power law, 3 for a
+// quadratic); with fewer, the fit is reported as unchecked rather than checked against itself.
 
 export interface Point { x: number; y: number; n: number }
 export interface LinFit { a: number; b: number; points: number }
@@ -48,6 +52,96 @@ export function leaveOneOut(ps: Point[], fit: (ps: Point[]) => (x: number) => nu
 export const linModel = (ps: Point[]) => { const f = linFit(ps); return (x: number) => linAt(f, x); };
 export const powModel = (ps: Point[]) => { const f = powFit(ps); return (x: number) => powAt(f, x); };
 
+// ---- time against rules: the curve that checks best -------------------------------------------------
+export type CurveModel = "linear" | "quadratic" | "power";
+export const CURVE_PARAMS: Record<CurveModel, number> = { linear: 2, quadratic: 3, power: 2 };
+export interface CurveFit {
+  model: CurveModel;
+  coef: number[];            // linear [a, b]; quadratic [a, b, c]; power [a, k]
+  points: number;
+  looMeanAbsErrPct: number | null;   // of this model, leaving each N out; null = not checkable
+  candidates: { model: CurveModel; looMeanAbsErrPct: number | null }[];
+}
+
+// Least squares of the relative error with every coefficient ≥ 0 over the basis x^0..x^(p-1): the best of the fits on each
+// subset of the basis whose coefficients all come out ≥ 0 (p ≤ 3, so 7 subsets at most). x is scaled to
+// [0, 1] first so R² (10^12 at 100k Services) does not swamp the normal equations.
+function nnlsPoly(ps: { x: number; y: number }[], p: number): number[] {
+  const xs = Math.max(...ps.map((q) => q.x), 1);
+  // relative errors count, as the checks do: 1 s off at 1k Services matters more than at 10k
+  const w = (q: { y: number }) => (q.y > 0 ? 1 / (q.y * q.y) : 1);
+  let best: number[] | null = null, bestErr = Infinity;
+  for (let mask = 1; mask < 1 << p; mask++) {
+    const idx = [...Array(p).keys()].filter((j) => mask & (1 << j));
+    const A = idx.map((j) => idx.map((k) => ps.reduce((s, q) => s + w(q) * (q.x / xs) ** (j + k), 0)));
+    const v = idx.map((j) => ps.reduce((s, q) => s + w(q) * q.y * (q.x / xs) ** j, 0));
+    const sol = solve(A, v);
+    if (!sol || sol.some((c) => !(c >= 0))) continue;
+    const coef = Array(p).fill(0);
+    idx.forEach((j, t) => (coef[j] = sol[t] / xs ** j));
+    const err = ps.reduce((s, q) => s + w(q) * (polyAt(coef, q.x) - q.y) ** 2, 0);
+    if (err < bestErr) { best = coef; bestErr = err; }
+  }
+  return best ?? Array(p).fill(0);
+}
+function solve(A: number[][], v: number[]): number[] | null {
+  const n = v.length, M = A.map((r, i) => [...r, v[i]]);
+  for (let c = 0; c < n; c++) {
+    let piv = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(M[r][c]) > Math.abs(M[piv][c])) piv = r;
+    if (Math.abs(M[piv][c]) < 1e-12) return null;
+    [M[c], M[piv]] = [M[piv], M[c]];
+    for (let r = 0; r < n; r++) if (r !== c) { const f = M[r][c] / M[c][c]; for (let k = c; k <= n; k++) M[r][k] -= f * M[c][k]; }
+  }
+  return M.map((r, i) => r[n] / M[i][i]);
+}
+const polyAt = (c: number[], x: number) => c.reduce((s, k, j) => s + k * x ** j, 0);
+
+function fitCoef(ps: { x: number; y: number }[], model: CurveModel): number[] {
+  if (model === "power") { const f = powFit(ps); return [f.a, f.k]; }
+  return nnlsPoly(ps, CURVE_PARAMS[model]);
+}
+const coefAt = (model: CurveModel, c: number[], x: number) => (model === "power" ? c[0] * Math.pow(x, c[1]) : polyAt(c, x));
+
+/** A curve's value at x; also reads calibrations written before curves were chosen (a power law {a, k}). */
+export function curveAt(f: CurveFit | PowFit, x: number): number {
+  if ("model" in f) return coefAt(f.model, f.coef, x);
+  return powAt(f, x);
+}
+
+/** Leave-one-N-out for one model, only where the other N determine it. */
+export function curveChecks(ps: Point[], model: CurveModel): Check[] {
+  const ns = new Set(ps.map((p) => p.n));
+  if (ns.size - 1 < CURVE_PARAMS[model]) return [];
+  return leaveOneOut(ps, (rest) => { const c = fitCoef(rest, model); return (x: number) => coefAt(model, c, x); });
+}
+
+/** Fits every candidate curve, checks each by leaving one N out, keeps the one that missed least (the
+ * simpler on a tie; a power law when nothing can be checked). Returns the fit and the kept model's checks. */
+export function chooseCurve(ps: Point[]): { fit: CurveFit; checks: Check[] } {
+  const models: CurveModel[] = ["linear", "power", "quadratic"];
+  const tried = models.map((model) => {
+    const checks = curveChecks(ps, model);
+    const err = checks.length ? checks.reduce((s, c) => s + Math.abs(c.errPct), 0) / checks.length : null;
+    return { model, checks, err };
+  });
+  const checkable = tried.filter((t) => t.err !== null && Number.isFinite(t.err));
+  const pick = checkable.length ? checkable.reduce((a, b) => (b.err! < a.err! ? b : a)) : tried.find((t) => t.model === "power")!;
+  return {
+    fit: { model: pick.model, coef: fitCoef(ps, pick.model), points: ps.length, looMeanAbsErrPct: pick.err, candidates: tried.map((t) => ({ model: t.model, looMeanAbsErrPct: t.err })) },
+    checks: pick.checks,
+  };
+}
+
+/** A curve as text: "12 + 0.003·R + 1.2e-8·R²", "3.1e-6·R^1.71". */
+export function curveText(f: CurveFit | PowFit, v = "R"): string {
+  const g = (x: number) => (Math.abs(x) >= 0.01 && Math.abs(x) < 1e4 ? x.toPrecision(3) : x.toExponential(2));
+  if (!("model" in f)) return `${g(f.a)}·${v}^${f.k.toFixed(2)}`;
+  if (f.model === "power") return `${g(f.coef[0])}·${v}^${f.coef[1].toFixed(2)}`;
+  const terms = f.coef.map((c, j) => (c === 0 ? "" : j === 0 ? g(c) : `${g(c)}·${v}${j === 2 ? "²" : ""}`)).filter(Boolean);
+  return terms.join(" + ") || "0";
+}
+
 /** The calibration the simulator uses, per kernel mode. Latencies and CPU in µs. */
 export interface ModeCalibration {
   mode: string;
@@ -55,8 +149,8 @@ export interface ModeCalibration {
   latency: LinFit;        // µs, against rules walked (rule-walk) or N (verdict-map, hash)
   cpu: LinFit;            // µs per new connection, same x
   baselineLatency: number; baselineCpu: number;   // no rules at all (µs)
-  sync: PowFit;           // ms against rules (R)
-  incremental: PowFit;    // ms against rules (R)
+  sync: CurveFit | PowFit;        // ms against rules (R); PowFit in calibrations written before curves were chosen
+  incremental: CurveFit | PowFit; // ms against rules (R)
   rulesPerService: number; // R(N) / N of the largest measured cluster
   measuredN: number[];
   source: string;         // where the numbers come from
