@@ -39,6 +39,7 @@ export interface ProxyOptions {
   connectTimeout: number;          // seconds for a backend connect
   tick: number;                    // ms between timer runs (core.advance, idle checks)
   logLevel: "debug" | "info" | "warn" | "error";
+  pump: "native" | "js";           // socket mode's byte pump: the native relay (JS pump if not built) or JS only
   settings: Record<string, number>; // Core.set sysctls (expire_nodest_conn, conn_reuse_mode, ...)
 }
 
@@ -52,7 +53,7 @@ export interface ProxyConfig {
 export const DEFAULT_OPTIONS: ProxyOptions = {
   mode: "socket", control: "/run/wasmvs/proxy.sock", metrics: null, vipInterface: "wasmvs0",
   connCapacity: 65536, udpFlows: 4096, maxConns: 0, drainTimeout: 300, connectTimeout: 3, tick: 1000,
-  logLevel: "info", settings: {},
+  logLevel: "info", pump: "native", settings: {},
 };
 
 export const healthKey = (s: VirtualService, r: Pick<RealServer, "addr" | "port">) => `${serviceKey(s)}|${realServerKey(r)}`;
@@ -160,7 +161,7 @@ function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): H
 
 const TOP_KEYS = ["proxy", "timeouts", "services"];
 const PROXY_KEYS = ["mode", "control", "metrics", "vipInterface", "connCapacity", "udpFlows", "maxConns", "drainTimeout",
-  "connectTimeout", "tick", "logLevel", "settings"];
+  "connectTimeout", "tick", "logLevel", "pump", "settings"];
 const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persistent", "netmask", "health", "realServers"];
 const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health"];
 
@@ -194,6 +195,7 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
     options.connectTimeout = w.num(p.get("connectTimeout"), "proxy.connectTimeout", 0.01, 600, DEFAULT_OPTIONS.connectTimeout, false);
     options.tick = w.num(p.get("tick"), "proxy.tick", 10, 60000, DEFAULT_OPTIONS.tick);
     options.logLevel = w.str(p.get("logLevel"), "proxy.logLevel", "info", ["debug", "info", "warn", "error"]) as ProxyOptions["logLevel"];
+    options.pump = w.str(p.get("pump"), "proxy.pump", "native", ["native", "js"]) as ProxyOptions["pump"];
     const sn = p.get("settings");
     if (sn !== undefined) {
       const known = ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode", "sloppy_tcp", "lblc_expiration_ms",

@@ -58,7 +58,7 @@ export class Proxy {
     const o = cfg.options;
     const maxConns = o.maxConns || Math.max(16, Math.floor((fileNofile() - 64) / 2));
     this.fw = new SocketForwarder(core, this.tables, {
-      udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog,
+      udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog, pump: o.pump,
     }, log);
     this.vips = new VipManager(o.vipInterface, log);
     this.health = new HealthManager(log, (key, up) => this.onHealth(key, up));
@@ -78,7 +78,7 @@ export class Proxy {
       if (cfg.options.metrics) p.metricsServer = await startMetricsServer(p, cfg.options.metrics);
     } catch (e) { await p.stop(); throw e; }
     p.timer = setInterval(() => p.tick(), cfg.options.tick);
-    log.info("proxy started", { mode: "socket", services: p.desired.services.length, control: cfg.options.control, metrics: cfg.options.metrics, maxConns: p.fw.opts.maxConns });
+    log.info("proxy started", { mode: "socket", pump: p.fw.relay ? "native" : "js", services: p.desired.services.length, control: cfg.options.control, metrics: cfg.options.metrics, maxConns: p.fw.opts.maxConns });
     return p;
   }
 
@@ -182,6 +182,7 @@ export class Proxy {
   }
 
   services(): ServiceView[] {
+    this.fw.collectCounters();
     const flows = new Map<string, number>();
     for (const c of this.fw.tcp) flows.set(c.destKey, (flows.get(c.destKey) ?? 0) + 1);
     for (const l of this.fw.listeners.values()) for (const f of l.flows?.values() ?? []) flows.set(f.destKey, (flows.get(f.destKey) ?? 0) + 1);
@@ -257,7 +258,7 @@ export class Proxy {
 
   status() {
     return {
-      uptimeMs: Date.now() - this.started, tcp: this.fw.tcp.size, udpFlows: this.fw.udpCount, drops: Object.fromEntries(this.fw.drops),
+      uptimeMs: Date.now() - this.started, pump: this.fw.relay ? "native" : "js", tcp: this.fw.tcp.size, udpFlows: this.fw.udpCount, drops: Object.fromEntries(this.fw.drops),
       health: this.health.states().map((h) => ({ key: h.key, up: h.up, checks: h.checks, detail: h.lastDetail })),
       conn: this.core.connStats(), maxConns: this.fw.opts.maxConns,
     };

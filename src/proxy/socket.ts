@@ -10,6 +10,7 @@ import { serviceKey, realServerKey } from "../model/types.ts";
 import type { VirtualService } from "../model/types.ts";
 import type { Logger } from "./log.ts";
 import type { Tables } from "./tables.ts";
+import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
 
@@ -18,6 +19,7 @@ export interface Decision { proto: string; caddr: string; cport: number; vaddr: 
 
 export interface ForwarderOptions {
   udpFlows: number; maxConns: number; drainTimeoutMs: number; connectTimeoutMs: number; decisionLog: number;
+  pump?: "native" | "js";
 }
 
 interface Listener {
@@ -27,11 +29,13 @@ interface Listener {
 
 interface Flow { idx: number; destKey: string; act: boolean; cport: number; vport: number; proto: number; close(reason: string): void }
 
-class TcpConn implements Flow {
+class TcpConn implements Flow, RelayOwner {
   backend: net.Socket | null = null;
   daddr = ""; dport = 0; destKey = ""; idx = -1; act = false; proto = 6;
   clientEnded = false; backendEnded = false; connected = false; done = false; retried = false;
   st!: DestStats;
+  // the native relay's slot once it pumps this connection (-1: the JS pump), and its counters as last read
+  slot = -1; inReads = 0; inBytes = 0; outReads = 0; outBytes = 0;
   constructor(readonly fw: SocketForwarder, readonly l: Listener, readonly client: net.Socket, readonly caddr: string, readonly cport: number) {}
   get vport() { return this.l.vport; }
   feed(dir: "in" | "out", flags: number) {
@@ -44,8 +48,41 @@ class TcpConn implements Flow {
     if (this.done) return;
     this.fw.log.debug("tcp close", { reason, client: `${this.caddr}:${this.cport}`, dest: this.destKey });
     this.feed("in", RST);
-    this.client.resetAndDestroy();
-    this.backend?.resetAndDestroy();
+    if (this.slot >= 0) {
+      this.collect();
+      this.fw.relay!.close(this.slot);
+      this.slot = -1;
+    } else {
+      this.client.resetAndDestroy();
+      this.backend?.resetAndDestroy();
+    }
+    this.finish();
+  }
+  // Adds what the native relay pumped since the last look to the destination's counters.
+  collect() {
+    if (this.slot < 0) return;
+    const a = this.fw.relay!.counters, o = this.slot * RELAY_COUNTERS;
+    const inReads = a[o], inBytes = a[o + 1], outReads = a[o + 2], outBytes = a[o + 3];
+    if (inReads === this.inReads && outReads === this.outReads) return;
+    const st = this.st;
+    st.inPkts += inReads - this.inReads; st.inBytes += inBytes - this.inBytes;
+    st.outPkts += outReads - this.outReads; st.outBytes += outBytes - this.outBytes;
+    this.inReads = inReads; this.inBytes = inBytes; this.outReads = outReads; this.outBytes = outBytes;
+    this.act = true;
+  }
+  onEof(side: "client" | "backend") {
+    if (side === "client") { this.clientEnded = true; this.feed("in", FIN | ACK); }
+    else { this.backendEnded = true; this.feed("out", FIN | ACK); }
+  }
+  onClosed(cause: number, errno: number) {
+    this.collect();
+    this.slot = -1;
+    if (this.done) return;
+    if (cause === RELAY_CAUSE.FIN) this.feed("in", ACK);
+    else {
+      this.fw.log.debug(cause === RELAY_CAUSE.CLIENT_ERROR ? "client error" : "backend error", { dest: this.destKey, errno });
+      this.feed(cause === RELAY_CAUSE.CLIENT_ERROR ? "in" : "out", RST);
+    }
     this.finish();
   }
   finish() {
@@ -98,9 +135,20 @@ export class SocketForwarder {
   private scratch: number;
   private t0 = performance.now();
   private idleWaiters: (() => void)[] = [];
+  readonly relay: NativeRelay | null = null;
 
   constructor(readonly core: Core, readonly tables: Tables, readonly opts: ForwarderOptions, readonly log: Logger) {
     this.scratch = core.x.scratchPtr() >>> 0;
+    if (opts.pump !== "js") {
+      const r = NativeRelay.load();
+      if (typeof r === "string") log.warn("native relay not loaded; TCP bytes go through the JS pump (build it with npm install)", { error: r });
+      else this.relay = r;
+    }
+  }
+
+  // Brings the destinations' byte and packet counters up to date with the native relay's.
+  collectCounters(): void {
+    if (this.relay) for (const c of this.tcp) c.collect();
   }
 
   now(): number { return Math.floor(performance.now() - this.t0) + 1; }
@@ -245,8 +293,7 @@ export class SocketForwarder {
       c.connected = true;
       c.feed("out", SYN | ACK);
       c.feed("in", ACK);
-      this.wire(c);
-      c.client.resume();
+      if (!this.handOver(c)) { this.wire(c); c.client.resume(); }
     });
     b.on("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -277,6 +324,19 @@ export class SocketForwarder {
       try { if (!this.schedule(c, true)) return; } finally { this.core.editDest(svc.id, { ...spec, weight: d.weight }); }
     } else if (!this.schedule(c, true)) return;
     if (c.destKey === failed.key) { c.backend?.destroy(); c.feed("out", RST); c.client.resetAndDestroy(); c.finish(); }
+  }
+
+  // Gives the connected pair to the native relay; false when there is none or it refused (then JS pumps).
+  private handOver(c: TcpConn): boolean {
+    if (!this.relay) return false;
+    try {
+      c.slot = this.relay.adopt(c.client, c.backend!, c);
+      return true;
+    } catch (e) {
+      this.drop("relay_refused");
+      this.log.warn("native relay refused a connection; the JS pump takes it", { dest: c.destKey, error: (e as Error).message });
+      return false;
+    }
   }
 
   private wire(c: TcpConn) {
@@ -357,6 +417,7 @@ export class SocketForwarder {
   tick(): void {
     const now = this.now();
     for (const c of this.tcp) {
+      c.collect();
       if (c.act && c.connected) { c.act = false; c.feed("in", ACK); }
     }
     this.core.advance(now);
