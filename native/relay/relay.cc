@@ -1,21 +1,27 @@
-// The byte pump of socket mode, in C++ on Node's own event loop (uv_poll), so a proxied message costs a
-// read and a write per direction and no JavaScript. JS keeps every decision: it accepts, asks the WASM core,
-// connects, then hands the two connected sockets here; it learns of each FIN and of the close (with its
-// cause) through one batched callback per loop turn, and reads per-connection byte and read counters from
-// a Float64Array it owns. Nothing here schedules, times out or counts connections.
+// Socket mode's connection plumbing in C++: connecting to the backend JS chose, then pumping bytes both
+// ways, on Node's own thread. JS keeps every decision: it accepts, asks the WASM core, hands the client's
+// descriptor here with the chosen backend address, and on a failed connect decides again (retry another
+// backend, or reset). It learns of each event (connected, connect failed, FIN from either side, closed with
+// its cause) through one batched callback per loop turn, and reads per-connection read and byte counters
+// from a Float64Array it owns. Nothing here schedules, times out idle flows or counts connections.
 //
-// One relay = a client side and a backend side. Each direction reads into one shared buffer and writes
-// straight on; only what the peer does not take at once is copied (into that direction's pending buffer),
-// and the source is not read again until it is flushed (backpressure). EOF on one side becomes a shutdown
-// of the other's write half once its pending bytes are out (half-close); both halves shut = a clean close.
-// A read or write error on either side resets both (SO_LINGER 0), as the JS pump does.
+// The sockets live in an epoll set of our own, edge-triggered, each registered once; that set's descriptor
+// is polled by libuv, so a burst of readiness costs one wake-up of Node's loop and no JS. Each direction
+// reads into one shared buffer and writes straight on; only what the peer does not take at once is copied
+// (into that direction's pending buffer), and the source is not read again until it is flushed
+// (backpressure). EOF on one side becomes a shutdown of the other's write half once its pending bytes are
+// out (half-close); when both directions have ended the sockets are closed. A read or write error on either
+// side resets both (SO_LINGER 0), as the JS pump does.
 #include <node_api.h>
 #include <uv.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <vector>
@@ -23,11 +29,13 @@
 namespace {
 
 constexpr size_t kReadSize = 64 * 1024;
+constexpr int kReadsPerTurn = 16;   // then other connections get a turn (the rest waits on an idle handle)
 // events reported to JS: [slot, kind, cause, errno] per event
-enum Kind { CLIENT_EOF = 1, BACKEND_EOF = 2, CLOSED = 3 };
+enum Kind { CLIENT_EOF = 1, BACKEND_EOF = 2, CLOSED = 3, CONNECTED = 4, CONNECT_FAILED = 5 };
 enum Cause { CAUSE_FIN = 0, CAUSE_CLIENT_ERROR = 1, CAUSE_BACKEND_ERROR = 2 };
 // counters per slot, in the Float64Array JS passes in: client->backend reads and bytes, then back
 enum Counter { IN_READS = 0, IN_BYTES = 1, OUT_READS = 2, OUT_BYTES = 3, COUNTERS = 4 };
+enum Phase { IDLE, CONNECTING, RELAYING };
 
 struct Relay;
 
@@ -35,10 +43,10 @@ struct Side {
   Relay* relay;
   int fd = -1;
   bool client;
+  bool readable = false;   // an edge said there is something to read (data, FIN or error) not read yet
+  bool hup = false;        // the edge carried a FIN or error: read on to it even after a short read
   bool eof = false;        // read returned 0
-  bool shut = false;       // we shut down its write half (the peer sent its FIN)
-  int watching = 0;        // uv_poll events now asked for
-  uv_poll_t poll;
+  bool shut = false;       // its write half is shut (the peer's FIN was passed on)
   // bytes read from the other side that this side has not taken yet
   char* pending = nullptr;
   size_t pendingLen = 0, pendingOff = 0;
@@ -46,9 +54,11 @@ struct Side {
 
 struct Relay {
   uint32_t slot;
+  Phase phase = IDLE;
   Side c, b;
   bool closing = false;
-  int openHandles = 0;
+  bool queuedAgain = false;
+  uint64_t deadline = 0;   // connect timeout, in uv_now ms
 };
 
 struct State {
@@ -60,9 +70,16 @@ struct State {
   double* counters = nullptr;
   size_t counterSlots = 0;
   std::vector<Relay*> relays;
+  size_t live = 0, connecting = 0;
   std::vector<int32_t> events;
+  std::vector<Relay*> graveyard;   // finished during a batch; freed after it (stale events may name them)
+  std::vector<Relay*> again;       // stopped reading at kReadsPerTurn with more to read
+  int epfd = -1;
+  uv_poll_t epPoll;
   uv_check_t check;
-  bool checkStarted = false;
+  uv_idle_t idle;
+  uv_timer_t timer;
+  bool inBatch = false;
   char* buf = nullptr;
 };
 
@@ -81,30 +98,43 @@ void emit(Relay* r, int kind, int cause, int err) {
   S.events.push_back(err);
 }
 
-void onHandleClosed(uv_handle_t* h) {
-  Side* s = static_cast<Side*>(h->data);
-  Relay* r = s->relay;
-  if (--r->openHandles == 0) {
-    free(r->c.pending);
-    free(r->b.pending);
-    delete r;
-  }
+void refLoop() {
+  // open relays keep Node's loop alive, as open sockets do
+  if (S.live) uv_ref(reinterpret_cast<uv_handle_t*>(&S.epPoll));
+  else uv_unref(reinterpret_cast<uv_handle_t*>(&S.epPoll));
 }
 
-// Closes both sides; reset = RST instead of FIN for whatever is still open.
+void destroy(Relay* r) {
+  free(r->c.pending);
+  free(r->b.pending);
+  delete r;
+}
+
+void closeSide(Side& s, bool reset) {
+  if (s.fd < 0) return;
+  // leave the epoll set explicitly: a copy of the descriptor (a child between fork and exec) would keep the
+  // registration, and its pointer, alive past the close
+  epoll_ctl(S.epfd, EPOLL_CTL_DEL, s.fd, nullptr);
+  if (reset) {
+    struct linger lg = {1, 0};
+    setsockopt(s.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  close(s.fd);
+  s.fd = -1;
+}
+
+// Closes both sides (RST when reset, else FIN) and lets the slot go.
 void finish(Relay* r, bool reset) {
   if (r->closing) return;
   r->closing = true;
+  if (r->phase == CONNECTING) S.connecting--;
   if (r->slot < S.relays.size() && S.relays[r->slot] == r) S.relays[r->slot] = nullptr;
-  for (Side* s : {&r->c, &r->b}) {
-    if (reset) {
-      struct linger lg = {1, 0};
-      setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
-    uv_close(reinterpret_cast<uv_handle_t*>(&s->poll), onHandleClosed);   // stops polling now
-    close(s->fd);
-    s->fd = -1;
-  }
+  S.live--;
+  closeSide(r->c, reset);
+  closeSide(r->b, reset);
+  if (S.inBatch || r->queuedAgain) S.graveyard.push_back(r);
+  else destroy(r);
+  refLoop();
 }
 
 void fail(Relay* r, bool clientSide, int err) {
@@ -112,33 +142,17 @@ void fail(Relay* r, bool clientSide, int err) {
   finish(r, true);
 }
 
-void onPoll(uv_poll_t* h, int status, int events);
-
-// What each side must be polled for: readable while it may send and its peer has nothing pending from it;
-// writable while it has something pending.
-void rearm(Relay* r) {
-  for (Side* s : {&r->c, &r->b}) {
-    Side& o = peer(*s);
-    int want = 0;
-    if (!s->eof && o.pendingLen == 0) want |= UV_READABLE;
-    if (s->pendingLen) want |= UV_WRITABLE;
-    if (want == s->watching) continue;
-    s->watching = want;
-    if (want) uv_poll_start(&s->poll, want, onPoll);
-    else uv_poll_stop(&s->poll);
-  }
-}
-
-// to has taken everything from its peer and the peer sent FIN: pass the FIN on.
+// Passes each finished direction's FIN on once its bytes are out; both directions ended = close.
 void maybeShut(Relay* r) {
   for (Side* to : {&r->c, &r->b}) {
     Side& from = peer(*to);
-    if (from.eof && !to->shut && to->pendingLen == 0) {
-      to->shut = true;
-      shutdown(to->fd, SHUT_WR);
-    }
+    if (!from.eof || to->shut || to->pendingLen) continue;
+    to->shut = true;
+    if (r->c.shut && r->b.shut) break;
+    shutdown(to->fd, SHUT_WR);
   }
   if (r->c.shut && r->b.shut) {
+    // both sides read to EOF and all bytes delivered: close sends the last FIN
     emit(r, CLOSED, CAUSE_FIN, 0);
     finish(r, false);
   }
@@ -156,9 +170,8 @@ bool put(Relay* r, Side& to, const char* data, size_t len) {
     return false;
   }
   if (off < len) {
-    size_t rest = len - off;
+    size_t rest = len - off;   // <= kReadSize: put is only called with nothing pending
     if (!to.pending) to.pending = static_cast<char*>(malloc(kReadSize));
-    // only called with pending empty, and rest <= kReadSize
     memcpy(to.pending, data + off, rest);
     to.pendingLen = rest;
     to.pendingOff = 0;
@@ -166,62 +179,144 @@ bool put(Relay* r, Side& to, const char* data, size_t len) {
   return true;
 }
 
-void readFrom(Relay* r, Side& from) {
+// Reads side `from` while it has something and its peer takes it; false when the relay finished.
+bool pumpFrom(Relay* r, Side& from) {
   Side& to = peer(from);
-  ssize_t n;
-  do n = recv(from.fd, S.buf, kReadSize, 0); while (n < 0 && errno == EINTR);
-  if (n > 0) {
-    count(r, from.client ? IN_READS : OUT_READS, 1);
-    count(r, from.client ? IN_BYTES : OUT_BYTES, (double)n);
-    put(r, to, S.buf, (size_t)n);
-    return;
+  for (int i = 0; i < kReadsPerTurn; i++) {
+    if (!from.readable || from.eof || to.pendingLen) return true;
+    ssize_t n;
+    do n = recv(from.fd, S.buf, kReadSize, 0); while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      count(r, from.client ? IN_READS : OUT_READS, 1);
+      count(r, from.client ? IN_BYTES : OUT_BYTES, (double)n);
+      // a short read drained the socket: the next byte comes with a new edge (unless FIN/error is there)
+      if ((size_t)n < kReadSize && !from.hup) from.readable = false;
+      if (!put(r, to, S.buf, (size_t)n)) return false;
+      continue;
+    }
+    if (n == 0) {
+      from.eof = true;
+      from.readable = false;
+      emit(r, from.client ? CLIENT_EOF : BACKEND_EOF, 0, 0);
+      maybeShut(r);
+      return !r->closing;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) { from.readable = false; from.hup = false; return true; }
+    fail(r, from.client, errno);
+    return false;
   }
-  if (n == 0) {
-    from.eof = true;
-    emit(r, from.client ? CLIENT_EOF : BACKEND_EOF, 0, 0);
-    maybeShut(r);
-    return;
+  if (from.readable && !r->queuedAgain) {
+    r->queuedAgain = true;
+    S.again.push_back(r);
+    uv_idle_start(&S.idle, [](uv_idle_t*) {});   // keeps the loop from sleeping until the rest is read
   }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-  fail(r, from.client, errno);
+  return true;
 }
 
-void flush(Relay* r, Side& to) {
+bool flush(Relay* r, Side& to) {
   while (to.pendingLen) {
     ssize_t w = send(to.fd, to.pending + to.pendingOff, to.pendingLen, MSG_NOSIGNAL);
     if (w > 0) { to.pendingOff += (size_t)w; to.pendingLen -= (size_t)w; continue; }
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
     fail(r, to.client, errno);
-    return;
+    return false;
   }
   maybeShut(r);
+  return !r->closing;
 }
 
-void onPoll(uv_poll_t* h, int status, int events) {
-  Side* s = static_cast<Side*>(h->data);
-  Relay* r = s->relay;
-  if (r->closing) return;
-  if (status < 0) {
+void pump(Relay* r) {
+  if (r->phase != RELAYING || r->closing) return;
+  if (!pumpFrom(r, r->c)) return;
+  pumpFrom(r, r->b);
+}
+
+void connected(Relay* r) {
+  r->phase = RELAYING;
+  S.connecting--;
+  emit(r, CONNECTED, 0, 0);
+  pump(r);   // the client may have sent already
+}
+
+void connectFailed(Relay* r, int err) {
+  r->phase = IDLE;
+  S.connecting--;
+  closeSide(r->b, false);
+  r->b = Side();
+  r->b.relay = r;
+  r->b.client = false;
+  emit(r, CONNECT_FAILED, 0, err);
+}
+
+void onSideEvent(Side& s, uint32_t ev) {
+  Relay* r = s.relay;
+  if (r->closing || s.fd < 0) return;
+  if (!s.client && r->phase == CONNECTING) {
+    if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     int err = 0;
     socklen_t len = sizeof err;
-    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    fail(r, s->client, err ? err : -status);
+    if (getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err) { connectFailed(r, err); return; }
+    // data (or a FIN) already there came with this edge: no other edge will say so
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.readable = true;
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.hup = true;
+    connected(r);
     return;
   }
-  if ((events & UV_WRITABLE) && s->pendingLen) {
-    flush(r, *s);
-    if (r->closing) return;
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.readable = true;
+  if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.hup = true;
+  if (r->phase != RELAYING) return;   // the client spoke before its backend is there: read it once connected
+  if ((ev & EPOLLOUT) && s.pendingLen && !flush(r, s)) return;
+  pump(r);
+}
+
+// Frees what finished during a batch, except relays still listed in S.again (freed once off that list).
+void drainGraveyard() {
+  size_t keep = 0;
+  for (Relay* r : S.graveyard) {
+    if (r->queuedAgain) S.graveyard[keep++] = r;
+    else destroy(r);
   }
-  if ((events & UV_READABLE) && !s->eof && peer(*s).pendingLen == 0) {
-    readFrom(r, *s);
-    if (r->closing) return;
+  S.graveyard.resize(keep);
+}
+
+void runAgain() {
+  if (S.again.empty()) return;
+  std::vector<Relay*> list;
+  list.swap(S.again);
+  S.inBatch = true;
+  for (Relay* r : list) { r->queuedAgain = false; pump(r); }
+  S.inBatch = false;
+  drainGraveyard();
+  if (S.again.empty()) uv_idle_stop(&S.idle);
+}
+
+void onEpoll(uv_poll_t*, int, int) {
+  struct epoll_event evs[256];
+  for (int round = 0; round < 4; round++) {
+    int n = epoll_wait(S.epfd, evs, 256, 0);
+    if (n <= 0) break;
+    S.inBatch = true;
+    for (int i = 0; i < n; i++) onSideEvent(*static_cast<Side*>(evs[i].data.ptr), evs[i].events);
+    S.inBatch = false;
+    drainGraveyard();
+    if (n < 256) break;
   }
-  rearm(r);
+  runAgain();
+}
+
+// Connect timeouts: a coarse sweep while any connect is in flight.
+void onTimer(uv_timer_t*) {
+  uint64_t now = uv_now(S.loop);
+  for (Relay* r : S.relays)
+    if (r && r->phase == CONNECTING && now >= r->deadline) connectFailed(r, ETIMEDOUT);
+  if (!S.connecting) uv_timer_stop(&S.timer);
 }
 
 // Delivers the turn's events in one call: [slot, kind, cause, errno, ...] as an Int32Array.
 void onCheck(uv_check_t*) {
+  runAgain();
   if (S.events.empty()) return;
   napi_env env = S.env;
   napi_handle_scope scope;
@@ -244,9 +339,16 @@ void onCheck(uv_check_t*) {
   napi_close_handle_scope(env, scope);
 }
 
+bool watch(Side& s) {
+  struct epoll_event ev;
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = &s;
+  return epoll_ctl(S.epfd, EPOLL_CTL_ADD, s.fd, &ev) == 0;
+}
+
 // ---- the JS surface ------------------------------------------------------------------------------
-napi_value throwError(napi_env env, const char* msg) {
-  napi_throw_error(env, nullptr, msg);
+napi_value throwError(napi_env env, const char* msg, const char* code = nullptr) {
+  napi_throw_error(env, code, msg);
   return nullptr;
 }
 
@@ -267,110 +369,147 @@ bool setCounters(napi_env env, napi_value v) {
   return true;
 }
 
+bool args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  return argc >= want;
+}
+
+bool getU32(napi_env env, napi_value v, uint32_t* out) { return napi_get_value_uint32(env, v, out) == napi_ok; }
+
+Relay* relayAt(uint32_t slot) { return slot < S.relays.size() ? S.relays[slot] : nullptr; }
+
+napi_value boolean(napi_env env, bool b) {
+  napi_value v;
+  napi_get_boolean(env, b, &v);
+  return v;
+}
+
 // init(onEvents, counters: Float64Array)
 napi_value Init(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  napi_valuetype t;
-  napi_typeof(env, argv[0], &t);
-  if (argc < 2 || t != napi_function) return throwError(env, "init(onEvents, counters): onEvents must be a function");
+  napi_valuetype t = napi_undefined;
+  if (args(env, info, 2, argv)) napi_typeof(env, argv[0], &t);
+  if (t != napi_function) return throwError(env, "init(onEvents, counters): onEvents must be a function");
   if (!setCounters(env, argv[1])) return throwError(env, "init(onEvents, counters): counters must be a Float64Array");
+  if (S.env && S.env != env) return throwError(env, "the relay serves one Node environment (the main thread's)");
   if (S.callback) napi_delete_reference(env, S.callback);
   napi_create_reference(env, argv[0], 1, &S.callback);
-  if (S.env && S.env != env) return throwError(env, "the relay serves one Node environment (the main thread's)");
   if (!S.env) {
+    S.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (S.epfd < 0) return throwError(env, "relay: epoll_create1 failed");
     S.env = env;
     napi_get_uv_event_loop(env, &S.loop);
     napi_value name;
     napi_create_string_utf8(env, "wasmvs.relay", NAPI_AUTO_LENGTH, &name);
     napi_async_init(env, nullptr, name, &S.asyncContext);
     S.buf = static_cast<char*>(malloc(kReadSize));
+    uv_poll_init(S.loop, &S.epPoll, S.epfd);
+    uv_poll_start(&S.epPoll, UV_READABLE, onEpoll);
     uv_check_init(S.loop, &S.check);
     uv_check_start(&S.check, onCheck);
-    uv_unref(reinterpret_cast<uv_handle_t*>(&S.check));   // the relays' polls keep the loop alive, not this
+    uv_idle_init(S.loop, &S.idle);
+    uv_timer_init(S.loop, &S.timer);
+    for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&S.check), reinterpret_cast<uv_handle_t*>(&S.idle),
+                           reinterpret_cast<uv_handle_t*>(&S.timer)}) uv_unref(h);
+    refLoop();
   }
   return nullptr;
 }
 
 // counters(Float64Array): a bigger array (JS copied the old figures into it)
 napi_value Counters(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 1 || !setCounters(env, argv[0])) return throwError(env, "counters(a): a must be a Float64Array");
+  if (!args(env, info, 1, argv) || !setCounters(env, argv[0])) return throwError(env, "counters(a): a must be a Float64Array");
   return nullptr;
 }
 
-bool getU32(napi_env env, napi_value v, uint32_t* out) { return napi_get_value_uint32(env, v, out) == napi_ok; }
-
-// start(slot, clientFd, backendFd): duplicates both descriptors (the caller then destroys its sockets) and
-// pumps between them. Throws when a descriptor cannot be duplicated or polled (nothing is left open then).
-napi_value Start(napi_env env, napi_callback_info info) {
-  if (!S.env) return throwError(env, "relay.start before relay.init");
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  uint32_t slot, cfd, bfd;
-  if (argc < 3 || !getU32(env, argv[0], &slot) || !getU32(env, argv[1], &cfd) || !getU32(env, argv[2], &bfd))
-    return throwError(env, "start(slot, clientFd, backendFd): three non-negative integers");
-  if (slot >= S.counterSlots) return throwError(env, "start: slot beyond the counters array");
-  if (slot < S.relays.size() && S.relays[slot]) return throwError(env, "start: slot in use");
+// adopt(slot, clientFd): takes a duplicate of the accepted client's descriptor (the caller then destroys
+// its socket). Throws (code EMFILE, ...) when it cannot, leaving nothing open.
+napi_value Adopt(napi_env env, napi_callback_info info) {
+  if (!S.env) return throwError(env, "relay.adopt before relay.init");
+  napi_value argv[2];
+  uint32_t slot, cfd;
+  if (!args(env, info, 2, argv) || !getU32(env, argv[0], &slot) || !getU32(env, argv[1], &cfd))
+    return throwError(env, "adopt(slot, clientFd): two non-negative integers");
+  if (slot >= S.counterSlots) return throwError(env, "adopt: slot beyond the counters array");
+  if (relayAt(slot)) return throwError(env, "adopt: slot in use");
   int c = fcntl((int)cfd, F_DUPFD_CLOEXEC, 0);
-  if (c < 0) { napi_throw_error(env, "EMFILE", strerror(errno)); return nullptr; }
-  int b = fcntl((int)bfd, F_DUPFD_CLOEXEC, 0);
-  if (b < 0) { int e = errno; close(c); napi_throw_error(env, "EMFILE", strerror(e)); return nullptr; }
+  if (c < 0) return throwError(env, strerror(errno), errno == EMFILE ? "EMFILE" : errno == ENFILE ? "ENFILE" : "EBADF");
   Relay* r = new Relay();
   r->slot = slot;
   r->c.relay = r; r->c.client = true; r->c.fd = c;
-  r->b.relay = r; r->b.client = false; r->b.fd = b;
-  if (uv_poll_init_socket(S.loop, &r->c.poll, c) != 0) {
-    close(c); close(b); delete r;
-    return throwError(env, "start: cannot poll the client socket");
-  }
-  r->c.poll.data = &r->c;
-  r->openHandles = 1;
-  if (uv_poll_init_socket(S.loop, &r->b.poll, b) != 0) {
-    r->closing = true;   // freed when the client side's handle has closed
-    uv_close(reinterpret_cast<uv_handle_t*>(&r->c.poll), onHandleClosed);
-    close(c); close(b);
-    return throwError(env, "start: cannot poll the backend socket");
-  }
-  r->b.poll.data = &r->b;
-  r->openHandles = 2;
+  r->b.relay = r; r->b.client = false;
+  if (!watch(r->c)) { close(c); delete r; return throwError(env, "adopt: epoll_ctl failed"); }
   if (slot >= S.relays.size()) S.relays.resize(slot + 1, nullptr);
   S.relays[slot] = r;
+  S.live++;
   for (int i = 0; i < COUNTERS; i++) S.counters[slot * COUNTERS + i] = 0;
-  rearm(r);
+  refLoop();
   return nullptr;
 }
 
-// close(slot): resets both sides now (idle timeout, drain bound, shutdown); no event follows, and events
-// of this turn not yet delivered for the slot are dropped (the slot may be reused at once).
+// connect(slot, addr, port, timeoutMs): a non-blocking connect to the backend; CONNECTED or CONNECT_FAILED
+// (with errno; ETIMEDOUT after timeoutMs) follows. Only while the slot has no backend.
+napi_value Connect(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  uint32_t slot, port, timeout;
+  char addr[64];
+  size_t alen = 0;
+  if (!args(env, info, 4, argv) || !getU32(env, argv[0], &slot) || !getU32(env, argv[2], &port) || !getU32(env, argv[3], &timeout) ||
+      napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &alen) != napi_ok)
+    return throwError(env, "connect(slot, addr, port, timeoutMs)");
+  Relay* r = relayAt(slot);
+  if (!r || r->phase != IDLE) return throwError(env, "connect: the slot has no client or already a backend");
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t sl;
+  int family;
+  if (strchr(addr, ':')) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (inet_pton(AF_INET6, addr, &a6->sin6_addr) != 1) return throwError(env, "connect: not an IP address");
+    a6->sin6_family = AF_INET6; a6->sin6_port = htons((uint16_t)port);
+    sl = sizeof *a6; family = AF_INET6;
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) != 1) return throwError(env, "connect: not an IP address");
+    a4->sin_family = AF_INET; a4->sin_port = htons((uint16_t)port);
+    sl = sizeof *a4; family = AF_INET;
+  }
+  r->phase = CONNECTING;
+  S.connecting++;
+  r->deadline = uv_now(S.loop) + timeout;
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&S.timer))) uv_timer_start(&S.timer, onTimer, 50, 50);
+  int b = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (b < 0) { connectFailed(r, errno); return nullptr; }
+  r->b.fd = b;
+  int one = 1;
+  setsockopt(b, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(b, reinterpret_cast<sockaddr*>(&ss), sl) < 0 && errno != EINPROGRESS) { connectFailed(r, errno); return nullptr; }
+  if (!watch(r->b)) connectFailed(r, errno);
+  return nullptr;
+}
+
+// close(slot): resets whatever is open now (idle timeout, drain bound, refusal, shutdown); no event follows,
+// and events of this turn not yet delivered for the slot are dropped (the slot may be reused at once).
 napi_value Close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   uint32_t slot;
-  if (argc < 1 || !getU32(env, argv[0], &slot)) return throwError(env, "close(slot): a non-negative integer");
-  napi_value ret;
-  if (slot >= S.relays.size() || !S.relays[slot]) { napi_get_boolean(env, false, &ret); return ret; }
-  Relay* r = S.relays[slot];
+  if (!args(env, info, 1, argv) || !getU32(env, argv[0], &slot)) return throwError(env, "close(slot): a non-negative integer");
+  Relay* r = relayAt(slot);
+  if (!r) return boolean(env, false);
   std::vector<int32_t> keep;
   for (size_t i = 0; i + 3 < S.events.size(); i += 4)
     if ((uint32_t)S.events[i] != slot) keep.insert(keep.end(), S.events.begin() + i, S.events.begin() + i + 4);
   S.events.swap(keep);
   finish(r, true);
-  napi_get_boolean(env, true, &ret);
-  return ret;
+  return boolean(env, true);
 }
 
 // active(): relays open now
 napi_value Active(napi_env env, napi_callback_info) {
-  uint32_t n = 0;
-  for (Relay* r : S.relays) if (r) n++;
   napi_value v;
-  napi_create_uint32(env, n, &v);
+  napi_create_uint32(env, (uint32_t)S.live, &v);
   return v;
 }
 
@@ -378,7 +517,8 @@ napi_value Module(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"init", nullptr, Init, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"counters", nullptr, Counters, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"start", nullptr, Start, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"adopt", nullptr, Adopt, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"connect", nullptr, Connect, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"active", nullptr, Active, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -1,28 +1,37 @@
-// The native byte pump (native/relay): once JS has scheduled and connected a TCP connection it hands both
-// sockets' descriptors over; the addon pumps on Node's own loop without entering JS per message and tells
-// back each FIN and the close with its cause. Per-connection read and byte counters live in a Float64Array
-// shared with it, so the forwarder's metrics stay exact. Load it with loadRelay(); null when not built.
+// The native relay (native/relay): connects to the backend the WASM core chose and pumps bytes both ways on
+// Node's own loop without entering JS per message. JS accepts, schedules, decides on retries and timeouts
+// of idle flows; the addon tells back each event (connected, connect failed, a FIN from either side, the
+// close with its cause) in one batch per loop turn. Per-connection read and byte counters live in a
+// Float64Array shared with it, so the forwarder's metrics stay exact. NativeRelay.load() gives the relay,
+// or why it could not be loaded.
 import { createRequire } from "node:module";
+import { constants } from "node:os";
 import type * as net from "node:net";
 
 interface Addon {
   init(onEvents: (ev: Int32Array) => void, counters: Float64Array): void;
   counters(a: Float64Array): void;
-  start(slot: number, clientFd: number, backendFd: number): void;
+  adopt(slot: number, clientFd: number): void;
+  connect(slot: number, addr: string, port: number, timeoutMs: number): void;
   close(slot: number): boolean;
   active(): number;
 }
 
-export const RELAY_EVENT = { CLIENT_EOF: 1, BACKEND_EOF: 2, CLOSED: 3 } as const;
+export const RELAY_EVENT = { CLIENT_EOF: 1, BACKEND_EOF: 2, CLOSED: 3, CONNECTED: 4, CONNECT_FAILED: 5 } as const;
 export const RELAY_CAUSE = { FIN: 0, CLIENT_ERROR: 1, BACKEND_ERROR: 2 } as const;
 export const RELAY_COUNTERS = 4;   // in reads, in bytes, out reads, out bytes
 
 export interface RelayOwner {
-  // a FIN from one side (already passed on to the other once its bytes were out)
+  onConnected(): void;
+  onConnectFailed(code: string, errno: number): void;   // the backend socket is gone; the client is kept
+  // a FIN from one side (passed on to the other once its bytes are out)
   onEof(side: "client" | "backend"): void;
   // both sides closed: FIN both ways, or a reset/error on one side (both were reset then); errno for logs
   onClosed(cause: number, errno: number): void;
 }
+
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([k, v]) => [v, k]));
+export const errnoName = (n: number) => ERRNO_NAMES.get(n) ?? `errno_${n}`;
 
 const ADDON_PATH = "../../native/relay/build/Release/relay.node";
 
@@ -47,22 +56,27 @@ export class NativeRelay {
     }
   }
 
-  // Takes over the two connected sockets (they are destroyed here; the addon holds duplicates). Returns the
-  // slot whose counters and events are this connection's. Throws if the descriptors cannot be taken.
-  adopt(client: net.Socket, backend: net.Socket, owner: RelayOwner): number {
-    const cfd = fdOf(client), bfd = fdOf(backend);
-    if (cfd < 0 || bfd < 0) throw new Error("socket has no descriptor to hand over");
+  // Takes over an accepted client socket (destroyed here; the addon holds a duplicate of its descriptor).
+  // Returns the slot naming this connection in connect(), close(), the counters and the events. Throws
+  // (error.code EMFILE, ...) when the descriptor cannot be taken; the socket is untouched then.
+  adopt(client: net.Socket, owner: RelayOwner): number {
+    const fd = (client as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== "number" || fd < 0) throw new Error("socket has no descriptor to hand over");
     const slot = this.free.length ? this.free.pop()! : this.next++;
     if ((slot + 1) * RELAY_COUNTERS > this.counters.length) this.grow();
-    try { this.addon.start(slot, cfd, bfd); }
+    try { this.addon.adopt(slot, fd); }
     catch (e) { this.free.push(slot); throw e; }
     this.owners[slot] = owner;
     client.destroy();
-    backend.destroy();
     return slot;
   }
 
-  // Resets both sides now; no event follows for the slot, which is free on return.
+  // Connects the slot's backend side; onConnected or onConnectFailed follows (ETIMEDOUT after timeoutMs).
+  connect(slot: number, addr: string, port: number, timeoutMs: number): void {
+    this.addon.connect(slot, addr, port, Math.max(1, Math.round(timeoutMs)));
+  }
+
+  // Resets whatever is open now; no event follows for the slot, which is free on return.
   close(slot: number): void {
     if (this.owners[slot] === undefined) return;
     this.addon.close(slot);
@@ -88,15 +102,17 @@ export class NativeRelay {
       const slot = ev[i], kind = ev[i + 1];
       const owner = this.owners[slot];
       if (!owner) continue;
-      if (kind === RELAY_EVENT.CLOSED) {
-        owner.onClosed(ev[i + 2], ev[i + 3]);
-        this.release(slot);
-      } else owner.onEof(kind === RELAY_EVENT.CLIENT_EOF ? "client" : "backend");
+      switch (kind) {
+        case RELAY_EVENT.CONNECTED: owner.onConnected(); break;
+        case RELAY_EVENT.CONNECT_FAILED: owner.onConnectFailed(errnoName(ev[i + 3]), ev[i + 3]); break;
+        case RELAY_EVENT.CLIENT_EOF: owner.onEof("client"); break;
+        case RELAY_EVENT.BACKEND_EOF: owner.onEof("backend"); break;
+        case RELAY_EVENT.CLOSED:
+          // the owner reads the slot's counters before it is released
+          owner.onClosed(ev[i + 2], ev[i + 3]);
+          if (this.owners[slot] === owner) this.release(slot);
+          break;
+      }
     }
   }
-}
-
-function fdOf(s: net.Socket): number {
-  const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  return typeof fd === "number" ? fd : -1;
 }

@@ -48,6 +48,11 @@ class TcpConn implements Flow, RelayOwner {
     if (this.done) return;
     this.fw.log.debug("tcp close", { reason, client: `${this.caddr}:${this.cport}`, dest: this.destKey });
     this.feed("in", RST);
+    this.resetAll();
+    this.finish();
+  }
+  // Resets the client and the backend, whichever pump holds them.
+  resetAll() {
     if (this.slot >= 0) {
       this.collect();
       this.fw.relay!.close(this.slot);
@@ -56,8 +61,8 @@ class TcpConn implements Flow, RelayOwner {
       this.client.resetAndDestroy();
       this.backend?.resetAndDestroy();
     }
-    this.finish();
   }
+  get native() { return this.slot >= 0; }
   // Adds what the native relay pumped since the last look to the destination's counters.
   collect() {
     if (this.slot < 0) return;
@@ -69,6 +74,16 @@ class TcpConn implements Flow, RelayOwner {
     st.outPkts += outReads - this.outReads; st.outBytes += outBytes - this.outBytes;
     this.inReads = inReads; this.inBytes = inBytes; this.outReads = outReads; this.outBytes = outBytes;
     this.act = true;
+  }
+  onConnected() {
+    if (this.done) return;
+    this.connected = true;
+    this.feed("out", SYN | ACK);
+    this.feed("in", ACK);
+  }
+  onConnectFailed(code: string, errno: number) {
+    if (this.done) return;
+    this.fw.connectFailed(this, Object.assign(new Error(`connect ${code} ${this.daddr}:${this.dport}`), { code, errno }));
   }
   onEof(side: "client" | "backend") {
     if (side === "client") { this.clientEnded = true; this.feed("in", FIN | ACK); }
@@ -247,6 +262,18 @@ export class SocketForwarder {
     if (l.removed) { client.resetAndDestroy(); this.drop("service_removed"); return; }
     if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) { client.resetAndDestroy(); this.drop("max_conns"); return; }
     const c = new TcpConn(this, l, client, caddr, cport);
+    if (this.relay) {
+      try { c.slot = this.relay.adopt(client, c); }
+      catch (e) {
+        this.drop(`adopt_${String((e as NodeJS.ErrnoException).code ?? "error").toLowerCase()}`);
+        this.log.warn("native relay cannot take the connection", { service: l.key, error: (e as Error).message });
+        client.resetAndDestroy();
+        return;
+      }
+      this.tcp.add(c);
+      this.schedule(c, false);
+      return;
+    }
     client.on("error", (e) => {
       // the client reset (or the socket failed): the backend gets a reset too
       if (!c.done) { this.log.debug("client error", { error: e.message }); c.feed("in", RST); c.backend?.resetAndDestroy(); c.finish(); }
@@ -262,7 +289,7 @@ export class SocketForwarder {
     const r = this.core.packet("in", "tcp", c.caddr, c.cport, l.vaddr, l.vport, { flags: SYN, now });
     if (r.verdict !== "forward" || r.conn < 0) {
       this.drop(r.verdict === "drop" ? (r.reason ?? "drop").replace(/\W+/g, "_") : "not_scheduled");
-      c.client.resetAndDestroy();
+      c.resetAll();
       c.finish();
       return false;
     }
@@ -283,6 +310,7 @@ export class SocketForwarder {
   }
 
   private connect(c: TcpConn) {
+    if (c.native) { this.relay!.connect(c.slot, c.daddr, c.dport, this.opts.connectTimeoutMs); return; }
     const b = net.connect({ host: c.daddr, port: c.dport, allowHalfOpen: true, noDelay: true });
     c.backend = b;
     c.connected = false;
@@ -293,7 +321,8 @@ export class SocketForwarder {
       c.connected = true;
       c.feed("out", SYN | ACK);
       c.feed("in", ACK);
-      if (!this.handOver(c)) { this.wire(c); c.client.resume(); }
+      this.wire(c);
+      c.client.resume();
     });
     b.on("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -307,11 +336,11 @@ export class SocketForwarder {
     });
   }
 
-  private connectFailed(c: TcpConn, e: NodeJS.ErrnoException) {
+  connectFailed(c: TcpConn, e: NodeJS.ErrnoException) {
     this.drop(`connect_${(e.code ?? "error").toLowerCase()}`);
     this.log.warn("backend connect failed", { dest: c.destKey, error: e.message, retry: !c.retried });
     c.feed("out", RST);
-    if (c.retried || c.client.destroyed) { c.client.resetAndDestroy(); c.finish(); return; }
+    if (c.retried || (!c.native && c.client.destroyed)) { c.resetAll(); c.finish(); return; }
     c.retried = true;
     // one retry on another destination: the failed one is quiesced for this one decision
     const failed = { addr: c.daddr, port: c.dport, key: c.destKey };
@@ -323,20 +352,7 @@ export class SocketForwarder {
       this.core.editDest(svc.id, { ...spec, weight: 0 });
       try { if (!this.schedule(c, true)) return; } finally { this.core.editDest(svc.id, { ...spec, weight: d.weight }); }
     } else if (!this.schedule(c, true)) return;
-    if (c.destKey === failed.key) { c.backend?.destroy(); c.feed("out", RST); c.client.resetAndDestroy(); c.finish(); }
-  }
-
-  // Gives the connected pair to the native relay; false when there is none or it refused (then JS pumps).
-  private handOver(c: TcpConn): boolean {
-    if (!this.relay) return false;
-    try {
-      c.slot = this.relay.adopt(c.client, c.backend!, c);
-      return true;
-    } catch (e) {
-      this.drop("relay_refused");
-      this.log.warn("native relay refused a connection; the JS pump takes it", { dest: c.destKey, error: (e as Error).message });
-      return false;
-    }
+    if (c.destKey === failed.key) { c.backend?.destroy(); c.feed("out", RST); c.resetAll(); c.finish(); }
   }
 
   private wire(c: TcpConn) {
