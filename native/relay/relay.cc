@@ -1,9 +1,10 @@
-// Socket mode's connection plumbing in C++: connecting to the backend JS chose, then pumping bytes both
-// ways, on Node's own thread. JS keeps every decision: it accepts, asks the WASM core, hands the client's
-// descriptor here with the chosen backend address, and on a failed connect decides again (retry another
-// backend, or reset). It learns of each event (connected, connect failed, FIN from either side, closed with
-// its cause) through one batched callback per loop turn, and reads per-connection read and byte counters
-// from a Float64Array it owns. Nothing here schedules, times out idle flows or counts connections.
+// Socket mode's connection plumbing in C++, on Node's own thread: the TCP listeners' accepts, the connect to
+// the backend JS chose, then the bytes both ways. JS keeps every decision: for each accepted connection it
+// checks its limits, asks the WASM core, hands the descriptor back with the chosen backend address, and on a
+// failed connect decides again (retry another backend, or reset). It learns of each event (accepted, accept
+// failed, connected, connect failed, FIN from either side, closed with its cause) through one batched
+// callback per loop turn, and reads per-connection read and byte counters from a Float64Array it owns.
+// Nothing here schedules, times out idle flows or counts connections.
 //
 // The sockets live in an epoll set of our own, edge-triggered, each registered once; that set's descriptor
 // is polled by libuv, so a burst of readiness costs one wake-up of Node's loop and no JS. Each direction
@@ -30,8 +31,12 @@ namespace {
 
 constexpr size_t kReadSize = 64 * 1024;
 constexpr int kReadsPerTurn = 16;   // then other connections get a turn (the rest waits on an idle handle)
-// events reported to JS: [slot, kind, cause, errno] per event
-enum Kind { CLIENT_EOF = 1, BACKEND_EOF = 2, CLOSED = 3, CONNECTED = 4, CONNECT_FAILED = 5 };
+constexpr int kAcceptsPerTurn = 64;
+constexpr uint64_t kAcceptPauseMs = 100;   // after EMFILE/ENFILE: the connection waits in the backlog meanwhile
+// events reported to JS, kEventWords int32 each: [slot or listener id, kind, a, b, address (16 bytes)]
+// CLOSED: a = cause, b = errno; CONNECT_FAILED, ACCEPT_FAILED: b = errno; ACCEPTED: a = fd, b = af << 16 | port
+constexpr size_t kEventWords = 8;
+enum Kind { CLIENT_EOF = 1, BACKEND_EOF = 2, CLOSED = 3, CONNECTED = 4, CONNECT_FAILED = 5, ACCEPTED = 6, ACCEPT_FAILED = 7 };
 enum Cause { CAUSE_FIN = 0, CAUSE_CLIENT_ERROR = 1, CAUSE_BACKEND_ERROR = 2 };
 // counters per slot, in the Float64Array JS passes in: client->backend reads and bytes, then back
 enum Counter { IN_READS = 0, IN_BYTES = 1, OUT_READS = 2, OUT_BYTES = 3, COUNTERS = 4 };
@@ -39,7 +44,17 @@ enum Phase { IDLE, CONNECTING, RELAYING };
 
 struct Relay;
 
-struct Side {
+// what an epoll entry points at
+struct Pollable { bool listener = false; };
+
+struct Listener : Pollable {
+  int32_t id;
+  int fd;
+  bool paused = false;
+  uint64_t resumeAt = 0;
+};
+
+struct Side : Pollable {
   Relay* relay;
   int fd = -1;
   bool client;
@@ -74,6 +89,8 @@ struct State {
   std::vector<int32_t> events;
   std::vector<Relay*> graveyard;   // finished during a batch; freed after it (stale events may name them)
   std::vector<Relay*> again;       // stopped reading at kReadsPerTurn with more to read
+  std::vector<Listener*> listeners;
+  size_t pausedListeners = 0;
   int epfd = -1;
   uv_poll_t epPoll;
   uv_check_t check;
@@ -91,16 +108,19 @@ void count(Relay* r, int which, double v) {
   if (r->slot < S.counterSlots) S.counters[r->slot * COUNTERS + which] += v;
 }
 
-void emit(Relay* r, int kind, int cause, int err) {
-  S.events.push_back((int32_t)r->slot);
-  S.events.push_back(kind);
-  S.events.push_back(cause);
-  S.events.push_back(err);
+void emitRaw(int32_t id, int kind, int32_t a, int32_t b, const void* addr16 = nullptr) {
+  int32_t w[kEventWords] = {id, kind, a, b, 0, 0, 0, 0};
+  if (addr16) memcpy(&w[4], addr16, 16);
+  S.events.insert(S.events.end(), w, w + kEventWords);
 }
 
+void emit(Relay* r, int kind, int cause, int err) { emitRaw((int32_t)r->slot, kind, cause, err); }
+
 void refLoop() {
-  // open relays keep Node's loop alive, as open sockets do
-  if (S.live) uv_ref(reinterpret_cast<uv_handle_t*>(&S.epPoll));
+  // open relays and listeners keep Node's loop alive, as open sockets and servers do
+  bool listening = false;
+  for (Listener* l : S.listeners) if (l) { listening = true; break; }
+  if (S.live || listening) uv_ref(reinterpret_cast<uv_handle_t*>(&S.epPoll));
   else uv_unref(reinterpret_cast<uv_handle_t*>(&S.epPoll));
 }
 
@@ -292,13 +312,19 @@ void runAgain() {
   if (S.again.empty()) uv_idle_stop(&S.idle);
 }
 
+void onAccept(Listener* l);
+
 void onEpoll(uv_poll_t*, int, int) {
   struct epoll_event evs[256];
   for (int round = 0; round < 4; round++) {
     int n = epoll_wait(S.epfd, evs, 256, 0);
     if (n <= 0) break;
     S.inBatch = true;
-    for (int i = 0; i < n; i++) onSideEvent(*static_cast<Side*>(evs[i].data.ptr), evs[i].events);
+    for (int i = 0; i < n; i++) {
+      auto* p = static_cast<Pollable*>(evs[i].data.ptr);
+      if (p->listener) onAccept(static_cast<Listener*>(p));
+      else onSideEvent(*static_cast<Side*>(p), evs[i].events);
+    }
     S.inBatch = false;
     drainGraveyard();
     if (n < 256) break;
@@ -306,12 +332,62 @@ void onEpoll(uv_poll_t*, int, int) {
   runAgain();
 }
 
-// Connect timeouts: a coarse sweep while any connect is in flight.
+bool listenerEvents(Listener* l, uint32_t events) {
+  struct epoll_event ev;
+  ev.events = events;
+  ev.data.ptr = static_cast<Pollable*>(l);
+  return epoll_ctl(S.epfd, EPOLL_CTL_MOD, l->fd, &ev) == 0;
+}
+
+// Connect timeouts and paused listeners: a coarse sweep while any connect is in flight or listener paused.
 void onTimer(uv_timer_t*) {
   uint64_t now = uv_now(S.loop);
-  for (Relay* r : S.relays)
-    if (r && r->phase == CONNECTING && now >= r->deadline) connectFailed(r, ETIMEDOUT);
-  if (!S.connecting) uv_timer_stop(&S.timer);
+  if (S.connecting)
+    for (Relay* r : S.relays)
+      if (r && r->phase == CONNECTING && now >= r->deadline) connectFailed(r, ETIMEDOUT);
+  if (S.pausedListeners)
+    for (Listener* l : S.listeners)
+      if (l && l->paused && now >= l->resumeAt) { l->paused = false; S.pausedListeners--; listenerEvents(l, EPOLLIN); }
+  if (!S.connecting && !S.pausedListeners) uv_timer_stop(&S.timer);
+}
+
+void startTimer() {
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&S.timer))) uv_timer_start(&S.timer, onTimer, 50, 50);
+}
+
+// Accepts what the backlog holds (level-triggered: the rest comes next turn) and hands each to JS.
+void onAccept(Listener* l) {
+  for (int i = 0; i < kAcceptsPerTurn; i++) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = accept4(l->fd, reinterpret_cast<sockaddr*>(&ss), &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      emitRaw(l->id, ACCEPT_FAILED, 0, errno);
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // out of descriptors: stop accepting a while rather than spin; the backlog keeps the connection
+        l->paused = true;
+        l->resumeAt = uv_now(S.loop) + kAcceptPauseMs;
+        S.pausedListeners++;
+        listenerEvents(l, 0);
+        startTimer();
+      }
+      return;
+    }
+    uint8_t addr[16] = {0};
+    int af = ss.ss_family, port = 0;
+    if (af == AF_INET) {
+      auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+      memcpy(addr, &a4->sin_addr, 4);
+      port = ntohs(a4->sin_port);
+    } else {
+      auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+      memcpy(addr, &a6->sin6_addr, 16);
+      port = ntohs(a6->sin6_port);
+    }
+    emitRaw(l->id, ACCEPTED, fd, (af << 16) | port, addr);
+  }
 }
 
 // Delivers the turn's events in one call: [slot, kind, cause, errno, ...] as an Int32Array.
@@ -342,7 +418,7 @@ void onCheck(uv_check_t*) {
 bool watch(Side& s) {
   struct epoll_event ev;
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.ptr = &s;
+  ev.data.ptr = static_cast<Pollable*>(&s);
   return epoll_ctl(S.epfd, EPOLL_CTL_ADD, s.fd, &ev) == 0;
 }
 
@@ -424,17 +500,21 @@ napi_value Counters(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// adopt(slot, clientFd): takes a duplicate of the accepted client's descriptor (the caller then destroys
-// its socket). Throws (code EMFILE, ...) when it cannot, leaving nothing open.
+// adopt(slot, clientFd, dup): takes the accepted client's descriptor: a duplicate when dup (the caller then
+// destroys its socket), else the descriptor itself (one an ACCEPTED event gave). Throws (code EMFILE, ...)
+// when it cannot, leaving nothing open (a descriptor given without dup is closed then).
 napi_value Adopt(napi_env env, napi_callback_info info) {
   if (!S.env) return throwError(env, "relay.adopt before relay.init");
-  napi_value argv[2];
+  napi_value argv[3];
   uint32_t slot, cfd;
-  if (!args(env, info, 2, argv) || !getU32(env, argv[0], &slot) || !getU32(env, argv[1], &cfd))
-    return throwError(env, "adopt(slot, clientFd): two non-negative integers");
-  if (slot >= S.counterSlots) return throwError(env, "adopt: slot beyond the counters array");
-  if (relayAt(slot)) return throwError(env, "adopt: slot in use");
-  int c = fcntl((int)cfd, F_DUPFD_CLOEXEC, 0);
+  bool dup = true;
+  if (!args(env, info, 3, argv) || !getU32(env, argv[0], &slot) || !getU32(env, argv[1], &cfd) || napi_get_value_bool(env, argv[2], &dup) != napi_ok)
+    return throwError(env, "adopt(slot, clientFd, dup): two non-negative integers and a boolean");
+  if (slot >= S.counterSlots || relayAt(slot)) {
+    if (!dup) close((int)cfd);
+    return throwError(env, slot >= S.counterSlots ? "adopt: slot beyond the counters array" : "adopt: slot in use");
+  }
+  int c = dup ? fcntl((int)cfd, F_DUPFD_CLOEXEC, 0) : (int)cfd;
   if (c < 0) return throwError(env, strerror(errno), errno == EMFILE ? "EMFILE" : errno == ENFILE ? "ENFILE" : "EBADF");
   Relay* r = new Relay();
   r->slot = slot;
@@ -479,7 +559,7 @@ napi_value Connect(napi_env env, napi_callback_info info) {
   r->phase = CONNECTING;
   S.connecting++;
   r->deadline = uv_now(S.loop) + timeout;
-  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&S.timer))) uv_timer_start(&S.timer, onTimer, 50, 50);
+  startTimer();
   int b = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (b < 0) { connectFailed(r, errno); return nullptr; }
   r->b.fd = b;
@@ -499,11 +579,99 @@ napi_value Close(napi_env env, napi_callback_info info) {
   Relay* r = relayAt(slot);
   if (!r) return boolean(env, false);
   std::vector<int32_t> keep;
-  for (size_t i = 0; i + 3 < S.events.size(); i += 4)
-    if ((uint32_t)S.events[i] != slot) keep.insert(keep.end(), S.events.begin() + i, S.events.begin() + i + 4);
+  for (size_t i = 0; i + kEventWords <= S.events.size(); i += kEventWords)
+    if ((uint32_t)S.events[i] != slot || S.events[i + 1] >= ACCEPTED)
+      keep.insert(keep.end(), S.events.begin() + i, S.events.begin() + i + kEventWords);
   S.events.swap(keep);
   finish(r, true);
   return boolean(env, true);
+}
+
+// listen(id, addr, port, backlog): a TCP listener whose connections come as ACCEPTED events; 0, or -errno.
+napi_value Listen(napi_env env, napi_callback_info info) {
+  if (!S.env) return throwError(env, "relay.listen before relay.init");
+  napi_value argv[4];
+  uint32_t id, port, backlog;
+  char addr[64];
+  size_t alen = 0;
+  if (!args(env, info, 4, argv) || !getU32(env, argv[0], &id) || !getU32(env, argv[2], &port) || !getU32(env, argv[3], &backlog) ||
+      napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &alen) != napi_ok)
+    return throwError(env, "listen(id, addr, port, backlog)");
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  socklen_t sl;
+  int family;
+  if (strchr(addr, ':')) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (inet_pton(AF_INET6, addr, &a6->sin6_addr) != 1) return throwError(env, "listen: not an IP address");
+    a6->sin6_family = AF_INET6; a6->sin6_port = htons((uint16_t)port);
+    sl = sizeof *a6; family = AF_INET6;
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) != 1) return throwError(env, "listen: not an IP address");
+    a4->sin_family = AF_INET; a4->sin_port = htons((uint16_t)port);
+    sl = sizeof *a4; family = AF_INET;
+  }
+  napi_value ret;
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { napi_create_int32(env, -errno, &ret); return ret; }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   // accepted sockets inherit it
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0 || listen(fd, (int)backlog) < 0) {
+    int e = errno;
+    close(fd);
+    napi_create_int32(env, -e, &ret);
+    return ret;
+  }
+  Listener* l = new Listener();
+  l->listener = true;
+  l->id = (int32_t)id;
+  l->fd = fd;
+  struct epoll_event ev;
+  ev.events = EPOLLIN;
+  ev.data.ptr = static_cast<Pollable*>(l);
+  if (epoll_ctl(S.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    int e = errno;
+    close(fd);
+    delete l;
+    napi_create_int32(env, -e, &ret);
+    return ret;
+  }
+  if (id >= S.listeners.size()) S.listeners.resize(id + 1, nullptr);
+  if (S.listeners[id]) { epoll_ctl(S.epfd, EPOLL_CTL_DEL, fd, nullptr); close(fd); delete l; return throwError(env, "listen: id in use"); }
+  S.listeners[id] = l;
+  uv_ref(reinterpret_cast<uv_handle_t*>(&S.epPoll));   // a listener keeps the loop alive, as a server does
+  napi_create_int32(env, 0, &ret);
+  return ret;
+}
+
+// unlisten(id): stops listening (connections already accepted are not touched).
+napi_value Unlisten(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  uint32_t id;
+  if (!args(env, info, 1, argv) || !getU32(env, argv[0], &id)) return throwError(env, "unlisten(id)");
+  if (id >= S.listeners.size() || !S.listeners[id]) return boolean(env, false);
+  Listener* l = S.listeners[id];
+  S.listeners[id] = nullptr;
+  if (l->paused) S.pausedListeners--;
+  epoll_ctl(S.epfd, EPOLL_CTL_DEL, l->fd, nullptr);
+  close(l->fd);
+  delete l;
+  refLoop();
+  return boolean(env, true);
+}
+
+// resetFd(fd): refuses an accepted connection JS will not take (RST).
+napi_value ResetFd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  uint32_t fd;
+  if (!args(env, info, 1, argv) || !getU32(env, argv[0], &fd)) return throwError(env, "resetFd(fd)");
+  struct linger lg = {1, 0};
+  setsockopt((int)fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close((int)fd);
+  return nullptr;
 }
 
 // active(): relays open now
@@ -520,6 +688,9 @@ napi_value Module(napi_env env, napi_value exports) {
     {"adopt", nullptr, Adopt, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"connect", nullptr, Connect, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"listen", nullptr, Listen, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"unlisten", nullptr, Unlisten, nullptr, nullptr, nullptr, napi_default, nullptr},
+    {"resetFd", nullptr, ResetFd, nullptr, nullptr, nullptr, napi_default, nullptr},
     {"active", nullptr, Active, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -6,6 +6,7 @@
 import * as net from "node:net";
 import * as dgram from "node:dgram";
 import { Core, TCP_FLAGS } from "../core/index.ts";
+import { addrBytes, afOf, formatAddr } from "../core/addr.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
 import type { VirtualService } from "../model/types.ts";
 import type { Logger } from "./log.ts";
@@ -13,6 +14,7 @@ import type { Tables } from "./tables.ts";
 import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
+const EMPTY_ADDR = new Uint8Array(16);
 
 export interface DestStats { inPkts: number; outPkts: number; inBytes: number; outBytes: number }
 export interface Decision { proto: string; caddr: string; cport: number; vaddr: string; vport: number; daddr: string; dport: number; retried?: boolean }
@@ -24,7 +26,8 @@ export interface ForwarderOptions {
 
 interface Listener {
   key: string; proto: "tcp" | "udp"; vaddr: string; vport: number; svcId: number; removed: boolean;
-  server?: net.Server; udp?: dgram.Socket; flows?: Map<string, UdpFlow>;
+  af: number; vbytes: Uint8Array;   // vaddr encoded once, for Core.packetBytes
+  server?: net.Server; native?: number; udp?: dgram.Socket; flows?: Map<string, UdpFlow>;
 }
 
 interface Flow { idx: number; destKey: string; act: boolean; cport: number; vport: number; proto: number; close(reason: string): void }
@@ -36,13 +39,18 @@ class TcpConn implements Flow, RelayOwner {
   st!: DestStats;
   // the native relay's slot once it pumps this connection (-1: the JS pump), and its counters as last read
   slot = -1; inReads = 0; inBytes = 0; outReads = 0; outBytes = 0;
-  constructor(readonly fw: SocketForwarder, readonly l: Listener, readonly client: net.Socket, readonly caddr: string, readonly cport: number) {}
+  dbytes: Uint8Array = EMPTY_ADDR;   // daddr encoded
+  private caddrText = "";
+  // client: the accepted socket when JS pumps; null when the native relay accepted (it holds the descriptor)
+  constructor(readonly fw: SocketForwarder, readonly l: Listener, readonly client: net.Socket | null, readonly af: number,
+              readonly cbytes: Uint8Array, readonly cport: number) {}
   get vport() { return this.l.vport; }
+  get caddr() { return this.caddrText || (this.caddrText = formatAddr(this.af, this.cbytes)); }
   feed(dir: "in" | "out", flags: number) {
     if (this.idx < 0) return;
     const c = this.fw.core;
-    if (dir === "in") c.packet("in", "tcp", this.caddr, this.cport, this.l.vaddr, this.l.vport, { flags, now: this.fw.now() });
-    else c.packet("out", "tcp", this.daddr, this.dport, this.caddr, this.cport, { flags, now: this.fw.now() });
+    if (dir === "in") c.packetBytes("in", 6, this.af, this.cbytes, this.cport, this.l.vbytes, this.l.vport, flags, 60, this.fw.now());
+    else c.packetBytes("out", 6, this.af, this.dbytes, this.dport, this.cbytes, this.cport, flags, 60, this.fw.now());
   }
   close(reason: string) {
     if (this.done) return;
@@ -58,7 +66,7 @@ class TcpConn implements Flow, RelayOwner {
       this.fw.relay!.close(this.slot);
       this.slot = -1;
     } else {
-      this.client.resetAndDestroy();
+      this.client?.resetAndDestroy();
       this.backend?.resetAndDestroy();
     }
   }
@@ -170,6 +178,17 @@ export class SocketForwarder {
 
   drop(reason: string) { this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1); }
 
+  // Destination addresses encoded for Core.packetBytes, once per address.
+  private destBytesCache = new Map<string, Uint8Array>();
+  destBytes(addr: string): Uint8Array {
+    let b = this.destBytesCache.get(addr);
+    if (!b) {
+      if (this.destBytesCache.size > 4096) this.destBytesCache.clear();
+      this.destBytesCache.set(addr, (b = addrBytes(addr)));
+    }
+    return b;
+  }
+
   statsFor(key: string): DestStats {
     let s = this.stats.get(key);
     if (!s) this.stats.set(key, (s = { inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 }));
@@ -191,8 +210,7 @@ export class SocketForwarder {
       if (!l.removed) {
         l.removed = true;
         this.removedAt.set(key, this.now());
-        l.server?.close();
-        l.server = undefined;
+        this.stopListening(l);
         this.maybeCloseUdp(l);
       }
     }
@@ -203,7 +221,8 @@ export class SocketForwarder {
       if (l && l.removed && l.proto === "udp" && l.udp) { l.removed = false; l.svcId = a.id; this.removedAt.delete(key); continue; }
       if (l && !l.removed) { l.svcId = a.id; continue; }
       this.removedAt.delete(key);
-      l = { key, proto: s.protocol === "udp" ? "udp" : "tcp", vaddr: s.addr!, vport: s.port!, svcId: a.id, removed: false };
+      l = { key, proto: s.protocol === "udp" ? "udp" : "tcp", vaddr: s.addr!, vport: s.port!, svcId: a.id, removed: false,
+        af: afOf(s.addr!), vbytes: addrBytes(s.addr!) };
       try {
         if (l.proto === "tcp") await this.listenTcp(l); else await this.listenUdp(l);
         this.listeners.set(key, l);
@@ -216,7 +235,25 @@ export class SocketForwarder {
     return errors;
   }
 
+  private stopListening(l: Listener) {
+    l.server?.close();
+    l.server = undefined;
+    if (l.native !== undefined) this.relay?.unlisten(l.native);
+    l.native = undefined;
+  }
+
   private listenTcp(l: Listener): Promise<void> {
+    if (this.relay) {
+      // accepts in the addon: no net.Socket per connection
+      l.native = this.relay.listen(l.vaddr, l.vport, 1024, {
+        onAccept: (fd, af, addr, port) => this.onNativeTcp(l, fd, af, addr, port),
+        onAcceptFailed: (code) => {
+          this.drop(`accept_${code.toLowerCase()}`);
+          this.log.warn("accept failed", { service: l.key, error: code });
+        },
+      });
+      return Promise.resolve();
+    }
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     server.on("connection", (sock) => this.onTcp(l, sock));
     server.on("error", (e: NodeJS.ErrnoException) => {
@@ -256,24 +293,28 @@ export class SocketForwarder {
   }
 
   // ---- TCP ------------------------------------------------------------------------------------------
+  // A connection the native relay accepted: fd is ours to take or refuse.
+  private onNativeTcp(l: Listener, fd: number, af: number, addr: Uint8Array, cport: number) {
+    const relay = this.relay!;
+    if (l.removed) { relay.resetFd(fd); this.drop("service_removed"); return; }
+    if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) { relay.resetFd(fd); this.drop("max_conns"); return; }
+    const c = new TcpConn(this, l, null, af, addr.slice(), cport);
+    try { c.slot = relay.adopt(fd, c); }
+    catch (e) {
+      this.drop("relay_refused");
+      this.log.warn("native relay cannot take the connection", { service: l.key, error: (e as Error).message });
+      return;
+    }
+    this.tcp.add(c);
+    this.schedule(c, false);
+  }
+
   private onTcp(l: Listener, client: net.Socket) {
     const caddr = client.remoteAddress, cport = client.remotePort;
     if (!caddr || !cport) { client.destroy(); return; }
     if (l.removed) { client.resetAndDestroy(); this.drop("service_removed"); return; }
     if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) { client.resetAndDestroy(); this.drop("max_conns"); return; }
-    const c = new TcpConn(this, l, client, caddr, cport);
-    if (this.relay) {
-      try { c.slot = this.relay.adopt(client, c); }
-      catch (e) {
-        this.drop(`adopt_${String((e as NodeJS.ErrnoException).code ?? "error").toLowerCase()}`);
-        this.log.warn("native relay cannot take the connection", { service: l.key, error: (e as Error).message });
-        client.resetAndDestroy();
-        return;
-      }
-      this.tcp.add(c);
-      this.schedule(c, false);
-      return;
-    }
+    const c = new TcpConn(this, l, client, afOf(caddr), addrBytes(caddr), cport);
     client.on("error", (e) => {
       // the client reset (or the socket failed): the backend gets a reset too
       if (!c.done) { this.log.debug("client error", { error: e.message }); c.feed("in", RST); c.backend?.resetAndDestroy(); c.finish(); }
@@ -286,7 +327,7 @@ export class SocketForwarder {
   // Schedules c through the core and connects; false when refused.
   private schedule(c: TcpConn, retry: boolean): boolean {
     const l = c.l, now = this.now();
-    const r = this.core.packet("in", "tcp", c.caddr, c.cport, l.vaddr, l.vport, { flags: SYN, now });
+    const r = this.core.lastResult(this.core.packetBytes("in", 6, c.af, c.cbytes, c.cport, l.vbytes, l.vport, SYN, 60, now));
     if (r.verdict !== "forward" || r.conn < 0) {
       this.drop(r.verdict === "drop" ? (r.reason ?? "drop").replace(/\W+/g, "_") : "not_scheduled");
       c.resetAll();
@@ -298,12 +339,13 @@ export class SocketForwarder {
     if (old && old !== c && r.isNew) old.close("index reused");
     c.idx = r.conn;
     c.daddr = info.daddr;
+    c.dbytes = this.destBytes(info.daddr);
     c.dport = info.dport || l.vport;
     const a = this.tables.byId.get(l.svcId);
     c.destKey = `${l.key}|${realServerKey({ addr: info.daddr, port: info.dport })}`;
     c.st = this.statsFor(c.destKey);
     this.byIdx.set(r.conn, c);
-    this.record({ proto: "tcp", caddr: c.caddr, cport: c.cport, vaddr: l.vaddr, vport: l.vport, daddr: c.daddr, dport: c.dport, retried: retry || undefined });
+    if (this.opts.decisionLog) this.record({ proto: "tcp", caddr: c.caddr, cport: c.cport, vaddr: l.vaddr, vport: l.vport, daddr: c.daddr, dport: c.dport, retried: retry || undefined });
     void a;
     this.connect(c);
     return true;
@@ -322,7 +364,7 @@ export class SocketForwarder {
       c.feed("out", SYN | ACK);
       c.feed("in", ACK);
       this.wire(c);
-      c.client.resume();
+      c.client!.resume();
     });
     b.on("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -331,7 +373,7 @@ export class SocketForwarder {
       // the backend reset or failed mid-stream: the client sees a reset now
       this.log.debug("backend error", { dest: c.destKey, error: e.message });
       c.feed("out", RST);
-      c.client.resetAndDestroy();
+      c.client!.resetAndDestroy();
       c.finish();
     });
   }
@@ -340,7 +382,7 @@ export class SocketForwarder {
     this.drop(`connect_${(e.code ?? "error").toLowerCase()}`);
     this.log.warn("backend connect failed", { dest: c.destKey, error: e.message, retry: !c.retried });
     c.feed("out", RST);
-    if (c.retried || (!c.native && c.client.destroyed)) { c.resetAll(); c.finish(); return; }
+    if (c.retried || c.client?.destroyed) { c.resetAll(); c.finish(); return; }
     c.retried = true;
     // one retry on another destination: the failed one is quiesced for this one decision
     const failed = { addr: c.daddr, port: c.dport, key: c.destKey };
@@ -356,7 +398,7 @@ export class SocketForwarder {
   }
 
   private wire(c: TcpConn) {
-    const client = c.client, b = c.backend!, st = c.st;
+    const client = c.client!, b = c.backend!, st = c.st;
     client.on("data", (d: Buffer) => {
       st.inPkts++; st.inBytes += d.length; c.act = true;
       if (!b.write(d)) client.pause();
@@ -464,7 +506,7 @@ export class SocketForwarder {
   // Stops listening; closes every flow (graceful: false resets them).
   async close(): Promise<void> {
     for (const l of this.listeners.values()) {
-      l.server?.close();
+      this.stopListening(l);
       for (const f of [...(l.flows?.values() ?? [])]) f.close("shutdown");
       l.udp?.close();
     }
