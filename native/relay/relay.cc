@@ -17,7 +17,6 @@
 #include <uv.h>
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -500,27 +499,23 @@ napi_value Counters(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// adopt(slot, clientFd, dup): takes the accepted client's descriptor: a duplicate when dup (the caller then
-// destroys its socket), else the descriptor itself (one an ACCEPTED event gave). Throws (code EMFILE, ...)
-// when it cannot, leaving nothing open (a descriptor given without dup is closed then).
+// adopt(slot, clientFd): takes an accepted connection's descriptor (one an ACCEPTED event gave). Throws
+// when it cannot, and closes the descriptor then.
 napi_value Adopt(napi_env env, napi_callback_info info) {
   if (!S.env) return throwError(env, "relay.adopt before relay.init");
-  napi_value argv[3];
-  uint32_t slot, cfd;
-  bool dup = true;
-  if (!args(env, info, 3, argv) || !getU32(env, argv[0], &slot) || !getU32(env, argv[1], &cfd) || napi_get_value_bool(env, argv[2], &dup) != napi_ok)
-    return throwError(env, "adopt(slot, clientFd, dup): two non-negative integers and a boolean");
+  napi_value argv[2];
+  uint32_t slot, c;
+  if (!args(env, info, 2, argv) || !getU32(env, argv[0], &slot) || !getU32(env, argv[1], &c))
+    return throwError(env, "adopt(slot, clientFd): two non-negative integers");
   if (slot >= S.counterSlots || relayAt(slot)) {
-    if (!dup) close((int)cfd);
+    close((int)c);
     return throwError(env, slot >= S.counterSlots ? "adopt: slot beyond the counters array" : "adopt: slot in use");
   }
-  int c = dup ? fcntl((int)cfd, F_DUPFD_CLOEXEC, 0) : (int)cfd;
-  if (c < 0) return throwError(env, strerror(errno), errno == EMFILE ? "EMFILE" : errno == ENFILE ? "ENFILE" : "EBADF");
   Relay* r = new Relay();
   r->slot = slot;
-  r->c.relay = r; r->c.client = true; r->c.fd = c;
+  r->c.relay = r; r->c.client = true; r->c.fd = (int)c;
   r->b.relay = r; r->b.client = false;
-  if (!watch(r->c)) { close(c); delete r; return throwError(env, "adopt: epoll_ctl failed"); }
+  if (!watch(r->c)) { close((int)c); delete r; return throwError(env, "adopt: epoll_ctl failed"); }
   if (slot >= S.relays.size()) S.relays.resize(slot + 1, nullptr);
   S.relays[slot] = r;
   S.live++;

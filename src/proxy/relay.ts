@@ -7,12 +7,11 @@
 // or why it could not be loaded.
 import { createRequire } from "node:module";
 import { constants } from "node:os";
-import type * as net from "node:net";
 
 interface Addon {
   init(onEvents: (ev: Int32Array) => void, counters: Float64Array): void;
   counters(a: Float64Array): void;
-  adopt(slot: number, clientFd: number, dup: boolean): void;
+  adopt(slot: number, clientFd: number): void;
   connect(slot: number, addr: string, port: number, timeoutMs: number): void;
   close(slot: number): boolean;
   listen(id: number, addr: string, port: number, backlog: number): number;
@@ -59,28 +58,26 @@ export class NativeRelay {
     addon.init((ev) => this.dispatch(ev), this.counters);
   }
 
-  // The addon, or why it is not there.
+  // The addon (one per process: every forwarder in it shares its listeners' ids, slots and counters), or
+  // why it is not there.
+  private static shared: NativeRelay | string | undefined;
   static load(): NativeRelay | string {
-    try {
-      const addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
-      return new NativeRelay(addon);
-    } catch (e) {
-      return (e as Error).message.split("\n")[0];
+    if (NativeRelay.shared === undefined) {
+      try { NativeRelay.shared = new NativeRelay(createRequire(import.meta.url)(ADDON_PATH) as Addon); }
+      catch (e) { NativeRelay.shared = (e as Error).message.split("\n")[0]; }
     }
+    return NativeRelay.shared;
   }
 
-  // Takes over an accepted client socket (destroyed here; the addon holds a duplicate of its descriptor).
-  // Returns the slot naming this connection in connect(), close(), the counters and the events. Throws
-  // (error.code EMFILE, ...) when the descriptor cannot be taken; the socket is untouched then.
-  adopt(client: net.Socket | number, owner: RelayOwner): number {
-    const fd = typeof client === "number" ? client : (client as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (typeof fd !== "number" || fd < 0) throw new Error("socket has no descriptor to hand over");
+  // Takes an accepted connection's descriptor (from RelayListener.onAccept). Returns the slot naming this
+  // connection in connect(), close(), the counters and the events. Throws if the addon cannot take it
+  // (the descriptor is closed then).
+  adopt(fd: number, owner: RelayOwner): number {
     const slot = this.free.length ? this.free.pop()! : this.next++;
     if ((slot + 1) * RELAY_COUNTERS > this.counters.length) this.grow();
-    try { this.addon.adopt(slot, fd, typeof client !== "number"); }
+    try { this.addon.adopt(slot, fd); }
     catch (e) { this.free.push(slot); throw e; }
     this.owners[slot] = owner;
-    if (typeof client !== "number") client.destroy();
     return slot;
   }
 
