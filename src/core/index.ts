@@ -144,8 +144,19 @@ export class Core {
   }
 
   // views are re-made per call: memory.grow detaches old ones
-  get u8(): Uint8Array { return new Uint8Array(this.x.memory.buffer); }
-  get dv(): DataView { return new DataView(this.x.memory.buffer); }
+  // views kept until the memory grows (a grown memory has a new buffer): hot callers read them per packet
+  private u8View?: Uint8Array;
+  private dvView?: DataView;
+  get u8(): Uint8Array {
+    const b = this.x.memory.buffer;
+    if (this.u8View?.buffer !== b) this.u8View = new Uint8Array(b);
+    return this.u8View;
+  }
+  get dv(): DataView {
+    const b = this.x.memory.buffer;
+    if (this.dvView?.buffer !== b) this.dvView = new DataView(b);
+    return this.dvView;
+  }
 
   putAddr(addr: string, off = 0): number {
     const af = afOf(addr);
@@ -322,6 +333,22 @@ export class Core {
     this.putAddr(dst, 16);
     const v = this.x.packet(dir === "in" ? 0 : 1, af, PROTOCOLS[proto], sport, dport, opts.flags ?? 0, opts.len ?? 60,
       opts.mark ?? 0, opts.now ?? 0);
+    return { verdict: VERDICTS[v], conn: this.x.lastConn(), reason: v === 2 ? CONN_DROP_REASONS[this.x.lastDropReason()] : undefined, isNew: !!this.x.lastWasNew() };
+  }
+
+  // packet() for a caller that keeps its addresses encoded (addrBytes: 16 bytes, network order) and wants
+  // no object back: the verdict's code (VERDICTS), the entry in lastResult(). The socket proxy feeds every
+  // connection's SYN, handshake, FIN and close through here.
+  packetBytes(dir: "in" | "out", proto: number, af: number, src: Uint8Array, sport: number, dst: Uint8Array, dport: number,
+              flags: number, len: number, now: number): number {
+    const u8 = this.u8;
+    u8.set(src, this.scratch);
+    u8.set(dst, this.scratch + 16);
+    return this.x.packet(dir === "in" ? 0 : 1, af, proto, sport, dport, flags, len, 0, now);
+  }
+
+  // packet()'s result for the verdict code packetBytes() returned.
+  lastResult(v: number): PacketResult {
     return { verdict: VERDICTS[v], conn: this.x.lastConn(), reason: v === 2 ? CONN_DROP_REASONS[this.x.lastDropReason()] : undefined, isNew: !!this.x.lastWasNew() };
   }
 

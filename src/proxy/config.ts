@@ -39,6 +39,7 @@ export interface ProxyOptions {
   connectTimeout: number;          // seconds for a backend connect
   tick: number;                    // ms between timer runs (core.advance, idle checks)
   logLevel: "debug" | "info" | "warn" | "error";
+  pump: "native" | "js";           // socket mode's byte pump: the native relay (JS pump if not built) or JS only
   settings: Record<string, number>; // Core.set sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   packet: PacketModeOptions;
 }
@@ -62,7 +63,7 @@ export interface ProxyConfig {
 export const DEFAULT_OPTIONS: ProxyOptions = {
   mode: "socket", control: "/run/wasmvs/proxy.sock", metrics: null, vipInterface: "wasmvs0",
   connCapacity: 65536, udpFlows: 4096, maxConns: 0, drainTimeout: 300, connectTimeout: 3, tick: 1000,
-  logLevel: "info", settings: {},
+  logLevel: "info", pump: "native", settings: {},
   packet: { interfaces: [], localAddresses: [], batchSize: 64, slotSize: 2048, suppressKernel: true },
 };
 
@@ -171,7 +172,7 @@ function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): H
 
 const TOP_KEYS = ["proxy", "timeouts", "services"];
 const PROXY_KEYS = ["mode", "control", "metrics", "vipInterface", "connCapacity", "udpFlows", "maxConns", "drainTimeout",
-  "connectTimeout", "tick", "logLevel", "settings", "interfaces", "localAddresses", "batchSize", "slotSize", "suppressKernel"];
+  "connectTimeout", "tick", "logLevel", "pump", "settings", "interfaces", "localAddresses", "batchSize", "slotSize", "suppressKernel"];
 const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persistent", "netmask", "health", "realServers"];
 const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health"];
 
@@ -219,6 +220,7 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
       if (!isScalar(sk) || typeof sk.value !== "boolean") w.err(sk, "proxy.suppressKernel", "must be true or false");
       else options.packet.suppressKernel = sk.value;
     }
+    options.pump = w.str(p.get("pump"), "proxy.pump", "native", ["native", "js"]) as ProxyOptions["pump"];
     const sn = p.get("settings");
     if (sn !== undefined) {
       const known = ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode", "sloppy_tcp", "lblc_expiration_ms",

@@ -64,7 +64,7 @@ export class Proxy {
     } else {
       const maxConns = o.maxConns || Math.max(16, Math.floor((fileNofile() - 64) / 2));
       this.fw = new SocketForwarder(core, this.tables, {
-        udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog,
+        udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog, pump: o.pump,
       }, log);
     }
     this.vips = new VipManager(o.vipInterface, log);
@@ -85,7 +85,7 @@ export class Proxy {
     } catch (e) { await p.stop(); throw e; }
     p.timer = setInterval(() => p.tick(), cfg.options.tick);
     log.info("proxy started", { mode: p.fw.mode, services: p.desired.services.length, control: cfg.options.control, metrics: cfg.options.metrics,
-      ...(p.fw instanceof SocketForwarder ? { maxConns: p.fw.opts.maxConns } : { interfaces: cfg.options.packet.interfaces, localAddresses: cfg.options.packet.localAddresses }) });
+      ...(p.fw instanceof SocketForwarder ? { pump: p.fw.relay ? "native" : "js", maxConns: p.fw.opts.maxConns } : { interfaces: cfg.options.packet.interfaces, localAddresses: cfg.options.packet.localAddresses }) });
     return p;
   }
 

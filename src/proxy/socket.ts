@@ -6,6 +6,7 @@
 import * as net from "node:net";
 import * as dgram from "node:dgram";
 import { Core, TCP_FLAGS } from "../core/index.ts";
+import { addrBytes, afOf, formatAddr } from "../core/addr.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
 import type { VirtualService } from "../model/types.ts";
 import type { Logger } from "./log.ts";
@@ -13,40 +14,99 @@ import type { Tables } from "./tables.ts";
 import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
 
 export type { DestStats, Decision } from "./forwarder.ts";
+import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
+const EMPTY_ADDR = new Uint8Array(16);
 
 
 export interface ForwarderOptions {
   udpFlows: number; maxConns: number; drainTimeoutMs: number; connectTimeoutMs: number; decisionLog: number;
+  pump?: "native" | "js";
 }
 
 interface Listener {
   key: string; proto: "tcp" | "udp"; vaddr: string; vport: number; svcId: number; removed: boolean;
-  server?: net.Server; udp?: dgram.Socket; flows?: Map<string, UdpFlow>;
+  af: number; vbytes: Uint8Array;   // vaddr encoded once, for Core.packetBytes
+  server?: net.Server; native?: number; udp?: dgram.Socket; flows?: Map<string, UdpFlow>;
 }
 
 interface Flow { idx: number; destKey: string; act: boolean; cport: number; vport: number; proto: number; close(reason: string): void }
 
-class TcpConn implements Flow {
+class TcpConn implements Flow, RelayOwner {
   backend: net.Socket | null = null;
   daddr = ""; dport = 0; destKey = ""; idx = -1; act = false; proto = 6;
   clientEnded = false; backendEnded = false; connected = false; done = false; retried = false;
   st!: DestStats;
-  constructor(readonly fw: SocketForwarder, readonly l: Listener, readonly client: net.Socket, readonly caddr: string, readonly cport: number) {}
+  // the native relay's slot once it pumps this connection (-1: the JS pump), and its counters as last read
+  slot = -1; inReads = 0; inBytes = 0; outReads = 0; outBytes = 0;
+  dbytes: Uint8Array = EMPTY_ADDR;   // daddr encoded
+  private caddrText = "";
+  // client: the accepted socket when JS pumps; null when the native relay accepted (it holds the descriptor)
+  constructor(readonly fw: SocketForwarder, readonly l: Listener, readonly client: net.Socket | null, readonly af: number,
+              readonly cbytes: Uint8Array, readonly cport: number) {}
   get vport() { return this.l.vport; }
+  get caddr() { return this.caddrText || (this.caddrText = formatAddr(this.af, this.cbytes)); }
   feed(dir: "in" | "out", flags: number) {
     if (this.idx < 0) return;
     const c = this.fw.core;
-    if (dir === "in") c.packet("in", "tcp", this.caddr, this.cport, this.l.vaddr, this.l.vport, { flags, now: this.fw.now() });
-    else c.packet("out", "tcp", this.daddr, this.dport, this.caddr, this.cport, { flags, now: this.fw.now() });
+    if (dir === "in") c.packetBytes("in", 6, this.af, this.cbytes, this.cport, this.l.vbytes, this.l.vport, flags, 60, this.fw.now());
+    else c.packetBytes("out", 6, this.af, this.dbytes, this.dport, this.cbytes, this.cport, flags, 60, this.fw.now());
   }
   close(reason: string) {
     if (this.done) return;
     this.fw.log.debug("tcp close", { reason, client: `${this.caddr}:${this.cport}`, dest: this.destKey });
     this.feed("in", RST);
-    this.client.resetAndDestroy();
-    this.backend?.resetAndDestroy();
+    this.resetAll();
+    this.finish();
+  }
+  // Resets the client and the backend, whichever pump holds them.
+  resetAll() {
+    if (this.slot >= 0) {
+      this.collect();
+      this.fw.relay!.close(this.slot);
+      this.slot = -1;
+    } else {
+      this.client?.resetAndDestroy();
+      this.backend?.resetAndDestroy();
+    }
+  }
+  get native() { return this.slot >= 0; }
+  // Adds what the native relay pumped since the last look to the destination's counters.
+  collect() {
+    if (this.slot < 0) return;
+    const a = this.fw.relay!.counters, o = this.slot * RELAY_COUNTERS;
+    const inReads = a[o], inBytes = a[o + 1], outReads = a[o + 2], outBytes = a[o + 3];
+    if (inReads === this.inReads && outReads === this.outReads) return;
+    const st = this.st;
+    st.inPkts += inReads - this.inReads; st.inBytes += inBytes - this.inBytes;
+    st.outPkts += outReads - this.outReads; st.outBytes += outBytes - this.outBytes;
+    this.inReads = inReads; this.inBytes = inBytes; this.outReads = outReads; this.outBytes = outBytes;
+    this.act = true;
+  }
+  onConnected() {
+    if (this.done) return;
+    this.connected = true;
+    this.feed("out", SYN | ACK);
+    this.feed("in", ACK);
+  }
+  onConnectFailed(code: string, errno: number) {
+    if (this.done) return;
+    this.fw.connectFailed(this, Object.assign(new Error(`connect ${code} ${this.daddr}:${this.dport}`), { code, errno }));
+  }
+  onEof(side: "client" | "backend") {
+    if (side === "client") { this.clientEnded = true; this.feed("in", FIN | ACK); }
+    else { this.backendEnded = true; this.feed("out", FIN | ACK); }
+  }
+  onClosed(cause: number, errno: number) {
+    this.collect();
+    this.slot = -1;
+    if (this.done) return;
+    if (cause === RELAY_CAUSE.FIN) this.feed("in", ACK);
+    else {
+      this.fw.log.debug(cause === RELAY_CAUSE.CLIENT_ERROR ? "client error" : "backend error", { dest: this.destKey, errno });
+      this.feed(cause === RELAY_CAUSE.CLIENT_ERROR ? "in" : "out", RST);
+    }
     this.finish();
   }
   finish() {
@@ -100,14 +160,36 @@ export class SocketForwarder implements Forwarder {
   private scratch: number;
   private t0 = performance.now();
   private idleWaiters: (() => void)[] = [];
+  readonly relay: NativeRelay | null = null;
 
   constructor(readonly core: Core, readonly tables: Tables, readonly opts: ForwarderOptions, readonly log: Logger) {
     this.scratch = core.x.scratchPtr() >>> 0;
+    if (opts.pump !== "js") {
+      const r = NativeRelay.load();
+      if (typeof r === "string") log.warn("native relay not loaded; TCP bytes go through the JS pump (build it with npm install)", { error: r });
+      else this.relay = r;
+    }
+  }
+
+  // Brings the destinations' byte and packet counters up to date with the native relay's.
+  collectCounters(): void {
+    if (this.relay) for (const c of this.tcp) c.collect();
   }
 
   now(): number { return Math.floor(performance.now() - this.t0) + 1; }
 
   drop(reason: string) { this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1); }
+
+  // Destination addresses encoded for Core.packetBytes, once per address.
+  private destBytesCache = new Map<string, Uint8Array>();
+  destBytes(addr: string): Uint8Array {
+    let b = this.destBytesCache.get(addr);
+    if (!b) {
+      if (this.destBytesCache.size > 4096) this.destBytesCache.clear();
+      this.destBytesCache.set(addr, (b = addrBytes(addr)));
+    }
+    return b;
+  }
 
   statsFor(key: string): DestStats {
     let s = this.stats.get(key);
@@ -130,8 +212,7 @@ export class SocketForwarder implements Forwarder {
       if (!l.removed) {
         l.removed = true;
         this.removedAt.set(key, this.now());
-        l.server?.close();
-        l.server = undefined;
+        this.stopListening(l);
         this.maybeCloseUdp(l);
       }
     }
@@ -142,7 +223,8 @@ export class SocketForwarder implements Forwarder {
       if (l && l.removed && l.proto === "udp" && l.udp) { l.removed = false; l.svcId = a.id; this.removedAt.delete(key); continue; }
       if (l && !l.removed) { l.svcId = a.id; continue; }
       this.removedAt.delete(key);
-      l = { key, proto: s.protocol === "udp" ? "udp" : "tcp", vaddr: s.addr!, vport: s.port!, svcId: a.id, removed: false };
+      l = { key, proto: s.protocol === "udp" ? "udp" : "tcp", vaddr: s.addr!, vport: s.port!, svcId: a.id, removed: false,
+        af: afOf(s.addr!), vbytes: addrBytes(s.addr!) };
       try {
         if (l.proto === "tcp") await this.listenTcp(l); else await this.listenUdp(l);
         this.listeners.set(key, l);
@@ -155,7 +237,25 @@ export class SocketForwarder implements Forwarder {
     return errors;
   }
 
+  private stopListening(l: Listener) {
+    l.server?.close();
+    l.server = undefined;
+    if (l.native !== undefined) this.relay?.unlisten(l.native);
+    l.native = undefined;
+  }
+
   private listenTcp(l: Listener): Promise<void> {
+    if (this.relay) {
+      // accepts in the addon: no net.Socket per connection
+      l.native = this.relay.listen(l.vaddr, l.vport, 1024, {
+        onAccept: (fd, af, addr, port) => this.onNativeTcp(l, fd, af, addr, port),
+        onAcceptFailed: (code) => {
+          this.drop(`accept_${code.toLowerCase()}`);
+          this.log.warn("accept failed", { service: l.key, error: code });
+        },
+      });
+      return Promise.resolve();
+    }
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     server.on("connection", (sock) => this.onTcp(l, sock));
     server.on("error", (e: NodeJS.ErrnoException) => {
@@ -195,12 +295,28 @@ export class SocketForwarder implements Forwarder {
   }
 
   // ---- TCP ------------------------------------------------------------------------------------------
+  // A connection the native relay accepted: fd is ours to take or refuse.
+  private onNativeTcp(l: Listener, fd: number, af: number, addr: Uint8Array, cport: number) {
+    const relay = this.relay!;
+    if (l.removed) { relay.resetFd(fd); this.drop("service_removed"); return; }
+    if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) { relay.resetFd(fd); this.drop("max_conns"); return; }
+    const c = new TcpConn(this, l, null, af, addr.slice(), cport);
+    try { c.slot = relay.adopt(fd, c); }
+    catch (e) {
+      this.drop("relay_refused");
+      this.log.warn("native relay cannot take the connection", { service: l.key, error: (e as Error).message });
+      return;
+    }
+    this.tcp.add(c);
+    this.schedule(c, false);
+  }
+
   private onTcp(l: Listener, client: net.Socket) {
     const caddr = client.remoteAddress, cport = client.remotePort;
     if (!caddr || !cport) { client.destroy(); return; }
     if (l.removed) { client.resetAndDestroy(); this.drop("service_removed"); return; }
     if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) { client.resetAndDestroy(); this.drop("max_conns"); return; }
-    const c = new TcpConn(this, l, client, caddr, cport);
+    const c = new TcpConn(this, l, client, afOf(caddr), addrBytes(caddr), cport);
     client.on("error", (e) => {
       // the client reset (or the socket failed): the backend gets a reset too
       if (!c.done) { this.log.debug("client error", { error: e.message }); c.feed("in", RST); c.backend?.resetAndDestroy(); c.finish(); }
@@ -213,10 +329,10 @@ export class SocketForwarder implements Forwarder {
   // Schedules c through the core and connects; false when refused.
   private schedule(c: TcpConn, retry: boolean): boolean {
     const l = c.l, now = this.now();
-    const r = this.core.packet("in", "tcp", c.caddr, c.cport, l.vaddr, l.vport, { flags: SYN, now });
+    const r = this.core.lastResult(this.core.packetBytes("in", 6, c.af, c.cbytes, c.cport, l.vbytes, l.vport, SYN, 60, now));
     if (r.verdict !== "forward" || r.conn < 0) {
       this.drop(r.verdict === "drop" ? (r.reason ?? "drop").replace(/\W+/g, "_") : "not_scheduled");
-      c.client.resetAndDestroy();
+      c.resetAll();
       c.finish();
       return false;
     }
@@ -225,18 +341,20 @@ export class SocketForwarder implements Forwarder {
     if (old && old !== c && r.isNew) old.close("index reused");
     c.idx = r.conn;
     c.daddr = info.daddr;
+    c.dbytes = this.destBytes(info.daddr);
     c.dport = info.dport || l.vport;
     const a = this.tables.byId.get(l.svcId);
     c.destKey = `${l.key}|${realServerKey({ addr: info.daddr, port: info.dport })}`;
     c.st = this.statsFor(c.destKey);
     this.byIdx.set(r.conn, c);
-    this.record({ proto: "tcp", caddr: c.caddr, cport: c.cport, vaddr: l.vaddr, vport: l.vport, daddr: c.daddr, dport: c.dport, retried: retry || undefined });
+    if (this.opts.decisionLog) this.record({ proto: "tcp", caddr: c.caddr, cport: c.cport, vaddr: l.vaddr, vport: l.vport, daddr: c.daddr, dport: c.dport, retried: retry || undefined });
     void a;
     this.connect(c);
     return true;
   }
 
   private connect(c: TcpConn) {
+    if (c.native) { this.relay!.connect(c.slot, c.daddr, c.dport, this.opts.connectTimeoutMs); return; }
     const b = net.connect({ host: c.daddr, port: c.dport, allowHalfOpen: true, noDelay: true });
     c.backend = b;
     c.connected = false;
@@ -248,7 +366,7 @@ export class SocketForwarder implements Forwarder {
       c.feed("out", SYN | ACK);
       c.feed("in", ACK);
       this.wire(c);
-      c.client.resume();
+      c.client!.resume();
     });
     b.on("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -257,16 +375,16 @@ export class SocketForwarder implements Forwarder {
       // the backend reset or failed mid-stream: the client sees a reset now
       this.log.debug("backend error", { dest: c.destKey, error: e.message });
       c.feed("out", RST);
-      c.client.resetAndDestroy();
+      c.client!.resetAndDestroy();
       c.finish();
     });
   }
 
-  private connectFailed(c: TcpConn, e: NodeJS.ErrnoException) {
+  connectFailed(c: TcpConn, e: NodeJS.ErrnoException) {
     this.drop(`connect_${(e.code ?? "error").toLowerCase()}`);
     this.log.warn("backend connect failed", { dest: c.destKey, error: e.message, retry: !c.retried });
     c.feed("out", RST);
-    if (c.retried || c.client.destroyed) { c.client.resetAndDestroy(); c.finish(); return; }
+    if (c.retried || c.client?.destroyed) { c.resetAll(); c.finish(); return; }
     c.retried = true;
     // one retry on another destination: the failed one is quiesced for this one decision
     const failed = { addr: c.daddr, port: c.dport, key: c.destKey };
@@ -278,11 +396,11 @@ export class SocketForwarder implements Forwarder {
       this.core.editDest(svc.id, { ...spec, weight: 0 });
       try { if (!this.schedule(c, true)) return; } finally { this.core.editDest(svc.id, { ...spec, weight: d.weight }); }
     } else if (!this.schedule(c, true)) return;
-    if (c.destKey === failed.key) { c.backend?.destroy(); c.feed("out", RST); c.client.resetAndDestroy(); c.finish(); }
+    if (c.destKey === failed.key) { c.backend?.destroy(); c.feed("out", RST); c.resetAll(); c.finish(); }
   }
 
   private wire(c: TcpConn) {
-    const client = c.client, b = c.backend!, st = c.st;
+    const client = c.client!, b = c.backend!, st = c.st;
     client.on("data", (d: Buffer) => {
       st.inPkts++; st.inBytes += d.length; c.act = true;
       if (!b.write(d)) client.pause();
@@ -359,6 +477,7 @@ export class SocketForwarder implements Forwarder {
   tick(): void {
     const now = this.now();
     for (const c of this.tcp) {
+      c.collect();
       if (c.act && c.connected) { c.act = false; c.feed("in", ACK); }
     }
     this.core.advance(now);
@@ -387,6 +506,7 @@ export class SocketForwarder implements Forwarder {
   activeFlows(): number { return this.tcp.size + this.udpCount; }
 
   flowsByDest(): Map<string, number> {
+    this.collectCounters();
     const flows = new Map<string, number>();
     for (const c of this.tcp) flows.set(c.destKey, (flows.get(c.destKey) ?? 0) + 1);
     for (const l of this.listeners.values()) for (const f of l.flows?.values() ?? []) flows.set(f.destKey, (flows.get(f.destKey) ?? 0) + 1);
@@ -394,13 +514,13 @@ export class SocketForwarder implements Forwarder {
   }
 
   status(): Record<string, unknown> {
-    return { tcp: this.tcp.size, udpFlows: this.udpCount, drops: Object.fromEntries(this.drops), maxConns: this.opts.maxConns };
+    return { pump: this.relay ? "native" : "js", tcp: this.tcp.size, udpFlows: this.udpCount, drops: Object.fromEntries(this.drops), maxConns: this.opts.maxConns };
   }
 
   // Stops listening; closes every flow (graceful: false resets them).
   async close(): Promise<void> {
     for (const l of this.listeners.values()) {
-      l.server?.close();
+      this.stopListening(l);
       for (const f of [...(l.flows?.values() ?? [])]) f.close("shutdown");
       l.udp?.close();
     }

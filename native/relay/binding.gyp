@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "relay",
+      "sources": ["relay.cc"],
+      "cflags_cc": ["-O2", "-fno-exceptions", "-std=c++17"],
+      "cflags_cc!": ["-fno-rtti"]
+    }
+  ]
+}
