@@ -184,6 +184,7 @@ import {
   connInit as tableInit, capacity as connCapacityNow, connCount, templateCount,
   refusedFull, E, O_AF, O_PROTO, O_STATE, O_LIVE, O_FLAGS, O_CPORT, O_VPORT, O_DPORT, O_LPORT, O_CADDR,
   O_VADDR, O_DADDR, O_LADDR, O_DEST, O_CTL, O_NCTL, O_TIMEOUT, O_EXPIRES, O_INPKTS, flushConns,
+  expire as expireEntry, CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";
 import { inbound, outbound, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";
 import { tcpTimeoutMs, setUdpTimeoutMs, udpTimeoutMs, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from "./conn/state";
@@ -195,6 +196,19 @@ export function connLive(): u32 { return connCount; }
 export function connTemplates(): u32 { return templateCount; }
 export function connRefusedFull(): f64 { return <f64>refusedFull; }
 export function connFlush(nowMs: f64): void { flushConns(<i64>nowMs); }
+
+// Frees entry i now if its destination has been deleted (the userspace proxy calls this when the
+// sockets of such a flow close: with expire_nodest_conn=0 the flow's last state changes were dropped,
+// and the entry would otherwise refuse a client that reuses the source port until it times out).
+// Returns whether it was freed.
+export function connExpireOrphan(i: i32, nowMs: f64): bool {
+  if (i < 0 || <u32>i >= connCapacityNow) return false;
+  const e = E(<u32>i);
+  if (!load<u8>(e, O_LIVE) || (load<u32>(e, O_FLAGS) & CONN_F_TEMPLATE)) return false;
+  const id = load<i32>(e, O_DEST);
+  if (id < 0 || destOf(id).available()) return false;
+  return expireEntry(<u32>i, <i64>nowMs);
+}
 
 // Runs the clock: expires connections and runs scheduler timers. Returns the number expired.
 export function advance(nowMs: f64): i32 { return runClock(<i64>nowMs); }

@@ -373,4 +373,35 @@ test("one million connections fit in a table sized for them", async () => {
   assert.is(c.advance(300000), n);
 });
 
+test("expireOrphan: a flow whose destination was deleted mid-close no longer refuses a reused source port", async () => {
+  const { c, svc } = await setup({ dests: [["10.1.0.1", 1], ["10.1.0.2", 1]] });
+  const open = (port: number, now: number) => {
+    const r = c.packet("in", "tcp", "192.168.1.5", port, VIP, 80, { flags: SYN, now });
+    c.packet("in", "tcp", "192.168.1.5", port, VIP, 80, { flags: ACK, now: now + 1 });
+    return r;
+  };
+  const r = open(6000, 1000);
+  const d = c.conn(r.conn)!.daddr;
+  c.deleteDest(svc, d, 8080);
+  // the flow drains: the real server's FIN still goes out (the reply path does not look at the
+  // destination), the client's FIN is dropped (expire_nodest_conn=0), so the entry stops in FIN_WAIT (2 min)
+  assert.is(c.packet("out", "tcp", d, 8080, "192.168.1.5", 6000, { flags: FIN, now: 1010 }).verdict, "forward");
+  assert.is(c.packet("in", "tcp", "192.168.1.5", 6000, VIP, 80, { flags: FIN, now: 1011 }).verdict, "drop");
+  assert.is(c.conn(r.conn)!.state, "FIN_WAIT");
+  // a new connection from the same source port hits that entry and is refused, as in the kernel
+  const refused = c.packet("in", "tcp", "192.168.1.5", 6000, VIP, 80, { flags: SYN, now: 1020 });
+  assert.equal([refused.verdict, refused.reason], ["drop", "destination deleted"]);
+  // an entry whose destination is alive is never freed this way
+  const live = open(6001, 1030);
+  assert.not.ok(c.expireOrphan(live.conn, 1031));
+  assert.ok(c.conn(live.conn));
+  // the proxy frees the orphan when its sockets close; the reused port is then scheduled afresh
+  assert.ok(c.expireOrphan(r.conn, 1040));
+  assert.not.ok(c.expireOrphan(r.conn, 1041), "already free");
+  const again = c.packet("in", "tcp", "192.168.1.5", 6000, VIP, 80, { flags: SYN, now: 1050 });
+  assert.is(again.verdict, "forward");
+  assert.ok(again.isNew);
+  assert.is(c.conn(again.conn)!.daddr, d === "10.1.0.1" ? "10.1.0.2" : "10.1.0.1");
+});
+
 test.run();

@@ -355,6 +355,9 @@ export class Core {
   // Moves the clock to now (ms): expires due connections and runs scheduler timers.
   advance(now: number): number { return this.x.advance(now); }
 
+  /** Frees connection i now if its destination was deleted (see connExpireOrphan in assembly/index.ts). */
+  expireOrphan(i: number, now: number): boolean { return i >= 0 && !!this.x.connExpireOrphan(i, now); }
+
   conn(i: number): ConnInfo | null {
     if (this.x.connInfo(i) < 0) return null;
     const dv = this.dv, p = this.scratch;

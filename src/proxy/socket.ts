@@ -113,7 +113,13 @@ class TcpConn implements Flow, RelayOwner {
     if (this.done) return;
     this.done = true;
     this.fw.tcp.delete(this);
-    if (this.fw.byIdx.get(this.idx) === this) this.fw.byIdx.delete(this.idx);
+    if (this.fw.byIdx.get(this.idx) === this) {
+      this.fw.byIdx.delete(this.idx);
+      // a flow whose destination was deleted while it drained: its last state changes were dropped by the
+      // core (expire_nodest_conn=0), and no packet will ever end its entry; free it so a client reusing the
+      // source port is scheduled afresh instead of refused
+      this.fw.core.expireOrphan(this.idx, this.fw.now());
+    }
     this.fw.onDone();
   }
 }
