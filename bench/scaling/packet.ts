@@ -16,24 +16,21 @@
 // family (a hash lookup per packet). Its first version had one rule per virtual service in one chain, and at
 // 1k Services that linear walk (every reply walked all of it) cost more CPU per connection than the rest of
 // packet mode; the result counts both the chain's rules and the entries, so a return to a walk shows.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { Topology, nsOk, connectFrom, have, CLIENT_IP } from "./netns.ts";
-import { latStat, type LatStat } from "./host.ts";
-import { proxyConfig, cpuTicks, rssMiB, TICK_US } from "./proxy.ts";
+import { Topology, nsOk, have, CLIENT_IP } from "./netns.ts";
+import type { LatStat } from "./host.ts";
+import { proxyConfig, startProxy, stopProxy, timeConnects, type Timed as Target } from "./proxy.ts";
 import { loadPacketAddon } from "../../src/proxy/packet.ts";
 import { ControlClient } from "../../src/proxy/control.ts";
 import { TAKEOVER_TABLE } from "../../src/proxy/takeover.ts";
 import type { ScalingCluster } from "../../src/sim/cluster.ts";
 import type { ServiceTarget } from "../../src/sim/iptables.ts";
 
-const root = fileURLToPath(new URL("../..", import.meta.url));
 export const FULLNAT_IP = "192.168.203.1";
 
-type Target = ServiceTarget & { connect: LatStat; firstByte: LatStat; proxyCpuUsPerConn: number; clientCpuUsPerConn: number };
 export interface PacketResult {
   mode: "wasmvs-packet"; services: number; endpoints: number; virtualServices: number; startMs: number;
   /** the takeover table counted back: entries (set elements, and rules that match without a set; expected: one per
@@ -96,49 +93,16 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     const svcs = cfg.services as { protocol: string; addr: string; port: number }[];
     writeFileSync(join(dir, "proxy.json"), JSON.stringify(cfg));
     log(`wasmvs-packet ${c.services}: starting the proxy in packet mode (${svcs.length} virtual services)`);
-    const t0 = performance.now();
-    const p = spawn("ip", ["netns", "exec", topo.node, process.execPath, join(root, "bin/wasmvs.js"), "proxy", "run", "-c", join(dir, "proxy.json"), "--log-level", "error"],
-      { stdio: ["ignore", "ignore", "pipe"], cwd: root });
+    // started = the last Service answers through it (sockets open, core loaded, takeover table in place)
+    const { p, startMs } = await startProxy(topo, join(dir, "proxy.json"), "error", last, "the packet-mode proxy");
     proxy = p;
-    let err = "";
-    p.stderr!.setEncoding("utf8");
-    await new Promise<void>((resolve, reject) => {
-      p.stderr!.on("data", (d: string) => { err += d; if (err.length > 1 << 20) err = err.slice(-1 << 16); });
-      p.on("exit", (code) => reject(new Error(`the packet-mode proxy exited (${code}): ${err.slice(-1500)}`)));
-      // started = the last Service answers through it (sockets open, core loaded, takeover table in place)
-      const poll = () => {
-        if (p.exitCode !== null) return;
-        const r = connectFrom(topo.client, 1, [`${last.vip}:${last.port}`], { readFirstByte: true });
-        if (!r.fails) resolve(); else setTimeout(poll, 100);
-      };
-      setTimeout(poll, 300);
-      setTimeout(() => reject(new Error(`the packet-mode proxy did not answer in 120 s: ${err.slice(-1500)}`)), 120_000).unref();
-    });
-    const startMs = performance.now() - t0;
     const pid = p.pid!;
     // the control socket opens after the forwarder, so it may lag the first forwarded connection a little
     for (let i = 0; !ctl; i++) {
       try { ctl = await ControlClient.connect(ctlPath); }
       catch (e) { if (i >= 50 || p.exitCode !== null) throw e; await new Promise((r) => setTimeout(r, 100)); }
     }
-    connectFrom(topo.client, 20, [podTarget], { readFirstByte: true });
-    const baseC = connectFrom(topo.client, o.connects, [podTarget]);
-    const baseB = connectFrom(topo.client, o.connects, [podTarget], { readFirstByte: true });
-    log(`wasmvs-packet ${c.services}: ${o.connects} connects × 2 targets, connect() and first byte`);
-    const tg = [`${first.vip}:${first.port}`, `${last.vip}:${last.port}`];
-    connectFrom(topo.client, 30, tg, { readFirstByte: true });
-    const runC = connectFrom(topo.client, o.connects * 2, tg);
-    if (runC.fails) throw new Error(`${runC.fails} of ${o.connects * 2} connects through packet mode failed (errno ${[...new Set(runC.errors)].join(",")})`);
-    const runB = connectFrom(topo.client, o.connects * 2, tg, { readFirstByte: true });
-    if (runB.fails) throw new Error(`${runB.fails} of ${o.connects * 2} connects through packet mode got no first byte (errno ${[...new Set(runB.errors)].join(",")})`);
-    const cpu = (t: string) => {
-      const c0 = cpuTicks(pid);
-      const r = connectFrom(topo.client, o.cpuConnects, [t], { readFirstByte: true });
-      const c1 = cpuTicks(pid);
-      return { proxy: ((c1 - c0) * TICK_US) / o.cpuConnects, client: (r.userUs + r.sysUs) / o.cpuConnects };
-    };
-    const cpuFirst = cpu(tg[0]), cpuLast = cpu(tg[1]);
-    const rss = rssMiB(pid);
+    const t = await timeConnects(topo, pid, o, first, last, podTarget, "wasmvs-packet", c.services, log, { connectsMustSucceed: true, through: "packet mode" });
     const fw = await ctl.call("status") as { mode: string; verdicts?: Record<string, number>; drops?: Record<string, number>; io?: Record<string, number> };
     if (fw.mode !== "packet") throw new Error(`the proxy runs in ${fw.mode} mode, not packet mode`);
     const io = fw.io ?? {};
@@ -148,8 +112,7 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     const counted = takeoverCounted(topo.node);
     ctl.close(); ctl = null;
     log(`wasmvs-packet ${c.services}: stopping`);
-    p.kill("SIGTERM");
-    await new Promise<void>((r) => { if (p.exitCode !== null) r(); else { p.once("exit", () => r()); setTimeout(() => { p.kill("SIGKILL"); r(); }, 5000).unref(); } });
+    await stopProxy(p);
     proxy = null;
     const backends = await topo.stopBackends();
     const seen = (t: ServiceTarget) => t.endpoints.reduce((n, e) => n + (backends[e] ?? 0), 0);
@@ -160,12 +123,10 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     return {
       mode: "wasmvs-packet", services: c.services, endpoints: c.endpoints, virtualServices: svcs.length, startMs,
       takeover: { entries: counted.entries, expected: svcs.length + 1, rules: counted.rules, dropped: counted.dropped },
-      first: { ...first, connect: latStat(runC.lat[0]), firstByte: latStat(runB.lat[0]), proxyCpuUsPerConn: cpuFirst.proxy, clientCpuUsPerConn: cpuFirst.client },
-      last: { ...last, connect: latStat(runC.lat[1]), firstByte: latStat(runB.lat[1]), proxyCpuUsPerConn: cpuLast.proxy, clientCpuUsPerConn: cpuLast.client },
-      baseline: { target: podTarget, connect: latStat(baseC.lat[0]), firstByte: latStat(baseB.lat[0]) },
+      first: t.first, last: t.last, baseline: t.baseline,
       backends, translated: { first: seen(first), last: seen(last) },
       fullNat: { address: FULLNAT_IP, fromLocal, fromOther },
-      core, proxyRssMiB: rss,
+      core, proxyRssMiB: t.rss,
     };
   } finally {
     ctl?.close();

@@ -55,6 +55,70 @@ export function cpuTicks(pid: number): number {
 export const rssMiB = (pid: number) => { try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024; } catch { return 0; } };
 export const TICK_US = 1e6 / 100;                                            // USER_HZ
 
+export type Timed = ServiceTarget & { connect: LatStat; firstByte: LatStat; proxyCpuUsPerConn: number; clientCpuUsPerConn: number };
+
+/** Starts `wasmvs proxy run -c FILE` in the node namespace; started = the last Service answers through it. */
+export async function startProxy(topo: Topology, config: string, logLevel: string, last: ServiceTarget, what: string): Promise<{ p: ChildProcess; startMs: number }> {
+  const t0 = performance.now();
+  const p = spawn("ip", ["netns", "exec", topo.node, process.execPath, join(root, "bin/wasmvs.js"), "proxy", "run", "-c", config, "--log-level", logLevel],
+    { stdio: ["ignore", "ignore", "pipe"], cwd: root });
+  let err = "";
+  p.stderr!.setEncoding("utf8");
+  try {
+    await new Promise<void>((resolve, reject) => {
+      p.stderr!.on("data", (d: string) => { err += d; if (err.length > 1 << 20) err = err.slice(-1 << 16); });
+      p.on("exit", (code) => reject(new Error(`${what} exited (${code}): ${err.slice(-1500)}`)));
+      const poll = () => {
+        if (p.exitCode !== null) return;
+        const r = connectFrom(topo.client, 1, [`${last.vip}:${last.port}`], { readFirstByte: true });
+        if (!r.fails) resolve(); else setTimeout(poll, 100);
+      };
+      setTimeout(poll, 300);
+      setTimeout(() => reject(new Error(`${what} did not answer in 120 s: ${err.slice(-1500)}`)), 120_000).unref();
+    });
+  } catch (e) { if (p.exitCode === null) p.kill("SIGKILL"); throw e; }
+  return { p, startMs: performance.now() - t0 };
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within 5 s. */
+export async function stopProxy(p: ChildProcess): Promise<void> {
+  p.kill("SIGTERM");
+  await new Promise<void>((r) => { if (p.exitCode !== null) r(); else { p.once("exit", () => r()); setTimeout(() => { p.kill("SIGKILL"); r(); }, 5000).unref(); } });
+}
+
+/**
+ * The connects both wasmvs modes are measured by: a pod IP straight (the baseline), then the first and the
+ * last Service, connect() and first byte, and the proxy's and the client's CPU per connection.
+ */
+export async function timeConnects(topo: Topology, pid: number, o: { connects: number; cpuConnects: number }, first: ServiceTarget, last: ServiceTarget,
+  podTarget: string, mode: string, services: number, log: (s: string) => void, opts: { settleMs?: number; connectsMustSucceed?: boolean; through: string }) {
+  connectFrom(topo.client, 20, [podTarget], { readFirstByte: true });
+  const baseC = connectFrom(topo.client, o.connects, [podTarget]);
+  const baseB = connectFrom(topo.client, o.connects, [podTarget], { readFirstByte: true });
+  log(`${mode} ${services}: ${o.connects} connects × 2 targets, connect() and first byte`);
+  const tg = [`${first.vip}:${first.port}`, `${last.vip}:${last.port}`];
+  connectFrom(topo.client, 30, tg, { readFirstByte: true });
+  const runC = connectFrom(topo.client, o.connects * 2, tg);
+  if (opts.connectsMustSucceed && runC.fails) throw new Error(`${runC.fails} of ${o.connects * 2} connects through ${opts.through} failed (errno ${[...new Set(runC.errors)].join(",")})`);
+  if (opts.settleMs) await new Promise((r) => setTimeout(r, opts.settleMs));
+  const runB = connectFrom(topo.client, o.connects * 2, tg, { readFirstByte: true });
+  if (runB.fails) throw new Error(`${runB.fails} of ${o.connects * 2} connects through ${opts.through} got no first byte (errno ${[...new Set(runB.errors)].join(",")})`);
+  const cpu = (t: string) => {
+    const c0 = cpuTicks(pid);
+    const r = connectFrom(topo.client, o.cpuConnects, [t], { readFirstByte: true });
+    const c1 = cpuTicks(pid);
+    return { proxy: ((c1 - c0) * TICK_US) / o.cpuConnects, client: (r.userUs + r.sysUs) / o.cpuConnects };
+  };
+  const cpuFirst = cpu(tg[0]), cpuLast = cpu(tg[1]);
+  const timed = (t: ServiceTarget, i: number, c: { proxy: number; client: number }): Timed =>
+    ({ ...t, connect: latStat(runC.lat[i]), firstByte: latStat(runB.lat[i]), proxyCpuUsPerConn: c.proxy, clientCpuUsPerConn: c.client });
+  return {
+    first: timed(first, 0, cpuFirst), last: timed(last, 1, cpuLast),
+    baseline: { target: podTarget, connect: latStat(baseC.lat[0]), firstByte: latStat(baseB.lat[0]) },
+    rss: rssMiB(pid),
+  };
+}
+
 export async function measureProxy(c: ScalingCluster, o: ProxyOptions): Promise<ProxyResult> {
   const log = o.log ?? (() => {});
   const first = c.targets[0], last = c.targets[c.targets.length - 1];
@@ -70,59 +134,20 @@ export async function measureProxy(c: ScalingCluster, o: ProxyOptions): Promise<
     if (cfg.extraLocal.length) nsOk(topo.node, ["ip", "-batch", "-"], cfg.extraLocal.map((a) => `route add local ${a}/32 dev lo`).join("\n") + "\n");
     writeFileSync(join(dir, "proxy.json"), cfg.text);
     log(`wasmvs-proxy ${c.services}: starting the proxy (${cfg.services} virtual services)`);
-    const t0 = performance.now();
-    const p = spawn("ip", ["netns", "exec", topo.node, process.execPath, join(root, "bin/wasmvs.js"), "proxy", "run", "-c", join(dir, "proxy.json"), "--log-level", "warn"],
-      { stdio: ["ignore", "ignore", "pipe"], cwd: root });
+    const { p, startMs } = await startProxy(topo, join(dir, "proxy.json"), "warn", last, "the proxy");
     proxy = p;
-    let err = "";
-    p.stderr!.setEncoding("utf8");
-    const started = new Promise<void>((resolve, reject) => {
-      p.stderr!.on("data", (d: string) => { err += d; if (err.length > 1 << 20) err = err.slice(-1 << 16); });
-      p.on("exit", (code) => reject(new Error(`the proxy exited (${code}): ${err.slice(-1500)}`)));
-      // started = the last Service's port answers (every listener is up)
-      const poll = () => {
-        if (p.exitCode !== null) return;
-        const r = connectFrom(topo.client, 1, [`${last.vip}:${last.port}`], { readFirstByte: true });
-        if (!r.fails) resolve(); else setTimeout(poll, 100);
-      };
-      setTimeout(poll, 300);
-      setTimeout(() => reject(new Error(`the proxy did not answer in 120 s: ${err.slice(-1500)}`)), 120_000).unref();
-    });
-    await started;
-    const startMs = performance.now() - t0;
     const pid = p.pid!;
     const listening = nsOk(topo.node, ["sh", "-c", "ss -Hltn | wc -l"]).stdout.trim();
-    // baseline: straight to a pod IP, no proxy
-    connectFrom(topo.client, 20, [podTarget], { readFirstByte: true });
-    const baseC = connectFrom(topo.client, o.connects, [podTarget]);
-    const baseB = connectFrom(topo.client, o.connects, [podTarget], { readFirstByte: true });
-    log(`wasmvs-proxy ${c.services}: ${o.connects} connects × 2 targets, connect() and first byte`);
-    const tg = [`${first.vip}:${first.port}`, `${last.vip}:${last.port}`];
-    connectFrom(topo.client, 30, tg, { readFirstByte: true });
-    const runC = connectFrom(topo.client, o.connects * 2, tg);
-    await new Promise((r) => setTimeout(r, 200));
-    const runB = connectFrom(topo.client, o.connects * 2, tg, { readFirstByte: true });
-    if (runB.fails) throw new Error(`${runB.fails} of ${o.connects * 2} connects through the proxy got no first byte (errno ${[...new Set(runB.errors)].join(",")})`);
-    const cpu = (t: string) => {
-      const c0 = cpuTicks(pid);
-      const r = connectFrom(topo.client, o.cpuConnects, [t], { readFirstByte: true });
-      const c1 = cpuTicks(pid);
-      return { proxy: ((c1 - c0) * TICK_US) / o.cpuConnects, client: (r.userUs + r.sysUs) / o.cpuConnects };
-    };
-    const cpuFirst = cpu(tg[0]), cpuLast = cpu(tg[1]);
-    const rss = rssMiB(pid);
+    const t = await timeConnects(topo, pid, o, first, last, podTarget, "wasmvs-proxy", c.services, log, { settleMs: 200, through: "the proxy" });
     log(`wasmvs-proxy ${c.services}: stopping`);
-    p.kill("SIGTERM");
-    await new Promise<void>((r) => { if (p.exitCode !== null) r(); else { p.once("exit", () => r()); setTimeout(() => { p.kill("SIGKILL"); r(); }, 5000).unref(); } });
+    await stopProxy(p);
     proxy = null;
     const backends = await topo.stopBackends();
     const seen = (t: ServiceTarget) => t.endpoints.reduce((n, e) => n + (backends[e] ?? 0), 0);
     return {
       mode: "wasmvs-proxy", services: c.services, endpoints: c.endpoints, virtualServices: cfg.services, listening: Number(listening), startMs,
-      first: { ...first, connect: latStat(runC.lat[0]), firstByte: latStat(runB.lat[0]), proxyCpuUsPerConn: cpuFirst.proxy, clientCpuUsPerConn: cpuFirst.client },
-      last: { ...last, connect: latStat(runC.lat[1]), firstByte: latStat(runB.lat[1]), proxyCpuUsPerConn: cpuLast.proxy, clientCpuUsPerConn: cpuLast.client },
-      baseline: { target: podTarget, connect: latStat(baseC.lat[0]), firstByte: latStat(baseB.lat[0]) },
-      backends, translated: { first: seen(first), last: seen(last) }, proxyRssMiB: rss,
+      first: t.first, last: t.last, baseline: t.baseline,
+      backends, translated: { first: seen(first), last: seen(last) }, proxyRssMiB: t.rss,
     };
   } finally {
     if (proxy && proxy.exitCode === null) { try { proxy.kill("SIGKILL"); } catch { /* gone */ } }
