@@ -7,11 +7,12 @@
 import { createRtNetlink, type RtNetlinkSocket } from "netlink";
 import { isIP } from "node:net";
 import { constants } from "node:os";
+import { addrBytes, formatAddr, AF_INET, AF_INET6 } from "../core/addr.ts";
+import { canonicalAddr } from "../model/inet.ts";
 
 const osErrno = constants.errno;
 
 const IFLA_LINKINFO = 18, IFLA_INFO_KIND = 1;
-const AF_INET = 2, AF_INET6 = 10;
 const RT_SCOPE_HOST = 254;
 const IFA_F_NODAD = 0x02;
 const ERRNO_TEXT: Record<number, string> = {
@@ -47,32 +48,10 @@ function attr(type: number, payload: Buffer): Buffer {
   return b;
 }
 
-function addrBytes(a: string): Buffer {
-  if (isIP(a) === 4) return Buffer.from(a.split(".").map(Number));
-  // expand an IPv6 text form to 16 bytes
-  const [head, tail] = a.includes("::") ? a.split("::") : [a, undefined];
-  const h = head ? head.split(":") : [], t = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
-  const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g || "0", 16), i * 2));
-  return b;
-}
-
-function bytesAddr(b: Buffer): string {
-  if (b.length === 4) return [...b].join(".");
-  const g: string[] = [];
-  for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i).toString(16));
-  // the canonical short form (longest zero run as ::), as the rest of wasmvs prints IPv6
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== "0") { i++; continue; }
-    let j = i; while (j < 8 && g[j] === "0") j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return g.join(":");
-  return `${g.slice(0, best).join(":")}::${g.slice(best + bestLen).join(":")}`;
-}
+/** An address as rtnetlink carries it: 4 bytes for IPv4, 16 for IPv6. */
+const wireBytes = (a: string): Buffer => Buffer.from(addrBytes(a).subarray(0, isIP(a) === 4 ? 4 : 16));
+/** Back to text, printed as the rest of wasmvs prints addresses (inet_ntop's rules). */
+const wireText = (b: Buffer): string => formatAddr(b.length === 4 ? AF_INET : AF_INET6, b);
 
 export interface VipReport { added: string[]; removed: string[]; failures: { addr: string; error: string }[]; createdLink: boolean }
 
@@ -115,7 +94,7 @@ export class VipBinder {
     if (!this.index) return [];
     const all = await this.sock.getAddresses(undefined, undefined, { timeout: this.timeout });
     return all.filter((a) => a.data.index === this.index && (a.attrs.local ?? a.attrs.address))
-      .map((a) => bytesAddr((a.attrs.local ?? a.attrs.address)!));
+      .map((a) => wireText((a.attrs.local ?? a.attrs.address)!));
   }
 
   /** Makes the interface carry exactly `wanted` (addresses of other interfaces are never touched). */
@@ -124,7 +103,7 @@ export class VipBinder {
     const want = new Map<string, string>();
     for (const a of wanted) {
       if (!isIP(a)) { report.failures.push({ addr: a, error: "not an IP address" }); continue; }
-      want.set(bytesAddr(addrBytes(a)), a);
+      want.set(canonicalAddr(a), a);
     }
     const have = new Set(await this.addresses());
     for (const [canon, a] of want) {
@@ -142,7 +121,7 @@ export class VipBinder {
 
   private async change(op: "add" | "del", a: string): Promise<void> {
     const v6 = isIP(a) === 6;
-    const b = addrBytes(a);
+    const b = wireBytes(a);
     const data = { family: v6 ? AF_INET6 : AF_INET, prefixlen: v6 ? 128 : 32, index: this.index, scope: v6 ? 0 : RT_SCOPE_HOST };
     const attrs = { local: b, address: b, ...(v6 ? { flags: { nodad: true } as never } : {}) };
     try {
