@@ -89,12 +89,15 @@ export class VipBinder {
   }
 
   /** The addresses now on the interface. */
-  async addresses(): Promise<string[]> {
+  async addresses(): Promise<string[]> { return [...(await this.prefixes()).keys()]; }
+
+  /** The addresses now on the interface with their prefix lengths (a delete must name the right one). */
+  private async prefixes(): Promise<Map<string, number>> {
     if (!this.index) this.index = await this.linkIndex();
-    if (!this.index) return [];
+    if (!this.index) return new Map();
     const all = await this.sock.getAddresses(undefined, undefined, { timeout: this.timeout });
-    return all.filter((a) => a.data.index === this.index && (a.attrs.local ?? a.attrs.address))
-      .map((a) => wireText((a.attrs.local ?? a.attrs.address)!));
+    return new Map(all.filter((a) => a.data.index === this.index && (a.attrs.local ?? a.attrs.address))
+      .map((a) => [wireText((a.attrs.local ?? a.attrs.address)!), a.data.prefixlen ?? 0]));
   }
 
   /** Makes the interface carry exactly `wanted` (addresses of other interfaces are never touched). */
@@ -105,24 +108,24 @@ export class VipBinder {
       if (!isIP(a)) { report.failures.push({ addr: a, error: "not an IP address" }); continue; }
       want.set(canonicalAddr(a), a);
     }
-    const have = new Set(await this.addresses());
+    const have = await this.prefixes();
     for (const [canon, a] of want) {
       if (have.has(canon)) continue;
       try { await this.change("add", a); report.added.push(canon); }
       catch (e) { report.failures.push({ addr: a, error: (e as Error).message }); }
     }
-    for (const a of have) {
+    for (const [a, prefixlen] of have) {
       if (want.has(a)) continue;
-      try { await this.change("del", a); report.removed.push(a); }
+      try { await this.change("del", a, prefixlen); report.removed.push(a); }
       catch (e) { report.failures.push({ addr: a, error: (e as Error).message }); }
     }
     return report;
   }
 
-  private async change(op: "add" | "del", a: string): Promise<void> {
+  private async change(op: "add" | "del", a: string, prefixlen?: number): Promise<void> {
     const v6 = isIP(a) === 6;
     const b = wireBytes(a);
-    const data = { family: v6 ? AF_INET6 : AF_INET, prefixlen: v6 ? 128 : 32, index: this.index, scope: v6 ? 0 : RT_SCOPE_HOST };
+    const data = { family: v6 ? AF_INET6 : AF_INET, prefixlen: prefixlen ?? (v6 ? 128 : 32), index: this.index, scope: v6 ? 0 : RT_SCOPE_HOST };
     const attrs = { local: b, address: b, ...(v6 ? { flags: { nodad: true } as never } : {}) };
     try {
       if (op === "add") await this.sock.newAddress(data, attrs, { flags: 0x400 | 0x200, timeout: this.timeout });
