@@ -133,18 +133,19 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
       host?.close();
       return report.failures.length || hostFailed ? 1 : 0;
     }
-    // loop mode: a file is re-read on every full sync; a cluster feeds its latest mapping
-    let latest = desired;
+    // loop mode: a file is re-read on every full sync (and its addresses bound from that same read); a
+    // cluster's whole state is built from its index only when a full sync asks for it
+    let lastFile = desired;
     let latestIndex: ClusterIndex | undefined;
     const nodeFamilies = new Set(String(a["--node-ip"] ?? "").split(",").filter(Boolean).map((ip) => ipFamily(ip)));
-    let latestUpdate: { desired: DesiredState } | undefined;
-    const loop = new SyncLoop(reconciler, () => (fromFile ? fileState(a) : latest ?? latestUpdate?.desired ?? { services: [] }), {
+    const wholeState = () => fromFile ? (lastFile = fileState(a)) : latestIndex?.desiredState() ?? { services: [] };
+    const loop = new SyncLoop(reconciler, wholeState, {
       syncPeriodMs: seconds(a["--sync-period"], "--sync-period", kpc.syncPeriodMs ?? 30_000),
       minSyncPeriodMs: seconds(a["--min-sync-period"], "--min-sync-period", kpc.minSyncPeriodMs ?? 0),
       onReport: (r, kind) => {
         if (r.changes.length || r.failures.length) out.write(`[${kind}] ${formatReport(r)}\n`);
         if (kind === "drain") return;
-        if (fromFile) void applyHost(fileHostState(fileState(a)), kind === "full");
+        if (fromFile) void applyHost(fileHostState(lastFile!), kind === "full");
         else if (latestIndex) void applyHost(clusterHostState(latestIndex, nodeFamilies), kind === "full", latestIndex.sysctls());
       },
       onError: (e) => err.write(`wasmvs sync: ${e.message}\n`),
@@ -157,9 +158,8 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
         kubeconfig: a["--kubeconfig"] as string | undefined, node, config: kpc,   // none: in-cluster / default loading
         onSync: (u) => {
           latestIndex = u.index;
-          if (u.reason === "initial") { latest = u.desired; loop.start(); return; }
-          // the loop reads the whole state only for full syncs; a change is synced partially (what changed)
-          latest = undefined; latestUpdate = u;
+          if (u.reason === "initial") { loop.start(); return; }
+          // a change is synced partially (what changed); a periodic sync compares the whole state
           if (u.reason === "periodic") { loop.trigger(); return; }
           loop.trigger(partialOf(u.index, u.changes));
         },
