@@ -555,7 +555,7 @@ export class IpvsClient {
       let data: Buffer;
       try { data = serviceRequest(this.family, C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_DUMP, C.IPVS_CMD_GET_DEST, svcs[i]); }
       catch (e) { if (e instanceof CodecError) throw new IpvsError(`list real servers of ${serviceKey(svcs[i])}`, e.errno, e.message); throw e; }
-      reqs.push(Buffer.from(data));   // serviceRequest may hand back a view of a reused buffer
+      reqs.push(data);
       starts[i] = at; at += data.length;
     }
     let res: { replies: Buffer; index: Int32Array };
