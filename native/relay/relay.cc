@@ -524,6 +524,23 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// A textual IPv4 or IPv6 address and a port as a sockaddr; false if the text is neither.
+static bool sockaddrOf(const char* addr, uint32_t port, sockaddr_storage* ss, socklen_t* sl, int* family) {
+  memset(ss, 0, sizeof *ss);
+  if (strchr(addr, ':')) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(ss);
+    if (inet_pton(AF_INET6, addr, &a6->sin6_addr) != 1) return false;
+    a6->sin6_family = AF_INET6; a6->sin6_port = htons((uint16_t)port);
+    *sl = sizeof *a6; *family = AF_INET6;
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(ss);
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) != 1) return false;
+    a4->sin_family = AF_INET; a4->sin_port = htons((uint16_t)port);
+    *sl = sizeof *a4; *family = AF_INET;
+  }
+  return true;
+}
+
 // connect(slot, addr, port, timeoutMs): a non-blocking connect to the backend; CONNECTED or CONNECT_FAILED
 // (with errno; ETIMEDOUT after timeoutMs) follows. Only while the slot has no backend.
 napi_value Connect(napi_env env, napi_callback_info info) {
@@ -537,20 +554,9 @@ napi_value Connect(napi_env env, napi_callback_info info) {
   Relay* r = relayAt(slot);
   if (!r || r->phase != IDLE) return throwError(env, "connect: the slot has no client or already a backend");
   struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
   socklen_t sl;
   int family;
-  if (strchr(addr, ':')) {
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (inet_pton(AF_INET6, addr, &a6->sin6_addr) != 1) return throwError(env, "connect: not an IP address");
-    a6->sin6_family = AF_INET6; a6->sin6_port = htons((uint16_t)port);
-    sl = sizeof *a6; family = AF_INET6;
-  } else {
-    auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
-    if (inet_pton(AF_INET, addr, &a4->sin_addr) != 1) return throwError(env, "connect: not an IP address");
-    a4->sin_family = AF_INET; a4->sin_port = htons((uint16_t)port);
-    sl = sizeof *a4; family = AF_INET;
-  }
+  if (!sockaddrOf(addr, port, &ss, &sl, &family)) return throwError(env, "connect: not an IP address");
   r->phase = CONNECTING;
   S.connecting++;
   r->deadline = uv_now(S.loop) + timeout;
@@ -593,20 +599,9 @@ napi_value Listen(napi_env env, napi_callback_info info) {
       napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &alen) != napi_ok)
     return throwError(env, "listen(id, addr, port, backlog)");
   struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
   socklen_t sl;
   int family;
-  if (strchr(addr, ':')) {
-    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (inet_pton(AF_INET6, addr, &a6->sin6_addr) != 1) return throwError(env, "listen: not an IP address");
-    a6->sin6_family = AF_INET6; a6->sin6_port = htons((uint16_t)port);
-    sl = sizeof *a6; family = AF_INET6;
-  } else {
-    auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
-    if (inet_pton(AF_INET, addr, &a4->sin_addr) != 1) return throwError(env, "listen: not an IP address");
-    a4->sin_family = AF_INET; a4->sin_port = htons((uint16_t)port);
-    sl = sizeof *a4; family = AF_INET;
-  }
+  if (!sockaddrOf(addr, port, &ss, &sl, &family)) return throwError(env, "listen: not an IP address");
   napi_value ret;
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) { napi_create_int32(env, -errno, &ret); return ret; }
