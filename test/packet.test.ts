@@ -416,6 +416,34 @@ test("a batch of mixed packets, results per descriptor; packets never grow", asy
   assert.is(DESC_SIZE, 32);
 });
 
+// New entries' reply-side links wait until the batch ends (assembly/conn/table.ts, linkPendingOut); a
+// reply in the same batch as its SYN must still be matched, also past the 1,024 that may wait at once.
+test("a reply in the same batch as its SYN is matched (deferred reply-side links), release and debug", async () => {
+  for (const debug of [true, false]) {
+    const core = await Core.load({ debug, connCapacity: 4096 });
+    const svc = core.addService({ proto: "tcp", addr: VIP4, port: 80, scheduler: "rr" });
+    core.addDest(svc, { addr: RS4, port: 8080, fwd: "masq" });
+    const syns = 1100;
+    const batch = new PacketBatch(core, { maxPackets: syns + 4, maxBytes: (syns + 4) * 64 });
+    batch.clear();
+    const reply = (k: number) => build({ src: RS4, dst: CLIENT4, proto: TCP, sport: 8080, dport: 20000 + k, flags: SYN | ACK });
+    for (let k = 0; k < syns; k++) {
+      batch.add(build({ src: CLIENT4, dst: VIP4, proto: TCP, sport: 20000 + k, dport: 80, flags: SYN }), { dir: "in" });
+      if (k === 0) batch.add(reply(0), { dir: "out" });
+    }
+    for (const k of [1, 1050, syns - 1]) batch.add(reply(k), { dir: "out" });
+    assert.is(batch.run(1000), syns + 4);
+    const rs = batch.results();
+    const at = (k: number) => rs[k === 0 ? 0 : k + 1].conn;
+    assert.is(rs[1].verdict, "forward", `reply right after its SYN (debug=${debug})`);
+    assert.is(rs[1].conn, at(0));
+    assert.equal(rs.slice(syns + 1).map((r) => r.verdict), ["forward", "forward", "forward"], `replies at the end (debug=${debug})`);
+    assert.equal(rs.slice(syns + 1).map((r) => r.conn), [at(1), at(1050), at(syns - 1)]);
+    // and after the batch, through the one-packet path too
+    assert.is(batch.one(reply(7), { dir: "out", now: 1001 }).verdict, "forward");
+  }
+});
+
 test("release build gives the same bytes as the debug build", async () => {
   const outs: string[] = [];
   for (const debug of [true, false]) {

@@ -86,6 +86,7 @@ export function connInit(cap: u32): i32 {
   store<u32>(E(cap - 1), 0, O_W_NEXT);
   freeHead = 1;
   connCount = 0; templateCount = 0; refusedFull = 0;
+  pendingCount = 0;
   wheelTick = 0;
   clockStarted = false;
   return <i32>cap;
@@ -136,6 +137,7 @@ export function lookupIn(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32
 // (d: caddr:cport, or the full-NAT local address:port).
 export function lookupOut(af: i32, proto: i32, s0: u32, s1: u32, s2: u32, s3: u32, sport: u32,
                           d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): i32 {
+  if (pendingCount) linkPendingOut();
   const h = hash6(<u32>proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport) & bucketMask;
   let n = load<u32>(outBuckets + (<usize>h << 2));
   while (n != 0) {
@@ -207,6 +209,7 @@ function hashOut(i: u32): void {
 }
 
 function unhashOut(i: u32): void {
+  if (pendingCount) linkPendingOut();
   const e = E(i);
   const f = load<u32>(e, O_FLAGS);
   if (!(f & CF_OUT_HASHED)) return;
@@ -218,6 +221,30 @@ function unhashOut(i: u32): void {
     n = load<u32>(p);
   }
   store<u32>(e, f & ~CF_OUT_HASHED, O_FLAGS);
+}
+
+// Reply-side links deferred while a batch runs (processBatch turns this on): a new entry's reply bucket is
+// a random line of a large array, and linking it at once waited for that miss for every SYN in turn.
+// Linked together, the batch's misses overlap. Whatever reads or changes the reply index links what
+// waits first, so no lookup can tell the difference.
+const PENDING_MAX: u32 = 1024;
+const pendingOut: usize = memory.data(PENDING_MAX << 2);
+let pendingCount: u32 = 0;
+let pendingSink: u32 = 0;
+let deferOut = false;
+
+export function deferReplyLinks(on: bool): void {
+  if (!on && pendingCount) linkPendingOut();
+  deferOut = on;
+}
+
+function linkPendingOut(): void {
+  const cnt = pendingCount;
+  pendingCount = 0;
+  let acc: u32 = 0;
+  for (let k: u32 = 0; k < cnt; k++) acc += load<u32>(outBuckets + (<usize>outHashOf(E(load<u32>(pendingOut + (<usize>k << 2)))) << 2));
+  pendingSink += acc;
+  for (let k: u32 = 0; k < cnt; k++) hashOut(load<u32>(pendingOut + (<usize>k << 2)));
 }
 
 // ---- the timer wheel -----------------------------------------------------------------------------------
@@ -333,7 +360,14 @@ export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
   store<u32>(e, 3000, O_TIMEOUT);
   if (!(f & CF_ONE_PACKET)) {
     hashIn(i);
-    if (d.fwd == FWD_MASQ || d.fwd == FWD_FULLNAT) if (!(f & CF_TEMPLATE)) hashOut(i);
+    if (d.fwd == FWD_MASQ || d.fwd == FWD_FULLNAT) if (!(f & CF_TEMPLATE)) {
+      if (!deferOut) hashOut(i);
+      else {
+        if (pendingCount == PENDING_MAX) linkPendingOut();
+        store<u32>(pendingOut + (<usize>pendingCount << 2), i);
+        pendingCount++;
+      }
+    }
     const exp = now + 3000;
     store<i64>(e, exp, O_EXPIRES);
     wheelLink(i, exp / TICK_MS > wheelTick ? exp / TICK_MS : wheelTick + 1);
