@@ -107,6 +107,42 @@ test("reply lookup finds the connection from the real server's side only", async
   assert.is(c.packet("out", "udp", "10.1.0.1", 8080, "192.168.1.5", 5000, { now: 1 }).verdict, "not-ours");
 });
 
+// Both indexes are keyed by the client side alone (as the kernel's one table is): one client address and
+// port to many virtual services is one bucket chain, which every lookup must still tell apart exactly.
+test("one client address:port to many services: one bucket chain, each lookup exact, through expiry and reuse", async () => {
+  for (const fwd of ["masq", "fullnat"] as const) {
+    const c = await Core.load({ debug: true, connCapacity: 4096 });
+    const n = 300;
+    const vip = (k: number) => `10.0.${k >> 7}.${(k & 127) + 1}`, rs = (k: number) => `10.1.${k >> 7}.${(k & 127) + 1}`;
+    for (let k = 0; k < n; k++) {
+      const svc = c.addService({ proto: "tcp", addr: vip(k), port: 80 + (k % 3), scheduler: "rr" });
+      c.addDest(svc, { addr: rs(k), port: 8000 + k, fwd });
+    }
+    const conns: number[] = [];
+    for (let k = 0; k < n; k++) {
+      const r = c.packet("in", "tcp", "192.168.1.5", 5000, vip(k), 80 + (k % 3), { flags: SYN, now: 1000 });
+      assert.ok(r.isNew && r.verdict === "forward", `${fwd} SYN ${k}`);
+      conns.push(r.conn);
+    }
+    assert.is(new Set(conns).size, n);
+    for (let k = n - 1; k >= 0; k -= 7) {
+      const e = c.conn(conns[k])!;
+      assert.is(`${e.daddr}:${e.dport}`, `${rs(k)}:${8000 + k}`);
+      // the same client packet again finds its own entry, and the backend's reply finds it too
+      assert.is(c.packet("in", "tcp", "192.168.1.5", 5000, vip(k), 80 + (k % 3), { flags: ACK, now: 1001 }).conn, conns[k]);
+      const to = fwd === "masq" ? ["192.168.1.5", 5000] as const : [e.laddr, e.lport] as const;
+      assert.is(c.packet("out", "tcp", e.daddr, e.dport, to[0], to[1], { flags: SYNACK, now: 1001 }).conn, conns[k], `${fwd} reply ${k}`);
+      // a reply from the right server to the wrong port is not ours
+      assert.is(c.packet("out", "tcp", e.daddr, e.dport + 1, to[0], to[1], { flags: SYNACK, now: 1001 }).verdict, "not-ours");
+    }
+    // all expire (SYN_RECV or ESTABLISHED after an ACK: 15 min), the chain empties, and the key is reused
+    c.advance(1000 + 16 * 60_000);
+    assert.is(c.connStats().live, 0, `${fwd}: nothing left`);
+    const again = c.packet("in", "tcp", "192.168.1.5", 5000, vip(8), 80 + (8 % 3), { flags: SYN, now: 1000 + 16 * 60_000 + 1 });
+    assert.ok(again.isNew && c.conn(again.conn)!.daddr === rs(8));
+  }
+});
+
 test("a full table refuses new connections, counts them, and leaves established ones alone", async () => {
   const { c } = await setup({ cap: 16 });
   const made = [];

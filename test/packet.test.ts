@@ -416,9 +416,9 @@ test("a batch of mixed packets, results per descriptor; packets never grow", asy
   assert.is(DESC_SIZE, 32);
 });
 
-// New entries' reply-side links wait until the batch ends (assembly/conn/table.ts, linkPendingOut); a
-// reply in the same batch as its SYN must still be matched, also past the 1,024 that may wait at once.
-test("a reply in the same batch as its SYN is matched (deferred reply-side links), release and debug", async () => {
+// A reply in the same batch as its SYN must be matched: the batch's pre-pass reads bucket lines ahead of
+// the packets that create entries in them.
+test("a reply in the same batch as its SYN is matched, release and debug", async () => {
   for (const debug of [true, false]) {
     const core = await Core.load({ debug, connCapacity: 4096 });
     const svc = core.addService({ proto: "tcp", addr: VIP4, port: 80, scheduler: "rr" });

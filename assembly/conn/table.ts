@@ -44,9 +44,14 @@ export const O_INPKTS: usize = 124;     // u32
 
 let base: usize = 0;
 export let capacity: u32 = 0;
-let inBuckets: usize = 0;
-let outBuckets: usize = 0;
+// One bucket array for both indexes, a pair of chain heads (client side, reply side) per bucket, and both
+// keyed by the client side's (protocol, address, port) alone, as the kernel keys its one table: a
+// connection's client-side and reply-side links share one bucket line (and page), so making or expiring
+// it misses once there, not twice. Full-NAT's reply side is its local address and port.
+let buckets: usize = 0;
 let bucketMask: u32 = 0;
+@inline function inHead(h: u32): usize { return buckets + (<usize>h << 3); }
+@inline function outHead(h: u32): usize { return buckets + (<usize>h << 3) + 4; }
 let freeHead: u32 = 0;       // index+1
 export let connCount: u32 = 0;
 export let templateCount: u32 = 0;
@@ -75,10 +80,8 @@ export function connInit(cap: u32): i32 {
   while (nb < cap * 2) nb <<= 1;
   base = heap.alloc(bytes);
   memory.fill(base, 0, bytes);
-  inBuckets = heap.alloc(<usize>nb << 2);
-  outBuckets = heap.alloc(<usize>nb << 2);
-  memory.fill(inBuckets, 0, <usize>nb << 2);
-  memory.fill(outBuckets, 0, <usize>nb << 2);
+  buckets = heap.alloc(<usize>nb << 3);
+  memory.fill(buckets, 0, <usize>nb << 3);
   wheel = heap.alloc(<usize>WHEEL_SLOTS << 2);
   memory.fill(wheel, 0, <usize>WHEEL_SLOTS << 2);
   bucketMask = nb - 1;
@@ -88,7 +91,6 @@ export function connInit(cap: u32): i32 {
   store<u32>(E(cap - 1), 0, O_W_NEXT);
   freeHead = 1;
   connCount = 0; templateCount = 0; refusedFull = 0;
-  pendingCount = 0;
   wheelTick = 0;
   clockStarted = false;
   return <i32>cap;
@@ -99,12 +101,11 @@ export function connInit(cap: u32): i32 {
   return h;
 }
 
-@inline function hash6(proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, p: u32,
-                      b0: u32, b1: u32, b2: u32, b3: u32, q: u32): u32 {
+// the client side's (protocol, address, port): the bucket of both a connection's links
+@inline function hashSide(proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, p: u32): u32 {
   let h = mix32(a3 ^ (p << 16) ^ proto);
-  h = mix32(h ^ b3 ^ (q * 0x9e3779b1));
-  if ((a0 | a1 | a2 | b0 | b1 | b2) != 0) h = mix32(h ^ a0 ^ (a1 * 31) ^ (a2 * 961) ^ b0 ^ (b1 * 7) ^ (b2 * 49));
-  return h;
+  if ((a0 | a1 | a2) != 0) h = mix32(h ^ a0 ^ (a1 * 31) ^ (a2 * 961));
+  return h & bucketMask;
 }
 
 @inline function addrEq(e: usize, off: usize, a0: u32, a1: u32, a2: u32, a3: u32): bool {
@@ -121,8 +122,7 @@ export function connInit(cap: u32): i32 {
 // Client-side match (af, proto, caddr, cport, vaddr, vport); templates are matched only with tpl=true.
 export function lookupIn(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32,
                          v0: u32, v1: u32, v2: u32, v3: u32, vport: u32, tpl: bool): i32 {
-  const h = hash6(<u32>proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport) & bucketMask;
-  let n = load<u32>(inBuckets + (<usize>h << 2));
+  let n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
   const want: u32 = tpl ? CF_TEMPLATE : 0;
   while (n != 0) {
     const e = E(n - 1);
@@ -139,9 +139,7 @@ export function lookupIn(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32
 // (d: caddr:cport, or the full-NAT local address:port).
 export function lookupOut(af: i32, proto: i32, s0: u32, s1: u32, s2: u32, s3: u32, sport: u32,
                           d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): i32 {
-  if (pendingCount) linkPendingOut();
-  const h = hash6(<u32>proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport) & bucketMask;
-  let n = load<u32>(outBuckets + (<usize>h << 2));
+  let n = load<u32>(outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport)));
   while (n != 0) {
     const e = E(n - 1);
     if (load<u16>(e, O_DPORT) == sport && load<u16>(e, O_LPORT) == dport &&
@@ -156,24 +154,24 @@ export function lookupOut(af: i32, proto: i32, s0: u32, s1: u32, s2: u32, s3: u3
 // more, so the main pass finds them in cache. Return a value so the loads are not optimised away.
 export function touchIn(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32,
                         v0: u32, v1: u32, v2: u32, v3: u32, vport: u32): u32 {
-  const h = hash6(<u32>proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport) & bucketMask;
-  const n = load<u32>(inBuckets + (<usize>h << 2));
+  const n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
   return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
 }
 
 export function touchOut(proto: i32, s0: u32, s1: u32, s2: u32, s3: u32, sport: u32,
                          d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): u32 {
-  const h = hash6(<u32>proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport) & bucketMask;
-  const n = load<u32>(outBuckets + (<usize>h << 2));
+  const n = load<u32>(outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport)));
   return n != 0 ? <u32>load<u16>(E(n - 1), O_DPORT) : 0;
+}
+
+function inHashOf(e: usize): u32 {
+  return hashSide(load<u8>(e, O_PROTO), load<u32>(e, O_CADDR), load<u32>(e, O_CADDR + 4), load<u32>(e, O_CADDR + 8),
+    load<u32>(e, O_CADDR + 12), load<u16>(e, O_CPORT));
 }
 
 function hashIn(i: u32): void {
   const e = E(i);
-  const h = hash6(load<u8>(e, O_PROTO), load<u32>(e, O_CADDR), load<u32>(e, O_CADDR + 4), load<u32>(e, O_CADDR + 8),
-    load<u32>(e, O_CADDR + 12), load<u16>(e, O_CPORT), load<u32>(e, O_VADDR), load<u32>(e, O_VADDR + 4),
-    load<u32>(e, O_VADDR + 8), load<u32>(e, O_VADDR + 12), load<u16>(e, O_VPORT)) & bucketMask;
-  const b = inBuckets + (<usize>h << 2);
+  const b = inHead(inHashOf(e));
   store<u32>(e, load<u32>(b), O_IN_NEXT);
   store<u32>(b, i + 1);
   store<u32>(e, load<u32>(e, O_FLAGS) | CF_HASHED, O_FLAGS);
@@ -183,10 +181,7 @@ function unhashIn(i: u32): void {
   const e = E(i);
   const f = load<u32>(e, O_FLAGS);
   if (!(f & CF_HASHED)) return;
-  const h = hash6(load<u8>(e, O_PROTO), load<u32>(e, O_CADDR), load<u32>(e, O_CADDR + 4), load<u32>(e, O_CADDR + 8),
-    load<u32>(e, O_CADDR + 12), load<u16>(e, O_CPORT), load<u32>(e, O_VADDR), load<u32>(e, O_VADDR + 4),
-    load<u32>(e, O_VADDR + 8), load<u32>(e, O_VADDR + 12), load<u16>(e, O_VPORT)) & bucketMask;
-  let p = inBuckets + (<usize>h << 2);
+  let p = inHead(inHashOf(e));
   let n = load<u32>(p);
   while (n != 0) {
     if (n == i + 1) { store<u32>(p, load<u32>(e, O_IN_NEXT)); break; }
@@ -197,25 +192,23 @@ function unhashIn(i: u32): void {
 }
 
 function outHashOf(e: usize): u32 {
-  return hash6(load<u8>(e, O_PROTO), load<u32>(e, O_DADDR), load<u32>(e, O_DADDR + 4), load<u32>(e, O_DADDR + 8),
-    load<u32>(e, O_DADDR + 12), load<u16>(e, O_DPORT), load<u32>(e, O_LADDR), load<u32>(e, O_LADDR + 4),
-    load<u32>(e, O_LADDR + 8), load<u32>(e, O_LADDR + 12), load<u16>(e, O_LPORT)) & bucketMask;
+  return hashSide(load<u8>(e, O_PROTO), load<u32>(e, O_LADDR), load<u32>(e, O_LADDR + 4), load<u32>(e, O_LADDR + 8),
+    load<u32>(e, O_LADDR + 12), load<u16>(e, O_LPORT));
 }
 
 function hashOut(i: u32): void {
   const e = E(i);
-  const b = outBuckets + (<usize>outHashOf(e) << 2);
+  const b = outHead(outHashOf(e));
   store<u32>(e, load<u32>(b), O_OUT_NEXT);
   store<u32>(b, i + 1);
   store<u32>(e, load<u32>(e, O_FLAGS) | CF_OUT_HASHED, O_FLAGS);
 }
 
 function unhashOut(i: u32): void {
-  if (pendingCount) linkPendingOut();
   const e = E(i);
   const f = load<u32>(e, O_FLAGS);
   if (!(f & CF_OUT_HASHED)) return;
-  let p = outBuckets + (<usize>outHashOf(e) << 2);
+  let p = outHead(outHashOf(e));
   let n = load<u32>(p);
   while (n != 0) {
     if (n == i + 1) { store<u32>(p, load<u32>(e, O_OUT_NEXT)); break; }
@@ -223,30 +216,6 @@ function unhashOut(i: u32): void {
     n = load<u32>(p);
   }
   store<u32>(e, f & ~CF_OUT_HASHED, O_FLAGS);
-}
-
-// Reply-side links deferred while a batch runs (processBatch turns this on): a new entry's reply bucket is
-// a random line of a large array, and linking it at once waited for that miss for every SYN in turn.
-// Linked together, the batch's misses overlap. Whatever reads or changes the reply index links what
-// waits first, so no lookup can tell the difference.
-const PENDING_MAX: u32 = 1024;
-const pendingOut: usize = memory.data(PENDING_MAX << 2);
-let pendingCount: u32 = 0;
-let pendingSink: u32 = 0;
-let deferOut = false;
-
-export function deferReplyLinks(on: bool): void {
-  if (!on && pendingCount) linkPendingOut();
-  deferOut = on;
-}
-
-function linkPendingOut(): void {
-  const cnt = pendingCount;
-  pendingCount = 0;
-  let acc: u32 = 0;
-  for (let k: u32 = 0; k < cnt; k++) acc += load<u32>(outBuckets + (<usize>outHashOf(E(load<u32>(pendingOut + (<usize>k << 2)))) << 2));
-  pendingSink += acc;
-  for (let k: u32 = 0; k < cnt; k++) hashOut(load<u32>(pendingOut + (<usize>k << 2)));
 }
 
 // ---- the timer wheel -----------------------------------------------------------------------------------
@@ -362,14 +331,7 @@ export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
   store<u32>(e, 3000, O_TIMEOUT);
   if (!(f & CF_ONE_PACKET)) {
     hashIn(i);
-    if (d.fwd == FWD_MASQ || d.fwd == FWD_FULLNAT) if (!(f & CF_TEMPLATE)) {
-      if (!deferOut) hashOut(i);
-      else {
-        if (pendingCount == PENDING_MAX) linkPendingOut();
-        store<u32>(pendingOut + (<usize>pendingCount << 2), i);
-        pendingCount++;
-      }
-    }
+    if (d.fwd == FWD_MASQ || d.fwd == FWD_FULLNAT) if (!(f & CF_TEMPLATE)) hashOut(i);
     const exp = now + 3000;
     store<i64>(e, exp, O_EXPIRES);
     wheelLink(i, exp / TICK_MS > wheelTick ? exp / TICK_MS : wheelTick + 1);

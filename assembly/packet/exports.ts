@@ -16,7 +16,7 @@
 //    30  u8  L4 protocol (or the IPv6 next header that stopped the parse)
 //    31  u8  IP version
 //   data: maxBytes at batchDataPtr(); packets are rewritten in place and never grow or shrink.
-import { capacity as connCapacityNow, connInit as tableInit, connCount, deferReplyLinks } from "../conn/table";
+import { capacity as connCapacityNow, connInit as tableInit, connCount } from "../conn/table";
 import { V_DROP } from "../conn/in";
 import {
   handlePacket, prefetchPacket, pb, pl, rReason, rConn, rDest, rFwd, rFlags, rL4, rProto, rVer, setTtlMode, ttlMode,
@@ -66,7 +66,6 @@ export function processBatch(n: i32, nowMs: f64): i32 {
   const cnt: u32 = n < 0 ? 0 : min(<u32>n, maxPackets);
   const reasons = changetype<usize>(reasonCount);
   const verdicts = changetype<usize>(verdictCount);
-  deferReplyLinks(true);
   if (cnt >= 8 && (prefetchMode > 0 || (prefetchMode < 0 && connCount >= PREFETCH_AUTO_CONNS))) {
     let acc: i32 = 0;
     for (let i: u32 = 0; i < cnt; i++) {
@@ -104,7 +103,6 @@ export function processBatch(n: i32, nowMs: f64): i32 {
     const vp = verdicts + (<usize>v << 3);
     store<u64>(vp, load<u64>(vp) + 1);
   }
-  deferReplyLinks(false);
   return <i32>cnt;
 }
 
