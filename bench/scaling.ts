@@ -18,9 +18,10 @@ import { lineChartSvg, type PlotSeries } from "./scaling/plot.ts";
 import { measureProxy, type ProxyResult } from "./scaling/proxy.ts";
 import { measurePacket, packetSkipReason, type PacketResult } from "./scaling/packet.ts";
 import { measureVm, vmSkipReason, type VmResult } from "./scaling/vm.ts";
-import { scalingCluster, simServices, calibrate, simulate, synCost, runEngine, curveText, TARGET_TRAFFIC, TARGET_SERVICES, TARGET_SECONDS, type Check, type MeasuredPoint, type Calibration, type SimPointResult, type ModeChecks } from "../src/sim/index.ts";
+import { scalingCluster, simServices, simulate, synCost, runEngine, curveText, TARGET_TRAFFIC, TARGET_SERVICES, TARGET_SECONDS, type Calibration, type SimPointResult, type ModeChecks } from "../src/sim/index.ts";
 import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
 import { table } from "./lib/report.ts";
+import { calibrateHost, walksFor, modelTables, type Walks } from "./scaling/calibrate.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const argv = process.argv.slice(2);
@@ -150,24 +151,12 @@ if (vmWanted && !vmSkip) {
 }
 
 // ---- calibration -------------------------------------------------------------------------------------
-function toPoints(rs: HostResult[], c: Map<number, ReturnType<typeof simServices>>): MeasuredPoint[] {
-  return rs.map((r) => {
-    const walk = (pos: number) => pos + (c.get(r.services)?.walkRest ?? 0);
-    return {
-      mode: r.mode, kind: r.mode === "nftables" ? "verdict-map" : "rule-walk", services: r.services, rules: r.rules.expected, units: "host",
-      syncMs: r.syncMs, incrementalMs: r.incrementalMs,
-      first: { walk: walk(r.first.position), latP50: r.first.lat.p50, cpu: r.first.cpu.usPerConn },
-      last: { walk: walk(r.last.position), latP50: r.last.lat.p50, cpu: r.last.cpu.usPerConn },
-      baseline: { latP50: r.baseline.lat.p50, cpu: r.baseline.cpu.usPerConn },
-    };
-  });
-}
 let calibration: Calibration = DEFAULT_CALIBRATION;
 let checks: Record<string, ModeChecks> = {};
-const walks = new Map<number, ReturnType<typeof simServices>>();
+let walks: Walks = new Map();
 if (hostResults.length) {
-  for (const n of services) walks.set(n, simServices(scalingCluster(n, endpoints, 1, { nft: false })));
-  const cal = calibrate(toPoints(hostResults, walks), `${cpus()[0]?.model ?? "?"} ×${cpus().length}`, `measured by this run (${cmdFor(full ? "--full" : "")})`);
+  walks = walksFor(services, endpoints);
+  const cal = calibrateHost(hostResults, walks, `${cpus()[0]?.model ?? "?"} ×${cpus().length}`, `measured by this run (${cmdFor(full ? "--full" : "")})`);
   calibration = cal.calibration; checks = cal.checks;
   if (new Set(hostResults.map((r) => r.services)).size < 2) {
     // one N cannot fix a line: keep the run's intercepts, take slopes from the built-in calibration
@@ -222,25 +211,7 @@ if (proxyResults.length) console.log("wasmvs proxy rows: time to the backend's f
 if (packetResults.length) console.log("wasmvs packet rows: connect() already covers the path (no listener on the node; the SYN-ACK comes from the backend through wasmvs); CPU = the proxy process's + the connector's (veth runs the node's takeover rules in the sender's context).");
 if (vmError) console.log(`IPVS VM part failed: ${vmError.slice(0, 300)}`);
 
-// checks: how far the model missed
-const checkRows: string[][] = [];
-for (const [mode, c] of Object.entries(checks)) for (const [what, list] of Object.entries(c) as [string, Check[]][]) {
-  if (!list.length) continue;
-  const worst = list.reduce((a, b) => (Math.abs(b.errPct) > Math.abs(a.errPct) ? b : a));
-  const mean = list.reduce((s, x) => s + Math.abs(x.errPct), 0) / list.length;
-  checkRows.push([mode, what, String(list.length), `${mean.toFixed(0)}%`, `${worst.errPct.toFixed(0)}% at N=${worst.n}`]);
-}
-if (checkRows.length) { console.log("\nMODEL CHECK (leave one N out: fit on the other N, predict this one)"); console.log(table(["mode", "figure", "points", "mean |error|", "worst"], checkRows)); }
-// the sync-time model: which curve, and its error at every point it could be checked on
-const syncRows: string[][] = [];
-for (const m of calibration.modes) for (const what of ["sync", "incremental"] as const) {
-  const fit = m[what], pts = checks[m.mode]?.[what] ?? [];
-  const model = "model" in fit ? fit.model : "power (built-in)";
-  syncRows.push([m.mode, what === "sync" ? "full sync" : "+1 Service", `${model}: ${curveText(fit)} ms`, m.measuredN.join(", "),
-    pts.length ? pts.map((p) => `${p.n / 1000}k ${p.errPct >= 0 ? "+" : ""}${p.errPct.toFixed(0)}%`).join(", ") : "unchecked (too few N)"]);
-}
-console.log("\nSYNC-TIME MODEL (measured at the N listed; modelled elsewhere; error per left-out N: predicted from the other N vs measured)");
-console.log(table(["mode", "figure", "curve (R = rules)", "measured at N", "error when left out"], syncRows));
+console.log(modelTables(calibration, checks));
 
 // plots
 const COLORS: Record<string, string> = { "iptables-legacy": "#d62728", "iptables-nft": "#ff7f0e", nftables: "#2ca02c", ipvs: "#1f77b4", wasmvs: "#9467bd" };

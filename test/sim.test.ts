@@ -2,7 +2,7 @@
 // (checked decision by decision against Core.packet on a fresh Core), and the model fitting and checks.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { scalingCluster, simServices, iptablesPartial, nftPartial, runEngine, loadCore, calibrate, linFit, leaveOneOut, linModel, simulate, Walker, ipv4Number, chooseCurve, curveAt } from "../src/sim/index.ts";
+import { scalingCluster, simServices, iptablesPartial, nftPartial, runEngine, loadCore, calibrate, linFit, leaveOneOut, linModel, simulate, Walker, ipv4Number, chooseCurve, curveAt, COST_CURVES } from "../src/sim/index.ts";
 import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
 
 const c = scalingCluster(50, 2);
@@ -87,6 +87,25 @@ test("sync curves: the model that misses least when each N is left out, coeffici
   assert.is(two.fit.looMeanAbsErrPct, null);
   // calibrations written before curves (a power law {a, k}) still read
   assert.ok(Math.abs(curveAt({ a: 2, k: 2, points: 3 }, 3) - 18) < 1e-9);
+});
+
+test("first-packet cost curves: a knee where the walk leaves the caches, then a line; a line when nothing bends", () => {
+  // two points per N (the first and the last Service's walk), cheap per rule up to 3,000 rules, dear past it
+  const cost = (w: number) => 10 + 0.002 * w + 0.025 * Math.max(0, w - 3000);
+  const ns = [1000, 2000, 5000, 10000];
+  const pts = ns.flatMap((n) => [{ x: n / 10, y: cost(n / 10), n }, { x: n * 1.6, y: cost(n * 1.6), n }]);
+  const bent = chooseCurve(pts, COST_CURVES, "linear");
+  assert.is(bent.fit.model, "hinge");
+  assert.is(bent.fit.coef[3], 3200, "the knee sits at a measured walk");
+  // past the measured range it goes on as a line with the steep slope, not a parabola
+  const at = (w: number) => curveAt(bent.fit, w);
+  assert.ok(Math.abs((at(160000) - at(80000)) / 80000 - 0.027) < 0.002, `slope past the knee ${(at(160000) - at(80000)) / 80000}`);
+  assert.ok(bent.fit.coef.every((c) => c >= 0));
+  const flat = chooseCurve(ns.flatMap((n) => [{ x: n, y: 11 + (n % 3000) / 1e4, n }, { x: n, y: 11.2, n }]), COST_CURVES, "linear");
+  assert.is(flat.fit.model, "linear", "no bend: the simpler curve");
+  assert.ok(flat.fit.coef[1] >= 0 && Math.abs(curveAt(flat.fit, 100000) - 11.2) < 1, "flat stays flat, never falls");
+  // calibrations written before (a line {a, b}) still read
+  assert.ok(Math.abs(curveAt({ a: 2, b: 3, points: 4 }, 10) - 32) < 1e-9);
 });
 
 test("simulate: modelled modes over a small cluster; iptables costs grow with N, nftables stays flat", async () => {

@@ -2,7 +2,7 @@
 // (model.ts) over synthetic traffic, for clusters past what the machine can measure.
 import { scalingCluster, simServices, type ScalingCluster } from "./cluster.ts";
 import { runEngine, synCost, type TrafficSpec, type EngineResult, type SimService } from "./engine.ts";
-import { linFit, linAt, leaveOneOut, linModel, chooseCurve, curveAt, type Calibration, type ModeCalibration, type Point, type Check } from "./model.ts";
+import { chooseCurve, curveAt, COST_CURVES, type Calibration, type ModeCalibration, type Point, type Check } from "./model.ts";
 
 export { scalingCluster, simServices, iptablesPartial, nftPartial } from "./cluster.ts";
 export { runEngine, synCost, loadCore, rng } from "./engine.ts";
@@ -46,14 +46,16 @@ export function calibrate(points: MeasuredPoint[], machine: string, source: stri
     }
     const big = ps.reduce((a, b) => (b.services > a.services ? b : a));
     const syncCurve = chooseCurve(sync), incCurve = chooseCurve(inc);
+    // a line unless the quadratic checks better; a line when too few N to check either
+    const latCurve = chooseCurve(lat, COST_CURVES, "linear"), cpuCurve = chooseCurve(cpu, COST_CURVES, "linear");
     const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
     out.push({
-      mode, kind, latency: linFit(lat), cpu: linFit(cpu), sync: syncCurve.fit, incremental: incCurve.fit,
+      mode, kind, latency: latCurve.fit, cpu: cpuCurve.fit, sync: syncCurve.fit, incremental: incCurve.fit,
       baselineLatency: med(ps.map((p) => p.baseline.latP50)), baselineCpu: med(ps.map((p) => p.baseline.cpu)),
       rulesPerService: big.rules / big.services, measuredN: ps.map((p) => p.services).sort((a, b) => a - b), source,
       units: ps[0].units === "vm" ? "VM (TCG): compare only with other VM figures" : "host",
     });
-    checks[mode] = { latency: leaveOneOut(lat, linModel), cpu: leaveOneOut(cpu, linModel), sync: syncCurve.checks, incremental: incCurve.checks };
+    checks[mode] = { latency: latCurve.checks, cpu: cpuCurve.checks, sync: syncCurve.checks, incremental: incCurve.checks };
   }
   return { calibration: { machine, date: new Date().toISOString(), modes: out }, checks };
 }
@@ -79,12 +81,12 @@ export function predict(cal: Calibration, services: SimService[], perService: Ui
   for (const m of cal.modes) {
     const x = (s: SimService) => (m.kind === "rule-walk" ? s.walkRules : nServices);
     // weighted quantiles over new connections: each Service's cost × its connection count
-    const items: [number, number][] = services.map((s, i) => [linAt(m.latency, x(s)), perService[i]]);
+    const items: [number, number][] = services.map((s, i) => [curveAt(m.latency, x(s)), perService[i]]);
     items.sort((a, b) => a[0] - b[0]);
     const total = items.reduce((n, [, c]) => n + c, 0) || 1;
     const q = (p: number) => { let acc = 0; for (const [v, c] of items) { acc += c; if (acc >= p * total) return v; } return items[items.length - 1]?.[0] ?? NaN; };
     let cpuSum = 0, latSum = 0, walkSum = 0;
-    services.forEach((s, i) => { const c = perService[i]; cpuSum += c * linAt(m.cpu, x(s)); latSum += c * linAt(m.latency, x(s)); walkSum += c * s.walkRules; });
+    services.forEach((s, i) => { const c = perService[i]; cpuSum += c * curveAt(m.cpu, x(s)); latSum += c * curveAt(m.latency, x(s)); walkSum += c * s.walkRules; });
     const cpuPerConn = cpuSum / total;
     const R = rules?.[m.mode] ?? m.rulesPerService * nServices;
     out.push({

@@ -1,17 +1,19 @@
 // Cost models calibrated by measurements, and how far they miss on the points they can check.
 //
-// - iptables (both backends): a linear rule walk. First-packet latency and CPU per new connection =
-//   a + b × (rules walked), fitted by least squares over every measured (N, first/last Service) point;
-//   rules walked come from the Walker over the real ruleset (position in KUBE-SERVICES + the rest).
-// - nftables: verdict maps: a + b × N (b should come out near 0: a hash lookup whatever N).
+// - iptables (both backends): a linear rule walk. First-packet latency and CPU per new connection against
+//   the rules walked (position in KUBE-SERVICES + the rest, from the Walker over the real ruleset), over
+//   every measured (N, first/last Service) point: a + b·x, or two such lines joined at a knee (the walk's
+//   cost per rule rises once the ruleset outgrows the caches), coefficients ≥ 0 (a cost cannot fall as the
+//   walk grows, nor go below zero), whichever misses less when each N is left out.
+// - nftables: verdict maps: the same curves against N (b comes out near 0: a hash lookup whatever N).
 // - IPVS: a hash lookup: a + b × N, from the VM's figures (VM units).
 // - sync time and +1 Service, against the rule count R: per mode and figure the curve among
 //   a + b·R, a + b·R + c·R² (coefficients ≥ 0) and a·R^k that misses least when each measured N is left
 //   out in turn. R(N) past the measured range scales linearly with N (rules per Service of the largest
 //   measured cluster).
 // Checking: leave-one-N-out — fit on the other N, predict this N's points, report the relative error. A
-// point is only checked when the other N determine the curve (2 more N for a line or a power law, 3 for a
-// quadratic); with fewer, the fit is reported as unchecked rather than checked against itself.
+// point is only checked when the other N determine the curve (as many distinct x as coefficients); with
+// fewer, the fit is reported as unchecked rather than checked against itself.
 
 export interface Point { x: number; y: number; n: number }
 export interface LinFit { a: number; b: number; points: number }
@@ -53,8 +55,13 @@ export const linModel = (ps: Point[]) => { const f = linFit(ps); return (x: numb
 export const powModel = (ps: Point[]) => { const f = powFit(ps); return (x: number) => powAt(f, x); };
 
 // ---- time against rules: the curve that checks best -------------------------------------------------
-export type CurveModel = "linear" | "quadratic" | "power";
-export const CURVE_PARAMS: Record<CurveModel, number> = { linear: 2, quadratic: 3, power: 2 };
+export type CurveModel = "linear" | "quadratic" | "power" | "hinge";
+export const CURVE_PARAMS: Record<CurveModel, number> = { linear: 2, quadratic: 3, power: 2, hinge: 3 };
+/** The curves first-packet latency and CPU may take: a line, or two lines joined at a knee (coef
+ * [a, b, c, knee]: a + b·x, plus c·(x − knee) past the knee). A rule walk costs little per rule while the
+ * ruleset sits in the caches and a miss per rule once it does not, after which it is a line again with the
+ * steeper slope; a quadratic or a power law would carry the bend on for ever when extrapolated. */
+export const COST_CURVES: CurveModel[] = ["linear", "hinge"];
 export interface CurveFit {
   model: CurveModel;
   coef: number[];            // linear [a, b]; quadratic [a, b, c]; power [a, k]
@@ -97,36 +104,78 @@ function solve(A: number[][], v: number[]): number[] | null {
 }
 const polyAt = (c: number[], x: number) => c.reduce((s, k, j) => s + k * x ** j, 0);
 
+// The hinge: for each knee at a measured x strictly inside the range, non-negative least squares (relative
+// error) over 1, x and max(0, x − knee); the knee that fits best.
+function nnlsHinge(ps: { x: number; y: number }[]): number[] {
+  const xs = [...new Set(ps.map((q) => q.x))].sort((a, b) => a - b);
+  const w = (q: { y: number }) => (q.y > 0 ? 1 / (q.y * q.y) : 1);
+  let best = nnlsPoly(ps, 2).concat([0, xs[xs.length - 1] ?? 0]), bestErr = hingeErr(ps, best, w);
+  for (const knee of xs.slice(1, -1)) {
+    const fns = [(_x: number) => 1, (x: number) => x, (x: number) => Math.max(0, x - knee)];
+    const c = nnlsBasis(ps, fns, w);
+    if (!c) continue;
+    const coef = [c[0], c[1], c[2], knee], err = hingeErr(ps, coef, w);
+    if (err < bestErr) { best = coef; bestErr = err; }
+  }
+  return best;
+}
+const hingeAt = (c: number[], x: number) => c[0] + c[1] * x + c[2] * Math.max(0, x - c[3]);
+const hingeErr = (ps: { x: number; y: number }[], c: number[], w: (q: { y: number }) => number) => ps.reduce((s, q) => s + w(q) * (hingeAt(c, q.x) - q.y) ** 2, 0);
+
+// Non-negative weighted least squares over a few basis functions: the best fit among the subsets of the
+// basis whose coefficients all come out ≥ 0 (as nnlsPoly). Columns are scaled to [0, 1] first.
+function nnlsBasis(ps: { x: number; y: number }[], fns: ((x: number) => number)[], w: (q: { y: number }) => number): number[] | null {
+  const scale = fns.map((f) => Math.max(...ps.map((q) => Math.abs(f(q.x))), 1e-300));
+  const col = (j: number, x: number) => fns[j](x) / scale[j];
+  let best: number[] | null = null, bestErr = Infinity;
+  for (let mask = 1; mask < 1 << fns.length; mask++) {
+    const idx = [...fns.keys()].filter((j) => mask & (1 << j));
+    const A = idx.map((j) => idx.map((k) => ps.reduce((s, q) => s + w(q) * col(j, q.x) * col(k, q.x), 0)));
+    const v = idx.map((j) => ps.reduce((s, q) => s + w(q) * q.y * col(j, q.x), 0));
+    const sol = solve(A, v);
+    if (!sol || sol.some((c) => !(c >= 0))) continue;
+    const coef = fns.map(() => 0);
+    idx.forEach((j, t) => (coef[j] = sol[t] / scale[j]));
+    const err = ps.reduce((s, q) => s + w(q) * (coef.reduce((t, c, j) => t + c * fns[j](q.x), 0) - q.y) ** 2, 0);
+    if (err < bestErr) { best = coef; bestErr = err; }
+  }
+  return best;
+}
+
 function fitCoef(ps: { x: number; y: number }[], model: CurveModel): number[] {
   if (model === "power") { const f = powFit(ps); return [f.a, f.k]; }
+  if (model === "hinge") return nnlsHinge(ps);
   return nnlsPoly(ps, CURVE_PARAMS[model]);
 }
-const coefAt = (model: CurveModel, c: number[], x: number) => (model === "power" ? c[0] * Math.pow(x, c[1]) : polyAt(c, x));
+const coefAt = (model: CurveModel, c: number[], x: number) => (model === "power" ? c[0] * Math.pow(x, c[1]) : model === "hinge" ? hingeAt(c, x) : polyAt(c, x));
 
-/** A curve's value at x; also reads calibrations written before curves were chosen (a power law {a, k}). */
-export function curveAt(f: CurveFit | PowFit, x: number): number {
+/** A curve's value at x; also reads calibrations written before curves were chosen (a power law {a, k}
+ * for sync, a line {a, b} for latency and CPU). */
+export function curveAt(f: CurveFit | PowFit | LinFit, x: number): number {
   if ("model" in f) return coefAt(f.model, f.coef, x);
+  if ("b" in f) return linAt(f, x);
   return powAt(f, x);
 }
 
-/** Leave-one-N-out for one model, only where the other N determine it. */
+/** Leave-one-N-out for one model, only where the other N determine it: as many distinct x among them as
+ * the model has coefficients (a sync time has one point per N; a first-packet cost two, the first and the
+ * last Service, so two N already check a line). */
 export function curveChecks(ps: Point[], model: CurveModel): Check[] {
   const ns = new Set(ps.map((p) => p.n));
-  if (ns.size - 1 < CURVE_PARAMS[model]) return [];
+  for (const n of ns) if (new Set(ps.filter((p) => p.n !== n).map((p) => p.x)).size < CURVE_PARAMS[model]) return [];
   return leaveOneOut(ps, (rest) => { const c = fitCoef(rest, model); return (x: number) => coefAt(model, c, x); });
 }
 
 /** Fits every candidate curve, checks each by leaving one N out, keeps the one that missed least (the
- * simpler on a tie; a power law when nothing can be checked). Returns the fit and the kept model's checks. */
-export function chooseCurve(ps: Point[]): { fit: CurveFit; checks: Check[] } {
-  const models: CurveModel[] = ["linear", "power", "quadratic"];
+ * simpler on a tie; `fallback` when nothing can be checked). Returns the fit and the kept model's checks. */
+export function chooseCurve(ps: Point[], models: CurveModel[] = ["linear", "power", "quadratic"], fallback: CurveModel = "power"): { fit: CurveFit; checks: Check[] } {
   const tried = models.map((model) => {
     const checks = curveChecks(ps, model);
     const err = checks.length ? checks.reduce((s, c) => s + Math.abs(c.errPct), 0) / checks.length : null;
     return { model, checks, err };
   });
   const checkable = tried.filter((t) => t.err !== null && Number.isFinite(t.err));
-  const pick = checkable.length ? checkable.reduce((a, b) => (b.err! < a.err! ? b : a)) : tried.find((t) => t.model === "power")!;
+  const pick = checkable.length ? checkable.reduce((a, b) => (b.err! < a.err! ? b : a)) : { model: fallback, checks: curveChecks(ps, fallback), err: null };
   return {
     fit: { model: pick.model, coef: fitCoef(ps, pick.model), points: ps.length, looMeanAbsErrPct: pick.err, candidates: tried.map((t) => ({ model: t.model, looMeanAbsErrPct: t.err })) },
     checks: pick.checks,
@@ -134,10 +183,12 @@ export function chooseCurve(ps: Point[]): { fit: CurveFit; checks: Check[] } {
 }
 
 /** A curve as text: "12 + 0.003·R + 1.2e-8·R²", "3.1e-6·R^1.71". */
-export function curveText(f: CurveFit | PowFit, v = "R"): string {
+export function curveText(f: CurveFit | PowFit | LinFit, v = "R"): string {
   const g = (x: number) => (Math.abs(x) >= 0.01 && Math.abs(x) < 1e4 ? x.toPrecision(3) : x.toExponential(2));
+  if ("b" in f) return `${g(f.a)} + ${g(f.b)}·${v}`;
   if (!("model" in f)) return `${g(f.a)}·${v}^${f.k.toFixed(2)}`;
   if (f.model === "power") return `${g(f.coef[0])}·${v}^${f.coef[1].toFixed(2)}`;
+  if (f.model === "hinge") return `${g(f.coef[0])} + ${g(f.coef[1])}·${v}` + (f.coef[2] ? ` + ${g(f.coef[2])}·(${v} − ${Math.round(f.coef[3])}) past ${v} = ${Math.round(f.coef[3])}` : "");
   const terms = f.coef.map((c, j) => (c === 0 ? "" : j === 0 ? g(c) : `${g(c)}·${v}${j === 2 ? "²" : ""}`)).filter(Boolean);
   return terms.join(" + ") || "0";
 }
@@ -146,8 +197,8 @@ export function curveText(f: CurveFit | PowFit, v = "R"): string {
 export interface ModeCalibration {
   mode: string;
   kind: "rule-walk" | "verdict-map" | "hash";
-  latency: LinFit;        // µs, against rules walked (rule-walk) or N (verdict-map, hash)
-  cpu: LinFit;            // µs per new connection, same x
+  latency: CurveFit | LinFit;   // µs, against rules walked (rule-walk) or N (verdict-map, hash); LinFit in older calibrations
+  cpu: CurveFit | LinFit;       // µs per new connection, same x
   baselineLatency: number; baselineCpu: number;   // no rules at all (µs)
   sync: CurveFit | PowFit;        // ms against rules (R); PowFit in calibrations written before curves were chosen
   incremental: CurveFit | PowFit; // ms against rules (R)
