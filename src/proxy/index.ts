@@ -1,6 +1,7 @@
 // wasmvs proxy: the userspace forwarder. One Proxy owns a Core (the WASM data plane), the tables kept
 // equal to the desired state (config file, then ipvsadm changes over the control socket), the socket
 // forwarder, the health checkers, the control socket and the metrics endpoint.
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { Core } from "../core/index.ts";
 import type { DesiredState, RealServer, VirtualService, IpvsTimeouts } from "../model/types.ts";
@@ -33,11 +34,39 @@ export interface ServiceView { key: string; status: ServiceStatus; dests: DestVi
 const ZERO_STATS = (): Stats => ({ conns: 0n, inPkts: 0n, outPkts: 0n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0n });
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 
-function fileNofile(): number {
+function fileLimits(): { soft: number; hard: number } {
   try {
-    const m = readFileSync("/proc/self/limits", "utf8").match(/Max open files\s+(\d+)/);
-    return m ? Number(m[1]) : 1024;
-  } catch { return 1024; }
+    const m = readFileSync("/proc/self/limits", "utf8").match(/Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/);
+    const n = (x: string) => (x === "unlimited" ? 1 << 30 : Number(x));
+    return m ? { soft: n(m[1]), hard: n(m[2]) } : { soft: 1024, hard: 1024 };
+  } catch { return { soft: 1024, hard: 1024 }; }
+}
+
+/** Socket mode holds a socket per virtual service before the first connection (10k Services are about 20k
+ * of them), past many systems' default RLIMIT_NOFILE. Node lifts the soft limit to the hard one at start;
+ * this lifts the hard one too where the process may (CAP_SYS_RESOURCE), up to fs.nr_open, to cover the
+ * listeners and the connections (two sockets each). Throws when the listeners still do not fit, saying
+ * what to do. Returns the limit. */
+export function ensureFileLimit(listeners: number, log: Logger, connections = 16384): number {
+  const before = fileLimits();
+  const want = listeners + 2 * connections + 256;
+  if (before.soft < want) {
+    let nrOpen = before.hard;
+    try { nrOpen = Number(readFileSync("/proc/sys/fs/nr_open", "utf8").trim()) || before.hard; } catch { /* not Linux: keep hard */ }
+    const target = Math.min(want, Math.max(nrOpen, before.hard));
+    // prlimit (util-linux) sets our own limit; raising the hard one needs CAP_SYS_RESOURCE, so fall back to soft = hard
+    for (const [soft, hard] of [[target, Math.max(target, before.hard)], [Math.min(target, before.hard), before.hard]]) {
+      if (soft <= fileLimits().soft) break;
+      try { execFileSync("prlimit", ["--pid", String(process.pid), `--nofile=${soft}:${hard}`], { stdio: "ignore" }); break; } catch { /* try the next */ }
+    }
+  }
+  const now = fileLimits();
+  if (now.soft !== before.soft) log.info("raised the open-files limit for the listeners", { listeners, from: before.soft, to: now.soft, hard: now.hard });
+  if (now.soft < listeners + 64) {
+    throw new Error(`${listeners} virtual services need a socket each in socket mode, and the open-files limit is ${now.soft} (hard ${now.hard}) and could not be raised: ` +
+      `raise it (ulimit -n, or LimitNOFILE= in a systemd unit; lifting the hard limit needs CAP_SYS_RESOURCE), or use --mode packet, which needs no socket per service`);
+  }
+  return now.soft;
 }
 
 export class Proxy {
@@ -62,7 +91,8 @@ export class Proxy {
     if (o.mode === "packet") {
       this.fw = PacketForwarder.open(core, this.tables, { ...o.packet, decisionLog }, log);
     } else {
-      const maxConns = o.maxConns || Math.max(16, Math.floor((fileNofile() - 64) / 2));
+      const listeners = cfg.state.services.length;
+      const maxConns = o.maxConns || Math.max(16, Math.floor((ensureFileLimit(listeners, log) - listeners - 64) / 2));
       this.fw = new SocketForwarder(core, this.tables, {
         udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog, pump: o.pump,
       }, log);
