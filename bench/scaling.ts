@@ -105,6 +105,7 @@ console.log(!vmWanted
 const hostResults: HostResult[] = [];
 const proxyResults: ProxyResult[] = [];
 const packetResults: PacketResult[] = [];
+const proxyFailures: { services: number; error: string }[] = [];
 let vmResults: VmResult[] = [];
 let vmError: string | null = null;
 stepsTotal = (hostSkip ? 0 : services.length * (modes.length + (runProxy ? 1 : 0) + (runPacket ? 1 : 0))) + (vmWanted && !vmSkip ? 1 : 0) + (runSim ? simN.length + 1 : 0);
@@ -128,7 +129,10 @@ if (!hostSkip) {
         const p = await measureProxy(c, { connects: full ? 1000 : 300, cpuConnects: full ? 4000 : 1000, log: (s) => progress(s) });
         proxyResults.push(p);
         progress(`wasmvs-proxy ${n}: first byte ${p.first.firstByte.p50.toFixed(0)} / ${p.last.firstByte.p50.toFixed(0)} µs (connect() ${p.first.connect.p50.toFixed(0)} µs), proxy CPU ${p.last.proxyCpuUsPerConn.toFixed(0)} µs/conn`);
-      } catch (e) { progress(`wasmvs-proxy ${n}: FAILED: ${(e as Error).message.slice(0, 500)}`); }
+      } catch (e) {
+        proxyFailures.push({ services: n, error: (e as Error).message });
+        progress(`wasmvs-proxy ${n}: FAILED: ${(e as Error).message.slice(0, 500)}`);
+      }
       stepsDone++;
     }
     if (runPacket) {
@@ -265,12 +269,12 @@ const json = {
     connector: hostSkip ? null : connector().kind, command: cmdFor(argv.join(" ")), packetSkipped: packetSkip || null,
     vm: vmWanted ? { services: vmServices, skipped: vmSkip || null, error: vmError, note: "VM figures: Linux 6.1 under qemu TCG; comparable only with other VM figures" } : { skipped: "not requested (--vm or --full)" } },
   host: hostResults.map((r) => ({ ...r, lock: r.lock && { ...r.lock } })),
-  wasmvs: wasmPerN, proxy: proxyResults, packet: packetResults, vm: vmResults, calibration, checks, sim,
+  wasmvs: wasmPerN, proxy: proxyResults, proxyFailures, packet: packetResults, vm: vmResults, calibration, checks, sim,
 };
 writeFileSync(join(outDir, "scaling.json"), JSON.stringify(json, (_k, v) => (v instanceof Uint32Array ? undefined : v), 2) + "\n");
 writeFileSync(join(outDir, "calibration.json"), JSON.stringify(calibration, null, 2) + "\n");
 for (const [n, s] of Object.entries(svgs)) writeFileSync(join(outDir, n), s + "\n");
 const { summaryMarkdown } = await import("./scaling/summary.ts");
-writeFileSync(join(outDir, "summary.md"), summaryMarkdown({ hostResults, proxyResults, packetResults, packetSkip, vmResults, vmError, vmServices: vmWanted ? vmServices : [], sim, checks, calibration, wasmPerN, services, endpoints, full, hostSkip, cmdFor, svgs: Object.keys(svgs) }));
+writeFileSync(join(outDir, "summary.md"), summaryMarkdown({ hostResults, proxyResults, proxyFailures, packetResults, packetSkip, vmResults, vmError, vmServices: vmWanted ? vmServices : [], sim, checks, calibration, wasmPerN, services, endpoints, full, hostSkip, cmdFor, svgs: Object.keys(svgs) }));
 console.log(`\nwrote ${[join(outDir, "scaling.json"), join(outDir, "calibration.json"), join(outDir, "summary.md"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}  (${el()})`);
 void existsSync; void readFileSync;

@@ -11,6 +11,7 @@ export interface SummaryInput {
   wasmPerN: { services: number; nsPerNewConn: number }[]; services: number[]; endpoints: number; full: boolean; hostSkip: string;
   cmdFor: (extra: string) => string; svgs: string[];
   packetResults?: PacketResult[]; packetSkip?: string;
+  proxyFailures?: { services: number; error: string }[];   // socket mode could not run at these N (and why)
 }
 
 const f = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(d));
@@ -51,6 +52,7 @@ export function summaryMarkdown(s: SummaryInput): string {
     for (const p of pr) L.push(`| ${p.services} | ${p.virtualServices} (${p.listening}) | ${f(p.startMs / 1000, 1)} s | ${f(p.first.firstByte.p50)} / ${f(p.first.firstByte.p99)} µs | ${f(p.last.firstByte.p50)} / ${f(p.last.firstByte.p99)} µs | ${f(p.first.connect.p50)} / ${f(p.last.connect.p50)} µs | ${f(p.baseline.firstByte.p50)} µs | ${f(p.first.proxyCpuUsPerConn)} / ${f(p.last.proxyCpuUsPerConn)} | ${f(p.last.clientCpuUsPerConn)} | ${f(p.proxyRssMiB, 0)} MiB | ${p.translated.first} / ${p.translated.last} |`);
     cmd(`--services=${pr.map((p) => p.services).join(",")} --endpoints=${s.endpoints} --modes=iptables-legacy --no-sim`);
   }
+  for (const x of s.proxyFailures ?? []) L.push(`**Not measured at ${x.services} Services:** ${x.error.slice(0, 600)}`, "");
 
   const kr = s.packetResults ?? [];
   L.push("## wasmvs userspace: `wasmvs proxy` packet mode (measured on this kernel)", "");
@@ -107,14 +109,25 @@ export function summaryMarkdown(s: SummaryInput): string {
   cmd(s.full ? "--full" : "");
 
   L.push("## Modelled past the machine", "");
-  L.push("Each point below runs the traffic through the real data plane (Core/PacketBatch) and costs every new connection by the calibrated models: iptables = a + b × rules walked (the walk counted over the real generated ruleset), nftables = a + b × N (verdict maps), sync = a × rules^k.", "");
+  L.push("Each point below runs the traffic through the real data plane (Core/PacketBatch) and costs every new connection by the calibrated models: iptables = a curve in the rules walked W (the walk counted over the real generated ruleset), nftables = a curve in N (verdict maps), sync and +1 Service = curves in the rule count R; the curves are below, with how far each missed.", "");
   L.push("| Services | mode | measured? | first-packet p50 / p99 (µs, Service mix) | CPU µs/new conn | rules walked | full sync | +1 Service | data plane: connections, wall s, drops |", "|---|---|---|---|---|---|---|---|---|");
   for (const p of s.sim) for (const m of p.modes) L.push(`| ${p.services} | ${m.mode} | ${m.measured ? "measured N (model shown)" : "modelled"} | ${f(m.firstPacket.p50)} / ${f(m.firstPacket.p99)} | ${f(m.cpuPerConn)} | ${f(m.rulesWalked, 0)} | ${f(m.syncMs / 1000, 2)} s | ${f(m.incrementalMs, 0)} ms | ${p.engine.connections}, ${f(p.engine.wallMs / 1000, 2)}, ${JSON.stringify(p.engine.dropped)} |`);
   cmd(s.full ? "--full" : "");
+  L.push("### The first-packet model", "");
+  L.push("First-packet latency and CPU per new connection against the rules walked W (iptables) or N (nftables): a + b·W, or two such lines joined at a knee " +
+    "(+ c·(W − knee) past it: a walk costs little per rule while the ruleset sits in the caches and a miss per rule once it does not), coefficients ≥ 0, " +
+    "whichever missed less when each measured N was left out. Past the measured range the knee's curve goes on as its steeper line.", "");
+  L.push("| mode | figure | model | mean \\|error\\| left out | the line's |", "|---|---|---|---|---|");
+  for (const m of s.calibration.modes) for (const what of ["latency", "cpu"] as const) {
+    const fit = m[what], c: CurveFit | null = "model" in fit ? fit : null, x = m.kind === "rule-walk" ? "W" : "N";
+    const line = c?.candidates.find((k) => k.model === "linear");
+    L.push(`| ${m.mode} | ${what === "latency" ? "connect latency p50" : "CPU per new connection"} | ${c ? c.model : "linear (older calibration)"}: ${curveText(fit, x)} µs | ${c && c.looMeanAbsErrPct !== null ? f(c.looMeanAbsErrPct, 0) + "%" : "unchecked"} | ${line && line.looMeanAbsErrPct !== null ? f(line.looMeanAbsErrPct, 0) + "%" : "-"} |`);
+  }
+  L.push("");
   L.push("### The sync-time model", "");
   L.push("Full sync and +1 Service against the rule count R. **Measured** at the N in the table above (wall time of the restore in a namespace); **modelled** everywhere else, by the curve below: " +
     "per mode and figure, the one among a + b·R, a + b·R + c·R² (coefficients ≥ 0) and a·R^k that missed least when each measured N was left out in turn (fit on the other N, predict it). " +
-    "A point is checked only when the other N fix the curve (3 N for a line or power law, 4 for the quadratic); the picked model's own error is the table's, the others' are beside it.", "");
+    "A point is checked only when the other N fix the curve (as many distinct x as the curve has coefficients: 3 N for a line or power law, 4 for the quadratic); the picked model's own error is the table's, the others' are beside it.", "");
   L.push("| mode | figure | measured at N | model | mean \\|error\\| left out | other models' mean \\|error\\| |", "|---|---|---|---|---|---|");
   for (const m of s.calibration.modes) for (const what of ["sync", "incremental"] as const) {
     const fit = m[what];
