@@ -18,7 +18,7 @@ if (!report.host?.length) { console.error(`refit: ${dir}/scaling.json has no hos
 
 const ns = [...new Set(report.host.map((r) => r.services))].sort((a, b) => a - b);
 const { calibration, checks } = calibrateHost(report.host, walksFor(ns, report.meta.endpoints), report.calibration.machine,
-  `measured on the development machine (${report.meta.command}, ${report.meta.date.slice(0, 10)}), ${report.meta.endpoints} endpoints per Service`);
+  `measured on the development machine (${report.meta.command.replace(/ --out=\S+/, "")}, ${report.meta.date.slice(0, 10)}), ${report.meta.endpoints} endpoints per Service`);
 console.log(`refit of ${dir}/scaling.json (${ns.join(", ")} Services, ${report.host.length} measured points)`);
 console.log(modelTables(calibration, checks));
 if (args.includes("--builtin")) {

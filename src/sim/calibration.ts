@@ -5,7 +5,7 @@ import type { Calibration } from "./model.ts";
 
 export const DEFAULT_CALIBRATION: Calibration = {
   "machine": "Intel(R) Xeon(R) Processor ×2",
-  "date": "2026-12-02T15:50:59.322Z",
+  "date": "2026-12-02T16:25:04.947Z",
   "modes": [
     {
       "mode": "iptables-legacy",
@@ -13,94 +13,94 @@ export const DEFAULT_CALIBRATION: Calibration = {
       "latency": {
         "model": "hinge",
         "coef": [
-          11.411575085103909,
-          0.004273518488022966,
-          0.02213242911657882,
+          12.028897728807419,
+          0.0045417118721689095,
+          0.022703456673797265,
           3316
         ],
         "points": 8,
-        "looMeanAbsErrPct": 25.833121998297113,
+        "looMeanAbsErrPct": 30.73315482192362,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 37.04888565428274
+            "looMeanAbsErrPct": 36.33219786732377
           },
           {
             "model": "hinge",
-            "looMeanAbsErrPct": 25.833121998297113
+            "looMeanAbsErrPct": 30.73315482192362
           }
         ]
       },
       "cpu": {
         "model": "hinge",
         "coef": [
-          13.627336428779504,
-          0.003465846879955771,
-          0.022552521417051618,
+          14.091813959605744,
+          0.00400109655710954,
+          0.021994482557686445,
           3316
         ],
         "points": 8,
-        "looMeanAbsErrPct": 24.565801587286813,
+        "looMeanAbsErrPct": 21.622242316767476,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 37.24663256061032
+            "looMeanAbsErrPct": 35.66642241074138
           },
           {
             "model": "hinge",
-            "looMeanAbsErrPct": 24.565801587286813
+            "looMeanAbsErrPct": 21.622242316767476
           }
         ]
       },
       "sync": {
-        "model": "power",
+        "model": "quadratic",
         "coef": [
-          0.0006347260377735528,
-          1.2668765746012174
+          0,
+          0.006380768302567238,
+          7.043609581141054e-8
         ],
         "points": 4,
-        "looMeanAbsErrPct": 23.614761357405953,
+        "looMeanAbsErrPct": 2.006530434993789,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 31.784702884435134
+            "looMeanAbsErrPct": 30.46504242709591
           },
           {
             "model": "power",
-            "looMeanAbsErrPct": 23.614761357405953
+            "looMeanAbsErrPct": 11.736987053017138
           },
           {
             "model": "quadratic",
-            "looMeanAbsErrPct": 34.00426878336681
+            "looMeanAbsErrPct": 2.006530434993789
           }
         ]
       },
       "incremental": {
-        "model": "quadratic",
+        "model": "power",
         "coef": [
-          38.02598094651317,
-          0.001963382050442701,
-          4.278588565098751e-8
+          0.0002273507799410111,
+          1.2985159897157432
         ],
         "points": 4,
-        "looMeanAbsErrPct": 5.859419795034808,
+        "looMeanAbsErrPct": 11.92478026337978,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 17.90393702276782
+            "looMeanAbsErrPct": 26.39459052091033
           },
           {
             "model": "power",
-            "looMeanAbsErrPct": 29.37163317828403
+            "looMeanAbsErrPct": 11.92478026337978
           },
           {
             "model": "quadratic",
-            "looMeanAbsErrPct": 5.859419795034808
+            "looMeanAbsErrPct": 17.536659274793603
           }
         ]
       },
-      "baselineLatency": 7.373,
-      "baselineCpu": 12.808,
+      "baselineLatency": 7.409,
+      "baselineCpu": 10.83375,
       "rulesPerService": 12.7426,
       "measuredN": [
         1000,
@@ -108,7 +108,7 @@ export const DEFAULT_CALIBRATION: Calibration = {
         5000,
         10000
       ],
-      "source": "measured on the development machine (node --import tsx bench/scaling.ts --full --out=/tmp/report-full, 2026-12-02), 2 endpoints per Service",
+      "source": "measured on the development machine (node --import tsx bench/scaling.ts --full, 2026-12-02), 2 endpoints per Service",
       "units": "host"
     },
     {
@@ -117,94 +117,94 @@ export const DEFAULT_CALIBRATION: Calibration = {
       "latency": {
         "model": "hinge",
         "coef": [
-          10.472593634480289,
-          0.009775368886539638,
-          0.004154075979535778,
-          3316
+          10.73995014758673,
+          0.01055865235109107,
+          0.0067297525984712624,
+          8192
         ],
         "points": 8,
-        "looMeanAbsErrPct": 6.938398770482335,
+        "looMeanAbsErrPct": 7.1715687629768645,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 9.535688812703379
+            "looMeanAbsErrPct": 7.224415483709638
           },
           {
             "model": "hinge",
-            "looMeanAbsErrPct": 6.938398770482335
+            "looMeanAbsErrPct": 7.1715687629768645
           }
         ]
       },
       "cpu": {
         "model": "hinge",
         "coef": [
-          15.37297809690242,
-          0.005270561175223409,
-          0.010788657370055191,
+          15.624000615805912,
+          0.0054920760244976064,
+          0.011401204605474616,
           1374
         ],
         "points": 8,
-        "looMeanAbsErrPct": 17.92587923971175,
+        "looMeanAbsErrPct": 12.61525721411973,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 23.47265580463202
+            "looMeanAbsErrPct": 20.543341514823624
           },
           {
             "model": "hinge",
-            "looMeanAbsErrPct": 17.92587923971175
+            "looMeanAbsErrPct": 12.61525721411973
           }
         ]
       },
       "sync": {
         "model": "power",
         "coef": [
-          8.225380783111465e-9,
-          2.6323505257769417
+          1.298245362809105e-8,
+          2.5927026058369766
         ],
         "points": 4,
-        "looMeanAbsErrPct": 38.50214787735863,
+        "looMeanAbsErrPct": 36.24120851121911,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 79.15029470691198
+            "looMeanAbsErrPct": 79.32258097076428
           },
           {
             "model": "power",
-            "looMeanAbsErrPct": 38.50214787735863
+            "looMeanAbsErrPct": 36.24120851121911
           },
           {
             "model": "quadratic",
-            "looMeanAbsErrPct": 50.89609154556658
+            "looMeanAbsErrPct": 50.37384064577258
           }
         ]
       },
       "incremental": {
         "model": "quadratic",
         "coef": [
-          35.36276686372595,
-          0.0001513248591110422,
-          1.050424080440204e-7
+          35.75392323991082,
+          0.0006909343599008341,
+          1.0308225292063712e-7
         ],
         "points": 4,
-        "looMeanAbsErrPct": 3.160612527632729,
+        "looMeanAbsErrPct": 13.621855738506646,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 41.34146019351955
+            "looMeanAbsErrPct": 37.510385607431076
           },
           {
             "model": "power",
-            "looMeanAbsErrPct": 33.403845144808514
+            "looMeanAbsErrPct": 33.53835190044717
           },
           {
             "model": "quadratic",
-            "looMeanAbsErrPct": 3.160612527632729
+            "looMeanAbsErrPct": 13.621855738506646
           }
         ]
       },
-      "baselineLatency": 7.336,
-      "baselineCpu": 10.2545,
+      "baselineLatency": 7.4,
+      "baselineCpu": 11.24525,
       "rulesPerService": 12.7426,
       "measuredN": [
         1000,
@@ -212,7 +212,7 @@ export const DEFAULT_CALIBRATION: Calibration = {
         5000,
         10000
       ],
-      "source": "measured on the development machine (node --import tsx bench/scaling.ts --full --out=/tmp/report-full, 2026-12-02), 2 endpoints per Service",
+      "source": "measured on the development machine (node --import tsx bench/scaling.ts --full, 2026-12-02), 2 endpoints per Service",
       "units": "host"
     },
     {
@@ -221,38 +221,40 @@ export const DEFAULT_CALIBRATION: Calibration = {
       "latency": {
         "model": "linear",
         "coef": [
-          11.237010343460655,
+          11.570656904718566,
           0
         ],
         "points": 8,
-        "looMeanAbsErrPct": 2.9058956962297238,
+        "looMeanAbsErrPct": 1.0132062653003862,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 2.9058956962297238
+            "looMeanAbsErrPct": 1.0132062653003862
           },
           {
             "model": "hinge",
-            "looMeanAbsErrPct": 3.099902503977197
+            "looMeanAbsErrPct": 1.0132062653003862
           }
         ]
       },
       "cpu": {
-        "model": "linear",
+        "model": "hinge",
         "coef": [
-          14.946138330064349,
-          0
+          15.408391601970951,
+          0,
+          0.00007684932913899578,
+          5000
         ],
         "points": 8,
-        "looMeanAbsErrPct": 2.1560112859872884,
+        "looMeanAbsErrPct": 2.7032966030117844,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 2.1560112859872884
+            "looMeanAbsErrPct": 2.836320268126573
           },
           {
             "model": "hinge",
-            "looMeanAbsErrPct": 2.2551323154842904
+            "looMeanAbsErrPct": 2.7032966030117844
           }
         ]
       },
@@ -261,51 +263,51 @@ export const DEFAULT_CALIBRATION: Calibration = {
         "coef": [
           0,
           0,
-          0.0000051483685292873316
+          0.000005353708723407426
         ],
         "points": 4,
-        "looMeanAbsErrPct": 14.412468923090096,
+        "looMeanAbsErrPct": 16.72932020049739,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 85.71945841479575
+            "looMeanAbsErrPct": 81.54999243864248
           },
           {
             "model": "power",
-            "looMeanAbsErrPct": 23.682052198457626
+            "looMeanAbsErrPct": 29.371389232006564
           },
           {
             "model": "quadratic",
-            "looMeanAbsErrPct": 14.412468923090096
+            "looMeanAbsErrPct": 16.72932020049739
           }
         ]
       },
       "incremental": {
         "model": "quadratic",
         "coef": [
-          20.358827007833376,
-          0.00032298973572497116,
-          3.328799233428115e-8
+          10.323566117889868,
+          0.0009012887624482502,
+          3.109674389697134e-8
         ],
         "points": 4,
-        "looMeanAbsErrPct": 25.96220014243607,
+        "looMeanAbsErrPct": 6.257321946399889,
         "candidates": [
           {
             "model": "linear",
-            "looMeanAbsErrPct": 29.703299473555155
+            "looMeanAbsErrPct": 23.506443145371023
           },
           {
             "model": "power",
-            "looMeanAbsErrPct": 38.1398359411975
+            "looMeanAbsErrPct": 27.861383253155466
           },
           {
             "model": "quadratic",
-            "looMeanAbsErrPct": 25.96220014243607
+            "looMeanAbsErrPct": 6.257321946399889
           }
         ]
       },
-      "baselineLatency": 7.451,
-      "baselineCpu": 10.6245,
+      "baselineLatency": 7.483,
+      "baselineCpu": 10.8355,
       "rulesPerService": 9.4706,
       "measuredN": [
         1000,
@@ -313,7 +315,7 @@ export const DEFAULT_CALIBRATION: Calibration = {
         5000,
         10000
       ],
-      "source": "measured on the development machine (node --import tsx bench/scaling.ts --full --out=/tmp/report-full, 2026-12-02), 2 endpoints per Service",
+      "source": "measured on the development machine (node --import tsx bench/scaling.ts --full, 2026-12-02), 2 endpoints per Service",
       "units": "host"
     }
   ]

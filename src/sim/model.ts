@@ -188,7 +188,10 @@ export function curveText(f: CurveFit | PowFit | LinFit, v = "R"): string {
   if ("b" in f) return `${g(f.a)} + ${g(f.b)}·${v}`;
   if (!("model" in f)) return `${g(f.a)}·${v}^${f.k.toFixed(2)}`;
   if (f.model === "power") return `${g(f.coef[0])}·${v}^${f.coef[1].toFixed(2)}`;
-  if (f.model === "hinge") return `${g(f.coef[0])} + ${g(f.coef[1])}·${v}` + (f.coef[2] ? ` + ${g(f.coef[2])}·(${v} − ${Math.round(f.coef[3])}) past ${v} = ${Math.round(f.coef[3])}` : "");
+  if (f.model === "hinge") {
+    const terms = [f.coef[0] ? g(f.coef[0]) : "", f.coef[1] ? `${g(f.coef[1])}·${v}` : "", f.coef[2] ? `${g(f.coef[2])}·(${v} − ${Math.round(f.coef[3])}) past ${v} = ${Math.round(f.coef[3])}` : ""];
+    return terms.filter(Boolean).join(" + ") || "0";
+  }
   const terms = f.coef.map((c, j) => (c === 0 ? "" : j === 0 ? g(c) : `${g(c)}·${v}${j === 2 ? "²" : ""}`)).filter(Boolean);
   return terms.join(" + ") || "0";
 }
