@@ -5,7 +5,7 @@ import type { Calibration } from "./model.ts";
 
 export const DEFAULT_CALIBRATION: Calibration = {
   "machine": "Intel(R) Xeon(R) Processor ×2",
-  "date": "2026-12-02T16:25:04.947Z",
+  "date": "2026-12-02T16:26:25.859Z",
   "modes": [
     {
       "mode": "iptables-legacy",
@@ -115,15 +115,13 @@ export const DEFAULT_CALIBRATION: Calibration = {
       "mode": "iptables-nft",
       "kind": "rule-walk",
       "latency": {
-        "model": "hinge",
+        "model": "linear",
         "coef": [
-          10.73995014758673,
-          0.01055865235109107,
-          0.0067297525984712624,
-          8192
+          10.235807375820503,
+          0.011420113431520018
         ],
         "points": 8,
-        "looMeanAbsErrPct": 7.1715687629768645,
+        "looMeanAbsErrPct": 7.224415483709638,
         "candidates": [
           {
             "model": "linear",
@@ -238,15 +236,13 @@ export const DEFAULT_CALIBRATION: Calibration = {
         ]
       },
       "cpu": {
-        "model": "hinge",
+        "model": "linear",
         "coef": [
-          15.408391601970951,
-          0,
-          0.00007684932913899578,
-          5000
+          15.438382629326771,
+          0.000013970468969639154
         ],
         "points": 8,
-        "looMeanAbsErrPct": 2.7032966030117844,
+        "looMeanAbsErrPct": 2.836320268126573,
         "candidates": [
           {
             "model": "linear",

@@ -167,7 +167,7 @@ export function curveChecks(ps: Point[], model: CurveModel): Check[] {
 }
 
 /** Fits every candidate curve, checks each by leaving one N out, keeps the one that missed least (the
- * simpler on a tie; `fallback` when nothing can be checked). Returns the fit and the kept model's checks. */
+ * simpler unless the other misses clearly less; `fallback` when nothing can be checked). Returns the fit and the kept model's checks. */
 export function chooseCurve(ps: Point[], models: CurveModel[] = ["linear", "power", "quadratic"], fallback: CurveModel = "power"): { fit: CurveFit; checks: Check[] } {
   const tried = models.map((model) => {
     const checks = curveChecks(ps, model);
@@ -175,7 +175,10 @@ export function chooseCurve(ps: Point[], models: CurveModel[] = ["linear", "powe
     return { model, checks, err };
   });
   const checkable = tried.filter((t) => t.err !== null && Number.isFinite(t.err));
-  const pick = checkable.length ? checkable.reduce((a, b) => (b.err! < a.err! ? b : a)) : { model: fallback, checks: curveChecks(ps, fallback), err: null };
+  // a curve with more coefficients must miss clearly less (by a tenth) to replace a simpler one: on a near
+  // tie the extra coefficient is fitting noise, and it is the extrapolation that pays for it
+  const more = (a: CurveModel, b: CurveModel) => CURVE_PARAMS[b] > CURVE_PARAMS[a];
+  const pick = checkable.length ? checkable.reduce((a, b) => (b.err! < (more(a.model, b.model) ? 0.9 : 1) * a.err! ? b : a)) : { model: fallback, checks: curveChecks(ps, fallback), err: null };
   return {
     fit: { model: pick.model, coef: fitCoef(ps, pick.model), points: ps.length, looMeanAbsErrPct: pick.err, candidates: tried.map((t) => ({ model: t.model, looMeanAbsErrPct: t.err })) },
     checks: pick.checks,
