@@ -18,7 +18,7 @@ import { lineChartSvg, type PlotSeries } from "./scaling/plot.ts";
 import { measureProxy, type ProxyResult } from "./scaling/proxy.ts";
 import { measurePacket, packetSkipReason, type PacketResult } from "./scaling/packet.ts";
 import { measureVm, vmSkipReason, type VmResult } from "./scaling/vm.ts";
-import { scalingCluster, simServices, simulate, synCost, runEngine, curveText, TARGET_TRAFFIC, TARGET_SERVICES, TARGET_SECONDS, type Calibration, type SimPointResult, type ModeChecks } from "../src/sim/index.ts";
+import { scalingCluster, simServices, simulate, synCost, runEngine, TARGET_TRAFFIC, TARGET_SERVICES, TARGET_SECONDS, type Calibration, type SimPointResult, type ModeChecks } from "../src/sim/index.ts";
 import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
 import { table } from "./lib/report.ts";
 import { calibrateHost, walksFor, modelTables, type Walks } from "./scaling/calibrate.ts";

@@ -92,7 +92,8 @@ export class Proxy {
       this.fw = PacketForwarder.open(core, this.tables, { ...o.packet, decisionLog }, log);
     } else {
       const listeners = cfg.state.services.length;
-      const maxConns = o.maxConns || Math.max(16, Math.floor((ensureFileLimit(listeners, log) - listeners - 64) / 2));
+      const limit = ensureFileLimit(listeners, log, o.maxConns || 16384);
+      const maxConns = o.maxConns || Math.max(16, Math.floor((limit - listeners - 64) / 2));
       this.fw = new SocketForwarder(core, this.tables, {
         udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog, pump: o.pump,
       }, log);
