@@ -314,7 +314,7 @@ export function lookupBatch(n: i32): i32 {
       for (let k = g; k < end; k++) {
         const p = keyArea + <usize>k * 48;
         readKey(p);
-        warm += touchIn(<i32>load<u8>(p, 1), kc0, kc1, kc2, kc3, load<u32>(p, 4), kv0, kv1, kv2, kv3, load<u32>(p, 8));
+        warm += touchIn(<i32>load<u8>(p, 1), kc0, kc1, kc2, kc3, load<u32>(p, 4));
       }
     }
     for (let k = g; k < end; k++) {

@@ -150,16 +150,15 @@ export function lookupOut(af: i32, proto: i32, s0: u32, s1: u32, s2: u32, s3: u3
   return -1;
 }
 
-// Batch pre-pass helpers: load the bucket head (and the head entry's first line) for a key and nothing
-// more, so the main pass finds them in cache. Return a value so the loads are not optimised away.
-export function touchIn(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32,
-                        v0: u32, v1: u32, v2: u32, v3: u32, vport: u32): u32 {
+// Batch pre-pass helpers: load the bucket head (and the head entry's first line) for a key's client side
+// (a reply's destination) and nothing more, so the main pass finds them in cache. Return a value so the
+// loads are not optimised away.
+export function touchIn(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
   const n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
   return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
 }
 
-export function touchOut(proto: i32, s0: u32, s1: u32, s2: u32, s3: u32, sport: u32,
-                         d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): u32 {
+export function touchOut(proto: i32, d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): u32 {
   const n = load<u32>(outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport)));
   return n != 0 ? <u32>load<u16>(E(n - 1), O_DPORT) : 0;
 }

@@ -309,6 +309,5 @@ export function prefetchPacket(dir: u32): i32 {
   } else return 0;
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return 0;
   const sp = be16(l4), dp = be16(l4 + 2);
-  return <i32>(dir == 0 ? touchIn(<i32>proto, s0, s1, s2, s3, sp, d0, d1, d2, d3, dp)
-                        : touchOut(<i32>proto, s0, s1, s2, s3, sp, d0, d1, d2, d3, dp));
+  return <i32>(dir == 0 ? touchIn(<i32>proto, s0, s1, s2, s3, sp) : touchOut(<i32>proto, d0, d1, d2, d3, dp));
 }
