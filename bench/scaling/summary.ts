@@ -113,27 +113,22 @@ export function summaryMarkdown(s: SummaryInput): string {
   L.push("| Services | mode | measured? | first-packet p50 / p99 (µs, Service mix) | CPU µs/new conn | rules walked | full sync | +1 Service | data plane: connections, wall s, drops |", "|---|---|---|---|---|---|---|---|---|");
   for (const p of s.sim) for (const m of p.modes) L.push(`| ${p.services} | ${m.mode} | ${m.measured ? "measured N (model shown)" : "modelled"} | ${f(m.firstPacket.p50)} / ${f(m.firstPacket.p99)} | ${f(m.cpuPerConn)} | ${f(m.rulesWalked, 0)} | ${f(m.syncMs / 1000, 2)} s | ${f(m.incrementalMs, 0)} ms | ${p.engine.connections}, ${f(p.engine.wallMs / 1000, 2)}, ${JSON.stringify(p.engine.dropped)} |`);
   cmd(s.full ? "--full" : "");
-  L.push("### The first-packet model", "");
+  L.push("### The model's curves", "");
   L.push("First-packet latency and CPU per new connection against the rules walked W (iptables) or N (nftables): a + b·W, or two such lines joined at a knee " +
     "(+ c·(W − knee) past it: a walk costs little per rule while the ruleset sits in the caches and a miss per rule once it does not), coefficients ≥ 0, " +
     "whichever missed less when each measured N was left out. Past the measured range the knee's curve goes on as its steeper line.", "");
-  L.push("| mode | figure | model | mean \\|error\\| left out | the line's |", "|---|---|---|---|---|");
-  for (const m of s.calibration.modes) for (const what of ["latency", "cpu"] as const) {
-    const fit = m[what], c: CurveFit | null = "model" in fit ? fit : null, x = m.kind === "rule-walk" ? "W" : "N";
-    const line = c?.candidates.find((k) => k.model === "linear");
-    L.push(`| ${m.mode} | ${what === "latency" ? "connect latency p50" : "CPU per new connection"} | ${c ? c.model : "linear (older calibration)"}: ${curveText(fit, x)} µs | ${c && c.looMeanAbsErrPct !== null ? f(c.looMeanAbsErrPct, 0) + "%" : "unchecked"} | ${line && line.looMeanAbsErrPct !== null ? f(line.looMeanAbsErrPct, 0) + "%" : "-"} |`);
-  }
-  L.push("");
-  L.push("### The sync-time model", "");
   L.push("Full sync and +1 Service against the rule count R. **Measured** at the N in the table above (wall time of the restore in a namespace); **modelled** everywhere else, by the curve below: " +
     "per mode and figure, the one among a + b·R, a + b·R + c·R² (coefficients ≥ 0) and a·R^k that missed least when each measured N was left out in turn (fit on the other N, predict it). " +
     "A point is checked only when the other N fix the curve (as many distinct x as the curve has coefficients: 3 N for a line or power law, 4 for the quadratic); the picked model's own error is the table's, the others' are beside it.", "");
   L.push("| mode | figure | measured at N | model | mean \\|error\\| left out | other models' mean \\|error\\| |", "|---|---|---|---|---|---|");
-  for (const m of s.calibration.modes) for (const what of ["sync", "incremental"] as const) {
+  const FIGURES = { latency: "connect latency p50", cpu: "CPU per new connection", sync: "full sync", incremental: "+1 Service" } as const;
+  for (const m of s.calibration.modes) for (const what of ["latency", "cpu", "sync", "incremental"] as const) {
     const fit = m[what];
     const c: CurveFit | null = "model" in fit ? fit : null;
+    const cost = what === "latency" || what === "cpu";
     const others = c ? c.candidates.filter((x) => x.model !== c.model).map((x) => `${x.model} ${x.looMeanAbsErrPct === null ? "unchecked" : f(x.looMeanAbsErrPct, 0) + "%"}`).join(", ") : "-";
-    L.push(`| ${m.mode} | ${what === "sync" ? "full sync" : "+1 Service"} | ${m.measuredN.join(", ")} | ${c ? c.model : "power (older calibration)"}: ${curveText(fit)} ms | ${c && c.looMeanAbsErrPct !== null ? f(c.looMeanAbsErrPct, 0) + "%" : "unchecked: too few N (run --full)"} | ${others} |`);
+    const curve = `${c ? c.model : cost ? "linear" : "power"}${c ? "" : " (older calibration)"}: ${curveText(fit, cost ? (m.kind === "rule-walk" ? "W" : "N") : "R")} ${cost ? "µs" : "ms"}`;
+    L.push(`| ${m.mode} | ${FIGURES[what]} | ${m.measuredN.join(", ")} | ${curve} | ${c && c.looMeanAbsErrPct !== null ? f(c.looMeanAbsErrPct, 0) + "%" : "unchecked: too few N (run --full)"} | ${others} |`);
   }
   L.push("");
   L.push("### How far the model missed (leave one N out)", "");
