@@ -18,10 +18,10 @@ import { lineChartSvg, type PlotSeries } from "./scaling/plot.ts";
 import { measureProxy, type ProxyResult } from "./scaling/proxy.ts";
 import { measurePacket, packetSkipReason, type PacketResult } from "./scaling/packet.ts";
 import { measureVm, vmSkipReason, type VmResult } from "./scaling/vm.ts";
-import { scalingCluster, simServices, simulate, synCost, runEngine, TARGET_TRAFFIC, TARGET_SERVICES, TARGET_SECONDS, type Calibration, type SimPointResult, type ModeChecks } from "../src/sim/index.ts";
+import { scalingCluster, simServices, calibrate, simulate, synCost, runEngine, TARGET_TRAFFIC, TARGET_SERVICES, TARGET_SECONDS, type Calibration, type SimPointResult, type ModeChecks } from "../src/sim/index.ts";
 import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
 import { table } from "./lib/report.ts";
-import { calibrateHost, walksFor, modelTables, type Walks } from "./scaling/calibrate.ts";
+import { toPoints, walksFor, modelTables, type Walks } from "./scaling/calibrate.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const argv = process.argv.slice(2);
@@ -160,7 +160,7 @@ let checks: Record<string, ModeChecks> = {};
 let walks: Walks = new Map();
 if (hostResults.length) {
   walks = walksFor(services, endpoints);
-  const cal = calibrateHost(hostResults, walks, `${cpus()[0]?.model ?? "?"} ×${cpus().length}`, `measured by this run (${cmdFor(full ? "--full" : "")})`);
+  const cal = calibrate(toPoints(hostResults, walks), `${cpus()[0]?.model ?? "?"} ×${cpus().length}`, `measured by this run (${cmdFor(full ? "--full" : "")})`);
   calibration = cal.calibration; checks = cal.checks;
   if (new Set(hostResults.map((r) => r.services)).size < 2) {
     // one N cannot fix a line: keep the run's intercepts, take slopes from the built-in calibration

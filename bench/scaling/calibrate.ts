@@ -1,6 +1,6 @@
 // Measured host figures → the simulator's calibration: shared by the benchmark (bench/scaling.ts) and the
 // refit of a saved report (bench/scaling/refit.ts).
-import { scalingCluster, simServices, calibrate, curveText, type MeasuredPoint, type Calibration, type ModeChecks, type Check } from "../../src/sim/index.ts";
+import { scalingCluster, simServices, curveText, type MeasuredPoint, type Calibration, type ModeChecks, type Check } from "../../src/sim/index.ts";
 import { table } from "../lib/report.ts";
 import type { HostResult } from "./host.ts";
 
@@ -25,10 +25,6 @@ export function toPoints(rs: HostResult[], walks: Walks): MeasuredPoint[] {
       baseline: { latP50: r.baseline.lat.p50, cpu: r.baseline.cpu.usPerConn },
     };
   });
-}
-
-export function calibrateHost(rs: HostResult[], walks: Walks, machine: string, source: string): { calibration: Calibration; checks: Record<string, ModeChecks> } {
-  return calibrate(toPoints(rs, walks), machine, source);
 }
 
 /** The model's curves and how far each missed when its N was left out, as two terminal tables. */

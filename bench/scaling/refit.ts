@@ -5,7 +5,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { calibrateHost, walksFor, modelTables } from "./calibrate.ts";
+import { toPoints, walksFor, modelTables } from "./calibrate.ts";
+import { calibrate } from "../../src/sim/index.ts";
 import type { HostResult } from "./host.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -17,7 +18,7 @@ catch (e) { console.error(`refit: cannot read ${resolve(dir, "scaling.json")}: $
 if (!report.host?.length) { console.error(`refit: ${dir}/scaling.json has no host measurements (that run skipped the host part)`); process.exit(2); }
 
 const ns = [...new Set(report.host.map((r) => r.services))].sort((a, b) => a - b);
-const { calibration, checks } = calibrateHost(report.host, walksFor(ns, report.meta.endpoints), report.calibration.machine,
+const { calibration, checks } = calibrate(toPoints(report.host, walksFor(ns, report.meta.endpoints)), report.calibration.machine,
   `measured on the development machine (${report.meta.command.replace(/ --out=\S+/, "")}, ${report.meta.date.slice(0, 10)}), ${report.meta.endpoints} endpoints per Service`);
 console.log(`refit of ${dir}/scaling.json (${ns.join(", ")} Services, ${report.host.length} measured points)`);
 console.log(modelTables(calibration, checks));

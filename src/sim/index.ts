@@ -46,7 +46,7 @@ export function calibrate(points: MeasuredPoint[], machine: string, source: stri
     }
     const big = ps.reduce((a, b) => (b.services > a.services ? b : a));
     const syncCurve = chooseCurve(sync), incCurve = chooseCurve(inc);
-    // a line unless the quadratic checks better; a line when too few N to check either
+    // a line unless the knee checks clearly better; a line when too few N to check either
     const latCurve = chooseCurve(lat, COST_CURVES, "linear"), cpuCurve = chooseCurve(cpu, COST_CURVES, "linear");
     const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
     out.push({

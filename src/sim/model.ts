@@ -64,32 +64,18 @@ export const CURVE_PARAMS: Record<CurveModel, number> = { linear: 2, quadratic: 
 export const COST_CURVES: CurveModel[] = ["linear", "hinge"];
 export interface CurveFit {
   model: CurveModel;
-  coef: number[];            // linear [a, b]; quadratic [a, b, c]; power [a, k]
+  coef: number[];            // linear [a, b]; quadratic [a, b, c]; power [a, k]; hinge [a, b, c, knee]
   points: number;
   looMeanAbsErrPct: number | null;   // of this model, leaving each N out; null = not checkable
   candidates: { model: CurveModel; looMeanAbsErrPct: number | null }[];
 }
 
-// Least squares of the relative error with every coefficient ≥ 0 over the basis x^0..x^(p-1): the best of the fits on each
-// subset of the basis whose coefficients all come out ≥ 0 (p ≤ 3, so 7 subsets at most). x is scaled to
-// [0, 1] first so R² (10^12 at 100k Services) does not swamp the normal equations.
+// relative errors count, as the checks do: 1 s off at 1k Services matters more than at 10k
+const relWeight = (q: { y: number }) => (q.y > 0 ? 1 / (q.y * q.y) : 1);
+
+// Least squares of the relative error with every coefficient ≥ 0 over the basis x^0..x^(p-1) (p ≤ 3).
 function nnlsPoly(ps: { x: number; y: number }[], p: number): number[] {
-  const xs = Math.max(...ps.map((q) => q.x), 1);
-  // relative errors count, as the checks do: 1 s off at 1k Services matters more than at 10k
-  const w = (q: { y: number }) => (q.y > 0 ? 1 / (q.y * q.y) : 1);
-  let best: number[] | null = null, bestErr = Infinity;
-  for (let mask = 1; mask < 1 << p; mask++) {
-    const idx = [...Array(p).keys()].filter((j) => mask & (1 << j));
-    const A = idx.map((j) => idx.map((k) => ps.reduce((s, q) => s + w(q) * (q.x / xs) ** (j + k), 0)));
-    const v = idx.map((j) => ps.reduce((s, q) => s + w(q) * q.y * (q.x / xs) ** j, 0));
-    const sol = solve(A, v);
-    if (!sol || sol.some((c) => !(c >= 0))) continue;
-    const coef = Array(p).fill(0);
-    idx.forEach((j, t) => (coef[j] = sol[t] / xs ** j));
-    const err = ps.reduce((s, q) => s + w(q) * (polyAt(coef, q.x) - q.y) ** 2, 0);
-    if (err < bestErr) { best = coef; bestErr = err; }
-  }
-  return best ?? Array(p).fill(0);
+  return nnlsBasis(ps, [...Array(p).keys()].map((j) => (x: number) => x ** j)) ?? Array(p).fill(0);
 }
 function solve(A: number[][], v: number[]): number[] | null {
   const n = v.length, M = A.map((r, i) => [...r, v[i]]);
@@ -108,23 +94,23 @@ const polyAt = (c: number[], x: number) => c.reduce((s, k, j) => s + k * x ** j,
 // error) over 1, x and max(0, x − knee); the knee that fits best.
 function nnlsHinge(ps: { x: number; y: number }[]): number[] {
   const xs = [...new Set(ps.map((q) => q.x))].sort((a, b) => a - b);
-  const w = (q: { y: number }) => (q.y > 0 ? 1 / (q.y * q.y) : 1);
-  let best = nnlsPoly(ps, 2).concat([0, xs[xs.length - 1] ?? 0]), bestErr = hingeErr(ps, best, w);
+  let best = nnlsPoly(ps, 2).concat([0, xs[xs.length - 1] ?? 0]), bestErr = hingeErr(ps, best);
   for (const knee of xs.slice(1, -1)) {
-    const fns = [(_x: number) => 1, (x: number) => x, (x: number) => Math.max(0, x - knee)];
-    const c = nnlsBasis(ps, fns, w);
+    const c = nnlsBasis(ps, [(_x: number) => 1, (x: number) => x, (x: number) => Math.max(0, x - knee)]);
     if (!c) continue;
-    const coef = [c[0], c[1], c[2], knee], err = hingeErr(ps, coef, w);
+    const coef = [c[0], c[1], c[2], knee], err = hingeErr(ps, coef);
     if (err < bestErr) { best = coef; bestErr = err; }
   }
   return best;
 }
 const hingeAt = (c: number[], x: number) => c[0] + c[1] * x + c[2] * Math.max(0, x - c[3]);
-const hingeErr = (ps: { x: number; y: number }[], c: number[], w: (q: { y: number }) => number) => ps.reduce((s, q) => s + w(q) * (hingeAt(c, q.x) - q.y) ** 2, 0);
+const hingeErr = (ps: { x: number; y: number }[], c: number[]) => ps.reduce((s, q) => s + relWeight(q) * (hingeAt(c, q.x) - q.y) ** 2, 0);
 
-// Non-negative weighted least squares over a few basis functions: the best fit among the subsets of the
-// basis whose coefficients all come out ≥ 0 (as nnlsPoly). Columns are scaled to [0, 1] first.
-function nnlsBasis(ps: { x: number; y: number }[], fns: ((x: number) => number)[], w: (q: { y: number }) => number): number[] | null {
+// Non-negative least squares of the relative error over a few basis functions: the best of the fits on
+// each subset of the basis whose coefficients all come out ≥ 0 (7 subsets for 3 functions). Each column
+// is scaled to [0, 1] first so R² (10^12 at 100k Services) does not swamp the normal equations.
+function nnlsBasis(ps: { x: number; y: number }[], fns: ((x: number) => number)[]): number[] | null {
+  const w = relWeight;
   const scale = fns.map((f) => Math.max(...ps.map((q) => Math.abs(f(q.x))), 1e-300));
   const col = (j: number, x: number) => fns[j](x) / scale[j];
   let best: number[] | null = null, bestErr = Infinity;
