@@ -2,14 +2,13 @@
 // schedulers' timers. The exported advance() and the simulator's traffic generator (assembly/sim/) both
 // run it, so simulated time passes exactly as the host's clock does.
 import { advance as tableAdvance } from "./conn/table";
-import { serviceById, trashTick } from "./service/service";
+import { timedServices, trashTick } from "./service/service";
 
 export function runClock(now: i64): i32 {
   const freed = tableAdvance(now);
   trashTick(now);
-  for (let i = 0, n = serviceById.length; i < n; i++) {
-    const s = unchecked(serviceById[i]);
-    if (!s) continue;
+  for (let i = 0; i < timedServices.length; i++) {
+    const s = unchecked(timedServices[i]);
     const sc = s.sched;
     if (sc && sc.nextTickAt <= now) sc.tick(s, now);
   }

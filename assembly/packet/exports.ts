@@ -16,7 +16,8 @@
 //    30  u8  L4 protocol (or the IPv6 next header that stopped the parse)
 //    31  u8  IP version
 //   data: maxBytes at batchDataPtr(); packets are rewritten in place and never grow or shrink.
-import { capacity as connCapacityNow, connInit as tableInit, connCount } from "../conn/table";
+import { capacity as connCapacityNow, connInit as tableInit, connCount, touchChainHeads } from "../conn/table";
+import { GROUP, pfA, pfB, pfC, touchServiceBuckets, touchServices, touchDests } from "../prefetch";
 import { V_DROP } from "../conn/in";
 import {
   handlePacket, prefetchPacket, pb, pl, rReason, rConn, rDest, rFwd, rFlags, rL4, rProto, rVer, setTtlMode, ttlMode,
@@ -29,7 +30,6 @@ export const DESC_SIZE: i32 = 32;
 // where the table no longer fits the caches), 0 off, 1 on.
 const PREFETCH_AUTO_CONNS: u32 = 32768;
 let prefetchMode: i32 = -1;
-let prefetchSink: i32 = 0;
 export function packetSetPrefetch(mode: i32): void { prefetchMode = mode; }
 
 let descBase: usize = 0;
@@ -67,15 +67,21 @@ export function processBatch(n: i32, nowMs: f64): i32 {
   const reasons = changetype<usize>(reasonCount);
   const verdicts = changetype<usize>(verdictCount);
   if (cnt >= 8 && (prefetchMode > 0 || (prefetchMode < 0 && connCount >= PREFETCH_AUTO_CONNS))) {
-    let acc: i32 = 0;
-    for (let i: u32 = 0; i < cnt; i++) {
-      const d = descBase + (<usize>i << 5);
-      const off = load<u32>(d), len = load<u32>(d, 4);
-      if (<u64>off + <u64>len > <u64>dataSize) continue;
-      pb = dataBase + <usize>off; pl = len;
-      acc += prefetchPacket(load<u32>(d, 8));
+    // in groups, each level of the lookups' chains one tight loop (assembly/prefetch.ts)
+    for (let g: u32 = 0; g < cnt; g += GROUP) {
+      const m = min(GROUP, cnt - g);
+      for (let k: u32 = 0; k < m; k++) {
+        const d = descBase + (<usize>(g + k) << 5);
+        const off = load<u32>(d), len = load<u32>(d, 4);
+        if (<u64>off + <u64>len > <u64>dataSize) { unchecked(pfA[k] = 0); unchecked(pfB[k] = 0); unchecked(pfC[k] = 0); continue; }
+        pb = dataBase + <usize>off; pl = len;
+        prefetchPacket(load<u32>(d, 8), k);
+      }
+      touchChainHeads(m);
+      touchServiceBuckets(m);
+      touchServices(m);
+      touchDests(m);
     }
-    prefetchSink = acc;
   }
   for (let i: u32 = 0; i < cnt; i++) {
     const d = descBase + (<usize>i << 5);

@@ -26,7 +26,9 @@
 import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, FWD_MASQ, FWD_FULLNAT, FWD_LOCALNODE } from "../common";
 import { pkt } from "./info";
 import { inbound, outbound, resultConn, resultDest, dropReason, lastNewConn, V_NOT_OURS, V_FORWARD, V_DROP } from "../conn/in";
-import { touchIn, touchOut, E, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR, O_CPORT, O_VPORT, O_DPORT, O_LPORT } from "../conn/table";
+import { inBucketOf, outBucketOf, E, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR, O_CPORT, O_VPORT, O_DPORT, O_LPORT } from "../conn/table";
+import { serviceBucketOf } from "../service/service";
+import { pfA, pfB, pfC } from "../prefetch";
 import { fold, delta32, delta16, csumApply, crc32cSkip } from "./csum";
 
 // Parse and path drop reasons (1..6 are conn/in.ts's)
@@ -287,27 +289,40 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
   return V_FORWARD;
 }
 
-// A batch pre-pass for large tables: looks each packet's connection up (result unused) so that the cache
-// misses of many packets overlap instead of being paid one after another in the main pass. Parses only
-// the plain header (IPv4 with options, IPv6 without extension headers), within the same bounds rules.
-export function prefetchPacket(dir: u32): i32 {
+// A batch pre-pass for large tables (packet/exports.ts): parses the plain header (IPv4 with options, IPv6
+// without extension headers, within the same bounds rules) and files, for the staged touches of
+// assembly/prefetch.ts, the address of the connection's bucket word in pfA[k]; for a SYN, which will most
+// likely be scheduled, its Service's bucket word in pfB[k]; and in pfC[k] 1 when the packet most likely
+// has a connection already, whose destination and Service its counting updates.
+export function prefetchPacket(dir: u32, k: u32): void {
+  unchecked(pfA[k] = 0); unchecked(pfB[k] = 0); unchecked(pfC[k] = 0);
   const len = pl;
-  if (len < 24) return 0;
+  if (len < 24) return;
   const b0 = ld8(0);
   let s0: u32 = 0, s1: u32 = 0, s2: u32 = 0, s3: u32 = 0, d0: u32 = 0, d1: u32 = 0, d2: u32 = 0, d3: u32 = 0;
   let l4: u32 = 0, proto: u32 = 0, af: i32 = AF_INET;
   if ((b0 >> 4) == 4) {
     l4 = (b0 & 15) << 2;
-    if (l4 < 20 || l4 + 4 > len) return 0;
+    if (l4 < 20 || l4 + 4 > len) return;
     proto = ld8(9);
     s3 = bswap<u32>(ld32(12)); d3 = bswap<u32>(ld32(16));
   } else if ((b0 >> 4) == 6) {
-    if (len < 44) return 0;
+    if (len < 44) return;
     proto = ld8(6); l4 = 40; af = AF_INET6;
     s0 = bswap<u32>(ld32(8)); s1 = bswap<u32>(ld32(12)); s2 = bswap<u32>(ld32(16)); s3 = bswap<u32>(ld32(20));
     d0 = bswap<u32>(ld32(24)); d1 = bswap<u32>(ld32(28)); d2 = bswap<u32>(ld32(32)); d3 = bswap<u32>(ld32(36));
-  } else return 0;
-  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return 0;
+  } else return;
+  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return;
   const sp = be16(l4), dp = be16(l4 + 2);
-  return <i32>(dir == 0 ? touchIn(<i32>proto, s0, s1, s2, s3, sp) : touchOut(<i32>proto, d0, d1, d2, d3, dp));
+  if (dir != 0) {
+    unchecked(pfA[k] = <u32>outBucketOf(<i32>proto, d0, d1, d2, d3, dp));
+    unchecked(pfC[k] = 1);
+    return;
+  }
+  unchecked(pfA[k] = <u32>inBucketOf(<i32>proto, s0, s1, s2, s3, sp));
+  if (proto == IPPROTO_TCP && l4 + 14 <= len && (ld8(l4 + 13) & 2) != 0) {
+    unchecked(pfB[k] = <u32>serviceBucketOf(af, <i32>proto, d0, d1, d2, d3, dp));
+  } else {
+    unchecked(pfC[k] = 1);
+  }
 }

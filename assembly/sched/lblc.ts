@@ -86,6 +86,8 @@ export class LocalityBase extends WeightedLeastConnection {
     }
   }
 
+  hasTimer(): bool { return true; }
+
   init(svc: Service): void {
     super.init(svc);
     this.nextTickAt = 0;

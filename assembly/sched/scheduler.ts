@@ -25,6 +25,8 @@ export class Scheduler {
   // Periodic work (lblc/lblcr garbage collection): the core calls tick() once now >= nextTickAt.
   nextTickAt: i64 = i64.MAX_VALUE;
   tick(svc: Service, now: i64): void {}
+  // Whether tick() does anything: the clock visits only the services whose scheduler says so.
+  hasTimer(): bool { return false; }
   // Why the last schedule() call failed (0: it did not, or "no destination available").
   failReason(): i32 { return 0; }
   // Tracing only (assembly/trace.ts): debug views of the scheduler's tables (Q_* codes), -1 if none.

@@ -59,6 +59,8 @@ export class Service {
 const HASH_BITS: i32 = 16;
 const buckets = new StaticArray<Service | null>(1 << HASH_BITS);
 export const serviceById = new Array<Service | null>();
+// The services whose scheduler has a timer (lblc, lblcr): the clock ticks these alone, not every service.
+export const timedServices = new Array<Service>();
 const freeServiceIds = new Array<i32>();
 export let serviceCount: i32 = 0;
 
@@ -79,6 +81,11 @@ export function lookupService(af: i32, proto: i32, a0: u32, a1: u32, a2: u32, a3
     s = s.hashNext;
   }
   return null;
+}
+
+// Batch pre-pass helper (packet/exports.ts): the address of the bucket word a lookup starts from.
+export function serviceBucketOf(af: i32, proto: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): usize {
+  return changetype<usize>(buckets) + (<usize>keyHash(af, proto, a0 ^ a1 ^ a2 ^ a3, port, 0) << 2);
 }
 
 export function lookupFwmark(af: i32, fwmark: u32): Service | null {
@@ -152,10 +159,15 @@ export function addService(af: i32, proto: i32, a0: u32, a1: u32, a2: u32, a3: u
   else { s.id = serviceById.length; serviceById.push(s); }
   const sched = createScheduler(schedId);
   s.sched = sched;
-  if (sched) sched.init(s);
+  if (sched) { sched.init(s); if (sched.hasTimer()) timedServices.push(s); }
   hashService(s);
   serviceCount++;
   return s.id;
+}
+
+function untime(s: Service): void {
+  const at = timedServices.indexOf(s);
+  if (at >= 0) timedServices.splice(at, 1);
 }
 
 // Edit scheduler, flags, timeout, netmask. The same scheduler keeps its state (as the kernel does).
@@ -167,11 +179,12 @@ export function editService(id: i32, schedId: i32, flags: u32, timeout: u32, net
   if (schedId != s.schedId) {
     const old = s.sched;
     if (old) old.done(s);
+    untime(s);
     s.schedId = schedId;
     s.flags = flags; s.timeout = timeout; s.netmask = netmask;
     const sched = createScheduler(schedId);
     s.sched = sched;
-    if (sched) sched.init(s);
+    if (sched) { sched.init(s); if (sched.hasTimer()) timedServices.push(s); }
   } else {
     s.flags = flags; s.timeout = timeout; s.netmask = netmask;
   }
@@ -183,6 +196,7 @@ export function delService(id: i32): i32 {
   if (!s) return E_NO_SERVICE;
   const sched = s.sched;
   if (sched) sched.done(s);
+  untime(s);
   s.sched = null;
   // every destination is unlinked; those still referenced by connections stay in the registry
   const ds = s.dests;
