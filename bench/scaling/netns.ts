@@ -127,8 +127,9 @@ export class Topology {
     });
   }
 
-  /** Stops the backends; returns the connections each endpoint address:port accepted. */
-  async stopBackends(): Promise<Record<string, number>> {
+  /** Stops the backends; returns the connections each endpoint address:port accepted. They get graceMs
+   * to drain their accept queue and print the tally before they are killed (and the tally is lost). */
+  async stopBackends(graceMs = 3000): Promise<Record<string, number>> {
     const p = this.backendProc;
     if (!p) return {};
     this.backendProc = null;
@@ -138,7 +139,7 @@ export class Topology {
       p.stdout!.on("data", (d: Buffer) => (buf += d.toString()));
       p.on("exit", () => resolve(buf));
       p.stdin!.end();
-      setTimeout(() => { p.kill("SIGKILL"); }, 3000).unref();
+      setTimeout(() => { p.kill("SIGKILL"); }, graceMs).unref();
     });
     const line = out.split("\n").find((l) => l.startsWith("{"));
     return line ? JSON.parse(line) : {};

@@ -25,6 +25,9 @@ import { connector } from "./netns.ts";
 import { scalingCluster } from "../../src/sim/cluster.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
+// Under software emulation the backends' node process can still be working through its accept queue when
+// the connects end; 3 s was once not enough and its tally (the proof that NAT happened) came back empty.
+const BACKEND_GRACE_MS = 20_000;
 export const VM_SCRIPT = `${root}/../shared/ipvs-vm/ipvs-vm.sh`;
 
 export interface VmModeResult {
@@ -231,7 +234,7 @@ async function inside(argv: string[]): Promise<void> {
       await new Promise((r) => setTimeout(r, 2500));
       const conns = (t: ServiceTarget) => Number(nsOk(topo.node, ["ipvsadm", "-Ln", "--stats", "-t", `${t.vip}:${t.port}`]).stdout.split("\n").find((l) => l.startsWith("TCP"))?.trim().split(/\s+/)[2] ?? 0);
       const ipvsConns = { first: conns(first), last: conns(last) };
-      const backends = await topo.stopBackends();
+      const backends = await topo.stopBackends(BACKEND_GRACE_MS);
       ipvs = { ...modeResult(m, backends), ipvsConns, virtualServices: st.services.length, realServers: st.services.reduce((k, s) => k + s.realServers.length, 0), counted, expected,
         syncIpvsadmMs: rR.ms, syncReconcilerMs: rc.fullMs, reconcilerMessages: rc.messages, incIpvsadmMs: rInc.ms, incReconcilerMs: rc.incMs, incServices: added.length,
         bindMs: bind.ms, ipsetMs: ips.ms, iptablesMs: ipt.ms };
@@ -247,7 +250,7 @@ async function inside(argv: string[]): Promise<void> {
       const counted = Number(nsOk(topoI.node, ["sh", "-c", "iptables-legacy-save | grep -c '^-A'"]).stdout.trim());
       vlog(`${n}: iptables mode synced in ${(r.ms / 1000).toFixed(2)} s; ${connects} connects × 3 targets`);
       const m = measureConnects(topoI);
-      const backends = await topoI.stopBackends();
+      const backends = await topoI.stopBackends(BACKEND_GRACE_MS);
       iptables = { ...modeResult(m, backends), syncMs: r.ms, rules: { counted, expected: d.iptablesExpected } };
     } finally { topoI.destroy(); }
     results.push({ services: n, endpoints, kernel, connector: connector().kind, ipvs, iptables, baseline });
