@@ -12,15 +12,17 @@ export const GROUP: u32 = 256;
 export const pfA = new StaticArray<u32>(GROUP);
 export const pfB = new StaticArray<u32>(GROUP);
 export const pfC = new StaticArray<u32>(GROUP);
-export let sink: u32 = 0;
+let sink: u32 = 0;
 
-@inline function A(k: u32): usize { return changetype<usize>(pfA) + (<usize>k << 2); }
-@inline function B(k: u32): usize { return changetype<usize>(pfB) + (<usize>k << 2); }
-@inline function C(k: u32): usize { return changetype<usize>(pfC) + (<usize>k << 2); }
+// Keeps a pre-pass's loads: their sum goes somewhere the optimiser cannot prove unused.
+export function keep(acc: u32): void { sink += acc; }
+
+// Item k starts no chain (a packet the pre-pass cannot parse, or a descriptor outside the area).
+@inline export function pfClear(k: u32): void { unchecked(pfA[k] = 0); unchecked(pfB[k] = 0); unchecked(pfC[k] = 0); }
 
 // A managed object: its header (20 bytes before the pointer; it holds the class id a virtual call reads
 // and the payload's size) and every cache line of its payload.
-@inline export function touchObject(p: usize): u32 {
+@inline function touchObject(p: usize): u32 {
   const size = <usize>load<u32>(p - 4);
   let acc = load<u32>(p - 8);
   for (let o: usize = 44; o < size; o += 64) acc += load<u32>(p + o);
@@ -33,67 +35,63 @@ export function touchDests(n: u32): void {
   let acc: u32 = 0;
   const nd = <u32>destById.length, dd = destById.dataStart;
   for (let k: u32 = 0; k < n; k++) {
-    const id = load<u32>(C(k));
-    store<u32>(C(k), id < nd ? load<u32>(dd + (<usize>id << 2)) : 0);
+    const id = unchecked(pfC[k]);
+    unchecked(pfC[k] = id < nd ? load<u32>(dd + (<usize>id << 2)) : 0);
   }
   const ns = <u32>serviceById.length, sd = serviceById.dataStart;
   for (let k: u32 = 0; k < n; k++) {
-    const p = <usize>load<u32>(C(k));
+    const p = <usize>unchecked(pfC[k]);
     if (p == 0) continue;
     acc += touchObject(p);
     const sid = <u32>load<i32>(p + offsetof<Dest>("svcId"));
-    store<u32>(C(k), sid < ns ? <u32>(sd + (<usize>sid << 2)) : 0);
+    unchecked(pfC[k] = sid < ns ? <u32>(sd + (<usize>sid << 2)) : 0);
   }
   for (let k: u32 = 0; k < n; k++) {
-    const a = <usize>load<u32>(C(k));
-    if (a != 0) store<u32>(C(k), load<u32>(a));
+    const a = <usize>unchecked(pfC[k]);
+    if (a != 0) unchecked(pfC[k] = load<u32>(a));
   }
   for (let k: u32 = 0; k < n; k++) {
-    const p = <usize>load<u32>(C(k));
+    const p = <usize>unchecked(pfC[k]);
     if (p == 0) continue;
     acc += touchObject(p);
-    store<u32>(C(k), load<u32>(p + offsetof<Service>("sched")));
+    unchecked(pfC[k] = load<u32>(p + offsetof<Service>("sched")));
   }
   for (let k: u32 = 0; k < n; k++) {
-    const p = <usize>load<u32>(C(k));
+    const p = <usize>unchecked(pfC[k]);
     if (p != 0) acc += touchObject(p);
   }
-  sink += acc;
+  keep(acc);
 }
 
-// pfB[0..n): Service bucket words' addresses (0: none); afterwards the Services they hold.
-export function touchServiceBuckets(n: u32): void {
-  for (let k: u32 = 0; k < n; k++) {
-    const a = <usize>load<u32>(B(k));
-    if (a != 0) store<u32>(B(k), load<u32>(a));
-  }
-}
-
-// pfB[0..n) holds Service pointers (0: none). Touches each Service, its scheduler, and its first two
-// destinations: what scheduling a new connection reads.
+// pfB[0..n) holds Service bucket words' addresses (0: none). Touches each bucket's first Service, its
+// scheduler, and its first two destinations: what scheduling a new connection reads.
 export function touchServices(n: u32): void {
   let acc: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
-    const p = <usize>load<u32>(B(k));
-    if (p == 0) { store<u32>(A(k), 0); continue; }
-    acc += touchObject(p);
-    store<u32>(A(k), load<u32>(p + offsetof<Service>("sched")));
-    store<u32>(B(k), load<u32>(p + offsetof<Service>("dests")));
+    const a = <usize>unchecked(pfB[k]);
+    if (a != 0) unchecked(pfB[k] = load<u32>(a));
   }
   for (let k: u32 = 0; k < n; k++) {
-    const sc = <usize>load<u32>(A(k));
+    const p = <usize>unchecked(pfB[k]);
+    if (p == 0) { unchecked(pfA[k] = 0); continue; }
+    acc += touchObject(p);
+    unchecked(pfA[k] = load<u32>(p + offsetof<Service>("sched")));
+    unchecked(pfB[k] = load<u32>(p + offsetof<Service>("dests")));
+  }
+  for (let k: u32 = 0; k < n; k++) {
+    const sc = <usize>unchecked(pfA[k]);
     if (sc != 0) acc += touchObject(sc);
-    const p = <usize>load<u32>(B(k));
+    const p = <usize>unchecked(pfB[k]);
     if (p == 0) continue;
     const ds = changetype<Array<Dest>>(p);
     const len = ds.length, data = ds.dataStart;
-    store<u32>(A(k), len > 0 ? load<u32>(data) : 0);
-    store<u32>(B(k), len > 1 ? load<u32>(data, 4) : 0);
+    unchecked(pfA[k] = len > 0 ? load<u32>(data) : 0);
+    unchecked(pfB[k] = len > 1 ? load<u32>(data, 4) : 0);
   }
   for (let k: u32 = 0; k < n; k++) {
-    const d0 = <usize>load<u32>(A(k)), d1 = <usize>load<u32>(B(k));
+    const d0 = <usize>unchecked(pfA[k]), d1 = <usize>unchecked(pfB[k]);
     if (d0 != 0) acc += touchObject(d0);
     if (d1 != 0) acc += touchObject(d1);
   }
-  sink += acc;
+  keep(acc);
 }

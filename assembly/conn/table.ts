@@ -4,7 +4,7 @@
 import { AF_INET, DEST_F_OVERLOAD, FWD_MASQ, FWD_FULLNAT } from "../common";
 import { Dest, destById, destOf } from "../dest/dest";
 import { getService, destUnreferenced } from "../service/service";
-import { GROUP, pfA, pfB, pfC, touchDests } from "../prefetch";
+import { GROUP, pfA, pfB, pfC, keep, touchDests } from "../prefetch";
 
 // Connection flags (IP_VS_CONN_F_*)
 export const CF_FWD_MASK: u32 = 0x0007;
@@ -51,7 +51,6 @@ export let capacity: u32 = 0;
 // it misses once there, not twice. Full-NAT's reply side is its local address and port.
 let buckets: usize = 0;
 let bucketMask: u32 = 0;
-let touchSink: u32 = 0;     // what the pre-pass touches sum to (kept so the loads are)
 @inline function inHead(h: u32): usize { return buckets + (<usize>h << 3); }
 @inline function outHead(h: u32): usize { return buckets + (<usize>h << 3) + 4; }
 let freeHead: u32 = 0;       // index+1
@@ -202,7 +201,7 @@ export function touchChainHeads(n: u32): void {
     }
     unchecked(pfC[k] = <u32>id);
   }
-  touchSink += acc;
+  keep(acc);
 }
 
 function inHashOf(e: usize): u32 {
@@ -519,7 +518,7 @@ function touchEntries(n: u32): void {
     const h = load<u32>(<usize>unchecked(pfA[k]));
     if (h != 0 && h != unchecked(pfB[k]) + 1) acc += load<u32>(E(h - 1), O_IN_NEXT);
   }
-  touchSink += acc;
+  keep(acc);
   touchDests(n);
 }
 

@@ -17,7 +17,7 @@
 //    31  u8  IP version
 //   data: maxBytes at batchDataPtr(); packets are rewritten in place and never grow or shrink.
 import { capacity as connCapacityNow, connInit as tableInit, connCount, touchChainHeads } from "../conn/table";
-import { GROUP, pfA, pfB, pfC, touchServiceBuckets, touchServices, touchDests } from "../prefetch";
+import { GROUP, pfClear, touchServices, touchDests } from "../prefetch";
 import { V_DROP } from "../conn/in";
 import {
   handlePacket, prefetchPacket, pb, pl, rReason, rConn, rDest, rFwd, rFlags, rL4, rProto, rVer, setTtlMode, ttlMode,
@@ -73,12 +73,11 @@ export function processBatch(n: i32, nowMs: f64): i32 {
       for (let k: u32 = 0; k < m; k++) {
         const d = descBase + (<usize>(g + k) << 5);
         const off = load<u32>(d), len = load<u32>(d, 4);
-        if (<u64>off + <u64>len > <u64>dataSize) { unchecked(pfA[k] = 0); unchecked(pfB[k] = 0); unchecked(pfC[k] = 0); continue; }
+        if (<u64>off + <u64>len > <u64>dataSize) { pfClear(k); continue; }
         pb = dataBase + <usize>off; pl = len;
         prefetchPacket(load<u32>(d, 8), k);
       }
       touchChainHeads(m);
-      touchServiceBuckets(m);
       touchServices(m);
       touchDests(m);
     }

@@ -28,7 +28,7 @@ import { pkt } from "./info";
 import { inbound, outbound, resultConn, resultDest, dropReason, lastNewConn, V_NOT_OURS, V_FORWARD, V_DROP } from "../conn/in";
 import { inBucketOf, outBucketOf, E, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR, O_CPORT, O_VPORT, O_DPORT, O_LPORT } from "../conn/table";
 import { serviceBucketOf } from "../service/service";
-import { pfA, pfB, pfC } from "../prefetch";
+import { pfA, pfB, pfC, pfClear } from "../prefetch";
 import { fold, delta32, delta16, csumApply, crc32cSkip } from "./csum";
 
 // Parse and path drop reasons (1..6 are conn/in.ts's)
@@ -295,7 +295,7 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
 // likely be scheduled, its Service's bucket word in pfB[k]; and in pfC[k] 1 when the packet most likely
 // has a connection already, whose destination and Service its counting updates.
 export function prefetchPacket(dir: u32, k: u32): void {
-  unchecked(pfA[k] = 0); unchecked(pfB[k] = 0); unchecked(pfC[k] = 0);
+  pfClear(k);
   const len = pl;
   if (len < 24) return;
   const b0 = ld8(0);
