@@ -5,10 +5,7 @@
 //   node --import tsx bench/scaling/ab.ts A.wasm B.wasm [--slices=16] [--ticks=25000]
 // (build B with `npx asc assembly/index.ts --target release -o /tmp/b.wasm`; A can be a saved build/core.wasm)
 import { readFileSync } from "node:fs";
-import { Core } from "../../src/core/index.ts";
-import { PacketBatch } from "../../src/core/packets.ts";
-import { TrafficGenerator } from "../../src/core/sim.ts";
-import { scalingCluster, simServices, TARGET_TRAFFIC, TARGET_SERVICES } from "../../src/sim/index.ts";
+import { scalingCluster, simServices, startTraffic, TARGET_TRAFFIC, TARGET_SERVICES } from "../../src/sim/index.ts";
 
 const args = process.argv.slice(2);
 const opt = (k: string) => args.find((a) => a.startsWith(`--${k}=`))?.split("=")[1];
@@ -17,19 +14,9 @@ if (!a || !b) { console.error("usage: node --import tsx bench/scaling/ab.ts A.wa
 const slices = Number(opt("slices") ?? 16), ticks = Number(opt("ticks") ?? 25_000), warmTicks = 80_000;
 
 const { services } = simServices(scalingCluster(TARGET_SERVICES, 2, 1, { nft: false }));
-const ipStr = (x: number) => `${x >>> 24}.${(x >>> 16) & 255}.${(x >>> 8) & 255}.${x & 255}`;
-
-async function generator(path: string): Promise<TrafficGenerator> {
-  const core = await Core.fromBytes(readFileSync(path), 1 << 21);
-  for (const s of services) {
-    const id = core.addService({ proto: "tcp", addr: ipStr(s.vip), port: s.port, scheduler: "rr" });
-    for (const [x, p] of s.endpoints) core.addDest(id, { addr: ipStr(x), port: p, fwd: "masq" });
-  }
-  const batch = new PacketBatch(core, { maxPackets: 512, maxBytes: 512 * 40, align: 8 });
-  return new TrafficGenerator(core, batch, services, { ...TARGET_TRAFFIC, connections: 1e12 });
-}
-
-const gens = [await generator(a), await generator(b)];
+// the target's traffic, without end: each build runs only as many slices as the other
+const traffic = { ...TARGET_TRAFFIC, connections: 1e12 };
+const gens = [(await startTraffic(services, traffic, new Uint8Array(readFileSync(a)))).gen, (await startTraffic(services, traffic, new Uint8Array(readFileSync(b)))).gen];
 // warm up to the steady state: the table full of 60 s SYN_RECV entries
 for (const [i, g] of gens.entries()) {
   process.stderr.write(`warming ${i ? "B" : "A"} up (${warmTicks / 1000} s simulated)\n`);

@@ -49,9 +49,10 @@ const ipStr = (a: number) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}
 const SYN = 2;
 const PKT = 40, BATCH = 512, TICKS_PER_CALL = 1000;
 
-/** Loads the Services into a fresh Core (one per run: each Core is its own instance and tables). */
-export async function loadCore(services: SimService[], capacity: number, scheduler = "rr"): Promise<{ core: Core; ids: Int32Array }> {
-  const core = await Core.load({ debug: false, connCapacity: capacity });
+/** Loads the Services into a fresh Core (one per run: each Core is its own instance and tables); `wasm`:
+ * another build's bytes instead of build/core.wasm (bench/scaling/ab.ts compares two). */
+export async function loadCore(services: SimService[], capacity: number, scheduler = "rr", wasm?: BufferSource): Promise<{ core: Core; ids: Int32Array }> {
+  const core = wasm ? await Core.fromBytes(wasm, capacity) : await Core.load({ debug: false, connCapacity: capacity });
   const ids = new Int32Array(services.length);
   services.forEach((s, i) => {
     ids[i] = core.addService({ proto: "tcp", addr: ipStr(s.vip), port: s.port, scheduler });
@@ -60,18 +61,23 @@ export async function loadCore(services: SimService[], capacity: number, schedul
   return { core, ids };
 }
 
-export async function runEngine(services: SimService[], t: TrafficSpec): Promise<EngineResult> {
-  const setup0 = performance.now();
+/** A Core loaded with the Services, its table sized for the traffic, and the generator set up on it. */
+export async function startTraffic(services: SimService[], t: TrafficSpec, wasm?: BufferSource): Promise<{ core: Core; batch: PacketBatch; gen: TrafficGenerator; cap: number }> {
   // live entries ≈ rate × (length + the state's timeout after the RST: CLOSE 10 s after an ACK; without
   // one the entry stays in SYN_RECV, 60 s, as the kernel's table ignores a client RST there)
   const liveEst = t.rate * ((t.meanLengthMs + (t.requests > 0 ? 10_000 : 60_000)) / 1000);
   let cap = 1 << 14;
   while (cap < liveEst * 1.25 && cap < 1 << 23) cap <<= 1;
-  const { core } = await loadCore(services, cap, t.scheduler ?? "rr");
+  const { core } = await loadCore(services, cap, t.scheduler ?? "rr", wasm);
   const batch = new PacketBatch(core, { maxPackets: BATCH, maxBytes: BATCH * PKT, align: 8 });
   resetPacketCounters(core);
-  const spec = { ...t, record: t.record ?? 0 };
-  const gen = new TrafficGenerator(core, batch, services, spec);
+  const gen = new TrafficGenerator(core, batch, services, { ...t, record: t.record ?? 0 });
+  return { core, batch, gen, cap };
+}
+
+export async function runEngine(services: SimService[], t: TrafficSpec): Promise<EngineResult> {
+  const setup0 = performance.now();
+  const { core, batch, gen, cap } = await startTraffic(services, t);
   const setupMs = performance.now() - setup0;
 
   const w0 = performance.now();
@@ -85,7 +91,7 @@ export async function runEngine(services: SimService[], t: TrafficSpec): Promise
   let generatorMs: number | undefined;
   if (t.timeGenerator) {
     // the same traffic again without the data plane: what producing the packets costs by itself
-    const dry = new TrafficGenerator(core, batch, services, { ...spec, record: 0 });
+    const dry = new TrafficGenerator(core, batch, services, { ...t, record: 0 });
     const g0 = performance.now();
     while (!dry.run(TICKS_PER_CALL, true));
     generatorMs = performance.now() - g0;

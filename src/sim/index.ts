@@ -5,7 +5,7 @@ import { runEngine, synCost, type TrafficSpec, type EngineResult, type SimServic
 import { chooseCurve, curveAt, COST_CURVES, type Calibration, type ModeCalibration, type Point, type Check } from "./model.ts";
 
 export { scalingCluster, simServices, iptablesPartial, nftPartial } from "./cluster.ts";
-export { runEngine, synCost, loadCore, rng } from "./engine.ts";
+export { runEngine, synCost, loadCore, startTraffic, rng } from "./engine.ts";
 export * from "./model.ts";
 export { parseRuleset, Walker, serviceTargets, ipv4Number } from "./iptables.ts";
 
