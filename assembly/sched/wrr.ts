@@ -1,6 +1,7 @@
 // wrr: weighted round robin (ip_vs_wrr.c), the interleaved gcd-stepped walk. Every configuration change
-// restarts at the list head and re-derives the current weight cw; a cw of 0 then selects every
-// destination once (weight >= 0), as Linux 6.1 does (observed in the VM: A=4 B=3 C=2 gives C B A A B A ...).
+// restarts at the list head and re-derives the current weight cw (ip_vs_wrr_dest_changed): a cw of 0 or
+// above the new maximum becomes that maximum, so cw never stays 0 and a weight-0 destination is never chosen.
+// A=4 B=3 C=2 added in that order gives C B A A B A ... because adding A alone makes di = 4, mw = cw = 1.
 import { Dest } from "../dest/dest";
 import { Service } from "../service/service";
 import { PacketInfo } from "../packet/info";
@@ -40,7 +41,7 @@ export class WeightedRoundRobin extends Scheduler {
   private changed(svc: Service): void {
     this.cl = -1;
     this.derive(svc);
-    if (this.cw > this.mw || this.di == 0) this.cw = 0;
+    if (this.cw > this.mw || this.cw == 0) this.cw = this.mw;
     else if (this.di > 1) this.cw = (this.cw / this.di) * this.di + 1;
   }
 
@@ -77,8 +78,10 @@ export class WeightedRoundRobin extends Scheduler {
       this.cw -= this.di;
       if (this.cw <= 0) {
         this.cw = this.mw;
-        // stop when the pass for weight >= 1 already covered every destination
+        // stop when the pass for weight >= 1 already covered every destination; the kernel leaves its
+        // cursor at the list head here (the walk ran off the end), not where it started
         if (lastPass || last == -1) {
+          this.cl = -1;
           this.reason = SCHED_FAIL_ALL_OVERLOADED;
           if (traceOn) this.trace(svc, last, cw0, true, null);
           return null;
