@@ -5,14 +5,14 @@
 // Service deleted from the cluster leaves the sets. The VM test (kernel-k8s-sync) covers the addresses.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 
-const have = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
-const missing = ["ip", "ipset", "iptables-restore", "ip6tables-restore"].filter((c) => !have(c));
-const skip = process.getuid?.() !== 0 ? "not root (network namespaces need CAP_SYS_ADMIN)" : missing.length ? `missing ${missing.join(", ")}` : "";
+import { needs, skip } from "./helpers/skip.ts";
 
-if (skip) test(`HostRules in a namespace (SKIPPED: ${skip})`, () => {});
-else test("HostRules: ipsets and iptables converge, a second pass sends nothing, drift is repaired", () => {
+const NAME = "HostRules: ipsets and iptables converge, a second pass sends nothing, drift is repaired";
+const why = needs(["ip", "ipset", "iptables-restore", "ip6tables-restore"], "apt-get install -y iproute2 ipset iptables");
+if (why) skip(import.meta.url, NAME, why);
+else test(NAME, () => {
   const ns = `wasmvs-hr-${process.pid}`;
   execFileSync("ip", ["netns", "add", ns]);
   let out: string;

@@ -6,10 +6,10 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mapCluster, iptablesFor, nftablesFor, generateCluster } from "../src/k8s/index.ts";
 import { GOLDEN, NODE, CONFIG } from "./fixtures/k8s/golden.ts";
 
-const have = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
-const root = process.getuid?.() === 0;
-const missing = ["ip", "ipset", "iptables-legacy-restore", "iptables-nft-restore", "ip6tables-legacy-restore", "ip6tables-nft-restore", "nft"].filter((c) => !have(c));
-const skip = !root ? "not root (network namespaces need CAP_SYS_ADMIN)" : missing.length ? `missing ${missing.join(", ")}` : "";
+import { needs, skip } from "./helpers/skip.ts";
+
+const why = needs(["ip", "ipset", "iptables-legacy-restore", "iptables-nft-restore", "ip6tables-legacy-restore", "ip6tables-nft-restore", "nft"],
+  "apt-get install -y iproute2 ipset iptables nftables");
 
 function inNetns(fn: (run: (cmd: string[], input: string) => void) => void) {
   const ns = `wasmvs-k8s-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
@@ -36,7 +36,7 @@ const cases = () => [
     node: { nodeName: "node-0", addresses: ["192.168.1.10", "fd00:1::10"] }, config: { clusterCIDRs: ["10.128.0.0/9", "fd00:128::/64"] } }) },
 ];
 
-if (skip) test(`load generated rules in a namespace (SKIPPED: ${skip})`, () => {});
+if (why) skip(import.meta.url, "load generated rules in a namespace (IPVS, iptables and nftables modes)", why);
 else {
   test(`IPVS mode: ipset restore, then iptables-restore --noflush with the ipsets, both backends, both families${hasIpvsMatch ? "" : " (this kernel has no xt_ipvs: the -m ipvs KUBE-IPVS-OUT-FILTER rules are not loaded)"}`, () => {
     for (const { name, m } of cases()) for (const backend of ["legacy", "nft"]) inNetns((run) => {

@@ -1,12 +1,13 @@
 // The socket-mode proxy end to end in network namespaces: a client namespace, the balancer's and the
-// backends', over veth; real TCP and UDP clients and servers. Needs root (skipped otherwise).
+// backends', over veth; real TCP and UDP clients and servers. Needs root (a counted SKIP otherwise).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { mkdirSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { SCHEDULERS } from "../src/core/index.ts";
 import { ProxyTarget, ControlClient } from "../src/proxy/control.ts";
 import type { VirtualService, RealServer } from "../src/model/types.ts";
-import { canNetns, setup, teardown, agent, NS, ADDR, type Agent } from "./fixtures/proxy/netns.ts";
+import { setup, teardown, agent, NS, ADDR, type Agent } from "./fixtures/proxy/netns.ts";
+import { guardedBefore, needs, skip } from "./helpers/skip.ts";
 
 const DIR = `/tmp/wvp-test-${process.pid}`;
 const CTL = `${DIR}/ctl.sock`;
@@ -43,12 +44,11 @@ async function waitFor(fn: () => Promise<boolean> | boolean, ms = 3000, what = "
   assert.unreachable(`timed out waiting for ${what}`);
 }
 
-if (!canNetns) {
-  test("proxy e2e (skipped: needs root and ip netns)", () => {});
+const why = needs(["ip"], "apt-get install -y iproute2");
+if (why) {
+  skip(import.meta.url, "socket-mode proxy end to end in network namespaces (every test of this file)", why);
 } else {
-  test.before(async () => {
-    try { await before(); } catch (e) { console.error("proxy e2e setup failed:", e); throw e; }
-  });
+  guardedBefore(test, before);
   async function before() {
     rmSync(DIR, { recursive: true, force: true });
     mkdirSync(DIR, { recursive: true });

@@ -10,10 +10,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { needs, testOrSkip } from "./helpers/skip.ts";
 
 const VIP = "127.0.0.70", RS = "127.0.0.71", RPORT = 19191, FIRST = 21000, SERVICES = 400, LIMIT = 300, HARD = 2000;
 const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
-const tools = spawnSync("prlimit", ["--version"]).status === 0 && spawnSync("setpriv", ["--version"]).status === 0;
+const why = needs(["prlimit", "setpriv"], "apt-get install -y util-linux", { root: false });
 
 function config(dir: string): string {
   const services = Array.from({ length: SERVICES }, (_, k) => ({ protocol: "tcp", addr: VIP, port: FIRST + k, scheduler: "rr", realServers: [{ addr: RS, port: RPORT, weight: 1 }] }));
@@ -33,8 +34,7 @@ function fetch(port: number): Promise<string> {
   });
 }
 
-test("more virtual services than the open-files soft limit: raised, the last service answers", async () => {
-  if (!tools) { console.log("  (skipped: needs prlimit and setpriv, util-linux)"); return; }
+testOrSkip(import.meta.url, why, "more virtual services than the open-files soft limit: raised, the last service answers", async () => {
   const dir = mkdtempSync(join(tmpdir(), "wasmvs-limits-"));
   const backend: Server = tcpServer((c) => { c.on("error", () => {}); c.end("from backend"); });
   await new Promise<void>((r) => backend.listen(RPORT, RS, () => r()));
@@ -58,8 +58,7 @@ test("more virtual services than the open-files soft limit: raised, the last ser
   }
 });
 
-test("where the limit cannot be raised, the proxy refuses to start and says what to do", () => {
-  if (!tools) { console.log("  (skipped: needs prlimit and setpriv, util-linux)"); return; }
+testOrSkip(import.meta.url, why, "where the limit cannot be raised, the proxy refuses to start and says what to do", () => {
   const dir = mkdtempSync(join(tmpdir(), "wasmvs-limits-"));
   try {
     // without CAP_SYS_RESOURCE the hard limit stays at LIMIT

@@ -13,11 +13,14 @@ import { hostSkipReason } from "../bench/scaling/netns.ts";
 import { measureProxy } from "../bench/scaling/proxy.ts";
 import { measureVm, vmSkipReason } from "../bench/scaling/vm.ts";
 import { scalingCluster } from "../src/sim/cluster.ts";
+import { skip as skipTest, testOrSkip } from "./helpers/skip.ts";
 
 const skip = hostSkipReason();
+// the simulator and the report are checked either way; the host modes only where they can run
+if (skip) skipTest(import.meta.url, "bench/scaling.ts at 50 Services: the host part (iptables, nftables, packet mode measured in namespaces)", skip);
 const out = mkdtempSync(join(tmpdir(), "wasmvs-scaling-test-"));
 
-test(`bench/scaling.ts at 50 Services${skip ? ` (host part SKIPPED: ${skip})` : ""}: rules, connects, lock, packet mode, simulator, report`, () => {
+test(`bench/scaling.ts at 50 Services: ${skip ? "simulator and report (host part skipped, above)" : "rules, connects, lock, packet mode, simulator, report"}`, () => {
   try {
     const r = spawnSync(process.execPath, ["--import", "tsx", "bench/scaling.ts", "--services=50", "--sim-services=200", "--sim-connections=20000", "--no-proxy", `--out=${out}`],
       { encoding: "utf8", timeout: 110_000, maxBuffer: 1 << 26 });
@@ -55,8 +58,7 @@ test(`bench/scaling.ts at 50 Services${skip ? ` (host part SKIPPED: ${skip})` : 
   }
 });
 
-test(`wasmvs proxy socket mode at 20 Services${skip ? ` (SKIPPED: ${skip})` : ""}: every listener up, connections really proxied to the Services' endpoints`, async () => {
-  if (skip) return;
+testOrSkip(import.meta.url, skip, "wasmvs proxy socket mode at 20 Services: every listener up, connections really proxied to the Services' endpoints", async () => {
   const c = scalingCluster(20, 2);
   const p = await measureProxy(c, { connects: 100, cpuConnects: 200 });
   assert.ok(p.listening >= p.virtualServices - 5 && p.virtualServices > 20, `${p.listening} listeners for ${p.virtualServices} virtual services`);
@@ -66,9 +68,8 @@ test(`wasmvs proxy socket mode at 20 Services${skip ? ` (SKIPPED: ${skip})` : ""
   assert.ok(p.first.firstByte.p50 > 0 && p.last.firstByte.p99 >= p.last.firstByte.p50 && p.last.proxyCpuUsPerConn > 0);
 });
 
-const vmSkip = skip || vmSkipReason();
-test(`IPVS mode in the kernel VM at 20 Services${vmSkip ? ` (SKIPPED: ${vmSkip})` : ""}: virtual services, ipsets and iptables installed, connections NATed by IPVS and by iptables`, async () => {
-  if (vmSkip) return;
+// the VM brings its own iptables, ipset and ipvsadm: only the VM itself is needed here
+testOrSkip(import.meta.url, vmSkipReason(), "IPVS mode in the kernel VM at 20 Services: virtual services, ipsets and iptables installed, connections NATed by IPVS and by iptables", async () => {
   const [v] = await measureVm([20], 2, { connects: 60, cpuConnects: 100 });
   const i = v.ipvs;
   assert.match(v.kernel, /^6\.1\./);

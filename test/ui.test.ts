@@ -10,12 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Core, TCP_FLAGS } from "../src/core/index.ts";
 import { startUi, type UiServer } from "../src/cli/ui.ts";
+import { guardedBefore, skip } from "./helpers/skip.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = process.env.WASMVS_UI_SHOTS ?? join(tmpdir(), "wasmvs-ui-shots");
 
 if (!existsSync(CHROMIUM)) {
-  test("ui: skipped", () => { console.log(`  ui tests skipped: ${CHROMIUM} is absent (as root: apt-get update && apt-get install -y chromium)`); });
+  skip(import.meta.url, "the teaching page in headless chromium (every test of this file)", `${CHROMIUM} is absent (as root: apt-get update && apt-get install -y chromium)`);
   test.run();
 } else {
   const { chromium } = await import("playwright-core");
@@ -24,7 +25,7 @@ if (!existsSync(CHROMIUM)) {
   let ui: UiServer, ctx: Ctx, profile: string;
   const foreign: string[] = [];
 
-  test.before(async () => {
+  guardedBefore(test, async () => {
     mkdirSync(SHOTS, { recursive: true });
     ui = await startUi({ port: 0 });
     profile = mkdtempSync(join(tmpdir(), "wasmvs-chromium-"));

@@ -5,8 +5,12 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { execFileSync } from "node:child_process";
 
-if (process.getuid?.() !== 0) test("VipBinder in a namespace (SKIPPED: not root)", () => {});
-else test("VipBinder: adds what is wanted, removes the rest, converges, refuses a bad address", () => {
+import { needs, skip } from "./helpers/skip.ts";
+
+const NAME = "VipBinder: adds what is wanted, removes the rest, converges, refuses a bad address";
+const why = needs(["ip"], "apt-get install -y iproute2");
+if (why) skip(import.meta.url, NAME, why);
+else test(NAME, () => {
   const ns = `wasmvs-vips-${process.pid}`;
   execFileSync("ip", ["netns", "add", ns]);
   let out: string;
