@@ -139,7 +139,12 @@ test("wrr: the kernel's sequence, with cw, cursor and the passes shown", async (
   const fourth = ds[3];
   assert.is(fourth.record!.f.W_CW1, 4);
   assert.match(plain(fourth.lines[1]), /walk: \[cw=4\] C✗2<4 B✗3<4 A✓/);
-  assert.match(fourth.sentence, /after 1 new pass lowered the current weight to 4|new pass/);
+  // cw went 1 → 4: it wrapped back up to the maximum, it was not "lowered" (issue 18)
+  assert.match(fourth.sentence, /went down past 1 and restarted at the maximum, 4/);
+  assert.not.match(fourth.sentence, /lowered/);
+  const fifth = ds[4];
+  assert.is(`${fifth.record!.f.W_CW0}→${fifth.record!.f.W_CW1}`, "4→3");
+  assert.match(fifth.sentence, /1 new pass lowered the current weight from 4 to 3/);
 });
 
 test("lc/wlc/sed/nq/fo/ovf: winner and runner-up figures come from the record and explain the comparison", async () => {

@@ -1,9 +1,10 @@
 // `wasmvs trace`: one virtual service, a sequence of connections through the real data plane, and for each
 // decision the state that made it (from the scheduler's trace record), readable at 80 columns.
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { SCHEDULERS, type ServiceSpec } from "../core/index.ts";
 import {
-  TraceSession, plain, type Scenario, type ScenarioDest, type ScenarioEvent, type ConnSpec, type Line, type Style, type Decision,
+  TraceSession, plain, type LifeEvent, type Scenario, type ScenarioDest, type ScenarioEvent, type ConnSpec, type Line, type Style, type Decision,
 } from "../core/trace.ts";
 
 export const TRACE_USAGE = `usage: wasmvs trace [service] [real servers] [traffic] [output]
@@ -17,12 +18,14 @@ real servers (repeat; default A 10.1.0.1:80 w4, B 10.1.0.2:80 w3, C 10.1.0.3:80 
   -r ADDR:PORT[:W[:U[:L]]]   weight, upper and lower threshold; or -w W -x U -y L after -r
   --spec FILE            ipvsadm rules (-A/-a lines) instead of the flags above
   --file FILE            a scenario as JSON or YAML (service, dests, traffic, connections, events)
-traffic (default 12 connections from 4 clients, one every 100 ms, never closed):
+traffic (default 12 connections from 4 clients, one every 100 ms, left open):
   -n N  --clients K  --client IP  --sport PORT  --every MS
-  --hold MS              each connection closes MS after it opened (becomes inactive)
+  each connection completes its handshake and carries a request and its answer
+  --hold MS              each connection closes MS after it opened (0: stays open, ESTABLISHED)
+  --close fin|rst        how it closes: the client's FIN (then TIME_WAIT) or its RST (CLOSE)
   --close-every K        every K-th connection closes at once (TIME_WAIT: inactive)
   --targets N --target IP    N destination addresses in turn (fwmark services: dh, lblc, lblcr)
-  --conns FILE           one connection per line: CLIENT[:PORT] [DST] [at=MS] [hold=MS]
+  --conns FILE           one connection per line: CLIENT[:PORT] [DST] [at=MS] [hold=MS] [close=rst]
   --at K:del:ADDR:PORT | K:add:ADDR:PORT[:W] | K:weight:ADDR:PORT:W   change before connection K
   --set NAME=VALUE       a setting (mh_table_index, sh_table_bits, lblc_expiration_ms, ...)
   --seed N               twos' random seed (default 1)
@@ -37,7 +40,7 @@ export interface Out { write(s: string): unknown; isTTY?: boolean }
 
 class UsageError extends Error {}
 
-function splitHostPort(s: string): { addr: string; port: number; rest: string[] } {
+function splitHostPort(s: string): { addr: string; port: number; rest: string[]; hasPort: boolean } {
   // [v6]:port[:w...] or a.b.c.d:port[:w...]
   let addr: string, tail: string;
   if (s.startsWith("[")) {
@@ -51,16 +54,24 @@ function splitHostPort(s: string): { addr: string; port: number; rest: string[] 
     tail = p.slice(1).join(":");
   }
   const parts = tail ? tail.split(":") : [];
+  if (!isIP(addr)) throw new UsageError(`bad address '${addr}' in '${s}' (an IPv4 or IPv6 address)`);
   const port = parts.length ? Number(parts[0]) : 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`bad port in '${s}'`);
-  return { addr, port, rest: parts.slice(1) };
+  if (parts.length && parts[0] === "" || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`bad port in '${s}'`);
+  return { addr, port, rest: parts.slice(1), hasPort: parts.length > 0 };
 }
 
 function num(v: string | undefined, what: string): number {
   const n = Number(v);
-  if (v === undefined || !Number.isFinite(n)) throw new UsageError(`${what} needs a number (got '${v ?? ""}')`);
+  if (v === undefined || v.trim() === "" || !Number.isFinite(n)) throw new UsageError(`${what} needs a number (got '${v ?? ""}')`);
   return n;
 }
+// a whole number in [lo, hi], or a usage error naming the option
+function int(v: string | undefined, what: string, lo: number, hi: number): number {
+  const n = num(v, what);
+  if (!Number.isInteger(n) || n < lo || n > hi) throw new UsageError(`${what} wants a whole number from ${lo} to ${hi} (got '${v}')`);
+  return n;
+}
+const SCHED_FLAG_OWNER: Record<string, string> = { "sh-fallback": "sh", "sh-port": "sh", "mh-fallback": "mh", "mh-port": "mh", ops: "" };
 
 export interface TraceOptions { scenario: Scenario; explain: boolean; color?: boolean; json: boolean; quiet: boolean }
 
@@ -75,6 +86,7 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
   let connections: ConnSpec[] | undefined;
   let file: Scenario | undefined;
   let seed: number | undefined;
+  const portless = new Set<ScenarioDest>();   // -r without a port: ipvsadm uses the service's
   const opts = { explain: false, color: undefined as boolean | undefined, json: false, quiet: false };
 
   const args = [...argv];
@@ -93,7 +105,7 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
         service.addr = hp.addr; service.port = hp.port; delete service.fwmark; serviceGiven = true;
         break;
       }
-      case "-f": case "--fwmark-service": service.fwmark = num(next(a), a); delete service.addr; delete service.port; serviceGiven = true; break;
+      case "-f": case "--fwmark-service": service.fwmark = int(next(a), a, 1, 0xffffffff); delete service.addr; delete service.port; serviceGiven = true; break;
       case "-b": case "--sched-flags": service.flags = [...(service.flags ?? []), ...next(a).split(",").filter(Boolean)]; break;
       case "-o": case "--ops": service.flags = [...(service.flags ?? []), "ops"]; break;
       case "-p": case "--persistent": {
@@ -103,15 +115,18 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
       }
       case "-M": case "--netmask": service.netmask = next(a); break;
       case "-r": case "--real-server": {
-        const hp = splitHostPort(next(a));
-        const [w, u, l] = hp.rest.map((x) => num(x, "-r"));
+        const v = next(a);
+        const hp = splitHostPort(v);
+        const [w, u, l] = hp.rest.map((x, k) => int(x, `-r ${v}: ${["weight", "upper threshold", "lower threshold"][k] ?? "field"}`, 0, k ? 0x7fffffff : 65535));
+        if (hp.rest.length > 3) throw new UsageError(`-r ${v}: ADDR:PORT[:W[:U[:L]]] has at most five fields`);
         dests.push({ addr: hp.addr, port: hp.port, weight: w ?? 1, upperThreshold: u ?? 0, lowerThreshold: l ?? 0 });
+        if (!hp.hasPort) portless.add(dests[dests.length - 1]);
         break;
       }
       case "-w": case "--weight": case "-x": case "--u-threshold": case "-y": case "--l-threshold": {
         const d = dests[dests.length - 1];
         if (!d) throw new UsageError(`${a} must follow -r`);
-        const v = num(next(a), a);
+        const v = a === "-w" || a === "--weight" ? int(next(a), a, 0, 65535) : int(next(a), a, 0, 0x7fffffff);
         if (a === "-w" || a === "--weight") d.weight = v; else if (a === "-x" || a === "--u-threshold") d.upperThreshold = v; else d.lowerThreshold = v;
         break;
       }
@@ -129,24 +144,32 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
         file = (/\.ya?ml$/i.test(name) ? parseYaml(text) : JSON.parse(text)) as Scenario;
         break;
       }
-      case "-n": case "--count": traffic.count = num(next(a), a); break;
-      case "--clients": traffic.clients = num(next(a), a); break;
-      case "--client": traffic.clientBase = next(a); break;
-      case "--sport": traffic.sport = num(next(a), a); break;
-      case "--every": traffic.interval = num(next(a), a); break;
-      case "--hold": traffic.hold = num(next(a), a); break;
-      case "--close-every": traffic.closeEvery = num(next(a), a); break;
-      case "--targets": traffic.targets = num(next(a), a); break;
-      case "--target": traffic.targetBase = next(a); break;
+      case "-n": case "--count": traffic.count = int(next(a), a, 0, 1_000_000); break;
+      case "--clients": traffic.clients = int(next(a), a, 1, 1_000_000); break;
+      case "--client": traffic.clientBase = next(a); if (!isIP(traffic.clientBase)) throw new UsageError(`--client wants an IP address (got '${traffic.clientBase}')`); break;
+      case "--sport": traffic.sport = int(next(a), a, 1, 65535); break;
+      case "--every": traffic.interval = int(next(a), a, 0, 86_400_000); break;
+      case "--hold": traffic.hold = int(next(a), a, 0, 86_400_000); break;
+      case "--close": {
+        const v = next(a);
+        if (v !== "fin" && v !== "rst") throw new UsageError(`--close wants fin or rst (got '${v}')`);
+        traffic.close = v;
+        break;
+      }
+      case "--close-every": traffic.closeEvery = int(next(a), a, 1, 1_000_000); break;
+      case "--targets": traffic.targets = int(next(a), a, 1, 65536); break;
+      case "--target": traffic.targetBase = next(a); if (!isIP(traffic.targetBase)) throw new UsageError(`--target wants an IP address (got '${traffic.targetBase}')`); break;
       case "--conns": connections = parseConns(readFile(next(a))); break;
       case "--at": {
         const v = next(a);
         const m = v.match(/^(\d+):(add|del|weight):(.+)$/);
         if (!m) throw new UsageError(`--at wants K:add|del|weight:ADDR:PORT[:W] (got '${v}')`);
         const hp = splitHostPort(m[3]);
-        const w = hp.rest.length ? num(hp.rest[0], "--at weight") : undefined;
+        const w = hp.rest.length ? int(hp.rest[0], `--at ${v}: weight`, 0, 65535) : undefined;
         if (m[2] === "weight" && w === undefined) throw new UsageError(`--at ${v}: weight needs a value`);
-        events.push({ before: Number(m[1]), op: m[2] === "weight" ? "edit" : (m[2] as "add" | "del"), dest: { addr: hp.addr, port: hp.port, weight: w ?? 1 } });
+        const ev: ScenarioEvent = { before: Number(m[1]), op: m[2] === "weight" ? "edit" : (m[2] as "add" | "del"), dest: { addr: hp.addr, port: hp.port, weight: w ?? 1 } };
+        events.push(ev);
+        if (!hp.hasPort) portless.add(ev.dest);
         break;
       }
       case "--set": {
@@ -156,7 +179,7 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
         settings[m[1]] = Number(m[2]);
         break;
       }
-      case "--seed": seed = num(next(a), a); break;
+      case "--seed": seed = int(next(a), a, 0, 0xffffffff); break;
       case "--explain": opts.explain = true; break;
       case "--color": case "--colour": opts.color = true; break;
       case "--no-color": case "--no-colour": opts.color = false; break;
@@ -168,6 +191,15 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
   if (!(SCHEDULERS as readonly string[]).includes(service.scheduler)) {
     throw new UsageError(`unknown scheduler '${service.scheduler}' (known: ${SCHEDULERS.join(", ")})`);
   }
+  for (const f of service.flags ?? []) {
+    const owner = SCHED_FLAG_OWNER[f];
+    if (owner === undefined) throw new UsageError(`unknown scheduler flag '${f}' (known: ${Object.keys(SCHED_FLAG_OWNER).join(", ")})`);
+    if (owner && owner !== service.scheduler) throw new UsageError(`-b ${f} is a flag of the ${owner} scheduler, not of ${service.scheduler}`);
+  }
+  if (traffic.targets !== undefined && traffic.targets > 1 && !service.fwmark) {
+    throw new UsageError("--targets needs a fwmark service (-f MARK): a TCP/UDP service has one destination address, its VIP");
+  }
+  for (const d of portless) d.port = service.fwmark ? 0 : service.port ?? 0;
   if (!dests.length) dests = [{ addr: "10.1.0.1", port: 80, weight: 4 }, { addr: "10.1.0.2", port: 80, weight: 3 }, { addr: "10.1.0.3", port: 80, weight: 2 }];
   void serviceGiven;
   let scenario: Scenario = { service, dests, traffic, events, settings, seed, connections };
@@ -176,7 +208,23 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
       traffic: { ...(file.traffic ?? {}), ...traffic }, events: [...(file.events ?? []), ...events],
       settings: { ...(file.settings ?? {}), ...settings }, seed: seed ?? file.seed, connections: connections ?? file.connections };
   }
+  checkEvents(scenario);
   return { scenario, ...opts };
+}
+
+// Every --at change must name a real server the service has at that point (or, to add, one it has not).
+function checkEvents(sc: Scenario): void {
+  const have = new Set(sc.dests.map((x) => `${x.addr}:${x.port}`));
+  for (const e of [...(sc.events ?? [])].sort((a, b) => a.before - b.before)) {
+    const key = `${e.dest.addr}:${e.dest.port}`;
+    const verb = e.op === "edit" ? "weight" : e.op;
+    if (e.op === "add") {
+      if (have.has(key)) throw new UsageError(`--at ${e.before}:add:${key}: the service already has ${key}`);
+      have.add(key);
+    } else if (!have.has(key)) {
+      throw new UsageError(`--at ${e.before}:${verb}:${key}: the service has no real server ${key} then (it has ${[...have].join(", ") || "none"})`);
+    } else if (e.op === "del") have.delete(key);
+  }
 }
 
 function parseYaml(text: string): unknown {
@@ -186,7 +234,7 @@ function parseYaml(text: string): unknown {
   return req(text);
 }
 
-// CLIENT[:PORT] [DST] [at=MS] [hold=MS]
+// CLIENT[:PORT] [DST] [at=MS] [hold=MS] [close=fin|rst]
 export function parseConns(text: string): ConnSpec[] {
   const out: ConnSpec[] = [];
   for (const raw of text.split("\n")) {
@@ -197,8 +245,13 @@ export function parseConns(text: string): ConnSpec[] {
     const m = first.match(/^(\d+\.\d+\.\d+\.\d+):(\d+)$/) ?? first.match(/^\[(.+)\]:(\d+)$/);
     if (m) { c.client = m[1]; c.sport = Number(m[2]); }
     for (const t of rest) {
-      if (t.startsWith("at=")) c.at = num(t.slice(3), "at=");
-      else if (t.startsWith("hold=")) c.hold = num(t.slice(5), "hold=");
+      if (t.startsWith("at=")) c.at = int(t.slice(3), `--conns '${line}': at=`, 0, 86_400_000);
+      else if (t.startsWith("hold=")) c.hold = int(t.slice(5), `--conns '${line}': hold=`, 0, 86_400_000);
+      else if (t.startsWith("close=")) {
+        const v = t.slice(6);
+        if (v !== "fin" && v !== "rst") throw new UsageError(`--conns '${line}': close= wants fin or rst`);
+        c.close = v;
+      }
       else c.dst = t;
     }
     out.push(c);
@@ -281,13 +334,15 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
     out.write("\n");
   }
   const counts = new Map<string, number>();
-  let refused = 0;
+  let refused = 0, expired = 0;
   const choices: string[] = [];
   for (const dcs of session.run()) {
+    expired += dcs.life.filter((e) => e.to === "expired").length;
     if (dcs.destId < 0) refused++; else counts.set(dcs.dest, (counts.get(dcs.dest) ?? 0) + 1);
     choices.push(dcs.dest);
     if (o.json) { out.write(JSON.stringify(jsonOf(dcs)) + "\n"); continue; }
     if (o.quiet) continue;
+    for (const e of dcs.life) if (e.n !== dcs.n) out.write(P(lifeLine(e, name)) + "\n");
     for (const e of dcs.events) out.write(P([{ t: `-- ${e.replace(/\s+/g, " ")}`, s: "warn" }]) + "\n");
     const dest = dcs.destId >= 0 ? session.core.dest(dcs.destId) : null;
     const head: Line = [{ t: `#${dcs.n}`, s: "head" }, ` +${dcs.at}ms  ${hp(dcs.client, dcs.sport)}`,
@@ -308,7 +363,19 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
   for (const x of [...final.dests].reverse()) summary.push({ t: name(x.id), s: "dest", d: x.id }, ` ${counts.get(name(x.id)) ?? 0} (act ${x.activeConns}, inact ${x.inactConns})  `);
   if (refused) summary.push({ t: `refused ${refused}`, s: "lose" });
   for (const l of wrapLine(summary, W)) out.write(P(l).trimEnd() + "\n");
+  const states = new Map<string, number>();
+  for (const e of session.entries()) states.set(e.state, (states.get(e.state) ?? 0) + 1);
+  out.write(`entries at +${session.now - 1000}ms: ${[...states].map(([k, v]) => `${v} ${k}`).join(", ") || "none"}` +
+    `${expired ? `; ${expired} expired` : ""}\n`);
   return 0;
+}
+
+// "  ~ +350ms #1 A: ESTABLISHED → TIME_WAIT (client FIN…), inactive"
+function lifeLine(e: LifeEvent, name: (id: number) => string): Line {
+  const why = e.why === "timeout" ? "its timeout ran out" : e.why.startsWith("client RST") ? "client RST" : "FIN both ways";
+  return [{ t: `  ~ +${e.at}ms #${e.n} `, s: "dim" }, { t: name(e.destId), s: "dest", d: e.destId },
+    `: ${e.from} → `, { t: e.to, s: e.to === "expired" ? "warn" : "num" },
+    { t: ` (${why})${e.to === "expired" ? "" : e.active ? ", active" : ", inactive"}`, s: "dim" }];
 }
 
 function wrapLine(line: Line, width: number): Line[] {
@@ -329,9 +396,9 @@ function describeTraffic(sc: Scenario): string {
   if (sc.connections?.length) return `  ${sc.connections.length} connections from a file`;
   const t = sc.traffic ?? {};
   const n = t.count ?? 12, k = t.clients ?? 4;
-  const life = t.hold ? `each closes after ${t.hold} ms` : t.closeEvery ? `every ${ordinalWord(t.closeEvery)} closes at once` : "none closes";
+  const life = t.hold ? `each closes after ${t.hold} ms${t.close === "rst" ? " with an RST" : ""}` : t.closeEvery ? `every ${ordinalWord(t.closeEvery)} closes at once` : "none closes";
   const tg = sc.service.fwmark && (t.targets ?? 1) > 1 ? `, to ${t.targets} addresses from ${t.targetBase ?? "10.9.0.1"}` : "";
-  return `${n} connections, one per ${t.interval ?? 100} ms, from ${k} client${k === 1 ? "" : "s"} (${t.clientBase ?? "192.168.1.10"}…)${tg}; ${life}`;
+  return `${n} connections (handshake, request, answer), one per ${t.interval ?? 100} ms, from ${k} client${k === 1 ? "" : "s"} (${t.clientBase ?? "192.168.1.10"}…)${tg}; ${life}`;
 }
 function ordinalWord(k: number): string { return k === 2 ? "2nd" : k === 3 ? "3rd" : `${k}th`; }
 

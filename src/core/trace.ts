@@ -124,8 +124,17 @@ export function explain(r: TraceRecord, ctx: ExplainContext): Explained {
   }
 }
 
+// Why OVERLOAD is set: connections (active + inactive) reached the upper threshold; the flag stays until they
+// fall below the lower threshold, or below 3/4 of the upper one when there is none (ip_vs_dest_totalconns).
+export function overloadWhy(x: DestInfo): string {
+  const total = x.activeConns + x.inactConns;
+  if (total >= x.upperThreshold && x.upperThreshold > 0) return `overloaded: act+inact ${total} ≥ upper ${x.upperThreshold}`;
+  const below = x.lowerThreshold > 0 ? `${x.lowerThreshold}` : `3/4 of ${x.upperThreshold}`;
+  return `overloaded until act+inact ${total} < ${below}`;
+}
+
 function skipWhy(x: DestInfo): string | null {
-  if (x.overloaded) return "overloaded";
+  if (x.overloaded) return overloadWhy(x);
   if (x.weight <= 0) return "weight 0";
   return null;
 }
@@ -188,7 +197,10 @@ function explainWrr(r: TraceRecord, { before, name }: ExplainContext): Explained
       : "Weighted round robin has no destination with a positive weight: the connection is refused." };
   }
   const w = ds.find((x) => x.id === r.dest)?.weight ?? 0;
-  const pass = passes === 0 ? `in the current pass (current weight ${cw1})` : `after ${passes} new pass${passes > 1 ? "es" : ""} lowered the current weight to ${cw1}`;
+  // a pass lowers cw by the gcd step; below 1 it wraps back up to the maximum weight
+  const pass = passes === 0 ? `in the current pass (current weight ${cw1})`
+    : cw1 > cw0 ? `after the walk passed the end of the list${passes > 1 ? ` ${passes} times` : ""} and the current weight went down past 1 and restarted at the maximum, ${cw1}`
+      : `after ${passes} new pass${passes > 1 ? "es" : ""} lowered the current weight from ${cw0} to ${cw1}`;
   return { lines, sentence: `Weighted round robin takes the next destination after the cursor whose weight is at least the current weight; ${name(r.dest)} (weight ${w}) qualifies ${pass}, so heavier destinations appear in more passes.` };
 }
 
@@ -198,27 +210,27 @@ function loadRule(sched: string): LoadRule {
   const oh = (a: number, i: number) => a * 256 + i;
   switch (sched) {
     case "lc": return { load: (a, i) => u32(oh(a, i)), show: (a, i) => `${a}×256+${i} = ${oh(a, i)}`,
-      eligible: (x) => (x.overloaded ? "overloaded" : x.weight === 0 ? "weight 0" : null),
+      eligible: (x) => (x.overloaded ? overloadWhy(x) : x.weight === 0 ? "weight 0" : null),
       what: "the least connection overhead (active×256 + inactive; the weight only has to be non-zero)",
       short: "least active×256 + inactive (weight ≠ 0)" };
     case "wlc": return { load: (a, i, w) => oh(a, i) / w, show: (a, i, w) => `${oh(a, i)}/${w} = ${fmt(oh(a, i) / w)}`,
-      eligible: (x) => (x.overloaded ? "overloaded" : x.weight <= 0 ? "weight 0" : null),
+      eligible: (x) => (x.overloaded ? overloadWhy(x) : x.weight <= 0 ? "weight 0" : null),
       what: "the least overhead per weight, (active×256 + inactive) / weight",
       short: "least (active×256 + inactive) / weight" };
     case "sed": return { load: (a, _i, w) => (a + 1) / w, show: (a, _i, w) => `(${a}+1)/${w} = ${fmt((a + 1) / w)}`,
-      eligible: (x) => (x.overloaded ? "overloaded" : x.weight <= 0 ? "weight 0" : null),
+      eligible: (x) => (x.overloaded ? overloadWhy(x) : x.weight <= 0 ? "weight 0" : null),
       what: "the shortest expected delay, (active + 1) / weight (inactive connections do not count)",
       short: "least (active + 1) / weight" };
     case "nq": return { load: (a, _i, w) => (a === 0 ? -1 : (a + 1) / w), show: (a, _i, w) => (a === 0 ? "idle" : `(${a}+1)/${w} = ${fmt((a + 1) / w)}`),
-      eligible: (x) => (x.overloaded ? "overloaded" : x.weight === 0 ? "weight 0" : null),
+      eligible: (x) => (x.overloaded ? overloadWhy(x) : x.weight === 0 ? "weight 0" : null),
       what: "an idle destination (no active connection) first, else the shortest expected delay (active + 1) / weight",
       short: "first idle (active 0), else least (active + 1) / weight" };
     case "fo": return { load: (_a, _i, w) => -w, show: (_a, _i, w) => `weight ${w}`,
-      eligible: (x) => (x.overloaded ? "overloaded" : x.weight <= 0 ? "weight 0" : null),
+      eligible: (x) => (x.overloaded ? overloadWhy(x) : x.weight <= 0 ? "weight 0" : null),
       what: "the highest weight among destinations that are not overloaded (failover: load plays no part)",
       short: "highest weight not overloaded" };
     default: return { load: (_a, _i, w) => -w, show: (a, _i, w) => `weight ${w}, active ${a}`,   // ovf
-      eligible: (x) => (x.overloaded ? "overloaded" : x.weight === 0 ? "weight 0" : x.activeConns > x.weight ? `active ${x.activeConns} > weight ${x.weight}` : null),
+      eligible: (x) => (x.overloaded ? overloadWhy(x) : x.weight === 0 ? "weight 0" : x.activeConns > x.weight ? `active ${x.activeConns} > weight ${x.weight}` : null),
       what: "the highest weight among destinations that have no more active connections than their weight (overflow)",
       short: "highest weight with active ≤ weight" };
   }
@@ -287,7 +299,7 @@ function explainTwos(r: TraceRecord, { before, name }: ExplainContext): Explaine
   const s = same ? `both draws (r1 = ${f.W_R1}, r2 = ${f.W_R2}) landed on ${name(f.W_C1)}, so it is chosen`
     : `the draws r1 = ${f.W_R1} and r2 = ${f.W_R2} picked ${name(f.W_C1)} and ${name(f.W_C2)}; ${name(r.dest)} has the lower overhead per weight` +
       (r.dest === f.W_C1 && oh1 * f.W_C2_W === oh2 * f.W_C1_W ? " (a tie keeps the first)" : "");
-  return { lines, sentence: `Power of two choices draws two destinations at random in proportion to their weights and keeps the less loaded: ${s}.` };
+  return { lines, sentence: `Power of two choices draws two numbers in 0..${f.W_TOTAL} (the sum of the weights; the first destination's range also holds 0, one extra ticket) and keeps the less loaded of the two destinations they land on: ${s}.` };
 }
 
 function explainHash(r: TraceRecord, { before, name, tracer, client, sport, dst }: ExplainContext): Explained {
@@ -375,17 +387,21 @@ function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext):
       sentence = r.dest < 0 ? "No entry for this destination address and wlc found nothing: refused."
         : `No entry for this destination address yet, so weighted least-connection over the whole service picks ${wlcPick} and a new server set {${listNames(r.set, name)}} is remembered for it.`;
     } else {
-      head.push("set {", ...setSegs, "}  least loaded ", f.W_PREV >= 0 ? d(f.W_PREV, name) : { t: "none usable", s: "warn" });
+      // the record holds the set after the decision: take back what it added and put back what it dropped
+      const added = (f.W_OUTCOME === 5 || f.W_OUTCOME === 6) && f.W_WLC >= 0 && f.W_WLC !== f.W_PREV ? f.W_WLC : -1;
+      const was = [...r.set.filter((id) => id !== added), ...(f.W_ERASED >= 0 ? [f.W_ERASED] : [])];
+      const wasSegs: Seg[] = was.flatMap((id, k) => [k ? " " : "", d(id, name)]);
+      head.push("set {", ...wasSegs, "}  least loaded ", f.W_PREV >= 0 ? d(f.W_PREV, name) : { t: "none usable", s: "warn" });
       if (f.W_OUTCOME === 2) {
         head.push({ t: "  ✓ kept", s: "win" });
         sentence = `The entry's server set holds {${listNames(r.set, name)}}; its least loaded member ${prev} (active ${f.W_PREV_ACT}, weight ${f.W_PREV_W}) is not overloaded, so it serves the connection.`;
       } else if (f.W_OUTCOME === 5) {
         head.push({ t: "  ✗ overloaded", s: "lose" });
         lines.push(["  ", { t: `active ${f.W_PREV_ACT} > weight ${f.W_PREV_W} while ${halfIdle}`, s: "lose" }]);
-        lines.push(["  wlc adds ", d(f.W_WLC, name), " to the set"]);
+        lines.push(["  wlc adds ", d(f.W_WLC, name), " to the set: {", ...setSegs, "}"]);
         sentence = `The set's least loaded member ${prev} has more active connections (${f.W_PREV_ACT}) than its weight (${f.W_PREV_W}) while ${halfIdle}, so wlc picks ${wlcPick} and it joins the set (now {${listNames(r.set, name)}}).`;
       } else if (f.W_OUTCOME === 6) {
-        lines.push(["  no usable member → wlc adds ", d(f.W_WLC, name)]);
+        lines.push(["  no usable member → wlc adds ", d(f.W_WLC, name), ": {", ...setSegs, "}"]);
         sentence = `No member of the set is usable (deleted, weight 0 or overloaded), so wlc picks ${wlcPick} and it joins the set.`;
       } else sentence = "No usable member and wlc found nothing: refused.";
       if (f.W_ERASED >= 0) {
@@ -419,6 +435,8 @@ function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext):
 
 // ---- scenarios -----------------------------------------------------------------------------------------
 export interface ScenarioDest extends DestSpec { name?: string }
+// How a connection ends: the client's FIN (then the server's), or the client's RST.
+export type CloseHow = "fin" | "rst";
 export interface Traffic {
   count?: number;          // connections (default 12)
   clients?: number;        // distinct client addresses, used in turn (default 4)
@@ -426,11 +444,13 @@ export interface Traffic {
   sport?: number;          // first source port (default 40000, +1 per connection)
   interval?: number;       // ms between new connections (default 100)
   hold?: number;           // ms a connection stays open before it closes (0 = stays open; default 0)
+  close?: CloseHow;        // how a held connection ends (default fin)
   closeEvery?: number;     // every k-th connection closes right after its handshake (TIME_WAIT: inactive)
   targets?: number;        // destination addresses used in turn (fwmark services; dh/lblc key on them)
   targetBase?: string;     // first destination address (default the VIP, or 10.9.0.1 for fwmark)
 }
-export interface ConnSpec { client: string; sport?: number; dst?: string; at?: number; hold?: number }
+// answered: false leaves the SYN unanswered (the entry stays SYN_RECV, counted active, for 60 s)
+export interface ConnSpec { client: string; sport?: number; dst?: string; at?: number; hold?: number; close?: CloseHow; answered?: boolean }
 export interface ScenarioEvent { before: number; op: "add" | "del" | "edit"; dest: ScenarioDest }
 export interface Scenario {
   service: ServiceSpec;
@@ -440,6 +460,24 @@ export interface Scenario {
   traffic?: Traffic;
   connections?: ConnSpec[];
   events?: ScenarioEvent[];
+}
+
+// What happened to a connection entry after its first packet: a state change (the handshake, a close) or
+// its expiry, as read back from the connection table.
+export interface LifeEvent {
+  at: number;                // ms since the start
+  n: number;                 // the connection's number
+  client: string; sport: number;
+  destId: number;
+  from: string; to: string;  // TCP states; to = "expired" when the entry left the table
+  active: boolean;           // counted in ActiveConn after the change
+  why: string;               // the packets that caused it, or "timeout"
+}
+
+// A connection entry the session opened, as the table last showed it.
+export interface Entry {
+  n: number; client: string; sport: number; dst: string; destId: number; index: number;
+  state: string; active: boolean; expires: number;   // ms since the start
 }
 
 export interface Decision {
@@ -455,6 +493,7 @@ export interface Decision {
   lines: Line[];
   sentence: string;
   events: string[];          // configuration changes applied just before this connection
+  life: LifeEvent[];         // what happened to earlier entries since the previous decision, this one's handshake last
 }
 
 const START = 1000;
@@ -471,8 +510,15 @@ function addrAdd(base: string, k: number): string {
 }
 
 export const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+// A, B, … Z, AA, AB, … : a name per backend that never wraps back onto an earlier one
+export function letterName(i: number): string {
+  let s = "";
+  for (let k = i + 1; k > 0; k = Math.floor((k - 1) / 26)) s = LETTERS[(k - 1) % 26] + s;
+  return s;
+}
 
-// A traced service on its own Core: connections go through the real packet path, one at a time.
+// A traced service on its own Core: connections go through the real packet path, one at a time, each with
+// its whole life: the handshake, a request and its answer, and later a close (FIN or RST) if it is held.
 export class TraceSession {
   readonly core: Core;
   readonly tracer: Tracer;
@@ -480,12 +526,15 @@ export class TraceSession {
   readonly scenario: Scenario;
   readonly names = new Map<number, string>();
   private readonly nameOf = new Map<string, string>();   // addr:port -> name
-  private closes: { client: string; sport: number; dst: string; daddr: string; dport: number; at: number }[] = [];
+  private closes: { e: Entry; at: number; how: CloseHow }[] = [];
+  private open: Entry[] = [];                             // entries this session opened that are still in the table
+  private life: LifeEvent[] = [];                         // not yet handed out with a decision
   private n = 0;
   now = START;
   private vip: string;
   private vport: number;
   private proto: string;
+  private mark: number;
 
   private constructor(core: Core, scenario: Scenario) {
     this.core = core;
@@ -498,7 +547,8 @@ export class TraceSession {
     this.proto = spec.fwmark ? "tcp" : spec.proto ?? "tcp";
     this.vip = spec.fwmark ? scenario.traffic?.targetBase ?? "10.9.0.1" : spec.addr!;
     this.vport = spec.port ?? 80;
-    scenario.dests.forEach((x, i) => this.addDest({ ...x, name: x.name ?? LETTERS[i] }));
+    this.mark = spec.fwmark ?? 0;
+    scenario.dests.forEach((x, i) => this.addDest({ ...x, name: x.name ?? letterName(i) }));
     core.advance(this.now);
     this.tracer.reset();
     this.tracer.enable(true);
@@ -510,78 +560,142 @@ export class TraceSession {
 
   name = (id: number): string => this.names.get(id) ?? (id < 0 ? "-" : `#${id}`);
 
+  // A destination's name: the one it was given, else the one it had before under that address, else the next
+  // unused letter name (so a backend keeps its name across removal and re-adding).
   addDest(x: ScenarioDest): number {
     const key = `${x.addr}:${x.port}`;
-    const name = x.name ?? this.nameOf.get(key) ?? LETTERS[this.nameOf.size % 26];
+    const taken = new Set(this.nameOf.values());
+    let k = this.nameOf.size;
+    while (taken.has(letterName(k))) k++;
+    const name = x.name ?? this.nameOf.get(key) ?? letterName(k);
     const id = this.core.addDest(this.svc, x);
     this.names.set(id, name);
     this.nameOf.set(key, name);
     return id;
   }
+  nameOfAddr(addr: string, port: number): string | undefined { return this.nameOf.get(`${addr}:${port}`); }
   editDest(x: ScenarioDest): void { this.core.editDest(this.svc, x); }
   delDest(x: Pick<ScenarioDest, "addr" | "port">): void { this.core.deleteDest(this.svc, x.addr, x.port); }
 
   service(): ServiceInfo { return this.core.service(this.svc); }
+  // The entries this session opened that are still in the table, oldest first.
+  entries(): readonly Entry[] { return this.open; }
+  // Life events not yet handed out with a decision (the page shows them as time passes without a connection).
+  takeLife(): LifeEvent[] { const l = this.life; this.life = []; return l; }
 
-  // Closes due connections and moves the clock to `at` (ms since the start).
+  // Closes due connections, moves the clock to `at` (ms since the start) and notes the entries that expired.
   advanceTo(at: number): void {
     const t = START + at;
     this.closes.sort((a, b) => a.at - b.at);
     while (this.closes.length && this.closes[0].at <= t) {
-      this.closeConn(this.closes.shift()!);
+      const c = this.closes.shift()!;
+      this.tick(c.at);
+      this.closeConn(c.e, c.how, c.at);
     }
+    this.tick(t);
+  }
+
+  private tick(t: number): void {
     if (t > this.now) this.now = t;
     this.core.advance(this.now);
+    const keep: Entry[] = [];
+    for (const e of this.open) {
+      if (e.expires + START > this.now) { keep.push(e); continue; }
+      if (this.read(e, "timeout")) keep.push(e);
+    }
+    this.open = keep;
   }
 
-  private closeConn(c: { client: string; sport: number; dst: string; daddr: string; dport: number; at: number }): void {
-    const { SYN, ACK, FIN } = TCP_FLAGS;
-    const mark = this.scenario.service.fwmark ?? 0;
-    this.core.packet("out", this.proto, c.daddr, c.dport, c.client, c.sport, { flags: SYN | ACK, now: c.at });
-    this.core.packet("in", this.proto, c.client, c.sport, c.dst, this.vport, { flags: ACK, now: c.at, mark });
-    this.core.packet("in", this.proto, c.client, c.sport, c.dst, this.vport, { flags: FIN | ACK, now: c.at, mark });
-    this.core.packet("out", this.proto, c.daddr, c.dport, c.client, c.sport, { flags: FIN | ACK, now: c.at });
+  // Reads entry e back from the table and records a change; false when it has left the table.
+  private read(e: Entry, why: string): boolean {
+    const c = this.core.conn(e.index);
+    const base = { at: this.now - START, n: e.n, client: e.client, sport: e.sport, destId: e.destId, why };
+    if (!c || c.template || c.caddr !== e.client || c.cport !== e.sport) {
+      this.life.push({ ...base, from: e.state, to: "expired", active: false });
+      return false;
+    }
+    if (c.state !== e.state || c.active !== e.active) this.life.push({ ...base, from: e.state, to: c.state, active: c.active });
+    e.state = c.state; e.active = c.active; e.expires = c.expires - START;
+    return true;
   }
 
-  // One new connection (its first packet) at `at` ms since the start (default: now). hold: ms until it
-  // closes (0/undefined: stays open); closeNow: closes right after the handshake (TIME_WAIT, inactive).
+  private pkt(e: Entry, dir: "in" | "out", flags: number, len = 60): void {
+    if (dir === "in") this.core.packet("in", this.proto, e.client, e.sport, e.dst, this.vport, { flags, now: this.now, mark: this.mark, len });
+    else {
+      const c = this.core.conn(e.index);
+      if (c) this.core.packet("out", this.proto, c.daddr, c.dport, e.client, e.sport, { flags, now: this.now, len });
+    }
+  }
+
+  private closeConn(e: Entry, how: CloseHow, at: number): void {
+    if (!this.open.includes(e)) return;   // expired before its close
+    const { ACK, FIN, RST } = TCP_FLAGS;
+    this.now = Math.max(this.now, at);
+    if (how === "rst") this.pkt(e, "in", RST);
+    else { this.pkt(e, "in", FIN | ACK); this.pkt(e, "out", ACK); this.pkt(e, "out", FIN | ACK); this.pkt(e, "in", ACK); }
+    if (!this.read(e, how === "rst" ? "client RST" : "client FIN, server ACK+FIN, client ACK")) this.open = this.open.filter((x) => x !== e);
+  }
+
+  // Closes the open connection from client:sport now (FIN or RST); false when there is none.
+  close(client: string, sport: number, how: CloseHow = "fin"): boolean {
+    const e = this.open.find((x) => x.client === client && x.sport === sport);
+    if (!e) return false;
+    this.closes = this.closes.filter((x) => x.e !== e);
+    this.closeConn(e, how, this.now);
+    return true;
+  }
+
+  // One new connection at `at` ms since the start (default: now): its SYN is scheduled, then (if forwarded)
+  // the server's SYN-ACK, the client's ACK and one request and answer. hold: ms until it closes
+  // (0/undefined: stays open); closeNow: closes right after the answer (TIME_WAIT, inactive).
   connect(c: ConnSpec & { closeNow?: boolean }, events: string[] = []): Decision {
     if (c.at !== undefined) this.advanceTo(c.at);
     const sport = c.sport ?? 40000 + this.n;
     const dst = c.dst ?? this.vip;
     const before = this.service();
     this.tracer.take();
-    const mark = this.scenario.service.fwmark ?? 0;
-    const r = this.core.packet("in", this.proto, c.client, sport, dst, this.vport, { flags: TCP_FLAGS.SYN, now: this.now, mark });
+    const r = this.core.packet("in", this.proto, c.client, sport, dst, this.vport, { flags: TCP_FLAGS.SYN, now: this.now, mark: this.mark });
     const recs = this.tracer.take().filter((x) => x.svc === this.svc);
     const n = ++this.n;
     const base = { n, at: this.now - START, client: c.client, sport, dst, before, events };
     if (r.verdict !== "forward") {
       const rec = recs[recs.length - 1];
       const ex = rec ? explain(rec, { before, name: this.name, tracer: this.tracer, client: c.client, sport, dst }) : { lines: [], sentence: `Refused: ${r.reason ?? r.verdict}.` };
-      return { ...base, how: "refused", destId: -1, dest: "-", record: rec, lines: ex.lines, sentence: ex.sentence };
+      return { ...base, how: "refused", destId: -1, dest: "-", record: rec, lines: ex.lines, sentence: ex.sentence, life: this.takeLife() };
     }
     const conn = this.core.conn(r.conn)!;
     const destId = conn.destId;
-    const open = { client: c.client, sport, dst, daddr: conn.daddr, dport: conn.dport };
-    if (c.closeNow) this.closeConn({ ...open, at: this.now });
-    else if (c.hold) this.closes.push({ ...open, at: this.now + c.hold });
+    if (r.isNew) {
+      const e: Entry = { n, client: c.client, sport, dst, destId, index: r.conn, state: "NONE", active: false, expires: 0 };
+      this.read(e, this.proto === "tcp" ? "client SYN" : "first packet");
+      this.open = this.open.filter((x) => x.index !== e.index);
+      this.open.push(e);
+      if (this.proto === "tcp" && c.answered !== false) {
+        const { SYN, ACK, PSH } = TCP_FLAGS;
+        this.pkt(e, "out", SYN | ACK); this.pkt(e, "in", ACK);
+        this.pkt(e, "in", PSH | ACK, 200); this.pkt(e, "out", PSH | ACK, 1200);
+        this.read(e, "server SYN-ACK, client ACK, a request and its answer");
+        if (c.closeNow) this.closeConn(e, c.close ?? "fin", this.now);
+        else if (c.hold) this.closes.push({ e, at: this.now + c.hold, how: c.close ?? "fin" });
+      }
+    }
+    const life = this.takeLife();
     if (recs.length) {
       const rec = recs[recs.length - 1];
       if (rec.dest !== destId) throw new Error(`trace record says ${rec.dest} but the connection went to ${destId}`);
       const ex = explain(rec, { before, name: this.name, tracer: this.tracer, client: c.client, sport, dst });
-      return { ...base, how: "scheduled", destId, dest: this.name(destId), record: rec, lines: ex.lines, sentence: ex.sentence };
+      return { ...base, how: "scheduled", destId, dest: this.name(destId), record: rec, lines: ex.lines, sentence: ex.sentence, life };
     }
     if (r.isNew && conn.controlledBy >= 0) {
       const t = this.core.conn(conn.controlledBy);
       const net = t ? t.caddr : "?";
       const expiresIn = t ? Math.max(0, Math.round((t.expires - this.now) / 1000)) : 0;
       const svcInfo = before;
-      return { ...base, how: "template", destId, dest: this.name(destId), template: { net, expiresIn },
+      return { ...base, how: "template", destId, dest: this.name(destId), template: { net, expiresIn }, life,
         lines: [[{ t: "persistence", s: "head" }, `  template ${net} → `, d(destId, this.name), { t: `  (timeout ${svcInfo.timeout}s, renewed)`, s: "dim" }]],
         sentence: `The service is persistent: a template for client network ${net} already points at ${this.name(destId)}, so the scheduler is not asked.` };
     }
-    return { ...base, how: "existing", destId, dest: this.name(destId), lines: [[{ t: "existing", s: "head" }, "  the packet belongs to a connection already in the table"]],
+    return { ...base, how: "existing", destId, dest: this.name(destId), life, lines: [[{ t: "existing", s: "head" }, "  the packet belongs to a connection already in the table"]],
       sentence: `This packet belongs to an existing connection to ${this.name(destId)}; nothing is scheduled.` };
   }
 
@@ -590,7 +704,7 @@ export class TraceSession {
     const s = this.scenario;
     const conns: (ConnSpec & { closeNow?: boolean })[] = [];
     if (s.connections?.length) {
-      s.connections.forEach((c, i) => conns.push({ ...c, at: c.at ?? i * (s.traffic?.interval ?? 100) }));
+      s.connections.forEach((c, i) => conns.push({ ...c, at: c.at ?? i * (s.traffic?.interval ?? 100), close: c.close ?? s.traffic?.close }));
     } else {
       const t = s.traffic ?? {};
       const count = t.count ?? 12, clients = Math.max(1, t.clients ?? 4), interval = t.interval ?? 100;
@@ -598,7 +712,7 @@ export class TraceSession {
       const targets = Math.max(1, t.targets ?? 1);
       const tbase = t.targetBase ?? (s.service.fwmark ? "10.9.0.1" : s.service.addr!);
       for (let i = 0; i < count; i++) {
-        conns.push({ client: addrAdd(base, i % clients), sport: (t.sport ?? 40000) + i, at: i * interval,
+        conns.push({ client: addrAdd(base, i % clients), sport: (t.sport ?? 40000) + i, at: i * interval, close: t.close,
           dst: s.service.fwmark ? addrAdd(tbase, i % targets) : undefined, hold: t.hold, closeNow: t.closeEvery ? (i + 1) % t.closeEvery === 0 : false });
       }
     }
@@ -606,13 +720,20 @@ export class TraceSession {
       const events: string[] = [];
       for (const e of s.events ?? []) {
         if (e.before !== i + 1) continue;
-        if (e.op === "add") { this.addDest(e.dest); events.push(`add ${e.dest.name ?? this.nameOf.get(`${e.dest.addr}:${e.dest.port}`) ?? ""} ${e.dest.addr}:${e.dest.port} weight ${e.dest.weight ?? 1}`); }
-        else if (e.op === "del") { events.push(`delete ${this.nameOf.get(`${e.dest.addr}:${e.dest.port}`) ?? ""} ${e.dest.addr}:${e.dest.port}`); this.delDest(e.dest); }
-        else { this.editDest(e.dest); events.push(`edit ${this.nameOf.get(`${e.dest.addr}:${e.dest.port}`) ?? ""} weight ${e.dest.weight ?? 1}`); }
+        const key = `${e.dest.addr}:${e.dest.port}`;
+        const known = this.service().dests.some((x) => x.addr === e.dest.addr && x.port === e.dest.port);
+        if (e.op !== "add" && !known) throw new Error(`event before connection ${e.before}: ${e.op === "del" ? "delete" : "edit"} ${key}: the service has no such real server`);
+        if (e.op === "add" && known) throw new Error(`event before connection ${e.before}: add ${key}: the service already has it`);
+        if (e.op === "add") { this.addDest(e.dest); events.push(`add ${e.dest.name ?? this.nameOf.get(key) ?? ""} ${key} weight ${e.dest.weight ?? 1}`); }
+        else if (e.op === "del") { events.push(`delete ${this.nameOf.get(key) ?? ""} ${key}`); this.delDest(e.dest); }
+        else { this.editDest(e.dest); events.push(`edit ${this.nameOf.get(key) ?? ""} weight ${e.dest.weight ?? 1}`); }
       }
       yield this.connect(conns[i], events);
     }
   }
+
+  // Runs the clock on to `at` ms after the last connection (closes and expiries still due) and returns what happened.
+  finish(at: number): LifeEvent[] { this.advanceTo(at); return this.takeLife(); }
 }
 
 // Plain text of a line (no styles)
