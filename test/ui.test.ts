@@ -13,6 +13,7 @@ import { existsSync, mkdtempSync, mkdirSync, rmSync, readFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Core, TCP_FLAGS } from "../src/core/index.ts";
+import { Tracer, Q } from "../src/core/trace.ts";
 import { startUi, type UiServer } from "../src/cli/ui.ts";
 import { guardedBefore, skip } from "./helpers/skip.ts";
 
@@ -444,6 +445,40 @@ if (!existsSync(CHROMIUM)) {
     await page.waitForFunction(() => (window as any).wasmvs.state().sched === "rr");
     assert.is(await page.isVisible("#problems"), false);
     await page.close();
+  });
+
+  test("inside the scheduler: sh's and mh's tables are the core's, the slot used is framed, the algorithm's lines lit", async () => {
+    for (const sched of ["sh", "mh"]) {
+      const page = await open(`view=explore&preset=${sched}`);
+      for (let i = 0; i < 3; i++) await page.click("#send");
+      const slots = (await page.getAttribute("#slots", "data-slots"))!.split(",");
+      // the same service on a Node core: its table, slot by slot, through the trace queries
+      const core = await Core.load();
+      const tracer = new Tracer(core);
+      const svc = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched });
+      const names = new Map(["A", "B", "C"].map((n, i) => [core.addDest(svc, { addr: `10.1.0.${i + 1}`, port: 80, weight: 1 }), n]));
+      const size = tracer.query(svc, Q.tableSize);
+      assert.is(size, sched === "sh" ? 256 : 4093);
+      assert.equal(slots, Array.from({ length: size }, (_, i) => names.get(tracer.query(svc, Q.slotDest, i)) ?? "-"), `${sched}: the drawn table is the core's`);
+      const last = (await decisions(page)).at(-1)!;
+      const bucket = Number(await page.getAttribute("#slots", "data-bucket"));
+      assert.is(slots[bucket], last.dest, `${sched}: the framed slot holds the chosen server`);
+      assert.is(await page.getAttribute("#pseudo", "data-lit"), "0,1,2", `${sched}: hash, read the slot, use it`);
+      assert.equal(page.errors, []);
+      await page.close();
+    }
+    // rr with every server drained: the walk finds nothing and the refuse line is lit
+    const page = await open("view=explore&s=rr&d=10.1.0.1:0,10.1.0.2:0");
+    await page.click("#send");
+    assert.equal((await decisions(page)).map((d) => d.how), ["refused"]);
+    assert.match(await page.locator("#pseudo .lit").last().innerText(), /refuse/);
+    // wrr: the third connection wraps the current weight round to the maximum
+    const w = await open("view=explore&s=wrr&d=10.1.0.1:2,10.1.0.2:1");
+    for (let i = 0; i < 3; i++) await w.click("#send");
+    assert.match(await w.locator("#state-info").innerText(), /current weight cw 2 \(max 2, step gcd 1\)/);
+    assert.match(await w.locator("#pseudo").innerText(), /cw ≤ 0\? cw = the largest weight/);
+    assert.equal([...page.errors, ...w.errors], []);
+    await Promise.all([page.close(), w.close()]);
   });
 
   test("predict mode: the student names a backend, then sees the data plane's choice and why", async () => {

@@ -4,7 +4,7 @@
 // Bundled for the browser by `wasmvs ui` (esbuild); no network access besides fetching core.wasm.
 import { Core, SCHEDULERS } from "../core/index.ts";
 import {
-  TraceSession, letterName, type Decision, type Line, type Scenario, type LifeEvent, type CloseHow,
+  TraceSession, letterName, familyOf, Q, type Decision, type Line, type Scenario, type LifeEvent, type CloseHow, type Family,
 } from "../core/trace.ts";
 
 // ---- state (mirrored in the URL hash) ------------------------------------------------------------------
@@ -484,8 +484,86 @@ function renderEntries(): void {
     `<b>${e.to}</b> <span class="s-dim">(${esc(e.why === "timeout" ? "timeout" : e.why.startsWith("client RST") ? "RST" : "FIN both ways")})</span></li>`).join("");
 }
 
+// ---- the scheduler's insides: its state after the last decision and its algorithm, the line it ended on lit
+const PSEUDO: Record<Family, string[]> = {
+  rr: ["p = the destination chosen last (the cursor)", "for each destination after p, wrapping round the list:",
+    "    overloaded or weight 0? skip it", "    else: cursor = it; use it", "back at p with nothing usable: refuse"],
+  wrr: ["loop:", "    i = the next destination after the cursor", "    past the end? back to the head; cw = cw − gcd of the weights",
+    "        cw ≤ 0? cw = the largest weight", "    weight(i) ≥ cw and not overloaded? cursor = i; use it", "no weight above 0: refuse"],
+  least: ["best = none", "for each destination in list order:", "    overloaded or weight 0 (ovf: active > weight)? skip it",
+    "    best = none or load(it) < load(best)? best = it", "use best; none: refuse",
+    "(wasmvs keeps a tournament tree instead of the scan; it picks what the scan picks, ties included)"],
+  twos: ["total = the sum of the weights of the usable destinations", "r1, r2 = two random numbers in 0 … total (the first range holds 0 too)",
+    "c1, c2 = the destinations whose ranges hold r1 and r2", "use the one with the lower (active×256 + inactive) / weight; a tie keeps c1"],
+  hash: ["h = hash(key) mod the table size", "d = table[h]", "d usable (not weight 0, not overloaded)? use it",
+    "fallback flag? re-hash with a counter, probe the next slot, until one is usable", "else: refuse"],
+  locality: ["en = the table entry for the destination address", "en's server (lblcr: the least loaded of its set) usable and not overloaded? use it",
+    "else d = weighted least-connection over every destination", "remember d in en (lblcr: add d to the set); use d"],
+};
+function litLines(fam: Family, d: Decision): number[] {
+  const f = d.record?.f;
+  if (!f) return [];
+  if (fam === "rr") return d.destId < 0 ? [1, 2, 4] : f.W_CUR0 >= 0 ? [0, 1, 3] : [1, 3];
+  if (fam === "wrr") return d.destId < 0 ? [5] : f.W_CW1 > f.W_CW0 ? [0, 1, 2, 3, 4] : f.W_CW1 < f.W_CW0 ? [0, 1, 2, 4] : [0, 1, 4];
+  if (fam === "least") return d.destId < 0 ? [1, 2, 4] : [1, 3, 4];
+  if (fam === "twos") return d.destId < 0 ? [0] : [0, 1, 2, 3];
+  if (fam === "hash") return d.destId < 0 ? [0, 1, f.W_PROBES > 0 ? 3 : 4] : f.W_PROBES > 0 ? [0, 1, 3] : [0, 1, 2];
+  return f.W_OUTCOME === 2 ? [0, 1] : [0, 2, 3];
+}
+
+function renderInternals(): void {
+  const s = ex.session!;
+  const svc = s.service();
+  const fam = familyOf(svc.scheduler);
+  const d = ex.last;
+  const lit = d && d.how === "scheduled" || d?.how === "refused" ? litLines(fam, d) : [];
+  $("pseudo").innerHTML = PSEUDO[fam].map((l, i) => `<span data-line="${i}"${lit.includes(i) ? ' class="lit"' : ""}>${esc(l)}</span>`).join("\n");
+  $("pseudo").dataset.lit = lit.join(",");
+  const canvas = $<HTMLCanvasElement>("slots");
+  const info = $("state-info");
+  const f = d?.record?.f;
+  if (fam === "hash") {
+    const size = s.tracer.query(s.svc, Q.tableSize);
+    const names: string[] = [];
+    for (let i = 0; i < size; i++) { const id = s.tracer.query(s.svc, Q.slotDest, i); names.push(id >= 0 ? s.name(id) : "-"); }
+    canvas.hidden = false;
+    const cols = size <= 256 ? 32 : 128, cell = size <= 256 ? 10 : 3, rows = Math.ceil(size / cols);
+    canvas.width = cols * cell; canvas.height = rows * cell;
+    const g = canvas.getContext("2d")!;
+    g.fillStyle = "#fff"; g.fillRect(0, 0, canvas.width, canvas.height);
+    names.forEach((nm, i) => { g.fillStyle = nm === "-" ? "#d5d8dc" : colorOfName(nm); g.fillRect((i % cols) * cell, Math.floor(i / cols) * cell, cell - (cell > 4 ? 1 : 0), cell - (cell > 4 ? 1 : 0)); });
+    const mark = (i: number, c: string) => { g.strokeStyle = c; g.lineWidth = 2; g.strokeRect((i % cols) * cell - 1, Math.floor(i / cols) * cell - 1, cell + 1, cell + 1); };
+    if (d?.record) { for (const p of d.record.path) mark(p.slot, "#8a939c"); mark(d.record.f.W_BUCKET, "#000"); }
+    canvas.dataset.slots = names.join(",");
+    canvas.dataset.bucket = d?.record ? String(d.record.f.W_BUCKET) : "";
+    const counts = new Map<string, number>();
+    for (const nm of names) counts.set(nm, (counts.get(nm) ?? 0) + 1);
+    info.innerHTML = `${svc.scheduler === "mh" ? `lookup table, M = ${size} slots` : `${size} buckets`}: ` +
+      [...counts].filter(([k]) => k !== "-").map(([k, v]) => `${destTag(k)} ${v}`).join(" · ") +
+      (d?.record ? ` · this connection: ${svc.scheduler === "mh" ? "slot" : "bucket"} <b>${d.record.f.W_BUCKET}</b> (framed)` : "");
+    canvas.setAttribute("aria-label", info.textContent ?? "");
+    return;
+  }
+  canvas.hidden = true;
+  const list = svc.dests;   // list order
+  if (fam === "rr" || fam === "wrr") {
+    const cur = f ? f.W_CUR1 : -1;
+    info.innerHTML = `list order: ${list.map((x, i) => `${i === cur ? "▶" : ""}${destTag(s.name(x.id))}`).join(" ")}` +
+      (fam === "wrr" && f ? ` · current weight cw <b>${f.W_CW1}</b> (max ${f.W_MW}, step gcd ${f.W_DI})` : "") +
+      ` · cursor ${cur >= 0 && list[cur] ? destTag(s.name(list[cur].id)) : "at the head"}`;
+  } else if (fam === "locality") {
+    info.innerHTML = f ? `table: ${f.W_ENTRIES} entr${f.W_ENTRIES === 1 ? "y" : "ies"} (one per destination address seen), ${f.W_EXPIRED} expired; ` +
+      `this address hashed to bucket ${f.W_LBUCKET} of 1024` + (d!.record!.set.length ? `; its set: {${d!.record!.set.map((id) => destTag(s.name(id))).join(" ")}}` : "") : "no decision yet";
+  } else if (fam === "twos" && f) {
+    info.innerHTML = `draws r1 = <b>${f.W_R1}</b>, r2 = <b>${f.W_R2}</b> in 0 … ${f.W_TOTAL}`;
+  } else {
+    info.innerHTML = f ? `winner ${destTag(s.name(d!.destId))}` + (f.W_R_ID >= 0 ? `, runner-up ${destTag(s.name(f.W_R_ID))}` : "") + " (the comparison is in the decision log)" : "no decision yet";
+  }
+}
+
 function renderExplore(): void {
   if (!ex.session || ex.replaying) return;
+  renderInternals();
   renderStage();
   renderChart();
   renderDests();
