@@ -9,15 +9,19 @@ import { readFileSync } from "node:fs";
 import { TraceSession, type LifeEvent } from "../src/core/trace.ts";
 import { runTrace } from "../src/cli/trace.ts";
 
-interface Step { op: string; dest?: string; port?: number; weight?: number; u?: number; l?: number; client?: string; sport?: number; answer?: boolean }
-interface Scn { name: string; service: { proto: string; vip: string; port: number; scheduler: string; flags: string[] }; steps: Step[] }
+interface Step { op: string; dest?: string; port?: number; weight?: number; u?: number; l?: number; client?: string;
+  sport?: number; answer?: boolean }
+interface Scn { name: string; service: { proto: string; vip: string; port: number; scheduler: string; flags: string[] };
+  steps: Step[] }
 type After = Record<string, [number, number]>;
-interface Obs { name: string; choices: { client: string; sport: number; dest: string | null; state: string; after: After }[]; closes?: { step: number; client: string; sport: number; state: string; after: After }[] }
+interface Obs { name: string; choices: { client: string; sport: number; dest: string | null; state: string;
+  after: After }[]; closes?: { step: number; client: string; sport: number; state: string; after: After }[] }
 
 const dir = new URL("./fixtures/kernel/", import.meta.url);
 const scenarios = JSON.parse(readFileSync(new URL("scenarios.json", dir), "utf8")) as Scn[];
 const observed = (JSON.parse(readFileSync(new URL("observed.json", dir), "utf8")) as { scenarios: Obs[] }).scenarios;
-const NAMES = ["lc-answered", "wlc-answered", "sed-answered", "nq-answered", "ovf-answered", "lblc-answered", "lblcr-answered", "wlc-big", "lblc-big", "lblcr-big"];
+const NAMES = ["lc-answered", "wlc-answered", "sed-answered", "nq-answered", "ovf-answered", "lblc-answered",
+  "lblcr-answered", "wlc-big", "lblc-big", "lblcr-big"];
 
 for (const name of NAMES) {
   test(`${name}: states and counters after every connect and close equal the kernel's`, async () => {
@@ -26,15 +30,19 @@ for (const name of NAMES) {
     assert.ok(sc && ob, `${name} is in the fixtures`);
     const adds = sc.steps.filter((s) => s.op === "add");
     const s = await TraceSession.create({
-      service: { proto: "tcp", addr: sc.service.vip, port: sc.service.port, scheduler: sc.service.scheduler, flags: sc.service.flags },
+      service: { proto: "tcp", addr: sc.service.vip, port: sc.service.port, scheduler: sc.service.scheduler,
+        flags: sc.service.flags },
       dests: [] });
-    const counters = (): After => Object.fromEntries(s.service().dests.map((x) => [`${x.addr}:${x.port}`, [x.activeConns, x.inactConns]]));
+    const counters = (): After => Object.fromEntries(s.service().dests.map((x) => [`${x.addr}:${x.port}`,
+      [x.activeConns, x.inactConns]]));
     let at = 0, ci = 0, cl = 0, closes = 0;
     void adds;
     for (const [k, st] of sc.steps.entries()) {
       at += 10;
-      if (st.op === "add") s.addDest({ addr: st.dest!, port: st.port!, weight: st.weight, upperThreshold: st.u, lowerThreshold: st.l });
-      else if (st.op === "edit") s.editDest({ addr: st.dest!, port: st.port!, weight: st.weight, upperThreshold: st.u, lowerThreshold: st.l });
+      if (st.op === "add") s.addDest({ addr: st.dest!, port: st.port!, weight: st.weight, upperThreshold: st.u,
+        lowerThreshold: st.l });
+      else if (st.op === "edit") s.editDest({ addr: st.dest!, port: st.port!, weight: st.weight, upperThreshold: st.u,
+        lowerThreshold: st.l });
       else if (st.op === "del") s.delDest({ addr: st.dest!, port: st.port! });
       else if (st.op === "connect") {
         const d = s.connect({ client: st.client!, sport: st.sport!, at, answered: st.answer });
@@ -69,12 +77,15 @@ test("a held connection lives: SYN_RECV, ESTABLISHED, then FIN to TIME_WAIT or R
     const s = await TraceSession.create({ service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" },
       dests: [{ addr: "10.1.0.1", port: 80, weight: 1 }], traffic: { count: 1, hold: 500, close: how } });
     const [d] = [...s.run()];
-    assert.equal(d.life.map((e) => `${e.from}>${e.to}:${e.active ? "act" : "inact"}`), ["NONE>SYN_RECV:act", "SYN_RECV>ESTABLISHED:act"]);
-    assert.equal([s.service().dests[0].activeConns, s.service().dests[0].inactConns], [1, 0], "an open connection is active");
+    assert.equal(d.life.map((e) => `${e.from}>${e.to}:${e.active ? "act" : "inact"}`), ["NONE>SYN_RECV:act",
+      "SYN_RECV>ESTABLISHED:act"]);
+    assert.equal([s.service().dests[0].activeConns, s.service().dests[0].inactConns], [1, 0],
+      "an open connection is active");
     let life = s.finish(600);
     const closed = how === "fin" ? "TIME_WAIT" : "CLOSE";
     assert.equal(life.map((e) => `${e.at} ${e.from}>${e.to}`), [`500 ESTABLISHED>${closed}`]);
-    assert.equal([s.service().dests[0].activeConns, s.service().dests[0].inactConns], [0, 1], "a closing entry is inactive");
+    assert.equal([s.service().dests[0].activeConns, s.service().dests[0].inactConns], [0, 1],
+      "a closing entry is inactive");
     // TIME_WAIT lasts 120 s, CLOSE 10 s (the kernel's tcp_timeouts)
     const ttl = how === "fin" ? 120_000 : 10_000;
     life = s.finish(500 + ttl - 1000);
@@ -93,7 +104,8 @@ async function trace(args: string): Promise<{ code: number; text: string }> {
   return { code, text };
 }
 
-test("wasmvs trace: connections left open stay ESTABLISHED and active for minutes (rr -n 12 --every 30000)", async () => {
+test("wasmvs trace: connections left open stay ESTABLISHED and active for minutes (rr -n 12 --every 30000)",
+  async () => {
   const { code, text } = await trace("-s rr -n 12 --every 30000 -q");
   assert.is(code, 0);
   assert.match(text, /totals: A 4 \(act 4, inact 0\) {2}B 4 \(act 4, inact 0\) {2}C 4 \(act 4, inact 0\)/);
@@ -118,7 +130,8 @@ test("wasmvs trace: bad input exits 2 naming what is wrong, before any output", 
     ["-s mh -b nonsense", /unknown scheduler flag 'nonsense'/],
     ["--targets 3", /--targets needs a fwmark service/],
     ["--at 2:del:10.9.9.9:80", /--at 2:del:10\.9\.9\.9:80: the service has no real server 10\.9\.9\.9:80/],
-    ["--at 2:del:10.1.0.1:80 --at 3:weight:10.1.0.1:80:2", /--at 3:weight:10\.1\.0\.1:80: the service has no real server/],
+    ["--at 2:del:10.1.0.1:80 --at 3:weight:10.1.0.1:80:2",
+      /--at 3:weight:10\.1\.0\.1:80: the service has no real server/],
     ["--at 2:add:10.1.0.1:80", /already has 10\.1\.0\.1:80/],
     ["--close later", /--close wants fin or rst/],
     ["--client 999.1.1.1", /--client wants an IP address/],

@@ -22,7 +22,8 @@ const SHOTS = process.env.WASMVS_UI_SHOTS ?? join(tmpdir(), "wasmvs-ui-shots");
 const PRESETS = ["rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "sh", "mh", "dh", "lblc", "lblcr"];
 
 if (!existsSync(CHROMIUM)) {
-  skip(import.meta.url, "the teaching page in headless chromium (every test of this file)", `${CHROMIUM} is absent (as root: apt-get update && apt-get install -y chromium)`);
+  skip(import.meta.url, "the teaching page in headless chromium (every test of this file)",
+    `${CHROMIUM} is absent (as root: apt-get update && apt-get install -y chromium)`);
   test.run();
 } else {
   const { chromium } = await import("playwright-core");
@@ -37,7 +38,8 @@ if (!existsSync(CHROMIUM)) {
     profile = mkdtempSync(join(tmpdir(), "wasmvs-chromium-"));
     ctx = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM, headless: true, viewport: { width: 1366, height: 768 },
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update",
         "--disable-sync", "--no-first-run"],
     });
     await ctx.route("**/*", (route) => {
@@ -64,15 +66,18 @@ if (!existsSync(CHROMIUM)) {
     await page.waitForSelector("body[data-ready='1']", { timeout: 15000 });
     return page;
   }
-  interface Shown { n: number; client: string; sport: number; dst: string; at: number; dest: string; destAddr: string; how: string; hold: number; close: string }
+  interface Shown { n: number; client: string; sport: number; dst: string; at: number; dest: string; destAddr: string;
+    how: string; hold: number; close: string }
   const decisions = (page: Page) => page.evaluate(() => (window as any).wasmvs.decisions()) as Promise<Shown[]>;
   const sessionDests = (page: Page) => page.evaluate(() => (window as any).wasmvs.session().service().dests
     .map((d: any) => `${(window as any).wasmvs.session().name(d.id)} ${d.addr} w${d.weight} ${d.activeConns}/${d.inactConns}`)) as Promise<string[]>;
   // what the data plane holds: every destination's counters and every live entry's state
   const snapshot = (page: Page) => page.evaluate(() => {
     const s = (window as any).wasmvs.session();
-    return JSON.stringify({ dests: s.service().dests.map((d: any) => [d.addr, d.weight, d.activeConns, d.inactConns, String(d.conns)]),
-      conns: s.core.conns().map((c: any) => [c.caddr, c.cport, c.daddr, c.state, c.expires]), pos: (window as any).wasmvs.step().pos,
+    return JSON.stringify({ dests: s.service().dests.map((d: any) => [d.addr, d.weight, d.activeConns, d.inactConns,
+      String(d.conns)]),
+      conns: s.core.conns().map((c: any) => [c.caddr, c.cport, c.daddr, c.state, c.expires]),
+        pos: (window as any).wasmvs.step().pos,
       t: (window as any).wasmvs.step().t, log: document.getElementById("log")!.innerText });
   }) as Promise<string>;
 
@@ -82,7 +87,8 @@ if (!existsSync(CHROMIUM)) {
     const png = readFileSync(path);
     const vp = page.viewportSize()!;
     assert.is(png.subarray(1, 4).toString(), "PNG");
-    assert.equal([png.readUInt32BE(16), png.readUInt32BE(20)], [vp.width, vp.height], `${name}: the screenshot is the viewport`);
+    assert.equal([png.readUInt32BE(16), png.readUInt32BE(20)], [vp.width, vp.height],
+      `${name}: the screenshot is the viewport`);
     for (const sel of keys) {
       const box = await page.locator(sel).first().boundingBox();
       assert.ok(box && box.width > 0 && box.height > 0, `${name}: ${sel} is drawn`);
@@ -96,18 +102,22 @@ if (!existsSync(CHROMIUM)) {
   // (SYN; SYN-ACK; ACK; a request and its answer; at hold ms the FIN exchange or an RST); edits in between.
   // Returns each connection's backend.
   type Step = Shown | { edit: { addr: string; weight: number } };
-  async function replay(steps: Step[], sched: string, dests: [string, number, number?][], fwmark = false): Promise<string[]> {
+  async function replay(steps: Step[], sched: string, dests: [string, number, number?][],
+    fwmark = false): Promise<string[]> {
     const core = await Core.load({ connCapacity: 1 << 14 });
     core.seedRandom(1);
-    const svc = core.addService(fwmark ? { fwmark: 1, scheduler: sched } : { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched });
+    const svc = core.addService(fwmark ? { fwmark: 1, scheduler: sched } : { proto: "tcp", addr: "10.0.0.1", port: 80,
+      scheduler: sched });
     for (const [a, w, u] of dests) core.addDest(svc, { addr: a, port: 80, weight: w, upperThreshold: u ?? 0 });
     core.advance(1000);
     const out: string[] = [];
     const { SYN, ACK, PSH, FIN, RST } = TCP_FLAGS;
     const mark = fwmark ? 1 : 0;
     let closes: { at: number; s: Shown; daddr: string }[] = [];
-    const inn = (s: Shown, flags: number, now: number, len = 60) => core.packet("in", "tcp", s.client, s.sport, s.dst, 80, { flags, now, mark, len });
-    const out_ = (s: Shown, daddr: string, flags: number, now: number, len = 60) => core.packet("out", "tcp", daddr, 80, s.client, s.sport, { flags, now, len });
+    const inn = (s: Shown, flags: number, now: number, len = 60) => core.packet("in", "tcp", s.client, s.sport, s.dst,
+      80, { flags, now, mark, len });
+    const out_ = (s: Shown, daddr: string, flags: number, now: number, len = 60) => core.packet("out", "tcp", daddr, 80,
+      s.client, s.sport, { flags, now, len });
     for (const s of steps) {
       if ("edit" in s) { core.editDest(svc, { addr: s.edit.addr, port: 80, weight: s.edit.weight }); continue; }
       const now = 1000 + s.at;
@@ -115,7 +125,8 @@ if (!existsSync(CHROMIUM)) {
       for (const c of closes.filter((x) => x.at <= now)) {
         core.advance(c.at);
         if (c.s.close === "rst") inn(c.s, RST, c.at);
-        else { inn(c.s, FIN | ACK, c.at); out_(c.s, c.daddr, ACK, c.at); out_(c.s, c.daddr, FIN | ACK, c.at); inn(c.s, ACK, c.at); }
+        else { inn(c.s, FIN | ACK, c.at); out_(c.s, c.daddr, ACK, c.at); out_(c.s, c.daddr, FIN | ACK, c.at); inn(c.s,
+          ACK, c.at); }
       }
       closes = closes.filter((x) => x.at > now);
       core.advance(now);
@@ -123,7 +134,8 @@ if (!existsSync(CHROMIUM)) {
       const c = r.verdict === "forward" ? core.conn(r.conn)! : null;
       out.push(c ? c.daddr : "-");
       if (c && r.isNew) {
-        out_(s, c.daddr, SYN | ACK, now); inn(s, ACK, now); inn(s, PSH | ACK, now, 200); out_(s, c.daddr, PSH | ACK, now, 1200);
+        out_(s, c.daddr, SYN | ACK, now); inn(s, ACK, now); inn(s, PSH | ACK, now, 200); out_(s, c.daddr, PSH | ACK,
+          now, 1200);
         if (s.hold) closes.push({ at: now + s.hold, s, daddr: c.daddr });
       }
     }
@@ -147,27 +159,42 @@ if (!existsSync(CHROMIUM)) {
     for (let i = 0; i < 4; i++) await page.keyboard.press("n");
     shown = await decisions(page);
     assert.is(shown.length, 10);
-    assert.ok(shown.slice(6).every((d) => d.destAddr !== "10.1.0.1"), "a drained server gets no new connection under wlc");
-    const want = await replay([...shown.slice(0, 6), { edit: { addr: "10.1.0.1", weight: 0 } }, ...shown.slice(6)], "wlc", ABC);
+    assert.ok(shown.slice(6).every((d) => d.destAddr !== "10.1.0.1"),
+      "a drained server gets no new connection under wlc");
+    const want = await replay([...shown.slice(0, 6), { edit: { addr: "10.1.0.1", weight: 0 } }, ...shown.slice(6)],
+      "wlc", ABC);
     assert.equal(shown.map((d) => d.destAddr), want);
     // reweight B through its input
     await page.fill('tr[data-addr="10.1.0.2"] input[data-act="weight"]', "7");
     await page.press('tr[data-addr="10.1.0.2"] input[data-act="weight"]', "Enter");
     await page.locator("#reason").filter({ hasText: "Edited B 10.1.0.2" }).waitFor();
     const w = await page.evaluate(() => (window as any).wasmvs.session().service().dests.map((d: any) => `${d.addr}:${d.weight}`));
-    assert.equal(w, ["10.1.0.3:2", "10.1.0.2:7", "10.1.0.1:0"], "the WASM service holds the edited weights (list order)");
+    assert.equal(w, ["10.1.0.3:2", "10.1.0.2:7", "10.1.0.1:0"],
+      "the WASM service holds the edited weights (list order)");
     // a bad weight is refused, said, and changes nothing
     await page.fill('tr[data-addr="10.1.0.3"] input[data-act="weight"]', "-5");
     await page.press('tr[data-addr="10.1.0.3"] input[data-act="weight"]', "Enter");
     await page.locator("#problems").filter({ hasText: "weight of C: '-5' is not a whole number" }).waitFor();
     assert.is(await page.getAttribute('tr[data-addr="10.1.0.3"] input[data-act="weight"]', "aria-invalid"), "true");
     assert.equal(await page.evaluate(() => (window as any).wasmvs.session().service().dests.map((d: any) => `${d.addr}:${d.weight}`)), w);
+    // the traffic inputs refuse what they cannot use, say so, and keep the old value
+    for (const [sel, v, want] of [["#clients", "0", /clients: '0' is not a whole number from 1 to 5000; kept 5/],
+      ["#hold", "-5", /'-5' is not a whole number from 0 to 600000; kept 0/], ["#rate", "2.5",
+        /'2.5' is not a whole number from 1 to 50/]] as const) {
+      await page.fill(sel, v);
+      await page.press(sel, "Enter");
+      await page.locator("#problems").filter({ hasText: want }).waitFor();
+      assert.is(await page.getAttribute(sel, "aria-invalid"), "true");
+    }
+    assert.equal(await page.evaluate(() => { const s = (window as any).wasmvs.state(); return [s.clients, s.hold,
+      s.rate]; }), [5, 0, 4]);
     // switching to rr starts a new service with the same servers
     await page.selectOption("#sched", "rr");
     await page.waitForFunction(() => (window as any).wasmvs.decisions().length === 0);
     for (let i = 0; i < 3; i++) await page.click("#send");
     const rr = await decisions(page);
-    assert.equal(rr.map((d) => d.dest), ["C", "B", "C"], "the new service keeps the edits: A is drained, so rr skips it");
+    assert.equal(rr.map((d) => d.dest), ["C", "B", "C"],
+      "the new service keeps the edits: A is drained, so rr skips it");
     assert.match(await page.locator("#log li").first().innerText(), /Round robin/);
     assert.equal(page.errors, []);
     await page.close();
@@ -177,10 +204,12 @@ if (!existsSync(CHROMIUM)) {
     for (const close of ["fin", "rst"]) {
       const page = await open(`view=explore&s=rr&c=3&h=2000&r=4&cl=${close}`);
       for (let i = 0; i < 4; i++) await page.click("#send");
-      assert.is(await page.locator('#entries tr[data-state="ESTABLISHED"]').count(), 4, "answered connections are ESTABLISHED");
+      assert.is(await page.locator('#entries tr[data-state="ESTABLISHED"]').count(), 4,
+        "answered connections are ESTABLISHED");
       assert.match(await page.locator("#entry-counts").innerText(), /4 entries: 4 ESTABLISHED/);
       assert.match(await page.locator("#log li").first().innerText(), /SYN_RECV → ESTABLISHED/);
-      assert.equal(await sessionDests(page), ["C 10.1.0.3 w2 2/0", "B 10.1.0.2 w3 1/0", "A 10.1.0.1 w4 1/0"], "rr: C B A C");
+      assert.equal(await sessionDests(page), ["C 10.1.0.3 w2 2/0", "B 10.1.0.2 w3 1/0", "A 10.1.0.1 w4 1/0"],
+        "rr: C B A C");
       await page.click("#wait10");   // every connection has closed (mean 2 s; the longest here is under 10 s)
       const closed = close === "fin" ? "TIME_WAIT" : "CLOSE";
       const states = await page.evaluate(() => (window as any).wasmvs.session().core.conns().map((c: any) => c.state));
@@ -188,7 +217,8 @@ if (!existsSync(CHROMIUM)) {
       assert.equal([...shownStates].sort(), [...states].sort(), "the page shows the states the connection table holds");
       if (close === "fin") {
         assert.equal(states, Array(4).fill("TIME_WAIT"));
-        assert.equal(await sessionDests(page), ["C 10.1.0.3 w2 0/2", "B 10.1.0.2 w3 0/1", "A 10.1.0.1 w4 0/1"], "closing entries are inactive");
+        assert.equal(await sessionDests(page), ["C 10.1.0.3 w2 0/2", "B 10.1.0.2 w3 0/1", "A 10.1.0.1 w4 0/1"],
+          "closing entries are inactive");
         assert.match(await page.locator("#life").innerText(), /ESTABLISHED → TIME_WAIT \(FIN both ways\)/);
       } else {
         // CLOSE lasts 10 s: the earliest RSTs have already expired by now
@@ -205,7 +235,8 @@ if (!existsSync(CHROMIUM)) {
     }
   });
 
-  test("explore: step back replays to the exact earlier state; the timeline scrubs; forward redoes the same step", async () => {
+  test("explore: step back replays to the exact earlier state; the timeline scrubs; forward redoes the same step",
+    async () => {
     const page = await open("view=explore&preset=wlc");
     const snaps: string[] = [await snapshot(page)];
     for (let i = 0; i < 5; i++) { await page.click("#send"); snaps.push(await snapshot(page)); }
@@ -242,12 +273,14 @@ if (!existsSync(CHROMIUM)) {
     await page.close();
   });
 
-  test("explore: a backend keeps its name and colour across removal, adding and scheduler change; past 26 names go on", async () => {
+  test("explore: a backend keeps its name and colour across removal, adding and scheduler change; past 26 names go on",
+    async () => {
     const page = await open("view=explore&s=wrr");
     const colour = (n: string) => page.locator(`#stage g[data-name="${n}"] rect`).first().getAttribute("stroke");
     const before = { A: await colour("A"), C: await colour("C") };
     await page.click('tr[data-addr="10.1.0.2"] button[data-act="remove"]');
-    assert.equal(await sessionDests(page).then((l) => l.map((x) => x.split(" ")[0])), ["C", "A"], "A and C keep their names after B goes");
+    assert.equal(await sessionDests(page).then((l) => l.map((x) => x.split(" ")[0])), ["C", "A"],
+      "A and C keep their names after B goes");
     await page.click("#add");
     await page.click("#add");
     // B's address comes back as B (the kernel revives it from its trash); a new address takes a new name, D
@@ -256,7 +289,8 @@ if (!existsSync(CHROMIUM)) {
     await page.selectOption("#sched", "lc");
     await page.waitForFunction(() => (window as any).wasmvs.decisions().length === 0);
     for (let i = 0; i < 4; i++) await page.click("#send");
-    assert.equal(await sessionDests(page).then((l) => l.map((x) => x.split(" ")[0])), ["D", "B", "C", "A"], "names survive the new service");
+    assert.equal(await sessionDests(page).then((l) => l.map((x) => x.split(" ")[0])), ["D", "B", "C", "A"],
+      "names survive the new service");
     assert.equal({ A: await colour("A"), C: await colour("C") }, before, "colours follow names");
     assert.match(page.url(), /%3AA%2C|%3AA$/);
     // 30 backends from a link: names run A … Z, AA … AD, each once
@@ -266,7 +300,8 @@ if (!existsSync(CHROMIUM)) {
     assert.is(new Set(names).size, 30);
     assert.equal(names.slice(24), ["Y", "Z", "AA", "AB", "AC", "AD"]);
     const again = await open(big.url().split("#")[1]);
-    assert.equal(await again.evaluate(() => (window as any).wasmvs.state().dests.map((x: any) => x.name)), names, "the link keeps the names");
+    assert.equal(await again.evaluate(() => (window as any).wasmvs.state().dests.map((x: any) => x.name)), names,
+      "the link keeps the names");
     assert.equal([...page.errors, ...big.errors, ...again.errors], []);
     await Promise.all([page.close(), big.close(), again.close()]);
   });
@@ -303,7 +338,8 @@ if (!existsSync(CHROMIUM)) {
       const w = window.wasmvs;
       w.sendMany(6000);
       const ds = w.decisions();
-      return { n: ds.length, existing: ds.filter((d) => d.how === "existing").length, ports: new Set(ds.map((d) => d.sport)).size };
+      return { n: ds.length, existing: ds.filter((d) => d.how === "existing").length,
+        ports: new Set(ds.map((d) => d.sport)).size };
     })()`);
     assert.equal(r, { n: 6000, existing: 0, ports: 6000 });
     assert.equal(page.errors, []);
@@ -314,7 +350,8 @@ if (!existsSync(CHROMIUM)) {
     const page = await open("view=explore");
     for (const p of PRESETS) {
       await page.selectOption("#preset", p);
-      await page.waitForFunction((s) => (window as any).wasmvs.state().sched === s && (window as any).wasmvs.decisions().length === 0, p);
+      await page.waitForFunction((s) => (window as any).wasmvs.state().sched === s &&
+        (window as any).wasmvs.decisions().length === 0, p);
       const intro = await page.locator("#intro").innerText();
       assert.ok(intro.split(/\.\s/).length >= 2 && intro.length > 80, `${p}: two sentences of intro`);
       for (let i = 0; i < 12; i++) await page.keyboard.press("n");
@@ -325,26 +362,30 @@ if (!existsSync(CHROMIUM)) {
       const want = await replay(shown, p, st.dests.map((d: any) => [d.addr, d.weight, d.u]), fw);
       assert.equal(shown.map((d) => d.destAddr), want, `${p}: the page's choices are the core's`);
       const used = new Set(shown.map((d) => d.destAddr));
-      if (["sh", "mh", "dh", "rr", "wrr", "lc", "wlc", "lblc"].includes(p)) assert.ok(used.size >= 2, `${p}: its preset spreads (${[...used]})`);
+      if (["sh", "mh", "dh", "rr", "wrr", "lc", "wlc", "lblc"].includes(p)) assert.ok(used.size >= 2,
+        `${p}: its preset spreads (${[...used]})`);
       assert.match(page.url(), new RegExp(`preset=${p}&`));
     }
     assert.equal(page.errors, []);
     await page.close();
   });
 
-  test("compare: existing connections stay or break; only the hash schedulers are scored; refusals are failures", async () => {
+  test("compare: existing connections stay or break; only the hash schedulers are scored; refusals are failures",
+    async () => {
     const page = await open("view=compare&cmp=mh,sh,dh,rr,ovf&fl=1000&cn=5");
     await page.waitForSelector('.card[data-sched="ovf"]');
     assert.is(await page.locator(".card").count(), 5);
     await page.selectOption("#cmp-victim", "1");
     await page.click("#cmp-remove");
     await page.locator('.card[data-sched="mh"] [data-m="moved"]').waitFor();
-    const num = async (s: string, m: string) => parseFloat((await page.locator(`.card[data-sched="${s}"] [data-m="${m}"]`).innerText()).replace(/,/g, ""));
+    const num = async (s: string,
+      m: string) => parseFloat((await page.locator(`.card[data-sched="${s}"] [data-m="${m}"]`).innerText()).replace(/,/g, ""));
     const mh = await num("mh", "moved"), sh = await num("sh", "moved"), dh = await num("dh", "moved");
     assert.ok(mh < 25, `mh moved ${mh}%`);
     assert.ok(sh > 50 && dh > 50, `sh ${sh}%, dh ${dh}%`);
     assert.is(await page.locator('.card[data-sched="rr"] [data-m="moved"]').count(), 0, "rr is not scored on affinity");
-    assert.match(await page.locator('.card[data-sched="rr"] [data-m="unscored"]').innerText(), /by turn, not by client/);
+    assert.match(await page.locator('.card[data-sched="rr"] [data-m="unscored"]').innerText(),
+      /by turn, not by client/);
     // existing connections: those on B break, the rest stay (they never move in IPVS)
     const rrStay = await num("rr", "stayed"), rrBroken = await num("rr", "broken");
     assert.is(rrStay + rrBroken, 1000);
@@ -356,7 +397,8 @@ if (!existsSync(CHROMIUM)) {
     assert.ok(await page.locator('.card[data-sched="ovf"].failed').count() === 1, "the refusing card is marked failed");
     assert.ok(await page.locator('.card[data-sched="ovf"] .good').count() === 0, "nothing on a refusing card is green");
     assert.match(page.url(), /ch=remove&v=1/);
-    await shot(page, "compare-1366x768", ['.card[data-sched="mh"] svg', '.card[data-sched="rr"] [data-m="stayed"]', "#cmp-scheds"]);
+    await shot(page, "compare-1366x768", ['.card[data-sched="mh"] svg', '.card[data-sched="rr"] [data-m="stayed"]',
+      "#cmp-scheds"]);
     assert.equal(page.errors, []);
     await page.close();
   });
@@ -387,7 +429,8 @@ if (!existsSync(CHROMIUM)) {
       const page = await open(l);
       const st = await page.evaluate(() => (window as any).wasmvs.state());
       const again = await open(page.url().split("#")[1]);
-      assert.equal(await again.evaluate(() => (window as any).wasmvs.state()), st, `${l}: the written link reopens the same state`);
+      assert.equal(await again.evaluate(() => (window as any).wasmvs.state()), st,
+        `${l}: the written link reopens the same state`);
       assert.is(await again.isVisible(`#view-${st.view}`), true);
       assert.is(await page.isVisible("#problems"), false, `${l}: no problem reported`);
       if (l.includes("d=&")) {
@@ -395,7 +438,8 @@ if (!existsSync(CHROMIUM)) {
         await page.click("#send");
         assert.equal((await decisions(page)).map((d) => d.how), ["refused"], "no backend: the connection is refused");
       }
-      if (l.includes("G")) assert.equal(st.dests.map((d: any) => `${d.name}${d.addr}w${d.weight}u${d.u}`), ["G10.1.0.7w2u0", "Q10.1.0.9w0u5"]);
+      if (l.includes("G")) assert.equal(st.dests.map((d: any) => `${d.name}${d.addr}w${d.weight}u${d.u}`),
+        ["G10.1.0.7w2u0", "Q10.1.0.9w0u5"]);
       if (l.includes("ch=remove")) assert.is(await page.locator('.card[data-sched="sh"] [data-m="moved"]').count(), 1);
       assert.equal([...page.errors, ...again.errors], []);
       await Promise.all([page.close(), again.close()]);
@@ -447,7 +491,8 @@ if (!existsSync(CHROMIUM)) {
     await page.close();
   });
 
-  test("inside the scheduler: sh's and mh's tables are the core's, the slot used is framed, the algorithm's lines lit", async () => {
+  test("inside the scheduler: sh's and mh's tables are the core's, the slot used is framed, the algorithm's lines lit",
+    async () => {
     for (const sched of ["sh", "mh"]) {
       const page = await open(`view=explore&preset=${sched}`);
       for (let i = 0; i < 3; i++) await page.click("#send");
@@ -456,10 +501,12 @@ if (!existsSync(CHROMIUM)) {
       const core = await Core.load();
       const tracer = new Tracer(core);
       const svc = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched });
-      const names = new Map(["A", "B", "C"].map((n, i) => [core.addDest(svc, { addr: `10.1.0.${i + 1}`, port: 80, weight: 1 }), n]));
+      const names = new Map(["A", "B", "C"].map((n, i) => [core.addDest(svc, { addr: `10.1.0.${i + 1}`, port: 80,
+        weight: 1 }), n]));
       const size = tracer.query(svc, Q.tableSize);
       assert.is(size, sched === "sh" ? 256 : 4093);
-      assert.equal(slots, Array.from({ length: size }, (_, i) => names.get(tracer.query(svc, Q.slotDest, i)) ?? "-"), `${sched}: the drawn table is the core's`);
+      assert.equal(slots, Array.from({ length: size }, (_, i) => names.get(tracer.query(svc, Q.slotDest, i)) ?? "-"),
+        `${sched}: the drawn table is the core's`);
       const last = (await decisions(page)).at(-1)!;
       const bucket = Number(await page.getAttribute("#slots", "data-bucket"));
       assert.is(slots[bucket], last.dest, `${sched}: the framed slot holds the chosen server`);
@@ -500,13 +547,16 @@ if (!existsSync(CHROMIUM)) {
     const r = await page.evaluate(`(() => {
       const lum = (c) => {
         const m = c.match(/\\d+(\\.\\d+)?/g).map(Number);
-        const [R, G, B] = m.slice(0, 3).map((v) => { const s = v / 255; return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4; });
+        const [R, G, B] = m.slice(0, 3).map((v) => { const s = v / 255; return s <= 0.03928 ? s / 12.92 : ((s +
+          0.055) / 1.055) ** 2.4; });
         return 0.2126 * R + 0.7152 * G + 0.0722 * B;
       };
-      const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+      const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05);
+        };
       const hex = (h) => \`rgb(\${parseInt(h.slice(1, 3), 16)}, \${parseInt(h.slice(3, 5), 16)}, \${parseInt(h.slice(5, 7), 16)})\`;
       const bgOf = (el) => {
-        for (let e = el; e; e = e.parentElement) { const b = getComputedStyle(e).backgroundColor; if (b && !b.startsWith("rgba(0, 0, 0, 0)") && b !== "transparent") return b; }
+        for (let e = el; e; e = e.parentElement) { const b = getComputedStyle(e).backgroundColor; if (b &&
+          !b.startsWith("rgba(0, 0, 0, 0)") && b !== "transparent") return b; }
         return "rgb(255, 255, 255)";
       };
       const out = [];
@@ -516,7 +566,8 @@ if (!existsSync(CHROMIUM)) {
       // every text element on the page against its own background
       for (const el of Array.from(document.querySelectorAll("body *"))) {
         const he = el;
-        if (!he.offsetParent || !Array.from(he.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+        if (!he.offsetParent || !Array.from(he.childNodes).some((n) => n.nodeType === 3 &&
+          n.textContent.trim())) continue;
         const st = getComputedStyle(he);
         if (he.closest("svg") || he.matches("button:disabled, button:disabled *")) continue;
         const k = ratio(st.color, bgOf(he));
@@ -544,9 +595,12 @@ if (!existsSync(CHROMIUM)) {
       const k = await page.evaluate(`((SEL) => {
         const el = document.querySelector(SEL);
         const st = getComputedStyle(el);
-        const lum = (c) => { const [R, G, B] = c.match(/\\d+/g).slice(0, 3).map(Number).map((v) => { const x = v / 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; }); return 0.2126 * R + 0.7152 * G + 0.0722 * B; };
+        const lum = (c) => { const [R, G, B] = c.match(/\\d+/g).slice(0, 3).map(Number).map((v) => { const x = v / 255;
+          return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; }); return 0.2126 * R + 0.7152 * G +
+          0.0722 * B; };
         let bg = "rgb(255, 255, 255)";
-        for (let e = el.parentElement; e; e = e.parentElement) { const b = getComputedStyle(e).backgroundColor; if (!b.startsWith("rgba(0, 0, 0, 0)")) { bg = b; break; } }
+        for (let e = el.parentElement; e; e = e.parentElement) { const b = getComputedStyle(e).backgroundColor;
+          if (!b.startsWith("rgba(0, 0, 0, 0)")) { bg = b; break; } }
         const [x, y] = [lum(st.outlineColor), lum(bg)].sort((p, q) => q - p);
         return { style: st.outlineStyle, width: parseFloat(st.outlineWidth), ratio: (x + 0.05) / (y + 0.05) };
       })(${JSON.stringify(sel)})`) as { style: string; width: number; ratio: number };
@@ -570,7 +624,8 @@ if (!existsSync(CHROMIUM)) {
   test("screenshots of each view at 1366×768 and 390×844", async () => {
     for (const [w, h] of [[1366, 768], [390, 844]]) {
       for (const [view, hash, keys] of [
-        ["explore", "view=explore&preset=wlc&h=20000", ["#stage", "#log li", "#dests tbody tr", "#entries tbody tr", "#reason"]],
+        ["explore", "view=explore&preset=wlc&h=20000", ["#stage", "#log li", "#dests tbody tr", "#entries tbody tr",
+          "#reason"]],
         ["compare", "view=compare&cmp=rr,wlc,sh,dh,mh,ovf&ch=remove&v=1", ['.card[data-sched="mh"] svg']],
         ["nodes", "view=nodes&nn=4&nb=2&ns=lc", ['.card[data-sched="lc"] svg']],
       ] as [string, string, string[]][]) {

@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { SCHEDULERS, type ServiceSpec } from "../core/index.ts";
 import {
-  TraceSession, plain, type LifeEvent, type Scenario, type ScenarioDest, type ScenarioEvent, type ConnSpec, type Line, type Style, type Decision,
+  TraceSession, plain, type LifeEvent, type Scenario, type ScenarioDest, type ScenarioEvent, type ConnSpec, type Line,
+    type Style, type Decision,
 } from "../core/trace.ts";
 
 export const TRACE_USAGE = `usage: wasmvs trace [service] [real servers] [traffic] [output]
@@ -56,22 +57,26 @@ function splitHostPort(s: string): { addr: string; port: number; rest: string[];
   const parts = tail ? tail.split(":") : [];
   if (!isIP(addr)) throw new UsageError(`bad address '${addr}' in '${s}' (an IPv4 or IPv6 address)`);
   const port = parts.length ? Number(parts[0]) : 0;
-  if (parts.length && parts[0] === "" || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`bad port in '${s}'`);
+  if (parts.length && parts[0] === "" || !Number.isInteger(port) || port < 0 ||
+    port > 65535) throw new UsageError(`bad port in '${s}'`);
   return { addr, port, rest: parts.slice(1), hasPort: parts.length > 0 };
 }
 
 function num(v: string | undefined, what: string): number {
   const n = Number(v);
-  if (v === undefined || v.trim() === "" || !Number.isFinite(n)) throw new UsageError(`${what} needs a number (got '${v ?? ""}')`);
+  if (v === undefined || v.trim() === "" ||
+    !Number.isFinite(n)) throw new UsageError(`${what} needs a number (got '${v ?? ""}')`);
   return n;
 }
 // a whole number in [lo, hi], or a usage error naming the option
 function int(v: string | undefined, what: string, lo: number, hi: number): number {
   const n = num(v, what);
-  if (!Number.isInteger(n) || n < lo || n > hi) throw new UsageError(`${what} wants a whole number from ${lo} to ${hi} (got '${v}')`);
+  if (!Number.isInteger(n) || n < lo ||
+    n > hi) throw new UsageError(`${what} wants a whole number from ${lo} to ${hi} (got '${v}')`);
   return n;
 }
-const SCHED_FLAG_OWNER: Record<string, string> = { "sh-fallback": "sh", "sh-port": "sh", "mh-fallback": "mh", "mh-port": "mh", ops: "" };
+const SCHED_FLAG_OWNER: Record<string, string> = { "sh-fallback": "sh", "sh-port": "sh", "mh-fallback": "mh",
+  "mh-port": "mh", ops: "" };
 
 export interface TraceOptions { scenario: Scenario; explain: boolean; color?: boolean; json: boolean; quiet: boolean }
 
@@ -105,7 +110,8 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
         service.addr = hp.addr; service.port = hp.port; delete service.fwmark; serviceGiven = true;
         break;
       }
-      case "-f": case "--fwmark-service": service.fwmark = int(next(a), a, 1, 0xffffffff); delete service.addr; delete service.port; serviceGiven = true; break;
+      case "-f": case "--fwmark-service": service.fwmark = int(next(a), a, 1, 0xffffffff); delete service.addr;
+        delete service.port; serviceGiven = true; break;
       case "-b": case "--sched-flags": service.flags = [...(service.flags ?? []), ...next(a).split(",").filter(Boolean)]; break;
       case "-o": case "--ops": service.flags = [...(service.flags ?? []), "ops"]; break;
       case "-p": case "--persistent": {
@@ -117,7 +123,8 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
       case "-r": case "--real-server": {
         const v = next(a);
         const hp = splitHostPort(v);
-        const [w, u, l] = hp.rest.map((x, k) => int(x, `-r ${v}: ${["weight", "upper threshold", "lower threshold"][k] ?? "field"}`, 0, k ? 0x7fffffff : 65535));
+        const [w, u, l] = hp.rest.map((x, k) => int(x,
+          `-r ${v}: ${["weight", "upper threshold", "lower threshold"][k] ?? "field"}`, 0, k ? 0x7fffffff : 65535));
         if (hp.rest.length > 3) throw new UsageError(`-r ${v}: ADDR:PORT[:W[:U[:L]]] has at most five fields`);
         dests.push({ addr: hp.addr, port: hp.port, weight: w ?? 1, upperThreshold: u ?? 0, lowerThreshold: l ?? 0 });
         if (!hp.hasPort) portless.add(dests[dests.length - 1]);
@@ -146,7 +153,8 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
       }
       case "-n": case "--count": traffic.count = int(next(a), a, 0, 1_000_000); break;
       case "--clients": traffic.clients = int(next(a), a, 1, 1_000_000); break;
-      case "--client": traffic.clientBase = next(a); if (!isIP(traffic.clientBase)) throw new UsageError(`--client wants an IP address (got '${traffic.clientBase}')`); break;
+      case "--client": traffic.clientBase = next(a);
+        if (!isIP(traffic.clientBase)) throw new UsageError(`--client wants an IP address (got '${traffic.clientBase}')`); break;
       case "--sport": traffic.sport = int(next(a), a, 1, 65535); break;
       case "--every": traffic.interval = int(next(a), a, 0, 86_400_000); break;
       case "--hold": traffic.hold = int(next(a), a, 0, 86_400_000); break;
@@ -158,7 +166,8 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
       }
       case "--close-every": traffic.closeEvery = int(next(a), a, 1, 1_000_000); break;
       case "--targets": traffic.targets = int(next(a), a, 1, 65536); break;
-      case "--target": traffic.targetBase = next(a); if (!isIP(traffic.targetBase)) throw new UsageError(`--target wants an IP address (got '${traffic.targetBase}')`); break;
+      case "--target": traffic.targetBase = next(a);
+        if (!isIP(traffic.targetBase)) throw new UsageError(`--target wants an IP address (got '${traffic.targetBase}')`); break;
       case "--conns": connections = parseConns(readFile(next(a))); break;
       case "--at": {
         const v = next(a);
@@ -167,7 +176,8 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
         const hp = splitHostPort(m[3]);
         const w = hp.rest.length ? int(hp.rest[0], `--at ${v}: weight`, 0, 65535) : undefined;
         if (m[2] === "weight" && w === undefined) throw new UsageError(`--at ${v}: weight needs a value`);
-        const ev: ScenarioEvent = { before: Number(m[1]), op: m[2] === "weight" ? "edit" : (m[2] as "add" | "del"), dest: { addr: hp.addr, port: hp.port, weight: w ?? 1 } };
+        const ev: ScenarioEvent = { before: Number(m[1]), op: m[2] === "weight" ? "edit" : (m[2] as "add" | "del"),
+          dest: { addr: hp.addr, port: hp.port, weight: w ?? 1 } };
         events.push(ev);
         if (!hp.hasPort) portless.add(ev.dest);
         break;
@@ -194,7 +204,8 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
   for (const f of service.flags ?? []) {
     const owner = SCHED_FLAG_OWNER[f];
     if (owner === undefined) throw new UsageError(`unknown scheduler flag '${f}' (known: ${Object.keys(SCHED_FLAG_OWNER).join(", ")})`);
-    if (owner && owner !== service.scheduler) throw new UsageError(`-b ${f} is a flag of the ${owner} scheduler, not of ${service.scheduler}`);
+    if (owner &&
+      owner !== service.scheduler) throw new UsageError(`-b ${f} is a flag of the ${owner} scheduler, not of ${service.scheduler}`);
   }
   if (traffic.targets !== undefined && traffic.targets > 1 && !service.fwmark) {
     throw new UsageError("--targets needs a fwmark service (-f MARK): a TCP/UDP service has one destination address, its VIP");
@@ -372,7 +383,8 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
 
 // "  ~ +350ms #1 A: ESTABLISHED → TIME_WAIT (client FIN…), inactive"
 function lifeLine(e: LifeEvent, name: (id: number) => string): Line {
-  const why = e.why === "timeout" ? "its timeout ran out" : e.why.startsWith("client RST") ? "client RST" : "FIN both ways";
+  const why = e.why === "timeout" ? "its timeout ran out" : e.why.startsWith("client RST") ?
+    "client RST" : "FIN both ways";
   return [{ t: `  ~ +${e.at}ms #${e.n} `, s: "dim" }, { t: name(e.destId), s: "dest", d: e.destId },
     `: ${e.from} → `, { t: e.to, s: e.to === "expired" ? "warn" : "num" },
     { t: ` (${why})${e.to === "expired" ? "" : e.active ? ", active" : ", inactive"}`, s: "dim" }];
@@ -396,7 +408,8 @@ function describeTraffic(sc: Scenario): string {
   if (sc.connections?.length) return `  ${sc.connections.length} connections from a file`;
   const t = sc.traffic ?? {};
   const n = t.count ?? 12, k = t.clients ?? 4;
-  const life = t.hold ? `each closes after ${t.hold} ms${t.close === "rst" ? " with an RST" : ""}` : t.closeEvery ? `every ${ordinalWord(t.closeEvery)} closes at once` : "none closes";
+  const life = t.hold ? `each closes after ${t.hold} ms${t.close === "rst" ? " with an RST" : ""}` : t.closeEvery ?
+    `every ${ordinalWord(t.closeEvery)} closes at once` : "none closes";
   const tg = sc.service.fwmark && (t.targets ?? 1) > 1 ? `, to ${t.targets} addresses from ${t.targetBase ?? "10.9.0.1"}` : "";
   return `${n} connections (handshake, request, answer), one per ${t.interval ?? 100} ms, from ${k} client${k === 1 ? "" : "s"} (${t.clientBase ?? "192.168.1.10"}…)${tg}; ${life}`;
 }

@@ -128,7 +128,8 @@ export function explain(r: TraceRecord, ctx: ExplainContext): Explained {
 // fall below the lower threshold, or below 3/4 of the upper one when there is none (ip_vs_dest_totalconns).
 export function overloadWhy(x: DestInfo): string {
   const total = x.activeConns + x.inactConns;
-  if (total >= x.upperThreshold && x.upperThreshold > 0) return `overloaded: act+inact ${total} ≥ upper ${x.upperThreshold}`;
+  if (total >= x.upperThreshold &&
+    x.upperThreshold > 0) return `overloaded: act+inact ${total} ≥ upper ${x.upperThreshold}`;
   const below = x.lowerThreshold > 0 ? `${x.lowerThreshold}` : `3/4 of ${x.upperThreshold}`;
   return `overloaded until act+inact ${total} < ${below}`;
 }
@@ -199,7 +200,8 @@ function explainWrr(r: TraceRecord, { before, name }: ExplainContext): Explained
   const w = ds.find((x) => x.id === r.dest)?.weight ?? 0;
   // a pass lowers cw by the gcd step; below 1 it wraps back up to the maximum weight
   const pass = passes === 0 ? `in the current pass (current weight ${cw1})`
-    : cw1 > cw0 ? `after the walk passed the end of the list${passes > 1 ? ` ${passes} times` : ""} and the current weight went down past 1 and restarted at the maximum, ${cw1}`
+    : cw1 > cw0 ?
+      `after the walk passed the end of the list${passes > 1 ? ` ${passes} times` : ""} and the current weight went down past 1 and restarted at the maximum, ${cw1}`
       : `after ${passes} new pass${passes > 1 ? "es" : ""} lowered the current weight from ${cw0} to ${cw1}`;
   return { lines, sentence: `Weighted round robin takes the next destination after the cursor whose weight is at least the current weight; ${name(r.dest)} (weight ${w}) qualifies ${pass}, so heavier destinations appear in more passes.` };
 }
@@ -230,7 +232,8 @@ function loadRule(sched: string): LoadRule {
       what: "the highest weight among destinations that are not overloaded (failover: load plays no part)",
       short: "highest weight not overloaded" };
     default: return { load: (_a, _i, w) => -w, show: (a, _i, w) => `weight ${w}, active ${a}`,   // ovf
-      eligible: (x) => (x.overloaded ? overloadWhy(x) : x.weight === 0 ? "weight 0" : x.activeConns > x.weight ? `active ${x.activeConns} > weight ${x.weight}` : null),
+      eligible: (x) => (x.overloaded ? overloadWhy(x) : x.weight === 0 ? "weight 0" : x.activeConns > x.weight ?
+        `active ${x.activeConns} > weight ${x.weight}` : null),
       what: "the highest weight among destinations that have no more active connections than their weight (overflow)",
       short: "highest weight with active ≤ weight" };
   }
@@ -299,7 +302,8 @@ function explainTwos(r: TraceRecord, { before, name }: ExplainContext): Explaine
   const s = same ? `both draws (r1 = ${f.W_R1}, r2 = ${f.W_R2}) landed on ${name(f.W_C1)}, so it is chosen`
     : `the draws r1 = ${f.W_R1} and r2 = ${f.W_R2} picked ${name(f.W_C1)} and ${name(f.W_C2)}; ${name(r.dest)} has the lower overhead per weight` +
       (r.dest === f.W_C1 && oh1 * f.W_C2_W === oh2 * f.W_C1_W ? " (a tie keeps the first)" : "");
-  return { lines, sentence: `Power of two choices draws two numbers in 0..${f.W_TOTAL} (the sum of the weights; the first destination's range also holds 0, one extra ticket) and keeps the less loaded of the two destinations they land on: ${s}.` };
+  return { lines,
+    sentence: `Power of two choices draws two numbers in 0..${f.W_TOTAL} (the sum of the weights; the first destination's range also holds 0, one extra ticket) and keeps the less loaded of the two destinations they land on: ${s}.` };
 }
 
 function explainHash(r: TraceRecord, { before, name, tracer, client, sport, dst }: ExplainContext): Explained {
@@ -391,7 +395,8 @@ function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext):
       const added = (f.W_OUTCOME === 5 || f.W_OUTCOME === 6) && f.W_WLC >= 0 && f.W_WLC !== f.W_PREV ? f.W_WLC : -1;
       const was = [...r.set.filter((id) => id !== added), ...(f.W_ERASED >= 0 ? [f.W_ERASED] : [])];
       const wasSegs: Seg[] = was.flatMap((id, k) => [k ? " " : "", d(id, name)]);
-      head.push("set {", ...wasSegs, "}  least loaded ", f.W_PREV >= 0 ? d(f.W_PREV, name) : { t: "none usable", s: "warn" });
+      head.push("set {", ...wasSegs, "}  least loaded ", f.W_PREV >= 0 ? d(f.W_PREV, name) : { t: "none usable",
+        s: "warn" });
       if (f.W_OUTCOME === 2) {
         head.push({ t: "  ✓ kept", s: "win" });
         sentence = `The entry's server set holds {${listNames(r.set, name)}}; its least loaded member ${prev} (active ${f.W_PREV_ACT}, weight ${f.W_PREV_W}) is not overloaded, so it serves the connection.`;
@@ -450,7 +455,8 @@ export interface Traffic {
   targetBase?: string;     // first destination address (default the VIP, or 10.9.0.1 for fwmark)
 }
 // answered: false leaves the SYN unanswered (the entry stays SYN_RECV, counted active, for 60 s)
-export interface ConnSpec { client: string; sport?: number; dst?: string; at?: number; hold?: number; close?: CloseHow; answered?: boolean }
+export interface ConnSpec { client: string; sport?: number; dst?: string; at?: number; hold?: number; close?: CloseHow;
+  answered?: boolean }
 export interface ScenarioEvent { before: number; op: "add" | "del" | "edit"; dest: ScenarioDest }
 export interface Scenario {
   service: ServiceSpec;
@@ -614,13 +620,15 @@ export class TraceSession {
       this.life.push({ ...base, from: e.state, to: "expired", active: false });
       return false;
     }
-    if (c.state !== e.state || c.active !== e.active) this.life.push({ ...base, from: e.state, to: c.state, active: c.active });
+    if (c.state !== e.state || c.active !== e.active) this.life.push({ ...base, from: e.state, to: c.state,
+      active: c.active });
     e.state = c.state; e.active = c.active; e.expires = c.expires - START;
     return true;
   }
 
   private pkt(e: Entry, dir: "in" | "out", flags: number, len = 60): void {
-    if (dir === "in") this.core.packet("in", this.proto, e.client, e.sport, e.dst, this.vport, { flags, now: this.now, mark: this.mark, len });
+    if (dir === "in") this.core.packet("in", this.proto, e.client, e.sport, e.dst, this.vport, { flags, now: this.now,
+      mark: this.mark, len });
     else {
       const c = this.core.conn(e.index);
       if (c) this.core.packet("out", this.proto, c.daddr, c.dport, e.client, e.sport, { flags, now: this.now, len });
@@ -632,8 +640,10 @@ export class TraceSession {
     const { ACK, FIN, RST } = TCP_FLAGS;
     this.now = Math.max(this.now, at);
     if (how === "rst") this.pkt(e, "in", RST);
-    else { this.pkt(e, "in", FIN | ACK); this.pkt(e, "out", ACK); this.pkt(e, "out", FIN | ACK); this.pkt(e, "in", ACK); }
-    if (!this.read(e, how === "rst" ? "client RST" : "client FIN, server ACK+FIN, client ACK")) this.open = this.open.filter((x) => x !== e);
+    else { this.pkt(e, "in", FIN | ACK); this.pkt(e, "out", ACK); this.pkt(e, "out", FIN | ACK); this.pkt(e, "in", ACK);
+      }
+    if (!this.read(e, how === "rst" ?
+      "client RST" : "client FIN, server ACK+FIN, client ACK")) this.open = this.open.filter((x) => x !== e);
   }
 
   // Closes the open connection from client:sport now (FIN or RST); false when there is none.
@@ -654,19 +664,22 @@ export class TraceSession {
     const dst = c.dst ?? this.vip;
     const before = this.service();
     this.tracer.take();
-    const r = this.core.packet("in", this.proto, c.client, sport, dst, this.vport, { flags: TCP_FLAGS.SYN, now: this.now, mark: this.mark });
+    const r = this.core.packet("in", this.proto, c.client, sport, dst, this.vport, { flags: TCP_FLAGS.SYN,
+      now: this.now, mark: this.mark });
     const recs = this.tracer.take().filter((x) => x.svc === this.svc);
     const n = ++this.n;
     const base = { n, at: this.now - START, client: c.client, sport, dst, before, events };
     if (r.verdict !== "forward") {
       const rec = recs[recs.length - 1];
       const ex = rec ? explain(rec, { before, name: this.name, tracer: this.tracer, client: c.client, sport, dst }) : { lines: [], sentence: `Refused: ${r.reason ?? r.verdict}.` };
-      return { ...base, how: "refused", destId: -1, dest: "-", record: rec, lines: ex.lines, sentence: ex.sentence, life: this.takeLife() };
+      return { ...base, how: "refused", destId: -1, dest: "-", record: rec, lines: ex.lines, sentence: ex.sentence,
+        life: this.takeLife() };
     }
     const conn = this.core.conn(r.conn)!;
     const destId = conn.destId;
     if (r.isNew) {
-      const e: Entry = { n, client: c.client, sport, dst, destId, index: r.conn, state: "NONE", active: false, expires: 0 };
+      const e: Entry = { n, client: c.client, sport, dst, destId, index: r.conn, state: "NONE", active: false,
+        expires: 0 };
       this.read(e, this.proto === "tcp" ? "client SYN" : "first packet");
       this.open = this.open.filter((x) => x.index !== e.index);
       this.open.push(e);
@@ -684,7 +697,8 @@ export class TraceSession {
       const rec = recs[recs.length - 1];
       if (rec.dest !== destId) throw new Error(`trace record says ${rec.dest} but the connection went to ${destId}`);
       const ex = explain(rec, { before, name: this.name, tracer: this.tracer, client: c.client, sport, dst });
-      return { ...base, how: "scheduled", destId, dest: this.name(destId), record: rec, lines: ex.lines, sentence: ex.sentence, life };
+      return { ...base, how: "scheduled", destId, dest: this.name(destId), record: rec, lines: ex.lines,
+        sentence: ex.sentence, life };
     }
     if (r.isNew && conn.controlledBy >= 0) {
       const t = this.core.conn(conn.controlledBy);
@@ -695,7 +709,8 @@ export class TraceSession {
         lines: [[{ t: "persistence", s: "head" }, `  template ${net} → `, d(destId, this.name), { t: `  (timeout ${svcInfo.timeout}s, renewed)`, s: "dim" }]],
         sentence: `The service is persistent: a template for client network ${net} already points at ${this.name(destId)}, so the scheduler is not asked.` };
     }
-    return { ...base, how: "existing", destId, dest: this.name(destId), life, lines: [[{ t: "existing", s: "head" }, "  the packet belongs to a connection already in the table"]],
+    return { ...base, how: "existing", destId, dest: this.name(destId), life, lines: [[{ t: "existing", s: "head" },
+      "  the packet belongs to a connection already in the table"]],
       sentence: `This packet belongs to an existing connection to ${this.name(destId)}; nothing is scheduled.` };
   }
 
@@ -704,7 +719,8 @@ export class TraceSession {
     const s = this.scenario;
     const conns: (ConnSpec & { closeNow?: boolean })[] = [];
     if (s.connections?.length) {
-      s.connections.forEach((c, i) => conns.push({ ...c, at: c.at ?? i * (s.traffic?.interval ?? 100), close: c.close ?? s.traffic?.close }));
+      s.connections.forEach((c, i) => conns.push({ ...c, at: c.at ?? i * (s.traffic?.interval ?? 100),
+        close: c.close ?? s.traffic?.close }));
     } else {
       const t = s.traffic ?? {};
       const count = t.count ?? 12, clients = Math.max(1, t.clients ?? 4), interval = t.interval ?? 100;
@@ -712,7 +728,8 @@ export class TraceSession {
       const targets = Math.max(1, t.targets ?? 1);
       const tbase = t.targetBase ?? (s.service.fwmark ? "10.9.0.1" : s.service.addr!);
       for (let i = 0; i < count; i++) {
-        conns.push({ client: addrAdd(base, i % clients), sport: (t.sport ?? 40000) + i, at: i * interval, close: t.close,
+        conns.push({ client: addrAdd(base, i % clients), sport: (t.sport ?? 40000) + i, at: i * interval,
+          close: t.close,
           dst: s.service.fwmark ? addrAdd(tbase, i % targets) : undefined, hold: t.hold, closeNow: t.closeEvery ? (i + 1) % t.closeEvery === 0 : false });
       }
     }
@@ -722,9 +739,12 @@ export class TraceSession {
         if (e.before !== i + 1) continue;
         const key = `${e.dest.addr}:${e.dest.port}`;
         const known = this.service().dests.some((x) => x.addr === e.dest.addr && x.port === e.dest.port);
-        if (e.op !== "add" && !known) throw new Error(`event before connection ${e.before}: ${e.op === "del" ? "delete" : "edit"} ${key}: the service has no such real server`);
-        if (e.op === "add" && known) throw new Error(`event before connection ${e.before}: add ${key}: the service already has it`);
-        if (e.op === "add") { this.addDest(e.dest); events.push(`add ${e.dest.name ?? this.nameOf.get(key) ?? ""} ${key} weight ${e.dest.weight ?? 1}`); }
+        if (e.op !== "add" &&
+          !known) throw new Error(`event before connection ${e.before}: ${e.op === "del" ? "delete" : "edit"} ${key}: the service has no such real server`);
+        if (e.op === "add" &&
+          known) throw new Error(`event before connection ${e.before}: add ${key}: the service already has it`);
+        if (e.op === "add") { this.addDest(e.dest);
+          events.push(`add ${e.dest.name ?? this.nameOf.get(key) ?? ""} ${key} weight ${e.dest.weight ?? 1}`); }
         else if (e.op === "del") { events.push(`delete ${this.nameOf.get(key) ?? ""} ${key}`); this.delDest(e.dest); }
         else { this.editDest(e.dest); events.push(`edit ${this.nameOf.get(key) ?? ""} weight ${e.dest.weight ?? 1}`); }
       }

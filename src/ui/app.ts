@@ -4,7 +4,8 @@
 // Bundled for the browser by `wasmvs ui` (esbuild); no network access besides fetching core.wasm.
 import { Core, SCHEDULERS } from "../core/index.ts";
 import {
-  TraceSession, letterName, familyOf, Q, type Decision, type Line, type Scenario, type LifeEvent, type CloseHow, type Family,
+  TraceSession, letterName, familyOf, Q, type Decision, type Line, type Scenario, type LifeEvent, type CloseHow,
+    type Family,
 } from "../core/trace.ts";
 
 // ---- state (mirrored in the URL hash) ------------------------------------------------------------------
@@ -19,7 +20,8 @@ interface State {
   cmp: string[]; flows: number; cmpN: number; change: "none" | "remove" | "add"; victim: number;
   nodes: number; ndB: number; ndSched: string; ndHold: number; ndRate: number;
 }
-const ABC: DestCfg[] = [{ addr: "10.1.0.1", weight: 4, u: 0, name: "A" }, { addr: "10.1.0.2", weight: 3, u: 0, name: "B" },
+const ABC: DestCfg[] = [{ addr: "10.1.0.1", weight: 4, u: 0, name: "A" }, { addr: "10.1.0.2", weight: 3, u: 0,
+  name: "B" },
   { addr: "10.1.0.3", weight: 2, u: 0, name: "C" }];
 const DEFAULT: State = {
   view: "explore", preset: "", sched: "wlc", flags: [], persist: 0,
@@ -32,41 +34,63 @@ const isSched = (s: string | null): s is string => !!s && (SCHEDULERS as readonl
 const MAX_DESTS = 64;
 
 // One preset per scheduler: the traffic that shows what it is for, and two sentences to say it.
-interface Preset { sched: string; dests: [number, number?][]; clients: number; hold: number; rate: number; targets?: number; flags?: string[]; intro: string }
+interface Preset { sched: string; dests: [number,
+  number?][]; clients: number; hold: number; rate: number; targets?: number; flags?: string[]; intro: string }
 const PRESETS: Record<string, Preset> = {
   rr: { sched: "rr", dests: [[1], [1], [1]], clients: 4, hold: 0, rate: 4,
-    intro: "Round robin hands new connections to the real servers in turn, skipping any with weight 0. It ignores load: a server still busy with long connections gets its turn anyway." },
+    intro: "Round robin hands new connections to the real servers in turn, skipping any with weight 0. " +
+      "It ignores load: a server still busy with long connections gets its turn anyway." },
   wrr: { sched: "wrr", dests: [[4], [3], [2]], clients: 4, hold: 0, rate: 4,
-    intro: "Weighted round robin walks the list in passes; a pass only takes servers whose weight reaches the current weight, which drops each pass. Over 9 connections A gets 4, B 3 and C 2, interleaved." },
+    intro: "Weighted round robin walks the list in passes; " +
+      "a pass only takes servers whose weight reaches the current weight, which drops each pass. " +
+        "Over 9 connections A gets 4, B 3 and C 2, interleaved." },
   lc: { sched: "lc", dests: [[1], [1], [1]], clients: 8, hold: 6000, rate: 3,
-    intro: "Least-connection sends each new connection to the server with the smallest active×256 + inactive. Connections of varying length (here about 6 s) keep the counts uneven, and lc follows them." },
+    intro: "Least-connection sends each new connection to the server with the smallest active×256 + inactive. " +
+      "Connections of varying length (here about 6 s) keep the counts uneven, and lc follows them." },
   wlc: { sched: "wlc", dests: [[4], [3], [2]], clients: 8, hold: 6000, rate: 3,
-    intro: "Weighted least-connection divides that overhead by the weight, so a weight-4 server carries twice the connections of a weight-2 one. It is IPVS's default scheduler." },
+    intro: "Weighted least-connection divides that overhead by the weight, " +
+      "so a weight-4 server carries twice the connections of a weight-2 one. It is IPVS's default scheduler." },
   sed: { sched: "sed", dests: [[4], [1]], clients: 8, hold: 6000, rate: 3,
-    intro: "Shortest expected delay compares (active + 1) / weight and ignores inactive connections. With weights 4 and 1 the small server gets a connection only when the big one has four more." },
+    intro: "Shortest expected delay compares (active + 1) / weight and ignores inactive connections. " +
+      "With weights 4 and 1 the small server gets a connection only when the big one has four more." },
   nq: { sched: "nq", dests: [[4], [1]], clients: 8, hold: 6000, rate: 3,
-    intro: "Never queue sends a connection to an idle server first, even the weak one. Only when every server is busy does it compare (active + 1) / weight, as sed does." },
+    intro: "Never queue sends a connection to an idle server first, even the weak one. " +
+      "Only when every server is busy does it compare (active + 1) / weight, as sed does." },
   fo: { sched: "fo", dests: [[3, 4], [2, 4], [1]], clients: 8, hold: 8000, rate: 3,
-    intro: "Failover always uses the highest-weight server that is not overloaded. A and B have an upper threshold of 4 connections: when A reaches it, B takes over, then C." },
+    intro: "Failover always uses the highest-weight server that is not overloaded. " +
+      "A and B have an upper threshold of 4 connections: when A reaches it, B takes over, then C." },
   ovf: { sched: "ovf", dests: [[3], [2], [1]], clients: 8, hold: 8000, rate: 3,
-    intro: "Overflow uses the highest-weight server while its active connections do not exceed its weight, then overflows to the next. Here the weights are capacities: 3, 2 and 1 connections." },
+    intro: "Overflow uses the highest-weight server while its active connections do not exceed its weight, " +
+      "then overflows to the next. Here the weights are capacities: 3, 2 and 1 connections." },
   twos: { sched: "twos", dests: [[4], [3], [2]], clients: 8, hold: 6000, rate: 3,
-    intro: "Power of two choices draws two servers at random, in proportion to weight, and keeps the less loaded. It needs no full scan and still avoids hot spots." },
+    intro: "Power of two choices draws two servers at random, in proportion to weight, and keeps the less loaded. " +
+      "It needs no full scan and still avoids hot spots." },
   sh: { sched: "sh", dests: [[1], [1], [1]], clients: 200, hold: 3000, rate: 6,
-    intro: "Source hashing maps the client address to one of 256 buckets, so a client always returns to the same server while the list does not change. Many clients (here 200) spread over the buckets." },
+    intro: "Source hashing maps the client address to one of 256 buckets, " +
+      "so a client always returns to the same server while the list does not change. " +
+        "Many clients (here 200) spread over the buckets." },
   mh: { sched: "mh", dests: [[1], [1], [1]], clients: 200, hold: 3000, rate: 6,
-    intro: "Maglev hashing fills a lookup table of M slots from each server's own permutation, so a client sticks to one server and a change moves only about 1/n of clients. With a few clients it can pick one server for all of them; 200 clients show the spread." },
+    intro: "Maglev hashing fills a lookup table of M slots from each server's own permutation, " +
+      "so a client sticks to one server and a change moves only about 1/n of clients. " +
+        "With a few clients it can pick one server for all of them; 200 clients show the spread." },
   dh: { sched: "dh", dests: [[1], [1], [1]], clients: 4, hold: 3000, rate: 4, targets: 8,
-    intro: "Destination hashing maps the packet's destination address to a bucket, for caches in front of many origins. This is a fwmark service reaching 8 destination addresses: each address always goes to the same server." },
+    intro: "Destination hashing maps the packet's destination address to a bucket, " +
+      "for caches in front of many origins. This is a fwmark service reaching 8 destination addresses: " +
+        "each address always goes to the same server." },
   lblc: { sched: "lblc", dests: [[2], [2], [2]], clients: 4, hold: 8000, rate: 4, targets: 6,
-    intro: "Locality-based least-connection remembers a server per destination address and keeps it until it is overloaded (more active connections than its weight while another is under half). A fwmark service with 6 destination addresses shows the table." },
+    intro: "Locality-based least-connection remembers a server per destination address and keeps it until it is " +
+      "overloaded (more active connections than its weight while another is under half). A fwmark service with 6 " +
+        "destination addresses shows the table." },
   lblcr: { sched: "lblcr", dests: [[2], [2], [2]], clients: 4, hold: 8000, rate: 4, targets: 3,
-    intro: "lblc with replication keeps a set of servers per destination address: when the set's least loaded member is overloaded, wlc adds another. Three busy destination addresses grow their sets." },
+    intro: "lblc with replication keeps a set of servers per destination address: " +
+      "when the set's least loaded member is overloaded, wlc adds another. " +
+        "Three busy destination addresses grow their sets." },
 };
 
 function presetState(name: string, base: State): State {
   const p = PRESETS[name];
-  return { ...base, preset: name, sched: p.sched, flags: p.flags ?? [], persist: 0, clients: p.clients, hold: p.hold, rate: p.rate,
+  return { ...base, preset: name, sched: p.sched, flags: p.flags ?? [], persist: 0, clients: p.clients, hold: p.hold,
+    rate: p.rate,
     targets: p.targets ?? 1, close: "fin",
     dests: p.dests.map(([w, u], i) => ({ addr: `10.1.0.${i + 1}`, weight: w, u: u ?? 0, name: letterName(i) })) };
 }
@@ -78,13 +102,16 @@ function readHash(hash: string): { state: State; problems: string[] } {
   const raw = hash.replace(/^#/, "");
   if (!raw) return { state: s, problems };
   let p: URLSearchParams;
-  try { p = new URLSearchParams(raw); } catch { return { state: s, problems: ["the link is not a list of key=value pairs"] }; }
-  const known = new Set(["view", "preset", "s", "f", "p", "d", "c", "h", "r", "cl", "t", "cmp", "fl", "cn", "ch", "v", "nn", "nb", "ns", "nh", "nr"]);
+  try { p = new URLSearchParams(raw); } catch { return { state: s,
+    problems: ["the link is not a list of key=value pairs"] }; }
+  const known = new Set(["view", "preset", "s", "f", "p", "d", "c", "h", "r", "cl", "t", "cmp", "fl", "cn", "ch", "v",
+    "nn", "nb", "ns", "nh", "nr"]);
   for (const k of p.keys()) if (!known.has(k)) problems.push(`unknown key '${k}'`);
   const int = (k: string, lo: number, hi: number, d: number, what: string) => {
     if (!p.has(k)) return d;
     const t = p.get(k)!, v = Number(t);
-    if (t.trim() === "" || !Number.isInteger(v) || v < lo || v > hi) { problems.push(`${what} (${k}=${t}) must be a whole number from ${lo} to ${hi}`); return d; }
+    if (t.trim() === "" || !Number.isInteger(v) || v < lo ||
+      v > hi) { problems.push(`${what} (${k}=${t}) must be a whole number from ${lo} to ${hi}`); return d; }
     return v;
   };
   const view = p.get("view");
@@ -96,7 +123,8 @@ function readHash(hash: string): { state: State; problems: string[] } {
     else problems.push(`preset '${preset}' is not one of ${Object.keys(PRESETS).join(", ")}`);
   }
   const sc = p.get("s");
-  if (p.has("s")) { if (isSched(sc)) s.sched = sc; else problems.push(`scheduler '${sc}' is not one of ${SCHEDULERS.join(", ")}`); }
+  if (p.has("s")) { if (isSched(sc)) s.sched = sc; else problems.push(`scheduler '${sc}' is not one of ` +
+    `${SCHEDULERS.join(", ")}`); }
   if (p.get("f")) {
     for (const f of p.get("f")!.split(",")) {
       if ((SCHED_FLAGS[s.sched] ?? []).includes(f)) s.flags.push(f);
@@ -112,8 +140,10 @@ function readHash(hash: string): { state: State; problems: string[] } {
       const [a, w, u, n] = t.split(":");
       const weight = w === undefined ? 1 : Number(w), thr = u === undefined || u === "" ? 0 : Number(u);
       const name = n || letterName(i);
-      if (!/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(a)) bad.push(`'${t}': '${a}' is not an IPv4 address`);
-      else if (w === "" || !Number.isInteger(weight) || weight < 0 || weight > 65535) bad.push(`'${t}': weight must be 0..65535`);
+      if (!/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(a)) bad.push(`'${t}': ` +
+        `'${a}' is not an IPv4 address`);
+      else if (w === "" || !Number.isInteger(weight) || weight < 0 ||
+        weight > 65535) bad.push(`'${t}': weight must be 0..65535`);
       else if (!Number.isInteger(thr) || thr < 0 || thr > 100000) bad.push(`'${t}': upper threshold must be 0..100000`);
       else if (!/^[A-Z]{1,3}$/.test(name)) bad.push(`'${t}': name '${name}' must be 1 to 3 capital letters`);
       else if (ds.some((x) => x.addr === a)) bad.push(`'${t}': ${a} appears twice`);
@@ -126,7 +156,8 @@ function readHash(hash: string): { state: State; problems: string[] } {
   }
   s.clients = int("c", 1, 5000, s.clients, "clients"); s.hold = int("h", 0, 600000, s.hold, "connection length");
   s.rate = int("r", 1, 50, s.rate, "stream rate"); s.targets = int("t", 1, 256, s.targets, "destination addresses");
-  if (p.has("cl")) { const c = p.get("cl"); if (c === "fin" || c === "rst") s.close = c; else problems.push(`close (cl=${c}) must be fin or rst`); }
+  if (p.has("cl")) { const c = p.get("cl"); if (c === "fin" ||
+    c === "rst") s.close = c; else problems.push(`close (cl=${c}) must be fin or rst`); }
   if (p.has("cmp")) {
     const c = p.get("cmp")!.split(",").filter(Boolean);
     const badC = c.filter((x) => !isSched(x));
@@ -139,14 +170,18 @@ function readHash(hash: string): { state: State; problems: string[] } {
   else if (p.has("ch")) problems.push(`change (ch=${ch}) must be none, remove or add`);
   s.victim = int("v", 0, s.cmpN - 1, 0, "backend to remove");
   s.nodes = int("nn", 2, 8, s.nodes, "nodes"); s.ndB = int("nb", 2, 12, s.ndB, "backends per node");
-  s.ndHold = int("nh", 100, 100000, s.ndHold, "mean connection length"); s.ndRate = int("nr", 1, 500, s.ndRate, "connections per second");
+  s.ndHold = int("nh", 100, 100000, s.ndHold, "mean connection length"); s.ndRate = int("nr", 1, 500, s.ndRate,
+    "connections per second");
   const ns = p.get("ns");
-  if (p.has("ns")) { if (isSched(ns) && ns !== "mh") s.ndSched = ns; else problems.push(`per-node scheduler '${ns}' is not one of the others than mh`); }
+  if (p.has("ns")) { if (isSched(ns) &&
+    ns !== "mh") s.ndSched = ns; else problems.push(`per-node scheduler '${ns}' is not one of the others than mh`); }
   return { state: s, problems };
 }
 function hashOf(s: State): string {
-  const p = new URLSearchParams({ view: s.view, ...(s.preset ? { preset: s.preset } : {}), s: s.sched, f: s.flags.join(","), p: String(s.persist),
-    d: s.dests.map((d) => `${d.addr}:${d.weight}:${d.u || ""}:${d.name}`).join(","), c: String(s.clients), h: String(s.hold),
+  const p = new URLSearchParams({ view: s.view, ...(s.preset ? { preset: s.preset } : {}), s: s.sched,
+    f: s.flags.join(","), p: String(s.persist),
+    d: s.dests.map((d) => `${d.addr}:${d.weight}:${d.u || ""}:${d.name}`).join(","), c: String(s.clients),
+      h: String(s.hold),
     r: String(s.rate), cl: s.close, t: String(s.targets),
     cmp: s.cmp.join(","), fl: String(s.flows), cn: String(s.cmpN), ch: s.change, v: String(s.victim),
     nn: String(s.nodes), nb: String(s.ndB), ns: s.ndSched, nh: String(s.ndHold), nr: String(s.ndRate) });
@@ -158,15 +193,18 @@ let state: State = structuredClone(DEFAULT);
 let lastHash = "";
 let mod: WebAssembly.Module;
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+  "'": "&#39;" })[c]!);
 // eight colours, each at least 4.5:1 against the page's white and off-white (checked by test/ui.test.ts)
 export const COLORS = ["#1f5fa8", "#b3261e", "#1e7a34", "#6b3fa0", "#a34d00", "#00707a", "#7a4a2e", "#b0186e"];
 // a backend's colour follows its name (A, B, … AA …), so it never changes while the scenario runs
-function nameIndex(name: string): number { let k = 0; for (const ch of name) k = k * 26 + (ch.charCodeAt(0) - 64); return k - 1; }
+function nameIndex(name: string): number { let k = 0; for (const ch of name) k = k * 26 +
+  (ch.charCodeAt(0) - 64); return k - 1; }
 const colorOfName = (name: string) => COLORS[Math.max(0, nameIndex(name)) % COLORS.length];
 
 // a small seeded generator (client choice, connection lengths), so a link replays the same traffic
-function rng(seed: number) { let s = seed >>> 0 || 1; return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; }; }
+function rng(seed: number) { let s = seed >>> 0 ||
+  1; return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; }; }
 
 async function newCore(): Promise<Core> { return Core.fromModule(mod, 1 << 14); }
 
@@ -179,7 +217,8 @@ type Action =
   | { k: "edit"; addr: string; weight: number; u: number }
   | { k: "del"; addr: string }
   | { k: "add"; addr: string; weight: number; name: string };
-interface Shown { n: number; client: string; sport: number; dst: string; at: number; dest: string; destAddr: string; how: string; hold: number; close: CloseHow }
+interface Shown { n: number; client: string; sport: number; dst: string; at: number; dest: string; destAddr: string;
+  how: string; hold: number; close: CloseHow }
 const LOG_MAX = 60;
 const ex = {
   session: null as TraceSession | null,
@@ -200,7 +239,8 @@ const ex = {
 function scenarioOf(s: State, dests: DestCfg[]): Scenario {
   const fw = s.targets > 1;
   return { service: fw ? { fwmark: 1, scheduler: s.sched, flags: s.flags, persistent: s.persist || undefined }
-    : { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: s.sched, flags: s.flags, persistent: s.persist || undefined },
+    : { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: s.sched, flags: s.flags, persistent: s.persist ||
+      undefined },
   dests: dests.map((d) => ({ addr: d.addr, port: 80, weight: d.weight, upperThreshold: d.u, name: d.name })), seed: 1,
   traffic: fw ? { targetBase: "10.9.0.1" } : undefined };
 }
@@ -232,7 +272,8 @@ async function rebuild(pos: number): Promise<void> {
 
 function syncConfig(): void {
   const s = ex.session!;
-  state.dests = [...s.service().dests].reverse().map((d) => ({ addr: d.addr, weight: d.weight, u: d.upperThreshold, name: s.name(d.id) }));
+  state.dests = [...s.service().dests].reverse().map((d) => ({ addr: d.addr, weight: d.weight, u: d.upperThreshold,
+    name: s.name(d.id) }));
   writeHash();
 }
 
@@ -242,7 +283,8 @@ function apply(a: Action): Decision | null {
     const d = s.connect({ client: a.client, sport: a.sport, dst: a.dst, at: a.at, hold: a.hold, close: a.close });
     ex.t = a.at; ex.sent++;
     const destAddr = d.destId >= 0 ? s.core.dest(d.destId).addr : "-";
-    ex.shown.push({ n: d.n, client: d.client, sport: d.sport, dst: d.dst, at: d.at, dest: d.dest, destAddr, how: d.how, hold: a.hold, close: a.close });
+    ex.shown.push({ n: d.n, client: d.client, sport: d.sport, dst: d.dst, at: d.at, dest: d.dest, destAddr, how: d.how,
+      hold: a.hold, close: a.close });
     ex.last = d;
     noteLife(d.life);
     if (!ex.replaying) logDecision(d, destAddr);
@@ -291,7 +333,8 @@ function nextSend(): Action {
   const hold = state.hold ? Math.max(1, Math.round(-Math.log(1 - r()) * state.hold)) : 0;
   const dst = state.targets > 1 ? `10.9.0.${1 + Math.floor(r() * state.targets)}` : undefined;
   // a new source port per connection, wrapping after 40,000 as a client's ephemeral ports do
-  return { k: "send", client, sport: 20000 + (ex.sent % 40000), dst, at: ex.t + Math.round(1000 / state.rate), hold, close: state.close };
+  return { k: "send", client, sport: 20000 + (ex.sent % 40000), dst, at: ex.t + Math.round(1000 / state.rate), hold,
+    close: state.close };
 }
 
 function sendOne(): Decision | null {
@@ -314,7 +357,8 @@ async function stepBack(): Promise<void> {
   if (ex.pos === 0) return;
   stopStream();
   await rebuild(ex.pos - 1);
-  $("reason").textContent = `Stepped back to step ${ex.pos} of ${ex.actions.length} (replayed from the start on a fresh core).`;
+  $("reason").textContent = `Stepped back to step ${ex.pos} of ${ex.actions.length} (replayed from the start on a ` +
+    `fresh core).`;
 }
 
 function wait(ms: number): void {
@@ -330,7 +374,8 @@ function logDecision(d: Decision, destAddr: string): void {
   li.value = d.n;
   Object.assign(li.dataset, { client: d.client, sport: String(d.sport), at: String(d.at), dest: destAddr, how: d.how });
   const own = d.life.filter((e) => e.n === d.n).map((e) => e.to).join(" → ");
-  li.innerHTML = `<b>${esc(d.client)}:${d.sport}</b> ⇒ ${d.destId >= 0 ? `${destTag(s.name(d.destId))} ${esc(destAddr)}` : '<span class="s-lose">refused</span>'}` +
+  li.innerHTML = `<b>${esc(d.client)}:${d.sport}</b> ⇒ ` +
+    `${d.destId >= 0 ? `${destTag(s.name(d.destId))} ${esc(destAddr)}` : '<span class="s-lose">refused</span>'}` +
     (own ? ` <span class="s-dim">${esc(own)}</span>` : "") +
     `<pre>${d.lines.map(segHtml).join("\n")}</pre><div class="sentence">${esc(d.sentence)}</div>`;
   const log = $("log");
@@ -339,7 +384,9 @@ function logDecision(d: Decision, destAddr: string): void {
   $("reason").innerHTML = `<b>#${d.n}</b> ${esc(d.sentence)}`;
 }
 
-function destTag(name: string): string { return `<span class="s-dest" style="color:${colorOfName(name)}">${esc(name)}</span>`; }
+function destTag(name: string): string {
+  return `<span class="s-dest" style="color:${colorOfName(name)}">${esc(name)}</span>`;
+}
 
 function segHtml(line: Line): string {
   const s = ex.session!;
@@ -376,27 +423,36 @@ function renderStage(): void {
   const bx = narrow ? Math.round(W * 0.36) : Math.round(W * 0.42), bw = W - bx - 6;
   const vipX = narrow ? 8 : Math.round(W * 0.16), vipW = narrow ? bx - 24 : Math.round(W * 0.2);
   const maxC = Math.max(4, ...ds.map((d) => d.activeConns + d.inactConns));
-  let svg = `<text x="8" y="18" font-size="14" fill="#4a525c">${narrow ? "" : "clients → "}${esc(svc.fwmark ? `fwmark ${svc.fwmark}` : "10.0.0.1:80")}</text>` +
+  let svg = `<text x="8" y="18" font-size="14" ` +
+    `fill="#4a525c">${narrow ? "" : "clients → "}${esc(svc.fwmark ? `fwmark ${svc.fwmark}` : "10.0.0.1:80")}</text>` +
     `<text x="${bx}" y="18" font-size="14" fill="#4a525c">real servers · active / inactive</text>`;
   const midY = top + (n * row) / 2;
   svg += `<rect x="${vipX}" y="${midY - 26}" width="${vipW}" height="52" rx="6" fill="#222a33"/>` +
-    `<text x="${vipX + vipW / 2}" y="${midY - 4}" fill="#fff" font-size="18" font-weight="700" text-anchor="middle">${esc(svc.scheduler)}</text>` +
-    `<text x="${vipX + vipW / 2}" y="${midY + 16}" fill="#dfe4ea" font-size="13" text-anchor="middle">t = ${(ex.t / 1000).toFixed(1)} s</text>`;
+    `<text x="${vipX + vipW / 2}" y="${midY - 4}" fill="#fff" font-size="18" font-weight="700" ` +
+      `text-anchor="middle">${esc(svc.scheduler)}</text>` +
+    `<text x="${vipX + vipW / 2}" y="${midY + 16}" fill="#dfe4ea" font-size="13" text-anchor="middle">t = ` +
+      `${(ex.t / 1000).toFixed(1)} s</text>`;
   ds.forEach((d, k) => {
     const y = top + k * row, name = s.name(d.id), c = colorOfName(name);
     const barW = Math.max(0, bw - 150);
     const wA = (d.activeConns / maxC) * barW, wI = (d.inactConns / maxC) * barW;
-    const why = d.overloaded ? ` OVERLOADED (${d.activeConns + d.inactConns} ≥ ${d.upperThreshold})` : d.weight ? "" : " drained";
-    svg += `<g data-dest="${esc(d.addr)}" data-name="${esc(name)}" class="box"><rect x="${bx}" y="${y}" width="${bw}" height="${row - 6}" rx="5" fill="#fff" stroke="${c}" ` +
+    const why = d.overloaded ? ` OVERLOADED (${d.activeConns + d.inactConns} ≥ ${d.upperThreshold})` : d.weight ?
+      "" : " drained";
+    svg += `<g data-dest="${esc(d.addr)}" data-name="${esc(name)}" class="box">` +
+      `<rect x="${bx}" y="${y}" width="${bw}" height="${row - 6}" rx="5" fill="#fff" stroke="${c}" ` +
       `stroke-width="${d.weight ? 2.5 : 1.5}" ${d.weight ? "" : 'stroke-dasharray="5 4"'}/>` +
       `<text x="${bx + 8}" y="${y + 16}" font-size="16" font-weight="700" fill="${c}">${esc(name)}</text>` +
-      `<text x="${bx + 8 + 10 * name.length + 8}" y="${y + 16}" font-size="13" fill="#1d2125">${esc(narrow ? `w${d.weight}` : `${d.addr} w${d.weight}`)}` +
+      `<text x="${bx + 8 + 10 * name.length + 8}" y="${y + 16}" font-size="13" ` +
+        `fill="#1d2125">${esc(narrow ? `w${d.weight}` : `${d.addr} w${d.weight}`)}` +
       `<tspan fill="#8a1c14" font-weight="600">${esc(why)}</tspan></text>` +
-      `<rect x="${bx + 8}" y="${y + 22}" width="${wA}" height="9" fill="${c}"/><rect x="${bx + 8 + wA}" y="${y + 22}" width="${wI}" height="9" fill="#fff" stroke="${c}"/>` +
-      `<text x="${bx + bw - 8}" y="${y + 27}" font-size="15" font-weight="600" text-anchor="end" fill="#1d2125">${d.activeConns} / ${d.inactConns}</text></g>`;
+      `<rect x="${bx + 8}" y="${y + 22}" width="${wA}" height="9" fill="${c}"/>` +
+        `<rect x="${bx + 8 + wA}" y="${y + 22}" width="${wI}" height="9" fill="#fff" stroke="${c}"/>` +
+      `<text x="${bx + bw - 8}" y="${y + 27}" font-size="15" font-weight="600" text-anchor="end" ` +
+        `fill="#1d2125">${d.activeConns} / ${d.inactConns}</text></g>`;
   });
   const last = ex.shown[ex.shown.length - 1];
-  if (last) svg += `<text x="8" y="${H - 10}" font-size="14" fill="#1d2125">#${last.n} ${esc(last.client)}:${last.sport} ⇒ ${esc(last.dest)}</text>`;
+  if (last) svg += `<text x="8" y="${H - 10}" font-size="14" fill="#1d2125">#${last.n} ` +
+    `${esc(last.client)}:${last.sport} ⇒ ${esc(last.dest)}</text>`;
   svg += `<circle id="dot" r="7" cx="-20" cy="-20" fill="#f0a500" stroke="#222" />`;
   el.innerHTML = svg;
 }
@@ -407,16 +463,20 @@ function renderChart(): void {
   const names = [...s.service().dests].reverse().map((d) => s.name(d.id));
   const el = $("chart") as unknown as SVGSVGElement;
   const W = Math.max(300, Math.round(el.parentElement!.clientWidth - 2)), H = 140, L = 40, R = 8, T = 14, B = 24;
-  el.setAttribute("viewBox", `0 0 ${W} ${H}`); el.setAttribute("width", String(W)); el.setAttribute("height", String(H));
+  el.setAttribute("viewBox", `0 0 ${W} ${H}`); el.setAttribute("width", String(W)); el.setAttribute("height",
+    String(H));
   const hs = ex.history;
   const maxY = Math.max(2, ...hs.flatMap((p) => [...p.act.values()]));
   const t0 = hs.length ? hs[0].t : 0, t1 = hs.length ? Math.max(hs[hs.length - 1].t, t0 + 1) : 1;
-  const X = (t: number) => L + ((t - t0) / (t1 - t0)) * (W - L - R), Y = (v: number) => H - B - (v / maxY) * (H - T - B);
-  let ch = `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#8a939c"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#8a939c"/>` +
+  const X = (t: number) => L + ((t - t0) / (t1 - t0)) * (W - L - R),
+    Y = (v: number) => H - B - (v / maxY) * (H - T - B);
+  let ch = `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#8a939c"/>` +
+    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#8a939c"/>` +
     `<text x="${L - 6}" y="${T + 5}" font-size="13" text-anchor="end" fill="#4a525c">${maxY}</text>` +
     `<text x="${L - 6}" y="${H - B + 4}" font-size="13" text-anchor="end" fill="#4a525c">0</text>` +
     `<text x="${L}" y="${H - 6}" font-size="13" fill="#4a525c">${(t0 / 1000).toFixed(1)} s</text>` +
-    `<text x="${W - R}" y="${H - 6}" font-size="13" text-anchor="end" fill="#4a525c">${(t1 / 1000).toFixed(1)} s</text>`;
+    `<text x="${W - R}" y="${H - 6}" font-size="13" text-anchor="end" fill="#4a525c">${(t1 / 1000).toFixed(1)} ` +
+      `s</text>`;
   for (const nm of names) {
     let pts = "";
     hs.forEach((p, i) => {
@@ -424,7 +484,8 @@ function renderChart(): void {
       if (i) pts += ` ${X(p.t)},${Y(hs[i - 1].act.get(nm) ?? 0)}`;
       pts += ` ${X(p.t)},${v}`;
     });
-    ch += `<polyline points="${pts}" fill="none" stroke="${colorOfName(nm)}" stroke-width="2"><title>${esc(nm)}</title></polyline>`;
+    ch += `<polyline points="${pts}" fill="none" stroke="${colorOfName(nm)}" stroke-width="2">` +
+      `<title>${esc(nm)}</title></polyline>`;
   }
   el.innerHTML = ch;
 }
@@ -444,17 +505,25 @@ function renderDests(): void {
       tr = document.createElement("tr");
       tr.dataset.addr = d.addr;
       tr.innerHTML = `<td><b style="color:${colorOfName(name)}">${esc(name)}</b></td><td>${esc(d.addr)}:80</td>` +
-        `<td><input type="number" min="0" max="65535" step="1" required aria-label="weight of ${esc(name)}" data-act="weight"></td>` +
-        `<td><input type="number" min="0" max="100000" step="1" required aria-label="upper threshold of ${esc(name)}" data-act="u"></td>` +
+        `<td><input type="number" min="0" max="65535" step="1" required aria-label="weight of ${esc(name)}" ` +
+          `data-act="weight"></td>` +
+        `<td><input type="number" min="0" max="100000" step="1" required aria-label="upper threshold of ` +
+          `${esc(name)}" data-act="u"></td>` +
         `<td data-c="act"></td><td data-c="inact"></td><td data-c="conns"></td>` +
-        `<td><button data-act="drain" aria-label="drain ${esc(name)}">drain</button> <button data-act="remove" aria-label="remove ${esc(name)}">remove</button></td>`;
+        `<td><button data-act="drain" aria-label="drain ${esc(name)}">drain</button> <button data-act="remove" ` +
+          `aria-label="remove ${esc(name)}">remove</button></td>`;
       tb.insertBefore(tr, prev ? prev.nextSibling : tb.firstChild);
     }
     rows.delete(d.addr);
-    const w = tr.querySelector<HTMLInputElement>('input[data-act="weight"]')!, u = tr.querySelector<HTMLInputElement>('input[data-act="u"]')!;
-    if (document.activeElement !== w && w.value !== String(d.weight)) { w.value = String(d.weight); w.removeAttribute("aria-invalid"); }
-    if (document.activeElement !== u && u.value !== String(d.upperThreshold)) { u.value = String(d.upperThreshold); u.removeAttribute("aria-invalid"); }
-    const set = (c: string, v: string) => { const td = tr!.querySelector<HTMLElement>(`[data-c="${c}"]`)!; if (td.textContent !== v) td.textContent = v; };
+    const w = tr.querySelector<HTMLInputElement>('input[data-act="weight"]')!,
+      u = tr.querySelector<HTMLInputElement>('input[data-act="u"]')!;
+    if (document.activeElement !== w &&
+      w.value !== String(d.weight)) { w.value = String(d.weight); w.removeAttribute("aria-invalid"); }
+    if (document.activeElement !== u &&
+      u.value !== String(d.upperThreshold)) { u.value = String(d.upperThreshold); u.removeAttribute("aria-invalid"); }
+    const set = (c: string,
+      v: string) => { const td = tr!.querySelector<HTMLElement>(`[data-c="${c}"]`)!;
+        if (td.textContent !== v) td.textContent = v; };
     set("act", String(d.activeConns)); set("inact", String(d.inactConns)); set("conns", String(d.conns));
     tr.classList.toggle("drained", d.weight === 0);
     prev = tr;
@@ -465,46 +534,59 @@ function renderDests(): void {
   }
 }
 
+const whyShort = (why: string) =>
+  why === "timeout" ? "timeout" : why.startsWith("client RST") ? "RST" : "FIN both ways";
 function renderEntries(): void {
   const s = ex.session!;
   const es = s.entries();
   const counts = new Map<string, number>();
   for (const e of es) counts.set(e.state, (counts.get(e.state) ?? 0) + 1);
   const expired = ex.life.filter((e) => e.to === "expired").length;
-  $("entry-counts").textContent = `${es.length} entr${es.length === 1 ? "y" : "ies"}: ${[...counts].map(([k, v]) => `${v} ${k}`).join(", ") || "none"}` +
+  $("entry-counts").textContent = `${es.length} entr${es.length === 1 ? "y" : "ies"}: ` +
+    `${[...counts].map(([k, v]) => `${v} ${k}`).join(", ") || "none"}` +
     (expired ? ` · ${expired} expired recently` : "");
   const recent = es.slice(-10).reverse();
   $("entries").querySelector("tbody")!.innerHTML = recent.map((e) => {
     const left = Math.max(0, Math.round((e.expires - ex.t) / 1000));
-    return `<tr data-n="${e.n}" data-state="${e.state}"><td>#${e.n}</td><td>${esc(e.client)}:${e.sport}</td><td>${destTag(s.name(e.destId))}</td>` +
+    return `<tr data-n="${e.n}" data-state="${e.state}"><td>#${e.n}</td><td>${esc(e.client)}:${e.sport}</td>` +
+      `<td>${destTag(s.name(e.destId))}</td>` +
       `<td class="st-${e.state}">${e.state}</td><td>${e.active ? "active" : "inactive"}</td><td>${left} s</td></tr>`;
   }).join("");
-  const changes = ex.life.filter((e) => e.to !== "SYN_RECV" && !(e.from === "SYN_RECV" && e.to === "ESTABLISHED")).slice(-6).reverse();
-  $("life").innerHTML = changes.map((e) => `<li data-to="${e.to}">+${(e.at / 1000).toFixed(1)} s #${e.n} ${destTag(s.name(e.destId))}: ${e.from} → ` +
-    `<b>${e.to}</b> <span class="s-dim">(${esc(e.why === "timeout" ? "timeout" : e.why.startsWith("client RST") ? "RST" : "FIN both ways")})</span></li>`).join("");
+  const changes = ex.life.filter((e) => e.to !== "SYN_RECV" && !(e.from === "SYN_RECV" &&
+    e.to === "ESTABLISHED")).slice(-6).reverse();
+  $("life").innerHTML = changes.map((e) => `<li data-to="${e.to}">+${(e.at / 1000).toFixed(1)} s #${e.n} ` +
+    `${destTag(s.name(e.destId))}: ${e.from} → ` +
+    `<b>${e.to}</b> <span class="s-dim">(${esc(whyShort(e.why))})</span></li>`).join("");
 }
 
 // ---- the scheduler's insides: its state after the last decision and its algorithm, the line it ended on lit
 const PSEUDO: Record<Family, string[]> = {
   rr: ["p = the destination chosen last (the cursor)", "for each destination after p, wrapping round the list:",
     "    overloaded or weight 0? skip it", "    else: cursor = it; use it", "back at p with nothing usable: refuse"],
-  wrr: ["loop:", "    i = the next destination after the cursor", "    past the end? back to the head; cw = cw − gcd of the weights",
-    "        cw ≤ 0? cw = the largest weight", "    weight(i) ≥ cw and not overloaded? cursor = i; use it", "no weight above 0: refuse"],
-  least: ["best = none", "for each destination in list order:", "    overloaded or weight 0 (ovf: active > weight)? skip it",
+  wrr: ["loop:", "    i = the next destination after the cursor",
+    "    past the end? back to the head; cw = cw − gcd of the weights",
+    "        cw ≤ 0? cw = the largest weight", "    weight(i) ≥ cw and not overloaded? cursor = i; use it",
+      "no weight above 0: refuse"],
+  least: ["best = none", "for each destination in list order:",
+    "    overloaded or weight 0 (ovf: active > weight)? skip it",
     "    best = none or load(it) < load(best)? best = it", "use best; none: refuse",
     "(wasmvs keeps a tournament tree instead of the scan; it picks what the scan picks, ties included)"],
-  twos: ["total = the sum of the weights of the usable destinations", "r1, r2 = two random numbers in 0 … total (the first range holds 0 too)",
-    "c1, c2 = the destinations whose ranges hold r1 and r2", "use the one with the lower (active×256 + inactive) / weight; a tie keeps c1"],
+  twos: ["total = the sum of the weights of the usable destinations",
+    "r1, r2 = two random numbers in 0 … total (the first range holds 0 too)",
+    "c1, c2 = the destinations whose ranges hold r1 and r2",
+      "use the one with the lower (active×256 + inactive) / weight; a tie keeps c1"],
   hash: ["h = hash(key) mod the table size", "d = table[h]", "d usable (not weight 0, not overloaded)? use it",
     "fallback flag? re-hash with a counter, probe the next slot, until one is usable", "else: refuse"],
-  locality: ["en = the table entry for the destination address", "en's server (lblcr: the least loaded of its set) usable and not overloaded? use it",
+  locality: ["en = the table entry for the destination address",
+    "en's server (lblcr: the least loaded of its set) usable and not overloaded? use it",
     "else d = weighted least-connection over every destination", "remember d in en (lblcr: add d to the set); use d"],
 };
 function litLines(fam: Family, d: Decision): number[] {
   const f = d.record?.f;
   if (!f) return [];
   if (fam === "rr") return d.destId < 0 ? [1, 2, 4] : f.W_CUR0 >= 0 ? [0, 1, 3] : [1, 3];
-  if (fam === "wrr") return d.destId < 0 ? [5] : f.W_CW1 > f.W_CW0 ? [0, 1, 2, 3, 4] : f.W_CW1 < f.W_CW0 ? [0, 1, 2, 4] : [0, 1, 4];
+  if (fam === "wrr") return d.destId < 0 ? [5] : f.W_CW1 > f.W_CW0 ? [0, 1, 2, 3, 4] : f.W_CW1 < f.W_CW0 ? [0, 1, 2,
+    4] : [0, 1, 4];
   if (fam === "least") return d.destId < 0 ? [1, 2, 4] : [1, 3, 4];
   if (fam === "twos") return d.destId < 0 ? [0] : [0, 1, 2, 3];
   if (fam === "hash") return d.destId < 0 ? [0, 1, f.W_PROBES > 0 ? 3 : 4] : f.W_PROBES > 0 ? [0, 1, 3] : [0, 1, 2];
@@ -517,7 +599,8 @@ function renderInternals(): void {
   const fam = familyOf(svc.scheduler);
   const d = ex.last;
   const lit = d && d.how === "scheduled" || d?.how === "refused" ? litLines(fam, d) : [];
-  $("pseudo").innerHTML = PSEUDO[fam].map((l, i) => `<span data-line="${i}"${lit.includes(i) ? ' class="lit"' : ""}>${esc(l)}</span>`).join("\n");
+  $("pseudo").innerHTML = PSEUDO[fam].map((l,
+    i) => `<span data-line="${i}"${lit.includes(i) ? ' class="lit"' : ""}>${esc(l)}</span>`).join("\n");
   $("pseudo").dataset.lit = lit.join(",");
   const canvas = $<HTMLCanvasElement>("slots");
   const info = $("state-info");
@@ -525,14 +608,17 @@ function renderInternals(): void {
   if (fam === "hash") {
     const size = s.tracer.query(s.svc, Q.tableSize);
     const names: string[] = [];
-    for (let i = 0; i < size; i++) { const id = s.tracer.query(s.svc, Q.slotDest, i); names.push(id >= 0 ? s.name(id) : "-"); }
+    for (let i = 0; i < size; i++) { const id = s.tracer.query(s.svc, Q.slotDest, i); names.push(id >= 0 ?
+      s.name(id) : "-"); }
     canvas.hidden = false;
     const cols = size <= 256 ? 32 : 128, cell = size <= 256 ? 10 : 3, rows = Math.ceil(size / cols);
     canvas.width = cols * cell; canvas.height = rows * cell;
     const g = canvas.getContext("2d")!;
     g.fillStyle = "#fff"; g.fillRect(0, 0, canvas.width, canvas.height);
-    names.forEach((nm, i) => { g.fillStyle = nm === "-" ? "#d5d8dc" : colorOfName(nm); g.fillRect((i % cols) * cell, Math.floor(i / cols) * cell, cell - (cell > 4 ? 1 : 0), cell - (cell > 4 ? 1 : 0)); });
-    const mark = (i: number, c: string) => { g.strokeStyle = c; g.lineWidth = 2; g.strokeRect((i % cols) * cell - 1, Math.floor(i / cols) * cell - 1, cell + 1, cell + 1); };
+    names.forEach((nm, i) => { g.fillStyle = nm === "-" ? "#d5d8dc" : colorOfName(nm); g.fillRect((i % cols) * cell,
+      Math.floor(i / cols) * cell, cell - (cell > 4 ? 1 : 0), cell - (cell > 4 ? 1 : 0)); });
+    const mark = (i: number, c: string) => { g.strokeStyle = c; g.lineWidth = 2; g.strokeRect((i % cols) * cell - 1,
+      Math.floor(i / cols) * cell - 1, cell + 1, cell + 1); };
     if (d?.record) { for (const p of d.record.path) mark(p.slot, "#8a939c"); mark(d.record.f.W_BUCKET, "#000"); }
     canvas.dataset.slots = names.join(",");
     canvas.dataset.bucket = d?.record ? String(d.record.f.W_BUCKET) : "";
@@ -540,7 +626,9 @@ function renderInternals(): void {
     for (const nm of names) counts.set(nm, (counts.get(nm) ?? 0) + 1);
     info.innerHTML = `${svc.scheduler === "mh" ? `lookup table, M = ${size} slots` : `${size} buckets`}: ` +
       [...counts].filter(([k]) => k !== "-").map(([k, v]) => `${destTag(k)} ${v}`).join(" · ") +
-      (d?.record ? ` · this connection: ${svc.scheduler === "mh" ? "slot" : "bucket"} <b>${d.record.f.W_BUCKET}</b> (framed)` : "");
+      (d?.record ?
+        ` · this connection: ` +
+          `${svc.scheduler === "mh" ? "slot" : "bucket"} <b>${d.record.f.W_BUCKET}</b> (framed)` : "");
     canvas.setAttribute("aria-label", info.textContent ?? "");
     return;
   }
@@ -548,16 +636,21 @@ function renderInternals(): void {
   const list = svc.dests;   // list order
   if (fam === "rr" || fam === "wrr") {
     const cur = f ? f.W_CUR1 : -1;
-    info.innerHTML = `list order: ${list.map((x, i) => `${i === cur ? "▶" : ""}${destTag(s.name(x.id))}`).join(" ")}` +
+    const chips = list.map((x, i) => `${i === cur ? "▶" : ""}${destTag(s.name(x.id))}`).join(" ");
+    info.innerHTML = `list order: ${chips}` +
       (fam === "wrr" && f ? ` · current weight cw <b>${f.W_CW1}</b> (max ${f.W_MW}, step gcd ${f.W_DI})` : "") +
       ` · cursor ${cur >= 0 && list[cur] ? destTag(s.name(list[cur].id)) : "at the head"}`;
   } else if (fam === "locality") {
-    info.innerHTML = f ? `table: ${f.W_ENTRIES} entr${f.W_ENTRIES === 1 ? "y" : "ies"} (one per destination address seen), ${f.W_EXPIRED} expired; ` +
-      `this address hashed to bucket ${f.W_LBUCKET} of 1024` + (d!.record!.set.length ? `; its set: {${d!.record!.set.map((id) => destTag(s.name(id))).join(" ")}}` : "") : "no decision yet";
+    info.innerHTML = f ?
+      `table: ${f.W_ENTRIES} entr${f.W_ENTRIES === 1 ? "y" : "ies"} (one per destination address seen), ` +
+        `${f.W_EXPIRED} expired; ` +
+      `this address hashed to bucket ${f.W_LBUCKET} of 1024` + (d!.record!.set.length ?
+        `; its set: {${d!.record!.set.map((id) => destTag(s.name(id))).join(" ")}}` : "") : "no decision yet";
   } else if (fam === "twos" && f) {
     info.innerHTML = `draws r1 = <b>${f.W_R1}</b>, r2 = <b>${f.W_R2}</b> in 0 … ${f.W_TOTAL}`;
   } else {
-    info.innerHTML = f ? `winner ${destTag(s.name(d!.destId))}` + (f.W_R_ID >= 0 ? `, runner-up ${destTag(s.name(f.W_R_ID))}` : "") + " (the comparison is in the decision log)" : "no decision yet";
+    info.innerHTML = f ? `winner ${destTag(s.name(d!.destId))}` + (f.W_R_ID >= 0 ?
+      `, runner-up ${destTag(s.name(f.W_R_ID))}` : "") + " (the comparison is in the decision log)" : "no decision yet";
   }
 }
 
@@ -573,7 +666,8 @@ function renderExplore(): void {
   tl.max = String(ex.actions.length); tl.value = String(ex.pos);
   $("step-of").textContent = `step ${ex.pos} of ${ex.actions.length}`;
   $<HTMLButtonElement>("back").disabled = ex.pos === 0;
-  $("status").textContent = `${ex.session.service().scheduler}: ${ex.session.service().dests.length} real servers, ${ex.sent} connections, t=${(ex.t / 1000).toFixed(1)} s`;
+  $("status").textContent = `${ex.session.service().scheduler}: ${ex.session.service().dests.length} real servers, ` +
+    `${ex.sent} connections, t=${(ex.t / 1000).toFixed(1)} s`;
 }
 
 function animate(d: Decision): void {
@@ -602,9 +696,13 @@ function destAction(addr: string, what: string, value?: number): void {
   if (!d) return;
   const name = s.name(d.id);
   if (what === "remove") act({ k: "del", addr });
-  else act({ k: "edit", addr, weight: what === "drain" ? 0 : what === "weight" ? value! : d.weight, u: what === "u" ? value! : d.upperThreshold });
-  $("reason").textContent = `${what === "remove" ? "Removed" : what === "drain" ? "Drained (weight 0)" : "Edited"} ${name} ${addr}: the scheduler was told, as the kernel's update/del hooks do.` +
-    (what === "remove" ? " Its open connections stay in the table, counted on a server that is gone (expire_nodest_conn=0 drops their packets until they time out)." : "");
+  else act({ k: "edit", addr, weight: what === "drain" ? 0 : what === "weight" ? value! : d.weight, u: what === "u" ?
+    value! : d.upperThreshold });
+  $("reason").textContent = `${what === "remove" ? "Removed" : what === "drain" ? "Drained (weight 0)" : "Edited"} ` +
+    `${name} ${addr}: the scheduler was told, as the kernel's update/del hooks do.` +
+    (what === "remove" ?
+      " Its open connections stay in the table, " +
+        "counted on a server that is gone (expire_nodest_conn=0 drops their packets until they time out)." : "");
   syncConfig();
   renderExplore();
 }
@@ -633,9 +731,11 @@ function renderPredict(): void {
   if (!ex.predict.on) return;
   const s = ex.session!;
   const names = [...s.service().dests].reverse().map((d) => s.name(d.id));
-  const have = Array.from(box.querySelectorAll<HTMLButtonElement>("button[data-guess]")).map((b) => b.dataset.guess).join(",");
+  const have = Array.from(box.querySelectorAll<HTMLButtonElement>("button[data-guess]"))
+    .map((b) => b.dataset.guess).join(",");
   if (have !== [...names, "-"].join(",")) {
-    box.querySelector(".guesses")!.innerHTML = names.map((nm) => `<button data-guess="${esc(nm)}" style="border-color:${colorOfName(nm)}">${destTag(nm)}</button>`).join("") +
+    box.querySelector(".guesses")!.innerHTML = names.map((nm) => `<button data-guess="${esc(nm)}" ` +
+      `style="border-color:${colorOfName(nm)}">${destTag(nm)}</button>`).join("") +
       `<button data-guess="-">refused</button>`;
   }
   $("score").textContent = ex.predict.asked ? `${ex.predict.right} of ${ex.predict.asked} right` : "";
@@ -647,7 +747,8 @@ function guess(name: string): void {
   ex.predict.asked++;
   const ok = d.dest === name || (name === "-" && d.destId < 0);
   if (ok) ex.predict.right++;
-  $("verdict").innerHTML = `${ok ? '<b class="good">Right.</b>' : `<b class="bad">Not quite:</b> you said ${name === "-" ? "refused" : destTag(name)},`} ` +
+  const said = name === "-" ? "refused" : destTag(name);
+  $("verdict").innerHTML = `${ok ? '<b class="good">Right.</b>' : `<b class="bad">Not quite:</b> you said ${said},`} ` +
     `the data plane chose ${d.destId >= 0 ? destTag(d.dest) : "to refuse"}. ${esc(d.sentence)}`;
   renderPredict();
 }
@@ -660,9 +761,11 @@ function guess(name: string): void {
 const cmpCores = new Map<string, Core>();
 const HASHED = new Set(["sh", "dh", "mh"]);
 function flowOf(f: number) {
-  return { client: `172.16.${(f >> 8) & 255}.${f & 255}`, sport: 10000 + (f % 50000), dst: `10.9.${((f * 7919) >> 8) & 255}.${(f * 7919) & 255}` };
+  return { client: `172.16.${(f >> 8) & 255}.${f & 255}`, sport: 10000 + (f % 50000),
+    dst: `10.9.${((f * 7919) >> 8) & 255}.${(f * 7919) & 255}` };
 }
-interface CmpResult { sched: string; before: string[]; after: string[]; counts: number[]; refused: number; broken: number; stayed: number; newRefused: number }
+interface CmpResult { sched: string; before: string[]; after: string[]; counts: number[]; refused: number;
+  broken: number; stayed: number; newRefused: number }
 
 async function compareOne(sched: string, base: string[], after: string[]): Promise<CmpResult> {
   let core = cmpCores.get(sched);
@@ -697,19 +800,24 @@ async function compareOne(sched: string, base: string[], after: string[]): Promi
   const next = state.change === "none" ? before : Array.from({ length: state.flows }, (_, f) => open(f, 1));
   const shown = state.change === "none" ? before : next;
   const counts = after.map((a) => shown.filter((x) => x === a).length);
-  return { sched, before, after: next, counts, refused, broken, stayed, newRefused: state.change === "none" ? 0 : next.filter((x) => x === "-").length };
+  return { sched, before, after: next, counts, refused, broken, stayed, newRefused: state.change === "none" ?
+    0 : next.filter((x) => x === "-").length };
 }
 
+const pct = (a: number, b: number) => ((a / b) * 100).toFixed(1);
 let cmpRun = 0;
 async function renderCompare(): Promise<void> {
   const run = ++cmpRun;
   const base = Array.from({ length: state.cmpN }, (_, i) => `10.2.0.${i + 1}`);
   const nameOf = (a: string) => letterName(Number(a.split(".")[3]) - 1);
   const victimSel = $<HTMLSelectElement>("cmp-victim");
-  victimSel.innerHTML = base.map((a, i) => `<option value="${i}" ${i === state.victim ? "selected" : ""}>${nameOf(a)} ${a}</option>`).join("");
+  victimSel.innerHTML = base.map((a,
+    i) => `<option value="${i}" ${i === state.victim ? "selected" : ""}>${nameOf(a)} ${a}</option>`).join("");
   let after = base, what = "";
-  if (state.change === "remove") { after = base.filter((_, i) => i !== state.victim); what = `after removing ${nameOf(base[state.victim])}`; }
-  if (state.change === "add") { after = [...base, `10.2.0.${state.cmpN + 1}`]; what = `after adding ${letterName(state.cmpN)}`; }
+  if (state.change === "remove") { after = base.filter((_,
+    i) => i !== state.victim); what = `after removing ${nameOf(base[state.victim])}`; }
+  if (state.change === "add") { after = [...base,
+    `10.2.0.${state.cmpN + 1}`]; what = `after adding ${letterName(state.cmpN)}`; }
   const cards: string[] = [];
   for (const sched of state.cmp) {
     const r = await compareOne(sched, base, after);
@@ -720,20 +828,27 @@ async function renderCompare(): Promise<void> {
     let bars = "";
     r.counts.forEach((c, i) => {
       const h = max ? (c / max) * 84 : 0, nm = nameOf(after[i]);
-      bars += `<rect x="${i * bw + 2}" y="${96 - h}" width="${bw - 4}" height="${h}" fill="${colorOfName(nm)}"><title>${nm}: ${c}</title></rect>` +
-        (after.length <= 14 ? `<text x="${i * bw + bw / 2}" y="114" font-size="12" text-anchor="middle" fill="#1d2125">${nm}</text>` : "");
+      bars += `<rect x="${i * bw + 2}" y="${96 - h}" width="${bw - 4}" height="${h}" fill="${colorOfName(nm)}">` +
+        `<title>${nm}: ${c}</title></rect>` +
+        (after.length <= 14 ?
+          `<text x="${i * bw + bw / 2}" y="114" font-size="12" text-anchor="middle" fill="#1d2125">${nm}</text>` : "");
     });
-    if (max) bars += `<line x1="0" x2="${W}" y1="${96 - (mean / max) * 84}" y2="${96 - (mean / max) * 84}" stroke="#333" stroke-dasharray="3 3"/>`;
+    if (max) bars += `<line x1="0" x2="${W}" y1="${96 - (mean / max) * 84}" y2="${96 - (mean / max) * 84}" ` +
+      `stroke="#333" stroke-dasharray="3 3"/>`;
     const refusedAll = r.refused + r.newRefused;
     const lines: string[] = [];
-    lines.push(`<div class="metric">${state.change === "none" ? "open connections" : "new connections"} per backend · max/mean <b data-m="imbalance">${placed ? (max / mean).toFixed(2) : "-"}</b></div>`);
+    lines.push(`<div class="metric">${state.change === "none" ? "open connections" : "new connections"} per backend ` +
+      `· max/mean <b data-m="imbalance">${placed ? (max / mean).toFixed(2) : "-"}</b></div>`);
     if (refusedAll) {
-      lines.push(`<div class="metric bad" data-m="refused">refused <b>${r.refused.toLocaleString("en")}</b> of ${state.flows.toLocaleString("en")}` +
-        `${state.change === "none" ? "" : `, then ${r.newRefused.toLocaleString("en")} new`}: a refused connection is a failure</div>`);
+      lines.push(`<div class="metric bad" data-m="refused">refused <b>${r.refused.toLocaleString("en")}</b> of ` +
+        `${state.flows.toLocaleString("en")}` +
+        `${state.change === "none" ? "" : `, then ${r.newRefused.toLocaleString("en")} new`}: ` +
+          `a refused connection is a failure</div>`);
     }
     if (state.change !== "none") {
       lines.push(`<div class="metric">existing: <b data-m="stayed">${r.stayed}</b> stay on their backend` +
-        (r.broken ? `, <b class="bad" data-m="broken">${r.broken}</b> to ${nameOf(base[state.victim])} break` : "") + `</div>`);
+        (r.broken ? `, <b class="bad" data-m="broken">${r.broken}</b> to ${nameOf(base[state.victim])} break` : "") +
+          `</div>`);
       if (HASHED.has(sched)) {
         let moved = 0, mustMove = 0, comparable = 0;
         r.before.forEach((b, f) => {
@@ -744,18 +859,25 @@ async function renderCompare(): Promise<void> {
         });
         const ideal = state.change === "remove" ? mustMove : Math.round(comparable / after.length);
         const good = moved <= ideal * 1.15 + 2;
-        lines.push(`<div class="metric ${good ? "good" : "bad"}">new connections from the same ${sched === "dh" ? "destination addresses" : "clients"}: ` +
+        lines.push(`<div class="metric ${good ? "good" : "bad"}">new connections from the same ` +
+          `${sched === "dh" ? "destination addresses" : "clients"}: ` +
           `<b data-m="moved">${comparable ? ((moved / comparable) * 100).toFixed(1) : "0.0"}%</b> go elsewhere ` +
-          `(${state.change === "remove" ? `${((ideal / Math.max(1, comparable)) * 100).toFixed(1)}% had to` : `ideal ≈ ${((1 / after.length) * 100).toFixed(1)}%`})</div>`);
+          `(${state.change === "remove" ? `${pct(ideal, Math.max(1, comparable))}% had to`
+            : `ideal ≈ ${pct(1, after.length)}%`})</div>`);
       } else {
-        lines.push(`<div class="metric" data-m="unscored">${sched} places a new connection by ${["rr", "wrr"].includes(sched) ? "turn" : sched === "lblc" || sched === "lblcr" ? "its table and load" : "load"}, not by client: no affinity to keep</div>`);
+        const by = ["rr", "wrr"].includes(sched) ? "turn"
+          : sched === "lblc" || sched === "lblcr" ? "its table and load" : "load";
+        lines.push(`<div class="metric" data-m="unscored">${sched} places a new connection by ${by}, ` +
+          `not by client: no affinity to keep</div>`);
       }
     }
-    cards.push(`<div class="panel card${refusedAll ? " failed" : ""}" data-sched="${sched}"><h3>${sched}</h3><svg viewBox="0 0 ${W} 120" role="img" aria-label="${sched}: connections per backend">${bars}</svg>` +
+    cards.push(`<div class="panel card${refusedAll ? " failed" : ""}" data-sched="${sched}"><h3>${sched}</h3>` +
+      `<svg viewBox="0 0 ${W} 120" role="img" aria-label="${sched}: connections per backend">${bars}</svg>` +
       lines.join("") + `</div>`);
   }
   $("cmp-cards").innerHTML = cards.join("") || `<p class="hint">Tick at least one scheduler.</p>`;
-  $("status").textContent = `compare: ${state.cmp.length} schedulers, ${state.flows} flows, ${state.cmpN} backends${what ? ", " + what : ""}`;
+  $("status").textContent = `compare: ${state.cmp.length} schedulers, ${state.flows} flows, ` +
+    `${state.cmpN} backends${what ? ", " + what : ""}`;
 }
 
 // ---- Many nodes -------------------------------------------------------------------------------------------
@@ -777,7 +899,8 @@ async function resetNodes(): Promise<void> {
     for (let n = 0; n < state.nodes; n++) {
       const core = await newCore();
       const svc = core.addService({ proto: "tcp", addr: "10.96.0.10", port: 80, scheduler: sched });
-      set.ids.push(Array.from({ length: state.ndB }, (_, b) => core.addDest(svc, { addr: `10.244.${b + 1}.5`, port: 80, weight: 1 })));
+      set.ids.push(Array.from({ length: state.ndB }, (_, b) => core.addDest(svc, { addr: `10.244.${b + 1}.5`, port: 80,
+        weight: 1 })));
       set.cores.push(core); set.svcs.push(svc);
     }
     nd.sets.push(set);
@@ -825,7 +948,8 @@ function agreement(set: NodeSet): number {
   const N = 200;
   for (let i = 0; i < N; i++) {
     const client = `100.65.${i >> 8}.${i & 255}`;
-    const picks = set.cores.map((core, n) => set.ids[n].indexOf(core.schedule(set.svcs[n], client, 30000 + i, { now: nd.t })));
+    const picks = set.cores.map((core, n) => set.ids[n].indexOf(core.schedule(set.svcs[n], client, 30000 + i,
+      { now: nd.t })));
     if (picks.every((p) => p === picks[0])) same++;
   }
   return same / N;
@@ -848,17 +972,25 @@ function renderNodes(): void {
       row.forEach((a, n) => {
         const h = (a / top) * 92;
         y -= h;
-        svg += `<rect x="${b * bw + 3}" y="${y}" width="${bw - 6}" height="${h}" fill="${NODE_COLORS[n % NODE_COLORS.length]}"><title>node ${n + 1} → backend ${b + 1}: ${a}</title></rect>`;
+        svg += `<rect x="${b * bw + 3}" y="${y}" width="${bw - 6}" height="${h}" ` +
+          `fill="${NODE_COLORS[n % NODE_COLORS.length]}"><title>node ${n + 1} → backend ${b + 1}: ${a}</title></rect>`;
       });
-      svg += `<text x="${b * bw + bw / 2}" y="124" font-size="12" text-anchor="middle" fill="#1d2125">b${b + 1}: ${sums[b]}</text>`;
+      svg += `<text x="${b * bw + bw / 2}" y="124" font-size="12" text-anchor="middle" fill="#1d2125">b${b + 1}: ` +
+        `${sums[b]}</text>`;
     });
     const agree = set.sched === "mh" ? agreement(set) : 0;
-    const label = set.sched === "mh" ? "Maglev (mh): the same table on every node" : `${set.sched} on each node, its own counters`;
+    const label = set.sched === "mh" ?
+      "Maglev (mh): the same table on every node" : `${set.sched} on each node, its own counters`;
     cards.push(`<div class="panel card" data-sched="${set.sched}" data-set="${si}"><h3>${esc(label)}</h3>` +
-      `<svg viewBox="0 0 ${W} 128" role="img" aria-label="active connections per backend, stacked by node">${svg}</svg>` +
-      `<div class="metric">active ${total} · imbalance max/mean <b data-m="imbalance" class="${ratio > 1.5 ? "bad" : "good"}">${total ? ratio.toFixed(2) : "-"}</b></div>` +
-      (set.sched === "mh" ? `<div class="metric">every node sends a given client to the same backend: <b data-m="agree">${Math.round(agree * 100)}%</b></div>`
-        : `<div class="metric">each node knows only its own: ${set.cores.map((c, n) => `n${n + 1} ${set.ids[n].reduce((a, id) => a + c.dest(id).activeConns, 0)}`).join(" · ")}</div>`) + `</div>`);
+      `<svg viewBox="0 0 ${W} 128" role="img" aria-label="active connections per backend, ` +
+        `stacked by node">${svg}</svg>` +
+      `<div class="metric">active ${total} · imbalance max/mean <b data-m="imbalance" ` +
+        `class="${ratio > 1.5 ? "bad" : "good"}">${total ? ratio.toFixed(2) : "-"}</b></div>` +
+      (set.sched === "mh" ?
+        `<div class="metric">every node sends a given client to the same backend: ` +
+          `<b data-m="agree">${Math.round(agree * 100)}%</b></div>`
+        : `<div class="metric">each node knows only its own: ` +
+          `${set.cores.map((c, n) => `n${n + 1} ${set.ids[n].reduce((a, id) => a + c.dest(id).activeConns, 0)}`).join(" · ")}</div>`) + `</div>`);
   });
   if (nd.sets.length) {
     nd.series.push(imb);
@@ -868,22 +1000,31 @@ function renderNodes(): void {
     const X = (i: number) => L + (i / 119) * (W - L - 8), Y = (v: number) => H - B - (v / maxY) * (H - T - B);
     let ch = `<text x="${L}" y="14" font-size="13" fill="#4a525c">imbalance max/mean over time (1 = even)</text>` +
       `<line x1="${L}" x2="${W - 8}" y1="${Y(1)}" y2="${Y(1)}" stroke="#8a939c" stroke-dasharray="3 3"/>` +
-      `<text x="${L - 4}" y="${Y(1) + 4}" font-size="12" text-anchor="end" fill="#4a525c">1</text><text x="${L - 4}" y="${Y(maxY) + 4}" font-size="12" text-anchor="end" fill="#4a525c">${maxY.toFixed(1)}</text>`;
+      `<text x="${L - 4}" y="${Y(1) + 4}" font-size="12" text-anchor="end" fill="#4a525c">1</text>` +
+        `<text x="${L - 4}" y="${Y(maxY) + 4}" font-size="12" text-anchor="end" ` +
+          `fill="#4a525c">${maxY.toFixed(1)}</text>`;
     nd.sets.forEach((set, si) => {
       let pts = "";
-      nd.series.forEach((v, i) => { if (i) pts += ` ${X(i)},${Y(nd.series[i - 1][si])}`; pts += ` ${X(i)},${Y(v[si])}`; });
+      nd.series.forEach((v,
+        i) => { if (i) pts += ` ${X(i)},${Y(nd.series[i - 1][si])}`; pts += ` ${X(i)},${Y(v[si])}`; });
       const c = si ? COLORS[2] : COLORS[1];
-      ch += `<polyline points="${pts}" fill="none" stroke="${c}" stroke-width="2"/><text x="${W - 8}" y="${30 + si * 16}" font-size="13" text-anchor="end" fill="${c}">${esc(set.sched)}</text>`;
+      ch += `<polyline points="${pts}" fill="none" stroke="${c}" stroke-width="2"/>` +
+        `<text x="${W - 8}" y="${30 + si * 16}" font-size="13" text-anchor="end" fill="${c}">${esc(set.sched)}</text>`;
     });
-    cards.push(`<div class="panel card wide-card"><h3>Drift</h3><svg viewBox="0 0 ${W} ${H}" role="img" aria-label="imbalance over time">${ch}</svg>` +
-      `<p class="hint">Node colours in the bars: ${Array.from({ length: state.nodes }, (_, n) => `<span style="color:${NODE_COLORS[n % NODE_COLORS.length]}">■ node ${n + 1}</span>`).join(" ")}. ` +
-      `Per-node ${esc(state.ndSched)} balances each node's own few connections; every node starts from the same list and breaks ties the same way, so the sums drift apart. mh decides by the client alone.</p></div>`);
+    cards.push(`<div class="panel card wide-card"><h3>Drift</h3>` +
+      `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="imbalance over time">${ch}</svg>` +
+      `<p class="hint">Node colours in the bars: ` +
+        `${Array.from({ length: state.nodes }, (_, n) => `<span style="color:${NODE_COLORS[n % NODE_COLORS.length]}">■ node ${n + 1}</span>`).join(" ")}. ` +
+      `Per-node ${esc(state.ndSched)} balances each node's own few connections; ` +
+        `every node starts from the same list and breaks ties the same way, so the sums drift apart. ` +
+          `mh decides by the client alone.</p></div>`);
   }
   $("nd-cards").innerHTML = cards.join("");
   $("status").textContent = `many nodes: ${state.nodes} nodes × ${state.ndB} backends, t=${nd.t / 1000} s`;
 }
 
-function stopNodes(): void { if (nd.timer) clearInterval(nd.timer as number); nd.timer = 0; $("nd-run")?.setAttribute("aria-pressed", "false"); }
+function stopNodes(): void { if (nd.timer) clearInterval(nd.timer as number); nd.timer = 0;
+  $("nd-run")?.setAttribute("aria-pressed", "false"); }
 
 // ---- wiring -----------------------------------------------------------------------------------------------
 const VIEWS: View[] = ["explore", "compare", "nodes"];
@@ -903,7 +1044,8 @@ function setView(v: View): void {
 }
 
 function renderFlags(): void {
-  $("flags").innerHTML = (SCHED_FLAGS[state.sched] ?? []).map((f) => `<label><input type="checkbox" value="${f}" ${state.flags.includes(f) ? "checked" : ""}> ${f}</label>`).join("") ||
+  $("flags").innerHTML = (SCHED_FLAGS[state.sched] ?? []).map((f) => `<label>` +
+    `<input type="checkbox" value="${f}" ${state.flags.includes(f) ? "checked" : ""}> ${f}</label>`).join("") ||
     `<span class="hint">no flags for ${esc(state.sched)}</span>`;
 }
 
@@ -915,7 +1057,8 @@ function numInput(id: string, key: keyof State, after: () => void): void {
     const v = Number(el.value);
     const bad = el.value.trim() === "" || !Number.isInteger(v) || v < Number(el.min) || v > Number(el.max);
     el.setAttribute("aria-invalid", String(bad));
-    if (bad) { say(`${el.labels?.[0]?.textContent?.trim() ?? id}: '${el.value}' is not a whole number from ${el.min} to ${el.max}; kept ${state[key]}.`); return; }
+    if (bad) { say(`${el.labels?.[0]?.textContent?.trim() ?? id}: ` +
+      `'${el.value}' is not a whole number from ${el.min} to ${el.max}; kept ${state[key]}.`); return; }
     (state as any)[key] = v;
     writeHash();
     after();
@@ -929,13 +1072,17 @@ function say(msg: string): void {
 
 function syncControls(): void {
   $<HTMLSelectElement>("sched").value = state.sched;
-  $<HTMLSelectElement>("preset").value = state.preset && PRESETS[state.preset]?.sched === state.sched ? state.preset : "";
+  $<HTMLSelectElement>("preset").value = state.preset && PRESETS[state.preset]?.sched === state.sched ?
+    state.preset : "";
   renderFlags();
-  for (const [id, k] of [["persist", "persist"], ["clients", "clients"], ["hold", "hold"], ["rate", "rate"], ["targets", "targets"], ["cmp-flows", "flows"],
-    ["cmp-n", "cmpN"], ["nd-n", "nodes"], ["nd-b", "ndB"], ["nd-hold", "ndHold"], ["nd-rate", "ndRate"]] as const) $<HTMLInputElement>(id).value = String(state[k]);
+  for (const [id, k] of [["persist", "persist"], ["clients", "clients"], ["hold", "hold"], ["rate", "rate"], ["targets",
+    "targets"], ["cmp-flows", "flows"],
+    ["cmp-n", "cmpN"], ["nd-n", "nodes"], ["nd-b", "ndB"], ["nd-hold", "ndHold"], ["nd-rate",
+      "ndRate"]] as const) $<HTMLInputElement>(id).value = String(state[k]);
   $<HTMLSelectElement>("close").value = state.close;
   $<HTMLSelectElement>("nd-sched").value = state.ndSched;
-  $("cmp-scheds").querySelectorAll<HTMLInputElement>("input").forEach((i) => { i.checked = state.cmp.includes(i.value); });
+  $("cmp-scheds").querySelectorAll<HTMLInputElement>("input").forEach((i) => { i.checked = state.cmp.includes(i.value);
+    });
   const p = PRESETS[state.preset];
   $("intro").textContent = p && p.sched === state.sched ? p.intro : "";
 }
@@ -947,8 +1094,10 @@ async function loadHash(): Promise<void> {
   const box = $("problems");
   if (problems.length) {
     box.hidden = false;
-    box.innerHTML = `<b>This link has ${problems.length === 1 ? "a problem" : `${problems.length} problems`}; the defaults are used for ${problems.length === 1 ? "it" : "them"}:</b>` +
-      `<ul>${problems.map((p) => `<li>${esc(p)}</li>`).join("")}</ul><button id="problems-close" aria-label="dismiss">×</button>`;
+    box.innerHTML = `<b>This link has ${problems.length === 1 ? "a problem" : `${problems.length} problems`}; ` +
+      `the defaults are used for ${problems.length === 1 ? "it" : "them"}:</b>` +
+      `<ul>${problems.map((p) => `<li>${esc(p)}</li>`).join("")}</ul>` +
+        `<button id="problems-close" aria-label="dismiss">×</button>`;
   } else { box.hidden = true; box.innerHTML = ""; }
   syncControls();
   await resetExplore();
@@ -960,9 +1109,12 @@ async function main(): Promise<void> {
   mod = await WebAssembly.compile(await res.arrayBuffer());
   const schedSel = $<HTMLSelectElement>("sched");
   schedSel.innerHTML = SCHEDULERS.map((s) => `<option>${s}</option>`).join("");
-  schedSel.addEventListener("change", () => { state.sched = schedSel.value; state.flags = []; state.preset = ""; syncControls(); writeHash(); void resetExplore(); });
+  schedSel.addEventListener("change",
+    () => { state.sched = schedSel.value; state.flags = []; state.preset = ""; syncControls(); writeHash();
+      void resetExplore(); });
   const presetSel = $<HTMLSelectElement>("preset");
-  presetSel.innerHTML = `<option value="">(your own)</option>` + Object.keys(PRESETS).map((k) => `<option value="${k}">${k}</option>`).join("");
+  presetSel.innerHTML = `<option value="">(your own)</option>` +
+    Object.keys(PRESETS).map((k) => `<option value="${k}">${k}</option>`).join("");
   presetSel.addEventListener("change", () => {
     if (!presetSel.value) return;
     state = presetState(presetSel.value, state);
@@ -977,18 +1129,25 @@ async function main(): Promise<void> {
   numInput("hold", "hold", () => {});
   numInput("targets", "targets", () => void resetExplore());
   numInput("rate", "rate", () => { if (ex.timer) { stopStream(); startStream(); } });
-  $<HTMLSelectElement>("close").addEventListener("change", (e) => { state.close = (e.target as HTMLSelectElement).value as CloseHow; writeHash(); });
+  $<HTMLSelectElement>("close").addEventListener("change",
+    (e) => { state.close = (e.target as HTMLSelectElement).value as CloseHow; writeHash(); });
   $("send").addEventListener("click", () => sendOne());
   $("back").addEventListener("click", () => void stepBack());
   $("stream").addEventListener("click", () => (ex.timer ? stopStream() : startStream()));
   $("reset").addEventListener("click", () => void resetExplore());
   $("wait10").addEventListener("click", () => wait(10_000));
   $("wait120").addEventListener("click", () => wait(120_000));
-  $<HTMLInputElement>("timeline").addEventListener("input", (e) => { stopStream(); void rebuild(Number((e.target as HTMLInputElement).value)); });
+  $<HTMLInputElement>("timeline").addEventListener("input",
+    (e) => { stopStream(); void rebuild(Number((e.target as HTMLInputElement).value)); });
   $("add").addEventListener("click", () => addDest());
-  $<HTMLInputElement>("predict-on").addEventListener("change", (e) => { ex.predict.on = (e.target as HTMLInputElement).checked; if (ex.predict.on) stopStream(); renderPredict(); });
-  $("predict").addEventListener("click", (e) => { const b = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-guess]"); if (b) guess(b.dataset.guess!); });
-  $("problems").addEventListener("click", (e) => { if ((e.target as HTMLElement).id === "problems-close") $("problems").hidden = true; });
+  $<HTMLInputElement>("predict-on").addEventListener("change",
+    (e) => { ex.predict.on = (e.target as HTMLInputElement).checked; if (ex.predict.on) stopStream(); renderPredict();
+      });
+  $("predict").addEventListener("click",
+    (e) => { const b = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-guess]");
+      if (b) guess(b.dataset.guess!); });
+  $("problems").addEventListener("click",
+    (e) => { if ((e.target as HTMLElement).id === "problems-close") $("problems").hidden = true; });
   $("dests").addEventListener("click", (e) => {
     const b = (e.target as HTMLElement).closest("button");
     if (!b) return;
@@ -1003,14 +1162,17 @@ async function main(): Promise<void> {
     destAction(i.closest("tr")!.dataset.addr!, i.dataset.act!, v);
   });
   // compare
-  $("cmp-scheds").innerHTML = SCHEDULERS.map((s) => `<label><input type="checkbox" value="${s}"> ${s}</label>`).join("");
+  $("cmp-scheds").innerHTML = SCHEDULERS.map((s) => `<label>` +
+    `<input type="checkbox" value="${s}"> ${s}</label>`).join("");
   $("cmp-scheds").addEventListener("change", () => {
     state.cmp = Array.from($("cmp-scheds").querySelectorAll<HTMLInputElement>("input:checked")).map((i) => i.value);
     writeHash(); void renderCompare();
   });
   numInput("cmp-flows", "flows", () => void renderCompare());
   numInput("cmp-n", "cmpN", () => { state.victim = 0; state.change = "none"; writeHash(); void renderCompare(); });
-  $<HTMLSelectElement>("cmp-victim").addEventListener("change", (e) => { state.victim = Number((e.target as HTMLSelectElement).value); writeHash(); if (state.change === "remove") void renderCompare(); });
+  $<HTMLSelectElement>("cmp-victim").addEventListener("change",
+    (e) => { state.victim = Number((e.target as HTMLSelectElement).value); writeHash();
+      if (state.change === "remove") void renderCompare(); });
   $("cmp-remove").addEventListener("click", () => { state.change = "remove"; writeHash(); void renderCompare(); });
   $("cmp-addone").addEventListener("click", () => { state.change = "add"; writeHash(); void renderCompare(); });
   $("cmp-restore").addEventListener("click", () => { state.change = "none"; writeHash(); void renderCompare(); });
@@ -1031,10 +1193,12 @@ async function main(): Promise<void> {
   });
   $("nd-reset").addEventListener("click", () => void resetNodes());
   // tabs: click, or arrow keys between them (the WAI-ARIA tabs pattern)
-  document.querySelectorAll<HTMLButtonElement>("nav button").forEach((b) => b.addEventListener("click", () => setView(b.dataset.view as View)));
+  document.querySelectorAll<HTMLButtonElement>("nav button").forEach((b) => b.addEventListener("click",
+    () => setView(b.dataset.view as View)));
   $("tabs").addEventListener("keydown", (e) => {
     const i = VIEWS.indexOf(state.view);
-    const k = e.key === "ArrowRight" ? (i + 1) % 3 : e.key === "ArrowLeft" ? (i + 2) % 3 : e.key === "Home" ? 0 : e.key === "End" ? 2 : -1;
+    const k = e.key === "ArrowRight" ? (i + 1) % 3 : e.key === "ArrowLeft" ? (i + 2) % 3 : e.key === "Home" ?
+      0 : e.key === "End" ? 2 : -1;
     if (k < 0) return;
     e.preventDefault();
     setView(VIEWS[k]);
@@ -1046,7 +1210,8 @@ async function main(): Promise<void> {
     const k = e.key;
     if (k === "1" || k === "2" || k === "3") { setView(VIEWS[Number(k) - 1]); e.preventDefault(); }
     else if (k === "?") { $<HTMLDialogElement>("help").showModal(); }
-    else if (state.view === "explore" && (k === "n" || k === "ArrowRight" || (k === " " && !t.matches("button")))) { sendOne(); e.preventDefault(); }
+    else if (state.view === "explore" && (k === "n" || k === "ArrowRight" || (k === " " &&
+      !t.matches("button")))) { sendOne(); e.preventDefault(); }
     else if (state.view === "explore" && (k === "b" || k === "ArrowLeft")) { void stepBack(); e.preventDefault(); }
     else if (state.view === "explore" && k === "s") { ex.timer ? stopStream() : startStream(); }
     else if (state.view === "explore" && k === "r") { void resetExplore(); }
