@@ -511,6 +511,7 @@ if (!existsSync(CHROMIUM)) {
       const bucket = Number(await page.getAttribute("#slots", "data-bucket"));
       assert.is(slots[bucket], last.dest, `${sched}: the framed slot holds the chosen server`);
       assert.is(await page.getAttribute("#pseudo", "data-lit"), "0,1,2", `${sched}: hash, read the slot, use it`);
+      assert.is(await page.isVisible("#slots"), true);
       assert.equal(page.errors, []);
       await page.close();
     }
@@ -524,6 +525,7 @@ if (!existsSync(CHROMIUM)) {
     for (let i = 0; i < 3; i++) await w.click("#send");
     assert.match(await w.locator("#state-info").innerText(), /current weight cw 2 \(max 2, step gcd 1\)/);
     assert.match(await w.locator("#pseudo").innerText(), /cw ≤ 0\? cw = the largest weight/);
+    assert.is(await w.isVisible("#slots"), false, "no table is drawn for a scheduler without one");
     assert.equal([...page.errors, ...w.errors], []);
     await Promise.all([page.close(), w.close()]);
   });
