@@ -9,7 +9,7 @@
 // Progress on stderr, the table on stdout; DIR (report/scaling) gets scaling.json, calibration.json, SVG
 // plots and summary.md.
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, totalmem, release } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { hostSkipReason, connector, Topology } from "./scaling/netns.ts";
@@ -21,6 +21,7 @@ import { measurePacket, packetSkipReason, type PacketResult } from "./scaling/pa
 import { measureVm, vmSkipReason, type VmResult } from "./scaling/vm.ts";
 import { scalingCluster, simServices, calibrate, simulate, synCost, runEngine, TARGET_TRAFFIC, TARGET_SERVICES, TARGET_SECONDS, type Calibration, type SimPointResult, type ModeChecks } from "../src/sim/index.ts";
 import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
+import { KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type KubeProxyVersion } from "../src/k8s/index.ts";
 import { table } from "./lib/report.ts";
 import { toPoints, vmIpvsPoints, walksFor, type Walks } from "./scaling/calibrate.ts";
 import { mainTable, curveTable } from "./scaling/rows.ts";
@@ -30,17 +31,22 @@ const USAGE = `usage: wasmvs bench scaling [--full] [--services=1000,5000] [--en
        [--modes=iptables-legacy,iptables-nft,nftables,ipvs] [--no-ipvs]
        [--sim-services=10000,30000] [--sim-connections=N] [--no-host] [--no-proxy] [--no-packet]
        [--vm] [--vm-services=1000,5000] [--no-sim] [--target] [--target-connections=N] [--out=DIR]
+       [--connects=N] [--cpu-connects=N] [--kube-proxy-version=${KUBE_PROXY_VERSIONS.join("|")}]
   quick (default): 1k and 5k Services measured (kernel modes, IPVS mode when this kernel has IPVS, wasmvs proxy
     socket and packet mode), simulator to 30k
   --full: 1k, 2k, 5k, 10k measured, simulator to 100k (and IPVS mode in the kernel VM when this kernel has none)
   --vm: IPVS mode in the kernel VM when this kernel has no IPVS (qemu TCG, slow; VM figures compare only with
     VM figures) at 1k, 5k
+  --connects, --cpu-connects: timed connects per target and connects for the CPU figure (default 400 and 2000,
+    --full 1000 and 4000): fewer for a smoke run
+  --kube-proxy-version: whose nftables rules to install (default ${DEFAULT_KUBE_PROXY_VERSION}; 1.34 moved the filter chains)
   --target: the simulator's benchmark alone: 10M connections over 10k Services, target ≤ 10 s on one core`;
 // every flag and whether it takes a value: anything else is refused before anything runs
 const FLAGS: Record<string, "bool" | "value"> = {
   full: "bool", help: "bool", h: "bool", "no-host": "bool", "no-proxy": "bool", "no-packet": "bool", "no-ipvs": "bool",
   vm: "bool", "no-sim": "bool", target: "bool", services: "value", endpoints: "value", modes: "value",
   "sim-services": "value", "sim-connections": "value", "vm-services": "value", "target-connections": "value", out: "value",
+  connects: "value", "cpu-connects": "value", "kube-proxy-version": "value",
 };
 const usageError = (why: string): never => {
   process.stderr.write(`wasmvs bench scaling: ${why}\n${USAGE}\n`);
@@ -76,6 +82,10 @@ const simN = nums("sim-services", full ? [10000, 30000, 50000, 100000] : [10000,
 const simConns = count("sim-connections", opt("sim-connections") ?? String(full ? 2_000_000 : 300_000), 100_000_000);
 const targetConns = count("target-connections", opt("target-connections") ?? String(TARGET_TRAFFIC.connections), 100_000_000);
 const outDir = resolve(root, opt("out") ?? "report/scaling");
+const kubeProxyVersion = (opt("kube-proxy-version") ?? DEFAULT_KUBE_PROXY_VERSION) as KubeProxyVersion;
+if (!(KUBE_PROXY_VERSIONS as readonly string[]).includes(kubeProxyVersion)) usageError(`--kube-proxy-version: ${JSON.stringify(kubeProxyVersion.slice(0, 20))} is not one of ${KUBE_PROXY_VERSIONS.join(", ")}`);
+const connects = count("connects", opt("connects") ?? String(full ? 1000 : 400), 1_000_000);
+const cpuConnects = count("cpu-connects", opt("cpu-connects") ?? String(full ? 4000 : 2000), 1_000_000);
 const hostSkip = flag("no-host") ? "--no-host given" : hostSkipReason();
 // IPVS on this kernel: the generic netlink family (ip_vs loaded if need be) and ipvsadm/ipset
 const ipvsWanted = !flag("no-ipvs") && (modesOpt ? modesOpt.includes("ipvs") : true);
@@ -158,11 +168,11 @@ if (!hostSkip) {
   if (connector().kind === "node") progress("no C compiler: connects timed by the Node connector (adds event-loop overhead to every figure)");
   for (const n of services) {
     progress(`${n.toLocaleString("en")} Services: generating the cluster and the rules`);
-    const c = scalingCluster(n, endpoints), next = scalingCluster(n + 1, endpoints);
+    const c = scalingCluster(n, endpoints, 1, { kubeProxyVersion }), next = scalingCluster(n + 1, endpoints, 1, { kubeProxyVersion });
     for (const m of modes) {
       try {
         const r = await measureHost(m, c, next, {
-          connects: full ? 1000 : 400, cpuConnects: full ? 4000 : 2000,
+          connects, cpuConnects,
           lock: m !== "ipvs" && (m === "iptables-legacy" || n <= 1000 || (full && n <= 5000)),
           log: (s) => progress(s),
         });
@@ -299,7 +309,7 @@ svgs["incremental.svg"] = lineChartSvg({
 
 const json = {
   meta: { date: new Date().toISOString(), durationS: (performance.now() - t0) / 1000, full, services, endpoints, modes, simServices: simN, simConnections: simConns,
-    node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), hostSkipped: hostSkip || null,
+    node: process.version, kernel: release(), kubeProxyVersion, cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), hostSkipped: hostSkip || null,
     connector: hostSkip ? null : connector().kind, command: cmdFor(argv.join(" ")), packetSkipped: packetSkip || null,
     ipvs: { measuredOnHost: modes.includes("ipvs"), skipped: ipvsSkip || null }, hostFailures,
     vm: vmWanted ? { services: vmServices, skipped: vmSkip || null, error: vmError, note: "VM figures: Linux 6.1 under qemu TCG; comparable only with other VM figures" } : { skipped: "not requested (--vm or --full)" } },
