@@ -52,8 +52,9 @@ const JUMP_CHAINS_1_31: JumpChain[] = [
 ];
 // 1.34 (kubernetes PR 132456, backported to 1.33 by PR 133969): only the firewall check stays before DNAT
 // (pre-dnat chains at -110); input, forward and output run at priority 0, after DNAT, and output takes the
-// ClusterIP check. So a pod's connection to an ExternalIP or LoadBalancer IP of a Local Service, already
-// sent to the cluster's endpoints by DNAT, no longer meets that address's "no local endpoints" drop.
+// ClusterIP check. So the node's own connection (a hostNetwork pod's) to an ExternalIP or LoadBalancer IP of
+// a Local Service, sent to the cluster's endpoints by nat-output's DNAT, no longer meets that address's
+// "no local endpoints" drop in filter-output first (test/k8s-nft-versions.test.ts shows it on the kernel).
 const BASE_CHAINS_1_34: BaseChain[] = [
   ["filter-prerouting-pre-dnat", "filter", "prerouting", "-110"],
   ["filter-output-pre-dnat", "filter", "output", "-110"],
