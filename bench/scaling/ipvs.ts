@@ -2,10 +2,10 @@
 // the iptables and nftables modes (host.ts), when the kernel has IPVS (almost every distribution's does).
 //
 // For one cluster: connects with no rules (baseline); the full sync written by the standard tools into the
-// node namespace (`ipvsadm -R` of every virtual service, kube-ipvs0 with every bound address by `ip -batch`,
-// `ipset restore`, `iptables-legacy-restore --noflush` of the rules IPVS mode writes), and the same virtual
-// services by wasmvs's Reconciler (generic netlink) in a child process in a fresh namespace; +1 Service both
-// ways; everything counted back; timed connects to the first and the last Service and a pod IP, CPU per
+// node namespace: the virtual services by wasmvs's Reconciler (generic netlink, a child process in that
+// namespace), kube-ipvs0 with every bound address by `ip -batch`, `ipset restore`, `iptables-legacy-restore
+// --noflush` of the rules IPVS mode writes; the same virtual services by `ipvsadm -R` into a fresh namespace
+// (timed beside it); +1 Service both ways; everything counted back; timed connects to the first and the last Service and a pod IP, CPU per
 // connection, IPVS's own Conns counter and the backends' tally (NAT happened: the backends see only the
 // endpoints' addresses).
 import { execFileSync, spawnSync } from "node:child_process";
@@ -72,21 +72,25 @@ export async function measureIpvs(c: ScalingCluster, next: ScalingCluster, o: Ho
     const baseCpu = connectFrom(topo.client, o.cpuConnects, [podTarget]);
     if (base.fails) throw new Error(`${base.fails} baseline connects to ${podTarget} failed (errno ${base.errors.slice(0, 3)})`);
 
-    // wasmvs's Reconciler: full sync and +1 Service into a fresh namespace of its own
-    log(`ipvs ${n}: full sync by wasmvs's Reconciler`);
+    // ipvsadm -R: full sync and +1 Service into a fresh namespace of its own
+    log(`ipvs ${n}: full sync by ipvsadm -R`);
     execFileSync("ip", ["netns", "add", fresh]);
+    nsOk(fresh, ["ip", "link", "set", "lo", "up"]);
+    const rR = nsRun(fresh, ["ipvsadm", "-R"], ipvsadmText(st.services));
+    if (rR.status !== 0) throw new Error(`ipvsadm -R refused the full sync (exit ${rR.status}): ${rR.stderr.slice(0, 800)}`);
+    const rInc = nsRun(fresh, ["ipvsadm", "-R"], ipvsadmText(added));
+    if (rInc.status !== 0) throw new Error(`ipvsadm -R refused +1 Service: ${rInc.stderr.slice(0, 800)}`);
+    spawnSync("ip", ["netns", "del", fresh]);
+
+    // wasmvs's Reconciler in the node namespace (it works on the namespace its process runs in), full sync
+    // and +1 Service; that table then carries the connects, beside the rest of IPVS mode's state
+    log(`ipvs ${n}: full sync by wasmvs's Reconciler, kube-ipvs0, ipset restore, iptables-legacy-restore`);
+    nsOk(topo.node, ["sysctl", "-qw", ...Object.entries(c.mapped.index.sysctls()).map(([k, v]) => `${k.replace(/\//g, ".")}=${v}`)]);
     writeFileSync(file, JSON.stringify({ services: st.services, added }));
-    const ch = nsRun(fresh, [process.execPath, "--import", "tsx", vmScript, "--reconcile", file]);
+    const ch = nsRun(topo.node, [process.execPath, "--import", "tsx", vmScript, "--reconcile", file]);
     const chLine = ch.stdout.split("\n").find((l) => l.startsWith("@@CHILD "));
     if (ch.status !== 0 || !chLine) throw new Error(`the Reconciler's child failed (exit ${ch.status}): ${ch.stderr.slice(-1500)}`);
     const rc = JSON.parse(chLine.slice(8)) as { fullMs: number; messages: number; incMs: number; services: number; realServers: number };
-    spawnSync("ip", ["netns", "del", fresh]);
-
-    // the standard tools, into the node namespace (which then carries the connects)
-    log(`ipvs ${n}: full sync by ipvsadm -R, kube-ipvs0, ipset restore, iptables-legacy-restore`);
-    nsOk(topo.node, ["sysctl", "-qw", ...Object.entries(c.mapped.index.sysctls()).map(([k, v]) => `${k.replace(/\//g, ".")}=${v}`)]);
-    const rR = nsRun(topo.node, ["ipvsadm", "-R"], ipvsadmText(st.services));
-    if (rR.status !== 0) throw new Error(`ipvsadm -R refused the full sync (exit ${rR.status}): ${rR.stderr.slice(0, 800)}`);
     nsOk(topo.node, ["ip", "link", "add", "kube-ipvs0", "type", "dummy"]);
     const bind = nsRun(topo.node, ["ip", "-batch", "-"], st.bindAddrs.map((a) => `addr add ${a}/32 dev kube-ipvs0`).join("\n") + "\n");
     if (bind.status !== 0) throw new Error(`binding the addresses to kube-ipvs0 failed: ${bind.stderr.slice(0, 800)}`);
@@ -94,9 +98,6 @@ export async function measureIpvs(c: ScalingCluster, next: ScalingCluster, o: Ho
     if (ips.status !== 0) throw new Error(`ipset restore failed: ${ips.stderr.slice(0, 800)}`);
     const ipt = nsRun(topo.node, ["iptables-legacy-restore", "-w", "5", "--noflush"], st.iptablesInstall, env);
     if (ipt.status !== 0) throw new Error(`iptables-legacy-restore (IPVS mode's rules) failed: ${ipt.stderr.slice(0, 800)}`);
-    log(`ipvs ${n}: +1 Service by ipvsadm -R (${added.length} virtual services)`);
-    const rInc = nsRun(topo.node, ["ipvsadm", "-R"], ipvsadmText(added));
-    if (rInc.status !== 0) throw new Error(`ipvsadm -R refused +1 Service: ${rInc.stderr.slice(0, 800)}`);
     const count = (cmd: string) => Number(nsOk(topo.node, ["sh", "-c", cmd], undefined, env).stdout.trim());
     const counted: IpvsCounts = {
       services: count("ipvsadm -Ln | grep -cE '^(TCP|UDP|SCTP)'"), realServers: count("ipvsadm -Ln | grep -c -- '->.*Masq'"),

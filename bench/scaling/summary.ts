@@ -57,9 +57,10 @@ export function summaryMarkdown(s: SummaryInput): string {
   L.push("## kube-proxy IPVS mode on this kernel", "");
   if (!ir.length) L.push(s.hostSkip ? "(host part skipped)" : `(not measured on this host: ${s.ipvsSkip || "not in --modes"})`, "");
   else {
-    L.push("The same topology as the modes above. Full sync = the whole state IPVS mode writes, by the standard tools, into the node namespace: `ipvsadm -R` of every virtual service, " +
-      "every ClusterIP bound to kube-ipvs0 (`ip -batch`), `ipset restore`, `iptables-legacy-restore --noflush` of IPVS mode's rules; the same virtual services by wasmvs's Reconciler " +
-      "(generic netlink) in a fresh namespace of its own. +1 Service: the new virtual services by `ipvsadm -R` and by `Reconciler.update`. Everything counted back after +1 Service. " +
+    L.push("The same topology as the modes above. Full sync (the run's table) = `ipvsadm -R` of every virtual service into a fresh namespace, plus " +
+      "every ClusterIP bound to kube-ipvs0 (`ip -batch`), `ipset restore` and `iptables-legacy-restore --noflush` of IPVS mode's rules in the node namespace, " +
+      "whose virtual services wasmvs's Reconciler (generic netlink, a child process there) wrote, timed beside `ipvsadm -R`. " +
+      "+1 Service: the new virtual services by `ipvsadm -R` and by `Reconciler.update`. Everything counted back after +1 Service. " +
       "IPVS's Conns counter and the backends' tally (they see only the endpoints' addresses) prove the NAT.", "");
     L.push("| Services | virtual services / real servers counted (expected) | ipset entries | iptables rules | kube-ipvs0 addresses | full sync: ipvsadm -R / Reconciler | kube-ipvs0 / ipset / iptables | +1 Service: ipvsadm -R / Reconciler | connect p50/p99 first Service | last Service | pod IP p50 | CPU µs/conn first / last (no rules) | IPVS Conns / backends saw, first / last |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
