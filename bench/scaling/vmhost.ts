@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connector } from "./netns.ts";
-import { VM_SCRIPT } from "./vm.ts";
+import { VM_SCRIPT, modulesMount } from "./vm.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -48,11 +48,10 @@ export async function benchInVm(args: string[], o: { timeoutS?: number; log?: (s
     for (const c of ["nft", "ethtool"]) stage(which(c), tools);
     const conn = connector().cmd[0];
     copyFileSync(conn, join(tools, "bin", basename(conn)));
-    const modules = realpathSync(join(root, "node_modules"));
+    const nm = modulesMount();
     const out = "/tmp/wasmvs-vmhost-report";
     const cmd = [
-      `mkdir -p ${modules} ${tools} ${join(tmpdir(), "wasmvs-scaling")}`,
-      `mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro wvsmods ${modules}`,
+      `${nm.mount}mkdir -p ${tools} ${join(tmpdir(), "wasmvs-scaling")}`,
       `mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro wvstools ${tools}`,
       `cp ${tools}/bin/${basename(conn)} ${conn}`,
       `export PATH=${tools}/bin:$PATH LD_LIBRARY_PATH=${tools}/lib`,
@@ -62,8 +61,7 @@ export async function benchInVm(args: string[], o: { timeoutS?: number; log?: (s
     ].join(" && ").replace("; rc=$? &&", "; rc=$?;");
     const env: NodeJS.ProcessEnv = {
       ...process.env, IPVSVM_SHARE: root, IPVSVM_MEM: process.env.IPVSVM_MEM ?? "2048", IPVSVM_TIMEOUT: String(o.timeoutS ?? 900),
-      IPVSVM_QEMU_EXTRA: `-fsdev local,id=wvsm,path=${modules},security_model=none,readonly=on -device virtio-9p-pci,fsdev=wvsm,mount_tag=wvsmods ` +
-        `-fsdev local,id=wvst,path=${tools},security_model=none,readonly=on -device virtio-9p-pci,fsdev=wvst,mount_tag=wvstools`,
+      IPVSVM_QEMU_EXTRA: `${nm.qemu} -fsdev local,id=wvst,path=${tools},security_model=none,readonly=on -device virtio-9p-pci,fsdev=wvst,mount_tag=wvstools`,
     };
     delete env.IPVSVM_MODULES;
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
