@@ -19,9 +19,10 @@ import { skip as skipTest, testOrSkip } from "./helpers/skip.ts";
 const skip = hostSkipReason();
 // the simulator and the report are checked either way; the host modes only where they can run
 if (skip) skipTest(import.meta.url, "bench/scaling.ts at 50 Services: the host part (iptables, nftables, packet mode measured in namespaces)", skip);
-const out = mkdtempSync(join(tmpdir(), "wasmvs-scaling-test-"));
 
 test(`bench/scaling.ts at 50 Services: ${skip ? "simulator and report (host part skipped, above)" : "rules, connects, lock, packet mode, simulator, report"}`, () => {
+  // made here, not at import: a run that stops before this test must not leave it behind
+  const out = mkdtempSync(join(tmpdir(), "wasmvs-scaling-test-"));
   try {
     const r = spawnSync(process.execPath, ["--import", "tsx", "bench/scaling.ts", "--services=50", "--sim-services=200", "--sim-connections=20000", "--no-proxy", `--out=${out}`],
       { encoding: "utf8", timeout: 110_000, maxBuffer: 1 << 26 });
