@@ -9,48 +9,96 @@
 // Progress on stderr, the table on stdout; DIR (report/scaling) gets scaling.json, calibration.json, SVG
 // plots and summary.md.
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, totalmem, release } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { hostSkipReason, connector, Topology } from "./scaling/netns.ts";
-import { measureHost, HOST_MODES, type HostMode, type HostResult } from "./scaling/host.ts";
+import { measureHost, HOST_MODES, ALL_HOST_MODES, type HostMode, type HostResult } from "./scaling/host.ts";
+import { ipvsSkipReason } from "./scaling/ipvs.ts";
 import { lineChartSvg, type PlotSeries } from "./scaling/plot.ts";
 import { measureProxy, type ProxyResult } from "./scaling/proxy.ts";
 import { measurePacket, packetSkipReason, type PacketResult } from "./scaling/packet.ts";
 import { measureVm, vmSkipReason, type VmResult } from "./scaling/vm.ts";
 import { scalingCluster, simServices, calibrate, simulate, synCost, runEngine, TARGET_TRAFFIC, TARGET_SERVICES, TARGET_SECONDS, type Calibration, type SimPointResult, type ModeChecks } from "../src/sim/index.ts";
 import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
+import { KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type KubeProxyVersion } from "../src/k8s/index.ts";
 import { table } from "./lib/report.ts";
-import { toPoints, walksFor, modelTables, type Walks } from "./scaling/calibrate.ts";
+import { toPoints, vmIpvsPoints, walksFor, type Walks } from "./scaling/calibrate.ts";
+import { mainTable, curveTable } from "./scaling/rows.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
+const USAGE = `usage: wasmvs bench scaling [--full] [--services=1000,5000] [--endpoints=2]
+       [--modes=iptables-legacy,iptables-nft,nftables,ipvs] [--no-ipvs]
+       [--sim-services=10000,30000] [--sim-connections=N] [--no-host] [--no-proxy] [--no-packet]
+       [--vm] [--vm-services=1000,5000] [--no-sim] [--target] [--target-connections=N] [--out=DIR]
+       [--connects=N] [--cpu-connects=N] [--kube-proxy-version=${KUBE_PROXY_VERSIONS.join("|")}]
+  quick (default): 1k and 5k Services measured (kernel modes, IPVS mode when this kernel has IPVS, wasmvs proxy
+    socket and packet mode), simulator to 30k
+  --full: 1k, 2k, 5k, 10k measured, simulator to 100k (and IPVS mode in the kernel VM when this kernel has none)
+  --vm: IPVS mode in the kernel VM when this kernel has no IPVS (qemu TCG, slow; VM figures compare only with
+    VM figures) at 1k, 5k
+  --connects, --cpu-connects: timed connects per target and connects for the CPU figure (default 400 and 2000,
+    --full 1000 and 4000): fewer for a smoke run
+  --kube-proxy-version: whose nftables rules to install (default ${DEFAULT_KUBE_PROXY_VERSION}; 1.34 moved the filter chains)
+  --target: the simulator's benchmark alone: 10M connections over 10k Services, target ≤ 10 s on one core`;
+// every flag and whether it takes a value: anything else is refused before anything runs
+const FLAGS: Record<string, "bool" | "value"> = {
+  full: "bool", help: "bool", h: "bool", "no-host": "bool", "no-proxy": "bool", "no-packet": "bool", "no-ipvs": "bool",
+  vm: "bool", "no-sim": "bool", target: "bool", services: "value", endpoints: "value", modes: "value",
+  "sim-services": "value", "sim-connections": "value", "vm-services": "value", "target-connections": "value", out: "value",
+  connects: "value", "cpu-connects": "value", "kube-proxy-version": "value",
+};
+const usageError = (why: string): never => {
+  process.stderr.write(`wasmvs bench scaling: ${why}\n${USAGE}\n`);
+  process.exit(2);
+};
 const argv = process.argv.slice(2);
-const flag = (n: string) => argv.includes(`--${n}`);
-const opt = (n: string) => argv.find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3);
-const nums = (s: string | undefined, d: number[]) => (s ? s.split(",").map((x) => Number(x.replace(/k$/i, "000"))) : d);
-if (flag("help") || flag("h")) {
-  console.log(`usage: wasmvs bench scaling [--full] [--services=1000,5000] [--endpoints=2] [--modes=iptables-legacy,iptables-nft,nftables]
-       [--sim-services=10000,30000] [--sim-connections=N] [--no-host] [--no-proxy] [--no-packet] [--vm] [--vm-services=1000,5000] [--no-sim] [--target] [--out=DIR]
-  quick (default): 1k and 5k Services measured (kernel modes and wasmvs proxy socket and packet mode), simulator to 30k
-  --full: 1k, 2k, 5k, 10k measured, IPVS mode in the kernel VM at 1k, 5k, 10k, simulator to 100k
-  --vm: add IPVS mode in the kernel VM (qemu TCG, slow; VM figures compare only with VM figures) at 1k, 5k
-  --target: the simulator's benchmark alone: 10M connections over 10k Services, target ≤ 10 s on one core`);
-  process.exit(0);
+for (const a of argv) {
+  const m = /^--([a-z][a-z-]*)(=(.*))?$/s.exec(a) ?? /^-(h)$/.exec(a);
+  const kind = m && Object.hasOwn(FLAGS, m[1]) ? FLAGS[m[1]] : undefined;
+  if (!m || !kind) usageError(`unknown argument ${JSON.stringify(a.slice(0, 80))}`);
+  else if (kind === "bool" && m[2] !== undefined) usageError(`--${m[1]} takes no value`);
+  else if (kind === "value" && (m[3] === undefined || m[3] === "")) usageError(`--${m[1]} needs a value (--${m[1]}=...)`);
 }
+const flag = (n: string) => argv.includes(`--${n}`);
+const opt = (n: string) => [...argv].reverse().find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3);
+/** A positive whole number no larger than max, or a usage error naming the flag. */
+const count = (name: string, s: string, max: number): number => {
+  const x = Number(s.replace(/k$/i, "000"));
+  if (!/^\d+k?$/i.test(s) || !Number.isSafeInteger(x) || x < 1 || x > max) usageError(`--${name}: ${JSON.stringify(s.slice(0, 40))} is not a whole number from 1 to ${max.toLocaleString("en")}`);
+  return x;
+};
+const nums = (name: string, d: number[], max: number) => {
+  const s = opt(name);
+  return s === undefined ? d : [...new Set(s.split(",").map((x) => count(name, x, max)))].sort((a, b) => a - b);
+};
+if (flag("help") || flag("h") || argv.includes("-h")) { console.log(USAGE); process.exit(0); }
 const full = flag("full");
-const services = nums(opt("services"), full ? [1000, 2000, 5000, 10000] : [1000, 5000]);
-const endpoints = Number(opt("endpoints") ?? 2);
-const modes = (opt("modes")?.split(",") ?? HOST_MODES) as HostMode[];
-const simN = nums(opt("sim-services"), full ? [10000, 30000, 50000, 100000] : [10000, 30000]);
-const simConns = Number(opt("sim-connections") ?? (full ? 2_000_000 : 300_000));
+const services = nums("services", full ? [1000, 2000, 5000, 10000] : [1000, 5000], 100_000);
+const endpoints = count("endpoints", opt("endpoints") ?? "2", 64);
+const modesOpt = opt("modes")?.split(",");
+for (const m of modesOpt ?? []) if (!(ALL_HOST_MODES as string[]).includes(m)) usageError(`--modes: unknown mode ${JSON.stringify(m.slice(0, 40))} (known: ${ALL_HOST_MODES.join(", ")})`);
+const simN = nums("sim-services", full ? [10000, 30000, 50000, 100000] : [10000, 30000], 1_000_000);
+const simConns = count("sim-connections", opt("sim-connections") ?? String(full ? 2_000_000 : 300_000), 100_000_000);
+const targetConns = count("target-connections", opt("target-connections") ?? String(TARGET_TRAFFIC.connections), 100_000_000);
 const outDir = resolve(root, opt("out") ?? "report/scaling");
+const kubeProxyVersion = (opt("kube-proxy-version") ?? DEFAULT_KUBE_PROXY_VERSION) as KubeProxyVersion;
+if (!(KUBE_PROXY_VERSIONS as readonly string[]).includes(kubeProxyVersion)) usageError(`--kube-proxy-version: ${JSON.stringify(kubeProxyVersion.slice(0, 20))} is not one of ${KUBE_PROXY_VERSIONS.join(", ")}`);
+const connects = count("connects", opt("connects") ?? String(full ? 1000 : 400), 1_000_000);
+const cpuConnects = count("cpu-connects", opt("cpu-connects") ?? String(full ? 4000 : 2000), 1_000_000);
 const hostSkip = flag("no-host") ? "--no-host given" : hostSkipReason();
+// IPVS on this kernel: the generic netlink family (ip_vs loaded if need be) and ipvsadm/ipset
+const ipvsWanted = !flag("no-ipvs") && (modesOpt ? modesOpt.includes("ipvs") : true);
+const ipvsSkip = !ipvsWanted ? (flag("no-ipvs") ? "--no-ipvs given" : "not in --modes") : hostSkip ? hostSkip : await ipvsSkipReason();
+const modes: HostMode[] = [...((modesOpt ?? HOST_MODES) as HostMode[]).filter((m) => m !== "ipvs"), ...(ipvsWanted && !ipvsSkip ? ["ipvs" as const] : [])];
 const runSim = !flag("no-sim");
 const runProxy = !flag("no-proxy");
 const packetSkip = flag("no-packet") ? "--no-packet given" : hostSkip ? "" : packetSkipReason();
 const runPacket = !hostSkip && !packetSkip;
-const vmWanted = full || flag("vm") || opt("vm-services") !== undefined;
-const vmServices = nums(opt("vm-services"), full ? [1000, 5000, 10000] : [1000, 5000]);
+// the VM stands in for IPVS only where this kernel has none
+const vmAsked = full || flag("vm") || opt("vm-services") !== undefined;
+const vmWanted = vmAsked && ipvsWanted && !!ipvsSkip;
+const vmServices = nums("vm-services", full ? [1000, 5000, 10000] : [1000, 5000], 100_000);
 const vmSkip = !vmWanted ? "" : vmSkipReason();
 const self = `node --import tsx bench/scaling.ts`;
 const cmdFor = (extra: string) => `${self} ${extra}`.trim();
@@ -68,7 +116,7 @@ if (flag("target")) { await target(); process.exit(0); }
 async function target(): Promise<{ wallS: number; generatorS: number; conns: number; services: number; pass: boolean }> {
   const c = scalingCluster(TARGET_SERVICES, endpoints, 1, { nft: false });
   const { services: svcs } = simServices(c);
-  const conns = Number(opt("target-connections") ?? TARGET_TRAFFIC.connections);
+  const conns = targetConns;
   process.stderr.write(`target: ${conns.toLocaleString("en")} connections (SYN then RST, Poisson at 20k/s simulated) over ${svcs.length.toLocaleString("en")} Service ports of 10k Services, real data plane, one core\n`);
   const r = await runEngine(svcs, { ...TARGET_TRAFFIC, connections: conns, timeGenerator: true });
   const wallS = r.wallMs / 1000, genS = (r.generatorMs ?? NaN) / 1000, pass = wallS <= (TARGET_SECONDS * conns) / TARGET_TRAFFIC.connections;
@@ -81,48 +129,61 @@ async function target(): Promise<{ wallS: number; generatorS: number; conns: num
 
 // ---- plan --------------------------------------------------------------------------------------------
 const estS = hostSkip ? 0 : services.reduce((s, n) => s + (n <= 1000 ? 8 : n <= 2000 ? 20 : n <= 5000 ? 60 : 260) + (runProxy ? (n <= 1000 ? 15 : n <= 5000 ? 25 : 45) : 0) + (runPacket ? (n <= 1000 ? 10 : n <= 5000 ? 20 : 40) : 0), 0);
+const simPoints = runSim ? [...new Set([...services, ...simN])].sort((a, b) => a - b) : [];
 const vmEstS = vmWanted && !vmSkip ? 40 + vmServices.reduce((s, n) => s + (n <= 1000 ? 70 : n <= 5000 ? 100 : 160), 0) : 0;
+const ipvsLine = hostSkip ? `IPVS mode not measured either (host part skipped).` : modes.includes("ipvs")
+  ? `IPVS on this kernel: kube-proxy's IPVS mode measured beside the others in the same namespaces and the same run.`
+  : vmWanted
+    ? vmSkip ? `No IPVS on this host (${ipvsSkip}); IPVS mode in the kernel VM SKIPPED: ${vmSkip}.`
+    : `No IPVS on this host (${ipvsSkip}): IPVS mode measured inside the kernel VM (Linux 6.1, qemu TCG, about ${Math.max(1, Math.round(vmEstS / 60))} min) ` +
+      `at ${vmServices.map((n) => n.toLocaleString("en")).join(", ")} Services, every figure labelled [VM]: comparable only with other VM figures.`
+    : ipvsWanted ? `No IPVS on this host (${ipvsSkip}): IPVS mode not measured; --vm or --full measure it inside the kernel VM (qemu TCG, minutes).`
+    : `IPVS mode not measured (${ipvsSkip}).`;
 console.log(`wasmvs bench scaling — what happens past 1,000 Services?`);
 console.log(hostSkip
   ? `Host measurements SKIPPED (${hostSkip}); the simulator runs on the built-in calibration measured on the development machine (${DEFAULT_CALIBRATION.machine}).`
   : `Measures on this kernel, in network namespaces made for the run (client → node with kube-proxy's rules → backends, over veth):
-  kube-proxy iptables mode (iptables-legacy-restore and iptables-nft-restore) and nftables mode at ${services.map((n) => n.toLocaleString("en")).join(", ")} Services × ${endpoints} endpoints:
-  full sync, +1 Service, TCP connect latency to the first and the last Service in the chain, CPU per new connection, the xtables lock.${runProxy ? `
+  kube-proxy ${modes.join(", ")} at ${services.map((n) => n.toLocaleString("en")).join(", ")} Services × ${endpoints} endpoints:
+  full sync, +1 Service, TCP connect latency to the first and the last Service and a pod IP, CPU per new connection, the xtables lock.${runProxy ? `
   wasmvs userspace: \`wasmvs proxy\` socket mode in the node namespace with the same Services; connects through it (connect() and the backend's first byte), CPU per connection.` : ""}${runPacket ? `
   wasmvs userspace: \`wasmvs proxy\` packet mode (AF_PACKET, the WASM packet path, full-NAT, its nftables takeover table) in the node namespace, the same connects and CPU.`
   : packetSkip ? `
   wasmvs packet mode SKIPPED: ${packetSkip}` : ""}`);
+console.log(ipvsLine);
 console.log(`Then the wasmvs data plane's cost per new connection, and the simulator (real WASM data plane + calibrated rule-walk,
-verdict-map and hash models) at ${simN.map((n) => n.toLocaleString("en")).join(", ")} Services, ${simConns.toLocaleString("en")} connections each.
-Expected time: about ${Math.ceil((estS + vmEstS + simN.length * 6 + 10) / 10) * 10} s on 2 cores.`);
-console.log(!vmWanted
-  ? `IPVS mode (kube-proxy's IPVS mode inside the kernel VM, ../shared/ipvs-vm) is NOT part of this run: it takes minutes under qemu TCG and does not fit the quick run; add --vm (1k, 5k) or use --full (1k, 5k, 10k).\n`
-  : vmSkip ? `IPVS mode in the kernel VM SKIPPED: ${vmSkip}.\n`
-  : `IPVS mode inside the kernel VM (Linux 6.1, qemu TCG, about ${Math.round(vmEstS / 60)} min) at ${vmServices.map((n) => n.toLocaleString("en")).join(", ")} Services: full sync by ipvsadm -R and by wasmvs's Reconciler, +1 Service,
-  ipsets/iptables/kube-ipvs0 beside it, connects through IPVS NAT, and iptables mode's connects measured the same way in the same VM run.
-  VM figures are comparable only with other VM figures.\n`);
+verdict-map and hash models) at ${simPoints.map((n) => n.toLocaleString("en")).join(", ")} Services, ${simConns.toLocaleString("en")} connections each.
+Expected time: about ${Math.ceil((estS + vmEstS + simPoints.length * 6 + 10) / 10) * 10} s on 2 cores.\n`);
 
 const hostResults: HostResult[] = [];
 const proxyResults: ProxyResult[] = [];
 const packetResults: PacketResult[] = [];
 const proxyFailures: { services: number; error: string }[] = [];
+const hostFailures: { mode: string; services: number; error: string }[] = [];
 let vmResults: VmResult[] = [];
 let vmError: string | null = null;
-stepsTotal = (hostSkip ? 0 : services.length * (modes.length + (runProxy ? 1 : 0) + (runPacket ? 1 : 0))) + (vmWanted && !vmSkip ? 1 : 0) + (runSim ? simN.length + 1 : 0);
+// one step per measured (mode, N), per wasmvs proxy run, the VM, and per simulator point (the data plane's
+// SYN cost is measured there); the bar ends at stepsTotal/stepsTotal
+stepsTotal = (hostSkip ? 0 : services.length * (modes.length + (runProxy ? 1 : 0) + (runPacket ? 1 : 0))) + (vmWanted && !vmSkip ? 1 : 0) + simPoints.length;
 if (!hostSkip) {
   if (connector().kind === "node") progress("no C compiler: connects timed by the Node connector (adds event-loop overhead to every figure)");
   for (const n of services) {
     progress(`${n.toLocaleString("en")} Services: generating the cluster and the rules`);
-    const c = scalingCluster(n, endpoints), next = scalingCluster(n + 1, endpoints);
+    const c = scalingCluster(n, endpoints, 1, { kubeProxyVersion }), next = scalingCluster(n + 1, endpoints, 1, { kubeProxyVersion });
     for (const m of modes) {
-      const r = await measureHost(m, c, next, {
-        connects: full ? 1000 : 400, cpuConnects: full ? 4000 : 2000,
-        lock: m === "iptables-legacy" || n <= 1000 || (full && n <= 5000),
-        log: (s) => progress(s),
-      });
-      stepsDone++;
-      progress(`${m} ${n}: sync ${(r.syncMs / 1000).toFixed(2)} s, first ${r.first.lat.p50.toFixed(0)} µs, last ${r.last.lat.p50.toFixed(0)} µs, rules ${r.rules.counted}/${r.rules.expected}`);
-      hostResults.push(r);
+      try {
+        const r = await measureHost(m, c, next, {
+          connects, cpuConnects,
+          lock: m !== "ipvs" && (m === "iptables-legacy" || n <= 1000 || (full && n <= 5000)),
+          log: (s) => progress(s),
+        });
+        hostResults.push(r);
+        stepsDone++;
+        progress(`${m} ${n}: sync ${(r.syncMs / 1000).toFixed(2)} s, first ${r.first.lat.p50.toFixed(0)} µs, last ${r.last.lat.p50.toFixed(0)} µs, rules ${r.rules.counted}/${r.rules.expected}`);
+      } catch (e) {
+        hostFailures.push({ mode: m, services: n, error: (e as Error).message });
+        stepsDone++;
+        progress(`${m} ${n}: FAILED: ${(e as Error).message.slice(0, 500)}`);
+      }
     }
     if (runProxy) {
       try {
@@ -158,64 +219,47 @@ if (vmWanted && !vmSkip) {
 let calibration: Calibration = DEFAULT_CALIBRATION;
 let checks: Record<string, ModeChecks> = {};
 let walks: Walks = new Map();
-if (hostResults.length) {
-  walks = walksFor(services, endpoints);
-  const cal = calibrate(toPoints(hostResults, walks), `${cpus()[0]?.model ?? "?"} ×${cpus().length}`, `measured by this run (${cmdFor(full ? "--full" : "")})`);
+// IPVS mode's model from this host's figures; from the VM's (in VM units, labelled) only when there are none
+const vmPoints = hostResults.some((r) => r.mode === "ipvs") ? [] : vmIpvsPoints(vmResults);
+if (hostResults.length || vmPoints.length) {
+  walks = walksFor([...new Set(hostResults.map((r) => r.services))], endpoints);
+  const cal = calibrate([...toPoints(hostResults, walks), ...vmPoints], `${cpus()[0]?.model ?? "?"} ×${cpus().length}`, `measured by this run (${cmdFor(argv.join(" "))})`);
   calibration = cal.calibration; checks = cal.checks;
-  if (new Set(hostResults.map((r) => r.services)).size < 2) {
-    // one N cannot fix a line: keep the run's intercepts, take slopes from the built-in calibration
-    calibration = { ...calibration, modes: calibration.modes.map((m) => ({ ...m, ...(DEFAULT_CALIBRATION.modes.find((d) => d.mode === m.mode) ?? {}), source: "built-in (one N measured)" })) };
+  if (new Set(hostResults.map((r) => r.services)).size === 1) {
+    // one N cannot fix a line: the modes the built-in calibration has take its curves (and say so)
+    calibration = { ...calibration, modes: calibration.modes.map((m) => { const d = DEFAULT_CALIBRATION.modes.find((x) => x.mode === m.mode); return d ? { ...d, source: `built-in (${d.source}): this run measured one N only` } : m; }) };
   }
 }
 
 // ---- wasmvs data plane and the simulator ---------------------------------------------------------------
+// the data plane's cost per new connection is measured once per N, by the simulator's run at that N: the
+// terminal, the table, summary.md and scaling.json all show that one figure
 let sim: SimPointResult[] = [];
-const wasmPerN: { services: number; nsPerNewConn: number }[] = [];
 if (runSim) {
-  const measured = new Set(hostResults.map((r) => `${r.mode}:${r.services}`));
-  for (const n of services) {
-    const s = walks.get(n) ?? simServices(scalingCluster(n, endpoints, 1, { nft: false }));
-    const syn = await synCost(s.services, 200_000);
-    wasmPerN.push({ services: n, nsPerNewConn: syn.nsPerSyn });
-  }
-  stepsDone++;
-  progress(`wasmvs data plane: ${wasmPerN.map((w) => `${w.services}: ${w.nsPerNewConn.toFixed(0)} ns/new connection`).join(", ")}`);
+  const measured = new Set([...hostResults.map((r) => `${r.mode}:${r.services}`), ...vmPoints.map((p) => `${p.mode}:${p.services}`)]);
   sim = await simulate({
-    services: [...new Set([...services, ...simN])].sort((a, b) => a - b), endpoints, calibration, measured,
+    services: simPoints, endpoints, calibration, measured,
     traffic: { connections: simConns, rate: 5000, meanLengthMs: 200, requests: 1, clients: 1024, zipf: 0 },
     log: (s) => progress(s),
+    onPoint: (p) => { stepsDone++; progress(`sim ${p.services} Services done: wasmvs data plane ${p.wasm.nsPerNewConn.toFixed(0)} ns per new connection (SYN→NAT)`); },
   });
-  stepsDone = stepsTotal;
 }
+const wasmPerN = sim.map((p) => ({ services: p.services, nsPerNewConn: p.wasm.nsPerNewConn }));
+progress(`done`);
 
 // ---- output -------------------------------------------------------------------------------------------
 mkdirSync(outDir, { recursive: true });
-const f1 = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(d));
-const rows: string[][] = [];
-for (const r of hostResults) rows.push([r.mode, r.services.toLocaleString("en"), "measured", `${r.rules.counted}/${r.rules.expected}`, f1(r.syncMs / 1000, 2), f1(r.incrementalMs, 0),
-  `${f1(r.first.lat.p50)} / ${f1(r.first.lat.p99)}`, `${f1(r.last.lat.p50)} / ${f1(r.last.lat.p99)}`, `${f1(r.first.cpu.usPerConn)} / ${f1(r.last.cpu.usPerConn)}`,
-  r.lock ? `${r.lock.writers} writers, ${r.lock.failed} failed, max ${f1(r.lock.waitMaxMs, 0)} ms${r.lock.starved ? ", restore starved" : ""}` : "-"]);
-for (const p of sim) for (const m of p.modes) if (!m.measured) rows.push([m.mode, p.services.toLocaleString("en"), "modelled", `≈${Math.round(m.rules)}`, f1(m.syncMs / 1000, 2), f1(m.incrementalMs, 0),
-  `mix p50 ${f1(m.firstPacket.p50)}`, `mix p99 ${f1(m.firstPacket.p99)}`, f1(m.cpuPerConn), "-"]);
-for (const p of proxyResults) rows.push(["wasmvs proxy (socket)", p.services.toLocaleString("en"), "measured", `${p.listening} listeners`, "-", "-",
-  `${f1(p.first.firstByte.p50)} / ${f1(p.first.firstByte.p99)} 1st byte`, `${f1(p.last.firstByte.p50)} / ${f1(p.last.firstByte.p99)} 1st byte`, `${f1(p.first.proxyCpuUsPerConn)} / ${f1(p.last.proxyCpuUsPerConn)} proxy`, "-"]);
-for (const k of packetResults) rows.push(["wasmvs proxy (packet)", k.services.toLocaleString("en"), "measured", `${k.takeover.entries}/${k.takeover.expected} takeover`, "-", "-",
-  `${f1(k.first.firstByte.p50)} / ${f1(k.first.firstByte.p99)} 1st byte`, `${f1(k.last.firstByte.p50)} / ${f1(k.last.firstByte.p99)} 1st byte`,
-  `${f1(k.first.proxyCpuUsPerConn)} / ${f1(k.last.proxyCpuUsPerConn)} proxy + ${f1(k.first.clientCpuUsPerConn)} / ${f1(k.last.clientCpuUsPerConn)} client`, "-"]);
-for (const v of vmResults) {
-  rows.push(["ipvs [VM]", v.services.toLocaleString("en"), "measured in VM", `${v.ipvs.counted.services} vs, ${v.ipvs.counted.iptablesRules} ipt`, `${f1(v.ipvs.syncIpvsadmMs / 1000, 2)} -R / ${f1(v.ipvs.syncReconcilerMs / 1000, 2)} wasmvs`,
-    `${f1(v.ipvs.incIpvsadmMs, 0)} -R / ${f1(v.ipvs.incReconcilerMs, 0)} wasmvs`, `${f1(v.ipvs.first.lat.p50)} / ${f1(v.ipvs.first.lat.p99)}`, `${f1(v.ipvs.last.lat.p50)} / ${f1(v.ipvs.last.lat.p99)}`, `${f1(v.ipvs.first.cpu.usPerConn)} / ${f1(v.ipvs.last.cpu.usPerConn)}`, "-"]);
-  rows.push(["iptables-legacy [VM]", v.services.toLocaleString("en"), "measured in VM", `${v.iptables.rules.counted}/${v.iptables.rules.expected}`, f1(v.iptables.syncMs / 1000, 2), "-",
-    `${f1(v.iptables.first.lat.p50)} / ${f1(v.iptables.first.lat.p99)}`, `${f1(v.iptables.last.lat.p50)} / ${f1(v.iptables.last.lat.p99)}`, `${f1(v.iptables.first.cpu.usPerConn)} / ${f1(v.iptables.last.cpu.usPerConn)}`, "-"]);
-}
-for (const p of sim) rows.push(["wasmvs (WASM)", p.services.toLocaleString("en"), "measured in-process", String(p.servicePorts), "-", "-", `${(p.wasm.nsPerNewConn / 1000).toFixed(2)} (SYN→NAT)`, "-", (p.wasm.nsPerNewConn / 1000).toFixed(2), "-"]);
-console.log(table(["mode", "Services", "how", "rules", "full sync s", "+1 Svc ms", "first Svc µs p50/p99", "last Svc µs p50/p99", "CPU µs/conn first/last", "xtables lock"], rows));
+const runTables = { hostResults, sim, proxyResults, packetResults, vmResults, wasmPerN };
+const main = mainTable(runTables), curves = curveTable(calibration, checks);
+console.log(table(main.headers, main.rows));
+console.log("MODELLED rows: each figure ≈ the model's value (low–high: its span over the fit refitted with each measured N left out and the other candidate curves).");
 if (vmResults.length) console.log("[VM] rows: measured inside the qemu TCG kernel VM; compare them only with each other (never with host rows).");
 if (proxyResults.length) console.log("wasmvs proxy rows: time to the backend's first byte through the proxy (connect() alone returns on the node kernel's handshake); CPU = the proxy process's.");
 if (packetResults.length) console.log("wasmvs packet rows: connect() already covers the path (no listener on the node; the SYN-ACK comes from the backend through wasmvs); CPU = the proxy process's + the connector's (veth runs the node's takeover rules in the sender's context).");
 if (vmError) console.log(`IPVS VM part failed: ${vmError.slice(0, 300)}`);
 
-console.log(modelTables(calibration, checks));
+console.log(`\nTHE MODEL'S CURVES (measured at the N listed, modelled elsewhere; error: fit on the other N, predict this one)`);
+console.log(table(curves.headers, curves.rows));
 
 // plots
 const COLORS: Record<string, string> = { "iptables-legacy": "#d62728", "iptables-nft": "#ff7f0e", nftables: "#2ca02c", ipvs: "#1f77b4", wasmvs: "#9467bd" };
@@ -265,8 +309,9 @@ svgs["incremental.svg"] = lineChartSvg({
 
 const json = {
   meta: { date: new Date().toISOString(), durationS: (performance.now() - t0) / 1000, full, services, endpoints, modes, simServices: simN, simConnections: simConns,
-    node: process.version, cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), hostSkipped: hostSkip || null,
+    node: process.version, kernel: release(), kubeProxyVersion, cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), hostSkipped: hostSkip || null,
     connector: hostSkip ? null : connector().kind, command: cmdFor(argv.join(" ")), packetSkipped: packetSkip || null,
+    ipvs: { measuredOnHost: modes.includes("ipvs"), skipped: ipvsSkip || null }, hostFailures,
     vm: vmWanted ? { services: vmServices, skipped: vmSkip || null, error: vmError, note: "VM figures: Linux 6.1 under qemu TCG; comparable only with other VM figures" } : { skipped: "not requested (--vm or --full)" } },
   host: hostResults.map((r) => ({ ...r, lock: r.lock && { ...r.lock } })),
   wasmvs: wasmPerN, proxy: proxyResults, proxyFailures, packet: packetResults, vm: vmResults, calibration, checks, sim,
@@ -275,6 +320,7 @@ writeFileSync(join(outDir, "scaling.json"), JSON.stringify(json, (_k, v) => (v i
 writeFileSync(join(outDir, "calibration.json"), JSON.stringify(calibration, null, 2) + "\n");
 for (const [n, s] of Object.entries(svgs)) writeFileSync(join(outDir, n), s + "\n");
 const { summaryMarkdown } = await import("./scaling/summary.ts");
-writeFileSync(join(outDir, "summary.md"), summaryMarkdown({ hostResults, proxyResults, proxyFailures, packetResults, packetSkip, vmResults, vmError, vmServices: vmWanted ? vmServices : [], sim, checks, calibration, wasmPerN, services, endpoints, full, hostSkip, cmdFor, svgs: Object.keys(svgs) }));
+writeFileSync(join(outDir, "summary.md"), summaryMarkdown({ hostResults, hostFailures, ipvsSkip, proxyResults, proxyFailures, packetResults, packetSkip, vmResults, vmError, vmServices: vmWanted ? vmServices : [], sim, checks, calibration, wasmPerN, services, endpoints, full, hostSkip, cmdFor, svgs: Object.keys(svgs) }));
 console.log(`\nwrote ${[join(outDir, "scaling.json"), join(outDir, "calibration.json"), join(outDir, "summary.md"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}  (${el()})`);
 void existsSync; void readFileSync;
+if (hostFailures.length) process.exitCode = 1;

@@ -33,7 +33,9 @@ endpoints: [{addresses: [10.180.0.1], nodeName: other}]
 `, { node: { nodeName: "n", addresses: ["192.0.2.1"] }, config: { clusterCIDRs: ["10.0.0.0/8"] }, families: ["IPv4"] });
   const nft = nftablesFor(one.index).text;
   assert.ok(nft.includes("add element ip kube-proxy service-ips { 172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }"));
-  assert.ok(nft.includes("add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade"));
+  // 1.34 matches the ClusterIP alone (PR 131492); 1.33 and before also the port
+  assert.ok(nft.includes("add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 ip saddr != 10.0.0.0/8 jump mark-for-masquerade"));
+  assert.ok(nftablesFor(one.index, "IPv4", undefined, "1.33").text.includes("add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade"));
   assert.ok(nft.includes("add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 }"));
   assert.ok(nft.includes("add rule ip kube-proxy endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 meta l4proto tcp dnat to 10.180.0.1:80"));
   const ipt = iptablesFor(one.index).text.split("\n");

@@ -3,6 +3,7 @@
 import { scalingCluster, simServices, curveText, type MeasuredPoint, type Calibration, type ModeChecks, type Check } from "../../src/sim/index.ts";
 import { table } from "../lib/report.ts";
 import type { HostResult } from "./host.ts";
+import type { VmResult } from "./vm.ts";
 
 export type Walks = Map<number, ReturnType<typeof simServices>>;
 
@@ -18,11 +19,26 @@ export function toPoints(rs: HostResult[], walks: Walks): MeasuredPoint[] {
   return rs.map((r) => {
     const walk = (pos: number) => pos + (walks.get(r.services)?.walkRest ?? 0);
     return {
-      mode: r.mode, kind: r.mode === "nftables" ? "verdict-map" : "rule-walk", services: r.services, rules: r.rules.expected, units: "host",
+      mode: r.mode, kind: r.mode === "nftables" ? "verdict-map" : r.mode === "ipvs" ? "hash" : "rule-walk", services: r.services, rules: r.rules.expected, units: "host",
       syncMs: r.syncMs, incrementalMs: r.incrementalMs,
       first: { walk: walk(r.first.position), latP50: r.first.lat.p50, cpu: r.first.cpu.usPerConn },
       last: { walk: walk(r.last.position), latP50: r.last.lat.p50, cpu: r.last.cpu.usPerConn },
       baseline: { latP50: r.baseline.lat.p50, cpu: r.baseline.cpu.usPerConn },
+    };
+  });
+}
+
+/** IPVS mode's points from the kernel VM (VM units: for a host without IPVS). */
+export function vmIpvsPoints(vs: VmResult[]): MeasuredPoint[] {
+  return vs.map((v) => {
+    const i = v.ipvs, c = i.counted;
+    return {
+      mode: "ipvs", kind: "hash", services: v.services, units: "vm",
+      rules: c.services + c.realServers + c.ipsetEntries + c.iptablesRules + c.boundAddrs,
+      syncMs: i.syncIpvsadmMs + i.bindMs + i.ipsetMs + i.iptablesMs, incrementalMs: i.incIpvsadmMs,
+      first: { walk: 0, latP50: i.first.lat.p50, cpu: i.first.cpu.usPerConn },
+      last: { walk: 0, latP50: i.last.lat.p50, cpu: i.last.cpu.usPerConn },
+      baseline: { latP50: v.baseline.lat.p50, cpu: NaN },
     };
   });
 }

@@ -13,9 +13,12 @@ import { readFileSync } from "node:fs";
 import { Topology, nsOk, nsRun, connectFrom, privateLock, CLIENT_IP } from "./netns.ts";
 import { iptablesPartial, nftPartial, type ScalingCluster } from "../../src/sim/cluster.ts";
 import type { ServiceTarget } from "../../src/sim/iptables.ts";
+import type { IpvsDetail } from "./ipvs.ts";
 
-export type HostMode = "iptables-legacy" | "iptables-nft" | "nftables";
+export type HostMode = "iptables-legacy" | "iptables-nft" | "nftables" | "ipvs";
+/** The rule-based modes, always measured; "ipvs" (ipvs.ts) joins them when the kernel has IPVS. */
 export const HOST_MODES: HostMode[] = ["iptables-legacy", "iptables-nft", "nftables"];
+export const ALL_HOST_MODES: HostMode[] = [...HOST_MODES, "ipvs"];
 
 export interface LatStat { n: number; p50: number; p90: number; p99: number; mean: number }   // µs
 export interface CpuStat { conns: number; usPerConn: number; userUs: number; sysUs: number; wallUs: number }
@@ -34,6 +37,7 @@ export interface HostResult {
   translated: { first: number; last: number };           // connections the backends saw on those Services' endpoints
   lock?: LockStat;
   load: number[];
+  ipvs?: IpvsDetail;                                     // IPVS mode only
 }
 
 export interface HostOptions { connects: number; cpuConnects: number; lock: boolean; log?: (s: string) => void }
@@ -65,6 +69,7 @@ function cpuOf(r: { userUs: number; sysUs: number; wallUs: number }, conns: numb
 }
 
 export async function measureHost(mode: HostMode, c: ScalingCluster, next: ScalingCluster, o: HostOptions): Promise<HostResult> {
+  if (mode === "ipvs") return (await import("./ipvs.ts")).measureIpvs(c, next, o);
   const log = o.log ?? (() => {});
   const env = privateLock();
   const first = c.targets[0], last = c.targets[c.targets.length - 1];

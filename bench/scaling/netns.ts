@@ -9,7 +9,7 @@
 // outside these namespaces.
 import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -153,9 +153,12 @@ export class Topology {
   }
 }
 
-/** A private xtables lock file, so a run never makes the host's own iptables writers wait. */
+/** A private xtables lock file, so a run never makes the host's own iptables writers wait; removed when
+ * the process exits (the signal handlers above exit through it too). */
+let lockHooked = false;
 export function privateLock(): Record<string, string> {
   const f = join(tmpdir(), `wasmvs-xtables-${process.pid}.lock`);
   if (!existsSync(f)) writeFileSync(f, "");
+  if (!lockHooked) { lockHooked = true; process.once("exit", () => rmSync(f, { force: true })); }
   return { XTABLES_LOCKFILE: f };
 }

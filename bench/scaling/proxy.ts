@@ -66,15 +66,21 @@ export async function startProxy(topo: Topology, config: string, logLevel: strin
   p.stderr!.setEncoding("utf8");
   try {
     await new Promise<void>((resolve, reject) => {
+      // once settled the poll stops: a poll after a failure would connect from a namespace already deleted
+      let settled = false;
+      const ok = () => { if (!settled) { settled = true; resolve(); } };
+      const fail = (e: Error) => { if (!settled) { settled = true; reject(e); } };
       p.stderr!.on("data", (d: string) => { err += d; if (err.length > 1 << 20) err = err.slice(-1 << 16); });
-      p.on("exit", (code) => reject(new Error(`${what} exited (${code}): ${err.slice(-1500)}`)));
+      p.on("exit", (code) => fail(new Error(`${what} exited (${code}): ${err.slice(-1500)}`)));
       const poll = () => {
-        if (p.exitCode !== null) return;
-        const r = connectFrom(topo.client, 1, [`${last.vip}:${last.port}`], { readFirstByte: true });
-        if (!r.fails) resolve(); else setTimeout(poll, 100);
+        if (settled || p.exitCode !== null) return;
+        try {
+          const r = connectFrom(topo.client, 1, [`${last.vip}:${last.port}`], { readFirstByte: true });
+          if (!r.fails) ok(); else setTimeout(poll, 100);
+        } catch (e) { fail(e as Error); }
       };
       setTimeout(poll, 300);
-      setTimeout(() => reject(new Error(`${what} did not answer in 120 s: ${err.slice(-1500)}`)), 120_000).unref();
+      setTimeout(() => fail(new Error(`${what} did not answer in 120 s: ${err.slice(-1500)}`)), 120_000).unref();
     });
   } catch (e) { if (p.exitCode === null) p.kill("SIGKILL"); throw e; }
   return { p, startMs: performance.now() - t0 };

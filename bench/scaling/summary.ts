@@ -4,7 +4,8 @@ import type { HostResult } from "./host.ts";
 import type { ProxyResult } from "./proxy.ts";
 import type { PacketResult } from "./packet.ts";
 import type { VmResult } from "./vm.ts";
-import { curveText, type SimPointResult, type ModeChecks, type Calibration, type Check, type CurveFit } from "../../src/sim/index.ts";
+import type { SimPointResult, ModeChecks, Calibration, Check } from "../../src/sim/index.ts";
+import { mainTable, curveTable, markdownTable, modelled, fmt as f } from "./rows.ts";
 
 export interface SummaryInput {
   hostResults: HostResult[]; proxyResults?: ProxyResult[]; vmResults?: VmResult[]; vmError?: string | null; vmServices?: number[]; sim: SimPointResult[]; checks: Record<string, ModeChecks>; calibration: Calibration;
@@ -12,9 +13,9 @@ export interface SummaryInput {
   cmdFor: (extra: string) => string; svgs: string[];
   packetResults?: PacketResult[]; packetSkip?: string;
   proxyFailures?: { services: number; error: string }[];   // socket mode could not run at these N (and why)
+  ipvsSkip?: string;                                        // why IPVS mode was not measured on this host ("" = it was)
+  hostFailures?: { mode: string; services: number; error: string }[];
 }
-
-const f = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? "-" : x.toFixed(d));
 
 export function summaryMarkdown(s: SummaryInput): string {
   const L: string[] = [];
@@ -22,9 +23,20 @@ export function summaryMarkdown(s: SummaryInput): string {
   const get = (mode: string, n: number) => s.hostResults.find((r) => r.mode === mode && r.services === n);
   const simAt = (mode: string, n: number) => s.sim.find((p) => p.services === n)?.modes.find((m) => m.mode === mode);
   L.push("# Scaling: kube-proxy modes past 1,000 Services", "");
-  L.push(`Run ${new Date().toISOString()}; ${s.services.join(", ")} Services × ${s.endpoints} endpoints measured${s.hostSkip ? ` — **host part skipped: ${s.hostSkip}**; modelled figures use the built-in calibration (${s.calibration.machine})` : " on this machine's kernel"}. ` +
-    `Host-kernel figures are comparable with each other only; VM figures (${s.vmResults?.length ? "the [VM] section" : "none in this run"}) only with other VM figures.`, "");
+  const measuredNs = [...new Set(s.hostResults.map((r) => r.services))];
+  const hostModes = [...new Set(s.hostResults.map((r) => r.mode))];
+  L.push(`Run ${new Date().toISOString()}. ` + (s.hostSkip
+    ? `**Nothing was measured on this host (host part skipped: ${s.hostSkip})**: every kernel-mode figure below is modelled, from the built-in calibration (${s.calibration.machine}).`
+    : `Measured on this machine's kernel: ${hostModes.join(", ")} at ${measuredNs.join(", ")} Services × ${s.endpoints} endpoints` +
+      (s.ipvsSkip ? `; IPVS mode not measured on this host (${s.ipvsSkip})` : ", IPVS mode among them, in the same namespaces and the same run") + ".") +
+    ` Host-kernel figures are comparable with each other only; VM figures (${s.vmResults?.length ? "the [VM] rows and section" : "none in this run"}) only with other VM figures. ` +
+    "Figures marked ≈ are **modelled**, with the span of the fit's uncertainty in brackets; every other figure is measured.", "");
   L.push(`Plots: ${s.svgs.map((n) => `[${n}](${n})`).join(", ")}; every figure is in scaling.json.`, "");
+  for (const x of s.hostFailures ?? []) L.push(`**${x.mode} at ${x.services} Services FAILED:** ${x.error.slice(0, 600)}`, "");
+
+  L.push("## The run's table (as printed on the terminal)", "");
+  L.push(...markdownTable(mainTable({ hostResults: s.hostResults, sim: s.sim, proxyResults: s.proxyResults ?? [], packetResults: s.packetResults ?? [], vmResults: s.vmResults ?? [], wasmPerN: s.wasmPerN })), "");
+  cmd(s.full ? "--full" : "");
 
   L.push("## Measured on this kernel", "");
   if (!s.hostResults.length) L.push("(not measured in this run)");
@@ -39,6 +51,27 @@ export function summaryMarkdown(s: SummaryInput): string {
       for (const r of locks) L.push(`| ${r.mode} | ${r.services} | ${f(r.lock!.bigRestoreMs / 1000, 2)} s | ${r.lock!.writers} | ${r.lock!.failed} | ${f(r.lock!.waitP50Ms, 0)} ms | ${f(r.lock!.waitMaxMs, 0)} ms | ${r.lock!.starved ? `restore still running when the writers stopped at ${f(r.lock!.writersStoppedAtMs / 1000, 1)} s: each small nft-backend commit changes the generation and iptables-nft-restore starts over` : ""} |`);
       cmd(`--services=${[...new Set(locks.map((r) => r.services))].join(",")} --modes=iptables-legacy,iptables-nft --no-sim`);
     }
+  }
+
+  const ir = s.hostResults.filter((r) => r.ipvs);
+  L.push("## kube-proxy IPVS mode on this kernel", "");
+  if (!ir.length) L.push(s.hostSkip ? "(host part skipped)" : `(not measured on this host: ${s.ipvsSkip || "not in --modes"})`, "");
+  else {
+    L.push("The same topology as the modes above. Full sync (the run's table) = `ipvsadm -R` of every virtual service into a fresh namespace, plus " +
+      "every ClusterIP bound to kube-ipvs0 (`ip -batch`), `ipset restore` and `iptables-legacy-restore --noflush` of IPVS mode's rules in the node namespace, " +
+      "whose virtual services wasmvs's Reconciler (generic netlink, a child process there) wrote, timed beside `ipvsadm -R`. " +
+      "+1 Service: the new virtual services by `ipvsadm -R` and by `Reconciler.update`. Everything counted back after +1 Service. " +
+      "IPVS's Conns counter and the backends' tally (they see only the endpoints' addresses) prove the NAT.", "");
+    L.push("| Services | virtual services / real servers counted (expected) | ipset entries | iptables rules | kube-ipvs0 addresses | full sync: ipvsadm -R / Reconciler | kube-ipvs0 / ipset / iptables | +1 Service: ipvsadm -R / Reconciler | connect p50/p99 first Service | last Service | pod IP p50 | CPU µs/conn first / last (no rules) | IPVS Conns / backends saw, first / last |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (const r of ir) {
+      const i = r.ipvs!, c = i.counted, e = i.expected;
+      L.push(`| ${r.services} | ${c.services} / ${c.realServers} (${e.services} / ${e.realServers}) | ${c.ipsetEntries} / ${e.ipsetEntries} | ${c.iptablesRules} / ${e.iptablesRules} | ${c.boundAddrs} / ${e.boundAddrs} | ` +
+        `${f(i.syncIpvsadmMs / 1000, 2)} s / ${f(i.syncReconcilerMs / 1000, 2)} s (${i.reconcilerMessages} messages) | ${f(i.bindMs, 0)} / ${f(i.ipsetMs, 0)} / ${f(i.iptablesMs, 0)} ms | ` +
+        `${f(i.incIpvsadmMs, 0)} / ${f(i.incReconcilerMs, 1)} ms (${i.incServices} virtual services) | ${f(r.first.lat.p50)} / ${f(r.first.lat.p99)} µs | ${f(r.last.lat.p50)} / ${f(r.last.lat.p99)} µs | ` +
+        `${f(r.pod.lat.p50)} µs | ${f(r.first.cpu.usPerConn)} / ${f(r.last.cpu.usPerConn)} (${f(r.baseline.cpu.usPerConn)}) | ${i.ipvsConns.first} / ${r.translated.first}, ${i.ipvsConns.last} / ${r.translated.last} |`);
+    }
+    cmd(`--services=${ir.map((r) => r.services).join(",")} --endpoints=${s.endpoints} --modes=ipvs --no-proxy --no-packet --no-sim`);
   }
 
   const pr = s.proxyResults ?? [];
@@ -89,10 +122,10 @@ export function summaryMarkdown(s: SummaryInput): string {
   const m10 = (mode: string) => get(mode, 10000) ?? undefined;
   const sim10 = (mode: string) => simAt(mode, 10000);
   const tig = (mode: string) => { const m = sim10(mode); return m ? `${f(m.extraCpuCores * 100)}% of a core at ${s.sim[0]?.rate ?? "?"} new conn/s; ${f(m.rulesWalked, 0)} rules walked per new connection (mean)` : "-"; };
-  L.push(`| Tigera: 10k Services, iptables ≈35% of a core extra vs IPVS ≈8%; ≈20,000 rules per new connection | 35% / 8%, 20,000 rules | iptables-legacy: ${tig("iptables-legacy")}; iptables-nft: ${tig("iptables-nft")}; nftables: ${sim10("nftables") ? f(sim10("nftables")!.extraCpuCores * 100) + "% of a core" : "-"}; IPVS: ${vr.length ? `measured in the VM only (see [VM]: CPU per connect ${vr.map((v) => `${v.services}: ${f(v.ipvs.last.cpu.usPerConn, 0)} µs vs iptables ${f(v.iptables.last.cpu.usPerConn, 0)} µs`).join("; ")})` : "not measured in this run"} | simulator over the 10k cluster's real ruleset, uniform Service mix, CPU model calibrated by the measured connects (extra = over no rules at all) |`);
+  L.push(`| Tigera: 10k Services, iptables ≈35% of a core extra vs IPVS ≈8%; ≈20,000 rules per new connection | 35% / 8%, 20,000 rules | iptables-legacy: ${tig("iptables-legacy")}; iptables-nft: ${tig("iptables-nft")}; nftables: ${sim10("nftables") ? f(sim10("nftables")!.extraCpuCores * 100) + "% of a core" : "-"}; IPVS: ${ir.some((r) => r.services === 10000) ? `measured on this host: CPU per connect ${f(ir.find((r) => r.services === 10000)!.last.cpu.usPerConn, 1)} µs` : sim10("ipvs") ? `${f(sim10("ipvs")!.extraCpuCores * 100)}% of a core (modelled${sim10("ipvs")!.units.startsWith("VM") ? ", VM units" : ""})` : vr.length ? `measured in the VM only (see [VM]: CPU per connect ${vr.map((v) => `${v.services}: ${f(v.ipvs.last.cpu.usPerConn, 0)} µs vs iptables ${f(v.iptables.last.cpu.usPerConn, 0)} µs`).join("; ")})` : "not measured in this run"} | simulator over the 10k cluster's real ruleset, uniform Service mix, CPU model calibrated by the measured connects (extra = over no rules at all) |`);
   for (const [n, pub] of [[5000, 0.047], [10000, 0.062], [30000, 0.272]] as const) {
     const h = get("iptables-legacy", n), m = simAt("iptables-legacy", n), hn = get("iptables-nft", n), mn = simAt("iptables-nft", n);
-    L.push(`| Kubernetes nftables post: iptables first packet p50 at ${n / 1000}k | ${pub} ms | legacy: ${h ? `${f(h.first.lat.p50 / 1000, 3)}–${f(h.last.lat.p50 / 1000, 3)} ms first–last Service (measured)` : m ? `${f(m.firstPacket.p50 / 1000, 3)} ms mix p50 (modelled)` : "-"}; nft backend: ${hn ? `${f(hn.first.lat.p50 / 1000, 3)}–${f(hn.last.lat.p50 / 1000, 3)} ms (measured)` : mn ? `${f(mn.firstPacket.p50 / 1000, 3)} ms (modelled)` : "-"} | whole TCP connect (SYN out, SYN-ACK back) through veth, so it includes about ${f(s.hostResults[0]?.baseline.lat.p50 ?? NaN, 0)} µs with no rules at all |`);
+    L.push(`| Kubernetes nftables post: iptables first packet p50 at ${n / 1000}k | ${pub} ms | legacy: ${h ? `${f(h.first.lat.p50 / 1000, 3)}–${f(h.last.lat.p50 / 1000, 3)} ms first–last Service (measured)` : m ? `${f(m.firstPacket.p50 / 1000, 3)} ms mix p50 (modelled)` : "-"}; nft backend: ${hn ? `${f(hn.first.lat.p50 / 1000, 3)}–${f(hn.last.lat.p50 / 1000, 3)} ms (measured)` : mn ? `${f(mn.firstPacket.p50 / 1000, 3)} ms (modelled)` : "-"} | whole TCP connect (SYN out, SYN-ACK back) through veth${h || hn ? `, so it includes about ${f((h ?? hn)!.baseline.lat.p50, 0)} µs with no rules at all` : ""} |`);
   }
   const h5 = get("iptables-legacy", 5000), hn5 = get("iptables-nft", 5000);
   L.push(`| Huawei 2017: +1 rule at 5k Services | 11 min | legacy ${h5 ? f(h5.incrementalMs, 0) + " ms" : "-"}, nft backend ${hn5 ? f(hn5.incrementalMs, 0) + " ms" : "-"} (+1 Service, partial restore) | kube-proxy then ran many iptables commands under the lock; today's partial restore is one call |`);
@@ -105,13 +138,16 @@ export function summaryMarkdown(s: SummaryInput): string {
     "This is **not** a socket connect (socket mode through `wasmvs proxy` is the section above); this is the decision and rewrite only, with no kernel I/O.", "");
   L.push("| Services | ns per new connection |", "|---|---|");
   for (const w of s.wasmPerN) L.push(`| ${w.services} | ${f(w.nsPerNewConn, 0)} |`);
-  for (const p of s.sim) if (!s.wasmPerN.some((w) => w.services === p.services)) L.push(`| ${p.services} | ${f(p.wasm.nsPerNewConn, 0)} |`);
   cmd(s.full ? "--full" : "");
 
   L.push("## Modelled past the machine", "");
   L.push("Each point below runs the traffic through the real data plane (Core/PacketBatch) and costs every new connection by the calibrated models: iptables = a curve in the rules walked W (the walk counted over the real generated ruleset), nftables = a curve in N (verdict maps), sync and +1 Service = curves in the rule count R; the curves are below, with how far each missed.", "");
-  L.push("| Services | mode | measured? | first-packet p50 / p99 (µs, Service mix) | CPU µs/new conn | rules walked | full sync | +1 Service | data plane: connections, wall s, drops |", "|---|---|---|---|---|---|---|---|---|");
-  for (const p of s.sim) for (const m of p.modes) L.push(`| ${p.services} | ${m.mode} | ${m.measured ? "measured N (model shown)" : "modelled"} | ${f(m.firstPacket.p50)} / ${f(m.firstPacket.p99)} | ${f(m.cpuPerConn)} | ${f(m.rulesWalked, 0)} | ${f(m.syncMs / 1000, 2)} s | ${f(m.incrementalMs, 0)} ms | ${p.engine.connections}, ${f(p.engine.wallMs / 1000, 2)}, ${JSON.stringify(p.engine.dropped)} |`);
+  L.push("Every kernel-mode figure in this table is the **model's** (≈, with the span of the fit's uncertainty in brackets: the curve refitted with each measured N left out, and the other candidate curves); at a measured N the measured figure is in the tables above.", "");
+  L.push("| Services | mode | at a measured N? | first-packet p50 (µs, Service mix) | p99 | CPU µs/new conn | rules walked | full sync s | +1 Service ms | data plane: connections, wall s, drops |", "|---|---|---|---|---|---|---|---|---|---|");
+  for (const p of s.sim) for (const m of p.modes) {
+    const syncS = m.range.syncMs && ([m.range.syncMs[0] / 1000, m.range.syncMs[1] / 1000] as [number, number]);
+    L.push(`| ${p.services} | ${m.mode}${m.units.startsWith("VM") ? " [VM units]" : ""} | ${m.measured ? "yes (model shown; measured above)" : "no: modelled"} | ${modelled(m.firstPacket.p50, m.range.p50)} | ${modelled(m.firstPacket.p99, m.range.p99)} | ${modelled(m.cpuPerConn, m.range.cpuPerConn)} | ${f(m.rulesWalked, 0)} | ${modelled(m.syncMs / 1000, syncS, 2)} | ${modelled(m.incrementalMs, m.range.incrementalMs, 0)} | ${p.engine.connections}, ${f(p.engine.wallMs / 1000, 2)}, ${JSON.stringify(p.engine.dropped)} |`);
+  }
   cmd(s.full ? "--full" : "");
   L.push("### The model's curves", "");
   L.push("First-packet latency and CPU per new connection against the rules walked W (iptables) or N (nftables): a + b·W, or two such lines joined at a knee " +
@@ -120,16 +156,7 @@ export function summaryMarkdown(s: SummaryInput): string {
   L.push("Full sync and +1 Service against the rule count R. **Measured** at the N in the table above (wall time of the restore in a namespace); **modelled** everywhere else, by the curve below: " +
     "per mode and figure, the one among a + b·R, a + b·R + c·R² (coefficients ≥ 0) and a·R^k that missed least when each measured N was left out in turn (fit on the other N, predict it). " +
     "A point is checked only when the other N fix the curve (as many distinct x as the curve has coefficients: 3 N for a line or power law, 4 for the quadratic); the picked model's own error is the table's, the others' are beside it.", "");
-  L.push("| mode | figure | measured at N | model | mean \\|error\\| left out | other models' mean \\|error\\| |", "|---|---|---|---|---|---|");
-  const FIGURES = { latency: "connect latency p50", cpu: "CPU per new connection", sync: "full sync", incremental: "+1 Service" } as const;
-  for (const m of s.calibration.modes) for (const what of ["latency", "cpu", "sync", "incremental"] as const) {
-    const fit = m[what];
-    const c: CurveFit | null = "model" in fit ? fit : null;
-    const cost = what === "latency" || what === "cpu";
-    const others = c ? c.candidates.filter((x) => x.model !== c.model).map((x) => `${x.model} ${x.looMeanAbsErrPct === null ? "unchecked" : f(x.looMeanAbsErrPct, 0) + "%"}`).join(", ") : "-";
-    const curve = `${c ? c.model : cost ? "linear" : "power"}${c ? "" : " (older calibration)"}: ${curveText(fit, cost ? (m.kind === "rule-walk" ? "W" : "N") : "R")} ${cost ? "µs" : "ms"}`;
-    L.push(`| ${m.mode} | ${FIGURES[what]} | ${m.measuredN.join(", ")} | ${curve} | ${c && c.looMeanAbsErrPct !== null ? f(c.looMeanAbsErrPct, 0) + "%" : "unchecked: too few N (run --full)"} | ${others} |`);
-  }
+  L.push(...markdownTable(curveTable(s.calibration, s.checks)));
   L.push("");
   L.push("### How far the model missed (leave one N out)", "");
   const rows = Object.entries(s.checks).flatMap(([mode, c]) => (Object.entries(c) as [string, Check[]][]).flatMap(([what, list]) => list.map((x) => `| ${mode} | ${what} | ${x.n} | ${f(x.x, 0)} | ${f(x.measured, 2)} | ${f(x.predicted, 2)} | ${f(x.errPct, 0)}% |`)));

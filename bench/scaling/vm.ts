@@ -16,7 +16,7 @@
 //       tally proves translation
 //     - iptables mode (iptables-legacy-restore of the same cluster's rules) in a second topology, the same connects
 import { spawn, spawnSync, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { VirtualService } from "../../src/model/types.ts";
 import type { ServiceTarget } from "../../src/sim/iptables.ts";
@@ -86,6 +86,16 @@ export function vmSkipReason(): string {
   return "";
 }
 
+/** The project's node_modules inside the VM at its real path, read-only over a second 9p device: in a git
+ * worktree node_modules is a symlink out of the shared directory, and tsx would not be found there. */
+export function modulesMount(): { qemu: string; mount: string } {
+  const modules = realpathSync(`${root}/node_modules`);
+  return {
+    qemu: `-fsdev local,id=wvsm,path=${modules},security_model=none,readonly=on -device virtio-9p-pci,fsdev=wvsm,mount_tag=wvsmods`,
+    mount: `mkdir -p ${modules} && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro wvsmods ${modules} && `,
+  };
+}
+
 /** What the VM needs for one N, generated on the host (the generator under TCG takes ~17 s per 1k Services). */
 export interface VmInput {
   services: number; endpoints: number;
@@ -128,9 +138,11 @@ async function runVm(services: number[], endpoints: number, dataDir: string, o: 
   const ship = conn.kind === "c"
     ? `mkdir -p /tmp/wasmvs-scaling && echo ${readFileSync(conn.cmd[0]).toString("base64")} | base64 -d > ${conn.cmd[0]} && chmod +x ${conn.cmd[0]} && `
     : "";
-  const cmd = `${ship}node --import tsx bench/scaling/vm.ts --inside --data=${dataDir} --services=${services.join(",")} --endpoints=${endpoints} --connects=${o.connects} --cpu-connects=${o.cpuConnects}`;
+  const cmd = `${modulesMount().mount}${ship}node --import tsx bench/scaling/vm.ts --inside --data=${dataDir} --services=${services.join(",")} --endpoints=${endpoints} --connects=${o.connects} --cpu-connects=${o.cpuConnects}`;
   const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
-    const p = spawn(VM_SCRIPT, [cmd], { env: vmEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    const env = vmEnv();
+    env.IPVSVM_QEMU_EXTRA = `${env.IPVSVM_QEMU_EXTRA ?? ""} ${modulesMount().qemu}`.trim();
+    const p = spawn(VM_SCRIPT, [cmd], { env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "", buf = "";
     p.stdout.setEncoding("utf8"); p.stderr.setEncoding("utf8");
     p.stdout.on("data", (d: string) => {

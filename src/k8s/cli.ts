@@ -6,14 +6,20 @@
 // OBJECTS is a file of `kubectl get services,endpointslices -A -o json|yaml` output, or "-" for stdin.
 import { readFileSync } from "node:fs";
 import type { Family } from "./ip.ts";
-import { mapCluster, iptablesFor, nftablesFor, readProxyConfig, generateCluster, type ProxyConfig } from "./index.ts";
+import { mapCluster, iptablesFor, nftablesFor, readProxyConfig, generateCluster, KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type ProxyConfig, type KubeProxyVersion } from "./index.ts";
+import { parseCIDR } from "./ip.ts";
 
 const USAGE = `usage: wasmvs k8s map|rules|synth|watch …
   map   OBJECTS --node-name=N --node-ip=IP[,IP] [--config=KPC.yaml] [--json]   virtual services as ipvsadm -Sn lines (or JSON)
   rules OBJECTS --mode=ipvs|ipset|iptables|nftables [--family=IPv4|IPv6] …    the text kube-proxy would restore
+        [--kube-proxy-version=${KUBE_PROXY_VERSIONS.join("|")}] (nftables; default ${DEFAULT_KUBE_PROXY_VERSION})
+        [--service-cidrs=CIDR[,CIDR]] (nftables: traffic to unallocated ClusterIPs in them is dropped)
+        [--cluster-cidr=CIDR[,CIDR]] [--nodeport-addresses=primary|CIDR[,CIDR]] (override --config's)
   synth --services=N [--endpoints=N] [--seed=S] [--dual-stack=F]              a synthetic cluster as kubectl JSON
   watch [--kubeconfig=PATH] --node-name=N --node-ip=IP[,IP] [--config=…]       follow a cluster, one line per sync
 `;
+
+class UsageError extends Error {}
 
 export async function k8sCommand(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
   const [sub, ...rest] = argv;
@@ -25,6 +31,32 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
     const r = readProxyConfig(readFileSync(cfgPath, "utf8"), cfgPath);
     for (const e of r.errors) err.write(`wasmvs k8s: ${e.message}\n`);
     config = r.config;
+  }
+  // flags that reproduce a node's kube-proxy: checked before anything is read
+  const cidrs = (name: string): string[] | undefined => {
+    const v = opt(name);
+    if (v === undefined) return undefined;
+    const list = v.split(",").map((x) => x.trim()).filter(Boolean);
+    const bad = list.filter((c) => !parseCIDR(c));
+    if (!list.length || bad.length) throw new UsageError(`--${name}: ${bad.length ? `not a CIDR: ${bad.join(", ")}` : "empty"}`);
+    return list;
+  };
+  let serviceCIDRs: string[] | undefined, version: KubeProxyVersion = DEFAULT_KUBE_PROXY_VERSION;
+  try {
+    serviceCIDRs = cidrs("service-cidrs");
+    const cc = cidrs("cluster-cidr");
+    if (cc) config = { ...config, clusterCIDRs: cc };
+    const npa = opt("nodeport-addresses");
+    if (npa !== undefined) config = { ...config, nodePortAddresses: npa === "primary" ? ["primary"] : cidrs("nodeport-addresses")! };
+    const v = opt("kube-proxy-version");
+    if (v !== undefined) {
+      if (!(KUBE_PROXY_VERSIONS as readonly string[]).includes(v)) throw new UsageError(`--kube-proxy-version: ${JSON.stringify(v.slice(0, 20))} is not one of ${KUBE_PROXY_VERSIONS.join(", ")}`);
+      version = v as KubeProxyVersion;
+    }
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    err.write(`wasmvs k8s: ${e.message}\n${USAGE}`);
+    return 2;
   }
   const node = { nodeName: opt("node-name") ?? config.hostnameOverride ?? "", addresses: (opt("node-ip") ?? "").split(",").filter(Boolean) };
   const read = (p: string | undefined) => readFileSync(p === undefined || p === "-" ? 0 : p, "utf8");
@@ -49,7 +81,7 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
       if (mode === "ipvs") out.write(m.ipvs[fam]!.iptablesInstall);
       else if (mode === "ipset") out.write(m.ipvs[fam]!.ipsetRestore);
       else if (mode === "iptables") out.write(iptablesFor(m.index, fam).text);
-      else if (mode === "nftables") out.write(nftablesFor(m.index, fam).text);
+      else if (mode === "nftables") out.write(nftablesFor(m.index, fam, serviceCIDRs, version).text);
       else { err.write(`wasmvs k8s: unknown --mode '${mode}' (ipvs, ipset, iptables, nftables)\n`); return 2; }
       return m.errors.length ? 1 : 0;
     }

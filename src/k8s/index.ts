@@ -5,7 +5,7 @@ import type { Family } from "./ip.ts";
 import { readObjects } from "./read.ts";
 import { ClusterIndex, type IndexOptions, type IpvsFamilyState } from "./cluster.ts";
 import { iptablesModeText, type IptablesModeResult } from "./iptables-mode.ts";
-import { nftablesModeText, type NftablesModeResult } from "./nftables-mode.ts";
+import { nftablesModeText, type NftablesModeResult, type KubeProxyVersion } from "./nftables-mode.ts";
 import type { K8sInputError } from "./errors.ts";
 
 export { ClusterIndex, type Change, type IndexOptions, type IpvsFamilyState } from "./cluster.ts";
@@ -14,7 +14,7 @@ export { readProxyConfig, parseDuration, DEFAULT_CONFIG, type ProxyConfig } from
 export { K8sInputError } from "./errors.ts";
 export type { NodeInfo } from "./node.ts";
 export { iptablesModeText, IPTABLES_JUMPS } from "./iptables-mode.ts";
-export { nftablesModeText } from "./nftables-mode.ts";
+export { nftablesModeText, KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type KubeProxyVersion } from "./nftables-mode.ts";
 export { IPSETS, ipsetName, masqMark, withJumps } from "./ipvs.ts";
 export { generateCluster, type SynthOptions } from "./synth.ts";
 
@@ -43,6 +43,6 @@ export function iptablesFor(index: ClusterIndex, family: Family = "IPv4"): Iptab
 }
 
 /** The nft -f text kube-proxy's nftables mode writes for these objects (one family). */
-export function nftablesFor(index: ClusterIndex, family: Family = "IPv4", serviceCIDRs?: string[]): NftablesModeResult {
-  return nftablesModeText(family, index.config, index.familyNode(family), index.servicePorts(family), { serviceCIDRs });
+export function nftablesFor(index: ClusterIndex, family: Family = "IPv4", serviceCIDRs?: string[], kubeProxyVersion?: KubeProxyVersion): NftablesModeResult {
+  return nftablesModeText(family, index.config, index.familyNode(family), index.servicePorts(family), { serviceCIDRs, kubeProxyVersion });
 }

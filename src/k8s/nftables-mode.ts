@@ -24,7 +24,10 @@ export function nftEndpointBase(sp: ServicePortInfo, ep: EndpointInfo): string {
 
 // kube-proxy names these "dstnat-10", "dstnat+10", "dstnat", "srcnat"; nft before 1.0.7 accepts the named
 // priorities only on some hooks, so they are written as the numbers they stand for (dstnat -100, srcnat 100).
-const BASE_CHAINS: [string, string, string, string][] = [
+type BaseChain = [name: string, type: string, hook: string, priority: string];
+type JumpChain = [to: string, from: string, match: string];
+// 1.31, 1.32 (and 1.33 before the backport): every filter chain before DNAT, the ClusterIP check after it
+const BASE_CHAINS_1_31: BaseChain[] = [
   ["filter-prerouting", "filter", "prerouting", "-110"],
   ["filter-input", "filter", "input", "-110"],
   ["filter-forward", "filter", "forward", "-110"],
@@ -34,7 +37,7 @@ const BASE_CHAINS: [string, string, string, string][] = [
   ["nat-output", "nat", "output", "-100"],
   ["nat-postrouting", "nat", "postrouting", "100"],
 ];
-const JUMP_CHAINS: [string, string, string][] = [
+const JUMP_CHAINS_1_31: JumpChain[] = [
   ["nodeport-endpoints-check", "filter-input", "ct state new"],
   ["service-endpoints-check", "filter-input", "ct state new"],
   ["service-endpoints-check", "filter-forward", "ct state new"],
@@ -47,8 +50,44 @@ const JUMP_CHAINS: [string, string, string][] = [
   ["cluster-ips-check", "filter-forward", "ct state new"],
   ["cluster-ips-check", "filter-output-post-dnat", "ct state new"],
 ];
+// 1.34 (kubernetes PR 132456, backported to 1.33 by PR 133969): only the firewall check stays before DNAT
+// (pre-dnat chains at -110); input, forward and output run at priority 0, after DNAT, and output takes the
+// ClusterIP check. So the node's own connection (a hostNetwork pod's) to an ExternalIP or LoadBalancer IP of
+// a Local Service, sent to the cluster's endpoints by nat-output's DNAT, no longer meets that address's
+// "no local endpoints" drop in filter-output first (test/k8s-nft-versions.test.ts shows it on the kernel).
+const BASE_CHAINS_1_34: BaseChain[] = [
+  ["filter-prerouting-pre-dnat", "filter", "prerouting", "-110"],
+  ["filter-output-pre-dnat", "filter", "output", "-110"],
+  ["filter-input", "filter", "input", "0"],
+  ["filter-forward", "filter", "forward", "0"],
+  ["filter-output", "filter", "output", "0"],
+  ["nat-prerouting", "nat", "prerouting", "-100"],
+  ["nat-output", "nat", "output", "-100"],
+  ["nat-postrouting", "nat", "postrouting", "100"],
+];
+const JUMP_CHAINS_1_34: JumpChain[] = [
+  ["nodeport-endpoints-check", "filter-input", "ct state new"],
+  ["service-endpoints-check", "filter-input", "ct state new"],
+  ["service-endpoints-check", "filter-forward", "ct state new"],
+  ["service-endpoints-check", "filter-output", "ct state new"],
+  ["firewall-check", "filter-prerouting-pre-dnat", "ct state new"],
+  ["firewall-check", "filter-output-pre-dnat", "ct state new"],
+  ["services", "nat-output", ""],
+  ["services", "nat-prerouting", ""],
+  ["masquerading", "nat-postrouting", ""],
+  ["cluster-ips-check", "filter-forward", "ct state new"],
+  ["cluster-ips-check", "filter-output", "ct state new"],
+];
 
-export interface NftablesModeOptions { serviceCIDRs?: string[] }
+/** The kube-proxy versions whose nftables rules this writes; the last is the default. 1.33 is its patch
+ * releases with the backport of PR 132456 (for 1.33 releases before it, use 1.32); 1.34 also drops the port
+ * from the service chains' masquerade rule (PR 131492, not backported). */
+export const KUBE_PROXY_VERSIONS = ["1.31", "1.32", "1.33", "1.34"] as const;
+export type KubeProxyVersion = (typeof KUBE_PROXY_VERSIONS)[number];
+export const DEFAULT_KUBE_PROXY_VERSION: KubeProxyVersion = "1.34";
+const layout = (v: KubeProxyVersion) => (v === "1.31" || v === "1.32" ? { base: BASE_CHAINS_1_31, jumps: JUMP_CHAINS_1_31 } : { base: BASE_CHAINS_1_34, jumps: JUMP_CHAINS_1_34 });
+
+export interface NftablesModeOptions { serviceCIDRs?: string[]; kubeProxyVersion?: KubeProxyVersion }
 export interface NftablesModeResult { text: string; chains: number; rules: number; elements: number }
 
 export function nftablesModeText(family: Family, cfg: ProxyConfig, node: FamilyNode, ports: Iterable<[ServicePortInfo, EndpointInfo[]]>, opts: NftablesModeOptions = {}): NftablesModeResult {
@@ -72,6 +111,9 @@ export function nftablesModeText(family: Family, cfg: ProxyConfig, node: FamilyN
   };
   // setupNFTables
   L.push(`add table ${T} { comment "rules for kube-proxy" ; }`);
+  const version = opts.kubeProxyVersion ?? DEFAULT_KUBE_PROXY_VERSION;
+  const { base: BASE_CHAINS, jumps: JUMP_CHAINS } = layout(version);
+  const newLayout = version === "1.34";
   for (const [n] of BASE_CHAINS) L.push(`add chain ${T} ${n}`, `delete chain ${T} ${n}`);
   for (const [n, type, hook, prio] of BASE_CHAINS) { chains++; L.push(`add chain ${T} ${n} { type ${type} hook ${hook} priority ${prio} ; }`, `flush chain ${T} ${n}`); }
   for (const [dst, src, extra] of JUMP_CHAINS) { ensureChain(dst); rule(src, `${extra ? extra + " " : ""}jump ${dst}`); }
@@ -152,8 +194,11 @@ export function nftablesModeText(family: Family, cfg: ProxyConfig, node: FamilyN
       if (!hasExternal) elem("no-endpoint-nodeports", `${proto} . ${sp.nodePort}`, extVerdict, spn);
     }
     if (hasInternal) {
-      if (cfg.masqueradeAll) rule(internalChain, `${ipX} daddr ${sp.clusterIP} ${proto} dport ${sp.port} jump mark-for-masquerade`);
-      else if (detect) rule(internalChain, `${ipX} daddr ${sp.clusterIP} ${proto} dport ${sp.port} ${detect.ifNotLocalNFT} jump mark-for-masquerade`);
+      // 1.34 (PR 131492) matches the ClusterIP alone: a packet reaches this chain from service-ips with the
+      // port and protocol already matched, and from an external- chain never with the ClusterIP
+      const to = newLayout ? `${ipX} daddr ${sp.clusterIP}` : `${ipX} daddr ${sp.clusterIP} ${proto} dport ${sp.port}`;
+      if (cfg.masqueradeAll) rule(internalChain, `${to} jump mark-for-masquerade`);
+      else if (detect) rule(internalChain, `${to} ${detect.ifNotLocalNFT} jump mark-for-masquerade`);
     }
     if (usesExt) {
       if (!sp.externalPolicyLocal) rule(ext, "jump mark-for-masquerade");

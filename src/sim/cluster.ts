@@ -2,7 +2,7 @@
 // from src/k8s/synth, kube-proxy's three modes' rules from src/k8s (iptables-restore text with the jump
 // rules kube-proxy ensures, the nft transaction, IPVS mode's virtual services + ipsets + iptables), and the
 // Services' order in KUBE-SERVICES.
-import { mapCluster, iptablesFor, nftablesFor, generateCluster, IPTABLES_JUMPS, withJumps, type MappedCluster } from "../k8s/index.ts";
+import { mapCluster, iptablesFor, nftablesFor, generateCluster, IPTABLES_JUMPS, withJumps, type MappedCluster, type KubeProxyVersion } from "../k8s/index.ts";
 import { parseRuleset, serviceTargets, type Ruleset, type ServiceTarget } from "./iptables.ts";
 
 export const SCALING_NODE = { nodeName: "node-0", addresses: ["192.168.201.1", "192.168.202.1"] };
@@ -19,13 +19,13 @@ export interface ScalingCluster {
   genMs: number;
 }
 
-export function scalingCluster(services: number, endpoints: number, seed = 1, want: { nft?: boolean } = {}): ScalingCluster {
+export function scalingCluster(services: number, endpoints: number, seed = 1, want: { nft?: boolean; kubeProxyVersion?: KubeProxyVersion } = {}): ScalingCluster {
   const t0 = performance.now();
   const objs = generateCluster({ services, endpoints, seed, notReady: 0, terminating: 0 }).items;
   const mapped = mapCluster(objs, { node: SCALING_NODE, config: SCALING_CONFIG });
   const ipt = iptablesFor(mapped.index, "IPv4");
   const install = withJumps(ipt.text, IPTABLES_JUMPS);
-  const nf = want.nft === false ? { text: "", rules: 0, elements: 0, chains: 0 } : nftablesFor(mapped.index, "IPv4", [SERVICE_CIDR]);
+  const nf = want.nft === false ? { text: "", rules: 0, elements: 0, chains: 0 } : nftablesFor(mapped.index, "IPv4", [SERVICE_CIDR], want.kubeProxyVersion);
   const ruleset = parseRuleset(install);
   const inServiceCIDR = (ip: string) => { const [a, b] = ip.split(".").map(Number); return a === 10 && b >= 96 && b < 112; };
   const targets = serviceTargets(ruleset).filter((t) => t.proto === "tcp" && t.endpoints.length > 0 && inServiceCIDR(t.vip));

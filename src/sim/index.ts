@@ -2,7 +2,7 @@
 // (model.ts) over synthetic traffic, for clusters past what the machine can measure.
 import { scalingCluster, simServices, type ScalingCluster } from "./cluster.ts";
 import { runEngine, synCost, type TrafficSpec, type EngineResult, type SimService } from "./engine.ts";
-import { chooseCurve, curveAt, COST_CURVES, type Calibration, type ModeCalibration, type Point, type Check } from "./model.ts";
+import { chooseCurve, curveAt, curveVariants, COST_CURVES, type CurveFit, type LinFit, type PowFit, type Calibration, type ModeCalibration, type Point, type Check } from "./model.ts";
 
 export { scalingCluster, simServices, iptablesPartial, nftPartial } from "./cluster.ts";
 export { runEngine, synCost, loadCore, startTraffic, rng } from "./engine.ts";
@@ -67,6 +67,22 @@ export interface ModePrediction {
   extraCpuCores: number;                                      // (cpuPerConn - baseline) × rate, in cores
   rulesWalked?: number;                                       // mean (rule-walk modes)
   syncMs: number; incrementalMs: number; rules: number;
+  // the span of each figure over the fit's variants (curveRange): null where the curve's error is unknown
+  range: { p50: Range; p99: Range; cpuPerConn: Range; syncMs: Range; incrementalMs: Range };
+}
+export type Range = [number, number] | null;
+
+/** A figure computed through a curve, as the span over the curve and its variants; without variants, the
+ * figure ± the curve's mean leave-one-out error; null when neither is known. */
+function spanOf(curve: CurveFit | PowFit | LinFit, figure: (c: CurveFit | PowFit | LinFit) => number): Range {
+  const vs = curveVariants(curve);
+  const v = figure(curve);
+  if (vs.length) {
+    const ys = [v, ...vs.map(figure)].filter(Number.isFinite);
+    return [Math.max(0, Math.min(...ys)), Math.max(...ys)];
+  }
+  const e = "model" in curve ? curve.looMeanAbsErrPct : null;
+  return e === null || !Number.isFinite(e) ? null : [Math.max(0, v * (1 - e / 100)), v * (1 + e / 100)];
 }
 
 export interface SimPointResult {
@@ -80,21 +96,28 @@ export function predict(cal: Calibration, services: SimService[], perService: Ui
   const out: ModePrediction[] = [];
   for (const m of cal.modes) {
     const x = (s: SimService) => (m.kind === "rule-walk" ? s.walkRules : nServices);
+    const total = services.reduce((n, _s, i) => n + perService[i], 0) || 1;
     // weighted quantiles over new connections: each Service's cost × its connection count
-    const items: [number, number][] = services.map((s, i) => [curveAt(m.latency, x(s)), perService[i]]);
-    items.sort((a, b) => a[0] - b[0]);
-    const total = items.reduce((n, [, c]) => n + c, 0) || 1;
-    const q = (p: number) => { let acc = 0; for (const [v, c] of items) { acc += c; if (acc >= p * total) return v; } return items[items.length - 1]?.[0] ?? NaN; };
-    let cpuSum = 0, latSum = 0, walkSum = 0;
-    services.forEach((s, i) => { const c = perService[i]; cpuSum += c * curveAt(m.cpu, x(s)); latSum += c * curveAt(m.latency, x(s)); walkSum += c * s.walkRules; });
-    const cpuPerConn = cpuSum / total;
+    const quantiles = (lat: CurveFit | PowFit | LinFit) => {
+      const items: [number, number][] = services.map((s, i) => [curveAt(lat, x(s)), perService[i]]);
+      items.sort((a, b) => a[0] - b[0]);
+      const q = (p: number) => { let acc = 0; for (const [v, c] of items) { acc += c; if (acc >= p * total) return v; } return items[items.length - 1]?.[0] ?? NaN; };
+      return { p50: q(0.5), p99: q(0.99), mean: services.reduce((t, s, i) => t + perService[i] * curveAt(lat, x(s)), 0) / total };
+    };
+    const cpuMean = (cpu: CurveFit | PowFit | LinFit) => services.reduce((t, s, i) => t + perService[i] * curveAt(cpu, x(s)), 0) / total;
+    const walkSum = services.reduce((t, s, i) => t + perService[i] * s.walkRules, 0);
+    const firstPacket = quantiles(m.latency), cpuPerConn = cpuMean(m.cpu);
     const R = rules?.[m.mode] ?? m.rulesPerService * nServices;
     out.push({
       mode: m.mode, services: nServices, measured: measuredN.has(`${m.mode}:${nServices}`), units: m.units ?? "host",
-      firstPacket: { p50: q(0.5), p99: q(0.99), mean: latSum / total }, cpuPerConn,
+      firstPacket, cpuPerConn,
       extraCpuCores: ((cpuPerConn - m.baselineCpu) * rate) / 1e6,
       rulesWalked: m.kind === "rule-walk" ? walkSum / total : undefined,
       syncMs: curveAt(m.sync, R), incrementalMs: curveAt(m.incremental, R), rules: R,
+      range: {
+        p50: spanOf(m.latency, (c) => quantiles(c).p50), p99: spanOf(m.latency, (c) => quantiles(c).p99),
+        cpuPerConn: spanOf(m.cpu, cpuMean), syncMs: spanOf(m.sync, (c) => curveAt(c, R)), incrementalMs: spanOf(m.incremental, (c) => curveAt(c, R)),
+      },
     });
   }
   return out;
@@ -104,6 +127,7 @@ export interface SimOptions {
   services: number[]; endpoints: number; traffic: Omit<TrafficSpec, "seed"> & { seed?: number };
   calibration: Calibration; measured?: Set<string>; synConns?: number;
   log?: (s: string) => void; clusters?: Map<number, ScalingCluster>;
+  onPoint?: (p: SimPointResult) => void;     // after each N (the caller's progress)
 }
 
 /** Runs the traffic through the real data plane at each N and costs it under every calibrated mode. */
@@ -124,6 +148,7 @@ export async function simulate(o: SimOptions): Promise<SimPointResult[]> {
       wasm: { nsPerNewConn: syn.nsPerSyn, nsPerConn: engine.nsPerConn },
       modes: predict(o.calibration, services, perService, n, o.traffic.rate, o.measured ?? new Set(), rules), walkRest, walkNoService,
     });
+    o.onPoint?.(out[out.length - 1]);
   }
   return out;
 }

@@ -68,6 +68,9 @@ export interface CurveFit {
   points: number;
   looMeanAbsErrPct: number | null;   // of this model, leaving each N out; null = not checkable
   candidates: { model: CurveModel; looMeanAbsErrPct: number | null }[];
+  // the fit's uncertainty: this model refitted with each N left out (where the rest determine it) and the
+  // other candidate curves fitted on every point; a modelled figure is shown as the span of them all
+  variants?: { why: string; model: CurveModel; coef: number[] }[];
 }
 
 // relative errors count, as the checks do: 1 s off at 1k Services matters more than at 10k
@@ -165,10 +168,35 @@ export function chooseCurve(ps: Point[], models: CurveModel[] = ["linear", "powe
   // tie the extra coefficient is fitting noise, and it is the extrapolation that pays for it
   const more = (a: CurveModel, b: CurveModel) => CURVE_PARAMS[b] > CURVE_PARAMS[a];
   const pick = checkable.length ? checkable.reduce((a, b) => (b.err! < (more(a.model, b.model) ? 0.9 : 1) * a.err! ? b : a)) : { model: fallback, checks: curveChecks(ps, fallback), err: null };
+  const variants: NonNullable<CurveFit["variants"]> = [];
+  const ns = [...new Set(ps.map((p) => p.n))];
+  if (pick.checks.length) for (const n of ns) variants.push({ why: `${pick.model} without N=${n}`, model: pick.model, coef: fitCoef(ps.filter((p) => p.n !== n), pick.model) });
+  const distinctX = new Set(ps.map((p) => p.x)).size;
+  for (const m of models) if (m !== pick.model && distinctX >= CURVE_PARAMS[m]) variants.push({ why: m, model: m, coef: fitCoef(ps, m) });
   return {
-    fit: { model: pick.model, coef: fitCoef(ps, pick.model), points: ps.length, looMeanAbsErrPct: pick.err, candidates: tried.map((t) => ({ model: t.model, looMeanAbsErrPct: t.err })) },
+    fit: { model: pick.model, coef: fitCoef(ps, pick.model), points: ps.length, looMeanAbsErrPct: pick.err, candidates: tried.map((t) => ({ model: t.model, looMeanAbsErrPct: t.err })), variants },
     checks: pick.checks,
   };
+}
+
+/** The span of a curve's value at x over the fit and its variants; without variants (a calibration written
+ * before they were kept), the value ± the curve's mean leave-one-out error; null when neither is known. */
+export function curveRange(f: CurveFit | PowFit | LinFit, x: number): [number, number] | null {
+  const v = curveAt(f, x);
+  if (!("model" in f)) return null;
+  if (f.variants?.length) {
+    const ys = [v, ...f.variants.map((w) => coefAt(w.model, w.coef, x))].filter(Number.isFinite);
+    return [Math.max(0, Math.min(...ys)), Math.max(...ys)];
+  }
+  if (f.looMeanAbsErrPct === null || !Number.isFinite(f.looMeanAbsErrPct)) return null;
+  const e = f.looMeanAbsErrPct / 100;
+  return [Math.max(0, v * (1 - e)), v * (1 + e)];
+}
+
+/** The same curve with its coefficients taken from one variant (to carry a variant through a prediction). */
+export function curveVariants(f: CurveFit | PowFit | LinFit): (CurveFit | PowFit | LinFit)[] {
+  if (!("model" in f) || !f.variants?.length) return [];
+  return f.variants.map((w) => ({ ...f, model: w.model, coef: w.coef, variants: undefined }));
 }
 
 /** A curve as text: "12 + 0.003·R + 1.2e-8·R²", "3.1e-6·R^1.71". */

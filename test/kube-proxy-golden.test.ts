@@ -1,0 +1,132 @@
+// kube-proxy's own golden tests, ported as data: Kubernetes objects in (test/fixtures/kube-proxy/*.objects.json),
+// the rules kube-proxy's tests expect out (*.nft, written from pkg/proxy/nftables/proxier_test.go's expected
+// text), compared with what `wasmvs k8s rules` writes for the same node and flags. Like kube-proxy's own
+// assertion, the comparison is of the resulting ruleset, not of the transaction's order: the same tables,
+// chains (with their hooks and priorities), sets and maps, each chain's rules in order, each set's or map's
+// elements as a set; numbers compare by value (0x00004000 is 0x4000).
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
+import { k8sCommand } from "../src/k8s/cli.ts";
+import { readFileSync } from "node:fs";
+
+const FIX = "test/fixtures/kube-proxy";
+
+interface Ruleset { decls: Map<string, string>; rules: Map<string, string[]>; elements: Map<string, Set<string>> }
+
+export function rulesetOf(text: string): Ruleset {
+  const r: Ruleset = { decls: new Map(), rules: new Map(), elements: new Map() };
+  const hex = (s: string) => s.replace(/\b0x([0-9a-f]+)\b/gi, (_m, h) => `0x${parseInt(h, 16).toString(16)}`);
+  for (const raw of text.split("\n")) {
+    const line = hex(raw.trim());
+    if (!line || line.startsWith("#") || /^(flush|delete) /.test(line)) continue;
+    let m: RegExpExecArray | null;
+    if ((m = /^add (chain|set|map|table) (ip6?|inet) (\S+)(?: (\S+))?(?: (\{.*\}))?$/.exec(line))) {
+      const key = `${m[1]} ${m[2]} ${m[3]}${m[4] ? ` ${m[4]}` : ""}`;
+      // a base chain is added bare (to delete it) and then with its hook: the declaration with attributes wins
+      if (m[5] || !r.decls.has(key)) r.decls.set(key, m[5] ?? "");
+      if (m[1] === "chain" && !r.rules.has(key)) r.rules.set(key, []);
+    } else if ((m = /^add rule (ip6?|inet) (\S+) (\S+) (.*)$/.exec(line))) {
+      const key = `chain ${m[1]} ${m[2]} ${m[3]}`;
+      if (!r.rules.has(key)) r.rules.set(key, []);
+      r.rules.get(key)!.push(m[4]);
+    } else if ((m = /^add element (ip6?|inet) (\S+) (\S+) \{ (.*) \}$/.exec(line))) {
+      const key = `${m[1]} ${m[2]} ${m[3]}`;
+      if (!r.elements.has(key)) r.elements.set(key, new Set());
+      r.elements.get(key)!.add(m[4]);
+    } else throw new Error(`a line this comparison does not know: ${line}`);
+  }
+  return r;
+}
+
+/** Every difference between two rulesets, as lines a reader can act on ([] = the same). */
+export function rulesetDiff(want: Ruleset, got: Ruleset): string[] {
+  const out: string[] = [];
+  for (const [k, v] of want.decls) if (!got.decls.has(k)) out.push(`missing ${k} ${v}`); else if (got.decls.get(k) !== v) out.push(`${k}: want ${v}, got ${got.decls.get(k)}`);
+  for (const [k, v] of got.decls) if (!want.decls.has(k)) out.push(`unexpected ${k} ${v}`);
+  for (const [k, v] of want.rules) {
+    const g = got.rules.get(k) ?? [];
+    if (g.join("\n") !== v.join("\n")) out.push(`${k} rules:\n    want ${v.join("\n         ")}\n    got  ${g.join("\n         ")}`);
+  }
+  for (const [k, v] of got.rules) if (!want.rules.has(k) && v.length) out.push(`unexpected rules in ${k}: ${v.join("; ")}`);
+  const keys = new Set([...want.elements.keys(), ...got.elements.keys()]);
+  for (const k of keys) {
+    const w = want.elements.get(k) ?? new Set(), g = got.elements.get(k) ?? new Set();
+    for (const e of w) if (!g.has(e)) out.push(`${k}: missing element { ${e} }`);
+    for (const e of g) if (!w.has(e)) out.push(`${k}: unexpected element { ${e} }`);
+  }
+  return out;
+}
+
+/** `wasmvs k8s rules` in this process: its exit status, stdout and stderr. */
+async function k8sRules(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  let stdout = "", stderr = "";
+  const sink = (f: (s: string) => void) => ({ write: (s: string) => { f(s); return true; } });
+  const status = await k8sCommand(["rules", ...args], sink((x) => (stdout += x)) as unknown as typeof process.stdout,
+    sink((x) => (stderr += x)) as unknown as typeof process.stderr);
+  return { status, stdout, stderr };
+}
+
+async function wasmvsRules(objects: string, args: string[]): Promise<string> {
+  const r = await k8sRules([`${FIX}/${objects}`, ...args]);
+  assert.is(r.status, 0, r.stderr.slice(0, 2000));
+  return r.stdout;
+}
+
+// TestOverallNFTablesRules's node: "test-node", primary IP 192.168.0.2, clusterCIDR 10.0.0.0/8, Service CIDR
+// 172.30.0.0/16, NodePorts on the node's primary IPs
+const OVERALL_NODE = ["--mode=nftables", "--node-name=test-node", "--node-ip=192.168.0.2", "--cluster-cidr=10.0.0.0/8",
+  "--service-cidrs=172.30.0.0/16", "--nodeport-addresses=primary"];
+
+test("TestOverallNFTablesRules (kube-proxy 1.34): wasmvs k8s rules writes the ruleset kube-proxy's test expects", async () => {
+  const want = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.34.nft`, "utf8"));
+  for (const args of [[], ["--kube-proxy-version=1.34"]]) {
+    const diff = rulesetDiff(want, rulesetOf(await wasmvsRules("overall-nftables.objects.json", [...OVERALL_NODE, ...args])));
+    assert.equal(diff, [], diff.join("\n"));
+  }
+});
+
+test("the comparison itself sees a changed priority, a dropped rule, a reordered chain and a missing element", () => {
+  const want = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.34.nft`, "utf8"));
+  const text = readFileSync(`${FIX}/overall-nftables.1.34.nft`, "utf8");
+  const variants = [
+    text.replace("filter-input { type filter hook input priority 0 ; }", "filter-input { type filter hook input priority -110 ; }"),
+    text.replace("add rule ip kube-proxy reject-chain reject\n", ""),
+    text.replace("add rule ip kube-proxy filter-forward ct state new jump service-endpoints-check\nadd rule ip kube-proxy filter-forward ct state new jump cluster-ips-check",
+      "add rule ip kube-proxy filter-forward ct state new jump cluster-ips-check\nadd rule ip kube-proxy filter-forward ct state new jump service-endpoints-check"),
+    text.replace("add element ip kube-proxy cluster-ips { 172.30.0.46 }\n", ""),
+  ];
+  for (const v of variants) { assert.is.not(v, text); assert.ok(rulesetDiff(want, rulesetOf(v)).length > 0); }
+});
+
+test("kube-proxy 1.31-1.32 layout (every filter chain before DNAT at -110, the ClusterIP check after it at -90) and 1.33", async () => {
+  for (const v of ["1.31", "1.32"]) {
+    const got = rulesetOf(await wasmvsRules("overall-nftables.objects.json", [...OVERALL_NODE, `--kube-proxy-version=${v}`]));
+    for (const [chain, hook] of [["filter-prerouting", "prerouting -110"], ["filter-input", "input -110"], ["filter-forward", "forward -110"],
+      ["filter-output", "output -110"], ["filter-output-post-dnat", "output -90"]]) {
+      assert.is(got.decls.get(`chain ip kube-proxy ${chain}`), `{ type filter hook ${hook.replace(" ", " priority ")} ; }`, `${v}: ${chain}`);
+    }
+    assert.equal(got.rules.get("chain ip kube-proxy filter-output-post-dnat"), ["ct state new jump cluster-ips-check"]);
+    assert.not.ok(got.decls.has("chain ip kube-proxy filter-prerouting-pre-dnat"));
+  }
+  // 1.33 with the backport: 1.34's chains, but the service chains' masquerade rule still matches the port
+  // (PR 131492 came in 1.34 only); derived from the 1.34 golden by that one change
+  const want133 = readFileSync(`${FIX}/overall-nftables.1.34.nft`, "utf8")
+    .replace(/^(add rule ip kube-proxy service-\S+ ip daddr \S+) (ip saddr != 10\.0\.0\.0\/8 jump mark-for-masquerade)$/gm, "$1 tcp dport 80 $2");
+  const v133 = rulesetDiff(rulesetOf(want133), rulesetOf(await wasmvsRules("overall-nftables.objects.json", [...OVERALL_NODE, "--kube-proxy-version=1.33"])));
+  assert.equal(v133, [], v133.join("\n"));
+});
+
+test("wasmvs k8s rules refuses a bad version or CIDR with exit 2 before reading anything", async () => {
+  for (const a of ["--kube-proxy-version=1.30", "--kube-proxy-version=__proto__", "--kube-proxy-version=", "--service-cidrs=nope",
+    "--service-cidrs=", "--cluster-cidr=10.0.0.0/99", "--nodeport-addresses=constructor"]) {
+    const r = await k8sRules(["/nonexistent", "--mode=nftables", a]);
+    assert.is(r.status, 2, `${a}: ${r.stderr.slice(0, 300)}`);
+    assert.match(r.stderr, /^wasmvs k8s: --[a-z-]+: .+\nusage: wasmvs k8s/, a);
+    assert.is(r.stdout, "");
+  }
+  const w = spawnSync(process.execPath, ["bin/wasmvs.js", "k8s", "rules", "/nonexistent", "--mode=nftables", "--kube-proxy-version=9"], { encoding: "utf8", timeout: 60_000 });
+  assert.is(w.status, 2, "through the command users type");
+});
+
+test.run();
