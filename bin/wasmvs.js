@@ -27,4 +27,11 @@ if (process.env.WASMVS_FROM_SOURCE !== "1" && builtIsCurrent()) {
   register();
   ({ main } = await import("../src/cli/main.ts"));
 }
-process.exitCode = await main(process.argv.slice(2));
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (e) {
+  // a command that failed unexpectedly (the kernel refused, a file went away): one line, exit 1; the
+  // stack only when asked for
+  process.stderr.write(`wasmvs: ${process.env.WASMVS_DEBUG ? e?.stack ?? e : e?.message ?? e}\n`);
+  process.exitCode = 1;
+}

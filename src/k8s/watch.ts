@@ -250,6 +250,7 @@ class Reflector {
       };
       const idle = () => {
         clearTimeout(this.idleTimer);
+        if (idleMs <= 0) return;
         this.idleTimer = setTimeout(() => {
           this.status.idleAborts++;
           this.status.resourceVersion = "";             // relist: events may have been lost in the silence
@@ -366,6 +367,9 @@ export class KubeWatcher {
     }
     this.firstSync = new Promise((r) => (this.resolveFirst = r));
   }
+
+  /** The client-side idle deadline (0 = none). */
+  get idleTimeoutMs(): number { return this.opts.idleTimeoutMs ?? 120_000; }
 
   /** Each kind's watch: its age and counts. */
   status(): WatchStatus[] { return this.reflectors.map((r) => ({ ...r.status, refused: { ...r.status.refused } })); }
