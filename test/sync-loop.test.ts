@@ -36,11 +36,13 @@ test("failed passes back off exponentially with jitter up to the cap, as full sy
   assert.is(calls.length, 7, `${calls.length} passes`);
   const gaps = calls.slice(1).map((c, i) => c.at - calls[i].at);
   // attempt n waits in [d/2, d], d = 40·2^(n-1) ≤ 320: 20-40, 40-80, 80-160, 160-320, 160-320, 160-320
-  assert.ok(gaps[0] >= 15 && gaps[0] < 80, `first retry ${gaps[0]} ms (${gaps.join(", ")})`);
-  assert.ok(gaps[3] >= 150 && gaps[2] >= 75, `the delays grow: ${gaps.join(", ")} ms`);
-  assert.ok(Math.max(...gaps) <= 320 + 60, `the cap holds: ${gaps.join(", ")} ms`);
+  // (the announced delays are checked exactly; the clock only from below: a loaded machine runs timers late)
   assert.equal(retries.map((r) => r.attempt), [1, 2, 3, 4, 5, 6]);
-  assert.ok(retries.every((r) => r.maxMs === 320 && r.delayMs > 0 && r.delayMs <= 320));
+  retries.forEach((r, i) => {
+    const d = Math.min(320, 40 * 2 ** i);
+    assert.ok(r.maxMs === 320 && r.delayMs >= d / 2 && r.delayMs <= d, `attempt ${r.attempt}: ${r.delayMs} ms, want ${d / 2}-${d}`);
+    assert.ok(gaps[i] >= r.delayMs - 2, `attempt ${r.attempt} ran ${gaps[i]} ms after the failure, before its ${r.delayMs} ms`);
+  });
   assert.ok(calls.every((c) => c.refresh), "every retry is a full sync (the kernel is re-read)");
   assert.is(loop.failedPasses, 0, "the clean pass reset the backoff");
   // a trigger now runs at once again

@@ -53,9 +53,15 @@ export function checkStatus(path: string, out: NodeJS.WritableStream, err: NodeJ
   }
   const now = Date.now();
   const problems: string[] = [];
-  if (!st || typeof st.updatedAt !== "number" || !Array.isArray(st.watch)) { err.write(`wasmvs sync --check: ${path} is not a status file\n`); return 1; }
-  if (now - st.updatedAt > 10_000) problems.push(`the status was last written ${age(now, st.updatedAt)}: is the loop (pid ${st.pid}) running?`);
-  out.write(`sync loop pid ${st.pid}: ${st.passes} pass(es), ${st.failedPasses} failing in a row; status written ${age(now, st.updatedAt)}\n`);
+  if (!st || typeof st.updatedAt !== "number" || !Array.isArray(st.watch)) {
+    err.write(`wasmvs sync --check: ${path} is not a status file\n`);
+    return 1;
+  }
+  if (now - st.updatedAt > 10_000) {
+    problems.push(`the status was last written ${age(now, st.updatedAt)}: is the loop (pid ${st.pid}) running?`);
+  }
+  out.write(`sync loop pid ${st.pid}: ${st.passes} pass(es), ${st.failedPasses} failing in a row; ` +
+    `status written ${age(now, st.updatedAt)}\n`);
   for (const w of st.watch) {
     const refused = Object.entries(w.refused ?? {}).map(([k, v]) => `${v} ${k}`).join(", ") || "none";
     out.write(`${w.kind} watch: ${w.watching ? "open" : "closed"}, resourceVersion ${w.resourceVersion || "-"}, ` +
@@ -63,7 +69,8 @@ export function checkStatus(path: string, out: NodeJS.WritableStream, err: NodeJ
       `${w.relists} relist(s), ${w.idleAborts} idle abort(s), ${w.errors} error(s), refused: ${refused}\n`);
     const since = Math.max(w.lastEventAt, w.lastRelistAt, w.watchStartedAt);
     if (st.idleTimeoutMs > 0 && now - since > st.idleTimeoutMs + 10_000) {
-      problems.push(`the ${w.kind} watch has been silent for ${((now - since) / 1000).toFixed(0)} s (deadline ${st.idleTimeoutMs / 1000} s)`);
+      const silentS = ((now - since) / 1000).toFixed(0);
+      problems.push(`the ${w.kind} watch has been silent for ${silentS} s (deadline ${st.idleTimeoutMs / 1000} s)`);
     }
     if (!w.watching && now - since > 30_000) problems.push(`the ${w.kind} watch is closed`);
   }
@@ -85,12 +92,15 @@ export function metricsText(st: SyncStatus, now = Date.now()): string {
     st.watch.map((w) => [k(w), secs(w.lastEventAt)]));
   metric("wasmvs_sync_watch_last_relist_age_seconds", "gauge", "Seconds since the last full list.",
     st.watch.map((w) => [k(w), secs(w.lastRelistAt)]));
-  metric("wasmvs_sync_watch_open", "gauge", "1 while a watch is open.", st.watch.map((w) => [k(w), w.watching ? 1 : 0]));
+  metric("wasmvs_sync_watch_open", "gauge", "1 while a watch is open.",
+    st.watch.map((w) => [k(w), w.watching ? 1 : 0]));
   metric("wasmvs_sync_watch_relists_total", "counter", "Full lists.", st.watch.map((w) => [k(w), w.relists]));
-  metric("wasmvs_sync_watch_idle_aborts_total", "counter", "Watches aborted for silence.", st.watch.map((w) => [k(w), w.idleAborts]));
+  metric("wasmvs_sync_watch_idle_aborts_total", "counter", "Watches aborted for silence.",
+    st.watch.map((w) => [k(w), w.idleAborts]));
   metric("wasmvs_sync_watch_errors_total", "counter", "List and watch errors.", st.watch.map((w) => [k(w), w.errors]));
   metric("wasmvs_sync_watch_events_refused_total", "counter", "Events refused before the index saw them.",
-    st.watch.flatMap((w) => Object.entries(w.refused).map(([r, n]) => [k(w, `,reason="${r.replace(/[^a-z ]/g, "")}"`), n] as [string, number])));
+    st.watch.flatMap((w) => Object.entries(w.refused)
+      .map(([r, n]) => [k(w, `,reason="${r.replace(/[^a-z ]/g, "")}"`), n] as [string, number])));
   metric("wasmvs_sync_passes_total", "counter", "Reconcile passes run.", [["", st.passes]]);
   metric("wasmvs_sync_failing_passes", "gauge", "Consecutive failed passes.", [["", st.failedPasses]]);
   return lines.join("\n") + "\n";

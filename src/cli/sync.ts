@@ -106,9 +106,9 @@ async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: Node
   let kpc: Partial<KubeProxyConfig> = {};
   let desired: DesiredState | undefined;
   try {
-    for (const f of ["--watch-timeout", "--watch-idle-timeout", "--relist-period", "--sync-period", "--min-sync-period", "--drain-timeout"]) {
-      seconds(a[f], f, 0);
-    }
+    const durations = ["--watch-timeout", "--watch-idle-timeout", "--relist-period", "--sync-period", "--min-sync-period",
+      "--drain-timeout"];
+    for (const f of durations) seconds(a[f], f, 0);
     if (a["--metrics-address"] !== undefined && !/^[^\s]*:\d{1,5}$/.test(String(a["--metrics-address"]))) {
       throw new Error(`--metrics-address must be HOST:PORT, not '${a["--metrics-address"]}'`);
     }
@@ -176,7 +176,9 @@ async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: Node
         if (fromFile) {
           if (kind === "full") lastFile = fileState(a);
           await applyHost(fileHostState(lastFile!), false, undefined, true);
-        } else if (latestIndex) await applyHost(clusterHostState(latestIndex, nodeFamilies), false, latestIndex.sysctls(), true);
+        } else if (latestIndex) {
+          await applyHost(clusterHostState(latestIndex, nodeFamilies), false, latestIndex.sysctls(), true);
+        }
       },
       syncPeriodMs: seconds(a["--sync-period"], "--sync-period", kpc.syncPeriodMs ?? 30_000),
       minSyncPeriodMs: seconds(a["--min-sync-period"], "--min-sync-period", kpc.minSyncPeriodMs ?? 0),
@@ -186,8 +188,10 @@ async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: Node
         if (fromFile) void applyHost(fileHostState(lastFile!), kind === "full");
         else if (latestIndex) void applyHost(clusterHostState(latestIndex, nodeFamilies), kind === "full", latestIndex.sysctls());
       },
-      onError: (e, retry) => err.write(`wasmvs sync: ${e.message}` + (retry ? `; retrying as a full sync in ${(retry.delayMs / 1000).toFixed(1)} s ` +
-        `(attempt ${retry.attempt}; backing off exponentially, at most ${(retry.maxMs / 1000).toFixed(0)} s)` : "") + "\n"),
+      onError: (e, retry) => err.write(`wasmvs sync: ${e.message}` + (retry
+        ? `; retrying as a full sync in ${(retry.delayMs / 1000).toFixed(1)} s (attempt ${retry.attempt}; ` +
+          `backing off exponentially, at most ${(retry.maxMs / 1000).toFixed(0)} s)`
+        : "") + "\n"),
     });
     // a long-lived loop: a rejection nobody handled (a library's, or ours) is logged; the loop keeps the
     // last good state in the kernel and goes on

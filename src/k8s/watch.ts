@@ -49,7 +49,8 @@ export interface WatchOptions extends IndexOptions {
 }
 
 type Kind = "Service" | "EndpointSlice";
-type Lister = (p: { limit?: number; _continue?: string }) => Promise<{ items: unknown[]; metadata?: { resourceVersion?: string; _continue?: string } }>;
+type ListPage = { items: unknown[]; metadata?: { resourceVersion?: string; _continue?: string } };
+type Lister = (p: { limit?: number; _continue?: string }) => Promise<ListPage>;
 
 /** What each kind's watch has seen: for metrics and `sync --check`. Times are Date.now() values (0 = never). */
 export interface WatchStatus {
@@ -72,7 +73,8 @@ class HttpStatusError extends Error {
 }
 
 // (a list's items are the client's model classes, a watch's are parsed JSON: both are objects here)
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
  * The envelope every object must have before the index sees it: a plain object whose metadata names it
@@ -80,13 +82,19 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v ===
  * watched. Returns why not, or "" when it is fine. The index then checks every field it maps.
  */
 export function envelopeProblem(obj: unknown, kind: Kind): string {
-  if (!isPlainObject(obj)) return `the object is ${obj === null ? "null" : Array.isArray(obj) ? "an array" : typeof obj}, not an object`;
+  if (!isPlainObject(obj)) {
+    return `the object is ${obj === null ? "null" : Array.isArray(obj) ? "an array" : typeof obj}, not an object`;
+  }
   if (obj.kind !== undefined && obj.kind !== kind) return `kind ${JSON.stringify(obj.kind)?.slice(0, 40)} on the ${kind} watch`;
   const md = obj.metadata;
   if (!isPlainObject(md)) return "metadata missing or not an object";
   if (typeof md.name !== "string" || !md.name || md.name.length > 253) return "metadata.name missing or not a name";
-  if (typeof md.namespace !== "string" || !md.namespace || md.namespace.length > 63) return "metadata.namespace missing or not a name";
-  if (md.resourceVersion !== undefined && typeof md.resourceVersion !== "string") return "metadata.resourceVersion not a string";
+  if (typeof md.namespace !== "string" || !md.namespace || md.namespace.length > 63) {
+    return "metadata.namespace missing or not a name";
+  }
+  if (md.resourceVersion !== undefined && typeof md.resourceVersion !== "string") {
+    return "metadata.resourceVersion not a string";
+  }
   return "";
 }
 
@@ -103,9 +111,10 @@ class Reflector {
   private failures = 0;
   private loop?: Promise<void>;
 
-  constructor(private kind: Kind, private path: string, private list: Lister, private w: KubeWatcher, private o: WatchOptions) {
-    this.status = { kind, resourceVersion: "", watching: false, lastEventAt: 0, lastRelistAt: 0, watchStartedAt: 0, relists: 0,
-      watches: 0, idleAborts: 0, errors: 0, refused: {}, objects: 0 };
+  constructor(private kind: Kind, private path: string, private list: Lister, private w: KubeWatcher,
+    private o: WatchOptions) {
+    this.status = { kind, resourceVersion: "", watching: false, lastEventAt: 0, lastRelistAt: 0, watchStartedAt: 0,
+      relists: 0, watches: 0, idleAborts: 0, errors: 0, refused: {}, objects: 0 };
   }
 
   /** Resolves after the first successful list; the loop goes on in the background. */
@@ -133,7 +142,8 @@ class Reflector {
         const t0 = Date.now(), before = this.status.lastEventAt;
         await this.watchOnce();
         // a watch the server ends at once, again and again, must not become a busy loop
-        if (Date.now() - t0 < 1000 && this.status.lastEventAt === before && this.status.resourceVersion) await this.retryLater(null);
+        const quick = Date.now() - t0 < 1000 && this.status.lastEventAt === before && this.status.resourceVersion;
+        if (quick) await this.retryLater(null);
         else this.failures = 0;
       } catch (e) {
         if (this.stopped) break;
@@ -166,8 +176,13 @@ class Reflector {
     const limit = this.o.pageSize ?? 500;
     const items: unknown[] = [];
     let cont: string | undefined, rv = "";
+    // a list the server never answers is given up after the idle deadline (default 120 s), then retried
+    const pageMs = (this.o.idleTimeoutMs ?? 120_000) || 120_000;
     do {
-      const page = await this.list({ limit, _continue: cont });
+      let timer: NodeJS.Timeout | undefined;
+      const page = await Promise.race([this.list({ limit, _continue: cont }), new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`list ${this.path}: no answer within ${pageMs / 1000} s`)), pageMs);
+      })]).finally(() => clearTimeout(timer));
       if (!page || !Array.isArray(page.items)) throw new Error(`list ${this.path}: the reply has no items`);
       for (const it of page.items) items.push(it);
       rv = page.metadata?.resourceVersion ?? rv;
@@ -211,13 +226,15 @@ class Reflector {
     const [ns, name] = key.split("/", 2);
     this.known.delete(key);
     this.status.objects = this.known.size;
-    this.w.changed(this.kind === "Service" ? this.w.index.deleteService(ns, name) : this.w.index.deleteEndpointSlice(ns, name));
+    const index = this.w.index;
+    this.w.changed(this.kind === "Service" ? index.deleteService(ns, name) : index.deleteEndpointSlice(ns, name));
   }
 
   private refuse(reason: string, why: string, obj: unknown): void {
     this.status.refused[reason] = (this.status.refused[reason] ?? 0) + 1;
     let text: string;
-    try { text = typeof obj === "string" ? obj : JSON.stringify(obj) ?? String(obj); } catch { text = "(not printable)"; }
+    try { text = typeof obj === "string" ? obj : JSON.stringify(obj) ?? String(obj); }
+    catch { text = "(not printable)"; }
     const total = Object.values(this.status.refused).reduce((a, b) => a + b, 0);
     this.o.onError?.(new Error(`refused (${why}), ${total} refused so far; the last good state stays: ` +
       `${text.length > 160 ? text.slice(0, 160) + "…" : text}`), `${this.kind} watch`);
@@ -261,7 +278,8 @@ class Reflector {
         this.idleTimer.unref?.();
       };
       const mod = url.protocol === "https:" ? https : http;
-      const req = mod.request(url, { ...opts, method: "GET", headers: { ...opts.headers, Accept: "application/json" } }, (res) => {
+      const headers = { ...opts.headers, Accept: "application/json" };
+      const req = mod.request(url, { ...opts, method: "GET", headers }, (res) => {
         if (res.statusCode !== 200) {
           let body = "";
           res.setEncoding("utf8");
@@ -290,7 +308,10 @@ class Reflector {
             if (settled) return;
           }
           // one event is one line; a line that never ends is not an event (bounded memory)
-          if (buf.length > 16 << 20) { this.refuse("oversized", "a watch line over 16 MiB", buf.slice(0, 100)); buf = ""; }
+          if (buf.length > 16 << 20) {
+            this.refuse("oversized", "a watch line over 16 MiB", buf.slice(0, 100));
+            buf = "";
+          }
         });
         res.on("end", () => done());
         res.on("error", (e) => done(e));
@@ -299,6 +320,7 @@ class Reflector {
       this.req = req;
       req.on("error", (e) => done(e));
       req.end();
+      idle();                                             // a server that never answers counts as silent too
     });
   }
 
@@ -310,8 +332,13 @@ class Reflector {
     if (type === "ERROR") {
       idle();
       const status = isPlainObject(obj) ? obj : {};
-      if (status.code === 410) { this.status.resourceVersion = ""; done(new HttpStatusError(410, "resourceVersion too old")); return; }
-      done(new Error(`watch ${this.path}: the server sent an ERROR: ${String(status.message ?? JSON.stringify(status)).slice(0, 200)}`));
+      if (status.code === 410) {
+        this.status.resourceVersion = "";
+        done(new HttpStatusError(410, "resourceVersion too old"));
+        return;
+      }
+      const msg = String(status.message ?? JSON.stringify(status)).slice(0, 200);
+      done(new Error(`watch ${this.path}: the server sent an ERROR: ${msg}`));
       return;
     }
     if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED" && type !== "BOOKMARK") {
@@ -320,7 +347,10 @@ class Reflector {
     }
     if (type === "BOOKMARK") {
       const md = isPlainObject(obj) && isPlainObject(obj.metadata) ? obj.metadata : undefined;
-      if (!md || typeof md.resourceVersion !== "string" || !md.resourceVersion) { this.refuse("bad event", "a bookmark without resourceVersion", line); return; }
+      if (!md || typeof md.resourceVersion !== "string" || !md.resourceVersion) {
+        this.refuse("bad event", "a bookmark without resourceVersion", line);
+        return;
+      }
       idle();
       this.status.lastEventAt = Date.now();
       this.status.resourceVersion = md.resourceVersion;
@@ -383,7 +413,8 @@ export class KubeWatcher {
       r.start(() => this.listedKind(kind));
     };
     mk("Service", "/api/v1/services", (p) => core.listServiceForAllNamespaces(p) as never);
-    mk("EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices", (p) => disc.listEndpointSliceForAllNamespaces(p) as never);
+    mk("EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices",
+      (p) => disc.listEndpointSliceForAllNamespaces(p) as never);
     this.periodic = setInterval(() => this.request("periodic"), this.syncPeriodMs);
     this.periodic.unref();
     return this.firstSync;

@@ -439,8 +439,9 @@ export class LazyStats implements Stats {
 const SVC_ATTR_NAMES = ["", "AF", "PROTOCOL", "ADDR", "PORT", "FWMARK", "SCHED_NAME", "FLAGS", "TIMEOUT", "NETMASK",
   "STATS", "PE_NAME", "STATS64"].map((n) => `IPVS_SVC_ATTR_${n}`);
 const SVC_ATTR_WIDTH = [0, 2, 2, 0, 2, 4, 0, 8, 4, 4, 0, 0, 0];
-const DEST_ATTR_NAMES = ["", "ADDR", "PORT", "FWD_METHOD", "WEIGHT", "U_THRESH", "L_THRESH", "ACTIVE_CONNS", "INACT_CONNS",
-  "PERSIST_CONNS", "STATS", "ADDR_FAMILY", "STATS64", "TUN_TYPE", "TUN_PORT", "TUN_FLAGS"].map((n) => `IPVS_DEST_ATTR_${n}`);
+const DEST_ATTR_NAMES = ["", "ADDR", "PORT", "FWD_METHOD", "WEIGHT", "U_THRESH", "L_THRESH", "ACTIVE_CONNS",
+  "INACT_CONNS", "PERSIST_CONNS", "STATS", "ADDR_FAMILY", "STATS64", "TUN_TYPE", "TUN_PORT", "TUN_FLAGS"]
+  .map((n) => `IPVS_DEST_ATTR_${n}`);
 const DEST_ATTR_WIDTH = [0, 0, 2, 4, 4, 4, 4, 4, 4, 4, 0, 2, 0, 1, 2, 2];
 
 function shortAttr(name: string, len: number, want: number): CodecError {
@@ -456,7 +457,9 @@ function readAddr(buf: Buffer, at: number, len: number, af: number, name: string
     if (len < 4) throw shortAttr(name, len, 4);
     return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
   }
-  if (af !== C.AF_INET6) throw new CodecError(`malformed reply: ${name} of unknown address family ${af}`, C.ERRNO.EPROTO);
+  if (af !== C.AF_INET6) {
+    throw new CodecError(`malformed reply: ${name} of unknown address family ${af}`, C.ERRNO.EPROTO);
+  }
   if (len < 16) throw shortAttr(name, len, 16);
   return formatAddr(af, buf.subarray(at, at + 16));
 }
@@ -513,7 +516,8 @@ export function parseServiceNest(buf: Buffer, start: number, n: number): KernelS
     p += (alen + 3) & ~3;
   }
   if (af !== C.AF_INET && af !== C.AF_INET6) {
-    throw af ? new CodecError(`malformed reply: service of unknown address family ${af}`, C.ERRNO.EPROTO) : missingAttr("IPVS_SVC_ATTR_AF", "a service");
+    if (!af) throw missingAttr("IPVS_SVC_ATTR_AF", "a service");
+    throw new CodecError(`malformed reply: service of unknown address family ${af}`, C.ERRNO.EPROTO);
   }
   if (!fwmark) {
     if (!proto) throw missingAttr("IPVS_SVC_ATTR_PROTOCOL", "a service without a firewall mark");
@@ -524,7 +528,11 @@ export function parseServiceNest(buf: Buffer, start: number, n: number): KernelS
     rawFlags: flags, timeoutSec: timeout, netmaskWire: netmask,
   };
   if (fwmark) { s.fwmark = fwmark; s.family = af === C.AF_INET6 ? "inet6" : "inet"; }
-  else { s.protocol = PROTO_NAME[proto] ?? (`proto-${proto}` as Protocol); s.addr = readAddr(buf, addrAt, addrLen, af, "IPVS_SVC_ATTR_ADDR"); s.port = port; }
+  else {
+    s.protocol = PROTO_NAME[proto] ?? (`proto-${proto}` as Protocol);
+    s.addr = readAddr(buf, addrAt, addrLen, af, "IPVS_SVC_ATTR_ADDR");
+    s.port = port;
+  }
   if (flags & C.IP_VS_SVC_F_PERSISTENT) s.persistent = timeout;
   const full = af === C.AF_INET6 ? 128 : 0xffffffff;
   if (netmask !== full) s.netmask = netmaskText(af, netmask);
@@ -571,7 +579,10 @@ export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: numb
   if (addrAt < 0) throw missingAttr("IPVS_DEST_ATTR_ADDR", "a real server");
   if (!seenPort) throw missingAttr("IPVS_DEST_ATTR_PORT", "a real server");
   // (kernels before 4.x send no ADDR_FAMILY: the service's)
-  if (!af) af = svcAf || (addrLen < 16 || buf.subarray(addrAt + 4, addrAt + 16).every((x) => x === 0) ? C.AF_INET : C.AF_INET6);
+  if (!af) {
+    const v4 = addrLen < 16 || buf.subarray(addrAt + 4, addrAt + 16).every((x) => x === 0);
+    af = svcAf || (v4 ? C.AF_INET : C.AF_INET6);
+  }
   const r: RealServerStatus = {
     addr: readAddr(buf, addrAt, addrLen, af, "IPVS_DEST_ATTR_ADDR"), port, weight, fwd: FWD_NAME[fwd] ?? "route",
     upperThreshold: uth, lowerThreshold: lth, activeConns: act, inactConns: inact, persistConns: pers,
@@ -589,7 +600,9 @@ export function parseInfo(m: RawMessage): TargetInfo {
   let v = 0, size = 0;
   attrsOf(m, (t, at, len) => {
     if (t === C.IPVS_INFO_ATTR_VERSION) v = m.buf.readUInt32LE(at + width(len, 4, "IPVS_INFO_ATTR_VERSION"));
-    else if (t === C.IPVS_INFO_ATTR_CONN_TAB_SIZE) size = m.buf.readUInt32LE(at + width(len, 4, "IPVS_INFO_ATTR_CONN_TAB_SIZE"));
+    else if (t === C.IPVS_INFO_ATTR_CONN_TAB_SIZE) {
+      size = m.buf.readUInt32LE(at + width(len, 4, "IPVS_INFO_ATTR_CONN_TAB_SIZE"));
+    }
   });
   return { version: `${v >> 16 & 0xff}.${v >> 8 & 0xff}.${v & 0xff}`, connTableSize: size };
 }
@@ -597,15 +610,18 @@ export function parseInfo(m: RawMessage): TargetInfo {
 export function parseConfig(m: RawMessage): IpvsTimeouts {
   const t: IpvsTimeouts = { tcp: 0, tcpfin: 0, udp: 0 };
   attrsOf(m, (ty, at, len) => {
-    if (ty === C.IPVS_CMD_ATTR_TIMEOUT_TCP) t.tcp = m.buf.readUInt32LE(at + width(len, 4, "IPVS_CMD_ATTR_TIMEOUT_TCP"));
-    else if (ty === C.IPVS_CMD_ATTR_TIMEOUT_TCP_FIN) t.tcpfin = m.buf.readUInt32LE(at + width(len, 4, "IPVS_CMD_ATTR_TIMEOUT_TCP_FIN"));
-    else if (ty === C.IPVS_CMD_ATTR_TIMEOUT_UDP) t.udp = m.buf.readUInt32LE(at + width(len, 4, "IPVS_CMD_ATTR_TIMEOUT_UDP"));
+    const u32 = (name: string) => m.buf.readUInt32LE(at + width(len, 4, name));
+    if (ty === C.IPVS_CMD_ATTR_TIMEOUT_TCP) t.tcp = u32("IPVS_CMD_ATTR_TIMEOUT_TCP");
+    else if (ty === C.IPVS_CMD_ATTR_TIMEOUT_TCP_FIN) t.tcpfin = u32("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN");
+    else if (ty === C.IPVS_CMD_ATTR_TIMEOUT_UDP) t.udp = u32("IPVS_CMD_ATTR_TIMEOUT_UDP");
   });
   return t;
 }
 
 export function parseFamilyId(m: RawMessage): number {
   let id = 0;
-  attrsOf(m, (t, at, len) => { if (t === C.CTRL_ATTR_FAMILY_ID) id = m.buf.readUInt16LE(at + width(len, 2, "CTRL_ATTR_FAMILY_ID")); });
+  attrsOf(m, (t, at, len) => {
+    if (t === C.CTRL_ATTR_FAMILY_ID) id = m.buf.readUInt16LE(at + width(len, 2, "CTRL_ATTR_FAMILY_ID"));
+  });
   return id;
 }

@@ -50,7 +50,8 @@ export function parseIpsetSave(text: string): Map<string, Set<string>> {
 }
 
 /** The restore input turning `have` into `want` for these sets: creates, adds and deletes only. */
-export function ipsetDiffText(want: IpsetState[], have: Map<string, Set<string>>, addOnly = false): { text: string; adds: number; dels: number; created: string[] } {
+export function ipsetDiffText(want: IpsetState[], have: Map<string, Set<string>>, addOnly = false):
+  { text: string; adds: number; dels: number; created: string[] } {
   const lines: string[] = [], created: string[] = [];
   let adds = 0, dels = 0;
   for (const s of want) {
@@ -83,7 +84,8 @@ export class HostRules {
    * first connect would otherwise get ENETUNREACH); the whole apply after the table pass then removes
    * what went, after the virtual servers that used it.
    */
-  async apply(families: HostFamilyState[], o: { full?: boolean; sysctls?: Record<string, number>; addOnly?: boolean } = {}): Promise<HostReport> {
+  async apply(families: HostFamilyState[], o: { full?: boolean; sysctls?: Record<string, number>; addOnly?: boolean } = {}):
+    Promise<HostReport> {
     const t0 = performance.now();
     const r: HostReport = { ipsetAdds: 0, ipsetDels: 0, setsCreated: [], iptables: [], jumpsAdded: [], vipsAdded: [], vipsRemoved: [], sysctls: [], failures: [], ms: 0 };
     // 0. the sysctls kube-proxy's IPVS mode sets (conntrack for the masquerade rules, ip_forward, ...)
