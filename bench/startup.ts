@@ -12,7 +12,9 @@ const argv = process.argv.slice(2);
 const runs = Number(argv[argv.indexOf("--runs") + 1] || 0) || (argv.includes("--vm") ? 15 : 30);
 if (argv.includes("--vm")) {
   const { runInVm, vmEnv } = await import("./kernel-sync.ts");
-  const { code, stdout } = await runInVm(`node bench/startup.mjs --runs ${runs}`, vmEnv(), () => true);
+  const { projectRoot, vmShare } = await import("../test/helpers/vm-share.ts");
+  const { code, stdout } = await runInVm(`cd ${projectRoot} && node bench/startup.mjs --runs ${runs}`,
+    { ...vmEnv(), IPVSVM_SHARE: vmShare() }, () => true);
   process.stdout.write(stdout.split("\n").filter((l) => !l.startsWith("@@")).join("\n"));
   process.exit(code);
 }
