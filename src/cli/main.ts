@@ -1,14 +1,6 @@
 // The wasmvs command line: demo, trace, ui today; the ipvsadm-compatible verbs, proxy, sync, sim and
 // bench arrive with their issues.
 import { readFileSync } from "node:fs";
-import { demo } from "./demo.ts";
-import { runTrace } from "./trace.ts";
-import { runUi } from "./ui.ts";
-import { k8sCommand } from "../k8s/cli.ts";
-import { simCommand } from "../sim/cli.ts";
-import { proxyMain } from "../proxy/cli.ts";
-import { runSync } from "./sync.ts";
-import { runIpvsadm, wasmvsIpvsadmUsage } from "./ipvsadm.ts";
 import type { IpvsTarget } from "../model/target.ts";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -33,6 +25,9 @@ commands:
 Benchmarks: npm run bench   Fuzzing: npm run fuzz   Tests: npm test
 `;
 
+// Each command's modules are imported when it runs, so a quick one (-Ln, help) does not load the Kubernetes
+// client, prom-client or the simulator.
+
 // The ipvsadm-compatible verbs run against a target: kernel IPVS over netlink, or a running proxy's
 // control socket. "--target kernel|proxy" may appear anywhere on the line.
 async function ipvsadmVerbs(argv: string[]): Promise<number> {
@@ -43,6 +38,7 @@ async function ipvsadmVerbs(argv: string[]): Promise<number> {
     else if (argv[i].startsWith("--target=")) targetName = argv[i].slice(9);
     else args.push(argv[i]);
   }
+  const { runIpvsadm, wasmvsIpvsadmUsage } = await import("./ipvsadm.ts");
   if (args[0] === "-h" || args[0] === "--help" || args.length === 0) { process.stdout.write(wasmvsIpvsadmUsage("wasmvs")); return 0; }
   let target: IpvsTarget;
   try {
@@ -67,24 +63,24 @@ export async function main(argv: string[]): Promise<number> {
   if (cmd.startsWith("-") && !["-h", "--help", "-V", "--version"].includes(cmd)) return ipvsadmVerbs(argv);
   switch (cmd) {
     case "demo":
-      return demo();
+      return (await import("./demo.ts")).demo();
     case "trace":
-      return runTrace(argv.slice(1));
+      return (await import("./trace.ts")).runTrace(argv.slice(1));
     case "ui":
-      return runUi(argv.slice(1));
+      return (await import("./ui.ts")).runUi(argv.slice(1));
     case "sync":
-      return runSync(argv.slice(1));
+      return (await import("./sync.ts")).runSync(argv.slice(1));
     case "proxy":
-      return proxyMain(argv.slice(1));
+      return (await import("../proxy/cli.ts")).proxyMain(argv.slice(1));
     case "sim":
-      return simCommand(argv.slice(1));
+      return (await import("../sim/cli.ts")).simCommand(argv.slice(1));
     case "bench": {
       if (argv[1] !== "scaling") { process.stderr.write("usage: wasmvs bench scaling [--full] [--help]\n"); return 2; }
       const script = fileURLToPath(new URL("../../bench/scaling.ts", import.meta.url));
       return spawnSync(process.execPath, ["--import", "tsx", script, ...argv.slice(2)], { stdio: "inherit" }).status ?? 1;
     }
     case "k8s":
-      return k8sCommand(argv.slice(1));
+      return (await import("../k8s/cli.ts")).k8sCommand(argv.slice(1));
     case "version":
     case "--version":
     case "-V": {

@@ -14,6 +14,7 @@ import type { ClusterIndex, Change } from "../k8s/cluster.ts";
 import { parseServiceKey, type VirtualService } from "../model/types.ts";
 import { ipFamily } from "../k8s/ip.ts";
 import { HostRules, formatHostReport, type HostFamilyState } from "../kernel/host-rules.ts";
+import { DEFAULT_STATUS_FILE, checkStatus, serveMetrics, startStatusWriter, type SyncStatus } from "./sync-status.ts";
 
 export const SYNC_USAGE = `usage: wasmvs sync SOURCE [--check] [--once] [options]
 
@@ -34,6 +35,17 @@ SOURCE (one of):
   --bind-interface IF    keep every service address on dummy interface IF (created if missing), so the node
                          accepts their packets (cluster default: kube-ipvs0; files: not bound unless given)
   --no-node-rules        cluster source: program the IPVS tables only (no ipsets, iptables or addresses)
+
+Cluster watch (a watch that goes quiet is noticed, not trusted):
+  --watch-timeout S      the API server ends each watch after S to 2S seconds, then it resumes (default 300)
+  --watch-idle-timeout S no event and no bookmark for S seconds: abort the watch and relist (default 120)
+  --relist-period S      relist everything at least this often (default 1800; 0 = never)
+  --status-file PATH     the loop writes its watch's age and counts here every 2 s
+                         (default /run/wasmvs/sync-status.json for a cluster source)
+  --metrics-address A:P  serve Prometheus metrics on http://A:P/metrics (the watch's age, relists, refusals)
+
+  wasmvs sync --check [--status-file PATH]   without a file source: the running cluster loop's watch
+                         (from its status file): exit 1 if it is stale, silent or not running
 `;
 
 interface Args { [k: string]: string | boolean | undefined }
@@ -55,7 +67,9 @@ function parseArgs(argv: string[]): Args {
 const seconds = (v: string | boolean | undefined, name: string, def: number): number => {
   if (v === undefined) return def;
   const n = Number(v);
-  if (!(n >= 0)) throw new Error(`${name} must be a number of seconds, not '${v}'`);
+  // (a timer longer than 2^31 ms fires at once: bounded here)
+  if (!(n >= 0 && n <= 2_000_000)) throw new Error(`${name} must be a number of seconds (0 to 2000000), not '${v}'`);
+  if (n === 0 && name === "--watch-timeout") throw new Error("--watch-timeout must be at least 1 second");
   return n * 1000;
 };
 
@@ -73,16 +87,31 @@ function fileState(a: Args): DesiredState {
 }
 
 export async function runSync(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+  // whatever fails (EPERM without CAP_NET_ADMIN, a kernel that stops answering) ends in one line, exit 1
+  try { return await syncCommand(argv, out, err); } catch (e) {
+    err.write(`wasmvs sync: ${(e as Error)?.message ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   let a: Args;
   try { a = parseArgs(argv); } catch (e) { err.write(`wasmvs sync: ${(e as Error).message}\n${SYNC_USAGE}`); return 2; }
   if (a["-h"] || a["--help"]) { out.write(SYNC_USAGE); return 0; }
   const fromFile = a["-R"] !== undefined || a["--rules"] !== undefined || a["--config"] !== undefined;
   const fromCluster = a["--kubeconfig"] !== undefined || a["--in-cluster"] === true;
+  if (a["--check"] && !fromFile) return checkStatus(String(a["--status-file"] ?? DEFAULT_STATUS_FILE), out, err);
   if (fromFile === fromCluster) { err.write(`wasmvs sync: name exactly one source\n${SYNC_USAGE}`); return 2; }
 
   let kpc: Partial<KubeProxyConfig> = {};
   let desired: DesiredState | undefined;
   try {
+    const durations = ["--watch-timeout", "--watch-idle-timeout", "--relist-period", "--sync-period", "--min-sync-period",
+      "--drain-timeout"];
+    for (const f of durations) seconds(a[f], f, 0);
+    if (a["--metrics-address"] !== undefined && !/^[^\s]*:\d{1,5}$/.test(String(a["--metrics-address"]))) {
+      throw new Error(`--metrics-address must be HOST:PORT, not '${a["--metrics-address"]}'`);
+    }
     if (fromFile) desired = fileState(a);
     if (a["--kube-proxy-config"]) {
       const p = a["--kube-proxy-config"] as string;
@@ -116,10 +145,10 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
       : fromFile && bindIface ? new HostRules({ bindInterface: bindIface }) : undefined;
     let hostChain: Promise<unknown> = Promise.resolve();
     let hostFailed = false;
-    const applyHost = (fam: HostFamilyState[], full: boolean, sysctls?: Record<string, number>) => {
+    const applyHost = (fam: HostFamilyState[], full: boolean, sysctls?: Record<string, number>, addOnly = false) => {
       if (!host) return hostChain;
       hostChain = hostChain.then(async () => {
-        const r = await host.apply(fam, { full, sysctls });
+        const r = await host.apply(fam, { full, sysctls, addOnly });
         hostFailed = r.failures.length > 0;
         const line = formatHostReport(r);
         if (line) out.write(line + "\n");
@@ -127,6 +156,7 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
       return hostChain;
     };
     if (fromFile && a["--once"]) {
+      await applyHost(fileHostState(desired!), false, undefined, true);     // addresses before their services
       const report = await reconciler.sync(desired!, { refresh: true });
       out.write(formatReport(report) + "\n");
       await applyHost(fileHostState(desired!), true);
@@ -138,8 +168,18 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
     let lastFile = desired;
     let latestIndex: ClusterIndex | undefined;
     const nodeFamilies = new Set(String(a["--node-ip"] ?? "").split(",").filter(Boolean).map((ip) => ipFamily(ip)));
-    const wholeState = () => fromFile ? (lastFile = fileState(a)) : latestIndex?.desiredState() ?? { services: [] };
+    const wholeState = () => fromFile ? lastFile! : latestIndex?.desiredState() ?? { services: [] };
     const loop = new SyncLoop(reconciler, wholeState, {
+      // each pass in kube-proxy's dependency order: the addresses and ipset entries a new virtual server
+      // needs before the table pass, what went away only after it (onReport)
+      beforePass: async (kind) => {
+        if (fromFile) {
+          if (kind === "full") lastFile = fileState(a);
+          await applyHost(fileHostState(lastFile!), false, undefined, true);
+        } else if (latestIndex) {
+          await applyHost(clusterHostState(latestIndex, nodeFamilies), false, latestIndex.sysctls(), true);
+        }
+      },
       syncPeriodMs: seconds(a["--sync-period"], "--sync-period", kpc.syncPeriodMs ?? 30_000),
       minSyncPeriodMs: seconds(a["--min-sync-period"], "--min-sync-period", kpc.minSyncPeriodMs ?? 0),
       onReport: (r, kind) => {
@@ -148,14 +188,25 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
         if (fromFile) void applyHost(fileHostState(lastFile!), kind === "full");
         else if (latestIndex) void applyHost(clusterHostState(latestIndex, nodeFamilies), kind === "full", latestIndex.sysctls());
       },
-      onError: (e) => err.write(`wasmvs sync: ${e.message}\n`),
+      onError: (e, retry) => err.write(`wasmvs sync: ${e.message}` + (retry
+        ? `; retrying as a full sync in ${(retry.delayMs / 1000).toFixed(1)} s (attempt ${retry.attempt}; ` +
+          `backing off exponentially, at most ${(retry.maxMs / 1000).toFixed(0)} s)`
+        : "") + "\n"),
     });
+    // a long-lived loop: a rejection nobody handled (a library's, or ours) is logged; the loop keeps the
+    // last good state in the kernel and goes on
+    process.on("unhandledRejection", (e) => err.write(`wasmvs sync: unhandled: ${(e as Error)?.stack ?? String(e)}\n`));
     let watcher: KubeWatcher | undefined;
+    let stopStatus = () => {}, stopMetrics = () => {};
     if (fromCluster) {
       const node = { nodeName: String(a["--node-name"] ?? ""), addresses: String(a["--node-ip"] ?? "").split(",").filter(Boolean) };
       if (!node.nodeName || !node.addresses.length) { err.write("wasmvs sync: a cluster source needs --node-name and --node-ip\n"); return 2; }
       watcher = new KubeWatcher({
         kubeconfig: a["--kubeconfig"] as string | undefined, node, config: kpc,   // none: in-cluster / default loading
+        watchTimeoutMs: seconds(a["--watch-timeout"], "--watch-timeout", 300_000),
+        idleTimeoutMs: seconds(a["--watch-idle-timeout"], "--watch-idle-timeout", 120_000),
+        relistPeriodMs: seconds(a["--relist-period"], "--relist-period", 1_800_000),
+        onNotice: (m) => out.write(`[watch] ${m}\n`),
         onSync: (u) => {
           latestIndex = u.index;
           if (u.reason === "initial") { loop.start(); return; }
@@ -165,6 +216,12 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
         },
         onError: (e, what) => err.write(`wasmvs sync: ${what}: ${(e as Error).message ?? e}\n`),
       });
+      const w = watcher;
+      const statusFile = String(a["--status-file"] ?? DEFAULT_STATUS_FILE);
+      const snapshot = (): SyncStatus => ({ pid: process.pid, updatedAt: Date.now(), idleTimeoutMs: w.idleTimeoutMs,
+        passes: loop.runs, failedPasses: loop.failedPasses, watch: w.status() });
+      stopStatus = startStatusWriter(statusFile, snapshot, (m) => err.write(`wasmvs sync: ${m}\n`));
+      if (a["--metrics-address"]) stopMetrics = await serveMetrics(String(a["--metrics-address"]), snapshot);
       await watcher.start();
     } else loop.start();
     await new Promise<void>((resolve) => {
@@ -173,6 +230,7 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
       process.once("SIGTERM", stop);
     });
     await watcher?.stop();
+    stopStatus(); stopMetrics();
     await loop.stop();
     await hostChain;
     host?.close();

@@ -6,7 +6,8 @@ import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { wasmPath } from "../core/index.ts";
 
-const UI_DIR = fileURLToPath(new URL("../ui/", import.meta.url));
+// from the project root, so that the built command (dist/cli/) finds the same files
+const UI_DIR = fileURLToPath(new URL("../../src/ui/", import.meta.url));
 
 export const UI_USAGE = `usage: wasmvs ui [--port PORT]
 
@@ -34,7 +35,7 @@ export async function bundleApp(): Promise<string> {
       return dbl.length === 2 ? groups.length < 8 : groups.length === 8;
     }`;
   const r = await esbuild.build({
-    entryPoints: [fileURLToPath(new URL("../ui/app.ts", import.meta.url))],
+    entryPoints: [fileURLToPath(new URL("../../src/ui/app.ts", import.meta.url))],
     bundle: true, format: "esm", platform: "browser", target: "es2022", write: false, minify: false,
     external: ["node:fs"], logLevel: "silent",
     plugins: [{

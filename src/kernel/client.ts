@@ -388,8 +388,12 @@ export interface ServiceWithDests extends KernelService { realServers: RealServe
 /** Milliseconds spent inside sendmsg() so far (kernel processing of our requests), for benchmarks. */
 export function sendTimeMs(): number { return Conn.sendMs; }
 
+/** What a request to a vanished family means: the kernel answers ENOENT for an unknown genl family id. */
+export const FAMILY_GONE = "the kernel's IPVS generic netlink family is gone (the ip_vs module was unloaded)";
+
 export class IpvsClient {
-  readonly family: number;
+  /** The IPVS generic netlink family id; re-resolved when the module was reloaded (a new id). */
+  family: number;
   private main: Conn;
   private pool: Conn[] = [];
   private w = new Writer(256 << 10);
@@ -450,9 +454,35 @@ export class IpvsClient {
 
   // --- single requests ----------------------------------------------------------------------------
 
+  /**
+   * After an ENOENT: whether the IPVS family moved. Reloading ip_vs (rmmod, modprobe) registers the
+   * family under a new id, and the kernel answers ENOENT to the old one, as IPVS itself does for a missing
+   * destination. Resolving the name tells them apart: a new id is taken (true: retry the request); no
+   * family at all is an IpvsError saying so; the same id means the ENOENT was IPVS's own (false).
+   */
+  async familyMoved(what: string): Promise<boolean> {
+    const id = await resolveFamily(this.main, this.timeoutMs);
+    if (!id) throw new IpvsError(what, C.ERRNO.ENOENT, FAMILY_GONE);
+    if (id === this.family) return false;
+    this.family = id;
+    return true;
+  }
+
+  /** Runs a request, once more if it failed because the family moved (see familyMoved). */
+  private async sameFamily<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try { return await fn(); } catch (e) {
+      if (!(e instanceof IpvsError) || e.errno !== C.ERRNO.ENOENT || !(await this.familyMoved(what))) throw e;
+      return fn();
+    }
+  }
+
   /** One request; resolves with the messages it got back (doit replies or dump parts). */
-  private async request(cmd: number, what: string, fill: ((w: Writer) => void) | null, dump = false,
+  private request(cmd: number, what: string, fill: ((w: Writer) => void) | null, dump = false,
     conn = this.main, onMsg?: (m: RawMessage) => void): Promise<void> {
+    return this.sameFamily(what, () => this.requestOnce(cmd, what, fill, dump, conn, onMsg));
+  }
+  private async requestOnce(cmd: number, what: string, fill: ((w: Writer) => void) | null, dump: boolean,
+    conn: Conn, onMsg?: (m: RawMessage) => void): Promise<void> {
     const w = new Writer(512);
     const seq = conn.nextSeq();
     const at = w.begin(this.family, C.NLM_F_REQUEST | C.NLM_F_ACK | (dump ? C.NLM_F_DUMP : 0), seq, cmd);
@@ -485,11 +515,14 @@ export class IpvsClient {
 
   /** Every service (a dump), without destinations. */
   async services(): Promise<KernelService[]> {
-    const out: KernelService[] = [];
+    let out: KernelService[] = [];
     if (!this.svcConn && this.recvBuffer) this.svcConn = new Conn(this.recvBuffer);
-    await this.request(C.IPVS_CMD_GET_SERVICE, "list services", null, true, this.svcConn ?? this.main, (m) => {
-      const s = parseService(m);
-      if (s) out.push(s);
+    await this.sameFamily("list services", () => {
+      out = [];
+      return this.requestOnce(C.IPVS_CMD_GET_SERVICE, "list services", null, true, this.svcConn ?? this.main, (m) => {
+        const s = parseService(m);
+        if (s) out.push(s);
+      });
     });
     return out;
   }
@@ -508,7 +541,10 @@ export class IpvsClient {
   }
 
   /** A service's destinations, in the kernel's list order (newest first). */
-  async dests(s: VirtualService, conn = this.main): Promise<RealServerStatus[]> {
+  dests(s: VirtualService, conn = this.main): Promise<RealServerStatus[]> {
+    return this.sameFamily(`list real servers of ${serviceKey(s)}`, () => this.destsOnce(s, conn));
+  }
+  private async destsOnce(s: VirtualService, conn: Conn): Promise<RealServerStatus[]> {
     // the hot path of dump(): the request is the cached identity nest behind a header, the replies go
     // to a collector object (no Writer, no closures), and the dump slot is taken without a promise chain
     // when the socket is free
@@ -547,7 +583,10 @@ export class IpvsClient {
 
   /** dump()'s destination half through the native loop: every GET_DEST request built here, sent and
    *  answered there in one run, each answer parsed here as the socket path would. */
-  private async dumpNative(native: NativeDump, svcs: KernelService[]): Promise<ServiceWithDests[]> {
+  private dumpNative(native: NativeDump, svcs: KernelService[]): Promise<ServiceWithDests[]> {
+    return this.sameFamily("list real servers (GET_DEST dumps)", () => this.dumpNativeOnce(native, svcs));
+  }
+  private async dumpNativeOnce(native: NativeDump, svcs: KernelService[]): Promise<ServiceWithDests[]> {
     const reqs: Buffer[] = [];
     const starts = new Uint32Array(svcs.length);
     let at = 0;
@@ -606,6 +645,16 @@ export class IpvsClient {
    * state of the unanswered part is unknown: re-read before trusting it).
    */
   async apply(ops: Op[], onBatch?: (done: number) => void): Promise<OpResult[]> {
+    const results = await this.applyOnce(ops, onBatch);
+    // refused with ENOENT: IPVS's own answer (no such destination), or the family moved (module reloaded)
+    const enoent = results.filter((r) => r.error?.errno === C.ERRNO.ENOENT);
+    if (enoent.length && await this.familyMoved(describeOp(enoent[0].op))) {
+      const again = await this.applyOnce(enoent.map((r) => r.op));
+      enoent.forEach((r, i) => { r.error = again[i].error; });
+    }
+    return results;
+  }
+  private async applyOnce(ops: Op[], onBatch?: (done: number) => void): Promise<OpResult[]> {
     const results: OpResult[] = ops.map((op) => ({ op }));
     const w = this.w;
     const conn = this.main;

@@ -127,6 +127,7 @@ export function* messages(buf: Buffer): Generator<RawMessage> {
 
 /** NLMSG_ERROR's error code (0 = ACK, otherwise a positive errno). */
 export function errorCode(m: RawMessage): number {
+  if (m.len < C.NLMSG_HDRLEN + 4) throw new CodecError(`NLMSG_ERROR of ${m.len} bytes: too short for its error code`);
   return -m.buf.readInt32LE(m.off + C.NLMSG_HDRLEN);
 }
 /** NLMSG_ERROR's copy of the request's sequence number (the same as the header's). */
@@ -141,6 +142,11 @@ export function eachAttr(buf: Buffer, start: number, end: number, fn: (type: num
     fn(buf.readUInt16LE(p + 2) & C.NLA_TYPE_MASK, p + 4, len - 4);
     p += (len + 3) & ~3;
   }
+}
+/** 0 when an attribute of `len` bytes holds `want`; otherwise throws a CodecError naming it. */
+function width(len: number, want: number, name: string): 0 {
+  if (len < want) throw new CodecError(`malformed reply: ${name} has ${len} byte(s), needs ${want}`, C.ERRNO.EPROTO);
+  return 0;
 }
 function attrsOf(m: RawMessage, fn: (type: number, at: number, len: number) => void): void {
   eachAttr(m.buf, m.off + C.NLMSG_HDRLEN + C.GENL_HDRLEN, m.off + m.len, fn);
@@ -427,11 +433,35 @@ export class LazyStats implements Stats {
   toJSON(): Record<string, string> { const o: Record<string, string> = {}; for (const k of STAT_KEYS) o[k] = String(this.s[k]); return o; }
 }
 
-function readAddr(buf: Buffer, at: number, len: number, af: number): string {
-  if (af === C.AF_INET) return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
-  const b = new Uint8Array(16);
-  b.set(buf.subarray(at, at + Math.min(len, 16)));
-  return formatAddr(af, b);
+// Reply attributes are checked for width before they are read: the outer length only bounds an attribute
+// within its message, and a short payload would otherwise read its neighbours' bytes (a zero-length ADDR
+// read as "7.0.6.0") or past the datagram (a bare RangeError). The kernel sends each at its exact width.
+const SVC_ATTR_NAMES = ["", "AF", "PROTOCOL", "ADDR", "PORT", "FWMARK", "SCHED_NAME", "FLAGS", "TIMEOUT", "NETMASK",
+  "STATS", "PE_NAME", "STATS64"].map((n) => `IPVS_SVC_ATTR_${n}`);
+const SVC_ATTR_WIDTH = [0, 2, 2, 0, 2, 4, 0, 8, 4, 4, 0, 0, 0];
+const DEST_ATTR_NAMES = ["", "ADDR", "PORT", "FWD_METHOD", "WEIGHT", "U_THRESH", "L_THRESH", "ACTIVE_CONNS",
+  "INACT_CONNS", "PERSIST_CONNS", "STATS", "ADDR_FAMILY", "STATS64", "TUN_TYPE", "TUN_PORT", "TUN_FLAGS"]
+  .map((n) => `IPVS_DEST_ATTR_${n}`);
+const DEST_ATTR_WIDTH = [0, 0, 2, 4, 4, 4, 4, 4, 4, 4, 0, 2, 0, 1, 2, 2];
+
+function shortAttr(name: string, len: number, want: number): CodecError {
+  return new CodecError(`malformed reply: ${name} has ${len} byte(s), needs ${want}`, C.ERRNO.EPROTO);
+}
+function missingAttr(name: string, what: string): CodecError {
+  return new CodecError(`malformed reply: ${what} without ${name}`, C.ERRNO.EPROTO);
+}
+
+function readAddr(buf: Buffer, at: number, len: number, af: number, name: string): string {
+  if (at < 0) throw missingAttr(name, "an address attribute list");
+  if (af === C.AF_INET) {
+    if (len < 4) throw shortAttr(name, len, 4);
+    return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+  }
+  if (af !== C.AF_INET6) {
+    throw new CodecError(`malformed reply: ${name} of unknown address family ${af}`, C.ERRNO.EPROTO);
+  }
+  if (len < 16) throw shortAttr(name, len, 16);
+  return formatAddr(af, buf.subarray(at, at + 16));
 }
 
 /** A service as the kernel reports it (a NEW_SERVICE message from a dump or a get). */
@@ -461,22 +491,23 @@ export function parseService(m: RawMessage): KernelService | undefined {
 
 export function parseServiceNest(buf: Buffer, start: number, n: number): KernelService {
   let af = 0, proto = 0, fwmark = 0, port = 0, sched = "", pe = "", flags = 0, timeout = 0, netmask = 0;
-  let addrAt = -1, addrLen = 0, statsAt = -1, statsLen = 0, stats64 = false;
+  let addrAt = -1, addrLen = 0, statsAt = -1, statsLen = 0, stats64 = false, seenPort = false;
   const end = start + n;
   let p = start;
   while (p + 4 <= end) {
     const alen = buf.readUInt16LE(p);
     if (alen < 4 || p + alen > end) break;
     const t = buf.readUInt16LE(p + 2) & C.NLA_TYPE_MASK, at = p + 4, len = alen - 4;
+    if (len < (SVC_ATTR_WIDTH[t] ?? 0)) throw shortAttr(SVC_ATTR_NAMES[t], len, SVC_ATTR_WIDTH[t]);
     switch (t) {
       case C.IPVS_SVC_ATTR_AF: af = buf.readUInt16LE(at); break;
       case C.IPVS_SVC_ATTR_PROTOCOL: proto = buf.readUInt16LE(at); break;
       case C.IPVS_SVC_ATTR_ADDR: addrAt = at; addrLen = len; break;
-      case C.IPVS_SVC_ATTR_PORT: port = buf.readUInt16BE(at); break;
+      case C.IPVS_SVC_ATTR_PORT: port = buf.readUInt16BE(at); seenPort = true; break;
       case C.IPVS_SVC_ATTR_FWMARK: fwmark = buf.readUInt32LE(at); break;
       case C.IPVS_SVC_ATTR_SCHED_NAME: sched = cstr(buf, at, len); break;
       case C.IPVS_SVC_ATTR_PE_NAME: pe = cstr(buf, at, len); break;
-      case C.IPVS_SVC_ATTR_FLAGS: flags = (buf.readUInt32LE(at) & (len >= 8 ? buf.readUInt32LE(at + 4) : 0xffffffff)) >>> 0; break;
+      case C.IPVS_SVC_ATTR_FLAGS: flags = (buf.readUInt32LE(at) & buf.readUInt32LE(at + 4)) >>> 0; break;
       case C.IPVS_SVC_ATTR_TIMEOUT: timeout = buf.readUInt32LE(at); break;
       case C.IPVS_SVC_ATTR_NETMASK: netmask = buf.readUInt32LE(at); break;
       case C.IPVS_SVC_ATTR_STATS: if (!stats64) { statsAt = at; statsLen = len; } break;
@@ -484,12 +515,24 @@ export function parseServiceNest(buf: Buffer, start: number, n: number): KernelS
     }
     p += (alen + 3) & ~3;
   }
+  if (af !== C.AF_INET && af !== C.AF_INET6) {
+    if (!af) throw missingAttr("IPVS_SVC_ATTR_AF", "a service");
+    throw new CodecError(`malformed reply: service of unknown address family ${af}`, C.ERRNO.EPROTO);
+  }
+  if (!fwmark) {
+    if (!proto) throw missingAttr("IPVS_SVC_ATTR_PROTOCOL", "a service without a firewall mark");
+    if (!seenPort) throw missingAttr("IPVS_SVC_ATTR_PORT", "a service without a firewall mark");
+  }
   const s: KernelService = {
     scheduler: sched, flags: serviceFlagNames(flags, sched), realServers: [], stats: new LazyStats(statsAt < 0 ? null : buf, statsAt, statsLen),
     rawFlags: flags, timeoutSec: timeout, netmaskWire: netmask,
   };
   if (fwmark) { s.fwmark = fwmark; s.family = af === C.AF_INET6 ? "inet6" : "inet"; }
-  else { s.protocol = PROTO_NAME[proto] ?? (`proto-${proto}` as Protocol); s.addr = readAddr(buf, addrAt, addrLen, af); s.port = port; }
+  else {
+    s.protocol = PROTO_NAME[proto] ?? (`proto-${proto}` as Protocol);
+    s.addr = readAddr(buf, addrAt, addrLen, af, "IPVS_SVC_ATTR_ADDR");
+    s.port = port;
+  }
   if (flags & C.IP_VS_SVC_F_PERSISTENT) s.persistent = timeout;
   const full = af === C.AF_INET6 ? 128 : 0xffffffff;
   if (netmask !== full) s.netmask = netmaskText(af, netmask);
@@ -506,16 +549,17 @@ export function parseDest(m: RawMessage, svcAf: number): RealServerStatus | unde
 // the dump's per-message hot path, kept free of a callback per attribute (closures are dear under TCG: README).
 export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: number): RealServerStatus {
   let af = 0, addrAt = -1, addrLen = 0, port = 0, fwd = 0, weight = 0, uth = 0, lth = 0, act = 0, inact = 0, pers = 0;
-  let tunType = -1, tunPort = 0, tunFlags = 0, statsAt = -1, statsLen = 0, stats64 = false;
+  let tunType = -1, tunPort = 0, tunFlags = 0, statsAt = -1, statsLen = 0, stats64 = false, seenPort = false;
   const end = start + n;
   let p = start;
   while (p + 4 <= end) {
     const alen = buf.readUInt16LE(p);
     if (alen < 4 || p + alen > end) break;
     const t = buf.readUInt16LE(p + 2) & C.NLA_TYPE_MASK, at = p + 4, len = alen - 4;
+    if (len < (DEST_ATTR_WIDTH[t] ?? 0)) throw shortAttr(DEST_ATTR_NAMES[t], len, DEST_ATTR_WIDTH[t]);
     switch (t) {
       case C.IPVS_DEST_ATTR_ADDR: addrAt = at; addrLen = len; break;
-      case C.IPVS_DEST_ATTR_PORT: port = buf.readUInt16BE(at); break;
+      case C.IPVS_DEST_ATTR_PORT: port = buf.readUInt16BE(at); seenPort = true; break;
       case C.IPVS_DEST_ATTR_FWD_METHOD: fwd = buf.readUInt32LE(at) & C.IP_VS_CONN_F_FWD_MASK; break;
       case C.IPVS_DEST_ATTR_WEIGHT: weight = buf.readInt32LE(at); break;
       case C.IPVS_DEST_ATTR_U_THRESH: uth = buf.readUInt32LE(at); break;
@@ -532,9 +576,15 @@ export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: numb
     }
     p += (alen + 3) & ~3;
   }
-  if (!af) af = svcAf || (addrLen === 4 || buf.subarray(addrAt + 4, addrAt + 16).every((x) => x === 0) ? C.AF_INET : C.AF_INET6);
+  if (addrAt < 0) throw missingAttr("IPVS_DEST_ATTR_ADDR", "a real server");
+  if (!seenPort) throw missingAttr("IPVS_DEST_ATTR_PORT", "a real server");
+  // (kernels before 4.x send no ADDR_FAMILY: the service's)
+  if (!af) {
+    const v4 = addrLen < 16 || buf.subarray(addrAt + 4, addrAt + 16).every((x) => x === 0);
+    af = svcAf || (v4 ? C.AF_INET : C.AF_INET6);
+  }
   const r: RealServerStatus = {
-    addr: readAddr(buf, addrAt, addrLen, af), port, weight, fwd: FWD_NAME[fwd] ?? "route",
+    addr: readAddr(buf, addrAt, addrLen, af, "IPVS_DEST_ATTR_ADDR"), port, weight, fwd: FWD_NAME[fwd] ?? "route",
     upperThreshold: uth, lowerThreshold: lth, activeConns: act, inactConns: inact, persistConns: pers,
     stats: new LazyStats(statsAt < 0 ? null : buf, statsAt, statsLen),
   };
@@ -548,25 +598,30 @@ export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: numb
 
 export function parseInfo(m: RawMessage): TargetInfo {
   let v = 0, size = 0;
-  attrsOf(m, (t, at) => {
-    if (t === C.IPVS_INFO_ATTR_VERSION) v = m.buf.readUInt32LE(at);
-    else if (t === C.IPVS_INFO_ATTR_CONN_TAB_SIZE) size = m.buf.readUInt32LE(at);
+  attrsOf(m, (t, at, len) => {
+    if (t === C.IPVS_INFO_ATTR_VERSION) v = m.buf.readUInt32LE(at + width(len, 4, "IPVS_INFO_ATTR_VERSION"));
+    else if (t === C.IPVS_INFO_ATTR_CONN_TAB_SIZE) {
+      size = m.buf.readUInt32LE(at + width(len, 4, "IPVS_INFO_ATTR_CONN_TAB_SIZE"));
+    }
   });
   return { version: `${v >> 16 & 0xff}.${v >> 8 & 0xff}.${v & 0xff}`, connTableSize: size };
 }
 
 export function parseConfig(m: RawMessage): IpvsTimeouts {
   const t: IpvsTimeouts = { tcp: 0, tcpfin: 0, udp: 0 };
-  attrsOf(m, (ty, at) => {
-    if (ty === C.IPVS_CMD_ATTR_TIMEOUT_TCP) t.tcp = m.buf.readUInt32LE(at);
-    else if (ty === C.IPVS_CMD_ATTR_TIMEOUT_TCP_FIN) t.tcpfin = m.buf.readUInt32LE(at);
-    else if (ty === C.IPVS_CMD_ATTR_TIMEOUT_UDP) t.udp = m.buf.readUInt32LE(at);
+  attrsOf(m, (ty, at, len) => {
+    const u32 = (name: string) => m.buf.readUInt32LE(at + width(len, 4, name));
+    if (ty === C.IPVS_CMD_ATTR_TIMEOUT_TCP) t.tcp = u32("IPVS_CMD_ATTR_TIMEOUT_TCP");
+    else if (ty === C.IPVS_CMD_ATTR_TIMEOUT_TCP_FIN) t.tcpfin = u32("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN");
+    else if (ty === C.IPVS_CMD_ATTR_TIMEOUT_UDP) t.udp = u32("IPVS_CMD_ATTR_TIMEOUT_UDP");
   });
   return t;
 }
 
 export function parseFamilyId(m: RawMessage): number {
   let id = 0;
-  attrsOf(m, (t, at) => { if (t === C.CTRL_ATTR_FAMILY_ID) id = m.buf.readUInt16LE(at); });
+  attrsOf(m, (t, at, len) => {
+    if (t === C.CTRL_ATTR_FAMILY_ID) id = m.buf.readUInt16LE(at + width(len, 2, "CTRL_ATTR_FAMILY_ID"));
+  });
   return id;
 }

@@ -141,12 +141,12 @@ export const IP_VS_PENAME_MAXLEN = 16;
 // errno values the kernel returns on the IPVS paths, with what they mean there
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, ENOMEM: 12, EBUSY: 16, EEXIST: 17, EINVAL: 22, ERANGE: 34,
-  ENOBUFS: 105, EOPNOTSUPP: 95, EAFNOSUPPORT: 97, ETIMEDOUT: 110, EMSGSIZE: 90, ENOTSUP: 95,
+  ENOBUFS: 105, EOPNOTSUPP: 95, EAFNOSUPPORT: 97, ETIMEDOUT: 110, EMSGSIZE: 90, ENOTSUP: 95, EPROTO: 71,
 } as const;
 
 export const ERRNO_NAMES: Record<number, string> = {
   1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 12: "ENOMEM", 16: "EBUSY", 17: "EEXIST", 22: "EINVAL",
-  34: "ERANGE", 90: "EMSGSIZE", 95: "EOPNOTSUPP", 97: "EAFNOSUPPORT", 105: "ENOBUFS", 110: "ETIMEDOUT",
+  34: "ERANGE", 71: "EPROTO", 90: "EMSGSIZE", 95: "EOPNOTSUPP", 97: "EAFNOSUPPORT", 105: "ENOBUFS", 110: "ETIMEDOUT",
 };
 
 // plain meanings on the IPVS paths (ENOENT differs by command: a missing destination, or an unknown

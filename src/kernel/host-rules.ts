@@ -50,7 +50,8 @@ export function parseIpsetSave(text: string): Map<string, Set<string>> {
 }
 
 /** The restore input turning `have` into `want` for these sets: creates, adds and deletes only. */
-export function ipsetDiffText(want: IpsetState[], have: Map<string, Set<string>>): { text: string; adds: number; dels: number; created: string[] } {
+export function ipsetDiffText(want: IpsetState[], have: Map<string, Set<string>>, addOnly = false):
+  { text: string; adds: number; dels: number; created: string[] } {
   const lines: string[] = [], created: string[] = [];
   let adds = 0, dels = 0;
   for (const s of want) {
@@ -58,7 +59,7 @@ export function ipsetDiffText(want: IpsetState[], have: Map<string, Set<string>>
     if (!cur) { lines.push(ipsetCreateLine(s)); created.push(s.name); }
     const wantSet = new Set(s.entries);
     for (const e of wantSet) if (!cur?.has(e)) { lines.push(`add ${s.name} ${e} -exist`); adds++; }
-    if (cur) for (const e of cur) if (!wantSet.has(e)) { lines.push(`del ${s.name} ${e} -exist`); dels++; }
+    if (cur && !addOnly) for (const e of cur) if (!wantSet.has(e)) { lines.push(`del ${s.name} ${e} -exist`); dels++; }
   }
   return { text: lines.length ? lines.join("\n") + "\n" : "", adds, dels, created };
 }
@@ -76,8 +77,15 @@ export class HostRules {
 
   close(): void { this.binder?.close(); }
 
-  /** One pass over every family; `full` re-sends what is unchanged (drift repair). */
-  async apply(families: HostFamilyState[], o: { full?: boolean; sysctls?: Record<string, number> } = {}): Promise<HostReport> {
+  /**
+   * One pass over every family; `full` re-sends what is unchanged (drift repair). addOnly: only the
+   * ipset entries and addresses that are missing, nothing removed and no iptables: run before the IPVS
+   * table pass, so a new virtual server's address is bound and matched before the service exists (a
+   * first connect would otherwise get ENETUNREACH); the whole apply after the table pass then removes
+   * what went, after the virtual servers that used it.
+   */
+  async apply(families: HostFamilyState[], o: { full?: boolean; sysctls?: Record<string, number>; addOnly?: boolean } = {}):
+    Promise<HostReport> {
     const t0 = performance.now();
     const r: HostReport = { ipsetAdds: 0, ipsetDels: 0, setsCreated: [], iptables: [], jumpsAdded: [], vipsAdded: [], vipsRemoved: [], sysctls: [], failures: [], ms: 0 };
     // 0. the sysctls kube-proxy's IPVS mode sets (conntrack for the masquerade rules, ip_forward, ...)
@@ -95,7 +103,7 @@ export class HostRules {
       const saved = await run("ipset", ["save"]);
       if (!saved.ok) r.failures.push({ step: "ipset save", error: saved.err });
       else {
-        const d = ipsetDiffText(allSets, parseIpsetSave(saved.out));
+        const d = ipsetDiffText(allSets, parseIpsetSave(saved.out), o.addOnly);
         if (d.text) {
           const res = await run("ipset", ["restore"], d.text);
           if (!res.ok) r.failures.push({ step: "ipset restore", error: res.err });
@@ -105,7 +113,7 @@ export class HostRules {
     }
     // 2. iptables: the KUBE-* chains (the restore flushes only the chains it declares) then the jumps
     for (const f of families) {
-      if (!f.iptablesRestore) continue;
+      if (!f.iptablesRestore || o.addOnly) continue;
       const v6 = f.family === "IPv6";
       const restore = v6 ? "ip6tables-restore" : "iptables-restore", tables = v6 ? "ip6tables" : "iptables";
       if (!o.full && this.lastIptables.get(f.family) === f.iptablesRestore) { r.iptables.push("unchanged"); continue; }   // jumps checked on full passes
@@ -127,7 +135,7 @@ export class HostRules {
     // 3. the service addresses, so the node takes their packets (IPVS hooks LOCAL_IN)
     if (this.binder) {
       try {
-        const v = await this.binder.sync(families.flatMap((f) => f.bindAddrs));
+        const v = await this.binder.sync(families.flatMap((f) => f.bindAddrs), { addOnly: o.addOnly });
         r.vipsAdded = v.added; r.vipsRemoved = v.removed;
         for (const f of v.failures) r.failures.push({ step: `bind ${f.addr}`, error: f.error });
       } catch (e) { r.failures.push({ step: `bind addresses on ${this.binder.iface}`, error: (e as Error).message }); }

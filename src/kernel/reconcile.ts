@@ -585,9 +585,17 @@ export interface SyncLoopOptions {
   minSyncPeriodMs?: number;    // triggered syncs at most `burst` per this period; default 0 (at once)
   burst?: number;              // default 2 (kube-proxy's)
   drainCheckMs?: number;       // while something drains, check it this often; default 1 s
+  /** Runs before each table pass (the node's addresses and ipset entries, added before their services). */
+  beforePass?: (kind: "full" | "triggered") => Promise<void> | void;
+  retryBaseMs?: number;        // a failed pass is retried as a full sync after this, doubling; default 1 s
+  retryMaxMs?: number;         // ... up to this (the cap); default 30 s
   onReport?: (r: ReconcileReport, kind: "full" | "triggered" | "drain") => void;
-  onError?: (e: Error) => void;
+  /** A pass that could not run (the kernel could not be read or written); `retry` says when it runs again. */
+  onError?: (e: Error, retry?: RetryInfo) => void;
 }
+
+/** When a failed pass runs again: attempt n waits a random time in [b·2^(n-1)/2, b·2^(n-1)], at most the cap. */
+export interface RetryInfo { attempt: number; delayMs: number; maxMs: number }
 
 export class SyncLoop {
   private timer?: NodeJS.Timeout;
@@ -598,6 +606,10 @@ export class SyncLoop {
   private lastRefill = 0;
   private lastFull = 0;
   private stopped = true;
+  private failedRuns = 0;             // consecutive passes that threw or reported failures
+  /** Consecutive passes that failed (0 after a clean one). */
+  get failedPasses(): number { return this.failedRuns; }
+  private retryAt = 0;                // no pass before this (the backoff)
   runs = 0;
   readonly syncPeriodMs: number;
   readonly minSyncPeriodMs: number;
@@ -667,6 +679,10 @@ export class SyncLoop {
     clearTimeout(this.timer);
     const now = Date.now();
     this.refill(now);
+    if (this.pending !== "none" && now < this.retryAt) {
+      this.timer = setTimeout(() => this.schedule(), this.retryAt - now);
+      return;
+    }
     if (this.pending !== "none") {
       if (this.tokens >= 1) { this.tokens -= 1; this.lastRefill = this.lastRefill || now; void this.runOnce(); return; }
       const wait = Math.ceil((1 - this.tokens) * this.minSyncPeriodMs);
@@ -685,20 +701,35 @@ export class SyncLoop {
     this.partial = undefined;
     this.running = (async () => {
       try {
+        await this.o.beforePass?.(kind === "full" ? "full" : "triggered");
         const r = partial
           ? await this.reconciler.update([...partial.changed.values()], [...partial.removed.values()])
           : await this.reconciler.sync(await this.desired(), { refresh: kind === "full" });
         this.runs++;
         if (kind === "full") this.lastFull = Date.now();
+        // refused changes: the view may be wrong (a module reload emptied the table): re-read, backing off
+        if (r.failures.length) this.backoff(); else this.failedRuns = 0;
         this.o.onReport?.(r, kind === "full" ? "full" : "triggered");
       } catch (e) {
-        this.o.onError?.(e as Error);
+        this.o.onError?.(e as Error, this.backoff());
       } finally {
         this.running = undefined;
         this.armDrain();
         this.schedule();
       }
     })();
+  }
+
+  /** The next pass is a full sync (kernel re-read), after an exponential, jittered, capped delay. */
+  private backoff(): RetryInfo {
+    const base = this.o.retryBaseMs ?? 1000, maxMs = this.o.retryMaxMs ?? 30_000;
+    this.failedRuns++;
+    const ceiling = Math.min(maxMs, base * 2 ** Math.min(this.failedRuns - 1, 30));
+    const delayMs = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
+    this.retryAt = Date.now() + delayMs;
+    this.pending = "full";
+    this.partial = undefined;
+    return { attempt: this.failedRuns, delayMs, maxMs };
   }
 
   private armDrain(): void {

@@ -100,8 +100,11 @@ export class VipBinder {
       .map((a) => [wireText((a.attrs.local ?? a.attrs.address)!), a.data.prefixlen ?? 0]));
   }
 
-  /** Makes the interface carry exactly `wanted` (addresses of other interfaces are never touched). */
-  async sync(wanted: Iterable<string>): Promise<VipReport> {
+  /**
+   * Makes the interface carry exactly `wanted` (addresses of other interfaces are never touched);
+   * addOnly: adds what is missing and removes nothing (the first half of a pass, before the table).
+   */
+  async sync(wanted: Iterable<string>, o: { addOnly?: boolean } = {}): Promise<VipReport> {
     const report: VipReport = { added: [], removed: [], failures: [], createdLink: await this.ensureLink() };
     const want = new Map<string, string>();
     for (const a of wanted) {
@@ -115,7 +118,7 @@ export class VipBinder {
       catch (e) { report.failures.push({ addr: a, error: (e as Error).message }); }
     }
     for (const [a, prefixlen] of have) {
-      if (want.has(a)) continue;
+      if (want.has(a) || o.addOnly) continue;
       try { await this.change("del", a, prefixlen); report.removed.push(a); }
       catch (e) { report.failures.push({ addr: a, error: (e as Error).message }); }
     }

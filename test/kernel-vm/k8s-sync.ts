@@ -23,7 +23,10 @@ result.firstTable = sn();
 // beside the table, as kube-proxy keeps them: the ClusterIP on kube-ipvs0 (so the node takes its packets),
 // the ipsets and the KUBE-* chains; then a real connection to the ClusterIP reaches the endpoint
 const text = (cmd: string, args: string[]) => { try { return execFileSync(cmd, args, { encoding: "utf8" }); } catch (e) { return `FAILED: ${(e as Error).message}`; } };
-result.nodeReady = await until(() => text("ipset", ["list", "KUBE-CLUSTER-IP"]).includes("10.96.0.10,tcp:80") && text("ip", ["-o", "addr", "show", "dev", "kube-ipvs0"]).includes("10.96.0.10/32"), 60_000);
+// (the address and ipset entry come before the table pass, the chains after it, as kube-proxy writes them)
+result.nodeReady = await until(() => text("ipset", ["list", "KUBE-CLUSTER-IP"]).includes("10.96.0.10,tcp:80") &&
+  text("ip", ["-o", "addr", "show", "dev", "kube-ipvs0"]).includes("10.96.0.10/32") &&
+  text("iptables-save", ["-t", "nat"]).includes("-j KUBE-SERVICES"), 60_000);
 result.addrs = text("ip", ["-o", "addr", "show", "dev", "kube-ipvs0"]);
 result.route = text("ip", ["route", "get", "10.96.0.10"]);
 result.ipset = text("ipset", ["list", "KUBE-CLUSTER-IP"]);

@@ -1,0 +1,17 @@
+// The kernel VM sees one host directory (IPVSVM_SHARE, mounted at the same path). A worktree whose
+// node_modules links to another checkout's needs the directory holding both shared; a clean clone (CI)
+// shares just the project. Commands should `cd` to the project first (the VM starts in the share).
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export const projectRoot = realpathSync(fileURLToPath(new URL("../..", import.meta.url)));
+
+export function vmShare(root = projectRoot): string {
+  let modules: string;
+  try { modules = realpathSync(`${root}/node_modules`); } catch { return root; }
+  if (modules.startsWith(`${root}/`)) return root;
+  const x = root.split("/"), y = modules.split("/");
+  let i = 0;
+  while (i < x.length && x[i] === y[i]) i++;
+  return x.slice(0, i).join("/") || "/";
+}
