@@ -145,8 +145,10 @@ export async function trace(sc: Scenario): Promise<{ obs: string[]; end: string 
     else obs.push(`${r.ok ? "ok" : "refused"} ${list(c, id, true)}`);
   });
   const dests = core.service(svc).dests.map((d) => `${idx(destKey(d))}:${d.conns}:${d.persistConns}`);
-  const lines = core.conns().map((x) => `${x.proto.toUpperCase()} ${x.caddr} ${x.cport} ${x.vaddr} ${x.vport} ` +
-    `${x.daddr} ${x.dport} ${x.state}`);
+  // the service's entries, as the driver reads them: an invalidated template (virtual port 65535) is left out
+  const s = sc.service;
+  const lines = core.conns().filter((x) => x.vaddr === s.vip && x.vport === s.port)
+    .map((x) => `${x.proto.toUpperCase()} ${x.caddr} ${x.cport} ${x.vaddr} ${x.vport} ${x.daddr} ${x.dport} ${x.state}`);
   return { obs, end: `${dests.join(",") || "."} ${random.tableText(lines)}` };
 }
 
@@ -173,7 +175,7 @@ export async function compareObserved(sc: Scenario, obs: Observed): Promise<stri
     if (!want || json(after) !== json(want.after)) out.push(`wait #${i} counters: kernel ${json(want?.after)}, wasm ${json(after)}`);
   });
   if (obs.counters) {
-    const want = Object.fromEntries(Object.entries(obs.counters).map(([k, v]) => [k, [v.active, v.inactive]]));
+    const want: Counters = Object.fromEntries(Object.entries(obs.counters).map(([k, v]) => [k, [v.active, v.inactive]]));
     const sorted = (o: Counters) => json(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     // ipvsadm -Ln lists destinations sorted; the order is compared on its own below
     if (sorted(final.counters) !== sorted(want)) out.push(`final counters: kernel ${json(want)}, wasm ${json(final.counters)}`);

@@ -36,7 +36,8 @@ function generate(seed) {
   const flags = scheduler === 'sh' || scheduler === 'mh' ? [...FLAG_COMBOS(scheduler)[combo]] : [];
   const v6 = r.chance(0.3);
   const proto = r.chance(0.25) ? 'udp' : 'tcp';
-  if (r.chance(proto === 'udp' ? 0.35 : 0.05)) flags.push('ops');    // one-packet; TCP ignores it
+  // one-packet: UDP only (ipvsadm refuses -o on a TCP service); the draw stays so later draws keep their place
+  if (r.chance(proto === 'udp' ? 0.35 : 0.05) && proto === 'udp') flags.push('ops');
   const port = proto === 'udp' ? 53 : 80;
   const vip = v6 ? `fd00::${(1 + r.int(0xfff0)).toString(16)}` : `10.0.${r.int(256)}.${1 + r.int(254)}`;
   let persistent = null, netmask = null;
