@@ -9,7 +9,8 @@ import * as assert from "uvu/assert";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { compareObserved, compareTraced, generate, type Scenario, type Observed, type Traced } from "./helpers/replay.ts";
+import { compareObserved, compareTraced, generate, type Scenario, type Observed, type Traced }
+  from "./helpers/replay.ts";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
 const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.url));
@@ -30,7 +31,8 @@ for (let n = 0, s = seed; n < MIN_RANDOM_CONNECTS; s++) {
   seeds.push(s);
   n += generate(s).steps.filter((x) => x.op === "connect").length;
 }
-const again = (s: number) => `node test/kernel/record.cjs --shards 1 --scenarios random:${s}:1 --out /tmp/rand-${s}.json`;
+const again = (s: number) =>
+  `node test/kernel/record.cjs --shards 1 --scenarios random:${s}:1 --out /tmp/rand-${s}.json`;
 
 test(`the real kernel and the WASM data plane agree (random seed ${seed}, ${seeds.length} scenarios)`, async () => {
   assert.ok(existsSync(vm), `${vm} is missing: the kernel VM from ../shared is needed`);
@@ -64,7 +66,9 @@ test(`the real kernel and the WASM data plane agree (random seed ${seed}, ${seed
     randomConnects += sc.steps.filter((s) => s.op === "connect").length;
     if (diff) mismatches.push(`seed ${t.seed}: ${diff}\n    record it again: ${again(t.seed)}`);
   }
-  if (mismatches.length) console.log(`kernel-live: random seed ${seed}: ${mismatches.length} scenarios differ\n${mismatches.join("\n")}`);
+  if (mismatches.length) {
+    console.log(`kernel-live: random seed ${seed}: ${mismatches.length} scenarios differ\n${mismatches.join("\n")}`);
+  }
   assert.equal(mismatches.slice(0, 5), [], `${mismatches.length} scenarios differ (random seed ${seed})`);
   assert.ok(compared >= 1000, `compared ${compared} connections of the hand-written scenarios live`);
   assert.ok(randomConnects >= MIN_RANDOM_CONNECTS, `compared ${randomConnects} random connections live`);

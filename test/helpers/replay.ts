@@ -11,8 +11,8 @@ export interface Step {
 }
 export interface Scenario {
   name: string;
-  service: { proto: "tcp" | "udp"; vip: string; port: number; scheduler: string; flags: string[]; persistent: number | null;
-    netmask: string | number | null; udpTimeout?: number };
+  service: { proto: "tcp" | "udp"; vip: string; port: number; scheduler: string; flags: string[];
+    persistent: number | null; netmask: string | number | null; udpTimeout?: number };
   steps: Step[];
   pool?: string[]; seed?: number; trace?: boolean;
 }
@@ -71,7 +71,8 @@ export async function run(sc: Scenario, onStep: (i: number, r: StepResult, c: Co
     } else if (st.op === "connect") {
       let dest: string | null = null, state: string | null = null;
       const before = onePacket ? c.service(svc).dests.map((d) => d.conns) : [];
-      const r = c.packet("in", s.proto, st.client!, st.sport!, s.vip, s.port, { flags: s.proto === "tcp" ? F.SYN : 0, now });
+      const flags = s.proto === "tcp" ? F.SYN : 0;
+      const r = c.packet("in", s.proto, st.client!, st.sport!, s.vip, s.port, { flags, now });
       if (r.verdict === "forward") {
         const conn = c.conn(r.conn) ?? null;
         if (conn && !conn.template) {
@@ -94,7 +95,8 @@ export async function run(sc: Scenario, onStep: (i: number, r: StepResult, c: Co
       // a connection that was refused has nothing to close
       const conn = c.conns().find((x) => !x.template && x.caddr === st.client && x.cport === st.sport);
       let state: string | null = null;
-      if (conn && c.packet("in", "tcp", st.client!, st.sport!, s.vip, s.port, { flags: F.FIN | F.ACK, now }).verdict === "forward") {
+      const fin = conn && c.packet("in", "tcp", st.client!, st.sport!, s.vip, s.port, { flags: F.FIN | F.ACK, now });
+      if (conn && fin && fin.verdict === "forward") {
         c.packet("out", "tcp", conn.daddr, conn.dport, st.client!, st.sport!, { flags: F.FIN | F.ACK, now });
         c.packet("in", "tcp", st.client!, st.sport!, s.vip, s.port, { flags: F.ACK, now });
         state = c.conn(conn.index)?.state ?? null;
@@ -134,7 +136,8 @@ export async function trace(sc: Scenario): Promise<{ obs: string[]; end: string 
     const [a, port] = p.split(" ");
     return [key(a.includes(":"), a, +port), k];
   }));
-  const idx = (d: string | null | undefined) => (d == null ? "-" : index.has(d) ? index.get(d)!.toString(16) : `<${d}>`);
+  const idx = (d: string | null | undefined) =>
+    (d == null ? "-" : index.has(d) ? index.get(d)!.toString(16) : `<${d}>`);
   const list = (c: Core, svc: number, withWeight: boolean) => random.listText(c.service(svc).dests.map((d) => ({
     i: index.get(destKey(d)) ?? -1, weight: d.weight, active: d.activeConns, inactive: d.inactConns })), withWeight);
   const obs: string[] = [];
@@ -148,7 +151,8 @@ export async function trace(sc: Scenario): Promise<{ obs: string[]; end: string 
   // the service's entries, as the driver reads them: an invalidated template (virtual port 65535) is left out
   const s = sc.service;
   const lines = core.conns().filter((x) => x.vaddr === s.vip && x.vport === s.port)
-    .map((x) => `${x.proto.toUpperCase()} ${x.caddr} ${x.cport} ${x.vaddr} ${x.vport} ${x.daddr} ${x.dport} ${x.state}`);
+    .map((x) => `${x.proto.toUpperCase()} ${x.caddr} ${x.cport} ${x.vaddr} ${x.vport} ` +
+      `${x.daddr} ${x.dport} ${x.state}`);
   return { obs, end: `${dests.join(",") || "."} ${random.tableText(lines)}` };
 }
 
@@ -164,21 +168,31 @@ export async function compareObserved(sc: Scenario, obs: Observed): Promise<stri
     if (!want) out.push(`#${i}: not in the transcript`);
     else if (got !== want.dest) out.push(`#${i} ${want.client}:${want.sport}: kernel ${want.dest}, wasm ${got}`);
     else if ("state" in want && state !== want.state) out.push(`#${i} state: kernel ${want.state}, wasm ${state}`);
-    else if (want.after && json(after) !== json(want.after)) out.push(`#${i} counters: kernel ${json(want.after)}, wasm ${json(after)}`);
+    else if (want.after && json(after) !== json(want.after)) {
+      out.push(`#${i} counters: kernel ${json(want.after)}, wasm ${json(after)}`);
+    }
   }, (i, after, state) => {
     const want = obs.closes?.[i];
     if (!want) out.push(`close #${i}: not in the transcript`);
-    else if ("state" in want && state !== (want.state ?? null)) out.push(`close #${i} state: kernel ${want.state}, wasm ${state}`);
-    else if (json(after) !== json(want.after)) out.push(`close #${i} counters: kernel ${json(want.after)}, wasm ${json(after)}`);
+    else if ("state" in want && state !== (want.state ?? null)) {
+      out.push(`close #${i} state: kernel ${want.state}, wasm ${state}`);
+    } else if (json(after) !== json(want.after)) {
+      out.push(`close #${i} counters: kernel ${json(want.after)}, wasm ${json(after)}`);
+    }
   }, (i, after) => {
     const want = obs.waits?.[i];
-    if (!want || json(after) !== json(want.after)) out.push(`wait #${i} counters: kernel ${json(want?.after)}, wasm ${json(after)}`);
+    if (!want || json(after) !== json(want.after)) {
+      out.push(`wait #${i} counters: kernel ${json(want?.after)}, wasm ${json(after)}`);
+    }
   });
   if (obs.counters) {
-    const want: Counters = Object.fromEntries(Object.entries(obs.counters).map(([k, v]) => [k, [v.active, v.inactive]]));
+    const want: Counters = Object.fromEntries(Object.entries(obs.counters)
+      .map(([k, v]) => [k, [v.active, v.inactive]]));
     const sorted = (o: Counters) => json(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     // ipvsadm -Ln lists destinations sorted; the order is compared on its own below
-    if (sorted(final.counters) !== sorted(want)) out.push(`final counters: kernel ${json(want)}, wasm ${json(final.counters)}`);
+    if (sorted(final.counters) !== sorted(want)) {
+      out.push(`final counters: kernel ${json(want)}, wasm ${json(final.counters)}`);
+    }
   }
   if (obs.listOrder && json(final.listOrder) !== json(obs.listOrder)) {
     out.push(`list order: kernel ${json(obs.listOrder)}, wasm ${json(final.listOrder)}`);
@@ -189,14 +203,18 @@ export async function compareObserved(sc: Scenario, obs: Observed): Promise<stri
 // The first difference between a random scenario's kernel transcript and the WASM replay, or null.
 export async function compareTraced(t: Traced): Promise<{ sc: Scenario; diff: string | null }> {
   const sc = generate(t.seed);
-  if (sc.name !== t.name) return { sc, diff: `the generator gives ${sc.name} for seed ${t.seed}, the transcript ${t.name}` };
+  if (sc.name !== t.name) return { sc, diff: `seed ${t.seed} generates ${sc.name}, the transcript is ${t.name}` };
   const got = await trace(sc);
   const k = got.obs.findIndex((o, i) => o !== t.obs[i]);
   if (k >= 0 || got.obs.length !== t.obs.length) {
     const at = k >= 0 ? k : Math.min(got.obs.length, t.obs.length);
-    return { sc, diff: `${t.name} step ${at} ${json(sc.steps[at])}\n    kernel ${t.obs[at]}\n    wasm   ${got.obs[at]}` +
+    return { sc, diff: `${t.name} step ${at} ${json(sc.steps[at])}\n    kernel ${t.obs[at]}\n` +
+      `    wasm   ${got.obs[at]}` +
       (at > 0 ? `\n    (step ${at - 1}: ${t.obs[at - 1]})` : "") };
   }
-  if (got.end !== t.end) return { sc, diff: `${t.name} end (destination Conns:PersistConn, connection table)\n    kernel ${t.end}\n    wasm   ${got.end}` };
+  if (got.end !== t.end) {
+    return { sc, diff: `${t.name} end (destination Conns:PersistConn, connection table)\n    kernel ${t.end}\n` +
+      `    wasm   ${got.end}` };
+  }
   return { sc, diff: null };
 }

@@ -298,7 +298,9 @@ async function tcpClose(svc, st) {
   s.end();
   const key = `TCP ${client} ${st.sport} ${vip} ${svc.port}`;
   const closed = (x) => x.state === 'TIME_WAIT' || x.state === 'CLOSE';
-  const c = await findConn(key, 1000, closed);
+  // 3 s: on a loaded machine the emulated VM took over 1 s to pass the server's FIN back (a close then read
+  // CLOSE_WAIT, and the reset below made it CLOSE); a dropped FIN costs the full wait
+  const c = await findConn(key, 3000, closed);
   if (c && closed(c)) { s.destroy(); return { state: c.state }; }
   // The FIN never got through (IPVS drops the packets of a deleted real server's connections). Left
   // alone, the orphaned socket would retransmit it with backoff, and one retransmission would pass once
@@ -340,7 +342,8 @@ async function runScenario(sc) {
   const res = { name: sc.name, kernel: os.release(), choices: [], closes: [], stepErrors: [] };
   // trace (random scenarios): one compact line per step, destinations named by their index in sc.pool
   const poolIndex = new Map((sc.pool || []).map((p, k) => { const [a, port] = p.split(' '); return [ep(a, +port), k]; }));
-  const listNow = (withWeight) => rnd.listText(readDests().map((d) => ({ ...d, i: poolIndex.has(d.dest) ? poolIndex.get(d.dest) : -1 })), withWeight);
+  const listNow = (withWeight) => rnd.listText(readDests()
+    .map((d) => ({ ...d, i: poolIndex.has(d.dest) ? poolIndex.get(d.dest) : -1 })), withWeight);
   const idx = (dest) => (dest == null ? '-' : poolIndex.has(dest) ? poolIndex.get(dest).toString(16) : `<${dest}>`);
   if (sc.trace) { res.seed = sc.seed; res.obs = []; }
   const ops = svc.proto === 'udp' && (svc.flags || []).includes('ops');
@@ -395,7 +398,8 @@ async function runScenario(sc) {
     // the end: every destination's Conns (scheduled total) and PersistConn, and the whole connection table
     await sleep(2200);   // the Conns totals come from the rate estimator, which sums the per-CPU counters every 2 s
     const stats = destColumns(svc, '--stats'), pers = destColumns(svc, '--persistent-conn');
-    const dests = readDests().map((d) => `${idx(d.dest)}:${(stats.get(d.dest) || ['?'])[0]}:${(pers.get(d.dest) || [])[1] ?? '?'}`);
+    const dests = readDests()
+      .map((d) => `${idx(d.dest)}:${(stats.get(d.dest) || ['?'])[0]}:${(pers.get(d.dest) || [])[1] ?? '?'}`);
     res.end = `${dests.join(',') || '.'} ${rnd.tableText(connLines(svc))}`;
     delete res.choices; delete res.closes;
   }

@@ -132,7 +132,10 @@ function generate(seed) {
     if (waits && segment >= SEGMENT_STEPS) { steps.push({ op: 'wait', ms: WAIT_MS }); segment = 0; continue; }
     segment++;
     if (r.chance(pConfig)) config();
-    else if (open.length && r.chance(0.12)) { const [client, sport] = open.splice(r.int(open.length), 1)[0]; steps.push({ op: 'close', client, sport }); }
+    else if (open.length && r.chance(0.12)) {
+      const [client, sport] = open.splice(r.int(open.length), 1)[0];
+      steps.push({ op: 'close', client, sport });
+    }
     else connect();
   }
   return { name: `rand-${seed}`, seed, service, pool: pool.map((d) => `${d.addr} ${d.port}`), steps, trace: true };

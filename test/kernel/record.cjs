@@ -90,10 +90,10 @@ function runVm(k, dir, cmd, onLine) {
   // A random TCP scenario whose connects took over 50 s may have seen SYN_RECV entries expire (60 s), and one
   // whose stretch between waits came near the UDP timeout may have seen entries expire early: such a run says
   // nothing certain, so it is left out (and named); a hand-written one is kept with the driver's warning
-  const unsure = (r) => r.obs && ((r.connectSeconds > 50 && scens.find((s) => s.name === r.name).service.proto === 'tcp') ||
-    (r.stepErrors || []).some((e) => e.op === 'wait'));
+  const tcp = (r) => scens.find((s) => s.name === r.name).service.proto === 'tcp';
+  const unsure = (r) => r.obs && ((r.connectSeconds > 50 && tcp(r)) || (r.stepErrors || []).some((e) => e.op === 'wait'));
   const dropped = wanted.filter((s) => results.has(s.name) && unsure(results.get(s.name))).map((s) => s.name);
-  if (dropped.length) log(`left out ${dropped.length} random scenarios that ran too slowly to be certain: ${dropped.join(', ')}`);
+  if (dropped.length) log(`left out ${dropped.length} random scenarios, too slow to be certain: ${dropped.join(', ')}`);
   const list = wanted.filter((s) => results.has(s.name) && !dropped.includes(s.name)).map((s) => results.get(s.name));
   const connects = (r) => (r.obs ? scens.find((s) => s.name === r.name).steps.filter((x) => x.op === 'connect').length
     : r.choices.length);
@@ -109,7 +109,9 @@ function runVm(k, dir, cmd, onLine) {
   const stepErrors = list.filter((r) => r.stepErrors);
   if (randomSpec && stepErrors.length) {
     log(`${stepErrors.length} scenarios had step errors (refused configuration steps are expected):`);
-    for (const r of stepErrors) log(`  ${r.name}: ${r.stepErrors.map((e) => `#${e.step} ${e.op}: ${e.error}`).join('; ')}`);
+    for (const r of stepErrors) {
+      log(`  ${r.name}: ${r.stepErrors.map((e) => `#${e.step} ${e.op}: ${e.error}`).join('; ')}`);
+    }
   }
   fs.writeFileSync(outFile, format(doc));
   log(`wrote ${outFile}: ${list.length} scenarios, ${nConn} connects, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
