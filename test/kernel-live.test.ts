@@ -1,44 +1,77 @@
-// Against the real kernel, now: boots Linux 6.1 with IPVS in ../shared/ipvs-vm, runs a cross-section of
-// the recorded scenarios there (every scheduler the kernel has, flags, thresholds, answered connections,
-// UDP, persistence, IPv6), and asserts the WASM data plane makes exactly the kernel's choices. This keeps
-// the stored transcripts honest: if the kernel's behaviour and the fixtures ever part, this fails.
+// Against the real kernel, now: boots Linux 6.1 with IPVS in ../shared/ipvs-vm, runs a cross-section of the
+// recorded scenarios there (every scheduler the kernel has, flags, thresholds, answered connections, UDP,
+// persistence, IPv6) and seeded random scenarios from a fresh seed on every run (at least 300 connections),
+// and asserts the WASM data plane shows exactly what the kernel showed after every step: destinations,
+// states, list order and every counter. WASMVS_LIVE_SEED=N runs seed N again; a mismatch prints the seed, the
+// first differing step and the command that records that seed alone.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { replay, type Scenario, type Observed } from "./helpers/replay.ts";
+import { compareObserved, compareTraced, generate, type Scenario, type Observed, type Traced }
+  from "./helpers/replay.ts";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
 const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.url));
 const LIVE = "^(rr-changes|wrr-changes|lc-overload|wlc-answered|sed-answered|nq-changes|fo-overload|ovf-answered|" +
   "dh-5dests-vip-10.0.3.61|sh-port-fallback-weight0|mh-weight0-fallback|mh-10dests-changes|lblc-answered|" +
-  "lblcr-overload|udp-sed|persist-netmask|mh-ipv6-port)$";
+  "lblcr-overload|udp-sed|persist-netmask|mh-ipv6-port|wrr-add-order-1-5-8-2-3-0|rand-\\d+)$";
+const HAND = 18;
+const MIN_RANDOM_CONNECTS = 300;
 
-test("the real kernel (Linux 6.1 in the VM) and the WASM data plane choose alike", async () => {
+// a fresh seed per run unless one is given; consecutive seeds until they hold MIN_RANDOM_CONNECTS connections
+const envSeed = process.env.WASMVS_LIVE_SEED;
+if (envSeed !== undefined && !/^\d{1,9}$/.test(envSeed)) {
+  throw new Error(`WASMVS_LIVE_SEED must be a whole number below 10^9, not '${envSeed}'`);
+}
+const seed = envSeed !== undefined ? Number(envSeed) : 1 + Math.floor(Math.random() * 999_999_000);
+const seeds: number[] = [];
+for (let n = 0, s = seed; n < MIN_RANDOM_CONNECTS; s++) {
+  seeds.push(s);
+  n += generate(s).steps.filter((x) => x.op === "connect").length;
+}
+const again = (s: number) =>
+  `node test/kernel/record.cjs --shards 1 --scenarios random:${s}:1 --out /tmp/rand-${s}.json`;
+
+test(`the real kernel and the WASM data plane agree (random seed ${seed}, ${seeds.length} scenarios)`, async () => {
   assert.ok(existsSync(vm), `${vm} is missing: the kernel VM from ../shared is needed`);
-  const out = "/tmp/wasmvs-kernel-live.json";
+  console.log(`kernel-live: random seed ${seed} (seeds ${seeds[0]}..${seeds.at(-1)}); run again with ` +
+    `WASMVS_LIVE_SEED=${seed} node --import tsx node_modules/uvu/bin.js test "kernel-live.test.ts$"`);
+  const out = `/tmp/wasmvs-kernel-live-${process.pid}.json`;
   rmSync(out, { force: true });
   // record.cjs boots the VMs (installing qemu on first use), runs the scenarios, prints progress on stderr
-  execFileSync("node", ["test/kernel/record.cjs", "--filter", LIVE, "--out", out], {
-    cwd: repo, stdio: ["ignore", "ignore", "inherit"], timeout: 600_000, env: { ...process.env, IPVSVM_SH: vm },
+  execFileSync("node", ["test/kernel/record.cjs", "--scenarios",
+    `test/fixtures/kernel/scenarios.json+random:${seed}:${seeds.length}`, "--filter", LIVE, "--out", out], {
+    cwd: repo, stdio: ["ignore", "ignore", "inherit"], timeout: 900_000, env: { ...process.env, IPVSVM_SH: vm },
   });
   const scenarios: Scenario[] = JSON.parse(readFileSync(`${repo}/test/fixtures/kernel/scenarios.json`, "utf8"));
-  const live: { kernel: string; scenarios: Observed[] } = JSON.parse(readFileSync(out, "utf8"));
-  assert.match(live.kernel, /^6\.1\./);
-  assert.is(live.scenarios.length, 17, "every live scenario ran");
-  let compared = 0;
-  const mismatches: string[] = [];
-  for (const obs of live.scenarios) {
-    const sc = scenarios.find((s) => s.name === obs.name)!;
-    await replay(sc, (i, got) => {
-      compared++;
-      if (got !== obs.choices[i].dest) mismatches.push(`${sc.name} #${i}: kernel ${obs.choices[i].dest}, wasm ${got}`);
-    }, () => {});
-  }
-  assert.equal(mismatches.slice(0, 10), [], `${mismatches.length} mismatches`);
-  assert.ok(compared >= 1000, `compared ${compared} live connections`);
+  const live: { kernel: string; scenarios: (Observed & Partial<Traced>)[] } = JSON.parse(readFileSync(out, "utf8"));
   rmSync(out, { force: true });
+  assert.match(live.kernel, /^6\.1\./);
+  const traced = live.scenarios.filter((o) => o.obs) as unknown as Traced[];
+  const hand = live.scenarios.filter((o) => !o.obs);
+  assert.is(hand.length, HAND, "every hand-written live scenario ran");
+  assert.is(traced.length, seeds.length, "every random scenario ran");
+  let compared = 0, randomConnects = 0;
+  const mismatches: string[] = [];
+  for (const obs of hand) {
+    const sc = scenarios.find((s) => s.name === obs.name)!;
+    const diff = await compareObserved(sc, obs);
+    compared += obs.choices.length;
+    if (diff.length) mismatches.push(`${sc.name}: ${diff.length} differences, the first: ${diff[0]}`);
+  }
+  for (const t of traced) {
+    const { sc, diff } = await compareTraced(t);
+    randomConnects += sc.steps.filter((s) => s.op === "connect").length;
+    if (diff) mismatches.push(`seed ${t.seed}: ${diff}\n    record it again: ${again(t.seed)}`);
+  }
+  if (mismatches.length) {
+    console.log(`kernel-live: random seed ${seed}: ${mismatches.length} scenarios differ\n${mismatches.join("\n")}`);
+  }
+  assert.equal(mismatches.slice(0, 5), [], `${mismatches.length} scenarios differ (random seed ${seed})`);
+  assert.ok(compared >= 1000, `compared ${compared} connections of the hand-written scenarios live`);
+  assert.ok(randomConnects >= MIN_RANDOM_CONNECTS, `compared ${randomConnects} random connections live`);
 });
 
 test.run();

@@ -16,7 +16,7 @@ import {
 } from "./table";
 import {
   tcpNextState, tcpTimeoutMs, udpTimeoutMs, DIR_INPUT, DIR_OUTPUT, DIR_INPUT_ONLY, TH_SYN, TH_RST, TH_ACK,
-  tcpStateActive, TCP_S_TIME_WAIT, TCP_S_CLOSE, TCP_S_FIN_WAIT,
+  tcpStateActive, TCP_S_TIME_WAIT, TCP_S_CLOSE, TCP_S_FIN_WAIT, TCP_S_ESTABLISHED,
 } from "./state";
 import { sctpNextState, sctpTimeoutMs, SCTP_S_ESTABLISHED, SCTP_S_CLOSED, SCTP_CHUNK_INIT } from "./sctp";
 
@@ -46,6 +46,16 @@ export function setSnat6(a0: u32, a1: u32, a2: u32, a3: u32): void { snat6_0 = a
 
 @inline function drop(reason: i32): i32 { dropReason = reason; resultConn = -1; resultDest = -1; return V_DROP; }
 
+// ip_vs_control_assure_ct: the template of a connection that reached ESTABLISHED (or got a UDP reply) becomes
+// ASSURED, as /proc/net/ip_vs_conn shows it (issue 14's random runs found every wasmvs template left NONE)
+export const CTPL_S_ASSURED: u8 = 1;
+function assureTemplate(e: usize): void {
+  const ctl = load<u32>(e, O_CTL);
+  if (ctl == 0) return;
+  const t = E(ctl - 1);
+  if (load<u32>(t, O_FLAGS) & CF_TEMPLATE) store<u8>(t, CTPL_S_ASSURED, O_STATE);
+}
+
 // The protocol state transition for one packet in a direction, with its counters and timeout.
 export function transition(i: u32, dir: i32, now: i64): void {
   const e = E(i);
@@ -58,6 +68,7 @@ export function transition(i: u32, dir: i32, now: i64): void {
       else block = DIR_INPUT_ONLY;
     }
     const ns = tcpNextState(block, pkt.tcpFlags, load<u8>(e, O_STATE));
+    if (ns == TCP_S_ESTABLISHED && load<u8>(e, O_STATE) != ns) assureTemplate(e);
     setState(i, ns, tcpStateActive(ns));
     refresh(i, unchecked(tcpTimeoutMs[ns]), now);
   } else if (proto == IPPROTO_SCTP) {
@@ -68,9 +79,11 @@ export function transition(i: u32, dir: i32, now: i64): void {
       else sdir = DIR_INPUT_ONLY;
     }
     const ns = sctpNextState(sdir, pkt.tcpFlags, load<u8>(e, O_STATE));
+    if (ns == SCTP_S_ESTABLISHED && load<u8>(e, O_STATE) != ns) assureTemplate(e);
     setState(i, ns, ns == SCTP_S_ESTABLISHED);
     refresh(i, unchecked(sctpTimeoutMs[ns]), now);
   } else {
+    if (dir == DIR_OUTPUT) assureTemplate(e);
     refresh(i, udpTimeoutMs, now);
   }
 }

@@ -72,6 +72,7 @@ export const TCP_STATES = ["NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_W
   "CLOSE_WAIT", "LAST_ACK", "LISTEN", "SYNACK"];
 export const SCTP_STATES = ["NONE", "INIT1", "INIT", "C-SENT", "C-REPLIED", "C-WAIT", "COOKIE", "C-ECHOED",
   "ESTABLISHED", "S-SENT", "S-RECEIVED", "S-ACK-SENT", "REJECTED", "CLOSED"];
+export const TEMPLATE_STATES = ["NONE", "ASSURED"];   // a template is ASSURED once a connection of it is answered
 export const CONN_F = { fwdMask: 0x7, hashed: 0x40, noOutput: 0x80, inactive: 0x100, template: 0x1000, onePacket: 0x2000 };
 export const TCP_FLAGS = { FIN: 1, SYN: 2, RST: 4, PSH: 8, ACK: 16 };
 export const VERDICTS = ["not-ours", "forward", "drop"] as const;
@@ -370,7 +371,8 @@ export class Core {
       index: i, af, proto: PROTOCOL_NAMES[proto], caddr: this.getAddr(af, 0), vaddr: this.getAddr(af, 16),
       daddr: this.getAddr(af, 32), laddr: this.getAddr(af, 48), cport: dv.getUint32(p + 80, true),
       vport: dv.getUint32(p + 84, true), dport: dv.getUint32(p + 88, true), lport: dv.getUint32(p + 92, true),
-      state: proto === 6 ? TCP_STATES[state] : proto === 132 ? SCTP_STATES[state] : flags & CONN_F.template ? "NONE" : "UDP",
+      state: flags & CONN_F.template ? TEMPLATE_STATES[state] ?? "?" : proto === 6 ? TCP_STATES[state]
+        : proto === 132 ? SCTP_STATES[state] : "UDP",
       flags, template: (flags & CONN_F.template) !== 0, active: (flags & CONN_F.inactive) === 0,
       destId: dv.getInt32(p + 96, true), controlledBy: dv.getInt32(p + 100, true), children: dv.getUint32(p + 104, true),
       timeoutMs: dv.getUint32(p + 108, true), expires: dv.getFloat64(p + 112, true), inPkts: dv.getUint32(p + 120, true),

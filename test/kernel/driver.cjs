@@ -2,7 +2,8 @@
 // Runs INSIDE the ipvs-vm (root, real Linux IPVS). Replays scenarios against the kernel and prints what the
 // kernel's schedulers chose.
 //
-//   node test/kernel/driver.cjs SCENARIOS.json [NAME_REGEX] [--out FILE] [--shard K/N]
+//   node test/kernel/driver.cjs SOURCE [NAME_REGEX] [--out FILE] [--shard K/N]
+// SOURCE: a scenarios file, random:FIRST_SEED:COUNT (random-scenarios.cjs), or several joined with '+'.
 //
 // Output: one line per scenario on stdout, "@@RESULT " + JSON
 //   {name, kernel, choices: [{client, sport, dest, state, after}], closes, counters, listOrder, ipvsadmLn, ...}
@@ -29,6 +30,7 @@ const net = require('net');
 const dgram = require('dgram');
 const os = require('os');
 const path = require('path');
+const rnd = require('./random-scenarios.cjs');
 
 const argv = process.argv.slice(2);
 // It rebuilds the root namespace's network (dummy d0, local routes, netns srv): only inside the VM.
@@ -76,11 +78,14 @@ function procAddr(tok) {
   }
   return canon6(tok.replace(/^\[|\]$/g, ''));
 }
-// /proc/net/ip_vs_conn -> Map "PROTO caddr cport vaddr vport" -> {dest, state, expires}
-function readConns() {
+// /proc/net/ip_vs_conn -> Map "PROTO caddr cport vaddr vport" -> {dest, state, expires}; with cport, only the
+// lines of that client port are parsed (the VM is emulated: parsing every line at every poll is what costs)
+function readConns(cport0) {
   const m = new Map();
   const lines = fs.readFileSync('/proc/net/ip_vs_conn', 'utf8').split('\n');
+  const hex = cport0 == null ? null : ` ${cport0.toString(16).toUpperCase().padStart(4, '0')} `;
   for (let i = 1; i < lines.length; i++) {
+    if (hex && !lines[i].includes(hex)) continue;
     const t = lines[i].trim().split(/\s+/);
     if (t.length < 9) continue;
     const [pro, ca, cp, va, vp, da, dp, state, expires] = t;
@@ -115,8 +120,38 @@ function parseLn(text) {
   return counters;
 }
 
+// ipvsadm -Ln --stats / --persistent-conn for one service -> Map dest -> [numbers after the address]
+function destColumns(svc, flag) {
+  const m = new Map();
+  const r = tryRun('ipvsadm', ['-Ln', flag, ...svcArgs(svc)]);   // the service may have been refused
+  for (const line of (r.ok ? r.out : '').split('\n')) {
+    const t = /^\s+->\s+(\S+)\s+(.*)$/.exec(line);
+    if (!t) continue;
+    const i = t[1].lastIndexOf(':');
+    const a = t[1].slice(0, i).replace(/^\[|\]$/g, '');
+    m.set(ep(a, +t[1].slice(i + 1)), t[2].trim().split(/\s+/));
+  }
+  return m;
+}
+// every entry of the service in /proc/net/ip_vs_conn, templates included: "PROTO caddr cport vaddr vport daddr
+// dport state" (an entry of an earlier scenario that outlived its flush is not this one's)
+function connLines(svc) {
+  const out = [];
+  const lines = fs.readFileSync('/proc/net/ip_vs_conn', 'utf8').split('\n');
+  for (let i = 1; i < lines.length; i++) {
+    const t = lines[i].trim().split(/\s+/);
+    if (t.length < 9) continue;
+    const [pro, ca, cp, va, vp, da, dp, state] = t;
+    if (procAddr(va) !== canon(svc.vip) || parseInt(vp, 16) !== svc.port) continue;
+    out.push(`${pro} ${procAddr(ca)} ${parseInt(cp, 16)} ${procAddr(va)} ${parseInt(vp, 16)} ${procAddr(da)} ` +
+      `${parseInt(dp, 16)} ${state}`);
+  }
+  return out;
+}
+
 // ---------- network setup ----------
 let server = null;
+const udpSeen = new Map();      // "client sport" -> the destination whose UDP socket got its datagram
 async function setupNetwork(scens) {
   const dests = new Set(), ports = new Set(), vips = new Set(), clients = new Set();
   for (const sc of scens) {
@@ -155,11 +190,20 @@ async function setupNetwork(scens) {
     '-m', 'set', '--match-set', 'noans', 'src,src', '-j', 'DROP']);
   run('ip', ['netns', 'exec', 'srv', 'ip6tables', '-t', 'raw', '-A', 'PREROUTING', '-p', 'tcp', '--syn',
     '-m', 'set', '--match-set', 'noans6', 'src,src', '-j', 'DROP']);
-  server = spawn('ip', ['netns', 'exec', 'srv', process.execPath, path.join(__dirname, 'server.cjs'), ...ports],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
+  server = spawn('ip', ['netns', 'exec', 'srv', process.execPath, path.join(__dirname, 'server.cjs'),
+    '--udp-addrs', [...dests].join(','), ...ports], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((res, rej) => {
     let buf = '';
-    server.stdout.on('data', (d) => { buf += d; if (buf.includes('server ready')) res(); });
+    server.stdout.on('data', (d) => {
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop();
+      for (const l of lines) {
+        if (l === 'server ready') res();
+        const m = /^udp (\S+) (\d+) (\S+) (\d+)$/.exec(l);
+        if (m) udpSeen.set(`${canon(m[3].replace(/^::ffff:/, ''))} ${m[4]}`, ep(m[1], +m[2]));
+      }
+    });
     server.on('exit', (c) => rej(new Error(`server exited ${c}`)));
   });
   log(`network ready: ${dests.size} destination addresses, ports ${[...ports].join(',')}, ${vips.size} VIPs`);
@@ -189,8 +233,9 @@ const openSockets = new Map();  // "client sport" -> net.Socket (answered, not y
 async function findConn(key, ms, pred = () => true) {
   const end = Date.now() + ms;
   await immediate();
+  const cport = +key.split(' ')[2];
   for (;;) {
-    const c = readConns().get(key);
+    const c = readConns(cport).get(key);
     if (c && pred(c)) return c;
     if (Date.now() >= end) return c || null;
     await sleep(3);
@@ -215,7 +260,7 @@ async function tcpConnect(svc, st) {
     const end = Date.now() + SETTLE_MS;
     await immediate();
     for (;;) {
-      c = readConns().get(key);
+      c = readConns(st.sport).get(key);
       if (c || err || Date.now() >= end) break;
       await sleep(3);
     }
@@ -233,10 +278,12 @@ async function udpConnect(svc, st) {
   await new Promise((res) => u.bind({ address: client, port: st.sport, exclusive: true }, res));
   await new Promise((res) => u.send(Buffer.from('x'), svc.port, vip, (e) => { if (e) err = e.code; res(); }));
   let c;
-  const end = Date.now() + SETTLE_MS;
+  // a one-packet datagram never shows in the table: wait for the server's report (slow under load) instead
+  const ops = (svc.flags || []).includes('ops');
+  const end = Date.now() + (ops ? 3000 : SETTLE_MS);
   for (;;) {
-    c = readConns().get(key);
-    if (c || err || Date.now() >= end) break;
+    c = ops ? null : readConns(st.sport).get(key);
+    if (c || err || udpSeen.has(`${client} ${st.sport}`) || Date.now() >= end) break;
     await sleep(3);
   }
   u.close();
@@ -251,7 +298,9 @@ async function tcpClose(svc, st) {
   s.end();
   const key = `TCP ${client} ${st.sport} ${vip} ${svc.port}`;
   const closed = (x) => x.state === 'TIME_WAIT' || x.state === 'CLOSE';
-  const c = await findConn(key, 1000, closed);
+  // 3 s: on a loaded machine the emulated VM took over 1 s to pass the server's FIN back (a close then read
+  // CLOSE_WAIT, and the reset below made it CLOSE); a dropped FIN costs the full wait
+  const c = await findConn(key, 3000, closed);
   if (c && closed(c)) { s.destroy(); return { state: c.state }; }
   // The FIN never got through (IPVS drops the packets of a deleted real server's connections). Left
   // alone, the orphaned socket would retransmit it with backoff, and one retransmission would pass once
@@ -278,6 +327,7 @@ async function flush() {
 async function runScenario(sc) {
   const t0 = Date.now();
   const svc = sc.service;
+  udpSeen.clear();
   const noans = [];
   if (svc.proto === 'tcp') {
     for (const st of sc.steps) {
@@ -290,28 +340,68 @@ async function runScenario(sc) {
   run('ip', ['netns', 'exec', 'srv', 'ipset', '-exist', 'restore'],
     ['flush noans', 'flush noans6', ...noans].join('\n') + '\n');
   const res = { name: sc.name, kernel: os.release(), choices: [], closes: [], stepErrors: [] };
+  // trace (random scenarios): one compact line per step, destinations named by their index in sc.pool
+  const poolIndex = new Map((sc.pool || []).map((p, k) => { const [a, port] = p.split(' '); return [ep(a, +port), k]; }));
+  const listNow = (withWeight) => rnd.listText(readDests()
+    .map((d) => ({ ...d, i: poolIndex.has(d.dest) ? poolIndex.get(d.dest) : -1 })), withWeight);
+  const idx = (dest) => (dest == null ? '-' : poolIndex.has(dest) ? poolIndex.get(dest).toString(16) : `<${dest}>`);
+  if (sc.trace) { res.seed = sc.seed; res.obs = []; }
+  const ops = svc.proto === 'udp' && (svc.flags || []).includes('ops');
+  if (svc.udpTimeout) run('ipvsadm', ['--set', '0', '0', String(svc.udpTimeout)]);
   const r0 = tryRun('ipvsadm', serviceAddArgs(svc));
   if (!r0.ok) res.stepErrors.push({ step: -1, op: 'service', error: r0.err });
-  let firstConnect = null;
+  let firstConnect = null, segmentStart = Date.now();
   for (let i = 0; i < sc.steps.length; i++) {
     const st = sc.steps[i];
     if (st.op === 'add' || st.op === 'edit' || st.op === 'del') {
       const r = tryRun('ipvsadm', destArgs({ add: '-a', edit: '-e', del: '-d' }[st.op], svc, st));
       if (!r.ok) res.stepErrors.push({ step: i, op: st.op, error: r.err });
+      if (res.obs) res.obs.push(`${r.ok ? 'ok' : 'refused'} ${listNow(true)}`);
     } else if (st.op === 'connect') {
       if (firstConnect == null) firstConnect = Date.now();
       const r = svc.proto === 'udp' ? await udpConnect(svc, st) : await tcpConnect(svc, st);
       const ch = { client: st.client, sport: st.sport, dest: r.c ? r.c.dest : null, state: r.c ? r.c.state : null };
+      if (ops && !r.c) {
+        // a one-packet connection is never entered in the table: the server says where the datagram went
+        // (the driver waited SETTLE_MS for the table already)
+        const got = udpSeen.get(`${canon(st.client)} ${st.sport}`);
+        if (got) { ch.dest = got; ch.state = 'UDP'; ch.onePacket = true; }
+      }
       if (r.err) ch.error = r.err;
       if (st.answer && svc.proto === 'tcp' && r.c && !r.connected) ch.error = ch.error || 'not connected';
-      ch.after = compactCounters();
-      res.choices.push(ch);
+      if (!res.obs) ch.after = compactCounters();
+      if (res.obs) {
+        res.obs.push(`${idx(ch.dest)} ${rnd.stateCode(ch.state)} ${listNow(false)}`);
+        if (ch.error) res.stepErrors.push({ step: i, op: 'connect', error: ch.error });
+      } else res.choices.push(ch);
     } else if (st.op === 'close') {
       const r = await tcpClose(svc, st);
-      res.closes.push({ step: i, client: st.client, sport: st.sport, ...r, after: compactCounters() });
+      if (res.obs) {
+        res.obs.push(`${rnd.stateCode(r.state)} ${listNow(false)}`);
+        if (r.error) res.stepErrors.push({ step: i, op: 'close', error: r.error });
+      } else res.closes.push({ step: i, client: st.client, sport: st.sport, ...r, after: compactCounters() });
+    } else if (st.op === 'wait') {
+      // entries may only expire here: the stretch since the last wait must stay well inside the UDP timeout
+      const stretch = (Date.now() - segmentStart) / 1000;
+      if (svc.udpTimeout && stretch > svc.udpTimeout - 2) {
+        res.stepErrors.push({ step: i, op: 'wait', error: `stretch of ${stretch.toFixed(1)} s before this wait` });
+      }
+      await sleep(st.ms);
+      segmentStart = Date.now();
+      if (res.obs) res.obs.push(listNow(false));
+      else (res.waits ||= []).push({ step: i, after: compactCounters() });
     } else {
       res.stepErrors.push({ step: i, op: st.op, error: 'unknown op' });
     }
+  }
+  if (res.obs) {
+    // the end: every destination's Conns (scheduled total) and PersistConn, and the whole connection table
+    await sleep(2200);   // the Conns totals come from the rate estimator, which sums the per-CPU counters every 2 s
+    const stats = destColumns(svc, '--stats'), pers = destColumns(svc, '--persistent-conn');
+    const dests = readDests()
+      .map((d) => `${idx(d.dest)}:${(stats.get(d.dest) || ['?'])[0]}:${(pers.get(d.dest) || [])[1] ?? '?'}`);
+    res.end = `${dests.join(',') || '.'} ${rnd.tableText(connLines(svc))}`;
+    delete res.choices; delete res.closes;
   }
   res.connectSeconds = firstConnect == null ? 0 : (Date.now() - firstConnect) / 1000;
   res.ipvsadmLn = run('ipvsadm', ['-Ln']);
@@ -319,14 +409,15 @@ async function runScenario(sc) {
   res.counters = Object.fromEntries(Object.entries(ln).map(([k, v]) => [k, { active: v.active, inactive: v.inactive }]));
   res.listOrder = readDests().map((d) => d.dest);
   if (!res.stepErrors.length) delete res.stepErrors;
-  if (!res.closes.length) delete res.closes;
+  if (res.closes && !res.closes.length) delete res.closes;
   await flush();
+  if (svc.udpTimeout) run('ipvsadm', ['--set', '0', '0', '300']);
   res.seconds = (Date.now() - t0) / 1000;
   return res;
 }
 
 (async () => {
-  let scens = JSON.parse(fs.readFileSync(scenFile, 'utf8'));
+  let scens = rnd.load(scenFile);
   if (filter) scens = scens.filter((s) => filter.test(s.name));
   if (shard) {          // greedy balance by number of steps; scenarios keep their order within a shard
     const load = new Array(shard[1]).fill(0), owner = new Map();
@@ -343,11 +434,11 @@ async function runScenario(sc) {
   let done = 0;
   for (const sc of scens) {
     const r = await runScenario(sc);
-    done += r.choices.length;
+    done += r.obs ? sc.steps.filter((x) => x.op === 'connect').length : r.choices.length;
     const line = JSON.stringify(r);
     if (outFd != null) fs.writeSync(outFd, line + '\n'); else process.stdout.write(`@@RESULT ${line}\n`);
-    const nul = r.choices.filter((c) => c.dest == null).length;
-    log(`[${done}/${nConn}] ${sc.name}: ${r.choices.length} connects (${nul} none) in ${r.seconds.toFixed(1)} s` +
+    const nul = r.obs ? r.obs.filter((o) => o.startsWith('- ')).length : r.choices.filter((c) => c.dest == null).length;
+    log(`[${done}/${nConn}] ${sc.name}: ${nul} refused, in ${r.seconds.toFixed(1)} s` +
       `${r.stepErrors ? `, ${r.stepErrors.length} step errors: ${r.stepErrors[0].error}` : ''}` +
       `${r.connectSeconds > 50 ? ' WARNING: longer than 50 s, SYN_RECV entries may have expired' : ''}`);
   }

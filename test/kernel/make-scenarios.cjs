@@ -33,6 +33,7 @@ class S {
     return this;
   }
   close(client, sport) { this.sc.steps.push({ op: 'close', client, sport }); return this; }
+  wait(ms) { this.sc.steps.push({ op: 'wait', ms }); return this; }
   // n connects from one client with consecutive source ports
   seq(n, client = '10.2.0.1', answer = false) { for (let i = 0; i < n; i++) this.connect(client, this.port++, answer); return this; }
   // one connect from each of the clients, all with the given source port
@@ -260,6 +261,30 @@ for (const s of ALL) {
   sc.add(B, 6).edit(C, 2).edit(A, 4);
   go(250);
   sc.done();
+}
+
+// ---- 10. wrr after a change, and where a failed wrr pass leaves its cursor (issue 14) ----
+{
+  // weights 1, 5, 8, 2, 3, 0 added in that order: the first connection goes to the weight-3 destination
+  const o = new S('wrr-add-order-1-5-8-2-3-0', service('wrr'));
+  [1, 5, 8, 2, 3, 0].forEach((w, i) => o.add(`10.1.0.${i + 1}`, w));
+  o.seq(24).done();
+  // a destination set to weight 0 mid-run is never chosen; then weight back, and all but one quiesced
+  const z = abc(new S('wrr-weight0-midrun', service('wrr')));
+  z.seq(4).edit(B, 0).seq(12).edit(B, 3).seq(9).edit(A, 0).edit(C, 0).seq(4).edit(A, 8).seq(6).done();
+  // every candidate overloaded (UDP, upper thresholds), then the entries expire (UDP timeout 10 s, a 13 s
+  // wait) and the overload clears without a configuration change, so the next choices show where the
+  // failed pass left the cursor
+  const variants = [[[4, 1], [3, 1], [2, 1]], [[4, 2], [3, 1], [2, 1]], [[4, 1], [3, 2], [2, 3]],
+    [[1, 3], [1, 3], [1, 1]], [[5, 1], [1, 1], [1, 2]], [[8, 3], [5, 2], [2, 2]]];
+  variants.forEach((v, k) => {
+    const sc = new S(`wrr-overloaded-cursor-${k + 1}`, service('wrr', { proto: 'udp', port: 53 }));
+    sc.sc.service.udpTimeout = 10;
+    [A, B, C].forEach((d, j) => sc.add(d, v[j][0], v[j][1], 0, 53));
+    const total = v.reduce((n, x) => n + x[1], 0);
+    sc.seq(total + 2).wait(13000).seq(total + 2).wait(13000).seq(4).edit(C, v[2][0], 0, 0, 53).seq(4);
+    sc.done();
+  });
 }
 
 fs.mkdirSync(path.dirname(out), { recursive: true });
