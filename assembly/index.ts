@@ -1,7 +1,7 @@
 // The exported surface of the data plane: thin wrappers that read arguments from the scratch area and
 // call into the tables. Only numbers cross the boundary; addresses are 16 network-order bytes in
 // scratch (IPv4 in the first 4). src/core/ is the one caller.
-import { AF_INET, OK, E_NO_SERVICE, E_NO_DEST, E_BAD_SETTING, DEST_F_OVERLOAD } from "./common";
+import { AF_INET, OK, E_NO_SERVICE, E_NO_DEST, E_BAD_SETTING } from "./common";
 import {
   addService, editService, delService, flushServices, getService, lookupService, lookupFwmark,
   addDest, editDest, delDest, serviceById,
@@ -145,11 +145,7 @@ export function destSetLoad(id: i32, active: u32, inactive: u32): i32 {
   const d = destOf(id);
   d.activeConns = active;
   d.inactConns = inactive;
-  const total = active + inactive;
-  if (d.uThreshold != 0 && total >= d.uThreshold) d.flags |= DEST_F_OVERLOAD;
-  else if (d.lThreshold != 0) { if (total < d.lThreshold) d.flags &= ~DEST_F_OVERLOAD; }
-  else if (d.uThreshold != 0) { if (total * 4 < d.uThreshold * 3) d.flags &= ~DEST_F_OVERLOAD; }
-  else d.flags &= ~DEST_F_OVERLOAD;
+  d.updateOverload();
   const s = getService(d.svcId);
   if (s) { const sched = s.sched; if (sched) sched.loadChanged(s, d); }
   return OK;

@@ -323,14 +323,21 @@ function mulberry(seed: number) {
   };
 }
 
-// destSetLoad's OVERLOAD rules, in the data plane's u32 arithmetic
+// the kernel's ip_vs_dest_update_overload (as Linux in the VM behaves), in the data plane's u32 arithmetic:
+// set at or above u, cleared below l (0: u less a quarter), kept in between
+function updateOverload(d: M): void {
+  if (d.u !== 0) {
+    const total = (d.active + d.inactive) >>> 0;
+    if (total >= d.u) { d.ol = true; return; }
+    if (total >= (d.l !== 0 ? d.l : d.u - (d.u >>> 2))) return;
+  }
+  d.ol = false;
+}
+
+// destSetLoad: new counters, then the same rule
 function applyLoad(d: M, active: number, inactive: number): void {
   d.active = active >>> 0; d.inactive = inactive >>> 0;
-  const total = (d.active + d.inactive) >>> 0;
-  if (d.u !== 0 && total >= d.u) d.ol = true;
-  else if (d.l !== 0) { if (total < d.l) d.ol = false; }
-  else if (d.u !== 0) { if (((total * 4) >>> 0) < ((d.u * 3) >>> 0)) d.ol = false; }
-  else d.ol = false;
+  updateOverload(d);
 }
 
 interface Stats { steps: number; chosen: number; none: number }
@@ -358,9 +365,9 @@ function history(core: Core, sched: string, seed: number, steps: number, maxDest
     if (old) {
       // the kernel's trash revives the deleted destination itself, counters and all
       assert.is(id, old.id);
-      if (u === 0 || u > old.u) old.ol = false;
-      old.weight = w; old.u = u; old.l = l;
-      if (u !== 0 && ((old.active + old.inactive) >>> 0) >= u) old.ol = true;
+      // and __ip_vs_update_dest re-evaluates OVERLOAD when the thresholds differ from what it had
+      if (u !== old.u || l !== old.l) { old.u = u; old.l = l; updateOverload(old); }
+      old.weight = w;
       list.unshift(old);
     } else list.unshift({ id, addr, weight: w, u, l, active: 0, inactive: 0, ol: false });
   };
@@ -395,10 +402,9 @@ function history(core: Core, sched: string, seed: number, steps: number, maxDest
       const w = rnd() < 0.5 ? weight() : d.weight;
       const [u, l] = rnd() < 0.5 ? thresholds() : [d.u, d.l];
       core.editDest(svc, { addr: d.addr, port: 80, weight: w, upperThreshold: u, lowerThreshold: l });
-      if (u === 0 || u > d.u) d.ol = false;          // __ip_vs_update_dest
-      // and a threshold at or below the current load overloads at once (observed on 6.1 in the VM)
-      if (u !== 0 && ((d.active + d.inactive) >>> 0) >= u) d.ol = true;
-      d.weight = w; d.u = u; d.l = l;
+      // __ip_vs_update_dest: a threshold change re-evaluates OVERLOAD; the same thresholds leave it alone
+      if (u !== d.u || l !== d.l) { d.u = u; d.l = l; updateOverload(d); }
+      d.weight = w;
     } else if (r < 0.50) {
       what = "load";
       const d = list[int(list.length)];

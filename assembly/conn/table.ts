@@ -1,7 +1,7 @@
 // The connection table (ip_vs_conn.c): fixed-capacity entries in one linear block, two hash indexes
 // (client side "in", and reply side "out" for NAT), and a timer wheel for expiry driven by the host's
 // clock. Nothing here allocates after connInit().
-import { AF_INET, DEST_F_OVERLOAD, FWD_MASQ, FWD_FULLNAT } from "../common";
+import { AF_INET, FWD_MASQ, FWD_FULLNAT } from "../common";
 import { Dest, destById, destOf } from "../dest/dest";
 import { getService, destUnreferenced } from "../service/service";
 import { GROUP, pfA, pfB, pfC, keep, touchDests } from "../prefetch";
@@ -390,7 +390,7 @@ export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
     d.inactConns++;
     connCount++;
   }
-  if (d.uThreshold != 0 && d.activeConns + d.inactConns >= d.uThreshold) d.flags |= DEST_F_OVERLOAD;
+  d.updateOverload();
   const s = getService(d.svcId);
   if (s && !(f & CF_TEMPLATE)) { const sc = s.sched; if (sc) sc.loadChanged(s, d); }
   // a new entry lives 3 s until its first state transition sets the protocol timeout
@@ -445,10 +445,7 @@ function unbind(i: u32): void {
   if (f & CF_TEMPLATE) d.persistConns--;
   else if (f & CF_INACTIVE) d.inactConns--;
   else d.activeConns--;
-  const total = d.activeConns + d.inactConns;
-  if (d.lThreshold != 0) { if (total < d.lThreshold) d.flags &= ~DEST_F_OVERLOAD; }
-  else if (d.uThreshold != 0) { if (total * 4 < d.uThreshold * 3) d.flags &= ~DEST_F_OVERLOAD; }
-  else d.flags &= ~DEST_F_OVERLOAD;
+  if (d.overloaded()) d.updateOverload();
   store<i32>(e, -1, O_DEST);
   if (!(f & CF_TEMPLATE)) {
     const s = getService(d.svcId);

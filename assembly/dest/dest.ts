@@ -31,6 +31,21 @@ export class Dest {
 
   @inline available(): bool { return (this.flags & DEST_F_AVAILABLE) != 0; }
   @inline overloaded(): bool { return (this.flags & DEST_F_OVERLOAD) != 0; }
+  // ip_vs_dest_update_overload, as the kernel in the VM behaves (Debian's 6.1 carries the thresholds fix): at
+  // or above the upper threshold OVERLOADed; below the lower one (0 = the upper less a quarter, rounded as
+  // the kernel rounds) not; in between it keeps what it had. Run at bind, at unbind while OVERLOADed, and when
+  // an edit or a re-add changes either threshold.
+  updateOverload(): void {
+    const u = this.uThreshold;
+    if (u != 0) {
+      const conns = this.activeConns + this.inactConns;
+      if (conns >= u) { this.flags |= DEST_F_OVERLOAD; return; }
+      const l = this.lThreshold != 0 ? this.lThreshold : u - (u >> 2);
+      if (conns >= l) return;
+    }
+    this.flags &= ~DEST_F_OVERLOAD;
+  }
+
   @inline addrFold(): u32 { return this.a0 ^ this.a1 ^ this.a2 ^ this.a3; }
   // (activeconns << 8) + inactconns: ip_vs_dest_conn_overhead(), used by lc, wlc, lblc, lblcr, twos.
   @inline overhead(): i64 { return ((<i64>this.activeConns) << 8) + <i64>this.inactConns; }

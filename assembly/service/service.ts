@@ -2,7 +2,7 @@
 // packet path looks services up in. All changes validate first and change nothing on error.
 import {
   AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, SVC_F_USER_MASK, SVC_F_PERSISTENT,
-  DEST_F_AVAILABLE, DEST_F_OVERLOAD, FWD_MASQ, FWD_FULLNAT, FWD_TUNNEL, MAX_WEIGHT,
+  DEST_F_AVAILABLE, FWD_MASQ, FWD_FULLNAT, FWD_TUNNEL, MAX_WEIGHT,
   OK, E_NO_SERVICE, E_SERVICE_EXISTS, E_NO_DEST, E_DEST_EXISTS, E_BAD_SCHEDULER, E_BAD_WEIGHT,
   E_BAD_THRESHOLD, E_BAD_AF, E_BAD_PROTOCOL, E_BAD_NETMASK, E_BAD_FLAGS, E_BAD_FWD, E_BAD_PORT,
   E_BAD_TIMEOUT,
@@ -271,16 +271,18 @@ export function addDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32,
 }
 
 function applyDestParams(d: Dest, weight: i32, uThreshold: u32, lThreshold: u32, fwd: u32, add: bool): void {
-  // __ip_vs_update_dest: OVERLOAD is cleared when the upper threshold is removed or raised
-  if (uThreshold == 0 || uThreshold > d.uThreshold) d.flags &= ~DEST_F_OVERLOAD;
   d.weight = weight;
   if (add || weight != 0) d.lastWeight = weight;
-  d.uThreshold = uThreshold;
-  d.lThreshold = lThreshold;
   d.fwd = fwd;
-  // An upper threshold at or below the current load takes the destination out of rotation at once
-  // (observed on Linux 6.1 in the VM: the reference's "only set at bind" is not the whole story).
-  if (uThreshold != 0 && d.activeConns + d.inactConns >= uThreshold) d.flags |= DEST_F_OVERLOAD;
+  // __ip_vs_update_dest: a change of either threshold re-evaluates OVERLOAD against the current load, so a
+  // raised threshold does not clear it while the load is still at or above the lower one (the VM's kernel:
+  // rand-249, a destination re-added from the trash with u 5 -> 20, l 2 at 8 connections, stays OVERLOADed),
+  // and an upper threshold at or below the load sets it at once. Same thresholds: the flag is left alone.
+  if (uThreshold != d.uThreshold || lThreshold != d.lThreshold) {
+    d.uThreshold = uThreshold;
+    d.lThreshold = lThreshold;
+    d.updateOverload();
+  }
 }
 
 export function editDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32,

@@ -17,6 +17,7 @@ const fs = require('fs');
 const path = require('path');
 const readline = require('readline');
 const { load } = require('./random-scenarios.cjs');
+const { format } = require('./transcript-format.cjs');
 
 const repo = path.resolve(__dirname, '../..');
 const args = process.argv.slice(2);
@@ -134,18 +135,3 @@ function runVm(k, dir, cmd, onLine) {
   }
   process.exit(bad || missing.length ? 1 : 0);
 })().catch((e) => { log(e.stack); process.exit(1); });
-
-// JSON with one choice / close per line, so the file diffs well
-function format(doc) {
-  const scen = (r) => {
-    const lines = Object.entries(r).map(([k, v]) => {
-      if (Array.isArray(v) && (k === 'choices' || k === 'closes' || k === 'obs')) {
-        return `  ${JSON.stringify(k)}: [\n${v.map((x) => `    ${JSON.stringify(x)}`).join(',\n')}\n  ]`;
-      }
-      return `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`;
-    });
-    return `{\n${lines.join(',\n')}\n}`;
-  };
-  const head = Object.entries(doc).filter(([k]) => k !== 'scenarios').map(([k, v]) => `"${k}": ${JSON.stringify(v)}`);
-  return `{${head.join(',\n')},\n"scenarios": [\n${doc.scenarios.map(scen).join(',\n')}\n]}\n`;
-}
