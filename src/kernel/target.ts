@@ -50,9 +50,9 @@ export function parseIpVsConn(text: string): ConnectionEntry[] {
       virtual: { addr: addr(f[3]), port: parseInt(f[4], 16) },
       dest: { addr: addr(f[5]), port: parseInt(f[6], 16) },
     };
-    // persistence templates: TCP/SCTP ones sit in state NONE, fwmark ones have protocol IP (best effort:
-    // /proc does not print the template flag)
-    if (f[7] === "NONE" || f[0] === "IP") e.template = true;
+    // persistence templates print their own states, NONE or ASSURED (once a connection they control is
+    // established, ip_vs_control_assure_ct); fwmark ones have protocol IP. /proc prints no template flag.
+    if (f[7] === "NONE" || f[7] === "ASSURED" || f[0] === "IP") e.template = true;
     out.push(e);
   }
   return out;
