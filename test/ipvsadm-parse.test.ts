@@ -4,7 +4,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { parseIpvsadm, parseRestore, IpvsadmError } from "../src/model/ipvsadm.ts";
 import { validateDesiredState } from "../src/model/validate.ts";
-import type { DesiredState, RealServer } from "../src/model/types.ts";
+import { countingState, restoreLines } from "./helpers/restore-gen.ts";
 
 const p = (s: string) => parseIpvsadm(s.split(" "));
 
@@ -67,22 +67,6 @@ test("restore: ordered commands and the DesiredState they build, with problems b
 // Issue 22 item 4: each line searched the table linearly (20k lines 16.5 s). Counted, not timed: the
 // services already in the table are proxies that count every read of theirs; an index reads each once
 // (and again for the result), whatever the number of lines, where a search per line reads them per line.
-export function countingState(n: number): { state: DesiredState; reads: () => number } {
-  let reads = 0;
-  const services = Array.from({ length: n }, (_, i) => new Proxy({ protocol: "tcp" as const, addr: `10.200.${i >> 8}.${i & 255}`, port: 80,
-    scheduler: "rr", flags: [] as string[], realServers: [] as RealServer[] }, { get: (t, k, r) => { reads++; return Reflect.get(t, k, r); } }));
-  return { state: { services }, reads: () => reads };
-}
-export function restoreLines(n: number, from = 0): string {
-  const out: string[] = [];
-  for (let i = from; out.length < n; i++) {
-    const vip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-    out.push(`-A -t ${vip}:80 -s rr`);
-    for (let j = 1; j <= 4 && out.length < n; j++) out.push(`-a -t ${vip}:80 -r 172.16.${j}.${(i % 250) + 1}:8080 -m`);
-  }
-  return out.join("\n");
-}
-
 test("restore: the cost per line does not grow with the table (reads of the existing services counted)", () => {
   const small = countingState(500), large = countingState(500);
   const a = parseRestore(restoreLines(1000) + "\n-a -t 10.200.0.7:80 -r 10.1.0.1", {}, small.state);

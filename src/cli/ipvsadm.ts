@@ -312,8 +312,11 @@ async function restore(text: string, target: IpvsTarget, out: Sink, err: Sink, o
       try { await target.apply(run.map((l) => l.cmd as Change)); }
       catch (e) {
         const step = (e as { step?: unknown }).step;
-        const at = typeof step === "number" && run[step] ? run[step] : run[0];
-        return stopped(at, ipvsStrerror(at.cmd.kind as IpvsadmCommand["kind"], e), false);
+        if (typeof step === "number" && run[step]) return stopped(run[step], ipvsStrerror(run[step].cmd.kind as IpvsadmCommand["kind"], e), false);
+        // refused as a whole (the table the lines would make, e.g. a real server looping into the proxy)
+        err.write(`${(e as Error).message}\n${opts.program}: -R: the ${target.name} refused lines ${run[0].line}-${run[run.length - 1].line} as one ` +
+          `transaction: ${applied ? `the ${applied} line${applied === 1 ? "" : "s"} before them were applied` : "nothing was applied"}\n`);
+        return 255;
       }
       applied += run.length;
       i = j;

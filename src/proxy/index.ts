@@ -18,6 +18,8 @@ import { jsonLogger, type Logger } from "./log.ts";
 import { ControlServer } from "./control.ts";
 import { startMetricsServer } from "./metrics.ts";
 import type { Server } from "node:http";
+import { type IpvsadmCommand, StateEditor } from "../model/ipvsadm.ts";
+import { type Problem, formatProblems, loopProblems, nonUnicast } from "../model/validate.ts";
 
 export { parseConfig, loadConfig, ConfigError } from "./config.ts";
 export { ProxyTarget } from "./control.ts";
@@ -166,6 +168,8 @@ export class Proxy {
       const before = this.desired;
       const next = clone(before);
       fn(next);
+      const problems = proxyStateProblems(next);
+      if (problems.length) throw new Error(formatProblems(problems));
       this.desired = next;
       try { await this.applyNow(); }
       catch (e) {
@@ -313,51 +317,69 @@ export class Proxy {
   }
 }
 
-// Operations on a desired state, as the kernel refuses them (messages as ipvsadm prints the errno).
-export function findService(d: DesiredState, s: VirtualService): VirtualService | undefined {
-  const k = serviceKey(s);
-  return d.services.find((x) => serviceKey(x) === k);
+// Changes to a desired state, in ipvsadm's terms: the restore format's commands that change a table.
+export type StateCommand = Extract<IpvsadmCommand, { kind: "add-service" | "edit-service" | "delete-service" | "flush" |
+  "add-server" | "edit-server" | "delete-server" | "set-timeouts" }>;
+export const STATE_COMMANDS: ReadonlySet<string> = new Set(["add-service", "edit-service", "delete-service", "flush",
+  "add-server", "edit-server", "delete-server", "set-timeouts"]);
+
+/** A command of a batch the proxy refused; `step` is its index in the batch (nothing of the batch applied). */
+export class StepError extends Error {
+  constructor(readonly step: number, message: string) { super(message); this.name = "StepError"; }
 }
 
+// What socket mode cannot do, whatever the kernel would take.
+function proxyRefusal(c: StateCommand): string | undefined {
+  if (c.kind === "add-service") {
+    const s = c.service;
+    if (s.fwmark) return "fwmark services are not supported in socket mode";
+    if (!s.addr || !s.port) return "socket mode needs an address and a port (no port 0 services)";
+    if (s.protocol === "sctp") return "SCTP is not supported in socket mode";
+  }
+  if ((c.kind === "add-server" || c.kind === "edit-server") && c.server.fwd !== "masq" && c.server.fwd !== "fullnat")
+    return `forwarding method '${c.server.fwd}' is not possible in socket mode (the proxy connects: use -m)`;
+  return undefined;
+}
+
+/** Applies commands to a desired state in O(1) each, as the kernel would refuse them (ipvsadm's messages);
+ * throws StepError at the first refusal, leaving `d` as it was. */
+export function applyCommands(d: DesiredState, cmds: readonly StateCommand[]): void {
+  const editor = new StateEditor(d);
+  cmds.forEach((c, i) => {
+    const cmd = c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
+    let why = proxyRefusal(c) ?? editor.apply(cmd);
+    // a service given with its real servers (config-like callers) adds them too
+    if (!why && c.kind === "add-service") for (const r of c.service.realServers ?? []) why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
+    if (why) throw new StepError(i, why);
+  });
+  const next = editor.state();
+  d.services = next.services;
+  if (next.timeouts) d.timeouts = next.timeouts;
+}
+
+/** What the proxy cannot serve though the kernel would take it: a virtual address that is not unicast
+ * (socket mode would listen on every address for 0.0.0.0 or ::), a real server that is not unicast (the
+ * kernel refuses those too) and real servers that lead back into the proxy. */
+export function proxyStateProblems(d: DesiredState): Problem[] {
+  const p: Problem[] = [];
+  d.services.forEach((s, i) => {
+    const why = s.addr ? nonUnicast(s.addr) : undefined;
+    if (why) p.push({ path: `services[${i}].addr`, message: `${why}: a virtual service needs a unicast address` });
+    s.realServers.forEach((r, j) => {
+      const bad = nonUnicast(r.addr);
+      if (bad) p.push({ path: `services[${i}].realServers[${j}].addr`, message: bad });
+    });
+  });
+  return [...p, ...loopProblems(d.services)];
+}
+
+// One change at a time, for callers that edit a desired state directly (the soak benchmark).
 export const ops = {
-  addService(d: DesiredState, s: VirtualService) {
-    if (s.fwmark) throw new Error("fwmark services are not supported in socket mode");
-    if (!s.addr || !s.port) throw new Error("socket mode needs an address and a port (no port 0 services)");
-    if (s.protocol === "sctp") throw new Error("SCTP is not supported in socket mode");
-    if (findService(d, s)) throw new Error("Service already exists");
-    d.services.push({ ...s, realServers: [...(s.realServers ?? [])] });
-  },
-  editService(d: DesiredState, s: VirtualService) {
-    const x = findService(d, s);
-    if (!x) throw new Error("No such service");
-    Object.assign(x, { scheduler: s.scheduler, flags: s.flags, persistent: s.persistent, netmask: s.netmask, pe: s.pe });
-    if (s.persistent === undefined) delete x.persistent;
-    if (s.netmask === undefined) delete x.netmask;
-  },
-  deleteService(d: DesiredState, s: VirtualService) {
-    const x = findService(d, s);
-    if (!x) throw new Error("No such service");
-    d.services.splice(d.services.indexOf(x), 1);
-  },
-  addRealServer(d: DesiredState, s: VirtualService, r: RealServer) {
-    const x = findService(d, s);
-    if (!x) throw new Error("Service not defined");
-    if (r.fwd !== "masq" && r.fwd !== "fullnat") throw new Error(`forwarding method '${r.fwd}' is not possible in socket mode (the proxy connects: use -m)`);
-    if (x.realServers.some((y) => realServerKey(y) === realServerKey(r))) throw new Error("Destination already exists");
-    x.realServers.push({ ...r, fwd: "masq" });
-  },
-  editRealServer(d: DesiredState, s: VirtualService, r: RealServer) {
-    const x = findService(d, s);
-    if (!x) throw new Error("Service not defined");
-    const i = x.realServers.findIndex((y) => realServerKey(y) === realServerKey(r));
-    if (i < 0) throw new Error("No such destination");
-    x.realServers[i] = { ...r, fwd: "masq" };
-  },
-  deleteRealServer(d: DesiredState, s: VirtualService, r: Pick<RealServer, "addr" | "port">) {
-    const x = findService(d, s);
-    if (!x) throw new Error("Service not defined");
-    const i = x.realServers.findIndex((y) => realServerKey(y) === realServerKey(r));
-    if (i < 0) throw new Error("No such destination");
-    x.realServers.splice(i, 1);
-  },
+  addService: (d: DesiredState, s: VirtualService) => applyCommands(d, [{ kind: "add-service", service: s }]),
+  editService: (d: DesiredState, s: VirtualService) => applyCommands(d, [{ kind: "edit-service", service: s }]),
+  deleteService: (d: DesiredState, s: VirtualService) => applyCommands(d, [{ kind: "delete-service", service: s }]),
+  addRealServer: (d: DesiredState, s: VirtualService, r: RealServer) => applyCommands(d, [{ kind: "add-server", service: s, server: r }]),
+  editRealServer: (d: DesiredState, s: VirtualService, r: RealServer) => applyCommands(d, [{ kind: "edit-server", service: s, server: r }]),
+  deleteRealServer: (d: DesiredState, s: VirtualService, r: Pick<RealServer, "addr" | "port">) =>
+    applyCommands(d, [{ kind: "delete-server", service: s, server: { weight: 0, fwd: "masq", upperThreshold: 0, lowerThreshold: 0, ...r } }]),
 };
