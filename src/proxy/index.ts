@@ -82,6 +82,7 @@ export class Proxy {
   metricsServer?: Server;
   private timer?: NodeJS.Timeout;
   private queue: Promise<unknown> = Promise.resolve();
+  private stopping = false;
   private zeroBase = new Map<string, { conns: bigint; inPkts: number; outPkts: number; inBytes: number; outBytes: number }>();
   private rates = new Map<string, { at: number; prev: Stats; rate: Stats }>();
   readonly started = Date.now();
@@ -124,7 +125,8 @@ export class Proxy {
 
   // Serializes changes (control requests, health changes, reloads).
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const r = this.queue.then(fn, fn);
+    const guarded = () => (this.stopping ? Promise.reject(new Error("the proxy is stopping: no changes")) : fn());
+    const r = this.queue.then(guarded, guarded);
     this.queue = r.catch(() => {});
     return r;
   }
@@ -146,7 +148,7 @@ export class Proxy {
     this.fw.markRemoved(res.removedDests, res.addedDests);
     const local = this.fw.mode === "packet" ? this.cfg.options.packet.localAddresses : [];
     const missing = await this.vips.ensure([...this.desired.services.map((s) => s.addr!), ...local]);
-    if (missing.length) this.log.warn(this.fw.mode === "packet" ? "VIPs or full-NAT local addresses not local" : "VIPs not local; their listeners will fail", { vips: missing });
+    if (missing.length) this.log.warn(this.fw.mode === "packet" ? "VIPs or full-NAT local addresses not local" : "VIPs not local and not added: listening on them fails unless non-local binding is allowed", { vips: missing });
     const errors = await this.fw.sync(this.desired.services);
     for (const k of res.removedServices) {
       const addr = k.replace(/^\w+ \[?(.*?)\]?:\d+$/, "$1");
@@ -303,6 +305,39 @@ export class Proxy {
       health: this.health.states().map((h) => ({ key: h.key, up: h.up, checks: h.checks, detail: h.lastDetail })),
       conn: this.core.connStats(),
     };
+  }
+
+  /** Established TCP connections (what a graceful stop waits for; UDP flows have no end to wait for). */
+  activeConnections(): number {
+    if (this.fw instanceof SocketForwarder) return this.fw.tcp.size;
+    let n = 0;
+    for (const a of this.tables.services.values()) for (const d of this.core.service(a.id).dests) n += d.activeConns;
+    return n;
+  }
+
+  /** A graceful stop: take no new connections, let the established ones finish for up to `boundMs` (or until
+   * `now` resolves: a second signal), then stop. Changes are refused meanwhile. Returns how many were cut. */
+  async shutdown(boundMs: number, now: Promise<unknown> = new Promise(() => {})): Promise<{ drained: number; cut: number; ms: number }> {
+    const t0 = Date.now();
+    this.stopping = true;
+    await this.queue;   // a change in progress finishes first
+    const start = this.activeConnections();
+    this.log.info("stopping: no new connections, draining the established ones", { connections: start, boundSeconds: boundMs / 1000 });
+    this.health.stop();
+    if (this.fw instanceof SocketForwarder) {
+      await this.fw.sync([]);   // closes the listeners; their flows stay
+      // the bound here is the stop's, not proxy.drainTimeout (a removed real server's)
+      for (const k of this.tables.services.keys()) this.fw.removedAt.delete(k);
+    } else {
+      this.tables.apply(this.desired, () => "quiesce");   // packet mode: weight 0 everywhere, established flows go on
+    }
+    let forced = false;
+    void now.then(() => { forced = true; });
+    while (!forced && Date.now() - t0 < boundMs && this.activeConnections() > 0) await new Promise((r) => setTimeout(r, 50));
+    const cut = this.activeConnections();
+    if (cut) this.log.warn(forced ? "stopping at once: closing the connections left" : "drain bound reached: closing the connections left", { connections: cut });
+    await this.stop();
+    return { drained: Math.max(0, start - cut), cut, ms: Date.now() - t0 };
   }
 
   async stop(): Promise<void> {
