@@ -32,6 +32,10 @@ guardedBefore(test, async () => {
 });
 test.after(async () => { await p?.stop(); backend?.close(); rmSync(dir, { recursive: true, force: true }); });
 
+function freePort(): Promise<number> {
+  return new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const n = (s.address() as net.AddressInfo).port; s.close(() => res(n)); }); });
+}
+
 /** Sends raw lines on a fresh connection; resolves with the answers (one per line) or what came before close. */
 function raw(lines: string[], ms = 5000): Promise<any[]> {
   return new Promise((res, rej) => {
@@ -68,14 +72,15 @@ test("prototype names are no operations: constructor, toString, __proto__ answer
 
 test("every field of every request is checked, with errors naming the field; nothing changes", async () => {
   const before = JSON.stringify(p.desired);
+  const port1 = await freePort();
   const t = await ask({ id: 1, op: "setTimeouts", args: [{ tcp: -1, tcpfin: "x", udp: 1e20 }] });
   assert.is(t.ok, false);
   assert.match(t.error, /args\[0\]\.tcpfin: must be an integer, not the string "x"/);
   const t2 = await ask({ id: 1, op: "setTimeouts", args: [{ tcp: -1, tcpfin: 5, udp: 1e9 }] });
   assert.match(t2.error, /args\[0\]\.tcp: timeout -1 must be 0\.\.2678400/);
   assert.match(t2.error, /args\[0\]\.udp: timeout 1000000000 must be 0\.\.2678400/);
-  assert.is((await ask({ id: 1, op: "addService", args: [svc(40001)] })).ok, true);
-  const w = await ask({ id: 1, op: "addRealServer", args: [svc(40001), rs("127.0.0.1", backendPort, "abc")] });
+  assert.is((await ask({ id: 1, op: "addService", args: [svc(port1)] })).ok, true);
+  const w = await ask({ id: 1, op: "addRealServer", args: [svc(port1), rs("127.0.0.1", backendPort, "abc")] });
   assert.match(w.error, /args\[1\]\.weight: must be an integer, not the string "abc"/);
   const cases: [unknown, RegExp][] = [
     [{ op: "addService", args: [{ ...svc(40002), __proto__x: 1 }] }, /args\[0\]\.__proto__x: unknown field/],
@@ -88,16 +93,16 @@ test("every field of every request is checked, with errors naming the field; not
     [{ op: "addService", args: [null] }, /args\[0\]: must be an object, not null/],
     [{ op: "addService", args: [[1, 2]] }, /args\[0\]: must be an object, not a list/],
     [{ op: "addService", args: [{ ...svc(40009), addr: "x".repeat(100000) }] }, /args\[0\]\.addr: must be a string of at most 256/],
-    [{ op: "addRealServer", args: [svc(40001), rs("224.0.0.5", 80)] }, /args\[1\]\.addr: '224\.0\.0\.5' is a multicast address/],
-    [{ op: "addRealServer", args: [svc(40001), { ...rs("127.0.0.1", 80), weight: { $big: "1" } }] }, /args\[1\]\.weight: must be an integer/],
-    [{ op: "deleteRealServer", args: [svc(40001)] }, /takes 2 arguments, not 1/],
+    [{ op: "addRealServer", args: [svc(port1), rs("224.0.0.5", 80)] }, /args\[1\]\.addr: '224\.0\.0\.5' is a multicast address/],
+    [{ op: "addRealServer", args: [svc(port1), { ...rs("127.0.0.1", 80), weight: { $big: "1" } }] }, /args\[1\]\.weight: must be an integer/],
+    [{ op: "deleteRealServer", args: [svc(port1)] }, /takes 2 arguments, not 1/],
     [{ op: "zero", args: ["all"] }, /args\[0\]: must be an object, not the string "all"/],
     [{ op: "decisions", args: [-5] }, /args\[0\]: must be a count/],
     [{ op: "info", args: {} }, /args: must be a list, not an object/],
     [{ op: "info", extra: 1 }, /unknown request field 'extra'/],
     [{ op: 7 }, /unknown operation number 7/],
     [{ op: "apply", args: [[{ kind: "constructor" }]] }, /args\[0\]\[0\]\.kind: the string "constructor" is not one of/],
-    [{ op: "apply", args: [[{ kind: "add-server", service: svc(40001), server: rs("127.0.0.1", 1, -1) }]] }, /args\[0\]\[0\]\.server\.weight: weight -1/],
+    [{ op: "apply", args: [[{ kind: "add-server", service: svc(port1), server: rs("127.0.0.1", 1, -1) }]] }, /args\[0\]\[0\]\.server\.weight: weight -1/],
     [{ op: "apply", args: [[{ kind: "flush", service: svc(1) }]] }, /args\[0\]\[0\]\.service: unknown field for flush/],
     [{ op: "apply", args: ["flush"] }, /args\[0\]: must be a list of at most/],
   ];
@@ -109,7 +114,7 @@ test("every field of every request is checked, with errors naming the field; not
   const now = JSON.parse(JSON.stringify(p.desired));
   assert.is(now.services.length, JSON.parse(before).services.length + 1, "only the one good addService applied");
   assert.equal(now.services.at(-1).realServers, []);
-  assert.is((await ask({ id: 4, op: "deleteService", args: [svc(40001)] })).ok, true);
+  assert.is((await ask({ id: 4, op: "deleteService", args: [svc(port1)] })).ok, true);
 });
 
 test("garbage, deep nesting and oversized requests are refused by name; the proxy keeps serving", async () => {
@@ -132,23 +137,24 @@ test("garbage, deep nesting and oversized requests are refused by name; the prox
 });
 
 test("load while it changes: 400 bad requests between 100 good ones, each good one applied, forwarding on", async () => {
-  await ask({ id: 1, op: "addService", args: [svc(40100)] });
-  await ask({ id: 1, op: "addRealServer", args: [svc(40100), rs("127.0.0.1", backendPort)] });
-  const held = net.connect(40100, "127.0.0.1");
+  const port = await freePort();
+  assert.is((await ask({ id: 1, op: "addService", args: [svc(port)] })).ok, true);
+  assert.is((await ask({ id: 1, op: "addRealServer", args: [svc(port), rs("127.0.0.1", backendPort)] })).ok, true);
+  const held = net.connect(port, "127.0.0.1");
   await new Promise((r) => held.once("connect", r));
   const bad = [{ op: "constructor" }, { op: "addService", args: [{ ...svc(1), port: "1" }] }, { op: "setTimeouts", args: [{ tcp: "x" }] }, { op: "__proto__" }];
   const lines: string[] = [];
   for (let i = 0; i < 100; i++) {
-    lines.push(JSON.stringify({ id: `g${i}`, op: "addRealServer", args: [svc(40100), rs(`127.0.${1 + (i >> 6)}.${1 + (i & 63)}`, 9)] }));
+    lines.push(JSON.stringify({ id: `g${i}`, op: "addRealServer", args: [svc(port), rs(`127.0.${1 + (i >> 6)}.${1 + (i & 63)}`, 9)] }));
     for (const b of bad) lines.push(JSON.stringify({ id: `b${i}`, ...b }));
   }
   const [answers, echo] = await Promise.all([raw(lines, 60000), new Promise<string>((res) => { held.once("data", (d) => res(String(d))); held.write("ping"); })]);
   assert.is(echo, "ping", "an established connection keeps forwarding");
   assert.is(answers.filter((a) => String(a.id).startsWith("g") && a.ok).length, 100, "every good change applied");
   assert.is(answers.filter((a) => String(a.id).startsWith("b") && !a.ok).length, 400, "every bad one refused");
-  assert.is(p.desired.services.find((s) => s.port === 40100)!.realServers.length, 101);
+  assert.is(p.desired.services.find((s) => s.port === port)!.realServers.length, 101);
   held.destroy();
-  await ask({ id: 1, op: "deleteService", args: [svc(40100)] });
+  await ask({ id: 1, op: "deleteService", args: [svc(port)] });
 });
 
 // issue 15 item 5: each -R line cloned and re-applied the whole state (4,000 lines 43 s)
@@ -156,11 +162,12 @@ test("-R --target proxy: one transaction; a refused last line leaves nothing app
   const t = await ProxyTarget.open(ctl, 60000);
   const sink = () => { const o = { s: "", write(x: string) { o.s += x; return true; } }; return o; };
   try {
-    const lines = Array.from({ length: 50 }, (_, i) => `-A -t 127.0.0.1:${41000 + i} -s rr\n-a -t 127.0.0.1:${41000 + i} -r 127.0.0.1:${backendPort} -m`).join("\n");
+    const port = await freePort();   // 50 services on 127.77.0.1-50 (loopback, no address to add), one port
+    const lines = Array.from({ length: 50 }, (_, i) => `-A -t 127.77.0.${i + 1}:${port} -s rr\n-a -t 127.77.0.${i + 1}:${port} -r 127.0.0.1:${backendPort} -m`).join("\n");
     let out = sink(), err = sink();
     const n = p.desired.services.length;
     // the proxy refuses what the kernel would take: a real server that is its own virtual service (a loop)
-    let st = await runIpvsadm(["-R"], t, out, err, { resolver: numericResolver, stdin: async () => lines + "\n-a -t 127.0.0.1:41000 -r 127.0.0.1:41000 -m\n" });
+    let st = await runIpvsadm(["-R"], t, out, err, { resolver: numericResolver, stdin: async () => lines + `\n-a -t 127.77.0.1:${port} -r 127.77.0.1:${port} -m\n` });
     assert.is(st, 255, err.s);
     assert.match(err.s, /its own virtual service: connections would loop through the proxy/);
     assert.match(err.s, /-R: the proxy refused lines 1-101 as one transaction: nothing was applied/);
@@ -169,7 +176,7 @@ test("-R --target proxy: one transaction; a refused last line leaves nothing app
     st = await runIpvsadm(["-R"], t, out, err, { resolver: numericResolver, stdin: async () => lines });
     assert.is(st, 0, err.s);
     assert.is(p.desired.services.length, n + 50);
-    const got = await new Promise<string>((res, rej) => { const c = net.connect(41049, "127.0.0.1", () => c.write("hi")); c.on("data", (d) => { res(String(d)); c.destroy(); }).on("error", rej); });
+    const got = await new Promise<string>((res, rej) => { const c = net.connect(port, "127.77.0.50", () => c.write("hi")); c.on("data", (d) => { res(String(d)); c.destroy(); }).on("error", rej); });
     assert.is(got, "hi", "the restored services forward");
     out = sink(); err = sink();
     st = await runIpvsadm(["-C"], t, out, err, { resolver: numericResolver });

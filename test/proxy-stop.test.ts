@@ -137,7 +137,7 @@ async function run(args: string[]): Promise<{ status: number; stderr: string; st
 
 test("usage errors exit 2 with the usage: --log-level, --metrics, --control, --drain-timeout", async () => {
   const cfg = `${dir}/ok.yaml`;
-  writeFileSync(cfg, "proxy: { control: none, vipInterface: null }\nservices: []\n");
+  writeFileSync(cfg, "proxy: { control: null, vipInterface: null }\nservices: []\n");
   for (const [args, msg] of [
     [["--log-level", "bogus"], /--log-level 'bogus' is not one of debug, info, warn, error/],
     [["--log-level", "constructor"], /--log-level 'constructor' is not one of/],

@@ -27,7 +27,7 @@ const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInt
 /** Why an address cannot be a real server (the kernel refuses it, "address not unicast"), or undefined.
  * Checked in the kernel (6.1, ../shared/ipvs-vm): 0.0.0.0, ::, 224.0.0.5, ff02::1, 255.255.255.255 and
  * fe80::1 (link-local, not a local address there) are refused as destinations; any service address is taken. */
-export function nonUnicast(addr: string): string | undefined {
+export function nonUnicast(addr: string, linkLocal = true): string | undefined {
   const a = parseLiteral(addr);
   if (!a) return undefined;
   const b = a.bytes;
@@ -36,7 +36,7 @@ export function nonUnicast(addr: string): string | undefined {
   if (a.af === AF_INET6 ? b[0] === 0xff : b[0] >= 224 && b[0] < 240)
     return `'${addr}' is a multicast address (the kernel refuses it: "address not unicast")`;
   if (a.af !== AF_INET6 && b[0] === 255 && b[1] === 255 && b[2] === 255 && b[3] === 255) return `'${addr}' is the broadcast address`;
-  if (a.af === AF_INET6 && b[0] === 0xfe && (b[1] & 0xc0) === 0x80)
+  if (linkLocal && a.af === AF_INET6 && b[0] === 0xfe && (b[1] & 0xc0) === 0x80)
     return `'${addr}' is a link-local address (the kernel refuses it unless it is one of its own)`;
   return undefined;
 }
@@ -46,7 +46,7 @@ function checkAddr(p: Problem[], path: string, addr: unknown, dest = false): num
   const a = parseLiteral(addr);
   if (!a) { p.push({ path, message: `'${addr.slice(0, 64)}' is not an IPv4 or IPv6 address` }); return undefined; }
   if (!dest) return a.af;   // the kernel takes any service address (even multicast or unspecified)
-  const why = nonUnicast(addr);
+  const why = nonUnicast(addr, false);   // a link-local one is the kernel's to judge: it takes its own
   if (why) p.push({ path, message: why, kernel: true });
   return a.af;
 }
