@@ -9,7 +9,7 @@ import { dirname } from "node:path";
 import type { IpvsTarget, TargetInfo, ServiceStatus, ConnectionEntry } from "../model/target.ts";
 import type { VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts";
 import type { Proxy } from "./index.ts";
-import { type StateCommand, STATE_COMMANDS, StepError, applyCommands } from "./index.ts";
+import { type StateCommand, STATE_COMMANDS, StepError, applyCommands, applyCommandsInSlices, SLICE, yieldToLoop } from "./index.ts";
 import { type Problem, describe, serverRequestProblems, serviceIdentityProblems, serviceRequestProblems,
   timeoutsRequestProblems } from "../model/validate.ts";
 
@@ -94,11 +94,19 @@ const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as R
       const p = arity(a, 1, 1);
       if (p.length) return p;
       if (!Array.isArray(a[0]) || a[0].length > MAX_BATCH) return [{ path: "args[0]", message: `must be a list of at most ${MAX_BATCH} commands, not ${describe(a[0])}` }];
-      for (let i = 0; i < a[0].length && p.length < 20; i++) p.push(...commandProblems(a[0][i], `args[0][${i}]`));
-      return p;
+      return p;   // each command is checked in run, in slices, so forwarding goes on meanwhile
     },
     logged: true,
-    run: async (p: Proxy, [cmds]: [StateCommand[]]) => { await p.change((d) => applyCommands(d, cmds)); return { applied: cmds.length }; },
+    run: async (p: Proxy, [cmds]: [StateCommand[]]) => {
+      const problems: Problem[] = [];
+      for (let i = 0; i < cmds.length && problems.length < 20; i++) {
+        problems.push(...commandProblems(cmds[i], `args[0][${i}]`));
+        if (i % SLICE === SLICE - 1) await yieldToLoop();
+      }
+      if (problems.length) throw new Error(`apply: ${problems.slice(0, 10).map((x) => `${x.path}: ${x.message}`).join("; ")}`);
+      await p.change((d) => applyCommandsInSlices(d, cmds));
+      return { applied: cmds.length };
+    },
   },
   connections: { check: none, run: (p: Proxy) => p.connections() },
   reload: { check: none, logged: true, run: (p: Proxy) => p.reload() },
@@ -133,7 +141,8 @@ export function parseRequest(line: string): { id: unknown; handler?: Handler; op
   const depth = jsonNesting(line);
   if (depth > MAX_NESTING) return { id: null, error: `request nests deeper than ${MAX_NESTING} levels` };
   let req: unknown;
-  try { req = JSON.parse(line, reviver); } catch (e) { return { id: null, error: `request is not JSON: ${(e as Error).message}` }; }
+  // requests carry no bigints; a reviver would cost a call per value
+  try { req = JSON.parse(line); } catch (e) { return { id: null, error: `request is not JSON: ${(e as Error).message}` }; }
   if (typeof req !== "object" || req === null || Array.isArray(req)) return { id: null, error: `request must be an object {"id","op","args"}, not ${describe(req)}` };
   const r = req as Record<string, unknown>;
   const id = typeof r.id === "number" && Number.isFinite(r.id) ? r.id : typeof r.id === "string" && r.id.length <= 64 ? r.id : null;

@@ -165,11 +165,11 @@ export class Proxy {
   }
 
   // A change to the desired state: applied, or reverted and rejected.
-  change(fn: (d: DesiredState) => void): Promise<void> {
+  change(fn: (d: DesiredState) => void | Promise<void>): Promise<void> {
     return this.serial(async () => {
       const before = this.desired;
       const next = clone(before);
-      fn(next);
+      await fn(next);
       const problems = proxyStateProblems(next);
       if (problems.length) throw new Error(formatProblems(problems));
       this.desired = next;
@@ -387,6 +387,27 @@ export function applyCommands(d: DesiredState, cmds: readonly StateCommand[]): v
     if (!why && c.kind === "add-service") for (const r of c.service.realServers ?? []) why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
     if (why) throw new StepError(i, why);
   });
+  const next = editor.state();
+  d.services = next.services;
+  if (next.timeouts) d.timeouts = next.timeouts;
+}
+
+// A large change is applied in slices of this many commands, yielding between them, so that the event
+// loop (which forwards: the native relay's epoll set sits in it) is never held for the whole of it.
+export const SLICE = 2000;
+export const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/** applyCommands, yielding to the event loop every SLICE commands (the control socket's "apply"). */
+export async function applyCommandsInSlices(d: DesiredState, cmds: readonly StateCommand[]): Promise<void> {
+  const editor = new StateEditor(d);
+  for (let i = 0; i < cmds.length; i++) {
+    const c = cmds[i];
+    const cmd = c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
+    let why = proxyRefusal(c) ?? editor.apply(cmd);
+    if (!why && c.kind === "add-service") for (const r of c.service.realServers ?? []) why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
+    if (why) throw new StepError(i, why);
+    if (i % SLICE === SLICE - 1) await yieldToLoop();
+  }
   const next = editor.state();
   d.services = next.services;
   if (next.timeouts) d.timeouts = next.timeouts;
