@@ -77,7 +77,7 @@ services:
 `);
   const sink = { write: (_s: string) => true };
   const err = { s: "", write(x: string) { this.s += x; return true; } };
-  const res: Record<string, { parse: number[]; proxy: number[]; idle: number[]; during: number[] }> = {};
+  const res: Record<string, { parse: number[]; parseCpu: number[]; proxy: number[]; idle: number[]; during: number[] }> = {};
   // a fresh proxy per measurement: deleting thousands of services costs a core GC each (see docs/proxy.md)
   for (let r = 0; r < rounds; r++) {
     for (const n of sizes) {
@@ -89,10 +89,13 @@ services:
       pinger.send({ connect: 19999 });
       await pinger.next();
       const text = restoreText(n, backendPort);
-      const row = (res[n] ??= { parse: [], proxy: [], idle: [], during: [] });
+      const row = (res[n] ??= { parse: [], parseCpu: [], proxy: [], idle: [], during: [] });
       let t0 = performance.now();
+      const c0 = process.cpuUsage();
       parseRestore(text);
       row.parse.push(performance.now() - t0);
+      const c1 = process.cpuUsage(c0);
+      row.parseCpu.push((c1.user + c1.system) / 1000);
       // the connection idle for a second, then during the restore, in the same round
       pinger.send({ start: true }); await sleep(1000); pinger.send({ stop: true });
       row.idle.push(...(await pinger.next()).rtts);
@@ -113,7 +116,8 @@ services:
   console.log(`restore throughput, ${rounds} interleaved rounds (wall ms on a shared 2-core machine; lines/s from the median)`);
   for (const n of sizes) {
     const row = res[n];
-    console.log(`${n} lines: parseRestore ${fmt(row.parse)} ms = ${Math.round(n / (median(row.parse) / 1000))} lines/s; ` +
+    console.log(`${n} lines: parseRestore ${fmt(row.parse)} ms = ${Math.round(n / (median(row.parse) / 1000))} lines/s ` +
+      `(CPU ${fmt(row.parseCpu)} ms = ${Math.round(n / (median(row.parseCpu) / 1000))} lines per CPU second); ` +
       `-R --target proxy ${fmt(row.proxy)} ms = ${Math.round(n / (median(row.proxy) / 1000))} lines/s`);
     console.log(`  a held connection's round trip through the proxy: idle p50 ${median(row.idle).toFixed(2)} ms p99 ${pct(row.idle, 0.99).toFixed(2)} ms; ` +
       `during the restore p50 ${median(row.during).toFixed(2)} ms p99 ${pct(row.during, 0.99).toFixed(2)} ms max ${Math.max(...row.during).toFixed(1)} ms (${row.during.length} pings)`);
