@@ -252,8 +252,9 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
     const path = `services[${i}]`;
     const s = w.entries(sn, path, SERVICE_KEYS);
     const protocol = w.str(s.get("protocol"), `${path}.protocol`, "tcp", ["tcp", "udp"]) as "tcp" | "udp";
+    const issues = w.issues.length;
     const addr = w.addr(s.get("addr"), `${path}.addr`);
-    const vipWhy = nonUnicast(addr);
+    const vipWhy = w.issues.length === issues ? nonUnicast(addr) : undefined;   // not the placeholder of a bad one
     if (vipWhy) w.err(s.get("addr"), `${path}.addr`, `${vipWhy}: a virtual service needs a unicast address`);
     if (!s.has("port")) w.err(sn, path, "port is required");
     const port = w.num(s.get("port"), `${path}.port`, 1, 65535, 1);
@@ -277,8 +278,9 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
     w.list(s.get("realServers"), `${path}.realServers`).forEach((rn, j) => {
       const rp = `${path}.realServers[${j}]`;
       const r = w.entries(rn, rp, RS_KEYS);
+      const rIssues = w.issues.length;
       const raddr = w.addr(r.get("addr"), `${rp}.addr`);
-      const rsWhy = nonUnicast(raddr);
+      const rsWhy = w.issues.length === rIssues ? nonUnicast(raddr) : undefined;
       if (rsWhy) w.err(r.get("addr"), `${rp}.addr`, rsWhy);
       rsNodes.set(rp, rn);
       if (raddr.includes(":") !== addr.includes(":")) w.err(r.get("addr"), `${rp}.addr`, "must be the same address family as the service (socket mode proxies within a family)");
