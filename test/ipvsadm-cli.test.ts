@@ -33,11 +33,18 @@ for (const c of errors.cases as { argv: string[]; stdin?: string; stdout: string
   test(`ipvsadm ${c.argv.join(" ")}${c.stdin ? ` < ${JSON.stringify(c.stdin)}` : ""}`, async () => {
     const t = new MemoryIpvsTarget();
     for (const l of ERR_BASE) assert.is((await run(t, words(l))).status, 0);
+    const before = (await run(t, ["-Sn"])).stdout;
     const r = await run(t, c.argv, c.stdin ?? "");
+    // -R applies nothing when a line is refused, where ipvsadm applies the lines before it (or past it)
+    if (c.stdin !== undefined && (c.status !== 0 || c.stdin.includes("99999"))) {
+      assert.is(r.status, c.stdin.includes("99999") ? 2 : c.status, r.stderr);
+      assert.is((await run(t, ["-Sn"])).stdout, before, "nothing applied");
+      assert.match(r.stderr, /nothing applied/);
+      return;
+    }
     if (DIFFERENT[id]) {
       if (id.includes("70000") || id.includes('"24"')) {
         assert.is(r.status, 2, r.stderr);
-        if (c.stdin) assert.is((await run(t, ["-Sn"])).stdout, c.after.split("\n").filter((l) => !/10\.0\.0\.2[45]|99999/.test(l)).join("\n") + "-A -t 10.0.0.24:80 -s wlc\n");
         assert.match(r.stderr, /refused, nothing changed/);
       } else assert.is(r.status, 0);
       return;
@@ -103,12 +110,55 @@ test("validation refuses a bad rule before anything changes, naming the field", 
   assert.equal(t.calls, ["addService tcp 10.0.0.1:80"]);
 });
 
-test("-R: restore stops at the first unparsable line, keeps going after kernel refusals", async () => {
+test("-R: an unparsable line applies nothing and names the line (ipvsadm applies the lines before it)", async () => {
   const t = new MemoryIpvsTarget();
-  const r = await run(t, ["-R"], "-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1\n-a -t 10.0.0.1:80 -r 10.1.0.1 -w nope\n-A -t 10.0.0.2:80\n");
-  assert.is(r.stderr, "Service already exists\nillegal weight specified\n");
+  const r = await run(t, ["-R"], "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.1.0.1\n-a -t 10.0.0.1:80 -r 10.1.0.2 -w nope\n-A -t 10.0.0.2:80\n");
+  assert.is(r.stderr, "illegal weight specified\nipvsadm: -R refused at line 3 (-a -t 10.0.0.1:80 -r 10.1.0.2 -w nope): nothing applied\n");
   assert.is(r.status, 2);
-  assert.is((await run(t, ["-Sn"])).stdout, "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -g -w 1\n");
+  assert.equal(t.calls, []);
+});
+
+// issue 15 item 9: "refused, nothing changed" was printed while the service and rs1 had been applied
+test("-R: a refused weight on line 3 applies nothing, and says so truly", async () => {
+  const t = new MemoryIpvsTarget();
+  const r = await run(t, ["-R"], "-A -t 10.9.0.1:80 -s rr\n-a -t 10.9.0.1:80 -r 10.1.0.1:80 -m\n-a -t 10.9.0.1:80 -r 10.1.0.2:80 -m -w 70000\n");
+  assert.is(r.status, 2);
+  assert.match(r.stderr, /-R refused, nothing applied:\n  line 3 \(-a -t 10\.9\.0\.1:80 -r 10\.1\.0\.2:80 -m -w 70000\): realServer\.weight: weight 70000/);
+  assert.equal(t.calls, [], "the target saw no change");
+  assert.is((await run(t, ["-Sn"])).stdout, "");
+});
+
+test("-R: lines the current table refuses (exists, not defined, no destination) apply nothing, each named", async () => {
+  const t = new MemoryIpvsTarget();
+  await run(t, words("-A -t 10.0.0.1:80 -s rr"));
+  const r = await run(t, ["-R"], "-A -t 10.0.0.2:80\n-A -t 10.0.0.1:80\n-a -t 10.0.0.3:80 -r 10.1.0.1\n-d -t 10.0.0.2:80 -r 10.1.0.9\n-a -t 10.0.0.2:80 -r 0.0.0.0\n");
+  assert.is(r.status, 2, "the unspecified address is refused with the values, before the table is read");
+  assert.match(r.stderr, /line 5 .*: realServer\.addr: '0\.0\.0\.0' is the unspecified address/);
+  const r2 = await run(t, ["-R"], "-A -t 10.0.0.2:80\n-A -t 10.0.0.1:80\n-a -t 10.0.0.3:80 -r 10.1.0.1\n-d -t 10.0.0.2:80 -r 10.1.0.9\n");
+  assert.is(r2.status, 255);
+  assert.is(r2.stderr, "ipvsadm: -R refused, nothing applied:\n  line 2 (-A -t 10.0.0.1:80): Service already exists\n" +
+    "  line 3 (-a -t 10.0.0.3:80 -r 10.1.0.1): Service not defined\n  line 4 (-d -t 10.0.0.2:80 -r 10.1.0.9): No such destination\n");
+  assert.equal(t.calls, ["addService tcp 10.0.0.1:80"]);
+});
+
+test("-R: a refusal only the target knows stops there and says exactly which lines were applied", async () => {
+  const t = new MemoryIpvsTarget();   // like a kernel without the twos module
+  const r = await run(t, ["-R"], "-A -t 10.0.0.1:80 -s rr\n-A -t 10.0.0.2:80 -s twos\n-A -t 10.0.0.3:80\n");
+  assert.is(r.status, 255);
+  assert.is(r.stderr, "Scheduler or persistence engine not found\n" +
+    "ipvsadm: -R stopped at line 2 (-A -t 10.0.0.2:80 -s twos): the 1 line before it were applied, the rest not\n");
+  assert.is((await run(t, ["-Sn"])).stdout, "-A -t 10.0.0.1:80 -s rr\n");
+});
+
+test("-R: bad input of every kind applies nothing", async () => {
+  for (const input of ["-A -t __proto__:80\n", "-A -t 10.0.0.1:80 -s constructor\n", "\u0000\u0001garbage\n", "-A -t 10.0.0.1:99999\n",
+    `-A -t 10.0.0.1:80\n${"-a -t 10.0.0.1:80 -r 10.1.0.1 -w 1 ".repeat(2000)}\n`, "-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80 -s toString\n"]) {
+    const t = new MemoryIpvsTarget();
+    const r = await run(t, ["-R"], input);
+    assert.ok(r.status !== 0, `${JSON.stringify(input.slice(0, 40))}: refused`);
+    assert.equal(t.calls, [], `${JSON.stringify(input.slice(0, 40))}: nothing applied`);
+    assert.match(r.stderr, /nothing applied/);
+  }
 });
 
 test("usage text", async () => {

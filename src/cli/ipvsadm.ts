@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import type { IpvsTarget, ServiceStatus } from "../model/target.ts";
 import type { RealServer, VirtualService } from "../model/types.ts";
 import { serviceKey } from "../model/types.ts";
-import { type IpvsadmCommand, IpvsadmError, parseIpvsadm, restoreLineWords } from "../model/ipvsadm.ts";
+import { type IpvsadmCommand, IpvsadmError, StateEditor, parseIpvsadm, restoreLineWords } from "../model/ipvsadm.ts";
 import { formatConnections, formatList, formatListService, formatSave, formatTimeouts } from "../model/format.ts";
 import { type NameResolver, filesResolver, numericResolver } from "../model/names.ts";
 import { type Problem, formatProblems, validateRealServer, validateService } from "../model/validate.ts";
@@ -95,7 +95,10 @@ Options:
 
 Differences from ipvsadm: names come from /etc/hosts and /etc/services only (no DNS); weights above
 65535 and non-contiguous netmasks (-M 24 is 0.0.0.24) are refused; fwmarks that ipvsadm -S prints as
-negative numbers are read back; the connection sync daemon is not supported.
+negative numbers are read back; the connection sync daemon is not supported. -R reads and checks every
+line first (syntax, values, and against the current table) and applies nothing if any line is refused; then
+the proxy applies the input as one transaction, the kernel line by line (a refusal there stops the restore
+and says which lines were applied; ipvsadm goes on past it).
 `;
 }
 
@@ -236,26 +239,98 @@ export async function execute(cmd: IpvsadmCommand, target: IpvsTarget, out: Sink
         }
       } catch (e) { err.write(ipvsStrerror("list", e) + "\n"); return 1; }
     }
-    case "restore": {
-      const text = await (opts.stdin ?? readStdin)();
-      let result = 0;
-      for (const line of text.split("\n")) {
-        const words = restoreLineWords(line);
-        if (!words.length) continue;
-        let c: IpvsadmCommand;
-        try {
-          c = parseIpvsadm(words, { program: opts.program, resolver: opts.resolver, readingStdin: true });
-        } catch (e) {
-          // ipvsadm exits at the first line it cannot parse; the lines before it stay applied
-          if (e instanceof IpvsadmError) { err.write(e.text); return e.status; }
-          throw e;
-        }
-        result = await execute(c, target, out, err, opts);
-        if (result === 2) return result;   // refused by validation: stop as a parse failure would
-      }
-      return result;
+    case "restore": return restore(await (opts.stdin ?? readStdin)(), target, out, err, opts);
+  }
+}
+
+const CHANGES = new Set(["add-service", "edit-service", "delete-service", "flush", "add-server", "edit-server", "delete-server", "set-timeouts"]);
+type Change = Extract<IpvsadmCommand, { kind: "add-service" | "edit-service" | "delete-service" | "flush" | "add-server" |
+  "edit-server" | "delete-server" | "set-timeouts" }>;
+/** A target that applies a batch of changes as one transaction (the proxy), with the refused one's index. */
+interface Transactional { apply(cmds: Change[]): Promise<void> }
+const transactional = (t: IpvsTarget): t is IpvsTarget & Transactional => typeof (t as Partial<Transactional>).apply === "function";
+
+/** -R: every line is read and checked first (syntax, values, and against the target's current table), and
+ * nothing is applied if one is refused; then the proxy applies the changes as one transaction, the kernel line
+ * by line, stopping at a refusal and saying which lines were applied. */
+async function restore(text: string, target: IpvsTarget, out: Sink, err: Sink, opts: RunOptions & { program: string; resolver: NameResolver }): Promise<number> {
+  const lines: { line: number; text: string; cmd: IpvsadmCommand }[] = [];
+  const all = text.split("\n");
+  for (let i = 0; i < all.length; i++) {
+    const words = restoreLineWords(all[i]);
+    if (!words.length) continue;
+    try {
+      lines.push({ line: i + 1, text: all[i].trim(), cmd: parseIpvsadm(words, { program: opts.program, resolver: opts.resolver, readingStdin: true }) });
+    } catch (e) {
+      if (!(e instanceof IpvsadmError)) throw e;
+      err.write(e.text + `${opts.program}: -R refused at line ${i + 1} (${all[i].trim().slice(0, 200)}): nothing applied\n`);
+      return e.status;
     }
   }
+  const where = (l: { line: number; text: string }) => `line ${l.line} (${l.text.slice(0, 200)})`;
+  const problems: string[] = [];
+  for (const l of lines) {
+    const c = l.cmd;
+    const ps = c.kind === "add-service" || c.kind === "edit-service" ? validateService(c.service, "service")
+      : c.kind === "add-server" || c.kind === "edit-server" ? validateRealServer(c.server, c.service, "realServer")
+      : c.kind === "start-daemon" || c.kind === "stop-daemon" ? [{ path: "daemon", message: "the connection sync daemon is not supported" }] : [];
+    for (const p of ps) problems.push(`${where(l)}: ${p.path}: ${p.message}`);
+  }
+  if (problems.length) {
+    err.write(`${opts.program}: -R refused, nothing applied:\n${problems.slice(0, 50).map((p) => `  ${p}\n`).join("")}` +
+      (problems.length > 50 ? `  and ${problems.length - 50} more\n` : ""));
+    return 2;
+  }
+  // against the current table, as the target would refuse them (exists, not defined, no such destination)
+  let current: ServiceStatus[];
+  try { current = await target.services(); } catch (e) { err.write(ipvsStrerror("list", e) + "\n"); return 1; }
+  const editor = new StateEditor({ services: current.map(({ stats: _s, realServers, ...s }) => ({ ...s, realServers: realServers.map(
+    ({ activeConns: _a, inactConns: _i, persistConns: _p, stats: _t, ...r }) => r) })) });
+  for (const l of lines) {
+    const why = CHANGES.has(l.cmd.kind) || l.cmd.kind === "zero" ? editor.apply(l.cmd) : undefined;
+    if (why) problems.push(`${where(l)}: ${why}`);
+  }
+  if (problems.length) {
+    err.write(`${opts.program}: -R refused, nothing applied:\n${problems.slice(0, 50).map((p) => `  ${p}\n`).join("")}` +
+      (problems.length > 50 ? `  and ${problems.length - 50} more\n` : ""));
+    return 255;
+  }
+  // apply: runs of changes as one transaction where the target has them; other commands (-L, -Z) in order
+  let applied = 0;
+  const stopped = (l: { line: number; text: string }, message: string, runApplied: boolean) => {
+    err.write(`${message}\n${opts.program}: -R stopped at ${where(l)}: ` +
+      (applied ? `the ${applied} line${applied === 1 ? "" : "s"} before ${runApplied ? "it were" : "this batch were"} applied` : "nothing was applied") +
+      `, the rest not\n`);
+    return 255;
+  };
+  let result = 0;
+  for (let i = 0; i < lines.length;) {
+    if (transactional(target) && CHANGES.has(lines[i].cmd.kind)) {
+      let j = i;
+      while (j < lines.length && CHANGES.has(lines[j].cmd.kind)) j++;
+      const run = lines.slice(i, j);
+      try { await target.apply(run.map((l) => l.cmd as Change)); }
+      catch (e) {
+        const step = (e as { step?: unknown }).step;
+        if (typeof step === "number" && run[step]) return stopped(run[step], ipvsStrerror(run[step].cmd.kind as IpvsadmCommand["kind"], e), false);
+        // refused as a whole (the table the lines would make, e.g. a real server looping into the proxy)
+        err.write(`${(e as Error).message}\n${opts.program}: -R: the ${target.name} refused lines ${run[0].line}-${run[run.length - 1].line} as one ` +
+          `transaction: ${applied ? `the ${applied} line${applied === 1 ? "" : "s"} before them were applied` : "nothing was applied"}\n`);
+        return 255;
+      }
+      applied += run.length;
+      i = j;
+      continue;
+    }
+    const l = lines[i++];
+    const quiet = { write: () => true };
+    const errs: string[] = [];
+    result = await execute(l.cmd, target, out, { write: (x: string) => { errs.push(x); return quiet.write(); } }, opts);
+    if (result !== 0 && CHANGES.has(l.cmd.kind)) return stopped(l, errs.join("").replace(/\n$/, ""), true);
+    for (const x of errs) err.write(x);
+    if (CHANGES.has(l.cmd.kind)) applied++;
+  }
+  return result;
 }
 
 export { numericResolver };

@@ -2,7 +2,7 @@
 // (services[2].realServers[0].weight) and saying what is wrong and what is allowed.
 import type { DesiredState, RealServer, VirtualService } from "./types.ts";
 import { realServerKey, serviceKey } from "./types.ts";
-import { AF_INET6, inetAton, isContiguousMask, parseLiteral } from "./inet.ts";
+import { AF_INET6, canonicalAddr, inetAton, isContiguousMask, parseLiteral } from "./inet.ts";
 
 export interface Problem {
   path: string;
@@ -24,18 +24,30 @@ const MAX_TIMEOUT = 86400 * 31;
 
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
 
+/** Why an address cannot be a real server (the kernel refuses it, "address not unicast"), or undefined.
+ * Checked in the kernel (6.1, ../shared/ipvs-vm): 0.0.0.0, ::, 224.0.0.5, ff02::1, 255.255.255.255 and
+ * fe80::1 (link-local, not a local address there) are refused as destinations; any service address is taken. */
+export function nonUnicast(addr: string, linkLocal = true): string | undefined {
+  const a = parseLiteral(addr);
+  if (!a) return undefined;
+  const b = a.bytes;
+  if (a.af === AF_INET6 ? b.every((x) => x === 0) : b[0] === 0 && b[1] === 0 && b[2] === 0 && b[3] === 0)
+    return `'${addr}' is the unspecified address`;
+  if (a.af === AF_INET6 ? b[0] === 0xff : b[0] >= 224 && b[0] < 240)
+    return `'${addr}' is a multicast address (the kernel refuses it: "address not unicast")`;
+  if (a.af !== AF_INET6 && b[0] === 255 && b[1] === 255 && b[2] === 255 && b[3] === 255) return `'${addr}' is the broadcast address`;
+  if (linkLocal && a.af === AF_INET6 && b[0] === 0xfe && (b[1] & 0xc0) === 0x80)
+    return `'${addr}' is a link-local address (the kernel refuses it unless it is one of its own)`;
+  return undefined;
+}
+
 function checkAddr(p: Problem[], path: string, addr: unknown, dest = false): number | undefined {
   if (typeof addr !== "string" || !addr) { p.push({ path, message: "missing address" }); return undefined; }
   const a = parseLiteral(addr);
-  if (!a) { p.push({ path, message: `'${addr}' is not an IPv4 or IPv6 address` }); return undefined; }
+  if (!a) { p.push({ path, message: `'${addr.slice(0, 64)}' is not an IPv4 or IPv6 address` }); return undefined; }
   if (!dest) return a.af;   // the kernel takes any service address (even multicast or unspecified)
-  const b = a.bytes;
-  if (a.af === AF_INET6 ? b.every((x) => x === 0) : b[0] === 0 && b[1] === 0 && b[2] === 0 && b[3] === 0)
-    p.push({ path, message: `'${addr}' is the unspecified address`, kernel: true });
-  else if (a.af === AF_INET6 ? b[0] === 0xff : b[0] >= 224 && b[0] < 240)
-    p.push({ path, message: `'${addr}' is a multicast address (the kernel refuses it: "address not unicast")`, kernel: true });
-  else if (a.af !== AF_INET6 && b[0] === 255 && b[1] === 255 && b[2] === 255 && b[3] === 255)
-    p.push({ path, message: `'${addr}' is the broadcast address`, kernel: true });
+  const why = nonUnicast(addr, false);   // a link-local one is the kernel's to judge: it takes its own
+  if (why) p.push({ path, message: why, kernel: true });
   return a.af;
 }
 
@@ -157,4 +169,128 @@ export function validateDesiredState(d: DesiredState): Problem[] {
 
 export function formatProblems(ps: Problem[]): string {
   return ps.map((x) => `${x.path}: ${x.message}`).join("\n");
+}
+
+// ---- request shapes (the proxy's control socket takes JSON from anyone allowed to connect) ----------
+type FieldType = "string" | "int" | "strings" | "list";
+const SERVICE_FIELDS: Record<string, FieldType> = Object.assign(Object.create(null), {
+  protocol: "string", addr: "string", port: "int", fwmark: "int", family: "string", scheduler: "string", flags: "strings",
+  persistent: "int", netmask: "string", pe: "string", realServers: "list",
+});
+const SERVER_FIELDS: Record<string, FieldType> = Object.assign(Object.create(null), {
+  addr: "string", port: "int", weight: "int", fwd: "string", upperThreshold: "int", lowerThreshold: "int",
+  tunType: "string", tunPort: "int", tunFlags: "strings",
+});
+const TIMEOUT_FIELDS: Record<string, FieldType> = Object.assign(Object.create(null), { tcp: "int", tcpfin: "int", udp: "int" });
+const MAX_STRING = 256;
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+
+/** Problems with a value's shape: a plain object with only the known fields, each of its type. */
+export function shapeProblems(v: unknown, path: string, fields: Record<string, FieldType>, required: string[]): Problem[] {
+  if (!isRecord(v)) return [{ path, message: `must be an object, not ${describe(v)}` }];
+  const p: Problem[] = [];
+  for (const k of Object.keys(v)) {
+    const t = fields[k];
+    const fp = `${path}.${k.slice(0, 32)}`;
+    const x = v[k];
+    if (t === undefined) p.push({ path: fp, message: `unknown field (known: ${Object.keys(fields).join(", ")})` });
+    else if (t === "string" && !(typeof x === "string" && x.length <= MAX_STRING)) p.push({ path: fp, message: `must be a string of at most ${MAX_STRING} characters, not ${describe(x)}` });
+    else if (t === "int" && !(isInt(x) && Math.abs(x) <= 2 ** 53)) p.push({ path: fp, message: `must be an integer, not ${describe(x)}` });
+    else if (t === "strings" && !(Array.isArray(x) && x.length <= 16 && x.every((y) => typeof y === "string" && y.length <= MAX_STRING)))
+      p.push({ path: fp, message: `must be a list of at most 16 strings, not ${describe(x)}` });
+    else if (t === "list" && !Array.isArray(x)) p.push({ path: fp, message: `must be a list, not ${describe(x)}` });
+  }
+  for (const k of required) if (v[k] === undefined) p.push({ path: `${path}.${k}`, message: "missing" });
+  return p;
+}
+
+export function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "string") return `the string ${JSON.stringify(v.length > 32 ? v.slice(0, 32) + "..." : v)}`;
+  if (typeof v === "object") return "an object";
+  return `${typeof v} ${String(v).slice(0, 32)}`;
+}
+
+/** A service's identity only (what delete and zero need): its shape, protocol, address and port or fwmark. */
+export function serviceIdentityProblems(v: unknown, path = "service"): Problem[] {
+  const p = shapeProblems(v, path, SERVICE_FIELDS, []);
+  if (p.length) return p;
+  const s = v as unknown as VirtualService;
+  if (s.fwmark !== undefined) {
+    if (!isInt(s.fwmark) || s.fwmark < 1 || s.fwmark > 0xffffffff) p.push({ path: `${path}.fwmark`, message: `fwmark ${s.fwmark} must be 1..4294967295` });
+    return p;
+  }
+  if (s.protocol === undefined || !["tcp", "udp", "sctp"].includes(s.protocol)) p.push({ path: `${path}.protocol`, message: `protocol ${describe(s.protocol)} must be tcp, udp or sctp` });
+  checkAddr(p, `${path}.addr`, s.addr);
+  checkPort(p, `${path}.port`, s.port);
+  return p;
+}
+
+/** A whole service from outside (shape first, then every rule validateService applies). */
+export function serviceRequestProblems(v: unknown, path = "service"): Problem[] {
+  const p = shapeProblems(v, path, SERVICE_FIELDS, ["scheduler"]);
+  const s = v as VirtualService;
+  if (!p.length && s.realServers) s.realServers.forEach((r, i) => p.push(...shapeProblems(r, `${path}.realServers[${i}]`, SERVER_FIELDS, ["addr", "port", "weight", "fwd"])));
+  if (p.length) return p;
+  return validateService({ ...s, flags: s.flags ?? [], realServers: s.realServers ?? [] }, path);
+}
+
+/** A real server from outside, for service `s` (whose identity is already checked). */
+export function serverRequestProblems(v: unknown, s: VirtualService, path = "realServer", identityOnly = false): Problem[] {
+  const p = shapeProblems(v, path, SERVER_FIELDS, identityOnly ? ["addr", "port"] : ["addr", "port", "weight", "fwd"]);
+  if (p.length) return p;
+  const r = v as unknown as RealServer;
+  if (identityOnly) { checkAddr(p, `${path}.addr`, r.addr); checkPort(p, `${path}.port`, r.port); return p; }
+  return validateRealServer({ ...r, upperThreshold: r.upperThreshold ?? 0, lowerThreshold: r.lowerThreshold ?? 0 }, s, path);
+}
+
+export function timeoutsRequestProblems(v: unknown, path = "timeouts"): Problem[] {
+  const p = shapeProblems(v, path, TIMEOUT_FIELDS, ["tcp", "tcpfin", "udp"]);
+  if (p.length) return p;
+  for (const k of ["tcp", "tcpfin", "udp"] as const) {
+    const x = (v as Record<string, number>)[k];
+    if (x < 0 || x > MAX_TIMEOUT) p.push({ path: `${path}.${k}`, message: `timeout ${x} must be 0..${MAX_TIMEOUT} seconds (0 keeps the current value)` });
+  }
+  return p;
+}
+
+/** Real servers that would send connections back into the proxy: a real server equal to its own virtual
+ * service (protocol, address, port), or a chain of services whose real servers lead back to the first. */
+export function loopProblems(services: VirtualService[], path = (i: number) => `services[${i}]`): Problem[] {
+  const key = (proto: string | undefined, addr: string, port: number) => `${proto ?? "tcp"} ${canonicalAddr(addr)} ${port}`;
+  const index = new Map<string, number>();
+  services.forEach((s, i) => { if (s.addr && s.port) index.set(key(s.protocol, s.addr, s.port), i); });
+  const next = (i: number): { j: number; r: number }[] => {
+    const s = services[i];
+    const out: { j: number; r: number }[] = [];
+    (s.realServers ?? []).forEach((r, ri) => {
+      const j = typeof r.addr === "string" ? index.get(key(s.protocol, r.addr, r.port || s.port!)) : undefined;
+      if (j !== undefined) out.push({ j, r: ri });
+    });
+    return out;
+  };
+  const p: Problem[] = [];
+  const state = new Map<number, 1 | 2>();   // 1: on the current path, 2: done
+  for (const root of index.values()) {
+    if (state.has(root)) continue;
+    // depth first without recursion (a chain may be as long as the table)
+    const stack: { i: number; edges: { j: number; r: number }[]; at: number }[] = [{ i: root, edges: next(root), at: 0 }];
+    state.set(root, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      if (top.at >= top.edges.length) { state.set(top.i, 2); stack.pop(); continue; }
+      const { j, r } = top.edges[top.at++];
+      const rs = services[top.i].realServers[r];
+      const here = `${path(top.i)}.realServers[${r}]`;
+      if (state.get(j) === 1) {
+        p.push({ path: here, message: j === top.i
+          ? `real server ${rs.addr}:${rs.port || services[j].port} is its own virtual service: connections would loop through the proxy`
+          : `real server ${rs.addr}:${rs.port || services[j].port} is the virtual service ${serviceKey(services[j])}, whose real servers lead back here: connections would loop through the proxy` });
+      } else if (!state.has(j)) { state.set(j, 1); stack.push({ i: j, edges: next(j), at: 0 }); }
+    }
+  }
+  return p;
 }

@@ -3,14 +3,18 @@
 import { pathToFileURL } from "node:url";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { loadConfig, parseConfig, ConfigError, packetModeProblems, type ProxyConfig } from "./config.ts";
+import { loadConfig, parseConfig, ConfigError, packetModeProblems, type ProxyConfig, hostPortProblem, controlPathProblem } from "./config.ts";
 import { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig } from "../k8s/index.ts";
 import { Proxy } from "./index.ts";
 import { ProxyTarget } from "./control.ts";
 import { DEFAULT_CONTROL } from "./control.ts";
 
-export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|none] [--metrics HOST:PORT] [--log-level L]
+export const DEFAULT_STOP_DRAIN = 30;   // seconds: Kubernetes' default grace period, under systemd's 90 s stop timeout
+const LOG_LEVELS = ["debug", "info", "warn", "error"];
+
+export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|none] [--metrics HOST:PORT|none]
+                         [--log-level debug|info|warn|error] [--drain-timeout SECONDS]
                          [--mode socket|packet] [--interface IF]... [--local-address ADDR]... [--batch-size N]
                                          packet mode: raw-socket full-NAT on the interfaces IF, sources
                                          rewritten to ADDR (one per family, dedicated); needs CAP_NET_RAW
@@ -22,7 +26,9 @@ export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|no
        wasmvs proxy reload [--control PATH]
        wasmvs proxy status [--control PATH]
 
-The configuration (YAML or JSON) is described in docs/proxy.md. SIGHUP reloads, SIGTERM/SIGINT stop.
+The configuration (YAML or JSON) is described in docs/proxy.md. SIGHUP reloads. SIGTERM or SIGINT stops
+gracefully: no new connections, the established ones may finish for up to --drain-timeout seconds
+(default ${DEFAULT_STOP_DRAIN}), then the rest are closed; a second SIGTERM or SIGINT stops at once.
 Once running, 'wasmvs -A/-a/-e/-d/-Ln --target proxy' drive it over the control socket
 (default ${DEFAULT_CONTROL}, or WASMVS_PROXY_SOCKET).
 `;
@@ -64,11 +70,20 @@ export async function proxyMain(argv: string[]): Promise<number> {
           process.stdout.write(`${file}: ok, ${cfg.state.services.length} services, ${cfg.state.services.reduce((n, s) => n + s.realServers.length, 0)} real servers, ${cfg.health.size} health checks\n`);
           return 0;
         }
+        const usage = (m: string) => { process.stderr.write(`wasmvs proxy: ${m}\n${PROXY_USAGE}`); return 2; };
+        const controlWhy = control && control !== "none" ? controlPathProblem(control) : undefined;
+        if (controlWhy) return usage(`--control '${control!.slice(0, 64)}': ${controlWhy}`);
         if (control) cfg.options.control = control === "none" ? null : control;
         const metrics = opt(rest, "--metrics");
+        const metricsWhy = metrics !== undefined && metrics !== "none" ? hostPortProblem(metrics) : undefined;
+        if (metricsWhy) return usage(`--metrics: ${metricsWhy}`);
         if (metrics) cfg.options.metrics = metrics === "none" ? null : metrics;
         const lvl = opt(rest, "--log-level");
-        if (lvl) cfg.options.logLevel = lvl as any;
+        if (lvl !== undefined && !LOG_LEVELS.includes(lvl)) return usage(`--log-level '${lvl.slice(0, 64)}' is not one of ${LOG_LEVELS.join(", ")}`);
+        if (lvl) cfg.options.logLevel = lvl as ProxyConfig["options"]["logLevel"];
+        const drainArg = opt(rest, "--drain-timeout");
+        const drainS = drainArg === undefined ? DEFAULT_STOP_DRAIN : /^\d+(\.\d+)?$/.test(drainArg) ? Number(drainArg) : NaN;
+        if (!(drainS >= 0 && drainS <= 86400)) return usage(`--drain-timeout '${String(drainArg).slice(0, 64)}' is not a number of seconds 0..86400`);
         const mode = opt(rest, "--mode");
         if (mode !== undefined && mode !== "socket" && mode !== "packet") { process.stderr.write(`wasmvs proxy: --mode '${mode}' is not socket or packet\n`); return 2; }
         if (mode) cfg.options.mode = mode;
@@ -93,9 +108,19 @@ export async function proxyMain(argv: string[]): Promise<number> {
         const watcher = kubeconfig !== undefined ? await watchCluster(p, cfg, kubeconfig, rest) : undefined;
         await new Promise<void>((resolve) => {
           process.on("SIGHUP", () => { p.reload().catch((e) => p.log.error("reload failed", { error: (e as Error).message })); });
-          const stop = () => { Promise.resolve(watcher?.stop()).finally(() => p.stop().finally(resolve)); };
-          process.once("SIGTERM", stop);
-          process.once("SIGINT", stop);
+          let signals = 0;
+          let now: () => void = () => {};
+          const atOnce = new Promise<void>((r) => { now = r; });
+          const stop = (sig: string) => {
+            if (++signals > 1) { p.log.warn("second signal: stopping at once", { signal: sig }); now(); return; }
+            Promise.resolve(watcher?.stop())
+              .then(() => p.shutdown(drainS * 1000, atOnce))
+              .then((r) => p.log.info("stopped", { signal: sig, drained: r.drained, closed: r.cut, ms: r.ms }))
+              .catch((e) => p.log.error("stopping failed", { error: (e as Error).message }))
+              .finally(resolve);
+          };
+          process.on("SIGTERM", () => stop("SIGTERM"));
+          process.on("SIGINT", () => stop("SIGINT"));
         });
         // everything is closed: exit now. Left to Node's own teardown, a server that handled many sockets
         // can spin in Environment::CleanupHandles (seen in tests and benchmarks).

@@ -7,6 +7,7 @@ import { parseDocument, LineCounter, isMap, isSeq, isScalar, type Node as YNode,
 import type { DesiredState, RealServer, VirtualService, IpvsTimeouts } from "../model/types.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
 import { SCHEDULERS, SCHED_FLAG_NAMES } from "../core/index.ts";
+import { loopProblems, nonUnicast } from "../model/validate.ts";
 
 export type HealthType = "tcp" | "http" | "udp" | "exec";
 
@@ -195,8 +196,11 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
     const p = w.entries(pn, "proxy", PROXY_KEYS);
     options.mode = w.str(p.get("mode"), "proxy.mode", "socket", ["socket", "packet"]) as "socket" | "packet";
     options.control = w.nullableStr(p.get("control"), "proxy.control", DEFAULT_OPTIONS.control);
+    const controlWhy = options.control ? controlPathProblem(options.control) : undefined;
+    if (controlWhy) w.err(p.get("control"), "proxy.control", controlWhy);
     options.metrics = w.nullableStr(p.get("metrics"), "proxy.metrics", null);
-    if (options.metrics && !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d+$/.test(options.metrics)) w.err(p.get("metrics"), "proxy.metrics", "must be host:port");
+    const metricsWhy = options.metrics ? hostPortProblem(options.metrics) : undefined;
+    if (metricsWhy) w.err(p.get("metrics"), "proxy.metrics", metricsWhy);
     options.vipInterface = w.nullableStr(p.get("vipInterface"), "proxy.vipInterface", DEFAULT_OPTIONS.vipInterface);
     if (options.vipInterface && !/^[A-Za-z0-9_.-]{1,15}$/.test(options.vipInterface)) w.err(p.get("vipInterface"), "proxy.vipInterface", "not an interface name");
     options.connCapacity = w.num(p.get("connCapacity"), "proxy.connCapacity", 64, 1 << 24, DEFAULT_OPTIONS.connCapacity);
@@ -243,11 +247,15 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
   const services: VirtualService[] = [];
   const health = new Map<string, HealthSpec>();
   const seen = new Map<string, string>();
+  const rsNodes = new Map<string, YNode>();
   w.list(top.get("services"), "services").forEach((sn, i) => {
     const path = `services[${i}]`;
     const s = w.entries(sn, path, SERVICE_KEYS);
     const protocol = w.str(s.get("protocol"), `${path}.protocol`, "tcp", ["tcp", "udp"]) as "tcp" | "udp";
+    const issues = w.issues.length;
     const addr = w.addr(s.get("addr"), `${path}.addr`);
+    const vipWhy = w.issues.length === issues ? nonUnicast(addr) : undefined;   // not the placeholder of a bad one
+    if (vipWhy) w.err(s.get("addr"), `${path}.addr`, `${vipWhy}: a virtual service needs a unicast address`);
     if (!s.has("port")) w.err(sn, path, "port is required");
     const port = w.num(s.get("port"), `${path}.port`, 1, 65535, 1);
     const scheduler = w.str(s.get("scheduler"), `${path}.scheduler`, "wlc", [...SCHEDULERS]) ?? "wlc";
@@ -270,7 +278,11 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
     w.list(s.get("realServers"), `${path}.realServers`).forEach((rn, j) => {
       const rp = `${path}.realServers[${j}]`;
       const r = w.entries(rn, rp, RS_KEYS);
+      const rIssues = w.issues.length;
       const raddr = w.addr(r.get("addr"), `${rp}.addr`);
+      const rsWhy = w.issues.length === rIssues ? nonUnicast(raddr) : undefined;
+      if (rsWhy) w.err(r.get("addr"), `${rp}.addr`, rsWhy);
+      rsNodes.set(rp, rn);
       if (raddr.includes(":") !== addr.includes(":")) w.err(r.get("addr"), `${rp}.addr`, "must be the same address family as the service (socket mode proxies within a family)");
       const rs: RealServer = {
         addr: raddr, port: w.num(r.get("port"), `${rp}.port`, 0, 65535, port), weight: w.num(r.get("weight"), `${rp}.weight`, 0, 65535, 1),
@@ -287,6 +299,7 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
     });
     services.push(svc);
   });
+  for (const l of loopProblems(services)) w.err(rsNodes.get(l.path), l.path, l.message);
   if (options.mode === "packet") checkPacketMode(w, options, services, pn);
   if (w.issues.length) throw new ConfigError(w.issues, file);
   return { state: { services, ...(timeouts ? { timeouts } : {}) }, health, options, file };
@@ -309,6 +322,25 @@ export function packetModeProblems(o: ProxyOptions, services: VirtualService[]):
 function checkPacketMode(w: Walker, o: ProxyOptions, services: VirtualService[], node: YNode | undefined): void {
   // only what a file must say itself: interfaces/addresses may still come from the command line
   for (const m of packetModeProblems(o, services)) if (!/needs/.test(m)) w.err(node, "proxy", m);
+}
+
+/** Why a listen address (proxy.metrics, --metrics) is not HOST:PORT with a port 1..65535, or undefined. */
+export function hostPortProblem(v: string): string | undefined {
+  const m = /^(?:\[([^\]]*)\]|([^:\s[\]]*)):([^:]*)$/.exec(v);
+  if (!m) return `'${v.slice(0, 64)}' is not HOST:PORT (an IPv6 host in brackets: [::1]:9477)`;
+  const host = m[1] ?? m[2];
+  if (m[1] !== undefined ? isIP(host) !== 6 : !(isIP(host) === 4 || /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)))
+    return `'${host.slice(0, 64)}' is not an IPv4 address, a bracketed IPv6 address or a host name`;
+  if (!/^\d{1,5}$/.test(m[3]) || Number(m[3]) < 1 || Number(m[3]) > 65535) return `port '${m[3].slice(0, 16)}' is not 1..65535`;
+  return undefined;
+}
+
+/** Why a control socket path (proxy.control, --control) cannot be bound, or undefined. */
+export function controlPathProblem(v: string): string | undefined {
+  if (!v) return "the path is empty (none turns the control socket off)";
+  if (v.includes("\0")) return "the path contains a NUL character";
+  if (Buffer.byteLength(v) > 107) return `the path is ${Buffer.byteLength(v)} bytes; a unix socket path has at most 107`;
+  return undefined;
 }
 
 export function loadConfig(file: string): ProxyConfig {

@@ -18,6 +18,8 @@ import { jsonLogger, type Logger } from "./log.ts";
 import { ControlServer } from "./control.ts";
 import { startMetricsServer } from "./metrics.ts";
 import type { Server } from "node:http";
+import { type IpvsadmCommand, StateEditor } from "../model/ipvsadm.ts";
+import { type Problem, formatProblems, loopProblems, nonUnicast } from "../model/validate.ts";
 
 export { parseConfig, loadConfig, ConfigError } from "./config.ts";
 export { ProxyTarget } from "./control.ts";
@@ -80,6 +82,7 @@ export class Proxy {
   metricsServer?: Server;
   private timer?: NodeJS.Timeout;
   private queue: Promise<unknown> = Promise.resolve();
+  private stopping = false;
   private zeroBase = new Map<string, { conns: bigint; inPkts: number; outPkts: number; inBytes: number; outBytes: number }>();
   private rates = new Map<string, { at: number; prev: Stats; rate: Stats }>();
   readonly started = Date.now();
@@ -122,7 +125,8 @@ export class Proxy {
 
   // Serializes changes (control requests, health changes, reloads).
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const r = this.queue.then(fn, fn);
+    const guarded = () => (this.stopping ? Promise.reject(new Error("the proxy is stopping: no changes")) : fn());
+    const r = this.queue.then(guarded, guarded);
     this.queue = r.catch(() => {});
     return r;
   }
@@ -144,7 +148,7 @@ export class Proxy {
     this.fw.markRemoved(res.removedDests, res.addedDests);
     const local = this.fw.mode === "packet" ? this.cfg.options.packet.localAddresses : [];
     const missing = await this.vips.ensure([...this.desired.services.map((s) => s.addr!), ...local]);
-    if (missing.length) this.log.warn(this.fw.mode === "packet" ? "VIPs or full-NAT local addresses not local" : "VIPs not local; their listeners will fail", { vips: missing });
+    if (missing.length) this.log.warn(this.fw.mode === "packet" ? "VIPs or full-NAT local addresses not local" : "VIPs not local and not added: listening on them fails unless non-local binding is allowed", { vips: missing });
     const errors = await this.fw.sync(this.desired.services);
     for (const k of res.removedServices) {
       const addr = k.replace(/^\w+ \[?(.*?)\]?:\d+$/, "$1");
@@ -161,11 +165,13 @@ export class Proxy {
   }
 
   // A change to the desired state: applied, or reverted and rejected.
-  change(fn: (d: DesiredState) => void): Promise<void> {
+  change(fn: (d: DesiredState) => void | Promise<void>): Promise<void> {
     return this.serial(async () => {
       const before = this.desired;
       const next = clone(before);
-      fn(next);
+      await fn(next);
+      const problems = proxyStateProblems(next);
+      if (problems.length) throw new Error(formatProblems(problems));
       this.desired = next;
       try { await this.applyNow(); }
       catch (e) {
@@ -301,6 +307,39 @@ export class Proxy {
     };
   }
 
+  /** Established TCP connections (what a graceful stop waits for; UDP flows have no end to wait for). */
+  activeConnections(): number {
+    if (this.fw instanceof SocketForwarder) return this.fw.tcp.size;
+    let n = 0;
+    for (const a of this.tables.services.values()) for (const d of this.core.service(a.id).dests) n += d.activeConns;
+    return n;
+  }
+
+  /** A graceful stop: take no new connections, let the established ones finish for up to `boundMs` (or until
+   * `now` resolves: a second signal), then stop. Changes are refused meanwhile. Returns how many were cut. */
+  async shutdown(boundMs: number, now: Promise<unknown> = new Promise(() => {})): Promise<{ drained: number; cut: number; ms: number }> {
+    const t0 = Date.now();
+    this.stopping = true;
+    await this.queue;   // a change in progress finishes first
+    const start = this.activeConnections();
+    this.log.info("stopping: no new connections, draining the established ones", { connections: start, boundSeconds: boundMs / 1000 });
+    this.health.stop();
+    if (this.fw instanceof SocketForwarder) {
+      await this.fw.sync([]);   // closes the listeners; their flows stay
+      // the bound here is the stop's, not proxy.drainTimeout (a removed real server's)
+      for (const k of this.tables.services.keys()) this.fw.removedAt.delete(k);
+    } else {
+      this.tables.apply(this.desired, () => "quiesce");   // packet mode: weight 0 everywhere, established flows go on
+    }
+    let forced = false;
+    void now.then(() => { forced = true; });
+    while (!forced && Date.now() - t0 < boundMs && this.activeConnections() > 0) await new Promise((r) => setTimeout(r, 50));
+    const cut = this.activeConnections();
+    if (cut) this.log.warn(forced ? "stopping at once: closing the connections left" : "drain bound reached: closing the connections left", { connections: cut });
+    await this.stop();
+    return { drained: Math.max(0, start - cut), cut, ms: Date.now() - t0 };
+  }
+
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.health.stop();
@@ -313,51 +352,90 @@ export class Proxy {
   }
 }
 
-// Operations on a desired state, as the kernel refuses them (messages as ipvsadm prints the errno).
-export function findService(d: DesiredState, s: VirtualService): VirtualService | undefined {
-  const k = serviceKey(s);
-  return d.services.find((x) => serviceKey(x) === k);
+// Changes to a desired state, in ipvsadm's terms: the restore format's commands that change a table.
+export type StateCommand = Extract<IpvsadmCommand, { kind: "add-service" | "edit-service" | "delete-service" | "flush" |
+  "add-server" | "edit-server" | "delete-server" | "set-timeouts" }>;
+export const STATE_COMMANDS: ReadonlySet<string> = new Set(["add-service", "edit-service", "delete-service", "flush",
+  "add-server", "edit-server", "delete-server", "set-timeouts"]);
+
+/** A command of a batch the proxy refused; `step` is its index in the batch (nothing of the batch applied). */
+export class StepError extends Error {
+  constructor(readonly step: number, message: string) { super(message); this.name = "StepError"; }
 }
 
+// What socket mode cannot do, whatever the kernel would take.
+function proxyRefusal(c: StateCommand): string | undefined {
+  if (c.kind === "add-service") {
+    const s = c.service;
+    if (s.fwmark) return "fwmark services are not supported in socket mode";
+    if (!s.addr || !s.port) return "socket mode needs an address and a port (no port 0 services)";
+    if (s.protocol === "sctp") return "SCTP is not supported in socket mode";
+  }
+  if ((c.kind === "add-server" || c.kind === "edit-server") && c.server.fwd !== "masq" && c.server.fwd !== "fullnat")
+    return `forwarding method '${c.server.fwd}' is not possible in socket mode (the proxy connects: use -m)`;
+  return undefined;
+}
+
+/** Applies commands to a desired state in O(1) each, as the kernel would refuse them (ipvsadm's messages);
+ * throws StepError at the first refusal, leaving `d` as it was. */
+export function applyCommands(d: DesiredState, cmds: readonly StateCommand[]): void {
+  const editor = new StateEditor(d);
+  cmds.forEach((c, i) => {
+    const cmd = c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
+    let why = proxyRefusal(c) ?? editor.apply(cmd);
+    // a service given with its real servers (config-like callers) adds them too
+    if (!why && c.kind === "add-service") for (const r of c.service.realServers ?? []) why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
+    if (why) throw new StepError(i, why);
+  });
+  const next = editor.state();
+  d.services = next.services;
+  if (next.timeouts) d.timeouts = next.timeouts;
+}
+
+// A large change is applied in slices of this many commands, yielding between them, so that the event
+// loop (which forwards: the native relay's epoll set sits in it) is never held for the whole of it.
+export const SLICE = 2000;
+export const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/** applyCommands, yielding to the event loop every SLICE commands (the control socket's "apply"). */
+export async function applyCommandsInSlices(d: DesiredState, cmds: readonly StateCommand[]): Promise<void> {
+  const editor = new StateEditor(d);
+  for (let i = 0; i < cmds.length; i++) {
+    const c = cmds[i];
+    const cmd = c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
+    let why = proxyRefusal(c) ?? editor.apply(cmd);
+    if (!why && c.kind === "add-service") for (const r of c.service.realServers ?? []) why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
+    if (why) throw new StepError(i, why);
+    if (i % SLICE === SLICE - 1) await yieldToLoop();
+  }
+  const next = editor.state();
+  d.services = next.services;
+  if (next.timeouts) d.timeouts = next.timeouts;
+}
+
+/** What the proxy cannot serve though the kernel would take it: a virtual address that is not unicast
+ * (socket mode would listen on every address for 0.0.0.0 or ::), a real server that is not unicast (the
+ * kernel refuses those too) and real servers that lead back into the proxy. */
+export function proxyStateProblems(d: DesiredState): Problem[] {
+  const p: Problem[] = [];
+  d.services.forEach((s, i) => {
+    const why = s.addr ? nonUnicast(s.addr) : undefined;
+    if (why) p.push({ path: `services[${i}].addr`, message: `${why}: a virtual service needs a unicast address` });
+    s.realServers.forEach((r, j) => {
+      const bad = nonUnicast(r.addr);
+      if (bad) p.push({ path: `services[${i}].realServers[${j}].addr`, message: bad });
+    });
+  });
+  return [...p, ...loopProblems(d.services)];
+}
+
+// One change at a time, for callers that edit a desired state directly (the soak benchmark).
 export const ops = {
-  addService(d: DesiredState, s: VirtualService) {
-    if (s.fwmark) throw new Error("fwmark services are not supported in socket mode");
-    if (!s.addr || !s.port) throw new Error("socket mode needs an address and a port (no port 0 services)");
-    if (s.protocol === "sctp") throw new Error("SCTP is not supported in socket mode");
-    if (findService(d, s)) throw new Error("Service already exists");
-    d.services.push({ ...s, realServers: [...(s.realServers ?? [])] });
-  },
-  editService(d: DesiredState, s: VirtualService) {
-    const x = findService(d, s);
-    if (!x) throw new Error("No such service");
-    Object.assign(x, { scheduler: s.scheduler, flags: s.flags, persistent: s.persistent, netmask: s.netmask, pe: s.pe });
-    if (s.persistent === undefined) delete x.persistent;
-    if (s.netmask === undefined) delete x.netmask;
-  },
-  deleteService(d: DesiredState, s: VirtualService) {
-    const x = findService(d, s);
-    if (!x) throw new Error("No such service");
-    d.services.splice(d.services.indexOf(x), 1);
-  },
-  addRealServer(d: DesiredState, s: VirtualService, r: RealServer) {
-    const x = findService(d, s);
-    if (!x) throw new Error("Service not defined");
-    if (r.fwd !== "masq" && r.fwd !== "fullnat") throw new Error(`forwarding method '${r.fwd}' is not possible in socket mode (the proxy connects: use -m)`);
-    if (x.realServers.some((y) => realServerKey(y) === realServerKey(r))) throw new Error("Destination already exists");
-    x.realServers.push({ ...r, fwd: "masq" });
-  },
-  editRealServer(d: DesiredState, s: VirtualService, r: RealServer) {
-    const x = findService(d, s);
-    if (!x) throw new Error("Service not defined");
-    const i = x.realServers.findIndex((y) => realServerKey(y) === realServerKey(r));
-    if (i < 0) throw new Error("No such destination");
-    x.realServers[i] = { ...r, fwd: "masq" };
-  },
-  deleteRealServer(d: DesiredState, s: VirtualService, r: Pick<RealServer, "addr" | "port">) {
-    const x = findService(d, s);
-    if (!x) throw new Error("Service not defined");
-    const i = x.realServers.findIndex((y) => realServerKey(y) === realServerKey(r));
-    if (i < 0) throw new Error("No such destination");
-    x.realServers.splice(i, 1);
-  },
+  addService: (d: DesiredState, s: VirtualService) => applyCommands(d, [{ kind: "add-service", service: s }]),
+  editService: (d: DesiredState, s: VirtualService) => applyCommands(d, [{ kind: "edit-service", service: s }]),
+  deleteService: (d: DesiredState, s: VirtualService) => applyCommands(d, [{ kind: "delete-service", service: s }]),
+  addRealServer: (d: DesiredState, s: VirtualService, r: RealServer) => applyCommands(d, [{ kind: "add-server", service: s, server: r }]),
+  editRealServer: (d: DesiredState, s: VirtualService, r: RealServer) => applyCommands(d, [{ kind: "edit-server", service: s, server: r }]),
+  deleteRealServer: (d: DesiredState, s: VirtualService, r: Pick<RealServer, "addr" | "port">) =>
+    applyCommands(d, [{ kind: "delete-server", service: s, server: { weight: 0, fwd: "masq", upperThreshold: 0, lowerThreshold: 0, ...r } }]),
 };

@@ -1,0 +1,129 @@
+// Restore (-R) throughput: parseRestore alone (what `wasmvs sync -R` reads) and `wasmvs -R --target proxy`
+// against a running proxy (a separate process), at 10k and 100k lines, interleaved rounds, medians with
+// min-max; and a long-lived connection's round trip through that proxy while it applies the restore,
+// against the same connection idle in the same run.
+//   node --import tsx bench/restore.ts [--rounds 3] [--sizes 10000,100000]
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as net from "node:net";
+import { parseRestore } from "../src/model/ipvsadm.ts";
+import { runIpvsadm } from "../src/cli/ipvsadm.ts";
+import { numericResolver } from "../src/model/names.ts";
+import { ProxyTarget } from "../src/proxy/control.ts";
+
+const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : dflt; };
+const rounds = Number(arg("--rounds", "3"));
+const sizes = arg("--sizes", "10000,100000").split(",").map(Number);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `lines` restore lines: services on 127.0.x.y (local, so the proxy adds no address), nine real servers each. */
+function restoreText(lines: number, backendPort: number): string {
+  const out: string[] = [];
+  for (let i = 0; out.length < lines; i++) {
+    const vip = `127.1.${(i >> 8) & 255}.${i & 255}`;
+    out.push(`-A -t ${vip}:${20000 + (i >> 16)} -s rr`);
+    for (let j = 1; j <= 9 && out.length < lines; j++) out.push(`-a -t ${vip}:${20000 + (i >> 16)} -r 127.0.0.${j}:${backendPort} -m -w 1`);
+  }
+  return out.join("\n") + "\n";
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(s.length * p))]; };
+const fmt = (xs: number[]) => `median ${median(xs).toFixed(0)} (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)})`;
+
+// The backend and the pinger live in a child process (plain JS), so this process's own work does not delay them.
+const PINGER = `
+const net = require("node:net");
+const srv = net.createServer((s) => { s.on("data", (d) => s.write(d)); s.on("error", () => {}); }).listen(0, "127.0.0.1", () => {
+  process.stdout.write(JSON.stringify({ port: srv.address().port }) + "\\n");
+});
+let sock, rtts = [], on = false, sent = [];
+process.stdin.setEncoding("utf8").on("data", (d) => {
+  for (const line of d.split("\\n").filter(Boolean)) {
+    const m = JSON.parse(line);
+    if (m.connect) { sock = net.connect(m.connect, "127.0.0.1", () => process.stdout.write(JSON.stringify({ connected: true }) + "\\n"));
+      sock.on("error", () => {});
+      sock.on("data", (d) => { const now = performance.now(); for (let i = 0; i < d.length && sent.length; i++) rtts.push(now - sent.shift()); }); }
+    if (m.start) { rtts = []; on = true; const tick = () => { if (!on) return; sent.push(performance.now()); sock.write("p"); setTimeout(tick, 10); }; tick(); }
+    if (m.stop) { on = false; sent = []; process.stdout.write(JSON.stringify({ rtts }) + "\\n"); }
+  }
+});`;
+
+class Pinger {
+  readonly child: ChildProcess;
+  private waiters: ((m: any) => void)[] = [];
+  constructor() {
+    this.child = spawn(process.execPath, ["-e", PINGER], { stdio: ["pipe", "pipe", "inherit"] });
+    let buf = "";
+    this.child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) { const m = JSON.parse(buf.slice(0, nl)); buf = buf.slice(nl + 1); this.waiters.shift()?.(m); }
+    });
+  }
+  next(): Promise<any> { return new Promise((r) => this.waiters.push(r)); }
+  send(m: unknown) { this.child.stdin!.write(JSON.stringify(m) + "\n"); }
+}
+
+async function main() {
+  const dir = mkdtempSync(`${tmpdir()}/wvs-restore-`);
+  const pinger = new Pinger();
+  const { port: backendPort } = await pinger.next();
+  const ctl = `${dir}/ctl.sock`, cfg = `${dir}/p.yaml`;
+  writeFileSync(cfg, `proxy: { control: ${ctl}, vipInterface: null, logLevel: warn }
+services:
+  - { protocol: tcp, addr: 127.0.0.1, port: 19999, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: ${backendPort} } ] }
+`);
+  const sink = { write: (_s: string) => true };
+  const err = { s: "", write(x: string) { this.s += x; return true; } };
+  const res: Record<string, { parse: number[]; parseCpu: number[]; proxy: number[]; idle: number[]; during: number[] }> = {};
+  // a fresh proxy per measurement: deleting thousands of services costs a core GC each (see docs/proxy.md)
+  for (let r = 0; r < rounds; r++) {
+    for (const n of sizes) {
+      const proxy = spawn(process.execPath, [new URL("../bin/wasmvs.js", import.meta.url).pathname, "proxy", "run", "-c", cfg], { stdio: ["ignore", "inherit", "inherit"] });
+      const exited = new Promise((res) => proxy.once("exit", res));
+      let t: ProxyTarget | undefined;
+      for (let i = 0; i < 1200 && !t; i++) { try { t = await ProxyTarget.open(ctl, 600000); } catch { await sleep(100); } }
+      if (!t) throw new Error("the proxy did not start");
+      pinger.send({ connect: 19999 });
+      await pinger.next();
+      const text = restoreText(n, backendPort);
+      const row = (res[n] ??= { parse: [], parseCpu: [], proxy: [], idle: [], during: [] });
+      let t0 = performance.now();
+      const c0 = process.cpuUsage();
+      parseRestore(text);
+      row.parse.push(performance.now() - t0);
+      const c1 = process.cpuUsage(c0);
+      row.parseCpu.push((c1.user + c1.system) / 1000);
+      // the connection idle for a second, then during the restore, in the same round
+      pinger.send({ start: true }); await sleep(1000); pinger.send({ stop: true });
+      row.idle.push(...(await pinger.next()).rtts);
+      pinger.send({ start: true });
+      t0 = performance.now();
+      const st = await runIpvsadm(["-R"], t, sink, err, { resolver: numericResolver, stdin: async () => text });
+      row.proxy.push(performance.now() - t0);
+      await sleep(200);
+      pinger.send({ stop: true });
+      row.during.push(...(await pinger.next()).rtts);
+      if (st !== 0) throw new Error(`restore failed: ${err.s}`);
+      console.error(`round ${r + 1}, ${n} lines: parse ${row.parse.at(-1)!.toFixed(0)} ms, -R --target proxy ${row.proxy.at(-1)!.toFixed(0)} ms`);
+      await t.close();
+      proxy.kill("SIGINT"); await sleep(100); proxy.kill("SIGINT");
+      await exited;
+    }
+  }
+  console.log(`restore throughput, ${rounds} interleaved rounds (wall ms on a shared 2-core machine; lines/s from the median)`);
+  for (const n of sizes) {
+    const row = res[n];
+    console.log(`${n} lines: parseRestore ${fmt(row.parse)} ms = ${Math.round(n / (median(row.parse) / 1000))} lines/s ` +
+      `(CPU ${fmt(row.parseCpu)} ms = ${Math.round(n / (median(row.parseCpu) / 1000))} lines per CPU second); ` +
+      `-R --target proxy ${fmt(row.proxy)} ms = ${Math.round(n / (median(row.proxy) / 1000))} lines/s`);
+    console.log(`  a held connection's round trip through the proxy: idle p50 ${median(row.idle).toFixed(2)} ms p99 ${pct(row.idle, 0.99).toFixed(2)} ms; ` +
+      `during the restore p50 ${median(row.during).toFixed(2)} ms p99 ${pct(row.during, 0.99).toFixed(2)} ms max ${Math.max(...row.during).toFixed(1)} ms (${row.during.length} pings)`);
+  }
+  pinger.child.kill();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

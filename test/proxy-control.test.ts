@@ -1,0 +1,199 @@
+// The proxy's control socket under bad input (issue 15 item 4) and restores through it (item 5): a real
+// proxy in this process on loopback, its real unix socket, raw JSON lines and the ipvsadm CLI.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as net from "node:net";
+import { parseConfig } from "../src/proxy/config.ts";
+import { Proxy, applyCommands, type StateCommand } from "../src/proxy/index.ts";
+import { ProxyTarget, MAX_REQUEST_CHARS } from "../src/proxy/control.ts";
+import { silentLogger } from "../src/proxy/log.ts";
+import { runIpvsadm } from "../src/cli/ipvsadm.ts";
+import { numericResolver } from "../src/model/names.ts";
+import { countingState, restoreLines } from "./helpers/restore-gen.ts";
+import { parseRestore } from "../src/model/ipvsadm.ts";
+import { guardedBefore } from "./helpers/skip.ts";
+
+const dir = mkdtempSync(`${tmpdir()}/wvp-ctl-`);
+const ctl = `${dir}/ctl.sock`;
+let p: Proxy;
+let backend: net.Server;
+let backendPort = 0;
+
+const rs = (addr: string, port: number, weight: unknown = 1) => ({ addr, port, weight, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 });
+const svc = (port: number) => ({ protocol: "tcp", addr: "127.0.0.1", port, scheduler: "rr", flags: [], realServers: [] });
+
+guardedBefore(test, async () => {
+  backend = net.createServer((s) => { s.on("data", (d) => s.write(d)); s.on("error", () => {}); }).listen(0, "127.0.0.1");
+  await new Promise((r) => backend.once("listening", r));
+  backendPort = (backend.address() as net.AddressInfo).port;
+  p = await Proxy.start(parseConfig(`proxy: { control: ${ctl}, vipInterface: null, tick: 100 }\nservices: []\n`), { log: silentLogger() });
+});
+test.after(async () => { await p?.stop(); backend?.close(); rmSync(dir, { recursive: true, force: true }); });
+
+function freePort(): Promise<number> {
+  return new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const n = (s.address() as net.AddressInfo).port; s.close(() => res(n)); }); });
+}
+
+/** Sends raw lines on a fresh connection; resolves with the answers (one per line) or what came before close. */
+function raw(lines: string[], ms = 5000): Promise<any[]> {
+  return new Promise((res, rej) => {
+    const s = net.connect(ctl);
+    let buf = "";
+    const out: any[] = [];
+    const timer = setTimeout(() => { s.destroy(); rej(new Error(`no answer within ${ms} ms (got ${out.length} of ${lines.length})`)); }, ms);
+    s.setEncoding("utf8");
+    s.on("data", (d: string) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) { out.push(JSON.parse(buf.slice(0, nl))); buf = buf.slice(nl + 1); }
+      if (out.length === lines.length) { clearTimeout(timer); s.end(); res(out); }
+    });
+    s.on("close", () => { clearTimeout(timer); res(out); });
+    s.on("error", () => {});
+    s.write(lines.map((l) => l + "\n").join(""));
+  });
+}
+const ask = async (req: unknown) => (await raw([JSON.stringify(req)]))[0];
+
+test("prototype names are no operations: constructor, toString, __proto__ answer at once, nothing serialised", async () => {
+  const rss = process.memoryUsage().rss;
+  for (const op of ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf", "__defineGetter__", "isPrototypeOf"]) {
+    const t0 = Date.now();
+    const a = await ask({ id: 1, op });
+    assert.is(a.ok, false, op);
+    assert.match(a.error, /unknown operation/, op);
+    assert.ok(Date.now() - t0 < 2000, `${op} answered in ${Date.now() - t0} ms`);
+  }
+  assert.ok(process.memoryUsage().rss - rss < 200 << 20, "no growth from serialising the proxy");
+  assert.is((await ask({ id: 2, op: "info" })).ok, true, "still answering");
+});
+
+test("every field of every request is checked, with errors naming the field; nothing changes", async () => {
+  const before = JSON.stringify(p.desired);
+  const port1 = await freePort();
+  const t = await ask({ id: 1, op: "setTimeouts", args: [{ tcp: -1, tcpfin: "x", udp: 1e20 }] });
+  assert.is(t.ok, false);
+  assert.match(t.error, /args\[0\]\.tcpfin: must be an integer, not the string "x"/);
+  const t2 = await ask({ id: 1, op: "setTimeouts", args: [{ tcp: -1, tcpfin: 5, udp: 1e9 }] });
+  assert.match(t2.error, /args\[0\]\.tcp: timeout -1 must be 0\.\.2678400/);
+  assert.match(t2.error, /args\[0\]\.udp: timeout 1000000000 must be 0\.\.2678400/);
+  assert.is((await ask({ id: 1, op: "addService", args: [svc(port1)] })).ok, true);
+  const w = await ask({ id: 1, op: "addRealServer", args: [svc(port1), rs("127.0.0.1", backendPort, "abc")] });
+  assert.match(w.error, /args\[1\]\.weight: must be an integer, not the string "abc"/);
+  const cases: [unknown, RegExp][] = [
+    [{ op: "addService", args: [{ ...svc(40002), __proto__x: 1 }] }, /args\[0\]\.__proto__x: unknown field/],
+    [{ op: "addService", args: [JSON.parse(`{"__proto__":{"scheduler":"rr"},"protocol":"tcp","addr":"127.0.0.1","port":40003}`)] }, /args\[0\]\.__proto__: unknown field/],
+    [{ op: "addService", args: [{ ...svc(40004), scheduler: "constructor" }] }, /args\[0\]\.scheduler: unknown scheduler 'constructor'/],
+    [{ op: "addService", args: [{ ...svc(40005), port: 99999 }] }, /args\[0\]\.port: port 99999 must be an integer 0\.\.65535/],
+    [{ op: "addService", args: [{ ...svc(40006), addr: "toString" }] }, /args\[0\]\.addr: 'toString' is not an IPv4 or IPv6 address/],
+    [{ op: "addService", args: [{ ...svc(40007), flags: "ops" }] }, /args\[0\]\.flags: must be a list of at most 16 strings/],
+    [{ op: "addService", args: [svc(40008), "extra"] }, /takes 1 argument, not 2/],
+    [{ op: "addService", args: [null] }, /args\[0\]: must be an object, not null/],
+    [{ op: "addService", args: [[1, 2]] }, /args\[0\]: must be an object, not a list/],
+    [{ op: "addService", args: [{ ...svc(40009), addr: "x".repeat(100000) }] }, /args\[0\]\.addr: must be a string of at most 256/],
+    [{ op: "addRealServer", args: [svc(port1), rs("224.0.0.5", 80)] }, /args\[1\]\.addr: '224\.0\.0\.5' is a multicast address/],
+    [{ op: "addRealServer", args: [svc(port1), { ...rs("127.0.0.1", 80), weight: { $big: "1" } }] }, /args\[1\]\.weight: must be an integer/],
+    [{ op: "deleteRealServer", args: [svc(port1)] }, /takes 2 arguments, not 1/],
+    [{ op: "zero", args: ["all"] }, /args\[0\]: must be an object, not the string "all"/],
+    [{ op: "decisions", args: [-5] }, /args\[0\]: must be a count/],
+    [{ op: "info", args: {} }, /args: must be a list, not an object/],
+    [{ op: "info", extra: 1 }, /unknown request field 'extra'/],
+    [{ op: 7 }, /unknown operation number 7/],
+    [{ op: "apply", args: [[{ kind: "constructor" }]] }, /args\[0\]\[0\]\.kind: the string "constructor" is not one of/],
+    [{ op: "apply", args: [[{ kind: "add-server", service: svc(port1), server: rs("127.0.0.1", 1, -1) }]] }, /args\[0\]\[0\]\.server\.weight: weight -1/],
+    [{ op: "apply", args: [[{ kind: "flush", service: svc(1) }]] }, /args\[0\]\[0\]\.service: unknown field for flush/],
+    [{ op: "apply", args: ["flush"] }, /args\[0\]: must be a list of at most/],
+  ];
+  // answers come in the order requests finish: matched by id
+  const answers = await raw(cases.map(([req], i) => JSON.stringify({ id: i, ...(req as object) })));
+  assert.is(answers.length, cases.length);
+  for (const a of answers) {
+    assert.is(a.ok, false, JSON.stringify(cases[a.id][0]).slice(0, 80));
+    assert.match(a.error, cases[a.id][1]);
+  }
+  const now = JSON.parse(JSON.stringify(p.desired));
+  assert.is(now.services.length, JSON.parse(before).services.length + 1, "only the one good addService applied");
+  assert.equal(now.services.at(-1).realServers, []);
+  assert.is((await ask({ id: 4, op: "deleteService", args: [svc(port1)] })).ok, true);
+});
+
+test("garbage, deep nesting and oversized requests are refused by name; the proxy keeps serving", async () => {
+  const answers = await raw(["not json", "[]", "42", "\"op\"", "null", "{\"op\":\"info\",\"args\":" + "[".repeat(100000) + "]".repeat(100000) + "}",
+    "{\"op\":\"info\",\"id\":{\"a\":1}}", "\u0000\u0001\u00ff", "{\"op\":\"info\",\"id\":\"" + "i".repeat(100) + "\"}"]);
+  assert.match(answers[0].error, /request is not JSON/);
+  assert.match(answers[1].error, /must be an object .* not a list/);
+  assert.match(answers[2].error, /must be an object .* not number 42/);
+  assert.match(answers[3].error, /not the string "op"/);
+  assert.match(answers[4].error, /not null/);
+  assert.match(answers[5].error, /nests deeper than 8 levels/);
+  assert.match(answers[6].error, /id: must be a number or a string/);
+  assert.match(answers[7].error, /request is not JSON/);
+  assert.match(answers[8].error, /id: must be a number or a string of at most 64/);
+  // one request over the limit: answered with the limit, and that connection closed
+  const big = await raw(["{\"op\":\"info\",\"args\":[\"" + "x".repeat(MAX_REQUEST_CHARS + 10) + "\"]}"], 30000);
+  assert.is(big.length, 1);
+  assert.match(big[0].error, new RegExp(`over the limit of ${MAX_REQUEST_CHARS} characters`));
+  assert.is((await ask({ id: 9, op: "info" })).ok, true, "a new connection is served");
+});
+
+test("load while it changes: 400 bad requests between 100 good ones, each good one applied, forwarding on", async () => {
+  const port = await freePort();
+  assert.is((await ask({ id: 1, op: "addService", args: [svc(port)] })).ok, true);
+  assert.is((await ask({ id: 1, op: "addRealServer", args: [svc(port), rs("127.0.0.1", backendPort)] })).ok, true);
+  const held = net.connect(port, "127.0.0.1");
+  await new Promise((r) => held.once("connect", r));
+  const bad = [{ op: "constructor" }, { op: "addService", args: [{ ...svc(1), port: "1" }] }, { op: "setTimeouts", args: [{ tcp: "x" }] }, { op: "__proto__" }];
+  const lines: string[] = [];
+  for (let i = 0; i < 100; i++) {
+    lines.push(JSON.stringify({ id: `g${i}`, op: "addRealServer", args: [svc(port), rs(`127.0.${1 + (i >> 6)}.${1 + (i & 63)}`, 9)] }));
+    for (const b of bad) lines.push(JSON.stringify({ id: `b${i}`, ...b }));
+  }
+  const [answers, echo] = await Promise.all([raw(lines, 60000), new Promise<string>((res) => { held.once("data", (d) => res(String(d))); held.write("ping"); })]);
+  assert.is(echo, "ping", "an established connection keeps forwarding");
+  assert.is(answers.filter((a) => String(a.id).startsWith("g") && a.ok).length, 100, "every good change applied");
+  assert.is(answers.filter((a) => String(a.id).startsWith("b") && !a.ok).length, 400, "every bad one refused");
+  assert.is(p.desired.services.find((s) => s.port === port)!.realServers.length, 101);
+  held.destroy();
+  await ask({ id: 1, op: "deleteService", args: [svc(port)] });
+});
+
+// issue 15 item 5: each -R line cloned and re-applied the whole state (4,000 lines 43 s)
+test("-R --target proxy: one transaction; a refused last line leaves nothing applied", async () => {
+  const t = await ProxyTarget.open(ctl, 60000);
+  const sink = () => { const o = { s: "", write(x: string) { o.s += x; return true; } }; return o; };
+  try {
+    const port = await freePort();   // 50 services on 127.77.0.1-50 (loopback, no address to add), one port
+    const lines = Array.from({ length: 50 }, (_, i) => `-A -t 127.77.0.${i + 1}:${port} -s rr\n-a -t 127.77.0.${i + 1}:${port} -r 127.0.0.1:${backendPort} -m`).join("\n");
+    let out = sink(), err = sink();
+    const n = p.desired.services.length;
+    // the proxy refuses what the kernel would take: a real server that is its own virtual service (a loop)
+    let st = await runIpvsadm(["-R"], t, out, err, { resolver: numericResolver, stdin: async () => lines + `\n-a -t 127.77.0.1:${port} -r 127.77.0.1:${port} -m\n` });
+    assert.is(st, 255, err.s);
+    assert.match(err.s, /its own virtual service: connections would loop through the proxy/);
+    assert.match(err.s, /-R: the proxy refused lines 1-101 as one transaction: nothing was applied/);
+    assert.is(p.desired.services.length, n, "nothing applied");
+    out = sink(); err = sink();
+    st = await runIpvsadm(["-R"], t, out, err, { resolver: numericResolver, stdin: async () => lines });
+    assert.is(st, 0, err.s);
+    assert.is(p.desired.services.length, n + 50);
+    const got = await new Promise<string>((res, rej) => { const c = net.connect(port, "127.77.0.50", () => c.write("hi")); c.on("data", (d) => { res(String(d)); c.destroy(); }).on("error", rej); });
+    assert.is(got, "hi", "the restored services forward");
+    out = sink(); err = sink();
+    st = await runIpvsadm(["-C"], t, out, err, { resolver: numericResolver });
+    assert.is(st, 0);
+  } finally { await t.close(); }
+});
+
+test("applyCommands: the cost per command does not grow with the table (reads of existing services counted)", () => {
+  const cmds = (n: number) => parseRestore(restoreLines(n), { readingStdin: true }).commands.map((c) => c.command as StateCommand)
+    .map((c) => (c.kind === "add-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c));
+  const small = countingState(500), large = countingState(500);
+  applyCommands(small.state, cmds(1000));
+  applyCommands(large.state, cmds(4000));
+  assert.is(large.state.services.length, 500 + 800);
+  assert.ok(large.reads() - small.reads() < 100, `reads: ${small.reads()} for 1000 commands, ${large.reads()} for 4000`);
+});
+
+test.run();
