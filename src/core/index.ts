@@ -221,13 +221,22 @@ export class Core {
       Core.netmaskValue(af, spec.netmask)), `edit ${this.describe(spec)}`);
   }
 
-  deleteService(id: number): void { check(this.x.svcDel(id), `delete service ${id}`); this.collect(); }
+  deleteService(id: number): void { check(this.x.svcDel(id), `delete service ${id}`); this.collectSoon(); }
   flush(): void { this.x.svcFlush(); this.collect(); }
 
   // The module uses AssemblyScript's minimal runtime: no shadow stack on the hot path (about 3x faster
   // scheduling), and garbage is collected only when the host asks, between calls. Configuration changes
   // that drop objects call this; the packet path allocates nothing.
-  collect(): void { this.x.__collect(); }
+  collect(): void { this.collectPending = false; this.x.__collect(); }
+
+  // Deletions collect once when the current turn of the event loop ends, however many a change makes: each
+  // collection marks the whole heap, so collecting after every one made deleting n services cost n².
+  private collectPending = false;
+  private collectSoon(): void {
+    if (this.collectPending) return;
+    this.collectPending = true;
+    queueMicrotask(() => { if (this.collectPending) this.collect(); });
+  }
 
   findService(proto: string, addr: string, port: number): number {
     const af = this.putAddr(addr);
@@ -285,7 +294,7 @@ export class Core {
   deleteDest(svcId: number, addr: string, port: number): void {
     const af = this.putAddr(addr);
     check(this.x.destDel(svcId, af, port), `delete destination ${addr}:${port} of service ${svcId}`);
-    this.collect();
+    this.collectSoon();
   }
 
   dest(id: number): DestInfo {
