@@ -66,3 +66,19 @@ export function calibrate(run: (ops: number) => unknown, probeOps: number, targe
   const ms = Math.max(performance.now() - t0, 1e-3);
   return Math.max(minOps, Math.min(maxOps, Math.round((probeOps * targetMs) / ms)));
 }
+
+// Several tasks timed in alternation, one call each per round (after `warm` untimed rounds), so load from
+// other tenants of a shared machine lands on all of them alike: the ratios of the returned stats are the
+// figures to trust. Each task's fn performs `ops` operations per call.
+export function interleaved(tasks: { name: string; fn: () => number; ops: number }[], rounds: number, warm = 1): Stat[] {
+  const ms: number[][] = tasks.map(() => []);
+  for (let r = 0; r < warm + rounds; r++) {
+    for (const [i, t] of tasks.entries()) {
+      const t0 = performance.now();
+      sink ^= t.fn() | 0;
+      const dt = performance.now() - t0;
+      if (r >= warm) ms[i].push(dt);
+    }
+  }
+  return tasks.map((t, i) => statOf(ms[i], t.ops));
+}
