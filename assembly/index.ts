@@ -338,7 +338,7 @@ export function lookupChain(n: i32, start: i32, steps: i32): i32 {
   if (n > keyMax) n = keyMax;
   if (n <= 0) return 0;
   let found = 0;
-  let k = start % n;
+  let k = start > 0 ? start % n : 0;
   for (let i = 0; i < steps; i++) {
     const p = keyArea + <usize>k * 48;
     readKey(p);
