@@ -18,6 +18,6 @@ for (const name of names.split(",")) for (const n of [10, 100, 1000]) {
     const ops = 20000, bind = LL.includes(name);
     return { name: `${name} ${j}`, fn: () => { const r = scheduleBatch(core, svc, ops, src, bind); src += ops; return r; }, ops };
   }));
-  const [sa, sb] = interleaved(tasks, rounds, 3);
+  const [sa, sb] = interleaved(tasks, rounds);
   console.log(`${name} ×${n}: A ${sa.median.toFixed(1)} ns (${sa.p25.toFixed(1)}–${sa.p75.toFixed(1)}), B ${sb.median.toFixed(1)} ns (${sb.p25.toFixed(1)}–${sb.p75.toFixed(1)}): B/A ${(sb.median / sa.median).toFixed(3)}`);
 }

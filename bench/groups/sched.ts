@@ -88,7 +88,7 @@ export async function benchSched(ctx: Ctx, names: readonly string[] = SCHEDULERS
         tasks.push({ name: `${name} ${n} baseline`, fn: () => run(bops), ops: bops });
       }
       // ours and the baseline in alternation, so other tenants' load lands on both alike
-      const stats = interleaved(tasks, rounds, 2);
+      const stats = interleaved(tasks, rounds);
       if (probe !== -64) ours = stats.shift()!;
       if (b) base = stats.shift()!;
       if (ours) p.note(`${name} n=${n}: ${fmtStat(ours)} per decision`);

@@ -67,17 +67,22 @@ export function calibrate(run: (ops: number) => unknown, probeOps: number, targe
   return Math.max(minOps, Math.min(maxOps, Math.round((probeOps * targetMs) / ms)));
 }
 
-// Several tasks timed in alternation, one call each per round (after `warm` untimed rounds), so load from
-// other tenants of a shared machine lands on all of them alike: the ratios of the returned stats are the
-// figures to trust. Each task's fn performs `ops` operations per call.
-export function interleaved(tasks: { name: string; fn: () => number; ops: number }[], rounds: number, warm = 1): Stat[] {
+// Several tasks timed in alternation, one call each per round, so load from other tenants of a shared
+// machine lands on all of them alike: the ratios of the returned stats are the figures to trust. Each task
+// is first warmed alone for warmMs (at least one call), long enough for V8 to have tiered its code up
+// (WASM starts in Liftoff, JS in the interpreter; a short call counted early would time those). Each
+// task's fn performs `ops` operations per call.
+export function interleaved(tasks: { name: string; fn: () => number; ops: number }[], rounds: number, warmMs = 60): Stat[] {
+  for (const t of tasks) {
+    const t0 = performance.now();
+    do sink ^= t.fn() | 0; while (performance.now() - t0 < warmMs);
+  }
   const ms: number[][] = tasks.map(() => []);
-  for (let r = 0; r < warm + rounds; r++) {
+  for (let r = 0; r < rounds; r++) {
     for (const [i, t] of tasks.entries()) {
       const t0 = performance.now();
       sink ^= t.fn() | 0;
-      const dt = performance.now() - t0;
-      if (r >= warm) ms[i].push(dt);
+      ms[i].push(performance.now() - t0);
     }
   }
   return tasks.map((t, i) => statOf(ms[i], t.ops));
