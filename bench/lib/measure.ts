@@ -68,7 +68,9 @@ export function calibrate(run: (ops: number) => unknown, probeOps: number, targe
 }
 
 // Several tasks timed in alternation, one call each per round, so load from other tenants of a shared
-// machine lands on all of them alike: the ratios of the returned stats are the figures to trust. Each task
+// machine lands on all of them alike: the ratios of the returned stats are the figures to trust. Timed in
+// the process's CPU time (user + system): on a machine with more runnable work than cores, wall time
+// counts the slices other tenants ran in, more for a long call than for a short one. Each task
 // is first warmed alone for warmMs (at least one call), long enough for V8 to have tiered its code up
 // (WASM starts in Liftoff, JS in the interpreter; a short call counted early would time those). Each
 // task's fn performs `ops` operations per call.
@@ -80,9 +82,10 @@ export function interleaved(tasks: { name: string; fn: () => number; ops: number
   const ms: number[][] = tasks.map(() => []);
   for (let r = 0; r < rounds; r++) {
     for (const [i, t] of tasks.entries()) {
-      const t0 = performance.now();
+      const c0 = process.cpuUsage();
       sink ^= t.fn() | 0;
-      ms[i].push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      ms[i].push((c.user + c.system) / 1000);
     }
   }
   return tasks.map((t, i) => statOf(ms[i], t.ops));
