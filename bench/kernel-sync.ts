@@ -13,6 +13,7 @@
 import { spawn, execFileSync, execSync } from "node:child_process";
 import { existsSync, writeFileSync, readdirSync, mkdirSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { loadavg, cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { DesiredState, VirtualService } from "../src/model/types.ts";
 import type { Figure, Target } from "./lib/report.ts";
@@ -369,14 +370,17 @@ export function runInVm(cmd: string, env: NodeJS.ProcessEnv, onStderr: (l: strin
   });
 }
 
-// The VM's wall-clock limit, scaled with the work: each case's time on a quiet machine (measured under
-// qemu TCG here: 10k×10 takes about 130 s a repetition, 1k×10 about 15 s; the boot and the batching test
-// about 40 s), times 3 for a machine whose other tenants slow the emulation down.
+// The VM's wall-clock limit, scaled with the work and the machine's load: each case's time on a quiet
+// machine (under qemu TCG: a 10k×10 repetition about 130 s, 1k×10 about 30 s with the child's start and
+// warm-up, the boot and the batching test about 40 s), times 3, times the host's load per core when it is
+// above 1 (qemu's emulation gets that much less of a core), at most 10 times in all. On 2026-12-06, with a
+// load of 20 on 2 cores, 1k×10 took 250-300 s a repetition and 10k×10 870 s.
 export function vmLimitS(quick: boolean): number {
   const plan = casePlan(quick);
   let quietS = 40;
-  for (const n of plan.sizes) quietS += (plan.reps ?? (quick ? 1 : n >= 10000 ? 2 : 3)) * (n >= 10000 ? 130 : 15);
-  return Math.round(3 * quietS);
+  for (const n of plan.sizes) quietS += (plan.reps ?? (quick ? 1 : n >= 10000 ? 2 : 3)) * (n >= 10000 ? 130 : 30);
+  const perCore = loadavg()[0] / Math.max(1, cpus().length);
+  return Math.round(quietS * Math.min(10, 3 * Math.max(1, perCore)));
 }
 
 // --sizes=1000,10000 (default both; --quick: 1000) and --reps=N (default 3 at 1k, 2 at 10k; --quick 1)
