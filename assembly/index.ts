@@ -342,7 +342,8 @@ export function lookupChain(n: i32, start: i32, steps: i32): i32 {
   for (let i = 0; i < steps; i++) {
     const p = keyArea + <usize>k * 48;
     readKey(p);
-    const r = lookupIn(<i32>load<u8>(p), <i32>load<u8>(p, 1), kc0, kc1, kc2, kc3, load<u32>(p, 4), kv0, kv1, kv2, kv3, load<u32>(p, 8), false);
+    const r = lookupIn(<i32>load<u8>(p), <i32>load<u8>(p, 1), kc0, kc1, kc2, kc3, load<u32>(p, 4),
+                       kv0, kv1, kv2, kv3, load<u32>(p, 8), false);
     if (r >= 0) found++;
     k += 1 + <i32>(<u32>r >>> 31);
     if (k >= n) k -= n;

@@ -41,7 +41,8 @@ export class DestTree extends Scheduler {
     // a load change that leaves what the index compares as it was cannot move d (sed, nq: a connection
     // turning inactive or going away from the inactive count)
     const p = this.slotOf(d);
-    if (p >= 0 && (unchecked(this.keyLoad[p]) != loadKey(d) || unchecked(this.keyWeight[p]) != d.weight)) this.refresh(p);
+    if (p < 0) return;
+    if (unchecked(this.keyLoad[p]) != loadKey(d) || unchecked(this.keyWeight[p]) != d.weight) this.refresh(p);
   }
 
   // set by schedulers whose index reads only a destination's active count, OVERLOAD flag and weight

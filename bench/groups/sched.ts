@@ -14,8 +14,10 @@ export const FAST = ["rr", "wrr", "sh", "dh", "mh"];
 export const LEAST_LOADED = ["lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "lblc", "lblcr"];
 const FAST_TARGET_NS = 50;
 // Where a WASM decision is known to lose to the baseline, why (README, "Benchmarks")
-const TREE_WHY = "the index's O(log n) upkeep per load change costs more than the kernel's scan of 10; from 100 on it wins";
-const PARITY_WHY = "O(1) on both sides here (a cached or first idle destination): within a few ns, the call per decision";
+const TREE_WHY = "the index's O(log n) upkeep per load change costs more than the kernel's scan of 10; " +
+  "from 100 on it wins";
+const PARITY_WHY = "O(1) on both sides here (a cached or first idle destination): within a few ns, " +
+  "the call per decision";
 const WHY_SLOWER: Record<string, string> = {
   lc: TREE_WHY, wlc: TREE_WHY, fo: TREE_WHY, ovf: TREE_WHY, twos: TREE_WHY,
   sed: PARITY_WHY, nq: PARITY_WHY, lblc: PARITY_WHY, lblcr: PARITY_WHY, rr: PARITY_WHY,
@@ -64,7 +66,8 @@ export async function benchSched(ctx: Ctx, names: readonly string[] = SCHEDULERS
         p.note(`${name}: scheduleBatch chose no destination: not timed`);
       } else {
         const ops = calibrate((m) => { scheduleBatch(core, svc, m, src, bind); src += m; }, 2000, targetMs, 1000, 200_000);
-        tasks.push({ name: `${name} ${n}`, fn: () => { const r = scheduleBatch(core, svc, ops, src, bind); src += ops; return r; }, ops });
+        const fn = () => { const r = scheduleBatch(core, svc, ops, src, bind); src += ops; return r; };
+        tasks.push({ name: `${name} ${n}`, fn, ops });
       }
       // the baseline, same destinations and weights, same decisions
       const ds: BDest[] = [];
@@ -134,7 +137,8 @@ export async function benchSched(ctx: Ctx, names: readonly string[] = SCHEDULERS
     if (ratios.every((x) => Number.isNaN(x))) continue;
     const worst = Math.min(...ratios.filter((x) => !Number.isNaN(x)));
     targets.push({
-      id: `sched-vs-ts-${name}`, target: `${name}: WASM decision at least as fast as the TS baseline (10/100/1000 dests)`,
+      id: `sched-vs-ts-${name}`,
+      target: `${name}: WASM decision at least as fast as the TS baseline (10/100/1000 dests)`,
       measured: ratios.map((x, i) => `${DEST_COUNTS[i]}: ${Number.isNaN(x) ? "-" : x.toFixed(2) + "×"}`).join(", "),
       status: worst >= 1 ? "PASS" : "MISS", note: worst >= 1 ? undefined : WHY_SLOWER[name],
     });

@@ -43,7 +43,8 @@ export function canonServiceKey(s: VirtualService): string {
 }
 // uncached: for objects met once (a dump's), which would only grow the WeakMap the collector must walk
 function canonServiceKeyOf(s: VirtualService): string {
-  return s.fwmark || (s.addr ?? "").indexOf(":") < 0 ? serviceKey(s) : serviceKey({ ...s, addr: canonAddr(s.addr ?? "") });
+  if (s.fwmark || (s.addr ?? "").indexOf(":") < 0) return serviceKey(s);
+  return serviceKey({ ...s, addr: canonAddr(s.addr ?? "") });
 }
 export function canonRealServerKey(r: Pick<RealServer, "addr" | "port">): string {
   return r.addr.indexOf(":") < 0 ? `${r.addr}:${r.port}` : realServerKey({ addr: canonAddr(r.addr), port: r.port });
@@ -95,8 +96,9 @@ function tunSig(r: Partial<RealServer>): string {
 }
 // realServerDiff(want, have).length === 0 without building the texts (the common case of a full pass)
 function sameRealServer(want: RealServer, have: RealServer): boolean {
-  return want.weight === have.weight && want.fwd === have.fwd && (want.upperThreshold ?? 0) === (have.upperThreshold ?? 0) &&
-    (want.lowerThreshold ?? 0) === (have.lowerThreshold ?? 0) && (want.fwd !== "tunnel" && have.fwd !== "tunnel" || tunSig(want) === tunSig(have));
+  return want.weight === have.weight && want.fwd === have.fwd &&
+    (want.upperThreshold ?? 0) === (have.upperThreshold ?? 0) && (want.lowerThreshold ?? 0) === (have.lowerThreshold ?? 0) &&
+    (want.fwd !== "tunnel" && have.fwd !== "tunnel" || tunSig(want) === tunSig(have));
 }
 
 /** The real server fields that differ (weight, forwarding, thresholds, tunnel). */
@@ -322,7 +324,9 @@ export class Reconciler {
         else if (wasDraining) cur.dests.set(rk, r);
       }
       if (matched !== cur.dests.size) {   // some real server in the kernel is not desired
-        for (const [rk, have] of cur.dests) if (!seen.has(rk) && !this.draining.has(`${k} ${rk}`)) removals.push({ s, k, rk, have });
+        for (const [rk, have] of cur.dests) {
+          if (!seen.has(rk) && !this.draining.has(`${k} ${rk}`)) removals.push({ s, k, rk, have });
+        }
       }
     }
 
