@@ -26,7 +26,8 @@ function kernelModel() {
         else if (o.op === "deleteService") svcs.delete(k);
         else if (o.op === "addDest" || o.op === "editDest") {
           const old = svcs.get(k)!.dests.get(key(o.dest));
-          svcs.get(k)!.dests.set(key(o.dest), { ...o.dest, activeConns: old?.activeConns ?? 0, inactConns: old?.inactConns ?? 0, persistConns: 0 });
+          const kept = { activeConns: old?.activeConns ?? 0, inactConns: old?.inactConns ?? 0, persistConns: 0 };
+          svcs.get(k)!.dests.set(key(o.dest), { ...o.dest, ...kept });
         } else if (o.op === "deleteDest") svcs.get(k)!.dests.delete(key(o.dest));
         return { op: o };
       });
@@ -34,12 +35,14 @@ function kernelModel() {
   } as unknown as IpvsClient;
   return { svcs, client };
 }
-const rs = (addr: string, weight = 1): RealServer => ({ addr, port: 80, weight, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 });
+const rs = (addr: string, weight = 1): RealServer =>
+  ({ addr, port: 80, weight, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 });
 const svc = (realServers: RealServer[]): VirtualService =>
   ({ protocol: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr", flags: [], realServers });
-const have = (m: ReturnType<typeof kernelModel>) => [...(m.svcs.get("10.0.0.1:80")?.dests.values() ?? [])].map((d) => `${d.addr}/${d.weight}`).sort();
+const have = (m: ReturnType<typeof kernelModel>) =>
+  [...(m.svcs.get("10.0.0.1:80")?.dests.values() ?? [])].map((d) => `${d.addr}/${d.weight}`).sort();
 
-test("a real server swapped for another (same count) is added and the old one deleted, full pass with re-read", async () => {
+test("a real server swapped for another (same count) is added and the old one deleted, with re-read", async () => {
   const m = kernelModel();
   const rec = new Reconciler(m.client);
   await rec.sync({ services: [svc([rs("10.1.0.1"), rs("10.1.0.2")])] });
@@ -74,7 +77,8 @@ test("while one real server drains, the others' edits and a restore are still fo
   const r2 = await rec.sync({ services: [svc([rs("10.1.0.1", 5), rs("10.1.0.2")])] }, { refresh: true });
   assert.equal(r2.changes.map((c) => c.kind), ["edit-rs"]);
   assert.equal(have(m), ["10.1.0.1/5", "10.1.0.2/1", "10.1.0.3/0"]);
-  const r3 = await rec.sync({ services: [svc([rs("10.1.0.1", 5), rs("10.1.0.2"), rs("10.1.0.3")])] }, { refresh: true });
+  const back = { services: [svc([rs("10.1.0.1", 5), rs("10.1.0.2"), rs("10.1.0.3")])] };
+  const r3 = await rec.sync(back, { refresh: true });
   assert.equal(r3.changes.map((c) => c.kind), ["restore-rs"]);
   assert.equal(r3.draining.length, 0);
   assert.equal(have(m), ["10.1.0.1/5", "10.1.0.2/1", "10.1.0.3/1"]);
