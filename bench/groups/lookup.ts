@@ -5,7 +5,8 @@
 // by a string and by a BigInt. Memory: a pointer chase over 256 MiB, one chain (latency, against the
 // dependent lookups) and 16 chains in flight (throughput, against the batched lookups), in JS and WASM.
 import { Core } from "../../src/core/index.ts";
-import { writeKeys4, lookupBatch, lookupChain, hasChase, chaseInit, chase, chaseMulti, chaseFree, type Keys4 } from "../../src/core/bench-api.ts";
+import { writeKeys4, lookupBatch, lookupChain, hasChase, chaseInit, chase, chaseMulti, chaseFree, type Keys4 }
+  from "../../src/core/bench-api.ts";
 import { StringConnTable, BigIntConnTable, TypedConnTable, newConn } from "../baseline/conn-table.ts";
 import { JsChase } from "../lib/memlat.ts";
 import { interleaved, type Stat } from "../lib/measure.ts";
@@ -77,8 +78,9 @@ export async function benchLookup(ctx: Ctx, only: { lookup: boolean; memlat: boo
       chaseFree(wcore);
     }
     figures.push(withBaselines({
-      group: "memlat", name: `${CHASE_BYTES >> 20} MiB random cycle, 1 chain (latency)`, params: { bytes: CHASE_BYTES, steps, chains: 1 },
-      unit: "load", ours: lat.wasm ?? null, oursLabel: "WASM pointer chase", baselines: [{ name: "JS Uint32Array chase", stat: lat.js }],
+      group: "memlat", name: `${CHASE_BYTES >> 20} MiB random cycle, 1 chain (latency)`,
+      params: { bytes: CHASE_BYTES, steps, chains: 1 }, unit: "load", ours: lat.wasm ?? null,
+      oursLabel: "WASM pointer chase", baselines: [{ name: "JS Uint32Array chase", stat: lat.js }],
       note: "dependent loads, 64-byte lines, random single cycle",
     }));
     figures.push(withBaselines({
@@ -96,7 +98,7 @@ export async function benchLookup(ctx: Ctx, only: { lookup: boolean; memlat: boo
     const str = new StringConnTable(), big = new BigIntConnTable(), typed = new TypedConnTable(CAPACITY);
     let live = 0;
     for (const n of SIZES) {
-      p.step(`${label(n)}: creating ${label(n - live)} connections (Core.packet SYN) and the same in the baseline tables`);
+      p.step(`${label(n)}: creating ${label(n - live)} connections (Core.packet SYN), the same in the baseline tables`);
       const t0 = performance.now();
       for (let i = live; i < n; i++) {
         const caddr = caddrOf(i), cport = cportOf(i);
@@ -131,13 +133,20 @@ export async function benchLookup(ctx: Ctx, only: { lookup: boolean; memlat: boo
         if (f !== want) throw new Error(`${name}: found ${f} of ${want} keys at ${label(n)} live`);
         return f;
       };
-      const wasmRun = counted("WASM lookupBatch", ops, () => { let f = 0; for (let r = 0; r < reps; r++) f += lookupBatch(core, n); return f; });
-      const typedRun = counted("typed table", ops, () => {
+      const wasmRun = counted("WASM lookupBatch", ops, () => {
         let f = 0;
-        for (let r = 0; r < reps; r++) for (let k = 0; k < n; k++) if (typed.find(TCP, caddr[k], cport[k], vaddr[k], vport[k]) >= 0) f++;
+        for (let r = 0; r < reps; r++) f += lookupBatch(core, n);
         return f;
       });
-      const window = (name: string, lookup: (proto: number, ca: number, cp: number, va: number, vp: number) => unknown) => {
+      const typedRun = counted("typed table", ops, () => {
+        let f = 0;
+        for (let r = 0; r < reps; r++) {
+          for (let k = 0; k < n; k++) if (typed.find(TCP, caddr[k], cport[k], vaddr[k], vport[k]) >= 0) f++;
+        }
+        return f;
+      });
+      type Lookup = (proto: number, ca: number, cp: number, va: number, vp: number) => unknown;
+      const window = (name: string, lookup: Lookup) => {
         let off = 0;
         return counted(name, bops, () => {
           let f = 0, k = off;
@@ -155,7 +164,11 @@ export async function benchLookup(ctx: Ctx, only: { lookup: boolean; memlat: boo
       // from a rolling start so the run covers the table.
       const cops = Math.min(n, CHAIN_OPS_PER_CALL);
       let cstart = 0, tstart = 0;
-      const chainRun = counted("WASM lookupChain", cops, () => { const f = lookupChain(core, n, cstart, cops); cstart = (cstart + cops) % n; return f; });
+      const chainRun = counted("WASM lookupChain", cops, () => {
+        const f = lookupChain(core, n, cstart, cops);
+        cstart = (cstart + cops) % n;
+        return f;
+      });
       const typedChainRun = counted("typed table, dependent", cops, () => {
         let f = 0, k = tstart;
         for (let j = 0; j < cops; j++) {
@@ -167,23 +180,28 @@ export async function benchLookup(ctx: Ctx, only: { lookup: boolean; memlat: boo
         tstart = k;
         return f;
       });
-      p.step(`${label(n)}: batched (WASM ${ops}, typed ${ops}, Maps ${bops} per call) and one at a time (${cops}), ${rounds} interleaved rounds`);
+      p.step(`${label(n)}: batched (WASM ${ops}, typed ${ops}, Maps ${bops} per call) and one at a time (${cops}), ` +
+        `${rounds} interleaved rounds`);
       const [ours, t, s, b, chain, typedChain] = interleaved([
         { name: "wasm batch", fn: wasmRun, ops }, { name: "typed batch", fn: typedRun, ops },
         { name: "string Map", fn: strRun, ops: bops }, { name: "BigInt Map", fn: bigRun, ops: bops },
         { name: "wasm chain", fn: chainRun, ops: cops }, { name: "typed chain", fn: typedChainRun, ops: cops },
       ], rounds);
-      p.note(`batched: WASM ${fmtStat(ours)}, typed table ${fmtStat(t)}, string Map ${fmtStat(s)}, BigInt Map ${fmtStat(b)}`);
+      p.note(`batched: WASM ${fmtStat(ours)}, typed table ${fmtStat(t)}, string Map ${fmtStat(s)}, ` +
+        `BigInt Map ${fmtStat(b)}`);
       p.note(`one at a time: WASM ${fmtStat(chain)}, typed table ${fmtStat(typedChain)}`);
       lookupStats.push({ n, ours, typed: t, str: s, big: b, chain, typedChain });
       figures.push(withBaselines({
-        group: "lookup", name: `${label(n)} live, batched`, params: { live: n, capacity: CAPACITY, opsPerCall: ops, baselineOpsPerCall: bops },
+        group: "lookup", name: `${label(n)} live, batched`,
+        params: { live: n, capacity: CAPACITY, opsPerCall: ops, baselineOpsPerCall: bops },
         unit: "lookup", ours, oursLabel: "WASM lookupBatch",
-        baselines: [{ name: "typed-array table", stat: t }, { name: "string Map", stat: s }, { name: "BigInt Map", stat: b }],
+        baselines: [{ name: "typed-array table", stat: t }, { name: "string Map", stat: s },
+          { name: "BigInt Map", stat: b }],
       }));
       figures.push(withBaselines({
-        group: "lookup", name: `${label(n)} live, one at a time`, params: { live: n, capacity: CAPACITY, opsPerCall: cops },
-        unit: "lookup", ours: chain, oursLabel: "WASM lookupChain", baselines: [{ name: "typed-array table", stat: typedChain }],
+        group: "lookup", name: `${label(n)} live, one at a time`,
+        params: { live: n, capacity: CAPACITY, opsPerCall: cops }, unit: "lookup", ours: chain,
+        oursLabel: "WASM lookupChain", baselines: [{ name: "typed-array table", stat: typedChain }],
         note: "each key chosen by the previous lookup's result: latency",
       }));
     }
@@ -195,31 +213,42 @@ export async function benchLookup(ctx: Ctx, only: { lookup: boolean; memlat: boo
     const maps = Math.min(l.str.median, l.big.median) / l.ours.median;
     targets.push({
       id: `lookup-${l.n}`, target: `lookup at ${label(l.n)} live, batched: ≥ 4× the typed-array table`,
-      measured: `${fmtNs(l.ours.median)} vs ${fmtNs(l.typed.median)}: ${r.toFixed(2)}× (the faster Map: ${maps.toFixed(1)}×)`,
+      measured: `${fmtNs(l.ours.median)} vs ${fmtNs(l.typed.median)}: ${r.toFixed(2)}× ` +
+        `(the faster Map: ${maps.toFixed(1)}×)`,
       status: r >= 4 ? "PASS" : "MISS", note: "same keys, same batch; open addressing on an Int32Array, integer hash",
     });
     const rc = l.typedChain.median / l.chain.median;
     targets.push({
-      id: `lookup-chain-${l.n}`, target: `lookup at ${label(l.n)} live, one at a time: at least as fast as the typed-array table`,
-      measured: `${fmtNs(l.chain.median)} vs ${fmtNs(l.typedChain.median)}: ${rc.toFixed(2)}×`, status: rc >= 1 ? "PASS" : "MISS",
+      id: `lookup-chain-${l.n}`,
+      target: `lookup at ${label(l.n)} live, one at a time: at least as fast as the typed-array table`,
+      measured: `${fmtNs(l.chain.median)} vs ${fmtNs(l.typedChain.median)}: ${rc.toFixed(2)}×`,
+      status: rc >= 1 ? "PASS" : "MISS",
     });
   }
   const at1M = lookupStats.find((l) => l.n === 1_000_000);
-  const lower = (a?: Stat, b?: Stat) => [a, b].filter((x): x is Stat => !!x).reduce<Stat | undefined>((m, x) => (!m || x.median < m.median ? x : m), undefined);
+  const lower = (a?: Stat, b?: Stat) =>
+    [a, b].filter((x): x is Stat => !!x)
+      .reduce<Stat | undefined>((m, x) => (!m || x.median < m.median ? x : m), undefined);
   const oneLat = lower(lat.js, lat.wasm), multiLat = lower(lat.jsMulti, lat.wasmMulti);
   if (at1M && oneLat) {
     const r = at1M.chain.median / oneLat.median;
     targets.push({
-      id: "lookup-vs-latency", target: "one lookup at a time at 1M live within 2× of one random memory access (1-chain chase)",
-      measured: `${fmtNs(at1M.chain.median)} vs ${fmtNs(oneLat.median)} (JS ${lat.js ? fmtNs(lat.js.median) : "-"}, WASM ${lat.wasm ? fmtNs(lat.wasm.median) : "-"}): ${r.toFixed(2)}×`,
+      id: "lookup-vs-latency",
+      target: "one lookup at a time at 1M live within 2× of one random memory access (1-chain chase)",
+      measured: `${fmtNs(at1M.chain.median)} vs ${fmtNs(oneLat.median)} (JS ${lat.js ? fmtNs(lat.js.median) : "-"}, ` +
+        `WASM ${lat.wasm ? fmtNs(lat.wasm.median) : "-"}): ${r.toFixed(2)}×`,
       status: r <= 2 ? "PASS" : "MISS", note: "latency against latency: the lower of the two chases",
     });
   }
   if (at1M && multiLat) {
     const r = at1M.ours.median / multiLat.median;
     targets.push({
-      id: "lookup-vs-throughput", target: `batched lookup at 1M live within 2× of a batched memory access (${CHAINS}-chain chase)`,
-      measured: `${fmtNs(at1M.ours.median)} vs ${fmtNs(multiLat.median)} per load (JS ${lat.jsMulti ? fmtNs(lat.jsMulti.median) : "-"}, WASM ${lat.wasmMulti ? fmtNs(lat.wasmMulti.median) : "-"}): ${r.toFixed(2)}×`,
+      id: "lookup-vs-throughput",
+      target: `batched lookup at 1M live within 2× of a batched memory access (${CHAINS}-chain chase)`,
+      measured: `${fmtNs(at1M.ours.median)} vs ${fmtNs(multiLat.median)} per load ` +
+        `(JS ${lat.jsMulti ? fmtNs(lat.jsMulti.median) : "-"}, ` +
+        `WASM ${lat.wasmMulti ? fmtNs(lat.wasmMulti.median) : "-"}): ` +
+        `${r.toFixed(2)}×`,
       status: r <= 2 ? "PASS" : "MISS", note: "throughput against throughput: the lower of the two chases",
     });
   }
@@ -227,10 +256,11 @@ export async function benchLookup(ctx: Ctx, only: { lookup: boolean; memlat: boo
   if (lookupStats.length) {
     const refs = [];
     if (oneLat) refs.push({ label: "memory latency, 1 chain", ns: oneLat.median, color: "#d62728" });
-    if (multiLat) refs.push({ label: `memory access, ${CHAINS} chains in flight`, ns: multiLat.median, color: "#9467bd" });
+    if (multiLat) refs.push({ label: `memory access, ${CHAINS} chains in flight`, ns: multiLat.median, 
+      color: "#9467bd" });
     svgs["lookup.svg"] = barChartSvg({
       title: "Connection lookup, ns per lookup (random-order hits)",
-      subtitle: "batched and one at a time; WASM vs a typed-array open-addressing table and Maps, same connections, same run",
+      subtitle: "batched and one at a time; WASM vs a typed-array open-addressing table and Maps, same connections",
       yLabel: "ns per lookup", categories: lookupStats.map((l) => `${label(l.n)} live`),
       series: [
         { name: "wasmvs batched", color: "#1f77b4", values: lookupStats.map((l) => l.ours) },
