@@ -67,9 +67,11 @@ if (want.has("sim")) take(await benchSim(ctx));
 if (want.has("kernel")) {
   const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.url));
   if (!existsSync(vm)) {
-    targets.push({ id: "kernel", target: "kernel programmer in the VM", measured: "-", status: "SKIP", note: `${vm} is missing` });
+    targets.push({ id: "kernel", target: "kernel programmer in the VM", measured: "-", status: "SKIP",
+      note: `${vm} is missing` });
   } else {
-    process.stderr.write(`[${elapsed()}] kernel: bench/kernel-sync.ts in the VM${quick ? " (--quick: 1k only)" : ""}\n`);
+    const what = quick ? " (--quick: 1k only)" : "";
+    process.stderr.write(`[${elapsed()}] kernel: bench/kernel-sync.ts in the VM${what}\n`);
     take(await benchKernelSync({ quick }));
   }
 }

@@ -74,7 +74,8 @@ export function calibrate(run: (ops: number) => unknown, probeOps: number, targe
 // is first warmed alone for warmMs (at least one call), long enough for V8 to have tiered its code up
 // (WASM starts in Liftoff, JS in the interpreter; a short call counted early would time those). Each
 // task's fn performs `ops` operations per call.
-export function interleaved(tasks: { name: string; fn: () => number; ops: number }[], rounds: number, warmMs = 60): Stat[] {
+export interface Task { name: string; fn: () => number; ops: number }
+export function interleaved(tasks: Task[], rounds: number, warmMs = 60): Stat[] {
   for (const t of tasks) {
     const t0 = performance.now();
     do sink ^= t.fn() | 0; while (performance.now() - t0 < warmMs);

@@ -68,5 +68,7 @@ export function chaseInit(core: Core, bytes: number, seed = 0x1234567n): boolean
 }
 export function chase(core: Core, steps: number): number { return core.x.benchChase(steps) >>> 0; }
 // `chains` (≤ 16) independent walks of the cycle at once, `steps` links each: the batched baseline.
-export function chaseMulti(core: Core, chains: number, steps: number): number { return core.x.benchChaseMulti(chains, steps) >>> 0; }
+export function chaseMulti(core: Core, chains: number, steps: number): number {
+  return core.x.benchChaseMulti(chains, steps) >>> 0;
+}
 export function chaseFree(core: Core): void { core.x.benchChaseFree(); }
