@@ -8,16 +8,18 @@ import type { DesiredState, VirtualService } from "../src/model/types.ts";
 import type { IpvsClient, ServiceWithDests, Op } from "../src/kernel/client.ts";
 import { Reconciler } from "../src/kernel/reconcile.ts";
 
-const arg = (name: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? d);
+const arg = (name: string, d: number) =>
+  Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? d);
 const n = arg("services", 10_000), rounds = arg("rounds", 9);
 
 function desiredOf(n: number): DesiredState {
   const services: VirtualService[] = [];
   for (let i = 0; i < n; i++) {
-    const s: VirtualService = { protocol: "tcp", addr: `10.96.${i >> 8}.${i & 255}`, port: 80, scheduler: "rr", flags: [], realServers: [] };
+    const addr = `10.96.${i >> 8}.${i & 255}`;
+    const s: VirtualService = { protocol: "tcp", addr, port: 80, scheduler: "rr", flags: [], realServers: [] };
     for (let j = 0; j < 10; j++) {
-      s.realServers.push({ addr: `10.${128 + (i >> 12)}.${(i >> 4) & 255}.${((i & 15) << 4) | j}`, port: 8080, weight: 1, fwd: "masq",
-        upperThreshold: 0, lowerThreshold: 0 });
+      const addr = `10.${128 + (i >> 12)}.${(i >> 4) & 255}.${((i & 15) << 4) | j}`;
+      s.realServers.push({ addr, port: 8080, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 });
     }
     services.push(s);
   }
@@ -27,9 +29,10 @@ function desiredOf(n: number): DesiredState {
 // the dump as the parser returns it: fresh objects each read, with the kernel's counters and fields
 function dumpOf(d: DesiredState): ServiceWithDests[] {
   return d.services.map((s) => ({
-    protocol: s.protocol, addr: s.addr, port: s.port, scheduler: s.scheduler, flags: [], netmask: "255.255.255.255", family: "inet",
-    realServers: s.realServers.map((r) => ({ addr: r.addr, port: r.port, weight: r.weight, fwd: r.fwd, upperThreshold: 0, lowerThreshold: 0,
-      activeConns: 0, inactConns: 0, persistConns: 0 })),
+    protocol: s.protocol, addr: s.addr, port: s.port, scheduler: s.scheduler, flags: [], netmask: "255.255.255.255",
+    family: "inet",
+    realServers: s.realServers.map((r) => ({ addr: r.addr, port: r.port, weight: r.weight, fwd: r.fwd,
+      upperThreshold: 0, lowerThreshold: 0, activeConns: 0, inactConns: 0, persistConns: 0 })),
   })) as unknown as ServiceWithDests[];
 }
 
@@ -50,7 +53,9 @@ async function setup(R: RecClass) {
   let cur = desired, r = 0;
   return async (): Promise<number> => {
     const k = (r++ * 7919) % n, sv = cur.services[k];
-    const ns: VirtualService = { ...sv, realServers: sv.realServers.map((x, j) => j === 3 ? { ...x, weight: x.weight === 1 ? 2 : 1 } : x) };
+    const flip = (x: VirtualService["realServers"][number], j: number) =>
+      j === 3 ? { ...x, weight: x.weight === 1 ? 2 : 1 } : x;
+    const ns: VirtualService = { ...sv, realServers: sv.realServers.map(flip) };
     const services = cur.services.slice(); services[k] = ns; cur = { services };
     // in the process's CPU time (the collector's threads included; not the slices other tenants ran in)
     const cpu = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
@@ -72,10 +77,12 @@ if (abPath) {
   const other = (await import(new URL(abPath, `file://${process.cwd()}/`).href)) as { Reconciler: RecClass };
   runs.push({ name: `A (${abPath})`, pass: await setup(other.Reconciler), ms: [] });
 }
-runs.push({ name: abPath ? "B (this tree)" : "full pass", pass: await setup(Reconciler as unknown as RecClass), ms: [] });
+const ours = await setup(Reconciler as unknown as RecClass);
+runs.push({ name: abPath ? "B (this tree)" : "full pass", pass: ours, ms: [] });
 for (let r = 0; r < rounds + 2; r++) for (const x of runs) { const ms = await x.pass(); if (r >= 2) x.ms.push(ms); }
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 for (const x of runs) {
-  console.log(`${n}×10, ${x.name}, the table handed over: ${med(x.ms).toFixed(1)} ms CPU median (${Math.min(...x.ms).toFixed(1)}–${Math.max(...x.ms).toFixed(1)})`);
+  const range = `${Math.min(...x.ms).toFixed(1)}–${Math.max(...x.ms).toFixed(1)}`;
+  console.log(`${n}×10, ${x.name}, the table handed over: ${med(x.ms).toFixed(1)} ms CPU median (${range})`);
 }
 if (runs.length === 2) console.log(`B/A ${(med(runs[1].ms) / med(runs[0].ms)).toFixed(3)}`);
