@@ -40,6 +40,7 @@ export function benchChaseInit(lines: u32, seed: u64): usize {
   }
   chaseBase = base;
   chaseLines = lines;
+  chainCount = 0;
   chaseAt = 0;
   return base;
 }
@@ -52,6 +53,28 @@ export function benchChase(steps: i32): u32 {
   for (let k = 0; k < steps; k++) at = <usize>load<u32>(base + at);
   chaseAt = at;
   return <u32>(at >> 6);
+}
+
+// `chains` independent walks of the same cycle in flight at once (at most 16), each starting at its own
+// line, `steps` links each: the loads of different chains overlap as a batch of independent lookups'
+// misses can, so this is the throughput baseline for lookupBatch (benchChase is the latency one). Returns
+// a checksum of where the chains stopped.
+const chainAt = new StaticArray<usize>(16);
+let chainCount: i32 = 0;
+export function benchChaseMulti(chains: i32, steps: i32): u32 {
+  const base = chaseBase;
+  if (base == 0 || chains < 1) return 0;
+  if (chains > 16) chains = 16;
+  if (chains != chainCount) {
+    for (let c = 0; c < chains; c++) unchecked(chainAt[c] = (<usize>chaseLines * <usize>c / <usize>chains) * LINE);
+    chainCount = chains;
+  }
+  for (let k = 0; k < steps; k++) {
+    for (let c = 0; c < chains; c++) unchecked(chainAt[c] = <usize>load<u32>(base + unchecked(chainAt[c])));
+  }
+  let sum: u32 = 0;
+  for (let c = 0; c < chains; c++) sum += <u32>unchecked(chainAt[c]);
+  return sum >> 6;
 }
 
 export function benchChaseFree(): void {

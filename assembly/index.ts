@@ -326,6 +326,27 @@ export function lookupBatch(n: i32): i32 {
 }
 let lookupWarmSink: u32 = 0;
 
+// One lookup at a time, each key chosen by the previous result: key k + 1 + (r >>> 31) follows key k, and
+// r >= 0 for a hit, so it is always the next key, but the CPU cannot start the next lookup's loads before
+// this one's result is known (latency, like a pointer chase; lookupBatch measures throughput). Returns how
+// many were found; `steps` lookups from key `start`, wrapping at n.
+export function lookupChain(n: i32, start: i32, steps: i32): i32 {
+  if (n > keyMax) n = keyMax;
+  if (n <= 0) return 0;
+  let found = 0;
+  let k = start > 0 ? start % n : 0;
+  for (let i = 0; i < steps; i++) {
+    const p = keyArea + <usize>k * 48;
+    readKey(p);
+    const r = lookupIn(<i32>load<u8>(p), <i32>load<u8>(p, 1), kc0, kc1, kc2, kc3, load<u32>(p, 4),
+                       kv0, kv1, kv2, kv3, load<u32>(p, 8), false);
+    if (r >= 0) found++;
+    k += 1 + <i32>(<u32>r >>> 31);
+    if (k >= n) k -= n;
+  }
+  return found;
+}
+
 // Schedules n new connections on a service from IPv4 clients srcBase+i (port 1024 + i % 60000), without
 // creating entries. With bindLoad the chosen destination's inactive count goes up as a new connection's
 // would (so least-loaded schedulers see load). Returns a checksum of the chosen ids (-1 per failure).

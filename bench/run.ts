@@ -1,5 +1,6 @@
 // npm run bench [-- [groups...] [--quick] [--sched=rr,wlc] [--out=DIR]]
-//   groups: lookup (connection lookup + memory latency), memlat (latency only), sched, packet, mh, sim; default all
+//   groups: lookup (connection lookup + memory latency), memlat (latency only), sched, packet, mh, sim, kernel
+//   (the kernel programmer in the VM, bench/kernel-sync.ts); default all
 // Prints progress on stderr, the figures and the target summary on stdout, and writes DIR/bench.json plus
 // SVG plots (DIR defaults to report/).
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -16,8 +17,10 @@ import { benchSched } from "./groups/sched.ts";
 import { benchMh } from "./groups/mh.ts";
 import { benchPacketsHook } from "./groups/packet.ts";
 import { benchSim } from "./groups/sim.ts";
+import { benchKernelSync } from "./kernel-sync.ts";
+import { existsSync } from "node:fs";
 
-const GROUPS = ["lookup", "memlat", "sched", "packet", "mh", "sim"] as const;
+const GROUPS = ["lookup", "memlat", "sched", "packet", "mh", "sim", "kernel"] as const;
 type Group = (typeof GROUPS)[number];
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -29,6 +32,8 @@ function usage(): never {
   packet   packet batches (bench/packet.ts benchPackets), Mpps beside kernel IPVS
   mh       Maglev table rebuild at M=4093/65521 with 100/1000 destinations
   sim      the simulator: 10M connections over 10k Services through the data plane (target ≤ 10 s), 3 runs
+  kernel   the kernel programmer in the VM (../shared/ipvs-vm): full sync, read back, one change by the
+           partial pass, the cached full pass and the full pass with the table read back (10+ minutes)
   --quick  shorter sampling (about 30 s for everything)`);
   process.exit(0);
 }
@@ -59,6 +64,17 @@ if (want.has("sched")) take(await benchSched(ctx, schedNames));
 if (want.has("packet")) take(await benchPacketsHook(ctx));
 if (want.has("mh")) take(await benchMh(ctx));
 if (want.has("sim")) take(await benchSim(ctx));
+if (want.has("kernel")) {
+  const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.url));
+  if (!existsSync(vm)) {
+    targets.push({ id: "kernel", target: "kernel programmer in the VM", measured: "-", status: "SKIP",
+      note: `${vm} is missing` });
+  } else {
+    const what = quick ? " (--quick: 1k only)" : "";
+    process.stderr.write(`[${elapsed()}] kernel: bench/kernel-sync.ts in the VM${what}\n`);
+    take(await benchKernelSync({ quick }));
+  }
+}
 
 const durationS = (Date.now() - started.getTime()) / 1000;
 process.stderr.write(`[${elapsed()}] done\n\n`);

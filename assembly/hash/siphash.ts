@@ -37,10 +37,21 @@ let v0: u64 = 0, v1: u64 = 0, v2: u64 = 0, v3: u64 = 0;
   return <u32>(v0 ^ v1 ^ v2 ^ v3);
 }
 
-// hsiphash(&v, 4, key) for a u32 v: its 4 bytes in (little-endian) host order are the whole tail.
+// hsiphash(&v, 4, key) for a u32 v: its 4 bytes in (little-endian) host order are the whole tail. mh's
+// per-decision hash: the state lives in locals here, not in the globals above (a WASM global is a memory
+// load and store in V8 at every use, a local a register), the same four rounds written out.
 @inline export function hsiphash1u32(v: u32, k0: u64, k1: u64): u32 {
-  start(k0, k1);
-  return finish((<u64>4 << 56) | <u64>v);
+  let a = IV0 ^ k0, b = IV1 ^ k1, c = IV2 ^ k0, d = IV3 ^ k1;
+  const m = (<u64>4 << 56) | <u64>v;
+  d ^= m;
+  for (let r = 0; r < 4; r++) {
+    a += b; b = rotl<u64>(b, 13); b ^= a; a = rotl<u64>(a, 32);
+    c += d; d = rotl<u64>(d, 16); d ^= c;
+    a += d; d = rotl<u64>(d, 21); d ^= a;
+    c += b; b = rotl<u64>(b, 17); b ^= c; c = rotl<u64>(c, 32);
+    if (r == 0) { a ^= m; c ^= 0xff; }
+  }
+  return <u32>(a ^ b ^ c ^ d);
 }
 
 // hsiphash over len bytes at data (any length; bytes read little-endian as the kernel does on x86_64).

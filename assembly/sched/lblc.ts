@@ -113,13 +113,40 @@ export class LocalityBase extends WeightedLeastConnection {
   }
   delDest(svc: Service, d: Dest): void { super.delDest(svc, d); this.mark(d, false); }
   updDest(svc: Service, d: Dest): void { super.updDest(svc, d); this.mark(d, halfIdle(d)); }
+  // A load change only notes the position: the wlc index is read only when the locality table misses
+  // (wlc() brings it up to date first), so a hit, the common case, costs O(1) as in the kernel instead of
+  // the index's O(log n) upkeep. A destination changing many times between misses is refreshed once.
+  private pending: Array<i32> = new Array<i32>();
+  private pendingAt: Uint8Array = new Uint8Array(0);   // position -> noted in pending
   loadChanged(svc: Service, d: Dest): void {
-    super.loadChanged(svc, d);
+    const p = this.slotOf(d);
+    if (p >= 0) {
+      if (this.pendingAt.length < this.cap) this.pendingAt = new Uint8Array(this.cap);
+      if (unchecked(this.pendingAt[p]) == 0) { unchecked(this.pendingAt[p] = 1); this.pending.push(p); }
+    }
     if (d.available()) this.mark(d, halfIdle(d));
   }
+  private catchUpIndex(): void {
+    const ps = this.pending;
+    const n = ps.length;
+    if (n == 0) return;
+    for (let i = 0; i < n; i++) {
+      const p = unchecked(ps[i]);
+      if (p < this.pendingAt.length) unchecked(this.pendingAt[p] = 0);
+      if (p < this.cap) this.refresh(p);
+    }
+    ps.length = 0;
+  }
+  // a rebuild evaluates every position: nothing is left pending
+  build(svc: Service): void {
+    this.pending.length = 0;
+    this.pendingAt.fill(0);
+    super.build(svc);
+  }
 
-  // the weighted least-connection choice over the whole service
+  // the weighted least-connection choice over the whole service (the index brought up to date first)
   @inline wlc(svc: Service): Dest | null {
+    this.catchUpIndex();
     return this.irregulars > 0 ? wlcScan(svc) : this.best();
   }
 

@@ -7,6 +7,7 @@ import { Dest } from "../dest/dest";
 import { WinnerTree, expectedDelay } from "./tree";
 
 export class NeverQueue extends WinnerTree {
+  constructor() { super(); this.keyed = true; }   // reads active counts only: inactive changes skip the index
   eligible(d: Dest): bool { return !d.overloaded() && d.weight != 0; }
   better(a: Dest, b: Dest): bool {
     const aIdle = a.activeConns == 0, bIdle = b.activeConns == 0;

@@ -9,6 +9,7 @@ import { traceOn } from "../trace";
 import { WinnerTree, expectedDelay, weightedScan } from "./tree";
 
 export class ShortestExpectedDelay extends WinnerTree {
+  constructor() { super(); this.keyed = true; }   // reads active counts only: inactive changes skip the index
   eligible(d: Dest): bool { return !d.overloaded() && d.weight > 0; }
   better(a: Dest, b: Dest): bool {
     return <i64>expectedDelay(a) * <i64>b.weight < <i64>expectedDelay(b) * <i64>a.weight;

@@ -14,6 +14,9 @@ import { traceOn, traceRec, tw, W_SCAN, W_A_ACT, W_A_INACT, W_A_W, W_R_ID, W_R_A
 
 const MIN_LEAVES: i32 = 8;
 
+// what a keyed index compares of a destination's load: its active count and OVERLOAD flag
+@inline function loadKey(d: Dest): i64 { return <i64>d.activeConns | (d.overloaded() ? <i64>1 << 32 : 0); }
+
 // A scheduler that indexes its service's destinations: the kernel hooks keep the index in step.
 export class DestTree extends Scheduler {
   cap: i32 = 0;       // leaves (a power of two); node 1 is the root, leaf p is node cap + p
@@ -33,7 +36,19 @@ export class DestTree extends Scheduler {
   addDest(svc: Service, d: Dest): void { this.insert(svc, d); }
   delDest(svc: Service, d: Dest): void { this.remove(d); }
   updDest(svc: Service, d: Dest): void { this.update(d); }
-  loadChanged(svc: Service, d: Dest): void { this.update(d); }
+  loadChanged(svc: Service, d: Dest): void {
+    if (!this.keyed) { this.update(d); return; }
+    // a load change that leaves what the index compares as it was cannot move d (sed, nq: a connection
+    // turning inactive or going away from the inactive count)
+    const p = this.slotOf(d);
+    if (p < 0) return;
+    if (unchecked(this.keyLoad[p]) != loadKey(d) || unchecked(this.keyWeight[p]) != d.weight) this.refresh(p);
+  }
+
+  // set by schedulers whose index reads only a destination's active count, OVERLOAD flag and weight
+  protected keyed: bool = false;
+  private keyLoad: StaticArray<i64> = new StaticArray<i64>(0);
+  private keyWeight: StaticArray<i32> = new StaticArray<i32>(0);
 
   // Index every destination of svc (init, scheduler switch, or out of positions).
   build(svc: Service): void {
@@ -44,6 +59,7 @@ export class DestTree extends Scheduler {
     if (this.cap < need || this.cap > 4 * need) {
       this.cap = need;
       this.leaf = new StaticArray<Dest | null>(need);
+      if (this.keyed) { this.keyLoad = new StaticArray<i64>(need); this.keyWeight = new StaticArray<i32>(need); }
       this.alloc(need);
     } else {
       for (let p = 0, c = this.cap; p < c; p++) unchecked(this.leaf[p] = null);
@@ -56,7 +72,7 @@ export class DestTree extends Scheduler {
     }
     this.next = n;
     const cap = this.cap;
-    for (let p = 0; p < cap; p++) this.evalLeaf(p);
+    for (let p = 0; p < cap; p++) { this.evalLeaf(p); this.noteKey(p); }
     for (let node = cap - 1; node >= 1; node--) this.pull(node);
   }
 
@@ -102,8 +118,16 @@ export class DestTree extends Scheduler {
     return p >= 0 && p < this.cap && unchecked(this.leaf[p]) === d ? p : -1;
   }
 
+  @inline private noteKey(p: i32): void {
+    if (!this.keyed) return;
+    const d = unchecked(this.leaf[p]);
+    unchecked(this.keyLoad[p] = d ? loadKey(d) : -1);
+    unchecked(this.keyWeight[p] = d ? d.weight : 0);
+  }
+
   protected refresh(p: i32): void {
     this.evalLeaf(p);
+    this.noteKey(p);
     for (let node = (this.cap + p) >> 1; node >= 1; node >>= 1) this.pull(node);
   }
 }

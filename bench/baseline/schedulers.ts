@@ -2,7 +2,7 @@
 // without an index. Same rules as the kernel's (and ours) in the common case, none of the int-overflow
 // corners: rr/wrr walk the list, the least-loaded family scans every destination per decision, sh/dh/mh
 // look a hash up in a table rebuilt on change, lblc/lblcr keep a Map from destination address to choice.
-import { maglevTable, mix32 } from "./maglev.ts";
+import { maglevTable, hsiphash1u32 } from "./maglev.ts";
 
 export interface BDest {
   id: number; addr: number; port: number; weight: number;
@@ -197,12 +197,14 @@ class SH implements BaselineScheduler {
   }
 }
 
-// mh: a Maglev table (bench/baseline/maglev.ts), keyed by a hash of the source address
+// mh: a Maglev table (bench/baseline/maglev.ts), keyed by the kernel's hash of the source address
+// (hsiphash with the first of ip_vs_mh's two fixed keys; a cheaper hash would be doing less work)
+const MH_KEY1 = 2654435761;
 class MH implements BaselineScheduler {
   readonly table: Int32Array;
   constructor(readonly ds: BDest[], m: number) { this.table = maglevTable(ds, m); }
   schedule(src: number): BDest | null {
-    const i = this.table[mix32(src) % this.table.length];
+    const i = this.table[hsiphash1u32(src, MH_KEY1) % this.table.length];
     if (i < 0) return null;
     const d = this.ds[i];
     return usable(d) ? d : null;

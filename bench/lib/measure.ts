@@ -66,3 +66,28 @@ export function calibrate(run: (ops: number) => unknown, probeOps: number, targe
   const ms = Math.max(performance.now() - t0, 1e-3);
   return Math.max(minOps, Math.min(maxOps, Math.round((probeOps * targetMs) / ms)));
 }
+
+// Several tasks timed in alternation, one call each per round, so load from other tenants of a shared
+// machine lands on all of them alike: the ratios of the returned stats are the figures to trust. Timed in
+// the process's CPU time (user + system): on a machine with more runnable work than cores, wall time
+// counts the slices other tenants ran in, more for a long call than for a short one. Each task
+// is first warmed alone for warmMs (at least one call), long enough for V8 to have tiered its code up
+// (WASM starts in Liftoff, JS in the interpreter; a short call counted early would time those). Each
+// task's fn performs `ops` operations per call.
+export interface Task { name: string; fn: () => number; ops: number }
+export function interleaved(tasks: Task[], rounds: number, warmMs = 60): Stat[] {
+  for (const t of tasks) {
+    const t0 = performance.now();
+    do sink ^= t.fn() | 0; while (performance.now() - t0 < warmMs);
+  }
+  const ms: number[][] = tasks.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, t] of tasks.entries()) {
+      const c0 = process.cpuUsage();
+      sink ^= t.fn() | 0;
+      const c = process.cpuUsage(c0);
+      ms[i].push((c.user + c.system) / 1000);
+    }
+  }
+  return tasks.map((t, i) => statOf(ms[i], t.ops));
+}

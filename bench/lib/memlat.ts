@@ -19,6 +19,20 @@ export class JsChase {
     }
     for (let i = 0; i < lines; i++) this.words[i * 16] = perm[i] * 16;
   }
+  // `chains` independent walks at once (the batched baseline), `steps` links each, each from its own line
+  private chainAt = new Uint32Array(0);
+  chaseMulti(chains: number, steps: number): number {
+    if (this.chainAt.length !== chains) {
+      const lines = this.words.length / 16;
+      this.chainAt = new Uint32Array(chains);
+      for (let c = 0; c < chains; c++) this.chainAt[c] = Math.floor((lines * c) / chains) * 16;
+    }
+    const w = this.words, at = this.chainAt;
+    for (let k = 0; k < steps; k++) for (let c = 0; c < chains; c++) at[c] = w[at[c]];
+    let sum = 0;
+    for (let c = 0; c < chains; c++) sum += at[c];
+    return sum;
+  }
   // follows `steps` links; returns where it stopped
   chase(steps: number): number {
     const w = this.words;

@@ -41,6 +41,12 @@ export function writeKeys4(core: Core, keys: Keys4, n: number, max = n): void {
 // Looks up the first n keys of the key area; returns how many were found.
 export function lookupBatch(core: Core, n: number): number { return core.x.lookupBatch(n); }
 
+// `steps` lookups one at a time from key `start`, each key chosen by the previous result (wrapping at n):
+// the latency of one lookup, where lookupBatch measures throughput. Returns how many were found.
+export function lookupChain(core: Core, n: number, start: number, steps: number): number {
+  return core.x.lookupChain(n, start, steps);
+}
+
 // The connection index found for key i of the last lookupBatch (-1: none).
 export function lookupResult(core: Core, i: number): number {
   const p = core.x.keyResultsPtr() >>> 0;
@@ -61,4 +67,8 @@ export function chaseInit(core: Core, bytes: number, seed = 0x1234567n): boolean
   return (core.x.benchChaseInit(lines, BigInt.asUintN(64, BigInt(seed))) >>> 0) !== 0;
 }
 export function chase(core: Core, steps: number): number { return core.x.benchChase(steps) >>> 0; }
+// `chains` (≤ 16) independent walks of the cycle at once, `steps` links each: the batched baseline.
+export function chaseMulti(core: Core, chains: number, steps: number): number {
+  return core.x.benchChaseMulti(chains, steps) >>> 0;
+}
 export function chaseFree(core: Core): void { core.x.benchChaseFree(); }

@@ -38,18 +38,26 @@ const keyCache = new WeakMap<object, string>();
  * object: desired states are treated as immutable (a change is a new object). */
 export function canonServiceKey(s: VirtualService): string {
   let k = keyCache.get(s);
-  if (k === undefined) {
-    k = s.fwmark ? serviceKey(s) : serviceKey({ ...s, addr: canonAddr(s.addr ?? "") });
-    keyCache.set(s, k);
-  }
+  if (k === undefined) { k = canonServiceKeyOf(s); keyCache.set(s, k); }
   return k;
+}
+// uncached: for objects met once (a dump's), which would only grow the WeakMap the collector must walk
+function canonServiceKeyOf(s: VirtualService): string {
+  if (s.fwmark || (s.addr ?? "").indexOf(":") < 0) return serviceKey(s);
+  return serviceKey({ ...s, addr: canonAddr(s.addr ?? "") });
 }
 export function canonRealServerKey(r: Pick<RealServer, "addr" | "port">): string {
   return r.addr.indexOf(":") < 0 ? `${r.addr}:${r.port}` : realServerKey({ addr: canonAddr(r.addr), port: r.port });
 }
 
 interface SvcFields { scheduler: string; flags: number; persistent: number | undefined; netmask: string; pe: string }
+const fieldsCache = new WeakMap<object, SvcFields>();
 function svcFields(s: VirtualService): SvcFields {
+  let f = fieldsCache.get(s);
+  if (f === undefined) { f = svcFieldsOf(s); fieldsCache.set(s, f); }
+  return f;
+}
+function svcFieldsOf(s: VirtualService): SvcFields {
   return {
     scheduler: s.scheduler || "wlc",
     flags: serviceFlagBits(s) & ~C.IP_VS_SVC_F_HASHED,
@@ -71,7 +79,7 @@ const flagText = (bits: number, sched: string) => {
 
 /** The service fields that differ, as "field want ← have" texts (empty: equal). */
 export function serviceDiff(want: VirtualService, have: VirtualService): string[] {
-  const w = svcFields(want), h = svcFields(have);
+  const w = svcFields(want), h = svcFieldsOf(have);   // have: often a dump's object, met once
   const d: string[] = [];
   if (w.scheduler !== h.scheduler) d.push(`scheduler ${h.scheduler} → ${w.scheduler}`);
   if (w.flags !== h.flags) d.push(`flags ${flagText(h.flags, h.scheduler)} → ${flagText(w.flags, w.scheduler)}`);
@@ -86,6 +94,13 @@ function tunSig(r: Partial<RealServer>): string {
   const t = r.tunType ?? "ipip";
   return `${t}:${t === "gue" ? r.tunPort ?? 0 : 0}:${t === "ipip" ? 0 : tunFlagBits(r.tunFlags)}`;
 }
+// realServerDiff(want, have).length === 0 without building the texts (the common case of a full pass)
+function sameRealServer(want: RealServer, have: RealServer): boolean {
+  return want.weight === have.weight && want.fwd === have.fwd &&
+    (want.upperThreshold ?? 0) === (have.upperThreshold ?? 0) && (want.lowerThreshold ?? 0) === (have.lowerThreshold ?? 0) &&
+    (want.fwd !== "tunnel" && have.fwd !== "tunnel" || tunSig(want) === tunSig(have));
+}
+
 /** The real server fields that differ (weight, forwarding, thresholds, tunnel). */
 export function realServerDiff(want: RealServer, have: RealServer): string[] {
   const d: string[] = [];
@@ -187,6 +202,7 @@ interface ViewSvc { svc: VirtualService; dests: Map<string, ViewDest> }
 interface Drain { svc: VirtualService; svcKey: string; rs: ViewDest; rsKey: string; since: number }
 
 const SYSCTL_DIR = "/proc/sys/net/ipv4/vs";
+const NONE: string[] = [];
 
 export class Reconciler {
   private view = new Map<string, ViewSvc>();
@@ -216,7 +232,7 @@ export class Reconciler {
     for (const s of dump) {
       const dests = new Map<string, ViewDest>();
       for (const d of s.realServers) dests.set(canonRealServerKey(d), d);
-      this.view.set(canonServiceKey(s), { svc: s, dests });
+      this.view.set(canonServiceKeyOf(s), { svc: s, dests });
     }
     // draining entries whose real server disappeared are done
     for (const [k, d] of this.draining) if (!this.view.get(d.svcKey)?.dests.has(d.rsKey)) this.draining.delete(k);
@@ -285,26 +301,33 @@ export class Reconciler {
       if (diff.length) push({ op: "editService", service: s }, { kind: "edit-service", service: k, fields: diff }, k, () => { cur.svc = s; });
       else cur.svc = s;
       const seen = new Set<string>();
+      let matched = 0;
       for (const r of s.realServers) {
         const rk = canonRealServerKey(r);
         if (seen.has(rk)) { failures.push({ kind: "add-rs", service: k, rs: rk, error: "duplicate real server in the desired state" }); continue; }
         seen.add(rk);
         const have = cur.dests.get(rk);
-        const dk = `${k} ${rk}`;
+        if (have) matched++;
+        // the drain key only when something drains (a full pass would build one per real server)
+        const dk = this.draining.size ? `${k} ${rk}` : "";
         if (!have) {
-          this.draining.delete(dk);
+          if (dk) this.draining.delete(dk);
           push({ op: "addDest", service: s, dest: r }, { kind: "add-rs", service: k, rs: rk }, k, () => cur.dests.set(rk, r));
           continue;
         }
         let rd: string[];
-        try { rd = realServerDiff(r, have); }
+        try { rd = sameRealServer(r, have) ? NONE : realServerDiff(r, have); }
         catch (e) { failures.push({ kind: "edit-rs", service: k, rs: rk, error: (e as Error).message }); continue; }
-        const wasDraining = this.draining.delete(dk);
+        const wasDraining = dk ? this.draining.delete(dk) : false;
         if (rd.length) push({ op: "editDest", service: s, dest: r }, { kind: wasDraining ? "restore-rs" : "edit-rs", service: k, rs: rk, fields: rd }, k,
           () => cur.dests.set(rk, { ...r, activeConns: have.activeConns, inactConns: have.inactConns }));
         else if (wasDraining) cur.dests.set(rk, r);
       }
-      for (const [rk, have] of cur.dests) if (!seen.has(rk) && !this.draining.has(`${k} ${rk}`)) removals.push({ s, k, rk, have });
+      if (matched !== cur.dests.size) {   // some real server in the kernel is not desired
+        for (const [rk, have] of cur.dests) {
+          if (!seen.has(rk) && !this.draining.has(`${k} ${rk}`)) removals.push({ s, k, rk, have });
+        }
+      }
     }
 
     // 2. kernel services nobody wants (except excluded ones): drain their real servers, then delete
