@@ -399,7 +399,7 @@ export async function soak(opts: SoakOptions = {}) {
   const { silentLogger } = await import("../src/proxy/log.ts");
   const { writeFileSync: wf, mkdtempSync: mk, rmSync: rm } = await import("node:fs");
   const say = opts.log ?? log;
-  const seconds = opts.seconds ?? 600, rate = opts.rate ?? 1000, udpRate = opts.udpRate ?? 500;
+  const seconds = opts.seconds ?? 600, rate = opts.rate ?? 1000, udpRate = opts.udpRate ?? Math.round(rate / 2);
   const reloadEvery = opts.reloadEvery ?? 10, scrapeEvery = opts.scrapeEvery ?? 1;
   const ports = [23001, 23002, 23003, 23004, 23005, 23006];
   // the echo backends in a process of their own (the proxy's loop is what the soak measures)
