@@ -430,7 +430,7 @@ ${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: w
   const child = spawn(process.execPath, ["-e", SOAK_LOAD({ vips, vport, uport, rate, udpRate })], { stdio: ["pipe", "pipe", "inherit"] });
   let childOut = "";
   child.stdout!.on("data", (d) => (childOut += d));
-  const childDone = new Promise((r) => child.once("exit", r));
+  const childDone = new Promise((r) => child.once("close", r));   // close: its stdout has been read too
   // held connections: established before the drain, written to after the removal, then closed by us
   type Held = { s: net.Socket; echoed: number; lost: boolean; mine: boolean };
   const held: Held[] = [];
@@ -553,7 +553,7 @@ export async function benchMetrics(opts: { services?: number; dests?: number; sc
     const child = spawn(process.execPath, ["-e", clientCode], { stdio: ["pipe", "pipe", "inherit"] });
     let outText = "";
     child.stdout!.on("data", (d) => (outText += d));
-    const exited = new Promise((r) => child.once("exit", r));
+    const exited = new Promise((r) => child.once("close", r));
     await sleep(300);
     const w0 = performance.now(), c0 = process.cpuUsage();
     const out = await work();

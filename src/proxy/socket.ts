@@ -368,11 +368,12 @@ export class SocketForwarder implements Forwarder {
   // accepted one is already open when this is asked, so it counts), one per UDP flow.
   fdsInUse(): number { return this.listeners.size + 2 * this.tcp.size + this.udpCount; }
 
-  // Room for one more TCP connection: under maxConns, and its two sockets fit the open-files budget
-  // beside the UDP flows' (so a full UDP table cannot turn the orderly refusal into EMFILE).
+  // Room for one more TCP connection: under maxConns, and while UDP flows hold sockets, its two sockets
+  // fit the open-files budget beside theirs (so a full UDP table cannot turn the orderly refusal into
+  // EMFILE). Without UDP flows maxConns alone decides, as sized from the limit at start.
   private tcpRoom(): boolean {
     if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) return false;
-    return this.fdsInUse() + 2 <= this.fileBudget;
+    return this.udpCount === 0 || this.fdsInUse() + 2 <= this.fileBudget;
   }
 
   // Schedules c through the core and connects; false when refused.
