@@ -66,6 +66,14 @@ function indexOf(svcKey: string, spec: VirtualService): SpecIndex {
   return x;
 }
 
+// The configured services by key, once per desired state (a change replaces the array).
+const specMaps = new WeakMap<VirtualService[], Map<string, VirtualService>>();
+function specsOf(services: VirtualService[]): Map<string, VirtualService> {
+  let m = specMaps.get(services);
+  if (!m) specMaps.set(services, (m = new Map(services.map((v) => [serviceKey(v), v]))));
+  return m;
+}
+
 /** Per-destination series are written while the destinations number at most this; above it only the
  * per-service series are (summed over the destinations), and wasmvs_proxy_metrics_destinations_omitted
  * says how many were left out: at 10k services x 10 the per-destination families alone are 1.3M lines
@@ -78,7 +86,7 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
   for (const c of DST_COLS) s.dst[c] = [];
   const flows = p.fw.flowsByDest();
   const stats = p.fw.stats;
-  const specs = new Map(p.desired.services.map((v) => [serviceKey(v), v]));
+  const specs = specsOf(p.desired.services);
   const ids = p.core.serviceIds();
   const x = p.core.x, sp = x.scratchPtr() >>> 0;
   const u64 = (dv: DataView, o: number) => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 4294967296;
@@ -89,12 +97,15 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
   const sums = new Map<string, DestStats>();
   if (!perDest) {
     s.omitted = total;
-    for (const [k, st] of stats) {
-      const svcKey = k.slice(0, k.indexOf("|"));
+    const it = stats.entries();
+    await sliced(stats.size, () => {
+      const e = it.next();
+      if (e.done) return;
+      const [k, st] = e.value, svcKey = k.slice(0, k.indexOf("|"));
       const t = sums.get(svcKey);
       if (!t) sums.set(svcKey, { ...st });
       else { t.inPkts += st.inPkts; t.outPkts += st.outPkts; t.inBytes += st.inBytes; t.outBytes += st.outBytes; }
-    }
+    });
   }
   const col = s.dst;
   const pushDest = (label: string, conns: number, st: DestStats | undefined, active: number, inact: number, persist: number,
