@@ -233,8 +233,8 @@ services:
   - { protocol: tcp, addr: 127.0.93.1, port: 9300, scheduler: rr, realServers: [ { addr: 127.0.93.2, port: 9300 } ] }
   - { protocol: udp, addr: 127.0.93.1, port: 9301, scheduler: rr, realServers: [ { addr: 127.0.93.2, port: 9301 } ] }
 `);
-  // 400 files: the proxy's budget would have let ~165 TCP connections in beside 150 UDP flows' sockets
-  const proxy = spawn("prlimit", ["--nofile=400:400", process.execPath, bin, "proxy", "run", "-c", join(dir, "p.yaml"),
+  // 700 files: maxConns alone (317) would have let TCP take more than the 150 UDP flows leave
+  const proxy = spawn("prlimit", ["--nofile=700:700", process.execPath, bin, "proxy", "run", "-c", join(dir, "p.yaml"),
     "--log-level", "error"], { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   proxy.stdout.on("data", (d) => (log += d));
@@ -257,7 +257,7 @@ services:
     }
     // TCP until refused
     let opened = 0, refused = 0;
-    for (let i = 0; i < 260 && refused < 5; i++) {
+    for (let i = 0; i < 400 && refused < 5; i++) {
       try {
         const s = await hold("127.0.93.1", 9300);
         socks.push(s);

@@ -28,9 +28,11 @@ export interface ForwarderOptions {
   fileLimit?: number;         // open files allowed (default: RLIMIT_NOFILE's soft limit as it is now)
 }
 
-// Descriptors kept back from the budget for everything else the process opens (health checks, the control
-// and metrics sockets, the WASM file, logs).
-const FD_RESERVE = 64;
+// Descriptors kept back from the budget: 64 for everything else the process opens (health checks, the
+// control and metrics sockets, the WASM file, logs), and 256 for accept bursts: the native relay accepts
+// up to 64 connections per listener per loop turn before JS can refuse them (a soak at 1,000 conn/s into
+// four listeners at the budget met EMFILE with 64 alone).
+const FD_RESERVE = 64 + 256;
 
 function softFileLimit(): number {
   try {
