@@ -182,7 +182,8 @@ export function setRandomSeed(seed: u64): void { seedRandom(seed); }
 // ---- connections --------------------------------------------------------------------------------
 import {
   connInit as tableInit, capacity as connCapacityNow, connCount, templateCount,
-  refusedFull, evictedClosed, evictedOther, E, O_AF, O_PROTO, O_STATE, O_LIVE, O_FLAGS, O_CPORT, O_VPORT, O_DPORT, O_LPORT, O_CADDR,
+  refusedFull, evictedClosed, evictedOther,
+  E, O_AF, O_PROTO, O_STATE, O_LIVE, O_FLAGS, O_CPORT, O_VPORT, O_DPORT, O_LPORT, O_CADDR,
   O_VADDR, O_DADDR, O_LADDR, O_DEST, O_CTL, O_NCTL, O_TIMEOUT, O_EXPIRES, O_INPKTS, flushConns,
   expire as expireEntry, CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";

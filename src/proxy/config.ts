@@ -174,10 +174,10 @@ function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): H
 
 const TOP_KEYS = ["proxy", "timeouts", "services"];
 const PROXY_KEYS = ["mode", "control", "metrics", "vipInterface", "connCapacity", "udpFlows", "maxConns", "drainTimeout",
-  "connectTimeout", "tick", "logLevel", "pump", "settings", "interfaces", "localAddresses", "batchSize", "slotSize", "suppressKernel",
-  "idleTimeout"];
-const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persistent", "netmask", "health", "realServers",
-  "connectTimeout", "idleTimeout"];
+  "connectTimeout", "tick", "logLevel", "pump", "settings", "interfaces", "localAddresses", "batchSize", "slotSize",
+  "suppressKernel", "idleTimeout"];
+const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persistent", "netmask", "health",
+  "realServers", "connectTimeout", "idleTimeout"];
 const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health"];
 
 export function parseConfig(text: string, file = "<config>"): ProxyConfig {
@@ -208,7 +208,8 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
     options.maxConns = w.num(p.get("maxConns"), "proxy.maxConns", 0, 1 << 22, 0);
     options.drainTimeout = w.num(p.get("drainTimeout"), "proxy.drainTimeout", 0, 86400 * 7, DEFAULT_OPTIONS.drainTimeout, false);
     options.connectTimeout = w.num(p.get("connectTimeout"), "proxy.connectTimeout", 0.01, 600, DEFAULT_OPTIONS.connectTimeout, false);
-    options.idleTimeout = w.num(p.get("idleTimeout"), "proxy.idleTimeout", 1, 86400 * 7, DEFAULT_OPTIONS.idleTimeout, false);
+    options.idleTimeout = w.num(p.get("idleTimeout"), "proxy.idleTimeout", 1, 86400 * 7, DEFAULT_OPTIONS.idleTimeout,
+      false);
     options.tick = w.num(p.get("tick"), "proxy.tick", 10, 60000, DEFAULT_OPTIONS.tick);
     options.logLevel = w.str(p.get("logLevel"), "proxy.logLevel", "info", ["debug", "info", "warn", "error"]) as ProxyOptions["logLevel"];
     const ifs = w.list(p.get("interfaces"), "proxy.interfaces");
@@ -267,7 +268,8 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
         svc.netmask = nm;
       }
     }
-    if (s.has("connectTimeout")) svc.connectTimeout = w.num(s.get("connectTimeout"), `${path}.connectTimeout`, 0.01, 600, 3, false);
+    if (s.has("connectTimeout"))
+      svc.connectTimeout = w.num(s.get("connectTimeout"), `${path}.connectTimeout`, 0.01, 600, 3, false);
     if (s.has("idleTimeout")) svc.idleTimeout = w.num(s.get("idleTimeout"), `${path}.idleTimeout`, 0.1, 86400 * 7, 900, false);
     const key = serviceKey(svc);
     if (seen.has(key)) w.err(sn, path, `duplicate service ${key} (also ${seen.get(key)})`);

@@ -40,12 +40,15 @@ interface Snapshot {
 }
 
 const SVC_COLS = ["conns", "inPkts", "outPkts", "inBytes", "outBytes"] as const;
-const DST_COLS = ["conns", "inPkts", "outPkts", "inBytes", "outBytes", "active", "inact", "persist", "weight", "configured",
+const DST_COLS = ["conns", "inPkts", "outPkts", "inBytes", "outBytes", "active", "inact", "persist", "weight",
+  "configured",
   "healthy", "draining", "flows"] as const;
 
 // What a destination's label and keys are, cached by the core's destination id; checked against the id's
 // service, address and port on every scrape (an id is reused after a delete).
-interface DestLabel { svcId: number; a0: number; a1: number; a2: number; a3: number; port: number; rk: string; key: string; label: string }
+interface DestLabel {
+  svcId: number; a0: number; a1: number; a2: number; a3: number; port: number; rk: string; key: string; label: string;
+}
 const destLabels = new Map<number, DestLabel>();
 const svcLabels = new Map<string, string>();
 // A configured service's real servers by key, and their destination keys, once per spec object (the
@@ -108,7 +111,8 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
     });
   }
   const col = s.dst;
-  const pushDest = (label: string, conns: number, st: DestStats | undefined, active: number, inact: number, persist: number,
+  const pushDest = (label: string, conns: number, st: DestStats | undefined, active: number, inact: number,
+    persist: number,
     weight: number, configured: number, healthy: number, draining: number, f: number) => {
     s.dstLabels.push(label);
     col.conns.push(conns); col.inPkts.push(st?.inPkts ?? 0); col.outPkts.push(st?.outPkts ?? 0);
@@ -126,7 +130,10 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
     let dv = p.core.dv;
     const svcConns = u64(dv, sp + 48);
     let sl = svcLabels.get(a.key);
-    if (!sl) { if (svcLabels.size > 1 << 18) svcLabels.clear(); svcLabels.set(a.key, (sl = `{service="${esc(a.key)}"}`)); }
+    if (!sl) {
+      if (svcLabels.size > 1 << 18) svcLabels.clear();
+      svcLabels.set(a.key, (sl = `{service="${esc(a.key)}"}`));
+    }
     s.svcLabels.push(sl);
     s.svc.conns.push(svcConns);
     if (!perDest) {
@@ -144,9 +151,11 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
       if (id < 0 || x.destInfo(id) < 0) continue;
       dv = p.core.dv;
       const port = dv.getUint32(sp + 20, true);
-      const a0 = dv.getUint32(sp, true), a1 = dv.getUint32(sp + 4, true), a2 = dv.getUint32(sp + 8, true), a3 = dv.getUint32(sp + 12, true);
+      const a0 = dv.getUint32(sp, true), a1 = dv.getUint32(sp + 4, true);
+      const a2 = dv.getUint32(sp + 8, true), a3 = dv.getUint32(sp + 12, true);
       let dl = destLabels.get(id);
-      if (!dl || dl.svcId !== a.id || dl.port !== port || dl.a0 !== a0 || dl.a1 !== a1 || dl.a2 !== a2 || dl.a3 !== a3) {
+      if (!dl || dl.svcId !== a.id || dl.port !== port || dl.a0 !== a0 || dl.a1 !== a1 || dl.a2 !== a2 ||
+          dl.a3 !== a3) {
         const af = dv.getInt32(sp + 16, true);
         const addr = formatAddr(af, new Uint8Array(dv.buffer.slice(sp, sp + 16)));
         const rk = realServerKey({ addr, port });
@@ -191,7 +200,8 @@ const labelBytes = (l: string) => {
 };
 
 // Writes one family from a snapshot column; counters leave out their zero series, as before.
-async function family(write: Write, name: string, type: "counter" | "gauge", help: string, labels: string[], col: number[]) {
+async function family(write: Write, name: string, type: "counter" | "gauge", help: string, labels: string[],
+  col: number[]) {
   await write(`# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`);
   const nameB = Buffer.from(name), skipZero = type === "counter";
   let buf = Buffer.allocUnsafe(CHUNK), at = 0;
@@ -232,10 +242,13 @@ export async function writeMetrics(p: Proxy, write: Write): Promise<void> {
     const what = dir === "in" ? "client to backend" : "backend to client";
     await family(write, `wasmvs_proxy_service_${dir}_packets_total`, "counter",
       `Reads forwarded ${what} (socket mode: one read is one packet)`, s.svcLabels, sv(`${dir}Pkts`));
-    await family(write, `wasmvs_proxy_service_${dir}_bytes_total`, "counter", `Bytes forwarded ${what}`, s.svcLabels, sv(`${dir}Bytes`));
-    await family(write, `wasmvs_proxy_destination_${dir}_packets_total`, "counter", `Reads forwarded ${dir} per destination`,
+    await family(write, `wasmvs_proxy_service_${dir}_bytes_total`, "counter", `Bytes forwarded ${what}`, s.svcLabels,
+      sv(`${dir}Bytes`));
+    await family(write, `wasmvs_proxy_destination_${dir}_packets_total`, "counter",
+      `Reads forwarded ${dir} per destination`,
       s.dstLabels, dv(`${dir}Pkts`));
-    await family(write, `wasmvs_proxy_destination_${dir}_bytes_total`, "counter", `Bytes forwarded ${dir} per destination`,
+    await family(write, `wasmvs_proxy_destination_${dir}_bytes_total`, "counter",
+      `Bytes forwarded ${dir} per destination`,
       s.dstLabels, dv(`${dir}Bytes`));
   }
   const dst: [string, "counter" | "gauge", string, (typeof DST_COLS)[number]][] = [
@@ -246,32 +259,40 @@ export async function writeMetrics(p: Proxy, write: Write): Promise<void> {
     ["weight", "gauge", "Effective weight in the core (0: quiesced or draining)", "weight"],
     ["configured_weight", "gauge", "Configured weight", "configured"],
     ["healthy", "gauge", "1 when the health check passes (or there is none)", "healthy"],
-    ["draining", "gauge", "1 when the destination takes no new flows (weight 0, down or removed) but still has flows", "draining"],
+    ["draining", "gauge", "1 when the destination takes no new flows (weight 0, down or removed) but still has flows",
+      "draining"],
     ["open_flows", "gauge", "TCP connections and UDP flows open now", "flows"],
   ];
   for (const [n, t, h, c] of dst) await family(write, `wasmvs_proxy_destination_${n}`, t, h, s.dstLabels, dv(c));
   await scalar(write, "wasmvs_proxy_metrics_destinations_omitted", "gauge",
-    `Destinations whose series this scrape left out (more than ${MAX_DEST_SERIES}: the per-service series still count them)`,
+    `Destinations whose series this scrape left out (more than ${MAX_DEST_SERIES}: ` +
+    "the per-service series still count them)",
     [["", s.omitted]]);
   await scalar(write, "wasmvs_proxy_drops_total", "counter", "Connections or datagrams refused, by reason",
     [...p.fw.drops].map(([r, n]) => [`{reason="${esc(r)}"}`, n]));
   const fw = p.fw;
   if (fw instanceof SocketForwarder) {
     await scalar(write, "wasmvs_proxy_udp_flows", "gauge", "UDP flows in the bounded table", [["", fw.udpCount]]);
-    await scalar(write, "wasmvs_proxy_udp_flows_max", "gauge", "Size of the UDP flow table", [["", p.cfg.options.udpFlows]]);
-    await scalar(write, "wasmvs_proxy_tcp_connections", "gauge", "Proxied TCP connections open now", [["", fw.tcp.size]]);
+    await scalar(write, "wasmvs_proxy_udp_flows_max", "gauge", "Size of the UDP flow table",
+      [["", p.cfg.options.udpFlows]]);
+    await scalar(write, "wasmvs_proxy_tcp_connections", "gauge", "Proxied TCP connections open now",
+      [["", fw.tcp.size]]);
   } else if (fw instanceof PacketForwarder) {
     const io = fw.ioStats();
     await scalar(write, "wasmvs_proxy_packet_received_total", "counter",
       "Packets received from the interfaces and run through the core", [["", io.rxPackets]]);
-    await scalar(write, "wasmvs_proxy_packet_sent_total", "counter", "Packets the core forwarded, handed to the kernel", [["", io.txPackets]]);
+    await scalar(write, "wasmvs_proxy_packet_sent_total", "counter", "Packets the core forwarded, handed to the kernel",
+      [["", io.txPackets]]);
     await scalar(write, "wasmvs_proxy_packet_checksum_completed_total", "counter",
       "Packets whose sender left the L4 checksum to offload, completed before rewriting", [["", io.rxCsumCompleted]]);
-    await scalar(write, "wasmvs_proxy_packet_batches_total", "counter", "Batches run through the core", [["", fw.timing.batches]]);
+    await scalar(write, "wasmvs_proxy_packet_batches_total", "counter", "Batches run through the core",
+      [["", fw.timing.batches]]);
   }
   const cs = p.core.connStats();
-  await scalar(write, "wasmvs_proxy_conn_table_entries", "gauge", "Entries in the core's connection table (with templates)", [["", cs.live]]);
-  await scalar(write, "wasmvs_proxy_conn_table_capacity", "gauge", "Capacity of the core's connection table", [["", cs.capacity]]);
+  await scalar(write, "wasmvs_proxy_conn_table_entries", "gauge", "Entries in the core's connection table (with templates)",
+    [["", cs.live]]);
+  await scalar(write, "wasmvs_proxy_conn_table_capacity", "gauge", "Capacity of the core's connection table",
+    [["", cs.capacity]]);
   await scalar(write, "wasmvs_proxy_conn_table_evicted_total", "counter",
     "Entries freed for a new connection when the table was full: finished (TIME_WAIT, CLOSE) or other inactive",
     [['{class="finished"}', cs.evictedFinished], ['{class="inactive"}', cs.evictedInactive]]);

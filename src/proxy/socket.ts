@@ -410,7 +410,8 @@ export class SocketForwarder implements Forwarder {
     const b = net.connect({ host: c.daddr, port: c.dport, allowHalfOpen: true, noDelay: true });
     c.backend = b;
     c.connected = false;
-    const timer = setTimeout(() => b.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })), c.l.connectMs);
+    const timer = setTimeout(() => b.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })),
+      c.l.connectMs);
     b.once("connect", () => {
       clearTimeout(timer);
       if (c.done) { b.destroy(); return; }
