@@ -109,7 +109,10 @@ test("full table, in the core: finished entries go first, then other inactive on
   };
   const state = (port: number) => c.conns().find((x) => x.cport === port)?.state;
   for (let p = 1000; p < 1032; p++) open(p);                                     // 32 established
-  for (let p = 2000; p < 2016; p++) { open(p); c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ }); }
+  for (let p = 2000; p < 2016; p++) {                                            // 16 in CLOSE_WAIT
+    open(p);
+    c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ });
+  }
   for (let p = 3000; p < 3016; p++) {                                            // 16 in TIME_WAIT
     open(p);
     c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ });
@@ -137,17 +140,29 @@ test("/metrics under the per-destination cap: every destination's series, each f
   try {
     p = await start(`proxy: { control: null, vipInterface: null, tick: 1000 }
 services:
-  - { protocol: tcp, addr: 127.0.95.19, port: 9510, scheduler: rr, realServers: [ { addr: 127.0.95.20, port: 9510, weight: 2 }, { addr: 127.0.95.21, port: 9510 }, { addr: 127.0.95.22, port: 9510, weight: 0 } ] }
+  - protocol: tcp
+    addr: 127.0.95.19
+    port: 9510
+    scheduler: rr
+    realServers:
+      - { addr: 127.0.95.20, port: 9510, weight: 2 }
+      - { addr: 127.0.95.21, port: 9510 }
+      - { addr: 127.0.95.22, port: 9510, weight: 0 }
 `);
     for (let i = 0; i < 4; i++) assert.ok(await oneShot("127.0.95.19", 9510));
     const held = await hold("127.0.95.19", 9510);
     await sleep(100);
     const text = await metricsText(p);
-    const v = (name: string, dest: string) => Number(new RegExp(`${name}\\{service="tcp 127\\.0\\.95\\.19:9510",destination="${dest.replace(/\./g, "\\.")}"\\} (\\S+)`).exec(text)?.[1]);
+    const line = (name: string, dest: string) => `${name}{service="tcp 127.0.95.19:9510",destination="${dest}"} `;
+    const v = (name: string, dest: string) => {
+      const at = text.indexOf(line(name, dest));
+      return at < 0 ? NaN : Number(text.slice(at + line(name, dest).length, text.indexOf("\n", at)));
+    };
+    const both = (name: string) => v(name, "127.0.95.20:9510") + v(name, "127.0.95.21:9510");
     assert.is(v("wasmvs_proxy_destination_configured_weight", "127.0.95.20:9510"), 2);
     assert.is(v("wasmvs_proxy_destination_weight", "127.0.95.22:9510"), 0);
-    assert.is(v("wasmvs_proxy_destination_connections_total", "127.0.95.20:9510") + v("wasmvs_proxy_destination_connections_total", "127.0.95.21:9510"), 5);
-    const open = v("wasmvs_proxy_destination_open_flows", "127.0.95.20:9510") + v("wasmvs_proxy_destination_open_flows", "127.0.95.21:9510");
+    assert.is(both("wasmvs_proxy_destination_connections_total"), 5);
+    const open = both("wasmvs_proxy_destination_open_flows");
     assert.is(open, 1, "the held connection");
     assert.match(text, "wasmvs_proxy_metrics_destinations_omitted 0\n");
     assert.match(text, 'wasmvs_proxy_service_connections_total{service="tcp 127.0.95.19:9510"} 5\n');
@@ -251,7 +266,10 @@ services:
     for (let i = 0; i < 150; i++) {
       const s = dgram.createSocket("udp4");
       udps.push(s);
-      const got = new Promise<boolean>((res) => { const t = setTimeout(() => res(false), 2000); s.once("message", () => { clearTimeout(t); res(true); }); });
+      const got = new Promise<boolean>((res) => {
+        const t = setTimeout(() => res(false), 2000);
+        s.once("message", () => { clearTimeout(t); res(true); });
+      });
       s.send("u", 9301, "127.0.93.1");
       assert.ok(await got, `UDP flow ${i} answered`);
     }
