@@ -178,7 +178,8 @@ export function setRandomSeed(seed: u64): void { seedRandom(seed); }
 // ---- connections --------------------------------------------------------------------------------
 import {
   connInit as tableInit, capacity as connCapacityNow, connCount, templateCount,
-  refusedFull, E, O_AF, O_PROTO, O_STATE, O_LIVE, O_FLAGS, O_CPORT, O_VPORT, O_DPORT, O_LPORT, O_CADDR,
+  refusedFull, evictedClosed, evictedOther,
+  E, O_AF, O_PROTO, O_STATE, O_LIVE, O_FLAGS, O_CPORT, O_VPORT, O_DPORT, O_LPORT, O_CADDR,
   O_VADDR, O_DADDR, O_LADDR, O_DEST, O_CTL, O_NCTL, O_TIMEOUT, O_EXPIRES, O_INPKTS, flushConns,
   expire as expireEntry, CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";
@@ -191,6 +192,8 @@ export function connCapacity(): u32 { return connCapacityNow; }
 export function connLive(): u32 { return connCount; }
 export function connTemplates(): u32 { return templateCount; }
 export function connRefusedFull(): f64 { return <f64>refusedFull; }
+// entries freed for a new connection when the table was full: finished (TIME_WAIT, CLOSE), other inactive
+export function connEvicted(finished: bool): f64 { return <f64>(finished ? evictedClosed : evictedOther); }
 export function connFlush(nowMs: f64): void { flushConns(<i64>nowMs); }
 
 // Frees entry i now if its destination has been deleted (the userspace proxy calls this when the

@@ -1,6 +1,8 @@
 // The proxy benchmark and soak, runnable alone:
 //   node --import tsx bench/proxy.ts [bench] [--seconds 5] [--conns 32] [--repeats 3] [--only wasmvs,haproxy]
-//   node --import tsx bench/proxy.ts soak [--seconds 600] [--rate 200]    churn while backends come and go
+//   node --import tsx bench/proxy.ts soak [--minutes 10] [--rate 1000] [--udp-rate 500] [--reload-every 10]
+//     [--scrape-every 1]   churn, a UDP flood, reloads and scrapes while backends come and go
+//   node --import tsx bench/proxy.ts metrics [--services 10000] [--dests 10] [--scrapes 5]   /metrics scrape cost
 // Bench: wasmvs (native relay), wasmvs-js (its JS pump), HAProxy (nbthread 1, mode tcp) and nginx stream (one
 // worker), each pinned to CPU 0 with taskset; the same Node load generator and echo/sink backends on CPU 1;
 // loopback. Per round each proxy runs (a) 64-byte ping-pong on persistent connections, (b) connect / 64 B /
@@ -11,7 +13,9 @@
 import * as net from "node:net";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync, readFileSync, readdirSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import * as os from "node:os";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -340,33 +344,93 @@ function svg(sum: Summary[]): string {
 }
 
 // ---- soak -------------------------------------------------------------------------------------------
-// Churn at a steady connection rate through an in-process proxy on loopback while backends are added,
-// drained (weight 0) and removed; connections established on a backend before it is drained are held
-// and pinged until after its removal (within the drain bound), and none may fail.
-export async function soak(opts: { seconds?: number; rate?: number; log?: (s: string) => void } = {}) {
+// An in-process proxy on loopback under everything at once: a churn of short connections at `rate` conn/s
+// and a UDP flood from fresh source ports (both from a child process, so the proxy's event loop cannot
+// also slow the clock that times it), a reload every `reloadEvery` s (alternating weights), a /metrics
+// scrape every `scrapeEvery` s, and backends added, drained (weight 0) and removed, with connections held
+// across each drain. Every connect is timed to the echo of its first byte. Done when nothing was refused
+// that the configuration did not ask for, no held connection was lost and no connect took over 50 ms.
+const SOAK_LOAD = (o: { vips: string[]; vport: number; uport: number; rate: number; udpRate: number }) => `
+const net = require("node:net"), dgram = require("node:dgram");
+const vips = ${JSON.stringify(o.vips)};
+const st = { connections: 0, failed: 0, errors: {}, lat: [], udpSent: 0, udpAnswered: 0 };
+let stop = false, k = 0;
+process.stdin.on("end", () => { stop = true; }); process.stdin.resume();
+const one = () => new Promise((res) => {
+  const t = performance.now(); let got = false;
+  const s = net.connect(${o.vport}, vips[k++ % vips.length], () => s.write("x"));
+  s.on("data", () => { if (!got) { got = true; st.lat.push(performance.now() - t); } s.end(); });
+  s.on("error", (e) => { st.errors[e.code] = (st.errors[e.code] || 0) + 1; });
+  s.on("close", () => { if (got) st.connections++; else st.failed++; res(); });
+  s.setTimeout(5000, () => s.destroy());
+});
+const udpOne = () => {
+  const s = dgram.createSocket("udp4"); st.udpSent++;
+  const t = setTimeout(() => s.close(), 1000);
+  s.on("message", () => { st.udpAnswered++; clearTimeout(t); s.close(); });
+  s.on("error", () => {});
+  s.send("u", ${o.uport}, vips[0]);
+};
+const inflight = new Set();
+(async () => {
+  const t0 = performance.now(); let sent = 0, usent = 0;
+  while (!stop) {
+    const due = Math.floor(((performance.now() - t0) / 1000) * ${o.rate});
+    while (sent < due) { sent++; const p = one(); inflight.add(p); p.then(() => inflight.delete(p)); }
+    const udue = Math.floor(((performance.now() - t0) / 1000) * ${o.udpRate});
+    while (usent < udue) { usent++; udpOne(); }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await Promise.all(inflight);
+  await new Promise((r) => setTimeout(r, 1100));
+  const lat = Float64Array.from(st.lat).sort();
+  const q = (p) => lat.length ? +lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(1) : 0;
+  process.stdout.write(JSON.stringify({ ...st, lat: undefined, p50: q(0.5), p99: q(0.99), p999: q(0.999), max: q(1),
+    slow: lat.filter((x) => x > 50).length }));
+})();
+`;
+
+export interface SoakOptions {
+  seconds?: number; rate?: number; udpRate?: number; reloadEvery?: number; scrapeEvery?: number; log?: (s: string) => void;
+}
+
+export async function soak(opts: SoakOptions = {}) {
   const { Proxy, parseConfig, ops } = await import("../src/proxy/index.ts");
   const { silentLogger } = await import("../src/proxy/log.ts");
+  const { writeFileSync: wf, mkdtempSync: mk, rmSync: rm } = await import("node:fs");
   const say = opts.log ?? log;
-  const seconds = opts.seconds ?? 600, rate = opts.rate ?? 200;
+  const seconds = opts.seconds ?? 600, rate = opts.rate ?? 1000, udpRate = opts.udpRate ?? Math.round(rate / 2);
+  const reloadEvery = opts.reloadEvery ?? 10, scrapeEvery = opts.scrapeEvery ?? 1;
   const ports = [23001, 23002, 23003, 23004, 23005, 23006];
-  const servers = ports.map((p) => net.createServer((s) => { s.on("data", (d) => s.write(d)); s.on("end", () => s.end()); s.on("error", () => {}); }).listen(p, "127.0.0.1"));
-  await Promise.all(servers.map((s) => new Promise((r) => s.once("listening", r))));
-  const vport = 23000;
-  const cfg = parseConfig(`proxy: { control: null, vipInterface: null, tick: 100, drainTimeout: 30 }
+  // the echo backends in a process of their own (the proxy's loop is what the soak measures)
+  const backends = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "backends", ports.join(","), "23012"],
+    { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT });
+  await Promise.all(ports.map((port) => waitPort(port)));
+  const dgram = await import("node:dgram");
+  const udpBe = dgram.createSocket("udp4");
+  udpBe.on("message", (m, r) => udpBe.send(m, r.port, r.address));
+  await new Promise<void>((r) => udpBe.bind(23010, "127.0.0.1", () => r()));
+  // several VIPs spread the client's 4-tuples (TIME_WAIT on both sides at 1,000 conn/s)
+  const vips = ["127.0.0.1", "127.0.77.1", "127.0.77.2", "127.0.77.3"], vport = 23000, uport = 23009, mport = 23011;
+  const dir = mk(join(tmpdir(), "wasmvs-soak-"));
+  const file = join(dir, "proxy.yaml");
+  const config = (w: number) => `proxy: { control: null, vipInterface: null, tick: 100, drainTimeout: 30, metrics: "127.0.0.1:${mport}" }
 services:
-  - { protocol: tcp, addr: 127.0.0.1, port: ${vport}, scheduler: wlc, realServers: [ ${ports.slice(0, 3).map((p) => `{ addr: 127.0.0.1, port: ${p} }`).join(", ")} ] }
-`);
-  const p = await Proxy.start(cfg, { log: silentLogger() });
+${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: wlc, realServers: [ ${ports.slice(0, 3).map((p, i) => `{ addr: 127.0.0.1, port: ${p}, weight: ${i === 0 ? w : 1} }`).join(", ")} ] }`).join("\n")}
+  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: 23010 } ] }
+`;
+  wf(file, config(1));
+  const { loadConfig } = await import("../src/proxy/config.ts");
+  const p = await Proxy.start(loadConfig(file), { log: silentLogger() });
   const svc = { protocol: "tcp" as const, addr: "127.0.0.1", port: vport, scheduler: "wlc", flags: [], realServers: [] };
-  const stats = { seconds, rate, connections: 0, failed: 0, held: 0, heldLost: 0, changes: 0, errors: [] as string[] };
+  const stats = { seconds, rate, udpRate, connections: 0, failed: 0, held: 0, heldLost: 0, changes: 0, reloads: 0, reloadErrors: 0,
+    scrapes: 0, scrapeErrors: 0, scrapeMaxMs: 0, errors: [] as string[], p50: 0, p99: 0, p999: 0, max: 0, slow: 0,
+    udpSent: 0, udpAnswered: 0, drops: {} as Record<string, number>, conn: {} as Record<string, number>, loadAvg: [] as number[] };
   const end = Date.now() + seconds * 1000;
-  const one = () => new Promise<void>((res) => {
-    let got = false;
-    const s = net.connect(vport, "127.0.0.1", () => s.write("x"));
-    s.on("data", () => { got = true; s.end(); });
-    s.on("close", () => { if (got) stats.connections++; else stats.failed++; res(); });
-    s.on("error", (e) => { if (stats.errors.length < 10) stats.errors.push(e.message); });
-  });
+  const child = spawn(process.execPath, ["-e", SOAK_LOAD({ vips, vport, uport, rate, udpRate })], { stdio: ["pipe", "pipe", "inherit"] });
+  let childOut = "";
+  child.stdout!.on("data", (d) => (childOut += d));
+  const childDone = new Promise((r) => child.once("close", r));   // close: its stdout has been read too
   // held connections: established before the drain, written to after the removal, then closed by us
   type Held = { s: net.Socket; echoed: number; lost: boolean; mine: boolean };
   const held: Held[] = [];
@@ -380,15 +444,6 @@ services:
       stats.held++;
     }
   };
-  const churn = (async () => {
-    const inflight = new Set<Promise<void>>();
-    while (Date.now() < end) {
-      const t0 = Date.now();
-      for (let i = 0; i < rate / 10; i++) { const pr = one(); inflight.add(pr); void pr.then(() => inflight.delete(pr)); }
-      await sleep(Math.max(0, 100 - (Date.now() - t0)));
-    }
-    await Promise.all(inflight);
-  })();
   const rsOf = (port: number, weight: number) => ({ addr: "127.0.0.1", port, weight, fwd: "masq" as const, upperThreshold: 0, lowerThreshold: 0 });
   const changer = (async () => {
     let k = 3;
@@ -396,23 +451,146 @@ services:
       hold(12);
       await sleep(500);
       for (const h of held) h.s.write("a");
-      const add = ports[k % ports.length], drain = ports[(k + 3) % ports.length];
+      const add = ports[3 + (k % 3)], drain = ports[3 + ((k + 1) % 3)];
       await p.change((d) => { try { ops.addRealServer(d, svc, rsOf(add, 1)); } catch { ops.editRealServer(d, svc, rsOf(add, 1)); } });
       await p.change((d) => { try { ops.editRealServer(d, svc, rsOf(drain, 0)); } catch { /* not there */ } });
       await sleep(500);
       await p.change((d) => { try { ops.deleteRealServer(d, svc, { addr: "127.0.0.1", port: drain }); } catch { /* not there */ } });
       stats.changes += 3;
       for (const h of held) if (!h.s.destroyed) h.s.write("b");
-      await sleep(400);
+      // both bytes echoed (a loaded machine may take a while: up to 5 s), or the connection is lost
+      const until = Date.now() + 5000;
+      while (Date.now() < until && held.some((h) => !h.lost && h.echoed < 2)) await sleep(50);
       for (const h of held.splice(0)) { if (h.lost || h.echoed < 2) stats.heldLost++; h.mine = true; h.s.destroy(); }
       k++;
-      if (k % 10 === 0) say(`soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, ${stats.connections} connections, ${stats.failed} failed, held ${stats.held} (${stats.heldLost} lost)`);
+      if (k % 10 === 0) say(`soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, held ${stats.held} (${stats.heldLost} lost), ` +
+        `${stats.reloads} reloads, ${stats.scrapes} scrapes, drops ${JSON.stringify(Object.fromEntries(p.fw.drops))}`);
     }
   })();
-  await Promise.all([churn, changer]);
+  // a reload re-reads the file: the first backend's weight alternates 1, 2 (the changer's edits to the
+  // first VIP are replaced by the file's, as a reload does)
+  const reloader = (async () => {
+    let w = 1;
+    while (Date.now() < end - reloadEvery * 1000) {
+      await sleep(reloadEvery * 1000);
+      w = w === 1 ? 2 : 1;
+      wf(file, config(w));
+      try { await p.reload(); stats.reloads++; } catch (e) { stats.reloadErrors++; stats.errors.push(`reload: ${(e as Error).message}`); }
+    }
+  })();
+  const scraper = (async () => {
+    while (Date.now() < end - 1000) {
+      await sleep(scrapeEvery * 1000);
+      const t = performance.now();
+      const ok = await new Promise<boolean>((res) => {
+        const c = net.connect(mport, "127.0.0.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
+        let text = "";
+        c.on("data", (d) => (text += d));
+        c.on("end", () => res(text.startsWith("HTTP/1.1 200") && text.includes("wasmvs_proxy_conn_table_capacity")));
+        c.on("error", () => res(false));
+      });
+      stats.scrapeMaxMs = Math.max(stats.scrapeMaxMs, performance.now() - t);
+      if (ok) stats.scrapes++; else stats.scrapeErrors++;
+    }
+  })();
+  const loads = setInterval(() => stats.loadAvg.push(+((os.loadavg()[0]).toFixed(1))), 10000);
+  await sleep(Math.max(0, end - Date.now()));
+  child.stdin!.end();
+  await Promise.all([changer, reloader, scraper, childDone]);
+  clearInterval(loads);
+  const c = JSON.parse(childOut || "{}");
+  Object.assign(stats, { connections: c.connections, failed: c.failed, p50: c.p50, p99: c.p99, p999: c.p999, max: c.max, slow: c.slow,
+    udpSent: c.udpSent, udpAnswered: c.udpAnswered });
+  for (const [e, n] of Object.entries(c.errors ?? {})) stats.errors.push(`${e}: ${n}`);
+  stats.drops = Object.fromEntries(p.fw.drops);
+  const cs = p.core.connStats();
+  stats.conn = { capacity: cs.capacity, evictedFinished: cs.evictedFinished, evictedInactive: cs.evictedInactive, refusedFull: cs.refusedFull };
   await p.stop();
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  backends.kill("SIGTERM");
+  udpBe.close();
+  rm(dir, { recursive: true, force: true });
   return stats;
+}
+
+// ---- metrics scrape ---------------------------------------------------------------------------------
+// An in-process socket-mode proxy on loopback with `services` x `dests` (10 backends on 127.0.1.x), a client
+// connecting through it every 10 ms, and `scrapes` /metrics scrapes one after another: per scrape its wall
+// time, its bytes, the longest event-loop stall (largest gap of a 1 ms timer) and the connects' worst delay;
+// then the same client with no scrape, as the baseline of the same run.
+export async function benchMetrics(opts: { services?: number; dests?: number; scrapes?: number; log?: (s: string) => void } = {}) {
+  const { Proxy, parseConfig } = await import("../src/proxy/index.ts");
+  const { silentLogger } = await import("../src/proxy/log.ts");
+  const say = opts.log ?? log;
+  const S = opts.services ?? 10000, D = opts.dests ?? 10, scrapes = opts.scrapes ?? 5;
+  const bport = 23100, vport = 8080, mport = 23199;
+  // one address per service (127.0.80.1 on), so no listener meets the ephemeral ports of other programs
+  const vip = (k: number) => `127.0.${80 + Math.floor(k / 250)}.${(k % 250) + 1}`;
+  const backs = Array.from({ length: D }, (_, i) => net.createServer((s) => { s.on("error", () => {}); s.end("x"); })
+    .listen(bport, `127.0.1.${i + 1}`));
+  await Promise.all(backs.map((s) => new Promise((r) => s.once("listening", r))));
+  const rs = Array.from({ length: D }, (_, i) => `{ addr: 127.0.1.${i + 1}, port: ${bport} }`).join(", ");
+  const lines = [`proxy: { control: null, vipInterface: null, metrics: "127.0.0.1:${mport}", maxConns: 4096 }`, "services:"];
+  for (let k = 0; k < S; k++) lines.push(`  - { protocol: tcp, addr: ${vip(k)}, port: ${vport}, scheduler: rr, realServers: [ ${rs} ] }`);
+  const t0 = performance.now();
+  const p = await Proxy.start(parseConfig(lines.join("\n") + "\n"), { log: silentLogger() });
+  say(`metrics bench: ${S} services x ${D} destinations up in ${Math.round(performance.now() - t0)} ms`);
+  // The client runs in a child process, so a stalled proxy cannot also stall the client's clock: every
+  // 10 ms it opens a connection through the proxy and times it to the backend's first byte (the proxy
+  // must accept, schedule and connect for that); it stops when its stdin closes and prints the times.
+  const clientCode = `const net = require("node:net"); const out = []; let stop = false;
+    process.stdin.on("end", () => { stop = true; }); process.stdin.resume();
+    (async () => { while (!stop) {
+      const t = performance.now();
+      out.push(await new Promise((res) => { const c = net.connect(${vport}, "${vip(0)}");
+        c.once("data", () => { res(performance.now() - t); c.destroy(); });
+        c.on("error", () => res(1e9)); }));
+      await new Promise((r) => setTimeout(r, 10));
+    } process.stdout.write(JSON.stringify(out)); })();`;
+  // a window: the 1 ms timer watching the proxy's loop and the client in its process, around work()
+  const window = async (work: () => Promise<unknown>) => {
+    let maxGap = 0, last = performance.now();
+    const tick = setInterval(() => { const n = performance.now(); maxGap = Math.max(maxGap, n - last); last = n; }, 1);
+    const child = spawn(process.execPath, ["-e", clientCode], { stdio: ["pipe", "pipe", "inherit"] });
+    let outText = "";
+    child.stdout!.on("data", (d) => (outText += d));
+    const exited = new Promise((r) => child.once("close", r));
+    await sleep(300);
+    const w0 = performance.now(), c0 = process.cpuUsage();
+    const out = await work();
+    const wall = performance.now() - w0, cu = process.cpuUsage(c0), cpu = (cu.user + cu.system) / 1000;
+    await sleep(100);
+    child.stdin!.end();
+    await exited;
+    clearInterval(tick);
+    const delays: number[] = JSON.parse(outText || "[]");
+    return { wall, cpu, maxGap, worstConnect: delays.length ? Math.max(...delays) : NaN, connects: delays.length, out };
+  };
+  const scrape = () => new Promise<number>((res, rej) => {
+    const c = net.connect(mport, "127.0.0.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
+    let bytes = 0;
+    c.on("data", (d) => (bytes += d.length));
+    c.on("end", () => res(bytes));
+    c.on("error", rej);
+  });
+  const rows: { kind: string; wall: number; cpu: number; maxGap: number; worstConnect: number; bytes: number }[] = [];
+  for (let i = 0; i < scrapes; i++) {
+    const r = await window(scrape);
+    rows.push({ kind: "scrape", wall: r.wall, cpu: r.cpu, maxGap: r.maxGap, worstConnect: r.worstConnect, bytes: r.out as number });
+    const b = await window(() => sleep(r.wall));
+    rows.push({ kind: "idle", wall: b.wall, cpu: b.cpu, maxGap: b.maxGap, worstConnect: b.worstConnect, bytes: 0 });
+  }
+  await p.stop();
+  await Promise.all(backs.map((s) => new Promise((r) => s.close(r))));
+  const med = (k: string, f: "wall" | "cpu" | "maxGap" | "worstConnect" | "bytes") => {
+    const xs = rows.filter((r) => r.kind === k).map((r) => r[f]);
+    return { median: +pct(xs, 50).toFixed(1), min: +Math.min(...xs).toFixed(1), max: +Math.max(...xs).toFixed(1) };
+  };
+  return {
+    services: S, dests: D, scrapes,
+    scrape: { wallMs: med("scrape", "wall"), cpuMs: med("scrape", "cpu"), loopStallMs: med("scrape", "maxGap"), worstConnectMs: med("scrape", "worstConnect"), bytes: med("scrape", "bytes") },
+    idle: { cpuMs: med("idle", "cpu"), loopStallMs: med("idle", "maxGap"), worstConnectMs: med("idle", "worstConnect") },
+    load: (await import("node:os")).loadavg()[0],
+  };
 }
 
 // ---- runnable alone -----------------------------------------------------------------------------------
@@ -422,10 +600,18 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const cmd = argv[0] && !argv[0].startsWith("-") ? argv[0] : "bench";
   if (cmd === "backends") {
     void runBackends(argv[1].split(",").map(Number), Number(argv[2]));
+  } else if (cmd === "metrics") {
+    void benchMetrics({ services: num("--services", 10000), dests: num("--dests", 10), scrapes: num("--scrapes", 5) }).then((r) => {
+      console.log(JSON.stringify(r));
+      process.exit(0);
+    });
   } else if (cmd === "soak") {
-    void soak({ seconds: num("--seconds", 600), rate: num("--rate", 200) }).then((s) => {
+    const seconds = argv.includes("--minutes") ? num("--minutes", 10) * 60 : num("--seconds", 600);
+    void soak({ seconds, rate: num("--rate", 1000), udpRate: num("--udp-rate", 500), reloadEvery: num("--reload-every", 10),
+      scrapeEvery: num("--scrape-every", 1) }).then((s) => {
       console.log(JSON.stringify(s));
-      process.exit(s.failed === 0 && s.heldLost === 0 ? 0 : 1);
+      const ok = s.failed === 0 && s.heldLost === 0 && s.slow === 0 && s.reloadErrors === 0 && s.scrapeErrors === 0;
+      process.exit(ok ? 0 : 1);
     });
   } else {
     const only = argv.indexOf("--only") >= 0 ? argv[argv.indexOf("--only") + 1].split(",") : undefined;

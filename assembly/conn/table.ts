@@ -57,6 +57,16 @@ let freeHead: u32 = 0;       // index+1
 export let connCount: u32 = 0;
 export let templateCount: u32 = 0;
 export let refusedFull: u64 = 0;   // new connections refused because the table was full
+// When the table is full a new connection takes the place of a finished one (TCP TIME_WAIT or CLOSE),
+// else of another entry that is not established (inactive: FIN_WAIT, CLOSE_WAIT, LAST_ACK, a UDP flow,
+// an SCTP association not yet or no longer established); an established entry or a template is never
+// evicted. The kernel's table has no fixed size: without this a churn of short connections faster than
+// capacity / TIME_WAIT (65,536 / 120 s: 546 conn/s) refused every new connection for two minutes.
+export let evictedClosed: u64 = 0;
+export let evictedOther: u64 = 0;
+let closedLive: u32 = 0;     // live entries of eviction class 0
+let otherLive: u32 = 0;      // live entries of eviction class 1
+let evictHand: u32 = 0;      // where the next search for a victim starts (it goes round the table)
 
 // timer wheel: WHEEL_SLOTS slots of TICK_MS; entries further out wait in their slot for later rounds.
 // 16 ms slots: advance() re-walks the still open current slot on every call, so with 1 s slots a host
@@ -107,6 +117,7 @@ export function connInit(cap: u32): i32 {
   store<u32>(E(cap - 1), 0, O_FREE_NEXT);
   freeHead = 1;
   connCount = 0; templateCount = 0; refusedFull = 0;
+  evictedClosed = 0; evictedOther = 0; closedLive = 0; otherLive = 0; evictHand = 0;
   wheelTick = 0;
   clockStarted = false;
   return <i32>cap;
@@ -331,9 +342,44 @@ export function setTimeout(i: u32, ms: u32): void { store<u32>(E(i), ms, O_TIMEO
 
 // ---- create, bind, expire ------------------------------------------------------------------------------
 
-// Takes a free entry; -1 when the table is full (counted; nothing established is touched).
-export function allocEntry(): i32 {
-  if (freeHead == 0) { refusedFull++; return -1; }
+// 0: finished (TCP TIME_WAIT, CLOSE), 1: other inactive, 2: never evicted (established, templates)
+@inline function evictClass(e: usize): i32 {
+  const f = load<u32>(e, O_FLAGS);
+  if (f & (CF_TEMPLATE | CF_ONE_PACKET)) return 2;
+  if (load<u8>(e, O_PROTO) == 6) {
+    const st = load<u8>(e, O_STATE);
+    if (st == 5 || st == 6) return 0;   // TCP_S_TIME_WAIT, TCP_S_CLOSE
+  }
+  return (f & CF_INACTIVE) ? 1 : 2;
+}
+
+@inline function classCount(c: i32, add: bool): void {
+  if (c == 0) { if (add) closedLive++; else closedLive--; }
+  else if (c == 1) { if (add) otherLive++; else otherLive--; }
+}
+
+// Frees one entry of the lowest class there is, searching round the table from where the last search
+// stopped: with the table full of finished entries (the churn case) the first look finds one; the counts
+// say whether any exists, so a search never goes round for nothing. False when every entry is class 2.
+function evictOne(now: i64): bool {
+  const want: i32 = closedLive > 0 ? 0 : otherLive > 0 ? 1 : -1;
+  if (want < 0) return false;
+  for (let n: u32 = 0; n < capacity; n++) {
+    const i = evictHand;
+    evictHand = i + 1 == capacity ? 0 : i + 1;
+    const e = E(i);
+    if (load<u8>(e, O_LIVE) != 0 && evictClass(e) == want && expire(i, now)) {
+      if (want == 0) evictedClosed++; else evictedOther++;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Takes a free entry, evicting one that is not established when none is free; -1 when every entry is
+// established or a template (counted; nothing established is touched).
+export function allocEntry(now: i64): i32 {
+  if (freeHead == 0 && !evictOne(now)) { refusedFull++; return -1; }
   const i = freeHead - 1;
   const e = E(i);
   freeHead = load<u32>(e, O_FREE_NEXT);
@@ -360,7 +406,7 @@ export function setKey(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, 
 // Returns its index or -1 when the table is full.
 export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
   if (!clockStarted) startClock(now);
-  const r = allocEntry();
+  const r = allocEntry(now);
   if (r < 0) return -1;
   const i = <u32>r;
   const e = E(i);
@@ -383,6 +429,7 @@ export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
   store<i32>(e, d.id, O_DEST);
   store<u8>(e, 0, O_STATE);
   d.refs++;
+  classCount(evictClass(e), true);
   if (f & CF_TEMPLATE) {
     d.persistConns++;
     templateCount++;
@@ -416,6 +463,14 @@ export function setLocal(i: u32, l0: u32, l1: u32, l2: u32, l3: u32, lport: u32)
 
 // Moves a connection between active and inactive (set_tcp_state's bookkeeping).
 export function setState(i: u32, newState: u8, activeState: bool): void {
+  const e = E(i);
+  const before = evictClass(e);
+  moveState(i, newState, activeState);
+  const after = evictClass(e);
+  if (after != before) { classCount(before, false); classCount(after, true); }
+}
+
+function moveState(i: u32, newState: u8, activeState: bool): void {
   const e = E(i);
   const old = load<u8>(e, O_STATE);
   if (old == newState) return;
@@ -465,6 +520,7 @@ export function expire(i: u32, now: i64): bool {
     arm(i, now);
     return false;
   }
+  classCount(evictClass(e), false);
   wheelUnlink(i);
   unhashIn(i);
   unhashOut(i);

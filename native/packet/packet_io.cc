@@ -37,6 +37,7 @@ struct Counters {
   double rxIgnored = 0;        // our own output, or frames for another host
   double rxOversize = 0;       // larger than a slot (GRO/GSO aggregates, jumbo frames): dropped here
   double rxCsumCompleted = 0;  // checksum offload left for us (veth, local senders): completed here
+  double rxTrimmed = 0;        // link-layer padding cut off (frames under Ethernet's 60-byte minimum)
   double rxKernelDrops = 0;    // the sockets' receive queues overflowed (PACKET_STATISTICS)
   double txPackets = 0;
   double txCalls = 0;
@@ -311,6 +312,22 @@ bool completeChecksum(uint8_t* p, uint32_t len) {
   return true;
 }
 
+// The packet's own length: an Ethernet frame under 60 bytes arrives padded, and the padding is not part
+// of the IP packet (the kernel trims the skb to the IP length in ip_rcv / ipv6_rcv). Handed on whole, the
+// raw send would make it the new IP length and the backend would see a bad L4 checksum. A frame shorter
+// than its IP length is left as it is: the core drops it (bad_total_length) and counts it. IPv6 payload
+// length 0 (a jumbogram) is left alone.
+uint32_t ipLength(const uint8_t* p, uint32_t len) {
+  if (len >= 20 && (p[0] >> 4) == 4) {
+    uint32_t tl = (uint32_t(p[2]) << 8) | p[3];
+    if (tl >= 20 && tl < len) return tl;
+  } else if (len >= 40 && (p[0] >> 4) == 6) {
+    uint32_t pl = (uint32_t(p[4]) << 8) | p[5];
+    if (pl != 0 && 40 + pl < len) return 40 + pl;
+  }
+  return len;
+}
+
 inline void put32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }   // little-endian host (x86, arm64)
 inline uint32_t get32(const uint8_t* p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
@@ -372,6 +389,8 @@ napi_value Recv(napi_env env, napi_callback_info info) {
       if (type == PACKET_OUTGOING || type == PACKET_OTHERHOST) { io->c.rxIgnored++; continue; }
       if ((h.msg_flags & MSG_TRUNC) || len > slot) { io->c.rxOversize++; continue; }
       uint8_t* p = data + size_t(i) * slot;
+      uint32_t own = ipLength(p, len);
+      if (own != len) { len = own; io->c.rxTrimmed++; }
       for (cmsghdr* cm = CMSG_FIRSTHDR(&h); cm; cm = CMSG_NXTHDR(&h, cm)) {
         if (cm->cmsg_level != SOL_PACKET || cm->cmsg_type != PACKET_AUXDATA) continue;
         tpacket_auxdata aux;
@@ -544,6 +563,7 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   setNum(env, o, "rxCalls", c.rxCalls);
   setNum(env, o, "rxIgnored", c.rxIgnored);
   setNum(env, o, "rxOversize", c.rxOversize);
+  setNum(env, o, "rxTrimmed", c.rxTrimmed);
   setNum(env, o, "rxCsumCompleted", c.rxCsumCompleted);
   setNum(env, o, "rxKernelDrops", c.rxKernelDrops);
   setNum(env, o, "txPackets", c.txPackets);

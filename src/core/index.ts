@@ -400,7 +400,8 @@ export class Core {
 
   connStats() {
     return { capacity: this.x.connCapacity() >>> 0, live: this.x.connLive() >>> 0, templates: this.x.connTemplates() >>> 0,
-      refusedFull: this.x.connRefusedFull() };
+      refusedFull: this.x.connRefusedFull(), evictedFinished: this.x.connEvicted(1),
+      evictedInactive: this.x.connEvicted(0) };
   }
 
   // ipvsadm --set tcp tcpfin udp (seconds; 0 leaves one unchanged) and --timeout

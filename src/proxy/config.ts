@@ -38,6 +38,7 @@ export interface ProxyOptions {
   maxConns: number;                // TCP connections in flight (0: from RLIMIT_NOFILE)
   drainTimeout: number;            // seconds a removed destination's connections are kept
   connectTimeout: number;          // seconds for a backend connect
+  idleTimeout: number;             // seconds a TCP connection may move no byte before it is closed (socket mode)
   tick: number;                    // ms between timer runs (core.advance, idle checks)
   logLevel: "debug" | "info" | "warn" | "error";
   pump: "native" | "js";           // socket mode's byte pump: the native relay (JS pump if not built) or JS only
@@ -64,6 +65,7 @@ export interface ProxyConfig {
 export const DEFAULT_OPTIONS: ProxyOptions = {
   mode: "socket", control: "/run/wasmvs/proxy.sock", metrics: null, vipInterface: "wasmvs0",
   connCapacity: 65536, udpFlows: 4096, maxConns: 0, drainTimeout: 300, connectTimeout: 3, tick: 1000,
+  idleTimeout: 900,
   logLevel: "info", pump: "native", settings: {},
   packet: { interfaces: [], localAddresses: [], batchSize: 64, slotSize: 2048, suppressKernel: true },
 };
@@ -173,8 +175,10 @@ function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): H
 
 const TOP_KEYS = ["proxy", "timeouts", "services"];
 const PROXY_KEYS = ["mode", "control", "metrics", "vipInterface", "connCapacity", "udpFlows", "maxConns", "drainTimeout",
-  "connectTimeout", "tick", "logLevel", "pump", "settings", "interfaces", "localAddresses", "batchSize", "slotSize", "suppressKernel"];
-const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persistent", "netmask", "health", "realServers"];
+  "connectTimeout", "tick", "logLevel", "pump", "settings", "interfaces", "localAddresses", "batchSize", "slotSize",
+  "suppressKernel", "idleTimeout"];
+const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persistent", "netmask", "health",
+  "realServers", "connectTimeout", "idleTimeout"];
 const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health"];
 
 export function parseConfig(text: string, file = "<config>"): ProxyConfig {
@@ -208,6 +212,8 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
     options.maxConns = w.num(p.get("maxConns"), "proxy.maxConns", 0, 1 << 22, 0);
     options.drainTimeout = w.num(p.get("drainTimeout"), "proxy.drainTimeout", 0, 86400 * 7, DEFAULT_OPTIONS.drainTimeout, false);
     options.connectTimeout = w.num(p.get("connectTimeout"), "proxy.connectTimeout", 0.01, 600, DEFAULT_OPTIONS.connectTimeout, false);
+    options.idleTimeout = w.num(p.get("idleTimeout"), "proxy.idleTimeout", 1, 86400 * 7, DEFAULT_OPTIONS.idleTimeout,
+      false);
     options.tick = w.num(p.get("tick"), "proxy.tick", 10, 60000, DEFAULT_OPTIONS.tick);
     options.logLevel = w.str(p.get("logLevel"), "proxy.logLevel", "info", ["debug", "info", "warn", "error"]) as ProxyOptions["logLevel"];
     const ifs = w.list(p.get("interfaces"), "proxy.interfaces");
@@ -270,6 +276,9 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
         svc.netmask = nm;
       }
     }
+    if (s.has("connectTimeout"))
+      svc.connectTimeout = w.num(s.get("connectTimeout"), `${path}.connectTimeout`, 0.01, 600, 3, false);
+    if (s.has("idleTimeout")) svc.idleTimeout = w.num(s.get("idleTimeout"), `${path}.idleTimeout`, 0.1, 86400 * 7, 900, false);
     const key = serviceKey(svc);
     if (seen.has(key)) w.err(sn, path, `duplicate service ${key} (also ${seen.get(key)})`);
     seen.set(key, path);

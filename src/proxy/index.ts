@@ -99,6 +99,7 @@ export class Proxy {
       const maxConns = o.maxConns || Math.max(16, Math.floor((limit - listeners - 64) / 2));
       this.fw = new SocketForwarder(core, this.tables, {
         udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog, pump: o.pump,
+        idleTimeoutMs: o.idleTimeout * 1000,
       }, log);
     }
     this.vips = new VipManager(o.vipInterface, log);
@@ -230,11 +231,12 @@ export class Proxy {
     const flows = this.fw.flowsByDest();
     const fwd = this.tables.fwd;
     const out: ServiceView[] = [];
+    const specs = new Map(this.desired.services.map((s) => [serviceKey(s), s]));   // one pass, not a find per service
     for (const id of this.core.serviceIds()) {
       const a = this.tables.byId.get(id);
       if (!a) continue;
       const info = this.core.service(id);
-      const spec = this.desired.services.find((s) => serviceKey(s) === a.key) ?? a.spec;
+      const spec = specs.get(a.key) ?? a.spec;
       const dests: DestView[] = info.dests.map((d) => {
         const rk = realServerKey(d);
         const key = destKey(a.key, d);

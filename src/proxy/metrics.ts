@@ -1,84 +1,332 @@
-// Prometheus metrics (prom-client), computed at scrape time from the core's counters and the
-// forwarder's: per service and per destination connections, packets and bytes like IPVS's stats, active
-// and inactive connections, weights, health and drain state, drops by reason, flow table sizes.
+// Prometheus metrics, computed at scrape time from the core's counters and the forwarder's: per service and
+// per destination connections, packets and bytes like IPVS's stats, active and inactive connections,
+// weights, health and drain state, drops by reason, flow table sizes.
+//
+// A scrape must not stall forwarding, and at 10k services x 10 destinations it is ~100k series per family:
+// the tables are read in one pass (one core.service() per service, a map for the configured specs), the
+// text is built family by family from that snapshot, and the work is cut into slices that yield to the
+// event loop, so connections are served between slices. Scrapes run one at a time; concurrent requests
+// share the one in progress.
 import * as http from "node:http";
-import { Registry, Counter, Gauge } from "prom-client";
 import type { Proxy } from "./index.ts";
+import { destKey } from "./tables.ts";
 import { SocketForwarder } from "./socket.ts";
-import { PacketForwarder, type PacketIoStats } from "./packet.ts";
+import { PacketForwarder } from "./packet.ts";
+import { serviceKey, realServerKey, type RealServer, type VirtualService } from "../model/types.ts";
+import type { DestStats } from "./forwarder.ts";
+import { formatAddr } from "../core/addr.ts";
 
-export function proxyRegistry(p: Proxy): Registry {
-  const reg = new Registry();
-  const svcL = ["service"], dstL = ["service", "destination"];
-  const set = (m: Counter<string> | Gauge<string>, labels: Record<string, string>, v: number) => {
-    if (m instanceof Counter) m.inc(labels, v); else m.set(labels, v);
-  };
-  const counter = (name: string, help: string, labelNames: string[], fill: (emit: (l: Record<string, string>, v: number) => void) => void) => {
-    const m: Counter<string> = new Counter({
-      name, help, labelNames, registers: [reg],
-      collect() { m.reset(); fill((l, v) => { if (v > 0) set(m, l, v); }); },
-    });
-  };
-  const gauge = (name: string, help: string, labelNames: string[], fill: (emit: (l: Record<string, string>, v: number) => void) => void) => {
-    const m: Gauge<string> = new Gauge({ name, help, labelNames, registers: [reg], collect() { m.reset(); fill((l, v) => set(m, l, v)); } });
-  };
-  const svcs = () => p.services();
-  counter("wasmvs_proxy_service_connections_total", "Connections scheduled by a virtual service (IPVS Conns)", svcL,
-    (e) => { for (const s of svcs()) e({ service: s.key }, Number(s.status.stats.conns)); });
-  for (const dir of ["in", "out"] as const) {
-    counter(`wasmvs_proxy_service_${dir}_packets_total`, `Reads forwarded ${dir === "in" ? "client to backend" : "backend to client"} (socket mode: one read is one packet)`, svcL,
-      (e) => { for (const s of svcs()) e({ service: s.key }, Number(dir === "in" ? s.status.stats.inPkts : s.status.stats.outPkts)); });
-    counter(`wasmvs_proxy_service_${dir}_bytes_total`, `Bytes forwarded ${dir === "in" ? "client to backend" : "backend to client"}`, svcL,
-      (e) => { for (const s of svcs()) e({ service: s.key }, Number(dir === "in" ? s.status.stats.inBytes : s.status.stats.outBytes)); });
-    counter(`wasmvs_proxy_destination_${dir}_packets_total`, `Reads forwarded ${dir} per destination`, dstL,
-      (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, Number(dir === "in" ? d.status.stats.inPkts : d.status.stats.outPkts)); });
-    counter(`wasmvs_proxy_destination_${dir}_bytes_total`, `Bytes forwarded ${dir} per destination`, dstL,
-      (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, Number(dir === "in" ? d.status.stats.inBytes : d.status.stats.outBytes)); });
+export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+const SLICE_MS = 4;   // longest stretch of scrape work between two yields to the event loop
+
+const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
+
+// Runs fn over 0..n-1, yielding to the event loop whenever a slice has run SLICE_MS.
+async function sliced(n: number, fn: (i: number) => void): Promise<void> {
+  let t = performance.now();
+  for (let i = 0; i < n; i++) {
+    fn(i);
+    if ((i & 63) === 63 && performance.now() - t > SLICE_MS) { await yieldLoop(); t = performance.now(); }
   }
-  counter("wasmvs_proxy_destination_connections_total", "Connections scheduled to a destination (IPVS Conns)", dstL,
-    (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, Number(d.status.stats.conns)); });
-  gauge("wasmvs_proxy_destination_active_connections", "IPVS ActiveConn", dstL,
-    (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, d.status.activeConns); });
-  gauge("wasmvs_proxy_destination_inactive_connections", "IPVS InActConn", dstL,
-    (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, d.status.inactConns); });
-  gauge("wasmvs_proxy_destination_persistent_connections", "IPVS PersistConn (templates)", dstL,
-    (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, d.status.persistConns); });
-  gauge("wasmvs_proxy_destination_weight", "Effective weight in the core (0: quiesced or draining)", dstL,
-    (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, d.status.weight); });
-  gauge("wasmvs_proxy_destination_configured_weight", "Configured weight", dstL,
-    (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, d.configuredWeight); });
-  gauge("wasmvs_proxy_destination_healthy", "1 when the health check passes (or there is none)", dstL,
-    (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, d.healthy ? 1 : 0); });
-  gauge("wasmvs_proxy_destination_draining", "1 when the destination takes no new flows (weight 0, down or removed) but still has flows", dstL,
-    (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, d.draining ? 1 : 0); });
-  gauge("wasmvs_proxy_destination_open_flows", "TCP connections and UDP flows open now", dstL,
-    (e) => { for (const s of svcs()) for (const d of s.dests) e({ service: s.key, destination: d.key }, d.flows); });
-  counter("wasmvs_proxy_drops_total", "Connections or datagrams refused, by reason", ["reason"],
-    (e) => { for (const [r, n] of p.fw.drops) e({ reason: r }, n); });
+}
+
+const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
+// One scrape's snapshot: a row per service and per destination, values in columns.
+interface Snapshot {
+  svcLabels: string[]; svc: Record<string, number[]>;
+  dstLabels: string[]; dst: Record<string, number[]>;
+  omitted: number;   // destinations whose series were left out (over MAX_DEST_SERIES)
+}
+
+const SVC_COLS = ["conns", "inPkts", "outPkts", "inBytes", "outBytes"] as const;
+const DST_COLS = ["conns", "inPkts", "outPkts", "inBytes", "outBytes", "active", "inact", "persist", "weight",
+  "configured",
+  "healthy", "draining", "flows"] as const;
+
+// What a destination's label and keys are, cached by the core's destination id; checked against the id's
+// service, address and port on every scrape (an id is reused after a delete).
+interface DestLabel {
+  svcId: number; a0: number; a1: number; a2: number; a3: number; port: number; rk: string; key: string; label: string;
+}
+const destLabels = new Map<number, DestLabel>();
+const svcLabels = new Map<string, string>();
+// A configured service's real servers by key, and their destination keys, once per spec object (the
+// desired state is replaced, not edited, on a change, so a new object means new servers).
+interface SpecIndex { byRk: Map<string, RealServer>; keys: { rk: string; key: string; r: RealServer }[] }
+const specIndex = new WeakMap<VirtualService, SpecIndex>();
+function indexOf(svcKey: string, spec: VirtualService): SpecIndex {
+  let x = specIndex.get(spec);
+  if (!x) {
+    x = { byRk: new Map(), keys: [] };
+    for (const r of spec.realServers) {
+      const rk = realServerKey(r);
+      x.byRk.set(rk, r);
+      x.keys.push({ rk, key: destKey(svcKey, r), r });
+    }
+    specIndex.set(spec, x);
+  }
+  return x;
+}
+
+// The configured services by key, once per desired state (a change replaces the array).
+const specMaps = new WeakMap<VirtualService[], Map<string, VirtualService>>();
+function specsOf(services: VirtualService[]): Map<string, VirtualService> {
+  let m = specMaps.get(services);
+  if (!m) specMaps.set(services, (m = new Map(services.map((v) => [serviceKey(v), v]))));
+  return m;
+}
+
+/** Per-destination series are written while the destinations number at most this; above it only the
+ * per-service series are (summed over the destinations), and wasmvs_proxy_metrics_destinations_omitted
+ * says how many were left out: at 10k services x 10 the per-destination families alone are 1.3M lines
+ * (84 MB) a scrape, beyond what one event loop should render or a Prometheus server should ingest. */
+export const MAX_DEST_SERIES = 10000;
+
+async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot> {
+  const s: Snapshot = { svcLabels: [], svc: {}, dstLabels: [], dst: {}, omitted: 0 };
+  for (const c of SVC_COLS) s.svc[c] = [];
+  for (const c of DST_COLS) s.dst[c] = [];
+  const flows = p.fw.flowsByDest();
+  const stats = p.fw.stats;
+  const specs = specsOf(p.desired.services);
+  const ids = p.core.serviceIds();
+  const x = p.core.x, sp = x.scratchPtr() >>> 0;
+  const u64 = (dv: DataView, o: number) => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 4294967296;
+  let total = 0;
+  for (const id of ids) { const n = x.svcInfo(id); if (n > 0) total += n; }
+  const perDest = total <= maxDests;
+  // over the cap: the services' byte and packet sums in one pass over the forwarder's counters
+  const sums = new Map<string, DestStats>();
+  if (!perDest) {
+    s.omitted = total;
+    const it = stats.entries();
+    await sliced(stats.size, () => {
+      const e = it.next();
+      if (e.done) return;
+      const [k, st] = e.value, svcKey = k.slice(0, k.indexOf("|"));
+      const t = sums.get(svcKey);
+      if (!t) sums.set(svcKey, { ...st });
+      else { t.inPkts += st.inPkts; t.outPkts += st.outPkts; t.inBytes += st.inBytes; t.outBytes += st.outBytes; }
+    });
+  }
+  const col = s.dst;
+  const pushDest = (label: string, conns: number, st: DestStats | undefined, active: number, inact: number,
+    persist: number,
+    weight: number, configured: number, healthy: number, draining: number, f: number) => {
+    s.dstLabels.push(label);
+    col.conns.push(conns); col.inPkts.push(st?.inPkts ?? 0); col.outPkts.push(st?.outPkts ?? 0);
+    col.inBytes.push(st?.inBytes ?? 0); col.outBytes.push(st?.outBytes ?? 0); col.active.push(active);
+    col.inact.push(inact); col.persist.push(persist); col.weight.push(weight); col.configured.push(configured);
+    col.healthy.push(healthy); col.draining.push(draining); col.flows.push(f);
+  };
+  // Reads the core's records directly (no DestInfo objects, no BigInts): a scrape at 100k destinations
+  // otherwise makes enough garbage that collecting it stalls the loop.
+  await sliced(ids.length, (i) => {
+    const a = p.tables.byId.get(ids[i]);
+    if (!a) return;
+    const n = x.svcInfo(a.id);
+    if (n < 0) return;   // deleted between two slices
+    let dv = p.core.dv;
+    const svcConns = u64(dv, sp + 48);
+    let sl = svcLabels.get(a.key);
+    if (!sl) {
+      if (svcLabels.size > 1 << 18) svcLabels.clear();
+      svcLabels.set(a.key, (sl = `{service="${esc(a.key)}"}`));
+    }
+    s.svcLabels.push(sl);
+    s.svc.conns.push(svcConns);
+    if (!perDest) {
+      const t = sums.get(a.key);
+      s.svc.inPkts.push(t?.inPkts ?? 0); s.svc.outPkts.push(t?.outPkts ?? 0);
+      s.svc.inBytes.push(t?.inBytes ?? 0); s.svc.outBytes.push(t?.outBytes ?? 0);
+      return;
+    }
+    const spec = specs.get(a.key) ?? a.spec;
+    const conf = indexOf(a.key, spec);
+    let inPkts = 0, outPkts = 0, inBytes = 0, outBytes = 0;
+    let seen: Set<string> | undefined;
+    for (let k = 0; k < n; k++) {
+      const id = x.svcDestAt(a.id, k);
+      if (id < 0 || x.destInfo(id) < 0) continue;
+      dv = p.core.dv;
+      const port = dv.getUint32(sp + 20, true);
+      const a0 = dv.getUint32(sp, true), a1 = dv.getUint32(sp + 4, true);
+      const a2 = dv.getUint32(sp + 8, true), a3 = dv.getUint32(sp + 12, true);
+      let dl = destLabels.get(id);
+      if (!dl || dl.svcId !== a.id || dl.port !== port || dl.a0 !== a0 || dl.a1 !== a1 || dl.a2 !== a2 ||
+          dl.a3 !== a3) {
+        const af = dv.getInt32(sp + 16, true);
+        const addr = formatAddr(af, new Uint8Array(dv.buffer.slice(sp, sp + 16)));
+        const rk = realServerKey({ addr, port });
+        dl = { svcId: a.id, a0, a1, a2, a3, port, rk, key: destKey(a.key, { addr, port }),
+          label: `{service="${esc(a.key)}",destination="${esc(rk)}"}` };
+        destLabels.set(id, dl);
+      }
+      const weight = dv.getInt32(sp + 24, true);
+      const st = stats.get(dl.key), f = flows.get(dl.key) ?? 0;
+      if (flows.size) (seen ??= new Set()).add(dl.rk);
+      if (st) { inPkts += st.inPkts; outPkts += st.outPkts; inBytes += st.inBytes; outBytes += st.outBytes; }
+      pushDest(dl.label, u64(dv, sp + 64), st, dv.getUint32(sp + 48, true), dv.getUint32(sp + 52, true),
+        dv.getUint32(sp + 56, true), weight, conf.byRk.get(dl.rk)?.weight ?? weight,
+        p.health.down(dl.key) === undefined ? 1 : 0, weight === 0 && f > 0 ? 1 : 0, f);
+    }
+    // destinations out of the core (health: remove) that still have flows draining
+    if (flows.size) for (const { rk, key, r } of conf.keys) {
+      const f = flows.get(key) ?? 0;
+      if (!f || seen?.has(rk)) continue;
+      const st = stats.get(key);
+      if (st) { inPkts += st.inPkts; outPkts += st.outPkts; inBytes += st.inBytes; outBytes += st.outBytes; }
+      pushDest(`{service="${esc(a.key)}",destination="${esc(rk)}"}`, 0, st, 0, 0, 0, 0, r.weight,
+        p.health.down(key) === undefined ? 1 : 0, 1, f);
+    }
+    s.svc.inPkts.push(inPkts); s.svc.outPkts.push(outPkts); s.svc.inBytes.push(inBytes); s.svc.outBytes.push(outBytes);
+  });
+  if (destLabels.size > 4 * s.dstLabels.length + 1024) destLabels.clear();
+  return s;
+}
+
+type Write = (chunk: string | Buffer) => Promise<void>;
+
+// Lines are written as bytes into a reused buffer: a scrape at 100k series would otherwise make a string
+// per line, and collecting them stalls the event loop for tens of milliseconds.
+const CHUNK = 1 << 16;
+const NL = 10, SP = 32;
+const labelCache = new Map<string, Buffer>();
+const labelBytes = (l: string) => {
+  let b = labelCache.get(l);
+  if (!b) { if (labelCache.size > 1 << 20) labelCache.clear(); labelCache.set(l, (b = Buffer.from(l))); }
+  return b;
+};
+
+// Writes one family from a snapshot column; counters leave out their zero series, as before.
+async function family(write: Write, name: string, type: "counter" | "gauge", help: string, labels: string[],
+  col: number[]) {
+  await write(`# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`);
+  const nameB = Buffer.from(name), skipZero = type === "counter";
+  let buf = Buffer.allocUnsafe(CHUNK), at = 0;
+  let t = performance.now();
+  for (let i = 0; i < labels.length; i++) {
+    const v = col[i];
+    if (skipZero && !(v > 0)) continue;
+    const lb = labelBytes(labels[i]);
+    if (at + nameB.length + lb.length + 32 > CHUNK) {
+      await write(buf.subarray(0, at));
+      buf = Buffer.allocUnsafe(CHUNK); at = 0;
+      if (performance.now() - t > SLICE_MS) { await yieldLoop(); t = performance.now(); }
+    }
+    at += nameB.copy(buf, at);
+    at += lb.copy(buf, at);
+    buf[at++] = SP;
+    if (Number.isInteger(v) && v >= 0 && v < 10) buf[at++] = 48 + v;
+    else at += buf.write(String(v), at, "latin1");
+    buf[at++] = NL;
+  }
+  if (at) await write(buf.subarray(0, at));
+}
+
+async function scalar(write: Write, name: string, type: "counter" | "gauge", help: string, rows: [string, number][]) {
+  let buf = `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`;
+  for (const [l, v] of rows) if (type === "gauge" || v > 0) buf += `${name}${l} ${v}\n`;
+  await write(buf);
+}
+
+/** Writes the whole exposition through write (which may wait for the socket to drain). */
+export async function writeMetrics(p: Proxy, write: Write): Promise<void> {
+  const s = await snapshot(p);
+  const sv = (c: (typeof SVC_COLS)[number]) => s.svc[c];
+  const dv = (c: (typeof DST_COLS)[number]) => s.dst[c];
+  await family(write, "wasmvs_proxy_service_connections_total", "counter",
+    "Connections scheduled by a virtual service (IPVS Conns)", s.svcLabels, sv("conns"));
+  for (const dir of ["in", "out"] as const) {
+    const what = dir === "in" ? "client to backend" : "backend to client";
+    await family(write, `wasmvs_proxy_service_${dir}_packets_total`, "counter",
+      `Reads forwarded ${what} (socket mode: one read is one packet)`, s.svcLabels, sv(`${dir}Pkts`));
+    await family(write, `wasmvs_proxy_service_${dir}_bytes_total`, "counter", `Bytes forwarded ${what}`, s.svcLabels,
+      sv(`${dir}Bytes`));
+    await family(write, `wasmvs_proxy_destination_${dir}_packets_total`, "counter",
+      `Reads forwarded ${dir} per destination`,
+      s.dstLabels, dv(`${dir}Pkts`));
+    await family(write, `wasmvs_proxy_destination_${dir}_bytes_total`, "counter",
+      `Bytes forwarded ${dir} per destination`,
+      s.dstLabels, dv(`${dir}Bytes`));
+  }
+  const dst: [string, "counter" | "gauge", string, (typeof DST_COLS)[number]][] = [
+    ["connections_total", "counter", "Connections scheduled to a destination (IPVS Conns)", "conns"],
+    ["active_connections", "gauge", "IPVS ActiveConn", "active"],
+    ["inactive_connections", "gauge", "IPVS InActConn", "inact"],
+    ["persistent_connections", "gauge", "IPVS PersistConn (templates)", "persist"],
+    ["weight", "gauge", "Effective weight in the core (0: quiesced or draining)", "weight"],
+    ["configured_weight", "gauge", "Configured weight", "configured"],
+    ["healthy", "gauge", "1 when the health check passes (or there is none)", "healthy"],
+    ["draining", "gauge", "1 when the destination takes no new flows (weight 0, down or removed) but still has flows",
+      "draining"],
+    ["open_flows", "gauge", "TCP connections and UDP flows open now", "flows"],
+  ];
+  for (const [n, t, h, c] of dst) await family(write, `wasmvs_proxy_destination_${n}`, t, h, s.dstLabels, dv(c));
+  await scalar(write, "wasmvs_proxy_metrics_destinations_omitted", "gauge",
+    `Destinations whose series this scrape left out (more than ${MAX_DEST_SERIES}: ` +
+    "the per-service series still count them)",
+    [["", s.omitted]]);
+  await scalar(write, "wasmvs_proxy_drops_total", "counter", "Connections or datagrams refused, by reason",
+    [...p.fw.drops].map(([r, n]) => [`{reason="${esc(r)}"}`, n]));
   const fw = p.fw;
   if (fw instanceof SocketForwarder) {
-    gauge("wasmvs_proxy_udp_flows", "UDP flows in the bounded table", [], (e) => e({}, fw.udpCount));
-    gauge("wasmvs_proxy_udp_flows_max", "Size of the UDP flow table", [], (e) => e({}, p.cfg.options.udpFlows));
-    gauge("wasmvs_proxy_tcp_connections", "Proxied TCP connections open now", [], (e) => e({}, fw.tcp.size));
+    await scalar(write, "wasmvs_proxy_udp_flows", "gauge", "UDP flows in the bounded table", [["", fw.udpCount]]);
+    await scalar(write, "wasmvs_proxy_udp_flows_max", "gauge", "Size of the UDP flow table",
+      [["", p.cfg.options.udpFlows]]);
+    await scalar(write, "wasmvs_proxy_tcp_connections", "gauge", "Proxied TCP connections open now",
+      [["", fw.tcp.size]]);
   } else if (fw instanceof PacketForwarder) {
-    const io = (k: keyof PacketIoStats) => (e: (l: Record<string, string>, v: number) => void) => e({}, fw.ioStats()[k]);
-    counter("wasmvs_proxy_packet_received_total", "Packets received from the interfaces and run through the core", [], io("rxPackets"));
-    counter("wasmvs_proxy_packet_sent_total", "Packets the core forwarded, handed to the kernel", [], io("txPackets"));
-    counter("wasmvs_proxy_packet_checksum_completed_total", "Packets whose sender left the L4 checksum to offload, completed before rewriting", [], io("rxCsumCompleted"));
-    counter("wasmvs_proxy_packet_batches_total", "Batches run through the core", [], (e) => e({}, fw.timing.batches));
+    const io = fw.ioStats();
+    await scalar(write, "wasmvs_proxy_packet_received_total", "counter",
+      "Packets received from the interfaces and run through the core", [["", io.rxPackets]]);
+    await scalar(write, "wasmvs_proxy_packet_sent_total", "counter", "Packets the core forwarded, handed to the kernel",
+      [["", io.txPackets]]);
+    await scalar(write, "wasmvs_proxy_packet_checksum_completed_total", "counter",
+      "Packets whose sender left the L4 checksum to offload, completed before rewriting", [["", io.rxCsumCompleted]]);
+    await scalar(write, "wasmvs_proxy_packet_batches_total", "counter", "Batches run through the core",
+      [["", fw.timing.batches]]);
   }
-  gauge("wasmvs_proxy_conn_table_entries", "Entries in the core's connection table (with templates)", [], (e) => e({}, p.core.connStats().live));
-  gauge("wasmvs_proxy_conn_table_capacity", "Capacity of the core's connection table", [], (e) => e({}, p.core.connStats().capacity));
-  return reg;
+  const cs = p.core.connStats();
+  await scalar(write, "wasmvs_proxy_conn_table_entries", "gauge", "Entries in the core's connection table (with templates)",
+    [["", cs.live]]);
+  await scalar(write, "wasmvs_proxy_conn_table_capacity", "gauge", "Capacity of the core's connection table",
+    [["", cs.capacity]]);
+  await scalar(write, "wasmvs_proxy_conn_table_evicted_total", "counter",
+    "Entries freed for a new connection when the table was full: finished (TIME_WAIT, CLOSE) or other inactive",
+    [['{class="finished"}', cs.evictedFinished], ['{class="inactive"}', cs.evictedInactive]]);
+  await scalar(write, "wasmvs_proxy_conn_table_refused_total", "counter",
+    "New connections refused because every entry was established or a template", [["", cs.refusedFull]]);
+}
+
+/** The whole exposition as one string (tests, tools). */
+export async function metricsText(p: Proxy): Promise<string> {
+  const parts: Buffer[] = [];
+  await writeMetrics(p, async (c) => { parts.push(typeof c === "string" ? Buffer.from(c) : Buffer.from(c)); });
+  return Buffer.concat(parts).toString();
 }
 
 export function startMetricsServer(p: Proxy, hostPort: string): Promise<http.Server> {
-  const reg = proxyRegistry(p);
   const m = hostPort.match(/^\[?(.*?)\]?:(\d+)$/)!;
-  const server = http.createServer(async (req, res) => {
+  let running: Promise<void> = Promise.resolve();
+  const server = http.createServer((req, res) => {
     if (req.url === "/metrics") {
-      try { res.writeHead(200, { "content-type": reg.contentType }); res.end(await reg.metrics()); }
-      catch (e) { res.writeHead(500); res.end(String(e)); }
+      // one scrape at a time: a second one waits for the first instead of doubling the work
+      running = running.then(async () => {
+        try {
+          res.writeHead(200, { "content-type": CONTENT_TYPE });
+          await writeMetrics(p, (c) => new Promise<void>((r) => {
+            if (!c.length || res.destroyed) return r();
+            if (res.write(c)) return r();
+            const done = () => { res.off("drain", done); res.off("close", done); r(); };
+            res.once("drain", done); res.once("close", done);
+          }));
+          res.end();
+        } catch (e) {
+          if (!res.headersSent) { res.writeHead(500); res.end(String(e)); } else res.destroy(e as Error);
+        }
+      });
     } else if (req.url === "/healthz") { res.writeHead(200); res.end("ok\n"); }
     else { res.writeHead(404); res.end(); }
   });

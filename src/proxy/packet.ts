@@ -22,7 +22,7 @@ import type { PacketModeOptions } from "./config.ts";
 import { Takeover } from "./takeover.ts";
 
 export interface PacketIoStats {
-  rxPackets: number; rxCalls: number; rxIgnored: number; rxOversize: number; rxCsumCompleted: number; rxKernelDrops: number;
+  rxPackets: number; rxCalls: number; rxIgnored: number; rxOversize: number; rxTrimmed: number; rxCsumCompleted: number; rxKernelDrops: number;
   txPackets: number; txCalls: number; txNoBuffer: number; txTooBig: number; txUnreachable: number; txOtherErrors: number;
   lastTxErrno: number; recvNs: number; sendNs: number;
 }

@@ -5,6 +5,7 @@
 // real load. The core's timers are the idle timeouts: when it expires an entry, the proxy closes the flow.
 import * as net from "node:net";
 import * as dgram from "node:dgram";
+import { readFileSync } from "node:fs";
 import { Core, TCP_FLAGS } from "../core/index.ts";
 import { addrBytes, afOf, formatAddr } from "../core/addr.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
@@ -23,10 +24,31 @@ const EMPTY_ADDR = new Uint8Array(16);
 export interface ForwarderOptions {
   udpFlows: number; maxConns: number; drainTimeoutMs: number; connectTimeoutMs: number; decisionLog: number;
   pump?: "native" | "js";
+  idleTimeoutMs?: number;     // a TCP connection that moves no byte this long is closed (default 900 s)
+  fileLimit?: number;         // open files allowed (default: RLIMIT_NOFILE's soft limit as it is now)
 }
+
+// Descriptors kept back from the budget: 64 for everything else the process opens (health checks, the
+// control and metrics sockets, the WASM file, logs), and 256 for accept bursts: the native relay accepts
+// up to 64 connections per listener per loop turn before JS can refuse them (a soak at 1,000 conn/s into
+// four listeners at the budget met EMFILE with 64 alone).
+const FD_RESERVE = 64 + 256;
+
+function softFileLimit(): number {
+  try {
+    const m = readFileSync("/proc/self/limits", "utf8").match(/Max open files\s+(\d+|unlimited)/);
+    if (m) return m[1] === "unlimited" ? 1 << 30 : Number(m[1]);
+  } catch { /* not Linux */ }
+  return 1024;
+}
+
+// How long a UDP flow must have been idle before a new flow may take its place in a full table: a flood
+// from fresh source ports then replaces flows that have gone quiet, not ones in use.
+const UDP_EVICT_IDLE_MS = 1000;
 
 interface Listener {
   key: string; proto: "tcp" | "udp"; vaddr: string; vport: number; svcId: number; removed: boolean;
+  connectMs: number; idleMs: number;   // the service's timeouts
   af: number; vbytes: Uint8Array;   // vaddr encoded once, for Core.packetBytes
   server?: net.Server; native?: number; udp?: dgram.Socket; flows?: Map<string, UdpFlow>;
 }
@@ -37,6 +59,7 @@ class TcpConn implements Flow, RelayOwner {
   backend: net.Socket | null = null;
   daddr = ""; dport = 0; destKey = ""; idx = -1; act = false; proto = 6;
   clientEnded = false; backendEnded = false; connected = false; done = false; retried = false;
+  lastActive = 0;   // the forwarder's clock when a byte last moved (or the connection was made)
   st!: DestStats;
   // the native relay's slot once it pumps this connection (-1: the JS pump), and its counters as last read
   slot = -1; inReads = 0; inBytes = 0; outReads = 0; outBytes = 0;
@@ -87,6 +110,7 @@ class TcpConn implements Flow, RelayOwner {
   onConnected() {
     if (this.done) return;
     this.connected = true;
+    this.lastActive = this.fw.now();
     this.feed("out", SYN | ACK);
     this.feed("in", ACK);
   }
@@ -127,6 +151,7 @@ class TcpConn implements Flow, RelayOwner {
 class UdpFlow implements Flow {
   sock: dgram.Socket;
   act = true; proto = 17; idx = -1; destKey = ""; done = false;
+  lastActive = 0;
   st!: DestStats;
   constructor(readonly fw: SocketForwarder, readonly l: Listener, readonly key: string, readonly caddr: string, readonly cport: number,
               readonly daddr: string, readonly dport: number) {
@@ -134,6 +159,7 @@ class UdpFlow implements Flow {
     this.sock.on("message", (msg, r) => {
       if (r.port !== this.dport || r.address !== this.daddr) return;
       this.act = true;
+      fw.touchUdp(this);
       this.st.outPkts++; this.st.outBytes += msg.length;
       fw.core.packet("out", "udp", this.daddr, this.dport, this.caddr, this.cport, { len: msg.length, now: fw.now() });
       if (!this.l.udp) return;
@@ -147,6 +173,7 @@ class UdpFlow implements Flow {
     this.done = true;
     this.l.flows?.delete(this.key);
     this.fw.udpCount--;
+    this.fw.udpLru.delete(this);
     if (this.fw.byIdx.get(this.idx) === this) this.fw.byIdx.delete(this.idx);
     try { this.sock.close(); } catch { /* closed */ }
     this.fw.maybeCloseUdp(this.l);
@@ -163,6 +190,9 @@ export class SocketForwarder implements Forwarder {
   readonly removedAt = new Map<string, number>();   // destination or service key -> when it was removed (ms)
   readonly decisions: Decision[] = [];
   udpCount = 0;
+  // UDP flows, least recently active first (a Map keeps insertion order; activity re-inserts)
+  readonly udpLru = new Map<UdpFlow, true>();
+  readonly fileBudget: number;   // descriptors for listeners, TCP connections (2 each) and UDP flows (1 each)
   private scratch: number;
   private t0 = performance.now();
   private idleWaiters: (() => void)[] = [];
@@ -170,6 +200,7 @@ export class SocketForwarder implements Forwarder {
 
   constructor(readonly core: Core, readonly tables: Tables, readonly opts: ForwarderOptions, readonly log: Logger) {
     this.scratch = core.x.scratchPtr() >>> 0;
+    this.fileBudget = (opts.fileLimit ?? softFileLimit()) - FD_RESERVE;
     if (opts.pump !== "js") {
       const r = NativeRelay.load();
       if (typeof r === "string") log.warn("native relay not loaded; TCP bytes go through the JS pump (build it with npm install)", { error: r });
@@ -226,11 +257,14 @@ export class SocketForwarder implements Forwarder {
       const a = this.tables.services.get(key);
       if (!a) continue;
       let l = this.listeners.get(key);
+      const connectMs = s.connectTimeout !== undefined ? s.connectTimeout * 1000 : this.opts.connectTimeoutMs;
+      const idleMs = s.idleTimeout !== undefined ? s.idleTimeout * 1000 : this.opts.idleTimeoutMs ?? 900_000;
+      if (l) { l.connectMs = connectMs; l.idleMs = idleMs; }
       if (l && l.removed && l.proto === "udp" && l.udp) { l.removed = false; l.svcId = a.id; this.removedAt.delete(key); continue; }
       if (l && !l.removed) { l.svcId = a.id; continue; }
       this.removedAt.delete(key);
       l = { key, proto: s.protocol === "udp" ? "udp" : "tcp", vaddr: s.addr!, vport: s.port!, svcId: a.id, removed: false,
-        af: afOf(s.addr!), vbytes: addrBytes(s.addr!) };
+        connectMs, idleMs, af: afOf(s.addr!), vbytes: addrBytes(s.addr!) };
       try {
         if (l.proto === "tcp") await this.listenTcp(l); else await this.listenUdp(l);
         this.listeners.set(key, l);
@@ -305,7 +339,7 @@ export class SocketForwarder implements Forwarder {
   private onNativeTcp(l: Listener, fd: number, af: number, addr: Uint8Array, cport: number) {
     const relay = this.relay!;
     if (l.removed) { relay.resetFd(fd); this.drop("service_removed"); return; }
-    if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) { relay.resetFd(fd); this.drop("max_conns"); return; }
+    if (!this.tcpRoom()) { relay.resetFd(fd); this.drop("max_conns"); return; }
     const c = new TcpConn(this, l, null, af, addr.slice(), cport);
     try { c.slot = relay.adopt(fd, c); }
     catch (e) {
@@ -321,7 +355,7 @@ export class SocketForwarder implements Forwarder {
     const caddr = client.remoteAddress, cport = client.remotePort;
     if (!caddr || !cport) { client.destroy(); return; }
     if (l.removed) { client.resetAndDestroy(); this.drop("service_removed"); return; }
-    if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) { client.resetAndDestroy(); this.drop("max_conns"); return; }
+    if (!this.tcpRoom()) { client.resetAndDestroy(); this.drop("max_conns"); return; }
     const c = new TcpConn(this, l, client, afOf(caddr), addrBytes(caddr), cport);
     client.on("error", (e) => {
       // the client reset (or the socket failed): the backend gets a reset too
@@ -330,6 +364,18 @@ export class SocketForwarder implements Forwarder {
     client.on("close", () => { if (!c.done && !c.connected) { c.feed("in", RST); c.backend?.destroy(); c.finish(); } });
     this.tcp.add(c);
     if (!this.schedule(c, false)) return;
+  }
+
+  // Descriptors in use by what the budget covers: a socket per listener, two per TCP connection (the
+  // accepted one is already open when this is asked, so it counts), one per UDP flow.
+  fdsInUse(): number { return this.listeners.size + 2 * this.tcp.size + this.udpCount; }
+
+  // Room for one more TCP connection: under maxConns, and while UDP flows hold sockets, its two sockets
+  // fit the open-files budget beside theirs (so a full UDP table cannot turn the orderly refusal into
+  // EMFILE). Without UDP flows maxConns alone decides, as sized from the limit at start.
+  private tcpRoom(): boolean {
+    if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) return false;
+    return this.udpCount === 0 || this.fdsInUse() + 2 <= this.fileBudget;
   }
 
   // Schedules c through the core and connects; false when refused.
@@ -360,15 +406,17 @@ export class SocketForwarder implements Forwarder {
   }
 
   private connect(c: TcpConn) {
-    if (c.native) { this.relay!.connect(c.slot, c.daddr, c.dport, this.opts.connectTimeoutMs); return; }
+    if (c.native) { this.relay!.connect(c.slot, c.daddr, c.dport, c.l.connectMs); return; }
     const b = net.connect({ host: c.daddr, port: c.dport, allowHalfOpen: true, noDelay: true });
     c.backend = b;
     c.connected = false;
-    const timer = setTimeout(() => b.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })), this.opts.connectTimeoutMs);
+    const timer = setTimeout(() => b.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })),
+      c.l.connectMs);
     b.once("connect", () => {
       clearTimeout(timer);
       if (c.done) { b.destroy(); return; }
       c.connected = true;
+      c.lastActive = this.now();
       c.feed("out", SYN | ACK);
       c.feed("in", ACK);
       this.wire(c);
@@ -438,7 +486,10 @@ export class SocketForwarder implements Forwarder {
     let f = l.flows!.get(fk);
     if (!f) {
       if (l.removed) { this.drop("service_removed"); return; }
-      if (this.udpCount >= this.opts.udpFlows) { this.drop("udp_table_full"); return; }
+      if ((this.udpCount >= this.opts.udpFlows || this.fdsInUse() + 1 > this.fileBudget) && !this.evictIdleUdp()) {
+        this.drop("udp_table_full");
+        return;
+      }
     }
     const r = this.core.packet("in", "udp", caddr, cport, l.vaddr, l.vport, { len: msg.length, now: this.now() });
     if (r.verdict !== "forward" || r.conn < 0) {
@@ -466,8 +517,28 @@ export class SocketForwarder implements Forwarder {
       this.record({ proto: "udp", caddr, cport, vaddr: l.vaddr, vport: l.vport, daddr: f.daddr, dport: f.dport });
     }
     f.act = true;
+    this.touchUdp(f);
     f.st.inPkts++; f.st.inBytes += msg.length;
     f.sock.send(msg, f.dport, f.daddr);
+  }
+
+  touchUdp(f: UdpFlow): void {
+    f.lastActive = this.now();
+    if (f.done) return;
+    this.udpLru.delete(f);
+    this.udpLru.set(f, true);
+  }
+
+  // A full UDP table gives its least recently active flow's place to a new one, when that flow has been
+  // idle UDP_EVICT_IDLE_MS (it would otherwise wait for the UDP timeout, 300 s by default). Counted.
+  private evictIdleUdp(): boolean {
+    const oldest = this.udpLru.keys().next();
+    if (oldest.done) return false;
+    const f = oldest.value;
+    if (this.now() - f.lastActive < UDP_EVICT_IDLE_MS) return false;
+    f.close("evicted");
+    this.drop("udp_evicted_idle");
+    return true;
   }
 
   // ---- timers ---------------------------------------------------------------------------------------
@@ -482,10 +553,13 @@ export class SocketForwarder implements Forwarder {
 
   tick(): void {
     const now = this.now();
+    const idle: TcpConn[] = [];
     for (const c of this.tcp) {
       c.collect();
-      if (c.act && c.connected) { c.act = false; c.feed("in", ACK); }
+      if (c.act && c.connected) { c.act = false; c.lastActive = now; c.feed("in", ACK); }
+      else if (c.connected && now - c.lastActive >= c.l.idleMs) idle.push(c);
     }
+    for (const c of idle) { this.drop("idle_timeout"); c.close("idle timeout"); }
     this.core.advance(now);
     const bound = this.opts.drainTimeoutMs;
     const flows: Flow[] = [...this.tcp];
