@@ -4,44 +4,23 @@
 // arriving on the watch moves new connections to the new endpoint.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createServer as tcpServer, connect, type Server } from "node:net";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startFakeKubeApi } from "./helpers/fake-kube-api.ts";
+import { backend, fetchVip as fetchAt, until } from "./helpers/proxy-k8s.ts";
 
 const VIP = "127.0.0.50", VPORT = 18080;
-function backend(addr: string, reply: string): Promise<Server> {
-  // the proxy may reset a backend connection (a probe, a retry, its own shutdown): not an error here
-  const s = tcpServer((c) => { c.on("error", () => {}); c.end(reply); });
-  return new Promise((r) => s.listen(19090, addr, () => r(s)));
-}
-
-function fetchVip(): Promise<string> {
-  return new Promise((resolve) => {
-    const c = connect({ host: VIP, port: VPORT });
-    let data = "";
-    c.on("data", (d) => (data += d));
-    c.on("end", () => resolve(data));
-    c.on("error", () => resolve(""));
-    c.setTimeout(2000, () => { c.destroy(); resolve(""); });
-  });
-}
-
-async function until(what: string, fn: () => Promise<boolean>, ms = 20000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) { if (await fn()) return; await new Promise((r) => setTimeout(r, 200)); }
-  assert.unreachable(`timed out waiting for ${what}`);
-}
+const fetchVip = () => fetchAt(VIP, VPORT);
 
 test("the proxy serves a cluster's Service from a kubeconfig and follows EndpointSlice changes", async () => {
   const dir = mkdtempSync(join(tmpdir(), "wasmvs-k8s-"));
   const kubeconfig = join(dir, "kubeconfig.yaml");
   const api = await startFakeKubeApi({ vip: VIP, vport: VPORT, targetPort: 19090, endpoint: "127.0.0.60", kubeconfig });
-  const b1 = await backend("127.0.0.60", "from 60");
-  const b2 = await backend("127.0.0.61", "from 61");
+  const b1 = await backend("127.0.0.60", 19090, "from 60");
+  const b2 = await backend("127.0.0.61", 19090, "from 61");
   const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
   const proxy = spawn(process.execPath, [bin, "proxy", "run", "--kubeconfig", kubeconfig, "--node-name", "n1", "--node-ip", "192.0.2.10",
     "--control", "none"], { stdio: ["ignore", "pipe", "pipe"] });
