@@ -8,7 +8,7 @@ import { parseRestore } from "../model/ipvsadm.ts";
 import { IpvsClient, NoIpvsError } from "../kernel/client.ts";
 import { Reconciler, SyncLoop, checkDrift, formatReport } from "../kernel/reconcile.ts";
 import { loadConfig } from "../proxy/config.ts";
-import { KubeWatcher } from "../k8s/watch.ts";
+import type { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
 import type { ClusterIndex, Change } from "../k8s/cluster.ts";
 import { parseServiceKey, type VirtualService } from "../model/types.ts";
@@ -201,6 +201,7 @@ async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: Node
     if (fromCluster) {
       const node = { nodeName: String(a["--node-name"] ?? ""), addresses: String(a["--node-ip"] ?? "").split(",").filter(Boolean) };
       if (!node.nodeName || !node.addresses.length) { err.write("wasmvs sync: a cluster source needs --node-name and --node-ip\n"); return 2; }
+      const { KubeWatcher } = await import("../k8s/watch.ts");   // client-node only for a cluster source
       watcher = new KubeWatcher({
         kubeconfig: a["--kubeconfig"] as string | undefined, node, config: kpc,   // none: in-cluster / default loading
         watchTimeoutMs: seconds(a["--watch-timeout"], "--watch-timeout", 300_000),

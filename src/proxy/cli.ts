@@ -4,7 +4,7 @@ import { pathToFileURL } from "node:url";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { loadConfig, parseConfig, ConfigError, packetModeProblems, type ProxyConfig, hostPortProblem, controlPathProblem } from "./config.ts";
-import { KubeWatcher } from "../k8s/watch.ts";
+import type { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig } from "../k8s/index.ts";
 import { Proxy } from "./index.ts";
 import { ProxyTarget } from "./control.ts";
@@ -152,6 +152,9 @@ async function watchCluster(p: Proxy, cfg: ProxyConfig, kubeconfig: string, argv
   const kpcPath = opt(argv, "--kube-proxy-config");
   const kpc = kpcPath ? readProxyConfig(readFileSync(kpcPath, "utf8"), kpcPath) : undefined;
   if (kpc?.errors.length) throw new Error(kpc.errors.map((e) => e.message).join("\n"));
+  // loaded only for a cluster: @kubernetes/client-node is hundreds of modules, which the ESM loader opens at
+  // once (a proxy under a low open-files limit died of EMFILE loading them), and a proxy from a file needs none
+  const { KubeWatcher } = await import("../k8s/watch.ts");
   const watcher = new KubeWatcher({
     kubeconfig: kubeconfig || undefined, node, config: kpc?.config,   // none: KUBECONFIG, ~/.kube/config or in-cluster
     onSync: (u) => {
