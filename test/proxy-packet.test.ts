@@ -114,7 +114,9 @@ services:
   - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
 `);
   proxy = spawn("ip", ["netns", "exec", NS.lb, process.execPath, `${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${DIR}/p.yaml`,
-    "--mode", "packet", "--interface", `${IF.lc},${IF.l1}`, "--interface", IF.l2, "--log-level", "warn"],
+    "--mode", "packet", "--interface", `${IF.lc},${IF.l1}`, "--interface", IF.l2, "--log-level", "warn",
+    // the tests stop it with flows still open (half-open SYNs among them): a short drain, not the default 30 s
+    "--drain-timeout", "1"],
   { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WASMVS_PROXY_DECISIONS: "1000" } });
   proxy.stdout!.on("data", (d) => (proxyLog += d));
   proxy.stderr!.on("data", (d) => (proxyLog += d));
