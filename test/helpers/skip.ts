@@ -31,8 +31,6 @@ export function needs(cmds: string[], install: string, opts: { root?: boolean } 
   return missing.length ? `missing ${missing.join(", ")} (as root: ${install})` : "";
 }
 
-export const skipCount = (): number => skipped.length;
-
 process.on("exit", () => {
   if (!skipped.length) return;
   const ci = process.env.CI === "true";
