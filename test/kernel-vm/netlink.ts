@@ -60,15 +60,27 @@ const snapshot = () => ({
   persistent: ipvsadm(["-Ln", "--persistent-conn"]),
 });
 
+type Target = KernelTarget;
+
 async function main() {
   const target = await KernelTarget.open({ timeoutMs: 10_000 });
-  const c = target.client;
-  eq("family id resolved", c.family > 0, true);
+  eq("family id resolved", target.client.family > 0, true);
   const info = await target.info();
   eq("GET_INFO version", info.version, "1.2.1");
   eq("GET_INFO matches ipvsadm's header", ipvsadm(["-Ln"]).split("\n")[0], `IP Virtual Server version ${info.version} (size=${info.connTableSize})`);
+  await sameAsIpvsadm(target);
+  await readBack(target);
+  await edits(target);
+  await errors(target);
+  await batches(target);
+  await timeouts(target);
+  await statsAndConnections(target);
+  await target.close();
+  result({ checks, kernel: sh("uname -r").trim(), hasSctp: existsSync("/proc/net/sctp") });
+}
 
-  // 1. made by us, read by ipvsadm: identical to the same rules made by ipvsadm
+// 1. made by us, read by ipvsadm: identical to the same rules made by ipvsadm
+async function sameAsIpvsadm(target: Target) {
   await target.flush();
   for (const s of RULES) {
     await target.addService(s);
@@ -83,8 +95,11 @@ async function main() {
   const theirs = snapshot();
   for (const k of Object.keys(ours) as (keyof typeof ours)[]) eq(`ipvsadm ${k} of rules made by wasmvs = of rules made by ipvsadm`, ours[k], theirs[k]);
   eq("every rule is there", ours.save.split("\n").filter(Boolean).length, RULES.length + RULES.reduce((a, s) => a + s.realServers.length, 0));
+}
 
-  // 2. made by ipvsadm, read by us: every field as written
+// 2. made by ipvsadm, read by us: every field as written
+async function readBack(target: Target) {
+  const c = target.client;
   const got = await target.services();
   eq("dump: service count", got.length, RULES.length);
   // both ways of reading destinations back (the native GET_DEST loop when built, the netlink package's
@@ -117,8 +132,10 @@ async function main() {
   const one = await c.getService(RULES[14]);
   eq("GET_SERVICE doit", one && [one.scheduler, one.persistent, one.netmask, one.flags], ["mh", 120, "64", ["mh-port"]]);
   eq("GET_SERVICE of a missing service", await c.getService({ ...RULES[0], port: 81 }), undefined);
+}
 
-  // 3. edits: SET_SERVICE and SET_DEST read back by ipvsadm
+// 3. edits: SET_SERVICE and SET_DEST read back by ipvsadm; DEL_DEST, DEL_SERVICE
+async function edits(target: Target) {
   const e = { ...RULES[0], scheduler: "wlc", persistent: 30, netmask: "255.255.255.128", flags: ["ops"] };
   await target.editService(e);
   await target.editRealServer(e, rs("10.1.0.1", 8080, { weight: 7, fwd: "route", upperThreshold: 4, lowerThreshold: 2 }));
@@ -126,12 +143,13 @@ async function main() {
     ["-A -t 10.0.0.1:80 -s wlc -p 30 -M 255.255.255.128 -o", "-a -t 10.0.0.1:80 -r 10.1.0.1:8080 -g -w 7"]);
   eq("SET_DEST thresholds", ipvsadm(["-Ln", "--thresholds", "-t", "10.0.0.1:80"]).split("\n").find((l) => l.includes("10.1.0.1:8080"))?.trim().split(/\s+/),
     ["->", "10.1.0.1:8080", "4", "2", "0", "0"]);
-  // DEL_DEST, DEL_SERVICE
   await target.deleteRealServer(RULES[1], { addr: "10.1.0.2", port: 53 });
   await target.deleteService(RULES[2]);
   eq("DEL_DEST and DEL_SERVICE", [ipvsadm(["-Sn"]).includes("10.1.0.2:53"), ipvsadm(["-Sn"]).includes("10.0.0.2:3868")], [false, false]);
+}
 
-  // 4. errors carry the kernel's errno and a plain meaning
+// 4. errors carry the kernel's errno and a plain meaning
+async function errors(target: Target) {
   const err = async (f: () => Promise<unknown>) => { try { await f(); return "no error"; } catch (x) { return x instanceof IpvsError ? `${x.code}: ${x.meaning}` : String(x); } };
   eq("EEXIST service", await err(() => target.addService(RULES[3])), "EEXIST: service already exists");
   eq("EEXIST destination", await err(() => target.addRealServer(RULES[3], RULES[3].realServers[0])), "EEXIST: destination already exists");
@@ -145,8 +163,11 @@ async function main() {
   // EPERM: the same call from a process without CAP_NET_ADMIN
   const child = spawnSync(process.execPath, ["--import", "tsx", "test/kernel-vm/eperm.ts"], { uid: 65534, gid: 65534, encoding: "utf8", env: { ...process.env, HOME: "/tmp" } });
   eq("EPERM without CAP_NET_ADMIN", child.stdout.trim(), "EPERM: needs CAP_NET_ADMIN (run as root or grant the capability)");
+}
 
-  // 5. batches: many messages per datagram; a refused one in the middle leaves the rest applied
+// 5. batches: many messages per datagram; a refused one in the middle leaves the rest applied
+async function batches(target: Target) {
+  const c = target.client;
   await target.flush();
   const many: VirtualService[] = Array.from({ length: 600 }, (_, i) => ({ protocol: "tcp", addr: `10.50.${i >> 8}.${i & 255}`, port: 80, scheduler: "rr", flags: [], realServers: [] }));
   const r1 = await c.apply(many.map((s) => ({ op: "addService" as const, service: s })));
@@ -167,8 +188,10 @@ async function main() {
   eq("full dump: service count (600 + 5 + 1)", (await c.dump()).length, 606);
   await target.flush();
   eq("FLUSH", ipvsadm(["-Sn"]), "");
+}
 
-  // 6. timeouts (GET_CONFIG / SET_CONFIG) as ipvsadm --set / -L --timeout see them
+// 6. timeouts (GET_CONFIG / SET_CONFIG) as ipvsadm --set / -L --timeout see them
+async function timeouts(target: Target) {
   const t0 = await target.timeouts();
   eq("GET_CONFIG = ipvsadm -L --timeout", ipvsadm(["-L", "--timeout"]).trim(), `Timeout (tcp tcpfin udp): ${t0.tcp} ${t0.tcpfin} ${t0.udp}`);
   await target.setTimeouts({ tcp: 901, tcpfin: 61, udp: 31 });
@@ -176,9 +199,11 @@ async function main() {
   await target.setTimeouts({ tcp: 0, tcpfin: 0, udp: 45 });
   eq("SET_CONFIG: 0 keeps the current value", await target.timeouts(), { tcp: 901, tcpfin: 61, udp: 45 });
   await target.setTimeouts(t0);
+}
 
-  // 7. stats (32- and 64-bit attributes), ZERO, and connections() from /proc/net/ip_vs_conn, with traffic:
-  //    a local client connects to the VIP; the real servers sit behind a dummy interface nobody answers on
+// 7. stats (32- and 64-bit attributes), ZERO, and connections() from /proc/net/ip_vs_conn, with traffic:
+//    a local client connects to the VIP; the real servers sit behind a dummy interface nobody answers on
+async function statsAndConnections(target: Target) {
   sh("ip link add wv0 type dummy && ip link set wv0 up && ip route add 10.80.1.0/24 dev wv0");
   const svc: VirtualService = { protocol: "tcp", addr: "10.80.0.1", port: 80, scheduler: "rr", flags: [], realServers: [rs("10.80.1.1", 80), rs("10.80.1.2", 80)] };
   const usvc: VirtualService = { protocol: "udp", addr: "10.80.0.1", port: 53, scheduler: "rr", flags: [], realServers: [rs("10.80.1.1", 53)] };
@@ -230,8 +255,6 @@ async function main() {
   for (const so of socks) so.destroy();
   udp.close();
   await target.flush();
-  await target.close();
-  result({ checks, kernel: sh("uname -r").trim(), hasSctp: existsSync("/proc/net/sctp") });
 }
 
 main().catch((e) => { result({ checks, fatal: String(e?.stack ?? e) }); process.exit(1); });

@@ -129,8 +129,13 @@ class Client {
   async cmd(c: object): Promise<any> { this.p.stdin.write(JSON.stringify(c) + "\n"); return this.next(); }
 }
 
+const VIP = "10.90.9.1", A = "10.90.1.1", B = "10.90.1.2";
+const tcp = (dests: string[]): VirtualService => ({ protocol: "tcp", addr: VIP, port: 80, scheduler: "rr", flags: [], realServers: dests.map((d) => rs(d, 80)) });
+const udp = (dests: string[]): VirtualService => ({ protocol: "udp", addr: VIP, port: 53, scheduler: "rr", flags: [], realServers: dests.map((d) => rs(d, 53)) });
+// what the phases of the graceful test share: the kernel, the flow client, every report, the desired state
+interface Flows { c: IpvsClient; client: Client; reports: { kind: string; r: ReconcileReport; at: number }[]; desired: DesiredState }
+
 async function graceful(c: IpvsClient) {
-  const VIP = "10.90.9.1", A = "10.90.1.1", B = "10.90.1.2";
   sh(`sysctl -qw net.ipv4.ip_forward=1
     ip netns add srv; ip netns add cli
     ip link add s0 type veth peer name s1 netns srv; ip link add c0 type veth peer name c1 netns cli
@@ -145,20 +150,31 @@ async function graceful(c: IpvsClient) {
   const client = new Client(spawn("ip", ["netns", "exec", "cli", process.execPath, "test/kernel-vm/flow-client.cjs", VIP, "80", "53"]));
   await client.next();
 
-  const tcp = (dests: string[]): VirtualService => ({ protocol: "tcp", addr: VIP, port: 80, scheduler: "rr", flags: [], realServers: dests.map((d) => rs(d, 80)) });
-  const udp = (dests: string[]): VirtualService => ({ protocol: "udp", addr: VIP, port: 53, scheduler: "rr", flags: [], realServers: dests.map((d) => rs(d, 53)) });
   // UDP entries expire 3 s after their last packet, so the UDP drain is observable within the test
-  let desired: DesiredState = { services: [tcp([A, B]), udp([A, B])], timeouts: { tcp: 900, tcpfin: 120, udp: 3 } };
-  const reports: { kind: string; r: ReconcileReport; at: number }[] = [];
+  const f: Flows = { c, client, reports: [], desired: { services: [tcp([A, B]), udp([A, B])], timeouts: { tcp: 900, tcpfin: 120, udp: 3 } } };
+  await drainWithFlows(f);
+  mark("phase: bound");
+  const bounded = await drainBound(f);
+  mark("phase: removed service");
+  await removedService(f, bounded);
+  mark("phase: sync loop timing");
+  await syncLoopTiming(f);
+  client.p.kill(); server.kill();
+}
+
+// A sync loop drains a removed real server while real TCP and UDP flows run: none is cut or moved, it
+// comes back with its weight, and it is deleted once its flows end.
+async function drainWithFlows(f: Flows) {
+  const { c, client, reports } = f;
   const rec = new Reconciler(c, { drainTimeoutMs: 60_000, sysctls: true });
-  const loop = new SyncLoop(rec, () => desired, {
+  const loop = new SyncLoop(rec, () => f.desired, {
     syncPeriodMs: 4000, minSyncPeriodMs: 100, drainCheckMs: 250,
-    onReport: (r, kind) => { reports.push({ kind, r, at: Date.now() }); for (const ch of r.changes) mark(`${kind}: ${ch.kind} ${ch.service ?? ""} ${ch.rs ?? ""} ${ch.fields?.join(",") ?? ""} ${ch.reason ?? ""}`); for (const f of r.failures) mark(`FAIL ${f.error}`); },
+    onReport: (r, kind) => { reports.push({ kind, r, at: Date.now() }); for (const ch of r.changes) mark(`${kind}: ${ch.kind} ${ch.service ?? ""} ${ch.rs ?? ""} ${ch.fields?.join(",") ?? ""} ${ch.reason ?? ""}`); for (const x of r.failures) mark(`FAIL ${x.error}`); },
     onError: (e) => mark(`loop error: ${e.message}`),
   });
   loop.start();
   await loop.idle();
-  eq("initial sync: both services with both real servers", (await checkDrift(c, desired)).length, 0);
+  eq("initial sync: both services with both real servers", (await checkDrift(c, f.desired)).length, 0);
 
   // flows: 4 TCP connections and 4 UDP flows, spread over A and B by rr
   const tIds: string[] = (await client.cmd({ op: "open", proto: "tcp", n: 4 })).ids;
@@ -170,14 +186,14 @@ async function graceful(c: IpvsClient) {
 
   // remove B: it must go to weight 0 and stay while its flows live (a partial trigger: the loop is told
   // which services changed, as the cluster watch tells it, and syncs only those)
-  desired = { ...desired, services: [tcp([A]), udp([A])] };
-  loop.trigger({ changed: desired.services, removed: [] });
+  f.desired = { ...f.desired, services: [tcp([A]), udp([A])] };
+  loop.trigger({ changed: f.desired.services, removed: [] });
   await loop.idle();
   const weightsB = () => ipvsadm(["-Sn"]).split("\n").filter((l) => l.includes(`-r ${B}:`)).map((l) => l.split(" -w ")[1]);
   eq("removed real server B: weight 0 in both services, not deleted", weightsB(), ["0", "0"]);
   check("drain-rs reported", reports.some((x) => x.r.changes.some((ch) => ch.kind === "drain-rs" && ch.rs === `${B}:80`)), "drain-rs", null);
   // a drift check while draining calls B draining, not stale
-  const dd = drift(desired, await c.dump(), { draining: rec.drainingKeys() });
+  const dd = drift(f.desired, await c.dump(), { draining: rec.drainingKeys() });
   check("drift while draining names B as draining", dd.length === 2 && dd.every((d) => d.kind === "extra-rs" && d.message.startsWith("draining")), "2 draining", dd.map((d) => d.message));
 
   // every flow keeps working for a while, B's included; new connections go to A only
@@ -193,14 +209,23 @@ async function graceful(c: IpvsClient) {
   eq("new connections go to A only", newIds.map((id) => pn[id]), [A, A, A, A]);
   eq("B still there while its flows live", weightsB(), ["0", "0"]);
 
+  await restoreThenDelete(f, rec, loop, { tIds, uIds, p0, onA, onB });
+  await loop.stop();
+}
+
+// B comes back while draining (weight restored, flows untouched), goes again, and is deleted once drained.
+async function restoreThenDelete(f: Flows, rec: Reconciler, loop: SyncLoop,
+  { uIds, p0, onA, onB }: { tIds: string[]; uIds: string[]; p0: Record<string, string>; onA: string[]; onB: string[] }) {
+  const { c, client, reports } = f;
+  const weightsB = () => ipvsadm(["-Sn"]).split("\n").filter((l) => l.includes(`-r ${B}:`)).map((l) => l.split(" -w ")[1]);
   // B comes back while draining: weight restored, its flows untouched (kube-proxy deletes and re-adds)
-  desired = { ...desired, services: [tcp([A]), udp([A, B])] };
-  loop.trigger({ changed: [desired.services[1]], removed: [] });
+  f.desired = { ...f.desired, services: [tcp([A]), udp([A, B])] };
+  loop.trigger({ changed: [f.desired.services[1]], removed: [] });
   await loop.idle();
   check("restore-rs reported for B (udp)", reports.some((x) => x.r.changes.some((ch) => ch.kind === "restore-rs" && ch.service === `udp ${VIP}:53`)), "restore-rs", null);
   const pr = (await client.cmd({ op: "ping" })).res as Record<string, string>;
   eq("restored: flows still on their real servers", uIds.map((id) => pr[id]), uIds.map((id) => p0[id]));
-  desired = { ...desired, services: [tcp([A]), udp([A])] };
+  f.desired = { ...f.desired, services: [tcp([A]), udp([A])] };
   loop.trigger();
   await loop.idle();
 
@@ -224,16 +249,17 @@ async function graceful(c: IpvsClient) {
   check("deleted because drained (not the bound)", delReasons.length === 2 && delReasons.every((x) => x.startsWith("drained after")), "drained", delReasons);
   // the UDP one drained by its connection entries: after its last packet + the UDP timeout, not at once
   await loop.idle();
-  eq("nothing stale after: zero differences", (await checkDrift(c, desired)).map((d) => d.message), []);
+  eq("nothing stale after: zero differences", (await checkDrift(c, f.desired)).map((d) => d.message), []);
   eq("nothing draining", rec.drainingCount, 0);
+}
 
-  await loop.stop();
-  mark("phase: bound");
-  // the bound: a flow that never ends is cut after drainTimeoutMs
+// the bound: a flow that never ends is cut after drainTimeoutMs
+async function drainBound(f: Flows): Promise<Reconciler> {
+  const { c, client } = f;
   const bounded = new Reconciler(c, { drainTimeoutMs: 1500 });
-  await bounded.sync(desired);
+  await bounded.sync(f.desired);
   const held: string[] = (await client.cmd({ op: "open", proto: "tcp", n: 1 })).ids;
-  const dNoA: DesiredState = { ...desired, services: [tcp([B]), udp([A])] };
+  const dNoA: DesiredState = { ...f.desired, services: [tcp([B]), udp([A])] };
   const r1 = await bounded.sync(dNoA);
   check("bound: A drains (weight 0), B added", r1.changes.some((ch) => ch.kind === "drain-rs" && ch.rs === `${A}:80`) && r1.changes.some((ch) => ch.kind === "add-rs" && ch.rs === `${B}:80`), "drain A + add B", r1.changes);
   const ph = (await client.cmd({ op: "ping" })).res as Record<string, string>;
@@ -242,9 +268,12 @@ async function graceful(c: IpvsClient) {
   const r2 = await bounded.drain();
   check("bound: deleted after the bound", r2.changes.some((ch) => ch.kind === "delete-rs" && ch.rs === `${A}:80` && (ch.reason ?? "").startsWith("drain bound")), "bound reached", r2.changes);
   eq("bound: zero differences", (await checkDrift(c, dNoA)).length, 0);
+  return bounded;
+}
 
-  mark("phase: removed service");
-  // a removed service drains its real servers first, then goes
+// a removed service drains its real servers first, then goes
+async function removedService(f: Flows, bounded: Reconciler) {
+  const { client } = f;
   const tIds2: string[] = (await client.cmd({ op: "open", proto: "tcp", n: 1 })).ids;
   const withTcp = (await client.cmd({ op: "ping" })).res as Record<string, string>;
   eq("flow on B for the service removal", withTcp[tIds2[0]], B);
@@ -255,12 +284,14 @@ async function graceful(c: IpvsClient) {
   await sleep(1700);
   const r4 = await bounded.drain();
   check("removed service: deleted after its real servers", r4.changes.some((ch) => ch.kind === "delete-service"), "delete-service", r4.changes);
+}
 
-  mark("phase: sync loop timing");
-  // the sync loop: minSyncPeriod with burst 2 bounds triggered runs; the periodic run re-reads and repairs drift
+// the sync loop: minSyncPeriod with burst 2 bounds triggered runs; the periodic run re-reads and repairs drift
+async function syncLoopTiming(f: Flows) {
+  const { c, reports } = f;
   ipvsadm(["-C"]);
-  desired = { services: [tcp([A, B])] };
-  const fast = new SyncLoop(new Reconciler(c), () => desired, { syncPeriodMs: 1500, minSyncPeriodMs: 600, burst: 2, onReport: (r, k) => reports.push({ kind: k, r, at: Date.now() }) });
+  f.desired = { services: [tcp([A, B])] };
+  const fast = new SyncLoop(new Reconciler(c), () => f.desired, { syncPeriodMs: 1500, minSyncPeriodMs: 600, burst: 2, onReport: (r, k) => reports.push({ kind: k, r, at: Date.now() }) });
   fast.start();
   await fast.idle();
   const runs0 = fast.runs;
@@ -273,14 +304,12 @@ async function graceful(c: IpvsClient) {
   // drift made behind the loop's back (someone sets B's weight to 0, adds a stale real server) is repaired
   ipvsadm(["-e", "-t", `${VIP}:80`, "-r", `${B}:80`, "-m", "-w", "0"]);
   ipvsadm(["-a", "-t", `${VIP}:80`, "-r", "10.90.1.77:80", "-m", "-w", "0"]);
-  const driftNow = (await checkDrift(c, desired)).map((d) => d.message);
+  const driftNow = (await checkDrift(c, f.desired)).map((d) => d.message);
   check("drift check sees the stale weight-0 real server and the wrong weight", driftNow.some((m) => m.includes("stale real server 10.90.1.77:80") && m.includes("weight-0 leftover")) && driftNow.some((m) => m.includes("weight 0 → 1")), "both", driftNow);
   await sleep(2200);
   await fast.idle();
-  eq("the periodic full sync repaired it", (await checkDrift(c, desired)).map((d) => d.message), []);
+  eq("the periodic full sync repaired it", (await checkDrift(c, f.desired)).map((d) => d.message), []);
   await fast.stop();
-
-  client.p.kill(); server.kill();
 }
 
 async function main() {
