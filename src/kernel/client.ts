@@ -19,6 +19,7 @@ import {
   parseConfig, parseFamilyId, serviceAf, CodecError, type RawMessage, type KernelService,
 } from "./codec.ts";
 import { nativeDump, type NativeDump } from "./native-dump.ts";
+import { decodeDests, type EncodedTable } from "./table.ts";
 
 export type { KernelService } from "./codec.ts";
 
@@ -587,8 +588,15 @@ export class IpvsClient {
     return this.sameFamily("list real servers (GET_DEST dumps)", () => this.dumpNativeOnce(native, svcs));
   }
   private async dumpNativeOnce(native: NativeDump, svcs: KernelService[]): Promise<ServiceWithDests[]> {
+    const t = await this.destReplies(native, svcs);
+    for (let i = 0; i < svcs.length; i++) (svcs[i] as ServiceWithDests).realServers = decodeDests(t, i);
+    return svcs as ServiceWithDests[];
+  }
+  // every GET_DEST request built here, sent and answered in the native loop; a refused one throws
+  private async destReplies(native: NativeDump, svcs: KernelService[]): Promise<EncodedTable> {
     const reqs: Buffer[] = [];
     const starts = new Uint32Array(svcs.length);
+    const afs = new Uint8Array(svcs.length);
     let at = 0;
     for (let i = 0; i < svcs.length; i++) {
       let data: Buffer;
@@ -596,26 +604,31 @@ export class IpvsClient {
       catch (e) { if (e instanceof CodecError) throw new IpvsError(`list real servers of ${serviceKey(svcs[i])}`, e.errno, e.message); throw e; }
       reqs.push(data);
       starts[i] = at; at += data.length;
+      afs[i] = serviceAf(svcs[i]);
     }
     let res: { replies: Buffer; index: Int32Array };
     try { res = await native.dumpRun(Buffer.concat(reqs, at), starts, this.timeoutMs); }
     catch (e) { throw new IpvsError("list real servers (GET_DEST dumps)", (e as { errno?: number }).errno ?? 0, (e as Error).message); }
-    const m: RawMessage = { type: 0, flags: 0, seq: 0, pid: 0, buf: res.replies, off: 0, len: 0 };
-    const buf = res.replies;
     for (let i = 0; i < svcs.length; i++) {
-      const from = res.index[i * 3], to = res.index[i * 3 + 1], err = res.index[i * 3 + 2];
+      const err = res.index[i * 3 + 2];
       if (err) throw new IpvsError(`list real servers of ${serviceKey(svcs[i])}`, err, errnoMeaning(C.IPVS_CMD_GET_DEST, err));
-      const sink = new DestSink(serviceAf(svcs[i]));
-      for (let off = from; off + C.NLMSG_HDRLEN <= to;) {
-        const len = buf.readUInt32LE(off);
-        if (len < C.NLMSG_HDRLEN || off + len > to) break;
-        m.type = buf.readUInt16LE(off + 4); m.off = off; m.len = len;
-        sink.msg(m);
-        off += (len + 3) & ~3;
-      }
-      (svcs[i] as ServiceWithDests).realServers = sink.out;
     }
-    return svcs as ServiceWithDests[];
+    return { services: svcs, replies: res.replies, index: res.index, afs };
+  }
+
+  /**
+   * The whole table with the destinations left encoded (see table.ts): what a full reconcile pass reads,
+   * so that it need not build an object per real server. null when the native loop is not built (then
+   * dump() reads through the sockets).
+   */
+  async dumpEncoded(): Promise<EncodedTable | null> {
+    const native = this.nativeDumps ? nativeDump() : null;
+    if (!native) return null;
+    const svcs = await this.services();
+    if (!svcs.length) {
+      return { services: svcs, replies: Buffer.alloc(0), index: new Int32Array(0), afs: new Uint8Array(0) };
+    }
+    return this.sameFamily("list real servers (GET_DEST dumps)", () => this.destReplies(native, svcs));
   }
 
   addService(s: VirtualService): Promise<void> { return this.one({ op: "addService", service: s }); }

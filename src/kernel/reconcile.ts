@@ -16,7 +16,7 @@
 //   servers found in the kernel are adopted as draining, and desired ones have their weight restored
 //   (kubernetes#92019).
 // - A refused change leaves the rest applied; it is reported and retried by the next run.
-import type { DesiredState, VirtualService, IpvsTimeouts } from "../model/types.ts";
+import type { DesiredState, VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts";
 import { serviceKey } from "../model/types.ts";
 import type { RealServerStatus } from "../model/target.ts";
 import { IpvsClient, describeOp, type Op, type ServiceWithDests } from "./client.ts";
@@ -28,6 +28,7 @@ import { parseCidrs, inCidrs, type Cidr } from "./cidrs.ts";
 import type { Change, Failure, ReconcileReport } from "./report.ts";
 import { Drains, type ViewDest, type ViewSvc, type View, type OpMeta, type Push } from "./drain.ts";
 import { sysctl, ensureSysctls } from "./sysctls.ts";
+import { decodeDests, sameDests, type EncodedTable } from "./table.ts";
 
 // the pieces that lived here before (importers keep their paths)
 export { canonServiceKey, canonRealServerKey } from "./keys.ts";
@@ -43,6 +44,27 @@ export interface ReconcileOptions {
   drainServices?: boolean;     // drain a removed service's real servers before deleting it (default true)
   sysctls?: boolean;           // set expire_quiescent_template=1 and expire_nodest_conn=1 (as kube-proxy does)
   now?: () => number;
+  /** A re-read checks services on the kernel's encoded replies, building objects only for those that
+   * differ (default true; false: an object per real server, as before: for comparison in benchmarks). */
+  encodedRead?: boolean;
+}
+
+// A view entry that equals its desired object: its real server map is built only when something asks.
+class DesiredView implements ViewSvc {
+  private map?: Map<string, ViewDest>;
+  private readonly list: RealServer[];
+  constructor(public svc: VirtualService) { this.list = svc.realServers; }
+  get dests(): Map<string, ViewDest> {
+    if (!this.map) {
+      this.map = new Map();
+      for (const r of this.list) this.map.set(canonRealServerKey(r), r);
+    }
+    return this.map;
+  }
+}
+
+function sameService(want: VirtualService, have: VirtualService): boolean {
+  try { return serviceDiff(want, have).length === 0; } catch { return false; }
 }
 
 const NONE: string[] = [];
@@ -101,6 +123,46 @@ export class Reconciler {
   }
 
   /**
+   * The re-read of a full pass. Services the kernel holds exactly as desired (the common case) are checked
+   * on the encoded replies, enter the view as their desired object and count as applied, so the pass
+   * skips them; the others become objects and are compared field by field as refresh() would have them.
+   */
+  private async reread(desired: DesiredState): Promise<void> {
+    const t = this.opts.encodedRead === false ? null : await this.client.dumpEncoded();
+    if (!t) { await this.refresh(); return; }
+    const want = new Map<string, VirtualService>();
+    for (const s of desired.services) {
+      let k: string;
+      try { k = canonServiceKey(s); } catch { continue; }   // the pass reports it
+      if (!want.has(k)) want.set(k, s);
+    }
+    // services with drain work go the object path (the drain state machine keeps its own records)
+    const { draining, removedSvcs } = this.drains;
+    const drainingSvcs = new Set<string>();
+    for (const d of draining.values()) drainingSvcs.add(d.svcKey);
+    this.view.clear();
+    this.applied.clear();
+    for (let i = 0; i < t.services.length; i++) this.viewService(t, i, want, drainingSvcs);
+    for (const [k, d] of draining) if (!this.view.get(d.svcKey)?.dests.has(d.rsKey)) draining.delete(k);
+    this.viewLoaded = true;
+  }
+  private viewService(t: EncodedTable, i: number, want: Map<string, VirtualService>, drainingSvcs: Set<string>): void {
+    const ks = t.services[i];
+    const k = canonServiceKeyOf(ks);
+    const s = want.get(k);
+    if (s && !this.drains.removedSvcs.has(k) && !drainingSvcs.has(k) && sameService(s, ks) && sameDests(t, i, s)) {
+      this.view.set(k, new DesiredView(s));
+      this.applied.set(k, s);
+      return;
+    }
+    const list = decodeDests(t, i);
+    (ks as ServiceWithDests).realServers = list;
+    const dests = new Map<string, ViewDest>();
+    for (const d of list) dests.set(canonRealServerKey(d), d);
+    this.view.set(k, { svc: ks, dests });
+  }
+
+  /**
    * One reconcile pass. refresh: re-read the kernel first (always on the first pass). Never rejects for
    * a refused change (see the report); rejects only when the kernel cannot be read at all.
    */
@@ -120,7 +182,7 @@ export class Reconciler {
   private async pass(desired: DesiredState, refresh: boolean, partial?: VirtualService[]): Promise<ReconcileReport> {
     const t0 = performance.now();
     const refreshed = refresh || !this.viewLoaded;
-    if (refreshed) await this.refresh();
+    if (refreshed) await this.reread(desired);
     const w = new PassWork(refreshed, this.now());
     if (this.opts.sysctls) ensureSysctls(w.changes, w.failures);
     // 1. desired services
@@ -150,7 +212,7 @@ export class Reconciler {
     catch (e) { w.failures.push({ kind: "add-service", service: serviceKey(s), error: (e as Error).message }); return; }
     if (w.want.has(k)) { w.failures.push({ kind: "add-service", service: k, error: "duplicate service in the desired state (the first one is used)" }); return; }
     w.want.set(k, s);
-    if (!w.refreshed && this.applied.get(k) === s) return;     // unchanged since it was applied
+    if (this.applied.get(k) === s) return;     // unchanged since it was applied, or found so by reread()
     w.processed.push(k);
     this.drains.removedSvcs.delete(k);
     const cur = this.view.get(k);

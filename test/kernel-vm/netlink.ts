@@ -8,6 +8,7 @@ import type { VirtualService, RealServer } from "../../src/model/types.ts";
 import { IpvsClient, IpvsError } from "../../src/kernel/client.ts";
 import { KernelTarget } from "../../src/kernel/target.ts";
 import { serviceDiff, realServerDiff, canonServiceKey, canonRealServerKey } from "../../src/kernel/reconcile.ts";
+import { sameDests, decodeDests } from "../../src/kernel/table.ts";
 import { addServiceArgs, addDestArgs, ipvsadm, sh, result } from "./rules.ts";
 
 const checks: { name: string; ok: boolean; want?: unknown; got?: unknown }[] = [];
@@ -51,6 +52,8 @@ const RULES: VirtualService[] = [
   { fwmark: 8, family: "inet6", scheduler: "rr", flags: ["ops"], realServers: [rs("fd01::9", 0, { fwd: "route" })] },
   { fwmark: 9, family: "inet", scheduler: "rr", flags: [], realServers: [rs("fd02::9", 0, { fwd: "tunnel", tunType: "ipip" })] },
 ];
+
+const serviceAfV6 = (s: VirtualService) => s.fwmark ? s.family === "inet6" : (s.addr ?? "").includes(":");
 
 const snapshot = () => ({
   save: ipvsadm(["-Sn"]),
@@ -113,6 +116,7 @@ async function readBack(target: Target) {
     const strip = (xs: typeof a) => JSON.stringify(xs.map((s) => ({ ...s, stats: undefined, realServers: s.realServers.map((r) => ({ ...r, stats: undefined })) })), big);
     eq("native dump = socket dump", strip(a), strip(b));
   }
+  await encodedCheck(c);
   for (const want of RULES) {
     const k = canonServiceKey(want);
     const g = got.find((s) => canonServiceKey(s) === k);
@@ -132,6 +136,46 @@ async function readBack(target: Target) {
   const one = await c.getService(RULES[14]);
   eq("GET_SERVICE doit", one && [one.scheduler, one.persistent, one.netmask, one.flags], ["mh", 120, "64", ["mh-port"]]);
   eq("GET_SERVICE of a missing service", await c.getService({ ...RULES[0], port: 81 }), undefined);
+}
+
+// The full pass's check on the encoded replies (table.ts) against the object comparison, on what the kernel
+// sends: "the same" for every IPv4 service without tunnels (the others it leaves to the objects), never
+// "the same" where a field or a real server differs (an edit made here with ipvsadm, then undone).
+async function encodedCheck(c: IpvsClient) {
+  const objectsSame = (want: VirtualService, got: RealServer[]) => got.length === want.realServers.length &&
+    want.realServers.every((r) => {
+      const h = got.find((x) => canonRealServerKey(x) === canonRealServerKey(r));
+      return h && !realServerDiff(r, h).length;
+    });
+  const simple = (s: VirtualService) =>
+    !serviceAfV6(s) && s.realServers.every((r) => !r.addr.includes(":") && r.fwd !== "tunnel");
+  const compare = async () => {
+    const t = (await c.dumpEncoded())!;
+    return t.services.map((ks, i) => {
+      const want = RULES.find((s) => canonServiceKey(s) === canonServiceKey(ks))!;
+      const objects = objectsSame(want, decodeDests(t, i));
+      return { k: canonServiceKey(ks), want, fast: sameDests(t, i, want), objects };
+    });
+  };
+  const r = await compare();
+  const keys = (xs: typeof r) => xs.map((x) => x.k);
+  eq("encoded check: never the same where the objects differ", keys(r.filter((x) => x.fast && !x.objects)), []);
+  eq("encoded check: the same for every IPv4 service without tunnels", keys(r.filter((x) => simple(x.want) && !x.fast)), []);
+  const edits: [string, string, string[], string][] = [
+    ["10.0.0.1:80", "10.1.0.1:8080", ["-m", "-w", "4"], "a weight"],
+    ["10.0.0.1:80", "10.1.0.1:8080", ["-m", "-w", "3", "-x", "7"], "a threshold"],
+    ["10.0.0.3:443", "10.1.0.4:443", ["-m", "-w", "1"], "the forwarding"],
+  ];
+  for (const [vs, dest, args, what] of edits) {
+    ipvsadm(["-e", "-t", vs, "-r", dest, ...args]);
+    const e = (await compare()).find((x) => x.k === `tcp ${vs}`)!;
+    eq(`encoded check: ${what} changed behind its back is not the same`, [e.fast, e.objects], [false, false]);
+  }
+  ipvsadm(["-e", "-t", "10.0.0.1:80", "-r", "10.1.0.1:8080", "-m", "-w", "3"]);
+  ipvsadm(["-e", "-t", "10.0.0.3:443", "-r", "10.1.0.4:443", "-g", "-w", "1"]);
+  const undone = await compare();
+  const fastOf = (k: string) => undone.find((x) => x.k === k)!.fast;
+  eq("encoded check: undone, the same again", ["tcp 10.0.0.1:80", "tcp 10.0.0.3:443"].map(fastOf), [true, true]);
 }
 
 // 3. edits: SET_SERVICE and SET_DEST read back by ipvsadm; DEL_DEST, DEL_SERVICE
