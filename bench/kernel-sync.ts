@@ -11,7 +11,7 @@
 // table back (dump) against `ipvsadm -Sn`. Context: kube-proxy's published nftables partial sync, adding
 // one Service at 10k Services, took 141 ms.
 import { spawn, execFileSync, execSync } from "node:child_process";
-import { existsSync, writeFileSync, readdirSync, mkdirSync, realpathSync } from "node:fs";
+import { existsSync, writeFileSync, readFileSync, readdirSync, mkdirSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { loadavg, cpus } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -59,9 +59,11 @@ const log = (s: string) => process.stderr.write(`[kernel-sync ${(performance.now
 
 interface ChildResult {
   full: number; messages: number; dump: number[]; dumpSn: number[]; one: number[]; onePass: number[]; oneIpvsadm: number[];
+  // the kernel's own read of the same table: ipvsadm -Ln (netlink, as we read it) and /proc/net/ip_vs
+  dumpLn: number[]; dumpProc: number[];
   // the periodic full pass (sync with refresh: the kernel's table read back, then every service compared),
-  // and the dump's share of each
-  oneRefresh: number[]; oneRefreshDump: number[];
+  // and the read's share of each; the same pass reading an object per real server (encodedRead: false)
+  oneRefresh: number[]; oneRefreshDump: number[]; oneRefreshObj: number[];
 }
 // A step's start, for the host: when the VM runs out of time, the last one printed is the case it was in.
 // On stderr: the child's stdout is its parent's to parse, its stderr goes through to the VM's output.
@@ -95,11 +97,14 @@ async function child(n: number, quick: boolean): Promise<ChildResult> {
   if (rep!.failures.length) throw new Error(`full sync failed: ${rep!.failures[0].error}`);
   // reading the table back: ours and ipvsadm -Sn alternated, several times each (one sample of either
   // moves by ±30% under emulation)
-  step(`${n / 1000}k×10: reading the table back, wasmvs and ipvsadm -Sn`);
-  const dump: number[] = [], dumpSn: number[] = [];
+  step(`${n / 1000}k×10: reading the table back, wasmvs, ipvsadm -Sn, ipvsadm -Ln and /proc/net/ip_vs`);
+  const dump: number[] = [], dumpSn: number[] = [], dumpLn: number[] = [], dumpProc: number[] = [];
   for (let r = 0; r < (quick ? 2 : 4); r++) {
     dump.push(await timeMs(() => client.dump()));
     dumpSn.push(await timeMs(() => ipvsadm(["-Sn"])));
+    if (r >= (n >= 10000 ? 1 : 2)) continue;   // ipvsadm -Ln takes minutes at 10k under emulation
+    dumpLn.push(await timeMs(() => ipvsadm(["-Ln"])));
+    dumpProc.push(await timeMs(() => execFileSync("cat", ["/proc/net/ip_vs"], { maxBuffer: 1 << 30 })));
   }
   // one real server's weight changed with the table present, three ways, each in its own block of
   // consecutive changes (a daemon's steady state; a process spawned in between evicts qemu's translated
@@ -134,21 +139,27 @@ async function child(n: number, quick: boolean): Promise<ChildResult> {
     check(r1!);
   }
   // the periodic full pass: nothing says what changed; the kernel's table is read back and the whole
-  // desired state compared with it, finding the one change (what a sync loop's syncPeriod run costs)
+  // desired state compared with it, finding the one change (what a sync loop's syncPeriod run costs);
+  // alternated with the same pass reading an object per real server (encodedRead: false), on a second
+  // reconciler (each pass re-reads the table, so each finds just the change made before it)
   step(`${n / 1000}k×10: one change found by the full pass with the table read back`);
-  const oneRefresh: number[] = [], oneRefreshDump: number[] = [];
-  const dump0 = client.dump.bind(client);
-  let inDump = 0;
-  client.dump = async () => { const t = performance.now(); try { return await dump0(); } finally { inDump += performance.now() - t; } };
+  const oneRefresh: number[] = [], oneRefreshDump: number[] = [], oneRefreshObj: number[] = [];
+  const objRec = new Reconciler(client, { encodedRead: false });
+  const enc0 = client.dumpEncoded.bind(client);
+  const enc = timed(enc0);
+  client.dumpEncoded = enc.f;
   for (let r = 0; r < (quick ? 2 : 4); r++) {
-    changeOne(2 * rounds + r);
+    changeOne(2 * rounds + 2 * r);
     let r1: Awaited<ReturnType<typeof rec.sync>> | undefined;
-    inDump = 0;
+    enc.zero();
     oneRefresh.push(await timeMs(async () => { r1 = await rec.sync(cur, { refresh: true }); }));
-    oneRefreshDump.push(inDump);
+    oneRefreshDump.push(enc.ms());
+    check(r1!);
+    changeOne(2 * rounds + 2 * r + 1);
+    oneRefreshObj.push(await timeMs(async () => { r1 = await objRec.sync(cur, { refresh: true }); }));
     check(r1!);
   }
-  client.dump = dump0;
+  client.dumpEncoded = enc0;
   step(`${n / 1000}k×10: ipvsadm -e, one process per change`);
   for (let r = 0; r < rounds; r++) {
     const ns = cur.services[(r * 7919) % n], d = ns.realServers[3];
@@ -156,7 +167,8 @@ async function child(n: number, quick: boolean): Promise<ChildResult> {
     ipvsadm(["-e", "-t", `${ns.addr}:80`, "-r", `${d.addr}:8080`, "-m", "-w", String(d.weight)]);
   }
   client.close();
-  return { full, messages: rep!.messages, dump, dumpSn, one, onePass, oneIpvsadm, oneRefresh, oneRefreshDump };
+  return { full, messages: rep!.messages, dump, dumpSn, dumpLn, dumpProc, one, onePass, oneIpvsadm, oneRefresh,
+    oneRefreshDump, oneRefreshObj };
 }
 
 
@@ -212,6 +224,8 @@ async function probe(n: number, prof: boolean): Promise<void> {
   const tR = await timeMs(() => execSync("ip netns add kpr && ip netns exec kpr ipvsadm -R < /tmp/probe.save && ip netns del kpr"));
   log(`probe ${n}: ipvsadm -R ${tR.toFixed(0)} ms (fresh namespace)`);
   }
+  if (process.argv.includes("--rereadab")) await rereadAb(n, all, rec, client, timeMs);
+  if (process.argv.includes("--lean")) { await partialPasses(n, all, rec, timeMs); client.close(); return; }
   if (process.argv.includes("--reread")) {
     // the periodic full pass (table read back, every service compared) and its parts
     for (let i = 0; i < 3; i++) {
@@ -252,6 +266,74 @@ async function probe(n: number, prof: boolean): Promise<void> {
   client.close();
 }
 
+// Wraps an async method so that the time spent in it is added to a counter (read through the getter).
+interface Timed<A extends unknown[], R> { f: (...a: A) => Promise<R>; ms: () => number; zero: () => void }
+function timed<A extends unknown[], R>(f: (...a: A) => Promise<R>): Timed<A, R> {
+  let ms = 0;
+  return {
+    f: async (...a: A) => {
+      const t = performance.now();
+      try { return await f(...a); } finally { ms += performance.now() - t; }
+    },
+    ms: () => ms, zero: () => { ms = 0; },
+  };
+}
+
+// --rereadab: the periodic full pass with the table read back, encoded read against object read, beside
+// what reading alone costs (dump(), dumpEncoded(), ipvsadm -Ln, /proc/net/ip_vs), all interleaved, with
+// the pass's phases timed (the service dump, the dest dumps, the rest is the comparison)
+async function rereadAb(n: number, all: DesiredState, rec: import("../src/kernel/reconcile.ts").Reconciler,
+  client: import("../src/kernel/client.ts").IpvsClient, timeMs: (f: () => unknown) => Promise<number>): Promise<void> {
+  const { Reconciler } = await import("../src/kernel/reconcile.ts");
+  const obj = new Reconciler(client, { encodedRead: false });
+  await obj.sync(all);
+  const t: Record<string, number[]> = {};
+  const add = (k: string, v: number) => (t[k] ??= []).push(v);
+  const svcs0 = client.services.bind(client), enc0 = client.dumpEncoded.bind(client), dump0 = client.dump.bind(client);
+  const svcs = timed(svcs0), enc = timed(enc0), dump = timed(dump0);
+  client.services = svcs.f; client.dumpEncoded = enc.f; client.dump = dump.f;
+  const reps = Number(process.argv.find((a) => a.startsWith("--abreps="))?.slice(9) ?? 5);
+  for (let r = 0; r < reps; r++) {
+    add("dump()", await timeMs(() => dump0()));
+    add("dumpEncoded()", await timeMs(() => enc0()));
+    svcs.zero(); enc.zero();
+    add("pass, encoded read", await timeMs(() => rec.sync(all, { refresh: true })));
+    add("  of which service dump", svcs.ms()); add("  of which whole read", enc.ms());
+    svcs.zero(); dump.zero();
+    add("pass, object read", await timeMs(() => obj.sync(all, { refresh: true })));
+    add("  of which service dump (object)", svcs.ms()); add("  of which whole read (object)", dump.ms());
+    add("pass, cached view", await timeMs(() => rec.sync(all)));
+    if (r === 0 || !process.argv.includes("--lnonce")) {
+      add("ipvsadm -Ln", await timeMs(() => execFileSync("ipvsadm", ["-Ln"], { maxBuffer: 1 << 30 })));
+    }
+    add("cat /proc/net/ip_vs", await timeMs(() => execFileSync("cat", ["/proc/net/ip_vs"], { maxBuffer: 1 << 30 })));
+  }
+  client.services = svcs0; client.dumpEncoded = enc0; client.dump = dump0;
+  log(`probe ${n}: load ${readFileSync("/proc/loadavg", "utf8").trim()} (the VM's)`);
+  for (const [k, v] of Object.entries(t)) {
+    const all = v.map((x) => x.toFixed(0)).join(" ");
+    log(`probe ${n}: ${k.padEnd(34)} median ${med(v).toFixed(0).padStart(6)} ms  (${all})`);
+  }
+}
+
+// --lean: after the A/B, only the partial pass (one real server's weight changed, Reconciler.update)
+async function partialPasses(n: number, all: DesiredState, rec: import("../src/kernel/reconcile.ts").Reconciler,
+  timeMs: (f: () => unknown) => Promise<number>): Promise<void> {
+  let cur = all;
+  const one: number[] = [];
+  for (let r = 0; r < 12; r++) {
+    const k = (r * 7919) % n, sv = cur.services[k];
+    const flip = (x: VirtualService["realServers"][number], j: number) =>
+      j === 3 ? { ...x, weight: x.weight === 1 ? 2 : 1 } : x;
+    const ns: VirtualService = { ...sv, realServers: sv.realServers.map(flip) };
+    const services = cur.services.slice(); services[k] = ns; cur = { services };
+    one.push(await timeMs(() => rec.update([ns])));
+  }
+  const each = one.map((x) => x.toFixed(1)).join(" ");
+  log(`probe ${n}: update() (partial pass, one change) median ${med(one).toFixed(1)} ms (${each})`);
+  log(`probe ${n}: load ${readFileSync("/proc/loadavg", "utf8").trim()} (the VM's)`);
+}
+
 async function inside(quick: boolean): Promise<KernelSyncResult> {
   const { IpvsClient } = await import("../src/kernel/client.ts");
   const kernel = execSync("uname -r").toString().trim();
@@ -283,7 +365,7 @@ async function inside(quick: boolean): Promise<KernelSyncResult> {
     const { save } = rules(n, 10);
     writeFileSync("/tmp/rules.save", save);
     const ours: number[] = [], theirs: number[] = [], dO: number[] = [], dT: number[] = [], one: number[] = [], oneP: number[] = [], oneT: number[] = [];
-    const oneR: number[] = [], oneRD: number[] = [];
+    const oneR: number[] = [], oneRD: number[] = [], oneRO: number[] = [], dLn: number[] = [], dProc: number[] = [];
     for (let r = 0; r < reps; r++) {
       step(`${n / 1000}k×10 rep ${r + 1}/${reps}: ipvsadm -R`);
       const a = fresh();
@@ -293,11 +375,14 @@ async function inside(quick: boolean): Promise<KernelSyncResult> {
         { encoding: "utf8", maxBuffer: 1 << 26, stdio: ["ignore", "pipe", "inherit"] });
       const c = JSON.parse(out.split("\n").find((l) => l.startsWith("@@CHILD "))!.slice(8)) as ChildResult;
       ours.push(c.full); dO.push(...c.dump); dT.push(...c.dumpSn); one.push(...c.one); oneP.push(...c.onePass); oneT.push(...c.oneIpvsadm);
-      oneR.push(...c.oneRefresh); oneRD.push(...c.oneRefreshDump);
+      oneR.push(...c.oneRefresh); oneRD.push(...c.oneRefreshDump); oneRO.push(...c.oneRefreshObj);
+      dLn.push(...c.dumpLn); dProc.push(...c.dumpProc);
       log(`${n}×10 rep ${r + 1}: full sync wasmvs ${c.full.toFixed(0)} ms (${c.messages} messages) vs ipvsadm -R ${theirs.at(-1)!.toFixed(0)} ms; ` +
         `dump ${med(c.dump).toFixed(0)} ms vs ipvsadm -Sn ${med(c.dumpSn).toFixed(0)} ms; one change ${med(c.one).toFixed(2)} ms (partial), ` +
         `${med(c.onePass).toFixed(2)} ms (full pass, cached view), ${med(c.oneRefresh).toFixed(0)} ms (full pass, table read back: ` +
-        `${med(c.oneRefreshDump).toFixed(0)} ms reading)`);
+        `${med(c.oneRefreshDump).toFixed(0)} ms reading; ${med(c.oneRefreshObj).toFixed(0)} ms reading objects); ` +
+        `ipvsadm -Ln ${med(c.dumpLn).toFixed(0)} ms, /proc/net/ip_vs ${med(c.dumpProc).toFixed(0)} ms; ` +
+        `load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")} (the VM's)`);
       // what is measured so far, so a run cut short by the VM's time limit still reports it
       const k = `${n / 1000}k×10`;
       result.cases = result.cases.filter((x) => !x.name.includes(` ${k}`));
@@ -310,6 +395,14 @@ async function inside(quick: boolean): Promise<KernelSyncResult> {
       result.cases.push({ name: `one change at ${k}, full pass with re-read`, wasmvsMs: oneR, baselineMs: dT, baseline: "ipvsadm -Sn (the read alone)",
         note: `periodic full pass, Reconciler.sync(whole desired state, {refresh}): table read back, every service compared, ` +
           `one SET_DEST; reading: ${med(oneRD).toFixed(0)} ms of it` });
+      result.cases.push({ name: `one change at ${k}, full pass with re-read, against the object read`, wasmvsMs: oneR,
+        baselineMs: oneRO, baseline: "the same pass, an object per real server (encodedRead: false)",
+        note: "services checked on the kernel's encoded replies (table.ts), against objects built and compared" });
+      result.cases.push({ name: `the kernel's own read ${k}, ipvsadm -Ln`, wasmvsMs: dO, baselineMs: dLn,
+        baseline: "ipvsadm -Ln", note: "dump() against ipvsadm -Ln of the same table (a process, netlink like ours)" });
+      result.cases.push({ name: `the kernel's own read ${k}, /proc/net/ip_vs`, wasmvsMs: dO, baselineMs: dProc,
+        baseline: "cat /proc/net/ip_vs", note: "dump() against the kernel's text listing of the same table",
+      });
       process.stdout.write("@@PARTIAL " + JSON.stringify(result) + "\n");
     }
   }
@@ -453,6 +546,14 @@ export async function benchKernelSync(opts: { quick?: boolean } = {}): Promise<K
     targets.push({ id: "kernel-one-change-reread", target: `${reread.name}: against the ${full10.name}`,
       measured: `${med(reread.wasmvsMs).toFixed(0)} ms = 1/${(1 / f).toFixed(1)}${readShare}`, status: "REF",
       note: "the periodic sync's cost: the kernel's table read back and every service compared; no caller names the change" });
+  }
+  if (reread && dumpCase && onePass && reread.wasmvsMs.length) {
+    const budget = med(dumpCase.wasmvsMs) + med(onePass.wasmvsMs), got = med(reread.wasmvsMs);
+    targets.push({ id: "kernel-reread-vs-dump", target: `${reread.name}: no more than the bare dump + the cached pass`,
+      measured: `${got.toFixed(0)} ms vs ${med(dumpCase.wasmvsMs).toFixed(0)} + ` +
+        `${med(onePass.wasmvsMs).toFixed(1)} ms (${(got / budget).toFixed(2)}×)`,
+      status: got <= budget ? "PASS" : "MISS",
+      note: "the same VM run; the dump builds an object per real server, the pass checks the encoded replies" });
   }
   if (full10 && one) {
     const f = med(one.wasmvsMs) / med(full10.wasmvsMs);
