@@ -7,6 +7,8 @@ import {
   TraceSession, letterName, familyOf, Q, type Decision, type Line, type Scenario, type LifeEvent, type CloseHow,
     type Family,
 } from "../core/trace.ts";
+import { readTree, readLocality, readMhFill, type TreeView, type MhFillView } from "./sched-state.ts";
+import { treeSvg, treeCaption, localityHtml, mhFillDraw, type DestLoad, type Paint } from "./insides.ts";
 
 // ---- state (mirrored in the URL hash) ------------------------------------------------------------------
 interface DestCfg { addr: string; weight: number; u: number; name: string }
@@ -257,6 +259,8 @@ async function resetExplore(): Promise<void> {
 async function rebuild(pos: number): Promise<void> {
   ex.replaying = true;
   ex.session = await TraceSession.create(scenarioOf(state, ex.base), await newCore());
+  ex.session.beforeSchedule = noteSchedulerState;
+  seen.tree = null;
   ex.t = 0; ex.sent = 0; ex.shown = []; ex.history = []; ex.life = []; ex.last = null; ex.pos = 0;
   $("log").innerHTML = "";
   const from = Math.max(0, pos - LOG_MAX);
@@ -593,11 +597,93 @@ function litLines(fam: Family, d: Decision): number[] {
   return f.W_OUTCOME === 2 ? [0, 1] : [0, 2, 3];
 }
 
+// What the least-loaded scheduler's tree held when the last connection was scheduled, with each
+// destination's figures then (TraceSession.beforeSchedule runs just before the scheduler is asked).
+const seen = { tree: null as TreeView | null, loads: new Map<number, DestLoad>() };
+function noteSchedulerState(): void {
+  const s = ex.session!;
+  const svc = s.service();
+  seen.tree = familyOf(svc.scheduler) === "least" ? readTree(s) : null;
+  seen.loads = new Map(svc.dests.map((x) => [x.id, { act: x.activeConns, inact: x.inactConns, weight: x.weight,
+    overloaded: x.overloaded }]));
+}
+const paint: Paint = { name: (id) => (id < 0 ? "-" : ex.session!.name(id)), color: (n) => colorOfName(n), esc: (t) => esc(t) };
+
+// mh's population, claim by claim: read again when the table may have changed, stepped by its own controls
+const mhFill = { view: null as MhFillView | null, key: "", k: 0, timer: 0 as number | ReturnType<typeof setInterval> };
+function renderMhFill(): void {
+  const s = ex.session!;
+  const svc = s.service();
+  const box = $("mh-fill-box");
+  box.hidden = svc.scheduler !== "mh";
+  if (box.hidden) { stopMhPlay(); mhFill.view = null; mhFill.key = ""; return; }
+  const key = JSON.stringify(svc.dests.map((x) => [x.id, x.weight, x.lastWeight]));
+  if (key !== mhFill.key || !mhFill.view) {
+    mhFill.view = readMhFill(s);
+    mhFill.key = key;
+    mhFill.k = mhFill.view?.size ?? 0;
+  }
+  const v = mhFill.view!;
+  const range = $<HTMLInputElement>("mh-k");
+  range.max = String(v.size); range.value = String(mhFill.k);
+  $("mh-fill-info").innerHTML = mhFillDraw($<HTMLCanvasElement>("mh-fill"), v, mhFill.k, paint);
+}
+function mhStep(to: number): void {
+  if (!mhFill.view) return;
+  mhFill.k = Math.max(0, Math.min(mhFill.view.size, to));
+  renderMhFill();
+}
+function stopMhPlay(): void {
+  if (mhFill.timer) clearInterval(mhFill.timer as number);
+  mhFill.timer = 0;
+  $("mh-play").setAttribute("aria-pressed", "false");
+}
+function wireMhFill(): void {
+  const perRound = () => mhFill.view?.members.reduce((a, m) => a + m.turns, 0) || 1;
+  $("mh-start").addEventListener("click", () => { stopMhPlay(); mhStep(0); });
+  $("mh-prev").addEventListener("click", () => { stopMhPlay(); mhStep(mhFill.k - 1); });
+  $("mh-next").addEventListener("click", () => { stopMhPlay(); mhStep(mhFill.k + 1); });
+  $("mh-round").addEventListener("click", () => { stopMhPlay(); mhStep(mhFill.k + perRound()); });
+  $("mh-all").addEventListener("click", () => { stopMhPlay(); mhStep(mhFill.view?.size ?? 0); });
+  $<HTMLInputElement>("mh-k").addEventListener("input", (e) => { stopMhPlay();
+    mhStep(Number((e.target as HTMLInputElement).value)); });
+  $("mh-play").addEventListener("click", () => {
+    if (mhFill.timer) { stopMhPlay(); return; }
+    if (!mhFill.view) return;
+    if (mhFill.k >= mhFill.view.size) mhStep(0);
+    // about five seconds for a whole table, whatever its size
+    const by = Math.max(1, Math.round(mhFill.view.size / 160));
+    $("mh-play").setAttribute("aria-pressed", "true");
+    mhFill.timer = setInterval(() => {
+      mhStep(mhFill.k + by);
+      if (!mhFill.view || mhFill.k >= mhFill.view.size) stopMhPlay();
+    }, 30);
+  });
+}
+
+// the tree (least-loaded schedulers) or the locality table (lblc, lblcr), as the last decision saw them
+function renderInsides(fam: Family, d: Decision | null): void {
+  const s = ex.session!;
+  const sched = s.service().scheduler;
+  const box = $("insides");
+  if (fam === "least") {
+    const t = seen.tree ?? readTree(s);
+    if (!seen.tree) noteSchedulerState();
+    box.innerHTML = t ? treeSvg(t, seen.loads, sched, paint) +
+      `<p class="state-info">${d ? "" : "No decision yet; the tree as it stands. "}${treeCaption(t, paint)}</p>` : "";
+  } else if (fam === "locality") {
+    const v = readLocality(s);
+    box.innerHTML = v ? localityHtml(v, sched, s.now, d?.dst ?? "", paint) : "";
+  } else box.innerHTML = "";
+  renderMhFill();
+}
+
 function renderInternals(): void {
   const s = ex.session!;
   const svc = s.service();
   const fam = familyOf(svc.scheduler);
   const d = ex.last;
+  renderInsides(fam, d);
   const lit = d && d.how === "scheduled" || d?.how === "refused" ? litLines(fam, d) : [];
   $("pseudo").innerHTML = PSEUDO[fam].map((l,
     i) => `<span data-line="${i}"${lit.includes(i) ? ' class="lit"' : ""}>${esc(l)}</span>`).join("\n");
@@ -1140,6 +1226,7 @@ async function main(): Promise<void> {
   $<HTMLInputElement>("timeline").addEventListener("input",
     (e) => { stopStream(); void rebuild(Number((e.target as HTMLInputElement).value)); });
   $("add").addEventListener("click", () => addDest());
+  wireMhFill();
   $<HTMLInputElement>("predict-on").addEventListener("change",
     (e) => { ex.predict.on = (e.target as HTMLInputElement).checked; if (ex.predict.on) stopStream(); renderPredict();
       });
