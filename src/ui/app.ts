@@ -1190,9 +1190,8 @@ async function loadHash(): Promise<void> {
   setView(state.view);
 }
 
-async function main(): Promise<void> {
-  const res = await fetch("core.wasm");
-  mod = await WebAssembly.compile(await res.arrayBuffer());
+// scheduler, preset and scheduler flags: each starts the scenario again
+function wireService(): void {
   const schedSel = $<HTMLSelectElement>("sched");
   schedSel.innerHTML = SCHEDULERS.map((s) => `<option>${s}</option>`).join("");
   schedSel.addEventListener("change",
@@ -1210,6 +1209,10 @@ async function main(): Promise<void> {
     state.flags = Array.from($("flags").querySelectorAll<HTMLInputElement>("input:checked")).map((i) => i.value);
     writeHash(); void resetExplore();
   });
+}
+
+// the traffic's numbers; the service's ones (persistence, addresses) start it again
+function wireTraffic(): void {
   numInput("persist", "persist", () => void resetExplore());
   numInput("clients", "clients", () => {});
   numInput("hold", "hold", () => {});
@@ -1217,6 +1220,10 @@ async function main(): Promise<void> {
   numInput("rate", "rate", () => { if (ex.timer) { stopStream(); startStream(); } });
   $<HTMLSelectElement>("close").addEventListener("change",
     (e) => { state.close = (e.target as HTMLSelectElement).value as CloseHow; writeHash(); });
+}
+
+// step, back, play, reset, waits, the timeline, predict mode and mh's population stepper
+function wireSteps(): void {
   $("send").addEventListener("click", () => sendOne());
   $("back").addEventListener("click", () => void stepBack());
   $("stream").addEventListener("click", () => (ex.timer ? stopStream() : startStream()));
@@ -1225,7 +1232,6 @@ async function main(): Promise<void> {
   $("wait120").addEventListener("click", () => wait(120_000));
   $<HTMLInputElement>("timeline").addEventListener("input",
     (e) => { stopStream(); void rebuild(Number((e.target as HTMLInputElement).value)); });
-  $("add").addEventListener("click", () => addDest());
   wireMhFill();
   $<HTMLInputElement>("predict-on").addEventListener("change",
     (e) => { ex.predict.on = (e.target as HTMLInputElement).checked; if (ex.predict.on) stopStream(); renderPredict();
@@ -1233,6 +1239,11 @@ async function main(): Promise<void> {
   $("predict").addEventListener("click",
     (e) => { const b = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-guess]");
       if (b) guess(b.dataset.guess!); });
+}
+
+// the problems box and the real servers' table (add, drain, remove, weight and threshold inputs)
+function wireServers(): void {
+  $("add").addEventListener("click", () => addDest());
   $("problems").addEventListener("click",
     (e) => { if ((e.target as HTMLElement).id === "problems-close") $("problems").hidden = true; });
   $("dests").addEventListener("click", (e) => {
@@ -1248,7 +1259,10 @@ async function main(): Promise<void> {
     if (bad) { say(`${i.getAttribute("aria-label")}: '${i.value}' is not a whole number from 0 to ${i.max}.`); return; }
     destAction(i.closest("tr")!.dataset.addr!, i.dataset.act!, v);
   });
-  // compare
+}
+
+// the Compare view's schedulers, flows and change
+function wireCompare(): void {
   $("cmp-scheds").innerHTML = SCHEDULERS.map((s) => `<label>` +
     `<input type="checkbox" value="${s}"> ${s}</label>`).join("");
   $("cmp-scheds").addEventListener("change", () => {
@@ -1263,7 +1277,10 @@ async function main(): Promise<void> {
   $("cmp-remove").addEventListener("click", () => { state.change = "remove"; writeHash(); void renderCompare(); });
   $("cmp-addone").addEventListener("click", () => { state.change = "add"; writeHash(); void renderCompare(); });
   $("cmp-restore").addEventListener("click", () => { state.change = "none"; writeHash(); void renderCompare(); });
-  // nodes
+}
+
+// the Many nodes view
+function wireNodes(): void {
   const ndSel = $<HTMLSelectElement>("nd-sched");
   ndSel.innerHTML = SCHEDULERS.filter((s) => s !== "mh").map((s) => `<option>${s}</option>`).join("");
   ndSel.addEventListener("change", () => { state.ndSched = ndSel.value; writeHash(); void resetNodes(); });
@@ -1279,6 +1296,10 @@ async function main(): Promise<void> {
     $("nd-run").setAttribute("aria-pressed", "true");
   });
   $("nd-reset").addEventListener("click", () => void resetNodes());
+}
+
+// tabs by click or arrow keys, the page's shortcuts, links typed or pasted, resizing
+function wireKeys(): void {
   // tabs: click, or arrow keys between them (the WAI-ARIA tabs pattern)
   document.querySelectorAll<HTMLButtonElement>("nav button").forEach((b) => b.addEventListener("click",
     () => setView(b.dataset.view as View)));
@@ -1306,6 +1327,19 @@ async function main(): Promise<void> {
   });
   window.addEventListener("hashchange", () => { if (location.hash !== lastHash) void loadHash(); });
   window.addEventListener("resize", () => { if (state.view === "explore") renderExplore(); });
+}
+
+// The page's controls, each group wired by its own function; then the scenario in the link.
+async function main(): Promise<void> {
+  const res = await fetch("core.wasm");
+  mod = await WebAssembly.compile(await res.arrayBuffer());
+  wireService();
+  wireTraffic();
+  wireSteps();
+  wireServers();
+  wireCompare();
+  wireNodes();
+  wireKeys();
   await loadHash();
   // for tests and curious readers: what the page decided, and the session behind it
   (window as any).wasmvs = {
