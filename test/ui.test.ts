@@ -680,6 +680,17 @@ if (!existsSync(CHROMIUM)) {
       assert.equal(page.errors, []);
       await page.close();
     }
+    // 20 servers added one by one: 32 leaves (the tree doubles when its positions run out); the top four rows
+    // are drawn
+    const many = Array.from({ length: 20 }, (_, i) => `10.1.0.${i + 1}:${1 + (i % 3)}`).join(",");
+    const big = await open(`view=explore&s=wlc&h=0&d=${many}`);
+    for (let i = 0; i < 3; i++) await big.click("#send");
+    assert.is(await big.getAttribute("#tree", "data-leaves"), "32");
+    assert.is(await big.locator("#tree g[data-node]").count(), 15);
+    assert.is(await big.getAttribute("#tree", "data-winner"), (await decisions(big)).at(-1)!.dest);
+    assert.match(await big.locator("#tree-loads").innerText(), /the winners of 4 list positions each \(32 in all\)/);
+    assert.equal(big.errors, []);
+    await big.close();
     // draining the winner moves the root on the next decision, and a step back shows the earlier tree again
     const page = await open("view=explore&s=lc&d=10.1.0.1:1,10.1.0.2:1,10.1.0.3:1&h=0");
     for (let i = 0; i < 3; i++) await page.click("#send");
@@ -747,6 +758,11 @@ if (!existsSync(CHROMIUM)) {
     assert.is(await claimed(), want(passed));
     assert.match(await page.locator("#mh-claim").innerText(), /after passing \d+ slots? already taken/);
     await drawingShots(page, "mh-fill", "#mh-fill-box");
+    // the slider cannot leave the table
+    await page.fill("#mh-k", "99999");
+    assert.is(await claimed(), want(v.size));
+    await page.fill("#mh-k", "-5");
+    assert.is(await claimed(), want(0));
     await page.click("#mh-play");
     await page.waitForFunction((n) => document.getElementById("mh-fill")!.dataset.claimed === String(n), v.size,
       { timeout: 20000 });

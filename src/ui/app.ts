@@ -607,7 +607,8 @@ function noteSchedulerState(): void {
   seen.loads = new Map(svc.dests.map((x) => [x.id, { act: x.activeConns, inact: x.inactConns, weight: x.weight,
     overloaded: x.overloaded }]));
 }
-const paint: Paint = { name: (id) => (id < 0 ? "-" : ex.session!.name(id)), color: (n) => colorOfName(n), esc: (t) => esc(t) };
+const paint: Paint = { name: (id) => (id < 0 ? "-" : ex.session!.name(id)), color: (n) => colorOfName(n),
+  esc: (t) => esc(t) };
 
 // mh's population, claim by claim: read again when the table may have changed, stepped by its own controls
 const mhFill = { view: null as MhFillView | null, key: "", k: 0, timer: 0 as number | ReturnType<typeof setInterval> };

@@ -25,56 +25,58 @@ function loadText(sched: string, x: DestLoad): string {
   return `a${x.act} w${x.weight}`;   // ovf: active ≤ weight, then the highest weight
 }
 
-// The tournament tree as an SVG: leaves in list order left to right (newest first), each internal node
-// holding the winner of the two below; the decision's path from the root down to the winner is drawn thick.
+// The tournament tree as an SVG: its top four levels (the whole tree up to 8 leaves; below that, each node
+// of the bottom row is the winner of its part of the list), list order left to right (newest first), each
+// node holding the winner of the two below; the decision's path down from the root is drawn thick. Small
+// enough for a phone at full size; the loads compared go in a line of text below.
+const TREE_ROWS = 4;
 export function treeSvg(t: TreeView, loads: Map<number, DestLoad>, sched: string, p: Paint): string {
-  const L = t.leaves, depth = Math.log2(L);
-  const W = Math.max(560, L * 70), rowH = 54, H = (depth + 1) * rowH + 30;
+  const L = t.leaves;
+  const rows = Math.min(TREE_ROWS, Math.log2(L) + 1);
+  const bottom = 1 << (rows - 1);                 // nodes in the bottom row drawn
+  const col = 44, rowH = 50, W = bottom * col, H = rows * rowH;
   const onPath = new Set(winnerPath(t));
-  // node -> x: leaf position q is drawn at column L-1-q (list order); an inner node sits over its children
+  // node -> x: a row's nodes run right child first (earlier in list order) from the left
   const x = (node: number): number => {
-    if (node >= L) return ((L - 1 - (node - L)) + 0.5) * (W / L);
-    return (x(2 * node) + x(2 * node + 1)) / 2;
+    const level = Math.floor(Math.log2(node)), first = 1 << level;
+    const k = 2 * first - 1 - node;              // 0 = the earliest in list order
+    return (k + 0.5) * (W / first);
   };
-  const y = (node: number) => 22 + Math.floor(Math.log2(node)) * rowH;
-  const small = L > 16;
+  const y = (node: number) => 20 + Math.floor(Math.log2(node)) * rowH;
   const parts: string[] = [];
-  for (let node = 2; node < 2 * L; node++) {
+  for (let node = 2; node < 2 * bottom; node++) {
     const hot = onPath.has(node) && onPath.has(node >> 1);
-    parts.push(`<line x1="${x(node >> 1)}" y1="${y(node >> 1) + 11}" x2="${x(node)}" y2="${y(node) - 11}" ` +
-      `stroke="${hot ? "#1d2125" : "#aab1b8"}" stroke-width="${hot ? 3 : 1}"/>`);
+    parts.push(`<line x1="${x(node >> 1)}" y1="${y(node >> 1) + 13}" x2="${x(node)}" y2="${y(node) - 13}" ` +
+      `stroke="${hot ? "#1d2125" : "#8a939c"}" stroke-width="${hot ? 3 : 1}"/>`);
   }
-  for (let node = 1; node < 2 * L; node++) {
+  for (let node = 1; node < 2 * bottom; node++) {
     const w = t.win[node];
-    const id = w >= 0 ? t.leaf[w] : -1;
-    const nm = id >= 0 ? p.name(id) : "";
-    const leaf = node >= L;
-    const empty = leaf && t.leaf[node - L] < 0;
-    if (empty && small) continue;
+    const nm = w >= 0 ? p.name(t.leaf[w]) : "";
+    const free = node >= L && t.leaf[node - L] < 0;
     const hot = onPath.has(node);
-    const fill = nm ? p.color(nm) : "#ffffff";
     parts.push(`<g data-node="${node}" data-win="${p.esc(nm)}"${hot ? ' data-path="1"' : ""}>` +
-      `<circle cx="${x(node)}" cy="${y(node)}" r="11" fill="${fill}" stroke="${hot ? "#1d2125" : "#6b737b"}" ` +
-      `stroke-width="${hot ? 3 : 1}"/>` +
-      `<text x="${x(node)}" y="${y(node) + 4}" text-anchor="middle" font-size="12" fill="${nm ? "#fff" : "#55606a"}">` +
-      `${p.esc(nm || (empty ? "" : "–"))}</text></g>`);
-    if (leaf && !small) {
-      const did = t.leaf[node - L];
-      const ld = did >= 0 ? loads.get(did) : undefined;
-      const label = did < 0 ? "(free)" : ld ? loadText(sched, ld) + (ld.overloaded ? " OVL" : "") +
-        (ld.weight <= 0 ? " w0" : "") : "";
-      parts.push(`<text x="${x(node)}" y="${y(node) + 27}" text-anchor="middle" font-size="12" fill="#3d454d">` +
-        `${p.esc(label)}</text>`);
-    }
+      `<circle cx="${x(node)}" cy="${y(node)}" r="13" fill="${nm ? p.color(nm) : "#ffffff"}" ` +
+      `stroke="${hot ? "#1d2125" : "#5f6870"}" stroke-width="${hot ? 3 : 1}"` +
+      `${free ? ' stroke-dasharray="3 2"' : ""}/>` +
+      `<text x="${x(node)}" y="${y(node) + 5}" text-anchor="middle" font-size="14" font-weight="700" ` +
+      `fill="${nm ? "#ffffff" : "#3d454d"}">${p.esc(nm || (free ? "" : "–"))}</text></g>`);
   }
   const winId = t.win[1] >= 0 ? t.leaf[t.win[1]] : -1;
   const pathNames = [...onPath].sort((a, b) => a - b).map((n) => p.name(t.leaf[t.win[n]]));
+  const listed = [...t.leaf.entries()].filter(([, id]) => id >= 0).reverse();
+  const loadLine = listed.map(([, id]) => {
+    const ld = loads.get(id);
+    return `${p.esc(p.name(id))} ${ld ? p.esc(loadText(sched, ld)) + (ld.overloaded ? " overloaded" : "") +
+      (ld.weight <= 0 ? " (weight 0)" : "") : ""}`;
+  }).join(" · ");
   return `<svg id="tree" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" ` +
     `data-leaves="${L}" data-winner="${winId >= 0 ? p.esc(p.name(winId)) : ""}" ` +
     `data-nodes="${t.win.slice(1).map((w) => (w >= 0 ? p.esc(p.name(t.leaf[w])) : "")).join(",")}" ` +
     `data-path="${pathNames.map(p.esc).join(",")}" ` +
     `aria-label="the index tree: each node holds the better of the two below it; ` +
-    `the root, ${winId >= 0 ? p.esc(p.name(winId)) : "nobody"}, is the choice">${parts.join("")}</svg>`;
+    `the root, ${winId >= 0 ? p.esc(p.name(winId)) : "nobody"}, is the choice">${parts.join("")}</svg>` +
+    `<p class="state-info" id="tree-loads">${L > bottom ? `The bottom row: the winners of ${L / bottom} list ` +
+      `positions each (${L} in all). ` : ""}Compared, in list order: ${loadLine}</p>`;
 }
 
 export function treeCaption(t: TreeView, p: Paint): string {
@@ -83,8 +85,9 @@ export function treeCaption(t: TreeView, p: Paint): string {
   if (winId < 0) return "The tree's root holds nobody: no destination may be chosen.";
   const beaten = path.slice(1).map((n) => t.win[n ^ 1]).filter((w) => w >= 0).map((w) => tag(p, p.name(t.leaf[w])));
   return `The index tree as this decision found it: every node holds the better of the two below it, so the ` +
-    `root holds the choice, ${tag(p, p.name(winId))}` + (beaten.length ? `, which beat ${beaten.reverse().join(", then ")}` +
-    ` on its way up.` : ".") + (t.irregular > 0 ? " (A load past the int range: the kernel's scan chose instead.)" : "");
+    `root holds the choice, ${tag(p, p.name(winId))}` +
+    (beaten.length ? `, which beat ${beaten.reverse().join(", then ")} on its way up.` : ".") +
+    (t.irregular > 0 ? " (A load past the int range: the kernel's scan chose instead.)" : "");
 }
 
 // lblc: address -> server; lblcr: address -> set (head first). The decision's address is marked.
@@ -99,12 +102,13 @@ export function localityHtml(v: LocalityView, sched: string, now: number, dst: s
       `<td>${who}</td><td>${secs(idle)} s</td>` +
       (sched === "lblcr" ? `<td>${secs(now - e.lastmod)} s</td>` : "") + "</tr>";
   });
-  const head = `<tr><th>destination address</th><th>bucket</th><th>${sched === "lblcr" ? "server set (head first)" :
-    "server"}</th><th>idle</th>${sched === "lblcr" ? "<th>set unchanged</th>" : ""}</tr>`;
+  const head = `<tr><th>address</th><th>bucket</th><th>${sched === "lblcr" ? "set (head first)" :
+    "server"}</th><th>idle</th>${sched === "lblcr" ? "<th>unchanged</th>" : ""}</tr>`;
   const full = 30 - (v.counter % 30);
   return `<div class="scroll"><table id="locality" aria-label="the locality table" data-rows="${v.entries.length}">` +
     `<thead>${head}</thead><tbody>${rows.join("")}</tbody></table></div>` +
-    `<p class="state-info" id="locality-timer">The timer runs every 60 s (next at t = ${secs(v.nextCheck - 1000)} s); ` +
+    `<p class="state-info" id="locality-timer">The timer runs every 60 s ` +
+    `(next in ${secs(Math.max(0, v.nextCheck - now))} s); ` +
     `every 30th run (${full === 30 ? "this one" : `in ${full} runs`}) drops entries idle for ` +
     `${sched}_expiration (${secs(v.expiration)} s)` + (sched === "lblcr" ? "; a set of two or more unchanged that " +
     "long loses its most loaded member at its next use." : ".") + "</p>";
@@ -127,7 +131,10 @@ export function mhFillDraw(canvas: HTMLCanvasElement, v: MhFillView, k: number, 
   const last = k > 0 ? v.claims[k - 1] : undefined;
   if (last) {
     g.strokeStyle = "#000"; g.lineWidth = 2;
-    g.strokeRect((last.slot % cols) * cell - 1, Math.floor(last.slot / cols) * cell - 1, cell + 1, cell + 1);
+    const cx = (last.slot % cols) * cell, cy = Math.floor(last.slot / cols) * cell;
+    g.strokeRect(cx - 1, cy - 1, cell + 1, cell + 1);
+    // a ring as well where a slot is only a few pixels wide, so the eye finds it
+    if (cell < 6) { g.beginPath(); g.arc(cx + cell / 2, cy + cell / 2, 9, 0, 2 * Math.PI); g.stroke(); }
   }
   canvas.dataset.claimed = String(k);
   canvas.dataset.slot = last ? String(last.slot) : "";

@@ -96,8 +96,8 @@ function runVm(k, dir, cmd, onLine) {
   const dropped = wanted.filter((s) => results.has(s.name) && unsure(results.get(s.name))).map((s) => s.name);
   if (dropped.length) log(`left out ${dropped.length} random scenarios, too slow to be certain: ${dropped.join(', ')}`);
   const list = wanted.filter((s) => results.has(s.name) && !dropped.includes(s.name)).map((s) => results.get(s.name));
-  const connects = (r) => (!r.choices ? scens.find((s) => s.name === r.name).steps.filter((x) => x.op === 'connect').length
-    : r.choices.length);
+  const connects = (r) => (!r.choices
+    ? scens.find((s) => s.name === r.name).steps.filter((x) => x.op === 'connect').length : r.choices.length);
   const nConn = list.reduce((n, r) => n + connects(r), 0);
   const doc = {
     kernel, date: new Date().toISOString(),
