@@ -2,12 +2,14 @@
 // carry a request and its answer, close with FIN or RST, and the entry changes state and expires. The states
 // and the ActiveConn/InActConn after every step are checked against Linux 6.1's own, recorded in the VM with
 // real sockets (test/fixtures/kernel/observed.json, the *-answered and *-big scenarios: answered and
-// unanswered connects, graceful closes, weight edits).
+// unanswered connects, graceful closes, weight edits), and, for RSTs from either side and half-closes in each
+// TCP state, test/fixtures/kernel/lifecycle-observed.json (state, seconds to expiry and counters per step).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { TraceSession, type LifeEvent } from "../src/core/trace.ts";
 import { runTrace } from "../src/cli/trace.ts";
+import { Core, TCP_FLAGS } from "../src/core/index.ts";
 
 interface Step { op: string; dest?: string; port?: number; weight?: number; u?: number; l?: number; client?: string;
   sport?: number; answer?: boolean }
@@ -96,6 +98,71 @@ test("a held connection lives: SYN_RECV, ESTABLISHED, then FIN to TIME_WAIT or R
     assert.is(s.entries().length, 0);
   }
 });
+
+// RST and half-closes in each TCP state, against the kernel (test/fixtures/kernel/lifecycle-observed.json,
+// recorded by test/kernel/record.cjs from lifecycle-scenarios.json: real sockets in the VM, the server steered
+// through its stdin, RSTs drawn from either side). The replay sends the packets IPVS saw there:
+const { SYN, ACK, FIN, RST } = TCP_FLAGS;
+interface LStep { op: string; dest?: string; port?: number; weight?: number; client?: string; sport?: number;
+  answer?: boolean | "rst" | "client-rst"; how?: "rst" | "half"; act?: "fin" | "rst" | "hold" }
+interface LScn { name: string; service: { vip: string; port: number; scheduler: string }; steps: LStep[] }
+interface LObs { name: string; events: { step: number; op: string; state: string | null; expires: number | null;
+  after: After }[]; stepErrors?: unknown[] }
+const PACKETS: Record<string, [("in" | "out"), number][]> = {
+  "connect true": [["in", SYN], ["out", SYN | ACK], ["in", ACK]],
+  // the server's RST answers the SYN (no listener)
+  "connect rst": [["in", SYN], ["out", RST | ACK]],
+  // the first SYN-ACK never left the server; its retransmission met a client port without a socket
+  "connect client-rst": [["in", SYN], ["out", SYN | ACK], ["in", RST]],
+  "close rst": [["in", RST | ACK]],
+  "close half": [["in", FIN | ACK], ["out", ACK]],
+  "server rst": [["out", RST | ACK]],
+  "server fin": [["out", FIN | ACK], ["in", ACK]],
+  "server hold": [],
+};
+const lscenarios = JSON.parse(readFileSync(new URL("lifecycle-scenarios.json", dir), "utf8")) as LScn[];
+const lobserved = (JSON.parse(readFileSync(new URL("lifecycle-observed.json", dir), "utf8")) as
+  { scenarios: LObs[] }).scenarios;
+
+for (const sc of lscenarios) {
+  test(`${sc.name}: the state, its timeout and the counters after every step equal the kernel's`, async () => {
+    const ob = lobserved.find((x) => x.name === sc.name);
+    assert.ok(ob, `${sc.name} was recorded`);
+    assert.is(ob!.stepErrors, undefined, `${sc.name}: the recording had no step error`);
+    const core = await Core.load();
+    const svc = core.addService({ proto: "tcp", addr: sc.service.vip, port: sc.service.port,
+      scheduler: sc.service.scheduler });
+    let now = 1000;
+    core.advance(now);
+    const dests = () => Object.fromEntries(core.service(svc).dests.map((x) => [`${x.addr}:${x.port}`,
+      [x.activeConns, x.inactConns]]));
+    for (const [k, st] of sc.steps.entries()) {
+      now += 100;
+      const where = `${sc.name} step ${k} (${st.op} ${st.answer ?? st.how ?? st.act ?? ""})`;
+      if (st.op === "add") { core.addDest(svc, { addr: st.dest!, port: st.port!, weight: st.weight }); continue; }
+      const conn = () => core.conns().find((c) => c.caddr === st.client && c.cport === st.sport && !c.template);
+      for (const [dir, flags] of PACKETS[`${st.op} ${st.answer ?? st.how ?? st.act}`]) {
+        if (dir === "in") core.packet("in", "tcp", st.client!, st.sport!, sc.service.vip, sc.service.port,
+          { flags, now });
+        else {
+          const c = conn();
+          assert.ok(c, `${where}: the entry exists for the server's packet`);
+          core.packet("out", "tcp", c!.daddr, c!.dport, st.client!, st.sport!, { flags, now });
+        }
+      }
+      const want = ob!.events.find((e) => e.step === k)!;
+      const c = conn();
+      assert.is(c?.state ?? null, want.state, `${where}: the state`);
+      if (c && want.expires !== null) {
+        // the kernel prints whole seconds left, read a moment after the step
+        const left = (c.expires - now) / 1000;
+        assert.ok(left >= want.expires! && left <= want.expires! + 2,
+          `${where}: ${left} s left, the kernel showed ${want.expires} s`);
+      }
+      assert.equal(dests(), want.after, `${where}: ActiveConn/InActConn`);
+    }
+  });
+}
 
 async function trace(args: string): Promise<{ code: number; text: string }> {
   let text = "";

@@ -13,7 +13,8 @@ import { existsSync, mkdtempSync, mkdirSync, rmSync, readFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Core, TCP_FLAGS } from "../src/core/index.ts";
-import { Tracer, Q } from "../src/core/trace.ts";
+import { Tracer, Q, TraceSession, type Scenario, type CloseHow } from "../src/core/trace.ts";
+import { readTree, readLocality, readMhFill, winnerPath, type TreeView } from "../src/ui/sched-state.ts";
 import { startUi, type UiServer } from "../src/cli/ui.ts";
 import { guardedBefore, skip } from "./helpers/skip.ts";
 
@@ -621,6 +622,167 @@ if (!existsSync(CHROMIUM)) {
     assert.match(page.url(), /view=explore/);
     assert.equal(page.errors, []);
     await page.close();
+  });
+
+  // a drawing scrolled into view, shot at 1366×768 and at 390×844
+  async function drawingShots(page: Page, name: string, sel: string): Promise<void> {
+    for (const [w, h] of [[1366, 768], [390, 844]]) {
+      await page.setViewportSize({ width: w, height: h });
+      await page.evaluate((q) => document.querySelector(q)!.scrollIntoView({ block: "start" }), sel);
+      await shot(page, `${name}-${w}x${h}`, [sel]);
+    }
+    await page.setViewportSize({ width: 1366, height: 768 });
+  }
+
+  // the page's connections again, on a Node core of the same service: what each decision's scheduler held
+  async function replaySession(page: Page, scenario: Scenario, onBefore?: (s: TraceSession) => void):
+    Promise<TraceSession> {
+    const s = await TraceSession.create(scenario);
+    const seenTrees: (TreeView | null)[] = [];
+    s.beforeSchedule = () => { seenTrees.push(readTree(s)); onBefore?.(s); };
+    for (const d of await decisions(page)) {
+      s.connect({ client: d.client, sport: d.sport, dst: d.dst, at: d.at, hold: d.hold, close: d.close as CloseHow });
+    }
+    (s as any).trees = seenTrees;
+    return s;
+  }
+  const abc = (w: number[]) => w.map((weight, i) => ({ addr: `10.1.0.${i + 1}`, port: 80, weight,
+    name: "ABC"[i] }));
+
+  test("inside the scheduler: the least-loaded tree as each decision found it, the winner's path to the root",
+    async () => {
+    for (const [sched, hash] of [["wlc", "s=wlc&h=0"], ["lc", "preset=lc"], ["sed", "preset=sed"],
+      ["nq", "preset=nq"], ["fo", "preset=fo"], ["ovf", "preset=ovf"]]) {
+      const page = await open(`view=explore&${hash}`);
+      const st = await page.evaluate(() => (window as any).wasmvs.state());
+      const scenario: Scenario = { service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched },
+        dests: st.dests.map((d: any) => ({ addr: d.addr, port: 80, weight: d.weight, upperThreshold: d.u,
+          name: d.name })), seed: 1 };
+      const drawn: { nodes: string; path: string; winner: string }[] = [];
+      for (let i = 0; i < 7; i++) {
+        await page.click("#send");
+        drawn.push(await page.evaluate(() => { const t = document.getElementById("tree")!;
+          return { nodes: t.dataset.nodes!, path: t.dataset.path!, winner: t.dataset.winner! }; }));
+      }
+      const s = await replaySession(page, scenario);
+      const trees = (s as any).trees as TreeView[];
+      const shown = await decisions(page);
+      for (const [i, t] of trees.entries()) {
+        const nm = (p: number) => (p >= 0 ? s.name(t.leaf[p]) : "");
+        assert.is(drawn[i].nodes, t.win.slice(1).map(nm).join(","), `${sched} #${i + 1}: every node is the core's`);
+        assert.is(drawn[i].path, winnerPath(t).map((n) => nm(t.win[n])).join(","), `${sched} #${i + 1}: the path`);
+        assert.is(drawn[i].winner, shown[i].dest === "-" ? "" : shown[i].dest,
+          `${sched} #${i + 1}: the root holds the decision's choice`);
+      }
+      assert.ok(await page.locator("#tree g[data-path]").count() >= 4, `${sched}: the path is drawn`);
+      assert.match(await page.locator("#insides").innerText(), /root holds the choice/);
+      if (sched === "wlc") await drawingShots(page, "tree-wlc", "#internals");
+      assert.equal(page.errors, []);
+      await page.close();
+    }
+    // 20 servers added one by one: 32 leaves (the tree doubles when its positions run out); the top four rows
+    // are drawn
+    const many = Array.from({ length: 20 }, (_, i) => `10.1.0.${i + 1}:${1 + (i % 3)}`).join(",");
+    const big = await open(`view=explore&s=wlc&h=0&d=${many}`);
+    for (let i = 0; i < 3; i++) await big.click("#send");
+    assert.is(await big.getAttribute("#tree", "data-leaves"), "32");
+    assert.is(await big.locator("#tree g[data-node]").count(), 15);
+    assert.is(await big.getAttribute("#tree", "data-winner"), (await decisions(big)).at(-1)!.dest);
+    assert.match(await big.locator("#tree-loads").innerText(), /the winners of 4 list positions each \(32 in all\)/);
+    assert.equal(big.errors, []);
+    await big.close();
+    // draining the winner moves the root on the next decision, and a step back shows the earlier tree again
+    const page = await open("view=explore&s=lc&d=10.1.0.1:1,10.1.0.2:1,10.1.0.3:1&h=0");
+    for (let i = 0; i < 3; i++) await page.click("#send");
+    const before = await page.getAttribute("#tree", "data-nodes");
+    await page.click('tr[data-addr="10.1.0.1"] button[data-act="drain"]');
+    await page.click("#send");
+    assert.not.match((await page.getAttribute("#tree", "data-nodes"))!.split(",")[0], /^A$/);
+    await page.click("#back"); await page.click("#back");
+    await page.waitForFunction((b) => document.getElementById("tree")?.dataset.nodes === b, before);
+    assert.equal(page.errors, []);
+    await page.close();
+  });
+
+  test("inside the scheduler: lblc's and lblcr's table, address → server or set, with idle times, per decision",
+    async () => {
+    for (const sched of ["lblc", "lblcr"]) {
+      const page = await open(`view=explore&preset=${sched}`);
+      const st = await page.evaluate(() => (window as any).wasmvs.state());
+      for (let i = 0; i < 9; i++) {
+        await page.click("#send");
+        const shown = await decisions(page);
+        const rows = await page.evaluate(() => Array.from(document.querySelectorAll("#locality tbody tr"))
+          .map((r) => `${(r as HTMLElement).dataset.addr}=${(r as HTMLElement).dataset.who}` +
+            `${r.classList.contains("lit") ? "*" : ""}`));
+        const s = await replaySession(page, { service: { fwmark: 1, scheduler: sched }, seed: 1,
+          dests: st.dests.map((d: any) => ({ addr: d.addr, port: 80, weight: d.weight, name: d.name })) });
+        const v = readLocality(s)!;
+        const want = [...v.entries].sort((a, b) => a.bucket - b.bucket).map((e) => `${e.addr}=` +
+          `${sched === "lblcr" ? e.set.map((id) => s.name(id)).join(" ") : s.name(e.dest)}` +
+          `${e.addr === shown.at(-1)!.dst ? "*" : ""}`);
+        assert.equal(rows, want, `${sched} after #${i + 1}: the drawn table is the core's`);
+      }
+      assert.match(await page.locator("#locality-timer").innerText(), /every 30th run/);
+      await drawingShots(page, `locality-${sched}`, "#internals");
+      assert.equal(page.errors, []);
+      await page.close();
+    }
+  });
+
+  test("inside the scheduler: mh's table fills claim by claim, stepped, by rounds, scrubbed and played", async () => {
+    const page = await open("view=explore&preset=mh");
+    await page.click("#send");
+    assert.is(await page.isVisible("#mh-fill-box"), true);
+    const st = await page.evaluate(() => (window as any).wasmvs.state());
+    const s = await replaySession(page, { service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "mh",
+      flags: st.flags }, seed: 1, dests: st.dests.map((d: any) => ({ addr: d.addr, port: 80, weight: d.weight,
+        name: d.name })) });
+    const v = readMhFill(s)!;
+    const claimed = () => page.evaluate(() => { const c = document.getElementById("mh-fill")!;
+      return `${c.dataset.claimed} ${c.dataset.slot} ${c.dataset.owner}`; });
+    const want = (k: number) => `${k} ${k ? v.claims[k - 1].slot : ""} ${k ? s.name(v.members[v.claims[k -
+      1].member].id) : ""}`;
+    assert.is(await claimed(), want(v.size), "the whole table at first");
+    await page.click("#mh-start");
+    assert.is(await claimed(), want(0));
+    assert.match(await page.locator("#mh-claim").innerText(), /An empty table of 4093 slots/);
+    for (let k = 1; k <= 3; k++) { await page.click("#mh-next"); assert.is(await claimed(), want(k)); }
+    await page.click("#mh-prev");
+    assert.is(await claimed(), want(2));
+    const perRound = v.members.reduce((a, m) => a + m.turns, 0);
+    await page.click("#mh-round");
+    assert.is(await claimed(), want(2 + perRound));
+    const passed = v.claims.findIndex((c) => c.passed > 0) + 1;
+    await page.fill("#mh-k", String(passed));
+    assert.is(await claimed(), want(passed));
+    assert.match(await page.locator("#mh-claim").innerText(), /after passing \d+ slots? already taken/);
+    await drawingShots(page, "mh-fill", "#mh-fill-box");
+    // the slider cannot leave the table
+    await page.fill("#mh-k", "99999");
+    assert.is(await claimed(), want(v.size));
+    await page.fill("#mh-k", "-5");
+    assert.is(await claimed(), want(0));
+    await page.click("#mh-play");
+    await page.waitForFunction((n) => document.getElementById("mh-fill")!.dataset.claimed === String(n), v.size,
+      { timeout: 20000 });
+    assert.is(await page.getAttribute("#mh-play", "aria-pressed"), "false");
+    // the claims fill exactly the table the data plane schedules with
+    const names = v.claims.map((c) => [c.slot, s.name(v.members[c.member].id)] as const).sort((a, b) => a[0] - b[0]);
+    assert.equal(names.map((x) => x[1]).join(","), await page.getAttribute("#slots", "data-slots"));
+    // a weight change rebuilds the table: the population shown is the new one, whole
+    await page.fill('tr[data-addr="10.1.0.1"] input[data-act="weight"]', "9");
+    await page.press('tr[data-addr="10.1.0.1"] input[data-act="weight"]', "Enter");
+    await page.click("#send");
+    assert.not.equal(await page.evaluate(() => document.getElementById("mh-fill-info")!.innerText),
+      "", "the members are listed");
+    assert.match(await page.locator("#mh-fill-info").innerText(), /A offset \d+, skip \d+, 9 per round|A offset/);
+    assert.equal(page.errors, []);
+    await page.close();
+    // other schedulers show no population
+    const rr = await open("view=explore&s=rr");
+    assert.is(await rr.isVisible("#mh-fill-box"), false);
+    await rr.close();
   });
 
   test("screenshots of each view at 1366×768 and 390×844", async () => {

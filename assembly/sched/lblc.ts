@@ -26,6 +26,23 @@ export const CHECK_EXPIRE_INTERVAL_MS: i64 = 60 * 1000;
 export const ENTRY_TIMEOUT_MS: i64 = 6 * 60 * 1000;
 export const COUNT_FOR_FULL_EXPIRATION: i32 = 30;
 
+// traceQuery codes of the locality table (the teaching page draws it; src/ui/sched-state.ts reads them).
+// Q_LOC_SNAPSHOT lists the entries (bucket order, then chain order) and returns how many; the others read
+// entry i of that list. Times are i64 milliseconds on the data plane's clock, read as two halves.
+export const Q_LOC_SNAPSHOT: i32 = 30;
+export const Q_LOC_AF: i32 = 31;
+export const Q_LOC_ADDR: i32 = 32;        // i = entry * 4 + word (a0 .. a3; IPv4 in a3)
+export const Q_LOC_BUCKET: i32 = 33;
+export const Q_LOC_DEST: i32 = 34;        // lblc: the destination id, -1 none
+export const Q_LOC_LASTUSE_LO: i32 = 35;
+export const Q_LOC_LASTUSE_HI: i32 = 36;
+export const Q_LOC_SETLEN: i32 = 37;      // lblcr: members
+export const Q_LOC_MEMBER: i32 = 38;      // lblcr: i = entry * 256 + k, member k in the kernel's order (head first)
+export const Q_LOC_LASTMOD_LO: i32 = 39;  // lblcr: when the set last changed
+export const Q_LOC_LASTMOD_HI: i32 = 40;
+export const Q_LOC_TIMER: i32 = 41;       // i = 0, 1: the timer's next run (low, high half); 2: its run counter;
+                                          // 3, 4: the expiration (lblc/lblcr_expiration, ms; low, high half)
+
 // One cached destination address. lblc uses dest; lblcr uses set (members, the list head being the LAST
 // element, so an insert at the head is a push) and lastmod.
 export class LocalityEntry {
@@ -295,9 +312,43 @@ export class LocalityBase extends WeightedLeastConnection {
     return r;
   }
 
+  // entries listed by the last Q_LOC_SNAPSHOT query (read-only views for the teaching page)
+  private snap: Array<LocalityEntry> = new Array<LocalityEntry>();
+  private snapBucket: Array<i32> = new Array<i32>();
+
   traceQuery(svc: Service, q: i32, i: i32): i32 {
     if (q == Q_ENTRIES) return this.entries;
     if (q == Q_EXPIRED) return this.expired;
+    if (q == Q_LOC_SNAPSHOT) {
+      this.snap.length = 0; this.snapBucket.length = 0;
+      for (let b = 0; b < LOCALITY_TAB_SIZE; b++) {
+        let en = unchecked(this.buckets[b]);
+        while (en) { this.snap.push(en); this.snapBucket.push(b); en = en.next; }
+      }
+      return this.snap.length;
+    }
+    if (q == Q_LOC_TIMER) {
+      if (i == 2) return this.counter;
+      const x: i64 = i < 2 ? this.nextTickAt : this.expiration();
+      return i == 0 || i == 3 ? <i32>x : <i32>(x >> 32);
+    }
+    const k = q == Q_LOC_ADDR ? i >> 2 : q == Q_LOC_MEMBER ? i >> 8 : i;
+    if (k < 0 || k >= this.snap.length) return -1;
+    const en = unchecked(this.snap[k]);
+    if (q == Q_LOC_AF) return en.af;
+    if (q == Q_LOC_ADDR) { const w = i & 3; return <i32>(w == 0 ? en.a0 : w == 1 ? en.a1 : w == 2 ? en.a2 : en.a3); }
+    if (q == Q_LOC_BUCKET) return unchecked(this.snapBucket[k]);
+    if (q == Q_LOC_DEST) { const d = en.dest; return d ? d.id : -1; }
+    if (q == Q_LOC_LASTUSE_LO) return <i32>en.lastuse;
+    if (q == Q_LOC_LASTUSE_HI) return <i32>(en.lastuse >> 32);
+    if (q == Q_LOC_LASTMOD_LO) return <i32>en.lastmod;
+    if (q == Q_LOC_LASTMOD_HI) return <i32>(en.lastmod >> 32);
+    const set = en.set;
+    if (q == Q_LOC_SETLEN) return set ? set.length : 0;
+    if (q == Q_LOC_MEMBER) {
+      const m = i & 255;
+      return set && m < set.length ? unchecked(set[set.length - 1 - m]).id : -1;
+    }
     return -1;
   }
 

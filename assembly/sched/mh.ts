@@ -19,6 +19,14 @@ import { traceOn, traceRec, tw, W_HKEY, W_HPORT, W_BUCKET, W_TSIZE, W_BDEST, W_P
 export const SVC_F_SCHED_MH_FALLBACK: u32 = SVC_F_SCHED1;
 export const SVC_F_SCHED_MH_PORT: u32 = SVC_F_SCHED2;
 
+// traceQuery codes of the table's population (the teaching page animates it; src/ui/sched-state.ts reads
+// them): Q_MH_FILL runs the population of the current table again, noting each claim, and returns how many
+// (M, or 0 for an empty table); claim k (0-based, in the order the kernel makes them) is read with the others.
+export const Q_MH_FILL: i32 = 50;
+export const Q_MH_FILL_SLOT: i32 = 51;     // the slot claim k took
+export const Q_MH_FILL_MEMBER: i32 = 52;   // the member (index into the table's destination list) that claimed it
+export const Q_MH_FILL_PASSED: i32 = 53;   // taken slots its permutation passed over first
+
 export const MH_PRIMES: StaticArray<i32> = [251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071];
 
 // the two fixed hsiphash keys (both words of each key equal; 64-bit key words on x86_64)
@@ -113,7 +121,27 @@ export class MaglevHashing extends Scheduler {
       const t = (lw / g) >> rshift;
       unchecked(turns[i] = t != 0 ? t : (lw != 0 ? 1 : 0));
     }
-    populate(slots, this.taken, M, perm, skip, turns, n);
+    populate(slots, this.taken, M, perm, skip, turns, n, null);
+  }
+
+  // claims of the last population, noted by fillOrder(): slot, member, taken slots passed over (3 per claim)
+  private fill: StaticArray<i32> = new StaticArray<i32>(0);
+  private fillCount: i32 = 0;
+
+  // The current table's population once more, into scratch arrays, noting every claim in order.
+  private fillOrder(): i32 {
+    const M = this.size, ms = this.members, n = ms.length;
+    this.fillCount = 0;
+    if (M == 0 || this.gcd < 1) return 0;
+    const perm = new StaticArray<i32>(n), skip = new StaticArray<i32>(n), turns = new StaticArray<i32>(n);
+    for (let i = 0; i < n; i++) {
+      const d = unchecked(ms[i]);
+      perm[i] = this.offsetOf(d); skip[i] = this.skipOf(d); turns[i] = this.turnsOf(d);
+    }
+    if (this.fill.length != 3 * M) this.fill = new StaticArray<i32>(3 * M);
+    populate(new StaticArray<i32>(M), new StaticArray<u32>((M + 31) >>> 5), M, perm, skip, turns, n, this.fill);
+    this.fillCount = M;
+    return M;
   }
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
@@ -164,23 +192,31 @@ export class MaglevHashing extends Scheduler {
     if (q == Q_TABLE_SIZE) return this.tableSize();
     if (q == Q_SLOT_DEST) return this.slotDest(i);
     if (q == Q_SLOT_MEMBER) return i >= 0 && i < this.size ? unchecked(this.slots[i]) : -1;
+    if (q == Q_MH_FILL) return this.fillOrder();
+    if (q == Q_MH_FILL_SLOT || q == Q_MH_FILL_MEMBER || q == Q_MH_FILL_PASSED) {
+      return i >= 0 && i < this.fillCount ? unchecked(this.fill[3 * i + q - Q_MH_FILL_SLOT]) : -1;
+    }
     const ms = this.members;
     if (q == Q_MH_MEMBERS) return ms.length;
     if (i < 0 || i >= ms.length) return -1;
     const d = unchecked(ms[i]);
     if (q == Q_MH_MEMBER) return d.id;
-    // the permutation as ip_vs_mh_dest_setup derived it (populate() consumes its copy)
-    const um = <u32>this.size;
-    const fold = d.addrFold(), dport = d.port & 0xffff;
-    if (q == Q_MH_OFFSET) return <i32>(mhHash(fold, dport, KEY1, 0) % um);
-    if (q == Q_MH_SKIP) return <i32>(mhHash(fold, dport, KEY2, 0) % (um - 1) + 1);
-    if (q == Q_MH_TURNS) {
-      if (this.gcd < 1) return 0;
-      const lw = d.lastWeight;
-      const t = (lw / this.gcd) >> this.rshift;
-      return t != 0 ? t : (lw != 0 ? 1 : 0);
-    }
+    if (q == Q_MH_OFFSET) return this.offsetOf(d);
+    if (q == Q_MH_SKIP) return this.skipOf(d);
+    if (q == Q_MH_TURNS) return this.turnsOf(d);
     return -1;
+  }
+
+  // a member's permutation as ip_vs_mh_dest_setup derived it (populate() consumes its copy)
+  private offsetOf(d: Dest): i32 { return <i32>(mhHash(d.addrFold(), d.port & 0xffff, KEY1, 0) % <u32>this.size); }
+  private skipOf(d: Dest): i32 {
+    return <i32>(mhHash(d.addrFold(), d.port & 0xffff, KEY2, 0) % (<u32>this.size - 1) + 1);
+  }
+  private turnsOf(d: Dest): i32 {
+    if (this.gcd < 1) return 0;
+    const lw = d.lastWeight;
+    const t = (lw / this.gcd) >> this.rshift;
+    return t != 0 ? t : (lw != 0 ? 1 : 0);
   }
 
   // debugging / tests: M and the destination id in slot i (-1 when empty)
@@ -196,8 +232,9 @@ export class MaglevHashing extends Scheduler {
 // slots, each at the next free position of its permutation offset, offset+skip, ... (mod M), until all
 // M slots are taken. Which slots are taken is tracked in a bitmap (M / 8 bytes: stays in L1 while the
 // probes jump around the table), as the kernel does.
+// order (tracing only): each claim's slot, member and the taken slots passed over before it, in turn.
 function populate(slots: StaticArray<i32>, taken: StaticArray<u32>, M: i32, perm: StaticArray<i32>,
-                  skip: StaticArray<i32>, turns: StaticArray<i32>, n: i32): void {
+                  skip: StaticArray<i32>, turns: StaticArray<i32>, n: i32, order: StaticArray<i32> | null): void {
   const sb = changetype<usize>(slots);
   const tb = changetype<usize>(taken);
   for (let i = 0, w = taken.length; i < w; i++) unchecked(taken[i] = 0);
@@ -211,14 +248,17 @@ function populate(slots: StaticArray<i32>, taken: StaticArray<u32>, M: i32, perm
       for (let r = 0; r < t; r++) {
         let word = load<u32>(tb + (<usize>(c >>> 5) << 2));
         let bit: u32 = 1 << (c & 31);
+        let passed = 0;
         while ((word & bit) != 0) {
           c += sk;
           if (c >= M) c -= M;
           word = load<u32>(tb + (<usize>(c >>> 5) << 2));
           bit = 1 << (c & 31);
+          passed++;
         }
         store<u32>(tb + (<usize>(c >>> 5) << 2), word | bit);
         store<i32>(sb + (<usize>c << 2), i);
+        if (order) { order[3 * filled] = c; order[3 * filled + 1] = i; order[3 * filled + 2] = passed; }
         if (++filled == M) return;
       }
       unchecked(perm[i] = c);

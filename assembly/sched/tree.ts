@@ -14,6 +14,12 @@ import { traceOn, traceRec, tw, W_SCAN, W_A_ACT, W_A_INACT, W_A_W, W_R_ID, W_R_A
 
 const MIN_LEAVES: i32 = 8;
 
+// traceQuery codes of the winner trees (the teaching page draws the tree; src/ui/sched-state.ts reads them)
+export const Q_TREE_LEAVES: i32 = 20;     // leaves (positions), 0 when not indexed
+export const Q_TREE_WIN: i32 = 21;        // node i (1 = root, leaves + p = position p): winning position, -1 none
+export const Q_TREE_LEAF: i32 = 22;       // position i: destination id, -1 empty
+export const Q_TREE_IRREGULAR: i32 = 23;  // destinations in an int-overflow corner (then the kernel's scan chooses)
+
 // what a keyed index compares of a destination's load: its active count and OVERLOAD flag
 @inline function loadKey(d: Dest): i64 { return <i64>d.activeConns | (d.overloaded() ? <i64>1 << 32 : 0); }
 
@@ -219,6 +225,19 @@ export class WinnerTree extends DestTree {
       if (this.better(dc, db) || (!this.better(db, dc) && c > best)) best = c;
     }
     return best < 0 ? null : unchecked(this.leaf[best]);
+  }
+
+  // Read-only views for the teaching page: the tree's nodes and leaves as they stand.
+  traceQuery(svc: Service, q: i32, i: i32): i32 {
+    if (q == Q_TREE_LEAVES) return this.cap;
+    if (q == Q_TREE_IRREGULAR) return this.irregulars;
+    if (q == Q_TREE_WIN) return i >= 1 && i < this.cap << 1 ? unchecked(this.win[i]) : -1;
+    if (q == Q_TREE_LEAF) {
+      if (i < 0 || i >= this.cap) return -1;
+      const d = unchecked(this.leaf[i]);
+      return d ? d.id : -1;
+    }
+    return -1;
   }
 
   // the scan's answer, or null when no destination is eligible

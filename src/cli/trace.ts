@@ -7,6 +7,8 @@ import {
   TraceSession, plain, type LifeEvent, type Scenario, type ScenarioDest, type ScenarioEvent, type ConnSpec, type Line,
     type Style, type Decision,
 } from "../core/trace.ts";
+import { readTree, readLocality, readMhFill, type TreeView } from "../ui/sched-state.ts";
+import { treeText, localityText, mhFillText } from "../ui/insides.ts";
 
 export const TRACE_USAGE = `usage: wasmvs trace [service] [real servers] [traffic] [output]
 
@@ -32,6 +34,8 @@ traffic (default 12 connections from 4 clients, one every 100 ms, left open):
   --seed N               twos' random seed (default 1)
 output:
   --explain              one plain sentence per decision
+  --insides              the scheduler's state per decision: the least-loaded schedulers' tree with the
+                         winner's path, lblc/lblcr's table; mh: how its table was filled (first claims)
   --color / --no-color   (default: colour when stdout is a terminal and NO_COLOR is unset)
   --json                 the decisions as JSON lines
   --quiet                only the choices and the summary
@@ -78,7 +82,8 @@ function int(v: string | undefined, what: string, lo: number, hi: number): numbe
 const SCHED_FLAG_OWNER: Record<string, string> = { "sh-fallback": "sh", "sh-port": "sh", "mh-fallback": "mh",
   "mh-port": "mh", ops: "" };
 
-export interface TraceOptions { scenario: Scenario; explain: boolean; color?: boolean; json: boolean; quiet: boolean }
+export interface TraceOptions { scenario: Scenario; explain: boolean; color?: boolean; json: boolean; quiet: boolean;
+  insides?: boolean }
 
 // Parses the command line (and any --spec/--file/--conns it names) into a scenario and output options.
 export function parseTraceArgs(argv: string[], readFile: (p: string) => string = (p) => readFileSync(p, "utf8")): TraceOptions {
@@ -92,7 +97,7 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
   let file: Scenario | undefined;
   let seed: number | undefined;
   const portless = new Set<ScenarioDest>();   // -r without a port: ipvsadm uses the service's
-  const opts = { explain: false, color: undefined as boolean | undefined, json: false, quiet: false };
+  const opts = { explain: false, color: undefined as boolean | undefined, json: false, quiet: false, insides: false };
 
   const args = [...argv];
   const next = (flag: string) => {
@@ -191,6 +196,7 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
       }
       case "--seed": seed = int(next(a), a, 0, 0xffffffff); break;
       case "--explain": opts.explain = true; break;
+      case "--insides": opts.insides = true; break;
       case "--color": case "--colour": opts.color = true; break;
       case "--no-color": case "--no-colour": opts.color = false; break;
       case "--json": opts.json = true; break;
@@ -342,8 +348,15 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
     }
     out.write(P(row) + "\n");
     for (const l of wrap(describeTraffic(sc).trim(), W, "  ")) out.write(l + "\n");
+    if (o.insides && svc.scheduler === "mh") {
+      const v = readMhFill(session);
+      if (v) for (const l of mhFillText(v, name, v.members.reduce((a, m) => a + m.turns, 0))) out.write(`  ${l}\n`);
+    }
     out.write("\n");
   }
+  // the tree as each decision finds it (the state after it is the next one's, less closes and expiries)
+  let tree: TreeView | null = null;
+  if (o.insides) session.beforeSchedule = () => { tree = readTree(session); };
   const counts = new Map<string, number>();
   let refused = 0, expired = 0;
   const choices: string[] = [];
@@ -362,6 +375,7 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
       dest ? ` ${hp(dest.addr, dest.port)}` : "", dcs.how === "template" ? { t: "  (persistence)", s: "dim" } : ""];
     out.write(P(head) + "\n");
     for (const l of dcs.lines) out.write("  " + P(l) + "\n");
+    if (o.insides) for (const l of insidesText(session, tree, dcs)) out.write(`    ${l}\n`);
     if (o.explain) {
       wrap(dcs.sentence, W, "    ").forEach((l, i) => out.write(P([{ t: i ? "    " : "  » ", s: "dim" }, l.slice(4)]) + "\n"));
     }
@@ -379,6 +393,14 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
   out.write(`entries at +${session.now - 1000}ms: ${[...states].map(([k, v]) => `${v} ${k}`).join(", ") || "none"}` +
     `${expired ? `; ${expired} expired` : ""}\n`);
   return 0;
+}
+
+// --insides: the tree this decision found (least-loaded schedulers) or the table after it (lblc, lblcr)
+function insidesText(s: TraceSession, tree: TreeView | null, dcs: Decision): string[] {
+  const sched = s.service().scheduler;
+  if (tree) return ["tree (root first, leaves in list order, the path in brackets):", ...treeText(tree, s.name)];
+  const v = sched === "lblc" || sched === "lblcr" ? readLocality(s) : null;
+  return v && dcs.how !== "existing" ? ["table:", ...localityText(v, sched, s.now, s.name)] : [];
 }
 
 // "  ~ +350ms #1 A: ESTABLISHED → TIME_WAIT (client FIN…), inactive"

@@ -646,6 +646,10 @@ export class TraceSession {
       "client RST" : "client FIN, server ACK+FIN, client ACK")) this.open = this.open.filter((x) => x !== e);
   }
 
+  // Called when a connection is about to be scheduled, its time reached: the page and `wasmvs trace --insides`
+  // read the scheduler's state here, as the decision sees it.
+  beforeSchedule?: () => void;
+
   // Closes the open connection from client:sport now (FIN or RST); false when there is none.
   close(client: string, sport: number, how: CloseHow = "fin"): boolean {
     const e = this.open.find((x) => x.client === client && x.sport === sport);
@@ -660,6 +664,7 @@ export class TraceSession {
   // (0/undefined: stays open); closeNow: closes right after the answer (TIME_WAIT, inactive).
   connect(c: ConnSpec & { closeNow?: boolean }, events: string[] = []): Decision {
     if (c.at !== undefined) this.advanceTo(c.at);
+    this.beforeSchedule?.();
     const sport = c.sport ?? 40000 + this.n;
     const dst = c.dst ?? this.vip;
     const before = this.service();

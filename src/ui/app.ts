@@ -7,6 +7,8 @@ import {
   TraceSession, letterName, familyOf, Q, type Decision, type Line, type Scenario, type LifeEvent, type CloseHow,
     type Family,
 } from "../core/trace.ts";
+import { readTree, readLocality, readMhFill, type TreeView, type MhFillView } from "./sched-state.ts";
+import { treeSvg, treeCaption, localityHtml, mhFillDraw, type DestLoad, type Paint } from "./insides.ts";
 
 // ---- state (mirrored in the URL hash) ------------------------------------------------------------------
 interface DestCfg { addr: string; weight: number; u: number; name: string }
@@ -257,6 +259,8 @@ async function resetExplore(): Promise<void> {
 async function rebuild(pos: number): Promise<void> {
   ex.replaying = true;
   ex.session = await TraceSession.create(scenarioOf(state, ex.base), await newCore());
+  ex.session.beforeSchedule = noteSchedulerState;
+  seen.tree = null;
   ex.t = 0; ex.sent = 0; ex.shown = []; ex.history = []; ex.life = []; ex.last = null; ex.pos = 0;
   $("log").innerHTML = "";
   const from = Math.max(0, pos - LOG_MAX);
@@ -593,11 +597,94 @@ function litLines(fam: Family, d: Decision): number[] {
   return f.W_OUTCOME === 2 ? [0, 1] : [0, 2, 3];
 }
 
+// What the least-loaded scheduler's tree held when the last connection was scheduled, with each
+// destination's figures then (TraceSession.beforeSchedule runs just before the scheduler is asked).
+const seen = { tree: null as TreeView | null, loads: new Map<number, DestLoad>() };
+function noteSchedulerState(): void {
+  const s = ex.session!;
+  const svc = s.service();
+  seen.tree = familyOf(svc.scheduler) === "least" ? readTree(s) : null;
+  seen.loads = new Map(svc.dests.map((x) => [x.id, { act: x.activeConns, inact: x.inactConns, weight: x.weight,
+    overloaded: x.overloaded }]));
+}
+const paint: Paint = { name: (id) => (id < 0 ? "-" : ex.session!.name(id)), color: (n) => colorOfName(n),
+  esc: (t) => esc(t) };
+
+// mh's population, claim by claim: read again when the table may have changed, stepped by its own controls
+const mhFill = { view: null as MhFillView | null, key: "", k: 0, timer: 0 as number | ReturnType<typeof setInterval> };
+function renderMhFill(): void {
+  const s = ex.session!;
+  const svc = s.service();
+  const box = $("mh-fill-box");
+  box.hidden = svc.scheduler !== "mh";
+  if (box.hidden) { stopMhPlay(); mhFill.view = null; mhFill.key = ""; return; }
+  const key = JSON.stringify(svc.dests.map((x) => [x.id, x.weight, x.lastWeight]));
+  if (key !== mhFill.key || !mhFill.view) {
+    mhFill.view = readMhFill(s);
+    mhFill.key = key;
+    mhFill.k = mhFill.view?.size ?? 0;
+  }
+  const v = mhFill.view!;
+  const range = $<HTMLInputElement>("mh-k");
+  range.max = String(v.size); range.value = String(mhFill.k);
+  $("mh-fill-info").innerHTML = mhFillDraw($<HTMLCanvasElement>("mh-fill"), v, mhFill.k, paint);
+}
+function mhStep(to: number): void {
+  if (!mhFill.view) return;
+  mhFill.k = Math.max(0, Math.min(mhFill.view.size, to));
+  renderMhFill();
+}
+function stopMhPlay(): void {
+  if (mhFill.timer) clearInterval(mhFill.timer as number);
+  mhFill.timer = 0;
+  $("mh-play").setAttribute("aria-pressed", "false");
+}
+function wireMhFill(): void {
+  const perRound = () => mhFill.view?.members.reduce((a, m) => a + m.turns, 0) || 1;
+  $("mh-start").addEventListener("click", () => { stopMhPlay(); mhStep(0); });
+  $("mh-prev").addEventListener("click", () => { stopMhPlay(); mhStep(mhFill.k - 1); });
+  $("mh-next").addEventListener("click", () => { stopMhPlay(); mhStep(mhFill.k + 1); });
+  $("mh-round").addEventListener("click", () => { stopMhPlay(); mhStep(mhFill.k + perRound()); });
+  $("mh-all").addEventListener("click", () => { stopMhPlay(); mhStep(mhFill.view?.size ?? 0); });
+  $<HTMLInputElement>("mh-k").addEventListener("input", (e) => { stopMhPlay();
+    mhStep(Number((e.target as HTMLInputElement).value)); });
+  $("mh-play").addEventListener("click", () => {
+    if (mhFill.timer) { stopMhPlay(); return; }
+    if (!mhFill.view) return;
+    if (mhFill.k >= mhFill.view.size) mhStep(0);
+    // about five seconds for a whole table, whatever its size
+    const by = Math.max(1, Math.round(mhFill.view.size / 160));
+    $("mh-play").setAttribute("aria-pressed", "true");
+    mhFill.timer = setInterval(() => {
+      mhStep(mhFill.k + by);
+      if (!mhFill.view || mhFill.k >= mhFill.view.size) stopMhPlay();
+    }, 30);
+  });
+}
+
+// the tree (least-loaded schedulers) or the locality table (lblc, lblcr), as the last decision saw them
+function renderInsides(fam: Family, d: Decision | null): void {
+  const s = ex.session!;
+  const sched = s.service().scheduler;
+  const box = $("insides");
+  if (fam === "least") {
+    const t = seen.tree ?? readTree(s);
+    if (!seen.tree) noteSchedulerState();
+    box.innerHTML = t ? treeSvg(t, seen.loads, sched, paint) +
+      `<p class="state-info">${d ? "" : "No decision yet; the tree as it stands. "}${treeCaption(t, paint)}</p>` : "";
+  } else if (fam === "locality") {
+    const v = readLocality(s);
+    box.innerHTML = v ? localityHtml(v, sched, s.now, d?.dst ?? "", paint) : "";
+  } else box.innerHTML = "";
+  renderMhFill();
+}
+
 function renderInternals(): void {
   const s = ex.session!;
   const svc = s.service();
   const fam = familyOf(svc.scheduler);
   const d = ex.last;
+  renderInsides(fam, d);
   const lit = d && d.how === "scheduled" || d?.how === "refused" ? litLines(fam, d) : [];
   $("pseudo").innerHTML = PSEUDO[fam].map((l,
     i) => `<span data-line="${i}"${lit.includes(i) ? ' class="lit"' : ""}>${esc(l)}</span>`).join("\n");
@@ -1104,9 +1191,8 @@ async function loadHash(): Promise<void> {
   setView(state.view);
 }
 
-async function main(): Promise<void> {
-  const res = await fetch("core.wasm");
-  mod = await WebAssembly.compile(await res.arrayBuffer());
+// scheduler, preset and scheduler flags: each starts the scenario again
+function wireService(): void {
   const schedSel = $<HTMLSelectElement>("sched");
   schedSel.innerHTML = SCHEDULERS.map((s) => `<option>${s}</option>`).join("");
   schedSel.addEventListener("change",
@@ -1124,6 +1210,10 @@ async function main(): Promise<void> {
     state.flags = Array.from($("flags").querySelectorAll<HTMLInputElement>("input:checked")).map((i) => i.value);
     writeHash(); void resetExplore();
   });
+}
+
+// the traffic's numbers; the service's ones (persistence, addresses) start it again
+function wireTraffic(): void {
   numInput("persist", "persist", () => void resetExplore());
   numInput("clients", "clients", () => {});
   numInput("hold", "hold", () => {});
@@ -1131,6 +1221,10 @@ async function main(): Promise<void> {
   numInput("rate", "rate", () => { if (ex.timer) { stopStream(); startStream(); } });
   $<HTMLSelectElement>("close").addEventListener("change",
     (e) => { state.close = (e.target as HTMLSelectElement).value as CloseHow; writeHash(); });
+}
+
+// step, back, play, reset, waits, the timeline, predict mode and mh's population stepper
+function wireSteps(): void {
   $("send").addEventListener("click", () => sendOne());
   $("back").addEventListener("click", () => void stepBack());
   $("stream").addEventListener("click", () => (ex.timer ? stopStream() : startStream()));
@@ -1139,13 +1233,18 @@ async function main(): Promise<void> {
   $("wait120").addEventListener("click", () => wait(120_000));
   $<HTMLInputElement>("timeline").addEventListener("input",
     (e) => { stopStream(); void rebuild(Number((e.target as HTMLInputElement).value)); });
-  $("add").addEventListener("click", () => addDest());
+  wireMhFill();
   $<HTMLInputElement>("predict-on").addEventListener("change",
     (e) => { ex.predict.on = (e.target as HTMLInputElement).checked; if (ex.predict.on) stopStream(); renderPredict();
       });
   $("predict").addEventListener("click",
     (e) => { const b = (e.target as HTMLElement).closest<HTMLButtonElement>("button[data-guess]");
       if (b) guess(b.dataset.guess!); });
+}
+
+// the problems box and the real servers' table (add, drain, remove, weight and threshold inputs)
+function wireServers(): void {
+  $("add").addEventListener("click", () => addDest());
   $("problems").addEventListener("click",
     (e) => { if ((e.target as HTMLElement).id === "problems-close") $("problems").hidden = true; });
   $("dests").addEventListener("click", (e) => {
@@ -1161,7 +1260,10 @@ async function main(): Promise<void> {
     if (bad) { say(`${i.getAttribute("aria-label")}: '${i.value}' is not a whole number from 0 to ${i.max}.`); return; }
     destAction(i.closest("tr")!.dataset.addr!, i.dataset.act!, v);
   });
-  // compare
+}
+
+// the Compare view's schedulers, flows and change
+function wireCompare(): void {
   $("cmp-scheds").innerHTML = SCHEDULERS.map((s) => `<label>` +
     `<input type="checkbox" value="${s}"> ${s}</label>`).join("");
   $("cmp-scheds").addEventListener("change", () => {
@@ -1176,7 +1278,10 @@ async function main(): Promise<void> {
   $("cmp-remove").addEventListener("click", () => { state.change = "remove"; writeHash(); void renderCompare(); });
   $("cmp-addone").addEventListener("click", () => { state.change = "add"; writeHash(); void renderCompare(); });
   $("cmp-restore").addEventListener("click", () => { state.change = "none"; writeHash(); void renderCompare(); });
-  // nodes
+}
+
+// the Many nodes view
+function wireNodes(): void {
   const ndSel = $<HTMLSelectElement>("nd-sched");
   ndSel.innerHTML = SCHEDULERS.filter((s) => s !== "mh").map((s) => `<option>${s}</option>`).join("");
   ndSel.addEventListener("change", () => { state.ndSched = ndSel.value; writeHash(); void resetNodes(); });
@@ -1192,6 +1297,10 @@ async function main(): Promise<void> {
     $("nd-run").setAttribute("aria-pressed", "true");
   });
   $("nd-reset").addEventListener("click", () => void resetNodes());
+}
+
+// tabs by click or arrow keys, the page's shortcuts, links typed or pasted, resizing
+function wireKeys(): void {
   // tabs: click, or arrow keys between them (the WAI-ARIA tabs pattern)
   document.querySelectorAll<HTMLButtonElement>("nav button").forEach((b) => b.addEventListener("click",
     () => setView(b.dataset.view as View)));
@@ -1219,6 +1328,19 @@ async function main(): Promise<void> {
   });
   window.addEventListener("hashchange", () => { if (location.hash !== lastHash) void loadHash(); });
   window.addEventListener("resize", () => { if (state.view === "explore") renderExplore(); });
+}
+
+// The page's controls, each group wired by its own function; then the scenario in the link.
+async function main(): Promise<void> {
+  const res = await fetch("core.wasm");
+  mod = await WebAssembly.compile(await res.arrayBuffer());
+  wireService();
+  wireTraffic();
+  wireSteps();
+  wireServers();
+  wireCompare();
+  wireNodes();
+  wireKeys();
   await loadHash();
   // for tests and curious readers: what the page decided, and the session behind it
   (window as any).wasmvs = {

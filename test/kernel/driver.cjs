@@ -190,8 +190,9 @@ async function setupNetwork(scens) {
     '-m', 'set', '--match-set', 'noans', 'src,src', '-j', 'DROP']);
   run('ip', ['netns', 'exec', 'srv', 'ip6tables', '-t', 'raw', '-A', 'PREROUTING', '-p', 'tcp', '--syn',
     '-m', 'set', '--match-set', 'noans6', 'src,src', '-j', 'DROP']);
+  if (scens.some((sc) => sc.events)) setupLifecycleRules();
   server = spawn('ip', ['netns', 'exec', 'srv', process.execPath, path.join(__dirname, 'server.cjs'),
-    '--udp-addrs', [...dests].join(','), ...ports], { stdio: ['ignore', 'pipe', 'inherit'] });
+    '--udp-addrs', [...dests].join(','), ...ports], { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise((res, rej) => {
     let buf = '';
     server.stdout.on('data', (d) => {
@@ -207,6 +208,33 @@ async function setupNetwork(scens) {
     server.on('exit', (c) => rej(new Error(`server exited ${c}`)));
   });
   log(`network ready: ${dests.size} destination addresses, ports ${[...ports].join(',')}, ${vips.size} VIPs`);
+}
+
+// Lifecycle scenarios ("events": true) reset connections before they are established, from either side:
+// - the server: a SYN whose (client, sport) is in srv's ipset "refuse" is answered with an RST (REJECT
+//   tcp-reset), as a host with no listener would;
+// - the client: the server's SYN-ACK to a (client, sport) in the root namespace's ipset "holdsa" is dropped
+//   as it arrives (raw PREROUTING, before IPVS sees it), the client socket is dropped too (silently, in
+//   SYN_SENT), the entry is taken out of the set, and the server's retransmitted SYN-ACK then reaches a
+//   client port without a socket, whose kernel answers it with an RST that goes to the VIP through IPVS like
+//   any client packet. srv counts the RSTs it receives ("rstin"), so the transcript shows that it passed IPVS.
+//   (Dropping the SYN-ACK in srv instead fails its send, and the server then forgets the request.)
+function setupLifecycleRules() {
+  run('ip', ['netns', 'exec', 'srv', 'ipset', 'restore'], 'create refuse hash:ip,port family inet\n');
+  run('ipset', ['restore'], 'create holdsa hash:ip,port family inet\n');
+  run('ip', ['netns', 'exec', 'srv', 'iptables', '-A', 'INPUT', '-p', 'tcp', '--syn',
+    '-m', 'set', '--match-set', 'refuse', 'src,src', '-j', 'REJECT', '--reject-with', 'tcp-reset']);
+  run('iptables', ['-t', 'raw', '-A', 'PREROUTING', '-p', 'tcp', '--tcp-flags', 'SYN,ACK', 'SYN,ACK',
+    '-m', 'set', '--match-set', 'holdsa', 'dst,dst', '-j', 'DROP']);
+  run('ip', ['netns', 'exec', 'srv', 'iptables', '-N', 'rstin']);
+  run('ip', ['netns', 'exec', 'srv', 'iptables', '-A', 'INPUT', '-p', 'tcp', '--tcp-flags', 'RST', 'RST',
+    '-j', 'rstin']);
+}
+// RSTs srv has received since the last reset of the counter
+function rstCount() {
+  const out = run('ip', ['netns', 'exec', 'srv', 'iptables', '-L', 'INPUT', '-v', '-x', '-n', '-Z']);
+  const line = out.split('\n').find((l) => /\brstin\b/.test(l));
+  return line ? +line.trim().split(/\s+/)[0] : -1;
 }
 
 // ---------- scenario execution ----------
@@ -324,7 +352,100 @@ async function flush() {
   if (n > 0) log(`WARNING: ${n} connection entries survived the flush`);
 }
 
+// A lifecycle scenario (issue 18: RST and half-closes in each TCP state), one TCP service, IPv4. Steps:
+//   connect {client, sport, answer: true | "rst" (the server resets the SYN) | "client-rst" (the client resets
+//     the SYN-ACK)}, close {client, sport, how: "rst" (reset) | "half" (FIN, the server stays open)},
+//   server {client, sport, act: "fin" | "rst" | "hold" (stay open after the client's FIN)}, wait {ms}.
+// After every step: that connection's entry as /proc/net/ip_vs_conn shows it once its state has settled
+// (state, seconds to expiry) and every destination's [ActiveConn, InActConn].
+async function runEventScenario(sc) {
+  const t0 = Date.now();
+  const svc = sc.service;
+  const vip = canon(svc.vip);
+  const inSet = (set, answer) => sc.steps.filter((st) => st.op === 'connect' && st.answer === answer)
+    .map((st) => `add ${set} ${canon(st.client)},tcp:${st.sport}`);
+  run('ip', ['netns', 'exec', 'srv', 'ipset', '-exist', 'restore'], ['flush refuse', ...inSet('refuse', 'rst')]
+    .join('\n') + '\n');
+  run('ipset', ['-exist', 'restore'], ['flush holdsa', ...inSet('holdsa', 'client-rst')].join('\n') + '\n');
+  rstCount();
+  const res = { name: sc.name, kernel: os.release(), events: [], stepErrors: [] };
+  const r0 = tryRun('ipvsadm', serviceAddArgs(svc));
+  if (!r0.ok) res.stepErrors.push({ step: -1, op: 'service', error: r0.err });
+  const sockets = new Map();
+  const keyOf = (st) => `TCP ${canon(st.client)} ${st.sport} ${vip} ${svc.port}`;
+  // the entry once a change has shown (or after `ms` without one: an RST the kernel ignores changes nothing)
+  const settle = async (st, before, ms) => {
+    await findConn(keyOf(st), ms, (x) => x.state !== before);
+    await sleep(150);          // a second packet of the same step (the peer's ACK of a FIN) may follow
+    return readConns(st.sport).get(keyOf(st)) || null;
+  };
+  for (let i = 0; i < sc.steps.length; i++) {
+    const st = sc.steps[i];
+    const sockKey = st.client ? `${canon(st.client)} ${st.sport}` : '';
+    const before = st.client ? (readConns(st.sport).get(keyOf(st)) || {}).state : undefined;
+    let c = null, error;
+    if (st.op === 'add' || st.op === 'edit' || st.op === 'del') {
+      const r = tryRun('ipvsadm', destArgs({ add: '-a', edit: '-e', del: '-d' }[st.op], svc, st));
+      if (!r.ok) error = r.err;
+    } else if (st.op === 'connect') {
+      const s = new net.Socket({ allowHalfOpen: true });   // a server FIN must not close the client's side
+      let err = null, connected = false;
+      s.on('error', (e) => { err = e.code || e.message; });
+      s.on('connect', () => { connected = true; });
+      s.connect({ host: vip, port: svc.port, localAddress: canon(st.client), localPort: st.sport, family: 4 });
+      if (st.answer === true) {
+        const end = Date.now() + 3000;
+        while (!connected && !err && Date.now() < end) await sleep(2);
+        c = await findConn(keyOf(st), 1000, (x) => x.state === 'ESTABLISHED');
+        if (connected) sockets.set(sockKey, s); else { s.destroy(); error = err || 'not connected'; }
+      } else if (st.answer === 'rst') {
+        const end = Date.now() + 3000;
+        while (!err && Date.now() < end) await sleep(2);    // ECONNREFUSED: the server's RST came back
+        c = await settle(st, 'SYN_RECV', 300);
+        s.destroy();
+        if (err !== 'ECONNREFUSED') error = `expected ECONNREFUSED, got ${err}`;
+      } else {
+        // client-rst: the SYN-ACK was dropped; the socket goes (silently) before its own SYN retransmission
+        // at 1 s, then the server's retransmitted SYN-ACK (1 s after the first) draws the client kernel's RST
+        await findConn(keyOf(st), 500, () => true);
+        s.destroy();
+        run('ipset', ['del', 'holdsa', `${canon(st.client)},tcp:${st.sport}`]);
+        rstCount();
+        const end = Date.now() + 10000;   // SYN-ACK retransmissions at 1, 3, 7 s; the VM can be slow to run ipset
+        let seen = 0;
+        while (!(seen += rstCount()) && Date.now() < end) await sleep(50);
+        await sleep(150);
+        c = readConns(st.sport).get(keyOf(st)) || null;
+        if (!seen) error = 'no RST reached the server';
+
+      }
+    } else if (st.op === 'close' || st.op === 'server') {
+      const s = sockets.get(sockKey);
+      if (!s) error = 'no open connection';
+      else if (st.op === 'close' && st.how === 'rst') { s.resetAndDestroy(); sockets.delete(sockKey); }
+      else if (st.op === 'close' && st.how === 'half') s.end();
+      else if (st.op === 'server') server.stdin.write(`${st.act} ${sockKey}\n`);
+      else error = `unknown close ${st.how}`;
+      if (!error) c = st.act === 'hold' ? (await sleep(100), readConns(st.sport).get(keyOf(st)) || null)
+        : await settle(st, before, 3000);
+    } else if (st.op === 'wait') {
+      await sleep(st.ms);
+    } else error = 'unknown op';
+    if (error) res.stepErrors.push({ step: i, op: st.op, error });
+    res.events.push({ step: i, op: st.op, state: c ? c.state : null, expires: c ? c.expires : null,
+      after: compactCounters() });
+  }
+  res.ipvsadmLn = run('ipvsadm', ['-Ln']);
+  if (!res.stepErrors.length) delete res.stepErrors;
+  for (const s of sockets.values()) s.resetAndDestroy();
+  sockets.clear();
+  await flush();
+  res.seconds = (Date.now() - t0) / 1000;
+  return res;
+}
+
 async function runScenario(sc) {
+  if (sc.events) return runEventScenario(sc);
   const t0 = Date.now();
   const svc = sc.service;
   udpSeen.clear();
@@ -434,10 +555,11 @@ async function runScenario(sc) {
   let done = 0;
   for (const sc of scens) {
     const r = await runScenario(sc);
-    done += r.obs ? sc.steps.filter((x) => x.op === 'connect').length : r.choices.length;
+    done += r.choices ? r.choices.length : sc.steps.filter((x) => x.op === 'connect').length;
     const line = JSON.stringify(r);
     if (outFd != null) fs.writeSync(outFd, line + '\n'); else process.stdout.write(`@@RESULT ${line}\n`);
-    const nul = r.obs ? r.obs.filter((o) => o.startsWith('- ')).length : r.choices.filter((c) => c.dest == null).length;
+    const nul = r.obs ? r.obs.filter((o) => o.startsWith('- ')).length
+      : r.choices ? r.choices.filter((c) => c.dest == null).length : 0;
     log(`[${done}/${nConn}] ${sc.name}: ${nul} refused, in ${r.seconds.toFixed(1)} s` +
       `${r.stepErrors ? `, ${r.stepErrors.length} step errors: ${r.stepErrors[0].error}` : ''}` +
       `${r.connectSeconds > 50 ? ' WARNING: longer than 50 s, SYN_RECV entries may have expired' : ''}`);

@@ -36,7 +36,7 @@ const baseDir = process.env.IPVSVM_DIR || '/tmp/ipvsvm';
 const MODULES = ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_lc', 'ip_vs_wlc', 'ip_vs_sed', 'ip_vs_nq', 'ip_vs_fo',
   'ip_vs_ovf', 'ip_vs_dh', 'ip_vs_sh', 'ip_vs_mh', 'ip_vs_lblc', 'ip_vs_lblcr',   // no ip_vs_twos in 6.1
   'nf_conntrack', 'ip_set', 'ip_set_hash_ipport', 'xt_set', 'xt_tcpudp', 'iptable_raw', 'ip6table_raw',
-  'dummy', 'veth'].join(' ');
+  'dummy', 'veth', 'ipt_REJECT'].join(' ');   // ipt_REJECT: lifecycle scenarios' server RSTs
 if (source.some((p) => !p.startsWith('random:') && !p.startsWith(repo + '/'))) throw new Error('the scenarios file must be inside the repo (shared with the VM)');
 
 const log = (s) => process.stderr.write(s + '\n');
@@ -96,8 +96,8 @@ function runVm(k, dir, cmd, onLine) {
   const dropped = wanted.filter((s) => results.has(s.name) && unsure(results.get(s.name))).map((s) => s.name);
   if (dropped.length) log(`left out ${dropped.length} random scenarios, too slow to be certain: ${dropped.join(', ')}`);
   const list = wanted.filter((s) => results.has(s.name) && !dropped.includes(s.name)).map((s) => results.get(s.name));
-  const connects = (r) => (r.obs ? scens.find((s) => s.name === r.name).steps.filter((x) => x.op === 'connect').length
-    : r.choices.length);
+  const connects = (r) => (!r.choices
+    ? scens.find((s) => s.name === r.name).steps.filter((x) => x.op === 'connect').length : r.choices.length);
   const nConn = list.reduce((n, r) => n + connects(r), 0);
   const doc = {
     kernel, date: new Date().toISOString(),

@@ -16,11 +16,28 @@ const udpAddrs = ai >= 0 ? argv.splice(ai, 2)[1].split(',').filter(Boolean) : ['
 const ports = argv.map(Number).filter((p) => p > 0);
 let pending = ports.length * (1 + udpAddrs.length);
 const ready = () => { if (--pending === 0) process.stdout.write('server ready\n'); };
+// Lifecycle scenarios (driver.cjs, "events": true) steer one accepted connection through stdin, one command a
+// line: "fin|rst|hold CLIENT SPORT" (close our side with a FIN, reset it, or stay open after the client's FIN).
+const accepted = new Map();   // "client sport" -> socket
+const held = new Set();
+require('readline').createInterface({ input: process.stdin }).on('line', (line) => {
+  const [cmd, client, sport] = line.trim().split(/\s+/);
+  const key = `${client} ${sport}`;
+  if (cmd === 'hold') { held.add(key); return; }
+  const s = accepted.get(key);
+  if (!s) { process.stderr.write(`server: no connection ${key} for ${cmd}\n`); return; }
+  if (cmd === 'fin') s.end();
+  else if (cmd === 'rst') s.resetAndDestroy();
+});
 for (const port of ports) {
-  const srv = net.createServer((s) => {
+  // allowHalfOpen: our side closes when the client's FIN arrives (below), unless a lifecycle scenario holds it
+  const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+    const key = `${(s.remoteAddress || '').replace(/^::ffff:/, '')} ${s.remotePort}`;
+    accepted.set(key, s);
     s.on('data', () => {});
     s.on('error', () => {});
-    s.on('end', () => s.end());
+    s.on('end', () => { if (!held.has(key)) s.end(); });
+    s.on('close', () => { if (accepted.get(key) === s) accepted.delete(key); held.delete(key); });
   });
   srv.on('error', (e) => { process.stderr.write(`server tcp ${port}: ${e.message}\n`); process.exit(1); });
   srv.listen({ port, host: '::', ipv6Only: false, backlog: 4096 }, ready);
