@@ -306,6 +306,8 @@ if (why) {
     assert.ok(takeoverDrops() > 0, "the kernel's copies of the taken-over packets were dropped before its stack");
     const st: any = await ctl.call("status");
     assert.ok(st.io.rxCsumCompleted > 0, "veth senders leave checksums to offload; the addon completed them");
+    assert.is(st.io.io, "ring", `ring I/O is the default and was set up here (${st.io.ringFallback})`);
+    assert.ok(st.io.rxRingBlocks > 0 && st.io.txRingPackets > 0, `packets went through both rings: ${JSON.stringify(st.io)}`);
     assert.is(st.io.txOtherErrors + st.io.txUnreachable + st.io.txTooBig + st.io.txNoBuffer, 0);
     const ln: any[] = await ctl.call("services");
     const web = ln.find((s) => s.addr === A.vip && s.port === 80);
