@@ -53,13 +53,19 @@ class Table {
   ~Table() { if (nl_ >= 0) close(nl_); if (ioc_ >= 0) close(ioc_); }
 
   // The next hop for a destination (IPv4: 4 bytes, IPv6: 16), or nullptr: send it through the raw socket.
-  const Hop* find(int family, const uint8_t* addr) {
+  // now: monoMs(), read once per batch by the caller.
+  const Hop* find(int family, const uint8_t* addr, double now) {
     Key k{};
     k[0] = uint8_t(family);
     memcpy(k.data() + 1, addr, family == AF_INET ? 4 : 16);
-    double now = monoMs();
+    if (last_ && k == lastKey_ && last_->until > now) return last_->ok ? last_ : nullptr;   // runs of one destination
     auto it = hops_.find(k);
-    if (it != hops_.end() && it->second.until > now) return it->second.ok ? &it->second : nullptr;
+    if (it != hops_.end() && it->second.until > now) {
+      lastKey_ = k;
+      last_ = &it->second;
+      return it->second.ok ? &it->second : nullptr;
+    }
+    last_ = nullptr;
     if (hops_.size() > 65536) hops_.clear();   // a bound: many distinct destinations only cost re-asking
     Hop& h = hops_[k];
     h = Hop{};
@@ -74,7 +80,9 @@ class Table {
  private:
   int nl_ = -1, ioc_ = -1;
   uint32_t seq_ = 0;
-  std::unordered_map<Key, Hop, KeyHash> hops_;
+  std::unordered_map<Key, Hop, KeyHash> hops_;   // node-based: pointers to its values stay valid
+  Key lastKey_{};
+  Hop* last_ = nullptr;
 
   // One request, one answer (or an error): the buffer receives the first reply message.
   bool ask(void* req, size_t len, char* buf, size_t cap, nlmsghdr** reply) {

@@ -542,8 +542,8 @@ ring::Tx* txRingFor(Io* io, int ifindex) {
 
 // Ring mode: puts the packet in a tx ring frame behind an Ethernet header; false when it must go through
 // the raw socket instead (unknown next hop, bigger than a frame or the link's MTU, ring full).
-bool ringQueue(Io* io, const uint8_t* p, uint32_t len, bool v6) {
-  const nexthop::Hop* hop = io->hops.find(v6 ? AF_INET6 : AF_INET, p + (v6 ? 24 : 16));
+bool ringQueue(Io* io, const uint8_t* p, uint32_t len, bool v6, double nowMs) {
+  const nexthop::Hop* hop = io->hops.find(v6 ? AF_INET6 : AF_INET, p + (v6 ? 24 : 16), nowMs);
   if (!hop || len > hop->mtu || len + ETH_HLEN > ring::kTxFrameSize - ring::kTxData) return false;
   ring::Tx* t = txRingFor(io, hop->ifindex);
   if (!t) return false;
@@ -590,6 +590,7 @@ napi_value Send(napi_env env, napi_callback_info info) {
   if (uint64_t(descPtr) + uint64_t(n) * kDescSize > memLen) return throwErr(env, "descriptors lie outside the WASM memory");
   uint32_t n4 = 0, n6 = 0, queued = 0;
   double t0 = io->useRing ? nowNs() : 0;
+  const double nowMs = t0 / 1e6;
   for (uint32_t i = 0; i < n; i++) {
     const uint8_t* d = mem + descPtr + size_t(i) * kDescSize;
     if (d[16] != 1) continue;   // verdict: forward
@@ -598,7 +599,7 @@ napi_value Send(napi_env env, napi_callback_info info) {
     uint8_t* p = mem + dataPtr + off;
     if (io->useRing) {
       if ((p[0] >> 4) == 6 && len < 40) continue;
-      if (ringQueue(io, p, len, (p[0] >> 4) == 6)) { queued++; continue; }
+      if (ringQueue(io, p, len, (p[0] >> 4) == 6, nowMs)) { queued++; continue; }
       io->c.txRawFallback++;
     }
     msghdr* h;
