@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -87,7 +88,8 @@ struct Io {
   bool useRing = false;                      // --packet-io ring, and every rx ring could be set up
   std::string ringFallback;                  // why ring I/O was asked for and not used
   std::vector<ring::Rx> rxRings;             // parallel to rx (ring mode)
-  std::vector<ring::Tx> txRings;             // one per outgoing interface, made on first use
+  std::deque<ring::Tx> txRings;              // one per outgoing interface, made on first use (a deque:
+                                             // `kicked` holds pointers across the making of another)
   std::vector<int> txRingless;               // interfaces whose tx ring could not be set up
   std::vector<ring::Tx*> kicked;
   nexthop::Table hops;
@@ -335,11 +337,28 @@ napi_value Open(napi_env env, napi_callback_info info) {
 // Offload left undone by the sender (CHECKSUM_PARTIAL: veth, or a sender on this host): the L4
 // checksum field holds the pseudo-header sum; summing from the L4 header to the end and storing the
 // complement completes it, as the NIC would have.
+// The L4 header's offset and protocol of an IPv6 packet past its hop-by-hop, routing and destination
+// options headers (a sender with offload puts them before a partial checksum as readily as not); false for
+// anything else before the L4 header.
+bool ipv6L4(const uint8_t* p, uint32_t len, uint32_t* l4, uint32_t* proto) {
+  uint32_t nh = p[6], off = 40;
+  for (int n = 0; n < 8 && (nh == 0 || nh == 43 || nh == 60); n++) {
+    if (off + 8 > len) return false;
+    uint32_t hl = (uint32_t(p[off + 1]) + 1) * 8;
+    nh = p[off];
+    off += hl;
+  }
+  if (off > len) return false;
+  *l4 = off;
+  *proto = nh;
+  return true;
+}
+
 bool completeChecksum(uint8_t* p, uint32_t len) {
   if (len < 20) return false;
   uint32_t l4 = 0, proto = 0;
   if ((p[0] >> 4) == 4) { l4 = (p[0] & 15u) * 4; proto = p[9]; }
-  else if ((p[0] >> 4) == 6 && len >= 40) { l4 = 40; proto = p[6]; }
+  else if ((p[0] >> 4) == 6 && len >= 40) { if (!ipv6L4(p, len, &l4, &proto)) return false; }
   else return false;
   uint32_t at;
   if (proto == IPPROTO_TCP) at = 16;
@@ -536,7 +555,7 @@ ring::Tx* txRingFor(Io* io, int ifindex) {
     if (io->ringFallback.empty()) io->ringFallback = "tx ring on interface " + std::to_string(ifindex) + ": " + err;
     return nullptr;
   }
-  io->txRings.push_back(t);   // pointers into txRings are only held within one send()
+  io->txRings.push_back(t);
   return &io->txRings.back();
 }
 
