@@ -20,9 +20,10 @@ import { capacity as connCapacityNow, connInit as tableInit, connCount, touchCha
 import { GROUP, pfClear, touchServices, touchDests } from "../prefetch";
 import { V_DROP } from "../conn/in";
 import {
-  handlePacket, prefetchPacket, pb, pl, rReason, rConn, rDest, rFwd, rFlags, rL4, rProto, rVer, setTtlMode, ttlMode,
+  handlePacket, prefetchPacket, rReason, rConn, rDest, rFwd, rFlags, rL4, rProto, rVer, setTtlMode, ttlMode,
   R_BAD_DESCRIPTOR, R_LAST, FWD_NONE,
 } from "./path";
+import { pb, pl } from "./bytes";
 
 export const DESC_SIZE: i32 = 32;
 

@@ -7,12 +7,15 @@
 // Decisions (see also docs in src/core/packets.ts):
 // - IPv4 options are honoured through IHL; the header checksum is verified (the kernel's ip_rcv drops a
 //   bad one before IPVS sees it). Fragments (MF or offset) are dropped: the kernel defragments first.
+// - Byte access and the current packet [pb, pb+pl) are bytes.ts's.
 // - Bytes after the IPv4 total length / IPv6 payload length (link-layer padding) are ignored, as the
 //   kernel trims the skb to the IP length; a packet shorter than its IP length is dropped.
 // - IPv6 extension headers: hop-by-hop (first only), routing with segments left 0 and destination
 //   options are walked (at most 8); a fragment header drops (fragment); AH, mobility, HIP, shim6, the
 //   experimental 253/254 and a routing header with segments left > 0 (its final destination would be in
-//   the pseudo-header) drop as unsupported; any other next header (ICMPv6, ESP, no-next-header) is not ours.
+//   the pseudo-header) drop as unsupported; any other next header (ESP, no-next-header) is not ours.
+// - ICMP and ICMPv6 errors about a known connection are translated as IPVS does (icmp.ts); other ICMP is
+//   not ours.
 // - TTL / hop limit: as ip_vs_xmit.c's decrement_ttl() called from __ip_vs_get_out_rt(): inbound packets
 //   forwarded by NAT, full-NAT, DR or tunnel get TTL-1 (TTL <= 1: dropped, the kernel sends ICMP time
 //   exceeded), LOCAL does not (the route is local). Replies reach IPVS in the FORWARD hook after
@@ -30,6 +33,8 @@ import { inBucketOf, outBucketOf, E, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR,
 import { serviceBucketOf } from "../service/service";
 import { pfA, pfB, pfC, pfClear } from "../prefetch";
 import { fold, delta32, delta16, csumApply, crc32cSkip } from "./csum";
+import { pb, pl, ld8, ld16, ld32, be16, st8, st16, st32, wirePort } from "./bytes";
+import { handleIcmp4, handleIcmp6, icmpConn, icmpDest, icmpFwd, RF_ICMP } from "./icmp";
 
 // Parse and path drop reasons (1..6 are conn/in.ts's)
 export const R_TRUNCATED: i32 = 16;          // too short for a header it claims or needs
@@ -51,11 +56,7 @@ export const FWD_NONE: u32 = 255;
 
 // result flags
 export const RF_NEW: u32 = 1;        // the packet created its connection
-export const RF_REWRITTEN: u32 = 2;  // bytes were changed
-
-// ---- the current packet: [pb, pb+pl) ------------------------------------------------------------------
-export let pb: usize = 0;
-export let pl: u32 = 0;
+export const RF_REWRITTEN: u32 = 2;  // bytes were changed (4, RF_ICMP: an ICMP error translated, icmp.ts)
 
 // results of the last handlePacket()
 export let rReason: i32 = 0;
@@ -71,33 +72,32 @@ export let rVer: u32 = 0;
 export let ttlMode: i32 = 1;
 export function setTtlMode(m: i32): void { ttlMode = m; }
 
-// bounds-asserted raw access (little-endian loads; ld/st16be for numbers on the wire)
-@inline function ld8(o: u32): u32 { assert(<u64>o + 1 <= <u64>pl); return <u32>load<u8>(pb + <usize>o); }
-@inline function ld16(o: u32): u32 { assert(<u64>o + 2 <= <u64>pl); return <u32>load<u16>(pb + <usize>o); }
-@inline function ld32(o: u32): u32 { assert(<u64>o + 4 <= <u64>pl); return load<u32>(pb + <usize>o); }
-@inline function be16(o: u32): u32 { return <u32>bswap<u16>(<u16>ld16(o)); }
-@inline function st8(o: u32, v: u32): void { assert(<u64>o + 1 <= <u64>pl); store<u8>(pb + <usize>o, <u8>v); }
-@inline function st16(o: u32, v: u32): void { assert(<u64>o + 2 <= <u64>pl); store<u16>(pb + <usize>o, <u16>v); }
-@inline function st32(o: u32, v: u32): void { assert(<u64>o + 4 <= <u64>pl); store<u32>(pb + <usize>o, v); }
-// a connection port (host order u16) as it sits on the wire, loaded little-endian
-@inline function wirePort(e: usize, off: usize): u32 { return <u32>bswap<u16>(load<u16>(e + off)); }
-
-@inline function fail(reason: i32): i32 { rReason = reason; return V_DROP; }
+@inline export function fail(reason: i32): i32 { rReason = reason; return V_DROP; }
 
 // Replaces the 16-byte IPv6 address at packet offset o by the connection's address at e+eo; returns the
 // checksum delta.
-@inline function repl6(o: u32, a: usize): u64 {
+@inline export function repl6(o: u32, a: usize): u64 {
   const o0 = ld32(o), o1 = ld32(o + 4), o2 = ld32(o + 8), o3 = ld32(o + 12);
   const n0 = bswap<u32>(load<u32>(a)), n1 = bswap<u32>(load<u32>(a, 4));
   const n2 = bswap<u32>(load<u32>(a, 8)), n3 = bswap<u32>(load<u32>(a, 12));
   st32(o, n0); st32(o + 4, n1); st32(o + 8, n2); st32(o + 12, n3);
   return delta32(o0, n0) + delta32(o1, n1) + delta32(o2, n2) + delta32(o3, n3);
 }
-@inline function repl4(o: u32, a: usize): u64 {
+@inline export function repl4(o: u32, a: usize): u64 {
   const o3 = ld32(o);
   const n3 = bswap<u32>(load<u32>(a, 12));
   st32(o, n3);
   return delta32(o3, n3);
+}
+
+const IPPROTO_ICMP: u32 = 1;
+const IPPROTO_ICMPV6: u32 = 58;
+
+// The result fields for an ICMP error handled by icmp.ts.
+function icmpResult(v: i32): i32 {
+  rConn = icmpConn; rDest = icmpDest; rFwd = icmpFwd;
+  if (v == V_FORWARD) rFlags |= RF_REWRITTEN | RF_ICMP;
+  return v;
 }
 
 // Parses, decides and rewrites the packet at [pb, pb+pl). Returns the verdict; r* hold the rest.
@@ -120,6 +120,7 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
     if (fold(s) != 0xffff) return fail(R_BAD_IP_CSUM);
     proto = ld8(9);
     rProto = proto;
+    if (proto == IPPROTO_ICMP && (be16(6) & 0x3fff) == 0) { rL4 = ihl; return icmpResult(handleIcmp4(dir, ihl, tot, ttlMode)); }
     if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return V_NOT_OURS;
     if ((be16(6) & 0x3fff) != 0) return fail(R_FRAGMENT);
     pkt.af = AF_INET;
@@ -145,6 +146,7 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
         continue;
       }
       rProto = nh;
+      if (nh == IPPROTO_ICMPV6) { rL4 = off; return icmpResult(handleIcmp6(dir, off, end, ttlMode)); }
       if (nh == 44) return fail(R_FRAGMENT);
       if (nh == 51 || nh == 135 || nh == 139 || nh == 140 || nh == 253 || nh == 254) return fail(R_BAD_EXT_HDR);
       return V_NOT_OURS;
