@@ -100,66 +100,119 @@ function icmpResult(v: i32): i32 {
   return v;
 }
 
+// What the header parsers found, for the stages after them.
+const GO_ON: i32 = -1;     // a parser's "no verdict yet"
+let hL4: u32 = 0;          // offset of the L4 header
+let hEnd: u32 = 0;         // end of the IP packet (IPv4 total length / IPv6 payload length)
+let hProto: u32 = 0;       // L4 protocol
+
 // Parses, decides and rewrites the packet at [pb, pb+pl). Returns the verdict; r* hold the rest.
 export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
   rReason = 0; rConn = -1; rDest = -1; rFwd = FWD_NONE; rFlags = 0; rL4 = 0; rProto = 0; rVer = 0;
-  const len = pl;
-  if (len < 1) return fail(R_TRUNCATED);
-  const b0 = ld8(0);
-  const ver = b0 >> 4;
+  if (pl < 1) return fail(R_TRUNCATED);
+  const ver = ld8(0) >> 4;
   rVer = ver;
-  let l4: u32 = 0, end: u32 = 0, proto: u32 = 0;
-  if (ver == 4) {
-    if (len < 20) return fail(R_TRUNCATED);
-    const ihl = (b0 & 15) << 2;
-    if (ihl < 20 || ihl > len) return fail(R_BAD_IHL);
-    const tot = be16(2);
-    if (tot < ihl || tot > len) return fail(R_BAD_TOTAL_LENGTH);
-    let s: u64 = <u64>ld32(0) + <u64>ld32(4) + <u64>ld32(8) + <u64>ld32(12) + <u64>ld32(16);
-    for (let o: u32 = 20; o < ihl; o += 4) s += <u64>ld32(o);
-    if (fold(s) != 0xffff) return fail(R_BAD_IP_CSUM);
-    proto = ld8(9);
-    rProto = proto;
-    if (proto == IPPROTO_ICMP && (be16(6) & 0x3fff) == 0) { rL4 = ihl; return icmpResult(handleIcmp4(dir, ihl, tot, ttlMode)); }
-    if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return V_NOT_OURS;
-    if ((be16(6) & 0x3fff) != 0) return fail(R_FRAGMENT);
-    pkt.af = AF_INET;
-    pkt.s0 = 0; pkt.s1 = 0; pkt.s2 = 0; pkt.s3 = bswap<u32>(ld32(12));
-    pkt.d0 = 0; pkt.d1 = 0; pkt.d2 = 0; pkt.d3 = bswap<u32>(ld32(16));
-    l4 = ihl; end = tot;
-  } else if (ver == 6) {
-    if (len < 40) return fail(R_TRUNCATED);
-    end = 40 + be16(4);
-    if (end > len) return fail(R_BAD_TOTAL_LENGTH);
-    let nh = ld8(6);
-    let off: u32 = 40;
-    let n = 0;
-    while (nh != IPPROTO_TCP && nh != IPPROTO_UDP && nh != IPPROTO_SCTP) {
-      if (nh == 0 || nh == 43 || nh == 60) {
-        if ((nh == 0 && off != 40) || ++n > MAX_EXT_HDRS) { rProto = nh; return fail(R_BAD_EXT_HDR); }
-        if (off + 8 > end) { rProto = nh; return fail(R_TRUNCATED); }
-        const hl = (ld8(off + 1) + 1) << 3;
-        if (off + hl > end) { rProto = nh; return fail(R_TRUNCATED); }
-        if (nh == 43 && ld8(off + 3) != 0) { rProto = nh; return fail(R_BAD_EXT_HDR); }
-        nh = ld8(off);
-        off += hl;
-        continue;
-      }
-      rProto = nh;
-      if (nh == IPPROTO_ICMPV6) { rL4 = off; return icmpResult(handleIcmp6(dir, off, end, ttlMode)); }
-      if (nh == 44) return fail(R_FRAGMENT);
-      if (nh == 51 || nh == 135 || nh == 139 || nh == 140 || nh == 253 || nh == 254) return fail(R_BAD_EXT_HDR);
-      return V_NOT_OURS;
+  let h: i32;
+  if (ver == 4) h = parseIp4(dir);
+  else if (ver == 6) h = parseIp6(dir);
+  else return fail(R_BAD_VERSION);
+  if (h != GO_ON) return h;
+  rL4 = hL4;
+  h = parseL4(ver, mark);
+  if (h != GO_ON) return h;
+
+  // replies: ip_forward() checks the TTL before the FORWARD hook where IPVS sees them
+  if (dir != 0 && ttlMode != 0 && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
+
+  const v = dir == 0 ? inbound(hEnd, now) : outbound(hEnd, now);
+  rConn = resultConn;
+  if (v == V_NOT_OURS) return v;
+  if (v == V_DROP) {
+    rReason = dropReason;
+    if (resultConn >= 0) {
+      const e = E(<u32>resultConn);
+      rFwd = load<u32>(e, O_FLAGS) & 7; rDest = load<i32>(e, O_DEST);
     }
-    proto = nh; rProto = nh;
-    l4 = off;
-    pkt.af = AF_INET6;
-    pkt.s0 = bswap<u32>(ld32(8)); pkt.s1 = bswap<u32>(ld32(12)); pkt.s2 = bswap<u32>(ld32(16)); pkt.s3 = bswap<u32>(ld32(20));
-    pkt.d0 = bswap<u32>(ld32(24)); pkt.d1 = bswap<u32>(ld32(28)); pkt.d2 = bswap<u32>(ld32(32)); pkt.d3 = bswap<u32>(ld32(36));
-  } else {
-    return fail(R_BAD_VERSION);
+    return v;
   }
-  rL4 = l4;
+  const e = E(<u32>resultConn);
+  const fwd = load<u32>(e, O_FLAGS) & 7;
+  rFwd = fwd;
+  rDest = resultDest;
+  if (dir == 0 && lastNewConn) rFlags |= RF_NEW;
+
+  // TTL / hop limit (inbound: decrement_ttl in __ip_vs_get_out_rt, not for a local destination)
+  const decTtl = ttlMode != 0 && (dir != 0 || fwd != FWD_LOCALNODE);
+  if (decTtl && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
+  if (fwd == FWD_MASQ || fwd == FWD_FULLNAT) natRewrite(dir, ver, e, fwd == FWD_FULLNAT, decTtl);
+  else if (decTtl) decrementTtl(ver);
+  return V_FORWARD;
+}
+
+// IPv4 header: options through IHL, the header checksum verified (ip_rcv drops a bad one before IPVS
+// sees it), ICMP errors to icmp.ts, fragments dropped (the kernel defragments first). GO_ON with hL4/hEnd/hProto and pkt's addresses.
+function parseIp4(dir: u32): i32 {
+  const len = pl;
+  if (len < 20) return fail(R_TRUNCATED);
+  const ihl = (ld8(0) & 15) << 2;
+  if (ihl < 20 || ihl > len) return fail(R_BAD_IHL);
+  const tot = be16(2);
+  if (tot < ihl || tot > len) return fail(R_BAD_TOTAL_LENGTH);
+  let s: u64 = <u64>ld32(0) + <u64>ld32(4) + <u64>ld32(8) + <u64>ld32(12) + <u64>ld32(16);
+  for (let o: u32 = 20; o < ihl; o += 4) s += <u64>ld32(o);
+  if (fold(s) != 0xffff) return fail(R_BAD_IP_CSUM);
+  const proto = ld8(9);
+  rProto = proto;
+  const frag = be16(6) & 0x3fff;
+  if (proto == IPPROTO_ICMP && frag == 0) { rL4 = ihl; return icmpResult(handleIcmp4(dir, ihl, tot, ttlMode)); }
+  if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return V_NOT_OURS;
+  pkt.af = AF_INET;
+  pkt.s0 = 0; pkt.s1 = 0; pkt.s2 = 0; pkt.s3 = bswap<u32>(ld32(12));
+  pkt.d0 = 0; pkt.d1 = 0; pkt.d2 = 0; pkt.d3 = bswap<u32>(ld32(16));
+  if (frag != 0) return fail(R_FRAGMENT);
+  hL4 = ihl; hEnd = tot; hProto = proto;
+  return GO_ON;
+}
+
+// IPv6 header and extension headers: hop-by-hop (first only), routing with segments left 0 and
+// destination options are walked (at most MAX_EXT_HDRS); a fragment header drops (fragment); AH, mobility,
+// HIP, shim6, 253/254 and a routing header with segments left > 0 (its final destination would be in the
+// pseudo-header) drop as unsupported; ICMPv6 errors go to icmp.ts; anything else is not ours.
+function parseIp6(dir: u32): i32 {
+  if (pl < 40) return fail(R_TRUNCATED);
+  const end: u32 = 40 + be16(4);
+  if (end > pl) return fail(R_BAD_TOTAL_LENGTH);
+  pkt.af = AF_INET6;
+  pkt.s0 = bswap<u32>(ld32(8)); pkt.s1 = bswap<u32>(ld32(12)); pkt.s2 = bswap<u32>(ld32(16)); pkt.s3 = bswap<u32>(ld32(20));
+  pkt.d0 = bswap<u32>(ld32(24)); pkt.d1 = bswap<u32>(ld32(28)); pkt.d2 = bswap<u32>(ld32(32)); pkt.d3 = bswap<u32>(ld32(36));
+  let nh = ld8(6);
+  let off: u32 = 40;
+  let n = 0;
+  while (nh != IPPROTO_TCP && nh != IPPROTO_UDP && nh != IPPROTO_SCTP) {
+    if (nh == 0 || nh == 43 || nh == 60) {
+      if ((nh == 0 && off != 40) || ++n > MAX_EXT_HDRS) { rProto = nh; return fail(R_BAD_EXT_HDR); }
+      if (off + 8 > end) { rProto = nh; return fail(R_TRUNCATED); }
+      const hl = (ld8(off + 1) + 1) << 3;
+      if (off + hl > end) { rProto = nh; return fail(R_TRUNCATED); }
+      if (nh == 43 && ld8(off + 3) != 0) { rProto = nh; return fail(R_BAD_EXT_HDR); }
+      nh = ld8(off);
+      off += hl;
+      continue;
+    }
+    rProto = nh;
+    if (nh == IPPROTO_ICMPV6) { rL4 = off; return icmpResult(handleIcmp6(dir, off, end, ttlMode)); }
+    if (nh == 44) return fail(R_FRAGMENT);
+    if (nh == 51 || nh == 135 || nh == 139 || nh == 140 || nh == 253 || nh == 254) return fail(R_BAD_EXT_HDR);
+    return V_NOT_OURS;
+  }
+  rProto = nh;
+  hL4 = off; hEnd = end; hProto = nh;
+  return GO_ON;
+}
+
+// The L4 header: its lengths checked, ports and flags into pkt.
+function parseL4(ver: u32, mark: u32): i32 {
+  const l4 = hL4, end = hEnd, proto = hProto;
   const l4len = end - l4;
   let flags: u32 = 0;
   if (proto == IPPROTO_TCP) {
@@ -190,52 +243,28 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
   pkt.dport = be16(l4 + 2);
   pkt.mark = mark;
   pkt.tcpFlags = flags;
+  return GO_ON;
+}
 
-  // replies: ip_forward() checks the TTL before the FORWARD hook where IPVS sees them
-  if (dir != 0 && ttlMode != 0 && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
-
-  const v = dir == 0 ? inbound(end, now) : outbound(end, now);
-  rConn = resultConn;
-  if (v == V_NOT_OURS) return v;
-  if (v == V_DROP) {
-    rReason = dropReason;
-    if (resultConn >= 0) {
-      const e = E(<u32>resultConn);
-      rFwd = load<u32>(e, O_FLAGS) & 7; rDest = load<i32>(e, O_DEST);
-    }
-    return v;
+// TTL / hop limit minus one (>= 2 here), the IPv4 header checksum updated.
+function decrementTtl(ver: u32): void {
+  if (ver == 4) {
+    const o = ld16(8);
+    st16(8, o - 1);   // TTL is the low byte of the little-endian word
+    st16(10, csumApply(ld16(10), delta16(o, o - 1)));
+  } else {
+    st8(7, ld8(7) - 1);
   }
-  const e = E(<u32>resultConn);
-  const fwd = load<u32>(e, O_FLAGS) & 7;
-  rFwd = fwd;
-  rDest = resultDest;
-  if (dir == 0 && lastNewConn) rFlags |= RF_NEW;
+  rFlags |= RF_REWRITTEN;
+}
 
-  // TTL / hop limit (inbound: decrement_ttl in __ip_vs_get_out_rt, not for a local destination)
-  const ttlOff: u32 = ver == 4 ? 8 : 7;
-  const decTtl = ttlMode != 0 && (dir != 0 || fwd != FWD_LOCALNODE);
-  if (decTtl && ld8(ttlOff) <= 1) return fail(R_TTL_EXCEEDED);
-
-  const nat = fwd == FWD_MASQ || fwd == FWD_FULLNAT;
-  if (!nat) {
-    if (decTtl) {
-      if (ver == 4) {
-        const o = ld16(8);
-        st16(8, o - 1);   // TTL is the low byte of the little-endian word; it is >= 2 here
-        st16(10, csumApply(ld16(10), delta16(o, o - 1)));
-      } else {
-        st8(7, ld8(7) - 1);
-      }
-      rFlags |= RF_REWRITTEN;
-    }
-    return V_FORWARD;
-  }
-
-  // NAT: addresses and ports
+// NAT: addresses and ports per the connection e, the L4 checksum updated incrementally (SCTP: CRC32c
+// recomputed when a port changed), then the TTL and the IPv4 header checksum.
+function natRewrite(dir: u32, ver: u32, e: usize, full: bool, decTtl: bool): void {
+  const l4 = hL4, proto = hProto;
   let ad: u64 = 0;          // address delta (IPv4 header and the pseudo-header)
   let pd: u64 = 0;          // port delta
   let portsChanged = false;
-  const full = fwd == FWD_FULLNAT;
   // offsets of the source/destination address in the header
   const so: u32 = ver == 4 ? 12 : 8;
   const dso: u32 = ver == 4 ? 16 : 24;
@@ -276,8 +305,8 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
       st16(l4 + 6, nc == 0 ? 0xffff : nc);
     }
   } else if (portsChanged) {
-    assert(<u64>end <= <u64>pl && l4 + 12 <= end);
-    st32(l4 + 8, crc32cSkip(pb + <usize>l4, l4len, 8));
+    assert(<u64>hEnd <= <u64>pl && l4 + 12 <= hEnd);
+    st32(l4 + 8, crc32cSkip(pb + <usize>l4, hEnd - l4, 8));
   }
   // IP header: TTL and checksum (IPv6 has neither checksum nor TTL in the pseudo-header)
   if (ver == 4) {
@@ -288,7 +317,6 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
     st8(7, ld8(7) - 1);
   }
   rFlags |= RF_REWRITTEN;
-  return V_FORWARD;
 }
 
 // A batch pre-pass for large tables (packet/exports.ts): parses the plain header (IPv4 with options, IPv6
