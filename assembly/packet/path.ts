@@ -29,12 +29,13 @@
 import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, FWD_MASQ, FWD_FULLNAT, FWD_LOCALNODE } from "../common";
 import { pkt } from "./info";
 import { inbound, outbound, resultConn, resultDest, dropReason, lastNewConn, V_NOT_OURS, V_FORWARD, V_DROP } from "../conn/in";
-import { inBucketOf, outBucketOf, E, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR, O_CPORT, O_VPORT, O_DPORT, O_LPORT } from "../conn/table";
+import { inBucketOf, outBucketOf, E, O_LIVE, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR, O_CPORT, O_VPORT, O_DPORT, O_LPORT } from "../conn/table";
 import { serviceBucketOf } from "../service/service";
 import { pfA, pfB, pfC, pfClear } from "../prefetch";
 import { fold, delta32, delta16, csumApply, crc32cSkip } from "./csum";
 import { pb, pl, ld8, ld16, ld32, be16, st8, st16, st32, wirePort } from "./bytes";
 import { handleIcmp4, handleIcmp6, icmpConn, icmpDest, icmpFwd, RF_ICMP } from "./icmp";
+import { fragKey, fragFile, fragFind, fragmentsForwarded, kS0, kS1, kS2, kS3, kD0, kD1, kD2, kD3 } from "./frag";
 
 // Parse and path drop reasons (1..6 are conn/in.ts's)
 export const R_TRUNCATED: i32 = 16;          // too short for a header it claims or needs
@@ -42,7 +43,7 @@ export const R_BAD_VERSION: i32 = 17;        // IP version neither 4 nor 6
 export const R_BAD_IHL: i32 = 18;            // IPv4 IHL < 5 or beyond the packet
 export const R_BAD_TOTAL_LENGTH: i32 = 19;   // IPv4 total length < IHL or > packet; IPv6 payload beyond packet
 export const R_BAD_IP_CSUM: i32 = 20;        // IPv4 header checksum wrong
-export const R_FRAGMENT: i32 = 21;           // IPv4 MF/offset, IPv6 fragment header
+export const R_FRAGMENT: i32 = 21;           // a later fragment whose first was not seen, or an SCTP fragment
 export const R_BAD_EXT_HDR: i32 = 22;        // unsupported / misplaced / too many IPv6 extension headers
 export const R_BAD_TCP_DOFF: i32 = 23;       // TCP data offset < 5 or beyond the segment
 export const R_BAD_UDP_LENGTH: i32 = 24;     // UDP length < 8 or beyond the datagram
@@ -105,16 +106,18 @@ const GO_ON: i32 = -1;     // a parser's "no verdict yet"
 let hL4: u32 = 0;          // offset of the L4 header
 let hEnd: u32 = 0;         // end of the IP packet (IPv4 total length / IPv6 payload length)
 let hProto: u32 = 0;       // L4 protocol
+let hFirstFrag = false;    // the first fragment of a fragmented datagram (frag.ts)
 
 // Parses, decides and rewrites the packet at [pb, pb+pl). Returns the verdict; r* hold the rest.
 export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
   rReason = 0; rConn = -1; rDest = -1; rFwd = FWD_NONE; rFlags = 0; rL4 = 0; rProto = 0; rVer = 0;
+  hFirstFrag = false;
   if (pl < 1) return fail(R_TRUNCATED);
   const ver = ld8(0) >> 4;
   rVer = ver;
   let h: i32;
-  if (ver == 4) h = parseIp4(dir);
-  else if (ver == 6) h = parseIp6(dir);
+  if (ver == 4) h = parseIp4(dir, now);
+  else if (ver == 6) h = parseIp6(dir, now);
   else return fail(R_BAD_VERSION);
   if (h != GO_ON) return h;
   rL4 = hL4;
@@ -144,14 +147,15 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
   // TTL / hop limit (inbound: decrement_ttl in __ip_vs_get_out_rt, not for a local destination)
   const decTtl = ttlMode != 0 && (dir != 0 || fwd != FWD_LOCALNODE);
   if (decTtl && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
+  if (hFirstFrag) fragFile(resultConn, now);
   if (fwd == FWD_MASQ || fwd == FWD_FULLNAT) natRewrite(dir, ver, e, fwd == FWD_FULLNAT, decTtl);
   else if (decTtl) decrementTtl(ver);
   return V_FORWARD;
 }
 
 // IPv4 header: options through IHL, the header checksum verified (ip_rcv drops a bad one before IPVS
-// sees it), ICMP errors to icmp.ts, fragments dropped (the kernel defragments first). GO_ON with hL4/hEnd/hProto and pkt's addresses.
-function parseIp4(dir: u32): i32 {
+// sees it), ICMP errors to icmp.ts, fragments to frag.ts. GO_ON with hL4/hEnd/hProto and pkt's addresses.
+function parseIp4(dir: u32, now: i64): i32 {
   const len = pl;
   if (len < 20) return fail(R_TRUNCATED);
   const ihl = (ld8(0) & 15) << 2;
@@ -169,16 +173,20 @@ function parseIp4(dir: u32): i32 {
   pkt.af = AF_INET;
   pkt.s0 = 0; pkt.s1 = 0; pkt.s2 = 0; pkt.s3 = bswap<u32>(ld32(12));
   pkt.d0 = 0; pkt.d1 = 0; pkt.d2 = 0; pkt.d3 = bswap<u32>(ld32(16));
-  if (frag != 0) return fail(R_FRAGMENT);
+  if (frag != 0) {
+    fragKey(AF_INET, proto, be16(4), 0, 0, 0, pkt.s3, 0, 0, 0, pkt.d3);
+    if ((frag & 0x1fff) != 0) return laterFragment(dir, 4, now);
+    hFirstFrag = true;
+  }
   hL4 = ihl; hEnd = tot; hProto = proto;
   return GO_ON;
 }
 
 // IPv6 header and extension headers: hop-by-hop (first only), routing with segments left 0 and
-// destination options are walked (at most MAX_EXT_HDRS); a fragment header drops (fragment); AH, mobility,
+// destination options are walked (at most MAX_EXT_HDRS); a fragment header goes to frag.ts; AH, mobility,
 // HIP, shim6, 253/254 and a routing header with segments left > 0 (its final destination would be in the
 // pseudo-header) drop as unsupported; ICMPv6 errors go to icmp.ts; anything else is not ours.
-function parseIp6(dir: u32): i32 {
+function parseIp6(dir: u32, now: i64): i32 {
   if (pl < 40) return fail(R_TRUNCATED);
   const end: u32 = 40 + be16(4);
   if (end > pl) return fail(R_BAD_TOTAL_LENGTH);
@@ -189,9 +197,20 @@ function parseIp6(dir: u32): i32 {
   let off: u32 = 40;
   let n = 0;
   while (nh != IPPROTO_TCP && nh != IPPROTO_UDP && nh != IPPROTO_SCTP) {
-    if (nh == 0 || nh == 43 || nh == 60) {
+    if (nh == 0 || nh == 43 || nh == 60 || nh == 44) {
       if ((nh == 0 && off != 40) || ++n > MAX_EXT_HDRS) { rProto = nh; return fail(R_BAD_EXT_HDR); }
       if (off + 8 > end) { rProto = nh; return fail(R_TRUNCATED); }
+      if (nh == 44) {
+        const fo = be16(off + 2);
+        if (fo != 0) {   // not an atomic fragment (offset 0, no more): the datagram is in pieces
+          fragKey(AF_INET6, ld8(off), bswap<u32>(ld32(off + 4)), pkt.s0, pkt.s1, pkt.s2, pkt.s3, pkt.d0, pkt.d1, pkt.d2, pkt.d3);
+          if ((fo & 0xfff8) != 0) { rProto = 44; return laterFragment(dir, 6, now); }
+          hFirstFrag = true;
+        }
+        nh = ld8(off);
+        off += 8;
+        continue;
+      }
       const hl = (ld8(off + 1) + 1) << 3;
       if (off + hl > end) { rProto = nh; return fail(R_TRUNCATED); }
       if (nh == 43 && ld8(off + 3) != 0) { rProto = nh; return fail(R_BAD_EXT_HDR); }
@@ -200,8 +219,7 @@ function parseIp6(dir: u32): i32 {
       continue;
     }
     rProto = nh;
-    if (nh == IPPROTO_ICMPV6) { rL4 = off; return icmpResult(handleIcmp6(dir, off, end, ttlMode)); }
-    if (nh == 44) return fail(R_FRAGMENT);
+    if (nh == IPPROTO_ICMPV6 && !hFirstFrag) { rL4 = off; return icmpResult(handleIcmp6(dir, off, end, ttlMode)); }
     if (nh == 51 || nh == 135 || nh == 139 || nh == 140 || nh == 253 || nh == 254) return fail(R_BAD_EXT_HDR);
     return V_NOT_OURS;
   }
@@ -210,7 +228,8 @@ function parseIp6(dir: u32): i32 {
   return GO_ON;
 }
 
-// The L4 header: its lengths checked, ports and flags into pkt.
+// The L4 header: its lengths checked, ports and flags into pkt. A first fragment holds only the start of
+// its datagram: a UDP length beyond it is expected, and SCTP's CRC cannot be redone (dropped, frag.ts).
 function parseL4(ver: u32, mark: u32): i32 {
   const l4 = hL4, end = hEnd, proto = hProto;
   const l4len = end - l4;
@@ -223,9 +242,10 @@ function parseL4(ver: u32, mark: u32): i32 {
   } else if (proto == IPPROTO_UDP) {
     if (l4len < 8) return fail(R_TRUNCATED);
     const ul = be16(l4 + 4);
-    if (ul < 8 || ul > l4len) return fail(R_BAD_UDP_LENGTH);
+    if (ul < 8 || (ul > l4len && !hFirstFrag)) return fail(R_BAD_UDP_LENGTH);
     if (ver == 6 && ld16(l4 + 6) == 0) return fail(R_UDP6_ZERO_CSUM);
   } else {
+    if (hFirstFrag) return fail(R_FRAGMENT);
     // SCTP: common header (12) + at least one chunk header (4). The deciding chunk is the first, but a
     // COOKIE ECHO / COOKIE ACK directly followed by an ABORT counts as the ABORT (set_sctp_state).
     if (l4len < 16) return fail(R_TRUNCATED);
@@ -244,6 +264,39 @@ function parseL4(ver: u32, mark: u32): i32 {
   pkt.mark = mark;
   pkt.tcpFlags = flags;
   return GO_ON;
+}
+
+// A fragment after the first: its datagram's connection (frag.ts) gets it with the same addresses and TTL
+// handling as the first, its payload untouched. Without one (the first not seen, or not ours) it drops.
+function laterFragment(dir: u32, ver: u32, now: i64): i32 {
+  const c = fragFind(now);
+  if (c < 0) return fail(R_FRAGMENT);
+  const e = E(<u32>c);
+  // the entry may have been freed and reused since the first fragment: it must still be that flow's
+  const sa = e + (dir == 0 ? O_CADDR : O_DADDR), da = e + (dir == 0 ? O_VADDR : O_LADDR);
+  if (load<u8>(e, O_LIVE) == 0 || load<u32>(sa) != kS0 || load<u32>(sa, 4) != kS1 || load<u32>(sa, 8) != kS2 ||
+      load<u32>(sa, 12) != kS3 || load<u32>(da) != kD0 || load<u32>(da, 4) != kD1 ||
+      load<u32>(da, 8) != kD2 || load<u32>(da, 12) != kD3) return fail(R_FRAGMENT);
+  const fwd = load<u32>(e, O_FLAGS) & 7;
+  rConn = c; rDest = load<i32>(e, O_DEST); rFwd = fwd;
+  const decTtl = ttlMode != 0 && (dir != 0 || fwd != FWD_LOCALNODE);
+  if (decTtl && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
+  if (fwd == FWD_MASQ || fwd == FWD_FULLNAT) {
+    const full = fwd == FWD_FULLNAT;
+    let ad: u64 = 0;
+    if (dir == 0) {
+      ad += ver == 4 ? repl4(16, e + O_DADDR) : repl6(24, e + O_DADDR);
+      if (full) ad += ver == 4 ? repl4(12, e + O_LADDR) : repl6(8, e + O_LADDR);
+    } else {
+      ad += ver == 4 ? repl4(12, e + O_VADDR) : repl6(8, e + O_VADDR);
+      if (full) ad += ver == 4 ? repl4(16, e + O_CADDR) : repl6(24, e + O_CADDR);
+    }
+    if (ver == 4) st16(10, csumApply(ld16(10), ad));
+    rFlags |= RF_REWRITTEN;
+  }
+  if (decTtl) decrementTtl(ver);
+  fragmentsForwarded++;
+  return V_FORWARD;
 }
 
 // TTL / hop limit minus one (>= 2 here), the IPv4 header checksum updated.

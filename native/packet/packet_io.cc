@@ -357,8 +357,12 @@ bool ipv6L4(const uint8_t* p, uint32_t len, uint32_t* l4, uint32_t* proto) {
 bool completeChecksum(uint8_t* p, uint32_t len) {
   if (len < 20) return false;
   uint32_t l4 = 0, proto = 0;
-  if ((p[0] >> 4) == 4) { l4 = (p[0] & 15u) * 4; proto = p[9]; }
-  else if ((p[0] >> 4) == 6 && len >= 40) { if (!ipv6L4(p, len, &l4, &proto)) return false; }
+  if ((p[0] >> 4) == 4) {
+    l4 = (p[0] & 15u) * 4; proto = p[9];
+    if (((p[6] & 0x3f) | p[7]) != 0) return false;   // a fragment: its checksum covers more than it holds
+  } else if ((p[0] >> 4) == 6 && len >= 40) {
+    if (!ipv6L4(p, len, &l4, &proto)) return false;   // stops at a fragment header: not completed
+  }
   else return false;
   uint32_t at;
   if (proto == IPPROTO_TCP) at = 16;

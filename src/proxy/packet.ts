@@ -186,7 +186,7 @@ export class PacketForwarder implements Forwarder {
     const c = packetCounters(this.core);
     return {
       interfaces: this.opts.interfaces, localAddresses: this.opts.localAddresses, batchSize: this.opts.batchSize,
-      verdicts: c.verdicts, drops: Object.fromEntries(this.drops), io: this.closed ? undefined : this.io.stats(this.h), timing: { ...this.timing },
+      verdicts: c.verdicts, drops: Object.fromEntries(this.drops), fragments: this.core.x.packetFragmentCount(), io: this.closed ? undefined : this.io.stats(this.h), timing: { ...this.timing },
     };
   }
 
