@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "napi_args.h"
 #include "nexthop.h"
 #include "ring.h"
 
@@ -102,53 +103,10 @@ double nowNs() {
   return double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
 }
 
-napi_value throwErr(napi_env env, const std::string& msg) {
-  napi_throw_error(env, nullptr, msg.c_str());
-  return nullptr;
-}
+using napi_args::args;
+inline napi_value throwErr(napi_env env, const std::string& msg) { return napi_args::throwError(env, msg); }
 
 std::string errnoText(int e) { return std::string(strerror(e)); }
-
-bool getString(napi_env env, napi_value v, std::string* out) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return false;
-  std::string s(len, '\0');
-  if (napi_get_value_string_utf8(env, v, s.data(), len + 1, &len) != napi_ok) return false;
-  *out = s;
-  return true;
-}
-
-bool getStringArray(napi_env env, napi_value obj, const char* key, std::vector<std::string>* out) {
-  napi_value arr;
-  bool has = false;
-  napi_has_named_property(env, obj, key, &has);
-  if (!has) return true;
-  if (napi_get_named_property(env, obj, key, &arr) != napi_ok) return false;
-  bool isArr = false;
-  napi_is_array(env, arr, &isArr);
-  if (!isArr) return false;
-  uint32_t n = 0;
-  napi_get_array_length(env, arr, &n);
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value e;
-    napi_get_element(env, arr, i, &e);
-    std::string s;
-    if (!getString(env, e, &s)) return false;
-    out->push_back(s);
-  }
-  return true;
-}
-
-uint32_t getU32(napi_env env, napi_value obj, const char* key, uint32_t dflt) {
-  bool has = false;
-  napi_has_named_property(env, obj, key, &has);
-  if (!has) return dflt;
-  napi_value v;
-  napi_get_named_property(env, obj, key, &v);
-  uint32_t r = dflt;
-  if (napi_get_value_uint32(env, v, &r) != napi_ok) return dflt;
-  return r;
-}
 
 Io* unwrap(napi_env env, napi_value v) {
   void* p = nullptr;
@@ -258,18 +216,16 @@ int openTx(int family, std::string* err) {
 
 // open({ interfaces: string[], local: string[], maxPackets, slot, rcvbuf }) -> handle
 napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 1) return throwErr(env, "open(options) needs an options object");
+  if (!args(env, info, 1, argv)) return throwErr(env, "open(options) needs an options object");
   std::vector<std::string> ifaces, local;
-  if (!getStringArray(env, argv[0], "interfaces", &ifaces) || ifaces.empty()) return throwErr(env, "options.interfaces must be a non-empty array of interface names");
-  if (!getStringArray(env, argv[0], "local", &local)) return throwErr(env, "options.local must be an array of addresses");
+  if (!napi_args::namedStrings(env, argv[0], "interfaces", &ifaces) || ifaces.empty()) return throwErr(env, "options.interfaces must be a non-empty array of interface names");
+  if (!napi_args::namedStrings(env, argv[0], "local", &local)) return throwErr(env, "options.local must be an array of addresses");
   Io* io = new Io();
   io->env = env;
-  io->maxPackets = getU32(env, argv[0], "maxPackets", 64);
-  io->slot = getU32(env, argv[0], "slot", 2048);
-  uint32_t rcvbuf = getU32(env, argv[0], "rcvbuf", 4 << 20);
+  io->maxPackets = napi_args::namedU32(env, argv[0], "maxPackets", 64);
+  io->slot = napi_args::namedU32(env, argv[0], "slot", 2048);
+  uint32_t rcvbuf = napi_args::namedU32(env, argv[0], "rcvbuf", 4 << 20);
   if (io->maxPackets == 0 || io->maxPackets > 65536 || io->slot < 64 || io->slot > 65536) {
     delete io;
     return throwErr(env, "maxPackets must be 1..65536 and slot 64..65536");
@@ -287,7 +243,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
   if (hasIo) {
     napi_value v;
     napi_get_named_property(env, argv[0], "io", &v);
-    if (!getString(env, v, &ioMode) || (ioMode != "ring" && ioMode != "mmsg")) {
+    if (!napi_args::string(env, v, &ioMode) || (ioMode != "ring" && ioMode != "mmsg")) {
       delete io;
       return throwErr(env, "options.io must be 'ring' or 'mmsg'");
     }
@@ -455,10 +411,8 @@ uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
 
 // recv(handle, memory, descPtr, dataPtr) -> packets written (descriptors 0..n-1)
 napi_value Recv(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 4) return throwErr(env, "recv(handle, memory, descPtr, dataPtr)");
+  if (!args(env, info, 4, argv)) return throwErr(env, "recv(handle, memory, descPtr, dataPtr)");
   Io* io = unwrap(env, argv[0]);
   if (!io) return nullptr;
   uint8_t* mem;
@@ -596,10 +550,8 @@ void kickRings(Io* io) {
 
 // send(handle, memory, descPtr, dataPtr, n) -> packets handed to the kernel (verdict "forward")
 napi_value Send(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 5) return throwErr(env, "send(handle, memory, descPtr, dataPtr, n)");
+  if (!args(env, info, 5, argv)) return throwErr(env, "send(handle, memory, descPtr, dataPtr, n)");
   Io* io = unwrap(env, argv[0]);
   if (!io) return nullptr;
   uint8_t* mem;
@@ -683,10 +635,8 @@ void onReadable(uv_poll_t* h, int status, int) {
 
 // start(handle, onReadable): calls onReadable() whenever any receive socket has packets
 napi_value Start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 2) return throwErr(env, "start(handle, onReadable)");
+  if (!args(env, info, 2, argv)) return throwErr(env, "start(handle, onReadable)");
   Io* io = unwrap(env, argv[0]);
   if (!io) return nullptr;
   if (io->callback) return throwErr(env, "already started");
@@ -710,16 +660,11 @@ napi_value Start(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-void setNum(napi_env env, napi_value obj, const char* key, double v) {
-  napi_value n;
-  napi_create_double(env, v, &n);
-  napi_set_named_property(env, obj, key, n);
-}
+using napi_args::setNumber;
 
 napi_value Stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (!args(env, info, 1, argv)) return throwErr(env, "stats(handle)");
   Io* io = unwrap(env, argv[0]);
   if (!io) return nullptr;
   for (int fd : io->rx) {   // reading resets the kernel's counts: accumulate
@@ -730,41 +675,39 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   napi_value o;
   napi_create_object(env, &o);
   const Counters& c = io->c;
-  setNum(env, o, "rxPackets", c.rxPackets);
-  setNum(env, o, "rxCalls", c.rxCalls);
-  setNum(env, o, "rxIgnored", c.rxIgnored);
-  setNum(env, o, "rxOversize", c.rxOversize);
-  setNum(env, o, "rxTrimmed", c.rxTrimmed);
-  setNum(env, o, "rxCsumCompleted", c.rxCsumCompleted);
-  setNum(env, o, "rxKernelDrops", c.rxKernelDrops);
-  setNum(env, o, "txPackets", c.txPackets);
-  setNum(env, o, "txCalls", c.txCalls);
-  setNum(env, o, "txNoBuffer", c.txNoBuffer);
-  setNum(env, o, "txTooBig", c.txTooBig);
-  setNum(env, o, "txUnreachable", c.txUnreachable);
-  setNum(env, o, "txOtherErrors", c.txOtherErrors);
-  setNum(env, o, "lastTxErrno", c.lastTxErrno);
-  setNum(env, o, "txRingPackets", c.txRingPackets);
-  setNum(env, o, "txRingKicks", c.txRingKicks);
-  setNum(env, o, "txRawFallback", c.txRawFallback);
-  setNum(env, o, "rxRingBlocks", c.rxRingBlocks);
-  setNum(env, o, "nextHopLookups", io->hops.lookups);
+  setNumber(env, o, "rxPackets", c.rxPackets);
+  setNumber(env, o, "rxCalls", c.rxCalls);
+  setNumber(env, o, "rxIgnored", c.rxIgnored);
+  setNumber(env, o, "rxOversize", c.rxOversize);
+  setNumber(env, o, "rxTrimmed", c.rxTrimmed);
+  setNumber(env, o, "rxCsumCompleted", c.rxCsumCompleted);
+  setNumber(env, o, "rxKernelDrops", c.rxKernelDrops);
+  setNumber(env, o, "txPackets", c.txPackets);
+  setNumber(env, o, "txCalls", c.txCalls);
+  setNumber(env, o, "txNoBuffer", c.txNoBuffer);
+  setNumber(env, o, "txTooBig", c.txTooBig);
+  setNumber(env, o, "txUnreachable", c.txUnreachable);
+  setNumber(env, o, "txOtherErrors", c.txOtherErrors);
+  setNumber(env, o, "lastTxErrno", c.lastTxErrno);
+  setNumber(env, o, "txRingPackets", c.txRingPackets);
+  setNumber(env, o, "txRingKicks", c.txRingKicks);
+  setNumber(env, o, "txRawFallback", c.txRawFallback);
+  setNumber(env, o, "rxRingBlocks", c.rxRingBlocks);
+  setNumber(env, o, "nextHopLookups", io->hops.lookups);
   napi_value str;
   napi_create_string_utf8(env, io->useRing ? "ring" : "mmsg", NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "io", str);
   napi_create_string_utf8(env, io->ringFallback.c_str(), NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "ringFallback", str);
-  setNum(env, o, "recvNs", c.recvNs);
-  setNum(env, o, "sendNs", c.sendNs);
+  setNumber(env, o, "recvNs", c.recvNs);
+  setNumber(env, o, "sendNs", c.sendNs);
   return o;
 }
 
 napi_value Close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   void* p = nullptr;
-  if (argc < 1 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return throwErr(env, "not a packet I/O handle");
+  if (!args(env, info, 1, argv) || napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return throwErr(env, "not a packet I/O handle");
   releaseIo(static_cast<Io*>(p));
   return nullptr;
 }
