@@ -369,8 +369,10 @@ export class StepError extends Error {
 function proxyRefusal(c: StateCommand): string | undefined {
   if (c.kind === "add-service") {
     const s = c.service;
-    if (s.fwmark) return "fwmark services are not supported in socket mode";
-    if (!s.addr || !s.port) return "socket mode needs an address and a port (no port 0 services)";
+    if (s.fwmark) return "fwmark services work only in the kernel's IPVS ('wasmvs sync', or wasmvs without --target proxy): " +
+      "the proxy, in socket and in packet mode, serves address:port services";
+    if (!s.addr || !s.port) return "port 0 (all ports) services work only in the kernel's IPVS ('wasmvs sync', or wasmvs " +
+      "without --target proxy): the proxy, in socket and in packet mode, listens on one port per service";
     if (s.protocol === "sctp") return "SCTP is not supported in socket mode";
   }
   if ((c.kind === "add-server" || c.kind === "edit-server") && c.server.fwd !== "masq" && c.server.fwd !== "fullnat") {
