@@ -540,9 +540,13 @@ bool ringQueue(Io* io, const uint8_t* p, uint32_t len, bool v6, double nowMs) {
 void kickRings(Io* io) {
   for (ring::Tx* t : io->kicked) {
     io->c.txRingKicks++;
-    if (sendto(t->fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 && errno != EAGAIN) countTxError(io, errno);
-    io->c.txPackets += t->pending;
-    io->c.txRingPackets += t->pending;
+    if (sendto(t->fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 && errno != EAGAIN && errno != ENOBUFS) {
+      // the interface went down or away: the frames stay queued for the next kick, counted as errors now
+      for (uint32_t k = 0; k < t->pending; k++) countTxError(io, errno);
+    } else {
+      io->c.txPackets += t->pending;
+      io->c.txRingPackets += t->pending;
+    }
     t->pending = 0;
   }
   io->kicked.clear();
