@@ -7,7 +7,7 @@
 import { pathToFileURL } from "node:url";
 import { Core } from "../src/core/index.ts";
 import { PacketBatch, DESC_SIZE, REASON } from "../src/core/packets.ts";
-import { build, checksumsValid, hex, type PacketSpec, type ExtHeader, TCP, UDP, SCTP, ICMP } from "../test/fixtures/packets/build.ts";
+import { build, checksumsValid, hex, type PacketSpec, type ExtHeader, TCP, UDP, SCTP, ICMP, ICMP6 } from "../test/fixtures/packets/build.ts";
 
 export interface FuzzOptions {
   count?: number;          // packets (default 1,000,000)
@@ -94,9 +94,30 @@ function basePool(r: ReturnType<typeof rng>, n: number): { bytes: Uint8Array; di
     }
     if (r.next() < 0.03) spec.fragField = r.pick([0x2000, 0x0001, 0x3fff]);
     if (r.next() < 0.05) spec.trailer = new Uint8Array(r.int(20)).fill(0xee);
+    if (proto !== ICMP && r.next() < 0.06) { pool.push(icmpError(r, fam, spec, reply, port, cport)); continue; }
     pool.push({ bytes: build(spec), dir: reply ? 1 : 0, mark: r.next() < 0.03 ? 5 : 0 });
   }
   return pool;
+}
+
+// An ICMP(v6) error about one of the pool's flows, quoting it (cut anywhere) as the balancer sent it on: to
+// the real server (the error comes back to the client's or the local address: dir 1) or, for a reply, to
+// the client (the error comes to the VIP: dir 0). Masqueraded flows match; full-NAT ones mostly do not
+// (their local port is the core's choice): the parser meets both.
+function icmpError(r: ReturnType<typeof rng>, fam: typeof V4, spec: PacketSpec, reply: boolean, port: number, cport: number):
+  { bytes: Uint8Array; dir: 0 | 1; mark: number } {
+  const v6 = fam === V6;
+  const local = r.next() < 0.5 ? fam.snat : spec.src;
+  const quoted = reply
+    ? build({ ...spec, src: fam.vip, sport: port, dst: r.pick(fam.clients), dport: cport })
+    : build({ ...spec, src: local, dst: r.pick(fam.rs), dport: port + 8000 });
+  const body = new Uint8Array(8 + r.int(quoted.length + 1));
+  body[0] = v6 ? r.pick([1, 2, 3, 4, 128, r.int(256)]) : r.pick([3, 3, 4, 11, 8, r.int(256)]);
+  body[1] = r.int(16);
+  body.set(quoted.subarray(0, body.length - 8), 8);
+  const router = v6 ? "fd00:2::1" : "192.168.2.1";
+  const bytes = build({ src: router, dst: reply ? fam.vip : local, proto: v6 ? ICMP6 : ICMP, payload: body, ttl: r.next() < 0.05 ? 1 : 64 });
+  return { bytes, dir: reply ? 0 : 1, mark: 0 };
 }
 
 function mutate(r: ReturnType<typeof rng>, src: Uint8Array): Uint8Array {
