@@ -7,7 +7,9 @@
 import { pathToFileURL } from "node:url";
 import { Core } from "../src/core/index.ts";
 import { PacketBatch, DESC_SIZE, REASON } from "../src/core/packets.ts";
-import { build, checksumsValid, hex, type PacketSpec, type ExtHeader, TCP, UDP, SCTP, ICMP, ICMP6 } from "../test/fixtures/packets/build.ts";
+import {
+  build, checksumsValid, hex, type PacketSpec, type ExtHeader, TCP, UDP, SCTP, ICMP, ICMP6,
+} from "../test/fixtures/packets/build.ts";
 
 export interface FuzzOptions {
   count?: number;          // packets (default 1,000,000)
@@ -104,8 +106,8 @@ function basePool(r: ReturnType<typeof rng>, n: number): { bytes: Uint8Array; di
 // the real server (the error comes back to the client's or the local address: dir 1) or, for a reply, to
 // the client (the error comes to the VIP: dir 0). Masqueraded flows match; full-NAT ones mostly do not
 // (their local port is the core's choice): the parser meets both.
-function icmpError(r: ReturnType<typeof rng>, fam: typeof V4, spec: PacketSpec, reply: boolean, port: number, cport: number):
-  { bytes: Uint8Array; dir: 0 | 1; mark: number } {
+function icmpError(r: ReturnType<typeof rng>, fam: typeof V4, spec: PacketSpec, reply: boolean, port: number,
+                   cport: number): { bytes: Uint8Array; dir: 0 | 1; mark: number } {
   const v6 = fam === V6;
   const local = r.next() < 0.5 ? fam.snat : spec.src;
   const quoted = reply
@@ -116,7 +118,8 @@ function icmpError(r: ReturnType<typeof rng>, fam: typeof V4, spec: PacketSpec, 
   body[1] = r.int(16);
   body.set(quoted.subarray(0, body.length - 8), 8);
   const router = v6 ? "fd00:2::1" : "192.168.2.1";
-  const bytes = build({ src: router, dst: reply ? fam.vip : local, proto: v6 ? ICMP6 : ICMP, payload: body, ttl: r.next() < 0.05 ? 1 : 64 });
+  const bytes = build({ src: router, dst: reply ? fam.vip : local, proto: v6 ? ICMP6 : ICMP, payload: body,
+    ttl: r.next() < 0.05 ? 1 : 64 });
   return { bytes, dir: reply ? 0 : 1, mark: 0 };
 }
 
@@ -144,7 +147,8 @@ interface BatchLayout {
 }
 
 // Lays up to n packets from the pool (60 % mutated) into the area with guard bytes between them.
-function layOut(r: ReturnType<typeof rng>, pool: ReturnType<typeof basePool>, L: BatchLayout, n: number, seed: number): number {
+function layOut(r: ReturnType<typeof rng>, pool: ReturnType<typeof basePool>, L: BatchLayout, n: number,
+                seed: number): number {
   const { area } = L;
   for (let i = 0; i < area.length; i++) area[i] = (i * 131 + seed) & 0xff;
   let at = 0;
@@ -203,7 +207,9 @@ function checkBatch(core: Core, batch: PacketBatch, L: BatchLayout, m: number, s
   for (let i = 0; i < m; i++) {
     const p = batch.desc + i * DESC_SIZE;
     const v = dv.getUint8(p + 16), reason = dv.getUint8(p + 17), fwd = dv.getUint8(p + 18);
-    const fail = (msg: string) => { throw new Error(`fuzz seed ${seed} batch ${stats.batches} packet ${i}: ${msg}; in ${hex(L.ins[i])}`); };
+    const fail = (msg: string) => {
+      throw new Error(`fuzz seed ${seed} batch ${stats.batches} packet ${i}: ${msg}; in ${hex(L.ins[i])}`);
+    };
     if (v > 2) fail(`verdict ${v}`);
     if (v === 2 ? !VALID_REASONS.has(reason) : reason !== 0) fail(`verdict ${v} reason ${reason}`);
     if (!(fwd <= 5 || fwd === 255)) fail(`fwd ${fwd}`);
@@ -231,7 +237,10 @@ function checkBatch(core: Core, batch: PacketBatch, L: BatchLayout, m: number, s
       stats.checksumChecked++;
     }
   }
-  for (let k = cursor; k < maxBytes; k++) if (out[k] !== L.area[k]) throw new Error(`fuzz seed ${seed} batch ${stats.batches}: byte ${k} after the packets changed`);
+  for (let k = cursor; k < maxBytes; k++) {
+    if (out[k] === L.area[k]) continue;
+    throw new Error(`fuzz seed ${seed} batch ${stats.batches}: byte ${k} after the packets changed`);
+  }
 }
 
 export async function runFuzz(opts: FuzzOptions = {}): Promise<FuzzStats> {
@@ -247,8 +256,8 @@ export async function runFuzz(opts: FuzzOptions = {}): Promise<FuzzStats> {
   const t0 = performance.now();
   let now = 1000;
   let nextProgress = opts.progressEvery ?? 100_000;
-  const L: BatchLayout = { ins: new Array(bs), offs: new Int32Array(bs), lens: new Int32Array(bs), bogus: new Uint8Array(bs),
-    dirs: new Uint8Array(bs), area: new Uint8Array(maxBytes) };
+  const L: BatchLayout = { ins: new Array(bs), offs: new Int32Array(bs), lens: new Int32Array(bs),
+    bogus: new Uint8Array(bs), dirs: new Uint8Array(bs), area: new Uint8Array(maxBytes) };
 
   while (stats.packets < total) {
     const m = layOut(r, pool, L, Math.min(bs, total - stats.packets), seed);

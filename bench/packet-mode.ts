@@ -61,7 +61,8 @@ function setup() {
   // The balancer's receive work (veth delivers in the sender's context) is steered to the proxy's core
   // with RPS, as a NIC's interrupt would put it on one: every row then pays for its whole path on that
   // core, the kernel's DNAT as much as the proxy's AF_PACKET delivery.
-  nsx(NS.lb, ["sh", "-c", `echo ${(1 << Number(PROXY_CPU)).toString(16)} > /sys/class/net/${IF.lc}/queues/rx-0/rps_cpus`]);
+  const mask = (1 << Number(PROXY_CPU)).toString(16);
+  nsx(NS.lb, ["sh", "-c", `echo ${mask} > /sys/class/net/${IF.lc}/queues/rx-0/rps_cpus`]);
   ip(["-n", NS.client, "addr", "add", `${A.client}/24`, "dev", IF.cl]);
   ip(["-n", NS.client, "route", "add", "default", "via", A.lbc]);
   ip(["-n", NS.lb, "addr", "add", `${A.lbc}/24`, "dev", IF.lc]);
@@ -132,7 +133,8 @@ interface Run {
 }
 
 function flood(bin: string): number {
-  const r = spawnSync("taskset", ["-c", FLOOD_CPU, "ip", "netns", "exec", NS.client, bin, A.client, A.vip, "53", String(FLOWS), String(SECONDS), String(PAYLOAD)], { encoding: "utf8" });
+  const r = spawnSync("taskset", ["-c", FLOOD_CPU, "ip", "netns", "exec", NS.client, bin, A.client, A.vip, "53",
+    String(FLOWS), String(SECONDS), String(PAYLOAD)], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`flood failed: ${r.stderr}`);
   return Number(r.stdout.trim());
 }
@@ -142,9 +144,11 @@ function flood(bin: string): number {
 async function kernelRun(bin: string): Promise<Run> {
   nsx(NS.lb, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
   const rules = [
-    ["-t", "nat", "-A", "PREROUTING", "-d", A.vip, "-p", "udp", "--dport", "53", "-m", "statistic", "--mode", "nth", "--every", "2", "--packet", "0",
+    ["-t", "nat", "-A", "PREROUTING", "-d", A.vip, "-p", "udp", "--dport", "53",
+      "-m", "statistic", "--mode", "nth", "--every", "2", "--packet", "0",
       "-j", "DNAT", "--to-destination", `${A.be[0]}:9000`],
-    ["-t", "nat", "-A", "PREROUTING", "-d", A.vip, "-p", "udp", "--dport", "53", "-j", "DNAT", "--to-destination", `${A.be[1]}:9000`],
+    ["-t", "nat", "-A", "PREROUTING", "-d", A.vip, "-p", "udp", "--dport", "53",
+      "-j", "DNAT", "--to-destination", `${A.be[1]}:9000`],
     ["-t", "nat", "-A", "POSTROUTING", "-o", IF.lb, "-p", "udp", "-j", "SNAT", "--to-source", A.snat],
   ];
   for (const r of rules) nsx(NS.lb, ["iptables", ...r]);
@@ -171,10 +175,12 @@ interface SendLoop { kind: string; pps: number; cpuNsPerPkt: number; deliveredPp
 function sendLoop(kind: string): SendLoop {
   const k0 = sinkCount();
   const r = spawnSync("taskset", ["-c", PROXY_CPU, "ip", "netns", "exec", NS.lb, process.execPath, "--import", "tsx",
-    `${root}/bench/packet-mode/send-loop.ts`, kind, A.lbb, A.be[0], IF.lb, String(SECONDS), RAW_SOCKET], { encoding: "utf8", cwd: root });
+    `${root}/bench/packet-mode/send-loop.ts`, kind, A.lbb, A.be[0], IF.lb, String(SECONDS), RAW_SOCKET],
+  { encoding: "utf8", cwd: root });
   if (r.status !== 0) throw new Error(`send loop ${kind} failed: ${r.stderr}`);
   const j = JSON.parse(r.stdout.trim().split("\n").pop()!);
-  return { kind, pps: j.sent / j.seconds, cpuNsPerPkt: j.sent ? (j.cpuUs * 1000) / j.sent : 0, deliveredPps: (sinkCount() - k0) / j.seconds };
+  return { kind, pps: j.sent / j.seconds, cpuNsPerPkt: j.sent ? (j.cpuUs * 1000) / j.sent : 0,
+    deliveredPps: (sinkCount() - k0) / j.seconds };
 }
 
 async function runOnce(io: string, batch: number, bin: string, pid: number, ctl: ControlClient): Promise<Run> {
@@ -188,7 +194,9 @@ async function runOnce(io: string, batch: number, bin: string, pid: number, ctl:
   const cpuNs = (c1 - c0) * 1e6;
   const per = (x: number) => (pkts ? x / pkts : 0);
   return {
-    io, batch, softirqNsPerPkt: sent ? (b1 - b0) / sent : 0, offeredPps: sent / SECONDS, deliveredPps: (k1 - k0) / SECONDS, rxDropPct: sent ? (100 * d((s) => s.io.rxKernelDrops)) / sent : 0,
+    io, batch, softirqNsPerPkt: sent ? (b1 - b0) / sent : 0, offeredPps: sent / SECONDS,
+    deliveredPps: (k1 - k0) / SECONDS,
+    rxDropPct: sent ? (100 * d((s) => s.io.rxKernelDrops)) / sent : 0,
     avgBatch: pkts / Math.max(1, d((s) => s.timing.batches)),
     cpuNsPerPkt: per(cpuNs), busyPct: (100 * cpuNs) / (SECONDS * 1e9 + 2e8),
     nsPerPkt: { recv: per(recv), wasm: per(wasm), send: per(send), glue: per(cb - recv - wasm - send), total: per(cb) },
@@ -220,17 +228,21 @@ function svg(rows: Run[]): string {
   return out + "</svg>\n";
 }
 
-const label = (r: { io: string; batch: number }) => (r.io === "kernel" ? "kernel iptables DNAT" : `${r.io} batch ${r.batch}`);
+const label = (r: { io: string; batch: number }) =>
+  (r.io === "kernel" ? "kernel iptables DNAT" : `${r.io} batch ${r.batch}`);
 
 function medianRun(runs: Run[]): Run {
   const m = (f: (r: Run) => number) => median(runs.map(f));
   return {
-    io: runs[0].io, batch: runs[0].batch, offeredPps: m((r) => r.offeredPps), deliveredPps: m((r) => r.deliveredPps), rxDropPct: m((r) => r.rxDropPct),
-    avgBatch: m((r) => r.avgBatch), cpuNsPerPkt: m((r) => r.cpuNsPerPkt), busyPct: m((r) => r.busyPct), softirqNsPerPkt: m((r) => r.softirqNsPerPkt),
-    nsPerPkt: { recv: m((r) => r.nsPerPkt.recv), wasm: m((r) => r.nsPerPkt.wasm), send: m((r) => r.nsPerPkt.send), glue: m((r) => r.nsPerPkt.glue), total: m((r) => r.nsPerPkt.total) },
+    io: runs[0].io, batch: runs[0].batch, offeredPps: m((r) => r.offeredPps), deliveredPps: m((r) => r.deliveredPps),
+    rxDropPct: m((r) => r.rxDropPct), avgBatch: m((r) => r.avgBatch), cpuNsPerPkt: m((r) => r.cpuNsPerPkt),
+    busyPct: m((r) => r.busyPct), softirqNsPerPkt: m((r) => r.softirqNsPerPkt),
+    nsPerPkt: { recv: m((r) => r.nsPerPkt.recv), wasm: m((r) => r.nsPerPkt.wasm), send: m((r) => r.nsPerPkt.send),
+      glue: m((r) => r.nsPerPkt.glue), total: m((r) => r.nsPerPkt.total) },
   };
 }
 
+const kpps = (x: number) => `${(x / 1000).toFixed(0)} kpps`;
 const spread = (xs: number[]) => `${(Math.min(...xs) / 1000).toFixed(0)}–${(Math.max(...xs) / 1000).toFixed(0)}`;
 
 async function main() {
@@ -244,9 +256,13 @@ async function main() {
   execFileSync("cc", ["-O2", "-o", bin, `${root}/bench/packet-mode/flood.c`]);
   const configs = IOS.flatMap((io) => BATCHES.map((batch) => ({ io, batch })));
   const loops = SEND_LOOPS.filter((k) => k !== "raw-socket" || existsSync(RAW_SOCKET));
-  if (loops.length < SEND_LOOPS.length) log(`raw-socket not found at ${RAW_SOCKET} (--raw-socket=PATH): its send loop is left out`);
-  log(`UDP flood, ${FLOWS} flows, ${PAYLOAD}-byte payload, ${SECONDS} s x ${REPS}, interleaved: ${configs.map(label).join(", ")}` +
-    `${KERNEL ? ", kernel iptables DNAT" : ""}; send loops ${loops.join(", ")}; about ${Math.ceil(REPS * ((configs.length + 1) * (SECONDS + 3) + loops.length * (SECONDS + 1)))} s`);
+  if (loops.length < SEND_LOOPS.length) {
+    log(`raw-socket not found at ${RAW_SOCKET} (--raw-socket=PATH): its send loop is left out`);
+  }
+  const about = Math.ceil(REPS * ((configs.length + 1) * (SECONDS + 3) + loops.length * (SECONDS + 1)));
+  log(`UDP flood, ${FLOWS} flows, ${PAYLOAD}-byte payload, ${SECONDS} s x ${REPS}, interleaved: ` +
+    `${configs.map(label).join(", ")}${KERNEL ? ", kernel iptables DNAT" : ""}; ` +
+    `send loops ${loops.join(", ")}; about ${about} s`);
   setup();
   const runs = new Map<string, Run[]>();
   const sends = new Map<string, SendLoop[]>();
@@ -259,19 +275,22 @@ async function main() {
           const st: any = await ctl.call("status");
           if (st.io.io !== c.io) throw new Error(`asked for ${c.io} I/O, got ${st.io.io}: ${st.io.ringFallback}`);
           const r = await runOnce(c.io, c.batch, bin, p.pid!, ctl);
-          log(`${label(r)} run ${i + 1}: ${(r.deliveredPps / 1000).toFixed(0)} kpps delivered of ${(r.offeredPps / 1000).toFixed(0)} kpps offered, ` +
-            `${r.cpuNsPerPkt.toFixed(0)} ns proxy CPU/packet, ${r.softirqNsPerPkt.toFixed(0)} ns softirq/packet, proxy ${r.busyPct.toFixed(0)}% busy`);
+          log(`${label(r)} run ${i + 1}: ${kpps(r.deliveredPps)} delivered of ${kpps(r.offeredPps)} offered, ` +
+            `${r.cpuNsPerPkt.toFixed(0)} ns proxy CPU/packet, ${r.softirqNsPerPkt.toFixed(0)} ns softirq/packet, ` +
+            `proxy ${r.busyPct.toFixed(0)}% busy`);
           runs.set(label(r), [...(runs.get(label(r)) ?? []), r]);
         } finally { ctl.close(); await stopProxy(p); }
       }
       if (KERNEL) {
         const r = await kernelRun(bin);
-        log(`${label(r)} run ${i + 1}: ${(r.deliveredPps / 1000).toFixed(0)} kpps delivered of ${(r.offeredPps / 1000).toFixed(0)} kpps offered, ${r.softirqNsPerPkt.toFixed(0)} ns softirq/packet`);
+        log(`${label(r)} run ${i + 1}: ${kpps(r.deliveredPps)} delivered of ${kpps(r.offeredPps)} offered, ` +
+          `${r.softirqNsPerPkt.toFixed(0)} ns softirq/packet`);
         runs.set(label(r), [...(runs.get(label(r)) ?? []), r]);
       }
       for (const k of loops) {
         const r = sendLoop(k);
-        log(`send loop ${k} run ${i + 1}: ${(r.pps / 1000).toFixed(0)} kpps handed over, ${(r.deliveredPps / 1000).toFixed(0)} kpps delivered, ${r.cpuNsPerPkt.toFixed(0)} ns CPU/packet`);
+        log(`send loop ${k} run ${i + 1}: ${kpps(r.pps)} handed over, ${kpps(r.deliveredPps)} delivered, ` +
+          `${r.cpuNsPerPkt.toFixed(0)} ns CPU/packet`);
         sends.set(k, [...(sends.get(k) ?? []), r]);
       }
     }
@@ -280,7 +299,8 @@ async function main() {
 
   const results = [...runs.values()].map(medianRun);
   const base = results.find((r) => r.io === "mmsg" && r.batch === Math.max(...BATCHES)) ?? results[0];
-  console.log(`\npacket mode, UDP ${PAYLOAD} B payload, ${FLOWS} flows, proxy on one core (median of ${REPS} x ${SECONDS} s, interleaved; ` +
+  console.log(`\npacket mode, UDP ${PAYLOAD} B payload, ${FLOWS} flows, proxy on one core ` +
+    `(median of ${REPS} x ${SECONDS} s, interleaved; ` +
     `load average ${load0} before, ${load1} after)`);
   // One core's cost per packet: the proxy process's CPU time per packet it handled plus the softirq time on
   // its core per packet offered (the kernel receives every one, whether or not the proxy keeps up; an upper
@@ -288,33 +308,44 @@ async function main() {
   // (all its work is softirq). CPU time is what the machine's load moves least.
   const cost = (r: Run) => r.cpuNsPerPkt + r.softirqNsPerPkt;
   const mpps = (ns: number) => (ns > 0 ? (1e3 / ns).toFixed(2) : "-");
-  console.log("| path | cost per packet | Mpps per core | vs mmsg | proxy CPU per packet | softirq per packet | delivered (spread) | offered | rx drops | " +
+  console.log("| path | cost per packet | Mpps per core | vs mmsg | proxy CPU per packet | softirq per packet | " +
+    "delivered (spread) | offered | rx drops | " +
     "proxy busy | avg batch | recv | WASM | send | JS/N-API |");
   console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of results) {
-    const n = r.nsPerPkt, f = (x: number) => (r.io === "kernel" ? "-" : `${x.toFixed(0)} ns (${((100 * x) / Math.max(1, n.total)).toFixed(0)}%)`);
+    const n = r.nsPerPkt;
+    const share = (x: number) => ((100 * x) / Math.max(1, n.total)).toFixed(0);
+    const f = (x: number) => (r.io === "kernel" ? "-" : `${x.toFixed(0)} ns (${share(x)}%)`);
     const all = runs.get(label(r))!.map((x) => x.deliveredPps);
-    console.log(`| ${label(r)} | ${cost(r).toFixed(0)} ns | ${mpps(cost(r))} | ${(cost(base) / Math.max(1, cost(r))).toFixed(2)}x | ` +
-      `${r.io === "kernel" ? "-" : `${r.cpuNsPerPkt.toFixed(0)} ns`} | ${r.softirqNsPerPkt.toFixed(0)} ns | ${(r.deliveredPps / 1000).toFixed(0)} kpps (${spread(all)}) | ` +
-      `${(r.offeredPps / 1000).toFixed(0)} kpps | ${r.rxDropPct.toFixed(1)}% | ${r.io === "kernel" ? "-" : `${r.busyPct.toFixed(0)}%`} | ${r.avgBatch.toFixed(1)} | ` +
+    const kernel = r.io === "kernel";
+    const vs = (cost(base) / Math.max(1, cost(r))).toFixed(2);
+    console.log(`| ${label(r)} | ${cost(r).toFixed(0)} ns | ${mpps(cost(r))} | ${vs}x | ` +
+      `${kernel ? "-" : `${r.cpuNsPerPkt.toFixed(0)} ns`} | ${r.softirqNsPerPkt.toFixed(0)} ns | ` +
+      `${kpps(r.deliveredPps)} (${spread(all)}) | ${kpps(r.offeredPps)} | ${r.rxDropPct.toFixed(1)}% | ` +
+      `${kernel ? "-" : `${r.busyPct.toFixed(0)}%`} | ${r.avgBatch.toFixed(1)} | ` +
       `${f(n.recv)} | ${f(n.wasm)} | ${f(n.send)} | ${f(n.glue)} |`);
   }
-  const sendRows = [...sends.entries()].map(([kind, xs]) => ({ kind, pps: median(xs.map((x) => x.pps)), cpuNsPerPkt: median(xs.map((x) => x.cpuNsPerPkt)),
-    deliveredPps: median(xs.map((x) => x.deliveredPps)), all: xs.map((x) => x.pps) }));
+  const sendRows = [...sends.entries()].map(([kind, xs]) => ({
+    kind, pps: median(xs.map((x) => x.pps)), cpuNsPerPkt: median(xs.map((x) => x.cpuNsPerPkt)),
+    deliveredPps: median(xs.map((x) => x.deliveredPps)), all: xs.map((x) => x.pps),
+  }));
   if (sendRows.length) {
     const rs = sendRows.find((r) => r.kind === "raw-socket");
-    console.log(`\nsend loops from one Node process on the proxy's core, 64-byte UDP to the backend (median of ${REPS} x ${SECONDS} s, interleaved)`);
+    console.log(`\nsend loops from one Node process on the proxy's core, 64-byte UDP to the backend ` +
+      `(median of ${REPS} x ${SECONDS} s, interleaved)`);
     console.log("| sender | handed over (spread) | delivered | CPU per packet | vs raw-socket |");
     console.log("| --- | --- | --- | --- | --- |");
     for (const r of sendRows) {
-      console.log(`| ${r.kind} | ${(r.pps / 1000).toFixed(0)} kpps (${spread(r.all)}) | ${(r.deliveredPps / 1000).toFixed(0)} kpps | ${r.cpuNsPerPkt.toFixed(0)} ns | ` +
+      console.log(`| ${r.kind} | ${kpps(r.pps)} (${spread(r.all)}) | ${kpps(r.deliveredPps)} | ` +
+        `${r.cpuNsPerPkt.toFixed(0)} ns | ` +
         `${rs ? `${(rs.cpuNsPerPkt / Math.max(1, r.cpuNsPerPkt)).toFixed(2)}x` : "-"} |`);
     }
   }
   const out = `${root}/report`;
   mkdirSync(out, { recursive: true });
-  writeFileSync(`${out}/packet-mode.json`, JSON.stringify({ seconds: SECONDS, reps: REPS, flows: FLOWS, payload: PAYLOAD, loadavg: [load0, load1],
-    results, runs: Object.fromEntries(runs), sendLoops: sendRows }, null, 2) + "\n");
+  const json = { seconds: SECONDS, reps: REPS, flows: FLOWS, payload: PAYLOAD, loadavg: [load0, load1], results,
+    runs: Object.fromEntries(runs), sendLoops: sendRows };
+  writeFileSync(`${out}/packet-mode.json`, JSON.stringify(json, null, 2) + "\n");
   writeFileSync(`${out}/packet-mode.svg`, svg(results.filter((r) => r.io !== "kernel")));
   log("wrote report/packet-mode.json and report/packet-mode.svg");
 }

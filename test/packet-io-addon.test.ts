@@ -16,17 +16,19 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 test("--packet-io and proxy.packetIo take ring or mmsg and nothing else", () => {
   const dir = mkdtempSync(`${tmpdir()}/wpio-`);
   try {
-    writeFileSync(`${dir}/p.yaml`, "services:\n  - { protocol: udp, addr: 10.9.9.9, port: 53, realServers: [ { addr: 10.9.8.1 } ] }\n");
+    writeFileSync(`${dir}/p.yaml`,
+      "services:\n  - { protocol: udp, addr: 10.9.9.9, port: 53, realServers: [ { addr: 10.9.8.1 } ] }\n");
     for (const v of ["rings", "__proto__", "constructor", ""]) {
-      const r = spawnSync(process.execPath, [`${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${dir}/p.yaml`, "--mode", "packet", "--packet-io", v,
-        "--control", "none"], { encoding: "utf8" });
+      const r = spawnSync(process.execPath, [`${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${dir}/p.yaml`,
+        "--mode", "packet", "--packet-io", v, "--control", "none"], { encoding: "utf8" });
       assert.is(r.status, 2, `--packet-io '${v}': ${r.stderr}`);
       assert.match(r.stderr, `--packet-io '${v}' is not ring or mmsg`);
       assert.match(r.stderr, "usage: wasmvs proxy");
     }
     for (const v of ["rings", "__proto__", "7", "[ring]", "{ toString: ring }"]) {
       writeFileSync(`${dir}/q.yaml`, `proxy: { mode: packet, packetIo: ${v} }\nservices: []\n`);
-      const r = spawnSync(process.execPath, [`${ROOT}/bin/wasmvs.js`, "proxy", "check", "-c", `${dir}/q.yaml`], { encoding: "utf8" });
+      const r = spawnSync(process.execPath, [`${ROOT}/bin/wasmvs.js`, "proxy", "check", "-c", `${dir}/q.yaml`],
+        { encoding: "utf8" });
       assert.is.not(r.status, 0, `packetIo: ${v}`);
       assert.match(r.stderr + r.stdout, "proxy.packetIo", `packetIo: ${v}: ${r.stderr}`);
     }
@@ -34,16 +36,20 @@ test("--packet-io and proxy.packetIo take ring or mmsg and nothing else", () => 
 });
 
 if (!addon) {
-  skip(import.meta.url, "the packet I/O addon under bad input (every test of this file)", `the addon is not built: ${error}`);
+  skip(import.meta.url, "the packet I/O addon under bad input (every test of this file)",
+    `the addon is not built: ${error}`);
 } else {
   test("open() refuses a bad io, interfaces or addresses before opening anything", () => {
     const base = { interfaces: ["lo"], local: [] as string[], maxPackets: 8, slot: 2048 };
-    for (const io of ["rings", "", "__proto__", "constructor", "toString", 7, null, { toString: () => "ring" }, ["ring"]]) {
-      assert.throws(() => addon.open({ ...base, io: io as any }), /options\.io must be 'ring' or 'mmsg'/, `io ${String(io)}`);
+    const bad = ["rings", "", "__proto__", "constructor", "toString", 7, null, { toString: () => "ring" }, ["ring"]];
+    for (const io of bad) {
+      const notIo = /options\.io must be 'ring' or 'mmsg'/;
+      assert.throws(() => addon.open({ ...base, io: io as any }), notIo, `io ${String(io)}`);
     }
     assert.throws(() => addon.open({ ...base, interfaces: [] }), /options\.interfaces must be a non-empty array/);
-    assert.throws(() => addon.open({ ...base, interfaces: "lo" as any }), /options\.interfaces must be a non-empty array/);
-    assert.throws(() => addon.open({ ...base, interfaces: [7 as any] }), /options\.interfaces must be a non-empty array/);
+    const notInterfaces = /options\.interfaces must be a non-empty array/;
+    assert.throws(() => addon.open({ ...base, interfaces: "lo" as any }), notInterfaces);
+    assert.throws(() => addon.open({ ...base, interfaces: [7 as any] }), notInterfaces);
     assert.throws(() => addon.open({ ...base, local: ["__proto__"] }), /'__proto__' is not an IPv4 or IPv6 address/);
     assert.throws(() => addon.open({ ...base, maxPackets: 0 }), /maxPackets must be 1\.\.65536/);
     assert.throws(() => addon.open({ ...base, slot: 1 << 20 }), /slot 64\.\.65536/);
@@ -59,7 +65,8 @@ if (!addon) {
         try {
           assert.is(addon.stats(h).io, io);
           const mem = new ArrayBuffer(8 * 32 + 8 * 2048);
-          assert.throws(() => addon.recv(h, new Uint8Array(16) as any, 0, 256), /expected the WASM memory's ArrayBuffer/);
+          const notMemory = /expected the WASM memory's ArrayBuffer/;
+          assert.throws(() => addon.recv(h, new Uint8Array(16) as any, 0, 256), notMemory);
           assert.throws(() => addon.recv(h, mem, mem.byteLength - 8, 0), /batch area lies outside the WASM memory/);
           assert.throws(() => addon.send(h, mem, mem.byteLength, 0, 8), /descriptors lie outside the WASM memory/);
           assert.throws(() => addon.recv({} as any, mem, 0, 256), /not a packet I\/O handle/);
@@ -77,7 +84,8 @@ if (!addon) {
       });
     }
 
-    test("ring: frames kicked out of an interface that went down count as errors, not as sent (was: counted sent)", () => {
+    test("ring: frames kicked out of an interface that went down count as errors, not as sent " +
+      "(was: counted sent)", () => {
       // a namespace of its own, a veth whose peer has a permanent neighbour entry so the first packet takes
       // the ring; then the link goes down and the next packet meets the cached next hop
       const ns = `wpio${(process.pid % 46656).toString(36)}`;
@@ -93,7 +101,8 @@ const h = addon.open({ interfaces: ["pioa"], local: [], maxPackets: 1, slot: 204
 const mem = new ArrayBuffer(32 + 2048), u8 = new Uint8Array(mem), dv = new DataView(mem);
 dv.setUint32(4, 28, true);
 u8[16] = 1;
-u8.set([0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 235, 0, 1, 10, 235, 0, 2, 0x27, 0x10, 0x23, 0x28, 0, 8, 0, 0], 32);
+u8.set([0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 235, 0, 1, 10, 235, 0, 2], 32);
+u8.set([0x27, 0x10, 0x23, 0x28, 0, 8, 0, 0], 52);
 let s = 0;
 for (let i = 0; i < 20; i += 2) s += (u8[32 + i] << 8) | u8[33 + i];
 while (s >> 16) s = (s & 0xffff) + (s >> 16);
@@ -106,9 +115,11 @@ console.log(JSON.stringify({ up, down: addon.stats(h) }));
 `);
       sh(`ip netns add ${ns}`);
       try {
-        sh(`ip -n ${ns} link add name pioa type veth peer name piob && ip -n ${ns} link set pioa up && ip -n ${ns} link set piob up` +
-          ` && ip -n ${ns} addr add 10.235.0.1/24 dev pioa && ip -n ${ns} neigh add 10.235.0.2 lladdr 02:00:00:00:00:02 dev pioa nud permanent`);
-        const r = spawnSync("ip", ["netns", "exec", ns, process.execPath, "--import", "tsx", `${dir}/down.ts`], { encoding: "utf8", cwd: ROOT });
+        sh(`ip -n ${ns} link add name pioa type veth peer name piob && ip -n ${ns} link set pioa up` +
+          ` && ip -n ${ns} link set piob up && ip -n ${ns} addr add 10.235.0.1/24 dev pioa` +
+          ` && ip -n ${ns} neigh add 10.235.0.2 lladdr 02:00:00:00:00:02 dev pioa nud permanent`);
+        const r = spawnSync("ip", ["netns", "exec", ns, process.execPath, "--import", "tsx", `${dir}/down.ts`],
+          { encoding: "utf8", cwd: ROOT });
         assert.is(r.status, 0, r.stderr);
         const { up, down } = JSON.parse(r.stdout.trim().split("\n").pop()!);
         assert.is(up.txRingPackets, 1, `the first packet went through the ring: ${JSON.stringify(up)}`);

@@ -1,6 +1,7 @@
 // Path MTU discovery through packet mode (issue 19): a client on a 1500-byte link sends full-size TCP
 // segments through `wasmvs proxy --mode packet` to a backend (on a 1500-byte link itself) behind a
-// 1280-byte link between two routers. The first router answers each too-big segment with ICMP "fragmentation needed" / ICMPv6
+// 1280-byte link between two routers. The first router answers each too-big segment with ICMP "fragmentation
+// needed" / ICMPv6
 // "packet too big" addressed to the proxy's full-NAT local address; the proxy must translate it for the
 // client's connection (as IPVS does), or the client never learns the path's MTU and the transfer stalls.
 // Real namespaces, real kernels on every side, real TCP.
@@ -15,12 +16,13 @@ import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
 
 const why = needs(["ip", "nft", "ethtool", "python3"], "apt-get install -y iproute2 nftables ethtool python3")
-  || (loadPacketAddon().error ? `the native packet addon is not built (npm install builds it): ${loadPacketAddon().error}` : "");
+  || (loadPacketAddon().error
+    ? `the native packet addon is not built (npm install builds it): ${loadPacketAddon().error}` : "");
 
 const sfx = (process.pid % 46656).toString(36);
 const NS = { client: `wpm${sfx}c`, lb: `wpm${sfx}l`, r: `wpm${sfx}r`, r2: `wpm${sfx}s`, be: `wpm${sfx}b` };
-const IF = { cl: `wpm${sfx}cl`, lc: `wpm${sfx}lc`, lr: `wpm${sfx}lr`, rl: `wpm${sfx}rl`, rs: `wpm${sfx}rs`, sr: `wpm${sfx}sr`,
-  sb: `wpm${sfx}sb`, bs: `wpm${sfx}bs` };
+const IF = { cl: `wpm${sfx}cl`, lc: `wpm${sfx}lc`, lr: `wpm${sfx}lr`, rl: `wpm${sfx}rl`, rs: `wpm${sfx}rs`,
+  sr: `wpm${sfx}sr`, sb: `wpm${sfx}sb`, bs: `wpm${sfx}bs` };
 const A = {
   client: "10.234.1.2", lbc: "10.234.1.1", lbr: "10.234.2.1", rl: "10.234.2.2", rs: "10.234.4.1", sr: "10.234.4.2",
   sb: "10.234.3.1", be: "10.234.3.11", vip: "10.234.100.1", snat: "10.234.200.1",
@@ -61,14 +63,20 @@ function setup() {
   // the narrow link, both its ends (a veth drops what is over its receiver's MTU without a word)
   ip(["-n", NS.r, "link", "set", IF.rs, "mtu", "1280"]);
   ip(["-n", NS.r2, "link", "set", IF.sr, "mtu", "1280"]);
-  const addr = (ns: string, a: string, dev: string) => ip(["-n", ns, ...(a.includes(":") ? ["-6"] : []), "addr", "add", a, "dev", dev, ...(a.includes(":") ? ["nodad"] : [])]);
-  const both = (ns: string, a4: string, a6: string, dev: string) => { addr(ns, `${a4}/24`, dev); addr(ns, `${a6}/64`, dev); };
+  const addr = (ns: string, a: string, dev: string) =>
+    ip(["-n", ns, ...(a.includes(":") ? ["-6"] : []), "addr", "add", a, "dev", dev,
+      ...(a.includes(":") ? ["nodad"] : [])]);
+  const both = (ns: string, a4: string, a6: string, dev: string) => {
+    addr(ns, `${a4}/24`, dev);
+    addr(ns, `${a6}/64`, dev);
+  };
   both(NS.client, A.client, A.client6, IF.cl);
   both(NS.lb, A.lbc, A.lbc6, IF.lc); both(NS.lb, A.lbr, A.lbr6, IF.lr);
   both(NS.r, A.rl, A.rl6, IF.rl); both(NS.r, A.rs, A.rs6, IF.rs);
   both(NS.r2, A.sr, A.sr6, IF.sr); both(NS.r2, A.sb, A.sb6, IF.sb);
   both(NS.be, A.be, A.be6, IF.bs);
-  const route = (ns: string, dst: string, via: string) => ip(["-n", ns, ...(via.includes(":") ? ["-6"] : []), "route", "add", dst, "via", via]);
+  const route = (ns: string, dst: string, via: string) =>
+    ip(["-n", ns, ...(via.includes(":") ? ["-6"] : []), "route", "add", dst, "via", via]);
   route(NS.client, "default", A.lbc); route(NS.client, "default", A.lbc6);
   route(NS.lb, "10.234.3.0/24", A.rl); route(NS.lb, "fd34:3::/64", A.rl6);
   route(NS.r, "10.234.3.0/24", A.sr); route(NS.r, "fd34:3::/64", A.sr6);
@@ -80,7 +88,9 @@ function setup() {
     nsx(ns, ["sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"]);
   }
   // segments as a NIC's peer sends them, not 64 KiB TSO/GSO aggregates (as in proxy-packet.test.ts)
-  for (const [ns, dev] of [[NS.client, IF.cl], [NS.be, IF.bs]]) nsx(ns, ["ethtool", "-K", dev, "tso", "off", "gso", "off"]);
+  for (const [ns, dev] of [[NS.client, IF.cl], [NS.be, IF.bs]]) {
+    nsx(ns, ["ethtool", "-K", dev, "tso", "off", "gso", "off"]);
+  }
 }
 
 let proxy: ChildProcess | undefined;
@@ -97,8 +107,9 @@ services:
   - { protocol: tcp, addr: ${A.vip}, port: 80, scheduler: rr, realServers: [ { addr: ${A.be}, port: 8080 } ] }
   - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
 `);
-  proxy = spawn("ip", ["netns", "exec", NS.lb, process.execPath, `${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${DIR}/p.yaml`,
-    "--mode", "packet", "--interface", `${IF.lc},${IF.lr}`, "--log-level", "warn", "--drain-timeout", "1",
+  proxy = spawn("ip", ["netns", "exec", NS.lb, process.execPath, `${ROOT}/bin/wasmvs.js`, "proxy",
+    "-c", `${DIR}/p.yaml`, "--mode", "packet", "--interface", `${IF.lc},${IF.lr}`, "--log-level", "warn",
+    "--drain-timeout", "1",
     // proxy-packet.test.ts runs the default ring I/O; this file keeps the fallback's whole path tested
     "--packet-io", "mmsg"], { stdio: ["ignore", "pipe", "pipe"] });
   proxy.stdout!.on("data", (d) => (proxyLog += d));
@@ -161,7 +172,8 @@ if (why) {
     rmSync(DIR, { recursive: true, force: true });
   });
 
-  for (const [family, vip] of [["IPv4 (ICMP fragmentation needed)", A.vip], ["IPv6 (ICMPv6 packet too big)", A.vip6]] as const) {
+  const families = [["IPv4 (ICMP fragmentation needed)", A.vip], ["IPv6 (ICMPv6 packet too big)", A.vip6]] as const;
+  for (const [family, vip] of families) {
     test(`${family}: a 200 kB TCP transfer with 1500-byte segments completes through a 1280-byte link ` +
       "(was: the router's error reached only the proxy's local address and the transfer stalled)", async () => {
       const st0: any = await ctl.call("status");

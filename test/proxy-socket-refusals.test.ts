@@ -17,7 +17,8 @@ const ctl = `${dir}/ctl.sock`;
 let p: Proxy;
 
 guardedBefore(test, async () => {
-  p = await Proxy.start(parseConfig(`proxy: { control: ${ctl}, vipInterface: null, tick: 100 }\nservices: []\n`), { log: silentLogger() });
+  const cfg = parseConfig(`proxy: { control: ${ctl}, vipInterface: null, tick: 100 }\nservices: []\n`);
+  p = await Proxy.start(cfg, { log: silentLogger() });
 });
 test.after(async () => { await p?.stop(); rmSync(dir, { recursive: true, force: true }); });
 

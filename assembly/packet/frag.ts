@@ -26,9 +26,11 @@ export let fragmentsForwarded: u64 = 0;  // later fragments forwarded by their f
 
 // key words, filled by the caller before fragFile / fragFind
 export let kAf: u32 = 0, kProto: u32 = 0, kId: u32 = 0;
-export let kS0: u32 = 0, kS1: u32 = 0, kS2: u32 = 0, kS3: u32 = 0, kD0: u32 = 0, kD1: u32 = 0, kD2: u32 = 0, kD3: u32 = 0;
+export let kS0: u32 = 0, kS1: u32 = 0, kS2: u32 = 0, kS3: u32 = 0;
+export let kD0: u32 = 0, kD1: u32 = 0, kD2: u32 = 0, kD3: u32 = 0;
 
-export function fragKey(af: u32, proto: u32, id: u32, s0: u32, s1: u32, s2: u32, s3: u32, d0: u32, d1: u32, d2: u32, d3: u32): void {
+export function fragKey(af: u32, proto: u32, id: u32,
+                        s0: u32, s1: u32, s2: u32, s3: u32, d0: u32, d1: u32, d2: u32, d3: u32): void {
   kAf = af; kProto = proto; kId = id;
   kS0 = s0; kS1 = s1; kS2 = s2; kS3 = s3; kD0 = d0; kD1 = d1; kD2 = d2; kD3 = d3;
 }

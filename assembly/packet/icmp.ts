@@ -17,7 +17,9 @@
 // ICMPv6 types below 128); a quoted non-first fragment, a protocol other than TCP/UDP/SCTP or no known
 // connection leaves the message to the local stack (not ours), as does a connection that is not NAT.
 import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, FWD_MASQ, FWD_FULLNAT } from "../common";
-import { lookupIn, lookupOut, E, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR, O_CPORT, O_VPORT, O_DPORT, O_LPORT } from "../conn/table";
+import {
+  lookupIn, lookupOut, E, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR, O_CPORT, O_VPORT, O_DPORT, O_LPORT,
+} from "../conn/table";
 import { V_NOT_OURS, V_FORWARD } from "../conn/in";
 import { fold } from "./csum";
 import { ld8, ld32, be16, st8, st16, wirePort, sumBytes } from "./bytes";
@@ -38,13 +40,20 @@ function connOfQuote(af: i32, dir: u32, proto: u32, qs: u32, qd: u32, qsport: u3
   if (af == AF_INET) {
     s3 = bswap<u32>(ld32(qs)); d3 = bswap<u32>(ld32(qd));
   } else {
-    s0 = bswap<u32>(ld32(qs)); s1 = bswap<u32>(ld32(qs + 4)); s2 = bswap<u32>(ld32(qs + 8)); s3 = bswap<u32>(ld32(qs + 12));
-    d0 = bswap<u32>(ld32(qd)); d1 = bswap<u32>(ld32(qd + 4)); d2 = bswap<u32>(ld32(qd + 8)); d3 = bswap<u32>(ld32(qd + 12));
+    s0 = bswap<u32>(ld32(qs)); s1 = bswap<u32>(ld32(qs + 4));
+    s2 = bswap<u32>(ld32(qs + 8)); s3 = bswap<u32>(ld32(qs + 12));
+    d0 = bswap<u32>(ld32(qd)); d1 = bswap<u32>(ld32(qd + 4));
+    d2 = bswap<u32>(ld32(qd + 8)); d3 = bswap<u32>(ld32(qd + 12));
   }
   // dir 1: we sent laddr:lport -> daddr:dport; the reply side looks up daddr:dport -> laddr:lport
   if (dir != 0) return lookupOut(af, <i32>proto, d0, d1, d2, d3, qdport, s0, s1, s2, s3, qsport);
   // dir 0: we sent vaddr:vport -> caddr:cport; the client side looks up caddr:cport -> vaddr:vport
   return lookupIn(af, <i32>proto, d0, d1, d2, d3, qdport, s0, s1, s2, s3, qsport, false);
+}
+
+// The address at packet offsets a (outer) and b (quoted) both become the connection's address at addr.
+@inline function both(v6: bool, a: u32, b: u32, addr: usize): void {
+  if (v6) { repl6(a, addr); repl6(b, addr); } else { repl4(a, addr); repl4(b, addr); }
 }
 
 // Rewrites the outer and the quoted addresses and ports for connection entry e. so/dso: outer source and
@@ -53,18 +62,18 @@ function connOfQuote(af: i32, dir: u32, proto: u32, qs: u32, qd: u32, qsport: u3
 function rewrite(v6: bool, dir: u32, full: bool, e: usize, so: u32, dso: u32, qs: u32, qd: u32, qp: u32): void {
   if (dir != 0) {
     // towards the client: from the virtual address, about the client's packet to the virtual service
-    if (v6) { repl6(so, e + O_VADDR); repl6(qd, e + O_VADDR); } else { repl4(so, e + O_VADDR); repl4(qd, e + O_VADDR); }
+    both(v6, so, qd, e + O_VADDR);
     st16(qp + 2, wirePort(e, O_VPORT));
     if (full) {
-      if (v6) { repl6(dso, e + O_CADDR); repl6(qs, e + O_CADDR); } else { repl4(dso, e + O_CADDR); repl4(qs, e + O_CADDR); }
+      both(v6, dso, qs, e + O_CADDR);
       st16(qp, wirePort(e, O_CPORT));
     }
   } else {
     // towards the real server: to it, about its packet to the client side (full-NAT: to the local address)
-    if (v6) { repl6(dso, e + O_DADDR); repl6(qs, e + O_DADDR); } else { repl4(dso, e + O_DADDR); repl4(qs, e + O_DADDR); }
+    both(v6, dso, qs, e + O_DADDR);
     st16(qp, wirePort(e, O_DPORT));
     if (full) {
-      if (v6) { repl6(so, e + O_LADDR); repl6(qd, e + O_LADDR); } else { repl4(so, e + O_LADDR); repl4(qd, e + O_LADDR); }
+      both(v6, so, qd, e + O_LADDR);
       st16(qp + 2, wirePort(e, O_LPORT));
     }
   }

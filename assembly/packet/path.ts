@@ -29,7 +29,10 @@
 import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, FWD_MASQ, FWD_FULLNAT, FWD_LOCALNODE } from "../common";
 import { pkt } from "./info";
 import { inbound, outbound, resultConn, resultDest, dropReason, lastNewConn, V_NOT_OURS, V_FORWARD, V_DROP } from "../conn/in";
-import { inBucketOf, outBucketOf, E, O_LIVE, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR, O_CPORT, O_VPORT, O_DPORT, O_LPORT } from "../conn/table";
+import {
+  inBucketOf, outBucketOf, E, O_LIVE, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR,
+  O_CPORT, O_VPORT, O_DPORT, O_LPORT,
+} from "../conn/table";
 import { serviceBucketOf } from "../service/service";
 import { pfA, pfB, pfC, pfClear } from "../prefetch";
 import { fold, delta32, delta16, csumApply, crc32cSkip } from "./csum";
@@ -191,8 +194,10 @@ function parseIp6(dir: u32, now: i64): i32 {
   const end: u32 = 40 + be16(4);
   if (end > pl) return fail(R_BAD_TOTAL_LENGTH);
   pkt.af = AF_INET6;
-  pkt.s0 = bswap<u32>(ld32(8)); pkt.s1 = bswap<u32>(ld32(12)); pkt.s2 = bswap<u32>(ld32(16)); pkt.s3 = bswap<u32>(ld32(20));
-  pkt.d0 = bswap<u32>(ld32(24)); pkt.d1 = bswap<u32>(ld32(28)); pkt.d2 = bswap<u32>(ld32(32)); pkt.d3 = bswap<u32>(ld32(36));
+  pkt.s0 = bswap<u32>(ld32(8)); pkt.s1 = bswap<u32>(ld32(12));
+  pkt.s2 = bswap<u32>(ld32(16)); pkt.s3 = bswap<u32>(ld32(20));
+  pkt.d0 = bswap<u32>(ld32(24)); pkt.d1 = bswap<u32>(ld32(28));
+  pkt.d2 = bswap<u32>(ld32(32)); pkt.d3 = bswap<u32>(ld32(36));
   let nh = ld8(6);
   let off: u32 = 40;
   let n = 0;
@@ -203,7 +208,8 @@ function parseIp6(dir: u32, now: i64): i32 {
       if (nh == 44) {
         const fo = be16(off + 2);
         if (fo != 0) {   // not an atomic fragment (offset 0, no more): the datagram is in pieces
-          fragKey(AF_INET6, ld8(off), bswap<u32>(ld32(off + 4)), pkt.s0, pkt.s1, pkt.s2, pkt.s3, pkt.d0, pkt.d1, pkt.d2, pkt.d3);
+          fragKey(AF_INET6, ld8(off), bswap<u32>(ld32(off + 4)),
+            pkt.s0, pkt.s1, pkt.s2, pkt.s3, pkt.d0, pkt.d1, pkt.d2, pkt.d3);
           if ((fo & 0xfff8) != 0) { rProto = 44; return laterFragment(dir, 6, now); }
           hFirstFrag = true;
         }

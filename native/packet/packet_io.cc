@@ -219,8 +219,10 @@ napi_value Open(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!args(env, info, 1, argv)) return throwErr(env, "open(options) needs an options object");
   std::vector<std::string> ifaces, local;
-  if (!napi_args::namedStrings(env, argv[0], "interfaces", &ifaces) || ifaces.empty()) return throwErr(env, "options.interfaces must be a non-empty array of interface names");
-  if (!napi_args::namedStrings(env, argv[0], "local", &local)) return throwErr(env, "options.local must be an array of addresses");
+  if (!napi_args::namedStrings(env, argv[0], "interfaces", &ifaces) || ifaces.empty())
+    return throwErr(env, "options.interfaces must be a non-empty array of interface names");
+  if (!napi_args::namedStrings(env, argv[0], "local", &local))
+    return throwErr(env, "options.local must be an array of addresses");
   Io* io = new Io();
   io->env = env;
   io->maxPackets = napi_args::namedU32(env, argv[0], "maxPackets", 64);
@@ -395,7 +397,8 @@ uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
     while (out < max) {
       tpacket3_hdr* h = r.take();
       if (!h) break;
-      const sockaddr_ll* sll = reinterpret_cast<const sockaddr_ll*>(reinterpret_cast<uint8_t*>(h) + TPACKET_ALIGN(sizeof(tpacket3_hdr)));
+      const sockaddr_ll* sll =
+          reinterpret_cast<const sockaddr_ll*>(reinterpret_cast<uint8_t*>(h) + TPACKET_ALIGN(sizeof(tpacket3_hdr)));
       if (sll->sll_pkttype == PACKET_OUTGOING || sll->sll_pkttype == PACKET_OTHERHOST) { io->c.rxIgnored++; continue; }
       uint32_t len = h->tp_snaplen;
       if (len != h->tp_len || len > slot) { io->c.rxOversize++; continue; }
@@ -711,7 +714,8 @@ napi_value Stats(napi_env env, napi_callback_info info) {
 napi_value Close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   void* p = nullptr;
-  if (!args(env, info, 1, argv) || napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return throwErr(env, "not a packet I/O handle");
+  if (!args(env, info, 1, argv) || napi_get_value_external(env, argv[0], &p) != napi_ok || !p)
+    return throwErr(env, "not a packet I/O handle");
   releaseIo(static_cast<Io*>(p));
   return nullptr;
 }

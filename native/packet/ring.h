@@ -48,14 +48,20 @@ struct Rx {
   // Sets the ring up on a fresh (unbound) packet socket; false with err on failure.
   bool setup(int sock, std::string* err) {
     int v = TPACKET_V3;
-    if (setsockopt(sock, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) { *err = "PACKET_VERSION V3: " + errnoText(errno); return false; }
+    if (setsockopt(sock, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) {
+      *err = "PACKET_VERSION V3: " + errnoText(errno);
+      return false;
+    }
     tpacket_req3 req{};
     req.tp_block_size = kRxBlockSize;
     req.tp_block_nr = kRxBlocks;
     req.tp_frame_size = kRxFrameSize;
     req.tp_frame_nr = (kRxBlockSize / kRxFrameSize) * kRxBlocks;
     req.tp_retire_blk_tov = kRetireMs;
-    if (setsockopt(sock, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) { *err = "PACKET_RX_RING: " + errnoText(errno); return false; }
+    if (setsockopt(sock, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) {
+      *err = "PACKET_RX_RING: " + errnoText(errno);
+      return false;
+    }
     mapLen = size_t(kRxBlockSize) * kRxBlocks;
     void* m = mmap(nullptr, mapLen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, sock, 0);
     if (m == MAP_FAILED) m = mmap(nullptr, mapLen, PROT_READ | PROT_WRITE, MAP_SHARED, sock, 0);
@@ -65,7 +71,9 @@ struct Rx {
     return true;
   }
 
-  tpacket_block_desc* desc(uint32_t b) const { return reinterpret_cast<tpacket_block_desc*>(map + size_t(b) * kRxBlockSize); }
+  tpacket_block_desc* desc(uint32_t b) const {
+    return reinterpret_cast<tpacket_block_desc*>(map + size_t(b) * kRxBlockSize);
+  }
 
   // The next packet the kernel has handed over, or nullptr. Blocks read to the end go back to the kernel.
   tpacket3_hdr* take() {
@@ -116,10 +124,14 @@ struct Tx {
     sockaddr_ll sll{};
     sll.sll_family = AF_PACKET;
     sll.sll_ifindex = idx;
-    if (setsockopt(sock, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) *err = "PACKET_VERSION V2: " + errnoText(errno);
-    else if (setsockopt(sock, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) < 0) *err = "PACKET_QDISC_BYPASS: " + errnoText(errno);
-    else if (setsockopt(sock, SOL_PACKET, PACKET_TX_RING, &req, sizeof req) < 0) *err = "PACKET_TX_RING: " + errnoText(errno);
-    else if (bind(sock, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0) *err = "bind tx ring: " + errnoText(errno);
+    if (setsockopt(sock, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0)
+      *err = "PACKET_VERSION V2: " + errnoText(errno);
+    else if (setsockopt(sock, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) < 0)
+      *err = "PACKET_QDISC_BYPASS: " + errnoText(errno);
+    else if (setsockopt(sock, SOL_PACKET, PACKET_TX_RING, &req, sizeof req) < 0)
+      *err = "PACKET_TX_RING: " + errnoText(errno);
+    else if (bind(sock, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
+      *err = "bind tx ring: " + errnoText(errno);
     if (!err->empty()) { close(sock); return false; }
     mapLen = size_t(kTxBlockSize) * kTxBlocks;
     void* m = mmap(nullptr, mapLen, PROT_READ | PROT_WRITE, MAP_SHARED, sock, 0);

@@ -32,7 +32,9 @@ export interface PacketIoStats {
 
 type Handle = { readonly __packetIo: unique symbol };
 export interface PacketIoAddon {
-  open(o: { interfaces: string[]; local: string[]; maxPackets: number; slot: number; rcvbuf?: number; io?: "ring" | "mmsg" }): Handle;
+  open(o: {
+    interfaces: string[]; local: string[]; maxPackets: number; slot: number; rcvbuf?: number; io?: "ring" | "mmsg";
+  }): Handle;
   recv(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number): number;
   send(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number, n: number): number;
   start(h: Handle, onReadable: () => void): void;
@@ -86,13 +88,15 @@ export class PacketForwarder implements Forwarder {
     for (const a of opts.localAddresses) core.setSnat(a);
     let h: Handle;
     try {
-      h = addon.open({ interfaces: opts.interfaces, local: opts.localAddresses, maxPackets: opts.batchSize, slot: opts.slotSize,
-        io: opts.io });
+      h = addon.open({ interfaces: opts.interfaces, local: opts.localAddresses, maxPackets: opts.batchSize,
+        slot: opts.slotSize, io: opts.io });
     } catch (e) {
       throw new Error(`packet mode cannot open its sockets: ${(e as Error).message}`);
     }
     const st = addon.stats(h);
-    if (opts.io === "ring" && st.io !== "ring") log.warn("ring I/O unavailable: using recvmmsg/sendmmsg", { why: st.ringFallback });
+    if (opts.io === "ring" && st.io !== "ring") {
+      log.warn("ring I/O unavailable: using recvmmsg/sendmmsg", { why: st.ringFallback });
+    }
     return new PacketForwarder(core, tables, opts, log, addon, h);
   }
 
@@ -186,7 +190,8 @@ export class PacketForwarder implements Forwarder {
     const c = packetCounters(this.core);
     return {
       interfaces: this.opts.interfaces, localAddresses: this.opts.localAddresses, batchSize: this.opts.batchSize,
-      verdicts: c.verdicts, drops: Object.fromEntries(this.drops), fragments: this.core.x.packetFragmentCount(), io: this.closed ? undefined : this.io.stats(this.h), timing: { ...this.timing },
+      verdicts: c.verdicts, drops: Object.fromEntries(this.drops), fragments: this.core.x.packetFragmentCount(),
+      io: this.closed ? undefined : this.io.stats(this.h), timing: { ...this.timing },
     };
   }
 
