@@ -7,7 +7,9 @@
 import { pathToFileURL } from "node:url";
 import { Core } from "../src/core/index.ts";
 import { PacketBatch, DESC_SIZE, REASON } from "../src/core/packets.ts";
-import { build, checksumsValid, hex, type PacketSpec, type ExtHeader, TCP, UDP, SCTP, ICMP } from "../test/fixtures/packets/build.ts";
+import {
+  build, checksumsValid, hex, type PacketSpec, type ExtHeader, TCP, UDP, SCTP, ICMP, ICMP6,
+} from "../test/fixtures/packets/build.ts";
 
 export interface FuzzOptions {
   count?: number;          // packets (default 1,000,000)
@@ -94,9 +96,31 @@ function basePool(r: ReturnType<typeof rng>, n: number): { bytes: Uint8Array; di
     }
     if (r.next() < 0.03) spec.fragField = r.pick([0x2000, 0x0001, 0x3fff]);
     if (r.next() < 0.05) spec.trailer = new Uint8Array(r.int(20)).fill(0xee);
+    if (proto !== ICMP && r.next() < 0.06) { pool.push(icmpError(r, fam, spec, reply, port, cport)); continue; }
     pool.push({ bytes: build(spec), dir: reply ? 1 : 0, mark: r.next() < 0.03 ? 5 : 0 });
   }
   return pool;
+}
+
+// An ICMP(v6) error about one of the pool's flows, quoting it (cut anywhere) as the balancer sent it on: to
+// the real server (the error comes back to the client's or the local address: dir 1) or, for a reply, to
+// the client (the error comes to the VIP: dir 0). Masqueraded flows match; full-NAT ones mostly do not
+// (their local port is the core's choice): the parser meets both.
+function icmpError(r: ReturnType<typeof rng>, fam: typeof V4, spec: PacketSpec, reply: boolean, port: number,
+                   cport: number): { bytes: Uint8Array; dir: 0 | 1; mark: number } {
+  const v6 = fam === V6;
+  const local = r.next() < 0.5 ? fam.snat : spec.src;
+  const quoted = reply
+    ? build({ ...spec, src: fam.vip, sport: port, dst: r.pick(fam.clients), dport: cport })
+    : build({ ...spec, src: local, dst: r.pick(fam.rs), dport: port + 8000 });
+  const body = new Uint8Array(8 + r.int(quoted.length + 1));
+  body[0] = v6 ? r.pick([1, 2, 3, 4, 128, r.int(256)]) : r.pick([3, 3, 4, 11, 8, r.int(256)]);
+  body[1] = r.int(16);
+  body.set(quoted.subarray(0, body.length - 8), 8);
+  const router = v6 ? "fd00:2::1" : "192.168.2.1";
+  const bytes = build({ src: router, dst: reply ? fam.vip : local, proto: v6 ? ICMP6 : ICMP, payload: body,
+    ttl: r.next() < 0.05 ? 1 : 64 });
+  return { bytes, dir: reply ? 0 : 1, mark: 0 };
 }
 
 function mutate(r: ReturnType<typeof rng>, src: Uint8Array): Uint8Array {
@@ -117,6 +141,108 @@ function mutate(r: ReturnType<typeof rng>, src: Uint8Array): Uint8Array {
   }
 }
 
+// One batch's working arrays: what was laid out where, and the guard pattern around it.
+interface BatchLayout {
+  ins: Uint8Array[]; offs: Int32Array; lens: Int32Array; bogus: Uint8Array; dirs: Uint8Array; area: Uint8Array;
+}
+
+// Lays up to n packets from the pool (60 % mutated) into the area with guard bytes between them.
+function layOut(r: ReturnType<typeof rng>, pool: ReturnType<typeof basePool>, L: BatchLayout, n: number,
+                seed: number): number {
+  const { area } = L;
+  for (let i = 0; i < area.length; i++) area[i] = (i * 131 + seed) & 0xff;
+  let at = 0;
+  let m = 0;
+  for (; m < n; m++) {
+    const base = r.pick(pool);
+    const b = r.next() < 0.6 ? mutate(r, base.bytes) : base.bytes;
+    const gap = 1 + r.int(24);
+    if (at + gap + b.length + 32 > area.length) break;
+    at += gap;
+    area.set(b, at);
+    L.ins[m] = b; L.offs[m] = at; L.lens[m] = b.length; L.dirs[m] = base.dir;
+    L.bogus[m] = 0;
+    at += b.length;
+  }
+  return m;
+}
+
+// Writes the descriptors: mostly the packets as laid out, 0.2 % pointing outside the area or with a bad
+// direction (refused, nothing touched), 3 % with a firewall mark.
+function describe(r: ReturnType<typeof rng>, batch: PacketBatch, L: BatchLayout, m: number): void {
+  const maxBytes = L.area.length;
+  for (let i = 0; i < m; i++) {
+    let dir: number = r.next() < 0.8 ? L.dirs[i] : r.int(2);
+    let off = L.offs[i], len = L.lens[i];
+    if (r.next() < 0.002) {
+      L.bogus[i] = 1;
+      const k = r.int(3);
+      if (k === 0) { off = maxBytes - r.int(8); len = 16 + r.int(100); }
+      else if (k === 1) { off = 0xffffff00 + r.int(256); len = r.int(0x7fffffff); }
+      else dir = 2 + r.int(100);
+    }
+    batch.setDescriptor(i, off, len, dir as 0, r.next() < 0.03 ? 5 : 0);
+  }
+}
+
+// A fragment's L4 checksum covers the whole datagram (or its header is elsewhere): not checkable alone.
+function isFragment(b: Uint8Array): boolean {
+  if (b.length >= 20 && b[0] >> 4 === 4) return ((b[6] << 8) | b[7]) & 0x3fff ? true : false;
+  if (b.length < 40 || b[0] >> 4 !== 6) return false;
+  let nh = b[6], off = 40;
+  for (let n = 0; n < 10 && off + 8 <= b.length; n++) {
+    if (nh === 44) return true;
+    if (nh !== 0 && nh !== 43 && nh !== 60) return false;
+    nh = b[off]; off += (b[off + 1] + 1) * 8;
+  }
+  return false;
+}
+
+// Checks every result of the batch against the invariants; throws naming the packet that broke one.
+function checkBatch(core: Core, batch: PacketBatch, L: BatchLayout, m: number, stats: FuzzStats, seed: number): void {
+  const maxBytes = L.area.length;
+  const u8 = core.u8, dv = core.dv;
+  const out = u8.subarray(batch.data, batch.data + maxBytes);
+  let cursor = 0;
+  for (let i = 0; i < m; i++) {
+    const p = batch.desc + i * DESC_SIZE;
+    const v = dv.getUint8(p + 16), reason = dv.getUint8(p + 17), fwd = dv.getUint8(p + 18);
+    const fail = (msg: string) => {
+      throw new Error(`fuzz seed ${seed} batch ${stats.batches} packet ${i}: ${msg}; in ${hex(L.ins[i])}`);
+    };
+    if (v > 2) fail(`verdict ${v}`);
+    if (v === 2 ? !VALID_REASONS.has(reason) : reason !== 0) fail(`verdict ${v} reason ${reason}`);
+    if (!(fwd <= 5 || fwd === 255)) fail(`fwd ${fwd}`);
+    if (v === 1 && fwd === 255) fail("forward without a method");
+    const conn = dv.getInt32(p + 20, true);
+    if (v === 1 && conn < 0) fail("forward without a connection");
+    if (L.bogus[i]) {
+      if (v !== 2 || reason !== REASON.badDescriptor) fail(`bogus descriptor verdict ${v} reason ${reason}`);
+      stats.badDescriptors++;
+    }
+    stats.verdicts[v]++;
+    if (v === 2) stats.reasons[reason] = (stats.reasons[reason] ?? 0) + 1;
+    // bytes before this packet (guards) unchanged
+    for (let k = cursor; k < L.offs[i]; k++) if (out[k] !== L.area[k]) fail(`byte ${k} outside packets changed`);
+    cursor = L.offs[i] + L.lens[i];
+    const after = out.subarray(L.offs[i], L.offs[i] + L.lens[i]);
+    if (v !== 1) {
+      for (let k = 0; k < L.lens[i]; k++) if (after[k] !== L.ins[i][k]) fail(`a packet with verdict ${v} was changed`);
+    } else if (!L.bogus[i]) {
+      // valid checksums in, valid checksums out
+      const before = checksumsValid(L.ins[i]);
+      const now2 = checksumsValid(after);
+      if (before.ip && !now2.ip) fail(`IP checksum broken: out ${hex(after)}`);
+      if (before.l4 && !now2.l4 && !isFragment(L.ins[i])) fail(`L4 checksum broken: out ${hex(after)}`);
+      stats.checksumChecked++;
+    }
+  }
+  for (let k = cursor; k < maxBytes; k++) {
+    if (out[k] === L.area[k]) continue;
+    throw new Error(`fuzz seed ${seed} batch ${stats.batches}: byte ${k} after the packets changed`);
+  }
+}
+
 export async function runFuzz(opts: FuzzOptions = {}): Promise<FuzzStats> {
   const total = opts.count ?? 1_000_000;
   const seed = opts.seed ?? 0x5eed;
@@ -130,82 +256,17 @@ export async function runFuzz(opts: FuzzOptions = {}): Promise<FuzzStats> {
   const t0 = performance.now();
   let now = 1000;
   let nextProgress = opts.progressEvery ?? 100_000;
-  const ins: Uint8Array[] = new Array(bs);
-  const offs = new Int32Array(bs), lens = new Int32Array(bs);
-  const bogus = new Uint8Array(bs);
-  const dirs = new Uint8Array(bs);
-  const area = new Uint8Array(maxBytes);
+  const L: BatchLayout = { ins: new Array(bs), offs: new Int32Array(bs), lens: new Int32Array(bs),
+    bogus: new Uint8Array(bs), dirs: new Uint8Array(bs), area: new Uint8Array(maxBytes) };
 
   while (stats.packets < total) {
-    const n = Math.min(bs, total - stats.packets);
-    // lay out: guard bytes (random pattern) between packets
-    for (let i = 0; i < area.length; i++) area[i] = (i * 131 + seed) & 0xff;
-    let at = 0;
-    let m = 0;
-    for (; m < n; m++) {
-      const base = r.pick(pool);
-      const b = r.next() < 0.6 ? mutate(r, base.bytes) : base.bytes;
-      const gap = 1 + r.int(24);
-      if (at + gap + b.length + 32 > maxBytes) break;
-      at += gap;
-      area.set(b, at);
-      ins[m] = b; offs[m] = at; lens[m] = b.length; dirs[m] = base.dir;
-      bogus[m] = 0;
-      at += b.length;
-    }
-    core.u8.set(area, batch.data);
-    for (let i = 0; i < m; i++) {
-      let dir: number = r.next() < 0.8 ? dirs[i] : r.int(2);
-      let off = offs[i], len = lens[i];
-      if (r.next() < 0.002) {
-        // a descriptor pointing outside the area (or a bad direction): refused, nothing touched
-        bogus[i] = 1;
-        const k = r.int(3);
-        if (k === 0) { off = maxBytes - r.int(8); len = 16 + r.int(100); }
-        else if (k === 1) { off = 0xffffff00 + r.int(256); len = r.int(0x7fffffff); }
-        else dir = 2 + r.int(100);
-      }
-      batch.setDescriptor(i, off, len, dir as 0, r.next() < 0.03 ? 5 : 0);
-    }
+    const m = layOut(r, pool, L, Math.min(bs, total - stats.packets), seed);
+    core.u8.set(L.area, batch.data);
+    describe(r, batch, L, m);
     core.x.packetSetPrefetch(r.int(3) - 1);   // the lookup pre-pass too (auto / off / on)
     const done = core.x.processBatch(m, now);
     if (done !== m) throw new Error(`processBatch ran ${done} of ${m}`);
-    // check results and bytes
-    const u8 = core.u8, dv = core.dv;
-    const out = u8.subarray(batch.data, batch.data + maxBytes);
-    let cursor = 0;
-    for (let i = 0; i < m; i++) {
-      const p = batch.desc + i * DESC_SIZE;
-      const v = dv.getUint8(p + 16), reason = dv.getUint8(p + 17), fwd = dv.getUint8(p + 18);
-      const fail = (msg: string) => { throw new Error(`fuzz seed ${seed} batch ${stats.batches} packet ${i}: ${msg}; in ${hex(ins[i])}`); };
-      if (v > 2) fail(`verdict ${v}`);
-      if (v === 2 ? !VALID_REASONS.has(reason) : reason !== 0) fail(`verdict ${v} reason ${reason}`);
-      if (!(fwd <= 5 || fwd === 255)) fail(`fwd ${fwd}`);
-      if (v === 1 && fwd === 255) fail("forward without a method");
-      const conn = dv.getInt32(p + 20, true);
-      if (v === 1 && conn < 0) fail("forward without a connection");
-      if (bogus[i]) {
-        if (v !== 2 || reason !== REASON.badDescriptor) fail(`bogus descriptor verdict ${v} reason ${reason}`);
-        stats.badDescriptors++;
-      }
-      stats.verdicts[v]++;
-      if (v === 2) stats.reasons[reason] = (stats.reasons[reason] ?? 0) + 1;
-      // bytes before this packet (guards) unchanged
-      for (let k = cursor; k < offs[i]; k++) if (out[k] !== area[k]) fail(`byte ${k} outside packets changed`);
-      cursor = offs[i] + lens[i];
-      const after = out.subarray(offs[i], offs[i] + lens[i]);
-      if (v !== 1) {
-        for (let k = 0; k < lens[i]; k++) if (after[k] !== ins[i][k]) fail(`a packet with verdict ${v} was changed`);
-      } else if (!bogus[i]) {
-        // valid checksums in, valid checksums out
-        const before = checksumsValid(ins[i]);
-        const now2 = checksumsValid(after);
-        if (before.ip && !now2.ip) fail(`IP checksum broken: out ${hex(after)}`);
-        if (before.l4 && !now2.l4) fail(`L4 checksum broken: out ${hex(after)}`);
-        stats.checksumChecked++;
-      }
-    }
-    for (let k = cursor; k < maxBytes; k++) if (out[k] !== area[k]) throw new Error(`fuzz seed ${seed} batch ${stats.batches}: byte ${k} after the packets changed`);
+    checkBatch(core, batch, L, m, stats, seed);
     stats.packets += m;
     stats.batches++;
     now += 1000;

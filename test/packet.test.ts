@@ -207,7 +207,8 @@ test("IPv6 extension headers that are dropped or not ours", async () => {
   const { batch } = await setup({ v6: true });
   const base: PacketSpec = { src: CLIENT6, dst: VIP6, proto: TCP, sport: 4244, dport: 80, flags: SYN };
   const cases: [PacketSpec["ext"], string, number][] = [
-    [[{ type: 44 }], "drop", REASON.fragment],
+    // a later fragment whose first was not seen
+    [[{ type: 44, body: new Uint8Array([0, 0x08, 0, 0, 0, 1]) }], "drop", REASON.fragment],
     [[{ type: 43, segmentsLeft: 1 }], "drop", REASON.badExtHdr],
     [[{ type: 60 }, { type: 0 }], "drop", REASON.badExtHdr],       // hop-by-hop not first
     [[{ type: 51 }], "drop", REASON.badExtHdr],                     // AH
@@ -350,9 +351,11 @@ test("malformed packets: a reason for each class, counters by reason", async () 
     ["total length < IHL", fixIp((() => { const b = good(); b[2] = 0; b[3] = 19; return b; })()), REASON.badTotalLength],
     ["IPv6 payload length > packet", (() => { const b = good6(); b[5] += 1; return b; })(), REASON.badTotalLength],
     ["IPv4 header checksum", (() => { const b = good(); b[11] ^= 1; return b; })(), REASON.badIpCsum],
-    ["IPv4 MF", build({ src: CLIENT4, dst: VIP4, proto: TCP, sport: 1, dport: 80, flags: SYN, fragField: 0x2000 }), REASON.fragment],
+    ["IPv4 SCTP first fragment",
+      build({ src: CLIENT4, dst: VIP4, proto: SCTP, sport: 1, dport: 80, fragField: 0x2000 }), REASON.fragment],
     ["IPv4 offset", build({ src: CLIENT4, dst: VIP4, proto: TCP, sport: 1, dport: 80, flags: SYN, fragField: 0x0010 }), REASON.fragment],
-    ["IPv6 fragment header", build({ src: CLIENT6, dst: VIP6, proto: TCP, sport: 1, dport: 80, flags: SYN, ext: [{ type: 44 }] }), REASON.fragment],
+    ["IPv6 later fragment", build({ src: CLIENT6, dst: VIP6, proto: TCP, sport: 1, dport: 80, flags: SYN,
+      ext: [{ type: 44, body: new Uint8Array([0, 0x08, 0, 0, 0, 1]) }] }), REASON.fragment],
     ["IPv6 AH", build({ src: CLIENT6, dst: VIP6, proto: TCP, sport: 1, dport: 80, flags: SYN, ext: [{ type: 51 }] }), REASON.badExtHdr],
     ["IPv6 ext header length beyond payload", (() => { const b = build({ src: CLIENT6, dst: VIP6, proto: TCP, sport: 1, dport: 80, flags: SYN, ext: [{ type: 60 }] }); b[41] = 200; return b; })(), REASON.truncated],
     ["IPv6 ext header cut", (() => { const b = good6().slice(0, 44); b[6] = 60; b[4] = 0; b[5] = 4; return b; })(), REASON.truncated],

@@ -71,7 +71,8 @@ test("syntax errors, duplicates, families and health specs", () => {
 
 test("packet-mode keys: validated with line:column, a local address may not be a VIP", () => {
   const ok = parseConfig("proxy:\n  mode: packet\n  interfaces: [eth1]\n  localAddresses: [192.0.2.250]\n  batchSize: 32\n", "p.yaml");
-  assert.equal(ok.options.packet, { interfaces: ["eth1"], localAddresses: ["192.0.2.250"], batchSize: 32, slotSize: 2048, suppressKernel: true });
+  assert.equal(ok.options.packet, { interfaces: ["eth1"], localAddresses: ["192.0.2.250"], batchSize: 32, slotSize: 2048, suppressKernel: true,
+    io: "ring" });
   const errs = errorsOf(`proxy:
   mode: packet
   interfaces: [eth1, "no such name!"]

@@ -20,9 +20,11 @@ import { capacity as connCapacityNow, connInit as tableInit, connCount, touchCha
 import { GROUP, pfClear, touchServices, touchDests } from "../prefetch";
 import { V_DROP } from "../conn/in";
 import {
-  handlePacket, prefetchPacket, pb, pl, rReason, rConn, rDest, rFwd, rFlags, rL4, rProto, rVer, setTtlMode, ttlMode,
+  handlePacket, prefetchPacket, rReason, rConn, rDest, rFwd, rFlags, rL4, rProto, rVer, setTtlMode, ttlMode,
   R_BAD_DESCRIPTOR, R_LAST, FWD_NONE,
 } from "./path";
+import { pb, pl } from "./bytes";
+import { fragmentsForwarded } from "./frag";
 
 export const DESC_SIZE: i32 = 32;
 
@@ -130,3 +132,6 @@ export function packetReasonLimit(): i32 { return R_LAST; }
 // 1: the kernel's TTL / hop-limit handling (default), 0: leave it alone.
 export function packetSetTtlMode(mode: i32): void { setTtlMode(mode); }
 export function packetTtlMode(): i32 { return ttlMode; }
+
+// Later fragments forwarded by their first fragment's connection (frag.ts), since start.
+export function packetFragmentCount(): f64 { return <f64>fragmentsForwarded; }

@@ -23,8 +23,13 @@
 #include <unistd.h>
 
 #include <array>
+#include <deque>
 #include <string>
 #include <vector>
+
+#include "napi_args.h"
+#include "nexthop.h"
+#include "ring.h"
 
 namespace {
 
@@ -45,8 +50,12 @@ struct Counters {
   double txTooBig = 0;         // EMSGSIZE: beyond the route's MTU
   double txUnreachable = 0;    // no route / neighbour
   double txOtherErrors = 0;
-  double recvNs = 0;           // time inside recvmmsg
-  double sendNs = 0;           // time inside sendmmsg
+  double recvNs = 0;           // time inside recvmmsg, or reading the rx rings
+  double sendNs = 0;           // time inside sendmmsg, or filling and kicking the tx rings
+  double txRingPackets = 0;    // sent through a tx ring (also in txPackets)
+  double txRingKicks = 0;      // sendto() calls that sent a ring's frames
+  double txRawFallback = 0;    // ring mode, but sent through the raw socket (next hop unknown, too big, ring full)
+  double rxRingBlocks = 0;     // rx ring blocks read
   int lastTxErrno = 0;
 };
 
@@ -77,6 +86,14 @@ struct Io {
   napi_async_context asyncCtx = nullptr;
   size_t nextRx = 0;                         // round robin over sockets: none starves under load
   bool closed = false;
+  bool useRing = false;                      // --packet-io ring, and every rx ring could be set up
+  std::string ringFallback;                  // why ring I/O was asked for and not used
+  std::vector<ring::Rx> rxRings;             // parallel to rx (ring mode)
+  std::deque<ring::Tx> txRings;              // one per outgoing interface, made on first use (a deque:
+                                             // `kicked` holds pointers across the making of another)
+  std::vector<int> txRingless;               // interfaces whose tx ring could not be set up
+  std::vector<ring::Tx*> kicked;
+  nexthop::Table hops;
   Counters c;
 };
 
@@ -86,53 +103,10 @@ double nowNs() {
   return double(ts.tv_sec) * 1e9 + double(ts.tv_nsec);
 }
 
-napi_value throwErr(napi_env env, const std::string& msg) {
-  napi_throw_error(env, nullptr, msg.c_str());
-  return nullptr;
-}
+using napi_args::args;
+inline napi_value throwErr(napi_env env, const std::string& msg) { return napi_args::throwError(env, msg); }
 
 std::string errnoText(int e) { return std::string(strerror(e)); }
-
-bool getString(napi_env env, napi_value v, std::string* out) {
-  size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) return false;
-  std::string s(len, '\0');
-  if (napi_get_value_string_utf8(env, v, s.data(), len + 1, &len) != napi_ok) return false;
-  *out = s;
-  return true;
-}
-
-bool getStringArray(napi_env env, napi_value obj, const char* key, std::vector<std::string>* out) {
-  napi_value arr;
-  bool has = false;
-  napi_has_named_property(env, obj, key, &has);
-  if (!has) return true;
-  if (napi_get_named_property(env, obj, key, &arr) != napi_ok) return false;
-  bool isArr = false;
-  napi_is_array(env, arr, &isArr);
-  if (!isArr) return false;
-  uint32_t n = 0;
-  napi_get_array_length(env, arr, &n);
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value e;
-    napi_get_element(env, arr, i, &e);
-    std::string s;
-    if (!getString(env, e, &s)) return false;
-    out->push_back(s);
-  }
-  return true;
-}
-
-uint32_t getU32(napi_env env, napi_value obj, const char* key, uint32_t dflt) {
-  bool has = false;
-  napi_has_named_property(env, obj, key, &has);
-  if (!has) return dflt;
-  napi_value v;
-  napi_get_named_property(env, obj, key, &v);
-  uint32_t r = dflt;
-  if (napi_get_value_uint32(env, v, &r) != napi_ok) return dflt;
-  return r;
-}
 
 Io* unwrap(napi_env env, napi_value v) {
   void* p = nullptr;
@@ -162,6 +136,10 @@ bool memoryOf(napi_env env, napi_value v, uint8_t** base, size_t* len) {
 }
 
 void closeFds(Io* io) {
+  for (ring::Rx& r : io->rxRings) { r.fd = -1; r.release(); }   // unmaps; the fd is in io->rx
+  io->rxRings.clear();
+  for (ring::Tx& t : io->txRings) t.release();
+  io->txRings.clear();
   for (int fd : io->rx) close(fd);
   io->rx.clear();
   if (io->tx4 >= 0) close(io->tx4);
@@ -194,7 +172,7 @@ void finalizeIo(napi_env, void* data, void*) {
   delete io;
 }
 
-int openRx(const std::string& ifname, uint16_t proto, uint32_t rcvbuf, std::string* err) {
+int openRx(const std::string& ifname, uint16_t proto, uint32_t rcvbuf, ring::Rx* rxRing, std::string* err) {
   unsigned idx = if_nametoindex(ifname.c_str());
   if (!idx) { *err = "no interface '" + ifname + "'"; return -1; }
   // protocol 0 until bound: nothing from other interfaces is queued in between
@@ -202,7 +180,10 @@ int openRx(const std::string& ifname, uint16_t proto, uint32_t rcvbuf, std::stri
   if (fd < 0) { *err = "AF_PACKET socket: " + errnoText(errno) + (errno == EPERM ? " (needs CAP_NET_RAW)" : ""); return -1; }
   int one = 1;
   setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one);
-  if (rcvbuf) {
+  // our own sends (raw socket output, tx ring frames) would be copied back to us only to be ignored
+  setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+  if (rxRing && !rxRing->setup(fd, err)) { close(fd); return -2; }
+  if (rcvbuf && !rxRing) {
     int sz = int(rcvbuf);
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
   }
@@ -235,18 +216,18 @@ int openTx(int family, std::string* err) {
 
 // open({ interfaces: string[], local: string[], maxPackets, slot, rcvbuf }) -> handle
 napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 1) return throwErr(env, "open(options) needs an options object");
+  if (!args(env, info, 1, argv)) return throwErr(env, "open(options) needs an options object");
   std::vector<std::string> ifaces, local;
-  if (!getStringArray(env, argv[0], "interfaces", &ifaces) || ifaces.empty()) return throwErr(env, "options.interfaces must be a non-empty array of interface names");
-  if (!getStringArray(env, argv[0], "local", &local)) return throwErr(env, "options.local must be an array of addresses");
+  if (!napi_args::namedStrings(env, argv[0], "interfaces", &ifaces) || ifaces.empty())
+    return throwErr(env, "options.interfaces must be a non-empty array of interface names");
+  if (!napi_args::namedStrings(env, argv[0], "local", &local))
+    return throwErr(env, "options.local must be an array of addresses");
   Io* io = new Io();
   io->env = env;
-  io->maxPackets = getU32(env, argv[0], "maxPackets", 64);
-  io->slot = getU32(env, argv[0], "slot", 2048);
-  uint32_t rcvbuf = getU32(env, argv[0], "rcvbuf", 4 << 20);
+  io->maxPackets = napi_args::namedU32(env, argv[0], "maxPackets", 64);
+  io->slot = napi_args::namedU32(env, argv[0], "slot", 2048);
+  uint32_t rcvbuf = napi_args::namedU32(env, argv[0], "rcvbuf", 4 << 20);
   if (io->maxPackets == 0 || io->maxPackets > 65536 || io->slot < 64 || io->slot > 65536) {
     delete io;
     return throwErr(env, "maxPackets must be 1..65536 and slot 64..65536");
@@ -258,13 +239,41 @@ napi_value Open(napi_env env, napi_callback_info info) {
     else if (inet_pton(AF_INET6, a.c_str(), &a6) == 1) { std::array<uint8_t, 16> b; memcpy(b.data(), &a6, 16); io->local6.push_back(b); }
     else { delete io; return throwErr(env, "'" + a + "' is not an IPv4 or IPv6 address"); }
   }
-  std::string err;
-  for (const std::string& ifn : ifaces) {
-    for (uint16_t proto : {uint16_t(ETH_P_IP), uint16_t(ETH_P_IPV6)}) {
-      int fd = openRx(ifn, proto, rcvbuf, &err);
-      if (fd < 0) { closeFds(io); delete io; return throwErr(env, err); }
-      io->rx.push_back(fd);
+  std::string ioMode = "mmsg";
+  bool hasIo = false;
+  napi_has_named_property(env, argv[0], "io", &hasIo);
+  if (hasIo) {
+    napi_value v;
+    napi_get_named_property(env, argv[0], "io", &v);
+    if (!napi_args::string(env, v, &ioMode) || (ioMode != "ring" && ioMode != "mmsg")) {
+      delete io;
+      return throwErr(env, "options.io must be 'ring' or 'mmsg'");
     }
+  }
+  io->useRing = ioMode == "ring";
+  std::string err;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    bool again = false;
+    if (io->useRing) io->rxRings.reserve(ifaces.size() * 2);
+    for (const std::string& ifn : ifaces) {
+      for (uint16_t proto : {uint16_t(ETH_P_IP), uint16_t(ETH_P_IPV6)}) {
+        ring::Rx* r = nullptr;
+        if (io->useRing) { io->rxRings.emplace_back(); r = &io->rxRings.back(); }
+        int fd = openRx(ifn, proto, rcvbuf, r, &err);
+        if (fd == -2) {   // the ring, not the socket: start again without rings, and say why
+          io->ringFallback = err;
+          if (r) io->rxRings.pop_back();
+          closeFds(io);
+          io->useRing = false;
+          again = true;
+          break;
+        }
+        if (fd < 0) { closeFds(io); delete io; return throwErr(env, err); }
+        io->rx.push_back(fd);
+      }
+      if (again) break;
+    }
+    if (!again) break;
   }
   io->tx4 = openTx(AF_INET, &err);
   if (io->tx4 >= 0) io->tx6 = openTx(AF_INET6, &err);
@@ -286,11 +295,32 @@ napi_value Open(napi_env env, napi_callback_info info) {
 // Offload left undone by the sender (CHECKSUM_PARTIAL: veth, or a sender on this host): the L4
 // checksum field holds the pseudo-header sum; summing from the L4 header to the end and storing the
 // complement completes it, as the NIC would have.
+// The L4 header's offset and protocol of an IPv6 packet past its hop-by-hop, routing and destination
+// options headers (a sender with offload puts them before a partial checksum as readily as not); false for
+// anything else before the L4 header.
+bool ipv6L4(const uint8_t* p, uint32_t len, uint32_t* l4, uint32_t* proto) {
+  uint32_t nh = p[6], off = 40;
+  for (int n = 0; n < 8 && (nh == 0 || nh == 43 || nh == 60); n++) {
+    if (off + 8 > len) return false;
+    uint32_t hl = (uint32_t(p[off + 1]) + 1) * 8;
+    nh = p[off];
+    off += hl;
+  }
+  if (off > len) return false;
+  *l4 = off;
+  *proto = nh;
+  return true;
+}
+
 bool completeChecksum(uint8_t* p, uint32_t len) {
   if (len < 20) return false;
   uint32_t l4 = 0, proto = 0;
-  if ((p[0] >> 4) == 4) { l4 = (p[0] & 15u) * 4; proto = p[9]; }
-  else if ((p[0] >> 4) == 6 && len >= 40) { l4 = 40; proto = p[6]; }
+  if ((p[0] >> 4) == 4) {
+    l4 = (p[0] & 15u) * 4; proto = p[9];
+    if (((p[6] & 0x3f) | p[7]) != 0) return false;   // a fragment: its checksum covers more than it holds
+  } else if ((p[0] >> 4) == 6 && len >= 40) {
+    if (!ipv6L4(p, len, &l4, &proto)) return false;   // stops at a fragment header: not completed
+  }
   else return false;
   uint32_t at;
   if (proto == IPPROTO_TCP) at = 16;
@@ -342,12 +372,50 @@ uint32_t directionOf(const Io* io, const uint8_t* p, uint32_t len) {
   return 0;
 }
 
+// One received packet already in its slot: trims padding, completes an offloaded checksum, writes its
+// descriptor. Returns false when it is not handed to the core (ignored or counted as a drop here).
+bool admit(Io* io, uint8_t* desc, uint32_t out, uint32_t slotIndex, uint8_t* p, uint32_t len, bool csumNotReady) {
+  uint32_t own = ipLength(p, len);
+  if (own != len) { len = own; io->c.rxTrimmed++; }
+  if (csumNotReady && completeChecksum(p, len)) io->c.rxCsumCompleted++;
+  uint8_t* d = desc + size_t(out) * kDescSize;
+  put32(d, slotIndex * io->slot);
+  put32(d + 4, len);
+  put32(d + 8, directionOf(io, p, len));
+  put32(d + 12, 0);
+  return true;
+}
+
+// Ring mode: packets the kernel has handed over in the rx rings' blocks, copied once into the slots.
+uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
+  const uint32_t max = io->maxPackets, slot = io->slot;
+  uint32_t out = 0;
+  const size_t nr = io->rxRings.size();
+  for (size_t k = 0; k < nr && out < max; k++) {
+    ring::Rx& r = io->rxRings[(io->nextRx + k) % nr];
+    uint32_t blockBefore = r.block;
+    while (out < max) {
+      tpacket3_hdr* h = r.take();
+      if (!h) break;
+      const sockaddr_ll* sll =
+          reinterpret_cast<const sockaddr_ll*>(reinterpret_cast<uint8_t*>(h) + TPACKET_ALIGN(sizeof(tpacket3_hdr)));
+      if (sll->sll_pkttype == PACKET_OUTGOING || sll->sll_pkttype == PACKET_OTHERHOST) { io->c.rxIgnored++; continue; }
+      uint32_t len = h->tp_snaplen;
+      if (len != h->tp_len || len > slot) { io->c.rxOversize++; continue; }
+      uint8_t* p = data + size_t(out) * slot;
+      memcpy(p, reinterpret_cast<uint8_t*>(h) + h->tp_mac, len);
+      if (admit(io, desc, out, out, p, len, (h->tp_status & TP_STATUS_CSUMNOTREADY) != 0)) out++;
+    }
+    io->c.rxRingBlocks += (r.block + ring::kRxBlocks - blockBefore) % ring::kRxBlocks;
+  }
+  if (out) io->c.rxCalls++;
+  return out;
+}
+
 // recv(handle, memory, descPtr, dataPtr) -> packets written (descriptors 0..n-1)
 napi_value Recv(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 4) return throwErr(env, "recv(handle, memory, descPtr, dataPtr)");
+  if (!args(env, info, 4, argv)) return throwErr(env, "recv(handle, memory, descPtr, dataPtr)");
   Io* io = unwrap(env, argv[0]);
   if (!io) return nullptr;
   uint8_t* mem;
@@ -362,6 +430,16 @@ napi_value Recv(napi_env env, napi_callback_info info) {
   uint8_t* desc = mem + descPtr;
   uint8_t* data = mem + dataPtr;
 
+  if (io->useRing) {
+    double t0 = nowNs();
+    uint32_t got = recvRings(io, desc, data);
+    io->c.recvNs += nowNs() - t0;
+    io->nextRx = io->rxRings.empty() ? 0 : (io->nextRx + 1) % io->rxRings.size();
+    io->c.rxPackets += got;
+    napi_value res;
+    napi_create_uint32(env, got, &res);
+    return res;
+  }
   uint32_t used = 0, out = 0;   // slots filled, descriptors written
   const size_t nfd = io->rx.size();
   for (size_t k = 0; k < nfd && used < max; k++) {
@@ -389,20 +467,14 @@ napi_value Recv(napi_env env, napi_callback_info info) {
       if (type == PACKET_OUTGOING || type == PACKET_OTHERHOST) { io->c.rxIgnored++; continue; }
       if ((h.msg_flags & MSG_TRUNC) || len > slot) { io->c.rxOversize++; continue; }
       uint8_t* p = data + size_t(i) * slot;
-      uint32_t own = ipLength(p, len);
-      if (own != len) { len = own; io->c.rxTrimmed++; }
+      bool csumNotReady = false;
       for (cmsghdr* cm = CMSG_FIRSTHDR(&h); cm; cm = CMSG_NXTHDR(&h, cm)) {
         if (cm->cmsg_level != SOL_PACKET || cm->cmsg_type != PACKET_AUXDATA) continue;
         tpacket_auxdata aux;
         memcpy(&aux, CMSG_DATA(cm), sizeof aux);
-        if ((aux.tp_status & TP_STATUS_CSUMNOTREADY) && completeChecksum(p, len)) io->c.rxCsumCompleted++;
+        csumNotReady = (aux.tp_status & TP_STATUS_CSUMNOTREADY) != 0;
       }
-      uint8_t* d = desc + size_t(out) * kDescSize;
-      put32(d, i * slot);
-      put32(d + 4, len);
-      put32(d + 8, directionOf(io, p, len));
-      put32(d + 12, 0);
-      out++;
+      if (admit(io, desc, out, i, p, len, csumNotReady)) out++;
     }
     used += uint32_t(r);
   }
@@ -434,12 +506,59 @@ void sendAll(Io* io, int fd, mmsghdr* m, uint32_t n) {
   }
 }
 
+ring::Tx* txRingFor(Io* io, int ifindex) {
+  for (ring::Tx& t : io->txRings) if (t.ifindex == ifindex) return &t;
+  for (int i : io->txRingless) if (i == ifindex) return nullptr;
+  ring::Tx t;
+  std::string err;
+  if (!t.setup(ifindex, &err)) {
+    io->txRingless.push_back(ifindex);
+    if (io->ringFallback.empty()) io->ringFallback = "tx ring on interface " + std::to_string(ifindex) + ": " + err;
+    return nullptr;
+  }
+  io->txRings.push_back(t);
+  return &io->txRings.back();
+}
+
+// Ring mode: puts the packet in a tx ring frame behind an Ethernet header; false when it must go through
+// the raw socket instead (unknown next hop, bigger than a frame or the link's MTU, ring full).
+bool ringQueue(Io* io, const uint8_t* p, uint32_t len, bool v6, double nowMs) {
+  const nexthop::Hop* hop = io->hops.find(v6 ? AF_INET6 : AF_INET, p + (v6 ? 24 : 16), nowMs);
+  if (!hop || len > hop->mtu || len + ETH_HLEN > ring::kTxFrameSize - ring::kTxData) return false;
+  ring::Tx* t = txRingFor(io, hop->ifindex);
+  if (!t) return false;
+  tpacket2_hdr* f = t->frame();
+  if (!f) return false;
+  uint8_t* eth = reinterpret_cast<uint8_t*>(f) + ring::kTxData;
+  memcpy(eth, hop->dst, 6);
+  memcpy(eth + 6, hop->src, 6);
+  eth[12] = v6 ? 0x86 : 0x08;
+  eth[13] = v6 ? 0xdd : 0x00;
+  memcpy(eth + ETH_HLEN, p, len);
+  if (t->pending == 0) io->kicked.push_back(t);
+  t->submit(f, len + ETH_HLEN);
+  return true;
+}
+
+void kickRings(Io* io) {
+  for (ring::Tx* t : io->kicked) {
+    io->c.txRingKicks++;
+    if (sendto(t->fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 && errno != EAGAIN && errno != ENOBUFS) {
+      // the interface went down or away: the frames stay queued for the next kick, counted as errors now
+      for (uint32_t k = 0; k < t->pending; k++) countTxError(io, errno);
+    } else {
+      io->c.txPackets += t->pending;
+      io->c.txRingPackets += t->pending;
+    }
+    t->pending = 0;
+  }
+  io->kicked.clear();
+}
+
 // send(handle, memory, descPtr, dataPtr, n) -> packets handed to the kernel (verdict "forward")
 napi_value Send(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 5) return throwErr(env, "send(handle, memory, descPtr, dataPtr, n)");
+  if (!args(env, info, 5, argv)) return throwErr(env, "send(handle, memory, descPtr, dataPtr, n)");
   Io* io = unwrap(env, argv[0]);
   if (!io) return nullptr;
   uint8_t* mem;
@@ -451,13 +570,20 @@ napi_value Send(napi_env env, napi_callback_info info) {
   napi_get_value_uint32(env, argv[4], &n);
   if (n > io->maxPackets) n = io->maxPackets;
   if (uint64_t(descPtr) + uint64_t(n) * kDescSize > memLen) return throwErr(env, "descriptors lie outside the WASM memory");
-  uint32_t n4 = 0, n6 = 0;
+  uint32_t n4 = 0, n6 = 0, queued = 0;
+  double t0 = io->useRing ? nowNs() : 0;
+  const double nowMs = t0 / 1e6;
   for (uint32_t i = 0; i < n; i++) {
     const uint8_t* d = mem + descPtr + size_t(i) * kDescSize;
     if (d[16] != 1) continue;   // verdict: forward
     uint32_t off = get32(d), len = get32(d + 4);
     if (uint64_t(dataPtr) + off + len > memLen || len < 20) continue;
     uint8_t* p = mem + dataPtr + off;
+    if (io->useRing) {
+      if ((p[0] >> 4) == 6 && len < 40) continue;
+      if (ringQueue(io, p, len, (p[0] >> 4) == 6, nowMs)) { queued++; continue; }
+      io->c.txRawFallback++;
+    }
     msghdr* h;
     if ((p[0] >> 4) == 4) {
       sockaddr_in& to = io->to4[n4];
@@ -485,10 +611,14 @@ napi_value Send(napi_env env, napi_callback_info info) {
     }
     h->msg_iovlen = 1;
   }
+  if (io->useRing) {
+    kickRings(io);
+    io->c.sendNs += nowNs() - t0;
+  }
   if (n4) sendAll(io, io->tx4, io->out4.data(), n4);
   if (n6) sendAll(io, io->tx6, io->out6.data(), n6);
   napi_value res;
-  napi_create_uint32(env, n4 + n6, &res);
+  napi_create_uint32(env, n4 + n6 + queued, &res);
   return res;
 }
 
@@ -512,10 +642,8 @@ void onReadable(uv_poll_t* h, int status, int) {
 
 // start(handle, onReadable): calls onReadable() whenever any receive socket has packets
 napi_value Start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 2) return throwErr(env, "start(handle, onReadable)");
+  if (!args(env, info, 2, argv)) return throwErr(env, "start(handle, onReadable)");
   Io* io = unwrap(env, argv[0]);
   if (!io) return nullptr;
   if (io->callback) return throwErr(env, "already started");
@@ -539,16 +667,11 @@ napi_value Start(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-void setNum(napi_env env, napi_value obj, const char* key, double v) {
-  napi_value n;
-  napi_create_double(env, v, &n);
-  napi_set_named_property(env, obj, key, n);
-}
+using napi_args::setNumber;
 
 napi_value Stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (!args(env, info, 1, argv)) return throwErr(env, "stats(handle)");
   Io* io = unwrap(env, argv[0]);
   if (!io) return nullptr;
   for (int fd : io->rx) {   // reading resets the kernel's counts: accumulate
@@ -559,31 +682,40 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   napi_value o;
   napi_create_object(env, &o);
   const Counters& c = io->c;
-  setNum(env, o, "rxPackets", c.rxPackets);
-  setNum(env, o, "rxCalls", c.rxCalls);
-  setNum(env, o, "rxIgnored", c.rxIgnored);
-  setNum(env, o, "rxOversize", c.rxOversize);
-  setNum(env, o, "rxTrimmed", c.rxTrimmed);
-  setNum(env, o, "rxCsumCompleted", c.rxCsumCompleted);
-  setNum(env, o, "rxKernelDrops", c.rxKernelDrops);
-  setNum(env, o, "txPackets", c.txPackets);
-  setNum(env, o, "txCalls", c.txCalls);
-  setNum(env, o, "txNoBuffer", c.txNoBuffer);
-  setNum(env, o, "txTooBig", c.txTooBig);
-  setNum(env, o, "txUnreachable", c.txUnreachable);
-  setNum(env, o, "txOtherErrors", c.txOtherErrors);
-  setNum(env, o, "lastTxErrno", c.lastTxErrno);
-  setNum(env, o, "recvNs", c.recvNs);
-  setNum(env, o, "sendNs", c.sendNs);
+  setNumber(env, o, "rxPackets", c.rxPackets);
+  setNumber(env, o, "rxCalls", c.rxCalls);
+  setNumber(env, o, "rxIgnored", c.rxIgnored);
+  setNumber(env, o, "rxOversize", c.rxOversize);
+  setNumber(env, o, "rxTrimmed", c.rxTrimmed);
+  setNumber(env, o, "rxCsumCompleted", c.rxCsumCompleted);
+  setNumber(env, o, "rxKernelDrops", c.rxKernelDrops);
+  setNumber(env, o, "txPackets", c.txPackets);
+  setNumber(env, o, "txCalls", c.txCalls);
+  setNumber(env, o, "txNoBuffer", c.txNoBuffer);
+  setNumber(env, o, "txTooBig", c.txTooBig);
+  setNumber(env, o, "txUnreachable", c.txUnreachable);
+  setNumber(env, o, "txOtherErrors", c.txOtherErrors);
+  setNumber(env, o, "lastTxErrno", c.lastTxErrno);
+  setNumber(env, o, "txRingPackets", c.txRingPackets);
+  setNumber(env, o, "txRingKicks", c.txRingKicks);
+  setNumber(env, o, "txRawFallback", c.txRawFallback);
+  setNumber(env, o, "rxRingBlocks", c.rxRingBlocks);
+  setNumber(env, o, "nextHopLookups", io->hops.lookups);
+  napi_value str;
+  napi_create_string_utf8(env, io->useRing ? "ring" : "mmsg", NAPI_AUTO_LENGTH, &str);
+  napi_set_named_property(env, o, "io", str);
+  napi_create_string_utf8(env, io->ringFallback.c_str(), NAPI_AUTO_LENGTH, &str);
+  napi_set_named_property(env, o, "ringFallback", str);
+  setNumber(env, o, "recvNs", c.recvNs);
+  setNumber(env, o, "sendNs", c.sendNs);
   return o;
 }
 
 napi_value Close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   void* p = nullptr;
-  if (argc < 1 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p) return throwErr(env, "not a packet I/O handle");
+  if (!args(env, info, 1, argv) || napi_get_value_external(env, argv[0], &p) != napi_ok || !p)
+    return throwErr(env, "not a packet I/O handle");
   releaseIo(static_cast<Io*>(p));
   return nullptr;
 }

@@ -26,6 +26,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "napi_args.h"
+
 namespace {
 
 constexpr size_t kReadSize = 64 * 1024;
@@ -422,10 +424,7 @@ bool watch(Side& s) {
 }
 
 // ---- the JS surface ------------------------------------------------------------------------------
-napi_value throwError(napi_env env, const char* msg, const char* code = nullptr) {
-  napi_throw_error(env, code, msg);
-  return nullptr;
-}
+using napi_args::throwError;
 
 bool setCounters(napi_env env, napi_value v) {
   bool isTyped;
@@ -444,13 +443,8 @@ bool setCounters(napi_env env, napi_value v) {
   return true;
 }
 
-bool args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
-  size_t argc = want;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  return argc >= want;
-}
-
-bool getU32(napi_env env, napi_value v, uint32_t* out) { return napi_get_value_uint32(env, v, out) == napi_ok; }
+using napi_args::args;
+inline bool getU32(napi_env env, napi_value v, uint32_t* out) { return napi_args::u32(env, v, out); }
 
 Relay* relayAt(uint32_t slot) { return slot < S.relays.size() ? S.relays[slot] : nullptr; }
 

@@ -16,6 +16,7 @@ const LOG_LEVELS = ["debug", "info", "warn", "error"];
 export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|none] [--metrics HOST:PORT|none]
                          [--log-level debug|info|warn|error] [--drain-timeout SECONDS]
                          [--mode socket|packet] [--interface IF]... [--local-address ADDR]... [--batch-size N]
+                         [--packet-io ring|mmsg]  packet mode's I/O: PACKET_MMAP rings (default) or recvmmsg/sendmmsg
                                          packet mode: raw-socket full-NAT on the interfaces IF, sources
                                          rewritten to ADDR (one per family, dedicated); needs CAP_NET_RAW
                                          and CAP_NET_ADMIN and the native addon (docs/proxy.md)
@@ -100,6 +101,11 @@ export async function proxyMain(argv: string[]): Promise<number> {
           if (!Number.isInteger(n) || n < 1 || n > 4096) { process.stderr.write(`wasmvs proxy: --batch-size '${batch}' is not an integer in 1..4096\n`); return 2; }
           cfg.options.packet.batchSize = n;
         }
+        const packetIo = opt(rest, "--packet-io");
+        if (packetIo !== undefined && packetIo !== "ring" && packetIo !== "mmsg") {
+          return usage(`--packet-io '${packetIo.slice(0, 64)}' is not ring or mmsg`);
+        }
+        if (packetIo) cfg.options.packet.io = packetIo;
         if (cfg.options.mode === "packet") {
           const problems = packetModeProblems(cfg.options, cfg.state.services);
           if (problems.length) { process.stderr.write(problems.map((m) => `wasmvs proxy: ${m}\n`).join("")); return 2; }

@@ -53,6 +53,7 @@ export interface PacketModeOptions {
   batchSize: number;                // packets per recvmmsg / WASM batch / sendmmsg
   slotSize: number;                 // bytes per packet slot: larger packets are dropped (MTU + headroom)
   suppressKernel: boolean;          // install the nftables table that keeps the kernel off taken-over flows
+  io: "ring" | "mmsg";              // PACKET_MMAP rings (falls back to mmsg, logged) or recvmmsg/sendmmsg
 }
 
 export interface ProxyConfig {
@@ -67,7 +68,7 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   connCapacity: 65536, udpFlows: 4096, maxConns: 0, drainTimeout: 300, connectTimeout: 3, tick: 1000,
   idleTimeout: 900,
   logLevel: "info", pump: "native", settings: {},
-  packet: { interfaces: [], localAddresses: [], batchSize: 64, slotSize: 2048, suppressKernel: true },
+  packet: { interfaces: [], localAddresses: [], batchSize: 64, slotSize: 2048, suppressKernel: true, io: "ring" },
 };
 
 export const healthKey = (s: VirtualService, r: Pick<RealServer, "addr" | "port">) => `${serviceKey(s)}|${realServerKey(r)}`;
@@ -176,7 +177,8 @@ function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): H
 const TOP_KEYS = ["proxy", "timeouts", "services"];
 const PROXY_KEYS = ["mode", "control", "metrics", "vipInterface", "connCapacity", "udpFlows", "maxConns", "drainTimeout",
   "connectTimeout", "tick", "logLevel", "pump", "settings", "interfaces", "localAddresses", "batchSize", "slotSize",
-  "suppressKernel", "idleTimeout"];
+  "suppressKernel", "idleTimeout",
+  "packetIo"];
 const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persistent", "netmask", "health",
   "realServers", "connectTimeout", "idleTimeout"];
 const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health"];
@@ -230,6 +232,7 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
       if (!isScalar(sk) || typeof sk.value !== "boolean") w.err(sk, "proxy.suppressKernel", "must be true or false");
       else options.packet.suppressKernel = sk.value;
     }
+    options.packet.io = w.str(p.get("packetIo"), "proxy.packetIo", "ring", ["ring", "mmsg"]) as PacketModeOptions["io"];
     options.pump = w.str(p.get("pump"), "proxy.pump", "native", ["native", "js"]) as ProxyOptions["pump"];
     const sn = p.get("settings");
     if (sn !== undefined) {

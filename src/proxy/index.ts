@@ -369,12 +369,17 @@ export class StepError extends Error {
 function proxyRefusal(c: StateCommand): string | undefined {
   if (c.kind === "add-service") {
     const s = c.service;
-    if (s.fwmark) return "fwmark services are not supported in socket mode";
-    if (!s.addr || !s.port) return "socket mode needs an address and a port (no port 0 services)";
+    const kernel = "work only in the kernel's IPVS ('wasmvs sync', or wasmvs without --target proxy)";
+    const proxy = "the proxy, in socket and in packet mode,";
+    if (s.fwmark) return `fwmark services ${kernel}: ${proxy} serves address:port services`;
+    if (!s.addr || !s.port) return `port 0 (all ports) services ${kernel}: ${proxy} listens on one port per service`;
     if (s.protocol === "sctp") return "SCTP is not supported in socket mode";
   }
-  if ((c.kind === "add-server" || c.kind === "edit-server") && c.server.fwd !== "masq" && c.server.fwd !== "fullnat")
-    return `forwarding method '${c.server.fwd}' is not possible in socket mode (the proxy connects: use -m)`;
+  if ((c.kind === "add-server" || c.kind === "edit-server") && c.server.fwd !== "masq" && c.server.fwd !== "fullnat") {
+    const flag = c.server.fwd === "route" ? "-g " : c.server.fwd === "tunnel" ? "-i " : "";
+    return `forwarding method ${flag}'${c.server.fwd}' works only in the kernel's IPVS ('wasmvs sync', or wasmvs ` +
+      "without --target proxy): the proxy, in socket and in packet mode, forwards by NAT (-m)";
+  }
   return undefined;
 }
 

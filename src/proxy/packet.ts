@@ -25,11 +25,16 @@ export interface PacketIoStats {
   rxPackets: number; rxCalls: number; rxIgnored: number; rxOversize: number; rxTrimmed: number; rxCsumCompleted: number; rxKernelDrops: number;
   txPackets: number; txCalls: number; txNoBuffer: number; txTooBig: number; txUnreachable: number; txOtherErrors: number;
   lastTxErrno: number; recvNs: number; sendNs: number;
+  // ring I/O: which I/O is in use, why ring I/O was not (or not wholly), and how much went through the rings
+  io: "ring" | "mmsg"; ringFallback: string; txRingPackets: number; txRingKicks: number; txRawFallback: number;
+  rxRingBlocks: number; nextHopLookups: number;
 }
 
 type Handle = { readonly __packetIo: unique symbol };
 export interface PacketIoAddon {
-  open(o: { interfaces: string[]; local: string[]; maxPackets: number; slot: number; rcvbuf?: number }): Handle;
+  open(o: {
+    interfaces: string[]; local: string[]; maxPackets: number; slot: number; rcvbuf?: number; io?: "ring" | "mmsg";
+  }): Handle;
   recv(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number): number;
   send(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number, n: number): number;
   start(h: Handle, onReadable: () => void): void;
@@ -83,9 +88,14 @@ export class PacketForwarder implements Forwarder {
     for (const a of opts.localAddresses) core.setSnat(a);
     let h: Handle;
     try {
-      h = addon.open({ interfaces: opts.interfaces, local: opts.localAddresses, maxPackets: opts.batchSize, slot: opts.slotSize });
+      h = addon.open({ interfaces: opts.interfaces, local: opts.localAddresses, maxPackets: opts.batchSize,
+        slot: opts.slotSize, io: opts.io });
     } catch (e) {
       throw new Error(`packet mode cannot open its sockets: ${(e as Error).message}`);
+    }
+    const st = addon.stats(h);
+    if (opts.io === "ring" && st.io !== "ring") {
+      log.warn("ring I/O unavailable: using recvmmsg/sendmmsg", { why: st.ringFallback });
     }
     return new PacketForwarder(core, tables, opts, log, addon, h);
   }
@@ -180,7 +190,8 @@ export class PacketForwarder implements Forwarder {
     const c = packetCounters(this.core);
     return {
       interfaces: this.opts.interfaces, localAddresses: this.opts.localAddresses, batchSize: this.opts.batchSize,
-      verdicts: c.verdicts, drops: Object.fromEntries(this.drops), io: this.closed ? undefined : this.io.stats(this.h), timing: { ...this.timing },
+      verdicts: c.verdicts, drops: Object.fromEntries(this.drops), fragments: this.core.x.packetFragmentCount(),
+      io: this.closed ? undefined : this.io.stats(this.h), timing: { ...this.timing },
     };
   }
 

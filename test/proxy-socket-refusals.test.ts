@@ -1,0 +1,63 @@
+// What socket mode cannot do is refused before anything changes, with a message that says where it works
+// (issue 19): a real proxy in this process, its real control socket, the ipvsadm front end against it.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { parseConfig } from "../src/proxy/config.ts";
+import { Proxy } from "../src/proxy/index.ts";
+import { ProxyTarget } from "../src/proxy/control.ts";
+import { silentLogger } from "../src/proxy/log.ts";
+import { runIpvsadm } from "../src/cli/ipvsadm.ts";
+import { numericResolver } from "../src/model/names.ts";
+import { guardedBefore } from "./helpers/skip.ts";
+
+const dir = mkdtempSync(`${tmpdir()}/wvp-refuse-`);
+const ctl = `${dir}/ctl.sock`;
+let p: Proxy;
+
+guardedBefore(test, async () => {
+  const cfg = parseConfig(`proxy: { control: ${ctl}, vipInterface: null, tick: 100 }\nservices: []\n`);
+  p = await Proxy.start(cfg, { log: silentLogger() });
+});
+test.after(async () => { await p?.stop(); rmSync(dir, { recursive: true, force: true }); });
+
+async function ipvsadm(...argv: string[]): Promise<{ status: number; err: string }> {
+  const t = await ProxyTarget.open(ctl, 10000);
+  const sink = () => { const o = { s: "", write(x: string) { o.s += x; return true; } }; return o; };
+  const out = sink(), err = sink();
+  try {
+    const status = await runIpvsadm(argv, t, out, err, { resolver: numericResolver });
+    return { status, err: err.s };
+  } finally { await t.close(); }
+}
+
+test("-g and -i are refused, naming the kernel's IPVS as where they work; nothing changes", async () => {
+  assert.is((await ipvsadm("-A", "-t", "127.77.1.1:8080", "-s", "rr")).status, 0);
+  for (const [flag, name] of [["-g", "route"], ["-i", "tunnel"]]) {
+    const r = await ipvsadm("-a", "-t", "127.77.1.1:8080", "-r", "127.0.0.2:8080", flag);
+    assert.is.not(r.status, 0, `${flag} refused`);
+    assert.match(r.err, `forwarding method ${flag} '${name}' works only in the kernel's IPVS ('wasmvs sync'`);
+    assert.match(r.err, "forwards by NAT (-m)");
+    assert.is(p.desired.services.find((s) => s.port === 8080)?.realServers.length, 0, "no real server was added");
+  }
+  const ok = await ipvsadm("-a", "-t", "127.77.1.1:8080", "-r", "127.0.0.2:8080", "-m");
+  assert.is(ok.status, 0, ok.err);
+  const edit = await ipvsadm("-e", "-t", "127.77.1.1:8080", "-r", "127.0.0.2:8080", "-g");
+  assert.is.not(edit.status, 0, "editing a real server to -g is refused too");
+  assert.match(edit.err, "works only in the kernel's IPVS");
+  assert.is(p.desired.services.find((s) => s.port === 8080)?.realServers[0].fwd, "masq");
+});
+
+test("port-0 and fwmark services are refused with a message naming the kernel's IPVS; nothing changes", async () => {
+  const n = p.desired.services.length;
+  const port0 = await ipvsadm("-A", "-t", "127.77.1.2:0", "-s", "rr", "-p", "60");
+  assert.is.not(port0.status, 0);
+  assert.match(port0.err, "port 0 (all ports) services work only in the kernel's IPVS");
+  const mark = await ipvsadm("-A", "-f", "7", "-s", "rr");
+  assert.is.not(mark.status, 0);
+  assert.match(mark.err, "fwmark services work only in the kernel's IPVS");
+  assert.is(p.desired.services.length, n);
+});
+
+test.run();
