@@ -228,15 +228,17 @@ export function outBucketOf(proto: i32, d0: u32, d1: u32, d2: u32, d3: u32, dpor
   return outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport));
 }
 
-// Loads a client side's bucket word and its chain's first entry, and nothing more (assembly/index.ts's
-// batched lookups use it the same way). Returns a value so the loads are kept.
+// Batched lookups' pre-pass (assembly/index.ts's lookupBatch): loads a client side's home entry and bucket
+// word (independent: their misses overlap), and that chain's first entry only when the home does not hold
+// the client side. Returns a value so the loads are kept.
 export function touchIn(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
   const b = hashSide(<u32>proto, c0, c1, c2, c3, cport);
   const n = load<u32>(inHead(b));
-  const home = homeOf(b);
-  const h = <u32>load<u8>(E(home), O_HOME);
-  // the home holds its bucket's key more often than not: the chain's first entry only when it does not
-  return (h & HOME_IN) != 0 || n == 0 || n == home + 1 ? h : <u32>load<u16>(E(n - 1), O_CPORT);
+  const he = E(homeOf(b));
+  if ((load<u8>(he, O_HOME) & HOME_IN) && load<u16>(he, O_CPORT) == cport && addrEq(he, O_CADDR, c0, c1, c2, c3)) {
+    return n;
+  }
+  return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
 }
 
 // pfA[k]: a bucket word's address (0: none). Loads the words and the buckets' home entries (independent
