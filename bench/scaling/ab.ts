@@ -4,8 +4,8 @@
 // the median of B/A over the slices.
 //   node --import tsx bench/scaling/ab.ts A.wasm B.wasm [--slices=16] [--ticks=25000]
 // With --what=lookup the two builds' connection lookups instead (one at a time and batched, at 1M live by
-// default, --live=N), timed in CPU time in interleaved rounds beside the pointer chase; --what=packet their
-// packet paths (--flows=1000,100000).
+// default, --live=N), timed in CPU time in interleaved rounds beside the pointer chase, for --pairs fresh
+// pairs of instances; --what=packet their packet paths (--flows=1000,100000).
 // (build B with `npx asc assembly/index.ts --target release -o /tmp/b.wasm`; A can be a saved build/core.wasm)
 import { existsSync, readFileSync } from "node:fs";
 import { lookupAb } from "../groups/lookup.ts";
@@ -14,7 +14,7 @@ import { packetAb } from "../packet.ts";
 import { scalingCluster, simServices, startTraffic, TARGET_TRAFFIC, TARGET_SERVICES } from "../../src/sim/index.ts";
 
 const USAGE = "usage: node --import tsx bench/scaling/ab.ts A.wasm B.wasm [--slices=16] [--ticks=25000]\n" +
-  "       ... A.wasm B.wasm --what=lookup [--live=1000000] [--rounds=15]\n" +
+  "       ... A.wasm B.wasm --what=lookup [--live=1000000] [--rounds=15] [--pairs=3]\n" +
   "       ... A.wasm B.wasm --what=packet [--flows=1000,100000] [--rounds=11]";
 function usageError(why: string): never {
   console.error(`ab.ts: ${why}\n${USAGE}`);
@@ -23,7 +23,7 @@ function usageError(why: string): never {
 const args = process.argv.slice(2);
 // every option this takes, and the largest value each may have
 const LIMITS: Record<string, number> = { slices: 1000, ticks: 10_000_000, live: 1_000_000, flows: 1_000_000,
-  rounds: 1000 };
+  rounds: 1000, pairs: 100 };
 const given = new Map<string, string>();
 for (const x of args.filter((y) => y.startsWith("--"))) {
   const m = /^--([a-z]+)=(.*)$/.exec(x);
@@ -53,23 +53,34 @@ if (!a || !b) usageError("two builds to compare, A and B");
 for (const f of [a, b]) if (!existsSync(f)) usageError(`${JSON.stringify(f.slice(0, 80))}: no such file`);
 const rounds = counts("rounds", what === "lookup" ? "15" : "11")[0];
 if (what === "lookup") {
-  const live = counts("live", "1000000");
-  for (const n of live) {
-    const { stats: s } = await lookupAb(new Uint8Array(readFileSync(a)), new Uint8Array(readFileSync(b)), n, rounds,
-      (l) => process.stderr.write(`${l}\n`));
-    const r = (x: string, y: string) => (s[x].median / s[y].median).toFixed(2);
-    console.log(`${n} live: one at a time A ${fmtStat(s["A one at a time"])}, B ${fmtStat(s["B one at a time"])} ` +
-      `(B/A ${r("B one at a time", "A one at a time")}); chase ${fmtStat(s["chase, 1 chain"])}: ` +
-      `A ${r("A one at a time", "chase, 1 chain")}×, B ${r("B one at a time", "chase, 1 chain")}× the chase`);
-    console.log(`${n} live: batched A ${fmtStat(s["A batched"])}, B ${fmtStat(s["B batched"])} ` +
-      `(B/A ${r("B batched", "A batched")}); batched speed-up over one at a time: ` +
-      `A ${r("A one at a time", "A batched")}×, B ${r("B one at a time", "B batched")}×`);
+  // Each pair is a fresh A and a fresh B: two instances of one build differ by up to ±20 % here (where their
+  // memory landed), so one pair's B/A is not yet a figure; the median over pairs is.
+  const pairs = counts("pairs", "3")[0];
+  const bytes = [new Uint8Array(readFileSync(a)), new Uint8Array(readFileSync(b))];
+  const med = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1];
+  for (const n of counts("live", "1000000")) {
+    const r: Record<string, number[]> = { chain: [], batch: [], chaseA: [], chaseB: [], speedA: [], speedB: [] };
+    for (let i = 0; i < pairs; i++) {
+      const { stats: s } = await lookupAb(bytes[0], bytes[1], n, rounds, (l) => process.stderr.write(`${l}\n`));
+      const q = (x: string, y: string) => s[x].median / s[y].median;
+      r.chain.push(q("B one at a time", "A one at a time")); r.batch.push(q("B batched", "A batched"));
+      r.chaseA.push(q("A one at a time", "chase, 1 chain")); r.chaseB.push(q("B one at a time", "chase, 1 chain"));
+      r.speedA.push(q("A one at a time", "A batched")); r.speedB.push(q("B one at a time", "B batched"));
+      console.log(`${n} live, pair ${i + 1}: one at a time A ${fmtStat(s["A one at a time"])}, ` +
+        `B ${fmtStat(s["B one at a time"])}, chase ${fmtStat(s["chase, 1 chain"])}; ` +
+        `batched A ${fmtStat(s["A batched"])}, B ${fmtStat(s["B batched"])}`);
+    }
+    const f = (x: number[]) => `${med(x).toFixed(2)} (${Math.min(...x).toFixed(2)}–${Math.max(...x).toFixed(2)})`;
+    console.log(`${n} live, median over ${pairs} pairs (range): B/A one at a time ${f(r.chain)}, batched ` +
+      `${f(r.batch)}; one at a time / chase: A ${f(r.chaseA)}, B ${f(r.chaseB)}; batched speed-up: A ` +
+      `${f(r.speedA)}, B ${f(r.speedB)}`);
   }
   process.exit(0);
 }
 if (what === "packet") {
   const flows = counts("flows", "1000,100000");
-  await packetAb(new Uint8Array(readFileSync(a)), new Uint8Array(readFileSync(b)), flows, rounds, (l) => console.log(l));
+  await packetAb(new Uint8Array(readFileSync(a)), new Uint8Array(readFileSync(b)), flows, rounds,
+    (l) => console.log(l));
   process.exit(0);
 }
 const slices = counts("slices", "16")[0], ticks = counts("ticks", "25000")[0], warmTicks = 80_000;
