@@ -11,7 +11,7 @@ import { pkt } from "../packet/info";
 import { settings } from "../settings";
 import {
   E, O_FLAGS, O_STATE, O_DEST, O_NCTL, O_CTL, O_TIMEOUT, O_INPKTS, O_DPORT, CF_TEMPLATE, CF_NOOUTPUT,
-  CF_ONE_PACKET, CF_INACTIVE, madeBefore, lookupIn, lookupOut, setKey, connNew, setState, refresh, expire, controlAdd,
+  CF_ONE_PACKET, CF_INACTIVE, lookupIn, lookupOut, setKey, connNew, setState, refresh, expire, controlAdd,
   invalidateTemplate, setLocal, O_VPORT,
 } from "./table";
 import {
@@ -215,7 +215,7 @@ function assignLocal(i: u32): bool {
   if (af == AF_INET6) { l0 = snat6_0; l1 = snat6_1; l2 = snat6_2; l3 = snat6_3; }
   const dport = <u32>load<u16>(e, O_DPORT);
   const d = destOf(load<i32>(e, O_DEST));
-  let port: u32 = 1024 + ((pkt.sport * 2654435761 + madeBefore * 40503) % 64512);
+  let port: u32 = 1024 + ((pkt.sport * 2654435761 + i * 40503) % 64512);
   for (let tries = 0; tries < 128; tries++) {
     if (lookupOut(af, <i32>load<u8>(e, 17), d.a0, d.a1, d.a2, d.a3, dport, l0, l1, l2, l3, port) < 0) {
       setLocal(i, l0, l1, l2, l3, port);

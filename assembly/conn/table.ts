@@ -22,8 +22,6 @@ const O_IN_NEXT: usize = 0;      // u32 index+1 in the "in" chain
 const O_OUT_NEXT: usize = 4;     // u32 index+1 in the "out" chain
 const O_W_POS: usize = 8;        // u32 where the entry sits in its wheel slot (chunk << 4 | word), 0: not filed
 const O_FREE_NEXT: usize = 8;    // u32 index+1 in the free list (a free entry is never filed)
-const O_FREE_PREV: usize = 0;    // u32 index+1, the free list's other way (a free entry is in no chain)
-const O_HOME: usize = 12;        // u8 HOME_IN | HOME_OUT: a lookup may take this entry at its home (see below)
 export const O_AF: usize = 16;          // u8
 export const O_PROTO: usize = 17;       // u8
 export const O_STATE: usize = 18;       // u8
@@ -53,26 +51,12 @@ export let capacity: u32 = 0;
 // it misses once there, not twice. Full-NAT's reply side is its local address and port.
 let buckets: usize = 0;
 let bucketMask: u32 = 0;
-let bucketBits: u32 = 0;
-// Home slots: bucket b's home is entry homeOf(b), and a new connection takes its client-side bucket's home
-// entry when that is free. A lookup then loads the home entry beside the bucket word (two independent
-// loads, whose misses overlap) and, when the home holds the key, is done after one memory latency rather
-// than two in a row (bucket word, then the entry it names). The chains stay the truth: a home entry is
-// taken only while it is the first match its chain would give (HOME_IN, HOME_OUT: cleared when a later
-// entry with the same key is linked ahead of it, or when it is unlinked).
-const HOME_IN: u8 = 1;
-const HOME_OUT: u8 = 2;
-@inline function homeOf(b: u32): u32 { return <u32>((<u64>b * <u64>capacity) >>> bucketBits); }
 @inline function inHead(h: u32): usize { return buckets + (<usize>h << 3); }
 @inline function outHead(h: u32): usize { return buckets + (<usize>h << 3) + 4; }
 let freeHead: u32 = 0;       // index+1
 export let connCount: u32 = 0;
 export let templateCount: u32 = 0;
-export let refusedFull: u64 = 0;
-// Entries made since connInit, before the latest: what the full-NAT local port is spread by, so the port a
-// connection gets does not depend on where the table put it.
-export let madeBefore: u32 = 0;
-let made: u32 = 0;   // new connections refused because the table was full
+export let refusedFull: u64 = 0;   // new connections refused because the table was full
 // When the table is full a new connection takes the place of a finished one (TCP TIME_WAIT or CLOSE),
 // else of another entry that is not established (inactive: FIN_WAIT, CLOSE_WAIT, LAST_ACK, a UDP flow,
 // an SCTP association not yet or no longer established); an established entry or a template is never
@@ -111,11 +95,10 @@ export let clockMs: i64 = 0;
 export function connInit(cap: u32): i32 {
   if (cap < 16) cap = 16;
   const bytes = <usize>cap << ENTRY_SHIFT;
-  // one bucket (8 bytes) per entry, rounded up to a power of two: with home slots most hits never read a
-  // chain, and two per entry (the old choice, when every hit walked one) measured no faster at 1M live
-  // (B/A 0.93 one at a time, 0.97 batched, bench/scaling/ab.ts --what=lookup) for twice the bytes
+  // at least two buckets per entry: a chain step is a random entry (a cache and TLB miss of its own),
+  // dearer than the bucket line; measured at 1.2M live entries, 1 per entry was 7% slower, 1/2 12% worse
   let nb: u32 = 16;
-  while (nb < cap) nb <<= 1;
+  while (nb < cap * 2) nb <<= 1;
   base = heap.alloc(bytes);
   memory.fill(base, 0, bytes);
   buckets = heap.alloc(<usize>nb << 3);
@@ -128,16 +111,12 @@ export function connInit(cap: u32): i32 {
   for (let c: u32 = 0; c < nChunks; c++) store<u32>(chunks + (<usize>c << 6), c + 1 < nChunks ? c + 2 : 0);
   chunkFree = 1;
   bucketMask = nb - 1;
-  bucketBits = ctz(nb);
   capacity = cap;
-  // free list threaded through O_FREE_NEXT and O_FREE_PREV, lowest index first
-  for (let i: u32 = 0; i < cap; i++) {
-    store<u32>(E(i), i + 2 < cap + 1 ? i + 2 : 0, O_FREE_NEXT);
-    store<u32>(E(i), i, O_FREE_PREV);
-  }
+  // free list threaded through O_FREE_NEXT, lowest index first
+  for (let i: u32 = 0; i < cap; i++) store<u32>(E(i), i + 2 < cap + 1 ? i + 2 : 0, O_FREE_NEXT);
   store<u32>(E(cap - 1), 0, O_FREE_NEXT);
   freeHead = 1;
-  connCount = 0; templateCount = 0; refusedFull = 0; made = 0; madeBefore = 0;
+  connCount = 0; templateCount = 0; refusedFull = 0;
   evictedClosed = 0; evictedOther = 0; closedLive = 0; otherLive = 0; evictHand = 0;
   wheelTick = 0;
   clockStarted = false;
@@ -168,27 +147,16 @@ export function connInit(cap: u32): i32 {
 // ---- lookups -----------------------------------------------------------------------------------------
 
 // Client-side match (af, proto, caddr, cport, vaddr, vport); templates are matched only with tpl=true.
-@inline function inMatch(e: usize, af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32,
-                         v0: u32, v1: u32, v2: u32, v3: u32, vport: u32, want: u32): bool {
-  return load<u16>(e, O_CPORT) == cport && load<u16>(e, O_VPORT) == vport &&
-    addrEq(e, O_CADDR, c0, c1, c2, c3) && addrEq(e, O_VADDR, v0, v1, v2, v3) &&
-    load<u8>(e, O_PROTO) == <u32>proto && load<u8>(e, O_AF) == <u32>af &&
-    (load<u32>(e, O_FLAGS) & CF_TEMPLATE) == want;
-}
-
 export function lookupIn(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32,
                          v0: u32, v1: u32, v2: u32, v3: u32, vport: u32, tpl: bool): i32 {
-  const b = hashSide(<u32>proto, c0, c1, c2, c3, cport);
-  let n = load<u32>(inHead(b));
-  const home = homeOf(b);
-  const he = E(home);
+  let n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
   const want: u32 = tpl ? CF_TEMPLATE : 0;
-  if ((load<u8>(he, O_HOME) & HOME_IN) && inMatch(he, af, proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport, want)) {
-    return <i32>home;
-  }
   while (n != 0) {
     const e = E(n - 1);
-    if (inMatch(e, af, proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport, want)) return <i32>(n - 1);
+    if (load<u16>(e, O_CPORT) == cport && load<u16>(e, O_VPORT) == vport &&
+        addrEq(e, O_CADDR, c0, c1, c2, c3) && addrEq(e, O_VADDR, v0, v1, v2, v3) &&
+        load<u8>(e, O_PROTO) == <u32>proto && load<u8>(e, O_AF) == <u32>af &&
+        (load<u32>(e, O_FLAGS) & CF_TEMPLATE) == want) return <i32>(n - 1);
     n = load<u32>(e, O_IN_NEXT);
   }
   return -1;
@@ -196,25 +164,14 @@ export function lookupIn(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32
 
 // Reply-side match: a packet from the real server (s: daddr:dport) to the client side
 // (d: caddr:cport, or the full-NAT local address:port).
-@inline function outMatch(e: usize, af: i32, proto: i32, s0: u32, s1: u32, s2: u32, s3: u32, sport: u32,
-                          d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): bool {
-  return load<u16>(e, O_DPORT) == sport && load<u16>(e, O_LPORT) == dport &&
-    addrEq(e, O_DADDR, s0, s1, s2, s3) && addrEq(e, O_LADDR, d0, d1, d2, d3) &&
-    load<u8>(e, O_PROTO) == <u32>proto && load<u8>(e, O_AF) == <u32>af;
-}
-
 export function lookupOut(af: i32, proto: i32, s0: u32, s1: u32, s2: u32, s3: u32, sport: u32,
                           d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): i32 {
-  const b = hashSide(<u32>proto, d0, d1, d2, d3, dport);
-  let n = load<u32>(outHead(b));
-  const home = homeOf(b);
-  const he = E(home);
-  if ((load<u8>(he, O_HOME) & HOME_OUT) && outMatch(he, af, proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport)) {
-    return <i32>home;
-  }
+  let n = load<u32>(outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport)));
   while (n != 0) {
     const e = E(n - 1);
-    if (outMatch(e, af, proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport)) return <i32>(n - 1);
+    if (load<u16>(e, O_DPORT) == sport && load<u16>(e, O_LPORT) == dport &&
+        addrEq(e, O_DADDR, s0, s1, s2, s3) && addrEq(e, O_LADDR, d0, d1, d2, d3) &&
+        load<u8>(e, O_PROTO) == <u32>proto && load<u8>(e, O_AF) == <u32>af) return <i32>(n - 1);
     n = load<u32>(e, O_OUT_NEXT);
   }
   return -1;
@@ -229,42 +186,25 @@ export function outBucketOf(proto: i32, d0: u32, d1: u32, d2: u32, d3: u32, dpor
   return outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport));
 }
 
-// Batched lookups' pre-pass (assembly/index.ts's lookupBatch): loads a client side's home entry and bucket
-// word (independent: their misses overlap), and that chain's first entry only when the home does not hold
-// the client side. Returns a value so the loads are kept.
+// Loads a client side's bucket word and its chain's first entry, and nothing more (assembly/index.ts's
+// batched lookups use it the same way). Returns a value so the loads are kept.
 export function touchIn(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
-  const b = hashSide(<u32>proto, c0, c1, c2, c3, cport);
-  const n = load<u32>(inHead(b));
-  const he = E(homeOf(b));
-  if ((load<u8>(he, O_HOME) & HOME_IN) && load<u16>(he, O_CPORT) == cport && addrEq(he, O_CADDR, c0, c1, c2, c3)) {
-    return n;
-  }
+  const n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
   return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
 }
 
-// pfA[k]: a bucket word's address (0: none). Loads the words and the buckets' home entries (independent
-// loads: their misses overlap), then the chain's first entry where the home does not hold its side's key;
-// where pfC[k] is 1 it becomes the destination id of the entry the lookup will most likely find (-1
-// otherwise), for touchDests.
+// pfA[k]: a bucket word's address (0: none). Loads the words, then both lines of each chain's first
+// entry; where pfC[k] is 1 it becomes that entry's destination id (-1 otherwise), for touchDests.
 export function touchChainHeads(n: u32): void {
   let acc: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const a = <usize>unchecked(pfA[k]);
-    if (a == 0) continue;
-    const rel = <u32>(a - buckets);
-    acc += <u32>load<u8>(E(homeOf(rel >>> 3)), O_HOME);
-    unchecked(pfA[k] = load<u32>(a));
-    // the home and side, for the next level, where the bucket word's address was
-    unchecked(pfB2[k] = rel);
+    unchecked(pfA[k] = a != 0 ? load<u32>(a) : 0);
   }
   for (let k: u32 = 0; k < n; k++) {
-    let h = unchecked(pfA[k]);
+    const h = unchecked(pfA[k]);
     let id: i32 = -1;
     if (h != 0 && h <= capacity) {
-      const rel = unchecked(pfB2[k]);
-      const home = homeOf(rel >>> 3);
-      const he = E(home);
-      if (load<u8>(he, O_HOME) & ((rel & 4) != 0 ? HOME_OUT : HOME_IN)) h = home + 1;
       const e = E(h - 1);
       acc += <u32>load<u16>(e, O_CPORT);
       const d = load<i32>(e, O_DEST);
@@ -274,7 +214,6 @@ export function touchChainHeads(n: u32): void {
   }
   keep(acc);
 }
-const pfB2 = new StaticArray<u32>(GROUP);
 
 // A connection's two index links: side 0 is the client side (the "in" chain, keyed by caddr:cport), side 1
 // the reply side ("out", keyed by laddr:lport, which is caddr:cport unless full-NAT moved it).
@@ -290,39 +229,13 @@ function sideHashOf(e: usize, side: u32): u32 {
 @inline function inHashOf(e: usize): u32 { return sideHashOf(e, 0); }
 @inline function sideHead(h: u32, side: u32): usize { return side == 0 ? inHead(h) : outHead(h); }
 
-@inline function homeFlag(side: u32): u8 { return side == 0 ? HOME_IN : HOME_OUT; }
-
-// Whether entries e and o have the same key on one side (what lookupIn or lookupOut compares).
-function sameKey(e: usize, o: usize, side: u32): bool {
-  if (load<u8>(e, O_AF) != load<u8>(o, O_AF) || load<u8>(e, O_PROTO) != load<u8>(o, O_PROTO)) return false;
-  if (side == 0) {
-    return load<u16>(e, O_CPORT) == load<u16>(o, O_CPORT) && load<u16>(e, O_VPORT) == load<u16>(o, O_VPORT) &&
-      memory.compare(e + O_CADDR, o + O_CADDR, 32) == 0 &&
-      (load<u32>(e, O_FLAGS) & CF_TEMPLATE) == (load<u32>(o, O_FLAGS) & CF_TEMPLATE);
-  }
-  return load<u16>(e, O_DPORT) == load<u16>(o, O_DPORT) && load<u16>(e, O_LPORT) == load<u16>(o, O_LPORT) &&
-    memory.compare(e + O_DADDR, o + O_DADDR, 32) == 0;
-}
-
 // Links entry i at the head of its chain on one side (newest first, as the kernel's hlist_add_head_rcu).
-// At its home it may be found there; an older entry with the same key at that home may not any more, since
-// the chain now gives i first.
 function hashSideOf(i: u32, side: u32): void {
   const e = E(i);
-  const h = sideHashOf(e, side);
-  const b = sideHead(h, side);
+  const b = sideHead(sideHashOf(e, side), side);
   store<u32>(e + nextOff(side), load<u32>(b));
   store<u32>(b, i + 1);
   store<u32>(e, load<u32>(e, O_FLAGS) | hashedFlag(side), O_FLAGS);
-  const home = homeOf(h);
-  const flag = homeFlag(side);
-  if (home == i) {
-    store<u8>(e, load<u8>(e, O_HOME) | flag, O_HOME);
-  } else {
-    const he = E(home);
-    const hf = load<u8>(he, O_HOME);
-    if ((hf & flag) && sameKey(he, e, side)) store<u8>(he, hf & ~flag, O_HOME);
-  }
 }
 
 function unhashSideOf(i: u32, side: u32): void {
@@ -338,7 +251,6 @@ function unhashSideOf(i: u32, side: u32): void {
     n = load<u32>(p);
   }
   store<u32>(e, f & ~hashedFlag(side), O_FLAGS);
-  store<u8>(e, load<u8>(e, O_HOME) & ~homeFlag(side), O_HOME);
 }
 
 @inline function hashIn(i: u32): void { hashSideOf(i, 0); }
@@ -453,35 +365,13 @@ function evictOne(now: i64): bool {
   return false;
 }
 
-// Takes entry i (free) out of the free list.
-function freeUnlink(i: u32): void {
+// Takes a free entry, evicting one that is not established when none is free; -1 when every entry is
+// established or a template (counted; nothing established is touched).
+export function allocEntry(now: i64): i32 {
+  if (freeHead == 0 && !evictOne(now)) { refusedFull++; return -1; }
+  const i = freeHead - 1;
   const e = E(i);
-  const prev = load<u32>(e, O_FREE_PREV), next = load<u32>(e, O_FREE_NEXT);
-  if (prev != 0) store<u32>(E(prev - 1), next, O_FREE_NEXT); else freeHead = next;
-  if (next != 0) store<u32>(E(next - 1), prev, O_FREE_PREV);
-}
-
-function freePush(i: u32): void {
-  const e = E(i);
-  store<u32>(e, freeHead, O_FREE_NEXT);
-  store<u32>(e, 0, O_FREE_PREV);
-  if (freeHead != 0) store<u32>(E(freeHead - 1), i + 1, O_FREE_PREV);
-  freeHead = i + 1;
-}
-
-// Takes a free entry, `home` when it is free, evicting one that is not established when none is free; -1
-// when every entry is established or a template (counted; nothing established is touched).
-export function allocEntry(now: i64, home: u32 = 0xffffffff): i32 {
-  let i: u32;
-  if (home < capacity && load<u8>(E(home), O_LIVE) == 0) {
-    i = home;
-  } else {
-    if (freeHead == 0 && !evictOne(now)) { refusedFull++; return -1; }
-    i = freeHead - 1;
-  }
-  freeUnlink(i);
-  madeBefore = made++;
-  const e = E(i);
+  freeHead = load<u32>(e, O_FREE_NEXT);
   memory.fill(e, 0, 1 << ENTRY_SHIFT);
   store<u8>(e, 1, O_LIVE);
   return <i32>i;
@@ -505,7 +395,7 @@ export function setKey(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, 
 // Returns its index or -1 when the table is full.
 export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
   if (!clockStarted) startClock(now);
-  const r = allocEntry(now, homeOf(hashSide(<u32>k_proto, k_c0, k_c1, k_c2, k_c3, k_cport)));
+  const r = allocEntry(now);
   if (r < 0) return -1;
   const i = <u32>r;
   const e = E(i);
@@ -631,7 +521,8 @@ export function expire(i: u32, now: i64): bool {
   unbind(i);
   if (f & CF_TEMPLATE) templateCount--; else connCount--;
   store<u8>(e, 0, O_LIVE);
-  freePush(i);
+  store<u32>(e, freeHead, O_FREE_NEXT);
+  freeHead = i + 1;
   return true;
 }
 

@@ -15,7 +15,7 @@ import { scalingCluster, simServices, startTraffic, TARGET_TRAFFIC, TARGET_SERVI
 
 const USAGE = "usage: node --import tsx bench/scaling/ab.ts A.wasm B.wasm [--slices=16] [--ticks=25000]\n" +
   "       ... A.wasm B.wasm --what=lookup [--live=1000000] [--rounds=15] [--pairs=3]\n" +
-  "       ... A.wasm B.wasm --what=packet [--flows=1000,100000] [--rounds=11]";
+  "       ... A.wasm B.wasm --what=packet [--flows=1000,100000] [--rounds=11] [--pairs=3]";
 function usageError(why: string): never {
   console.error(`ab.ts: ${why}\n${USAGE}`);
   process.exit(2);
@@ -79,8 +79,11 @@ if (what === "lookup") {
 }
 if (what === "packet") {
   const flows = counts("flows", "1000,100000");
-  await packetAb(new Uint8Array(readFileSync(a)), new Uint8Array(readFileSync(b)), flows, rounds,
-    (l) => console.log(l));
+  // fresh pairs of instances, as for lookups
+  for (let i = 0; i < counts("pairs", "3")[0]; i++) {
+    await packetAb(new Uint8Array(readFileSync(a)), new Uint8Array(readFileSync(b)), flows, rounds,
+      (l) => console.log(`pair ${i + 1}: ${l}`));
+  }
   process.exit(0);
 }
 const slices = counts("slices", "16")[0], ticks = counts("ticks", "25000")[0], warmTicks = 80_000;
