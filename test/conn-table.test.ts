@@ -1,7 +1,7 @@
-// The connection table's layout (issue 21): home slots beside the hash chains. A lookup may take a
-// bucket's home entry without walking the chain only while the chain would give that entry first, so
-// everything a chain walk returns must come back the same, with homes colliding, entries leaving and
-// coming back, and two connections sharing a reply side.
+// The connection table's lookups whatever its layout (issue 21 tried home slots beside the hash chains, a
+// shortcut a lookup may take only while the chain would give the same entry first): everything a chain
+// walk returns must come back the same, with buckets colliding, entries leaving and coming back, and two
+// connections sharing a reply side.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
@@ -9,7 +9,7 @@ import { Core, TCP_FLAGS as F } from "../src/core/index.ts";
 
 const SYN = F.SYN, ACK = F.ACK, SYNACK = F.SYN | F.ACK;
 
-test("a reply goes to the newest of two connections with one reply side, though the older holds the home", async () => {
+test("a reply goes to the newest of two connections with one reply side (the chain's first), home or not", async () => {
   const c = await Core.load({ debug: true, connCapacity: 4096 });
   // one client port to two Services with the same real server: both connections' reply side is
   // 10.1.0.1:8080 -> 192.168.1.5:5000, and both hash to the same bucket and home
@@ -34,8 +34,8 @@ test("a reply goes to the newest of two connections with one reply side, though 
   assert.is(c.packet("in", "tcp", "192.168.1.5", 5000, "10.0.0.1", 80, { flags: ACK, now: 62_011 }).conn, first.conn);
 });
 
-test("every connection is found, both ways, as homes collide and entries leave and come back", async () => {
-  // 64 entries, clients from a space of 200 (ip, port) pairs: homes collide all the time
+test("every connection is found, both ways, as buckets collide and entries leave and come back", async () => {
+  // 64 entries, clients from a space of 200 (ip, port) pairs: buckets collide all the time
   const c = await Core.load({ debug: true, connCapacity: 64 });
   const s = c.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
   for (const d of ["10.1.0.1", "10.1.0.2", "10.1.0.3"]) c.addDest(s, { addr: d, port: 8080, fwd: "masq" });
