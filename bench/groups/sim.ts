@@ -62,5 +62,6 @@ export async function benchSim(ctx: Ctx): Promise<GroupResult> {
     note: lost === 0 ? `node --import tsx bench/scaling.ts --target${runs < 3 ? "; one run: no spread" : ""}`
       : `${lost} packets not forwarded`,
   }];
-  return { figures: [], targets, svgs: {}, extra: { simCpuS: all.map((r) => r.cpuS), simWallS: all.map((r) => r.wallS) } };
+  const extra = { simCpuS: all.map((r) => r.cpuS), simWallS: all.map((r) => r.wallS) };
+  return { figures: [], targets, svgs: {}, extra };
 }
