@@ -215,59 +215,48 @@ export function touchChainHeads(n: u32): void {
   keep(acc);
 }
 
-function inHashOf(e: usize): u32 {
-  return hashSide(load<u8>(e, O_PROTO), load<u32>(e, O_CADDR), load<u32>(e, O_CADDR + 4), load<u32>(e, O_CADDR + 8),
-    load<u32>(e, O_CADDR + 12), load<u16>(e, O_CPORT));
-}
+// A connection's two index links: side 0 is the client side (the "in" chain, keyed by caddr:cport), side 1
+// the reply side ("out", keyed by laddr:lport, which is caddr:cport unless full-NAT moved it).
+@inline function nextOff(side: u32): usize { return side == 0 ? O_IN_NEXT : O_OUT_NEXT; }
+@inline function hashedFlag(side: u32): u32 { return side == 0 ? CF_HASHED : CF_OUT_HASHED; }
 
-function hashIn(i: u32): void {
+function sideHashOf(e: usize, side: u32): u32 {
+  const a: usize = side == 0 ? O_CADDR : O_LADDR;
+  const k = e + a;
+  return hashSide(load<u8>(e, O_PROTO), load<u32>(k), load<u32>(k, 4), load<u32>(k, 8), load<u32>(k, 12),
+    load<u16>(e + (side == 0 ? O_CPORT : O_LPORT)));
+}
+@inline function inHashOf(e: usize): u32 { return sideHashOf(e, 0); }
+@inline function sideHead(h: u32, side: u32): usize { return side == 0 ? inHead(h) : outHead(h); }
+
+// Links entry i at the head of its chain on one side (newest first, as the kernel's hlist_add_head_rcu).
+function hashSideOf(i: u32, side: u32): void {
   const e = E(i);
-  const b = inHead(inHashOf(e));
-  store<u32>(e, load<u32>(b), O_IN_NEXT);
+  const b = sideHead(sideHashOf(e, side), side);
+  store<u32>(e + nextOff(side), load<u32>(b));
   store<u32>(b, i + 1);
-  store<u32>(e, load<u32>(e, O_FLAGS) | CF_HASHED, O_FLAGS);
+  store<u32>(e, load<u32>(e, O_FLAGS) | hashedFlag(side), O_FLAGS);
 }
 
-function unhashIn(i: u32): void {
+function unhashSideOf(i: u32, side: u32): void {
   const e = E(i);
   const f = load<u32>(e, O_FLAGS);
-  if (!(f & CF_HASHED)) return;
-  let p = inHead(inHashOf(e));
+  if (!(f & hashedFlag(side))) return;
+  const next = nextOff(side);
+  let p = sideHead(sideHashOf(e, side), side);
   let n = load<u32>(p);
   while (n != 0) {
-    if (n == i + 1) { store<u32>(p, load<u32>(e, O_IN_NEXT)); break; }
-    p = E(n - 1) + O_IN_NEXT;
+    if (n == i + 1) { store<u32>(p, load<u32>(e + next)); break; }
+    p = E(n - 1) + next;
     n = load<u32>(p);
   }
-  store<u32>(e, f & ~CF_HASHED, O_FLAGS);
+  store<u32>(e, f & ~hashedFlag(side), O_FLAGS);
 }
 
-function outHashOf(e: usize): u32 {
-  return hashSide(load<u8>(e, O_PROTO), load<u32>(e, O_LADDR), load<u32>(e, O_LADDR + 4), load<u32>(e, O_LADDR + 8),
-    load<u32>(e, O_LADDR + 12), load<u16>(e, O_LPORT));
-}
-
-function hashOut(i: u32): void {
-  const e = E(i);
-  const b = outHead(outHashOf(e));
-  store<u32>(e, load<u32>(b), O_OUT_NEXT);
-  store<u32>(b, i + 1);
-  store<u32>(e, load<u32>(e, O_FLAGS) | CF_OUT_HASHED, O_FLAGS);
-}
-
-function unhashOut(i: u32): void {
-  const e = E(i);
-  const f = load<u32>(e, O_FLAGS);
-  if (!(f & CF_OUT_HASHED)) return;
-  let p = outHead(outHashOf(e));
-  let n = load<u32>(p);
-  while (n != 0) {
-    if (n == i + 1) { store<u32>(p, load<u32>(e, O_OUT_NEXT)); break; }
-    p = E(n - 1) + O_OUT_NEXT;
-    n = load<u32>(p);
-  }
-  store<u32>(e, f & ~CF_OUT_HASHED, O_FLAGS);
-}
+@inline function hashIn(i: u32): void { hashSideOf(i, 0); }
+@inline function unhashIn(i: u32): void { unhashSideOf(i, 0); }
+@inline function hashOut(i: u32): void { hashSideOf(i, 1); }
+@inline function unhashOut(i: u32): void { unhashSideOf(i, 1); }
 
 // ---- the timer wheel -----------------------------------------------------------------------------------
 

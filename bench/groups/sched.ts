@@ -28,11 +28,13 @@ const weightOf = (i: number) => (i % 4) + 1;                          // mixed w
 const destAddr = (i: number) => (0x0a010000 + i) >>> 0;               // 10.1.x.y
 const VIP_BASE = 0x0a000001;
 
+type Results = Map<string, { ours: (Stat | null)[]; base: (Stat | null)[]; status: string }>;
+type Task = { name: string; fn: () => number; ops: number };
+
 export async function benchSched(ctx: Ctx, names: readonly string[] = SCHEDULERS): Promise<GroupResult> {
   const figures: Figure[] = [];
-  const targets: Target[] = [];
   const p = new Progress("sched", names.length * DEST_COUNTS.length);
-  const results = new Map<string, { ours: (Stat | null)[]; base: (Stat | null)[]; status: string }>();
+  const results: Results = new Map();
   const targetMs = ctx.quick ? 0.5 : 1;
   const rounds = ctx.quick ? 9 : 31;
 
@@ -54,46 +56,20 @@ export async function benchSched(ctx: Ctx, names: readonly string[] = SCHEDULERS
         res.ours.push(null); res.base.push(null);
         continue;
       }
-      let src = 0x0c000000;   // clients 12.x.y.z, a fresh block per call
-      const probe = scheduleBatch(core, svc, 64, src, false);
-      src += 64;
-      let ours: Stat | null = null;
       let note: string | undefined;
-      const tasks: { name: string; fn: () => number; ops: number }[] = [];
-      if (probe === -64) {
+      const tasks: Task[] = [];
+      const ourTask = wasmTask(core, svc, name, n, bind, targetMs);
+      if (!ourTask) {
         res.status = "no destination chosen (placeholder?)";
         note = res.status;
         p.note(`${name}: scheduleBatch chose no destination: not timed`);
-      } else {
-        const ops = calibrate((m) => { scheduleBatch(core, svc, m, src, bind); src += m; }, 2000, targetMs, 1000, 200_000);
-        const fn = () => { const r = scheduleBatch(core, svc, ops, src, bind); src += ops; return r; };
-        tasks.push({ name: `${name} ${n}`, fn, ops });
-      }
-      // the baseline, same destinations and weights, same decisions
-      const ds: BDest[] = [];
-      for (let i = 0; i < n; i++) ds.push({ id: i, addr: destAddr(i), port: 8080, weight: weightOf(i), active: 0, inact: 0, overloaded: false });
-      const b = makeBaseline(name, ds);
-      let base: Stat | null = null;
-      if (b) {
-        let bsrc = 0x0c000000;
-        const run = (m: number) => {
-          let sum = 0;
-          for (let i = 0; i < m; i++) {
-            const d = b.schedule((bsrc + i) >>> 0, 1024 + (i % 60000), vip, 0);
-            if (!d) { sum--; continue; }
-            sum += d.id;
-            if (bind) d.inact++;
-          }
-          bsrc += m;
-          return sum;
-        };
-        const bops = calibrate(run, 2000, targetMs, 1000, 200_000);
-        tasks.push({ name: `${name} ${n} baseline`, fn: () => run(bops), ops: bops });
-      }
+      } else tasks.push(ourTask);
+      const baseTask = baselineTask(name, n, vip, bind, targetMs);
+      if (baseTask) tasks.push(baseTask);
       // ours and the baseline in alternation, so other tenants' load lands on both alike
       const stats = interleaved(tasks, rounds);
-      if (probe !== -64) ours = stats.shift()!;
-      if (b) base = stats.shift()!;
+      const ours = ourTask ? stats.shift()! : null;
+      const base = baseTask ? stats.shift()! : null;
       if (ours) p.note(`${name} n=${n}: ${fmtStat(ours)} per decision`);
       if (base) p.note(`${name} n=${n}: baseline ${fmtStat(base)}`);
       res.ours.push(ours); res.base.push(base);
@@ -103,8 +79,45 @@ export async function benchSched(ctx: Ctx, names: readonly string[] = SCHEDULERS
       }));
     }
   }
+  const order = names.filter((x) => results.has(x));
+  return { figures, targets: schedTargets(order, results), svgs: { "sched.svg": schedSvg(order, results) } };
+}
 
-  // ---- targets -----------------------------------------------------------------------------------------
+// scheduleBatch on the Service, calibrated to about targetMs a call; null when it chooses no destination.
+function wasmTask(core: Core, svc: number, name: string, n: number, bind: boolean, targetMs: number): Task | null {
+  let src = 0x0c000000;   // clients 12.x.y.z, a fresh block per call
+  const probe = scheduleBatch(core, svc, 64, src, false);
+  src += 64;
+  if (probe === -64) return null;
+  const ops = calibrate((m) => { scheduleBatch(core, svc, m, src, bind); src += m; }, 2000, targetMs, 1000, 200_000);
+  const fn = () => { const r = scheduleBatch(core, svc, ops, src, bind); src += ops; return r; };
+  return { name: `${name} ${n}`, fn, ops };
+}
+
+// the baseline, same destinations and weights, same decisions; null when there is none for this scheduler
+function baselineTask(name: string, n: number, vip: number, bind: boolean, targetMs: number): Task | null {
+  const ds: BDest[] = [];
+  for (let i = 0; i < n; i++) ds.push({ id: i, addr: destAddr(i), port: 8080, weight: weightOf(i), active: 0, inact: 0, overloaded: false });
+  const b = makeBaseline(name, ds);
+  if (!b) return null;
+  let bsrc = 0x0c000000;
+  const run = (m: number) => {
+    let sum = 0;
+    for (let i = 0; i < m; i++) {
+      const d = b.schedule((bsrc + i) >>> 0, 1024 + (i % 60000), vip, 0);
+      if (!d) { sum--; continue; }
+      sum += d.id;
+      if (bind) d.inact++;
+    }
+    bsrc += m;
+    return sum;
+  };
+  const bops = calibrate(run, 2000, targetMs, 1000, 200_000);
+  return { name: `${name} ${n} baseline`, fn: () => run(bops), ops: bops };
+}
+
+function schedTargets(names: string[], results: Results): Target[] {
+  const targets: Target[] = [];
   for (const name of FAST.filter((x) => results.has(x))) {
     const r = results.get(name)!;
     const got = r.ours.map((s, i) => (s ? `${DEST_COUNTS[i]}: ${fmtNs(s.median)}` : `${DEST_COUNTS[i]}: -`)).join(", ");
@@ -131,7 +144,7 @@ export async function benchSched(ctx: Ctx, names: readonly string[] = SCHEDULERS
   }
 
   // "WASM-accelerated": every decision at least as fast as the TypeScript baseline doing the same work
-  for (const name of names.filter((x) => results.has(x))) {
+  for (const name of names) {
     const r = results.get(name)!;
     const ratios = r.ours.map((s, i) => (s && r.base[i] ? r.base[i]!.median / s.median : NaN));
     if (ratios.every((x) => Number.isNaN(x))) continue;
@@ -144,10 +157,13 @@ export async function benchSched(ctx: Ctx, names: readonly string[] = SCHEDULERS
     });
   }
 
-  const order = names.filter((x) => results.has(x));
+  return targets;
+}
+
+function schedSvg(order: string[], results: Results): string {
   const palette = ["#9ecae1", "#4292c6", "#08519c"];
   const grey = ["#e0e0e0", "#bdbdbd", "#969696"];
-  const svg = barChartSvg({
+  return barChartSvg({
     title: "New-connection scheduling, ns per decision",
     subtitle: "blue: wasmvs scheduleBatch; grey: straightforward TS over plain arrays; 10 / 100 / 1000 destinations",
     yLabel: "ns per decision", categories: order,
@@ -157,5 +173,4 @@ export async function benchSched(ctx: Ctx, names: readonly string[] = SCHEDULERS
     ],
     refs: [{ label: "50 ns target (rr, wrr, sh, dh, mh)", ns: FAST_TARGET_NS, color: "#d62728" }],
   });
-  return { figures, targets, svgs: { "sched.svg": svg } };
 }

@@ -1,0 +1,93 @@
+// The connection table's lookups whatever its layout (issue 21 tried home slots beside the hash chains, a
+// shortcut a lookup may take only while the chain would give the same entry first): everything a chain
+// walk returns must come back the same, with buckets colliding, entries leaving and coming back, and two
+// connections sharing a reply side.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
+import { Core, TCP_FLAGS as F } from "../src/core/index.ts";
+
+const SYN = F.SYN, ACK = F.ACK, SYNACK = F.SYN | F.ACK;
+
+test("a reply goes to the newest of two connections with one reply side (the chain's first), home or not", async () => {
+  const c = await Core.load({ debug: true, connCapacity: 4096 });
+  // one client port to two Services with the same real server: both connections' reply side is
+  // 10.1.0.1:8080 -> 192.168.1.5:5000, and both hash to the same bucket and home
+  for (const vip of ["10.0.0.1", "10.0.0.2"]) {
+    const s = c.addService({ proto: "tcp", addr: vip, port: 80, scheduler: "rr" });
+    c.addDest(s, { addr: "10.1.0.1", port: 8080, fwd: "masq" });
+  }
+  const first = c.packet("in", "tcp", "192.168.1.5", 5000, "10.0.0.1", 80, { flags: SYN, now: 1000 });
+  const synack = c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", 5000, { flags: SYNACK, now: 1001 });
+  assert.is(synack.conn, first.conn);
+  c.packet("in", "tcp", "192.168.1.5", 5000, "10.0.0.1", 80, { flags: ACK, now: 1002 });
+  assert.is(c.conn(first.conn)!.state, "ESTABLISHED");
+  const second = c.packet("in", "tcp", "192.168.1.5", 5000, "10.0.0.2", 80, { flags: SYN, now: 1003 });
+  assert.ok(second.isNew);
+  assert.is.not(second.conn, first.conn);
+  // the chain gives the newest first (hlist_add_head in the kernel), home or not
+  const reply = c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", 5000, { flags: SYNACK, now: 1004 });
+  assert.is(reply.conn, second.conn);
+  // the newer one expires (SYN_RECV, 60 s): replies go to the older one again
+  c.advance(1004 + 61_000);
+  assert.is(c.conn(second.conn), null);
+  const later = c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", 5000, { flags: ACK, now: 62_010 });
+  assert.is(later.conn, first.conn);
+  assert.is(c.packet("in", "tcp", "192.168.1.5", 5000, "10.0.0.1", 80, { flags: ACK, now: 62_011 }).conn, first.conn);
+});
+
+test("every connection is found, both ways, as buckets collide and entries leave and come back", async () => {
+  // 64 entries, clients from a space of 200 (ip, port) pairs: buckets collide all the time
+  const c = await Core.load({ debug: true, connCapacity: 64 });
+  const s = c.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
+  for (const d of ["10.1.0.1", "10.1.0.2", "10.1.0.3"]) c.addDest(s, { addr: d, port: 8080, fwd: "masq" });
+  const live = new Map<string, number>();     // client -> entry
+  let seed = 7;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed >>> 8) % n; };
+  let now = 1000, checked = 0;
+  for (let step = 0; step < 3000; step++) {
+    const k = rnd(200);
+    const ip = `192.168.${k % 5}.${1 + (k % 7)}`, port = 1000 + k;
+    const key = `${ip}:${port}`;
+    now += 1;
+    if (live.has(key)) {
+      const id = live.get(key)!;
+      const r = c.packet("in", "tcp", ip, port, "10.0.0.1", 80, { flags: ACK, now });
+      assert.is(r.conn, id, `client ${key}`);
+      const info = c.conn(id)!;
+      assert.is(c.packet("out", "tcp", info.daddr, info.dport, ip, port, { flags: ACK, now }).conn, id, `reply ${key}`);
+      checked++;
+    } else if (live.size < 60) {
+      const r = c.packet("in", "tcp", ip, port, "10.0.0.1", 80, { flags: SYN, now });
+      assert.is(r.verdict, "forward");
+      assert.ok(r.isNew, `new ${key}`);
+      assert.not.ok([...live.values()].includes(r.conn), `entry ${r.conn} given twice`);
+      live.set(key, r.conn);
+    }
+    if (rnd(50) === 0) {
+      // every SYN_RECV entry made more than 60 s before goes; the map follows the table
+      now += 30_000;
+      c.advance(now);
+      for (const [key, id] of live) {
+        const info = c.conn(id);
+        if (!info || `${info.caddr}:${info.cport}` !== key) live.delete(key);
+      }
+    }
+    assert.is(c.connStats().live, live.size);
+  }
+  assert.ok(checked > 1000, `only ${checked} lookups of live connections`);
+});
+
+test("bench/scaling/ab.ts refuses bad options with its usage and exit 2, before loading anything", () => {
+  const bad = [["--what=lookups"], ["--what=__proto__"], ["--what=lookup", "--live=0"], ["--what=lookup", "--live=abc"],
+    ["--what=lookup", "--live=99999999999"], ["--what=packet", "--flows=1e3,-1"], ["--what=packet", "--rounds=0"],
+    ["--what=constructor"], ["--slices=toString"]];
+  for (const extra of bad) {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "bench/scaling/ab.ts", "A.wasm", "B.wasm", ...extra],
+      { encoding: "utf8", timeout: 60_000 });
+    assert.is(r.status, 2, `${extra.join(" ")}: exit ${r.status}, ${r.stderr.slice(0, 200)}`);
+    assert.match(r.stderr, /usage: node --import tsx bench\/scaling\/ab\.ts/, extra.join(" "));
+  }
+});
+
+test.run();
