@@ -69,6 +69,9 @@ export class PacketBatch {
     this.maxPackets = opts.maxPackets ?? 256;
     this.maxBytes = opts.maxBytes ?? this.maxPackets * 2048;
     this.align = opts.align ?? 8;
+    if (core.x.DESC_SIZE.value !== DESC_SIZE) {
+      throw new Error(`this core.wasm has ${core.x.DESC_SIZE.value}-byte packet descriptors, the host ${DESC_SIZE}`);
+    }
     const d = core.x.batchInit(this.maxPackets, this.maxBytes) >>> 0;
     if (d === 0) throw new Error(`batch area of ${this.maxPackets} packets / ${this.maxBytes} bytes refused`);
     this.desc = d;

@@ -5,10 +5,12 @@
 //
 // The decision always comes from the WASM record; the host only adds figures read from the service's state
 // (Core.service) to explain it, and never decides anything itself.
+import * as TL from "../../assembly/trace-layout.ts";
+import { familyOf } from "../model/schedulers.ts";
 import { Core, SCHEDULERS, TCP_FLAGS, type ServiceSpec, type DestSpec, type ServiceInfo, type DestInfo, type SettingName } from "./index.ts";
 
 // ---- records ---------------------------------------------------------------------------------------------
-// The layout is read from the module's own exported constants (assembly/trace.ts), so it cannot drift.
+// The word numbers come from assembly/trace-layout.ts, the file the schedulers compile, so they cannot drift.
 const WORD_NAMES = [
   "W_KIND", "W_SVC", "W_DEST", "W_SEQ", "W_HKEY", "W_HPORT", "W_CUR0", "W_CUR1", "W_N", "W_CW0", "W_CW1", "W_MW", "W_DI",
   "W_RESTART", "W_FAIL", "W_SCAN", "W_A_ACT", "W_A_INACT", "W_A_W", "W_R_ID", "W_R_ACT", "W_R_INACT", "W_R_W",
@@ -18,22 +20,16 @@ const WORD_NAMES = [
   "W_ERASED", "W_EXPIRED", "W_SETLEN", "W_SET",
 ] as const;
 type WordName = (typeof WORD_NAMES)[number];
-export const Q = { tableSize: 0, slotDest: 1, mhMembers: 2, mhMember: 3, mhOffset: 4, mhSkip: 5, mhTurns: 6, slotMember: 7, entries: 8, expired: 9 };
+export const Q = {
+  tableSize: TL.Q_TABLE_SIZE, slotDest: TL.Q_SLOT_DEST, mhMembers: TL.Q_MH_MEMBERS, mhMember: TL.Q_MH_MEMBER,
+  mhOffset: TL.Q_MH_OFFSET, mhSkip: TL.Q_MH_SKIP, mhTurns: TL.Q_MH_TURNS, slotMember: TL.Q_SLOT_MEMBER,
+  entries: TL.Q_ENTRIES, expired: TL.Q_EXPIRED,
+};
 export const REJECT = ["", "empty", "weight 0", "overloaded", "deleted"] as const;
 const REJECT_PHRASE = ["usable", "empty", "has weight 0", "is overloaded", "is deleted"];
 export const OUTCOME = ["", "new", "kept", "unavailable", "quiesced", "overloaded", "no usable member", "none"] as const;
 
-export type Family = "rr" | "wrr" | "least" | "twos" | "hash" | "locality";
-export function familyOf(sched: string): Family {
-  switch (sched) {
-    case "rr": return "rr";
-    case "wrr": return "wrr";
-    case "twos": return "twos";
-    case "dh": case "sh": case "mh": return "hash";
-    case "lblc": case "lblcr": return "locality";
-    default: return "least";
-  }
-}
+export { familyOf, type Family } from "../model/schedulers.ts";
 
 // One decoded record: the scheduler, the chosen destination id (-1: none) and every word by name.
 export interface TraceRecord {
@@ -53,7 +49,7 @@ export class Tracer {
     this.core = core;
     const x = core.x;
     if (typeof x.traceEnable !== "function") throw new Error("this core.wasm has no tracing (rebuild with assembly/trace.ts)");
-    this.W = Object.fromEntries(WORD_NAMES.map((n) => [n, (x[n] as WebAssembly.Global).value as number])) as Record<WordName, number>;
+    this.W = Object.fromEntries(WORD_NAMES.map((n) => [n, TL[n]])) as Record<WordName, number>;
     this.words = x.traceWords();
     this.cap = x.traceCapacity();
   }
