@@ -7,6 +7,7 @@
 // (Core.service) to explain it, and never decides anything itself.
 import * as TL from "../../assembly/trace-layout.ts";
 import { familyOf } from "../model/schedulers.ts";
+import { ntoa4 } from "../model/inet.ts";
 import { Core, SCHEDULERS, TCP_FLAGS, type ServiceSpec, type DestSpec, type ServiceInfo, type DestInfo, type SettingName } from "./index.ts";
 
 // ---- records ---------------------------------------------------------------------------------------------
@@ -508,7 +509,7 @@ function addrAdd(base: string, k: number): string {
   }
   const b = base.split(".").map(Number);
   const v = ((((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0) + k) >>> 0;
-  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join(".");
+  return ntoa4(v);
 }
 
 export const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";

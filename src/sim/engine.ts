@@ -12,6 +12,7 @@
 import { Core } from "../core/index.ts";
 import { PacketBatch, packetCounters, resetPacketCounters } from "../core/packets.ts";
 import { TrafficGenerator, type RecordedDecision } from "../core/sim.ts";
+import { ntoa4 } from "../model/inet.ts";
 
 export interface SimService { vip: number; port: number; endpoints: [number, number][]; walkRules: number }
 
@@ -45,7 +46,6 @@ export function rng(seed: number): () => number {
   return () => { a = (a + 0x6d2b79f5) >>> 0; let t = a; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
 }
 
-const ipStr = (a: number) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
 const SYN = 2;
 const PKT = 40, BATCH = 512, TICKS_PER_CALL = 1000;
 
@@ -55,8 +55,8 @@ export async function loadCore(services: SimService[], capacity: number, schedul
   const core = wasm ? await Core.fromBytes(wasm, capacity) : await Core.load({ debug: false, connCapacity: capacity });
   const ids = new Int32Array(services.length);
   services.forEach((s, i) => {
-    ids[i] = core.addService({ proto: "tcp", addr: ipStr(s.vip), port: s.port, scheduler });
-    for (const [a, p] of s.endpoints) core.addDest(ids[i], { addr: ipStr(a), port: p, fwd: "masq" });
+    ids[i] = core.addService({ proto: "tcp", addr: ntoa4(s.vip), port: s.port, scheduler });
+    for (const [a, p] of s.endpoints) core.addDest(ids[i], { addr: ntoa4(a), port: p, fwd: "masq" });
   });
   return { core, ids };
 }
