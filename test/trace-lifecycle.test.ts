@@ -6,7 +6,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
-import { TraceSession, type LifeEvent } from "../src/core/trace.ts";
+import { TraceSession, type LifeEvent } from "../src/explain/trace.ts";
 import { runTrace } from "../src/cli/trace.ts";
 
 interface Step { op: string; dest?: string; port?: number; weight?: number; u?: number; l?: number; client?: string;

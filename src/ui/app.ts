@@ -6,7 +6,7 @@ import { Core, SCHEDULERS } from "../core/index.ts";
 import {
   TraceSession, letterName, familyOf, Q, type Decision, type Line, type Scenario, type LifeEvent, type CloseHow,
     type Family,
-} from "../core/trace.ts";
+} from "../explain/trace.ts";
 
 // ---- state (mirrored in the URL hash) ------------------------------------------------------------------
 interface DestCfg { addr: string; weight: number; u: number; name: string }
