@@ -12,7 +12,6 @@ export interface Problem {
   kernel?: boolean;
 }
 
-export { SCHEDULERS } from "./schedulers.ts";
 export const PERSISTENCE_ENGINES = ["sip"];
 // each flag ipvsadm -b takes, and the scheduler it needs (none for flag-N and ops)
 const SCHED_FLAGS: Record<string, string | undefined> = { ...SCHED_FLAG_OWNER, ops: undefined };

@@ -29,8 +29,6 @@ export interface TrafficSpec {
   timeGenerator?: boolean;   // also time the traffic generator alone (a second, dry pass)
 }
 
-export interface CostModel { name: string; ns: (walkRules: number) => number; measured: boolean }
-
 export interface EngineResult {
   connections: number; packets: number; simSeconds: number;
   wallMs: number; setupMs: number;           // wall: traffic generation + data plane, one core
@@ -41,7 +39,7 @@ export interface EngineResult {
   decisions: RecordedDecision[];
 }
 
-export function rng(seed: number): () => number {
+function rng(seed: number): () => number {
   let a = seed >>> 0 || 1;
   return () => { a = (a + 0x6d2b79f5) >>> 0; let t = a; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
 }
