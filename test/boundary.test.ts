@@ -17,8 +17,11 @@ import { readProxyConfig } from "../src/k8s/config.ts";
 import { exportSignatures } from "./helpers/wasm-signatures.ts";
 
 // AssemblyScript's types as WASM value types (wasm32: usize is i32)
-const WASM_TYPE: Record<string, string> = { i32: "i32", u32: "i32", bool: "i32", usize: "i32", i64: "i64", u64: "i64", f64: "f64" };
-const asTypes = (s: string) => (s === "" ? [] : s.split(" ").map((t) => WASM_TYPE[t] ?? `unknown AssemblyScript type ${t}`));
+const WASM_TYPE: Record<string, string> = {
+  i32: "i32", u32: "i32", bool: "i32", usize: "i32", i64: "i64", u64: "i64", f64: "f64",
+};
+const asTypes = (s: string) =>
+  (s === "" ? [] : s.split(" ").map((t) => WASM_TYPE[t] ?? `unknown AssemblyScript type ${t}`));
 
 for (const debug of [false, true]) {
   test(`${debug ? "debug" : "release"} build: every export is typed in src/core/exports.ts, with its signature`, () => {
@@ -34,10 +37,14 @@ for (const debug of [false, true]) {
     }
     for (const name of CORE_GLOBALS) {
       const sig = sigs.get(name);
-      if (sig?.kind !== "global" || sig.type !== "i32" || sig.mutable) problems.push(`${name}: not an immutable i32 global`);
+      if (sig?.kind !== "global" || sig.type !== "i32" || sig.mutable) {
+        problems.push(`${name}: not an immutable i32 global`);
+      }
     }
     const known = new Set<string>([...Object.keys(CORE_FUNCTIONS), ...CORE_GLOBALS, ...RUNTIME_EXPORTS, "memory"]);
-    for (const name of sigs.keys()) if (!known.has(name)) problems.push(`${name}: exported by the module, not typed in exports.ts`);
+    for (const name of sigs.keys()) {
+      if (!known.has(name)) problems.push(`${name}: exported by the module, not typed in exports.ts`);
+    }
     assert.equal(problems, []);
     assert.is(sigs.get("memory")?.kind, "memory");
   });
@@ -58,8 +65,9 @@ test("the signature reader refuses what is not a module, and reads a hand-made o
 
 // ---- the scratch layout -----------------------------------------------------------------------------------
 const ADDR = 16, WIDE = 8;
+const WIDE_FIELD = /_(CONNS|INPKTS|OUTPKTS|INBYTES|OUTBYTES|EXPIRES)$/;
 const fieldSize = (name: string) =>
-  /_ADDR$/.test(name) ? ADDR : /_(CONNS|INPKTS|OUTPKTS|INBYTES|OUTBYTES|EXPIRES)$/.test(name) && name !== "CONN_INPKTS" ? WIDE : 4;
+  /_ADDR$/.test(name) ? ADDR : WIDE_FIELD.test(name) && name !== "CONN_INPKTS" ? WIDE : 4;
 
 test("each scratch record's fields lie inside the record, do not overlap, and the records fit the area", () => {
   const L = LAYOUT as unknown as Record<string, number>;
@@ -70,14 +78,15 @@ test("each scratch record's fields lie inside the record, do not overlap, and th
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i], next = fields[i + 1]?.at ?? L[`${rec}_END`];
       assert.ok(Number.isInteger(f.at) && f.at >= 0, f.k);
-      assert.ok(f.at + f.size <= next, `${f.k} at ${f.at} (${f.size} bytes) runs into ${fields[i + 1]?.k ?? `${rec}_END`}`);
+      const into = fields[i + 1]?.k ?? `${rec}_END`;
+      assert.ok(f.at + f.size <= next, `${f.k} at ${f.at} (${f.size} bytes) runs into ${into}`);
     }
     assert.ok(L[`${rec}_END`] <= LAYOUT.SCRATCH_SIZE, `${rec}_END`);
   }
   assert.ok(LAYOUT.ARG_DST + ADDR <= LAYOUT.SCRATCH_SIZE);
 });
 
-test("what the module writes at each layout offset is what the host reads there (distinct values per field)", async () => {
+test("what the module writes at each layout offset is what the host reads there (a distinct value each)", async () => {
   const core = await Core.load({ connCapacity: 64 });
   const svc = core.addService({ proto: "udp", addr: "2001:db8::7", port: 4321, scheduler: "sh", flags: ["sh-port"],
     persistent: 3600, netmask: 96 });

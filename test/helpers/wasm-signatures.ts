@@ -6,7 +6,9 @@ export type ExportSig =
   | { kind: "global"; type: ValType; mutable: boolean }
   | { kind: "memory" | "table" };
 
-const VAL: Record<number, ValType> = { 0x7f: "i32", 0x7e: "i64", 0x7d: "f32", 0x7c: "f64", 0x7b: "v128", 0x70: "ref", 0x6f: "ref" };
+const VAL: Record<number, ValType> = {
+  0x7f: "i32", 0x7e: "i64", 0x7d: "f32", 0x7c: "f64", 0x7b: "v128", 0x70: "ref", 0x6f: "ref",
+};
 
 export function exportSignatures(bytes: Uint8Array): Map<string, ExportSig> {
   let pos = 0;
@@ -20,8 +22,16 @@ export function exportSignatures(bytes: Uint8Array): Map<string, ExportSig> {
     return result;
   };
   const sleb = (): void => { while (u8() & 0x80); };
-  const name = () => { const n = leb(); const s = new TextDecoder().decode(bytes.subarray(pos, pos + n)); pos += n; return s; };
-  const valType = () => { const b = u8(); const t = VAL[b]; if (!t) throw new Error(`wasm: value type 0x${b.toString(16)}`); return t; };
+  const name = () => {
+    const n = leb(), s = new TextDecoder().decode(bytes.subarray(pos, pos + n));
+    pos += n;
+    return s;
+  };
+  const valType = () => {
+    const b = u8(), t = VAL[b];
+    if (!t) throw new Error(`wasm: value type 0x${b.toString(16)}`);
+    return t;
+  };
   const limits = () => { const flag = u8(); leb(); if (flag & 1) leb(); };
   const constExpr = () => {
     for (;;) {
