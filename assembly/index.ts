@@ -1,6 +1,7 @@
 // The exported surface of the data plane: thin wrappers that read arguments from the scratch area and
 // call into the tables. Only numbers cross the boundary; addresses are 16 network-order bytes in
-// scratch (IPv4 in the first 4). src/core/ is the one caller.
+// scratch (IPv4 in the first 4), at the offsets of assembly/layout.ts, which src/core/ reads too. src/core/
+// is the one caller.
 import { AF_INET, OK, E_NO_SERVICE, E_NO_DEST, E_BAD_SETTING } from "./common";
 import {
   addService, editService, delService, flushServices, getService, lookupService, lookupFwmark,
@@ -14,38 +15,48 @@ import { settings, SET_EXPIRE_NODEST_CONN, SET_EXPIRE_QUIESCENT_TEMPLATE, SET_CO
   SET_SH_TABLE_BITS, SET_UDP_TIMEOUT } from "./settings";
 import { seedRandom } from "./sched/random";
 import { runClock } from "./clock";
+import {
+  SCRATCH_SIZE, ARG_ADDR, ARG_DST,
+  SVC_ADDR, SVC_AF, SVC_PROTO, SVC_PORT, SVC_FWMARK, SVC_SCHED, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK, SVC_CONNS,
+  SVC_INPKTS, SVC_OUTPKTS, SVC_INBYTES, SVC_OUTBYTES,
+  DEST_ADDR, DEST_AF, DEST_PORT, DEST_WEIGHT, DEST_LAST_WEIGHT, DEST_UTHRESHOLD, DEST_LTHRESHOLD, DEST_FLAGS,
+  DEST_FWD, DEST_ACTIVE, DEST_INACTIVE, DEST_PERSIST, DEST_SVC, DEST_CONNS, DEST_INPKTS, DEST_OUTPKTS,
+  DEST_INBYTES, DEST_OUTBYTES,
+  CONN_CADDR, CONN_VADDR, CONN_DADDR, CONN_LADDR, CONN_AF, CONN_PROTO, CONN_STATE, CONN_FLAGS, CONN_CPORT,
+  CONN_VPORT, CONN_DPORT, CONN_LPORT, CONN_DEST, CONN_CONTROLLER, CONN_CHILDREN, CONN_TIMEOUT, CONN_EXPIRES,
+  CONN_INPKTS, CONN_LIVE,
+  KEY_SIZE, KEY_AF, KEY_PROTO, KEY_CPORT, KEY_VPORT, KEY_CADDR, KEY_VADDR,
+} from "./layout";
 
 // ---- scratch: the argument / result area shared with the host --------------------------------------
-const SCRATCH_SIZE: i32 = 1024;
 const scratch = new StaticArray<u8>(SCRATCH_SIZE);
 export function scratchPtr(): usize { return changetype<usize>(scratch); }
-export function scratchSize(): i32 { return SCRATCH_SIZE; }
 
 // an address at scratch+off as four host-order words of the network-order bytes (IPv4: word 3)
 let w0: u32 = 0, w1: u32 = 0, w2: u32 = 0, w3: u32 = 0;
 function readAddr(af: i32, off: i32): void {
-  const p = changetype<usize>(scratch) + <usize>off;
+  const at = changetype<usize>(scratch) + <usize>off;
   if (af == AF_INET) {
-    w0 = 0; w1 = 0; w2 = 0; w3 = bswap<u32>(load<u32>(p));
+    w0 = 0; w1 = 0; w2 = 0; w3 = bswap<u32>(load<u32>(at));
   } else {
-    w0 = bswap<u32>(load<u32>(p)); w1 = bswap<u32>(load<u32>(p, 4));
-    w2 = bswap<u32>(load<u32>(p, 8)); w3 = bswap<u32>(load<u32>(p, 12));
+    w0 = bswap<u32>(load<u32>(at)); w1 = bswap<u32>(load<u32>(at, 4));
+    w2 = bswap<u32>(load<u32>(at, 8)); w3 = bswap<u32>(load<u32>(at, 12));
   }
 }
 function writeAddr(af: i32, off: i32, a0: u32, a1: u32, a2: u32, a3: u32): void {
-  const p = changetype<usize>(scratch) + <usize>off;
+  const at = changetype<usize>(scratch) + <usize>off;
   if (af == AF_INET) {
-    store<u32>(p, bswap<u32>(a3)); store<u32>(p, 0, 4); store<u64>(p, 0, 8);
+    store<u32>(at, bswap<u32>(a3)); store<u32>(at, 0, 4); store<u64>(at, 0, 8);
   } else {
-    store<u32>(p, bswap<u32>(a0)); store<u32>(p, bswap<u32>(a1), 4);
-    store<u32>(p, bswap<u32>(a2), 8); store<u32>(p, bswap<u32>(a3), 12);
+    store<u32>(at, bswap<u32>(a0)); store<u32>(at, bswap<u32>(a1), 4);
+    store<u32>(at, bswap<u32>(a2), 8); store<u32>(at, bswap<u32>(a3), 12);
   }
 }
 
 // ---- services ----------------------------------------------------------------------------------------
 export function svcAdd(af: i32, proto: i32, port: u32, fwmark: u32, sched: i32, flags: u32,
                        timeout: u32, netmask: u32): i32 {
-  readAddr(af, 0);
+  readAddr(af, ARG_ADDR);
   return addService(af, proto, w0, w1, w2, w3, port, fwmark, sched, flags, timeout, netmask);
 }
 export function svcEdit(id: i32, sched: i32, flags: u32, timeout: u32, netmask: u32): i32 {
@@ -55,23 +66,23 @@ export function svcDel(id: i32): i32 { return delService(id); }
 export function svcFlush(): void { flushServices(); }
 // The service id for (af, proto, scratch address, port), or fwmark when non-zero; -1 when none.
 export function svcFind(af: i32, proto: i32, port: u32, fwmark: u32): i32 {
-  readAddr(af, 0);
+  readAddr(af, ARG_ADDR);
   const s = fwmark != 0 ? lookupFwmark(af, fwmark) : lookupService(af, proto, w0, w1, w2, w3, port);
   return s ? s.id : -1;
 }
 export function svcCapacity(): i32 { return serviceById.length; }
 
-// Writes a service's fields to scratch (layout in src/core/layout.ts); returns its destination count.
+// Writes a service's fields to scratch (SVC_* in assembly/layout.ts); returns its destination count.
 export function svcInfo(id: i32): i32 {
   const s = getService(id);
   if (!s) return E_NO_SERVICE;
   const p = changetype<usize>(scratch);
-  writeAddr(s.af, 0, s.a0, s.a1, s.a2, s.a3);
-  store<i32>(p, s.af, 16); store<i32>(p, s.proto, 20); store<u32>(p, s.port, 24);
-  store<u32>(p, s.fwmark, 28); store<i32>(p, s.schedId, 32); store<u32>(p, s.flags, 36);
-  store<u32>(p, s.timeout, 40); store<u32>(p, s.netmask, 44);
-  store<u64>(p, s.conns, 48); store<u64>(p, s.inPkts, 56); store<u64>(p, s.outPkts, 64);
-  store<u64>(p, s.inBytes, 72); store<u64>(p, s.outBytes, 80);
+  writeAddr(s.af, SVC_ADDR, s.a0, s.a1, s.a2, s.a3);
+  store<i32>(p, s.af, SVC_AF); store<i32>(p, s.proto, SVC_PROTO); store<u32>(p, s.port, SVC_PORT);
+  store<u32>(p, s.fwmark, SVC_FWMARK); store<i32>(p, s.schedId, SVC_SCHED); store<u32>(p, s.flags, SVC_FLAGS);
+  store<u32>(p, s.timeout, SVC_TIMEOUT); store<u32>(p, s.netmask, SVC_NETMASK);
+  store<u64>(p, s.conns, SVC_CONNS); store<u64>(p, s.inPkts, SVC_INPKTS); store<u64>(p, s.outPkts, SVC_OUTPKTS);
+  store<u64>(p, s.inBytes, SVC_INBYTES); store<u64>(p, s.outBytes, SVC_OUTBYTES);
   return s.dests.length;
 }
 // The id of the i-th destination of a service in the kernel's list order (newest first).
@@ -84,34 +95,35 @@ export function svcDestAt(id: i32, i: i32): i32 {
 
 // ---- destinations -----------------------------------------------------------------------------------
 export function destAdd(svcId: i32, af: i32, port: u32, weight: i32, u: u32, l: u32, fwd: u32): i32 {
-  readAddr(af, 0);
+  readAddr(af, ARG_ADDR);
   return addDest(svcId, af, w0, w1, w2, w3, port, weight, u, l, fwd);
 }
 export function destEdit(svcId: i32, af: i32, port: u32, weight: i32, u: u32, l: u32, fwd: u32): i32 {
-  readAddr(af, 0);
+  readAddr(af, ARG_ADDR);
   return editDest(svcId, af, w0, w1, w2, w3, port, weight, u, l, fwd);
 }
 export function destDel(svcId: i32, af: i32, port: u32): i32 {
-  readAddr(af, 0);
+  readAddr(af, ARG_ADDR);
   return delDest(svcId, af, w0, w1, w2, w3, port);
 }
-// Writes a destination's fields to scratch (layout in src/core/layout.ts).
+// Writes a destination's fields to scratch (DEST_* in assembly/layout.ts).
 export function destInfo(id: i32): i32 {
   if (id < 0 || id >= destById.length || !unchecked(destById[id])) return E_NO_DEST;
   const d = destOf(id);
   const p = changetype<usize>(scratch);
-  writeAddr(d.af, 0, d.a0, d.a1, d.a2, d.a3);
-  store<i32>(p, d.af, 16); store<u32>(p, d.port, 20); store<i32>(p, d.weight, 24);
-  store<i32>(p, d.lastWeight, 28); store<u32>(p, d.uThreshold, 32); store<u32>(p, d.lThreshold, 36);
-  store<u32>(p, d.flags, 40); store<u32>(p, d.fwd, 44); store<u32>(p, d.activeConns, 48);
-  store<u32>(p, d.inactConns, 52); store<u32>(p, d.persistConns, 56); store<i32>(p, d.svcId, 60);
-  store<u64>(p, d.conns, 64); store<u64>(p, d.inPkts, 72); store<u64>(p, d.outPkts, 80);
-  store<u64>(p, d.inBytes, 88); store<u64>(p, d.outBytes, 96);
+  writeAddr(d.af, DEST_ADDR, d.a0, d.a1, d.a2, d.a3);
+  store<i32>(p, d.af, DEST_AF); store<u32>(p, d.port, DEST_PORT); store<i32>(p, d.weight, DEST_WEIGHT);
+  store<i32>(p, d.lastWeight, DEST_LAST_WEIGHT); store<u32>(p, d.uThreshold, DEST_UTHRESHOLD);
+  store<u32>(p, d.lThreshold, DEST_LTHRESHOLD); store<u32>(p, d.flags, DEST_FLAGS); store<u32>(p, d.fwd, DEST_FWD);
+  store<u32>(p, d.activeConns, DEST_ACTIVE); store<u32>(p, d.inactConns, DEST_INACTIVE);
+  store<u32>(p, d.persistConns, DEST_PERSIST); store<i32>(p, d.svcId, DEST_SVC);
+  store<u64>(p, d.conns, DEST_CONNS); store<u64>(p, d.inPkts, DEST_INPKTS); store<u64>(p, d.outPkts, DEST_OUTPKTS);
+  store<u64>(p, d.inBytes, DEST_INBYTES); store<u64>(p, d.outBytes, DEST_OUTBYTES);
   return OK;
 }
 
 // ---- scheduling without a connection (trace, simulator, tests) ---------------------------------------
-// Source address at scratch+0, destination address at scratch+16. Returns the chosen destination's id,
+// Source address at ARG_ADDR, destination address at ARG_DST. Returns the chosen destination's id,
 // or -100 (no destination; schedFailReason() says why).
 let lastFail: i32 = 0;
 const NO_DEST_RESULT: i32 = -100;   // distinct from the configuration errors
@@ -130,10 +142,10 @@ export function schedule(svcId: i32, af: i32, proto: i32, sport: u32, dport: u32
 export function schedFailReason(): i32 { return lastFail; }
 
 function fillPacket(af: i32, proto: i32, sport: u32, dport: u32): void {
-  readAddr(af, 0);
+  readAddr(af, ARG_ADDR);
   pkt.af = af; pkt.proto = proto;
   pkt.s0 = w0; pkt.s1 = w1; pkt.s2 = w2; pkt.s3 = w3;
-  readAddr(af, 16);
+  readAddr(af, ARG_DST);
   pkt.d0 = w0; pkt.d1 = w1; pkt.d2 = w2; pkt.d3 = w3;
   pkt.sport = sport; pkt.dport = dport; pkt.mark = 0; pkt.tcpFlags = 0;
 }
@@ -180,7 +192,7 @@ import {
   connInit as tableInit, capacity as connCapacityNow, connCount, templateCount,
   refusedFull, evictedClosed, evictedOther,
   E, O_AF, O_PROTO, O_STATE, O_LIVE, O_FLAGS, O_CPORT, O_VPORT, O_DPORT, O_LPORT, O_CADDR,
-  O_VADDR, O_DADDR, O_LADDR, O_DEST, O_CTL, O_NCTL, O_TIMEOUT, O_EXPIRES, O_INPKTS, flushConns,
+  O_VADDR, O_DADDR, O_LADDR, O_DEST, O_CTL, O_NCTL, O_TIMEOUT, O_EXPIRES, O_INPKTS,
   expire as expireEntry, CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";
 import { inbound, outbound, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";
@@ -194,7 +206,6 @@ export function connTemplates(): u32 { return templateCount; }
 export function connRefusedFull(): f64 { return <f64>refusedFull; }
 // entries freed for a new connection when the table was full: finished (TIME_WAIT, CLOSE), other inactive
 export function connEvicted(finished: bool): f64 { return <f64>(finished ? evictedClosed : evictedOther); }
-export function connFlush(nowMs: f64): void { flushConns(<i64>nowMs); }
 
 // Frees entry i now if its destination has been deleted (the userspace proxy calls this when the
 // sockets of such a flow close: with expire_nodest_conn=0 the flow's last state changes were dropped,
@@ -212,7 +223,7 @@ export function connExpireOrphan(i: i32, nowMs: f64): bool {
 // Runs the clock: expires connections and runs scheduler timers. Returns the number expired.
 export function advance(nowMs: f64): i32 { return runClock(<i64>nowMs); }
 
-// One packet described by numbers: source at scratch+0, destination at scratch+16. dir 0: client to
+// One packet described by numbers: source at ARG_ADDR, destination at ARG_DST. dir 0: client to
 // service, 1: real server to client (NAT replies). flags: TCP flags, or the SCTP chunk type.
 // Returns the verdict (0 not ours, 1 forward, 2 drop); lastConn()/lastDropReason() tell more.
 export function packet(dir: i32, af: i32, proto: i32, sport: u32, dport: u32, flags: u32, len: u32, mark: u32, nowMs: f64): i32 {
@@ -232,25 +243,31 @@ export function connNext(from: i32): i32 {
   return -1;
 }
 
-// Writes a connection entry to scratch (layout in src/core/index.ts): four addresses at 0/16/32/48
-// (client, virtual, destination, local), then the numbers from 64.
+// Writes a connection entry to scratch (CONN_* in assembly/layout.ts): four addresses (client, virtual,
+// destination, local), then the numbers.
 export function connInfo(i: i32): i32 {
   if (i < 0 || <u32>i >= connCapacityNow) return -1;
   const e = E(<u32>i);
   const p = changetype<usize>(scratch);
   const af = <i32>load<u8>(e, O_AF);
-  writeAddr(af, 0, load<u32>(e, O_CADDR), load<u32>(e, O_CADDR + 4), load<u32>(e, O_CADDR + 8), load<u32>(e, O_CADDR + 12));
-  writeAddr(af, 16, load<u32>(e, O_VADDR), load<u32>(e, O_VADDR + 4), load<u32>(e, O_VADDR + 8), load<u32>(e, O_VADDR + 12));
-  writeAddr(af, 32, load<u32>(e, O_DADDR), load<u32>(e, O_DADDR + 4), load<u32>(e, O_DADDR + 8), load<u32>(e, O_DADDR + 12));
-  writeAddr(af, 48, load<u32>(e, O_LADDR), load<u32>(e, O_LADDR + 4), load<u32>(e, O_LADDR + 8), load<u32>(e, O_LADDR + 12));
-  store<i32>(p, af, 64); store<i32>(p, load<u8>(e, O_PROTO), 68); store<i32>(p, load<u8>(e, O_STATE), 72);
-  store<u32>(p, load<u32>(e, O_FLAGS), 76); store<u32>(p, load<u16>(e, O_CPORT), 80);
-  store<u32>(p, load<u16>(e, O_VPORT), 84); store<u32>(p, load<u16>(e, O_DPORT), 88);
-  store<u32>(p, load<u16>(e, O_LPORT), 92); store<i32>(p, load<i32>(e, O_DEST), 96);
-  store<i32>(p, <i32>load<u32>(e, O_CTL) - 1, 100); store<u32>(p, load<u32>(e, O_NCTL), 104);
-  store<u32>(p, load<u32>(e, O_TIMEOUT), 108); store<f64>(p, <f64>load<i64>(e, O_EXPIRES), 112);
-  store<u32>(p, load<u32>(e, O_INPKTS), 120); store<u32>(p, load<u8>(e, O_LIVE), 124);
+  copyAddr(af, CONN_CADDR, e + O_CADDR);
+  copyAddr(af, CONN_VADDR, e + O_VADDR);
+  copyAddr(af, CONN_DADDR, e + O_DADDR);
+  copyAddr(af, CONN_LADDR, e + O_LADDR);
+  store<i32>(p, af, CONN_AF); store<i32>(p, load<u8>(e, O_PROTO), CONN_PROTO);
+  store<i32>(p, load<u8>(e, O_STATE), CONN_STATE); store<u32>(p, load<u32>(e, O_FLAGS), CONN_FLAGS);
+  store<u32>(p, load<u16>(e, O_CPORT), CONN_CPORT); store<u32>(p, load<u16>(e, O_VPORT), CONN_VPORT);
+  store<u32>(p, load<u16>(e, O_DPORT), CONN_DPORT); store<u32>(p, load<u16>(e, O_LPORT), CONN_LPORT);
+  store<i32>(p, load<i32>(e, O_DEST), CONN_DEST); store<i32>(p, <i32>load<u32>(e, O_CTL) - 1, CONN_CONTROLLER);
+  store<u32>(p, load<u32>(e, O_NCTL), CONN_CHILDREN); store<u32>(p, load<u32>(e, O_TIMEOUT), CONN_TIMEOUT);
+  store<f64>(p, <f64>load<i64>(e, O_EXPIRES), CONN_EXPIRES); store<u32>(p, load<u32>(e, O_INPKTS), CONN_INPKTS);
+  store<u32>(p, load<u8>(e, O_LIVE), CONN_LIVE);
   return 0;
+}
+
+// an entry's address (four host-order words at a) into scratch+off
+function copyAddr(af: i32, off: i32, a: usize): void {
+  writeAddr(af, off, load<u32>(a), load<u32>(a, 4), load<u32>(a, 8), load<u32>(a, 12));
 }
 
 // ipvsadm --set tcp tcpfin udp (seconds; 0 leaves a value unchanged)
@@ -265,22 +282,22 @@ export function getTimeout(which: i32): u32 {
   return udpTimeoutMs / 1000;
 }
 
-// Full-NAT source address for an address family, from scratch+0.
+// Full-NAT source address for an address family, from ARG_ADDR.
 export function setSnatAddr(af: i32): void {
-  readAddr(af, 0);
+  readAddr(af, ARG_ADDR);
   if (af == AF_INET) setSnat4(w3); else setSnat6(w0, w1, w2, w3);
 }
 
 // ---- batch entry points for benchmarks and the simulator (one boundary crossing per batch) ----------
 import { lookupIn, touchIn } from "./conn/table";
 
-// A key area: per key 48 bytes = af u8, proto u8, pad u16, cport u32, vport u32, pad u32,
-// caddr 16 bytes, vaddr 16 bytes (network order); results as i32 connection indexes at resultsPtr.
+// A key area: KEY_SIZE bytes per key (KEY_* in assembly/layout.ts: af, proto, cport, vport, caddr, vaddr,
+// addresses in network order); results as i32 connection indexes at resultsPtr.
 let keyArea: usize = 0;
 let keyResults: usize = 0;
 let keyMax: i32 = 0;
 export function keyBatchInit(max: i32): usize {
-  keyArea = heap.alloc(<usize>max * 48);
+  keyArea = heap.alloc(<usize>max * KEY_SIZE);
   keyResults = heap.alloc(<usize>max * 4);
   keyMax = max;
   return keyArea;
@@ -290,12 +307,14 @@ export function keyResultsPtr(): usize { return keyResults; }
 // the key at p as host-order words (IPv4 in word 3)
 let kc0: u32 = 0, kc1: u32 = 0, kc2: u32 = 0, kc3: u32 = 0, kv0: u32 = 0, kv1: u32 = 0, kv2: u32 = 0, kv3: u32 = 0;
 @inline function readKey(p: usize): void {
-  if (<i32>load<u8>(p) == AF_INET) {
-    kc0 = 0; kc1 = 0; kc2 = 0; kc3 = bswap<u32>(load<u32>(p, 16));
-    kv0 = 0; kv1 = 0; kv2 = 0; kv3 = bswap<u32>(load<u32>(p, 32));
+  if (<i32>load<u8>(p, KEY_AF) == AF_INET) {
+    kc0 = 0; kc1 = 0; kc2 = 0; kc3 = bswap<u32>(load<u32>(p, KEY_CADDR));
+    kv0 = 0; kv1 = 0; kv2 = 0; kv3 = bswap<u32>(load<u32>(p, KEY_VADDR));
   } else {
-    kc0 = bswap<u32>(load<u32>(p, 16)); kc1 = bswap<u32>(load<u32>(p, 20)); kc2 = bswap<u32>(load<u32>(p, 24)); kc3 = bswap<u32>(load<u32>(p, 28));
-    kv0 = bswap<u32>(load<u32>(p, 32)); kv1 = bswap<u32>(load<u32>(p, 36)); kv2 = bswap<u32>(load<u32>(p, 40)); kv3 = bswap<u32>(load<u32>(p, 44));
+    kc0 = bswap<u32>(load<u32>(p, KEY_CADDR)); kc1 = bswap<u32>(load<u32>(p, KEY_CADDR + 4));
+    kc2 = bswap<u32>(load<u32>(p, KEY_CADDR + 8)); kc3 = bswap<u32>(load<u32>(p, KEY_CADDR + 12));
+    kv0 = bswap<u32>(load<u32>(p, KEY_VADDR)); kv1 = bswap<u32>(load<u32>(p, KEY_VADDR + 4));
+    kv2 = bswap<u32>(load<u32>(p, KEY_VADDR + 8)); kv3 = bswap<u32>(load<u32>(p, KEY_VADDR + 12));
   }
 }
 
@@ -311,15 +330,16 @@ export function lookupBatch(n: i32): i32 {
     const end = min(g + LOOKUP_GROUP, n);
     if (connCount >= 32768) {
       for (let k = g; k < end; k++) {
-        const p = keyArea + <usize>k * 48;
+        const p = keyArea + <usize>k * KEY_SIZE;
         readKey(p);
-        warm += touchIn(<i32>load<u8>(p, 1), kc0, kc1, kc2, kc3, load<u32>(p, 4));
+        warm += touchIn(<i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3, load<u32>(p, KEY_CPORT));
       }
     }
     for (let k = g; k < end; k++) {
-      const p = keyArea + <usize>k * 48;
+      const p = keyArea + <usize>k * KEY_SIZE;
       readKey(p);
-      const r = lookupIn(<i32>load<u8>(p), <i32>load<u8>(p, 1), kc0, kc1, kc2, kc3, load<u32>(p, 4), kv0, kv1, kv2, kv3, load<u32>(p, 8), false);
+      const r = lookupIn(<i32>load<u8>(p, KEY_AF), <i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3,
+                         load<u32>(p, KEY_CPORT), kv0, kv1, kv2, kv3, load<u32>(p, KEY_VPORT), false);
       store<i32>(keyResults + (<usize>k << 2), r);
       if (r >= 0) found++;
     }
@@ -339,10 +359,10 @@ export function lookupChain(n: i32, start: i32, steps: i32): i32 {
   let found = 0;
   let k = start > 0 ? start % n : 0;
   for (let i = 0; i < steps; i++) {
-    const p = keyArea + <usize>k * 48;
+    const p = keyArea + <usize>k * KEY_SIZE;
     readKey(p);
-    const r = lookupIn(<i32>load<u8>(p), <i32>load<u8>(p, 1), kc0, kc1, kc2, kc3, load<u32>(p, 4),
-                       kv0, kv1, kv2, kv3, load<u32>(p, 8), false);
+    const r = lookupIn(<i32>load<u8>(p, KEY_AF), <i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3,
+                       load<u32>(p, KEY_CPORT), kv0, kv1, kv2, kv3, load<u32>(p, KEY_VPORT), false);
     if (r >= 0) found++;
     k += 1 + <i32>(<u32>r >>> 31);
     if (k >= n) k -= n;
@@ -373,8 +393,23 @@ export function scheduleBatch(svcId: i32, n: i32, srcBase: u32, bindLoad: bool, 
   return sum;
 }
 
+// The rest of the surface, by module, each name listed: a module's export reaches the host only through a
+// line here, and every export needs its line in src/core/exports.ts too, which types it for the host
+// (test/boundary.test.ts fails until the two agree with the compiled module).
+
 // benchmark-only exports (bench/, via src/core/bench-api.ts)
 export * from "./bench";
-export * from "./packet/exports";
-export * from "./trace";
-export * from "./sim/traffic";
+// the packet path (src/core/packets.ts); the batch area's other accessors are the traffic generator's
+export {
+  DESC_SIZE, packetSetPrefetch, batchInit, batchDataPtr, processBatch, packetDropCount, packetVerdictCount,
+  packetResetCounters, packetReasonLimit, packetSetTtlMode,
+} from "./packet/exports";
+// tracing, host side (the schedulers' side of ./trace stays inside the module)
+export {
+  traceEnable, traceEnabled, traceBuf, traceWords, traceCapacity, traceCount, traceReset, traceQuery,
+} from "./trace";
+// the simulator's traffic generator (src/core/sim.ts)
+export {
+  SIM_DONE, SIM_E_SLOTS, SIM_E_NOT_READY, simInit, simRun, simMade, simPackets, simTicks, simOpenPeak,
+  simPerServicePtr, simRecordPtr, simRecorded,
+} from "./sim/traffic";

@@ -6,8 +6,8 @@ import type { ConnectionEntry, IpvsTarget, RealServerStatus, ServiceStatus, Stat
 import type { IpvsTimeouts, RealServer, VirtualService } from "../src/model/types.ts";
 import { realServerKey, serviceKey } from "../src/model/types.ts";
 import { canonicalAddr, parseLiteral } from "../src/model/inet.ts";
+import { KERNEL_SCHEDULERS } from "../src/model/schedulers.ts";
 
-const KERNEL_SCHEDULERS = ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf"];
 const zero = (): Stats => ({ conns: 0n, inPkts: 0n, outPkts: 0n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0n });
 const fail = (code: string, message: string): never => { throw Object.assign(new Error(message), { code }); };
 const key = (s: Omit<VirtualService, "realServers">) => serviceKey({ ...s, addr: s.addr ? canonicalAddr(s.addr) : s.addr });

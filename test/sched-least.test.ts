@@ -342,109 +342,157 @@ function applyLoad(d: M, active: number, inactive: number): void {
 
 interface Stats { steps: number; chosen: number; none: number }
 
-function history(core: Core, sched: string, seed: number, steps: number, maxDests: number, stats: Stats): void {
-  const rnd = mulberry(seed);
-  const int = (n: number) => Math.floor(rnd() * n);
-  const svc = core.addService({ proto: "tcp", addr: VIP, port: 80, scheduler: sched });
-  const twosRng = new SplitMix(BigInt(seed) * 7919n + 1n);
-  core.seedRandom(BigInt(seed) * 7919n + 1n);
-  const list: M[] = [];
-  const deleted: M[] = [];
-  let nextAddr = 1;
+// One random history of a service under `sched`: the data plane and a mirror of the kernel's list of
+// destinations, changed step by step. The draws come from one seeded generator, in a fixed order.
+class History {
+  readonly svc: number;
+  readonly list: M[] = [];
+  private readonly rnd: () => number;
+  private readonly twosRng: SplitMix;
+  private readonly deleted: M[] = [];
+  private nextAddr = 1;
+
+  constructor(private readonly core: Core, private readonly sched: string, seed: number,
+              private readonly maxDests: number) {
+    this.rnd = mulberry(seed);
+    this.svc = core.addService({ proto: "tcp", addr: VIP, port: 80, scheduler: sched });
+    this.twosRng = new SplitMix(BigInt(seed) * 7919n + 1n);
+    core.seedRandom(BigInt(seed) * 7919n + 1n);
+  }
+
+  private int(n: number): number { return Math.floor(this.rnd() * n); }
   // weights: many small ones (ties), some zeros, now and then a large one
-  const weight = () => { const r = rnd(); return r < 0.15 ? 0 : r < 0.85 ? 1 + int(4) : r < 0.97 ? 1 + int(100) : 1 + int(65535); };
-  const thresholds = (): [number, number] => {
-    if (rnd() < 0.6) return [0, 0];
-    const u = 1 + int(12);
-    return [u, rnd() < 0.5 ? 0 : int(u + 1)];
-  };
-  const count = () => { const r = rnd(); return r < 0.9 ? int(8) : r < 0.98 ? int(3000) : int(2 ** 32); };  // rarely: C int wrap
-  const add = (addr: string, old?: M) => {
-    const w = weight(), [u, l] = thresholds();
-    const id = core.addDest(svc, { addr, port: 80, weight: w, upperThreshold: u, lowerThreshold: l });
+  private weight(): number {
+    const r = this.rnd();
+    return r < 0.15 ? 0 : r < 0.85 ? 1 + this.int(4) : r < 0.97 ? 1 + this.int(100) : 1 + this.int(65535);
+  }
+  private thresholds(): [number, number] {
+    if (this.rnd() < 0.6) return [0, 0];
+    const u = 1 + this.int(12);
+    return [u, this.rnd() < 0.5 ? 0 : this.int(u + 1)];
+  }
+  // connection counts; rarely one past a C int
+  private count(): number {
+    const r = this.rnd();
+    return r < 0.9 ? this.int(8) : r < 0.98 ? this.int(3000) : this.int(2 ** 32);
+  }
+
+  private add(addr: string, old?: M): void {
+    const w = this.weight(), [u, l] = this.thresholds();
+    const id = this.core.addDest(this.svc, { addr, port: 80, weight: w, upperThreshold: u, lowerThreshold: l });
     if (old) {
       // the kernel's trash revives the deleted destination itself, counters and all
       assert.is(id, old.id);
       // and __ip_vs_update_dest re-evaluates OVERLOAD when the thresholds differ from what it had
       if (u !== old.u || l !== old.l) { old.u = u; old.l = l; updateOverload(old); }
       old.weight = w;
-      list.unshift(old);
-    } else list.unshift({ id, addr, weight: w, u, l, active: 0, inactive: 0, ol: false });
-  };
-  const scan = (): M | null => {
-    switch (sched) {
+      this.list.unshift(old);
+    } else this.list.unshift({ id, addr, weight: w, u, l, active: 0, inactive: 0, ol: false });
+  }
+
+  // The kernel's own linear scan over the mirror.
+  kernelChoice(): M | null {
+    const list = this.list;
+    switch (this.sched) {
       case "lc": return scanLc(list);
       case "wlc": return scanWeighted(list, overhead);
       case "sed": return scanWeighted(list, delay);
       case "nq": return scanNq(list);
       case "fo": return scanFo(list);
       case "ovf": return scanOvf(list);
-      case "twos": return scanTwos(list, twosRng);
+      case "twos": return scanTwos(list, this.twosRng);
     }
-    throw new Error(sched);
-  };
-  for (let step = 0; step < steps; step++) {
-    const r = rnd();
-    let what = "";
-    if (list.length === 0 || (r < 0.12 && list.length < maxDests)) {
-      if (list.length >= maxDests) { what = "none"; }
-      else if (deleted.length > 0 && rnd() < 0.4) { what = "re-add"; const old = deleted.splice(int(deleted.length), 1)[0]; add(old.addr, old); }
-      else { what = "add"; const k = nextAddr++; add(`10.${1 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`); }
-    } else if (r < 0.20) {
-      what = "delete";
-      const i = int(list.length), d = list[i];
+    throw new Error(this.sched);
+  }
+
+  // One random change to the destinations (or none, before a plain new connection); returns what it was.
+  change(): string {
+    const { core, svc, list } = this;
+    const r = this.rnd();
+    if (list.length === 0 || (r < 0.12 && list.length < this.maxDests)) return this.grow();
+    if (r < 0.20) {
+      const i = this.int(list.length), d = list[i];
       core.deleteDest(svc, d.addr, 80);
       list.splice(i, 1);
-      deleted.push(d);
-    } else if (r < 0.32) {
-      what = "edit";
-      const d = list[int(list.length)];
-      const w = rnd() < 0.5 ? weight() : d.weight;
-      const [u, l] = rnd() < 0.5 ? thresholds() : [d.u, d.l];
+      this.deleted.push(d);
+      return "delete";
+    }
+    if (r < 0.32) {
+      const d = list[this.int(list.length)];
+      const w = this.rnd() < 0.5 ? this.weight() : d.weight;
+      const [u, l] = this.rnd() < 0.5 ? this.thresholds() : [d.u, d.l];
       core.editDest(svc, { addr: d.addr, port: 80, weight: w, upperThreshold: u, lowerThreshold: l });
       // __ip_vs_update_dest: a threshold change re-evaluates OVERLOAD; the same thresholds leave it alone
       if (u !== d.u || l !== d.l) { d.u = u; d.l = l; updateOverload(d); }
       d.weight = w;
-    } else if (r < 0.50) {
-      what = "load";
-      const d = list[int(list.length)];
-      const a = count(), i = count();
+      return "edit";
+    }
+    if (r < 0.50) {
+      const d = list[this.int(list.length)];
+      const a = this.count(), i = this.count();
       core.setLoad(d.id, a, i);
       applyLoad(d, a, i);
-    } else if (r < 0.51) {
-      what = "switch";                               // init() on a service that has destinations
-      core.editService(svc, { proto: "tcp", addr: VIP, port: 80, scheduler: "rr" });
-      core.editService(svc, { proto: "tcp", addr: VIP, port: 80, scheduler: sched });
-    } else {
-      what = "conn";                                 // a new connection, then counted on its destination
+      return "load";
     }
-    const want = scan();
-    const got = pick(core, svc, 1000 + (step & 0xffff));
+    if (r < 0.51) {                                  // init() on a service that has destinations
+      core.editService(svc, { proto: "tcp", addr: VIP, port: 80, scheduler: "rr" });
+      core.editService(svc, { proto: "tcp", addr: VIP, port: 80, scheduler: this.sched });
+      return "switch";
+    }
+    return "conn";                                   // a new connection, then counted on its destination
+  }
+
+  // a destination added: a deleted one again (the kernel's trash), or a new address
+  private grow(): string {
+    if (this.list.length >= this.maxDests) return "none";
+    if (this.deleted.length > 0 && this.rnd() < 0.4) {
+      const old = this.deleted.splice(this.int(this.deleted.length), 1)[0];
+      this.add(old.addr, old);
+      return "re-add";
+    }
+    const k = this.nextAddr++;
+    this.add(`10.${1 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`);
+    return "add";
+  }
+
+  // a new connection on the chosen destination: active or inactive, as its first packets leave it
+  countConnection(d: M): void {
+    const a = this.rnd() < 0.5;
+    const na = d.active + (a ? 1 : 0), ni = d.inactive + (a ? 0 : 1);
+    this.core.setLoad(d.id, na, ni);
+    applyLoad(d, na, ni);
+  }
+
+  // the mirror is what the data plane holds
+  compareMirror(step: number): void {
+    const real = this.core.service(this.svc).dests, list = this.list;
+    assert.equal(real.map((d) => d.id), list.map((d) => d.id), `list order at step ${step}`);
+    for (let i = 0; i < real.length; i++) {
+      const x = real[i], m = list[i];
+      assert.equal([x.weight, x.activeConns, x.inactConns, x.overloaded], [m.weight, m.active, m.inactive, m.ol],
+        `dest ${m.id} at step ${step}`);
+    }
+  }
+}
+
+function history(core: Core, sched: string, seed: number, steps: number, maxDests: number, stats: Stats): void {
+  const h = new History(core, sched, seed, maxDests);
+  for (let step = 0; step < steps; step++) {
+    const what = h.change();
+    const want = h.kernelChoice();
+    const got = pick(core, h.svc, 1000 + (step & 0xffff));
     if (got !== (want ? want.id : -1)) {
-      assert.unreachable(`${sched} seed ${seed} step ${step} (${what}, ${list.length} dests): got ${got}, ` +
-        `the kernel's scan ${want ? want.id : -1}; list ${JSON.stringify(list.slice(0, 12))}`);
+      assert.unreachable(`${sched} seed ${seed} step ${step} (${what}, ${h.list.length} dests): got ${got}, ` +
+        `the kernel's scan ${want ? want.id : -1}; list ${JSON.stringify(h.list.slice(0, 12))}`);
     }
     stats.steps++;
     if (want) {
       stats.chosen++;
-      if (what === "conn") {
-        const a = rnd() < 0.5;
-        const na = want.active + (a ? 1 : 0), ni = want.inactive + (a ? 0 : 1);
-        core.setLoad(want.id, na, ni);
-        applyLoad(want, na, ni);
-      }
+      if (what === "conn") h.countConnection(want);
     } else stats.none++;
-    if (step % 97 === 0) {                            // the mirror is what the data plane holds
-      const real = core.service(svc).dests;
-      assert.equal(real.map((d) => d.id), list.map((d) => d.id), `list order at step ${step}`);
-      for (let i = 0; i < real.length; i++) {
-        const x = real[i], m = list[i];
-        assert.equal([x.weight, x.activeConns, x.inactConns, x.overloaded], [m.weight, m.active, m.inactive, m.ol],
-          `dest ${m.id} at step ${step}`);
-      }
-    }
+    if (step % 97 === 0) h.compareMirror(step);
   }
-  core.deleteService(svc);
+  core.deleteService(h.svc);
 }
 
 const SIZES = [1, 2, 3, 8, 40, 300];

@@ -7,7 +7,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
-import { TraceSession, type LifeEvent } from "../src/core/trace.ts";
+import { TraceSession, type LifeEvent } from "../src/explain/trace.ts";
 import { runTrace } from "../src/cli/trace.ts";
 import { Core, TCP_FLAGS } from "../src/core/index.ts";
 

@@ -4,7 +4,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Core, SCHEDULERS, TCP_FLAGS } from "../src/core/index.ts";
-import { TraceSession, Tracer, Q, plain, familyOf, type Scenario, type Decision } from "../src/core/trace.ts";
+import { TraceSession, Tracer, Q, plain, familyOf, type Scenario, type Decision } from "../src/explain/trace.ts";
 import { parseTraceArgs, runTrace } from "../src/cli/trace.ts";
 
 const VIP = "10.0.0.1";

@@ -9,7 +9,8 @@ import {
 } from "../common";
 import { Dest, registerDest, releaseDest } from "../dest/dest";
 import { Scheduler } from "../sched/scheduler";
-import { createScheduler, SCHEDULER_NAMES } from "../sched/registry";
+import { createScheduler } from "../sched/registry";
+import { SCHEDULER_KINDS } from "../sched/list";
 
 export class Service {
   id: i32 = -1;
@@ -128,7 +129,7 @@ function validNetmask(af: i32, netmask: u32): bool {
 function checkServiceParams(af: i32, proto: i32, fwmark: u32, schedId: i32, flags: u32, netmask: u32): i32 {
   if (af != AF_INET && af != AF_INET6) return E_BAD_AF;
   if (fwmark == 0 && proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return E_BAD_PROTOCOL;
-  if (schedId < 0 || schedId >= SCHEDULER_NAMES.length) return E_BAD_SCHEDULER;
+  if (schedId < 0 || schedId >= SCHEDULER_KINDS.length) return E_BAD_SCHEDULER;
   if ((flags & ~SVC_F_USER_MASK) != 0) return E_BAD_FLAGS;
   if (!validNetmask(af, netmask)) return E_BAD_NETMASK;
   return OK;

@@ -285,7 +285,6 @@ export function simMade(): f64 { return <f64>made; }
 export function simPackets(): f64 { return <f64>packets; }
 export function simTicks(): f64 { return <f64>tick; }
 export function simOpenPeak(): u32 { return openPeak; }
-export function simSlots(): u32 { return nSlots; }
 // new connections per Service (u32 x services), and the recorded decisions (REC_BYTES each)
 export function simPerServicePtr(): usize { return perSvc; }
 export function simRecordPtr(): usize { return recArea; }

@@ -14,4 +14,4 @@ export interface GroupResult {
   extra?: Record<string, unknown>;       // anything else worth keeping in the JSON
 }
 
-export const ipv4 = (a: number) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+export { ntoa4 as ipv4 } from "../../src/model/inet.ts";

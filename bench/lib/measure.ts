@@ -33,11 +33,6 @@ export function statOf(msSamples: ArrayLike<number>, ops: number): Stat {
   return { median, p25: quantile(ns, 0.25), p75: quantile(ns, 0.75), mad: quantile(dev, 0.5), samples: ns.length, opsPerSample: ops };
 }
 
-// speedup of `ours` over `base` (base / ours), with the range from the two interquartile ranges
-export function ratioOf(base: Stat, ours: Stat): RatioStat {
-  return { median: base.median / ours.median, lo: base.p25 / ours.p75, hi: base.p75 / ours.p25 };
-}
-
 export let sink = 0;   // results land here so no call is optimized away
 
 // Times fn (which performs `ops` operations per call). budget.minSamples is also the minimum number of calls.

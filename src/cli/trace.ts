@@ -6,7 +6,7 @@ import { SCHEDULERS, type ServiceSpec } from "../core/index.ts";
 import {
   TraceSession, plain, type LifeEvent, type Scenario, type ScenarioDest, type ScenarioEvent, type ConnSpec, type Line,
     type Style, type Decision,
-} from "../core/trace.ts";
+} from "../explain/trace.ts";
 import { readTree, readLocality, readMhFill, type TreeView } from "../ui/sched-state.ts";
 import { treeText, localityText, mhFillText } from "../ui/insides.ts";
 

@@ -45,18 +45,3 @@ export function formatAddr(af: number, b: Uint8Array): string {
   if (af === AF_INET) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   return ntop6(b);
 }
-
-// "1.2.3.4:80" or "[::1]:80"
-export function formatAddrPort(af: number, addr: string, port: number): string {
-  return af === AF_INET6 ? `[${addr}]:${port}` : `${addr}:${port}`;
-}
-
-export function parseAddrPort(s: string): { addr: string; port: number } {
-  let m = s.match(/^\[([^\]]+)\](?::(\d+))?$/);
-  if (!m) m = s.match(/^([^:]+)(?::(\d+))?$/);
-  if (!m) throw new Error(`bad address:port '${s}'`);
-  afOf(m[1]);
-  const port = m[2] === undefined ? 0 : Number(m[2]);
-  if (!(port >= 0 && port <= 65535)) throw new Error(`bad port in '${s}': must be 0..65535`);
-  return { addr: m[1], port };
-}

@@ -47,12 +47,6 @@ export function lookupChain(core: Core, n: number, start: number, steps: number)
   return core.x.lookupChain(n, start, steps);
 }
 
-// The connection index found for key i of the last lookupBatch (-1: none).
-export function lookupResult(core: Core, i: number): number {
-  const p = core.x.keyResultsPtr() >>> 0;
-  return new DataView(core.x.memory.buffer).getInt32(p + 4 * i, true);
-}
-
 // n new-connection decisions on a service (see assembly/index.ts scheduleBatch); returns the id checksum.
 export function scheduleBatch(core: Core, svcId: number, n: number, srcBase: number, bindLoad: boolean, nowMs = 0): number {
   return core.x.scheduleBatch(svcId, n, srcBase >>> 0, bindLoad ? 1 : 0, nowMs);

@@ -1,6 +1,6 @@
 // Error codes from the data plane (assembly/common.ts) and the messages a user sees.
 
-export const ERROR_MESSAGES: Record<number, string> = {
+const ERROR_MESSAGES: Record<number, string> = {
   [-1]: "no such virtual service",
   [-2]: "virtual service already exists",
   [-3]: "no such destination",

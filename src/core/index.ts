@@ -2,22 +2,20 @@
 // Configuration calls cross the boundary once each; hot paths (packet batches) cross once per batch.
 import { check, WasmvsError } from "./errors.ts";
 import { AF_INET, AF_INET6, afOf, addrBytes, formatAddr } from "./addr.ts";
+import type { CoreExports } from "./exports.ts";
+import * as L from "../../assembly/layout.ts";
+import { SCHEDULERS, SCHED_FLAG_NAMES, schedulerInfo } from "../model/schedulers.ts";
 
 export { WasmvsError } from "./errors.ts";
-
-// The registry order of assembly/sched/registry.ts.
-export const SCHEDULERS = ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"] as const;
-export type SchedulerName = (typeof SCHEDULERS)[number];
+export type { CoreExports } from "./exports.ts";
+export {
+  SCHEDULERS, SCHED_FLAG_NAMES, SCHEDULER_LIST, KERNEL_SCHEDULERS, familyOf, type Family,
+} from "../model/schedulers.ts";
 
 export const PROTOCOLS: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
 export const PROTOCOL_NAMES: Record<number, string> = { 0: "fwmark", 6: "tcp", 17: "udp", 132: "sctp" };
 
 export const SVC_F = { persistent: 0x1, hashed: 0x2, onePacket: 0x4, sched1: 0x8, sched2: 0x10, sched3: 0x20 };
-// ipvsadm -b names; sh-* and mh-* share bits, as in the kernel
-export const SCHED_FLAG_NAMES: Record<string, number> = {
-  "flag-1": 0x8, "flag-2": 0x10, "flag-3": 0x20,
-  "sh-fallback": 0x8, "sh-port": 0x10, "mh-fallback": 0x8, "mh-port": 0x10,
-};
 
 export const FWD = { masq: 0, local: 1, tunnel: 2, route: 3, bypass: 4, fullnat: 5 } as const;
 export type FwdName = keyof typeof FWD;
@@ -38,7 +36,7 @@ export interface ServiceSpec {
   port?: number;
   fwmark?: number;
   af?: number;             // needed for fwmark services (default IPv4)
-  scheduler: SchedulerName | string;
+  scheduler: string;       // a name of SCHEDULERS
   flags?: string[];        // sh-port, sh-fallback, mh-port, mh-fallback, ops, flag-N
   persistent?: number;     // seconds; absent or 0 = not persistent
   netmask?: string | number; // IPv4 dotted mask or IPv6 prefix length
@@ -73,7 +71,9 @@ export const TCP_STATES = ["NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_W
 export const SCTP_STATES = ["NONE", "INIT1", "INIT", "C-SENT", "C-REPLIED", "C-WAIT", "COOKIE", "C-ECHOED",
   "ESTABLISHED", "S-SENT", "S-RECEIVED", "S-ACK-SENT", "REJECTED", "CLOSED"];
 export const TEMPLATE_STATES = ["NONE", "ASSURED"];   // a template is ASSURED once a connection of it is answered
-export const CONN_F = { fwdMask: 0x7, hashed: 0x40, noOutput: 0x80, inactive: 0x100, template: 0x1000, onePacket: 0x2000 };
+export const CONN_F = {
+  fwdMask: 0x7, hashed: 0x40, noOutput: 0x80, inactive: 0x100, template: L.CONN_F_TEMPLATE, onePacket: 0x2000,
+};
 export const TCP_FLAGS = { FIN: 1, SYN: 2, RST: 4, PSH: 8, ACK: 16 };
 export const VERDICTS = ["not-ours", "forward", "drop"] as const;
 export const CONN_DROP_REASONS: Record<number, string> = {
@@ -89,8 +89,6 @@ export interface ConnInfo {
   active: boolean; destId: number; controlledBy: number; children: number; timeoutMs: number; expires: number; inPkts: number;
 }
 
-type Exports = Record<string, any> & { memory: WebAssembly.Memory };
-
 const compiled = new Map<boolean, WebAssembly.Module>();
 
 // Node only; the browser (src/ui) fetches the same core.wasm and calls Core.fromBytes.
@@ -98,11 +96,36 @@ export function wasmPath(debug = false): string {
   return decodeURIComponent(new URL(`../../build/${debug ? "core.debug.wasm" : "core.wasm"}`, import.meta.url).pathname);
 }
 
-export class Core {
-  readonly x: Exports;
-  private scratch: number;
+// The message of an AssemblyScript abort: its strings are UTF-16 with their byte length in the 4 bytes
+// before them (the runtime's object header); 0 is no string.
+export function readWasmString(memory: WebAssembly.Memory, ptr: number): string | null {
+  ptr >>>= 0;
+  const buf = memory.buffer;
+  if (ptr === 0 || ptr < 4 || ptr > buf.byteLength) return null;
+  const bytes = new DataView(buf).getUint32(ptr - 4, true);
+  if (bytes % 2 !== 0 || ptr + bytes > buf.byteLength) return null;
+  return String.fromCharCode(...new Uint16Array(buf.slice(ptr, ptr + bytes)));
+}
 
-  private constructor(exports: Exports) {
+// A failed assertion or a trap the module raised itself (abort): where in assembly/ and what it said.
+export class WasmAbort extends Error {
+  constructor(readonly wasmMessage: string | null, readonly file: string | null, readonly line: number,
+              readonly column: number) {
+    super(`wasm abort: ${wasmMessage ?? "(no message)"} at ${file ?? "?"}:${line}:${column}`);
+    this.name = "WasmAbort";
+  }
+}
+
+// The scratch area's offsets (assembly/layout.ts), for a caller that reads records in place through
+// Core.scratch and Core.dv because making objects would cost too much (the proxy's metrics scrape).
+export * as LAYOUT from "../../assembly/layout.ts";
+
+export class Core {
+  readonly x: CoreExports;
+  /** the scratch area's address in WASM memory (records at the LAYOUT offsets from here) */
+  readonly scratch: number;
+
+  private constructor(exports: CoreExports) {
     this.x = exports;
     this.scratch = exports.scratchPtr() >>> 0;
   }
@@ -132,14 +155,18 @@ export class Core {
 
   // Each Core is its own instance (its own tables); the compiled module is shared.
   static async fromModule(mod: WebAssembly.Module, connCapacity = 65536): Promise<Core> {
+    let memory: WebAssembly.Memory | undefined;
     const inst = await WebAssembly.instantiate(mod, {
       env: {
         abort(msg: number, file: number, line: number, col: number) {
-          throw new Error(`wasm abort at ${line}:${col}`);
+          const str = (p: number) => (memory ? readWasmString(memory, p) : null);
+          throw new WasmAbort(str(msg), str(file), line >>> 0, col >>> 0);
         },
       },
     });
-    const core = new Core(inst.exports as Exports);
+    const x = inst.exports as unknown as CoreExports;
+    memory = x.memory;
+    const core = new Core(x);
     core.x.connInit(connCapacity);
     return core;
   }
@@ -171,16 +198,16 @@ export class Core {
 
   // ---- services --------------------------------------------------------------------------------
   static schedulerId(name: string): number {
-    const id = (SCHEDULERS as readonly string[]).indexOf(name);
-    if (id < 0) throw new WasmvsError(-5, `scheduler '${name}' (known: ${SCHEDULERS.join(", ")})`);
-    return id;
+    const s = schedulerInfo(name);
+    if (!s) throw new WasmvsError(-5, `scheduler '${name}' (known: ${SCHEDULERS.join(", ")})`);
+    return s.id;
   }
 
   static serviceFlags(spec: ServiceSpec): number {
     let flags = 0;
     for (const f of spec.flags ?? []) {
       if (f === "ops" || f === "one-packet") flags |= SVC_F.onePacket;
-      else if (f in SCHED_FLAG_NAMES) flags |= SCHED_FLAG_NAMES[f];
+      else if (Object.hasOwn(SCHED_FLAG_NAMES, f)) flags |= SCHED_FLAG_NAMES[f];
       else throw new WasmvsError(-11, `service flag '${f}' (known: ${["ops", ...Object.keys(SCHED_FLAG_NAMES)].join(", ")})`);
     }
     if (spec.persistent) flags |= SVC_F.persistent;
@@ -247,13 +274,15 @@ export class Core {
   private serviceInfoRaw(id: number) {
     const n = check(this.x.svcInfo(id), `service ${id}`);
     const dv = this.dv, p = this.scratch;
-    const af = dv.getInt32(p + 16, true);
+    const af = dv.getInt32(p + L.SVC_AF, true);
     return {
-      n, af, addr: this.getAddr(af), proto: dv.getInt32(p + 20, true), port: dv.getUint32(p + 24, true),
-      fwmark: dv.getUint32(p + 28, true), sched: dv.getInt32(p + 32, true), flags: dv.getUint32(p + 36, true),
-      timeout: dv.getUint32(p + 40, true), netmask: dv.getUint32(p + 44, true),
-      conns: dv.getBigUint64(p + 48, true), inPkts: dv.getBigUint64(p + 56, true), outPkts: dv.getBigUint64(p + 64, true),
-      inBytes: dv.getBigUint64(p + 72, true), outBytes: dv.getBigUint64(p + 80, true),
+      n, af, addr: this.getAddr(af, L.SVC_ADDR), proto: dv.getInt32(p + L.SVC_PROTO, true),
+      port: dv.getUint32(p + L.SVC_PORT, true), fwmark: dv.getUint32(p + L.SVC_FWMARK, true),
+      sched: dv.getInt32(p + L.SVC_SCHED, true), flags: dv.getUint32(p + L.SVC_FLAGS, true),
+      timeout: dv.getUint32(p + L.SVC_TIMEOUT, true), netmask: dv.getUint32(p + L.SVC_NETMASK, true),
+      conns: dv.getBigUint64(p + L.SVC_CONNS, true), inPkts: dv.getBigUint64(p + L.SVC_INPKTS, true),
+      outPkts: dv.getBigUint64(p + L.SVC_OUTPKTS, true), inBytes: dv.getBigUint64(p + L.SVC_INBYTES, true),
+      outBytes: dv.getBigUint64(p + L.SVC_OUTBYTES, true),
     };
   }
 
@@ -263,7 +292,7 @@ export class Core {
     for (let i = 0; i < r.n; i++) dests.push(this.dest(check(this.x.svcDestAt(id, i), `service ${id} dest ${i}`)));
     return {
       id, af: r.af, proto: PROTOCOL_NAMES[r.proto], addr: r.fwmark ? "" : r.addr, port: r.port, fwmark: r.fwmark,
-      scheduler: SCHEDULERS[r.sched], flags: r.flags, timeout: r.timeout, netmask: r.netmask,
+      scheduler: SCHEDULERS[r.sched] ?? `#${r.sched}`, flags: r.flags, timeout: r.timeout, netmask: r.netmask,
       conns: r.conns, inPkts: r.inPkts, outPkts: r.outPkts, inBytes: r.inBytes, outBytes: r.outBytes, dests,
     };
   }
@@ -300,16 +329,19 @@ export class Core {
   dest(id: number): DestInfo {
     check(this.x.destInfo(id), `destination ${id}`);
     const dv = this.dv, p = this.scratch;
-    const af = dv.getInt32(p + 16, true);
-    const flags = dv.getUint32(p + 40, true);
+    const af = dv.getInt32(p + L.DEST_AF, true);
+    const flags = dv.getUint32(p + L.DEST_FLAGS, true);
     return {
-      id, af, addr: this.getAddr(af), port: dv.getUint32(p + 20, true), weight: dv.getInt32(p + 24, true),
-      lastWeight: dv.getInt32(p + 28, true), upperThreshold: dv.getUint32(p + 32, true),
-      lowerThreshold: dv.getUint32(p + 36, true), flags, fwd: FWD_NAMES[dv.getUint32(p + 44, true)],
-      activeConns: dv.getUint32(p + 48, true), inactConns: dv.getUint32(p + 52, true),
-      persistConns: dv.getUint32(p + 56, true), svcId: dv.getInt32(p + 60, true),
-      conns: dv.getBigUint64(p + 64, true), inPkts: dv.getBigUint64(p + 72, true), outPkts: dv.getBigUint64(p + 80, true),
-      inBytes: dv.getBigUint64(p + 88, true), outBytes: dv.getBigUint64(p + 96, true),
+      id, af, addr: this.getAddr(af, L.DEST_ADDR), port: dv.getUint32(p + L.DEST_PORT, true),
+      weight: dv.getInt32(p + L.DEST_WEIGHT, true), lastWeight: dv.getInt32(p + L.DEST_LAST_WEIGHT, true),
+      upperThreshold: dv.getUint32(p + L.DEST_UTHRESHOLD, true),
+      lowerThreshold: dv.getUint32(p + L.DEST_LTHRESHOLD, true),
+      flags, fwd: FWD_NAMES[dv.getUint32(p + L.DEST_FWD, true)],
+      activeConns: dv.getUint32(p + L.DEST_ACTIVE, true), inactConns: dv.getUint32(p + L.DEST_INACTIVE, true),
+      persistConns: dv.getUint32(p + L.DEST_PERSIST, true), svcId: dv.getInt32(p + L.DEST_SVC, true),
+      conns: dv.getBigUint64(p + L.DEST_CONNS, true), inPkts: dv.getBigUint64(p + L.DEST_INPKTS, true),
+      outPkts: dv.getBigUint64(p + L.DEST_OUTPKTS, true), inBytes: dv.getBigUint64(p + L.DEST_INBYTES, true),
+      outBytes: dv.getBigUint64(p + L.DEST_OUTBYTES, true),
       available: (flags & DEST_F_AVAILABLE) !== 0, overloaded: (flags & DEST_F_OVERLOAD) !== 0,
     };
   }
@@ -322,9 +354,9 @@ export class Core {
   // ---- scheduling without creating a connection ---------------------------------------------------
   // Returns the chosen destination id, or -1 for "no destination available".
   schedule(svcId: number, src: string, sport: number, opts: { dst?: string; dport?: number; proto?: string; now?: number } = {}): number {
-    const af = this.putAddr(src, 0);
-    if (opts.dst) this.putAddr(opts.dst, 16);
-    else this.u8.fill(0, this.scratch + 16, this.scratch + 32);
+    const af = this.putAddr(src, L.ARG_ADDR);
+    if (opts.dst) this.putAddr(opts.dst, L.ARG_DST);
+    else this.u8.fill(0, this.scratch + L.ARG_DST, this.scratch + L.ARG_DST + 16);
     const r = this.x.schedule(svcId, af, PROTOCOLS[opts.proto ?? "tcp"], sport, opts.dport ?? 0, opts.now ?? 0);
     return r === -100 ? -1 : check(r, `schedule on service ${svcId}`);
   }
@@ -339,8 +371,8 @@ export class Core {
   // flags: TCP flags (FIN 1, SYN 2, RST 4, ACK 16) or the SCTP chunk type.
   packet(dir: "in" | "out", proto: string, src: string, sport: number, dst: string, dport: number,
          opts: { flags?: number; len?: number; mark?: number; now?: number } = {}): PacketResult {
-    const af = this.putAddr(src, 0);
-    this.putAddr(dst, 16);
+    const af = this.putAddr(src, L.ARG_ADDR);
+    this.putAddr(dst, L.ARG_DST);
     const v = this.x.packet(dir === "in" ? 0 : 1, af, PROTOCOLS[proto], sport, dport, opts.flags ?? 0, opts.len ?? 60,
       opts.mark ?? 0, opts.now ?? 0);
     return { verdict: VERDICTS[v], conn: this.x.lastConn(), reason: v === 2 ? CONN_DROP_REASONS[this.x.lastDropReason()] : undefined, isNew: !!this.x.lastWasNew() };
@@ -352,8 +384,8 @@ export class Core {
   packetBytes(dir: "in" | "out", proto: number, af: number, src: Uint8Array, sport: number, dst: Uint8Array, dport: number,
               flags: number, len: number, now: number): number {
     const u8 = this.u8;
-    u8.set(src, this.scratch);
-    u8.set(dst, this.scratch + 16);
+    u8.set(src, this.scratch + L.ARG_ADDR);
+    u8.set(dst, this.scratch + L.ARG_DST);
     return this.x.packet(dir === "in" ? 0 : 1, af, proto, sport, dport, flags, len, 0, now);
   }
 
@@ -371,21 +403,34 @@ export class Core {
   conn(i: number): ConnInfo | null {
     if (this.x.connInfo(i) < 0) return null;
     const dv = this.dv, p = this.scratch;
-    const af = dv.getInt32(p + 64, true);
-    if (!dv.getUint32(p + 124, true)) return null;
-    const proto = dv.getInt32(p + 68, true);
-    const flags = dv.getUint32(p + 76, true);
-    const state = dv.getInt32(p + 72, true);
+    const af = dv.getInt32(p + L.CONN_AF, true);
+    if (!dv.getUint32(p + L.CONN_LIVE, true)) return null;
+    const proto = dv.getInt32(p + L.CONN_PROTO, true);
+    const flags = dv.getUint32(p + L.CONN_FLAGS, true);
+    const state = dv.getInt32(p + L.CONN_STATE, true);
     return {
-      index: i, af, proto: PROTOCOL_NAMES[proto], caddr: this.getAddr(af, 0), vaddr: this.getAddr(af, 16),
-      daddr: this.getAddr(af, 32), laddr: this.getAddr(af, 48), cport: dv.getUint32(p + 80, true),
-      vport: dv.getUint32(p + 84, true), dport: dv.getUint32(p + 88, true), lport: dv.getUint32(p + 92, true),
+      index: i, af, proto: PROTOCOL_NAMES[proto], caddr: this.getAddr(af, L.CONN_CADDR),
+      vaddr: this.getAddr(af, L.CONN_VADDR), daddr: this.getAddr(af, L.CONN_DADDR),
+      laddr: this.getAddr(af, L.CONN_LADDR),
+      cport: dv.getUint32(p + L.CONN_CPORT, true), vport: dv.getUint32(p + L.CONN_VPORT, true),
+      dport: dv.getUint32(p + L.CONN_DPORT, true), lport: dv.getUint32(p + L.CONN_LPORT, true),
       state: flags & CONN_F.template ? TEMPLATE_STATES[state] ?? "?" : proto === 6 ? TCP_STATES[state]
         : proto === 132 ? SCTP_STATES[state] : "UDP",
       flags, template: (flags & CONN_F.template) !== 0, active: (flags & CONN_F.inactive) === 0,
-      destId: dv.getInt32(p + 96, true), controlledBy: dv.getInt32(p + 100, true), children: dv.getUint32(p + 104, true),
-      timeoutMs: dv.getUint32(p + 108, true), expires: dv.getFloat64(p + 112, true), inPkts: dv.getUint32(p + 120, true),
+      destId: dv.getInt32(p + L.CONN_DEST, true), controlledBy: dv.getInt32(p + L.CONN_CONTROLLER, true),
+      children: dv.getUint32(p + L.CONN_CHILDREN, true), timeoutMs: dv.getUint32(p + L.CONN_TIMEOUT, true),
+      expires: dv.getFloat64(p + L.CONN_EXPIRES, true), inPkts: dv.getUint32(p + L.CONN_INPKTS, true),
     };
+  }
+
+  /** Whether connection-table entry i is live, no template, and of this protocol and ports: the socket
+   * proxy's check that a flow still owns its entry, without making a ConnInfo per flow per tick. */
+  connMatches(i: number, proto: number, cport: number, vport: number): boolean {
+    if (i < 0 || this.x.connInfo(i) < 0) return false;
+    const dv = this.dv, p = this.scratch;
+    return dv.getUint32(p + L.CONN_LIVE, true) !== 0 && dv.getInt32(p + L.CONN_PROTO, true) === proto &&
+      dv.getUint32(p + L.CONN_VPORT, true) === vport && dv.getUint32(p + L.CONN_CPORT, true) === cport &&
+      (dv.getUint32(p + L.CONN_FLAGS, true) & CONN_F.template) === 0;
   }
 
   // Every live entry (connections and templates), in table order.

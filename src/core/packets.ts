@@ -22,7 +22,7 @@ export const PACKET_DROP_REASONS: Record<number, string> = {
   27: "bad descriptor",
 };
 // Short names for counters and logs.
-export const PACKET_DROP_KEYS: Record<number, string> = {
+const PACKET_DROP_KEYS: Record<number, string> = {
   1: "no_dest", 2: "table_full", 3: "dest_gone", 4: "reuse_conntrack", 5: "port_mismatch", 6: "no_local_port",
   16: "truncated", 17: "bad_version", 18: "bad_ihl", 19: "bad_total_length", 20: "bad_ip_csum", 21: "fragment",
   22: "bad_ext_hdr", 23: "bad_tcp_doff", 24: "bad_udp_length", 25: "udp6_zero_csum", 26: "ttl_exceeded",
@@ -33,8 +33,8 @@ export const REASON = {
   truncated: 16, badVersion: 17, badIhl: 18, badTotalLength: 19, badIpCsum: 20, fragment: 21, badExtHdr: 22,
   badTcpDoff: 23, badUdpLength: 24, udp6ZeroCsum: 25, ttlExceeded: 26, badDescriptor: 27,
 } as const;
-export const FWD_NONE = 255;
-export const RESULT_F = { new: 1, rewritten: 2 };
+const FWD_NONE = 255;
+const RESULT_F = { new: 1, rewritten: 2 };
 
 export type Direction = "in" | "out" | 0 | 1;
 
@@ -69,6 +69,9 @@ export class PacketBatch {
     this.maxPackets = opts.maxPackets ?? 256;
     this.maxBytes = opts.maxBytes ?? this.maxPackets * 2048;
     this.align = opts.align ?? 8;
+    if (core.x.DESC_SIZE.value !== DESC_SIZE) {
+      throw new Error(`this core.wasm has ${core.x.DESC_SIZE.value}-byte packet descriptors, the host ${DESC_SIZE}`);
+    }
     const d = core.x.batchInit(this.maxPackets, this.maxBytes) >>> 0;
     if (d === 0) throw new Error(`batch area of ${this.maxPackets} packets / ${this.maxBytes} bytes refused`);
     this.desc = d;

@@ -19,7 +19,6 @@ export interface GeneratorSpec {
 export interface GeneratorService { vip: number; port: number }   // vip as a host-order u32
 export interface RecordedDecision { svc: number; caddr: number; cport: number; daddr: number; dport: number }
 
-const SIM_DONE = 1, SIM_E_SLOTS = -1, SIM_E_NOT_READY = -2;
 const REC_WORDS = 5;
 
 export class TrafficGenerator {
@@ -65,10 +64,11 @@ export class TrafficGenerator {
   // Runs up to `ticks` ms of simulated time; true once every connection has ended. dry: generate the
   // packets without running them through the data plane (to time the generator alone).
   run(ticks: number, dry = false): boolean {
-    const r = this.core.x.simRun(ticks, dry ? 1 : 0);
-    if (r === SIM_E_SLOTS) throw new Error(`traffic generator: more than ${this.slots} connections open at once: lower the rate or the length, or give more slots`);
-    if (r === SIM_E_NOT_READY) throw new Error("traffic generator: not set up, or the batch area was re-made since");
-    this.done = r === SIM_DONE;
+    const x = this.core.x;
+    const r = x.simRun(ticks, dry ? 1 : 0);
+    if (r === x.SIM_E_SLOTS.value) throw new Error(`traffic generator: more than ${this.slots} connections open at once: lower the rate or the length, or give more slots`);
+    if (r === x.SIM_E_NOT_READY.value) throw new Error("traffic generator: not set up, or the batch area was re-made since");
+    this.done = r === x.SIM_DONE.value;
     return this.done;
   }
 

@@ -3,6 +3,7 @@
 import { parseAllDocuments } from "yaml";
 import { parseCIDR, type Family } from "./ip.ts";
 import { K8sInputError } from "./errors.ts";
+import { SCHEDULERS } from "../model/schedulers.ts";
 
 export type DetectLocalMode = "ClusterCIDR" | "NodeCIDR" | "BridgeInterface" | "InterfaceNamePrefix";
 
@@ -55,8 +56,6 @@ export function parseDuration(v: unknown): number | null {
   return pos > 0 ? ms : null;
 }
 
-const KNOWN_SCHEDULERS = ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"];
-
 /** Parse a KubeProxyConfiguration document (YAML or JSON text, or an already parsed object). */
 export function readProxyConfig(input: string | Record<string, unknown>, source = "KubeProxyConfiguration"): { config: ProxyConfig; errors: K8sInputError[] } {
   const errors: K8sInputError[] = [];
@@ -98,7 +97,9 @@ export function readProxyConfig(input: string | Record<string, unknown>, source 
   cfg.mode = str(obj.mode, "mode", "");
   if (!["", "ipvs", "iptables", "nftables", "kernelspace"].includes(cfg.mode)) err("mode", `unknown proxy mode '${cfg.mode}' (ipvs, iptables, nftables)`);
   cfg.scheduler = str(ipvs.scheduler, "ipvs.scheduler", "") || "rr";
-  if (!KNOWN_SCHEDULERS.includes(cfg.scheduler)) err("ipvs.scheduler", `unknown IPVS scheduler '${cfg.scheduler}' (${KNOWN_SCHEDULERS.join(", ")})`);
+  if (!SCHEDULERS.includes(cfg.scheduler)) {
+    err("ipvs.scheduler", `unknown IPVS scheduler '${cfg.scheduler}' (${SCHEDULERS.join(", ")})`);
+  }
   // the mode's own sync periods; v1alpha2's top-level syncPeriod/minSyncPeriod win when present
   const modeSec = cfg.mode === "iptables" || cfg.mode === "" ? ipt : cfg.mode === "nftables" ? nft : ipvs;
   const modeName = cfg.mode === "iptables" || cfg.mode === "" ? "iptables" : cfg.mode === "nftables" ? "nftables" : "ipvs";

@@ -2,6 +2,8 @@
 // with a realistic mix (1-4 ports, mostly TCP, some UDP/SCTP, NodePort and LoadBalancer types, ClientIP
 // affinity, Local traffic policies, externalIPs) and endpoints per Service drawn from a distribution, spread
 // over nodes, cut into EndpointSlices of at most 100 endpoints as the EndpointSlice controller does. Seeded.
+import { ntoa4 as v4 } from "../model/inet.ts";
+
 export interface SynthOptions {
   services: number;
   seed?: number;
@@ -27,7 +29,6 @@ function rng(seed: number) {
   };
 }
 
-const v4 = (n: number) => `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 const v6 = (prefix: string, n: number) => `${prefix}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
 
 export function generateCluster(o: SynthOptions): { apiVersion: "v1"; kind: "List"; metadata: { resourceVersion: string }; items: Record<string, unknown>[] } {

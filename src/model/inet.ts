@@ -36,7 +36,7 @@ export function inetAton(s: string): number | undefined {
 }
 
 /** Strict dotted quad (inet_pton AF_INET): exactly four decimal parts 0..255, no leading zeros. */
-export function inetPton4(s: string): number | undefined {
+function inetPton4(s: string): number | undefined {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
   if (!m) return undefined;
   let v = 0;
@@ -156,15 +156,6 @@ export function canonicalAddr(addr: string): string {
 /** Big-endian 32-bit word i of a 16-byte address, as ntohl(s6_addr32[i]). */
 export function word(b: Uint8Array, i: number): number {
   return ((b[4 * i] << 24) | (b[4 * i + 1] << 16) | (b[4 * i + 2] << 8) | b[4 * i + 3]) >>> 0;
-}
-
-/** An IPv4 netmask (as ipvsadm -M reads it with inet_aton) to its 32-bit value; prefix lengths are NOT masks. */
-export function maskToU32(mask: string): number | undefined {
-  return inetAton(mask);
-}
-
-export function prefixToMask(len: number): number {
-  return len <= 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
 }
 
 export function isContiguousMask(v: number): boolean {

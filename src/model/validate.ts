@@ -3,6 +3,7 @@
 import type { DesiredState, RealServer, VirtualService } from "./types.ts";
 import { realServerKey, serviceKey } from "./types.ts";
 import { AF_INET6, canonicalAddr, inetAton, isContiguousMask, parseLiteral } from "./inet.ts";
+import { SCHEDULERS, SCHED_FLAG_OWNER } from "./schedulers.ts";
 
 export interface Problem {
   path: string;
@@ -11,12 +12,9 @@ export interface Problem {
   kernel?: boolean;
 }
 
-export const SCHEDULERS = ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"];
 export const PERSISTENCE_ENGINES = ["sip"];
-const SCHED_FLAGS: Record<string, string | undefined> = {
-  "flag-1": undefined, "flag-2": undefined, "flag-3": undefined,
-  "sh-fallback": "sh", "sh-port": "sh", "mh-fallback": "mh", "mh-port": "mh", ops: undefined,
-};
+// each flag ipvsadm -b takes, and the scheduler it needs (none for flag-N and ops)
+const SCHED_FLAGS: Record<string, string | undefined> = { ...SCHED_FLAG_OWNER, ops: undefined };
 const FWD = ["masq", "route", "tunnel", "local", "bypass", "fullnat"];
 const TUN_TYPES = ["ipip", "gue", "gre"];
 const TUN_FLAGS = ["nocsum", "csum", "remcsum"];
@@ -107,7 +105,10 @@ export function validateService(s: VirtualService, path = "service"): Problem[] 
   if (!SCHEDULERS.includes(s.scheduler)) p.push({ path: `${path}.scheduler`, message: `unknown scheduler '${s.scheduler}' (one of ${SCHEDULERS.join(", ")})`, kernel: true });
   const seen = new Set<string>();
   for (const f of s.flags ?? []) {
-    if (!(f in SCHED_FLAGS)) { p.push({ path: `${path}.flags`, message: `unknown flag '${f}' (sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2, flag-3, ops)` }); continue; }
+    if (!Object.hasOwn(SCHED_FLAGS, f)) {
+      p.push({ path: `${path}.flags`, message: `unknown flag '${f}' (${Object.keys(SCHED_FLAGS).join(", ")})` });
+      continue;
+    }
     const need = SCHED_FLAGS[f];
     if (need && need !== s.scheduler) p.push({ path: `${path}.flags`, message: `flag '${f}' needs the ${need} scheduler, not ${s.scheduler}` });
     if (seen.has(f)) p.push({ path: `${path}.flags`, message: `flag '${f}' given twice` });

@@ -15,6 +15,7 @@ import { PacketForwarder } from "./packet.ts";
 import { serviceKey, realServerKey, type RealServer, type VirtualService } from "../model/types.ts";
 import type { DestStats } from "./forwarder.ts";
 import { formatAddr } from "../core/addr.ts";
+import { LAYOUT } from "../core/index.ts";
 
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 const SLICE_MS = 4;   // longest stretch of scrape work between two yields to the event loop
@@ -91,7 +92,7 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
   const stats = p.fw.stats;
   const specs = specsOf(p.desired.services);
   const ids = p.core.serviceIds();
-  const x = p.core.x, sp = x.scratchPtr() >>> 0;
+  const x = p.core.x, sp = p.core.scratch;
   const u64 = (dv: DataView, o: number) => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 4294967296;
   let total = 0;
   for (const id of ids) { const n = x.svcInfo(id); if (n > 0) total += n; }
@@ -128,7 +129,7 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
     const n = x.svcInfo(a.id);
     if (n < 0) return;   // deleted between two slices
     let dv = p.core.dv;
-    const svcConns = u64(dv, sp + 48);
+    const svcConns = u64(dv, sp + LAYOUT.SVC_CONNS);
     let sl = svcLabels.get(a.key);
     if (!sl) {
       if (svcLabels.size > 1 << 18) svcLabels.clear();
@@ -150,25 +151,26 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
       const id = x.svcDestAt(a.id, k);
       if (id < 0 || x.destInfo(id) < 0) continue;
       dv = p.core.dv;
-      const port = dv.getUint32(sp + 20, true);
-      const a0 = dv.getUint32(sp, true), a1 = dv.getUint32(sp + 4, true);
-      const a2 = dv.getUint32(sp + 8, true), a3 = dv.getUint32(sp + 12, true);
+      const port = dv.getUint32(sp + LAYOUT.DEST_PORT, true), at = sp + LAYOUT.DEST_ADDR;
+      const a0 = dv.getUint32(at, true), a1 = dv.getUint32(at + 4, true);
+      const a2 = dv.getUint32(at + 8, true), a3 = dv.getUint32(at + 12, true);
       let dl = destLabels.get(id);
       if (!dl || dl.svcId !== a.id || dl.port !== port || dl.a0 !== a0 || dl.a1 !== a1 || dl.a2 !== a2 ||
           dl.a3 !== a3) {
-        const af = dv.getInt32(sp + 16, true);
-        const addr = formatAddr(af, new Uint8Array(dv.buffer.slice(sp, sp + 16)));
+        const af = dv.getInt32(sp + LAYOUT.DEST_AF, true);
+        const addr = formatAddr(af, new Uint8Array(dv.buffer.slice(at, at + 16)));
         const rk = realServerKey({ addr, port });
         dl = { svcId: a.id, a0, a1, a2, a3, port, rk, key: destKey(a.key, { addr, port }),
           label: `{service="${esc(a.key)}",destination="${esc(rk)}"}` };
         destLabels.set(id, dl);
       }
-      const weight = dv.getInt32(sp + 24, true);
+      const weight = dv.getInt32(sp + LAYOUT.DEST_WEIGHT, true);
       const st = stats.get(dl.key), f = flows.get(dl.key) ?? 0;
       if (flows.size) (seen ??= new Set()).add(dl.rk);
       if (st) { inPkts += st.inPkts; outPkts += st.outPkts; inBytes += st.inBytes; outBytes += st.outBytes; }
-      pushDest(dl.label, u64(dv, sp + 64), st, dv.getUint32(sp + 48, true), dv.getUint32(sp + 52, true),
-        dv.getUint32(sp + 56, true), weight, conf.byRk.get(dl.rk)?.weight ?? weight,
+      pushDest(dl.label, u64(dv, sp + LAYOUT.DEST_CONNS), st, dv.getUint32(sp + LAYOUT.DEST_ACTIVE, true),
+        dv.getUint32(sp + LAYOUT.DEST_INACTIVE, true), dv.getUint32(sp + LAYOUT.DEST_PERSIST, true), weight,
+        conf.byRk.get(dl.rk)?.weight ?? weight,
         p.health.down(dl.key) === undefined ? 1 : 0, weight === 0 && f > 0 ? 1 : 0, f);
     }
     // destinations out of the core (health: remove) that still have flows draining

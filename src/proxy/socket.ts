@@ -193,13 +193,11 @@ export class SocketForwarder implements Forwarder {
   // UDP flows, least recently active first (a Map keeps insertion order; activity re-inserts)
   readonly udpLru = new Map<UdpFlow, true>();
   readonly fileBudget: number;   // descriptors for listeners, TCP connections (2 each) and UDP flows (1 each)
-  private scratch: number;
   private t0 = performance.now();
   private idleWaiters: (() => void)[] = [];
   readonly relay: NativeRelay | null = null;
 
   constructor(readonly core: Core, readonly tables: Tables, readonly opts: ForwarderOptions, readonly log: Logger) {
-    this.scratch = core.x.scratchPtr() >>> 0;
     this.fileBudget = (opts.fileLimit ?? softFileLimit()) - FD_RESERVE;
     if (opts.pump !== "js") {
       const r = NativeRelay.load();
@@ -544,11 +542,7 @@ export class SocketForwarder implements Forwarder {
   // ---- timers ---------------------------------------------------------------------------------------
   // Is the core's entry i still the one this flow owns (same protocol and ports, live)?
   private alive(f: Flow): boolean {
-    if (f.idx < 0 || this.core.x.connInfo(f.idx) < 0) return false;
-    const dv = this.core.dv, p = this.scratch;
-    return dv.getUint32(p + 124, true) !== 0 && dv.getInt32(p + 68, true) === f.proto &&
-      dv.getUint32(p + 84, true) === f.vport && dv.getUint32(p + 80, true) === (f as TcpConn | UdpFlow).cport &&
-      (dv.getUint32(p + 76, true) & 0x1000) === 0;
+    return this.core.connMatches(f.idx, f.proto, (f as TcpConn | UdpFlow).cport, f.vport);
   }
 
   tick(): void {

@@ -6,7 +6,7 @@ import { mapCluster, iptablesFor, nftablesFor, generateCluster, IPTABLES_JUMPS, 
 import { parseRuleset, serviceTargets, type Ruleset, type ServiceTarget } from "./iptables.ts";
 
 export const SCALING_NODE = { nodeName: "node-0", addresses: ["192.168.201.1", "192.168.202.1"] };
-export const SCALING_CONFIG = { clusterCIDRs: ["10.128.0.0/9"] };
+const SCALING_CONFIG = { clusterCIDRs: ["10.128.0.0/9"] };
 export const SERVICE_CIDR = "10.96.0.0/12";
 
 export interface ScalingCluster {

@@ -12,6 +12,7 @@
 import { Core } from "../core/index.ts";
 import { PacketBatch, packetCounters, resetPacketCounters } from "../core/packets.ts";
 import { TrafficGenerator, type RecordedDecision } from "../core/sim.ts";
+import { ntoa4 } from "../model/inet.ts";
 
 export interface SimService { vip: number; port: number; endpoints: [number, number][]; walkRules: number }
 
@@ -28,8 +29,6 @@ export interface TrafficSpec {
   timeGenerator?: boolean;   // also time the traffic generator alone (a second, dry pass)
 }
 
-export interface CostModel { name: string; ns: (walkRules: number) => number; measured: boolean }
-
 export interface EngineResult {
   connections: number; packets: number; simSeconds: number;
   wallMs: number; setupMs: number;           // wall: traffic generation + data plane, one core
@@ -40,12 +39,11 @@ export interface EngineResult {
   decisions: RecordedDecision[];
 }
 
-export function rng(seed: number): () => number {
+function rng(seed: number): () => number {
   let a = seed >>> 0 || 1;
   return () => { a = (a + 0x6d2b79f5) >>> 0; let t = a; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
 }
 
-const ipStr = (a: number) => `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
 const SYN = 2;
 const PKT = 40, BATCH = 512, TICKS_PER_CALL = 1000;
 
@@ -55,8 +53,8 @@ export async function loadCore(services: SimService[], capacity: number, schedul
   const core = wasm ? await Core.fromBytes(wasm, capacity) : await Core.load({ debug: false, connCapacity: capacity });
   const ids = new Int32Array(services.length);
   services.forEach((s, i) => {
-    ids[i] = core.addService({ proto: "tcp", addr: ipStr(s.vip), port: s.port, scheduler });
-    for (const [a, p] of s.endpoints) core.addDest(ids[i], { addr: ipStr(a), port: p, fwd: "masq" });
+    ids[i] = core.addService({ proto: "tcp", addr: ntoa4(s.vip), port: s.port, scheduler });
+    for (const [a, p] of s.endpoints) core.addDest(ids[i], { addr: ntoa4(a), port: p, fwd: "masq" });
   });
   return { core, ids };
 }
@@ -114,27 +112,32 @@ export async function synCost(services: SimService[], conns: number, seed = 7): 
   for (let k = 0; k < BATCH; k++) batch.setDescriptor(k, k * PKT, PKT, 0);
   resetPacketCounters(core);
   const r = rng(seed);
-  const data = batch.data;
-  let ms = 0, done = 0;
-  while (done < conns) {
-    const m = Math.min(BATCH, conns - done);
-    const u8 = core.u8;
+  const time = { wasmNs: 0 };
+  let done = 0;
+  // the SYNs are written in place into the batch's data area (PacketBatch.cycle), timed around the run alone
+  const fill = (memory: ArrayBuffer, _desc: number, data: number) => {
+    const m = Math.min(BATCH, conns - done), u8 = new Uint8Array(memory);
     for (let k = 0; k < m; k++) {
       const s = services[Math.floor(r() * services.length)], i = done + k;
-      const src = (0x64400000 + (i >>> 14)) >>> 0, sp = 1024 + (i & 16383), p = data + k * PKT;
-      u8.fill(0, p, p + PKT);
-      u8[p] = 0x45; u8[p + 3] = 40; u8[p + 6] = 0x40; u8[p + 8] = 64; u8[p + 9] = 6;
-      for (let b = 0; b < 4; b++) { u8[p + 12 + b] = (src >>> (24 - 8 * b)) & 255; u8[p + 16 + b] = (s.vip >>> (24 - 8 * b)) & 255; }
-      let c = 0x4500 + 40 + 0x4000 + 0x4006 + (src >>> 16) + (src & 0xffff) + (s.vip >>> 16) + (s.vip & 0xffff);
-      c = (c & 0xffff) + (c >>> 16); c = (c & 0xffff) + (c >>> 16); c = ~c & 0xffff;
-      u8[p + 10] = c >>> 8; u8[p + 11] = c & 255;
-      u8[p + 20] = sp >>> 8; u8[p + 21] = sp & 255; u8[p + 22] = s.port >>> 8; u8[p + 23] = s.port & 255;
-      u8[p + 27] = 1; u8[p + 32] = 0x50; u8[p + 33] = SYN; u8[p + 34] = 0xff; u8[p + 35] = 0xff;
+      writeSyn(u8, data + k * PKT, (0x64400000 + (i >>> 14)) >>> 0, 1024 + (i & 16383), s.vip, s.port);
     }
-    const t0 = performance.now();
-    core.x.processBatch(m, 1000);
-    ms += performance.now() - t0;
-    done += m;
+    return m;
+  };
+  while (done < conns) done += batch.cycle(fill, () => {}, 1000, time);
+  return { nsPerSyn: time.wasmNs / conns, forwarded: packetCounters(core).verdicts["forward"] ?? 0, conns };
+}
+
+// A 40-byte IPv4 TCP SYN from src:sport to dst:dport at u8[p] (checksummed IP header; TCP checksum 0).
+function writeSyn(u8: Uint8Array, p: number, src: number, sport: number, dst: number, dport: number): void {
+  u8.fill(0, p, p + PKT);
+  u8[p] = 0x45; u8[p + 3] = 40; u8[p + 6] = 0x40; u8[p + 8] = 64; u8[p + 9] = 6;
+  for (let b = 0; b < 4; b++) {
+    u8[p + 12 + b] = (src >>> (24 - 8 * b)) & 255;
+    u8[p + 16 + b] = (dst >>> (24 - 8 * b)) & 255;
   }
-  return { nsPerSyn: (ms * 1e6) / conns, forwarded: packetCounters(core).verdicts["forward"] ?? 0, conns };
+  let c = 0x4500 + 40 + 0x4000 + 0x4006 + (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
+  c = (c & 0xffff) + (c >>> 16); c = (c & 0xffff) + (c >>> 16); c = ~c & 0xffff;
+  u8[p + 10] = c >>> 8; u8[p + 11] = c & 255;
+  u8[p + 20] = sport >>> 8; u8[p + 21] = sport & 255; u8[p + 22] = dport >>> 8; u8[p + 23] = dport & 255;
+  u8[p + 27] = 1; u8[p + 32] = 0x50; u8[p + 33] = SYN; u8[p + 34] = 0xff; u8[p + 35] = 0xff;
 }

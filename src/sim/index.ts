@@ -5,9 +5,9 @@ import { runEngine, synCost, type TrafficSpec, type EngineResult, type SimServic
 import { chooseCurve, curveAt, curveVariants, COST_CURVES, type CurveFit, type LinFit, type PowFit, type Calibration, type ModeCalibration, type Point, type Check } from "./model.ts";
 
 export { scalingCluster, simServices, iptablesPartial, nftPartial } from "./cluster.ts";
-export { runEngine, synCost, loadCore, startTraffic, rng } from "./engine.ts";
+export { runEngine, synCost, loadCore, startTraffic } from "./engine.ts";
 export * from "./model.ts";
-export { parseRuleset, Walker, serviceTargets, ipv4Number } from "./iptables.ts";
+export { Walker, ipv4Number } from "./iptables.ts";
 
 /** The simulator's speed target (issue 6: 10M connections over 10k Services in ≤ 10 s on one core): SYN then
  * RST, as the benchmark's connector does, Poisson at 20k new connections per simulated second. */
@@ -92,7 +92,7 @@ export interface SimPointResult {
 }
 
 /** The kernel modes' predictions for one cluster and one traffic run's Service mix. */
-export function predict(cal: Calibration, services: SimService[], perService: Uint32Array, nServices: number, rate: number, measuredN: Set<string>, rules?: Record<string, number>): ModePrediction[] {
+function predict(cal: Calibration, services: SimService[], perService: Uint32Array, nServices: number, rate: number, measuredN: Set<string>, rules?: Record<string, number>): ModePrediction[] {
   const out: ModePrediction[] = [];
   for (const m of cal.modes) {
     const x = (s: SimService) => (m.kind === "rule-walk" ? s.walkRules : nServices);

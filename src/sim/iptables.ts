@@ -7,6 +7,7 @@
 //
 // It also finds the Services' positions in KUBE-SERVICES and their endpoints, which the benchmark uses to
 // aim its connects at the first and the last Service in the chain.
+import { ntoa4 } from "../model/inet.ts";
 
 export interface Rule {
   proto?: string; src?: Cidr; dst?: Cidr; dport?: number; prob?: number; dstLocal?: boolean; negDstLocal?: boolean;
@@ -138,7 +139,7 @@ export function serviceTargets(rs: Ruleset): ServiceTarget[] {
       for (const y of rs.nat[x.target] ?? []) if (y.toDest && !eps.includes(y.toDest)) eps.push(y.toDest);
     }
     const a = r.dst.addr;
-    out.push({ vip: `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`, port: r.dport, proto: r.proto ?? "tcp", position: i + 1, chain: r.target, endpoints: eps });
+    out.push({ vip: ntoa4(a), port: r.dport, proto: r.proto ?? "tcp", position: i + 1, chain: r.target, endpoints: eps });
   });
   return out;
 }

@@ -29,12 +29,12 @@ export function linFit(ps: { x: number; y: number }[]): LinFit {
   return { a: my - b * mx, b, points: m };
 }
 
-export function powFit(ps: { x: number; y: number }[]): PowFit {
+function powFit(ps: { x: number; y: number }[]): PowFit {
   const l = linFit(ps.filter((p) => p.x > 0 && p.y > 0).map((p) => ({ x: Math.log(p.x), y: Math.log(p.y) })));
   return { a: Math.exp(l.a), k: l.b, points: l.points };
 }
-export const linAt = (f: LinFit, x: number) => f.a + f.b * x;
-export const powAt = (f: PowFit, x: number) => f.a * Math.pow(x, f.k);
+const linAt = (f: LinFit, x: number) => f.a + f.b * x;
+const powAt = (f: PowFit, x: number) => f.a * Math.pow(x, f.k);
 
 /** Leave-one-N-out: for each N with points, fit on the others and predict its points. */
 export function leaveOneOut(ps: Point[], fit: (ps: Point[]) => (x: number) => number): Check[] {
@@ -52,11 +52,10 @@ export function leaveOneOut(ps: Point[], fit: (ps: Point[]) => (x: number) => nu
 }
 
 export const linModel = (ps: Point[]) => { const f = linFit(ps); return (x: number) => linAt(f, x); };
-export const powModel = (ps: Point[]) => { const f = powFit(ps); return (x: number) => powAt(f, x); };
 
 // ---- time against rules: the curve that checks best -------------------------------------------------
 export type CurveModel = "linear" | "quadratic" | "power" | "hinge";
-export const CURVE_PARAMS: Record<CurveModel, number> = { linear: 2, quadratic: 3, power: 2, hinge: 3 };
+const CURVE_PARAMS: Record<CurveModel, number> = { linear: 2, quadratic: 3, power: 2, hinge: 3 };
 /** The curves first-packet latency and CPU may take: a line, or two lines joined at a knee (coef
  * [a, b, c, knee]: a + b·x, plus c·(x − knee) past the knee). A rule walk costs little per rule while the
  * ruleset sits in the caches and a miss per rule once it does not, after which it is a line again with the
@@ -149,7 +148,7 @@ export function curveAt(f: CurveFit | PowFit | LinFit, x: number): number {
 /** Leave-one-N-out for one model, only where the other N determine it: as many distinct x among them as
  * the model has coefficients (a sync time has one point per N; a first-packet cost two, the first and the
  * last Service, so two N already check a line). */
-export function curveChecks(ps: Point[], model: CurveModel): Check[] {
+function curveChecks(ps: Point[], model: CurveModel): Check[] {
   const ns = new Set(ps.map((p) => p.n));
   for (const n of ns) if (new Set(ps.filter((p) => p.n !== n).map((p) => p.x)).size < CURVE_PARAMS[model]) return [];
   return leaveOneOut(ps, (rest) => { const c = fitCoef(rest, model); return (x: number) => coefAt(model, c, x); });

@@ -6,7 +6,7 @@ import { Core, SCHEDULERS } from "../core/index.ts";
 import {
   TraceSession, letterName, familyOf, Q, type Decision, type Line, type Scenario, type LifeEvent, type CloseHow,
     type Family,
-} from "../core/trace.ts";
+} from "../explain/trace.ts";
 import { readTree, readLocality, readMhFill, type TreeView, type MhFillView } from "./sched-state.ts";
 import { treeSvg, treeCaption, localityHtml, mhFillDraw, type DestLoad, type Paint } from "./insides.ts";
 
