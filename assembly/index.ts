@@ -402,7 +402,7 @@ export * from "./bench";
 // the packet path (src/core/packets.ts); the batch area's other accessors are the traffic generator's
 export {
   DESC_SIZE, packetSetPrefetch, batchInit, batchDataPtr, processBatch, packetDropCount, packetVerdictCount,
-  packetResetCounters, packetReasonLimit, packetSetTtlMode,
+  packetResetCounters, packetReasonLimit, packetSetTtlMode, packetFragmentCount,
 } from "./packet/exports";
 // tracing, host side (the schedulers' side of ./trace stays inside the module)
 export {

@@ -75,6 +75,7 @@ export const CORE_FUNCTIONS = {
   packetResetCounters: ["", "void"],
   packetReasonLimit: ["", "i32"],
   packetSetTtlMode: ["i32", "void"],
+  packetFragmentCount: ["", "f64"],
   // tracing (src/core/trace.ts)
   traceEnable: ["i32", "void"],
   traceEnabled: ["", "i32"],
