@@ -11,7 +11,8 @@ import { type NameResolver, numericResolver } from "./names.ts";
 
 /** What ipvsadm would print on stderr (exact text, newline included) and exit with. */
 export class IpvsadmError extends Error {
-  constructor(readonly text: string, readonly status: number) {
+  /** `detail`: what wasmvs adds before ipvsadm's text, naming the word at fault (ipvsadm names none) */
+  constructor(readonly text: string, readonly status: number, readonly detail?: string) {
     super(text.replace(/\n+$/, ""));
     this.name = "IpvsadmError";
   }
@@ -221,10 +222,13 @@ function* tokenize(argv: string[], leftovers: string[]): Generator<Tok> {
 }
 
 // ---- the parser ---------------------------------------------------------------------------------------
-const fail = (msg: string, status = 2): never => { throw new IpvsadmError(msg + "\n", status); };
-const tryhelp = (program: string): never => {
-  throw new IpvsadmError(`Try \`${program} -h' or '${program} --help' for more information.\n`, 255);
+const fail = (msg: string, status = 2, detail?: string): never => {
+  throw new IpvsadmError(msg + "\n", status, detail);
 };
+const tryhelp = (program: string, detail?: string): never => {
+  throw new IpvsadmError(`Try \`${program} -h' or '${program} --help' for more information.\n`, 255, detail);
+};
+const COMMAND_WORDS = "-A -E -D -C -a -e -d -L -l -Z -S -R --set -h -v";
 
 interface Svc { af: number; protocol: number; addr?: string; port: number; fwmark: number; sched: string; flags: number; timeout: number; netmask: number; pe: string }
 interface Dest { af: number; addr?: string; port: number; fwd: number; weight: number; u: number; l: number; tunType: number; tunPort: number; tunFlags: number }
@@ -248,7 +252,8 @@ export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmC
 
   const toks = tokenize(argv, leftovers);
   const first = toks.next();
-  if (first.done || first.value.kind === "err") return tryhelp(program);
+  if (first.done) return tryhelp(program, "no command");
+  if (first.value.kind === "err") return tryhelp(program, `${first.value.text}: ${first.value.why}`);
   const f = first.value;
   switch (f.opt.tag) {
     case "A": cmd = 0; break;
@@ -271,7 +276,7 @@ export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmC
       break;
     case "h": return { kind: "help" };
     case "v": return { kind: "version" };
-    default: return tryhelp(program);
+    default: return tryhelp(program, `${f.text} is not a command: a line starts with one of ${COMMAND_WORDS}`);
   }
 
   for (const t of toks) {
@@ -286,7 +291,9 @@ export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmC
         const p = parseService(arg, svc.protocol, resolver);
         if (p.af !== undefined) { svc.af = p.af; svc.addr = p.addr; if (p.v6) svc.netmask = 128; }
         if (p.port !== undefined) svc.port = p.port;
-        if (!(p.res & SERVICE_ADDR)) fail("illegal virtual server address[:port] specified");
+        if (!(p.res & SERVICE_ADDR)) {
+          fail("illegal virtual server address[:port] specified", 2, `${t.text} '${arg.slice(0, 64)}': not ADDRESS[:PORT]`);
+        }
         break;
       }
       case "f": {
@@ -330,7 +337,9 @@ export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmC
         setOption(O["real-server"]);
         const p = parseService(arg, svc.protocol, resolver);
         dest.af = p.af ?? svc.af; dest.addr = p.addr ?? svc.addr; dest.port = p.port ?? svc.port;
-        if (!(p.res & SERVICE_ADDR)) fail("illegal real server address[:port] specified");
+        if (!(p.res & SERVICE_ADDR)) {
+          fail("illegal real server address[:port] specified", 2, `${t.text} '${arg.slice(0, 64)}': not ADDRESS[:PORT]`);
+        }
         if (p.res === SERVICE_ADDR) dest.port = svc.port;
         break;
       }
