@@ -474,18 +474,19 @@ function setTimeouts(leftovers: string[]): IpvsTimeouts {
   return { tcp: a, tcpfin: b, udp: c };
 }
 
+// -b's flags: the bit, and the scheduler a flag belongs to (a Map: "constructor" is no flag)
+const SCHED_FLAG_BITS = new Map<string, [number, string?]>([
+  ["flag-1", [SVC_F_SCHED1]], ["flag-2", [SVC_F_SCHED2]], ["flag-3", [SVC_F_SCHED3]],
+  ["sh-fallback", [SVC_F_SCHED1, "sh"]], ["sh-port", [SVC_F_SCHED2, "sh"]],
+  ["mh-fallback", [SVC_F_SCHED1, "mh"]], ["mh-port", [SVC_F_SCHED2, "mh"]],
+]);
+
 /** -b: each flag's bit, and the scheduler it belongs to. */
 function applySchedFlags(svc: Svc, schedFlagsArg: string): void {
   svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);
   const sched = svc.sched || DEF_SCHED;
   for (const flag of schedFlagsArg.split(",").filter(Boolean)) {
-    const bit: Record<string, [number, string?]> = {
-      "flag-1": [SVC_F_SCHED1], "flag-2": [SVC_F_SCHED2], "flag-3": [SVC_F_SCHED3],
-      "sh-fallback": [SVC_F_SCHED1, "sh"], "sh-port": [SVC_F_SCHED2, "sh"],
-      "mh-fallback": [SVC_F_SCHED1, "mh"], "mh-port": [SVC_F_SCHED2, "mh"],
-    };
-    const e = bit[flag];
-    if (!e) fail(`invalid scheduler flag \`${flag}'`);
+    const e = SCHED_FLAG_BITS.get(flag) ?? fail(`invalid scheduler flag \`${flag}'`);
     svc.flags |= e[0];
     if (e[1] && sched !== e[1]) fail(`incompatible scheduler flag \`${flag}'`);
   }
