@@ -129,7 +129,7 @@ export async function proxyMain(argv: string[]): Promise<number> {
         });
         // everything is closed: exit now. Left to Node's own teardown, a server that handled many sockets
         // can spin in Environment::CleanupHandles (seen in tests and benchmarks).
-        process.exit(0);
+        return process.exit(0);
       }
       default: {
         const t = await ProxyTarget.open(control ?? DEFAULT_CONTROL);
@@ -167,5 +167,6 @@ async function watchCluster(p: Proxy, cfg: ProxyConfig, kubeconfig: string, node
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  proxyMain(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+  proxyMain(process.argv.slice(2)).then((code) => { process.exitCode = code; },
+    (e) => { process.stderr.write(`wasmvs proxy: ${(e as Error)?.message ?? e}\n`); process.exitCode = 1; });
 }
