@@ -20,4 +20,4 @@ npx tsc --noEmit
 npm run build --silent && npm run build:debug --silent
 npm run test:unit
 echo "format-tree: done; lines still over 120 characters:"
-git ls-files '*.ts' '*.mjs' '*.cjs' '*.js' '*.cc' | xargs awk 'length > 120 { n++ } END { print n + 0 }'
+git ls-files '*.ts' '*.cts' '*.mjs' '*.cjs' '*.js' '*.cc' | xargs awk 'length > 120 { n++ } END { print n + 0 }'
