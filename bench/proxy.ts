@@ -131,7 +131,7 @@ const wasmvs = (name: string, pump: "native" | "js"): Contender => ({
   async start(dir, l, be) {
     const svc = (port: number, backends: number[]) => `  - { protocol: tcp, addr: 127.0.0.1, port: ${port}, scheduler: wlc, realServers: [ ${backends.map((p) => `{ addr: 127.0.0.1, port: ${p} }`).join(", ")} ] }`;
     writeFileSync(`${dir}/wasmvs.yaml`, `proxy: { control: null, vipInterface: null, logLevel: warn, connCapacity: 1048576, pump: ${pump} }\ntimeouts: { tcp: 900, tcpfin: 1, udp: 300 }\nservices:\n${svc(l.pp, be.echo)}\n${svc(l.cc, be.echo)}\n${svc(l.bulk, [be.sink])}\n`);
-    const p = spawn("taskset", ["-c", "0", process.execPath, "--import", "tsx", `${ROOT}/src/proxy/cli.ts`, "run", "-c", `${dir}/wasmvs.yaml`], { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT });
+    const p = spawn("taskset", ["-c", "0", process.execPath, "--import", "tsx", `${ROOT}/src/cli/proxy.ts`, "run", "-c", `${dir}/wasmvs.yaml`], { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT });
     await waitPort(l.bulk);
     return p;
   },

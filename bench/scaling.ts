@@ -26,44 +26,21 @@ import { KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type KubeProxyVersion 
 import { table } from "./lib/report.ts";
 import { toPoints, vmIpvsPoints, walksFor, type Walks } from "./scaling/calibrate.ts";
 import { mainTable, curveTable } from "./scaling/rows.ts";
+import { BENCH_SCALING, equalsForm } from "../src/cli/bench.ts";
+import { parseArgs, type Parsed } from "../src/cli/args.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const USAGE = `usage: wasmvs bench scaling [--full] [--services=1000,5000] [--endpoints=2]
-       [--modes=iptables-legacy,iptables-nft,nftables,ipvs] [--no-ipvs]
-       [--sim-services=10000,30000] [--sim-connections=N] [--no-host] [--no-proxy] [--no-packet]
-       [--vm] [--vm-services=1000,5000] [--no-sim] [--target] [--target-connections=N] [--target-runs=3]
-       [--out=DIR]
-       [--connects=N] [--cpu-connects=N] [--kube-proxy-version=${KUBE_PROXY_VERSIONS.join("|")}]
-  quick (default): 1k and 5k Services measured (kernel modes, IPVS mode when this kernel has IPVS, wasmvs proxy
-    socket and packet mode), simulator to 30k
-  --full: 1k, 2k, 5k, 10k measured, simulator to 100k (and IPVS mode in the kernel VM when this kernel has none)
-  --vm: IPVS mode in the kernel VM when this kernel has no IPVS (qemu TCG, slow; VM figures compare only with
-    VM figures) at 1k, 5k
-  --connects, --cpu-connects: timed connects per target and connects for the CPU figure (default 400 and 2000,
-    --full 1000 and 4000): fewer for a smoke run
-  --kube-proxy-version: whose nftables rules to install (default ${DEFAULT_KUBE_PROXY_VERSION}; 1.34 moved the filter chains)
-  --target: the simulator's benchmark alone: 10M connections over 10k Services, target ≤ 6 s on one core and
-    ±10 % across --target-runs runs (3), each timed in CPU time`;
-// every flag and whether it takes a value: anything else is refused before anything runs
-const FLAGS: Record<string, "bool" | "value"> = {
-  full: "bool", help: "bool", h: "bool", "no-host": "bool", "no-proxy": "bool", "no-packet": "bool", "no-ipvs": "bool",
-  vm: "bool", "no-sim": "bool", target: "bool", services: "value", endpoints: "value", modes: "value",
-  "sim-services": "value", "sim-connections": "value", "vm-services": "value", "target-connections": "value",
-  "target-runs": "value", out: "value",
-  connects: "value", "cpu-connects": "value", "kube-proxy-version": "value",
-};
+const USAGE = BENCH_SCALING.usage;
 const usageError = (why: string): never => {
-  process.stderr.write(`wasmvs bench scaling: ${why}\n${USAGE}\n`);
+  process.stderr.write(`wasmvs bench scaling: ${why}\n${USAGE}`);
   process.exit(2);
 };
-const argv = process.argv.slice(2);
-for (const a of argv) {
-  const m = /^--([a-z][a-z-]*)(=(.*))?$/s.exec(a) ?? /^-(h)$/.exec(a);
-  const kind = m && Object.hasOwn(FLAGS, m[1]) ? FLAGS[m[1]] : undefined;
-  if (!m || !kind) usageError(`unknown argument ${JSON.stringify(a.slice(0, 80))}`);
-  else if (kind === "bool" && m[2] !== undefined) usageError(`--${m[1]} takes no value`);
-  else if (kind === "value" && (m[3] === undefined || m[3] === "")) usageError(`--${m[1]} needs a value (--${m[1]}=...)`);
-}
+// the line is parsed by wasmvs's one grammar (src/cli/args.ts) with the command's own spec: anything else is
+// refused before anything runs; then read as --name=VALUE words
+let parsed: Parsed;
+try { parsed = parseArgs(process.argv.slice(2), BENCH_SCALING); } catch (e) { usageError((e as Error).message); }
+if (parsed!.help) { process.stdout.write(USAGE); process.exit(0); }
+const argv = equalsForm(parsed!, BENCH_SCALING);
 const flag = (n: string) => argv.includes(`--${n}`);
 const opt = (n: string) => [...argv].reverse().find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3);
 /** A positive whole number no larger than max, or a usage error naming the flag. */
@@ -76,7 +53,6 @@ const nums = (name: string, d: number[], max: number) => {
   const s = opt(name);
   return s === undefined ? d : [...new Set(s.split(",").map((x) => count(name, x, max)))].sort((a, b) => a - b);
 };
-if (flag("help") || flag("h") || argv.includes("-h")) { console.log(USAGE); process.exit(0); }
 const full = flag("full");
 const services = nums("services", full ? [1000, 2000, 5000, 10000] : [1000, 5000], 100_000);
 const endpoints = count("endpoints", opt("endpoints") ?? "2", 64);

@@ -7,7 +7,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { k8sCommand } from "../src/k8s/cli.ts";
+import { k8sCommand } from "../src/cli/k8s.ts";
 import { readFileSync } from "node:fs";
 
 const FIX = "test/fixtures/kube-proxy";
@@ -122,7 +122,7 @@ test("wasmvs k8s rules refuses a bad version or CIDR with exit 2 before reading 
     "--service-cidrs=", "--cluster-cidr=10.0.0.0/99", "--nodeport-addresses=constructor"]) {
     const r = await k8sRules(["/nonexistent", "--mode=nftables", a]);
     assert.is(r.status, 2, `${a}: ${r.stderr.slice(0, 300)}`);
-    assert.match(r.stderr, /^wasmvs k8s: --[a-z-]+: .+\nusage: wasmvs k8s/, a);
+    assert.match(r.stderr, /^wasmvs k8s rules: --[a-z-]+\b.+\nusage: wasmvs k8s/, a);
     assert.is(r.stdout, "");
   }
   const w = spawnSync(process.execPath, ["bin/wasmvs.js", "k8s", "rules", "/nonexistent", "--mode=nftables", "--kube-proxy-version=9"], { encoding: "utf8", timeout: 60_000 });

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as net from "node:net";
-import { proxyMain } from "../src/proxy/cli.ts";
+import { proxyMain } from "../src/cli/proxy.ts";
 
 const BIN = new URL("../bin/wasmvs.js", import.meta.url).pathname;
 const dir = mkdtempSync(`${tmpdir()}/wvp-stop-`);
@@ -144,7 +144,7 @@ test("usage errors exit 2 with the usage: --log-level, --metrics, --control, --d
     [["--metrics", "10.99.0.1:99999"], /--metrics: port '99999' is not 1\.\.65535/],
     [["--metrics", "10.99.0.1"], /--metrics: '10\.99\.0\.1' is not HOST:PORT/],
     [["--metrics", "::1:9477"], /--metrics: '::1:9477' is not HOST:PORT/],
-    [["--control", "/tmp/" + "x".repeat(200)], /--control .*: the path is 205 bytes; a unix socket path has at most 107/],
+    [["--control", "/tmp/" + "x".repeat(200)], /--control.*: the path is 205 bytes; a unix socket path has at most 107/],
     [["--drain-timeout", "abc"], /--drain-timeout 'abc' is not a number of seconds 0\.\.86400/],
     [["--drain-timeout", "-1"], /--drain-timeout '-1' is not a number/],
     [["--drain-timeout", "1e9"], /--drain-timeout '1e9' is not a number/],

@@ -151,35 +151,64 @@ function sameService(a: Omit<VirtualService, "realServers">, b: Omit<VirtualServ
 
 /** Run one ipvsadm command line against a target; returns ipvsadm's exit status. */
 export async function runIpvsadm(argv: string[], target: IpvsTarget, out: Sink, err: Sink, opts: RunOptions = {}): Promise<number> {
-  const program = opts.program ?? "wasmvs";
-  const resolver = opts.resolver ?? systemResolver();
-  if (argv.length === 0) argv = ["-L"];   // ipvsadm with no arguments lists the table (names, not numbers)
-  return runLine(argv, target, out, err, { ...opts, program, resolver }, false);
+  const o = { ...opts, program: opts.program ?? "wasmvs", resolver: opts.resolver ?? systemResolver() };
+  const prepared = await prepareIpvsadm(argv, err, o);
+  return typeof prepared === "number" ? prepared : runPrepared(prepared, target, out, err, o);
 }
 
-async function runLine(argv: string[], target: IpvsTarget, out: Sink, err: Sink, opts: RunOptions & { program: string; resolver: NameResolver }, readingStdin: boolean): Promise<number> {
+type Resolved = RunOptions & { program: string; resolver: NameResolver };
+interface RestoreLine { line: number; text: string; cmd: IpvsadmCommand }
+/** A command line checked as far as it can be without the target (for -R: every line of the input). */
+export interface Prepared { cmd: IpvsadmCommand; restore?: RestoreLine[] }
+
+/**
+ * Everything that can be refused without the target, before it is opened: the command line (ipvsadm's
+ * messages and statuses; with `explain`, a first line naming the word at fault, which ipvsadm does not), the
+ * values the validator refuses, and for -R the whole input. Returns the exit status when refused.
+ */
+export async function prepareIpvsadm(argv: string[], err: Sink, opts: RunOptions & { explain?: boolean } = {}): Promise<Prepared | number> {
+  const o: Resolved = { ...opts, program: opts.program ?? "wasmvs", resolver: opts.resolver ?? systemResolver() };
+  if (argv.length === 0) argv = ["-L"];   // ipvsadm with no arguments lists the table (names, not numbers)
   let cmd: IpvsadmCommand;
   try {
-    cmd = parseIpvsadm(argv, { program: opts.program, resolver: opts.resolver, readingStdin });
+    cmd = parseIpvsadm(argv, { program: o.program, resolver: o.resolver, readingStdin: false });
   } catch (e) {
-    if (e instanceof IpvsadmError) { err.write(e.text); return e.status; }
-    throw e;
+    if (!(e instanceof IpvsadmError)) throw e;
+    if (opts.explain && e.detail) err.write(`${o.program}: ${e.detail}\n`);
+    err.write(e.text);
+    return e.status;
   }
-  return execute(cmd, target, out, err, opts);
+  if (cmd.kind === "add-service" || cmd.kind === "edit-service") {
+    if (refuseProblems(validateService(cmd.service, "service"), err, o)) return 2;
+  }
+  if (cmd.kind === "add-server" || cmd.kind === "edit-server") {
+    if (refuseProblems(validateRealServer(cmd.server, cmd.service, "realServer"), err, o)) return 2;
+  }
+  if (cmd.kind !== "restore") return { cmd };
+  const lines = checkRestoreInput(await (o.stdin ?? readStdin)(), err, o);
+  return typeof lines === "number" ? lines : { cmd, restore: lines };
+}
+
+/** Runs a prepared command line against the target. */
+export function runPrepared(p: Prepared, target: IpvsTarget, out: Sink, err: Sink, opts: RunOptions = {}): Promise<number> {
+  const o: Resolved = { ...opts, program: opts.program ?? "wasmvs", resolver: opts.resolver ?? systemResolver() };
+  return p.restore ? applyRestore(p.restore, target, out, err, o) : execute(p.cmd, target, out, err, o);
+}
+
+// Problems the kernel refuses on its own (unknown scheduler, thresholds, a non-unicast real server) are
+// left to the target, so the user meets ipvsadm's own message in the kernel's order of checks; the rest
+// (which ipvsadm would let through) are refused here before anything changes.
+function refuseProblems(all: Problem[], err: Sink, opts: { program: string }): boolean {
+  const problems = all.filter((p) => !p.kernel);
+  if (!problems.length) return false;
+  err.write(`${opts.program}: refused, nothing changed:\n${formatProblems(problems).replace(/^/gm, "  ")}\n`);
+  return true;
 }
 
 /** Execute a parsed command (what ipvsadm does after parsing). */
 export async function execute(cmd: IpvsadmCommand, target: IpvsTarget, out: Sink, err: Sink,
   opts: RunOptions & { program: string; resolver: NameResolver }): Promise<number> {
-  // Problems the kernel refuses on its own (unknown scheduler, thresholds, a non-unicast real server) are
-  // left to the target, so the user meets ipvsadm's own message in the kernel's order of checks; the rest
-  // (which ipvsadm would let through) are refused here before anything changes.
-  const refuse = (all: Problem[]) => {
-    const problems = all.filter((p) => !p.kernel);
-    if (!problems.length) return 0;
-    err.write(`${opts.program}: refused, nothing changed:\n${formatProblems(problems).replace(/^/gm, "  ")}\n`);
-    return 2;
-  };
+  const refuse = (all: Problem[]) => (refuseProblems(all, err, opts) ? 2 : 0);
   const kernel = async (f: () => Promise<void>): Promise<number> => {
     try { await f(); return 0; } catch (e) { err.write(ipvsStrerror(cmd.kind, e) + "\n"); return 255; }
   };
@@ -239,7 +268,10 @@ export async function execute(cmd: IpvsadmCommand, target: IpvsTarget, out: Sink
         }
       } catch (e) { err.write(ipvsStrerror("list", e) + "\n"); return 1; }
     }
-    case "restore": return restore(await (opts.stdin ?? readStdin)(), target, out, err, opts);
+    case "restore": {
+      const lines = checkRestoreInput(await (opts.stdin ?? readStdin)(), err, opts);
+      return typeof lines === "number" ? lines : applyRestore(lines, target, out, err, opts);
+    }
   }
 }
 
@@ -253,8 +285,8 @@ const transactional = (t: IpvsTarget): t is IpvsTarget & Transactional => typeof
 /** -R: every line is read and checked first (syntax, values, and against the target's current table), and
  * nothing is applied if one is refused; then the proxy applies the changes as one transaction, the kernel line
  * by line, stopping at a refusal and saying which lines were applied. */
-async function restore(text: string, target: IpvsTarget, out: Sink, err: Sink, opts: RunOptions & { program: string; resolver: NameResolver }): Promise<number> {
-  const lines: { line: number; text: string; cmd: IpvsadmCommand }[] = [];
+function checkRestoreInput(text: string, err: Sink, opts: Resolved): RestoreLine[] | number {
+  const lines: RestoreLine[] = [];
   const all = text.split("\n");
   for (let i = 0; i < all.length; i++) {
     const words = restoreLineWords(all[i]);
@@ -281,6 +313,13 @@ async function restore(text: string, target: IpvsTarget, out: Sink, err: Sink, o
       (problems.length > 50 ? `  and ${problems.length - 50} more\n` : ""));
     return 2;
   }
+  return lines;
+}
+
+/** -R, once every line is read and checked: against the target's table, then applied. */
+async function applyRestore(lines: RestoreLine[], target: IpvsTarget, out: Sink, err: Sink, opts: Resolved): Promise<number> {
+  const where = (l: { line: number; text: string }) => `line ${l.line} (${l.text.slice(0, 200)})`;
+  const problems: string[] = [];
   // against the current table, as the target would refuse them (exists, not defined, no such destination)
   let current: ServiceStatus[];
   try { current = await target.services(); } catch (e) { err.write(ipvsStrerror("list", e) + "\n"); return 1; }

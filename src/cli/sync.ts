@@ -12,9 +12,10 @@ import type { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
 import type { ClusterIndex, Change } from "../k8s/cluster.ts";
 import { parseServiceKey, type VirtualService } from "../model/types.ts";
-import { ipFamily } from "../k8s/ip.ts";
+import { ipFamily, parseCIDR } from "../k8s/ip.ts";
 import { HostRules, formatHostReport, type HostFamilyState } from "../kernel/host-rules.ts";
 import { DEFAULT_STATUS_FILE, checkStatus, serveMetrics, startStatusWriter, type SyncStatus } from "./sync-status.ts";
+import { checks, parseOrExit, usageFailed, type CommandSpec, type FlagSpec, type Parsed } from "./args.ts";
 
 export const SYNC_USAGE = `usage: wasmvs sync SOURCE [--check] [--once] [options]
 
@@ -48,33 +49,34 @@ Cluster watch (a watch that goes quiet is noticed, not trusted):
                          (from its status file): exit 1 if it is stale, silent or not running
 `;
 
-interface Args { [k: string]: string | boolean | undefined }
-
-function parseArgs(argv: string[]): Args {
-  const a: Args = {};
-  for (let i = 0; i < argv.length; i++) {
-    const w = argv[i];
-    const [k, inline] = w.startsWith("--") && w.includes("=") ? [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)] : [w, undefined];
-    if (k === "--check" || k === "--once" || k === "--in-cluster" || k === "--no-node-rules" || k === "-h" || k === "--help") { a[k] = true; continue; }
-    if (!k.startsWith("-")) throw new Error(`unexpected argument '${w}'`);
-    const v = inline ?? argv[++i];
-    if (v === undefined) throw new Error(`${k} needs a value`);
-    a[k] = v;
-  }
-  return a;
-}
-
-const seconds = (v: string | boolean | undefined, name: string, def: number): number => {
-  if (v === undefined) return def;
-  const n = Number(v);
-  // (a timer longer than 2^31 ms fires at once: bounded here)
-  if (!(n >= 0 && n <= 2_000_000)) throw new Error(`${name} must be a number of seconds (0 to 2000000), not '${v}'`);
-  if (n === 0 && name === "--watch-timeout") throw new Error("--watch-timeout must be at least 1 second");
-  return n * 1000;
+const secondsFlag: FlagSpec = { kind: "value", check: checks.seconds(2_000_000) };   // a timer over 2^31 ms fires at once
+const SYNC: CommandSpec = {
+  name: "wasmvs sync", usage: SYNC_USAGE,
+  flags: {
+    "--rules": { kind: "value", aliases: ["-R"] }, "--config": { kind: "value" },
+    "--kubeconfig": { kind: "value" }, "--in-cluster": { kind: "flag" },
+    "--node-name": { kind: "value", check: checks.nonEmpty }, "--node-ip": { kind: "list", check: checks.ip },
+    "--kube-proxy-config": { kind: "value" },
+    "--check": { kind: "flag" }, "--once": { kind: "flag" },
+    "--exclude-cidrs": { kind: "list", check: (v) => (parseCIDR(v) ? undefined : "not a CIDR") },
+    "--drain-timeout": secondsFlag, "--sync-period": secondsFlag, "--min-sync-period": secondsFlag,
+    "--bind-interface": { kind: "value", check: (v) => (/^[A-Za-z0-9_.-]{1,15}$/.test(v) ? undefined : "not an interface name") },
+    "--no-node-rules": { kind: "flag" },
+    "--watch-timeout": { kind: "value", check: (v) => secondsFlag.check!(v) ?? (Number(v) < 1 ? "not at least 1 second" : undefined) },
+    "--watch-idle-timeout": secondsFlag, "--relist-period": secondsFlag,
+    "--status-file": { kind: "value", check: checks.nonEmpty },
+    "--metrics-address": { kind: "value", check: checks.hostPort },
+  },
 };
 
-function fileState(a: Args): DesiredState {
-  const rules = (a["-R"] ?? a["--rules"]) as string | undefined;
+/** A duration flag in milliseconds (its value was checked by the parser), or the default. */
+const millis = (a: Parsed, name: string, def: number): number => {
+  const v = a.get(name);
+  return v === undefined ? def : Number(v) * 1000;
+};
+
+function fileState(a: Parsed): DesiredState {
+  const rules = a.get("--rules");
   if (rules !== undefined) {
     const text = readFileSync(rules === "-" ? 0 : rules, "utf8");
     const r = parseRestore(text);
@@ -83,7 +85,7 @@ function fileState(a: Args): DesiredState {
     }
     return r.state;
   }
-  return loadConfig(a["--config"] as string).state;   // throws ConfigError with line:col on bad input
+  return loadConfig(a.get("--config")!).state;   // throws ConfigError with line:col on bad input
 }
 
 export async function runSync(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
@@ -94,152 +96,174 @@ export async function runSync(argv: string[], out = process.stdout, err = proces
   }
 }
 
-async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  let a: Args;
-  try { a = parseArgs(argv); } catch (e) { err.write(`wasmvs sync: ${(e as Error).message}\n${SYNC_USAGE}`); return 2; }
-  if (a["-h"] || a["--help"]) { out.write(SYNC_USAGE); return 0; }
-  const fromFile = a["-R"] !== undefined || a["--rules"] !== undefined || a["--config"] !== undefined;
-  const fromCluster = a["--kubeconfig"] !== undefined || a["--in-cluster"] === true;
-  if (a["--check"] && !fromFile) return checkStatus(String(a["--status-file"] ?? DEFAULT_STATUS_FILE), out, err);
-  if (fromFile === fromCluster) { err.write(`wasmvs sync: name exactly one source\n${SYNC_USAGE}`); return 2; }
+/** What the line asks for, once parsed and its sources read: nothing here has touched the kernel. */
+interface SyncPlan { a: Parsed; fromFile: boolean; fromCluster: boolean; desired?: DesiredState; kpc: Partial<KubeProxyConfig> }
 
-  let kpc: Partial<KubeProxyConfig> = {};
-  let desired: DesiredState | undefined;
+async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const io = { out, err };
+  const a = parseOrExit(argv, SYNC, io);
+  if (typeof a === "number") return a;
+  const fromFile = a.has("--rules") || a.has("--config");
+  const fromCluster = a.has("--kubeconfig") || a.has("--in-cluster");
+  if (a.has("--check") && !fromFile) {
+    if (fromCluster) return usageFailed(SYNC, "--check compares a file source (-R or --config) with the kernel", io);
+    return checkStatus(a.get("--status-file") ?? DEFAULT_STATUS_FILE, out, err);
+  }
+  if (fromFile === fromCluster || (a.has("--rules") && a.has("--config"))) return usageFailed(SYNC, "name exactly one source", io);
+  if (fromCluster && (!a.get("--node-name") || !a.all("--node-ip").length)) {
+    return usageFailed(SYNC, "a cluster source needs --node-name and --node-ip", io);
+  }
+  const plan: SyncPlan = { a, fromFile, fromCluster, kpc: {} };
   try {
-    const durations = ["--watch-timeout", "--watch-idle-timeout", "--relist-period", "--sync-period", "--min-sync-period",
-      "--drain-timeout"];
-    for (const f of durations) seconds(a[f], f, 0);
-    if (a["--metrics-address"] !== undefined && !/^[^\s]*:\d{1,5}$/.test(String(a["--metrics-address"]))) {
-      throw new Error(`--metrics-address must be HOST:PORT, not '${a["--metrics-address"]}'`);
-    }
-    if (fromFile) desired = fileState(a);
-    if (a["--kube-proxy-config"]) {
-      const p = a["--kube-proxy-config"] as string;
-      const r = readProxyConfig(readFileSync(p, "utf8"), p);
+    if (fromFile) plan.desired = fileState(a);
+    const kpcPath = a.get("--kube-proxy-config");
+    if (kpcPath) {
+      const r = readProxyConfig(readFileSync(kpcPath, "utf8"), kpcPath);
       if (r.errors.length) throw new Error(r.errors.map((e) => e.message).join("\n"));
-      kpc = r.config;
+      plan.kpc = r.config;
     }
   } catch (e) { err.write(`wasmvs sync: ${(e as Error).message}\n`); return 2; }
 
-  const excludeCidrs = a["--exclude-cidrs"] ? String(a["--exclude-cidrs"]).split(",").filter(Boolean) : kpc.excludeCIDRs ?? [];
   let client: IpvsClient;
   try { client = await IpvsClient.open(); } catch (e) {
-    err.write(`wasmvs sync: ${e instanceof NoIpvsError ? e.message : (e as Error).message}\n`);
+    err.write(`wasmvs sync: ${(e as Error).message}\n`);
     return e instanceof NoIpvsError ? 3 : 1;
   }
   try {
-    if (a["--check"]) {
-      if (!desired) { err.write("wasmvs sync --check: needs a file source (-R or --config)\n"); return 2; }
-      const diffs = await checkDrift(client, desired, { excludeCidrs });
-      for (const d of diffs) out.write(`${d.message}\n`);
-      out.write(diffs.length ? `drift: ${diffs.length} difference(s) between the desired state and the kernel\n` : "in sync: the kernel matches the desired state\n");
-      return diffs.length ? 1 : 0;
-    }
-    const reconciler = new Reconciler(client, {
-      excludeCidrs, drainTimeoutMs: seconds(a["--drain-timeout"], "--drain-timeout", 900_000), sysctls: fromCluster,
-    });
-    // beside the tables: the service addresses on a dummy interface (files: only when asked), and for a
-    // cluster kube-proxy's ipsets and iptables chains; applied after each table pass, one at a time
-    const bindIface = a["--bind-interface"] as string | undefined;
-    const host = fromCluster && !a["--no-node-rules"] ? new HostRules({ bindInterface: bindIface ?? "kube-ipvs0" })
-      : fromFile && bindIface ? new HostRules({ bindInterface: bindIface }) : undefined;
-    let hostChain: Promise<unknown> = Promise.resolve();
-    let hostFailed = false;
-    const applyHost = (fam: HostFamilyState[], full: boolean, sysctls?: Record<string, number>, addOnly = false) => {
-      if (!host) return hostChain;
-      hostChain = hostChain.then(async () => {
-        const r = await host.apply(fam, { full, sysctls, addOnly });
-        hostFailed = r.failures.length > 0;
-        const line = formatHostReport(r);
-        if (line) out.write(line + "\n");
-      });
-      return hostChain;
-    };
-    if (fromFile && a["--once"]) {
-      await applyHost(fileHostState(desired!), false, undefined, true);     // addresses before their services
-      const report = await reconciler.sync(desired!, { refresh: true });
-      out.write(formatReport(report) + "\n");
-      await applyHost(fileHostState(desired!), true);
-      host?.close();
-      return report.failures.length || hostFailed ? 1 : 0;
-    }
-    // loop mode: a file is re-read on every full sync (and its addresses bound from that same read); a
-    // cluster's whole state is built from its index only when a full sync asks for it
-    let lastFile = desired;
-    let latestIndex: ClusterIndex | undefined;
-    const nodeFamilies = new Set(String(a["--node-ip"] ?? "").split(",").filter(Boolean).map((ip) => ipFamily(ip)));
-    const wholeState = () => fromFile ? lastFile! : latestIndex?.desiredState() ?? { services: [] };
-    const loop = new SyncLoop(reconciler, wholeState, {
-      // each pass in kube-proxy's dependency order: the addresses and ipset entries a new virtual server
-      // needs before the table pass, what went away only after it (onReport)
-      beforePass: async (kind) => {
-        if (fromFile) {
-          if (kind === "full") lastFile = fileState(a);
-          await applyHost(fileHostState(lastFile!), false, undefined, true);
-        } else if (latestIndex) {
-          await applyHost(clusterHostState(latestIndex, nodeFamilies), false, latestIndex.sysctls(), true);
-        }
-      },
-      syncPeriodMs: seconds(a["--sync-period"], "--sync-period", kpc.syncPeriodMs ?? 30_000),
-      minSyncPeriodMs: seconds(a["--min-sync-period"], "--min-sync-period", kpc.minSyncPeriodMs ?? 0),
-      onReport: (r, kind) => {
-        if (r.changes.length || r.failures.length) out.write(`[${kind}] ${formatReport(r)}\n`);
-        if (kind === "drain") return;
-        if (fromFile) void applyHost(fileHostState(lastFile!), kind === "full");
-        else if (latestIndex) void applyHost(clusterHostState(latestIndex, nodeFamilies), kind === "full", latestIndex.sysctls());
-      },
-      onError: (e, retry) => err.write(`wasmvs sync: ${e.message}` + (retry
-        ? `; retrying as a full sync in ${(retry.delayMs / 1000).toFixed(1)} s (attempt ${retry.attempt}; ` +
-          `backing off exponentially, at most ${(retry.maxMs / 1000).toFixed(0)} s)`
-        : "") + "\n"),
-    });
-    // a long-lived loop: a rejection nobody handled (a library's, or ours) is logged; the loop keeps the
-    // last good state in the kernel and goes on
-    process.on("unhandledRejection", (e) => err.write(`wasmvs sync: unhandled: ${(e as Error)?.stack ?? String(e)}\n`));
-    let watcher: KubeWatcher | undefined;
-    let stopStatus = () => {}, stopMetrics = () => {};
-    if (fromCluster) {
-      const node = { nodeName: String(a["--node-name"] ?? ""), addresses: String(a["--node-ip"] ?? "").split(",").filter(Boolean) };
-      if (!node.nodeName || !node.addresses.length) { err.write("wasmvs sync: a cluster source needs --node-name and --node-ip\n"); return 2; }
-      const { KubeWatcher } = await import("../k8s/watch.ts");   // client-node only for a cluster source
-      watcher = new KubeWatcher({
-        kubeconfig: a["--kubeconfig"] as string | undefined, node, config: kpc,   // none: in-cluster / default loading
-        watchTimeoutMs: seconds(a["--watch-timeout"], "--watch-timeout", 300_000),
-        idleTimeoutMs: seconds(a["--watch-idle-timeout"], "--watch-idle-timeout", 120_000),
-        relistPeriodMs: seconds(a["--relist-period"], "--relist-period", 1_800_000),
-        onNotice: (m) => out.write(`[watch] ${m}\n`),
-        onSync: (u) => {
-          latestIndex = u.index;
-          if (u.reason === "initial") { loop.start(); return; }
-          // a change is synced partially (what changed); a periodic sync compares the whole state
-          if (u.reason === "periodic") { loop.trigger(); return; }
-          loop.trigger(partialOf(u.index, u.changes));
-        },
-        onError: (e, what) => err.write(`wasmvs sync: ${what}: ${(e as Error).message ?? e}\n`),
-      });
-      const w = watcher;
-      const statusFile = String(a["--status-file"] ?? DEFAULT_STATUS_FILE);
-      const snapshot = (): SyncStatus => ({ pid: process.pid, updatedAt: Date.now(), idleTimeoutMs: w.idleTimeoutMs,
-        passes: loop.runs, failedPasses: loop.failedPasses, watch: w.status() });
-      stopStatus = startStatusWriter(statusFile, snapshot, (m) => err.write(`wasmvs sync: ${m}\n`));
-      if (a["--metrics-address"]) stopMetrics = await serveMetrics(String(a["--metrics-address"]), snapshot);
-      await watcher.start();
-    } else loop.start();
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-    });
-    await watcher?.stop();
-    stopStatus(); stopMetrics();
-    await loop.stop();
-    await hostChain;
-    host?.close();
-    client.close();
-    process.exit(0);   // a long-lived process: exit at once rather than through Node's teardown
+    if (a.has("--check")) return await driftCheck(client, plan, out);
+    return await reconcile(client, plan, out, err);
   } finally {
     client.close();
   }
+}
+
+const excludedCidrs = (p: SyncPlan) => (p.a.has("--exclude-cidrs") ? p.a.all("--exclude-cidrs") : p.kpc.excludeCIDRs ?? []);
+
+/** --check with a file source: every difference, exit 1 on drift. */
+async function driftCheck(client: IpvsClient, plan: SyncPlan, out: NodeJS.WritableStream): Promise<number> {
+  const diffs = await checkDrift(client, plan.desired!, { excludeCidrs: excludedCidrs(plan) });
+  for (const d of diffs) out.write(`${d.message}\n`);
+  out.write(diffs.length ? `drift: ${diffs.length} difference(s) between the desired state and the kernel\n`
+    : "in sync: the kernel matches the desired state\n");
+  return diffs.length ? 1 : 0;
+}
+
+/**
+ * Beside the tables: the service addresses on a dummy interface (files: only when asked), and for a cluster
+ * kube-proxy's ipsets and iptables chains; applied after each table pass, one at a time.
+ */
+function hostRulesFor(plan: SyncPlan, out: NodeJS.WritableStream) {
+  const bindIface = plan.a.get("--bind-interface");
+  const host = plan.fromCluster && !plan.a.has("--no-node-rules") ? new HostRules({ bindInterface: bindIface ?? "kube-ipvs0" })
+    : plan.fromFile && bindIface ? new HostRules({ bindInterface: bindIface }) : undefined;
+  let chain: Promise<unknown> = Promise.resolve();
+  const state = { failed: false };
+  const apply = (fam: HostFamilyState[], full: boolean, sysctls?: Record<string, number>, addOnly = false) => {
+    if (!host) return chain;
+    chain = chain.then(async () => {
+      const r = await host.apply(fam, { full, sysctls, addOnly });
+      state.failed = r.failures.length > 0;
+      const line = formatHostReport(r);
+      if (line) out.write(line + "\n");
+    });
+    return chain;
+  };
+  return { apply, state, done: () => chain, close: () => host?.close() };
+}
+
+async function reconcile(client: IpvsClient, plan: SyncPlan, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+  const { a, fromFile } = plan;
+  const reconciler = new Reconciler(client, {
+    excludeCidrs: excludedCidrs(plan), drainTimeoutMs: millis(a, "--drain-timeout", 900_000), sysctls: plan.fromCluster,
+  });
+  const host = hostRulesFor(plan, out);
+  if (fromFile && a.has("--once")) {
+    const desired = plan.desired!;
+    await host.apply(fileHostState(desired), false, undefined, true);     // addresses before their services
+    const report = await reconciler.sync(desired, { refresh: true });
+    out.write(formatReport(report) + "\n");
+    await host.apply(fileHostState(desired), true);
+    host.close();
+    return report.failures.length || host.state.failed ? 1 : 0;
+  }
+  // loop mode: a file is re-read on every full sync (and its addresses bound from that same read); a
+  // cluster's whole state is built from its index only when a full sync asks for it
+  let lastFile = plan.desired;
+  let latestIndex: ClusterIndex | undefined;
+  const nodeFamilies = new Set(a.all("--node-ip").map((ip) => ipFamily(ip)));
+  const wholeState = () => fromFile ? lastFile! : latestIndex?.desiredState() ?? { services: [] };
+  const loop = new SyncLoop(reconciler, wholeState, {
+    // each pass in kube-proxy's dependency order: the addresses and ipset entries a new virtual server
+    // needs before the table pass, what went away only after it (onReport)
+    beforePass: async (kind) => {
+      if (fromFile) {
+        if (kind === "full") lastFile = fileState(a);
+        await host.apply(fileHostState(lastFile!), false, undefined, true);
+      } else if (latestIndex) {
+        await host.apply(clusterHostState(latestIndex, nodeFamilies), false, latestIndex.sysctls(), true);
+      }
+    },
+    syncPeriodMs: millis(a, "--sync-period", plan.kpc.syncPeriodMs ?? 30_000),
+    minSyncPeriodMs: millis(a, "--min-sync-period", plan.kpc.minSyncPeriodMs ?? 0),
+    onReport: (r, kind) => {
+      if (r.changes.length || r.failures.length) out.write(`[${kind}] ${formatReport(r)}\n`);
+      if (kind === "drain") return;
+      if (fromFile) void host.apply(fileHostState(lastFile!), kind === "full");
+      else if (latestIndex) void host.apply(clusterHostState(latestIndex, nodeFamilies), kind === "full", latestIndex.sysctls());
+    },
+    onError: (e, retry) => err.write(`wasmvs sync: ${e.message}` + (retry
+      ? `; retrying as a full sync in ${(retry.delayMs / 1000).toFixed(1)} s (attempt ${retry.attempt}; ` +
+        `backing off exponentially, at most ${(retry.maxMs / 1000).toFixed(0)} s)`
+      : "") + "\n"),
+  });
+  // a long-lived loop: a rejection nobody handled (a library's, or ours) is logged; the loop keeps the
+  // last good state in the kernel and goes on
+  process.on("unhandledRejection", (e) => err.write(`wasmvs sync: unhandled: ${(e as Error)?.stack ?? String(e)}\n`));
+  const cluster = plan.fromCluster
+    ? await followCluster(plan, loop, (index) => { latestIndex = index; }, out, err)
+    : (loop.start(), undefined);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await cluster?.stop();
+  await loop.stop();
+  await host.done();
+  host.close();
+  client.close();
+  process.exit(0);   // a long-lived process: exit at once rather than through Node's teardown
+}
+
+/** A cluster source: the watch feeds the loop; its health goes to the status file and metrics. */
+async function followCluster(plan: SyncPlan, loop: SyncLoop, setIndex: (i: ClusterIndex) => void,
+  out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<{ stop(): Promise<void> }> {
+  const { a } = plan;
+  const node = { nodeName: a.get("--node-name")!, addresses: a.all("--node-ip") };
+  const { KubeWatcher } = await import("../k8s/watch.ts");   // client-node only for a cluster source
+  const watcher: KubeWatcher = new KubeWatcher({
+    kubeconfig: a.get("--kubeconfig"), node, config: plan.kpc,   // none: in-cluster / default loading
+    watchTimeoutMs: millis(a, "--watch-timeout", 300_000),
+    idleTimeoutMs: millis(a, "--watch-idle-timeout", 120_000),
+    relistPeriodMs: millis(a, "--relist-period", 1_800_000),
+    onNotice: (m) => out.write(`[watch] ${m}\n`),
+    onSync: (u) => {
+      setIndex(u.index);
+      if (u.reason === "initial") { loop.start(); return; }
+      // a change is synced partially (what changed); a periodic sync compares the whole state
+      if (u.reason === "periodic") { loop.trigger(); return; }
+      loop.trigger(partialOf(u.index, u.changes));
+    },
+    onError: (e, what) => err.write(`wasmvs sync: ${what}: ${(e as Error).message ?? e}\n`),
+  });
+  const statusFile = a.get("--status-file") ?? DEFAULT_STATUS_FILE;
+  const snapshot = (): SyncStatus => ({ pid: process.pid, updatedAt: Date.now(), idleTimeoutMs: watcher.idleTimeoutMs,
+    passes: loop.runs, failedPasses: loop.failedPasses, watch: watcher.status() });
+  const stopStatus = startStatusWriter(statusFile, snapshot, (m) => err.write(`wasmvs sync: ${m}\n`));
+  const metricsAddress = a.get("--metrics-address");
+  const stopMetrics = metricsAddress ? await serveMetrics(metricsAddress, snapshot) : () => {};
+  await watcher.start();
+  return { stop: async () => { await watcher.stop(); stopStatus(); stopMetrics(); } };
 }
 
 /** A file source's addresses for the dummy interface (no ipsets or iptables: those are kube-proxy's). */

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { SCHEDULERS, type ServiceSpec } from "../core/index.ts";
+import { UsageError, parseArgs, type CommandSpec, type FlagSpec } from "./args.ts";
 import {
   TraceSession, plain, type LifeEvent, type Scenario, type ScenarioDest, type ScenarioEvent, type ConnSpec, type Line,
     type Style, type Decision,
@@ -42,8 +43,6 @@ output:
 `;
 
 export interface Out { write(s: string): unknown; isTTY?: boolean }
-
-class UsageError extends Error {}
 
 function splitHostPort(s: string): { addr: string; port: number; rest: string[]; hasPort: boolean } {
   // [v6]:port[:w...] or a.b.c.d:port[:w...]
@@ -85,140 +84,196 @@ const SCHED_FLAG_OWNER: Record<string, string> = { "sh-fallback": "sh", "sh-port
 export interface TraceOptions { scenario: Scenario; explain: boolean; color?: boolean; json: boolean; quiet: boolean;
   insides?: boolean }
 
-// Parses the command line (and any --spec/--file/--conns it names) into a scenario and output options.
-export function parseTraceArgs(argv: string[], readFile: (p: string) => string = (p) => readFileSync(p, "utf8")): TraceOptions {
-  const service: ServiceSpec = { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "wlc" };
-  let serviceGiven = false;
-  let dests: ScenarioDest[] = [];
-  const traffic: NonNullable<Scenario["traffic"]> = {};
-  const events: ScenarioEvent[] = [];
-  const settings: Record<string, number> = {};
-  let connections: ConnSpec[] | undefined;
-  let file: Scenario | undefined;
-  let seed: number | undefined;
-  const portless = new Set<ScenarioDest>();   // -r without a port: ipvsadm uses the service's
-  const opts = { explain: false, color: undefined as boolean | undefined, json: false, quiet: false, insides: false };
+const v = (aliases: string[] = []): FlagSpec => ({ kind: "value", aliases });
+const f = (aliases: string[] = []): FlagSpec => ({ kind: "flag", aliases });
+// the grammar; the values are checked in order as they are applied (a -w refers to the -r before it)
+const TRACE: CommandSpec = {
+  name: "wasmvs trace", usage: TRACE_USAGE, keepOrder: true,
+  flags: {
+    "--scheduler": v(["-s"]), "--tcp-service": v(["-t"]), "--udp-service": v(["-u"]), "--sctp-service": v(),
+    "--fwmark-service": v(["-f"]), "--sched-flags": v(["-b"]), "--ops": f(["-o"]),
+    "--persistent": { kind: "optional", aliases: ["-p"], optionalValue: /^\d+$/ }, "--netmask": v(["-M"]),
+    "--real-server": v(["-r"]), "--weight": v(["-w"]), "--u-threshold": v(["-x"]), "--l-threshold": v(["-y"]),
+    "--gatewaying": f(["-g"]), "--masquerading": f(["-m"]), "--ipip": f(["-i"]),
+    "--spec": v(), "--file": v(), "--count": v(["-n"]), "--clients": v(), "--client": v(), "--sport": v(),
+    "--every": v(), "--hold": v(), "--close": v(), "--close-every": v(), "--targets": v(), "--target": v(),
+    "--conns": v(), "--at": v(), "--set": v(), "--seed": v(),
+    "--explain": f(), "--insides": f(), "--color": f(["--colour"]), "--no-color": f(["--no-colour"]), "--json": f(), "--quiet": f(["-q"]),
+  },
+};
+// the words of an ipvsadm rules file that only say "add": dropped, the rest is read as trace flags
+const SPEC_NOISE = new Set(["-A", "-a", "-E", "-e", "--add-service", "--add-server", "ipvsadm", "wasmvs"]);
 
-  const args = [...argv];
-  const next = (flag: string) => {
-    const v = args.shift();
-    if (v === undefined) throw new UsageError(`${flag} needs a value`);
-    return v;
+/** What the flags build, in the order given. */
+interface TraceDraft {
+  service: ServiceSpec; dests: ScenarioDest[]; traffic: NonNullable<Scenario["traffic"]>; events: ScenarioEvent[];
+  settings: Record<string, number>; connections?: ConnSpec[]; file?: Scenario; seed?: number;
+  portless: Set<ScenarioDest>;   // -r without a port: ipvsadm uses the service's
+  opts: Omit<TraceOptions, "scenario">;
+}
+interface TraceInput { readFile: (p: string) => string; parseYaml?: (text: string) => unknown }
+
+// Parses the command line (and any --spec/--file/--conns it names) into a scenario and output options.
+// parseYaml reads a --file ending in .yaml/.yml (runTrace passes the yaml package's; loaded only then).
+export function parseTraceArgs(argv: string[], readFile: (p: string) => string = (p) => readFileSync(p, "utf8"),
+  parseYaml?: (text: string) => unknown): TraceOptions {
+  const d: TraceDraft = {
+    service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "wlc" }, dests: [], traffic: {}, events: [],
+    settings: {}, portless: new Set(),
+    opts: { explain: false, color: undefined, json: false, quiet: false, insides: false },
   };
-  while (args.length) {
-    const a = args.shift()!;
-    switch (a) {
-      case "-s": case "--scheduler": service.scheduler = next(a); break;
-      case "-t": case "--tcp-service": case "-u": case "--udp-service": case "--sctp-service": {
-        const hp = splitHostPort(next(a));
-        service.proto = a === "-u" || a === "--udp-service" ? "udp" : a === "--sctp-service" ? "sctp" : "tcp";
-        service.addr = hp.addr; service.port = hp.port; delete service.fwmark; serviceGiven = true;
-        break;
-      }
-      case "-f": case "--fwmark-service": service.fwmark = int(next(a), a, 1, 0xffffffff); delete service.addr;
-        delete service.port; serviceGiven = true; break;
-      case "-b": case "--sched-flags": service.flags = [...(service.flags ?? []), ...next(a).split(",").filter(Boolean)]; break;
-      case "-o": case "--ops": service.flags = [...(service.flags ?? []), "ops"]; break;
-      case "-p": case "--persistent": {
-        const v = args[0];
-        if (v !== undefined && /^\d+$/.test(v)) { args.shift(); service.persistent = Number(v); } else service.persistent = 300;
-        break;
-      }
-      case "-M": case "--netmask": service.netmask = next(a); break;
-      case "-r": case "--real-server": {
-        const v = next(a);
-        const hp = splitHostPort(v);
-        const [w, u, l] = hp.rest.map((x, k) => int(x,
-          `-r ${v}: ${["weight", "upper threshold", "lower threshold"][k] ?? "field"}`, 0, k ? 0x7fffffff : 65535));
-        if (hp.rest.length > 3) throw new UsageError(`-r ${v}: ADDR:PORT[:W[:U[:L]]] has at most five fields`);
-        dests.push({ addr: hp.addr, port: hp.port, weight: w ?? 1, upperThreshold: u ?? 0, lowerThreshold: l ?? 0 });
-        if (!hp.hasPort) portless.add(dests[dests.length - 1]);
-        break;
-      }
-      case "-w": case "--weight": case "-x": case "--u-threshold": case "-y": case "--l-threshold": {
-        const d = dests[dests.length - 1];
-        if (!d) throw new UsageError(`${a} must follow -r`);
-        const v = a === "-w" || a === "--weight" ? int(next(a), a, 0, 65535) : int(next(a), a, 0, 0x7fffffff);
-        if (a === "-w" || a === "--weight") d.weight = v; else if (a === "-x" || a === "--u-threshold") d.upperThreshold = v; else d.lowerThreshold = v;
-        break;
-      }
-      case "-g": case "-m": case "-i": case "--gatewaying": case "--masquerading": case "--ipip": break;   // forwarding does not change the choice
-      case "--spec": {
-        const text = readFile(next(a));
-        const toks = text.split("\n").map((l) => l.replace(/#.*/, "")).join(" ").split(/\s+/)
-          .filter((t) => t && !["-A", "-a", "-E", "-e", "--add-service", "--add-server", "ipvsadm", "wasmvs"].includes(t));
-        args.unshift(...toks);
-        break;
-      }
-      case "--file": {
-        const name = next(a);
-        const text = readFile(name);
-        file = (/\.ya?ml$/i.test(name) ? parseYaml(text) : JSON.parse(text)) as Scenario;
-        break;
-      }
-      case "-n": case "--count": traffic.count = int(next(a), a, 0, 1_000_000); break;
-      case "--clients": traffic.clients = int(next(a), a, 1, 1_000_000); break;
-      case "--client": traffic.clientBase = next(a);
-        if (!isIP(traffic.clientBase)) throw new UsageError(`--client wants an IP address (got '${traffic.clientBase}')`); break;
-      case "--sport": traffic.sport = int(next(a), a, 1, 65535); break;
-      case "--every": traffic.interval = int(next(a), a, 0, 86_400_000); break;
-      case "--hold": traffic.hold = int(next(a), a, 0, 86_400_000); break;
-      case "--close": {
-        const v = next(a);
-        if (v !== "fin" && v !== "rst") throw new UsageError(`--close wants fin or rst (got '${v}')`);
-        traffic.close = v;
-        break;
-      }
-      case "--close-every": traffic.closeEvery = int(next(a), a, 1, 1_000_000); break;
-      case "--targets": traffic.targets = int(next(a), a, 1, 65536); break;
-      case "--target": traffic.targetBase = next(a);
-        if (!isIP(traffic.targetBase)) throw new UsageError(`--target wants an IP address (got '${traffic.targetBase}')`); break;
-      case "--conns": connections = parseConns(readFile(next(a))); break;
-      case "--at": {
-        const v = next(a);
-        const m = v.match(/^(\d+):(add|del|weight):(.+)$/);
-        if (!m) throw new UsageError(`--at wants K:add|del|weight:ADDR:PORT[:W] (got '${v}')`);
-        const hp = splitHostPort(m[3]);
-        const w = hp.rest.length ? int(hp.rest[0], `--at ${v}: weight`, 0, 65535) : undefined;
-        if (m[2] === "weight" && w === undefined) throw new UsageError(`--at ${v}: weight needs a value`);
-        const ev: ScenarioEvent = { before: Number(m[1]), op: m[2] === "weight" ? "edit" : (m[2] as "add" | "del"),
-          dest: { addr: hp.addr, port: hp.port, weight: w ?? 1 } };
-        events.push(ev);
-        if (!hp.hasPort) portless.add(ev.dest);
-        break;
-      }
-      case "--set": {
-        const v = next(a);
-        const m = v.match(/^([a-z_]+)=(\d+)$/);
-        if (!m) throw new UsageError(`--set wants NAME=VALUE (got '${v}')`);
-        settings[m[1]] = Number(m[2]);
-        break;
-      }
-      case "--seed": seed = int(next(a), a, 0, 0xffffffff); break;
-      case "--explain": opts.explain = true; break;
-      case "--insides": opts.insides = true; break;
-      case "--color": case "--colour": opts.color = true; break;
-      case "--no-color": case "--no-colour": opts.color = false; break;
-      case "--json": opts.json = true; break;
-      case "--quiet": case "-q": opts.quiet = true; break;
-      default: throw new UsageError(`unknown option '${a}'`);
+  const input: TraceInput = { readFile, parseYaml };
+  const todo = parseArgs(argv, TRACE).order;
+  while (todo.length) {
+    const { name, value } = todo.shift()!;
+    if (name === "--spec") {
+      const text = input.readFile(value!);
+      const words = text.split("\n").map((l) => l.replace(/#.*/, "")).join(" ").split(/\s+/)
+        .filter((t) => t && !SPEC_NOISE.has(t));
+      todo.unshift(...parseArgs(words, TRACE).order);
+      continue;
+    }
+    if (!(applyServiceFlag(d, name, value) || applyDestFlag(d, name, value) || applyTrafficFlag(d, name, value, input))) {
+      applyOutputFlag(d, name);
     }
   }
+  checkService(d);
+  return { scenario: scenarioOf(d), ...d.opts };
+}
+
+function applyServiceFlag(d: TraceDraft, name: string, value: string | undefined): boolean {
+  const service = d.service;
+  switch (name) {
+    case "--scheduler": service.scheduler = value!; return true;
+    case "--tcp-service": case "--udp-service": case "--sctp-service": {
+      const hp = splitHostPort(value!);
+      service.proto = name === "--udp-service" ? "udp" : name === "--sctp-service" ? "sctp" : "tcp";
+      service.addr = hp.addr; service.port = hp.port; delete service.fwmark;
+      return true;
+    }
+    case "--fwmark-service":
+      service.fwmark = int(value, name, 1, 0xffffffff); delete service.addr; delete service.port;
+      return true;
+    case "--sched-flags": service.flags = [...(service.flags ?? []), ...value!.split(",").filter(Boolean)]; return true;
+    case "--ops": service.flags = [...(service.flags ?? []), "ops"]; return true;
+    case "--persistent": service.persistent = value === undefined ? 300 : Number(value); return true;
+    case "--netmask": service.netmask = value; return true;
+    default: return false;
+  }
+}
+
+function applyDestFlag(d: TraceDraft, name: string, value: string | undefined): boolean {
+  switch (name) {
+    case "--real-server": {
+      const hp = splitHostPort(value!);
+      const [w, u, l] = hp.rest.map((x, k) => int(x,
+        `-r ${value}: ${["weight", "upper threshold", "lower threshold"][k] ?? "field"}`, 0, k ? 0x7fffffff : 65535));
+      if (hp.rest.length > 3) throw new UsageError(`-r ${value}: ADDR:PORT[:W[:U[:L]]] has at most five fields`);
+      d.dests.push({ addr: hp.addr, port: hp.port, weight: w ?? 1, upperThreshold: u ?? 0, lowerThreshold: l ?? 0 });
+      if (!hp.hasPort) d.portless.add(d.dests[d.dests.length - 1]);
+      return true;
+    }
+    case "--weight": case "--u-threshold": case "--l-threshold": {
+      const dest = d.dests[d.dests.length - 1];
+      if (!dest) throw new UsageError(`${name} must follow -r`);
+      if (name === "--weight") dest.weight = int(value, name, 0, 65535);
+      else if (name === "--u-threshold") dest.upperThreshold = int(value, name, 0, 0x7fffffff);
+      else dest.lowerThreshold = int(value, name, 0, 0x7fffffff);
+      return true;
+    }
+    case "--gatewaying": case "--masquerading": case "--ipip": return true;   // forwarding does not change the choice
+    default: return false;
+  }
+}
+
+function applyTrafficFlag(d: TraceDraft, name: string, value: string | undefined, input: TraceInput): boolean {
+  const traffic = d.traffic;
+  switch (name) {
+    case "--file": {
+      const text = input.readFile(value!);
+      if (!/\.ya?ml$/i.test(value!)) d.file = JSON.parse(text) as Scenario;
+      else if (input.parseYaml) d.file = input.parseYaml(text) as Scenario;
+      else throw new UsageError(`--file ${value}: a YAML scenario needs a YAML parser (runTrace passes one)`);
+      return true;
+    }
+    case "--count": traffic.count = int(value, "-n", 0, 1_000_000); return true;
+    case "--clients": traffic.clients = int(value, name, 1, 1_000_000); return true;
+    case "--client":
+      if (!isIP(value!)) throw new UsageError(`--client wants an IP address (got '${value}')`);
+      traffic.clientBase = value;
+      return true;
+    case "--sport": traffic.sport = int(value, name, 1, 65535); return true;
+    case "--every": traffic.interval = int(value, name, 0, 86_400_000); return true;
+    case "--hold": traffic.hold = int(value, name, 0, 86_400_000); return true;
+    case "--close":
+      if (value !== "fin" && value !== "rst") throw new UsageError(`--close wants fin or rst (got '${value}')`);
+      traffic.close = value;
+      return true;
+    case "--close-every": traffic.closeEvery = int(value, name, 1, 1_000_000); return true;
+    case "--targets": traffic.targets = int(value, name, 1, 65536); return true;
+    case "--target":
+      if (!isIP(value!)) throw new UsageError(`--target wants an IP address (got '${value}')`);
+      traffic.targetBase = value;
+      return true;
+    case "--conns": d.connections = parseConns(input.readFile(value!)); return true;
+    case "--at": d.events.push(atEvent(d, value!)); return true;
+    case "--set": {
+      const m = value!.match(/^([a-z_]+)=(\d+)$/);
+      if (!m) throw new UsageError(`--set wants NAME=VALUE (got '${value}')`);
+      d.settings[m[1]] = Number(m[2]);
+      return true;
+    }
+    case "--seed": d.seed = int(value, name, 0, 0xffffffff); return true;
+    default: return false;
+  }
+}
+
+// --at K:add|del|weight:ADDR:PORT[:W]
+function atEvent(d: TraceDraft, value: string): ScenarioEvent {
+  const m = value.match(/^(\d+):(add|del|weight):(.+)$/);
+  if (!m) throw new UsageError(`--at wants K:add|del|weight:ADDR:PORT[:W] (got '${value}')`);
+  const hp = splitHostPort(m[3]);
+  const w = hp.rest.length ? int(hp.rest[0], `--at ${value}: weight`, 0, 65535) : undefined;
+  if (m[2] === "weight" && w === undefined) throw new UsageError(`--at ${value}: weight needs a value`);
+  const ev: ScenarioEvent = { before: Number(m[1]), op: m[2] === "weight" ? "edit" : (m[2] as "add" | "del"),
+    dest: { addr: hp.addr, port: hp.port, weight: w ?? 1 } };
+  if (!hp.hasPort) d.portless.add(ev.dest);
+  return ev;
+}
+
+function applyOutputFlag(d: TraceDraft, name: string): void {
+  switch (name) {
+    case "--explain": d.opts.explain = true; break;
+    case "--insides": d.opts.insides = true; break;
+    case "--color": d.opts.color = true; break;
+    case "--no-color": d.opts.color = false; break;
+    case "--json": d.opts.json = true; break;
+    case "--quiet": d.opts.quiet = true; break;
+    default: throw new Error(`trace: ${name} is declared but not handled`);
+  }
+}
+
+function checkService(d: TraceDraft): void {
+  const service = d.service;
   if (!(SCHEDULERS as readonly string[]).includes(service.scheduler)) {
     throw new UsageError(`unknown scheduler '${service.scheduler}' (known: ${SCHEDULERS.join(", ")})`);
   }
   for (const f of service.flags ?? []) {
-    const owner = SCHED_FLAG_OWNER[f];
+    const owner = Object.hasOwn(SCHED_FLAG_OWNER, f) ? SCHED_FLAG_OWNER[f] : undefined;
     if (owner === undefined) throw new UsageError(`unknown scheduler flag '${f}' (known: ${Object.keys(SCHED_FLAG_OWNER).join(", ")})`);
     if (owner &&
       owner !== service.scheduler) throw new UsageError(`-b ${f} is a flag of the ${owner} scheduler, not of ${service.scheduler}`);
   }
-  if (traffic.targets !== undefined && traffic.targets > 1 && !service.fwmark) {
+  if (d.traffic.targets !== undefined && d.traffic.targets > 1 && !service.fwmark) {
     throw new UsageError("--targets needs a fwmark service (-f MARK): a TCP/UDP service has one destination address, its VIP");
   }
-  for (const d of portless) d.port = service.fwmark ? 0 : service.port ?? 0;
-  if (!dests.length) dests = [{ addr: "10.1.0.1", port: 80, weight: 4 }, { addr: "10.1.0.2", port: 80, weight: 3 }, { addr: "10.1.0.3", port: 80, weight: 2 }];
-  void serviceGiven;
+}
+
+function scenarioOf(d: TraceDraft): Scenario {
+  const { service, traffic, events, settings, seed, connections, file } = d;
+  for (const x of d.portless) x.port = service.fwmark ? 0 : service.port ?? 0;
+  const dests = d.dests.length ? d.dests : [{ addr: "10.1.0.1", port: 80, weight: 4 }, { addr: "10.1.0.2", port: 80, weight: 3 },
+    { addr: "10.1.0.3", port: 80, weight: 2 }];
   let scenario: Scenario = { service, dests, traffic, events, settings, seed, connections };
   if (file) {
     scenario = { ...file, service: { ...file.service }, dests: file.dests ?? dests,
@@ -226,7 +281,7 @@ export function parseTraceArgs(argv: string[], readFile: (p: string) => string =
       settings: { ...(file.settings ?? {}), ...settings }, seed: seed ?? file.seed, connections: connections ?? file.connections };
   }
   checkEvents(scenario);
-  return { scenario, ...opts };
+  return scenario;
 }
 
 // Every --at change must name a real server the service has at that point (or, to add, one it has not).
@@ -242,13 +297,6 @@ function checkEvents(sc: Scenario): void {
       throw new UsageError(`--at ${e.before}:${verb}:${key}: the service has no real server ${key} then (it has ${[...have].join(", ") || "none"})`);
     } else if (e.op === "del") have.delete(key);
   }
-}
-
-function parseYaml(text: string): unknown {
-  // yaml is a dependency of the project; loaded lazily so the browser bundle never sees it
-  const req = (globalThis as any).__wasmvsYaml as ((s: string) => unknown) | undefined;
-  if (!req) throw new UsageError("YAML files need the yaml package (preloaded by runTrace)");
-  return req(text);
 }
 
 // CLIENT[:PORT] [DST] [at=MS] [hold=MS] [close=fin|rst]
@@ -304,17 +352,15 @@ export function wrap(text: string, width: number, indent: string): string[] {
 function hp(addr: string, port: number): string { return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`; }
 
 export async function runTrace(argv: string[], out: Out = process.stdout, err: Out = process.stderr): Promise<number> {
-  if (argv.includes("-h") || argv.includes("--help")) { out.write(TRACE_USAGE); return 0; }
   let o: TraceOptions;
   try {
-    if (argv.some((a) => /\.ya?ml$/i.test(a))) {
-      const { parse } = await import("yaml");
-      (globalThis as any).__wasmvsYaml = parse;
-    }
-    o = parseTraceArgs(argv);
+    if (parseArgs(argv, TRACE).help) { out.write(TRACE_USAGE); return 0; }
+    // yaml is a dependency of the project, loaded only when a YAML scenario is named (not in the browser bundle)
+    const parseYaml = argv.some((a) => /\.ya?ml$/i.test(a)) ? (await import("yaml")).parse : undefined;
+    o = parseTraceArgs(argv, undefined, parseYaml);
   } catch (e) {
     if (e instanceof UsageError || e instanceof SyntaxError || (e as NodeJS.ErrnoException).code === "ENOENT") {
-      err.write(`wasmvs trace: ${(e as Error).message}\n(wasmvs trace --help for the options)\n`);
+      err.write(`wasmvs trace: ${(e as Error).message}\n${TRACE_USAGE}`);
       return 2;
     }
     throw e;

@@ -5,6 +5,7 @@ import { createServer, type Server } from "node:http";
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { wasmPath } from "../core/index.ts";
+import { checks, parseOrExit, type CommandSpec } from "./args.ts";
 
 // from the project root, so that the built command (dist/cli/) finds the same files
 const UI_DIR = fileURLToPath(new URL("../../src/ui/", import.meta.url));
@@ -84,14 +85,15 @@ export async function startUi(opts: { port?: number; wasm?: string } = {}): Prom
   return { url: `http://127.0.0.1:${port}/`, port, server, close: () => new Promise((ok) => server.close(() => ok())) };
 }
 
+const UI: CommandSpec = {
+  name: "wasmvs ui", usage: UI_USAGE,
+  flags: { "--port": { kind: "value", aliases: ["-p"], check: checks.int(0, 65535) } },
+};
+
 export async function runUi(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
-  let port = 8377;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--port" || argv[i] === "-p") port = Number(argv[++i]);
-    else if (argv[i] === "-h" || argv[i] === "--help") { out.write(UI_USAGE); return 0; }
-    else { err.write(`wasmvs ui: unknown option '${argv[i]}'\n${UI_USAGE}`); return 2; }
-  }
-  if (!Number.isInteger(port) || port < 0 || port > 65535) { err.write("wasmvs ui: --port wants 0..65535\n"); return 2; }
+  const a = parseOrExit(argv, UI, { out, err });
+  if (typeof a === "number") return a;
+  const port = Number(a.get("--port") ?? 8377);
   try {
     const ui = await startUi({ port });
     out.write(`wasmvs ui: ${ui.url}  (127.0.0.1 only; Ctrl-C stops)\n`);

@@ -11,7 +11,8 @@ import { type NameResolver, numericResolver } from "./names.ts";
 
 /** What ipvsadm would print on stderr (exact text, newline included) and exit with. */
 export class IpvsadmError extends Error {
-  constructor(readonly text: string, readonly status: number) {
+  /** `detail`: what wasmvs adds before ipvsadm's text, naming the word at fault (ipvsadm names none) */
+  constructor(readonly text: string, readonly status: number, readonly detail?: string) {
     super(text.replace(/\n+$/, ""));
     this.name = "IpvsadmError";
   }
@@ -119,7 +120,7 @@ const FWD = { masq: 0, local: 1, tunnel: 2, route: 3 } as const;
 export function stringToNumber(s: string, min: number, max: number): number {
   if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(s)) return -1;
   const n = Number(s.trim());
-  if (!Number.isSafeInteger(n) || n > 9223372036854775807 || n < -9223372036854775808) return -1;
+  if (!Number.isSafeInteger(n)) return -1;   // every max here is far below 2^53
   return n >= min && n <= max ? n : -1;
 }
 function atoi(s: string): number {
@@ -221,35 +222,62 @@ function* tokenize(argv: string[], leftovers: string[]): Generator<Tok> {
 }
 
 // ---- the parser ---------------------------------------------------------------------------------------
-const fail = (msg: string, status = 2): never => { throw new IpvsadmError(msg + "\n", status); };
-const tryhelp = (program: string): never => {
-  throw new IpvsadmError(`Try \`${program} -h' or '${program} --help' for more information.\n`, 255);
+const fail = (msg: string, status = 2, detail?: string): never => {
+  throw new IpvsadmError(msg + "\n", status, detail);
 };
+const tryhelp = (program: string, detail?: string): never => {
+  throw new IpvsadmError(`Try \`${program} -h' or '${program} --help' for more information.\n`, 255, detail);
+};
+const COMMAND_WORDS = "-A -E -D -C -a -e -d -L -l -Z -S -R --set -h -v";
 
 interface Svc { af: number; protocol: number; addr?: string; port: number; fwmark: number; sched: string; flags: number; timeout: number; netmask: number; pe: string }
 interface Dest { af: number; addr?: string; port: number; fwd: number; weight: number; u: number; l: number; tunType: number; tunPort: number; tunFlags: number }
 
 /** Parse one ipvsadm command line (without the program name). Throws IpvsadmError as ipvsadm fails. */
+/** What the options set, as ipvsadm's parse_options fills its structures. */
+interface ParseState {
+  svc: Svc; dest: Dest; opts: Set<number>; resolver: NameResolver; schedFlagsArg: string;
+  fmt: { numeric: boolean; stats: boolean; rate: boolean; thresholds: boolean; pconn: boolean; nosort: boolean;
+    exact: boolean; tuninfo: boolean };
+}
+interface FirstWord { cmd: number; daemonState: "master" | "backup" }
+
+/** Parse one ipvsadm command line (without the program name). Throws IpvsadmError as ipvsadm fails. */
 export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmCommand {
   const program = popts.program ?? "ipvsadm";
-  const resolver = popts.resolver ?? numericResolver;
-  const svc: Svc = { af: 0, protocol: 0, port: 0, fwmark: 0, sched: "", flags: 0, timeout: 0, netmask: 0xffffffff, pe: "" };
-  const dest: Dest = { af: 0, port: 0, fwd: FWD.route, weight: 1, u: 0, l: 0, tunType: 0, tunPort: 0, tunFlags: 0 };
-  const opts = new Set<number>();
-  const fmt = { numeric: false, stats: false, rate: false, thresholds: false, pconn: false, nosort: false, exact: false, tuninfo: false };
-  let cmd = -1;
-  let daemonState: "master" | "backup" = "master";
-  let schedFlagsArg = "";
-  const leftovers: string[] = [];
-  const setOption = (c: number) => {
-    if (opts.has(c)) fail(`multiple '${OPTNAMES[c]}' options specified`);
-    opts.add(c);
+  const st: ParseState = {
+    svc: { af: 0, protocol: 0, port: 0, fwmark: 0, sched: "", flags: 0, timeout: 0, netmask: 0xffffffff, pe: "" },
+    dest: { af: 0, port: 0, fwd: FWD.route, weight: 1, u: 0, l: 0, tunType: 0, tunPort: 0, tunFlags: 0 },
+    opts: new Set<number>(), resolver: popts.resolver ?? numericResolver, schedFlagsArg: "",
+    fmt: { numeric: false, stats: false, rate: false, thresholds: false, pconn: false, nosort: false, exact: false, tuninfo: false },
   };
-
+  const leftovers: string[] = [];
   const toks = tokenize(argv, leftovers);
-  const first = toks.next();
-  if (first.done || first.value.kind === "err") return tryhelp(program);
-  const f = first.value;
+  const first = firstWord(toks.next(), program);
+  if ("kind" in first) return first;
+  const { cmd } = first;
+  for (const t of toks) {
+    if (t.kind === "err") {
+      throw new IpvsadmError(`${t.text}: ${t.why}\n`, 255);
+    }
+    applyOption(st, t);
+  }
+  const timeouts = cmd === 8 ? setTimeouts(leftovers) : undefined;
+  if (leftovers.length) fail(`unexpected argument ${leftovers[0]}`);
+  if (st.schedFlagsArg) applySchedFlags(st.svc, st.schedFlagsArg);
+  checkCommandOptions(cmd, st.opts);
+  if (cmd === 0 || cmd === 1) checkService(st.svc);
+  if (cmd === 5 || cmd === 7) checkServer(st);
+  return commandOf(cmd, st, first.daemonState, timeouts, popts.readingStdin === true, program);
+}
+
+/** The first word says the command (an option among the others to popt, but it must come first). */
+function firstWord(next: IteratorResult<Tok>, program: string): FirstWord | IpvsadmCommand {
+  if (next.done) return tryhelp(program, "no command");
+  if (next.value.kind === "err") return tryhelp(program, `${next.value.text}: ${next.value.why}`);
+  const f = next.value;
+  let cmd: number;
+  let daemonState: "master" | "backup" = "master";
   switch (f.opt.tag) {
     case "A": cmd = 0; break;
     case "E": cmd = 1; break;
@@ -271,156 +299,201 @@ export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmC
       break;
     case "h": return { kind: "help" };
     case "v": return { kind: "version" };
-    default: return tryhelp(program);
+    default: return tryhelp(program, `${f.text} is not a command: a line starts with one of ${COMMAND_WORDS}`);
   }
+  return { cmd, daemonState };
+}
 
-  for (const t of toks) {
-    if (t.kind === "err") {
-      throw new IpvsadmError(`${t.text}: ${t.why}\n`, 255);
+/** One option after the command: its value checked and set, as ipvsadm's option switch does. */
+function applyOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>): void {
+  const arg = t.arg ?? "";
+  if (!(serviceOption(st, t, arg) || serverOption(st, t, arg) || listOption(st, t) || daemonOption(st, t, arg))) {
+    fail(`invalid option \`${t.text}'`);
+  }
+}
+
+function markOption(st: ParseState, c: number): void {
+  if (st.opts.has(c)) fail(`multiple '${OPTNAMES[c]}' options specified`);
+  st.opts.add(c);
+}
+
+/** The virtual service: its address or mark, scheduler, persistence, flags. */
+function serviceOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: string): boolean {
+  const { svc, resolver } = st;
+  const setOption = (c: number) => markOption(st, c);
+  switch (t.opt.tag) {
+    case "t": case "u": case "sctp": {
+      setOption(O["service-address"]);
+      svc.protocol = t.opt.tag === "t" ? IPPROTO_TCP : t.opt.tag === "u" ? IPPROTO_UDP : IPPROTO_SCTP;
+      const p = parseService(arg, svc.protocol, resolver);
+      if (p.af !== undefined) { svc.af = p.af; svc.addr = p.addr; if (p.v6) svc.netmask = 128; }
+      if (p.port !== undefined) svc.port = p.port;
+      if (!(p.res & SERVICE_ADDR)) {
+        fail("illegal virtual server address[:port] specified", 2, `${t.text} '${arg.slice(0, 64)}': not ADDRESS[:PORT]`);
+      }
+      return true;
     }
-    const arg = t.arg ?? "";
-    switch (t.opt.tag) {
-      case "t": case "u": case "sctp": {
-        setOption(O["service-address"]);
-        svc.protocol = t.opt.tag === "t" ? IPPROTO_TCP : t.opt.tag === "u" ? IPPROTO_UDP : IPPROTO_SCTP;
-        const p = parseService(arg, svc.protocol, resolver);
-        if (p.af !== undefined) { svc.af = p.af; svc.addr = p.addr; if (p.v6) svc.netmask = 128; }
-        if (p.port !== undefined) svc.port = p.port;
-        if (!(p.res & SERVICE_ADDR)) fail("illegal virtual server address[:port] specified");
-        break;
-      }
-      case "f": {
-        setOption(O["service-address"]);
-        svc.af = AF_INET; svc.protocol = IPPROTO_TCP;
-        if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(arg)) fail(`invalid fwmark value \`${arg}' specified`);
-        let l = Number(arg.trim());
-        // ipvsadm -S prints marks >= 2^31 signed ("-f -1") and its own -R refuses them; wasmvs reads them
-        // back as the unsigned mark they are, so save and restore round-trip (a deliberate difference)
-        if (l >= -2147483648 && l < 0) l = l >>> 0;
-        if (!(l > 0 && l <= 0xffffffff)) fail(`invalid fwmark value \`${arg}' specified`);
-        svc.fwmark = l;
-        break;
-      }
-      case "s": setOption(O.scheduler); svc.sched = arg.slice(0, 15); break;
-      case "p": {
-        setOption(O.persistent);
-        svc.flags |= SVC_F_PERSISTENT;
-        if (t.arg === null) svc.timeout = DEFAULT_PERSISTENT_TIMEOUT;
-        else {
-          const n = stringToNumber(arg, 1, MAX_TIMEOUT);
-          if (n === -1) fail(`invalid timeout value \`${arg}' specified`);
-          svc.timeout = n;
-        }
-        break;
-      }
-      case "M": {
-        setOption(O.netmask);
-        if (svc.af !== AF_INET6) {
-          let v = inetAton(arg);
-          if (v === undefined) { const h = resolver.hostToAddr(arg); v = h === undefined ? undefined : inetAton(h); }
-          if (v === undefined) fail("illegal virtual server persistent mask specified");
-          svc.netmask = v!;
-        } else {
-          svc.netmask = atoi(arg);
-          if (svc.netmask < 1 || svc.netmask > 128) fail("illegal ipv6 netmask specified");
-        }
-        break;
-      }
-      case "r": {
-        setOption(O["real-server"]);
-        const p = parseService(arg, svc.protocol, resolver);
-        dest.af = p.af ?? svc.af; dest.addr = p.addr ?? svc.addr; dest.port = p.port ?? svc.port;
-        if (!(p.res & SERVICE_ADDR)) fail("illegal real server address[:port] specified");
-        if (p.res === SERVICE_ADDR) dest.port = svc.port;
-        break;
-      }
-      case "i": setOption(O["forwarding-method"]); dest.fwd = FWD.tunnel; break;
-      case "g": setOption(O["forwarding-method"]); dest.fwd = FWD.route; break;
-      case "m": setOption(O["forwarding-method"]); dest.fwd = FWD.masq; break;
-      // ipvsadm 1.31 as Debian builds it takes any weight 0..INT_MAX (recorded: -w 70000 is accepted)
-      case "w": setOption(O.weight); if ((dest.weight = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal weight specified"); break;
-      case "x": setOption(O["u-threshold"]); if ((dest.u = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal u_threshold specified"); break;
-      case "y": setOption(O["l-threshold"]); if ((dest.l = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal l_threshold specified"); break;
-      case "c": setOption(O.connection); break;
-      case "n": setOption(O.numeric); fmt.numeric = true; break;
-      case "mcast-interface": setOption(O["mcast-interface"]); break;
-      case "syncid": setOption(O.syncid); if (stringToNumber(arg, 0, 255) === -1) fail("illegal syncid specified"); break;
-      case "timeout": setOption(O.timeout); break;
-      case "daemon": setOption(O.daemon); break;
-      case "stats": setOption(O.stats); fmt.stats = true; break;
-      case "rate": setOption(O.rate); fmt.rate = true; break;
-      case "thresholds": setOption(O.thresholds); fmt.thresholds = true; break;
-      case "persistent-conn": setOption(O["persistent-conn"]); fmt.pconn = true; break;
-      case "nosort": setOption(O.nosort); fmt.nosort = true; break;
-      case "sort": break;
-      case "X": setOption(O.exact); fmt.exact = true; break;
-      case "6":
-        if (svc.fwmark) { svc.af = AF_INET6; svc.netmask = 128; } else fail("-6 used before -f\n");
-        break;
-      case "o": setOption(O.ops); svc.flags |= SVC_F_ONEPACKET; break;
-      case "pe": setOption(O.pe); svc.pe = arg.slice(0, 32); break;
-      case "b": setOption(O["sched-flags"]); schedFlagsArg = arg.slice(0, 127); break;
-      case "mcast-group": {
-        setOption(O["mcast-group"]);
-        if (arg.includes(":")) { const b = inetPton6(arg); if (!b || b[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`); }
-        else { const v = /^\d+\.\d+\.\d+\.\d+$/.test(arg) ? inetAton(arg) : undefined; if (v === undefined || (v >>> 28) !== 14) fail(`invalid IPv4 mcast-group \`${arg}'`); }
-        break;
-      }
-      case "mcast-port": setOption(O["mcast-port"]); if (stringToNumber(arg, 1, 65535) === -1) fail("illegal mcast-port specified"); break;
-      case "mcast-ttl": setOption(O["mcast-ttl"]); if (stringToNumber(arg, 1, 255) === -1) fail("illegal mcast-ttl specified"); break;
-      case "sync-maxlen": setOption(O["sync-maxlen"]); if (stringToNumber(arg, 1, 65535 - 20 - 8) === -1) fail("illegal sync-maxlen specified"); break;
-      case "tun-info": setOption(O["tun-info"]); fmt.tuninfo = true; break;
-      case "tun-type": {
-        setOption(O["tun-type"]);
-        const k = TUNNAMES.indexOf(arg);
-        if (k < 0) fail("illegal tunnel type specified");
-        dest.tunType = k;
-        break;
-      }
-      case "tun-port": {
-        setOption(O["tun-port"]);
-        const n = stringToNumber(arg, 1, 65535);
-        if (n === -1) fail("illegal tunnel port specified");
-        dest.tunPort = n;
-        break;
-      }
-      case "tun-nocsum": setOption(O["tun-nocsum"]); break;
-      case "tun-csum": setOption(O["tun-csum"]); dest.tunFlags |= 1; break;
-      case "tun-remcsum": setOption(O["tun-remcsum"]); dest.tunFlags |= 2; break;
-      default:
-        fail(`invalid option \`${t.text}'`);
+    case "f": {
+      setOption(O["service-address"]);
+      svc.af = AF_INET; svc.protocol = IPPROTO_TCP;
+      if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(arg)) fail(`invalid fwmark value \`${arg}' specified`);
+      let l = Number(arg.trim());
+      // ipvsadm -S prints marks >= 2^31 signed ("-f -1") and its own -R refuses them; wasmvs reads them
+      // back as the unsigned mark they are, so save and restore round-trip (a deliberate difference)
+      if (l >= -2147483648 && l < 0) l = l >>> 0;
+      if (!(l > 0 && l <= 0xffffffff)) fail(`invalid fwmark value \`${arg}' specified`);
+      svc.fwmark = l;
+      return true;
     }
-  }
-
-  let timeouts: IpvsTimeouts | undefined;
-  if (cmd === 8) {
-    if (leftovers.length < 3) fail("--set option requires 3 timeout values");
-    const [a, b, c] = leftovers.splice(0, 3).map((x) => {
-      const n = stringToNumber(x, 0, MAX_TIMEOUT);
-      if (n === -1) fail(`invalid timeout value \`${x}' specified`);
-      return n;
-    });
-    timeouts = { tcp: a, tcpfin: b, udp: c };
-  }
-  if (leftovers.length) fail(`unexpected argument ${leftovers[0]}`);
-
-  if (schedFlagsArg) {
-    svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);
-    const sched = svc.sched || DEF_SCHED;
-    for (const flag of schedFlagsArg.split(",").filter(Boolean)) {
-      const bit: Record<string, [number, string?]> = {
-        "flag-1": [SVC_F_SCHED1], "flag-2": [SVC_F_SCHED2], "flag-3": [SVC_F_SCHED3],
-        "sh-fallback": [SVC_F_SCHED1, "sh"], "sh-port": [SVC_F_SCHED2, "sh"],
-        "mh-fallback": [SVC_F_SCHED1, "mh"], "mh-port": [SVC_F_SCHED2, "mh"],
-      };
-      const e = bit[flag];
-      if (!e) fail(`invalid scheduler flag \`${flag}'`);
-      svc.flags |= e[0];
-      if (e[1] && sched !== e[1]) fail(`incompatible scheduler flag \`${flag}'`);
+    case "s": setOption(O.scheduler); svc.sched = arg.slice(0, 15); return true;
+    case "p": {
+      setOption(O.persistent);
+      svc.flags |= SVC_F_PERSISTENT;
+      if (t.arg === null) svc.timeout = DEFAULT_PERSISTENT_TIMEOUT;
+      else {
+        const n = stringToNumber(arg, 1, MAX_TIMEOUT);
+        if (n === -1) fail(`invalid timeout value \`${arg}' specified`);
+        svc.timeout = n;
+      }
+      return true;
     }
+    case "M": {
+      setOption(O.netmask);
+      if (svc.af !== AF_INET6) {
+        let v = inetAton(arg);
+        if (v === undefined) { const h = resolver.hostToAddr(arg); v = h === undefined ? undefined : inetAton(h); }
+        if (v === undefined) fail("illegal virtual server persistent mask specified");
+        svc.netmask = v!;
+      } else {
+        svc.netmask = atoi(arg);
+        if (svc.netmask < 1 || svc.netmask > 128) fail("illegal ipv6 netmask specified");
+      }
+      return true;
+    }
+    case "6":
+      if (svc.fwmark) { svc.af = AF_INET6; svc.netmask = 128; } else fail("-6 used before -f\n");
+      return true;
+    case "o": setOption(O.ops); svc.flags |= SVC_F_ONEPACKET; return true;
+    case "pe": setOption(O.pe); svc.pe = arg.slice(0, 32); return true;
+    case "b": setOption(O["sched-flags"]); st.schedFlagsArg = arg.slice(0, 127); return true;
+    default: return false;
   }
+}
 
-  // generic_opt_check
+/** The real server: its address, forwarding method, weight, thresholds and tunnel. */
+function serverOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: string): boolean {
+  const { svc, dest, resolver } = st;
+  const setOption = (c: number) => markOption(st, c);
+  switch (t.opt.tag) {
+    case "r": {
+      setOption(O["real-server"]);
+      const p = parseService(arg, svc.protocol, resolver);
+      dest.af = p.af ?? svc.af; dest.addr = p.addr ?? svc.addr; dest.port = p.port ?? svc.port;
+      if (!(p.res & SERVICE_ADDR)) {
+        fail("illegal real server address[:port] specified", 2, `${t.text} '${arg.slice(0, 64)}': not ADDRESS[:PORT]`);
+      }
+      if (p.res === SERVICE_ADDR) dest.port = svc.port;
+      return true;
+    }
+    case "i": setOption(O["forwarding-method"]); dest.fwd = FWD.tunnel; return true;
+    case "g": setOption(O["forwarding-method"]); dest.fwd = FWD.route; return true;
+    case "m": setOption(O["forwarding-method"]); dest.fwd = FWD.masq; return true;
+    // ipvsadm 1.31 as Debian builds it takes any weight 0..INT_MAX (recorded: -w 70000 is accepted)
+    case "w": setOption(O.weight); if ((dest.weight = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal weight specified"); return true;
+    case "x": setOption(O["u-threshold"]); if ((dest.u = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal u_threshold specified"); return true;
+    case "y": setOption(O["l-threshold"]); if ((dest.l = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal l_threshold specified"); return true;
+    case "tun-type": {
+      setOption(O["tun-type"]);
+      const k = TUNNAMES.indexOf(arg);
+      if (k < 0) fail("illegal tunnel type specified");
+      dest.tunType = k;
+      return true;
+    }
+    case "tun-port": {
+      setOption(O["tun-port"]);
+      const n = stringToNumber(arg, 1, 65535);
+      if (n === -1) fail("illegal tunnel port specified");
+      dest.tunPort = n;
+      return true;
+    }
+    case "tun-nocsum": setOption(O["tun-nocsum"]); return true;
+    case "tun-csum": setOption(O["tun-csum"]); dest.tunFlags |= 1; return true;
+    case "tun-remcsum": setOption(O["tun-remcsum"]); dest.tunFlags |= 2; return true;
+    default: return false;
+  }
+}
+
+/** What -L lists and how. */
+function listOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>): boolean {
+  const { fmt } = st;
+  const setOption = (c: number) => markOption(st, c);
+  switch (t.opt.tag) {
+    case "c": setOption(O.connection); return true;
+    case "n": setOption(O.numeric); fmt.numeric = true; return true;
+    case "timeout": setOption(O.timeout); return true;
+    case "daemon": setOption(O.daemon); return true;
+    case "stats": setOption(O.stats); fmt.stats = true; return true;
+    case "rate": setOption(O.rate); fmt.rate = true; return true;
+    case "thresholds": setOption(O.thresholds); fmt.thresholds = true; return true;
+    case "persistent-conn": setOption(O["persistent-conn"]); fmt.pconn = true; return true;
+    case "nosort": setOption(O.nosort); fmt.nosort = true; return true;
+    case "sort": return true;
+    case "X": setOption(O.exact); fmt.exact = true; return true;
+    case "tun-info": setOption(O["tun-info"]); fmt.tuninfo = true; return true;
+    default: return false;
+  }
+}
+
+/** The sync daemon's options (checked as ipvsadm checks them; the daemon itself is not supported). */
+function daemonOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: string): boolean {
+  const setOption = (c: number) => markOption(st, c);
+  switch (t.opt.tag) {
+    case "mcast-interface": setOption(O["mcast-interface"]); return true;
+    case "syncid": setOption(O.syncid); if (stringToNumber(arg, 0, 255) === -1) fail("illegal syncid specified"); return true;
+    case "mcast-group": {
+      setOption(O["mcast-group"]);
+      if (arg.includes(":")) { const b = inetPton6(arg); if (!b || b[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`); }
+      else { const v = /^\d+\.\d+\.\d+\.\d+$/.test(arg) ? inetAton(arg) : undefined; if (v === undefined || (v >>> 28) !== 14) fail(`invalid IPv4 mcast-group \`${arg}'`); }
+      return true;
+    }
+    case "mcast-port": setOption(O["mcast-port"]); if (stringToNumber(arg, 1, 65535) === -1) fail("illegal mcast-port specified"); return true;
+    case "mcast-ttl": setOption(O["mcast-ttl"]); if (stringToNumber(arg, 1, 255) === -1) fail("illegal mcast-ttl specified"); return true;
+    case "sync-maxlen": setOption(O["sync-maxlen"]); if (stringToNumber(arg, 1, 65535 - 20 - 8) === -1) fail("illegal sync-maxlen specified"); return true;
+    default: return false;
+  }
+}
+
+/** --set's three values: tcp tcpfin udp (0 keeps the current one). */
+function setTimeouts(leftovers: string[]): IpvsTimeouts {
+  if (leftovers.length < 3) fail("--set option requires 3 timeout values");
+  const [a, b, c] = leftovers.splice(0, 3).map((x) => {
+    const n = stringToNumber(x, 0, MAX_TIMEOUT);
+    if (n === -1) fail(`invalid timeout value \`${x}' specified`);
+    return n;
+  });
+  return { tcp: a, tcpfin: b, udp: c };
+}
+
+// -b's flags: the bit, and the scheduler a flag belongs to (a Map: "constructor" is no flag)
+const SCHED_FLAG_BITS = new Map<string, [number, string?]>([
+  ["flag-1", [SVC_F_SCHED1]], ["flag-2", [SVC_F_SCHED2]], ["flag-3", [SVC_F_SCHED3]],
+  ["sh-fallback", [SVC_F_SCHED1, "sh"]], ["sh-port", [SVC_F_SCHED2, "sh"]],
+  ["mh-fallback", [SVC_F_SCHED1, "mh"]], ["mh-port", [SVC_F_SCHED2, "mh"]],
+]);
+
+/** -b: each flag's bit, and the scheduler it belongs to. */
+function applySchedFlags(svc: Svc, schedFlagsArg: string): void {
+  svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);
+  const sched = svc.sched || DEF_SCHED;
+  for (const flag of schedFlagsArg.split(",").filter(Boolean)) {
+    const e = SCHED_FLAG_BITS.get(flag) ?? fail(`invalid scheduler flag \`${flag}'`);
+    svc.flags |= e[0];
+    if (e[1] && sched !== e[1]) fail(`incompatible scheduler flag \`${flag}'`);
+  }
+}
+
+/** generic_opt_check: the commands-vs-options table (+ required, x illegal, 1 at most one of them). */
+function checkCommandOptions(cmd: number, opts: Set<number>): void {
   const row = TABLE[cmd];
   let count = 0, last = 0;
   for (let j = 0; j < OPTNAMES.length; j++) {
@@ -435,34 +508,46 @@ export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmC
       }
     }
   }
+}
 
-  if (cmd === 0 || cmd === 1) {
-    if (!svc.fwmark && !svc.port && !(svc.flags & SVC_F_PERSISTENT)) fail("Zero port specified for non-persistent service");
-    if (svc.flags & SVC_F_ONEPACKET && !svc.fwmark && svc.protocol !== IPPROTO_UDP) fail("One-Packet Scheduling is only for UDP virtual services");
-    if (!svc.sched) svc.sched = DEF_SCHED;
-  }
-  if (cmd === 5 || cmd === 7) {
-    if (!svc.fwmark && (dest.fwd === FWD.tunnel || dest.fwd === FWD.route)) dest.port = svc.port;
-    if (dest.af !== svc.af && dest.fwd !== FWD.tunnel) fail("Different address family is allowed only for tunneling servers");
-    if ((opts.has(O["tun-type"]) || opts.has(O["tun-port"]) || opts.has(O["tun-nocsum"]) || opts.has(O["tun-csum"]) ||
-      opts.has(O["tun-remcsum"])) && dest.fwd !== FWD.tunnel) fail("Tunnel options conflict with forward method");
-    // tunnel_opt_check
-    let tc = 0, tl = 0;
-    for (let j = 0; j < TUNOPTS.length; j++) {
-      const k = TUNOPTS[j], rule = TUN_TABLE[dest.tunType][j];
-      if (!opts.has(k)) {
-        if (rule === "+") fail(`You need to supply the '${OPTNAMES[k]}' option for the '${TUNNAMES[dest.tunType]}' tunnel type`);
-      } else {
-        if (rule === "x") fail(`Illegal '${OPTNAMES[k]}' option with the '${TUNNAMES[dest.tunType]}' tunnel type`);
-        if (rule === "1") {
-          tc++;
-          if (tc === 1) { tl = k; continue; }
-          fail(`The option '${OPTNAMES[k]}' conflicts with the '${OPTNAMES[tl]}' option in the '${TUNNAMES[dest.tunType]}' tunnel type`);
-        }
+/** -A/-E: a port unless persistent or fwmark, one-packet only for UDP, the default scheduler. */
+function checkService(svc: Svc): void {
+  if (!svc.fwmark && !svc.port && !(svc.flags & SVC_F_PERSISTENT)) fail("Zero port specified for non-persistent service");
+  if (svc.flags & SVC_F_ONEPACKET && !svc.fwmark && svc.protocol !== IPPROTO_UDP) fail("One-Packet Scheduling is only for UDP virtual services");
+  if (!svc.sched) svc.sched = DEF_SCHED;
+}
+
+/** -a/-e: the real server's port and family against the service's, and the tunnel options. */
+function checkServer(st: ParseState): void {
+  const { svc, dest, opts } = st;
+  if (!svc.fwmark && (dest.fwd === FWD.tunnel || dest.fwd === FWD.route)) dest.port = svc.port;
+  if (dest.af !== svc.af && dest.fwd !== FWD.tunnel) fail("Different address family is allowed only for tunneling servers");
+  if ((opts.has(O["tun-type"]) || opts.has(O["tun-port"]) || opts.has(O["tun-nocsum"]) || opts.has(O["tun-csum"]) ||
+    opts.has(O["tun-remcsum"])) && dest.fwd !== FWD.tunnel) fail("Tunnel options conflict with forward method");
+  checkTunnelOptions(dest, opts);
+}
+
+/** tunnel_opt_check: the tunnel type's own required, illegal and conflicting options. */
+function checkTunnelOptions(dest: Dest, opts: Set<number>): void {
+  let tc = 0, tl = 0;
+  for (let j = 0; j < TUNOPTS.length; j++) {
+    const k = TUNOPTS[j], rule = TUN_TABLE[dest.tunType][j];
+    if (!opts.has(k)) {
+      if (rule === "+") fail(`You need to supply the '${OPTNAMES[k]}' option for the '${TUNNAMES[dest.tunType]}' tunnel type`);
+    } else {
+      if (rule === "x") fail(`Illegal '${OPTNAMES[k]}' option with the '${TUNNAMES[dest.tunType]}' tunnel type`);
+      if (rule === "1") {
+        tc++;
+        if (tc === 1) { tl = k; continue; }
+        fail(`The option '${OPTNAMES[k]}' conflicts with the '${OPTNAMES[tl]}' option in the '${TUNNAMES[dest.tunType]}' tunnel type`);
       }
     }
   }
+}
 
+function commandOf(cmd: number, st: ParseState, daemonState: "master" | "backup", timeouts: IpvsTimeouts | undefined,
+  readingStdin: boolean, program: string): IpvsadmCommand {
+  const { svc, dest, opts, fmt } = st;
   const service = () => toVirtualService(svc);
   const server = () => toRealServer(dest);
   switch (cmd) {
@@ -475,7 +560,7 @@ export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmC
       return { kind: "list", what, service: what === "service" ? service() : undefined, numeric: fmt.numeric, format, exact: fmt.exact, nosort: fmt.nosort };
     }
     case 11:
-      if (popts.readingStdin) return tryhelp(program);
+      if (readingStdin) return tryhelp(program);
       return { kind: "restore" };
     case 12: return { kind: "save", numeric: fmt.numeric };
     case 3: return { kind: "flush" };

@@ -5,9 +5,10 @@
 //   wasmvs k8s watch [--kubeconfig=PATH] [--config=…] --node-name=N --node-ip=…     (prints each sync)
 // OBJECTS is a file of `kubectl get services,endpointslices -A -o json|yaml` output, or "-" for stdin.
 import { readFileSync } from "node:fs";
-import type { Family } from "./ip.ts";
-import { mapCluster, iptablesFor, nftablesFor, readProxyConfig, generateCluster, KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type ProxyConfig, type KubeProxyVersion } from "./index.ts";
-import { parseCIDR } from "./ip.ts";
+import type { Family } from "../k8s/ip.ts";
+import { mapCluster, iptablesFor, nftablesFor, readProxyConfig, generateCluster, KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type ProxyConfig, type KubeProxyVersion } from "../k8s/index.ts";
+import { parseCIDR } from "../k8s/ip.ts";
+import { checks, parseOrExit, usageFailed, type CommandSpec, type FlagSpec } from "./args.ts";
 
 const USAGE = `usage: wasmvs k8s map|rules|synth|watch …
   map   OBJECTS --node-name=N --node-ip=IP[,IP] [--config=KPC.yaml] [--json]   virtual services as ipvsadm -Sn lines (or JSON)
@@ -19,12 +20,42 @@ const USAGE = `usage: wasmvs k8s map|rules|synth|watch …
   watch [--kubeconfig=PATH] --node-name=N --node-ip=IP[,IP] [--config=…]       follow a cluster, one line per sync
 `;
 
-class UsageError extends Error {}
+const cidrList = (v: string) => (parseCIDR(v) ? undefined : "not a CIDR");
+const NODE = { "--node-name": { kind: "value", check: checks.nonEmpty }, "--node-ip": { kind: "list", check: checks.ip },
+  "--config": { kind: "value" } } satisfies Record<string, FlagSpec>;
+const NODE_RULES = {
+  "--cluster-cidr": { kind: "list", check: cidrList },
+  "--nodeport-addresses": { kind: "list", check: (v) => (v === "primary" ? undefined : cidrList(v)) },
+} satisfies Record<string, FlagSpec>;
+const RULES_FLAGS = {
+  ...NODE_RULES,
+  "--mode": { kind: "value", check: checks.oneOf(["ipvs", "ipset", "iptables", "nftables"]) },
+  "--family": { kind: "value", check: checks.oneOf(["IPv4", "IPv6"]) },
+  "--kube-proxy-version": { kind: "value", check: checks.oneOf(KUBE_PROXY_VERSIONS) },
+  "--service-cidrs": { kind: "list", check: cidrList },
+} satisfies Record<string, FlagSpec>;
+const fraction = (v: string) => (/^(0(\.\d+)?|1(\.0+)?)$/.test(v) ? undefined : "not a fraction from 0 to 1");
+const OBJECTS = { max: 1 };   // a file of kubectl output, or "-" (the default) for stdin
+const SUBCOMMANDS: Record<string, Omit<CommandSpec, "name" | "usage">> = {
+  map: { flags: { ...NODE, ...NODE_RULES, "--json": { kind: "flag" } }, positionals: OBJECTS },
+  rules: { flags: { ...NODE, ...RULES_FLAGS }, positionals: OBJECTS },
+  synth: { flags: { "--services": { kind: "value", check: checks.int(0, 1_000_000) },
+    "--endpoints": { kind: "value", check: checks.int(0, 10_000) }, "--seed": { kind: "value", check: checks.int(0, 0xffffffff) },
+    "--dual-stack": { kind: "value", check: fraction } } },
+  watch: { flags: { ...NODE, ...NODE_RULES, "--kubeconfig": { kind: "value" } } },
+};
 
 export async function k8sCommand(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+  const io = { out, err };
   const [sub, ...rest] = argv;
-  const opt = (k: string) => rest.find((a) => a.startsWith(`--${k}=`))?.slice(k.length + 3);
-  const pos = rest.filter((a) => !a.startsWith("--"));
+  const top = { name: "wasmvs k8s", usage: USAGE, flags: {} };
+  // nothing, help or --help: the usage on stdout; anything else that is not a subcommand is a usage error
+  if (sub === undefined || sub === "help" || sub === "-h" || sub === "--help") { out.write(USAGE); return 0; }
+  if (!Object.hasOwn(SUBCOMMANDS, sub)) return usageFailed(top, `unknown subcommand '${sub.slice(0, 64)}'`, io);
+  const a = parseOrExit(rest, { ...SUBCOMMANDS[sub], name: `wasmvs k8s ${sub}`, usage: USAGE }, io);
+  if (typeof a === "number") return a;
+  const opt = (k: string) => a.get(`--${k}`);
+  const pos = a.positionals;
   let config: Partial<ProxyConfig> = {};
   const cfgPath = opt("config");
   if (cfgPath) {
@@ -32,39 +63,21 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
     for (const e of r.errors) err.write(`wasmvs k8s: ${e.message}\n`);
     config = r.config;
   }
-  // flags that reproduce a node's kube-proxy: checked before anything is read
-  const cidrs = (name: string): string[] | undefined => {
-    const v = opt(name);
-    if (v === undefined) return undefined;
-    const list = v.split(",").map((x) => x.trim()).filter(Boolean);
-    const bad = list.filter((c) => !parseCIDR(c));
-    if (!list.length || bad.length) throw new UsageError(`--${name}: ${bad.length ? `not a CIDR: ${bad.join(", ")}` : "empty"}`);
-    return list;
-  };
-  let serviceCIDRs: string[] | undefined, version: KubeProxyVersion = DEFAULT_KUBE_PROXY_VERSION;
-  try {
-    serviceCIDRs = cidrs("service-cidrs");
-    const cc = cidrs("cluster-cidr");
-    if (cc) config = { ...config, clusterCIDRs: cc };
-    const npa = opt("nodeport-addresses");
-    if (npa !== undefined) config = { ...config, nodePortAddresses: npa === "primary" ? ["primary"] : cidrs("nodeport-addresses")! };
-    const v = opt("kube-proxy-version");
-    if (v !== undefined) {
-      if (!(KUBE_PROXY_VERSIONS as readonly string[]).includes(v)) throw new UsageError(`--kube-proxy-version: ${JSON.stringify(v.slice(0, 20))} is not one of ${KUBE_PROXY_VERSIONS.join(", ")}`);
-      version = v as KubeProxyVersion;
-    }
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    err.write(`wasmvs k8s: ${e.message}\n${USAGE}`);
-    return 2;
-  }
-  const node = { nodeName: opt("node-name") ?? config.hostnameOverride ?? "", addresses: (opt("node-ip") ?? "").split(",").filter(Boolean) };
+  // flags that reproduce a node's kube-proxy (checked by the parser before anything was read)
+  const list = (name: string) => (a.has(`--${name}`) ? a.all(`--${name}`) : undefined);
+  const serviceCIDRs = list("service-cidrs");
+  const cc = list("cluster-cidr");
+  if (cc) config = { ...config, clusterCIDRs: cc };
+  const npa = list("nodeport-addresses");
+  if (npa) config = { ...config, nodePortAddresses: npa.includes("primary") ? ["primary"] : npa };
+  const version = (opt("kube-proxy-version") ?? DEFAULT_KUBE_PROXY_VERSION) as KubeProxyVersion;
+  const node = { nodeName: opt("node-name") ?? config.hostnameOverride ?? "", addresses: a.all("--node-ip") };
   const read = (p: string | undefined) => readFileSync(p === undefined || p === "-" ? 0 : p, "utf8");
   switch (sub) {
     case "map": {
       const m = mapCluster(read(pos[0]), { node, config });
       for (const e of m.errors) err.write(`wasmvs k8s: ${e.message}\n`);
-      if (rest.includes("--json")) out.write(JSON.stringify({ desired: m.desired, sysctls: m.sysctls, excludeCIDRs: m.excludeCIDRs, bind: Object.fromEntries(Object.entries(m.ipvs).map(([f, s]) => [f, s!.bindAddrs])) }, null, 2) + "\n");
+      if (a.has("--json")) out.write(JSON.stringify({ desired: m.desired, sysctls: m.sysctls, excludeCIDRs: m.excludeCIDRs, bind: Object.fromEntries(Object.entries(m.ipvs).map(([f, s]) => [f, s!.bindAddrs])) }, null, 2) + "\n");
       else for (const s of m.desired.services) {
         const a = s.addr!.includes(":") ? `[${s.addr}]:${s.port}` : `${s.addr}:${s.port}`;
         const flag = s.protocol === "tcp" ? "-t" : s.protocol === "udp" ? "-u" : "--sctp-service";
@@ -81,8 +94,7 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
       if (mode === "ipvs") out.write(m.ipvs[fam]!.iptablesInstall);
       else if (mode === "ipset") out.write(m.ipvs[fam]!.ipsetRestore);
       else if (mode === "iptables") out.write(iptablesFor(m.index, fam).text);
-      else if (mode === "nftables") out.write(nftablesFor(m.index, fam, serviceCIDRs, version).text);
-      else { err.write(`wasmvs k8s: unknown --mode '${mode}' (ipvs, ipset, iptables, nftables)\n`); return 2; }
+      else out.write(nftablesFor(m.index, fam, serviceCIDRs, version).text);
       return m.errors.length ? 1 : 0;
     }
     case "synth": {
@@ -92,7 +104,7 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
       return 0;
     }
     case "watch": {
-      const { KubeWatcher } = await import("./watch.ts");
+      const { KubeWatcher } = await import("../k8s/watch.ts");
       const w = new KubeWatcher({ kubeconfig: opt("kubeconfig") ?? (config.kubeconfig || undefined), node, config,
         onSync: (u) => out.write(`${new Date().toISOString()} ${u.reason}: ${u.desired.services.length} virtual services, ${u.changes.reduce((n, c) => n + c.added.length + c.updated.length + c.removed.length, 0)} changed\n`),
         onError: (e, what) => err.write(`wasmvs k8s: ${what}: ${String(e)}\n`) });
@@ -102,7 +114,6 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
       return 0;
     }
     default:
-      (sub ? err : out).write(USAGE);
-      return sub ? 2 : 0;
+      return 0;
   }
 }

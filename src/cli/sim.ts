@@ -1,7 +1,8 @@
 // `wasmvs sim`: synthetic traffic through the real data plane, costed under kube-proxy's modes.
 import { existsSync, readFileSync } from "node:fs";
-import { simulate, type Calibration } from "./index.ts";
-import { DEFAULT_CALIBRATION } from "./calibration.ts";
+import { simulate, type Calibration } from "../sim/index.ts";
+import { DEFAULT_CALIBRATION } from "../sim/calibration.ts";
+import { checks, parseOrExit, type Check, type CommandSpec } from "./args.ts";
 
 export const SIM_USAGE = `usage: wasmvs sim [--services=10000,30000] [--endpoints=2] [--connections=1000000] [--rate=5000]
                   [--length-ms=200] [--requests=1] [--clients=1024] [--zipf=0] [--calibration=FILE] [--json]
@@ -13,18 +14,34 @@ the calibrated models. Calibration: FILE, else report/scaling/calibration.json (
 'wasmvs bench scaling'), else the built-in one measured on the development machine.
 `;
 
+// numbers as the usage shows them: 10000, 10k, 1M
+const toNumber = (v: string) => Number(v.replace(/k$/i, "e3").replace(/M$/, "e6"));
+const amount: Check = (v) => (/^\d+(\.\d+)?[kM]?$/i.test(v) && Number.isFinite(toNumber(v)) ? undefined : "not a number (10000, 10k, 1M)");
+const SIM: CommandSpec = {
+  name: "wasmvs sim", usage: SIM_USAGE,
+  flags: {
+    "--services": { kind: "list", check: (v) => amount(v) ?? checks.int(1, 1_000_000)(String(toNumber(v))) },
+    "--endpoints": { kind: "value", check: amount }, "--connections": { kind: "value", check: amount },
+    "--rate": { kind: "value", check: amount }, "--length-ms": { kind: "value", check: amount },
+    "--requests": { kind: "value", check: amount }, "--clients": { kind: "value", check: amount },
+    "--zipf": { kind: "value", check: amount }, "--calibration": { kind: "value" }, "--json": { kind: "flag" },
+  },
+};
+
 export async function simCommand(argv: string[]): Promise<number> {
-  if (argv.includes("-h") || argv.includes("--help") || argv[0] === "help") { process.stdout.write(SIM_USAGE); return 0; }
-  const opt = (n: string) => argv.find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3);
-  const num = (n: string, d: number) => { const v = opt(n); if (v === undefined) return d; const x = Number(v.replace(/k$/i, "e3").replace(/M$/, "e6")); if (!Number.isFinite(x) || x < 0) throw new Error(`--${n}=${v}: not a number`); return x; };
+  if (argv[0] === "help") argv = ["--help"];
+  const a = parseOrExit(argv, SIM, { out: process.stdout, err: process.stderr });
+  if (typeof a === "number") return a;
+  const opt = (n: string) => a.get(`--${n}`);
+  const num = (n: string, d: number) => { const v = opt(n); return v === undefined ? d : toNumber(v); };
   try {
     const calFile = opt("calibration") ?? (existsSync("report/scaling/calibration.json") ? "report/scaling/calibration.json" : undefined);
     const calibration: Calibration = calFile ? JSON.parse(readFileSync(calFile, "utf8")) : DEFAULT_CALIBRATION;
-    const services = (opt("services") ?? "10000").split(",").map((s) => Number(s.replace(/k$/i, "000")));
+    const services = a.has("--services") ? a.all("--services").map(toNumber) : [10000];
     const traffic = { connections: num("connections", 1e6), rate: num("rate", 5000), meanLengthMs: num("length-ms", 200), requests: num("requests", 1), clients: Math.max(1, num("clients", 1024)), zipf: num("zipf", 0) };
     process.stderr.write(`calibration: ${calFile ?? "built-in"} (${calibration.machine})\n`);
     const res = await simulate({ services, endpoints: num("endpoints", 2), traffic, calibration, log: (s) => process.stderr.write(s + "\n") });
-    if (argv.includes("--json")) { process.stdout.write(JSON.stringify(res, (_k, v) => (v instanceof Uint32Array ? undefined : v), 2) + "\n"); return 0; }
+    if (a.has("--json")) { process.stdout.write(JSON.stringify(res, (_k, v) => (v instanceof Uint32Array ? undefined : v), 2) + "\n"); return 0; }
     for (const p of res) {
       process.stdout.write(`\n${p.services.toLocaleString("en")} Services (${p.servicePorts} TCP Service ports): ${p.engine.connections.toLocaleString("en")} connections, ${p.engine.packets.toLocaleString("en")} packets through the data plane in ${(p.engine.wallMs / 1000).toFixed(2)} s (${p.engine.simSeconds.toFixed(0)} s simulated); drops ${JSON.stringify(p.engine.dropped)}\n`);
       process.stdout.write(`  wasmvs data plane: ${p.wasm.nsPerNewConn.toFixed(0)} ns per new connection (SYN → schedule → NAT), ${p.engine.nsPerPacket.toFixed(0)} ns per packet with the traffic generation (measured, in-process)\n`);

@@ -1,14 +1,14 @@
 // `wasmvs proxy ...`: run the userspace forwarder, check a configuration, reload or query a running one.
-// Runnable alone too: node --import tsx src/proxy/cli.ts run -c proxy.yaml
+// Runnable alone too: node --import tsx src/cli/proxy.ts run -c proxy.yaml
 import { pathToFileURL } from "node:url";
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
-import { loadConfig, parseConfig, ConfigError, packetModeProblems, type ProxyConfig, hostPortProblem, controlPathProblem } from "./config.ts";
+import { checks, parseOrExit, usageFailed, type CommandSpec, type FlagSpec } from "./args.ts";
+import { loadConfig, parseConfig, ConfigError, packetModeProblems, type ProxyConfig, hostPortProblem, controlPathProblem } from "../proxy/config.ts";
 import type { KubeWatcher } from "../k8s/watch.ts";
-import { readProxyConfig } from "../k8s/index.ts";
-import { Proxy } from "./index.ts";
-import { ProxyTarget } from "./control.ts";
-import { DEFAULT_CONTROL } from "./control.ts";
+import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
+import { Proxy } from "../proxy/index.ts";
+import { ProxyTarget } from "../proxy/control.ts";
+import { DEFAULT_CONTROL } from "../proxy/control.ts";
 
 export const DEFAULT_STOP_DRAIN = 30;   // seconds: Kubernetes' default grace period, under systemd's 90 s stop timeout
 const LOG_LEVELS = ["debug", "info", "warn", "error"];
@@ -34,84 +34,87 @@ Once running, 'wasmvs -A/-a/-e/-d/-Ln --target proxy' drive it over the control 
 (default ${DEFAULT_CONTROL}, or WASMVS_PROXY_SOCKET).
 `;
 
-// every value of a repeatable option; commas also separate values
-function opts(argv: string[], name: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === name && argv[i + 1] !== undefined) out.push(argv[++i]);
-    else if (argv[i].startsWith(name + "=")) out.push(argv[i].slice(name.length + 1));
-  }
-  return out.flatMap((v) => v.split(",")).filter(Boolean);
-}
-
-function opt(argv: string[], ...names: string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    for (const n of names) {
-      if (argv[i] === n) return argv[i + 1];
-      if (argv[i].startsWith(n + "=")) return argv[i].slice(n.length + 1);
-    }
-  }
-  return undefined;
-}
+const orNone = (check: (v: string) => string | undefined) => (v: string) => (v === "none" ? undefined : check(v));
+const controlFlag: FlagSpec = { kind: "value", check: orNone(controlPathProblem) };
+const RUN: CommandSpec = {
+  name: "wasmvs proxy", usage: PROXY_USAGE,
+  flags: {
+    "--config": { kind: "value", aliases: ["-c"] }, "--control": controlFlag,
+    "--metrics": { kind: "value", check: orNone(hostPortProblem) },
+    "--log-level": { kind: "value", check: checks.oneOf(LOG_LEVELS) },
+    "--drain-timeout": { kind: "value", check: checks.seconds(86400) },
+    "--mode": { kind: "value", check: checks.oneOf(["socket", "packet"]) },
+    "--interface": { kind: "list", check: (v) => (/^[A-Za-z0-9_.:-]{1,15}$/.test(v) ? undefined : "not an interface name") },
+    "--local-address": { kind: "list", check: checks.ip },
+    "--batch-size": { kind: "value", check: checks.int(1, 4096) },
+    "--packet-io": { kind: "value", check: checks.oneOf(["ring", "mmsg"]) },
+    "--kubeconfig": { kind: "value" }, "--in-cluster": { kind: "flag" },
+    "--node-name": { kind: "value", check: checks.nonEmpty }, "--node-ip": { kind: "list", check: checks.ip },
+    "--kube-proxy-config": { kind: "value" },
+  },
+};
+const CHECK: CommandSpec = { name: "wasmvs proxy check", usage: PROXY_USAGE, flags: { "--config": RUN.flags["--config"] } };
+const CONTROL: CommandSpec = { name: "wasmvs proxy", usage: PROXY_USAGE, flags: { "--control": controlFlag } };
+const SUBCOMMANDS: Record<string, CommandSpec> = { run: RUN, check: CHECK, reload: CONTROL, status: CONTROL };
 
 export async function proxyMain(argv: string[]): Promise<number> {
-  let sub = argv[0] && !argv[0].startsWith("-") ? argv[0] : "run";
-  const rest = sub === argv[0] ? argv.slice(1) : argv;
-  if (sub === "help" || rest.includes("-h") || rest.includes("--help")) { process.stdout.write(PROXY_USAGE); return 0; }
-  const control = opt(rest, "--control") ?? process.env.WASMVS_PROXY_SOCKET;
+  const io = { out: process.stdout, err: process.stderr };
+  const sub = argv[0] && !argv[0].startsWith("-") ? argv[0] : "run";
+  if (sub === "help") { process.stdout.write(PROXY_USAGE); return 0; }
+  if (!Object.hasOwn(SUBCOMMANDS, sub)) return usageFailed(RUN, `unknown subcommand '${sub.slice(0, 64)}'`, io);
+  const spec = SUBCOMMANDS[sub];
+  const a = parseOrExit(sub === argv[0] ? argv.slice(1) : argv, { ...spec, name: `wasmvs proxy ${sub}` }, io);
+  if (typeof a === "number") return a;
+  const usage = (m: string) => usageFailed(RUN, m, io);
+  const control = a.get("--control") ?? process.env.WASMVS_PROXY_SOCKET;
+  const file = a.get("--config");
+  const kubeconfig = a.has("--in-cluster") ? "" : a.get("--kubeconfig");   // "": default loading
+  if (sub === "check" && !file) return usage("check needs -c FILE");
+  if (sub === "run") {
+    if (!file && kubeconfig === undefined) return usage("-c FILE (or --kubeconfig) is required");
+    if (kubeconfig !== undefined && (!a.get("--node-name") || !a.all("--node-ip").length)) {
+      return usage("--kubeconfig needs --node-name and --node-ip");
+    }
+  }
   try {
     switch (sub) {
       case "check": case "run": {
-        const file = opt(rest, "-c", "--config");
-        const kubeconfig = rest.includes("--in-cluster") ? "" : opt(rest, "--kubeconfig");   // "": default loading
-        if (!file && !(kubeconfig !== undefined && sub === "run")) { process.stderr.write(`wasmvs proxy: -c FILE (or --kubeconfig) is required\n${PROXY_USAGE}`); return 2; }
         const cfg = file ? loadConfig(file) : parseConfig("services: []\n", "<kubeconfig>");
         if (kubeconfig !== undefined) cfg.state = { services: [] };   // the cluster supplies the services
         if (sub === "check") {
-          process.stdout.write(`${file}: ok, ${cfg.state.services.length} services, ${cfg.state.services.reduce((n, s) => n + s.realServers.length, 0)} real servers, ${cfg.health.size} health checks\n`);
+          const servers = cfg.state.services.reduce((n, s) => n + s.realServers.length, 0);
+          process.stdout.write(`${file}: ok, ${cfg.state.services.length} services, ${servers} real servers, ` +
+            `${cfg.health.size} health checks\n`);
           return 0;
         }
-        const usage = (m: string) => { process.stderr.write(`wasmvs proxy: ${m}\n${PROXY_USAGE}`); return 2; };
         const controlWhy = control && control !== "none" ? controlPathProblem(control) : undefined;
-        if (controlWhy) return usage(`--control '${control!.slice(0, 64)}': ${controlWhy}`);
+        if (controlWhy) return usage(`WASMVS_PROXY_SOCKET '${control!.slice(0, 64)}': ${controlWhy}`);
         if (control) cfg.options.control = control === "none" ? null : control;
-        const metrics = opt(rest, "--metrics");
-        const metricsWhy = metrics !== undefined && metrics !== "none" ? hostPortProblem(metrics) : undefined;
-        if (metricsWhy) return usage(`--metrics: ${metricsWhy}`);
+        const metrics = a.get("--metrics");
         if (metrics) cfg.options.metrics = metrics === "none" ? null : metrics;
-        const lvl = opt(rest, "--log-level");
-        if (lvl !== undefined && !LOG_LEVELS.includes(lvl)) return usage(`--log-level '${lvl.slice(0, 64)}' is not one of ${LOG_LEVELS.join(", ")}`);
+        const lvl = a.get("--log-level");
         if (lvl) cfg.options.logLevel = lvl as ProxyConfig["options"]["logLevel"];
-        const drainArg = opt(rest, "--drain-timeout");
-        const drainS = drainArg === undefined ? DEFAULT_STOP_DRAIN : /^\d+(\.\d+)?$/.test(drainArg) ? Number(drainArg) : NaN;
-        if (!(drainS >= 0 && drainS <= 86400)) return usage(`--drain-timeout '${String(drainArg).slice(0, 64)}' is not a number of seconds 0..86400`);
-        const mode = opt(rest, "--mode");
-        if (mode !== undefined && mode !== "socket" && mode !== "packet") { process.stderr.write(`wasmvs proxy: --mode '${mode}' is not socket or packet\n`); return 2; }
-        if (mode) cfg.options.mode = mode;
-        const ifs = opts(rest, "--interface"), locals = opts(rest, "--local-address");
+        const drainArg = a.get("--drain-timeout");
+        const drainS = drainArg === undefined ? DEFAULT_STOP_DRAIN : Number(drainArg);
+        const mode = a.get("--mode");
+        if (mode) cfg.options.mode = mode as ProxyConfig["options"]["mode"];
+        const ifs = a.all("--interface"), locals = a.all("--local-address");
         if (ifs.length) cfg.options.packet.interfaces = ifs;
-        if (locals.length) {
-          const bad = locals.filter((a) => !isIP(a));
-          if (bad.length) { process.stderr.write(`wasmvs proxy: --local-address '${bad[0]}' is not an IPv4 or IPv6 address\n`); return 2; }
-          cfg.options.packet.localAddresses = locals;
-        }
-        const batch = opt(rest, "--batch-size");
-        if (batch !== undefined) {
-          const n = Number(batch);
-          if (!Number.isInteger(n) || n < 1 || n > 4096) { process.stderr.write(`wasmvs proxy: --batch-size '${batch}' is not an integer in 1..4096\n`); return 2; }
-          cfg.options.packet.batchSize = n;
-        }
-        const packetIo = opt(rest, "--packet-io");
-        if (packetIo !== undefined && packetIo !== "ring" && packetIo !== "mmsg") {
-          return usage(`--packet-io '${packetIo.slice(0, 64)}' is not ring or mmsg`);
-        }
-        if (packetIo) cfg.options.packet.io = packetIo;
+        if (locals.length) cfg.options.packet.localAddresses = locals;
+        const batch = a.get("--batch-size");
+        if (batch !== undefined) cfg.options.packet.batchSize = Number(batch);
+        const packetIo = a.get("--packet-io");
+        if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg";
         if (cfg.options.mode === "packet") {
           const problems = packetModeProblems(cfg.options, cfg.state.services);
           if (problems.length) { process.stderr.write(problems.map((m) => `wasmvs proxy: ${m}\n`).join("")); return 2; }
         }
+        const kpcPath = a.get("--kube-proxy-config");
+        const kpc = kpcPath ? readProxyConfig(readFileSync(kpcPath, "utf8"), kpcPath) : undefined;
+        if (kpc?.errors.length) throw new Error(kpc.errors.map((e) => e.message).join("\n"));
         const p = await Proxy.start(cfg, { decisionLog: Number(process.env.WASMVS_PROXY_DECISIONS ?? 0) });
-        const watcher = kubeconfig !== undefined ? await watchCluster(p, cfg, kubeconfig, rest) : undefined;
+        const node = { nodeName: a.get("--node-name") ?? "", addresses: a.all("--node-ip") };
+        const watcher = kubeconfig !== undefined ? await watchCluster(p, cfg, kubeconfig, node, kpc?.config) : undefined;
         await new Promise<void>((resolve) => {
           process.on("SIGHUP", () => { p.reload().catch((e) => p.log.error("reload failed", { error: (e as Error).message })); });
           let signals = 0;
@@ -130,9 +133,9 @@ export async function proxyMain(argv: string[]): Promise<number> {
         });
         // everything is closed: exit now. Left to Node's own teardown, a server that handled many sockets
         // can spin in Environment::CleanupHandles (seen in tests and benchmarks).
-        process.exit(0);
+        return process.exit(0);
       }
-      case "reload": case "status": {
+      default: {
         const t = await ProxyTarget.open(control ?? DEFAULT_CONTROL);
         try {
           const r = sub === "reload" ? await t.reload() : await t.status();
@@ -140,9 +143,6 @@ export async function proxyMain(argv: string[]): Promise<number> {
         } finally { await t.close(); }
         return 0;
       }
-      default:
-        process.stderr.write(`wasmvs proxy: unknown subcommand '${sub}'\n${PROXY_USAGE}`);
-        return 2;
     }
   } catch (e) {
     process.stderr.write(e instanceof ConfigError ? `${e.message}\n` : `wasmvs proxy: ${(e as Error).message}\n`);
@@ -152,17 +152,13 @@ export async function proxyMain(argv: string[]): Promise<number> {
 
 // Follows a cluster: every sync's mapping (kube-proxy's IPVS proxier's, from src/k8s) replaces the
 // proxy's services in place, so established flows and scheduler state carry over, as a reload does.
-async function watchCluster(p: Proxy, cfg: ProxyConfig, kubeconfig: string, argv: string[]): Promise<KubeWatcher> {
-  const node = { nodeName: opt(argv, "--node-name") ?? "", addresses: (opt(argv, "--node-ip") ?? "").split(",").filter(Boolean) };
-  if (!node.nodeName || !node.addresses.length) throw new Error("--kubeconfig needs --node-name and --node-ip");
-  const kpcPath = opt(argv, "--kube-proxy-config");
-  const kpc = kpcPath ? readProxyConfig(readFileSync(kpcPath, "utf8"), kpcPath) : undefined;
-  if (kpc?.errors.length) throw new Error(kpc.errors.map((e) => e.message).join("\n"));
+async function watchCluster(p: Proxy, cfg: ProxyConfig, kubeconfig: string, node: { nodeName: string; addresses: string[] },
+  kpc: Partial<KubeProxyConfig> | undefined): Promise<KubeWatcher> {
   // loaded only for a cluster: @kubernetes/client-node is hundreds of modules, which the ESM loader opens at
   // once (a proxy under a low open-files limit died of EMFILE loading them), and a proxy from a file needs none
   const { KubeWatcher } = await import("../k8s/watch.ts");
   const watcher = new KubeWatcher({
-    kubeconfig: kubeconfig || undefined, node, config: kpc?.config,   // none: KUBECONFIG, ~/.kube/config or in-cluster
+    kubeconfig: kubeconfig || undefined, node, config: kpc,   // none: KUBECONFIG, ~/.kube/config or in-cluster
     onSync: (u) => {
       p.reload({ ...cfg, state: u.desired, health: new Map() })
         .then((r) => p.log.info("cluster sync", { reason: u.reason, services: r.services }))
@@ -175,5 +171,6 @@ async function watchCluster(p: Proxy, cfg: ProxyConfig, kubeconfig: string, argv
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  proxyMain(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+  proxyMain(process.argv.slice(2)).then((code) => { process.exitCode = code; },
+    (e) => { process.stderr.write(`wasmvs proxy: ${(e as Error)?.message ?? e}\n`); process.exitCode = 1; });
 }
