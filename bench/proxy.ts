@@ -17,6 +17,7 @@ import * as os from "node:os";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import type { DesiredState } from "../src/model/types.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -445,6 +446,8 @@ ${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: w
     }
   };
   const rsOf = (port: number, weight: number) => ({ addr: "127.0.0.1", port, weight, fwd: "masq" as const, upperThreshold: 0, lowerThreshold: 0 });
+  // ops replace a state's services (never edit them in place): a shallow copy is the next state
+  const edited = (fn: (d: DesiredState) => void) => p.change((d) => { const n = { ...d }; fn(n); return n; });
   const changer = (async () => {
     let k = 3;
     while (Date.now() < end - 1500) {
@@ -452,10 +455,10 @@ ${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: w
       await sleep(500);
       for (const h of held) h.s.write("a");
       const add = ports[3 + (k % 3)], drain = ports[3 + ((k + 1) % 3)];
-      await p.change((d) => { try { ops.addRealServer(d, svc, rsOf(add, 1)); } catch { ops.editRealServer(d, svc, rsOf(add, 1)); } });
-      await p.change((d) => { try { ops.editRealServer(d, svc, rsOf(drain, 0)); } catch { /* not there */ } });
+      await edited((d) => { try { ops.addRealServer(d, svc, rsOf(add, 1)); } catch { ops.editRealServer(d, svc, rsOf(add, 1)); } });
+      await edited((d) => { try { ops.editRealServer(d, svc, rsOf(drain, 0)); } catch { /* not there */ } });
       await sleep(500);
-      await p.change((d) => { try { ops.deleteRealServer(d, svc, { addr: "127.0.0.1", port: drain }); } catch { /* not there */ } });
+      await edited((d) => { try { ops.deleteRealServer(d, svc, { addr: "127.0.0.1", port: drain }); } catch { /* not there */ } });
       stats.changes += 3;
       for (const h of held) if (!h.s.destroyed) h.s.write("b");
       // both bytes echoed (a loaded machine may take a while: up to 5 s), or the connection is lost

@@ -13,6 +13,7 @@ import type { VirtualService } from "../model/types.ts";
 import type { Logger } from "./log.ts";
 import type { Tables } from "./tables.ts";
 import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
+import { Slicer } from "./slice.ts";
 
 export type { DestStats, Decision } from "./forwarder.ts";
 import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
@@ -244,7 +245,9 @@ export class SocketForwarder implements Forwarder {
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
     const want = new Map(services.map((s) => [serviceKey(s), s]));
+    const slicer = new Slicer();   // 10k new listeners take a while: forwarding goes on between slices
     for (const [key, l] of this.listeners) {
+      await slicer.pause();
       if (want.has(key)) continue;
       if (!l.removed) {
         l.removed = true;
@@ -254,6 +257,7 @@ export class SocketForwarder implements Forwarder {
       }
     }
     for (const [key, s] of want) {
+      await slicer.pause();
       const a = this.tables.services.get(key);
       if (!a) continue;
       let l = this.listeners.get(key);
