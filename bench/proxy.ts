@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DesiredState } from "../src/model/types.ts";
+import type { Proxy } from "../src/proxy/index.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -395,15 +396,15 @@ export interface SoakOptions {
   seconds?: number; rate?: number; udpRate?: number; reloadEvery?: number; scrapeEvery?: number; log?: (s: string) => void;
 }
 
-export async function soak(opts: SoakOptions = {}) {
-  const { Proxy, parseConfig, ops } = await import("../src/proxy/index.ts");
-  const { silentLogger } = await import("../src/proxy/log.ts");
-  const { writeFileSync: wf, mkdtempSync: mk, rmSync: rm } = await import("node:fs");
-  const say = opts.log ?? log;
-  const seconds = opts.seconds ?? 600, rate = opts.rate ?? 1000, udpRate = opts.udpRate ?? Math.round(rate / 2);
-  const reloadEvery = opts.reloadEvery ?? 10, scrapeEvery = opts.scrapeEvery ?? 1;
-  const ports = [23001, 23002, 23003, 23004, 23005, 23006];
-  // the echo backends in a process of their own (the proxy's loop is what the soak measures)
+type SoakStats = ReturnType<typeof soakStats>;
+const soakStats = (seconds: number, rate: number, udpRate: number) => ({ seconds, rate, udpRate, connections: 0, failed: 0,
+  held: 0, heldLost: 0, changes: 0, reloads: 0, reloadErrors: 0, scrapes: 0, scrapeErrors: 0, scrapeMaxMs: 0, errors: [] as string[],
+  p50: 0, p99: 0, p999: 0, max: 0, slow: 0, udpSent: 0, udpAnswered: 0, drops: {} as Record<string, number>,
+  conn: {} as Record<string, number>, loadAvg: [] as number[] });
+interface SoakRun { p: Proxy; end: number; stats: SoakStats; say: (s: string) => void }
+
+// The echo backends in a process of their own (the proxy's loop is what the soak measures), and the UDP one.
+async function soakBackends(ports: number[]) {
   const backends = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "backends", ports.join(","), "23012"],
     { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT });
   await Promise.all(ports.map((port) => waitPort(port)));
@@ -411,28 +412,14 @@ export async function soak(opts: SoakOptions = {}) {
   const udpBe = dgram.createSocket("udp4");
   udpBe.on("message", (m, r) => udpBe.send(m, r.port, r.address));
   await new Promise<void>((r) => udpBe.bind(23010, "127.0.0.1", () => r()));
-  // several VIPs spread the client's 4-tuples (TIME_WAIT on both sides at 1,000 conn/s)
-  const vips = ["127.0.0.1", "127.0.77.1", "127.0.77.2", "127.0.77.3"], vport = 23000, uport = 23009, mport = 23011;
-  const dir = mk(join(tmpdir(), "wasmvs-soak-"));
-  const file = join(dir, "proxy.yaml");
-  const config = (w: number) => `proxy: { control: null, vipInterface: null, tick: 100, drainTimeout: 30, metrics: "127.0.0.1:${mport}" }
-services:
-${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: wlc, realServers: [ ${ports.slice(0, 3).map((p, i) => `{ addr: 127.0.0.1, port: ${p}, weight: ${i === 0 ? w : 1} }`).join(", ")} ] }`).join("\n")}
-  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: 23010 } ] }
-`;
-  wf(file, config(1));
-  const { loadConfig } = await import("../src/proxy/config.ts");
-  const p = await Proxy.start(loadConfig(file), { log: silentLogger() });
+  return { backends, udpBe };
+}
+
+// Backends added, drained (weight 0) and removed on the first VIP, with connections held across each drain:
+// held connections are established before the drain, written to after the removal, then closed by us.
+async function soakChanger({ p, end, stats, say }: SoakRun, vport: number, ports: number[]) {
+  const { ops } = await import("../src/proxy/index.ts");
   const svc = { protocol: "tcp" as const, addr: "127.0.0.1", port: vport, scheduler: "wlc", flags: [], realServers: [] };
-  const stats = { seconds, rate, udpRate, connections: 0, failed: 0, held: 0, heldLost: 0, changes: 0, reloads: 0, reloadErrors: 0,
-    scrapes: 0, scrapeErrors: 0, scrapeMaxMs: 0, errors: [] as string[], p50: 0, p99: 0, p999: 0, max: 0, slow: 0,
-    udpSent: 0, udpAnswered: 0, drops: {} as Record<string, number>, conn: {} as Record<string, number>, loadAvg: [] as number[] };
-  const end = Date.now() + seconds * 1000;
-  const child = spawn(process.execPath, ["-e", SOAK_LOAD({ vips, vport, uport, rate, udpRate })], { stdio: ["pipe", "pipe", "inherit"] });
-  let childOut = "";
-  child.stdout!.on("data", (d) => (childOut += d));
-  const childDone = new Promise((r) => child.once("close", r));   // close: its stdout has been read too
-  // held connections: established before the drain, written to after the removal, then closed by us
   type Held = { s: net.Socket; echoed: number; lost: boolean; mine: boolean };
   const held: Held[] = [];
   const hold = (n: number) => {
@@ -448,58 +435,88 @@ ${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: w
   const rsOf = (port: number, weight: number) => ({ addr: "127.0.0.1", port, weight, fwd: "masq" as const, upperThreshold: 0, lowerThreshold: 0 });
   // ops replace a state's services (never edit them in place): a shallow copy is the next state
   const edited = (fn: (d: DesiredState) => void) => p.change((d) => { const n = { ...d }; fn(n); return n; });
-  const changer = (async () => {
-    let k = 3;
-    while (Date.now() < end - 1500) {
-      hold(12);
-      await sleep(500);
-      for (const h of held) h.s.write("a");
-      const add = ports[3 + (k % 3)], drain = ports[3 + ((k + 1) % 3)];
-      await edited((d) => { try { ops.addRealServer(d, svc, rsOf(add, 1)); } catch { ops.editRealServer(d, svc, rsOf(add, 1)); } });
-      await edited((d) => { try { ops.editRealServer(d, svc, rsOf(drain, 0)); } catch { /* not there */ } });
-      await sleep(500);
-      await edited((d) => { try { ops.deleteRealServer(d, svc, { addr: "127.0.0.1", port: drain }); } catch { /* not there */ } });
-      stats.changes += 3;
-      for (const h of held) if (!h.s.destroyed) h.s.write("b");
-      // both bytes echoed (a loaded machine may take a while: up to 5 s), or the connection is lost
-      const until = Date.now() + 5000;
-      while (Date.now() < until && held.some((h) => !h.lost && h.echoed < 2)) await sleep(50);
-      for (const h of held.splice(0)) { if (h.lost || h.echoed < 2) stats.heldLost++; h.mine = true; h.s.destroy(); }
-      k++;
-      if (k % 10 === 0) say(`soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, held ${stats.held} (${stats.heldLost} lost), ` +
-        `${stats.reloads} reloads, ${stats.scrapes} scrapes, drops ${JSON.stringify(Object.fromEntries(p.fw.drops))}`);
-    }
-  })();
-  // a reload re-reads the file: the first backend's weight alternates 1, 2 (the changer's edits to the
-  // first VIP are replaced by the file's, as a reload does)
-  const reloader = (async () => {
-    let w = 1;
-    while (Date.now() < end - reloadEvery * 1000) {
-      await sleep(reloadEvery * 1000);
-      w = w === 1 ? 2 : 1;
-      wf(file, config(w));
-      try { await p.reload(); stats.reloads++; } catch (e) { stats.reloadErrors++; stats.errors.push(`reload: ${(e as Error).message}`); }
-    }
-  })();
-  const scraper = (async () => {
-    while (Date.now() < end - 1000) {
-      await sleep(scrapeEvery * 1000);
-      const t = performance.now();
-      const ok = await new Promise<boolean>((res) => {
-        const c = net.connect(mport, "127.0.0.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
-        let text = "";
-        c.on("data", (d) => (text += d));
-        c.on("end", () => res(text.startsWith("HTTP/1.1 200") && text.includes("wasmvs_proxy_conn_table_capacity")));
-        c.on("error", () => res(false));
-      });
-      stats.scrapeMaxMs = Math.max(stats.scrapeMaxMs, performance.now() - t);
-      if (ok) stats.scrapes++; else stats.scrapeErrors++;
-    }
-  })();
+  let k = 3;
+  while (Date.now() < end - 1500) {
+    hold(12);
+    await sleep(500);
+    for (const h of held) h.s.write("a");
+    const add = ports[3 + (k % 3)], drain = ports[3 + ((k + 1) % 3)];
+    await edited((d) => { try { ops.addRealServer(d, svc, rsOf(add, 1)); } catch { ops.editRealServer(d, svc, rsOf(add, 1)); } });
+    await edited((d) => { try { ops.editRealServer(d, svc, rsOf(drain, 0)); } catch { /* not there */ } });
+    await sleep(500);
+    await edited((d) => { try { ops.deleteRealServer(d, svc, { addr: "127.0.0.1", port: drain }); } catch { /* not there */ } });
+    stats.changes += 3;
+    for (const h of held) if (!h.s.destroyed) h.s.write("b");
+    // both bytes echoed (a loaded machine may take a while: up to 5 s), or the connection is lost
+    const until = Date.now() + 5000;
+    while (Date.now() < until && held.some((h) => !h.lost && h.echoed < 2)) await sleep(50);
+    for (const h of held.splice(0)) { if (h.lost || h.echoed < 2) stats.heldLost++; h.mine = true; h.s.destroy(); }
+    k++;
+    if (k % 10 === 0) say(`soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, held ${stats.held} (${stats.heldLost} lost), ` +
+      `${stats.reloads} reloads, ${stats.scrapes} scrapes, drops ${JSON.stringify(Object.fromEntries(p.fw.drops))}`);
+  }
+}
+
+// A reload re-reads the file: the first backend's weight alternates 1, 2 (the changer's edits to the
+// first VIP are replaced by the file's, as a reload does).
+async function soakReloader({ p, end, stats }: SoakRun, file: string, config: (w: number) => string, reloadEvery: number) {
+  let w = 1;
+  while (Date.now() < end - reloadEvery * 1000) {
+    await sleep(reloadEvery * 1000);
+    w = w === 1 ? 2 : 1;
+    writeFileSync(file, config(w));
+    try { await p.reload(); stats.reloads++; } catch (e) { stats.reloadErrors++; stats.errors.push(`reload: ${(e as Error).message}`); }
+  }
+}
+
+async function soakScraper({ end, stats }: SoakRun, mport: number, scrapeEvery: number) {
+  while (Date.now() < end - 1000) {
+    await sleep(scrapeEvery * 1000);
+    const t = performance.now();
+    const ok = await new Promise<boolean>((res) => {
+      const c = net.connect(mport, "127.0.0.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
+      let text = "";
+      c.on("data", (d) => (text += d));
+      c.on("end", () => res(text.startsWith("HTTP/1.1 200") && text.includes("wasmvs_proxy_conn_table_capacity")));
+      c.on("error", () => res(false));
+    });
+    stats.scrapeMaxMs = Math.max(stats.scrapeMaxMs, performance.now() - t);
+    if (ok) stats.scrapes++; else stats.scrapeErrors++;
+  }
+}
+
+export async function soak(opts: SoakOptions = {}) {
+  const { Proxy } = await import("../src/proxy/index.ts");
+  const { silentLogger } = await import("../src/proxy/log.ts");
+  const say = opts.log ?? log;
+  const seconds = opts.seconds ?? 600, rate = opts.rate ?? 1000, udpRate = opts.udpRate ?? Math.round(rate / 2);
+  const reloadEvery = opts.reloadEvery ?? 10, scrapeEvery = opts.scrapeEvery ?? 1;
+  const ports = [23001, 23002, 23003, 23004, 23005, 23006];
+  const { backends, udpBe } = await soakBackends(ports);
+  // several VIPs spread the client's 4-tuples (TIME_WAIT on both sides at 1,000 conn/s)
+  const vips = ["127.0.0.1", "127.0.77.1", "127.0.77.2", "127.0.77.3"], vport = 23000, uport = 23009, mport = 23011;
+  const dir = mkdtempSync(join(tmpdir(), "wasmvs-soak-"));
+  const file = join(dir, "proxy.yaml");
+  const config = (w: number) => `proxy: { control: null, vipInterface: null, tick: 100, drainTimeout: 30, metrics: "127.0.0.1:${mport}" }
+services:
+${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: wlc, realServers: [ ${ports.slice(0, 3).map((p, i) => `{ addr: 127.0.0.1, port: ${p}, weight: ${i === 0 ? w : 1} }`).join(", ")} ] }`).join("\n")}
+  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: 23010 } ] }
+`;
+  writeFileSync(file, config(1));
+  const { loadConfig } = await import("../src/proxy/config.ts");
+  const p = await Proxy.start(loadConfig(file), { log: silentLogger() });
+  const stats = soakStats(seconds, rate, udpRate);
+  const end = Date.now() + seconds * 1000;
+  const child = spawn(process.execPath, ["-e", SOAK_LOAD({ vips, vport, uport, rate, udpRate })], { stdio: ["pipe", "pipe", "inherit"] });
+  let childOut = "";
+  child.stdout!.on("data", (d) => (childOut += d));
+  const childDone = new Promise((r) => child.once("close", r));   // close: its stdout has been read too
+  const run: SoakRun = { p, end, stats, say };
+  const loops = [soakChanger(run, vport, ports), soakReloader(run, file, config, reloadEvery), soakScraper(run, mport, scrapeEvery)];
   const loads = setInterval(() => stats.loadAvg.push(+((os.loadavg()[0]).toFixed(1))), 10000);
   await sleep(Math.max(0, end - Date.now()));
   child.stdin!.end();
-  await Promise.all([changer, reloader, scraper, childDone]);
+  await Promise.all([...loops, childDone]);
   clearInterval(loads);
   const c = JSON.parse(childOut || "{}");
   Object.assign(stats, { connections: c.connections, failed: c.failed, p50: c.p50, p99: c.p99, p999: c.p999, max: c.max, slow: c.slow,
@@ -511,7 +528,7 @@ ${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: w
   await p.stop();
   backends.kill("SIGTERM");
   udpBe.close();
-  rm(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
   return stats;
 }
 
