@@ -1,6 +1,6 @@
-// The socket-mode proxy when backends fail it (issue 15): a backend that never answers a SYN (a drop rule
-// in the backends' namespace). Real clients, backends and proxy in network namespaces; both byte pumps.
-// Needs root (a counted SKIP otherwise).
+// The socket-mode proxy when backends or descriptors fail it (issue 15): a backend that never answers a SYN
+// (a drop rule in the backends' namespace), and a proxy whose open-files limit is used up. Real clients,
+// backends and proxy in network namespaces; both byte pumps. Needs root (a counted SKIP otherwise).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { execFileSync } from "node:child_process";
@@ -84,6 +84,64 @@ services:
         assert.is(await timedOut(), n + 4);
         assert.is((await status(ctl)).tcp, 0, "no connection left behind");
       } finally { await lb.call("stopProxy"); }
+    });
+  }
+
+  for (const pump of ["native"]) {   // the JS pump: libuv leaves them in the backlog (docs/proxy.md)
+    // issue 15 item 3: the last soak met 5,554 EMFILE failures. Out of descriptors, the proxy must keep its
+    // established connections, count accept failures without spinning, refuse new connections promptly
+    // (closed, not left to time out in the backlog) and leak no descriptor.
+    test(`out of descriptors (${pump} pump): 0 established connections lost, new ones refused promptly, no leak`, async () => {
+      const small = await agent(NS.lb, { nofile: 96 });
+      const ctl = `${DIR}/ctl-fd-${pump}.sock`;
+      const vip = ADDR.vip4(30);
+      try {
+        // maxConns far above what 96 descriptors hold: the budget does not refuse first, EMFILE happens
+        await small.call("startProxy", `proxy: { control: ${ctl}, vipInterface: wasmvs0, tick: 100, pump: ${pump}, maxConns: 100000 }
+services:
+  - { protocol: tcp, addr: ${vip}, port: 80, scheduler: rr, realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
+`);
+        const fdsIdle: number = await small.call("fdCount");
+        const held: any[] = await client.call("openSeq", vip, 80, 16, true, 0, 5000);
+        const hs = held.filter((o) => "h" in o).map((o) => o.h);
+        assert.is(hs.length, 16, JSON.stringify(held.filter((o) => !("h" in o))));
+        const cpu0: { user: number; system: number } = await small.call("cpu");
+        const t0 = Date.now();
+        // 120 at once, with the held ones pinged meanwhile
+        const [flood, pings] = await Promise.all([
+          client.call<any[]>("openPar", vip, 80, 120, 4000),
+          (async () => { const r: boolean[] = []; for (let i = 0; i < 5; i++) { r.push(...(await client.call<boolean[]>("pingAll", hs))); await sleep(100); } return r; })(),
+        ]);
+        const cpu1: { user: number; system: number } = await small.call("cpu");
+        const wall = Date.now() - t0;
+        const served = flood.filter((o) => "h" in o).length;
+        const refused = flood.filter((o) => !("h" in o));
+        const errors: Record<string, number> = {};
+        for (const o of refused) errors[o.error] = (errors[o.error] ?? 0) + 1;
+        if (process.env.WASMVS_TEST_LOG) console.log({ pump, served, errors, wall });
+        // the held ones still forward; then the flood's connections close and descriptors come back
+        assert.equal(await client.call("pingAll", hs), hs.map(() => true));
+        await client.call("closeAll");
+        await sleep(500);
+        const st = await status(ctl);   // the control socket needs a descriptor too: asked once they are back
+        const acceptFailed = drops(st, /^accept_e/);
+        assert.is(pings.filter((x) => !x).length, 0, "every held connection answered every ping during the flood");
+        assert.ok(served < 120, `descriptors ran out (served ${served} of 120)`);
+        assert.ok(acceptFailed > 0, `accept failures counted: ${JSON.stringify(st.drops)}`);
+        // refused promptly: closed or reset by the proxy, not left to the client's 4 s timeout
+        const late = refused.filter((o) => o.error === "timeout");
+        assert.is(late.length, 0, `refused connections that waited out the client's timeout: ${late.length} of ${refused.length} ` +
+          `(${JSON.stringify(st.drops)})`);
+        // backing off, not spinning: the proxy used well under all of its CPU while out of descriptors
+        const cpuMs = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / 1000;
+        assert.ok(cpuMs < wall * 0.8, `proxy CPU ${cpuMs.toFixed(0)} ms over ${wall} ms`);
+        const after: any[] = await client.call("openSeq", vip, 80, 10, false, 0, 5000);
+        assert.is(after.filter((o) => "h" in o).length, 10, `served again: ${JSON.stringify(after.filter((o) => !("h" in o)))}`);
+        await sleep(300);
+        const fdsAfter: number = await small.call("fdCount");
+        assert.ok(fdsAfter <= fdsIdle + 2, `descriptors back to idle: ${fdsIdle} before, ${fdsAfter} after`);
+        assert.is((await status(ctl)).tcp, 0, "no connection left in the proxy's table");
+      } finally { await small.call("stopProxy").catch(() => {}); await small.stop(); }
     });
   }
 }

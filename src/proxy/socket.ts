@@ -293,9 +293,10 @@ export class SocketForwarder implements Forwarder {
       // accepts in the addon: no net.Socket per connection
       l.native = this.relay.listen(l.vaddr, l.vport, 1024, {
         onAccept: (fd, af, addr, port) => this.onNativeTcp(l, fd, af, addr, port),
-        onAcceptFailed: (code) => {
+        onAcceptFailed: (code, reset) => {
           this.drop(`accept_${code.toLowerCase()}`);
-          this.log.warn("accept failed", { service: l.key, error: code });
+          for (let i = 0; i < reset; i++) this.drop("no_descriptor_reset");
+          this.log.warn("accept failed", { service: l.key, error: code, reset });
         },
       });
       return Promise.resolve();
