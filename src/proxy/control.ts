@@ -240,6 +240,17 @@ export class ControlServer {
     sock.on("close", () => this.conns.delete(sock));
     sock.on("error", () => {});
     const session: Session = { staged: [], turn: Promise.resolve() };
+    // Lines are handled one per turn of the event loop: one read can bring many (a pipelined restore's parts,
+    // 200 kB each), and parsing them in one go would hold the loop; many waiting pause the reads.
+    const lines: string[] = [];
+    let draining = false;
+    const next = () => {
+      const line = lines.shift();
+      if (line === undefined) { draining = false; return; }
+      if (lines.length < 8 && sock.isPaused()) sock.resume();
+      void this.handle(p, sock, line, session);
+      setImmediate(next);
+    };
     // the pending request in pieces: each chunk is searched once for a newline (not the whole buffer again)
     let parts: string[] = [];
     let size = 0;
@@ -250,7 +261,11 @@ export class ControlServer {
         parts.push(chunk.slice(start, nl));
         const line = parts.join("");
         parts = []; size = 0; start = nl + 1;
-        if (line.trim()) void this.handle(p, sock, line, session);
+        if (line.trim()) {
+          lines.push(line);
+          if (lines.length > 32) sock.pause();
+          if (!draining) { draining = true; setImmediate(next); }
+        }
       }
       if (start < chunk.length) { parts.push(chunk.slice(start)); size += chunk.length - start; }
       if (size > MAX_REQUEST_CHARS) {
