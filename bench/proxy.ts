@@ -400,7 +400,18 @@ type SoakStats = ReturnType<typeof soakStats>;
 const soakStats = (seconds: number, rate: number, udpRate: number) => ({ seconds, rate, udpRate, connections: 0, failed: 0,
   held: 0, heldLost: 0, changes: 0, reloads: 0, reloadErrors: 0, scrapes: 0, scrapeErrors: 0, scrapeMaxMs: 0, errors: [] as string[],
   p50: 0, p99: 0, p999: 0, max: 0, slow: 0, udpSent: 0, udpAnswered: 0, drops: {} as Record<string, number>,
-  conn: {} as Record<string, number>, loadAvg: [] as number[] });
+  conn: {} as Record<string, number>, loadAvg: [] as number[],
+  // CPU ms of each process over the run: the proxy's (with the soak's own drivers), the load generator's, the backends'
+  cpu: { wallMs: 0, proxyMs: 0, loadMs: 0, backendsMs: 0 } });
+
+// A child's CPU so far (user + system, ms), from /proc/<pid>/stat (clock ticks of 10 ms); 0 when gone.
+function procCpuMs(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const x = f.slice(f.lastIndexOf(")") + 2).split(" ");
+    return (Number(x[11]) + Number(x[12])) * 10;   // fields 14 and 15 (utime, stime); x starts at field 3
+  } catch { return 0; }
+}
 interface SoakRun { p: Proxy; end: number; stats: SoakStats; say: (s: string) => void }
 
 // The echo backends in a process of their own (the proxy's loop is what the soak measures), and the UDP one.
@@ -514,7 +525,11 @@ ${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: w
   const run: SoakRun = { p, end, stats, say };
   const loops = [soakChanger(run, vport, ports), soakReloader(run, file, config, reloadEvery), soakScraper(run, mport, scrapeEvery)];
   const loads = setInterval(() => stats.loadAvg.push(+((os.loadavg()[0]).toFixed(1))), 10000);
+  const cpu0 = process.cpuUsage(), wall0 = performance.now(), be0 = procCpuMs(backends.pid);
   await sleep(Math.max(0, end - Date.now()));
+  const cpu1 = process.cpuUsage(cpu0);
+  stats.cpu = { wallMs: Math.round(performance.now() - wall0), proxyMs: Math.round((cpu1.user + cpu1.system) / 1000),
+    loadMs: procCpuMs(child.pid), backendsMs: procCpuMs(backends.pid) - be0 };
   child.stdin!.end();
   await Promise.all([...loops, childDone]);
   clearInterval(loads);
@@ -534,9 +549,10 @@ ${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: w
 
 // ---- metrics scrape ---------------------------------------------------------------------------------
 // An in-process socket-mode proxy on loopback with `services` x `dests` (10 backends on 127.0.1.x), a client
-// connecting through it every 10 ms, and `scrapes` /metrics scrapes one after another: per scrape its wall
-// time, its bytes, the longest event-loop stall (largest gap of a 1 ms timer) and the connects' worst delay;
-// then the same client with no scrape, as the baseline of the same run.
+// connecting through it every 10 ms, and `scrapes` windows of /metrics scrapes back to back for a second
+// each (so about 100 connects fall while a scrape runs): per scrape its wall time, CPU and bytes, per window
+// the longest event-loop stall (largest gap of a 1 ms timer) and every connect's time; each window followed
+// by one of the same length with no scrape, the baseline of the same run. Connect times are pooled per kind.
 export async function benchMetrics(opts: { services?: number; dests?: number; scrapes?: number; log?: (s: string) => void } = {}) {
   const { Proxy, parseConfig } = await import("../src/proxy/index.ts");
   const { silentLogger } = await import("../src/proxy/log.ts");
@@ -560,10 +576,10 @@ export async function benchMetrics(opts: { services?: number; dests?: number; sc
   const clientCode = `const net = require("node:net"); const out = []; let stop = false;
     process.stdin.on("end", () => { stop = true; }); process.stdin.resume();
     (async () => { while (!stop) {
-      const t = performance.now();
+      const t = performance.now(), at = Date.now();
       out.push(await new Promise((res) => { const c = net.connect(${vport}, "${vip(0)}");
-        c.once("data", () => { res(performance.now() - t); c.destroy(); });
-        c.on("error", () => res(1e9)); }));
+        c.once("data", () => { res([at, performance.now() - t]); c.destroy(); });
+        c.on("error", () => res([at, 1e9])); }));
       await new Promise((r) => setTimeout(r, 10));
     } process.stdout.write(JSON.stringify(out)); })();`;
   // a window: the 1 ms timer watching the proxy's loop and the client in its process, around work()
@@ -575,15 +591,16 @@ export async function benchMetrics(opts: { services?: number; dests?: number; sc
     child.stdout!.on("data", (d) => (outText += d));
     const exited = new Promise((r) => child.once("close", r));
     await sleep(300);
-    const w0 = performance.now(), c0 = process.cpuUsage();
+    const w0 = performance.now(), c0 = process.cpuUsage(), from = Date.now();
     const out = await work();
-    const wall = performance.now() - w0, cu = process.cpuUsage(c0), cpu = (cu.user + cu.system) / 1000;
+    const wall = performance.now() - w0, cu = process.cpuUsage(c0), cpu = (cu.user + cu.system) / 1000, to = Date.now();
     await sleep(100);
     child.stdin!.end();
     await exited;
     clearInterval(tick);
-    const delays: number[] = JSON.parse(outText || "[]");
-    return { wall, cpu, maxGap, worstConnect: delays.length ? Math.max(...delays) : NaN, connects: delays.length, out };
+    // the connects that started while work() ran
+    const delays = (JSON.parse(outText || "[]") as [number, number][]).filter(([at]) => at >= from && at <= to).map(([, d]) => d);
+    return { wall, cpu, maxGap, worstConnect: delays.length ? Math.max(...delays) : NaN, delays, out };
   };
   const scrape = () => new Promise<number>((res, rej) => {
     const c = net.connect(mport, "127.0.0.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
@@ -592,13 +609,30 @@ export async function benchMetrics(opts: { services?: number; dests?: number; sc
     c.on("end", () => res(bytes));
     c.on("error", rej);
   });
+  const scrapeFor = async (ms: number) => {
+    const until = performance.now() + ms;
+    let bytes = 0, n = 0;
+    while (performance.now() < until) { bytes = await scrape(); n++; }
+    return { bytes, n };
+  };
   const rows: { kind: string; wall: number; cpu: number; maxGap: number; worstConnect: number; bytes: number }[] = [];
+  const delays: Record<string, number[]> = { scrape: [], idle: [] };
+  let scrapesRun = 0;
   for (let i = 0; i < scrapes; i++) {
-    const r = await window(scrape);
-    rows.push({ kind: "scrape", wall: r.wall, cpu: r.cpu, maxGap: r.maxGap, worstConnect: r.worstConnect, bytes: r.out as number });
+    const r = await window(() => scrapeFor(1000));
+    const { bytes, n } = r.out as { bytes: number; n: number };
+    scrapesRun += n;
+    rows.push({ kind: "scrape", wall: r.wall / n, cpu: r.cpu / n, maxGap: r.maxGap, worstConnect: r.worstConnect, bytes });
     const b = await window(() => sleep(r.wall));
-    rows.push({ kind: "idle", wall: b.wall, cpu: b.cpu, maxGap: b.maxGap, worstConnect: b.worstConnect, bytes: 0 });
+    rows.push({ kind: "idle", wall: b.wall, cpu: (b.cpu * r.wall) / b.wall / n, maxGap: b.maxGap, worstConnect: b.worstConnect, bytes: 0 });
+    delays.scrape.push(...r.delays);
+    delays.idle.push(...b.delays);
+    say(`metrics bench: window ${i + 1} of ${scrapes}: ${n} scrapes`);
   }
+  const connects = (k: string) => {
+    const xs = delays[k];
+    return { n: xs.length, p50: +pct(xs, 50).toFixed(2), p99: +pct(xs, 99).toFixed(2), max: +Math.max(...xs).toFixed(2) };
+  };
   await p.stop();
   await Promise.all(backs.map((s) => new Promise((r) => s.close(r))));
   const med = (k: string, f: "wall" | "cpu" | "maxGap" | "worstConnect" | "bytes") => {
@@ -607,9 +641,12 @@ export async function benchMetrics(opts: { services?: number; dests?: number; sc
   };
   return {
     services: S, dests: D, scrapes,
-    scrape: { wallMs: med("scrape", "wall"), cpuMs: med("scrape", "cpu"), loopStallMs: med("scrape", "maxGap"), worstConnectMs: med("scrape", "worstConnect"), bytes: med("scrape", "bytes") },
-    idle: { cpuMs: med("idle", "cpu"), loopStallMs: med("idle", "maxGap"), worstConnectMs: med("idle", "worstConnect") },
-    load: (await import("node:os")).loadavg()[0],
+    scrapesRun,
+    // per scrape: wall and CPU; the idle window's CPU is scaled to one scrape's share of its length
+    scrape: { wallMs: med("scrape", "wall"), cpuMs: med("scrape", "cpu"), loopStallMs: med("scrape", "maxGap"), worstConnectMs: med("scrape", "worstConnect"),
+      bytes: med("scrape", "bytes"), connectMs: connects("scrape") },
+    idle: { cpuMs: med("idle", "cpu"), loopStallMs: med("idle", "maxGap"), worstConnectMs: med("idle", "worstConnect"), connectMs: connects("idle") },
+    load: (await import("node:os")).loadavg(),
   };
 }
 

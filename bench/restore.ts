@@ -2,9 +2,14 @@
 // against a running proxy (a separate process), at 10k and 100k lines, interleaved rounds, medians with
 // min-max; and a long-lived connection's round trip through that proxy while it applies the restore,
 // against the same connection idle in the same run.
-//   node --import tsx bench/restore.ts [--rounds 3] [--sizes 10000,100000]
+//   node --import tsx bench/restore.ts [--rounds 3] [--sizes 10000,100000] [--nice N]
+// --nice runs the proxy and the pinger (the held connection's client and its backend) under nice(1): on a
+// loaded machine a busy proxy waits for its share of the CPU, and so does the pinger, so the round trip
+// during a restore measures the machine's load as well as the proxy's own blocking; at -10 (as root) they
+// get the CPU when they want it, and what is left is the proxy's.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
 import { tmpdir } from "node:os";
 import * as net from "node:net";
 import { parseRestore } from "../src/model/ipvsadm.ts";
@@ -15,6 +20,9 @@ import { ProxyTarget } from "../src/proxy/control.ts";
 const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : dflt; };
 const rounds = Number(arg("--rounds", "3"));
 const sizes = arg("--sizes", "10000,100000").split(",").map(Number);
+const nice = Number(arg("--nice", "0"));
+const niced = (argv: string[], opts: Parameters<typeof spawn>[2]) =>
+  (nice ? spawn("nice", ["-n", String(nice), ...argv], opts) : spawn(argv[0], argv.slice(1), opts));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `lines` restore lines: services on 127.0.x.y (local, so the proxy adds no address), nine real servers each. */
@@ -54,7 +62,7 @@ class Pinger {
   readonly child: ChildProcess;
   private waiters: ((m: any) => void)[] = [];
   constructor() {
-    this.child = spawn(process.execPath, ["-e", PINGER], { stdio: ["pipe", "pipe", "inherit"] });
+    this.child = niced([process.execPath, "-e", PINGER], { stdio: ["pipe", "pipe", "inherit"] });
     let buf = "";
     this.child.stdout!.setEncoding("utf8").on("data", (d: string) => {
       buf += d;
@@ -81,7 +89,8 @@ services:
   // a fresh proxy per measurement: deleting thousands of services costs a core GC each (see docs/proxy.md)
   for (let r = 0; r < rounds; r++) {
     for (const n of sizes) {
-      const proxy = spawn(process.execPath, [new URL("../bin/wasmvs.js", import.meta.url).pathname, "proxy", "run", "-c", cfg], { stdio: ["ignore", "inherit", "inherit"] });
+      const argv = [process.execPath, new URL("../bin/wasmvs.js", import.meta.url).pathname, "proxy", "run", "-c", cfg];
+      const proxy = niced(argv, { stdio: ["ignore", "inherit", "inherit"] });
       const exited = new Promise((res) => proxy.once("exit", res));
       let t: ProxyTarget | undefined;
       for (let i = 0; i < 1200 && !t; i++) { try { t = await ProxyTarget.open(ctl, 600000); } catch { await sleep(100); } }
@@ -113,7 +122,8 @@ services:
       await exited;
     }
   }
-  console.log(`restore throughput, ${rounds} interleaved rounds (wall ms on a shared 2-core machine; lines/s from the median)`);
+  console.log(`restore throughput, ${rounds} interleaved rounds (wall ms on a shared 2-core machine; lines/s from the median)` +
+    `${nice ? `, the proxy and the pinger at nice ${nice}` : ""}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
   for (const n of sizes) {
     const row = res[n];
     console.log(`${n} lines: parseRestore ${fmt(row.parse)} ms = ${Math.round(n / (median(row.parse) / 1000))} lines/s ` +
