@@ -17,7 +17,9 @@ import type { DestStats } from "./forwarder.ts";
 import { formatAddr } from "../core/addr.ts";
 
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-const SLICE_MS = 4;   // longest stretch of scrape work between two yields to the event loop
+// longest stretch of scrape work between two yields to the event loop: a new connection takes several turns
+// of the loop (accept, schedule and connect, connected), each of which may wait behind one stretch
+const SLICE_MS = 1;
 
 const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
 
@@ -26,7 +28,7 @@ async function sliced(n: number, fn: (i: number) => void): Promise<void> {
   let t = performance.now();
   for (let i = 0; i < n; i++) {
     fn(i);
-    if ((i & 63) === 63 && performance.now() - t > SLICE_MS) { await yieldLoop(); t = performance.now(); }
+    if ((i & 15) === 15 && performance.now() - t > SLICE_MS) { await yieldLoop(); t = performance.now(); }
   }
 }
 
@@ -133,11 +135,12 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
   const flows = p.fw.flowsByDest();
   const stats = p.fw.stats;
   const specs = specsOf(p.desired.services);
-  const ids = p.core.serviceIds();
+  // the proxy's services, not core.serviceIds(): that reads every slot of the core's table in one go
+  const ids = [...p.tables.byId.keys()].sort((a, b) => a - b);
   const x = p.core.x, sp = x.scratchPtr() >>> 0;
   const u64 = (dv: DataView, o: number) => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 4294967296;
   let total = 0;
-  for (const id of ids) { const n = x.svcInfo(id); if (n > 0) total += n; }
+  await sliced(ids.length, (i) => { const n = x.svcInfo(ids[i]); if (n > 0) total += n; });
   const perDest = total <= maxDests;
   if (!perDest) s.omitted = total;
   const sums = perDest ? new Map<string, DestStats>() : await sumsByService(stats);
