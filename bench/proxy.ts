@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DesiredState } from "../src/model/types.ts";
 import type { Proxy } from "../src/proxy/index.ts";
+import { mainThreadCpuMs } from "./loop-watch.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -585,11 +586,11 @@ export async function benchMetrics(opts: { services?: number; dests?: number; sc
   // a window: the 1 ms timer watching the proxy's loop and the client in its process, around work()
   const window = async (work: () => Promise<unknown>) => {
     // the wall gap includes waiting for a core on a loaded machine; the CPU gap is the proxy's own work
-    let maxGap = 0, maxCpuGap = 0, last = performance.now(), lastCpu = process.cpuUsage();
+    let maxGap = 0, maxCpuGap = 0, last = performance.now(), lastCpu = mainThreadCpuMs();
     const tick = setInterval(() => {
-      const n = performance.now(), c = process.cpuUsage();
+      const n = performance.now(), c = mainThreadCpuMs();
       maxGap = Math.max(maxGap, n - last);
-      maxCpuGap = Math.max(maxCpuGap, (c.user - lastCpu.user + c.system - lastCpu.system) / 1000);
+      maxCpuGap = Math.max(maxCpuGap, c - lastCpu);
       last = n; lastCpu = c;
     }, 1);
     const child = spawn(process.execPath, ["-e", clientCode], { stdio: ["pipe", "pipe", "inherit"] });
