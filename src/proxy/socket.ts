@@ -244,8 +244,9 @@ export class SocketForwarder implements Forwarder {
   // Opens listeners for new services, marks those of removed services (they stop taking new flows).
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
-    const want = new Map(services.map((s) => [serviceKey(s), s]));
     const slicer = new Slicer();   // 10k new listeners take a while: forwarding goes on between slices
+    const want = new Map<string, VirtualService>();
+    for (const s of services) { want.set(serviceKey(s), s); await slicer.pause(); }
     for (const [key, l] of this.listeners) {
       await slicer.pause();
       if (want.has(key)) continue;
