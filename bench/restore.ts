@@ -2,9 +2,16 @@
 // against a running proxy (a separate process), at 10k and 100k lines, interleaved rounds, medians with
 // min-max; and a long-lived connection's round trip through that proxy while it applies the restore,
 // against the same connection idle in the same run.
-//   node --import tsx bench/restore.ts [--rounds 3] [--sizes 10000,100000]
+//   node --import tsx bench/restore.ts [--rounds 3] [--sizes 10000,100000] [--nice N]
+// The proxy runs with bench/loop-watch.mjs preloaded: besides the round trips, the longest stretch of CPU
+// the proxy spent without a turn of its event loop, idle and during the restore (what no load can inflate).
+// --nice runs the proxy and the pinger (the held connection's client and its backend) under nice(1): on a
+// loaded machine a busy proxy waits for its share of the CPU, and so does the pinger, so the round trip
+// during a restore measures the machine's load as well as the proxy's own blocking; at -10 (as root) they
+// get the CPU when they want it, and what is left is the proxy's.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
 import { tmpdir } from "node:os";
 import * as net from "node:net";
 import { parseRestore } from "../src/model/ipvsadm.ts";
@@ -15,6 +22,9 @@ import { ProxyTarget } from "../src/proxy/control.ts";
 const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : dflt; };
 const rounds = Number(arg("--rounds", "3"));
 const sizes = arg("--sizes", "10000,100000").split(",").map(Number);
+const nice = Number(arg("--nice", "0"));
+const niced = (argv: string[], opts: Parameters<typeof spawn>[2]) =>
+  (nice ? spawn("nice", ["-n", String(nice), ...argv], opts) : spawn(argv[0], argv.slice(1), opts));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `lines` restore lines: services on 127.0.x.y (local, so the proxy adds no address), nine real servers each. */
@@ -54,7 +64,7 @@ class Pinger {
   readonly child: ChildProcess;
   private waiters: ((m: any) => void)[] = [];
   constructor() {
-    this.child = spawn(process.execPath, ["-e", PINGER], { stdio: ["pipe", "pipe", "inherit"] });
+    this.child = niced([process.execPath, "-e", PINGER], { stdio: ["pipe", "pipe", "inherit"] });
     let buf = "";
     this.child.stdout!.setEncoding("utf8").on("data", (d: string) => {
       buf += d;
@@ -77,11 +87,24 @@ services:
 `);
   const sink = { write: (_s: string) => true };
   const err = { s: "", write(x: string) { this.s += x; return true; } };
-  const res: Record<string, { parse: number[]; parseCpu: number[]; proxy: number[]; idle: number[]; during: number[] }> = {};
+  type Watch = { ticks: number; wall: { p99: number; max: number }; cpu: { p99: number; max: number } };
+  const res: Record<string, { parse: number[]; parseCpu: number[]; proxy: number[]; idle: number[]; during: number[];
+    idleLoop: Watch[]; duringLoop: Watch[] }> = {};
   // a fresh proxy per measurement: deleting thousands of services costs a core GC each (see docs/proxy.md)
   for (let r = 0; r < rounds; r++) {
     for (const n of sizes) {
-      const proxy = spawn(process.execPath, [new URL("../bin/wasmvs.js", import.meta.url).pathname, "proxy", "run", "-c", cfg], { stdio: ["ignore", "inherit", "inherit"] });
+      const argv = [process.execPath, new URL("../bin/wasmvs.js", import.meta.url).pathname, "proxy", "run", "-c", cfg];
+      const watch = `${dir}/loop-watch.json`;
+      const preload = new URL("./loop-watch.mjs", import.meta.url).pathname;
+      const proxy = niced(argv, { stdio: ["ignore", "inherit", "inherit"],
+        env: { ...process.env, WASMVS_LOOP_WATCH: watch, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${preload}` } });
+      const loopWatch = async () => {   // the figures since the last call
+        rmSync(watch, { force: true });
+        proxy.kill("SIGUSR2");
+        for (let i = 0; i < 200 && !existsSync(watch); i++) await sleep(25);
+        await sleep(25);
+        return JSON.parse(readFileSync(watch, "utf8"));
+      };
       const exited = new Promise((res) => proxy.once("exit", res));
       let t: ProxyTarget | undefined;
       for (let i = 0; i < 1200 && !t; i++) { try { t = await ProxyTarget.open(ctl, 600000); } catch { await sleep(100); } }
@@ -89,7 +112,7 @@ services:
       pinger.send({ connect: 19999 });
       await pinger.next();
       const text = restoreText(n, backendPort);
-      const row = (res[n] ??= { parse: [], parseCpu: [], proxy: [], idle: [], during: [] });
+      const row = (res[n] ??= { parse: [], parseCpu: [], proxy: [], idle: [], during: [], idleLoop: [], duringLoop: [] });
       let t0 = performance.now();
       const c0 = process.cpuUsage();
       parseRestore(text);
@@ -97,12 +120,15 @@ services:
       const c1 = process.cpuUsage(c0);
       row.parseCpu.push((c1.user + c1.system) / 1000);
       // the connection idle for a second, then during the restore, in the same round
+      await loopWatch();
       pinger.send({ start: true }); await sleep(1000); pinger.send({ stop: true });
       row.idle.push(...(await pinger.next()).rtts);
+      row.idleLoop.push(await loopWatch());
       pinger.send({ start: true });
       t0 = performance.now();
       const st = await runIpvsadm(["-R"], t, sink, err, { resolver: numericResolver, stdin: async () => text });
       row.proxy.push(performance.now() - t0);
+      row.duringLoop.push(await loopWatch());
       await sleep(200);
       pinger.send({ stop: true });
       row.during.push(...(await pinger.next()).rtts);
@@ -113,7 +139,8 @@ services:
       await exited;
     }
   }
-  console.log(`restore throughput, ${rounds} interleaved rounds (wall ms on a shared 2-core machine; lines/s from the median)`);
+  console.log(`restore throughput, ${rounds} interleaved rounds (wall ms on a shared 2-core machine; lines/s from the median)` +
+    `${nice ? `, the proxy and the pinger at nice ${nice}` : ""}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
   for (const n of sizes) {
     const row = res[n];
     console.log(`${n} lines: parseRestore ${fmt(row.parse)} ms = ${Math.round(n / (median(row.parse) / 1000))} lines/s ` +
@@ -121,6 +148,11 @@ services:
       `-R --target proxy ${fmt(row.proxy)} ms = ${Math.round(n / (median(row.proxy) / 1000))} lines/s`);
     console.log(`  a held connection's round trip through the proxy: idle p50 ${median(row.idle).toFixed(2)} ms p99 ${pct(row.idle, 0.99).toFixed(2)} ms; ` +
       `during the restore p50 ${median(row.during).toFixed(2)} ms p99 ${pct(row.during, 0.99).toFixed(2)} ms max ${Math.max(...row.during).toFixed(1)} ms (${row.during.length} pings)`);
+    const worst = (ws: Watch[], k: "wall" | "cpu", f: "p99" | "max") => Math.max(...ws.map((w) => w[k][f])).toFixed(1);
+    console.log(`  the proxy's loop between two turns (1 ms timer; worst of the rounds), idle / during the restore: ` +
+      `CPU p99 ${worst(row.idleLoop, "cpu", "p99")} / ${worst(row.duringLoop, "cpu", "p99")} ms, max ${worst(row.idleLoop, "cpu", "max")} / ` +
+      `${worst(row.duringLoop, "cpu", "max")} ms; wall p99 ${worst(row.idleLoop, "wall", "p99")} / ${worst(row.duringLoop, "wall", "p99")} ms, ` +
+      `max ${worst(row.idleLoop, "wall", "max")} / ${worst(row.duringLoop, "wall", "max")} ms`);
   }
   pinger.child.kill();
   rmSync(dir, { recursive: true, force: true });

@@ -186,6 +186,74 @@ test("-R --target proxy: one transaction; a refused last line leaves nothing app
   } finally { await t.close(); }
 });
 
+// issue 15 item 5: a 100k-line restore was one 20 MB line, parsed in one stretch of the event loop
+test("a large batch comes in parts: a refused part refuses the batch, pipelined parts included; nothing applied", async () => {
+  const port = await freePort();
+  const cmd = (i: number) => ({ kind: "add-service", service: { ...svc(port), addr: `127.78.${i >> 8}.${i & 255}` } });
+  const part = (from: number, n: number) => Array.from({ length: n }, (_, i) => cmd(from + i));
+  const bad = part(1000, 1000);
+  bad[7] = { kind: "add-service", service: { ...svc(port), scheduler: "__proto__" } } as any;
+  const n = p.desired.services.length;
+  // sent at once, not waiting for answers: the parts after the refused one, and the apply, are refused too
+  const answers = await raw([
+    JSON.stringify({ id: 0, op: "applyPart", args: [part(0, 1000)] }),
+    JSON.stringify({ id: 1, op: "applyPart", args: [bad] }),
+    JSON.stringify({ id: 2, op: "applyPart", args: [part(2000, 1000)] }),
+    JSON.stringify({ id: 3, op: "applyPart", args: [[{ kind: "constructor" }]] }),
+    JSON.stringify({ id: 4, op: "apply", args: [part(3000, 10)] }),
+    // the batch ended with that apply: the next one on the same connection starts afresh
+    JSON.stringify({ id: 5, op: "applyPart", args: [part(4000, 5)] }),
+    JSON.stringify({ id: 6, op: "apply", args: [part(4005, 5)] }),
+  ], 60000);
+  const by = new Map(answers.map((x) => [x.id, x]));
+  assert.equal(by.get(0).result, { staged: 1000 });
+  assert.match(by.get(1).error, /args\[0\]\[1007\]\.service\.scheduler: unknown scheduler '__proto__'/, "named by its index in the whole batch");
+  for (const id of [2, 3, 4]) assert.match(by.get(id).error, /refused, nothing applied: args\[0\]\[1007\]/, `answer ${id}`);
+  assert.equal(by.get(6).result, { applied: 10 });
+  assert.is(p.desired.services.length, n + 10, "only the second batch applied");
+  // a StepError names the step in the whole batch: a duplicate in the last part
+  const t = await ProxyTarget.open(ctl, 60000);
+  try {
+    const dup = [...part(5000, 2500), cmd(5001)] as StateCommand[];
+    const e = await t.apply(dup).then(() => undefined, (x) => x);
+    assert.is(e?.step, 2500, String(e));
+    assert.match(String(e), /Service already exists/);
+    assert.is(p.desired.services.length, n + 10, "nothing of it applied");
+    await t.apply(part(6000, 2500) as StateCommand[]);
+    assert.is(p.desired.services.length, n + 2510);
+  } finally { await t.close(); }
+  assert.is((await ask({ id: 1, op: "flush" })).ok, true);
+});
+
+test("applyPart: bad parts by name; a batch over the limit is refused and dropped; a closed connection drops its part", async () => {
+  const answers = await raw([
+    JSON.stringify({ id: 0, op: "applyPart", args: [] }),
+    JSON.stringify({ id: 1, op: "applyPart", args: ["x"] }),
+    JSON.stringify({ id: 2, op: "applyPart", args: [{ length: 5 }] }),
+    JSON.stringify({ id: 3, op: "applyPart", args: [[null, 7, "flush", []]] }),
+  ]);
+  const by = new Map(answers.map((x) => [x.id, x]));
+  assert.match(by.get(0).error, /takes 1 argument, not 0/);
+  assert.match(by.get(1).error, /args\[0\]: must be a list of at most/);
+  assert.match(by.get(2).error, /args\[0\]: must be a list of at most/);
+  assert.match(by.get(3).error, /args\[0\]\[0\]: must be an object, not null/);
+  // 1,048,576 commands at most in a batch, across its parts: the staged commands are dropped when it overflows
+  const flush = JSON.stringify({ kind: "flush" });
+  const partOf = (n: number) => `[${Array(n).fill(flush).join(",")}]`;
+  const lines = Array.from({ length: 17 }, (_, i) => `{"id":${i},"op":"applyPart","args":[${partOf(65536)}]}`);
+  const over = await raw([...lines, `{"id":99,"op":"apply","args":[[]]}`], 120000);
+  const last = new Map(over.map((x) => [x.id, x]));
+  assert.equal(last.get(15).result, { staged: 1 << 20 });
+  assert.match(last.get(16).error, /refused, nothing applied: a batch of more than 1048576 commands/);
+  assert.match(last.get(99).error, /refused, nothing applied/);
+  // a part left staged by a connection that closed is not applied by anyone
+  const n = p.desired.services.length;
+  const port = await freePort();
+  await raw([JSON.stringify({ id: 0, op: "applyPart", args: [[{ kind: "add-service", service: svc(port) }]] })]);
+  assert.equal((await ask({ id: 1, op: "apply", args: [[]] })).result, { applied: 0 });
+  assert.is(p.desired.services.length, n);
+});
+
 test("applyCommands: the cost per command does not grow with the table (reads of existing services counted)", () => {
   const cmds = (n: number) => parseRestore(restoreLines(n), { readingStdin: true }).commands.map((c) => c.command as StateCommand)
     .map((c) => (c.kind === "add-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c));

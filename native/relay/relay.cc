@@ -17,6 +17,7 @@
 #include <uv.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -33,9 +34,10 @@ namespace {
 constexpr size_t kReadSize = 64 * 1024;
 constexpr int kReadsPerTurn = 16;   // then other connections get a turn (the rest waits on an idle handle)
 constexpr int kAcceptsPerTurn = 64;
-constexpr uint64_t kAcceptPauseMs = 100;   // after EMFILE/ENFILE: the connection waits in the backlog meanwhile
+constexpr uint64_t kAcceptPauseMs = 100;   // after EMFILE/ENFILE: new connections wait in the backlog meanwhile
 // events reported to JS, kEventWords int32 each: [slot or listener id, kind, a, b, address (16 bytes)]
-// CLOSED: a = cause, b = errno; CONNECT_FAILED, ACCEPT_FAILED: b = errno; ACCEPTED: a = fd, b = af << 16 | port
+// CLOSED: a = cause, b = errno; CONNECT_FAILED: b = errno; ACCEPTED: a = fd, b = af << 16 | port;
+// ACCEPT_FAILED: a = connections reset for want of a descriptor, b = errno
 constexpr size_t kEventWords = 8;
 enum Kind { CLIENT_EOF = 1, BACKEND_EOF = 2, CLOSED = 3, CONNECTED = 4, CONNECT_FAILED = 5, ACCEPTED = 6, ACCEPT_FAILED = 7 };
 enum Cause { CAUSE_FIN = 0, CAUSE_CLIENT_ERROR = 1, CAUSE_BACKEND_ERROR = 2 };
@@ -99,6 +101,7 @@ struct State {
   uv_timer_t timer;
   bool inBatch = false;
   char* buf = nullptr;
+  int spareFd = -1;   // kept in reserve to refuse connections when descriptors run out (refuseBacklog)
 };
 
 State S;
@@ -349,7 +352,31 @@ void onTimer(uv_timer_t*) {
   if (S.pausedListeners)
     for (Listener* l : S.listeners)
       if (l && l->paused && now >= l->resumeAt) { l->paused = false; S.pausedListeners--; listenerEvents(l, EPOLLIN); }
+  if (S.spareFd < 0) S.spareFd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (!S.connecting && !S.pausedListeners) uv_timer_stop(&S.timer);
+}
+
+// Out of descriptors: the connections waiting in the backlog are reset at once rather than left to time out
+// there (a client learns now, and its retry may meet free descriptors), with the descriptor kept in reserve
+// for this: closed, used to accept and reset each, reopened. Returns how many were reset.
+int refuseBacklog(Listener* l) {
+  if (S.spareFd < 0) return 0;
+  close(S.spareFd);
+  S.spareFd = -1;
+  int n = 0;
+  for (int i = 0; i < kAcceptsPerTurn; i++) {
+    int fd = accept4(l->fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      break;
+    }
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+    n++;
+  }
+  S.spareFd = open("/dev/null", O_RDONLY | O_CLOEXEC);   // else the timer tries again
+  return n;
 }
 
 void startTimer() {
@@ -365,9 +392,11 @@ void onAccept(Listener* l) {
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      emitRaw(l->id, ACCEPT_FAILED, 0, errno);
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        // out of descriptors: stop accepting a while rather than spin; the backlog keeps the connection
+      int err = errno;
+      int refused = err == EMFILE || err == ENFILE ? refuseBacklog(l) : 0;
+      emitRaw(l->id, ACCEPT_FAILED, refused, err);
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        // out of descriptors: stop accepting a while rather than spin; new connections wait in the backlog
         l->paused = true;
         l->resumeAt = uv_now(S.loop) + kAcceptPauseMs;
         S.pausedListeners++;
@@ -473,6 +502,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
     napi_create_string_utf8(env, "wasmvs.relay", NAPI_AUTO_LENGTH, &name);
     napi_async_init(env, nullptr, name, &S.asyncContext);
     S.buf = static_cast<char*>(malloc(kReadSize));
+    S.spareFd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     uv_poll_init(S.loop, &S.epPoll, S.epfd);
     uv_poll_start(&S.epPoll, UV_READABLE, onEpoll);
     uv_check_init(S.loop, &S.check);

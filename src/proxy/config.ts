@@ -183,6 +183,131 @@ const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persist
   "realServers", "connectTimeout", "idleTimeout"];
 const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health"];
 
+// The proxy: section (absent: the defaults).
+function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
+  const options: ProxyOptions = { ...DEFAULT_OPTIONS, settings: {}, packet: { ...DEFAULT_OPTIONS.packet } };
+  if (pn === undefined) return options;
+  const p = w.entries(pn, "proxy", PROXY_KEYS);
+  options.mode = w.str(p.get("mode"), "proxy.mode", "socket", ["socket", "packet"]) as "socket" | "packet";
+  options.control = w.nullableStr(p.get("control"), "proxy.control", DEFAULT_OPTIONS.control);
+  const controlWhy = options.control ? controlPathProblem(options.control) : undefined;
+  if (controlWhy) w.err(p.get("control"), "proxy.control", controlWhy);
+  options.metrics = w.nullableStr(p.get("metrics"), "proxy.metrics", null);
+  const metricsWhy = options.metrics ? hostPortProblem(options.metrics) : undefined;
+  if (metricsWhy) w.err(p.get("metrics"), "proxy.metrics", metricsWhy);
+  options.vipInterface = w.nullableStr(p.get("vipInterface"), "proxy.vipInterface", DEFAULT_OPTIONS.vipInterface);
+  if (options.vipInterface && !/^[A-Za-z0-9_.-]{1,15}$/.test(options.vipInterface)) w.err(p.get("vipInterface"), "proxy.vipInterface", "not an interface name");
+  options.connCapacity = w.num(p.get("connCapacity"), "proxy.connCapacity", 64, 1 << 24, DEFAULT_OPTIONS.connCapacity);
+  options.udpFlows = w.num(p.get("udpFlows"), "proxy.udpFlows", 1, 1 << 20, DEFAULT_OPTIONS.udpFlows);
+  options.maxConns = w.num(p.get("maxConns"), "proxy.maxConns", 0, 1 << 22, 0);
+  options.drainTimeout = w.num(p.get("drainTimeout"), "proxy.drainTimeout", 0, 86400 * 7, DEFAULT_OPTIONS.drainTimeout, false);
+  options.connectTimeout = w.num(p.get("connectTimeout"), "proxy.connectTimeout", 0.01, 600, DEFAULT_OPTIONS.connectTimeout, false);
+  options.idleTimeout = w.num(p.get("idleTimeout"), "proxy.idleTimeout", 1, 86400 * 7, DEFAULT_OPTIONS.idleTimeout,
+    false);
+  options.tick = w.num(p.get("tick"), "proxy.tick", 10, 60000, DEFAULT_OPTIONS.tick);
+  options.logLevel = w.str(p.get("logLevel"), "proxy.logLevel", "info", ["debug", "info", "warn", "error"]) as ProxyOptions["logLevel"];
+  const ifs = w.list(p.get("interfaces"), "proxy.interfaces");
+  options.packet.interfaces = ifs.map((n, i) => {
+    const v = w.str(n, `proxy.interfaces[${i}]`) ?? "";
+    if (v && !/^[A-Za-z0-9_.@-]{1,15}$/.test(v)) w.err(n, `proxy.interfaces[${i}]`, "not an interface name");
+    return v;
+  });
+  options.packet.localAddresses = w.list(p.get("localAddresses"), "proxy.localAddresses").map((n, i) => w.addr(n, `proxy.localAddresses[${i}]`));
+  options.packet.batchSize = w.num(p.get("batchSize"), "proxy.batchSize", 1, 4096, DEFAULT_OPTIONS.packet.batchSize);
+  options.packet.slotSize = w.num(p.get("slotSize"), "proxy.slotSize", 128, 65536, DEFAULT_OPTIONS.packet.slotSize);
+  const sk = p.get("suppressKernel");
+  if (sk !== undefined) {
+    if (!isScalar(sk) || typeof sk.value !== "boolean") w.err(sk, "proxy.suppressKernel", "must be true or false");
+    else options.packet.suppressKernel = sk.value;
+  }
+  options.packet.io = w.str(p.get("packetIo"), "proxy.packetIo", "ring", ["ring", "mmsg"]) as PacketModeOptions["io"];
+  options.pump = w.str(p.get("pump"), "proxy.pump", "native", ["native", "js"]) as ProxyOptions["pump"];
+  const sn = p.get("settings");
+  if (sn !== undefined) {
+    const known = ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode", "sloppy_tcp", "lblc_expiration_ms",
+      "lblcr_expiration_ms", "mh_table_index", "sh_table_bits"];
+    for (const [k, v] of w.entries(sn, "proxy.settings", known)) options.settings[k] = w.num(v, `proxy.settings.${k}`, 0, 2 ** 31, 0);
+  }
+
+  return options;
+}
+
+// The timeouts: section (ipvsadm --set; 0 keeps the current value).
+function parseTimeouts(w: Walker, tn: YNode | undefined): IpvsTimeouts | undefined {
+  if (tn === undefined) return undefined;
+  const t = w.entries(tn, "timeouts", ["tcp", "tcpfin", "udp"]);
+  return {
+    tcp: w.num(t.get("tcp"), "timeouts.tcp", 0, 2 ** 31 / 1000, 0),
+    tcpfin: w.num(t.get("tcpfin"), "timeouts.tcpfin", 0, 2 ** 31 / 1000, 0),
+    udp: w.num(t.get("udp"), "timeouts.udp", 0, 2 ** 31 / 1000, 0),
+  };
+
+}
+
+// What the services parse shares: the configuration's health specs, the services seen (duplicates) and
+// each real server's node (where a loop between services is reported).
+interface ServicesContext { health: Map<string, HealthSpec>; seen: Map<string, string>; rsNodes: Map<string, YNode> }
+
+function parseService(w: Walker, sn: YNode, i: number, ctx: ServicesContext): VirtualService {
+  const path = `services[${i}]`;
+  const s = w.entries(sn, path, SERVICE_KEYS);
+  const protocol = w.str(s.get("protocol"), `${path}.protocol`, "tcp", ["tcp", "udp"]) as "tcp" | "udp";
+  const issues = w.issues.length;
+  const addr = w.addr(s.get("addr"), `${path}.addr`);
+  const vipWhy = w.issues.length === issues ? nonUnicast(addr) : undefined;   // not the placeholder of a bad one
+  if (vipWhy) w.err(s.get("addr"), `${path}.addr`, `${vipWhy}: a virtual service needs a unicast address`);
+  if (!s.has("port")) w.err(sn, path, "port is required");
+  const port = w.num(s.get("port"), `${path}.port`, 1, 65535, 1);
+  const scheduler = w.str(s.get("scheduler"), `${path}.scheduler`, "wlc", [...SCHEDULERS]) ?? "wlc";
+  const flags = w.list(s.get("flags"), `${path}.flags`).map((n, j) => w.str(n, `${path}.flags[${j}]`, "", ["ops", ...Object.keys(SCHED_FLAG_NAMES)]) ?? "");
+  const svc: VirtualService = { protocol, addr, port, scheduler, flags: flags.filter(Boolean), realServers: [] };
+  if (s.has("persistent")) svc.persistent = w.num(s.get("persistent"), `${path}.persistent`, 1, 2 ** 31 / 1000, 300);
+  if (s.has("netmask")) {
+    const nm = w.str(s.get("netmask"), `${path}.netmask`);
+    if (nm !== undefined) {
+      const ok = addr.includes(":") ? /^\d+$/.test(nm) && Number(nm) >= 1 && Number(nm) <= 128 : /^\d+\.\d+\.\d+\.\d+$/.test(nm);
+      if (!ok) w.err(s.get("netmask"), `${path}.netmask`, addr.includes(":") ? "an IPv6 netmask is a prefix length 1..128" : "an IPv4 netmask is dotted (255.255.255.0)");
+      svc.netmask = nm;
+    }
+  }
+  if (s.has("connectTimeout"))
+    svc.connectTimeout = w.num(s.get("connectTimeout"), `${path}.connectTimeout`, 0.01, 600, 3, false);
+  if (s.has("idleTimeout")) svc.idleTimeout = w.num(s.get("idleTimeout"), `${path}.idleTimeout`, 0.1, 86400 * 7, 900, false);
+  const key = serviceKey(svc);
+  if (ctx.seen.has(key)) w.err(sn, path, `duplicate service ${key} (also ${ctx.seen.get(key)})`);
+  ctx.seen.set(key, path);
+  const svcHealth = s.has("health") ? parseHealth(w, s.get("health")!, `${path}.health`) : undefined;
+  const rsSeen = new Set<string>();
+  w.list(s.get("realServers"), `${path}.realServers`)
+    .forEach((rn, j) => svc.realServers.push(parseRealServer(w, rn, `${path}.realServers[${j}]`, svc, svcHealth, rsSeen, ctx)));
+  return svc;
+}
+
+// One real server of svc; rsSeen: the service's real servers so far (duplicates).
+function parseRealServer(w: Walker, rn: YNode, rp: string, svc: VirtualService, svcHealth: HealthSpec | undefined,
+  rsSeen: Set<string>, ctx: ServicesContext): RealServer {
+  const { addr, port } = svc as { addr: string; port: number };
+  const r = w.entries(rn, rp, RS_KEYS);
+  const rIssues = w.issues.length;
+  const raddr = w.addr(r.get("addr"), `${rp}.addr`);
+  const rsWhy = w.issues.length === rIssues ? nonUnicast(raddr) : undefined;
+  if (rsWhy) w.err(r.get("addr"), `${rp}.addr`, rsWhy);
+  ctx.rsNodes.set(rp, rn);
+  if (raddr.includes(":") !== addr.includes(":")) w.err(r.get("addr"), `${rp}.addr`, "must be the same address family as the service (socket mode proxies within a family)");
+  const rs: RealServer = {
+    addr: raddr, port: w.num(r.get("port"), `${rp}.port`, 0, 65535, port), weight: w.num(r.get("weight"), `${rp}.weight`, 0, 65535, 1),
+    fwd: "masq", upperThreshold: w.num(r.get("upperThreshold"), `${rp}.upperThreshold`, 0, 2 ** 31, 0),
+    lowerThreshold: w.num(r.get("lowerThreshold"), `${rp}.lowerThreshold`, 0, 2 ** 31, 0),
+  };
+  if (rs.lowerThreshold > rs.upperThreshold && rs.upperThreshold) w.err(rn, rp, "lowerThreshold is higher than upperThreshold");
+  const rk = realServerKey(rs);
+  if (rsSeen.has(rk)) w.err(rn, rp, `duplicate real server ${rk}`);
+  rsSeen.add(rk);
+  const h = r.has("health") ? parseHealth(w, r.get("health")!, `${rp}.health`, svcHealth) : svcHealth;
+  if (h) ctx.health.set(healthKey(svc, rs), h);
+  return rs;
+}
+
 export function parseConfig(text: string, file = "<config>"): ProxyConfig {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
@@ -195,122 +320,12 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
   const root = (doc.contents ?? null) as YNode;
   if (!root || (isScalar(root) && root.value === null)) return { state: { services: [] }, health: new Map(), options: { ...DEFAULT_OPTIONS }, file };
   const top = w.entries(root, "", TOP_KEYS);
-
-  const options: ProxyOptions = { ...DEFAULT_OPTIONS, settings: {}, packet: { ...DEFAULT_OPTIONS.packet } };
   const pn = top.get("proxy");
-  if (pn !== undefined) {
-    const p = w.entries(pn, "proxy", PROXY_KEYS);
-    options.mode = w.str(p.get("mode"), "proxy.mode", "socket", ["socket", "packet"]) as "socket" | "packet";
-    options.control = w.nullableStr(p.get("control"), "proxy.control", DEFAULT_OPTIONS.control);
-    const controlWhy = options.control ? controlPathProblem(options.control) : undefined;
-    if (controlWhy) w.err(p.get("control"), "proxy.control", controlWhy);
-    options.metrics = w.nullableStr(p.get("metrics"), "proxy.metrics", null);
-    const metricsWhy = options.metrics ? hostPortProblem(options.metrics) : undefined;
-    if (metricsWhy) w.err(p.get("metrics"), "proxy.metrics", metricsWhy);
-    options.vipInterface = w.nullableStr(p.get("vipInterface"), "proxy.vipInterface", DEFAULT_OPTIONS.vipInterface);
-    if (options.vipInterface && !/^[A-Za-z0-9_.-]{1,15}$/.test(options.vipInterface)) w.err(p.get("vipInterface"), "proxy.vipInterface", "not an interface name");
-    options.connCapacity = w.num(p.get("connCapacity"), "proxy.connCapacity", 64, 1 << 24, DEFAULT_OPTIONS.connCapacity);
-    options.udpFlows = w.num(p.get("udpFlows"), "proxy.udpFlows", 1, 1 << 20, DEFAULT_OPTIONS.udpFlows);
-    options.maxConns = w.num(p.get("maxConns"), "proxy.maxConns", 0, 1 << 22, 0);
-    options.drainTimeout = w.num(p.get("drainTimeout"), "proxy.drainTimeout", 0, 86400 * 7, DEFAULT_OPTIONS.drainTimeout, false);
-    options.connectTimeout = w.num(p.get("connectTimeout"), "proxy.connectTimeout", 0.01, 600, DEFAULT_OPTIONS.connectTimeout, false);
-    options.idleTimeout = w.num(p.get("idleTimeout"), "proxy.idleTimeout", 1, 86400 * 7, DEFAULT_OPTIONS.idleTimeout,
-      false);
-    options.tick = w.num(p.get("tick"), "proxy.tick", 10, 60000, DEFAULT_OPTIONS.tick);
-    options.logLevel = w.str(p.get("logLevel"), "proxy.logLevel", "info", ["debug", "info", "warn", "error"]) as ProxyOptions["logLevel"];
-    const ifs = w.list(p.get("interfaces"), "proxy.interfaces");
-    options.packet.interfaces = ifs.map((n, i) => {
-      const v = w.str(n, `proxy.interfaces[${i}]`) ?? "";
-      if (v && !/^[A-Za-z0-9_.@-]{1,15}$/.test(v)) w.err(n, `proxy.interfaces[${i}]`, "not an interface name");
-      return v;
-    });
-    options.packet.localAddresses = w.list(p.get("localAddresses"), "proxy.localAddresses").map((n, i) => w.addr(n, `proxy.localAddresses[${i}]`));
-    options.packet.batchSize = w.num(p.get("batchSize"), "proxy.batchSize", 1, 4096, DEFAULT_OPTIONS.packet.batchSize);
-    options.packet.slotSize = w.num(p.get("slotSize"), "proxy.slotSize", 128, 65536, DEFAULT_OPTIONS.packet.slotSize);
-    const sk = p.get("suppressKernel");
-    if (sk !== undefined) {
-      if (!isScalar(sk) || typeof sk.value !== "boolean") w.err(sk, "proxy.suppressKernel", "must be true or false");
-      else options.packet.suppressKernel = sk.value;
-    }
-    options.packet.io = w.str(p.get("packetIo"), "proxy.packetIo", "ring", ["ring", "mmsg"]) as PacketModeOptions["io"];
-    options.pump = w.str(p.get("pump"), "proxy.pump", "native", ["native", "js"]) as ProxyOptions["pump"];
-    const sn = p.get("settings");
-    if (sn !== undefined) {
-      const known = ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode", "sloppy_tcp", "lblc_expiration_ms",
-        "lblcr_expiration_ms", "mh_table_index", "sh_table_bits"];
-      for (const [k, v] of w.entries(sn, "proxy.settings", known)) options.settings[k] = w.num(v, `proxy.settings.${k}`, 0, 2 ** 31, 0);
-    }
-  }
-
-  let timeouts: IpvsTimeouts | undefined;
-  const tn = top.get("timeouts");
-  if (tn !== undefined) {
-    const t = w.entries(tn, "timeouts", ["tcp", "tcpfin", "udp"]);
-    timeouts = {
-      tcp: w.num(t.get("tcp"), "timeouts.tcp", 0, 2 ** 31 / 1000, 0),
-      tcpfin: w.num(t.get("tcpfin"), "timeouts.tcpfin", 0, 2 ** 31 / 1000, 0),
-      udp: w.num(t.get("udp"), "timeouts.udp", 0, 2 ** 31 / 1000, 0),
-    };
-  }
-
-  const services: VirtualService[] = [];
-  const health = new Map<string, HealthSpec>();
-  const seen = new Map<string, string>();
-  const rsNodes = new Map<string, YNode>();
-  w.list(top.get("services"), "services").forEach((sn, i) => {
-    const path = `services[${i}]`;
-    const s = w.entries(sn, path, SERVICE_KEYS);
-    const protocol = w.str(s.get("protocol"), `${path}.protocol`, "tcp", ["tcp", "udp"]) as "tcp" | "udp";
-    const issues = w.issues.length;
-    const addr = w.addr(s.get("addr"), `${path}.addr`);
-    const vipWhy = w.issues.length === issues ? nonUnicast(addr) : undefined;   // not the placeholder of a bad one
-    if (vipWhy) w.err(s.get("addr"), `${path}.addr`, `${vipWhy}: a virtual service needs a unicast address`);
-    if (!s.has("port")) w.err(sn, path, "port is required");
-    const port = w.num(s.get("port"), `${path}.port`, 1, 65535, 1);
-    const scheduler = w.str(s.get("scheduler"), `${path}.scheduler`, "wlc", [...SCHEDULERS]) ?? "wlc";
-    const flags = w.list(s.get("flags"), `${path}.flags`).map((n, j) => w.str(n, `${path}.flags[${j}]`, "", ["ops", ...Object.keys(SCHED_FLAG_NAMES)]) ?? "");
-    const svc: VirtualService = { protocol, addr, port, scheduler, flags: flags.filter(Boolean), realServers: [] };
-    if (s.has("persistent")) svc.persistent = w.num(s.get("persistent"), `${path}.persistent`, 1, 2 ** 31 / 1000, 300);
-    if (s.has("netmask")) {
-      const nm = w.str(s.get("netmask"), `${path}.netmask`);
-      if (nm !== undefined) {
-        const ok = addr.includes(":") ? /^\d+$/.test(nm) && Number(nm) >= 1 && Number(nm) <= 128 : /^\d+\.\d+\.\d+\.\d+$/.test(nm);
-        if (!ok) w.err(s.get("netmask"), `${path}.netmask`, addr.includes(":") ? "an IPv6 netmask is a prefix length 1..128" : "an IPv4 netmask is dotted (255.255.255.0)");
-        svc.netmask = nm;
-      }
-    }
-    if (s.has("connectTimeout"))
-      svc.connectTimeout = w.num(s.get("connectTimeout"), `${path}.connectTimeout`, 0.01, 600, 3, false);
-    if (s.has("idleTimeout")) svc.idleTimeout = w.num(s.get("idleTimeout"), `${path}.idleTimeout`, 0.1, 86400 * 7, 900, false);
-    const key = serviceKey(svc);
-    if (seen.has(key)) w.err(sn, path, `duplicate service ${key} (also ${seen.get(key)})`);
-    seen.set(key, path);
-    const svcHealth = s.has("health") ? parseHealth(w, s.get("health")!, `${path}.health`) : undefined;
-    const rsSeen = new Set<string>();
-    w.list(s.get("realServers"), `${path}.realServers`).forEach((rn, j) => {
-      const rp = `${path}.realServers[${j}]`;
-      const r = w.entries(rn, rp, RS_KEYS);
-      const rIssues = w.issues.length;
-      const raddr = w.addr(r.get("addr"), `${rp}.addr`);
-      const rsWhy = w.issues.length === rIssues ? nonUnicast(raddr) : undefined;
-      if (rsWhy) w.err(r.get("addr"), `${rp}.addr`, rsWhy);
-      rsNodes.set(rp, rn);
-      if (raddr.includes(":") !== addr.includes(":")) w.err(r.get("addr"), `${rp}.addr`, "must be the same address family as the service (socket mode proxies within a family)");
-      const rs: RealServer = {
-        addr: raddr, port: w.num(r.get("port"), `${rp}.port`, 0, 65535, port), weight: w.num(r.get("weight"), `${rp}.weight`, 0, 65535, 1),
-        fwd: "masq", upperThreshold: w.num(r.get("upperThreshold"), `${rp}.upperThreshold`, 0, 2 ** 31, 0),
-        lowerThreshold: w.num(r.get("lowerThreshold"), `${rp}.lowerThreshold`, 0, 2 ** 31, 0),
-      };
-      if (rs.lowerThreshold > rs.upperThreshold && rs.upperThreshold) w.err(rn, rp, "lowerThreshold is higher than upperThreshold");
-      const rk = realServerKey(rs);
-      if (rsSeen.has(rk)) w.err(rn, rp, `duplicate real server ${rk}`);
-      rsSeen.add(rk);
-      const h = r.has("health") ? parseHealth(w, r.get("health")!, `${rp}.health`, svcHealth) : svcHealth;
-      if (h) health.set(healthKey(svc, rs), h);
-      svc.realServers.push(rs);
-    });
-    services.push(svc);
-  });
+  const options = parseOptions(w, pn);
+  const timeouts = parseTimeouts(w, top.get("timeouts"));
+  const ctx: ServicesContext = { health: new Map(), seen: new Map(), rsNodes: new Map() };
+  const services = w.list(top.get("services"), "services").map((sn, i) => parseService(w, sn, i, ctx));
+  const { health, rsNodes } = ctx;
   for (const l of loopProblems(services)) w.err(rsNodes.get(l.path), l.path, l.message);
   if (options.mode === "packet") checkPacketMode(w, options, services, pn);
   if (w.issues.length) throw new ConfigError(w.issues, file);

@@ -9,7 +9,8 @@ import { dirname } from "node:path";
 import type { IpvsTarget, TargetInfo, ServiceStatus, ConnectionEntry } from "../model/target.ts";
 import type { VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts";
 import type { Proxy } from "./index.ts";
-import { type StateCommand, STATE_COMMANDS, StepError, applyCommands, applyCommandsInSlices, SLICE, yieldToLoop } from "./index.ts";
+import { type StateCommand, STATE_COMMANDS, StepError, nextState } from "./index.ts";
+import { Slicer } from "./slice.ts";
 import { type Problem, describe, serverRequestProblems, serviceIdentityProblems, serviceRequestProblems,
   timeoutsRequestProblems } from "../model/validate.ts";
 
@@ -26,8 +27,21 @@ export const MAX_REQUEST_CHARS = 64 << 20;   // a restore of 100k lines is about
 export const MAX_NESTING = 8;                 // request > args > batch > command > service > flags
 export const MAX_BATCH = 1 << 20;
 
+export const MAX_PART = 1000;                 // commands a client sends per line of a large batch
+
 type Check = (args: unknown[]) => Problem[];
-interface Handler { check: Check; run: (p: Proxy, args: any[]) => unknown; logged?: boolean }
+interface Handler { check: Check; run: (p: Proxy, args: any[], session: Session) => unknown; logged?: boolean }
+
+/** One control connection's batch being sent in parts ("applyPart" ... "apply"): each line stays small, so
+ * no request holds the event loop for long while it is parsed. Dropped with the connection. */
+interface Session { staged: StateCommand[]; refused?: string; turn: Promise<unknown> }
+
+// A session's parts are checked one after another, in the order they came (checking yields).
+function inTurn<T>(s: Session, fn: () => Promise<T>): Promise<T> {
+  const r = s.turn.then(fn, fn);
+  s.turn = r.catch(() => {});
+  return r;
+}
 
 const none: Check = (args) => arity(args, 0, 0);
 function arity(args: unknown[], min: number, max: number): Problem[] {
@@ -68,7 +82,36 @@ export function commandProblems(c: unknown, path: string): Problem[] {
   return serverRequestProblems(cmd.server, cmd.service as VirtualService, `${path}.server`, kind === "delete-server");
 }
 
-const cmd1 = (p: Proxy, c: StateCommand) => p.change((d) => applyCommands(d, [c]));
+const cmd1 = (p: Proxy, c: StateCommand) => p.change((d) => nextState(d, [c]));
+
+const batchArg: Check = (a) => {
+  const p = arity(a, 1, 1);
+  if (p.length) return p;
+  if (!Array.isArray(a[0]) || a[0].length > MAX_BATCH) return [{ path: "args[0]", message: `must be a list of at most ${MAX_BATCH} commands, not ${describe(a[0])}` }];
+  return p;   // each command is checked in run, in slices, so forwarding goes on meanwhile
+};
+
+// Checks a part and adds it to the session's batch; a refused part refuses the batch (later parts and the
+// "apply" that ends it are answered with the reason), so a pipelining client never applies half of one.
+async function stage(s: Session, cmds: unknown[]): Promise<void> {
+  if (s.refused === undefined && s.staged.length + cmds.length > MAX_BATCH) {
+    s.refused = `a batch of more than ${MAX_BATCH} commands`;
+    s.staged = [];
+  }
+  if (s.refused !== undefined) throw new Error(`apply: refused, nothing applied: ${s.refused}`);
+  const problems: Problem[] = [];
+  const slicer = new Slicer();
+  for (let i = 0; i < cmds.length && problems.length < 20; i++) {
+    problems.push(...commandProblems(cmds[i], `args[0][${s.staged.length + i}]`));
+    await slicer.pause();
+  }
+  if (problems.length) {
+    s.refused = problems.slice(0, 10).map((x) => `${x.path}: ${x.message}`).join("; ");
+    s.staged = [];
+    throw new Error(`apply: ${s.refused}`);
+  }
+  for (const c of cmds) s.staged.push(c as StateCommand);
+}
 const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as Record<string, Handler>, {
   info: { check: none, run: (p: Proxy) => p.info() },
   services: { check: none, run: (p: Proxy) => p.serviceStatus() },
@@ -94,24 +137,24 @@ const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as R
     check: (a: unknown[]) => [...arity(a, 1, 1), ...(a.length === 1 ? timeoutsRequestProblems(a[0], "args[0]") : [])], logged: true,
     run: (p: Proxy, [t]: [IpvsTimeouts]) => cmd1(p, { kind: "set-timeouts", timeouts: t }),
   },
-  // a batch of ipvsadm commands as one transaction: all applied, or none (StepError names the first refused)
+  // a batch of ipvsadm commands as one transaction: all applied, or none (StepError names the first refused,
+  // by its index in the whole batch); a large one comes as "applyPart" lines, then the "apply" that ends it
+  applyPart: {
+    check: batchArg,
+    run: (_p: Proxy, [cmds]: [unknown[]], s: Session) => inTurn(s, async () => { await stage(s, cmds); return { staged: s.staged.length }; }),
+  },
   apply: {
-    check: (a: unknown[]) => {
-      const p = arity(a, 1, 1);
-      if (p.length) return p;
-      if (!Array.isArray(a[0]) || a[0].length > MAX_BATCH) return [{ path: "args[0]", message: `must be a list of at most ${MAX_BATCH} commands, not ${describe(a[0])}` }];
-      return p;   // each command is checked in run, in slices, so forwarding goes on meanwhile
-    },
+    check: batchArg,
     logged: true,
-    run: async (p: Proxy, [cmds]: [StateCommand[]]) => {
-      const problems: Problem[] = [];
-      for (let i = 0; i < cmds.length && problems.length < 20; i++) {
-        problems.push(...commandProblems(cmds[i], `args[0][${i}]`));
-        if (i % SLICE === SLICE - 1) await yieldToLoop();
-      }
-      if (problems.length) throw new Error(`apply: ${problems.slice(0, 10).map((x) => `${x.path}: ${x.message}`).join("; ")}`);
-      await p.change((d) => applyCommandsInSlices(d, cmds));
-      return { applied: cmds.length };
+    run: async (p: Proxy, [cmds]: [unknown[]], s: Session) => {
+      const batch = await inTurn(s, async () => {
+        try { await stage(s, cmds); } finally { s.refused = undefined; }   // the batch ends here either way
+        const all = s.staged;
+        s.staged = [];
+        return all;
+      });
+      await p.change((d) => nextState(d, batch));
+      return { applied: batch.length };
     },
   },
   connections: { check: none, run: (p: Proxy) => p.connections() },
@@ -196,6 +239,18 @@ export class ControlServer {
     this.conns.add(sock);
     sock.on("close", () => this.conns.delete(sock));
     sock.on("error", () => {});
+    const session: Session = { staged: [], turn: Promise.resolve() };
+    // Lines are handled one per turn of the event loop: one read can bring many (a pipelined restore's parts,
+    // 200 kB each), and parsing them in one go would hold the loop; many waiting pause the reads.
+    const lines: string[] = [];
+    let draining = false;
+    const next = () => {
+      const line = lines.shift();
+      if (line === undefined) { draining = false; return; }
+      if (lines.length < 8 && sock.isPaused()) sock.resume();
+      void this.handle(p, sock, line, session);
+      setImmediate(next);
+    };
     // the pending request in pieces: each chunk is searched once for a newline (not the whole buffer again)
     let parts: string[] = [];
     let size = 0;
@@ -206,7 +261,11 @@ export class ControlServer {
         parts.push(chunk.slice(start, nl));
         const line = parts.join("");
         parts = []; size = 0; start = nl + 1;
-        if (line.trim()) void this.handle(p, sock, line);
+        if (line.trim()) {
+          lines.push(line);
+          if (lines.length > 32) sock.pause();
+          if (!draining) { draining = true; setImmediate(next); }
+        }
       }
       if (start < chunk.length) { parts.push(chunk.slice(start)); size += chunk.length - start; }
       if (size > MAX_REQUEST_CHARS) {
@@ -218,11 +277,11 @@ export class ControlServer {
     });
   }
 
-  private async handle(p: Proxy, sock: net.Socket, line: string) {
+  private async handle(p: Proxy, sock: net.Socket, line: string, session: Session) {
     const req = parseRequest(line);
     try {
       if (req.error !== undefined) throw new Error(req.error);
-      const result = await req.handler!.run(p, req.args!);
+      const result = await req.handler!.run(p, req.args!, session);
       sock.write(JSON.stringify({ id: req.id, ok: true, result: result ?? null }, replacer) + "\n");
       if (req.handler!.logged) p.log.info("control", { op: req.op });
     } catch (e) {
@@ -313,8 +372,15 @@ export class ProxyTarget implements IpvsTarget {
   // beyond IpvsTarget
   /** Applies the commands as one transaction: all of them, or none (a StepError names the refused one). */
   async apply(cmds: StateCommand[]): Promise<void> {
-    // the proxy answers once everything is applied: allow for a large restore (about 100k lines a second)
-    await this.client.callWithin(this.client.timeoutMs + cmds.length / 10, "apply", cmds);
+    // parts of MAX_PART commands (one line each, quick for the proxy to parse), then the last as "apply", sent
+    // without waiting for each answer (the proxy takes a connection's parts in order); a refused part refuses
+    // the rest. The proxy answers once everything is applied: allow for a large restore (10k lines a second).
+    const within = this.client.timeoutMs + cmds.length / 10;
+    const sent: Promise<unknown>[] = [];
+    let at = 0;
+    for (; cmds.length - at > MAX_PART; at += MAX_PART) sent.push(this.client.callWithin(within, "applyPart", cmds.slice(at, at + MAX_PART)));
+    sent.push(this.client.callWithin(within, "apply", cmds.slice(at)));
+    await Promise.all(sent);
   }
   reload(): Promise<{ services: number }> { return this.client.call("reload"); }
   status(): Promise<any> { return this.client.call("status"); }

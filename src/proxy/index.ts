@@ -8,7 +8,8 @@ import type { DesiredState, RealServer, VirtualService, IpvsTimeouts } from "../
 import { serviceKey, realServerKey } from "../model/types.ts";
 import type { ServiceStatus, RealServerStatus, Stats, ConnectionEntry, TargetInfo } from "../model/target.ts";
 import { type ProxyConfig, type HealthSpec, loadConfig, healthKey } from "./config.ts";
-import { Tables, destKey } from "./tables.ts";
+import { type ApplyResult, Tables, destKey } from "./tables.ts";
+import { Slicer } from "./slice.ts";
 import { SocketForwarder } from "./socket.ts";
 import { PacketForwarder } from "./packet.ts";
 import type { Forwarder } from "./forwarder.ts";
@@ -20,6 +21,7 @@ import { startMetricsServer } from "./metrics.ts";
 import type { Server } from "node:http";
 import { type IpvsadmCommand, StateEditor } from "../model/ipvsadm.ts";
 import { type Problem, formatProblems, loopProblems, nonUnicast } from "../model/validate.ts";
+import { canonicalAddr } from "../model/inet.ts";
 
 export { parseConfig, loadConfig, ConfigError } from "./config.ts";
 export { ProxyTarget } from "./control.ts";
@@ -132,46 +134,62 @@ export class Proxy {
     return r;
   }
 
-  private healthWanted(): Map<string, { spec: HealthSpec; addr: string; port: number }> {
+  private async healthWanted(slicer: Slicer): Promise<Map<string, { spec: HealthSpec; addr: string; port: number }>> {
     const want = new Map<string, { spec: HealthSpec; addr: string; port: number }>();
-    for (const s of this.desired.services) for (const r of s.realServers) {
-      const k = healthKey(s, r);
-      const spec = this.healthSpecs.get(k);
-      if (spec) want.set(k, { spec, addr: r.addr, port: r.port || s.port! });
+    if (this.healthSpecs.size === 0) return want;   // the usual case: no key to build per real server
+    for (const s of this.desired.services) {
+      for (const r of s.realServers) {
+        const k = healthKey(s, r);
+        const spec = this.healthSpecs.get(k);
+        if (spec) want.set(k, { spec, addr: r.addr, port: r.port || s.port! });
+      }
+      await slicer.pause();
     }
     return want;
   }
 
-  // Applies this.desired to the core, the VIPs and the listeners.
+  // Applies this.desired to the core, the VIPs and the listeners, in slices (see slice.ts).
   private async applyNow(): Promise<void> {
-    this.health.sync(this.healthWanted());
-    const res = this.tables.apply(this.desired, (k) => this.health.down(k));
-    this.fw.markRemoved(res.removedDests, res.addedDests);
+    const slicer = new Slicer();
+    this.health.sync(await this.healthWanted(slicer));
+    const res = await this.tables.applyInSlices(this.desired, (k) => this.health.down(k), slicer);
+    await this.markRemoved(res, slicer);
     const local = this.fw.mode === "packet" ? this.cfg.options.packet.localAddresses : [];
-    const missing = await this.vips.ensure([...this.desired.services.map((s) => s.addr!), ...local]);
+    const vips = new Set<string>(local);
+    for (const s of this.desired.services) { vips.add(s.addr!); await slicer.pause(); }
+    const missing = await this.vips.ensure([...vips]);
     if (missing.length) this.log.warn(this.fw.mode === "packet" ? "VIPs or full-NAT local addresses not local" : "VIPs not local and not added: listening on them fails unless non-local binding is allowed", { vips: missing });
     const errors = await this.fw.sync(this.desired.services);
     for (const k of res.removedServices) {
       const addr = k.replace(/^\w+ \[?(.*?)\]?:\d+$/, "$1");
-      if (!this.desired.services.some((s) => s.addr === addr) && !local.includes(addr)) await this.vips.release(addr);
+      if (!vips.has(addr)) await this.vips.release(addr);
     }
     if (errors.length) throw new Error(errors.map((e) => `${e.key}: ${e.error}`).join("; "));
   }
 
+  // The forwarder's drain bookkeeping for what the tables removed and added, a few thousand keys at a time.
+  private async markRemoved(res: ApplyResult, slicer: Slicer): Promise<void> {
+    const step = 4096;
+    if (res.removedDests.length + res.addedDests.length <= step) return this.fw.markRemoved(res.removedDests, res.addedDests);
+    for (let i = 0; i < res.removedDests.length; i += step) { this.fw.markRemoved(res.removedDests.slice(i, i + step), []); await slicer.next(); }
+    for (let i = 0; i < res.addedDests.length; i += step) { this.fw.markRemoved([], res.addedDests.slice(i, i + step)); await slicer.next(); }
+  }
+
   private onHealth(_key: string, _up: boolean) {
     void this.serial(async () => {
-      const res = this.tables.apply(this.desired, (k) => this.health.down(k));
-      this.fw.markRemoved(res.removedDests, res.addedDests);
+      const slicer = new Slicer();
+      await this.markRemoved(await this.tables.applyInSlices(this.desired, (k) => this.health.down(k), slicer), slicer);
     }).catch((e) => this.log.error("applying health change failed", { error: (e as Error).message }));
   }
 
-  // A change to the desired state: applied, or reverted and rejected.
-  change(fn: (d: DesiredState) => void | Promise<void>): Promise<void> {
+  /** A change to the desired state: `build` makes the next state beside the current one (which it must not
+   * change; unchanged parts may be shared, as nothing edits a state in place), and the next is checked and
+   * applied, or the current one re-applied and the change rejected. */
+  change(build: (d: DesiredState) => DesiredState | Promise<DesiredState>): Promise<void> {
     return this.serial(async () => {
       const before = this.desired;
-      const next = clone(before);
-      await fn(next);
-      const problems = proxyStateProblems(next);
+      const next = await build(before);
+      const problems = await proxyStateProblemsInSlices(next);
       if (problems.length) throw new Error(formatProblems(problems));
       this.desired = next;
       try { await this.applyNow(); }
@@ -383,41 +401,34 @@ function proxyRefusal(c: StateCommand): string | undefined {
   return undefined;
 }
 
+// One command on the editor, as the kernel would refuse it (ipvsadm's messages): throws StepError(step).
+function applyStep(editor: StateEditor, c: StateCommand, step: number): void {
+  const cmd = c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
+  let why = proxyRefusal(c) ?? editor.apply(cmd);
+  // a service given with its real servers (config-like callers) adds them too
+  if (!why && c.kind === "add-service") for (const r of c.service.realServers ?? []) why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
+  if (why) throw new StepError(step, why);
+}
+
 /** Applies commands to a desired state in O(1) each, as the kernel would refuse them (ipvsadm's messages);
  * throws StepError at the first refusal, leaving `d` as it was. */
 export function applyCommands(d: DesiredState, cmds: readonly StateCommand[]): void {
   const editor = new StateEditor(d);
-  cmds.forEach((c, i) => {
-    const cmd = c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
-    let why = proxyRefusal(c) ?? editor.apply(cmd);
-    // a service given with its real servers (config-like callers) adds them too
-    if (!why && c.kind === "add-service") for (const r of c.service.realServers ?? []) why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
-    if (why) throw new StepError(i, why);
-  });
+  cmds.forEach((c, i) => applyStep(editor, c, i));
   const next = editor.state();
   d.services = next.services;
   if (next.timeouts) d.timeouts = next.timeouts;
 }
 
-// A large change is applied in slices of this many commands, yielding between them, so that the event
-// loop (which forwards: the native relay's epoll set sits in it) is never held for the whole of it.
-export const SLICE = 2000;
-export const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
-
-/** applyCommands, yielding to the event loop every SLICE commands (the control socket's "apply"). */
-export async function applyCommandsInSlices(d: DesiredState, cmds: readonly StateCommand[]): Promise<void> {
+/** The state after `cmds`, built beside `d` (which is not changed; the services the commands leave alone
+ * are shared with it), yielding to the event loop between slices (the control socket's changes). Throws
+ * StepError at the first refusal. */
+export async function nextState(d: DesiredState, cmds: readonly StateCommand[], slicer = new Slicer()): Promise<DesiredState> {
   const editor = new StateEditor(d);
-  for (let i = 0; i < cmds.length; i++) {
-    const c = cmds[i];
-    const cmd = c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
-    let why = proxyRefusal(c) ?? editor.apply(cmd);
-    if (!why && c.kind === "add-service") for (const r of c.service.realServers ?? []) why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
-    if (why) throw new StepError(i, why);
-    if (i % SLICE === SLICE - 1) await yieldToLoop();
-  }
+  for (let i = 0; i < cmds.length; i++) { applyStep(editor, cmds[i], i); await slicer.pause(); }
   const next = editor.state();
-  d.services = next.services;
-  if (next.timeouts) d.timeouts = next.timeouts;
+  const timeouts = next.timeouts ?? d.timeouts;
+  return timeouts ? { services: next.services, timeouts } : { services: next.services };
 }
 
 /** What the proxy cannot serve though the kernel would take it: a virtual address that is not unicast
@@ -425,15 +436,38 @@ export async function applyCommandsInSlices(d: DesiredState, cmds: readonly Stat
  * kernel refuses those too) and real servers that lead back into the proxy. */
 export function proxyStateProblems(d: DesiredState): Problem[] {
   const p: Problem[] = [];
-  d.services.forEach((s, i) => {
-    const why = s.addr ? nonUnicast(s.addr) : undefined;
-    if (why) p.push({ path: `services[${i}].addr`, message: `${why}: a virtual service needs a unicast address` });
-    s.realServers.forEach((r, j) => {
-      const bad = nonUnicast(r.addr);
-      if (bad) p.push({ path: `services[${i}].realServers[${j}].addr`, message: bad });
-    });
-  });
+  d.services.forEach((s, i) => p.push(...addressProblems(s, i)));
   return [...p, ...loopProblems(d.services)];
+}
+
+function addressProblems(s: VirtualService, i: number): Problem[] {
+  const p: Problem[] = [];
+  const why = s.addr ? nonUnicast(s.addr) : undefined;
+  if (why) p.push({ path: `services[${i}].addr`, message: `${why}: a virtual service needs a unicast address` });
+  s.realServers.forEach((r, j) => {
+    const bad = nonUnicast(r.addr);
+    if (bad) p.push({ path: `services[${i}].realServers[${j}].addr`, message: bad });
+  });
+  return p;
+}
+
+/** proxyStateProblems in slices. A loop needs a real server that is some virtual service: the whole-table
+ * search for loops runs only when one is (rare), so a large table is checked in slices. */
+export async function proxyStateProblemsInSlices(d: DesiredState, slicer = new Slicer()): Promise<Problem[]> {
+  const p: Problem[] = [];
+  const vips = new Set<string>();
+  const key = (proto: string | undefined, addr: string, port: number | undefined) => `${proto ?? "tcp"} ${canonicalAddr(addr)} ${port}`;
+  for (let i = 0; i < d.services.length; i++) {
+    const s = d.services[i];
+    p.push(...addressProblems(s, i));
+    if (s.addr && s.port) vips.add(key(s.protocol, s.addr, s.port));
+    await slicer.pause();
+  }
+  for (const s of d.services) {
+    for (const r of s.realServers) if (vips.has(key(s.protocol, r.addr, r.port || s.port))) return [...p, ...loopProblems(d.services)];
+    await slicer.pause();
+  }
+  return p;
 }
 
 // One change at a time, for callers that edit a desired state directly (the soak benchmark).

@@ -18,7 +18,9 @@ import { formatAddr } from "../core/addr.ts";
 import { LAYOUT } from "../core/index.ts";
 
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-const SLICE_MS = 4;   // longest stretch of scrape work between two yields to the event loop
+// longest stretch of scrape work between two yields to the event loop: a new connection takes several turns
+// of the loop (accept, schedule and connect, connected), each of which may wait behind one stretch
+const SLICE_MS = 1;
 
 const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
 
@@ -27,7 +29,7 @@ async function sliced(n: number, fn: (i: number) => void): Promise<void> {
   let t = performance.now();
   for (let i = 0; i < n; i++) {
     fn(i);
-    if ((i & 63) === 63 && performance.now() - t > SLICE_MS) { await yieldLoop(); t = performance.now(); }
+    if ((i & 15) === 15 && performance.now() - t > SLICE_MS) { await yieldLoop(); t = performance.now(); }
   }
 }
 
@@ -84,6 +86,49 @@ function specsOf(services: VirtualService[]): Map<string, VirtualService> {
  * (84 MB) a scrape, beyond what one event loop should render or a Prometheus server should ingest. */
 export const MAX_DEST_SERIES = 10000;
 
+// Over the cap: the services' byte and packet sums in one pass over the forwarder's counters.
+async function sumsByService(stats: Map<string, DestStats>): Promise<Map<string, DestStats>> {
+  const sums = new Map<string, DestStats>();
+  const it = stats.entries();
+  await sliced(stats.size, () => {
+    const e = it.next();
+    if (e.done) return;
+    const [k, st] = e.value, svcKey = k.slice(0, k.indexOf("|"));
+    const t = sums.get(svcKey);
+    if (!t) sums.set(svcKey, { ...st });
+    else { t.inPkts += st.inPkts; t.outPkts += st.outPkts; t.inBytes += st.inBytes; t.outBytes += st.outBytes; }
+  });
+  return sums;
+}
+
+// The label and keys of the destination the core just wrote to its scratch record (at sp), from the cache.
+function destLabel(svcId: number, svcKey: string, id: number, dv: DataView, sp: number): DestLabel {
+  const port = dv.getUint32(sp + 20, true);
+  const a0 = dv.getUint32(sp, true), a1 = dv.getUint32(sp + 4, true);
+  const a2 = dv.getUint32(sp + 8, true), a3 = dv.getUint32(sp + 12, true);
+  let dl = destLabels.get(id);
+  if (!dl || dl.svcId !== svcId || dl.port !== port || dl.a0 !== a0 || dl.a1 !== a1 || dl.a2 !== a2 ||
+      dl.a3 !== a3) {
+    const af = dv.getInt32(sp + 16, true);
+    const addr = formatAddr(af, new Uint8Array(dv.buffer.slice(sp, sp + 16)));
+    const rk = realServerKey({ addr, port });
+    dl = { svcId, a0, a1, a2, a3, port, rk, key: destKey(svcKey, { addr, port }),
+      label: `{service="${esc(svcKey)}",destination="${esc(rk)}"}` };
+    destLabels.set(id, dl);
+  }
+  return dl;
+}
+
+function pushDestRow(s: Snapshot, label: string, conns: number, st: DestStats | undefined, active: number, inact: number,
+  persist: number, weight: number, configured: number, healthy: number, draining: number, f: number) {
+  const col = s.dst;
+  s.dstLabels.push(label);
+  col.conns.push(conns); col.inPkts.push(st?.inPkts ?? 0); col.outPkts.push(st?.outPkts ?? 0);
+  col.inBytes.push(st?.inBytes ?? 0); col.outBytes.push(st?.outBytes ?? 0); col.active.push(active);
+  col.inact.push(inact); col.persist.push(persist); col.weight.push(weight); col.configured.push(configured);
+  col.healthy.push(healthy); col.draining.push(draining); col.flows.push(f);
+}
+
 async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot> {
   const s: Snapshot = { svcLabels: [], svc: {}, dstLabels: [], dst: {}, omitted: 0 };
   for (const c of SVC_COLS) s.svc[c] = [];
@@ -91,36 +136,18 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
   const flows = p.fw.flowsByDest();
   const stats = p.fw.stats;
   const specs = specsOf(p.desired.services);
-  const ids = p.core.serviceIds();
+  // the proxy's services, not core.serviceIds(): that reads every slot of the core's table in one go
+  const ids = [...p.tables.byId.keys()].sort((a, b) => a - b);
   const x = p.core.x, sp = p.core.scratch;
   const u64 = (dv: DataView, o: number) => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 4294967296;
   let total = 0;
-  for (const id of ids) { const n = x.svcInfo(id); if (n > 0) total += n; }
+  await sliced(ids.length, (i) => { const n = x.svcInfo(ids[i]); if (n > 0) total += n; });
   const perDest = total <= maxDests;
-  // over the cap: the services' byte and packet sums in one pass over the forwarder's counters
-  const sums = new Map<string, DestStats>();
-  if (!perDest) {
-    s.omitted = total;
-    const it = stats.entries();
-    await sliced(stats.size, () => {
-      const e = it.next();
-      if (e.done) return;
-      const [k, st] = e.value, svcKey = k.slice(0, k.indexOf("|"));
-      const t = sums.get(svcKey);
-      if (!t) sums.set(svcKey, { ...st });
-      else { t.inPkts += st.inPkts; t.outPkts += st.outPkts; t.inBytes += st.inBytes; t.outBytes += st.outBytes; }
-    });
-  }
-  const col = s.dst;
+  if (!perDest) s.omitted = total;
+  const sums = perDest ? new Map<string, DestStats>() : await sumsByService(stats);
   const pushDest = (label: string, conns: number, st: DestStats | undefined, active: number, inact: number,
-    persist: number,
-    weight: number, configured: number, healthy: number, draining: number, f: number) => {
-    s.dstLabels.push(label);
-    col.conns.push(conns); col.inPkts.push(st?.inPkts ?? 0); col.outPkts.push(st?.outPkts ?? 0);
-    col.inBytes.push(st?.inBytes ?? 0); col.outBytes.push(st?.outBytes ?? 0); col.active.push(active);
-    col.inact.push(inact); col.persist.push(persist); col.weight.push(weight); col.configured.push(configured);
-    col.healthy.push(healthy); col.draining.push(draining); col.flows.push(f);
-  };
+    persist: number, weight: number, configured: number, healthy: number, draining: number, f: number) =>
+    pushDestRow(s, label, conns, st, active, inact, persist, weight, configured, healthy, draining, f);
   // Reads the core's records directly (no DestInfo objects, no BigInts): a scrape at 100k destinations
   // otherwise makes enough garbage that collecting it stalls the loop.
   await sliced(ids.length, (i) => {
@@ -151,20 +178,8 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
       const id = x.svcDestAt(a.id, k);
       if (id < 0 || x.destInfo(id) < 0) continue;
       dv = p.core.dv;
-      const port = dv.getUint32(sp + LAYOUT.DEST_PORT, true), at = sp + LAYOUT.DEST_ADDR;
-      const a0 = dv.getUint32(at, true), a1 = dv.getUint32(at + 4, true);
-      const a2 = dv.getUint32(at + 8, true), a3 = dv.getUint32(at + 12, true);
-      let dl = destLabels.get(id);
-      if (!dl || dl.svcId !== a.id || dl.port !== port || dl.a0 !== a0 || dl.a1 !== a1 || dl.a2 !== a2 ||
-          dl.a3 !== a3) {
-        const af = dv.getInt32(sp + LAYOUT.DEST_AF, true);
-        const addr = formatAddr(af, new Uint8Array(dv.buffer.slice(at, at + 16)));
-        const rk = realServerKey({ addr, port });
-        dl = { svcId: a.id, a0, a1, a2, a3, port, rk, key: destKey(a.key, { addr, port }),
-          label: `{service="${esc(a.key)}",destination="${esc(rk)}"}` };
-        destLabels.set(id, dl);
-      }
-      const weight = dv.getInt32(sp + LAYOUT.DEST_WEIGHT, true);
+      const dl = destLabel(a.id, a.key, id, dv, sp);
+      const weight = dv.getInt32(sp + 24, true);
       const st = stats.get(dl.key), f = flows.get(dl.key) ?? 0;
       if (flows.size) (seen ??= new Set()).add(dl.rk);
       if (st) { inPkts += st.inPkts; outPkts += st.outPkts; inBytes += st.inBytes; outBytes += st.outBytes; }

@@ -38,7 +38,8 @@ export interface RelayListener {
   // a new connection: its descriptor (take it with adopt(), or refuse it with resetFd()) and the client's
   // address as 16 bytes (IPv4 in the first 4; a view valid during this call only)
   onAccept(fd: number, af: number, addr: Uint8Array, port: number): void;
-  onAcceptFailed(code: string): void;
+  // reset: connections the addon reset for want of a descriptor (with the one it keeps in reserve for that)
+  onAcceptFailed(code: string, reset: number): void;
 }
 
 const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([k, v]) => [v, k]));
@@ -134,7 +135,7 @@ export class NativeRelay {
       const slot = ev[i], kind = ev[i + 1];
       if (kind === RELAY_EVENT.ACCEPTED || kind === RELAY_EVENT.ACCEPT_FAILED) {
         const l = this.listeners[slot];
-        if (kind === RELAY_EVENT.ACCEPT_FAILED) { l?.onAcceptFailed(errnoName(ev[i + 3])); continue; }
+        if (kind === RELAY_EVENT.ACCEPT_FAILED) { l?.onAcceptFailed(errnoName(ev[i + 3]), ev[i + 2]); continue; }
         const fd = ev[i + 2], w = ev[i + 3];
         if (!l) { this.addon.resetFd(fd); continue; }   // the listener closed meanwhile
         l.onAccept(fd, w >>> 16, new Uint8Array(ev.buffer, ev.byteOffset + (i + 4) * 4, 16), w & 0xffff);

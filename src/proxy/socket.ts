@@ -13,6 +13,7 @@ import type { VirtualService } from "../model/types.ts";
 import type { Logger } from "./log.ts";
 import type { Tables } from "./tables.ts";
 import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
+import { Slicer } from "./slice.ts";
 
 export type { DestStats, Decision } from "./forwarder.ts";
 import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
@@ -241,8 +242,11 @@ export class SocketForwarder implements Forwarder {
   // Opens listeners for new services, marks those of removed services (they stop taking new flows).
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
-    const want = new Map(services.map((s) => [serviceKey(s), s]));
+    const slicer = new Slicer();   // 10k new listeners take a while: forwarding goes on between slices
+    const want = new Map<string, VirtualService>();
+    for (const s of services) { want.set(serviceKey(s), s); await slicer.pause(); }
     for (const [key, l] of this.listeners) {
+      await slicer.pause();
       if (want.has(key)) continue;
       if (!l.removed) {
         l.removed = true;
@@ -252,6 +256,7 @@ export class SocketForwarder implements Forwarder {
       }
     }
     for (const [key, s] of want) {
+      await slicer.pause();
       const a = this.tables.services.get(key);
       if (!a) continue;
       let l = this.listeners.get(key);
@@ -287,9 +292,10 @@ export class SocketForwarder implements Forwarder {
       // accepts in the addon: no net.Socket per connection
       l.native = this.relay.listen(l.vaddr, l.vport, 1024, {
         onAccept: (fd, af, addr, port) => this.onNativeTcp(l, fd, af, addr, port),
-        onAcceptFailed: (code) => {
+        onAcceptFailed: (code, reset) => {
           this.drop(`accept_${code.toLowerCase()}`);
-          this.log.warn("accept failed", { service: l.key, error: code });
+          for (let i = 0; i < reset; i++) this.drop("no_descriptor_reset");
+          this.log.warn("accept failed", { service: l.key, error: code, reset });
         },
       });
       return Promise.resolve();

@@ -5,6 +5,7 @@
 import { Core, SVC_F } from "../core/index.ts";
 import type { DesiredState, RealServer, VirtualService } from "../model/types.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
+import { Slicer } from "./slice.ts";
 
 export interface AppliedService { key: string; id: number; spec: VirtualService }
 export type DownAction = "quiesce" | "remove";
@@ -42,48 +43,68 @@ export class Tables {
   }
 
   apply(state: DesiredState, down: (key: string) => DownAction | undefined = () => undefined): ApplyResult {
-    const core = this.core;
     const res: ApplyResult = { addedServices: [], removedServices: [], removedDests: [], addedDests: [] };
     const want = new Map(state.services.map((s) => [serviceKey(s), s]));
-    for (const [key, a] of this.services) {
-      if (want.has(key)) continue;
-      for (const d of core.service(a.id).dests) res.removedDests.push(destKey(key, d));
-      core.deleteService(a.id);
-      this.services.delete(key);
-      this.byId.delete(a.id);
-      res.removedServices.push(key);
-    }
-    for (const [key, s] of want) {
-      let a = this.services.get(key);
-      if (!a) {
-        const id = core.addService(svcSpec(s));
-        a = { key, id, spec: s };
-        this.services.set(key, a);
-        this.byId.set(id, a);
-        res.addedServices.push(a);
-      } else {
-        const info = core.service(a.id);
-        const flags = Core.serviceFlags(svcSpec(s));
-        const nm = Core.netmaskValue(info.af, s.netmask);
-        const timeout = s.persistent ? s.persistent : 0;
-        if (info.scheduler !== s.scheduler || (info.flags & ~SVC_F.hashed) !== flags || (s.persistent && info.timeout !== timeout) || info.netmask !== nm)
-          core.editService(a.id, svcSpec(s));
-        a.spec = s;
-      }
-      const eff = Tables.effective(s, down);
-      const have = new Map(core.service(a.id).dests.map((d) => [realServerKey(d), d]));
-      const keep = new Set<string>();
-      for (const r of eff) {
-        const rk = realServerKey(r);
-        keep.add(rk);
-        const d = have.get(rk);
-        const spec = { addr: r.addr, port: r.port, weight: r.weight, upperThreshold: r.upperThreshold, lowerThreshold: r.lowerThreshold, fwd: this.fwd };
-        if (!d) { core.addDest(a.id, spec); res.addedDests.push(`${key}|${rk}`); }
-        else if (d.weight !== r.weight || d.upperThreshold !== r.upperThreshold || d.lowerThreshold !== r.lowerThreshold) core.editDest(a.id, spec);
-      }
-      for (const [rk, d] of have) if (!keep.has(rk)) { core.deleteDest(a.id, d.addr, d.port); res.removedDests.push(`${key}|${rk}`); }
-    }
-    if (state.timeouts) core.setTimeouts(state.timeouts.tcp, state.timeouts.tcpfin, state.timeouts.udp);
+    for (const [key, a] of this.services) if (!want.has(key)) this.removeService(key, a, res);
+    for (const [key, s] of want) this.applyService(key, s, down, res);
+    if (state.timeouts) this.core.setTimeouts(state.timeouts.tcp, state.timeouts.tcpfin, state.timeouts.udp);
     return res;
+  }
+
+  /** apply, in stretches that yield to the event loop (a restore of 10k services changes them all): the
+   * tables are between the two states meanwhile, each service either as it was or as it will be. */
+  async applyInSlices(state: DesiredState, down: (key: string) => DownAction | undefined = () => undefined,
+    slicer = new Slicer()): Promise<ApplyResult> {
+    const res: ApplyResult = { addedServices: [], removedServices: [], removedDests: [], addedDests: [] };
+    const want = new Map<string, VirtualService>();
+    for (const s of state.services) { want.set(serviceKey(s), s); await slicer.pause(); }
+    for (const [key, a] of [...this.services]) {
+      if (!want.has(key)) this.removeService(key, a, res);
+      await slicer.pause();
+    }
+    for (const [key, s] of want) { this.applyService(key, s, down, res); await slicer.pause(); }
+    if (state.timeouts) this.core.setTimeouts(state.timeouts.tcp, state.timeouts.tcpfin, state.timeouts.udp);
+    return res;
+  }
+
+  private removeService(key: string, a: AppliedService, res: ApplyResult) {
+    for (const d of this.core.service(a.id).dests) res.removedDests.push(destKey(key, d));
+    this.core.deleteService(a.id);
+    this.services.delete(key);
+    this.byId.delete(a.id);
+    res.removedServices.push(key);
+  }
+
+  // Adds or edits one service and its destinations to match s under the health overlay.
+  private applyService(key: string, s: VirtualService, down: (key: string) => DownAction | undefined, res: ApplyResult) {
+    const core = this.core;
+    let a = this.services.get(key);
+    if (!a) {
+      const id = core.addService(svcSpec(s));
+      a = { key, id, spec: s };
+      this.services.set(key, a);
+      this.byId.set(id, a);
+      res.addedServices.push(a);
+    } else {
+      const info = core.service(a.id);
+      const flags = Core.serviceFlags(svcSpec(s));
+      const nm = Core.netmaskValue(info.af, s.netmask);
+      const timeout = s.persistent ? s.persistent : 0;
+      if (info.scheduler !== s.scheduler || (info.flags & ~SVC_F.hashed) !== flags || (s.persistent && info.timeout !== timeout) || info.netmask !== nm)
+        core.editService(a.id, svcSpec(s));
+      a.spec = s;
+    }
+    const eff = Tables.effective(s, down);
+    const have = new Map(core.service(a.id).dests.map((d) => [realServerKey(d), d]));
+    const keep = new Set<string>();
+    for (const r of eff) {
+      const rk = realServerKey(r);
+      keep.add(rk);
+      const d = have.get(rk);
+      const spec = { addr: r.addr, port: r.port, weight: r.weight, upperThreshold: r.upperThreshold, lowerThreshold: r.lowerThreshold, fwd: this.fwd };
+      if (!d) { core.addDest(a.id, spec); res.addedDests.push(`${key}|${rk}`); }
+      else if (d.weight !== r.weight || d.upperThreshold !== r.upperThreshold || d.lowerThreshold !== r.lowerThreshold) core.editDest(a.id, spec);
+    }
+    for (const [rk, d] of have) if (!keep.has(rk)) { core.deleteDest(a.id, d.addr, d.port); res.removedDests.push(`${key}|${rk}`); }
   }
 }

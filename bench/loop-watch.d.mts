@@ -1,0 +1,2 @@
+// Types for loop-watch.mjs (plain JS: it is preloaded with --import, before any TypeScript loader).
+export function mainThreadCpuMs(): number;

@@ -1,0 +1,39 @@
+// Preloaded into a process under test (NODE_OPTIONS="--import ./bench/loop-watch.mjs"), it watches that
+// process's event loop with a 1 ms timer and keeps, between two ticks, the wall time and the main thread's
+// CPU time (from /proc/self/task/<pid>/schedstat, in ns: the GC's helper threads are not in it). On a loaded
+// machine the wall gap includes the time the process waited for a core; the CPU gap is the work the loop's
+// thread did without a turn. SIGUSR2 writes the figures since the last signal to $WASMVS_LOOP_WATCH (JSON)
+// and starts afresh.
+import { openSync, readSync, writeFileSync } from "node:fs";
+
+let fd = -1;
+const buf = Buffer.alloc(128);
+/** The main thread's CPU time so far in ms (schedstat), or the process's (all threads) where there is none. */
+export function mainThreadCpuMs() {
+  try {
+    if (fd < 0) fd = openSync(`/proc/self/task/${process.pid}/schedstat`, "r");
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return Number(buf.toString("latin1", 0, n).split(" ")[0]) / 1e6;
+  } catch {
+    const c = process.cpuUsage();
+    return (c.user + c.system) / 1000;
+  }
+}
+
+const out = process.env.WASMVS_LOOP_WATCH;
+if (out) {
+  let wall = [], cpu = [];
+  let lastWall = performance.now(), lastCpu = mainThreadCpuMs();
+  setInterval(() => {
+    const w = performance.now(), c = mainThreadCpuMs();
+    wall.push(w - lastWall);
+    cpu.push(c - lastCpu);
+    lastWall = w; lastCpu = c;
+  }, 1).unref();
+  const q = (xs, p) => { const s = Float64Array.from(xs).sort(); return s.length ? +s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(2) : 0; };
+  process.on("SIGUSR2", () => {
+    writeFileSync(out, JSON.stringify({ ticks: wall.length, wall: { p50: q(wall, 0.5), p99: q(wall, 0.99), max: q(wall, 1) },
+      cpu: { p50: q(cpu, 0.5), p99: q(cpu, 0.99), max: q(cpu, 1) } }));
+    wall = []; cpu = [];
+  });
+}
