@@ -15,11 +15,23 @@ const USAGE = `usage: wasmvs k8s map|rules|synth|watch …
         [--kube-proxy-version=${KUBE_PROXY_VERSIONS.join("|")}] (nftables; default ${DEFAULT_KUBE_PROXY_VERSION})
         [--service-cidrs=CIDR[,CIDR]] (nftables: traffic to unallocated ClusterIPs in them is dropped)
         [--cluster-cidr=CIDR[,CIDR]] [--nodeport-addresses=primary|CIDR[,CIDR]] (override --config's)
+        [--nfacct=on|off] (iptables: kube-proxy's nfacct counters exist; default off)
+        [--random-fully=on|off] (iptables: MASQUERADE --random-fully; default on)
   synth --services=N [--endpoints=N] [--seed=S] [--dual-stack=F]              a synthetic cluster as kubectl JSON
   watch [--kubeconfig=PATH] --node-name=N --node-ip=IP[,IP] [--config=…]       follow a cluster, one line per sync
 `;
 
 class UsageError extends Error {}
+
+// every flag some subcommand reads; anything else is a usage error, not silently ignored
+const FLAGS = new Set(["config", "node-name", "node-ip", "json", "family", "mode", "kube-proxy-version", "service-cidrs",
+  "cluster-cidr", "nodeport-addresses", "nfacct", "random-fully", "services", "endpoints", "seed", "dual-stack", "kubeconfig"]);
+
+function onOff(name: string, v: string | undefined, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (v === "on" || v === "off") return v === "on";
+  throw new UsageError(`--${name}: ${JSON.stringify(v.slice(0, 20))} is not on or off`);
+}
 
 export async function k8sCommand(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
   const [sub, ...rest] = argv;
@@ -42,7 +54,11 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
     return list;
   };
   let serviceCIDRs: string[] | undefined, version: KubeProxyVersion = DEFAULT_KUBE_PROXY_VERSION;
+  let iptablesOpts = {};
   try {
+    const unknown = rest.filter((a) => a.startsWith("--") && !FLAGS.has(a.slice(2).split("=")[0]));
+    if (unknown.length) throw new UsageError(`unknown flag ${JSON.stringify(unknown[0].slice(0, 40))}`);
+    iptablesOpts = { nfacct: onOff("nfacct", opt("nfacct"), false), randomFully: onOff("random-fully", opt("random-fully"), true) };
     serviceCIDRs = cidrs("service-cidrs");
     const cc = cidrs("cluster-cidr");
     if (cc) config = { ...config, clusterCIDRs: cc };
@@ -80,7 +96,7 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
       const mode = opt("mode") ?? "ipvs";
       if (mode === "ipvs") out.write(m.ipvs[fam]!.iptablesInstall);
       else if (mode === "ipset") out.write(m.ipvs[fam]!.ipsetRestore);
-      else if (mode === "iptables") out.write(iptablesFor(m.index, fam).text);
+      else if (mode === "iptables") out.write(iptablesFor(m.index, fam, iptablesOpts).text);
       else if (mode === "nftables") out.write(nftablesFor(m.index, fam, serviceCIDRs, version).text);
       else { err.write(`wasmvs k8s: unknown --mode '${mode}' (ipvs, ipset, iptables, nftables)\n`); return 2; }
       return m.errors.length ? 1 : 0;

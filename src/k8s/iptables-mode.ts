@@ -35,7 +35,18 @@ export const IPTABLES_JUMPS: JumpRule[] = [
   { table: "nat", chain: "POSTROUTING", args: ["-m", "comment", "--comment", "\"kubernetes postrouting rules\"", "-j", "KUBE-POSTROUTING"] },
 ];
 
-export interface IptablesModeOptions { randomFully?: boolean }
+export interface IptablesModeOptions {
+  /** iptables has --random-fully (kube-proxy asks; default yes) */
+  randomFully?: boolean;
+  /**
+   * kube-proxy created its nfacct counters (the kernel has nfnetlink_acct): it then counts INVALID drops and
+   * localhost NodePort connections with `-m nfacct`. Off by default: iptables-restore refuses a rule naming a
+   * counter nobody created.
+   */
+  nfacct?: boolean;
+}
+
+const NFACCT_INVALID = "ct_state_invalid_dropped_pkts", NFACCT_LOCALHOST_NODEPORT = "localhost_nps_accepted_pkts";
 
 export interface IptablesModeResult { text: string; natRules: number; filterRules: number; natChains: number; endpointChains: number }
 
@@ -99,7 +110,12 @@ export function iptablesModeText(family: Family, cfg: ProxyConfig, node: FamilyN
     }
     if (!hasExternal) for (const ip of sp.loadBalancerVIPs) filterRules.push(`-A KUBE-EXTERNAL-SERVICES -m comment --comment ${extComment} ${dst(ip, sp.port)} -j ${extTarget}`);
     if (sp.nodePort !== 0) {
-      if (cat.hasAny) natRules.push(`-A KUBE-NODEPORTS -m comment --comment ${spn} -m ${proto} -p ${proto} --dport ${sp.nodePort} -j ${ext}`);
+      const nodePort = `-A KUBE-NODEPORTS -m comment --comment ${spn} -m ${proto} -p ${proto}`;
+      // connections to 127.0.0.0/8 are counted first (then the same jump as any other)
+      if (cat.hasAny && cfg.localhostNodePorts && !isIPv6 && opts.nfacct) {
+        natRules.push(`${nodePort} -d 127.0.0.0/8 --dport ${sp.nodePort} -m nfacct --nfacct-name ${NFACCT_LOCALHOST_NODEPORT} -j ${ext}`);
+      }
+      if (cat.hasAny) natRules.push(`${nodePort} --dport ${sp.nodePort} -j ${ext}`);
       if (!hasExternal) filterRules.push(`-A KUBE-EXTERNAL-SERVICES -m comment --comment ${extComment} -m addrtype --dst-type LOCAL -m ${proto} -p ${proto} --dport ${sp.nodePort} -j ${extTarget}`);
     }
     if (sp.healthCheckNodePort !== 0) filterRules.push(`-A KUBE-NODEPORTS -m comment --comment "${spn} health check node port" -m tcp -p tcp --dport ${sp.healthCheckNodePort} -j ACCEPT`);
@@ -158,7 +174,10 @@ export function iptablesModeText(family: Family, cfg: ProxyConfig, node: FamilyN
   } else {
     for (const ip of node.nodePortIPs) natRules.push(`${tail} -d ${ip} -j KUBE-NODEPORTS`);
   }
-  if (!cfg.conntrackTCPBeLiberal) filterRules.push("-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP");
+  if (!cfg.conntrackTCPBeLiberal) {
+    const count = opts.nfacct ? ` -m nfacct --nfacct-name ${NFACCT_INVALID}` : "";
+    filterRules.push(`-A KUBE-FORWARD -m conntrack --ctstate INVALID${count} -j DROP`);
+  }
   filterRules.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
   filterRules.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`);
   const text = ["*filter", ...filterChains, ...filterRules, "COMMIT", "*nat", ...natChains, ...natRules, "COMMIT"].join("\n") + "\n";
