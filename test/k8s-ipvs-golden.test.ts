@@ -53,6 +53,10 @@ export function ipvsCaseDiff(c: IpvsCase): string[] {
       if (!hit) out.push(`no jump from ${chain}${set ? ` matching ${set}` : ""} to ${target}`);
     }
   }
+  for (const [chain, first] of Object.entries(c.iptablesFirst ?? {})) {
+    const r = rules.find((l) => l.startsWith(`-A ${chain} `));
+    if (r !== `-A ${chain} ${first}`) out.push(`first rule of ${chain}: ${r ?? "(none)"}, want -A ${chain} ${first}`);
+  }
   return out;
 }
 
@@ -63,7 +67,7 @@ for (const c of CASES) {
   });
 }
 
-test("the comparison sees a missing or extra real server, a wrong ipset entry and a missing jump", () => {
+test("the comparison sees a wrong real server, ipset entry, jump, first rule, VS count or expected refusal", () => {
   const base = CASES.find((c) => c.name === "node port service with protocol sctp and externalTrafficPolicy local")!;
   assert.equal(ipvsCaseDiff(base), []);
   const variants: IpvsCase[] = [
@@ -74,6 +78,8 @@ test("the comparison sees a missing or extra real server, a wrong ipset entry an
     { ...base, iptables: { "KUBE-NODE-PORT": [["RETURN", "KUBE-NODE-PORT-SCTP-HASH"]] } },
     { ...base, ipvs: { "SCTP 10.20.30.41:80": base.ipvs["SCTP 10.20.30.41:80"] } },
   ];
+  variants.push({ ...base, iptablesFirst: { "KUBE-SERVICES": "-s ::1/128 -j RETURN" } }, { ...base, vsCount: 3 },
+    { ...base, refused: ["not an IPv6 address"] });
   for (const v of variants) assert.ok(ipvsCaseDiff(v).length > 0, JSON.stringify(v.ipvs).slice(0, 200));
 });
 
