@@ -24,8 +24,9 @@ const USAGE = `usage: wasmvs k8s map|rules|synth|watch …
 class UsageError extends Error {}
 
 // every flag some subcommand reads; anything else is a usage error, not silently ignored
-const FLAGS = new Set(["config", "node-name", "node-ip", "json", "family", "mode", "kube-proxy-version", "service-cidrs",
-  "cluster-cidr", "nodeport-addresses", "nfacct", "random-fully", "services", "endpoints", "seed", "dual-stack", "kubeconfig"]);
+const FLAGS = new Set(["config", "node-name", "node-ip", "json", "family", "mode", "kube-proxy-version",
+  "service-cidrs", "cluster-cidr", "nodeport-addresses", "nfacct", "random-fully", "services", "endpoints", "seed",
+  "dual-stack", "kubeconfig"]);
 
 function onOff(name: string, v: string | undefined, dflt: boolean): boolean {
   if (v === undefined) return dflt;
@@ -58,7 +59,10 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
   try {
     const unknown = rest.filter((a) => a.startsWith("--") && !FLAGS.has(a.slice(2).split("=")[0]));
     if (unknown.length) throw new UsageError(`unknown flag ${JSON.stringify(unknown[0].slice(0, 40))}`);
-    iptablesOpts = { nfacct: onOff("nfacct", opt("nfacct"), false), randomFully: onOff("random-fully", opt("random-fully"), true) };
+    iptablesOpts = {
+      nfacct: onOff("nfacct", opt("nfacct"), false),
+      randomFully: onOff("random-fully", opt("random-fully"), true),
+    };
     serviceCIDRs = cidrs("service-cidrs");
     const cc = cidrs("cluster-cidr");
     if (cc) config = { ...config, clusterCIDRs: cc };

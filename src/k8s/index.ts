@@ -38,7 +38,8 @@ export function mapCluster(input: string | Record<string, unknown>[], opts: Inde
 }
 
 /** The iptables-restore text kube-proxy's iptables mode writes for these objects (one family). */
-export function iptablesFor(index: ClusterIndex, family: Family = "IPv4", opts: IptablesModeOptions = {}): IptablesModeResult {
+export function iptablesFor(index: ClusterIndex, family: Family = "IPv4",
+  opts: IptablesModeOptions = {}): IptablesModeResult {
   return iptablesModeText(family, index.config, index.familyNode(family), index.servicePorts(family), opts);
 }
 

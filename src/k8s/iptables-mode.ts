@@ -113,7 +113,8 @@ export function iptablesModeText(family: Family, cfg: ProxyConfig, node: FamilyN
       const nodePort = `-A KUBE-NODEPORTS -m comment --comment ${spn} -m ${proto} -p ${proto}`;
       // connections to 127.0.0.0/8 are counted first (then the same jump as any other)
       if (cat.hasAny && cfg.localhostNodePorts && !isIPv6 && opts.nfacct) {
-        natRules.push(`${nodePort} -d 127.0.0.0/8 --dport ${sp.nodePort} -m nfacct --nfacct-name ${NFACCT_LOCALHOST_NODEPORT} -j ${ext}`);
+        const counted = `-m nfacct --nfacct-name ${NFACCT_LOCALHOST_NODEPORT}`;
+        natRules.push(`${nodePort} -d 127.0.0.0/8 --dport ${sp.nodePort} ${counted} -j ${ext}`);
       }
       if (cat.hasAny) natRules.push(`${nodePort} --dport ${sp.nodePort} -j ${ext}`);
       if (!hasExternal) filterRules.push(`-A KUBE-EXTERNAL-SERVICES -m comment --comment ${extComment} -m addrtype --dst-type LOCAL -m ${proto} -p ${proto} --dport ${sp.nodePort} -j ${extTarget}`);
