@@ -67,6 +67,10 @@ const kubeProxyVersion = (opt("kube-proxy-version") ?? DEFAULT_KUBE_PROXY_VERSIO
 if (!(KUBE_PROXY_VERSIONS as readonly string[]).includes(kubeProxyVersion)) usageError(`--kube-proxy-version: ${JSON.stringify(kubeProxyVersion.slice(0, 20))} is not one of ${KUBE_PROXY_VERSIONS.join(", ")}`);
 const connects = count("connects", opt("connects") ?? String(full ? 1000 : 400), 1_000_000);
 const cpuConnects = count("cpu-connects", opt("cpu-connects") ?? String(full ? 4000 : 2000), 1_000_000);
+// the wasmvs modes and the VM part have smaller defaults of their own; --connects/--cpu-connects, when given,
+// set them too (a smoke run, or the VM playing the host, needs all of them small)
+const connectsOr = (dflt: number) => (opt("connects") === undefined ? dflt : connects);
+const cpuConnectsOr = (dflt: number) => (opt("cpu-connects") === undefined ? dflt : cpuConnects);
 const hostSkip = flag("no-host") ? "--no-host given" : hostSkipReason();
 // IPVS on this kernel: the generic netlink family (ip_vs loaded if need be) and ipvsadm/ipset
 const ipvsWanted = !flag("no-ipvs") && (modesOpt ? modesOpt.includes("ipvs") : true);
@@ -181,7 +185,8 @@ if (!hostSkip) {
     }
     if (runProxy) {
       try {
-        const p = await measureProxy(c, { connects: full ? 1000 : 300, cpuConnects: full ? 4000 : 1000, log: (s) => progress(s) });
+        const counts = { connects: connectsOr(full ? 1000 : 300), cpuConnects: cpuConnectsOr(full ? 4000 : 1000) };
+        const p = await measureProxy(c, { ...counts, log: (s) => progress(s) });
         proxyResults.push(p);
         progress(`wasmvs-proxy ${n}: first byte ${p.first.firstByte.p50.toFixed(0)} / ${p.last.firstByte.p50.toFixed(0)} µs (connect() ${p.first.connect.p50.toFixed(0)} µs), proxy CPU ${p.last.proxyCpuUsPerConn.toFixed(0)} µs/conn`);
       } catch (e) {
@@ -192,7 +197,8 @@ if (!hostSkip) {
     }
     if (runPacket) {
       try {
-        const k = await measurePacket(c, { connects: full ? 1000 : 300, cpuConnects: full ? 4000 : 1000, log: (s) => progress(s) });
+        const counts = { connects: connectsOr(full ? 1000 : 300), cpuConnects: cpuConnectsOr(full ? 4000 : 1000) };
+        const k = await measurePacket(c, { ...counts, log: (s) => progress(s) });
         packetResults.push(k);
         progress(`wasmvs-packet ${n}: first byte ${k.first.firstByte.p50.toFixed(0)} / ${k.last.firstByte.p50.toFixed(0)} µs (connect() ${k.first.connect.p50.toFixed(0)} / ${k.last.connect.p50.toFixed(0)} µs), proxy CPU ${k.last.proxyCpuUsPerConn.toFixed(0)} µs/conn, client CPU ${k.first.clientCpuUsPerConn.toFixed(0)} / ${k.last.clientCpuUsPerConn.toFixed(0)} µs/conn, takeover entries ${k.takeover.entries}/${k.takeover.expected} in ${k.takeover.rules} rules`);
       } catch (e) { progress(`wasmvs-packet ${n}: FAILED: ${(e as Error).message.slice(0, 500)}`); }
@@ -204,7 +210,8 @@ if (!hostSkip) {
 if (vmWanted && !vmSkip) {
   progress(`IPVS mode in the kernel VM: ${vmServices.join(", ")} Services (booting the VM)`);
   try {
-    vmResults = await measureVm(vmServices, endpoints, { connects: full ? 500 : 300, cpuConnects: full ? 1000 : 500, log: (s) => progress(s) });
+    const counts = { connects: connectsOr(full ? 500 : 300), cpuConnects: cpuConnectsOr(full ? 1000 : 500) };
+    vmResults = await measureVm(vmServices, endpoints, { ...counts, log: (s) => progress(s) });
   } catch (e) { vmError = (e as Error).message; progress(`IPVS VM part FAILED: ${vmError.slice(0, 800)}`); }
   stepsDone++;
 }

@@ -3,22 +3,22 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mapCluster, iptablesFor, nftablesFor, generateCluster } from "../src/k8s/index.ts";
+import { mapCluster, iptablesFor, nftablesFor, generateCluster, withJumps, IPTABLES_JUMPS } from "../src/k8s/index.ts";
 import { GOLDEN, NODE, CONFIG } from "./fixtures/k8s/golden.ts";
 
 import { needs, skip } from "./helpers/skip.ts";
 
-const why = needs(["ip", "ipset", "iptables-legacy-restore", "iptables-nft-restore", "ip6tables-legacy-restore", "ip6tables-nft-restore", "nft"],
-  "apt-get install -y iproute2 ipset iptables nftables");
+const why = needs(["ip", "ipset", "iptables-legacy-restore", "iptables-nft-restore", "ip6tables-legacy-restore",
+  "ip6tables-nft-restore", "nft", "python3"], "apt-get install -y iproute2 ipset iptables nftables python3");
 
-function inNetns(fn: (run: (cmd: string[], input: string) => void) => void) {
+function inNetns(fn: (run: (cmd: string[], input: string) => void, ns: string) => void) {
   const ns = `wasmvs-k8s-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
   execFileSync("ip", ["netns", "add", ns]);
   try {
     fn((cmd, input) => {
       const r = spawnSync("ip", ["netns", "exec", ns, ...cmd], { input, encoding: "utf8", maxBuffer: 1 << 28 });
       if (r.status !== 0) throw new Error(`${cmd.join(" ")} refused the input (exit ${r.status}): ${r.stderr.slice(0, 2000)}`);
-    });
+    }, ns);
   } finally {
     execFileSync("ip", ["netns", "del", ns]);
   }
@@ -55,6 +55,60 @@ else {
         run([`iptables-${backend}-restore`, "--noflush"], iptablesFor(m.index, "IPv4").text);
         run([`ip6tables-${backend}-restore`, "--noflush"], iptablesFor(m.index, "IPv6").text);
       } catch (e) { assert.unreachable(`${name} ${backend}: ${(e as Error).message}`); }
+    });
+  });
+
+  // kube-proxy creates its nfacct counters over nfnetlink (NFNL_SUBSYS_ACCT); here a few lines of Python do the
+  // same, and read a counter back, inside the namespace
+  const NFACCT_PY = `
+import socket, struct, sys
+def call(msg, name, flags):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+    nm = name.encode() + b"\\0"
+    attr = struct.pack("=HH", 4 + len(nm), 1) + nm
+    attr += b"\\0" * (-len(attr) % 4)
+    body = struct.pack("=BBH", 0, 0, 0) + attr
+    s.send(struct.pack("=IHHII", 16 + len(body), (7 << 8) | msg, flags, 1, 0) + body)
+    return s.recv(65536)
+op, names = sys.argv[1], sys.argv[2:]
+for n in names:
+    if op == "create":
+        err = struct.unpack("=i", call(0, n, 0x405)[16:20])[0]
+        if err: sys.exit("nfacct %s: %d" % (n, err))
+    else:
+        r = call(1, n, 0x1)
+        i = 20
+        while i + 4 <= len(r):
+            ln, ty = struct.unpack("=HH", r[i:i + 4])
+            if ty & 0x7fff == 2: print(struct.unpack(">Q", r[i + 4:i + 12])[0])
+            i += (ln + 3) & ~3
+`;
+  const COUNTERS = ["ct_state_invalid_dropped_pkts", "localhost_nps_accepted_pkts"];
+
+  test("iptables mode --nfacct=on: refused until kube-proxy's counters exist, then loads (both backends) and counts "
+    + "a connection to a localhost NodePort", () => {
+    const m = mapCluster(readFileSync("test/fixtures/kube-proxy/overall-nftables.objects.json", "utf8"),
+      { node: { nodeName: "test-node", addresses: ["192.168.0.2"] }, config: { clusterCIDRs: ["10.0.0.0/8"] } });
+    const text = iptablesFor(m.index, "IPv4", { nfacct: true }).text;
+    assert.ok(text.includes("-d 127.0.0.0/8 --dport 3001 -m nfacct --nfacct-name localhost_nps_accepted_pkts"));
+    for (const backend of ["legacy", "nft"]) inNetns((run) => {
+      let refused = "";
+      try { run([`iptables-${backend}-restore`, "--noflush"], text); } catch (e) { refused = (e as Error).message; }
+      assert.match(refused, /refused the input/, `${backend}: loaded without the counters`);
+      run(["python3", "-c", NFACCT_PY, "create", ...COUNTERS], "");
+      run([`iptables-${backend}-restore`, "--noflush"], withJumps(text, IPTABLES_JUMPS));
+    });
+    // the kernel counts: a SYN from the node to 127.0.0.1:3001 crosses nat OUTPUT -> KUBE-NODEPORTS
+    inNetns((run, ns) => {
+      run(["python3", "-c", NFACCT_PY, "create", ...COUNTERS], "");
+      run(["iptables-legacy-restore", "--noflush"], withJumps(text, IPTABLES_JUMPS));
+      run(["ip", "link", "set", "lo", "up"], "");
+      const connect = "import socket\ns=socket.socket()\ns.settimeout(0.3)\n"
+        + "try: s.connect(('127.0.0.1', 3001))\nexcept Exception: pass";
+      spawnSync("ip", ["netns", "exec", ns, "python3", "-c", connect]);
+      const read = ["netns", "exec", ns, "python3", "-c", NFACCT_PY, "get", "localhost_nps_accepted_pkts"];
+      const got = spawnSync("ip", read, { encoding: "utf8" });
+      assert.ok(Number(got.stdout.trim()) >= 1, `packets counted: ${JSON.stringify(got.stdout)} ${got.stderr}`);
     });
   });
 

@@ -99,30 +99,156 @@ test("the comparison itself sees a changed priority, a dropped rule, a reordered
   for (const v of variants) { assert.is.not(v, text); assert.ok(rulesetDiff(want, rulesetOf(v)).length > 0); }
 });
 
-test("kube-proxy 1.31-1.32 layout (every filter chain before DNAT at -110, the ClusterIP check after it at -90) and 1.33", async () => {
-  for (const v of ["1.31", "1.32"]) {
-    const got = rulesetOf(await wasmvsRules("overall-nftables.objects.json", [...OVERALL_NODE, `--kube-proxy-version=${v}`]));
-    for (const [chain, hook] of [["filter-prerouting", "prerouting -110"], ["filter-input", "input -110"], ["filter-forward", "forward -110"],
-      ["filter-output", "output -110"], ["filter-output-post-dnat", "output -90"]]) {
-      assert.is(got.decls.get(`chain ip kube-proxy ${chain}`), `{ type filter hook ${hook.replace(" ", " priority ")} ; }`, `${v}: ${chain}`);
-    }
-    assert.equal(got.rules.get("chain ip kube-proxy filter-output-post-dnat"), ["ct state new jump cluster-ips-check"]);
-    assert.not.ok(got.decls.has("chain ip kube-proxy filter-prerouting-pre-dnat"));
+for (const v of ["1.31", "1.32"]) {
+  test(`TestOverallNFTablesRules (kube-proxy ${v}, before PRs 132456 and 131492): the ruleset its test expects`,
+    async () => {
+      const want = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.31-1.32.nft`, "utf8"));
+      const args = [...OVERALL_NODE, `--kube-proxy-version=${v}`];
+      const got = rulesetOf(await wasmvsRules("overall-nftables.objects.json", args));
+      const diff = rulesetDiff(want, got);
+      assert.equal(diff, [], diff.join("\n"));
+    });
+}
+
+test("TestOverallNFTablesRules (kube-proxy 1.33, PR 132456 backported): 1.34's filter chains, 1.32's service chains",
+  async () => {
+    // the two ported texts combined: PR 132456 changed only the base chains, PR 131492 (1.34 only) only the
+    // service chains' masquerade rule
+    const before = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.31-1.32.nft`, "utf8"));
+    const after = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.34.nft`, "utf8"));
+    const serviceChain = /^chain ip kube-proxy service-[A-Z0-9]{8}-/;
+    const rules = new Map([...after.rules].map(([k, r]) => [k, serviceChain.test(k) ? before.rules.get(k)! : r]));
+    const want = { ...after, rules };
+    assert.ok([...want.rules.keys()].filter((k) => serviceChain.test(k)).length === 5, "five service chains");
+    const args = [...OVERALL_NODE, "--kube-proxy-version=1.33"];
+    const got = rulesetOf(await wasmvsRules("overall-nftables.objects.json", args));
+    const diff = rulesetDiff(want, got);
+    assert.equal(diff, [], diff.join("\n"));
+  });
+
+test("the two nftables layouts differ where the PRs say, and nowhere else", () => {
+  const before = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.31-1.32.nft`, "utf8"));
+  const after = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.34.nft`, "utf8"));
+  const diff = rulesetDiff(before, after).join("\n");
+  for (const c of ["filter-prerouting", "filter-output-post-dnat", "filter-prerouting-pre-dnat",
+    "filter-output-pre-dnat"]) {
+    assert.ok(diff.includes(`chain ip kube-proxy ${c} `), c);
   }
-  // 1.33 with the backport: 1.34's chains, but the service chains' masquerade rule still matches the port
-  // (PR 131492 came in 1.34 only); derived from the 1.34 golden by that one change
-  const want133 = readFileSync(`${FIX}/overall-nftables.1.34.nft`, "utf8")
-    .replace(/^(add rule ip kube-proxy service-\S+ ip daddr \S+) (ip saddr != 10\.0\.0\.0\/8 jump mark-for-masquerade)$/gm, "$1 tcp dport 80 $2");
-  const v133 = rulesetDiff(rulesetOf(want133), rulesetOf(await wasmvsRules("overall-nftables.objects.json", [...OVERALL_NODE, "--kube-proxy-version=1.33"])));
-  assert.equal(v133, [], v133.join("\n"));
+  assert.not.ok(/element/.test(diff), "no set or map element differs");
+  const changed = [...new Set([...before.rules.keys(), ...after.rules.keys()])]
+    .filter((k) => (before.rules.get(k) ?? []).join("\n") !== (after.rules.get(k) ?? []).join("\n"))
+    .map((k) => k.replace("chain ip kube-proxy ", "").replace(/^(service-)[A-Z0-9]{8}-.*/, "$1*"));
+  assert.equal([...new Set(changed)].sort(), ["filter-output", "filter-output-post-dnat", "filter-output-pre-dnat",
+    "filter-prerouting", "filter-prerouting-pre-dnat", "service-*"]);
 });
 
-test("wasmvs k8s rules refuses a bad version or CIDR with exit 2 before reading anything", async () => {
+interface IptablesRuleset { chains: Set<string>; rules: Map<string, Map<string, string[]>>; last: Map<string, string> }
+
+// the service a rule belongs to, from its comment ("ns1/svc1:p80 cluster IP", ns2/svc2:p80, "... for ns5/svc5:p80 ...")
+const serviceOf = (rule: string) => /--comment "?(?:[^"]* )?([\w.-]+\/[\w.-]+:[\w.-]*)/.exec(rule)?.[1] ?? "";
+
+/**
+ * An iptables-save text as iptables-restore sees it: the chains each table declares (a set), and each chain's
+ * rules. kube-proxy writes the dispatch chains (KUBE-SERVICES, KUBE-NODEPORTS, ...) in Go map order, so rules
+ * of different Services may come in any order; one Service's rules keep theirs, and so does every chain's
+ * last rule when it belongs to no Service (KUBE-SERVICES' NodePort jump must stay last).
+ */
+export function iptablesRulesetOf(text: string): IptablesRuleset {
+  const r: IptablesRuleset = { chains: new Set(), rules: new Map(), last: new Map() };
+  let table = "";
+  // a mark compares by value: kube-proxy writes 0x4000 in its tests, %#08x on a node
+  const hex = (s: string) => s.replace(/\b0x([0-9a-f]+)\b/gi, (_m, h) => `0x${parseInt(h, 16).toString(16)}`);
+  for (const raw of text.split("\n")) {
+    const line = hex(raw.trim());
+    if (!line || line.startsWith("#") || line === "COMMIT") continue;
+    let m: RegExpExecArray | null;
+    if ((m = /^\*(\w+)$/.exec(line))) table = m[1];
+    else if ((m = /^:(\S+) (\S+) \[\d+:\d+\]$/.exec(line)) && table) r.chains.add(`${table} ${m[1]}`);
+    else if ((m = /^-A (\S+) (.*)$/.exec(line)) && table) {
+      const chain = `${table} ${m[1]}`, svc = serviceOf(m[2]);
+      if (!r.rules.has(chain)) r.rules.set(chain, new Map());
+      const groups = r.rules.get(chain)!;
+      if (!groups.has(svc)) groups.set(svc, []);
+      groups.get(svc)!.push(m[2]);
+      r.last.set(chain, svc ? "" : m[2]);
+    } else throw new Error(`a line this comparison does not know: ${line}`);
+  }
+  return r;
+}
+
+export function iptablesDiff(want: IptablesRuleset, got: IptablesRuleset): string[] {
+  const out: string[] = [];
+  for (const c of want.chains) if (!got.chains.has(c)) out.push(`missing chain ${c}`);
+  for (const c of got.chains) if (!want.chains.has(c)) out.push(`unexpected chain ${c}`);
+  const chains = new Set([...want.rules.keys(), ...got.rules.keys()]);
+  for (const c of chains) {
+    const w = want.rules.get(c) ?? new Map<string, string[]>(), g = got.rules.get(c) ?? new Map<string, string[]>();
+    for (const svc of new Set([...w.keys(), ...g.keys()])) {
+      const a = w.get(svc) ?? [], b = g.get(svc) ?? [];
+      if (a.join("\n") !== b.join("\n")) {
+        const lines = (rs: string[]) => rs.join("\n         ");
+        out.push(`${c}${svc ? ` (${svc})` : ""}:\n    want ${lines(a)}\n    got  ${lines(b)}`);
+      }
+    }
+    const wl = want.last.get(c);
+    if (wl && got.last.get(c) !== wl) out.push(`${c}: the last rule must be ${wl}`);
+  }
+  return out;
+}
+
+// TestOverallIPTablesRules's fake node: NodePorts on every local address, localhostNodePorts, detect-local by the
+// 10.0.0.0/8 CIDR, nfacct counters created, and a fake iptables without --random-fully
+const IPT_NODE = ["--mode=iptables", "--node-name=test-node", "--node-ip=192.168.0.2", "--cluster-cidr=10.0.0.0/8",
+  "--nfacct=on", "--random-fully=off"];
+
+for (const v of ["1.31", "1.32", "1.33", "1.34"]) {
+  test(`TestOverallIPTablesRules (kube-proxy ${v}): wasmvs k8s rules writes the iptables-save its test expects`,
+    async () => {
+      const want = iptablesRulesetOf(readFileSync(`${FIX}/overall-iptables.save`, "utf8"));
+      const got = await wasmvsRules("overall-nftables.objects.json", [...IPT_NODE, `--kube-proxy-version=${v}`]);
+      const diff = iptablesDiff(want, iptablesRulesetOf(got));
+      assert.equal(diff, [], diff.join("\n"));
+    });
+}
+
+test("the iptables comparison sees a dropped rule, a reordered Service, a moved last rule and a missing chain", () => {
+  const text = readFileSync(`${FIX}/overall-iptables.save`, "utf8");
+  const want = iptablesRulesetOf(text);
+  const nodeports = /^-A KUBE-SERVICES .*"kubernetes service nodeports; NOTE.*\n/m.exec(text)![0];
+  const sep = "-A KUBE-SVC-NUKIZ6OKUXPJNT4C -m comment --comment \"ns5/svc5:p80 -> 10.180.0.3:80\" ";
+  const sep5 = "KUBE-SEP-I77PXRDZVX7PMWMN";
+  const sticky = `-m recent --name ${sep5} --rcheck --seconds 10800 --reap -j ${sep5}`;
+  const svc1 = "-A KUBE-SERVICES -m comment --comment \"ns1/svc1:p80";
+  const variants = [
+    text.replace("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n", ""),
+    text.replace(`${sep}${sticky}\n${sep}-j ${sep5}\n`, `${sep}-j ${sep5}\n${sep}${sticky}\n`),
+    text.replace(nodeports, "").replace(svc1, `${nodeports}${svc1}`),
+    text.replace(":KUBE-FIREWALL - [0:0]\n", ""),
+    text.replace(" -m nfacct --nfacct-name ct_state_invalid_dropped_pkts", ""),
+  ];
+  for (const v of variants) {
+    assert.is.not(v, text);
+    assert.ok(iptablesDiff(want, iptablesRulesetOf(v)).length > 0, v.slice(0, 80));
+  }
+  // Services in another order are the same ruleset (kube-proxy's map order)
+  const svc1Rule = /^-A KUBE-SERVICES -m comment --comment "ns1\/svc1:p80 cluster IP".*\n/m.exec(text)![0];
+  const moved = text.replace(svc1Rule, "").replace(nodeports, svc1Rule + nodeports);
+  assert.equal(iptablesDiff(want, iptablesRulesetOf(moved)), []);
+});
+
+test("wasmvs k8s rules refuses a bad version, CIDR, on/off value or unknown flag: exit 2, nothing read", async () => {
   for (const a of ["--kube-proxy-version=1.30", "--kube-proxy-version=__proto__", "--kube-proxy-version=", "--service-cidrs=nope",
     "--service-cidrs=", "--cluster-cidr=10.0.0.0/99", "--nodeport-addresses=constructor"]) {
     const r = await k8sRules(["/nonexistent", "--mode=nftables", a]);
     assert.is(r.status, 2, `${a}: ${r.stderr.slice(0, 300)}`);
     assert.match(r.stderr, /^wasmvs k8s rules: --[a-z-]+\b.+\nusage: wasmvs k8s/, a);
+    assert.is(r.stdout, "");
+  }
+  for (const a of ["--nfacct=yes", "--nfacct=", "--random-fully=__proto__", "--random-fully=ON", "--nonsense",
+    "--constructor=1", "--__proto__", "--toString"]) {
+    const r = await k8sRules(["/nonexistent", "--mode=iptables", a]);
+    assert.is(r.status, 2, `${a}: ${r.stderr.slice(0, 300)}`);
+    assert.match(r.stderr, /^wasmvs k8s: (--[a-z-]+: .+|unknown flag .+)\nusage: wasmvs k8s/, a);
     assert.is(r.stdout, "");
   }
   const w = spawnSync(process.execPath, ["bin/wasmvs.js", "k8s", "rules", "/nonexistent", "--mode=nftables", "--kube-proxy-version=9"], { encoding: "utf8", timeout: 60_000 });

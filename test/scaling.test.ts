@@ -129,6 +129,28 @@ test("bench/scaling.ts without the host part: the summary says nothing was measu
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
+// --connects/--cpu-connects are how a smoke run (or the VM playing the host) keeps a run short; the wasmvs
+// modes once ignored them and made 3,800 connects through the proxy whatever was asked
+testOrSkip(import.meta.url, skip, "bench/scaling.ts --connects=20 --cpu-connects=50: the wasmvs socket and packet modes "
+  + "make as many connects as asked", () => {
+  const out = mkdtempSync(join(tmpdir(), "wasmvs-scaling-connects-"));
+  try {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "bench/scaling.ts", "--services=20", "--modes=iptables-legacy",
+      "--connects=20", "--cpu-connects=50", "--sim-services=40", "--sim-connections=5000", `--out=${out}`],
+    { encoding: "utf8", timeout: 170_000, maxBuffer: 1 << 26 });
+    assert.is(r.status, 0, r.stderr.slice(-3000));
+    const j = JSON.parse(readFileSync(join(out, "scaling.json"), "utf8"));
+    assert.equal(j.proxyFailures, [], "socket mode ran");
+    assert.is(j.proxy.length, 1);
+    assert.is(j.proxy[0].first.firstByte.n, 20, "socket mode: 20 timed connects per target");
+    assert.is(j.host[0].first.lat.n, 20, "and the kernel mode too");
+    if (j.meta.packetSkipped === null) {
+      assert.is(j.packet.length, 1);
+      assert.is(j.packet[0].first.connect.n, 20, "packet mode: 20 timed connects per target");
+    }
+  } finally { rmSync(out, { recursive: true, force: true }); }
+});
+
 testOrSkip(import.meta.url, skip, "wasmvs proxy socket mode at 20 Services: every listener up, connections really proxied to the Services' endpoints", async () => {
   const c = scalingCluster(20, 2);
   const p = await measureProxy(c, { connects: 100, cpuConnects: 200 });

@@ -164,111 +164,197 @@ async function runVm(services: number[], endpoints: number, dataDir: string, o: 
 
 const vlog = (s: string) => process.stdout.write(`@@LOG ${s}\n`);
 
+type NetnsTools = typeof import("./netns.ts");
+type HostTools = typeof import("./host.ts");
+type ConnectRun = ReturnType<NetnsTools["connectFrom"]>;
+
+/** One N's run inside the VM: its input, the targets and the tools every step uses. */
+interface VmRun {
+  n: number;
+  d: VmInput;
+  connects: number;
+  cpuConnects: number;
+  podTarget: string;
+  /** the backends' ports */
+  ports: number[];
+  net: NetnsTools;
+  latStat: HostTools["latStat"];
+}
+
 async function inside(argv: string[]): Promise<void> {
   const opt = (n: string) => argv.find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3);
   const services = (opt("services") ?? "20").split(",").map(Number);
-  const endpoints = Number(opt("endpoints") ?? 2), connects = Number(opt("connects") ?? 200), cpuConnects = Number(opt("cpu-connects") ?? 200);
-  const { Topology, nsOk, nsRun, connectFrom } = await import("./netns.ts");
+  const endpoints = Number(opt("endpoints") ?? 2), connects = Number(opt("connects") ?? 200);
+  const cpuConnects = Number(opt("cpu-connects") ?? 200);
+  const net = await import("./netns.ts");
   const { latStat } = await import("./host.ts");
   const kernel = execFileSync("uname", ["-r"], { encoding: "utf8" }).trim();
-  vlog(`connector: ${connector().kind === "c" ? "connector.c (compiled on the host)" : "connector.mjs (Node: adds its event loop to every figure)"}`);
-  const cpuOf = (r: { userUs: number; sysUs: number; wallUs: number }, n: number): CpuStat => ({ conns: n, usPerConn: (r.userUs + r.sysUs) / n, userUs: r.userUs, sysUs: r.sysUs, wallUs: r.wallUs });
+  const kind = connector().kind;
+  const which = kind === "c" ? "connector.c (compiled on the host)"
+    : "connector.mjs (Node: adds its event loop to every figure)";
+  vlog(`connector: ${which}`);
   const results: VmResult[] = [];
   for (const n of services) {
     const t0 = performance.now();
     const d = JSON.parse(readFileSync(`${opt("data")}/${n}.json`, "utf8")) as VmInput;
-    const st = { services: d.vss, bindAddrs: d.bindAddrs, ipsetRestore: d.ipsetRestore, iptablesInstall: d.ipvsIptables };
-    const added = d.added, first = d.first, last = d.last;
-    vlog(`${n}: ${st.services.length} virtual services, ${st.bindAddrs.length} bound addresses, +1 Service = ${added.length} virtual services`);
-    const podTarget = `10.255.255.254:${first.endpoints[0].split(":")[1]}`;
-    const ports = [...first.endpoints, ...last.endpoints].map((e) => Number(e.split(":")[1]));
-    const measureConnects = (topo: InstanceType<typeof Topology>) => {
-      const tg = [`${first.vip}:${first.port}`, `${last.vip}:${last.port}`, podTarget];
-      connectFrom(topo.client, 15, tg);
-      const run = connectFrom(topo.client, connects * 3, tg);
-      if (run.fails) throw new Error(`${run.fails} of ${connects * 3} connects failed (errno ${[...new Set(run.errors)].join(",")})`);
-      const cf = connectFrom(topo.client, cpuConnects, [tg[0]]), cl = connectFrom(topo.client, cpuConnects, [tg[1]]);
-      return { run, cf, cl };
+    vlog(`${n}: ${d.vss.length} virtual services, ${d.bindAddrs.length} bound addresses, `
+      + `+1 Service = ${d.added.length} virtual services`);
+    const run: VmRun = {
+      n, d, connects, cpuConnects, net, latStat,
+      podTarget: `10.255.255.254:${d.first.endpoints[0].split(":")[1]}`,
+      ports: [...d.first.endpoints, ...d.last.endpoints].map((e) => Number(e.split(":")[1])),
     };
-    const modeResult = (m: ReturnType<typeof measureConnects>, backends: Record<string, number>): VmModeResult => {
-      const seen = (t: ServiceTarget) => t.endpoints.reduce((k, e) => k + (backends[e] ?? 0), 0);
-      return { first: { ...first, lat: latStat(m.run.lat[0]), cpu: cpuOf(m.cf, cpuConnects) }, last: { ...last, lat: latStat(m.run.lat[1]), cpu: cpuOf(m.cl, cpuConnects) },
-        pod: { target: podTarget, lat: latStat(m.run.lat[2]) }, translated: { first: seen(first), last: seen(last) } };
-    };
-
-    // ---- IPVS mode
-    const save = ipvsadmText(st.services), addedText = ipvsadmText(added);
-    const rns = `wvsR${n}`;
-    execFileSync("ip", ["netns", "add", rns]);
-    nsOk(rns, ["ip", "link", "set", "lo", "up"]);
-    const rR = nsRun(rns, ["ipvsadm", "-R"], save);
-    if (rR.status !== 0) throw new Error(`ipvsadm -R failed: ${rR.stderr.slice(0, 800)}`);
-    const rInc = nsRun(rns, ["ipvsadm", "-R"], addedText);
-    if (rInc.status !== 0) throw new Error(`ipvsadm -R (+1 Service) failed: ${rInc.stderr.slice(0, 800)}`);
-    spawnSync("ip", ["netns", "del", rns]);
-    vlog(`${n}: ipvsadm -R ${(rR.ms / 1000).toFixed(2)} s, +1 Service ${rInc.ms.toFixed(0)} ms`);
-
-    const topo = new Topology("V").create();
-    let ipvs: VmResult["ipvs"], baseline: VmResult["baseline"];
-    try {
-      await topo.startBackends(ports);
-      connectFrom(topo.client, 15, [podTarget]);
-      baseline = { lat: latStat(connectFrom(topo.client, connects, [podTarget]).lat[0]) };
-      const sysctls = d.sysctls;
-      nsOk(topo.node, ["sysctl", "-qw", ...Object.entries(sysctls).map(([k, v]) => `${k.replace(/\//g, ".")}=${v}`)]);
-      // the reconciler, in a child process inside the node namespace (it works on the namespace it runs in)
-      const file = `/tmp/wvs-desired-${n}.json`;
-      writeFileSync(file, JSON.stringify({ services: st.services, added }));
-      const ch = nsRun(topo.node, [process.execPath, "--import", "tsx", fileURLToPath(import.meta.url), "--reconcile", file]);
-      const chLine = ch.stdout.split("\n").find((l) => l.startsWith("@@CHILD "));
-      if (ch.status !== 0 || !chLine) throw new Error(`reconciler child failed (${ch.status}): ${ch.stderr.slice(-1500)}`);
-      const rc = JSON.parse(chLine.slice(8)) as { fullMs: number; messages: number; incMs: number; services: number; realServers: number };
-      vlog(`${n}: Reconciler ${(rc.fullMs / 1000).toFixed(2)} s (${rc.messages} messages), +1 Service ${rc.incMs.toFixed(1)} ms`);
-      // the rest of IPVS mode's sync: kube-ipvs0, ipsets, iptables
-      nsOk(topo.node, ["ip", "link", "add", "kube-ipvs0", "type", "dummy"]);
-      const bind = nsRun(topo.node, ["ip", "-batch", "-"], st.bindAddrs.map((a) => `addr add ${a}/32 dev kube-ipvs0`).join("\n") + "\n");
-      if (bind.status !== 0) throw new Error(`binding addresses failed: ${bind.stderr.slice(0, 800)}`);
-      const ips = nsRun(topo.node, ["ipset", "restore"], st.ipsetRestore);
-      if (ips.status !== 0) throw new Error(`ipset restore failed: ${ips.stderr.slice(0, 800)}`);
-      const ipt = nsRun(topo.node, ["iptables-legacy-restore", "-w", "5", "--noflush"], st.iptablesInstall);
-      if (ipt.status !== 0) throw new Error(`iptables-legacy-restore (IPVS mode) failed: ${ipt.stderr.slice(0, 800)}`);
-      const count = (cmd: string) => Number(nsOk(topo.node, ["sh", "-c", cmd]).stdout.trim());
-      const counted = {
-        services: count("ipvsadm -Ln | grep -cE '^(TCP|UDP|SCTP)'"), realServers: count("ipvsadm -Ln | grep -c -- '->.*Masq'"),
-        ipsetEntries: count("ipset save | grep -c '^add'"), iptablesRules: count("iptables-legacy-save | grep -c '^-A'"),
-        boundAddrs: count("ip -4 -o addr show dev kube-ipvs0 | wc -l"),
-      };
-      const expected = { services: d.expectedAfterInc, realServers: [...d.vss, ...d.added].reduce((k, s) => k + s.realServers.length, 0), ipsetEntries: d.ipsetEntries, iptablesRules: (st.iptablesInstall.match(/^-[AI] /gm) ?? []).length, boundAddrs: st.bindAddrs.length };
-      vlog(`${n}: IPVS mode installed: ${counted.services}/${d.expectedAfterInc} virtual services (with +1), ${counted.ipsetEntries}/${expected.ipsetEntries} ipset entries, ${counted.iptablesRules}/${expected.iptablesRules} iptables rules; ${connects} connects × 3 targets`);
-      const m = measureConnects(topo);
-      // IPVS's own count of the connections it scheduled for each virtual service (Conns in --stats); the
-      // kernel sums its per-CPU stats in the rate estimator's pass every 2 s, so wait for one
-      await new Promise((r) => setTimeout(r, 2500));
-      const conns = (t: ServiceTarget) => Number(nsOk(topo.node, ["ipvsadm", "-Ln", "--stats", "-t", `${t.vip}:${t.port}`]).stdout.split("\n").find((l) => l.startsWith("TCP"))?.trim().split(/\s+/)[2] ?? 0);
-      const ipvsConns = { first: conns(first), last: conns(last) };
-      const backends = await topo.stopBackends(BACKEND_GRACE_MS);
-      ipvs = { ...modeResult(m, backends), ipvsConns, virtualServices: st.services.length, realServers: st.services.reduce((k, s) => k + s.realServers.length, 0), counted, expected,
-        syncIpvsadmMs: rR.ms, syncReconcilerMs: rc.fullMs, reconcilerMessages: rc.messages, incIpvsadmMs: rInc.ms, incReconcilerMs: rc.incMs, incServices: added.length,
-        bindMs: bind.ms, ipsetMs: ips.ms, iptablesMs: ipt.ms };
-    } finally { topo.destroy(); }
-
-    // ---- iptables mode, same VM run, same connects
-    const topoI = new Topology("I").create();
-    let iptables: VmResult["iptables"];
-    try {
-      await topoI.startBackends(ports);
-      const r = nsRun(topoI.node, ["iptables-legacy-restore", "-w", "5", "--noflush"], d.iptablesInstall);
-      if (r.status !== 0) throw new Error(`iptables-legacy-restore failed: ${r.stderr.slice(0, 800)}`);
-      const counted = Number(nsOk(topoI.node, ["sh", "-c", "iptables-legacy-save | grep -c '^-A'"]).stdout.trim());
-      vlog(`${n}: iptables mode synced in ${(r.ms / 1000).toFixed(2)} s; ${connects} connects × 3 targets`);
-      const m = measureConnects(topoI);
-      const backends = await topoI.stopBackends(BACKEND_GRACE_MS);
-      iptables = { ...modeResult(m, backends), syncMs: r.ms, rules: { counted, expected: d.iptablesExpected } };
-    } finally { topoI.destroy(); }
+    const restore = ipvsadmRestore(run);
+    const { ipvs, baseline } = await ipvsModeInVm(run, restore);
+    const iptables = await iptablesModeInVm(run);
     results.push({ services: n, endpoints, kernel, connector: connector().kind, ipvs, iptables, baseline });
-    vlog(`${n}: done in ${((performance.now() - t0) / 1000).toFixed(0)} s: IPVS first/last p50 ${ipvs.first.lat.p50.toFixed(0)}/${ipvs.last.lat.p50.toFixed(0)} µs, iptables ${iptables.first.lat.p50.toFixed(0)}/${iptables.last.lat.p50.toFixed(0)} µs`);
+    const p50s = (r: VmModeResult) => `${r.first.lat.p50.toFixed(0)}/${r.last.lat.p50.toFixed(0)} µs`;
+    const took = ((performance.now() - t0) / 1000).toFixed(0);
+    vlog(`${n}: done in ${took} s: IPVS first/last p50 ${p50s(ipvs)}, iptables ${p50s(iptables)}`);
   }
   process.stdout.write(`@@RESULT ${JSON.stringify(results, (_k, v) => (v instanceof Uint32Array ? undefined : v))}\n`);
+}
+
+/** The timed connects to the first and last Service and the pod IP, then a burst to each Service for CPU. */
+function vmConnects(run: VmRun, topo: InstanceType<NetnsTools["Topology"]>):
+  { run: ConnectRun; cf: ConnectRun; cl: ConnectRun } {
+  const { connectFrom } = run.net;
+  const { first, last } = run.d;
+  const tg = [`${first.vip}:${first.port}`, `${last.vip}:${last.port}`, run.podTarget];
+  connectFrom(topo.client, 15, tg);
+  const all = connectFrom(topo.client, run.connects * 3, tg);
+  if (all.fails) {
+    const errnos = [...new Set(all.errors)].join(",");
+    throw new Error(`${all.fails} of ${run.connects * 3} connects failed (errno ${errnos})`);
+  }
+  const cf = connectFrom(topo.client, run.cpuConnects, [tg[0]]);
+  const cl = connectFrom(topo.client, run.cpuConnects, [tg[1]]);
+  return { run: all, cf, cl };
+}
+
+/** Latencies, CPU per connection, and the backends' tally on each Service's endpoints. */
+function vmModeResult(run: VmRun, m: ReturnType<typeof vmConnects>, backends: Record<string, number>): VmModeResult {
+  const { first, last } = run.d;
+  const { latStat, cpuConnects, podTarget } = run;
+  const cpuOf = (r: { userUs: number; sysUs: number; wallUs: number }, n: number): CpuStat =>
+    ({ conns: n, usPerConn: (r.userUs + r.sysUs) / n, userUs: r.userUs, sysUs: r.sysUs, wallUs: r.wallUs });
+  const seen = (t: ServiceTarget) => t.endpoints.reduce((k, e) => k + (backends[e] ?? 0), 0);
+  return {
+    first: { ...first, lat: latStat(m.run.lat[0]), cpu: cpuOf(m.cf, cpuConnects) },
+    last: { ...last, lat: latStat(m.run.lat[1]), cpu: cpuOf(m.cl, cpuConnects) },
+    pod: { target: podTarget, lat: latStat(m.run.lat[2]) }, translated: { first: seen(first), last: seen(last) },
+  };
+}
+
+/** Full sync and +1 Service by `ipvsadm -R` into a namespace of their own. */
+function ipvsadmRestore(run: VmRun): { fullMs: number; incMs: number } {
+  const { nsOk, nsRun } = run.net;
+  const save = ipvsadmText(run.d.vss), addedText = ipvsadmText(run.d.added);
+  const rns = `wvsR${run.n}`;
+  execFileSync("ip", ["netns", "add", rns]);
+  nsOk(rns, ["ip", "link", "set", "lo", "up"]);
+  const rR = nsRun(rns, ["ipvsadm", "-R"], save);
+  if (rR.status !== 0) throw new Error(`ipvsadm -R failed: ${rR.stderr.slice(0, 800)}`);
+  const rInc = nsRun(rns, ["ipvsadm", "-R"], addedText);
+  if (rInc.status !== 0) throw new Error(`ipvsadm -R (+1 Service) failed: ${rInc.stderr.slice(0, 800)}`);
+  spawnSync("ip", ["netns", "del", rns]);
+  vlog(`${run.n}: ipvsadm -R ${(rR.ms / 1000).toFixed(2)} s, +1 Service ${rInc.ms.toFixed(0)} ms`);
+  return { fullMs: rR.ms, incMs: rInc.ms };
+}
+
+/** IPVS mode in a topology: the Reconciler's sync, kube-ipvs0, ipsets and iptables, counted back, then connects. */
+async function ipvsModeInVm(run: VmRun, restore: { fullMs: number; incMs: number }):
+  Promise<{ ipvs: VmResult["ipvs"]; baseline: VmResult["baseline"] }> {
+  const { Topology, nsOk, nsRun, connectFrom } = run.net;
+  const { n, d, podTarget } = run;
+  const { first, last } = d;
+  const topo = new Topology("V").create();
+  try {
+    await topo.startBackends(run.ports);
+    connectFrom(topo.client, 15, [podTarget]);
+    const baseline = { lat: run.latStat(connectFrom(topo.client, run.connects, [podTarget]).lat[0]) };
+    nsOk(topo.node, ["sysctl", "-qw", ...Object.entries(d.sysctls).map(([k, v]) => `${k.replace(/\//g, ".")}=${v}`)]);
+    const rc = reconcileInNode(run, topo.node);
+    // the rest of IPVS mode's sync: kube-ipvs0, ipsets, iptables
+    nsOk(topo.node, ["ip", "link", "add", "kube-ipvs0", "type", "dummy"]);
+    const addrs = d.bindAddrs.map((a) => `addr add ${a}/32 dev kube-ipvs0`).join("\n") + "\n";
+    const bind = nsRun(topo.node, ["ip", "-batch", "-"], addrs);
+    if (bind.status !== 0) throw new Error(`binding addresses failed: ${bind.stderr.slice(0, 800)}`);
+    const ips = nsRun(topo.node, ["ipset", "restore"], d.ipsetRestore);
+    if (ips.status !== 0) throw new Error(`ipset restore failed: ${ips.stderr.slice(0, 800)}`);
+    const ipt = nsRun(topo.node, ["iptables-legacy-restore", "-w", "5", "--noflush"], d.ipvsIptables);
+    if (ipt.status !== 0) throw new Error(`iptables-legacy-restore (IPVS mode) failed: ${ipt.stderr.slice(0, 800)}`);
+    const { counted, expected } = countIpvsMode(run, topo.node);
+    const m = vmConnects(run, topo);
+    // IPVS's own count of the connections it scheduled for each virtual service (Conns in --stats); the
+    // kernel sums its per-CPU stats in the rate estimator's pass every 2 s, so wait for one
+    await new Promise((r) => setTimeout(r, 2500));
+    const conns = (t: ServiceTarget) => {
+      const stats = nsOk(topo.node, ["ipvsadm", "-Ln", "--stats", "-t", `${t.vip}:${t.port}`]).stdout;
+      return Number(stats.split("\n").find((l) => l.startsWith("TCP"))?.trim().split(/\s+/)[2] ?? 0);
+    };
+    const ipvsConns = { first: conns(first), last: conns(last) };
+    const backends = await topo.stopBackends(BACKEND_GRACE_MS);
+    const ipvs = {
+      ...vmModeResult(run, m, backends), ipvsConns, virtualServices: d.vss.length,
+      realServers: d.vss.reduce((k, s) => k + s.realServers.length, 0), counted, expected,
+      syncIpvsadmMs: restore.fullMs, syncReconcilerMs: rc.fullMs, reconcilerMessages: rc.messages,
+      incIpvsadmMs: restore.incMs, incReconcilerMs: rc.incMs, incServices: d.added.length,
+      bindMs: bind.ms, ipsetMs: ips.ms, iptablesMs: ipt.ms,
+    };
+    return { ipvs, baseline };
+  } finally { topo.destroy(); }
+}
+
+/** The Reconciler, in a child process inside the node namespace (it works on the namespace it runs in). */
+function reconcileInNode(run: VmRun, node: string): { fullMs: number; messages: number; incMs: number } {
+  const file = `/tmp/wvs-desired-${run.n}.json`;
+  writeFileSync(file, JSON.stringify({ services: run.d.vss, added: run.d.added }));
+  const self = fileURLToPath(import.meta.url);
+  const ch = run.net.nsRun(node, [process.execPath, "--import", "tsx", self, "--reconcile", file]);
+  const chLine = ch.stdout.split("\n").find((l) => l.startsWith("@@CHILD "));
+  if (ch.status !== 0 || !chLine) throw new Error(`reconciler child failed (${ch.status}): ${ch.stderr.slice(-1500)}`);
+  const rc = JSON.parse(chLine.slice(8)) as { fullMs: number; messages: number; incMs: number };
+  vlog(`${run.n}: Reconciler ${(rc.fullMs / 1000).toFixed(2)} s (${rc.messages} messages), `
+    + `+1 Service ${rc.incMs.toFixed(1)} ms`);
+  return rc;
+}
+
+/** Virtual services, real servers, ipset entries, iptables rules and kube-ipvs0 addresses, counted back. */
+function countIpvsMode(run: VmRun, node: string): Pick<VmResult["ipvs"], "counted" | "expected"> {
+  const { d, n } = run;
+  const count = (cmd: string) => Number(run.net.nsOk(node, ["sh", "-c", cmd]).stdout.trim());
+  const counted = {
+    services: count("ipvsadm -Ln | grep -cE '^(TCP|UDP|SCTP)'"),
+    realServers: count("ipvsadm -Ln | grep -c -- '->.*Masq'"),
+    ipsetEntries: count("ipset save | grep -c '^add'"), iptablesRules: count("iptables-legacy-save | grep -c '^-A'"),
+    boundAddrs: count("ip -4 -o addr show dev kube-ipvs0 | wc -l"),
+  };
+  const expected = {
+    services: d.expectedAfterInc, realServers: [...d.vss, ...d.added].reduce((k, s) => k + s.realServers.length, 0),
+    ipsetEntries: d.ipsetEntries, iptablesRules: (d.ipvsIptables.match(/^-[AI] /gm) ?? []).length,
+    boundAddrs: d.bindAddrs.length,
+  };
+  vlog(`${n}: IPVS mode installed: ${counted.services}/${d.expectedAfterInc} virtual services (with +1), `
+    + `${counted.ipsetEntries}/${expected.ipsetEntries} ipset entries, `
+    + `${counted.iptablesRules}/${expected.iptablesRules} iptables rules; ${run.connects} connects × 3 targets`);
+  return { counted, expected };
+}
+
+/** iptables mode, in a second topology of the same VM run: the same cluster's rules, the same connects. */
+async function iptablesModeInVm(run: VmRun): Promise<VmResult["iptables"]> {
+  const { Topology, nsOk, nsRun } = run.net;
+  const topoI = new Topology("I").create();
+  try {
+    await topoI.startBackends(run.ports);
+    const r = nsRun(topoI.node, ["iptables-legacy-restore", "-w", "5", "--noflush"], run.d.iptablesInstall);
+    if (r.status !== 0) throw new Error(`iptables-legacy-restore failed: ${r.stderr.slice(0, 800)}`);
+    const counted = Number(nsOk(topoI.node, ["sh", "-c", "iptables-legacy-save | grep -c '^-A'"]).stdout.trim());
+    vlog(`${run.n}: iptables mode synced in ${(r.ms / 1000).toFixed(2)} s; ${run.connects} connects × 3 targets`);
+    const m = vmConnects(run, topoI);
+    const backends = await topoI.stopBackends(BACKEND_GRACE_MS);
+    return { ...vmModeResult(run, m, backends), syncMs: r.ms, rules: { counted, expected: run.d.iptablesExpected } };
+  } finally { topoI.destroy(); }
 }
 
 /** In the node namespace: the Reconciler's full sync from an empty table, then +1 Service by update(). */

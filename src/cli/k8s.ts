@@ -16,6 +16,8 @@ const USAGE = `usage: wasmvs k8s map|rules|synth|watch …
         [--kube-proxy-version=${KUBE_PROXY_VERSIONS.join("|")}] (nftables; default ${DEFAULT_KUBE_PROXY_VERSION})
         [--service-cidrs=CIDR[,CIDR]] (nftables: traffic to unallocated ClusterIPs in them is dropped)
         [--cluster-cidr=CIDR[,CIDR]] [--nodeport-addresses=primary|CIDR[,CIDR]] (override --config's)
+        [--nfacct=on|off] (iptables: kube-proxy's nfacct counters exist; default off)
+        [--random-fully=on|off] (iptables: MASQUERADE --random-fully; default on)
   synth --services=N [--endpoints=N] [--seed=S] [--dual-stack=F]              a synthetic cluster as kubectl JSON
   watch [--kubeconfig=PATH] --node-name=N --node-ip=IP[,IP] [--config=…]       follow a cluster, one line per sync
 `;
@@ -33,6 +35,8 @@ const RULES_FLAGS = {
   "--family": { kind: "value", check: checks.oneOf(["IPv4", "IPv6"]) },
   "--kube-proxy-version": { kind: "value", check: checks.oneOf(KUBE_PROXY_VERSIONS) },
   "--service-cidrs": { kind: "list", check: cidrList },
+  "--nfacct": { kind: "value", check: checks.oneOf(["on", "off"]) },
+  "--random-fully": { kind: "value", check: checks.oneOf(["on", "off"]) },
 } satisfies Record<string, FlagSpec>;
 const fraction = (v: string) => (/^(0(\.\d+)?|1(\.0+)?)$/.test(v) ? undefined : "not a fraction from 0 to 1");
 const OBJECTS = { max: 1 };   // a file of kubectl output, or "-" (the default) for stdin
@@ -72,6 +76,8 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
   if (npa) config = { ...config, nodePortAddresses: npa.includes("primary") ? ["primary"] : npa };
   const version = (opt("kube-proxy-version") ?? DEFAULT_KUBE_PROXY_VERSION) as KubeProxyVersion;
   const node = { nodeName: opt("node-name") ?? config.hostnameOverride ?? "", addresses: a.all("--node-ip") };
+  const onOff = (name: string, dflt: boolean) => (a.has(`--${name}`) ? a.get(`--${name}`) === "on" : dflt);
+  const iptablesOpts = { nfacct: onOff("nfacct", false), randomFully: onOff("random-fully", true) };
   const read = (p: string | undefined) => readFileSync(p === undefined || p === "-" ? 0 : p, "utf8");
   switch (sub) {
     case "map": {
@@ -93,7 +99,7 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
       const mode = opt("mode") ?? "ipvs";
       if (mode === "ipvs") out.write(m.ipvs[fam]!.iptablesInstall);
       else if (mode === "ipset") out.write(m.ipvs[fam]!.ipsetRestore);
-      else if (mode === "iptables") out.write(iptablesFor(m.index, fam).text);
+      else if (mode === "iptables") out.write(iptablesFor(m.index, fam, iptablesOpts).text);
       else out.write(nftablesFor(m.index, fam, serviceCIDRs, version).text);
       return m.errors.length ? 1 : 0;
     }

@@ -4,7 +4,7 @@ import type { DesiredState } from "../model/types.ts";
 import type { Family } from "./ip.ts";
 import { readObjects } from "./read.ts";
 import { ClusterIndex, type IndexOptions, type IpvsFamilyState } from "./cluster.ts";
-import { iptablesModeText, type IptablesModeResult } from "./iptables-mode.ts";
+import { iptablesModeText, type IptablesModeResult, type IptablesModeOptions } from "./iptables-mode.ts";
 import { nftablesModeText, type NftablesModeResult, type KubeProxyVersion } from "./nftables-mode.ts";
 import type { K8sInputError } from "./errors.ts";
 
@@ -13,7 +13,7 @@ export { readObjects } from "./read.ts";
 export { readProxyConfig, parseDuration, DEFAULT_CONFIG, type ProxyConfig } from "./config.ts";
 export { K8sInputError } from "./errors.ts";
 export type { NodeInfo } from "./node.ts";
-export { iptablesModeText, IPTABLES_JUMPS } from "./iptables-mode.ts";
+export { iptablesModeText, IPTABLES_JUMPS, type IptablesModeOptions } from "./iptables-mode.ts";
 export { nftablesModeText, KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type KubeProxyVersion } from "./nftables-mode.ts";
 export { IPSETS, ipsetName, masqMark, withJumps } from "./ipvs.ts";
 export { generateCluster, type SynthOptions } from "./synth.ts";
@@ -38,8 +38,9 @@ export function mapCluster(input: string | Record<string, unknown>[], opts: Inde
 }
 
 /** The iptables-restore text kube-proxy's iptables mode writes for these objects (one family). */
-export function iptablesFor(index: ClusterIndex, family: Family = "IPv4"): IptablesModeResult {
-  return iptablesModeText(family, index.config, index.familyNode(family), index.servicePorts(family));
+export function iptablesFor(index: ClusterIndex, family: Family = "IPv4",
+  opts: IptablesModeOptions = {}): IptablesModeResult {
+  return iptablesModeText(family, index.config, index.familyNode(family), index.servicePorts(family), opts);
 }
 
 /** The nft -f text kube-proxy's nftables mode writes for these objects (one family). */

@@ -66,13 +66,17 @@ export function objectName(kind: string, o: unknown): string {
   return `${kind} ${ns}/${name}`;
 }
 
+type Spec = Record<string, unknown>;
+type ErrorSink = (field: string, message: string) => void;
+interface ServicePortSpec { name: string; port: number; protocol: K8sProtocol; nodePort: number }
+
 /** Validate and normalize a Service. Returns null (with errors) when refused; ports of ExternalName and
  *  headless Services are empty, as kube-proxy skips them. */
 export function readService(svc: V1Service | Record<string, unknown>): { record: ServiceRecord | null; errors: K8sInputError[] } {
   const o = svc as Record<string, unknown>;
   const who = objectName("Service", o);
   const errors: K8sInputError[] = [];
-  const err = (f: string, m: string) => errors.push(new K8sInputError(who, f, m));
+  const err: ErrorSink = (f, m) => errors.push(new K8sInputError(who, f, m));
   const md = isObj(o.metadata) ? o.metadata : null;
   if (!md || typeof md.name !== "string" || !md.name) err("metadata.name", "missing");
   if (md && md.namespace !== undefined && typeof md.namespace !== "string") err("metadata.namespace", "must be a string");
@@ -81,19 +85,64 @@ export function readService(svc: V1Service | Record<string, unknown>): { record:
   const ns = (md?.namespace as string) || "default", name = (md?.name as string) ?? "";
   const type = spec.type ?? "ClusterIP";
   if (!["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].includes(type as string)) err("spec.type", `unknown type ${JSON.stringify(type)}`);
+  // each reader reports its own fields' errors, in the order a reader of the object meets them
+  const clusterIPs = readClusterIPs(spec, err);
+  const ports = readServicePorts(spec, err);
+  const externalIPs = readExternalIPs(spec, err);
+  const ranges = readSourceRanges(spec, err);
+  const { affinity, sticky } = readAffinity(spec, err);
+  const { etp, itp, hcnp } = readPolicies(spec, err);
+  const lbVIPs = readLoadBalancerVIPs(o, err);
+  if (errors.length) return { record: null, errors };
+
+  const key = `${ns}/${name}`;
+  const record: ServiceRecord = { key, ports: [] };
+  if (type === "ExternalName") return { record, errors };
+  const isExtAccessible = type === "LoadBalancer" || type === "NodePort"
+    || (type === "ClusterIP" && externalIPs.length > 0);
+  const externalPolicyLocal = isExtAccessible && etp === "Local";
+  const hc = type === "LoadBalancer" && externalPolicyLocal ? hcnp : 0;
+  for (const family of ["IPv4", "IPv6"] as Family[]) {
+    const cip = clusterIPs.find((ip) => ip !== "None" && ip !== "" && parseIP(ip)!.family === family);
+    if (!cip) continue;                                                      // headless, or not this family
+    if (clusterIPs[0] === "None" || clusterIPs[0] === "") continue;
+    const fam = (ip: string) => parseIP(ip)!.family === family;
+    for (const p of ports) {
+      const nameString = p.name ? `${key}:${p.name}` : key;
+      record.ports.push({
+        key: `${key}:${p.name}/${p.protocol}`, nameString, svcKey: key, portName: p.name, protocol: p.protocol, family,
+        clusterIP: cip, port: p.port, nodePort: p.nodePort,
+        externalIPs: externalIPs.filter(fam), loadBalancerVIPs: lbVIPs.filter(fam),
+        loadBalancerSourceRanges: ranges.filter((r) => parseCIDR(r)!.family === family),
+        clientIPAffinity: affinity === "ClientIP", stickyMaxAgeSeconds: affinity === "ClientIP" ? sticky : 0,
+        externalPolicyLocal, internalPolicyLocal: itp === "Local", healthCheckNodePort: hc,
+      });
+    }
+  }
+  return { record, errors };
+}
+
+/** spec.clusterIPs (or spec.clusterIP), canonical; "None" and "" kept as they are (headless). */
+function readClusterIPs(spec: Spec, err: ErrorSink): string[] {
   const clusterIPs: string[] = [];
-  const rawIPs = Array.isArray(spec.clusterIPs) && spec.clusterIPs.length ? spec.clusterIPs : spec.clusterIP !== undefined ? [spec.clusterIP] : [];
+  const listed = Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0;
+  const rawIPs = listed ? spec.clusterIPs as unknown[] : spec.clusterIP !== undefined ? [spec.clusterIP] : [];
   rawIPs.forEach((ip, i) => {
-    const field = Array.isArray(spec.clusterIPs) && spec.clusterIPs.length ? `spec.clusterIPs[${i}]` : "spec.clusterIP";
+    const field = listed ? `spec.clusterIPs[${i}]` : "spec.clusterIP";
     if (ip === "None" || ip === "") { clusterIPs.push(ip); return; }
     const c = typeof ip === "string" ? canonicalIP(ip) : null;
     if (!c) err(field, `invalid IP address ${JSON.stringify(ip)}`);
     else clusterIPs.push(c);
   });
+  return clusterIPs;
+}
+
+/** spec.ports: each with a name unique per protocol, a port, a protocol and a node port (0 when none). */
+function readServicePorts(spec: Spec, err: ErrorSink): ServicePortSpec[] {
   const ports = spec.ports === undefined ? [] : spec.ports;
   if (!Array.isArray(ports)) err("spec.ports", "must be a list");
   const seenNames = new Set<string>();
-  const okPorts: { name: string; port: number; protocol: K8sProtocol; nodePort: number }[] = [];
+  const okPorts: ServicePortSpec[] = [];
   (Array.isArray(ports) ? ports : []).forEach((p, i) => {
     const f = `spec.ports[${i}]`;
     if (!isObj(p)) { err(f, "must be an object"); return; }
@@ -101,7 +150,10 @@ export function readService(svc: V1Service | Record<string, unknown>): { record:
     if (typeof pname !== "string") { err(`${f}.name`, "must be a string"); return; }
     if (!isPort(p.port)) { err(`${f}.port`, `must be an integer in 1..65535, got ${JSON.stringify(p.port)}`); return; }
     const proto = p.protocol === undefined ? "TCP" : p.protocol;
-    if (!PROTOCOLS.includes(proto as string)) { err(`${f}.protocol`, `must be TCP, UDP or SCTP, got ${JSON.stringify(proto)}`); return; }
+    if (!PROTOCOLS.includes(proto as string)) {
+      err(`${f}.protocol`, `must be TCP, UDP or SCTP, got ${JSON.stringify(proto)}`);
+      return;
+    }
     const np = p.nodePort === undefined || p.nodePort === null ? 0 : p.nodePort;
     if (!isPort(np, 0)) { err(`${f}.nodePort`, `must be an integer in 0..65535, got ${JSON.stringify(p.nodePort)}`); return; }
     const k = `${pname}/${proto}`;
@@ -109,36 +161,62 @@ export function readService(svc: V1Service | Record<string, unknown>): { record:
     seenNames.add(k);
     okPorts.push({ name: pname, port: p.port as number, protocol: proto as K8sProtocol, nodePort: np as number });
   });
+  return okPorts;
+}
+
+function readExternalIPs(spec: Spec, err: ErrorSink): string[] {
   const externalIPs: string[] = [];
-  if (spec.externalIPs !== undefined && spec.externalIPs !== null) {
-    if (!Array.isArray(spec.externalIPs)) err("spec.externalIPs", "must be a list");
-    else spec.externalIPs.forEach((ip, i) => {
-      const c = typeof ip === "string" ? canonicalIP(ip.trim()) : null;
-      if (!c) err(`spec.externalIPs[${i}]`, `invalid IP address ${JSON.stringify(ip)}`); else externalIPs.push(c);
-    });
-  }
+  if (spec.externalIPs === undefined || spec.externalIPs === null) return externalIPs;
+  if (!Array.isArray(spec.externalIPs)) err("spec.externalIPs", "must be a list");
+  else spec.externalIPs.forEach((ip, i) => {
+    const c = typeof ip === "string" ? canonicalIP(ip.trim()) : null;
+    if (!c) err(`spec.externalIPs[${i}]`, `invalid IP address ${JSON.stringify(ip)}`); else externalIPs.push(c);
+  });
+  return externalIPs;
+}
+
+function readSourceRanges(spec: Spec, err: ErrorSink): string[] {
   const ranges: string[] = [];
-  if (spec.loadBalancerSourceRanges !== undefined && spec.loadBalancerSourceRanges !== null) {
-    if (!Array.isArray(spec.loadBalancerSourceRanges)) err("spec.loadBalancerSourceRanges", "must be a list");
-    else spec.loadBalancerSourceRanges.forEach((r, i) => {
-      const c = typeof r === "string" ? parseCIDR(r.trim()) : null;
-      if (!c) err(`spec.loadBalancerSourceRanges[${i}]`, `invalid CIDR ${JSON.stringify(r)}`); else ranges.push(c.text);
-    });
+  if (spec.loadBalancerSourceRanges === undefined || spec.loadBalancerSourceRanges === null) return ranges;
+  if (!Array.isArray(spec.loadBalancerSourceRanges)) err("spec.loadBalancerSourceRanges", "must be a list");
+  else spec.loadBalancerSourceRanges.forEach((r, i) => {
+    const c = typeof r === "string" ? parseCIDR(r.trim()) : null;
+    if (!c) err(`spec.loadBalancerSourceRanges[${i}]`, `invalid CIDR ${JSON.stringify(r)}`); else ranges.push(c.text);
+  });
+  return ranges;
+}
+
+/** spec.sessionAffinity and its timeout (the API default: 3 hours). */
+function readAffinity(spec: Spec, err: ErrorSink): { affinity: unknown; sticky: number } {
+  const affinity = spec.sessionAffinity ?? "None";
+  if (affinity !== "None" && affinity !== "ClientIP") {
+    err("spec.sessionAffinity", `must be None or ClientIP, got ${JSON.stringify(affinity)}`);
   }
-  const aff = spec.sessionAffinity ?? "None";
-  if (aff !== "None" && aff !== "ClientIP") err("spec.sessionAffinity", `must be None or ClientIP, got ${JSON.stringify(aff)}`);
-  let sticky = 10800;                                                     // the API default: 3 hours
-  const cfgT = isObj(spec.sessionAffinityConfig) && isObj(spec.sessionAffinityConfig.clientIP) ? spec.sessionAffinityConfig.clientIP.timeoutSeconds : undefined;
-  if (aff === "ClientIP" && cfgT !== undefined && cfgT !== null) {
-    if (typeof cfgT !== "number" || !Number.isInteger(cfgT) || cfgT < 1 || cfgT > 86400) err("spec.sessionAffinityConfig.clientIP.timeoutSeconds", `must be an integer in 1..86400, got ${JSON.stringify(cfgT)}`);
-    else sticky = cfgT;
+  let sticky = 10800;
+  const config = spec.sessionAffinityConfig;
+  const timeout = isObj(config) && isObj(config.clientIP) ? config.clientIP.timeoutSeconds : undefined;
+  if (affinity === "ClientIP" && timeout !== undefined && timeout !== null) {
+    if (typeof timeout !== "number" || !Number.isInteger(timeout) || timeout < 1 || timeout > 86400) {
+      const field = "spec.sessionAffinityConfig.clientIP.timeoutSeconds";
+      err(field, `must be an integer in 1..86400, got ${JSON.stringify(timeout)}`);
+    } else sticky = timeout;
   }
+  return { affinity, sticky };
+}
+
+/** The external and internal traffic policies, and the health-check node port. */
+function readPolicies(spec: Spec, err: ErrorSink): { etp: unknown; itp: unknown; hcnp: number } {
   const etp = spec.externalTrafficPolicy ?? "Cluster";
   if (etp !== "Cluster" && etp !== "Local") err("spec.externalTrafficPolicy", `must be Cluster or Local, got ${JSON.stringify(etp)}`);
   const itp = spec.internalTrafficPolicy ?? "Cluster";
   if (itp !== "Cluster" && itp !== "Local") err("spec.internalTrafficPolicy", `must be Cluster or Local, got ${JSON.stringify(itp)}`);
   const hcnp = spec.healthCheckNodePort ?? 0;
   if (!isPort(hcnp, 0)) err("spec.healthCheckNodePort", `must be an integer in 0..65535, got ${JSON.stringify(hcnp)}`);
+  return { etp, itp, hcnp: hcnp as number };
+}
+
+/** status.loadBalancer.ingress[].ip, skipping hostname-only ingress and ipMode Proxy (the LB proxies). */
+function readLoadBalancerVIPs(o: Record<string, unknown>, err: ErrorSink): string[] {
   const lbVIPs: string[] = [];
   const status = isObj(o.status) ? o.status : {};
   const ingress = isObj(status.loadBalancer) ? status.loadBalancer.ingress : undefined;
@@ -146,35 +224,10 @@ export function readService(svc: V1Service | Record<string, unknown>): { record:
     if (!isObj(ing) || ing.ip === undefined || ing.ip === "") return;      // hostname-only ingress: nothing to do
     const c = typeof ing.ip === "string" ? canonicalIP(ing.ip) : null;
     if (!c) { err(`status.loadBalancer.ingress[${i}].ip`, `invalid IP address ${JSON.stringify(ing.ip)}`); return; }
-    if (ing.ipMode !== undefined && ing.ipMode !== null && ing.ipMode !== "VIP") return;   // ipMode Proxy: the LB proxies, not a VIP
+    if (ing.ipMode !== undefined && ing.ipMode !== null && ing.ipMode !== "VIP") return;
     lbVIPs.push(c);
   });
-  if (errors.length) return { record: null, errors };
-
-  const key = `${ns}/${name}`;
-  const record: ServiceRecord = { key, ports: [] };
-  if (type === "ExternalName") return { record, errors };
-  const isExtAccessible = type === "LoadBalancer" || type === "NodePort" || (type === "ClusterIP" && externalIPs.length > 0);
-  const externalPolicyLocal = isExtAccessible && etp === "Local";
-  const hc = type === "LoadBalancer" && externalPolicyLocal ? (hcnp as number) : 0;
-  for (const family of ["IPv4", "IPv6"] as Family[]) {
-    const cip = clusterIPs.find((ip) => ip !== "None" && ip !== "" && parseIP(ip)!.family === family);
-    if (!cip) continue;                                                      // headless, or not this family
-    if (clusterIPs[0] === "None" || clusterIPs[0] === "") continue;
-    const fam = (ip: string) => parseIP(ip)!.family === family;
-    for (const p of okPorts) {
-      const nameString = p.name ? `${key}:${p.name}` : key;
-      record.ports.push({
-        key: `${key}:${p.name}/${p.protocol}`, nameString, svcKey: key, portName: p.name, protocol: p.protocol, family,
-        clusterIP: cip, port: p.port, nodePort: p.nodePort,
-        externalIPs: externalIPs.filter(fam), loadBalancerVIPs: lbVIPs.filter(fam),
-        loadBalancerSourceRanges: ranges.filter((r) => parseCIDR(r)!.family === family),
-        clientIPAffinity: aff === "ClientIP", stickyMaxAgeSeconds: aff === "ClientIP" ? sticky : 0,
-        externalPolicyLocal, internalPolicyLocal: itp === "Local", healthCheckNodePort: hc,
-      });
-    }
-  }
-  return { record, errors };
+  return lbVIPs;
 }
 
 /** Validate and normalize an EndpointSlice (discovery.k8s.io/v1). */

@@ -90,150 +90,270 @@ const layout = (v: KubeProxyVersion) => (v === "1.31" || v === "1.32" ? { base: 
 export interface NftablesModeOptions { serviceCIDRs?: string[]; kubeProxyVersion?: KubeProxyVersion }
 export interface NftablesModeResult { text: string; chains: number; rules: number; elements: number }
 
-export function nftablesModeText(family: Family, cfg: ProxyConfig, node: FamilyNode, ports: Iterable<[ServicePortInfo, EndpointInfo[]]>, opts: NftablesModeOptions = {}): NftablesModeResult {
-  const fam = family === "IPv4" ? "ip" : "ip6";
-  const T = `${fam} kube-proxy`;
-  const ipX = fam, addrT = family === "IPv4" ? "ipv4_addr" : "ipv6_addr";
-  const noLocalhost = family === "IPv4" ? "ip daddr != 127.0.0.0/8" : "ip6 daddr != ::1";
-  const mark = masqMark(cfg.masqueradeBit);
-  const L: string[] = [];
-  let chains = 0, rules = 0, elements = 0;
-  const created = new Set<string>();
-  const ensureChain = (c: string) => { if (created.has(c)) return; created.add(c); chains++; L.push(`add chain ${T} ${c}`, `flush chain ${T} ${c}`); };
-  const rule = (chain: string, r: string, comment?: string) => { rules++; L.push(`add rule ${T} ${chain} ${r}${comment ? ` comment "${comment}"` : ""}`); };
-  const seen = new Map<string, Set<string>>();
-  const elem = (container: string, key: string, value?: string, comment?: string) => {
-    let keys = seen.get(container);
-    if (!keys) seen.set(container, (keys = new Set()));
-    if (keys.has(key)) L.push(`delete element ${T} ${container} { ${key} }`);   // ensureElem: the last value wins
-    else { keys.add(key); elements++; }
-    L.push(`add element ${T} ${container} { ${key}${comment ? ` comment "${comment}"` : ""}${value ? ` : ${value}` : ""} }`);
-  };
-  // setupNFTables
-  L.push(`add table ${T} { comment "rules for kube-proxy" ; }`);
-  const version = opts.kubeProxyVersion ?? DEFAULT_KUBE_PROXY_VERSION;
-  const { base: BASE_CHAINS, jumps: JUMP_CHAINS } = layout(version);
-  const newLayout = version === "1.34";
-  for (const [n] of BASE_CHAINS) L.push(`add chain ${T} ${n}`, `delete chain ${T} ${n}`);
-  for (const [n, type, hook, prio] of BASE_CHAINS) { chains++; L.push(`add chain ${T} ${n} { type ${type} hook ${hook} priority ${prio} ; }`, `flush chain ${T} ${n}`); }
-  for (const [dst, src, extra] of JUMP_CHAINS) { ensureChain(dst); rule(src, `${extra ? extra + " " : ""}jump ${dst}`); }
-  for (const c of ["services", "cluster-ips-check", "masquerading", "mark-for-masquerade"]) ensureChain(c);
-  rule("mark-for-masquerade", `mark set mark or ${mark}`);
-  rule("masquerading", `mark and ${mark} == 0 return`);
-  rule("masquerading", `mark set mark xor ${mark}`);
-  rule("masquerading", "masquerade fully-random");
-  L.push(`add set ${T} cluster-ips { type ${addrT} ; comment "Active ClusterIPs" ; }`);
-  rule("cluster-ips-check", `${ipX} daddr @cluster-ips reject`, "Reject traffic to invalid ports of ClusterIPs");
-  const svcCIDRs = (opts.serviceCIDRs ?? []).filter((c) => parseCIDR(c)?.family === family);
-  if (svcCIDRs.length) rule("cluster-ips-check", `${ipX} daddr { ${svcCIDRs.join(",")} } drop`, "Drop traffic to unallocated ClusterIPs");
-  L.push(`add set ${T} nodeport-ips { type ${addrT} ; comment "IPs that accept NodePort traffic" ; }`);
-  if (node.nodePortMatchAll) L.push(`delete set ${T} nodeport-ips`);
-  else { L.push(`flush set ${T} nodeport-ips`); for (const ip of node.nodePortIPs) elem("nodeport-ips", ip); }
-  L.push(`add map ${T} no-endpoint-services { type ${addrT} . inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to services with no endpoints" ; }`);
-  L.push(`add map ${T} no-endpoint-nodeports { type inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to service nodeports with no endpoints" ; }`);
-  chains++;
-  L.push(`add chain ${T} reject-chain { comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }`, `flush chain ${T} reject-chain`);
-  rule("reject-chain", "reject");
-  rule("service-endpoints-check", `${ipX} daddr . meta l4proto . th dport vmap @no-endpoint-services`);
-  if (node.nodePortMatchAll) rule("nodeport-endpoints-check", `${noLocalhost} meta l4proto . th dport vmap @no-endpoint-nodeports`);
-  else rule("nodeport-endpoints-check", `${ipX} daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports`);
-  L.push(`add map ${T} firewall-ips { type ${addrT} . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }`);
-  ensureChain("firewall-check");
-  rule("firewall-check", `${ipX} daddr . meta l4proto . th dport vmap @firewall-ips`);
-  L.push(`add map ${T} service-ips { type ${addrT} . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }`);
-  L.push(`add map ${T} service-nodeports { type inet_proto . inet_service : verdict ; comment "NodePort traffic" ; }`);
-  rule("services", `${ipX} daddr . meta l4proto . th dport vmap @service-ips`);
-  if (node.nodePortMatchAll) rule("services", `fib daddr type local ${noLocalhost} meta l4proto . th dport vmap @service-nodeports`);
-  else rule("services", `${ipX} daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports`);
-  for (const c of ["cluster-ips", "service-ips", "firewall-ips", "no-endpoint-services", "no-endpoint-nodeports", "service-nodeports"])
-    L.push(`flush ${c === "cluster-ips" ? "set" : "map"} ${T} ${c}`);
-
-  const detect = node.detect;
-  const clusterIPsSeen = new Set<string>();
-  for (const [sp, eps] of ports) {
-    const proto = sp.protocol.toLowerCase();
-    const spn = sp.nameString;
-    const base = nftServiceBase(sp);
-    const cat = categorizeEndpoints(eps, sp, { nodeName: node.nodeName, zone: node.zone });
-    const clusterEPs = cat.cluster ?? [], localEPs = cat.local ?? [];
-    const epChain = (e: EndpointInfo) => "endpoint-" + nftEndpointBase(sp, e);
-    const affSet = (e: EndpointInfo) => "affinity-" + nftEndpointBase(sp, e);
-    for (const e of cat.allReachable) ensureChain(epChain(e));
-    const clusterPolicyChain = "service-" + base, localPolicyChain = "local-" + base;
-    const usesCluster = clusterEPs.length > 0 && usesClusterEndpoints(sp);
-    if (usesCluster) ensureChain(clusterPolicyChain);
-    const usesLocal = localEPs.length > 0 && usesLocalEndpoints(sp);
-    if (usesLocal) ensureChain(localPolicyChain);
-    let internalChain = clusterPolicyChain, hasInternal = cat.hasAny;
-    if (sp.internalPolicyLocal) { internalChain = localPolicyChain; if (localEPs.length === 0) hasInternal = false; }
-    let externalPolicyChain = clusterPolicyChain, hasExternal = cat.hasAny;
-    if (sp.externalPolicyLocal) { externalPolicyChain = localPolicyChain; if (localEPs.length === 0) hasExternal = false; }
-    const ext = "external-" + base;
-    const usesExt = cat.hasAny && externallyAccessible(sp);
-    if (usesExt) ensureChain(ext);
-    let intVerdict = "", extVerdict = "";
-    if (!cat.hasAny) intVerdict = extVerdict = "goto reject-chain";
-    else { if (!hasInternal) intVerdict = "drop"; if (!hasExternal) extVerdict = "drop"; }
-    if (!clusterIPsSeen.has(sp.clusterIP)) { clusterIPsSeen.add(sp.clusterIP); elem("cluster-ips", sp.clusterIP); }   // a set: added once
-    if (hasInternal) elem("service-ips", `${sp.clusterIP} . ${proto} . ${sp.port}`, `goto ${internalChain}`);
-    else elem("no-endpoint-services", `${sp.clusterIP} . ${proto} . ${sp.port}`, intVerdict, spn);
-    for (const ip of sp.externalIPs) {
-      if (cat.hasAny) elem("service-ips", `${ip} . ${proto} . ${sp.port}`, `goto ${ext}`);
-      if (!hasExternal) elem("no-endpoint-services", `${ip} . ${proto} . ${sp.port}`, extVerdict, spn);
-    }
-    const usesFW = sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
-    const fw = "firewall-" + base;
-    if (usesFW) ensureChain(fw);
-    for (const ip of sp.loadBalancerVIPs) {
-      if (cat.hasAny) elem("service-ips", `${ip} . ${proto} . ${sp.port}`, `goto ${ext}`);
-      if (usesFW) elem("firewall-ips", `${ip} . ${proto} . ${sp.port}`, `goto ${fw}`);
-    }
-    if (!hasExternal) for (const ip of sp.loadBalancerVIPs) elem("no-endpoint-services", `${ip} . ${proto} . ${sp.port}`, extVerdict, spn);
-    if (sp.nodePort !== 0) {
-      if (cat.hasAny) elem("service-nodeports", `${proto} . ${sp.nodePort}`, `goto ${ext}`);
-      if (!hasExternal) elem("no-endpoint-nodeports", `${proto} . ${sp.nodePort}`, extVerdict, spn);
-    }
-    if (hasInternal) {
-      // 1.34 (PR 131492) matches the ClusterIP alone: a packet reaches this chain from service-ips with the
-      // port and protocol already matched, and from an external- chain never with the ClusterIP
-      const to = newLayout ? `${ipX} daddr ${sp.clusterIP}` : `${ipX} daddr ${sp.clusterIP} ${proto} dport ${sp.port}`;
-      if (cfg.masqueradeAll) rule(internalChain, `${to} jump mark-for-masquerade`);
-      else if (detect) rule(internalChain, `${to} ${detect.ifNotLocalNFT} jump mark-for-masquerade`);
-    }
-    if (usesExt) {
-      if (!sp.externalPolicyLocal) rule(ext, "jump mark-for-masquerade");
-      else {
-        if (detect) rule(ext, `${detect.ifLocalNFT} goto ${clusterPolicyChain}`, "short-circuit pod traffic");
-        rule(ext, "fib saddr type local jump mark-for-masquerade", "masquerade local traffic");
-        rule(ext, `fib saddr type local goto ${clusterPolicyChain}`, "short-circuit local traffic");
-      }
-      if (hasExternal) rule(ext, `goto ${externalPolicyChain}`);
-    }
-    if (usesFW) {
-      const sources: string[] = [];
-      let allowFromNode = false;
-      for (const r of sp.loadBalancerSourceRanges) {
-        sources.push(r);
-        const c = parseCIDR(r);
-        if (c && node.primaryIP && cidrContains(c, node.primaryIP)) allowFromNode = true;
-      }
-      if (allowFromNode) sources.push(...sp.loadBalancerVIPs);
-      rule(fw, `${ipX} saddr != { ${sources.join(", ")} } drop`);
-    }
-    if (sp.clientIPAffinity) for (const e of cat.allReachable)
-      L.push(`add set ${T} ${affSet(e)} { type ${addrT} ; flags dynamic,timeout ; timeout ${sp.stickyMaxAgeSeconds}s ; }`);
-    const toEndpoints = (chain: string, endpoints: EndpointInfo[]) => {
-      if (sp.clientIPAffinity) for (const e of endpoints) rule(chain, `${ipX} saddr @${affSet(e)} goto ${epChain(e)}`);
-      rule(chain, `numgen random mod ${endpoints.length} vmap { ${endpoints.map((e, i) => `${i} : goto ${epChain(e)}`).join(" , ")} }`);
-    };
-    if (usesCluster) toEndpoints(clusterPolicyChain, clusterEPs);
-    if (usesLocal) toEndpoints(localPolicyChain, localEPs);
-    for (const e of cat.allReachable) {
-      const c = epChain(e);
-      rule(c, `${ipX} saddr ${e.ip} jump mark-for-masquerade`);
-      if (sp.clientIPAffinity) rule(c, `update @${affSet(e)} { ${ipX} saddr }`);
-      rule(c, `meta l4proto ${proto} dnat to ${e.str}`);
-    }
+/**
+ * The transaction being written, as knftables writes one: every chain added and flushed once, every element
+ * of a set or map added once (a repeated key deletes the earlier element first: the last value wins).
+ */
+class Transaction {
+  readonly lines: string[] = [];
+  chains = 0;
+  rules = 0;
+  elements = 0;
+  private created = new Set<string>();
+  private seen = new Map<string, Set<string>>();
+  constructor(readonly table: string) {}
+  push(...lines: string[]): void { this.lines.push(...lines); }
+  ensureChain(c: string): void {
+    if (this.created.has(c)) return;
+    this.created.add(c);
+    this.chains++;
+    this.lines.push(`add chain ${this.table} ${c}`, `flush chain ${this.table} ${c}`);
   }
-  return { text: L.join("\n") + "\n", chains, rules, elements };
+  rule(chain: string, r: string, comment?: string): void {
+    this.rules++;
+    this.lines.push(`add rule ${this.table} ${chain} ${r}${comment ? ` comment "${comment}"` : ""}`);
+  }
+  elem(container: string, key: string, value?: string, comment?: string): void {
+    let keys = this.seen.get(container);
+    if (!keys) this.seen.set(container, (keys = new Set()));
+    if (keys.has(key)) this.lines.push(`delete element ${this.table} ${container} { ${key} }`);
+    else { keys.add(key); this.elements++; }
+    const annotated = `${key}${comment ? ` comment "${comment}"` : ""}${value ? ` : ${value}` : ""}`;
+    this.lines.push(`add element ${this.table} ${container} { ${annotated} }`);
+  }
+}
+
+/** What every rule of one family's table is written with. */
+interface Writer {
+  tx: Transaction;
+  family: Family;
+  cfg: ProxyConfig;
+  node: FamilyNode;
+  /** "ip" or "ip6", as in `ip daddr` */
+  ipX: string;
+  /** the set element type, ipv4_addr or ipv6_addr */
+  addrT: string;
+  version: KubeProxyVersion;
+}
+
+export function nftablesModeText(family: Family, cfg: ProxyConfig, node: FamilyNode,
+  ports: Iterable<[ServicePortInfo, EndpointInfo[]]>, opts: NftablesModeOptions = {}): NftablesModeResult {
+  const fam = family === "IPv4" ? "ip" : "ip6";
+  const w: Writer = {
+    tx: new Transaction(`${fam} kube-proxy`), family, cfg, node, ipX: fam,
+    addrT: family === "IPv4" ? "ipv4_addr" : "ipv6_addr", version: opts.kubeProxyVersion ?? DEFAULT_KUBE_PROXY_VERSION,
+  };
+  setupTable(w, opts.serviceCIDRs ?? []);
+  const clusterIPsSeen = new Set<string>();
+  for (const [sp, eps] of ports) servicePortRules(w, sp, eps, clusterIPsSeen);
+  const { tx } = w;
+  return { text: tx.lines.join("\n") + "\n", chains: tx.chains, rules: tx.rules, elements: tx.elements };
+}
+
+/** setupNFTables: the table, its base chains and their jumps, and the sets, maps and chains every sync shares. */
+function setupTable(w: Writer, serviceCIDRs: string[]): void {
+  const { tx, ipX, addrT, node } = w;
+  const T = tx.table;
+  const noLocalhost = w.family === "IPv4" ? "ip daddr != 127.0.0.0/8" : "ip6 daddr != ::1";
+  const mark = masqMark(w.cfg.masqueradeBit);
+  tx.push(`add table ${T} { comment "rules for kube-proxy" ; }`);
+  const { base: BASE_CHAINS, jumps: JUMP_CHAINS } = layout(w.version);
+  for (const [n] of BASE_CHAINS) tx.push(`add chain ${T} ${n}`, `delete chain ${T} ${n}`);
+  for (const [n, type, hook, prio] of BASE_CHAINS) {
+    tx.chains++;
+    tx.push(`add chain ${T} ${n} { type ${type} hook ${hook} priority ${prio} ; }`, `flush chain ${T} ${n}`);
+  }
+  for (const [dst, src, extra] of JUMP_CHAINS) {
+    tx.ensureChain(dst);
+    tx.rule(src, `${extra ? extra + " " : ""}jump ${dst}`);
+  }
+  for (const c of ["services", "cluster-ips-check", "masquerading", "mark-for-masquerade"]) tx.ensureChain(c);
+  tx.rule("mark-for-masquerade", `mark set mark or ${mark}`);
+  tx.rule("masquerading", `mark and ${mark} == 0 return`);
+  tx.rule("masquerading", `mark set mark xor ${mark}`);
+  tx.rule("masquerading", "masquerade fully-random");
+  tx.push(`add set ${T} cluster-ips { type ${addrT} ; comment "Active ClusterIPs" ; }`);
+  tx.rule("cluster-ips-check", `${ipX} daddr @cluster-ips reject`, "Reject traffic to invalid ports of ClusterIPs");
+  const svcCIDRs = serviceCIDRs.filter((c) => parseCIDR(c)?.family === w.family);
+  if (svcCIDRs.length) {
+    const unallocated = `${ipX} daddr { ${svcCIDRs.join(",")} } drop`;
+    tx.rule("cluster-ips-check", unallocated, "Drop traffic to unallocated ClusterIPs");
+  }
+  tx.push(`add set ${T} nodeport-ips { type ${addrT} ; comment "IPs that accept NodePort traffic" ; }`);
+  if (node.nodePortMatchAll) tx.push(`delete set ${T} nodeport-ips`);
+  else { tx.push(`flush set ${T} nodeport-ips`); for (const ip of node.nodePortIPs) tx.elem("nodeport-ips", ip); }
+  const map = (name: string, type: string, comment: string) =>
+    tx.push(`add map ${T} ${name} { type ${type} : verdict ; comment "${comment}" ; }`);
+  const addrPort = `${addrT} . inet_proto . inet_service`;
+  map("no-endpoint-services", addrPort, "vmap to drop or reject packets to services with no endpoints");
+  map("no-endpoint-nodeports", "inet_proto . inet_service",
+    "vmap to drop or reject packets to service nodeports with no endpoints");
+  tx.chains++;
+  tx.push(`add chain ${T} reject-chain { comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }`,
+    `flush chain ${T} reject-chain`);
+  tx.rule("reject-chain", "reject");
+  tx.rule("service-endpoints-check", `${ipX} daddr . meta l4proto . th dport vmap @no-endpoint-services`);
+  const nodePortDst = node.nodePortMatchAll ? noLocalhost : `${ipX} daddr @nodeport-ips`;
+  tx.rule("nodeport-endpoints-check", `${nodePortDst} meta l4proto . th dport vmap @no-endpoint-nodeports`);
+  map("firewall-ips", addrPort, "destinations that are subject to LoadBalancerSourceRanges");
+  tx.ensureChain("firewall-check");
+  tx.rule("firewall-check", `${ipX} daddr . meta l4proto . th dport vmap @firewall-ips`);
+  map("service-ips", addrPort, "ClusterIP, ExternalIP and LoadBalancer IP traffic");
+  map("service-nodeports", "inet_proto . inet_service", "NodePort traffic");
+  tx.rule("services", `${ipX} daddr . meta l4proto . th dport vmap @service-ips`);
+  const localDst = node.nodePortMatchAll ? `fib daddr type local ${noLocalhost}` : `${ipX} daddr @nodeport-ips`;
+  tx.rule("services", `${localDst} meta l4proto . th dport vmap @service-nodeports`);
+  const shared = ["cluster-ips", "service-ips", "firewall-ips", "no-endpoint-services", "no-endpoint-nodeports",
+    "service-nodeports"];
+  for (const c of shared) {
+    tx.push(`flush ${c === "cluster-ips" ? "set" : "map"} ${T} ${c}`);
+  }
+}
+
+/** Everything one service port adds: its chains, its map elements, and the rules of its chains. */
+function servicePortRules(w: Writer, sp: ServicePortInfo, eps: EndpointInfo[], clusterIPsSeen: Set<string>): void {
+  const { tx, node } = w;
+  const base = nftServiceBase(sp);
+  const cat = categorizeEndpoints(eps, sp, { nodeName: node.nodeName, zone: node.zone });
+  const localEPs = cat.local ?? [];
+  const epChain = (e: EndpointInfo) => "endpoint-" + nftEndpointBase(sp, e);
+  for (const e of cat.allReachable) tx.ensureChain(epChain(e));
+  const clusterPolicyChain = "service-" + base, localPolicyChain = "local-" + base;
+  const usesCluster = (cat.cluster ?? []).length > 0 && usesClusterEndpoints(sp);
+  if (usesCluster) tx.ensureChain(clusterPolicyChain);
+  const usesLocal = localEPs.length > 0 && usesLocalEndpoints(sp);
+  if (usesLocal) tx.ensureChain(localPolicyChain);
+  let internalChain = clusterPolicyChain, hasInternal = cat.hasAny;
+  if (sp.internalPolicyLocal) { internalChain = localPolicyChain; if (localEPs.length === 0) hasInternal = false; }
+  let externalPolicyChain = clusterPolicyChain, hasExternal = cat.hasAny;
+  if (sp.externalPolicyLocal) {
+    externalPolicyChain = localPolicyChain;
+    if (localEPs.length === 0) hasExternal = false;
+  }
+  const ext = "external-" + base;
+  const usesExt = cat.hasAny && externallyAccessible(sp);
+  if (usesExt) tx.ensureChain(ext);
+  const fw = "firewall-" + base;
+  const usesFW = sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
+  const p: NftPortPlan = { sp, cat, clusterPolicyChain, localPolicyChain, usesCluster, usesLocal, internalChain,
+    hasInternal, externalPolicyChain, hasExternal, ext, usesExt, fw, usesFW, epChain };
+  mapElements(w, p, clusterIPsSeen);
+  masqueradeAndExternalRules(w, p);
+  firewallRule(w, p);
+  endpointRules(w, p);
+}
+
+/** What one service port's rules depend on: its chains, its endpoints, and where each kind of traffic goes. */
+interface NftPortPlan {
+  sp: ServicePortInfo;
+  cat: ReturnType<typeof categorizeEndpoints>;
+  clusterPolicyChain: string;
+  localPolicyChain: string;
+  usesCluster: boolean;
+  usesLocal: boolean;
+  internalChain: string;
+  hasInternal: boolean;
+  externalPolicyChain: string;
+  hasExternal: boolean;
+  ext: string;
+  usesExt: boolean;
+  fw: string;
+  usesFW: boolean;
+  epChain: (e: EndpointInfo) => string;
+}
+
+/** The port's elements in cluster-ips, service-ips, firewall-ips, service-nodeports and the no-endpoint maps. */
+function mapElements(w: Writer, p: NftPortPlan, clusterIPsSeen: Set<string>): void {
+  const { tx } = w;
+  const { sp, cat, ext, fw, usesFW, hasInternal, hasExternal } = p;
+  const proto = sp.protocol.toLowerCase();
+  const spn = sp.nameString;
+  let intVerdict = "", extVerdict = "";
+  if (!cat.hasAny) intVerdict = extVerdict = "goto reject-chain";
+  else { if (!hasInternal) intVerdict = "drop"; if (!hasExternal) extVerdict = "drop"; }
+  // a set: each ClusterIP added once
+  if (!clusterIPsSeen.has(sp.clusterIP)) { clusterIPsSeen.add(sp.clusterIP); tx.elem("cluster-ips", sp.clusterIP); }
+  const key = (ip: string) => `${ip} . ${proto} . ${sp.port}`;
+  if (hasInternal) tx.elem("service-ips", key(sp.clusterIP), `goto ${p.internalChain}`);
+  else tx.elem("no-endpoint-services", key(sp.clusterIP), intVerdict, spn);
+  for (const ip of sp.externalIPs) {
+    if (cat.hasAny) tx.elem("service-ips", key(ip), `goto ${ext}`);
+    if (!hasExternal) tx.elem("no-endpoint-services", key(ip), extVerdict, spn);
+  }
+  if (usesFW) tx.ensureChain(fw);
+  for (const ip of sp.loadBalancerVIPs) {
+    if (cat.hasAny) tx.elem("service-ips", key(ip), `goto ${ext}`);
+    if (usesFW) tx.elem("firewall-ips", key(ip), `goto ${fw}`);
+  }
+  if (!hasExternal) for (const ip of sp.loadBalancerVIPs) tx.elem("no-endpoint-services", key(ip), extVerdict, spn);
+  if (sp.nodePort !== 0) {
+    if (cat.hasAny) tx.elem("service-nodeports", `${proto} . ${sp.nodePort}`, `goto ${ext}`);
+    if (!hasExternal) tx.elem("no-endpoint-nodeports", `${proto} . ${sp.nodePort}`, extVerdict, spn);
+  }
+}
+
+/** The ClusterIP masquerade rule and the external- chain (Local-policy short-circuits). */
+function masqueradeAndExternalRules(w: Writer, p: NftPortPlan): void {
+  const { tx, ipX } = w;
+  const { sp, ext, clusterPolicyChain } = p;
+  const detect = w.node.detect;
+  if (p.hasInternal) {
+    // 1.34 (PR 131492) matches the ClusterIP alone: a packet reaches this chain from service-ips with the
+    // port and protocol already matched, and from an external- chain never with the ClusterIP
+    const proto = sp.protocol.toLowerCase();
+    const to = w.version === "1.34"
+      ? `${ipX} daddr ${sp.clusterIP}`
+      : `${ipX} daddr ${sp.clusterIP} ${proto} dport ${sp.port}`;
+    if (w.cfg.masqueradeAll) tx.rule(p.internalChain, `${to} jump mark-for-masquerade`);
+    else if (detect) tx.rule(p.internalChain, `${to} ${detect.ifNotLocalNFT} jump mark-for-masquerade`);
+  }
+  if (p.usesExt) {
+    if (!sp.externalPolicyLocal) tx.rule(ext, "jump mark-for-masquerade");
+    else {
+      if (detect) tx.rule(ext, `${detect.ifLocalNFT} goto ${clusterPolicyChain}`, "short-circuit pod traffic");
+      tx.rule(ext, "fib saddr type local jump mark-for-masquerade", "masquerade local traffic");
+      tx.rule(ext, `fib saddr type local goto ${clusterPolicyChain}`, "short-circuit local traffic");
+    }
+    if (p.hasExternal) tx.rule(ext, `goto ${p.externalPolicyChain}`);
+  }
+}
+
+/** The firewall- chain: drop what no loadBalancerSourceRange (or the node itself, when inside one) sent. */
+function firewallRule(w: Writer, p: NftPortPlan): void {
+  if (!p.usesFW) return;
+  const { sp } = p;
+  const sources: string[] = [];
+  let allowFromNode = false;
+  for (const r of sp.loadBalancerSourceRanges) {
+    sources.push(r);
+    const c = parseCIDR(r);
+    if (c && w.node.primaryIP && cidrContains(c, w.node.primaryIP)) allowFromNode = true;
+  }
+  if (allowFromNode) sources.push(...sp.loadBalancerVIPs);
+  w.tx.rule(p.fw, `${w.ipX} saddr != { ${sources.join(", ")} } drop`);
+}
+
+/** The affinity- sets, the service-/local- chains' numgen vmaps, and each endpoint- chain's DNAT. */
+function endpointRules(w: Writer, p: NftPortPlan): void {
+  const { tx, ipX } = w;
+  const { sp, cat, epChain } = p;
+  const proto = sp.protocol.toLowerCase();
+  const affSet = (e: EndpointInfo) => "affinity-" + nftEndpointBase(sp, e);
+  if (sp.clientIPAffinity) for (const e of cat.allReachable) {
+    const spec = `type ${w.addrT} ; flags dynamic,timeout ; timeout ${sp.stickyMaxAgeSeconds}s ;`;
+    tx.push(`add set ${tx.table} ${affSet(e)} { ${spec} }`);
+  }
+  const toEndpoints = (chain: string, endpoints: EndpointInfo[]) => {
+    if (sp.clientIPAffinity) for (const e of endpoints) tx.rule(chain, `${ipX} saddr @${affSet(e)} goto ${epChain(e)}`);
+    const vmap = endpoints.map((e, i) => `${i} : goto ${epChain(e)}`).join(" , ");
+    tx.rule(chain, `numgen random mod ${endpoints.length} vmap { ${vmap} }`);
+  };
+  if (p.usesCluster) toEndpoints(p.clusterPolicyChain, cat.cluster ?? []);
+  if (p.usesLocal) toEndpoints(p.localPolicyChain, cat.local ?? []);
+  for (const e of cat.allReachable) {
+    const c = epChain(e);
+    tx.rule(c, `${ipX} saddr ${e.ip} jump mark-for-masquerade`);
+    if (sp.clientIPAffinity) tx.rule(c, `update @${affSet(e)} { ${ipX} saddr }`);
+    tx.rule(c, `meta l4proto ${proto} dnat to ${e.str}`);
+  }
 }

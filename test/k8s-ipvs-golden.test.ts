@@ -1,0 +1,105 @@
+// kube-proxy IPVS mode's Service-type tests (pkg/proxy/ipvs/proxier_test.go) as data
+// (test/fixtures/kube-proxy/ipvs-service-types.ts): the same objects through mapCluster, then the checks
+// kube-proxy's test makes against its fakes: the whole IPVS table (every virtual server, its scheduler and
+// persistence, its real servers as a set, weight 1), the listed ipsets' entries (as sets), and a jump to each
+// listed target from each listed chain, matching the listed ipset (kube-proxy's hasJump).
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { mapCluster } from "../src/k8s/index.ts";
+import { CASES, type IpvsCase } from "./fixtures/kube-proxy/ipvs-service-types.ts";
+
+const hostPort = (ip: string, port: number) => (ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+/** Every way what we generate for one case differs from what kube-proxy's test expects ([] = none). */
+export function ipvsCaseDiff(c: IpvsCase): string[] {
+  const m = mapCluster(c.objects, {
+    node: { nodeName: "test-node", addresses: c.nodeIPs },
+    config: { nodePortAddresses: c.nodePortAddresses ?? [], ...c.config },
+    families: [c.family],
+  });
+  const refused = c.refused ?? [];
+  const out = m.errors
+    .filter((e) => !refused.some((r) => e.message.includes(r)))
+    .map((e) => `input refused: ${e.message}`);
+  for (const r of refused) if (!m.errors.some((e) => e.message.includes(r))) out.push(`not refused: ${r}`);
+  const st = m.ipvs[c.family]!;
+  const got = new Map(st.services.map((v) => [`${(v.protocol ?? "").toUpperCase()} ${hostPort(v.addr!, v.port!)}`, v]));
+  const partial = c.vsCount !== undefined;
+  if (partial && got.size !== c.vsCount)
+    out.push(`${got.size} virtual servers (${[...got.keys()].join(", ")}), want ${c.vsCount}`);
+  for (const [key, want] of Object.entries(c.ipvs)) {
+    const v = got.get(key);
+    if (!v) {
+      if (!partial) out.push(`missing virtual server ${key}`);
+      continue;
+    }
+    const rs = v.realServers.map((r) => hostPort(r.addr, r.port)).sort();
+    if (want.rsWithin) {
+      const stray = rs.filter((r) => !want.rs.includes(r));
+      if (stray.length) out.push(`${key}: real servers ${stray.join(" ")} not among ${want.rs.join(" ")}`);
+    } else if (rs.join(" ") !== [...want.rs].sort().join(" ")) {
+      out.push(`${key}: real servers ${rs.join(" ") || "(none)"}, want ${[...want.rs].sort().join(" ") || "(none)"}`);
+    }
+    if (v.realServers.some((r) => r.weight !== 1)) out.push(`${key}: a real server's weight is not 1`);
+    if (v.scheduler !== (want.scheduler ?? "rr"))
+      out.push(`${key}: scheduler ${v.scheduler}, want ${want.scheduler ?? "rr"}`);
+    if (v.persistent !== want.persistent) out.push(`${key}: persistence ${v.persistent}, want ${want.persistent}`);
+    if ((v.flags ?? []).join(",") !== (want.flags ?? []).join(","))
+      out.push(`${key}: flags ${v.flags}, want ${want.flags}`);
+  }
+  if (!partial) for (const key of got.keys()) if (!(key in c.ipvs)) out.push(`unexpected virtual server ${key}`);
+  for (const [set, want] of Object.entries(c.ipsets ?? {})) {
+    const s = st.ipsets.find((x) => x.base === set);
+    const entries = [...(s?.entries ?? [])].sort();
+    if (entries.join(" ") !== [...want].sort().join(" "))
+      out.push(`ipset ${set}: ${entries.join(" ") || "(empty)"}, want ${[...want].sort().join(" ")}`);
+  }
+  const rules = st.iptablesRestore.split("\n");
+  for (const [chain, jumps] of Object.entries(c.iptables ?? {})) {
+    for (const [target, set] of jumps) {
+      const hit = rules.some(
+        (r) =>
+          r.startsWith(`-A ${chain} `) &&
+          r.endsWith(` -j ${target}`) &&
+          (set === "" || new RegExp(`--match-set \\S*${set}\\b`).test(r)),
+      );
+      if (!hit) out.push(`no jump from ${chain}${set ? ` matching ${set}` : ""} to ${target}`);
+    }
+  }
+  for (const [chain, first] of Object.entries(c.iptablesFirst ?? {})) {
+    const r = rules.find((l) => l.startsWith(`-A ${chain} `));
+    if (r !== `-A ${chain} ${first}`) out.push(`first rule of ${chain}: ${r ?? "(none)"}, want -A ${chain} ${first}`);
+  }
+  return out;
+}
+
+for (const c of CASES) {
+  test(`${c.test}: ${c.name}`, () => {
+    const diff = ipvsCaseDiff(c);
+    assert.equal(diff, [], diff.join("\n"));
+  });
+}
+
+test("the comparison sees a wrong real server, ipset entry, jump, first rule, VS count or expected refusal", () => {
+  const base = CASES.find((c) => c.name === "node port service with protocol sctp and externalTrafficPolicy local")!;
+  assert.equal(ipvsCaseDiff(base), []);
+  const variants: IpvsCase[] = [
+    { ...base, ipvs: { ...base.ipvs, "SCTP 100.101.102.103:3001": { rs: ["10.180.0.1:80", "10.180.1.1:80"] } } },
+    { ...base, ipvs: { ...base.ipvs, "SCTP 10.20.30.41:80": { rs: ["10.180.0.1:80"] } } },
+    {
+      ...base,
+      ipvs: { ...base.ipvs, "SCTP 10.20.30.41:80": { rs: ["10.180.0.1:80", "10.180.1.1:80"], persistent: 10800 } },
+    },
+    { ...base, ipsets: { "KUBE-NODE-PORT-SCTP-HASH": ["100.101.102.104,sctp:3001"] } },
+    { ...base, iptables: { "KUBE-NODE-PORT": [["RETURN", "KUBE-NODE-PORT-SCTP-HASH"]] } },
+    { ...base, ipvs: { "SCTP 10.20.30.41:80": base.ipvs["SCTP 10.20.30.41:80"] } },
+  ];
+  variants.push(
+    { ...base, iptablesFirst: { "KUBE-SERVICES": "-s ::1/128 -j RETURN" } },
+    { ...base, vsCount: 3 },
+    { ...base, refused: ["not an IPv6 address"] },
+  );
+  for (const v of variants) assert.ok(ipvsCaseDiff(v).length > 0, JSON.stringify(v.ipvs).slice(0, 200));
+});
+
+test.run();
