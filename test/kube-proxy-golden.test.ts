@@ -248,7 +248,7 @@ test("wasmvs k8s rules refuses a bad version, CIDR, on/off value or unknown flag
     "--constructor=1", "--__proto__", "--toString"]) {
     const r = await k8sRules(["/nonexistent", "--mode=iptables", a]);
     assert.is(r.status, 2, `${a}: ${r.stderr.slice(0, 300)}`);
-    assert.match(r.stderr, /^wasmvs k8s: (--[a-z-]+: .+|unknown flag .+)\nusage: wasmvs k8s/, a);
+    assert.match(r.stderr, /^wasmvs k8s rules: (--[a-zA-Z_-]+\b.+|unknown (flag|option) .+)\nusage: wasmvs k8s/, a);
     assert.is(r.stdout, "");
   }
   const w = spawnSync(process.execPath, ["bin/wasmvs.js", "k8s", "rules", "/nonexistent", "--mode=nftables", "--kube-proxy-version=9"], { encoding: "utf8", timeout: 60_000 });
