@@ -12,26 +12,35 @@ let chaseLines: u32 = 0;
 let chaseAt: usize = 0;
 
 // xorshift64*: deterministic, seeded from the host
-let rs: u64 = 0x9E3779B97F4A7C15;
+let rs: u64 = 0x9e3779b97f4a7c15;
 @inline function rnd(): u64 {
-  rs ^= rs >> 12; rs ^= rs << 25; rs ^= rs >> 27;
-  return rs * 0x2545F4914F6CDD1D;
+  rs ^= rs >> 12;
+  rs ^= rs << 25;
+  rs ^= rs >> 27;
+  return rs * 0x2545f4914f6cdd1d;
 }
 
 // Builds the cycle over `lines` lines (allocating lines * 64 bytes, freeing a previous area); returns the
 // area's address, or 0 when the memory could not be had.
 export function benchChaseInit(lines: u32, seed: u64): usize {
-  if (chaseBase != 0) { heap.free(chaseBase); chaseBase = 0; chaseLines = 0; }
+  if (chaseBase != 0) {
+    heap.free(chaseBase);
+    chaseBase = 0;
+    chaseLines = 0;
+  }
   if (lines < 2) return 0;
-  rs = seed != 0 ? seed : 0x9E3779B97F4A7C15;
+  rs = seed != 0 ? seed : 0x9e3779b97f4a7c15;
   const base = heap.alloc(<usize>lines * LINE);
   // identity, then Sattolo's shuffle of the line numbers (one cycle through all of them), kept in the
   // second word of each line; then the links in the first word
   for (let i: u32 = 0; i < lines; i++) store<u32>(base + <usize>i * LINE, i, 4);
   for (let i: u32 = lines - 1; i > 0; i--) {
-    const j = <u32>(rnd() % <u64>i);   // j < i: Sattolo, a single cycle
-    const pi = base + <usize>i * LINE + 4, pj = base + <usize>j * LINE + 4;
-    const t = load<u32>(pi); store<u32>(pi, load<u32>(pj)); store<u32>(pj, t);
+    const j = <u32>(rnd() % <u64>i); // j < i: Sattolo, a single cycle
+    const pi = base + <usize>i * LINE + 4,
+      pj = base + <usize>j * LINE + 4;
+    const t = load<u32>(pi);
+    store<u32>(pi, load<u32>(pj));
+    store<u32>(pj, t);
   }
   // perm[] read as "next line after i is perm[i]": a single cycle because Sattolo makes one
   for (let i: u32 = 0; i < lines; i++) {
@@ -66,11 +75,11 @@ export function benchChaseMulti(chains: i32, steps: i32): u32 {
   if (base == 0 || chains < 1) return 0;
   if (chains > 16) chains = 16;
   if (chains != chainCount) {
-    for (let c = 0; c < chains; c++) unchecked(chainAt[c] = (<usize>chaseLines * <usize>c / <usize>chains) * LINE);
+    for (let c = 0; c < chains; c++) unchecked((chainAt[c] = ((<usize>chaseLines * <usize>c) / <usize>chains) * LINE));
     chainCount = chains;
   }
   for (let k = 0; k < steps; k++) {
-    for (let c = 0; c < chains; c++) unchecked(chainAt[c] = <usize>load<u32>(base + unchecked(chainAt[c])));
+    for (let c = 0; c < chains; c++) unchecked((chainAt[c] = <usize>load<u32>(base + unchecked(chainAt[c]))));
   }
   let sum: u32 = 0;
   for (let c = 0; c < chains; c++) sum += <u32>unchecked(chainAt[c]);
@@ -78,5 +87,9 @@ export function benchChaseMulti(chains: i32, steps: i32): u32 {
 }
 
 export function benchChaseFree(): void {
-  if (chaseBase != 0) { heap.free(chaseBase); chaseBase = 0; chaseLines = 0; }
+  if (chaseBase != 0) {
+    heap.free(chaseBase);
+    chaseBase = 0;
+    chaseLines = 0;
+  }
 }

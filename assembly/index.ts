@@ -4,73 +4,171 @@
 // is the one caller.
 import { AF_INET, OK, E_NO_SERVICE, E_NO_DEST, E_BAD_SETTING } from "./common";
 import {
-  addService, editService, delService, flushServices, getService, lookupService, lookupFwmark,
-  addDest, editDest, delDest, serviceById,
+  addService,
+  editService,
+  delService,
+  flushServices,
+  getService,
+  lookupService,
+  lookupFwmark,
+  addDest,
+  editDest,
+  delDest,
+  serviceById,
 } from "./service/service";
 export { hsiphashSelfTest } from "./hash/siphash";
 import { Dest, destById, destOf } from "./dest/dest";
 import { pkt } from "./packet/info";
-import { settings, SET_EXPIRE_NODEST_CONN, SET_EXPIRE_QUIESCENT_TEMPLATE, SET_CONN_REUSE_MODE,
-  SET_SLOPPY_TCP, SET_CONNTRACK, SET_LBLC_EXPIRATION, SET_LBLCR_EXPIRATION, SET_MH_TABLE_INDEX,
-  SET_SH_TABLE_BITS, SET_UDP_TIMEOUT } from "./settings";
+import {
+  settings,
+  SET_EXPIRE_NODEST_CONN,
+  SET_EXPIRE_QUIESCENT_TEMPLATE,
+  SET_CONN_REUSE_MODE,
+  SET_SLOPPY_TCP,
+  SET_CONNTRACK,
+  SET_LBLC_EXPIRATION,
+  SET_LBLCR_EXPIRATION,
+  SET_MH_TABLE_INDEX,
+  SET_SH_TABLE_BITS,
+  SET_UDP_TIMEOUT,
+} from "./settings";
 import { seedRandom } from "./sched/random";
 import { runClock } from "./clock";
 import {
-  SCRATCH_SIZE, ARG_ADDR, ARG_DST,
-  SVC_ADDR, SVC_AF, SVC_PROTO, SVC_PORT, SVC_FWMARK, SVC_SCHED, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK, SVC_CONNS,
-  SVC_INPKTS, SVC_OUTPKTS, SVC_INBYTES, SVC_OUTBYTES,
-  DEST_ADDR, DEST_AF, DEST_PORT, DEST_WEIGHT, DEST_LAST_WEIGHT, DEST_UTHRESHOLD, DEST_LTHRESHOLD, DEST_FLAGS,
-  DEST_FWD, DEST_ACTIVE, DEST_INACTIVE, DEST_PERSIST, DEST_SVC, DEST_CONNS, DEST_INPKTS, DEST_OUTPKTS,
-  DEST_INBYTES, DEST_OUTBYTES,
-  CONN_CADDR, CONN_VADDR, CONN_DADDR, CONN_LADDR, CONN_AF, CONN_PROTO, CONN_STATE, CONN_FLAGS, CONN_CPORT,
-  CONN_VPORT, CONN_DPORT, CONN_LPORT, CONN_DEST, CONN_CONTROLLER, CONN_CHILDREN, CONN_TIMEOUT, CONN_EXPIRES,
-  CONN_INPKTS, CONN_LIVE,
-  KEY_SIZE, KEY_AF, KEY_PROTO, KEY_CPORT, KEY_VPORT, KEY_CADDR, KEY_VADDR,
+  SCRATCH_SIZE,
+  ARG_ADDR,
+  ARG_DST,
+  SVC_ADDR,
+  SVC_AF,
+  SVC_PROTO,
+  SVC_PORT,
+  SVC_FWMARK,
+  SVC_SCHED,
+  SVC_FLAGS,
+  SVC_TIMEOUT,
+  SVC_NETMASK,
+  SVC_CONNS,
+  SVC_INPKTS,
+  SVC_OUTPKTS,
+  SVC_INBYTES,
+  SVC_OUTBYTES,
+  DEST_ADDR,
+  DEST_AF,
+  DEST_PORT,
+  DEST_WEIGHT,
+  DEST_LAST_WEIGHT,
+  DEST_UTHRESHOLD,
+  DEST_LTHRESHOLD,
+  DEST_FLAGS,
+  DEST_FWD,
+  DEST_ACTIVE,
+  DEST_INACTIVE,
+  DEST_PERSIST,
+  DEST_SVC,
+  DEST_CONNS,
+  DEST_INPKTS,
+  DEST_OUTPKTS,
+  DEST_INBYTES,
+  DEST_OUTBYTES,
+  CONN_CADDR,
+  CONN_VADDR,
+  CONN_DADDR,
+  CONN_LADDR,
+  CONN_AF,
+  CONN_PROTO,
+  CONN_STATE,
+  CONN_FLAGS,
+  CONN_CPORT,
+  CONN_VPORT,
+  CONN_DPORT,
+  CONN_LPORT,
+  CONN_DEST,
+  CONN_CONTROLLER,
+  CONN_CHILDREN,
+  CONN_TIMEOUT,
+  CONN_EXPIRES,
+  CONN_INPKTS,
+  CONN_LIVE,
+  KEY_SIZE,
+  KEY_AF,
+  KEY_PROTO,
+  KEY_CPORT,
+  KEY_VPORT,
+  KEY_CADDR,
+  KEY_VADDR,
 } from "./layout";
 
 // ---- scratch: the argument / result area shared with the host --------------------------------------
 const scratch = new StaticArray<u8>(SCRATCH_SIZE);
-export function scratchPtr(): usize { return changetype<usize>(scratch); }
+export function scratchPtr(): usize {
+  return changetype<usize>(scratch);
+}
 
 // an address at scratch+off as four host-order words of the network-order bytes (IPv4: word 3)
-let w0: u32 = 0, w1: u32 = 0, w2: u32 = 0, w3: u32 = 0;
+let w0: u32 = 0,
+  w1: u32 = 0,
+  w2: u32 = 0,
+  w3: u32 = 0;
 function readAddr(af: i32, off: i32): void {
   const at = changetype<usize>(scratch) + <usize>off;
   if (af == AF_INET) {
-    w0 = 0; w1 = 0; w2 = 0; w3 = bswap<u32>(load<u32>(at));
+    w0 = 0;
+    w1 = 0;
+    w2 = 0;
+    w3 = bswap<u32>(load<u32>(at));
   } else {
-    w0 = bswap<u32>(load<u32>(at)); w1 = bswap<u32>(load<u32>(at, 4));
-    w2 = bswap<u32>(load<u32>(at, 8)); w3 = bswap<u32>(load<u32>(at, 12));
+    w0 = bswap<u32>(load<u32>(at));
+    w1 = bswap<u32>(load<u32>(at, 4));
+    w2 = bswap<u32>(load<u32>(at, 8));
+    w3 = bswap<u32>(load<u32>(at, 12));
   }
 }
 function writeAddr(af: i32, off: i32, a0: u32, a1: u32, a2: u32, a3: u32): void {
   const at = changetype<usize>(scratch) + <usize>off;
   if (af == AF_INET) {
-    store<u32>(at, bswap<u32>(a3)); store<u32>(at, 0, 4); store<u64>(at, 0, 8);
+    store<u32>(at, bswap<u32>(a3));
+    store<u32>(at, 0, 4);
+    store<u64>(at, 0, 8);
   } else {
-    store<u32>(at, bswap<u32>(a0)); store<u32>(at, bswap<u32>(a1), 4);
-    store<u32>(at, bswap<u32>(a2), 8); store<u32>(at, bswap<u32>(a3), 12);
+    store<u32>(at, bswap<u32>(a0));
+    store<u32>(at, bswap<u32>(a1), 4);
+    store<u32>(at, bswap<u32>(a2), 8);
+    store<u32>(at, bswap<u32>(a3), 12);
   }
 }
 
 // ---- services ----------------------------------------------------------------------------------------
-export function svcAdd(af: i32, proto: i32, port: u32, fwmark: u32, sched: i32, flags: u32,
-                       timeout: u32, netmask: u32): i32 {
+export function svcAdd(
+  af: i32,
+  proto: i32,
+  port: u32,
+  fwmark: u32,
+  sched: i32,
+  flags: u32,
+  timeout: u32,
+  netmask: u32,
+): i32 {
   readAddr(af, ARG_ADDR);
   return addService(af, proto, w0, w1, w2, w3, port, fwmark, sched, flags, timeout, netmask);
 }
 export function svcEdit(id: i32, sched: i32, flags: u32, timeout: u32, netmask: u32): i32 {
   return editService(id, sched, flags, timeout, netmask);
 }
-export function svcDel(id: i32): i32 { return delService(id); }
-export function svcFlush(): void { flushServices(); }
+export function svcDel(id: i32): i32 {
+  return delService(id);
+}
+export function svcFlush(): void {
+  flushServices();
+}
 // The service id for (af, proto, scratch address, port), or fwmark when non-zero; -1 when none.
 export function svcFind(af: i32, proto: i32, port: u32, fwmark: u32): i32 {
   readAddr(af, ARG_ADDR);
   const s = fwmark != 0 ? lookupFwmark(af, fwmark) : lookupService(af, proto, w0, w1, w2, w3, port);
   return s ? s.id : -1;
 }
-export function svcCapacity(): i32 { return serviceById.length; }
+export function svcCapacity(): i32 {
+  return serviceById.length;
+}
 
 // Writes a service's fields to scratch (SVC_* in assembly/layout.ts); returns its destination count.
 export function svcInfo(id: i32): i32 {
@@ -78,11 +176,19 @@ export function svcInfo(id: i32): i32 {
   if (!s) return E_NO_SERVICE;
   const p = changetype<usize>(scratch);
   writeAddr(s.af, SVC_ADDR, s.a0, s.a1, s.a2, s.a3);
-  store<i32>(p, s.af, SVC_AF); store<i32>(p, s.proto, SVC_PROTO); store<u32>(p, s.port, SVC_PORT);
-  store<u32>(p, s.fwmark, SVC_FWMARK); store<i32>(p, s.schedId, SVC_SCHED); store<u32>(p, s.flags, SVC_FLAGS);
-  store<u32>(p, s.timeout, SVC_TIMEOUT); store<u32>(p, s.netmask, SVC_NETMASK);
-  store<u64>(p, s.conns, SVC_CONNS); store<u64>(p, s.inPkts, SVC_INPKTS); store<u64>(p, s.outPkts, SVC_OUTPKTS);
-  store<u64>(p, s.inBytes, SVC_INBYTES); store<u64>(p, s.outBytes, SVC_OUTBYTES);
+  store<i32>(p, s.af, SVC_AF);
+  store<i32>(p, s.proto, SVC_PROTO);
+  store<u32>(p, s.port, SVC_PORT);
+  store<u32>(p, s.fwmark, SVC_FWMARK);
+  store<i32>(p, s.schedId, SVC_SCHED);
+  store<u32>(p, s.flags, SVC_FLAGS);
+  store<u32>(p, s.timeout, SVC_TIMEOUT);
+  store<u32>(p, s.netmask, SVC_NETMASK);
+  store<u64>(p, s.conns, SVC_CONNS);
+  store<u64>(p, s.inPkts, SVC_INPKTS);
+  store<u64>(p, s.outPkts, SVC_OUTPKTS);
+  store<u64>(p, s.inBytes, SVC_INBYTES);
+  store<u64>(p, s.outBytes, SVC_OUTBYTES);
   return s.dests.length;
 }
 // The id of the i-th destination of a service in the kernel's list order (newest first).
@@ -112,13 +218,23 @@ export function destInfo(id: i32): i32 {
   const d = destOf(id);
   const p = changetype<usize>(scratch);
   writeAddr(d.af, DEST_ADDR, d.a0, d.a1, d.a2, d.a3);
-  store<i32>(p, d.af, DEST_AF); store<u32>(p, d.port, DEST_PORT); store<i32>(p, d.weight, DEST_WEIGHT);
-  store<i32>(p, d.lastWeight, DEST_LAST_WEIGHT); store<u32>(p, d.uThreshold, DEST_UTHRESHOLD);
-  store<u32>(p, d.lThreshold, DEST_LTHRESHOLD); store<u32>(p, d.flags, DEST_FLAGS); store<u32>(p, d.fwd, DEST_FWD);
-  store<u32>(p, d.activeConns, DEST_ACTIVE); store<u32>(p, d.inactConns, DEST_INACTIVE);
-  store<u32>(p, d.persistConns, DEST_PERSIST); store<i32>(p, d.svcId, DEST_SVC);
-  store<u64>(p, d.conns, DEST_CONNS); store<u64>(p, d.inPkts, DEST_INPKTS); store<u64>(p, d.outPkts, DEST_OUTPKTS);
-  store<u64>(p, d.inBytes, DEST_INBYTES); store<u64>(p, d.outBytes, DEST_OUTBYTES);
+  store<i32>(p, d.af, DEST_AF);
+  store<u32>(p, d.port, DEST_PORT);
+  store<i32>(p, d.weight, DEST_WEIGHT);
+  store<i32>(p, d.lastWeight, DEST_LAST_WEIGHT);
+  store<u32>(p, d.uThreshold, DEST_UTHRESHOLD);
+  store<u32>(p, d.lThreshold, DEST_LTHRESHOLD);
+  store<u32>(p, d.flags, DEST_FLAGS);
+  store<u32>(p, d.fwd, DEST_FWD);
+  store<u32>(p, d.activeConns, DEST_ACTIVE);
+  store<u32>(p, d.inactConns, DEST_INACTIVE);
+  store<u32>(p, d.persistConns, DEST_PERSIST);
+  store<i32>(p, d.svcId, DEST_SVC);
+  store<u64>(p, d.conns, DEST_CONNS);
+  store<u64>(p, d.inPkts, DEST_INPKTS);
+  store<u64>(p, d.outPkts, DEST_OUTPKTS);
+  store<u64>(p, d.inBytes, DEST_INBYTES);
+  store<u64>(p, d.outBytes, DEST_OUTBYTES);
   return OK;
 }
 
@@ -126,28 +242,47 @@ export function destInfo(id: i32): i32 {
 // Source address at ARG_ADDR, destination address at ARG_DST. Returns the chosen destination's id,
 // or -100 (no destination; schedFailReason() says why).
 let lastFail: i32 = 0;
-const NO_DEST_RESULT: i32 = -100;   // distinct from the configuration errors
+const NO_DEST_RESULT: i32 = -100; // distinct from the configuration errors
 export function schedule(svcId: i32, af: i32, proto: i32, sport: u32, dport: u32, nowMs: f64): i32 {
   const now = <i64>nowMs;
   const s = getService(svcId);
   if (!s) return E_NO_SERVICE;
   fillPacket(af, proto, sport, dport);
   const sched = s.sched;
-  if (!sched) { lastFail = 1; return NO_DEST_RESULT; }
+  if (!sched) {
+    lastFail = 1;
+    return NO_DEST_RESULT;
+  }
   const d = sched.schedule(s, pkt, now);
-  if (!d) { lastFail = sched.failReason(); if (lastFail == 0) lastFail = 1; return NO_DEST_RESULT; }
+  if (!d) {
+    lastFail = sched.failReason();
+    if (lastFail == 0) lastFail = 1;
+    return NO_DEST_RESULT;
+  }
   lastFail = 0;
   return d.id;
 }
-export function schedFailReason(): i32 { return lastFail; }
+export function schedFailReason(): i32 {
+  return lastFail;
+}
 
 function fillPacket(af: i32, proto: i32, sport: u32, dport: u32): void {
   readAddr(af, ARG_ADDR);
-  pkt.af = af; pkt.proto = proto;
-  pkt.s0 = w0; pkt.s1 = w1; pkt.s2 = w2; pkt.s3 = w3;
+  pkt.af = af;
+  pkt.proto = proto;
+  pkt.s0 = w0;
+  pkt.s1 = w1;
+  pkt.s2 = w2;
+  pkt.s3 = w3;
   readAddr(af, ARG_DST);
-  pkt.d0 = w0; pkt.d1 = w1; pkt.d2 = w2; pkt.d3 = w3;
-  pkt.sport = sport; pkt.dport = dport; pkt.mark = 0; pkt.tcpFlags = 0;
+  pkt.d0 = w0;
+  pkt.d1 = w1;
+  pkt.d2 = w2;
+  pkt.d3 = w3;
+  pkt.sport = sport;
+  pkt.dport = dport;
+  pkt.mark = 0;
+  pkt.tcpFlags = 0;
 }
 
 // Sets a destination's connection counters directly, applying the OVERLOAD rules (tests and the
@@ -159,53 +294,113 @@ export function destSetLoad(id: i32, active: u32, inactive: u32): i32 {
   d.inactConns = inactive;
   d.updateOverload();
   const s = getService(d.svcId);
-  if (s) { const sched = s.sched; if (sched) sched.loadChanged(s, d); }
+  if (s) {
+    const sched = s.sched;
+    if (sched) sched.loadChanged(s, d);
+  }
   return OK;
 }
 
 // ---- settings -------------------------------------------------------------------------------------
 export function setSetting(id: i32, value: i64): i32 {
   switch (id) {
-    case SET_EXPIRE_NODEST_CONN: settings.expireNodestConn = <i32>value; break;
-    case SET_EXPIRE_QUIESCENT_TEMPLATE: settings.expireQuiescentTemplate = <i32>value; break;
-    case SET_CONN_REUSE_MODE: settings.connReuseMode = <i32>value; break;
-    case SET_SLOPPY_TCP: settings.sloppyTcp = <i32>value; break;
-    case SET_CONNTRACK: settings.conntrack = <i32>value; break;
-    case SET_LBLC_EXPIRATION: settings.lblcExpirationMs = value; break;
-    case SET_LBLCR_EXPIRATION: settings.lblcrExpirationMs = value; break;
+    case SET_EXPIRE_NODEST_CONN:
+      settings.expireNodestConn = <i32>value;
+      break;
+    case SET_EXPIRE_QUIESCENT_TEMPLATE:
+      settings.expireQuiescentTemplate = <i32>value;
+      break;
+    case SET_CONN_REUSE_MODE:
+      settings.connReuseMode = <i32>value;
+      break;
+    case SET_SLOPPY_TCP:
+      settings.sloppyTcp = <i32>value;
+      break;
+    case SET_CONNTRACK:
+      settings.conntrack = <i32>value;
+      break;
+    case SET_LBLC_EXPIRATION:
+      settings.lblcExpirationMs = value;
+      break;
+    case SET_LBLCR_EXPIRATION:
+      settings.lblcrExpirationMs = value;
+      break;
     case SET_MH_TABLE_INDEX:
       if (value < 8 || value > 17) return E_BAD_SETTING;
-      settings.mhTableIndex = <i32>value; break;
+      settings.mhTableIndex = <i32>value;
+      break;
     case SET_SH_TABLE_BITS:
       if (value < 4 || value > 20) return E_BAD_SETTING;
-      settings.shTableBits = <i32>value; break;
-    case SET_UDP_TIMEOUT: settings.udpTimeoutMs = value; break;
-    default: return E_BAD_SETTING;
+      settings.shTableBits = <i32>value;
+      break;
+    case SET_UDP_TIMEOUT:
+      settings.udpTimeoutMs = value;
+      break;
+    default:
+      return E_BAD_SETTING;
   }
   return OK;
 }
 
-export function setRandomSeed(seed: u64): void { seedRandom(seed); }
+export function setRandomSeed(seed: u64): void {
+  seedRandom(seed);
+}
 
 // ---- connections --------------------------------------------------------------------------------
 import {
-  connInit as tableInit, capacity as connCapacityNow, connCount, templateCount,
-  refusedFull, evictedClosed, evictedOther,
-  E, O_AF, O_PROTO, O_STATE, O_LIVE, O_FLAGS, O_CPORT, O_VPORT, O_DPORT, O_LPORT, O_CADDR,
-  O_VADDR, O_DADDR, O_LADDR, O_DEST, O_CTL, O_NCTL, O_TIMEOUT, O_EXPIRES, O_INPKTS,
-  expire as expireEntry, CF_TEMPLATE as CONN_F_TEMPLATE,
+  connInit as tableInit,
+  capacity as connCapacityNow,
+  connCount,
+  templateCount,
+  refusedFull,
+  evictedClosed,
+  evictedOther,
+  E,
+  O_AF,
+  O_PROTO,
+  O_STATE,
+  O_LIVE,
+  O_FLAGS,
+  O_CPORT,
+  O_VPORT,
+  O_DPORT,
+  O_LPORT,
+  O_CADDR,
+  O_VADDR,
+  O_DADDR,
+  O_LADDR,
+  O_DEST,
+  O_CTL,
+  O_NCTL,
+  O_TIMEOUT,
+  O_EXPIRES,
+  O_INPKTS,
+  expire as expireEntry,
+  CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";
 import { inbound, outbound, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";
 import { tcpTimeoutMs, setUdpTimeoutMs, udpTimeoutMs, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from "./conn/state";
 
 // Sizes the connection table (fixed from then on); the tables are empty afterwards.
-export function connInit(capacity: u32): i32 { return tableInit(capacity); }
-export function connCapacity(): u32 { return connCapacityNow; }
-export function connLive(): u32 { return connCount; }
-export function connTemplates(): u32 { return templateCount; }
-export function connRefusedFull(): f64 { return <f64>refusedFull; }
+export function connInit(capacity: u32): i32 {
+  return tableInit(capacity);
+}
+export function connCapacity(): u32 {
+  return connCapacityNow;
+}
+export function connLive(): u32 {
+  return connCount;
+}
+export function connTemplates(): u32 {
+  return templateCount;
+}
+export function connRefusedFull(): f64 {
+  return <f64>refusedFull;
+}
 // entries freed for a new connection when the table was full: finished (TIME_WAIT, CLOSE), other inactive
-export function connEvicted(finished: bool): f64 { return <f64>(finished ? evictedClosed : evictedOther); }
+export function connEvicted(finished: bool): f64 {
+  return <f64>(finished ? evictedClosed : evictedOther);
+}
 
 // Frees entry i now if its destination has been deleted (the userspace proxy calls this when the
 // sockets of such a flow close: with expire_nodest_conn=0 the flow's last state changes were dropped,
@@ -214,28 +409,46 @@ export function connEvicted(finished: bool): f64 { return <f64>(finished ? evict
 export function connExpireOrphan(i: i32, nowMs: f64): bool {
   if (i < 0 || <u32>i >= connCapacityNow) return false;
   const e = E(<u32>i);
-  if (!load<u8>(e, O_LIVE) || (load<u32>(e, O_FLAGS) & CONN_F_TEMPLATE)) return false;
+  if (!load<u8>(e, O_LIVE) || load<u32>(e, O_FLAGS) & CONN_F_TEMPLATE) return false;
   const id = load<i32>(e, O_DEST);
   if (id < 0 || destOf(id).available()) return false;
   return expireEntry(<u32>i, <i64>nowMs);
 }
 
 // Runs the clock: expires connections and runs scheduler timers. Returns the number expired.
-export function advance(nowMs: f64): i32 { return runClock(<i64>nowMs); }
+export function advance(nowMs: f64): i32 {
+  return runClock(<i64>nowMs);
+}
 
 // One packet described by numbers: source at ARG_ADDR, destination at ARG_DST. dir 0: client to
 // service, 1: real server to client (NAT replies). flags: TCP flags, or the SCTP chunk type.
 // Returns the verdict (0 not ours, 1 forward, 2 drop); lastConn()/lastDropReason() tell more.
-export function packet(dir: i32, af: i32, proto: i32, sport: u32, dport: u32, flags: u32, len: u32, mark: u32, nowMs: f64): i32 {
+export function packet(
+  dir: i32,
+  af: i32,
+  proto: i32,
+  sport: u32,
+  dport: u32,
+  flags: u32,
+  len: u32,
+  mark: u32,
+  nowMs: f64,
+): i32 {
   if (connCapacityNow == 0) tableInit(65536);
   fillPacket(af, proto, sport, dport);
   pkt.tcpFlags = flags;
   pkt.mark = mark;
   return dir == 0 ? inbound(len, <i64>nowMs) : outbound(len, <i64>nowMs);
 }
-export function lastConn(): i32 { return resultConn; }
-export function lastDropReason(): i32 { return dropReason; }
-export function lastWasNew(): bool { return lastNewConn; }
+export function lastConn(): i32 {
+  return resultConn;
+}
+export function lastDropReason(): i32 {
+  return dropReason;
+}
+export function lastWasNew(): bool {
+  return lastNewConn;
+}
 
 // The next live entry at or after index `from`, or -1.
 export function connNext(from: i32): i32 {
@@ -254,13 +467,20 @@ export function connInfo(i: i32): i32 {
   copyAddr(af, CONN_VADDR, e + O_VADDR);
   copyAddr(af, CONN_DADDR, e + O_DADDR);
   copyAddr(af, CONN_LADDR, e + O_LADDR);
-  store<i32>(p, af, CONN_AF); store<i32>(p, load<u8>(e, O_PROTO), CONN_PROTO);
-  store<i32>(p, load<u8>(e, O_STATE), CONN_STATE); store<u32>(p, load<u32>(e, O_FLAGS), CONN_FLAGS);
-  store<u32>(p, load<u16>(e, O_CPORT), CONN_CPORT); store<u32>(p, load<u16>(e, O_VPORT), CONN_VPORT);
-  store<u32>(p, load<u16>(e, O_DPORT), CONN_DPORT); store<u32>(p, load<u16>(e, O_LPORT), CONN_LPORT);
-  store<i32>(p, load<i32>(e, O_DEST), CONN_DEST); store<i32>(p, <i32>load<u32>(e, O_CTL) - 1, CONN_CONTROLLER);
-  store<u32>(p, load<u32>(e, O_NCTL), CONN_CHILDREN); store<u32>(p, load<u32>(e, O_TIMEOUT), CONN_TIMEOUT);
-  store<f64>(p, <f64>load<i64>(e, O_EXPIRES), CONN_EXPIRES); store<u32>(p, load<u32>(e, O_INPKTS), CONN_INPKTS);
+  store<i32>(p, af, CONN_AF);
+  store<i32>(p, load<u8>(e, O_PROTO), CONN_PROTO);
+  store<i32>(p, load<u8>(e, O_STATE), CONN_STATE);
+  store<u32>(p, load<u32>(e, O_FLAGS), CONN_FLAGS);
+  store<u32>(p, load<u16>(e, O_CPORT), CONN_CPORT);
+  store<u32>(p, load<u16>(e, O_VPORT), CONN_VPORT);
+  store<u32>(p, load<u16>(e, O_DPORT), CONN_DPORT);
+  store<u32>(p, load<u16>(e, O_LPORT), CONN_LPORT);
+  store<i32>(p, load<i32>(e, O_DEST), CONN_DEST);
+  store<i32>(p, <i32>load<u32>(e, O_CTL) - 1, CONN_CONTROLLER);
+  store<u32>(p, load<u32>(e, O_NCTL), CONN_CHILDREN);
+  store<u32>(p, load<u32>(e, O_TIMEOUT), CONN_TIMEOUT);
+  store<f64>(p, <f64>load<i64>(e, O_EXPIRES), CONN_EXPIRES);
+  store<u32>(p, load<u32>(e, O_INPKTS), CONN_INPKTS);
   store<u32>(p, load<u8>(e, O_LIVE), CONN_LIVE);
   return 0;
 }
@@ -285,7 +505,8 @@ export function getTimeout(which: i32): u32 {
 // Full-NAT source address for an address family, from ARG_ADDR.
 export function setSnatAddr(af: i32): void {
   readAddr(af, ARG_ADDR);
-  if (af == AF_INET) setSnat4(w3); else setSnat6(w0, w1, w2, w3);
+  if (af == AF_INET) setSnat4(w3);
+  else setSnat6(w0, w1, w2, w3);
 }
 
 // ---- batch entry points for benchmarks and the simulator (one boundary crossing per batch) ----------
@@ -302,19 +523,38 @@ export function keyBatchInit(max: i32): usize {
   keyMax = max;
   return keyArea;
 }
-export function keyResultsPtr(): usize { return keyResults; }
+export function keyResultsPtr(): usize {
+  return keyResults;
+}
 
 // the key at p as host-order words (IPv4 in word 3)
-let kc0: u32 = 0, kc1: u32 = 0, kc2: u32 = 0, kc3: u32 = 0, kv0: u32 = 0, kv1: u32 = 0, kv2: u32 = 0, kv3: u32 = 0;
+let kc0: u32 = 0,
+  kc1: u32 = 0,
+  kc2: u32 = 0,
+  kc3: u32 = 0,
+  kv0: u32 = 0,
+  kv1: u32 = 0,
+  kv2: u32 = 0,
+  kv3: u32 = 0;
 @inline function readKey(p: usize): void {
   if (<i32>load<u8>(p, KEY_AF) == AF_INET) {
-    kc0 = 0; kc1 = 0; kc2 = 0; kc3 = bswap<u32>(load<u32>(p, KEY_CADDR));
-    kv0 = 0; kv1 = 0; kv2 = 0; kv3 = bswap<u32>(load<u32>(p, KEY_VADDR));
+    kc0 = 0;
+    kc1 = 0;
+    kc2 = 0;
+    kc3 = bswap<u32>(load<u32>(p, KEY_CADDR));
+    kv0 = 0;
+    kv1 = 0;
+    kv2 = 0;
+    kv3 = bswap<u32>(load<u32>(p, KEY_VADDR));
   } else {
-    kc0 = bswap<u32>(load<u32>(p, KEY_CADDR)); kc1 = bswap<u32>(load<u32>(p, KEY_CADDR + 4));
-    kc2 = bswap<u32>(load<u32>(p, KEY_CADDR + 8)); kc3 = bswap<u32>(load<u32>(p, KEY_CADDR + 12));
-    kv0 = bswap<u32>(load<u32>(p, KEY_VADDR)); kv1 = bswap<u32>(load<u32>(p, KEY_VADDR + 4));
-    kv2 = bswap<u32>(load<u32>(p, KEY_VADDR + 8)); kv3 = bswap<u32>(load<u32>(p, KEY_VADDR + 12));
+    kc0 = bswap<u32>(load<u32>(p, KEY_CADDR));
+    kc1 = bswap<u32>(load<u32>(p, KEY_CADDR + 4));
+    kc2 = bswap<u32>(load<u32>(p, KEY_CADDR + 8));
+    kc3 = bswap<u32>(load<u32>(p, KEY_CADDR + 12));
+    kv0 = bswap<u32>(load<u32>(p, KEY_VADDR));
+    kv1 = bswap<u32>(load<u32>(p, KEY_VADDR + 4));
+    kv2 = bswap<u32>(load<u32>(p, KEY_VADDR + 8));
+    kv3 = bswap<u32>(load<u32>(p, KEY_VADDR + 12));
   }
 }
 
@@ -338,13 +578,26 @@ export function lookupBatch(n: i32): i32 {
     for (let k = g; k < end; k++) {
       const p = keyArea + <usize>k * KEY_SIZE;
       readKey(p);
-      const r = lookupIn(<i32>load<u8>(p, KEY_AF), <i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3,
-                         load<u32>(p, KEY_CPORT), kv0, kv1, kv2, kv3, load<u32>(p, KEY_VPORT), false);
-      store<i32>(keyResults + (<usize>k << 2), r);
+      const r = lookupIn(
+        <i32>load<u8>(p, KEY_AF),
+        <i32>load<u8>(p, KEY_PROTO),
+        kc0,
+        kc1,
+        kc2,
+        kc3,
+        load<u32>(p, KEY_CPORT),
+        kv0,
+        kv1,
+        kv2,
+        kv3,
+        load<u32>(p, KEY_VPORT),
+        false,
+      );
+      store<i32>(keyResults + ((<usize>k) << 2), r);
       if (r >= 0) found++;
     }
   }
-  lookupWarmSink = warm;   // a side effect, so the touches are never optimised away
+  lookupWarmSink = warm; // a side effect, so the touches are never optimised away
   return found;
 }
 let lookupWarmSink: u32 = 0;
@@ -361,8 +614,21 @@ export function lookupChain(n: i32, start: i32, steps: i32): i32 {
   for (let i = 0; i < steps; i++) {
     const p = keyArea + <usize>k * KEY_SIZE;
     readKey(p);
-    const r = lookupIn(<i32>load<u8>(p, KEY_AF), <i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3,
-                       load<u32>(p, KEY_CPORT), kv0, kv1, kv2, kv3, load<u32>(p, KEY_VPORT), false);
+    const r = lookupIn(
+      <i32>load<u8>(p, KEY_AF),
+      <i32>load<u8>(p, KEY_PROTO),
+      kc0,
+      kc1,
+      kc2,
+      kc3,
+      load<u32>(p, KEY_CPORT),
+      kv0,
+      kv1,
+      kv2,
+      kv3,
+      load<u32>(p, KEY_VPORT),
+      false,
+    );
     if (r >= 0) found++;
     k += 1 + <i32>(<u32>r >>> 31);
     if (k >= n) k -= n;
@@ -379,16 +645,32 @@ export function scheduleBatch(svcId: i32, n: i32, srcBase: u32, bindLoad: bool, 
   const sched = s.sched;
   if (!sched) return E_NO_SERVICE;
   const now = <i64>nowMs;
-  pkt.af = s.af; pkt.proto = s.proto; pkt.d0 = s.a0; pkt.d1 = s.a1; pkt.d2 = s.a2; pkt.d3 = s.a3;
-  pkt.dport = s.port; pkt.s0 = 0; pkt.s1 = 0; pkt.s2 = 0; pkt.mark = 0; pkt.tcpFlags = 2;
+  pkt.af = s.af;
+  pkt.proto = s.proto;
+  pkt.d0 = s.a0;
+  pkt.d1 = s.a1;
+  pkt.d2 = s.a2;
+  pkt.d3 = s.a3;
+  pkt.dport = s.port;
+  pkt.s0 = 0;
+  pkt.s1 = 0;
+  pkt.s2 = 0;
+  pkt.mark = 0;
+  pkt.tcpFlags = 2;
   let sum: i32 = 0;
   for (let i = 0; i < n; i++) {
     pkt.s3 = srcBase + <u32>i;
     pkt.sport = 1024 + <u32>(i % 60000);
     const d = sched.schedule(s, pkt, now);
-    if (!d) { sum -= 1; continue; }
+    if (!d) {
+      sum -= 1;
+      continue;
+    }
     sum += d.id;
-    if (bindLoad) { d.inactConns++; sched.loadChanged(s, d); }
+    if (bindLoad) {
+      d.inactConns++;
+      sched.loadChanged(s, d);
+    }
   }
   return sum;
 }
@@ -401,15 +683,41 @@ export function scheduleBatch(svcId: i32, n: i32, srcBase: u32, bindLoad: bool, 
 export * from "./bench";
 // the packet path (src/core/packets.ts); the batch area's other accessors are the traffic generator's
 export {
-  DESC_SIZE, packetSetPrefetch, batchInit, batchDataPtr, processBatch, packetDropCount, packetVerdictCount,
-  packetResetCounters, packetReasonLimit, packetSetTtlMode, packetFragmentCount,
+  DESC_SIZE,
+  packetSetPrefetch,
+  batchInit,
+  batchDataPtr,
+  processBatch,
+  packetDropCount,
+  packetVerdictCount,
+  packetResetCounters,
+  packetReasonLimit,
+  packetSetTtlMode,
+  packetFragmentCount,
 } from "./packet/exports";
 // tracing, host side (the schedulers' side of ./trace stays inside the module)
 export {
-  traceEnable, traceEnabled, traceBuf, traceWords, traceCapacity, traceCount, traceReset, traceQuery,
+  traceEnable,
+  traceEnabled,
+  traceBuf,
+  traceWords,
+  traceCapacity,
+  traceCount,
+  traceReset,
+  traceQuery,
 } from "./trace";
 // the simulator's traffic generator (src/core/sim.ts)
 export {
-  SIM_DONE, SIM_E_SLOTS, SIM_E_NOT_READY, simInit, simRun, simMade, simPackets, simTicks, simOpenPeak,
-  simPerServicePtr, simRecordPtr, simRecorded,
+  SIM_DONE,
+  SIM_E_SLOTS,
+  SIM_E_NOT_READY,
+  simInit,
+  simRun,
+  simMade,
+  simPackets,
+  simTicks,
+  simOpenPeak,
+  simPerServicePtr,
+  simRecordPtr,
+  simRecorded,
 } from "./sim/traffic";

@@ -15,10 +15,16 @@ export const pfC = new StaticArray<u32>(GROUP);
 let sink: u32 = 0;
 
 // Keeps a pre-pass's loads: their sum goes somewhere the optimiser cannot prove unused.
-export function keep(acc: u32): void { sink += acc; }
+export function keep(acc: u32): void {
+  sink += acc;
+}
 
 // Item k starts no chain (a packet the pre-pass cannot parse, or a descriptor outside the area).
-@inline export function pfClear(k: u32): void { unchecked(pfA[k] = 0); unchecked(pfB[k] = 0); unchecked(pfC[k] = 0); }
+@inline export function pfClear(k: u32): void {
+  unchecked((pfA[k] = 0));
+  unchecked((pfB[k] = 0));
+  unchecked((pfC[k] = 0));
+}
 
 // A managed object: its header (20 bytes before the pointer; it holds the class id a virtual call reads
 // and the payload's size) and every cache line of its payload.
@@ -33,28 +39,30 @@ export function keep(acc: u32): void { sink += acc; }
 // scheduler: what counting a packet or expiring a connection updates.
 export function touchDests(n: u32): void {
   let acc: u32 = 0;
-  const nd = <u32>destById.length, dd = destById.dataStart;
+  const nd = <u32>destById.length,
+    dd = destById.dataStart;
   for (let k: u32 = 0; k < n; k++) {
     const id = unchecked(pfC[k]);
-    unchecked(pfC[k] = id < nd ? load<u32>(dd + (<usize>id << 2)) : 0);
+    unchecked((pfC[k] = id < nd ? load<u32>(dd + ((<usize>id) << 2)) : 0));
   }
-  const ns = <u32>serviceById.length, sd = serviceById.dataStart;
+  const ns = <u32>serviceById.length,
+    sd = serviceById.dataStart;
   for (let k: u32 = 0; k < n; k++) {
     const p = <usize>unchecked(pfC[k]);
     if (p == 0) continue;
     acc += touchObject(p);
     const sid = <u32>load<i32>(p + offsetof<Dest>("svcId"));
-    unchecked(pfC[k] = sid < ns ? <u32>(sd + (<usize>sid << 2)) : 0);
+    unchecked((pfC[k] = sid < ns ? <u32>(sd + ((<usize>sid) << 2)) : 0));
   }
   for (let k: u32 = 0; k < n; k++) {
     const a = <usize>unchecked(pfC[k]);
-    if (a != 0) unchecked(pfC[k] = load<u32>(a));
+    if (a != 0) unchecked((pfC[k] = load<u32>(a)));
   }
   for (let k: u32 = 0; k < n; k++) {
     const p = <usize>unchecked(pfC[k]);
     if (p == 0) continue;
     acc += touchObject(p);
-    unchecked(pfC[k] = load<u32>(p + offsetof<Service>("sched")));
+    unchecked((pfC[k] = load<u32>(p + offsetof<Service>("sched"))));
   }
   for (let k: u32 = 0; k < n; k++) {
     const p = <usize>unchecked(pfC[k]);
@@ -69,14 +77,17 @@ export function touchServices(n: u32): void {
   let acc: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const a = <usize>unchecked(pfB[k]);
-    if (a != 0) unchecked(pfB[k] = load<u32>(a));
+    if (a != 0) unchecked((pfB[k] = load<u32>(a)));
   }
   for (let k: u32 = 0; k < n; k++) {
     const p = <usize>unchecked(pfB[k]);
-    if (p == 0) { unchecked(pfA[k] = 0); continue; }
+    if (p == 0) {
+      unchecked((pfA[k] = 0));
+      continue;
+    }
     acc += touchObject(p);
-    unchecked(pfA[k] = load<u32>(p + offsetof<Service>("sched")));
-    unchecked(pfB[k] = load<u32>(p + offsetof<Service>("dests")));
+    unchecked((pfA[k] = load<u32>(p + offsetof<Service>("sched"))));
+    unchecked((pfB[k] = load<u32>(p + offsetof<Service>("dests"))));
   }
   for (let k: u32 = 0; k < n; k++) {
     const sc = <usize>unchecked(pfA[k]);
@@ -84,12 +95,14 @@ export function touchServices(n: u32): void {
     const p = <usize>unchecked(pfB[k]);
     if (p == 0) continue;
     const ds = changetype<Array<Dest>>(p);
-    const len = ds.length, data = ds.dataStart;
-    unchecked(pfA[k] = len > 0 ? load<u32>(data) : 0);
-    unchecked(pfB[k] = len > 1 ? load<u32>(data, 4) : 0);
+    const len = ds.length,
+      data = ds.dataStart;
+    unchecked((pfA[k] = len > 0 ? load<u32>(data) : 0));
+    unchecked((pfB[k] = len > 1 ? load<u32>(data, 4) : 0));
   }
   for (let k: u32 = 0; k < n; k++) {
-    const d0 = <usize>unchecked(pfA[k]), d1 = <usize>unchecked(pfB[k]);
+    const d0 = <usize>unchecked(pfA[k]),
+      d1 = <usize>unchecked(pfB[k]);
     if (d0 != 0) acc += touchObject(d0);
     if (d1 != 0) acc += touchObject(d1);
   }

@@ -6,11 +6,11 @@ export class Settings {
   expireQuiescentTemplate: i32 = 0;
   connReuseMode: i32 = 1;
   sloppyTcp: i32 = 0;
-  conntrack: i32 = 0;              // with 1, a rescheduled SYN on a reused entry is dropped (the 1 s delay)
+  conntrack: i32 = 0; // with 1, a rescheduled SYN on a reused entry is dropped (the 1 s delay)
   lblcExpirationMs: i64 = 24 * 3600 * 1000;
   lblcrExpirationMs: i64 = 24 * 3600 * 1000;
-  mhTableIndex: i32 = 12;          // CONFIG_IP_VS_MH_TAB_INDEX: M = primes[index - 8] = 4093
-  shTableBits: i32 = 8;            // CONFIG_IP_VS_SH_TAB_BITS
+  mhTableIndex: i32 = 12; // CONFIG_IP_VS_MH_TAB_INDEX: M = primes[index - 8] = 4093
+  shTableBits: i32 = 8; // CONFIG_IP_VS_SH_TAB_BITS
   // TCP timeouts (ms), indexed by TCP state; ESTABLISHED, FIN_WAIT and UDP are settable (ipvsadm --set)
   udpTimeoutMs: i64 = 300 * 1000;
   sctpTimeoutMs: i64 = 300 * 1000;

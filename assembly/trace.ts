@@ -16,14 +16,28 @@ const buf = new StaticArray<i32>(TRACE_WORDS * TRACE_CAP);
 let written: i32 = 0;
 
 // ---- host side -----------------------------------------------------------------------------------------
-export function traceEnable(on: i32): void { traceOn = on != 0; }
-export function traceEnabled(): i32 { return traceOn ? 1 : 0; }
-export function traceBuf(): usize { return changetype<usize>(buf); }
-export function traceWords(): i32 { return TRACE_WORDS; }
-export function traceCapacity(): i32 { return TRACE_CAP; }
+export function traceEnable(on: i32): void {
+  traceOn = on != 0;
+}
+export function traceEnabled(): i32 {
+  return traceOn ? 1 : 0;
+}
+export function traceBuf(): usize {
+  return changetype<usize>(buf);
+}
+export function traceWords(): i32 {
+  return TRACE_WORDS;
+}
+export function traceCapacity(): i32 {
+  return TRACE_CAP;
+}
 // Records written since the last reset; record k (k >= count - capacity) is at slot k % capacity.
-export function traceCount(): i32 { return written; }
-export function traceReset(): void { written = 0; }
+export function traceCount(): i32 {
+  return written;
+}
+export function traceReset(): void {
+  written = 0;
+}
 
 // Debug accessors into a service's scheduler state (table slots, mh permutations, lblc table size),
 // answered by Scheduler.traceQuery(); -1 when the scheduler has no such thing.
@@ -38,7 +52,7 @@ export function traceQuery(svcId: i32, q: i32, i: i32): i32 {
 // Starts a record (zeroed) and returns its address; kind is the scheduler id.
 export function traceRec(kind: i32, svcId: i32, destId: i32): usize {
   const p = changetype<usize>(buf) + ((<usize>(written % TRACE_CAP) * <usize>TRACE_WORDS) << 2);
-  memory.fill(p, 0, <usize>TRACE_WORDS << 2);
+  memory.fill(p, 0, (<usize>TRACE_WORDS) << 2);
   store<i32>(p, kind);
   store<i32>(p, svcId, 4);
   store<i32>(p, destId, 8);
@@ -47,4 +61,6 @@ export function traceRec(kind: i32, svcId: i32, destId: i32): usize {
   return p;
 }
 // word w of the record at p
-@inline export function tw(p: usize, w: i32, v: i32): void { store<i32>(p + (<usize>w << 2), v); }
+@inline export function tw(p: usize, w: i32, v: i32): void {
+  store<i32>(p + ((<usize>w) << 2), v);
+}

@@ -8,21 +8,35 @@ import { pathToFileURL } from "node:url";
 import { Core } from "../src/core/index.ts";
 import { PacketBatch, DESC_SIZE, REASON } from "../src/core/packets.ts";
 import {
-  build, checksumsValid, hex, type PacketSpec, type ExtHeader, TCP, UDP, SCTP, ICMP, ICMP6,
+  build,
+  checksumsValid,
+  hex,
+  type PacketSpec,
+  type ExtHeader,
+  TCP,
+  UDP,
+  SCTP,
+  ICMP,
+  ICMP6,
 } from "../test/fixtures/packets/build.ts";
 
 export interface FuzzOptions {
-  count?: number;          // packets (default 1,000,000)
+  count?: number; // packets (default 1,000,000)
   seed?: number;
-  debug?: boolean;         // the bounds-checked build (default true)
-  batchSize?: number;      // packets per batch (default 256)
+  debug?: boolean; // the bounds-checked build (default true)
+  batchSize?: number; // packets per batch (default 256)
   progress?: (done: number, total: number, stats: FuzzStats) => void;
-  progressEvery?: number;  // packets between progress calls
+  progressEvery?: number; // packets between progress calls
 }
 
 export interface FuzzStats {
-  packets: number; batches: number; verdicts: number[]; reasons: Record<number, number>;
-  checksumChecked: number; badDescriptors: number; ms: number;
+  packets: number;
+  batches: number;
+  verdicts: number[];
+  reasons: Record<number, number>;
+  checksumChecked: number;
+  badDescriptors: number;
+  ms: number;
 }
 
 const VALID_REASONS = new Set([1, 2, 3, 4, 5, 6, ...Object.values(REASON)]);
@@ -37,11 +51,25 @@ function rng(seed: number) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)] };
+  return {
+    next,
+    int: (n: number) => Math.floor(next() * n),
+    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)],
+  };
 }
 
-const V4 = { vip: "10.0.0.1", rs: ["192.168.1.10", "192.168.1.11"], snat: "172.16.0.1", clients: ["198.51.100.1", "198.51.100.2", "203.0.113.9"] };
-const V6 = { vip: "2001:db8::1", rs: ["fd00::10", "fd00::11"], snat: "fd00::ffff", clients: ["2001:db8:c::1", "2001:db8:c::2", "2001:db8:d::9"] };
+const V4 = {
+  vip: "10.0.0.1",
+  rs: ["192.168.1.10", "192.168.1.11"],
+  snat: "172.16.0.1",
+  clients: ["198.51.100.1", "198.51.100.2", "203.0.113.9"],
+};
+const V6 = {
+  vip: "2001:db8::1",
+  rs: ["fd00::10", "fd00::11"],
+  snat: "fd00::ffff",
+  clients: ["2001:db8:c::1", "2001:db8:c::2", "2001:db8:d::9"],
+};
 const PORTS: Record<number, number> = { [TCP]: 80, [UDP]: 53, [SCTP]: 3868 };
 
 async function makeCore(debug: boolean): Promise<Core> {
@@ -72,8 +100,20 @@ function basePool(r: ReturnType<typeof rng>, n: number): { bytes: Uint8Array; di
     const cport = 1000 + r.int(48);
     const port = PORTS[proto] ?? 0;
     const spec: PacketSpec = reply
-      ? { src: r.pick(fam.rs), dst: r.next() < 0.7 ? client : fam.snat, proto, sport: port + 8000, dport: r.next() < 0.7 ? cport : 1024 + r.int(64512) }
-      : { src: client, dst: r.next() < 0.9 ? fam.vip : r.pick(fam.rs), proto, sport: cport, dport: r.next() < 0.9 ? port : r.int(65536) };
+      ? {
+          src: r.pick(fam.rs),
+          dst: r.next() < 0.7 ? client : fam.snat,
+          proto,
+          sport: port + 8000,
+          dport: r.next() < 0.7 ? cport : 1024 + r.int(64512),
+        }
+      : {
+          src: client,
+          dst: r.next() < 0.9 ? fam.vip : r.pick(fam.rs),
+          proto,
+          sport: cport,
+          dport: r.next() < 0.9 ? port : r.int(65536),
+        };
     spec.ttl = r.next() < 0.05 ? r.int(3) : 64;
     spec.payload = new Uint8Array(r.int(r.next() < 0.8 ? 40 : 300)).map(() => r.int(256));
     if (proto === TCP) {
@@ -91,12 +131,20 @@ function basePool(r: ReturnType<typeof rng>, n: number): { bytes: Uint8Array; di
     if (fam === V6 && r.next() < 0.15) {
       const ext: ExtHeader[] = [];
       const k = 1 + r.int(3);
-      for (let j = 0; j < k; j++) ext.push({ type: r.pick([0, 43, 60, 60, 44, 51]), body: new Uint8Array(6 + 8 * r.int(3)), segmentsLeft: r.int(2) });
+      for (let j = 0; j < k; j++)
+        ext.push({
+          type: r.pick([0, 43, 60, 60, 44, 51]),
+          body: new Uint8Array(6 + 8 * r.int(3)),
+          segmentsLeft: r.int(2),
+        });
       spec.ext = ext;
     }
     if (r.next() < 0.03) spec.fragField = r.pick([0x2000, 0x0001, 0x3fff]);
     if (r.next() < 0.05) spec.trailer = new Uint8Array(r.int(20)).fill(0xee);
-    if (proto !== ICMP && r.next() < 0.06) { pool.push(icmpError(r, fam, spec, reply, port, cport)); continue; }
+    if (proto !== ICMP && r.next() < 0.06) {
+      pool.push(icmpError(r, fam, spec, reply, port, cport));
+      continue;
+    }
     pool.push({ bytes: build(spec), dir: reply ? 1 : 0, mark: r.next() < 0.03 ? 5 : 0 });
   }
   return pool;
@@ -106,8 +154,14 @@ function basePool(r: ReturnType<typeof rng>, n: number): { bytes: Uint8Array; di
 // the real server (the error comes back to the client's or the local address: dir 1) or, for a reply, to
 // the client (the error comes to the VIP: dir 0). Masqueraded flows match; full-NAT ones mostly do not
 // (their local port is the core's choice): the parser meets both.
-function icmpError(r: ReturnType<typeof rng>, fam: typeof V4, spec: PacketSpec, reply: boolean, port: number,
-                   cport: number): { bytes: Uint8Array; dir: 0 | 1; mark: number } {
+function icmpError(
+  r: ReturnType<typeof rng>,
+  fam: typeof V4,
+  spec: PacketSpec,
+  reply: boolean,
+  port: number,
+  cport: number,
+): { bytes: Uint8Array; dir: 0 | 1; mark: number } {
   const v6 = fam === V6;
   const local = r.next() < 0.5 ? fam.snat : spec.src;
   const quoted = reply
@@ -118,37 +172,96 @@ function icmpError(r: ReturnType<typeof rng>, fam: typeof V4, spec: PacketSpec, 
   body[1] = r.int(16);
   body.set(quoted.subarray(0, body.length - 8), 8);
   const router = v6 ? "fd00:2::1" : "192.168.2.1";
-  const bytes = build({ src: router, dst: reply ? fam.vip : local, proto: v6 ? ICMP6 : ICMP, payload: body,
-    ttl: r.next() < 0.05 ? 1 : 64 });
+  const bytes = build({
+    src: router,
+    dst: reply ? fam.vip : local,
+    proto: v6 ? ICMP6 : ICMP,
+    payload: body,
+    ttl: r.next() < 0.05 ? 1 : 64,
+  });
   return { bytes, dir: reply ? 0 : 1, mark: 0 };
 }
 
 function mutate(r: ReturnType<typeof rng>, src: Uint8Array): Uint8Array {
-  let b = src.slice();
+  const b = src.slice();
   const kind = r.int(12);
   switch (kind) {
-    case 0: return b.slice(0, r.int(b.length + 1));                 // truncate anywhere
-    case 1: { const n = 1 + r.int(4); for (let i = 0; i < n && b.length; i++) b[r.int(b.length)] ^= 1 << r.int(8); return b; }
-    case 2: { if (b.length) b[0] = (b[0] & 0xf0) | r.int(16); return b; }          // bogus IHL
-    case 3: { if (b.length > 5) { b[2] = r.int(256); b[3] = r.int(256); b[4] = r.int(256); b[5] = r.int(256); } return b; }  // bogus lengths
-    case 4: { if (b.length > 6) b[6] = r.pick([0, 43, 44, 60, 51, 59, 135, 253, 6, 17, 132, r.int(256)]); return b; }   // bogus next header
-    case 5: { const o = 20 + r.int(Math.max(1, b.length - 20)); if (o < b.length) b[o] = r.int(256); return b; }         // L4 byte
-    case 6: { if (b.length > 40) { b[40] = r.pick([0, 43, 60, 6, 17]); b[41] = r.int(256); } return b; }                 // ext header length
-    case 7: { const n = r.int(120); const x = new Uint8Array(n).map(() => r.int(256)); if (n) x[0] = (r.next() < 0.5 ? 0x40 : 0x60) | (x[0] & 15); return x; }  // random
-    case 8: { const extra = new Uint8Array(r.int(64)).map(() => r.int(256)); const t = new Uint8Array(b.length + extra.length); t.set(b); t.set(extra, b.length); return t; }
-    case 9: { for (let i = 0; i < b.length; i++) if (r.next() < 0.05) b[i] = r.int(256); return b; }
-    default: return b;   // unchanged (valid packets keep connections and states moving)
+    case 0:
+      return b.slice(0, r.int(b.length + 1)); // truncate anywhere
+    case 1: {
+      const n = 1 + r.int(4);
+      for (let i = 0; i < n && b.length; i++) b[r.int(b.length)] ^= 1 << r.int(8);
+      return b;
+    }
+    case 2: {
+      if (b.length) b[0] = (b[0] & 0xf0) | r.int(16);
+      return b;
+    } // bogus IHL
+    case 3: {
+      if (b.length > 5) {
+        b[2] = r.int(256);
+        b[3] = r.int(256);
+        b[4] = r.int(256);
+        b[5] = r.int(256);
+      }
+      return b;
+    } // bogus lengths
+    case 4: {
+      if (b.length > 6) b[6] = r.pick([0, 43, 44, 60, 51, 59, 135, 253, 6, 17, 132, r.int(256)]);
+      return b;
+    } // bogus next header
+    case 5: {
+      const o = 20 + r.int(Math.max(1, b.length - 20));
+      if (o < b.length) b[o] = r.int(256);
+      return b;
+    } // L4 byte
+    case 6: {
+      if (b.length > 40) {
+        b[40] = r.pick([0, 43, 60, 6, 17]);
+        b[41] = r.int(256);
+      }
+      return b;
+    } // ext header length
+    case 7: {
+      const n = r.int(120);
+      const x = new Uint8Array(n).map(() => r.int(256));
+      if (n) x[0] = (r.next() < 0.5 ? 0x40 : 0x60) | (x[0] & 15);
+      return x;
+    } // random
+    case 8: {
+      const extra = new Uint8Array(r.int(64)).map(() => r.int(256));
+      const t = new Uint8Array(b.length + extra.length);
+      t.set(b);
+      t.set(extra, b.length);
+      return t;
+    }
+    case 9: {
+      for (let i = 0; i < b.length; i++) if (r.next() < 0.05) b[i] = r.int(256);
+      return b;
+    }
+    default:
+      return b; // unchanged (valid packets keep connections and states moving)
   }
 }
 
 // One batch's working arrays: what was laid out where, and the guard pattern around it.
 interface BatchLayout {
-  ins: Uint8Array[]; offs: Int32Array; lens: Int32Array; bogus: Uint8Array; dirs: Uint8Array; area: Uint8Array;
+  ins: Uint8Array[];
+  offs: Int32Array;
+  lens: Int32Array;
+  bogus: Uint8Array;
+  dirs: Uint8Array;
+  area: Uint8Array;
 }
 
 // Lays up to n packets from the pool (60 % mutated) into the area with guard bytes between them.
-function layOut(r: ReturnType<typeof rng>, pool: ReturnType<typeof basePool>, L: BatchLayout, n: number,
-                seed: number): number {
+function layOut(
+  r: ReturnType<typeof rng>,
+  pool: ReturnType<typeof basePool>,
+  L: BatchLayout,
+  n: number,
+  seed: number,
+): number {
   const { area } = L;
   for (let i = 0; i < area.length; i++) area[i] = (i * 131 + seed) & 0xff;
   let at = 0;
@@ -160,7 +273,10 @@ function layOut(r: ReturnType<typeof rng>, pool: ReturnType<typeof basePool>, L:
     if (at + gap + b.length + 32 > area.length) break;
     at += gap;
     area.set(b, at);
-    L.ins[m] = b; L.offs[m] = at; L.lens[m] = b.length; L.dirs[m] = base.dir;
+    L.ins[m] = b;
+    L.offs[m] = at;
+    L.lens[m] = b.length;
+    L.dirs[m] = base.dir;
     L.bogus[m] = 0;
     at += b.length;
   }
@@ -173,13 +289,18 @@ function describe(r: ReturnType<typeof rng>, batch: PacketBatch, L: BatchLayout,
   const maxBytes = L.area.length;
   for (let i = 0; i < m; i++) {
     let dir: number = r.next() < 0.8 ? L.dirs[i] : r.int(2);
-    let off = L.offs[i], len = L.lens[i];
+    let off = L.offs[i],
+      len = L.lens[i];
     if (r.next() < 0.002) {
       L.bogus[i] = 1;
       const k = r.int(3);
-      if (k === 0) { off = maxBytes - r.int(8); len = 16 + r.int(100); }
-      else if (k === 1) { off = 0xffffff00 + r.int(256); len = r.int(0x7fffffff); }
-      else dir = 2 + r.int(100);
+      if (k === 0) {
+        off = maxBytes - r.int(8);
+        len = 16 + r.int(100);
+      } else if (k === 1) {
+        off = 0xffffff00 + r.int(256);
+        len = r.int(0x7fffffff);
+      } else dir = 2 + r.int(100);
     }
     batch.setDescriptor(i, off, len, dir as 0, r.next() < 0.03 ? 5 : 0);
   }
@@ -189,11 +310,13 @@ function describe(r: ReturnType<typeof rng>, batch: PacketBatch, L: BatchLayout,
 function isFragment(b: Uint8Array): boolean {
   if (b.length >= 20 && b[0] >> 4 === 4) return ((b[6] << 8) | b[7]) & 0x3fff ? true : false;
   if (b.length < 40 || b[0] >> 4 !== 6) return false;
-  let nh = b[6], off = 40;
+  let nh = b[6],
+    off = 40;
   for (let n = 0; n < 10 && off + 8 <= b.length; n++) {
     if (nh === 44) return true;
     if (nh !== 0 && nh !== 43 && nh !== 60) return false;
-    nh = b[off]; off += (b[off + 1] + 1) * 8;
+    nh = b[off];
+    off += (b[off + 1] + 1) * 8;
   }
   return false;
 }
@@ -201,12 +324,15 @@ function isFragment(b: Uint8Array): boolean {
 // Checks every result of the batch against the invariants; throws naming the packet that broke one.
 function checkBatch(core: Core, batch: PacketBatch, L: BatchLayout, m: number, stats: FuzzStats, seed: number): void {
   const maxBytes = L.area.length;
-  const u8 = core.u8, dv = core.dv;
+  const u8 = core.u8,
+    dv = core.dv;
   const out = u8.subarray(batch.data, batch.data + maxBytes);
   let cursor = 0;
   for (let i = 0; i < m; i++) {
     const p = batch.desc + i * DESC_SIZE;
-    const v = dv.getUint8(p + 16), reason = dv.getUint8(p + 17), fwd = dv.getUint8(p + 18);
+    const v = dv.getUint8(p + 16),
+      reason = dv.getUint8(p + 17),
+      fwd = dv.getUint8(p + 18);
     const fail = (msg: string) => {
       throw new Error(`fuzz seed ${seed} batch ${stats.batches} packet ${i}: ${msg}; in ${hex(L.ins[i])}`);
     };
@@ -252,18 +378,32 @@ export async function runFuzz(opts: FuzzOptions = {}): Promise<FuzzStats> {
   const maxBytes = bs * 512;
   const batch = new PacketBatch(core, { maxPackets: bs, maxBytes });
   const pool = basePool(r, 4096);
-  const stats: FuzzStats = { packets: 0, batches: 0, verdicts: [0, 0, 0], reasons: {}, checksumChecked: 0, badDescriptors: 0, ms: 0 };
+  const stats: FuzzStats = {
+    packets: 0,
+    batches: 0,
+    verdicts: [0, 0, 0],
+    reasons: {},
+    checksumChecked: 0,
+    badDescriptors: 0,
+    ms: 0,
+  };
   const t0 = performance.now();
   let now = 1000;
   let nextProgress = opts.progressEvery ?? 100_000;
-  const L: BatchLayout = { ins: new Array(bs), offs: new Int32Array(bs), lens: new Int32Array(bs),
-    bogus: new Uint8Array(bs), dirs: new Uint8Array(bs), area: new Uint8Array(maxBytes) };
+  const L: BatchLayout = {
+    ins: new Array(bs),
+    offs: new Int32Array(bs),
+    lens: new Int32Array(bs),
+    bogus: new Uint8Array(bs),
+    dirs: new Uint8Array(bs),
+    area: new Uint8Array(maxBytes),
+  };
 
   while (stats.packets < total) {
     const m = layOut(r, pool, L, Math.min(bs, total - stats.packets), seed);
     core.u8.set(L.area, batch.data);
     describe(r, batch, L, m);
-    core.x.packetSetPrefetch(r.int(3) - 1);   // the lookup pre-pass too (auto / off / on)
+    core.x.packetSetPrefetch(r.int(3) - 1); // the lookup pre-pass too (auto / off / on)
     const done = core.x.processBatch(m, now);
     if (done !== m) throw new Error(`processBatch ran ${done} of ${m}`);
     checkBatch(core, batch, L, m, stats, seed);
@@ -286,14 +426,20 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const seed = Number(process.argv[3] ?? Date.now() % 1_000_000);
   console.log(`fuzzing the packet path: ${count.toLocaleString()} packets, seed ${seed}, debug build`);
   const s = await runFuzz({
-    count, seed, progressEvery: 500_000,
+    count,
+    seed,
+    progressEvery: 500_000,
     progress: (done, total, st) => {
       const rate = done / (st.ms / 1000);
-      console.log(`  ${done.toLocaleString()} / ${total.toLocaleString()}  ${(100 * done / total).toFixed(0)}%  ` +
-        `${Math.round(rate).toLocaleString()} pkt/s  forward ${st.verdicts[1]} drop ${st.verdicts[2]} not-ours ${st.verdicts[0]}`);
+      console.log(
+        `  ${done.toLocaleString()} / ${total.toLocaleString()}  ${((100 * done) / total).toFixed(0)}%  ` +
+          `${Math.round(rate).toLocaleString()} pkt/s  forward ${st.verdicts[1]} drop ${st.verdicts[2]} not-ours ${st.verdicts[0]}`,
+      );
     },
   });
-  console.log(`ok: ${s.packets.toLocaleString()} packets in ${(s.ms / 1000).toFixed(1)} s, no trap, no stray write;` +
-    ` verdicts not-ours/forward/drop ${s.verdicts.join("/")}, checksums checked ${s.checksumChecked}, bad descriptors ${s.badDescriptors}`);
+  console.log(
+    `ok: ${s.packets.toLocaleString()} packets in ${(s.ms / 1000).toFixed(1)} s, no trap, no stray write;` +
+      ` verdicts not-ours/forward/drop ${s.verdicts.join("/")}, checksums checked ${s.checksumChecked}, bad descriptors ${s.badDescriptors}`,
+  );
   console.log(`drops by reason: ${JSON.stringify(s.reasons)}`);
 }

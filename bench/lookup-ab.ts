@@ -11,22 +11,31 @@ const rounds = Number(roundsArg ?? 15);
 const mods = await Promise.all([a, b].map((f) => WebAssembly.compile(readFileSync(f))));
 const VIP = 0x0a000001;
 for (const n of [1000, 100_000]) {
-  const keys: Keys4 = { proto: 6, caddr: new Uint32Array(n), cport: new Uint32Array(n), vaddr: new Uint32Array(n),
-    vport: new Uint32Array(n) };
+  const keys: Keys4 = {
+    proto: 6,
+    caddr: new Uint32Array(n),
+    cport: new Uint32Array(n),
+    vaddr: new Uint32Array(n),
+    vport: new Uint32Array(n),
+  };
   for (let i = 0; i < n; i++) {
-    keys.caddr[i] = (0x64400000 + (i >>> 10)) >>> 0; keys.cport[i] = 1024 + (i & 1023);
-    keys.vaddr[i] = VIP; keys.vport[i] = 80;
+    keys.caddr[i] = (0x64400000 + (i >>> 10)) >>> 0;
+    keys.cport[i] = 1024 + (i & 1023);
+    keys.vaddr[i] = VIP;
+    keys.vport[i] = 80;
   }
-  const cores = await Promise.all(mods.map(async (m) => {
-    const core = await Core.fromModule(m, 1 << 18);
-    const svc = core.addService({ proto: "tcp", addr: ntoa4(VIP), port: 80, scheduler: "rr" });
-    for (let d = 0; d < 8; d++) core.addDest(svc, { addr: `10.1.0.${d + 1}`, port: 80 });
-    for (let i = 0; i < n; i++) {
-      core.packet("in", "tcp", ntoa4(keys.caddr[i]), keys.cport[i], ntoa4(VIP), 80, { flags: TCP_FLAGS.SYN, now: 1 });
-    }
-    writeKeys4(core, keys, n);
-    return core;
-  }));
+  const cores = await Promise.all(
+    mods.map(async (m) => {
+      const core = await Core.fromModule(m, 1 << 18);
+      const svc = core.addService({ proto: "tcp", addr: ntoa4(VIP), port: 80, scheduler: "rr" });
+      for (let d = 0; d < 8; d++) core.addDest(svc, { addr: `10.1.0.${d + 1}`, port: 80 });
+      for (let i = 0; i < n; i++) {
+        core.packet("in", "tcp", ntoa4(keys.caddr[i]), keys.cport[i], ntoa4(VIP), 80, { flags: TCP_FLAGS.SYN, now: 1 });
+      }
+      writeKeys4(core, keys, n);
+      return core;
+    }),
+  );
   const steps = 200_000;
   const tasks = cores.flatMap((core, j) => [
     { name: `batch ${j}`, fn: () => lookupBatch(core, n), ops: n },

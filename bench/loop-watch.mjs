@@ -22,18 +22,32 @@ export function mainThreadCpuMs() {
 
 const out = process.env.WASMVS_LOOP_WATCH;
 if (out) {
-  let wall = [], cpu = [];
-  let lastWall = performance.now(), lastCpu = mainThreadCpuMs();
+  let wall = [],
+    cpu = [];
+  let lastWall = performance.now(),
+    lastCpu = mainThreadCpuMs();
   setInterval(() => {
-    const w = performance.now(), c = mainThreadCpuMs();
+    const w = performance.now(),
+      c = mainThreadCpuMs();
     wall.push(w - lastWall);
     cpu.push(c - lastCpu);
-    lastWall = w; lastCpu = c;
+    lastWall = w;
+    lastCpu = c;
   }, 1).unref();
-  const q = (xs, p) => { const s = Float64Array.from(xs).sort(); return s.length ? +s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(2) : 0; };
+  const q = (xs, p) => {
+    const s = Float64Array.from(xs).sort();
+    return s.length ? +s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(2) : 0;
+  };
   process.on("SIGUSR2", () => {
-    writeFileSync(out, JSON.stringify({ ticks: wall.length, wall: { p50: q(wall, 0.5), p99: q(wall, 0.99), max: q(wall, 1) },
-      cpu: { p50: q(cpu, 0.5), p99: q(cpu, 0.99), max: q(cpu, 1) } }));
-    wall = []; cpu = [];
+    writeFileSync(
+      out,
+      JSON.stringify({
+        ticks: wall.length,
+        wall: { p50: q(wall, 0.5), p99: q(wall, 0.99), max: q(wall, 1) },
+        cpu: { p50: q(cpu, 0.5), p99: q(cpu, 0.99), max: q(cpu, 1) },
+      }),
+    );
+    wall = [];
+    cpu = [];
   });
 }

@@ -41,23 +41,53 @@ const RAW_SOCKET = arg("raw-socket", "/tmp/rawsock-packet/node_modules/raw-socke
 const sfx = (process.pid % 46656).toString(36);
 const NS = { client: `wpb${sfx}c`, lb: `wpb${sfx}l`, be: `wpb${sfx}b` };
 const IF = { cl: `wpb${sfx}cl`, lc: `wpb${sfx}lc`, lb: `wpb${sfx}lb`, bl: `wpb${sfx}bl` };
-const A = { client: "10.233.1.2", lbc: "10.233.1.1", lbb: "10.233.2.1", be: ["10.233.2.11", "10.233.2.12"], vip: "10.233.100.1", snat: "10.233.200.1" };
+const A = {
+  client: "10.233.1.2",
+  lbc: "10.233.1.1",
+  lbb: "10.233.2.1",
+  be: ["10.233.2.11", "10.233.2.12"],
+  vip: "10.233.100.1",
+  snat: "10.233.200.1",
+};
 const DIR = `/tmp/wpb-${process.pid}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => process.stderr.write(`[packet-mode] ${m}\n`);
 
-function ip(args: string[]) { execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] }); }
-function nsx(ns: string, args: string[], input?: string): string {
-  return execFileSync("ip", ["netns", "exec", ns, ...args], { input, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+function ip(args: string[]) {
+  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
 }
-function teardown() { for (const ns of Object.values(NS)) { try { ip(["netns", "del", ns]); } catch { /* absent */ } } }
+function nsx(ns: string, args: string[], input?: string): string {
+  return execFileSync("ip", ["netns", "exec", ns, ...args], {
+    input,
+    encoding: "utf8",
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+}
+function teardown() {
+  for (const ns of Object.values(NS)) {
+    try {
+      ip(["netns", "del", ns]);
+    } catch {
+      /* absent */
+    }
+  }
+}
 
 function setup() {
   teardown();
-  for (const ns of Object.values(NS)) { ip(["netns", "add", ns]); ip(["-n", ns, "link", "set", "lo", "up"]); }
+  for (const ns of Object.values(NS)) {
+    ip(["netns", "add", ns]);
+    ip(["-n", ns, "link", "set", "lo", "up"]);
+  }
   ip(["link", "add", IF.cl, "netns", NS.client, "type", "veth", "peer", "name", IF.lc, "netns", NS.lb]);
   ip(["link", "add", IF.lb, "netns", NS.lb, "type", "veth", "peer", "name", IF.bl, "netns", NS.be]);
-  for (const [ns, dev] of [[NS.client, IF.cl], [NS.lb, IF.lc], [NS.lb, IF.lb], [NS.be, IF.bl]]) ip(["-n", ns, "link", "set", dev, "up"]);
+  for (const [ns, dev] of [
+    [NS.client, IF.cl],
+    [NS.lb, IF.lc],
+    [NS.lb, IF.lb],
+    [NS.be, IF.bl],
+  ])
+    ip(["-n", ns, "link", "set", dev, "up"]);
   // The balancer's receive work (veth delivers in the sender's context) is steered to the proxy's core
   // with RPS, as a NIC's interrupt would put it on one: every row then pays for its whole path on that
   // core, the kernel's DNAT as much as the proxy's AF_PACKET delivery.
@@ -69,14 +99,18 @@ function setup() {
   ip(["-n", NS.lb, "addr", "add", `${A.lbb}/24`, "dev", IF.lb]);
   for (const a of A.be) ip(["-n", NS.be, "addr", "add", `${a}/24`, "dev", IF.bl]);
   ip(["-n", NS.be, "route", "add", "default", "via", A.lbb]);
-  nsx(NS.be, ["nft", "-f", "-"], `table inet sink {
+  nsx(
+    NS.be,
+    ["nft", "-f", "-"],
+    `table inet sink {
   counter got {}
   chain pre {
     type filter hook prerouting priority -300; policy accept;
     udp dport 9000 counter name got drop
   }
 }
-`);
+`,
+  );
 }
 
 function sinkCount(): number {
@@ -86,7 +120,7 @@ function sinkCount(): number {
 
 function cpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;   // utime + stime, USER_HZ 100
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, USER_HZ 100
 }
 
 // Softirq time on the proxy's core as /proc/stat counts it (ticks that landed in softirq context), in ns:
@@ -94,23 +128,52 @@ function cpuMs(pid: number): number {
 // and the backend's veth receive in the proxy rows. Other work on the machine adds little here: its
 // softirqs are few beside a flood's.
 function coreSoftirqNs(cpu: string): number {
-  const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith(`cpu${cpu} `))!;
-  return (Number(line.trim().split(/\s+/)[7]) * 1e9) / 100;   // cpuN user nice system idle iowait irq softirq
+  const line = readFileSync("/proc/stat", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`cpu${cpu} `))!;
+  return (Number(line.trim().split(/\s+/)[7]) * 1e9) / 100; // cpuN user nice system idle iowait irq softirq
 }
 
 async function startProxy(batch: number, io: string): Promise<{ p: ChildProcess; ctl: ControlClient }> {
   const ctlPath = `${DIR}/ctl-${io}-${batch}.sock`;
-  writeFileSync(`${DIR}/p.yaml`, `proxy:
+  writeFileSync(
+    `${DIR}/p.yaml`,
+    `proxy:
   control: ${ctlPath}
   vipInterface: lo
   connCapacity: 65536
   logLevel: warn
 services:
   - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 9000 }, { addr: ${A.be[1]}, port: 9000 } ] }
-`);
-  const p = spawn("taskset", ["-c", PROXY_CPU, "ip", "netns", "exec", NS.lb, process.execPath, `${root}/bin/wasmvs.js`, "proxy", "-c", `${DIR}/p.yaml`,
-    "--mode", "packet", "--interface", `${IF.lc},${IF.lb}`, "--local-address", A.snat, "--batch-size", String(batch),
-    "--packet-io", io], { stdio: ["ignore", "inherit", "inherit"] });
+`,
+  );
+  const p = spawn(
+    "taskset",
+    [
+      "-c",
+      PROXY_CPU,
+      "ip",
+      "netns",
+      "exec",
+      NS.lb,
+      process.execPath,
+      `${root}/bin/wasmvs.js`,
+      "proxy",
+      "-c",
+      `${DIR}/p.yaml`,
+      "--mode",
+      "packet",
+      "--interface",
+      `${IF.lc},${IF.lb}`,
+      "--local-address",
+      A.snat,
+      "--batch-size",
+      String(batch),
+      "--packet-io",
+      io,
+    ],
+    { stdio: ["ignore", "inherit", "inherit"] },
+  );
   const end = Date.now() + 15000;
   while (!existsSync(ctlPath)) {
     if (p.exitCode !== null || Date.now() > end) throw new Error(`proxy did not start (exit ${p.exitCode})`);
@@ -127,14 +190,38 @@ async function stopProxy(p: ChildProcess) {
 }
 
 interface Run {
-  io: string; batch: number; offeredPps: number; deliveredPps: number; rxDropPct: number; avgBatch: number;
-  cpuNsPerPkt: number; busyPct: number; softirqNsPerPkt: number;
-  nsPerPkt: { recv: number; wasm: number; send: number; glue: number; total: number };   // wall time in the wake-ups
+  io: string;
+  batch: number;
+  offeredPps: number;
+  deliveredPps: number;
+  rxDropPct: number;
+  avgBatch: number;
+  cpuNsPerPkt: number;
+  busyPct: number;
+  softirqNsPerPkt: number;
+  nsPerPkt: { recv: number; wasm: number; send: number; glue: number; total: number }; // wall time in the wake-ups
 }
 
 function flood(bin: string): number {
-  const r = spawnSync("taskset", ["-c", FLOOD_CPU, "ip", "netns", "exec", NS.client, bin, A.client, A.vip, "53",
-    String(FLOWS), String(SECONDS), String(PAYLOAD)], { encoding: "utf8" });
+  const r = spawnSync(
+    "taskset",
+    [
+      "-c",
+      FLOOD_CPU,
+      "ip",
+      "netns",
+      "exec",
+      NS.client,
+      bin,
+      A.client,
+      A.vip,
+      "53",
+      String(FLOWS),
+      String(SECONDS),
+      String(PAYLOAD),
+    ],
+    { encoding: "utf8" },
+  );
   if (r.status !== 0) throw new Error(`flood failed: ${r.stderr}`);
   return Number(r.stdout.trim());
 }
@@ -144,23 +231,67 @@ function flood(bin: string): number {
 async function kernelRun(bin: string): Promise<Run> {
   nsx(NS.lb, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
   const rules = [
-    ["-t", "nat", "-A", "PREROUTING", "-d", A.vip, "-p", "udp", "--dport", "53",
-      "-m", "statistic", "--mode", "nth", "--every", "2", "--packet", "0",
-      "-j", "DNAT", "--to-destination", `${A.be[0]}:9000`],
-    ["-t", "nat", "-A", "PREROUTING", "-d", A.vip, "-p", "udp", "--dport", "53",
-      "-j", "DNAT", "--to-destination", `${A.be[1]}:9000`],
+    [
+      "-t",
+      "nat",
+      "-A",
+      "PREROUTING",
+      "-d",
+      A.vip,
+      "-p",
+      "udp",
+      "--dport",
+      "53",
+      "-m",
+      "statistic",
+      "--mode",
+      "nth",
+      "--every",
+      "2",
+      "--packet",
+      "0",
+      "-j",
+      "DNAT",
+      "--to-destination",
+      `${A.be[0]}:9000`,
+    ],
+    [
+      "-t",
+      "nat",
+      "-A",
+      "PREROUTING",
+      "-d",
+      A.vip,
+      "-p",
+      "udp",
+      "--dport",
+      "53",
+      "-j",
+      "DNAT",
+      "--to-destination",
+      `${A.be[1]}:9000`,
+    ],
     ["-t", "nat", "-A", "POSTROUTING", "-o", IF.lb, "-p", "udp", "-j", "SNAT", "--to-source", A.snat],
   ];
   for (const r of rules) nsx(NS.lb, ["iptables", ...r]);
   try {
-    const k0 = sinkCount(), b0 = coreSoftirqNs(PROXY_CPU);
+    const k0 = sinkCount(),
+      b0 = coreSoftirqNs(PROXY_CPU);
     const sent = flood(bin);
     await sleep(200);
-    const k1 = sinkCount(), b1 = coreSoftirqNs(PROXY_CPU);
+    const k1 = sinkCount(),
+      b1 = coreSoftirqNs(PROXY_CPU);
     const pkts = k1 - k0;
     return {
-      io: "kernel", batch: 0, offeredPps: sent / SECONDS, deliveredPps: pkts / SECONDS, rxDropPct: 0, avgBatch: 0,
-      cpuNsPerPkt: 0, busyPct: (100 * (b1 - b0)) / (SECONDS * 1e9 + 2e8), softirqNsPerPkt: sent ? (b1 - b0) / sent : 0,
+      io: "kernel",
+      batch: 0,
+      offeredPps: sent / SECONDS,
+      deliveredPps: pkts / SECONDS,
+      rxDropPct: 0,
+      avgBatch: 0,
+      cpuNsPerPkt: 0,
+      busyPct: (100 * (b1 - b0)) / (SECONDS * 1e9 + 2e8),
+      softirqNsPerPkt: sent ? (b1 - b0) / sent : 0,
       nsPerPkt: { recv: 0, wasm: 0, send: 0, glue: 0, total: 0 },
     };
   } finally {
@@ -169,48 +300,102 @@ async function kernelRun(bin: string): Promise<Run> {
   }
 }
 
-interface SendLoop { kind: string; pps: number; cpuNsPerPkt: number; deliveredPps: number }
+interface SendLoop {
+  kind: string;
+  pps: number;
+  cpuNsPerPkt: number;
+  deliveredPps: number;
+}
 
 // One send loop in the balancer namespace on the proxy's core (bench/packet-mode/send-loop.ts).
 function sendLoop(kind: string): SendLoop {
   const k0 = sinkCount();
-  const r = spawnSync("taskset", ["-c", PROXY_CPU, "ip", "netns", "exec", NS.lb, process.execPath, "--import", "tsx",
-    `${root}/bench/packet-mode/send-loop.ts`, kind, A.lbb, A.be[0], IF.lb, String(SECONDS), RAW_SOCKET],
-  { encoding: "utf8", cwd: root });
+  const r = spawnSync(
+    "taskset",
+    [
+      "-c",
+      PROXY_CPU,
+      "ip",
+      "netns",
+      "exec",
+      NS.lb,
+      process.execPath,
+      "--import",
+      "tsx",
+      `${root}/bench/packet-mode/send-loop.ts`,
+      kind,
+      A.lbb,
+      A.be[0],
+      IF.lb,
+      String(SECONDS),
+      RAW_SOCKET,
+    ],
+    { encoding: "utf8", cwd: root },
+  );
   if (r.status !== 0) throw new Error(`send loop ${kind} failed: ${r.stderr}`);
   const j = JSON.parse(r.stdout.trim().split("\n").pop()!);
-  return { kind, pps: j.sent / j.seconds, cpuNsPerPkt: j.sent ? (j.cpuUs * 1000) / j.sent : 0,
-    deliveredPps: (sinkCount() - k0) / j.seconds };
+  return {
+    kind,
+    pps: j.sent / j.seconds,
+    cpuNsPerPkt: j.sent ? (j.cpuUs * 1000) / j.sent : 0,
+    deliveredPps: (sinkCount() - k0) / j.seconds,
+  };
 }
 
 async function runOnce(io: string, batch: number, bin: string, pid: number, ctl: ControlClient): Promise<Run> {
-  const s0: any = await ctl.call("status"), c0 = cpuMs(pid), k0 = sinkCount(), b0 = coreSoftirqNs(PROXY_CPU);
+  const s0: any = await ctl.call("status"),
+    c0 = cpuMs(pid),
+    k0 = sinkCount(),
+    b0 = coreSoftirqNs(PROXY_CPU);
   const sent = flood(bin);
-  await sleep(200);   // the proxy drains what is queued
-  const s1: any = await ctl.call("status"), c1 = cpuMs(pid), k1 = sinkCount(), b1 = coreSoftirqNs(PROXY_CPU);
+  await sleep(200); // the proxy drains what is queued
+  const s1: any = await ctl.call("status"),
+    c1 = cpuMs(pid),
+    k1 = sinkCount(),
+    b1 = coreSoftirqNs(PROXY_CPU);
   const d = (f: (s: any) => number) => f(s1) - f(s0);
   const pkts = d((s) => s.timing.packets);
-  const recv = d((s) => s.io.recvNs), send = d((s) => s.io.sendNs), wasm = d((s) => s.timing.wasmNs), cb = d((s) => s.timing.callbackNs);
+  const recv = d((s) => s.io.recvNs),
+    send = d((s) => s.io.sendNs),
+    wasm = d((s) => s.timing.wasmNs),
+    cb = d((s) => s.timing.callbackNs);
   const cpuNs = (c1 - c0) * 1e6;
   const per = (x: number) => (pkts ? x / pkts : 0);
   return {
-    io, batch, softirqNsPerPkt: sent ? (b1 - b0) / sent : 0, offeredPps: sent / SECONDS,
+    io,
+    batch,
+    softirqNsPerPkt: sent ? (b1 - b0) / sent : 0,
+    offeredPps: sent / SECONDS,
     deliveredPps: (k1 - k0) / SECONDS,
     rxDropPct: sent ? (100 * d((s) => s.io.rxKernelDrops)) / sent : 0,
-    avgBatch: pkts / Math.max(1, d((s) => s.timing.batches)),
-    cpuNsPerPkt: per(cpuNs), busyPct: (100 * cpuNs) / (SECONDS * 1e9 + 2e8),
+    avgBatch:
+      pkts /
+      Math.max(
+        1,
+        d((s) => s.timing.batches),
+      ),
+    cpuNsPerPkt: per(cpuNs),
+    busyPct: (100 * cpuNs) / (SECONDS * 1e9 + 2e8),
     nsPerPkt: { recv: per(recv), wasm: per(wasm), send: per(send), glue: per(cb - recv - wasm - send), total: per(cb) },
   };
 }
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+};
 
 function svg(rows: Run[]): string {
   const stages = ["recv", "wasm", "send", "glue"] as const;
   const colors = { recv: "#4e79a7", wasm: "#f28e2b", send: "#59a14f", glue: "#e15759" };
   const max = Math.max(...rows.map((r) => r.nsPerPkt.total), 1);
-  const W = 640, barH = 34, top = 40, left = 110, scale = (W - left - 30) / max;
-  let y = top, out = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${top + rows.length * (barH + 14) + 50}" font-family="sans-serif" font-size="12">
+  const W = 640,
+    barH = 34,
+    top = 40,
+    left = 110,
+    scale = (W - left - 30) / max;
+  let y = top,
+    out = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${top + rows.length * (barH + 14) + 50}" font-family="sans-serif" font-size="12">
 <text x="10" y="20" font-size="14">wasmvs packet mode: time per packet in each stage of a wake-up (ns), UDP flood</text>\n`;
   for (const r of rows) {
     let x = left;
@@ -224,21 +409,35 @@ function svg(rows: Run[]): string {
     y += barH + 14;
   }
   let lx = left;
-  for (const s of stages) { out += `<rect x="${lx}" y="${y + 8}" width="12" height="12" fill="${colors[s]}"/><text x="${lx + 16}" y="${y + 18}">${s}</text>\n`; lx += 90; }
+  for (const s of stages) {
+    out += `<rect x="${lx}" y="${y + 8}" width="12" height="12" fill="${colors[s]}"/><text x="${lx + 16}" y="${y + 18}">${s}</text>\n`;
+    lx += 90;
+  }
   return out + "</svg>\n";
 }
 
 const label = (r: { io: string; batch: number }) =>
-  (r.io === "kernel" ? "kernel iptables DNAT" : `${r.io} batch ${r.batch}`);
+  r.io === "kernel" ? "kernel iptables DNAT" : `${r.io} batch ${r.batch}`;
 
 function medianRun(runs: Run[]): Run {
   const m = (f: (r: Run) => number) => median(runs.map(f));
   return {
-    io: runs[0].io, batch: runs[0].batch, offeredPps: m((r) => r.offeredPps), deliveredPps: m((r) => r.deliveredPps),
-    rxDropPct: m((r) => r.rxDropPct), avgBatch: m((r) => r.avgBatch), cpuNsPerPkt: m((r) => r.cpuNsPerPkt),
-    busyPct: m((r) => r.busyPct), softirqNsPerPkt: m((r) => r.softirqNsPerPkt),
-    nsPerPkt: { recv: m((r) => r.nsPerPkt.recv), wasm: m((r) => r.nsPerPkt.wasm), send: m((r) => r.nsPerPkt.send),
-      glue: m((r) => r.nsPerPkt.glue), total: m((r) => r.nsPerPkt.total) },
+    io: runs[0].io,
+    batch: runs[0].batch,
+    offeredPps: m((r) => r.offeredPps),
+    deliveredPps: m((r) => r.deliveredPps),
+    rxDropPct: m((r) => r.rxDropPct),
+    avgBatch: m((r) => r.avgBatch),
+    cpuNsPerPkt: m((r) => r.cpuNsPerPkt),
+    busyPct: m((r) => r.busyPct),
+    softirqNsPerPkt: m((r) => r.softirqNsPerPkt),
+    nsPerPkt: {
+      recv: m((r) => r.nsPerPkt.recv),
+      wasm: m((r) => r.nsPerPkt.wasm),
+      send: m((r) => r.nsPerPkt.send),
+      glue: m((r) => r.nsPerPkt.glue),
+      total: m((r) => r.nsPerPkt.total),
+    },
   };
 }
 
@@ -246,10 +445,17 @@ const kpps = (x: number) => `${(x / 1000).toFixed(0)} kpps`;
 const spread = (xs: number[]) => `${(Math.min(...xs) / 1000).toFixed(0)}–${(Math.max(...xs) / 1000).toFixed(0)}`;
 
 async function main() {
-  if (process.getuid?.() !== 0) { console.error("bench/packet-mode.ts needs root (network namespaces, raw sockets)"); process.exit(2); }
+  if (process.getuid?.() !== 0) {
+    console.error("bench/packet-mode.ts needs root (network namespaces, raw sockets)");
+    process.exit(2);
+  }
   const { error } = loadPacketAddon();
-  if (error) { console.error(error); process.exit(2); }
-  if (cpus().length < 2) log("fewer than 2 CPUs: the flood and the proxy share one, figures are lower than they would be");
+  if (error) {
+    console.error(error);
+    process.exit(2);
+  }
+  if (cpus().length < 2)
+    log("fewer than 2 CPUs: the flood and the proxy share one, figures are lower than they would be");
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
   const bin = `${DIR}/flood`;
@@ -260,9 +466,11 @@ async function main() {
     log(`raw-socket not found at ${RAW_SOCKET} (--raw-socket=PATH): its send loop is left out`);
   }
   const about = Math.ceil(REPS * ((configs.length + 1) * (SECONDS + 3) + loops.length * (SECONDS + 1)));
-  log(`UDP flood, ${FLOWS} flows, ${PAYLOAD}-byte payload, ${SECONDS} s x ${REPS}, interleaved: ` +
-    `${configs.map(label).join(", ")}${KERNEL ? ", kernel iptables DNAT" : ""}; ` +
-    `send loops ${loops.join(", ")}; about ${about} s`);
+  log(
+    `UDP flood, ${FLOWS} flows, ${PAYLOAD}-byte payload, ${SECONDS} s x ${REPS}, interleaved: ` +
+      `${configs.map(label).join(", ")}${KERNEL ? ", kernel iptables DNAT" : ""}; ` +
+      `send loops ${loops.join(", ")}; about ${about} s`,
+  );
   setup();
   const runs = new Map<string, Run[]>();
   const sends = new Map<string, SendLoop[]>();
@@ -275,42 +483,58 @@ async function main() {
           const st: any = await ctl.call("status");
           if (st.io.io !== c.io) throw new Error(`asked for ${c.io} I/O, got ${st.io.io}: ${st.io.ringFallback}`);
           const r = await runOnce(c.io, c.batch, bin, p.pid!, ctl);
-          log(`${label(r)} run ${i + 1}: ${kpps(r.deliveredPps)} delivered of ${kpps(r.offeredPps)} offered, ` +
-            `${r.cpuNsPerPkt.toFixed(0)} ns proxy CPU/packet, ${r.softirqNsPerPkt.toFixed(0)} ns softirq/packet, ` +
-            `proxy ${r.busyPct.toFixed(0)}% busy`);
+          log(
+            `${label(r)} run ${i + 1}: ${kpps(r.deliveredPps)} delivered of ${kpps(r.offeredPps)} offered, ` +
+              `${r.cpuNsPerPkt.toFixed(0)} ns proxy CPU/packet, ${r.softirqNsPerPkt.toFixed(0)} ns softirq/packet, ` +
+              `proxy ${r.busyPct.toFixed(0)}% busy`,
+          );
           runs.set(label(r), [...(runs.get(label(r)) ?? []), r]);
-        } finally { ctl.close(); await stopProxy(p); }
+        } finally {
+          ctl.close();
+          await stopProxy(p);
+        }
       }
       if (KERNEL) {
         const r = await kernelRun(bin);
-        log(`${label(r)} run ${i + 1}: ${kpps(r.deliveredPps)} delivered of ${kpps(r.offeredPps)} offered, ` +
-          `${r.softirqNsPerPkt.toFixed(0)} ns softirq/packet`);
+        log(
+          `${label(r)} run ${i + 1}: ${kpps(r.deliveredPps)} delivered of ${kpps(r.offeredPps)} offered, ` +
+            `${r.softirqNsPerPkt.toFixed(0)} ns softirq/packet`,
+        );
         runs.set(label(r), [...(runs.get(label(r)) ?? []), r]);
       }
       for (const k of loops) {
         const r = sendLoop(k);
-        log(`send loop ${k} run ${i + 1}: ${kpps(r.pps)} handed over, ${kpps(r.deliveredPps)} delivered, ` +
-          `${r.cpuNsPerPkt.toFixed(0)} ns CPU/packet`);
+        log(
+          `send loop ${k} run ${i + 1}: ${kpps(r.pps)} handed over, ${kpps(r.deliveredPps)} delivered, ` +
+            `${r.cpuNsPerPkt.toFixed(0)} ns CPU/packet`,
+        );
         sends.set(k, [...(sends.get(k) ?? []), r]);
       }
     }
-  } finally { teardown(); rmSync(DIR, { recursive: true, force: true }); }
+  } finally {
+    teardown();
+    rmSync(DIR, { recursive: true, force: true });
+  }
   const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 
   const results = [...runs.values()].map(medianRun);
   const base = results.find((r) => r.io === "mmsg" && r.batch === Math.max(...BATCHES)) ?? results[0];
-  console.log(`\npacket mode, UDP ${PAYLOAD} B payload, ${FLOWS} flows, proxy on one core ` +
-    `(median of ${REPS} x ${SECONDS} s, interleaved; ` +
-    `load average ${load0} before, ${load1} after)`);
+  console.log(
+    `\npacket mode, UDP ${PAYLOAD} B payload, ${FLOWS} flows, proxy on one core ` +
+      `(median of ${REPS} x ${SECONDS} s, interleaved; ` +
+      `load average ${load0} before, ${load1} after)`,
+  );
   // One core's cost per packet: the proxy process's CPU time per packet it handled plus the softirq time on
   // its core per packet offered (the kernel receives every one, whether or not the proxy keeps up; an upper
   // bound: a softirq tick that landed while the proxy ran is in both); the kernel row's softirq time alone
   // (all its work is softirq). CPU time is what the machine's load moves least.
   const cost = (r: Run) => r.cpuNsPerPkt + r.softirqNsPerPkt;
   const mpps = (ns: number) => (ns > 0 ? (1e3 / ns).toFixed(2) : "-");
-  console.log("| path | cost per packet | Mpps per core | vs mmsg | proxy CPU per packet | softirq per packet | " +
-    "delivered (spread) | offered | rx drops | " +
-    "proxy busy | avg batch | recv | WASM | send | JS/N-API |");
+  console.log(
+    "| path | cost per packet | Mpps per core | vs mmsg | proxy CPU per packet | softirq per packet | " +
+      "delivered (spread) | offered | rx drops | " +
+      "proxy busy | avg batch | recv | WASM | send | JS/N-API |",
+  );
   console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of results) {
     const n = r.nsPerPkt;
@@ -319,35 +543,56 @@ async function main() {
     const all = runs.get(label(r))!.map((x) => x.deliveredPps);
     const kernel = r.io === "kernel";
     const vs = (cost(base) / Math.max(1, cost(r))).toFixed(2);
-    console.log(`| ${label(r)} | ${cost(r).toFixed(0)} ns | ${mpps(cost(r))} | ${vs}x | ` +
-      `${kernel ? "-" : `${r.cpuNsPerPkt.toFixed(0)} ns`} | ${r.softirqNsPerPkt.toFixed(0)} ns | ` +
-      `${kpps(r.deliveredPps)} (${spread(all)}) | ${kpps(r.offeredPps)} | ${r.rxDropPct.toFixed(1)}% | ` +
-      `${kernel ? "-" : `${r.busyPct.toFixed(0)}%`} | ${r.avgBatch.toFixed(1)} | ` +
-      `${f(n.recv)} | ${f(n.wasm)} | ${f(n.send)} | ${f(n.glue)} |`);
+    console.log(
+      `| ${label(r)} | ${cost(r).toFixed(0)} ns | ${mpps(cost(r))} | ${vs}x | ` +
+        `${kernel ? "-" : `${r.cpuNsPerPkt.toFixed(0)} ns`} | ${r.softirqNsPerPkt.toFixed(0)} ns | ` +
+        `${kpps(r.deliveredPps)} (${spread(all)}) | ${kpps(r.offeredPps)} | ${r.rxDropPct.toFixed(1)}% | ` +
+        `${kernel ? "-" : `${r.busyPct.toFixed(0)}%`} | ${r.avgBatch.toFixed(1)} | ` +
+        `${f(n.recv)} | ${f(n.wasm)} | ${f(n.send)} | ${f(n.glue)} |`,
+    );
   }
   const sendRows = [...sends.entries()].map(([kind, xs]) => ({
-    kind, pps: median(xs.map((x) => x.pps)), cpuNsPerPkt: median(xs.map((x) => x.cpuNsPerPkt)),
-    deliveredPps: median(xs.map((x) => x.deliveredPps)), all: xs.map((x) => x.pps),
+    kind,
+    pps: median(xs.map((x) => x.pps)),
+    cpuNsPerPkt: median(xs.map((x) => x.cpuNsPerPkt)),
+    deliveredPps: median(xs.map((x) => x.deliveredPps)),
+    all: xs.map((x) => x.pps),
   }));
   if (sendRows.length) {
     const rs = sendRows.find((r) => r.kind === "raw-socket");
-    console.log(`\nsend loops from one Node process on the proxy's core, 64-byte UDP to the backend ` +
-      `(median of ${REPS} x ${SECONDS} s, interleaved)`);
+    console.log(
+      `\nsend loops from one Node process on the proxy's core, 64-byte UDP to the backend ` +
+        `(median of ${REPS} x ${SECONDS} s, interleaved)`,
+    );
     console.log("| sender | handed over (spread) | delivered | CPU per packet | vs raw-socket |");
     console.log("| --- | --- | --- | --- | --- |");
     for (const r of sendRows) {
-      console.log(`| ${r.kind} | ${kpps(r.pps)} (${spread(r.all)}) | ${kpps(r.deliveredPps)} | ` +
-        `${r.cpuNsPerPkt.toFixed(0)} ns | ` +
-        `${rs ? `${(rs.cpuNsPerPkt / Math.max(1, r.cpuNsPerPkt)).toFixed(2)}x` : "-"} |`);
+      console.log(
+        `| ${r.kind} | ${kpps(r.pps)} (${spread(r.all)}) | ${kpps(r.deliveredPps)} | ` +
+          `${r.cpuNsPerPkt.toFixed(0)} ns | ` +
+          `${rs ? `${(rs.cpuNsPerPkt / Math.max(1, r.cpuNsPerPkt)).toFixed(2)}x` : "-"} |`,
+      );
     }
   }
   const out = `${root}/report`;
   mkdirSync(out, { recursive: true });
-  const json = { seconds: SECONDS, reps: REPS, flows: FLOWS, payload: PAYLOAD, loadavg: [load0, load1], results,
-    runs: Object.fromEntries(runs), sendLoops: sendRows };
+  const json = {
+    seconds: SECONDS,
+    reps: REPS,
+    flows: FLOWS,
+    payload: PAYLOAD,
+    loadavg: [load0, load1],
+    results,
+    runs: Object.fromEntries(runs),
+    sendLoops: sendRows,
+  };
   writeFileSync(`${out}/packet-mode.json`, JSON.stringify(json, null, 2) + "\n");
   writeFileSync(`${out}/packet-mode.svg`, svg(results.filter((r) => r.io !== "kernel")));
   log("wrote report/packet-mode.json and report/packet-mode.svg");
 }
 
-main().catch((e) => { console.error(e); teardown(); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  teardown();
+  process.exit(1);
+});

@@ -13,25 +13,29 @@ import { build, TCP, UDP, SYN, ACK, PSH } from "../test/fixtures/packets/build.t
 import { interleaved, type Stat } from "./lib/measure.ts";
 
 export interface PacketBenchOptions {
-  flows?: number[];        // default [1000, 10000, 100000]
-  batch?: number;          // packets per batch (256)
-  rounds?: number;         // timed rounds per configuration (7)
-  roundMs?: number;        // target duration of a round (200)
-  proto?: "tcp" | "udp";   // (tcp)
-  v6?: boolean;            // (false)
-  fwd?: "masq" | "fullnat";// (masq)
-  payload?: number;        // payload bytes per packet (0: 40-byte IPv4 TCP ACKs)
-  prefetch?: -1 | 0 | 1;   // the lookup pre-pass: -1 auto (default), 0 off, 1 on
+  flows?: number[]; // default [1000, 10000, 100000]
+  batch?: number; // packets per batch (256)
+  rounds?: number; // timed rounds per configuration (7)
+  roundMs?: number; // target duration of a round (200)
+  proto?: "tcp" | "udp"; // (tcp)
+  v6?: boolean; // (false)
+  fwd?: "masq" | "fullnat"; // (masq)
+  payload?: number; // payload bytes per packet (0: 40-byte IPv4 TCP ACKs)
+  prefetch?: -1 | 0 | 1; // the lookup pre-pass: -1 auto (default), 0 off, 1 on
   log?: (line: string) => void;
 }
 
 export interface PacketBenchFigure {
-  flows: number; batch: number; packetBytes: number; prefetch: number;
-  mpps: { median: number; min: number; max: number };          // including the copy into WASM memory
-  wasmMpps: { median: number; min: number; max: number };      // copy taken out
-  baselineMpps: number;                                         // Core.packet() per call
-  ratio: number;                                                // mpps.median / baselineMpps
-  forwarded: number; packets: number;
+  flows: number;
+  batch: number;
+  packetBytes: number;
+  prefetch: number;
+  mpps: { median: number; min: number; max: number }; // including the copy into WASM memory
+  wasmMpps: { median: number; min: number; max: number }; // copy taken out
+  baselineMpps: number; // Core.packet() per call
+  ratio: number; // mpps.median / baselineMpps
+  forwarded: number;
+  packets: number;
 }
 
 function stats(xs: number[]) {
@@ -44,25 +48,45 @@ function shuffle(n: number, seed: number): Uint32Array {
   for (let i = 0; i < n; i++) a[i] = i;
   let x = seed >>> 0 || 1;
   for (let i = n - 1; i > 0; i--) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     const j = x % (i + 1);
-    const t = a[i]; a[i] = a[j]; a[j] = t;
+    const t = a[i];
+    a[i] = a[j];
+    a[j] = t;
   }
   return a;
 }
 
 function clientOf(i: number, v6: boolean): string {
-  const hi = (i >>> 16) & 0xff, mid = (i >>> 8) & 0xff, lo = i & 0xff;
+  const hi = (i >>> 16) & 0xff,
+    mid = (i >>> 8) & 0xff,
+    lo = i & 0xff;
   return v6 ? `2001:db8:${hi.toString(16)}::${((mid << 8) | lo).toString(16)}` : `100.${hi}.${mid}.${lo}`;
 }
 
 // A Core with `flows` established flows and batch images sending each flow once per pass in random order.
 interface Bed {
-  core: Core; batch: PacketBatch; images: Uint8Array[]; bs: number; sampleLen: number; now: number;
-  v6: boolean; proto: "tcp" | "udp"; flagsData: number; vip: string; next: number;   // next: the next image
+  core: Core;
+  batch: PacketBatch;
+  images: Uint8Array[];
+  bs: number;
+  sampleLen: number;
+  now: number;
+  v6: boolean;
+  proto: "tcp" | "udp";
+  flagsData: number;
+  vip: string;
+  next: number; // next: the next image
 }
 
-const cpuMs = (c0: NodeJS.CpuUsage) => { const c = process.cpuUsage(c0); return (c.user + c.system) / 1000; };
+const cpuMs = (c0: NodeJS.CpuUsage) => {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+};
 
 function capacityFor(flows: number): number {
   let cap = 1024;
@@ -76,7 +100,8 @@ async function packetBed(core: Core, flows: number, opts: PacketBenchOptions): P
   const proto = opts.proto ?? "tcp";
   const fwd = opts.fwd ?? "masq";
   const VIP = v6 ? "2001:db8::80" : "10.0.0.80";
-  const RS = v6 ? ["fd00::1", "fd00::2", "fd00::3", "fd00::4"]
+  const RS = v6
+    ? ["fd00::1", "fd00::2", "fd00::3", "fd00::4"]
     : ["192.168.0.1", "192.168.0.2", "192.168.0.3", "192.168.0.4"];
   core.x.packetSetPrefetch(opts.prefetch ?? -1);
   const svc = core.addService({ proto, addr: VIP, port: 80, scheduler: "rr" });
@@ -103,7 +128,10 @@ async function packetBed(core: Core, flows: number, opts: PacketBenchOptions): P
     for (let k = 0; k < bs; k++) {
       const f = perm[(j * bs + k) % perm.length] % flows;
       let b = cache.get(f);
-      if (!b) { b = pktOf(f, flagsData); cache.set(f, b); }
+      if (!b) {
+        b = pktOf(f, flagsData);
+        cache.set(f, b);
+      }
       img.set(b, k * slot);
     }
     images.push(img);
@@ -115,8 +143,15 @@ async function packetBed(core: Core, flows: number, opts: PacketBenchOptions): P
 }
 
 // Every flow's SYN in (then, for TCP, the server's SYN-ACK out and the client's ACK in), a batch at a time.
-function establish(core: Core, batch: PacketBatch, flows: number, bs: number, now: number, proto: string,
-                   pktOf: (i: number, flags: number) => Uint8Array): void {
+function establish(
+  core: Core,
+  batch: PacketBatch,
+  flows: number,
+  bs: number,
+  now: number,
+  proto: string,
+  pktOf: (i: number, flags: number) => Uint8Array,
+): void {
   const p = proto === "tcp" ? TCP : UDP;
   for (let i = 0; i < flows; i += bs) {
     batch.clear();
@@ -140,7 +175,10 @@ function establish(core: Core, batch: PacketBatch, flows: number, bs: number, no
 
 // Copies the next `count` images into the batch area and runs each (run: false copies only).
 function runBatches(bed: Bed, count: number, run = true): number {
-  const u8 = bed.core.u8, data = bed.batch.data, x = bed.core.x, n = bed.images.length;
+  const u8 = bed.core.u8,
+    data = bed.batch.data,
+    x = bed.core.x,
+    n = bed.images.length;
   let j = bed.next;
   for (let b = 0; b < count; b++, j++) {
     u8.set(bed.images[j % n], data);
@@ -160,7 +198,8 @@ function batchesPerRound(bed: Bed, roundMs: number): number {
 
 // Mpps per round in CPU time: copy + process, and the WASM alone (the copy timed separately, taken out).
 function timeRounds(bed: Bed, rounds: number, perRound: number): { mpps: number[]; wasm: number[] } {
-  const mpps: number[] = [], wasm: number[] = [];
+  const mpps: number[] = [],
+    wasm: number[] = [];
   for (let r = 0; r < rounds; r++) {
     let c0 = process.cpuUsage();
     runBatches(bed, perRound, false);
@@ -183,8 +222,10 @@ function perCallBaseline(bed: Bed, flows: number): number {
     const c0 = process.cpuUsage();
     for (let i = 0; i < nBase; i++) {
       const f = i % srcs.length;
-      bed.core.packet("in", bed.proto, srcs[f], 10000 + (f % 50000), bed.vip, 80,
-        { flags: bed.flagsData, now: bed.now + bed.next });
+      bed.core.packet("in", bed.proto, srcs[f], 10000 + (f % 50000), bed.vip, 80, {
+        flags: bed.flagsData,
+        now: bed.now + bed.next,
+      });
     }
     if (r > 0) baseRounds.push(nBase / cpuMs(c0) / 1000);
   }
@@ -207,13 +248,23 @@ export async function benchPackets(opts: PacketBenchOptions = {}): Promise<Packe
     if (forwarded !== total) throw new Error(`only ${forwarded} of ${total} packets forwarded`);
     const baselineMpps = perCallBaseline(bed, flows);
     const fig: PacketBenchFigure = {
-      flows, batch: bed.bs, prefetch: opts.prefetch ?? -1, packetBytes: bed.sampleLen, mpps: stats(mpps),
-      wasmMpps: stats(wasm), baselineMpps, ratio: stats(mpps).median / baselineMpps, forwarded, packets: total,
+      flows,
+      batch: bed.bs,
+      prefetch: opts.prefetch ?? -1,
+      packetBytes: bed.sampleLen,
+      mpps: stats(mpps),
+      wasmMpps: stats(wasm),
+      baselineMpps,
+      ratio: stats(mpps).median / baselineMpps,
+      forwarded,
+      packets: total,
     };
-    log(`${String(flows).padStart(7)} flows  ${bed.bs}-packet batches  ${bed.sampleLen} B  ` +
-      `${fig.mpps.median.toFixed(2)} Mpps (min ${fig.mpps.min.toFixed(2)}, max ${fig.mpps.max.toFixed(2)})  ` +
-      `wasm-only ${fig.wasmMpps.median.toFixed(2)} Mpps  baseline per-call ${baselineMpps.toFixed(2)} Mpps  ` +
-      `ratio ${fig.ratio.toFixed(1)}x  (CPU time)`);
+    log(
+      `${String(flows).padStart(7)} flows  ${bed.bs}-packet batches  ${bed.sampleLen} B  ` +
+        `${fig.mpps.median.toFixed(2)} Mpps (min ${fig.mpps.min.toFixed(2)}, max ${fig.mpps.max.toFixed(2)})  ` +
+        `wasm-only ${fig.wasmMpps.median.toFixed(2)} Mpps  baseline per-call ${baselineMpps.toFixed(2)} Mpps  ` +
+        `ratio ${fig.ratio.toFixed(1)}x  (CPU time)`,
+    );
     out.push(fig);
   }
   return out;
@@ -223,24 +274,36 @@ export async function benchPackets(opts: PacketBenchOptions = {}): Promise<Packe
 // time (bench/scaling/ab.ts --what=packet). Logs each build's median Mpps with its interquartile range,
 // and B/A.
 type Bytes = Uint8Array<ArrayBuffer>;
-export async function packetAb(a: Bytes, b: Bytes, flowsList: number[], rounds: number,
-                               log: (s: string) => void, opts: PacketBenchOptions = {}): Promise<void> {
+export async function packetAb(
+  a: Bytes,
+  b: Bytes,
+  flowsList: number[],
+  rounds: number,
+  log: (s: string) => void,
+  opts: PacketBenchOptions = {},
+): Promise<void> {
   for (const flows of flowsList) {
-    const beds = [await packetBed(await Core.fromBytes(a, capacityFor(flows)), flows, opts),
-      await packetBed(await Core.fromBytes(b, capacityFor(flows)), flows, opts)];
+    const beds = [
+      await packetBed(await Core.fromBytes(a, capacityFor(flows)), flows, opts),
+      await packetBed(await Core.fromBytes(b, capacityFor(flows)), flows, opts),
+    ];
     const perRound = batchesPerRound(beds[0], 100);
     batchesPerRound(beds[1], 100);
-    const st = interleaved(beds.map((bed, j) => ({ name: j ? "B" : "A", ops: perRound * bed.bs,
-      fn: () => runBatches(bed, perRound) })), rounds);
+    const st = interleaved(
+      beds.map((bed, j) => ({ name: j ? "B" : "A", ops: perRound * bed.bs, fn: () => runBatches(bed, perRound) })),
+      rounds,
+    );
     for (const bed of beds) {
       const fwd = bed.core.x.packetVerdictCount(1);
       if (fwd !== bed.next * bed.bs) throw new Error(`only ${fwd} of ${bed.next * bed.bs} packets forwarded`);
     }
     const mpps = (s: Stat) =>
       `${(1000 / s.median).toFixed(2)} Mpps (${(1000 / s.p75).toFixed(2)}–${(1000 / s.p25).toFixed(2)})`;
-    log(`${flows} flows, ${beds[0].bs}-packet batches, CPU time, ${rounds} interleaved rounds: A ${mpps(st[0])}, ` +
-      `B ${mpps(st[1])}; B/A ${(st[0].median / st[1].median).toFixed(3)} ` +
-      `(${(st[0].p25 / st[1].p75).toFixed(3)}–${(st[0].p75 / st[1].p25).toFixed(3)})`);
+    log(
+      `${flows} flows, ${beds[0].bs}-packet batches, CPU time, ${rounds} interleaved rounds: A ${mpps(st[0])}, ` +
+        `B ${mpps(st[1])}; B/A ${(st[0].median / st[1].median).toFixed(3)} ` +
+        `(${(st[0].p25 / st[1].p75).toFixed(3)}–${(st[0].p75 / st[1].p25).toFixed(3)})`,
+    );
   }
 }
 

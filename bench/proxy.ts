@@ -28,8 +28,26 @@ const log = (s: string) => process.stderr.write(s + "\n");
 // ---- backends (run in a child process on CPU 1) ------------------------------------------------------
 export function runBackends(echoPorts: number[], sinkPort: number): Promise<void> {
   const servers: net.Server[] = [];
-  for (const p of echoPorts) servers.push(net.createServer((s) => { s.setNoDelay(true); s.on("data", (d) => s.write(d)); s.on("end", () => s.end()); s.on("error", () => {}); }).listen(p, "127.0.0.1"));
-  servers.push(net.createServer((s) => { s.on("data", () => {}); s.on("end", () => s.end()); s.on("error", () => {}); }).listen(sinkPort, "127.0.0.1"));
+  for (const p of echoPorts)
+    servers.push(
+      net
+        .createServer((s) => {
+          s.setNoDelay(true);
+          s.on("data", (d) => s.write(d));
+          s.on("end", () => s.end());
+          s.on("error", () => {});
+        })
+        .listen(p, "127.0.0.1"),
+    );
+  servers.push(
+    net
+      .createServer((s) => {
+        s.on("data", () => {});
+        s.on("end", () => s.end());
+        s.on("error", () => {});
+      })
+      .listen(sinkPort, "127.0.0.1"),
+  );
   return Promise.all(servers.map((s) => new Promise((r) => s.once("listening", r)))).then(() => {});
 }
 
@@ -41,43 +59,78 @@ function pct(xs: number[], p: number): number {
 }
 
 function connect(port: number, host = "127.0.0.1"): Promise<net.Socket> {
-  return new Promise((res, rej) => { const s = net.connect({ port, host, noDelay: true }, () => res(s)); s.once("error", rej); });
+  return new Promise((res, rej) => {
+    const s = net.connect({ port, host, noDelay: true }, () => res(s));
+    s.once("error", rej);
+  });
 }
 
 async function pingPong(port: number, conns: number, ms: number) {
   const msg = Buffer.alloc(64, 97);
   const lat: number[] = [];
-  let n = 0, stop = false;
+  let n = 0,
+    stop = false;
   const socks = await Promise.all(Array.from({ length: conns }, () => connect(port)));
   const end = Date.now() + ms;
-  await Promise.all(socks.map((s) => new Promise<void>((res) => {
-    let got = 0, t0 = 0;
-    const send = () => { if (stop || Date.now() >= end) { stop = true; s.destroy(); return res(); } t0 = performance.now(); s.write(msg); };
-    s.on("data", (d) => { got += d.length; if (got >= 64) { got -= 64; n++; if ((n & 7) === 0) lat.push(performance.now() - t0); send(); } });
-    s.on("error", () => res());
-    send();
-  })));
+  await Promise.all(
+    socks.map(
+      (s) =>
+        new Promise<void>((res) => {
+          let got = 0,
+            t0 = 0;
+          const send = () => {
+            if (stop || Date.now() >= end) {
+              stop = true;
+              s.destroy();
+              return res();
+            }
+            t0 = performance.now();
+            s.write(msg);
+          };
+          s.on("data", (d) => {
+            got += d.length;
+            if (got >= 64) {
+              got -= 64;
+              n++;
+              if ((n & 7) === 0) lat.push(performance.now() - t0);
+              send();
+            }
+          });
+          s.on("error", () => res());
+          send();
+        }),
+    ),
+  );
   return { rate: n / (ms / 1000), p50: pct(lat, 50), p99: pct(lat, 99) };
 }
 
 async function connectClose(port: number, conns: number, ms: number) {
   const msg = Buffer.alloc(64, 98);
   const lat: number[] = [];
-  let n = 0, fail = 0;
+  let n = 0,
+    fail = 0;
   const end = Date.now() + ms;
-  await Promise.all(Array.from({ length: conns }, async () => {
-    while (Date.now() < end) {
-      const t0 = performance.now();
-      const ok = await new Promise<boolean>((res) => {
-        const s = net.connect({ port, host: "127.0.0.1", noDelay: true }, () => s.write(msg));
-        let got = 0;
-        s.on("data", (d) => { got += d.length; if (got >= 64) s.end(); });
-        s.on("close", () => res(got >= 64));
-        s.on("error", () => {});
-      });
-      if (ok) { n++; lat.push(performance.now() - t0); } else fail++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: conns }, async () => {
+      while (Date.now() < end) {
+        const t0 = performance.now();
+        const ok = await new Promise<boolean>((res) => {
+          const s = net.connect({ port, host: "127.0.0.1", noDelay: true }, () => s.write(msg));
+          let got = 0;
+          s.on("data", (d) => {
+            got += d.length;
+            if (got >= 64) s.end();
+          });
+          s.on("close", () => res(got >= 64));
+          s.on("error", () => {});
+        });
+        if (ok) {
+          n++;
+          lat.push(performance.now() - t0);
+        } else fail++;
+      }
+    }),
+  );
   return { rate: n / (ms / 1000), p50: pct(lat, 50), p99: pct(lat, 99), fail };
 }
 
@@ -86,44 +139,76 @@ async function bulk(port: number, conns: number, ms: number) {
   let bytes = 0;
   const socks = await Promise.all(Array.from({ length: conns }, () => connect(port)));
   const end = Date.now() + ms;
-  await Promise.all(socks.map((s) => new Promise<void>((res) => {
-    const pump = () => {
-      while (Date.now() < end) { bytes += chunk.length; if (!s.write(chunk)) return; }
-      s.destroy(); res();
-    };
-    s.on("drain", pump);
-    s.on("error", () => res());
-    pump();
-  })));
+  await Promise.all(
+    socks.map(
+      (s) =>
+        new Promise<void>((res) => {
+          const pump = () => {
+            while (Date.now() < end) {
+              bytes += chunk.length;
+              if (!s.write(chunk)) return;
+            }
+            s.destroy();
+            res();
+          };
+          s.on("drain", pump);
+          s.on("error", () => res());
+          pump();
+        }),
+    ),
+  );
   return { gbps: (bytes * 8) / (ms / 1000) / 1e9 };
 }
 
 // CPU time of every thread of a process, in ns (schedstat: finer than the 10 ms ticks of /proc/<pid>/stat).
 function cpuNs(pid: number): number {
   let ns = 0;
-  try { for (const t of readdirSync(`/proc/${pid}/task`)) ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").split(" ")[0]); } catch { /* gone */ }
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`))
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, "utf8").split(" ")[0]);
+  } catch {
+    /* gone */
+  }
   return ns;
 }
 
 // CPU 0's busy time in ticks (USER_HZ), from /proc/stat: with the proxy's own time taken off, what else ran there.
 function cpu0Busy(): number {
-  const line = readFileSync("/proc/stat", "utf8").split("\n").find((l) => l.startsWith("cpu0 "));
+  const line = readFileSync("/proc/stat", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("cpu0 "));
   if (!line) return 0;
   const f = line.trim().split(/\s+/).slice(1).map(Number);
-  return f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0);   // user nice system irq softirq steal
+  return f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0); // user nice system irq softirq steal
 }
 
 // ---- proxies ----------------------------------------------------------------------------------------
-interface Listen { pp: number; cc: number; bulk: number }
-interface Backends { echo: number[]; sink: number }
-interface Contender { name: string; start(dir: string, l: Listen, be: Backends): Promise<ChildProcess> }
+interface Listen {
+  pp: number;
+  cc: number;
+  bulk: number;
+}
+interface Backends {
+  echo: number[];
+  sink: number;
+}
+interface Contender {
+  name: string;
+  start(dir: string, l: Listen, be: Backends): Promise<ChildProcess>;
+}
 
 function waitPort(port: number, ms = 15000): Promise<void> {
   const end = Date.now() + ms;
   return new Promise((res, rej) => {
     const tryOnce = () => {
-      const s = net.connect(port, "127.0.0.1", () => { s.destroy(); res(); });
-      s.on("error", () => { if (Date.now() > end) rej(new Error(`port ${port} never opened`)); else setTimeout(tryOnce, 100); });
+      const s = net.connect(port, "127.0.0.1", () => {
+        s.destroy();
+        res();
+      });
+      s.on("error", () => {
+        if (Date.now() > end) rej(new Error(`port ${port} never opened`));
+        else setTimeout(tryOnce, 100);
+      });
     };
     tryOnce();
   });
@@ -132,22 +217,36 @@ function waitPort(port: number, ms = 15000): Promise<void> {
 const wasmvs = (name: string, pump: "native" | "js"): Contender => ({
   name,
   async start(dir, l, be) {
-    const svc = (port: number, backends: number[]) => `  - { protocol: tcp, addr: 127.0.0.1, port: ${port}, scheduler: wlc, realServers: [ ${backends.map((p) => `{ addr: 127.0.0.1, port: ${p} }`).join(", ")} ] }`;
-    writeFileSync(`${dir}/wasmvs.yaml`, `proxy: { control: null, vipInterface: null, logLevel: warn, connCapacity: 1048576, pump: ${pump} }\ntimeouts: { tcp: 900, tcpfin: 1, udp: 300 }\nservices:\n${svc(l.pp, be.echo)}\n${svc(l.cc, be.echo)}\n${svc(l.bulk, [be.sink])}\n`);
-    const p = spawn("taskset", ["-c", "0", process.execPath, "--import", "tsx", `${ROOT}/src/cli/proxy.ts`, "run", "-c", `${dir}/wasmvs.yaml`], { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT });
+    const svc = (port: number, backends: number[]) =>
+      `  - { protocol: tcp, addr: 127.0.0.1, port: ${port}, scheduler: wlc, realServers: [ ${backends.map((p) => `{ addr: 127.0.0.1, port: ${p} }`).join(", ")} ] }`;
+    writeFileSync(
+      `${dir}/wasmvs.yaml`,
+      `proxy: { control: null, vipInterface: null, logLevel: warn, connCapacity: 1048576, pump: ${pump} }\ntimeouts: { tcp: 900, tcpfin: 1, udp: 300 }\nservices:\n${svc(l.pp, be.echo)}\n${svc(l.cc, be.echo)}\n${svc(l.bulk, [be.sink])}\n`,
+    );
+    const p = spawn(
+      "taskset",
+      ["-c", "0", process.execPath, "--import", "tsx", `${ROOT}/src/cli/proxy.ts`, "run", "-c", `${dir}/wasmvs.yaml`],
+      { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT },
+    );
     await waitPort(l.bulk);
     return p;
   },
 });
 const WASMVS = wasmvs("wasmvs", "native");
-const WASMVS_JS = wasmvs("wasmvs-js", "js");   // the same proxy with its JS pump: what the native relay buys
+const WASMVS_JS = wasmvs("wasmvs-js", "js"); // the same proxy with its JS pump: what the native relay buys
 
 const HAPROXY: Contender = {
   name: "haproxy",
   async start(dir, l, be) {
-    const fe = (name: string, port: number, backends: number[]) => `frontend f_${name}\n  bind 127.0.0.1:${port}\n  default_backend b_${name}\nbackend b_${name}\n  balance leastconn\n${backends.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`;
-    writeFileSync(`${dir}/haproxy.cfg`, `global\n  nbthread 1\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n${fe("pp", l.pp, be.echo)}${fe("cc", l.cc, be.echo)}${fe("bulk", l.bulk, [be.sink])}`);
-    const p = spawn("taskset", ["-c", "0", "haproxy", "-f", `${dir}/haproxy.cfg`, "-db"], { stdio: ["ignore", "ignore", "inherit"] });
+    const fe = (name: string, port: number, backends: number[]) =>
+      `frontend f_${name}\n  bind 127.0.0.1:${port}\n  default_backend b_${name}\nbackend b_${name}\n  balance leastconn\n${backends.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`;
+    writeFileSync(
+      `${dir}/haproxy.cfg`,
+      `global\n  nbthread 1\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n${fe("pp", l.pp, be.echo)}${fe("cc", l.cc, be.echo)}${fe("bulk", l.bulk, [be.sink])}`,
+    );
+    const p = spawn("taskset", ["-c", "0", "haproxy", "-f", `${dir}/haproxy.cfg`, "-db"], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
     await waitPort(l.bulk);
     return p;
   },
@@ -157,16 +256,32 @@ const NGINX_MOD = "/usr/lib/nginx/modules/ngx_stream_module.so";
 const NGINX: Contender = {
   name: "nginx",
   async start(dir, l, be) {
-    const up = (name: string, backends: number[]) => `  upstream u_${name} { least_conn; ${backends.map((p) => `server 127.0.0.1:${p};`).join(" ")} }\n`;
-    const srv = (name: string, port: number) => `  server { listen 127.0.0.1:${port}; proxy_pass u_${name}; tcp_nodelay on; }\n`;
-    writeFileSync(`${dir}/nginx.conf`, `${existsSync(NGINX_MOD) ? `load_module ${NGINX_MOD};\n` : ""}worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log stderr error;\nevents { worker_connections 65536; }\nstream {\n${up("pp", be.echo)}${up("cc", be.echo)}${up("bulk", [be.sink])}${srv("pp", l.pp)}${srv("cc", l.cc)}${srv("bulk", l.bulk)}}\n`);
-    const p = spawn("taskset", ["-c", "0", "nginx", "-c", `${dir}/nginx.conf`, "-p", dir, "-g", "daemon off; master_process off;"], { stdio: ["ignore", "ignore", "inherit"] });
+    const up = (name: string, backends: number[]) =>
+      `  upstream u_${name} { least_conn; ${backends.map((p) => `server 127.0.0.1:${p};`).join(" ")} }\n`;
+    const srv = (name: string, port: number) =>
+      `  server { listen 127.0.0.1:${port}; proxy_pass u_${name}; tcp_nodelay on; }\n`;
+    writeFileSync(
+      `${dir}/nginx.conf`,
+      `${existsSync(NGINX_MOD) ? `load_module ${NGINX_MOD};\n` : ""}worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log stderr error;\nevents { worker_connections 65536; }\nstream {\n${up("pp", be.echo)}${up("cc", be.echo)}${up("bulk", [be.sink])}${srv("pp", l.pp)}${srv("cc", l.cc)}${srv("bulk", l.bulk)}}\n`,
+    );
+    const p = spawn(
+      "taskset",
+      ["-c", "0", "nginx", "-c", `${dir}/nginx.conf`, "-p", dir, "-g", "daemon off; master_process off;"],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
     await waitPort(l.bulk);
     return p;
   },
 };
 
-function have(cmd: string): boolean { try { execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }); return true; } catch { return false; } }
+function have(cmd: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 // apt-get installs what is missing (root only): haproxy, nginx, libnginx-mod-stream.
 export function ensurePackages(): string[] {
@@ -178,22 +293,46 @@ export function ensurePackages(): string[] {
     log(`installing ${missing.join(" ")} (apt-get)`);
     try {
       execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
-      execFileSync("apt-get", ["install", "-y", "-qq", ...missing], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-    } catch (e) { log(`apt-get failed: ${(e as Error).message}`); }
+      execFileSync("apt-get", ["install", "-y", "-qq", ...missing], {
+        stdio: "inherit",
+        env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+      });
+    } catch (e) {
+      log(`apt-get failed: ${(e as Error).message}`);
+    }
   }
   return [HAPROXY, NGINX].filter((c) => !have(c.name)).map((c) => c.name);
 }
 
-export interface Sample { rate: number; p50: number; p99: number; cpu: number; cpuPerUnit: number; fail?: number }
-export interface RoundResult {
-  proxy: string; round: number;
-  pingPong: Sample;                 // rate: messages/s; cpuPerUnit: proxy CPU µs per message
-  connClose: Sample;                // rate: connections/s; cpuPerUnit: proxy CPU µs per connection
-  bulk: Sample;                     // rate: Gb/s; cpuPerUnit: proxy CPU ms per GB
-  otherCpu0: number;                // % of CPU 0 used by anything but the proxy during the round (other work on the machine)
+export interface Sample {
+  rate: number;
+  p50: number;
+  p99: number;
+  cpu: number;
+  cpuPerUnit: number;
+  fail?: number;
 }
-interface Spread { median: number; min: number; max: number }
-export interface Summary { proxy: string; rounds: number; pingPong: Record<keyof Sample, Spread>; connClose: Record<keyof Sample, Spread>; bulk: Record<keyof Sample, Spread>; otherCpu0: Spread }
+export interface RoundResult {
+  proxy: string;
+  round: number;
+  pingPong: Sample; // rate: messages/s; cpuPerUnit: proxy CPU µs per message
+  connClose: Sample; // rate: connections/s; cpuPerUnit: proxy CPU µs per connection
+  bulk: Sample; // rate: Gb/s; cpuPerUnit: proxy CPU ms per GB
+  otherCpu0: number; // % of CPU 0 used by anything but the proxy during the round (other work on the machine)
+}
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+export interface Summary {
+  proxy: string;
+  rounds: number;
+  pingPong: Record<keyof Sample, Spread>;
+  connClose: Record<keyof Sample, Spread>;
+  bulk: Record<keyof Sample, Spread>;
+  otherCpu0: Spread;
+}
 
 const median = (xs: number[]): Spread => {
   const s = [...xs].sort((a, b) => a - b);
@@ -205,9 +344,21 @@ function summarize(rounds: RoundResult[]): Summary[] {
   const names = [...new Set(rounds.map((r) => r.proxy))];
   return names.map((proxy) => {
     const mine = rounds.filter((r) => r.proxy === proxy);
-    const of = (k: "pingPong" | "connClose" | "bulk") => Object.fromEntries((["rate", "p50", "p99", "cpu", "cpuPerUnit", "fail"] as const)
-      .map((f) => [f, median(mine.map((r) => r[k][f] ?? 0))])) as Record<keyof Sample, Spread>;
-    return { proxy, rounds: mine.length, pingPong: of("pingPong"), connClose: of("connClose"), bulk: of("bulk"), otherCpu0: median(mine.map((r) => r.otherCpu0)) };
+    const of = (k: "pingPong" | "connClose" | "bulk") =>
+      Object.fromEntries(
+        (["rate", "p50", "p99", "cpu", "cpuPerUnit", "fail"] as const).map((f) => [
+          f,
+          median(mine.map((r) => r[k][f] ?? 0)),
+        ]),
+      ) as Record<keyof Sample, Spread>;
+    return {
+      proxy,
+      rounds: mine.length,
+      pingPong: of("pingPong"),
+      connClose: of("connClose"),
+      bulk: of("bulk"),
+      otherCpu0: median(mine.map((r) => r.otherCpu0)),
+    };
   });
 }
 
@@ -217,7 +368,8 @@ function ratios(rounds: RoundResult[], name: string) {
   const byRound = new Map<number, { w?: RoundResult; h?: RoundResult }>();
   for (const r of rounds) {
     const e = byRound.get(r.round) ?? {};
-    if (r.proxy === name) e.w = r; else if (r.proxy === "haproxy") e.h = r;
+    if (r.proxy === name) e.w = r;
+    else if (r.proxy === "haproxy") e.h = r;
     byRound.set(r.round, e);
   }
   const pairs = [...byRound.values()].filter((e) => e.w && e.h) as { w: RoundResult; h: RoundResult }[];
@@ -225,9 +377,20 @@ function ratios(rounds: RoundResult[], name: string) {
   const m = (f: (p: { w: RoundResult; h: RoundResult }) => number) => median(pairs.map(f));
   return {
     proxy: name,
-    pingPong: { measured: m((p) => p.w.pingPong.rate / p.h.pingPong.rate), perCore: m((p) => p.h.pingPong.cpuPerUnit / p.w.pingPong.cpuPerUnit), target: 1.0 },
-    connClose: { measured: m((p) => p.w.connClose.rate / p.h.connClose.rate), perCore: m((p) => p.h.connClose.cpuPerUnit / p.w.connClose.cpuPerUnit), target: 0.7 },
-    bulk: { measured: m((p) => p.w.bulk.rate / p.h.bulk.rate), perCore: m((p) => p.h.bulk.cpuPerUnit / p.w.bulk.cpuPerUnit) },
+    pingPong: {
+      measured: m((p) => p.w.pingPong.rate / p.h.pingPong.rate),
+      perCore: m((p) => p.h.pingPong.cpuPerUnit / p.w.pingPong.cpuPerUnit),
+      target: 1.0,
+    },
+    connClose: {
+      measured: m((p) => p.w.connClose.rate / p.h.connClose.rate),
+      perCore: m((p) => p.h.connClose.cpuPerUnit / p.w.connClose.cpuPerUnit),
+      target: 0.7,
+    },
+    bulk: {
+      measured: m((p) => p.w.bulk.rate / p.h.bulk.rate),
+      perCore: m((p) => p.h.bulk.cpuPerUnit / p.w.bulk.cpuPerUnit),
+    },
   };
 }
 
@@ -236,25 +399,57 @@ const spread = (s: Spread, d = 0) => `${fmt(s.median, d)} (${fmt(s.min, d)}–${
 
 // The README's table: medians, min–max in brackets.
 export function table(sum: Summary[]): string {
-  const rows = sum.map((s) => `| ${s.proxy} | ${spread(s.pingPong.rate)} | ${fmt(s.pingPong.p50.median, 2)} / ${fmt(s.pingPong.p99.median, 2)} | ${spread(s.pingPong.cpuPerUnit, 1)} | `
-    + `${spread(s.connClose.rate)} | ${fmt(s.connClose.p50.median, 2)} / ${fmt(s.connClose.p99.median, 2)} | ${spread(s.connClose.cpuPerUnit, 0)} | `
-    + `${spread(s.bulk.rate, 2)} | ${spread(s.bulk.cpuPerUnit, 0)} | ${fmt(s.otherCpu0.median)}% |`);
-  return ["| proxy | (a) ping-pong msg/s | p50 / p99 ms | CPU µs/msg | (b) conn/s | p50 / p99 ms | CPU µs/conn | (c) bulk Gb/s | CPU ms/GB | other load on CPU 0 |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |", ...rows].join("\n");
+  const rows = sum.map(
+    (s) =>
+      `| ${s.proxy} | ${spread(s.pingPong.rate)} | ${fmt(s.pingPong.p50.median, 2)} / ${fmt(s.pingPong.p99.median, 2)} | ${spread(s.pingPong.cpuPerUnit, 1)} | ` +
+      `${spread(s.connClose.rate)} | ${fmt(s.connClose.p50.median, 2)} / ${fmt(s.connClose.p99.median, 2)} | ${spread(s.connClose.cpuPerUnit, 0)} | ` +
+      `${spread(s.bulk.rate, 2)} | ${spread(s.bulk.cpuPerUnit, 0)} | ${fmt(s.otherCpu0.median)}% |`,
+  );
+  return [
+    "| proxy | (a) ping-pong msg/s | p50 / p99 ms | CPU µs/msg | (b) conn/s | p50 / p99 ms | CPU µs/conn | (c) bulk Gb/s | CPU ms/GB | other load on CPU 0 |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...rows,
+  ].join("\n");
 }
 
 export async function benchProxies(opts: { seconds?: number; conns?: number; repeats?: number; only?: string[] } = {}) {
-  const ms = (opts.seconds ?? 5) * 1000, conns = opts.conns ?? 32, repeats = opts.repeats ?? 3;
+  const ms = (opts.seconds ?? 5) * 1000,
+    conns = opts.conns ?? 32,
+    repeats = opts.repeats ?? 3;
   const unavailable = ensurePackages();
   const dir = mkdtempSync(`${tmpdir()}/wvp-bench-`);
   const be: Backends = { echo: [21001, 21002, 21003, 21004], sink: 21009 };
-  const backend = spawn("taskset", ["-c", "1", process.execPath, "--import", "tsx", fileURLToPath(import.meta.url), "backends", be.echo.join(","), String(be.sink)], { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT });
-  try { execFileSync("taskset", ["-p", "-c", "1", String(process.pid)], { stdio: "ignore" }); } catch { /* not pinned */ }
-  const contenders = [WASMVS, WASMVS_JS, HAPROXY, NGINX].filter((c) => (!opts.only || opts.only.includes(c.name)) && !unavailable.includes(c.name));
+  const backend = spawn(
+    "taskset",
+    [
+      "-c",
+      "1",
+      process.execPath,
+      "--import",
+      "tsx",
+      fileURLToPath(import.meta.url),
+      "backends",
+      be.echo.join(","),
+      String(be.sink),
+    ],
+    { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT },
+  );
+  try {
+    execFileSync("taskset", ["-p", "-c", "1", String(process.pid)], { stdio: "ignore" });
+  } catch {
+    /* not pinned */
+  }
+  const contenders = [WASMVS, WASMVS_JS, HAPROXY, NGINX].filter(
+    (c) => (!opts.only || opts.only.includes(c.name)) && !unavailable.includes(c.name),
+  );
   for (const u of unavailable) log(`skipping ${u}: not installed`);
   const rounds: RoundResult[] = [];
-  log(`${repeats} interleaved rounds of ${contenders.map((c) => c.name).join(", ")}; ${ms / 1000} s per figure, ${conns} connections`);
-  log("proxy CPU per message/connection/GB (from /proc/<pid>/task/*/schedstat) is the figure to trust: the load generator and the backends share CPU 1 with whatever else runs on this machine, so the rates are bounded by them");
+  log(
+    `${repeats} interleaved rounds of ${contenders.map((c) => c.name).join(", ")}; ${ms / 1000} s per figure, ${conns} connections`,
+  );
+  log(
+    "proxy CPU per message/connection/GB (from /proc/<pid>/task/*/schedstat) is the figure to trust: the load generator and the backends share CPU 1 with whatever else runs on this machine, so the rates are bounded by them",
+  );
   try {
     await waitPort(be.sink);
     for (let round = 1; round <= repeats; round++) {
@@ -263,31 +458,63 @@ export async function benchProxies(opts: { seconds?: number; conns?: number; rep
       for (const c of order) {
         const l: Listen = { pp: 22001, cc: 22002, bulk: 22003 };
         let p: ChildProcess;
-        try { p = await c.start(dir, l, be); } catch (e) { log(`  ${c.name} did not start: ${(e as Error).message}`); continue; }
+        try {
+          p = await c.start(dir, l, be);
+        } catch (e) {
+          log(`  ${c.name} did not start: ${(e as Error).message}`);
+          continue;
+        }
         try {
           await sleep(300);
-          let other = 0, otherN = 0;
+          let other = 0,
+            otherN = 0;
           const run = async <T extends { rate: number }>(units: (r: T) => number, fn: () => Promise<T>) => {
-            const c0 = cpuNs(p.pid!), s0 = cpu0Busy(), t0 = performance.now();
+            const c0 = cpuNs(p.pid!),
+              s0 = cpu0Busy(),
+              t0 = performance.now();
             const r = await fn();
-            const cpuSec = (cpuNs(p.pid!) - c0) / 1e9, wall = (performance.now() - t0) / 1000, s1 = cpu0Busy();
-            other += Math.max(0, (s1 - s0) / 100 - cpuSec) / wall; otherN++;
+            const cpuSec = (cpuNs(p.pid!) - c0) / 1e9,
+              wall = (performance.now() - t0) / 1000,
+              s1 = cpu0Busy();
+            other += Math.max(0, (s1 - s0) / 100 - cpuSec) / wall;
+            otherN++;
             return { ...r, cpu: Math.round((cpuSec / wall) * 100), cpuPerUnit: (cpuSec * 1e6) / Math.max(1, units(r)) };
           };
-          await pingPong(l.pp, conns, 500);   // warm-up (JIT, connection setup)
-          const pp = await run((r) => r.rate * (ms / 1000), () => pingPong(l.pp, conns, ms));
-          const cc = await run((r) => r.rate * (ms / 1000), () => connectClose(l.cc, conns, ms));
+          await pingPong(l.pp, conns, 500); // warm-up (JIT, connection setup)
+          const pp = await run(
+            (r) => r.rate * (ms / 1000),
+            () => pingPong(l.pp, conns, ms),
+          );
+          const cc = await run(
+            (r) => r.rate * (ms / 1000),
+            () => connectClose(l.cc, conns, ms),
+          );
           // bulk: units are GB, so µs per GB / 1000 = ms per GB
-          const bkRaw = await run((r) => (r.rate * (ms / 1000)) / 8, () => bulk(l.bulk, 4, ms).then((b) => ({ rate: b.gbps, p50: 0, p99: 0 })));
+          const bkRaw = await run(
+            (r) => (r.rate * (ms / 1000)) / 8,
+            () => bulk(l.bulk, 4, ms).then((b) => ({ rate: b.gbps, p50: 0, p99: 0 })),
+          );
           const bk = { ...bkRaw, cpuPerUnit: bkRaw.cpuPerUnit / 1000 };
-          const r: RoundResult = { proxy: c.name, round, pingPong: pp, connClose: cc, bulk: bk, otherCpu0: Math.round((other / otherN) * 100) };
+          const r: RoundResult = {
+            proxy: c.name,
+            round,
+            pingPong: pp,
+            connClose: cc,
+            bulk: bk,
+            otherCpu0: Math.round((other / otherN) * 100),
+          };
           rounds.push(r);
-          log(`round ${round} ${c.name.padEnd(9)} ping-pong ${fmt(pp.rate)} msg/s p50 ${pp.p50.toFixed(3)} p99 ${pp.p99.toFixed(3)} ms, ${pp.cpuPerUnit.toFixed(2)} µs/msg (${pp.cpu}%)`
-            + ` | conn/close ${fmt(cc.rate)}/s ${cc.cpuPerUnit.toFixed(1)} µs/conn (${cc.cpu}%) fail ${cc.fail}`
-            + ` | bulk ${bk.rate.toFixed(2)} Gb/s ${bk.cpuPerUnit.toFixed(0)} ms/GB (${bk.cpu}%) | other load on CPU 0 ${r.otherCpu0}%`);
+          log(
+            `round ${round} ${c.name.padEnd(9)} ping-pong ${fmt(pp.rate)} msg/s p50 ${pp.p50.toFixed(3)} p99 ${pp.p99.toFixed(3)} ms, ${pp.cpuPerUnit.toFixed(2)} µs/msg (${pp.cpu}%)` +
+              ` | conn/close ${fmt(cc.rate)}/s ${cc.cpuPerUnit.toFixed(1)} µs/conn (${cc.cpu}%) fail ${cc.fail}` +
+              ` | bulk ${bk.rate.toFixed(2)} Gb/s ${bk.cpuPerUnit.toFixed(0)} ms/GB (${bk.cpu}%) | other load on CPU 0 ${r.otherCpu0}%`,
+          );
         } finally {
           p.kill("SIGTERM");
-          await new Promise((res) => { p.once("exit", res); setTimeout(res, 3000); });
+          await new Promise((res) => {
+            p.once("exit", res);
+            setTimeout(res, 3000);
+          });
           if (p.exitCode === null && !p.signalCode) p.kill("SIGKILL");
           await sleep(300);
         }
@@ -301,15 +528,24 @@ export async function benchProxies(opts: { seconds?: number; conns?: number; rep
   const vsHaproxy = ["wasmvs", "wasmvs-js"].map((n) => ratios(rounds, n)).filter((x) => x !== null);
   log("\nmedians over rounds (min–max):\n" + table(summary));
   for (const r of vsHaproxy) {
-    log(`${r!.proxy} / haproxy: ping-pong per core ${r!.pingPong.perCore.median.toFixed(2)}x (${r!.pingPong.perCore.min.toFixed(2)}–${r!.pingPong.perCore.max.toFixed(2)}; target 1.0), measured rate ${r!.pingPong.measured.median.toFixed(2)}x`
-      + ` | conn/close per core ${r!.connClose.perCore.median.toFixed(2)}x (${r!.connClose.perCore.min.toFixed(2)}–${r!.connClose.perCore.max.toFixed(2)}; target 0.7), measured rate ${r!.connClose.measured.median.toFixed(2)}x`
-      + ` | bulk per core ${r!.bulk.perCore.median.toFixed(2)}x, measured ${r!.bulk.measured.median.toFixed(2)}x`);
+    log(
+      `${r!.proxy} / haproxy: ping-pong per core ${r!.pingPong.perCore.median.toFixed(2)}x (${r!.pingPong.perCore.min.toFixed(2)}–${r!.pingPong.perCore.max.toFixed(2)}; target 1.0), measured rate ${r!.pingPong.measured.median.toFixed(2)}x` +
+        ` | conn/close per core ${r!.connClose.perCore.median.toFixed(2)}x (${r!.connClose.perCore.min.toFixed(2)}–${r!.connClose.perCore.max.toFixed(2)}; target 0.7), measured rate ${r!.connClose.measured.median.toFixed(2)}x` +
+        ` | bulk per core ${r!.bulk.perCore.median.toFixed(2)}x, measured ${r!.bulk.measured.median.toFixed(2)}x`,
+    );
   }
   const report = {
-    when: new Date().toISOString(), seconds: ms / 1000, conns, repeats, node: process.version,
+    when: new Date().toISOString(),
+    seconds: ms / 1000,
+    conns,
+    repeats,
+    node: process.version,
     pinned: "proxy on CPU 0; load generator and backends on CPU 1",
-    trust: "per-core ratios (proxy CPU per unit from /proc/<pid>/task/*/schedstat) are the figures to trust; rates are bounded by the shared CPU 1",
-    summary, vsHaproxy, rounds,
+    trust:
+      "per-core ratios (proxy CPU per unit from /proc/<pid>/task/*/schedstat) are the figures to trust; rates are bounded by the shared CPU 1",
+    summary,
+    vsHaproxy,
+    rounds,
   };
   mkdirSync(`${ROOT}/report`, { recursive: true });
   writeFileSync(`${ROOT}/report/proxy.json`, JSON.stringify(report, null, 2) + "\n");
@@ -327,23 +563,38 @@ function svg(sum: Summary[]): string {
     { title: "(c) bulk, Gb/s", get: (s) => s.bulk.rate },
     { title: "(a) p99 latency, ms", get: (s) => s.pingPong.p99 },
   ];
-  const cols = 3, W = 330, H = 210, colors: Record<string, string> = { wasmvs: "#3b7dd8", "wasmvs-js": "#9bbbe8", haproxy: "#d8703b", nginx: "#3bd87a" };
+  const cols = 3,
+    W = 330,
+    H = 210,
+    colors: Record<string, string> = {
+      wasmvs: "#3b7dd8",
+      "wasmvs-js": "#9bbbe8",
+      haproxy: "#d8703b",
+      nginx: "#3bd87a",
+    };
   const rowsN = Math.ceil(panels.length / cols);
   let out = `<svg xmlns="http://www.w3.org/2000/svg" width="${W * cols}" height="${rowsN * H + 40}" font-family="sans-serif" font-size="11">\n<rect width="100%" height="100%" fill="white"/>\n`;
   panels.forEach((p, i) => {
-    const x0 = (i % cols) * W + 20, top = Math.floor(i / cols) * H, base = top + H - 30;
+    const x0 = (i % cols) * W + 20,
+      top = Math.floor(i / cols) * H,
+      base = top + H - 30;
     const max = Math.max(1e-9, ...sum.map((s) => p.get(s).max));
     out += `<text x="${x0}" y="${top + 16}" font-weight="bold">${p.title}</text>\n`;
     sum.forEach((s, j) => {
-      const v = p.get(s), sc = (x: number) => (x / max) * (H - 70);
-      const x = x0 + j * 75, h = sc(v.median);
+      const v = p.get(s),
+        sc = (x: number) => (x / max) * (H - 70);
+      const x = x0 + j * 75,
+        h = sc(v.median);
       out += `<rect x="${x}" y="${base - h}" width="50" height="${h}" fill="${colors[s.proxy] ?? "#888"}"/>`;
       out += `<line x1="${x + 25}" x2="${x + 25}" y1="${base - sc(v.max)}" y2="${base - sc(v.min)}" stroke="black"/>`;
       out += `<text x="${x}" y="${base - sc(v.max) - 4}">${v.median >= 100 ? fmt(v.median) : v.median.toFixed(2)}</text><text x="${x}" y="${base + 14}">${s.proxy}</text>\n`;
     });
   });
-  return out + `<text x="20" y="${rowsN * H + 20}">median of ${sum[0]?.rounds ?? 0} interleaved rounds, whiskers min–max; proxy pinned to CPU 0 (one thread / one worker), load and backends on CPU 1, loopback.</text>\n`
-    + `<text x="20" y="${rowsN * H + 34}">CPU per unit is the figure to trust on this shared 2-core machine; the rates are bounded by the load generator on CPU 1.</text>\n</svg>\n`;
+  return (
+    out +
+    `<text x="20" y="${rowsN * H + 20}">median of ${sum[0]?.rounds ?? 0} interleaved rounds, whiskers min–max; proxy pinned to CPU 0 (one thread / one worker), load and backends on CPU 1, loopback.</text>\n` +
+    `<text x="20" y="${rowsN * H + 34}">CPU per unit is the figure to trust on this shared 2-core machine; the rates are bounded by the load generator on CPU 1.</text>\n</svg>\n`
+  );
 }
 
 // ---- soak -------------------------------------------------------------------------------------------
@@ -394,31 +645,68 @@ const inflight = new Set();
 `;
 
 export interface SoakOptions {
-  seconds?: number; rate?: number; udpRate?: number; reloadEvery?: number; scrapeEvery?: number; log?: (s: string) => void;
+  seconds?: number;
+  rate?: number;
+  udpRate?: number;
+  reloadEvery?: number;
+  scrapeEvery?: number;
+  log?: (s: string) => void;
 }
 
 type SoakStats = ReturnType<typeof soakStats>;
-const soakStats = (seconds: number, rate: number, udpRate: number) => ({ seconds, rate, udpRate, connections: 0, failed: 0,
-  held: 0, heldLost: 0, changes: 0, reloads: 0, reloadErrors: 0, scrapes: 0, scrapeErrors: 0, scrapeMaxMs: 0, errors: [] as string[],
-  p50: 0, p99: 0, p999: 0, max: 0, slow: 0, udpSent: 0, udpAnswered: 0, drops: {} as Record<string, number>,
-  conn: {} as Record<string, number>, loadAvg: [] as number[],
+const soakStats = (seconds: number, rate: number, udpRate: number) => ({
+  seconds,
+  rate,
+  udpRate,
+  connections: 0,
+  failed: 0,
+  held: 0,
+  heldLost: 0,
+  changes: 0,
+  reloads: 0,
+  reloadErrors: 0,
+  scrapes: 0,
+  scrapeErrors: 0,
+  scrapeMaxMs: 0,
+  errors: [] as string[],
+  p50: 0,
+  p99: 0,
+  p999: 0,
+  max: 0,
+  slow: 0,
+  udpSent: 0,
+  udpAnswered: 0,
+  drops: {} as Record<string, number>,
+  conn: {} as Record<string, number>,
+  loadAvg: [] as number[],
   // CPU ms of each process over the run: the proxy's (with the soak's own drivers), the load generator's, the backends'
-  cpu: { wallMs: 0, proxyMs: 0, loadMs: 0, backendsMs: 0 } });
+  cpu: { wallMs: 0, proxyMs: 0, loadMs: 0, backendsMs: 0 },
+});
 
 // A child's CPU so far (user + system, ms), from /proc/<pid>/stat (clock ticks of 10 ms); 0 when gone.
 function procCpuMs(pid: number | undefined): number {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, "utf8");
     const x = f.slice(f.lastIndexOf(")") + 2).split(" ");
-    return (Number(x[11]) + Number(x[12])) * 10;   // fields 14 and 15 (utime, stime); x starts at field 3
-  } catch { return 0; }
+    return (Number(x[11]) + Number(x[12])) * 10; // fields 14 and 15 (utime, stime); x starts at field 3
+  } catch {
+    return 0;
+  }
 }
-interface SoakRun { p: Proxy; end: number; stats: SoakStats; say: (s: string) => void }
+interface SoakRun {
+  p: Proxy;
+  end: number;
+  stats: SoakStats;
+  say: (s: string) => void;
+}
 
 // The echo backends in a process of their own (the proxy's loop is what the soak measures), and the UDP one.
 async function soakBackends(ports: number[]) {
-  const backends = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "backends", ports.join(","), "23012"],
-    { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT });
+  const backends = spawn(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(import.meta.url), "backends", ports.join(","), "23012"],
+    { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT },
+  );
   await Promise.all(ports.map((port) => waitPort(port)));
   const dgram = await import("node:dgram");
   const udpBe = dgram.createSocket("udp4");
@@ -431,53 +719,113 @@ async function soakBackends(ports: number[]) {
 // held connections are established before the drain, written to after the removal, then closed by us.
 async function soakChanger({ p, end, stats, say }: SoakRun, vport: number, ports: number[]) {
   const { ops } = await import("../src/proxy/index.ts");
-  const svc = { protocol: "tcp" as const, addr: "127.0.0.1", port: vport, scheduler: "wlc", flags: [], realServers: [] };
+  const svc = {
+    protocol: "tcp" as const,
+    addr: "127.0.0.1",
+    port: vport,
+    scheduler: "wlc",
+    flags: [],
+    realServers: [],
+  };
   type Held = { s: net.Socket; echoed: number; lost: boolean; mine: boolean };
   const held: Held[] = [];
   const hold = (n: number) => {
     for (let i = 0; i < n; i++) {
       const h: Held = { s: net.connect(vport, "127.0.0.1"), echoed: 0, lost: false, mine: false };
       h.s.on("data", (d) => (h.echoed += d.length));
-      h.s.on("error", () => { h.lost = true; });
-      h.s.on("close", () => { if (!h.mine) h.lost = true; });
+      h.s.on("error", () => {
+        h.lost = true;
+      });
+      h.s.on("close", () => {
+        if (!h.mine) h.lost = true;
+      });
       held.push(h);
       stats.held++;
     }
   };
-  const rsOf = (port: number, weight: number) => ({ addr: "127.0.0.1", port, weight, fwd: "masq" as const, upperThreshold: 0, lowerThreshold: 0 });
+  const rsOf = (port: number, weight: number) => ({
+    addr: "127.0.0.1",
+    port,
+    weight,
+    fwd: "masq" as const,
+    upperThreshold: 0,
+    lowerThreshold: 0,
+  });
   // ops replace a state's services (never edit them in place): a shallow copy is the next state
-  const edited = (fn: (d: DesiredState) => void) => p.change((d) => { const n = { ...d }; fn(n); return n; });
+  const edited = (fn: (d: DesiredState) => void) =>
+    p.change((d) => {
+      const n = { ...d };
+      fn(n);
+      return n;
+    });
   let k = 3;
   while (Date.now() < end - 1500) {
     hold(12);
     await sleep(500);
     for (const h of held) h.s.write("a");
-    const add = ports[3 + (k % 3)], drain = ports[3 + ((k + 1) % 3)];
-    await edited((d) => { try { ops.addRealServer(d, svc, rsOf(add, 1)); } catch { ops.editRealServer(d, svc, rsOf(add, 1)); } });
-    await edited((d) => { try { ops.editRealServer(d, svc, rsOf(drain, 0)); } catch { /* not there */ } });
+    const add = ports[3 + (k % 3)],
+      drain = ports[3 + ((k + 1) % 3)];
+    await edited((d) => {
+      try {
+        ops.addRealServer(d, svc, rsOf(add, 1));
+      } catch {
+        ops.editRealServer(d, svc, rsOf(add, 1));
+      }
+    });
+    await edited((d) => {
+      try {
+        ops.editRealServer(d, svc, rsOf(drain, 0));
+      } catch {
+        /* not there */
+      }
+    });
     await sleep(500);
-    await edited((d) => { try { ops.deleteRealServer(d, svc, { addr: "127.0.0.1", port: drain }); } catch { /* not there */ } });
+    await edited((d) => {
+      try {
+        ops.deleteRealServer(d, svc, { addr: "127.0.0.1", port: drain });
+      } catch {
+        /* not there */
+      }
+    });
     stats.changes += 3;
     for (const h of held) if (!h.s.destroyed) h.s.write("b");
     // both bytes echoed (a loaded machine may take a while: up to 5 s), or the connection is lost
     const until = Date.now() + 5000;
     while (Date.now() < until && held.some((h) => !h.lost && h.echoed < 2)) await sleep(50);
-    for (const h of held.splice(0)) { if (h.lost || h.echoed < 2) stats.heldLost++; h.mine = true; h.s.destroy(); }
+    for (const h of held.splice(0)) {
+      if (h.lost || h.echoed < 2) stats.heldLost++;
+      h.mine = true;
+      h.s.destroy();
+    }
     k++;
-    if (k % 10 === 0) say(`soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, held ${stats.held} (${stats.heldLost} lost), ` +
-      `${stats.reloads} reloads, ${stats.scrapes} scrapes, drops ${JSON.stringify(Object.fromEntries(p.fw.drops))}`);
+    if (k % 10 === 0)
+      say(
+        `soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, held ${stats.held} (${stats.heldLost} lost), ` +
+          `${stats.reloads} reloads, ${stats.scrapes} scrapes, drops ${JSON.stringify(Object.fromEntries(p.fw.drops))}`,
+      );
   }
 }
 
 // A reload re-reads the file: the first backend's weight alternates 1, 2 (the changer's edits to the
 // first VIP are replaced by the file's, as a reload does).
-async function soakReloader({ p, end, stats }: SoakRun, file: string, config: (w: number) => string, reloadEvery: number) {
+async function soakReloader(
+  { p, end, stats }: SoakRun,
+  file: string,
+  config: (w: number) => string,
+  reloadEvery: number,
+) {
   let w = 1;
   while (Date.now() < end - reloadEvery * 1000) {
     await sleep(reloadEvery * 1000);
     w = w === 1 ? 2 : 1;
     writeFileSync(file, config(w));
-    try { await p.reload(); stats.reloads++; } catch (e) { stats.reloadErrors++; stats.errors.push(`reload: ${(e as Error).message}`); }
+    try {
+      await p.reload();
+      stats.reloads++;
+    } catch (e) {
+      stats.reloadErrors++;
+      stats.errors.push(`reload: ${(e as Error).message}`);
+    }
   }
 }
 
@@ -493,7 +841,8 @@ async function soakScraper({ end, stats }: SoakRun, mport: number, scrapeEvery: 
       c.on("error", () => res(false));
     });
     stats.scrapeMaxMs = Math.max(stats.scrapeMaxMs, performance.now() - t);
-    if (ok) stats.scrapes++; else stats.scrapeErrors++;
+    if (ok) stats.scrapes++;
+    else stats.scrapeErrors++;
   }
 }
 
@@ -501,17 +850,33 @@ export async function soak(opts: SoakOptions = {}) {
   const { Proxy } = await import("../src/proxy/index.ts");
   const { silentLogger } = await import("../src/proxy/log.ts");
   const say = opts.log ?? log;
-  const seconds = opts.seconds ?? 600, rate = opts.rate ?? 1000, udpRate = opts.udpRate ?? Math.round(rate / 2);
-  const reloadEvery = opts.reloadEvery ?? 10, scrapeEvery = opts.scrapeEvery ?? 1;
+  const seconds = opts.seconds ?? 600,
+    rate = opts.rate ?? 1000,
+    udpRate = opts.udpRate ?? Math.round(rate / 2);
+  const reloadEvery = opts.reloadEvery ?? 10,
+    scrapeEvery = opts.scrapeEvery ?? 1;
   const ports = [23001, 23002, 23003, 23004, 23005, 23006];
   const { backends, udpBe } = await soakBackends(ports);
   // several VIPs spread the client's 4-tuples (TIME_WAIT on both sides at 1,000 conn/s)
-  const vips = ["127.0.0.1", "127.0.77.1", "127.0.77.2", "127.0.77.3"], vport = 23000, uport = 23009, mport = 23011;
+  const vips = ["127.0.0.1", "127.0.77.1", "127.0.77.2", "127.0.77.3"],
+    vport = 23000,
+    uport = 23009,
+    mport = 23011;
   const dir = mkdtempSync(join(tmpdir(), "wasmvs-soak-"));
   const file = join(dir, "proxy.yaml");
-  const config = (w: number) => `proxy: { control: null, vipInterface: null, tick: 100, drainTimeout: 30, metrics: "127.0.0.1:${mport}" }
+  const config = (
+    w: number,
+  ) => `proxy: { control: null, vipInterface: null, tick: 100, drainTimeout: 30, metrics: "127.0.0.1:${mport}" }
 services:
-${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: wlc, realServers: [ ${ports.slice(0, 3).map((p, i) => `{ addr: 127.0.0.1, port: ${p}, weight: ${i === 0 ? w : 1} }`).join(", ")} ] }`).join("\n")}
+${vips
+  .map(
+    (v) =>
+      `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: wlc, realServers: [ ${ports
+        .slice(0, 3)
+        .map((p, i) => `{ addr: 127.0.0.1, port: ${p}, weight: ${i === 0 ? w : 1} }`)
+        .join(", ")} ] }`,
+  )
+  .join("\n")}
   - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: 23010 } ] }
 `;
   writeFileSync(file, config(1));
@@ -519,28 +884,54 @@ ${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: w
   const p = await Proxy.start(loadConfig(file), { log: silentLogger() });
   const stats = soakStats(seconds, rate, udpRate);
   const end = Date.now() + seconds * 1000;
-  const child = spawn(process.execPath, ["-e", SOAK_LOAD({ vips, vport, uport, rate, udpRate })], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["-e", SOAK_LOAD({ vips, vport, uport, rate, udpRate })], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
   let childOut = "";
   child.stdout!.on("data", (d) => (childOut += d));
-  const childDone = new Promise((r) => child.once("close", r));   // close: its stdout has been read too
+  const childDone = new Promise((r) => child.once("close", r)); // close: its stdout has been read too
   const run: SoakRun = { p, end, stats, say };
-  const loops = [soakChanger(run, vport, ports), soakReloader(run, file, config, reloadEvery), soakScraper(run, mport, scrapeEvery)];
-  const loads = setInterval(() => stats.loadAvg.push(+((os.loadavg()[0]).toFixed(1))), 10000);
-  const cpu0 = process.cpuUsage(), wall0 = performance.now(), be0 = procCpuMs(backends.pid);
+  const loops = [
+    soakChanger(run, vport, ports),
+    soakReloader(run, file, config, reloadEvery),
+    soakScraper(run, mport, scrapeEvery),
+  ];
+  const loads = setInterval(() => stats.loadAvg.push(+os.loadavg()[0].toFixed(1)), 10000);
+  const cpu0 = process.cpuUsage(),
+    wall0 = performance.now(),
+    be0 = procCpuMs(backends.pid);
   await sleep(Math.max(0, end - Date.now()));
   const cpu1 = process.cpuUsage(cpu0);
-  stats.cpu = { wallMs: Math.round(performance.now() - wall0), proxyMs: Math.round((cpu1.user + cpu1.system) / 1000),
-    loadMs: procCpuMs(child.pid), backendsMs: procCpuMs(backends.pid) - be0 };
+  stats.cpu = {
+    wallMs: Math.round(performance.now() - wall0),
+    proxyMs: Math.round((cpu1.user + cpu1.system) / 1000),
+    loadMs: procCpuMs(child.pid),
+    backendsMs: procCpuMs(backends.pid) - be0,
+  };
   child.stdin!.end();
   await Promise.all([...loops, childDone]);
   clearInterval(loads);
   const c = JSON.parse(childOut || "{}");
-  Object.assign(stats, { connections: c.connections, failed: c.failed, p50: c.p50, p99: c.p99, p999: c.p999, max: c.max, slow: c.slow,
-    udpSent: c.udpSent, udpAnswered: c.udpAnswered });
+  Object.assign(stats, {
+    connections: c.connections,
+    failed: c.failed,
+    p50: c.p50,
+    p99: c.p99,
+    p999: c.p999,
+    max: c.max,
+    slow: c.slow,
+    udpSent: c.udpSent,
+    udpAnswered: c.udpAnswered,
+  });
   for (const [e, n] of Object.entries(c.errors ?? {})) stats.errors.push(`${e}: ${n}`);
   stats.drops = Object.fromEntries(p.fw.drops);
   const cs = p.core.connStats();
-  stats.conn = { capacity: cs.capacity, evictedFinished: cs.evictedFinished, evictedInactive: cs.evictedInactive, refusedFull: cs.refusedFull };
+  stats.conn = {
+    capacity: cs.capacity,
+    evictedFinished: cs.evictedFinished,
+    evictedInactive: cs.evictedInactive,
+    refusedFull: cs.refusedFull,
+  };
   await p.stop();
   backends.kill("SIGTERM");
   udpBe.close();
@@ -554,20 +945,36 @@ ${vips.map((v) => `  - { protocol: tcp, addr: ${v}, port: ${vport}, scheduler: w
 // each (so about 100 connects fall while a scrape runs): per scrape its wall time, CPU and bytes, per window
 // the longest event-loop stall (largest gap of a 1 ms timer) and every connect's time; each window followed
 // by one of the same length with no scrape, the baseline of the same run. Connect times are pooled per kind.
-export async function benchMetrics(opts: { services?: number; dests?: number; scrapes?: number; log?: (s: string) => void } = {}) {
+export async function benchMetrics(
+  opts: { services?: number; dests?: number; scrapes?: number; log?: (s: string) => void } = {},
+) {
   const { Proxy, parseConfig } = await import("../src/proxy/index.ts");
   const { silentLogger } = await import("../src/proxy/log.ts");
   const say = opts.log ?? log;
-  const S = opts.services ?? 10000, D = opts.dests ?? 10, scrapes = opts.scrapes ?? 5;
-  const bport = 23100, vport = 8080, mport = 23199;
+  const S = opts.services ?? 10000,
+    D = opts.dests ?? 10,
+    scrapes = opts.scrapes ?? 5;
+  const bport = 23100,
+    vport = 8080,
+    mport = 23199;
   // one address per service (127.0.80.1 on), so no listener meets the ephemeral ports of other programs
   const vip = (k: number) => `127.0.${80 + Math.floor(k / 250)}.${(k % 250) + 1}`;
-  const backs = Array.from({ length: D }, (_, i) => net.createServer((s) => { s.on("error", () => {}); s.end("x"); })
-    .listen(bport, `127.0.1.${i + 1}`));
+  const backs = Array.from({ length: D }, (_, i) =>
+    net
+      .createServer((s) => {
+        s.on("error", () => {});
+        s.end("x");
+      })
+      .listen(bport, `127.0.1.${i + 1}`),
+  );
   await Promise.all(backs.map((s) => new Promise((r) => s.once("listening", r))));
   const rs = Array.from({ length: D }, (_, i) => `{ addr: 127.0.1.${i + 1}, port: ${bport} }`).join(", ");
-  const lines = [`proxy: { control: null, vipInterface: null, metrics: "127.0.0.1:${mport}", maxConns: 4096 }`, "services:"];
-  for (let k = 0; k < S; k++) lines.push(`  - { protocol: tcp, addr: ${vip(k)}, port: ${vport}, scheduler: rr, realServers: [ ${rs} ] }`);
+  const lines = [
+    `proxy: { control: null, vipInterface: null, metrics: "127.0.0.1:${mport}", maxConns: 4096 }`,
+    "services:",
+  ];
+  for (let k = 0; k < S; k++)
+    lines.push(`  - { protocol: tcp, addr: ${vip(k)}, port: ${vport}, scheduler: rr, realServers: [ ${rs} ] }`);
   const t0 = performance.now();
   const p = await Proxy.start(parseConfig(lines.join("\n") + "\n"), { log: silentLogger() });
   say(`metrics bench: ${S} services x ${D} destinations up in ${Math.round(performance.now() - t0)} ms`);
@@ -586,74 +993,137 @@ export async function benchMetrics(opts: { services?: number; dests?: number; sc
   // a window: the 1 ms timer watching the proxy's loop and the client in its process, around work()
   const window = async (work: () => Promise<unknown>) => {
     // the wall gap includes waiting for a core on a loaded machine; the CPU gap is the proxy's own work
-    let maxGap = 0, maxCpuGap = 0, last = performance.now(), lastCpu = mainThreadCpuMs();
+    let maxGap = 0,
+      maxCpuGap = 0,
+      last = performance.now(),
+      lastCpu = mainThreadCpuMs();
     const tick = setInterval(() => {
-      const n = performance.now(), c = mainThreadCpuMs();
+      const n = performance.now(),
+        c = mainThreadCpuMs();
       maxGap = Math.max(maxGap, n - last);
       maxCpuGap = Math.max(maxCpuGap, c - lastCpu);
-      last = n; lastCpu = c;
+      last = n;
+      lastCpu = c;
     }, 1);
     const child = spawn(process.execPath, ["-e", clientCode], { stdio: ["pipe", "pipe", "inherit"] });
     let outText = "";
     child.stdout!.on("data", (d) => (outText += d));
     const exited = new Promise((r) => child.once("close", r));
     await sleep(300);
-    const w0 = performance.now(), c0 = process.cpuUsage(), from = Date.now();
+    const w0 = performance.now(),
+      c0 = process.cpuUsage(),
+      from = Date.now();
     const out = await work();
-    const wall = performance.now() - w0, cu = process.cpuUsage(c0), cpu = (cu.user + cu.system) / 1000, to = Date.now();
+    const wall = performance.now() - w0,
+      cu = process.cpuUsage(c0),
+      cpu = (cu.user + cu.system) / 1000,
+      to = Date.now();
     await sleep(100);
     child.stdin!.end();
     await exited;
     clearInterval(tick);
     // the connects that started while work() ran
-    const delays = (JSON.parse(outText || "[]") as [number, number][]).filter(([at]) => at >= from && at <= to).map(([, d]) => d);
+    const delays = (JSON.parse(outText || "[]") as [number, number][])
+      .filter(([at]) => at >= from && at <= to)
+      .map(([, d]) => d);
     return { wall, cpu, maxGap, maxCpuGap, worstConnect: delays.length ? Math.max(...delays) : NaN, delays, out };
   };
-  const scrape = () => new Promise<number>((res, rej) => {
-    const c = net.connect(mport, "127.0.0.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
-    let bytes = 0;
-    c.on("data", (d) => (bytes += d.length));
-    c.on("end", () => res(bytes));
-    c.on("error", rej);
-  });
+  const scrape = () =>
+    new Promise<number>((res, rej) => {
+      const c = net.connect(mport, "127.0.0.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
+      let bytes = 0;
+      c.on("data", (d) => (bytes += d.length));
+      c.on("end", () => res(bytes));
+      c.on("error", rej);
+    });
   const scrapeFor = async (ms: number) => {
     const until = performance.now() + ms;
-    let bytes = 0, n = 0;
-    while (performance.now() < until) { bytes = await scrape(); n++; }
+    let bytes = 0,
+      n = 0;
+    while (performance.now() < until) {
+      bytes = await scrape();
+      n++;
+    }
     return { bytes, n };
   };
-  const rows: { kind: string; wall: number; cpu: number; maxGap: number; maxCpuGap: number; worstConnect: number; bytes: number }[] = [];
+  const rows: {
+    kind: string;
+    wall: number;
+    cpu: number;
+    maxGap: number;
+    maxCpuGap: number;
+    worstConnect: number;
+    bytes: number;
+  }[] = [];
   const delays: Record<string, number[]> = { scrape: [], idle: [] };
   let scrapesRun = 0;
   for (let i = 0; i < scrapes; i++) {
     const r = await window(() => scrapeFor(1000));
     const { bytes, n } = r.out as { bytes: number; n: number };
     scrapesRun += n;
-    rows.push({ kind: "scrape", wall: r.wall / n, cpu: r.cpu / n, maxGap: r.maxGap, maxCpuGap: r.maxCpuGap, worstConnect: r.worstConnect, bytes });
+    rows.push({
+      kind: "scrape",
+      wall: r.wall / n,
+      cpu: r.cpu / n,
+      maxGap: r.maxGap,
+      maxCpuGap: r.maxCpuGap,
+      worstConnect: r.worstConnect,
+      bytes,
+    });
     const b = await window(() => sleep(r.wall));
-    rows.push({ kind: "idle", wall: b.wall, cpu: (b.cpu * r.wall) / b.wall / n, maxGap: b.maxGap, maxCpuGap: b.maxCpuGap, worstConnect: b.worstConnect, bytes: 0 });
+    rows.push({
+      kind: "idle",
+      wall: b.wall,
+      cpu: (b.cpu * r.wall) / b.wall / n,
+      maxGap: b.maxGap,
+      maxCpuGap: b.maxCpuGap,
+      worstConnect: b.worstConnect,
+      bytes: 0,
+    });
     delays.scrape.push(...r.delays);
     delays.idle.push(...b.delays);
     say(`metrics bench: window ${i + 1} of ${scrapes}: ${n} scrapes`);
   }
   const connects = (k: string) => {
     const xs = delays[k];
-    return { n: xs.length, p50: +pct(xs, 50).toFixed(2), p99: +pct(xs, 99).toFixed(2), max: +Math.max(...xs).toFixed(2) };
+    return {
+      n: xs.length,
+      p50: +pct(xs, 50).toFixed(2),
+      p99: +pct(xs, 99).toFixed(2),
+      max: +Math.max(...xs).toFixed(2),
+    };
   };
   await p.stop();
   await Promise.all(backs.map((s) => new Promise((r) => s.close(r))));
   const med = (k: string, f: "wall" | "cpu" | "maxGap" | "maxCpuGap" | "worstConnect" | "bytes") => {
-    const xs = rows.filter((r) => r.kind === k).map((r) => r[f]).filter((x) => Number.isFinite(x));
+    const xs = rows
+      .filter((r) => r.kind === k)
+      .map((r) => r[f])
+      .filter((x) => Number.isFinite(x));
     return { median: +pct(xs, 50).toFixed(1), min: +Math.min(...xs).toFixed(1), max: +Math.max(...xs).toFixed(1) };
   };
   return {
-    services: S, dests: D, scrapes,
+    services: S,
+    dests: D,
+    scrapes,
     scrapesRun,
     // per scrape: wall and CPU; the idle window's CPU is scaled to one scrape's share of its length
-    scrape: { wallMs: med("scrape", "wall"), cpuMs: med("scrape", "cpu"), loopStallMs: med("scrape", "maxGap"),
-      loopCpuStallMs: med("scrape", "maxCpuGap"), worstConnectMs: med("scrape", "worstConnect"),
-      bytes: med("scrape", "bytes"), connectMs: connects("scrape") },
-    idle: { cpuMs: med("idle", "cpu"), loopStallMs: med("idle", "maxGap"), loopCpuStallMs: med("idle", "maxCpuGap"), worstConnectMs: med("idle", "worstConnect"), connectMs: connects("idle") },
+    scrape: {
+      wallMs: med("scrape", "wall"),
+      cpuMs: med("scrape", "cpu"),
+      loopStallMs: med("scrape", "maxGap"),
+      loopCpuStallMs: med("scrape", "maxCpuGap"),
+      worstConnectMs: med("scrape", "worstConnect"),
+      bytes: med("scrape", "bytes"),
+      connectMs: connects("scrape"),
+    },
+    idle: {
+      cpuMs: med("idle", "cpu"),
+      loopStallMs: med("idle", "maxGap"),
+      loopCpuStallMs: med("idle", "maxCpuGap"),
+      worstConnectMs: med("idle", "worstConnect"),
+      connectMs: connects("idle"),
+    },
     load: (await import("node:os")).loadavg(),
   };
 }
@@ -661,26 +1131,43 @@ export async function benchMetrics(opts: { services?: number; dests?: number; sc
 // ---- runnable alone -----------------------------------------------------------------------------------
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const argv = process.argv.slice(2);
-  const num = (name: string, d: number) => { const i = argv.indexOf(name); return i >= 0 ? Number(argv[i + 1]) : d; };
+  const num = (name: string, d: number) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? Number(argv[i + 1]) : d;
+  };
   const cmd = argv[0] && !argv[0].startsWith("-") ? argv[0] : "bench";
   if (cmd === "backends") {
     void runBackends(argv[1].split(",").map(Number), Number(argv[2]));
   } else if (cmd === "metrics") {
-    void benchMetrics({ services: num("--services", 10000), dests: num("--dests", 10), scrapes: num("--scrapes", 5) }).then((r) => {
+    void benchMetrics({
+      services: num("--services", 10000),
+      dests: num("--dests", 10),
+      scrapes: num("--scrapes", 5),
+    }).then((r) => {
       console.log(JSON.stringify(r));
       process.exit(0);
     });
   } else if (cmd === "soak") {
     const seconds = argv.includes("--minutes") ? num("--minutes", 10) * 60 : num("--seconds", 600);
-    void soak({ seconds, rate: num("--rate", 1000), udpRate: num("--udp-rate", 500), reloadEvery: num("--reload-every", 10),
-      scrapeEvery: num("--scrape-every", 1) }).then((s) => {
+    void soak({
+      seconds,
+      rate: num("--rate", 1000),
+      udpRate: num("--udp-rate", 500),
+      reloadEvery: num("--reload-every", 10),
+      scrapeEvery: num("--scrape-every", 1),
+    }).then((s) => {
       console.log(JSON.stringify(s));
       const ok = s.failed === 0 && s.heldLost === 0 && s.slow === 0 && s.reloadErrors === 0 && s.scrapeErrors === 0;
       process.exit(ok ? 0 : 1);
     });
   } else {
     const only = argv.indexOf("--only") >= 0 ? argv[argv.indexOf("--only") + 1].split(",") : undefined;
-    void benchProxies({ seconds: num("--seconds", 5), conns: num("--conns", 32), repeats: num("--repeats", 3), only }).then((r) => {
+    void benchProxies({
+      seconds: num("--seconds", 5),
+      conns: num("--conns", 32),
+      repeats: num("--repeats", 3),
+      only,
+    }).then((r) => {
       console.log(JSON.stringify(r.vsHaproxy));
       process.exit(0);
     });

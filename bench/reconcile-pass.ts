@@ -13,7 +13,8 @@ import { encodeTable } from "../src/kernel/table.ts";
 
 const arg = (name: string, d: number) =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? d);
-const n = arg("services", 10_000), rounds = arg("rounds", 9);
+const n = arg("services", 10_000),
+  rounds = arg("rounds", 9);
 
 function desiredOf(n: number): DesiredState {
   const services: VirtualService[] = [];
@@ -32,10 +33,24 @@ function desiredOf(n: number): DesiredState {
 // the dump as the parser returns it: fresh objects each read, with the kernel's counters and fields
 function dumpOf(d: DesiredState): ServiceWithDests[] {
   return d.services.map((s) => ({
-    protocol: s.protocol, addr: s.addr, port: s.port, scheduler: s.scheduler, flags: [], netmask: "255.255.255.255",
+    protocol: s.protocol,
+    addr: s.addr,
+    port: s.port,
+    scheduler: s.scheduler,
+    flags: [],
+    netmask: "255.255.255.255",
     family: "inet",
-    realServers: s.realServers.map((r) => ({ addr: r.addr, port: r.port, weight: r.weight, fwd: r.fwd,
-      upperThreshold: 0, lowerThreshold: 0, activeConns: 0, inactConns: 0, persistConns: 0 })),
+    realServers: s.realServers.map((r) => ({
+      addr: r.addr,
+      port: r.port,
+      weight: r.weight,
+      fwd: r.fwd,
+      upperThreshold: 0,
+      lowerThreshold: 0,
+      activeConns: 0,
+      inactConns: 0,
+      persistConns: 0,
+    })),
   })) as unknown as ServiceWithDests[];
 }
 
@@ -49,31 +64,46 @@ async function setup(R: RecClass, encodedRead = true) {
   // the encoded table arrives ready (the native loop's buffer: no JS work), made outside the timing
   let encoded = encodeTable(kernel);
   const fake = {
-    async dump() { return dumpOf({ services: kernel as unknown as VirtualService[] }); },
-    async dumpEncoded() { return encodedRead ? encoded : null; },
-    async apply(ops: Op[]) { return ops.map(() => ({})); },
-    async dests() { return []; },
+    async dump() {
+      return dumpOf({ services: kernel as unknown as VirtualService[] });
+    },
+    async dumpEncoded() {
+      return encodedRead ? encoded : null;
+    },
+    async apply(ops: Op[]) {
+      return ops.map(() => ({}));
+    },
+    async dests() {
+      return [];
+    },
   } as unknown as IpvsClient;
   const rec = new R(fake, { encodedRead });
   await rec.sync(desired);
-  let cur = desired, r = 0;
+  let cur = desired,
+    r = 0;
   return async (): Promise<number> => {
-    const k = (r++ * 7919) % n, sv = cur.services[k];
+    const k = (r++ * 7919) % n,
+      sv = cur.services[k];
     const flip = (x: VirtualService["realServers"][number], j: number) =>
       j === 3 ? { ...x, weight: x.weight === 1 ? 2 : 1 } : x;
     const ns: VirtualService = { ...sv, realServers: sv.realServers.map(flip) };
-    const services = cur.services.slice(); services[k] = ns; cur = { services };
+    const services = cur.services.slice();
+    services[k] = ns;
+    cur = { services };
     // in the process's CPU time (the collector's threads included; not the slices other tenants ran in)
-    const cpu = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
+    const cpu = () => {
+      const c = process.cpuUsage();
+      return (c.user + c.system) / 1000;
+    };
     const t0 = cpu();
     await (encodedRead ? fake.dumpEncoded() : fake.dump());
     const t1 = cpu();
     const rep = await rec.sync(cur, { refresh: true });
     const t2 = cpu();
     if (rep.changes.length !== 1) throw new Error(`expected one change, got ${rep.changes.length}`);
-    kernel = dumpOf(cur);   // the kernel now holds the change (apply() only pretended)
+    kernel = dumpOf(cur); // the kernel now holds the change (apply() only pretended)
     if (encodedRead) encoded = encodeTable(kernel);
-    return t2 - t1 - (t1 - t0);   // the fake dump's own building (objects or bytes) excluded
+    return t2 - t1 - (t1 - t0); // the fake dump's own building (objects or bytes) excluded
   };
 }
 
@@ -89,7 +119,11 @@ runs.push({ name: abPath ? "B (this tree)" : "full pass, encoded read", pass: ou
 if (!abPath) {
   runs.unshift({ name: "full pass, object read", pass: await setup(Reconciler as unknown as RecClass, false), ms: [] });
 }
-for (let r = 0; r < rounds + 2; r++) for (const x of runs) { const ms = await x.pass(); if (r >= 2) x.ms.push(ms); }
+for (let r = 0; r < rounds + 2; r++)
+  for (const x of runs) {
+    const ms = await x.pass();
+    if (r >= 2) x.ms.push(ms);
+  }
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 for (const x of runs) {
   const range = `${Math.min(...x.ms).toFixed(1)}–${Math.max(...x.ms).toFixed(1)}`;

@@ -19,12 +19,15 @@ import { runIpvsadm } from "../src/cli/ipvsadm.ts";
 import { numericResolver } from "../src/model/names.ts";
 import { ProxyTarget } from "../src/proxy/control.ts";
 
-const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : dflt; };
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
 const rounds = Number(arg("--rounds", "3"));
 const sizes = arg("--sizes", "10000,100000").split(",").map(Number);
 const nice = Number(arg("--nice", "0"));
 const niced = (argv: string[], opts: Parameters<typeof spawn>[2]) =>
-  (nice ? spawn("nice", ["-n", String(nice), ...argv], opts) : spawn(argv[0], argv.slice(1), opts));
+  nice ? spawn("nice", ["-n", String(nice), ...argv], opts) : spawn(argv[0], argv.slice(1), opts);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `lines` restore lines: services on 127.0.x.y (local, so the proxy adds no address), nine real servers each. */
@@ -33,14 +36,22 @@ function restoreText(lines: number, backendPort: number): string {
   for (let i = 0; out.length < lines; i++) {
     const vip = `127.1.${(i >> 8) & 255}.${i & 255}`;
     out.push(`-A -t ${vip}:${20000 + (i >> 16)} -s rr`);
-    for (let j = 1; j <= 9 && out.length < lines; j++) out.push(`-a -t ${vip}:${20000 + (i >> 16)} -r 127.0.0.${j}:${backendPort} -m -w 1`);
+    for (let j = 1; j <= 9 && out.length < lines; j++)
+      out.push(`-a -t ${vip}:${20000 + (i >> 16)} -r 127.0.0.${j}:${backendPort} -m -w 1`);
   }
   return out.join("\n") + "\n";
 }
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
-const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(s.length * p))]; };
-const fmt = (xs: number[]) => `median ${median(xs).toFixed(0)} (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)})`;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+};
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))];
+};
+const fmt = (xs: number[]) =>
+  `median ${median(xs).toFixed(0)} (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)})`;
 
 // The backend and the pinger live in a child process (plain JS), so this process's own work does not delay them.
 const PINGER = `
@@ -69,36 +80,71 @@ class Pinger {
     this.child.stdout!.setEncoding("utf8").on("data", (d: string) => {
       buf += d;
       let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) { const m = JSON.parse(buf.slice(0, nl)); buf = buf.slice(nl + 1); this.waiters.shift()?.(m); }
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const m = JSON.parse(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        this.waiters.shift()?.(m);
+      }
     });
   }
-  next(): Promise<any> { return new Promise((r) => this.waiters.push(r)); }
-  send(m: unknown) { this.child.stdin!.write(JSON.stringify(m) + "\n"); }
+  next(): Promise<any> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+  send(m: unknown) {
+    this.child.stdin!.write(JSON.stringify(m) + "\n");
+  }
 }
 
 async function main() {
   const dir = mkdtempSync(`${tmpdir()}/wvs-restore-`);
   const pinger = new Pinger();
   const { port: backendPort } = await pinger.next();
-  const ctl = `${dir}/ctl.sock`, cfg = `${dir}/p.yaml`;
-  writeFileSync(cfg, `proxy: { control: ${ctl}, vipInterface: null, logLevel: warn }
+  const ctl = `${dir}/ctl.sock`,
+    cfg = `${dir}/p.yaml`;
+  writeFileSync(
+    cfg,
+    `proxy: { control: ${ctl}, vipInterface: null, logLevel: warn }
 services:
   - { protocol: tcp, addr: 127.0.0.1, port: 19999, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: ${backendPort} } ] }
-`);
+`,
+  );
   const sink = { write: (_s: string) => true };
-  const err = { s: "", write(x: string) { this.s += x; return true; } };
+  const err = {
+    s: "",
+    write(x: string) {
+      this.s += x;
+      return true;
+    },
+  };
   type Watch = { ticks: number; wall: { p99: number; max: number }; cpu: { p99: number; max: number } };
-  const res: Record<string, { parse: number[]; parseCpu: number[]; proxy: number[]; idle: number[]; during: number[];
-    idleLoop: Watch[]; duringLoop: Watch[] }> = {};
+  const res: Record<
+    string,
+    {
+      parse: number[];
+      parseCpu: number[];
+      proxy: number[];
+      idle: number[];
+      during: number[];
+      idleLoop: Watch[];
+      duringLoop: Watch[];
+    }
+  > = {};
   // a fresh proxy per measurement: deleting thousands of services costs a core GC each (see docs/proxy.md)
   for (let r = 0; r < rounds; r++) {
     for (const n of sizes) {
       const argv = [process.execPath, new URL("../bin/wasmvs.js", import.meta.url).pathname, "proxy", "run", "-c", cfg];
       const watch = `${dir}/loop-watch.json`;
       const preload = new URL("./loop-watch.mjs", import.meta.url).pathname;
-      const proxy = niced(argv, { stdio: ["ignore", "inherit", "inherit"],
-        env: { ...process.env, WASMVS_LOOP_WATCH: watch, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${preload}` } });
-      const loopWatch = async () => {   // the figures since the last call
+      const proxy = niced(argv, {
+        stdio: ["ignore", "inherit", "inherit"],
+        env: {
+          ...process.env,
+          WASMVS_LOOP_WATCH: watch,
+          NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${preload}`,
+        },
+      });
+      const loopWatch = async () => {
+        // the figures since the last call
         rmSync(watch, { force: true });
         proxy.kill("SIGUSR2");
         for (let i = 0; i < 200 && !existsSync(watch); i++) await sleep(25);
@@ -107,12 +153,26 @@ services:
       };
       const exited = new Promise((res) => proxy.once("exit", res));
       let t: ProxyTarget | undefined;
-      for (let i = 0; i < 1200 && !t; i++) { try { t = await ProxyTarget.open(ctl, 600000); } catch { await sleep(100); } }
+      for (let i = 0; i < 1200 && !t; i++) {
+        try {
+          t = await ProxyTarget.open(ctl, 600000);
+        } catch {
+          await sleep(100);
+        }
+      }
       if (!t) throw new Error("the proxy did not start");
       pinger.send({ connect: 19999 });
       await pinger.next();
       const text = restoreText(n, backendPort);
-      const row = (res[n] ??= { parse: [], parseCpu: [], proxy: [], idle: [], during: [], idleLoop: [], duringLoop: [] });
+      const row = (res[n] ??= {
+        parse: [],
+        parseCpu: [],
+        proxy: [],
+        idle: [],
+        during: [],
+        idleLoop: [],
+        duringLoop: [],
+      });
       let t0 = performance.now();
       const c0 = process.cpuUsage();
       parseRestore(text);
@@ -121,7 +181,9 @@ services:
       row.parseCpu.push((c1.user + c1.system) / 1000);
       // the connection idle for a second, then during the restore, in the same round
       await loopWatch();
-      pinger.send({ start: true }); await sleep(1000); pinger.send({ stop: true });
+      pinger.send({ start: true });
+      await sleep(1000);
+      pinger.send({ stop: true });
       row.idle.push(...(await pinger.next()).rtts);
       row.idleLoop.push(await loopWatch());
       pinger.send({ start: true });
@@ -133,29 +195,47 @@ services:
       pinger.send({ stop: true });
       row.during.push(...(await pinger.next()).rtts);
       if (st !== 0) throw new Error(`restore failed: ${err.s}`);
-      console.error(`round ${r + 1}, ${n} lines: parse ${row.parse.at(-1)!.toFixed(0)} ms, -R --target proxy ${row.proxy.at(-1)!.toFixed(0)} ms`);
+      console.error(
+        `round ${r + 1}, ${n} lines: parse ${row.parse.at(-1)!.toFixed(0)} ms, -R --target proxy ${row.proxy.at(-1)!.toFixed(0)} ms`,
+      );
       await t.close();
-      proxy.kill("SIGINT"); await sleep(100); proxy.kill("SIGINT");
+      proxy.kill("SIGINT");
+      await sleep(100);
+      proxy.kill("SIGINT");
       await exited;
     }
   }
-  console.log(`restore throughput, ${rounds} interleaved rounds (wall ms on a shared 2-core machine; lines/s from the median)` +
-    `${nice ? `, the proxy and the pinger at nice ${nice}` : ""}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+  console.log(
+    `restore throughput, ${rounds} interleaved rounds (wall ms on a shared 2-core machine; lines/s from the median)` +
+      `${nice ? `, the proxy and the pinger at nice ${nice}` : ""}; load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")}`,
+  );
   for (const n of sizes) {
     const row = res[n];
-    console.log(`${n} lines: parseRestore ${fmt(row.parse)} ms = ${Math.round(n / (median(row.parse) / 1000))} lines/s ` +
-      `(CPU ${fmt(row.parseCpu)} ms = ${Math.round(n / (median(row.parseCpu) / 1000))} lines per CPU second); ` +
-      `-R --target proxy ${fmt(row.proxy)} ms = ${Math.round(n / (median(row.proxy) / 1000))} lines/s`);
-    console.log(`  a held connection's round trip through the proxy: idle p50 ${median(row.idle).toFixed(2)} ms p99 ${pct(row.idle, 0.99).toFixed(2)} ms; ` +
-      `during the restore p50 ${median(row.during).toFixed(2)} ms p99 ${pct(row.during, 0.99).toFixed(2)} ms max ${Math.max(...row.during).toFixed(1)} ms (${row.during.length} pings)`);
+    console.log(
+      `${n} lines: parseRestore ${fmt(row.parse)} ms = ${Math.round(n / (median(row.parse) / 1000))} lines/s ` +
+        `(CPU ${fmt(row.parseCpu)} ms = ${Math.round(n / (median(row.parseCpu) / 1000))} lines per CPU second); ` +
+        `-R --target proxy ${fmt(row.proxy)} ms = ${Math.round(n / (median(row.proxy) / 1000))} lines/s`,
+    );
+    console.log(
+      `  a held connection's round trip through the proxy: idle p50 ${median(row.idle).toFixed(2)} ms p99 ${pct(row.idle, 0.99).toFixed(2)} ms; ` +
+        `during the restore p50 ${median(row.during).toFixed(2)} ms p99 ${pct(row.during, 0.99).toFixed(2)} ms max ${Math.max(...row.during).toFixed(1)} ms (${row.during.length} pings)`,
+    );
     const worst = (ws: Watch[], k: "wall" | "cpu", f: "p99" | "max") => Math.max(...ws.map((w) => w[k][f])).toFixed(1);
-    console.log(`  the proxy's loop between two turns (1 ms timer; worst of the rounds), idle / during the restore: ` +
-      `CPU p99 ${worst(row.idleLoop, "cpu", "p99")} / ${worst(row.duringLoop, "cpu", "p99")} ms, max ${worst(row.idleLoop, "cpu", "max")} / ` +
-      `${worst(row.duringLoop, "cpu", "max")} ms; wall p99 ${worst(row.idleLoop, "wall", "p99")} / ${worst(row.duringLoop, "wall", "p99")} ms, ` +
-      `max ${worst(row.idleLoop, "wall", "max")} / ${worst(row.duringLoop, "wall", "max")} ms`);
+    console.log(
+      `  the proxy's loop between two turns (1 ms timer; worst of the rounds), idle / during the restore: ` +
+        `CPU p99 ${worst(row.idleLoop, "cpu", "p99")} / ${worst(row.duringLoop, "cpu", "p99")} ms, max ${worst(row.idleLoop, "cpu", "max")} / ` +
+        `${worst(row.duringLoop, "cpu", "max")} ms; wall p99 ${worst(row.idleLoop, "wall", "p99")} / ${worst(row.duringLoop, "wall", "p99")} ms, ` +
+        `max ${worst(row.idleLoop, "wall", "max")} / ${worst(row.duringLoop, "wall", "max")} ms`,
+    );
   }
   pinger.child.kill();
   rmSync(dir, { recursive: true, force: true });
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

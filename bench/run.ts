@@ -44,22 +44,37 @@ const quick = argv.includes("--quick");
 const outDir = resolve(root, argv.find((a) => a.startsWith("--out="))?.slice(6) ?? "report");
 const schedArg = argv.find((a) => a.startsWith("--sched="))?.slice(8);
 const schedNames = schedArg ? schedArg.split(",").filter(Boolean) : [...SCHEDULERS];
-for (const s of schedNames) if (!(SCHEDULERS as readonly string[]).includes(s)) { console.error(`unknown scheduler '${s}' (known: ${SCHEDULERS.join(", ")})`); process.exit(2); }
+for (const s of schedNames)
+  if (!(SCHEDULERS as readonly string[]).includes(s)) {
+    console.error(`unknown scheduler '${s}' (known: ${SCHEDULERS.join(", ")})`);
+    process.exit(2);
+  }
 const named = argv.filter((a) => !a.startsWith("-"));
-for (const g of named) if (!(GROUPS as readonly string[]).includes(g)) { console.error(`unknown group '${g}' (known: ${GROUPS.join(", ")})`); process.exit(2); }
+for (const g of named)
+  if (!(GROUPS as readonly string[]).includes(g)) {
+    console.error(`unknown group '${g}' (known: ${GROUPS.join(", ")})`);
+    process.exit(2);
+  }
 const want = new Set<Group>(named.length ? (named as Group[]) : GROUPS);
 if (want.has("lookup")) want.add("memlat");
 
 const ctx: Ctx = { quick, budget: quick ? QUICK : FULL };
 const started = new Date();
-process.stderr.write(`wasmvs bench: ${[...want].join(", ")}${quick ? " (quick)" : ""}; node ${process.version}; ${cpus()[0]?.model ?? "?"} ×${cpus().length}\n`);
+process.stderr.write(
+  `wasmvs bench: ${[...want].join(", ")}${quick ? " (quick)" : ""}; node ${process.version}; ${cpus()[0]?.model ?? "?"} ×${cpus().length}\n`,
+);
 
 const figures: Figure[] = [];
 const targets: Target[] = [];
 const svgs: Record<string, string> = {};
-const take = (r: GroupResult) => { figures.push(...r.figures); targets.push(...r.targets); Object.assign(svgs, r.svgs); };
+const take = (r: GroupResult) => {
+  figures.push(...r.figures);
+  targets.push(...r.targets);
+  Object.assign(svgs, r.svgs);
+};
 
-if (want.has("lookup") || want.has("memlat")) take(await benchLookup(ctx, { lookup: want.has("lookup"), memlat: want.has("memlat") }));
+if (want.has("lookup") || want.has("memlat"))
+  take(await benchLookup(ctx, { lookup: want.has("lookup"), memlat: want.has("memlat") }));
 if (want.has("sched")) take(await benchSched(ctx, schedNames));
 if (want.has("packet")) take(await benchPacketsHook(ctx));
 if (want.has("mh")) take(await benchMh(ctx));
@@ -67,8 +82,13 @@ if (want.has("sim")) take(await benchSim(ctx));
 if (want.has("kernel")) {
   const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.url));
   if (!existsSync(vm)) {
-    targets.push({ id: "kernel", target: "kernel programmer in the VM", measured: "-", status: "SKIP",
-      note: `${vm} is missing` });
+    targets.push({
+      id: "kernel",
+      target: "kernel programmer in the VM",
+      measured: "-",
+      status: "SKIP",
+      note: `${vm} is missing`,
+    });
   } else {
     const what = quick ? " (--quick: 1k only)" : "";
     process.stderr.write(`[${elapsed()}] kernel: bench/kernel-sync.ts in the VM${what}\n`);
@@ -85,17 +105,29 @@ console.log("");
 console.log("SUMMARY");
 console.log(targetTable(targets));
 const count = (s: string) => targets.filter((t) => t.status === s).length;
-console.log(`\n${count("PASS")} PASS, ${count("MISS")} MISS, ${count("REF")} reference, ${count("SKIP")} skipped; ${durationS.toFixed(0)} s${quick ? " (--quick: short sampling, noisier)" : ""}`);
+console.log(
+  `\n${count("PASS")} PASS, ${count("MISS")} MISS, ${count("REF")} reference, ${count("SKIP")} skipped; ${durationS.toFixed(0)} s${quick ? " (--quick: short sampling, noisier)" : ""}`,
+);
 
 mkdirSync(outDir, { recursive: true });
 const json = {
   meta: {
-    date: started.toISOString(), durationS, quick, groups: [...want], schedulers: schedNames, node: process.version,
-    cpu: cpus()[0]?.model, cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30),
+    date: started.toISOString(),
+    durationS,
+    quick,
+    groups: [...want],
+    schedulers: schedNames,
+    node: process.version,
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memGiB: Math.round(totalmem() / 2 ** 30),
     units: "ns per operation; stats over timed calls: median, p25, p75, MAD",
   },
-  figures, targets,
+  figures,
+  targets,
 };
 writeFileSync(join(outDir, "bench.json"), JSON.stringify(json, null, 2) + "\n");
 for (const [name, text] of Object.entries(svgs)) writeFileSync(join(outDir, name), text + "\n");
-console.log(`wrote ${[join(outDir, "bench.json"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}`);
+console.log(
+  `wrote ${[join(outDir, "bench.json"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}`,
+);

@@ -13,9 +13,17 @@ const runs = Number(argv[argv.indexOf("--runs") + 1] || 0) || (argv.includes("--
 if (argv.includes("--vm")) {
   const { runInVm, vmEnv } = await import("./kernel-sync.ts");
   const { projectRoot, vmShare } = await import("../test/helpers/vm-share.ts");
-  const { code, stdout } = await runInVm(`cd ${projectRoot} && node bench/startup.mjs --runs ${runs}`,
-    { ...vmEnv(), IPVSVM_SHARE: vmShare() }, () => true);
-  process.stdout.write(stdout.split("\n").filter((l) => !l.startsWith("@@")).join("\n"));
+  const { code, stdout } = await runInVm(
+    `cd ${projectRoot} && node bench/startup.mjs --runs ${runs}`,
+    { ...vmEnv(), IPVSVM_SHARE: vmShare() },
+    () => true,
+  );
+  process.stdout.write(
+    stdout
+      .split("\n")
+      .filter((l) => !l.startsWith("@@"))
+      .join("\n"),
+  );
   process.exit(code);
 }
 const script = fileURLToPath(new URL("./startup.mjs", import.meta.url));

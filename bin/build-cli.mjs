@@ -10,11 +10,21 @@ import { rmSync, renameSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const out = `${root}dist/cli`, tmp = `${out}.${process.pid}.tmp`, old = `${out}.${process.pid}.old`;
+const out = `${root}dist/cli`,
+  tmp = `${out}.${process.pid}.tmp`,
+  old = `${out}.${process.pid}.old`;
 await build({
   entryPoints: { main: `${root}src/cli/main.ts` },
-  outdir: tmp, bundle: true, splitting: true, format: "esm", platform: "node", target: "node20",
-  packages: "external", sourcemap: true, chunkNames: "[name]-[hash]", logLevel: "warning",
+  outdir: tmp,
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  packages: "external",
+  sourcemap: true,
+  chunkNames: "[name]-[hash]",
+  logLevel: "warning",
 });
 if (existsSync(out)) renameSync(out, old);
 renameSync(tmp, out);

@@ -8,12 +8,16 @@ import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const config = ts.getParsedCommandLineOfConfigFile(resolve(root, "tsconfig.json"), {}, {
-  ...ts.sys,
-  onUnRecoverableConfigFileDiagnostic: (d) => {
-    throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+const config = ts.getParsedCommandLineOfConfigFile(
+  resolve(root, "tsconfig.json"),
+  {},
+  {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => {
+      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+    },
   },
-});
+);
 const program = ts.createProgram(config.fileNames, config.options);
 const files = program.getSourceFiles().filter((f) => !f.isDeclarationFile && !f.fileName.includes("node_modules"));
 const rel = (f) => relative(root, f);
@@ -26,7 +30,10 @@ function resolveFrom(from, spec) {
 // file -> names it exports; file -> names others use ("*": all)
 const exported = new Map();
 const used = new Map();
-const use = (file, name) => { if (!used.has(file)) used.set(file, new Set()); used.get(file).add(name); };
+const use = (file, name) => {
+  if (!used.has(file)) used.set(file, new Set());
+  used.get(file).add(name);
+};
 // re-exports: (file, name) -> [(target file, target name)]
 const reexports = [];
 // exported interfaces and type aliases: a module's typed API, listed apart (they cost nothing at run time)
@@ -47,8 +54,10 @@ for (const sf of files) {
         else if (b) for (const e of b.elements) use(target, (e.propertyName ?? e.name).text);
       }
     } else if (ts.isExportDeclaration(node)) {
-      const target = node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)
-        ? resolveFrom(sf.fileName, node.moduleSpecifier.text) : null;
+      const target =
+        node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)
+          ? resolveFrom(sf.fileName, node.moduleSpecifier.text)
+          : null;
       if (node.exportClause && ts.isNamedExports(node.exportClause)) {
         for (const e of node.exportClause.elements) {
           names.add(e.name.text);
@@ -70,19 +79,35 @@ for (const sf of files) {
         if (ts.isInterfaceDeclaration(node) || ts.isTypeAliasDeclaration(node)) types.add(`${file}: ${node.name.text}`);
       }
     }
-    if (ts.isSourceFile(node) || ts.isModuleBlock(node) || ts.isCallExpression(node) || ts.isBlock(node) ||
-        ts.isExpressionStatement(node) || ts.isVariableStatement(node) || ts.isVariableDeclarationList(node) ||
-        ts.isVariableDeclaration(node) || ts.isAwaitExpression(node) || ts.isPropertyAccessExpression(node) ||
-        ts.isParenthesizedExpression(node) || ts.isReturnStatement(node) || ts.isFunctionDeclaration(node) ||
-        ts.isArrowFunction(node) || ts.isIfStatement(node) || ts.isSwitchStatement(node) || ts.isCaseBlock(node) ||
-        ts.isCaseClause(node) || ts.isTryStatement(node)) ts.forEachChild(node, visit);
+    if (
+      ts.isSourceFile(node) ||
+      ts.isModuleBlock(node) ||
+      ts.isCallExpression(node) ||
+      ts.isBlock(node) ||
+      ts.isExpressionStatement(node) ||
+      ts.isVariableStatement(node) ||
+      ts.isVariableDeclarationList(node) ||
+      ts.isVariableDeclaration(node) ||
+      ts.isAwaitExpression(node) ||
+      ts.isPropertyAccessExpression(node) ||
+      ts.isParenthesizedExpression(node) ||
+      ts.isReturnStatement(node) ||
+      ts.isFunctionDeclaration(node) ||
+      ts.isArrowFunction(node) ||
+      ts.isIfStatement(node) ||
+      ts.isSwitchStatement(node) ||
+      ts.isCaseBlock(node) ||
+      ts.isCaseClause(node) ||
+      ts.isTryStatement(node)
+    )
+      ts.forEachChild(node, visit);
   };
   visit(sf);
   exported.set(file, names);
 }
 
 // a used re-export uses what it re-exports, until nothing changes
-for (let changed = true; changed;) {
+for (let changed = true; changed; ) {
   changed = false;
   for (const [file, name, target, targetName] of reexports) {
     const u = used.get(file);
@@ -90,7 +115,10 @@ for (let changed = true; changed;) {
     if (!isUsed) continue;
     const names = name === "*" ? [...u] : [targetName];
     for (const n of names) {
-      if (!used.get(target)?.has(n)) { use(target, n); changed = true; }
+      if (!used.get(target)?.has(n)) {
+        use(target, n);
+        changed = true;
+      }
     }
   }
 }
@@ -103,8 +131,11 @@ for (const [file, names] of exported) {
   for (const n of names) if (!u.has(n)) report.push(`${file}: ${n}`);
 }
 report.sort();
-const values = report.filter((r) => !types.has(r)), typeOnly = report.filter((r) => types.has(r));
+const values = report.filter((r) => !types.has(r)),
+  typeOnly = report.filter((r) => types.has(r));
 console.log(values.join("\n"));
 if (process.argv.includes("--types")) console.log(typeOnly.map((t) => `${t} (type)`).join("\n"));
-console.error(`${values.length} values and ${typeOnly.length} types exported by src/ that no other file imports` +
-  `${process.argv.includes("--types") ? "" : " (--types lists the types)"}`);
+console.error(
+  `${values.length} values and ${typeOnly.length} types exported by src/ that no other file imports` +
+    `${process.argv.includes("--types") ? "" : " (--types lists the types)"}`,
+);

@@ -8,7 +8,11 @@ import { fileURLToPath } from "node:url";
 const root = fileURLToPath(new URL("..", import.meta.url));
 function builtIsCurrent() {
   let built;
-  try { built = statSync(`${root}dist/cli/main.js`).mtimeMs; } catch { return false; }
+  try {
+    built = statSync(`${root}dist/cli/main.js`).mtimeMs;
+  } catch {
+    return false;
+  }
   // about 100 files: a stat each costs a millisecond or two, far less than transpiling
   for (const f of readdirSync(`${root}src`, { recursive: true })) {
     if (statSync(`${root}src/${f}`).mtimeMs > built) return false;
@@ -17,7 +21,10 @@ function builtIsCurrent() {
 }
 
 // a closed pipe (wasmvs ... | head) ends the output quietly, as other CLIs do
-process.stdout.on("error", (e) => { if (e.code === "EPIPE") process.exit(0); throw e; });
+process.stdout.on("error", (e) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
 let main;
 if (process.env.WASMVS_FROM_SOURCE !== "1" && builtIsCurrent()) {
   process.setSourceMapsEnabled(true);
@@ -32,6 +39,6 @@ try {
 } catch (e) {
   // a command that failed unexpectedly (the kernel refused, a file went away): one line, exit 1; the
   // stack only when asked for
-  process.stderr.write(`wasmvs: ${process.env.WASMVS_DEBUG ? e?.stack ?? e : e?.message ?? e}\n`);
+  process.stderr.write(`wasmvs: ${process.env.WASMVS_DEBUG ? (e?.stack ?? e) : (e?.message ?? e)}\n`);
   process.exitCode = 1;
 }

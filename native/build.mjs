@@ -14,11 +14,23 @@ const here = dirname(fileURLToPath(import.meta.url));
 for (const name of readdirSync(here).sort()) {
   const dir = join(here, name);
   if (!existsSync(join(dir, "binding.gyp"))) continue;
-  if (existsSync(join(dir, "build.mjs"))) { spawnSync(process.execPath, [join(dir, "build.mjs")], { stdio: "inherit" }); continue; }
+  if (existsSync(join(dir, "build.mjs"))) {
+    spawnSync(process.execPath, [join(dir, "build.mjs")], { stdio: "inherit" });
+    continue;
+  }
   const what = existsSync(join(dir, "WHAT")) ? readFileSync(join(dir, "WHAT"), "utf8").trim() : name;
   const [cmd, ...pre] = nodeGyp();
   const r = spawnSync(cmd, [...pre, ...rebuildArgs()], { cwd: dir, encoding: "utf8" });
-  if (r.status === 0) { console.log(`wasmvs: native/${name} built`); continue; }
-  const why = (r.error?.message ?? `${r.stderr}\n${r.stdout}`).trim().split("\n").filter((l) => /error|Error|not found/.test(l)).slice(-6).join("\n") || `node-gyp exited with ${r.status}`;
+  if (r.status === 0) {
+    console.log(`wasmvs: native/${name} built`);
+    continue;
+  }
+  const why =
+    (r.error?.message ?? `${r.stderr}\n${r.stdout}`)
+      .trim()
+      .split("\n")
+      .filter((l) => /error|Error|not found/.test(l))
+      .slice(-6)
+      .join("\n") || `node-gyp exited with ${r.status}`;
   console.log(`wasmvs: native/${name} NOT built (wasmvs works without it: ${what}):\n${why}`);
 }

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 
-const prefix = dirname(dirname(process.execPath));          // /usr for /usr/bin/node
+const prefix = dirname(dirname(process.execPath)); // /usr for /usr/bin/node
 export const nodedir = existsSync(join(prefix, "include", "node", "node_api.h")) ? prefix : undefined;
 
 /** The command (and leading arguments) that runs node-gyp: npm's own in lifecycle scripts, else npm's bundled one. */

@@ -13,7 +13,8 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const check = process.argv.includes("--check");
 const biome = `${root}node_modules/@biomejs/biome/bin/biome`;
 // a decorator alone on its line, and one in front of its function on the same line (it goes back there)
-const OWN_LINE = "// @as-decorator ", SAME_LINE = "// @as-decorator+ ";
+const OWN_LINE = "// @as-decorator ",
+  SAME_LINE = "// @as-decorator+ ";
 
 const files = readdirSync(`${root}assembly`, { recursive: true })
   .filter((f) => f.endsWith(".ts"))
@@ -27,7 +28,10 @@ for (const file of files) {
     .replace(/^(@\w+.*)$/gm, `${OWN_LINE}$1`);
   // a path Biome's configuration includes (assembly/ itself is excluded from its own walk)
   const r = spawnSync(process.execPath, [biome, "format", `--stdin-file-path=assembly-masked/${file}`], {
-    input: masked, encoding: "utf8", cwd: root, maxBuffer: 64 << 20,
+    input: masked,
+    encoding: "utf8",
+    cwd: root,
+    maxBuffer: 64 << 20,
   });
   if (r.status !== 0) {
     process.stderr.write(`${file}: biome could not format it:\n${r.stderr}`);

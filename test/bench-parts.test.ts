@@ -4,8 +4,15 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Core } from "../src/core/index.ts";
-import { writeKeys4, lookupBatch, lookupChain, chaseInit, chase, chaseMulti, chaseFree }
-  from "../src/core/bench-api.ts";
+import {
+  writeKeys4,
+  lookupBatch,
+  lookupChain,
+  chaseInit,
+  chase,
+  chaseMulti,
+  chaseFree,
+} from "../src/core/bench-api.ts";
 import { hsiphashKeyed, hsiphash1u32 } from "../bench/baseline/maglev.ts";
 import { TypedConnTable, newConn } from "../bench/baseline/conn-table.ts";
 
@@ -20,10 +27,12 @@ test("the typed-array table finds every connection it holds and nothing else", (
   const t = new TypedConnTable(20_000);
   for (let i = 0; i < 20_000; i++) t.add(newConn(6, 0x0b000000 + (i >>> 4), 10_000 + (i & 15), 0x0a000001, 80, i % 10));
   for (let i = 0; i < 20_000; i++) assert.is(t.find(6, 0x0b000000 + (i >>> 4), 10_000 + (i & 15), 0x0a000001, 80), i);
-  assert.is(t.find(17, 0x0b000000, 10_000, 0x0a000001, 80), -1);          // other protocol
-  assert.is(t.find(6, 0x0b000000, 10_000, 0x0a000001, 81), -1);           // other port
-  assert.is(t.find(6, 0xfb000000, 10_000, 0x0a000001, 80), -1);           // an address with the top bit set
-  assert.throws(() => { for (let i = 0; i < 30_000; i++) t.add(newConn(6, 0x0c000000 + i, 1, 1, 1, 0)); }, /full/);
+  assert.is(t.find(17, 0x0b000000, 10_000, 0x0a000001, 80), -1); // other protocol
+  assert.is(t.find(6, 0x0b000000, 10_000, 0x0a000001, 81), -1); // other port
+  assert.is(t.find(6, 0xfb000000, 10_000, 0x0a000001, 80), -1); // an address with the top bit set
+  assert.throws(() => {
+    for (let i = 0; i < 30_000; i++) t.add(newConn(6, 0x0c000000 + i, 1, 1, 1, 0));
+  }, /full/);
   assert.throws(() => new TypedConnTable(1 << 23), /23-bit/);
 });
 
@@ -32,37 +41,43 @@ test("lookupChain finds every live key one at a time; bad arguments read nothing
   const svc = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
   core.addDest(svc, { addr: "10.1.0.1", port: 8080 });
   const n = 1000;
-  const keys = { proto: 6, caddr: new Uint32Array(n), cport: new Uint32Array(n),
-    vaddr: new Uint32Array(n).fill(0x0a000001), vport: new Uint32Array(n).fill(80) };
+  const keys = {
+    proto: 6,
+    caddr: new Uint32Array(n),
+    cport: new Uint32Array(n),
+    vaddr: new Uint32Array(n).fill(0x0a000001),
+    vport: new Uint32Array(n).fill(80),
+  };
   for (let i = 0; i < n; i++) {
-    keys.caddr[i] = 0x0b000000 + i; keys.cport[i] = 10_000 + i;
+    keys.caddr[i] = 0x0b000000 + i;
+    keys.cport[i] = 10_000 + i;
     const r = core.packet("in", "tcp", `11.0.${i >> 8}.${i & 255}`, 10_000 + i, "10.0.0.1", 80, { flags: 2 });
     assert.is(r.verdict, "forward");
   }
   writeKeys4(core, keys, n);
   assert.is(lookupBatch(core, n), n);
-  assert.is(lookupChain(core, n, 0, 2500), 2500);            // wraps at n
+  assert.is(lookupChain(core, n, 0, 2500), 2500); // wraps at n
   assert.is(lookupChain(core, n, 999, 1), 1);
-  assert.is(lookupChain(core, n, -5, 10), 10);               // a negative start begins at key 0
+  assert.is(lookupChain(core, n, -5, 10), 10); // a negative start begins at key 0
   assert.is(lookupChain(core, n, 2 ** 31 - 1, 10), 10);
   assert.is(lookupChain(core, 0, 0, 10), 0);
   assert.is(lookupChain(core, -1, 0, 10), 0);
   assert.is(lookupChain(core, n, 0, -3), 0);
-  assert.is(lookupChain(core, 10 * n, 0, n), n);             // n clamped to the key area
+  assert.is(lookupChain(core, 10 * n, 0, n), n); // n clamped to the key area
 });
 
 test("the chase walks one cycle with 1 and with 16 chains; bad counts do nothing", async () => {
   const core = await Core.load({ connCapacity: 16 });
-  assert.is(chaseMulti(core, 16, 10), 0);                    // no area yet
+  assert.is(chaseMulti(core, 16, 10), 0); // no area yet
   assert.ok(chaseInit(core, 64 * 1024));
   const lines = 1024;
   assert.ok(chase(core, lines) < lines);
-  const at = chase(core, lines);                             // a single cycle: lines steps come back
+  const at = chase(core, lines); // a single cycle: lines steps come back
   assert.is(chase(core, lines), at);
   assert.ok(chaseMulti(core, 16, 100) >= 0);
   assert.is(chaseMulti(core, 0, 100), 0);
   assert.is(chaseMulti(core, -1, 100), 0);
-  assert.ok(chaseMulti(core, 1000, 10) >= 0);                // clamped to 16 chains
+  assert.ok(chaseMulti(core, 1000, 10) >= 0); // clamped to 16 chains
   chaseFree(core);
   assert.is(chaseMulti(core, 16, 10), 0);
 });

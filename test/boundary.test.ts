@@ -6,7 +6,16 @@ import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
-  Core, WasmAbort, readWasmString, wasmPath, LAYOUT, SCHEDULERS, SCHEDULER_LIST, SCHED_FLAG_NAMES, CONN_F, TCP_FLAGS,
+  Core,
+  WasmAbort,
+  readWasmString,
+  wasmPath,
+  LAYOUT,
+  SCHEDULERS,
+  SCHEDULER_LIST,
+  SCHED_FLAG_NAMES,
+  CONN_F,
+  TCP_FLAGS,
 } from "../src/core/index.ts";
 import { CORE_FUNCTIONS, CORE_GLOBALS, RUNTIME_EXPORTS } from "../src/core/exports.ts";
 import { DESC_SIZE, PACKET_DROP_REASONS } from "../src/core/packets.ts";
@@ -18,10 +27,16 @@ import { exportSignatures } from "./helpers/wasm-signatures.ts";
 
 // AssemblyScript's types as WASM value types (wasm32: usize is i32)
 const WASM_TYPE: Record<string, string> = {
-  i32: "i32", u32: "i32", bool: "i32", usize: "i32", i64: "i64", u64: "i64", f64: "f64",
+  i32: "i32",
+  u32: "i32",
+  bool: "i32",
+  usize: "i32",
+  i64: "i64",
+  u64: "i64",
+  f64: "f64",
 };
 const asTypes = (s: string) =>
-  (s === "" ? [] : s.split(" ").map((t) => WASM_TYPE[t] ?? `unknown AssemblyScript type ${t}`));
+  s === "" ? [] : s.split(" ").map((t) => WASM_TYPE[t] ?? `unknown AssemblyScript type ${t}`);
 
 for (const debug of [false, true]) {
   test(`${debug ? "debug" : "release"} build: every export is typed in src/core/exports.ts, with its signature`, () => {
@@ -30,8 +45,14 @@ for (const debug of [false, true]) {
     for (const [name, [params, result]] of Object.entries(CORE_FUNCTIONS)) {
       const sig = sigs.get(name);
       const want = `(${asTypes(params).join(" ")}) -> ${result === "void" ? "" : asTypes(result)[0]}`;
-      if (!sig) { problems.push(`${name}: typed in exports.ts, not exported by the module`); continue; }
-      if (sig.kind !== "function") { problems.push(`${name}: a ${sig.kind} in the module`); continue; }
+      if (!sig) {
+        problems.push(`${name}: typed in exports.ts, not exported by the module`);
+        continue;
+      }
+      if (sig.kind !== "function") {
+        problems.push(`${name}: a ${sig.kind} in the module`);
+        continue;
+      }
       const got = `(${sig.params.join(" ")}) -> ${sig.results.join(" ")}`;
       if (got !== want) problems.push(`${name}: module ${got}, exports.ts ${want}`);
     }
@@ -54,17 +75,17 @@ test("the signature reader refuses what is not a module, and reads a hand-made o
   assert.throws(() => exportSignatures(new Uint8Array([1, 2, 3])), /not a WASM module/);
   assert.throws(() => exportSignatures(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 5])), /truncated/);
   // (func (export "f") (param i32 i64) (result f64) f64.const 0)
-  const m = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
-    1, 7, 1, 0x60, 2, 0x7f, 0x7e, 1, 0x7c,
-    3, 2, 1, 0,
-    7, 5, 1, 1, 0x66, 0, 0,
-    10, 13, 1, 11, 0, 0x44, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b]);
-  new WebAssembly.Module(m);   // a valid module
+  const m = new Uint8Array([
+    0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 7, 1, 0x60, 2, 0x7f, 0x7e, 1, 0x7c, 3, 2, 1, 0, 7, 5, 1, 1, 0x66, 0, 0, 10, 13,
+    1, 11, 0, 0x44, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b,
+  ]);
+  new WebAssembly.Module(m); // a valid module
   assert.equal(exportSignatures(m).get("f"), { kind: "function", params: ["i32", "i64"], results: ["f64"] });
 });
 
 // ---- the scratch layout -----------------------------------------------------------------------------------
-const ADDR = 16, WIDE = 8;
+const ADDR = 16,
+  WIDE = 8;
 const WIDE_FIELD = /_(CONNS|INPKTS|OUTPKTS|INBYTES|OUTBYTES|EXPIRES)$/;
 const fieldSize = (name: string) =>
   /_ADDR$/.test(name) ? ADDR : WIDE_FIELD.test(name) && name !== "CONN_INPKTS" ? WIDE : 4;
@@ -72,11 +93,14 @@ const fieldSize = (name: string) =>
 test("each scratch record's fields lie inside the record, do not overlap, and the records fit the area", () => {
   const L = LAYOUT as unknown as Record<string, number>;
   for (const rec of ["SVC", "DEST", "CONN"]) {
-    const fields = Object.keys(L).filter((k) => k.startsWith(`${rec}_`) && k !== `${rec}_END` && !k.includes("_F_"))
-      .map((k) => ({ k, at: L[k], size: fieldSize(k) })).sort((a, b) => a.at - b.at);
+    const fields = Object.keys(L)
+      .filter((k) => k.startsWith(`${rec}_`) && k !== `${rec}_END` && !k.includes("_F_"))
+      .map((k) => ({ k, at: L[k], size: fieldSize(k) }))
+      .sort((a, b) => a.at - b.at);
     assert.ok(fields.length > 5, rec);
     for (let i = 0; i < fields.length; i++) {
-      const f = fields[i], next = fields[i + 1]?.at ?? L[`${rec}_END`];
+      const f = fields[i],
+        next = fields[i + 1]?.at ?? L[`${rec}_END`];
       assert.ok(Number.isInteger(f.at) && f.at >= 0, f.k);
       const into = fields[i + 1]?.k ?? `${rec}_END`;
       assert.ok(f.at + f.size <= next, `${f.k} at ${f.at} (${f.size} bytes) runs into ${into}`);
@@ -88,24 +112,88 @@ test("each scratch record's fields lie inside the record, do not overlap, and th
 
 test("what the module writes at each layout offset is what the host reads there (a distinct value each)", async () => {
   const core = await Core.load({ connCapacity: 64 });
-  const svc = core.addService({ proto: "udp", addr: "2001:db8::7", port: 4321, scheduler: "sh", flags: ["sh-port"],
-    persistent: 3600, netmask: 96 });
-  const d = core.addDest(svc, { addr: "2001:db8::42", port: 8765, weight: 7, upperThreshold: 11, lowerThreshold: 5,
-    fwd: "tunnel" });
-  core.editDest(svc, { addr: "2001:db8::42", port: 8765, weight: 0, upperThreshold: 11, lowerThreshold: 5,
-    fwd: "tunnel" });
+  const svc = core.addService({
+    proto: "udp",
+    addr: "2001:db8::7",
+    port: 4321,
+    scheduler: "sh",
+    flags: ["sh-port"],
+    persistent: 3600,
+    netmask: 96,
+  });
+  const d = core.addDest(svc, {
+    addr: "2001:db8::42",
+    port: 8765,
+    weight: 7,
+    upperThreshold: 11,
+    lowerThreshold: 5,
+    fwd: "tunnel",
+  });
+  core.editDest(svc, {
+    addr: "2001:db8::42",
+    port: 8765,
+    weight: 0,
+    upperThreshold: 11,
+    lowerThreshold: 5,
+    fwd: "tunnel",
+  });
   core.setLoad(d, 3, 9);
   const s = core.service(svc);
-  assert.equal({ af: s.af, proto: s.proto, addr: s.addr, port: s.port, fwmark: s.fwmark, scheduler: s.scheduler,
-    flags: s.flags, timeout: s.timeout, netmask: s.netmask },
-  { af: 10, proto: "udp", addr: "2001:db8::7", port: 4321, fwmark: 0, scheduler: "sh",
-    flags: SCHED_FLAG_NAMES["sh-port"] | 0x1, timeout: 3600, netmask: 96 });
+  assert.equal(
+    {
+      af: s.af,
+      proto: s.proto,
+      addr: s.addr,
+      port: s.port,
+      fwmark: s.fwmark,
+      scheduler: s.scheduler,
+      flags: s.flags,
+      timeout: s.timeout,
+      netmask: s.netmask,
+    },
+    {
+      af: 10,
+      proto: "udp",
+      addr: "2001:db8::7",
+      port: 4321,
+      fwmark: 0,
+      scheduler: "sh",
+      flags: SCHED_FLAG_NAMES["sh-port"] | 0x1,
+      timeout: 3600,
+      netmask: 96,
+    },
+  );
   const dest = s.dests[0];
-  assert.equal({ id: dest.id, af: dest.af, addr: dest.addr, port: dest.port, weight: dest.weight,
-    lastWeight: dest.lastWeight, upperThreshold: dest.upperThreshold, lowerThreshold: dest.lowerThreshold,
-    fwd: dest.fwd, active: dest.activeConns, inactive: dest.inactConns, svcId: dest.svcId },
-  { id: d, af: 10, addr: "2001:db8::42", port: 8765, weight: 0, lastWeight: 7, upperThreshold: 11, lowerThreshold: 5,
-    fwd: "tunnel", active: 3, inactive: 9, svcId: svc });
+  assert.equal(
+    {
+      id: dest.id,
+      af: dest.af,
+      addr: dest.addr,
+      port: dest.port,
+      weight: dest.weight,
+      lastWeight: dest.lastWeight,
+      upperThreshold: dest.upperThreshold,
+      lowerThreshold: dest.lowerThreshold,
+      fwd: dest.fwd,
+      active: dest.activeConns,
+      inactive: dest.inactConns,
+      svcId: dest.svcId,
+    },
+    {
+      id: d,
+      af: 10,
+      addr: "2001:db8::42",
+      port: 8765,
+      weight: 0,
+      lastWeight: 7,
+      upperThreshold: 11,
+      lowerThreshold: 5,
+      fwd: "tunnel",
+      active: 3,
+      inactive: 9,
+      svcId: svc,
+    },
+  );
 
   // a persistent TCP service: one connection and its template
   const web = core.addService({ proto: "tcp", addr: "10.9.8.7", port: 443, scheduler: "rr", persistent: 300 });
@@ -113,16 +201,47 @@ test("what the module writes at each layout offset is what the host reads there 
   const r = core.packet("in", "tcp", "192.0.2.55", 40123, "10.9.8.7", 443, { flags: TCP_FLAGS.SYN, now: 5000 });
   assert.is(r.verdict, "forward");
   const c = core.conn(r.conn)!;
-  assert.equal({ af: c.af, proto: c.proto, caddr: c.caddr, vaddr: c.vaddr, daddr: c.daddr, cport: c.cport,
-    vport: c.vport, dport: c.dport, state: c.state, template: c.template, destId: c.destId, inPkts: c.inPkts },
-  { af: 2, proto: "tcp", caddr: "192.0.2.55", vaddr: "10.9.8.7", daddr: "10.1.2.3", cport: 40123, vport: 443,
-    dport: 8443, state: "SYN_RECV", template: false, destId: real, inPkts: 1 });
+  assert.equal(
+    {
+      af: c.af,
+      proto: c.proto,
+      caddr: c.caddr,
+      vaddr: c.vaddr,
+      daddr: c.daddr,
+      cport: c.cport,
+      vport: c.vport,
+      dport: c.dport,
+      state: c.state,
+      template: c.template,
+      destId: c.destId,
+      inPkts: c.inPkts,
+    },
+    {
+      af: 2,
+      proto: "tcp",
+      caddr: "192.0.2.55",
+      vaddr: "10.9.8.7",
+      daddr: "10.1.2.3",
+      cport: 40123,
+      vport: 443,
+      dport: 8443,
+      state: "SYN_RECV",
+      template: false,
+      destId: real,
+      inPkts: 1,
+    },
+  );
   assert.ok(c.expires > 5000 && c.timeoutMs > 0);
   // the 64-bit counters, each a different number: 1 connection, 2 packets in (100 bytes), 1 out (52 bytes)
   core.packet("in", "tcp", "192.0.2.55", 40123, "10.9.8.7", 443, { flags: TCP_FLAGS.ACK, len: 40, now: 5001 });
   core.packet("out", "tcp", "10.1.2.3", 8443, "192.0.2.55", 40123, { flags: TCP_FLAGS.ACK, len: 52, now: 5002 });
-  const counted = (x: { conns: bigint; inPkts: bigint; outPkts: bigint; inBytes: bigint; outBytes: bigint }) =>
-    [x.conns, x.inPkts, x.inBytes, x.outPkts, x.outBytes];
+  const counted = (x: { conns: bigint; inPkts: bigint; outPkts: bigint; inBytes: bigint; outBytes: bigint }) => [
+    x.conns,
+    x.inPkts,
+    x.inBytes,
+    x.outPkts,
+    x.outBytes,
+  ];
   assert.equal(counted(core.service(web)), [1n, 2n, 100n, 1n, 52n]);
   assert.equal(counted(core.dest(real)), [1n, 2n, 100n, 1n, 52n]);
   const tpl = core.conns().find((e) => e.template)!;
@@ -159,11 +278,19 @@ test("the module's packet descriptor size and drop reasons are the host's", asyn
 
 // ---- the scheduler list -----------------------------------------------------------------------------------
 const service = (scheduler: string, flags: string[] = []) => ({
-  protocol: "tcp" as const, addr: "10.0.0.1", port: 80, scheduler, flags, realServers: [],
+  protocol: "tcp" as const,
+  addr: "10.0.0.1",
+  port: 80,
+  scheduler,
+  flags,
+  realServers: [],
 });
 
 test("scheduler ids are the list's positions, names unique, and each family one the trace explains", () => {
-  assert.equal(SCHEDULER_LIST.map((s) => s.id), SCHEDULER_LIST.map((_, i) => i));
+  assert.equal(
+    SCHEDULER_LIST.map((s) => s.id),
+    SCHEDULER_LIST.map((_, i) => i),
+  );
   assert.is(new Set(SCHEDULERS).size, SCHEDULERS.length);
   for (const s of SCHEDULER_LIST) {
     assert.ok(["rr", "wrr", "least", "twos", "hash", "locality"].includes(s.family), s.name);
@@ -201,11 +328,21 @@ test("every listed scheduler is reachable: CLI validation, k8s config, the core 
 test("names that are not schedulers or flags are refused everywhere, prototype keys included", async () => {
   const core = await Core.load({ connCapacity: 16 });
   for (const bad of ["__proto__", "constructor", "toString", "hasOwnProperty", "", "RR", "rr ", "ip_vs_rr", "14"]) {
-    assert.ok(validateService(service(bad)).some((p) => p.path.endsWith(".scheduler")), `validate '${bad}'`);
+    assert.ok(
+      validateService(service(bad)).some((p) => p.path.endsWith(".scheduler")),
+      `validate '${bad}'`,
+    );
     const k8s = readProxyConfig({ kind: "KubeProxyConfiguration", mode: "ipvs", ipvs: { scheduler: bad } });
-    if (bad !== "") assert.ok(k8s.errors.some((e) => String(e).includes("scheduler")), `k8s '${bad}'`);
+    if (bad !== "")
+      assert.ok(
+        k8s.errors.some((e) => String(e).includes("scheduler")),
+        `k8s '${bad}'`,
+      );
     assert.throws(() => core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: bad }), /scheduler/);
-    assert.ok(validateService(service("rr", [bad])).some((p) => p.path.endsWith(".flags")), `flag '${bad}'`);
+    assert.ok(
+      validateService(service("rr", [bad])).some((p) => p.path.endsWith(".flags")),
+      `flag '${bad}'`,
+    );
     assert.throws(() => Core.serviceFlags({ scheduler: "rr", flags: [bad] }), /service flag/, `flag '${bad}'`);
   }
   assert.equal(core.serviceIds(), [], "nothing was added");
@@ -220,7 +357,11 @@ test("names that are not schedulers or flags are refused everywhere, prototype k
 test("an abort in the module surfaces its message, file, line and column (debug build)", async () => {
   const core = await Core.load({ debug: true, connCapacity: 16 });
   let err: unknown;
-  try { core.x.keyBatchInit(-1); } catch (e) { err = e; }
+  try {
+    core.x.keyBatchInit(-1);
+  } catch (e) {
+    err = e;
+  }
   assert.instance(err, WasmAbort);
   const a = err as WasmAbort;
   assert.is(a.wasmMessage, "Allocation too large");
@@ -231,7 +372,8 @@ test("an abort in the module surfaces its message, file, line and column (debug 
 
 test("reading a WASM string from a bad pointer gives null, never a throw", async () => {
   const core = await Core.load({ connCapacity: 16 });
-  const mem = core.x.memory, size = mem.buffer.byteLength;
+  const mem = core.x.memory,
+    size = mem.buffer.byteLength;
   for (const p of [0, 1, 3, size, size + 4, -1, 2 ** 32 - 1, NaN]) assert.is(readWasmString(mem, p), null, String(p));
   // a length word that runs past the memory, and an odd one
   const p = core.scratch + 64;
@@ -240,7 +382,8 @@ test("reading a WASM string from a bad pointer gives null, never a throw", async
   core.dv.setUint32(p - 4, 3, true);
   assert.is(readWasmString(mem, p), null);
   core.dv.setUint32(p - 4, 4, true);
-  core.dv.setUint16(p, 0x68, true); core.dv.setUint16(p + 2, 0x69, true);
+  core.dv.setUint16(p, 0x68, true);
+  core.dv.setUint16(p + 2, 0x69, true);
   assert.is(readWasmString(mem, p), "hi");
 });
 

@@ -6,10 +6,13 @@ import { UsageError, checks, parseArgs, parseOrExit, type CommandSpec } from "..
 import { IpvsadmError, parseIpvsadm } from "../src/model/ipvsadm.ts";
 
 const SPEC: CommandSpec = {
-  name: "wasmvs t", usage: "usage: wasmvs t\n",
+  name: "wasmvs t",
+  usage: "usage: wasmvs t\n",
   flags: {
-    "--config": { kind: "value", aliases: ["-c"] }, "--once": { kind: "flag" },
-    "--node-ip": { kind: "list", check: checks.ip }, "--port": { kind: "value", check: checks.int(0, 65535) },
+    "--config": { kind: "value", aliases: ["-c"] },
+    "--once": { kind: "flag" },
+    "--node-ip": { kind: "list", check: checks.ip },
+    "--port": { kind: "value", check: checks.int(0, 65535) },
   },
   positionals: { max: 1 },
 };
@@ -54,16 +57,23 @@ test("unknown flags, prototype keys and garbage are refused by name", () => {
 
 test("a huge argument is refused with a short message", () => {
   const huge = `--${"x".repeat(1 << 20)}`;
-  try { parseArgs([huge], SPEC); assert.unreachable("accepted"); } catch (e) {
+  try {
+    parseArgs([huge], SPEC);
+    assert.unreachable("accepted");
+  } catch (e) {
     assert.ok((e as Error).message.length < 200, `${(e as Error).message.length} characters`);
   }
-  try { parseArgs(["--port", "9".repeat(1 << 20)], SPEC); assert.unreachable("accepted"); } catch (e) {
+  try {
+    parseArgs(["--port", "9".repeat(1 << 20)], SPEC);
+    assert.unreachable("accepted");
+  } catch (e) {
     assert.ok((e as Error).message.length < 200);
   }
 });
 
 test("parseOrExit: --help to stdout and 0; a usage error to stderr with the usage and 2", () => {
-  let out = "", err = "";
+  let out = "",
+    err = "";
   const io = { out: { write: (s: string) => (out += s) }, err: { write: (s: string) => (err += s) } };
   assert.is(parseOrExit(["--help"], SPEC, io), 0);
   assert.is(out, "usage: wasmvs t\n");
@@ -75,7 +85,8 @@ test("parseOrExit: --help to stdout and 0; a usage error to stderr with the usag
 });
 
 test("checks.hostPort: hosts, bracketed IPv6, bad ports and addresses", () => {
-  for (const good of ["127.0.0.1:9100", ":9100", "[::1]:9100", "localhost:9100"]) assert.is(checks.hostPort(good), undefined, good);
+  for (const good of ["127.0.0.1:9100", ":9100", "[::1]:9100", "localhost:9100"])
+    assert.is(checks.hostPort(good), undefined, good);
   for (const bad of ["10.0.0.300:9", "127.0.0.1", "[::1:9100", "[nope]:1", "1.2.3.4:65536", "::1:9100", ""]) {
     assert.type(checks.hostPort(bad), "string", bad);
   }

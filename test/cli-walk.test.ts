@@ -17,31 +17,51 @@ const scratch = mkdtempSync(`${tmpdir()}/wasmvs-walk-`);
 // would say "cannot reach the proxy" or "no IPVS" instead of the usage error
 const env = { ...process.env, WASMVS_PROXY_SOCKET: `${scratch}/no-proxy.sock`, NO_COLOR: "1" };
 
-interface Run { status: number | null; stdout: string; stderr: string }
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
 function run(args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [bin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "", stderr = "";
+    let stdout = "",
+      stderr = "";
     p.stdout.on("data", (d) => (stdout += d));
     p.stderr.on("data", (d) => (stderr += d));
     // a command that went on to do its work (a proxy, a benchmark) would not end: stopped and reported
     const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
-    p.on("close", (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
+    p.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
   });
 }
 
 /** args, the exit status, what stderr must say (the word at fault), the usage it must carry */
 type Bad = [string[], number, RegExp];
-interface Command { name: string; usage: RegExp; help: string[]; bad: Bad[] }
+interface Command {
+  name: string;
+  usage: RegExp;
+  help: string[];
+  bad: Bad[];
+}
 
 const out = `${scratch}/out`;
 const ipvsadmUsage = /Try `wasmvs -h' or 'wasmvs --help' for more information\./;
 const COMMANDS: Command[] = [
   {
-    name: "ipvsadm verbs", usage: /^usage: wasmvs <command>/, help: ["-h"], bad: [
+    name: "ipvsadm verbs",
+    usage: /^usage: wasmvs <command>/,
+    help: ["-h"],
+    bad: [
       [["--foo"], 255, /^wasmvs: --foo: unknown option\n/],
       [["-A", "-t", "10.0.0.1:80", "--foo"], 255, /^--foo: unknown option\n$/],
-      [["-A", "-t", "10.0.0.300:80"], 2, /^wasmvs: -t '10\.0\.0\.300:80': not ADDRESS\[:PORT\]\nillegal virtual server/],
+      [
+        ["-A", "-t", "10.0.0.300:80"],
+        2,
+        /^wasmvs: -t '10\.0\.0\.300:80': not ADDRESS\[:PORT\]\nillegal virtual server/,
+      ],
       [["-A", "-t", "10.0.0.300:80", "--target", "proxy"], 2, /-t '10\.0\.0\.300:80'/],
       [["-a", "-t", "10.0.0.1:80", "-r", "10.1.0.256", "--target=proxy"], 2, /-r '10\.1\.0\.256'/],
       [["--foo", "--target", "proxy"], 255, /--foo: unknown option/],
@@ -50,25 +70,46 @@ const COMMANDS: Command[] = [
     ],
   },
   {
-    name: "ipvsadm", usage: /^/, help: ["ipvsadm", "--help"], bad: [
+    name: "ipvsadm",
+    usage: /^/,
+    help: ["ipvsadm", "--help"],
+    bad: [
       [["ipvsadm", "--constructor"], 255, /--constructor: unknown option/],
       [["ipvsadm", "-D", "-t", "[fd00::1"], 2, /-t '\[fd00::1': not ADDRESS/],
     ],
   },
   {
-    name: "sync", usage: /usage: wasmvs sync /, help: ["sync", "--help"], bad: [
+    name: "sync",
+    usage: /usage: wasmvs sync /,
+    help: ["sync", "--help"],
+    bad: [
       [["sync", "-R", "/nonexistent", "--bogus"], 2, /^wasmvs sync: unknown option '--bogus'\n/],
-      [["sync", "-R", "/nonexistent", "--metrics-address", "10.0.0.300:9"], 2, /--metrics-address: '10\.0\.0\.300' is not/],
-      [["sync", "--kubeconfig", "k", "--node-name", "n", "--node-ip", "10.0.0.300"], 2, /--node-ip '10\.0\.0\.300' is not an IPv4/],
+      [
+        ["sync", "-R", "/nonexistent", "--metrics-address", "10.0.0.300:9"],
+        2,
+        /--metrics-address: '10\.0\.0\.300' is not/,
+      ],
+      [
+        ["sync", "--kubeconfig", "k", "--node-name", "n", "--node-ip", "10.0.0.300"],
+        2,
+        /--node-ip '10\.0\.0\.300' is not an IPv4/,
+      ],
       [["sync", "-R", "/nonexistent", "--sync-period", "soon"], 2, /--sync-period 'soon' is not a number of seconds/],
       [["sync", "--check", "--status-file", `${out}/status.json`, "--__proto__"], 2, /unknown option '--__proto__'/],
       [["sync", "-R"], 2, /-R needs a value/],
     ],
   },
   {
-    name: "proxy", usage: /usage: wasmvs proxy /, help: ["proxy", "--help"], bad: [
+    name: "proxy",
+    usage: /usage: wasmvs proxy /,
+    help: ["proxy", "--help"],
+    bad: [
       [["proxy", "run", "-c", "/nonexistent", "--bogus"], 2, /^wasmvs proxy run: unknown option '--bogus'\n/],
-      [["proxy", "-c", "/nonexistent", "--local-address", "10.0.0.300"], 2, /--local-address '10\.0\.0\.300' is not an IPv4/],
+      [
+        ["proxy", "-c", "/nonexistent", "--local-address", "10.0.0.300"],
+        2,
+        /--local-address '10\.0\.0\.300' is not an IPv4/,
+      ],
       [["proxy", "run", "-c", "/nonexistent", "--metrics", "10.0.0.1"], 2, /--metrics: '10\.0\.0\.1' is not HOST:PORT/],
       [["proxy", "status", "--toString"], 2, /unknown option '--toString'/],
       [["proxy", "check", "--mode", "packet"], 2, /unknown option '--mode'/],
@@ -76,54 +117,80 @@ const COMMANDS: Command[] = [
     ],
   },
   {
-    name: "trace", usage: /usage: wasmvs trace /, help: ["trace", "--help"], bad: [
+    name: "trace",
+    usage: /usage: wasmvs trace /,
+    help: ["trace", "--help"],
+    bad: [
       [["trace", "--bogus"], 2, /^wasmvs trace: unknown option '--bogus'\n/],
       [["trace", "-t", "10.0.0.300:80"], 2, /bad address '10\.0\.0\.300'/],
       [["trace", "--client", "300.1.1.1"], 2, /--client wants an IP address/],
     ],
   },
   {
-    name: "demo", usage: /usage: wasmvs demo/, help: ["demo", "--help"], bad: [
+    name: "demo",
+    usage: /usage: wasmvs demo/,
+    help: ["demo", "--help"],
+    bad: [
       [["demo", "--bogus"], 2, /^wasmvs demo: unknown option '--bogus'\n/],
       [["demo", "10.0.0.300"], 2, /unexpected argument '10\.0\.0\.300'/],
     ],
   },
   {
-    name: "ui", usage: /usage: wasmvs ui /, help: ["ui", "--help"], bad: [
+    name: "ui",
+    usage: /usage: wasmvs ui /,
+    help: ["ui", "--help"],
+    bad: [
       [["ui", "--bogus"], 2, /^wasmvs ui: unknown option '--bogus'\n/],
       [["ui", "--port", "70000"], 2, /--port '70000' is not a whole number from 0 to 65535/],
     ],
   },
   {
-    name: "k8s", usage: /usage: wasmvs k8s /, help: ["k8s", "--help"], bad: [
+    name: "k8s",
+    usage: /usage: wasmvs k8s /,
+    help: ["k8s", "--help"],
+    bad: [
       [["k8s", "--bogus"], 2, /unknown subcommand '--bogus'/],
       [["k8s", "map", "/nonexistent", "--bogus"], 2, /^wasmvs k8s map: unknown option '--bogus'\n/],
       [["k8s", "map", "/nonexistent", "--node-ip=10.0.0.300"], 2, /--node-ip '10\.0\.0\.300' is not an IPv4/],
-      [["k8s", "rules", "/nonexistent", "--cluster-cidr", "10.0.0.0/99"], 2, /--cluster-cidr '10\.0\.0\.0\/99' is not a CIDR/],
+      [
+        ["k8s", "rules", "/nonexistent", "--cluster-cidr", "10.0.0.0/99"],
+        2,
+        /--cluster-cidr '10\.0\.0\.0\/99' is not a CIDR/,
+      ],
       [["k8s", "synth", "--services=many"], 2, /--services 'many' is not a whole number/],
       [["k8s", "watch", "--node-ip", "::gg"], 2, /--node-ip '::gg'/],
     ],
   },
   {
-    name: "sim", usage: /usage: wasmvs sim /, help: ["sim", "--help"], bad: [
+    name: "sim",
+    usage: /usage: wasmvs sim /,
+    help: ["sim", "--help"],
+    bad: [
       [["sim", "--bogus"], 2, /^wasmvs sim: unknown option '--bogus'\n/],
       [["sim", "--rate=fast"], 2, /--rate 'fast' is not a number/],
     ],
   },
   {
-    name: "bench", usage: /usage: wasmvs bench scaling/, help: ["bench", "scaling", "--help"], bad: [
+    name: "bench",
+    usage: /usage: wasmvs bench scaling/,
+    help: ["bench", "scaling", "--help"],
+    bad: [
       [["bench", "scaling", "--nonsense", `--out=${out}`], 2, /^wasmvs bench scaling: unknown option '--nonsense'\n/],
       [["bench", "scaling", "--services=abc", `--out=${out}`], 2, /--services 'abc' is not a whole number/],
       [["bench", "bogus"], 2, /unknown benchmark 'bogus'/],
     ],
   },
   {
-    name: "version", usage: /usage: wasmvs version/, help: ["version", "--help"], bad: [
-      [["version", "--bogus"], 2, /unknown option '--bogus'/],
-    ],
+    name: "version",
+    usage: /usage: wasmvs version/,
+    help: ["version", "--help"],
+    bad: [[["version", "--bogus"], 2, /unknown option '--bogus'/]],
   },
   {
-    name: "help", usage: /usage: wasmvs <command>/, help: ["help"], bad: [
+    name: "help",
+    usage: /usage: wasmvs <command>/,
+    help: ["help"],
+    bad: [
       [["bogus"], 2, /^wasmvs: unknown command 'bogus'\n/],
       [["help", "--bogus"], 2, /unknown option '--bogus'/],
     ],
@@ -135,12 +202,14 @@ const results = new Map<string, Run>();
 const all = COMMANDS.flatMap((c) => [c.help, ...c.bad.map((b) => b[0])]);
 {
   let next = 0;
-  await Promise.all([0, 1, 2, 3].map(async () => {
-    while (next < all.length) {
-      const args = all[next++];
-      results.set(args.join(" "), await run(args));
-    }
-  }));
+  await Promise.all(
+    [0, 1, 2, 3].map(async () => {
+      while (next < all.length) {
+        const args = all[next++];
+        results.set(args.join(" "), await run(args));
+      }
+    }),
+  );
 }
 
 for (const c of COMMANDS) {

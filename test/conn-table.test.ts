@@ -7,7 +7,9 @@ import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
 import { Core, TCP_FLAGS as F } from "../src/core/index.ts";
 
-const SYN = F.SYN, ACK = F.ACK, SYNACK = F.SYN | F.ACK;
+const SYN = F.SYN,
+  ACK = F.ACK,
+  SYNACK = F.SYN | F.ACK;
 
 test("a reply goes to the newest of two connections with one reply side (the chain's first), home or not", async () => {
   const c = await Core.load({ debug: true, connCapacity: 4096 });
@@ -41,13 +43,18 @@ test("every connection is found, both ways, as buckets collide and entries leave
   const c = await Core.load({ debug: true, connCapacity: 64 });
   const s = c.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
   for (const d of ["10.1.0.1", "10.1.0.2", "10.1.0.3"]) c.addDest(s, { addr: d, port: 8080, fwd: "masq" });
-  const live = new Map<string, number>();     // client -> entry
+  const live = new Map<string, number>(); // client -> entry
   let seed = 7;
-  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed >>> 8) % n; };
-  let now = 1000, checked = 0;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  let now = 1000,
+    checked = 0;
   for (let step = 0; step < 3000; step++) {
     const k = rnd(200);
-    const ip = `192.168.${k % 5}.${1 + (k % 7)}`, port = 1000 + k;
+    const ip = `192.168.${k % 5}.${1 + (k % 7)}`,
+      port = 1000 + k;
     const key = `${ip}:${port}`;
     now += 1;
     if (live.has(key)) {
@@ -79,12 +86,22 @@ test("every connection is found, both ways, as buckets collide and entries leave
 });
 
 test("bench/scaling/ab.ts refuses bad options with its usage and exit 2, before loading anything", () => {
-  const bad = [["--what=lookups"], ["--what=__proto__"], ["--what=lookup", "--live=0"], ["--what=lookup", "--live=abc"],
-    ["--what=lookup", "--live=99999999999"], ["--what=packet", "--flows=1e3,-1"], ["--what=packet", "--rounds=0"],
-    ["--what=constructor"], ["--slices=toString"]];
+  const bad = [
+    ["--what=lookups"],
+    ["--what=__proto__"],
+    ["--what=lookup", "--live=0"],
+    ["--what=lookup", "--live=abc"],
+    ["--what=lookup", "--live=99999999999"],
+    ["--what=packet", "--flows=1e3,-1"],
+    ["--what=packet", "--rounds=0"],
+    ["--what=constructor"],
+    ["--slices=toString"],
+  ];
   for (const extra of bad) {
-    const r = spawnSync(process.execPath, ["--import", "tsx", "bench/scaling/ab.ts", "A.wasm", "B.wasm", ...extra],
-      { encoding: "utf8", timeout: 60_000 });
+    const r = spawnSync(process.execPath, ["--import", "tsx", "bench/scaling/ab.ts", "A.wasm", "B.wasm", ...extra], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     assert.is(r.status, 2, `${extra.join(" ")}: exit ${r.status}, ${r.stderr.slice(0, 200)}`);
     assert.match(r.stderr, /usage: node --import tsx bench\/scaling\/ab\.ts/, extra.join(" "));
   }

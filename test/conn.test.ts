@@ -5,12 +5,40 @@ import * as assert from "uvu/assert";
 import { Core, TCP_FLAGS as F } from "../src/core/index.ts";
 
 const VIP = "10.0.0.1";
-const SYN = F.SYN, ACK = F.ACK, FIN = F.FIN | F.ACK, RST = F.RST, SYNACK = F.SYN | F.ACK;
+const SYN = F.SYN,
+  ACK = F.ACK,
+  FIN = F.FIN | F.ACK,
+  RST = F.RST,
+  SYNACK = F.SYN | F.ACK;
 
-async function setup(opts: { sched?: string; dests?: [string, number][]; fwd?: "masq" | "route" | "fullnat"; proto?: "tcp" | "udp"; cap?: number; persistent?: number; netmask?: string; flags?: string[] } = {}) {
+async function setup(
+  opts: {
+    sched?: string;
+    dests?: [string, number][];
+    fwd?: "masq" | "route" | "fullnat";
+    proto?: "tcp" | "udp";
+    cap?: number;
+    persistent?: number;
+    netmask?: string;
+    flags?: string[];
+  } = {},
+) {
   const c = await Core.load({ debug: true, connCapacity: opts.cap ?? 4096 });
-  const svc = c.addService({ proto: opts.proto ?? "tcp", addr: VIP, port: 80, scheduler: opts.sched ?? "rr", persistent: opts.persistent, netmask: opts.netmask, flags: opts.flags });
-  const ids = (opts.dests ?? [["10.1.0.1", 1], ["10.1.0.2", 1]]).map(([a, w]) => c.addDest(svc, { addr: a, port: 8080, weight: w, fwd: opts.fwd ?? "masq" }));
+  const svc = c.addService({
+    proto: opts.proto ?? "tcp",
+    addr: VIP,
+    port: 80,
+    scheduler: opts.sched ?? "rr",
+    persistent: opts.persistent,
+    netmask: opts.netmask,
+    flags: opts.flags,
+  });
+  const ids = (
+    opts.dests ?? [
+      ["10.1.0.1", 1],
+      ["10.1.0.2", 1],
+    ]
+  ).map(([a, w]) => c.addDest(svc, { addr: a, port: 8080, weight: w, fwd: opts.fwd ?? "masq" }));
   return { c, svc, ids };
 }
 
@@ -102,8 +130,14 @@ test("reply lookup finds the connection from the real server's side only", async
   const { c } = await setup({ dests: [["10.1.0.1", 1]] });
   const r = c.packet("in", "tcp", "192.168.1.5", 5000, VIP, 80, { flags: SYN, now: 0 });
   assert.is(c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", 5000, { flags: SYNACK, now: 1 }).conn, r.conn);
-  assert.is(c.packet("out", "tcp", "10.1.0.1", 8081, "192.168.1.5", 5000, { flags: SYNACK, now: 1 }).verdict, "not-ours");
-  assert.is(c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", 5001, { flags: SYNACK, now: 1 }).verdict, "not-ours");
+  assert.is(
+    c.packet("out", "tcp", "10.1.0.1", 8081, "192.168.1.5", 5000, { flags: SYNACK, now: 1 }).verdict,
+    "not-ours",
+  );
+  assert.is(
+    c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", 5001, { flags: SYNACK, now: 1 }).verdict,
+    "not-ours",
+  );
   assert.is(c.packet("out", "udp", "10.1.0.1", 8080, "192.168.1.5", 5000, { now: 1 }).verdict, "not-ours");
 });
 
@@ -113,7 +147,8 @@ test("one client address:port to many services: one bucket chain, each lookup ex
   for (const fwd of ["masq", "fullnat"] as const) {
     const c = await Core.load({ debug: true, connCapacity: 4096 });
     const n = 300;
-    const vip = (k: number) => `10.0.${k >> 7}.${(k & 127) + 1}`, rs = (k: number) => `10.1.${k >> 7}.${(k & 127) + 1}`;
+    const vip = (k: number) => `10.0.${k >> 7}.${(k & 127) + 1}`,
+      rs = (k: number) => `10.1.${k >> 7}.${(k & 127) + 1}`;
     for (let k = 0; k < n; k++) {
       const svc = c.addService({ proto: "tcp", addr: vip(k), port: 80 + (k % 3), scheduler: "rr" });
       c.addDest(svc, { addr: rs(k), port: 8000 + k, fwd });
@@ -129,16 +164,29 @@ test("one client address:port to many services: one bucket chain, each lookup ex
       const e = c.conn(conns[k])!;
       assert.is(`${e.daddr}:${e.dport}`, `${rs(k)}:${8000 + k}`);
       // the same client packet again finds its own entry, and the backend's reply finds it too
-      assert.is(c.packet("in", "tcp", "192.168.1.5", 5000, vip(k), 80 + (k % 3), { flags: ACK, now: 1001 }).conn, conns[k]);
-      const to = fwd === "masq" ? ["192.168.1.5", 5000] as const : [e.laddr, e.lport] as const;
-      assert.is(c.packet("out", "tcp", e.daddr, e.dport, to[0], to[1], { flags: SYNACK, now: 1001 }).conn, conns[k], `${fwd} reply ${k}`);
+      assert.is(
+        c.packet("in", "tcp", "192.168.1.5", 5000, vip(k), 80 + (k % 3), { flags: ACK, now: 1001 }).conn,
+        conns[k],
+      );
+      const to = fwd === "masq" ? (["192.168.1.5", 5000] as const) : ([e.laddr, e.lport] as const);
+      assert.is(
+        c.packet("out", "tcp", e.daddr, e.dport, to[0], to[1], { flags: SYNACK, now: 1001 }).conn,
+        conns[k],
+        `${fwd} reply ${k}`,
+      );
       // a reply from the right server to the wrong port is not ours
-      assert.is(c.packet("out", "tcp", e.daddr, e.dport + 1, to[0], to[1], { flags: SYNACK, now: 1001 }).verdict, "not-ours");
+      assert.is(
+        c.packet("out", "tcp", e.daddr, e.dport + 1, to[0], to[1], { flags: SYNACK, now: 1001 }).verdict,
+        "not-ours",
+      );
     }
     // all expire (SYN_RECV or ESTABLISHED after an ACK: 15 min), the chain empties, and the key is reused
     c.advance(1000 + 16 * 60_000);
     assert.is(c.connStats().live, 0, `${fwd}: nothing left`);
-    const again = c.packet("in", "tcp", "192.168.1.5", 5000, vip(8), 80 + (8 % 3), { flags: SYN, now: 1000 + 16 * 60_000 + 1 });
+    const again = c.packet("in", "tcp", "192.168.1.5", 5000, vip(8), 80 + (8 % 3), {
+      flags: SYN,
+      now: 1000 + 16 * 60_000 + 1,
+    });
     assert.ok(again.isNew && c.conn(again.conn)!.daddr === rs(8));
   }
 });
@@ -160,7 +208,14 @@ test("a full table refuses new connections, counts them, and leaves established 
 });
 
 test("persistence: one template per client net, children keep it alive, timeout restarts per child", async () => {
-  const { c, ids } = await setup({ persistent: 300, dests: [["10.1.0.1", 1], ["10.1.0.2", 1], ["10.1.0.3", 1]] });
+  const { c, ids } = await setup({
+    persistent: 300,
+    dests: [
+      ["10.1.0.1", 1],
+      ["10.1.0.2", 1],
+      ["10.1.0.3", 1],
+    ],
+  });
   const first = c.packet("in", "tcp", "192.168.1.5", 5000, VIP, 80, { flags: SYN, now: 0 });
   const d0 = c.conn(first.conn)!.daddr;
   for (let i = 1; i < 10; i++) {
@@ -190,7 +245,14 @@ test("persistence: one template per client net, children keep it alive, timeout 
 });
 
 test("persistence netmask groups clients; a template with children is put off by 60 s", async () => {
-  const { c } = await setup({ persistent: 10, netmask: "255.255.255.0", dests: [["10.1.0.1", 1], ["10.1.0.2", 1]] });
+  const { c } = await setup({
+    persistent: 10,
+    netmask: "255.255.255.0",
+    dests: [
+      ["10.1.0.1", 1],
+      ["10.1.0.2", 1],
+    ],
+  });
   const a = c.packet("in", "tcp", "192.168.1.5", 5000, VIP, 80, { flags: SYN, now: 0 });
   c.packet("in", "tcp", "192.168.1.5", 5000, VIP, 80, { flags: ACK, now: 0 });
   const b = c.packet("in", "tcp", "192.168.1.200", 5000, VIP, 80, { flags: SYN, now: 0 });
@@ -208,7 +270,13 @@ test("persistence netmask groups clients; a template with children is put off by
 
 test("expire_quiescent_template: weight 0 keeps persistent clients by default, reschedules with 1", async () => {
   for (const quiescent of [0, 1]) {
-    const { c, svc } = await setup({ persistent: 300, dests: [["10.1.0.1", 1], ["10.1.0.2", 1]] });
+    const { c, svc } = await setup({
+      persistent: 300,
+      dests: [
+        ["10.1.0.1", 1],
+        ["10.1.0.2", 1],
+      ],
+    });
     c.set("expire_quiescent_template", quiescent);
     const r = c.packet("in", "tcp", "192.168.1.5", 5000, VIP, 80, { flags: SYN, now: 0 });
     const d0 = c.conn(r.conn)!.daddr;
@@ -283,11 +351,16 @@ test("a deleted destination: its packets are dropped (expire_nodest_conn=0) or r
 });
 
 test("the trash: a deleted destination is revived with its stats if re-added within 120 s of going idle", async () => {
-  const { c, svc } = await setup({ dests: [["10.1.0.1", 1], ["10.1.0.2", 1]] });
+  const { c, svc } = await setup({
+    dests: [
+      ["10.1.0.1", 1],
+      ["10.1.0.2", 1],
+    ],
+  });
   const r = c.packet("in", "tcp", "192.168.1.5", 5000, VIP, 80, { flags: SYN, now: 0 });
   const d0 = c.conn(r.conn)!;
   c.deleteDest(svc, d0.daddr, 8080);
-  c.advance(60000);                       // the SYN_RECV entry expires: the destination is unreferenced
+  c.advance(60000); // the SYN_RECV entry expires: the destination is unreferenced
   assert.is(c.connStats().live, 0);
   const again = c.addDest(svc, { addr: d0.daddr, port: 8080, weight: 5 });
   assert.is(again, d0.destId, "the same destination object");
@@ -306,14 +379,21 @@ test("upper threshold sets OVERLOAD at bind; it clears below 75% when no lower t
   const a = c.addDest(svc, { addr: "10.1.0.1", port: 80, weight: 1, upperThreshold: 4 });
   const b = c.addDest(svc, { addr: "10.1.0.2", port: 80, weight: 1 });
   const picks: string[] = [];
-  for (let i = 0; i < 12; i++) picks.push(c.conn(c.packet("in", "tcp", "192.168.1.5", 5000 + i, VIP, 80, { flags: SYN, now: 0 }).conn)!.daddr.slice(-1));
+  for (let i = 0; i < 12; i++)
+    picks.push(
+      c.conn(c.packet("in", "tcp", "192.168.1.5", 5000 + i, VIP, 80, { flags: SYN, now: 0 }).conn)!.daddr.slice(-1),
+    );
   // list order b, a; a takes 4 then is OVERLOADed and skipped
   assert.equal(picks.join(""), "212121212222");
   assert.ok(c.dest(a).overloaded);
   assert.is(c.dest(a).activeConns, 4);
   assert.ok(b >= 0);
   // expire a's connections one by one: 3 of 4 is 75%: still overloaded; 2 clears (2*4 < 4*3)
-  const aPorts = c.conns().filter((x) => x.destId === a).map((x) => x.cport).sort();
+  const aPorts = c
+    .conns()
+    .filter((x) => x.destId === a)
+    .map((x) => x.cport)
+    .sort();
   assert.equal(aPorts, [5001, 5003, 5005, 5007]);
   // ACK then RST moves a connection to CLOSE (10 s), so expiry order is controlled (a RST in SYN_RECV
   // keeps SYN_RECV, as the kernel's table says)
@@ -347,7 +427,11 @@ test("SCTP: INIT, INIT-ACK, COOKIE-ECHO, COOKIE-ACK reach ESTABLISHED (active); 
   const c = await Core.load({ debug: true, connCapacity: 64 });
   const svc = c.addService({ proto: "sctp", addr: VIP, port: 3868, scheduler: "rr" });
   const d = c.addDest(svc, { addr: "10.1.0.1", port: 3868, weight: 1 });
-  assert.is(c.packet("in", "sctp", "192.168.1.5", 3868, VIP, 3868, { flags: 0, now: 0 }).verdict, "not-ours", "only INIT creates");
+  assert.is(
+    c.packet("in", "sctp", "192.168.1.5", 3868, VIP, 3868, { flags: 0, now: 0 }).verdict,
+    "not-ours",
+    "only INIT creates",
+  );
   const r = c.packet("in", "sctp", "192.168.1.5", 3868, VIP, 3868, { flags: 1, now: 0 });
   assert.is(c.conn(r.conn)!.state, "INIT1");
   c.packet("out", "sctp", "10.1.0.1", 3868, "192.168.1.5", 3868, { flags: 2, now: 1 });
@@ -368,18 +452,36 @@ test("timer wheel: thousands of entries over many slots and rounds expire exactl
   // hold exactly the flows not yet due, and advance must say how many it freed.
   const { c } = await setup({ proto: "udp", cap: 65536 });
   let seed = 12345;
-  const rnd = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 4294967296; };
-  const due = new Map<number, number>();    // flow number -> expiry (ms)
-  let now = 0, nextFlow = 0, udp = 300, expired = 0;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed / 4294967296;
+  };
+  const due = new Map<number, number>(); // flow number -> expiry (ms)
+  let now = 0,
+    nextFlow = 0,
+    udp = 300,
+    expired = 0;
   for (let step = 0; step < 3000; step++) {
     const r = rnd();
-    now += r < 0.02 ? 1_100_000 + Math.floor(rnd() * 500_000) : r < 0.3 ? Math.floor(rnd() * 20_000) : Math.floor(rnd() * 64);
+    now +=
+      r < 0.02
+        ? 1_100_000 + Math.floor(rnd() * 500_000)
+        : r < 0.3
+          ? Math.floor(rnd() * 20_000)
+          : Math.floor(rnd() * 64);
     let freed = 0;
-    for (const [f, at] of due) if (at <= now) { due.delete(f); freed++; }
+    for (const [f, at] of due)
+      if (at <= now) {
+        due.delete(f);
+        freed++;
+      }
     assert.is(c.advance(now), freed, `step ${step}: freed at ${now} ms`);
     expired += freed;
     assert.is(c.connStats().live, due.size, `step ${step}: live at ${now} ms`);
-    if (rnd() < 0.05) { udp = [20, 300, 7200][Math.floor(rnd() * 3)]; c.setTimeouts(0, 0, udp); }
+    if (rnd() < 0.05) {
+      udp = [20, 300, 7200][Math.floor(rnd() * 3)];
+      c.setTimeouts(0, 0, udp);
+    }
     for (let k = Math.floor(rnd() * (rnd() < 0.1 ? 300 : 12)); k > 0; k--) {
       const old = due.size && rnd() < 0.4 ? [...due.keys()][Math.floor(rnd() * due.size)] : undefined;
       const f = old ?? nextFlow++;
@@ -397,11 +499,13 @@ test("timer wheel: a full table filed in one slot, some moved out of its middle,
   const { c } = await setup({ proto: "udp", cap: 4096 });
   const addr = (i: number) => `192.168.${i >> 8}.${i & 255}`;
   for (let round = 0; round < 6; round++) {
-    const t0 = 1000 + round * 1_000_000, moved = Math.ceil(4096 / (round + 2));
+    const t0 = 1000 + round * 1_000_000,
+      moved = Math.ceil(4096 / (round + 2));
     for (let i = 0; i < 4096; i++) assert.ok(c.packet("in", "udp", addr(i), 2000 + round, VIP, 80, { now: t0 }).isNew);
     assert.is(c.connStats().refusedFull, 0, `round ${round}: the table took all 4096`);
     // every (round+2)th flow sends again 10 s later: its entry leaves the crowded slot for a later one
-    for (let i = 0; i < 4096; i += round + 2) assert.not.ok(c.packet("in", "udp", addr(i), 2000 + round, VIP, 80, { now: t0 + 10_000 }).isNew);
+    for (let i = 0; i < 4096; i += round + 2)
+      assert.not.ok(c.packet("in", "udp", addr(i), 2000 + round, VIP, 80, { now: t0 + 10_000 }).isNew);
     assert.is(c.advance(t0 + 299_999), 0, `round ${round}: nothing due before 300 s`);
     assert.is(c.advance(t0 + 300_000), 4096 - moved, `round ${round}: the flows left in the slot`);
     assert.is(c.connStats().live, moved);
@@ -429,7 +533,12 @@ test("one million connections fit in a table sized for them", async () => {
 });
 
 test("expireOrphan: a flow whose destination was deleted mid-close no longer refuses a reused source port", async () => {
-  const { c, svc } = await setup({ dests: [["10.1.0.1", 1], ["10.1.0.2", 1]] });
+  const { c, svc } = await setup({
+    dests: [
+      ["10.1.0.1", 1],
+      ["10.1.0.2", 1],
+    ],
+  });
   const open = (port: number, now: number) => {
     const r = c.packet("in", "tcp", "192.168.1.5", port, VIP, 80, { flags: SYN, now });
     c.packet("in", "tcp", "192.168.1.5", port, VIP, 80, { flags: ACK, now: now + 1 });

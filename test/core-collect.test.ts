@@ -9,7 +9,10 @@ test("1,000 services and 1,000 destinations deleted in one turn: one collection,
   const core = await Core.load();
   let collections = 0;
   const real = Core.prototype.collect;
-  Core.prototype.collect = function (this: Core) { collections++; real.call(this); };
+  Core.prototype.collect = function (this: Core) {
+    collections++;
+    real.call(this);
+  };
   const ids: number[] = [];
   for (let i = 0; i < 1000; i++) {
     const id = core.addService({ proto: "tcp", addr: `10.0.${i >> 8}.${i & 255}`, port: 80, scheduler: "rr" });

@@ -26,7 +26,10 @@ spec: {clusterIP: 10.0.0.2, ports: [{port: 81}]}
   const r = mapCluster(text, { node: NODE, families: ["IPv4"] });
   assert.is(r.errors.length, 1);
   assert.match(String(r.errors[0]), /^K8sInputError: input document 2: malformed YAML at line \d+, column \d+/);
-  assert.equal(r.desired.services.map((s) => `${s.addr}:${s.port}`), ["10.0.0.1:80", "10.0.0.2:81"]);
+  assert.equal(
+    r.desired.services.map((s) => `${s.addr}:${s.port}`),
+    ["10.0.0.1:80", "10.0.0.2:81"],
+  );
 });
 
 test("malformed JSON falls back to the YAML reader and says where", () => {
@@ -36,23 +39,30 @@ test("malformed JSON falls back to the YAML reader and says where", () => {
 });
 
 test("unknown kinds and objects without kind are reported and skipped", () => {
-  const r = mapCluster(`${good}---
+  const r = mapCluster(
+    `${good}---
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: cm, namespace: a}
 ---
 apiVersion: v1
 metadata: {name: nokind}
-`, { node: NODE, families: ["IPv4"] });
-  assert.equal(r.errors.map(String), [
-    "K8sInputError: input document 3: kind: missing",
-    'K8sInputError: ConfigMap a/cm: kind: unsupported kind "ConfigMap" (expected Service or EndpointSlice)',
-  ].sort((a, b) => (a.includes("ConfigMap") ? 1 : -1) - (b.includes("ConfigMap") ? 1 : -1)));
+`,
+    { node: NODE, families: ["IPv4"] },
+  );
+  assert.equal(
+    r.errors.map(String),
+    [
+      "K8sInputError: input document 3: kind: missing",
+      'K8sInputError: ConfigMap a/cm: kind: unsupported kind "ConfigMap" (expected Service or EndpointSlice)',
+    ].sort((a, b) => (a.includes("ConfigMap") ? 1 : -1) - (b.includes("ConfigMap") ? 1 : -1)),
+  );
   assert.is(r.desired.services.length, 1);
 });
 
 test("missing fields, invalid IPs and ports: each named by object and field, nothing of that object applied", () => {
-  const r = mapCluster(`${good}---
+  const r = mapCluster(
+    `${good}---
 apiVersion: v1
 kind: Service
 metadata: {namespace: a}
@@ -85,7 +95,9 @@ metadata: {name: ok-1, namespace: a, labels: {kubernetes.io/service-name: ok}}
 addressType: IPv4
 ports: [{port: 70000}]
 endpoints: [{addresses: ["10.1.0.999"]}, {addresses: ["fd00::1"]}, {addresses: []}, {addresses: [10.1.0.2], conditions: {ready: "yes"}}]
-`, { node: NODE, families: ["IPv4"] });
+`,
+    { node: NODE, families: ["IPv4"] },
+  );
   const msgs = r.errors.map((e) => e.message);
   for (const m of [
     "Service a/<no name>: metadata.name: missing",
@@ -101,20 +113,29 @@ endpoints: [{addresses: ["10.1.0.999"]}, {addresses: ["fd00::1"]}, {addresses: [
     "EndpointSlice a/ok-1: endpoints[1].addresses[0]: fd00::1 is not an IPv4 address",
     "EndpointSlice a/ok-1: endpoints[2].addresses: must list at least one address",
     'EndpointSlice a/ok-1: endpoints[3].conditions.ready: must be true or false, got "yes"',
-  ]) assert.ok(msgs.includes(m), `missing error: ${m}\n got: ${msgs.join("\n      ")}`);
+  ])
+    assert.ok(msgs.includes(m), `missing error: ${m}\n got: ${msgs.join("\n      ")}`);
   assert.is(msgs.length, 13);
   // only a/ok survives, with no endpoints (its slice was refused whole)
-  assert.equal(r.desired.services, [{ protocol: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr", flags: [], realServers: [] }]);
+  assert.equal(r.desired.services, [
+    { protocol: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr", flags: [], realServers: [] },
+  ]);
 });
 
 test("addresses are read as Go reads them: leading zeros, v4-mapped IPv6, IPv6 compressed", () => {
-  const r = mapCluster(`
+  const r = mapCluster(
+    `
 apiVersion: v1
 kind: Service
 metadata: {name: s, namespace: a}
 spec: {clusterIPs: ["010.000.000.001", "FD00:0:0:0:0:0:0:0001"], ports: [{port: 80}], externalIPs: ["::ffff:192.0.2.7"]}
-`, { node: NODE });
-  assert.equal(r.desired.services.map((s) => s.addr), ["10.0.0.1", "192.0.2.7", "fd00::1"]);
+`,
+    { node: NODE },
+  );
+  assert.equal(
+    r.desired.services.map((s) => s.addr),
+    ["10.0.0.1", "192.0.2.7", "fd00::1"],
+  );
 });
 
 test("configuration errors name the field; the defaults stand in", () => {
@@ -124,17 +145,23 @@ mode: userspace
 clusterCIDR: 10.0.0.0/33
 ipvs: {scheduler: fastest, syncPeriod: soon, strictARP: "yes", excludeCIDRs: [10.0.0.0/8, bogus]}
 `);
-  assert.equal(errors.map((e) => e.message), [
-    "KubeProxyConfiguration: mode: unknown proxy mode 'userspace' (ipvs, iptables, nftables)",
-    "KubeProxyConfiguration: ipvs.scheduler: unknown IPVS scheduler 'fastest' (rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos)",
-    'KubeProxyConfiguration: ipvs.syncPeriod: invalid duration "soon" (expected e.g. "30s", "1m0s", "500ms")',
-    'KubeProxyConfiguration: ipvs.excludeCIDRs[1]: invalid CIDR "bogus"',
-    'KubeProxyConfiguration: ipvs.strictARP: expected true or false, got "yes"',
-    'KubeProxyConfiguration: clusterCIDR[0]: invalid CIDR "10.0.0.0/33"',
-  ]);
+  assert.equal(
+    errors.map((e) => e.message),
+    [
+      "KubeProxyConfiguration: mode: unknown proxy mode 'userspace' (ipvs, iptables, nftables)",
+      "KubeProxyConfiguration: ipvs.scheduler: unknown IPVS scheduler 'fastest' (rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos)",
+      'KubeProxyConfiguration: ipvs.syncPeriod: invalid duration "soon" (expected e.g. "30s", "1m0s", "500ms")',
+      'KubeProxyConfiguration: ipvs.excludeCIDRs[1]: invalid CIDR "bogus"',
+      'KubeProxyConfiguration: ipvs.strictARP: expected true or false, got "yes"',
+      'KubeProxyConfiguration: clusterCIDR[0]: invalid CIDR "10.0.0.0/33"',
+    ],
+  );
   assert.is(config.syncPeriodMs, 30_000);
   assert.equal(config.excludeCIDRs, ["10.0.0.0/8"]);
-  assert.equal([parseDuration("1m0s"), parseDuration("1h2m3.5s"), parseDuration("250ms"), parseDuration("0")], [60_000, 3_723_500, 250, 0]);
+  assert.equal(
+    [parseDuration("1m0s"), parseDuration("1h2m3.5s"), parseDuration("250ms"), parseDuration("0")],
+    [60_000, 3_723_500, 250, 0],
+  );
 });
 
 test.run();

@@ -15,8 +15,11 @@ const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.
 
 test("wasmvs sync --kubeconfig programs kernel IPVS and follows the watch (in the VM)", async () => {
   assert.ok(existsSync(vm), `${vm} is missing: the kernel VM from ../shared is needed`);
-  const { code, stdout } = await runInVm(`cd ${projectRoot} && node --import tsx test/kernel-vm/k8s-sync.ts`,
-    { ...vmEnv(), IPVSVM_SHARE: vmShare() }, () => true);
+  const { code, stdout } = await runInVm(
+    `cd ${projectRoot} && node --import tsx test/kernel-vm/k8s-sync.ts`,
+    { ...vmEnv(), IPVSVM_SHARE: vmShare() },
+    () => true,
+  );
   const line = stdout.split("\n").find((l) => l.startsWith("@@RESULT "));
   assert.ok(line, `no result from the VM (exit ${code}):\n${stdout.slice(-3000)}`);
   const r = JSON.parse(line!.slice(9));

@@ -9,12 +9,19 @@ import * as assert from "uvu/assert";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { compareObserved, compareTraced, generate, type Scenario, type Observed, type Traced }
-  from "./helpers/replay.ts";
+import {
+  compareObserved,
+  compareTraced,
+  generate,
+  type Scenario,
+  type Observed,
+  type Traced,
+} from "./helpers/replay.ts";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
 const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.url));
-const LIVE = "^(rr-changes|wrr-changes|lc-overload|wlc-answered|sed-answered|nq-changes|fo-overload|ovf-answered|" +
+const LIVE =
+  "^(rr-changes|wrr-changes|lc-overload|wlc-answered|sed-answered|nq-changes|fo-overload|ovf-answered|" +
   "dh-5dests-vip-10.0.3.61|sh-port-fallback-weight0|mh-weight0-fallback|mh-10dests-changes|lblc-answered|" +
   "lblcr-overload|udp-sed|persist-netmask|mh-ipv6-port|wrr-add-order-1-5-8-2-3-0|rand-\\d+)$";
 const HAND = 18;
@@ -36,15 +43,31 @@ const again = (s: number) =>
 
 test(`the real kernel and the WASM data plane agree (random seed ${seed}, ${seeds.length} scenarios)`, async () => {
   assert.ok(existsSync(vm), `${vm} is missing: the kernel VM from ../shared is needed`);
-  console.log(`kernel-live: random seed ${seed} (seeds ${seeds[0]}..${seeds.at(-1)}); run again with ` +
-    `WASMVS_LIVE_SEED=${seed} node --import tsx node_modules/uvu/bin.js test "kernel-live.test.ts$"`);
+  console.log(
+    `kernel-live: random seed ${seed} (seeds ${seeds[0]}..${seeds.at(-1)}); run again with ` +
+      `WASMVS_LIVE_SEED=${seed} node --import tsx node_modules/uvu/bin.js test "kernel-live.test.ts$"`,
+  );
   const out = `/tmp/wasmvs-kernel-live-${process.pid}.json`;
   rmSync(out, { force: true });
   // record.cjs boots the VMs (installing qemu on first use), runs the scenarios, prints progress on stderr
-  execFileSync("node", ["test/kernel/record.cjs", "--scenarios",
-    `test/fixtures/kernel/scenarios.json+random:${seed}:${seeds.length}`, "--filter", LIVE, "--out", out], {
-    cwd: repo, stdio: ["ignore", "ignore", "inherit"], timeout: 900_000, env: { ...process.env, IPVSVM_SH: vm },
-  });
+  execFileSync(
+    "node",
+    [
+      "test/kernel/record.cjs",
+      "--scenarios",
+      `test/fixtures/kernel/scenarios.json+random:${seed}:${seeds.length}`,
+      "--filter",
+      LIVE,
+      "--out",
+      out,
+    ],
+    {
+      cwd: repo,
+      stdio: ["ignore", "ignore", "inherit"],
+      timeout: 900_000,
+      env: { ...process.env, IPVSVM_SH: vm },
+    },
+  );
   const scenarios: Scenario[] = JSON.parse(readFileSync(`${repo}/test/fixtures/kernel/scenarios.json`, "utf8"));
   const live: { kernel: string; scenarios: (Observed & Partial<Traced>)[] } = JSON.parse(readFileSync(out, "utf8"));
   rmSync(out, { force: true });
@@ -53,7 +76,8 @@ test(`the real kernel and the WASM data plane agree (random seed ${seed}, ${seed
   const hand = live.scenarios.filter((o) => !o.obs);
   assert.is(hand.length, HAND, "every hand-written live scenario ran");
   assert.is(traced.length, seeds.length, "every random scenario ran");
-  let compared = 0, randomConnects = 0;
+  let compared = 0,
+    randomConnects = 0;
   const mismatches: string[] = [];
   for (const obs of hand) {
     const sc = scenarios.find((s) => s.name === obs.name)!;

@@ -18,8 +18,15 @@ const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.
 
 test("a kernel without IPVS: one clear line, pointing to wasmvs proxy", async () => {
   let err: unknown;
-  try { (await IpvsClient.open({ loadModule: false, timeoutMs: 3000 })).close(); } catch (e) { err = e; }
-  if (!err) { console.log("  (this kernel has IPVS: the no-IPVS message is not testable here)"); return; }
+  try {
+    (await IpvsClient.open({ loadModule: false, timeoutMs: 3000 })).close();
+  } catch (e) {
+    err = e;
+  }
+  if (!err) {
+    console.log("  (this kernel has IPVS: the no-IPVS message is not testable here)");
+    return;
+  }
   assert.instance(err, NoIpvsError);
   const m = (err as Error).message;
   assert.is(m, NO_IPVS_MESSAGE);
@@ -29,7 +36,11 @@ test("a kernel without IPVS: one clear line, pointing to wasmvs proxy", async ()
   assert.match(m, /wasmvs proxy/);
   // the same through the target
   let e2: unknown;
-  try { await KernelTarget.open({ loadModule: false }); } catch (e) { e2 = e; }
+  try {
+    await KernelTarget.open({ loadModule: false });
+  } catch (e) {
+    e2 = e;
+  }
   assert.is((e2 as Error).message, NO_IPVS_MESSAGE);
 });
 
@@ -38,10 +49,17 @@ test("netlink client against Linux 6.1 and ipvsadm 1.31 (in the VM)", async () =
   const { code, stdout } = await runInVm("node --import tsx test/kernel-vm/netlink.ts", vmEnv(), () => true);
   const line = stdout.split("\n").find((l) => l.startsWith("@@RESULT "));
   assert.ok(line, `no result from the VM (exit ${code}):\n${stdout.slice(-3000)}`);
-  const r = JSON.parse(line!.slice(9)) as { checks: { name: string; ok: boolean; want?: unknown; got?: unknown }[]; fatal?: string; kernel?: string };
+  const r = JSON.parse(line!.slice(9)) as {
+    checks: { name: string; ok: boolean; want?: unknown; got?: unknown }[];
+    fatal?: string;
+    kernel?: string;
+  };
   assert.not.ok(r.fatal, r.fatal);
   const bad = r.checks.filter((c) => !c.ok);
-  assert.equal(bad.map((c) => `${c.name}: want ${JSON.stringify(c.want)} got ${JSON.stringify(c.got)}`), []);
+  assert.equal(
+    bad.map((c) => `${c.name}: want ${JSON.stringify(c.want)} got ${JSON.stringify(c.got)}`),
+    [],
+  );
   assert.ok(r.checks.length >= 150, `${r.checks.length} checks ran`);
   assert.match(r.kernel ?? "", /^6\.1\./);
   assert.is(code, 0);

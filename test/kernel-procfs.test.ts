@@ -13,12 +13,15 @@ IP  0A020003 0000 0A000001 0000 0A010001 0000 NONE        299
 
 test("parseIpVsConn: templates in NONE and ASSURED are templates; connections are not", () => {
   const e = parseIpVsConn(PROC);
-  assert.equal(e.map((x) => [x.state, x.client.addr, x.client.port, x.dest.addr, !!x.template]), [
-    ["ESTABLISHED", "10.2.0.1", 40000, "10.1.0.2", false],
-    ["ASSURED", "10.2.0.1", 0, "10.1.0.2", true],
-    ["NONE", "10.2.0.2", 0, "10.1.0.3", true],
-    ["NONE", "10.2.0.3", 0, "10.1.0.1", true],
-  ]);
+  assert.equal(
+    e.map((x) => [x.state, x.client.addr, x.client.port, x.dest.addr, !!x.template]),
+    [
+      ["ESTABLISHED", "10.2.0.1", 40000, "10.1.0.2", false],
+      ["ASSURED", "10.2.0.1", 0, "10.1.0.2", true],
+      ["NONE", "10.2.0.2", 0, "10.1.0.3", true],
+      ["NONE", "10.2.0.3", 0, "10.1.0.1", true],
+    ],
+  );
   assert.is(e[0].expiresMs, 899_000);
 });
 

@@ -14,11 +14,13 @@ const COMMITTED = { scenarios: 132, connects: 20294, randomScenarios: 537, rando
 
 const dir = new URL("./fixtures/kernel/", import.meta.url);
 const scenarios: Scenario[] = JSON.parse(readFileSync(new URL("scenarios.json", dir), "utf8"));
-const observed: { kernel: string; scenarios: Observed[] } =
-  JSON.parse(readFileSync(new URL("observed.json", dir), "utf8"));
+const observed: { kernel: string; scenarios: Observed[] } = JSON.parse(
+  readFileSync(new URL("observed.json", dir), "utf8"),
+);
 const byName = new Map(observed.scenarios.map((o) => [o.name, o]));
-const randomDoc: { kernel: string; connectCount: number; scenarios: Traced[] } =
-  JSON.parse(readFileSync(new URL("random-observed.json", dir), "utf8"));
+const randomDoc: { kernel: string; connectCount: number; scenarios: Traced[] } = JSON.parse(
+  readFileSync(new URL("random-observed.json", dir), "utf8"),
+);
 
 const seen = { scenarios: 0, connects: 0, randomScenarios: 0, randomConnects: 0 };
 

@@ -26,7 +26,10 @@ test("-R against Linux 6.1 (in the VM): a refused input applies nothing; a kerne
   assert.ok(line, `no result from the VM (exit ${code}):\n${stdout.slice(-3000)}`);
   const r = JSON.parse(line!.slice(9)) as { checks: { name: string; ok: boolean; want?: unknown; got?: unknown }[] };
   const bad = r.checks.filter((c) => !c.ok);
-  assert.equal(bad.map((c) => `${c.name}: want ${JSON.stringify(c.want)} got ${JSON.stringify(c.got)}`), []);
+  assert.equal(
+    bad.map((c) => `${c.name}: want ${JSON.stringify(c.want)} got ${JSON.stringify(c.got)}`),
+    [],
+  );
   assert.ok(r.checks.length >= 16, `${r.checks.length} checks ran`);
   assert.is(code, 0);
 });

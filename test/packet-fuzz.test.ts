@@ -11,7 +11,8 @@ test("fuzz: 1,000,000 packets through the debug build", async () => {
   assert.is(s.verdicts[0] + s.verdicts[1] + s.verdicts[2], 1_000_000);
   // the mix reaches every outcome and the main parse reasons
   assert.ok(s.verdicts[1] > 10_000, `forwarded ${s.verdicts[1]}`);
-  for (const reason of [16, 17, 18, 19, 20, 21, 22, 23, 24, 26, 27]) assert.ok((s.reasons[reason] ?? 0) > 0, `reason ${reason} seen`);
+  for (const reason of [16, 17, 18, 19, 20, 21, 22, 23, 24, 26, 27])
+    assert.ok((s.reasons[reason] ?? 0) > 0, `reason ${reason} seen`);
   assert.ok(s.checksumChecked > 10_000);
 });
 

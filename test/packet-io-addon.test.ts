@@ -16,28 +16,50 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 test("--packet-io and proxy.packetIo take ring or mmsg and nothing else", () => {
   const dir = mkdtempSync(`${tmpdir()}/wpio-`);
   try {
-    writeFileSync(`${dir}/p.yaml`,
-      "services:\n  - { protocol: udp, addr: 10.9.9.9, port: 53, realServers: [ { addr: 10.9.8.1 } ] }\n");
+    writeFileSync(
+      `${dir}/p.yaml`,
+      "services:\n  - { protocol: udp, addr: 10.9.9.9, port: 53, realServers: [ { addr: 10.9.8.1 } ] }\n",
+    );
     for (const v of ["rings", "__proto__", "constructor", ""]) {
-      const r = spawnSync(process.execPath, [`${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${dir}/p.yaml`,
-        "--mode", "packet", "--packet-io", v, "--control", "none"], { encoding: "utf8" });
+      const r = spawnSync(
+        process.execPath,
+        [
+          `${ROOT}/bin/wasmvs.js`,
+          "proxy",
+          "-c",
+          `${dir}/p.yaml`,
+          "--mode",
+          "packet",
+          "--packet-io",
+          v,
+          "--control",
+          "none",
+        ],
+        { encoding: "utf8" },
+      );
       assert.is(r.status, 2, `--packet-io '${v}': ${r.stderr}`);
       assert.match(r.stderr, `--packet-io '${v}' is not ring or mmsg`);
       assert.match(r.stderr, "usage: wasmvs proxy");
     }
     for (const v of ["rings", "__proto__", "7", "[ring]", "{ toString: ring }"]) {
       writeFileSync(`${dir}/q.yaml`, `proxy: { mode: packet, packetIo: ${v} }\nservices: []\n`);
-      const r = spawnSync(process.execPath, [`${ROOT}/bin/wasmvs.js`, "proxy", "check", "-c", `${dir}/q.yaml`],
-        { encoding: "utf8" });
+      const r = spawnSync(process.execPath, [`${ROOT}/bin/wasmvs.js`, "proxy", "check", "-c", `${dir}/q.yaml`], {
+        encoding: "utf8",
+      });
       assert.is.not(r.status, 0, `packetIo: ${v}`);
       assert.match(r.stderr + r.stdout, "proxy.packetIo", `packetIo: ${v}: ${r.stderr}`);
     }
-  } finally { rmSync(dir, { recursive: true, force: true }); }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 if (!addon) {
-  skip(import.meta.url, "the packet I/O addon under bad input (every test of this file)",
-    `the addon is not built: ${error}`);
+  skip(
+    import.meta.url,
+    "the packet I/O addon under bad input (every test of this file)",
+    `the addon is not built: ${error}`,
+  );
 } else {
   test("open() refuses a bad io, interfaces or addresses before opening anything", () => {
     const base = { interfaces: ["lo"], local: [] as string[], maxPackets: 8, slot: 2048 };
@@ -79,22 +101,27 @@ if (!addon) {
           }
           assert.is(addon.send(h, mem, 0, 256, 0xffffffff), 0, "nothing sent for descriptors outside the memory");
           assert.is(addon.stats(h).txPackets, 0);
-        } finally { addon.close(h); }
+        } finally {
+          addon.close(h);
+        }
         assert.throws(() => addon.stats(h), /packet I\/O handle is closed/);
       });
     }
 
-    test("ring: frames kicked out of an interface that went down count as errors, not as sent " +
-      "(was: counted sent)", () => {
-      // a namespace of its own, a veth whose peer has a permanent neighbour entry so the first packet takes
-      // the ring; then the link goes down and the next packet meets the cached next hop
-      const ns = `wpio${(process.pid % 46656).toString(36)}`;
-      const dir = mkdtempSync(`${tmpdir()}/wpio-`);
-      const sh = (cmd: string) => {
-        const r = spawnSync("sh", ["-c", cmd], { encoding: "utf8" });
-        if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
-      };
-      writeFileSync(`${dir}/down.ts`, `import { execFileSync } from "node:child_process";
+    test(
+      "ring: frames kicked out of an interface that went down count as errors, not as sent " + "(was: counted sent)",
+      () => {
+        // a namespace of its own, a veth whose peer has a permanent neighbour entry so the first packet takes
+        // the ring; then the link goes down and the next packet meets the cached next hop
+        const ns = `wpio${(process.pid % 46656).toString(36)}`;
+        const dir = mkdtempSync(`${tmpdir()}/wpio-`);
+        const sh = (cmd: string) => {
+          const r = spawnSync("sh", ["-c", cmd], { encoding: "utf8" });
+          if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+        };
+        writeFileSync(
+          `${dir}/down.ts`,
+          `import { execFileSync } from "node:child_process";
 import { loadPacketAddon } from "${ROOT}src/proxy/packet.ts";
 const addon = loadPacketAddon().addon!;
 const h = addon.open({ interfaces: ["pioa"], local: [], maxPackets: 1, slot: 2048, io: "ring" });
@@ -112,21 +139,30 @@ const up = addon.stats(h);
 execFileSync("ip", ["link", "set", "pioa", "down"]);
 addon.send(h, mem, 0, 32, 1);
 console.log(JSON.stringify({ up, down: addon.stats(h) }));
-`);
-      sh(`ip netns add ${ns}`);
-      try {
-        sh(`ip -n ${ns} link add name pioa type veth peer name piob && ip -n ${ns} link set pioa up` +
-          ` && ip -n ${ns} link set piob up && ip -n ${ns} addr add 10.235.0.1/24 dev pioa` +
-          ` && ip -n ${ns} neigh add 10.235.0.2 lladdr 02:00:00:00:00:02 dev pioa nud permanent`);
-        const r = spawnSync("ip", ["netns", "exec", ns, process.execPath, "--import", "tsx", `${dir}/down.ts`],
-          { encoding: "utf8", cwd: ROOT });
-        assert.is(r.status, 0, r.stderr);
-        const { up, down } = JSON.parse(r.stdout.trim().split("\n").pop()!);
-        assert.is(up.txRingPackets, 1, `the first packet went through the ring: ${JSON.stringify(up)}`);
-        assert.is(down.txPackets, 1, `the second was not counted as sent: ${JSON.stringify(down)}`);
-        assert.is(down.txOtherErrors + down.txUnreachable, 1, "it was counted as an error");
-      } finally { sh(`ip netns del ${ns}`); rmSync(dir, { recursive: true, force: true }); }
-    });
+`,
+        );
+        sh(`ip netns add ${ns}`);
+        try {
+          sh(
+            `ip -n ${ns} link add name pioa type veth peer name piob && ip -n ${ns} link set pioa up` +
+              ` && ip -n ${ns} link set piob up && ip -n ${ns} addr add 10.235.0.1/24 dev pioa` +
+              ` && ip -n ${ns} neigh add 10.235.0.2 lladdr 02:00:00:00:00:02 dev pioa nud permanent`,
+          );
+          const r = spawnSync("ip", ["netns", "exec", ns, process.execPath, "--import", "tsx", `${dir}/down.ts`], {
+            encoding: "utf8",
+            cwd: ROOT,
+          });
+          assert.is(r.status, 0, r.stderr);
+          const { up, down } = JSON.parse(r.stdout.trim().split("\n").pop()!);
+          assert.is(up.txRingPackets, 1, `the first packet went through the ring: ${JSON.stringify(up)}`);
+          assert.is(down.txPackets, 1, `the second was not counted as sent: ${JSON.stringify(down)}`);
+          assert.is(down.txOtherErrors + down.txUnreachable, 1, "it was counted as an error");
+        } finally {
+          sh(`ip netns del ${ns}`);
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    );
   }
 }
 

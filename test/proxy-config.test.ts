@@ -15,7 +15,12 @@ import { Core } from "../src/core/index.ts";
 const EXAMPLE = new URL("./fixtures/proxy/example.yaml", import.meta.url).pathname;
 
 function errorsOf(text: string): string[] {
-  try { parseConfig(text, "p.yaml"); } catch (e) { assert.instance(e, ConfigError); return (e as Error).message.split("\n"); }
+  try {
+    parseConfig(text, "p.yaml");
+  } catch (e) {
+    assert.instance(e, ConfigError);
+    return (e as Error).message.split("\n");
+  }
   assert.unreachable("expected a ConfigError");
   return [];
 }
@@ -24,18 +29,43 @@ test("the example parses to the desired state with health checks", () => {
   const c = loadConfig(EXAMPLE);
   assert.is(c.state.services.length, 2);
   const [web, dns] = c.state.services;
-  assert.equal({ ...web, realServers: undefined }, { protocol: "tcp", addr: "10.0.0.1", port: 80, scheduler: "wlc", flags: [], persistent: 300, netmask: "255.255.255.0", realServers: undefined });
-  assert.equal(web.realServers[1], { addr: "10.1.0.2", port: 8080, weight: 1, fwd: "masq", upperThreshold: 100, lowerThreshold: 50 });
+  assert.equal(
+    { ...web, realServers: undefined },
+    {
+      protocol: "tcp",
+      addr: "10.0.0.1",
+      port: 80,
+      scheduler: "wlc",
+      flags: [],
+      persistent: 300,
+      netmask: "255.255.255.0",
+      realServers: undefined,
+    },
+  );
+  assert.equal(web.realServers[1], {
+    addr: "10.1.0.2",
+    port: 8080,
+    weight: 1,
+    fwd: "masq",
+    upperThreshold: 100,
+    lowerThreshold: 50,
+  });
   assert.is(c.health.get("tcp 10.0.0.1:80|10.1.0.1:8080")!.type, "http");
   const ex = c.health.get("tcp 10.0.0.1:80|10.1.0.3:8080")!;
-  assert.is(ex.type, "exec"); assert.is(ex.onFail, "remove"); assert.is(ex.rise, 2, "inherits the service's rise");
+  assert.is(ex.type, "exec");
+  assert.is(ex.onFail, "remove");
+  assert.is(ex.rise, 2, "inherits the service's rise");
   assert.equal(dns.flags, ["mh-port"]);
   assert.is(c.health.get("udp [fd00::53]:53|[fd00:1::1]:53")!.expect, "pong");
   assert.equal(c.state.timeouts, { tcp: 900, tcpfin: 120, udp: 300 });
 });
 
 test("JSON is read by the same parser", () => {
-  const c = parseConfig(JSON.stringify({ services: [{ protocol: "udp", addr: "10.0.0.2", port: 53, scheduler: "rr", realServers: [{ addr: "10.1.0.1" }] }] }));
+  const c = parseConfig(
+    JSON.stringify({
+      services: [{ protocol: "udp", addr: "10.0.0.2", port: 53, scheduler: "rr", realServers: [{ addr: "10.1.0.1" }] }],
+    }),
+  );
   assert.is(c.state.services[0].realServers[0].port, 53, "the service's port by default");
 });
 
@@ -63,16 +93,34 @@ test("syntax errors, duplicates, families and health specs", () => {
   - { addr: 10.0.0.1, port: 80 }
 `);
   assert.match(d[0], /^p\.yaml:3:5: services\[1\]: duplicate service tcp 10\.0\.0\.1:80 \(also services\[0\]\)/);
-  assert.match(errorsOf(`services:\n  - { addr: 10.0.0.1, port: 80, realServers: [ { addr: "fd00::1" } ] }\n`)[0], /p\.yaml:2:56: .*same address family/);
-  assert.match(errorsOf(`services:\n  - { addr: 10.0.0.1, port: 80, health: { type: exec } }\n`)[0], /exec checks need a command/);
-  assert.match(errorsOf(`services:\n  - { addr: 10.0.0.1, port: 80, health: { type: http, digest: xyz } }\n`)[0], /2:63: .*MD5 digest/);
+  assert.match(
+    errorsOf(`services:\n  - { addr: 10.0.0.1, port: 80, realServers: [ { addr: "fd00::1" } ] }\n`)[0],
+    /p\.yaml:2:56: .*same address family/,
+  );
+  assert.match(
+    errorsOf(`services:\n  - { addr: 10.0.0.1, port: 80, health: { type: exec } }\n`)[0],
+    /exec checks need a command/,
+  );
+  assert.match(
+    errorsOf(`services:\n  - { addr: 10.0.0.1, port: 80, health: { type: http, digest: xyz } }\n`)[0],
+    /2:63: .*MD5 digest/,
+  );
   assert.match(errorsOf(`proxy: { mode: socks }\n`)[0], /1:16: proxy\.mode: 'socks' is not one of socket, packet/);
 });
 
 test("packet-mode keys: validated with line:column, a local address may not be a VIP", () => {
-  const ok = parseConfig("proxy:\n  mode: packet\n  interfaces: [eth1]\n  localAddresses: [192.0.2.250]\n  batchSize: 32\n", "p.yaml");
-  assert.equal(ok.options.packet, { interfaces: ["eth1"], localAddresses: ["192.0.2.250"], batchSize: 32, slotSize: 2048, suppressKernel: true,
-    io: "ring" });
+  const ok = parseConfig(
+    "proxy:\n  mode: packet\n  interfaces: [eth1]\n  localAddresses: [192.0.2.250]\n  batchSize: 32\n",
+    "p.yaml",
+  );
+  assert.equal(ok.options.packet, {
+    interfaces: ["eth1"],
+    localAddresses: ["192.0.2.250"],
+    batchSize: 32,
+    slotSize: 2048,
+    suppressKernel: true,
+    io: "ring",
+  });
   const errs = errorsOf(`proxy:
   mode: packet
   interfaces: [eth1, "no such name!"]
@@ -107,9 +155,15 @@ test("tables: a reload diff edits in place (connections and templates survive)",
   const res = tables.apply(c2.state, (k) => (k.endsWith("10.1.0.3:80") ? "quiesce" : undefined));
   assert.is(tables.services.get("tcp 10.0.0.1:80")!.id, id, "same service");
   assert.equal(res.removedDests, ["tcp 10.0.0.1:80|10.1.0.2:80"]);
-  const ds = core.service(id).dests.map((d) => `${d.addr}:${d.weight}`).sort();
+  const ds = core
+    .service(id)
+    .dests.map((d) => `${d.addr}:${d.weight}`)
+    .sort();
   assert.equal(ds, ["10.1.0.1:5", "10.1.0.3:0"]);
-  assert.ok(core.conns().some((c) => c.template), "the persistence template is still there");
+  assert.ok(
+    core.conns().some((c) => c.template),
+    "the persistence template is still there",
+  );
 });
 
 test("control socket: mode 0600, JSON lines, ProxyTarget round trip, line-pointing reload errors", async () => {
@@ -117,7 +171,10 @@ test("control socket: mode 0600, JSON lines, ProxyTarget round trip, line-pointi
   const ctl = `${dir}/ctl.sock`;
   const file = `${dir}/p.yaml`;
   const { writeFileSync } = await import("node:fs");
-  writeFileSync(file, `proxy: { control: ${ctl}, vipInterface: null }\nservices:\n  - { addr: 127.0.0.1, port: 0, realServers: [] }\n`);
+  writeFileSync(
+    file,
+    `proxy: { control: ${ctl}, vipInterface: null }\nservices:\n  - { addr: 127.0.0.1, port: 0, realServers: [] }\n`,
+  );
   assert.match(errorsOf(readFileSync(file, "utf8"))[0], /3:30: services\[0\]\.port: must be an integer in 1\.\.65535/);
   writeFileSync(file, `proxy: { control: ${ctl}, vipInterface: null, tick: 50 }\nservices: []\n`);
   const p = await Proxy.start(loadConfig(file), { log: silentLogger() });
@@ -131,20 +188,41 @@ test("control socket: mode 0600, JSON lines, ProxyTarget round trip, line-pointi
     const s = { protocol: "tcp" as const, addr: "127.0.0.1", port: vport, scheduler: "rr", flags: [], realServers: [] };
     await t.addService(s);
     await t.addRealServer(s, { addr: "127.0.0.1", port, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 });
-    const got = await new Promise<string>((res, rej) => { let b = ""; net.connect(vport, "127.0.0.1").on("data", (d) => (b += d)).on("end", () => res(b)).on("error", rej); });
+    const got = await new Promise<string>((res, rej) => {
+      let b = "";
+      net
+        .connect(vport, "127.0.0.1")
+        .on("data", (d) => (b += d))
+        .on("end", () => res(b))
+        .on("error", rej);
+    });
     assert.is(got, "hello");
     const [st] = await t.services();
     assert.is(st.stats.conns, 1n, "bigints survive the JSON protocol");
     assert.is(st.realServers[0].stats.outBytes, 5n);
     writeFileSync(file, `services:\n  - { addr: 127.0.0.1, port: 80, scheduler: nope }\n`);
-    try { await t.reload(); assert.unreachable(); } catch (e) { assert.match((e as Error).message, /p\.yaml:2:\d+: services\[0\]\.scheduler: 'nope'/); }
+    try {
+      await t.reload();
+      assert.unreachable();
+    } catch (e) {
+      assert.match((e as Error).message, /p\.yaml:2:\d+: services\[0\]\.scheduler: 'nope'/);
+    }
     assert.is((await t.services()).length, 1, "a bad reload changes nothing");
     await t.close();
-  } finally { srv.close(); await p.stop(); rmSync(dir, { recursive: true, force: true }); }
+  } finally {
+    srv.close();
+    await p.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 function freePort(): Promise<number> {
-  return new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); }); });
+  return new Promise((res) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => res(p));
+    });
+  });
 }
 
 test.run();

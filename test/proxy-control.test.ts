@@ -21,19 +21,49 @@ let p: Proxy;
 let backend: net.Server;
 let backendPort = 0;
 
-const rs = (addr: string, port: number, weight: unknown = 1) => ({ addr, port, weight, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 });
-const svc = (port: number) => ({ protocol: "tcp", addr: "127.0.0.1", port, scheduler: "rr", flags: [], realServers: [] });
+const rs = (addr: string, port: number, weight: unknown = 1) => ({
+  addr,
+  port,
+  weight,
+  fwd: "masq",
+  upperThreshold: 0,
+  lowerThreshold: 0,
+});
+const svc = (port: number) => ({
+  protocol: "tcp",
+  addr: "127.0.0.1",
+  port,
+  scheduler: "rr",
+  flags: [],
+  realServers: [],
+});
 
 guardedBefore(test, async () => {
-  backend = net.createServer((s) => { s.on("data", (d) => s.write(d)); s.on("error", () => {}); }).listen(0, "127.0.0.1");
+  backend = net
+    .createServer((s) => {
+      s.on("data", (d) => s.write(d));
+      s.on("error", () => {});
+    })
+    .listen(0, "127.0.0.1");
   await new Promise((r) => backend.once("listening", r));
   backendPort = (backend.address() as net.AddressInfo).port;
-  p = await Proxy.start(parseConfig(`proxy: { control: ${ctl}, vipInterface: null, tick: 100 }\nservices: []\n`), { log: silentLogger() });
+  p = await Proxy.start(parseConfig(`proxy: { control: ${ctl}, vipInterface: null, tick: 100 }\nservices: []\n`), {
+    log: silentLogger(),
+  });
 });
-test.after(async () => { await p?.stop(); backend?.close(); rmSync(dir, { recursive: true, force: true }); });
+test.after(async () => {
+  await p?.stop();
+  backend?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function freePort(): Promise<number> {
-  return new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const n = (s.address() as net.AddressInfo).port; s.close(() => res(n)); }); });
+  return new Promise((res) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const n = (s.address() as net.AddressInfo).port;
+      s.close(() => res(n));
+    });
+  });
 }
 
 /** Sends raw lines on a fresh connection; resolves with the answers (one per line) or what came before close. */
@@ -42,15 +72,28 @@ function raw(lines: string[], ms = 5000): Promise<any[]> {
     const s = net.connect(ctl);
     let buf = "";
     const out: any[] = [];
-    const timer = setTimeout(() => { s.destroy(); rej(new Error(`no answer within ${ms} ms (got ${out.length} of ${lines.length})`)); }, ms);
+    const timer = setTimeout(() => {
+      s.destroy();
+      rej(new Error(`no answer within ${ms} ms (got ${out.length} of ${lines.length})`));
+    }, ms);
     s.setEncoding("utf8");
     s.on("data", (d: string) => {
       buf += d;
       let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) { out.push(JSON.parse(buf.slice(0, nl))); buf = buf.slice(nl + 1); }
-      if (out.length === lines.length) { clearTimeout(timer); s.end(); res(out); }
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        out.push(JSON.parse(buf.slice(0, nl)));
+        buf = buf.slice(nl + 1);
+      }
+      if (out.length === lines.length) {
+        clearTimeout(timer);
+        s.end();
+        res(out);
+      }
     });
-    s.on("close", () => { clearTimeout(timer); res(out); });
+    s.on("close", () => {
+      clearTimeout(timer);
+      res(out);
+    });
     s.on("error", () => {});
     s.write(lines.map((l) => l + "\n").join(""));
   });
@@ -59,7 +102,15 @@ const ask = async (req: unknown) => (await raw([JSON.stringify(req)]))[0];
 
 test("prototype names are no operations: constructor, toString, __proto__ answer at once, nothing serialised", async () => {
   const rss = process.memoryUsage().rss;
-  for (const op of ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf", "__defineGetter__", "isPrototypeOf"]) {
+  for (const op of [
+    "constructor",
+    "toString",
+    "__proto__",
+    "hasOwnProperty",
+    "valueOf",
+    "__defineGetter__",
+    "isPrototypeOf",
+  ]) {
     const t0 = Date.now();
     const a = await ask({ id: 1, op });
     assert.is(a.ok, false, op);
@@ -84,25 +135,58 @@ test("every field of every request is checked, with errors naming the field; not
   assert.match(w.error, /args\[1\]\.weight: must be an integer, not the string "abc"/);
   const cases: [unknown, RegExp][] = [
     [{ op: "addService", args: [{ ...svc(40002), __proto__x: 1 }] }, /args\[0\]\.__proto__x: unknown field/],
-    [{ op: "addService", args: [JSON.parse(`{"__proto__":{"scheduler":"rr"},"protocol":"tcp","addr":"127.0.0.1","port":40003}`)] }, /args\[0\]\.__proto__: unknown field/],
-    [{ op: "addService", args: [{ ...svc(40004), scheduler: "constructor" }] }, /args\[0\]\.scheduler: unknown scheduler 'constructor'/],
-    [{ op: "addService", args: [{ ...svc(40005), port: 99999 }] }, /args\[0\]\.port: port 99999 must be an integer 0\.\.65535/],
-    [{ op: "addService", args: [{ ...svc(40006), addr: "toString" }] }, /args\[0\]\.addr: 'toString' is not an IPv4 or IPv6 address/],
-    [{ op: "addService", args: [{ ...svc(40007), flags: "ops" }] }, /args\[0\]\.flags: must be a list of at most 16 strings/],
+    [
+      {
+        op: "addService",
+        args: [JSON.parse(`{"__proto__":{"scheduler":"rr"},"protocol":"tcp","addr":"127.0.0.1","port":40003}`)],
+      },
+      /args\[0\]\.__proto__: unknown field/,
+    ],
+    [
+      { op: "addService", args: [{ ...svc(40004), scheduler: "constructor" }] },
+      /args\[0\]\.scheduler: unknown scheduler 'constructor'/,
+    ],
+    [
+      { op: "addService", args: [{ ...svc(40005), port: 99999 }] },
+      /args\[0\]\.port: port 99999 must be an integer 0\.\.65535/,
+    ],
+    [
+      { op: "addService", args: [{ ...svc(40006), addr: "toString" }] },
+      /args\[0\]\.addr: 'toString' is not an IPv4 or IPv6 address/,
+    ],
+    [
+      { op: "addService", args: [{ ...svc(40007), flags: "ops" }] },
+      /args\[0\]\.flags: must be a list of at most 16 strings/,
+    ],
     [{ op: "addService", args: [svc(40008), "extra"] }, /takes 1 argument, not 2/],
     [{ op: "addService", args: [null] }, /args\[0\]: must be an object, not null/],
     [{ op: "addService", args: [[1, 2]] }, /args\[0\]: must be an object, not a list/],
-    [{ op: "addService", args: [{ ...svc(40009), addr: "x".repeat(100000) }] }, /args\[0\]\.addr: must be a string of at most 256/],
-    [{ op: "addRealServer", args: [svc(port1), rs("224.0.0.5", 80)] }, /args\[1\]\.addr: '224\.0\.0\.5' is a multicast address/],
-    [{ op: "addRealServer", args: [svc(port1), { ...rs("127.0.0.1", 80), weight: { $big: "1" } }] }, /args\[1\]\.weight: must be an integer/],
+    [
+      { op: "addService", args: [{ ...svc(40009), addr: "x".repeat(100000) }] },
+      /args\[0\]\.addr: must be a string of at most 256/,
+    ],
+    [
+      { op: "addRealServer", args: [svc(port1), rs("224.0.0.5", 80)] },
+      /args\[1\]\.addr: '224\.0\.0\.5' is a multicast address/,
+    ],
+    [
+      { op: "addRealServer", args: [svc(port1), { ...rs("127.0.0.1", 80), weight: { $big: "1" } }] },
+      /args\[1\]\.weight: must be an integer/,
+    ],
     [{ op: "deleteRealServer", args: [svc(port1)] }, /takes 2 arguments, not 1/],
     [{ op: "zero", args: ["all"] }, /args\[0\]: must be an object, not the string "all"/],
     [{ op: "decisions", args: [-5] }, /args\[0\]: must be a count/],
     [{ op: "info", args: {} }, /args: must be a list, not an object/],
     [{ op: "info", extra: 1 }, /unknown request field 'extra'/],
     [{ op: 7 }, /unknown operation number 7/],
-    [{ op: "apply", args: [[{ kind: "constructor" }]] }, /args\[0\]\[0\]\.kind: the string "constructor" is not one of/],
-    [{ op: "apply", args: [[{ kind: "add-server", service: svc(port1), server: rs("127.0.0.1", 1, -1) }]] }, /args\[0\]\[0\]\.server\.weight: weight -1/],
+    [
+      { op: "apply", args: [[{ kind: "constructor" }]] },
+      /args\[0\]\[0\]\.kind: the string "constructor" is not one of/,
+    ],
+    [
+      { op: "apply", args: [[{ kind: "add-server", service: svc(port1), server: rs("127.0.0.1", 1, -1) }]] },
+      /args\[0\]\[0\]\.server\.weight: weight -1/,
+    ],
     [{ op: "apply", args: [[{ kind: "flush", service: svc(1) }]] }, /args\[0\]\[0\]\.service: unknown field for flush/],
     [{ op: "apply", args: ["flush"] }, /args\[0\]: must be a list of at most/],
   ];
@@ -120,8 +204,17 @@ test("every field of every request is checked, with errors naming the field; not
 });
 
 test("garbage, deep nesting and oversized requests are refused by name; the proxy keeps serving", async () => {
-  const answers = await raw(["not json", "[]", "42", "\"op\"", "null", "{\"op\":\"info\",\"args\":" + "[".repeat(100000) + "]".repeat(100000) + "}",
-    "{\"op\":\"info\",\"id\":{\"a\":1}}", "\u0000\u0001\u00ff", "{\"op\":\"info\",\"id\":\"" + "i".repeat(100) + "\"}"]);
+  const answers = await raw([
+    "not json",
+    "[]",
+    "42",
+    '"op"',
+    "null",
+    '{"op":"info","args":' + "[".repeat(100000) + "]".repeat(100000) + "}",
+    '{"op":"info","id":{"a":1}}',
+    "\u0000\u0001\u00ff",
+    '{"op":"info","id":"' + "i".repeat(100) + '"}',
+  ]);
   assert.match(answers[0].error, /request is not JSON/);
   assert.match(answers[1].error, /must be an object .* not a list/);
   assert.match(answers[2].error, /must be an object .* not number 42/);
@@ -132,7 +225,7 @@ test("garbage, deep nesting and oversized requests are refused by name; the prox
   assert.match(answers[7].error, /request is not JSON/);
   assert.match(answers[8].error, /id: must be a number or a string of at most 64/);
   // one request over the limit: answered with the limit, and that connection closed
-  const big = await raw(["{\"op\":\"info\",\"args\":[\"" + "x".repeat(MAX_REQUEST_CHARS + 10) + "\"]}"], 30000);
+  const big = await raw(['{"op":"info","args":["' + "x".repeat(MAX_REQUEST_CHARS + 10) + '"]}'], 30000);
   assert.is(big.length, 1);
   assert.match(big[0].error, new RegExp(`over the limit of ${MAX_REQUEST_CHARS} characters`));
   assert.is((await ask({ id: 9, op: "info" })).ok, true, "a new connection is served");
@@ -144,13 +237,30 @@ test("load while it changes: 400 bad requests between 100 good ones, each good o
   assert.is((await ask({ id: 1, op: "addRealServer", args: [svc(port), rs("127.0.0.1", backendPort)] })).ok, true);
   const held = net.connect(port, "127.0.0.1");
   await new Promise((r) => held.once("connect", r));
-  const bad = [{ op: "constructor" }, { op: "addService", args: [{ ...svc(1), port: "1" }] }, { op: "setTimeouts", args: [{ tcp: "x" }] }, { op: "__proto__" }];
+  const bad = [
+    { op: "constructor" },
+    { op: "addService", args: [{ ...svc(1), port: "1" }] },
+    { op: "setTimeouts", args: [{ tcp: "x" }] },
+    { op: "__proto__" },
+  ];
   const lines: string[] = [];
   for (let i = 0; i < 100; i++) {
-    lines.push(JSON.stringify({ id: `g${i}`, op: "addRealServer", args: [svc(port), rs(`127.0.${1 + (i >> 6)}.${1 + (i & 63)}`, 9)] }));
+    lines.push(
+      JSON.stringify({
+        id: `g${i}`,
+        op: "addRealServer",
+        args: [svc(port), rs(`127.0.${1 + (i >> 6)}.${1 + (i & 63)}`, 9)],
+      }),
+    );
     for (const b of bad) lines.push(JSON.stringify({ id: `b${i}`, ...b }));
   }
-  const [answers, echo] = await Promise.all([raw(lines, 60000), new Promise<string>((res) => { held.once("data", (d) => res(String(d))); held.write("ping"); })]);
+  const [answers, echo] = await Promise.all([
+    raw(lines, 60000),
+    new Promise<string>((res) => {
+      held.once("data", (d) => res(String(d)));
+      held.write("ping");
+    }),
+  ]);
   assert.is(echo, "ping", "an established connection keeps forwarding");
   assert.is(answers.filter((a) => String(a.id).startsWith("g") && a.ok).length, 100, "every good change applied");
   assert.is(answers.filter((a) => String(a.id).startsWith("b") && !a.ok).length, 400, "every bad one refused");
@@ -162,28 +272,54 @@ test("load while it changes: 400 bad requests between 100 good ones, each good o
 // issue 15 item 5: each -R line cloned and re-applied the whole state (4,000 lines 43 s)
 test("-R --target proxy: one transaction; a refused last line leaves nothing applied", async () => {
   const t = await ProxyTarget.open(ctl, 60000);
-  const sink = () => { const o = { s: "", write(x: string) { o.s += x; return true; } }; return o; };
+  const sink = () => {
+    const o = {
+      s: "",
+      write(x: string) {
+        o.s += x;
+        return true;
+      },
+    };
+    return o;
+  };
   try {
-    const port = await freePort();   // 50 services on 127.77.0.1-50 (loopback, no address to add), one port
-    const lines = Array.from({ length: 50 }, (_, i) => `-A -t 127.77.0.${i + 1}:${port} -s rr\n-a -t 127.77.0.${i + 1}:${port} -r 127.0.0.1:${backendPort} -m`).join("\n");
-    let out = sink(), err = sink();
+    const port = await freePort(); // 50 services on 127.77.0.1-50 (loopback, no address to add), one port
+    const lines = Array.from(
+      { length: 50 },
+      (_, i) => `-A -t 127.77.0.${i + 1}:${port} -s rr\n-a -t 127.77.0.${i + 1}:${port} -r 127.0.0.1:${backendPort} -m`,
+    ).join("\n");
+    let out = sink(),
+      err = sink();
     const n = p.desired.services.length;
     // the proxy refuses what the kernel would take: a real server that is its own virtual service (a loop)
-    let st = await runIpvsadm(["-R"], t, out, err, { resolver: numericResolver, stdin: async () => lines + `\n-a -t 127.77.0.1:${port} -r 127.77.0.1:${port} -m\n` });
+    let st = await runIpvsadm(["-R"], t, out, err, {
+      resolver: numericResolver,
+      stdin: async () => lines + `\n-a -t 127.77.0.1:${port} -r 127.77.0.1:${port} -m\n`,
+    });
     assert.is(st, 255, err.s);
     assert.match(err.s, /its own virtual service: connections would loop through the proxy/);
     assert.match(err.s, /-R: the proxy refused lines 1-101 as one transaction: nothing was applied/);
     assert.is(p.desired.services.length, n, "nothing applied");
-    out = sink(); err = sink();
+    out = sink();
+    err = sink();
     st = await runIpvsadm(["-R"], t, out, err, { resolver: numericResolver, stdin: async () => lines });
     assert.is(st, 0, err.s);
     assert.is(p.desired.services.length, n + 50);
-    const got = await new Promise<string>((res, rej) => { const c = net.connect(port, "127.77.0.50", () => c.write("hi")); c.on("data", (d) => { res(String(d)); c.destroy(); }).on("error", rej); });
+    const got = await new Promise<string>((res, rej) => {
+      const c = net.connect(port, "127.77.0.50", () => c.write("hi"));
+      c.on("data", (d) => {
+        res(String(d));
+        c.destroy();
+      }).on("error", rej);
+    });
     assert.is(got, "hi", "the restored services forward");
-    out = sink(); err = sink();
+    out = sink();
+    err = sink();
     st = await runIpvsadm(["-C"], t, out, err, { resolver: numericResolver });
     assert.is(st, 0);
-  } finally { await t.close(); }
+  } finally {
+    await t.close();
+  }
 });
 
 // issue 15 item 5: a 100k-line restore was one 20 MB line, parsed in one stretch of the event loop
@@ -195,33 +331,46 @@ test("a large batch comes in parts: a refused part refuses the batch, pipelined 
   bad[7] = { kind: "add-service", service: { ...svc(port), scheduler: "__proto__" } } as any;
   const n = p.desired.services.length;
   // sent at once, not waiting for answers: the parts after the refused one, and the apply, are refused too
-  const answers = await raw([
-    JSON.stringify({ id: 0, op: "applyPart", args: [part(0, 1000)] }),
-    JSON.stringify({ id: 1, op: "applyPart", args: [bad] }),
-    JSON.stringify({ id: 2, op: "applyPart", args: [part(2000, 1000)] }),
-    JSON.stringify({ id: 3, op: "applyPart", args: [[{ kind: "constructor" }]] }),
-    JSON.stringify({ id: 4, op: "apply", args: [part(3000, 10)] }),
-    // the batch ended with that apply: the next one on the same connection starts afresh
-    JSON.stringify({ id: 5, op: "applyPart", args: [part(4000, 5)] }),
-    JSON.stringify({ id: 6, op: "apply", args: [part(4005, 5)] }),
-  ], 60000);
+  const answers = await raw(
+    [
+      JSON.stringify({ id: 0, op: "applyPart", args: [part(0, 1000)] }),
+      JSON.stringify({ id: 1, op: "applyPart", args: [bad] }),
+      JSON.stringify({ id: 2, op: "applyPart", args: [part(2000, 1000)] }),
+      JSON.stringify({ id: 3, op: "applyPart", args: [[{ kind: "constructor" }]] }),
+      JSON.stringify({ id: 4, op: "apply", args: [part(3000, 10)] }),
+      // the batch ended with that apply: the next one on the same connection starts afresh
+      JSON.stringify({ id: 5, op: "applyPart", args: [part(4000, 5)] }),
+      JSON.stringify({ id: 6, op: "apply", args: [part(4005, 5)] }),
+    ],
+    60000,
+  );
   const by = new Map(answers.map((x) => [x.id, x]));
   assert.equal(by.get(0).result, { staged: 1000 });
-  assert.match(by.get(1).error, /args\[0\]\[1007\]\.service\.scheduler: unknown scheduler '__proto__'/, "named by its index in the whole batch");
-  for (const id of [2, 3, 4]) assert.match(by.get(id).error, /refused, nothing applied: args\[0\]\[1007\]/, `answer ${id}`);
+  assert.match(
+    by.get(1).error,
+    /args\[0\]\[1007\]\.service\.scheduler: unknown scheduler '__proto__'/,
+    "named by its index in the whole batch",
+  );
+  for (const id of [2, 3, 4])
+    assert.match(by.get(id).error, /refused, nothing applied: args\[0\]\[1007\]/, `answer ${id}`);
   assert.equal(by.get(6).result, { applied: 10 });
   assert.is(p.desired.services.length, n + 10, "only the second batch applied");
   // a StepError names the step in the whole batch: a duplicate in the last part
   const t = await ProxyTarget.open(ctl, 60000);
   try {
     const dup = [...part(5000, 2500), cmd(5001)] as StateCommand[];
-    const e = await t.apply(dup).then(() => undefined, (x) => x);
+    const e = await t.apply(dup).then(
+      () => undefined,
+      (x) => x,
+    );
     assert.is(e?.step, 2500, String(e));
     assert.match(String(e), /Service already exists/);
     assert.is(p.desired.services.length, n + 10, "nothing of it applied");
     await t.apply(part(6000, 2500) as StateCommand[]);
     assert.is(p.desired.services.length, n + 2510);
-  } finally { await t.close(); }
+  } finally {
+    await t.close();
+  }
   assert.is((await ask({ id: 1, op: "flush" })).ok, true);
 });
 
@@ -255,13 +404,19 @@ test("applyPart: bad parts by name; a batch over the limit is refused and droppe
 });
 
 test("applyCommands: the cost per command does not grow with the table (reads of existing services counted)", () => {
-  const cmds = (n: number) => parseRestore(restoreLines(n), { readingStdin: true }).commands.map((c) => c.command as StateCommand)
-    .map((c) => (c.kind === "add-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c));
-  const small = countingState(500), large = countingState(500);
+  const cmds = (n: number) =>
+    parseRestore(restoreLines(n), { readingStdin: true })
+      .commands.map((c) => c.command as StateCommand)
+      .map((c) => (c.kind === "add-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c));
+  const small = countingState(500),
+    large = countingState(500);
   applyCommands(small.state, cmds(1000));
   applyCommands(large.state, cmds(4000));
   assert.is(large.state.services.length, 500 + 800);
-  assert.ok(large.reads() - small.reads() < 100, `reads: ${small.reads()} for 1000 commands, ${large.reads()} for 4000`);
+  assert.ok(
+    large.reads() - small.reads() < 100,
+    `reads: ${small.reads()} for 1000 commands, ${large.reads()} for 4000`,
+  );
 });
 
 test.run();

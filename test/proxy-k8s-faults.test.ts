@@ -12,7 +12,8 @@ import { fileURLToPath } from "node:url";
 import { startFakeKubeApi } from "./helpers/fake-kube-api.ts";
 import { backend, fetchVip as fetchAt, until } from "./helpers/proxy-k8s.ts";
 
-const VIP = "127.0.0.52", VPORT = 18082;
+const VIP = "127.0.0.52",
+  VPORT = 18082;
 const fetchVip = () => fetchAt(VIP, VPORT);
 
 test("wasmvs proxy --kubeconfig survives malformed watch events, keeps serving, and follows a good one", async () => {
@@ -22,18 +23,42 @@ test("wasmvs proxy --kubeconfig survives malformed watch events, keeps serving, 
   const b1 = await backend("127.0.0.62", 19092, "from 62");
   const b2 = await backend("127.0.0.63", 19092, "from 63");
   const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
-  const proxy = spawn(process.execPath, [bin, "proxy", "run", "--kubeconfig", kubeconfig, "--node-name", "n1", "--node-ip", "192.0.2.10",
-    "--control", "none"], { stdio: ["ignore", "pipe", "pipe"] });
-  let log = "", exited: number | null | undefined;
+  const proxy = spawn(
+    process.execPath,
+    [
+      bin,
+      "proxy",
+      "run",
+      "--kubeconfig",
+      kubeconfig,
+      "--node-name",
+      "n1",
+      "--node-ip",
+      "192.0.2.10",
+      "--control",
+      "none",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let log = "",
+    exited: number | null | undefined;
   proxy.stdout.on("data", (d) => (log += d));
   proxy.stderr.on("data", (d) => (log += d));
   proxy.once("exit", (code) => (exited = code));
   try {
     await until("the ClusterIP to answer from the first endpoint", async () => (await fetchVip()) === "from 62");
     await until("the slice watch to be open", async () => api.openWatches() >= 2);
-    for (const line of [JSON.stringify({ type: "ADDED", object: { kind: "EndpointSlice" } }), "}{", "null",
-      JSON.stringify({ type: "MODIFIED", object: { metadata: { name: "web-abc", namespace: "default", resourceVersion: "12" }, addressType: 5 } }),
-      '{"type":"ADDED","object":{"__proto__":{"metadata":{}}}}']) api.pushRaw(line);
+    for (const line of [
+      JSON.stringify({ type: "ADDED", object: { kind: "EndpointSlice" } }),
+      "}{",
+      "null",
+      JSON.stringify({
+        type: "MODIFIED",
+        object: { metadata: { name: "web-abc", namespace: "default", resourceVersion: "12" }, addressType: 5 },
+      }),
+      '{"type":"ADDED","object":{"__proto__":{"metadata":{}}}}',
+    ])
+      api.pushRaw(line);
     await new Promise((r) => setTimeout(r, 1500));
     assert.is(exited, undefined, `the proxy ended (exit ${exited}) on a malformed event:\n${log.slice(-2000)}`);
     assert.is(await fetchVip(), "from 62", "the last good state still serves");
@@ -45,9 +70,13 @@ test("wasmvs proxy --kubeconfig survives malformed watch events, keeps serving, 
   } finally {
     const done = new Promise((r) => proxy.once("exit", r));
     if (exited === undefined) proxy.kill("SIGTERM");
-    const clean = exited !== undefined || await Promise.race([done.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
+    const clean =
+      exited !== undefined ||
+      (await Promise.race([done.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]));
     if (!clean) proxy.kill("SIGKILL");
-    api.close(); b1.close(); b2.close();
+    api.close();
+    b1.close();
+    b2.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

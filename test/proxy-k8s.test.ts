@@ -12,7 +12,8 @@ import { fileURLToPath } from "node:url";
 import { startFakeKubeApi } from "./helpers/fake-kube-api.ts";
 import { backend, fetchVip as fetchAt, until } from "./helpers/proxy-k8s.ts";
 
-const VIP = "127.0.0.50", VPORT = 18080;
+const VIP = "127.0.0.50",
+  VPORT = 18080;
 const fetchVip = () => fetchAt(VIP, VPORT);
 
 test("the proxy serves a cluster's Service from a kubeconfig and follows EndpointSlice changes", async () => {
@@ -22,8 +23,23 @@ test("the proxy serves a cluster's Service from a kubeconfig and follows Endpoin
   const b1 = await backend("127.0.0.60", 19090, "from 60");
   const b2 = await backend("127.0.0.61", 19090, "from 61");
   const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
-  const proxy = spawn(process.execPath, [bin, "proxy", "run", "--kubeconfig", kubeconfig, "--node-name", "n1", "--node-ip", "192.0.2.10",
-    "--control", "none"], { stdio: ["ignore", "pipe", "pipe"] });
+  const proxy = spawn(
+    process.execPath,
+    [
+      bin,
+      "proxy",
+      "run",
+      "--kubeconfig",
+      kubeconfig,
+      "--node-name",
+      "n1",
+      "--node-ip",
+      "192.0.2.10",
+      "--control",
+      "none",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
   let log = "";
   proxy.stdout.on("data", (d) => (log += d));
   proxy.stderr.on("data", (d) => (log += d));
@@ -40,7 +56,9 @@ test("the proxy serves a cluster's Service from a kubeconfig and follows Endpoin
     const clean = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
     if (!clean) proxy.kill("SIGKILL");
     assert.ok(clean, `the proxy exits within 10 s of SIGTERM\n${log.slice(-2000)}`);
-    api.close(); b1.close(); b2.close();
+    api.close();
+    b1.close();
+    b2.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

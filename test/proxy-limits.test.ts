@@ -12,12 +12,24 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { needs, testOrSkip } from "./helpers/skip.ts";
 
-const VIP = "127.0.0.70", RS = "127.0.0.71", RPORT = 19191, FIRST = 21000, SERVICES = 400, LIMIT = 300, HARD = 2000;
+const VIP = "127.0.0.70",
+  RS = "127.0.0.71",
+  RPORT = 19191,
+  FIRST = 21000,
+  SERVICES = 400,
+  LIMIT = 300,
+  HARD = 2000;
 const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
 const why = needs(["prlimit", "setpriv"], "apt-get install -y util-linux", { root: false });
 
 function config(dir: string): string {
-  const services = Array.from({ length: SERVICES }, (_, k) => ({ protocol: "tcp", addr: VIP, port: FIRST + k, scheduler: "rr", realServers: [{ addr: RS, port: RPORT, weight: 1 }] }));
+  const services = Array.from({ length: SERVICES }, (_, k) => ({
+    protocol: "tcp",
+    addr: VIP,
+    port: FIRST + k,
+    scheduler: "rr",
+    realServers: [{ addr: RS, port: RPORT, weight: 1 }],
+  }));
   const file = join(dir, "proxy.json");
   writeFileSync(file, JSON.stringify({ proxy: { control: null, metrics: null, vipInterface: null }, services }));
   return file;
@@ -30,46 +42,89 @@ function fetch(port: number): Promise<string> {
     c.on("data", (d) => (data += d));
     c.on("end", () => resolve(data));
     c.on("error", () => resolve(""));
-    c.setTimeout(2000, () => { c.destroy(); resolve(""); });
+    c.setTimeout(2000, () => {
+      c.destroy();
+      resolve("");
+    });
   });
 }
 
-testOrSkip(import.meta.url, why, "more virtual services than the open-files soft limit: raised, the last service answers", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "wasmvs-limits-"));
-  const backend: Server = tcpServer((c) => { c.on("error", () => {}); c.end("from backend"); });
-  await new Promise<void>((r) => backend.listen(RPORT, RS, () => r()));
-  const proxy = spawn("prlimit", [`--nofile=${LIMIT}:${HARD}`, process.execPath, bin, "proxy", "run", "-c", config(dir), "--log-level", "info"], { stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  proxy.stdout.on("data", (d) => (log += d));
-  proxy.stderr.on("data", (d) => (log += d));
-  try {
-    const end = Date.now() + 20000;
-    let got = "";
-    while (Date.now() < end && got !== "from backend" && proxy.exitCode === null) { got = await fetch(FIRST + SERVICES - 1); if (!got) await new Promise((r) => setTimeout(r, 200)); }
-    assert.is(got, "from backend", `the last of ${SERVICES} services answers\n${log.slice(-2000)}`);
-    const soft = Number(/Max open files\s+(\d+)/.exec(readFileSync(`/proc/${proxy.pid}/limits`, "utf8"))![1]);
-    assert.ok(soft > SERVICES + 64, `limit raised from ${LIMIT} to ${soft}`);
-  } finally {
-    proxy.kill("SIGTERM");
-    await new Promise((r) => { if (proxy.exitCode !== null) r(null); else proxy.once("exit", r); setTimeout(r, 10000); });
-    if (proxy.exitCode === null) proxy.kill("SIGKILL");
-    backend.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+testOrSkip(
+  import.meta.url,
+  why,
+  "more virtual services than the open-files soft limit: raised, the last service answers",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "wasmvs-limits-"));
+    const backend: Server = tcpServer((c) => {
+      c.on("error", () => {});
+      c.end("from backend");
+    });
+    await new Promise<void>((r) => backend.listen(RPORT, RS, () => r()));
+    const proxy = spawn(
+      "prlimit",
+      [`--nofile=${LIMIT}:${HARD}`, process.execPath, bin, "proxy", "run", "-c", config(dir), "--log-level", "info"],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let log = "";
+    proxy.stdout.on("data", (d) => (log += d));
+    proxy.stderr.on("data", (d) => (log += d));
+    try {
+      const end = Date.now() + 20000;
+      let got = "";
+      while (Date.now() < end && got !== "from backend" && proxy.exitCode === null) {
+        got = await fetch(FIRST + SERVICES - 1);
+        if (!got) await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.is(got, "from backend", `the last of ${SERVICES} services answers\n${log.slice(-2000)}`);
+      const soft = Number(/Max open files\s+(\d+)/.exec(readFileSync(`/proc/${proxy.pid}/limits`, "utf8"))![1]);
+      assert.ok(soft > SERVICES + 64, `limit raised from ${LIMIT} to ${soft}`);
+    } finally {
+      proxy.kill("SIGTERM");
+      await new Promise((r) => {
+        if (proxy.exitCode !== null) r(null);
+        else proxy.once("exit", r);
+        setTimeout(r, 10000);
+      });
+      if (proxy.exitCode === null) proxy.kill("SIGKILL");
+      backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
-testOrSkip(import.meta.url, why, "where the limit cannot be raised, the proxy refuses to start and says what to do", () => {
-  const dir = mkdtempSync(join(tmpdir(), "wasmvs-limits-"));
-  try {
-    // without CAP_SYS_RESOURCE the hard limit stays at LIMIT
-    const r = spawnSync("prlimit", [`--nofile=${LIMIT}:${LIMIT}`, "setpriv", "--bounding-set=-sys_resource", "--inh-caps=-sys_resource",
-      process.execPath, bin, "proxy", "run", "-c", config(dir)], { encoding: "utf8", timeout: 30000 });
-    assert.is.not(r.status, 0, `exits non-zero\n${r.stdout}${r.stderr}`);
-    const out = r.stdout + r.stderr;
-    assert.match(out, `${SERVICES} virtual services need a socket each`);
-    assert.match(out, `limit is ${LIMIT} (hard ${LIMIT})`);
-    assert.match(out, "--mode packet");
-  } finally { rmSync(dir, { recursive: true, force: true }); }
-});
+testOrSkip(
+  import.meta.url,
+  why,
+  "where the limit cannot be raised, the proxy refuses to start and says what to do",
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), "wasmvs-limits-"));
+    try {
+      // without CAP_SYS_RESOURCE the hard limit stays at LIMIT
+      const r = spawnSync(
+        "prlimit",
+        [
+          `--nofile=${LIMIT}:${LIMIT}`,
+          "setpriv",
+          "--bounding-set=-sys_resource",
+          "--inh-caps=-sys_resource",
+          process.execPath,
+          bin,
+          "proxy",
+          "run",
+          "-c",
+          config(dir),
+        ],
+        { encoding: "utf8", timeout: 30000 },
+      );
+      assert.is.not(r.status, 0, `exits non-zero\n${r.stdout}${r.stderr}`);
+      const out = r.stdout + r.stderr;
+      assert.match(out, `${SERVICES} virtual services need a socket each`);
+      assert.match(out, `limit is ${LIMIT} (hard ${LIMIT})`);
+      assert.match(out, "--mode packet");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test.run();

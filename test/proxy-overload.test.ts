@@ -11,15 +11,22 @@ import { guardedBefore, needs, skip } from "./helpers/skip.ts";
 
 const DIR = `/tmp/wvp-overload-${process.pid}`;
 const B = ADDR.backend4;
-const BLACKHOLE = [B(7), B(8)];   // SYNs to these are dropped: a connect neither succeeds nor is refused
+const BLACKHOLE = [B(7), B(8)]; // SYNs to these are dropped: a connect neither succeeds nor is refused
 let client: Agent, lb: Agent, be: Agent;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function status(ctl: string): Promise<any> {
   const c = await ControlClient.connect(ctl);
-  try { return await c.call("status"); } finally { c.close(); }
+  try {
+    return await c.call("status");
+  } finally {
+    c.close();
+  }
 }
-const drops = (st: any, re: RegExp) => Object.entries(st.drops as Record<string, number>).filter(([k]) => re.test(k)).reduce((a, [, n]) => a + n, 0);
+const drops = (st: any, re: RegExp) =>
+  Object.entries(st.drops as Record<string, number>)
+    .filter(([k]) => re.test(k))
+    .reduce((a, [, n]) => a + n, 0);
 
 const why = needs(["ip", "nft", "prlimit"], "apt-get install -y iproute2 nftables util-linux");
 if (why) {
@@ -29,10 +36,12 @@ if (why) {
     rmSync(DIR, { recursive: true, force: true });
     mkdirSync(DIR, { recursive: true });
     setup(8);
-    execFileSync("ip", ["netns", "exec", NS.backend, "nft", "-f", "-"], { input: `table inet wvp_blackhole {
+    execFileSync("ip", ["netns", "exec", NS.backend, "nft", "-f", "-"], {
+      input: `table inet wvp_blackhole {
   chain input { type filter hook input priority 0; ip daddr { ${BLACKHOLE.join(", ")} } tcp dport 8080 drop; }
 }
-` });
+`,
+    });
     [client, lb, be] = await Promise.all([agent(NS.client), agent(NS.lb), agent(NS.backend)]);
     for (let i = 1; i <= 2; i++) await be.call("backend", B(i), 8080, "tcp");
   });
@@ -49,19 +58,25 @@ if (why) {
       const ctl = `${DIR}/ctl-${pump}.sock`;
       const v = (i: number) => ADDR.vip4(10 + i);
       const rsList = (addrs: string[]) => `[ ${addrs.map((a) => `{ addr: ${a}, port: 8080 }`).join(", ")} ]`;
-      await lb.call("startProxy", `proxy: { control: ${ctl}, vipInterface: wasmvs0, tick: 100, pump: ${pump}, connectTimeout: 1.2 }
+      await lb.call(
+        "startProxy",
+        `proxy: { control: ${ctl}, vipInterface: wasmvs0, tick: 100, pump: ${pump}, connectTimeout: 1.2 }
 services:
   - { protocol: tcp, addr: ${v(1)}, port: 80, scheduler: rr, connectTimeout: 0.4, realServers: ${rsList([BLACKHOLE[0], B(1)])} }
   - { protocol: tcp, addr: ${v(2)}, port: 80, scheduler: rr, connectTimeout: 0.4, realServers: ${rsList([BLACKHOLE[0]])} }
   - { protocol: tcp, addr: ${v(3)}, port: 80, scheduler: rr, connectTimeout: 0.4, realServers: ${rsList(BLACKHOLE)} }
   - { protocol: tcp, addr: ${v(4)}, port: 80, scheduler: rr, realServers: ${rsList([BLACKHOLE[0]])} }
-`);
+`,
+      );
       try {
         const timedOut = async () => drops(await status(ctl), /^connect_etimedout$/);
         // one blackholed and one good: every client is served by the good one, those sent to the
         // blackholed one after one connectTimeout (a retry moves rr on too: 2 or 3 of 4)
         const mixed: any[] = await client.call("openSeq", v(1), 80, 4, false, 0, 5000);
-        assert.ok(mixed.every((o) => o.backend === `${B(1)}:8080`), JSON.stringify(mixed));
+        assert.ok(
+          mixed.every((o) => o.backend === `${B(1)}:8080`),
+          JSON.stringify(mixed),
+        );
         const slow = mixed.filter((o) => o.ms >= 350);
         assert.ok(slow.length >= 2, `retried after the timeout: ${JSON.stringify(mixed.map((o) => o.ms))}`);
         for (const o of slow) assert.ok(o.ms < 2000, `retry at ${o.ms} ms (connectTimeout 0.4 s)`);
@@ -83,11 +98,14 @@ services:
         assert.ok(dflt.ms >= 1100 && dflt.ms < 3500, `reset after ${dflt.ms} ms (proxy.connectTimeout 1.2 s)`);
         assert.is(await timedOut(), n + 4);
         assert.is((await status(ctl)).tcp, 0, "no connection left behind");
-      } finally { await lb.call("stopProxy"); }
+      } finally {
+        await lb.call("stopProxy");
+      }
     });
   }
 
-  for (const pump of ["native"]) {   // the JS pump: libuv leaves them in the backlog (docs/proxy.md)
+  for (const pump of ["native"]) {
+    // the JS pump: libuv leaves them in the backlog (docs/proxy.md)
     // issue 15 item 3: the last soak met 5,554 EMFILE failures. Out of descriptors, the proxy must keep its
     // established connections, count accept failures without spinning, refuse new connections promptly
     // (closed, not left to time out in the backlog) and leak no descriptor.
@@ -97,10 +115,13 @@ services:
       const vip = ADDR.vip4(30);
       try {
         // maxConns far above what 96 descriptors hold: the budget does not refuse first, EMFILE happens
-        await small.call("startProxy", `proxy: { control: ${ctl}, vipInterface: wasmvs0, tick: 100, pump: ${pump}, maxConns: 100000 }
+        await small.call(
+          "startProxy",
+          `proxy: { control: ${ctl}, vipInterface: wasmvs0, tick: 100, pump: ${pump}, maxConns: 100000 }
 services:
   - { protocol: tcp, addr: ${vip}, port: 80, scheduler: rr, realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
-`);
+`,
+        );
         const fdsIdle: number = await small.call("fdCount");
         const held: any[] = await client.call("openSeq", vip, 80, 16, true, 0, 5000);
         const hs = held.filter((o) => "h" in o).map((o) => o.h);
@@ -110,7 +131,14 @@ services:
         // 120 at once, with the held ones pinged meanwhile
         const [flood, pings] = await Promise.all([
           client.call<any[]>("openPar", vip, 80, 120, 4000),
-          (async () => { const r: boolean[] = []; for (let i = 0; i < 5; i++) { r.push(...(await client.call<boolean[]>("pingAll", hs))); await sleep(100); } return r; })(),
+          (async () => {
+            const r: boolean[] = [];
+            for (let i = 0; i < 5; i++) {
+              r.push(...(await client.call<boolean[]>("pingAll", hs)));
+              await sleep(100);
+            }
+            return r;
+          })(),
         ]);
         const cpu1: { user: number; system: number } = await small.call("cpu");
         const wall = Date.now() - t0;
@@ -120,28 +148,42 @@ services:
         for (const o of refused) errors[o.error] = (errors[o.error] ?? 0) + 1;
         if (process.env.WASMVS_TEST_LOG) console.log({ pump, served, errors, wall });
         // the held ones still forward; then the flood's connections close and descriptors come back
-        assert.equal(await client.call("pingAll", hs), hs.map(() => true));
+        assert.equal(
+          await client.call("pingAll", hs),
+          hs.map(() => true),
+        );
         await client.call("closeAll");
         await sleep(500);
-        const st = await status(ctl);   // the control socket needs a descriptor too: asked once they are back
+        const st = await status(ctl); // the control socket needs a descriptor too: asked once they are back
         const acceptFailed = drops(st, /^accept_e/);
         assert.is(pings.filter((x) => !x).length, 0, "every held connection answered every ping during the flood");
         assert.ok(served < 120, `descriptors ran out (served ${served} of 120)`);
         assert.ok(acceptFailed > 0, `accept failures counted: ${JSON.stringify(st.drops)}`);
         // refused promptly: closed or reset by the proxy, not left to the client's 4 s timeout
         const late = refused.filter((o) => o.error === "timeout");
-        assert.is(late.length, 0, `refused connections that waited out the client's timeout: ${late.length} of ${refused.length} ` +
-          `(${JSON.stringify(st.drops)})`);
+        assert.is(
+          late.length,
+          0,
+          `refused connections that waited out the client's timeout: ${late.length} of ${refused.length} ` +
+            `(${JSON.stringify(st.drops)})`,
+        );
         // backing off, not spinning: the proxy used well under all of its CPU while out of descriptors
         const cpuMs = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / 1000;
         assert.ok(cpuMs < wall * 0.8, `proxy CPU ${cpuMs.toFixed(0)} ms over ${wall} ms`);
         const after: any[] = await client.call("openSeq", vip, 80, 10, false, 0, 5000);
-        assert.is(after.filter((o) => "h" in o).length, 10, `served again: ${JSON.stringify(after.filter((o) => !("h" in o)))}`);
+        assert.is(
+          after.filter((o) => "h" in o).length,
+          10,
+          `served again: ${JSON.stringify(after.filter((o) => !("h" in o)))}`,
+        );
         await sleep(300);
         const fdsAfter: number = await small.call("fdCount");
         assert.ok(fdsAfter <= fdsIdle + 2, `descriptors back to idle: ${fdsIdle} before, ${fdsAfter} after`);
         assert.is((await status(ctl)).tcp, 0, "no connection left in the proxy's table");
-      } finally { await small.call("stopProxy").catch(() => {}); await small.stop(); }
+      } finally {
+        await small.call("stopProxy").catch(() => {});
+        await small.stop();
+      }
     });
   }
 }

@@ -13,63 +13,131 @@ import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
 
 // every prerequisite is checked here, at the top level: a missing one is a counted SKIP, never a hook error
-const why = needs(["ip", "nft", "ethtool", "python3"], "apt-get install -y iproute2 nftables ethtool python3")
-  || (loadPacketAddon().error ? `the native packet addon is not built (npm install builds it): ${loadPacketAddon().error}` : "");
+const why =
+  needs(["ip", "nft", "ethtool", "python3"], "apt-get install -y iproute2 nftables ethtool python3") ||
+  (loadPacketAddon().error
+    ? `the native packet addon is not built (npm install builds it): ${loadPacketAddon().error}`
+    : "");
 
 const sfx = (process.pid % 46656).toString(36);
 const NS = { client: `wpk${sfx}c`, lb: `wpk${sfx}l`, be1: `wpk${sfx}b1`, be2: `wpk${sfx}b2` };
-const IF = { cl: `wpk${sfx}cl`, lc: `wpk${sfx}lc`, l1: `wpk${sfx}l1`, b1: `wpk${sfx}b1`, l2: `wpk${sfx}l2`, b2: `wpk${sfx}b2` };
+const IF = {
+  cl: `wpk${sfx}cl`,
+  lc: `wpk${sfx}lc`,
+  l1: `wpk${sfx}l1`,
+  b1: `wpk${sfx}b1`,
+  l2: `wpk${sfx}l2`,
+  b2: `wpk${sfx}b2`,
+};
 const A = {
-  client: "10.232.1.2", lbc: "10.232.1.1", lb1: "10.232.2.1", lb2: "10.232.3.1", vip: "10.232.100.1", snat: "10.232.200.1",
+  client: "10.232.1.2",
+  lbc: "10.232.1.1",
+  lb1: "10.232.2.1",
+  lb2: "10.232.3.1",
+  vip: "10.232.100.1",
+  snat: "10.232.200.1",
   be: ["10.232.2.11", "10.232.2.12", "10.232.3.13"],
-  client6: "fd32:1::2", lbc6: "fd32:1::1", lb16: "fd32:2::1", vip6: "fd32:100::1", snat6: "fd32:200::1", be6: "fd32:2::11",
+  client6: "fd32:1::2",
+  lbc6: "fd32:1::1",
+  lb16: "fd32:2::1",
+  vip6: "fd32:100::1",
+  snat6: "fd32:200::1",
+  be6: "fd32:2::11",
 };
 const DIR = `/tmp/wpk-test-${process.pid}`;
 const CTL = `${DIR}/ctl.sock`;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function ip(args: string[]) { execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] }); }
+function ip(args: string[]) {
+  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+}
 function nsx(ns: string, args: string[], input?: string): string {
-  return execFileSync("ip", ["netns", "exec", ns, ...args], { input, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+  return execFileSync("ip", ["netns", "exec", ns, ...args], {
+    input,
+    encoding: "utf8",
+    stdio: ["pipe", "pipe", "pipe"],
+  });
 }
 
 let up = false;
 function teardown() {
-  for (const ns of Object.values(NS)) { try { ip(["netns", "del", ns]); } catch { /* absent */ } }
+  for (const ns of Object.values(NS)) {
+    try {
+      ip(["netns", "del", ns]);
+    } catch {
+      /* absent */
+    }
+  }
   up = false;
 }
-process.on("exit", () => { if (up) teardown(); });
+process.on("exit", () => {
+  if (up) teardown();
+});
 
 function setup() {
   teardown();
-  for (const ns of Object.values(NS)) { ip(["netns", "add", ns]); ip(["-n", ns, "link", "set", "lo", "up"]); }
+  for (const ns of Object.values(NS)) {
+    ip(["netns", "add", ns]);
+    ip(["-n", ns, "link", "set", "lo", "up"]);
+  }
   up = true;
-  const pairs: [string, string, string, string][] = [[NS.client, IF.cl, NS.lb, IF.lc], [NS.lb, IF.l1, NS.be1, IF.b1], [NS.lb, IF.l2, NS.be2, IF.b2]];
+  const pairs: [string, string, string, string][] = [
+    [NS.client, IF.cl, NS.lb, IF.lc],
+    [NS.lb, IF.l1, NS.be1, IF.b1],
+    [NS.lb, IF.l2, NS.be2, IF.b2],
+  ];
   for (const [na, a, nb, b] of pairs) {
     ip(["link", "add", a, "netns", na, "type", "veth", "peer", "name", b, "netns", nb]);
-    for (const [ns, dev] of [[na, a], [nb, b]]) {
+    for (const [ns, dev] of [
+      [na, a],
+      [nb, b],
+    ]) {
       nsx(ns, ["sysctl", "-q", "-w", `net.ipv6.conf.${dev}.accept_dad=0`]);
       ip(["-n", ns, "link", "set", dev, "up"]);
     }
   }
-  const addr = (ns: string, a: string, dev: string) => ip(["-n", ns, ...(a.includes(":") ? ["-6"] : []), "addr", "add", a, "dev", dev, ...(a.includes(":") ? ["nodad"] : [])]);
-  addr(NS.client, `${A.client}/24`, IF.cl); addr(NS.client, `${A.client6}/64`, IF.cl);
+  const addr = (ns: string, a: string, dev: string) =>
+    ip([
+      "-n",
+      ns,
+      ...(a.includes(":") ? ["-6"] : []),
+      "addr",
+      "add",
+      a,
+      "dev",
+      dev,
+      ...(a.includes(":") ? ["nodad"] : []),
+    ]);
+  addr(NS.client, `${A.client}/24`, IF.cl);
+  addr(NS.client, `${A.client6}/64`, IF.cl);
   ip(["-n", NS.client, "route", "add", "default", "via", A.lbc]);
   ip(["-n", NS.client, "-6", "route", "add", "default", "via", A.lbc6]);
-  addr(NS.lb, `${A.lbc}/24`, IF.lc); addr(NS.lb, `${A.lbc6}/64`, IF.lc);
-  addr(NS.lb, `${A.lb1}/24`, IF.l1); addr(NS.lb, `${A.lb16}/64`, IF.l1);
+  addr(NS.lb, `${A.lbc}/24`, IF.lc);
+  addr(NS.lb, `${A.lbc6}/64`, IF.lc);
+  addr(NS.lb, `${A.lb1}/24`, IF.l1);
+  addr(NS.lb, `${A.lb16}/64`, IF.l1);
   addr(NS.lb, `${A.lb2}/24`, IF.l2);
-  addr(NS.be1, `${A.be[0]}/24`, IF.b1); addr(NS.be1, `${A.be[1]}/24`, IF.b1); addr(NS.be1, `${A.be6}/64`, IF.b1);
+  addr(NS.be1, `${A.be[0]}/24`, IF.b1);
+  addr(NS.be1, `${A.be[1]}/24`, IF.b1);
+  addr(NS.be1, `${A.be6}/64`, IF.b1);
   addr(NS.be2, `${A.be[2]}/24`, IF.b2);
   ip(["-n", NS.be1, "route", "add", "default", "via", A.lb1]);
   ip(["-n", NS.be1, "-6", "route", "add", "default", "via", A.lb16]);
   ip(["-n", NS.be2, "route", "add", "default", "via", A.lb2]);
   // The senders' veth would hand 64 KiB TCP segments (TSO/GSO) to AF_PACKET as one frame; a NIC's peer
   // never does, so they are turned off as the README tells operators to (GRO/LRO on real NICs).
-  for (const [ns, dev] of [[NS.client, IF.cl], [NS.be1, IF.b1], [NS.be2, IF.b2]]) nsx(ns, ["ethtool", "-K", dev, "tso", "off", "gso", "off"]);
+  for (const [ns, dev] of [
+    [NS.client, IF.cl],
+    [NS.be1, IF.b1],
+    [NS.be2, IF.b2],
+  ])
+    nsx(ns, ["ethtool", "-K", dev, "tso", "off", "gso", "off"]);
   // Counts what the balancer's own kernel would answer: TCP resets and ICMP unreachables it sends.
-  nsx(NS.lb, ["nft", "-f", "-"], `table inet wpktest {
+  nsx(
+    NS.lb,
+    ["nft", "-f", "-"],
+    `table inet wpktest {
   chain out { type filter hook output priority 0; policy accept;
     tcp flags & rst == rst counter name rst
     icmp type destination-unreachable counter name unreach4
@@ -79,7 +147,8 @@ function setup() {
   counter unreach4 {}
   counter unreach6 {}
 }
-`);
+`,
+  );
 }
 
 function kernelAnswers(): { rst: number; unreach4: number; unreach6: number } {
@@ -90,10 +159,13 @@ function kernelAnswers(): { rst: number; unreach4: number; unreach6: number } {
 }
 
 function takeoverDrops(): number {
-  const r = spawnSync("ip", ["netns", "exec", NS.lb, "nft", "-j", "list", "table", "inet", "wasmvs_packet"], { encoding: "utf8" });
+  const r = spawnSync("ip", ["netns", "exec", NS.lb, "nft", "-j", "list", "table", "inet", "wasmvs_packet"], {
+    encoding: "utf8",
+  });
   if (r.status !== 0) return -1;
   let n = 0;
-  for (const x of JSON.parse(r.stdout).nftables) for (const e of x.rule?.expr ?? []) if (e.counter) n += e.counter.packets;
+  for (const x of JSON.parse(r.stdout).nftables)
+    for (const e of x.rule?.expr ?? []) if (e.counter) n += e.counter.packets;
   return n;
 }
 
@@ -102,7 +174,9 @@ let proxyLog = "";
 let client: Agent, be1: Agent, be2: Agent, ctl: ControlClient;
 
 async function startProxy(): Promise<void> {
-  writeFileSync(`${DIR}/p.yaml`, `proxy:
+  writeFileSync(
+    `${DIR}/p.yaml`,
+    `proxy:
   control: ${CTL}
   vipInterface: lo
   tick: 100
@@ -112,12 +186,33 @@ services:
   - { protocol: tcp, addr: ${A.vip}, port: 81, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 8080 } ] }
   - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 5353 }, { addr: ${A.be[2]}, port: 5353 } ] }
   - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
-`);
-  proxy = spawn("ip", ["netns", "exec", NS.lb, process.execPath, `${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${DIR}/p.yaml`,
-    "--mode", "packet", "--interface", `${IF.lc},${IF.l1}`, "--interface", IF.l2, "--log-level", "warn",
-    // the tests stop it with flows still open (half-open SYNs among them): a short drain, not the default 30 s
-    "--drain-timeout", "1"],
-  { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WASMVS_PROXY_DECISIONS: "1000" } });
+`,
+  );
+  proxy = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      NS.lb,
+      process.execPath,
+      `${ROOT}/bin/wasmvs.js`,
+      "proxy",
+      "-c",
+      `${DIR}/p.yaml`,
+      "--mode",
+      "packet",
+      "--interface",
+      `${IF.lc},${IF.l1}`,
+      "--interface",
+      IF.l2,
+      "--log-level",
+      "warn",
+      // the tests stop it with flows still open (half-open SYNs among them): a short drain, not the default 30 s
+      "--drain-timeout",
+      "1",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WASMVS_PROXY_DECISIONS: "1000" } },
+  );
   proxy.stdout!.on("data", (d) => (proxyLog += d));
   proxy.stderr!.on("data", (d) => (proxyLog += d));
   const end = Date.now() + 15000;
@@ -135,7 +230,10 @@ async function stopProxy(): Promise<number | null> {
   const gone = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
   p.kill("SIGTERM");
   const code = await Promise.race([gone, sleep(5000).then(() => "timeout" as const)]);
-  if (code === "timeout") { p.kill("SIGKILL"); throw new Error("the packet-mode proxy did not stop on SIGTERM"); }
+  if (code === "timeout") {
+    p.kill("SIGKILL");
+    throw new Error("the packet-mode proxy did not stop on SIGTERM");
+  }
   return code;
 }
 
@@ -152,7 +250,6 @@ s.sendto(ip + tcp, ("${A.vip}", 0))
   nsx(NS.client, ["python3", "-c", py]);
 }
 
-
 // Frames under Ethernet's 60-byte minimum arrive padded from a NIC; veth never pads, so the padded frame is
 // injected from the client namespace with an AF_PACKET socket: a bare SYN (40 bytes of IP) and 6 bytes
 // of padding to VIP:81 (a service of its own, so port 80's counts stay the other tests'), or the same frame
@@ -160,13 +257,17 @@ s.sendto(ip + tcp, ("${A.vip}", 0))
 // SYN's port ("none" after 3 s).
 function sendPaddedSyn(sport: number, totLen = 40): string {
   // the client's kernel has no socket for the SYN-ACK and would reset it through the proxy: kept quiet
-  nsx(NS.client, ["nft", "-f", "-"], `table inet wpkpad {
+  nsx(
+    NS.client,
+    ["nft", "-f", "-"],
+    `table inet wpkpad {
   chain out${sport} {
     type filter hook output priority 0; policy accept;
     tcp sport ${sport} tcp flags & rst == rst drop
   }
 }
-`);
+`,
+  );
   const mac = (ns: string, dev: string) => JSON.parse(nsx(ns, ["ip", "-j", "link", "show", dev]))[0].address as string;
   const py = `import socket, struct, time
 def csum(b):
@@ -200,7 +301,9 @@ else: print("none")
 }
 
 function inCsumErrors(ns: string): number {
-  const snmp = nsx(ns, ["cat", "/proc/net/snmp"]).split("\n").filter((l) => l.startsWith("Tcp:"));
+  const snmp = nsx(ns, ["cat", "/proc/net/snmp"])
+    .split("\n")
+    .filter((l) => l.startsWith("Tcp:"));
   const [names, values] = snmp.map((l) => l.trim().split(/\s+/));
   return Number(values[names.indexOf("InCsumErrors")]);
 }
@@ -233,13 +336,25 @@ if (why) {
     await ctl.call("clearDecisions");
     const conns: any[] = await client.call("openSeq", A.vip, 80, 9, true);
     for (const c of conns) assert.ok("h" in c, `connect through the packet path failed: ${JSON.stringify(c)}`);
-    const pings: boolean[] = await client.call("pingAll", conns.map((c) => c.h));
-    assert.equal(pings, conns.map(() => true), "every connection echoes data both ways");
+    const pings: boolean[] = await client.call(
+      "pingAll",
+      conns.map((c) => c.h),
+    );
+    assert.equal(
+      pings,
+      conns.map(() => true),
+      "every connection echoes data both ways",
+    );
     const decisions: any[] = await ctl.call("decisions");
     const tcp = decisions.filter((d) => d.proto === "tcp" && d.vaddr === A.vip);
     assert.is(tcp.length, 9);
     const chosen = new Map(tcp.map((d) => [d.cport, `${d.daddr}:${d.dport}`]));
-    for (const c of conns) assert.is(c.backend, chosen.get(c.lport), `client port ${c.lport}: the backend that answered is the core's choice`);
+    for (const c of conns)
+      assert.is(
+        c.backend,
+        chosen.get(c.lport),
+        `client port ${c.lport}: the backend that answered is the core's choice`,
+      );
     const order = tcp.map((d) => d.daddr);
     for (let i = 3; i < 9; i++) assert.is(order[i], order[i - 3], "rr cycles through the three");
     assert.is(new Set(order.slice(0, 3)).size, 3);
@@ -268,16 +383,24 @@ if (why) {
   test("IPv6: TCP through the IPv6 VIP with the IPv6 full-NAT source", async () => {
     const conns: any[] = await client.call("openSeq", A.vip6, 80, 2, true);
     for (const c of conns) assert.ok("h" in c, JSON.stringify(c));
-    assert.equal(await client.call("pingAll", conns.map((c) => c.h)), [true, true]);
+    assert.equal(
+      await client.call(
+        "pingAll",
+        conns.map((c) => c.h),
+      ),
+      [true, true],
+    );
     const seen = await be1.call("counts");
     assert.equal(seen[`tcp [${A.be6}]:8080`].peers, [A.snat6]);
     await client.call("closeAll");
   });
 
-  test("IPv6 TCP behind a destination options header, checksum left to offload (veth), connects and echoes (was: " +
-    "the checksum was completed at the wrong offset and the backend dropped every segment)", async () => {
-    // UDP computes its own checksum when there are extension headers; TCP leaves it to offload
-    const py = `import socket
+  test(
+    "IPv6 TCP behind a destination options header, checksum left to offload (veth), connects and echoes (was: " +
+      "the checksum was completed at the wrong offset and the backend dropped every segment)",
+    async () => {
+      // UDP computes its own checksum when there are extension headers; TCP leaves it to offload
+      const py = `import socket
 s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 # a destination options header of 8 bytes: PadN over its 6 option bytes
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DSTOPTS, bytes([0, 0, 1, 4, 0, 0, 0, 0]))
@@ -290,16 +413,19 @@ try:
     print(first, f.readline().decode().strip())
 except OSError as e: print("failed", e)
 `;
-    const st0: any = await ctl.call("status");
-    const got = nsx(NS.client, ["python3", "-c", py]).trim();
-    assert.match(got, /^ID \S+ dstopts$/, `connected through the proxy and echoed: ${got}`);
-    const st1: any = await ctl.call("status");
-    assert.ok(st1.io.rxCsumCompleted > st0.io.rxCsumCompleted, "the offloaded checksum was completed here");
-  });
+      const st0: any = await ctl.call("status");
+      const got = nsx(NS.client, ["python3", "-c", py]).trim();
+      assert.match(got, /^ID \S+ dstopts$/, `connected through the proxy and echoed: ${got}`);
+      const st1: any = await ctl.call("status");
+      assert.ok(st1.io.rxCsumCompleted > st0.io.rxCsumCompleted, "the offloaded checksum was completed here");
+    },
+  );
 
-  test("fragmented UDP: a 4,000-byte datagram over a 1500-byte link arrives whole and its fragmented answer " +
-    "comes back whole (was: every fragment dropped)", async () => {
-    const py = `import socket
+  test(
+    "fragmented UDP: a 4,000-byte datagram over a 1500-byte link arrives whole and its fragmented answer " +
+      "comes back whole (was: every fragment dropped)",
+    async () => {
+      const py = `import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(3)
 msg = b"0123456789abcdef" * 250   # ASCII: the backend echoes it inside a text line
@@ -309,34 +435,41 @@ try:
     print(len(r), r.endswith(msg), r[:3].decode())
 except socket.timeout: print("none")
 `;
-    const st0: any = await ctl.call("status");
-    const got = nsx(NS.client, ["python3", "-c", py]).trim();
-    assert.match(got, /^\d+ True ID$/, `the backend got the whole datagram and its echo came back whole: ${got}`);
-    const st1: any = await ctl.call("status");
-    const later = st1.fragments - st0.fragments;
-    assert.ok(later >= 4, `later fragments forwarded by their first one's flow: ${later}`);
-    assert.is((st1.drops.fragment ?? 0) - (st0.drops.fragment ?? 0), 0, "no fragment dropped");
-  });
+      const st0: any = await ctl.call("status");
+      const got = nsx(NS.client, ["python3", "-c", py]).trim();
+      assert.match(got, /^\d+ True ID$/, `the backend got the whole datagram and its echo came back whole: ${got}`);
+      const st1: any = await ctl.call("status");
+      const later = st1.fragments - st0.fragments;
+      assert.ok(later >= 4, `later fragments forwarded by their first one's flow: ${later}`);
+      assert.is((st1.drops.fragment ?? 0) - (st0.drops.fragment ?? 0), 0, "no fragment dropped");
+    },
+  );
 
   test("a malformed packet is dropped and counted, not forwarded", async () => {
     const before: any = await ctl.call("status");
     sendBadTcp();
     let after: any = before;
-    for (let i = 0; i < 40 && (after.drops.bad_tcp_doff ?? 0) === (before.drops.bad_tcp_doff ?? 0); i++) { await sleep(25); after = await ctl.call("status"); }
+    for (let i = 0; i < 40 && (after.drops.bad_tcp_doff ?? 0) === (before.drops.bad_tcp_doff ?? 0); i++) {
+      await sleep(25);
+      after = await ctl.call("status");
+    }
     assert.is((after.drops.bad_tcp_doff ?? 0) - (before.drops.bad_tcp_doff ?? 0), 1);
     assert.is(after.verdicts.forward, before.verdicts.forward, "nothing forwarded for it");
   });
 
-  test("a padded frame under 60 bytes is forwarded without its padding (was: the backend counted InCsumErrors " +
-    "and never answered)", async () => {
-    const before = inCsumErrors(NS.be1) + inCsumErrors(NS.be2);
-    const st0: any = await ctl.call("status");
-    const answer = sendPaddedSyn(41000);
-    assert.is(answer, "0x12", "the backend answered the padded SYN with a SYN-ACK through the proxy");
-    assert.is(inCsumErrors(NS.be1) + inCsumErrors(NS.be2) - before, 0, "no bad checksum at the backends");
-    const st1: any = await ctl.call("status");
-    assert.ok(st1.io.rxTrimmed > st0.io.rxTrimmed, "the padding was cut off and counted");
-  });
+  test(
+    "a padded frame under 60 bytes is forwarded without its padding (was: the backend counted InCsumErrors " +
+      "and never answered)",
+    async () => {
+      const before = inCsumErrors(NS.be1) + inCsumErrors(NS.be2);
+      const st0: any = await ctl.call("status");
+      const answer = sendPaddedSyn(41000);
+      assert.is(answer, "0x12", "the backend answered the padded SYN with a SYN-ACK through the proxy");
+      assert.is(inCsumErrors(NS.be1) + inCsumErrors(NS.be2) - before, 0, "no bad checksum at the backends");
+      const st1: any = await ctl.call("status");
+      assert.ok(st1.io.rxTrimmed > st0.io.rxTrimmed, "the padding was cut off and counted");
+    },
+  );
 
   test("a frame shorter than its IP total length is dropped and counted, not forwarded", async () => {
     const before: any = await ctl.call("status");
@@ -357,7 +490,10 @@ except socket.timeout: print("none")
     assert.is(st.io.txOtherErrors + st.io.txUnreachable + st.io.txTooBig + st.io.txNoBuffer, 0);
     const ln: any[] = await ctl.call("services");
     const web = ln.find((s) => s.addr === A.vip && s.port === 80);
-    assert.equal(web.realServers.map((r: any) => Number(r.stats.conns)), [3, 3, 3]);
+    assert.equal(
+      web.realServers.map((r: any) => Number(r.stats.conns)),
+      [3, 3, 3],
+    );
     assert.ok(web.realServers.every((r: any) => r.fwd === "fullnat"));
   });
 
@@ -374,8 +510,15 @@ except socket.timeout: print("none")
 test("--mode packet says what it is missing", () => {
   const dir = `/tmp/wpk-cli-${process.pid}`;
   mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}/p.yaml`, `services:\n  - { protocol: tcp, addr: 10.9.9.9, port: 80, realServers: [ { addr: 10.9.8.1 } ] }\n`);
-  const r = spawnSync(process.execPath, [`${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${dir}/p.yaml`, "--mode", "packet", "--control", "none"], { encoding: "utf8" });
+  writeFileSync(
+    `${dir}/p.yaml`,
+    `services:\n  - { protocol: tcp, addr: 10.9.9.9, port: 80, realServers: [ { addr: 10.9.8.1 } ] }\n`,
+  );
+  const r = spawnSync(
+    process.execPath,
+    [`${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${dir}/p.yaml`, "--mode", "packet", "--control", "none"],
+    { encoding: "utf8" },
+  );
   rmSync(dir, { recursive: true, force: true });
   assert.is(r.status, 2);
   assert.match(r.stderr, "packet mode needs interfaces to receive on");

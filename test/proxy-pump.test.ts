@@ -10,23 +10,41 @@ import { Proxy, parseConfig } from "../src/proxy/index.ts";
 import { silentLogger } from "../src/proxy/log.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const VPORT = 24100, BPORT = 24101;
+const VPORT = 24100,
+  BPORT = 24101;
 const MB = 1 << 20;
 
 type Mode = "echo" | "paused-sink" | "source" | "reset";
-interface Backend { server: net.Server; socks: net.Socket[]; received: Buffer[]; mode: Mode; sent: number }
+interface Backend {
+  server: net.Server;
+  socks: net.Socket[];
+  received: Buffer[];
+  mode: Mode;
+  sent: number;
+}
 
 async function backend(): Promise<Backend> {
   const b: Backend = { server: null as unknown as net.Server, socks: [], received: [], mode: "echo", sent: 0 };
   b.server = net.createServer({ allowHalfOpen: true }, (s) => {
     b.socks.push(s);
     s.on("error", () => {});
-    if (b.mode === "echo") { s.on("data", (d) => s.write(d)); s.on("end", () => s.end()); }
-    else if (b.mode === "paused-sink") { s.pause(); s.on("data", (d) => b.received.push(d)); s.on("end", () => s.end()); }
-    else if (b.mode === "source") {
+    if (b.mode === "echo") {
+      s.on("data", (d) => s.write(d));
+      s.on("end", () => s.end());
+    } else if (b.mode === "paused-sink") {
+      s.pause();
+      s.on("data", (d) => b.received.push(d));
+      s.on("end", () => s.end());
+    } else if (b.mode === "source") {
       // writes 32 MB as fast as the socket takes them
       const chunk = Buffer.alloc(MB, 7);
-      const pump = () => { while (b.sent < 32 * MB) { b.sent += chunk.length; if (!s.write(chunk)) return; } s.end(); };
+      const pump = () => {
+        while (b.sent < 32 * MB) {
+          b.sent += chunk.length;
+          if (!s.write(chunk)) return;
+        }
+        s.end();
+      };
       s.on("drain", pump);
       pump();
     } else if (b.mode === "reset") s.once("data", () => s.resetAndDestroy());
@@ -36,17 +54,27 @@ async function backend(): Promise<Backend> {
 }
 
 async function start(pump: "native" | "js"): Promise<Proxy> {
-  const p = await Proxy.start(parseConfig(`proxy: { control: null, vipInterface: null, tick: 100, pump: ${pump} }
+  const p = await Proxy.start(
+    parseConfig(`proxy: { control: null, vipInterface: null, tick: 100, pump: ${pump} }
 timeouts: { tcp: 1, tcpfin: 1, udp: 1 }
 services:
   - { protocol: tcp, addr: 127.0.0.1, port: ${VPORT}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: ${BPORT} } ] }
-`), { log: silentLogger() });
-  assert.is((p.status() as Record<string, unknown>).pump, pump, "the pump asked for (the native relay must be built: npm install)");
+`),
+    { log: silentLogger() },
+  );
+  assert.is(
+    (p.status() as Record<string, unknown>).pump,
+    pump,
+    "the pump asked for (the native relay must be built: npm install)",
+  );
   return p;
 }
 
 function connect(): Promise<net.Socket> {
-  return new Promise((res, rej) => { const s = net.connect({ port: VPORT, host: "127.0.0.1", allowHalfOpen: true }, () => res(s)); s.once("error", rej); });
+  return new Promise((res, rej) => {
+    const s = net.connect({ port: VPORT, host: "127.0.0.1", allowHalfOpen: true }, () => res(s));
+    s.once("error", rej);
+  });
 }
 
 const destStats = (p: Proxy) => p.services()[0].dests[0].status.stats;
@@ -76,7 +104,10 @@ for (const pump of ["native", "js"] as const) {
       assert.is(st.inBytes, BigInt(data.length));
       assert.ok(st.inPkts > 0n && st.inPkts <= BigInt(data.length / 1024), `reads: ${st.inPkts}`);
       c.destroy();
-    } finally { await p.stop(); await new Promise((r) => b.server.close(r)); }
+    } finally {
+      await p.stop();
+      await new Promise((r) => b.server.close(r));
+    }
   });
 
   test(`${pump} pump: backend to client stops when the client stops reading; half-close passes the FIN`, async () => {
@@ -88,7 +119,8 @@ for (const pump of ["native", "js"] as const) {
       c.pause();
       await sleep(700);
       assert.ok(b.sent < 24 * MB, `the backend could write only ${(b.sent / MB).toFixed(1)} of 32 MB`);
-      let got = 0, ended = false;
+      let got = 0,
+        ended = false;
       c.on("data", (d) => (got += d.length));
       c.on("end", () => (ended = true));
       c.resume();
@@ -98,7 +130,10 @@ for (const pump of ["native", "js"] as const) {
       assert.is(got, 32 * MB);
       assert.is(destStats(p).outBytes, BigInt(32 * MB));
       c.destroy();
-    } finally { await p.stop(); await new Promise((r) => b.server.close(r)); }
+    } finally {
+      await p.stop();
+      await new Promise((r) => b.server.close(r));
+    }
   });
 
   test(`${pump} pump: a backend reset reaches the client as a reset; an idle connection times out, a busy one does not`, async () => {
@@ -107,24 +142,35 @@ for (const pump of ["native", "js"] as const) {
     try {
       b.mode = "reset";
       const r = await connect();
-      const err = new Promise<string>((res) => { r.on("error", (e: NodeJS.ErrnoException) => res(e.code ?? "?")); r.on("close", () => res("closed without error")); });
+      const err = new Promise<string>((res) => {
+        r.on("error", (e: NodeJS.ErrnoException) => res(e.code ?? "?"));
+        r.on("close", () => res("closed without error"));
+      });
       r.write("x");
       assert.is(await err, "ECONNRESET");
       b.mode = "echo";
-      const idle = await connect(), busy = await connect();
-      let idleClosed = 0, busyEchoes = 0;
+      const idle = await connect(),
+        busy = await connect();
+      let idleClosed = 0,
+        busyEchoes = 0;
       const t0 = Date.now();
       idle.on("error", () => {});
       idle.on("close", () => (idleClosed = Date.now() - t0));
       busy.on("data", () => busyEchoes++);
       busy.on("error", () => {});
-      for (let i = 0; i < 12; i++) { busy.write("ping"); await sleep(200); }   // 2.4 s against a 1 s timeout
+      for (let i = 0; i < 12; i++) {
+        busy.write("ping");
+        await sleep(200);
+      } // 2.4 s against a 1 s timeout
       assert.ok(idleClosed > 0 && idleClosed < 2500, `idle connection closed after ${idleClosed} ms`);
       assert.ok(!busy.destroyed && busyEchoes >= 10, `busy connection alive with ${busyEchoes} echoes`);
       busy.destroy();
       await sleep(100);
       assert.is((p.status() as Record<string, unknown>).tcp, 0);
-    } finally { await p.stop(); await new Promise((r) => b.server.close(r)); }
+    } finally {
+      await p.stop();
+      await new Promise((r) => b.server.close(r));
+    }
   });
 }
 

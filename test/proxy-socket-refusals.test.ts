@@ -20,21 +20,39 @@ guardedBefore(test, async () => {
   const cfg = parseConfig(`proxy: { control: ${ctl}, vipInterface: null, tick: 100 }\nservices: []\n`);
   p = await Proxy.start(cfg, { log: silentLogger() });
 });
-test.after(async () => { await p?.stop(); rmSync(dir, { recursive: true, force: true }); });
+test.after(async () => {
+  await p?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 async function ipvsadm(...argv: string[]): Promise<{ status: number; err: string }> {
   const t = await ProxyTarget.open(ctl, 10000);
-  const sink = () => { const o = { s: "", write(x: string) { o.s += x; return true; } }; return o; };
-  const out = sink(), err = sink();
+  const sink = () => {
+    const o = {
+      s: "",
+      write(x: string) {
+        o.s += x;
+        return true;
+      },
+    };
+    return o;
+  };
+  const out = sink(),
+    err = sink();
   try {
     const status = await runIpvsadm(argv, t, out, err, { resolver: numericResolver });
     return { status, err: err.s };
-  } finally { await t.close(); }
+  } finally {
+    await t.close();
+  }
 }
 
 test("-g and -i are refused, naming the kernel's IPVS as where they work; nothing changes", async () => {
   assert.is((await ipvsadm("-A", "-t", "127.77.1.1:8080", "-s", "rr")).status, 0);
-  for (const [flag, name] of [["-g", "route"], ["-i", "tunnel"]]) {
+  for (const [flag, name] of [
+    ["-g", "route"],
+    ["-i", "tunnel"],
+  ]) {
     const r = await ipvsadm("-a", "-t", "127.77.1.1:8080", "-r", "127.0.0.2:8080", flag);
     assert.is.not(r.status, 0, `${flag} refused`);
     assert.match(r.err, `forwarding method ${flag} '${name}' works only in the kernel's IPVS ('wasmvs sync'`);

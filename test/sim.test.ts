@@ -2,7 +2,24 @@
 // (checked decision by decision against Core.packet on a fresh Core), and the model fitting and checks.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { scalingCluster, simServices, iptablesPartial, nftPartial, runEngine, loadCore, calibrate, linFit, leaveOneOut, linModel, simulate, Walker, ipv4Number, chooseCurve, curveAt, COST_CURVES } from "../src/sim/index.ts";
+import {
+  scalingCluster,
+  simServices,
+  iptablesPartial,
+  nftPartial,
+  runEngine,
+  loadCore,
+  calibrate,
+  linFit,
+  leaveOneOut,
+  linModel,
+  simulate,
+  Walker,
+  ipv4Number,
+  chooseCurve,
+  curveAt,
+  COST_CURVES,
+} from "../src/sim/index.ts";
 import { DEFAULT_CALIBRATION } from "../src/sim/calibration.ts";
 
 const c = scalingCluster(50, 2);
@@ -33,7 +50,16 @@ test("partial syncs: +1 Service touches only the new chains (and KUBE-SERVICES f
 
 test("the engine agrees with the real data plane: every recorded SYN chose what Core.packet chooses", async () => {
   const { services } = simServices(c);
-  const r = await runEngine(services, { connections: 3000, rate: 2000, meanLengthMs: 100, requests: 2, clients: 64, zipf: 0.8, seed: 5, record: 500 });
+  const r = await runEngine(services, {
+    connections: 3000,
+    rate: 2000,
+    meanLengthMs: 100,
+    requests: 2,
+    clients: 64,
+    zipf: 0.8,
+    seed: 5,
+    record: 500,
+  });
   assert.is(r.connections, 3000);
   assert.is(r.forwarded, r.packets, "every packet forwarded");
   assert.is(r.decisions.length, 500);
@@ -49,17 +75,38 @@ test("the engine agrees with the real data plane: every recorded SYN chose what 
 });
 
 test("model: fits and leave-one-N-out checks", () => {
-  const f = linFit([{ x: 1, y: 3 }, { x: 2, y: 5 }, { x: 4, y: 9 }]);
+  const f = linFit([
+    { x: 1, y: 3 },
+    { x: 2, y: 5 },
+    { x: 4, y: 9 },
+  ]);
   assert.ok(Math.abs(f.a - 1) < 1e-9 && Math.abs(f.b - 2) < 1e-9);
-  const pts = [1000, 2000, 5000].flatMap((n) => [{ x: n, y: 10 + n / 100, n }, { x: 2 * n, y: 10 + n / 50, n }]);
+  const pts = [1000, 2000, 5000].flatMap((n) => [
+    { x: n, y: 10 + n / 100, n },
+    { x: 2 * n, y: 10 + n / 50, n },
+  ]);
   for (const ch of leaveOneOut(pts, linModel)) assert.ok(Math.abs(ch.errPct) < 1e-6);
-  const mk = (services: number, mode: string) => ({ mode, kind: "rule-walk" as const, services, rules: services * 12, units: "host" as const, syncMs: services / 10, incrementalMs: services / 100,
-    first: { walk: 100, latP50: 30, cpu: 40 }, last: { walk: services * 1.5, latP50: 30 + services * 0.005, cpu: 40 + services * 0.005 }, baseline: { latP50: 20, cpu: 27 } });
+  const mk = (services: number, mode: string) => ({
+    mode,
+    kind: "rule-walk" as const,
+    services,
+    rules: services * 12,
+    units: "host" as const,
+    syncMs: services / 10,
+    incrementalMs: services / 100,
+    first: { walk: 100, latP50: 30, cpu: 40 },
+    last: { walk: services * 1.5, latP50: 30 + services * 0.005, cpu: 40 + services * 0.005 },
+    baseline: { latP50: 20, cpu: 27 },
+  });
   const { calibration, checks } = calibrate([mk(1000, "x"), mk(5000, "x")], "test", "test");
   assert.is(calibration.modes[0].measuredN.join(), "1000,5000");
   assert.is(checks.x.latency.length, 4, "two N, two points each: a line is checkable");
   assert.is(checks.x.sync.length, 0, "one N left cannot fix a sync curve: unchecked, not checked against itself");
-  const four = calibrate([1000, 2000, 5000, 10000].map((n) => mk(n, "x")), "test", "test");
+  const four = calibrate(
+    [1000, 2000, 5000, 10000].map((n) => mk(n, "x")),
+    "test",
+    "test",
+  );
   assert.is(four.checks.x.sync.length, 4);
 });
 
@@ -68,7 +115,10 @@ test("sync curves: the model that misses least when each N is left out, coeffici
   const pts = (f: (r: number) => number) => ns.map((n) => ({ x: n * 12.7, y: f(n * 12.7), n }));
   const quad = chooseCurve(pts((r) => 50 + 0.001 * r + 2e-8 * r * r));
   assert.is(quad.fit.model, "quadratic");
-  assert.ok(quad.checks.length === 4 && quad.checks.every((c) => Math.abs(c.errPct) < 1e-6), JSON.stringify(quad.checks));
+  assert.ok(
+    quad.checks.length === 4 && quad.checks.every((c) => Math.abs(c.errPct) < 1e-6),
+    JSON.stringify(quad.checks),
+  );
   assert.ok(Math.abs(curveAt(quad.fit, 381000) - (50 + 381 + 2e-8 * 381000 ** 2)) < 1e-3, "30k Services");
   const lin = chooseCurve(pts((r) => 20 + 0.01 * r));
   assert.is(lin.fit.model, "linear");
@@ -93,15 +143,28 @@ test("first-packet cost curves: a knee where the walk leaves the caches, then a 
   // two points per N (the first and the last Service's walk), cheap per rule up to 3,000 rules, dear past it
   const cost = (w: number) => 10 + 0.002 * w + 0.025 * Math.max(0, w - 3000);
   const ns = [1000, 2000, 5000, 10000];
-  const pts = ns.flatMap((n) => [{ x: n / 10, y: cost(n / 10), n }, { x: n * 1.6, y: cost(n * 1.6), n }]);
+  const pts = ns.flatMap((n) => [
+    { x: n / 10, y: cost(n / 10), n },
+    { x: n * 1.6, y: cost(n * 1.6), n },
+  ]);
   const bent = chooseCurve(pts, COST_CURVES, "linear");
   assert.is(bent.fit.model, "hinge");
   assert.is(bent.fit.coef[3], 3200, "the knee sits at a measured walk");
   // past the measured range it goes on as a line with the steep slope, not a parabola
   const at = (w: number) => curveAt(bent.fit, w);
-  assert.ok(Math.abs((at(160000) - at(80000)) / 80000 - 0.027) < 0.002, `slope past the knee ${(at(160000) - at(80000)) / 80000}`);
+  assert.ok(
+    Math.abs((at(160000) - at(80000)) / 80000 - 0.027) < 0.002,
+    `slope past the knee ${(at(160000) - at(80000)) / 80000}`,
+  );
   assert.ok(bent.fit.coef.every((c) => c >= 0));
-  const flat = chooseCurve(ns.flatMap((n) => [{ x: n, y: 11 + (n % 3000) / 1e4, n }, { x: n, y: 11.2, n }]), COST_CURVES, "linear");
+  const flat = chooseCurve(
+    ns.flatMap((n) => [
+      { x: n, y: 11 + (n % 3000) / 1e4, n },
+      { x: n, y: 11.2, n },
+    ]),
+    COST_CURVES,
+    "linear",
+  );
   assert.is(flat.fit.model, "linear", "no bend: the simpler curve");
   assert.ok(flat.fit.coef[1] >= 0 && Math.abs(curveAt(flat.fit, 100000) - 11.2) < 1, "flat stays flat, never falls");
   // calibrations written before (a line {a, b}) still read
@@ -109,7 +172,13 @@ test("first-packet cost curves: a knee where the walk leaves the caches, then a 
 });
 
 test("simulate: modelled modes over a small cluster; iptables costs grow with N, nftables stays flat", async () => {
-  const res = await simulate({ services: [50, 400], endpoints: 2, calibration: DEFAULT_CALIBRATION, traffic: { connections: 5000, rate: 1000, meanLengthMs: 50, requests: 1, clients: 16, zipf: 0 }, synConns: 5000 });
+  const res = await simulate({
+    services: [50, 400],
+    endpoints: 2,
+    calibration: DEFAULT_CALIBRATION,
+    traffic: { connections: 5000, rate: 1000, meanLengthMs: 50, requests: 1, clients: 16, zipf: 0 },
+    synConns: 5000,
+  });
   assert.is(res.length, 2);
   const at = (i: number, m: string) => res[i].modes.find((x) => x.mode === m)!;
   assert.ok(at(1, "iptables-legacy").firstPacket.p50 > at(0, "iptables-legacy").firstPacket.p50);

@@ -10,7 +10,13 @@ const BLOCK = /```text\n\$ wasmvs trace ([^\n]*)\n([\s\S]*?)```/g;
 
 async function output(args: string): Promise<string> {
   let s = "";
-  const out = { write: (x: string) => { s += x; return true; }, isTTY: false };
+  const out = {
+    write: (x: string) => {
+      s += x;
+      return true;
+    },
+    isTTY: false,
+  };
   const code = await runTrace(args.split(/\s+/).filter(Boolean), out, out);
   if (code !== 0) throw new Error(`wasmvs trace ${args} exited ${code}: ${s}`);
   return s;
@@ -21,9 +27,11 @@ test("docs/schedulers.md: every example is what `wasmvs trace` prints now", asyn
   const blocks = [...text.matchAll(BLOCK)];
   assert.ok(blocks.length >= 15, `expected an example per scheduler and persistence, found ${blocks.length}`);
   const scheds = new Set(blocks.map((b) => b[1].match(/-s (\w+)/)?.[1]));
-  for (const s of ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"]) assert.ok(scheds.has(s), `no example for ${s}`);
+  for (const s of ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf", "twos"])
+    assert.ok(scheds.has(s), `no example for ${s}`);
   if (process.env.WASMVS_UPDATE_DOCS === "1") {
-    let out = "", last = 0;
+    let out = "",
+      last = 0;
     for (const b of blocks) {
       out += text.slice(last, b.index!) + "```text\n$ wasmvs trace " + b[1] + "\n" + (await output(b[1])) + "```";
       last = b.index! + b[0].length;

@@ -11,19 +11,44 @@ import { TraceSession, type LifeEvent } from "../src/explain/trace.ts";
 import { runTrace } from "../src/cli/trace.ts";
 import { Core, TCP_FLAGS } from "../src/core/index.ts";
 
-interface Step { op: string; dest?: string; port?: number; weight?: number; u?: number; l?: number; client?: string;
-  sport?: number; answer?: boolean }
-interface Scn { name: string; service: { proto: string; vip: string; port: number; scheduler: string; flags: string[] };
-  steps: Step[] }
+interface Step {
+  op: string;
+  dest?: string;
+  port?: number;
+  weight?: number;
+  u?: number;
+  l?: number;
+  client?: string;
+  sport?: number;
+  answer?: boolean;
+}
+interface Scn {
+  name: string;
+  service: { proto: string; vip: string; port: number; scheduler: string; flags: string[] };
+  steps: Step[];
+}
 type After = Record<string, [number, number]>;
-interface Obs { name: string; choices: { client: string; sport: number; dest: string | null; state: string;
-  after: After }[]; closes?: { step: number; client: string; sport: number; state: string; after: After }[] }
+interface Obs {
+  name: string;
+  choices: { client: string; sport: number; dest: string | null; state: string; after: After }[];
+  closes?: { step: number; client: string; sport: number; state: string; after: After }[];
+}
 
 const dir = new URL("./fixtures/kernel/", import.meta.url);
 const scenarios = JSON.parse(readFileSync(new URL("scenarios.json", dir), "utf8")) as Scn[];
 const observed = (JSON.parse(readFileSync(new URL("observed.json", dir), "utf8")) as { scenarios: Obs[] }).scenarios;
-const NAMES = ["lc-answered", "wlc-answered", "sed-answered", "nq-answered", "ovf-answered", "lblc-answered",
-  "lblcr-answered", "wlc-big", "lblc-big", "lblcr-big"];
+const NAMES = [
+  "lc-answered",
+  "wlc-answered",
+  "sed-answered",
+  "nq-answered",
+  "ovf-answered",
+  "lblc-answered",
+  "lblcr-answered",
+  "wlc-big",
+  "lblc-big",
+  "lblcr-big",
+];
 
 for (const name of NAMES) {
   test(`${name}: states and counters after every connect and close equal the kernel's`, async () => {
@@ -32,19 +57,28 @@ for (const name of NAMES) {
     assert.ok(sc && ob, `${name} is in the fixtures`);
     const adds = sc.steps.filter((s) => s.op === "add");
     const s = await TraceSession.create({
-      service: { proto: "tcp", addr: sc.service.vip, port: sc.service.port, scheduler: sc.service.scheduler,
-        flags: sc.service.flags },
-      dests: [] });
-    const counters = (): After => Object.fromEntries(s.service().dests.map((x) => [`${x.addr}:${x.port}`,
-      [x.activeConns, x.inactConns]]));
-    let at = 0, ci = 0, cl = 0, closes = 0;
+      service: {
+        proto: "tcp",
+        addr: sc.service.vip,
+        port: sc.service.port,
+        scheduler: sc.service.scheduler,
+        flags: sc.service.flags,
+      },
+      dests: [],
+    });
+    const counters = (): After =>
+      Object.fromEntries(s.service().dests.map((x) => [`${x.addr}:${x.port}`, [x.activeConns, x.inactConns]]));
+    let at = 0,
+      ci = 0,
+      cl = 0,
+      closes = 0;
     void adds;
     for (const [k, st] of sc.steps.entries()) {
       at += 10;
-      if (st.op === "add") s.addDest({ addr: st.dest!, port: st.port!, weight: st.weight, upperThreshold: st.u,
-        lowerThreshold: st.l });
-      else if (st.op === "edit") s.editDest({ addr: st.dest!, port: st.port!, weight: st.weight, upperThreshold: st.u,
-        lowerThreshold: st.l });
+      if (st.op === "add")
+        s.addDest({ addr: st.dest!, port: st.port!, weight: st.weight, upperThreshold: st.u, lowerThreshold: st.l });
+      else if (st.op === "edit")
+        s.editDest({ addr: st.dest!, port: st.port!, weight: st.weight, upperThreshold: st.u, lowerThreshold: st.l });
       else if (st.op === "del") s.delDest({ addr: st.dest!, port: st.port! });
       else if (st.op === "connect") {
         const d = s.connect({ client: st.client!, sport: st.sport!, at, answered: st.answer });
@@ -76,24 +110,41 @@ for (const name of NAMES) {
 
 test("a held connection lives: SYN_RECV, ESTABLISHED, then FIN to TIME_WAIT or RST to CLOSE, then expiry", async () => {
   for (const how of ["fin", "rst"] as const) {
-    const s = await TraceSession.create({ service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" },
-      dests: [{ addr: "10.1.0.1", port: 80, weight: 1 }], traffic: { count: 1, hold: 500, close: how } });
+    const s = await TraceSession.create({
+      service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" },
+      dests: [{ addr: "10.1.0.1", port: 80, weight: 1 }],
+      traffic: { count: 1, hold: 500, close: how },
+    });
     const [d] = [...s.run()];
-    assert.equal(d.life.map((e) => `${e.from}>${e.to}:${e.active ? "act" : "inact"}`), ["NONE>SYN_RECV:act",
-      "SYN_RECV>ESTABLISHED:act"]);
-    assert.equal([s.service().dests[0].activeConns, s.service().dests[0].inactConns], [1, 0],
-      "an open connection is active");
+    assert.equal(
+      d.life.map((e) => `${e.from}>${e.to}:${e.active ? "act" : "inact"}`),
+      ["NONE>SYN_RECV:act", "SYN_RECV>ESTABLISHED:act"],
+    );
+    assert.equal(
+      [s.service().dests[0].activeConns, s.service().dests[0].inactConns],
+      [1, 0],
+      "an open connection is active",
+    );
     let life = s.finish(600);
     const closed = how === "fin" ? "TIME_WAIT" : "CLOSE";
-    assert.equal(life.map((e) => `${e.at} ${e.from}>${e.to}`), [`500 ESTABLISHED>${closed}`]);
-    assert.equal([s.service().dests[0].activeConns, s.service().dests[0].inactConns], [0, 1],
-      "a closing entry is inactive");
+    assert.equal(
+      life.map((e) => `${e.at} ${e.from}>${e.to}`),
+      [`500 ESTABLISHED>${closed}`],
+    );
+    assert.equal(
+      [s.service().dests[0].activeConns, s.service().dests[0].inactConns],
+      [0, 1],
+      "a closing entry is inactive",
+    );
     // TIME_WAIT lasts 120 s, CLOSE 10 s (the kernel's tcp_timeouts)
     const ttl = how === "fin" ? 120_000 : 10_000;
     life = s.finish(500 + ttl - 1000);
     assert.equal(life, [], "still in the table a second before its timeout");
     life = s.finish(500 + ttl + 2000);
-    assert.equal(life.map((e) => `${e.from}>${e.to} (${e.why})`), [`${closed}>expired (timeout)`]);
+    assert.equal(
+      life.map((e) => `${e.from}>${e.to} (${e.why})`),
+      [`${closed}>expired (timeout)`],
+    );
     assert.equal([s.service().dests[0].activeConns, s.service().dests[0].inactConns], [0, 0]);
     assert.is(s.entries().length, 0);
   }
@@ -103,26 +154,59 @@ test("a held connection lives: SYN_RECV, ESTABLISHED, then FIN to TIME_WAIT or R
 // recorded by test/kernel/record.cjs from lifecycle-scenarios.json: real sockets in the VM, the server steered
 // through its stdin, RSTs drawn from either side). The replay sends the packets IPVS saw there:
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
-interface LStep { op: string; dest?: string; port?: number; weight?: number; client?: string; sport?: number;
-  answer?: boolean | "rst" | "client-rst"; how?: "rst" | "half"; act?: "fin" | "rst" | "hold" }
-interface LScn { name: string; service: { vip: string; port: number; scheduler: string }; steps: LStep[] }
-interface LObs { name: string; events: { step: number; op: string; state: string | null; expires: number | null;
-  after: After }[]; stepErrors?: unknown[] }
-const PACKETS: Record<string, [("in" | "out"), number][]> = {
-  "connect true": [["in", SYN], ["out", SYN | ACK], ["in", ACK]],
+interface LStep {
+  op: string;
+  dest?: string;
+  port?: number;
+  weight?: number;
+  client?: string;
+  sport?: number;
+  answer?: boolean | "rst" | "client-rst";
+  how?: "rst" | "half";
+  act?: "fin" | "rst" | "hold";
+}
+interface LScn {
+  name: string;
+  service: { vip: string; port: number; scheduler: string };
+  steps: LStep[];
+}
+interface LObs {
+  name: string;
+  events: { step: number; op: string; state: string | null; expires: number | null; after: After }[];
+  stepErrors?: unknown[];
+}
+const PACKETS: Record<string, ["in" | "out", number][]> = {
+  "connect true": [
+    ["in", SYN],
+    ["out", SYN | ACK],
+    ["in", ACK],
+  ],
   // the server's RST answers the SYN (no listener)
-  "connect rst": [["in", SYN], ["out", RST | ACK]],
+  "connect rst": [
+    ["in", SYN],
+    ["out", RST | ACK],
+  ],
   // the first SYN-ACK never left the server; its retransmission met a client port without a socket
-  "connect client-rst": [["in", SYN], ["out", SYN | ACK], ["in", RST]],
+  "connect client-rst": [
+    ["in", SYN],
+    ["out", SYN | ACK],
+    ["in", RST],
+  ],
   "close rst": [["in", RST | ACK]],
-  "close half": [["in", FIN | ACK], ["out", ACK]],
+  "close half": [
+    ["in", FIN | ACK],
+    ["out", ACK],
+  ],
   "server rst": [["out", RST | ACK]],
-  "server fin": [["out", FIN | ACK], ["in", ACK]],
+  "server fin": [
+    ["out", FIN | ACK],
+    ["in", ACK],
+  ],
   "server hold": [],
 };
 const lscenarios = JSON.parse(readFileSync(new URL("lifecycle-scenarios.json", dir), "utf8")) as LScn[];
-const lobserved = (JSON.parse(readFileSync(new URL("lifecycle-observed.json", dir), "utf8")) as
-  { scenarios: LObs[] }).scenarios;
+const lobserved = (JSON.parse(readFileSync(new URL("lifecycle-observed.json", dir), "utf8")) as { scenarios: LObs[] })
+  .scenarios;
 
 for (const sc of lscenarios) {
   test(`${sc.name}: the state, its timeout and the counters after every step equal the kernel's`, async () => {
@@ -130,20 +214,27 @@ for (const sc of lscenarios) {
     assert.ok(ob, `${sc.name} was recorded`);
     assert.is(ob!.stepErrors, undefined, `${sc.name}: the recording had no step error`);
     const core = await Core.load();
-    const svc = core.addService({ proto: "tcp", addr: sc.service.vip, port: sc.service.port,
-      scheduler: sc.service.scheduler });
+    const svc = core.addService({
+      proto: "tcp",
+      addr: sc.service.vip,
+      port: sc.service.port,
+      scheduler: sc.service.scheduler,
+    });
     let now = 1000;
     core.advance(now);
-    const dests = () => Object.fromEntries(core.service(svc).dests.map((x) => [`${x.addr}:${x.port}`,
-      [x.activeConns, x.inactConns]]));
+    const dests = () =>
+      Object.fromEntries(core.service(svc).dests.map((x) => [`${x.addr}:${x.port}`, [x.activeConns, x.inactConns]]));
     for (const [k, st] of sc.steps.entries()) {
       now += 100;
       const where = `${sc.name} step ${k} (${st.op} ${st.answer ?? st.how ?? st.act ?? ""})`;
-      if (st.op === "add") { core.addDest(svc, { addr: st.dest!, port: st.port!, weight: st.weight }); continue; }
+      if (st.op === "add") {
+        core.addDest(svc, { addr: st.dest!, port: st.port!, weight: st.weight });
+        continue;
+      }
       const conn = () => core.conns().find((c) => c.caddr === st.client && c.cport === st.sport && !c.template);
       for (const [dir, flags] of PACKETS[`${st.op} ${st.answer ?? st.how ?? st.act}`]) {
-        if (dir === "in") core.packet("in", "tcp", st.client!, st.sport!, sc.service.vip, sc.service.port,
-          { flags, now });
+        if (dir === "in")
+          core.packet("in", "tcp", st.client!, st.sport!, sc.service.vip, sc.service.port, { flags, now });
         else {
           const c = conn();
           assert.ok(c, `${where}: the entry exists for the server's packet`);
@@ -156,8 +247,10 @@ for (const sc of lscenarios) {
       if (c && want.expires !== null) {
         // the kernel prints whole seconds left, read a moment after the step
         const left = (c.expires - now) / 1000;
-        assert.ok(left >= want.expires! && left <= want.expires! + 2,
-          `${where}: ${left} s left, the kernel showed ${want.expires} s`);
+        assert.ok(
+          left >= want.expires! && left <= want.expires! + 2,
+          `${where}: ${left} s left, the kernel showed ${want.expires} s`,
+        );
       }
       assert.equal(dests(), want.after, `${where}: ActiveConn/InActConn`);
     }
@@ -166,13 +259,18 @@ for (const sc of lscenarios) {
 
 async function trace(args: string): Promise<{ code: number; text: string }> {
   let text = "";
-  const out = { write: (x: string) => { text += x; return true; }, isTTY: false };
+  const out = {
+    write: (x: string) => {
+      text += x;
+      return true;
+    },
+    isTTY: false,
+  };
   const code = await runTrace(args.split(/\s+/).filter(Boolean), out, out);
   return { code, text };
 }
 
-test("wasmvs trace: connections left open stay ESTABLISHED and active for minutes (rr -n 12 --every 30000)",
-  async () => {
+test("wasmvs trace: connections left open stay ESTABLISHED and active for minutes (rr -n 12 --every 30000)", async () => {
   const { code, text } = await trace("-s rr -n 12 --every 30000 -q");
   assert.is(code, 0);
   assert.match(text, /totals: A 4 \(act 4, inact 0\) {2}B 4 \(act 4, inact 0\) {2}C 4 \(act 4, inact 0\)/);
@@ -197,8 +295,10 @@ test("wasmvs trace: bad input exits 2 naming what is wrong, before any output", 
     ["-s mh -b nonsense", /unknown scheduler flag 'nonsense'/],
     ["--targets 3", /--targets needs a fwmark service/],
     ["--at 2:del:10.9.9.9:80", /--at 2:del:10\.9\.9\.9:80: the service has no real server 10\.9\.9\.9:80/],
-    ["--at 2:del:10.1.0.1:80 --at 3:weight:10.1.0.1:80:2",
-      /--at 3:weight:10\.1\.0\.1:80: the service has no real server/],
+    [
+      "--at 2:del:10.1.0.1:80 --at 3:weight:10.1.0.1:80:2",
+      /--at 3:weight:10\.1\.0\.1:80: the service has no real server/,
+    ],
     ["--at 2:add:10.1.0.1:80", /already has 10\.1\.0\.1:80/],
     ["--close later", /--close wants fin or rst/],
     ["--client 999.1.1.1", /--client wants an IP address/],

@@ -11,14 +11,17 @@ import { runTrace } from "../src/cli/trace.ts";
 
 const dests = (ws: number[]) => ws.map((weight, i) => ({ addr: `10.1.0.${i + 1}`, port: 80, weight }));
 
-test("the tree's root is each decision's choice, and every inner node holds the better of its two children",
-  async () => {
+test("the tree's root is each decision's choice, and every inner node holds the better of its two children", async () => {
   for (const sched of ["lc", "wlc", "sed", "nq", "fo", "ovf"]) {
-    const s = await TraceSession.create({ service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched },
+    const s = await TraceSession.create({
+      service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched },
       dests: dests([5, 1, 3, 2, 8]).map((d, i) => ({ ...d, upperThreshold: i === 4 ? 6 : 0 })),
-      traffic: { count: 60, clients: 9, hold: 700, interval: 40 } } as Scenario);
+      traffic: { count: 60, clients: 9, hold: 700, interval: 40 },
+    } as Scenario);
     let t: TreeView | null = null;
-    s.beforeSchedule = () => { t = readTree(s); };
+    s.beforeSchedule = () => {
+      t = readTree(s);
+    };
     let n = 0;
     for (const d of s.run()) {
       const tree = t as TreeView | null;
@@ -31,8 +34,10 @@ test("the tree's root is each decision's choice, and every inner node holds the 
         assert.ok(w < 0 || w === tree!.win[2 * node] || w === tree!.win[2 * node + 1], `${sched} node ${node}`);
       }
       const path = winnerPath(tree!);
-      assert.ok(root < 0 ? path.length === 0 : path.every((node) => tree!.win[node] === tree!.win[1]),
-        `${sched} #${d.n}: the path carries the winner from its leaf to the root`);
+      assert.ok(
+        root < 0 ? path.length === 0 : path.every((node) => tree!.win[node] === tree!.win[1]),
+        `${sched} #${d.n}: the path carries the winner from its leaf to the root`,
+      );
       n++;
     }
     assert.is(n, 60);
@@ -41,8 +46,11 @@ test("the tree's root is each decision's choice, and every inner node holds the 
 
 test("the locality view is the table the decisions built: lblc one server per address, lblcr a set", async () => {
   for (const sched of ["lblc", "lblcr"]) {
-    const s = await TraceSession.create({ service: { fwmark: 1, scheduler: sched }, dests: dests([1, 1, 2]),
-      traffic: { count: 40, clients: 3, targets: 5, hold: 0, interval: 50 } } as Scenario);
+    const s = await TraceSession.create({
+      service: { fwmark: 1, scheduler: sched },
+      dests: dests([1, 1, 2]),
+      traffic: { count: 40, clients: 3, targets: 5, hold: 0, interval: 50 },
+    } as Scenario);
     const last = new Map<string, number[]>();
     for (const d of s.run()) {
       if (d.destId < 0) continue;
@@ -60,18 +68,30 @@ test("the locality view is the table the decisions built: lblc one server per ad
     assert.ok(v.nextCheck > s.now - 60_000 && v.counter >= 1, "the timer's next run and count");
   }
   // IPv6 destination addresses come back whole
-  const s6 = await TraceSession.create({ service: { fwmark: 2, scheduler: "lblc", af: 10 } as any,
+  const s6 = await TraceSession.create({
+    service: { fwmark: 2, scheduler: "lblc", af: 10 } as any,
     dests: [{ addr: "2001:db8::1", port: 80, weight: 1 }],
-    connections: [{ client: "2001:db8:1::5", dst: "2001:db8:9::a:1" }] } as Scenario);
+    connections: [{ client: "2001:db8:1::5", dst: "2001:db8:9::a:1" }],
+  } as Scenario);
   [...s6.run()];
-  assert.equal(readLocality(s6)!.entries.map((e) => e.addr), ["2001:db8:9::a:1"]);
+  assert.equal(
+    readLocality(s6)!.entries.map((e) => e.addr),
+    ["2001:db8:9::a:1"],
+  );
 });
 
 test("mh's population claim by claim ends in the table the core schedules with, for every table size", async () => {
-  for (const [index, ws] of [[8, [4, 3, 2]], [9, [1, 2, 3, 5, 8, 1, 4, 7, 2, 6]], [12, [1000, 300, 7]],
-    [8, [0, 2]]] as [number, number[]][]) {
-    const s = await TraceSession.create({ service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "mh" },
-      dests: dests(ws), settings: { mh_table_index: index } } as Scenario);
+  for (const [index, ws] of [
+    [8, [4, 3, 2]],
+    [9, [1, 2, 3, 5, 8, 1, 4, 7, 2, 6]],
+    [12, [1000, 300, 7]],
+    [8, [0, 2]],
+  ] as [number, number[]][]) {
+    const s = await TraceSession.create({
+      service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "mh" },
+      dests: dests(ws),
+      settings: { mh_table_index: index },
+    } as Scenario);
     const v = readMhFill(s)!;
     const M = s.tracer.query(s.svc, Q.tableSize);
     assert.is(v.size, M);
@@ -82,11 +102,17 @@ test("mh's population claim by claim ends in the table the core schedules with, 
     // rounds: members take their turns in list order, a member with weight 0 none
     const perRound = v.members.reduce((a, m) => a + m.turns, 0);
     const first = v.claims.slice(0, perRound).map((c) => c.member);
-    assert.equal(first, v.members.flatMap((m, i) => Array(m.turns).fill(i)), "the first round, in list order");
+    assert.equal(
+      first,
+      v.members.flatMap((m, i) => Array(m.turns).fill(i)),
+      "the first round, in list order",
+    );
   }
   // no destination: an empty table has no claims
-  const empty = await TraceSession.create({ service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "mh" },
-    dests: [] });
+  const empty = await TraceSession.create({
+    service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "mh" },
+    dests: [],
+  });
   assert.equal(readMhFill(empty)!.claims, []);
 });
 
@@ -94,19 +120,36 @@ test("bad indices and schedulers without such state answer -1, and never trap", 
   const codes = Object.values(QS);
   const bad = [-1, -2147483648, 2147483647, 1 << 20, 0x7fffff00];
   for (const sched of ["rr", "wlc", "lblc", "lblcr", "mh", "sh", "twos"]) {
-    const s = await TraceSession.create({ service: sched.startsWith("lblc") ? { fwmark: 1, scheduler: sched } :
-      { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched }, dests: dests([2, 1]),
-      traffic: { count: 5, targets: 2 } } as Scenario);
+    const s = await TraceSession.create({
+      service: sched.startsWith("lblc")
+        ? { fwmark: 1, scheduler: sched }
+        : { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched },
+      dests: dests([2, 1]),
+      traffic: { count: 5, targets: 2 },
+    } as Scenario);
     [...s.run()];
-    for (const q of codes) for (const i of bad) {
-      const got = s.tracer.query(s.svc, q, i);
-      if (q === QS.treeLeaves || q === QS.treeIrregular || q === QS.locSnapshot || q === QS.mhFill ||
-        q === QS.mhMembers) continue;   // these take no index
-      if (q === QS.locTimer) continue;
-      assert.is(got, -1, `${sched}: query ${q} with index ${i}`);
-    }
-    const mine = sched === "wlc" ? readTree(s) : sched.startsWith("lblc") ? readLocality(s) : sched === "mh" ?
-      readMhFill(s) : null;
+    for (const q of codes)
+      for (const i of bad) {
+        const got = s.tracer.query(s.svc, q, i);
+        if (
+          q === QS.treeLeaves ||
+          q === QS.treeIrregular ||
+          q === QS.locSnapshot ||
+          q === QS.mhFill ||
+          q === QS.mhMembers
+        )
+          continue; // these take no index
+        if (q === QS.locTimer) continue;
+        assert.is(got, -1, `${sched}: query ${q} with index ${i}`);
+      }
+    const mine =
+      sched === "wlc"
+        ? readTree(s)
+        : sched.startsWith("lblc")
+          ? readLocality(s)
+          : sched === "mh"
+            ? readMhFill(s)
+            : null;
     if (["wlc", "lblc", "lblcr", "mh"].includes(sched)) assert.ok(mine, `${sched} has its view`);
     if (sched === "rr") assert.equal([readTree(s), readLocality(s), readMhFill(s)], [null, null, null]);
     // a service that does not exist
@@ -116,7 +159,13 @@ test("bad indices and schedulers without such state answer -1, and never trap", 
 
 async function trace(args: string): Promise<{ code: number; text: string }> {
   let text = "";
-  const out = { write: (x: string) => { text += x; return true; }, isTTY: false };
+  const out = {
+    write: (x: string) => {
+      text += x;
+      return true;
+    },
+    isTTY: false,
+  };
   const code = await runTrace(args.split(/\s+/).filter(Boolean), out, out);
   return { code, text };
 }

@@ -3,48 +3,104 @@
 // counters and timers. The packet path (assembly/packet) parses bytes into `pkt` and rewrites them
 // from the connection this returns; the simulator calls it directly.
 import {
-  AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, IPPROTO_IP, SVC_F_ONEPACKET, FWD_MASQ, FWD_FULLNAT,
+  AF_INET,
+  AF_INET6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPPROTO_SCTP,
+  IPPROTO_IP,
+  SVC_F_ONEPACKET,
+  FWD_MASQ,
+  FWD_FULLNAT,
 } from "../common";
 import { Dest, destOf } from "../dest/dest";
 import { Service, lookupService, lookupFwmark, getService, serviceById } from "../service/service";
 import { pkt } from "../packet/info";
 import { settings } from "../settings";
 import {
-  E, O_FLAGS, O_STATE, O_DEST, O_NCTL, O_CTL, O_TIMEOUT, O_INPKTS, O_DPORT, CF_TEMPLATE, CF_NOOUTPUT,
-  CF_ONE_PACKET, CF_INACTIVE, lookupIn, lookupOut, setKey, connNew, setState, refresh, expire, controlAdd,
-  invalidateTemplate, setLocal, O_VPORT,
+  E,
+  O_FLAGS,
+  O_STATE,
+  O_DEST,
+  O_NCTL,
+  O_CTL,
+  O_TIMEOUT,
+  O_INPKTS,
+  O_DPORT,
+  CF_TEMPLATE,
+  CF_NOOUTPUT,
+  CF_ONE_PACKET,
+  CF_INACTIVE,
+  lookupIn,
+  lookupOut,
+  setKey,
+  connNew,
+  setState,
+  refresh,
+  expire,
+  controlAdd,
+  invalidateTemplate,
+  setLocal,
+  O_VPORT,
 } from "./table";
 import {
-  tcpNextState, tcpTimeoutMs, udpTimeoutMs, DIR_INPUT, DIR_OUTPUT, DIR_INPUT_ONLY, TH_SYN, TH_RST, TH_ACK,
-  tcpStateActive, TCP_S_TIME_WAIT, TCP_S_CLOSE, TCP_S_FIN_WAIT, TCP_S_ESTABLISHED,
+  tcpNextState,
+  tcpTimeoutMs,
+  udpTimeoutMs,
+  DIR_INPUT,
+  DIR_OUTPUT,
+  DIR_INPUT_ONLY,
+  TH_SYN,
+  TH_RST,
+  TH_ACK,
+  tcpStateActive,
+  TCP_S_TIME_WAIT,
+  TCP_S_CLOSE,
+  TCP_S_FIN_WAIT,
+  TCP_S_ESTABLISHED,
 } from "./state";
 import { sctpNextState, sctpTimeoutMs, SCTP_S_ESTABLISHED, SCTP_S_CLOSED, SCTP_CHUNK_INIT } from "./sctp";
 
 // Verdicts
-export const V_NOT_OURS: i32 = 0;     // no service or no connection: the local stack's (NF_ACCEPT)
-export const V_FORWARD: i32 = 1;      // forward: client->server (inbound) or server->client (outbound)
-export const V_DROP: i32 = 2;         // dropped; dropReason says why
+export const V_NOT_OURS: i32 = 0; // no service or no connection: the local stack's (NF_ACCEPT)
+export const V_FORWARD: i32 = 1; // forward: client->server (inbound) or server->client (outbound)
+export const V_DROP: i32 = 2; // dropped; dropReason says why
 
 // Drop reasons, shared with the packet path (which adds its parse reasons from 16 up)
-export const DROP_NO_DEST: i32 = 1;          // scheduler found no destination: ICMP port unreachable
-export const DROP_TABLE_FULL: i32 = 2;       // connection table full
-export const DROP_DEST_GONE: i32 = 3;        // connection's destination deleted (expire_nodest_conn=0)
-export const DROP_REUSE_CONNTRACK: i32 = 4;  // reused tuple with a confirmed conntrack: SYN dropped
-export const DROP_PORT_MISMATCH: i32 = 5;    // non-persistent port-0 / mismatched service port
-export const DROP_NO_LOCAL_PORT: i32 = 6;    // full-NAT found no free local port
+export const DROP_NO_DEST: i32 = 1; // scheduler found no destination: ICMP port unreachable
+export const DROP_TABLE_FULL: i32 = 2; // connection table full
+export const DROP_DEST_GONE: i32 = 3; // connection's destination deleted (expire_nodest_conn=0)
+export const DROP_REUSE_CONNTRACK: i32 = 4; // reused tuple with a confirmed conntrack: SYN dropped
+export const DROP_PORT_MISMATCH: i32 = 5; // non-persistent port-0 / mismatched service port
+export const DROP_NO_LOCAL_PORT: i32 = 6; // full-NAT found no free local port
 
 export let resultConn: i32 = -1;
-export let resultDest: i32 = -1;              // kept even when a one-packet entry is freed at once
+export let resultDest: i32 = -1; // kept even when a one-packet entry is freed at once
 export let dropReason: i32 = 0;
-export let lastNewConn: bool = false;         // the last inbound() created a connection
+export let lastNewConn: bool = false; // the last inbound() created a connection
 
 // Full-NAT local (source) addresses, set by the host
 let snat4: u32 = 0;
-let snat6_0: u32 = 0, snat6_1: u32 = 0, snat6_2: u32 = 0, snat6_3: u32 = 0;
-export function setSnat4(a: u32): void { snat4 = a; }
-export function setSnat6(a0: u32, a1: u32, a2: u32, a3: u32): void { snat6_0 = a0; snat6_1 = a1; snat6_2 = a2; snat6_3 = a3; }
+let snat6_0: u32 = 0,
+  snat6_1: u32 = 0,
+  snat6_2: u32 = 0,
+  snat6_3: u32 = 0;
+export function setSnat4(a: u32): void {
+  snat4 = a;
+}
+export function setSnat6(a0: u32, a1: u32, a2: u32, a3: u32): void {
+  snat6_0 = a0;
+  snat6_1 = a1;
+  snat6_2 = a2;
+  snat6_3 = a3;
+}
 
-@inline function drop(reason: i32): i32 { dropReason = reason; resultConn = -1; resultDest = -1; return V_DROP; }
+@inline function drop(reason: i32): i32 {
+  dropReason = reason;
+  resultConn = -1;
+  resultDest = -1;
+  return V_DROP;
+}
 
 // ip_vs_control_assure_ct: the template of a connection that reached ESTABLISHED (or got a UDP reply) becomes
 // ASSURED, as /proc/net/ip_vs_conn shows it (issue 14's random runs found every wasmvs template left NONE)
@@ -91,16 +147,20 @@ export function transition(i: u32, dir: i32, now: i64): void {
 // per-packet stats; an available destination always has a live service (d.svcId is valid)
 @inline function countIn(d: Dest, len: u32): void {
   if (!d.available()) return;
-  d.inPkts++; d.inBytes += len;
+  d.inPkts++;
+  d.inBytes += len;
   const s = changetype<Service>(unchecked(serviceById[d.svcId]));
-  s.inPkts++; s.inBytes += len;
+  s.inPkts++;
+  s.inBytes += len;
 }
 
 @inline function countOut(d: Dest, len: u32): void {
   if (!d.available()) return;
-  d.outPkts++; d.outBytes += len;
+  d.outPkts++;
+  d.outBytes += len;
   const s = changetype<Service>(unchecked(serviceById[d.svcId]));
-  s.outPkts++; s.outBytes += len;
+  s.outPkts++;
+  s.outBytes += len;
 }
 
 function isNewConn(): bool {
@@ -111,12 +171,15 @@ function isNewConn(): bool {
 
 function newConnExpected(i: u32): bool {
   const e = E(i);
-  if (load<u32>(e, O_CTL) != 0) return false;   // controlled by a persistence template
+  if (load<u32>(e, O_CTL) != 0) return false; // controlled by a persistence template
   const st = load<u8>(e, O_STATE);
   const proto = <i32>load<u8>(e, 17);
   if (proto == IPPROTO_TCP) {
-    return st == TCP_S_TIME_WAIT || st == TCP_S_CLOSE ||
-      ((settings.connReuseMode & 2) != 0 && st == TCP_S_FIN_WAIT && (load<u32>(e, O_FLAGS) & CF_NOOUTPUT) != 0);
+    return (
+      st == TCP_S_TIME_WAIT ||
+      st == TCP_S_CLOSE ||
+      ((settings.connReuseMode & 2) != 0 && st == TCP_S_FIN_WAIT && (load<u32>(e, O_FLAGS) & CF_NOOUTPUT) != 0)
+    );
   }
   if (proto == IPPROTO_SCTP) return st == SCTP_S_CLOSED;
   return false;
@@ -134,12 +197,23 @@ function findService(): Service | null {
 }
 
 // The client's network under the service's persistence netmask
-let sn0: u32 = 0, sn1: u32 = 0, sn2: u32 = 0, sn3: u32 = 0;
+let sn0: u32 = 0,
+  sn1: u32 = 0,
+  sn2: u32 = 0,
+  sn3: u32 = 0;
 function maskClient(s: Service): void {
-  if (s.af == AF_INET) { sn0 = 0; sn1 = 0; sn2 = 0; sn3 = pkt.s3 & s.netmask; return; }
+  if (s.af == AF_INET) {
+    sn0 = 0;
+    sn1 = 0;
+    sn2 = 0;
+    sn3 = pkt.s3 & s.netmask;
+    return;
+  }
   const plen = <i32>s.netmask;
-  sn0 = pkt.s0 & prefixWord(plen, 0); sn1 = pkt.s1 & prefixWord(plen, 1);
-  sn2 = pkt.s2 & prefixWord(plen, 2); sn3 = pkt.s3 & prefixWord(plen, 3);
+  sn0 = pkt.s0 & prefixWord(plen, 0);
+  sn1 = pkt.s1 & prefixWord(plen, 1);
+  sn2 = pkt.s2 & prefixWord(plen, 2);
+  sn3 = pkt.s3 & prefixWord(plen, 3);
 }
 @inline function prefixWord(plen: i32, w: i32): u32 {
   const bits = plen - w * 32;
@@ -170,10 +244,21 @@ function scheduleConn(s: Service, now: i64): i32 {
     maskClient(s);
     // template key: <proto, client net, 0, vip, vport> for the service port; fwmark and port-0 services
     // key on <IPPROTO_IP, net, 0, fwmark, 0> and <proto, net, 0, vip, 0>
-    let tproto = pkt.proto, tv0 = pkt.d0, tv1 = pkt.d1, tv2 = pkt.d2, tv3 = pkt.d3, tvport: u32 = 0;
+    let tproto = pkt.proto,
+      tv0 = pkt.d0,
+      tv1 = pkt.d1,
+      tv2 = pkt.d2,
+      tv3 = pkt.d3,
+      tvport: u32 = 0;
     const portMatch = pkt.dport == s.port && !s.isFwmark();
     if (portMatch) tvport = s.port == 21 ? 0 : s.port;
-    else if (s.isFwmark()) { tproto = IPPROTO_IP; tv0 = 0; tv1 = 0; tv2 = 0; tv3 = s.fwmark; }
+    else if (s.isFwmark()) {
+      tproto = IPPROTO_IP;
+      tv0 = 0;
+      tv1 = 0;
+      tv2 = 0;
+      tv3 = s.fwmark;
+    }
     let t = lookupIn(s.af, tproto, sn0, sn1, sn2, sn3, 0, tv0, tv1, tv2, tv3, tvport, true);
     let d: Dest | null = null;
     if (t >= 0 && templateValid(<u32>t)) {
@@ -194,7 +279,8 @@ function scheduleConn(s: Service, now: i64): i32 {
     controlAdd(<u32>c, <u32>t);
     // each new child restarts the template's timer
     refresh(<u32>t, s.timeout * 1000, now);
-    d.conns++; s.conns++;
+    d.conns++;
+    s.conns++;
     return c;
   }
   if (!s.isFwmark() && pkt.dport != s.port) return -DROP_PORT_MISMATCH;
@@ -203,7 +289,8 @@ function scheduleConn(s: Service, now: i64): i32 {
   setKey(pkt.af, pkt.proto, pkt.s0, pkt.s1, pkt.s2, pkt.s3, pkt.sport, pkt.d0, pkt.d1, pkt.d2, pkt.d3, pkt.dport);
   const c = connNew(d, d.port != 0 ? d.port : pkt.dport, onePacket, now);
   if (c < 0) return -DROP_TABLE_FULL;
-  d.conns++; s.conns++;
+  d.conns++;
+  s.conns++;
   return c;
 }
 
@@ -211,8 +298,16 @@ function scheduleConn(s: Service, now: i64): i32 {
 function assignLocal(i: u32): bool {
   const e = E(i);
   const af = <i32>load<u8>(e, 16);
-  let l0: u32 = 0, l1: u32 = 0, l2: u32 = 0, l3: u32 = snat4;
-  if (af == AF_INET6) { l0 = snat6_0; l1 = snat6_1; l2 = snat6_2; l3 = snat6_3; }
+  let l0: u32 = 0,
+    l1: u32 = 0,
+    l2: u32 = 0,
+    l3: u32 = snat4;
+  if (af == AF_INET6) {
+    l0 = snat6_0;
+    l1 = snat6_1;
+    l2 = snat6_2;
+    l3 = snat6_3;
+  }
   const dport = <u32>load<u16>(e, O_DPORT);
   const d = destOf(load<i32>(e, O_DEST));
   let port: u32 = 1024 + ((pkt.sport * 2654435761 + i * 40503) % 64512);
@@ -229,15 +324,31 @@ function assignLocal(i: u32): bool {
 // Client -> virtual service. len: the packet's length for the byte counters.
 export function inbound(len: u32, now: i64): i32 {
   lastNewConn = false;
-  let c = lookupIn(pkt.af, pkt.proto, pkt.s0, pkt.s1, pkt.s2, pkt.s3, pkt.sport, pkt.d0, pkt.d1, pkt.d2, pkt.d3, pkt.dport, false);
+  let c = lookupIn(
+    pkt.af,
+    pkt.proto,
+    pkt.s0,
+    pkt.s1,
+    pkt.s2,
+    pkt.s3,
+    pkt.sport,
+    pkt.d0,
+    pkt.d1,
+    pkt.d2,
+    pkt.d3,
+    pkt.dport,
+    false,
+  );
   // connection reuse: a new SYN on an old entry (conn_reuse_mode, expire_nodest_conn)
   if (c >= 0 && settings.connReuseMode != 0 && isNewConn()) {
     const i = <u32>c;
     const e = E(i);
-    let resched = false, oldCt = false;
+    let resched = false,
+      oldCt = false;
     const id = load<i32>(e, O_DEST);
     if (settings.expireNodestConn != 0 && id >= 0 && destOf(id).weight == 0) {
-      resched = true; oldCt = settings.conntrack != 0;
+      resched = true;
+      oldCt = settings.conntrack != 0;
     } else if (newConnExpected(i)) {
       oldCt = settings.conntrack != 0;
       resched = load<u32>(e, O_NCTL) == 0 ? true : !oldCt;
@@ -251,19 +362,34 @@ export function inbound(len: u32, now: i64): i32 {
   if (c < 0) {
     // only a SYN (TCP), an INIT (SCTP) or any UDP packet may create a connection
     if (pkt.proto == IPPROTO_TCP) {
-      if ((pkt.tcpFlags & TH_RST) != 0) { resultConn = -1; return V_NOT_OURS; }
-      if ((pkt.tcpFlags & TH_SYN) == 0 && settings.sloppyTcp == 0) { resultConn = -1; return V_NOT_OURS; }
+      if ((pkt.tcpFlags & TH_RST) != 0) {
+        resultConn = -1;
+        return V_NOT_OURS;
+      }
+      if ((pkt.tcpFlags & TH_SYN) == 0 && settings.sloppyTcp == 0) {
+        resultConn = -1;
+        return V_NOT_OURS;
+      }
     } else if (pkt.proto == IPPROTO_SCTP) {
-      if (pkt.tcpFlags != SCTP_CHUNK_INIT) { resultConn = -1; return V_NOT_OURS; }
+      if (pkt.tcpFlags != SCTP_CHUNK_INIT) {
+        resultConn = -1;
+        return V_NOT_OURS;
+      }
     }
     const s = findService();
-    if (!s) { resultConn = -1; return V_NOT_OURS; }
+    if (!s) {
+      resultConn = -1;
+      return V_NOT_OURS;
+    }
     c = scheduleConn(s, now);
     if (c < 0) return drop(-c);
     lastNewConn = true;
     const e = E(<u32>c);
     const fwd = load<u32>(e, O_FLAGS) & 7;
-    if (fwd == FWD_FULLNAT && !assignLocal(<u32>c)) { expire(<u32>c, now); return drop(DROP_NO_LOCAL_PORT); }
+    if (fwd == FWD_FULLNAT && !assignLocal(<u32>c)) {
+      expire(<u32>c, now);
+      return drop(DROP_NO_LOCAL_PORT);
+    }
   }
   const i = <u32>c;
   const e = E(i);
@@ -273,7 +399,7 @@ export function inbound(len: u32, now: i64): i32 {
       const oldCt = settings.conntrack != 0;
       expire(i, now);
       if (oldCt) return drop(DROP_DEST_GONE);
-      return inbound(len, now);   // the entry is gone: schedule this packet afresh
+      return inbound(len, now); // the entry is gone: schedule this packet afresh
     }
     return drop(DROP_DEST_GONE);
   }
@@ -292,8 +418,24 @@ export function inbound(len: u32, now: i64): i32 {
 
 // Real server -> client (NAT replies): source is the server, destination the client side.
 export function outbound(len: u32, now: i64): i32 {
-  const c = lookupOut(pkt.af, pkt.proto, pkt.s0, pkt.s1, pkt.s2, pkt.s3, pkt.sport, pkt.d0, pkt.d1, pkt.d2, pkt.d3, pkt.dport);
-  if (c < 0) { resultConn = -1; return V_NOT_OURS; }
+  const c = lookupOut(
+    pkt.af,
+    pkt.proto,
+    pkt.s0,
+    pkt.s1,
+    pkt.s2,
+    pkt.s3,
+    pkt.sport,
+    pkt.d0,
+    pkt.d1,
+    pkt.d2,
+    pkt.d3,
+    pkt.dport,
+  );
+  if (c < 0) {
+    resultConn = -1;
+    return V_NOT_OURS;
+  }
   const i = <u32>c;
   const e = E(i);
   const id = load<i32>(e, O_DEST);

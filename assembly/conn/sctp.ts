@@ -14,13 +14,34 @@ export const SCTP_CHUNK_COOKIE_ACK: u32 = 11;
 // chunk type -> event: 0 data, 1 init, 2 init-ack, 3 cookie-echo, 4 cookie-ack, 5 shutdown,
 // 6 shutdown-ack, 7 shutdown-complete, 8 error, 9 abort; unknown chunk types count as data
 const EVENT_OF = new StaticArray<u8>(15);
-EVENT_OF[1] = 1; EVENT_OF[2] = 2; EVENT_OF[6] = 9; EVENT_OF[7] = 5; EVENT_OF[8] = 6; EVENT_OF[9] = 8;
-EVENT_OF[10] = 3; EVENT_OF[11] = 4; EVENT_OF[14] = 7;
+EVENT_OF[1] = 1;
+EVENT_OF[2] = 2;
+EVENT_OF[6] = 9;
+EVENT_OF[7] = 5;
+EVENT_OF[8] = 6;
+EVENT_OF[9] = 8;
+EVENT_OF[10] = 3;
+EVENT_OF[11] = 4;
+EVENT_OF[14] = 7;
 
-const NO: u8 = 0, I1: u8 = 1, IN: u8 = 2, CS: u8 = 3, CR: u8 = 4, CW: u8 = 5, CO: u8 = 6, CE: u8 = 7, ES: u8 = 8,
-  SS: u8 = 9, SR: u8 = 10, SA: u8 = 11, RJ: u8 = 12, CL: u8 = 13;
+const NO: u8 = 0,
+  I1: u8 = 1,
+  IN: u8 = 2,
+  CS: u8 = 3,
+  CR: u8 = 4,
+  CW: u8 = 5,
+  CO: u8 = 6,
+  CE: u8 = 7,
+  ES: u8 = 8,
+  SS: u8 = 9,
+  SR: u8 = 10,
+  SA: u8 = 11,
+  RJ: u8 = 12,
+  CL: u8 = 13;
 const T = new StaticArray<u8>(3 * 10 * 14);
-function row(dir: i32, ev: i32, a: StaticArray<u8>): void { for (let i = 0; i < 14; i++) T[(dir * 10 + ev) * 14 + i] = a[i]; }
+function row(dir: i32, ev: i32, a: StaticArray<u8>): void {
+  for (let i = 0; i < 14; i++) T[(dir * 10 + ev) * 14 + i] = a[i];
+}
 //                  sNO sI1 sIN sCS sCR sCW sCO sCE sES sSS sSR sSA sRJ sCL
 row(0, 0, [ES, I1, IN, CS, CR, CW, CO, CE, ES, SS, SR, SA, RJ, CL]); // INPUT data
 row(0, 1, [I1, IN, IN, CS, CR, CW, CO, CE, ES, SS, SR, SA, IN, IN]); // INPUT init
@@ -61,12 +82,34 @@ export function sctpNextState(dir: i32, chunkType: u32, state: u8): u8 {
 
 const RTO: u32 = 61000;
 export const sctpTimeoutMs = new StaticArray<u32>(SCTP_S_LAST);
-sctpTimeoutMs[0] = 2000; sctpTimeoutMs[1] = 4000; sctpTimeoutMs[2] = RTO; sctpTimeoutMs[3] = RTO;
-sctpTimeoutMs[4] = RTO; sctpTimeoutMs[5] = RTO; sctpTimeoutMs[6] = RTO; sctpTimeoutMs[7] = RTO;
-sctpTimeoutMs[8] = 900000; sctpTimeoutMs[9] = RTO; sctpTimeoutMs[10] = RTO; sctpTimeoutMs[11] = RTO;
-sctpTimeoutMs[12] = 4000; sctpTimeoutMs[13] = RTO;
+sctpTimeoutMs[0] = 2000;
+sctpTimeoutMs[1] = 4000;
+sctpTimeoutMs[2] = RTO;
+sctpTimeoutMs[3] = RTO;
+sctpTimeoutMs[4] = RTO;
+sctpTimeoutMs[5] = RTO;
+sctpTimeoutMs[6] = RTO;
+sctpTimeoutMs[7] = RTO;
+sctpTimeoutMs[8] = 900000;
+sctpTimeoutMs[9] = RTO;
+sctpTimeoutMs[10] = RTO;
+sctpTimeoutMs[11] = RTO;
+sctpTimeoutMs[12] = 4000;
+sctpTimeoutMs[13] = RTO;
 
 export const SCTP_STATE_NAMES: string[] = [
-  "NONE", "INIT1", "INIT", "C-SENT", "C-REPLIED", "C-WAIT", "COOKIE", "C-ECHOED", "ESTABLISHED", "S-SENT",
-  "S-RECEIVED", "S-ACK-SENT", "REJECTED", "CLOSED",
+  "NONE",
+  "INIT1",
+  "INIT",
+  "C-SENT",
+  "C-REPLIED",
+  "C-WAIT",
+  "COOKIE",
+  "C-ECHOED",
+  "ESTABLISHED",
+  "S-SENT",
+  "S-RECEIVED",
+  "S-ACK-SENT",
+  "REJECTED",
+  "CLOSED",
 ];

@@ -47,25 +47,38 @@ tcpTimeoutMs[TCP_S_LISTEN] = 120000;
 tcpTimeoutMs[TCP_S_SYNACK] = 120000;
 
 export let udpTimeoutMs: u32 = 300000;
-export function setUdpTimeoutMs(ms: u32): void { udpTimeoutMs = ms; }
+export function setUdpTimeoutMs(ms: u32): void {
+  udpTimeoutMs = ms;
+}
 
 // The normal (not secure_tcp) transition table of Linux 6.1: [direction block*4 + class][state].
 // Classes: 0 syn, 1 fin, 2 ack, 3 rst. Blocks: INPUT, OUTPUT, INPUT_ONLY.
-const NO: u8 = 0, ES: u8 = 1, SS: u8 = 2, SR: u8 = 3, FW: u8 = 4, TW: u8 = 5, CL: u8 = 6, CW: u8 = 7,
-  LA: u8 = 8, LI: u8 = 9, SA: u8 = 10;
+const NO: u8 = 0,
+  ES: u8 = 1,
+  SS: u8 = 2,
+  SR: u8 = 3,
+  FW: u8 = 4,
+  TW: u8 = 5,
+  CL: u8 = 6,
+  CW: u8 = 7,
+  LA: u8 = 8,
+  LI: u8 = 9,
+  SA: u8 = 10;
 const T = new StaticArray<u8>(12 * 11);
-function row(r: i32, a: StaticArray<u8>): void { for (let i = 0; i < 11; i++) T[r * 11 + i] = a[i]; }
+function row(r: i32, a: StaticArray<u8>): void {
+  for (let i = 0; i < 11; i++) T[r * 11 + i] = a[i];
+}
 //                sNO sES sSS sSR sFW sTW sCL sCW sLA sLI sSA
-row(0,  [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR]); // INPUT syn
-row(1,  [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW]); // INPUT fin
-row(2,  [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES]); // INPUT ack
-row(3,  [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR]); // INPUT rst
-row(4,  [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR]); // OUTPUT syn
-row(5,  [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW]); // OUTPUT fin
-row(6,  [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES]); // OUTPUT ack
-row(7,  [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL]); // OUTPUT rst
-row(8,  [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR]); // INPUT_ONLY syn
-row(9,  [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW]); // INPUT_ONLY fin
+row(0, [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR]); // INPUT syn
+row(1, [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW]); // INPUT fin
+row(2, [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES]); // INPUT ack
+row(3, [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR]); // INPUT rst
+row(4, [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR]); // OUTPUT syn
+row(5, [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW]); // OUTPUT fin
+row(6, [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES]); // OUTPUT ack
+row(7, [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL]); // OUTPUT rst
+row(8, [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR]); // INPUT_ONLY syn
+row(9, [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW]); // INPUT_ONLY fin
 row(10, [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES]); // INPUT_ONLY ack
 row(11, [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL]); // INPUT_ONLY rst
 
@@ -81,6 +94,15 @@ row(11, [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL]); // INPUT_ONLY rst
 }
 
 export const TCP_STATE_NAMES: string[] = [
-  "NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT", "TIME_WAIT", "CLOSE", "CLOSE_WAIT",
-  "LAST_ACK", "LISTEN", "SYNACK",
+  "NONE",
+  "ESTABLISHED",
+  "SYN_SENT",
+  "SYN_RECV",
+  "FIN_WAIT",
+  "TIME_WAIT",
+  "CLOSE",
+  "CLOSE_WAIT",
+  "LAST_ACK",
+  "LISTEN",
+  "SYNACK",
 ];

@@ -14,34 +14,34 @@ export const CF_INACTIVE: u32 = 0x0100;
 export const CF_NO_CPORT: u32 = 0x0800;
 export const CF_TEMPLATE: u32 = 0x1000;
 export const CF_ONE_PACKET: u32 = 0x2000;
-export const CF_OUT_HASHED: u32 = 0x10000;   // ours: linked in the reply-side index
+export const CF_OUT_HASHED: u32 = 0x10000; // ours: linked in the reply-side index
 
 // Entry layout, 128 bytes each
 export const ENTRY_SHIFT: u32 = 7;
-const O_IN_NEXT: usize = 0;      // u32 index+1 in the "in" chain
-const O_OUT_NEXT: usize = 4;     // u32 index+1 in the "out" chain
-const O_W_POS: usize = 8;        // u32 where the entry sits in its wheel slot (chunk << 4 | word), 0: not filed
-const O_FREE_NEXT: usize = 8;    // u32 index+1 in the free list (a free entry is never filed)
-export const O_AF: usize = 16;          // u8
-export const O_PROTO: usize = 17;       // u8
-export const O_STATE: usize = 18;       // u8
-export const O_LIVE: usize = 19;        // u8
-export const O_FLAGS: usize = 20;       // u32
-export const O_CPORT: usize = 24;       // u16 (host order)
+const O_IN_NEXT: usize = 0; // u32 index+1 in the "in" chain
+const O_OUT_NEXT: usize = 4; // u32 index+1 in the "out" chain
+const O_W_POS: usize = 8; // u32 where the entry sits in its wheel slot (chunk << 4 | word), 0: not filed
+const O_FREE_NEXT: usize = 8; // u32 index+1 in the free list (a free entry is never filed)
+export const O_AF: usize = 16; // u8
+export const O_PROTO: usize = 17; // u8
+export const O_STATE: usize = 18; // u8
+export const O_LIVE: usize = 19; // u8
+export const O_FLAGS: usize = 20; // u32
+export const O_CPORT: usize = 24; // u16 (host order)
 export const O_VPORT: usize = 26;
 export const O_DPORT: usize = 28;
-export const O_LPORT: usize = 30;       // full-NAT local port (= cport otherwise)
-export const O_CADDR: usize = 32;       // 4 x u32 host-order words
+export const O_LPORT: usize = 30; // full-NAT local port (= cport otherwise)
+export const O_CADDR: usize = 32; // 4 x u32 host-order words
 export const O_VADDR: usize = 48;
 export const O_DADDR: usize = 64;
-export const O_LADDR: usize = 80;       // full-NAT local address (= caddr otherwise)
-export const O_DEST: usize = 96;        // i32 destination id
-export const O_CTL: usize = 100;        // u32 template index+1
-export const O_NCTL: usize = 104;       // u32 children of a template
-export const O_TIMEOUT: usize = 108;    // u32 ms
-export const O_EXPIRES: usize = 112;    // i64 ms
-const O_WTICK: usize = 120;             // u32 the wheel tick the entry is filed under
-export const O_INPKTS: usize = 124;     // u32
+export const O_LADDR: usize = 80; // full-NAT local address (= caddr otherwise)
+export const O_DEST: usize = 96; // i32 destination id
+export const O_CTL: usize = 100; // u32 template index+1
+export const O_NCTL: usize = 104; // u32 children of a template
+export const O_TIMEOUT: usize = 108; // u32 ms
+export const O_EXPIRES: usize = 112; // i64 ms
+const O_WTICK: usize = 120; // u32 the wheel tick the entry is filed under
+export const O_INPKTS: usize = 124; // u32
 
 let base: usize = 0;
 export let capacity: u32 = 0;
@@ -51,12 +51,16 @@ export let capacity: u32 = 0;
 // it misses once there, not twice. Full-NAT's reply side is its local address and port.
 let buckets: usize = 0;
 let bucketMask: u32 = 0;
-@inline function inHead(h: u32): usize { return buckets + (<usize>h << 3); }
-@inline function outHead(h: u32): usize { return buckets + (<usize>h << 3) + 4; }
-let freeHead: u32 = 0;       // index+1
+@inline function inHead(h: u32): usize {
+  return buckets + ((<usize>h) << 3);
+}
+@inline function outHead(h: u32): usize {
+  return buckets + ((<usize>h) << 3) + 4;
+}
+let freeHead: u32 = 0; // index+1
 export let connCount: u32 = 0;
 export let templateCount: u32 = 0;
-export let refusedFull: u64 = 0;   // new connections refused because the table was full
+export let refusedFull: u64 = 0; // new connections refused because the table was full
 // When the table is full a new connection takes the place of a finished one (TCP TIME_WAIT or CLOSE),
 // else of another entry that is not established (inactive: FIN_WAIT, CLOSE_WAIT, LAST_ACK, a UDP flow,
 // an SCTP association not yet or no longer established); an established entry or a template is never
@@ -64,9 +68,9 @@ export let refusedFull: u64 = 0;   // new connections refused because the table 
 // capacity / TIME_WAIT (65,536 / 120 s: 546 conn/s) refused every new connection for two minutes.
 export let evictedClosed: u64 = 0;
 export let evictedOther: u64 = 0;
-let closedLive: u32 = 0;     // live entries of eviction class 0
-let otherLive: u32 = 0;      // live entries of eviction class 1
-let evictHand: u32 = 0;      // where the next search for a victim starts (it goes round the table)
+let closedLive: u32 = 0; // live entries of eviction class 0
+let otherLive: u32 = 0; // live entries of eviction class 1
+let evictHand: u32 = 0; // where the next search for a victim starts (it goes round the table)
 
 // timer wheel: WHEEL_SLOTS slots of TICK_MS; entries further out wait in their slot for later rounds.
 // 16 ms slots: advance() re-walks the still open current slot on every call, so with 1 s slots a host
@@ -83,32 +87,34 @@ const TICK_MS: i64 = 16;
 const WHEEL_BITS: u32 = 16;
 const WHEEL_SLOTS: u32 = 1 << WHEEL_BITS;
 const CHUNK_ITEMS: u32 = 15;
-let wheel: usize = 0;        // per slot: u32 head chunk+1, u32 entries filed
-let chunks: usize = 0;       // the chunk pool, 64-byte aligned
-let chunkFree: u32 = 0;      // chunk+1, free chunks linked through word 0
-let wheelTick: i64 = 0;      // the last tick fully processed
+let wheel: usize = 0; // per slot: u32 head chunk+1, u32 entries filed
+let chunks: usize = 0; // the chunk pool, 64-byte aligned
+let chunkFree: u32 = 0; // chunk+1, free chunks linked through word 0
+let wheelTick: i64 = 0; // the last tick fully processed
 let clockStarted = false;
 export let clockMs: i64 = 0;
 
-@inline export function E(i: u32): usize { return base + (<usize>i << ENTRY_SHIFT); }
+@inline export function E(i: u32): usize {
+  return base + ((<usize>i) << ENTRY_SHIFT);
+}
 
 export function connInit(cap: u32): i32 {
   if (cap < 16) cap = 16;
-  const bytes = <usize>cap << ENTRY_SHIFT;
+  const bytes = (<usize>cap) << ENTRY_SHIFT;
   // at least two buckets per entry: a chain step is a random entry (a cache and TLB miss of its own),
   // dearer than the bucket line; measured at 1.2M live entries, 1 per entry was 7% slower, 1/2 12% worse
   let nb: u32 = 16;
   while (nb < cap * 2) nb <<= 1;
   base = heap.alloc(bytes);
   memory.fill(base, 0, bytes);
-  buckets = heap.alloc(<usize>nb << 3);
-  memory.fill(buckets, 0, <usize>nb << 3);
-  wheel = heap.alloc(<usize>WHEEL_SLOTS << 3);
-  memory.fill(wheel, 0, <usize>WHEEL_SLOTS << 3);
+  buckets = heap.alloc((<usize>nb) << 3);
+  memory.fill(buckets, 0, (<usize>nb) << 3);
+  wheel = heap.alloc((<usize>WHEEL_SLOTS) << 3);
+  memory.fill(wheel, 0, (<usize>WHEEL_SLOTS) << 3);
   // enough chunks for every entry filed at once: full chunks, plus one part-filled chunk per slot in use
   const nChunks = cap / CHUNK_ITEMS + 1 + min(cap, WHEEL_SLOTS);
-  chunks = (heap.alloc((<usize>nChunks << 6) + 64) + 63) & ~<usize>63;
-  for (let c: u32 = 0; c < nChunks; c++) store<u32>(chunks + (<usize>c << 6), c + 1 < nChunks ? c + 2 : 0);
+  chunks = (heap.alloc(((<usize>nChunks) << 6) + 64) + 63) & ~(<usize>63);
+  for (let c: u32 = 0; c < nChunks; c++) store<u32>(chunks + ((<usize>c) << 6), c + 1 < nChunks ? c + 2 : 0);
   chunkFree = 1;
   bucketMask = nb - 1;
   capacity = cap;
@@ -116,15 +122,25 @@ export function connInit(cap: u32): i32 {
   for (let i: u32 = 0; i < cap; i++) store<u32>(E(i), i + 2 < cap + 1 ? i + 2 : 0, O_FREE_NEXT);
   store<u32>(E(cap - 1), 0, O_FREE_NEXT);
   freeHead = 1;
-  connCount = 0; templateCount = 0; refusedFull = 0;
-  evictedClosed = 0; evictedOther = 0; closedLive = 0; otherLive = 0; evictHand = 0;
+  connCount = 0;
+  templateCount = 0;
+  refusedFull = 0;
+  evictedClosed = 0;
+  evictedOther = 0;
+  closedLive = 0;
+  otherLive = 0;
+  evictHand = 0;
   wheelTick = 0;
   clockStarted = false;
   return <i32>cap;
 }
 
 @inline function mix32(h: u32): u32 {
-  h ^= h >>> 16; h *= 0x85ebca6b; h ^= h >>> 13; h *= 0xc2b2ae35; h ^= h >>> 16;
+  h ^= h >>> 16;
+  h *= 0x85ebca6b;
+  h ^= h >>> 13;
+  h *= 0xc2b2ae35;
+  h ^= h >>> 16;
   return h;
 }
 
@@ -136,27 +152,53 @@ export function connInit(cap: u32): i32 {
 }
 
 @inline function addrEq(e: usize, off: usize, a0: u32, a1: u32, a2: u32, a3: u32): bool {
-  return load<u32>(e + off, 12) == a3 && load<u32>(e + off, 8) == a2 &&
-         load<u32>(e + off, 4) == a1 && load<u32>(e + off) == a0;
+  return (
+    load<u32>(e + off, 12) == a3 &&
+    load<u32>(e + off, 8) == a2 &&
+    load<u32>(e + off, 4) == a1 &&
+    load<u32>(e + off) == a0
+  );
 }
 
 @inline function setAddr(e: usize, off: usize, a0: u32, a1: u32, a2: u32, a3: u32): void {
-  store<u32>(e + off, a0); store<u32>(e + off, a1, 4); store<u32>(e + off, a2, 8); store<u32>(e + off, a3, 12);
+  store<u32>(e + off, a0);
+  store<u32>(e + off, a1, 4);
+  store<u32>(e + off, a2, 8);
+  store<u32>(e + off, a3, 12);
 }
 
 // ---- lookups -----------------------------------------------------------------------------------------
 
 // Client-side match (af, proto, caddr, cport, vaddr, vport); templates are matched only with tpl=true.
-export function lookupIn(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32,
-                         v0: u32, v1: u32, v2: u32, v3: u32, vport: u32, tpl: bool): i32 {
+export function lookupIn(
+  af: i32,
+  proto: i32,
+  c0: u32,
+  c1: u32,
+  c2: u32,
+  c3: u32,
+  cport: u32,
+  v0: u32,
+  v1: u32,
+  v2: u32,
+  v3: u32,
+  vport: u32,
+  tpl: bool,
+): i32 {
   let n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
   const want: u32 = tpl ? CF_TEMPLATE : 0;
   while (n != 0) {
     const e = E(n - 1);
-    if (load<u16>(e, O_CPORT) == cport && load<u16>(e, O_VPORT) == vport &&
-        addrEq(e, O_CADDR, c0, c1, c2, c3) && addrEq(e, O_VADDR, v0, v1, v2, v3) &&
-        load<u8>(e, O_PROTO) == <u32>proto && load<u8>(e, O_AF) == <u32>af &&
-        (load<u32>(e, O_FLAGS) & CF_TEMPLATE) == want) return <i32>(n - 1);
+    if (
+      load<u16>(e, O_CPORT) == cport &&
+      load<u16>(e, O_VPORT) == vport &&
+      addrEq(e, O_CADDR, c0, c1, c2, c3) &&
+      addrEq(e, O_VADDR, v0, v1, v2, v3) &&
+      load<u8>(e, O_PROTO) == <u32>proto &&
+      load<u8>(e, O_AF) == <u32>af &&
+      (load<u32>(e, O_FLAGS) & CF_TEMPLATE) == want
+    )
+      return <i32>(n - 1);
     n = load<u32>(e, O_IN_NEXT);
   }
   return -1;
@@ -164,14 +206,32 @@ export function lookupIn(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32
 
 // Reply-side match: a packet from the real server (s: daddr:dport) to the client side
 // (d: caddr:cport, or the full-NAT local address:port).
-export function lookupOut(af: i32, proto: i32, s0: u32, s1: u32, s2: u32, s3: u32, sport: u32,
-                          d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): i32 {
+export function lookupOut(
+  af: i32,
+  proto: i32,
+  s0: u32,
+  s1: u32,
+  s2: u32,
+  s3: u32,
+  sport: u32,
+  d0: u32,
+  d1: u32,
+  d2: u32,
+  d3: u32,
+  dport: u32,
+): i32 {
   let n = load<u32>(outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport)));
   while (n != 0) {
     const e = E(n - 1);
-    if (load<u16>(e, O_DPORT) == sport && load<u16>(e, O_LPORT) == dport &&
-        addrEq(e, O_DADDR, s0, s1, s2, s3) && addrEq(e, O_LADDR, d0, d1, d2, d3) &&
-        load<u8>(e, O_PROTO) == <u32>proto && load<u8>(e, O_AF) == <u32>af) return <i32>(n - 1);
+    if (
+      load<u16>(e, O_DPORT) == sport &&
+      load<u16>(e, O_LPORT) == dport &&
+      addrEq(e, O_DADDR, s0, s1, s2, s3) &&
+      addrEq(e, O_LADDR, d0, d1, d2, d3) &&
+      load<u8>(e, O_PROTO) == <u32>proto &&
+      load<u8>(e, O_AF) == <u32>af
+    )
+      return <i32>(n - 1);
     n = load<u32>(e, O_OUT_NEXT);
   }
   return -1;
@@ -199,7 +259,7 @@ export function touchChainHeads(n: u32): void {
   let acc: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const a = <usize>unchecked(pfA[k]);
-    unchecked(pfA[k] = a != 0 ? load<u32>(a) : 0);
+    unchecked((pfA[k] = a != 0 ? load<u32>(a) : 0));
   }
   for (let k: u32 = 0; k < n; k++) {
     const h = unchecked(pfA[k]);
@@ -210,24 +270,38 @@ export function touchChainHeads(n: u32): void {
       const d = load<i32>(e, O_DEST);
       if (unchecked(pfC[k]) == 1) id = d;
     }
-    unchecked(pfC[k] = <u32>id);
+    unchecked((pfC[k] = <u32>id));
   }
   keep(acc);
 }
 
 // A connection's two index links: side 0 is the client side (the "in" chain, keyed by caddr:cport), side 1
 // the reply side ("out", keyed by laddr:lport, which is caddr:cport unless full-NAT moved it).
-@inline function nextOff(side: u32): usize { return side == 0 ? O_IN_NEXT : O_OUT_NEXT; }
-@inline function hashedFlag(side: u32): u32 { return side == 0 ? CF_HASHED : CF_OUT_HASHED; }
+@inline function nextOff(side: u32): usize {
+  return side == 0 ? O_IN_NEXT : O_OUT_NEXT;
+}
+@inline function hashedFlag(side: u32): u32 {
+  return side == 0 ? CF_HASHED : CF_OUT_HASHED;
+}
 
 function sideHashOf(e: usize, side: u32): u32 {
   const a: usize = side == 0 ? O_CADDR : O_LADDR;
   const k = e + a;
-  return hashSide(load<u8>(e, O_PROTO), load<u32>(k), load<u32>(k, 4), load<u32>(k, 8), load<u32>(k, 12),
-    load<u16>(e + (side == 0 ? O_CPORT : O_LPORT)));
+  return hashSide(
+    load<u8>(e, O_PROTO),
+    load<u32>(k),
+    load<u32>(k, 4),
+    load<u32>(k, 8),
+    load<u32>(k, 12),
+    load<u16>(e + (side == 0 ? O_CPORT : O_LPORT)),
+  );
 }
-@inline function inHashOf(e: usize): u32 { return sideHashOf(e, 0); }
-@inline function sideHead(h: u32, side: u32): usize { return side == 0 ? inHead(h) : outHead(h); }
+@inline function inHashOf(e: usize): u32 {
+  return sideHashOf(e, 0);
+}
+@inline function sideHead(h: u32, side: u32): usize {
+  return side == 0 ? inHead(h) : outHead(h);
+}
 
 // Links entry i at the head of its chain on one side (newest first, as the kernel's hlist_add_head_rcu).
 function hashSideOf(i: u32, side: u32): void {
@@ -246,31 +320,49 @@ function unhashSideOf(i: u32, side: u32): void {
   let p = sideHead(sideHashOf(e, side), side);
   let n = load<u32>(p);
   while (n != 0) {
-    if (n == i + 1) { store<u32>(p, load<u32>(e + next)); break; }
+    if (n == i + 1) {
+      store<u32>(p, load<u32>(e + next));
+      break;
+    }
     p = E(n - 1) + next;
     n = load<u32>(p);
   }
   store<u32>(e, f & ~hashedFlag(side), O_FLAGS);
 }
 
-@inline function hashIn(i: u32): void { hashSideOf(i, 0); }
-@inline function unhashIn(i: u32): void { unhashSideOf(i, 0); }
-@inline function hashOut(i: u32): void { hashSideOf(i, 1); }
-@inline function unhashOut(i: u32): void { unhashSideOf(i, 1); }
+@inline function hashIn(i: u32): void {
+  hashSideOf(i, 0);
+}
+@inline function unhashIn(i: u32): void {
+  unhashSideOf(i, 0);
+}
+@inline function hashOut(i: u32): void {
+  hashSideOf(i, 1);
+}
+@inline function unhashOut(i: u32): void {
+  unhashSideOf(i, 1);
+}
 
 // ---- the timer wheel -----------------------------------------------------------------------------------
 
 // the wheel's time starts with the first entry or the first advance(), whichever comes first
-function startClock(now: i64): void { wheelTick = now / TICK_MS - 1; clockStarted = true; }
+function startClock(now: i64): void {
+  wheelTick = now / TICK_MS - 1;
+  clockStarted = true;
+}
 
-@inline function slotOf(tick: i64): usize { return wheel + (<usize>(<u32>tick & (WHEEL_SLOTS - 1)) << 3); }
-@inline function chunkAt(c: u32): usize { return chunks + (<usize>c << 6); }
+@inline function slotOf(tick: i64): usize {
+  return wheel + ((<usize>(<u32>tick & (WHEEL_SLOTS - 1))) << 3);
+}
+@inline function chunkAt(c: u32): usize {
+  return chunks + ((<usize>c) << 6);
+}
 
 function wheelLink(i: u32, tick: i64): void {
   const s = slotOf(tick);
   const n = load<u32>(s, 4);
   let head = load<u32>(s);
-  const w = n % CHUNK_ITEMS + 1;
+  const w = (n % CHUNK_ITEMS) + 1;
   if (w == 1) {
     // the head chunk is full (or there is none): push a new one
     const c = chunkFree;
@@ -280,7 +372,7 @@ function wheelLink(i: u32, tick: i64): void {
     head = c;
     store<u32>(s, head);
   }
-  store<u32>(chunkAt(head - 1) + (<usize>w << 2), i);
+  store<u32>(chunkAt(head - 1) + ((<usize>w) << 2), i);
   store<u32>(s, n + 1, 4);
   const e = E(i);
   store<u32>(e, ((head - 1) << 4) | w, O_W_POS);
@@ -294,10 +386,10 @@ function wheelUnlink(i: u32): void {
   const s = slotOf(<i64>load<u32>(e, O_WTICK));
   const n = load<u32>(s, 4) - 1;
   const head = load<u32>(s);
-  const lastW = n % CHUNK_ITEMS + 1;
-  const last = load<u32>(chunkAt(head - 1) + (<usize>lastW << 2));
+  const lastW = (n % CHUNK_ITEMS) + 1;
+  const last = load<u32>(chunkAt(head - 1) + ((<usize>lastW) << 2));
   if (last != i) {
-    store<u32>(chunkAt(pos >>> 4) + (<usize>(pos & 15) << 2), last);
+    store<u32>(chunkAt(pos >>> 4) + ((<usize>(pos & 15)) << 2), last);
     store<u32>(E(last), pos, O_W_POS);
   }
   store<u32>(s, n, 4);
@@ -321,13 +413,18 @@ export function arm(i: u32, now: i64): void {
   const e = E(i);
   const exp = now + <i64>load<u32>(e, O_TIMEOUT);
   store<i64>(e, exp, O_EXPIRES);
-  if (load<u32>(e, O_FLAGS) & CF_ONE_PACKET) return;   // never filed: freed after its one packet
+  if (load<u32>(e, O_FLAGS) & CF_ONE_PACKET) return; // never filed: freed after its one packet
   let t = exp / TICK_MS;
   if (t <= wheelTick) t = wheelTick + 1;
-  if (t != <i64>load<u32>(e, O_WTICK)) { wheelUnlink(i); wheelLink(i, t); }
+  if (t != <i64>load<u32>(e, O_WTICK)) {
+    wheelUnlink(i);
+    wheelLink(i, t);
+  }
 }
 
-export function setTimeout(i: u32, ms: u32): void { store<u32>(E(i), ms, O_TIMEOUT); }
+export function setTimeout(i: u32, ms: u32): void {
+  store<u32>(E(i), ms, O_TIMEOUT);
+}
 
 // ---- create, bind, expire ------------------------------------------------------------------------------
 
@@ -337,14 +434,19 @@ export function setTimeout(i: u32, ms: u32): void { store<u32>(E(i), ms, O_TIMEO
   if (f & (CF_TEMPLATE | CF_ONE_PACKET)) return 2;
   if (load<u8>(e, O_PROTO) == 6) {
     const st = load<u8>(e, O_STATE);
-    if (st == 5 || st == 6) return 0;   // TCP_S_TIME_WAIT, TCP_S_CLOSE
+    if (st == 5 || st == 6) return 0; // TCP_S_TIME_WAIT, TCP_S_CLOSE
   }
-  return (f & CF_INACTIVE) ? 1 : 2;
+  return f & CF_INACTIVE ? 1 : 2;
 }
 
 @inline function classCount(c: i32, add: bool): void {
-  if (c == 0) { if (add) closedLive++; else closedLive--; }
-  else if (c == 1) { if (add) otherLive++; else otherLive--; }
+  if (c == 0) {
+    if (add) closedLive++;
+    else closedLive--;
+  } else if (c == 1) {
+    if (add) otherLive++;
+    else otherLive--;
+  }
 }
 
 // Frees one entry of the lowest class there is, searching round the table from where the last search
@@ -358,7 +460,8 @@ function evictOne(now: i64): bool {
     evictHand = i + 1 == capacity ? 0 : i + 1;
     const e = E(i);
     if (load<u8>(e, O_LIVE) != 0 && evictClass(e) == want && expire(i, now)) {
-      if (want == 0) evictedClosed++; else evictedOther++;
+      if (want == 0) evictedClosed++;
+      else evictedOther++;
       return true;
     }
   }
@@ -368,7 +471,10 @@ function evictOne(now: i64): bool {
 // Takes a free entry, evicting one that is not established when none is free; -1 when every entry is
 // established or a template (counted; nothing established is touched).
 export function allocEntry(now: i64): i32 {
-  if (freeHead == 0 && !evictOne(now)) { refusedFull++; return -1; }
+  if (freeHead == 0 && !evictOne(now)) {
+    refusedFull++;
+    return -1;
+  }
   const i = freeHead - 1;
   const e = E(i);
   freeHead = load<u32>(e, O_FREE_NEXT);
@@ -380,15 +486,43 @@ export function allocEntry(now: i64): i32 {
 // ip_vs_conn_new + ip_vs_bind_dest. Addresses are taken from the globals set by setKey/setDest below.
 export let k_af: i32 = AF_INET;
 export let k_proto: i32 = 6;
-export let k_c0: u32 = 0; export let k_c1: u32 = 0; export let k_c2: u32 = 0; export let k_c3: u32 = 0;
-export let k_v0: u32 = 0; export let k_v1: u32 = 0; export let k_v2: u32 = 0; export let k_v3: u32 = 0;
+export let k_c0: u32 = 0;
+export let k_c1: u32 = 0;
+export let k_c2: u32 = 0;
+export let k_c3: u32 = 0;
+export let k_v0: u32 = 0;
+export let k_v1: u32 = 0;
+export let k_v2: u32 = 0;
+export let k_v3: u32 = 0;
 export let k_cport: u32 = 0;
 export let k_vport: u32 = 0;
 
-export function setKey(af: i32, proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32,
-                       v0: u32, v1: u32, v2: u32, v3: u32, vport: u32): void {
-  k_af = af; k_proto = proto; k_c0 = c0; k_c1 = c1; k_c2 = c2; k_c3 = c3; k_cport = cport;
-  k_v0 = v0; k_v1 = v1; k_v2 = v2; k_v3 = v3; k_vport = vport;
+export function setKey(
+  af: i32,
+  proto: i32,
+  c0: u32,
+  c1: u32,
+  c2: u32,
+  c3: u32,
+  cport: u32,
+  v0: u32,
+  v1: u32,
+  v2: u32,
+  v3: u32,
+  vport: u32,
+): void {
+  k_af = af;
+  k_proto = proto;
+  k_c0 = c0;
+  k_c1 = c1;
+  k_c2 = c2;
+  k_c3 = c3;
+  k_cport = cport;
+  k_v0 = v0;
+  k_v1 = v1;
+  k_v2 = v2;
+  k_v3 = v3;
+  k_vport = vport;
 }
 
 // Creates an entry for the current key bound to dest d (dport: the destination port to use).
@@ -428,7 +562,10 @@ export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
   }
   d.updateOverload();
   const s = getService(d.svcId);
-  if (s && !(f & CF_TEMPLATE)) { const sc = s.sched; if (sc) sc.loadChanged(s, d); }
+  if (s && !(f & CF_TEMPLATE)) {
+    const sc = s.sched;
+    if (sc) sc.loadChanged(s, d);
+  }
   // a new entry lives 3 s until its first state transition sets the protocol timeout
   store<u32>(e, 3000, O_TIMEOUT);
   if (!(f & CF_ONE_PACKET)) {
@@ -456,7 +593,10 @@ export function setState(i: u32, newState: u8, activeState: bool): void {
   const before = evictClass(e);
   moveState(i, newState, activeState);
   const after = evictClass(e);
-  if (after != before) { classCount(before, false); classCount(after, true); }
+  if (after != before) {
+    classCount(before, false);
+    classCount(after, true);
+  }
 }
 
 function moveState(i: u32, newState: u8, activeState: bool): void {
@@ -469,14 +609,19 @@ function moveState(i: u32, newState: u8, activeState: bool): void {
   const d = destOf(id);
   const f = load<u32>(e, O_FLAGS);
   if (!(f & CF_INACTIVE) && !activeState) {
-    d.activeConns--; d.inactConns++;
+    d.activeConns--;
+    d.inactConns++;
     store<u32>(e, f | CF_INACTIVE, O_FLAGS);
-  } else if ((f & CF_INACTIVE) && activeState) {
-    d.activeConns++; d.inactConns--;
+  } else if (f & CF_INACTIVE && activeState) {
+    d.activeConns++;
+    d.inactConns--;
     store<u32>(e, f & ~CF_INACTIVE, O_FLAGS);
   } else return;
   const s = getService(d.svcId);
-  if (s) { const sc = s.sched; if (sc) sc.loadChanged(s, d); }
+  if (s) {
+    const sc = s.sched;
+    if (sc) sc.loadChanged(s, d);
+  }
 }
 
 // ip_vs_unbind_dest: counters, the OVERLOAD hysteresis, and the destination's reference.
@@ -493,7 +638,10 @@ function unbind(i: u32): void {
   store<i32>(e, -1, O_DEST);
   if (!(f & CF_TEMPLATE)) {
     const s = getService(d.svcId);
-    if (s && d.available()) { const sc = s.sched; if (sc) sc.loadChanged(s, d); }
+    if (s && d.available()) {
+      const sc = s.sched;
+      if (sc) sc.loadChanged(s, d);
+    }
   }
   d.refs--;
   if (d.refs <= 0) destUnreferenced(d);
@@ -504,7 +652,7 @@ function unbind(i: u32): void {
 export function expire(i: u32, now: i64): bool {
   const e = E(i);
   const f = load<u32>(e, O_FLAGS);
-  if ((f & CF_TEMPLATE) && load<u32>(e, O_NCTL) > 0) {
+  if (f & CF_TEMPLATE && load<u32>(e, O_NCTL) > 0) {
     store<u32>(e, 60000, O_TIMEOUT);
     arm(i, now);
     return false;
@@ -519,7 +667,8 @@ export function expire(i: u32, now: i64): bool {
     store<u32>(ce, load<u32>(ce, O_NCTL) - 1, O_NCTL);
   }
   unbind(i);
-  if (f & CF_TEMPLATE) templateCount--; else connCount--;
+  if (f & CF_TEMPLATE) templateCount--;
+  else connCount--;
   store<u8>(e, 0, O_LIVE);
   store<u32>(e, freeHead, O_FREE_NEXT);
   freeHead = i + 1;
@@ -530,15 +679,19 @@ export function expire(i: u32, now: i64): bool {
 // in groups, each level one tight loop (see assembly/prefetch.ts); advance() then finds them in cache.
 function touchSlot(s: usize): void {
   let c = load<u32>(s);
-  let top = (load<u32>(s, 4) - 1) % CHUNK_ITEMS + 1;
+  let top = ((load<u32>(s, 4) - 1) % CHUNK_ITEMS) + 1;
   let m: u32 = 0;
   while (c != 0) {
     const ch = chunkAt(c - 1);
     for (let w: u32 = top; w >= 1; w--) {
-      unchecked(pfB[m] = load<u32>(ch + (<usize>w << 2)));
-      if (++m == GROUP) { touchEntries(m); m = 0; }
+      unchecked((pfB[m] = load<u32>(ch + ((<usize>w) << 2))));
+      if (++m == GROUP) {
+        touchEntries(m);
+        m = 0;
+      }
     }
-    c = load<u32>(ch); top = CHUNK_ITEMS;
+    c = load<u32>(ch);
+    top = CHUNK_ITEMS;
   }
   if (m != 0) touchEntries(m);
 }
@@ -552,8 +705,8 @@ function touchEntries(n: u32): void {
   }
   for (let k: u32 = 0; k < n; k++) {
     const e = E(unchecked(pfB[k]));
-    unchecked(pfA[k] = <u32>inHead(inHashOf(e)));
-    unchecked(pfC[k] = <u32>load<i32>(e, O_DEST));
+    unchecked((pfA[k] = <u32>inHead(inHashOf(e))));
+    unchecked((pfC[k] = <u32>load<i32>(e, O_DEST)));
   }
   for (let k: u32 = 0; k < n; k++) {
     // the chain's head, when it is not this entry: unhashIn steps through it
@@ -582,20 +735,27 @@ export function advance(now: i64): i32 {
     // one already seen (or itself), so nothing is skipped or seen twice. A chunk emptied goes back to the
     // pool only once its lowest word has been seen, and its link is read before.
     let c = load<u32>(s);
-    let top = (n - 1) % CHUNK_ITEMS + 1;
+    let top = ((n - 1) % CHUNK_ITEMS) + 1;
     while (c != 0) {
       const ch = chunkAt(c - 1);
       const next = load<u32>(ch);
       for (let w: u32 = top; w >= 1; w--) {
-        const i = load<u32>(ch + (<usize>w << 2));
+        const i = load<u32>(ch + ((<usize>w) << 2));
         const e = E(i);
         const wt = <i64>load<u32>(e, O_WTICK);
         if (wt > target) continue;
-        if (load<i64>(e, O_EXPIRES) <= now && expire(i, now)) { freed++; continue; }
+        if (load<i64>(e, O_EXPIRES) <= now && expire(i, now)) {
+          freed++;
+          continue;
+        }
         const et = load<i64>(e, O_EXPIRES) / TICK_MS;
-        if (et != wt) { wheelUnlink(i); wheelLink(i, et); }
+        if (et != wt) {
+          wheelUnlink(i);
+          wheelLink(i, et);
+        }
       }
-      c = next; top = CHUNK_ITEMS;
+      c = next;
+      top = CHUNK_ITEMS;
     }
   }
   // the current tick stays open: entries due later within it are checked on the next call

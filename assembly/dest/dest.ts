@@ -2,13 +2,16 @@
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD } from "../common";
 
 export class Dest {
-  id: i32 = -1;            // index in the global destination registry; connections refer to it
+  id: i32 = -1; // index in the global destination registry; connections refer to it
   svcId: i32 = -1;
   af: i32 = 2;
-  a0: u32 = 0; a1: u32 = 0; a2: u32 = 0; a3: u32 = 0;
-  port: u32 = 0;           // host order
+  a0: u32 = 0;
+  a1: u32 = 0;
+  a2: u32 = 0;
+  a3: u32 = 0;
+  port: u32 = 0; // host order
   weight: i32 = 0;
-  lastWeight: i32 = 0;     // last non-zero weight (mh builds its table from it)
+  lastWeight: i32 = 0; // last non-zero weight (mh builds its table from it)
   uThreshold: u32 = 0;
   lThreshold: u32 = 0;
   flags: u32 = 0;
@@ -19,18 +22,22 @@ export class Dest {
   activeConns: u32 = 0;
   inactConns: u32 = 0;
   persistConns: u32 = 0;
-  refs: i32 = 0;           // connections and templates bound to it; a deleted dest lives in the trash while > 0
-  seq: u32 = 0;            // insertion sequence in its service: larger = nearer the list head
+  refs: i32 = 0; // connections and templates bound to it; a deleted dest lives in the trash while > 0
+  seq: u32 = 0; // insertion sequence in its service: larger = nearer the list head
   schedSlot: i32 = -1;
-  idleSince: i64 = -1;     // in the trash: when it was first seen unreferenced     // for schedulers that index destinations (segment trees)
+  idleSince: i64 = -1; // in the trash: when it was first seen unreferenced     // for schedulers that index destinations (segment trees)
   conns: u64 = 0;
   inPkts: u64 = 0;
   outPkts: u64 = 0;
   inBytes: u64 = 0;
   outBytes: u64 = 0;
 
-  @inline available(): bool { return (this.flags & DEST_F_AVAILABLE) != 0; }
-  @inline overloaded(): bool { return (this.flags & DEST_F_OVERLOAD) != 0; }
+  @inline available(): bool {
+    return (this.flags & DEST_F_AVAILABLE) != 0;
+  }
+  @inline overloaded(): bool {
+    return (this.flags & DEST_F_OVERLOAD) != 0;
+  }
   // ip_vs_dest_update_overload, as the kernel in the VM behaves (Debian's 6.1 carries the thresholds fix): at
   // or above the upper threshold OVERLOADed; below the lower one (0 = the upper less a quarter, rounded as
   // the kernel rounds) not; in between it keeps what it had. Run at bind, at unbind while OVERLOADed, and when
@@ -39,16 +46,23 @@ export class Dest {
     const u = this.uThreshold;
     if (u != 0) {
       const conns = this.activeConns + this.inactConns;
-      if (conns >= u) { this.flags |= DEST_F_OVERLOAD; return; }
+      if (conns >= u) {
+        this.flags |= DEST_F_OVERLOAD;
+        return;
+      }
       const l = this.lThreshold != 0 ? this.lThreshold : u - (u >> 2);
       if (conns >= l) return;
     }
     this.flags &= ~DEST_F_OVERLOAD;
   }
 
-  @inline addrFold(): u32 { return this.a0 ^ this.a1 ^ this.a2 ^ this.a3; }
+  @inline addrFold(): u32 {
+    return this.a0 ^ this.a1 ^ this.a2 ^ this.a3;
+  }
   // (activeconns << 8) + inactconns: ip_vs_dest_conn_overhead(), used by lc, wlc, lblc, lblcr, twos.
-  @inline overhead(): i64 { return ((<i64>this.activeConns) << 8) + <i64>this.inactConns; }
+  @inline overhead(): i64 {
+    return ((<i64>this.activeConns) << 8) + <i64>this.inactConns;
+  }
 
   sameAddr(af: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): bool {
     return this.af == af && this.a3 == a3 && this.a2 == a2 && this.a1 == a1 && this.a0 == a0 && this.port == port;
@@ -76,4 +90,6 @@ export function releaseDest(d: Dest): void {
   d.id = -1;
 }
 
-@inline export function destOf(id: i32): Dest { return changetype<Dest>(unchecked(destById[id])); }
+@inline export function destOf(id: i32): Dest {
+  return changetype<Dest>(unchecked(destById[id]));
+}

@@ -4,15 +4,37 @@
 export let pb: usize = 0;
 export let pl: u32 = 0;
 
-@inline export function ld8(o: u32): u32 { assert(<u64>o + 1 <= <u64>pl); return <u32>load<u8>(pb + <usize>o); }
-@inline export function ld16(o: u32): u32 { assert(<u64>o + 2 <= <u64>pl); return <u32>load<u16>(pb + <usize>o); }
-@inline export function ld32(o: u32): u32 { assert(<u64>o + 4 <= <u64>pl); return load<u32>(pb + <usize>o); }
-@inline export function be16(o: u32): u32 { return <u32>bswap<u16>(<u16>ld16(o)); }
-@inline export function st8(o: u32, v: u32): void { assert(<u64>o + 1 <= <u64>pl); store<u8>(pb + <usize>o, <u8>v); }
-@inline export function st16(o: u32, v: u32): void { assert(<u64>o + 2 <= <u64>pl); store<u16>(pb + <usize>o, <u16>v); }
-@inline export function st32(o: u32, v: u32): void { assert(<u64>o + 4 <= <u64>pl); store<u32>(pb + <usize>o, v); }
+@inline export function ld8(o: u32): u32 {
+  assert(<u64>o + 1 <= <u64>pl);
+  return <u32>load<u8>(pb + <usize>o);
+}
+@inline export function ld16(o: u32): u32 {
+  assert(<u64>o + 2 <= <u64>pl);
+  return <u32>load<u16>(pb + <usize>o);
+}
+@inline export function ld32(o: u32): u32 {
+  assert(<u64>o + 4 <= <u64>pl);
+  return load<u32>(pb + <usize>o);
+}
+@inline export function be16(o: u32): u32 {
+  return <u32>bswap<u16>(<u16>ld16(o));
+}
+@inline export function st8(o: u32, v: u32): void {
+  assert(<u64>o + 1 <= <u64>pl);
+  store<u8>(pb + <usize>o, <u8>v);
+}
+@inline export function st16(o: u32, v: u32): void {
+  assert(<u64>o + 2 <= <u64>pl);
+  store<u16>(pb + <usize>o, <u16>v);
+}
+@inline export function st32(o: u32, v: u32): void {
+  assert(<u64>o + 4 <= <u64>pl);
+  store<u32>(pb + <usize>o, v);
+}
 // a connection port (host order u16) as it sits on the wire, loaded little-endian
-@inline export function wirePort(e: usize, off: usize): u32 { return <u32>bswap<u16>(load<u16>(e + off)); }
+@inline export function wirePort(e: usize, off: usize): u32 {
+  return <u32>bswap<u16>(load<u16>(e + off));
+}
 
 // The one's complement sum of [o, o+n) as loaded little-endian (n even or odd), unfolded.
 export function sumBytes(o: u32, n: u32): u64 {

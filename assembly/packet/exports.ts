@@ -20,8 +20,21 @@ import { capacity as connCapacityNow, connInit as tableInit, connCount, touchCha
 import { GROUP, pfClear, touchServices, touchDests } from "../prefetch";
 import { V_DROP } from "../conn/in";
 import {
-  handlePacket, prefetchPacket, rReason, rConn, rDest, rFwd, rFlags, rL4, rProto, rVer, setTtlMode, ttlMode,
-  R_BAD_DESCRIPTOR, R_LAST, FWD_NONE,
+  handlePacket,
+  prefetchPacket,
+  rReason,
+  rConn,
+  rDest,
+  rFwd,
+  rFlags,
+  rL4,
+  rProto,
+  rVer,
+  setTtlMode,
+  ttlMode,
+  R_BAD_DESCRIPTOR,
+  R_LAST,
+  FWD_NONE,
 } from "./path";
 import { pb, pl } from "./bytes";
 import { fragmentsForwarded } from "./frag";
@@ -32,7 +45,9 @@ export const DESC_SIZE: i32 = 32;
 // where the table no longer fits the caches), 0 off, 1 on.
 const PREFETCH_AUTO_CONNS: u32 = 32768;
 let prefetchMode: i32 = -1;
-export function packetSetPrefetch(mode: i32): void { prefetchMode = mode; }
+export function packetSetPrefetch(mode: i32): void {
+  prefetchMode = mode;
+}
 
 let descBase: usize = 0;
 let dataBase: usize = 0;
@@ -45,21 +60,37 @@ const verdictCount = new StaticArray<u64>(4);
 // (Re)allocates the batch area; returns the descriptor pointer (0 if it cannot be had). Pointers change
 // only here; memory may grow, so the host re-makes its views afterwards.
 export function batchInit(packets: u32, bytes: u32): usize {
-  if (descBase != 0) { heap.free(descBase); descBase = 0; }
-  if (dataBase != 0) { heap.free(dataBase); dataBase = 0; }
-  maxPackets = 0; dataSize = 0;
-  if (packets == 0 || bytes == 0 || packets > (1 << 24) || bytes > 0x40000000) return 0;
-  descBase = heap.alloc(<usize>packets << 5);
-  memory.fill(descBase, 0, <usize>packets << 5);
+  if (descBase != 0) {
+    heap.free(descBase);
+    descBase = 0;
+  }
+  if (dataBase != 0) {
+    heap.free(dataBase);
+    dataBase = 0;
+  }
+  maxPackets = 0;
+  dataSize = 0;
+  if (packets == 0 || bytes == 0 || packets > 1 << 24 || bytes > 0x40000000) return 0;
+  descBase = heap.alloc((<usize>packets) << 5);
+  memory.fill(descBase, 0, (<usize>packets) << 5);
   dataBase = heap.alloc(<usize>bytes);
   memory.fill(dataBase, 0, <usize>bytes);
-  maxPackets = packets; dataSize = bytes;
+  maxPackets = packets;
+  dataSize = bytes;
   return descBase;
 }
-export function batchDescPtr(): usize { return descBase; }
-export function batchDataPtr(): usize { return dataBase; }
-export function batchMaxPackets(): u32 { return maxPackets; }
-export function batchMaxBytes(): u32 { return dataSize; }
+export function batchDescPtr(): usize {
+  return descBase;
+}
+export function batchDataPtr(): usize {
+  return dataBase;
+}
+export function batchMaxPackets(): u32 {
+  return maxPackets;
+}
+export function batchMaxBytes(): u32 {
+  return dataSize;
+}
 
 // Runs descriptors [0, n) (n is clamped to the area). Returns the number processed.
 export function processBatch(n: i32, nowMs: f64): i32 {
@@ -73,10 +104,15 @@ export function processBatch(n: i32, nowMs: f64): i32 {
     for (let g: u32 = 0; g < cnt; g += GROUP) {
       const m = min(GROUP, cnt - g);
       for (let k: u32 = 0; k < m; k++) {
-        const d = descBase + (<usize>(g + k) << 5);
-        const off = load<u32>(d), len = load<u32>(d, 4);
-        if (<u64>off + <u64>len > <u64>dataSize) { pfClear(k); continue; }
-        pb = dataBase + <usize>off; pl = len;
+        const d = descBase + ((<usize>(g + k)) << 5);
+        const off = load<u32>(d),
+          len = load<u32>(d, 4);
+        if (<u64>off + <u64>len > <u64>dataSize) {
+          pfClear(k);
+          continue;
+        }
+        pb = dataBase + <usize>off;
+        pl = len;
         prefetchPacket(load<u32>(d, 8), k);
       }
       touchChainHeads(m);
@@ -85,29 +121,42 @@ export function processBatch(n: i32, nowMs: f64): i32 {
     }
   }
   for (let i: u32 = 0; i < cnt; i++) {
-    const d = descBase + (<usize>i << 5);
-    const off = load<u32>(d), len = load<u32>(d, 4), dir = load<u32>(d, 8), mark = load<u32>(d, 12);
+    const d = descBase + ((<usize>i) << 5);
+    const off = load<u32>(d),
+      len = load<u32>(d, 4),
+      dir = load<u32>(d, 8),
+      mark = load<u32>(d, 12);
     let v: i32;
     if (<u64>off + <u64>len > <u64>dataSize || dir > 1) {
       v = V_DROP;
-      store<u64>(d, 0, 16); store<u32>(d, 0xffffffff, 20); store<u32>(d, 0xffffffff, 24);
-      store<u8>(d, <u8>V_DROP, 16); store<u8>(d, <u8>R_BAD_DESCRIPTOR, 17); store<u8>(d, <u8>FWD_NONE, 18);
+      store<u64>(d, 0, 16);
+      store<u32>(d, 0xffffffff, 20);
+      store<u32>(d, 0xffffffff, 24);
+      store<u8>(d, <u8>V_DROP, 16);
+      store<u8>(d, <u8>R_BAD_DESCRIPTOR, 17);
+      store<u8>(d, <u8>FWD_NONE, 18);
       store<u32>(d, 0, 28);
-      const rp = reasons + (<usize>R_BAD_DESCRIPTOR << 3);
+      const rp = reasons + ((<usize>R_BAD_DESCRIPTOR) << 3);
       store<u64>(rp, load<u64>(rp) + 1);
     } else {
       pb = dataBase + <usize>off;
       pl = len;
       v = handlePacket(dir, mark, now);
-      store<u8>(d, <u8>v, 16); store<u8>(d, <u8>rReason, 17); store<u8>(d, <u8>rFwd, 18); store<u8>(d, <u8>rFlags, 19);
-      store<i32>(d, rConn, 20); store<i32>(d, rDest, 24);
-      store<u16>(d, <u16>rL4, 28); store<u8>(d, <u8>rProto, 30); store<u8>(d, <u8>rVer, 31);
+      store<u8>(d, <u8>v, 16);
+      store<u8>(d, <u8>rReason, 17);
+      store<u8>(d, <u8>rFwd, 18);
+      store<u8>(d, <u8>rFlags, 19);
+      store<i32>(d, rConn, 20);
+      store<i32>(d, rDest, 24);
+      store<u16>(d, <u16>rL4, 28);
+      store<u8>(d, <u8>rProto, 30);
+      store<u8>(d, <u8>rVer, 31);
       if (v == V_DROP) {
-        const rp = reasons + (<usize>(rReason & 63) << 3);
+        const rp = reasons + ((<usize>(rReason & 63)) << 3);
         store<u64>(rp, load<u64>(rp) + 1);
       }
     }
-    const vp = verdicts + (<usize>v << 3);
+    const vp = verdicts + ((<usize>v) << 3);
     store<u64>(vp, load<u64>(vp) + 1);
   }
   return <i32>cnt;
@@ -124,14 +173,22 @@ export function packetVerdictCount(v: i32): f64 {
   return <f64>unchecked(verdictCount[v]);
 }
 export function packetResetCounters(): void {
-  for (let i = 0; i < 64; i++) unchecked(reasonCount[i] = 0);
-  for (let i = 0; i < 4; i++) unchecked(verdictCount[i] = 0);
+  for (let i = 0; i < 64; i++) unchecked((reasonCount[i] = 0));
+  for (let i = 0; i < 4; i++) unchecked((verdictCount[i] = 0));
 }
-export function packetReasonLimit(): i32 { return R_LAST; }
+export function packetReasonLimit(): i32 {
+  return R_LAST;
+}
 
 // 1: the kernel's TTL / hop-limit handling (default), 0: leave it alone.
-export function packetSetTtlMode(mode: i32): void { setTtlMode(mode); }
-export function packetTtlMode(): i32 { return ttlMode; }
+export function packetSetTtlMode(mode: i32): void {
+  setTtlMode(mode);
+}
+export function packetTtlMode(): i32 {
+  return ttlMode;
+}
 
 // Later fragments forwarded by their first fragment's connection (frag.ts), since start.
-export function packetFragmentCount(): f64 { return <f64>fragmentsForwarded; }
+export function packetFragmentCount(): f64 {
+  return <f64>fragmentsForwarded;
+}

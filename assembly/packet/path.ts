@@ -26,12 +26,43 @@
 //   (CSUM_MANGLED_0), and IPv6 UDP with checksum 0 is dropped (RFC 8200 §8.1: receivers discard it).
 // - SCTP: the CRC32c is recomputed over the whole SCTP packet when a port changes (sctp_nat_csum); the
 //   CRC has no pseudo-header, so address-only changes leave it as is.
-import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, FWD_MASQ, FWD_FULLNAT, FWD_LOCALNODE } from "../common";
-import { pkt } from "./info";
-import { inbound, outbound, resultConn, resultDest, dropReason, lastNewConn, V_NOT_OURS, V_FORWARD, V_DROP } from "../conn/in";
 import {
-  inBucketOf, outBucketOf, E, O_LIVE, O_FLAGS, O_DEST, O_CADDR, O_VADDR, O_DADDR, O_LADDR,
-  O_CPORT, O_VPORT, O_DPORT, O_LPORT,
+  AF_INET,
+  AF_INET6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPPROTO_SCTP,
+  FWD_MASQ,
+  FWD_FULLNAT,
+  FWD_LOCALNODE,
+} from "../common";
+import { pkt } from "./info";
+import {
+  inbound,
+  outbound,
+  resultConn,
+  resultDest,
+  dropReason,
+  lastNewConn,
+  V_NOT_OURS,
+  V_FORWARD,
+  V_DROP,
+} from "../conn/in";
+import {
+  inBucketOf,
+  outBucketOf,
+  E,
+  O_LIVE,
+  O_FLAGS,
+  O_DEST,
+  O_CADDR,
+  O_VADDR,
+  O_DADDR,
+  O_LADDR,
+  O_CPORT,
+  O_VPORT,
+  O_DPORT,
+  O_LPORT,
 } from "../conn/table";
 import { serviceBucketOf } from "../service/service";
 import { pfA, pfB, pfC, pfClear } from "../prefetch";
@@ -41,26 +72,26 @@ import { handleIcmp4, handleIcmp6, icmpConn, icmpDest, icmpFwd, RF_ICMP } from "
 import { fragKey, fragFile, fragFind, fragmentsForwarded, kS0, kS1, kS2, kS3, kD0, kD1, kD2, kD3 } from "./frag";
 
 // Parse and path drop reasons (1..6 are conn/in.ts's)
-export const R_TRUNCATED: i32 = 16;          // too short for a header it claims or needs
-export const R_BAD_VERSION: i32 = 17;        // IP version neither 4 nor 6
-export const R_BAD_IHL: i32 = 18;            // IPv4 IHL < 5 or beyond the packet
-export const R_BAD_TOTAL_LENGTH: i32 = 19;   // IPv4 total length < IHL or > packet; IPv6 payload beyond packet
-export const R_BAD_IP_CSUM: i32 = 20;        // IPv4 header checksum wrong
-export const R_FRAGMENT: i32 = 21;           // a later fragment whose first was not seen, or an SCTP fragment
-export const R_BAD_EXT_HDR: i32 = 22;        // unsupported / misplaced / too many IPv6 extension headers
-export const R_BAD_TCP_DOFF: i32 = 23;       // TCP data offset < 5 or beyond the segment
-export const R_BAD_UDP_LENGTH: i32 = 24;     // UDP length < 8 or beyond the datagram
-export const R_UDP6_ZERO_CSUM: i32 = 25;     // IPv6 UDP with checksum 0
-export const R_TTL_EXCEEDED: i32 = 26;       // TTL / hop limit <= 1 on a forwarded packet
-export const R_BAD_DESCRIPTOR: i32 = 27;     // descriptor outside the batch area or bad direction
+export const R_TRUNCATED: i32 = 16; // too short for a header it claims or needs
+export const R_BAD_VERSION: i32 = 17; // IP version neither 4 nor 6
+export const R_BAD_IHL: i32 = 18; // IPv4 IHL < 5 or beyond the packet
+export const R_BAD_TOTAL_LENGTH: i32 = 19; // IPv4 total length < IHL or > packet; IPv6 payload beyond packet
+export const R_BAD_IP_CSUM: i32 = 20; // IPv4 header checksum wrong
+export const R_FRAGMENT: i32 = 21; // a later fragment whose first was not seen, or an SCTP fragment
+export const R_BAD_EXT_HDR: i32 = 22; // unsupported / misplaced / too many IPv6 extension headers
+export const R_BAD_TCP_DOFF: i32 = 23; // TCP data offset < 5 or beyond the segment
+export const R_BAD_UDP_LENGTH: i32 = 24; // UDP length < 8 or beyond the datagram
+export const R_UDP6_ZERO_CSUM: i32 = 25; // IPv6 UDP with checksum 0
+export const R_TTL_EXCEEDED: i32 = 26; // TTL / hop limit <= 1 on a forwarded packet
+export const R_BAD_DESCRIPTOR: i32 = 27; // descriptor outside the batch area or bad direction
 export const R_LAST: i32 = 28;
 
 export const MAX_EXT_HDRS: i32 = 8;
 export const FWD_NONE: u32 = 255;
 
 // result flags
-export const RF_NEW: u32 = 1;        // the packet created its connection
-export const RF_REWRITTEN: u32 = 2;  // bytes were changed (4, RF_ICMP: an ICMP error translated, icmp.ts)
+export const RF_NEW: u32 = 1; // the packet created its connection
+export const RF_REWRITTEN: u32 = 2; // bytes were changed (4, RF_ICMP: an ICMP error translated, icmp.ts)
 
 // results of the last handlePacket()
 export let rReason: i32 = 0;
@@ -74,17 +105,30 @@ export let rVer: u32 = 0;
 
 // 1: kernel TTL handling (default), 0: leave TTL / hop limit alone
 export let ttlMode: i32 = 1;
-export function setTtlMode(m: i32): void { ttlMode = m; }
+export function setTtlMode(m: i32): void {
+  ttlMode = m;
+}
 
-@inline export function fail(reason: i32): i32 { rReason = reason; return V_DROP; }
+@inline export function fail(reason: i32): i32 {
+  rReason = reason;
+  return V_DROP;
+}
 
 // Replaces the 16-byte IPv6 address at packet offset o by the connection's address at e+eo; returns the
 // checksum delta.
 @inline export function repl6(o: u32, a: usize): u64 {
-  const o0 = ld32(o), o1 = ld32(o + 4), o2 = ld32(o + 8), o3 = ld32(o + 12);
-  const n0 = bswap<u32>(load<u32>(a)), n1 = bswap<u32>(load<u32>(a, 4));
-  const n2 = bswap<u32>(load<u32>(a, 8)), n3 = bswap<u32>(load<u32>(a, 12));
-  st32(o, n0); st32(o + 4, n1); st32(o + 8, n2); st32(o + 12, n3);
+  const o0 = ld32(o),
+    o1 = ld32(o + 4),
+    o2 = ld32(o + 8),
+    o3 = ld32(o + 12);
+  const n0 = bswap<u32>(load<u32>(a)),
+    n1 = bswap<u32>(load<u32>(a, 4));
+  const n2 = bswap<u32>(load<u32>(a, 8)),
+    n3 = bswap<u32>(load<u32>(a, 12));
+  st32(o, n0);
+  st32(o + 4, n1);
+  st32(o + 8, n2);
+  st32(o + 12, n3);
   return delta32(o0, n0) + delta32(o1, n1) + delta32(o2, n2) + delta32(o3, n3);
 }
 @inline export function repl4(o: u32, a: usize): u64 {
@@ -99,21 +143,30 @@ const IPPROTO_ICMPV6: u32 = 58;
 
 // The result fields for an ICMP error handled by icmp.ts.
 function icmpResult(v: i32): i32 {
-  rConn = icmpConn; rDest = icmpDest; rFwd = icmpFwd;
+  rConn = icmpConn;
+  rDest = icmpDest;
+  rFwd = icmpFwd;
   if (v == V_FORWARD) rFlags |= RF_REWRITTEN | RF_ICMP;
   return v;
 }
 
 // What the header parsers found, for the stages after them.
-const GO_ON: i32 = -1;     // a parser's "no verdict yet"
-let hL4: u32 = 0;          // offset of the L4 header
-let hEnd: u32 = 0;         // end of the IP packet (IPv4 total length / IPv6 payload length)
-let hProto: u32 = 0;       // L4 protocol
-let hFirstFrag = false;    // the first fragment of a fragmented datagram (frag.ts)
+const GO_ON: i32 = -1; // a parser's "no verdict yet"
+let hL4: u32 = 0; // offset of the L4 header
+let hEnd: u32 = 0; // end of the IP packet (IPv4 total length / IPv6 payload length)
+let hProto: u32 = 0; // L4 protocol
+let hFirstFrag = false; // the first fragment of a fragmented datagram (frag.ts)
 
 // Parses, decides and rewrites the packet at [pb, pb+pl). Returns the verdict; r* hold the rest.
 export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
-  rReason = 0; rConn = -1; rDest = -1; rFwd = FWD_NONE; rFlags = 0; rL4 = 0; rProto = 0; rVer = 0;
+  rReason = 0;
+  rConn = -1;
+  rDest = -1;
+  rFwd = FWD_NONE;
+  rFlags = 0;
+  rL4 = 0;
+  rProto = 0;
+  rVer = 0;
   hFirstFrag = false;
   if (pl < 1) return fail(R_TRUNCATED);
   const ver = ld8(0) >> 4;
@@ -137,7 +190,8 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
     rReason = dropReason;
     if (resultConn >= 0) {
       const e = E(<u32>resultConn);
-      rFwd = load<u32>(e, O_FLAGS) & 7; rDest = load<i32>(e, O_DEST);
+      rFwd = load<u32>(e, O_FLAGS) & 7;
+      rDest = load<i32>(e, O_DEST);
     }
     return v;
   }
@@ -171,17 +225,28 @@ function parseIp4(dir: u32, now: i64): i32 {
   const proto = ld8(9);
   rProto = proto;
   const frag = be16(6) & 0x3fff;
-  if (proto == IPPROTO_ICMP && frag == 0) { rL4 = ihl; return icmpResult(handleIcmp4(dir, ihl, tot, ttlMode)); }
+  if (proto == IPPROTO_ICMP && frag == 0) {
+    rL4 = ihl;
+    return icmpResult(handleIcmp4(dir, ihl, tot, ttlMode));
+  }
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return V_NOT_OURS;
   pkt.af = AF_INET;
-  pkt.s0 = 0; pkt.s1 = 0; pkt.s2 = 0; pkt.s3 = bswap<u32>(ld32(12));
-  pkt.d0 = 0; pkt.d1 = 0; pkt.d2 = 0; pkt.d3 = bswap<u32>(ld32(16));
+  pkt.s0 = 0;
+  pkt.s1 = 0;
+  pkt.s2 = 0;
+  pkt.s3 = bswap<u32>(ld32(12));
+  pkt.d0 = 0;
+  pkt.d1 = 0;
+  pkt.d2 = 0;
+  pkt.d3 = bswap<u32>(ld32(16));
   if (frag != 0) {
     fragKey(AF_INET, proto, be16(4), 0, 0, 0, pkt.s3, 0, 0, 0, pkt.d3);
     if ((frag & 0x1fff) != 0) return laterFragment(dir, 4, now);
     hFirstFrag = true;
   }
-  hL4 = ihl; hEnd = tot; hProto = proto;
+  hL4 = ihl;
+  hEnd = tot;
+  hProto = proto;
   return GO_ON;
 }
 
@@ -194,23 +259,48 @@ function parseIp6(dir: u32, now: i64): i32 {
   const end: u32 = 40 + be16(4);
   if (end > pl) return fail(R_BAD_TOTAL_LENGTH);
   pkt.af = AF_INET6;
-  pkt.s0 = bswap<u32>(ld32(8)); pkt.s1 = bswap<u32>(ld32(12));
-  pkt.s2 = bswap<u32>(ld32(16)); pkt.s3 = bswap<u32>(ld32(20));
-  pkt.d0 = bswap<u32>(ld32(24)); pkt.d1 = bswap<u32>(ld32(28));
-  pkt.d2 = bswap<u32>(ld32(32)); pkt.d3 = bswap<u32>(ld32(36));
+  pkt.s0 = bswap<u32>(ld32(8));
+  pkt.s1 = bswap<u32>(ld32(12));
+  pkt.s2 = bswap<u32>(ld32(16));
+  pkt.s3 = bswap<u32>(ld32(20));
+  pkt.d0 = bswap<u32>(ld32(24));
+  pkt.d1 = bswap<u32>(ld32(28));
+  pkt.d2 = bswap<u32>(ld32(32));
+  pkt.d3 = bswap<u32>(ld32(36));
   let nh = ld8(6);
   let off: u32 = 40;
   let n = 0;
   while (nh != IPPROTO_TCP && nh != IPPROTO_UDP && nh != IPPROTO_SCTP) {
     if (nh == 0 || nh == 43 || nh == 60 || nh == 44) {
-      if ((nh == 0 && off != 40) || ++n > MAX_EXT_HDRS) { rProto = nh; return fail(R_BAD_EXT_HDR); }
-      if (off + 8 > end) { rProto = nh; return fail(R_TRUNCATED); }
+      if ((nh == 0 && off != 40) || ++n > MAX_EXT_HDRS) {
+        rProto = nh;
+        return fail(R_BAD_EXT_HDR);
+      }
+      if (off + 8 > end) {
+        rProto = nh;
+        return fail(R_TRUNCATED);
+      }
       if (nh == 44) {
         const fo = be16(off + 2);
-        if (fo != 0) {   // not an atomic fragment (offset 0, no more): the datagram is in pieces
-          fragKey(AF_INET6, ld8(off), bswap<u32>(ld32(off + 4)),
-            pkt.s0, pkt.s1, pkt.s2, pkt.s3, pkt.d0, pkt.d1, pkt.d2, pkt.d3);
-          if ((fo & 0xfff8) != 0) { rProto = 44; return laterFragment(dir, 6, now); }
+        if (fo != 0) {
+          // not an atomic fragment (offset 0, no more): the datagram is in pieces
+          fragKey(
+            AF_INET6,
+            ld8(off),
+            bswap<u32>(ld32(off + 4)),
+            pkt.s0,
+            pkt.s1,
+            pkt.s2,
+            pkt.s3,
+            pkt.d0,
+            pkt.d1,
+            pkt.d2,
+            pkt.d3,
+          );
+          if ((fo & 0xfff8) != 0) {
+            rProto = 44;
+            return laterFragment(dir, 6, now);
+          }
           hFirstFrag = true;
         }
         nh = ld8(off);
@@ -218,26 +308,39 @@ function parseIp6(dir: u32, now: i64): i32 {
         continue;
       }
       const hl = (ld8(off + 1) + 1) << 3;
-      if (off + hl > end) { rProto = nh; return fail(R_TRUNCATED); }
-      if (nh == 43 && ld8(off + 3) != 0) { rProto = nh; return fail(R_BAD_EXT_HDR); }
+      if (off + hl > end) {
+        rProto = nh;
+        return fail(R_TRUNCATED);
+      }
+      if (nh == 43 && ld8(off + 3) != 0) {
+        rProto = nh;
+        return fail(R_BAD_EXT_HDR);
+      }
       nh = ld8(off);
       off += hl;
       continue;
     }
     rProto = nh;
-    if (nh == IPPROTO_ICMPV6 && !hFirstFrag) { rL4 = off; return icmpResult(handleIcmp6(dir, off, end, ttlMode)); }
+    if (nh == IPPROTO_ICMPV6 && !hFirstFrag) {
+      rL4 = off;
+      return icmpResult(handleIcmp6(dir, off, end, ttlMode));
+    }
     if (nh == 51 || nh == 135 || nh == 139 || nh == 140 || nh == 253 || nh == 254) return fail(R_BAD_EXT_HDR);
     return V_NOT_OURS;
   }
   rProto = nh;
-  hL4 = off; hEnd = end; hProto = nh;
+  hL4 = off;
+  hEnd = end;
+  hProto = nh;
   return GO_ON;
 }
 
 // The L4 header: its lengths checked, ports and flags into pkt. A first fragment holds only the start of
 // its datagram: a UDP length beyond it is expected, and SCTP's CRC cannot be redone (dropped, frag.ts).
 function parseL4(ver: u32, mark: u32): i32 {
-  const l4 = hL4, end = hEnd, proto = hProto;
+  const l4 = hL4,
+    end = hEnd,
+    proto = hProto;
   const l4len = end - l4;
   let flags: u32 = 0;
   if (proto == IPPROTO_TCP) {
@@ -279,12 +382,24 @@ function laterFragment(dir: u32, ver: u32, now: i64): i32 {
   if (c < 0) return fail(R_FRAGMENT);
   const e = E(<u32>c);
   // the entry may have been freed and reused since the first fragment: it must still be that flow's
-  const sa = e + (dir == 0 ? O_CADDR : O_DADDR), da = e + (dir == 0 ? O_VADDR : O_LADDR);
-  if (load<u8>(e, O_LIVE) == 0 || load<u32>(sa) != kS0 || load<u32>(sa, 4) != kS1 || load<u32>(sa, 8) != kS2 ||
-      load<u32>(sa, 12) != kS3 || load<u32>(da) != kD0 || load<u32>(da, 4) != kD1 ||
-      load<u32>(da, 8) != kD2 || load<u32>(da, 12) != kD3) return fail(R_FRAGMENT);
+  const sa = e + (dir == 0 ? O_CADDR : O_DADDR),
+    da = e + (dir == 0 ? O_VADDR : O_LADDR);
+  if (
+    load<u8>(e, O_LIVE) == 0 ||
+    load<u32>(sa) != kS0 ||
+    load<u32>(sa, 4) != kS1 ||
+    load<u32>(sa, 8) != kS2 ||
+    load<u32>(sa, 12) != kS3 ||
+    load<u32>(da) != kD0 ||
+    load<u32>(da, 4) != kD1 ||
+    load<u32>(da, 8) != kD2 ||
+    load<u32>(da, 12) != kD3
+  )
+    return fail(R_FRAGMENT);
   const fwd = load<u32>(e, O_FLAGS) & 7;
-  rConn = c; rDest = load<i32>(e, O_DEST); rFwd = fwd;
+  rConn = c;
+  rDest = load<i32>(e, O_DEST);
+  rFwd = fwd;
   const decTtl = ttlMode != 0 && (dir != 0 || fwd != FWD_LOCALNODE);
   if (decTtl && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
   if (fwd == FWD_MASQ || fwd == FWD_FULLNAT) {
@@ -309,7 +424,7 @@ function laterFragment(dir: u32, ver: u32, now: i64): i32 {
 function decrementTtl(ver: u32): void {
   if (ver == 4) {
     const o = ld16(8);
-    st16(8, o - 1);   // TTL is the low byte of the little-endian word
+    st16(8, o - 1); // TTL is the low byte of the little-endian word
     st16(10, csumApply(ld16(10), delta16(o, o - 1)));
   } else {
     st8(7, ld8(7) - 1);
@@ -320,24 +435,40 @@ function decrementTtl(ver: u32): void {
 // NAT: addresses and ports per the connection e, the L4 checksum updated incrementally (SCTP: CRC32c
 // recomputed when a port changed), then the TTL and the IPv4 header checksum.
 function natRewrite(dir: u32, ver: u32, e: usize, full: bool, decTtl: bool): void {
-  const l4 = hL4, proto = hProto;
-  let ad: u64 = 0;          // address delta (IPv4 header and the pseudo-header)
-  let pd: u64 = 0;          // port delta
+  const l4 = hL4,
+    proto = hProto;
+  let ad: u64 = 0; // address delta (IPv4 header and the pseudo-header)
+  let pd: u64 = 0; // port delta
   let portsChanged = false;
   // offsets of the source/destination address in the header
   const so: u32 = ver == 4 ? 12 : 8;
   const dso: u32 = ver == 4 ? 16 : 24;
-  let ns: u32 = 0, nd: u32 = 0;   // new source / destination port on the wire
-  let rs = false, rd = false;     // which side changes
-  let sa: usize = 0, da: usize = 0;
+  let ns: u32 = 0,
+    nd: u32 = 0; // new source / destination port on the wire
+  let rs = false,
+    rd = false; // which side changes
+  let sa: usize = 0,
+    da: usize = 0;
   if (dir == 0) {
     // client -> service: destination -> daddr:dport; full-NAT also source -> laddr:lport
-    rd = true; da = e + O_DADDR; nd = wirePort(e, O_DPORT);
-    if (full) { rs = true; sa = e + O_LADDR; ns = wirePort(e, O_LPORT); }
+    rd = true;
+    da = e + O_DADDR;
+    nd = wirePort(e, O_DPORT);
+    if (full) {
+      rs = true;
+      sa = e + O_LADDR;
+      ns = wirePort(e, O_LPORT);
+    }
   } else {
     // server -> client: source -> vaddr:vport; full-NAT also destination -> caddr:cport
-    rs = true; sa = e + O_VADDR; ns = wirePort(e, O_VPORT);
-    if (full) { rd = true; da = e + O_CADDR; nd = wirePort(e, O_CPORT); }
+    rs = true;
+    sa = e + O_VADDR;
+    ns = wirePort(e, O_VPORT);
+    if (full) {
+      rd = true;
+      da = e + O_CADDR;
+      nd = wirePort(e, O_CPORT);
+    }
   }
   if (ver == 4) {
     if (rs) ad += repl4(so, sa);
@@ -348,11 +479,19 @@ function natRewrite(dir: u32, ver: u32, e: usize, full: bool, decTtl: bool): voi
   }
   if (rs) {
     const op = ld16(l4);
-    if (op != ns) { st16(l4, ns); pd += delta16(op, ns); portsChanged = true; }
+    if (op != ns) {
+      st16(l4, ns);
+      pd += delta16(op, ns);
+      portsChanged = true;
+    }
   }
   if (rd) {
     const op = ld16(l4 + 2);
-    if (op != nd) { st16(l4 + 2, nd); pd += delta16(op, nd); portsChanged = true; }
+    if (op != nd) {
+      st16(l4 + 2, nd);
+      pd += delta16(op, nd);
+      portsChanged = true;
+    }
   }
   // L4 checksum
   if (proto == IPPROTO_TCP) {
@@ -370,7 +509,11 @@ function natRewrite(dir: u32, ver: u32, e: usize, full: bool, decTtl: bool): voi
   // IP header: TTL and checksum (IPv6 has neither checksum nor TTL in the pseudo-header)
   if (ver == 4) {
     let hd = ad;
-    if (decTtl) { const o = ld16(8); st16(8, o - 1); hd += delta16(o, o - 1); }
+    if (decTtl) {
+      const o = ld16(8);
+      st16(8, o - 1);
+      hd += delta16(o, o - 1);
+    }
     st16(10, csumApply(ld16(10), hd));
   } else if (decTtl) {
     st8(7, ld8(7) - 1);
@@ -388,30 +531,49 @@ export function prefetchPacket(dir: u32, k: u32): void {
   const len = pl;
   if (len < 24) return;
   const b0 = ld8(0);
-  let s0: u32 = 0, s1: u32 = 0, s2: u32 = 0, s3: u32 = 0, d0: u32 = 0, d1: u32 = 0, d2: u32 = 0, d3: u32 = 0;
-  let l4: u32 = 0, proto: u32 = 0, af: i32 = AF_INET;
-  if ((b0 >> 4) == 4) {
+  let s0: u32 = 0,
+    s1: u32 = 0,
+    s2: u32 = 0,
+    s3: u32 = 0,
+    d0: u32 = 0,
+    d1: u32 = 0,
+    d2: u32 = 0,
+    d3: u32 = 0;
+  let l4: u32 = 0,
+    proto: u32 = 0,
+    af: i32 = AF_INET;
+  if (b0 >> 4 == 4) {
     l4 = (b0 & 15) << 2;
     if (l4 < 20 || l4 + 4 > len) return;
     proto = ld8(9);
-    s3 = bswap<u32>(ld32(12)); d3 = bswap<u32>(ld32(16));
-  } else if ((b0 >> 4) == 6) {
+    s3 = bswap<u32>(ld32(12));
+    d3 = bswap<u32>(ld32(16));
+  } else if (b0 >> 4 == 6) {
     if (len < 44) return;
-    proto = ld8(6); l4 = 40; af = AF_INET6;
-    s0 = bswap<u32>(ld32(8)); s1 = bswap<u32>(ld32(12)); s2 = bswap<u32>(ld32(16)); s3 = bswap<u32>(ld32(20));
-    d0 = bswap<u32>(ld32(24)); d1 = bswap<u32>(ld32(28)); d2 = bswap<u32>(ld32(32)); d3 = bswap<u32>(ld32(36));
+    proto = ld8(6);
+    l4 = 40;
+    af = AF_INET6;
+    s0 = bswap<u32>(ld32(8));
+    s1 = bswap<u32>(ld32(12));
+    s2 = bswap<u32>(ld32(16));
+    s3 = bswap<u32>(ld32(20));
+    d0 = bswap<u32>(ld32(24));
+    d1 = bswap<u32>(ld32(28));
+    d2 = bswap<u32>(ld32(32));
+    d3 = bswap<u32>(ld32(36));
   } else return;
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return;
-  const sp = be16(l4), dp = be16(l4 + 2);
+  const sp = be16(l4),
+    dp = be16(l4 + 2);
   if (dir != 0) {
-    unchecked(pfA[k] = <u32>outBucketOf(<i32>proto, d0, d1, d2, d3, dp));
-    unchecked(pfC[k] = 1);
+    unchecked((pfA[k] = <u32>outBucketOf(<i32>proto, d0, d1, d2, d3, dp)));
+    unchecked((pfC[k] = 1));
     return;
   }
-  unchecked(pfA[k] = <u32>inBucketOf(<i32>proto, s0, s1, s2, s3, sp));
+  unchecked((pfA[k] = <u32>inBucketOf(<i32>proto, s0, s1, s2, s3, sp)));
   if (proto == IPPROTO_TCP && l4 + 14 <= len && (ld8(l4 + 13) & 2) != 0) {
-    unchecked(pfB[k] = <u32>serviceBucketOf(af, <i32>proto, d0, d1, d2, d3, dp));
+    unchecked((pfB[k] = <u32>serviceBucketOf(af, <i32>proto, d0, d1, d2, d3, dp)));
   } else {
-    unchecked(pfC[k] = 1);
+    unchecked((pfC[k] = 1));
   }
 }

@@ -5,6 +5,10 @@ import { Dest } from "../dest/dest";
 import { WinnerTree } from "./tree";
 
 export class WeightedFailover extends WinnerTree {
-  eligible(d: Dest): bool { return !d.overloaded() && d.weight > 0; }
-  better(a: Dest, b: Dest): bool { return a.weight > b.weight; }
+  eligible(d: Dest): bool {
+    return !d.overloaded() && d.weight > 0;
+  }
+  better(a: Dest, b: Dest): bool {
+    return a.weight > b.weight;
+  }
 }

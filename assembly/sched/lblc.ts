@@ -15,9 +15,30 @@ import { settings } from "../settings";
 import { hash32 } from "../hash/hash32";
 import { WeightedLeastConnection } from "./wlc";
 import { connOverhead, weightedScan } from "./tree";
-import { traceOn, traceRec, tw, W_HKEY, W_LBUCKET, W_FOUND, W_PREV, W_OUTCOME, W_HALFIDLE, W_PREV_ACT, W_PREV_W,
-  W_WLC, W_ENTRIES, W_EXPIRED, OUT_NEW, OUT_KEPT, OUT_UNAVAILABLE, OUT_QUIESCED, OUT_OVERLOADED, OUT_NONE,
-  Q_ENTRIES, Q_EXPIRED } from "../trace";
+import {
+  traceOn,
+  traceRec,
+  tw,
+  W_HKEY,
+  W_LBUCKET,
+  W_FOUND,
+  W_PREV,
+  W_OUTCOME,
+  W_HALFIDLE,
+  W_PREV_ACT,
+  W_PREV_W,
+  W_WLC,
+  W_ENTRIES,
+  W_EXPIRED,
+  OUT_NEW,
+  OUT_KEPT,
+  OUT_UNAVAILABLE,
+  OUT_QUIESCED,
+  OUT_OVERLOADED,
+  OUT_NONE,
+  Q_ENTRIES,
+  Q_EXPIRED,
+} from "../trace";
 
 export const LOCALITY_TAB_BITS: i32 = 10;
 export const LOCALITY_TAB_SIZE: i32 = 1 << LOCALITY_TAB_BITS;
@@ -31,23 +52,26 @@ export const COUNT_FOR_FULL_EXPIRATION: i32 = 30;
 // entry i of that list. Times are i64 milliseconds on the data plane's clock, read as two halves.
 export const Q_LOC_SNAPSHOT: i32 = 30;
 export const Q_LOC_AF: i32 = 31;
-export const Q_LOC_ADDR: i32 = 32;        // i = entry * 4 + word (a0 .. a3; IPv4 in a3)
+export const Q_LOC_ADDR: i32 = 32; // i = entry * 4 + word (a0 .. a3; IPv4 in a3)
 export const Q_LOC_BUCKET: i32 = 33;
-export const Q_LOC_DEST: i32 = 34;        // lblc: the destination id, -1 none
+export const Q_LOC_DEST: i32 = 34; // lblc: the destination id, -1 none
 export const Q_LOC_LASTUSE_LO: i32 = 35;
 export const Q_LOC_LASTUSE_HI: i32 = 36;
-export const Q_LOC_SETLEN: i32 = 37;      // lblcr: members
-export const Q_LOC_MEMBER: i32 = 38;      // lblcr: i = entry * 256 + k, member k in the kernel's order (head first)
-export const Q_LOC_LASTMOD_LO: i32 = 39;  // lblcr: when the set last changed
+export const Q_LOC_SETLEN: i32 = 37; // lblcr: members
+export const Q_LOC_MEMBER: i32 = 38; // lblcr: i = entry * 256 + k, member k in the kernel's order (head first)
+export const Q_LOC_LASTMOD_LO: i32 = 39; // lblcr: when the set last changed
 export const Q_LOC_LASTMOD_HI: i32 = 40;
-export const Q_LOC_TIMER: i32 = 41;       // i = 0, 1: the timer's next run (low, high half); 2: its run counter;
-                                          // 3, 4: the expiration (lblc/lblcr_expiration, ms; low, high half)
+export const Q_LOC_TIMER: i32 = 41; // i = 0, 1: the timer's next run (low, high half); 2: its run counter;
+// 3, 4: the expiration (lblc/lblcr_expiration, ms; low, high half)
 
 // One cached destination address. lblc uses dest; lblcr uses set (members, the list head being the LAST
 // element, so an insert at the head is a push) and lastmod.
 export class LocalityEntry {
   af: i32 = 0;
-  a0: u32 = 0; a1: u32 = 0; a2: u32 = 0; a3: u32 = 0;
+  a0: u32 = 0;
+  a1: u32 = 0;
+  a2: u32 = 0;
+  a3: u32 = 0;
   lastuse: i64 = 0;
   next: LocalityEntry | null = null;
   dest: Dest | null = null;
@@ -58,8 +82,12 @@ export class LocalityEntry {
 // The weighted least-connection choice over the whole service (__ip_vs_lblc_schedule), as the kernel's
 // scan; LocalityBase.wlc() gets the same answer from wlc's tournament tree in O(1) and scans only in the
 // tree's int-overflow corner cases.
-function overheadOf(d: Dest): i32 { return connOverhead(d); }
-export function wlcScan(svc: Service): Dest | null { return weightedScan(svc, overheadOf); }
+function overheadOf(d: Dest): i32 {
+  return connOverhead(d);
+}
+export function wlcScan(svc: Service): Dest | null {
+  return weightedScan(svc, overheadOf);
+}
 
 @inline function halfIdle(d: Dest): bool {
   return <i64>d.activeConns * 2 < <i64>d.weight;
@@ -72,18 +100,20 @@ export class LocalityBase extends WeightedLeastConnection {
   maxSize: i32 = LOCALITY_TAB_SIZE * 16;
   rover: i32 = 0;
   counter: i32 = 1;
-  expired: i32 = 0;   // entries the timer has collected (tracing reports it)
+  expired: i32 = 0; // entries the timer has collected (tracing reports it)
   // The periodic timer: the core calls tick(svc, now) whenever now >= nextTickAt (the Scheduler field).
   // init() has no clock, so it sets nextTickAt = 0 and the first tick() or schedule() arms the timer 60 s
   // ahead.
   armed: bool = false;
-  private free: LocalityEntry | null = null;   // recycled entries
+  private free: LocalityEntry | null = null; // recycled entries
   // How many destinations of the service have activeconns * 2 < weight, and which (by dest id).
   halfIdleCount: i32 = 0;
   private counted: Uint8Array = new Uint8Array(64);
 
   // sysctl lblc_expiration / lblcr_expiration
-  expiration(): i64 { return settings.lblcExpirationMs; }
+  expiration(): i64 {
+    return settings.lblcExpirationMs;
+  }
 
   // ---- the "some destination has activeconns * 2 < weight" count -------------------------------------
   private mark(d: Dest, on: bool): void {
@@ -98,18 +128,23 @@ export class LocalityBase extends WeightedLeastConnection {
     }
     const was = unchecked(this.counted[id]) != 0;
     if (was != on) {
-      unchecked(this.counted[id] = on ? 1 : 0);
+      unchecked((this.counted[id] = on ? 1 : 0));
       this.halfIdleCount += on ? 1 : -1;
     }
   }
 
-  hasTimer(): bool { return true; }
+  hasTimer(): bool {
+    return true;
+  }
 
   init(svc: Service): void {
     super.init(svc);
     this.nextTickAt = 0;
     const ds = svc.dests;
-    for (let i = 0, n = ds.length; i < n; i++) { const d = unchecked(ds[i]); this.mark(d, halfIdle(d)); }
+    for (let i = 0, n = ds.length; i < n; i++) {
+      const d = unchecked(ds[i]);
+      this.mark(d, halfIdle(d));
+    }
   }
 
   done(svc: Service): void {
@@ -117,8 +152,12 @@ export class LocalityBase extends WeightedLeastConnection {
     const b = this.buckets;
     for (let i = 0; i < LOCALITY_TAB_SIZE; i++) {
       let en = unchecked(b[i]);
-      while (en) { const nx = en.next; this.recycle(en); en = nx; }
-      unchecked(b[i] = null);
+      while (en) {
+        const nx = en.next;
+        this.recycle(en);
+        en = nx;
+      }
+      unchecked((b[i] = null));
     }
     this.entries = 0;
   }
@@ -128,18 +167,27 @@ export class LocalityBase extends WeightedLeastConnection {
     this.mark(d, halfIdle(d));
     this.rebind(d);
   }
-  delDest(svc: Service, d: Dest): void { super.delDest(svc, d); this.mark(d, false); }
-  updDest(svc: Service, d: Dest): void { super.updDest(svc, d); this.mark(d, halfIdle(d)); }
+  delDest(svc: Service, d: Dest): void {
+    super.delDest(svc, d);
+    this.mark(d, false);
+  }
+  updDest(svc: Service, d: Dest): void {
+    super.updDest(svc, d);
+    this.mark(d, halfIdle(d));
+  }
   // A load change only notes the position: the wlc index is read only when the locality table misses
   // (wlc() brings it up to date first), so a hit, the common case, costs O(1) as in the kernel instead of
   // the index's O(log n) upkeep. A destination changing many times between misses is refreshed once.
   private pending: Array<i32> = new Array<i32>();
-  private pendingAt: Uint8Array = new Uint8Array(0);   // position -> noted in pending
+  private pendingAt: Uint8Array = new Uint8Array(0); // position -> noted in pending
   loadChanged(svc: Service, d: Dest): void {
     const p = this.slotOf(d);
     if (p >= 0) {
       if (this.pendingAt.length < this.cap) this.pendingAt = new Uint8Array(this.cap);
-      if (unchecked(this.pendingAt[p]) == 0) { unchecked(this.pendingAt[p] = 1); this.pending.push(p); }
+      if (unchecked(this.pendingAt[p]) == 0) {
+        unchecked((this.pendingAt[p] = 1));
+        this.pending.push(p);
+      }
     }
     if (d.available()) this.mark(d, halfIdle(d));
   }
@@ -149,7 +197,7 @@ export class LocalityBase extends WeightedLeastConnection {
     if (n == 0) return;
     for (let i = 0; i < n; i++) {
       const p = unchecked(ps[i]);
-      if (p < this.pendingAt.length) unchecked(this.pendingAt[p] = 0);
+      if (p < this.pendingAt.length) unchecked((this.pendingAt[p] = 0));
       if (p < this.cap) this.refresh(p);
     }
     ps.length = 0;
@@ -182,7 +230,7 @@ export class LocalityBase extends WeightedLeastConnection {
         if (set) {
           for (let k = 0, n = set.length; k < n; k++) {
             const m = unchecked(set[k]);
-            if (m !== d && !m.available() && m.sameAddr(d.af, d.a0, d.a1, d.a2, d.a3, d.port)) unchecked(set[k] = d);
+            if (m !== d && !m.available() && m.sameAddr(d.af, d.a0, d.a1, d.a2, d.a3, d.port)) unchecked((set[k] = d));
           }
         }
         en = en.next;
@@ -204,7 +252,8 @@ export class LocalityBase extends WeightedLeastConnection {
     let en = unchecked(this.buckets[this.bucketOf(p)]);
     const af = p.af;
     while (en) {
-      if (en.a3 == p.d3 && en.af == af && (af != AF_INET6 || (en.a0 == p.d0 && en.a1 == p.d1 && en.a2 == p.d2))) return en;
+      if (en.a3 == p.d3 && en.af == af && (af != AF_INET6 || (en.a0 == p.d0 && en.a1 == p.d1 && en.a2 == p.d2)))
+        return en;
       en = en.next;
     }
     return null;
@@ -216,11 +265,14 @@ export class LocalityBase extends WeightedLeastConnection {
     if (en) this.free = en.next;
     else en = new LocalityEntry();
     en.af = p.af;
-    en.a0 = p.d0; en.a1 = p.d1; en.a2 = p.d2; en.a3 = p.d3;
+    en.a0 = p.d0;
+    en.a1 = p.d1;
+    en.a2 = p.d2;
+    en.a3 = p.d3;
     en.lastuse = now;
     const h = this.bucketOf(p);
     en.next = unchecked(this.buckets[h]);
-    unchecked(this.buckets[h] = en);
+    unchecked((this.buckets[h] = en));
     this.entries++;
     return en;
   }
@@ -241,7 +293,8 @@ export class LocalityBase extends WeightedLeastConnection {
     while (en) {
       const nx = en.next;
       if (now >= en.lastuse + idle) {
-        if (prev) prev.next = nx; else unchecked(this.buckets[j] = nx);
+        if (prev) prev.next = nx;
+        else unchecked((this.buckets[j] = nx));
         this.recycle(en);
         this.entries--;
         this.expired++;
@@ -264,7 +317,7 @@ export class LocalityBase extends WeightedLeastConnection {
       if (this.entries <= this.maxSize && this.counter % COUNT_FOR_FULL_EXPIRATION != 0) {
         // runs that only count: skip them together (the table cannot change in between)
         const runs = (now - t) / CHECK_EXPIRE_INTERVAL_MS + 1;
-        let k = <i64>(COUNT_FOR_FULL_EXPIRATION - this.counter % COUNT_FOR_FULL_EXPIRATION);
+        let k = <i64>(COUNT_FOR_FULL_EXPIRATION - (this.counter % COUNT_FOR_FULL_EXPIRATION));
         if (k > runs) k = runs;
         this.counter += <i32>k;
         this.nextTickAt = t + k * CHECK_EXPIRE_INTERVAL_MS;
@@ -288,8 +341,11 @@ export class LocalityBase extends WeightedLeastConnection {
       this.counter = 1;
       return;
     }
-    if (this.entries <= this.maxSize) { this.counter++; return; }
-    let goal = (this.entries - this.maxSize) * 4 / 3;
+    if (this.entries <= this.maxSize) {
+      this.counter++;
+      return;
+    }
+    let goal = ((this.entries - this.maxSize) * 4) / 3;
     if (goal > this.maxSize / 2) goal = this.maxSize / 2;
     let j = this.rover;
     for (let i = 0; i < LOCALITY_TAB_SIZE; i++) {
@@ -302,13 +358,29 @@ export class LocalityBase extends WeightedLeastConnection {
 
   // ---- tracing ---------------------------------------------------------------------------------------
   // Starts a locality record: the entry (if any) and the destination it held before this decision.
-  traceEntry(svc: Service, p: PacketInfo, en: LocalityEntry | null, prev: Dest | null, d: Dest | null,
-             outcome: i32, wlcChoice: Dest | null): usize {
+  traceEntry(
+    svc: Service,
+    p: PacketInfo,
+    en: LocalityEntry | null,
+    prev: Dest | null,
+    d: Dest | null,
+    outcome: i32,
+    wlcChoice: Dest | null,
+  ): usize {
     const r = traceRec(svc.schedId, svc.id, d ? d.id : -1);
-    tw(r, W_HKEY, <i32>p.dstFold()); tw(r, W_LBUCKET, this.bucketOf(p)); tw(r, W_FOUND, en ? 1 : 0);
-    tw(r, W_PREV, prev ? prev.id : -1); tw(r, W_OUTCOME, outcome); tw(r, W_HALFIDLE, this.halfIdleCount);
-    if (prev) { tw(r, W_PREV_ACT, <i32>prev.activeConns); tw(r, W_PREV_W, prev.weight); }
-    tw(r, W_WLC, wlcChoice ? wlcChoice.id : -1); tw(r, W_ENTRIES, this.entries); tw(r, W_EXPIRED, this.expired);
+    tw(r, W_HKEY, <i32>p.dstFold());
+    tw(r, W_LBUCKET, this.bucketOf(p));
+    tw(r, W_FOUND, en ? 1 : 0);
+    tw(r, W_PREV, prev ? prev.id : -1);
+    tw(r, W_OUTCOME, outcome);
+    tw(r, W_HALFIDLE, this.halfIdleCount);
+    if (prev) {
+      tw(r, W_PREV_ACT, <i32>prev.activeConns);
+      tw(r, W_PREV_W, prev.weight);
+    }
+    tw(r, W_WLC, wlcChoice ? wlcChoice.id : -1);
+    tw(r, W_ENTRIES, this.entries);
+    tw(r, W_EXPIRED, this.expired);
     return r;
   }
 
@@ -320,10 +392,15 @@ export class LocalityBase extends WeightedLeastConnection {
     if (q == Q_ENTRIES) return this.entries;
     if (q == Q_EXPIRED) return this.expired;
     if (q == Q_LOC_SNAPSHOT) {
-      this.snap.length = 0; this.snapBucket.length = 0;
+      this.snap.length = 0;
+      this.snapBucket.length = 0;
       for (let b = 0; b < LOCALITY_TAB_SIZE; b++) {
         let en = unchecked(this.buckets[b]);
-        while (en) { this.snap.push(en); this.snapBucket.push(b); en = en.next; }
+        while (en) {
+          this.snap.push(en);
+          this.snapBucket.push(b);
+          en = en.next;
+        }
       }
       return this.snap.length;
     }
@@ -336,9 +413,15 @@ export class LocalityBase extends WeightedLeastConnection {
     if (k < 0 || k >= this.snap.length) return -1;
     const en = unchecked(this.snap[k]);
     if (q == Q_LOC_AF) return en.af;
-    if (q == Q_LOC_ADDR) { const w = i & 3; return <i32>(w == 0 ? en.a0 : w == 1 ? en.a1 : w == 2 ? en.a2 : en.a3); }
+    if (q == Q_LOC_ADDR) {
+      const w = i & 3;
+      return <i32>(w == 0 ? en.a0 : w == 1 ? en.a1 : w == 2 ? en.a2 : en.a3);
+    }
     if (q == Q_LOC_BUCKET) return unchecked(this.snapBucket[k]);
-    if (q == Q_LOC_DEST) { const d = en.dest; return d ? d.id : -1; }
+    if (q == Q_LOC_DEST) {
+      const d = en.dest;
+      return d ? d.id : -1;
+    }
     if (q == Q_LOC_LASTUSE_LO) return <i32>en.lastuse;
     if (q == Q_LOC_LASTUSE_HI) return <i32>(en.lastuse >> 32);
     if (q == Q_LOC_LASTMOD_LO) return <i32>en.lastmod;
@@ -379,11 +462,15 @@ export class LocalityLeastConnection extends LocalityBase {
       }
     }
     const d = this.wlc(svc);
-    if (traceOn) this.traceEntry(svc, p, en, en ? en.dest : null, d, !d ? OUT_NONE : en ? this.traceWhy(en.dest) : OUT_NEW, d);
+    if (traceOn)
+      this.traceEntry(svc, p, en, en ? en.dest : null, d, !d ? OUT_NONE : en ? this.traceWhy(en.dest) : OUT_NEW, d);
     if (!d) return null;
     if (en) {
       // ip_vs_lblc_new: an entry for another destination is replaced by a fresh one
-      if (en.dest !== d) { en.dest = d; en.lastuse = now; }
+      if (en.dest !== d) {
+        en.dest = d;
+        en.lastuse = now;
+      }
     } else {
       this.addEntry(p, now).dest = d;
     }

@@ -8,8 +8,19 @@ import { PacketInfo } from "../packet/info";
 import { settings } from "../settings";
 import { LocalityBase, LocalityEntry } from "./lblc";
 import { connOverhead } from "./tree";
-import { traceOn, tw, W_ERASED, W_SETLEN, W_SET, SET_MAX, OUT_NEW, OUT_KEPT, OUT_OVERLOADED, OUT_NO_MEMBER,
-  OUT_NONE } from "../trace";
+import {
+  traceOn,
+  tw,
+  W_ERASED,
+  W_SETLEN,
+  W_SET,
+  SET_MAX,
+  OUT_NEW,
+  OUT_KEPT,
+  OUT_OVERLOADED,
+  OUT_NO_MEMBER,
+  OUT_NONE,
+} from "../trace";
 
 // Members are stored with the list head LAST: walking the set in the kernel's order runs from the end.
 
@@ -21,7 +32,10 @@ export function setMin(set: Array<Dest>): Dest | null {
   for (; i >= 0; i--) {
     const d = unchecked(set[i]);
     if (d.overloaded()) continue;
-    if (d.weight > 0 && d.available()) { least = d; break; }
+    if (d.weight > 0 && d.available()) {
+      least = d;
+      break;
+    }
   }
   if (!least) return null;
   let best = least;
@@ -30,7 +44,10 @@ export function setMin(set: Array<Dest>): Dest | null {
     const d = unchecked(set[i]);
     if (d.overloaded()) continue;
     const doh = <i64>connOverhead(d);
-    if (loh * <i64>d.weight > doh * <i64>best.weight && d.available()) { best = d; loh = doh; }
+    if (loh * <i64>d.weight > doh * <i64>best.weight && d.available()) {
+      best = d;
+      loh = doh;
+    }
   }
   return best;
 }
@@ -42,7 +59,10 @@ export function setMax(set: Array<Dest>): Dest | null {
   let most: Dest | null = null;
   for (; i >= 0; i--) {
     const d = unchecked(set[i]);
-    if (d.weight > 0) { most = d; break; }
+    if (d.weight > 0) {
+      most = d;
+      break;
+    }
   }
   if (!most) return null;
   let best = most;
@@ -50,13 +70,18 @@ export function setMax(set: Array<Dest>): Dest | null {
   for (i--; i >= 0; i--) {
     const d = unchecked(set[i]);
     const doh = <i64>connOverhead(d);
-    if (moh * <i64>d.weight < doh * <i64>best.weight && d.weight > 0) { best = d; moh = doh; }
+    if (moh * <i64>d.weight < doh * <i64>best.weight && d.weight > 0) {
+      best = d;
+      moh = doh;
+    }
   }
   return best;
 }
 
 export class LocalityLeastConnectionReplicated extends LocalityBase {
-  expiration(): i64 { return settings.lblcrExpirationMs; }
+  expiration(): i64 {
+    return settings.lblcrExpirationMs;
+  }
 
   // ip_vs_dest_set_insert with check: at the head unless already a member
   private setInsert(en: LocalityEntry, d: Dest, now: i64): void {
@@ -69,7 +94,11 @@ export class LocalityLeastConnectionReplicated extends LocalityBase {
   private setErase(en: LocalityEntry, d: Dest, now: i64): void {
     const set = changetype<Array<Dest>>(en.set);
     for (let i = set.length - 1; i >= 0; i--) {
-      if (unchecked(set[i]) === d) { set.splice(i, 1); en.lastmod = now; return; }
+      if (unchecked(set[i]) === d) {
+        set.splice(i, 1);
+        en.lastmod = now;
+        return;
+      }
     }
   }
 
@@ -86,19 +115,31 @@ export class LocalityLeastConnectionReplicated extends LocalityBase {
         m = setMax(set);
         if (m) this.setErase(en, m, now);
       }
-      if (d && !this.lblcOverloaded(d)) { if (traceOn) this.traceSet(svc, p, en, d, d, OUT_KEPT, null, m); return d; }
+      if (d && !this.lblcOverloaded(d)) {
+        if (traceOn) this.traceSet(svc, p, en, d, d, OUT_KEPT, null, m);
+        return d;
+      }
       const min = d;
       d = this.wlc(svc);
-      if (!d) { if (traceOn) this.traceSet(svc, p, en, min, null, OUT_NONE, null, m); return null; }
+      if (!d) {
+        if (traceOn) this.traceSet(svc, p, en, min, null, OUT_NONE, null, m);
+        return null;
+      }
       this.setInsert(en, d, now);
       if (traceOn) this.traceSet(svc, p, en, min, d, min ? OUT_OVERLOADED : OUT_NO_MEMBER, d, m);
       return d;
     }
     const d = this.wlc(svc);
-    if (!d) { if (traceOn) this.traceSet(svc, p, null, null, null, OUT_NONE, null, null); return null; }
+    if (!d) {
+      if (traceOn) this.traceSet(svc, p, null, null, null, OUT_NONE, null, null);
+      return null;
+    }
     const ne = this.addEntry(p, now);
     let set = ne.set;
-    if (!set) { set = new Array<Dest>(); ne.set = set; }
+    if (!set) {
+      set = new Array<Dest>();
+      ne.set = set;
+    }
     set.push(d);
     ne.lastmod = now;
     if (traceOn) this.traceSet(svc, p, null, null, d, OUT_NEW, d, null, ne);
@@ -107,8 +148,17 @@ export class LocalityLeastConnectionReplicated extends LocalityBase {
 
   // Tracing: the locality record plus the set after the decision (kernel order, head first) and the
   // member dropped from an old set. min: the set's least loaded usable member before the decision.
-  private traceSet(svc: Service, p: PacketInfo, en: LocalityEntry | null, min: Dest | null, d: Dest | null,
-                outcome: i32, wlcChoice: Dest | null, erased: Dest | null, created: LocalityEntry | null = null): void {
+  private traceSet(
+    svc: Service,
+    p: PacketInfo,
+    en: LocalityEntry | null,
+    min: Dest | null,
+    d: Dest | null,
+    outcome: i32,
+    wlcChoice: Dest | null,
+    erased: Dest | null,
+    created: LocalityEntry | null = null,
+  ): void {
     const r = this.traceEntry(svc, p, en, min, d, outcome, wlcChoice);
     tw(r, W_ERASED, erased ? erased.id : -1);
     const e = en ? en : created;

@@ -5,6 +5,10 @@ import { Dest } from "../dest/dest";
 import { WinnerTree, connOverhead } from "./tree";
 
 export class LeastConnection extends WinnerTree {
-  eligible(d: Dest): bool { return !d.overloaded() && d.weight != 0; }
-  better(a: Dest, b: Dest): bool { return <u32>connOverhead(a) < <u32>connOverhead(b); }
+  eligible(d: Dest): bool {
+    return !d.overloaded() && d.weight != 0;
+  }
+  better(a: Dest, b: Dest): bool {
+    return <u32>connOverhead(a) < <u32>connOverhead(b);
+  }
 }

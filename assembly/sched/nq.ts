@@ -7,10 +7,16 @@ import { Dest } from "../dest/dest";
 import { WinnerTree, expectedDelay } from "./tree";
 
 export class NeverQueue extends WinnerTree {
-  constructor() { super(); this.keyed = true; }   // reads active counts only: inactive changes skip the index
-  eligible(d: Dest): bool { return !d.overloaded() && d.weight != 0; }
+  constructor() {
+    super();
+    this.keyed = true;
+  } // reads active counts only: inactive changes skip the index
+  eligible(d: Dest): bool {
+    return !d.overloaded() && d.weight != 0;
+  }
   better(a: Dest, b: Dest): bool {
-    const aIdle = a.activeConns == 0, bIdle = b.activeConns == 0;
+    const aIdle = a.activeConns == 0,
+      bIdle = b.activeConns == 0;
     if (aIdle || bIdle) return aIdle && !bIdle;
     return <i64>expectedDelay(a) * <i64>b.weight < <i64>expectedDelay(b) * <i64>a.weight;
   }

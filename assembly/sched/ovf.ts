@@ -8,7 +8,9 @@ import { WinnerTree } from "./tree";
 export class WeightedOverflow extends WinnerTree {
   eligible(d: Dest): bool {
     const w = d.weight;
-    return !d.overloaded() && w != 0 && <i32>d.activeConns <= w;   // the kernel compares ints
+    return !d.overloaded() && w != 0 && <i32>d.activeConns <= w; // the kernel compares ints
   }
-  better(a: Dest, b: Dest): bool { return a.weight > b.weight; }
+  better(a: Dest, b: Dest): bool {
+    return a.weight > b.weight;
+  }
 }

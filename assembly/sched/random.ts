@@ -2,7 +2,9 @@
 // get_random_u32_below(); the host picks the seed).
 let state: u64 = 0x9e3779b97f4a7c15;
 
-export function seedRandom(seed: u64): void { state = seed; }
+export function seedRandom(seed: u64): void {
+  state = seed;
+}
 
 // splitmix64, the upper 32 bits
 export function randomU32(): u32 {
@@ -19,7 +21,7 @@ export function randomBelow(ceil: u32): u32 {
   if (ceil <= 1) return 0;
   let mult = <u64>ceil * <u64>randomU32();
   if (<u32>mult < ceil) {
-    const bound = (-ceil) % ceil;
+    const bound = -ceil % ceil;
     while (<u32>mult < bound) mult = <u64>ceil * <u64>randomU32();
   }
   return <u32>(mult >> 32);

@@ -21,18 +21,26 @@ export class Scheduler {
   loadChanged(svc: Service, d: Dest): void {}
   // Choose a destination for a new connection, or null for "no destination available".
   // now is the data plane's clock in milliseconds.
-  schedule(svc: Service, p: PacketInfo, now: i64): Dest | null { return null; }
+  schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
+    return null;
+  }
   // Periodic work (lblc/lblcr garbage collection): the core calls tick() once now >= nextTickAt.
   nextTickAt: i64 = i64.MAX_VALUE;
   tick(svc: Service, now: i64): void {}
   // Whether tick() does anything: the clock visits only the services whose scheduler says so.
-  hasTimer(): bool { return false; }
+  hasTimer(): bool {
+    return false;
+  }
   // Why the last schedule() call failed (0: it did not, or "no destination available").
-  failReason(): i32 { return 0; }
+  failReason(): i32 {
+    return 0;
+  }
   // Tracing only (assembly/trace.ts): debug views of the scheduler's tables (Q_* codes), -1 if none.
-  traceQuery(svc: Service, q: i32, i: i32): i32 { return -1; }
+  traceQuery(svc: Service, q: i32, i: i32): i32 {
+    return -1;
+  }
 }
 
 // schedule() failure reasons the host reports (the kernel logs them)
-export const SCHED_FAIL_NO_DEST: i32 = 1;        // "no destination available"
+export const SCHED_FAIL_NO_DEST: i32 = 1; // "no destination available"
 export const SCHED_FAIL_ALL_OVERLOADED: i32 = 2; // wrr: "all destinations are overloaded"

@@ -9,12 +9,19 @@ import { traceOn } from "../trace";
 import { WinnerTree, expectedDelay, weightedScan } from "./tree";
 
 export class ShortestExpectedDelay extends WinnerTree {
-  constructor() { super(); this.keyed = true; }   // reads active counts only: inactive changes skip the index
-  eligible(d: Dest): bool { return !d.overloaded() && d.weight > 0; }
+  constructor() {
+    super();
+    this.keyed = true;
+  } // reads active counts only: inactive changes skip the index
+  eligible(d: Dest): bool {
+    return !d.overloaded() && d.weight > 0;
+  }
   better(a: Dest, b: Dest): bool {
     return <i64>expectedDelay(a) * <i64>b.weight < <i64>expectedDelay(b) * <i64>a.weight;
   }
-  irregular(d: Dest): bool { return !d.overloaded() && d.weight == 0 && expectedDelay(d) < 0; }
+  irregular(d: Dest): bool {
+    return !d.overloaded() && d.weight == 0 && expectedDelay(d) < 0;
+  }
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
     const scanned = this.irregulars > 0;
@@ -24,4 +31,6 @@ export class ShortestExpectedDelay extends WinnerTree {
   }
 }
 
-function load(d: Dest): i32 { return expectedDelay(d); }
+function load(d: Dest): i32 {
+  return expectedDelay(d);
+}

@@ -15,18 +15,20 @@ import { traceOn, traceRec, tw, W_SCAN, W_A_ACT, W_A_INACT, W_A_W, W_R_ID, W_R_A
 const MIN_LEAVES: i32 = 8;
 
 // traceQuery codes of the winner trees (the teaching page draws the tree; src/ui/sched-state.ts reads them)
-export const Q_TREE_LEAVES: i32 = 20;     // leaves (positions), 0 when not indexed
-export const Q_TREE_WIN: i32 = 21;        // node i (1 = root, leaves + p = position p): winning position, -1 none
-export const Q_TREE_LEAF: i32 = 22;       // position i: destination id, -1 empty
-export const Q_TREE_IRREGULAR: i32 = 23;  // destinations in an int-overflow corner (then the kernel's scan chooses)
+export const Q_TREE_LEAVES: i32 = 20; // leaves (positions), 0 when not indexed
+export const Q_TREE_WIN: i32 = 21; // node i (1 = root, leaves + p = position p): winning position, -1 none
+export const Q_TREE_LEAF: i32 = 22; // position i: destination id, -1 empty
+export const Q_TREE_IRREGULAR: i32 = 23; // destinations in an int-overflow corner (then the kernel's scan chooses)
 
 // what a keyed index compares of a destination's load: its active count and OVERLOAD flag
-@inline function loadKey(d: Dest): i64 { return <i64>d.activeConns | (d.overloaded() ? <i64>1 << 32 : 0); }
+@inline function loadKey(d: Dest): i64 {
+  return <i64>d.activeConns | (d.overloaded() ? (<i64>1) << 32 : 0);
+}
 
 // A scheduler that indexes its service's destinations: the kernel hooks keep the index in step.
 export class DestTree extends Scheduler {
-  cap: i32 = 0;       // leaves (a power of two); node 1 is the root, leaf p is node cap + p
-  next: i32 = 0;      // the next unused position
+  cap: i32 = 0; // leaves (a power of two); node 1 is the root, leaf p is node cap + p
+  next: i32 = 0; // the next unused position
   leaf: StaticArray<Dest | null> = new StaticArray<Dest | null>(0);
 
   // ---- per-kind parts (subclasses) ----
@@ -37,13 +39,26 @@ export class DestTree extends Scheduler {
   // recompute internal node from its children 2*node (later in list order) and 2*node+1 (earlier)
   protected pull(node: i32): void {}
 
-  init(svc: Service): void { this.build(svc); }
-  done(svc: Service): void { this.clear(svc); }
-  addDest(svc: Service, d: Dest): void { this.insert(svc, d); }
-  delDest(svc: Service, d: Dest): void { this.remove(d); }
-  updDest(svc: Service, d: Dest): void { this.update(d); }
+  init(svc: Service): void {
+    this.build(svc);
+  }
+  done(svc: Service): void {
+    this.clear(svc);
+  }
+  addDest(svc: Service, d: Dest): void {
+    this.insert(svc, d);
+  }
+  delDest(svc: Service, d: Dest): void {
+    this.remove(d);
+  }
+  updDest(svc: Service, d: Dest): void {
+    this.update(d);
+  }
   loadChanged(svc: Service, d: Dest): void {
-    if (!this.keyed) { this.update(d); return; }
+    if (!this.keyed) {
+      this.update(d);
+      return;
+    }
     // a load change that leaves what the index compares as it was cannot move d (sed, nq: a connection
     // turning inactive or going away from the inactive count)
     const p = this.slotOf(d);
@@ -61,32 +76,41 @@ export class DestTree extends Scheduler {
     const ds = svc.dests;
     const n = ds.length;
     let need = MIN_LEAVES;
-    while (need < 2 * n) need <<= 1;          // room for at least n more additions before the next rebuild
+    while (need < 2 * n) need <<= 1; // room for at least n more additions before the next rebuild
     if (this.cap < need || this.cap > 4 * need) {
       this.cap = need;
       this.leaf = new StaticArray<Dest | null>(need);
-      if (this.keyed) { this.keyLoad = new StaticArray<i64>(need); this.keyWeight = new StaticArray<i32>(need); }
+      if (this.keyed) {
+        this.keyLoad = new StaticArray<i64>(need);
+        this.keyWeight = new StaticArray<i32>(need);
+      }
       this.alloc(need);
     } else {
-      for (let p = 0, c = this.cap; p < c; p++) unchecked(this.leaf[p] = null);
+      for (let p = 0, c = this.cap; p < c; p++) unchecked((this.leaf[p] = null));
     }
     for (let i = 0; i < n; i++) {
       const d = unchecked(ds[i]);
       const p = n - 1 - i;
-      unchecked(this.leaf[p] = d);
+      unchecked((this.leaf[p] = d));
       d.schedSlot = p;
     }
     this.next = n;
     const cap = this.cap;
-    for (let p = 0; p < cap; p++) { this.evalLeaf(p); this.noteKey(p); }
+    for (let p = 0; p < cap; p++) {
+      this.evalLeaf(p);
+      this.noteKey(p);
+    }
     for (let node = cap - 1; node >= 1; node--) this.pull(node);
   }
 
   // d was just linked at the head of svc.dests
   insert(svc: Service, d: Dest): void {
-    if (this.next >= this.cap) { this.build(svc); return; }
+    if (this.next >= this.cap) {
+      this.build(svc);
+      return;
+    }
     const p = this.next++;
-    unchecked(this.leaf[p] = d);
+    unchecked((this.leaf[p] = d));
     d.schedSlot = p;
     this.refresh(p);
   }
@@ -94,7 +118,7 @@ export class DestTree extends Scheduler {
   remove(d: Dest): void {
     const p = this.slotOf(d);
     if (p < 0) return;
-    unchecked(this.leaf[p] = null);
+    unchecked((this.leaf[p] = null));
     d.schedSlot = -1;
     this.refresh(p);
   }
@@ -127,8 +151,8 @@ export class DestTree extends Scheduler {
   @inline private noteKey(p: i32): void {
     if (!this.keyed) return;
     const d = unchecked(this.leaf[p]);
-    unchecked(this.keyLoad[p] = d ? loadKey(d) : -1);
-    unchecked(this.keyWeight[p] = d ? d.weight : 0);
+    unchecked((this.keyLoad[p] = d ? loadKey(d) : -1));
+    unchecked((this.keyWeight[p] = d ? d.weight : 0));
   }
 
   protected refresh(p: i32): void {
@@ -147,16 +171,22 @@ export class DestTree extends Scheduler {
 // Optionally a scheduler marks some destinations "irregular": states where the kernel's scan is not an
 // argmin (int overflow corners); the tree counts them so the scheduler can fall back to the kernel's scan.
 export class WinnerTree extends DestTree {
-  win: StaticArray<i32> = new StaticArray<i32>(0);   // node -> winning position, -1 for none
-  irr: StaticArray<u8> = new StaticArray<u8>(0);     // position -> counted as irregular
+  win: StaticArray<i32> = new StaticArray<i32>(0); // node -> winning position, -1 for none
+  irr: StaticArray<u8> = new StaticArray<u8>(0); // position -> counted as irregular
   irregulars: i32 = 0;
 
   // may d be chosen at all
-  eligible(d: Dest): bool { return false; }
+  eligible(d: Dest): bool {
+    return false;
+  }
   // is a strictly better than b (both eligible)
-  better(a: Dest, b: Dest): bool { return false; }
+  better(a: Dest, b: Dest): bool {
+    return false;
+  }
   // does d put the scan outside the argmin model
-  irregular(d: Dest): bool { return false; }
+  irregular(d: Dest): bool {
+    return false;
+  }
 
   protected alloc(cap: i32): void {
     this.win = new StaticArray<i32>(cap << 1);
@@ -166,7 +196,7 @@ export class WinnerTree extends DestTree {
 
   build(svc: Service): void {
     this.irregulars = 0;
-    for (let p = 0, c = this.cap; p < c; p++) unchecked(this.irr[p] = 0);
+    for (let p = 0, c = this.cap; p < c; p++) unchecked((this.irr[p] = 0));
     super.build(svc);
   }
 
@@ -178,9 +208,12 @@ export class WinnerTree extends DestTree {
       if (this.eligible(d)) w = p;
       if (this.irregular(d)) irr = 1;
     }
-    unchecked(this.win[this.cap + p] = w);
+    unchecked((this.win[this.cap + p] = w));
     const was = unchecked(this.irr[p]);
-    if (was != irr) { unchecked(this.irr[p] = irr); this.irregulars += irr ? 1 : -1; }
+    if (was != irr) {
+      unchecked((this.irr[p] = irr));
+      this.irregulars += irr ? 1 : -1;
+    }
   }
 
   protected pull(node: i32): void {
@@ -188,8 +221,12 @@ export class WinnerTree extends DestTree {
     const r = unchecked(this.win[(node << 1) + 1]);
     let w = r;
     if (r < 0) w = l;
-    else if (l >= 0 && this.better(changetype<Dest>(unchecked(this.leaf[l])), changetype<Dest>(unchecked(this.leaf[r])))) w = l;
-    unchecked(this.win[node] = w);
+    else if (
+      l >= 0 &&
+      this.better(changetype<Dest>(unchecked(this.leaf[l])), changetype<Dest>(unchecked(this.leaf[r])))
+    )
+      w = l;
+    unchecked((this.win[node] = w));
   }
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
@@ -203,10 +240,17 @@ export class WinnerTree extends DestTree {
   traceWinner(svc: Service, d: Dest | null, scanned: bool): void {
     const r = traceRec(svc.schedId, svc.id, d ? d.id : -1);
     tw(r, W_SCAN, scanned ? 1 : 0);
-    if (d) { tw(r, W_A_ACT, <i32>d.activeConns); tw(r, W_A_INACT, <i32>d.inactConns); tw(r, W_A_W, d.weight); }
+    if (d) {
+      tw(r, W_A_ACT, <i32>d.activeConns);
+      tw(r, W_A_INACT, <i32>d.inactConns);
+      tw(r, W_A_W, d.weight);
+    }
     const ru: Dest | null = scanned ? null : this.runnerUp();
     if (ru) {
-      tw(r, W_R_ID, ru.id); tw(r, W_R_ACT, <i32>ru.activeConns); tw(r, W_R_INACT, <i32>ru.inactConns); tw(r, W_R_W, ru.weight);
+      tw(r, W_R_ID, ru.id);
+      tw(r, W_R_ACT, <i32>ru.activeConns);
+      tw(r, W_R_INACT, <i32>ru.inactConns);
+      tw(r, W_R_W, ru.weight);
     } else tw(r, W_R_ID, -1);
   }
 
@@ -220,8 +264,12 @@ export class WinnerTree extends DestTree {
     for (let node = this.cap + w; node > 1; node >>= 1) {
       const c = unchecked(this.win[node ^ 1]);
       if (c < 0) continue;
-      if (best < 0) { best = c; continue; }
-      const dc = changetype<Dest>(unchecked(this.leaf[c])), db = changetype<Dest>(unchecked(this.leaf[best]));
+      if (best < 0) {
+        best = c;
+        continue;
+      }
+      const dc = changetype<Dest>(unchecked(this.leaf[c])),
+        db = changetype<Dest>(unchecked(this.leaf[best]));
       if (this.better(dc, db) || (!this.better(db, dc) && c > best)) best = c;
     }
     return best < 0 ? null : unchecked(this.leaf[best]);
@@ -252,30 +300,37 @@ export class WinnerTree extends DestTree {
 export class WeightSumTree extends DestTree {
   sum: StaticArray<i64> = new StaticArray<i64>(0);
 
-  protected alloc(cap: i32): void { this.sum = new StaticArray<i64>(cap << 1); }
+  protected alloc(cap: i32): void {
+    this.sum = new StaticArray<i64>(cap << 1);
+  }
 
   protected evalLeaf(p: i32): void {
     const d = unchecked(this.leaf[p]);
     let w: i64 = 0;
     if (d && !d.overloaded() && d.weight > 0) w = <i64>d.weight;
-    unchecked(this.sum[this.cap + p] = w);
+    unchecked((this.sum[this.cap + p] = w));
   }
 
   protected pull(node: i32): void {
-    unchecked(this.sum[node] = unchecked(this.sum[node << 1]) + unchecked(this.sum[(node << 1) + 1]));
+    unchecked((this.sum[node] = unchecked(this.sum[node << 1]) + unchecked(this.sum[(node << 1) + 1])));
   }
 
-  total(): i64 { return this.cap == 0 ? 0 : unchecked(this.sum[1]); }
+  total(): i64 {
+    return this.cap == 0 ? 0 : unchecked(this.sum[1]);
+  }
 
   // The first counted destination in list order whose running weight sum reaches r (1 <= r <= total()).
   find(r: i64): Dest {
     let node = 1;
     const cap = this.cap;
     while (node < cap) {
-      const right = (node << 1) + 1;           // earlier in list order
+      const right = (node << 1) + 1; // earlier in list order
       const s = unchecked(this.sum[right]);
       if (s >= r) node = right;
-      else { r -= s; node = node << 1; }
+      else {
+        r -= s;
+        node = node << 1;
+      }
     }
     return changetype<Dest>(unchecked(this.leaf[node - cap]));
   }
@@ -285,7 +340,7 @@ export class WeightSumTree extends DestTree {
 // return the same 32-bit values so even absurd counters choose as the kernel does.
 // ip_vs_dest_conn_overhead(): (activeconns << 8) + inactconns, used by lc (as unsigned), wlc and twos
 @inline export function connOverhead(d: Dest): i32 {
-  return (<i32>d.activeConns << 8) + <i32>d.inactConns;
+  return ((<i32>d.activeConns) << 8) + <i32>d.inactConns;
 }
 // sed and nq: activeconns + 1 (inactive connections do not count)
 @inline export function expectedDelay(d: Dest): i32 {
@@ -308,7 +363,10 @@ export function weightedScan(svc: Service, load: (d: Dest) => i32): Dest | null 
     const d = unchecked(ds[i]);
     if (d.overloaded()) continue;
     const doh = <i64>load(d);
-    if (loh * <i64>d.weight > doh * <i64>least.weight) { least = d; loh = doh; }
+    if (loh * <i64>d.weight > doh * <i64>least.weight) {
+      least = d;
+      loh = doh;
+    }
   }
   return least;
 }

@@ -14,11 +14,15 @@ import { traceOn } from "../trace";
 import { WinnerTree, connOverhead, weightedScan } from "./tree";
 
 export class WeightedLeastConnection extends WinnerTree {
-  eligible(d: Dest): bool { return !d.overloaded() && d.weight > 0; }
+  eligible(d: Dest): bool {
+    return !d.overloaded() && d.weight > 0;
+  }
   better(a: Dest, b: Dest): bool {
     return <i64>connOverhead(a) * <i64>b.weight < <i64>connOverhead(b) * <i64>a.weight;
   }
-  irregular(d: Dest): bool { return !d.overloaded() && d.weight == 0 && connOverhead(d) < 0; }
+  irregular(d: Dest): bool {
+    return !d.overloaded() && d.weight == 0 && connOverhead(d) < 0;
+  }
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
     const scanned = this.irregulars > 0;
@@ -28,4 +32,6 @@ export class WeightedLeastConnection extends WinnerTree {
   }
 }
 
-function load(d: Dest): i32 { return connOverhead(d); }
+function load(d: Dest): i32 {
+  return connOverhead(d);
+}

@@ -9,19 +9,24 @@ import { Scheduler, SCHED_FAIL_NO_DEST, SCHED_FAIL_ALL_OVERLOADED } from "./sche
 import { traceOn, traceRec, tw, W_CUR0, W_CUR1, W_N, W_CW0, W_CW1, W_MW, W_DI, W_RESTART, W_FAIL } from "../trace";
 
 function gcd(a: i32, b: i32): i32 {
-  while (b != 0) { const t = a % b; a = b; b = t; }
+  while (b != 0) {
+    const t = a % b;
+    a = b;
+    b = t;
+  }
   return a;
 }
 
 export class WeightedRoundRobin extends Scheduler {
-  cl: i32 = -1;   // cursor index; -1 is the list head
-  cw: i32 = 0;    // current weight
-  mw: i32 = 0;    // max weight - (di - 1)
-  di: i32 = 1;    // gcd of positive weights (1 if none)
+  cl: i32 = -1; // cursor index; -1 is the list head
+  cw: i32 = 0; // current weight
+  mw: i32 = 0; // max weight - (di - 1)
+  di: i32 = 1; // gcd of positive weights (1 if none)
   reason: i32 = 0;
 
   private derive(svc: Service): void {
-    let g = 0, max = 0;
+    let g = 0,
+      max = 0;
     const ds = svc.dests;
     for (let i = 0, n = ds.length; i < n; i++) {
       const w = unchecked(ds[i]).weight;
@@ -45,26 +50,40 @@ export class WeightedRoundRobin extends Scheduler {
     else if (this.di > 1) this.cw = (this.cw / this.di) * this.di + 1;
   }
 
-  addDest(svc: Service, d: Dest): void { this.changed(svc); }
-  delDest(svc: Service, d: Dest): void { this.changed(svc); }
-  updDest(svc: Service, d: Dest): void { this.changed(svc); }
+  addDest(svc: Service, d: Dest): void {
+    this.changed(svc);
+  }
+  delDest(svc: Service, d: Dest): void {
+    this.changed(svc);
+  }
+  updDest(svc: Service, d: Dest): void {
+    this.changed(svc);
+  }
 
-  failReason(): i32 { return this.reason; }
+  failReason(): i32 {
+    return this.reason;
+  }
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
     const cw0 = this.cw;
-    if (this.mw == 0) { this.reason = SCHED_FAIL_NO_DEST; if (traceOn) this.trace(svc, -1, cw0, false, null); return null; }
+    if (this.mw == 0) {
+      this.reason = SCHED_FAIL_NO_DEST;
+      if (traceOn) this.trace(svc, -1, cw0, false, null);
+      return null;
+    }
     const ds = svc.dests;
     const n = ds.length;
     const last = this.cl;
-    let stop = -2;           // no stop point until the last pass is known
-    let lastPass = false, restarted = false;
+    let stop = -2; // no stop point until the last pass is known
+    let lastPass = false,
+      restarted = false;
     let i = last;
     while (true) {
       for (i = i + 1; i < n; i++) {
         const d = unchecked(ds[i]);
         if (!d.overloaded() && d.weight >= this.cw) {
-          this.cl = i; this.reason = 0;
+          this.cl = i;
+          this.reason = 0;
           if (traceOn) this.trace(svc, last, cw0, restarted, d);
           return d;
         }
@@ -97,8 +116,14 @@ export class WeightedRoundRobin extends Scheduler {
   // tracing: cursor and current weight before and after; the passes follow from cw0, cw, di, mw, restarted
   private trace(svc: Service, last: i32, cw0: i32, restarted: bool, d: Dest | null): void {
     const r = traceRec(svc.schedId, svc.id, d ? d.id : -1);
-    tw(r, W_CUR0, last); tw(r, W_CUR1, this.cl); tw(r, W_N, svc.dests.length);
-    tw(r, W_CW0, cw0); tw(r, W_CW1, this.cw); tw(r, W_MW, this.mw); tw(r, W_DI, this.di);
-    tw(r, W_RESTART, restarted ? 1 : 0); tw(r, W_FAIL, this.reason);
+    tw(r, W_CUR0, last);
+    tw(r, W_CUR1, this.cl);
+    tw(r, W_N, svc.dests.length);
+    tw(r, W_CW0, cw0);
+    tw(r, W_CW1, this.cw);
+    tw(r, W_MW, this.mw);
+    tw(r, W_DI, this.di);
+    tw(r, W_RESTART, restarted ? 1 : 0);
+    tw(r, W_FAIL, this.reason);
   }
 }

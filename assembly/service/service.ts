@@ -1,10 +1,32 @@
 // Virtual services and their destination lists (struct ip_vs_service), and the service table the
 // packet path looks services up in. All changes validate first and change nothing on error.
 import {
-  AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, SVC_F_USER_MASK, SVC_F_PERSISTENT,
-  DEST_F_AVAILABLE, FWD_MASQ, FWD_FULLNAT, FWD_TUNNEL, MAX_WEIGHT,
-  OK, E_NO_SERVICE, E_SERVICE_EXISTS, E_NO_DEST, E_DEST_EXISTS, E_BAD_SCHEDULER, E_BAD_WEIGHT,
-  E_BAD_THRESHOLD, E_BAD_AF, E_BAD_PROTOCOL, E_BAD_NETMASK, E_BAD_FLAGS, E_BAD_FWD, E_BAD_PORT,
+  AF_INET,
+  AF_INET6,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPPROTO_SCTP,
+  SVC_F_USER_MASK,
+  SVC_F_PERSISTENT,
+  DEST_F_AVAILABLE,
+  FWD_MASQ,
+  FWD_FULLNAT,
+  FWD_TUNNEL,
+  MAX_WEIGHT,
+  OK,
+  E_NO_SERVICE,
+  E_SERVICE_EXISTS,
+  E_NO_DEST,
+  E_DEST_EXISTS,
+  E_BAD_SCHEDULER,
+  E_BAD_WEIGHT,
+  E_BAD_THRESHOLD,
+  E_BAD_AF,
+  E_BAD_PROTOCOL,
+  E_BAD_NETMASK,
+  E_BAD_FLAGS,
+  E_BAD_FWD,
+  E_BAD_PORT,
   E_BAD_TIMEOUT,
 } from "../common";
 import { Dest, registerDest, releaseDest } from "../dest/dest";
@@ -15,19 +37,22 @@ import { SCHEDULER_KINDS } from "../sched/list";
 export class Service {
   id: i32 = -1;
   af: i32 = AF_INET;
-  proto: i32 = IPPROTO_TCP;    // 0 for fwmark services
-  a0: u32 = 0; a1: u32 = 0; a2: u32 = 0; a3: u32 = 0;
+  proto: i32 = IPPROTO_TCP; // 0 for fwmark services
+  a0: u32 = 0;
+  a1: u32 = 0;
+  a2: u32 = 0;
+  a3: u32 = 0;
   port: u32 = 0;
   fwmark: u32 = 0;
   flags: u32 = 0;
-  timeout: u32 = 0;            // persistence timeout, seconds
-  netmask: u32 = 0xffffffff;   // IPv4: host-order mask; IPv6: prefix length
+  timeout: u32 = 0; // persistence timeout, seconds
+  netmask: u32 = 0xffffffff; // IPv4: host-order mask; IPv6: prefix length
   schedId: i32 = -1;
   sched: Scheduler | null = null;
-  dests: Array<Dest> = new Array<Dest>();   // the kernel's list order: newest first
-  trash: Array<Dest> = new Array<Dest>();   // deleted but still referenced by connections
+  dests: Array<Dest> = new Array<Dest>(); // the kernel's list order: newest first
+  trash: Array<Dest> = new Array<Dest>(); // deleted but still referenced by connections
   nextSeq: u32 = 0;
-  unlinkedAt: i32 = -1;        // where the destination being deleted stood in dests (for delDest hooks)
+  unlinkedAt: i32 = -1; // where the destination being deleted stood in dests (for delDest hooks)
   hashNext: Service | null = null;
   conns: u64 = 0;
   inPkts: u64 = 0;
@@ -35,9 +60,15 @@ export class Service {
   inBytes: u64 = 0;
   outBytes: u64 = 0;
 
-  @inline addrFold(): u32 { return this.a0 ^ this.a1 ^ this.a2 ^ this.a3; }
-  @inline isFwmark(): bool { return this.fwmark != 0; }
-  @inline persistent(): bool { return (this.flags & SVC_F_PERSISTENT) != 0; }
+  @inline addrFold(): u32 {
+    return this.a0 ^ this.a1 ^ this.a2 ^ this.a3;
+  }
+  @inline isFwmark(): bool {
+    return this.fwmark != 0;
+  }
+  @inline persistent(): bool {
+    return (this.flags & SVC_F_PERSISTENT) != 0;
+  }
 
   findDest(af: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): Dest | null {
     const ds = this.dests;
@@ -66,19 +97,34 @@ const freeServiceIds = new Array<i32>();
 export let serviceCount: i32 = 0;
 
 @inline function mix(h: u32): u32 {
-  h ^= h >>> 16; h *= 0x7feb352d; h ^= h >>> 15; h *= 0x846ca68b; h ^= h >>> 16;
+  h ^= h >>> 16;
+  h *= 0x7feb352d;
+  h ^= h >>> 15;
+  h *= 0x846ca68b;
+  h ^= h >>> 16;
   return h;
 }
 
 @inline function keyHash(af: i32, proto: i32, fold: u32, port: u32, fwmark: u32): i32 {
-  return <i32>(mix(fold ^ (port << 16) ^ (<u32>proto << 8) ^ <u32>af ^ (fwmark * 0x9e3779b1)) & ((1 << HASH_BITS) - 1));
+  return <i32>(
+    (mix(fold ^ (port << 16) ^ ((<u32>proto) << 8) ^ <u32>af ^ (fwmark * 0x9e3779b1)) & ((1 << HASH_BITS) - 1))
+  );
 }
 
 export function lookupService(af: i32, proto: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): Service | null {
   let s = unchecked(buckets[keyHash(af, proto, a0 ^ a1 ^ a2 ^ a3, port, 0)]);
   while (s) {
-    if (s.fwmark == 0 && s.port == port && s.a3 == a3 && s.proto == proto && s.af == af &&
-        s.a2 == a2 && s.a1 == a1 && s.a0 == a0) return s;
+    if (
+      s.fwmark == 0 &&
+      s.port == port &&
+      s.a3 == a3 &&
+      s.proto == proto &&
+      s.af == af &&
+      s.a2 == a2 &&
+      s.a1 == a1 &&
+      s.a0 == a0
+    )
+      return s;
     s = s.hashNext;
   }
   return null;
@@ -86,7 +132,7 @@ export function lookupService(af: i32, proto: i32, a0: u32, a1: u32, a2: u32, a3
 
 // Batch pre-pass helper (packet/exports.ts): the address of the bucket word a lookup starts from.
 export function serviceBucketOf(af: i32, proto: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): usize {
-  return changetype<usize>(buckets) + (<usize>keyHash(af, proto, a0 ^ a1 ^ a2 ^ a3, port, 0) << 2);
+  return changetype<usize>(buckets) + ((<usize>keyHash(af, proto, a0 ^ a1 ^ a2 ^ a3, port, 0)) << 2);
 }
 
 export function lookupFwmark(af: i32, fwmark: u32): Service | null {
@@ -101,15 +147,23 @@ export function lookupFwmark(af: i32, fwmark: u32): Service | null {
 function hashService(s: Service): void {
   const h = keyHash(s.af, s.proto, s.addrFold(), s.port, s.fwmark);
   s.hashNext = unchecked(buckets[h]);
-  unchecked(buckets[h] = s);
+  unchecked((buckets[h] = s));
 }
 
 function unhashService(s: Service): void {
   const h = keyHash(s.af, s.proto, s.addrFold(), s.port, s.fwmark);
   let p = unchecked(buckets[h]);
-  if (p === s) { unchecked(buckets[h] = s.hashNext); s.hashNext = null; return; }
+  if (p === s) {
+    unchecked((buckets[h] = s.hashNext));
+    s.hashNext = null;
+    return;
+  }
   while (p) {
-    if (p.hashNext === s) { p.hashNext = s.hashNext; s.hashNext = null; return; }
+    if (p.hashNext === s) {
+      p.hashNext = s.hashNext;
+      s.hashNext = null;
+      return;
+    }
     p = p.hashNext;
   }
 }
@@ -136,8 +190,20 @@ function checkServiceParams(af: i32, proto: i32, fwmark: u32, schedId: i32, flag
 }
 
 // Returns the new service's id, or a negative error.
-export function addService(af: i32, proto: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32,
-                           fwmark: u32, schedId: i32, flags: u32, timeout: u32, netmask: u32): i32 {
+export function addService(
+  af: i32,
+  proto: i32,
+  a0: u32,
+  a1: u32,
+  a2: u32,
+  a3: u32,
+  port: u32,
+  fwmark: u32,
+  schedId: i32,
+  flags: u32,
+  timeout: u32,
+  netmask: u32,
+): i32 {
   const err = checkServiceParams(af, proto, fwmark, schedId, flags, netmask);
   if (err != OK) return err;
   if (fwmark == 0 && port > 65535) return E_BAD_PORT;
@@ -148,19 +214,33 @@ export function addService(af: i32, proto: i32, a0: u32, a1: u32, a2: u32, a3: u
   const s = new Service();
   s.af = af;
   if (fwmark != 0) {
-    s.fwmark = fwmark; s.proto = 0;
+    s.fwmark = fwmark;
+    s.proto = 0;
   } else {
-    s.proto = proto; s.a0 = a0; s.a1 = a1; s.a2 = a2; s.a3 = a3; s.port = port;
+    s.proto = proto;
+    s.a0 = a0;
+    s.a1 = a1;
+    s.a2 = a2;
+    s.a3 = a3;
+    s.port = port;
   }
   s.flags = flags;
   s.timeout = timeout;
   s.netmask = netmask;
   s.schedId = schedId;
-  if (freeServiceIds.length > 0) { s.id = freeServiceIds.pop(); unchecked(serviceById[s.id] = s); }
-  else { s.id = serviceById.length; serviceById.push(s); }
+  if (freeServiceIds.length > 0) {
+    s.id = freeServiceIds.pop();
+    unchecked((serviceById[s.id] = s));
+  } else {
+    s.id = serviceById.length;
+    serviceById.push(s);
+  }
   const sched = createScheduler(schedId);
   s.sched = sched;
-  if (sched) { sched.init(s); if (sched.hasTimer()) timedServices.push(s); }
+  if (sched) {
+    sched.init(s);
+    if (sched.hasTimer()) timedServices.push(s);
+  }
   hashService(s);
   serviceCount++;
   return s.id;
@@ -182,12 +262,19 @@ export function editService(id: i32, schedId: i32, flags: u32, timeout: u32, net
     if (old) old.done(s);
     untime(s);
     s.schedId = schedId;
-    s.flags = flags; s.timeout = timeout; s.netmask = netmask;
+    s.flags = flags;
+    s.timeout = timeout;
+    s.netmask = netmask;
     const sched = createScheduler(schedId);
     s.sched = sched;
-    if (sched) { sched.init(s); if (sched.hasTimer()) timedServices.push(s); }
+    if (sched) {
+      sched.init(s);
+      if (sched.hasTimer()) timedServices.push(s);
+    }
   } else {
-    s.flags = flags; s.timeout = timeout; s.netmask = netmask;
+    s.flags = flags;
+    s.timeout = timeout;
+    s.netmask = netmask;
   }
   return OK;
 }
@@ -210,10 +297,13 @@ export function delService(id: i32): i32 {
   for (let i = 0, n = t.length; i < n; i++) {
     const d = unchecked(t[i]);
     d.svcId = -1;
-    if (d.refs <= 0) { dropFromTrash(d); releaseDest(d); }
+    if (d.refs <= 0) {
+      dropFromTrash(d);
+      releaseDest(d);
+    }
   }
   unhashService(s);
-  unchecked(serviceById[id] = null);
+  unchecked((serviceById[id] = null));
   freeServiceIds.push(id);
   serviceCount--;
   return OK;
@@ -229,9 +319,9 @@ export function flushServices(): void {
 
 function checkDestParams(s: Service, af: i32, weight: i32, uThreshold: u32, lThreshold: u32, fwd: u32): i32 {
   if (af != AF_INET && af != AF_INET6) return E_BAD_AF;
-  if (af != s.af && fwd != FWD_TUNNEL) return E_BAD_AF;  // mixed families only through tunnels (as 5.x+)
+  if (af != s.af && fwd != FWD_TUNNEL) return E_BAD_AF; // mixed families only through tunnels (as 5.x+)
   if (weight < 0 || weight > MAX_WEIGHT) return E_BAD_WEIGHT;
-  if (lThreshold > uThreshold) return E_BAD_THRESHOLD;   // the kernel's -ERANGE
+  if (lThreshold > uThreshold) return E_BAD_THRESHOLD; // the kernel's -ERANGE
   if (fwd > FWD_FULLNAT) return E_BAD_FWD;
   return OK;
 }
@@ -244,8 +334,19 @@ function linkDest(s: Service, d: Dest): void {
   if (sched) sched.addDest(s, d);
 }
 
-export function addDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32,
-                        weight: i32, uThreshold: u32, lThreshold: u32, fwd: u32): i32 {
+export function addDest(
+  svcId: i32,
+  af: i32,
+  a0: u32,
+  a1: u32,
+  a2: u32,
+  a3: u32,
+  port: u32,
+  weight: i32,
+  uThreshold: u32,
+  lThreshold: u32,
+  fwd: u32,
+): i32 {
   const s = getService(svcId);
   if (!s) return E_NO_SERVICE;
   const err = checkDestParams(s, af, weight, uThreshold, lThreshold, fwd);
@@ -258,12 +359,22 @@ export function addDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32,
   const trash = s.trash;
   for (let i = 0, n = trash.length; i < n; i++) {
     const t = unchecked(trash[i]);
-    if (t.sameAddr(af, a0, a1, a2, a3, port)) { d = t; trash.splice(i, 1); trashAll.splice(trashAll.indexOf(t), 1); break; }
+    if (t.sameAddr(af, a0, a1, a2, a3, port)) {
+      d = t;
+      trash.splice(i, 1);
+      trashAll.splice(trashAll.indexOf(t), 1);
+      break;
+    }
   }
   if (!d) {
     d = new Dest();
     d.svcId = svcId;
-    d.af = af; d.a0 = a0; d.a1 = a1; d.a2 = a2; d.a3 = a3; d.port = port;
+    d.af = af;
+    d.a0 = a0;
+    d.a1 = a1;
+    d.a2 = a2;
+    d.a3 = a3;
+    d.port = port;
     registerDest(d);
   }
   applyDestParams(d, weight, uThreshold, lThreshold, fwd, true);
@@ -286,8 +397,19 @@ function applyDestParams(d: Dest, weight: i32, uThreshold: u32, lThreshold: u32,
   }
 }
 
-export function editDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32,
-                         weight: i32, uThreshold: u32, lThreshold: u32, fwd: u32): i32 {
+export function editDest(
+  svcId: i32,
+  af: i32,
+  a0: u32,
+  a1: u32,
+  a2: u32,
+  a3: u32,
+  port: u32,
+  weight: i32,
+  uThreshold: u32,
+  lThreshold: u32,
+  fwd: u32,
+): i32 {
   const s = getService(svcId);
   if (!s) return E_NO_SERVICE;
   const err = checkDestParams(s, af, weight, uThreshold, lThreshold, fwd);
@@ -303,8 +425,8 @@ export function editDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32
 // A destination leaves its service's list: unavailable from now on. Like the kernel's dest_trash it is
 // kept (so a quick re-add revives it with its connections, stats and last_weight) until it has been
 // unreferenced for TRASH_PERIOD_MS, checked every TRASH_CHECK_MS.
-const TRASH_PERIOD_MS: i64 = 120000;   // IP_VS_DEST_TRASH_PERIOD
-const TRASH_CHECK_MS: i64 = 60000;     // the trash timer runs every half period
+const TRASH_PERIOD_MS: i64 = 120000; // IP_VS_DEST_TRASH_PERIOD
+const TRASH_CHECK_MS: i64 = 60000; // the trash timer runs every half period
 const trashAll = new Array<Dest>();
 let trashNextCheck: i64 = -1;
 
@@ -326,15 +448,30 @@ function dropFromTrash(d: Dest): void {
 
 // The trash timer (ip_vs_dest_trash_expire), run from the core's advance().
 export function trashTick(now: i64): void {
-  if (trashAll.length == 0) { trashNextCheck = -1; return; }
-  if (trashNextCheck < 0) { trashNextCheck = now + TRASH_CHECK_MS; return; }
+  if (trashAll.length == 0) {
+    trashNextCheck = -1;
+    return;
+  }
+  if (trashNextCheck < 0) {
+    trashNextCheck = now + TRASH_CHECK_MS;
+    return;
+  }
   if (now < trashNextCheck) return;
   trashNextCheck = now + TRASH_CHECK_MS;
   for (let i = trashAll.length - 1; i >= 0; i--) {
     const d = unchecked(trashAll[i]);
-    if (d.refs > 0) { d.idleSince = -1; continue; }
-    if (d.idleSince < 0) { d.idleSince = now; continue; }
-    if (now - d.idleSince >= TRASH_PERIOD_MS) { dropFromTrash(d); releaseDest(d); }
+    if (d.refs > 0) {
+      d.idleSince = -1;
+      continue;
+    }
+    if (d.idleSince < 0) {
+      d.idleSince = now;
+      continue;
+    }
+    if (now - d.idleSince >= TRASH_PERIOD_MS) {
+      dropFromTrash(d);
+      releaseDest(d);
+    }
   }
 }
 

@@ -4,8 +4,16 @@
 // compares table against table, including the cost of forming the key.
 
 export interface BaselineConn {
-  proto: number; caddr: number; cport: number; vaddr: number; vport: number;
-  dest: number; state: number; flags: number; expires: number; inPkts: number;
+  proto: number;
+  caddr: number;
+  cport: number;
+  vaddr: number;
+  vport: number;
+  dest: number;
+  state: number;
+  flags: number;
+  expires: number;
+  inPkts: number;
 }
 
 export function stringKey(proto: number, caddr: number, cport: number, vaddr: number, vport: number): string {
@@ -15,28 +23,45 @@ export function stringKey(proto: number, caddr: number, cport: number, vaddr: nu
 // The fields that vary between connections (client address and port) go in the low 64 bits: V8 hashes a
 // BigInt Map key by its lowest 64-bit digit only, so a layout with the VIP there collides on every key.
 export function bigintKey(proto: number, caddr: number, cport: number, vaddr: number, vport: number): bigint {
-  return (BigInt(proto) << 112n) | (BigInt(vaddr) << 80n) | (BigInt(vport) << 64n) | (BigInt(caddr) << 16n) | BigInt(cport);
+  return (
+    (BigInt(proto) << 112n) | (BigInt(vaddr) << 80n) | (BigInt(vport) << 64n) | (BigInt(caddr) << 16n) | BigInt(cport)
+  );
 }
 
 export class StringConnTable {
   readonly map = new Map<string, BaselineConn>();
-  add(c: BaselineConn): void { this.map.set(stringKey(c.proto, c.caddr, c.cport, c.vaddr, c.vport), c); }
+  add(c: BaselineConn): void {
+    this.map.set(stringKey(c.proto, c.caddr, c.cport, c.vaddr, c.vport), c);
+  }
   lookup(proto: number, caddr: number, cport: number, vaddr: number, vport: number): BaselineConn | undefined {
     return this.map.get(stringKey(proto, caddr, cport, vaddr, vport));
   }
-  get size(): number { return this.map.size; }
+  get size(): number {
+    return this.map.size;
+  }
 }
 
 export class BigIntConnTable {
   readonly map = new Map<bigint, BaselineConn>();
-  add(c: BaselineConn): void { this.map.set(bigintKey(c.proto, c.caddr, c.cport, c.vaddr, c.vport), c); }
+  add(c: BaselineConn): void {
+    this.map.set(bigintKey(c.proto, c.caddr, c.cport, c.vaddr, c.vport), c);
+  }
   lookup(proto: number, caddr: number, cport: number, vaddr: number, vport: number): BaselineConn | undefined {
     return this.map.get(bigintKey(proto, caddr, cport, vaddr, vport));
   }
-  get size(): number { return this.map.size; }
+  get size(): number {
+    return this.map.size;
+  }
 }
 
-export function newConn(proto: number, caddr: number, cport: number, vaddr: number, vport: number, dest: number): BaselineConn {
+export function newConn(
+  proto: number,
+  caddr: number,
+  cport: number,
+  vaddr: number,
+  vport: number,
+  dest: number,
+): BaselineConn {
   return { proto, caddr, cport, vaddr, vport, dest, state: 3, flags: 0, expires: 60_000, inPkts: 1 };
 }
 
@@ -68,16 +93,22 @@ export class TypedConnTable {
     let i = TypedConnTable.hash(c.proto, c.caddr, c.cport, c.vaddr, c.vport) & this.mask;
     while (s[i * 4 + 3] !== 0) i = (i + 1) & this.mask;
     this.conns.push(c);
-    s[i * 4] = c.caddr; s[i * 4 + 1] = c.vaddr; s[i * 4 + 2] = (c.cport << 16) | c.vport;
+    s[i * 4] = c.caddr;
+    s[i * 4 + 1] = c.vaddr;
+    s[i * 4 + 2] = (c.cport << 16) | c.vport;
     s[i * 4 + 3] = (c.proto << 24) | this.conns.length;
   }
   // the connection's index, or -1
   find(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
-    const s = this.slots, mask = this.mask;
-    const ports = (cport << 16) | vport, ca = caddr | 0, va = vaddr | 0;
+    const s = this.slots,
+      mask = this.mask;
+    const ports = (cport << 16) | vport,
+      ca = caddr | 0,
+      va = vaddr | 0;
     let i = TypedConnTable.hash(proto, caddr, cport, vaddr, vport) & mask;
     for (;;) {
-      const o = i << 2, tag = s[o + 3];
+      const o = i << 2,
+        tag = s[o + 3];
       if (tag === 0) return -1;
       if (s[o] === ca && s[o + 1] === va && s[o + 2] === ports && tag >>> 24 === proto) return (tag & 0xffffff) - 1;
       i = (i + 1) & mask;
@@ -87,5 +118,7 @@ export class TypedConnTable {
     const k = this.find(proto, caddr, cport, vaddr, vport);
     return k >= 0 ? this.conns[k] : undefined;
   }
-  get size(): number { return this.conns.length; }
+  get size(): number {
+    return this.conns.length;
+  }
 }

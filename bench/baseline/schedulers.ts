@@ -5,8 +5,13 @@
 import { maglevTable, hsiphash1u32 } from "./maglev.ts";
 
 export interface BDest {
-  id: number; addr: number; port: number; weight: number;
-  active: number; inact: number; overloaded: boolean;
+  id: number;
+  addr: number;
+  port: number;
+  weight: number;
+  active: number;
+  inact: number;
+  overloaded: boolean;
 }
 
 export interface BaselineScheduler {
@@ -34,7 +39,10 @@ class RR implements BaselineScheduler {
 }
 
 class WRR implements BaselineScheduler {
-  i = -1; cw = 0; mw = 0; di = 1;
+  i = -1;
+  cw = 0;
+  mw = 0;
+  di = 1;
   constructor(readonly ds: BDest[]) {
     const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
     let g = 0;
@@ -62,11 +70,15 @@ class WRR implements BaselineScheduler {
 class LC implements BaselineScheduler {
   constructor(readonly ds: BDest[]) {}
   schedule(): BDest | null {
-    let best: BDest | null = null, bo = 0;
+    let best: BDest | null = null,
+      bo = 0;
     for (const d of this.ds) {
       if (!usable(d)) continue;
       const o = overhead(d);
-      if (!best || o < bo) { best = d; bo = o; }
+      if (!best || o < bo) {
+        best = d;
+        bo = o;
+      }
     }
     return best;
   }
@@ -74,34 +86,50 @@ class LC implements BaselineScheduler {
 
 class WLC implements BaselineScheduler {
   constructor(readonly ds: BDest[]) {}
-  schedule(): BDest | null { return wlcScan(this.ds); }
+  schedule(): BDest | null {
+    return wlcScan(this.ds);
+  }
 }
 function wlcScan(ds: BDest[]): BDest | null {
-  let best: BDest | null = null, bo = 0;
+  let best: BDest | null = null,
+    bo = 0;
   for (const d of ds) {
     if (!usable(d)) continue;
     const o = overhead(d);
-    if (!best || bo * d.weight > o * best.weight) { best = d; bo = o; }
+    if (!best || bo * d.weight > o * best.weight) {
+      best = d;
+      bo = o;
+    }
   }
   return best;
 }
 
 class SED implements BaselineScheduler {
-  constructor(readonly ds: BDest[], readonly nq: boolean) {}
+  constructor(
+    readonly ds: BDest[],
+    readonly nq: boolean,
+  ) {}
   schedule(): BDest | null {
-    let best: BDest | null = null, bo = 0;
+    let best: BDest | null = null,
+      bo = 0;
     for (const d of this.ds) {
       if (!usable(d)) continue;
       if (this.nq && d.active === 0) return d;
       const o = d.active + 1;
-      if (!best || bo * d.weight > o * best.weight) { best = d; bo = o; }
+      if (!best || bo * d.weight > o * best.weight) {
+        best = d;
+        bo = o;
+      }
     }
     return best;
   }
 }
 
 class FO implements BaselineScheduler {
-  constructor(readonly ds: BDest[], readonly overflow: boolean) {}
+  constructor(
+    readonly ds: BDest[],
+    readonly overflow: boolean,
+  ) {}
   schedule(): BDest | null {
     let best: BDest | null = null;
     for (const d of this.ds) {
@@ -146,7 +174,10 @@ class LBLC implements BaselineScheduler {
   }
   schedule(src: number, sport: number, dst: number, now: number): BDest | null {
     const e = this.cache.get(dst);
-    if (e && usable(e.d) && !this.overloaded(e.d)) { e.lastuse = now; return e.d; }
+    if (e && usable(e.d) && !this.overloaded(e.d)) {
+      e.lastuse = now;
+      return e.d;
+    }
     const d = wlcScan(this.ds);
     if (d) this.cache.set(dst, { d, lastuse: now });
     return d;
@@ -173,7 +204,9 @@ class LBLCR extends LBLC {
 // dh: 256 buckets dealt round robin, keyed by the destination address
 class DH implements BaselineScheduler {
   readonly table: BDest[] = [];
-  constructor(readonly ds: BDest[]) { for (let i = 0; i < 256; i++) this.table.push(ds[i % ds.length]); }
+  constructor(readonly ds: BDest[]) {
+    for (let i = 0; i < 256; i++) this.table.push(ds[i % ds.length]);
+  }
   schedule(src: number, sport: number, dst: number): BDest | null {
     const d = this.table[hash32(dst, 8)];
     return d && usable(d) ? d : null;
@@ -184,11 +217,15 @@ class DH implements BaselineScheduler {
 class SH implements BaselineScheduler {
   readonly table: BDest[] = [];
   constructor(readonly ds: BDest[]) {
-    let at = 0, count = 0;
+    let at = 0,
+      count = 0;
     for (let i = 0; i < 256; i++) {
       const d = ds[at];
       this.table.push(d);
-      if (++count >= d.weight) { count = 0; at = (at + 1) % ds.length; }
+      if (++count >= d.weight) {
+        count = 0;
+        at = (at + 1) % ds.length;
+      }
     }
   }
   schedule(src: number): BDest | null {
@@ -202,7 +239,12 @@ class SH implements BaselineScheduler {
 const MH_KEY1 = 2654435761;
 class MH implements BaselineScheduler {
   readonly table: Int32Array;
-  constructor(readonly ds: BDest[], m: number) { this.table = maglevTable(ds, m); }
+  constructor(
+    readonly ds: BDest[],
+    m: number,
+  ) {
+    this.table = maglevTable(ds, m);
+  }
   schedule(src: number): BDest | null {
     const i = this.table[hsiphash1u32(src, MH_KEY1) % this.table.length];
     if (i < 0) return null;
@@ -213,20 +255,34 @@ class MH implements BaselineScheduler {
 
 export function makeBaseline(name: string, ds: BDest[], mhTableSize = 4093): BaselineScheduler | null {
   switch (name) {
-    case "rr": return new RR(ds);
-    case "wrr": return new WRR(ds);
-    case "lc": return new LC(ds);
-    case "wlc": return new WLC(ds);
-    case "sed": return new SED(ds, false);
-    case "nq": return new SED(ds, true);
-    case "fo": return new FO(ds, false);
-    case "ovf": return new FO(ds, true);
-    case "twos": return new TWOS(ds);
-    case "lblc": return new LBLC(ds);
-    case "lblcr": return new LBLCR(ds);
-    case "dh": return new DH(ds);
-    case "sh": return new SH(ds);
-    case "mh": return new MH(ds, mhTableSize);
+    case "rr":
+      return new RR(ds);
+    case "wrr":
+      return new WRR(ds);
+    case "lc":
+      return new LC(ds);
+    case "wlc":
+      return new WLC(ds);
+    case "sed":
+      return new SED(ds, false);
+    case "nq":
+      return new SED(ds, true);
+    case "fo":
+      return new FO(ds, false);
+    case "ovf":
+      return new FO(ds, true);
+    case "twos":
+      return new TWOS(ds);
+    case "lblc":
+      return new LBLC(ds);
+    case "lblcr":
+      return new LBLCR(ds);
+    case "dh":
+      return new DH(ds);
+    case "sh":
+      return new SH(ds);
+    case "mh":
+      return new MH(ds, mhTableSize);
   }
   return null;
 }

@@ -10,8 +10,8 @@ export interface Ctx {
 export interface GroupResult {
   figures: Figure[];
   targets: Target[];
-  svgs: Record<string, string>;          // file name -> SVG text
-  extra?: Record<string, unknown>;       // anything else worth keeping in the JSON
+  svgs: Record<string, string>; // file name -> SVG text
+  extra?: Record<string, unknown>; // anything else worth keeping in the JSON
 }
 
 export { ntoa4 as ipv4 } from "../../src/model/inet.ts";

@@ -3,14 +3,22 @@
 import { Bench } from "tinybench";
 
 export interface Stat {
-  median: number; p25: number; p75: number; mad: number; // ns per operation
-  samples: number; opsPerSample: number;
+  median: number;
+  p25: number;
+  p75: number;
+  mad: number; // ns per operation
+  samples: number;
+  opsPerSample: number;
 }
 
-export interface RatioStat { median: number; lo: number; hi: number }
+export interface RatioStat {
+  median: number;
+  lo: number;
+  hi: number;
+}
 
 export interface Budget {
-  timeMs: number;        // sampling time per task
+  timeMs: number; // sampling time per task
   warmupMs: number;
   minSamples: number;
 }
@@ -22,7 +30,8 @@ export function quantile(sorted: ArrayLike<number>, q: number): number {
   const n = sorted.length;
   if (n === 0) return NaN;
   const pos = (n - 1) * q;
-  const lo = Math.floor(pos), hi = Math.ceil(pos);
+  const lo = Math.floor(pos),
+    hi = Math.ceil(pos);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
@@ -30,18 +39,33 @@ export function statOf(msSamples: ArrayLike<number>, ops: number): Stat {
   const ns = Array.from(msSamples, (ms) => (ms * 1e6) / ops).sort((a, b) => a - b);
   const median = quantile(ns, 0.5);
   const dev = ns.map((x) => Math.abs(x - median)).sort((a, b) => a - b);
-  return { median, p25: quantile(ns, 0.25), p75: quantile(ns, 0.75), mad: quantile(dev, 0.5), samples: ns.length, opsPerSample: ops };
+  return {
+    median,
+    p25: quantile(ns, 0.25),
+    p75: quantile(ns, 0.75),
+    mad: quantile(dev, 0.5),
+    samples: ns.length,
+    opsPerSample: ops,
+  };
 }
 
-export let sink = 0;   // results land here so no call is optimized away
+export let sink = 0; // results land here so no call is optimized away
 
 // Times fn (which performs `ops` operations per call). budget.minSamples is also the minimum number of calls.
 export function measure(name: string, fn: () => number, ops: number, budget: Budget): Stat {
   const bench = new Bench({
-    name, time: budget.timeMs, iterations: budget.minSamples, warmup: budget.warmupMs > 0,
-    warmupTime: budget.warmupMs, warmupIterations: budget.warmupMs > 0 ? 2 : 0, retainSamples: true, throws: true,
+    name,
+    time: budget.timeMs,
+    iterations: budget.minSamples,
+    warmup: budget.warmupMs > 0,
+    warmupTime: budget.warmupMs,
+    warmupIterations: budget.warmupMs > 0 ? 2 : 0,
+    retainSamples: true,
+    throws: true,
   });
-  bench.add(name, () => { sink ^= fn() | 0; });
+  bench.add(name, () => {
+    sink ^= fn() | 0;
+  });
   const [task] = bench.runSync();
   const r = task.result;
   if (r.state !== "completed" || !r.latency.samples) throw new Error(`${name}: benchmark ${r.state}`);
@@ -54,7 +78,13 @@ export function measureFew(name: string, fn: () => number, ops: number, samples:
 }
 
 // How many operations per call make one call last about targetMs (at least minOps).
-export function calibrate(run: (ops: number) => unknown, probeOps: number, targetMs: number, minOps: number, maxOps: number): number {
+export function calibrate(
+  run: (ops: number) => unknown,
+  probeOps: number,
+  targetMs: number,
+  minOps: number,
+  maxOps: number,
+): number {
   run(probeOps);
   const t0 = performance.now();
   run(probeOps);
@@ -69,11 +99,16 @@ export function calibrate(run: (ops: number) => unknown, probeOps: number, targe
 // is first warmed alone for warmMs (at least one call), long enough for V8 to have tiered its code up
 // (WASM starts in Liftoff, JS in the interpreter; a short call counted early would time those). Each
 // task's fn performs `ops` operations per call.
-export interface Task { name: string; fn: () => number; ops: number }
+export interface Task {
+  name: string;
+  fn: () => number;
+  ops: number;
+}
 export function interleaved(tasks: Task[], rounds: number, warmMs = 60): Stat[] {
   for (const t of tasks) {
     const t0 = performance.now();
-    do sink ^= t.fn() | 0; while (performance.now() - t0 < warmMs);
+    do sink ^= t.fn() | 0;
+    while (performance.now() - t0 < warmMs);
   }
   const ms: number[][] = tasks.map(() => []);
   for (let r = 0; r < rounds; r++) {

@@ -5,17 +5,29 @@
 export class JsChase {
   readonly words: Uint32Array;
   private at = 0;
-  constructor(readonly bytes: number, seed = 0x1234567) {
+  constructor(
+    readonly bytes: number,
+    seed = 0x1234567,
+  ) {
     const lines = Math.floor(bytes / 64);
     this.words = new Uint32Array(lines * 16);
     // Sattolo over line numbers, then link line i to perm[i] (word index = line * 16)
     const perm = new Uint32Array(lines);
     for (let i = 0; i < lines; i++) perm[i] = i;
     let s = seed >>> 0 || 1;
-    const rnd = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
+    const rnd = () => {
+      s ^= s << 13;
+      s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      s >>>= 0;
+      return s;
+    };
     for (let i = lines - 1; i > 0; i--) {
-      const j = ((rnd() * 2 ** 21 + (rnd() >>> 11)) % i) >>> 0;   // j < i
-      const t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+      const j = ((rnd() * 2 ** 21 + (rnd() >>> 11)) % i) >>> 0; // j < i
+      const t = perm[i];
+      perm[i] = perm[j];
+      perm[j] = t;
     }
     for (let i = 0; i < lines; i++) this.words[i * 16] = perm[i] * 16;
   }
@@ -27,7 +39,8 @@ export class JsChase {
       this.chainAt = new Uint32Array(chains);
       for (let c = 0; c < chains; c++) this.chainAt[c] = Math.floor((lines * c) / chains) * 16;
     }
-    const w = this.words, at = this.chainAt;
+    const w = this.words,
+      at = this.chainAt;
     for (let k = 0; k < steps; k++) for (let c = 0; c < chains; c++) at[c] = w[at[c]];
     let sum = 0;
     for (let c = 0; c < chains; c++) sum += at[c];

@@ -8,7 +8,10 @@ export function elapsed(): string {
 
 export class Progress {
   private done = 0;
-  constructor(readonly group: string, private total: number) {}
+  constructor(
+    readonly group: string,
+    private total: number,
+  ) {}
   // a step is starting
   step(what: string): void {
     this.done++;
@@ -18,7 +21,9 @@ export class Progress {
   note(what: string): void {
     process.stderr.write(`[${elapsed()}] ${this.group}   ${what}\n`);
   }
-  grow(by: number): void { this.total += by; }
+  grow(by: number): void {
+    this.total += by;
+  }
 }
 
 function unitOf(ns: number): [number, string] {

@@ -3,27 +3,37 @@ import type { Stat, RatioStat } from "./measure.ts";
 import { fmtNs, fmtStat, fmtRatio } from "./progress.ts";
 
 export interface Figure {
-  group: string;                       // lookup | memlat | sched | packet | mh
-  name: string;                        // short case name, e.g. "1M live"
+  group: string; // lookup | memlat | sched | packet | mh
+  name: string; // short case name, e.g. "1M live"
   params: Record<string, number | string>;
-  unit: string;                        // what one operation is: "lookup", "decision", "rebuild", "step", "packet"
-  ours: Stat | null;                   // ns per operation
+  unit: string; // what one operation is: "lookup", "decision", "rebuild", "step", "packet"
+  ours: Stat | null; // ns per operation
   oursLabel: string;
   baselines: { name: string; stat: Stat }[];
-  ratio?: RatioStat;                   // speedup over the fastest baseline (baseline ns / our ns)
-  ratioVs?: string;                    // which baseline
+  ratio?: RatioStat; // speedup over the fastest baseline (baseline ns / our ns)
+  ratioVs?: string; // which baseline
   note?: string;
 }
 
 export type Status = "PASS" | "MISS" | "REF" | "SKIP";
-export interface Target { id: string; target: string; measured: string; status: Status; note?: string }
+export interface Target {
+  id: string;
+  target: string;
+  measured: string;
+  status: Status;
+  note?: string;
+}
 
 export function withBaselines(f: Omit<Figure, "ratio" | "ratioVs">): Figure {
   const out: Figure = { ...f };
   if (f.ours && f.baselines.length) {
     const best = f.baselines.reduce((a, b) => (b.stat.median < a.stat.median ? b : a));
     out.ratioVs = best.name;
-    out.ratio = { median: best.stat.median / f.ours.median, lo: best.stat.p25 / f.ours.p75, hi: best.stat.p75 / f.ours.p25 };
+    out.ratio = {
+      median: best.stat.median / f.ours.median,
+      lo: best.stat.p25 / f.ours.p75,
+      hi: best.stat.p75 / f.ours.p25,
+    };
   }
   return out;
 }
@@ -41,43 +51,74 @@ export function table(headers: string[], rows: string[][], rightCols: number[] =
 
 export function figureTable(figs: Figure[]): string {
   const rows = figs.map((f) => [
-    f.group, f.name, f.unit, fmtStat(f.ours ?? undefined),
+    f.group,
+    f.name,
+    f.unit,
+    fmtStat(f.ours ?? undefined),
     f.baselines.map((b) => `${b.name} ${fmtStat(b.stat)}`).join("; ") || "-",
-    f.ratio ? fmtRatio(f.ratio) : "-", f.note ?? "",
+    f.ratio ? fmtRatio(f.ratio) : "-",
+    f.note ?? "",
   ]);
-  return table(["group", "case", "per", "ours: median (p25–p75)", "baseline: median (p25–p75)", "speedup (range)", "note"], rows);
+  return table(
+    ["group", "case", "per", "ours: median (p25–p75)", "baseline: median (p25–p75)", "speedup (range)", "note"],
+    rows,
+  );
 }
 
 export function targetTable(ts: Target[]): string {
-  return table(["status", "target", "measured", "note"], ts.map((t) => [t.status, t.target, t.measured, t.note ?? ""]));
+  return table(
+    ["status", "target", "measured", "note"],
+    ts.map((t) => [t.status, t.target, t.measured, t.note ?? ""]),
+  );
 }
 
 // ---- SVG -------------------------------------------------------------------------------------------------
-export interface Series { name: string; color: string; values: (Stat | null | undefined)[] }
-export interface RefLine { label: string; ns: number; color: string }
+export interface Series {
+  name: string;
+  color: string;
+  values: (Stat | null | undefined)[];
+}
+export interface RefLine {
+  label: string;
+  ns: number;
+  color: string;
+}
 
 const tick = (ns: number) => (ns >= 1e6 ? `${ns / 1e6} ms` : ns >= 1e3 ? `${ns / 1e3} µs` : `${ns} ns`);
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 // Grouped bars on a log scale: one group per category, one bar per series (median), whiskers p25–p75.
-export function barChartSvg(opts: { title: string; subtitle?: string; yLabel: string; categories: string[]; series: Series[]; refs?: RefLine[] }): string {
+export function barChartSvg(opts: {
+  title: string;
+  subtitle?: string;
+  yLabel: string;
+  categories: string[];
+  series: Series[];
+  refs?: RefLine[];
+}): string {
   const { categories, series } = opts;
   const refs = opts.refs ?? [];
   const all: number[] = [];
   for (const s of series) for (const v of s.values) if (v) all.push(v.p25, v.p75, v.median);
   for (const r of refs) all.push(r.ns);
   const pos = all.filter((x) => x > 0 && Number.isFinite(x));
-  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...pos, 1))));
-  const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...pos, 10))));
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...pos, 1)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(...pos, 10)));
   const barW = Math.max(6, Math.min(22, Math.floor(900 / (categories.length * (series.length + 1)))));
   const groupW = barW * series.length + barW;
-  const left = 70, top = 56, plotH = 320;
+  const left = 70,
+    top = 56,
+    plotH = 320;
   const plotW = Math.max(640, groupW * categories.length);
   const legendH = 18 * Math.ceil((series.length + refs.length) / 3) + 10;
-  const W = left + plotW + 20, H = top + plotH + 60 + legendH;
-  const y = (ns: number) => top + plotH - ((Math.log10(Math.max(ns, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
+  const W = left + plotW + 20,
+    H = top + plotH + 60 + legendH;
+  const y = (ns: number) =>
+    top + plotH - ((Math.log10(Math.max(ns, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+  );
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${left}" y="20" font-size="15" font-weight="bold">${esc(opts.title)}</text>`);
   if (opts.subtitle) out.push(`<text x="${left}" y="38" fill="#555">${esc(opts.subtitle)}</text>`);
@@ -86,46 +127,68 @@ export function barChartSvg(opts: { title: string; subtitle?: string; yLabel: st
     const yy = y(d).toFixed(1);
     out.push(`<line x1="${left}" x2="${left + plotW}" y1="${yy}" y2="${yy}" stroke="#ddd"/>`);
     out.push(`<text x="${left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${esc(tick(d))}</text>`);
-    for (const m of [2, 5]) if (d * m < hi) {
-      const ym = y(d * m).toFixed(1);
-      out.push(`<line x1="${left}" x2="${left + plotW}" y1="${ym}" y2="${ym}" stroke="#f1f1f1"/>`);
-    }
+    for (const m of [2, 5])
+      if (d * m < hi) {
+        const ym = y(d * m).toFixed(1);
+        out.push(`<line x1="${left}" x2="${left + plotW}" y1="${ym}" y2="${ym}" stroke="#f1f1f1"/>`);
+      }
   }
-  out.push(`<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`);
+  out.push(
+    `<text transform="translate(16 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`,
+  );
   categories.forEach((cat, ci) => {
     const gx = left + ci * groupW + barW / 2;
     series.forEach((s, si) => {
       const v = s.values[ci];
       const x = gx + si * barW;
       if (!v) {
-        out.push(`<text x="${x + barW / 2}" y="${top + plotH - 4}" text-anchor="middle" fill="#999" font-size="9">×</text>`);
+        out.push(
+          `<text x="${x + barW / 2}" y="${top + plotH - 4}" text-anchor="middle" fill="#999" font-size="9">×</text>`,
+        );
         return;
       }
       const yb = y(v.median);
-      out.push(`<rect x="${x}" y="${yb.toFixed(1)}" width="${barW - 1}" height="${(top + plotH - yb).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.name} ${cat}: ${fmtStat(v)}`)}</title></rect>`);
+      out.push(
+        `<rect x="${x}" y="${yb.toFixed(1)}" width="${barW - 1}" height="${(top + plotH - yb).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.name} ${cat}: ${fmtStat(v)}`)}</title></rect>`,
+      );
       const cx = x + (barW - 1) / 2;
       out.push(`<line x1="${cx}" x2="${cx}" y1="${y(v.p75).toFixed(1)}" y2="${y(v.p25).toFixed(1)}" stroke="black"/>`);
-      out.push(`<line x1="${cx - 3}" x2="${cx + 3}" y1="${y(v.p75).toFixed(1)}" y2="${y(v.p75).toFixed(1)}" stroke="black"/>`);
-      out.push(`<line x1="${cx - 3}" x2="${cx + 3}" y1="${y(v.p25).toFixed(1)}" y2="${y(v.p25).toFixed(1)}" stroke="black"/>`);
+      out.push(
+        `<line x1="${cx - 3}" x2="${cx + 3}" y1="${y(v.p75).toFixed(1)}" y2="${y(v.p75).toFixed(1)}" stroke="black"/>`,
+      );
+      out.push(
+        `<line x1="${cx - 3}" x2="${cx + 3}" y1="${y(v.p25).toFixed(1)}" y2="${y(v.p25).toFixed(1)}" stroke="black"/>`,
+      );
     });
     const lx = gx + (series.length * barW) / 2;
     out.push(`<text x="${lx}" y="${top + plotH + 14}" text-anchor="middle">${esc(cat)}</text>`);
   });
   for (const r of refs) {
     const yy = y(r.ns).toFixed(1);
-    out.push(`<line x1="${left}" x2="${left + plotW}" y1="${yy}" y2="${yy}" stroke="${r.color}" stroke-dasharray="6 4" stroke-width="1.5"/>`);
+    out.push(
+      `<line x1="${left}" x2="${left + plotW}" y1="${yy}" y2="${yy}" stroke="${r.color}" stroke-dasharray="6 4" stroke-width="1.5"/>`,
+    );
   }
   out.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}" stroke="black"/>`);
   out.push(`<line x1="${left}" x2="${left + plotW}" y1="${top + plotH}" y2="${top + plotH}" stroke="black"/>`);
   // legend
-  const items = [...series.map((s) => ({ name: s.name, color: s.color, dash: false })), ...refs.map((r) => ({ name: `${r.label} (${fmtNs(r.ns)})`, color: r.color, dash: true }))];
+  const items = [
+    ...series.map((s) => ({ name: s.name, color: s.color, dash: false })),
+    ...refs.map((r) => ({ name: `${r.label} (${fmtNs(r.ns)})`, color: r.color, dash: true })),
+  ];
   items.forEach((it, i) => {
-    const lx = left + (i % 3) * Math.floor(plotW / 3), ly = top + plotH + 36 + Math.floor(i / 3) * 18;
-    if (it.dash) out.push(`<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${it.color}" stroke-dasharray="6 4" stroke-width="1.5"/>`);
+    const lx = left + (i % 3) * Math.floor(plotW / 3),
+      ly = top + plotH + 36 + Math.floor(i / 3) * 18;
+    if (it.dash)
+      out.push(
+        `<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${it.color}" stroke-dasharray="6 4" stroke-width="1.5"/>`,
+      );
     else out.push(`<rect x="${lx}" y="${ly - 6}" width="18" height="12" fill="${it.color}"/>`);
     out.push(`<text x="${lx + 24}" y="${ly}" dominant-baseline="middle">${esc(it.name)}</text>`);
   });
-  out.push(`<text x="${left}" y="${H - 6}" fill="#777" font-size="10">bars: median; whiskers: p25–p75; log scale</text>`);
+  out.push(
+    `<text x="${left}" y="${H - 6}" fill="#777" font-size="10">bars: median; whiskers: p25–p75; log scale</text>`,
+  );
   out.push(`</svg>`);
   return out.join("\n");
 }

@@ -13,7 +13,8 @@ import { fmtStat } from "../lib/progress.ts";
 import { packetAb } from "../packet.ts";
 import { scalingCluster, simServices, startTraffic, TARGET_TRAFFIC, TARGET_SERVICES } from "../../src/sim/index.ts";
 
-const USAGE = "usage: node --import tsx bench/scaling/ab.ts A.wasm B.wasm [--slices=16] [--ticks=25000]\n" +
+const USAGE =
+  "usage: node --import tsx bench/scaling/ab.ts A.wasm B.wasm [--slices=16] [--ticks=25000]\n" +
   "       ... A.wasm B.wasm --what=lookup [--live=1000000] [--rounds=15] [--pairs=3]\n" +
   "       ... A.wasm B.wasm --what=packet [--flows=1000,100000] [--rounds=11] [--pairs=3]";
 function usageError(why: string): never {
@@ -22,8 +23,14 @@ function usageError(why: string): never {
 }
 const args = process.argv.slice(2);
 // every option this takes, and the largest value each may have
-const LIMITS: Record<string, number> = { slices: 1000, ticks: 10_000_000, live: 1_000_000, flows: 1_000_000,
-  rounds: 1000, pairs: 100 };
+const LIMITS: Record<string, number> = {
+  slices: 1000,
+  ticks: 10_000_000,
+  live: 1_000_000,
+  flows: 1_000_000,
+  rounds: 1000,
+  pairs: 100,
+};
 const given = new Map<string, string>();
 for (const x of args.filter((y) => y.startsWith("--"))) {
   const m = /^--([a-z]+)=(.*)$/.exec(x);
@@ -63,17 +70,24 @@ if (what === "lookup") {
     for (let i = 0; i < pairs; i++) {
       const { stats: s } = await lookupAb(bytes[0], bytes[1], n, rounds, (l) => process.stderr.write(`${l}\n`));
       const q = (x: string, y: string) => s[x].median / s[y].median;
-      r.chain.push(q("B one at a time", "A one at a time")); r.batch.push(q("B batched", "A batched"));
-      r.chaseA.push(q("A one at a time", "chase, 1 chain")); r.chaseB.push(q("B one at a time", "chase, 1 chain"));
-      r.speedA.push(q("A one at a time", "A batched")); r.speedB.push(q("B one at a time", "B batched"));
-      console.log(`${n} live, pair ${i + 1}: one at a time A ${fmtStat(s["A one at a time"])}, ` +
-        `B ${fmtStat(s["B one at a time"])}, chase ${fmtStat(s["chase, 1 chain"])}; ` +
-        `batched A ${fmtStat(s["A batched"])}, B ${fmtStat(s["B batched"])}`);
+      r.chain.push(q("B one at a time", "A one at a time"));
+      r.batch.push(q("B batched", "A batched"));
+      r.chaseA.push(q("A one at a time", "chase, 1 chain"));
+      r.chaseB.push(q("B one at a time", "chase, 1 chain"));
+      r.speedA.push(q("A one at a time", "A batched"));
+      r.speedB.push(q("B one at a time", "B batched"));
+      console.log(
+        `${n} live, pair ${i + 1}: one at a time A ${fmtStat(s["A one at a time"])}, ` +
+          `B ${fmtStat(s["B one at a time"])}, chase ${fmtStat(s["chase, 1 chain"])}; ` +
+          `batched A ${fmtStat(s["A batched"])}, B ${fmtStat(s["B batched"])}`,
+      );
     }
     const f = (x: number[]) => `${med(x).toFixed(2)} (${Math.min(...x).toFixed(2)}–${Math.max(...x).toFixed(2)})`;
-    console.log(`${n} live, median over ${pairs} pairs (range): B/A one at a time ${f(r.chain)}, batched ` +
-      `${f(r.batch)}; one at a time / chase: A ${f(r.chaseA)}, B ${f(r.chaseB)}; batched speed-up: A ` +
-      `${f(r.speedA)}, B ${f(r.speedB)}`);
+    console.log(
+      `${n} live, median over ${pairs} pairs (range): B/A one at a time ${f(r.chain)}, batched ` +
+        `${f(r.batch)}; one at a time / chase: A ${f(r.chaseA)}, B ${f(r.chaseB)}; batched speed-up: A ` +
+        `${f(r.speedA)}, B ${f(r.speedB)}`,
+    );
   }
   process.exit(0);
 }
@@ -81,17 +95,23 @@ if (what === "packet") {
   const flows = counts("flows", "1000,100000");
   // fresh pairs of instances, as for lookups
   for (let i = 0; i < counts("pairs", "3")[0]; i++) {
-    await packetAb(new Uint8Array(readFileSync(a)), new Uint8Array(readFileSync(b)), flows, rounds,
-      (l) => console.log(`pair ${i + 1}: ${l}`));
+    await packetAb(new Uint8Array(readFileSync(a)), new Uint8Array(readFileSync(b)), flows, rounds, (l) =>
+      console.log(`pair ${i + 1}: ${l}`),
+    );
   }
   process.exit(0);
 }
-const slices = counts("slices", "16")[0], ticks = counts("ticks", "25000")[0], warmTicks = 80_000;
+const slices = counts("slices", "16")[0],
+  ticks = counts("ticks", "25000")[0],
+  warmTicks = 80_000;
 
 const { services } = simServices(scalingCluster(TARGET_SERVICES, 2, 1, { nft: false }));
 // the target's traffic, without end: each build runs only as many slices as the other
 const traffic = { ...TARGET_TRAFFIC, connections: 1e12 };
-const gens = [(await startTraffic(services, traffic, new Uint8Array(readFileSync(a)))).gen, (await startTraffic(services, traffic, new Uint8Array(readFileSync(b)))).gen];
+const gens = [
+  (await startTraffic(services, traffic, new Uint8Array(readFileSync(a)))).gen,
+  (await startTraffic(services, traffic, new Uint8Array(readFileSync(b)))).gen,
+];
 // warm up to the steady state: the table full of 60 s SYN_RECV entries
 for (const [i, g] of gens.entries()) {
   process.stderr.write(`warming ${i ? "B" : "A"} up (${warmTicks / 1000} s simulated)\n`);
@@ -101,15 +121,24 @@ const ns: number[][] = [[], []];
 for (let i = 0; i < slices; i++) {
   for (const j of i % 2 ? [1, 0] : [0, 1]) {
     // CPU time: on a shared machine wall time counts other tenants' slices
-    const g = gens[j], m0 = g.made, c0 = process.cpuUsage();
+    const g = gens[j],
+      m0 = g.made,
+      c0 = process.cpuUsage();
     for (let t = 0; t < ticks; t += 1000) g.run(1000);
     const c = process.cpuUsage(c0);
     ns[j].push(((c.user + c.system) * 1e3) / (g.made - m0));
   }
-  process.stderr.write(`slice ${i + 1}/${slices}: A ${ns[0][i].toFixed(0)} ns/conn, B ${ns[1][i].toFixed(0)} ns/conn\n`);
+  process.stderr.write(
+    `slice ${i + 1}/${slices}: A ${ns[0][i].toFixed(0)} ns/conn, B ${ns[1][i].toFixed(0)} ns/conn\n`,
+  );
 }
-const median = (x: number[]) => { const s = [...x].sort((p, q) => p - q); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const median = (x: number[]) => {
+  const s = [...x].sort((p, q) => p - q);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
 const ratio = ns[0].map((x, i) => ns[1][i] / x);
 console.log(`A ${a}: median ${median(ns[0]).toFixed(0)} ns per connection`);
 console.log(`B ${b}: median ${median(ns[1]).toFixed(0)} ns per connection`);
-console.log(`B/A over ${slices} paired slices: median ${median(ratio).toFixed(3)} (range ${Math.min(...ratio).toFixed(3)} to ${Math.max(...ratio).toFixed(3)})`);
+console.log(
+  `B/A over ${slices} paired slices: median ${median(ratio).toFixed(3)} (range ${Math.min(...ratio).toFixed(3)} to ${Math.max(...ratio).toFixed(3)})`,
+);

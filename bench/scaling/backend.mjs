@@ -15,13 +15,17 @@ for (const port of ports) {
   const srv = net.createServer({ noDelay: true }, (s) => {
     const k = `${s.localAddress}:${s.localPort}`;
     seen.set(k, (seen.get(k) ?? 0) + 1);
-    const from = `from ${s.remoteAddress ?? "unknown"}`;                    // unknown: reset before this callback ran
+    const from = `from ${s.remoteAddress ?? "unknown"}`; // unknown: reset before this callback ran
     if (peers) seen.set(from, (seen.get(from) ?? 0) + 1);
     s.on("error", () => {});
     if (banner) s.write("x");
     s.on("end", () => s.destroy());
   });
-  srv.listen({ host: "0.0.0.0", port, backlog: 4096 }, () => { if (++up === ports.length) process.stdout.write("ready\n"); });
+  srv.listen({ host: "0.0.0.0", port, backlog: 4096 }, () => {
+    if (++up === ports.length) process.stdout.write("ready\n");
+  });
 }
 process.stdin.resume();
-process.stdin.on("end", () => { process.stdout.write(JSON.stringify(Object.fromEntries(seen)) + "\n", () => process.exit(0)); });
+process.stdin.on("end", () => {
+  process.stdout.write(JSON.stringify(Object.fromEntries(seen)) + "\n", () => process.exit(0));
+});

@@ -15,7 +15,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
-export const CLIENT_IP = "192.168.201.2", NODE_IP = "192.168.201.1", NODE_BACK_IP = "192.168.202.1", BACKEND_NET_IP = "192.168.202.2";
+export const CLIENT_IP = "192.168.201.2",
+  NODE_IP = "192.168.201.1",
+  NODE_BACK_IP = "192.168.202.1",
+  BACKEND_NET_IP = "192.168.202.2";
 export const POD_RANGE = "10.128.0.0/9";
 
 export const have = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
@@ -24,24 +27,47 @@ export const isRoot = () => process.getuid?.() === 0;
 /** Why the host-kernel part cannot run here, or "" when it can. */
 export function hostSkipReason(): string {
   if (!isRoot()) return "not root: network namespaces, veth pairs and iptables need CAP_NET_ADMIN/CAP_SYS_ADMIN";
-  const missing = ["ip", "iptables-legacy-restore", "iptables-nft-restore", "iptables-legacy", "iptables-nft", "nft"].filter((c) => !have(c));
+  const missing = [
+    "ip",
+    "iptables-legacy-restore",
+    "iptables-nft-restore",
+    "iptables-legacy",
+    "iptables-nft",
+    "nft",
+  ].filter((c) => !have(c));
   if (missing.length) return `missing ${missing.join(", ")}`;
   return "";
 }
 
-export interface RunResult { ms: number; status: number; stdout: string; stderr: string }
+export interface RunResult {
+  ms: number;
+  status: number;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs a command inside a namespace, stdin from `input`, timed from spawn to exit. */
 export function nsRun(ns: string, cmd: string[], input?: string, env?: Record<string, string>): RunResult {
   const t0 = performance.now();
-  const r = spawnSync("ip", ["netns", "exec", ns, ...cmd], { input, encoding: "utf8", maxBuffer: 1 << 30, env: { ...process.env, ...env } });
+  const r = spawnSync("ip", ["netns", "exec", ns, ...cmd], {
+    input,
+    encoding: "utf8",
+    maxBuffer: 1 << 30,
+    env: { ...process.env, ...env },
+  });
   const ms = performance.now() - t0;
-  return { ms, status: r.status ?? -1, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
+  return {
+    ms,
+    status: r.status ?? -1,
+    stdout: r.stdout ?? "",
+    stderr: (r.stderr ?? "") + (r.error ? String(r.error) : ""),
+  };
 }
 
 export function nsOk(ns: string, cmd: string[], input?: string, env?: Record<string, string>): RunResult {
   const r = nsRun(ns, cmd, input, env);
-  if (r.status !== 0) throw new Error(`${cmd.join(" ")} in ${ns} failed (exit ${r.status}): ${r.stderr.slice(0, 1500)}`);
+  if (r.status !== 0)
+    throw new Error(`${cmd.join(" ")} in ${ns} failed (exit ${r.status}): ${r.stderr.slice(0, 1500)}`);
   return r;
 }
 
@@ -60,25 +86,48 @@ export function connector(): { cmd: string[]; kind: "c" | "node" } {
   return { cmd: connectorCmd, kind: connectorCmd.length === 1 ? "c" : "node" };
 }
 
-export interface ConnectRun { lat: number[][]; fails: number; userUs: number; sysUs: number; wallUs: number; errors: number[] }
+export interface ConnectRun {
+  lat: number[][];
+  fails: number;
+  userUs: number;
+  sysUs: number;
+  wallUs: number;
+  errors: number[];
+}
 
 /** count connects from the client namespace, cycling over targets ("ip:port"). lat[i] in ns per target. */
-export function connectFrom(ns: string, count: number, targets: string[], o: { readFirstByte?: boolean } = {}): ConnectRun {
-  const r = nsOk(ns, [...connector().cmd, String(count), ...targets], undefined, o.readFirstByte ? { CONNECTOR_READ: "1" } : undefined);
+export function connectFrom(
+  ns: string,
+  count: number,
+  targets: string[],
+  o: { readFirstByte?: boolean } = {},
+): ConnectRun {
+  const r = nsOk(
+    ns,
+    [...connector().cmd, String(count), ...targets],
+    undefined,
+    o.readFirstByte ? { CONNECTOR_READ: "1" } : undefined,
+  );
   const lat: number[][] = targets.map(() => []);
   const errors: number[] = [];
   let cpu = [0, 0, 0, 0];
   for (const line of r.stdout.split("\n")) {
     if (!line) continue;
-    if (line.startsWith("#cpu")) { cpu = line.split(" ").slice(1).map(Number); continue; }
+    if (line.startsWith("#cpu")) {
+      cpu = line.split(" ").slice(1).map(Number);
+      continue;
+    }
     const [i, v] = line.split(" ").map(Number);
-    if (v < 0) errors.push(-v); else lat[i].push(v);
+    if (v < 0) errors.push(-v);
+    else lat[i].push(v);
   }
   return { lat, fails: cpu[3], userUs: cpu[0], sysUs: cpu[1], wallUs: cpu[2], errors };
 }
 
 export class Topology {
-  readonly client: string; readonly node: string; readonly backend: string;
+  readonly client: string;
+  readonly node: string;
+  readonly backend: string;
   private backendProc: ChildProcess | null = null;
   private backendOut = "";
   private static live = new Set<Topology>();
@@ -86,16 +135,24 @@ export class Topology {
 
   constructor(tag: string) {
     const base = `wvs${process.pid % 100000}${tag}`.slice(0, 20);
-    this.client = `${base}-c`; this.node = `${base}-n`; this.backend = `${base}-b`;
+    this.client = `${base}-c`;
+    this.node = `${base}-n`;
+    this.backend = `${base}-b`;
   }
 
-  static cleanupAll(): void { for (const t of [...Topology.live]) t.destroy(); }
+  static cleanupAll(): void {
+    for (const t of [...Topology.live]) t.destroy();
+  }
 
   create(): this {
     if (!Topology.hooked) {
       Topology.hooked = true;
       process.on("exit", () => Topology.cleanupAll());
-      for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => { Topology.cleanupAll(); process.exit(130); });
+      for (const sig of ["SIGINT", "SIGTERM"] as const)
+        process.once(sig, () => {
+          Topology.cleanupAll();
+          process.exit(130);
+        });
     }
     Topology.live.add(this);
     const ip = (...a: string[]) => execFileSync("ip", a, { stdio: ["ignore", "ignore", "pipe"] });
@@ -103,27 +160,52 @@ export class Topology {
     ip("-n", this.client, "link", "add", "c0", "type", "veth", "peer", "name", "nc", "netns", this.node);
     ip("-n", this.backend, "link", "add", "b0", "type", "veth", "peer", "name", "nb", "netns", this.node);
     const sh = (ns: string, script: string) => nsOk(ns, ["sh", "-ec", script]);
-    sh(this.client, `ip link set lo up; ip link set c0 up; ip addr add ${CLIENT_IP}/24 dev c0; ip route add default via ${NODE_IP}`);
-    sh(this.node, `ip link set lo up; ip link set nc up; ip link set nb up; ip addr add ${NODE_IP}/24 dev nc; ip addr add ${NODE_BACK_IP}/24 dev nb;
-      ip route add ${POD_RANGE} via ${BACKEND_NET_IP}; sysctl -qw net.ipv4.ip_forward=1`);
-    sh(this.backend, `ip link set lo up; ip link set b0 up; ip addr add ${BACKEND_NET_IP}/24 dev b0; ip route add default via ${NODE_BACK_IP};
-      ip route add local ${POD_RANGE} dev lo`);
+    sh(
+      this.client,
+      `ip link set lo up; ip link set c0 up; ip addr add ${CLIENT_IP}/24 dev c0; ip route add default via ${NODE_IP}`,
+    );
+    sh(
+      this.node,
+      `ip link set lo up; ip link set nc up; ip link set nb up; ip addr add ${NODE_IP}/24 dev nc; ip addr add ${NODE_BACK_IP}/24 dev nb;
+      ip route add ${POD_RANGE} via ${BACKEND_NET_IP}; sysctl -qw net.ipv4.ip_forward=1`,
+    );
+    sh(
+      this.backend,
+      `ip link set lo up; ip link set b0 up; ip addr add ${BACKEND_NET_IP}/24 dev b0; ip route add default via ${NODE_BACK_IP};
+      ip route add local ${POD_RANGE} dev lo`,
+    );
     return this;
   }
 
   /** Starts the backend listeners on these ports; resolves once they listen. */
   async startBackends(ports: number[], o: { banner?: boolean; peers?: boolean } = {}): Promise<void> {
     const uniq = [...new Set(ports)].sort((a, b) => a - b);
-    const p = spawn("ip", ["netns", "exec", this.backend, process.execPath, join(here, "backend.mjs"), ...uniq.map(String)],
-      { stdio: ["pipe", "pipe", "inherit"], env: { ...process.env, ...(o.banner ? { BACKEND_BANNER: "1" } : {}), ...(o.peers ? { BACKEND_PEERS: "1" } : {}) } });
+    const p = spawn(
+      "ip",
+      ["netns", "exec", this.backend, process.execPath, join(here, "backend.mjs"), ...uniq.map(String)],
+      {
+        stdio: ["pipe", "pipe", "inherit"],
+        env: {
+          ...process.env,
+          ...(o.banner ? { BACKEND_BANNER: "1" } : {}),
+          ...(o.peers ? { BACKEND_PEERS: "1" } : {}),
+        },
+      },
+    );
     this.backendProc = p;
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error("backends did not start in 10 s")), 10000);
       p.stdout!.on("data", (d: Buffer) => {
         this.backendOut += d.toString();
-        if (this.backendOut.includes("ready\n")) { clearTimeout(t); resolve(); }
+        if (this.backendOut.includes("ready\n")) {
+          clearTimeout(t);
+          resolve();
+        }
       });
-      p.on("exit", (code) => { clearTimeout(t); reject(new Error(`backends exited (${code})`)); });
+      p.on("exit", (code) => {
+        clearTimeout(t);
+        reject(new Error(`backends exited (${code})`));
+      });
     });
   }
 
@@ -139,7 +221,9 @@ export class Topology {
       p.stdout!.on("data", (d: Buffer) => (buf += d.toString()));
       p.on("exit", () => resolve(buf));
       p.stdin!.end();
-      setTimeout(() => { p.kill("SIGKILL"); }, graceMs).unref();
+      setTimeout(() => {
+        p.kill("SIGKILL");
+      }, graceMs).unref();
     });
     const line = out.split("\n").find((l) => l.startsWith("{"));
     return line ? JSON.parse(line) : {};
@@ -148,7 +232,14 @@ export class Topology {
   destroy(): void {
     if (!Topology.live.has(this)) return;
     Topology.live.delete(this);
-    if (this.backendProc) { try { this.backendProc.kill("SIGKILL"); } catch { /* gone */ } this.backendProc = null; }
+    if (this.backendProc) {
+      try {
+        this.backendProc.kill("SIGKILL");
+      } catch {
+        /* gone */
+      }
+      this.backendProc = null;
+    }
     for (const ns of [this.client, this.node, this.backend]) spawnSync("ip", ["netns", "del", ns]);
   }
 }
@@ -159,6 +250,9 @@ let lockHooked = false;
 export function privateLock(): Record<string, string> {
   const f = join(tmpdir(), `wasmvs-xtables-${process.pid}.lock`);
   if (!existsSync(f)) writeFileSync(f, "");
-  if (!lockHooked) { lockHooked = true; process.once("exit", () => rmSync(f, { force: true })); }
+  if (!lockHooked) {
+    lockHooked = true;
+    process.once("exit", () => rmSync(f, { force: true }));
+  }
   return { XTABLES_LOCKFILE: f };
 }

@@ -32,11 +32,16 @@ import type { ServiceTarget } from "../../src/sim/iptables.ts";
 export const FULLNAT_IP = "192.168.203.1";
 
 export interface PacketResult {
-  mode: "wasmvs-packet"; services: number; endpoints: number; virtualServices: number; startMs: number;
+  mode: "wasmvs-packet";
+  services: number;
+  endpoints: number;
+  virtualServices: number;
+  startMs: number;
   /** the takeover table counted back: entries (set elements, and rules that match without a set; expected: one per
    *  virtual service + the local address), rules in its chain, kernel copies it dropped */
   takeover: { entries: number; expected: number; rules: number; dropped: number };
-  first: Target; last: Target;
+  first: Target;
+  last: Target;
   baseline: { target: string; connect: LatStat; firstByte: LatStat };
   backends: Record<string, number>;
   translated: { first: number; last: number };
@@ -48,24 +53,31 @@ export interface PacketResult {
   proxyRssMiB: number;
 }
 
-export interface PacketOptions { connects: number; cpuConnects: number; log?: (s: string) => void }
+export interface PacketOptions {
+  connects: number;
+  cpuConnects: number;
+  log?: (s: string) => void;
+}
 
 /** Why packet mode cannot be measured here, or "" (root, nft, ethtool and the native addon are needed). */
 export function packetSkipReason(): string {
   const { error } = loadPacketAddon();
   if (error) return error;
-  for (const t of ["nft", "ethtool"]) if (!have(t)) return `${t} is missing (Debian: apt-get install ${t === "nft" ? "nftables" : t})`;
+  for (const t of ["nft", "ethtool"])
+    if (!have(t)) return `${t} is missing (Debian: apt-get install ${t === "nft" ? "nftables" : t})`;
   return "";
 }
 
 function takeoverCounted(ns: string): { entries: number; rules: number; dropped: number } {
   const r = nsOk(ns, ["nft", "-j", "list", "table", "inet", TAKEOVER_TABLE]);
-  let entries = 0, rules = 0, dropped = 0;
+  let entries = 0,
+    rules = 0,
+    dropped = 0;
   for (const x of JSON.parse(r.stdout).nftables) {
     if (x.set) entries += x.set.elem?.length ?? 0;
     if (!x.rule) continue;
     rules++;
-    if (!JSON.stringify(x.rule.expr).includes('"@')) entries++;           // a rule matching one address itself
+    if (!JSON.stringify(x.rule.expr).includes('"@')) entries++; // a rule matching one address itself
     for (const e of x.rule.expr ?? []) if (e.counter) dropped += e.counter.packets;
   }
   return { entries, rules, dropped };
@@ -73,7 +85,8 @@ function takeoverCounted(ns: string): { entries: number; rules: number; dropped:
 
 export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promise<PacketResult> {
   const log = o.log ?? (() => {});
-  const first = c.targets[0], last = c.targets[c.targets.length - 1];
+  const first = c.targets[0],
+    last = c.targets[c.targets.length - 1];
   const podTarget = `10.255.255.254:${first.endpoints[0].split(":")[1]}`;
   const topo = new Topology("K").create();
   const dir = mkdtempSync(join(tmpdir(), "wasmvs-scaling-packet-"));
@@ -89,7 +102,13 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     // socket mode's configuration (IPVS mode's virtual services), switched to packet mode
     const base = proxyConfig(c);
     const cfg = JSON.parse(base.text);
-    cfg.proxy = { ...cfg.proxy, mode: "packet", interfaces: ["nc", "nb"], localAddresses: [FULLNAT_IP], control: ctlPath };
+    cfg.proxy = {
+      ...cfg.proxy,
+      mode: "packet",
+      interfaces: ["nc", "nb"],
+      localAddresses: [FULLNAT_IP],
+      control: ctlPath,
+    };
     const svcs = cfg.services as { protocol: string; addr: string; port: number }[];
     writeFileSync(join(dir, "proxy.json"), JSON.stringify(cfg));
     log(`wasmvs-packet ${c.services}: starting the proxy in packet mode (${svcs.length} virtual services)`);
@@ -99,18 +118,39 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     const pid = p.pid!;
     // the control socket opens after the forwarder, so it may lag the first forwarded connection a little
     for (let i = 0; !ctl; i++) {
-      try { ctl = await ControlClient.connect(ctlPath); }
-      catch (e) { if (i >= 50 || p.exitCode !== null) throw e; await new Promise((r) => setTimeout(r, 100)); }
+      try {
+        ctl = await ControlClient.connect(ctlPath);
+      } catch (e) {
+        if (i >= 50 || p.exitCode !== null) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
-    const t = await timeConnects(topo, pid, o, first, last, podTarget, "wasmvs-packet", c.services, log, { connectsMustSucceed: true, through: "packet mode" });
-    const fw = await ctl.call("status") as { mode: string; verdicts?: Record<string, number>; drops?: Record<string, number>; io?: Record<string, number> };
+    const t = await timeConnects(topo, pid, o, first, last, podTarget, "wasmvs-packet", c.services, log, {
+      connectsMustSucceed: true,
+      through: "packet mode",
+    });
+    const fw = (await ctl.call("status")) as {
+      mode: string;
+      verdicts?: Record<string, number>;
+      drops?: Record<string, number>;
+      io?: Record<string, number>;
+    };
     if (fw.mode !== "packet") throw new Error(`the proxy runs in ${fw.mode} mode, not packet mode`);
     const io = fw.io ?? {};
-    const core = { forwarded: Number(fw.verdicts?.forward ?? 0), drops: (fw.drops ?? {}) as Record<string, number>,
-      rxPackets: Number(io.rxPackets ?? 0), txPackets: Number(io.txPackets ?? 0),
-      txErrors: Number(io.txNoBuffer ?? 0) + Number(io.txTooBig ?? 0) + Number(io.txUnreachable ?? 0) + Number(io.txOtherErrors ?? 0) };
+    const core = {
+      forwarded: Number(fw.verdicts?.forward ?? 0),
+      drops: (fw.drops ?? {}) as Record<string, number>,
+      rxPackets: Number(io.rxPackets ?? 0),
+      txPackets: Number(io.txPackets ?? 0),
+      txErrors:
+        Number(io.txNoBuffer ?? 0) +
+        Number(io.txTooBig ?? 0) +
+        Number(io.txUnreachable ?? 0) +
+        Number(io.txOtherErrors ?? 0),
+    };
     const counted = takeoverCounted(topo.node);
-    ctl.close(); ctl = null;
+    ctl.close();
+    ctl = null;
     log(`wasmvs-packet ${c.services}: stopping`);
     await stopProxy(p);
     proxy = null;
@@ -118,19 +158,37 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     const seen = (t: ServiceTarget) => t.endpoints.reduce((n, e) => n + (backends[e] ?? 0), 0);
     // "from unknown": the connector's RST arrived before the backend's accept callback could read the peer
     const fromLocal = backends[`from ${FULLNAT_IP}`] ?? 0;
-    const fromOther = Object.entries(backends).filter(([k]) => k.startsWith("from ") && k !== `from ${FULLNAT_IP}` && k !== "from unknown"
-      && k !== `from ${CLIENT_IP}`).reduce((n, [, v]) => n + v, 0);             // CLIENT_IP: the baseline's connects straight to a pod IP
+    const fromOther = Object.entries(backends)
+      .filter(
+        ([k]) =>
+          k.startsWith("from ") && k !== `from ${FULLNAT_IP}` && k !== "from unknown" && k !== `from ${CLIENT_IP}`,
+      )
+      .reduce((n, [, v]) => n + v, 0); // CLIENT_IP: the baseline's connects straight to a pod IP
     return {
-      mode: "wasmvs-packet", services: c.services, endpoints: c.endpoints, virtualServices: svcs.length, startMs,
+      mode: "wasmvs-packet",
+      services: c.services,
+      endpoints: c.endpoints,
+      virtualServices: svcs.length,
+      startMs,
       takeover: { entries: counted.entries, expected: svcs.length + 1, rules: counted.rules, dropped: counted.dropped },
-      first: t.first, last: t.last, baseline: t.baseline,
-      backends, translated: { first: seen(first), last: seen(last) },
+      first: t.first,
+      last: t.last,
+      baseline: t.baseline,
+      backends,
+      translated: { first: seen(first), last: seen(last) },
       fullNat: { address: FULLNAT_IP, fromLocal, fromOther },
-      core, proxyRssMiB: t.rss,
+      core,
+      proxyRssMiB: t.rss,
     };
   } finally {
     ctl?.close();
-    if (proxy && proxy.exitCode === null) { try { proxy.kill("SIGKILL"); } catch { /* gone */ } }
+    if (proxy && proxy.exitCode === null) {
+      try {
+        proxy.kill("SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
     topo.destroy();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -34,18 +34,34 @@ export interface VmModeResult {
   first: ServiceTarget & { lat: LatStat; cpu: CpuStat };
   last: ServiceTarget & { lat: LatStat; cpu: CpuStat };
   pod: { target: string; lat: LatStat };
-  translated: { first: number; last: number };          // connections the backends accepted on the endpoints (a lower bound under TCG: connections reset before the backend accepts are not counted)
+  translated: { first: number; last: number }; // connections the backends accepted on the endpoints (a lower bound under TCG: connections reset before the backend accepts are not counted)
 }
 export interface VmResult {
-  services: number; endpoints: number; kernel: string; connector: "c" | "node";
+  services: number;
+  endpoints: number;
+  kernel: string;
+  connector: "c" | "node";
   ipvs: VmModeResult & {
-    virtualServices: number; realServers: number;
-    ipvsConns: { first: number; last: number };          // IPVS's Conns counter of the first and last Service after the connects
+    virtualServices: number;
+    realServers: number;
+    ipvsConns: { first: number; last: number }; // IPVS's Conns counter of the first and last Service after the connects
     counted: { services: number; realServers: number; ipsetEntries: number; iptablesRules: number; boundAddrs: number };
-    expected: { services: number; realServers: number; ipsetEntries: number; iptablesRules: number; boundAddrs: number };
-    syncIpvsadmMs: number; syncReconcilerMs: number; reconcilerMessages: number;
-    incIpvsadmMs: number; incReconcilerMs: number; incServices: number;
-    bindMs: number; ipsetMs: number; iptablesMs: number;
+    expected: {
+      services: number;
+      realServers: number;
+      ipsetEntries: number;
+      iptablesRules: number;
+      boundAddrs: number;
+    };
+    syncIpvsadmMs: number;
+    syncReconcilerMs: number;
+    reconcilerMessages: number;
+    incIpvsadmMs: number;
+    incReconcilerMs: number;
+    incServices: number;
+    bindMs: number;
+    ipsetMs: number;
+    iptablesMs: number;
   };
   iptables: VmModeResult & { syncMs: number; rules: { counted: number; expected: number } };
   baseline: { lat: LatStat };
@@ -57,7 +73,9 @@ export function ipvsadmText(vss: VirtualService[]): string {
   for (const s of vss) {
     const sw = s.protocol === "udp" ? "-u" : s.protocol === "sctp" ? "--sctp-service" : "-t";
     const key = `${sw} ${s.addr}:${s.port}`;
-    L.push(`-A ${key} -s ${s.scheduler}${s.persistent !== undefined ? ` -p ${s.persistent}${s.netmask ? ` -M ${s.netmask}` : ""}` : ""}`);
+    L.push(
+      `-A ${key} -s ${s.scheduler}${s.persistent !== undefined ? ` -p ${s.persistent}${s.netmask ? ` -M ${s.netmask}` : ""}` : ""}`,
+    );
     for (const r of s.realServers) L.push(`-a ${key} -r ${r.addr}:${r.port} -m -w ${r.weight}`);
   }
   return L.join("\n") + "\n";
@@ -70,13 +88,24 @@ export function ipvsadmText(vss: VirtualService[]): string {
 export function vmEnv(dir = process.env.IPVSVM_SCALING_DIR ?? "/tmp/ipvsvm-scale2"): NodeJS.ProcessEnv {
   if (!existsSync(dir)) {
     mkdirSync(dir, { recursive: true });
-    if (existsSync("/tmp/ipvsvm")) for (const f of readdirSync("/tmp/ipvsvm")) {
-      if (f === ".lock" || f.startsWith("run.") || f === "console.log") continue;
-      try { execFileSync("cp", ["-al", `/tmp/ipvsvm/${f}`, dir]); } catch { /* a fresh cache then */ }
-    }
+    if (existsSync("/tmp/ipvsvm"))
+      for (const f of readdirSync("/tmp/ipvsvm")) {
+        if (f === ".lock" || f.startsWith("run.") || f === "console.log") continue;
+        try {
+          execFileSync("cp", ["-al", `/tmp/ipvsvm/${f}`, dir]);
+        } catch {
+          /* a fresh cache then */
+        }
+      }
   }
-  const env: NodeJS.ProcessEnv = { ...process.env, IPVSVM_DIR: dir, IPVSVM_SHARE: root, IPVSVM_MEM: process.env.IPVSVM_MEM ?? "2048", IPVSVM_TIMEOUT: process.env.IPVSVM_TIMEOUT ?? "1500" };
-  delete env.IPVSVM_MODULES;                              // the default list: IPVS, ipset, iptables (both), veth, dummy
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    IPVSVM_DIR: dir,
+    IPVSVM_SHARE: root,
+    IPVSVM_MEM: process.env.IPVSVM_MEM ?? "2048",
+    IPVSVM_TIMEOUT: process.env.IPVSVM_TIMEOUT ?? "1500",
+  };
+  delete env.IPVSVM_MODULES; // the default list: IPVS, ipset, iptables (both), veth, dummy
   return env;
 }
 
@@ -98,60 +127,108 @@ export function modulesMount(): { qemu: string; mount: string } {
 
 /** What the VM needs for one N, generated on the host (the generator under TCG takes ~17 s per 1k Services). */
 export interface VmInput {
-  services: number; endpoints: number;
-  vss: VirtualService[]; added: VirtualService[]; expectedAfterInc: number; bindAddrs: string[];
-  ipsetRestore: string; ipsetEntries: number; ipvsIptables: string; sysctls: Record<string, number>;
-  iptablesInstall: string; iptablesExpected: number; first: ServiceTarget; last: ServiceTarget;
+  services: number;
+  endpoints: number;
+  vss: VirtualService[];
+  added: VirtualService[];
+  expectedAfterInc: number;
+  bindAddrs: string[];
+  ipsetRestore: string;
+  ipsetEntries: number;
+  ipvsIptables: string;
+  sysctls: Record<string, number>;
+  iptablesInstall: string;
+  iptablesExpected: number;
+  first: ServiceTarget;
+  last: ServiceTarget;
 }
 
 export function vmInput(n: number, endpoints: number): VmInput {
-  const c = scalingCluster(n, endpoints, 1, { nft: false }), next = scalingCluster(n + 1, endpoints, 1, { nft: false });
-  const st = c.mapped.index.ipvsState("IPv4"), stNext = next.mapped.index.ipvsState("IPv4");
+  const c = scalingCluster(n, endpoints, 1, { nft: false }),
+    next = scalingCluster(n + 1, endpoints, 1, { nft: false });
+  const st = c.mapped.index.ipvsState("IPv4"),
+    stNext = next.mapped.index.ipvsState("IPv4");
   const key = (s: VirtualService) => `${s.protocol} ${s.addr}:${s.port}`;
   const have = new Set(st.services.map(key));
   return {
-    services: n, endpoints, vss: st.services, added: stNext.services.filter((s) => !have.has(key(s))), expectedAfterInc: stNext.services.length,
-    bindAddrs: st.bindAddrs, ipsetRestore: st.ipsetRestore, ipsetEntries: st.ipsets.reduce((k, s) => k + s.entries.length, 0),
-    ipvsIptables: st.iptablesInstall, sysctls: c.mapped.index.sysctls(),
-    iptablesInstall: c.iptables.install, iptablesExpected: c.iptables.natRules + c.iptables.filterRules + c.iptables.jumps,
-    first: c.targets[0], last: c.targets[c.targets.length - 1],
+    services: n,
+    endpoints,
+    vss: st.services,
+    added: stNext.services.filter((s) => !have.has(key(s))),
+    expectedAfterInc: stNext.services.length,
+    bindAddrs: st.bindAddrs,
+    ipsetRestore: st.ipsetRestore,
+    ipsetEntries: st.ipsets.reduce((k, s) => k + s.entries.length, 0),
+    ipvsIptables: st.iptablesInstall,
+    sysctls: c.mapped.index.sysctls(),
+    iptablesInstall: c.iptables.install,
+    iptablesExpected: c.iptables.natRules + c.iptables.filterRules + c.iptables.jumps,
+    first: c.targets[0],
+    last: c.targets[c.targets.length - 1],
   };
 }
 
-export async function measureVm(services: number[], endpoints: number, o: { connects: number; cpuConnects: number; log?: (s: string) => void }): Promise<VmResult[]> {
+export async function measureVm(
+  services: number[],
+  endpoints: number,
+  o: { connects: number; cpuConnects: number; log?: (s: string) => void },
+): Promise<VmResult[]> {
   const log = o.log ?? (() => {});
   // the inputs go through the shared project directory (read-only in the VM), removed afterwards
   const dataDir = `${root}/bench/scaling/.vm-input-${process.pid}`;
   mkdirSync(dataDir, { recursive: true });
   const cleanup = () => rmSync(dataDir, { recursive: true, force: true });
-  process.once("exit", cleanup);                           // also on SIGINT/SIGTERM (the topology's handlers exit)
+  process.once("exit", cleanup); // also on SIGINT/SIGTERM (the topology's handlers exit)
   try {
-    for (const n of services) writeFileSync(`${dataDir}/${n}.json`, JSON.stringify(vmInput(n, endpoints), (_k, v) => (v instanceof Uint32Array ? undefined : v)));
+    for (const n of services)
+      writeFileSync(
+        `${dataDir}/${n}.json`,
+        JSON.stringify(vmInput(n, endpoints), (_k, v) => (v instanceof Uint32Array ? undefined : v)),
+      );
     return await runVm(services, endpoints, dataDir, o, log);
-  } finally { cleanup(); process.removeListener("exit", cleanup); }
+  } finally {
+    cleanup();
+    process.removeListener("exit", cleanup);
+  }
 }
 
-async function runVm(services: number[], endpoints: number, dataDir: string, o: { connects: number; cpuConnects: number }, log: (s: string) => void): Promise<VmResult[]> {
+async function runVm(
+  services: number[],
+  endpoints: number,
+  dataDir: string,
+  o: { connects: number; cpuConnects: number },
+  log: (s: string) => void,
+): Promise<VmResult[]> {
   // the compiled connector travels in the command (base64, ~23 KB): the VM has no C compiler, and the Node
   // connector's event loop costs milliseconds per connect under TCG, which would drown the figures
   const conn = connector();
-  const ship = conn.kind === "c"
-    ? `mkdir -p /tmp/wasmvs-scaling && echo ${readFileSync(conn.cmd[0]).toString("base64")} | base64 -d > ${conn.cmd[0]} && chmod +x ${conn.cmd[0]} && `
-    : "";
+  const ship =
+    conn.kind === "c"
+      ? `mkdir -p /tmp/wasmvs-scaling && echo ${readFileSync(conn.cmd[0]).toString("base64")} | base64 -d > ${conn.cmd[0]} && chmod +x ${conn.cmd[0]} && `
+      : "";
   const cmd = `${modulesMount().mount}${ship}node --import tsx bench/scaling/vm.ts --inside --data=${dataDir} --services=${services.join(",")} --endpoints=${endpoints} --connects=${o.connects} --cpu-connects=${o.cpuConnects}`;
   const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
     const env = vmEnv();
     env.IPVSVM_QEMU_EXTRA = `${env.IPVSVM_QEMU_EXTRA ?? ""} ${modulesMount().qemu}`.trim();
     const p = spawn(VM_SCRIPT, [cmd], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "", buf = "";
-    p.stdout.setEncoding("utf8"); p.stderr.setEncoding("utf8");
+    let out = "",
+      buf = "";
+    p.stdout.setEncoding("utf8");
+    p.stderr.setEncoding("utf8");
     p.stdout.on("data", (d: string) => {
-      out += d; buf += d;
+      out += d;
+      buf += d;
       let i;
-      while ((i = buf.indexOf("\n")) >= 0) { const l = buf.slice(0, i); buf = buf.slice(i + 1); if (l.startsWith("@@LOG ")) log(`VM: ${l.slice(6)}`); }
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const l = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (l.startsWith("@@LOG ")) log(`VM: ${l.slice(6)}`);
+      }
     });
     let err = "";
-    p.stderr.on("data", (d: string) => { err += d; });
+    p.stderr.on("data", (d: string) => {
+      err += d;
+    });
     p.on("exit", (c) => resolve({ code: c ?? 125, stdout: out + (c ? `\n${err.slice(-2000)}` : "") }));
   });
   const line = stdout.split("\n").find((l) => l.startsWith("@@RESULT "));
@@ -184,23 +261,31 @@ interface VmRun {
 async function inside(argv: string[]): Promise<void> {
   const opt = (n: string) => argv.find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3);
   const services = (opt("services") ?? "20").split(",").map(Number);
-  const endpoints = Number(opt("endpoints") ?? 2), connects = Number(opt("connects") ?? 200);
+  const endpoints = Number(opt("endpoints") ?? 2),
+    connects = Number(opt("connects") ?? 200);
   const cpuConnects = Number(opt("cpu-connects") ?? 200);
   const net = await import("./netns.ts");
   const { latStat } = await import("./host.ts");
   const kernel = execFileSync("uname", ["-r"], { encoding: "utf8" }).trim();
   const kind = connector().kind;
-  const which = kind === "c" ? "connector.c (compiled on the host)"
-    : "connector.mjs (Node: adds its event loop to every figure)";
+  const which =
+    kind === "c" ? "connector.c (compiled on the host)" : "connector.mjs (Node: adds its event loop to every figure)";
   vlog(`connector: ${which}`);
   const results: VmResult[] = [];
   for (const n of services) {
     const t0 = performance.now();
     const d = JSON.parse(readFileSync(`${opt("data")}/${n}.json`, "utf8")) as VmInput;
-    vlog(`${n}: ${d.vss.length} virtual services, ${d.bindAddrs.length} bound addresses, `
-      + `+1 Service = ${d.added.length} virtual services`);
+    vlog(
+      `${n}: ${d.vss.length} virtual services, ${d.bindAddrs.length} bound addresses, ` +
+        `+1 Service = ${d.added.length} virtual services`,
+    );
     const run: VmRun = {
-      n, d, connects, cpuConnects, net, latStat,
+      n,
+      d,
+      connects,
+      cpuConnects,
+      net,
+      latStat,
       podTarget: `10.255.255.254:${d.first.endpoints[0].split(":")[1]}`,
       ports: [...d.first.endpoints, ...d.last.endpoints].map((e) => Number(e.split(":")[1])),
     };
@@ -216,8 +301,10 @@ async function inside(argv: string[]): Promise<void> {
 }
 
 /** The timed connects to the first and last Service and the pod IP, then a burst to each Service for CPU. */
-function vmConnects(run: VmRun, topo: InstanceType<NetnsTools["Topology"]>):
-  { run: ConnectRun; cf: ConnectRun; cl: ConnectRun } {
+function vmConnects(
+  run: VmRun,
+  topo: InstanceType<NetnsTools["Topology"]>,
+): { run: ConnectRun; cf: ConnectRun; cl: ConnectRun } {
   const { connectFrom } = run.net;
   const { first, last } = run.d;
   const tg = [`${first.vip}:${first.port}`, `${last.vip}:${last.port}`, run.podTarget];
@@ -236,20 +323,27 @@ function vmConnects(run: VmRun, topo: InstanceType<NetnsTools["Topology"]>):
 function vmModeResult(run: VmRun, m: ReturnType<typeof vmConnects>, backends: Record<string, number>): VmModeResult {
   const { first, last } = run.d;
   const { latStat, cpuConnects, podTarget } = run;
-  const cpuOf = (r: { userUs: number; sysUs: number; wallUs: number }, n: number): CpuStat =>
-    ({ conns: n, usPerConn: (r.userUs + r.sysUs) / n, userUs: r.userUs, sysUs: r.sysUs, wallUs: r.wallUs });
+  const cpuOf = (r: { userUs: number; sysUs: number; wallUs: number }, n: number): CpuStat => ({
+    conns: n,
+    usPerConn: (r.userUs + r.sysUs) / n,
+    userUs: r.userUs,
+    sysUs: r.sysUs,
+    wallUs: r.wallUs,
+  });
   const seen = (t: ServiceTarget) => t.endpoints.reduce((k, e) => k + (backends[e] ?? 0), 0);
   return {
     first: { ...first, lat: latStat(m.run.lat[0]), cpu: cpuOf(m.cf, cpuConnects) },
     last: { ...last, lat: latStat(m.run.lat[1]), cpu: cpuOf(m.cl, cpuConnects) },
-    pod: { target: podTarget, lat: latStat(m.run.lat[2]) }, translated: { first: seen(first), last: seen(last) },
+    pod: { target: podTarget, lat: latStat(m.run.lat[2]) },
+    translated: { first: seen(first), last: seen(last) },
   };
 }
 
 /** Full sync and +1 Service by `ipvsadm -R` into a namespace of their own. */
 function ipvsadmRestore(run: VmRun): { fullMs: number; incMs: number } {
   const { nsOk, nsRun } = run.net;
-  const save = ipvsadmText(run.d.vss), addedText = ipvsadmText(run.d.added);
+  const save = ipvsadmText(run.d.vss),
+    addedText = ipvsadmText(run.d.added);
   const rns = `wvsR${run.n}`;
   execFileSync("ip", ["netns", "add", rns]);
   nsOk(rns, ["ip", "link", "set", "lo", "up"]);
@@ -263,8 +357,10 @@ function ipvsadmRestore(run: VmRun): { fullMs: number; incMs: number } {
 }
 
 /** IPVS mode in a topology: the Reconciler's sync, kube-ipvs0, ipsets and iptables, counted back, then connects. */
-async function ipvsModeInVm(run: VmRun, restore: { fullMs: number; incMs: number }):
-  Promise<{ ipvs: VmResult["ipvs"]; baseline: VmResult["baseline"] }> {
+async function ipvsModeInVm(
+  run: VmRun,
+  restore: { fullMs: number; incMs: number },
+): Promise<{ ipvs: VmResult["ipvs"]; baseline: VmResult["baseline"] }> {
   const { Topology, nsOk, nsRun, connectFrom } = run.net;
   const { n, d, podTarget } = run;
   const { first, last } = d;
@@ -291,19 +387,37 @@ async function ipvsModeInVm(run: VmRun, restore: { fullMs: number; incMs: number
     await new Promise((r) => setTimeout(r, 2500));
     const conns = (t: ServiceTarget) => {
       const stats = nsOk(topo.node, ["ipvsadm", "-Ln", "--stats", "-t", `${t.vip}:${t.port}`]).stdout;
-      return Number(stats.split("\n").find((l) => l.startsWith("TCP"))?.trim().split(/\s+/)[2] ?? 0);
+      return Number(
+        stats
+          .split("\n")
+          .find((l) => l.startsWith("TCP"))
+          ?.trim()
+          .split(/\s+/)[2] ?? 0,
+      );
     };
     const ipvsConns = { first: conns(first), last: conns(last) };
     const backends = await topo.stopBackends(BACKEND_GRACE_MS);
     const ipvs = {
-      ...vmModeResult(run, m, backends), ipvsConns, virtualServices: d.vss.length,
-      realServers: d.vss.reduce((k, s) => k + s.realServers.length, 0), counted, expected,
-      syncIpvsadmMs: restore.fullMs, syncReconcilerMs: rc.fullMs, reconcilerMessages: rc.messages,
-      incIpvsadmMs: restore.incMs, incReconcilerMs: rc.incMs, incServices: d.added.length,
-      bindMs: bind.ms, ipsetMs: ips.ms, iptablesMs: ipt.ms,
+      ...vmModeResult(run, m, backends),
+      ipvsConns,
+      virtualServices: d.vss.length,
+      realServers: d.vss.reduce((k, s) => k + s.realServers.length, 0),
+      counted,
+      expected,
+      syncIpvsadmMs: restore.fullMs,
+      syncReconcilerMs: rc.fullMs,
+      reconcilerMessages: rc.messages,
+      incIpvsadmMs: restore.incMs,
+      incReconcilerMs: rc.incMs,
+      incServices: d.added.length,
+      bindMs: bind.ms,
+      ipsetMs: ips.ms,
+      iptablesMs: ipt.ms,
     };
     return { ipvs, baseline };
-  } finally { topo.destroy(); }
+  } finally {
+    topo.destroy();
+  }
 }
 
 /** The Reconciler, in a child process inside the node namespace (it works on the namespace it runs in). */
@@ -315,8 +429,10 @@ function reconcileInNode(run: VmRun, node: string): { fullMs: number; messages: 
   const chLine = ch.stdout.split("\n").find((l) => l.startsWith("@@CHILD "));
   if (ch.status !== 0 || !chLine) throw new Error(`reconciler child failed (${ch.status}): ${ch.stderr.slice(-1500)}`);
   const rc = JSON.parse(chLine.slice(8)) as { fullMs: number; messages: number; incMs: number };
-  vlog(`${run.n}: Reconciler ${(rc.fullMs / 1000).toFixed(2)} s (${rc.messages} messages), `
-    + `+1 Service ${rc.incMs.toFixed(1)} ms`);
+  vlog(
+    `${run.n}: Reconciler ${(rc.fullMs / 1000).toFixed(2)} s (${rc.messages} messages), ` +
+      `+1 Service ${rc.incMs.toFixed(1)} ms`,
+  );
   return rc;
 }
 
@@ -327,17 +443,22 @@ function countIpvsMode(run: VmRun, node: string): Pick<VmResult["ipvs"], "counte
   const counted = {
     services: count("ipvsadm -Ln | grep -cE '^(TCP|UDP|SCTP)'"),
     realServers: count("ipvsadm -Ln | grep -c -- '->.*Masq'"),
-    ipsetEntries: count("ipset save | grep -c '^add'"), iptablesRules: count("iptables-legacy-save | grep -c '^-A'"),
+    ipsetEntries: count("ipset save | grep -c '^add'"),
+    iptablesRules: count("iptables-legacy-save | grep -c '^-A'"),
     boundAddrs: count("ip -4 -o addr show dev kube-ipvs0 | wc -l"),
   };
   const expected = {
-    services: d.expectedAfterInc, realServers: [...d.vss, ...d.added].reduce((k, s) => k + s.realServers.length, 0),
-    ipsetEntries: d.ipsetEntries, iptablesRules: (d.ipvsIptables.match(/^-[AI] /gm) ?? []).length,
+    services: d.expectedAfterInc,
+    realServers: [...d.vss, ...d.added].reduce((k, s) => k + s.realServers.length, 0),
+    ipsetEntries: d.ipsetEntries,
+    iptablesRules: (d.ipvsIptables.match(/^-[AI] /gm) ?? []).length,
     boundAddrs: d.bindAddrs.length,
   };
-  vlog(`${n}: IPVS mode installed: ${counted.services}/${d.expectedAfterInc} virtual services (with +1), `
-    + `${counted.ipsetEntries}/${expected.ipsetEntries} ipset entries, `
-    + `${counted.iptablesRules}/${expected.iptablesRules} iptables rules; ${run.connects} connects × 3 targets`);
+  vlog(
+    `${n}: IPVS mode installed: ${counted.services}/${d.expectedAfterInc} virtual services (with +1), ` +
+      `${counted.ipsetEntries}/${expected.ipsetEntries} ipset entries, ` +
+      `${counted.iptablesRules}/${expected.iptablesRules} iptables rules; ${run.connects} connects × 3 targets`,
+  );
   return { counted, expected };
 }
 
@@ -354,7 +475,9 @@ async function iptablesModeInVm(run: VmRun): Promise<VmResult["iptables"]> {
     const m = vmConnects(run, topoI);
     const backends = await topoI.stopBackends(BACKEND_GRACE_MS);
     return { ...vmModeResult(run, m, backends), syncMs: r.ms, rules: { counted, expected: run.d.iptablesExpected } };
-  } finally { topoI.destroy(); }
+  } finally {
+    topoI.destroy();
+  }
 }
 
 /** In the node namespace: the Reconciler's full sync from an empty table, then +1 Service by update(). */
@@ -372,14 +495,17 @@ async function reconcileChild(file: string): Promise<void> {
   let t = performance.now();
   const rep = await rec.sync({ services: d.services });
   const fullMs = performance.now() - t;
-  if (rep.failures.length) throw new Error(`full sync: ${rep.failures.length} failures, first: ${rep.failures[0].error}`);
+  if (rep.failures.length)
+    throw new Error(`full sync: ${rep.failures.length} failures, first: ${rep.failures[0].error}`);
   t = performance.now();
   const inc = await rec.update(d.added);
   const incMs = performance.now() - t;
   if (inc.failures.length) throw new Error(`+1 Service: ${inc.failures[0].error}`);
   const dump = await client.dump();
   client.close();
-  process.stdout.write(`@@CHILD ${JSON.stringify({ fullMs, messages: rep.messages, incMs, services: dump.length, realServers: dump.reduce((k, s) => k + s.realServers.length, 0) })}\n`);
+  process.stdout.write(
+    `@@CHILD ${JSON.stringify({ fullMs, messages: rep.messages, incMs, services: dump.length, realServers: dump.reduce((k, s) => k + s.realServers.length, 0) })}\n`,
+  );
 }
 
 const argv = process.argv.slice(2);

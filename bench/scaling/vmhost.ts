@@ -14,7 +14,14 @@ import { VM_SCRIPT, modulesMount } from "./vm.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
-export interface VmHostRun { code: number; stdout: string; stderr: string; json: any; summary: string; leftovers: string[] }
+export interface VmHostRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: any;
+  summary: string;
+  leftovers: string[];
+}
 
 /** Copies a binary and the shared libraries ldd names into dir/bin and dir/lib. */
 function stage(bin: string, dir: string): void {
@@ -34,16 +41,21 @@ export function vmHostSkipReason(): string {
   if (process.getuid?.() !== 0) return "not root (the VM script installs qemu with apt-get on first use)";
   const missing = ["nft", "ethtool", "ldd"].filter((c) => !which(c));
   if (missing.length) return `missing ${missing.join(", ")} on the host (they are copied into the VM)`;
-  if (connector().kind !== "c") return "no C compiler on the host for the connector (the Node connector under qemu TCG is too slow)";
+  if (connector().kind !== "c")
+    return "no C compiler on the host for the connector (the Node connector under qemu TCG is too slow)";
   return "";
 }
 
 /** Runs `bench/scaling.ts ARGS --out=/tmp/...` inside the VM and brings back its exit status, output, the
  * report's scaling.json and summary.md, and any /tmp/wasmvs-xtables-*.lock it left behind. */
-export async function benchInVm(args: string[], o: { timeoutS?: number; log?: (s: string) => void } = {}): Promise<VmHostRun> {
+export async function benchInVm(
+  args: string[],
+  o: { timeoutS?: number; log?: (s: string) => void } = {},
+): Promise<VmHostRun> {
   const tools = join(tmpdir(), `wasmvs-vmhost-${process.pid}`);
   rmSync(tools, { recursive: true, force: true });
-  mkdirSync(join(tools, "bin"), { recursive: true }); mkdirSync(join(tools, "lib"), { recursive: true });
+  mkdirSync(join(tools, "bin"), { recursive: true });
+  mkdirSync(join(tools, "lib"), { recursive: true });
   try {
     for (const c of ["nft", "ethtool"]) stage(which(c), tools);
     const conn = connector().cmd[0];
@@ -58,25 +70,53 @@ export async function benchInVm(args: string[], o: { timeoutS?: number; log?: (s
       `node --import tsx bench/scaling.ts ${args.join(" ")} --out=${out}; rc=$?`,
       `echo "@@LEFTOVERS $(ls /tmp/wasmvs-xtables-*.lock 2>/dev/null | tr '\\n' ' ')"`,
       `echo @@JSON; cat ${out}/scaling.json; echo @@SUMMARY; cat ${out}/summary.md; echo @@END; exit $rc`,
-    ].join(" && ").replace("; rc=$? &&", "; rc=$?;");
+    ]
+      .join(" && ")
+      .replace("; rc=$? &&", "; rc=$?;");
     const env: NodeJS.ProcessEnv = {
-      ...process.env, IPVSVM_SHARE: root, IPVSVM_MEM: process.env.IPVSVM_MEM ?? "2048", IPVSVM_TIMEOUT: String(o.timeoutS ?? 900),
+      ...process.env,
+      IPVSVM_SHARE: root,
+      IPVSVM_MEM: process.env.IPVSVM_MEM ?? "2048",
+      IPVSVM_TIMEOUT: String(o.timeoutS ?? 900),
       IPVSVM_QEMU_EXTRA: `${nm.qemu} -fsdev local,id=wvst,path=${tools},security_model=none,readonly=on -device virtio-9p-pci,fsdev=wvst,mount_tag=wvstools`,
     };
     delete env.IPVSVM_MODULES;
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const p = spawn(VM_SCRIPT, [cmd], { env, stdio: ["ignore", "pipe", "pipe"] });
-      let so = "", se = "";
-      p.stdout.setEncoding("utf8"); p.stderr.setEncoding("utf8");
-      p.stdout.on("data", (d: string) => { so += d; for (const l of d.split("\n")) if (l.startsWith("[")) o.log?.(l); });
-      p.stderr.on("data", (d: string) => { se += d; for (const l of d.split("\n")) if (l.trim()) o.log?.(l); });
+      let so = "",
+        se = "";
+      p.stdout.setEncoding("utf8");
+      p.stderr.setEncoding("utf8");
+      p.stdout.on("data", (d: string) => {
+        so += d;
+        for (const l of d.split("\n")) if (l.startsWith("[")) o.log?.(l);
+      });
+      p.stderr.on("data", (d: string) => {
+        se += d;
+        for (const l of d.split("\n")) if (l.trim()) o.log?.(l);
+      });
       p.on("exit", (c) => resolve({ code: c ?? 125, stdout: so, stderr: se }));
     });
-    const between = (a: string, b: string) => { const i = stdout.indexOf(a), j = stdout.indexOf(b, i + 1); return i < 0 || j < 0 ? "" : stdout.slice(i + a.length, j).trim(); };
+    const between = (a: string, b: string) => {
+      const i = stdout.indexOf(a),
+        j = stdout.indexOf(b, i + 1);
+      return i < 0 || j < 0 ? "" : stdout.slice(i + a.length, j).trim();
+    };
     let json: any = null;
-    try { json = JSON.parse(between("@@JSON\n", "@@SUMMARY")); } catch { /* the run failed before writing it: code and output say why */ }
+    try {
+      json = JSON.parse(between("@@JSON\n", "@@SUMMARY"));
+    } catch {
+      /* the run failed before writing it: code and output say why */
+    }
     const lo = /@@LEFTOVERS ?(.*)/.exec(stdout)?.[1].trim() ?? "";
-    return { code, stdout, stderr, json, summary: between("@@SUMMARY\n", "@@END"), leftovers: lo ? lo.split(/\s+/) : [] };
+    return {
+      code,
+      stdout,
+      stderr,
+      json,
+      summary: between("@@SUMMARY\n", "@@END"),
+      leftovers: lo ? lo.split(/\s+/) : [],
+    };
   } finally {
     rmSync(tools, { recursive: true, force: true });
   }

@@ -14,7 +14,9 @@ inline napi_value throwError(napi_env env, const char* msg, const char* code = n
   napi_throw_error(env, code, msg);
   return nullptr;
 }
-inline napi_value throwError(napi_env env, const std::string& msg) { return throwError(env, msg.c_str()); }
+inline napi_value throwError(napi_env env, const std::string& msg) {
+  return throwError(env, msg.c_str());
+}
 
 // The call's first `want` arguments into argv; false when fewer were passed.
 inline bool args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
@@ -23,7 +25,9 @@ inline bool args(napi_env env, napi_callback_info info, size_t want, napi_value*
   return argc >= want;
 }
 
-inline bool u32(napi_env env, napi_value v, uint32_t* out) { return napi_get_value_uint32(env, v, out) == napi_ok; }
+inline bool u32(napi_env env, napi_value v, uint32_t* out) {
+  return napi_get_value_uint32(env, v, out) == napi_ok;
+}
 
 inline bool string(napi_env env, napi_value v, std::string* out) {
   size_t len = 0;

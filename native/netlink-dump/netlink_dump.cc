@@ -19,33 +19,44 @@ namespace {
 struct Job {
   napi_async_work work = nullptr;
   napi_deferred deferred = nullptr;
-  std::vector<uint8_t> requests;          // concatenated nlmsghdr-framed requests
-  std::vector<uint32_t> starts;           // offset of each request
+  std::vector<uint8_t> requests;  // concatenated nlmsghdr-framed requests
+  std::vector<uint32_t> starts;   // offset of each request
   int timeoutMs = 5000;
   // results
-  std::vector<uint8_t> replies;           // every data message, in request order
-  std::vector<int32_t> index;             // per request: reply start, reply end, errno (0 ok)
-  int error = 0;                          // a failure of the socket itself
+  std::vector<uint8_t> replies;  // every data message, in request order
+  std::vector<int32_t> index;    // per request: reply start, reply end, errno (0 ok)
+  int error = 0;                 // a failure of the socket itself
   std::string what;
 };
 
 int openSocket(int timeoutMs, std::string& what) {
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
-  if (fd < 0) { what = "socket(AF_NETLINK)"; return -errno; }
+  if (fd < 0) {
+    what = "socket(AF_NETLINK)";
+    return -errno;
+  }
   int big = 1 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-  struct timeval tv = { timeoutMs / 1000, (timeoutMs % 1000) * 1000 };
+  struct timeval tv = {timeoutMs / 1000, (timeoutMs % 1000) * 1000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   struct sockaddr_nl sa = {};
   sa.nl_family = AF_NETLINK;
-  if (bind(fd, (struct sockaddr*)&sa, sizeof sa) < 0) { int e = errno; close(fd); what = "bind(AF_NETLINK)"; return -e; }
+  if (bind(fd, (struct sockaddr*)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(fd);
+    what = "bind(AF_NETLINK)";
+    return -e;
+  }
   return fd;
 }
 
 void Execute(napi_env, void* data) {
   Job* j = static_cast<Job*>(data);
   int fd = openSocket(j->timeoutMs, j->what);
-  if (fd < 0) { j->error = -fd; return; }
+  if (fd < 0) {
+    j->error = -fd;
+    return;
+  }
   std::vector<uint8_t> buf(1 << 16);
   struct sockaddr_nl kernel = {};
   kernel.nl_family = AF_NETLINK;
@@ -58,14 +69,17 @@ void Execute(napi_env, void* data) {
     h->nlmsg_seq = seq;
     j->index[i * 3] = static_cast<int32_t>(j->replies.size());
     if (sendto(fd, req, h->nlmsg_len, 0, (struct sockaddr*)&kernel, sizeof kernel) < 0) {
-      j->error = errno; j->what = "sendto"; break;
+      j->error = errno;
+      j->what = "sendto";
+      break;
     }
     bool done = false;
     while (!done) {
       ssize_t got = recv(fd, buf.data(), buf.size(), 0);
       if (got < 0) {
         if (errno == EINTR) continue;
-        j->error = errno; j->what = errno == EAGAIN ? "recv (timed out waiting for the kernel)" : "recv";
+        j->error = errno;
+        j->what = errno == EAGAIN ? "recv (timed out waiting for the kernel)" : "recv";
         break;
       }
       size_t off = 0;
@@ -75,10 +89,15 @@ void Execute(napi_env, void* data) {
         size_t step = NLMSG_ALIGN(m->nlmsg_len);
         if (m->nlmsg_seq == seq) {
           if (m->nlmsg_type == NLMSG_DONE) {
-            if (m->nlmsg_len >= NLMSG_HDRLEN + 4) { int32_t e; memcpy(&e, NLMSG_DATA(m), 4); if (e < 0) j->index[i * 3 + 2] = -e; }
+            if (m->nlmsg_len >= NLMSG_HDRLEN + 4) {
+              int32_t e;
+              memcpy(&e, NLMSG_DATA(m), 4);
+              if (e < 0) j->index[i * 3 + 2] = -e;
+            }
             done = true;
           } else if (m->nlmsg_type == NLMSG_ERROR) {
-            int32_t e; memcpy(&e, NLMSG_DATA(m), 4);
+            int32_t e;
+            memcpy(&e, NLMSG_DATA(m), 4);
             j->index[i * 3 + 2] = e < 0 ? -e : 0;
             done = true;
           } else if (m->nlmsg_type != NLMSG_NOOP && m->nlmsg_type != NLMSG_OVERRUN) {
@@ -133,10 +152,16 @@ napi_value DumpRun(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "dumpRun(requests: Buffer, starts: Uint32Array, timeoutMs: number)");
     return nullptr;
   }
-  void* reqData; size_t reqLen;
+  void* reqData;
+  size_t reqLen;
   napi_get_buffer_info(env, argv[0], &reqData, &reqLen);
-  napi_typedarray_type type; size_t count; void* startsData; napi_value ab; size_t byteOff;
-  if (napi_get_typedarray_info(env, argv[1], &type, &count, &startsData, &ab, &byteOff) != napi_ok || type != napi_uint32_array) {
+  napi_typedarray_type type;
+  size_t count;
+  void* startsData;
+  napi_value ab;
+  size_t byteOff;
+  if (napi_get_typedarray_info(env, argv[1], &type, &count, &startsData, &ab, &byteOff) != napi_ok ||
+      type != napi_uint32_array) {
     napi_throw_type_error(env, nullptr, "starts must be a Uint32Array");
     return nullptr;
   }
@@ -144,7 +169,8 @@ napi_value DumpRun(napi_env env, napi_callback_info info) {
   j->requests.assign(static_cast<uint8_t*>(reqData), static_cast<uint8_t*>(reqData) + reqLen);
   j->starts.assign(static_cast<uint32_t*>(startsData), static_cast<uint32_t*>(startsData) + count);
   for (uint32_t s : j->starts) {
-    if (s + NLMSG_HDRLEN > reqLen || s + reinterpret_cast<struct nlmsghdr*>(j->requests.data() + s)->nlmsg_len > reqLen) {
+    if (s + NLMSG_HDRLEN > reqLen ||
+        s + reinterpret_cast<struct nlmsghdr*>(j->requests.data() + s)->nlmsg_len > reqLen) {
       delete j;
       napi_throw_range_error(env, nullptr, "a request start is outside the requests buffer");
       return nullptr;

@@ -12,7 +12,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 function record(ok, detail) {
   mkdirSync(join(here, "build"), { recursive: true });
-  writeFileSync(join(here, "build", "status.json"), JSON.stringify({ ok, detail, node: process.version, at: new Date().toISOString() }, null, 2) + "\n");
+  writeFileSync(
+    join(here, "build", "status.json"),
+    JSON.stringify({ ok, detail, node: process.version, at: new Date().toISOString() }, null, 2) + "\n",
+  );
 }
 
 if (process.platform !== "linux") {
@@ -27,7 +30,13 @@ if (r.status === 0) {
   record(true, "built");
   console.log("wasmvs: packet-mode addon built (native/packet/build/Release/wasmvs_packet.node)");
 } else {
-  const why = (r.error?.message ?? `${r.stderr}\n${r.stdout}`).trim().split("\n").filter((l) => /error|Error|not found/.test(l)).slice(-6).join("\n") || `node-gyp exited with ${r.status}`;
+  const why =
+    (r.error?.message ?? `${r.stderr}\n${r.stdout}`)
+      .trim()
+      .split("\n")
+      .filter((l) => /error|Error|not found/.test(l))
+      .slice(-6)
+      .join("\n") || `node-gyp exited with ${r.status}`;
   record(false, why);
   console.log(`wasmvs: packet-mode addon NOT built (socket mode is unaffected):\n${why}`);
 }

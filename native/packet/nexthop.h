@@ -24,14 +24,14 @@
 namespace nexthop {
 
 struct Hop {
-  bool ok = false;          // usable on a ring: unicast route out of an Ethernet interface, neighbour known
+  bool ok = false;  // usable on a ring: unicast route out of an Ethernet interface, neighbour known
   int ifindex = 0;
   uint32_t mtu = 0;
   uint8_t dst[6] = {}, src[6] = {};
-  double until = 0;         // monotonic ms after which it is asked again
+  double until = 0;  // monotonic ms after which it is asked again
 };
 
-using Key = std::array<uint8_t, 17>;   // family byte, then the address (IPv4 in the first 4 bytes)
+using Key = std::array<uint8_t, 17>;  // family byte, then the address (IPv4 in the first 4 bytes)
 
 struct KeyHash {
   size_t operator()(const Key& k) const {
@@ -50,7 +50,10 @@ inline double monoMs() {
 
 class Table {
  public:
-  ~Table() { if (nl_ >= 0) close(nl_); if (ioc_ >= 0) close(ioc_); }
+  ~Table() {
+    if (nl_ >= 0) close(nl_);
+    if (ioc_ >= 0) close(ioc_);
+  }
 
   // The next hop for a destination (IPv4: 4 bytes, IPv6: 16), or nullptr: send it through the raw socket.
   // now: monoMs(), read once per batch by the caller.
@@ -58,7 +61,7 @@ class Table {
     Key k{};
     k[0] = uint8_t(family);
     memcpy(k.data() + 1, addr, family == AF_INET ? 4 : 16);
-    if (last_ && k == lastKey_ && last_->until > now) return last_->ok ? last_ : nullptr;   // runs of one destination
+    if (last_ && k == lastKey_ && last_->until > now) return last_->ok ? last_ : nullptr;  // runs of one destination
     auto it = hops_.find(k);
     if (it != hops_.end() && it->second.until > now) {
       lastKey_ = k;
@@ -66,7 +69,7 @@ class Table {
       return it->second.ok ? &it->second : nullptr;
     }
     last_ = nullptr;
-    if (hops_.size() > 65536) hops_.clear();   // a bound: many distinct destinations only cost re-asking
+    if (hops_.size() > 65536) hops_.clear();  // a bound: many distinct destinations only cost re-asking
     Hop& h = hops_[k];
     h = Hop{};
     h.ok = resolve(family, addr, &h);
@@ -75,12 +78,12 @@ class Table {
     return h.ok ? &h : nullptr;
   }
 
-  double lookups = 0;       // rtnetlink questions asked
+  double lookups = 0;  // rtnetlink questions asked
 
  private:
   int nl_ = -1, ioc_ = -1;
   uint32_t seq_ = 0;
-  std::unordered_map<Key, Hop, KeyHash> hops_;   // node-based: pointers to its values stay valid
+  std::unordered_map<Key, Hop, KeyHash> hops_;  // node-based: pointers to its values stay valid
   Key lastKey_{};
   Hop* last_ = nullptr;
 
@@ -99,7 +102,7 @@ class Table {
       ssize_t r = recv(nl_, buf, cap, 0);
       if (r <= 0) return false;
       nlmsghdr* m = reinterpret_cast<nlmsghdr*>(buf);
-      if (!NLMSG_OK(m, size_t(r)) || m->nlmsg_seq != seq_) continue;   // a late answer to an old question
+      if (!NLMSG_OK(m, size_t(r)) || m->nlmsg_seq != seq_) continue;  // a late answer to an old question
       if (m->nlmsg_type == NLMSG_ERROR) return false;
       *reply = m;
       return true;
@@ -127,7 +130,11 @@ class Table {
 
   bool resolve(int family, const uint8_t* addr, Hop* h) {
     const size_t alen = family == AF_INET ? 4 : 16;
-    struct { nlmsghdr n; rtmsg r; char attrs[64]; } rq{};
+    struct {
+      nlmsghdr n;
+      rtmsg r;
+      char attrs[64];
+    } rq{};
     rq.n.nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
     rq.n.nlmsg_type = RTM_GETROUTE;
     rq.n.nlmsg_flags = NLM_F_REQUEST;
@@ -138,19 +145,26 @@ class Table {
     nlmsghdr* m;
     if (!ask(&rq, rq.n.nlmsg_len, buf, sizeof buf, &m) || m->nlmsg_type != RTM_NEWROUTE) return false;
     rtmsg* rt = static_cast<rtmsg*>(NLMSG_DATA(m));
-    if (rt->rtm_type != RTN_UNICAST) return false;   // local, broadcast, blackhole...: the kernel's to handle
+    if (rt->rtm_type != RTN_UNICAST) return false;  // local, broadcast, blackhole...: the kernel's to handle
     uint8_t via[16];
     memcpy(via, addr, alen);
     int oif = 0;
     int left = int(RTM_PAYLOAD(m));
     for (rtattr* a = RTM_RTA(rt); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
-      if (a->rta_type == RTA_OIF) memcpy(&oif, RTA_DATA(a), 4);
-      else if (a->rta_type == RTA_GATEWAY && RTA_PAYLOAD(a) == alen) memcpy(via, RTA_DATA(a), alen);
-      else if (a->rta_type == RTA_VIA || a->rta_type == RTA_MULTIPATH) return false;
+      if (a->rta_type == RTA_OIF)
+        memcpy(&oif, RTA_DATA(a), 4);
+      else if (a->rta_type == RTA_GATEWAY && RTA_PAYLOAD(a) == alen)
+        memcpy(via, RTA_DATA(a), alen);
+      else if (a->rta_type == RTA_VIA || a->rta_type == RTA_MULTIPATH)
+        return false;
     }
     if (!oif || !linkOf(oif, h)) return false;
     h->ifindex = oif;
-    struct { nlmsghdr n; ndmsg d; char attrs[64]; } nq{};
+    struct {
+      nlmsghdr n;
+      ndmsg d;
+      char attrs[64];
+    } nq{};
     nq.n.nlmsg_len = NLMSG_LENGTH(sizeof(ndmsg));
     nq.n.nlmsg_type = RTM_GETNEIGH;
     nq.n.nlmsg_flags = NLM_F_REQUEST;
@@ -164,7 +178,10 @@ class Table {
     left = int(NLMSG_PAYLOAD(m, sizeof(ndmsg)));
     for (rtattr* a = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(nd) + NLMSG_ALIGN(sizeof(ndmsg)));
          RTA_OK(a, left); a = RTA_NEXT(a, left)) {
-      if (a->rta_type == NDA_LLADDR && RTA_PAYLOAD(a) == 6) { memcpy(h->dst, RTA_DATA(a), 6); return true; }
+      if (a->rta_type == NDA_LLADDR && RTA_PAYLOAD(a) == 6) {
+        memcpy(h->dst, RTA_DATA(a), 6);
+        return true;
+      }
     }
     return false;
   }

@@ -46,16 +46,16 @@ struct Counters {
   double rxKernelDrops = 0;    // the sockets' receive queues overflowed (PACKET_STATISTICS)
   double txPackets = 0;
   double txCalls = 0;
-  double txNoBuffer = 0;       // EAGAIN / ENOBUFS: the send queue was full
-  double txTooBig = 0;         // EMSGSIZE: beyond the route's MTU
-  double txUnreachable = 0;    // no route / neighbour
+  double txNoBuffer = 0;     // EAGAIN / ENOBUFS: the send queue was full
+  double txTooBig = 0;       // EMSGSIZE: beyond the route's MTU
+  double txUnreachable = 0;  // no route / neighbour
   double txOtherErrors = 0;
-  double recvNs = 0;           // time inside recvmmsg, or reading the rx rings
-  double sendNs = 0;           // time inside sendmmsg, or filling and kicking the tx rings
-  double txRingPackets = 0;    // sent through a tx ring (also in txPackets)
-  double txRingKicks = 0;      // sendto() calls that sent a ring's frames
-  double txRawFallback = 0;    // ring mode, but sent through the raw socket (next hop unknown, too big, ring full)
-  double rxRingBlocks = 0;     // rx ring blocks read
+  double recvNs = 0;         // time inside recvmmsg, or reading the rx rings
+  double sendNs = 0;         // time inside sendmmsg, or filling and kicking the tx rings
+  double txRingPackets = 0;  // sent through a tx ring (also in txPackets)
+  double txRingKicks = 0;    // sendto() calls that sent a ring's frames
+  double txRawFallback = 0;  // ring mode, but sent through the raw socket (next hop unknown, too big, ring full)
+  double rxRingBlocks = 0;   // rx ring blocks read
   int lastTxErrno = 0;
 };
 
@@ -68,9 +68,9 @@ struct Poll {
 
 struct Io {
   napi_env env = nullptr;
-  std::vector<int> rx;                       // one socket per (interface, IPv4 | IPv6)
+  std::vector<int> rx;  // one socket per (interface, IPv4 | IPv6)
   int tx4 = -1, tx6 = -1;
-  std::vector<uint32_t> local4;              // network order
+  std::vector<uint32_t> local4;  // network order
   std::vector<std::array<uint8_t, 16>> local6;
   uint32_t maxPackets = 0, slot = 0;
   std::vector<mmsghdr> msgs;
@@ -84,14 +84,14 @@ struct Io {
   std::vector<Poll*> polls;
   napi_ref callback = nullptr;
   napi_async_context asyncCtx = nullptr;
-  size_t nextRx = 0;                         // round robin over sockets: none starves under load
+  size_t nextRx = 0;  // round robin over sockets: none starves under load
   bool closed = false;
-  bool useRing = false;                      // --packet-io ring, and every rx ring could be set up
-  std::string ringFallback;                  // why ring I/O was asked for and not used
-  std::vector<ring::Rx> rxRings;             // parallel to rx (ring mode)
-  std::deque<ring::Tx> txRings;              // one per outgoing interface, made on first use (a deque:
-                                             // `kicked` holds pointers across the making of another)
-  std::vector<int> txRingless;               // interfaces whose tx ring could not be set up
+  bool useRing = false;           // --packet-io ring, and every rx ring could be set up
+  std::string ringFallback;       // why ring I/O was asked for and not used
+  std::vector<ring::Rx> rxRings;  // parallel to rx (ring mode)
+  std::deque<ring::Tx> txRings;   // one per outgoing interface, made on first use (a deque:
+                                  // `kicked` holds pointers across the making of another)
+  std::vector<int> txRingless;    // interfaces whose tx ring could not be set up
   std::vector<ring::Tx*> kicked;
   nexthop::Table hops;
   Counters c;
@@ -104,9 +104,13 @@ double nowNs() {
 }
 
 using napi_args::args;
-inline napi_value throwErr(napi_env env, const std::string& msg) { return napi_args::throwError(env, msg); }
+inline napi_value throwErr(napi_env env, const std::string& msg) {
+  return napi_args::throwError(env, msg);
+}
 
-std::string errnoText(int e) { return std::string(strerror(e)); }
+std::string errnoText(int e) {
+  return std::string(strerror(e));
+}
 
 Io* unwrap(napi_env env, napi_value v) {
   void* p = nullptr;
@@ -136,7 +140,10 @@ bool memoryOf(napi_env env, napi_value v, uint8_t** base, size_t* len) {
 }
 
 void closeFds(Io* io) {
-  for (ring::Rx& r : io->rxRings) { r.fd = -1; r.release(); }   // unmaps; the fd is in io->rx
+  for (ring::Rx& r : io->rxRings) {
+    r.fd = -1;
+    r.release();
+  }  // unmaps; the fd is in io->rx
   io->rxRings.clear();
   for (ring::Tx& t : io->txRings) t.release();
   io->txRings.clear();
@@ -150,7 +157,8 @@ void closeFds(Io* io) {
 void stopPolls(Io* io) {
   for (Poll* p : io->polls) {
     uv_poll_stop(&p->handle);
-    uv_close(reinterpret_cast<uv_handle_t*>(&p->handle), [](uv_handle_t* h) { delete reinterpret_cast<Poll*>(h->data); });
+    uv_close(reinterpret_cast<uv_handle_t*>(&p->handle),
+             [](uv_handle_t* h) { delete reinterpret_cast<Poll*>(h->data); });
   }
   io->polls.clear();
 }
@@ -174,18 +182,28 @@ void finalizeIo(napi_env, void* data, void*) {
 
 int openRx(const std::string& ifname, uint16_t proto, uint32_t rcvbuf, ring::Rx* rxRing, std::string* err) {
   unsigned idx = if_nametoindex(ifname.c_str());
-  if (!idx) { *err = "no interface '" + ifname + "'"; return -1; }
+  if (!idx) {
+    *err = "no interface '" + ifname + "'";
+    return -1;
+  }
   // protocol 0 until bound: nothing from other interfaces is queued in between
   int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) { *err = "AF_PACKET socket: " + errnoText(errno) + (errno == EPERM ? " (needs CAP_NET_RAW)" : ""); return -1; }
+  if (fd < 0) {
+    *err = "AF_PACKET socket: " + errnoText(errno) + (errno == EPERM ? " (needs CAP_NET_RAW)" : "");
+    return -1;
+  }
   int one = 1;
   setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one);
   // our own sends (raw socket output, tx ring frames) would be copied back to us only to be ignored
   setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
-  if (rxRing && !rxRing->setup(fd, err)) { close(fd); return -2; }
+  if (rxRing && !rxRing->setup(fd, err)) {
+    close(fd);
+    return -2;
+  }
   if (rcvbuf && !rxRing) {
     int sz = int(rcvbuf);
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) < 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
   }
   sockaddr_ll sll{};
   sll.sll_family = AF_PACKET;
@@ -202,15 +220,17 @@ int openRx(const std::string& ifname, uint16_t proto, uint32_t rcvbuf, ring::Rx*
 int openTx(int family, std::string* err) {
   int fd = socket(family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
   if (fd < 0) {
-    *err = std::string(family == AF_INET ? "raw IPv4" : "raw IPv6") + " socket: " + errnoText(errno) + (errno == EPERM ? " (needs CAP_NET_RAW)" : "");
+    *err = std::string(family == AF_INET ? "raw IPv4" : "raw IPv6") + " socket: " + errnoText(errno) +
+           (errno == EPERM ? " (needs CAP_NET_RAW)" : "");
     return -1;
   }
   if (family == AF_INET) {
     int one = 1;
-    setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one);   // implied by IPPROTO_RAW; said for clarity
+    setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof one);  // implied by IPPROTO_RAW; said for clarity
   }
   int sz = 4 << 20;
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
   return fd;
 }
 
@@ -235,9 +255,16 @@ napi_value Open(napi_env env, napi_callback_info info) {
   for (const std::string& a : local) {
     in_addr a4;
     in6_addr a6;
-    if (inet_pton(AF_INET, a.c_str(), &a4) == 1) io->local4.push_back(a4.s_addr);
-    else if (inet_pton(AF_INET6, a.c_str(), &a6) == 1) { std::array<uint8_t, 16> b; memcpy(b.data(), &a6, 16); io->local6.push_back(b); }
-    else { delete io; return throwErr(env, "'" + a + "' is not an IPv4 or IPv6 address"); }
+    if (inet_pton(AF_INET, a.c_str(), &a4) == 1)
+      io->local4.push_back(a4.s_addr);
+    else if (inet_pton(AF_INET6, a.c_str(), &a6) == 1) {
+      std::array<uint8_t, 16> b;
+      memcpy(b.data(), &a6, 16);
+      io->local6.push_back(b);
+    } else {
+      delete io;
+      return throwErr(env, "'" + a + "' is not an IPv4 or IPv6 address");
+    }
   }
   std::string ioMode = "mmsg";
   bool hasIo = false;
@@ -258,9 +285,12 @@ napi_value Open(napi_env env, napi_callback_info info) {
     for (const std::string& ifn : ifaces) {
       for (uint16_t proto : {uint16_t(ETH_P_IP), uint16_t(ETH_P_IPV6)}) {
         ring::Rx* r = nullptr;
-        if (io->useRing) { io->rxRings.emplace_back(); r = &io->rxRings.back(); }
+        if (io->useRing) {
+          io->rxRings.emplace_back();
+          r = &io->rxRings.back();
+        }
         int fd = openRx(ifn, proto, rcvbuf, r, &err);
-        if (fd == -2) {   // the ring, not the socket: start again without rings, and say why
+        if (fd == -2) {  // the ring, not the socket: start again without rings, and say why
           io->ringFallback = err;
           if (r) io->rxRings.pop_back();
           closeFds(io);
@@ -268,7 +298,11 @@ napi_value Open(napi_env env, napi_callback_info info) {
           again = true;
           break;
         }
-        if (fd < 0) { closeFds(io); delete io; return throwErr(env, err); }
+        if (fd < 0) {
+          closeFds(io);
+          delete io;
+          return throwErr(env, err);
+        }
         io->rx.push_back(fd);
       }
       if (again) break;
@@ -277,16 +311,23 @@ napi_value Open(napi_env env, napi_callback_info info) {
   }
   io->tx4 = openTx(AF_INET, &err);
   if (io->tx4 >= 0) io->tx6 = openTx(AF_INET6, &err);
-  if (io->tx4 < 0 || io->tx6 < 0) { closeFds(io); delete io; return throwErr(env, err); }
+  if (io->tx4 < 0 || io->tx6 < 0) {
+    closeFds(io);
+    delete io;
+    return throwErr(env, err);
+  }
 
   uint32_t n = io->maxPackets;
   io->msgs.resize(n);
   io->iov.resize(n);
   io->names.resize(n);
   io->ctrl.resize(size_t(n) * kCtrlSize);
-  io->out4.resize(n); io->out6.resize(n);
-  io->outIov4.resize(n); io->outIov6.resize(n);
-  io->to4.resize(n); io->to6.resize(n);
+  io->out4.resize(n);
+  io->out6.resize(n);
+  io->outIov4.resize(n);
+  io->outIov6.resize(n);
+  io->to4.resize(n);
+  io->to6.resize(n);
   napi_value ext;
   napi_create_external(env, io, finalizeIo, nullptr, &ext);
   return ext;
@@ -316,20 +357,29 @@ bool completeChecksum(uint8_t* p, uint32_t len) {
   if (len < 20) return false;
   uint32_t l4 = 0, proto = 0;
   if ((p[0] >> 4) == 4) {
-    l4 = (p[0] & 15u) * 4; proto = p[9];
-    if (((p[6] & 0x3f) | p[7]) != 0) return false;   // a fragment: its checksum covers more than it holds
+    l4 = (p[0] & 15u) * 4;
+    proto = p[9];
+    if (((p[6] & 0x3f) | p[7]) != 0) return false;  // a fragment: its checksum covers more than it holds
   } else if ((p[0] >> 4) == 6 && len >= 40) {
-    if (!ipv6L4(p, len, &l4, &proto)) return false;   // stops at a fragment header: not completed
-  }
-  else return false;
+    if (!ipv6L4(p, len, &l4, &proto)) return false;  // stops at a fragment header: not completed
+  } else
+    return false;
   uint32_t at;
-  if (proto == IPPROTO_TCP) at = 16;
-  else if (proto == IPPROTO_UDP) at = 6;
-  else return false;
+  if (proto == IPPROTO_TCP)
+    at = 16;
+  else if (proto == IPPROTO_UDP)
+    at = 6;
+  else
+    return false;
   if (l4 + at + 2 > len) return false;
   uint32_t end = len;
-  if ((p[0] >> 4) == 4) { uint32_t tl = (uint32_t(p[2]) << 8) | p[3]; if (tl < end) end = tl; }
-  else { uint32_t pl = 40 + ((uint32_t(p[4]) << 8) | p[5]); if (pl < end) end = pl; }
+  if ((p[0] >> 4) == 4) {
+    uint32_t tl = (uint32_t(p[2]) << 8) | p[3];
+    if (tl < end) end = tl;
+  } else {
+    uint32_t pl = 40 + ((uint32_t(p[4]) << 8) | p[5]);
+    if (pl < end) end = pl;
+  }
   uint64_t sum = 0;
   uint32_t i = l4;
   for (; i + 1 < end; i += 2) sum += (uint32_t(p[i]) << 8) | p[i + 1];
@@ -358,16 +408,24 @@ uint32_t ipLength(const uint8_t* p, uint32_t len) {
   return len;
 }
 
-inline void put32(uint8_t* p, uint32_t v) { memcpy(p, &v, 4); }   // little-endian host (x86, arm64)
-inline uint32_t get32(const uint8_t* p) { uint32_t v; memcpy(&v, p, 4); return v; }
+inline void put32(uint8_t* p, uint32_t v) {
+  memcpy(p, &v, 4);
+}  // little-endian host (x86, arm64)
+inline uint32_t get32(const uint8_t* p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
 
 uint32_t directionOf(const Io* io, const uint8_t* p, uint32_t len) {
   if (len >= 20 && (p[0] >> 4) == 4) {
     uint32_t d;
     memcpy(&d, p + 16, 4);
-    for (uint32_t a : io->local4) if (a == d) return 1;
+    for (uint32_t a : io->local4)
+      if (a == d) return 1;
   } else if (len >= 40 && (p[0] >> 4) == 6) {
-    for (const auto& a : io->local6) if (memcmp(a.data(), p + 24, 16) == 0) return 1;
+    for (const auto& a : io->local6)
+      if (memcmp(a.data(), p + 24, 16) == 0) return 1;
   }
   return 0;
 }
@@ -376,7 +434,10 @@ uint32_t directionOf(const Io* io, const uint8_t* p, uint32_t len) {
 // descriptor. Returns false when it is not handed to the core (ignored or counted as a drop here).
 bool admit(Io* io, uint8_t* desc, uint32_t out, uint32_t slotIndex, uint8_t* p, uint32_t len, bool csumNotReady) {
   uint32_t own = ipLength(p, len);
-  if (own != len) { len = own; io->c.rxTrimmed++; }
+  if (own != len) {
+    len = own;
+    io->c.rxTrimmed++;
+  }
   if (csumNotReady && completeChecksum(p, len)) io->c.rxCsumCompleted++;
   uint8_t* d = desc + size_t(out) * kDescSize;
   put32(d, slotIndex * io->slot);
@@ -399,9 +460,15 @@ uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
       if (!h) break;
       const sockaddr_ll* sll =
           reinterpret_cast<const sockaddr_ll*>(reinterpret_cast<uint8_t*>(h) + TPACKET_ALIGN(sizeof(tpacket3_hdr)));
-      if (sll->sll_pkttype == PACKET_OUTGOING || sll->sll_pkttype == PACKET_OTHERHOST) { io->c.rxIgnored++; continue; }
+      if (sll->sll_pkttype == PACKET_OUTGOING || sll->sll_pkttype == PACKET_OTHERHOST) {
+        io->c.rxIgnored++;
+        continue;
+      }
       uint32_t len = h->tp_snaplen;
-      if (len != h->tp_len || len > slot) { io->c.rxOversize++; continue; }
+      if (len != h->tp_len || len > slot) {
+        io->c.rxOversize++;
+        continue;
+      }
       uint8_t* p = data + size_t(out) * slot;
       memcpy(p, reinterpret_cast<uint8_t*>(h) + h->tp_mac, len);
       if (admit(io, desc, out, out, p, len, (h->tp_status & TP_STATUS_CSUMNOTREADY) != 0)) out++;
@@ -440,7 +507,7 @@ napi_value Recv(napi_env env, napi_callback_info info) {
     napi_create_uint32(env, got, &res);
     return res;
   }
-  uint32_t used = 0, out = 0;   // slots filled, descriptors written
+  uint32_t used = 0, out = 0;  // slots filled, descriptors written
   const size_t nfd = io->rx.size();
   for (size_t k = 0; k < nfd && used < max; k++) {
     int fd = io->rx[(io->nextRx + k) % nfd];
@@ -464,8 +531,14 @@ napi_value Recv(napi_env env, napi_callback_info info) {
       msghdr& h = io->msgs[i].msg_hdr;
       uint32_t len = io->msgs[i].msg_len;
       uint8_t type = io->names[i].sll_pkttype;
-      if (type == PACKET_OUTGOING || type == PACKET_OTHERHOST) { io->c.rxIgnored++; continue; }
-      if ((h.msg_flags & MSG_TRUNC) || len > slot) { io->c.rxOversize++; continue; }
+      if (type == PACKET_OUTGOING || type == PACKET_OTHERHOST) {
+        io->c.rxIgnored++;
+        continue;
+      }
+      if ((h.msg_flags & MSG_TRUNC) || len > slot) {
+        io->c.rxOversize++;
+        continue;
+      }
       uint8_t* p = data + size_t(i) * slot;
       bool csumNotReady = false;
       for (cmsghdr* cm = CMSG_FIRSTHDR(&h); cm; cm = CMSG_NXTHDR(&h, cm)) {
@@ -487,10 +560,14 @@ napi_value Recv(napi_env env, napi_callback_info info) {
 
 void countTxError(Io* io, int e) {
   io->c.lastTxErrno = e;
-  if (e == EAGAIN || e == ENOBUFS) io->c.txNoBuffer++;
-  else if (e == EMSGSIZE) io->c.txTooBig++;
-  else if (e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN) io->c.txUnreachable++;
-  else io->c.txOtherErrors++;
+  if (e == EAGAIN || e == ENOBUFS)
+    io->c.txNoBuffer++;
+  else if (e == EMSGSIZE)
+    io->c.txTooBig++;
+  else if (e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN)
+    io->c.txUnreachable++;
+  else
+    io->c.txOtherErrors++;
 }
 
 void sendAll(Io* io, int fd, mmsghdr* m, uint32_t n) {
@@ -500,15 +577,21 @@ void sendAll(Io* io, int fd, mmsghdr* m, uint32_t n) {
     int r = sendmmsg(fd, m + off, n - off, MSG_DONTWAIT);
     io->c.sendNs += nowNs() - t0;
     io->c.txCalls++;
-    if (r < 0) { countTxError(io, errno); off++; continue; }   // the first one failed: skip it
+    if (r < 0) {
+      countTxError(io, errno);
+      off++;
+      continue;
+    }  // the first one failed: skip it
     io->c.txPackets += r;
     off += uint32_t(r);
   }
 }
 
 ring::Tx* txRingFor(Io* io, int ifindex) {
-  for (ring::Tx& t : io->txRings) if (t.ifindex == ifindex) return &t;
-  for (int i : io->txRingless) if (i == ifindex) return nullptr;
+  for (ring::Tx& t : io->txRings)
+    if (t.ifindex == ifindex) return &t;
+  for (int i : io->txRingless)
+    if (i == ifindex) return nullptr;
   ring::Tx t;
   std::string err;
   if (!t.setup(ifindex, &err)) {
@@ -569,19 +652,23 @@ napi_value Send(napi_env env, napi_callback_info info) {
   napi_get_value_uint32(env, argv[3], &dataPtr);
   napi_get_value_uint32(env, argv[4], &n);
   if (n > io->maxPackets) n = io->maxPackets;
-  if (uint64_t(descPtr) + uint64_t(n) * kDescSize > memLen) return throwErr(env, "descriptors lie outside the WASM memory");
+  if (uint64_t(descPtr) + uint64_t(n) * kDescSize > memLen)
+    return throwErr(env, "descriptors lie outside the WASM memory");
   uint32_t n4 = 0, n6 = 0, queued = 0;
   double t0 = io->useRing ? nowNs() : 0;
   const double nowMs = t0 / 1e6;
   for (uint32_t i = 0; i < n; i++) {
     const uint8_t* d = mem + descPtr + size_t(i) * kDescSize;
-    if (d[16] != 1) continue;   // verdict: forward
+    if (d[16] != 1) continue;  // verdict: forward
     uint32_t off = get32(d), len = get32(d + 4);
     if (uint64_t(dataPtr) + off + len > memLen || len < 20) continue;
     uint8_t* p = mem + dataPtr + off;
     if (io->useRing) {
       if ((p[0] >> 4) == 6 && len < 40) continue;
-      if (ringQueue(io, p, len, (p[0] >> 4) == 6, nowMs)) { queued++; continue; }
+      if (ringQueue(io, p, len, (p[0] >> 4) == 6, nowMs)) {
+        queued++;
+        continue;
+      }
       io->c.txRawFallback++;
     }
     msghdr* h;
@@ -660,7 +747,10 @@ napi_value Start(napi_env env, napi_callback_info info) {
     Poll* p = new Poll();
     p->io = io;
     p->handle.data = p;
-    if (uv_poll_init(loop, &p->handle, fd) != 0) { delete p; return throwErr(env, "uv_poll_init failed"); }
+    if (uv_poll_init(loop, &p->handle, fd) != 0) {
+      delete p;
+      return throwErr(env, "uv_poll_init failed");
+    }
     uv_poll_start(&p->handle, UV_READABLE, onReadable);
     io->polls.push_back(p);
   }
@@ -674,7 +764,7 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   if (!args(env, info, 1, argv)) return throwErr(env, "stats(handle)");
   Io* io = unwrap(env, argv[0]);
   if (!io) return nullptr;
-  for (int fd : io->rx) {   // reading resets the kernel's counts: accumulate
+  for (int fd : io->rx) {  // reading resets the kernel's counts: accumulate
     tpacket_stats st{};
     socklen_t l = sizeof st;
     if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0) io->c.rxKernelDrops += st.tp_drops;
@@ -722,12 +812,12 @@ napi_value Close(napi_env env, napi_callback_info info) {
 
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"recv", nullptr, Recv, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"send", nullptr, Send, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"start", nullptr, Start, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"recv", nullptr, Recv, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"send", nullptr, Send, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"start", nullptr, Start, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -26,24 +26,26 @@
 
 namespace ring {
 
-constexpr uint32_t kRxBlockSize = 1 << 17;   // 128 KiB: about 1,300 small packets a block
-constexpr uint32_t kRxBlocks = 32;           // 4 MiB a socket
-constexpr uint32_t kRxFrameSize = 2048;      // V3 packs packets; this only bounds the snap length
-constexpr uint32_t kRetireMs = 1;            // a part-filled block is handed over after this long
+constexpr uint32_t kRxBlockSize = 1 << 17;  // 128 KiB: about 1,300 small packets a block
+constexpr uint32_t kRxBlocks = 32;          // 4 MiB a socket
+constexpr uint32_t kRxFrameSize = 2048;     // V3 packs packets; this only bounds the snap length
+constexpr uint32_t kRetireMs = 1;           // a part-filled block is handed over after this long
 constexpr uint32_t kTxFrameSize = 2048;
 constexpr uint32_t kTxBlockSize = 1 << 16;
-constexpr uint32_t kTxBlocks = 32;           // 1,024 frames
-constexpr uint32_t kTxData = TPACKET2_HDRLEN - sizeof(sockaddr_ll);   // where a tx frame's bytes start
+constexpr uint32_t kTxBlocks = 32;                                   // 1,024 frames
+constexpr uint32_t kTxData = TPACKET2_HDRLEN - sizeof(sockaddr_ll);  // where a tx frame's bytes start
 
-inline std::string errnoText(int e) { return std::string(strerror(e)); }
+inline std::string errnoText(int e) {
+  return std::string(strerror(e));
+}
 
 struct Rx {
   int fd = -1;
   uint8_t* map = nullptr;
   size_t mapLen = 0;
-  uint32_t block = 0;                // the block being read
-  tpacket3_hdr* next = nullptr;      // its next packet (nullptr: not started)
-  uint32_t left = 0;                 // packets left in it
+  uint32_t block = 0;            // the block being read
+  tpacket3_hdr* next = nullptr;  // its next packet (nullptr: not started)
+  uint32_t left = 0;             // packets left in it
 
   // Sets the ring up on a fresh (unbound) packet socket; false with err on failure.
   bool setup(int sock, std::string* err) {
@@ -65,7 +67,11 @@ struct Rx {
     mapLen = size_t(kRxBlockSize) * kRxBlocks;
     void* m = mmap(nullptr, mapLen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED, sock, 0);
     if (m == MAP_FAILED) m = mmap(nullptr, mapLen, PROT_READ | PROT_WRITE, MAP_SHARED, sock, 0);
-    if (m == MAP_FAILED) { *err = "mmap rx ring: " + errnoText(errno); mapLen = 0; return false; }
+    if (m == MAP_FAILED) {
+      *err = "mmap rx ring: " + errnoText(errno);
+      mapLen = 0;
+      return false;
+    }
     map = static_cast<uint8_t*>(m);
     fd = sock;
     return true;
@@ -113,8 +119,11 @@ struct Tx {
   uint32_t frames = 0, cur = 0, pending = 0;
 
   bool setup(int idx, std::string* err) {
-    int sock = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);   // protocol 0: sends only
-    if (sock < 0) { *err = "AF_PACKET tx socket: " + errnoText(errno); return false; }
+    int sock = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);  // protocol 0: sends only
+    if (sock < 0) {
+      *err = "AF_PACKET tx socket: " + errnoText(errno);
+      return false;
+    }
     int v = TPACKET_V2, one = 1;
     tpacket_req req{};
     req.tp_block_size = kTxBlockSize;
@@ -132,10 +141,18 @@ struct Tx {
       *err = "PACKET_TX_RING: " + errnoText(errno);
     else if (bind(sock, reinterpret_cast<sockaddr*>(&sll), sizeof sll) < 0)
       *err = "bind tx ring: " + errnoText(errno);
-    if (!err->empty()) { close(sock); return false; }
+    if (!err->empty()) {
+      close(sock);
+      return false;
+    }
     mapLen = size_t(kTxBlockSize) * kTxBlocks;
     void* m = mmap(nullptr, mapLen, PROT_READ | PROT_WRITE, MAP_SHARED, sock, 0);
-    if (m == MAP_FAILED) { *err = "mmap tx ring: " + errnoText(errno); close(sock); mapLen = 0; return false; }
+    if (m == MAP_FAILED) {
+      *err = "mmap tx ring: " + errnoText(errno);
+      close(sock);
+      mapLen = 0;
+      return false;
+    }
     map = static_cast<uint8_t*>(m);
     fd = sock;
     ifindex = idx;

@@ -32,14 +32,22 @@
 namespace {
 
 constexpr size_t kReadSize = 64 * 1024;
-constexpr int kReadsPerTurn = 16;   // then other connections get a turn (the rest waits on an idle handle)
+constexpr int kReadsPerTurn = 16;  // then other connections get a turn (the rest waits on an idle handle)
 constexpr int kAcceptsPerTurn = 64;
-constexpr uint64_t kAcceptPauseMs = 100;   // after EMFILE/ENFILE: new connections wait in the backlog meanwhile
+constexpr uint64_t kAcceptPauseMs = 100;  // after EMFILE/ENFILE: new connections wait in the backlog meanwhile
 // events reported to JS, kEventWords int32 each: [slot or listener id, kind, a, b, address (16 bytes)]
 // CLOSED: a = cause, b = errno; CONNECT_FAILED: b = errno; ACCEPTED: a = fd, b = af << 16 | port;
 // ACCEPT_FAILED: a = connections reset for want of a descriptor, b = errno
 constexpr size_t kEventWords = 8;
-enum Kind { CLIENT_EOF = 1, BACKEND_EOF = 2, CLOSED = 3, CONNECTED = 4, CONNECT_FAILED = 5, ACCEPTED = 6, ACCEPT_FAILED = 7 };
+enum Kind {
+  CLIENT_EOF = 1,
+  BACKEND_EOF = 2,
+  CLOSED = 3,
+  CONNECTED = 4,
+  CONNECT_FAILED = 5,
+  ACCEPTED = 6,
+  ACCEPT_FAILED = 7
+};
 enum Cause { CAUSE_FIN = 0, CAUSE_CLIENT_ERROR = 1, CAUSE_BACKEND_ERROR = 2 };
 // counters per slot, in the Float64Array JS passes in: client->backend reads and bytes, then back
 enum Counter { IN_READS = 0, IN_BYTES = 1, OUT_READS = 2, OUT_BYTES = 3, COUNTERS = 4 };
@@ -48,7 +56,9 @@ enum Phase { IDLE, CONNECTING, RELAYING };
 struct Relay;
 
 // what an epoll entry points at
-struct Pollable { bool listener = false; };
+struct Pollable {
+  bool listener = false;
+};
 
 struct Listener : Pollable {
   int32_t id;
@@ -61,10 +71,10 @@ struct Side : Pollable {
   Relay* relay;
   int fd = -1;
   bool client;
-  bool readable = false;   // an edge said there is something to read (data, FIN or error) not read yet
-  bool hup = false;        // the edge carried a FIN or error: read on to it even after a short read
-  bool eof = false;        // read returned 0
-  bool shut = false;       // its write half is shut (the peer's FIN was passed on)
+  bool readable = false;  // an edge said there is something to read (data, FIN or error) not read yet
+  bool hup = false;       // the edge carried a FIN or error: read on to it even after a short read
+  bool eof = false;       // read returned 0
+  bool shut = false;      // its write half is shut (the peer's FIN was passed on)
   // bytes read from the other side that this side has not taken yet
   char* pending = nullptr;
   size_t pendingLen = 0, pendingOff = 0;
@@ -76,7 +86,7 @@ struct Relay {
   Side c, b;
   bool closing = false;
   bool queuedAgain = false;
-  uint64_t deadline = 0;   // connect timeout, in uv_now ms
+  uint64_t deadline = 0;  // connect timeout, in uv_now ms
 };
 
 struct State {
@@ -90,8 +100,8 @@ struct State {
   std::vector<Relay*> relays;
   size_t live = 0, connecting = 0;
   std::vector<int32_t> events;
-  std::vector<Relay*> graveyard;   // finished during a batch; freed after it (stale events may name them)
-  std::vector<Relay*> again;       // stopped reading at kReadsPerTurn with more to read
+  std::vector<Relay*> graveyard;  // finished during a batch; freed after it (stale events may name them)
+  std::vector<Relay*> again;      // stopped reading at kReadsPerTurn with more to read
   std::vector<Listener*> listeners;
   size_t pausedListeners = 0;
   int epfd = -1;
@@ -101,12 +111,14 @@ struct State {
   uv_timer_t timer;
   bool inBatch = false;
   char* buf = nullptr;
-  int spareFd = -1;   // kept in reserve to refuse connections when descriptors run out (refuseBacklog)
+  int spareFd = -1;  // kept in reserve to refuse connections when descriptors run out (refuseBacklog)
 };
 
 State S;
 
-Side& peer(Side& s) { return s.client ? s.relay->b : s.relay->c; }
+Side& peer(Side& s) {
+  return s.client ? s.relay->b : s.relay->c;
+}
 
 void count(Relay* r, int which, double v) {
   if (r->slot < S.counterSlots) S.counters[r->slot * COUNTERS + which] += v;
@@ -118,14 +130,22 @@ void emitRaw(int32_t id, int kind, int32_t a, int32_t b, const void* addr16 = nu
   S.events.insert(S.events.end(), w, w + kEventWords);
 }
 
-void emit(Relay* r, int kind, int cause, int err) { emitRaw((int32_t)r->slot, kind, cause, err); }
+void emit(Relay* r, int kind, int cause, int err) {
+  emitRaw((int32_t)r->slot, kind, cause, err);
+}
 
 void refLoop() {
   // open relays and listeners keep Node's loop alive, as open sockets and servers do
   bool listening = false;
-  for (Listener* l : S.listeners) if (l) { listening = true; break; }
-  if (S.live || listening) uv_ref(reinterpret_cast<uv_handle_t*>(&S.epPoll));
-  else uv_unref(reinterpret_cast<uv_handle_t*>(&S.epPoll));
+  for (Listener* l : S.listeners)
+    if (l) {
+      listening = true;
+      break;
+    }
+  if (S.live || listening)
+    uv_ref(reinterpret_cast<uv_handle_t*>(&S.epPoll));
+  else
+    uv_unref(reinterpret_cast<uv_handle_t*>(&S.epPoll));
 }
 
 void destroy(Relay* r) {
@@ -156,8 +176,10 @@ void finish(Relay* r, bool reset) {
   S.live--;
   closeSide(r->c, reset);
   closeSide(r->b, reset);
-  if (S.inBatch || r->queuedAgain) S.graveyard.push_back(r);
-  else destroy(r);
+  if (S.inBatch || r->queuedAgain)
+    S.graveyard.push_back(r);
+  else
+    destroy(r);
   refLoop();
 }
 
@@ -187,14 +209,17 @@ bool put(Relay* r, Side& to, const char* data, size_t len) {
   size_t off = 0;
   while (off < len) {
     ssize_t w = send(to.fd, data + off, len - off, MSG_NOSIGNAL);
-    if (w > 0) { off += (size_t)w; continue; }
+    if (w > 0) {
+      off += (size_t)w;
+      continue;
+    }
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     fail(r, to.client, errno);
     return false;
   }
   if (off < len) {
-    size_t rest = len - off;   // <= kReadSize: put is only called with nothing pending
+    size_t rest = len - off;  // <= kReadSize: put is only called with nothing pending
     if (!to.pending) to.pending = static_cast<char*>(malloc(kReadSize));
     memcpy(to.pending, data + off, rest);
     to.pendingLen = rest;
@@ -209,7 +234,8 @@ bool pumpFrom(Relay* r, Side& from) {
   for (int i = 0; i < kReadsPerTurn; i++) {
     if (!from.readable || from.eof || to.pendingLen) return true;
     ssize_t n;
-    do n = recv(from.fd, S.buf, kReadSize, 0); while (n < 0 && errno == EINTR);
+    do n = recv(from.fd, S.buf, kReadSize, 0);
+    while (n < 0 && errno == EINTR);
     if (n > 0) {
       count(r, from.client ? IN_READS : OUT_READS, 1);
       count(r, from.client ? IN_BYTES : OUT_BYTES, (double)n);
@@ -225,14 +251,18 @@ bool pumpFrom(Relay* r, Side& from) {
       maybeShut(r);
       return !r->closing;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) { from.readable = false; from.hup = false; return true; }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      from.readable = false;
+      from.hup = false;
+      return true;
+    }
     fail(r, from.client, errno);
     return false;
   }
   if (from.readable && !r->queuedAgain) {
     r->queuedAgain = true;
     S.again.push_back(r);
-    uv_idle_start(&S.idle, [](uv_idle_t*) {});   // keeps the loop from sleeping until the rest is read
+    uv_idle_start(&S.idle, [](uv_idle_t*) {});  // keeps the loop from sleeping until the rest is read
   }
   return true;
 }
@@ -240,7 +270,11 @@ bool pumpFrom(Relay* r, Side& from) {
 bool flush(Relay* r, Side& to) {
   while (to.pendingLen) {
     ssize_t w = send(to.fd, to.pending + to.pendingOff, to.pendingLen, MSG_NOSIGNAL);
-    if (w > 0) { to.pendingOff += (size_t)w; to.pendingLen -= (size_t)w; continue; }
+    if (w > 0) {
+      to.pendingOff += (size_t)w;
+      to.pendingLen -= (size_t)w;
+      continue;
+    }
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
     fail(r, to.client, errno);
@@ -260,7 +294,7 @@ void connected(Relay* r) {
   r->phase = RELAYING;
   S.connecting--;
   emit(r, CONNECTED, 0, 0);
-  pump(r);   // the client may have sent already
+  pump(r);  // the client may have sent already
 }
 
 void connectFailed(Relay* r, int err) {
@@ -281,7 +315,10 @@ void onSideEvent(Side& s, uint32_t ev) {
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-    if (err) { connectFailed(r, err); return; }
+    if (err) {
+      connectFailed(r, err);
+      return;
+    }
     // data (or a FIN) already there came with this edge: no other edge will say so
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.readable = true;
     if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.hup = true;
@@ -290,7 +327,7 @@ void onSideEvent(Side& s, uint32_t ev) {
   }
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.readable = true;
   if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s.hup = true;
-  if (r->phase != RELAYING) return;   // the client spoke before its backend is there: read it once connected
+  if (r->phase != RELAYING) return;  // the client spoke before its backend is there: read it once connected
   if ((ev & EPOLLOUT) && s.pendingLen && !flush(r, s)) return;
   pump(r);
 }
@@ -299,8 +336,10 @@ void onSideEvent(Side& s, uint32_t ev) {
 void drainGraveyard() {
   size_t keep = 0;
   for (Relay* r : S.graveyard) {
-    if (r->queuedAgain) S.graveyard[keep++] = r;
-    else destroy(r);
+    if (r->queuedAgain)
+      S.graveyard[keep++] = r;
+    else
+      destroy(r);
   }
   S.graveyard.resize(keep);
 }
@@ -310,7 +349,10 @@ void runAgain() {
   std::vector<Relay*> list;
   list.swap(S.again);
   S.inBatch = true;
-  for (Relay* r : list) { r->queuedAgain = false; pump(r); }
+  for (Relay* r : list) {
+    r->queuedAgain = false;
+    pump(r);
+  }
   S.inBatch = false;
   drainGraveyard();
   if (S.again.empty()) uv_idle_stop(&S.idle);
@@ -326,8 +368,10 @@ void onEpoll(uv_poll_t*, int, int) {
     S.inBatch = true;
     for (int i = 0; i < n; i++) {
       auto* p = static_cast<Pollable*>(evs[i].data.ptr);
-      if (p->listener) onAccept(static_cast<Listener*>(p));
-      else onSideEvent(*static_cast<Side*>(p), evs[i].events);
+      if (p->listener)
+        onAccept(static_cast<Listener*>(p));
+      else
+        onSideEvent(*static_cast<Side*>(p), evs[i].events);
     }
     S.inBatch = false;
     drainGraveyard();
@@ -351,7 +395,11 @@ void onTimer(uv_timer_t*) {
       if (r && r->phase == CONNECTING && now >= r->deadline) connectFailed(r, ETIMEDOUT);
   if (S.pausedListeners)
     for (Listener* l : S.listeners)
-      if (l && l->paused && now >= l->resumeAt) { l->paused = false; S.pausedListeners--; listenerEvents(l, EPOLLIN); }
+      if (l && l->paused && now >= l->resumeAt) {
+        l->paused = false;
+        S.pausedListeners--;
+        listenerEvents(l, EPOLLIN);
+      }
   if (S.spareFd < 0) S.spareFd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (!S.connecting && !S.pausedListeners) uv_timer_stop(&S.timer);
 }
@@ -375,7 +423,7 @@ int refuseBacklog(Listener* l) {
     close(fd);
     n++;
   }
-  S.spareFd = open("/dev/null", O_RDONLY | O_CLOEXEC);   // else the timer tries again
+  S.spareFd = open("/dev/null", O_RDONLY | O_CLOEXEC);  // else the timer tries again
   return n;
 }
 
@@ -435,7 +483,7 @@ void onCheck(uv_check_t*) {
   S.events.clear();
   napi_create_typedarray(env, napi_int32_array, n, ab, 0, &arr);
   napi_get_reference_value(env, S.callback, &fn);
-  napi_get_global(env, &recv);   // MakeCallback needs an object receiver
+  napi_get_global(env, &recv);  // MakeCallback needs an object receiver
   napi_status st = napi_make_callback(env, S.asyncContext, recv, fn, 1, &arr, &result);
   if (st == napi_pending_exception) {
     napi_value err;
@@ -473,9 +521,13 @@ bool setCounters(napi_env env, napi_value v) {
 }
 
 using napi_args::args;
-inline bool getU32(napi_env env, napi_value v, uint32_t* out) { return napi_args::u32(env, v, out); }
+inline bool getU32(napi_env env, napi_value v, uint32_t* out) {
+  return napi_args::u32(env, v, out);
+}
 
-Relay* relayAt(uint32_t slot) { return slot < S.relays.size() ? S.relays[slot] : nullptr; }
+Relay* relayAt(uint32_t slot) {
+  return slot < S.relays.size() ? S.relays[slot] : nullptr;
+}
 
 napi_value boolean(napi_env env, bool b) {
   napi_value v;
@@ -510,7 +562,8 @@ napi_value Init(napi_env env, napi_callback_info info) {
     uv_idle_init(S.loop, &S.idle);
     uv_timer_init(S.loop, &S.timer);
     for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&S.check), reinterpret_cast<uv_handle_t*>(&S.idle),
-                           reinterpret_cast<uv_handle_t*>(&S.timer)}) uv_unref(h);
+                           reinterpret_cast<uv_handle_t*>(&S.timer)})
+      uv_unref(h);
     refLoop();
   }
   return nullptr;
@@ -519,7 +572,8 @@ napi_value Init(napi_env env, napi_callback_info info) {
 // counters(Float64Array): a bigger array (JS copied the old figures into it)
 napi_value Counters(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  if (!args(env, info, 1, argv) || !setCounters(env, argv[0])) return throwError(env, "counters(a): a must be a Float64Array");
+  if (!args(env, info, 1, argv) || !setCounters(env, argv[0]))
+    return throwError(env, "counters(a): a must be a Float64Array");
   return nullptr;
 }
 
@@ -537,9 +591,16 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   }
   Relay* r = new Relay();
   r->slot = slot;
-  r->c.relay = r; r->c.client = true; r->c.fd = (int)c;
-  r->b.relay = r; r->b.client = false;
-  if (!watch(r->c)) { close((int)c); delete r; return throwError(env, "adopt: epoll_ctl failed"); }
+  r->c.relay = r;
+  r->c.client = true;
+  r->c.fd = (int)c;
+  r->b.relay = r;
+  r->b.client = false;
+  if (!watch(r->c)) {
+    close((int)c);
+    delete r;
+    return throwError(env, "adopt: epoll_ctl failed");
+  }
   if (slot >= S.relays.size()) S.relays.resize(slot + 1, nullptr);
   S.relays[slot] = r;
   S.live++;
@@ -554,13 +615,17 @@ static bool sockaddrOf(const char* addr, uint32_t port, sockaddr_storage* ss, so
   if (strchr(addr, ':')) {
     auto* a6 = reinterpret_cast<sockaddr_in6*>(ss);
     if (inet_pton(AF_INET6, addr, &a6->sin6_addr) != 1) return false;
-    a6->sin6_family = AF_INET6; a6->sin6_port = htons((uint16_t)port);
-    *sl = sizeof *a6; *family = AF_INET6;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    *sl = sizeof *a6;
+    *family = AF_INET6;
   } else {
     auto* a4 = reinterpret_cast<sockaddr_in*>(ss);
     if (inet_pton(AF_INET, addr, &a4->sin_addr) != 1) return false;
-    a4->sin_family = AF_INET; a4->sin_port = htons((uint16_t)port);
-    *sl = sizeof *a4; *family = AF_INET;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *sl = sizeof *a4;
+    *family = AF_INET;
   }
   return true;
 }
@@ -572,8 +637,8 @@ napi_value Connect(napi_env env, napi_callback_info info) {
   uint32_t slot, port, timeout;
   char addr[64];
   size_t alen = 0;
-  if (!args(env, info, 4, argv) || !getU32(env, argv[0], &slot) || !getU32(env, argv[2], &port) || !getU32(env, argv[3], &timeout) ||
-      napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &alen) != napi_ok)
+  if (!args(env, info, 4, argv) || !getU32(env, argv[0], &slot) || !getU32(env, argv[2], &port) ||
+      !getU32(env, argv[3], &timeout) || napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &alen) != napi_ok)
     return throwError(env, "connect(slot, addr, port, timeoutMs)");
   Relay* r = relayAt(slot);
   if (!r || r->phase != IDLE) return throwError(env, "connect: the slot has no client or already a backend");
@@ -586,11 +651,17 @@ napi_value Connect(napi_env env, napi_callback_info info) {
   r->deadline = uv_now(S.loop) + timeout;
   startTimer();
   int b = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (b < 0) { connectFailed(r, errno); return nullptr; }
+  if (b < 0) {
+    connectFailed(r, errno);
+    return nullptr;
+  }
   r->b.fd = b;
   int one = 1;
   setsockopt(b, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(b, reinterpret_cast<sockaddr*>(&ss), sl) < 0 && errno != EINPROGRESS) { connectFailed(r, errno); return nullptr; }
+  if (connect(b, reinterpret_cast<sockaddr*>(&ss), sl) < 0 && errno != EINPROGRESS) {
+    connectFailed(r, errno);
+    return nullptr;
+  }
   if (!watch(r->b)) connectFailed(r, errno);
   return nullptr;
 }
@@ -600,7 +671,8 @@ napi_value Connect(napi_env env, napi_callback_info info) {
 napi_value Close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   uint32_t slot;
-  if (!args(env, info, 1, argv) || !getU32(env, argv[0], &slot)) return throwError(env, "close(slot): a non-negative integer");
+  if (!args(env, info, 1, argv) || !getU32(env, argv[0], &slot))
+    return throwError(env, "close(slot): a non-negative integer");
   Relay* r = relayAt(slot);
   if (!r) return boolean(env, false);
   std::vector<int32_t> keep;
@@ -619,8 +691,8 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   uint32_t id, port, backlog;
   char addr[64];
   size_t alen = 0;
-  if (!args(env, info, 4, argv) || !getU32(env, argv[0], &id) || !getU32(env, argv[2], &port) || !getU32(env, argv[3], &backlog) ||
-      napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &alen) != napi_ok)
+  if (!args(env, info, 4, argv) || !getU32(env, argv[0], &id) || !getU32(env, argv[2], &port) ||
+      !getU32(env, argv[3], &backlog) || napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &alen) != napi_ok)
     return throwError(env, "listen(id, addr, port, backlog)");
   struct sockaddr_storage ss;
   socklen_t sl;
@@ -628,11 +700,14 @@ napi_value Listen(napi_env env, napi_callback_info info) {
   if (!sockaddrOf(addr, port, &ss, &sl, &family)) return throwError(env, "listen: not an IP address");
   napi_value ret;
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) { napi_create_int32(env, -errno, &ret); return ret; }
+  if (fd < 0) {
+    napi_create_int32(env, -errno, &ret);
+    return ret;
+  }
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   // accepted sockets inherit it
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // accepted sockets inherit it
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0 || listen(fd, (int)backlog) < 0) {
     int e = errno;
     close(fd);
@@ -654,9 +729,14 @@ napi_value Listen(napi_env env, napi_callback_info info) {
     return ret;
   }
   if (id >= S.listeners.size()) S.listeners.resize(id + 1, nullptr);
-  if (S.listeners[id]) { epoll_ctl(S.epfd, EPOLL_CTL_DEL, fd, nullptr); close(fd); delete l; return throwError(env, "listen: id in use"); }
+  if (S.listeners[id]) {
+    epoll_ctl(S.epfd, EPOLL_CTL_DEL, fd, nullptr);
+    close(fd);
+    delete l;
+    return throwError(env, "listen: id in use");
+  }
   S.listeners[id] = l;
-  uv_ref(reinterpret_cast<uv_handle_t*>(&S.epPoll));   // a listener keeps the loop alive, as a server does
+  uv_ref(reinterpret_cast<uv_handle_t*>(&S.epPoll));  // a listener keeps the loop alive, as a server does
   napi_create_int32(env, 0, &ret);
   return ret;
 }
@@ -697,15 +777,15 @@ napi_value Active(napi_env env, napi_callback_info) {
 
 napi_value Module(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-    {"init", nullptr, Init, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"counters", nullptr, Counters, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"adopt", nullptr, Adopt, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"connect", nullptr, Connect, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"listen", nullptr, Listen, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"unlisten", nullptr, Unlisten, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"resetFd", nullptr, ResetFd, nullptr, nullptr, nullptr, napi_default, nullptr},
-    {"active", nullptr, Active, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"init", nullptr, Init, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"counters", nullptr, Counters, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adopt", nullptr, Adopt, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"connect", nullptr, Connect, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"listen", nullptr, Listen, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unlisten", nullptr, Unlisten, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"resetFd", nullptr, ResetFd, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"active", nullptr, Active, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

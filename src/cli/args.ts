@@ -21,10 +21,10 @@ export interface FlagSpec {
   /** flag: no value; value: one value; list: repeatable, commas split values; optional: a value when the
    * next word matches `optionalValue` (trace's -p [SECONDS]) */
   kind: "flag" | "value" | "list" | "optional";
-  aliases?: string[];         // other spellings, e.g. ["-c"] for --config
+  aliases?: string[]; // other spellings, e.g. ["-c"] for --config
   check?: Check;
   optionalValue?: RegExp;
-  repeat?: boolean;           // a value flag that may be given again (the last one wins)
+  repeat?: boolean; // a value flag that may be given again (the last one wins)
 }
 
 export interface CommandSpec {
@@ -74,9 +74,18 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): Parsed {
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i];
     if (typeof word !== "string") throw new UsageError(`argument ${i + 1} is not a string`);
-    if (flagsEnded || word === "-" || !word.startsWith("-")) { positionals.push(word); continue; }
-    if (word === "--") { flagsEnded = true; continue; }
-    if (HELP.has(word)) { help = true; continue; }
+    if (flagsEnded || word === "-" || !word.startsWith("-")) {
+      positionals.push(word);
+      continue;
+    }
+    if (word === "--") {
+      flagsEnded = true;
+      continue;
+    }
+    if (HELP.has(word)) {
+      help = true;
+      continue;
+    }
     const eq = word.startsWith("--") ? word.indexOf("=") : -1;
     const spelled = eq > 0 ? word.slice(0, eq) : word;
     const name = byName.get(spelled);
@@ -101,7 +110,8 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): Parsed {
       if (!parts.length) throw new UsageError(`${spelled} needs a value`);
       for (const v of parts) {
         const why = flag.check(v);
-        if (why) throw new UsageError(why.startsWith("not ") ? `${spelled} '${clip(v)}' is ${why}` : `${spelled}: ${why}`);
+        if (why)
+          throw new UsageError(why.startsWith("not ") ? `${spelled} '${clip(v)}' is ${why}` : `${spelled}: ${why}`);
       }
     }
     const seen = values.get(name);
@@ -113,7 +123,9 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): Parsed {
   }
   if (!help) checkPositionals(positionals, spec);
   return {
-    help, positionals, order,
+    help,
+    positionals,
+    order,
     has: (n) => values.has(n),
     get: (n) => values.get(n)?.at(-1),
     all: (n) => (values.get(n) ?? []).flatMap((v) => v.split(",")).filter(Boolean),
@@ -132,7 +144,10 @@ function checkPositionals(words: string[], spec: CommandSpec): void {
   });
 }
 
-export interface Streams { out: { write(s: string): unknown }; err: { write(s: string): unknown } }
+export interface Streams {
+  out: { write(s: string): unknown };
+  err: { write(s: string): unknown };
+}
 
 /**
  * Parses argv for a command and settles --help and usage errors the same way everywhere: the usage on
@@ -147,7 +162,10 @@ export function parseOrExit(argv: readonly string[], spec: CommandSpec, io: Stre
     if (!(e instanceof UsageError)) throw e;
     return usageFailed(spec, e.message, io);
   }
-  if (parsed.help) { io.out.write(spec.usage); return 0; }
+  if (parsed.help) {
+    io.out.write(spec.usage);
+    return 0;
+  }
   return parsed;
 }
 
@@ -161,13 +179,19 @@ export function usageFailed(spec: Pick<CommandSpec, "name" | "usage">, message: 
 export const checks = {
   ip: (v: string) => (isIP(v) ? undefined : "not an IPv4 or IPv6 address"),
   /** a whole number in [lo, hi] */
-  int: (lo: number, hi: number): Check => (v) =>
-    /^\d+$/.test(v) && Number(v) >= lo && Number(v) <= hi ? undefined : `not a whole number from ${lo} to ${hi}`,
+  int:
+    (lo: number, hi: number): Check =>
+    (v) =>
+      /^\d+$/.test(v) && Number(v) >= lo && Number(v) <= hi ? undefined : `not a whole number from ${lo} to ${hi}`,
   /** a number of seconds in [0, max], fractions allowed */
-  seconds: (max: number): Check => (v) =>
-    /^\d+(\.\d+)?$/.test(v) && Number(v) <= max ? undefined : `not a number of seconds 0..${max}`,
-  oneOf: (choices: readonly string[]): Check => (v) =>
-    choices.includes(v) ? undefined : `not one of ${choices.join(", ")}`,
+  seconds:
+    (max: number): Check =>
+    (v) =>
+      /^\d+(\.\d+)?$/.test(v) && Number(v) <= max ? undefined : `not a number of seconds 0..${max}`,
+  oneOf:
+    (choices: readonly string[]): Check =>
+    (v) =>
+      choices.includes(v) ? undefined : `not one of ${choices.join(", ")}`,
   /** HOST:PORT or [V6]:PORT; an empty host means every address */
   hostPort: (v: string) => {
     const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):(\d{1,5})$/.exec(v);

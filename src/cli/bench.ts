@@ -25,20 +25,30 @@ const USAGE = `usage: wasmvs bench scaling [--full] [--services=1000,5000] [--en
 `;
 
 /** A whole number from 1 to max, "k" for thousands (5k). */
-const count = (max: number): Check => (v) => {
-  const x = Number(v.replace(/k$/i, "000"));
-  return /^\d+k?$/i.test(v) && Number.isSafeInteger(x) && x >= 1 && x <= max ? undefined
-    : `not a whole number from 1 to ${max.toLocaleString("en")}`;
-};
+const count =
+  (max: number): Check =>
+  (v) => {
+    const x = Number(v.replace(/k$/i, "000"));
+    return /^\d+k?$/i.test(v) && Number.isSafeInteger(x) && x >= 1 && x <= max
+      ? undefined
+      : `not a whole number from 1 to ${max.toLocaleString("en")}`;
+  };
 const HOST_MODES = ["iptables-legacy", "iptables-nft", "nftables", "ipvs"];
 
 export const BENCH_SCALING: CommandSpec = {
-  name: "wasmvs bench scaling", usage: USAGE,
+  name: "wasmvs bench scaling",
+  usage: USAGE,
   flags: {
-    "--full": { kind: "flag" }, "--no-host": { kind: "flag" }, "--no-proxy": { kind: "flag" },
-    "--no-packet": { kind: "flag" }, "--no-ipvs": { kind: "flag" }, "--vm": { kind: "flag" }, "--no-sim": { kind: "flag" },
+    "--full": { kind: "flag" },
+    "--no-host": { kind: "flag" },
+    "--no-proxy": { kind: "flag" },
+    "--no-packet": { kind: "flag" },
+    "--no-ipvs": { kind: "flag" },
+    "--vm": { kind: "flag" },
+    "--no-sim": { kind: "flag" },
     "--target": { kind: "flag" },
-    "--services": { kind: "list", check: count(100_000) }, "--endpoints": { kind: "value", check: count(64) },
+    "--services": { kind: "list", check: count(100_000) },
+    "--endpoints": { kind: "value", check: count(64) },
     "--modes": { kind: "list", check: checks.oneOf(HOST_MODES) },
     "--sim-services": { kind: "list", check: count(1_000_000) },
     "--sim-connections": { kind: "value", check: count(100_000_000) },
@@ -46,7 +56,8 @@ export const BENCH_SCALING: CommandSpec = {
     "--target-connections": { kind: "value", check: count(100_000_000) },
     "--target-runs": { kind: "value", check: count(100) },
     "--out": { kind: "value", check: checks.nonEmpty },
-    "--connects": { kind: "value", check: count(1_000_000) }, "--cpu-connects": { kind: "value", check: count(1_000_000) },
+    "--connects": { kind: "value", check: count(1_000_000) },
+    "--cpu-connects": { kind: "value", check: count(1_000_000) },
     "--kube-proxy-version": { kind: "value", check: checks.oneOf(KUBE_PROXY_VERSIONS) },
   },
 };
@@ -64,8 +75,12 @@ export function equalsForm(p: Parsed, spec: CommandSpec): string[] {
 export async function benchCommand(argv: string[]): Promise<number> {
   const io = { out: process.stdout, err: process.stderr };
   const top = { name: "wasmvs bench", usage: "usage: wasmvs bench scaling [options] (wasmvs bench scaling --help)\n" };
-  if (argv[0] === "-h" || argv[0] === "--help" || argv[0] === "help") { io.out.write(top.usage); return 0; }
-  if (argv[0] !== "scaling") return usageFailed(top, argv[0] ? `unknown benchmark '${argv[0].slice(0, 64)}'` : "which benchmark?", io);
+  if (argv[0] === "-h" || argv[0] === "--help" || argv[0] === "help") {
+    io.out.write(top.usage);
+    return 0;
+  }
+  if (argv[0] !== "scaling")
+    return usageFailed(top, argv[0] ? `unknown benchmark '${argv[0].slice(0, 64)}'` : "which benchmark?", io);
   const p = parseOrExit(argv.slice(1), BENCH_SCALING, io);
   if (typeof p === "number") return p;
   const script = fileURLToPath(new URL("../../bench/scaling.ts", import.meta.url));

@@ -11,7 +11,15 @@ const DESTS = [
 ];
 const LETTER: Record<string, string> = { "10.1.0.1": "A", "10.1.0.2": "B", "10.1.0.3": "C", "10.1.0.4": "D" };
 
-export interface DemoRow { scheduler: string; flags: string[]; choices: string; counts: number[]; active: number[]; inactive: number[]; refused: number }
+export interface DemoRow {
+  scheduler: string;
+  flags: string[];
+  choices: string;
+  counts: number[];
+  active: number[];
+  inactive: number[];
+  refused: number;
+}
 
 // Runs the burst: `burst` connections from 8 clients, one new connection every 10 ms; every third one
 // completes and closes (TIME_WAIT: inactive), the rest stay in SYN_RECV (active, as on Linux >= 4.7).
@@ -24,13 +32,18 @@ export async function runDemo(burst = 24): Promise<DemoRow[]> {
     const vip = "10.0.0.1";
     const svc = core.addService({ proto: "tcp", addr: vip, port: 80, scheduler, flags });
     const ids = DESTS.map((d) => core.addDest(svc, { addr: d.addr, port: 8080, weight: d.weight }));
-    let choices = "", refused = 0;
+    let choices = "",
+      refused = 0;
     for (let i = 0; i < burst; i++) {
       const client = `192.168.${1 + (i % 8)}.${10 + (i % 8)}`;
       const sport = 40000 + i;
       const now = 1000 + 10 * i;
       const r = core.packet("in", "tcp", client, sport, vip, 80, { flags: TCP_FLAGS.SYN, now });
-      if (r.verdict !== "forward") { choices += "-"; refused++; continue; }
+      if (r.verdict !== "forward") {
+        choices += "-";
+        refused++;
+        continue;
+      }
       const conn = core.conn(r.conn)!;
       choices += LETTER[conn.daddr];
       // every third connection completes its handshake and closes at once: TIME_WAIT, inactive
@@ -43,8 +56,15 @@ export async function runDemo(burst = 24): Promise<DemoRow[]> {
       }
     }
     const info = ids.map((id) => core.dest(id));
-    rows.push({ scheduler, flags, choices, counts: info.map((d) => Number(d.conns)), active: info.map((d) => d.activeConns),
-      inactive: info.map((d) => d.inactConns), refused });
+    rows.push({
+      scheduler,
+      flags,
+      choices,
+      counts: info.map((d) => Number(d.conns)),
+      active: info.map((d) => d.activeConns),
+      inactive: info.map((d) => d.inactConns),
+      refused,
+    });
   }
   return rows;
 }
@@ -61,8 +81,11 @@ export async function demo(): Promise<number> {
   out.write(head + "\n" + "-".repeat(head.length) + "\n");
   for (const r of rows) {
     const name = (r.scheduler + (r.flags.length ? "*" : "")).padEnd(6);
-    out.write(`${name} ${r.choices.padEnd(26)} ${r.counts.join("/").padEnd(15)} ${r.active.join("/").padEnd(15)} ${r.inactive.join("/")}` +
-      (r.refused ? `   (${r.refused} refused: no destination)` : "") + "\n");
+    out.write(
+      `${name} ${r.choices.padEnd(26)} ${r.counts.join("/").padEnd(15)} ${r.active.join("/").padEnd(15)} ${r.inactive.join("/")}` +
+        (r.refused ? `   (${r.refused} refused: no destination)` : "") +
+        "\n",
+    );
   }
   out.write("\n* sh and mh with the -port flag, so one client's connections spread by source port.\n");
   out.write("lblc/lblcr key on the destination address: one VIP is one table entry, kept until its server has\n");

@@ -12,12 +12,14 @@ import { type NameResolver, filesResolver, numericResolver } from "../model/name
 import { type Problem, formatProblems, validateRealServer, validateService } from "../model/validate.ts";
 import { canonicalAddr } from "../model/inet.ts";
 
-export interface Sink { write(s: string): unknown }
+export interface Sink {
+  write(s: string): unknown;
+}
 export interface RunOptions {
-  program?: string;                   // in ipvsadm's messages ("Try `wasmvs -h' ..."); default "wasmvs"
-  stdin?: () => Promise<string>;      // for -R (default: process.stdin)
-  resolver?: NameResolver;            // names for -L/-S without -n and "host:service" input (default: /etc files)
-  version?: string;                   // for -v
+  program?: string; // in ipvsadm's messages ("Try `wasmvs -h' ..."); default "wasmvs"
+  stdin?: () => Promise<string>; // for -R (default: process.stdin)
+  resolver?: NameResolver; // names for -L/-S without -n and "host:service" input (default: /etc files)
+  version?: string; // for -v
 }
 
 export function wasmvsIpvsadmUsage(program = "wasmvs"): string {
@@ -103,8 +105,25 @@ and says which lines were applied; ipvsadm goes on past it).
 }
 
 // ipvs_strerror: the message libipvs gives for an errno in the context of the failed call
-const ERRNO: Record<string, number> = { EPERM: 1, ENOENT: 2, ESRCH: 3, ENOMEM: 12, EEXIST: 17, EINVAL: 22, ERANGE: 34, EMSGSIZE: 90, ENOPROTOOPT: 92, EOPNOTSUPP: 95, EAFNOSUPPORT: 97 };
-const STRERROR: Record<number, string> = { 34: "Numerical result out of range", 16: "Device or resource busy", 19: "No such device", 110: "Connection timed out" };
+const ERRNO: Record<string, number> = {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  ENOMEM: 12,
+  EEXIST: 17,
+  EINVAL: 22,
+  ERANGE: 34,
+  EMSGSIZE: 90,
+  ENOPROTOOPT: 92,
+  EOPNOTSUPP: 95,
+  EAFNOSUPPORT: 97,
+};
+const STRERROR: Record<number, string> = {
+  34: "Numerical result out of range",
+  16: "Device or resource busy",
+  19: "No such device",
+  110: "Connection timed out",
+};
 export function ipvsStrerror(kind: IpvsadmCommand["kind"] | "list", e: unknown): string {
   const any = e as { code?: unknown; errno?: unknown; message?: string };
   let n: number | undefined;
@@ -115,16 +134,21 @@ export function ipvsStrerror(kind: IpvsadmCommand["kind"] | "list", e: unknown):
   const ctx: Record<string, Record<number, string>> = {
     "add-service": { 17: "Service already exists", 2: "Scheduler or persistence engine not found" },
     "edit-service": { 3: "No such service", 2: "Scheduler or persistence engine not found" },
-    "delete-service": { 3: "No such service" }, zero: { 3: "No such service" },
+    "delete-service": { 3: "No such service" },
+    zero: { 3: "No such service" },
     "add-server": { 3: "Service not defined", 17: "Destination already exists" },
     "edit-server": { 3: "Service not defined", 2: "No such destination" },
     "delete-server": { 3: "Service not defined", 2: "No such destination" },
     list: { 3: "No such service" },
   };
   const any2: Record<number, string> = {
-    1: "Permission denied (you must be root)", 22: "Invalid operation.  Possibly wrong module version, address not unicast, ...",
-    92: "Protocol not available", 12: "Memory allocation problem", 95: "Operation not supported with IPv6",
-    97: "Operation not supported with specified address family", 90: "Module is wrong version",
+    1: "Permission denied (you must be root)",
+    22: "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+    92: "Protocol not available",
+    12: "Memory allocation problem",
+    95: "Operation not supported with IPv6",
+    97: "Operation not supported with specified address family",
+    90: "Module is wrong version",
   };
   return ctx[kind]?.[n] ?? any2[n] ?? STRERROR[n] ?? any?.message ?? `errno ${n}`;
 }
@@ -132,7 +156,13 @@ export function ipvsStrerror(kind: IpvsadmCommand["kind"] | "list", e: unknown):
 let defaultResolver: NameResolver | undefined;
 function systemResolver(): NameResolver {
   if (!defaultResolver) {
-    const read = (f: string) => { try { return readFileSync(f, "utf8"); } catch { return ""; } };
+    const read = (f: string) => {
+      try {
+        return readFileSync(f, "utf8");
+      } catch {
+        return "";
+      }
+    };
     defaultResolver = filesResolver(read("/etc/services"), read("/etc/hosts"));
   }
   return defaultResolver;
@@ -145,30 +175,48 @@ async function readStdin(): Promise<string> {
 }
 
 function sameService(a: Omit<VirtualService, "realServers">, b: Omit<VirtualService, "realServers">): boolean {
-  const norm = (s: Omit<VirtualService, "realServers">) => serviceKey({ ...s, addr: s.addr ? canonicalAddr(s.addr) : s.addr });
+  const norm = (s: Omit<VirtualService, "realServers">) =>
+    serviceKey({ ...s, addr: s.addr ? canonicalAddr(s.addr) : s.addr });
   return norm(a) === norm(b);
 }
 
 /** Run one ipvsadm command line against a target; returns ipvsadm's exit status. */
-export async function runIpvsadm(argv: string[], target: IpvsTarget, out: Sink, err: Sink, opts: RunOptions = {}): Promise<number> {
+export async function runIpvsadm(
+  argv: string[],
+  target: IpvsTarget,
+  out: Sink,
+  err: Sink,
+  opts: RunOptions = {},
+): Promise<number> {
   const o = { ...opts, program: opts.program ?? "wasmvs", resolver: opts.resolver ?? systemResolver() };
   const prepared = await prepareIpvsadm(argv, err, o);
   return typeof prepared === "number" ? prepared : runPrepared(prepared, target, out, err, o);
 }
 
 type Resolved = RunOptions & { program: string; resolver: NameResolver };
-interface RestoreLine { line: number; text: string; cmd: IpvsadmCommand }
+interface RestoreLine {
+  line: number;
+  text: string;
+  cmd: IpvsadmCommand;
+}
 /** A command line checked as far as it can be without the target (for -R: every line of the input). */
-export interface Prepared { cmd: IpvsadmCommand; restore?: RestoreLine[] }
+export interface Prepared {
+  cmd: IpvsadmCommand;
+  restore?: RestoreLine[];
+}
 
 /**
  * Everything that can be refused without the target, before it is opened: the command line (ipvsadm's
  * messages and statuses; with `explain`, a first line naming the word at fault, which ipvsadm does not), the
  * values the validator refuses, and for -R the whole input. Returns the exit status when refused.
  */
-export async function prepareIpvsadm(argv: string[], err: Sink, opts: RunOptions & { explain?: boolean } = {}): Promise<Prepared | number> {
+export async function prepareIpvsadm(
+  argv: string[],
+  err: Sink,
+  opts: RunOptions & { explain?: boolean } = {},
+): Promise<Prepared | number> {
   const o: Resolved = { ...opts, program: opts.program ?? "wasmvs", resolver: opts.resolver ?? systemResolver() };
-  if (argv.length === 0) argv = ["-L"];   // ipvsadm with no arguments lists the table (names, not numbers)
+  if (argv.length === 0) argv = ["-L"]; // ipvsadm with no arguments lists the table (names, not numbers)
   let cmd: IpvsadmCommand;
   try {
     cmd = parseIpvsadm(argv, { program: o.program, resolver: o.resolver, readingStdin: false });
@@ -190,7 +238,13 @@ export async function prepareIpvsadm(argv: string[], err: Sink, opts: RunOptions
 }
 
 /** Runs a prepared command line against the target. */
-export function runPrepared(p: Prepared, target: IpvsTarget, out: Sink, err: Sink, opts: RunOptions = {}): Promise<number> {
+export function runPrepared(
+  p: Prepared,
+  target: IpvsTarget,
+  out: Sink,
+  err: Sink,
+  opts: RunOptions = {},
+): Promise<number> {
   const o: Resolved = { ...opts, program: opts.program ?? "wasmvs", resolver: opts.resolver ?? systemResolver() };
   return p.restore ? applyRestore(p.restore, target, out, err, o) : execute(p.cmd, target, out, err, o);
 }
@@ -206,27 +260,57 @@ function refuseProblems(all: Problem[], err: Sink, opts: { program: string }): b
 }
 
 /** Execute a parsed command (what ipvsadm does after parsing). */
-export async function execute(cmd: IpvsadmCommand, target: IpvsTarget, out: Sink, err: Sink,
-  opts: RunOptions & { program: string; resolver: NameResolver }): Promise<number> {
+export async function execute(
+  cmd: IpvsadmCommand,
+  target: IpvsTarget,
+  out: Sink,
+  err: Sink,
+  opts: RunOptions & { program: string; resolver: NameResolver },
+): Promise<number> {
   const refuse = (all: Problem[]) => (refuseProblems(all, err, opts) ? 2 : 0);
   const kernel = async (f: () => Promise<void>): Promise<number> => {
-    try { await f(); return 0; } catch (e) { err.write(ipvsStrerror(cmd.kind, e) + "\n"); return 255; }
+    try {
+      await f();
+      return 0;
+    } catch (e) {
+      err.write(ipvsStrerror(cmd.kind, e) + "\n");
+      return 255;
+    }
   };
   switch (cmd.kind) {
-    case "help": out.write(wasmvsIpvsadmUsage(opts.program)); return 0;
-    case "version": out.write(`${opts.program}${opts.version ? " " + opts.version : ""} (ipvsadm v1.31 commands, target ${target.name})\n`); return 0;
-    case "start-daemon": case "stop-daemon":
-      err.write(`${opts.program}: the connection sync daemon (--${cmd.kind}) is not supported\n`); return 2;
-    case "add-service": case "edit-service": {
+    case "help":
+      out.write(wasmvsIpvsadmUsage(opts.program));
+      return 0;
+    case "version":
+      out.write(
+        `${opts.program}${opts.version ? " " + opts.version : ""} (ipvsadm v1.31 commands, target ${target.name})\n`,
+      );
+      return 0;
+    case "start-daemon":
+    case "stop-daemon":
+      err.write(`${opts.program}: the connection sync daemon (--${cmd.kind}) is not supported\n`);
+      return 2;
+    case "add-service":
+    case "edit-service": {
       if (refuse(validateService(cmd.service, "service"))) return 2;
-      return kernel(() => cmd.kind === "add-service" ? target.addService(cmd.service) : target.editService(cmd.service));
+      return kernel(() =>
+        cmd.kind === "add-service" ? target.addService(cmd.service) : target.editService(cmd.service),
+      );
     }
-    case "delete-service": return kernel(() => target.deleteService(cmd.service));
-    case "flush": return kernel(() => target.flush());
-    case "zero": return kernel(() => target.zero(cmd.service));
-    case "add-server": case "edit-server": {
+    case "delete-service":
+      return kernel(() => target.deleteService(cmd.service));
+    case "flush":
+      return kernel(() => target.flush());
+    case "zero":
+      return kernel(() => target.zero(cmd.service));
+    case "add-server":
+    case "edit-server": {
       if (refuse(validateRealServer(cmd.server, cmd.service, "realServer"))) return 2;
-      return kernel(() => cmd.kind === "add-server" ? target.addRealServer(cmd.service, cmd.server) : target.editRealServer(cmd.service, cmd.server));
+      return kernel(() =>
+        cmd.kind === "add-server"
+          ? target.addRealServer(cmd.service, cmd.server)
+          : target.editRealServer(cmd.service, cmd.server),
+      );
     }
     case "delete-server": {
       const r: Pick<RealServer, "addr" | "port"> = { addr: cmd.server.addr, port: cmd.server.port };
@@ -244,19 +328,36 @@ export async function execute(cmd: IpvsadmCommand, target: IpvsTarget, out: Sink
       try {
         out.write(formatSave(await target.services(), { numeric: cmd.numeric, resolver: opts.resolver }));
         return 0;
-      } catch (e) { err.write(ipvsStrerror("list", e) + "\n"); return 1; }
+      } catch (e) {
+        err.write(ipvsStrerror("list", e) + "\n");
+        return 1;
+      }
     }
     case "list": {
-      const fo = { numeric: cmd.numeric, format: cmd.format, exact: cmd.exact, nosort: cmd.nosort, resolver: opts.resolver };
+      const fo = {
+        numeric: cmd.numeric,
+        format: cmd.format,
+        exact: cmd.exact,
+        nosort: cmd.nosort,
+        resolver: opts.resolver,
+      };
       try {
         switch (cmd.what) {
-          case "connections": out.write(formatConnections(await target.connections(), fo)); return 0;
-          case "timeout": out.write(formatTimeouts(await target.timeouts())); return 0;
-          case "daemon": return 0;   // no sync daemon runs, so ipvsadm prints nothing
+          case "connections":
+            out.write(formatConnections(await target.connections(), fo));
+            return 0;
+          case "timeout":
+            out.write(formatTimeouts(await target.timeouts()));
+            return 0;
+          case "daemon":
+            return 0; // no sync daemon runs, so ipvsadm prints nothing
           case "service": {
             const all: ServiceStatus[] = await target.services();
             const s = all.find((x) => sameService(x, cmd.service!));
-            if (!s) { err.write("No such service\n"); return 1; }
+            if (!s) {
+              err.write("No such service\n");
+              return 1;
+            }
             out.write(formatListService(s, fo));
             return 0;
           }
@@ -266,7 +367,10 @@ export async function execute(cmd: IpvsadmCommand, target: IpvsTarget, out: Sink
             return 0;
           }
         }
-      } catch (e) { err.write(ipvsStrerror("list", e) + "\n"); return 1; }
+      } catch (e) {
+        err.write(ipvsStrerror("list", e) + "\n");
+        return 1;
+      }
     }
     case "restore": {
       const lines = checkRestoreInput(await (opts.stdin ?? readStdin)(), err, opts);
@@ -275,12 +379,36 @@ export async function execute(cmd: IpvsadmCommand, target: IpvsTarget, out: Sink
   }
 }
 
-const CHANGES = new Set(["add-service", "edit-service", "delete-service", "flush", "add-server", "edit-server", "delete-server", "set-timeouts"]);
-type Change = Extract<IpvsadmCommand, { kind: "add-service" | "edit-service" | "delete-service" | "flush" | "add-server" |
-  "edit-server" | "delete-server" | "set-timeouts" }>;
+const CHANGES = new Set([
+  "add-service",
+  "edit-service",
+  "delete-service",
+  "flush",
+  "add-server",
+  "edit-server",
+  "delete-server",
+  "set-timeouts",
+]);
+type Change = Extract<
+  IpvsadmCommand,
+  {
+    kind:
+      | "add-service"
+      | "edit-service"
+      | "delete-service"
+      | "flush"
+      | "add-server"
+      | "edit-server"
+      | "delete-server"
+      | "set-timeouts";
+  }
+>;
 /** A target that applies a batch of changes as one transaction (the proxy), with the refused one's index. */
-interface Transactional { apply(cmds: Change[]): Promise<void> }
-const transactional = (t: IpvsTarget): t is IpvsTarget & Transactional => typeof (t as Partial<Transactional>).apply === "function";
+interface Transactional {
+  apply(cmds: Change[]): Promise<void>;
+}
+const transactional = (t: IpvsTarget): t is IpvsTarget & Transactional =>
+  typeof (t as Partial<Transactional>).apply === "function";
 
 /** -R: every line is read and checked first (syntax, values, and against the target's current table), and
  * nothing is applied if one is refused; then the proxy applies the changes as one transaction, the kernel line
@@ -292,10 +420,16 @@ function checkRestoreInput(text: string, err: Sink, opts: Resolved): RestoreLine
     const words = restoreLineWords(all[i]);
     if (!words.length) continue;
     try {
-      lines.push({ line: i + 1, text: all[i].trim(), cmd: parseIpvsadm(words, { program: opts.program, resolver: opts.resolver, readingStdin: true }) });
+      lines.push({
+        line: i + 1,
+        text: all[i].trim(),
+        cmd: parseIpvsadm(words, { program: opts.program, resolver: opts.resolver, readingStdin: true }),
+      });
     } catch (e) {
       if (!(e instanceof IpvsadmError)) throw e;
-      err.write(e.text + `${opts.program}: -R refused at line ${i + 1} (${all[i].trim().slice(0, 200)}): nothing applied\n`);
+      err.write(
+        e.text + `${opts.program}: -R refused at line ${i + 1} (${all[i].trim().slice(0, 200)}): nothing applied\n`,
+      );
       return e.status;
     }
   }
@@ -303,58 +437,94 @@ function checkRestoreInput(text: string, err: Sink, opts: Resolved): RestoreLine
   const problems: string[] = [];
   for (const l of lines) {
     const c = l.cmd;
-    const ps = c.kind === "add-service" || c.kind === "edit-service" ? validateService(c.service, "service")
-      : c.kind === "add-server" || c.kind === "edit-server" ? validateRealServer(c.server, c.service, "realServer")
-      : c.kind === "start-daemon" || c.kind === "stop-daemon" ? [{ path: "daemon", message: "the connection sync daemon is not supported" }] : [];
+    const ps =
+      c.kind === "add-service" || c.kind === "edit-service"
+        ? validateService(c.service, "service")
+        : c.kind === "add-server" || c.kind === "edit-server"
+          ? validateRealServer(c.server, c.service, "realServer")
+          : c.kind === "start-daemon" || c.kind === "stop-daemon"
+            ? [{ path: "daemon", message: "the connection sync daemon is not supported" }]
+            : [];
     for (const p of ps) problems.push(`${where(l)}: ${p.path}: ${p.message}`);
   }
   if (problems.length) {
-    err.write(`${opts.program}: -R refused, nothing applied:\n${problems.slice(0, 50).map((p) => `  ${p}\n`).join("")}` +
-      (problems.length > 50 ? `  and ${problems.length - 50} more\n` : ""));
+    err.write(
+      `${opts.program}: -R refused, nothing applied:\n${problems
+        .slice(0, 50)
+        .map((p) => `  ${p}\n`)
+        .join("")}` + (problems.length > 50 ? `  and ${problems.length - 50} more\n` : ""),
+    );
     return 2;
   }
   return lines;
 }
 
 /** -R, once every line is read and checked: against the target's table, then applied. */
-async function applyRestore(lines: RestoreLine[], target: IpvsTarget, out: Sink, err: Sink, opts: Resolved): Promise<number> {
+async function applyRestore(
+  lines: RestoreLine[],
+  target: IpvsTarget,
+  out: Sink,
+  err: Sink,
+  opts: Resolved,
+): Promise<number> {
   const where = (l: { line: number; text: string }) => `line ${l.line} (${l.text.slice(0, 200)})`;
   const problems: string[] = [];
   // against the current table, as the target would refuse them (exists, not defined, no such destination)
   let current: ServiceStatus[];
-  try { current = await target.services(); } catch (e) { err.write(ipvsStrerror("list", e) + "\n"); return 1; }
-  const editor = new StateEditor({ services: current.map(({ stats: _s, realServers, ...s }) => ({ ...s, realServers: realServers.map(
-    ({ activeConns: _a, inactConns: _i, persistConns: _p, stats: _t, ...r }) => r) })) });
+  try {
+    current = await target.services();
+  } catch (e) {
+    err.write(ipvsStrerror("list", e) + "\n");
+    return 1;
+  }
+  const editor = new StateEditor({
+    services: current.map(({ stats: _s, realServers, ...s }) => ({
+      ...s,
+      realServers: realServers.map(({ activeConns: _a, inactConns: _i, persistConns: _p, stats: _t, ...r }) => r),
+    })),
+  });
   for (const l of lines) {
     const why = CHANGES.has(l.cmd.kind) || l.cmd.kind === "zero" ? editor.apply(l.cmd) : undefined;
     if (why) problems.push(`${where(l)}: ${why}`);
   }
   if (problems.length) {
-    err.write(`${opts.program}: -R refused, nothing applied:\n${problems.slice(0, 50).map((p) => `  ${p}\n`).join("")}` +
-      (problems.length > 50 ? `  and ${problems.length - 50} more\n` : ""));
+    err.write(
+      `${opts.program}: -R refused, nothing applied:\n${problems
+        .slice(0, 50)
+        .map((p) => `  ${p}\n`)
+        .join("")}` + (problems.length > 50 ? `  and ${problems.length - 50} more\n` : ""),
+    );
     return 255;
   }
   // apply: runs of changes as one transaction where the target has them; other commands (-L, -Z) in order
   let applied = 0;
   const stopped = (l: { line: number; text: string }, message: string, runApplied: boolean) => {
-    err.write(`${message}\n${opts.program}: -R stopped at ${where(l)}: ` +
-      (applied ? `the ${applied} line${applied === 1 ? "" : "s"} before ${runApplied ? "it were" : "this batch were"} applied` : "nothing was applied") +
-      `, the rest not\n`);
+    err.write(
+      `${message}\n${opts.program}: -R stopped at ${where(l)}: ` +
+        (applied
+          ? `the ${applied} line${applied === 1 ? "" : "s"} before ${runApplied ? "it were" : "this batch were"} applied`
+          : "nothing was applied") +
+        `, the rest not\n`,
+    );
     return 255;
   };
   let result = 0;
-  for (let i = 0; i < lines.length;) {
+  for (let i = 0; i < lines.length; ) {
     if (transactional(target) && CHANGES.has(lines[i].cmd.kind)) {
       let j = i;
       while (j < lines.length && CHANGES.has(lines[j].cmd.kind)) j++;
       const run = lines.slice(i, j);
-      try { await target.apply(run.map((l) => l.cmd as Change)); }
-      catch (e) {
+      try {
+        await target.apply(run.map((l) => l.cmd as Change));
+      } catch (e) {
         const step = (e as { step?: unknown }).step;
-        if (typeof step === "number" && run[step]) return stopped(run[step], ipvsStrerror(run[step].cmd.kind as IpvsadmCommand["kind"], e), false);
+        if (typeof step === "number" && run[step])
+          return stopped(run[step], ipvsStrerror(run[step].cmd.kind as IpvsadmCommand["kind"], e), false);
         // refused as a whole (the table the lines would make, e.g. a real server looping into the proxy)
-        err.write(`${(e as Error).message}\n${opts.program}: -R: the ${target.name} refused lines ${run[0].line}-${run[run.length - 1].line} as one ` +
-          `transaction: ${applied ? `the ${applied} line${applied === 1 ? "" : "s"} before them were applied` : "nothing was applied"}\n`);
+        err.write(
+          `${(e as Error).message}\n${opts.program}: -R: the ${target.name} refused lines ${run[0].line}-${run[run.length - 1].line} as one ` +
+            `transaction: ${applied ? `the ${applied} line${applied === 1 ? "" : "s"} before them were applied` : "nothing was applied"}\n`,
+        );
         return 255;
       }
       applied += run.length;
@@ -364,7 +534,18 @@ async function applyRestore(lines: RestoreLine[], target: IpvsTarget, out: Sink,
     const l = lines[i++];
     const quiet = { write: () => true };
     const errs: string[] = [];
-    result = await execute(l.cmd, target, out, { write: (x: string) => { errs.push(x); return quiet.write(); } }, opts);
+    result = await execute(
+      l.cmd,
+      target,
+      out,
+      {
+        write: (x: string) => {
+          errs.push(x);
+          return quiet.write();
+        },
+      },
+      opts,
+    );
     if (result !== 0 && CHANGES.has(l.cmd.kind)) return stopped(l, errs.join("").replace(/\n$/, ""), true);
     for (const x of errs) err.write(x);
     if (CHANGES.has(l.cmd.kind)) applied++;

@@ -6,7 +6,17 @@
 // OBJECTS is a file of `kubectl get services,endpointslices -A -o json|yaml` output, or "-" for stdin.
 import { readFileSync } from "node:fs";
 import type { Family } from "../k8s/ip.ts";
-import { mapCluster, iptablesFor, nftablesFor, readProxyConfig, generateCluster, KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type ProxyConfig, type KubeProxyVersion } from "../k8s/index.ts";
+import {
+  mapCluster,
+  iptablesFor,
+  nftablesFor,
+  readProxyConfig,
+  generateCluster,
+  KUBE_PROXY_VERSIONS,
+  DEFAULT_KUBE_PROXY_VERSION,
+  type ProxyConfig,
+  type KubeProxyVersion,
+} from "../k8s/index.ts";
 import { parseCIDR } from "../k8s/ip.ts";
 import { checks, parseOrExit, usageFailed, type CommandSpec, type FlagSpec } from "./args.ts";
 
@@ -23,8 +33,11 @@ const USAGE = `usage: wasmvs k8s map|rules|synth|watch …
 `;
 
 const cidrList = (v: string) => (parseCIDR(v) ? undefined : "not a CIDR");
-const NODE = { "--node-name": { kind: "value", check: checks.nonEmpty }, "--node-ip": { kind: "list", check: checks.ip },
-  "--config": { kind: "value" } } satisfies Record<string, FlagSpec>;
+const NODE = {
+  "--node-name": { kind: "value", check: checks.nonEmpty },
+  "--node-ip": { kind: "list", check: checks.ip },
+  "--config": { kind: "value" },
+} satisfies Record<string, FlagSpec>;
 const NODE_RULES = {
   "--cluster-cidr": { kind: "list", check: cidrList },
   "--nodeport-addresses": { kind: "list", check: (v) => (v === "primary" ? undefined : cidrList(v)) },
@@ -39,13 +52,18 @@ const RULES_FLAGS = {
   "--random-fully": { kind: "value", check: checks.oneOf(["on", "off"]) },
 } satisfies Record<string, FlagSpec>;
 const fraction = (v: string) => (/^(0(\.\d+)?|1(\.0+)?)$/.test(v) ? undefined : "not a fraction from 0 to 1");
-const OBJECTS = { max: 1 };   // a file of kubectl output, or "-" (the default) for stdin
+const OBJECTS = { max: 1 }; // a file of kubectl output, or "-" (the default) for stdin
 const SUBCOMMANDS: Record<string, Omit<CommandSpec, "name" | "usage">> = {
   map: { flags: { ...NODE, ...NODE_RULES, "--json": { kind: "flag" } }, positionals: OBJECTS },
   rules: { flags: { ...NODE, ...RULES_FLAGS }, positionals: OBJECTS },
-  synth: { flags: { "--services": { kind: "value", check: checks.int(0, 1_000_000) },
-    "--endpoints": { kind: "value", check: checks.int(0, 10_000) }, "--seed": { kind: "value", check: checks.int(0, 0xffffffff) },
-    "--dual-stack": { kind: "value", check: fraction } } },
+  synth: {
+    flags: {
+      "--services": { kind: "value", check: checks.int(0, 1_000_000) },
+      "--endpoints": { kind: "value", check: checks.int(0, 10_000) },
+      "--seed": { kind: "value", check: checks.int(0, 0xffffffff) },
+      "--dual-stack": { kind: "value", check: fraction },
+    },
+  },
   watch: { flags: { ...NODE, ...NODE_RULES, "--kubeconfig": { kind: "value" } } },
 };
 
@@ -54,7 +72,10 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
   const [sub, ...rest] = argv;
   const top = { name: "wasmvs k8s", usage: USAGE, flags: {} };
   // nothing, help or --help: the usage on stdout; anything else that is not a subcommand is a usage error
-  if (sub === undefined || sub === "help" || sub === "-h" || sub === "--help") { out.write(USAGE); return 0; }
+  if (sub === undefined || sub === "help" || sub === "-h" || sub === "--help") {
+    out.write(USAGE);
+    return 0;
+  }
   if (!Object.hasOwn(SUBCOMMANDS, sub)) return usageFailed(top, `unknown subcommand '${sub.slice(0, 64)}'`, io);
   const a = parseOrExit(rest, { ...SUBCOMMANDS[sub], name: `wasmvs k8s ${sub}`, usage: USAGE }, io);
   if (typeof a === "number") return a;
@@ -83,13 +104,31 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
     case "map": {
       const m = mapCluster(read(pos[0]), { node, config });
       for (const e of m.errors) err.write(`wasmvs k8s: ${e.message}\n`);
-      if (a.has("--json")) out.write(JSON.stringify({ desired: m.desired, sysctls: m.sysctls, excludeCIDRs: m.excludeCIDRs, bind: Object.fromEntries(Object.entries(m.ipvs).map(([f, s]) => [f, s!.bindAddrs])) }, null, 2) + "\n");
-      else for (const s of m.desired.services) {
-        const a = s.addr!.includes(":") ? `[${s.addr}]:${s.port}` : `${s.addr}:${s.port}`;
-        const flag = s.protocol === "tcp" ? "-t" : s.protocol === "udp" ? "-u" : "--sctp-service";
-        out.write(`-A ${flag} ${a} -s ${s.scheduler}${s.flags.length ? ` -b ${s.flags.join(",")}` : ""}${s.persistent !== undefined ? ` -p ${s.persistent} -M ${s.netmask}` : ""}\n`);
-        for (const r of s.realServers) out.write(`-a ${flag} ${a} -r ${r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`} -m -w ${r.weight}\n`);
-      }
+      if (a.has("--json"))
+        out.write(
+          JSON.stringify(
+            {
+              desired: m.desired,
+              sysctls: m.sysctls,
+              excludeCIDRs: m.excludeCIDRs,
+              bind: Object.fromEntries(Object.entries(m.ipvs).map(([f, s]) => [f, s!.bindAddrs])),
+            },
+            null,
+            2,
+          ) + "\n",
+        );
+      else
+        for (const s of m.desired.services) {
+          const a = s.addr!.includes(":") ? `[${s.addr}]:${s.port}` : `${s.addr}:${s.port}`;
+          const flag = s.protocol === "tcp" ? "-t" : s.protocol === "udp" ? "-u" : "--sctp-service";
+          out.write(
+            `-A ${flag} ${a} -s ${s.scheduler}${s.flags.length ? ` -b ${s.flags.join(",")}` : ""}${s.persistent !== undefined ? ` -p ${s.persistent} -M ${s.netmask}` : ""}\n`,
+          );
+          for (const r of s.realServers)
+            out.write(
+              `-a ${flag} ${a} -r ${r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`} -m -w ${r.weight}\n`,
+            );
+        }
       return m.errors.length ? 1 : 0;
     }
     case "rules": {
@@ -106,14 +145,30 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
     case "synth": {
       const n = Number(opt("services") ?? "1000");
       const e = opt("endpoints");
-      out.write(JSON.stringify(generateCluster({ services: n, endpoints: e === undefined ? "realistic" : Number(e), seed: Number(opt("seed") ?? "1"), dualStackFraction: Number(opt("dual-stack") ?? "0") })) + "\n");
+      out.write(
+        JSON.stringify(
+          generateCluster({
+            services: n,
+            endpoints: e === undefined ? "realistic" : Number(e),
+            seed: Number(opt("seed") ?? "1"),
+            dualStackFraction: Number(opt("dual-stack") ?? "0"),
+          }),
+        ) + "\n",
+      );
       return 0;
     }
     case "watch": {
       const { KubeWatcher } = await import("../k8s/watch.ts");
-      const w = new KubeWatcher({ kubeconfig: opt("kubeconfig") ?? (config.kubeconfig || undefined), node, config,
-        onSync: (u) => out.write(`${new Date().toISOString()} ${u.reason}: ${u.desired.services.length} virtual services, ${u.changes.reduce((n, c) => n + c.added.length + c.updated.length + c.removed.length, 0)} changed\n`),
-        onError: (e, what) => err.write(`wasmvs k8s: ${what}: ${String(e)}\n`) });
+      const w = new KubeWatcher({
+        kubeconfig: opt("kubeconfig") ?? (config.kubeconfig || undefined),
+        node,
+        config,
+        onSync: (u) =>
+          out.write(
+            `${new Date().toISOString()} ${u.reason}: ${u.desired.services.length} virtual services, ${u.changes.reduce((n, c) => n + c.added.length + c.updated.length + c.removed.length, 0)} changed\n`,
+          ),
+        onError: (e, what) => err.write(`wasmvs k8s: ${what}: ${String(e)}\n`),
+      });
       await w.start();
       await new Promise<void>((resolve) => process.once("SIGINT", () => resolve()));
       await w.stop();

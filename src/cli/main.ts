@@ -45,7 +45,10 @@ async function ipvsadmVerbs(argv: string[]): Promise<number> {
     return 2;
   }
   const { prepareIpvsadm, runPrepared, wasmvsIpvsadmUsage } = await import("./ipvsadm.ts");
-  if (args.length === 0) { process.stdout.write(wasmvsIpvsadmUsage("wasmvs")); return 0; }
+  if (args.length === 0) {
+    process.stdout.write(wasmvsIpvsadmUsage("wasmvs"));
+    return 0;
+  }
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
   const opts = { program: "wasmvs", version: pkg.version, explain: true };
   const prepared = await prepareIpvsadm(args, process.stderr, opts);
@@ -72,8 +75,10 @@ async function ipvsadmVerbs(argv: string[]): Promise<number> {
 const io = { out: process.stdout, err: process.stderr };
 const TOP: CommandSpec = { name: "wasmvs", usage: USAGE, flags: {} };
 const DEMO: CommandSpec = {
-  name: "wasmvs demo", flags: {},
-  usage: "usage: wasmvs demo\n\nEvery IPVS scheduler choosing for the same burst of 24 connections, through the WASM data plane.\n",
+  name: "wasmvs demo",
+  flags: {},
+  usage:
+    "usage: wasmvs demo\n\nEvery IPVS scheduler choosing for the same burst of 24 connections, through the WASM data plane.\n",
 };
 const VERSION: CommandSpec = { name: "wasmvs version", flags: {}, usage: "usage: wasmvs version\n" };
 

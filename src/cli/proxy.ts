@@ -3,14 +3,22 @@
 import { pathToFileURL } from "node:url";
 import { readFileSync } from "node:fs";
 import { checks, parseOrExit, usageFailed, type CommandSpec, type FlagSpec } from "./args.ts";
-import { loadConfig, parseConfig, ConfigError, packetModeProblems, type ProxyConfig, hostPortProblem, controlPathProblem } from "../proxy/config.ts";
+import {
+  loadConfig,
+  parseConfig,
+  ConfigError,
+  packetModeProblems,
+  type ProxyConfig,
+  hostPortProblem,
+  controlPathProblem,
+} from "../proxy/config.ts";
 import type { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
 import { Proxy } from "../proxy/index.ts";
 import { ProxyTarget } from "../proxy/control.ts";
 import { DEFAULT_CONTROL } from "../proxy/control.ts";
 
-export const DEFAULT_STOP_DRAIN = 30;   // seconds: Kubernetes' default grace period, under systemd's 90 s stop timeout
+export const DEFAULT_STOP_DRAIN = 30; // seconds: Kubernetes' default grace period, under systemd's 90 s stop timeout
 const LOG_LEVELS = ["debug", "info", "warn", "error"];
 
 export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|none] [--metrics HOST:PORT|none]
@@ -37,30 +45,44 @@ Once running, 'wasmvs -A/-a/-e/-d/-Ln --target proxy' drive it over the control 
 const orNone = (check: (v: string) => string | undefined) => (v: string) => (v === "none" ? undefined : check(v));
 const controlFlag: FlagSpec = { kind: "value", check: orNone(controlPathProblem) };
 const RUN: CommandSpec = {
-  name: "wasmvs proxy", usage: PROXY_USAGE,
+  name: "wasmvs proxy",
+  usage: PROXY_USAGE,
   flags: {
-    "--config": { kind: "value", aliases: ["-c"] }, "--control": controlFlag,
+    "--config": { kind: "value", aliases: ["-c"] },
+    "--control": controlFlag,
     "--metrics": { kind: "value", check: orNone(hostPortProblem) },
     "--log-level": { kind: "value", check: checks.oneOf(LOG_LEVELS) },
     "--drain-timeout": { kind: "value", check: checks.seconds(86400) },
     "--mode": { kind: "value", check: checks.oneOf(["socket", "packet"]) },
-    "--interface": { kind: "list", check: (v) => (/^[A-Za-z0-9_.:-]{1,15}$/.test(v) ? undefined : "not an interface name") },
+    "--interface": {
+      kind: "list",
+      check: (v) => (/^[A-Za-z0-9_.:-]{1,15}$/.test(v) ? undefined : "not an interface name"),
+    },
     "--local-address": { kind: "list", check: checks.ip },
     "--batch-size": { kind: "value", check: checks.int(1, 4096) },
     "--packet-io": { kind: "value", check: checks.oneOf(["ring", "mmsg"]) },
-    "--kubeconfig": { kind: "value" }, "--in-cluster": { kind: "flag" },
-    "--node-name": { kind: "value", check: checks.nonEmpty }, "--node-ip": { kind: "list", check: checks.ip },
+    "--kubeconfig": { kind: "value" },
+    "--in-cluster": { kind: "flag" },
+    "--node-name": { kind: "value", check: checks.nonEmpty },
+    "--node-ip": { kind: "list", check: checks.ip },
     "--kube-proxy-config": { kind: "value" },
   },
 };
-const CHECK: CommandSpec = { name: "wasmvs proxy check", usage: PROXY_USAGE, flags: { "--config": RUN.flags["--config"] } };
+const CHECK: CommandSpec = {
+  name: "wasmvs proxy check",
+  usage: PROXY_USAGE,
+  flags: { "--config": RUN.flags["--config"] },
+};
 const CONTROL: CommandSpec = { name: "wasmvs proxy", usage: PROXY_USAGE, flags: { "--control": controlFlag } };
 const SUBCOMMANDS: Record<string, CommandSpec> = { run: RUN, check: CHECK, reload: CONTROL, status: CONTROL };
 
 export async function proxyMain(argv: string[]): Promise<number> {
   const io = { out: process.stdout, err: process.stderr };
   const sub = argv[0] && !argv[0].startsWith("-") ? argv[0] : "run";
-  if (sub === "help") { process.stdout.write(PROXY_USAGE); return 0; }
+  if (sub === "help") {
+    process.stdout.write(PROXY_USAGE);
+    return 0;
+  }
   if (!Object.hasOwn(SUBCOMMANDS, sub)) return usageFailed(RUN, `unknown subcommand '${sub.slice(0, 64)}'`, io);
   const spec = SUBCOMMANDS[sub];
   const a = parseOrExit(sub === argv[0] ? argv.slice(1) : argv, { ...spec, name: `wasmvs proxy ${sub}` }, io);
@@ -68,7 +90,7 @@ export async function proxyMain(argv: string[]): Promise<number> {
   const usage = (m: string) => usageFailed(RUN, m, io);
   const control = a.get("--control") ?? process.env.WASMVS_PROXY_SOCKET;
   const file = a.get("--config");
-  const kubeconfig = a.has("--in-cluster") ? "" : a.get("--kubeconfig");   // "": default loading
+  const kubeconfig = a.has("--in-cluster") ? "" : a.get("--kubeconfig"); // "": default loading
   if (sub === "check" && !file) return usage("check needs -c FILE");
   if (sub === "run") {
     if (!file && kubeconfig === undefined) return usage("-c FILE (or --kubeconfig) is required");
@@ -78,13 +100,16 @@ export async function proxyMain(argv: string[]): Promise<number> {
   }
   try {
     switch (sub) {
-      case "check": case "run": {
+      case "check":
+      case "run": {
         const cfg = file ? loadConfig(file) : parseConfig("services: []\n", "<kubeconfig>");
-        if (kubeconfig !== undefined) cfg.state = { services: [] };   // the cluster supplies the services
+        if (kubeconfig !== undefined) cfg.state = { services: [] }; // the cluster supplies the services
         if (sub === "check") {
           const servers = cfg.state.services.reduce((n, s) => n + s.realServers.length, 0);
-          process.stdout.write(`${file}: ok, ${cfg.state.services.length} services, ${servers} real servers, ` +
-            `${cfg.health.size} health checks\n`);
+          process.stdout.write(
+            `${file}: ok, ${cfg.state.services.length} services, ${servers} real servers, ` +
+              `${cfg.health.size} health checks\n`,
+          );
           return 0;
         }
         const controlWhy = control && control !== "none" ? controlPathProblem(control) : undefined;
@@ -98,7 +123,8 @@ export async function proxyMain(argv: string[]): Promise<number> {
         const drainS = drainArg === undefined ? DEFAULT_STOP_DRAIN : Number(drainArg);
         const mode = a.get("--mode");
         if (mode) cfg.options.mode = mode as ProxyConfig["options"]["mode"];
-        const ifs = a.all("--interface"), locals = a.all("--local-address");
+        const ifs = a.all("--interface"),
+          locals = a.all("--local-address");
         if (ifs.length) cfg.options.packet.interfaces = ifs;
         if (locals.length) cfg.options.packet.localAddresses = locals;
         const batch = a.get("--batch-size");
@@ -107,21 +133,33 @@ export async function proxyMain(argv: string[]): Promise<number> {
         if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg";
         if (cfg.options.mode === "packet") {
           const problems = packetModeProblems(cfg.options, cfg.state.services);
-          if (problems.length) { process.stderr.write(problems.map((m) => `wasmvs proxy: ${m}\n`).join("")); return 2; }
+          if (problems.length) {
+            process.stderr.write(problems.map((m) => `wasmvs proxy: ${m}\n`).join(""));
+            return 2;
+          }
         }
         const kpcPath = a.get("--kube-proxy-config");
         const kpc = kpcPath ? readProxyConfig(readFileSync(kpcPath, "utf8"), kpcPath) : undefined;
         if (kpc?.errors.length) throw new Error(kpc.errors.map((e) => e.message).join("\n"));
         const p = await Proxy.start(cfg, { decisionLog: Number(process.env.WASMVS_PROXY_DECISIONS ?? 0) });
         const node = { nodeName: a.get("--node-name") ?? "", addresses: a.all("--node-ip") };
-        const watcher = kubeconfig !== undefined ? await watchCluster(p, cfg, kubeconfig, node, kpc?.config) : undefined;
+        const watcher =
+          kubeconfig !== undefined ? await watchCluster(p, cfg, kubeconfig, node, kpc?.config) : undefined;
         await new Promise<void>((resolve) => {
-          process.on("SIGHUP", () => { p.reload().catch((e) => p.log.error("reload failed", { error: (e as Error).message })); });
+          process.on("SIGHUP", () => {
+            p.reload().catch((e) => p.log.error("reload failed", { error: (e as Error).message }));
+          });
           let signals = 0;
           let now: () => void = () => {};
-          const atOnce = new Promise<void>((r) => { now = r; });
+          const atOnce = new Promise<void>((r) => {
+            now = r;
+          });
           const stop = (sig: string) => {
-            if (++signals > 1) { p.log.warn("second signal: stopping at once", { signal: sig }); now(); return; }
+            if (++signals > 1) {
+              p.log.warn("second signal: stopping at once", { signal: sig });
+              now();
+              return;
+            }
             Promise.resolve(watcher?.stop())
               .then(() => p.shutdown(drainS * 1000, atOnce))
               .then((r) => p.log.info("stopped", { signal: sig, drained: r.drained, closed: r.cut, ms: r.ms }))
@@ -140,7 +178,9 @@ export async function proxyMain(argv: string[]): Promise<number> {
         try {
           const r = sub === "reload" ? await t.reload() : await t.status();
           process.stdout.write(JSON.stringify(r, null, 2) + "\n");
-        } finally { await t.close(); }
+        } finally {
+          await t.close();
+        }
         return 0;
       }
     }
@@ -152,13 +192,20 @@ export async function proxyMain(argv: string[]): Promise<number> {
 
 // Follows a cluster: every sync's mapping (kube-proxy's IPVS proxier's, from src/k8s) replaces the
 // proxy's services in place, so established flows and scheduler state carry over, as a reload does.
-async function watchCluster(p: Proxy, cfg: ProxyConfig, kubeconfig: string, node: { nodeName: string; addresses: string[] },
-  kpc: Partial<KubeProxyConfig> | undefined): Promise<KubeWatcher> {
+async function watchCluster(
+  p: Proxy,
+  cfg: ProxyConfig,
+  kubeconfig: string,
+  node: { nodeName: string; addresses: string[] },
+  kpc: Partial<KubeProxyConfig> | undefined,
+): Promise<KubeWatcher> {
   // loaded only for a cluster: @kubernetes/client-node is hundreds of modules, which the ESM loader opens at
   // once (a proxy under a low open-files limit died of EMFILE loading them), and a proxy from a file needs none
   const { KubeWatcher } = await import("../k8s/watch.ts");
   const watcher = new KubeWatcher({
-    kubeconfig: kubeconfig || undefined, node, config: kpc,   // none: KUBECONFIG, ~/.kube/config or in-cluster
+    kubeconfig: kubeconfig || undefined,
+    node,
+    config: kpc, // none: KUBECONFIG, ~/.kube/config or in-cluster
     onSync: (u) => {
       p.reload({ ...cfg, state: u.desired, health: new Map() })
         .then((r) => p.log.info("cluster sync", { reason: u.reason, services: r.services }))
@@ -171,6 +218,13 @@ async function watchCluster(p: Proxy, cfg: ProxyConfig, kubeconfig: string, node
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  proxyMain(process.argv.slice(2)).then((code) => { process.exitCode = code; },
-    (e) => { process.stderr.write(`wasmvs proxy: ${(e as Error)?.message ?? e}\n`); process.exitCode = 1; });
+  proxyMain(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`wasmvs proxy: ${(e as Error)?.message ?? e}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

@@ -34,7 +34,14 @@ export function startStatusWriter(path: string, snapshot: () => SyncStatus, warn
   const t = setInterval(write, 2000);
   t.unref();
   // a stopped loop leaves no status behind: --check then says nothing is running
-  return () => { clearInterval(t); try { rmSync(path, { force: true }); } catch { /* gone already */ } };
+  return () => {
+    clearInterval(t);
+    try {
+      rmSync(path, { force: true });
+    } catch {
+      /* gone already */
+    }
+  };
 }
 
 const age = (now: number, t: number) => (t ? `${((now - t) / 1000).toFixed(1)} s ago` : "never");
@@ -46,9 +53,13 @@ const age = (now: number, t: number) => (t ? `${((now - t) / 1000).toFixed(1)} s
  */
 export function checkStatus(path: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): number {
   let st: SyncStatus;
-  try { st = JSON.parse(readFileSync(path, "utf8")); } catch (e) {
-    err.write(`wasmvs sync --check: no status from a running cluster loop in ${path}: ${(e as Error).message}\n` +
-      "  (a file source checks drift: wasmvs sync --check -R FILE | --config FILE)\n");
+  try {
+    st = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    err.write(
+      `wasmvs sync --check: no status from a running cluster loop in ${path}: ${(e as Error).message}\n` +
+        "  (a file source checks drift: wasmvs sync --check -R FILE | --config FILE)\n",
+    );
     return 1;
   }
   const now = Date.now();
@@ -60,13 +71,20 @@ export function checkStatus(path: string, out: NodeJS.WritableStream, err: NodeJ
   if (now - st.updatedAt > 10_000) {
     problems.push(`the status was last written ${age(now, st.updatedAt)}: is the loop (pid ${st.pid}) running?`);
   }
-  out.write(`sync loop pid ${st.pid}: ${st.passes} pass(es), ${st.failedPasses} failing in a row; ` +
-    `status written ${age(now, st.updatedAt)}\n`);
+  out.write(
+    `sync loop pid ${st.pid}: ${st.passes} pass(es), ${st.failedPasses} failing in a row; ` +
+      `status written ${age(now, st.updatedAt)}\n`,
+  );
   for (const w of st.watch) {
-    const refused = Object.entries(w.refused ?? {}).map(([k, v]) => `${v} ${k}`).join(", ") || "none";
-    out.write(`${w.kind} watch: ${w.watching ? "open" : "closed"}, resourceVersion ${w.resourceVersion || "-"}, ` +
-      `last event or bookmark ${age(now, w.lastEventAt)}, last relist ${age(now, w.lastRelistAt)}, ` +
-      `${w.relists} relist(s), ${w.idleAborts} idle abort(s), ${w.errors} error(s), refused: ${refused}\n`);
+    const refused =
+      Object.entries(w.refused ?? {})
+        .map(([k, v]) => `${v} ${k}`)
+        .join(", ") || "none";
+    out.write(
+      `${w.kind} watch: ${w.watching ? "open" : "closed"}, resourceVersion ${w.resourceVersion || "-"}, ` +
+        `last event or bookmark ${age(now, w.lastEventAt)}, last relist ${age(now, w.lastRelistAt)}, ` +
+        `${w.relists} relist(s), ${w.idleAborts} idle abort(s), ${w.errors} error(s), refused: ${refused}\n`,
+    );
     const since = Math.max(w.lastEventAt, w.lastRelistAt, w.watchStartedAt);
     if (st.idleTimeoutMs > 0 && now - since > st.idleTimeoutMs + 10_000) {
       const silentS = ((now - since) / 1000).toFixed(0);
@@ -88,19 +106,52 @@ export function metricsText(st: SyncStatus, now = Date.now()): string {
   };
   const k = (w: WatchStatus, extra = "") => `{kind="${w.kind}"${extra}}`;
   const secs = (t: number) => (t ? (now - t) / 1000 : NaN);
-  metric("wasmvs_sync_watch_last_event_age_seconds", "gauge", "Seconds since the watch's last event or bookmark.",
-    st.watch.map((w) => [k(w), secs(w.lastEventAt)]));
-  metric("wasmvs_sync_watch_last_relist_age_seconds", "gauge", "Seconds since the last full list.",
-    st.watch.map((w) => [k(w), secs(w.lastRelistAt)]));
-  metric("wasmvs_sync_watch_open", "gauge", "1 while a watch is open.",
-    st.watch.map((w) => [k(w), w.watching ? 1 : 0]));
-  metric("wasmvs_sync_watch_relists_total", "counter", "Full lists.", st.watch.map((w) => [k(w), w.relists]));
-  metric("wasmvs_sync_watch_idle_aborts_total", "counter", "Watches aborted for silence.",
-    st.watch.map((w) => [k(w), w.idleAborts]));
-  metric("wasmvs_sync_watch_errors_total", "counter", "List and watch errors.", st.watch.map((w) => [k(w), w.errors]));
-  metric("wasmvs_sync_watch_events_refused_total", "counter", "Events refused before the index saw them.",
-    st.watch.flatMap((w) => Object.entries(w.refused)
-      .map(([r, n]) => [k(w, `,reason="${r.replace(/[^a-z ]/g, "")}"`), n] as [string, number])));
+  metric(
+    "wasmvs_sync_watch_last_event_age_seconds",
+    "gauge",
+    "Seconds since the watch's last event or bookmark.",
+    st.watch.map((w) => [k(w), secs(w.lastEventAt)]),
+  );
+  metric(
+    "wasmvs_sync_watch_last_relist_age_seconds",
+    "gauge",
+    "Seconds since the last full list.",
+    st.watch.map((w) => [k(w), secs(w.lastRelistAt)]),
+  );
+  metric(
+    "wasmvs_sync_watch_open",
+    "gauge",
+    "1 while a watch is open.",
+    st.watch.map((w) => [k(w), w.watching ? 1 : 0]),
+  );
+  metric(
+    "wasmvs_sync_watch_relists_total",
+    "counter",
+    "Full lists.",
+    st.watch.map((w) => [k(w), w.relists]),
+  );
+  metric(
+    "wasmvs_sync_watch_idle_aborts_total",
+    "counter",
+    "Watches aborted for silence.",
+    st.watch.map((w) => [k(w), w.idleAborts]),
+  );
+  metric(
+    "wasmvs_sync_watch_errors_total",
+    "counter",
+    "List and watch errors.",
+    st.watch.map((w) => [k(w), w.errors]),
+  );
+  metric(
+    "wasmvs_sync_watch_events_refused_total",
+    "counter",
+    "Events refused before the index saw them.",
+    st.watch.flatMap((w) =>
+      Object.entries(w.refused).map(
+        ([r, n]) => [k(w, `,reason="${r.replace(/[^a-z ]/g, "")}"`), n] as [string, number],
+      ),
+    ),
+  );
   metric("wasmvs_sync_passes_total", "counter", "Reconcile passes run.", [["", st.passes]]);
   metric("wasmvs_sync_failing_passes", "gauge", "Consecutive failed passes.", [["", st.failedPasses]]);
   return lines.join("\n") + "\n";
@@ -108,12 +159,21 @@ export function metricsText(st: SyncStatus, now = Date.now()): string {
 
 export async function serveMetrics(address: string, snapshot: () => SyncStatus): Promise<() => void> {
   const i = address.lastIndexOf(":");
-  const host = address.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0", port = Number(address.slice(i + 1));
+  const host = address.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0",
+    port = Number(address.slice(i + 1));
   const server = createServer((req, res) => {
-    if (req.url !== "/metrics") { res.writeHead(404).end("see /metrics\n"); return; }
+    if (req.url !== "/metrics") {
+      res.writeHead(404).end("see /metrics\n");
+      return;
+    }
     res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4" }).end(metricsText(snapshot()));
   });
-  await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(port, host, resolve); });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, resolve);
+  });
   server.unref();
-  return () => { server.close(); };
+  return () => {
+    server.close();
+  };
 }

@@ -49,21 +49,35 @@ Cluster watch (a watch that goes quiet is noticed, not trusted):
                          (from its status file): exit 1 if it is stale, silent or not running
 `;
 
-const secondsFlag: FlagSpec = { kind: "value", check: checks.seconds(2_000_000) };   // a timer over 2^31 ms fires at once
+const secondsFlag: FlagSpec = { kind: "value", check: checks.seconds(2_000_000) }; // a timer over 2^31 ms fires at once
 const SYNC: CommandSpec = {
-  name: "wasmvs sync", usage: SYNC_USAGE,
+  name: "wasmvs sync",
+  usage: SYNC_USAGE,
   flags: {
-    "--rules": { kind: "value", aliases: ["-R"] }, "--config": { kind: "value" },
-    "--kubeconfig": { kind: "value" }, "--in-cluster": { kind: "flag" },
-    "--node-name": { kind: "value", check: checks.nonEmpty }, "--node-ip": { kind: "list", check: checks.ip },
+    "--rules": { kind: "value", aliases: ["-R"] },
+    "--config": { kind: "value" },
+    "--kubeconfig": { kind: "value" },
+    "--in-cluster": { kind: "flag" },
+    "--node-name": { kind: "value", check: checks.nonEmpty },
+    "--node-ip": { kind: "list", check: checks.ip },
     "--kube-proxy-config": { kind: "value" },
-    "--check": { kind: "flag" }, "--once": { kind: "flag" },
+    "--check": { kind: "flag" },
+    "--once": { kind: "flag" },
     "--exclude-cidrs": { kind: "list", check: (v) => (parseCIDR(v) ? undefined : "not a CIDR") },
-    "--drain-timeout": secondsFlag, "--sync-period": secondsFlag, "--min-sync-period": secondsFlag,
-    "--bind-interface": { kind: "value", check: (v) => (/^[A-Za-z0-9_.-]{1,15}$/.test(v) ? undefined : "not an interface name") },
+    "--drain-timeout": secondsFlag,
+    "--sync-period": secondsFlag,
+    "--min-sync-period": secondsFlag,
+    "--bind-interface": {
+      kind: "value",
+      check: (v) => (/^[A-Za-z0-9_.-]{1,15}$/.test(v) ? undefined : "not an interface name"),
+    },
     "--no-node-rules": { kind: "flag" },
-    "--watch-timeout": { kind: "value", check: (v) => secondsFlag.check!(v) ?? (Number(v) < 1 ? "not at least 1 second" : undefined) },
-    "--watch-idle-timeout": secondsFlag, "--relist-period": secondsFlag,
+    "--watch-timeout": {
+      kind: "value",
+      check: (v) => secondsFlag.check!(v) ?? (Number(v) < 1 ? "not at least 1 second" : undefined),
+    },
+    "--watch-idle-timeout": secondsFlag,
+    "--relist-period": secondsFlag,
     "--status-file": { kind: "value", check: checks.nonEmpty },
     "--metrics-address": { kind: "value", check: checks.hostPort },
   },
@@ -81,23 +95,34 @@ function fileState(a: Parsed): DesiredState {
     const text = readFileSync(rules === "-" ? 0 : rules, "utf8");
     const r = parseRestore(text);
     if (r.problems.length) {
-      throw new Error(`${rules}: refused before changing anything:\n` + r.problems.map((p) => `  line ${p.line}: ${p.message}  (${p.text.trim()})`).join("\n"));
+      throw new Error(
+        `${rules}: refused before changing anything:\n` +
+          r.problems.map((p) => `  line ${p.line}: ${p.message}  (${p.text.trim()})`).join("\n"),
+      );
     }
     return r.state;
   }
-  return loadConfig(a.get("--config")!).state;   // throws ConfigError with line:col on bad input
+  return loadConfig(a.get("--config")!).state; // throws ConfigError with line:col on bad input
 }
 
 export async function runSync(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
   // whatever fails (EPERM without CAP_NET_ADMIN, a kernel that stops answering) ends in one line, exit 1
-  try { return await syncCommand(argv, out, err); } catch (e) {
+  try {
+    return await syncCommand(argv, out, err);
+  } catch (e) {
     err.write(`wasmvs sync: ${(e as Error)?.message ?? String(e)}\n`);
     return 1;
   }
 }
 
 /** What the line asks for, once parsed and its sources read: nothing here has touched the kernel. */
-interface SyncPlan { a: Parsed; fromFile: boolean; fromCluster: boolean; desired?: DesiredState; kpc: Partial<KubeProxyConfig> }
+interface SyncPlan {
+  a: Parsed;
+  fromFile: boolean;
+  fromCluster: boolean;
+  desired?: DesiredState;
+  kpc: Partial<KubeProxyConfig>;
+}
 
 async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   const io = { out, err };
@@ -109,7 +134,8 @@ async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: Node
     if (fromCluster) return usageFailed(SYNC, "--check compares a file source (-R or --config) with the kernel", io);
     return checkStatus(a.get("--status-file") ?? DEFAULT_STATUS_FILE, out, err);
   }
-  if (fromFile === fromCluster || (a.has("--rules") && a.has("--config"))) return usageFailed(SYNC, "name exactly one source", io);
+  if (fromFile === fromCluster || (a.has("--rules") && a.has("--config")))
+    return usageFailed(SYNC, "name exactly one source", io);
   if (fromCluster && (!a.get("--node-name") || !a.all("--node-ip").length)) {
     return usageFailed(SYNC, "a cluster source needs --node-name and --node-ip", io);
   }
@@ -122,10 +148,15 @@ async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: Node
       if (r.errors.length) throw new Error(r.errors.map((e) => e.message).join("\n"));
       plan.kpc = r.config;
     }
-  } catch (e) { err.write(`wasmvs sync: ${(e as Error).message}\n`); return 2; }
+  } catch (e) {
+    err.write(`wasmvs sync: ${(e as Error).message}\n`);
+    return 2;
+  }
 
   let client: IpvsClient;
-  try { client = await IpvsClient.open(); } catch (e) {
+  try {
+    client = await IpvsClient.open();
+  } catch (e) {
     err.write(`wasmvs sync: ${(e as Error).message}\n`);
     return e instanceof NoIpvsError ? 3 : 1;
   }
@@ -137,14 +168,18 @@ async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: Node
   }
 }
 
-const excludedCidrs = (p: SyncPlan) => (p.a.has("--exclude-cidrs") ? p.a.all("--exclude-cidrs") : p.kpc.excludeCIDRs ?? []);
+const excludedCidrs = (p: SyncPlan) =>
+  p.a.has("--exclude-cidrs") ? p.a.all("--exclude-cidrs") : (p.kpc.excludeCIDRs ?? []);
 
 /** --check with a file source: every difference, exit 1 on drift. */
 async function driftCheck(client: IpvsClient, plan: SyncPlan, out: NodeJS.WritableStream): Promise<number> {
   const diffs = await checkDrift(client, plan.desired!, { excludeCidrs: excludedCidrs(plan) });
   for (const d of diffs) out.write(`${d.message}\n`);
-  out.write(diffs.length ? `drift: ${diffs.length} difference(s) between the desired state and the kernel\n`
-    : "in sync: the kernel matches the desired state\n");
+  out.write(
+    diffs.length
+      ? `drift: ${diffs.length} difference(s) between the desired state and the kernel\n`
+      : "in sync: the kernel matches the desired state\n",
+  );
   return diffs.length ? 1 : 0;
 }
 
@@ -154,8 +189,12 @@ async function driftCheck(client: IpvsClient, plan: SyncPlan, out: NodeJS.Writab
  */
 function hostRulesFor(plan: SyncPlan, out: NodeJS.WritableStream) {
   const bindIface = plan.a.get("--bind-interface");
-  const host = plan.fromCluster && !plan.a.has("--no-node-rules") ? new HostRules({ bindInterface: bindIface ?? "kube-ipvs0" })
-    : plan.fromFile && bindIface ? new HostRules({ bindInterface: bindIface }) : undefined;
+  const host =
+    plan.fromCluster && !plan.a.has("--no-node-rules")
+      ? new HostRules({ bindInterface: bindIface ?? "kube-ipvs0" })
+      : plan.fromFile && bindIface
+        ? new HostRules({ bindInterface: bindIface })
+        : undefined;
   let chain: Promise<unknown> = Promise.resolve();
   const state = { failed: false };
   const apply = (fam: HostFamilyState[], full: boolean, sysctls?: Record<string, number>, addOnly = false) => {
@@ -171,15 +210,22 @@ function hostRulesFor(plan: SyncPlan, out: NodeJS.WritableStream) {
   return { apply, state, done: () => chain, close: () => host?.close() };
 }
 
-async function reconcile(client: IpvsClient, plan: SyncPlan, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+async function reconcile(
+  client: IpvsClient,
+  plan: SyncPlan,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<number> {
   const { a, fromFile } = plan;
   const reconciler = new Reconciler(client, {
-    excludeCidrs: excludedCidrs(plan), drainTimeoutMs: millis(a, "--drain-timeout", 900_000), sysctls: plan.fromCluster,
+    excludeCidrs: excludedCidrs(plan),
+    drainTimeoutMs: millis(a, "--drain-timeout", 900_000),
+    sysctls: plan.fromCluster,
   });
   const host = hostRulesFor(plan, out);
   if (fromFile && a.has("--once")) {
     const desired = plan.desired!;
-    await host.apply(fileHostState(desired), false, undefined, true);     // addresses before their services
+    await host.apply(fileHostState(desired), false, undefined, true); // addresses before their services
     const report = await reconciler.sync(desired, { refresh: true });
     out.write(formatReport(report) + "\n");
     await host.apply(fileHostState(desired), true);
@@ -191,7 +237,7 @@ async function reconcile(client: IpvsClient, plan: SyncPlan, out: NodeJS.Writabl
   let lastFile = plan.desired;
   let latestIndex: ClusterIndex | undefined;
   const nodeFamilies = new Set(a.all("--node-ip").map((ip) => ipFamily(ip)));
-  const wholeState = () => fromFile ? lastFile! : latestIndex?.desiredState() ?? { services: [] };
+  const wholeState = () => (fromFile ? lastFile! : (latestIndex?.desiredState() ?? { services: [] }));
   const loop = new SyncLoop(reconciler, wholeState, {
     // each pass in kube-proxy's dependency order: the addresses and ipset entries a new virtual server
     // needs before the table pass, what went away only after it (onReport)
@@ -209,18 +255,32 @@ async function reconcile(client: IpvsClient, plan: SyncPlan, out: NodeJS.Writabl
       if (r.changes.length || r.failures.length) out.write(`[${kind}] ${formatReport(r)}\n`);
       if (kind === "drain") return;
       if (fromFile) void host.apply(fileHostState(lastFile!), kind === "full");
-      else if (latestIndex) void host.apply(clusterHostState(latestIndex, nodeFamilies), kind === "full", latestIndex.sysctls());
+      else if (latestIndex)
+        void host.apply(clusterHostState(latestIndex, nodeFamilies), kind === "full", latestIndex.sysctls());
     },
-    onError: (e, retry) => err.write(`wasmvs sync: ${e.message}` + (retry
-      ? `; retrying as a full sync in ${(retry.delayMs / 1000).toFixed(1)} s (attempt ${retry.attempt}; ` +
-        `backing off exponentially, at most ${(retry.maxMs / 1000).toFixed(0)} s)`
-      : "") + "\n"),
+    onError: (e, retry) =>
+      err.write(
+        `wasmvs sync: ${e.message}` +
+          (retry
+            ? `; retrying as a full sync in ${(retry.delayMs / 1000).toFixed(1)} s (attempt ${retry.attempt}; ` +
+              `backing off exponentially, at most ${(retry.maxMs / 1000).toFixed(0)} s)`
+            : "") +
+          "\n",
+      ),
   });
   // a long-lived loop: a rejection nobody handled (a library's, or ours) is logged; the loop keeps the
   // last good state in the kernel and goes on
   process.on("unhandledRejection", (e) => err.write(`wasmvs sync: unhandled: ${(e as Error)?.stack ?? String(e)}\n`));
   const cluster = plan.fromCluster
-    ? await followCluster(plan, loop, (index) => { latestIndex = index; }, out, err)
+    ? await followCluster(
+        plan,
+        loop,
+        (index) => {
+          latestIndex = index;
+        },
+        out,
+        err,
+      )
     : (loop.start(), undefined);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -232,38 +292,63 @@ async function reconcile(client: IpvsClient, plan: SyncPlan, out: NodeJS.Writabl
   await host.done();
   host.close();
   client.close();
-  process.exit(0);   // a long-lived process: exit at once rather than through Node's teardown
+  process.exit(0); // a long-lived process: exit at once rather than through Node's teardown
 }
 
 /** A cluster source: the watch feeds the loop; its health goes to the status file and metrics. */
-async function followCluster(plan: SyncPlan, loop: SyncLoop, setIndex: (i: ClusterIndex) => void,
-  out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<{ stop(): Promise<void> }> {
+async function followCluster(
+  plan: SyncPlan,
+  loop: SyncLoop,
+  setIndex: (i: ClusterIndex) => void,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<{ stop(): Promise<void> }> {
   const { a } = plan;
   const node = { nodeName: a.get("--node-name")!, addresses: a.all("--node-ip") };
-  const { KubeWatcher } = await import("../k8s/watch.ts");   // client-node only for a cluster source
+  const { KubeWatcher } = await import("../k8s/watch.ts"); // client-node only for a cluster source
   const watcher: KubeWatcher = new KubeWatcher({
-    kubeconfig: a.get("--kubeconfig"), node, config: plan.kpc,   // none: in-cluster / default loading
+    kubeconfig: a.get("--kubeconfig"),
+    node,
+    config: plan.kpc, // none: in-cluster / default loading
     watchTimeoutMs: millis(a, "--watch-timeout", 300_000),
     idleTimeoutMs: millis(a, "--watch-idle-timeout", 120_000),
     relistPeriodMs: millis(a, "--relist-period", 1_800_000),
     onNotice: (m) => out.write(`[watch] ${m}\n`),
     onSync: (u) => {
       setIndex(u.index);
-      if (u.reason === "initial") { loop.start(); return; }
+      if (u.reason === "initial") {
+        loop.start();
+        return;
+      }
       // a change is synced partially (what changed); a periodic sync compares the whole state
-      if (u.reason === "periodic") { loop.trigger(); return; }
+      if (u.reason === "periodic") {
+        loop.trigger();
+        return;
+      }
       loop.trigger(partialOf(u.index, u.changes));
     },
     onError: (e, what) => err.write(`wasmvs sync: ${what}: ${(e as Error).message ?? e}\n`),
   });
   const statusFile = a.get("--status-file") ?? DEFAULT_STATUS_FILE;
-  const snapshot = (): SyncStatus => ({ pid: process.pid, updatedAt: Date.now(), idleTimeoutMs: watcher.idleTimeoutMs,
-    passes: loop.runs, failedPasses: loop.failedPasses, watch: watcher.status() });
+  const snapshot = (): SyncStatus => ({
+    pid: process.pid,
+    updatedAt: Date.now(),
+    idleTimeoutMs: watcher.idleTimeoutMs,
+    passes: loop.runs,
+    failedPasses: loop.failedPasses,
+    watch: watcher.status(),
+  });
   const stopStatus = startStatusWriter(statusFile, snapshot, (m) => err.write(`wasmvs sync: ${m}\n`));
   const metricsAddress = a.get("--metrics-address");
   const stopMetrics = metricsAddress ? await serveMetrics(metricsAddress, snapshot) : () => {};
   await watcher.start();
-  return { stop: async () => { await watcher.stop(); stopStatus(); stopMetrics(); } };
+  return {
+    stop: async () => {
+      await watcher.stop();
+      stopStatus();
+      stopMetrics();
+    },
+  };
 }
 
 /** A file source's addresses for the dummy interface (no ipsets or iptables: those are kube-proxy's). */
@@ -274,20 +359,32 @@ function fileHostState(d: DesiredState): HostFamilyState[] {
 
 /** kube-proxy's IPVS-mode node state for each family the node has an address in. */
 function clusterHostState(index: ClusterIndex, families: Set<string | null>): HostFamilyState[] {
-  return index.families.filter((f) => families.has(f)).map((f) => {
-    const st = index.ipvsState(f);
-    return { family: f, ipsets: st.ipsets, iptablesRestore: st.iptablesRestore, iptablesJumps: st.iptablesJumps, bindAddrs: st.bindAddrs };
-  });
+  return index.families
+    .filter((f) => families.has(f))
+    .map((f) => {
+      const st = index.ipvsState(f);
+      return {
+        family: f,
+        ipsets: st.ipsets,
+        iptablesRestore: st.iptablesRestore,
+        iptablesJumps: st.iptablesJumps,
+        bindAddrs: st.bindAddrs,
+      };
+    });
 }
 
 /** The services a batch of cluster changes touched: their new form, or their identity when removed. */
 function partialOf(index: ClusterIndex, changes: Change[]): { changed: VirtualService[]; removed: VirtualService[] } {
   const touched = new Set<string>();
   for (const c of changes) for (const k of [...c.added, ...c.updated, ...c.removed]) touched.add(k);
-  const changed: VirtualService[] = [], removed: VirtualService[] = [];
+  const changed: VirtualService[] = [],
+    removed: VirtualService[] = [];
   for (const k of touched) {
     const now = index.virtualService(k);
-    if (now) { changed.push(now); continue; }
+    if (now) {
+      changed.push(now);
+      continue;
+    }
     const id = parseServiceKey(k);
     if (id) removed.push({ ...id, scheduler: "rr", flags: [], realServers: [] });
   }

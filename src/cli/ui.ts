@@ -37,23 +37,42 @@ export async function bundleApp(): Promise<string> {
     }`;
   const r = await esbuild.build({
     entryPoints: [fileURLToPath(new URL("../../src/ui/app.ts", import.meta.url))],
-    bundle: true, format: "esm", platform: "browser", target: "es2022", write: false, minify: false,
-    external: ["node:fs"], logLevel: "silent",
-    plugins: [{
-      name: "node-net-shim",
-      setup(b) {
-        b.onResolve({ filter: /^node:net$/ }, () => ({ path: "node-net", namespace: "shim" }));
-        b.onLoad({ filter: /.*/, namespace: "shim" }, () => ({ contents: netShim, loader: "js" }));
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    write: false,
+    minify: false,
+    external: ["node:fs"],
+    logLevel: "silent",
+    plugins: [
+      {
+        name: "node-net-shim",
+        setup(b) {
+          b.onResolve({ filter: /^node:net$/ }, () => ({ path: "node-net", namespace: "shim" }));
+          b.onLoad({ filter: /.*/, namespace: "shim" }, () => ({ contents: netShim, loader: "js" }));
+        },
       },
-    }],
+    ],
   });
   return r.outputFiles[0].text;
 }
 
-const TYPES: Record<string, string> = { html: "text/html; charset=utf-8", css: "text/css; charset=utf-8", js: "text/javascript; charset=utf-8", wasm: "application/wasm" };
-const CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
+const TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  wasm: "application/wasm",
+};
+const CSP =
+  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
 
-export interface UiServer { url: string; port: number; server: Server; close(): Promise<void> }
+export interface UiServer {
+  url: string;
+  port: number;
+  server: Server;
+  close(): Promise<void>;
+}
 
 export async function startUi(opts: { port?: number; wasm?: string } = {}): Promise<UiServer> {
   const wasm = opts.wasm ?? wasmPath(false);
@@ -76,17 +95,26 @@ export async function startUi(opts: { port?: number; wasm?: string } = {}): Prom
     }
     const body = f();
     const ext = path === "/" ? "html" : path.split(".").pop()!;
-    res.writeHead(200, { "content-type": TYPES[ext] ?? "application/octet-stream", "content-length": Buffer.byteLength(body),
-      "cache-control": "no-store", "content-security-policy": CSP, "x-content-type-options": "nosniff" });
+    res.writeHead(200, {
+      "content-type": TYPES[ext] ?? "application/octet-stream",
+      "content-length": Buffer.byteLength(body),
+      "cache-control": "no-store",
+      "content-security-policy": CSP,
+      "x-content-type-options": "nosniff",
+    });
     res.end(req.method === "HEAD" ? undefined : body);
   });
-  await new Promise<void>((ok, fail) => { server.once("error", fail); server.listen(opts.port ?? 8377, "127.0.0.1", () => ok()); });
+  await new Promise<void>((ok, fail) => {
+    server.once("error", fail);
+    server.listen(opts.port ?? 8377, "127.0.0.1", () => ok());
+  });
   const port = (server.address() as { port: number }).port;
   return { url: `http://127.0.0.1:${port}/`, port, server, close: () => new Promise((ok) => server.close(() => ok())) };
 }
 
 const UI: CommandSpec = {
-  name: "wasmvs ui", usage: UI_USAGE,
+  name: "wasmvs ui",
+  usage: UI_USAGE,
   flags: { "--port": { kind: "value", aliases: ["-p"], check: checks.int(0, 65535) } },
 };
 
@@ -97,7 +125,14 @@ export async function runUi(argv: string[], out = process.stdout, err = process.
   try {
     const ui = await startUi({ port });
     out.write(`wasmvs ui: ${ui.url}  (127.0.0.1 only; Ctrl-C stops)\n`);
-    await new Promise<void>((ok) => { process.once("SIGINT", () => { void ui.close().then(ok); }); process.once("SIGTERM", () => { void ui.close().then(ok); }); });
+    await new Promise<void>((ok) => {
+      process.once("SIGINT", () => {
+        void ui.close().then(ok);
+      });
+      process.once("SIGTERM", () => {
+        void ui.close().then(ok);
+      });
+    });
     return 0;
   } catch (e) {
     err.write(`wasmvs ui: ${(e as Error).message}\n`);

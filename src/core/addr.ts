@@ -35,8 +35,14 @@ export function addrBytes(addr: string, out = new Uint8Array(16)): Uint8Array {
   const groups = new Array(8).fill(0);
   hs.forEach((g, i) => (groups[i] = parseInt(g, 16)));
   rs.forEach((g, i) => (groups[8 - rs.length + i] = parseInt(g, 16)));
-  if (tail.length) { groups[6] = tail[0]; groups[7] = tail[1]; }
-  for (let i = 0; i < 8; i++) { out[2 * i] = groups[i] >> 8; out[2 * i + 1] = groups[i] & 0xff; }
+  if (tail.length) {
+    groups[6] = tail[0];
+    groups[7] = tail[1];
+  }
+  for (let i = 0; i < 8; i++) {
+    out[2 * i] = groups[i] >> 8;
+    out[2 * i + 1] = groups[i] & 0xff;
+  }
   return out;
 }
 

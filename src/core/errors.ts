@@ -21,7 +21,10 @@ const ERROR_MESSAGES: Record<number, string> = {
 };
 
 export class WasmvsError extends Error {
-  constructor(readonly code: number, readonly what: string) {
+  constructor(
+    readonly code: number,
+    readonly what: string,
+  ) {
     super(`${what}: ${ERROR_MESSAGES[code] ?? `error ${code}`}`);
     this.name = "WasmvsError";
   }

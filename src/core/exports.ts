@@ -8,8 +8,11 @@
 
 // 64-bit integers cross as BigInt; everything else (i32, u32, bool, usize on wasm32, f64) as a number.
 type Value<T extends string> = T extends "i64" | "u64" ? bigint : number;
-type Args<S extends string> =
-  S extends "" ? [] : S extends `${infer A} ${infer B}` ? [Value<A>, ...Args<B>] : [Value<S>];
+type Args<S extends string> = S extends ""
+  ? []
+  : S extends `${infer A} ${infer B}`
+    ? [Value<A>, ...Args<B>]
+    : [Value<S>];
 type Result<R extends string> = R extends "void" ? void : Value<R>;
 
 export const CORE_FUNCTIONS = {
@@ -107,6 +110,6 @@ export const RUNTIME_EXPORTS = ["__new", "__pin", "__unpin", "__rtti_base"] as c
 
 type Functions = typeof CORE_FUNCTIONS;
 type Fn<S extends readonly [string, string]> = (...args: Args<S[0]>) => Result<S[1]>;
-export type CoreExports = { readonly [K in keyof Functions]: Fn<Functions[K]> }
-  & { readonly [K in (typeof CORE_GLOBALS)[number]]: WebAssembly.Global }
-  & { readonly memory: WebAssembly.Memory };
+export type CoreExports = { readonly [K in keyof Functions]: Fn<Functions[K]> } & {
+  readonly [K in (typeof CORE_GLOBALS)[number]]: WebAssembly.Global;
+} & { readonly memory: WebAssembly.Memory };

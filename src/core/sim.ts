@@ -6,18 +6,27 @@ import type { PacketBatch } from "./packets.ts";
 
 export interface GeneratorSpec {
   connections: number;
-  rate: number;              // new connections per simulated second
-  meanLengthMs: number;      // mean connection length (exponential; capped at 20x the mean)
-  requests: number;          // data packets per connection (0 = SYN then RST)
-  clients: number;           // distinct client addresses (100.64.0.0 onwards)
-  zipf: number;              // Service popularity exponent; 0 = uniform
+  rate: number; // new connections per simulated second
+  meanLengthMs: number; // mean connection length (exponential; capped at 20x the mean)
+  requests: number; // data packets per connection (0 = SYN then RST)
+  clients: number; // distinct client addresses (100.64.0.0 onwards)
+  zipf: number; // Service popularity exponent; 0 = uniform
   seed: number;
-  record?: number;           // record the first `record` new-connection decisions
-  slots?: number;            // most connections open at once (default from rate x length)
+  record?: number; // record the first `record` new-connection decisions
+  slots?: number; // most connections open at once (default from rate x length)
 }
 
-export interface GeneratorService { vip: number; port: number }   // vip as a host-order u32
-export interface RecordedDecision { svc: number; caddr: number; cport: number; daddr: number; dport: number }
+export interface GeneratorService {
+  vip: number;
+  port: number;
+} // vip as a host-order u32
+export interface RecordedDecision {
+  svc: number;
+  caddr: number;
+  cport: number;
+  daddr: number;
+  dport: number;
+}
 
 const REC_WORDS = 5;
 
@@ -32,18 +41,23 @@ export class TrafficGenerator {
   constructor(core: Core, batch: PacketBatch, services: GeneratorService[], spec: GeneratorSpec) {
     const bad = (what: string) => new Error(`traffic generator: ${what}`);
     if (batch.core !== core) throw bad("the batch belongs to another Core");
-    if (Math.min(batch.maxPackets, Math.floor(batch.maxBytes / 40)) < 8) throw bad(`the batch holds fewer than 8 packets of 40 bytes`);
+    if (Math.min(batch.maxPackets, Math.floor(batch.maxBytes / 40)) < 8)
+      throw bad(`the batch holds fewer than 8 packets of 40 bytes`);
     if (!services.length) throw bad("no Services");
-    const int = (name: string, v: number, lo: number, hi: number) => { if (!Number.isInteger(v) || v < lo || v > hi) throw bad(`${name}=${v}: want an integer in [${lo}, ${hi}]`); };
+    const int = (name: string, v: number, lo: number, hi: number) => {
+      if (!Number.isInteger(v) || v < lo || v > hi) throw bad(`${name}=${v}: want an integer in [${lo}, ${hi}]`);
+    };
     int("connections", spec.connections, 0, 1e15);
     if (!(spec.rate > 0) || !Number.isFinite(spec.rate)) throw bad(`rate=${spec.rate}: want a positive number`);
-    if (!(spec.meanLengthMs >= 0 && spec.meanLengthMs <= 3.6e6)) throw bad(`meanLengthMs=${spec.meanLengthMs}: want 0 to 3,600,000`);
+    if (!(spec.meanLengthMs >= 0 && spec.meanLengthMs <= 3.6e6))
+      throw bad(`meanLengthMs=${spec.meanLengthMs}: want 0 to 3,600,000`);
     int("requests", spec.requests, 0, 1e6);
     int("clients", spec.clients, 1, 1 << 22);
     if (!(spec.zipf >= 0) || !Number.isFinite(spec.zipf)) throw bad(`zipf=${spec.zipf}: want 0 or more`);
     int("record", spec.record ?? 0, 0, 1 << 24);
     for (const [i, s] of services.entries()) {
-      if (!Number.isInteger(s.vip) || s.vip < 0 || s.vip > 0xffffffff) throw bad(`Service ${i}: vip ${s.vip} is not an IPv4 address as a u32`);
+      if (!Number.isInteger(s.vip) || s.vip < 0 || s.vip > 0xffffffff)
+        throw bad(`Service ${i}: vip ${s.vip} is not an IPv4 address as a u32`);
       if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65535) throw bad(`Service ${i}: port ${s.port}`);
     }
     // open at once ≈ rate × mean length: room for far more than its Poisson spread
@@ -54,11 +68,25 @@ export class TrafficGenerator {
     this.core = core;
     this.services = services.length;
     this.slots = slots;
-    const at = core.x.simInit(services.length, spec.connections, spec.rate, spec.meanLengthMs, spec.requests, spec.clients,
-      spec.zipf, spec.seed >>> 0, spec.record ?? 0, slots) >>> 0;
+    const at =
+      core.x.simInit(
+        services.length,
+        spec.connections,
+        spec.rate,
+        spec.meanLengthMs,
+        spec.requests,
+        spec.clients,
+        spec.zipf,
+        spec.seed >>> 0,
+        spec.record ?? 0,
+        slots,
+      ) >>> 0;
     if (!at) throw bad(`refused by the core (services ${services.length}, slots ${slots})`);
     const u32 = new Uint32Array(core.x.memory.buffer, at, 2 * services.length);
-    services.forEach((s, i) => { u32[i] = s.vip >>> 0; u32[services.length + i] = s.port; });
+    services.forEach((s, i) => {
+      u32[i] = s.vip >>> 0;
+      u32[services.length + i] = s.port;
+    });
   }
 
   // Runs up to `ticks` ms of simulated time; true once every connection has ended. dry: generate the
@@ -66,16 +94,28 @@ export class TrafficGenerator {
   run(ticks: number, dry = false): boolean {
     const x = this.core.x;
     const r = x.simRun(ticks, dry ? 1 : 0);
-    if (r === x.SIM_E_SLOTS.value) throw new Error(`traffic generator: more than ${this.slots} connections open at once: lower the rate or the length, or give more slots`);
-    if (r === x.SIM_E_NOT_READY.value) throw new Error("traffic generator: not set up, or the batch area was re-made since");
+    if (r === x.SIM_E_SLOTS.value)
+      throw new Error(
+        `traffic generator: more than ${this.slots} connections open at once: lower the rate or the length, or give more slots`,
+      );
+    if (r === x.SIM_E_NOT_READY.value)
+      throw new Error("traffic generator: not set up, or the batch area was re-made since");
     this.done = r === x.SIM_DONE.value;
     return this.done;
   }
 
-  get made(): number { return this.core.x.simMade(); }
-  get packets(): number { return this.core.x.simPackets(); }
-  get ticks(): number { return this.core.x.simTicks(); }
-  get openPeak(): number { return this.core.x.simOpenPeak() >>> 0; }
+  get made(): number {
+    return this.core.x.simMade();
+  }
+  get packets(): number {
+    return this.core.x.simPackets();
+  }
+  get ticks(): number {
+    return this.core.x.simTicks();
+  }
+  get openPeak(): number {
+    return this.core.x.simOpenPeak() >>> 0;
+  }
 
   // New connections per Service (a copy).
   perService(): Uint32Array {

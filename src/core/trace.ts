@@ -9,35 +9,113 @@
 import * as TL from "../../assembly/trace-layout.ts";
 import { familyOf } from "../model/schedulers.ts";
 import { ntoa4 } from "../model/inet.ts";
-import { Core, SCHEDULERS, TCP_FLAGS, type ServiceSpec, type DestSpec, type ServiceInfo, type DestInfo, type SettingName } from "./index.ts";
+import {
+  Core,
+  SCHEDULERS,
+  TCP_FLAGS,
+  type ServiceSpec,
+  type DestSpec,
+  type ServiceInfo,
+  type DestInfo,
+  type SettingName,
+} from "./index.ts";
 
 // ---- records ---------------------------------------------------------------------------------------------
 // The word numbers come from assembly/trace-layout.ts, the file the schedulers compile, so they cannot drift.
 const WORD_NAMES = [
-  "W_KIND", "W_SVC", "W_DEST", "W_SEQ", "W_HKEY", "W_HPORT", "W_CUR0", "W_CUR1", "W_N", "W_CW0", "W_CW1", "W_MW", "W_DI",
-  "W_RESTART", "W_FAIL", "W_SCAN", "W_A_ACT", "W_A_INACT", "W_A_W", "W_R_ID", "W_R_ACT", "W_R_INACT", "W_R_W",
-  "W_TOTAL", "W_R1", "W_R2", "W_C1", "W_C2", "W_C1_ACT", "W_C1_INACT", "W_C1_W", "W_C2_ACT", "W_C2_INACT", "W_C2_W",
-  "W_BUCKET", "W_TSIZE", "W_BDEST", "W_PROBES", "W_FALLBACK", "W_REJECT", "W_MEMBER", "W_PATHLEN", "W_PATH",
-  "W_LBUCKET", "W_FOUND", "W_PREV", "W_OUTCOME", "W_HALFIDLE", "W_PREV_ACT", "W_PREV_W", "W_WLC", "W_ENTRIES",
-  "W_ERASED", "W_EXPIRED", "W_SETLEN", "W_SET",
+  "W_KIND",
+  "W_SVC",
+  "W_DEST",
+  "W_SEQ",
+  "W_HKEY",
+  "W_HPORT",
+  "W_CUR0",
+  "W_CUR1",
+  "W_N",
+  "W_CW0",
+  "W_CW1",
+  "W_MW",
+  "W_DI",
+  "W_RESTART",
+  "W_FAIL",
+  "W_SCAN",
+  "W_A_ACT",
+  "W_A_INACT",
+  "W_A_W",
+  "W_R_ID",
+  "W_R_ACT",
+  "W_R_INACT",
+  "W_R_W",
+  "W_TOTAL",
+  "W_R1",
+  "W_R2",
+  "W_C1",
+  "W_C2",
+  "W_C1_ACT",
+  "W_C1_INACT",
+  "W_C1_W",
+  "W_C2_ACT",
+  "W_C2_INACT",
+  "W_C2_W",
+  "W_BUCKET",
+  "W_TSIZE",
+  "W_BDEST",
+  "W_PROBES",
+  "W_FALLBACK",
+  "W_REJECT",
+  "W_MEMBER",
+  "W_PATHLEN",
+  "W_PATH",
+  "W_LBUCKET",
+  "W_FOUND",
+  "W_PREV",
+  "W_OUTCOME",
+  "W_HALFIDLE",
+  "W_PREV_ACT",
+  "W_PREV_W",
+  "W_WLC",
+  "W_ENTRIES",
+  "W_ERASED",
+  "W_EXPIRED",
+  "W_SETLEN",
+  "W_SET",
 ] as const;
 type WordName = (typeof WORD_NAMES)[number];
 export const Q = {
-  tableSize: TL.Q_TABLE_SIZE, slotDest: TL.Q_SLOT_DEST, mhMembers: TL.Q_MH_MEMBERS, mhMember: TL.Q_MH_MEMBER,
-  mhOffset: TL.Q_MH_OFFSET, mhSkip: TL.Q_MH_SKIP, mhTurns: TL.Q_MH_TURNS, slotMember: TL.Q_SLOT_MEMBER,
-  entries: TL.Q_ENTRIES, expired: TL.Q_EXPIRED,
+  tableSize: TL.Q_TABLE_SIZE,
+  slotDest: TL.Q_SLOT_DEST,
+  mhMembers: TL.Q_MH_MEMBERS,
+  mhMember: TL.Q_MH_MEMBER,
+  mhOffset: TL.Q_MH_OFFSET,
+  mhSkip: TL.Q_MH_SKIP,
+  mhTurns: TL.Q_MH_TURNS,
+  slotMember: TL.Q_SLOT_MEMBER,
+  entries: TL.Q_ENTRIES,
+  expired: TL.Q_EXPIRED,
 };
 export const REJECT = ["", "empty", "weight 0", "overloaded", "deleted"] as const;
-export const OUTCOME = ["", "new", "kept", "unavailable", "quiesced", "overloaded", "no usable member", "none"] as const;
+export const OUTCOME = [
+  "",
+  "new",
+  "kept",
+  "unavailable",
+  "quiesced",
+  "overloaded",
+  "no usable member",
+  "none",
+] as const;
 
 export { familyOf, type Family } from "../model/schedulers.ts";
 
 // One decoded record: the scheduler, the chosen destination id (-1: none) and every word by name.
 export interface TraceRecord {
-  sched: string; svc: number; dest: number; seq: number;
+  sched: string;
+  svc: number;
+  dest: number;
+  seq: number;
   f: Record<WordName, number>;
-  path: { slot: number; dest: number }[];   // sh/mh fallback probes
-  set: number[];                            // lblcr members after the decision, kernel order
+  path: { slot: number; dest: number }[]; // sh/mh fallback probes
+  set: number[]; // lblcr members after the decision, kernel order
 }
 
 export class Tracer {
@@ -49,15 +127,23 @@ export class Tracer {
   constructor(core: Core) {
     this.core = core;
     const x = core.x;
-    if (typeof x.traceEnable !== "function") throw new Error("this core.wasm has no tracing (rebuild with assembly/trace.ts)");
+    if (typeof x.traceEnable !== "function")
+      throw new Error("this core.wasm has no tracing (rebuild with assembly/trace.ts)");
     this.W = Object.fromEntries(WORD_NAMES.map((n) => [n, TL[n]])) as Record<WordName, number>;
     this.words = x.traceWords();
     this.cap = x.traceCapacity();
   }
-  enable(on = true): void { this.core.x.traceEnable(on ? 1 : 0); }
-  get enabled(): boolean { return this.core.x.traceEnabled() === 1; }
+  enable(on = true): void {
+    this.core.x.traceEnable(on ? 1 : 0);
+  }
+  get enabled(): boolean {
+    return this.core.x.traceEnabled() === 1;
+  }
   // forget every record written so far
-  reset(): void { this.core.x.traceReset(); this.seen = 0; }
+  reset(): void {
+    this.core.x.traceReset();
+    this.seen = 0;
+  }
   // the records written since the last take() (at most the ring's capacity)
   take(): TraceRecord[] {
     const x = this.core.x;
@@ -67,12 +153,15 @@ export class Tracer {
     if (from < n) {
       const base = x.traceBuf() >>> 0;
       const all = new Int32Array(x.memory.buffer, base, this.words * this.cap);
-      for (let k = from; k < n; k++) out.push(this.decode(all.subarray((k % this.cap) * this.words, (k % this.cap + 1) * this.words)));
+      for (let k = from; k < n; k++)
+        out.push(this.decode(all.subarray((k % this.cap) * this.words, ((k % this.cap) + 1) * this.words)));
     }
     this.seen = n;
     return out;
   }
-  query(svc: number, q: number, i = 0): number { return this.core.x.traceQuery(svc, q, i); }
+  query(svc: number, q: number, i = 0): number {
+    return this.core.x.traceQuery(svc, q, i);
+  }
 
   private decode(w: Int32Array): TraceRecord {
     const W = this.W;
@@ -81,32 +170,46 @@ export class Tracer {
     const fam = familyOf(sched);
     const path: TraceRecord["path"] = [];
     const set: number[] = [];
-    if (fam === "hash") for (let k = 0; k < f.W_PATHLEN; k++) path.push({ slot: w[W.W_PATH + 2 * k], dest: w[W.W_PATH + 2 * k + 1] });
+    if (fam === "hash")
+      for (let k = 0; k < f.W_PATHLEN; k++) path.push({ slot: w[W.W_PATH + 2 * k], dest: w[W.W_PATH + 2 * k + 1] });
     if (sched === "lblcr") for (let k = 0; k < Math.min(f.W_SETLEN, 16); k++) set.push(w[W.W_SET + k]);
     return { sched, svc: f.W_SVC, dest: f.W_DEST, seq: f.W_SEQ, f, path, set };
   }
 }
 
 // ---- scenarios -----------------------------------------------------------------------------------------
-export interface ScenarioDest extends DestSpec { name?: string }
+export interface ScenarioDest extends DestSpec {
+  name?: string;
+}
 // How a connection ends: the client's FIN (then the server's), or the client's RST.
 export type CloseHow = "fin" | "rst";
 export interface Traffic {
-  count?: number;          // connections (default 12)
-  clients?: number;        // distinct client addresses, used in turn (default 4)
-  clientBase?: string;     // first client address (default 192.168.1.10)
-  sport?: number;          // first source port (default 40000, +1 per connection)
-  interval?: number;       // ms between new connections (default 100)
-  hold?: number;           // ms a connection stays open before it closes (0 = stays open; default 0)
-  close?: CloseHow;        // how a held connection ends (default fin)
-  closeEvery?: number;     // every k-th connection closes right after its handshake (TIME_WAIT: inactive)
-  targets?: number;        // destination addresses used in turn (fwmark services; dh/lblc key on them)
-  targetBase?: string;     // first destination address (default the VIP, or 10.9.0.1 for fwmark)
+  count?: number; // connections (default 12)
+  clients?: number; // distinct client addresses, used in turn (default 4)
+  clientBase?: string; // first client address (default 192.168.1.10)
+  sport?: number; // first source port (default 40000, +1 per connection)
+  interval?: number; // ms between new connections (default 100)
+  hold?: number; // ms a connection stays open before it closes (0 = stays open; default 0)
+  close?: CloseHow; // how a held connection ends (default fin)
+  closeEvery?: number; // every k-th connection closes right after its handshake (TIME_WAIT: inactive)
+  targets?: number; // destination addresses used in turn (fwmark services; dh/lblc key on them)
+  targetBase?: string; // first destination address (default the VIP, or 10.9.0.1 for fwmark)
 }
 // answered: false leaves the SYN unanswered (the entry stays SYN_RECV, counted active, for 60 s)
-export interface ConnSpec { client: string; sport?: number; dst?: string; at?: number; hold?: number; close?: CloseHow;
-  answered?: boolean }
-export interface ScenarioEvent { before: number; op: "add" | "del" | "edit"; dest: ScenarioDest }
+export interface ConnSpec {
+  client: string;
+  sport?: number;
+  dst?: string;
+  at?: number;
+  hold?: number;
+  close?: CloseHow;
+  answered?: boolean;
+}
+export interface ScenarioEvent {
+  before: number;
+  op: "add" | "del" | "edit";
+  dest: ScenarioDest;
+}
 export interface Scenario {
   service: ServiceSpec;
   dests: ScenarioDest[];
@@ -120,34 +223,45 @@ export interface Scenario {
 // What happened to a connection entry after its first packet: a state change (the handshake, a close) or
 // its expiry, as read back from the connection table.
 export interface LifeEvent {
-  at: number;                // ms since the start
-  n: number;                 // the connection's number
-  client: string; sport: number;
+  at: number; // ms since the start
+  n: number; // the connection's number
+  client: string;
+  sport: number;
   destId: number;
-  from: string; to: string;  // TCP states; to = "expired" when the entry left the table
-  active: boolean;           // counted in ActiveConn after the change
-  why: string;               // the packets that caused it, or "timeout"
+  from: string;
+  to: string; // TCP states; to = "expired" when the entry left the table
+  active: boolean; // counted in ActiveConn after the change
+  why: string; // the packets that caused it, or "timeout"
 }
 
 // A connection entry the session opened, as the table last showed it.
 export interface Entry {
-  n: number; client: string; sport: number; dst: string; destId: number; index: number;
-  state: string; active: boolean; expires: number;   // ms since the start
+  n: number;
+  client: string;
+  sport: number;
+  dst: string;
+  destId: number;
+  index: number;
+  state: string;
+  active: boolean;
+  expires: number; // ms since the start
 }
 
 export interface Decision {
-  n: number;                 // 1-based connection number
-  at: number;                // ms since the start
-  client: string; sport: number; dst: string;
+  n: number; // 1-based connection number
+  at: number; // ms since the start
+  client: string;
+  sport: number;
+  dst: string;
   how: "scheduled" | "template" | "existing" | "refused";
-  destId: number;            // -1 when refused
-  dest: string;              // its name ("-" when refused)
+  destId: number; // -1 when refused
+  dest: string; // its name ("-" when refused)
   record?: TraceRecord;
   template?: { net: string; expiresIn: number };
   before: ServiceInfo;
-  reason?: string;           // why the data plane refused it (how "refused")
-  events: string[];          // configuration changes applied just before this connection
-  life: LifeEvent[];         // what happened to earlier entries since the previous decision, this one's handshake last
+  reason?: string; // why the data plane refused it (how "refused")
+  events: string[]; // configuration changes applied just before this connection
+  life: LifeEvent[]; // what happened to earlier entries since the previous decision, this one's handshake last
 }
 
 const START = 1000;
@@ -179,10 +293,10 @@ export class TraceSession {
   readonly svc: number;
   readonly scenario: Scenario;
   readonly names = new Map<number, string>();
-  private readonly nameOf = new Map<string, string>();   // addr:port -> name
+  private readonly nameOf = new Map<string, string>(); // addr:port -> name
   private closes: { e: Entry; at: number; how: CloseHow }[] = [];
-  private open: Entry[] = [];                             // entries this session opened that are still in the table
-  private life: LifeEvent[] = [];                         // not yet handed out with a decision
+  private open: Entry[] = []; // entries this session opened that are still in the table
+  private life: LifeEvent[] = []; // not yet handed out with a decision
   private n = 0;
   now = START;
   private vip: string;
@@ -198,8 +312,8 @@ export class TraceSession {
     core.seedRandom(scenario.seed ?? 1);
     const spec = scenario.service;
     this.svc = core.addService(spec);
-    this.proto = spec.fwmark ? "tcp" : spec.proto ?? "tcp";
-    this.vip = spec.fwmark ? scenario.traffic?.targetBase ?? "10.9.0.1" : spec.addr!;
+    this.proto = spec.fwmark ? "tcp" : (spec.proto ?? "tcp");
+    this.vip = spec.fwmark ? (scenario.traffic?.targetBase ?? "10.9.0.1") : spec.addr!;
     this.vport = spec.port ?? 80;
     this.mark = spec.fwmark ?? 0;
     scenario.dests.forEach((x, i) => this.addDest({ ...x, name: x.name ?? letterName(i) }));
@@ -211,7 +325,9 @@ export class TraceSession {
   static async create(scenario: Scenario, core?: Core): Promise<TraceSession> {
     return new TraceSession(core ?? (await Core.load({ connCapacity: 1 << 16 })), scenario);
   }
-  protected static async coreFor(core?: Core): Promise<Core> { return core ?? Core.load({ connCapacity: 1 << 16 }); }
+  protected static async coreFor(core?: Core): Promise<Core> {
+    return core ?? Core.load({ connCapacity: 1 << 16 });
+  }
 
   name = (id: number): string => this.names.get(id) ?? (id < 0 ? "-" : `#${id}`);
 
@@ -228,15 +344,29 @@ export class TraceSession {
     this.nameOf.set(key, name);
     return id;
   }
-  nameOfAddr(addr: string, port: number): string | undefined { return this.nameOf.get(`${addr}:${port}`); }
-  editDest(x: ScenarioDest): void { this.core.editDest(this.svc, x); }
-  delDest(x: Pick<ScenarioDest, "addr" | "port">): void { this.core.deleteDest(this.svc, x.addr, x.port); }
+  nameOfAddr(addr: string, port: number): string | undefined {
+    return this.nameOf.get(`${addr}:${port}`);
+  }
+  editDest(x: ScenarioDest): void {
+    this.core.editDest(this.svc, x);
+  }
+  delDest(x: Pick<ScenarioDest, "addr" | "port">): void {
+    this.core.deleteDest(this.svc, x.addr, x.port);
+  }
 
-  service(): ServiceInfo { return this.core.service(this.svc); }
+  service(): ServiceInfo {
+    return this.core.service(this.svc);
+  }
   // The entries this session opened that are still in the table, oldest first.
-  entries(): readonly Entry[] { return this.open; }
+  entries(): readonly Entry[] {
+    return this.open;
+  }
   // Life events not yet handed out with a decision (the page shows them as time passes without a connection).
-  takeLife(): LifeEvent[] { const l = this.life; this.life = []; return l; }
+  takeLife(): LifeEvent[] {
+    const l = this.life;
+    this.life = [];
+    return l;
+  }
 
   // Closes due connections, moves the clock to `at` (ms since the start) and notes the entries that expired.
   advanceTo(at: number): void {
@@ -255,7 +385,10 @@ export class TraceSession {
     this.core.advance(this.now);
     const keep: Entry[] = [];
     for (const e of this.open) {
-      if (e.expires + START > this.now) { keep.push(e); continue; }
+      if (e.expires + START > this.now) {
+        keep.push(e);
+        continue;
+      }
       if (this.read(e, "timeout")) keep.push(e);
     }
     this.open = keep;
@@ -269,15 +402,22 @@ export class TraceSession {
       this.life.push({ ...base, from: e.state, to: "expired", active: false });
       return false;
     }
-    if (c.state !== e.state || c.active !== e.active) this.life.push({ ...base, from: e.state, to: c.state,
-      active: c.active });
-    e.state = c.state; e.active = c.active; e.expires = c.expires - START;
+    if (c.state !== e.state || c.active !== e.active)
+      this.life.push({ ...base, from: e.state, to: c.state, active: c.active });
+    e.state = c.state;
+    e.active = c.active;
+    e.expires = c.expires - START;
     return true;
   }
 
   private pkt(e: Entry, dir: "in" | "out", flags: number, len = 60): void {
-    if (dir === "in") this.core.packet("in", this.proto, e.client, e.sport, e.dst, this.vport, { flags, now: this.now,
-      mark: this.mark, len });
+    if (dir === "in")
+      this.core.packet("in", this.proto, e.client, e.sport, e.dst, this.vport, {
+        flags,
+        now: this.now,
+        mark: this.mark,
+        len,
+      });
     else {
       const c = this.core.conn(e.index);
       if (c) this.core.packet("out", this.proto, c.daddr, c.dport, e.client, e.sport, { flags, now: this.now, len });
@@ -285,14 +425,18 @@ export class TraceSession {
   }
 
   private closeConn(e: Entry, how: CloseHow, at: number): void {
-    if (!this.open.includes(e)) return;   // expired before its close
+    if (!this.open.includes(e)) return; // expired before its close
     const { ACK, FIN, RST } = TCP_FLAGS;
     this.now = Math.max(this.now, at);
     if (how === "rst") this.pkt(e, "in", RST);
-    else { this.pkt(e, "in", FIN | ACK); this.pkt(e, "out", ACK); this.pkt(e, "out", FIN | ACK); this.pkt(e, "in", ACK);
-      }
-    if (!this.read(e, how === "rst" ?
-      "client RST" : "client FIN, server ACK+FIN, client ACK")) this.open = this.open.filter((x) => x !== e);
+    else {
+      this.pkt(e, "in", FIN | ACK);
+      this.pkt(e, "out", ACK);
+      this.pkt(e, "out", FIN | ACK);
+      this.pkt(e, "in", ACK);
+    }
+    if (!this.read(e, how === "rst" ? "client RST" : "client FIN, server ACK+FIN, client ACK"))
+      this.open = this.open.filter((x) => x !== e);
   }
 
   // Called when a connection is about to be scheduled, its time reached: the page and `wasmvs trace --insides`
@@ -318,28 +462,49 @@ export class TraceSession {
     const dst = c.dst ?? this.vip;
     const before = this.service();
     this.tracer.take();
-    const r = this.core.packet("in", this.proto, c.client, sport, dst, this.vport, { flags: TCP_FLAGS.SYN,
-      now: this.now, mark: this.mark });
+    const r = this.core.packet("in", this.proto, c.client, sport, dst, this.vport, {
+      flags: TCP_FLAGS.SYN,
+      now: this.now,
+      mark: this.mark,
+    });
     const recs = this.tracer.take().filter((x) => x.svc === this.svc);
     const n = ++this.n;
     const base = { n, at: this.now - START, client: c.client, sport, dst, before, events };
     if (r.verdict !== "forward") {
       const rec = recs[recs.length - 1];
-      return { ...base, how: "refused", destId: -1, dest: "-", record: rec, reason: r.reason ?? r.verdict,
-        life: this.takeLife() };
+      return {
+        ...base,
+        how: "refused",
+        destId: -1,
+        dest: "-",
+        record: rec,
+        reason: r.reason ?? r.verdict,
+        life: this.takeLife(),
+      };
     }
     const conn = this.core.conn(r.conn)!;
     const destId = conn.destId;
     if (r.isNew) {
-      const e: Entry = { n, client: c.client, sport, dst, destId, index: r.conn, state: "NONE", active: false,
-        expires: 0 };
+      const e: Entry = {
+        n,
+        client: c.client,
+        sport,
+        dst,
+        destId,
+        index: r.conn,
+        state: "NONE",
+        active: false,
+        expires: 0,
+      };
       this.read(e, this.proto === "tcp" ? "client SYN" : "first packet");
       this.open = this.open.filter((x) => x.index !== e.index);
       this.open.push(e);
       if (this.proto === "tcp" && c.answered !== false) {
         const { SYN, ACK, PSH } = TCP_FLAGS;
-        this.pkt(e, "out", SYN | ACK); this.pkt(e, "in", ACK);
-        this.pkt(e, "in", PSH | ACK, 200); this.pkt(e, "out", PSH | ACK, 1200);
+        this.pkt(e, "out", SYN | ACK);
+        this.pkt(e, "in", ACK);
+        this.pkt(e, "in", PSH | ACK, 200);
+        this.pkt(e, "out", PSH | ACK, 1200);
         this.read(e, "server SYN-ACK, client ACK, a request and its answer");
         if (c.closeNow) this.closeConn(e, c.close ?? "fin", this.now);
         else if (c.hold) this.closes.push({ e, at: this.now + c.hold, how: c.close ?? "fin" });
@@ -365,18 +530,27 @@ export class TraceSession {
     const s = this.scenario;
     const conns: (ConnSpec & { closeNow?: boolean })[] = [];
     if (s.connections?.length) {
-      s.connections.forEach((c, i) => conns.push({ ...c, at: c.at ?? i * (s.traffic?.interval ?? 100),
-        close: c.close ?? s.traffic?.close }));
+      s.connections.forEach((c, i) =>
+        conns.push({ ...c, at: c.at ?? i * (s.traffic?.interval ?? 100), close: c.close ?? s.traffic?.close }),
+      );
     } else {
       const t = s.traffic ?? {};
-      const count = t.count ?? 12, clients = Math.max(1, t.clients ?? 4), interval = t.interval ?? 100;
+      const count = t.count ?? 12,
+        clients = Math.max(1, t.clients ?? 4),
+        interval = t.interval ?? 100;
       const base = t.clientBase ?? (s.service.addr?.includes(":") ? "2001:db8::10" : "192.168.1.10");
       const targets = Math.max(1, t.targets ?? 1);
       const tbase = t.targetBase ?? (s.service.fwmark ? "10.9.0.1" : s.service.addr!);
       for (let i = 0; i < count; i++) {
-        conns.push({ client: addrAdd(base, i % clients), sport: (t.sport ?? 40000) + i, at: i * interval,
+        conns.push({
+          client: addrAdd(base, i % clients),
+          sport: (t.sport ?? 40000) + i,
+          at: i * interval,
           close: t.close,
-          dst: s.service.fwmark ? addrAdd(tbase, i % targets) : undefined, hold: t.hold, closeNow: t.closeEvery ? (i + 1) % t.closeEvery === 0 : false });
+          dst: s.service.fwmark ? addrAdd(tbase, i % targets) : undefined,
+          hold: t.hold,
+          closeNow: t.closeEvery ? (i + 1) % t.closeEvery === 0 : false,
+        });
       }
     }
     for (let i = 0; i < conns.length; i++) {
@@ -385,19 +559,30 @@ export class TraceSession {
         if (e.before !== i + 1) continue;
         const key = `${e.dest.addr}:${e.dest.port}`;
         const known = this.service().dests.some((x) => x.addr === e.dest.addr && x.port === e.dest.port);
-        if (e.op !== "add" &&
-          !known) throw new Error(`event before connection ${e.before}: ${e.op === "del" ? "delete" : "edit"} ${key}: the service has no such real server`);
-        if (e.op === "add" &&
-          known) throw new Error(`event before connection ${e.before}: add ${key}: the service already has it`);
-        if (e.op === "add") { this.addDest(e.dest);
-          events.push(`add ${e.dest.name ?? this.nameOf.get(key) ?? ""} ${key} weight ${e.dest.weight ?? 1}`); }
-        else if (e.op === "del") { events.push(`delete ${this.nameOf.get(key) ?? ""} ${key}`); this.delDest(e.dest); }
-        else { this.editDest(e.dest); events.push(`edit ${this.nameOf.get(key) ?? ""} weight ${e.dest.weight ?? 1}`); }
+        if (e.op !== "add" && !known)
+          throw new Error(
+            `event before connection ${e.before}: ${e.op === "del" ? "delete" : "edit"} ${key}: the service has no such real server`,
+          );
+        if (e.op === "add" && known)
+          throw new Error(`event before connection ${e.before}: add ${key}: the service already has it`);
+        if (e.op === "add") {
+          this.addDest(e.dest);
+          events.push(`add ${e.dest.name ?? this.nameOf.get(key) ?? ""} ${key} weight ${e.dest.weight ?? 1}`);
+        } else if (e.op === "del") {
+          events.push(`delete ${this.nameOf.get(key) ?? ""} ${key}`);
+          this.delDest(e.dest);
+        } else {
+          this.editDest(e.dest);
+          events.push(`edit ${this.nameOf.get(key) ?? ""} weight ${e.dest.weight ?? 1}`);
+        }
       }
       yield this.connect(conns[i], events);
     }
   }
 
   // Runs the clock on to `at` ms after the last connection (closes and expiries still due) and returns what happened.
-  finish(at: number): LifeEvent[] { this.advanceTo(at); return this.takeLife(); }
+  finish(at: number): LifeEvent[] {
+    this.advanceTo(at);
+    return this.takeLife();
+  }
 }

@@ -14,7 +14,12 @@ export { readProxyConfig, parseDuration, DEFAULT_CONFIG, type ProxyConfig } from
 export { K8sInputError } from "./errors.ts";
 export type { NodeInfo } from "./node.ts";
 export { iptablesModeText, IPTABLES_JUMPS, type IptablesModeOptions } from "./iptables-mode.ts";
-export { nftablesModeText, KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type KubeProxyVersion } from "./nftables-mode.ts";
+export {
+  nftablesModeText,
+  KUBE_PROXY_VERSIONS,
+  DEFAULT_KUBE_PROXY_VERSION,
+  type KubeProxyVersion,
+} from "./nftables-mode.ts";
 export { IPSETS, ipsetName, masqMark, withJumps } from "./ipvs.ts";
 export { generateCluster, type SynthOptions } from "./synth.ts";
 
@@ -29,21 +34,40 @@ export interface MappedCluster {
 
 /** Map kubectl output (JSON or YAML text, or parsed objects) to what kube-proxy's IPVS proxier would install. */
 export function mapCluster(input: string | Record<string, unknown>[], opts: IndexOptions): MappedCluster {
-  const { objects, errors } = typeof input === "string" ? readObjects(input) : { objects: input, errors: [] as K8sInputError[] };
+  const { objects, errors } =
+    typeof input === "string" ? readObjects(input) : { objects: input, errors: [] as K8sInputError[] };
   const index = new ClusterIndex(opts);
   for (const o of objects) errors.push(...index.apply(o).errors);
   const ipvs: MappedCluster["ipvs"] = {};
   for (const f of index.families) ipvs[f] = index.ipvsState(f);
-  return { index, desired: index.desiredState(), ipvs, sysctls: index.sysctls(), excludeCIDRs: index.config.excludeCIDRs, errors };
+  return {
+    index,
+    desired: index.desiredState(),
+    ipvs,
+    sysctls: index.sysctls(),
+    excludeCIDRs: index.config.excludeCIDRs,
+    errors,
+  };
 }
 
 /** The iptables-restore text kube-proxy's iptables mode writes for these objects (one family). */
-export function iptablesFor(index: ClusterIndex, family: Family = "IPv4",
-  opts: IptablesModeOptions = {}): IptablesModeResult {
+export function iptablesFor(
+  index: ClusterIndex,
+  family: Family = "IPv4",
+  opts: IptablesModeOptions = {},
+): IptablesModeResult {
   return iptablesModeText(family, index.config, index.familyNode(family), index.servicePorts(family), opts);
 }
 
 /** The nft -f text kube-proxy's nftables mode writes for these objects (one family). */
-export function nftablesFor(index: ClusterIndex, family: Family = "IPv4", serviceCIDRs?: string[], kubeProxyVersion?: KubeProxyVersion): NftablesModeResult {
-  return nftablesModeText(family, index.config, index.familyNode(family), index.servicePorts(family), { serviceCIDRs, kubeProxyVersion });
+export function nftablesFor(
+  index: ClusterIndex,
+  family: Family = "IPv4",
+  serviceCIDRs?: string[],
+  kubeProxyVersion?: KubeProxyVersion,
+): NftablesModeResult {
+  return nftablesModeText(family, index.config, index.familyNode(family), index.servicePorts(family), {
+    serviceCIDRs,
+    kubeProxyVersion,
+  });
 }

@@ -2,7 +2,10 @@
 // leading zeros, an IPv4-mapped IPv6 address is IPv4) and net.IP.String() printing (RFC 5952 for IPv6).
 export type Family = "IPv4" | "IPv6";
 
-export interface ParsedIP { family: Family; bytes: Uint8Array }   // 4 or 16 bytes
+export interface ParsedIP {
+  family: Family;
+  bytes: Uint8Array;
+} // 4 or 16 bytes
 
 function parseV4(s: string): Uint8Array | null {
   const parts = s.split(".");
@@ -11,7 +14,7 @@ function parseV4(s: string): Uint8Array | null {
   for (let i = 0; i < 4; i++) {
     const p = parts[i];
     if (!/^[0-9]{1,3}$/.test(p)) return null;
-    const n = Number(p);          // ParseIPSloppy: leading zeros are decimal, not octal
+    const n = Number(p); // ParseIPSloppy: leading zeros are decimal, not octal
     if (n > 255) return null;
     b[i] = n;
   }
@@ -20,7 +23,8 @@ function parseV4(s: string): Uint8Array | null {
 
 function parseV6(s: string): Uint8Array | null {
   if (s.length < 2 || s.includes("%")) return null;
-  let head = s, tailV4: Uint8Array | null = null;
+  let head = s,
+    tailV4: Uint8Array | null = null;
   const lastColon = s.lastIndexOf(":");
   if (s.indexOf(".", lastColon) > 0) {
     tailV4 = parseV4(s.slice(lastColon + 1));
@@ -40,7 +44,8 @@ function parseV6(s: string): Uint8Array | null {
     return out;
   };
   if (dbl >= 0) {
-    const a = parseGroups(head.slice(0, dbl)), b = parseGroups(head.slice(dbl + 2));
+    const a = parseGroups(head.slice(0, dbl)),
+      b = parseGroups(head.slice(dbl + 2));
     if (!a || !b || a.length + b.length > 7) return null;
     groups.push(...a, ...new Array(8 - a.length - b.length).fill(0), ...b);
   } else {
@@ -49,18 +54,25 @@ function parseV6(s: string): Uint8Array | null {
     groups.push(...a);
   }
   const bytes = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) { bytes[2 * i] = groups[i] >> 8; bytes[2 * i + 1] = groups[i] & 255; }
+  for (let i = 0; i < 8; i++) {
+    bytes[2 * i] = groups[i] >> 8;
+    bytes[2 * i + 1] = groups[i] & 255;
+  }
   if (tailV4) bytes.set(tailV4, 12);
   return bytes;
 }
 
 export function parseIP(s: string): ParsedIP | null {
   if (typeof s !== "string" || s === "") return null;
-  if (!s.includes(":")) { const b = parseV4(s); return b ? { family: "IPv4", bytes: b } : null; }
+  if (!s.includes(":")) {
+    const b = parseV4(s);
+    return b ? { family: "IPv4", bytes: b } : null;
+  }
   const b = parseV6(s);
   if (!b) return null;
   // ::ffff:a.b.c.d is an IPv4 address to Go
-  if (b.slice(0, 10).every((x) => x === 0) && b[10] === 255 && b[11] === 255) return { family: "IPv4", bytes: b.slice(12) };
+  if (b.slice(0, 10).every((x) => x === 0) && b[10] === 255 && b[11] === 255)
+    return { family: "IPv4", bytes: b.slice(12) };
   return { family: "IPv6", bytes: b };
 }
 
@@ -70,11 +82,19 @@ export function formatIP(ip: ParsedIP): string {
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push((b[2 * i] << 8) | b[2 * i + 1]);
   // longest run of zero groups (length >= 2), first one on ties: RFC 5952
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i; while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
+  let best = -1,
+    bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = (x: number[]) => x.map((v) => v.toString(16)).join(":");
@@ -92,7 +112,12 @@ export function ipFamily(s: string): Family | null {
   return parseIP(s)?.family ?? null;
 }
 
-export interface CIDR { family: Family; bytes: Uint8Array; prefix: number; text: string }
+export interface CIDR {
+  family: Family;
+  bytes: Uint8Array;
+  prefix: number;
+  text: string;
+}
 
 export function parseCIDR(s: string): CIDR | null {
   if (typeof s !== "string") return null;
@@ -111,7 +136,12 @@ export function parseCIDR(s: string): CIDR | null {
     const keep = Math.max(0, Math.min(8, prefix - i * 8));
     masked[i] &= (0xff << (8 - keep)) & 0xff;
   }
-  return { family: ip.family, bytes: masked, prefix, text: `${formatIP({ family: ip.family, bytes: masked })}/${prefix}` };
+  return {
+    family: ip.family,
+    bytes: masked,
+    prefix,
+    text: `${formatIP({ family: ip.family, bytes: masked })}/${prefix}`,
+  };
 }
 
 export function cidrContains(c: CIDR, ip: ParsedIP | string): boolean {

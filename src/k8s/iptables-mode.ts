@@ -6,7 +6,13 @@ import type { Family } from "./ip.ts";
 import type { ProxyConfig } from "./config.ts";
 import type { FamilyNode } from "./node.ts";
 import { categorizeEndpoints } from "./categorize.ts";
-import { externallyAccessible, usesClusterEndpoints, usesLocalEndpoints, type EndpointInfo, type ServicePortInfo } from "./model.ts";
+import {
+  externallyAccessible,
+  usesClusterEndpoints,
+  usesLocalEndpoints,
+  type EndpointInfo,
+  type ServicePortInfo,
+} from "./model.ts";
 import { sha256base32 } from "./hash.ts";
 import { masqMark, type JumpRule } from "./ipvs.ts";
 
@@ -17,22 +23,148 @@ export const svcChain = (spn: string, proto: string) => "KUBE-SVC-" + portProtoH
 export const svlChain = (spn: string, proto: string) => "KUBE-SVL-" + portProtoHash(spn, proto);
 export const extChain = (spn: string, proto: string) => "KUBE-EXT-" + portProtoHash(spn, proto);
 export const fwChain = (spn: string, proto: string) => "KUBE-FW-" + portProtoHash(spn, proto);
-export const sepChain = (spn: string, proto: string, ep: string) => "KUBE-SEP-" + sha256base32(spn + proto + ep).slice(0, 16);
+export const sepChain = (spn: string, proto: string, ep: string) =>
+  "KUBE-SEP-" + sha256base32(spn + proto + ep).slice(0, 16);
 
 /** iptablesJumpChains + iptablesKubeletJumpChains + the POSTROUTING jump, ensured outside the restore. */
 export const IPTABLES_JUMPS: JumpRule[] = [
-  { table: "filter", chain: "INPUT", args: ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "\"kubernetes externally-visible service portals\"", "-j", "KUBE-EXTERNAL-SERVICES"] },
-  { table: "filter", chain: "FORWARD", args: ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "\"kubernetes externally-visible service portals\"", "-j", "KUBE-EXTERNAL-SERVICES"] },
-  { table: "filter", chain: "INPUT", args: ["-m", "comment", "--comment", "\"kubernetes health check service ports\"", "-j", "KUBE-NODEPORTS"] },
-  { table: "filter", chain: "FORWARD", args: ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "\"kubernetes service portals\"", "-j", "KUBE-SERVICES"] },
-  { table: "filter", chain: "OUTPUT", args: ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "\"kubernetes service portals\"", "-j", "KUBE-SERVICES"] },
-  { table: "filter", chain: "FORWARD", args: ["-m", "comment", "--comment", "\"kubernetes forwarding rules\"", "-j", "KUBE-FORWARD"] },
-  { table: "filter", chain: "INPUT", args: ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "\"kube-proxy firewall rules\"", "-j", "KUBE-PROXY-FIREWALL"] },
-  { table: "filter", chain: "OUTPUT", args: ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "\"kube-proxy firewall rules\"", "-j", "KUBE-PROXY-FIREWALL"] },
-  { table: "filter", chain: "FORWARD", args: ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment", "\"kube-proxy firewall rules\"", "-j", "KUBE-PROXY-FIREWALL"] },
-  { table: "nat", chain: "OUTPUT", args: ["-m", "comment", "--comment", "\"kubernetes service portals\"", "-j", "KUBE-SERVICES"] },
-  { table: "nat", chain: "PREROUTING", args: ["-m", "comment", "--comment", "\"kubernetes service portals\"", "-j", "KUBE-SERVICES"] },
-  { table: "nat", chain: "POSTROUTING", args: ["-m", "comment", "--comment", "\"kubernetes postrouting rules\"", "-j", "KUBE-POSTROUTING"] },
+  {
+    table: "filter",
+    chain: "INPUT",
+    args: [
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "NEW",
+      "-m",
+      "comment",
+      "--comment",
+      '"kubernetes externally-visible service portals"',
+      "-j",
+      "KUBE-EXTERNAL-SERVICES",
+    ],
+  },
+  {
+    table: "filter",
+    chain: "FORWARD",
+    args: [
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "NEW",
+      "-m",
+      "comment",
+      "--comment",
+      '"kubernetes externally-visible service portals"',
+      "-j",
+      "KUBE-EXTERNAL-SERVICES",
+    ],
+  },
+  {
+    table: "filter",
+    chain: "INPUT",
+    args: ["-m", "comment", "--comment", '"kubernetes health check service ports"', "-j", "KUBE-NODEPORTS"],
+  },
+  {
+    table: "filter",
+    chain: "FORWARD",
+    args: [
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "NEW",
+      "-m",
+      "comment",
+      "--comment",
+      '"kubernetes service portals"',
+      "-j",
+      "KUBE-SERVICES",
+    ],
+  },
+  {
+    table: "filter",
+    chain: "OUTPUT",
+    args: [
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "NEW",
+      "-m",
+      "comment",
+      "--comment",
+      '"kubernetes service portals"',
+      "-j",
+      "KUBE-SERVICES",
+    ],
+  },
+  {
+    table: "filter",
+    chain: "FORWARD",
+    args: ["-m", "comment", "--comment", '"kubernetes forwarding rules"', "-j", "KUBE-FORWARD"],
+  },
+  {
+    table: "filter",
+    chain: "INPUT",
+    args: [
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "NEW",
+      "-m",
+      "comment",
+      "--comment",
+      '"kube-proxy firewall rules"',
+      "-j",
+      "KUBE-PROXY-FIREWALL",
+    ],
+  },
+  {
+    table: "filter",
+    chain: "OUTPUT",
+    args: [
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "NEW",
+      "-m",
+      "comment",
+      "--comment",
+      '"kube-proxy firewall rules"',
+      "-j",
+      "KUBE-PROXY-FIREWALL",
+    ],
+  },
+  {
+    table: "filter",
+    chain: "FORWARD",
+    args: [
+      "-m",
+      "conntrack",
+      "--ctstate",
+      "NEW",
+      "-m",
+      "comment",
+      "--comment",
+      '"kube-proxy firewall rules"',
+      "-j",
+      "KUBE-PROXY-FIREWALL",
+    ],
+  },
+  {
+    table: "nat",
+    chain: "OUTPUT",
+    args: ["-m", "comment", "--comment", '"kubernetes service portals"', "-j", "KUBE-SERVICES"],
+  },
+  {
+    table: "nat",
+    chain: "PREROUTING",
+    args: ["-m", "comment", "--comment", '"kubernetes service portals"', "-j", "KUBE-SERVICES"],
+  },
+  {
+    table: "nat",
+    chain: "POSTROUTING",
+    args: ["-m", "comment", "--comment", '"kubernetes postrouting rules"', "-j", "KUBE-POSTROUTING"],
+  },
 ];
 
 export interface IptablesModeOptions {
@@ -46,12 +178,24 @@ export interface IptablesModeOptions {
   nfacct?: boolean;
 }
 
-const NFACCT_INVALID = "ct_state_invalid_dropped_pkts", NFACCT_LOCALHOST_NODEPORT = "localhost_nps_accepted_pkts";
+const NFACCT_INVALID = "ct_state_invalid_dropped_pkts",
+  NFACCT_LOCALHOST_NODEPORT = "localhost_nps_accepted_pkts";
 
-export interface IptablesModeResult { text: string; natRules: number; filterRules: number; natChains: number; endpointChains: number }
+export interface IptablesModeResult {
+  text: string;
+  natRules: number;
+  filterRules: number;
+  natChains: number;
+  endpointChains: number;
+}
 
 /** The four lists an iptables-restore text is made of, and how many endpoint chains went in. */
-interface RestoreText { filterChains: string[]; filterRules: string[]; natChains: string[]; natRules: string[] }
+interface RestoreText {
+  filterChains: string[];
+  filterRules: string[];
+  natChains: string[];
+  natRules: string[];
+}
 
 interface Writer {
   out: RestoreText;
@@ -93,13 +237,23 @@ interface PortPlan {
   dst: (ip: string, port: number) => string;
 }
 
-export function iptablesModeText(family: Family, cfg: ProxyConfig, node: FamilyNode,
-  ports: Iterable<[ServicePortInfo, EndpointInfo[]]>, opts: IptablesModeOptions = {}): IptablesModeResult {
+export function iptablesModeText(
+  family: Family,
+  cfg: ProxyConfig,
+  node: FamilyNode,
+  ports: Iterable<[ServicePortInfo, EndpointInfo[]]>,
+  opts: IptablesModeOptions = {},
+): IptablesModeResult {
   const list = [...ports];
   const mark = masqMark(cfg.masqueradeBit);
   const out: RestoreText = {
-    filterChains: ["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"]
-      .map((c) => `:${c} - [0:0]`),
+    filterChains: [
+      "KUBE-SERVICES",
+      "KUBE-EXTERNAL-SERVICES",
+      "KUBE-FORWARD",
+      "KUBE-NODEPORTS",
+      "KUBE-PROXY-FIREWALL",
+    ].map((c) => `:${c} - [0:0]`),
     filterRules: [],
     natChains: ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"].map((c) => `:${c} - [0:0]`),
     natRules: [],
@@ -118,10 +272,15 @@ export function iptablesModeText(family: Family, cfg: ProxyConfig, node: FamilyN
   }
   closingRules(w, mark);
   const { filterChains, filterRules, natChains, natRules } = out;
-  const text = ["*filter", ...filterChains, ...filterRules, "COMMIT", "*nat", ...natChains, ...natRules, "COMMIT"]
-    .join("\n") + "\n";
+  const text =
+    ["*filter", ...filterChains, ...filterRules, "COMMIT", "*nat", ...natChains, ...natRules, "COMMIT"].join("\n") +
+    "\n";
   return {
-    text, natRules: natRules.length, filterRules: filterRules.length, natChains: natChains.length, endpointChains,
+    text,
+    natRules: natRules.length,
+    filterRules: filterRules.length,
+    natChains: natChains.length,
+    endpointChains,
   };
 }
 
@@ -131,13 +290,16 @@ function masqueradeRules(w: Writer, mark: string): void {
   natRules.push(`-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`);
   natRules.push(`-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`);
   const fully = w.opts.randomFully === false ? "" : " --random-fully";
-  natRules.push(`-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT"`
-    + ` -j MASQUERADE${fully}`);
+  natRules.push(
+    `-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT"` + ` -j MASQUERADE${fully}`,
+  );
   natRules.push(`-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`);
   if (!w.isIPv6 && w.cfg.localhostNodePorts) {
     filterChains.push(":KUBE-FIREWALL - [0:0]");
-    filterRules.push(`-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8`
-      + " ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP");
+    filterRules.push(
+      `-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8` +
+        " ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+    );
   }
 }
 
@@ -145,13 +307,20 @@ function planPort(sp: ServicePortInfo, eps: EndpointInfo[], node: FamilyNode): P
   const proto = sp.protocol.toLowerCase();
   const spn = sp.nameString;
   const cat = categorizeEndpoints(eps, sp, { nodeName: node.nodeName, zone: node.zone });
-  const clusterEPs = cat.cluster ?? [], localEPs = cat.local ?? [];
-  const clusterPolicyChain = svcChain(spn, proto), localPolicyChain = svlChain(spn, proto);
+  const clusterEPs = cat.cluster ?? [],
+    localEPs = cat.local ?? [];
+  const clusterPolicyChain = svcChain(spn, proto),
+    localPolicyChain = svlChain(spn, proto);
   const usesCluster = clusterEPs.length > 0 && usesClusterEndpoints(sp);
   const usesLocal = localEPs.length > 0 && usesLocalEndpoints(sp);
-  let internalChain = clusterPolicyChain, hasInternal = cat.hasAny;
-  if (sp.internalPolicyLocal) { internalChain = localPolicyChain; if (localEPs.length === 0) hasInternal = false; }
-  let externalPolicyChain = clusterPolicyChain, hasExternal = cat.hasAny;
+  let internalChain = clusterPolicyChain,
+    hasInternal = cat.hasAny;
+  if (sp.internalPolicyLocal) {
+    internalChain = localPolicyChain;
+    if (localEPs.length === 0) hasInternal = false;
+  }
+  let externalPolicyChain = clusterPolicyChain,
+    hasExternal = cat.hasAny;
   if (sp.externalPolicyLocal) {
     externalPolicyChain = localPolicyChain;
     if (localEPs.length === 0) hasExternal = false;
@@ -161,18 +330,50 @@ function planPort(sp: ServicePortInfo, eps: EndpointInfo[], node: FamilyNode): P
   const fw = fwChain(spn, proto);
   const usesFW = cat.hasAny && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
   const lbChain = usesFW ? fw : ext;
-  let intTarget = "", intComment = "", extTarget = "", extComment = "";
+  let intTarget = "",
+    intComment = "",
+    extTarget = "",
+    extComment = "";
   if (!cat.hasAny) {
     intTarget = extTarget = "REJECT";
     intComment = extComment = `"${spn} has no endpoints"`;
   } else {
-    if (!hasInternal) { intTarget = "DROP"; intComment = `"${spn} has no local endpoints"`; }
-    if (!hasExternal) { extTarget = "DROP"; extComment = `"${spn} has no local endpoints"`; }
+    if (!hasInternal) {
+      intTarget = "DROP";
+      intComment = `"${spn} has no local endpoints"`;
+    }
+    if (!hasExternal) {
+      extTarget = "DROP";
+      extComment = `"${spn} has no local endpoints"`;
+    }
   }
   const dst = (ip: string, port: number) => `-m ${proto} -p ${proto} -d ${ip} --dport ${port}`;
-  return { sp, proto, spn, cat, clusterEPs, localEPs, clusterPolicyChain, localPolicyChain, usesCluster, usesLocal,
-    internalChain, hasInternal, externalPolicyChain, hasExternal, ext, usesExt, fw, usesFW, lbChain,
-    intTarget, intComment, extTarget, extComment, dst };
+  return {
+    sp,
+    proto,
+    spn,
+    cat,
+    clusterEPs,
+    localEPs,
+    clusterPolicyChain,
+    localPolicyChain,
+    usesCluster,
+    usesLocal,
+    internalChain,
+    hasInternal,
+    externalPolicyChain,
+    hasExternal,
+    ext,
+    usesExt,
+    fw,
+    usesFW,
+    lbChain,
+    intTarget,
+    intComment,
+    extTarget,
+    extComment,
+    dst,
+  };
 }
 
 /** The port's entries in KUBE-SERVICES, KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL and KUBE-NODEPORTS. */
@@ -259,11 +460,12 @@ function endpointRules(w: Writer, p: PortPlan): number {
   const { comment } = w;
   const prob = (n: number) => (1 / n).toFixed(10);
   const toEndpoints = (chain: string, endpoints: EndpointInfo[]) => {
-    if (sp.clientIPAffinity) for (const e of endpoints) {
-      const sep = sepChain(spn, proto, e.str);
-      const recent = `-m recent --name ${sep} --rcheck --seconds ${sp.stickyMaxAgeSeconds} --reap`;
-      natRules.push(`-A ${chain}${comment(`"${spn} -> ${e.str}"`)} ${recent} -j ${sep}`);
-    }
+    if (sp.clientIPAffinity)
+      for (const e of endpoints) {
+        const sep = sepChain(spn, proto, e.str);
+        const recent = `-m recent --name ${sep} --rcheck --seconds ${sp.stickyMaxAgeSeconds} --reap`;
+        natRules.push(`-A ${chain}${comment(`"${spn} -> ${e.str}"`)} ${recent} -j ${sep}`);
+      }
     endpoints.forEach((e, i) => {
       const sep = sepChain(spn, proto, e.str);
       const last = i === endpoints.length - 1;
@@ -295,11 +497,13 @@ function endpointRules(w: Writer, p: PortPlan): number {
 /** KUBE-SERVICES' last rule (to KUBE-NODEPORTS) and KUBE-FORWARD. */
 function closingRules(w: Writer, mark: string): void {
   const { natRules, filterRules } = w.out;
-  const tail = "-A KUBE-SERVICES -m comment --comment"
-    + ` "kubernetes service nodeports; NOTE: this must be the last rule in this chain"`;
+  const tail =
+    "-A KUBE-SERVICES -m comment --comment" +
+    ` "kubernetes service nodeports; NOTE: this must be the last rule in this chain"`;
   if (w.node.nodePortMatchAll) {
     let d = "-m addrtype --dst-type LOCAL";
-    if (w.isIPv6) d += " ! -d ::1/128"; else if (!w.cfg.localhostNodePorts) d += " ! -d 127.0.0.0/8";
+    if (w.isIPv6) d += " ! -d ::1/128";
+    else if (!w.cfg.localhostNodePorts) d += " ! -d 127.0.0.0/8";
     natRules.push(`${tail} ${d} -j KUBE-NODEPORTS`);
   } else {
     for (const ip of w.node.nodePortIPs) natRules.push(`${tail} -d ${ip} -j KUBE-NODEPORTS`);
@@ -308,11 +512,17 @@ function closingRules(w: Writer, mark: string): void {
     const count = w.opts.nfacct ? ` -m nfacct --nfacct-name ${NFACCT_INVALID}` : "";
     filterRules.push(`-A KUBE-FORWARD -m conntrack --ctstate INVALID${count} -j DROP`);
   }
-  filterRules.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark}`
-    + " -j ACCEPT");
-  filterRules.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule"`
-    + " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
+  filterRules.push(
+    `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark}` + " -j ACCEPT",
+  );
+  filterRules.push(
+    `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule"` +
+      " -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+  );
 }
 
 import { cidrContains, parseCIDR } from "./ip.ts";
-function cidrHas(cidr: string, ip: string): boolean { const c = parseCIDR(cidr); return !!c && cidrContains(c, ip); }
+function cidrHas(cidr: string, ip: string): boolean {
+  const c = parseCIDR(cidr);
+  return !!c && cidrContains(c, ip);
+}

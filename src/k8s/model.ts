@@ -9,9 +9,9 @@ export type K8sProtocol = "TCP" | "UDP" | "SCTP";
 export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 export interface ServicePortInfo {
-  key: string;                  // ServicePortName with protocol: "ns/name:port/TCP" (the map key)
-  nameString: string;           // ServicePortName.String(): "ns/name:port", or "ns/name" for an unnamed port
-  svcKey: string;               // "ns/name"
+  key: string; // ServicePortName with protocol: "ns/name:port/TCP" (the map key)
+  nameString: string; // ServicePortName.String(): "ns/name:port", or "ns/name" for an unnamed port
+  svcKey: string; // "ns/name"
   portName: string;
   protocol: K8sProtocol;
   family: Family;
@@ -28,16 +28,18 @@ export interface ServicePortInfo {
   healthCheckNodePort: number;
 }
 
-export const externallyAccessible = (s: ServicePortInfo) => s.nodePort !== 0 || s.loadBalancerVIPs.length > 0 || s.externalIPs.length > 0;
+export const externallyAccessible = (s: ServicePortInfo) =>
+  s.nodePort !== 0 || s.loadBalancerVIPs.length > 0 || s.externalIPs.length > 0;
 // Cluster endpoints are needed for Cluster internal policy, and for any externally accessible port (even with
 // Local external policy, the short-circuit for pod and node traffic goes to the Cluster chain).
 export const usesClusterEndpoints = (s: ServicePortInfo) => !s.internalPolicyLocal || externallyAccessible(s);
-export const usesLocalEndpoints = (s: ServicePortInfo) => s.internalPolicyLocal || (s.externalPolicyLocal && externallyAccessible(s));
+export const usesLocalEndpoints = (s: ServicePortInfo) =>
+  s.internalPolicyLocal || (s.externalPolicyLocal && externallyAccessible(s));
 
 export interface EndpointInfo {
   ip: string;
   port: number;
-  str: string;                  // "ip:port" ("[ip]:port" for IPv6): Endpoint.String()
+  str: string; // "ip:port" ("[ip]:port" for IPv6): Endpoint.String()
   ready: boolean;
   serving: boolean;
   terminating: boolean;
@@ -46,13 +48,16 @@ export interface EndpointInfo {
   nodeHints: string[] | null;
 }
 
-export interface ServiceRecord { key: string; ports: ServicePortInfo[] }          // ports of every family
+export interface ServiceRecord {
+  key: string;
+  ports: ServicePortInfo[];
+} // ports of every family
 export interface SliceRecord {
-  key: string;                  // "ns/sliceName"
-  svcKey: string;               // "ns/serviceName"
-  family: Family | null;        // null: FQDN slices, ignored by kube-proxy
+  key: string; // "ns/sliceName"
+  svcKey: string; // "ns/serviceName"
+  family: Family | null; // null: FQDN slices, ignored by kube-proxy
   ports: { name: string; port: number; protocol: K8sProtocol }[];
-  endpoints: EndpointInfo[];    // with port 0: the port comes from ports[]
+  endpoints: EndpointInfo[]; // with port 0: the port comes from ports[]
 }
 
 const PROTOCOLS = ["TCP", "UDP", "SCTP"];
@@ -68,23 +73,37 @@ export function objectName(kind: string, o: unknown): string {
 
 type Spec = Record<string, unknown>;
 type ErrorSink = (field: string, message: string) => void;
-interface ServicePortSpec { name: string; port: number; protocol: K8sProtocol; nodePort: number }
+interface ServicePortSpec {
+  name: string;
+  port: number;
+  protocol: K8sProtocol;
+  nodePort: number;
+}
 
 /** Validate and normalize a Service. Returns null (with errors) when refused; ports of ExternalName and
  *  headless Services are empty, as kube-proxy skips them. */
-export function readService(svc: V1Service | Record<string, unknown>): { record: ServiceRecord | null; errors: K8sInputError[] } {
+export function readService(svc: V1Service | Record<string, unknown>): {
+  record: ServiceRecord | null;
+  errors: K8sInputError[];
+} {
   const o = svc as Record<string, unknown>;
   const who = objectName("Service", o);
   const errors: K8sInputError[] = [];
   const err: ErrorSink = (f, m) => errors.push(new K8sInputError(who, f, m));
   const md = isObj(o.metadata) ? o.metadata : null;
   if (!md || typeof md.name !== "string" || !md.name) err("metadata.name", "missing");
-  if (md && md.namespace !== undefined && typeof md.namespace !== "string") err("metadata.namespace", "must be a string");
+  if (md && md.namespace !== undefined && typeof md.namespace !== "string")
+    err("metadata.namespace", "must be a string");
   const spec = isObj(o.spec) ? o.spec : null;
-  if (!spec) { err("spec", "missing"); return { record: null, errors }; }
-  const ns = (md?.namespace as string) || "default", name = (md?.name as string) ?? "";
+  if (!spec) {
+    err("spec", "missing");
+    return { record: null, errors };
+  }
+  const ns = (md?.namespace as string) || "default",
+    name = (md?.name as string) ?? "";
   const type = spec.type ?? "ClusterIP";
-  if (!["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].includes(type as string)) err("spec.type", `unknown type ${JSON.stringify(type)}`);
+  if (!["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].includes(type as string))
+    err("spec.type", `unknown type ${JSON.stringify(type)}`);
   // each reader reports its own fields' errors, in the order a reader of the object meets them
   const clusterIPs = readClusterIPs(spec, err);
   const ports = readServicePorts(spec, err);
@@ -98,24 +117,35 @@ export function readService(svc: V1Service | Record<string, unknown>): { record:
   const key = `${ns}/${name}`;
   const record: ServiceRecord = { key, ports: [] };
   if (type === "ExternalName") return { record, errors };
-  const isExtAccessible = type === "LoadBalancer" || type === "NodePort"
-    || (type === "ClusterIP" && externalIPs.length > 0);
+  const isExtAccessible =
+    type === "LoadBalancer" || type === "NodePort" || (type === "ClusterIP" && externalIPs.length > 0);
   const externalPolicyLocal = isExtAccessible && etp === "Local";
   const hc = type === "LoadBalancer" && externalPolicyLocal ? hcnp : 0;
   for (const family of ["IPv4", "IPv6"] as Family[]) {
     const cip = clusterIPs.find((ip) => ip !== "None" && ip !== "" && parseIP(ip)!.family === family);
-    if (!cip) continue;                                                      // headless, or not this family
+    if (!cip) continue; // headless, or not this family
     if (clusterIPs[0] === "None" || clusterIPs[0] === "") continue;
     const fam = (ip: string) => parseIP(ip)!.family === family;
     for (const p of ports) {
       const nameString = p.name ? `${key}:${p.name}` : key;
       record.ports.push({
-        key: `${key}:${p.name}/${p.protocol}`, nameString, svcKey: key, portName: p.name, protocol: p.protocol, family,
-        clusterIP: cip, port: p.port, nodePort: p.nodePort,
-        externalIPs: externalIPs.filter(fam), loadBalancerVIPs: lbVIPs.filter(fam),
+        key: `${key}:${p.name}/${p.protocol}`,
+        nameString,
+        svcKey: key,
+        portName: p.name,
+        protocol: p.protocol,
+        family,
+        clusterIP: cip,
+        port: p.port,
+        nodePort: p.nodePort,
+        externalIPs: externalIPs.filter(fam),
+        loadBalancerVIPs: lbVIPs.filter(fam),
         loadBalancerSourceRanges: ranges.filter((r) => parseCIDR(r)!.family === family),
-        clientIPAffinity: affinity === "ClientIP", stickyMaxAgeSeconds: affinity === "ClientIP" ? sticky : 0,
-        externalPolicyLocal, internalPolicyLocal: itp === "Local", healthCheckNodePort: hc,
+        clientIPAffinity: affinity === "ClientIP",
+        stickyMaxAgeSeconds: affinity === "ClientIP" ? sticky : 0,
+        externalPolicyLocal,
+        internalPolicyLocal: itp === "Local",
+        healthCheckNodePort: hc,
       });
     }
   }
@@ -126,10 +156,13 @@ export function readService(svc: V1Service | Record<string, unknown>): { record:
 function readClusterIPs(spec: Spec, err: ErrorSink): string[] {
   const clusterIPs: string[] = [];
   const listed = Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0;
-  const rawIPs = listed ? spec.clusterIPs as unknown[] : spec.clusterIP !== undefined ? [spec.clusterIP] : [];
+  const rawIPs = listed ? (spec.clusterIPs as unknown[]) : spec.clusterIP !== undefined ? [spec.clusterIP] : [];
   rawIPs.forEach((ip, i) => {
     const field = listed ? `spec.clusterIPs[${i}]` : "spec.clusterIP";
-    if (ip === "None" || ip === "") { clusterIPs.push(ip); return; }
+    if (ip === "None" || ip === "") {
+      clusterIPs.push(ip);
+      return;
+    }
     const c = typeof ip === "string" ? canonicalIP(ip) : null;
     if (!c) err(field, `invalid IP address ${JSON.stringify(ip)}`);
     else clusterIPs.push(c);
@@ -145,19 +178,34 @@ function readServicePorts(spec: Spec, err: ErrorSink): ServicePortSpec[] {
   const okPorts: ServicePortSpec[] = [];
   (Array.isArray(ports) ? ports : []).forEach((p, i) => {
     const f = `spec.ports[${i}]`;
-    if (!isObj(p)) { err(f, "must be an object"); return; }
+    if (!isObj(p)) {
+      err(f, "must be an object");
+      return;
+    }
     const pname = p.name === undefined || p.name === null ? "" : p.name;
-    if (typeof pname !== "string") { err(`${f}.name`, "must be a string"); return; }
-    if (!isPort(p.port)) { err(`${f}.port`, `must be an integer in 1..65535, got ${JSON.stringify(p.port)}`); return; }
+    if (typeof pname !== "string") {
+      err(`${f}.name`, "must be a string");
+      return;
+    }
+    if (!isPort(p.port)) {
+      err(`${f}.port`, `must be an integer in 1..65535, got ${JSON.stringify(p.port)}`);
+      return;
+    }
     const proto = p.protocol === undefined ? "TCP" : p.protocol;
     if (!PROTOCOLS.includes(proto as string)) {
       err(`${f}.protocol`, `must be TCP, UDP or SCTP, got ${JSON.stringify(proto)}`);
       return;
     }
     const np = p.nodePort === undefined || p.nodePort === null ? 0 : p.nodePort;
-    if (!isPort(np, 0)) { err(`${f}.nodePort`, `must be an integer in 0..65535, got ${JSON.stringify(p.nodePort)}`); return; }
+    if (!isPort(np, 0)) {
+      err(`${f}.nodePort`, `must be an integer in 0..65535, got ${JSON.stringify(p.nodePort)}`);
+      return;
+    }
     const k = `${pname}/${proto}`;
-    if (seenNames.has(k)) { err(`${f}.name`, `duplicate port name '${pname}' for ${proto}`); return; }
+    if (seenNames.has(k)) {
+      err(`${f}.name`, `duplicate port name '${pname}' for ${proto}`);
+      return;
+    }
     seenNames.add(k);
     okPorts.push({ name: pname, port: p.port as number, protocol: proto as K8sProtocol, nodePort: np as number });
   });
@@ -168,10 +216,12 @@ function readExternalIPs(spec: Spec, err: ErrorSink): string[] {
   const externalIPs: string[] = [];
   if (spec.externalIPs === undefined || spec.externalIPs === null) return externalIPs;
   if (!Array.isArray(spec.externalIPs)) err("spec.externalIPs", "must be a list");
-  else spec.externalIPs.forEach((ip, i) => {
-    const c = typeof ip === "string" ? canonicalIP(ip.trim()) : null;
-    if (!c) err(`spec.externalIPs[${i}]`, `invalid IP address ${JSON.stringify(ip)}`); else externalIPs.push(c);
-  });
+  else
+    spec.externalIPs.forEach((ip, i) => {
+      const c = typeof ip === "string" ? canonicalIP(ip.trim()) : null;
+      if (!c) err(`spec.externalIPs[${i}]`, `invalid IP address ${JSON.stringify(ip)}`);
+      else externalIPs.push(c);
+    });
   return externalIPs;
 }
 
@@ -179,10 +229,12 @@ function readSourceRanges(spec: Spec, err: ErrorSink): string[] {
   const ranges: string[] = [];
   if (spec.loadBalancerSourceRanges === undefined || spec.loadBalancerSourceRanges === null) return ranges;
   if (!Array.isArray(spec.loadBalancerSourceRanges)) err("spec.loadBalancerSourceRanges", "must be a list");
-  else spec.loadBalancerSourceRanges.forEach((r, i) => {
-    const c = typeof r === "string" ? parseCIDR(r.trim()) : null;
-    if (!c) err(`spec.loadBalancerSourceRanges[${i}]`, `invalid CIDR ${JSON.stringify(r)}`); else ranges.push(c.text);
-  });
+  else
+    spec.loadBalancerSourceRanges.forEach((r, i) => {
+      const c = typeof r === "string" ? parseCIDR(r.trim()) : null;
+      if (!c) err(`spec.loadBalancerSourceRanges[${i}]`, `invalid CIDR ${JSON.stringify(r)}`);
+      else ranges.push(c.text);
+    });
   return ranges;
 }
 
@@ -207,9 +259,11 @@ function readAffinity(spec: Spec, err: ErrorSink): { affinity: unknown; sticky: 
 /** The external and internal traffic policies, and the health-check node port. */
 function readPolicies(spec: Spec, err: ErrorSink): { etp: unknown; itp: unknown; hcnp: number } {
   const etp = spec.externalTrafficPolicy ?? "Cluster";
-  if (etp !== "Cluster" && etp !== "Local") err("spec.externalTrafficPolicy", `must be Cluster or Local, got ${JSON.stringify(etp)}`);
+  if (etp !== "Cluster" && etp !== "Local")
+    err("spec.externalTrafficPolicy", `must be Cluster or Local, got ${JSON.stringify(etp)}`);
   const itp = spec.internalTrafficPolicy ?? "Cluster";
-  if (itp !== "Cluster" && itp !== "Local") err("spec.internalTrafficPolicy", `must be Cluster or Local, got ${JSON.stringify(itp)}`);
+  if (itp !== "Cluster" && itp !== "Local")
+    err("spec.internalTrafficPolicy", `must be Cluster or Local, got ${JSON.stringify(itp)}`);
   const hcnp = spec.healthCheckNodePort ?? 0;
   if (!isPort(hcnp, 0)) err("spec.healthCheckNodePort", `must be an integer in 0..65535, got ${JSON.stringify(hcnp)}`);
   return { etp, itp, hcnp: hcnp as number };
@@ -220,18 +274,25 @@ function readLoadBalancerVIPs(o: Record<string, unknown>, err: ErrorSink): strin
   const lbVIPs: string[] = [];
   const status = isObj(o.status) ? o.status : {};
   const ingress = isObj(status.loadBalancer) ? status.loadBalancer.ingress : undefined;
-  if (Array.isArray(ingress)) ingress.forEach((ing, i) => {
-    if (!isObj(ing) || ing.ip === undefined || ing.ip === "") return;      // hostname-only ingress: nothing to do
-    const c = typeof ing.ip === "string" ? canonicalIP(ing.ip) : null;
-    if (!c) { err(`status.loadBalancer.ingress[${i}].ip`, `invalid IP address ${JSON.stringify(ing.ip)}`); return; }
-    if (ing.ipMode !== undefined && ing.ipMode !== null && ing.ipMode !== "VIP") return;
-    lbVIPs.push(c);
-  });
+  if (Array.isArray(ingress))
+    ingress.forEach((ing, i) => {
+      if (!isObj(ing) || ing.ip === undefined || ing.ip === "") return; // hostname-only ingress: nothing to do
+      const c = typeof ing.ip === "string" ? canonicalIP(ing.ip) : null;
+      if (!c) {
+        err(`status.loadBalancer.ingress[${i}].ip`, `invalid IP address ${JSON.stringify(ing.ip)}`);
+        return;
+      }
+      if (ing.ipMode !== undefined && ing.ipMode !== null && ing.ipMode !== "VIP") return;
+      lbVIPs.push(c);
+    });
   return lbVIPs;
 }
 
 /** Validate and normalize an EndpointSlice (discovery.k8s.io/v1). */
-export function readEndpointSlice(es: V1EndpointSlice | Record<string, unknown>): { record: SliceRecord | null; errors: K8sInputError[] } {
+export function readEndpointSlice(es: V1EndpointSlice | Record<string, unknown>): {
+  record: SliceRecord | null;
+  errors: K8sInputError[];
+} {
   const o = es as Record<string, unknown>;
   const who = objectName("EndpointSlice", o);
   const errors: K8sInputError[] = [];
@@ -240,54 +301,114 @@ export function readEndpointSlice(es: V1EndpointSlice | Record<string, unknown>)
   if (!md || typeof md.name !== "string" || !md.name) err("metadata.name", "missing");
   const labels = md && isObj(md.labels) ? md.labels : {};
   const svcName = labels[SERVICE_NAME_LABEL];
-  if (typeof svcName !== "string" || !svcName) err(`metadata.labels["${SERVICE_NAME_LABEL}"]`, "missing: the slice names no Service");
+  if (typeof svcName !== "string" || !svcName)
+    err(`metadata.labels["${SERVICE_NAME_LABEL}"]`, "missing: the slice names no Service");
   const at = o.addressType;
-  if (at !== "IPv4" && at !== "IPv6" && at !== "FQDN") err("addressType", `must be IPv4, IPv6 or FQDN, got ${JSON.stringify(at)}`);
+  if (at !== "IPv4" && at !== "IPv6" && at !== "FQDN")
+    err("addressType", `must be IPv4, IPv6 or FQDN, got ${JSON.stringify(at)}`);
   const ports: SliceRecord["ports"] = [];
   if (o.ports !== undefined && o.ports !== null) {
     if (!Array.isArray(o.ports)) err("ports", "must be a list");
-    else o.ports.forEach((p, i) => {
-      if (!isObj(p)) { err(`ports[${i}]`, "must be an object"); return; }
-      if (p.port === undefined || p.port === null) return;                  // no port: kube-proxy skips it
-      if (!isPort(p.port)) { err(`ports[${i}].port`, `must be an integer in 1..65535, got ${JSON.stringify(p.port)}`); return; }
-      const proto = p.protocol ?? "TCP";
-      if (!PROTOCOLS.includes(proto as string)) { err(`ports[${i}].protocol`, `must be TCP, UDP or SCTP, got ${JSON.stringify(proto)}`); return; }
-      if (p.name !== undefined && p.name !== null && typeof p.name !== "string") { err(`ports[${i}].name`, "must be a string"); return; }
-      ports.push({ name: (p.name as string) ?? "", port: p.port as number, protocol: proto as K8sProtocol });
-    });
+    else
+      o.ports.forEach((p, i) => {
+        if (!isObj(p)) {
+          err(`ports[${i}]`, "must be an object");
+          return;
+        }
+        if (p.port === undefined || p.port === null) return; // no port: kube-proxy skips it
+        if (!isPort(p.port)) {
+          err(`ports[${i}].port`, `must be an integer in 1..65535, got ${JSON.stringify(p.port)}`);
+          return;
+        }
+        const proto = p.protocol ?? "TCP";
+        if (!PROTOCOLS.includes(proto as string)) {
+          err(`ports[${i}].protocol`, `must be TCP, UDP or SCTP, got ${JSON.stringify(proto)}`);
+          return;
+        }
+        if (p.name !== undefined && p.name !== null && typeof p.name !== "string") {
+          err(`ports[${i}].name`, "must be a string");
+          return;
+        }
+        ports.push({ name: (p.name as string) ?? "", port: p.port as number, protocol: proto as K8sProtocol });
+      });
   }
   const endpoints: EndpointInfo[] = [];
   const eps = o.endpoints ?? [];
   if (!Array.isArray(eps)) err("endpoints", "must be a list");
-  else if (at !== "FQDN") eps.forEach((e, i) => {
-    const f = `endpoints[${i}]`;
-    if (!isObj(e)) { err(f, "must be an object"); return; }
-    if (!Array.isArray(e.addresses) || e.addresses.length === 0) { err(`${f}.addresses`, "must list at least one address"); return; }
-    const first = e.addresses[0];
-    const p = typeof first === "string" ? parseIP(first) : null;
-    if (!p) { err(`${f}.addresses[0]`, `invalid IP address ${JSON.stringify(first)}`); return; }
-    if (p.family !== at) { err(`${f}.addresses[0]`, `${first} is not an ${at} address`); return; }
-    const c = isObj(e.conditions) ? e.conditions : {};
-    for (const k of ["ready", "serving", "terminating"]) if (c[k] !== undefined && c[k] !== null && typeof c[k] !== "boolean") err(`${f}.conditions.${k}`, `must be true or false, got ${JSON.stringify(c[k])}`);
-    const ready = c.ready === undefined || c.ready === null || c.ready === true;
-    const serving = c.serving === undefined || c.serving === null ? ready : c.serving === true;
-    const terminating = c.terminating === true;
-    const hints = isObj(e.hints) ? e.hints : null;
-    const zoneHints = hints && Array.isArray(hints.forZones) && hints.forZones.length ? hints.forZones.map((z) => (isObj(z) ? String(z.name) : "")) : null;
-    const nodeHints = hints && Array.isArray(hints.forNodes) && hints.forNodes.length ? hints.forNodes.map((z) => (isObj(z) ? String(z.name) : "")) : null;
-    endpoints.push({ ip: canonicalIP(first as string)!, port: 0, str: "", ready, serving, terminating,
-      nodeName: typeof e.nodeName === "string" ? e.nodeName : "", zoneHints, nodeHints });
-  });
+  else if (at !== "FQDN")
+    eps.forEach((e, i) => {
+      const f = `endpoints[${i}]`;
+      if (!isObj(e)) {
+        err(f, "must be an object");
+        return;
+      }
+      if (!Array.isArray(e.addresses) || e.addresses.length === 0) {
+        err(`${f}.addresses`, "must list at least one address");
+        return;
+      }
+      const first = e.addresses[0];
+      const p = typeof first === "string" ? parseIP(first) : null;
+      if (!p) {
+        err(`${f}.addresses[0]`, `invalid IP address ${JSON.stringify(first)}`);
+        return;
+      }
+      if (p.family !== at) {
+        err(`${f}.addresses[0]`, `${first} is not an ${at} address`);
+        return;
+      }
+      const c = isObj(e.conditions) ? e.conditions : {};
+      for (const k of ["ready", "serving", "terminating"])
+        if (c[k] !== undefined && c[k] !== null && typeof c[k] !== "boolean")
+          err(`${f}.conditions.${k}`, `must be true or false, got ${JSON.stringify(c[k])}`);
+      const ready = c.ready === undefined || c.ready === null || c.ready === true;
+      const serving = c.serving === undefined || c.serving === null ? ready : c.serving === true;
+      const terminating = c.terminating === true;
+      const hints = isObj(e.hints) ? e.hints : null;
+      const zoneHints =
+        hints && Array.isArray(hints.forZones) && hints.forZones.length
+          ? hints.forZones.map((z) => (isObj(z) ? String(z.name) : ""))
+          : null;
+      const nodeHints =
+        hints && Array.isArray(hints.forNodes) && hints.forNodes.length
+          ? hints.forNodes.map((z) => (isObj(z) ? String(z.name) : ""))
+          : null;
+      endpoints.push({
+        ip: canonicalIP(first as string)!,
+        port: 0,
+        str: "",
+        ready,
+        serving,
+        terminating,
+        nodeName: typeof e.nodeName === "string" ? e.nodeName : "",
+        zoneHints,
+        nodeHints,
+      });
+    });
   if (errors.length) return { record: null, errors };
   const ns = (md!.namespace as string) || "default";
-  return { record: { key: `${ns}/${md!.name}`, svcKey: `${ns}/${svcName}`, family: at === "FQDN" ? null : (at as Family), ports, endpoints }, errors };
+  return {
+    record: {
+      key: `${ns}/${md!.name}`,
+      svcKey: `${ns}/${svcName}`,
+      family: at === "FQDN" ? null : (at as Family),
+      ports,
+      endpoints,
+    },
+    errors,
+  };
 }
 
 /** The endpoints of every service port of one Service and family, merged from its slices as
  *  endpointslicecache does: slices in name order, one entry per ip:port (a ready duplicate wins), sorted by
  *  ip:port string. Keyed by ServicePortInfo.key. */
-export function endpointsForService(svcKey: string, family: Family, slices: Iterable<SliceRecord>): Map<string, EndpointInfo[]> {
-  const sorted = [...slices].filter((s) => s.family === family).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+export function endpointsForService(
+  svcKey: string,
+  family: Family,
+  slices: Iterable<SliceRecord>,
+): Map<string, EndpointInfo[]> {
+  const sorted = [...slices]
+    .filter((s) => s.family === family)
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const byPort = new Map<string, Map<string, EndpointInfo>>();
   for (const s of sorted) {
     for (const p of s.ports) {
@@ -303,6 +424,10 @@ export function endpointsForService(svcKey: string, family: Family, slices: Iter
     }
   }
   const out = new Map<string, EndpointInfo[]>();
-  for (const [k, m] of byPort) out.set(k, [...m.values()].sort((a, b) => (a.str < b.str ? -1 : a.str > b.str ? 1 : 0)));
+  for (const [k, m] of byPort)
+    out.set(
+      k,
+      [...m.values()].sort((a, b) => (a.str < b.str ? -1 : a.str > b.str ? 1 : 0)),
+    );
   return out;
 }

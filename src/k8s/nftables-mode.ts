@@ -6,7 +6,13 @@ import type { Family } from "./ip.ts";
 import type { ProxyConfig } from "./config.ts";
 import type { FamilyNode } from "./node.ts";
 import { categorizeEndpoints } from "./categorize.ts";
-import { externallyAccessible, usesClusterEndpoints, usesLocalEndpoints, type EndpointInfo, type ServicePortInfo } from "./model.ts";
+import {
+  externallyAccessible,
+  usesClusterEndpoints,
+  usesLocalEndpoints,
+  type EndpointInfo,
+  type ServicePortInfo,
+} from "./model.ts";
 import { sha256base32 } from "./hash.ts";
 import { cidrContains, parseCIDR } from "./ip.ts";
 import { masqMark } from "./ipvs.ts";
@@ -17,9 +23,12 @@ function hashAndTruncate(name: string): string {
   if (n.length > CHAIN_BASE_MAX) n = n.slice(0, CHAIN_BASE_MAX - 3) + "...";
   return n;
 }
-export const nftServiceBase = (sp: ServicePortInfo) => hashAndTruncate(`${sp.svcKey}/${sp.protocol.toLowerCase()}/${sp.portName}`);
+export const nftServiceBase = (sp: ServicePortInfo) =>
+  hashAndTruncate(`${sp.svcKey}/${sp.protocol.toLowerCase()}/${sp.portName}`);
 export function nftEndpointBase(sp: ServicePortInfo, ep: EndpointInfo): string {
-  return hashAndTruncate(`${sp.svcKey}/${sp.protocol.toLowerCase()}/${sp.portName}__${ep.ip.replaceAll(":", ".")}/${ep.port}`);
+  return hashAndTruncate(
+    `${sp.svcKey}/${sp.protocol.toLowerCase()}/${sp.portName}__${ep.ip.replaceAll(":", ".")}/${ep.port}`,
+  );
 }
 
 // kube-proxy names these "dstnat-10", "dstnat+10", "dstnat", "srcnat"; nft before 1.0.7 accepts the named
@@ -85,10 +94,21 @@ const JUMP_CHAINS_1_34: JumpChain[] = [
 export const KUBE_PROXY_VERSIONS = ["1.31", "1.32", "1.33", "1.34"] as const;
 export type KubeProxyVersion = (typeof KUBE_PROXY_VERSIONS)[number];
 export const DEFAULT_KUBE_PROXY_VERSION: KubeProxyVersion = "1.34";
-const layout = (v: KubeProxyVersion) => (v === "1.31" || v === "1.32" ? { base: BASE_CHAINS_1_31, jumps: JUMP_CHAINS_1_31 } : { base: BASE_CHAINS_1_34, jumps: JUMP_CHAINS_1_34 });
+const layout = (v: KubeProxyVersion) =>
+  v === "1.31" || v === "1.32"
+    ? { base: BASE_CHAINS_1_31, jumps: JUMP_CHAINS_1_31 }
+    : { base: BASE_CHAINS_1_34, jumps: JUMP_CHAINS_1_34 };
 
-export interface NftablesModeOptions { serviceCIDRs?: string[]; kubeProxyVersion?: KubeProxyVersion }
-export interface NftablesModeResult { text: string; chains: number; rules: number; elements: number }
+export interface NftablesModeOptions {
+  serviceCIDRs?: string[];
+  kubeProxyVersion?: KubeProxyVersion;
+}
+export interface NftablesModeResult {
+  text: string;
+  chains: number;
+  rules: number;
+  elements: number;
+}
 
 /**
  * The transaction being written, as knftables writes one: every chain added and flushed once, every element
@@ -102,7 +122,9 @@ class Transaction {
   private created = new Set<string>();
   private seen = new Map<string, Set<string>>();
   constructor(readonly table: string) {}
-  push(...lines: string[]): void { this.lines.push(...lines); }
+  push(...lines: string[]): void {
+    this.lines.push(...lines);
+  }
   ensureChain(c: string): void {
     if (this.created.has(c)) return;
     this.created.add(c);
@@ -117,7 +139,10 @@ class Transaction {
     let keys = this.seen.get(container);
     if (!keys) this.seen.set(container, (keys = new Set()));
     if (keys.has(key)) this.lines.push(`delete element ${this.table} ${container} { ${key} }`);
-    else { keys.add(key); this.elements++; }
+    else {
+      keys.add(key);
+      this.elements++;
+    }
     const annotated = `${key}${comment ? ` comment "${comment}"` : ""}${value ? ` : ${value}` : ""}`;
     this.lines.push(`add element ${this.table} ${container} { ${annotated} }`);
   }
@@ -136,12 +161,22 @@ interface Writer {
   version: KubeProxyVersion;
 }
 
-export function nftablesModeText(family: Family, cfg: ProxyConfig, node: FamilyNode,
-  ports: Iterable<[ServicePortInfo, EndpointInfo[]]>, opts: NftablesModeOptions = {}): NftablesModeResult {
+export function nftablesModeText(
+  family: Family,
+  cfg: ProxyConfig,
+  node: FamilyNode,
+  ports: Iterable<[ServicePortInfo, EndpointInfo[]]>,
+  opts: NftablesModeOptions = {},
+): NftablesModeResult {
   const fam = family === "IPv4" ? "ip" : "ip6";
   const w: Writer = {
-    tx: new Transaction(`${fam} kube-proxy`), family, cfg, node, ipX: fam,
-    addrT: family === "IPv4" ? "ipv4_addr" : "ipv6_addr", version: opts.kubeProxyVersion ?? DEFAULT_KUBE_PROXY_VERSION,
+    tx: new Transaction(`${fam} kube-proxy`),
+    family,
+    cfg,
+    node,
+    ipX: fam,
+    addrT: family === "IPv4" ? "ipv4_addr" : "ipv6_addr",
+    version: opts.kubeProxyVersion ?? DEFAULT_KUBE_PROXY_VERSION,
   };
   setupTable(w, opts.serviceCIDRs ?? []);
   const clusterIPsSeen = new Set<string>();
@@ -181,16 +216,24 @@ function setupTable(w: Writer, serviceCIDRs: string[]): void {
   }
   tx.push(`add set ${T} nodeport-ips { type ${addrT} ; comment "IPs that accept NodePort traffic" ; }`);
   if (node.nodePortMatchAll) tx.push(`delete set ${T} nodeport-ips`);
-  else { tx.push(`flush set ${T} nodeport-ips`); for (const ip of node.nodePortIPs) tx.elem("nodeport-ips", ip); }
+  else {
+    tx.push(`flush set ${T} nodeport-ips`);
+    for (const ip of node.nodePortIPs) tx.elem("nodeport-ips", ip);
+  }
   const map = (name: string, type: string, comment: string) =>
     tx.push(`add map ${T} ${name} { type ${type} : verdict ; comment "${comment}" ; }`);
   const addrPort = `${addrT} . inet_proto . inet_service`;
   map("no-endpoint-services", addrPort, "vmap to drop or reject packets to services with no endpoints");
-  map("no-endpoint-nodeports", "inet_proto . inet_service",
-    "vmap to drop or reject packets to service nodeports with no endpoints");
+  map(
+    "no-endpoint-nodeports",
+    "inet_proto . inet_service",
+    "vmap to drop or reject packets to service nodeports with no endpoints",
+  );
   tx.chains++;
-  tx.push(`add chain ${T} reject-chain { comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }`,
-    `flush chain ${T} reject-chain`);
+  tx.push(
+    `add chain ${T} reject-chain { comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }`,
+    `flush chain ${T} reject-chain`,
+  );
   tx.rule("reject-chain", "reject");
   tx.rule("service-endpoints-check", `${ipX} daddr . meta l4proto . th dport vmap @no-endpoint-services`);
   const nodePortDst = node.nodePortMatchAll ? noLocalhost : `${ipX} daddr @nodeport-ips`;
@@ -203,8 +246,14 @@ function setupTable(w: Writer, serviceCIDRs: string[]): void {
   tx.rule("services", `${ipX} daddr . meta l4proto . th dport vmap @service-ips`);
   const localDst = node.nodePortMatchAll ? `fib daddr type local ${noLocalhost}` : `${ipX} daddr @nodeport-ips`;
   tx.rule("services", `${localDst} meta l4proto . th dport vmap @service-nodeports`);
-  const shared = ["cluster-ips", "service-ips", "firewall-ips", "no-endpoint-services", "no-endpoint-nodeports",
-    "service-nodeports"];
+  const shared = [
+    "cluster-ips",
+    "service-ips",
+    "firewall-ips",
+    "no-endpoint-services",
+    "no-endpoint-nodeports",
+    "service-nodeports",
+  ];
   for (const c of shared) {
     tx.push(`flush ${c === "cluster-ips" ? "set" : "map"} ${T} ${c}`);
   }
@@ -218,14 +267,20 @@ function servicePortRules(w: Writer, sp: ServicePortInfo, eps: EndpointInfo[], c
   const localEPs = cat.local ?? [];
   const epChain = (e: EndpointInfo) => "endpoint-" + nftEndpointBase(sp, e);
   for (const e of cat.allReachable) tx.ensureChain(epChain(e));
-  const clusterPolicyChain = "service-" + base, localPolicyChain = "local-" + base;
+  const clusterPolicyChain = "service-" + base,
+    localPolicyChain = "local-" + base;
   const usesCluster = (cat.cluster ?? []).length > 0 && usesClusterEndpoints(sp);
   if (usesCluster) tx.ensureChain(clusterPolicyChain);
   const usesLocal = localEPs.length > 0 && usesLocalEndpoints(sp);
   if (usesLocal) tx.ensureChain(localPolicyChain);
-  let internalChain = clusterPolicyChain, hasInternal = cat.hasAny;
-  if (sp.internalPolicyLocal) { internalChain = localPolicyChain; if (localEPs.length === 0) hasInternal = false; }
-  let externalPolicyChain = clusterPolicyChain, hasExternal = cat.hasAny;
+  let internalChain = clusterPolicyChain,
+    hasInternal = cat.hasAny;
+  if (sp.internalPolicyLocal) {
+    internalChain = localPolicyChain;
+    if (localEPs.length === 0) hasInternal = false;
+  }
+  let externalPolicyChain = clusterPolicyChain,
+    hasExternal = cat.hasAny;
   if (sp.externalPolicyLocal) {
     externalPolicyChain = localPolicyChain;
     if (localEPs.length === 0) hasExternal = false;
@@ -235,8 +290,23 @@ function servicePortRules(w: Writer, sp: ServicePortInfo, eps: EndpointInfo[], c
   if (usesExt) tx.ensureChain(ext);
   const fw = "firewall-" + base;
   const usesFW = sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
-  const p: NftPortPlan = { sp, cat, clusterPolicyChain, localPolicyChain, usesCluster, usesLocal, internalChain,
-    hasInternal, externalPolicyChain, hasExternal, ext, usesExt, fw, usesFW, epChain };
+  const p: NftPortPlan = {
+    sp,
+    cat,
+    clusterPolicyChain,
+    localPolicyChain,
+    usesCluster,
+    usesLocal,
+    internalChain,
+    hasInternal,
+    externalPolicyChain,
+    hasExternal,
+    ext,
+    usesExt,
+    fw,
+    usesFW,
+    epChain,
+  };
   mapElements(w, p, clusterIPsSeen);
   masqueradeAndExternalRules(w, p);
   firewallRule(w, p);
@@ -268,11 +338,18 @@ function mapElements(w: Writer, p: NftPortPlan, clusterIPsSeen: Set<string>): vo
   const { sp, cat, ext, fw, usesFW, hasInternal, hasExternal } = p;
   const proto = sp.protocol.toLowerCase();
   const spn = sp.nameString;
-  let intVerdict = "", extVerdict = "";
+  let intVerdict = "",
+    extVerdict = "";
   if (!cat.hasAny) intVerdict = extVerdict = "goto reject-chain";
-  else { if (!hasInternal) intVerdict = "drop"; if (!hasExternal) extVerdict = "drop"; }
+  else {
+    if (!hasInternal) intVerdict = "drop";
+    if (!hasExternal) extVerdict = "drop";
+  }
   // a set: each ClusterIP added once
-  if (!clusterIPsSeen.has(sp.clusterIP)) { clusterIPsSeen.add(sp.clusterIP); tx.elem("cluster-ips", sp.clusterIP); }
+  if (!clusterIPsSeen.has(sp.clusterIP)) {
+    clusterIPsSeen.add(sp.clusterIP);
+    tx.elem("cluster-ips", sp.clusterIP);
+  }
   const key = (ip: string) => `${ip} . ${proto} . ${sp.port}`;
   if (hasInternal) tx.elem("service-ips", key(sp.clusterIP), `goto ${p.internalChain}`);
   else tx.elem("no-endpoint-services", key(sp.clusterIP), intVerdict, spn);
@@ -301,9 +378,8 @@ function masqueradeAndExternalRules(w: Writer, p: NftPortPlan): void {
     // 1.34 (PR 131492) matches the ClusterIP alone: a packet reaches this chain from service-ips with the
     // port and protocol already matched, and from an external- chain never with the ClusterIP
     const proto = sp.protocol.toLowerCase();
-    const to = w.version === "1.34"
-      ? `${ipX} daddr ${sp.clusterIP}`
-      : `${ipX} daddr ${sp.clusterIP} ${proto} dport ${sp.port}`;
+    const to =
+      w.version === "1.34" ? `${ipX} daddr ${sp.clusterIP}` : `${ipX} daddr ${sp.clusterIP} ${proto} dport ${sp.port}`;
     if (w.cfg.masqueradeAll) tx.rule(p.internalChain, `${to} jump mark-for-masquerade`);
     else if (detect) tx.rule(p.internalChain, `${to} ${detect.ifNotLocalNFT} jump mark-for-masquerade`);
   }
@@ -339,10 +415,11 @@ function endpointRules(w: Writer, p: NftPortPlan): void {
   const { sp, cat, epChain } = p;
   const proto = sp.protocol.toLowerCase();
   const affSet = (e: EndpointInfo) => "affinity-" + nftEndpointBase(sp, e);
-  if (sp.clientIPAffinity) for (const e of cat.allReachable) {
-    const spec = `type ${w.addrT} ; flags dynamic,timeout ; timeout ${sp.stickyMaxAgeSeconds}s ;`;
-    tx.push(`add set ${tx.table} ${affSet(e)} { ${spec} }`);
-  }
+  if (sp.clientIPAffinity)
+    for (const e of cat.allReachable) {
+      const spec = `type ${w.addrT} ; flags dynamic,timeout ; timeout ${sp.stickyMaxAgeSeconds}s ;`;
+      tx.push(`add set ${tx.table} ${affSet(e)} { ${spec} }`);
+    }
   const toEndpoints = (chain: string, endpoints: EndpointInfo[]) => {
     if (sp.clientIPAffinity) for (const e of endpoints) tx.rule(chain, `${ipX} saddr @${affSet(e)} goto ${epChain(e)}`);
     const vmap = endpoints.map((e, i) => `${i} : goto ${epChain(e)}`).join(" , ");

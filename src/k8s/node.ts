@@ -34,16 +34,24 @@ export interface FamilyNode {
 }
 
 export function familyNode(node: NodeInfo, cfg: ProxyConfig, family: Family): FamilyNode {
-  const mine = node.addresses.map((a) => parseIP(a)).filter((p): p is NonNullable<typeof p> => !!p && p.family === family);
-  const addressSet = new Set(mine.filter((p) => !isLoopback(p) && !(family === "IPv6" && isLinkLocalUnicast(p))).map(formatIP));
-  const primary = (node.primaryIPs ?? []).map((a) => parseIP(a)).find((p) => p?.family === family)
-    ?? mine.find((p) => !isLoopback(p) && !isLinkLocalUnicast(p));
+  const mine = node.addresses
+    .map((a) => parseIP(a))
+    .filter((p): p is NonNullable<typeof p> => !!p && p.family === family);
+  const addressSet = new Set(
+    mine.filter((p) => !isLoopback(p) && !(family === "IPv6" && isLinkLocalUnicast(p))).map(formatIP),
+  );
+  const primary =
+    (node.primaryIPs ?? []).map((a) => parseIP(a)).find((p) => p?.family === family) ??
+    mine.find((p) => !isLoopback(p) && !isLinkLocalUnicast(p));
   const primaryIP = primary ? formatIP(primary) : undefined;
   // NewNodePortAddresses: CIDRs of this family; "primary" = the primary IP; none of this family = match all
   const cidrs: string[] = [];
   let matchAll = false;
   for (const s of cfg.nodePortAddresses) {
-    if (s === "primary") { if (primaryIP) cidrs.push(family === "IPv4" ? `${primaryIP}/32` : `${primaryIP}/128`); continue; }
+    if (s === "primary") {
+      if (primaryIP) cidrs.push(family === "IPv4" ? `${primaryIP}/32` : `${primaryIP}/128`);
+      continue;
+    }
     const c = parseCIDR(s);
     if (!c || c.family !== family) continue;
     cidrs.push(c.text);
@@ -54,15 +62,53 @@ export function familyNode(node: NodeInfo, cfg: ProxyConfig, family: Family): Fa
   if (matchAll) nodePortIPs = [...addressSet];
   else {
     const parsed = cidrs.map((c) => parseCIDR(c)!);
-    nodePortIPs = [...new Set(mine.filter((p) => parsed.some((c) => cidrContains(c, p))).filter((p) => !isLoopback(p)).map(formatIP))];
+    nodePortIPs = [
+      ...new Set(
+        mine
+          .filter((p) => parsed.some((c) => cidrContains(c, p)))
+          .filter((p) => !isLoopback(p))
+          .map(formatIP),
+      ),
+    ];
   }
   nodePortIPs.sort();
   const ipX = family === "IPv4" ? "ip" : "ip6";
   let detect: FamilyNode["detect"] = null;
-  const byCIDR = (cidr: string | undefined) => cidr ? { ifLocal: ["-s", cidr], ifNotLocal: ["!", "-s", cidr], ifLocalNFT: `${ipX} saddr ${cidr}`, ifNotLocalNFT: `${ipX} saddr != ${cidr}` } : null;
+  const byCIDR = (cidr: string | undefined) =>
+    cidr
+      ? {
+          ifLocal: ["-s", cidr],
+          ifNotLocal: ["!", "-s", cidr],
+          ifLocalNFT: `${ipX} saddr ${cidr}`,
+          ifNotLocalNFT: `${ipX} saddr != ${cidr}`,
+        }
+      : null;
   if (cfg.detectLocalMode === "ClusterCIDR") detect = byCIDR(clusterCIDRFor(cfg, family));
-  else if (cfg.detectLocalMode === "NodeCIDR") detect = byCIDR((node.podCIDRs ?? []).map((c) => parseCIDR(c)).find((c) => c?.family === family)?.text);
-  else if (cfg.detectLocalMode === "BridgeInterface" && cfg.bridgeInterface) detect = { ifLocal: ["-i", cfg.bridgeInterface], ifNotLocal: ["!", "-i", cfg.bridgeInterface], ifLocalNFT: `iif ${cfg.bridgeInterface}`, ifNotLocalNFT: `iif != ${cfg.bridgeInterface}` };
-  else if (cfg.detectLocalMode === "InterfaceNamePrefix" && cfg.interfaceNamePrefix) detect = { ifLocal: ["-i", `${cfg.interfaceNamePrefix}+`], ifNotLocal: ["!", "-i", `${cfg.interfaceNamePrefix}+`], ifLocalNFT: `iifname ${cfg.interfaceNamePrefix}*`, ifNotLocalNFT: `iifname != ${cfg.interfaceNamePrefix}*` };
-  return { family, nodeName: node.nodeName, zone: node.zone, primaryIP, addressSet, nodePortIPs, nodePortMatchAll: matchAll, nodePortCIDRs: cidrs, detect };
+  else if (cfg.detectLocalMode === "NodeCIDR")
+    detect = byCIDR((node.podCIDRs ?? []).map((c) => parseCIDR(c)).find((c) => c?.family === family)?.text);
+  else if (cfg.detectLocalMode === "BridgeInterface" && cfg.bridgeInterface)
+    detect = {
+      ifLocal: ["-i", cfg.bridgeInterface],
+      ifNotLocal: ["!", "-i", cfg.bridgeInterface],
+      ifLocalNFT: `iif ${cfg.bridgeInterface}`,
+      ifNotLocalNFT: `iif != ${cfg.bridgeInterface}`,
+    };
+  else if (cfg.detectLocalMode === "InterfaceNamePrefix" && cfg.interfaceNamePrefix)
+    detect = {
+      ifLocal: ["-i", `${cfg.interfaceNamePrefix}+`],
+      ifNotLocal: ["!", "-i", `${cfg.interfaceNamePrefix}+`],
+      ifLocalNFT: `iifname ${cfg.interfaceNamePrefix}*`,
+      ifNotLocalNFT: `iifname != ${cfg.interfaceNamePrefix}*`,
+    };
+  return {
+    family,
+    nodeName: node.nodeName,
+    zone: node.zone,
+    primaryIP,
+    addressSet,
+    nodePortIPs,
+    nodePortMatchAll: matchAll,
+    nodePortCIDRs: cidrs,
+    detect,
+  };
 }

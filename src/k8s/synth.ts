@@ -9,10 +9,10 @@ export interface SynthOptions {
   seed?: number;
   /** endpoints per Service: a fixed number, or "realistic" (most 1-5, a long tail to 200); default realistic */
   endpoints?: number | "realistic";
-  nodes?: number;                       // default 100
-  localNode?: string;                   // default "node-0"
-  namespaces?: number;                  // default max(1, services/50)
-  dualStackFraction?: number;           // default 0
+  nodes?: number; // default 100
+  localNode?: string; // default "node-0"
+  namespaces?: number; // default max(1, services/50)
+  dualStackFraction?: number; // default 0
   /** fraction of endpoints not ready / terminating; defaults 0.02 / 0.01 */
   notReady?: number;
   terminating?: number;
@@ -20,7 +20,8 @@ export interface SynthOptions {
 
 function rng(seed: number) {
   let a = seed >>> 0;
-  return () => {                        // mulberry32
+  return () => {
+    // mulberry32
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
@@ -31,30 +32,67 @@ function rng(seed: number) {
 
 const v6 = (prefix: string, n: number) => `${prefix}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
 
-export function generateCluster(o: SynthOptions): { apiVersion: "v1"; kind: "List"; metadata: { resourceVersion: string }; items: Record<string, unknown>[] } {
+export function generateCluster(o: SynthOptions): {
+  apiVersion: "v1";
+  kind: "List";
+  metadata: { resourceVersion: string };
+  items: Record<string, unknown>[];
+} {
   const r = rng(o.seed ?? 1);
-  const pick = <T>(xs: [number, T][]): T => { let x = r(); for (const [w, v] of xs) { if ((x -= w) < 0) return v; } return xs[xs.length - 1][1]; };
+  const pick = <T>(xs: [number, T][]): T => {
+    let x = r();
+    for (const [w, v] of xs) {
+      if ((x -= w) < 0) return v;
+    }
+    return xs[xs.length - 1][1];
+  };
   const nodes = o.nodes ?? 100;
   const nsCount = o.namespaces ?? Math.max(1, Math.floor(o.services / 50));
   const services: Record<string, unknown>[] = [];
   const slices: Record<string, unknown>[] = [];
   const usedNodePorts = new Set<number>();
-  const nodePort = () => { let p: number; do p = 30000 + Math.floor(r() * 2768); while (usedNodePorts.has(p) && usedNodePorts.size < 2768); usedNodePorts.add(p); return p; };
-  let podSeq = 0;                                                    // pod IPs from 10.128.0.0/9, unique
+  const nodePort = () => {
+    let p: number;
+    do p = 30000 + Math.floor(r() * 2768);
+    while (usedNodePorts.has(p) && usedNodePorts.size < 2768);
+    usedNodePorts.add(p);
+    return p;
+  };
+  let podSeq = 0; // pod IPs from 10.128.0.0/9, unique
   let rv = 1000;
   for (let i = 0; i < o.services; i++) {
     const ns = `ns-${i % nsCount}`;
     const name = `svc-${i}`;
-    const type = pick<string>([[0.80, "ClusterIP"], [0.14, "NodePort"], [0.06, "LoadBalancer"]]);
-    const nports = pick<number>([[0.70, 1], [0.20, 2], [0.07, 3], [0.03, 4]]);
+    const type = pick<string>([
+      [0.8, "ClusterIP"],
+      [0.14, "NodePort"],
+      [0.06, "LoadBalancer"],
+    ]);
+    const nports = pick<number>([
+      [0.7, 1],
+      [0.2, 2],
+      [0.07, 3],
+      [0.03, 4],
+    ]);
     const dual = r() < (o.dualStackFraction ?? 0);
-    const cip = v4((10 << 24) | (96 << 16) + 10 + i);               // 10.96.0.0/12, sequential
+    const cip = v4((10 << 24) | ((96 << 16) + 10 + i)); // 10.96.0.0/12, sequential
     const cip6 = v6("fd00:96::", 10 + i);
     const ports: Record<string, unknown>[] = [];
     const targetPorts: { name: string; port: number; protocol: string }[] = [];
     for (let p = 0; p < nports; p++) {
-      const protocol = pick<string>([[0.92, "TCP"], [0.07, "UDP"], [0.01, "SCTP"]]);
-      const port = pick<number>([[0.35, 80], [0.2, 443], [0.15, 8080], [0.1, 9090], [0.2, 1024 + Math.floor(r() * 30000)]]) + p;
+      const protocol = pick<string>([
+        [0.92, "TCP"],
+        [0.07, "UDP"],
+        [0.01, "SCTP"],
+      ]);
+      const port =
+        pick<number>([
+          [0.35, 80],
+          [0.2, 443],
+          [0.15, 8080],
+          [0.1, 9090],
+          [0.2, 1024 + Math.floor(r() * 30000)],
+        ]) + p;
       const pname = nports === 1 && r() < 0.3 ? "" : `p${p}-${protocol.toLowerCase()}`;
       const tp = 8000 + p + (port % 1000);
       const sp: Record<string, unknown> = { name: pname || undefined, port, protocol, targetPort: tp };
@@ -63,24 +101,57 @@ export function generateCluster(o: SynthOptions): { apiVersion: "v1"; kind: "Lis
       targetPorts.push({ name: pname, port: tp, protocol });
     }
     const spec: Record<string, unknown> = {
-      type, clusterIP: cip, clusterIPs: dual ? [cip, cip6] : [cip], ipFamilies: dual ? ["IPv4", "IPv6"] : ["IPv4"],
-      ipFamilyPolicy: dual ? "RequireDualStack" : "SingleStack", ports, selector: { app: name },
-      sessionAffinity: r() < 0.05 ? "ClientIP" : "None", internalTrafficPolicy: r() < 0.02 ? "Local" : "Cluster",
+      type,
+      clusterIP: cip,
+      clusterIPs: dual ? [cip, cip6] : [cip],
+      ipFamilies: dual ? ["IPv4", "IPv6"] : ["IPv4"],
+      ipFamilyPolicy: dual ? "RequireDualStack" : "SingleStack",
+      ports,
+      selector: { app: name },
+      sessionAffinity: r() < 0.05 ? "ClientIP" : "None",
+      internalTrafficPolicy: r() < 0.02 ? "Local" : "Cluster",
     };
-    if (spec.sessionAffinity === "ClientIP") spec.sessionAffinityConfig = { clientIP: { timeoutSeconds: pick<number>([[0.7, 10800], [0.3, 600]]) } };
+    if (spec.sessionAffinity === "ClientIP")
+      spec.sessionAffinityConfig = {
+        clientIP: {
+          timeoutSeconds: pick<number>([
+            [0.7, 10800],
+            [0.3, 600],
+          ]),
+        },
+      };
     if (type !== "ClusterIP") spec.externalTrafficPolicy = r() < 0.3 ? "Local" : "Cluster";
     if (type === "LoadBalancer" && spec.externalTrafficPolicy === "Local") spec.healthCheckNodePort = nodePort();
-    if (type === "ClusterIP" && r() < 0.01) spec.externalIPs = [v4((198 << 24) | (51 << 16) | (100 << 8) | (i % 250 + 1))];
+    if (type === "ClusterIP" && r() < 0.01)
+      spec.externalIPs = [v4((198 << 24) | (51 << 16) | (100 << 8) | ((i % 250) + 1))];
     if (type === "LoadBalancer" && r() < 0.2) spec.loadBalancerSourceRanges = ["203.0.113.0/24"];
-    const status: Record<string, unknown> = type === "LoadBalancer" ? { loadBalancer: { ingress: [{ ip: v4((172 << 24) | (20 << 16) + i), ipMode: "VIP" }] } } : { loadBalancer: {} };
+    const status: Record<string, unknown> =
+      type === "LoadBalancer"
+        ? { loadBalancer: { ingress: [{ ip: v4((172 << 24) | ((20 << 16) + i)), ipMode: "VIP" }] } }
+        : { loadBalancer: {} };
     const uid = `00000000-0000-4000-8000-${i.toString(16).padStart(12, "0")}`;
-    services.push({ apiVersion: "v1", kind: "Service", metadata: { name, namespace: ns, uid, resourceVersion: String(rv++), labels: { app: name } }, spec, status });
+    services.push({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name, namespace: ns, uid, resourceVersion: String(rv++), labels: { app: name } },
+      spec,
+      status,
+    });
     // endpoints
     let count: number;
     if (typeof o.endpoints === "number") count = o.endpoints;
     else {
       const u = r();
-      count = u < 0.05 ? 0 : u < 0.55 ? 1 + Math.floor(r() * 3) : u < 0.9 ? 3 + Math.floor(r() * 8) : u < 0.99 ? 10 + Math.floor(r() * 40) : 50 + Math.floor(r() * 150);
+      count =
+        u < 0.05
+          ? 0
+          : u < 0.55
+            ? 1 + Math.floor(r() * 3)
+            : u < 0.9
+              ? 3 + Math.floor(r() * 8)
+              : u < 0.99
+                ? 10 + Math.floor(r() * 40)
+                : 50 + Math.floor(r() * 150);
     }
     const eps: { ip: string; ip6: string; node: string; ready: boolean; serving: boolean; terminating: boolean }[] = [];
     for (let e = 0; e < count; e++) {
@@ -88,19 +159,42 @@ export function generateCluster(o: SynthOptions): { apiVersion: "v1"; kind: "Lis
       const k = ++podSeq;
       const terminating = r() < (o.terminating ?? 0.01);
       const notReady = terminating || r() < (o.notReady ?? 0.02);
-      eps.push({ ip: v4(((10 << 24) | (128 << 16)) + k), ip6: v6("fd00:128::", k), node: n === 0 ? (o.localNode ?? "node-0") : `node-${n}`, ready: !notReady, serving: !notReady || (terminating && r() < 0.5), terminating });
+      eps.push({
+        ip: v4(((10 << 24) | (128 << 16)) + k),
+        ip6: v6("fd00:128::", k),
+        node: n === 0 ? (o.localNode ?? "node-0") : `node-${n}`,
+        ready: !notReady,
+        serving: !notReady || (terminating && r() < 0.5),
+        terminating,
+      });
     }
     for (const fam of dual ? ["IPv4", "IPv6"] : ["IPv4"]) {
       for (let s = 0; s * 100 < Math.max(eps.length, 1); s++) {
         const chunk = eps.slice(s * 100, s * 100 + 100);
         const sliceName = `${name}-${fam === "IPv4" ? "" : "v6-"}${(i * 7919 + s).toString(36).padStart(5, "x")}`;
         slices.push({
-          apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice", addressType: fam,
-          metadata: { name: sliceName, namespace: ns, resourceVersion: String(rv++), generateName: `${name}-`,
-            labels: { "kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io" },
-            ownerReferences: [{ apiVersion: "v1", kind: "Service", name, uid, controller: true, blockOwnerDeletion: true }] },
-          endpoints: chunk.map((e) => ({ addresses: [fam === "IPv4" ? e.ip : e.ip6], conditions: { ready: e.ready, serving: e.serving, terminating: e.terminating },
-            nodeName: e.node, targetRef: { kind: "Pod", namespace: ns, name: `${name}-${e.ip.replaceAll(".", "-")}` } })),
+          apiVersion: "discovery.k8s.io/v1",
+          kind: "EndpointSlice",
+          addressType: fam,
+          metadata: {
+            name: sliceName,
+            namespace: ns,
+            resourceVersion: String(rv++),
+            generateName: `${name}-`,
+            labels: {
+              "kubernetes.io/service-name": name,
+              "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+            },
+            ownerReferences: [
+              { apiVersion: "v1", kind: "Service", name, uid, controller: true, blockOwnerDeletion: true },
+            ],
+          },
+          endpoints: chunk.map((e) => ({
+            addresses: [fam === "IPv4" ? e.ip : e.ip6],
+            conditions: { ready: e.ready, serving: e.serving, terminating: e.terminating },
+            nodeName: e.node,
+            targetRef: { kind: "Pod", namespace: ns, name: `${name}-${e.ip.replaceAll(".", "-")}` },
+          })),
           ports: targetPorts.map((t) => ({ name: t.name, port: t.port, protocol: t.protocol })),
         });
         if (chunk.length === 0) break;

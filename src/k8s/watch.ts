@@ -28,9 +28,9 @@ export interface SyncUpdate {
 }
 
 export interface WatchOptions extends IndexOptions {
-  kubeconfig?: string | KubeConfig;     // path, a KubeConfig, or default loading (KUBECONFIG, ~/.kube/config, in-cluster)
-  pageSize?: number;                    // list chunk size (limit/continue); default 500
-  minSyncPeriodMs?: number;             // default: the configuration's
+  kubeconfig?: string | KubeConfig; // path, a KubeConfig, or default loading (KUBECONFIG, ~/.kube/config, in-cluster)
+  pageSize?: number; // list chunk size (limit/continue); default 500
+  minSyncPeriodMs?: number; // default: the configuration's
   syncPeriodMs?: number;
   /** the server ends each watch after a random time in [this, 2×this] (timeoutSeconds); default 300 s */
   watchTimeoutMs?: number;
@@ -57,19 +57,25 @@ export interface WatchStatus {
   kind: Kind;
   resourceVersion: string;
   watching: boolean;
-  lastEventAt: number;                  // the last event or bookmark (any well-formed watch line)
+  lastEventAt: number; // the last event or bookmark (any well-formed watch line)
   lastRelistAt: number;
   watchStartedAt: number;
   relists: number;
   watches: number;
   idleAborts: number;
   errors: number;
-  refused: Record<string, number>;      // events refused before the index saw them, by reason
+  refused: Record<string, number>; // events refused before the index saw them, by reason
   objects: number;
 }
 
 class HttpStatusError extends Error {
-  constructor(readonly statusCode: number, msg: string) { super(msg); this.name = "HttpStatusError"; }
+  constructor(
+    readonly statusCode: number,
+    msg: string,
+  ) {
+    super(msg);
+    this.name = "HttpStatusError";
+  }
 }
 
 // (a list's items are the client's model classes, a watch's are parsed JSON: both are objects here)
@@ -85,7 +91,8 @@ export function envelopeProblem(obj: unknown, kind: Kind): string {
   if (!isPlainObject(obj)) {
     return `the object is ${obj === null ? "null" : Array.isArray(obj) ? "an array" : typeof obj}, not an object`;
   }
-  if (obj.kind !== undefined && obj.kind !== kind) return `kind ${JSON.stringify(obj.kind)?.slice(0, 40)} on the ${kind} watch`;
+  if (obj.kind !== undefined && obj.kind !== kind)
+    return `kind ${JSON.stringify(obj.kind)?.slice(0, 40)} on the ${kind} watch`;
   const md = obj.metadata;
   if (!isPlainObject(md)) return "metadata missing or not an object";
   if (typeof md.name !== "string" || !md.name || md.name.length > 253) return "metadata.name missing or not a name";
@@ -101,7 +108,7 @@ export function envelopeProblem(obj: unknown, kind: Kind): string {
 /** One kind's list and watch loop (client-go's reflector, reduced to what the index needs). */
 class Reflector {
   readonly status: WatchStatus;
-  private known = new Map<string, string>();          // "ns/name" -> resourceVersion, of what the index was given
+  private known = new Map<string, string>(); // "ns/name" -> resourceVersion, of what the index was given
   private stopped = false;
   private req?: http.ClientRequest;
   private idleTimer?: NodeJS.Timeout;
@@ -111,10 +118,27 @@ class Reflector {
   private failures = 0;
   private loop?: Promise<void>;
 
-  constructor(private kind: Kind, private path: string, private list: Lister, private w: KubeWatcher,
-    private o: WatchOptions) {
-    this.status = { kind, resourceVersion: "", watching: false, lastEventAt: 0, lastRelistAt: 0, watchStartedAt: 0,
-      relists: 0, watches: 0, idleAborts: 0, errors: 0, refused: {}, objects: 0 };
+  constructor(
+    private kind: Kind,
+    private path: string,
+    private list: Lister,
+    private w: KubeWatcher,
+    private o: WatchOptions,
+  ) {
+    this.status = {
+      kind,
+      resourceVersion: "",
+      watching: false,
+      lastEventAt: 0,
+      lastRelistAt: 0,
+      watchStartedAt: 0,
+      relists: 0,
+      watches: 0,
+      idleAborts: 0,
+      errors: 0,
+      refused: {},
+      objects: 0,
+    };
   }
 
   /** Resolves after the first successful list; the loop goes on in the background. */
@@ -124,7 +148,8 @@ class Reflector {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.idleTimer); clearTimeout(this.sleepTimer);
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.sleepTimer);
     this.wake?.();
     this.req?.destroy();
     await this.loop;
@@ -136,10 +161,14 @@ class Reflector {
       try {
         if (!this.status.resourceVersion || (this.relistDue && Date.now() >= this.relistDue)) {
           await this.relist();
-          if (!listedOnce) { listedOnce = true; firstList(); }
+          if (!listedOnce) {
+            listedOnce = true;
+            firstList();
+          }
         }
         if (this.stopped) break;
-        const t0 = Date.now(), before = this.status.lastEventAt;
+        const t0 = Date.now(),
+          before = this.status.lastEventAt;
         await this.watchOnce();
         // a watch the server ends at once, again and again, must not become a busy loop
         const quick = Date.now() - t0 < 1000 && this.status.lastEventAt === before && this.status.resourceVersion;
@@ -148,7 +177,7 @@ class Reflector {
       } catch (e) {
         if (this.stopped) break;
         if ((e as HttpStatusError).statusCode === 410 || (e as { code?: number }).code === 410) {
-          this.status.resourceVersion = "";               // too old: relist at once
+          this.status.resourceVersion = ""; // too old: relist at once
           this.o.onNotice?.(`${this.kind} watch: resourceVersion too old (410 Gone): relisting`);
           continue;
         }
@@ -161,28 +190,41 @@ class Reflector {
 
   /** Exponential backoff with jitter: attempt n waits a random time in [d/2, d], d = base·2^(n-1) ≤ cap. */
   private async retryLater(e: unknown): Promise<void> {
-    const base = this.o.retryBaseMs ?? 800, cap = this.o.retryMaxMs ?? 30_000;
+    const base = this.o.retryBaseMs ?? 800,
+      cap = this.o.retryMaxMs ?? 30_000;
     this.failures++;
     const d = Math.min(cap, base * 2 ** Math.min(this.failures - 1, 30));
-    const wait = Math.round(d / 2 + Math.random() * d / 2);
+    const wait = Math.round(d / 2 + (Math.random() * d) / 2);
     const why = e === null ? "the watch ended at once" : String((e as Error)?.message ?? e);
-    this.o.onError?.(new Error(`${why}; retrying in ${(wait / 1000).toFixed(1)} s (attempt ${this.failures}, ` +
-      `backing off exponentially, at most ${(cap / 1000).toFixed(0)} s)`), `${this.kind} ${this.path}`);
-    await new Promise<void>((r) => { this.wake = r; this.sleepTimer = setTimeout(r, wait); });
+    this.o.onError?.(
+      new Error(
+        `${why}; retrying in ${(wait / 1000).toFixed(1)} s (attempt ${this.failures}, ` +
+          `backing off exponentially, at most ${(cap / 1000).toFixed(0)} s)`,
+      ),
+      `${this.kind} ${this.path}`,
+    );
+    await new Promise<void>((r) => {
+      this.wake = r;
+      this.sleepTimer = setTimeout(r, wait);
+    });
     this.wake = undefined;
   }
 
   private async relist(): Promise<void> {
     const limit = this.o.pageSize ?? 500;
     const items: unknown[] = [];
-    let cont: string | undefined, rv = "";
+    let cont: string | undefined,
+      rv = "";
     // a list the server never answers is given up after the idle deadline (default 120 s), then retried
     const pageMs = (this.o.idleTimeoutMs ?? 120_000) || 120_000;
     do {
       let timer: NodeJS.Timeout | undefined;
-      const page = await Promise.race([this.list({ limit, _continue: cont }), new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`list ${this.path}: no answer within ${pageMs / 1000} s`)), pageMs);
-      })]).finally(() => clearTimeout(timer));
+      const page = await Promise.race([
+        this.list({ limit, _continue: cont }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`list ${this.path}: no answer within ${pageMs / 1000} s`)), pageMs);
+        }),
+      ]).finally(() => clearTimeout(timer));
       if (!page || !Array.isArray(page.items)) throw new Error(`list ${this.path}: the reply has no items`);
       for (const it of page.items) items.push(it);
       rv = page.metadata?.resourceVersion ?? rv;
@@ -192,11 +234,14 @@ class Reflector {
     const seen = new Set<string>();
     for (const it of items) {
       const why = envelopeProblem(it, this.kind);
-      if (why) { this.refuse("bad object", why, it); continue; }
+      if (why) {
+        this.refuse("bad object", why, it);
+        continue;
+      }
       const md = (it as { metadata: { namespace: string; name: string; resourceVersion?: string } }).metadata;
       const key = `${md.namespace}/${md.name}`;
       seen.add(key);
-      if (md.resourceVersion && this.known.get(key) === md.resourceVersion) continue;   // unchanged
+      if (md.resourceVersion && this.known.get(key) === md.resourceVersion) continue; // unchanged
       this.apply(it as Record<string, unknown>, key, md.resourceVersion ?? "");
     }
     // what the list no longer has was deleted while we were not watching
@@ -233,11 +278,19 @@ class Reflector {
   private refuse(reason: string, why: string, obj: unknown): void {
     this.status.refused[reason] = (this.status.refused[reason] ?? 0) + 1;
     let text: string;
-    try { text = typeof obj === "string" ? obj : JSON.stringify(obj) ?? String(obj); }
-    catch { text = "(not printable)"; }
+    try {
+      text = typeof obj === "string" ? obj : (JSON.stringify(obj) ?? String(obj));
+    } catch {
+      text = "(not printable)";
+    }
     const total = Object.values(this.status.refused).reduce((a, b) => a + b, 0);
-    this.o.onError?.(new Error(`refused (${why}), ${total} refused so far; the last good state stays: ` +
-      `${text.length > 160 ? text.slice(0, 160) + "…" : text}`), `${this.kind} watch`);
+    this.o.onError?.(
+      new Error(
+        `refused (${why}), ${total} refused so far; the last good state stays: ` +
+          `${text.length > 160 ? text.slice(0, 160) + "…" : text}`,
+      ),
+      `${this.kind} watch`,
+    );
   }
 
   /** One watch from the current resourceVersion, until the server ends it, the idle deadline, or an error. */
@@ -245,7 +298,7 @@ class Reflector {
     const cluster = this.w.kc.getCurrentCluster();
     if (!cluster) throw new Error("the kubeconfig has no current cluster");
     const url = new URL(cluster.server.replace(/\/+$/, "") + this.path);
-    const timeoutS = Math.round((this.o.watchTimeoutMs ?? 300_000) / 1000 * (1 + Math.random()));
+    const timeoutS = Math.round(((this.o.watchTimeoutMs ?? 300_000) / 1000) * (1 + Math.random()));
     url.searchParams.set("watch", "true");
     url.searchParams.set("resourceVersion", this.status.resourceVersion);
     url.searchParams.set("allowWatchBookmarks", "true");
@@ -263,16 +316,18 @@ class Reflector {
         this.status.watching = false;
         this.req?.destroy();
         this.req = undefined;
-        if (e) reject(e); else resolve();
+        if (e) reject(e);
+        else resolve();
       };
       const idle = () => {
         clearTimeout(this.idleTimer);
         if (idleMs <= 0) return;
         this.idleTimer = setTimeout(() => {
           this.status.idleAborts++;
-          this.status.resourceVersion = "";             // relist: events may have been lost in the silence
-          this.o.onNotice?.(`${this.kind} watch: no event and no bookmark for ${(idleMs / 1000).toFixed(0)} s: ` +
-            "aborted, relisting");
+          this.status.resourceVersion = ""; // relist: events may have been lost in the silence
+          this.o.onNotice?.(
+            `${this.kind} watch: no event and no bookmark for ${(idleMs / 1000).toFixed(0)} s: ` + "aborted, relisting",
+          );
           done();
         }, idleMs);
         this.idleTimer.unref?.();
@@ -283,10 +338,16 @@ class Reflector {
         if (res.statusCode !== 200) {
           let body = "";
           res.setEncoding("utf8");
-          res.on("data", (d) => { if (body.length < 4096) body += d; });
+          res.on("data", (d) => {
+            if (body.length < 4096) body += d;
+          });
           res.on("end", () => {
             let msg = body.slice(0, 200);
-            try { msg = String(JSON.parse(body).message ?? msg); } catch { /* not JSON: the text */ }
+            try {
+              msg = String(JSON.parse(body).message ?? msg);
+            } catch {
+              /* not JSON: the text */
+            }
             done(new HttpStatusError(res.statusCode ?? 0, `watch ${this.path}: HTTP ${res.statusCode} ${msg}`.trim()));
           });
           res.on("error", done);
@@ -320,15 +381,24 @@ class Reflector {
       this.req = req;
       req.on("error", (e) => done(e));
       req.end();
-      idle();                                             // a server that never answers counts as silent too
+      idle(); // a server that never answers counts as silent too
     });
   }
 
   private line(line: string, idle: () => void, done: (e?: unknown) => void): void {
     let ev: unknown;
-    try { ev = JSON.parse(line); } catch { this.refuse("unparsable", "not JSON", line); return; }
-    if (!isPlainObject(ev)) { this.refuse("bad event", "not an object", line); return; }
-    const type = ev.type, obj = ev.object;
+    try {
+      ev = JSON.parse(line);
+    } catch {
+      this.refuse("unparsable", "not JSON", line);
+      return;
+    }
+    if (!isPlainObject(ev)) {
+      this.refuse("bad event", "not an object", line);
+      return;
+    }
+    const type = ev.type,
+      obj = ev.object;
     if (type === "ERROR") {
       idle();
       const status = isPlainObject(obj) ? obj : {};
@@ -357,13 +427,17 @@ class Reflector {
       return;
     }
     const why = envelopeProblem(obj, this.kind);
-    if (why) { this.refuse("bad object", why, line); return; }
+    if (why) {
+      this.refuse("bad object", why, line);
+      return;
+    }
     idle();
     this.status.lastEventAt = Date.now();
     const md = (obj as { metadata: { namespace: string; name: string; resourceVersion?: string } }).metadata;
     const key = `${md.namespace}/${md.name}`;
-    if (type === "DELETED") { if (this.known.has(key)) this.remove(key); }
-    else this.apply(obj as Record<string, unknown>, key, md.resourceVersion ?? "");
+    if (type === "DELETED") {
+      if (this.known.has(key)) this.remove(key);
+    } else this.apply(obj as Record<string, unknown>, key, md.resourceVersion ?? "");
     if (md.resourceVersion) this.status.resourceVersion = md.resourceVersion;
   }
 }
@@ -376,7 +450,7 @@ export class KubeWatcher {
   private pending: Change[] = [];
   private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
   private periodic: NodeJS.Timeout | null = null;
-  private tokens = 2;                   // BoundedFrequencyRunner burst
+  private tokens = 2; // BoundedFrequencyRunner burst
   private lastRefill = Date.now();
   private stopped = false;
   private initialDone = false;
@@ -393,28 +467,37 @@ export class KubeWatcher {
     if (opts.kubeconfig instanceof KubeConfig) this.kc = opts.kubeconfig;
     else {
       this.kc = new KubeConfig();
-      if (typeof opts.kubeconfig === "string") this.kc.loadFromFile(opts.kubeconfig); else this.kc.loadFromDefault();
+      if (typeof opts.kubeconfig === "string") this.kc.loadFromFile(opts.kubeconfig);
+      else this.kc.loadFromDefault();
     }
     this.firstSync = new Promise((r) => (this.resolveFirst = r));
   }
 
   /** The client-side idle deadline (0 = none). */
-  get idleTimeoutMs(): number { return this.opts.idleTimeoutMs ?? 120_000; }
+  get idleTimeoutMs(): number {
+    return this.opts.idleTimeoutMs ?? 120_000;
+  }
 
   /** Each kind's watch: its age and counts. */
-  status(): WatchStatus[] { return this.reflectors.map((r) => ({ ...r.status, refused: { ...r.status.refused } })); }
+  status(): WatchStatus[] {
+    return this.reflectors.map((r) => ({ ...r.status, refused: { ...r.status.refused } }));
+  }
 
   /** Start both kinds' list and watch; resolves after the first sync (both kinds listed). */
   async start(): Promise<void> {
-    const core = this.kc.makeApiClient(CoreV1Api), disc = this.kc.makeApiClient(DiscoveryV1Api);
+    const core = this.kc.makeApiClient(CoreV1Api),
+      disc = this.kc.makeApiClient(DiscoveryV1Api);
     const mk = (kind: Kind, path: string, list: Lister) => {
       const r = new Reflector(kind, path, list, this, this.opts);
       this.reflectors.push(r);
       r.start(() => this.listedKind(kind));
     };
     mk("Service", "/api/v1/services", (p) => core.listServiceForAllNamespaces(p) as never);
-    mk("EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices",
-      (p) => disc.listEndpointSliceForAllNamespaces(p) as never);
+    mk(
+      "EndpointSlice",
+      "/apis/discovery.k8s.io/v1/endpointslices",
+      (p) => disc.listEndpointSliceForAllNamespaces(p) as never,
+    );
     this.periodic = setInterval(() => this.request("periodic"), this.syncPeriodMs);
     this.periodic.unref();
     return this.firstSync;
@@ -422,7 +505,10 @@ export class KubeWatcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) { clearTimeout(this.timer as NodeJS.Timeout); clearImmediate(this.timer as NodeJS.Immediate); }
+    if (this.timer) {
+      clearTimeout(this.timer as NodeJS.Timeout);
+      clearImmediate(this.timer as NodeJS.Immediate);
+    }
     if (this.periodic) clearInterval(this.periodic);
     await Promise.all(this.reflectors.map((r) => r.stop()));
   }
@@ -431,7 +517,7 @@ export class KubeWatcher {
     this.listed[kind] = true;
     if (!this.initialDone && this.listed.Service && this.listed.EndpointSlice) {
       this.initialDone = true;
-      this.emit("initial");                                 // OnServiceSynced/OnEndpointSlicesSynced: sync unconditionally
+      this.emit("initial"); // OnServiceSynced/OnEndpointSlicesSynced: sync unconditionally
       this.resolveFirst();
     }
   }
@@ -439,7 +525,16 @@ export class KubeWatcher {
   /** @internal the reflectors' changes */
   changed(ch: Change) {
     if (ch.errors.length) for (const e of ch.errors) this.opts.onError?.(e, "input");
-    if (!ch.added.length && !ch.updated.length && !ch.removed.length && !ch.ipsetAdd.length && !ch.ipsetDel.length && !ch.bindAdd.length && !ch.bindDel.length) return;
+    if (
+      !ch.added.length &&
+      !ch.updated.length &&
+      !ch.removed.length &&
+      !ch.ipsetAdd.length &&
+      !ch.ipsetDel.length &&
+      !ch.bindAdd.length &&
+      !ch.bindDel.length
+    )
+      return;
     this.pending.push(ch);
     if (this.initialDone) this.request("change");
   }
@@ -455,7 +550,10 @@ export class KubeWatcher {
     const wait = this.tokens >= 1 ? 0 : (1 - this.tokens) * this.minSyncPeriodMs;
     const fire = () => {
       this.timer = null;
-      if (this.minSyncPeriodMs > 0) { this.tokens = Math.min(2, this.tokens + (Date.now() - this.lastRefill) / this.minSyncPeriodMs) - 1; this.lastRefill = Date.now(); }
+      if (this.minSyncPeriodMs > 0) {
+        this.tokens = Math.min(2, this.tokens + (Date.now() - this.lastRefill) / this.minSyncPeriodMs) - 1;
+        this.lastRefill = Date.now();
+      }
       this.emit(this.pending.length ? "change" : reason);
     };
     this.timer = wait === 0 ? setImmediate(fire) : setTimeout(fire, wait);
@@ -469,9 +567,16 @@ export class KubeWatcher {
     const index = this.index;
     let desired: DesiredState | undefined;
     try {
-      this.opts.onSync({ reason, get desired() { return (desired ??= index.desiredState()); }, changes, index });
+      this.opts.onSync({
+        reason,
+        get desired() {
+          return (desired ??= index.desiredState());
+        },
+        changes,
+        index,
+      });
     } catch (e) {
-      this.opts.onError?.(e, "sync");                      // the receiver's failure: reported, the watch goes on
+      this.opts.onError?.(e, "sync"); // the receiver's failure: reported, the watch goes on
     }
   }
 }

@@ -3,7 +3,11 @@ import { isIPv4 } from "node:net";
 import { addrBytes } from "../core/addr.ts";
 import * as C from "./constants.ts";
 
-export interface Cidr { af: number; bytes: Uint8Array; bits: number }
+export interface Cidr {
+  af: number;
+  bytes: Uint8Array;
+  bits: number;
+}
 export function parseCidrs(cidrs: string[] = []): Cidr[] {
   return cidrs.map((c) => {
     const [a, b] = c.split("/");
@@ -21,7 +25,10 @@ export function inCidrs(addr: string | undefined, cidrs: Cidr[]): boolean {
     if (c.af !== af) continue;
     let i = 0;
     for (; i + 8 <= c.bits; i += 8) if (b[i >> 3] !== c.bytes[i >> 3]) continue next;
-    if (i < c.bits) { const m = (0xff << (8 - (c.bits - i))) & 0xff; if ((b[i >> 3] & m) !== (c.bytes[i >> 3] & m)) continue next; }
+    if (i < c.bits) {
+      const m = (0xff << (8 - (c.bits - i))) & 0xff;
+      if ((b[i >> 3] & m) !== (c.bytes[i >> 3] & m)) continue;
+    }
     return true;
   }
   return false;

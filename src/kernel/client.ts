@@ -15,8 +15,21 @@ import { serviceKey, realServerKey } from "../model/types.ts";
 import type { RealServerStatus, TargetInfo } from "../model/target.ts";
 import * as C from "./constants.ts";
 import {
-  Writer, errorCode, putService, serviceRequest, putDest, putTimeouts, parseService, parseDest, parseInfo,
-  parseConfig, parseFamilyId, serviceAf, CodecError, type RawMessage, type KernelService,
+  Writer,
+  errorCode,
+  putService,
+  serviceRequest,
+  putDest,
+  putTimeouts,
+  parseService,
+  parseDest,
+  parseInfo,
+  parseConfig,
+  parseFamilyId,
+  serviceAf,
+  CodecError,
+  type RawMessage,
+  type KernelService,
 } from "./codec.ts";
 import { nativeDump, type NativeDump } from "./native-dump.ts";
 import { decodeDests, type EncodedTable } from "./table.ts";
@@ -25,13 +38,23 @@ export type { KernelService } from "./codec.ts";
 
 // The netlink package is CommonJS; only its raw socket layer is used (the framing is ours).
 interface RawSocket {
-  send(msg: Uint8Array | Uint8Array[], options?: { port?: number }, cb?: (err?: Error & { errno?: number }) => void): void;
+  send(
+    msg: Uint8Array | Uint8Array[],
+    options?: { port?: number },
+    cb?: (err?: Error & { errno?: number }) => void,
+  ): void;
   on(ev: "message" | "truncatedMessage", fn: (buf: Buffer) => void): void;
   on(ev: "error", fn: (err: Error & { errno?: number; code?: string }) => void): void;
-  close(): void; unref(): void; ref(): void;
-  getRecvBufferSize(): number; getSendBufferSize(): number;
+  close(): void;
+  unref(): void;
+  ref(): void;
+  getRecvBufferSize(): number;
+  getSendBufferSize(): number;
 }
-type RawCtor = new (protocol: number, opts?: { recvBufferSize?: number; sendBufferSize?: number; messagePeeking?: boolean; msgBufferSize?: number }) => RawSocket;
+type RawCtor = new (
+  protocol: number,
+  opts?: { recvBufferSize?: number; sendBufferSize?: number; messagePeeking?: boolean; msgBufferSize?: number },
+) => RawSocket;
 let RawNetlinkSocket: RawCtor | undefined;
 function rawCtor(): RawCtor {
   if (!RawNetlinkSocket) {
@@ -48,23 +71,33 @@ export class IpvsError extends Error {
   readonly errno: number;
   readonly code: string;
   readonly meaning: string;
-  constructor(readonly what: string, errno: number, meaning?: string) {
+  constructor(
+    readonly what: string,
+    errno: number,
+    meaning?: string,
+  ) {
     const code = C.ERRNO_NAMES[errno] ?? `errno ${errno}`;
     const m = meaning ?? C.ERRNO_MEANINGS[errno] ?? "kernel refused";
     super(`${what}: ${m} (${code})`);
     this.name = "IpvsError";
-    this.errno = errno; this.code = code; this.meaning = m;
+    this.errno = errno;
+    this.code = code;
+    this.meaning = m;
   }
 }
 
-export const NO_IPVS_MESSAGE = "this kernel has no IPVS (the ip_vs module is missing or CONFIG_IP_VS is unset): " +
+export const NO_IPVS_MESSAGE =
+  "this kernel has no IPVS (the ip_vs module is missing or CONFIG_IP_VS is unset): " +
   "`wasmvs proxy` runs the same tables in userspace";
 
 /** The kernel has no "IPVS" generic netlink family. The message is one line, meant to be printed as is. */
 export class NoIpvsError extends Error {
   readonly errno = C.ERRNO.ENOENT;
   readonly code = "ENOENT";
-  constructor() { super(NO_IPVS_MESSAGE); this.name = "NoIpvsError"; }
+  constructor() {
+    super(NO_IPVS_MESSAGE);
+    this.name = "NoIpvsError";
+  }
 }
 
 /** What an errno means for this command (ENOENT differs between service and destination commands). */
@@ -72,7 +105,12 @@ export function errnoMeaning(cmd: number, errno: number): string {
   const svcCmd = cmd === C.IPVS_CMD_NEW_SERVICE || cmd === C.IPVS_CMD_SET_SERVICE;
   if (errno === C.ERRNO.ENOENT && svcCmd) return "unknown scheduler or persistence engine (no such ip_vs_* module)";
   if (errno === C.ERRNO.ESRCH || (errno === C.ERRNO.ENOENT && cmd === C.IPVS_CMD_DEL_SERVICE)) return "no such service";
-  if (errno === C.ERRNO.EEXIST) return cmd === C.IPVS_CMD_NEW_DEST ? "destination already exists" : cmd === C.IPVS_CMD_NEW_SERVICE ? "service already exists" : "already exists";
+  if (errno === C.ERRNO.EEXIST)
+    return cmd === C.IPVS_CMD_NEW_DEST
+      ? "destination already exists"
+      : cmd === C.IPVS_CMD_NEW_SERVICE
+        ? "service already exists"
+        : "already exists";
   if (errno === C.ERRNO.ENOENT) return "no such destination";
   return C.ERRNO_MEANINGS[errno] ?? "kernel refused";
 }
@@ -88,22 +126,35 @@ export type Op =
   | { op: "editDest"; service: VirtualService; dest: RealServer }
   | { op: "deleteDest"; service: VirtualService; dest: Pick<RealServer, "addr" | "port"> };
 
-export interface OpResult { op: Op; error?: IpvsError }
+export interface OpResult {
+  op: Op;
+  error?: IpvsError;
+}
 
 const OP_CMD: Record<Op["op"], number> = {
-  addService: C.IPVS_CMD_NEW_SERVICE, editService: C.IPVS_CMD_SET_SERVICE, deleteService: C.IPVS_CMD_DEL_SERVICE,
-  addDest: C.IPVS_CMD_NEW_DEST, editDest: C.IPVS_CMD_SET_DEST, deleteDest: C.IPVS_CMD_DEL_DEST,
+  addService: C.IPVS_CMD_NEW_SERVICE,
+  editService: C.IPVS_CMD_SET_SERVICE,
+  deleteService: C.IPVS_CMD_DEL_SERVICE,
+  addDest: C.IPVS_CMD_NEW_DEST,
+  editDest: C.IPVS_CMD_SET_DEST,
+  deleteDest: C.IPVS_CMD_DEL_DEST,
 };
 
 export function describeOp(o: Op): string {
   const s = serviceKey(o.service);
   switch (o.op) {
-    case "addService": return `add service ${s}`;
-    case "editService": return `edit service ${s}`;
-    case "deleteService": return `delete service ${s}`;
-    case "addDest": return `add real server ${realServerKey(o.dest)} to ${s}`;
-    case "editDest": return `edit real server ${realServerKey(o.dest)} of ${s}`;
-    case "deleteDest": return `delete real server ${realServerKey(o.dest)} from ${s}`;
+    case "addService":
+      return `add service ${s}`;
+    case "editService":
+      return `edit service ${s}`;
+    case "deleteService":
+      return `delete service ${s}`;
+    case "addDest":
+      return `add real server ${realServerKey(o.dest)} to ${s}`;
+    case "editDest":
+      return `edit real server ${realServerKey(o.dest)} of ${s}`;
+    case "deleteDest":
+      return `delete real server ${realServerKey(o.dest)} from ${s}`;
   }
 }
 
@@ -113,24 +164,50 @@ export function describeOp(o: Op): string {
 // One request (or one batch: sequence numbers first..last) waiting for its answer. A class rather than
 // closures: under emulation a few closures per request cost more than the request.
 class Pending {
-  error?: number;                 // the single request's errno
-  errors?: Map<number, number>;   // seq -> errno (batches)
+  error?: number; // the single request's errno
+  errors?: Map<number, number>; // seq -> errno (batches)
   deadline: number;
   private released = false;
   settled = false;
   resolveFn!: (v: { error?: number; errors?: Map<number, number> }) => void;
   rejectFn!: (e: Error) => void;
-  constructor(readonly conn: Conn, readonly first: number, readonly last: number, readonly what: string,
-    readonly timeoutMs: number, readonly weight: number, readonly onMsg: ((m: RawMessage) => void) | undefined, batch: boolean,
-    readonly sink?: MsgSink) {
+  constructor(
+    readonly conn: Conn,
+    readonly first: number,
+    readonly last: number,
+    readonly what: string,
+    readonly timeoutMs: number,
+    readonly weight: number,
+    readonly onMsg: ((m: RawMessage) => void) | undefined,
+    batch: boolean,
+    readonly sink?: MsgSink,
+  ) {
     this.deadline = performance.now() + timeoutMs;
     if (batch) this.errors = new Map();
   }
-  drop(): void { for (let s = this.first; s !== ((this.last + 1) >>> 0); s = (s + 1) >>> 0) this.conn.forget(s); }
-  private release(): void { if (!this.released) { this.released = true; this.conn.release(this.weight); } }
-  resolve(): void { this.settled = true; this.release(); this.resolveFn({ error: this.error, errors: this.errors }); }
-  reject(e: Error): void { this.settled = true; this.release(); this.rejectFn(e); }
-  timeout(): void { this.drop(); this.reject(new IpvsError(this.what, C.ERRNO.ETIMEDOUT, `no answer from the kernel within ${this.timeoutMs} ms`)); }
+  drop(): void {
+    for (let s = this.first; s !== (this.last + 1) >>> 0; s = (s + 1) >>> 0) this.conn.forget(s);
+  }
+  private release(): void {
+    if (!this.released) {
+      this.released = true;
+      this.conn.release(this.weight);
+    }
+  }
+  resolve(): void {
+    this.settled = true;
+    this.release();
+    this.resolveFn({ error: this.error, errors: this.errors });
+  }
+  reject(e: Error): void {
+    this.settled = true;
+    this.release();
+    this.rejectFn(e);
+  }
+  timeout(): void {
+    this.drop();
+    this.reject(new IpvsError(this.what, C.ERRNO.ETIMEDOUT, `no answer from the kernel within ${this.timeoutMs} ms`));
+  }
   sent(err?: Error & { errno?: number }): void {
     if (!err) return;
     this.drop();
@@ -139,12 +216,17 @@ class Pending {
 }
 
 /** Where a request's reply messages go (an object rather than a closure per request). */
-interface MsgSink { msg(m: RawMessage): void }
+interface MsgSink {
+  msg(m: RawMessage): void;
+}
 
 class DestSink implements MsgSink {
   out: RealServerStatus[] = [];
   constructor(private af: number) {}
-  msg(m: RawMessage): void { const d = parseDest(m, this.af); if (d) this.out.push(d); }
+  msg(m: RawMessage): void {
+    const d = parseDest(m, this.af);
+    if (d) this.out.push(d);
+  }
 }
 
 class Conn {
@@ -167,23 +249,54 @@ class Conn {
    */
   constructor(readonly recvBuf = 0) {
     const Raw = rawCtor();
-    this.sock = new Raw(C.NETLINK_GENERIC, recvBuf > 0
-      ? { recvBufferSize: 8 << 20, sendBufferSize: 8 << 20, messagePeeking: false, msgBufferSize: recvBuf }
-      : { recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
-    this.sock.unref();   // pending requests hold their own timers; an idle client does not keep node alive
+    this.sock = new Raw(
+      C.NETLINK_GENERIC,
+      recvBuf > 0
+        ? { recvBufferSize: 8 << 20, sendBufferSize: 8 << 20, messagePeeking: false, msgBufferSize: recvBuf }
+        : { recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 },
+    );
+    this.sock.unref(); // pending requests hold their own timers; an idle client does not keep node alive
     // never let an exception escape into the native callback (it would abort the process)
     const half = recvBuf >> 1;
-    this.sock.on("message", recvBuf > 0
-      ? (buf) => { try { this.onData(buf.length <= half ? Buffer.from(buf) : buf); } catch (e) { this.failAll(e as Error); } }
-      : (buf) => { try { this.onData(buf); } catch (e) { this.failAll(e as Error); } });
+    this.sock.on(
+      "message",
+      recvBuf > 0
+        ? (buf) => {
+            try {
+              this.onData(buf.length <= half ? Buffer.from(buf) : buf);
+            } catch (e) {
+              this.failAll(e as Error);
+            }
+          }
+        : (buf) => {
+            try {
+              this.onData(buf);
+            } catch (e) {
+              this.failAll(e as Error);
+            }
+          },
+    );
     this.sock.on("truncatedMessage", () => {
-      this.failAll(new IpvsError("netlink socket: reply truncated", C.ERRNO.EMSGSIZE, `a reply did not fit the ${recvBuf}-byte receive buffer: re-read the kernel's state`));
+      this.failAll(
+        new IpvsError(
+          "netlink socket: reply truncated",
+          C.ERRNO.EMSGSIZE,
+          `a reply did not fit the ${recvBuf}-byte receive buffer: re-read the kernel's state`,
+        ),
+      );
     });
     this.sock.on("error", (err) => {
       if (process.env.WASMVS_NL_DEBUG) process.stderr.write(`netlink socket error: ${err.message}\n`);
       const errno = err.errno ?? 0;
-      this.failAll(new IpvsError(errno === C.ERRNO.ENOBUFS ? "netlink socket: replies lost" : "netlink socket", errno,
-        errno === C.ERRNO.ENOBUFS ? "receive buffer overrun: some replies were lost, re-read the kernel's state" : undefined));
+      this.failAll(
+        new IpvsError(
+          errno === C.ERRNO.ENOBUFS ? "netlink socket: replies lost" : "netlink socket",
+          errno,
+          errno === C.ERRNO.ENOBUFS
+            ? "receive buffer overrun: some replies were lost, re-read the kernel's state"
+            : undefined,
+        ),
+      );
     });
     // the kernel refuses a datagram longer than sk_sndbuf - 32
     this.maxSend = Math.max(4096, Math.min(this.sock.getSendBufferSize() - 512, 256 << 10));
@@ -193,7 +306,7 @@ class Conn {
   }
 
   nextSeq(n = 1): number {
-    if (this.seq === 0 || this.seq + n > 0xffffffff) this.seq = 1;   // never wrap inside a batch
+    if (this.seq === 0 || this.seq + n > 0xffffffff) this.seq = 1; // never wrap inside a batch
     const s = this.seq;
     this.seq += n;
     return s;
@@ -210,33 +323,46 @@ class Conn {
     while (off + C.NLMSG_HDRLEN <= n) {
       const len = buf.readUInt32LE(off);
       if (len < C.NLMSG_HDRLEN || off + len > n) break;
-      m.type = buf.readUInt16LE(off + 4); m.flags = buf.readUInt16LE(off + 6); m.seq = buf.readUInt32LE(off + 8);
-      m.pid = buf.readUInt32LE(off + 12); m.off = off; m.len = len;
+      m.type = buf.readUInt16LE(off + 4);
+      m.flags = buf.readUInt16LE(off + 6);
+      m.seq = buf.readUInt32LE(off + 8);
+      m.pid = buf.readUInt32LE(off + 12);
+      m.off = off;
+      m.len = len;
       off += (len + 3) & ~3;
       const p = this.pending.get(m.seq);
       if (!p) continue;
       if (m.type === C.NLMSG_ERROR) {
         const e = errorCode(m);
-        if (p.errors) { if (e) p.errors.set(m.seq, e); }
-        else if (e) p.error = e;
+        if (p.errors) {
+          if (e) p.errors.set(m.seq, e);
+        } else if (e) p.error = e;
         if (m.seq === p.last) this.finish(p);
       } else if (m.type === C.NLMSG_DONE) {
-        if (m.len >= C.NLMSG_HDRLEN + 4) { const e = -m.buf.readInt32LE(m.off + C.NLMSG_HDRLEN); if (e > 0) p.error = e; }
+        if (m.len >= C.NLMSG_HDRLEN + 4) {
+          const e = -m.buf.readInt32LE(m.off + C.NLMSG_HDRLEN);
+          if (e > 0) p.error = e;
+        }
         this.finish(p);
       } else if (m.type !== C.NLMSG_OVERRUN && m.type !== 1 /* NOOP */) {
-        if (p.sink) p.sink.msg(m); else p.onMsg?.(m);
+        if (p.sink) p.sink.msg(m);
+        else p.onMsg?.(m);
       }
     }
   }
 
   private finish(p: Pending): void {
-    for (let s = p.first; s !== ((p.last + 1) >>> 0); s = (s + 1) >>> 0) this.pending.delete(s);
+    for (let s = p.first; s !== (p.last + 1) >>> 0; s = (s + 1) >>> 0) this.pending.delete(s);
     p.resolve();
   }
 
   private failAll(e: Error): void {
     const seen = new Set<Pending>();
-    for (const p of this.pending.values()) if (!seen.has(p)) { seen.add(p); p.reject(e); }
+    for (const p of this.pending.values())
+      if (!seen.has(p)) {
+        seen.add(p);
+        p.reject(e);
+      }
     this.pending.clear();
   }
 
@@ -244,18 +370,29 @@ class Conn {
    * Sends `data` (messages with sequence numbers first..last) and resolves when the message numbered
    * `last` is answered (ACK, error, or DONE for a dump).
    */
-  exchange(data: Buffer, first: number, last: number, what: string, timeoutMs: number,
-    opts: { onMsg?: (m: RawMessage) => void; sink?: MsgSink; batch?: boolean; weight?: number } = {}): Promise<{ error?: number; errors?: Map<number, number> }> {
+  exchange(
+    data: Buffer,
+    first: number,
+    last: number,
+    what: string,
+    timeoutMs: number,
+    opts: { onMsg?: (m: RawMessage) => void; sink?: MsgSink; batch?: boolean; weight?: number } = {},
+  ): Promise<{ error?: number; errors?: Map<number, number> }> {
     if (this.closed) return Promise.reject(new IpvsError(what, C.ERRNO.EBUSY, "the netlink client is closed"));
     const p = new Pending(this, first, last, what, timeoutMs, opts.weight ?? 2, opts.onMsg, !!opts.batch, opts.sink);
-    const promise = new Promise<{ error?: number; errors?: Map<number, number> }>((res, rej) => { p.resolveFn = res; p.rejectFn = rej; });
-    for (let s = first; s !== ((last + 1) >>> 0); s = (s + 1) >>> 0) this.pending.set(s, p);
+    const promise = new Promise<{ error?: number; errors?: Map<number, number> }>((res, rej) => {
+      p.resolveFn = res;
+      p.rejectFn = rej;
+    });
+    for (let s = first; s !== (last + 1) >>> 0; s = (s + 1) >>> 0) this.pending.set(s, p);
     this.armTimer(timeoutMs);
     this.enqueue(data, p);
     return promise;
   }
 
-  forget(seq: number): void { this.pending.delete(seq); }
+  forget(seq: number): void {
+    this.pending.delete(seq);
+  }
 
   // timeouts: one timer per socket, checking deadlines while requests are pending (a timer per request
   // costs more than the request under emulation)
@@ -264,7 +401,11 @@ class Conn {
     if (this.timer) return;
     const tick = Math.max(10, Math.min(250, timeoutMs / 4));
     this.timer = setInterval(() => {
-      if (!this.pending.size) { clearInterval(this.timer); this.timer = undefined; return; }
+      if (!this.pending.size) {
+        clearInterval(this.timer);
+        this.timer = undefined;
+        return;
+      }
       const now = performance.now();
       const late = new Set<Pending>();
       for (const p of this.pending.values()) if (p.deadline <= now) late.add(p);
@@ -289,18 +430,28 @@ class Conn {
     this.inflight -= weight;
     if (!this.sending) this.pump();
   }
-  static sendMs = 0;   // time inside sendmsg() (the kernel's own processing): for the benchmark
+  static sendMs = 0; // time inside sendmsg() (the kernel's own processing): for the benchmark
   private pump(): void {
-    while (this.sendQueue.length && this.sendQueue[0].p.settled) this.sendQueue.shift();   // timed out while queued
+    while (this.sendQueue.length && this.sendQueue[0].p.settled) this.sendQueue.shift(); // timed out while queued
     const next = this.sendQueue[0];
-    if (!next || this.closed) { this.sending = false; return; }
-    if (this.inflight > 0 && this.inflight + next.p.weight > this.replyBudget) { this.sending = false; return; }
+    if (!next || this.closed) {
+      this.sending = false;
+      return;
+    }
+    if (this.inflight > 0 && this.inflight + next.p.weight > this.replyBudget) {
+      this.sending = false;
+      return;
+    }
     this.sendQueue.shift();
     this.sending = true;
     this.inflight += next.p.weight;
     const t = performance.now();
     this.sock.send(next.data, { port: 0 }, (err) => {
-      try { next.p.sent(err); } catch { /* never into the native callback */ }
+      try {
+        next.p.sent(err);
+      } catch {
+        /* never into the native callback */
+      }
       this.pump();
     });
     Conn.sendMs += performance.now() - t;
@@ -319,8 +470,12 @@ class Conn {
     const n = Math.max(64, Math.min(bytes, this.maxSend)) & ~3;
     const b = Buffer.alloc(n);
     const seq = this.nextSeq();
-    b.writeUInt32LE(n, 0); b.writeUInt16LE(family, 4); b.writeUInt16LE(C.NLM_F_REQUEST | C.NLM_F_ACK, 6); b.writeUInt32LE(seq, 8);
-    b[16] = 0; b[17] = C.IPVS_GENL_VERSION;   // IPVS_CMD_UNSPEC: no such operation
+    b.writeUInt32LE(n, 0);
+    b.writeUInt16LE(family, 4);
+    b.writeUInt16LE(C.NLM_F_REQUEST | C.NLM_F_ACK, 6);
+    b.writeUInt32LE(seq, 8);
+    b[16] = 0;
+    b[17] = C.IPVS_GENL_VERSION; // IPVS_CMD_UNSPEC: no such operation
     await this.exchange(b, seq, seq, "size the dump datagrams", timeoutMs, { weight: Math.ceil(n / 1024) + 2 });
   }
 
@@ -329,22 +484,33 @@ class Conn {
     if (!this.dumping) {
       this.dumping = true;
       let r: Promise<T>;
-      try { r = fn(); } catch (e) { r = Promise.reject(e); }
+      try {
+        r = fn();
+      } catch (e) {
+        r = Promise.reject(e);
+      }
       r.then(this.dumpDone, this.dumpDone);
       return r;
     }
-    return new Promise<T>((res, rej) => this.dumpWaiters.push(() => {
-      let r: Promise<T>;
-      try { r = fn(); } catch (e) { r = Promise.reject(e); }
-      r.then(this.dumpDone, this.dumpDone);
-      r.then(res, rej);
-    }));
+    return new Promise<T>((res, rej) =>
+      this.dumpWaiters.push(() => {
+        let r: Promise<T>;
+        try {
+          r = fn();
+        } catch (e) {
+          r = Promise.reject(e);
+        }
+        r.then(this.dumpDone, this.dumpDone);
+        r.then(res, rej);
+      }),
+    );
   }
   private dumping = false;
   private dumpWaiters: (() => void)[] = [];
   private readonly dumpDone = (): void => {
     const next = this.dumpWaiters.shift();
-    if (next) next(); else this.dumping = false;
+    if (next) next();
+    else this.dumping = false;
   };
 
   /** One dump request (its sequence number is written here) whose messages go to `sink`. */
@@ -364,7 +530,8 @@ class Conn {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearInterval(this.timer); this.timer = undefined;
+    clearInterval(this.timer);
+    this.timer = undefined;
     this.failAll(new IpvsError("netlink", C.ERRNO.EBUSY, "the netlink client was closed"));
     this.sock.close();
   }
@@ -374,20 +541,24 @@ class Conn {
 // The client
 
 export interface ClientOptions {
-  timeoutMs?: number;        // per call (a batch counts as one call per datagram); default 5000
-  dumpSockets?: number;      // sockets for parallel destination dumps; default 16
-  nativeDumps?: boolean;     // read destinations through native/netlink-dump when it is built; default true
-  maxBatch?: number;         // messages per datagram; default 256, and never more than the receive buffer can answer
-  ackEach?: boolean;         // ask for an ACK on every message of a batch (measurement; default false)
-  loadModule?: boolean;      // try `modprobe ip_vs` when the family is missing; default true
-  recvBuffer?: number;       // the service dump's socket: bytes per read (see Conn); 0 = peek first; default 32768
-  primeDumps?: boolean;      // raise the dump pool's datagram size to 16 KiB (Conn.prime); default true
+  timeoutMs?: number; // per call (a batch counts as one call per datagram); default 5000
+  dumpSockets?: number; // sockets for parallel destination dumps; default 16
+  nativeDumps?: boolean; // read destinations through native/netlink-dump when it is built; default true
+  maxBatch?: number; // messages per datagram; default 256, and never more than the receive buffer can answer
+  ackEach?: boolean; // ask for an ACK on every message of a batch (measurement; default false)
+  loadModule?: boolean; // try `modprobe ip_vs` when the family is missing; default true
+  recvBuffer?: number; // the service dump's socket: bytes per read (see Conn); 0 = peek first; default 32768
+  primeDumps?: boolean; // raise the dump pool's datagram size to 16 KiB (Conn.prime); default true
 }
 
-export interface ServiceWithDests extends KernelService { realServers: RealServerStatus[] }
+export interface ServiceWithDests extends KernelService {
+  realServers: RealServerStatus[];
+}
 
 /** Milliseconds spent inside sendmsg() so far (kernel processing of our requests), for benchmarks. */
-export function sendTimeMs(): number { return Conn.sendMs; }
+export function sendTimeMs(): number {
+  return Conn.sendMs;
+}
 
 /** What a request to a vanished family means: the kernel answers ENOENT for an unknown genl family id. */
 export const FAMILY_GONE = "the kernel's IPVS generic netlink family is gone (the ip_vs module was unloaded)";
@@ -404,7 +575,8 @@ export class IpvsClient {
   private dumpSockets: number;
 
   private constructor(main: Conn, family: number, o: ClientOptions) {
-    this.main = main; this.family = family;
+    this.main = main;
+    this.family = family;
     this.timeoutMs = o.timeoutMs ?? 5000;
     this.maxBatch = Math.max(1, o.maxBatch ?? 256);
     this.ackEach = o.ackEach ?? false;
@@ -427,8 +599,9 @@ export class IpvsClient {
   static async open(o: ClientOptions = {}): Promise<IpvsClient> {
     const timeoutMs = o.timeoutMs ?? 5000;
     let conn: Conn;
-    try { conn = new Conn(); }
-    catch (e) {
+    try {
+      conn = new Conn();
+    } catch (e) {
       const err = e as Error & { errno?: number };
       throw new IpvsError("opening a generic netlink socket", err.errno ?? 0, err.message);
     }
@@ -440,11 +613,16 @@ export class IpvsClient {
       }
       if (!id) throw new NoIpvsError();
       return new IpvsClient(conn, id, o);
-    } catch (e) { conn.close(); throw e; }
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
   }
 
   /** Messages per datagram in apply(): maxBatch, bounded by what the receive buffer can answer. */
-  get batchSize(): number { return Math.min(this.maxBatch, this.main.replyBudget); }
+  get batchSize(): number {
+    return Math.min(this.maxBatch, this.main.replyBudget);
+  }
 
   close(): void {
     this.main.close();
@@ -471,24 +649,42 @@ export class IpvsClient {
 
   /** Runs a request, once more if it failed because the family moved (see familyMoved). */
   private async sameFamily<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try { return await fn(); } catch (e) {
+    try {
+      return await fn();
+    } catch (e) {
       if (!(e instanceof IpvsError) || e.errno !== C.ERRNO.ENOENT || !(await this.familyMoved(what))) throw e;
       return fn();
     }
   }
 
   /** One request; resolves with the messages it got back (doit replies or dump parts). */
-  private request(cmd: number, what: string, fill: ((w: Writer) => void) | null, dump = false,
-    conn = this.main, onMsg?: (m: RawMessage) => void): Promise<void> {
+  private request(
+    cmd: number,
+    what: string,
+    fill: ((w: Writer) => void) | null,
+    dump = false,
+    conn = this.main,
+    onMsg?: (m: RawMessage) => void,
+  ): Promise<void> {
     return this.sameFamily(what, () => this.requestOnce(cmd, what, fill, dump, conn, onMsg));
   }
-  private async requestOnce(cmd: number, what: string, fill: ((w: Writer) => void) | null, dump: boolean,
-    conn: Conn, onMsg?: (m: RawMessage) => void): Promise<void> {
+  private async requestOnce(
+    cmd: number,
+    what: string,
+    fill: ((w: Writer) => void) | null,
+    dump: boolean,
+    conn: Conn,
+    onMsg?: (m: RawMessage) => void,
+  ): Promise<void> {
     const w = new Writer(512);
     const seq = conn.nextSeq();
     const at = w.begin(this.family, C.NLM_F_REQUEST | C.NLM_F_ACK | (dump ? C.NLM_F_DUMP : 0), seq, cmd);
-    try { fill?.(w); }
-    catch (e) { if (e instanceof CodecError) throw new IpvsError(what, e.errno, e.message); throw e; }
+    try {
+      fill?.(w);
+    } catch (e) {
+      if (e instanceof CodecError) throw new IpvsError(what, e.errno, e.message);
+      throw e;
+    }
     w.end(at);
     const run = () => conn.exchange(w.take(), seq, seq, what, this.timeoutMs, { onMsg, weight: dump ? 8 : 2 });
     const r = await (dump ? conn.withDump(run) : run());
@@ -497,14 +693,18 @@ export class IpvsClient {
 
   async info(): Promise<TargetInfo> {
     let info: TargetInfo | undefined;
-    await this.request(C.IPVS_CMD_GET_INFO, "get IPVS info", null, false, this.main, (m) => { info = parseInfo(m); });
+    await this.request(C.IPVS_CMD_GET_INFO, "get IPVS info", null, false, this.main, (m) => {
+      info = parseInfo(m);
+    });
     if (!info) throw new IpvsError("get IPVS info", C.ERRNO.EINVAL, "the kernel sent no info");
     return info;
   }
 
   async getConfig(): Promise<IpvsTimeouts> {
     let t: IpvsTimeouts | undefined;
-    await this.request(C.IPVS_CMD_GET_CONFIG, "get timeouts", null, false, this.main, (m) => { t = parseConfig(m); });
+    await this.request(C.IPVS_CMD_GET_CONFIG, "get timeouts", null, false, this.main, (m) => {
+      t = parseConfig(m);
+    });
     if (!t) throw new IpvsError("get timeouts", C.ERRNO.EINVAL, "the kernel sent no timeouts");
     return t;
   }
@@ -532,8 +732,16 @@ export class IpvsClient {
   async getService(s: VirtualService): Promise<KernelService | undefined> {
     let out: KernelService | undefined;
     try {
-      await this.request(C.IPVS_CMD_GET_SERVICE, `get service ${serviceKey(s)}`, (w) => putService(w, s, false), false,
-        this.main, (m) => { out = parseService(m); });
+      await this.request(
+        C.IPVS_CMD_GET_SERVICE,
+        `get service ${serviceKey(s)}`,
+        (w) => putService(w, s, false),
+        false,
+        this.main,
+        (m) => {
+          out = parseService(m);
+        },
+      );
     } catch (e) {
       if (e instanceof IpvsError && (e.errno === C.ERRNO.ESRCH || e.errno === C.ERRNO.ENOENT)) return undefined;
       throw e;
@@ -550,8 +758,12 @@ export class IpvsClient {
     // to a collector object (no Writer, no closures), and the dump slot is taken without a promise chain
     // when the socket is free
     let data: Buffer;
-    try { data = serviceRequest(this.family, C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_DUMP, C.IPVS_CMD_GET_DEST, s); }
-    catch (e) { if (e instanceof CodecError) throw new IpvsError(`list real servers of ${serviceKey(s)}`, e.errno, e.message); throw e; }
+    try {
+      data = serviceRequest(this.family, C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_DUMP, C.IPVS_CMD_GET_DEST, s);
+    } catch (e) {
+      if (e instanceof CodecError) throw new IpvsError(`list real servers of ${serviceKey(s)}`, e.errno, e.message);
+      throw e;
+    }
     const sink = new DestSink(serviceAf(s));
     const r = await conn.dumpExchange(data, sink, this.timeoutMs);
     if (r.error) {
@@ -568,8 +780,13 @@ export class IpvsClient {
     if (native && svcs.length) return this.dumpNative(native, svcs);
     if (this.pool.length < Math.min(this.dumpSockets, svcs.length)) {
       const fresh: Conn[] = [];
-      while (this.pool.length < Math.min(this.dumpSockets, svcs.length)) { const c = new Conn(); this.pool.push(c); fresh.push(c); }
-      if (this.primeDumps) await Promise.all(fresh.map((c) => c.prime(this.family, 16384, this.timeoutMs).catch(() => undefined)));
+      while (this.pool.length < Math.min(this.dumpSockets, svcs.length)) {
+        const c = new Conn();
+        this.pool.push(c);
+        fresh.push(c);
+      }
+      if (this.primeDumps)
+        await Promise.all(fresh.map((c) => c.prime(this.family, 16384, this.timeoutMs).catch(() => undefined)));
     }
     let next = 0;
     const worker = async (c: Conn) => {
@@ -600,18 +817,32 @@ export class IpvsClient {
     let at = 0;
     for (let i = 0; i < svcs.length; i++) {
       let data: Buffer;
-      try { data = serviceRequest(this.family, C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_DUMP, C.IPVS_CMD_GET_DEST, svcs[i]); }
-      catch (e) { if (e instanceof CodecError) throw new IpvsError(`list real servers of ${serviceKey(svcs[i])}`, e.errno, e.message); throw e; }
+      try {
+        data = serviceRequest(this.family, C.NLM_F_REQUEST | C.NLM_F_ACK | C.NLM_F_DUMP, C.IPVS_CMD_GET_DEST, svcs[i]);
+      } catch (e) {
+        if (e instanceof CodecError)
+          throw new IpvsError(`list real servers of ${serviceKey(svcs[i])}`, e.errno, e.message);
+        throw e;
+      }
       reqs.push(data);
-      starts[i] = at; at += data.length;
+      starts[i] = at;
+      at += data.length;
       afs[i] = serviceAf(svcs[i]);
     }
     let res: { replies: Buffer; index: Int32Array };
-    try { res = await native.dumpRun(Buffer.concat(reqs, at), starts, this.timeoutMs); }
-    catch (e) { throw new IpvsError("list real servers (GET_DEST dumps)", (e as { errno?: number }).errno ?? 0, (e as Error).message); }
+    try {
+      res = await native.dumpRun(Buffer.concat(reqs, at), starts, this.timeoutMs);
+    } catch (e) {
+      throw new IpvsError(
+        "list real servers (GET_DEST dumps)",
+        (e as { errno?: number }).errno ?? 0,
+        (e as Error).message,
+      );
+    }
     for (let i = 0; i < svcs.length; i++) {
       const err = res.index[i * 3 + 2];
-      if (err) throw new IpvsError(`list real servers of ${serviceKey(svcs[i])}`, err, errnoMeaning(C.IPVS_CMD_GET_DEST, err));
+      if (err)
+        throw new IpvsError(`list real servers of ${serviceKey(svcs[i])}`, err, errnoMeaning(C.IPVS_CMD_GET_DEST, err));
     }
     return { services: svcs, replies: res.replies, index: res.index, afs };
   }
@@ -631,19 +862,37 @@ export class IpvsClient {
     return this.sameFamily("list real servers (GET_DEST dumps)", () => this.destReplies(native, svcs));
   }
 
-  addService(s: VirtualService): Promise<void> { return this.one({ op: "addService", service: s }); }
-  editService(s: VirtualService): Promise<void> { return this.one({ op: "editService", service: s }); }
-  deleteService(s: VirtualService): Promise<void> { return this.one({ op: "deleteService", service: s }); }
-  addDest(s: VirtualService, d: RealServer): Promise<void> { return this.one({ op: "addDest", service: s, dest: d }); }
-  editDest(s: VirtualService, d: RealServer): Promise<void> { return this.one({ op: "editDest", service: s, dest: d }); }
-  deleteDest(s: VirtualService, d: Pick<RealServer, "addr" | "port">): Promise<void> { return this.one({ op: "deleteDest", service: s, dest: d }); }
+  addService(s: VirtualService): Promise<void> {
+    return this.one({ op: "addService", service: s });
+  }
+  editService(s: VirtualService): Promise<void> {
+    return this.one({ op: "editService", service: s });
+  }
+  deleteService(s: VirtualService): Promise<void> {
+    return this.one({ op: "deleteService", service: s });
+  }
+  addDest(s: VirtualService, d: RealServer): Promise<void> {
+    return this.one({ op: "addDest", service: s, dest: d });
+  }
+  editDest(s: VirtualService, d: RealServer): Promise<void> {
+    return this.one({ op: "editDest", service: s, dest: d });
+  }
+  deleteDest(s: VirtualService, d: Pick<RealServer, "addr" | "port">): Promise<void> {
+    return this.one({ op: "deleteDest", service: s, dest: d });
+  }
 
   /** ZERO: one service's counters, or every counter. */
   zero(s?: VirtualService): Promise<void> {
-    return this.request(C.IPVS_CMD_ZERO, s ? `zero ${serviceKey(s)}` : "zero counters", s ? (w) => putService(w, s, false) : null);
+    return this.request(
+      C.IPVS_CMD_ZERO,
+      s ? `zero ${serviceKey(s)}` : "zero counters",
+      s ? (w) => putService(w, s, false) : null,
+    );
   }
   /** FLUSH: delete every service. */
-  flush(): Promise<void> { return this.request(C.IPVS_CMD_FLUSH, "flush", null); }
+  flush(): Promise<void> {
+    return this.request(C.IPVS_CMD_FLUSH, "flush", null);
+  }
 
   private async one(o: Op): Promise<void> {
     const [r] = await this.apply([o]);
@@ -661,9 +910,11 @@ export class IpvsClient {
     const results = await this.applyOnce(ops, onBatch);
     // refused with ENOENT: IPVS's own answer (no such destination), or the family moved (module reloaded)
     const enoent = results.filter((r) => r.error?.errno === C.ERRNO.ENOENT);
-    if (enoent.length && await this.familyMoved(describeOp(enoent[0].op))) {
+    if (enoent.length && (await this.familyMoved(describeOp(enoent[0].op)))) {
       const again = await this.applyOnce(enoent.map((r) => r.op));
-      enoent.forEach((r, i) => { r.error = again[i].error; });
+      enoent.forEach((r, i) => {
+        r.error = again[i].error;
+      });
     }
     return results;
   }
@@ -691,8 +942,11 @@ export class IpvsClient {
           offsets.push(at);
           lastAt = at;
         } catch (e) {
-          w.pos = at;    // drop the half-written message; the op fails on its own
-          results[i].error = e instanceof CodecError ? new IpvsError(describeOp(o), e.errno, e.message) : new IpvsError(describeOp(o), C.ERRNO.EINVAL, String(e));
+          w.pos = at; // drop the half-written message; the op fails on its own
+          results[i].error =
+            e instanceof CodecError
+              ? new IpvsError(describeOp(o), e.errno, e.message)
+              : new IpvsError(describeOp(o), C.ERRNO.EINVAL, String(e));
         }
         i++;
       }
@@ -700,8 +954,10 @@ export class IpvsClient {
       // the last message in the datagram asks for the ACK that closes the batch
       w.buf.writeUInt16LE(w.buf.readUInt16LE(lastAt + 6) | C.NLM_F_ACK, lastAt + 6);
       const lastSeq = w.buf.readUInt32LE(lastAt + 8);
-      const r = await conn.exchange(w.take(), seq0, lastSeq, `batch of ${offsets.length}`, this.timeoutMs,
-        { batch: true, weight: Math.min(offsets.length * (this.ackEach ? 1 : 1), conn.replyBudget) });
+      const r = await conn.exchange(w.take(), seq0, lastSeq, `batch of ${offsets.length}`, this.timeoutMs, {
+        batch: true,
+        weight: Math.min(offsets.length * (this.ackEach ? 1 : 1), conn.replyBudget),
+      });
       if (r.errors?.size) {
         for (const [seq, errno] of r.errors) {
           const k = start + (seq - seq0);
@@ -722,8 +978,11 @@ async function resolveFamily(conn: Conn, timeoutMs: number): Promise<number> {
   w.str(C.CTRL_ATTR_FAMILY_NAME, C.IPVS_GENL_NAME);
   w.end(at);
   let id = 0;
-  const r = await conn.exchange(w.take(), seq, seq, "resolve the IPVS generic netlink family", timeoutMs,
-    { onMsg: (m) => { id = parseFamilyId(m) || id; } });
+  const r = await conn.exchange(w.take(), seq, seq, "resolve the IPVS generic netlink family", timeoutMs, {
+    onMsg: (m) => {
+      id = parseFamilyId(m) || id;
+    },
+  });
   if (r.error === C.ERRNO.ENOENT) return 0;
   if (r.error) throw new IpvsError("resolve the IPVS generic netlink family", r.error);
   return id;

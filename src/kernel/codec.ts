@@ -4,7 +4,14 @@
 // host-order prefix length, every other integer is host order (little-endian on every machine we run on),
 // replies carry 16-byte addresses and the HASHED flag.
 import { isIPv4, isIPv6 } from "node:net";
-import type { VirtualService, RealServer, IpvsTimeouts, Protocol, ForwardingMethod, TunnelType } from "../model/types.ts";
+import type {
+  VirtualService,
+  RealServer,
+  IpvsTimeouts,
+  Protocol,
+  ForwardingMethod,
+  TunnelType,
+} from "../model/types.ts";
 import type { Stats, ServiceStatus, RealServerStatus, TargetInfo } from "../model/target.ts";
 import { addrBytes, formatAddr } from "../core/addr.ts";
 import * as C from "./constants.ts";
@@ -18,9 +25,14 @@ export class Writer {
   buf: Buffer;
   pos = 0;
   private nests: number[] = [];
-  constructor(size = 64 * 1024) { this.buf = Buffer.allocUnsafe(size); }
+  constructor(size = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
 
-  reset(): void { this.pos = 0; this.nests.length = 0; }
+  reset(): void {
+    this.pos = 0;
+    this.nests.length = 0;
+  }
   private room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const nb = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
@@ -30,53 +42,93 @@ export class Writer {
   /** Starts one netlink + genl message; returns its offset for end(). */
   begin(type: number, flags: number, seq: number, cmd: number): number {
     this.room(20);
-    const at = this.pos, b = this.buf;
+    const at = this.pos,
+      b = this.buf;
     b.writeUInt32LE(0, at);
     b.writeUInt16LE(type, at + 4);
     b.writeUInt16LE(flags, at + 6);
     b.writeUInt32LE(seq >>> 0, at + 8);
     b.writeUInt32LE(0, at + 12);
-    b[at + 16] = cmd; b[at + 17] = C.IPVS_GENL_VERSION; b[at + 18] = 0; b[at + 19] = 0;
+    b[at + 16] = cmd;
+    b[at + 17] = C.IPVS_GENL_VERSION;
+    b[at + 18] = 0;
+    b[at + 19] = 0;
     this.pos += 20;
     return at;
   }
-  end(at: number): void { this.buf.writeUInt32LE(this.pos - at, at); }
+  end(at: number): void {
+    this.buf.writeUInt32LE(this.pos - at, at);
+  }
 
   // (bytes written one by one: under emulation Buffer's write*/fill methods, with their argument checks,
   // cost more than the attribute)
   private hdr(type: number, len: number): number {
-    const total = 4 + len, padded = (total + 3) & ~3;
+    const total = 4 + len,
+      padded = (total + 3) & ~3;
     if (this.pos + padded > this.buf.length) this.room(padded);
-    const b = this.buf, at = this.pos;
-    b[at] = total & 0xff; b[at + 1] = total >>> 8; b[at + 2] = type & 0xff; b[at + 3] = type >>> 8;
+    const b = this.buf,
+      at = this.pos;
+    b[at] = total & 0xff;
+    b[at + 1] = total >>> 8;
+    b[at + 2] = type & 0xff;
+    b[at + 3] = type >>> 8;
     for (let i = at + total; i < at + padded; i++) b[i] = 0;
     this.pos = at + padded;
     return at + 4;
   }
-  u8(type: number, v: number): void { this.buf[this.hdr(type, 1)] = v & 0xff; }
-  u16(type: number, v: number): void { const at = this.hdr(type, 2), b = this.buf; b[at] = v & 0xff; b[at + 1] = (v >>> 8) & 0xff; }
-  be16(type: number, v: number): void { const at = this.hdr(type, 2), b = this.buf; b[at] = (v >>> 8) & 0xff; b[at + 1] = v & 0xff; }
+  u8(type: number, v: number): void {
+    this.buf[this.hdr(type, 1)] = v & 0xff;
+  }
+  u16(type: number, v: number): void {
+    const at = this.hdr(type, 2),
+      b = this.buf;
+    b[at] = v & 0xff;
+    b[at + 1] = (v >>> 8) & 0xff;
+  }
+  be16(type: number, v: number): void {
+    const at = this.hdr(type, 2),
+      b = this.buf;
+    b[at] = (v >>> 8) & 0xff;
+    b[at + 1] = v & 0xff;
+  }
   u32(type: number, v: number): void {
-    const at = this.hdr(type, 4), b = this.buf;
-    b[at] = v & 0xff; b[at + 1] = (v >>> 8) & 0xff; b[at + 2] = (v >>> 16) & 0xff; b[at + 3] = (v >>> 24) & 0xff;
+    const at = this.hdr(type, 4),
+      b = this.buf;
+    b[at] = v & 0xff;
+    b[at + 1] = (v >>> 8) & 0xff;
+    b[at + 2] = (v >>> 16) & 0xff;
+    b[at + 3] = (v >>> 24) & 0xff;
   }
   /** A u32 in network order (an IPv4 address). */
   be32(type: number, v: number): void {
-    const at = this.hdr(type, 4), b = this.buf;
-    b[at] = (v >>> 24) & 0xff; b[at + 1] = (v >>> 16) & 0xff; b[at + 2] = (v >>> 8) & 0xff; b[at + 3] = v & 0xff;
+    const at = this.hdr(type, 4),
+      b = this.buf;
+    b[at] = (v >>> 24) & 0xff;
+    b[at + 1] = (v >>> 16) & 0xff;
+    b[at + 2] = (v >>> 8) & 0xff;
+    b[at + 3] = v & 0xff;
   }
-  bytes(type: number, v: Uint8Array, n = v.length): void { const at = this.hdr(type, n); this.buf.set(n === v.length ? v : v.subarray(0, n), at); }
+  bytes(type: number, v: Uint8Array, n = v.length): void {
+    const at = this.hdr(type, n);
+    this.buf.set(n === v.length ? v : v.subarray(0, n), at);
+  }
   str(type: number, s: string): void {
     const n = s.length;
     let ascii = true;
-    for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 127) { ascii = false; break; }
+    for (let i = 0; i < n; i++)
+      if (s.charCodeAt(i) > 127) {
+        ascii = false;
+        break;
+      }
     if (!ascii) {
       const len = Buffer.byteLength(s);
       const at = this.hdr(type, len + 1);
-      this.buf.write(s, at, "latin1"); this.buf[at + len] = 0;
+      this.buf.write(s, at, "latin1");
+      this.buf[at + len] = 0;
       return;
     }
-    const at = this.hdr(type, n + 1), b = this.buf;
+    const at = this.hdr(type, n + 1),
+      b = this.buf;
     for (let i = 0; i < n; i++) b[at + i] = s.charCodeAt(i);
     b[at + n] = 0;
   }
@@ -89,7 +141,11 @@ export class Writer {
     } else this.bytes(type, addrBytes(a, scratch6), 16);
   }
   /** Raw bytes already laid out as attributes (a cached nest). */
-  raw(b: Uint8Array): void { this.room(b.length); this.buf.set(b, this.pos); this.pos += b.length; }
+  raw(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
   nestBegin(type: number): void {
     this.room(4);
     this.nests.push(this.pos);
@@ -101,17 +157,22 @@ export class Writer {
     this.buf.writeUInt16LE(this.pos - at, at);
   }
   /** A copy of everything written since `from`. */
-  take(from = 0): Buffer { return Buffer.from(this.buf.subarray(from, this.pos)); }
+  take(from = 0): Buffer {
+    return Buffer.from(this.buf.subarray(from, this.pos));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Reading: a netlink datagram holds one or more messages; each message's attributes are walked in place.
 
 export interface RawMessage {
-  type: number; flags: number; seq: number; pid: number;
-  buf: Buffer;          // the datagram
-  off: number;          // start of this message
-  len: number;          // nlmsg_len
+  type: number;
+  flags: number;
+  seq: number;
+  pid: number;
+  buf: Buffer; // the datagram
+  off: number; // start of this message
+  len: number; // nlmsg_len
 }
 
 export function* messages(buf: Buffer): Generator<RawMessage> {
@@ -119,8 +180,15 @@ export function* messages(buf: Buffer): Generator<RawMessage> {
   while (off + C.NLMSG_HDRLEN <= buf.length) {
     const len = buf.readUInt32LE(off);
     if (len < C.NLMSG_HDRLEN || off + len > buf.length) return;
-    yield { type: buf.readUInt16LE(off + 4), flags: buf.readUInt16LE(off + 6), seq: buf.readUInt32LE(off + 8),
-      pid: buf.readUInt32LE(off + 12), buf, off, len };
+    yield {
+      type: buf.readUInt16LE(off + 4),
+      flags: buf.readUInt16LE(off + 6),
+      seq: buf.readUInt32LE(off + 8),
+      pid: buf.readUInt32LE(off + 12),
+      buf,
+      off,
+      len,
+    };
     off += (len + 3) & ~3;
   }
 }
@@ -131,10 +199,17 @@ export function errorCode(m: RawMessage): number {
   return -m.buf.readInt32LE(m.off + C.NLMSG_HDRLEN);
 }
 /** NLMSG_ERROR's copy of the request's sequence number (the same as the header's). */
-export function genlCmd(m: RawMessage): number { return m.buf[m.off + C.NLMSG_HDRLEN]; }
+export function genlCmd(m: RawMessage): number {
+  return m.buf[m.off + C.NLMSG_HDRLEN];
+}
 
 /** Calls fn(type, start, len) for each attribute in [start, end). Types are masked (NESTED stripped). */
-export function eachAttr(buf: Buffer, start: number, end: number, fn: (type: number, at: number, len: number) => void): void {
+export function eachAttr(
+  buf: Buffer,
+  start: number,
+  end: number,
+  fn: (type: number, at: number, len: number) => void,
+): void {
   let p = start;
   while (p + 4 <= end) {
     const len = buf.readUInt16LE(p);
@@ -168,7 +243,13 @@ const TUN_NUM: Record<TunnelType, number> = { ipip: 0, gue: 1, gre: 2 };
 const TUN_NAME: TunnelType[] = ["ipip", "gue", "gre"];
 
 export class CodecError extends Error {
-  constructor(msg: string, readonly errno: number = C.ERRNO.EINVAL) { super(msg); this.name = "CodecError"; }
+  constructor(
+    msg: string,
+    readonly errno: number = C.ERRNO.EINVAL,
+  ) {
+    super(msg);
+    this.name = "CodecError";
+  }
 }
 
 export function serviceAf(s: Pick<VirtualService, "fwmark" | "family" | "addr">): number {
@@ -176,22 +257,30 @@ export function serviceAf(s: Pick<VirtualService, "fwmark" | "family" | "addr">)
   return addrAf(s.addr ?? "");
 }
 export function addrAf(a: string): number {
-  if (a.indexOf(":") < 0) { if (parseV4(a) >= 0) return C.AF_INET; }
-  else if (isIPv6(a)) return C.AF_INET6;
+  if (a.indexOf(":") < 0) {
+    if (parseV4(a) >= 0) return C.AF_INET;
+  } else if (isIPv6(a)) return C.AF_INET6;
   throw new CodecError(`bad address '${a}'`);
 }
 
 /** A dotted quad as a u32 (first octet in the high byte), or -1. Faster than a regex and split(). */
 export function parseV4(a: string): number {
-  let v = 0, part = 0, digits = 0, dots = 0;
+  let v = 0,
+    part = 0,
+    digits = 0,
+    dots = 0;
   for (let i = 0; i < a.length; i++) {
     const c = a.charCodeAt(i);
     if (c >= 48 && c <= 57) {
-      if (digits && part === 0) return -1;          // no leading zeros
+      if (digits && part === 0) return -1; // no leading zeros
       part = part * 10 + (c - 48);
       if (++digits > 3 || part > 255) return -1;
-    } else if (c === 46 && digits) { v = v * 256 + part; part = 0; digits = 0; if (++dots > 3) return -1; }
-    else return -1;
+    } else if (c === 46 && digits) {
+      v = v * 256 + part;
+      part = 0;
+      digits = 0;
+      if (++dots > 3) return -1;
+    } else return -1;
   }
   if (dots !== 3 || !digits) return -1;
   return v * 256 + part;
@@ -207,7 +296,10 @@ export function serviceFlagBits(s: Pick<VirtualService, "flags" | "persistent">)
     else if (n === "sh-fallback" || n === "mh-fallback" || n === "flag-1") f |= C.IP_VS_SVC_F_SCHED1;
     else if (n === "sh-port" || n === "mh-port" || n === "flag-2") f |= C.IP_VS_SVC_F_SCHED2;
     else if (n === "flag-3") f |= C.IP_VS_SVC_F_SCHED3;
-    else throw new CodecError(`unknown service flag '${raw}' (sh-fallback, sh-port, mh-fallback, mh-port, flag-1..3, ops)`);
+    else
+      throw new CodecError(
+        `unknown service flag '${raw}' (sh-fallback, sh-port, mh-fallback, mh-port, flag-1..3, ops)`,
+      );
   }
   return f;
 }
@@ -227,7 +319,8 @@ export function serviceFlagNames(bits: number, sched: string): string[] {
 export function netmaskWire(af: number, netmask: string | undefined): number {
   if (af === C.AF_INET6) {
     const p = netmask === undefined || netmask === "" ? 128 : Number(netmask.replace(/^\//, ""));
-    if (!Number.isInteger(p) || p < 1 || p > 128) throw new CodecError(`bad IPv6 netmask '${netmask}': a prefix length 1..128`);
+    if (!Number.isInteger(p) || p < 1 || p > 128)
+      throw new CodecError(`bad IPv6 netmask '${netmask}': a prefix length 1..128`);
     return p;
   }
   let mask: number;
@@ -238,16 +331,16 @@ export function netmaskWire(af: number, netmask: string | undefined): number {
     mask = p === 0 ? 0 : (0xffffffff << (32 - p)) >>> 0;
   } else if (isIPv4(netmask)) {
     mask = netmask.split(".").reduce((a, x) => ((a << 8) | Number(x)) >>> 0, 0);
-    const inv = (~mask) >>> 0;
+    const inv = ~mask >>> 0;
     if ((inv & (inv + 1)) !== 0) throw new CodecError(`bad IPv4 netmask '${netmask}': not contiguous`);
   } else throw new CodecError(`bad IPv4 netmask '${netmask}': a dotted mask like 255.255.255.0`);
   // network-order bytes in a u32 slot: byte-swap so that writeUInt32LE puts the first octet first
-  return (((mask & 0xff) << 24) | ((mask >>> 8 & 0xff) << 16) | ((mask >>> 16 & 0xff) << 8) | (mask >>> 24)) >>> 0;
+  return (((mask & 0xff) << 24) | (((mask >>> 8) & 0xff) << 16) | (((mask >>> 16) & 0xff) << 8) | (mask >>> 24)) >>> 0;
 }
 
 export function netmaskText(af: number, wire: number): string {
   if (af === C.AF_INET6) return String(wire);
-  return `${wire & 0xff}.${wire >>> 8 & 0xff}.${wire >>> 16 & 0xff}.${wire >>> 24}`;
+  return `${wire & 0xff}.${(wire >>> 8) & 0xff}.${(wire >>> 16) & 0xff}.${wire >>> 24}`;
 }
 /** The canonical netmask text of a desired service (for comparisons). */
 export function normalNetmask(s: Pick<VirtualService, "fwmark" | "family" | "addr" | "netmask">): string {
@@ -274,7 +367,11 @@ export function tunFlagNames(bits: number): string[] {
 
 export function fwdNum(m: ForwardingMethod): number {
   const n = FWD_NUM[m];
-  if (n === undefined) throw new CodecError(`forwarding method '${m}' is not supported by kernel IPVS (masq, route, tunnel, local)`, C.ERRNO.EOPNOTSUPP);
+  if (n === undefined)
+    throw new CodecError(
+      `forwarding method '${m}' is not supported by kernel IPVS (masq, route, tunnel, local)`,
+      C.ERRNO.EOPNOTSUPP,
+    );
   return n;
 }
 
@@ -321,7 +418,10 @@ export function serviceRequest(family: number, flags: number, cmd: number, s: Vi
   b.writeUInt16LE(flags, 6);
   b.writeUInt32LE(0, 8);
   b.writeUInt32LE(0, 12);
-  b[16] = cmd; b[17] = C.IPVS_GENL_VERSION; b[18] = 0; b[19] = 0;
+  b[16] = cmd;
+  b[17] = C.IPVS_GENL_VERSION;
+  b[18] = 0;
+  b[19] = 0;
   b.set(id, 20);
   return b;
 }
@@ -400,9 +500,31 @@ export function putTimeouts(w: Writer, t: Partial<IpvsTimeouts>): void {
 // Decoders
 
 export function zeroStats(): Stats {
-  return { conns: 0n, inPkts: 0n, outPkts: 0n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0n };
+  return {
+    conns: 0n,
+    inPkts: 0n,
+    outPkts: 0n,
+    inBytes: 0n,
+    outBytes: 0n,
+    cps: 0n,
+    inPps: 0n,
+    outPps: 0n,
+    inBps: 0n,
+    outBps: 0n,
+  };
 }
-const STAT_KEYS: (keyof Stats)[] = ["conns", "inPkts", "outPkts", "inBytes", "outBytes", "cps", "inPps", "outPps", "inBps", "outBps"];
+const STAT_KEYS: (keyof Stats)[] = [
+  "conns",
+  "inPkts",
+  "outPkts",
+  "inBytes",
+  "outBytes",
+  "cps",
+  "inPps",
+  "outPps",
+  "inBps",
+  "outBps",
+];
 
 /** STATS (u32 counters, u64 bytes) or STATS64 (all u64); unknown types (PAD) are skipped. */
 function parseStats(buf: Buffer, at: number, len: number): Stats {
@@ -418,30 +540,98 @@ function parseStats(buf: Buffer, at: number, len: number): Stats {
 /** Counters parsed on first read: a dump of 100k real servers does not pay for a million BigInts
  * nobody looks at. Behaves as a plain Stats (own-looking fields via getters, toJSON). */
 export class LazyStats implements Stats {
-  #buf: Buffer | null; #at: number; #len: number; #s?: Stats;
+  #buf: Buffer | null;
+  #at: number;
+  #len: number;
+  #s?: Stats;
   /** Refers to the datagram until first read (the package reads each datagram into a buffer of its
    * exact size, so a dump retains about what the kernel sent: ~300 bytes per real server). */
-  constructor(buf: Buffer | null, at = 0, len = 0) { this.#buf = buf; this.#at = at; this.#len = len; }
+  constructor(buf: Buffer | null, at = 0, len = 0) {
+    this.#buf = buf;
+    this.#at = at;
+    this.#len = len;
+  }
   private get s(): Stats {
-    if (!this.#s) { this.#s = this.#buf ? parseStats(this.#buf, this.#at, this.#len) : zeroStats(); this.#buf = null; }
+    if (!this.#s) {
+      this.#s = this.#buf ? parseStats(this.#buf, this.#at, this.#len) : zeroStats();
+      this.#buf = null;
+    }
     return this.#s;
   }
-  get conns() { return this.s.conns; } get inPkts() { return this.s.inPkts; } get outPkts() { return this.s.outPkts; }
-  get inBytes() { return this.s.inBytes; } get outBytes() { return this.s.outBytes; } get cps() { return this.s.cps; }
-  get inPps() { return this.s.inPps; } get outPps() { return this.s.outPps; } get inBps() { return this.s.inBps; }
-  get outBps() { return this.s.outBps; }
-  toJSON(): Record<string, string> { const o: Record<string, string> = {}; for (const k of STAT_KEYS) o[k] = String(this.s[k]); return o; }
+  get conns() {
+    return this.s.conns;
+  }
+  get inPkts() {
+    return this.s.inPkts;
+  }
+  get outPkts() {
+    return this.s.outPkts;
+  }
+  get inBytes() {
+    return this.s.inBytes;
+  }
+  get outBytes() {
+    return this.s.outBytes;
+  }
+  get cps() {
+    return this.s.cps;
+  }
+  get inPps() {
+    return this.s.inPps;
+  }
+  get outPps() {
+    return this.s.outPps;
+  }
+  get inBps() {
+    return this.s.inBps;
+  }
+  get outBps() {
+    return this.s.outBps;
+  }
+  toJSON(): Record<string, string> {
+    const o: Record<string, string> = {};
+    for (const k of STAT_KEYS) o[k] = String(this.s[k]);
+    return o;
+  }
 }
 
 // Reply attributes are checked for width before they are read: the outer length only bounds an attribute
 // within its message, and a short payload would otherwise read its neighbours' bytes (a zero-length ADDR
 // read as "7.0.6.0") or past the datagram (a bare RangeError). The kernel sends each at its exact width.
-const SVC_ATTR_NAMES = ["", "AF", "PROTOCOL", "ADDR", "PORT", "FWMARK", "SCHED_NAME", "FLAGS", "TIMEOUT", "NETMASK",
-  "STATS", "PE_NAME", "STATS64"].map((n) => `IPVS_SVC_ATTR_${n}`);
+const SVC_ATTR_NAMES = [
+  "",
+  "AF",
+  "PROTOCOL",
+  "ADDR",
+  "PORT",
+  "FWMARK",
+  "SCHED_NAME",
+  "FLAGS",
+  "TIMEOUT",
+  "NETMASK",
+  "STATS",
+  "PE_NAME",
+  "STATS64",
+].map((n) => `IPVS_SVC_ATTR_${n}`);
 const SVC_ATTR_WIDTH = [0, 2, 2, 0, 2, 4, 0, 8, 4, 4, 0, 0, 0];
-const DEST_ATTR_NAMES = ["", "ADDR", "PORT", "FWD_METHOD", "WEIGHT", "U_THRESH", "L_THRESH", "ACTIVE_CONNS",
-  "INACT_CONNS", "PERSIST_CONNS", "STATS", "ADDR_FAMILY", "STATS64", "TUN_TYPE", "TUN_PORT", "TUN_FLAGS"]
-  .map((n) => `IPVS_DEST_ATTR_${n}`);
+const DEST_ATTR_NAMES = [
+  "",
+  "ADDR",
+  "PORT",
+  "FWD_METHOD",
+  "WEIGHT",
+  "U_THRESH",
+  "L_THRESH",
+  "ACTIVE_CONNS",
+  "INACT_CONNS",
+  "PERSIST_CONNS",
+  "STATS",
+  "ADDR_FAMILY",
+  "STATS64",
+  "TUN_TYPE",
+  "TUN_PORT",
+  "TUN_FLAGS",
+].map((n) => `IPVS_DEST_ATTR_${n}`);
 const DEST_ATTR_WIDTH = [0, 0, 2, 4, 4, 4, 4, 4, 4, 4, 0, 2, 0, 1, 2, 2];
 
 function shortAttr(name: string, len: number, want: number): CodecError {
@@ -466,14 +656,15 @@ function readAddr(buf: Buffer, at: number, len: number, af: number, name: string
 
 /** A service as the kernel reports it (a NEW_SERVICE message from a dump or a get). */
 export interface KernelService extends ServiceStatus {
-  rawFlags: number;      // flags as sent, HASHED included
-  timeoutSec: number;    // TIMEOUT even when not persistent
+  rawFlags: number; // flags as sent, HASHED included
+  timeoutSec: number; // TIMEOUT even when not persistent
   netmaskWire: number;
 }
 
 /** The payload [start, end) of the first top-level attribute of this type in a genl message, or -1. */
 function topAttr(m: RawMessage, type: number): [number, number] {
-  const buf = m.buf, end = m.off + m.len;
+  const buf = m.buf,
+    end = m.off + m.len;
   let p = m.off + C.NLMSG_HDRLEN + C.GENL_HDRLEN;
   while (p + 4 <= end) {
     const len = buf.readUInt16LE(p);
@@ -490,28 +681,74 @@ export function parseService(m: RawMessage): KernelService | undefined {
 }
 
 export function parseServiceNest(buf: Buffer, start: number, n: number): KernelService {
-  let af = 0, proto = 0, fwmark = 0, port = 0, sched = "", pe = "", flags = 0, timeout = 0, netmask = 0;
-  let addrAt = -1, addrLen = 0, statsAt = -1, statsLen = 0, stats64 = false, seenPort = false;
+  let af = 0,
+    proto = 0,
+    fwmark = 0,
+    port = 0,
+    sched = "",
+    pe = "",
+    flags = 0,
+    timeout = 0,
+    netmask = 0;
+  let addrAt = -1,
+    addrLen = 0,
+    statsAt = -1,
+    statsLen = 0,
+    stats64 = false,
+    seenPort = false;
   const end = start + n;
   let p = start;
   while (p + 4 <= end) {
     const alen = buf.readUInt16LE(p);
     if (alen < 4 || p + alen > end) break;
-    const t = buf.readUInt16LE(p + 2) & C.NLA_TYPE_MASK, at = p + 4, len = alen - 4;
+    const t = buf.readUInt16LE(p + 2) & C.NLA_TYPE_MASK,
+      at = p + 4,
+      len = alen - 4;
     if (len < (SVC_ATTR_WIDTH[t] ?? 0)) throw shortAttr(SVC_ATTR_NAMES[t], len, SVC_ATTR_WIDTH[t]);
     switch (t) {
-      case C.IPVS_SVC_ATTR_AF: af = buf.readUInt16LE(at); break;
-      case C.IPVS_SVC_ATTR_PROTOCOL: proto = buf.readUInt16LE(at); break;
-      case C.IPVS_SVC_ATTR_ADDR: addrAt = at; addrLen = len; break;
-      case C.IPVS_SVC_ATTR_PORT: port = buf.readUInt16BE(at); seenPort = true; break;
-      case C.IPVS_SVC_ATTR_FWMARK: fwmark = buf.readUInt32LE(at); break;
-      case C.IPVS_SVC_ATTR_SCHED_NAME: sched = cstr(buf, at, len); break;
-      case C.IPVS_SVC_ATTR_PE_NAME: pe = cstr(buf, at, len); break;
-      case C.IPVS_SVC_ATTR_FLAGS: flags = (buf.readUInt32LE(at) & buf.readUInt32LE(at + 4)) >>> 0; break;
-      case C.IPVS_SVC_ATTR_TIMEOUT: timeout = buf.readUInt32LE(at); break;
-      case C.IPVS_SVC_ATTR_NETMASK: netmask = buf.readUInt32LE(at); break;
-      case C.IPVS_SVC_ATTR_STATS: if (!stats64) { statsAt = at; statsLen = len; } break;
-      case C.IPVS_SVC_ATTR_STATS64: stats64 = true; statsAt = at; statsLen = len; break;
+      case C.IPVS_SVC_ATTR_AF:
+        af = buf.readUInt16LE(at);
+        break;
+      case C.IPVS_SVC_ATTR_PROTOCOL:
+        proto = buf.readUInt16LE(at);
+        break;
+      case C.IPVS_SVC_ATTR_ADDR:
+        addrAt = at;
+        addrLen = len;
+        break;
+      case C.IPVS_SVC_ATTR_PORT:
+        port = buf.readUInt16BE(at);
+        seenPort = true;
+        break;
+      case C.IPVS_SVC_ATTR_FWMARK:
+        fwmark = buf.readUInt32LE(at);
+        break;
+      case C.IPVS_SVC_ATTR_SCHED_NAME:
+        sched = cstr(buf, at, len);
+        break;
+      case C.IPVS_SVC_ATTR_PE_NAME:
+        pe = cstr(buf, at, len);
+        break;
+      case C.IPVS_SVC_ATTR_FLAGS:
+        flags = (buf.readUInt32LE(at) & buf.readUInt32LE(at + 4)) >>> 0;
+        break;
+      case C.IPVS_SVC_ATTR_TIMEOUT:
+        timeout = buf.readUInt32LE(at);
+        break;
+      case C.IPVS_SVC_ATTR_NETMASK:
+        netmask = buf.readUInt32LE(at);
+        break;
+      case C.IPVS_SVC_ATTR_STATS:
+        if (!stats64) {
+          statsAt = at;
+          statsLen = len;
+        }
+        break;
+      case C.IPVS_SVC_ATTR_STATS64:
+        stats64 = true;
+        statsAt = at;
+        statsLen = len;
+        break;
     }
     p += (alen + 3) & ~3;
   }
@@ -524,11 +761,18 @@ export function parseServiceNest(buf: Buffer, start: number, n: number): KernelS
     if (!seenPort) throw missingAttr("IPVS_SVC_ATTR_PORT", "a service without a firewall mark");
   }
   const s: KernelService = {
-    scheduler: sched, flags: serviceFlagNames(flags, sched), realServers: [], stats: new LazyStats(statsAt < 0 ? null : buf, statsAt, statsLen),
-    rawFlags: flags, timeoutSec: timeout, netmaskWire: netmask,
+    scheduler: sched,
+    flags: serviceFlagNames(flags, sched),
+    realServers: [],
+    stats: new LazyStats(statsAt < 0 ? null : buf, statsAt, statsLen),
+    rawFlags: flags,
+    timeoutSec: timeout,
+    netmaskWire: netmask,
   };
-  if (fwmark) { s.fwmark = fwmark; s.family = af === C.AF_INET6 ? "inet6" : "inet"; }
-  else {
+  if (fwmark) {
+    s.fwmark = fwmark;
+    s.family = af === C.AF_INET6 ? "inet6" : "inet";
+  } else {
     s.protocol = PROTO_NAME[proto] ?? (`proto-${proto}` as Protocol);
     s.addr = readAddr(buf, addrAt, addrLen, af, "IPVS_SVC_ATTR_ADDR");
     s.port = port;
@@ -548,31 +792,86 @@ export function parseDest(m: RawMessage, svcAf: number): RealServerStatus | unde
 // parseServiceNest and parseDestNest walk their attributes inline rather than through attrsOf(): they are
 // the dump's per-message hot path, kept free of a callback per attribute (closures are dear under TCG: README).
 export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: number): RealServerStatus {
-  let af = 0, addrAt = -1, addrLen = 0, port = 0, fwd = 0, weight = 0, uth = 0, lth = 0, act = 0, inact = 0, pers = 0;
-  let tunType = -1, tunPort = 0, tunFlags = 0, statsAt = -1, statsLen = 0, stats64 = false, seenPort = false;
+  let af = 0,
+    addrAt = -1,
+    addrLen = 0,
+    port = 0,
+    fwd = 0,
+    weight = 0,
+    uth = 0,
+    lth = 0,
+    act = 0,
+    inact = 0,
+    pers = 0;
+  let tunType = -1,
+    tunPort = 0,
+    tunFlags = 0,
+    statsAt = -1,
+    statsLen = 0,
+    stats64 = false,
+    seenPort = false;
   const end = start + n;
   let p = start;
   while (p + 4 <= end) {
     const alen = buf.readUInt16LE(p);
     if (alen < 4 || p + alen > end) break;
-    const t = buf.readUInt16LE(p + 2) & C.NLA_TYPE_MASK, at = p + 4, len = alen - 4;
+    const t = buf.readUInt16LE(p + 2) & C.NLA_TYPE_MASK,
+      at = p + 4,
+      len = alen - 4;
     if (len < (DEST_ATTR_WIDTH[t] ?? 0)) throw shortAttr(DEST_ATTR_NAMES[t], len, DEST_ATTR_WIDTH[t]);
     switch (t) {
-      case C.IPVS_DEST_ATTR_ADDR: addrAt = at; addrLen = len; break;
-      case C.IPVS_DEST_ATTR_PORT: port = buf.readUInt16BE(at); seenPort = true; break;
-      case C.IPVS_DEST_ATTR_FWD_METHOD: fwd = buf.readUInt32LE(at) & C.IP_VS_CONN_F_FWD_MASK; break;
-      case C.IPVS_DEST_ATTR_WEIGHT: weight = buf.readInt32LE(at); break;
-      case C.IPVS_DEST_ATTR_U_THRESH: uth = buf.readUInt32LE(at); break;
-      case C.IPVS_DEST_ATTR_L_THRESH: lth = buf.readUInt32LE(at); break;
-      case C.IPVS_DEST_ATTR_ACTIVE_CONNS: act = buf.readUInt32LE(at); break;
-      case C.IPVS_DEST_ATTR_INACT_CONNS: inact = buf.readUInt32LE(at); break;
-      case C.IPVS_DEST_ATTR_PERSIST_CONNS: pers = buf.readUInt32LE(at); break;
-      case C.IPVS_DEST_ATTR_ADDR_FAMILY: af = buf.readUInt16LE(at); break;
-      case C.IPVS_DEST_ATTR_STATS: if (!stats64) { statsAt = at; statsLen = len; } break;
-      case C.IPVS_DEST_ATTR_STATS64: stats64 = true; statsAt = at; statsLen = len; break;
-      case C.IPVS_DEST_ATTR_TUN_TYPE: tunType = buf[at]; break;
-      case C.IPVS_DEST_ATTR_TUN_PORT: tunPort = buf.readUInt16BE(at); break;
-      case C.IPVS_DEST_ATTR_TUN_FLAGS: tunFlags = buf.readUInt16LE(at); break;
+      case C.IPVS_DEST_ATTR_ADDR:
+        addrAt = at;
+        addrLen = len;
+        break;
+      case C.IPVS_DEST_ATTR_PORT:
+        port = buf.readUInt16BE(at);
+        seenPort = true;
+        break;
+      case C.IPVS_DEST_ATTR_FWD_METHOD:
+        fwd = buf.readUInt32LE(at) & C.IP_VS_CONN_F_FWD_MASK;
+        break;
+      case C.IPVS_DEST_ATTR_WEIGHT:
+        weight = buf.readInt32LE(at);
+        break;
+      case C.IPVS_DEST_ATTR_U_THRESH:
+        uth = buf.readUInt32LE(at);
+        break;
+      case C.IPVS_DEST_ATTR_L_THRESH:
+        lth = buf.readUInt32LE(at);
+        break;
+      case C.IPVS_DEST_ATTR_ACTIVE_CONNS:
+        act = buf.readUInt32LE(at);
+        break;
+      case C.IPVS_DEST_ATTR_INACT_CONNS:
+        inact = buf.readUInt32LE(at);
+        break;
+      case C.IPVS_DEST_ATTR_PERSIST_CONNS:
+        pers = buf.readUInt32LE(at);
+        break;
+      case C.IPVS_DEST_ATTR_ADDR_FAMILY:
+        af = buf.readUInt16LE(at);
+        break;
+      case C.IPVS_DEST_ATTR_STATS:
+        if (!stats64) {
+          statsAt = at;
+          statsLen = len;
+        }
+        break;
+      case C.IPVS_DEST_ATTR_STATS64:
+        stats64 = true;
+        statsAt = at;
+        statsLen = len;
+        break;
+      case C.IPVS_DEST_ATTR_TUN_TYPE:
+        tunType = buf[at];
+        break;
+      case C.IPVS_DEST_ATTR_TUN_PORT:
+        tunPort = buf.readUInt16BE(at);
+        break;
+      case C.IPVS_DEST_ATTR_TUN_FLAGS:
+        tunFlags = buf.readUInt16LE(at);
+        break;
     }
     p += (alen + 3) & ~3;
   }
@@ -584,8 +883,15 @@ export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: numb
     af = svcAf || (v4 ? C.AF_INET : C.AF_INET6);
   }
   const r: RealServerStatus = {
-    addr: readAddr(buf, addrAt, addrLen, af, "IPVS_DEST_ATTR_ADDR"), port, weight, fwd: FWD_NAME[fwd] ?? "route",
-    upperThreshold: uth, lowerThreshold: lth, activeConns: act, inactConns: inact, persistConns: pers,
+    addr: readAddr(buf, addrAt, addrLen, af, "IPVS_DEST_ATTR_ADDR"),
+    port,
+    weight,
+    fwd: FWD_NAME[fwd] ?? "route",
+    upperThreshold: uth,
+    lowerThreshold: lth,
+    activeConns: act,
+    inactConns: inact,
+    persistConns: pers,
     stats: new LazyStats(statsAt < 0 ? null : buf, statsAt, statsLen),
   };
   if (fwd === C.IP_VS_CONN_F_TUNNEL && tunType >= 0) {
@@ -597,14 +903,15 @@ export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: numb
 }
 
 export function parseInfo(m: RawMessage): TargetInfo {
-  let v = 0, size = 0;
+  let v = 0,
+    size = 0;
   attrsOf(m, (t, at, len) => {
     if (t === C.IPVS_INFO_ATTR_VERSION) v = m.buf.readUInt32LE(at + width(len, 4, "IPVS_INFO_ATTR_VERSION"));
     else if (t === C.IPVS_INFO_ATTR_CONN_TAB_SIZE) {
       size = m.buf.readUInt32LE(at + width(len, 4, "IPVS_INFO_ATTR_CONN_TAB_SIZE"));
     }
   });
-  return { version: `${v >> 16 & 0xff}.${v >> 8 & 0xff}.${v & 0xff}`, connTableSize: size };
+  return { version: `${(v >> 16) & 0xff}.${(v >> 8) & 0xff}.${v & 0xff}`, connTableSize: size };
 }
 
 export function parseConfig(m: RawMessage): IpvsTimeouts {

@@ -51,9 +51,23 @@ export const IPVS_CMD_ZERO = 16;
 export const IPVS_CMD_FLUSH = 17;
 
 export const CMD_NAMES: Record<number, string> = {
-  1: "NEW_SERVICE", 2: "SET_SERVICE", 3: "DEL_SERVICE", 4: "GET_SERVICE", 5: "NEW_DEST", 6: "SET_DEST",
-  7: "DEL_DEST", 8: "GET_DEST", 9: "NEW_DAEMON", 10: "DEL_DAEMON", 11: "GET_DAEMON", 12: "SET_CONFIG",
-  13: "GET_CONFIG", 14: "SET_INFO", 15: "GET_INFO", 16: "ZERO", 17: "FLUSH",
+  1: "NEW_SERVICE",
+  2: "SET_SERVICE",
+  3: "DEL_SERVICE",
+  4: "GET_SERVICE",
+  5: "NEW_DEST",
+  6: "SET_DEST",
+  7: "DEL_DEST",
+  8: "GET_DEST",
+  9: "NEW_DAEMON",
+  10: "DEL_DAEMON",
+  11: "GET_DAEMON",
+  12: "SET_CONFIG",
+  13: "GET_CONFIG",
+  14: "SET_INFO",
+  15: "GET_INFO",
+  16: "ZERO",
+  17: "FLUSH",
 };
 
 // top-level attributes
@@ -68,19 +82,19 @@ export const IPVS_CMD_ATTR_TIMEOUT_UDP = 6;
 export const IPVS_SVC_ATTR_AF = 1;
 export const IPVS_SVC_ATTR_PROTOCOL = 2;
 export const IPVS_SVC_ATTR_ADDR = 3;
-export const IPVS_SVC_ATTR_PORT = 4;          // be16
+export const IPVS_SVC_ATTR_PORT = 4; // be16
 export const IPVS_SVC_ATTR_FWMARK = 5;
 export const IPVS_SVC_ATTR_SCHED_NAME = 6;
-export const IPVS_SVC_ATTR_FLAGS = 7;         // struct ip_vs_flags { u32 flags; u32 mask; }
+export const IPVS_SVC_ATTR_FLAGS = 7; // struct ip_vs_flags { u32 flags; u32 mask; }
 export const IPVS_SVC_ATTR_TIMEOUT = 8;
-export const IPVS_SVC_ATTR_NETMASK = 9;       // IPv4: mask bytes in network order; IPv6: host-order prefix length
+export const IPVS_SVC_ATTR_NETMASK = 9; // IPv4: mask bytes in network order; IPv6: host-order prefix length
 export const IPVS_SVC_ATTR_STATS = 10;
 export const IPVS_SVC_ATTR_PE_NAME = 11;
 export const IPVS_SVC_ATTR_STATS64 = 12;
 
 // destination attributes
 export const IPVS_DEST_ATTR_ADDR = 1;
-export const IPVS_DEST_ATTR_PORT = 2;         // be16
+export const IPVS_DEST_ATTR_PORT = 2; // be16
 export const IPVS_DEST_ATTR_FWD_METHOD = 3;
 export const IPVS_DEST_ATTR_WEIGHT = 4;
 export const IPVS_DEST_ATTR_U_THRESH = 5;
@@ -91,9 +105,9 @@ export const IPVS_DEST_ATTR_PERSIST_CONNS = 9;
 export const IPVS_DEST_ATTR_STATS = 10;
 export const IPVS_DEST_ATTR_ADDR_FAMILY = 11;
 export const IPVS_DEST_ATTR_STATS64 = 12;
-export const IPVS_DEST_ATTR_TUN_TYPE = 13;    // u8
-export const IPVS_DEST_ATTR_TUN_PORT = 14;    // be16
-export const IPVS_DEST_ATTR_TUN_FLAGS = 15;   // u16
+export const IPVS_DEST_ATTR_TUN_TYPE = 13; // u8
+export const IPVS_DEST_ATTR_TUN_PORT = 14; // be16
+export const IPVS_DEST_ATTR_TUN_FLAGS = 15; // u16
 
 // stats attributes (STATS: u32 except the two byte counters; STATS64: all u64)
 export const IPVS_STATS_ATTR_CONNS = 1;
@@ -140,13 +154,40 @@ export const IP_VS_PENAME_MAXLEN = 16;
 
 // errno values the kernel returns on the IPVS paths, with what they mean there
 export const ERRNO = {
-  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, ENOMEM: 12, EBUSY: 16, EEXIST: 17, EINVAL: 22, ERANGE: 34,
-  ENOBUFS: 105, EOPNOTSUPP: 95, EAFNOSUPPORT: 97, ETIMEDOUT: 110, EMSGSIZE: 90, ENOTSUP: 95, EPROTO: 71,
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  ENOMEM: 12,
+  EBUSY: 16,
+  EEXIST: 17,
+  EINVAL: 22,
+  ERANGE: 34,
+  ENOBUFS: 105,
+  EOPNOTSUPP: 95,
+  EAFNOSUPPORT: 97,
+  ETIMEDOUT: 110,
+  EMSGSIZE: 90,
+  ENOTSUP: 95,
+  EPROTO: 71,
 } as const;
 
 export const ERRNO_NAMES: Record<number, string> = {
-  1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 12: "ENOMEM", 16: "EBUSY", 17: "EEXIST", 22: "EINVAL",
-  34: "ERANGE", 71: "EPROTO", 90: "EMSGSIZE", 95: "EOPNOTSUPP", 97: "EAFNOSUPPORT", 105: "ENOBUFS", 110: "ETIMEDOUT",
+  1: "EPERM",
+  2: "ENOENT",
+  3: "ESRCH",
+  4: "EINTR",
+  12: "ENOMEM",
+  16: "EBUSY",
+  17: "EEXIST",
+  22: "EINVAL",
+  34: "ERANGE",
+  71: "EPROTO",
+  90: "EMSGSIZE",
+  95: "EOPNOTSUPP",
+  97: "EAFNOSUPPORT",
+  105: "ENOBUFS",
+  110: "ETIMEDOUT",
 };
 
 // plain meanings on the IPVS paths (ENOENT differs by command: a missing destination, or an unknown

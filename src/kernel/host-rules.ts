@@ -19,10 +19,13 @@ export interface HostFamilyState {
 }
 
 export interface HostReport {
-  ipsetAdds: number; ipsetDels: number; setsCreated: string[];
-  iptables: ("restored" | "reapplied" | "unchanged")[];   // reapplied: the same text again (a full pass)
+  ipsetAdds: number;
+  ipsetDels: number;
+  setsCreated: string[];
+  iptables: ("restored" | "reapplied" | "unchanged")[]; // reapplied: the same text again (a full pass)
   jumpsAdded: string[];
-  vipsAdded: string[]; vipsRemoved: string[];
+  vipsAdded: string[];
+  vipsRemoved: string[];
   sysctls: string[];
   failures: { step: string; error: string }[];
   ms: number;
@@ -32,7 +35,13 @@ function run(cmd: string, args: string[], input?: string): Promise<{ ok: boolean
   return new Promise((res) => {
     const p = execFile(cmd, args, { timeout: 60_000, maxBuffer: 1 << 28 }, (e, out, err) => {
       const missing = (e as NodeJS.ErrnoException | null)?.code === "ENOENT";
-      res({ ok: !e, out: String(out), err: missing ? `${cmd} is not installed (IPVS mode needs ${cmd === "ipset" ? "ipset" : "iptables"})` : String(err || e?.message || "").trim() });
+      res({
+        ok: !e,
+        out: String(out),
+        err: missing
+          ? `${cmd} is not installed (IPVS mode needs ${cmd === "ipset" ? "ipset" : "iptables"})`
+          : String(err || e?.message || "").trim(),
+      });
     });
     if (input !== undefined) p.stdin?.end(input);
   });
@@ -50,16 +59,33 @@ export function parseIpsetSave(text: string): Map<string, Set<string>> {
 }
 
 /** The restore input turning `have` into `want` for these sets: creates, adds and deletes only. */
-export function ipsetDiffText(want: IpsetState[], have: Map<string, Set<string>>, addOnly = false):
-  { text: string; adds: number; dels: number; created: string[] } {
-  const lines: string[] = [], created: string[] = [];
-  let adds = 0, dels = 0;
+export function ipsetDiffText(
+  want: IpsetState[],
+  have: Map<string, Set<string>>,
+  addOnly = false,
+): { text: string; adds: number; dels: number; created: string[] } {
+  const lines: string[] = [],
+    created: string[] = [];
+  let adds = 0,
+    dels = 0;
   for (const s of want) {
     const cur = have.get(s.name);
-    if (!cur) { lines.push(ipsetCreateLine(s)); created.push(s.name); }
+    if (!cur) {
+      lines.push(ipsetCreateLine(s));
+      created.push(s.name);
+    }
     const wantSet = new Set(s.entries);
-    for (const e of wantSet) if (!cur?.has(e)) { lines.push(`add ${s.name} ${e} -exist`); adds++; }
-    if (cur && !addOnly) for (const e of cur) if (!wantSet.has(e)) { lines.push(`del ${s.name} ${e} -exist`); dels++; }
+    for (const e of wantSet)
+      if (!cur?.has(e)) {
+        lines.push(`add ${s.name} ${e} -exist`);
+        adds++;
+      }
+    if (cur && !addOnly)
+      for (const e of cur)
+        if (!wantSet.has(e)) {
+          lines.push(`del ${s.name} ${e} -exist`);
+          dels++;
+        }
   }
   return { text: lines.length ? lines.join("\n") + "\n" : "", adds, dels, created };
 }
@@ -75,7 +101,9 @@ export class HostRules {
     if (o.bindInterface !== null) this.binder = new VipBinder(o.bindInterface ?? "kube-ipvs0");
   }
 
-  close(): void { this.binder?.close(); }
+  close(): void {
+    this.binder?.close();
+  }
 
   /**
    * One pass over every family; `full` re-sends what is unchanged (drift repair). addOnly: only the
@@ -84,18 +112,40 @@ export class HostRules {
    * first connect would otherwise get ENETUNREACH); the whole apply after the table pass then removes
    * what went, after the virtual servers that used it.
    */
-  async apply(families: HostFamilyState[], o: { full?: boolean; sysctls?: Record<string, number>; addOnly?: boolean } = {}):
-    Promise<HostReport> {
+  async apply(
+    families: HostFamilyState[],
+    o: { full?: boolean; sysctls?: Record<string, number>; addOnly?: boolean } = {},
+  ): Promise<HostReport> {
     const t0 = performance.now();
-    const r: HostReport = { ipsetAdds: 0, ipsetDels: 0, setsCreated: [], iptables: [], jumpsAdded: [], vipsAdded: [], vipsRemoved: [], sysctls: [], failures: [], ms: 0 };
+    const r: HostReport = {
+      ipsetAdds: 0,
+      ipsetDels: 0,
+      setsCreated: [],
+      iptables: [],
+      jumpsAdded: [],
+      vipsAdded: [],
+      vipsRemoved: [],
+      sysctls: [],
+      failures: [],
+      ms: 0,
+    };
     // 0. the sysctls kube-proxy's IPVS mode sets (conntrack for the masquerade rules, ip_forward, ...)
     for (const [path, want] of Object.entries(o.sysctls ?? {})) {
       const file = `/proc/sys/${path}`;
       let have: string;
-      try { have = readFileSync(file, "utf8").trim(); } catch (e) { r.failures.push({ step: `sysctl ${path}`, error: (e as Error).message }); continue; }
+      try {
+        have = readFileSync(file, "utf8").trim();
+      } catch (e) {
+        r.failures.push({ step: `sysctl ${path}`, error: (e as Error).message });
+        continue;
+      }
       if (have === String(want)) continue;
-      try { writeFileSync(file, String(want)); r.sysctls.push(`${path.replace(/\//g, ".")} ${have} → ${want}`); }
-      catch (e) { r.failures.push({ step: `sysctl ${path}`, error: (e as Error).message }); }
+      try {
+        writeFileSync(file, String(want));
+        r.sysctls.push(`${path.replace(/\//g, ".")} ${have} → ${want}`);
+      } catch (e) {
+        r.failures.push({ step: `sysctl ${path}`, error: (e as Error).message });
+      }
     }
     // 1. ipsets before the rules that match on them
     const allSets = families.flatMap((f) => f.ipsets);
@@ -107,7 +157,11 @@ export class HostRules {
         if (d.text) {
           const res = await run("ipset", ["restore"], d.text);
           if (!res.ok) r.failures.push({ step: "ipset restore", error: res.err });
-          else { r.ipsetAdds += d.adds; r.ipsetDels += d.dels; r.setsCreated.push(...d.created); }
+          else {
+            r.ipsetAdds += d.adds;
+            r.ipsetDels += d.dels;
+            r.setsCreated.push(...d.created);
+          }
         }
       }
     }
@@ -115,11 +169,19 @@ export class HostRules {
     for (const f of families) {
       if (!f.iptablesRestore || o.addOnly) continue;
       const v6 = f.family === "IPv6";
-      const restore = v6 ? "ip6tables-restore" : "iptables-restore", tables = v6 ? "ip6tables" : "iptables";
-      if (!o.full && this.lastIptables.get(f.family) === f.iptablesRestore) { r.iptables.push("unchanged"); continue; }   // jumps checked on full passes
+      const restore = v6 ? "ip6tables-restore" : "iptables-restore",
+        tables = v6 ? "ip6tables" : "iptables";
+      if (!o.full && this.lastIptables.get(f.family) === f.iptablesRestore) {
+        r.iptables.push("unchanged");
+        continue;
+      } // jumps checked on full passes
       {
         const res = await run(restore, ["--noflush", "-w", "5"], f.iptablesRestore);
-        if (!res.ok) { r.failures.push({ step: restore, error: res.err }); this.lastIptables.delete(f.family); continue; }
+        if (!res.ok) {
+          r.failures.push({ step: restore, error: res.err });
+          this.lastIptables.delete(f.family);
+          continue;
+        }
         r.iptables.push(this.lastIptables.get(f.family) === f.iptablesRestore ? "reapplied" : "restored");
         this.lastIptables.set(f.family, f.iptablesRestore);
       }
@@ -135,10 +197,16 @@ export class HostRules {
     // 3. the service addresses, so the node takes their packets (IPVS hooks LOCAL_IN)
     if (this.binder) {
       try {
-        const v = await this.binder.sync(families.flatMap((f) => f.bindAddrs), { addOnly: o.addOnly });
-        r.vipsAdded = v.added; r.vipsRemoved = v.removed;
+        const v = await this.binder.sync(
+          families.flatMap((f) => f.bindAddrs),
+          { addOnly: o.addOnly },
+        );
+        r.vipsAdded = v.added;
+        r.vipsRemoved = v.removed;
         for (const f of v.failures) r.failures.push({ step: `bind ${f.addr}`, error: f.error });
-      } catch (e) { r.failures.push({ step: `bind addresses on ${this.binder.iface}`, error: (e as Error).message }); }
+      } catch (e) {
+        r.failures.push({ step: `bind addresses on ${this.binder.iface}`, error: (e as Error).message });
+      }
     }
     r.ms = performance.now() - t0;
     return r;
@@ -152,7 +220,8 @@ export function formatHostReport(r: HostReport): string {
   if (r.ipsetAdds || r.ipsetDels) parts.push(`ipset +${r.ipsetAdds} -${r.ipsetDels} entries`);
   if (r.iptables.includes("restored")) parts.push("iptables KUBE-* chains restored");
   if (r.jumpsAdded.length) parts.push(`${r.jumpsAdded.length} jump rule(s) added`);
-  if (r.vipsAdded.length || r.vipsRemoved.length) parts.push(`addresses +${r.vipsAdded.length} -${r.vipsRemoved.length}`);
+  if (r.vipsAdded.length || r.vipsRemoved.length)
+    parts.push(`addresses +${r.vipsAdded.length} -${r.vipsRemoved.length}`);
   for (const f of r.failures) parts.push(`FAILED ${f.step}: ${f.error}`);
   return parts.length ? `node: ${parts.join("; ")} (${r.ms.toFixed(0)} ms)` : "";
 }

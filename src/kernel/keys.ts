@@ -6,7 +6,7 @@ import { addrBytes, formatAddr } from "../core/addr.ts";
 import * as C from "./constants.ts";
 
 function canonAddr(a: string): string {
-  if (a.indexOf(":") < 0) return a;      // IPv4 has one spelling (a bad one fails when encoded)
+  if (a.indexOf(":") < 0) return a; // IPv4 has one spelling (a bad one fails when encoded)
   return formatAddr(C.AF_INET6, addrBytes(a));
 }
 const keyCache = new WeakMap<object, string>();
@@ -14,7 +14,10 @@ const keyCache = new WeakMap<object, string>();
  * object: desired states are treated as immutable (a change is a new object). */
 export function canonServiceKey(s: VirtualService): string {
   let k = keyCache.get(s);
-  if (k === undefined) { k = canonServiceKeyOf(s); keyCache.set(s, k); }
+  if (k === undefined) {
+    k = canonServiceKeyOf(s);
+    keyCache.set(s, k);
+  }
   return k;
 }
 // uncached: for objects met once (a dump's), which would only grow the WeakMap the collector must walk

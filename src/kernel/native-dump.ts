@@ -17,6 +17,10 @@ export function nativeDump(): NativeDump | null {
   if (process.env.WASMVS_NO_NATIVE_DUMP) return loaded;
   const path = fileURLToPath(new URL("../../native/netlink-dump/build/Release/netlink_dump.node", import.meta.url));
   if (!existsSync(path)) return loaded;
-  try { loaded = createRequire(import.meta.url)(path) as NativeDump; } catch { loaded = null; }
+  try {
+    loaded = createRequire(import.meta.url)(path) as NativeDump;
+  } catch {
+    loaded = null;
+  }
   return loaded;
 }

@@ -19,7 +19,7 @@
 import type { DesiredState, VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts";
 import { serviceKey } from "../model/types.ts";
 import type { RealServerStatus } from "../model/target.ts";
-import { IpvsClient, describeOp, type Op, type ServiceWithDests } from "./client.ts";
+import { type IpvsClient, describeOp, type Op, type ServiceWithDests } from "./client.ts";
 import { serviceFlagBits, CodecError } from "./codec.ts";
 import * as C from "./constants.ts";
 import { canonServiceKey, canonServiceKeyOf, canonRealServerKey } from "./keys.ts";
@@ -39,10 +39,10 @@ export * from "./drift.ts";
 export * from "./sync-loop.ts";
 
 export interface ReconcileOptions {
-  excludeCidrs?: string[];     // never touch (nor report) kernel services whose VIP is inside these
-  drainTimeoutMs?: number;     // bound on a graceful drain; default 15 min (kube-proxy has none)
-  drainServices?: boolean;     // drain a removed service's real servers before deleting it (default true)
-  sysctls?: boolean;           // set expire_quiescent_template=1 and expire_nodest_conn=1 (as kube-proxy does)
+  excludeCidrs?: string[]; // never touch (nor report) kernel services whose VIP is inside these
+  drainTimeoutMs?: number; // bound on a graceful drain; default 15 min (kube-proxy has none)
+  drainServices?: boolean; // drain a removed service's real servers before deleting it (default true)
+  sysctls?: boolean; // set expire_quiescent_template=1 and expire_nodest_conn=1 (as kube-proxy does)
   now?: () => number;
   /** A re-read checks services on the kernel's encoded replies, building objects only for those that
    * differ (default true; false: an object per real server, as before: for comparison in benchmarks). */
@@ -53,7 +53,9 @@ export interface ReconcileOptions {
 class DesiredView implements ViewSvc {
   private map?: Map<string, ViewDest>;
   private readonly list: RealServer[];
-  constructor(public svc: VirtualService) { this.list = svc.realServers; }
+  constructor(public svc: VirtualService) {
+    this.list = svc.realServers;
+  }
   get dests(): Map<string, ViewDest> {
     if (!this.map) {
       this.map = new Map();
@@ -64,12 +66,21 @@ class DesiredView implements ViewSvc {
 }
 
 function sameService(want: VirtualService, have: VirtualService): boolean {
-  try { return serviceDiff(want, have).length === 0; } catch { return false; }
+  try {
+    return serviceDiff(want, have).length === 0;
+  } catch {
+    return false;
+  }
 }
 
 const NONE: string[] = [];
 
-interface Removal { s: VirtualService; k: string; rk: string; have: ViewDest }
+interface Removal {
+  s: VirtualService;
+  k: string;
+  rk: string;
+  have: ViewDest;
+}
 
 // What one pass has decided so far: the changes to send (ops, with their meaning in meta) and the rest.
 class PassWork {
@@ -78,32 +89,45 @@ class PassWork {
   readonly notes: string[] = [];
   readonly ops: Op[] = [];
   readonly meta: OpMeta[] = [];
-  readonly want = new Map<string, VirtualService>();   // desired services by key
-  readonly processed: string[] = [];                   // desired services compared in this pass
-  readonly removals: Removal[] = [];                   // real servers in the kernel nobody wants
-  constructor(readonly refreshed: boolean, readonly now: number) {}
-  readonly push: Push = (op, change, svcKey, apply) => { this.ops.push(op); this.meta.push({ change, svcKey, apply }); };
+  readonly want = new Map<string, VirtualService>(); // desired services by key
+  readonly processed: string[] = []; // desired services compared in this pass
+  readonly removals: Removal[] = []; // real servers in the kernel nobody wants
+  constructor(
+    readonly refreshed: boolean,
+    readonly now: number,
+  ) {}
+  readonly push: Push = (op, change, svcKey, apply) => {
+    this.ops.push(op);
+    this.meta.push({ change, svcKey, apply });
+  };
 }
 
 export class Reconciler {
   private view: View = new Map<string, ViewSvc>();
   private viewLoaded = false;
-  private applied = new Map<string, VirtualService>();       // key -> desired object fully applied
+  private applied = new Map<string, VirtualService>(); // key -> desired object fully applied
   private drains: Drains;
   private timeoutsSet?: IpvsTimeouts;
   private cidrs: Cidr[];
   private now: () => number;
   readonly drainTimeoutMs: number;
 
-  constructor(readonly client: IpvsClient, readonly opts: ReconcileOptions = {}) {
+  constructor(
+    readonly client: IpvsClient,
+    readonly opts: ReconcileOptions = {},
+  ) {
     this.cidrs = parseCidrs(opts.excludeCidrs);
     this.now = opts.now ?? Date.now;
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 15 * 60_000;
     this.drains = new Drains(client, this.view, this.drainTimeoutMs, this.now);
   }
 
-  excluded(s: VirtualService): boolean { return !s.fwmark && inCidrs(s.addr, this.cidrs); }
-  drainingKeys(): Set<string> { return new Set(this.drains.draining.keys()); }
+  excluded(s: VirtualService): boolean {
+    return !s.fwmark && inCidrs(s.addr, this.cidrs);
+  }
+  drainingKeys(): Set<string> {
+    return new Set(this.drains.draining.keys());
+  }
 
   /** Re-reads the whole kernel table into the view. */
   async refresh(): Promise<ServiceWithDests[]> {
@@ -129,11 +153,18 @@ export class Reconciler {
    */
   private async reread(desired: DesiredState): Promise<void> {
     const t = this.opts.encodedRead === false ? null : await this.client.dumpEncoded();
-    if (!t) { await this.refresh(); return; }
+    if (!t) {
+      await this.refresh();
+      return;
+    }
     const want = new Map<string, VirtualService>();
     for (const s of desired.services) {
       let k: string;
-      try { k = canonServiceKey(s); } catch { continue; }   // the pass reports it
+      try {
+        k = canonServiceKey(s);
+      } catch {
+        continue;
+      } // the pass reports it
       if (!want.has(k)) want.set(k, s);
     }
     // services with drain work go the object path (the drain state machine keeps its own records)
@@ -200,19 +231,35 @@ export class Reconciler {
     // 6. notes (a partial pass: on the services it touched)
     this.addNotes(w, partial);
     return {
-      changes: w.changes, failures: w.failures, notes: w.notes, refreshed, messages: messages + drainMsgs,
-      ms: performance.now() - t0, draining: this.drains.states(),
+      changes: w.changes,
+      failures: w.failures,
+      notes: w.notes,
+      refreshed,
+      messages: messages + drainMsgs,
+      ms: performance.now() - t0,
+      draining: this.drains.states(),
     };
   }
 
   /** Step 1 for one desired service: new, or compared with the view (unless unchanged since applied). */
   private compareDesired(w: PassWork, s: VirtualService): void {
     let k: string;
-    try { k = canonServiceKey(s); }
-    catch (e) { w.failures.push({ kind: "add-service", service: serviceKey(s), error: (e as Error).message }); return; }
-    if (w.want.has(k)) { w.failures.push({ kind: "add-service", service: k, error: "duplicate service in the desired state (the first one is used)" }); return; }
+    try {
+      k = canonServiceKey(s);
+    } catch (e) {
+      w.failures.push({ kind: "add-service", service: serviceKey(s), error: (e as Error).message });
+      return;
+    }
+    if (w.want.has(k)) {
+      w.failures.push({
+        kind: "add-service",
+        service: k,
+        error: "duplicate service in the desired state (the first one is used)",
+      });
+      return;
+    }
     w.want.set(k, s);
-    if (this.applied.get(k) === s) return;     // unchanged since it was applied, or found so by reread()
+    if (this.applied.get(k) === s) return; // unchanged since it was applied, or found so by reread()
     w.processed.push(k);
     this.drains.removedSvcs.delete(k);
     const cur = this.view.get(k);
@@ -226,9 +273,14 @@ export class Reconciler {
     const seen = new Set<string>();
     for (const r of s.realServers) {
       const rk = canonRealServerKey(r);
-      if (seen.has(rk)) { w.failures.push({ kind: "add-rs", service: k, rs: rk, error: "duplicate real server in the desired state" }); continue; }
+      if (seen.has(rk)) {
+        w.failures.push({ kind: "add-rs", service: k, rs: rk, error: "duplicate real server in the desired state" });
+        continue;
+      }
       seen.add(rk);
-      w.push({ op: "addDest", service: s, dest: r }, { kind: "add-rs", service: k, rs: rk }, k, () => v.dests.set(rk, r));
+      w.push({ op: "addDest", service: s, dest: r }, { kind: "add-rs", service: k, rs: rk }, k, () =>
+        v.dests.set(rk, r),
+      );
     }
   }
 
@@ -236,15 +288,25 @@ export class Reconciler {
     const { failures, push } = w;
     const draining = this.drains.draining;
     let diff: string[];
-    try { diff = serviceDiff(s, cur.svc); }
-    catch (e) { failures.push({ kind: "edit-service", service: k, error: (e as Error).message }); return; }
-    if (diff.length) push({ op: "editService", service: s }, { kind: "edit-service", service: k, fields: diff }, k, () => { cur.svc = s; });
+    try {
+      diff = serviceDiff(s, cur.svc);
+    } catch (e) {
+      failures.push({ kind: "edit-service", service: k, error: (e as Error).message });
+      return;
+    }
+    if (diff.length)
+      push({ op: "editService", service: s }, { kind: "edit-service", service: k, fields: diff }, k, () => {
+        cur.svc = s;
+      });
     else cur.svc = s;
     const seen = new Set<string>();
     let matched = 0;
     for (const r of s.realServers) {
       const rk = canonRealServerKey(r);
-      if (seen.has(rk)) { failures.push({ kind: "add-rs", service: k, rs: rk, error: "duplicate real server in the desired state" }); continue; }
+      if (seen.has(rk)) {
+        failures.push({ kind: "add-rs", service: k, rs: rk, error: "duplicate real server in the desired state" });
+        continue;
+      }
       seen.add(rk);
       const have = cur.dests.get(rk);
       if (have) matched++;
@@ -252,18 +314,30 @@ export class Reconciler {
       const dk = draining.size ? `${k} ${rk}` : "";
       if (!have) {
         if (dk) draining.delete(dk);
-        push({ op: "addDest", service: s, dest: r }, { kind: "add-rs", service: k, rs: rk }, k, () => cur.dests.set(rk, r));
+        push({ op: "addDest", service: s, dest: r }, { kind: "add-rs", service: k, rs: rk }, k, () =>
+          cur.dests.set(rk, r),
+        );
         continue;
       }
       let rd: string[];
-      try { rd = sameRealServer(r, have) ? NONE : realServerDiff(r, have); }
-      catch (e) { failures.push({ kind: "edit-rs", service: k, rs: rk, error: (e as Error).message }); continue; }
+      try {
+        rd = sameRealServer(r, have) ? NONE : realServerDiff(r, have);
+      } catch (e) {
+        failures.push({ kind: "edit-rs", service: k, rs: rk, error: (e as Error).message });
+        continue;
+      }
       const wasDraining = dk ? draining.delete(dk) : false;
-      if (rd.length) push({ op: "editDest", service: s, dest: r }, { kind: wasDraining ? "restore-rs" : "edit-rs", service: k, rs: rk, fields: rd }, k,
-        () => cur.dests.set(rk, { ...r, activeConns: have.activeConns, inactConns: have.inactConns }));
+      if (rd.length)
+        push(
+          { op: "editDest", service: s, dest: r },
+          { kind: wasDraining ? "restore-rs" : "edit-rs", service: k, rs: rk, fields: rd },
+          k,
+          () => cur.dests.set(rk, { ...r, activeConns: have.activeConns, inactConns: have.inactConns }),
+        );
       else if (wasDraining) cur.dests.set(rk, r);
     }
-    if (matched !== cur.dests.size) {   // some real server in the kernel is not desired
+    if (matched !== cur.dests.size) {
+      // some real server in the kernel is not desired
       for (const [rk, have] of cur.dests) {
         if (!seen.has(rk) && !draining.has(`${k} ${rk}`)) w.removals.push({ s, k, rk, have });
       }
@@ -273,16 +347,21 @@ export class Reconciler {
   // Step 2: a partial pass looks only at the services it was told were removed.
   private collectUndesired(w: PassWork, partial?: VirtualService[]): void {
     const others: Iterable<[string, ViewSvc]> = partial
-      ? partial.map((x) => [canonServiceKey(x), this.view.get(canonServiceKey(x))] as [string, ViewSvc | undefined]).filter((e): e is [string, ViewSvc] => !!e[1])
+      ? partial
+          .map((x) => [canonServiceKey(x), this.view.get(canonServiceKey(x))] as [string, ViewSvc | undefined])
+          .filter((e): e is [string, ViewSvc] => !!e[1])
       : this.view;
     for (const [k, cur] of others) {
       if (w.want.has(k) || this.excluded(cur.svc)) continue;
       if (this.opts.drainServices === false || cur.dests.size === 0) {
-        w.push({ op: "deleteService", service: cur.svc }, { kind: "delete-service", service: k }, k, () => this.dropService(k));
+        w.push({ op: "deleteService", service: cur.svc }, { kind: "delete-service", service: k }, k, () =>
+          this.dropService(k),
+        );
         continue;
       }
       this.drains.removedSvcs.set(k, cur.svc);
-      for (const [rk, have] of cur.dests) if (!this.drains.draining.has(`${k} ${rk}`)) w.removals.push({ s: cur.svc, k, rk, have });
+      for (const [rk, have] of cur.dests)
+        if (!this.drains.draining.has(`${k} ${rk}`)) w.removals.push({ s: cur.svc, k, rk, have });
     }
   }
 
@@ -293,10 +372,15 @@ export class Reconciler {
     if (!w.refreshed) {
       const svcs = new Map<string, VirtualService>();
       for (const x of w.removals) svcs.set(x.k, x.s);
-      await Promise.all([...svcs].map(async ([k, sv]) => {
-        try { fresh.set(k, new Map((await this.client.dests(sv)).map((r) => [canonRealServerKey(r), r]))); }
-        catch { fresh.set(k, null); }   // unknown: drain (the safe side); the drain pass reads it again
-      }));
+      await Promise.all(
+        [...svcs].map(async ([k, sv]) => {
+          try {
+            fresh.set(k, new Map((await this.client.dests(sv)).map((r) => [canonRealServerKey(r), r])));
+          } catch {
+            fresh.set(k, null);
+          } // unknown: drain (the safe side); the drain pass reads it again
+        }),
+      );
     }
     for (const x of w.removals) {
       let have: ViewDest | undefined = x.have;
@@ -304,7 +388,10 @@ export class Reconciler {
         const f = fresh.get(x.k);
         if (f === null) have = { ...x.have, activeConns: 1 };
         else if (f) have = f.get(x.rk);
-        if (!have) { this.view.get(x.k)?.dests.delete(x.rk); continue; }   // already gone from the kernel
+        if (!have) {
+          this.view.get(x.k)?.dests.delete(x.rk);
+          continue;
+        } // already gone from the kernel
       }
       this.drains.start(x.s, x.k, have, x.rk, w.now, w.push);
     }
@@ -314,10 +401,17 @@ export class Reconciler {
     if (!(w.refreshed || !this.timeoutsSet || !sameTimeouts(this.timeoutsSet, t))) return;
     try {
       const have = await this.client.getConfig();
-      const diff = (["tcp", "tcpfin", "udp"] as const).filter((f) => t[f] > 0 && t[f] !== have[f]).map((f) => `${f} ${have[f]} → ${t[f]}`);
-      if (diff.length) { await this.client.setConfig(t); w.changes.push({ kind: "timeouts", fields: diff }); }
+      const diff = (["tcp", "tcpfin", "udp"] as const)
+        .filter((f) => t[f] > 0 && t[f] !== have[f])
+        .map((f) => `${f} ${have[f]} → ${t[f]}`);
+      if (diff.length) {
+        await this.client.setConfig(t);
+        w.changes.push({ kind: "timeouts", fields: diff });
+      }
       this.timeoutsSet = { ...t };
-    } catch (e) { w.failures.push({ kind: "timeouts", error: (e as Error).message, errno: (e as { errno?: number }).errno }); }
+    } catch (e) {
+      w.failures.push({ kind: "timeouts", error: (e as Error).message, errno: (e as { errno?: number }).errno });
+    }
   }
 
   // Step 4: sends the changes in batches; desired services with every change accepted are "applied"
@@ -335,30 +429,58 @@ export class Reconciler {
 
   private addNotes(w: PassWork, partial?: VirtualService[]): void {
     const noted: Iterable<[string, ViewSvc]> = partial
-      ? [...w.want.keys(), ...partial.map(canonServiceKey)].map((k) => [k, this.view.get(k)] as [string, ViewSvc | undefined]).filter((e): e is [string, ViewSvc] => !!e[1])
+      ? [...w.want.keys(), ...partial.map(canonServiceKey)]
+          .map((k) => [k, this.view.get(k)] as [string, ViewSvc | undefined])
+          .filter((e): e is [string, ViewSvc] => !!e[1])
       : this.view;
     for (const [k, v] of noted) {
-      if (v.svc.scheduler !== "mh" || (serviceFlagBits(v.svc) & C.IP_VS_SVC_F_SCHED1)) continue;
+      if (v.svc.scheduler !== "mh" || serviceFlagBits(v.svc) & C.IP_VS_SVC_F_SCHED1) continue;
       const zero = [...v.dests.values()].filter((d) => d.weight === 0).length;
-      if (zero) w.notes.push(`${k}: mh keeps the table slots of its ${zero} weight-0 real server(s) and mh-fallback is off, so clients hashed to them get no destination until they are deleted (add -b mh-fallback)`);
+      if (zero)
+        w.notes.push(
+          `${k}: mh keeps the table slots of its ${zero} weight-0 real server(s) and mh-fallback is off, so clients hashed to them get no destination until they are deleted (add -b mh-fallback)`,
+        );
     }
     const draining = this.drains.draining;
-    if (!this.opts.sysctls && draining.size && [...draining.values()].some((d) => d.svc.persistent !== undefined) && sysctl("expire_quiescent_template") === "0")
-      w.notes.push("persistent services are draining with expire_quiescent_template=0: templates keep sending clients to weight-0 real servers (set sysctls: true)");
+    if (
+      !this.opts.sysctls &&
+      draining.size &&
+      [...draining.values()].some((d) => d.svc.persistent !== undefined) &&
+      sysctl("expire_quiescent_template") === "0"
+    )
+      w.notes.push(
+        "persistent services are draining with expire_quiescent_template=0: templates keep sending clients to weight-0 real servers (set sysctls: true)",
+      );
   }
 
   /** Only the drain work (the sync loop calls this between syncs while something drains). */
   async drain(): Promise<ReconcileReport> {
     const t0 = performance.now();
-    const changes: Change[] = [], failures: Failure[] = [];
+    const changes: Change[] = [],
+      failures: Failure[] = [];
     const messages = await this.drainPass(changes, failures);
-    return { changes, failures, notes: [], refreshed: false, messages, ms: performance.now() - t0, draining: this.drains.states() };
+    return {
+      changes,
+      failures,
+      notes: [],
+      refreshed: false,
+      messages,
+      ms: performance.now() - t0,
+      draining: this.drains.states(),
+    };
   }
 
-  get drainingCount(): number { return this.drains.count; }
+  get drainingCount(): number {
+    return this.drains.count;
+  }
 
   private drainPass(changes: Change[], failures: Failure[]): Promise<number> {
-    return this.drains.pass(changes, failures, (ops, meta, ch, fl) => this.run(ops, meta, ch, fl), (k) => this.dropService(k));
+    return this.drains.pass(
+      changes,
+      failures,
+      (ops, meta, ch, fl) => this.run(ops, meta, ch, fl),
+      (k) => this.dropService(k),
+    );
   }
 
   private dropService(k: string): void {
@@ -367,30 +489,51 @@ export class Reconciler {
     this.drains.forgetService(k);
   }
 
-  private async run(ops: Op[], meta: OpMeta[], changes: Change[], failures: Failure[],
-    failed?: Set<string>): Promise<number> {
+  private async run(
+    ops: Op[],
+    meta: OpMeta[],
+    changes: Change[],
+    failures: Failure[],
+    failed?: Set<string>,
+  ): Promise<number> {
     if (!ops.length) return 0;
     let results;
-    try { results = await this.client.apply(ops); }
-    catch (e) {
+    try {
+      results = await this.client.apply(ops);
+    } catch (e) {
       // the socket failed mid-way: the kernel's state is unknown, so re-read it next time
       this.viewLoaded = false;
-      for (const m of meta) { failures.push({ ...m.change, error: (e as Error).message, errno: (e as { errno?: number }).errno }); failed?.add(m.svcKey); }
+      for (const m of meta) {
+        failures.push({ ...m.change, error: (e as Error).message, errno: (e as { errno?: number }).errno });
+        failed?.add(m.svcKey);
+      }
       return ops.length;
     }
     for (let i = 0; i < results.length; i++) {
-      const r = results[i], m = meta[i];
-      if (r.error) { failures.push({ ...m.change, error: `${r.error.meaning} (${r.error.code})`, errno: r.error.errno }); failed?.add(m.svcKey); }
-      else { m.apply(); changes.push(m.change); }
+      const r = results[i],
+        m = meta[i];
+      if (r.error) {
+        failures.push({ ...m.change, error: `${r.error.meaning} (${r.error.code})`, errno: r.error.errno });
+        failed?.add(m.svcKey);
+      } else {
+        m.apply();
+        changes.push(m.change);
+      }
     }
     return ops.length;
   }
 }
 
-function sameTimeouts(a: IpvsTimeouts, b: IpvsTimeouts): boolean { return a.tcp === b.tcp && a.tcpfin === b.tcpfin && a.udp === b.udp; }
+function sameTimeouts(a: IpvsTimeouts, b: IpvsTimeouts): boolean {
+  return a.tcp === b.tcp && a.tcpfin === b.tcpfin && a.udp === b.udp;
+}
 
 /** One-shot reconcile (reads the kernel, converges it, returns the report). */
-export async function reconcile(client: IpvsClient, desired: DesiredState, opts: ReconcileOptions = {}): Promise<ReconcileReport> {
+export async function reconcile(
+  client: IpvsClient,
+  desired: DesiredState,
+  opts: ReconcileOptions = {},
+): Promise<ReconcileReport> {
   return new Reconciler(client, opts).sync(desired, { refresh: true });
 }
 

@@ -16,22 +16,48 @@ export class KernelTarget implements IpvsTarget {
     return new KernelTarget(await IpvsClient.open(o));
   }
 
-  info(): Promise<TargetInfo> { return this.client.info(); }
+  info(): Promise<TargetInfo> {
+    return this.client.info();
+  }
   async services(): Promise<ServiceStatus[]> {
     return (await this.client.dump()).map(({ rawFlags: _f, timeoutSec: _t, netmaskWire: _n, ...s }) => s);
   }
-  addService(s: VirtualService): Promise<void> { return this.client.addService(s); }
-  editService(s: VirtualService): Promise<void> { return this.client.editService(s); }
-  deleteService(s: VirtualService): Promise<void> { return this.client.deleteService(s); }
-  flush(): Promise<void> { return this.client.flush(); }
-  addRealServer(s: VirtualService, r: RealServer): Promise<void> { return this.client.addDest(s, r); }
-  editRealServer(s: VirtualService, r: RealServer): Promise<void> { return this.client.editDest(s, r); }
-  deleteRealServer(s: VirtualService, r: Pick<RealServer, "addr" | "port">): Promise<void> { return this.client.deleteDest(s, r); }
-  zero(s?: VirtualService): Promise<void> { return this.client.zero(s); }
-  timeouts(): Promise<IpvsTimeouts> { return this.client.getConfig(); }
-  setTimeouts(t: IpvsTimeouts): Promise<void> { return this.client.setConfig(t); }
-  async connections(): Promise<ConnectionEntry[]> { return parseIpVsConn(await readFile("/proc/net/ip_vs_conn", "utf8")); }
-  async close(): Promise<void> { this.client.close(); }
+  addService(s: VirtualService): Promise<void> {
+    return this.client.addService(s);
+  }
+  editService(s: VirtualService): Promise<void> {
+    return this.client.editService(s);
+  }
+  deleteService(s: VirtualService): Promise<void> {
+    return this.client.deleteService(s);
+  }
+  flush(): Promise<void> {
+    return this.client.flush();
+  }
+  addRealServer(s: VirtualService, r: RealServer): Promise<void> {
+    return this.client.addDest(s, r);
+  }
+  editRealServer(s: VirtualService, r: RealServer): Promise<void> {
+    return this.client.editDest(s, r);
+  }
+  deleteRealServer(s: VirtualService, r: Pick<RealServer, "addr" | "port">): Promise<void> {
+    return this.client.deleteDest(s, r);
+  }
+  zero(s?: VirtualService): Promise<void> {
+    return this.client.zero(s);
+  }
+  timeouts(): Promise<IpvsTimeouts> {
+    return this.client.getConfig();
+  }
+  setTimeouts(t: IpvsTimeouts): Promise<void> {
+    return this.client.setConfig(t);
+  }
+  async connections(): Promise<ConnectionEntry[]> {
+    return parseIpVsConn(await readFile("/proc/net/ip_vs_conn", "utf8"));
+  }
+  async close(): Promise<void> {
+    this.client.close();
+  }
 }
 
 // /proc/net/ip_vs_conn:
@@ -43,9 +69,12 @@ export function parseIpVsConn(text: string): ConnectionEntry[] {
   for (const line of text.split("\n")) {
     const f = line.trim().split(/\s+/);
     if (f.length < 9 || f[0] === "Pro") continue;
-    const addr = (s: string) => s.includes(":") ? v6(s) : [0, 2, 4, 6].map((i) => parseInt(s.slice(i, i + 2), 16)).join(".");
+    const addr = (s: string) =>
+      s.includes(":") ? v6(s) : [0, 2, 4, 6].map((i) => parseInt(s.slice(i, i + 2), 16)).join(".");
     const e: ConnectionEntry = {
-      protocol: f[0], state: f[7], expiresMs: Number(f[8]) * 1000,
+      protocol: f[0],
+      state: f[7],
+      expiresMs: Number(f[8]) * 1000,
       client: { addr: addr(f[1]), port: parseInt(f[2], 16) },
       virtual: { addr: addr(f[3]), port: parseInt(f[4], 16) },
       dest: { addr: addr(f[5]), port: parseInt(f[6], 16) },
@@ -61,6 +90,10 @@ export function parseIpVsConn(text: string): ConnectionEntry[] {
 // /proc prints IPv6 as eight 4-digit groups; shown as inet_ntop would
 function v6(s: string): string {
   const b = new Uint8Array(16);
-  s.split(":").forEach((g, i) => { const v = parseInt(g, 16); b[2 * i] = v >> 8; b[2 * i + 1] = v & 0xff; });
+  s.split(":").forEach((g, i) => {
+    const v = parseInt(g, 16);
+    b[2 * i] = v >> 8;
+    b[2 * i + 1] = v & 0xff;
+  });
   return ntop6(b);
 }

@@ -12,7 +12,8 @@ import { canonicalAddr } from "../model/inet.ts";
 
 const osErrno = constants.errno;
 
-const IFLA_LINKINFO = 18, IFLA_INFO_KIND = 1;
+const IFLA_LINKINFO = 18,
+  IFLA_INFO_KIND = 1;
 const RT_SCOPE_HOST = 254;
 const IFA_F_NODAD = 0x02;
 const ERRNO_TEXT: Record<number, string> = {
@@ -24,7 +25,10 @@ const ERRNO_TEXT: Record<number, string> = {
 };
 
 export class VipError extends Error {
-  constructor(readonly what: string, readonly errno: number) {
+  constructor(
+    readonly what: string,
+    readonly errno: number,
+  ) {
     super(`${what}: ${ERRNO_TEXT[errno] ?? `errno ${errno}`}`);
   }
 }
@@ -44,7 +48,9 @@ const errnoOf = (e: unknown): number => {
 function attr(type: number, payload: Buffer): Buffer {
   const len = 4 + payload.length;
   const b = Buffer.alloc((len + 3) & ~3);
-  b.writeUInt16LE(len, 0); b.writeUInt16LE(type, 2); payload.copy(b, 4);
+  b.writeUInt16LE(len, 0);
+  b.writeUInt16LE(type, 2);
+  payload.copy(b, 4);
   return b;
 }
 
@@ -53,19 +59,29 @@ const wireBytes = (a: string): Buffer => Buffer.from(addrBytes(a).subarray(0, is
 /** Back to text, printed as the rest of wasmvs prints addresses (inet_ntop's rules). */
 const wireText = (b: Buffer): string => formatAddr(b.length === 4 ? AF_INET : AF_INET6, b);
 
-export interface VipReport { added: string[]; removed: string[]; failures: { addr: string; error: string }[]; createdLink: boolean }
+export interface VipReport {
+  added: string[];
+  removed: string[];
+  failures: { addr: string; error: string }[];
+  createdLink: boolean;
+}
 
 export class VipBinder {
   private sock: RtNetlinkSocket;
   private index = 0;
   private readonly timeout: number;
 
-  constructor(readonly iface = "kube-ipvs0", o: { timeoutMs?: number } = {}) {
+  constructor(
+    readonly iface = "kube-ipvs0",
+    o: { timeoutMs?: number } = {},
+  ) {
     this.sock = createRtNetlink();
     this.timeout = o.timeoutMs ?? 5000;
   }
 
-  close(): void { this.sock.socket.close(); }
+  close(): void {
+    this.sock.socket.close();
+  }
 
   private async linkIndex(): Promise<number> {
     const links = await this.sock.getLinks(undefined, undefined, { timeout: this.timeout });
@@ -78,7 +94,7 @@ export class VipBinder {
     if (this.index) return false;
     const linkinfo = attr(IFLA_INFO_KIND, Buffer.from("dummy\0"));
     try {
-      await this.sock.newLink({}, { ifname: this.iface, linkinfo }, { flags: 0x400 | 0x200, timeout: this.timeout });   // CREATE|EXCL
+      await this.sock.newLink({}, { ifname: this.iface, linkinfo }, { flags: 0x400 | 0x200, timeout: this.timeout }); // CREATE|EXCL
     } catch (e) {
       const n = errnoOf(e);
       if (n !== 17) throw new VipError(`creating dummy interface ${this.iface}`, n);
@@ -89,15 +105,20 @@ export class VipBinder {
   }
 
   /** The addresses now on the interface. */
-  async addresses(): Promise<string[]> { return [...(await this.prefixes()).keys()]; }
+  async addresses(): Promise<string[]> {
+    return [...(await this.prefixes()).keys()];
+  }
 
   /** The addresses now on the interface with their prefix lengths (a delete must name the right one). */
   private async prefixes(): Promise<Map<string, number>> {
     if (!this.index) this.index = await this.linkIndex();
     if (!this.index) return new Map();
     const all = await this.sock.getAddresses(undefined, undefined, { timeout: this.timeout });
-    return new Map(all.filter((a) => a.data.index === this.index && (a.attrs.local ?? a.attrs.address))
-      .map((a) => [wireText((a.attrs.local ?? a.attrs.address)!), a.data.prefixlen ?? 0]));
+    return new Map(
+      all
+        .filter((a) => a.data.index === this.index && (a.attrs.local ?? a.attrs.address))
+        .map((a) => [wireText((a.attrs.local ?? a.attrs.address)!), a.data.prefixlen ?? 0]),
+    );
   }
 
   /**
@@ -108,19 +129,30 @@ export class VipBinder {
     const report: VipReport = { added: [], removed: [], failures: [], createdLink: await this.ensureLink() };
     const want = new Map<string, string>();
     for (const a of wanted) {
-      if (!isIP(a)) { report.failures.push({ addr: a, error: "not an IP address" }); continue; }
+      if (!isIP(a)) {
+        report.failures.push({ addr: a, error: "not an IP address" });
+        continue;
+      }
       want.set(canonicalAddr(a), a);
     }
     const have = await this.prefixes();
     for (const [canon, a] of want) {
       if (have.has(canon)) continue;
-      try { await this.change("add", a); report.added.push(canon); }
-      catch (e) { report.failures.push({ addr: a, error: (e as Error).message }); }
+      try {
+        await this.change("add", a);
+        report.added.push(canon);
+      } catch (e) {
+        report.failures.push({ addr: a, error: (e as Error).message });
+      }
     }
     for (const [a, prefixlen] of have) {
       if (want.has(a) || o.addOnly) continue;
-      try { await this.change("del", a, prefixlen); report.removed.push(a); }
-      catch (e) { report.failures.push({ addr: a, error: (e as Error).message }); }
+      try {
+        await this.change("del", a, prefixlen);
+        report.removed.push(a);
+      } catch (e) {
+        report.failures.push({ addr: a, error: (e as Error).message });
+      }
     }
     return report;
   }
@@ -128,16 +160,24 @@ export class VipBinder {
   private async change(op: "add" | "del", a: string, prefixlen?: number): Promise<void> {
     const v6 = isIP(a) === 6;
     const b = wireBytes(a);
-    const data = { family: v6 ? AF_INET6 : AF_INET, prefixlen: prefixlen ?? (v6 ? 128 : 32), index: this.index, scope: v6 ? 0 : RT_SCOPE_HOST };
+    const data = {
+      family: v6 ? AF_INET6 : AF_INET,
+      prefixlen: prefixlen ?? (v6 ? 128 : 32),
+      index: this.index,
+      scope: v6 ? 0 : RT_SCOPE_HOST,
+    };
     const attrs = { local: b, address: b, ...(v6 ? { flags: { nodad: true } as never } : {}) };
     try {
       if (op === "add") await this.sock.newAddress(data, attrs, { flags: 0x400 | 0x200, timeout: this.timeout });
       else await this.sock.delAddress(data, attrs, { timeout: this.timeout });
     } catch (e) {
       const n = errnoOf(e);
-      if (op === "add" && n === 17) return;     // someone added it meanwhile: the state is what we want
-      if (op === "del" && n === 99) return;     // already gone
-      throw new VipError(`${op === "add" ? "adding" : "removing"} ${a} ${op === "add" ? "to" : "from"} ${this.iface}`, n);
+      if (op === "add" && n === 17) return; // someone added it meanwhile: the state is what we want
+      if (op === "del" && n === 99) return; // already gone
+      throw new VipError(
+        `${op === "add" ? "adding" : "removing"} ${a} ${op === "add" ? "to" : "from"} ${this.iface}`,
+        n,
+      );
     }
   }
 

@@ -5,19 +5,29 @@
 import type { ConnectionEntry, RealServerStatus, ServiceStatus, Stats, TargetInfo } from "./target.ts";
 import type { ForwardingMethod, IpvsTimeouts, RealServer, VirtualService } from "./types.ts";
 import {
-  AF_INET, AF_INET6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, afOfLiteral, inetAton, ntoa4, ntop6, parseLiteral,
-  protoNumber, word,
+  AF_INET,
+  AF_INET6,
+  IPPROTO_SCTP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  afOfLiteral,
+  inetAton,
+  ntoa4,
+  ntop6,
+  parseLiteral,
+  protoNumber,
+  word,
 } from "./inet.ts";
 import { type NameResolver, numericResolver } from "./names.ts";
 
 export type ListFormat = "default" | "stats" | "rate" | "thresholds" | "persistent-conn" | "tun-info";
 
 export interface FormatOptions {
-  numeric?: boolean;            // -n
-  format?: ListFormat;          // --stats, --rate, --thresholds, --persistent-conn, --tun-info
-  exact?: boolean;              // --exact
-  nosort?: boolean;             // --nosort
-  resolver?: NameResolver;      // for names without -n (default: none, numbers)
+  numeric?: boolean; // -n
+  format?: ListFormat; // --stats, --rate, --thresholds, --persistent-conn, --tun-info
+  exact?: boolean; // --exact
+  nosort?: boolean; // --nosort
+  resolver?: NameResolver; // for names without -n (default: none, numbers)
 }
 
 // ---- service flags ----------------------------------------------------------------------------------
@@ -28,9 +38,14 @@ export const SVC_F_SCHED2 = 0x10;
 export const SVC_F_SCHED3 = 0x20;
 
 const FLAG_BITS: Record<string, number> = {
-  "flag-1": SVC_F_SCHED1, "sh-fallback": SVC_F_SCHED1, "mh-fallback": SVC_F_SCHED1,
-  "flag-2": SVC_F_SCHED2, "sh-port": SVC_F_SCHED2, "mh-port": SVC_F_SCHED2,
-  "flag-3": SVC_F_SCHED3, ops: SVC_F_ONEPACKET,
+  "flag-1": SVC_F_SCHED1,
+  "sh-fallback": SVC_F_SCHED1,
+  "mh-fallback": SVC_F_SCHED1,
+  "flag-2": SVC_F_SCHED2,
+  "sh-port": SVC_F_SCHED2,
+  "mh-port": SVC_F_SCHED2,
+  "flag-3": SVC_F_SCHED3,
+  ops: SVC_F_ONEPACKET,
 };
 
 /** The kernel's flag bits for a service's flag names (persistence from `persistent`). */
@@ -93,8 +108,14 @@ function ntop(af: number, addr: string): string {
 }
 
 /** addrport_to_anyname */
-export function addrPortName(af: number, addr: string, port: number, proto: number, numeric: boolean,
-  resolver: NameResolver = numericResolver): string {
+export function addrPortName(
+  af: number,
+  addr: string,
+  port: number,
+  proto: number,
+  numeric: boolean,
+  resolver: NameResolver = numericResolver,
+): string {
   const v6 = af !== AF_INET;
   let a: string, p: string;
   if (numeric) {
@@ -108,13 +129,17 @@ export function addrPortName(af: number, addr: string, port: number, proto: numb
 }
 
 const PROTO_NAME: Record<number, string> = { [IPPROTO_TCP]: "TCP", [IPPROTO_UDP]: "UDP", [IPPROTO_SCTP]: "SCTP" };
-const PROTO_OPT: Record<number, string> = { [IPPROTO_TCP]: "-t", [IPPROTO_UDP]: "-u", [IPPROTO_SCTP]: "--sctp-service" };
+const PROTO_OPT: Record<number, string> = {
+  [IPPROTO_TCP]: "-t",
+  [IPPROTO_UDP]: "-u",
+  [IPPROTO_SCTP]: "--sctp-service",
+};
 
 /** The service's name as print_service_entry builds it (rule mode: "-t 1.2.3.4:80"; listing: "TCP  1.2.3.4:80"). */
 export function serviceName(s: ServiceLike, rule: boolean, numeric: boolean, resolver?: NameResolver): string {
   const af = serviceAf(s);
   if (s.fwmark) {
-    const m = i32(s.fwmark);   // ipvsadm 1.31 as built by Debian prints the mark signed: 4294967295 -> -1
+    const m = i32(s.fwmark); // ipvsadm 1.31 as built by Debian prints the mark signed: 4294967295 -> -1
     if (rule) return af === AF_INET6 ? `-f ${m} -6` : `-f ${m}`;
     return af === AF_INET6 ? `FWM  ${m} IPv6` : `FWM  ${m}`;
   }
@@ -128,8 +153,20 @@ export function serviceName(s: ServiceLike, rule: boolean, numeric: boolean, res
 // FullNat: upstream ipvsadm has no such method (it would print "(null)"); wasmvs's packet-mode proxy forwards
 // every destination full-NAT, labelled as the full-NAT LVS forks label it, and saved as -m, the switch that
 // adds a destination to the proxy.
-const FWD_NAME: Partial<Record<ForwardingMethod, string>> = { masq: "Masq", local: "Local", tunnel: "Tunnel", route: "Route", fullnat: "FullNat" };
-const FWD_SWITCH: Partial<Record<ForwardingMethod, string>> = { masq: "-m", tunnel: "-i", local: "-g", route: "-g", fullnat: "-m" };
+const FWD_NAME: Partial<Record<ForwardingMethod, string>> = {
+  masq: "Masq",
+  local: "Local",
+  tunnel: "Tunnel",
+  route: "Route",
+  fullnat: "FullNat",
+};
+const FWD_SWITCH: Partial<Record<ForwardingMethod, string>> = {
+  masq: "-m",
+  tunnel: "-i",
+  local: "-g",
+  route: "-g",
+  fullnat: "-m",
+};
 const TUN_TYPES = ["ipip", "gue", "gre"];
 
 /** The kernel's tun_flags value from the model's names (nocsum 0, csum 1, remcsum 2). */
@@ -164,21 +201,38 @@ export function glibcMergeSort<T>(a: T[], cmp: (x: T, y: T) => number): T[] {
   const tmp: T[] = new Array(b.length);
   const rec = (lo: number, n: number) => {
     if (n <= 1) return;
-    const n1 = n >>> 1, n2 = n - n1;
+    const n1 = n >>> 1,
+      n2 = n - n1;
     rec(lo, n1);
     rec(lo + n1, n2);
-    let i = lo, j = lo + n1, k = 0, r1 = n1, r2 = n2;
+    let i = lo,
+      j = lo + n1,
+      k = 0,
+      r1 = n1,
+      r2 = n2;
     while (r1 > 0 && r2 > 0) {
-      if (cmp(b[i], b[j]) <= 0) { tmp[k++] = b[i++]; r1--; } else { tmp[k++] = b[j++]; r2--; }
+      if (cmp(b[i], b[j]) <= 0) {
+        tmp[k++] = b[i++];
+        r1--;
+      } else {
+        tmp[k++] = b[j++];
+        r2--;
+      }
     }
-    while (r1 > 0) { tmp[k++] = b[i++]; r1--; }
+    while (r1 > 0) {
+      tmp[k++] = b[i++];
+      r1--;
+    }
     for (let x = 0; x < n - r2; x++) b[lo + x] = tmp[x];
   };
   rec(0, b.length);
   return b;
 }
 
-interface AddrKey { af: number; bytes: Uint8Array }
+interface AddrKey {
+  af: number;
+  bytes: Uint8Array;
+}
 function addrKey(af: number, addr: string | undefined): AddrKey {
   const p = addr ? parseLiteral(addr) : undefined;
   return { af, bytes: p?.bytes ?? new Uint8Array(16) };
@@ -196,14 +250,15 @@ function cmpAddr(a: AddrKey, b: AddrKey): number {
 export function cmpServices(s1: ServiceLike, s2: ServiceLike): number {
   let r = ((s1.fwmark ?? 0) - (s2.fwmark ?? 0)) | 0;
   if (r) return r;
-  const af1 = serviceAf(s1), af2 = serviceAf(s2);
+  const af1 = serviceAf(s1),
+    af2 = serviceAf(s2);
   r = af1 - af2;
   if (r) return r;
   r = protoOf(s1) - protoOf(s2);
   if (r) return r;
   r = cmpAddr(addrKey(af1, s1.fwmark ? undefined : s1.addr), addrKey(af2, s2.fwmark ? undefined : s2.addr));
   if (r) return r;
-  return (s1.fwmark ? 0 : s1.port ?? 0) - (s2.fwmark ? 0 : s2.port ?? 0);
+  return (s1.fwmark ? 0 : (s1.port ?? 0)) - (s2.fwmark ? 0 : (s2.port ?? 0));
 }
 
 /** ipvs_cmp_dests: address (the first dest's family decides how many words), then port. */
@@ -238,21 +293,42 @@ export function formatTitle(fmt: ListFormat): string {
   }
 }
 
-const ZERO: Stats = { conns: 0n, inPkts: 0n, outPkts: 0n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0n };
+const ZERO: Stats = {
+  conns: 0n,
+  inPkts: 0n,
+  outPkts: 0n,
+  inBytes: 0n,
+  outBytes: 0n,
+  cps: 0n,
+  inPps: 0n,
+  outPps: 0n,
+  inBps: 0n,
+  outBps: 0n,
+};
 
 function statsCols(st: Stats, exact: boolean): string {
-  return largenum(st.conns, exact) + largenum(st.inPkts, exact) + largenum(st.outPkts, exact) +
-    largenum(st.inBytes, exact) + largenum(st.outBytes, exact);
+  return (
+    largenum(st.conns, exact) +
+    largenum(st.inPkts, exact) +
+    largenum(st.outPkts, exact) +
+    largenum(st.inBytes, exact) +
+    largenum(st.outBytes, exact)
+  );
 }
 function rateCols(st: Stats, exact: boolean): string {
-  return largenum(st.cps, exact) + largenum(st.inPps, exact) + largenum(st.outPps, exact) +
-    largenum(st.inBps, exact) + largenum(st.outBps, exact);
+  return (
+    largenum(st.cps, exact) +
+    largenum(st.inPps, exact) +
+    largenum(st.outPps, exact) +
+    largenum(st.inBps, exact) +
+    largenum(st.outBps, exact)
+  );
 }
 
 function maskText(s: ServiceLike, af: number): string | undefined {
   if (af === AF_INET) {
     if (s.netmask === undefined) return undefined;
-    const v = inetAton(s.netmask);   // the model keeps IPv4 masks dotted; a bare number reads as inet_aton does
+    const v = inetAton(s.netmask); // the model keeps IPv4 masks dotted; a bare number reads as inet_aton does
     if (v === undefined || v === 0xffffffff) return undefined;
     return ntoa4(v);
   }
@@ -262,9 +338,13 @@ function maskText(s: ServiceLike, af: number): string | undefined {
 }
 
 /** One service entry (print_service_entry) in any listing format, or in rule (-S) form. */
-export function formatServiceEntry(svc: ServiceStatus | (ServiceLike & { realServers: RealServer[]; stats?: Stats }),
-  opts: FormatOptions & { rule?: boolean } = {}): string {
-  const numeric = !!opts.numeric, rule = !!opts.rule, exact = !!opts.exact;
+export function formatServiceEntry(
+  svc: ServiceStatus | (ServiceLike & { realServers: RealServer[]; stats?: Stats }),
+  opts: FormatOptions & { rule?: boolean } = {},
+): string {
+  const numeric = !!opts.numeric,
+    rule = !!opts.rule,
+    exact = !!opts.exact;
   const fmt: ListFormat = opts.format ?? "default";
   const resolver = opts.resolver;
   const af = serviceAf(svc);
@@ -307,15 +387,18 @@ export function formatServiceEntry(svc: ServiceStatus | (ServiceLike & { realSer
     let dname = addrPortName(daf, d.addr, d.port, proto, numeric, resolver);
     if (!rule && daf !== AF_INET6) dname = dname.slice(0, 28);
     const w = i32(d.weight);
-    const act = u32(d.activeConns ?? 0), inact = u32(d.inactConns ?? 0);
+    const act = u32(d.activeConns ?? 0),
+      inact = u32(d.inactConns ?? 0);
     const fwdName = FWD_NAME[d.fwd] ?? "(null)";
     const fwdSwitch = FWD_SWITCH[d.fwd] ?? "(null)";
     if (rule) {
       if (d.fwd === "tunnel") {
         const t = d.tunType ?? "ipip";
         const f = tunFlagsValue(d.tunFlags);
-        if (t === "gre") out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w} --tun-type gre ${TUN_FLAG_OPT[f] ?? "(null)"}\n`;
-        else if (t === "gue") out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w} --tun-type gue --tun-port ${d.tunPort ?? 0} ${TUN_FLAG_OPT[f] ?? "(null)"}\n`;
+        if (t === "gre")
+          out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w} --tun-type gre ${TUN_FLAG_OPT[f] ?? "(null)"}\n`;
+        else if (t === "gue")
+          out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w} --tun-type gue --tun-port ${d.tunPort ?? 0} ${TUN_FLAG_OPT[f] ?? "(null)"}\n`;
         else if (t === "ipip") out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w} --tun-type ipip\n`;
         else out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w}\n`;
       } else out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w}\n`;
@@ -323,7 +406,8 @@ export function formatServiceEntry(svc: ServiceStatus | (ServiceLike & { realSer
       out += `  -> ${left(dname, 28)}${statsCols(d.stats ?? ZERO, exact)}\n`;
     } else if (fmt === "rate") {
       const s = d.stats ?? ZERO;
-      out += `  -> ${left(dname, 28)} ${right(s.cps.toString(), 8)} ${right(s.inPps.toString(), 8)} ${right(s.outPps.toString(), 8)}` +
+      out +=
+        `  -> ${left(dname, 28)} ${right(s.cps.toString(), 8)} ${right(s.inPps.toString(), 8)} ${right(s.outPps.toString(), 8)}` +
         `${largenum(s.inBps, exact)}${largenum(s.outBps, exact)}\n`;
     } else if (fmt === "thresholds") {
       out += `  -> ${left(dname, 28)} ${left(u32(d.upperThreshold), 10)} ${left(u32(d.lowerThreshold), 10)} ${left(act, 10)} ${left(inact, 10)}\n`;
@@ -353,7 +437,10 @@ export function formatListService(service: ServiceStatus, opts: FormatOptions = 
 }
 
 /** `ipvsadm -S[n]`: the rules that rebuild the table (thresholds are not saved, as in ipvsadm). */
-export function formatSave(services: (ServiceLike & { realServers: RealServer[] })[], opts: Pick<FormatOptions, "numeric" | "resolver" | "nosort"> = {}): string {
+export function formatSave(
+  services: (ServiceLike & { realServers: RealServer[] })[],
+  opts: Pick<FormatOptions, "numeric" | "resolver" | "nosort"> = {},
+): string {
   const list = opts.nosort ? services : sortServices(services);
   let out = "";
   for (const s of list) out += formatServiceEntry(s as ServiceStatus, { ...opts, rule: true });
@@ -368,7 +455,10 @@ export function formatTimeouts(t: IpvsTimeouts): string {
 const CONN_PROTO: Record<string, number> = { TCP: IPPROTO_TCP, UDP: IPPROTO_UDP, SCTP: IPPROTO_SCTP };
 
 /** `ipvsadm -Lc[n]` from connection entries in the target's order (the kernel's: hash table order). */
-export function formatConnections(conns: ConnectionEntry[], opts: Pick<FormatOptions, "numeric" | "resolver"> = {}): string {
+export function formatConnections(
+  conns: ConnectionEntry[],
+  opts: Pick<FormatOptions, "numeric" | "resolver"> = {},
+): string {
   let out = "IPVS connection entries\n";
   out += `pro expire ${left("state", 11)} ${left("source", 18)} ${left("virtual", 18)} destination\n`;
   for (const c of conns) {

@@ -90,7 +90,10 @@ export function inetPton6(s: string): Uint8Array | undefined {
     if (groups.length !== 8) return undefined;
   }
   const out = new Uint8Array(16);
-  groups.forEach((g, i) => { out[2 * i] = g >> 8; out[2 * i + 1] = g & 0xff; });
+  groups.forEach((g, i) => {
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  });
   return out;
 }
 
@@ -102,12 +105,19 @@ export function ntoa4(v: number): string {
 export function ntop6(b: Uint8Array): string {
   const w: number[] = [];
   for (let i = 0; i < 8; i++) w.push((b[2 * i] << 8) | b[2 * i + 1]);
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (w[i] !== 0) { i++; continue; }
+  let best = -1,
+    bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (w[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   if (bestLen < 2) best = -1;
@@ -133,7 +143,10 @@ export function parseLiteral(addr: string): { af: number; bytes: Uint8Array } | 
   const v4 = inetPton4(addr);
   if (v4 !== undefined) {
     const bytes = new Uint8Array(16);
-    bytes[0] = v4 >>> 24; bytes[1] = (v4 >>> 16) & 255; bytes[2] = (v4 >>> 8) & 255; bytes[3] = v4 & 255;
+    bytes[0] = v4 >>> 24;
+    bytes[1] = (v4 >>> 16) & 255;
+    bytes[2] = (v4 >>> 8) & 255;
+    bytes[3] = v4 & 255;
     return { af: AF_INET, bytes };
   }
   const v6 = inetPton6(addr);
@@ -159,15 +172,19 @@ export function word(b: Uint8Array, i: number): number {
 }
 
 export function isContiguousMask(v: number): boolean {
-  const inv = (~v) >>> 0;
+  const inv = ~v >>> 0;
   return ((inv + 1) & inv) >>> 0 === 0;
 }
 
 export function protoNumber(p: string | undefined): number {
   switch (p) {
-    case "tcp": return IPPROTO_TCP;
-    case "udp": return IPPROTO_UDP;
-    case "sctp": return IPPROTO_SCTP;
-    default: return 0;
+    case "tcp":
+      return IPPROTO_TCP;
+    case "udp":
+      return IPPROTO_UDP;
+    case "sctp":
+      return IPPROTO_SCTP;
+    default:
+      return 0;
   }
 }

@@ -5,14 +5,36 @@
 import type { DesiredState, IpvsTimeouts, RealServer, TunnelType, VirtualService } from "./types.ts";
 import { serviceKey, realServerKey } from "./types.ts";
 import type { ListFormat } from "./format.ts";
-import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3, schedFlagsText } from "./format.ts";
-import { AF_INET, AF_INET6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, canonicalAddr, inetAton, inetPton6, ntoa4, ntop6 } from "./inet.ts";
+import {
+  SVC_F_ONEPACKET,
+  SVC_F_PERSISTENT,
+  SVC_F_SCHED1,
+  SVC_F_SCHED2,
+  SVC_F_SCHED3,
+  schedFlagsText,
+} from "./format.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  IPPROTO_SCTP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  canonicalAddr,
+  inetAton,
+  inetPton6,
+  ntoa4,
+  ntop6,
+} from "./inet.ts";
 import { type NameResolver, numericResolver } from "./names.ts";
 
 /** What ipvsadm would print on stderr (exact text, newline included) and exit with. */
 export class IpvsadmError extends Error {
   /** `detail`: what wasmvs adds before ipvsadm's text, naming the word at fault (ipvsadm names none) */
-  constructor(readonly text: string, readonly status: number, readonly detail?: string) {
+  constructor(
+    readonly text: string,
+    readonly status: number,
+    readonly detail?: string,
+  ) {
     super(text.replace(/\n+$/, ""));
     this.name = "IpvsadmError";
   }
@@ -20,8 +42,13 @@ export class IpvsadmError extends Error {
 
 export type ListWhat = "all" | "service" | "connections" | "timeout" | "daemon";
 export interface ListCommand {
-  kind: "list"; what: ListWhat; service?: VirtualService;
-  numeric: boolean; format: ListFormat; exact: boolean; nosort: boolean;
+  kind: "list";
+  what: ListWhat;
+  service?: VirtualService;
+  numeric: boolean;
+  format: ListFormat;
+  exact: boolean;
+  nosort: boolean;
 }
 export type IpvsadmCommand =
   | { kind: "add-service" | "edit-service"; service: VirtualService }
@@ -39,9 +66,9 @@ export type IpvsadmCommand =
   | { kind: "version" };
 
 export interface ParseOptions {
-  program?: string;            // argv[0] in "Try `%s -h' ..." (default "ipvsadm")
-  resolver?: NameResolver;     // host and service names in addresses (default: numbers only)
-  readingStdin?: boolean;      // inside -R: a nested -R is refused as ipvsadm refuses it
+  program?: string; // argv[0] in "Try `%s -h' ..." (default "ipvsadm")
+  resolver?: NameResolver; // host and service names in addresses (default: numbers only)
+  readingStdin?: boolean; // inside -R: a nested -R is refused as ipvsadm refuses it
 }
 
 export const MAX_TIMEOUT = 86400 * 31;
@@ -50,49 +77,129 @@ export const DEF_SCHED = "wlc";
 
 // ---- the option table (ipvsadm.c's popt table) ------------------------------------------------------
 type ArgKind = "none" | "string" | "optional";
-interface Opt { long: string; short?: string; arg: ArgKind; tag: string }
+interface Opt {
+  long: string;
+  short?: string;
+  arg: ArgKind;
+  tag: string;
+}
 const OPTS: Opt[] = [
-  { long: "add-service", short: "A", arg: "none", tag: "A" }, { long: "edit-service", short: "E", arg: "none", tag: "E" },
-  { long: "delete-service", short: "D", arg: "none", tag: "D" }, { long: "clear", short: "C", arg: "none", tag: "C" },
-  { long: "list", short: "L", arg: "none", tag: "L" }, { long: "list", short: "l", arg: "none", tag: "L" },
-  { long: "zero", short: "Z", arg: "none", tag: "Z" }, { long: "add-server", short: "a", arg: "none", tag: "a" },
-  { long: "edit-server", short: "e", arg: "none", tag: "e" }, { long: "delete-server", short: "d", arg: "none", tag: "d" },
-  { long: "set", arg: "none", tag: "set" }, { long: "help", short: "h", arg: "none", tag: "h" },
-  { long: "version", short: "v", arg: "none", tag: "v" }, { long: "restore", short: "R", arg: "none", tag: "R" },
-  { long: "save", short: "S", arg: "none", tag: "S" }, { long: "start-daemon", arg: "string", tag: "start-daemon" },
-  { long: "stop-daemon", arg: "string", tag: "stop-daemon" }, { long: "tcp-service", short: "t", arg: "string", tag: "t" },
-  { long: "udp-service", short: "u", arg: "string", tag: "u" }, { long: "sctp-service", arg: "string", tag: "sctp" },
-  { long: "fwmark-service", short: "f", arg: "string", tag: "f" }, { long: "scheduler", short: "s", arg: "string", tag: "s" },
-  { long: "persistent", short: "p", arg: "optional", tag: "p" }, { long: "netmask", short: "M", arg: "string", tag: "M" },
-  { long: "real-server", short: "r", arg: "string", tag: "r" }, { long: "masquerading", short: "m", arg: "none", tag: "m" },
-  { long: "ipip", short: "i", arg: "none", tag: "i" }, { long: "gatewaying", short: "g", arg: "none", tag: "g" },
-  { long: "weight", short: "w", arg: "string", tag: "w" }, { long: "u-threshold", short: "x", arg: "string", tag: "x" },
-  { long: "l-threshold", short: "y", arg: "string", tag: "y" }, { long: "numeric", short: "n", arg: "none", tag: "n" },
-  { long: "connection", short: "c", arg: "none", tag: "c" }, { long: "mcast-interface", arg: "string", tag: "mcast-interface" },
-  { long: "syncid", arg: "string", tag: "syncid" }, { long: "timeout", arg: "none", tag: "timeout" },
-  { long: "daemon", arg: "none", tag: "daemon" }, { long: "stats", arg: "none", tag: "stats" },
-  { long: "rate", arg: "none", tag: "rate" }, { long: "thresholds", arg: "none", tag: "thresholds" },
-  { long: "persistent-conn", arg: "none", tag: "persistent-conn" }, { long: "nosort", arg: "none", tag: "nosort" },
-  { long: "sort", arg: "none", tag: "sort" }, { long: "exact", short: "X", arg: "none", tag: "X" },
-  { long: "ipv6", short: "6", arg: "none", tag: "6" }, { long: "ops", short: "o", arg: "none", tag: "o" },
-  { long: "pe", arg: "string", tag: "pe" }, { long: "sched-flags", short: "b", arg: "string", tag: "b" },
-  { long: "mcast-group", arg: "string", tag: "mcast-group" }, { long: "mcast-port", arg: "string", tag: "mcast-port" },
-  { long: "mcast-ttl", arg: "string", tag: "mcast-ttl" }, { long: "sync-maxlen", arg: "string", tag: "sync-maxlen" },
-  { long: "tun-info", arg: "none", tag: "tun-info" }, { long: "tun-type", arg: "string", tag: "tun-type" },
-  { long: "tun-port", arg: "string", tag: "tun-port" }, { long: "tun-nocsum", arg: "none", tag: "tun-nocsum" },
-  { long: "tun-csum", arg: "none", tag: "tun-csum" }, { long: "tun-remcsum", arg: "none", tag: "tun-remcsum" },
+  { long: "add-service", short: "A", arg: "none", tag: "A" },
+  { long: "edit-service", short: "E", arg: "none", tag: "E" },
+  { long: "delete-service", short: "D", arg: "none", tag: "D" },
+  { long: "clear", short: "C", arg: "none", tag: "C" },
+  { long: "list", short: "L", arg: "none", tag: "L" },
+  { long: "list", short: "l", arg: "none", tag: "L" },
+  { long: "zero", short: "Z", arg: "none", tag: "Z" },
+  { long: "add-server", short: "a", arg: "none", tag: "a" },
+  { long: "edit-server", short: "e", arg: "none", tag: "e" },
+  { long: "delete-server", short: "d", arg: "none", tag: "d" },
+  { long: "set", arg: "none", tag: "set" },
+  { long: "help", short: "h", arg: "none", tag: "h" },
+  { long: "version", short: "v", arg: "none", tag: "v" },
+  { long: "restore", short: "R", arg: "none", tag: "R" },
+  { long: "save", short: "S", arg: "none", tag: "S" },
+  { long: "start-daemon", arg: "string", tag: "start-daemon" },
+  { long: "stop-daemon", arg: "string", tag: "stop-daemon" },
+  { long: "tcp-service", short: "t", arg: "string", tag: "t" },
+  { long: "udp-service", short: "u", arg: "string", tag: "u" },
+  { long: "sctp-service", arg: "string", tag: "sctp" },
+  { long: "fwmark-service", short: "f", arg: "string", tag: "f" },
+  { long: "scheduler", short: "s", arg: "string", tag: "s" },
+  { long: "persistent", short: "p", arg: "optional", tag: "p" },
+  { long: "netmask", short: "M", arg: "string", tag: "M" },
+  { long: "real-server", short: "r", arg: "string", tag: "r" },
+  { long: "masquerading", short: "m", arg: "none", tag: "m" },
+  { long: "ipip", short: "i", arg: "none", tag: "i" },
+  { long: "gatewaying", short: "g", arg: "none", tag: "g" },
+  { long: "weight", short: "w", arg: "string", tag: "w" },
+  { long: "u-threshold", short: "x", arg: "string", tag: "x" },
+  { long: "l-threshold", short: "y", arg: "string", tag: "y" },
+  { long: "numeric", short: "n", arg: "none", tag: "n" },
+  { long: "connection", short: "c", arg: "none", tag: "c" },
+  { long: "mcast-interface", arg: "string", tag: "mcast-interface" },
+  { long: "syncid", arg: "string", tag: "syncid" },
+  { long: "timeout", arg: "none", tag: "timeout" },
+  { long: "daemon", arg: "none", tag: "daemon" },
+  { long: "stats", arg: "none", tag: "stats" },
+  { long: "rate", arg: "none", tag: "rate" },
+  { long: "thresholds", arg: "none", tag: "thresholds" },
+  { long: "persistent-conn", arg: "none", tag: "persistent-conn" },
+  { long: "nosort", arg: "none", tag: "nosort" },
+  { long: "sort", arg: "none", tag: "sort" },
+  { long: "exact", short: "X", arg: "none", tag: "X" },
+  { long: "ipv6", short: "6", arg: "none", tag: "6" },
+  { long: "ops", short: "o", arg: "none", tag: "o" },
+  { long: "pe", arg: "string", tag: "pe" },
+  { long: "sched-flags", short: "b", arg: "string", tag: "b" },
+  { long: "mcast-group", arg: "string", tag: "mcast-group" },
+  { long: "mcast-port", arg: "string", tag: "mcast-port" },
+  { long: "mcast-ttl", arg: "string", tag: "mcast-ttl" },
+  { long: "sync-maxlen", arg: "string", tag: "sync-maxlen" },
+  { long: "tun-info", arg: "none", tag: "tun-info" },
+  { long: "tun-type", arg: "string", tag: "tun-type" },
+  { long: "tun-port", arg: "string", tag: "tun-port" },
+  { long: "tun-nocsum", arg: "none", tag: "tun-nocsum" },
+  { long: "tun-csum", arg: "none", tag: "tun-csum" },
+  { long: "tun-remcsum", arg: "none", tag: "tun-remcsum" },
 ];
 const BY_LONG = new Map(OPTS.map((o) => [o.long, o]));
 const BY_SHORT = new Map(OPTS.filter((o) => o.short).map((o) => [o.short!, o]));
 
 // option classes (OPTC_*) and command indexes, in ipvsadm's order
-const OPTNAMES = ["numeric", "connection", "service-address", "scheduler", "persistent", "netmask", "real-server",
-  "forwarding-method", "weight", "u-threshold", "l-threshold", "mcast-interface", "timeout", "daemon", "stats", "rate",
-  "thresholds", "persistent-conn", "nosort", "syncid", "exact", "ops", "pe", "sched-flags", "mcast-group", "mcast-port",
-  "mcast-ttl", "sync-maxlen", "tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum"];
+const OPTNAMES = [
+  "numeric",
+  "connection",
+  "service-address",
+  "scheduler",
+  "persistent",
+  "netmask",
+  "real-server",
+  "forwarding-method",
+  "weight",
+  "u-threshold",
+  "l-threshold",
+  "mcast-interface",
+  "timeout",
+  "daemon",
+  "stats",
+  "rate",
+  "thresholds",
+  "persistent-conn",
+  "nosort",
+  "syncid",
+  "exact",
+  "ops",
+  "pe",
+  "sched-flags",
+  "mcast-group",
+  "mcast-port",
+  "mcast-ttl",
+  "sync-maxlen",
+  "tun-info",
+  "tun-type",
+  "tun-port",
+  "tun-nocsum",
+  "tun-csum",
+  "tun-remcsum",
+];
 const O = Object.fromEntries(OPTNAMES.map((n, i) => [n, i])) as Record<string, number>;
-const CMDNAMES = ["add-service", "edit-service", "delete-service", "flush", "list", "add-server", "delete-server",
-  "edit-server", "set", "start-daemon", "stop-daemon", "restore", "save", "zero"];
+const CMDNAMES = [
+  "add-service",
+  "edit-service",
+  "delete-service",
+  "flush",
+  "list",
+  "add-server",
+  "delete-server",
+  "edit-server",
+  "set",
+  "start-daemon",
+  "stop-daemon",
+  "restore",
+  "save",
+  "zero",
+];
 // commands_v_options, one string per command, one character per option class
 const TABLE = [
   "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx", // ADD
@@ -120,7 +227,7 @@ const FWD = { masq: 0, local: 1, tunnel: 2, route: 3 } as const;
 export function stringToNumber(s: string, min: number, max: number): number {
   if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(s)) return -1;
   const n = Number(s.trim());
-  if (!Number.isSafeInteger(n)) return -1;   // every max here is far below 2^53
+  if (!Number.isSafeInteger(n)) return -1; // every max here is far below 2^53
   return n >= min && n <= max ? n : -1;
 }
 function atoi(s: string): number {
@@ -130,8 +237,15 @@ function atoi(s: string): number {
 const strIsDigit = (s: string) => /^\d*$/.test(s);
 
 // ---- parse_service ----------------------------------------------------------------------------------
-interface ParsedAddr { res: number; af?: number; addr?: string; port?: number; v6?: boolean }
-const SERVICE_ADDR = 1, SERVICE_PORT = 2;
+interface ParsedAddr {
+  res: number;
+  af?: number;
+  addr?: string;
+  port?: number;
+  v6?: boolean;
+}
+const SERVICE_ADDR = 1,
+  SERVICE_PORT = 2;
 const PLAIN_QUAD = /^((?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))(?::([^:]*))?$/;
 
 function parseService(buf: string, proto: number, resolver: NameResolver): ParsedAddr {
@@ -152,20 +266,29 @@ function parseService(buf: string, proto: number, resolver: NameResolver): Parse
   const quad = portp === null ? PLAIN_QUAD.exec(host) : null;
   const v6 = quad ? undefined : inetPton6(host);
   if (quad) {
-    out.af = AF_INET; out.addr = quad[1];
+    out.af = AF_INET;
+    out.addr = quad[1];
     if (quad[2] !== undefined) portp = quad[2];
   } else if (v6) {
-    out.af = AF_INET6; out.addr = ntop6(v6); out.v6 = true;
+    out.af = AF_INET6;
+    out.addr = ntop6(v6);
+    out.v6 = true;
   } else {
     const i = host.lastIndexOf(":");
     portp = null;
-    if (i >= 0) { portp = host.slice(i + 1); host = host.slice(0, i); }
+    if (i >= 0) {
+      portp = host.slice(i + 1);
+      host = host.slice(0, i);
+    }
     const v4 = inetAton(host);
-    if (v4 !== undefined) { out.af = AF_INET; out.addr = ntoa4(v4); }
-    else {
+    if (v4 !== undefined) {
+      out.af = AF_INET;
+      out.addr = ntoa4(v4);
+    } else {
       const h = resolver.hostToAddr(host);
       if (h === undefined) return { res: 0 };
-      out.af = AF_INET; out.addr = h;
+      out.af = AF_INET;
+      out.addr = h;
     }
   }
   out.res = SERVICE_ADDR;
@@ -186,15 +309,24 @@ function* tokenize(argv: string[], leftovers: string[]): Generator<Tok> {
   let i = 0;
   while (i < argv.length) {
     const a = argv[i++];
-    if (a === "--") { leftovers.push(...argv.slice(i)); return; }
+    if (a === "--") {
+      leftovers.push(...argv.slice(i));
+      return;
+    }
     if (a.startsWith("--") && a.length > 2) {
       const eq = a.indexOf("=");
       const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
       const opt = BY_LONG.get(name);
-      if (!opt) { yield { kind: "err", text: a, why: "unknown option" }; return; }
+      if (!opt) {
+        yield { kind: "err", text: a, why: "unknown option" };
+        return;
+      }
       let arg: string | null = eq >= 0 ? a.slice(eq + 1) : null;
       if (opt.arg === "string" && arg === null) {
-        if (i >= argv.length) { yield { kind: "err", text: a, why: "missing argument" }; return; }
+        if (i >= argv.length) {
+          yield { kind: "err", text: a, why: "missing argument" };
+          return;
+        }
         arg = argv[i++];
       } else if (opt.arg === "optional" && arg === null && i < argv.length && !argv[i].startsWith("-")) arg = argv[i++];
       yield { kind: "opt", opt, arg, text: a };
@@ -203,12 +335,21 @@ function* tokenize(argv: string[], leftovers: string[]): Generator<Tok> {
     if (a.startsWith("-") && a.length > 1) {
       for (let k = 1; k < a.length; k++) {
         const opt = BY_SHORT.get(a[k]);
-        if (!opt) { yield { kind: "err", text: a.length > 2 ? a : `-${a[k]}`, why: "unknown option" }; return; }
-        if (opt.arg === "none") { yield { kind: "opt", opt, arg: null, text: `-${a[k]}` }; continue; }
+        if (!opt) {
+          yield { kind: "err", text: a.length > 2 ? a : `-${a[k]}`, why: "unknown option" };
+          return;
+        }
+        if (opt.arg === "none") {
+          yield { kind: "opt", opt, arg: null, text: `-${a[k]}` };
+          continue;
+        }
         let arg: string | null = a.slice(k + 1) || null;
         if (arg === null) {
           if (opt.arg === "string") {
-            if (i >= argv.length) { yield { kind: "err", text: `-${a[k]}`, why: "missing argument" }; return; }
+            if (i >= argv.length) {
+              yield { kind: "err", text: `-${a[k]}`, why: "missing argument" };
+              return;
+            }
             arg = argv[i++];
           } else if (i < argv.length && !argv[i].startsWith("-")) arg = argv[i++];
         }
@@ -230,17 +371,54 @@ const tryhelp = (program: string, detail?: string): never => {
 };
 const COMMAND_WORDS = "-A -E -D -C -a -e -d -L -l -Z -S -R --set -h -v";
 
-interface Svc { af: number; protocol: number; addr?: string; port: number; fwmark: number; sched: string; flags: number; timeout: number; netmask: number; pe: string }
-interface Dest { af: number; addr?: string; port: number; fwd: number; weight: number; u: number; l: number; tunType: number; tunPort: number; tunFlags: number }
+interface Svc {
+  af: number;
+  protocol: number;
+  addr?: string;
+  port: number;
+  fwmark: number;
+  sched: string;
+  flags: number;
+  timeout: number;
+  netmask: number;
+  pe: string;
+}
+interface Dest {
+  af: number;
+  addr?: string;
+  port: number;
+  fwd: number;
+  weight: number;
+  u: number;
+  l: number;
+  tunType: number;
+  tunPort: number;
+  tunFlags: number;
+}
 
 /** Parse one ipvsadm command line (without the program name). Throws IpvsadmError as ipvsadm fails. */
 /** What the options set, as ipvsadm's parse_options fills its structures. */
 interface ParseState {
-  svc: Svc; dest: Dest; opts: Set<number>; resolver: NameResolver; schedFlagsArg: string;
-  fmt: { numeric: boolean; stats: boolean; rate: boolean; thresholds: boolean; pconn: boolean; nosort: boolean;
-    exact: boolean; tuninfo: boolean };
+  svc: Svc;
+  dest: Dest;
+  opts: Set<number>;
+  resolver: NameResolver;
+  schedFlagsArg: string;
+  fmt: {
+    numeric: boolean;
+    stats: boolean;
+    rate: boolean;
+    thresholds: boolean;
+    pconn: boolean;
+    nosort: boolean;
+    exact: boolean;
+    tuninfo: boolean;
+  };
 }
-interface FirstWord { cmd: number; daemonState: "master" | "backup" }
+interface FirstWord {
+  cmd: number;
+  daemonState: "master" | "backup";
+}
 
 /** Parse one ipvsadm command line (without the program name). Throws IpvsadmError as ipvsadm fails. */
 export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmCommand {
@@ -248,8 +426,19 @@ export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmC
   const st: ParseState = {
     svc: { af: 0, protocol: 0, port: 0, fwmark: 0, sched: "", flags: 0, timeout: 0, netmask: 0xffffffff, pe: "" },
     dest: { af: 0, port: 0, fwd: FWD.route, weight: 1, u: 0, l: 0, tunType: 0, tunPort: 0, tunFlags: 0 },
-    opts: new Set<number>(), resolver: popts.resolver ?? numericResolver, schedFlagsArg: "",
-    fmt: { numeric: false, stats: false, rate: false, thresholds: false, pconn: false, nosort: false, exact: false, tuninfo: false },
+    opts: new Set<number>(),
+    resolver: popts.resolver ?? numericResolver,
+    schedFlagsArg: "",
+    fmt: {
+      numeric: false,
+      stats: false,
+      rate: false,
+      thresholds: false,
+      pconn: false,
+      nosort: false,
+      exact: false,
+      tuninfo: false,
+    },
   };
   const leftovers: string[] = [];
   const toks = tokenize(argv, leftovers);
@@ -279,27 +468,55 @@ function firstWord(next: IteratorResult<Tok>, program: string): FirstWord | Ipvs
   let cmd: number;
   let daemonState: "master" | "backup" = "master";
   switch (f.opt.tag) {
-    case "A": cmd = 0; break;
-    case "E": cmd = 1; break;
-    case "D": cmd = 2; break;
-    case "C": cmd = 3; break;
-    case "L": cmd = 4; break;
-    case "a": cmd = 5; break;
-    case "d": cmd = 6; break;
-    case "e": cmd = 7; break;
-    case "set": cmd = 8; break;
-    case "R": cmd = 11; break;
-    case "S": cmd = 12; break;
-    case "Z": cmd = 13; break;
-    case "start-daemon": case "stop-daemon":
+    case "A":
+      cmd = 0;
+      break;
+    case "E":
+      cmd = 1;
+      break;
+    case "D":
+      cmd = 2;
+      break;
+    case "C":
+      cmd = 3;
+      break;
+    case "L":
+      cmd = 4;
+      break;
+    case "a":
+      cmd = 5;
+      break;
+    case "d":
+      cmd = 6;
+      break;
+    case "e":
+      cmd = 7;
+      break;
+    case "set":
+      cmd = 8;
+      break;
+    case "R":
+      cmd = 11;
+      break;
+    case "S":
+      cmd = 12;
+      break;
+    case "Z":
+      cmd = 13;
+      break;
+    case "start-daemon":
+    case "stop-daemon":
       cmd = f.opt.tag === "start-daemon" ? 9 : 10;
       if (f.arg === "master") daemonState = "master";
       else if (f.arg === "backup") daemonState = "backup";
       else fail(cmd === 9 ? "illegal start-daemon parameter specified" : "illegal start_daemon specified");
       break;
-    case "h": return { kind: "help" };
-    case "v": return { kind: "version" };
-    default: return tryhelp(program, `${f.text} is not a command: a line starts with one of ${COMMAND_WORDS}`);
+    case "h":
+      return { kind: "help" };
+    case "v":
+      return { kind: "version" };
+    default:
+      return tryhelp(program, `${f.text} is not a command: a line starts with one of ${COMMAND_WORDS}`);
   }
   return { cmd, daemonState };
 }
@@ -322,20 +539,31 @@ function serviceOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: st
   const { svc, resolver } = st;
   const setOption = (c: number) => markOption(st, c);
   switch (t.opt.tag) {
-    case "t": case "u": case "sctp": {
+    case "t":
+    case "u":
+    case "sctp": {
       setOption(O["service-address"]);
       svc.protocol = t.opt.tag === "t" ? IPPROTO_TCP : t.opt.tag === "u" ? IPPROTO_UDP : IPPROTO_SCTP;
       const p = parseService(arg, svc.protocol, resolver);
-      if (p.af !== undefined) { svc.af = p.af; svc.addr = p.addr; if (p.v6) svc.netmask = 128; }
+      if (p.af !== undefined) {
+        svc.af = p.af;
+        svc.addr = p.addr;
+        if (p.v6) svc.netmask = 128;
+      }
       if (p.port !== undefined) svc.port = p.port;
       if (!(p.res & SERVICE_ADDR)) {
-        fail("illegal virtual server address[:port] specified", 2, `${t.text} '${arg.slice(0, 64)}': not ADDRESS[:PORT]`);
+        fail(
+          "illegal virtual server address[:port] specified",
+          2,
+          `${t.text} '${arg.slice(0, 64)}': not ADDRESS[:PORT]`,
+        );
       }
       return true;
     }
     case "f": {
       setOption(O["service-address"]);
-      svc.af = AF_INET; svc.protocol = IPPROTO_TCP;
+      svc.af = AF_INET;
+      svc.protocol = IPPROTO_TCP;
       if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(arg)) fail(`invalid fwmark value \`${arg}' specified`);
       let l = Number(arg.trim());
       // ipvsadm -S prints marks >= 2^31 signed ("-f -1") and its own -R refuses them; wasmvs reads them
@@ -345,7 +573,10 @@ function serviceOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: st
       svc.fwmark = l;
       return true;
     }
-    case "s": setOption(O.scheduler); svc.sched = arg.slice(0, 15); return true;
+    case "s":
+      setOption(O.scheduler);
+      svc.sched = arg.slice(0, 15);
+      return true;
     case "p": {
       setOption(O.persistent);
       svc.flags |= SVC_F_PERSISTENT;
@@ -361,7 +592,10 @@ function serviceOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: st
       setOption(O.netmask);
       if (svc.af !== AF_INET6) {
         let v = inetAton(arg);
-        if (v === undefined) { const h = resolver.hostToAddr(arg); v = h === undefined ? undefined : inetAton(h); }
+        if (v === undefined) {
+          const h = resolver.hostToAddr(arg);
+          v = h === undefined ? undefined : inetAton(h);
+        }
         if (v === undefined) fail("illegal virtual server persistent mask specified");
         svc.netmask = v!;
       } else {
@@ -371,12 +605,25 @@ function serviceOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: st
       return true;
     }
     case "6":
-      if (svc.fwmark) { svc.af = AF_INET6; svc.netmask = 128; } else fail("-6 used before -f\n");
+      if (svc.fwmark) {
+        svc.af = AF_INET6;
+        svc.netmask = 128;
+      } else fail("-6 used before -f\n");
       return true;
-    case "o": setOption(O.ops); svc.flags |= SVC_F_ONEPACKET; return true;
-    case "pe": setOption(O.pe); svc.pe = arg.slice(0, 32); return true;
-    case "b": setOption(O["sched-flags"]); st.schedFlagsArg = arg.slice(0, 127); return true;
-    default: return false;
+    case "o":
+      setOption(O.ops);
+      svc.flags |= SVC_F_ONEPACKET;
+      return true;
+    case "pe":
+      setOption(O.pe);
+      svc.pe = arg.slice(0, 32);
+      return true;
+    case "b":
+      setOption(O["sched-flags"]);
+      st.schedFlagsArg = arg.slice(0, 127);
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -388,20 +635,40 @@ function serverOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: str
     case "r": {
       setOption(O["real-server"]);
       const p = parseService(arg, svc.protocol, resolver);
-      dest.af = p.af ?? svc.af; dest.addr = p.addr ?? svc.addr; dest.port = p.port ?? svc.port;
+      dest.af = p.af ?? svc.af;
+      dest.addr = p.addr ?? svc.addr;
+      dest.port = p.port ?? svc.port;
       if (!(p.res & SERVICE_ADDR)) {
         fail("illegal real server address[:port] specified", 2, `${t.text} '${arg.slice(0, 64)}': not ADDRESS[:PORT]`);
       }
       if (p.res === SERVICE_ADDR) dest.port = svc.port;
       return true;
     }
-    case "i": setOption(O["forwarding-method"]); dest.fwd = FWD.tunnel; return true;
-    case "g": setOption(O["forwarding-method"]); dest.fwd = FWD.route; return true;
-    case "m": setOption(O["forwarding-method"]); dest.fwd = FWD.masq; return true;
+    case "i":
+      setOption(O["forwarding-method"]);
+      dest.fwd = FWD.tunnel;
+      return true;
+    case "g":
+      setOption(O["forwarding-method"]);
+      dest.fwd = FWD.route;
+      return true;
+    case "m":
+      setOption(O["forwarding-method"]);
+      dest.fwd = FWD.masq;
+      return true;
     // ipvsadm 1.31 as Debian builds it takes any weight 0..INT_MAX (recorded: -w 70000 is accepted)
-    case "w": setOption(O.weight); if ((dest.weight = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal weight specified"); return true;
-    case "x": setOption(O["u-threshold"]); if ((dest.u = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal u_threshold specified"); return true;
-    case "y": setOption(O["l-threshold"]); if ((dest.l = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal l_threshold specified"); return true;
+    case "w":
+      setOption(O.weight);
+      if ((dest.weight = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal weight specified");
+      return true;
+    case "x":
+      setOption(O["u-threshold"]);
+      if ((dest.u = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal u_threshold specified");
+      return true;
+    case "y":
+      setOption(O["l-threshold"]);
+      if ((dest.l = stringToNumber(arg, 0, 2147483647)) === -1) fail("illegal l_threshold specified");
+      return true;
     case "tun-type": {
       setOption(O["tun-type"]);
       const k = TUNNAMES.indexOf(arg);
@@ -416,10 +683,19 @@ function serverOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: str
       dest.tunPort = n;
       return true;
     }
-    case "tun-nocsum": setOption(O["tun-nocsum"]); return true;
-    case "tun-csum": setOption(O["tun-csum"]); dest.tunFlags |= 1; return true;
-    case "tun-remcsum": setOption(O["tun-remcsum"]); dest.tunFlags |= 2; return true;
-    default: return false;
+    case "tun-nocsum":
+      setOption(O["tun-nocsum"]);
+      return true;
+    case "tun-csum":
+      setOption(O["tun-csum"]);
+      dest.tunFlags |= 1;
+      return true;
+    case "tun-remcsum":
+      setOption(O["tun-remcsum"]);
+      dest.tunFlags |= 2;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -428,19 +704,51 @@ function listOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>): boolean {
   const { fmt } = st;
   const setOption = (c: number) => markOption(st, c);
   switch (t.opt.tag) {
-    case "c": setOption(O.connection); return true;
-    case "n": setOption(O.numeric); fmt.numeric = true; return true;
-    case "timeout": setOption(O.timeout); return true;
-    case "daemon": setOption(O.daemon); return true;
-    case "stats": setOption(O.stats); fmt.stats = true; return true;
-    case "rate": setOption(O.rate); fmt.rate = true; return true;
-    case "thresholds": setOption(O.thresholds); fmt.thresholds = true; return true;
-    case "persistent-conn": setOption(O["persistent-conn"]); fmt.pconn = true; return true;
-    case "nosort": setOption(O.nosort); fmt.nosort = true; return true;
-    case "sort": return true;
-    case "X": setOption(O.exact); fmt.exact = true; return true;
-    case "tun-info": setOption(O["tun-info"]); fmt.tuninfo = true; return true;
-    default: return false;
+    case "c":
+      setOption(O.connection);
+      return true;
+    case "n":
+      setOption(O.numeric);
+      fmt.numeric = true;
+      return true;
+    case "timeout":
+      setOption(O.timeout);
+      return true;
+    case "daemon":
+      setOption(O.daemon);
+      return true;
+    case "stats":
+      setOption(O.stats);
+      fmt.stats = true;
+      return true;
+    case "rate":
+      setOption(O.rate);
+      fmt.rate = true;
+      return true;
+    case "thresholds":
+      setOption(O.thresholds);
+      fmt.thresholds = true;
+      return true;
+    case "persistent-conn":
+      setOption(O["persistent-conn"]);
+      fmt.pconn = true;
+      return true;
+    case "nosort":
+      setOption(O.nosort);
+      fmt.nosort = true;
+      return true;
+    case "sort":
+      return true;
+    case "X":
+      setOption(O.exact);
+      fmt.exact = true;
+      return true;
+    case "tun-info":
+      setOption(O["tun-info"]);
+      fmt.tuninfo = true;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -448,18 +756,38 @@ function listOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>): boolean {
 function daemonOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: string): boolean {
   const setOption = (c: number) => markOption(st, c);
   switch (t.opt.tag) {
-    case "mcast-interface": setOption(O["mcast-interface"]); return true;
-    case "syncid": setOption(O.syncid); if (stringToNumber(arg, 0, 255) === -1) fail("illegal syncid specified"); return true;
+    case "mcast-interface":
+      setOption(O["mcast-interface"]);
+      return true;
+    case "syncid":
+      setOption(O.syncid);
+      if (stringToNumber(arg, 0, 255) === -1) fail("illegal syncid specified");
+      return true;
     case "mcast-group": {
       setOption(O["mcast-group"]);
-      if (arg.includes(":")) { const b = inetPton6(arg); if (!b || b[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`); }
-      else { const v = /^\d+\.\d+\.\d+\.\d+$/.test(arg) ? inetAton(arg) : undefined; if (v === undefined || (v >>> 28) !== 14) fail(`invalid IPv4 mcast-group \`${arg}'`); }
+      if (arg.includes(":")) {
+        const b = inetPton6(arg);
+        if (!b || b[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`);
+      } else {
+        const v = /^\d+\.\d+\.\d+\.\d+$/.test(arg) ? inetAton(arg) : undefined;
+        if (v === undefined || v >>> 28 !== 14) fail(`invalid IPv4 mcast-group \`${arg}'`);
+      }
       return true;
     }
-    case "mcast-port": setOption(O["mcast-port"]); if (stringToNumber(arg, 1, 65535) === -1) fail("illegal mcast-port specified"); return true;
-    case "mcast-ttl": setOption(O["mcast-ttl"]); if (stringToNumber(arg, 1, 255) === -1) fail("illegal mcast-ttl specified"); return true;
-    case "sync-maxlen": setOption(O["sync-maxlen"]); if (stringToNumber(arg, 1, 65535 - 20 - 8) === -1) fail("illegal sync-maxlen specified"); return true;
-    default: return false;
+    case "mcast-port":
+      setOption(O["mcast-port"]);
+      if (stringToNumber(arg, 1, 65535) === -1) fail("illegal mcast-port specified");
+      return true;
+    case "mcast-ttl":
+      setOption(O["mcast-ttl"]);
+      if (stringToNumber(arg, 1, 255) === -1) fail("illegal mcast-ttl specified");
+      return true;
+    case "sync-maxlen":
+      setOption(O["sync-maxlen"]);
+      if (stringToNumber(arg, 1, 65535 - 20 - 8) === -1) fail("illegal sync-maxlen specified");
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -476,9 +804,13 @@ function setTimeouts(leftovers: string[]): IpvsTimeouts {
 
 // -b's flags: the bit, and the scheduler a flag belongs to (a Map: "constructor" is no flag)
 const SCHED_FLAG_BITS = new Map<string, [number, string?]>([
-  ["flag-1", [SVC_F_SCHED1]], ["flag-2", [SVC_F_SCHED2]], ["flag-3", [SVC_F_SCHED3]],
-  ["sh-fallback", [SVC_F_SCHED1, "sh"]], ["sh-port", [SVC_F_SCHED2, "sh"]],
-  ["mh-fallback", [SVC_F_SCHED1, "mh"]], ["mh-port", [SVC_F_SCHED2, "mh"]],
+  ["flag-1", [SVC_F_SCHED1]],
+  ["flag-2", [SVC_F_SCHED2]],
+  ["flag-3", [SVC_F_SCHED3]],
+  ["sh-fallback", [SVC_F_SCHED1, "sh"]],
+  ["sh-port", [SVC_F_SCHED2, "sh"]],
+  ["mh-fallback", [SVC_F_SCHED1, "mh"]],
+  ["mh-port", [SVC_F_SCHED2, "mh"]],
 ]);
 
 /** -b: each flag's bit, and the scheduler it belongs to. */
@@ -495,7 +827,8 @@ function applySchedFlags(svc: Svc, schedFlagsArg: string): void {
 /** generic_opt_check: the commands-vs-options table (+ required, x illegal, 1 at most one of them). */
 function checkCommandOptions(cmd: number, opts: Set<number>): void {
   const row = TABLE[cmd];
-  let count = 0, last = 0;
+  let count = 0,
+    last = 0;
   for (let j = 0; j < OPTNAMES.length; j++) {
     if (!opts.has(j)) {
       if (row[j] === "+") fail(`You need to supply the '${OPTNAMES[j]}' option for the '${CMDNAMES[cmd]}' command`);
@@ -503,8 +836,13 @@ function checkCommandOptions(cmd: number, opts: Set<number>): void {
       if (row[j] === "x") fail(`Illegal '${OPTNAMES[j]}' option with the '${CMDNAMES[cmd]}' command`);
       if (row[j] === "1") {
         count++;
-        if (count === 1) { last = j; continue; }
-        fail(`The option '${OPTNAMES[j]}' conflicts with the '${OPTNAMES[last]}' option in the '${CMDNAMES[cmd]}' command`);
+        if (count === 1) {
+          last = j;
+          continue;
+        }
+        fail(
+          `The option '${OPTNAMES[j]}' conflicts with the '${OPTNAMES[last]}' option in the '${CMDNAMES[cmd]}' command`,
+        );
       }
     }
   }
@@ -512,8 +850,10 @@ function checkCommandOptions(cmd: number, opts: Set<number>): void {
 
 /** -A/-E: a port unless persistent or fwmark, one-packet only for UDP, the default scheduler. */
 function checkService(svc: Svc): void {
-  if (!svc.fwmark && !svc.port && !(svc.flags & SVC_F_PERSISTENT)) fail("Zero port specified for non-persistent service");
-  if (svc.flags & SVC_F_ONEPACKET && !svc.fwmark && svc.protocol !== IPPROTO_UDP) fail("One-Packet Scheduling is only for UDP virtual services");
+  if (!svc.fwmark && !svc.port && !(svc.flags & SVC_F_PERSISTENT))
+    fail("Zero port specified for non-persistent service");
+  if (svc.flags & SVC_F_ONEPACKET && !svc.fwmark && svc.protocol !== IPPROTO_UDP)
+    fail("One-Packet Scheduling is only for UDP virtual services");
   if (!svc.sched) svc.sched = DEF_SCHED;
 }
 
@@ -521,66 +861,131 @@ function checkService(svc: Svc): void {
 function checkServer(st: ParseState): void {
   const { svc, dest, opts } = st;
   if (!svc.fwmark && (dest.fwd === FWD.tunnel || dest.fwd === FWD.route)) dest.port = svc.port;
-  if (dest.af !== svc.af && dest.fwd !== FWD.tunnel) fail("Different address family is allowed only for tunneling servers");
-  if ((opts.has(O["tun-type"]) || opts.has(O["tun-port"]) || opts.has(O["tun-nocsum"]) || opts.has(O["tun-csum"]) ||
-    opts.has(O["tun-remcsum"])) && dest.fwd !== FWD.tunnel) fail("Tunnel options conflict with forward method");
+  if (dest.af !== svc.af && dest.fwd !== FWD.tunnel)
+    fail("Different address family is allowed only for tunneling servers");
+  if (
+    (opts.has(O["tun-type"]) ||
+      opts.has(O["tun-port"]) ||
+      opts.has(O["tun-nocsum"]) ||
+      opts.has(O["tun-csum"]) ||
+      opts.has(O["tun-remcsum"])) &&
+    dest.fwd !== FWD.tunnel
+  )
+    fail("Tunnel options conflict with forward method");
   checkTunnelOptions(dest, opts);
 }
 
 /** tunnel_opt_check: the tunnel type's own required, illegal and conflicting options. */
 function checkTunnelOptions(dest: Dest, opts: Set<number>): void {
-  let tc = 0, tl = 0;
+  let tc = 0,
+    tl = 0;
   for (let j = 0; j < TUNOPTS.length; j++) {
-    const k = TUNOPTS[j], rule = TUN_TABLE[dest.tunType][j];
+    const k = TUNOPTS[j],
+      rule = TUN_TABLE[dest.tunType][j];
     if (!opts.has(k)) {
-      if (rule === "+") fail(`You need to supply the '${OPTNAMES[k]}' option for the '${TUNNAMES[dest.tunType]}' tunnel type`);
+      if (rule === "+")
+        fail(`You need to supply the '${OPTNAMES[k]}' option for the '${TUNNAMES[dest.tunType]}' tunnel type`);
     } else {
       if (rule === "x") fail(`Illegal '${OPTNAMES[k]}' option with the '${TUNNAMES[dest.tunType]}' tunnel type`);
       if (rule === "1") {
         tc++;
-        if (tc === 1) { tl = k; continue; }
-        fail(`The option '${OPTNAMES[k]}' conflicts with the '${OPTNAMES[tl]}' option in the '${TUNNAMES[dest.tunType]}' tunnel type`);
+        if (tc === 1) {
+          tl = k;
+          continue;
+        }
+        fail(
+          `The option '${OPTNAMES[k]}' conflicts with the '${OPTNAMES[tl]}' option in the '${TUNNAMES[dest.tunType]}' tunnel type`,
+        );
       }
     }
   }
 }
 
-function commandOf(cmd: number, st: ParseState, daemonState: "master" | "backup", timeouts: IpvsTimeouts | undefined,
-  readingStdin: boolean, program: string): IpvsadmCommand {
+function commandOf(
+  cmd: number,
+  st: ParseState,
+  daemonState: "master" | "backup",
+  timeouts: IpvsTimeouts | undefined,
+  readingStdin: boolean,
+  program: string,
+): IpvsadmCommand {
   const { svc, dest, opts, fmt } = st;
   const service = () => toVirtualService(svc);
   const server = () => toRealServer(dest);
   switch (cmd) {
     case 4: {
-      if ((opts.has(O.connection) || opts.has(O.timeout) || opts.has(O.daemon)) && (fmt.stats || fmt.rate || fmt.thresholds) ||
-        ((opts.has(O.timeout) || opts.has(O.daemon)) && fmt.pconn)) fail("options conflicts in the list command");
-      const format: ListFormat = fmt.stats ? "stats" : fmt.rate ? "rate" : fmt.thresholds ? "thresholds" : fmt.pconn ? "persistent-conn" : fmt.tuninfo ? "tun-info" : "default";
-      const what: ListWhat = opts.has(O.connection) ? "connections" : opts.has(O["service-address"]) ? "service"
-        : opts.has(O.timeout) ? "timeout" : opts.has(O.daemon) ? "daemon" : "all";
-      return { kind: "list", what, service: what === "service" ? service() : undefined, numeric: fmt.numeric, format, exact: fmt.exact, nosort: fmt.nosort };
+      if (
+        ((opts.has(O.connection) || opts.has(O.timeout) || opts.has(O.daemon)) &&
+          (fmt.stats || fmt.rate || fmt.thresholds)) ||
+        ((opts.has(O.timeout) || opts.has(O.daemon)) && fmt.pconn)
+      )
+        fail("options conflicts in the list command");
+      const format: ListFormat = fmt.stats
+        ? "stats"
+        : fmt.rate
+          ? "rate"
+          : fmt.thresholds
+            ? "thresholds"
+            : fmt.pconn
+              ? "persistent-conn"
+              : fmt.tuninfo
+                ? "tun-info"
+                : "default";
+      const what: ListWhat = opts.has(O.connection)
+        ? "connections"
+        : opts.has(O["service-address"])
+          ? "service"
+          : opts.has(O.timeout)
+            ? "timeout"
+            : opts.has(O.daemon)
+              ? "daemon"
+              : "all";
+      return {
+        kind: "list",
+        what,
+        service: what === "service" ? service() : undefined,
+        numeric: fmt.numeric,
+        format,
+        exact: fmt.exact,
+        nosort: fmt.nosort,
+      };
     }
     case 11:
       if (readingStdin) return tryhelp(program);
       return { kind: "restore" };
-    case 12: return { kind: "save", numeric: fmt.numeric };
-    case 3: return { kind: "flush" };
-    case 0: return { kind: "add-service", service: service() };
-    case 1: return { kind: "edit-service", service: service() };
-    case 2: return { kind: "delete-service", service: service() };
-    case 13: return { kind: "zero", service: opts.has(O["service-address"]) ? service() : undefined };
-    case 5: return { kind: "add-server", service: service(), server: server() };
-    case 7: return { kind: "edit-server", service: service(), server: server() };
-    case 6: return { kind: "delete-server", service: service(), server: server() };
-    case 8: return { kind: "set-timeouts", timeouts: timeouts! };
-    case 9: return { kind: "start-daemon", state: daemonState };
-    default: return { kind: "stop-daemon", state: daemonState };
+    case 12:
+      return { kind: "save", numeric: fmt.numeric };
+    case 3:
+      return { kind: "flush" };
+    case 0:
+      return { kind: "add-service", service: service() };
+    case 1:
+      return { kind: "edit-service", service: service() };
+    case 2:
+      return { kind: "delete-service", service: service() };
+    case 13:
+      return { kind: "zero", service: opts.has(O["service-address"]) ? service() : undefined };
+    case 5:
+      return { kind: "add-server", service: service(), server: server() };
+    case 7:
+      return { kind: "edit-server", service: service(), server: server() };
+    case 6:
+      return { kind: "delete-server", service: service(), server: server() };
+    case 8:
+      return { kind: "set-timeouts", timeouts: timeouts! };
+    case 9:
+      return { kind: "start-daemon", state: daemonState };
+    default:
+      return { kind: "stop-daemon", state: daemonState };
   }
 }
 
 function toVirtualService(s: Svc): VirtualService {
   const v: VirtualService = { scheduler: s.sched, flags: [], realServers: [] };
-  if (s.fwmark) { v.fwmark = s.fwmark; v.family = s.af === AF_INET6 ? "inet6" : "inet"; }
-  else {
+  if (s.fwmark) {
+    v.fwmark = s.fwmark;
+    v.family = s.af === AF_INET6 ? "inet6" : "inet";
+  } else {
     v.protocol = s.protocol === IPPROTO_UDP ? "udp" : s.protocol === IPPROTO_SCTP ? "sctp" : "tcp";
     v.addr = s.addr ?? "0.0.0.0";
     v.port = s.port;
@@ -589,15 +994,23 @@ function toVirtualService(s: Svc): VirtualService {
   if (sf) v.flags.push(...sf.split(","));
   if (s.flags & SVC_F_ONEPACKET) v.flags.push("ops");
   if (s.flags & SVC_F_PERSISTENT) v.persistent = s.timeout;
-  if (s.af === AF_INET6) { if (s.netmask !== 128) v.netmask = String(s.netmask); }
-  else if (s.netmask !== 0xffffffff) v.netmask = ntoa4(s.netmask);
+  if (s.af === AF_INET6) {
+    if (s.netmask !== 128) v.netmask = String(s.netmask);
+  } else if (s.netmask !== 0xffffffff) v.netmask = ntoa4(s.netmask);
   if (s.pe) v.pe = s.pe;
   return v;
 }
 
 function toRealServer(d: Dest): RealServer {
   const fwd = (["masq", "local", "tunnel", "route"] as const)[d.fwd];
-  const r: RealServer = { addr: d.addr ?? "0.0.0.0", port: d.port, weight: d.weight, fwd, upperThreshold: d.u, lowerThreshold: d.l };
+  const r: RealServer = {
+    addr: d.addr ?? "0.0.0.0",
+    port: d.port,
+    weight: d.weight,
+    fwd,
+    upperThreshold: d.u,
+    lowerThreshold: d.l,
+  };
   if (fwd === "tunnel") {
     r.tunType = TUNNAMES[d.tunType] as TunnelType;
     if (d.tunPort) r.tunPort = d.tunPort;
@@ -615,12 +1028,20 @@ export function restoreLineWords(line: string): string[] {
   return w;
 }
 
-export interface RestoreLine { line: number; text: string; command: IpvsadmCommand }
-export interface RestoreProblem { line: number; text: string; message: string }
+export interface RestoreLine {
+  line: number;
+  text: string;
+  command: IpvsadmCommand;
+}
+export interface RestoreProblem {
+  line: number;
+  text: string;
+  message: string;
+}
 export interface RestoreResult {
-  commands: RestoreLine[];       // in order, as -R would execute them
-  state: DesiredState;           // the table they build from empty (what ipvsadm-restore after -C makes)
-  problems: RestoreProblem[];    // lines ipvsadm would refuse (parse) or the kernel would (duplicate, missing)
+  commands: RestoreLine[]; // in order, as -R would execute them
+  state: DesiredState; // the table they build from empty (what ipvsadm-restore after -C makes)
+  problems: RestoreProblem[]; // lines ipvsadm would refuse (parse) or the kernel would (duplicate, missing)
 }
 
 /** Parse restore input (ipvsadm -S output or hand-written rules) into ordered commands and a DesiredState.
@@ -670,7 +1091,8 @@ function canonical(addr: string): string {
   return c;
 }
 const serviceIdentity = (s: VirtualService) => serviceKey(s.addr ? { ...s, addr: canonical(s.addr) } : s);
-const serverIdentity = (r: Pick<RealServer, "addr" | "port">) => realServerKey({ addr: canonical(r.addr), port: r.port });
+const serverIdentity = (r: Pick<RealServer, "addr" | "port">) =>
+  realServerKey({ addr: canonical(r.addr), port: r.port });
 
 /** A DesiredState kept in maps (services and each one's real servers in insertion order, as the lists are),
  * so each command costs O(1) whatever the table's size. */
@@ -688,13 +1110,16 @@ export class StateEditor {
 
   state(): DesiredState {
     const services: VirtualService[] = [];
-    for (const { service, servers } of this.services.values()) services.push({ ...service, realServers: [...servers.values()] });
+    for (const { service, servers } of this.services.values())
+      services.push({ ...service, realServers: [...servers.values()] });
     return this.timeouts ? { services, timeouts: this.timeouts } : { services };
   }
 
   apply(c: IpvsadmCommand): string | undefined {
     switch (c.kind) {
-      case "flush": this.services.clear(); return;
+      case "flush":
+        this.services.clear();
+        return;
       case "add-service": {
         const k = serviceIdentity(c.service);
         if (this.services.has(k)) return "Service already exists";
@@ -709,7 +1134,9 @@ export class StateEditor {
       }
       case "delete-service":
         return this.services.delete(serviceIdentity(c.service)) ? undefined : "No such service";
-      case "add-server": case "edit-server": case "delete-server": {
+      case "add-server":
+      case "edit-server":
+      case "delete-server": {
         const cur = this.services.get(serviceIdentity(c.service));
         if (!cur) return "Service not defined";
         const rk = serverIdentity(c.server);
@@ -721,17 +1148,23 @@ export class StateEditor {
         } else if (!has) return "No such destination";
         else if (c.kind === "edit-server") {
           if (c.server.lowerThreshold > c.server.upperThreshold) return "Numerical result out of range";
-          cur.servers.set(rk, c.server);   // an existing key keeps its place in the list
+          cur.servers.set(rk, c.server); // an existing key keeps its place in the list
         } else cur.servers.delete(rk);
         return;
       }
       case "set-timeouts": {
         const t = this.timeouts ?? { tcp: 900, tcpfin: 120, udp: 300 };
-        this.timeouts = { tcp: c.timeouts.tcp || t.tcp, tcpfin: c.timeouts.tcpfin || t.tcpfin, udp: c.timeouts.udp || t.udp };
+        this.timeouts = {
+          tcp: c.timeouts.tcp || t.tcp,
+          tcpfin: c.timeouts.tcpfin || t.tcpfin,
+          udp: c.timeouts.udp || t.udp,
+        };
         return;
       }
-      case "zero": return c.service && !this.services.has(serviceIdentity(c.service)) ? "No such service" : undefined;
-      default: return;
+      case "zero":
+        return c.service && !this.services.has(serviceIdentity(c.service)) ? "No such service" : undefined;
+      default:
+        return;
     }
   }
 }

@@ -21,7 +21,8 @@ export const numericResolver: NameResolver = {
   serviceToPort: () => undefined,
 };
 
-const protoName = (p: number) => (p === IPPROTO_TCP ? "tcp" : p === IPPROTO_UDP ? "udp" : p === IPPROTO_SCTP ? "sctp" : "");
+const protoName = (p: number) =>
+  p === IPPROTO_TCP ? "tcp" : p === IPPROTO_UDP ? "udp" : p === IPPROTO_SCTP ? "sctp" : "";
 
 /** A resolver over the text of /etc/services and /etc/hosts (first match wins, as the files backend does). */
 export function filesResolver(servicesText: string, hostsText: string): NameResolver {
@@ -33,7 +34,8 @@ export function filesResolver(servicesText: string, hostsText: string): NameReso
     const [name, pp, ...aliases] = line.split(/\s+/);
     const m = /^(\d+)\/(\w+)$/.exec(pp ?? "");
     if (!m) continue;
-    const port = Number(m[1]), proto = m[2];
+    const port = Number(m[1]),
+      proto = m[2];
     const k = `${port}/${proto}`;
     if (!byPort.has(k)) byPort.set(k, name);
     for (const n of [name, ...aliases]) if (!byName.has(`${n}/${proto}`)) byName.set(`${n}/${proto}`, port);

@@ -5,19 +5,28 @@ import { SCHEDULER_KINDS, type SchedulerKind } from "../../assembly/sched/list.t
 
 export type Family = "rr" | "wrr" | "least" | "twos" | "hash" | "locality";
 export interface SchedulerInfo {
-  readonly name: string; readonly id: number; readonly family: Family; readonly flags: readonly string[];
+  readonly name: string;
+  readonly id: number;
+  readonly family: Family;
+  readonly flags: readonly string[];
   readonly kernel: boolean;
 }
 
 export const SCHEDULER_LIST: readonly SchedulerInfo[] = SCHEDULER_KINDS.map((k: SchedulerKind) => ({
-  name: k.name, id: k.id, family: k.family as Family, flags: [...k.flags], kernel: k.kernel,
+  name: k.name,
+  id: k.id,
+  family: k.family as Family,
+  flags: [...k.flags],
+  kernel: k.kernel,
 }));
 export const SCHEDULERS: readonly string[] = SCHEDULER_LIST.map((s) => s.name);
 // Linux's own (wasmvs adds twos): what a kernel target can be asked for
 export const KERNEL_SCHEDULERS: readonly string[] = SCHEDULER_LIST.filter((s) => s.kernel).map((s) => s.name);
 
 const byName = new Map(SCHEDULER_LIST.map((s) => [s.name, s]));
-export function schedulerInfo(name: string): SchedulerInfo | undefined { return byName.get(name); }
+export function schedulerInfo(name: string): SchedulerInfo | undefined {
+  return byName.get(name);
+}
 
 // ipvsadm -b's scheduler flag names: the generic flag-N, and each scheduler's own names for them
 // (sh-fallback and mh-fallback share bit flag-1, as in the kernel)
@@ -32,4 +41,6 @@ export const SCHED_FLAG_OWNER: Record<string, string | undefined> = Object.fromE
   ...SCHEDULER_LIST.flatMap((s) => s.flags.map((f) => [f, s.name] as const)),
 ]);
 
-export function familyOf(sched: string): Family { return byName.get(sched)?.family ?? "least"; }
+export function familyOf(sched: string): Family {
+  return byName.get(sched)?.family ?? "least";
+}

@@ -3,8 +3,16 @@
 import type { VirtualService, RealServer, IpvsTimeouts } from "./types.ts";
 
 export interface Stats {
-  conns: bigint; inPkts: bigint; outPkts: bigint; inBytes: bigint; outBytes: bigint;
-  cps: bigint; inPps: bigint; outPps: bigint; inBps: bigint; outBps: bigint;   // rates (--rate)
+  conns: bigint;
+  inPkts: bigint;
+  outPkts: bigint;
+  inBytes: bigint;
+  outBytes: bigint;
+  cps: bigint;
+  inPps: bigint;
+  outPps: bigint;
+  inBps: bigint;
+  outBps: bigint; // rates (--rate)
 }
 
 export interface RealServerStatus extends RealServer {
@@ -15,25 +23,28 @@ export interface RealServerStatus extends RealServer {
 }
 
 export interface ServiceStatus extends Omit<VirtualService, "realServers"> {
-  realServers: RealServerStatus[];   // in the target's list order (the kernel's: newest first)
+  realServers: RealServerStatus[]; // in the target's list order (the kernel's: newest first)
   stats: Stats;
 }
 
 export interface ConnectionEntry {
-  protocol: string;          // "TCP", "UDP", "SCTP", "IP" (fwmark templates)
+  protocol: string; // "TCP", "UDP", "SCTP", "IP" (fwmark templates)
   expiresMs: number;
-  state: string;             // e.g. ESTABLISHED, SYN_RECV, UDP, NONE
+  state: string; // e.g. ESTABLISHED, SYN_RECV, UDP, NONE
   client: { addr: string; port: number };
   virtual: { addr: string; port: number };
   dest: { addr: string; port: number };
   template?: boolean;
 }
 
-export interface TargetInfo { version: string; connTableSize: number }
+export interface TargetInfo {
+  version: string;
+  connTableSize: number;
+}
 
 // Every call rejects with an Error whose message names what failed and why (e.g. the kernel's errno).
 export interface IpvsTarget {
-  readonly name: string;                       // "kernel" or "proxy"
+  readonly name: string; // "kernel" or "proxy"
   info(): Promise<TargetInfo>;
   services(): Promise<ServiceStatus[]>;
   addService(s: VirtualService): Promise<void>;

@@ -6,15 +6,15 @@ export type ForwardingMethod = "masq" | "route" | "tunnel" | "local" | "bypass" 
 export type TunnelType = "ipip" | "gue" | "gre";
 
 export interface RealServer {
-  addr: string;                 // IPv4 or IPv6 literal
-  port: number;                 // 0..65535 (0: use the packet's port)
-  weight: number;               // 0..65535 (0: quiesced)
-  fwd: ForwardingMethod;        // ipvsadm -m / -g / -i
-  upperThreshold: number;       // -x, 0 = unlimited
-  lowerThreshold: number;       // -y, 0 = unset
-  tunType?: TunnelType;         // with fwd "tunnel" (--tun-type)
-  tunPort?: number;             // gue port (--tun-port)
-  tunFlags?: string[];          // --tun-nocsum / --tun-csum / --tun-remcsum
+  addr: string; // IPv4 or IPv6 literal
+  port: number; // 0..65535 (0: use the packet's port)
+  weight: number; // 0..65535 (0: quiesced)
+  fwd: ForwardingMethod; // ipvsadm -m / -g / -i
+  upperThreshold: number; // -x, 0 = unlimited
+  lowerThreshold: number; // -y, 0 = unset
+  tunType?: TunnelType; // with fwd "tunnel" (--tun-type)
+  tunPort?: number; // gue port (--tun-port)
+  tunFlags?: string[]; // --tun-nocsum / --tun-csum / --tun-remcsum
 }
 
 export interface VirtualService {
@@ -23,18 +23,22 @@ export interface VirtualService {
   addr?: string;
   port?: number;
   fwmark?: number;
-  family?: "inet" | "inet6";    // for fwmark services (-6); otherwise from addr
-  scheduler: string;            // rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos
-  flags: string[];              // ipvsadm -b names (sh-fallback, sh-port, mh-fallback, mh-port, flag-N) and "ops" (-o)
-  persistent?: number;          // -p seconds; absent = not persistent
-  netmask?: string;             // -M: IPv4 dotted mask or IPv6 prefix length as a string
-  pe?: string;                  // --pe (persistence engine, e.g. "sip")
-  connectTimeout?: number;      // wasmvs proxy (socket mode): seconds for a backend connect; absent: proxy.connectTimeout
-  idleTimeout?: number;         // wasmvs proxy (socket mode): seconds a TCP connection may move no byte; absent: proxy.idleTimeout
+  family?: "inet" | "inet6"; // for fwmark services (-6); otherwise from addr
+  scheduler: string; // rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos
+  flags: string[]; // ipvsadm -b names (sh-fallback, sh-port, mh-fallback, mh-port, flag-N) and "ops" (-o)
+  persistent?: number; // -p seconds; absent = not persistent
+  netmask?: string; // -M: IPv4 dotted mask or IPv6 prefix length as a string
+  pe?: string; // --pe (persistence engine, e.g. "sip")
+  connectTimeout?: number; // wasmvs proxy (socket mode): seconds for a backend connect; absent: proxy.connectTimeout
+  idleTimeout?: number; // wasmvs proxy (socket mode): seconds a TCP connection may move no byte; absent: proxy.idleTimeout
   realServers: RealServer[];
 }
 
-export interface IpvsTimeouts { tcp: number; tcpfin: number; udp: number }   // ipvsadm --set (seconds)
+export interface IpvsTimeouts {
+  tcp: number;
+  tcpfin: number;
+  udp: number;
+} // ipvsadm --set (seconds)
 
 export interface DesiredState {
   services: VirtualService[];
@@ -49,7 +53,9 @@ export function serviceKey(s: Pick<VirtualService, "protocol" | "addr" | "port" 
 }
 
 /** The identity fields back from a serviceKey() string (for a service known only by its key, e.g. removed). */
-export function parseServiceKey(key: string): Pick<VirtualService, "protocol" | "addr" | "port" | "fwmark" | "family"> | null {
+export function parseServiceKey(
+  key: string,
+): Pick<VirtualService, "protocol" | "addr" | "port" | "fwmark" | "family"> | null {
   let m = /^fwmark (\d+) (inet6?)$/.exec(key);
   if (m) return { fwmark: Number(m[1]), family: m[2] as "inet" | "inet6" };
   m = /^(tcp|udp|sctp) (?:\[([^\]]+)\]|([^:\s]+)):(\d+)$/.exec(key);

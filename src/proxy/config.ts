@@ -13,70 +13,89 @@ export type HealthType = "tcp" | "http" | "udp" | "exec";
 
 export interface HealthSpec {
   type: HealthType;
-  interval: number;         // seconds between checks
-  timeout: number;          // seconds per check
-  rise: number;             // consecutive successes to come back up
-  fall: number;             // consecutive failures to go down
+  interval: number; // seconds between checks
+  timeout: number; // seconds per check
+  rise: number; // consecutive successes to come back up
+  fall: number; // consecutive failures to go down
   onFail: "quiesce" | "remove";
-  port?: number;            // check this port instead of the real server's
-  path?: string;            // http
-  status?: number;          // http, default 200
-  digest?: string;          // http: md5 hex of the body (keepalived's digest)
-  host?: string;            // http Host header
-  send?: string;            // udp payload
-  expect?: string;          // udp: the reply must start with this
-  command?: string[];       // exec: argv; {addr} and {port} are replaced
+  port?: number; // check this port instead of the real server's
+  path?: string; // http
+  status?: number; // http, default 200
+  digest?: string; // http: md5 hex of the body (keepalived's digest)
+  host?: string; // http Host header
+  send?: string; // udp payload
+  expect?: string; // udp: the reply must start with this
+  command?: string[]; // exec: argv; {addr} and {port} are replaced
 }
 
 export interface ProxyOptions {
   mode: "socket" | "packet";
-  control: string | null;          // unix control socket path
-  metrics: string | null;          // host:port for /metrics
-  vipInterface: string | null;     // dummy interface for the VIPs ("lo" loopback, null: do not add addresses)
-  connCapacity: number;            // the core's connection table size
-  udpFlows: number;                // bounded UDP flow table
-  maxConns: number;                // TCP connections in flight (0: from RLIMIT_NOFILE)
-  drainTimeout: number;            // seconds a removed destination's connections are kept
-  connectTimeout: number;          // seconds for a backend connect
-  idleTimeout: number;             // seconds a TCP connection may move no byte before it is closed (socket mode)
-  tick: number;                    // ms between timer runs (core.advance, idle checks)
+  control: string | null; // unix control socket path
+  metrics: string | null; // host:port for /metrics
+  vipInterface: string | null; // dummy interface for the VIPs ("lo" loopback, null: do not add addresses)
+  connCapacity: number; // the core's connection table size
+  udpFlows: number; // bounded UDP flow table
+  maxConns: number; // TCP connections in flight (0: from RLIMIT_NOFILE)
+  drainTimeout: number; // seconds a removed destination's connections are kept
+  connectTimeout: number; // seconds for a backend connect
+  idleTimeout: number; // seconds a TCP connection may move no byte before it is closed (socket mode)
+  tick: number; // ms between timer runs (core.advance, idle checks)
   logLevel: "debug" | "info" | "warn" | "error";
-  pump: "native" | "js";           // socket mode's byte pump: the native relay (JS pump if not built) or JS only
+  pump: "native" | "js"; // socket mode's byte pump: the native relay (JS pump if not built) or JS only
   settings: Record<string, number>; // Core.set sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   packet: PacketModeOptions;
 }
 
 // Packet mode (src/proxy/packet.ts): where it receives, what it rewrites sources to, how it batches.
 export interface PacketModeOptions {
-  interfaces: string[];             // receive on these (AF_PACKET); the kernel routes what is sent
-  localAddresses: string[];         // full-NAT source addresses, one per family in use; dedicated to wasmvs
-  batchSize: number;                // packets per recvmmsg / WASM batch / sendmmsg
-  slotSize: number;                 // bytes per packet slot: larger packets are dropped (MTU + headroom)
-  suppressKernel: boolean;          // install the nftables table that keeps the kernel off taken-over flows
-  io: "ring" | "mmsg";              // PACKET_MMAP rings (falls back to mmsg, logged) or recvmmsg/sendmmsg
+  interfaces: string[]; // receive on these (AF_PACKET); the kernel routes what is sent
+  localAddresses: string[]; // full-NAT source addresses, one per family in use; dedicated to wasmvs
+  batchSize: number; // packets per recvmmsg / WASM batch / sendmmsg
+  slotSize: number; // bytes per packet slot: larger packets are dropped (MTU + headroom)
+  suppressKernel: boolean; // install the nftables table that keeps the kernel off taken-over flows
+  io: "ring" | "mmsg"; // PACKET_MMAP rings (falls back to mmsg, logged) or recvmmsg/sendmmsg
 }
 
 export interface ProxyConfig {
   state: DesiredState;
-  health: Map<string, HealthSpec>;   // `${serviceKey}|${realServerKey}` -> spec
+  health: Map<string, HealthSpec>; // `${serviceKey}|${realServerKey}` -> spec
   options: ProxyOptions;
   file?: string;
 }
 
 export const DEFAULT_OPTIONS: ProxyOptions = {
-  mode: "socket", control: "/run/wasmvs/proxy.sock", metrics: null, vipInterface: "wasmvs0",
-  connCapacity: 65536, udpFlows: 4096, maxConns: 0, drainTimeout: 300, connectTimeout: 3, tick: 1000,
+  mode: "socket",
+  control: "/run/wasmvs/proxy.sock",
+  metrics: null,
+  vipInterface: "wasmvs0",
+  connCapacity: 65536,
+  udpFlows: 4096,
+  maxConns: 0,
+  drainTimeout: 300,
+  connectTimeout: 3,
+  tick: 1000,
   idleTimeout: 900,
-  logLevel: "info", pump: "native", settings: {},
+  logLevel: "info",
+  pump: "native",
+  settings: {},
   packet: { interfaces: [], localAddresses: [], batchSize: 64, slotSize: 2048, suppressKernel: true, io: "ring" },
 };
 
-export const healthKey = (s: VirtualService, r: Pick<RealServer, "addr" | "port">) => `${serviceKey(s)}|${realServerKey(r)}`;
+export const healthKey = (s: VirtualService, r: Pick<RealServer, "addr" | "port">) =>
+  `${serviceKey(s)}|${realServerKey(r)}`;
 
-export interface ConfigIssue { path: string; line: number; col: number; message: string }
+export interface ConfigIssue {
+  path: string;
+  line: number;
+  col: number;
+  message: string;
+}
 
 export class ConfigError extends Error {
-  constructor(readonly issues: ConfigIssue[], readonly file = "<config>") {
+  constructor(
+    readonly issues: ConfigIssue[],
+    readonly file = "<config>",
+  ) {
     super(issues.map((i) => `${file}:${i.line}:${i.col}: ${i.path ? i.path + ": " : ""}${i.message}`).join("\n"));
     this.name = "ConfigError";
   }
@@ -84,7 +103,10 @@ export class ConfigError extends Error {
 
 class Walker {
   issues: ConfigIssue[] = [];
-  constructor(readonly lc: LineCounter, readonly doc: Document) {}
+  constructor(
+    readonly lc: LineCounter,
+    readonly doc: Document,
+  ) {}
   pos(node: YNode | null | undefined): { line: number; col: number } {
     const off = (node as any)?.range?.[0];
     if (typeof off !== "number") return { line: 1, col: 1 };
@@ -97,10 +119,14 @@ class Walker {
   // the map's entries as [key, value node, key node]
   entries(node: YNode, path: string, known: string[]): Map<string, YNode> {
     const out = new Map<string, YNode>();
-    if (!isMap(node)) { this.err(node, path, "must be a mapping"); return out; }
+    if (!isMap(node)) {
+      this.err(node, path, "must be a mapping");
+      return out;
+    }
     for (const pair of node.items) {
       const k = isScalar(pair.key) ? String(pair.key.value) : "";
-      if (!known.includes(k)) this.err(pair.key as YNode, path ? `${path}.${k}` : k, `unknown key (known: ${known.join(", ")})`);
+      if (!known.includes(k))
+        this.err(pair.key as YNode, path ? `${path}.${k}` : k, `unknown key (known: ${known.join(", ")})`);
       else out.set(k, (pair.value ?? null) as YNode);
     }
     return out;
@@ -117,9 +143,15 @@ class Walker {
   str(node: YNode | undefined, path: string, dflt?: string, choices?: string[]): string | undefined {
     if (node === undefined) return dflt;
     const v = isScalar(node) ? node.value : undefined;
-    if (typeof v !== "string" && typeof v !== "number") { this.err(node, path, "must be a string"); return dflt; }
+    if (typeof v !== "string" && typeof v !== "number") {
+      this.err(node, path, "must be a string");
+      return dflt;
+    }
     const s = String(v);
-    if (choices && !choices.includes(s)) { this.err(node, path, `'${s}' is not one of ${choices.join(", ")}`); return dflt; }
+    if (choices && !choices.includes(s)) {
+      this.err(node, path, `'${s}' is not one of ${choices.join(", ")}`);
+      return dflt;
+    }
     return s;
   }
   nullableStr(node: YNode | undefined, path: string, dflt: string | null): string | null {
@@ -129,31 +161,62 @@ class Walker {
   }
   addr(node: YNode | undefined, path: string): string {
     const s = this.str(node, path);
-    if (s === undefined) { this.err(node, path, "an IPv4 or IPv6 address is required"); return "0.0.0.0"; }
-    if (!isIP(s)) { this.err(node, path, `'${s}' is not an IPv4 or IPv6 address`); return "0.0.0.0"; }
+    if (s === undefined) {
+      this.err(node, path, "an IPv4 or IPv6 address is required");
+      return "0.0.0.0";
+    }
+    if (!isIP(s)) {
+      this.err(node, path, `'${s}' is not an IPv4 or IPv6 address`);
+      return "0.0.0.0";
+    }
     return s;
   }
   list(node: YNode | undefined, path: string): YNode[] {
     if (node === undefined) return [];
-    if (!isSeq(node)) { this.err(node, path, "must be a list"); return []; }
+    if (!isSeq(node)) {
+      this.err(node, path, "must be a list");
+      return [];
+    }
     return node.items as YNode[];
   }
 }
 
-const HEALTH_KEYS = ["type", "interval", "timeout", "rise", "fall", "onFail", "port", "path", "status", "digest", "host", "send", "expect", "command"];
+const HEALTH_KEYS = [
+  "type",
+  "interval",
+  "timeout",
+  "rise",
+  "fall",
+  "onFail",
+  "port",
+  "path",
+  "status",
+  "digest",
+  "host",
+  "send",
+  "expect",
+  "command",
+];
 
 function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): HealthSpec | undefined {
   if (isScalar(node) && (node.value === null || node.value === false)) return undefined;
   const e = w.entries(node, path, HEALTH_KEYS);
-  const type = w.str(e.get("type"), `${path}.type`, base?.type, ["tcp", "http", "udp", "exec"]) as HealthType | undefined;
-  if (!type) { w.err(node, path, "type is required (tcp, http, udp or exec)"); return undefined; }
+  const type = w.str(e.get("type"), `${path}.type`, base?.type, ["tcp", "http", "udp", "exec"]) as
+    | HealthType
+    | undefined;
+  if (!type) {
+    w.err(node, path, "type is required (tcp, http, udp or exec)");
+    return undefined;
+  }
   const h: HealthSpec = {
     type,
     interval: w.num(e.get("interval"), `${path}.interval`, 0.05, 3600, base?.interval ?? 2, false),
     timeout: w.num(e.get("timeout"), `${path}.timeout`, 0.01, 600, base?.timeout ?? 1, false),
     rise: w.num(e.get("rise"), `${path}.rise`, 1, 100, base?.rise ?? 1),
     fall: w.num(e.get("fall"), `${path}.fall`, 1, 100, base?.fall ?? 1),
-    onFail: (w.str(e.get("onFail"), `${path}.onFail`, base?.onFail ?? "quiesce", ["quiesce", "remove"]) as "quiesce" | "remove"),
+    onFail: w.str(e.get("onFail"), `${path}.onFail`, base?.onFail ?? "quiesce", ["quiesce", "remove"]) as
+      | "quiesce"
+      | "remove",
   };
   const port = e.has("port") ? w.num(e.get("port"), `${path}.port`, 1, 65535, 0) : base?.port;
   if (port) h.port = port;
@@ -161,8 +224,10 @@ function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): H
     const v = w.str(e.get(k), `${path}.${k}`, base?.[k]);
     if (v !== undefined) h[k] = v;
   }
-  if (e.has("status") || base?.status) h.status = w.num(e.get("status"), `${path}.status`, 100, 599, base?.status ?? 200);
-  if (h.digest !== undefined && !/^[0-9a-f]{32}$/i.test(h.digest)) w.err(e.get("digest"), `${path}.digest`, "must be an MD5 digest (32 hex digits)");
+  if (e.has("status") || base?.status)
+    h.status = w.num(e.get("status"), `${path}.status`, 100, 599, base?.status ?? 200);
+  if (h.digest !== undefined && !/^[0-9a-f]{32}$/i.test(h.digest))
+    w.err(e.get("digest"), `${path}.digest`, "must be an MD5 digest (32 hex digits)");
   const cmd = e.get("command");
   if (cmd !== undefined) {
     if (isScalar(cmd) && typeof cmd.value === "string") h.command = ["/bin/sh", "-c", cmd.value];
@@ -175,12 +240,41 @@ function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): H
 }
 
 const TOP_KEYS = ["proxy", "timeouts", "services"];
-const PROXY_KEYS = ["mode", "control", "metrics", "vipInterface", "connCapacity", "udpFlows", "maxConns", "drainTimeout",
-  "connectTimeout", "tick", "logLevel", "pump", "settings", "interfaces", "localAddresses", "batchSize", "slotSize",
-  "suppressKernel", "idleTimeout",
-  "packetIo"];
-const SERVICE_KEYS = ["protocol", "addr", "port", "scheduler", "flags", "persistent", "netmask", "health",
-  "realServers", "connectTimeout", "idleTimeout"];
+const PROXY_KEYS = [
+  "mode",
+  "control",
+  "metrics",
+  "vipInterface",
+  "connCapacity",
+  "udpFlows",
+  "maxConns",
+  "drainTimeout",
+  "connectTimeout",
+  "tick",
+  "logLevel",
+  "pump",
+  "settings",
+  "interfaces",
+  "localAddresses",
+  "batchSize",
+  "slotSize",
+  "suppressKernel",
+  "idleTimeout",
+  "packetIo",
+];
+const SERVICE_KEYS = [
+  "protocol",
+  "addr",
+  "port",
+  "scheduler",
+  "flags",
+  "persistent",
+  "netmask",
+  "health",
+  "realServers",
+  "connectTimeout",
+  "idleTimeout",
+];
 const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health"];
 
 // The proxy: section (absent: the defaults).
@@ -196,23 +290,51 @@ function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
   const metricsWhy = options.metrics ? hostPortProblem(options.metrics) : undefined;
   if (metricsWhy) w.err(p.get("metrics"), "proxy.metrics", metricsWhy);
   options.vipInterface = w.nullableStr(p.get("vipInterface"), "proxy.vipInterface", DEFAULT_OPTIONS.vipInterface);
-  if (options.vipInterface && !/^[A-Za-z0-9_.-]{1,15}$/.test(options.vipInterface)) w.err(p.get("vipInterface"), "proxy.vipInterface", "not an interface name");
+  if (options.vipInterface && !/^[A-Za-z0-9_.-]{1,15}$/.test(options.vipInterface))
+    w.err(p.get("vipInterface"), "proxy.vipInterface", "not an interface name");
   options.connCapacity = w.num(p.get("connCapacity"), "proxy.connCapacity", 64, 1 << 24, DEFAULT_OPTIONS.connCapacity);
   options.udpFlows = w.num(p.get("udpFlows"), "proxy.udpFlows", 1, 1 << 20, DEFAULT_OPTIONS.udpFlows);
   options.maxConns = w.num(p.get("maxConns"), "proxy.maxConns", 0, 1 << 22, 0);
-  options.drainTimeout = w.num(p.get("drainTimeout"), "proxy.drainTimeout", 0, 86400 * 7, DEFAULT_OPTIONS.drainTimeout, false);
-  options.connectTimeout = w.num(p.get("connectTimeout"), "proxy.connectTimeout", 0.01, 600, DEFAULT_OPTIONS.connectTimeout, false);
-  options.idleTimeout = w.num(p.get("idleTimeout"), "proxy.idleTimeout", 1, 86400 * 7, DEFAULT_OPTIONS.idleTimeout,
-    false);
+  options.drainTimeout = w.num(
+    p.get("drainTimeout"),
+    "proxy.drainTimeout",
+    0,
+    86400 * 7,
+    DEFAULT_OPTIONS.drainTimeout,
+    false,
+  );
+  options.connectTimeout = w.num(
+    p.get("connectTimeout"),
+    "proxy.connectTimeout",
+    0.01,
+    600,
+    DEFAULT_OPTIONS.connectTimeout,
+    false,
+  );
+  options.idleTimeout = w.num(
+    p.get("idleTimeout"),
+    "proxy.idleTimeout",
+    1,
+    86400 * 7,
+    DEFAULT_OPTIONS.idleTimeout,
+    false,
+  );
   options.tick = w.num(p.get("tick"), "proxy.tick", 10, 60000, DEFAULT_OPTIONS.tick);
-  options.logLevel = w.str(p.get("logLevel"), "proxy.logLevel", "info", ["debug", "info", "warn", "error"]) as ProxyOptions["logLevel"];
+  options.logLevel = w.str(p.get("logLevel"), "proxy.logLevel", "info", [
+    "debug",
+    "info",
+    "warn",
+    "error",
+  ]) as ProxyOptions["logLevel"];
   const ifs = w.list(p.get("interfaces"), "proxy.interfaces");
   options.packet.interfaces = ifs.map((n, i) => {
     const v = w.str(n, `proxy.interfaces[${i}]`) ?? "";
     if (v && !/^[A-Za-z0-9_.@-]{1,15}$/.test(v)) w.err(n, `proxy.interfaces[${i}]`, "not an interface name");
     return v;
   });
-  options.packet.localAddresses = w.list(p.get("localAddresses"), "proxy.localAddresses").map((n, i) => w.addr(n, `proxy.localAddresses[${i}]`));
+  options.packet.localAddresses = w
+    .list(p.get("localAddresses"), "proxy.localAddresses")
+    .map((n, i) => w.addr(n, `proxy.localAddresses[${i}]`));
   options.packet.batchSize = w.num(p.get("batchSize"), "proxy.batchSize", 1, 4096, DEFAULT_OPTIONS.packet.batchSize);
   options.packet.slotSize = w.num(p.get("slotSize"), "proxy.slotSize", 128, 65536, DEFAULT_OPTIONS.packet.slotSize);
   const sk = p.get("suppressKernel");
@@ -224,9 +346,18 @@ function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
   options.pump = w.str(p.get("pump"), "proxy.pump", "native", ["native", "js"]) as ProxyOptions["pump"];
   const sn = p.get("settings");
   if (sn !== undefined) {
-    const known = ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode", "sloppy_tcp", "lblc_expiration_ms",
-      "lblcr_expiration_ms", "mh_table_index", "sh_table_bits"];
-    for (const [k, v] of w.entries(sn, "proxy.settings", known)) options.settings[k] = w.num(v, `proxy.settings.${k}`, 0, 2 ** 31, 0);
+    const known = [
+      "expire_nodest_conn",
+      "expire_quiescent_template",
+      "conn_reuse_mode",
+      "sloppy_tcp",
+      "lblc_expiration_ms",
+      "lblcr_expiration_ms",
+      "mh_table_index",
+      "sh_table_bits",
+    ];
+    for (const [k, v] of w.entries(sn, "proxy.settings", known))
+      options.settings[k] = w.num(v, `proxy.settings.${k}`, 0, 2 ** 31, 0);
   }
 
   return options;
@@ -241,12 +372,15 @@ function parseTimeouts(w: Walker, tn: YNode | undefined): IpvsTimeouts | undefin
     tcpfin: w.num(t.get("tcpfin"), "timeouts.tcpfin", 0, 2 ** 31 / 1000, 0),
     udp: w.num(t.get("udp"), "timeouts.udp", 0, 2 ** 31 / 1000, 0),
   };
-
 }
 
 // What the services parse shares: the configuration's health specs, the services seen (duplicates) and
 // each real server's node (where a loop between services is reported).
-interface ServicesContext { health: Map<string, HealthSpec>; seen: Map<string, string>; rsNodes: Map<string, YNode> }
+interface ServicesContext {
+  health: Map<string, HealthSpec>;
+  seen: Map<string, string>;
+  rsNodes: Map<string, YNode>;
+}
 
 function parseService(w: Walker, sn: YNode, i: number, ctx: ServicesContext): VirtualService {
   const path = `services[${i}]`;
@@ -254,38 +388,58 @@ function parseService(w: Walker, sn: YNode, i: number, ctx: ServicesContext): Vi
   const protocol = w.str(s.get("protocol"), `${path}.protocol`, "tcp", ["tcp", "udp"]) as "tcp" | "udp";
   const issues = w.issues.length;
   const addr = w.addr(s.get("addr"), `${path}.addr`);
-  const vipWhy = w.issues.length === issues ? nonUnicast(addr) : undefined;   // not the placeholder of a bad one
+  const vipWhy = w.issues.length === issues ? nonUnicast(addr) : undefined; // not the placeholder of a bad one
   if (vipWhy) w.err(s.get("addr"), `${path}.addr`, `${vipWhy}: a virtual service needs a unicast address`);
   if (!s.has("port")) w.err(sn, path, "port is required");
   const port = w.num(s.get("port"), `${path}.port`, 1, 65535, 1);
   const scheduler = w.str(s.get("scheduler"), `${path}.scheduler`, "wlc", [...SCHEDULERS]) ?? "wlc";
-  const flags = w.list(s.get("flags"), `${path}.flags`).map((n, j) => w.str(n, `${path}.flags[${j}]`, "", ["ops", ...Object.keys(SCHED_FLAG_NAMES)]) ?? "");
+  const flags = w
+    .list(s.get("flags"), `${path}.flags`)
+    .map((n, j) => w.str(n, `${path}.flags[${j}]`, "", ["ops", ...Object.keys(SCHED_FLAG_NAMES)]) ?? "");
   const svc: VirtualService = { protocol, addr, port, scheduler, flags: flags.filter(Boolean), realServers: [] };
   if (s.has("persistent")) svc.persistent = w.num(s.get("persistent"), `${path}.persistent`, 1, 2 ** 31 / 1000, 300);
   if (s.has("netmask")) {
     const nm = w.str(s.get("netmask"), `${path}.netmask`);
     if (nm !== undefined) {
-      const ok = addr.includes(":") ? /^\d+$/.test(nm) && Number(nm) >= 1 && Number(nm) <= 128 : /^\d+\.\d+\.\d+\.\d+$/.test(nm);
-      if (!ok) w.err(s.get("netmask"), `${path}.netmask`, addr.includes(":") ? "an IPv6 netmask is a prefix length 1..128" : "an IPv4 netmask is dotted (255.255.255.0)");
+      const ok = addr.includes(":")
+        ? /^\d+$/.test(nm) && Number(nm) >= 1 && Number(nm) <= 128
+        : /^\d+\.\d+\.\d+\.\d+$/.test(nm);
+      if (!ok)
+        w.err(
+          s.get("netmask"),
+          `${path}.netmask`,
+          addr.includes(":")
+            ? "an IPv6 netmask is a prefix length 1..128"
+            : "an IPv4 netmask is dotted (255.255.255.0)",
+        );
       svc.netmask = nm;
     }
   }
   if (s.has("connectTimeout"))
     svc.connectTimeout = w.num(s.get("connectTimeout"), `${path}.connectTimeout`, 0.01, 600, 3, false);
-  if (s.has("idleTimeout")) svc.idleTimeout = w.num(s.get("idleTimeout"), `${path}.idleTimeout`, 0.1, 86400 * 7, 900, false);
+  if (s.has("idleTimeout"))
+    svc.idleTimeout = w.num(s.get("idleTimeout"), `${path}.idleTimeout`, 0.1, 86400 * 7, 900, false);
   const key = serviceKey(svc);
   if (ctx.seen.has(key)) w.err(sn, path, `duplicate service ${key} (also ${ctx.seen.get(key)})`);
   ctx.seen.set(key, path);
   const svcHealth = s.has("health") ? parseHealth(w, s.get("health")!, `${path}.health`) : undefined;
   const rsSeen = new Set<string>();
-  w.list(s.get("realServers"), `${path}.realServers`)
-    .forEach((rn, j) => svc.realServers.push(parseRealServer(w, rn, `${path}.realServers[${j}]`, svc, svcHealth, rsSeen, ctx)));
+  w.list(s.get("realServers"), `${path}.realServers`).forEach((rn, j) =>
+    svc.realServers.push(parseRealServer(w, rn, `${path}.realServers[${j}]`, svc, svcHealth, rsSeen, ctx)),
+  );
   return svc;
 }
 
 // One real server of svc; rsSeen: the service's real servers so far (duplicates).
-function parseRealServer(w: Walker, rn: YNode, rp: string, svc: VirtualService, svcHealth: HealthSpec | undefined,
-  rsSeen: Set<string>, ctx: ServicesContext): RealServer {
+function parseRealServer(
+  w: Walker,
+  rn: YNode,
+  rp: string,
+  svc: VirtualService,
+  svcHealth: HealthSpec | undefined,
+  rsSeen: Set<string>,
+  ctx: ServicesContext,
+): RealServer {
   const { addr, port } = svc as { addr: string; port: number };
   const r = w.entries(rn, rp, RS_KEYS);
   const rIssues = w.issues.length;
@@ -293,13 +447,22 @@ function parseRealServer(w: Walker, rn: YNode, rp: string, svc: VirtualService, 
   const rsWhy = w.issues.length === rIssues ? nonUnicast(raddr) : undefined;
   if (rsWhy) w.err(r.get("addr"), `${rp}.addr`, rsWhy);
   ctx.rsNodes.set(rp, rn);
-  if (raddr.includes(":") !== addr.includes(":")) w.err(r.get("addr"), `${rp}.addr`, "must be the same address family as the service (socket mode proxies within a family)");
+  if (raddr.includes(":") !== addr.includes(":"))
+    w.err(
+      r.get("addr"),
+      `${rp}.addr`,
+      "must be the same address family as the service (socket mode proxies within a family)",
+    );
   const rs: RealServer = {
-    addr: raddr, port: w.num(r.get("port"), `${rp}.port`, 0, 65535, port), weight: w.num(r.get("weight"), `${rp}.weight`, 0, 65535, 1),
-    fwd: "masq", upperThreshold: w.num(r.get("upperThreshold"), `${rp}.upperThreshold`, 0, 2 ** 31, 0),
+    addr: raddr,
+    port: w.num(r.get("port"), `${rp}.port`, 0, 65535, port),
+    weight: w.num(r.get("weight"), `${rp}.weight`, 0, 65535, 1),
+    fwd: "masq",
+    upperThreshold: w.num(r.get("upperThreshold"), `${rp}.upperThreshold`, 0, 2 ** 31, 0),
     lowerThreshold: w.num(r.get("lowerThreshold"), `${rp}.lowerThreshold`, 0, 2 ** 31, 0),
   };
-  if (rs.lowerThreshold > rs.upperThreshold && rs.upperThreshold) w.err(rn, rp, "lowerThreshold is higher than upperThreshold");
+  if (rs.lowerThreshold > rs.upperThreshold && rs.upperThreshold)
+    w.err(rn, rp, "lowerThreshold is higher than upperThreshold");
   const rk = realServerKey(rs);
   if (rsSeen.has(rk)) w.err(rn, rp, `duplicate real server ${rk}`);
   rsSeen.add(rk);
@@ -318,7 +481,8 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
   }
   if (w.issues.length) throw new ConfigError(w.issues, file);
   const root = (doc.contents ?? null) as YNode;
-  if (!root || (isScalar(root) && root.value === null)) return { state: { services: [] }, health: new Map(), options: { ...DEFAULT_OPTIONS }, file };
+  if (!root || (isScalar(root) && root.value === null))
+    return { state: { services: [] }, health: new Map(), options: { ...DEFAULT_OPTIONS }, file };
   const top = w.entries(root, "", TOP_KEYS);
   const pn = top.get("proxy");
   const options = parseOptions(w, pn);
@@ -336,13 +500,18 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
 // (Run from the command line, --interface and --local-address may supply them; cli.ts checks again.)
 export function packetModeProblems(o: ProxyOptions, services: VirtualService[]): string[] {
   const out: string[] = [];
-  if (!o.packet.interfaces.length) out.push("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");
+  if (!o.packet.interfaces.length)
+    out.push("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");
   for (const v6 of [false, true]) {
     if (!services.some((s) => (s.addr ?? "").includes(":") === v6)) continue;
     if (!o.packet.localAddresses.some((a) => a.includes(":") === v6))
-      out.push(`packet mode needs an ${v6 ? "IPv6" : "IPv4"} full-NAT local address (proxy.localAddresses or --local-address) for its ${v6 ? "IPv6" : "IPv4"} services`);
+      out.push(
+        `packet mode needs an ${v6 ? "IPv6" : "IPv4"} full-NAT local address (proxy.localAddresses or --local-address) for its ${v6 ? "IPv6" : "IPv4"} services`,
+      );
   }
-  for (const a of o.packet.localAddresses) if (services.some((s) => s.addr === a)) out.push(`full-NAT local address ${a} is also a virtual service address; it must be dedicated`);
+  for (const a of o.packet.localAddresses)
+    if (services.some((s) => s.addr === a))
+      out.push(`full-NAT local address ${a} is also a virtual service address; it must be dedicated`);
   return out;
 }
 
@@ -356,9 +525,17 @@ export function hostPortProblem(v: string): string | undefined {
   const m = /^(?:\[([^\]]*)\]|([^:\s[\]]*)):([^:]*)$/.exec(v);
   if (!m) return `'${v.slice(0, 64)}' is not HOST:PORT (an IPv6 host in brackets: [::1]:9477)`;
   const host = m[1] ?? m[2];
-  if (m[1] !== undefined ? isIP(host) !== 6 : !(isIP(host) === 4 || /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)))
+  if (
+    m[1] !== undefined
+      ? isIP(host) !== 6
+      : !(
+          isIP(host) === 4 ||
+          /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)
+        )
+  )
     return `'${host.slice(0, 64)}' is not an IPv4 address, a bracketed IPv6 address or a host name`;
-  if (!/^\d{1,5}$/.test(m[3]) || Number(m[3]) < 1 || Number(m[3]) > 65535) return `port '${m[3].slice(0, 16)}' is not 1..65535`;
+  if (!/^\d{1,5}$/.test(m[3]) || Number(m[3]) < 1 || Number(m[3]) > 65535)
+    return `port '${m[3].slice(0, 16)}' is not 1..65535`;
   return undefined;
 }
 
@@ -366,12 +543,17 @@ export function hostPortProblem(v: string): string | undefined {
 export function controlPathProblem(v: string): string | undefined {
   if (!v) return "the path is empty (none turns the control socket off)";
   if (v.includes("\0")) return "the path contains a NUL character";
-  if (Buffer.byteLength(v) > 107) return `the path is ${Buffer.byteLength(v)} bytes; a unix socket path has at most 107`;
+  if (Buffer.byteLength(v) > 107)
+    return `the path is ${Buffer.byteLength(v)} bytes; a unix socket path has at most 107`;
   return undefined;
 }
 
 export function loadConfig(file: string): ProxyConfig {
   let text: string;
-  try { text = readFileSync(file, "utf8"); } catch (e) { throw new ConfigError([{ path: "", line: 1, col: 1, message: `cannot read: ${(e as Error).message}` }], file); }
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new ConfigError([{ path: "", line: 1, col: 1, message: `cannot read: ${(e as Error).message}` }], file);
+  }
   return parseConfig(text, file);
 }

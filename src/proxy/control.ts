@@ -11,30 +11,45 @@ import type { VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts
 import type { Proxy } from "./index.ts";
 import { type StateCommand, STATE_COMMANDS, StepError, nextState } from "./index.ts";
 import { Slicer } from "./slice.ts";
-import { type Problem, describe, serverRequestProblems, serviceIdentityProblems, serviceRequestProblems,
-  timeoutsRequestProblems } from "../model/validate.ts";
+import {
+  type Problem,
+  describe,
+  serverRequestProblems,
+  serviceIdentityProblems,
+  serviceRequestProblems,
+  timeoutsRequestProblems,
+} from "../model/validate.ts";
 
 export const DEFAULT_CONTROL = "/run/wasmvs/proxy.sock";
 
 const replacer = (_k: string, v: unknown) => (typeof v === "bigint" ? { $big: v.toString() } : v);
-const reviver = (_k: string, v: any) => (v && typeof v === "object" && typeof v.$big === "string" && Object.keys(v).length === 1 ? BigInt(v.$big) : v);
+const reviver = (_k: string, v: any) =>
+  v && typeof v === "object" && typeof v.$big === "string" && Object.keys(v).length === 1 ? BigInt(v.$big) : v;
 
 // Every request is checked before it reaches the proxy: its size and nesting (before parsing), its shape
 // (only id, op and args), the operation (an own property of a table with no prototype, so "constructor" or
 // "toString" name nothing), and each argument against the schema of that operation, with errors naming the
 // field. A request that fails any check changes nothing.
-export const MAX_REQUEST_CHARS = 64 << 20;   // a restore of 100k lines is about 20 MB
-export const MAX_NESTING = 8;                 // request > args > batch > command > service > flags
+export const MAX_REQUEST_CHARS = 64 << 20; // a restore of 100k lines is about 20 MB
+export const MAX_NESTING = 8; // request > args > batch > command > service > flags
 export const MAX_BATCH = 1 << 20;
 
-export const MAX_PART = 1000;                 // commands a client sends per line of a large batch
+export const MAX_PART = 1000; // commands a client sends per line of a large batch
 
 type Check = (args: unknown[]) => Problem[];
-interface Handler { check: Check; run: (p: Proxy, args: any[], session: Session) => unknown; logged?: boolean }
+interface Handler {
+  check: Check;
+  run: (p: Proxy, args: any[], session: Session) => unknown;
+  logged?: boolean;
+}
 
 /** One control connection's batch being sent in parts ("applyPart" ... "apply"): each line stays small, so
  * no request holds the event loop for long while it is parsed. Dropped with the connection. */
-interface Session { staged: StateCommand[]; refused?: string; turn: Promise<unknown> }
+interface Session {
+  staged: StateCommand[];
+  refused?: string;
+  turn: Promise<unknown>;
+}
 
 // A session's parts are checked one after another, in the order they came (checking yields).
 function inTurn<T>(s: Session, fn: () => Promise<T>): Promise<T> {
@@ -46,16 +61,30 @@ function inTurn<T>(s: Session, fn: () => Promise<T>): Promise<T> {
 const none: Check = (args) => arity(args, 0, 0);
 function arity(args: unknown[], min: number, max: number): Problem[] {
   return args.length < min || args.length > max
-    ? [{ path: "args", message: `takes ${min === max ? min : `${min} to ${max}`} argument${max === 1 ? "" : "s"}, not ${args.length}` }] : [];
+    ? [
+        {
+          path: "args",
+          message: `takes ${min === max ? min : `${min} to ${max}`} argument${max === 1 ? "" : "s"}, not ${args.length}`,
+        },
+      ]
+    : [];
 }
-const serviceArg: Check = (a) => [...arity(a, 1, 1), ...(a.length === 1 ? serviceRequestProblems(a[0], "args[0]") : [])];
-const identityArg: Check = (a) => [...arity(a, 1, 1), ...(a.length === 1 ? serviceIdentityProblems(a[0], "args[0]") : [])];
-const serverArgs = (identityOnly: boolean): Check => (a) => {
-  const p = arity(a, 2, 2);
-  if (p.length) return p;
-  const sp = serviceIdentityProblems(a[0], "args[0]");
-  return sp.length ? sp : serverRequestProblems(a[1], a[0] as VirtualService, "args[1]", identityOnly);
-};
+const serviceArg: Check = (a) => [
+  ...arity(a, 1, 1),
+  ...(a.length === 1 ? serviceRequestProblems(a[0], "args[0]") : []),
+];
+const identityArg: Check = (a) => [
+  ...arity(a, 1, 1),
+  ...(a.length === 1 ? serviceIdentityProblems(a[0], "args[0]") : []),
+];
+const serverArgs =
+  (identityOnly: boolean): Check =>
+  (a) => {
+    const p = arity(a, 2, 2);
+    if (p.length) return p;
+    const sp = serviceIdentityProblems(a[0], "args[0]");
+    return sp.length ? sp : serverRequestProblems(a[1], a[0] as VirtualService, "args[1]", identityOnly);
+  };
 
 /** Problems with one command of an "apply" batch (ipvsadm's restore commands that change a table). */
 export function commandProblems(c: unknown, path: string): Problem[] {
@@ -66,13 +95,22 @@ export function commandProblems(c: unknown, path: string): Problem[] {
   if (typeof kind !== "string" || !STATE_COMMANDS.has(kind))
     return [{ path: `${path}.kind`, message: `${describe(kind)} is not one of ${[...STATE_COMMANDS].join(", ")}` }];
   const fields: Record<string, string[]> = {
-    "add-service": ["service"], "edit-service": ["service"], "delete-service": ["service"], flush: [],
-    "add-server": ["service", "server"], "edit-server": ["service", "server"], "delete-server": ["service", "server"],
+    "add-service": ["service"],
+    "edit-service": ["service"],
+    "delete-service": ["service"],
+    flush: [],
+    "add-server": ["service", "server"],
+    "edit-server": ["service", "server"],
+    "delete-server": ["service", "server"],
     "set-timeouts": ["timeouts"],
   };
   const allowed = ["kind", ...fields[kind]];
-  const p: Problem[] = Object.keys(cmd).filter((k) => !allowed.includes(k))
-    .map((k) => ({ path: `${path}.${k.slice(0, 32)}`, message: `unknown field for ${kind} (known: ${allowed.join(", ")})` }));
+  const p: Problem[] = Object.keys(cmd)
+    .filter((k) => !allowed.includes(k))
+    .map((k) => ({
+      path: `${path}.${k.slice(0, 32)}`,
+      message: `unknown field for ${kind} (known: ${allowed.join(", ")})`,
+    }));
   if (p.length) return p;
   if (kind === "set-timeouts") return timeoutsRequestProblems(cmd.timeouts, `${path}.timeouts`);
   if (kind === "flush") return p;
@@ -87,8 +125,9 @@ const cmd1 = (p: Proxy, c: StateCommand) => p.change((d) => nextState(d, [c]));
 const batchArg: Check = (a) => {
   const p = arity(a, 1, 1);
   if (p.length) return p;
-  if (!Array.isArray(a[0]) || a[0].length > MAX_BATCH) return [{ path: "args[0]", message: `must be a list of at most ${MAX_BATCH} commands, not ${describe(a[0])}` }];
-  return p;   // each command is checked in run, in slices, so forwarding goes on meanwhile
+  if (!Array.isArray(a[0]) || a[0].length > MAX_BATCH)
+    return [{ path: "args[0]", message: `must be a list of at most ${MAX_BATCH} commands, not ${describe(a[0])}` }];
+  return p; // each command is checked in run, in slices, so forwarding goes on meanwhile
 };
 
 // Checks a part and adds it to the session's batch; a refused part refuses the batch (later parts and the
@@ -106,7 +145,10 @@ async function stage(s: Session, cmds: unknown[]): Promise<void> {
     await slicer.pause();
   }
   if (problems.length) {
-    s.refused = problems.slice(0, 10).map((x) => `${x.path}: ${x.message}`).join("; ");
+    s.refused = problems
+      .slice(0, 10)
+      .map((x) => `${x.path}: ${x.message}`)
+      .join("; ");
     s.staged = [];
     throw new Error(`apply: ${s.refused}`);
   }
@@ -115,40 +157,70 @@ async function stage(s: Session, cmds: unknown[]): Promise<void> {
 const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as Record<string, Handler>, {
   info: { check: none, run: (p: Proxy) => p.info() },
   services: { check: none, run: (p: Proxy) => p.serviceStatus() },
-  addService: { check: serviceArg, logged: true,
-    run: (p: Proxy, [s]: [VirtualService]) => cmd1(p, { kind: "add-service", service: s }) },
-  editService: { check: serviceArg, logged: true,
-    run: (p: Proxy, [s]: [VirtualService]) => cmd1(p, { kind: "edit-service", service: s }) },
-  deleteService: { check: identityArg, logged: true,
-    run: (p: Proxy, [s]: [VirtualService]) => cmd1(p, { kind: "delete-service", service: s }) },
+  addService: {
+    check: serviceArg,
+    logged: true,
+    run: (p: Proxy, [s]: [VirtualService]) => cmd1(p, { kind: "add-service", service: s }),
+  },
+  editService: {
+    check: serviceArg,
+    logged: true,
+    run: (p: Proxy, [s]: [VirtualService]) => cmd1(p, { kind: "edit-service", service: s }),
+  },
+  deleteService: {
+    check: identityArg,
+    logged: true,
+    run: (p: Proxy, [s]: [VirtualService]) => cmd1(p, { kind: "delete-service", service: s }),
+  },
   flush: { check: none, logged: true, run: (p: Proxy) => cmd1(p, { kind: "flush" }) },
-  addRealServer: { check: serverArgs(false), logged: true,
-    run: (p: Proxy, [s, r]: [VirtualService, RealServer]) => cmd1(p, { kind: "add-server", service: s, server: r }) },
-  editRealServer: { check: serverArgs(false), logged: true,
-    run: (p: Proxy, [s, r]: [VirtualService, RealServer]) => cmd1(p, { kind: "edit-server", service: s, server: r }) },
-  deleteRealServer: { check: serverArgs(true), logged: true,
-    run: (p: Proxy, [s, r]: [VirtualService, RealServer]) => cmd1(p, { kind: "delete-server", service: s, server: r }) },
+  addRealServer: {
+    check: serverArgs(false),
+    logged: true,
+    run: (p: Proxy, [s, r]: [VirtualService, RealServer]) => cmd1(p, { kind: "add-server", service: s, server: r }),
+  },
+  editRealServer: {
+    check: serverArgs(false),
+    logged: true,
+    run: (p: Proxy, [s, r]: [VirtualService, RealServer]) => cmd1(p, { kind: "edit-server", service: s, server: r }),
+  },
+  deleteRealServer: {
+    check: serverArgs(true),
+    logged: true,
+    run: (p: Proxy, [s, r]: [VirtualService, RealServer]) => cmd1(p, { kind: "delete-server", service: s, server: r }),
+  },
   zero: {
-    check: (a: unknown[]) => [...arity(a, 0, 1), ...(a.length === 1 && a[0] !== null ? serviceIdentityProblems(a[0], "args[0]") : [])],
+    check: (a: unknown[]) => [
+      ...arity(a, 0, 1),
+      ...(a.length === 1 && a[0] !== null ? serviceIdentityProblems(a[0], "args[0]") : []),
+    ],
     run: (p: Proxy, [s]: [VirtualService | null | undefined]) => p.zero(s ?? undefined),
   },
   timeouts: { check: none, run: (p: Proxy) => p.timeouts() },
   setTimeouts: {
-    check: (a: unknown[]) => [...arity(a, 1, 1), ...(a.length === 1 ? timeoutsRequestProblems(a[0], "args[0]") : [])], logged: true,
+    check: (a: unknown[]) => [...arity(a, 1, 1), ...(a.length === 1 ? timeoutsRequestProblems(a[0], "args[0]") : [])],
+    logged: true,
     run: (p: Proxy, [t]: [IpvsTimeouts]) => cmd1(p, { kind: "set-timeouts", timeouts: t }),
   },
   // a batch of ipvsadm commands as one transaction: all applied, or none (StepError names the first refused,
   // by its index in the whole batch); a large one comes as "applyPart" lines, then the "apply" that ends it
   applyPart: {
     check: batchArg,
-    run: (_p: Proxy, [cmds]: [unknown[]], s: Session) => inTurn(s, async () => { await stage(s, cmds); return { staged: s.staged.length }; }),
+    run: (_p: Proxy, [cmds]: [unknown[]], s: Session) =>
+      inTurn(s, async () => {
+        await stage(s, cmds);
+        return { staged: s.staged.length };
+      }),
   },
   apply: {
     check: batchArg,
     logged: true,
     run: async (p: Proxy, [cmds]: [unknown[]], s: Session) => {
       const batch = await inTurn(s, async () => {
-        try { await stage(s, cmds); } finally { s.refused = undefined; }   // the batch ends here either way
+        try {
+          await stage(s, cmds);
+        } finally {
+          s.refused = undefined;
+        } // the batch ends here either way
         const all = s.staged;
         s.staged = [];
         return all;
@@ -161,64 +233,114 @@ const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as R
   reload: { check: none, logged: true, run: (p: Proxy) => p.reload() },
   status: { check: none, run: (p: Proxy) => p.status() },
   decisions: {
-    check: (a: unknown[]) => [...arity(a, 0, 1), ...(a.length === 1 && a[0] !== null && !(Number.isInteger(a[0]) && (a[0] as number) >= 0 && (a[0] as number) <= 1 << 20)
-      ? [{ path: "args[0]", message: `must be a count 0..${1 << 20}, not ${describe(a[0])}` }] : [])],
+    check: (a: unknown[]) => [
+      ...arity(a, 0, 1),
+      ...(a.length === 1 &&
+      a[0] !== null &&
+      !(Number.isInteger(a[0]) && (a[0] as number) >= 0 && (a[0] as number) <= 1 << 20)
+        ? [{ path: "args[0]", message: `must be a count 0..${1 << 20}, not ${describe(a[0])}` }]
+        : []),
+    ],
     run: (p: Proxy, [n]: [number | null | undefined]) => p.fw.decisions.slice(-(n ?? p.fw.decisions.length)),
   },
-  clearDecisions: { check: none, run: (p: Proxy) => { p.fw.decisions.length = 0; } },
+  clearDecisions: {
+    check: none,
+    run: (p: Proxy) => {
+      p.fw.decisions.length = 0;
+    },
+  },
   desired: { check: none, run: (p: Proxy) => p.desired },
 });
 
 /** How deeply a JSON text nests objects and lists, counted without parsing (stops counting past `limit`). */
 export function jsonNesting(text: string, limit = MAX_NESTING): number {
-  let depth = 0, max = 0, inString = false;
+  let depth = 0,
+    max = 0,
+    inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 92) i++;              // backslash: skip the escaped character
+      if (c === 92)
+        i++; // backslash: skip the escaped character
       else if (c === 34) inString = false;
     } else if (c === 34) inString = true;
-    else if (c === 123 || c === 91) { if (++depth > max && (max = depth) > limit) return max; }
-    else if (c === 125 || c === 93) depth--;
+    else if (c === 123 || c === 91) {
+      if (++depth > max && (max = depth) > limit) return max;
+    } else if (c === 125 || c === 93) depth--;
   }
   return max;
 }
 
 /** The request's operation and arguments, or an error naming what is wrong with it. */
-export function parseRequest(line: string): { id: unknown; handler?: Handler; op?: string; args?: unknown[]; error?: string } {
-  if (line.length > MAX_REQUEST_CHARS) return { id: null, error: `request of ${line.length} characters is over the limit of ${MAX_REQUEST_CHARS} characters` };
+export function parseRequest(line: string): {
+  id: unknown;
+  handler?: Handler;
+  op?: string;
+  args?: unknown[];
+  error?: string;
+} {
+  if (line.length > MAX_REQUEST_CHARS)
+    return {
+      id: null,
+      error: `request of ${line.length} characters is over the limit of ${MAX_REQUEST_CHARS} characters`,
+    };
   const depth = jsonNesting(line);
   if (depth > MAX_NESTING) return { id: null, error: `request nests deeper than ${MAX_NESTING} levels` };
   let req: unknown;
   // requests carry no bigints; a reviver would cost a call per value
-  try { req = JSON.parse(line); } catch (e) { return { id: null, error: `request is not JSON: ${(e as Error).message}` }; }
-  if (typeof req !== "object" || req === null || Array.isArray(req)) return { id: null, error: `request must be an object {"id","op","args"}, not ${describe(req)}` };
+  try {
+    req = JSON.parse(line);
+  } catch (e) {
+    return { id: null, error: `request is not JSON: ${(e as Error).message}` };
+  }
+  if (typeof req !== "object" || req === null || Array.isArray(req))
+    return { id: null, error: `request must be an object {"id","op","args"}, not ${describe(req)}` };
   const r = req as Record<string, unknown>;
-  const id = typeof r.id === "number" && Number.isFinite(r.id) ? r.id : typeof r.id === "string" && r.id.length <= 64 ? r.id : null;
+  const id =
+    typeof r.id === "number" && Number.isFinite(r.id)
+      ? r.id
+      : typeof r.id === "string" && r.id.length <= 64
+        ? r.id
+        : null;
   const extra = Object.keys(r).filter((k) => k !== "id" && k !== "op" && k !== "args");
   if (extra.length) return { id, error: `unknown request field '${extra[0].slice(0, 32)}' (known: id, op, args)` };
-  if (r.id !== undefined && r.id !== null && id === null) return { id, error: "id: must be a number or a string of at most 64 characters" };
+  if (r.id !== undefined && r.id !== null && id === null)
+    return { id, error: "id: must be a number or a string of at most 64 characters" };
   const op = r.op;
   if (typeof op !== "string" || !Object.hasOwn(HANDLERS, op))
     return { id, error: `unknown operation ${describe(op)} (known: ${Object.keys(HANDLERS).join(", ")})` };
-  if (r.args !== undefined && !Array.isArray(r.args)) return { id, error: `args: must be a list, not ${describe(r.args)}` };
+  if (r.args !== undefined && !Array.isArray(r.args))
+    return { id, error: `args: must be a list, not ${describe(r.args)}` };
   const args = (r.args ?? []) as unknown[];
   const handler = HANDLERS[op];
   const problems = handler.check(args);
-  if (problems.length) return { id, error: `${op}: ${problems.slice(0, 10).map((x) => `${x.path}: ${x.message}`).join("; ")}${problems.length > 10 ? `; and ${problems.length - 10} more` : ""}` };
+  if (problems.length)
+    return {
+      id,
+      error: `${op}: ${problems
+        .slice(0, 10)
+        .map((x) => `${x.path}: ${x.message}`)
+        .join("; ")}${problems.length > 10 ? `; and ${problems.length - 10} more` : ""}`,
+    };
   return { id, handler, op, args };
 }
 
 export class ControlServer {
   private conns = new Set<net.Socket>();
-  private constructor(readonly server: net.Server, readonly path: string) {}
+  private constructor(
+    readonly server: net.Server,
+    readonly path: string,
+  ) {}
 
   static async listen(p: Proxy, path: string): Promise<ControlServer> {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     if (existsSync(path)) {
       // a live proxy answers; a stale socket file is replaced
       const live = await new Promise<boolean>((res) => {
-        const s = net.connect(path, () => { s.destroy(); res(true); });
+        const s = net.connect(path, () => {
+          s.destroy();
+          res(true);
+        });
         s.on("error", () => res(false));
       });
       if (live) throw new Error(`control socket ${path} is in use by another proxy`);
@@ -227,10 +349,18 @@ export class ControlServer {
     const server = net.createServer();
     const cs = new ControlServer(server, path);
     server.on("connection", (sock) => cs.serve(p, sock));
-    const old = process.umask(0o177);   // created 0600: no window where others could connect
+    const old = process.umask(0o177); // created 0600: no window where others could connect
     try {
-      await new Promise<void>((res, rej) => { server.once("error", rej); server.listen(path, () => { server.off("error", rej); res(); }); });
-    } finally { process.umask(old); }
+      await new Promise<void>((res, rej) => {
+        server.once("error", rej);
+        server.listen(path, () => {
+          server.off("error", rej);
+          res();
+        });
+      });
+    } finally {
+      process.umask(old);
+    }
     chmodSync(path, 0o600);
     return cs;
   }
@@ -246,7 +376,10 @@ export class ControlServer {
     let draining = false;
     const next = () => {
       const line = lines.shift();
-      if (line === undefined) { draining = false; return; }
+      if (line === undefined) {
+        draining = false;
+        return;
+      }
       if (lines.length < 8 && sock.isPaused()) sock.resume();
       void this.handle(p, sock, line, session);
       setImmediate(next);
@@ -256,21 +389,37 @@ export class ControlServer {
     let size = 0;
     sock.setEncoding("utf8");
     sock.on("data", (chunk: string) => {
-      let start = 0, nl: number;
+      let start = 0,
+        nl: number;
       while ((nl = chunk.indexOf("\n", start)) >= 0) {
         parts.push(chunk.slice(start, nl));
         const line = parts.join("");
-        parts = []; size = 0; start = nl + 1;
+        parts = [];
+        size = 0;
+        start = nl + 1;
         if (line.trim()) {
           lines.push(line);
           if (lines.length > 32) sock.pause();
-          if (!draining) { draining = true; setImmediate(next); }
+          if (!draining) {
+            draining = true;
+            setImmediate(next);
+          }
         }
       }
-      if (start < chunk.length) { parts.push(chunk.slice(start)); size += chunk.length - start; }
+      if (start < chunk.length) {
+        parts.push(chunk.slice(start));
+        size += chunk.length - start;
+      }
       if (size > MAX_REQUEST_CHARS) {
-        sock.end(JSON.stringify({ id: null, ok: false, error: `request is over the limit of ${MAX_REQUEST_CHARS} characters; connection closed` }) + "\n");
-        parts = []; size = 0;
+        sock.end(
+          JSON.stringify({
+            id: null,
+            ok: false,
+            error: `request is over the limit of ${MAX_REQUEST_CHARS} characters; connection closed`,
+          }) + "\n",
+        );
+        parts = [];
+        size = 0;
         sock.removeAllListeners("data");
         sock.resume();
       }
@@ -293,7 +442,11 @@ export class ControlServer {
   async close(): Promise<void> {
     for (const s of this.conns) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
-    try { unlinkSync(this.path); } catch { /* gone */ }
+    try {
+      unlinkSync(this.path);
+    } catch {
+      /* gone */
+    }
   }
 }
 
@@ -302,18 +455,25 @@ export class ControlClient {
   private next = 1;
   private pending = new Map<number, { res: (v: any) => void; rej: (e: Error) => void; timer: NodeJS.Timeout }>();
   private buf = "";
-  private constructor(sock: net.Socket, readonly timeoutMs: number) {
+  private constructor(
+    sock: net.Socket,
+    readonly timeoutMs: number,
+  ) {
     this.sock = sock;
     sock.setEncoding("utf8");
     sock.on("data", (chunk: string) => {
-      let start = 0, nl: number;
+      let start = 0,
+        nl: number;
       while ((nl = chunk.indexOf("\n", start)) >= 0) {
         const msg = JSON.parse(this.buf + chunk.slice(start, nl), reviver);
         this.buf = "";
         start = nl + 1;
         const w = this.pending.get(msg.id);
         // a request the proxy could not read (too large) is answered with no id
-        if (!w) { if (msg.id === null && msg.ok === false) this.failAll(new Error(msg.error)); continue; }
+        if (!w) {
+          if (msg.id === null && msg.ok === false) this.failAll(new Error(msg.error));
+          continue;
+        }
         this.pending.delete(msg.id);
         clearTimeout(w.timer);
         if (msg.ok) w.res(msg.result);
@@ -325,50 +485,98 @@ export class ControlClient {
     sock.on("close", () => this.failAll(new Error("control socket closed")));
   }
 
-  private failAll(e: Error) { for (const w of this.pending.values()) { clearTimeout(w.timer); w.rej(e); } this.pending.clear(); }
+  private failAll(e: Error) {
+    for (const w of this.pending.values()) {
+      clearTimeout(w.timer);
+      w.rej(e);
+    }
+    this.pending.clear();
+  }
 
   static connect(path = DEFAULT_CONTROL, timeoutMs = 10000): Promise<ControlClient> {
     return new Promise((res, rej) => {
       const s = net.connect(path);
       s.once("connect", () => res(new ControlClient(s, timeoutMs)));
       s.once("error", (e: NodeJS.ErrnoException) =>
-        rej(new Error(`cannot reach the proxy at ${path}: ${e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "is `wasmvs proxy` running?" : e.code === "EACCES" ? "permission denied (root only)" : e.message}`)));
+        rej(
+          new Error(
+            `cannot reach the proxy at ${path}: ${e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "is `wasmvs proxy` running?" : e.code === "EACCES" ? "permission denied (root only)" : e.message}`,
+          ),
+        ),
+      );
     });
   }
 
-  call<T = unknown>(op: string, ...args: unknown[]): Promise<T> { return this.callWithin(this.timeoutMs, op, ...args); }
+  call<T = unknown>(op: string, ...args: unknown[]): Promise<T> {
+    return this.callWithin(this.timeoutMs, op, ...args);
+  }
 
   callWithin<T = unknown>(timeoutMs: number, op: string, ...args: unknown[]): Promise<T> {
     const id = this.next++;
     return new Promise((res, rej) => {
-      const timer = setTimeout(() => { this.pending.delete(id); rej(new Error(`proxy did not answer '${op}' within ${timeoutMs} ms`)); }, timeoutMs);
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        rej(new Error(`proxy did not answer '${op}' within ${timeoutMs} ms`));
+      }, timeoutMs);
       this.pending.set(id, { res, rej, timer });
       this.sock.write(JSON.stringify({ id, op, args }, replacer) + "\n");
     });
   }
 
-  close(): void { this.sock.end(); this.sock.destroy(); }
+  close(): void {
+    this.sock.end();
+    this.sock.destroy();
+  }
 }
 
 export class ProxyTarget implements IpvsTarget {
   readonly name = "proxy";
   private constructor(readonly client: ControlClient) {}
-  static async open(path = process.env.WASMVS_PROXY_SOCKET ?? DEFAULT_CONTROL, timeoutMs?: number): Promise<ProxyTarget> {
+  static async open(
+    path = process.env.WASMVS_PROXY_SOCKET ?? DEFAULT_CONTROL,
+    timeoutMs?: number,
+  ): Promise<ProxyTarget> {
     return new ProxyTarget(await ControlClient.connect(path, timeoutMs));
   }
-  info(): Promise<TargetInfo> { return this.client.call("info"); }
-  services(): Promise<ServiceStatus[]> { return this.client.call("services"); }
-  async addService(s: VirtualService): Promise<void> { await this.client.call("addService", s); }
-  async editService(s: VirtualService): Promise<void> { await this.client.call("editService", s); }
-  async deleteService(s: VirtualService): Promise<void> { await this.client.call("deleteService", s); }
-  async flush(): Promise<void> { await this.client.call("flush"); }
-  async addRealServer(s: VirtualService, r: RealServer): Promise<void> { await this.client.call("addRealServer", s, r); }
-  async editRealServer(s: VirtualService, r: RealServer): Promise<void> { await this.client.call("editRealServer", s, r); }
-  async deleteRealServer(s: VirtualService, r: Pick<RealServer, "addr" | "port">): Promise<void> { await this.client.call("deleteRealServer", s, { addr: r.addr, port: r.port }); }
-  async zero(s?: VirtualService): Promise<void> { await this.client.call("zero", s ?? null); }
-  timeouts(): Promise<IpvsTimeouts> { return this.client.call("timeouts"); }
-  async setTimeouts(t: IpvsTimeouts): Promise<void> { await this.client.call("setTimeouts", t); }
-  connections(): Promise<ConnectionEntry[]> { return this.client.call("connections"); }
+  info(): Promise<TargetInfo> {
+    return this.client.call("info");
+  }
+  services(): Promise<ServiceStatus[]> {
+    return this.client.call("services");
+  }
+  async addService(s: VirtualService): Promise<void> {
+    await this.client.call("addService", s);
+  }
+  async editService(s: VirtualService): Promise<void> {
+    await this.client.call("editService", s);
+  }
+  async deleteService(s: VirtualService): Promise<void> {
+    await this.client.call("deleteService", s);
+  }
+  async flush(): Promise<void> {
+    await this.client.call("flush");
+  }
+  async addRealServer(s: VirtualService, r: RealServer): Promise<void> {
+    await this.client.call("addRealServer", s, r);
+  }
+  async editRealServer(s: VirtualService, r: RealServer): Promise<void> {
+    await this.client.call("editRealServer", s, r);
+  }
+  async deleteRealServer(s: VirtualService, r: Pick<RealServer, "addr" | "port">): Promise<void> {
+    await this.client.call("deleteRealServer", s, { addr: r.addr, port: r.port });
+  }
+  async zero(s?: VirtualService): Promise<void> {
+    await this.client.call("zero", s ?? null);
+  }
+  timeouts(): Promise<IpvsTimeouts> {
+    return this.client.call("timeouts");
+  }
+  async setTimeouts(t: IpvsTimeouts): Promise<void> {
+    await this.client.call("setTimeouts", t);
+  }
+  connections(): Promise<ConnectionEntry[]> {
+    return this.client.call("connections");
+  }
   // beyond IpvsTarget
   /** Applies the commands as one transaction: all of them, or none (a StepError names the refused one). */
   async apply(cmds: StateCommand[]): Promise<void> {
@@ -378,11 +586,18 @@ export class ProxyTarget implements IpvsTarget {
     const within = this.client.timeoutMs + cmds.length / 10;
     const sent: Promise<unknown>[] = [];
     let at = 0;
-    for (; cmds.length - at > MAX_PART; at += MAX_PART) sent.push(this.client.callWithin(within, "applyPart", cmds.slice(at, at + MAX_PART)));
+    for (; cmds.length - at > MAX_PART; at += MAX_PART)
+      sent.push(this.client.callWithin(within, "applyPart", cmds.slice(at, at + MAX_PART)));
     sent.push(this.client.callWithin(within, "apply", cmds.slice(at)));
     await Promise.all(sent);
   }
-  reload(): Promise<{ services: number }> { return this.client.call("reload"); }
-  status(): Promise<any> { return this.client.call("status"); }
-  async close(): Promise<void> { this.client.close(); }
+  reload(): Promise<{ services: number }> {
+    return this.client.call("reload");
+  }
+  status(): Promise<any> {
+    return this.client.call("status");
+  }
+  async close(): Promise<void> {
+    this.client.close();
+  }
 }

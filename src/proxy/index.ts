@@ -29,13 +29,36 @@ export { ProxyTarget } from "./control.ts";
 export interface ProxyStartOptions {
   log?: Logger;
   debugCore?: boolean;
-  decisionLog?: number;      // keep the last N scheduling decisions (tests, `status`)
+  decisionLog?: number; // keep the last N scheduling decisions (tests, `status`)
 }
 
-export interface DestView { key: string; status: RealServerStatus; configuredWeight: number; healthy: boolean; draining: boolean; flows: number; removed?: boolean }
-export interface ServiceView { key: string; status: ServiceStatus; dests: DestView[] }
+export interface DestView {
+  key: string;
+  status: RealServerStatus;
+  configuredWeight: number;
+  healthy: boolean;
+  draining: boolean;
+  flows: number;
+  removed?: boolean;
+}
+export interface ServiceView {
+  key: string;
+  status: ServiceStatus;
+  dests: DestView[];
+}
 
-const ZERO_STATS = (): Stats => ({ conns: 0n, inPkts: 0n, outPkts: 0n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0n });
+const ZERO_STATS = (): Stats => ({
+  conns: 0n,
+  inPkts: 0n,
+  outPkts: 0n,
+  inBytes: 0n,
+  outBytes: 0n,
+  cps: 0n,
+  inPps: 0n,
+  outPps: 0n,
+  inBps: 0n,
+  outBps: 0n,
+});
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 
 function fileLimits(): { soft: number; hard: number } {
@@ -43,7 +66,9 @@ function fileLimits(): { soft: number; hard: number } {
     const m = readFileSync("/proc/self/limits", "utf8").match(/Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/);
     const n = (x: string) => (x === "unlimited" ? 1 << 30 : Number(x));
     return m ? { soft: n(m[1]), hard: n(m[2]) } : { soft: 1024, hard: 1024 };
-  } catch { return { soft: 1024, hard: 1024 }; }
+  } catch {
+    return { soft: 1024, hard: 1024 };
+  }
 }
 
 /** Socket mode holds a socket per virtual service before the first connection (10k Services are about 20k
@@ -56,19 +81,39 @@ export function ensureFileLimit(listeners: number, log: Logger, connections = 16
   const want = listeners + 2 * connections + 256;
   if (before.soft < want) {
     let nrOpen = before.hard;
-    try { nrOpen = Number(readFileSync("/proc/sys/fs/nr_open", "utf8").trim()) || before.hard; } catch { /* not Linux: keep hard */ }
+    try {
+      nrOpen = Number(readFileSync("/proc/sys/fs/nr_open", "utf8").trim()) || before.hard;
+    } catch {
+      /* not Linux: keep hard */
+    }
     const target = Math.min(want, Math.max(nrOpen, before.hard));
     // prlimit (util-linux) sets our own limit; raising the hard one needs CAP_SYS_RESOURCE, so fall back to soft = hard
-    for (const [soft, hard] of [[target, Math.max(target, before.hard)], [Math.min(target, before.hard), before.hard]]) {
+    for (const [soft, hard] of [
+      [target, Math.max(target, before.hard)],
+      [Math.min(target, before.hard), before.hard],
+    ]) {
       if (soft <= fileLimits().soft) break;
-      try { execFileSync("prlimit", ["--pid", String(process.pid), `--nofile=${soft}:${hard}`], { stdio: "ignore" }); break; } catch { /* try the next */ }
+      try {
+        execFileSync("prlimit", ["--pid", String(process.pid), `--nofile=${soft}:${hard}`], { stdio: "ignore" });
+        break;
+      } catch {
+        /* try the next */
+      }
     }
   }
   const now = fileLimits();
-  if (now.soft !== before.soft) log.info("raised the open-files limit for the listeners", { listeners, from: before.soft, to: now.soft, hard: now.hard });
+  if (now.soft !== before.soft)
+    log.info("raised the open-files limit for the listeners", {
+      listeners,
+      from: before.soft,
+      to: now.soft,
+      hard: now.hard,
+    });
   if (now.soft < listeners + 64) {
-    throw new Error(`${listeners} virtual services need a socket each in socket mode, and the open-files limit is ${now.soft} (hard ${now.hard}) and could not be raised: ` +
-      `raise it (ulimit -n, or LimitNOFILE= in a systemd unit; lifting the hard limit needs CAP_SYS_RESOURCE), or use --mode packet, which needs no socket per service`);
+    throw new Error(
+      `${listeners} virtual services need a socket each in socket mode, and the open-files limit is ${now.soft} (hard ${now.hard}) and could not be raised: ` +
+        `raise it (ulimit -n, or LimitNOFILE= in a systemd unit; lifting the hard limit needs CAP_SYS_RESOURCE), or use --mode packet, which needs no socket per service`,
+    );
   }
   return now.soft;
 }
@@ -85,11 +130,19 @@ export class Proxy {
   private timer?: NodeJS.Timeout;
   private queue: Promise<unknown> = Promise.resolve();
   private stopping = false;
-  private zeroBase = new Map<string, { conns: bigint; inPkts: number; outPkts: number; inBytes: number; outBytes: number }>();
+  private zeroBase = new Map<
+    string,
+    { conns: bigint; inPkts: number; outPkts: number; inBytes: number; outBytes: number }
+  >();
   private rates = new Map<string, { at: number; prev: Stats; rate: Stats }>();
   readonly started = Date.now();
 
-  private constructor(readonly core: Core, public cfg: ProxyConfig, readonly log: Logger, decisionLog: number) {
+  private constructor(
+    readonly core: Core,
+    public cfg: ProxyConfig,
+    readonly log: Logger,
+    decisionLog: number,
+  ) {
     const o = cfg.options;
     // packet mode is full-NAT: the source becomes a local address, so replies come back through wasmvs
     this.tables = new Tables(core, o.mode === "packet" ? "fullnat" : "masq");
@@ -99,10 +152,20 @@ export class Proxy {
       const listeners = cfg.state.services.length;
       const limit = ensureFileLimit(listeners, log, o.maxConns || 16384);
       const maxConns = o.maxConns || Math.max(16, Math.floor((limit - listeners - 64) / 2));
-      this.fw = new SocketForwarder(core, this.tables, {
-        udpFlows: o.udpFlows, maxConns, drainTimeoutMs: o.drainTimeout * 1000, connectTimeoutMs: o.connectTimeout * 1000, decisionLog, pump: o.pump,
-        idleTimeoutMs: o.idleTimeout * 1000,
-      }, log);
+      this.fw = new SocketForwarder(
+        core,
+        this.tables,
+        {
+          udpFlows: o.udpFlows,
+          maxConns,
+          drainTimeoutMs: o.drainTimeout * 1000,
+          connectTimeoutMs: o.connectTimeout * 1000,
+          decisionLog,
+          pump: o.pump,
+          idleTimeoutMs: o.idleTimeout * 1000,
+        },
+        log,
+      );
     }
     this.vips = new VipManager(o.vipInterface, log);
     this.health = new HealthManager(log, (key, up) => this.onHealth(key, up));
@@ -114,15 +177,25 @@ export class Proxy {
     const log = opts.log ?? jsonLogger(cfg.options.logLevel);
     const core = await Core.load({ debug: opts.debugCore, connCapacity: cfg.options.connCapacity });
     for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as any, v);
-    const p = new Proxy(core, cfg, log, opts.decisionLog ?? 0);   // packet mode: throws when it cannot open its sockets
+    const p = new Proxy(core, cfg, log, opts.decisionLog ?? 0); // packet mode: throws when it cannot open its sockets
     try {
       await p.applyNow();
       if (cfg.options.control) p.control = await ControlServer.listen(p, cfg.options.control);
       if (cfg.options.metrics) p.metricsServer = await startMetricsServer(p, cfg.options.metrics);
-    } catch (e) { await p.stop(); throw e; }
+    } catch (e) {
+      await p.stop();
+      throw e;
+    }
     p.timer = setInterval(() => p.tick(), cfg.options.tick);
-    log.info("proxy started", { mode: p.fw.mode, services: p.desired.services.length, control: cfg.options.control, metrics: cfg.options.metrics,
-      ...(p.fw instanceof SocketForwarder ? { pump: p.fw.relay ? "native" : "js", maxConns: p.fw.opts.maxConns } : { interfaces: cfg.options.packet.interfaces, localAddresses: cfg.options.packet.localAddresses }) });
+    log.info("proxy started", {
+      mode: p.fw.mode,
+      services: p.desired.services.length,
+      control: cfg.options.control,
+      metrics: cfg.options.metrics,
+      ...(p.fw instanceof SocketForwarder
+        ? { pump: p.fw.relay ? "native" : "js", maxConns: p.fw.opts.maxConns }
+        : { interfaces: cfg.options.packet.interfaces, localAddresses: cfg.options.packet.localAddresses }),
+    });
     return p;
   }
 
@@ -136,7 +209,7 @@ export class Proxy {
 
   private async healthWanted(slicer: Slicer): Promise<Map<string, { spec: HealthSpec; addr: string; port: number }>> {
     const want = new Map<string, { spec: HealthSpec; addr: string; port: number }>();
-    if (this.healthSpecs.size === 0) return want;   // the usual case: no key to build per real server
+    if (this.healthSpecs.size === 0) return want; // the usual case: no key to build per real server
     for (const s of this.desired.services) {
       for (const r of s.realServers) {
         const k = healthKey(s, r);
@@ -156,9 +229,18 @@ export class Proxy {
     await this.markRemoved(res, slicer);
     const local = this.fw.mode === "packet" ? this.cfg.options.packet.localAddresses : [];
     const vips = new Set<string>(local);
-    for (const s of this.desired.services) { vips.add(s.addr!); await slicer.pause(); }
+    for (const s of this.desired.services) {
+      vips.add(s.addr!);
+      await slicer.pause();
+    }
     const missing = await this.vips.ensure([...vips]);
-    if (missing.length) this.log.warn(this.fw.mode === "packet" ? "VIPs or full-NAT local addresses not local" : "VIPs not local and not added: listening on them fails unless non-local binding is allowed", { vips: missing });
+    if (missing.length)
+      this.log.warn(
+        this.fw.mode === "packet"
+          ? "VIPs or full-NAT local addresses not local"
+          : "VIPs not local and not added: listening on them fails unless non-local binding is allowed",
+        { vips: missing },
+      );
     const errors = await this.fw.sync(this.desired.services);
     for (const k of res.removedServices) {
       const addr = k.replace(/^\w+ \[?(.*?)\]?:\d+$/, "$1");
@@ -170,9 +252,16 @@ export class Proxy {
   // The forwarder's drain bookkeeping for what the tables removed and added, a few thousand keys at a time.
   private async markRemoved(res: ApplyResult, slicer: Slicer): Promise<void> {
     const step = 4096;
-    if (res.removedDests.length + res.addedDests.length <= step) return this.fw.markRemoved(res.removedDests, res.addedDests);
-    for (let i = 0; i < res.removedDests.length; i += step) { this.fw.markRemoved(res.removedDests.slice(i, i + step), []); await slicer.next(); }
-    for (let i = 0; i < res.addedDests.length; i += step) { this.fw.markRemoved([], res.addedDests.slice(i, i + step)); await slicer.next(); }
+    if (res.removedDests.length + res.addedDests.length <= step)
+      return this.fw.markRemoved(res.removedDests, res.addedDests);
+    for (let i = 0; i < res.removedDests.length; i += step) {
+      this.fw.markRemoved(res.removedDests.slice(i, i + step), []);
+      await slicer.next();
+    }
+    for (let i = 0; i < res.addedDests.length; i += step) {
+      this.fw.markRemoved([], res.addedDests.slice(i, i + step));
+      await slicer.next();
+    }
   }
 
   private onHealth(_key: string, _up: boolean) {
@@ -192,10 +281,15 @@ export class Proxy {
       const problems = await proxyStateProblemsInSlices(next);
       if (problems.length) throw new Error(formatProblems(problems));
       this.desired = next;
-      try { await this.applyNow(); }
-      catch (e) {
+      try {
+        await this.applyNow();
+      } catch (e) {
         this.desired = before;
-        try { await this.applyNow(); } catch { /* back to what worked */ }
+        try {
+          await this.applyNow();
+        } catch {
+          /* back to what worked */
+        }
         throw e;
       }
     });
@@ -209,8 +303,14 @@ export class Proxy {
       const before = { desired: this.desired, health: this.healthSpecs };
       this.desired = clone(next.state);
       this.healthSpecs = next.health;
-      try { await this.applyNow(); }
-      catch (e) { this.desired = before.desired; this.healthSpecs = before.health; await this.applyNow().catch(() => {}); throw e; }
+      try {
+        await this.applyNow();
+      } catch (e) {
+        this.desired = before.desired;
+        this.healthSpecs = before.health;
+        await this.applyNow().catch(() => {});
+        throw e;
+      }
       this.cfg = { ...next, options: this.cfg.options };
       this.log.info("reloaded", { file: next.file, services: this.desired.services.length });
       return { services: this.desired.services.length };
@@ -218,20 +318,34 @@ export class Proxy {
   }
 
   private tick() {
-    try { this.fw.tick(); } catch (e) { this.log.error("tick failed", { error: (e as Error).message }); }
+    try {
+      this.fw.tick();
+    } catch (e) {
+      this.log.error("tick failed", { error: (e as Error).message });
+    }
   }
 
   // ---- views -------------------------------------------------------------------------------------
   private rate(key: string, s: Stats): Stats {
     const now = Date.now();
     let r = this.rates.get(key);
-    if (!r) { this.rates.set(key, (r = { at: now, prev: { ...s }, rate: ZERO_STATS() })); return r.rate; }
+    if (!r) {
+      this.rates.set(key, (r = { at: now, prev: { ...s }, rate: ZERO_STATS() }));
+      return r.rate;
+    }
     if (now - r.at >= 2000) {
       const dt = BigInt(now - r.at);
       const per = (a: bigint, b: bigint) => ((a - b) * 1000n) / dt;
-      r.rate = { ...ZERO_STATS(), cps: per(s.conns, r.prev.conns), inPps: per(s.inPkts, r.prev.inPkts), outPps: per(s.outPkts, r.prev.outPkts),
-        inBps: per(s.inBytes, r.prev.inBytes), outBps: per(s.outBytes, r.prev.outBytes) };
-      r.at = now; r.prev = { ...s };
+      r.rate = {
+        ...ZERO_STATS(),
+        cps: per(s.conns, r.prev.conns),
+        inPps: per(s.inPkts, r.prev.inPkts),
+        outPps: per(s.outPkts, r.prev.outPkts),
+        inBps: per(s.inBytes, r.prev.inBytes),
+        outBps: per(s.outBytes, r.prev.outBytes),
+      };
+      r.at = now;
+      r.prev = { ...s };
     }
     return r.rate;
   }
@@ -239,8 +353,14 @@ export class Proxy {
   private stats(key: string, conns: bigint): Stats {
     const st = this.fw.stats.get(key) ?? { inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
     const z = this.zeroBase.get(key) ?? { conns: 0n, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
-    const s: Stats = { ...ZERO_STATS(), conns: conns - z.conns, inPkts: BigInt(st.inPkts - z.inPkts), outPkts: BigInt(st.outPkts - z.outPkts),
-      inBytes: BigInt(st.inBytes - z.inBytes), outBytes: BigInt(st.outBytes - z.outBytes) };
+    const s: Stats = {
+      ...ZERO_STATS(),
+      conns: conns - z.conns,
+      inPkts: BigInt(st.inPkts - z.inPkts),
+      outPkts: BigInt(st.outPkts - z.outPkts),
+      inBytes: BigInt(st.inBytes - z.inBytes),
+      outBytes: BigInt(st.outBytes - z.outBytes),
+    };
     const r = this.rate(key, s);
     return { ...s, cps: r.cps, inPps: r.inPps, outPps: r.outPps, inBps: r.inBps, outBps: r.outBps };
   }
@@ -249,7 +369,7 @@ export class Proxy {
     const flows = this.fw.flowsByDest();
     const fwd = this.tables.fwd;
     const out: ServiceView[] = [];
-    const specs = new Map(this.desired.services.map((s) => [serviceKey(s), s]));   // one pass, not a find per service
+    const specs = new Map(this.desired.services.map((s) => [serviceKey(s), s])); // one pass, not a find per service
     for (const id of this.core.serviceIds()) {
       const a = this.tables.byId.get(id);
       if (!a) continue;
@@ -264,35 +384,66 @@ export class Proxy {
         const stats = this.stats(key, d.conns);
         const agg = { ...stats };
         return {
-          key: rk, configuredWeight: conf?.weight ?? d.weight, healthy, flows: f, draining: d.weight === 0 && f > 0,
-          status: { addr: d.addr, port: d.port, weight: d.weight, fwd, upperThreshold: d.upperThreshold, lowerThreshold: d.lowerThreshold,
-            activeConns: d.activeConns, inactConns: d.inactConns, persistConns: d.persistConns, stats: agg },
+          key: rk,
+          configuredWeight: conf?.weight ?? d.weight,
+          healthy,
+          flows: f,
+          draining: d.weight === 0 && f > 0,
+          status: {
+            addr: d.addr,
+            port: d.port,
+            weight: d.weight,
+            fwd,
+            upperThreshold: d.upperThreshold,
+            lowerThreshold: d.lowerThreshold,
+            activeConns: d.activeConns,
+            inactConns: d.inactConns,
+            persistConns: d.persistConns,
+            stats: agg,
+          },
         };
       });
       // removed destinations that still have flows (draining until the bound)
       for (const r of spec.realServers) {
         const key = destKey(a.key, r);
         if (dests.some((d) => d.key === realServerKey(r)) || !(flows.get(key) ?? 0)) continue;
-        dests.push({ key: realServerKey(r), configuredWeight: r.weight, healthy: this.health.down(key) === undefined, flows: flows.get(key)!, draining: true, removed: true,
-          status: { ...r, weight: 0, activeConns: 0, inactConns: 0, persistConns: 0, stats: this.stats(key, 0n) } });
+        dests.push({
+          key: realServerKey(r),
+          configuredWeight: r.weight,
+          healthy: this.health.down(key) === undefined,
+          flows: flows.get(key)!,
+          draining: true,
+          removed: true,
+          status: { ...r, weight: 0, activeConns: 0, inactConns: 0, persistConns: 0, stats: this.stats(key, 0n) },
+        });
       }
       const sum = ZERO_STATS();
       for (const d of dests) for (const k of Object.keys(sum) as (keyof Stats)[]) sum[k] += d.status.stats[k];
       const { realServers: _r, ...rest } = spec;
       const z = this.zeroBase.get(a.key);
       sum.conns = info.conns - (z?.conns ?? 0n);
-      out.push({ key: a.key, dests, status: { ...rest, realServers: dests.filter((d) => !d.removed).map((d) => d.status), stats: sum } });
+      out.push({
+        key: a.key,
+        dests,
+        status: { ...rest, realServers: dests.filter((d) => !d.removed).map((d) => d.status), stats: sum },
+      });
     }
     return out;
   }
 
-  serviceStatus(): ServiceStatus[] { return this.services().map((s) => s.status); }
+  serviceStatus(): ServiceStatus[] {
+    return this.services().map((s) => s.status);
+  }
 
   connections(): ConnectionEntry[] {
     const now = this.fw.now();
     return this.core.conns().map((c) => ({
-      protocol: c.template && c.proto === "fwmark" ? "IP" : c.proto.toUpperCase(), expiresMs: Math.max(0, c.expires - now), state: c.state,
-      client: { addr: c.caddr, port: c.cport }, virtual: { addr: c.vaddr, port: c.vport }, dest: { addr: c.daddr, port: c.dport },
+      protocol: c.template && c.proto === "fwmark" ? "IP" : c.proto.toUpperCase(),
+      expiresMs: Math.max(0, c.expires - now),
+      state: c.state,
+      client: { addr: c.caddr, port: c.cport },
+      virtual: { addr: c.vaddr, port: c.vport },
+      dest: { addr: c.daddr, port: c.dport },
       ...(c.template ? { template: true } : {}),
     }));
   }
@@ -302,7 +453,9 @@ export class Proxy {
     return { version: `wasmvs ${pkg.version} proxy`, connTableSize: this.core.connStats().capacity };
   }
 
-  timeouts(): IpvsTimeouts { return this.core.timeouts(); }
+  timeouts(): IpvsTimeouts {
+    return this.core.timeouts();
+  }
 
   zero(svc?: VirtualService): void {
     const want = svc ? serviceKey(svc) : undefined;
@@ -321,7 +474,9 @@ export class Proxy {
 
   status() {
     return {
-      uptimeMs: Date.now() - this.started, mode: this.fw.mode, ...this.fw.status(),
+      uptimeMs: Date.now() - this.started,
+      mode: this.fw.mode,
+      ...this.fw.status(),
       health: this.health.states().map((h) => ({ key: h.key, up: h.up, checks: h.checks, detail: h.lastDetail })),
       conn: this.core.connStats(),
     };
@@ -337,25 +492,38 @@ export class Proxy {
 
   /** A graceful stop: take no new connections, let the established ones finish for up to `boundMs` (or until
    * `now` resolves: a second signal), then stop. Changes are refused meanwhile. Returns how many were cut. */
-  async shutdown(boundMs: number, now: Promise<unknown> = new Promise(() => {})): Promise<{ drained: number; cut: number; ms: number }> {
+  async shutdown(
+    boundMs: number,
+    now: Promise<unknown> = new Promise(() => {}),
+  ): Promise<{ drained: number; cut: number; ms: number }> {
     const t0 = Date.now();
     this.stopping = true;
-    await this.queue;   // a change in progress finishes first
+    await this.queue; // a change in progress finishes first
     const start = this.activeConnections();
-    this.log.info("stopping: no new connections, draining the established ones", { connections: start, boundSeconds: boundMs / 1000 });
+    this.log.info("stopping: no new connections, draining the established ones", {
+      connections: start,
+      boundSeconds: boundMs / 1000,
+    });
     this.health.stop();
     if (this.fw instanceof SocketForwarder) {
-      await this.fw.sync([]);   // closes the listeners; their flows stay
+      await this.fw.sync([]); // closes the listeners; their flows stay
       // the bound here is the stop's, not proxy.drainTimeout (a removed real server's)
       for (const k of this.tables.services.keys()) this.fw.removedAt.delete(k);
     } else {
-      this.tables.apply(this.desired, () => "quiesce");   // packet mode: weight 0 everywhere, established flows go on
+      this.tables.apply(this.desired, () => "quiesce"); // packet mode: weight 0 everywhere, established flows go on
     }
     let forced = false;
-    void now.then(() => { forced = true; });
-    while (!forced && Date.now() - t0 < boundMs && this.activeConnections() > 0) await new Promise((r) => setTimeout(r, 50));
+    void now.then(() => {
+      forced = true;
+    });
+    while (!forced && Date.now() - t0 < boundMs && this.activeConnections() > 0)
+      await new Promise((r) => setTimeout(r, 50));
     const cut = this.activeConnections();
-    if (cut) this.log.warn(forced ? "stopping at once: closing the connections left" : "drain bound reached: closing the connections left", { connections: cut });
+    if (cut)
+      this.log.warn(
+        forced ? "stopping at once: closing the connections left" : "drain bound reached: closing the connections left",
+        { connections: cut },
+      );
     await this.stop();
     return { drained: Math.max(0, start - cut), cut, ms: Date.now() - t0 };
   }
@@ -373,14 +541,40 @@ export class Proxy {
 }
 
 // Changes to a desired state, in ipvsadm's terms: the restore format's commands that change a table.
-export type StateCommand = Extract<IpvsadmCommand, { kind: "add-service" | "edit-service" | "delete-service" | "flush" |
-  "add-server" | "edit-server" | "delete-server" | "set-timeouts" }>;
-export const STATE_COMMANDS: ReadonlySet<string> = new Set(["add-service", "edit-service", "delete-service", "flush",
-  "add-server", "edit-server", "delete-server", "set-timeouts"]);
+export type StateCommand = Extract<
+  IpvsadmCommand,
+  {
+    kind:
+      | "add-service"
+      | "edit-service"
+      | "delete-service"
+      | "flush"
+      | "add-server"
+      | "edit-server"
+      | "delete-server"
+      | "set-timeouts";
+  }
+>;
+export const STATE_COMMANDS: ReadonlySet<string> = new Set([
+  "add-service",
+  "edit-service",
+  "delete-service",
+  "flush",
+  "add-server",
+  "edit-server",
+  "delete-server",
+  "set-timeouts",
+]);
 
 /** A command of a batch the proxy refused; `step` is its index in the batch (nothing of the batch applied). */
 export class StepError extends Error {
-  constructor(readonly step: number, message: string) { super(message); this.name = "StepError"; }
+  constructor(
+    readonly step: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "StepError";
+  }
 }
 
 // What socket mode cannot do, whatever the kernel would take.
@@ -395,18 +589,23 @@ function proxyRefusal(c: StateCommand): string | undefined {
   }
   if ((c.kind === "add-server" || c.kind === "edit-server") && c.server.fwd !== "masq" && c.server.fwd !== "fullnat") {
     const flag = c.server.fwd === "route" ? "-g " : c.server.fwd === "tunnel" ? "-i " : "";
-    return `forwarding method ${flag}'${c.server.fwd}' works only in the kernel's IPVS ('wasmvs sync', or wasmvs ` +
-      "without --target proxy): the proxy, in socket and in packet mode, forwards by NAT (-m)";
+    return (
+      `forwarding method ${flag}'${c.server.fwd}' works only in the kernel's IPVS ('wasmvs sync', or wasmvs ` +
+      "without --target proxy): the proxy, in socket and in packet mode, forwards by NAT (-m)"
+    );
   }
   return undefined;
 }
 
 // One command on the editor, as the kernel would refuse it (ipvsadm's messages): throws StepError(step).
 function applyStep(editor: StateEditor, c: StateCommand, step: number): void {
-  const cmd = c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
+  const cmd =
+    c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
   let why = proxyRefusal(c) ?? editor.apply(cmd);
   // a service given with its real servers (config-like callers) adds them too
-  if (!why && c.kind === "add-service") for (const r of c.service.realServers ?? []) why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
+  if (!why && c.kind === "add-service")
+    for (const r of c.service.realServers ?? [])
+      why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
   if (why) throw new StepError(step, why);
 }
 
@@ -423,9 +622,16 @@ export function applyCommands(d: DesiredState, cmds: readonly StateCommand[]): v
 /** The state after `cmds`, built beside `d` (which is not changed; the services the commands leave alone
  * are shared with it), yielding to the event loop between slices (the control socket's changes). Throws
  * StepError at the first refusal. */
-export async function nextState(d: DesiredState, cmds: readonly StateCommand[], slicer = new Slicer()): Promise<DesiredState> {
+export async function nextState(
+  d: DesiredState,
+  cmds: readonly StateCommand[],
+  slicer = new Slicer(),
+): Promise<DesiredState> {
   const editor = new StateEditor(d);
-  for (let i = 0; i < cmds.length; i++) { applyStep(editor, cmds[i], i); await slicer.pause(); }
+  for (let i = 0; i < cmds.length; i++) {
+    applyStep(editor, cmds[i], i);
+    await slicer.pause();
+  }
   const next = editor.state();
   const timeouts = next.timeouts ?? d.timeouts;
   return timeouts ? { services: next.services, timeouts } : { services: next.services };
@@ -456,7 +662,8 @@ function addressProblems(s: VirtualService, i: number): Problem[] {
 export async function proxyStateProblemsInSlices(d: DesiredState, slicer = new Slicer()): Promise<Problem[]> {
   const p: Problem[] = [];
   const vips = new Set<string>();
-  const key = (proto: string | undefined, addr: string, port: number | undefined) => `${proto ?? "tcp"} ${canonicalAddr(addr)} ${port}`;
+  const key = (proto: string | undefined, addr: string, port: number | undefined) =>
+    `${proto ?? "tcp"} ${canonicalAddr(addr)} ${port}`;
   for (let i = 0; i < d.services.length; i++) {
     const s = d.services[i];
     p.push(...addressProblems(s, i));
@@ -464,7 +671,8 @@ export async function proxyStateProblemsInSlices(d: DesiredState, slicer = new S
     await slicer.pause();
   }
   for (const s of d.services) {
-    for (const r of s.realServers) if (vips.has(key(s.protocol, r.addr, r.port || s.port))) return [...p, ...loopProblems(d.services)];
+    for (const r of s.realServers)
+      if (vips.has(key(s.protocol, r.addr, r.port || s.port))) return [...p, ...loopProblems(d.services)];
     await slicer.pause();
   }
   return p;
@@ -475,8 +683,16 @@ export const ops = {
   addService: (d: DesiredState, s: VirtualService) => applyCommands(d, [{ kind: "add-service", service: s }]),
   editService: (d: DesiredState, s: VirtualService) => applyCommands(d, [{ kind: "edit-service", service: s }]),
   deleteService: (d: DesiredState, s: VirtualService) => applyCommands(d, [{ kind: "delete-service", service: s }]),
-  addRealServer: (d: DesiredState, s: VirtualService, r: RealServer) => applyCommands(d, [{ kind: "add-server", service: s, server: r }]),
-  editRealServer: (d: DesiredState, s: VirtualService, r: RealServer) => applyCommands(d, [{ kind: "edit-server", service: s, server: r }]),
+  addRealServer: (d: DesiredState, s: VirtualService, r: RealServer) =>
+    applyCommands(d, [{ kind: "add-server", service: s, server: r }]),
+  editRealServer: (d: DesiredState, s: VirtualService, r: RealServer) =>
+    applyCommands(d, [{ kind: "edit-server", service: s, server: r }]),
   deleteRealServer: (d: DesiredState, s: VirtualService, r: Pick<RealServer, "addr" | "port">) =>
-    applyCommands(d, [{ kind: "delete-server", service: s, server: { weight: 0, fwd: "masq", upperThreshold: 0, lowerThreshold: 0, ...r } }]),
+    applyCommands(d, [
+      {
+        kind: "delete-server",
+        service: s,
+        server: { weight: 0, fwd: "masq", upperThreshold: 0, lowerThreshold: 0, ...r },
+      },
+    ]),
 };

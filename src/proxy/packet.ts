@@ -22,18 +22,41 @@ import type { PacketModeOptions } from "./config.ts";
 import { Takeover } from "./takeover.ts";
 
 export interface PacketIoStats {
-  rxPackets: number; rxCalls: number; rxIgnored: number; rxOversize: number; rxTrimmed: number; rxCsumCompleted: number; rxKernelDrops: number;
-  txPackets: number; txCalls: number; txNoBuffer: number; txTooBig: number; txUnreachable: number; txOtherErrors: number;
-  lastTxErrno: number; recvNs: number; sendNs: number;
+  rxPackets: number;
+  rxCalls: number;
+  rxIgnored: number;
+  rxOversize: number;
+  rxTrimmed: number;
+  rxCsumCompleted: number;
+  rxKernelDrops: number;
+  txPackets: number;
+  txCalls: number;
+  txNoBuffer: number;
+  txTooBig: number;
+  txUnreachable: number;
+  txOtherErrors: number;
+  lastTxErrno: number;
+  recvNs: number;
+  sendNs: number;
   // ring I/O: which I/O is in use, why ring I/O was not (or not wholly), and how much went through the rings
-  io: "ring" | "mmsg"; ringFallback: string; txRingPackets: number; txRingKicks: number; txRawFallback: number;
-  rxRingBlocks: number; nextHopLookups: number;
+  io: "ring" | "mmsg";
+  ringFallback: string;
+  txRingPackets: number;
+  txRingKicks: number;
+  txRawFallback: number;
+  rxRingBlocks: number;
+  nextHopLookups: number;
 }
 
 type Handle = { readonly __packetIo: unique symbol };
 export interface PacketIoAddon {
   open(o: {
-    interfaces: string[]; local: string[]; maxPackets: number; slot: number; rcvbuf?: number; io?: "ring" | "mmsg";
+    interfaces: string[];
+    local: string[];
+    maxPackets: number;
+    slot: number;
+    rcvbuf?: number;
+    io?: "ring" | "mmsg";
   }): Handle;
   recv(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number): number;
   send(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number, n: number): number;
@@ -47,20 +70,31 @@ const BUILD = new URL("../../native/packet/build/", import.meta.url);
 // The addon, or why there is none (said in full: what failed and how to build it).
 export function loadPacketAddon(): { addon?: PacketIoAddon; error?: string } {
   try {
-    return { addon: createRequire(import.meta.url)(fileURLToPath(new URL("Release/wasmvs_packet.node", BUILD))) as PacketIoAddon };
+    return {
+      addon: createRequire(import.meta.url)(
+        fileURLToPath(new URL("Release/wasmvs_packet.node", BUILD)),
+      ) as PacketIoAddon,
+    };
   } catch (e) {
     let why = (e as Error).message.split("\n")[0];
     if ((e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND") why = "it is not built";
     try {
       const st = JSON.parse(readFileSync(new URL("status.json", BUILD), "utf8"));
       if (!st.ok) why = `its build failed: ${st.detail}`;
-    } catch { /* no build was attempted */ }
-    return { error: `packet mode is unavailable: the native addon (native/packet) could not be loaded: ${why}. ` +
-      "Build it with 'node native/packet/build.mjs' (npm install runs it; needs g++, make, python3 and Node's headers). Socket mode needs no addon." };
+    } catch {
+      /* no build was attempted */
+    }
+    return {
+      error:
+        `packet mode is unavailable: the native addon (native/packet) could not be loaded: ${why}. ` +
+        "Build it with 'node native/packet/build.mjs' (npm install runs it; needs g++, make, python3 and Node's headers). Socket mode needs no addon.",
+    };
   }
 }
 
-export interface PacketForwarderOptions extends PacketModeOptions { decisionLog: number }
+export interface PacketForwarderOptions extends PacketModeOptions {
+  decisionLog: number;
+}
 
 export class PacketForwarder implements Forwarder {
   readonly mode = "packet" as const;
@@ -73,8 +107,14 @@ export class PacketForwarder implements Forwarder {
   private readonly t0 = performance.now();
   private closed = false;
 
-  private constructor(readonly core: Core, readonly tables: Tables, readonly opts: PacketForwarderOptions, readonly log: Logger,
-                      private readonly io: PacketIoAddon, private readonly h: Handle) {
+  private constructor(
+    readonly core: Core,
+    readonly tables: Tables,
+    readonly opts: PacketForwarderOptions,
+    readonly log: Logger,
+    private readonly io: PacketIoAddon,
+    private readonly h: Handle,
+  ) {
     this.batch = new PacketBatch(core, { maxPackets: opts.batchSize, maxBytes: opts.batchSize * opts.slotSize });
     if (opts.suppressKernel) this.takeover = new Takeover(opts.interfaces, opts.localAddresses);
     io.start(h, () => this.onReadable());
@@ -82,14 +122,20 @@ export class PacketForwarder implements Forwarder {
 
   // Opens the sockets; throws a clear error when the addon is missing or the sockets cannot be had.
   static open(core: Core, tables: Tables, opts: PacketForwarderOptions, log: Logger): PacketForwarder {
-    if (!opts.interfaces.length) throw new Error("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");
+    if (!opts.interfaces.length)
+      throw new Error("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");
     const { addon, error } = loadPacketAddon();
     if (!addon) throw new Error(error);
     for (const a of opts.localAddresses) core.setSnat(a);
     let h: Handle;
     try {
-      h = addon.open({ interfaces: opts.interfaces, local: opts.localAddresses, maxPackets: opts.batchSize,
-        slot: opts.slotSize, io: opts.io });
+      h = addon.open({
+        interfaces: opts.interfaces,
+        local: opts.localAddresses,
+        maxPackets: opts.batchSize,
+        slot: opts.slotSize,
+        io: opts.io,
+      });
     } catch (e) {
       throw new Error(`packet mode cannot open its sockets: ${(e as Error).message}`);
     }
@@ -100,14 +146,19 @@ export class PacketForwarder implements Forwarder {
     return new PacketForwarder(core, tables, opts, log, addon, h);
   }
 
-  now(): number { return Math.floor(performance.now() - this.t0) + 1; }
+  now(): number {
+    return Math.floor(performance.now() - this.t0) + 1;
+  }
 
   // Drains what is ready, a bounded number of batches per wake-up so timers and the control socket run;
   // the poll is level-triggered, so what is left wakes us again at once.
   private onReadable(): void {
     if (this.closed) return;
-    try { this.drain(); }
-    catch (e) { this.log.error("packet batch failed", { error: (e as Error).message }); }
+    try {
+      this.drain();
+    } catch (e) {
+      this.log.error("packet batch failed", { error: (e as Error).message });
+    }
   }
 
   private drain(): void {
@@ -116,7 +167,9 @@ export class PacketForwarder implements Forwarder {
     const max = this.opts.batchSize;
     this.timing.wakeups++;
     const fill = (mem: ArrayBuffer, desc: number, data: number) => io.recv(h, mem, desc, data);
-    const send = (mem: ArrayBuffer, desc: number, data: number, n: number) => { io.send(h, mem, desc, data, n); };
+    const send = (mem: ArrayBuffer, desc: number, data: number, n: number) => {
+      io.send(h, mem, desc, data, n);
+    };
     for (let round = 0; round < 16; round++) {
       const n = batch.cycle(fill, send, this.now(), this.timing);
       if (n === 0) break;
@@ -136,7 +189,15 @@ export class PacketForwarder implements Forwarder {
       const c = this.core.conn(r.conn);
       if (!c) continue;
       if (this.decisions.length >= this.opts.decisionLog) this.decisions.shift();
-      this.decisions.push({ proto: c.proto, caddr: c.caddr, cport: c.cport, vaddr: c.vaddr, vport: c.vport, daddr: c.daddr, dport: c.dport });
+      this.decisions.push({
+        proto: c.proto,
+        caddr: c.caddr,
+        cport: c.cport,
+        vaddr: c.vaddr,
+        vport: c.vport,
+        daddr: c.daddr,
+        dport: c.dport,
+      });
     }
   }
 
@@ -148,7 +209,12 @@ export class PacketForwarder implements Forwarder {
       for (const d of this.core.service(a.id).dests) {
         const k = destKey(key, d);
         flows.set(k, d.activeConns + d.inactConns);
-        this.stats.set(k, { inPkts: Number(d.inPkts), outPkts: Number(d.outPkts), inBytes: Number(d.inBytes), outBytes: Number(d.outBytes) });
+        this.stats.set(k, {
+          inPkts: Number(d.inPkts),
+          outPkts: Number(d.outPkts),
+          inBytes: Number(d.inBytes),
+          outBytes: Number(d.outBytes),
+        });
       }
     }
     return flows;
@@ -156,10 +222,18 @@ export class PacketForwarder implements Forwarder {
 
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
-    for (const s of services) if (s.fwmark || !s.port) errors.push({ key: `${s.protocol} ${s.addr}:${s.port}`, error: "packet mode serves address:port services only" });
+    for (const s of services)
+      if (s.fwmark || !s.port)
+        errors.push({
+          key: `${s.protocol} ${s.addr}:${s.port}`,
+          error: "packet mode serves address:port services only",
+        });
     if (errors.length) return errors;
-    try { await this.takeover?.sync(services); }
-    catch (e) { errors.push({ key: "kernel takeover rules", error: (e as Error).message }); }
+    try {
+      await this.takeover?.sync(services);
+    } catch (e) {
+      errors.push({ key: "kernel takeover rules", error: (e as Error).message });
+    }
     return errors;
   }
 
@@ -167,16 +241,22 @@ export class PacketForwarder implements Forwarder {
   // with expire_nodest_conn=0); there is nothing of the proxy's own to close.
   markRemoved(_destKeys: string[], _added: string[]): void {}
 
-  tick(): void { this.core.advance(this.now()); }
+  tick(): void {
+    this.core.advance(this.now());
+  }
 
-  ioStats(): PacketIoStats { return this.io.stats(this.h); }
+  ioStats(): PacketIoStats {
+    return this.io.stats(this.h);
+  }
 
   // Drops by reason: the packet path's (malformed, no destination, table full, ...) and the I/O layer's.
   get drops(): Map<string, number> {
     const m = new Map<string, number>(Object.entries(packetCounters(this.core).drops));
     if (this.closed) return m;
     const s = this.io.stats(this.h);
-    const add = (k: string, v: number) => { if (v) m.set(k, v); };
+    const add = (k: string, v: number) => {
+      if (v) m.set(k, v);
+    };
     add("oversize", s.rxOversize);
     add("rx_queue_overflow", s.rxKernelDrops);
     add("tx_no_buffer", s.txNoBuffer);
@@ -189,9 +269,14 @@ export class PacketForwarder implements Forwarder {
   status(): Record<string, unknown> {
     const c = packetCounters(this.core);
     return {
-      interfaces: this.opts.interfaces, localAddresses: this.opts.localAddresses, batchSize: this.opts.batchSize,
-      verdicts: c.verdicts, drops: Object.fromEntries(this.drops), fragments: this.core.x.packetFragmentCount(),
-      io: this.closed ? undefined : this.io.stats(this.h), timing: { ...this.timing },
+      interfaces: this.opts.interfaces,
+      localAddresses: this.opts.localAddresses,
+      batchSize: this.opts.batchSize,
+      verdicts: c.verdicts,
+      drops: Object.fromEntries(this.drops),
+      fragments: this.core.x.packetFragmentCount(),
+      io: this.closed ? undefined : this.io.stats(this.h),
+      timing: { ...this.timing },
     };
   }
 

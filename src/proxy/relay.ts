@@ -20,14 +20,22 @@ interface Addon {
   active(): number;
 }
 
-export const RELAY_EVENT = { CLIENT_EOF: 1, BACKEND_EOF: 2, CLOSED: 3, CONNECTED: 4, CONNECT_FAILED: 5, ACCEPTED: 6, ACCEPT_FAILED: 7 } as const;
-const EVENT_WORDS = 8;   // [slot or listener id, kind, a, b, 16 address bytes]
+export const RELAY_EVENT = {
+  CLIENT_EOF: 1,
+  BACKEND_EOF: 2,
+  CLOSED: 3,
+  CONNECTED: 4,
+  CONNECT_FAILED: 5,
+  ACCEPTED: 6,
+  ACCEPT_FAILED: 7,
+} as const;
+const EVENT_WORDS = 8; // [slot or listener id, kind, a, b, 16 address bytes]
 export const RELAY_CAUSE = { FIN: 0, CLIENT_ERROR: 1, BACKEND_ERROR: 2 } as const;
-export const RELAY_COUNTERS = 4;   // in reads, in bytes, out reads, out bytes
+export const RELAY_COUNTERS = 4; // in reads, in bytes, out reads, out bytes
 
 export interface RelayOwner {
   onConnected(): void;
-  onConnectFailed(code: string, errno: number): void;   // the backend socket is gone; the client is kept
+  onConnectFailed(code: string, errno: number): void; // the backend socket is gone; the client is kept
   // a FIN from one side (passed on to the other once its bytes are out)
   onEof(side: "client" | "backend"): void;
   // both sides closed: FIN both ways, or a reset/error on one side (both were reset then); errno for logs
@@ -64,8 +72,11 @@ export class NativeRelay {
   private static shared: NativeRelay | string | undefined;
   static load(): NativeRelay | string {
     if (NativeRelay.shared === undefined) {
-      try { NativeRelay.shared = new NativeRelay(createRequire(import.meta.url)(ADDON_PATH) as Addon); }
-      catch (e) { NativeRelay.shared = (e as Error).message.split("\n")[0]; }
+      try {
+        NativeRelay.shared = new NativeRelay(createRequire(import.meta.url)(ADDON_PATH) as Addon);
+      } catch (e) {
+        NativeRelay.shared = (e as Error).message.split("\n")[0];
+      }
     }
     return NativeRelay.shared;
   }
@@ -76,8 +87,12 @@ export class NativeRelay {
   adopt(fd: number, owner: RelayOwner): number {
     const slot = this.free.length ? this.free.pop()! : this.next++;
     if ((slot + 1) * RELAY_COUNTERS > this.counters.length) this.grow();
-    try { this.addon.adopt(slot, fd); }
-    catch (e) { this.free.push(slot); throw e; }
+    try {
+      this.addon.adopt(slot, fd);
+    } catch (e) {
+      this.free.push(slot);
+      throw e;
+    }
     this.owners[slot] = owner;
     return slot;
   }
@@ -89,7 +104,11 @@ export class NativeRelay {
     const r = this.addon.listen(id, addr, port, backlog);
     if (r < 0) {
       const code = errnoName(-r);
-      throw Object.assign(new Error(`listen ${code} ${addr.includes(":") ? `[${addr}]` : addr}:${port}`), { code, errno: r, syscall: "listen" });
+      throw Object.assign(new Error(`listen ${code} ${addr.includes(":") ? `[${addr}]` : addr}:${port}`), {
+        code,
+        errno: r,
+        syscall: "listen",
+      });
     }
     this.listeners[id] = handler;
     return id;
@@ -102,7 +121,9 @@ export class NativeRelay {
   }
 
   // Refuses an accepted connection with a reset.
-  resetFd(fd: number): void { this.addon.resetFd(fd); }
+  resetFd(fd: number): void {
+    this.addon.resetFd(fd);
+  }
 
   // Connects the slot's backend side; onConnected or onConnectFailed follows (ETIMEDOUT after timeoutMs).
   connect(slot: number, addr: string, port: number, timeoutMs: number): void {
@@ -116,7 +137,9 @@ export class NativeRelay {
     this.release(slot);
   }
 
-  active(): number { return this.addon.active(); }
+  active(): number {
+    return this.addon.active();
+  }
 
   private release(slot: number) {
     this.owners[slot] = undefined;
@@ -132,22 +155,38 @@ export class NativeRelay {
 
   private dispatch(ev: Int32Array) {
     for (let i = 0; i + EVENT_WORDS <= ev.length; i += EVENT_WORDS) {
-      const slot = ev[i], kind = ev[i + 1];
+      const slot = ev[i],
+        kind = ev[i + 1];
       if (kind === RELAY_EVENT.ACCEPTED || kind === RELAY_EVENT.ACCEPT_FAILED) {
         const l = this.listeners[slot];
-        if (kind === RELAY_EVENT.ACCEPT_FAILED) { l?.onAcceptFailed(errnoName(ev[i + 3]), ev[i + 2]); continue; }
-        const fd = ev[i + 2], w = ev[i + 3];
-        if (!l) { this.addon.resetFd(fd); continue; }   // the listener closed meanwhile
+        if (kind === RELAY_EVENT.ACCEPT_FAILED) {
+          l?.onAcceptFailed(errnoName(ev[i + 3]), ev[i + 2]);
+          continue;
+        }
+        const fd = ev[i + 2],
+          w = ev[i + 3];
+        if (!l) {
+          this.addon.resetFd(fd);
+          continue;
+        } // the listener closed meanwhile
         l.onAccept(fd, w >>> 16, new Uint8Array(ev.buffer, ev.byteOffset + (i + 4) * 4, 16), w & 0xffff);
         continue;
       }
       const owner = this.owners[slot];
       if (!owner) continue;
       switch (kind) {
-        case RELAY_EVENT.CONNECTED: owner.onConnected(); break;
-        case RELAY_EVENT.CONNECT_FAILED: owner.onConnectFailed(errnoName(ev[i + 3]), ev[i + 3]); break;
-        case RELAY_EVENT.CLIENT_EOF: owner.onEof("client"); break;
-        case RELAY_EVENT.BACKEND_EOF: owner.onEof("backend"); break;
+        case RELAY_EVENT.CONNECTED:
+          owner.onConnected();
+          break;
+        case RELAY_EVENT.CONNECT_FAILED:
+          owner.onConnectFailed(errnoName(ev[i + 3]), ev[i + 3]);
+          break;
+        case RELAY_EVENT.CLIENT_EOF:
+          owner.onEof("client");
+          break;
+        case RELAY_EVENT.BACKEND_EOF:
+          owner.onEof("backend");
+          break;
         case RELAY_EVENT.CLOSED:
           // the owner reads the slot's counters before it is released
           owner.onClosed(ev[i + 2], ev[i + 3]);

@@ -6,7 +6,7 @@
 import * as net from "node:net";
 import * as dgram from "node:dgram";
 import { readFileSync } from "node:fs";
-import { Core, TCP_FLAGS } from "../core/index.ts";
+import { type Core, TCP_FLAGS } from "../core/index.ts";
 import { addrBytes, afOf, formatAddr } from "../core/addr.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
 import type { VirtualService } from "../model/types.ts";
@@ -21,12 +21,15 @@ import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./rel
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
 const EMPTY_ADDR = new Uint8Array(16);
 
-
 export interface ForwarderOptions {
-  udpFlows: number; maxConns: number; drainTimeoutMs: number; connectTimeoutMs: number; decisionLog: number;
+  udpFlows: number;
+  maxConns: number;
+  drainTimeoutMs: number;
+  connectTimeoutMs: number;
+  decisionLog: number;
   pump?: "native" | "js";
-  idleTimeoutMs?: number;     // a TCP connection that moves no byte this long is closed (default 900 s)
-  fileLimit?: number;         // open files allowed (default: RLIMIT_NOFILE's soft limit as it is now)
+  idleTimeoutMs?: number; // a TCP connection that moves no byte this long is closed (default 900 s)
+  fileLimit?: number; // open files allowed (default: RLIMIT_NOFILE's soft limit as it is now)
 }
 
 // Descriptors kept back from the budget: 64 for everything else the process opens (health checks, the
@@ -39,7 +42,9 @@ function softFileLimit(): number {
   try {
     const m = readFileSync("/proc/self/limits", "utf8").match(/Max open files\s+(\d+|unlimited)/);
     if (m) return m[1] === "unlimited" ? 1 << 30 : Number(m[1]);
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return 1024;
 }
 
@@ -48,33 +53,75 @@ function softFileLimit(): number {
 const UDP_EVICT_IDLE_MS = 1000;
 
 interface Listener {
-  key: string; proto: "tcp" | "udp"; vaddr: string; vport: number; svcId: number; removed: boolean;
-  connectMs: number; idleMs: number;   // the service's timeouts
-  af: number; vbytes: Uint8Array;   // vaddr encoded once, for Core.packetBytes
-  server?: net.Server; native?: number; udp?: dgram.Socket; flows?: Map<string, UdpFlow>;
+  key: string;
+  proto: "tcp" | "udp";
+  vaddr: string;
+  vport: number;
+  svcId: number;
+  removed: boolean;
+  connectMs: number;
+  idleMs: number; // the service's timeouts
+  af: number;
+  vbytes: Uint8Array; // vaddr encoded once, for Core.packetBytes
+  server?: net.Server;
+  native?: number;
+  udp?: dgram.Socket;
+  flows?: Map<string, UdpFlow>;
 }
 
-interface Flow { idx: number; destKey: string; act: boolean; cport: number; vport: number; proto: number; close(reason: string): void }
+interface Flow {
+  idx: number;
+  destKey: string;
+  act: boolean;
+  cport: number;
+  vport: number;
+  proto: number;
+  close(reason: string): void;
+}
 
 class TcpConn implements Flow, RelayOwner {
   backend: net.Socket | null = null;
-  daddr = ""; dport = 0; destKey = ""; idx = -1; act = false; proto = 6;
-  clientEnded = false; backendEnded = false; connected = false; done = false; retried = false;
-  lastActive = 0;   // the forwarder's clock when a byte last moved (or the connection was made)
+  daddr = "";
+  dport = 0;
+  destKey = "";
+  idx = -1;
+  act = false;
+  proto = 6;
+  clientEnded = false;
+  backendEnded = false;
+  connected = false;
+  done = false;
+  retried = false;
+  lastActive = 0; // the forwarder's clock when a byte last moved (or the connection was made)
   st!: DestStats;
   // the native relay's slot once it pumps this connection (-1: the JS pump), and its counters as last read
-  slot = -1; inReads = 0; inBytes = 0; outReads = 0; outBytes = 0;
-  dbytes: Uint8Array = EMPTY_ADDR;   // daddr encoded
+  slot = -1;
+  inReads = 0;
+  inBytes = 0;
+  outReads = 0;
+  outBytes = 0;
+  dbytes: Uint8Array = EMPTY_ADDR; // daddr encoded
   private caddrText = "";
   // client: the accepted socket when JS pumps; null when the native relay accepted (it holds the descriptor)
-  constructor(readonly fw: SocketForwarder, readonly l: Listener, readonly client: net.Socket | null, readonly af: number,
-              readonly cbytes: Uint8Array, readonly cport: number) {}
-  get vport() { return this.l.vport; }
-  get caddr() { return this.caddrText || (this.caddrText = formatAddr(this.af, this.cbytes)); }
+  constructor(
+    readonly fw: SocketForwarder,
+    readonly l: Listener,
+    readonly client: net.Socket | null,
+    readonly af: number,
+    readonly cbytes: Uint8Array,
+    readonly cport: number,
+  ) {}
+  get vport() {
+    return this.l.vport;
+  }
+  get caddr() {
+    return this.caddrText || (this.caddrText = formatAddr(this.af, this.cbytes));
+  }
   feed(dir: "in" | "out", flags: number) {
     if (this.idx < 0) return;
     const c = this.fw.core;
-    if (dir === "in") c.packetBytes("in", 6, this.af, this.cbytes, this.cport, this.l.vbytes, this.l.vport, flags, 60, this.fw.now());
+    if (dir === "in")
+      c.packetBytes("in", 6, this.af, this.cbytes, this.cport, this.l.vbytes, this.l.vport, flags, 60, this.fw.now());
     else c.packetBytes("out", 6, this.af, this.dbytes, this.dport, this.cbytes, this.cport, flags, 60, this.fw.now());
   }
   close(reason: string) {
@@ -95,17 +142,28 @@ class TcpConn implements Flow, RelayOwner {
       this.backend?.resetAndDestroy();
     }
   }
-  get native() { return this.slot >= 0; }
+  get native() {
+    return this.slot >= 0;
+  }
   // Adds what the native relay pumped since the last look to the destination's counters.
   collect() {
     if (this.slot < 0) return;
-    const a = this.fw.relay!.counters, o = this.slot * RELAY_COUNTERS;
-    const inReads = a[o], inBytes = a[o + 1], outReads = a[o + 2], outBytes = a[o + 3];
+    const a = this.fw.relay!.counters,
+      o = this.slot * RELAY_COUNTERS;
+    const inReads = a[o],
+      inBytes = a[o + 1],
+      outReads = a[o + 2],
+      outBytes = a[o + 3];
     if (inReads === this.inReads && outReads === this.outReads) return;
     const st = this.st;
-    st.inPkts += inReads - this.inReads; st.inBytes += inBytes - this.inBytes;
-    st.outPkts += outReads - this.outReads; st.outBytes += outBytes - this.outBytes;
-    this.inReads = inReads; this.inBytes = inBytes; this.outReads = outReads; this.outBytes = outBytes;
+    st.inPkts += inReads - this.inReads;
+    st.inBytes += inBytes - this.inBytes;
+    st.outPkts += outReads - this.outReads;
+    st.outBytes += outBytes - this.outBytes;
+    this.inReads = inReads;
+    this.inBytes = inBytes;
+    this.outReads = outReads;
+    this.outBytes = outBytes;
     this.act = true;
   }
   onConnected() {
@@ -117,11 +175,19 @@ class TcpConn implements Flow, RelayOwner {
   }
   onConnectFailed(code: string, errno: number) {
     if (this.done) return;
-    this.fw.connectFailed(this, Object.assign(new Error(`connect ${code} ${this.daddr}:${this.dport}`), { code, errno }));
+    this.fw.connectFailed(
+      this,
+      Object.assign(new Error(`connect ${code} ${this.daddr}:${this.dport}`), { code, errno }),
+    );
   }
   onEof(side: "client" | "backend") {
-    if (side === "client") { this.clientEnded = true; this.feed("in", FIN | ACK); }
-    else { this.backendEnded = true; this.feed("out", FIN | ACK); }
+    if (side === "client") {
+      this.clientEnded = true;
+      this.feed("in", FIN | ACK);
+    } else {
+      this.backendEnded = true;
+      this.feed("out", FIN | ACK);
+    }
   }
   onClosed(cause: number, errno: number) {
     this.collect();
@@ -129,7 +195,10 @@ class TcpConn implements Flow, RelayOwner {
     if (this.done) return;
     if (cause === RELAY_CAUSE.FIN) this.feed("in", ACK);
     else {
-      this.fw.log.debug(cause === RELAY_CAUSE.CLIENT_ERROR ? "client error" : "backend error", { dest: this.destKey, errno });
+      this.fw.log.debug(cause === RELAY_CAUSE.CLIENT_ERROR ? "client error" : "backend error", {
+        dest: this.destKey,
+        errno,
+      });
       this.feed(cause === RELAY_CAUSE.CLIENT_ERROR ? "in" : "out", RST);
     }
     this.finish();
@@ -151,24 +220,38 @@ class TcpConn implements Flow, RelayOwner {
 
 class UdpFlow implements Flow {
   sock: dgram.Socket;
-  act = true; proto = 17; idx = -1; destKey = ""; done = false;
+  act = true;
+  proto = 17;
+  idx = -1;
+  destKey = "";
+  done = false;
   lastActive = 0;
   st!: DestStats;
-  constructor(readonly fw: SocketForwarder, readonly l: Listener, readonly key: string, readonly caddr: string, readonly cport: number,
-              readonly daddr: string, readonly dport: number) {
+  constructor(
+    readonly fw: SocketForwarder,
+    readonly l: Listener,
+    readonly key: string,
+    readonly caddr: string,
+    readonly cport: number,
+    readonly daddr: string,
+    readonly dport: number,
+  ) {
     this.sock = dgram.createSocket(daddr.includes(":") ? "udp6" : "udp4");
     this.sock.on("message", (msg, r) => {
       if (r.port !== this.dport || r.address !== this.daddr) return;
       this.act = true;
       fw.touchUdp(this);
-      this.st.outPkts++; this.st.outBytes += msg.length;
+      this.st.outPkts++;
+      this.st.outBytes += msg.length;
       fw.core.packet("out", "udp", this.daddr, this.dport, this.caddr, this.cport, { len: msg.length, now: fw.now() });
       if (!this.l.udp) return;
       this.l.udp.send(msg, this.cport, this.caddr);
     });
     this.sock.on("error", (e) => fw.log.debug("udp flow error", { error: e.message }));
   }
-  get vport() { return this.l.vport; }
+  get vport() {
+    return this.l.vport;
+  }
   close(_reason: string) {
     if (this.done) return;
     this.done = true;
@@ -176,7 +259,11 @@ class UdpFlow implements Flow {
     this.fw.udpCount--;
     this.fw.udpLru.delete(this);
     if (this.fw.byIdx.get(this.idx) === this) this.fw.byIdx.delete(this.idx);
-    try { this.sock.close(); } catch { /* closed */ }
+    try {
+      this.sock.close();
+    } catch {
+      /* closed */
+    }
     this.fw.maybeCloseUdp(this.l);
   }
 }
@@ -188,21 +275,27 @@ export class SocketForwarder implements Forwarder {
   readonly byIdx = new Map<number, Flow>();
   readonly stats = new Map<string, DestStats>();
   readonly drops = new Map<string, number>();
-  readonly removedAt = new Map<string, number>();   // destination or service key -> when it was removed (ms)
+  readonly removedAt = new Map<string, number>(); // destination or service key -> when it was removed (ms)
   readonly decisions: Decision[] = [];
   udpCount = 0;
   // UDP flows, least recently active first (a Map keeps insertion order; activity re-inserts)
   readonly udpLru = new Map<UdpFlow, true>();
-  readonly fileBudget: number;   // descriptors for listeners, TCP connections (2 each) and UDP flows (1 each)
+  readonly fileBudget: number; // descriptors for listeners, TCP connections (2 each) and UDP flows (1 each)
   private t0 = performance.now();
   private idleWaiters: (() => void)[] = [];
   readonly relay: NativeRelay | null = null;
 
-  constructor(readonly core: Core, readonly tables: Tables, readonly opts: ForwarderOptions, readonly log: Logger) {
+  constructor(
+    readonly core: Core,
+    readonly tables: Tables,
+    readonly opts: ForwarderOptions,
+    readonly log: Logger,
+  ) {
     this.fileBudget = (opts.fileLimit ?? softFileLimit()) - FD_RESERVE;
     if (opts.pump !== "js") {
       const r = NativeRelay.load();
-      if (typeof r === "string") log.warn("native relay not loaded; TCP bytes go through the JS pump (build it with npm install)", { error: r });
+      if (typeof r === "string")
+        log.warn("native relay not loaded; TCP bytes go through the JS pump (build it with npm install)", { error: r });
       else this.relay = r;
     }
   }
@@ -212,9 +305,13 @@ export class SocketForwarder implements Forwarder {
     if (this.relay) for (const c of this.tcp) c.collect();
   }
 
-  now(): number { return Math.floor(performance.now() - this.t0) + 1; }
+  now(): number {
+    return Math.floor(performance.now() - this.t0) + 1;
+  }
 
-  drop(reason: string) { this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1); }
+  drop(reason: string) {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+  }
 
   // Destination addresses encoded for Core.packetBytes, once per address.
   private destBytesCache = new Map<string, Uint8Array>();
@@ -242,9 +339,12 @@ export class SocketForwarder implements Forwarder {
   // Opens listeners for new services, marks those of removed services (they stop taking new flows).
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
-    const slicer = new Slicer();   // 10k new listeners take a while: forwarding goes on between slices
+    const slicer = new Slicer(); // 10k new listeners take a while: forwarding goes on between slices
     const want = new Map<string, VirtualService>();
-    for (const s of services) { want.set(serviceKey(s), s); await slicer.pause(); }
+    for (const s of services) {
+      want.set(serviceKey(s), s);
+      await slicer.pause();
+    }
     for (const [key, l] of this.listeners) {
       await slicer.pause();
       if (want.has(key)) continue;
@@ -261,15 +361,37 @@ export class SocketForwarder implements Forwarder {
       if (!a) continue;
       let l = this.listeners.get(key);
       const connectMs = s.connectTimeout !== undefined ? s.connectTimeout * 1000 : this.opts.connectTimeoutMs;
-      const idleMs = s.idleTimeout !== undefined ? s.idleTimeout * 1000 : this.opts.idleTimeoutMs ?? 900_000;
-      if (l) { l.connectMs = connectMs; l.idleMs = idleMs; }
-      if (l && l.removed && l.proto === "udp" && l.udp) { l.removed = false; l.svcId = a.id; this.removedAt.delete(key); continue; }
-      if (l && !l.removed) { l.svcId = a.id; continue; }
+      const idleMs = s.idleTimeout !== undefined ? s.idleTimeout * 1000 : (this.opts.idleTimeoutMs ?? 900_000);
+      if (l) {
+        l.connectMs = connectMs;
+        l.idleMs = idleMs;
+      }
+      if (l && l.removed && l.proto === "udp" && l.udp) {
+        l.removed = false;
+        l.svcId = a.id;
+        this.removedAt.delete(key);
+        continue;
+      }
+      if (l && !l.removed) {
+        l.svcId = a.id;
+        continue;
+      }
       this.removedAt.delete(key);
-      l = { key, proto: s.protocol === "udp" ? "udp" : "tcp", vaddr: s.addr!, vport: s.port!, svcId: a.id, removed: false,
-        connectMs, idleMs, af: afOf(s.addr!), vbytes: addrBytes(s.addr!) };
+      l = {
+        key,
+        proto: s.protocol === "udp" ? "udp" : "tcp",
+        vaddr: s.addr!,
+        vport: s.port!,
+        svcId: a.id,
+        removed: false,
+        connectMs,
+        idleMs,
+        af: afOf(s.addr!),
+        vbytes: addrBytes(s.addr!),
+      };
       try {
-        if (l.proto === "tcp") await this.listenTcp(l); else await this.listenUdp(l);
+        if (l.proto === "tcp") await this.listenTcp(l);
+        else await this.listenUdp(l);
         this.listeners.set(key, l);
         this.log.info("listening", { service: key });
       } catch (e) {
@@ -309,14 +431,22 @@ export class SocketForwarder implements Forwarder {
     });
     l.server = server;
     return new Promise((res, rej) => {
-      const onErr = (e: Error) => { server.close(); rej(e); };
+      const onErr = (e: Error) => {
+        server.close();
+        rej(e);
+      };
       server.once("error", onErr);
-      server.listen({ host: l.vaddr, port: l.vport, backlog: 1024, exclusive: true }, () => { server.off("error", onErr); res(); });
+      server.listen({ host: l.vaddr, port: l.vport, backlog: 1024, exclusive: true }, () => {
+        server.off("error", onErr);
+        res();
+      });
     });
   }
 
   private listenUdp(l: Listener): Promise<void> {
-    const sock = l.vaddr.includes(":") ? dgram.createSocket({ type: "udp6", ipv6Only: true }) : dgram.createSocket({ type: "udp4" });
+    const sock = l.vaddr.includes(":")
+      ? dgram.createSocket({ type: "udp6", ipv6Only: true })
+      : dgram.createSocket({ type: "udp4" });
     l.udp = sock;
     l.flows = new Map();
     sock.on("message", (msg, r) => this.onUdp(l, msg, r.address, r.port));
@@ -342,11 +472,20 @@ export class SocketForwarder implements Forwarder {
   // A connection the native relay accepted: fd is ours to take or refuse.
   private onNativeTcp(l: Listener, fd: number, af: number, addr: Uint8Array, cport: number) {
     const relay = this.relay!;
-    if (l.removed) { relay.resetFd(fd); this.drop("service_removed"); return; }
-    if (!this.tcpRoom()) { relay.resetFd(fd); this.drop("max_conns"); return; }
+    if (l.removed) {
+      relay.resetFd(fd);
+      this.drop("service_removed");
+      return;
+    }
+    if (!this.tcpRoom()) {
+      relay.resetFd(fd);
+      this.drop("max_conns");
+      return;
+    }
     const c = new TcpConn(this, l, null, af, addr.slice(), cport);
-    try { c.slot = relay.adopt(fd, c); }
-    catch (e) {
+    try {
+      c.slot = relay.adopt(fd, c);
+    } catch (e) {
       this.drop("relay_refused");
       this.log.warn("native relay cannot take the connection", { service: l.key, error: (e as Error).message });
       return;
@@ -356,23 +495,48 @@ export class SocketForwarder implements Forwarder {
   }
 
   private onTcp(l: Listener, client: net.Socket) {
-    const caddr = client.remoteAddress, cport = client.remotePort;
-    if (!caddr || !cport) { client.destroy(); return; }
-    if (l.removed) { client.resetAndDestroy(); this.drop("service_removed"); return; }
-    if (!this.tcpRoom()) { client.resetAndDestroy(); this.drop("max_conns"); return; }
+    const caddr = client.remoteAddress,
+      cport = client.remotePort;
+    if (!caddr || !cport) {
+      client.destroy();
+      return;
+    }
+    if (l.removed) {
+      client.resetAndDestroy();
+      this.drop("service_removed");
+      return;
+    }
+    if (!this.tcpRoom()) {
+      client.resetAndDestroy();
+      this.drop("max_conns");
+      return;
+    }
     const c = new TcpConn(this, l, client, afOf(caddr), addrBytes(caddr), cport);
     client.on("error", (e) => {
       // the client reset (or the socket failed): the backend gets a reset too
-      if (!c.done) { this.log.debug("client error", { error: e.message }); c.feed("in", RST); c.backend?.resetAndDestroy(); c.finish(); }
+      if (!c.done) {
+        this.log.debug("client error", { error: e.message });
+        c.feed("in", RST);
+        c.backend?.resetAndDestroy();
+        c.finish();
+      }
     });
-    client.on("close", () => { if (!c.done && !c.connected) { c.feed("in", RST); c.backend?.destroy(); c.finish(); } });
+    client.on("close", () => {
+      if (!c.done && !c.connected) {
+        c.feed("in", RST);
+        c.backend?.destroy();
+        c.finish();
+      }
+    });
     this.tcp.add(c);
     if (!this.schedule(c, false)) return;
   }
 
   // Descriptors in use by what the budget covers: a socket per listener, two per TCP connection (the
   // accepted one is already open when this is asked, so it counts), one per UDP flow.
-  fdsInUse(): number { return this.listeners.size + 2 * this.tcp.size + this.udpCount; }
+  fdsInUse(): number {
+    return this.listeners.size + 2 * this.tcp.size + this.udpCount;
+  }
 
   // Room for one more TCP connection: under maxConns, and while UDP flows hold sockets, its two sockets
   // fit the open-files budget beside theirs (so a full UDP table cannot turn the orderly refusal into
@@ -384,8 +548,11 @@ export class SocketForwarder implements Forwarder {
 
   // Schedules c through the core and connects; false when refused.
   private schedule(c: TcpConn, retry: boolean): boolean {
-    const l = c.l, now = this.now();
-    const r = this.core.lastResult(this.core.packetBytes("in", 6, c.af, c.cbytes, c.cport, l.vbytes, l.vport, SYN, 60, now));
+    const l = c.l,
+      now = this.now();
+    const r = this.core.lastResult(
+      this.core.packetBytes("in", 6, c.af, c.cbytes, c.cport, l.vbytes, l.vport, SYN, 60, now),
+    );
     if (r.verdict !== "forward" || r.conn < 0) {
       this.drop(r.verdict === "drop" ? (r.reason ?? "drop").replace(/\W+/g, "_") : "not_scheduled");
       c.resetAll();
@@ -403,22 +570,40 @@ export class SocketForwarder implements Forwarder {
     c.destKey = `${l.key}|${realServerKey({ addr: info.daddr, port: info.dport })}`;
     c.st = this.statsFor(c.destKey);
     this.byIdx.set(r.conn, c);
-    if (this.opts.decisionLog) this.record({ proto: "tcp", caddr: c.caddr, cport: c.cport, vaddr: l.vaddr, vport: l.vport, daddr: c.daddr, dport: c.dport, retried: retry || undefined });
+    if (this.opts.decisionLog)
+      this.record({
+        proto: "tcp",
+        caddr: c.caddr,
+        cport: c.cport,
+        vaddr: l.vaddr,
+        vport: l.vport,
+        daddr: c.daddr,
+        dport: c.dport,
+        retried: retry || undefined,
+      });
     void a;
     this.connect(c);
     return true;
   }
 
   private connect(c: TcpConn) {
-    if (c.native) { this.relay!.connect(c.slot, c.daddr, c.dport, c.l.connectMs); return; }
+    if (c.native) {
+      this.relay!.connect(c.slot, c.daddr, c.dport, c.l.connectMs);
+      return;
+    }
     const b = net.connect({ host: c.daddr, port: c.dport, allowHalfOpen: true, noDelay: true });
     c.backend = b;
     c.connected = false;
-    const timer = setTimeout(() => b.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })),
-      c.l.connectMs);
+    const timer = setTimeout(
+      () => b.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })),
+      c.l.connectMs,
+    );
     b.once("connect", () => {
       clearTimeout(timer);
-      if (c.done) { b.destroy(); return; }
+      if (c.done) {
+        b.destroy();
+        return;
+      }
       c.connected = true;
       c.lastActive = this.now();
       c.feed("out", SYN | ACK);
@@ -442,43 +627,81 @@ export class SocketForwarder implements Forwarder {
     this.drop(`connect_${(e.code ?? "error").toLowerCase()}`);
     this.log.warn("backend connect failed", { dest: c.destKey, error: e.message, retry: !c.retried });
     c.feed("out", RST);
-    if (c.retried || c.client?.destroyed) { c.resetAll(); c.finish(); return; }
+    if (c.retried || c.client?.destroyed) {
+      c.resetAll();
+      c.finish();
+      return;
+    }
     c.retried = true;
     // one retry on another destination: the failed one is quiesced for this one decision
     const failed = { addr: c.daddr, port: c.dport, key: c.destKey };
     const svc = this.tables.byId.get(c.l.svcId);
-    const d = svc ? this.core.service(svc.id).dests.find((x) => realServerKey(x) === failed.key.split("|")[1]) : undefined;
+    const d = svc
+      ? this.core.service(svc.id).dests.find((x) => realServerKey(x) === failed.key.split("|")[1])
+      : undefined;
     if (this.byIdx.get(c.idx) === c) this.byIdx.delete(c.idx);
     if (svc && d && d.weight > 0) {
-      const spec = { addr: d.addr, port: d.port, upperThreshold: d.upperThreshold, lowerThreshold: d.lowerThreshold, fwd: "masq" as const };
+      const spec = {
+        addr: d.addr,
+        port: d.port,
+        upperThreshold: d.upperThreshold,
+        lowerThreshold: d.lowerThreshold,
+        fwd: "masq" as const,
+      };
       this.core.editDest(svc.id, { ...spec, weight: 0 });
-      try { if (!this.schedule(c, true)) return; } finally { this.core.editDest(svc.id, { ...spec, weight: d.weight }); }
+      try {
+        if (!this.schedule(c, true)) return;
+      } finally {
+        this.core.editDest(svc.id, { ...spec, weight: d.weight });
+      }
     } else if (!this.schedule(c, true)) return;
-    if (c.destKey === failed.key) { c.backend?.destroy(); c.feed("out", RST); c.resetAll(); c.finish(); }
+    if (c.destKey === failed.key) {
+      c.backend?.destroy();
+      c.feed("out", RST);
+      c.resetAll();
+      c.finish();
+    }
   }
 
   private wire(c: TcpConn) {
-    const client = c.client!, b = c.backend!, st = c.st;
+    const client = c.client!,
+      b = c.backend!,
+      st = c.st;
     client.on("data", (d: Buffer) => {
-      st.inPkts++; st.inBytes += d.length; c.act = true;
+      st.inPkts++;
+      st.inBytes += d.length;
+      c.act = true;
       if (!b.write(d)) client.pause();
     });
     b.on("data", (d: Buffer) => {
-      st.outPkts++; st.outBytes += d.length; c.act = true;
+      st.outPkts++;
+      st.outBytes += d.length;
+      c.act = true;
       if (!client.write(d)) b.pause();
     });
     b.on("drain", () => client.resume());
     client.on("drain", () => b.resume());
-    client.on("end", () => { c.clientEnded = true; c.feed("in", FIN | ACK); b.end(); });
-    b.on("end", () => { c.backendEnded = true; c.feed("out", FIN | ACK); client.end(); });
+    client.on("end", () => {
+      c.clientEnded = true;
+      c.feed("in", FIN | ACK);
+      b.end();
+    });
+    b.on("end", () => {
+      c.backendEnded = true;
+      c.feed("out", FIN | ACK);
+      client.end();
+    });
     const closed = () => {
       if (c.done) return;
       if (client.destroyed && b.destroyed) {
         if (c.clientEnded && c.backendEnded) c.feed("in", ACK);
         else c.feed("in", RST);
         c.finish();
-      } else if (client.destroyed && !c.clientEnded) { b.resetAndDestroy(); }
-      else if (b.destroyed && !c.backendEnded) { client.resetAndDestroy(); }
+      } else if (client.destroyed && !c.clientEnded) {
+        b.resetAndDestroy();
+      } else if (b.destroyed && !c.backendEnded) {
+        client.resetAndDestroy();
+      }
     };
     client.on("close", closed);
     b.on("close", closed);
@@ -489,7 +712,10 @@ export class SocketForwarder implements Forwarder {
     const fk = `${caddr}|${cport}`;
     let f = l.flows!.get(fk);
     if (!f) {
-      if (l.removed) { this.drop("service_removed"); return; }
+      if (l.removed) {
+        this.drop("service_removed");
+        return;
+      }
       if ((this.udpCount >= this.opts.udpFlows || this.fdsInUse() + 1 > this.fileBudget) && !this.evictIdleUdp()) {
         this.drop("udp_table_full");
         return;
@@ -503,12 +729,20 @@ export class SocketForwarder implements Forwarder {
     if (f && r.isNew) {
       // the core scheduled this datagram afresh (its entry expired, or one-packet scheduling)
       const info = this.core.conn(r.conn);
-      if (!info || info.daddr !== f.daddr || (info.dport || l.vport) !== f.dport) { f.close("rescheduled"); f = undefined; }
-      else { f.idx = r.conn; this.byIdx.set(r.conn, f); }
+      if (!info || info.daddr !== f.daddr || (info.dport || l.vport) !== f.dport) {
+        f.close("rescheduled");
+        f = undefined;
+      } else {
+        f.idx = r.conn;
+        this.byIdx.set(r.conn, f);
+      }
     }
     if (!f) {
       const info = this.core.conn(r.conn);
-      if (!info) { this.drop("not_scheduled"); return; }
+      if (!info) {
+        this.drop("not_scheduled");
+        return;
+      }
       const old = this.byIdx.get(r.conn);
       if (old && r.isNew) old.close("index reused");
       f = new UdpFlow(this, l, fk, caddr, cport, info.daddr, info.dport || l.vport);
@@ -522,7 +756,8 @@ export class SocketForwarder implements Forwarder {
     }
     f.act = true;
     this.touchUdp(f);
-    f.st.inPkts++; f.st.inBytes += msg.length;
+    f.st.inPkts++;
+    f.st.inBytes += msg.length;
     f.sock.send(msg, f.dport, f.daddr);
   }
 
@@ -556,17 +791,26 @@ export class SocketForwarder implements Forwarder {
     const idle: TcpConn[] = [];
     for (const c of this.tcp) {
       c.collect();
-      if (c.act && c.connected) { c.act = false; c.lastActive = now; c.feed("in", ACK); }
-      else if (c.connected && now - c.lastActive >= c.l.idleMs) idle.push(c);
+      if (c.act && c.connected) {
+        c.act = false;
+        c.lastActive = now;
+        c.feed("in", ACK);
+      } else if (c.connected && now - c.lastActive >= c.l.idleMs) idle.push(c);
     }
-    for (const c of idle) { this.drop("idle_timeout"); c.close("idle timeout"); }
+    for (const c of idle) {
+      this.drop("idle_timeout");
+      c.close("idle timeout");
+    }
     this.core.advance(now);
     const bound = this.opts.drainTimeoutMs;
     const flows: Flow[] = [...this.tcp];
     for (const l of this.listeners.values()) if (l.flows) flows.push(...l.flows.values());
     for (const f of flows) {
       if (f instanceof TcpConn && !f.connected) continue;
-      if (!f.act && !this.alive(f)) { f.close("idle timeout"); continue; }
+      if (!f.act && !this.alive(f)) {
+        f.close("idle timeout");
+        continue;
+      }
       if (f instanceof UdpFlow) f.act = false;
       const svcKey = f.destKey.split("|")[0];
       const t = this.removedAt.get(f.destKey) ?? this.removedAt.get(svcKey);
@@ -581,20 +825,31 @@ export class SocketForwarder implements Forwarder {
     for (const k of added) this.removedAt.delete(k);
   }
 
-  onDone() { if (this.tcp.size === 0) for (const w of this.idleWaiters.splice(0)) w(); }
+  onDone() {
+    if (this.tcp.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
 
-  activeFlows(): number { return this.tcp.size + this.udpCount; }
+  activeFlows(): number {
+    return this.tcp.size + this.udpCount;
+  }
 
   flowsByDest(): Map<string, number> {
     this.collectCounters();
     const flows = new Map<string, number>();
     for (const c of this.tcp) flows.set(c.destKey, (flows.get(c.destKey) ?? 0) + 1);
-    for (const l of this.listeners.values()) for (const f of l.flows?.values() ?? []) flows.set(f.destKey, (flows.get(f.destKey) ?? 0) + 1);
+    for (const l of this.listeners.values())
+      for (const f of l.flows?.values() ?? []) flows.set(f.destKey, (flows.get(f.destKey) ?? 0) + 1);
     return flows;
   }
 
   status(): Record<string, unknown> {
-    return { pump: this.relay ? "native" : "js", tcp: this.tcp.size, udpFlows: this.udpCount, drops: Object.fromEntries(this.drops), maxConns: this.opts.maxConns };
+    return {
+      pump: this.relay ? "native" : "js",
+      tcp: this.tcp.size,
+      udpFlows: this.udpCount,
+      drops: Object.fromEntries(this.drops),
+      maxConns: this.opts.maxConns,
+    };
   }
 
   // Stops listening; closes every flow (graceful: false resets them).

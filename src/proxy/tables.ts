@@ -7,28 +7,42 @@ import type { DesiredState, RealServer, VirtualService } from "../model/types.ts
 import { serviceKey, realServerKey } from "../model/types.ts";
 import { Slicer } from "./slice.ts";
 
-export interface AppliedService { key: string; id: number; spec: VirtualService }
+export interface AppliedService {
+  key: string;
+  id: number;
+  spec: VirtualService;
+}
 export type DownAction = "quiesce" | "remove";
 
 export interface ApplyResult {
   addedServices: AppliedService[];
   removedServices: string[];
-  removedDests: string[];      // `${svcKey}|${rsKey}` no longer in the core
+  removedDests: string[]; // `${svcKey}|${rsKey}` no longer in the core
   addedDests: string[];
 }
 
 const svcSpec = (s: VirtualService) => ({
-  proto: (s.protocol ?? "tcp") as "tcp" | "udp", addr: s.addr, port: s.port, scheduler: s.scheduler, flags: s.flags,
-  persistent: s.persistent, netmask: s.netmask,
+  proto: (s.protocol ?? "tcp") as "tcp" | "udp",
+  addr: s.addr,
+  port: s.port,
+  scheduler: s.scheduler,
+  flags: s.flags,
+  persistent: s.persistent,
+  netmask: s.netmask,
 });
 
-export function destKey(svcKey: string, r: Pick<RealServer, "addr" | "port">): string { return `${svcKey}|${realServerKey(r)}`; }
+export function destKey(svcKey: string, r: Pick<RealServer, "addr" | "port">): string {
+  return `${svcKey}|${realServerKey(r)}`;
+}
 
 export class Tables {
   readonly services = new Map<string, AppliedService>();
   readonly byId = new Map<number, AppliedService>();
   // fwd: how every destination forwards (socket mode connects itself: masq; packet mode: fullnat)
-  constructor(readonly core: Core, readonly fwd: "masq" | "fullnat" = "masq") {}
+  constructor(
+    readonly core: Core,
+    readonly fwd: "masq" | "fullnat" = "masq",
+  ) {}
 
   // Effective real servers of a service under the health overlay.
   static effective(s: VirtualService, down: (key: string) => DownAction | undefined): RealServer[] {
@@ -53,16 +67,25 @@ export class Tables {
 
   /** apply, in stretches that yield to the event loop (a restore of 10k services changes them all): the
    * tables are between the two states meanwhile, each service either as it was or as it will be. */
-  async applyInSlices(state: DesiredState, down: (key: string) => DownAction | undefined = () => undefined,
-    slicer = new Slicer()): Promise<ApplyResult> {
+  async applyInSlices(
+    state: DesiredState,
+    down: (key: string) => DownAction | undefined = () => undefined,
+    slicer = new Slicer(),
+  ): Promise<ApplyResult> {
     const res: ApplyResult = { addedServices: [], removedServices: [], removedDests: [], addedDests: [] };
     const want = new Map<string, VirtualService>();
-    for (const s of state.services) { want.set(serviceKey(s), s); await slicer.pause(); }
+    for (const s of state.services) {
+      want.set(serviceKey(s), s);
+      await slicer.pause();
+    }
     for (const [key, a] of [...this.services]) {
       if (!want.has(key)) this.removeService(key, a, res);
       await slicer.pause();
     }
-    for (const [key, s] of want) { this.applyService(key, s, down, res); await slicer.pause(); }
+    for (const [key, s] of want) {
+      this.applyService(key, s, down, res);
+      await slicer.pause();
+    }
     if (state.timeouts) this.core.setTimeouts(state.timeouts.tcp, state.timeouts.tcpfin, state.timeouts.udp);
     return res;
   }
@@ -76,7 +99,12 @@ export class Tables {
   }
 
   // Adds or edits one service and its destinations to match s under the health overlay.
-  private applyService(key: string, s: VirtualService, down: (key: string) => DownAction | undefined, res: ApplyResult) {
+  private applyService(
+    key: string,
+    s: VirtualService,
+    down: (key: string) => DownAction | undefined,
+    res: ApplyResult,
+  ) {
     const core = this.core;
     let a = this.services.get(key);
     if (!a) {
@@ -90,7 +118,12 @@ export class Tables {
       const flags = Core.serviceFlags(svcSpec(s));
       const nm = Core.netmaskValue(info.af, s.netmask);
       const timeout = s.persistent ? s.persistent : 0;
-      if (info.scheduler !== s.scheduler || (info.flags & ~SVC_F.hashed) !== flags || (s.persistent && info.timeout !== timeout) || info.netmask !== nm)
+      if (
+        info.scheduler !== s.scheduler ||
+        (info.flags & ~SVC_F.hashed) !== flags ||
+        (s.persistent && info.timeout !== timeout) ||
+        info.netmask !== nm
+      )
         core.editService(a.id, svcSpec(s));
       a.spec = s;
     }
@@ -101,10 +134,28 @@ export class Tables {
       const rk = realServerKey(r);
       keep.add(rk);
       const d = have.get(rk);
-      const spec = { addr: r.addr, port: r.port, weight: r.weight, upperThreshold: r.upperThreshold, lowerThreshold: r.lowerThreshold, fwd: this.fwd };
-      if (!d) { core.addDest(a.id, spec); res.addedDests.push(`${key}|${rk}`); }
-      else if (d.weight !== r.weight || d.upperThreshold !== r.upperThreshold || d.lowerThreshold !== r.lowerThreshold) core.editDest(a.id, spec);
+      const spec = {
+        addr: r.addr,
+        port: r.port,
+        weight: r.weight,
+        upperThreshold: r.upperThreshold,
+        lowerThreshold: r.lowerThreshold,
+        fwd: this.fwd,
+      };
+      if (!d) {
+        core.addDest(a.id, spec);
+        res.addedDests.push(`${key}|${rk}`);
+      } else if (
+        d.weight !== r.weight ||
+        d.upperThreshold !== r.upperThreshold ||
+        d.lowerThreshold !== r.lowerThreshold
+      )
+        core.editDest(a.id, spec);
     }
-    for (const [rk, d] of have) if (!keep.has(rk)) { core.deleteDest(a.id, d.addr, d.port); res.removedDests.push(`${key}|${rk}`); }
+    for (const [rk, d] of have)
+      if (!keep.has(rk)) {
+        core.deleteDest(a.id, d.addr, d.port);
+        res.removedDests.push(`${key}|${rk}`);
+      }
   }
 }

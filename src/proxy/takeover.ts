@@ -16,13 +16,19 @@ function nft(input: string): Promise<void> {
     const p = execFile("nft", ["-f", "-"], { timeout: 5000 }, (e, _o, stderr) => {
       if (!e) return res();
       const msg = String(stderr || e.message).trim();
-      rej(new Error((e as NodeJS.ErrnoException).code === "ENOENT" ? "nft not found (install nftables, or set proxy.suppressKernel: false and drop the traffic yourself)" : `nft: ${msg}`));
+      rej(
+        new Error(
+          (e as NodeJS.ErrnoException).code === "ENOENT"
+            ? "nft not found (install nftables, or set proxy.suppressKernel: false and drop the traffic yourself)"
+            : `nft: ${msg}`,
+        ),
+      );
     });
     p.stdin!.end(input);
   });
 }
 
-const l4 = (p: string | undefined) => (p ?? "tcp");
+const l4 = (p: string | undefined) => p ?? "tcp";
 
 // The ruleset text; operators who set suppressKernel: false can install the same rules themselves. The
 // services and local addresses are set elements behind one rule per family: a hash lookup per packet,
@@ -30,12 +36,25 @@ const l4 = (p: string | undefined) => (p ?? "tcp");
 // every reply would walk all of it to reach the local address's rule).
 export function takeoverRuleset(interfaces: string[], services: VirtualService[], localAddrs: string[]): string {
   const ifs = `iifname { ${interfaces.map((i) => JSON.stringify(i)).join(", ")} }`;
-  const sets: string[] = [], rules: string[] = [];
-  for (const [fam, v6] of [["ip", false], ["ip6", true]] as const) {
-    const addrType = v6 ? "ipv6_addr" : "ipv4_addr", sfx = v6 ? "6" : "4";
-    const svc = [...new Set(services.filter((s) => s.addr && s.port && s.addr.includes(":") === v6).map((s) => `${s.addr} . ${l4(s.protocol)} . ${s.port}`))];
+  const sets: string[] = [],
+    rules: string[] = [];
+  for (const [fam, v6] of [
+    ["ip", false],
+    ["ip6", true],
+  ] as const) {
+    const addrType = v6 ? "ipv6_addr" : "ipv4_addr",
+      sfx = v6 ? "6" : "4";
+    const svc = [
+      ...new Set(
+        services
+          .filter((s) => s.addr && s.port && s.addr.includes(":") === v6)
+          .map((s) => `${s.addr} . ${l4(s.protocol)} . ${s.port}`),
+      ),
+    ];
     if (svc.length) {
-      sets.push(`  set services${sfx} {\n    type ${addrType} . inet_proto . inet_service\n    elements = { ${svc.join(", ")} }\n  }`);
+      sets.push(
+        `  set services${sfx} {\n    type ${addrType} . inet_proto . inet_service\n    elements = { ${svc.join(", ")} }\n  }`,
+      );
       rules.push(`${ifs} ${fam} daddr . meta l4proto . th dport @services${sfx} counter drop`);
     }
     const local = localAddrs.filter((a) => a.includes(":") === v6);
@@ -55,12 +74,17 @@ ${rules.map((r) => `    ${r}`).join("\n")}
 
 export class Takeover {
   private installed = false;
-  constructor(readonly interfaces: string[], readonly localAddrs: string[]) {}
+  constructor(
+    readonly interfaces: string[],
+    readonly localAddrs: string[],
+  ) {}
 
   // Replaces the table with one matching these services (an empty table is created first so the delete
   // in the same transaction never fails).
   async sync(services: VirtualService[]): Promise<void> {
-    await nft(`table inet ${TAKEOVER_TABLE}\ndelete table inet ${TAKEOVER_TABLE}\n${takeoverRuleset(this.interfaces, services, this.localAddrs)}`);
+    await nft(
+      `table inet ${TAKEOVER_TABLE}\ndelete table inet ${TAKEOVER_TABLE}\n${takeoverRuleset(this.interfaces, services, this.localAddrs)}`,
+    );
     this.installed = true;
   }
 

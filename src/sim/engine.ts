@@ -14,42 +14,68 @@ import { PacketBatch, packetCounters, resetPacketCounters } from "../core/packet
 import { TrafficGenerator, type RecordedDecision } from "../core/sim.ts";
 import { ntoa4 } from "../model/inet.ts";
 
-export interface SimService { vip: number; port: number; endpoints: [number, number][]; walkRules: number }
+export interface SimService {
+  vip: number;
+  port: number;
+  endpoints: [number, number][];
+  walkRules: number;
+}
 
 export interface TrafficSpec {
   connections: number;
-  rate: number;              // new connections per simulated second
-  meanLengthMs: number;      // mean connection length (exponential; capped at 20× the mean)
-  requests: number;          // data packets per connection (1 = one request, no keepalive; 0 = SYN then RST)
-  clients: number;           // distinct client addresses (100.64.0.0/10 onwards)
-  zipf: number;              // Service popularity exponent; 0 = uniform
+  rate: number; // new connections per simulated second
+  meanLengthMs: number; // mean connection length (exponential; capped at 20× the mean)
+  requests: number; // data packets per connection (1 = one request, no keepalive; 0 = SYN then RST)
+  clients: number; // distinct client addresses (100.64.0.0/10 onwards)
+  zipf: number; // Service popularity exponent; 0 = uniform
   seed: number;
-  scheduler?: string;        // (rr)
-  record?: number;           // record the first `record` decisions (for checks)
-  timeGenerator?: boolean;   // also time the traffic generator alone (a second, dry pass)
+  scheduler?: string; // (rr)
+  record?: number; // record the first `record` decisions (for checks)
+  timeGenerator?: boolean; // also time the traffic generator alone (a second, dry pass)
 }
 
 export interface EngineResult {
-  connections: number; packets: number; simSeconds: number;
-  wallMs: number; setupMs: number;           // wall: traffic generation + data plane, one core
-  nsPerConn: number; nsPerPacket: number;
-  generatorMs?: number;                      // the generator alone, same traffic (timeGenerator)
-  forwarded: number; dropped: Record<string, number>; liveAtEnd: number; tableCapacity: number; openPeak: number;
-  perService: Uint32Array;   // new connections per Service
+  connections: number;
+  packets: number;
+  simSeconds: number;
+  wallMs: number;
+  setupMs: number; // wall: traffic generation + data plane, one core
+  nsPerConn: number;
+  nsPerPacket: number;
+  generatorMs?: number; // the generator alone, same traffic (timeGenerator)
+  forwarded: number;
+  dropped: Record<string, number>;
+  liveAtEnd: number;
+  tableCapacity: number;
+  openPeak: number;
+  perService: Uint32Array; // new connections per Service
   decisions: RecordedDecision[];
 }
 
 function rng(seed: number): () => number {
   let a = seed >>> 0 || 1;
-  return () => { a = (a + 0x6d2b79f5) >>> 0; let t = a; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 const SYN = 2;
-const PKT = 40, BATCH = 512, TICKS_PER_CALL = 1000;
+const PKT = 40,
+  BATCH = 512,
+  TICKS_PER_CALL = 1000;
 
 /** Loads the Services into a fresh Core (one per run: each Core is its own instance and tables); `wasm`:
  * another build's bytes instead of build/core.wasm (bench/scaling/ab.ts compares two). */
-export async function loadCore(services: SimService[], capacity: number, scheduler = "rr", wasm?: BufferSource): Promise<{ core: Core; ids: Int32Array }> {
+export async function loadCore(
+  services: SimService[],
+  capacity: number,
+  scheduler = "rr",
+  wasm?: BufferSource,
+): Promise<{ core: Core; ids: Int32Array }> {
   const core = wasm ? await Core.fromBytes(wasm, capacity) : await Core.load({ debug: false, connCapacity: capacity });
   const ids = new Int32Array(services.length);
   services.forEach((s, i) => {
@@ -60,7 +86,11 @@ export async function loadCore(services: SimService[], capacity: number, schedul
 }
 
 /** A Core loaded with the Services, its table sized for the traffic, and the generator set up on it. */
-export async function startTraffic(services: SimService[], t: TrafficSpec, wasm?: BufferSource): Promise<{ core: Core; batch: PacketBatch; gen: TrafficGenerator; cap: number }> {
+export async function startTraffic(
+  services: SimService[],
+  t: TrafficSpec,
+  wasm?: BufferSource,
+): Promise<{ core: Core; batch: PacketBatch; gen: TrafficGenerator; cap: number }> {
   // live entries ≈ rate × (length + the state's timeout after the RST: CLOSE 10 s after an ACK; without
   // one the entry stays in SYN_RECV, 60 s, as the kernel's table ignores a client RST there)
   const liveEst = t.rate * ((t.meanLengthMs + (t.requests > 0 ? 10_000 : 60_000)) / 1000);
@@ -81,8 +111,12 @@ export async function runEngine(services: SimService[], t: TrafficSpec): Promise
   const w0 = performance.now();
   while (!gen.run(TICKS_PER_CALL));
   const wallMs = performance.now() - w0;
-  const made = gen.made, packets = gen.packets, ticks = gen.ticks, openPeak = gen.openPeak;
-  const perService = gen.perService(), decisions = gen.decisions();
+  const made = gen.made,
+    packets = gen.packets,
+    ticks = gen.ticks,
+    openPeak = gen.openPeak;
+  const perService = gen.perService(),
+    decisions = gen.decisions();
   const pc = packetCounters(core);
   const liveAtEnd = core.connStats().live;
 
@@ -95,16 +129,31 @@ export async function runEngine(services: SimService[], t: TrafficSpec): Promise
     generatorMs = performance.now() - g0;
   }
   return {
-    connections: made, packets, simSeconds: ticks / 1000, wallMs, setupMs, generatorMs,
-    nsPerConn: (wallMs * 1e6) / made, nsPerPacket: (wallMs * 1e6) / packets,
-    forwarded: pc.verdicts["forward"] ?? 0, dropped: pc.drops, liveAtEnd, tableCapacity: cap, openPeak,
-    perService, decisions,
+    connections: made,
+    packets,
+    simSeconds: ticks / 1000,
+    wallMs,
+    setupMs,
+    generatorMs,
+    nsPerConn: (wallMs * 1e6) / made,
+    nsPerPacket: (wallMs * 1e6) / packets,
+    forwarded: pc.verdicts["forward"] ?? 0,
+    dropped: pc.drops,
+    liveAtEnd,
+    tableCapacity: cap,
+    openPeak,
+    perService,
+    decisions,
   };
 }
 
 /** The data plane's cost per new connection alone: batches of SYNs (SYN → schedule → NAT) to random
  * Services, on a fresh Core, timed around processBatch. */
-export async function synCost(services: SimService[], conns: number, seed = 7): Promise<{ nsPerSyn: number; forwarded: number; conns: number }> {
+export async function synCost(
+  services: SimService[],
+  conns: number,
+  seed = 7,
+): Promise<{ nsPerSyn: number; forwarded: number; conns: number }> {
   let cap = 1 << 14;
   while (cap < conns * 2 && cap < 1 << 22) cap <<= 1;
   const { core } = await loadCore(services, cap);
@@ -116,9 +165,11 @@ export async function synCost(services: SimService[], conns: number, seed = 7): 
   let done = 0;
   // the SYNs are written in place into the batch's data area (PacketBatch.cycle), timed around the run alone
   const fill = (memory: ArrayBuffer, _desc: number, data: number) => {
-    const m = Math.min(BATCH, conns - done), u8 = new Uint8Array(memory);
+    const m = Math.min(BATCH, conns - done),
+      u8 = new Uint8Array(memory);
     for (let k = 0; k < m; k++) {
-      const s = services[Math.floor(r() * services.length)], i = done + k;
+      const s = services[Math.floor(r() * services.length)],
+        i = done + k;
       writeSyn(u8, data + k * PKT, (0x64400000 + (i >>> 14)) >>> 0, 1024 + (i & 16383), s.vip, s.port);
     }
     return m;
@@ -130,14 +181,28 @@ export async function synCost(services: SimService[], conns: number, seed = 7): 
 // A 40-byte IPv4 TCP SYN from src:sport to dst:dport at u8[p] (checksummed IP header; TCP checksum 0).
 function writeSyn(u8: Uint8Array, p: number, src: number, sport: number, dst: number, dport: number): void {
   u8.fill(0, p, p + PKT);
-  u8[p] = 0x45; u8[p + 3] = 40; u8[p + 6] = 0x40; u8[p + 8] = 64; u8[p + 9] = 6;
+  u8[p] = 0x45;
+  u8[p + 3] = 40;
+  u8[p + 6] = 0x40;
+  u8[p + 8] = 64;
+  u8[p + 9] = 6;
   for (let b = 0; b < 4; b++) {
     u8[p + 12 + b] = (src >>> (24 - 8 * b)) & 255;
     u8[p + 16 + b] = (dst >>> (24 - 8 * b)) & 255;
   }
   let c = 0x4500 + 40 + 0x4000 + 0x4006 + (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
-  c = (c & 0xffff) + (c >>> 16); c = (c & 0xffff) + (c >>> 16); c = ~c & 0xffff;
-  u8[p + 10] = c >>> 8; u8[p + 11] = c & 255;
-  u8[p + 20] = sport >>> 8; u8[p + 21] = sport & 255; u8[p + 22] = dport >>> 8; u8[p + 23] = dport & 255;
-  u8[p + 27] = 1; u8[p + 32] = 0x50; u8[p + 33] = SYN; u8[p + 34] = 0xff; u8[p + 35] = 0xff;
+  c = (c & 0xffff) + (c >>> 16);
+  c = (c & 0xffff) + (c >>> 16);
+  c = ~c & 0xffff;
+  u8[p + 10] = c >>> 8;
+  u8[p + 11] = c & 255;
+  u8[p + 20] = sport >>> 8;
+  u8[p + 21] = sport & 255;
+  u8[p + 22] = dport >>> 8;
+  u8[p + 23] = dport & 255;
+  u8[p + 27] = 1;
+  u8[p + 32] = 0x50;
+  u8[p + 33] = SYN;
+  u8[p + 34] = 0xff;
+  u8[p + 35] = 0xff;
 }

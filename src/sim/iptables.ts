@@ -10,13 +10,32 @@
 import { ntoa4 } from "../model/inet.ts";
 
 export interface Rule {
-  proto?: string; src?: Cidr; dst?: Cidr; dport?: number; prob?: number; dstLocal?: boolean; negDstLocal?: boolean;
-  mark?: [number, number, boolean]; ctstate?: [string[], boolean]; recentCheck?: boolean;
-  target: string; toDest?: string; xorMark?: boolean;
+  proto?: string;
+  src?: Cidr;
+  dst?: Cidr;
+  dport?: number;
+  prob?: number;
+  dstLocal?: boolean;
+  negDstLocal?: boolean;
+  mark?: [number, number, boolean];
+  ctstate?: [string[], boolean];
+  recentCheck?: boolean;
+  target: string;
+  toDest?: string;
+  xorMark?: boolean;
 }
-interface Cidr { addr: number; mask: number; neg: boolean }
-export interface Chains { [name: string]: Rule[] }
-export interface Ruleset { nat: Chains; filter: Chains }
+interface Cidr {
+  addr: number;
+  mask: number;
+  neg: boolean;
+}
+export interface Chains {
+  [name: string]: Rule[];
+}
+export interface Ruleset {
+  nat: Chains;
+  filter: Chains;
+}
 
 const ip4 = (s: string) => s.split(".").reduce((a, b) => ((a << 8) | Number(b)) >>> 0, 0);
 function cidr(s: string, neg: boolean): Cidr {
@@ -39,9 +58,16 @@ export function parseRuleset(text: string): Ruleset {
   const rs: Ruleset = { nat: {}, filter: {} };
   let table: Chains | null = null;
   for (const line of text.split("\n")) {
-    if (line.startsWith("*")) { table = line === "*nat" ? rs.nat : line === "*filter" ? rs.filter : null; continue; }
+    if (line.startsWith("*")) {
+      table = line === "*nat" ? rs.nat : line === "*filter" ? rs.filter : null;
+      continue;
+    }
     if (!table) continue;
-    if (line.startsWith(":")) { const c = line.slice(1).split(" ")[0]; table[c] ??= []; continue; }
+    if (line.startsWith(":")) {
+      const c = line.slice(1).split(" ")[0];
+      table[c] ??= [];
+      continue;
+    }
     if (!line.startsWith("-A ") && !line.startsWith("-I ")) continue;
     const t = tokens(line);
     const chain = t[1];
@@ -49,22 +75,59 @@ export function parseRuleset(text: string): Ruleset {
     let neg = false;
     for (let i = 2; i < t.length; i++) {
       const a = t[i];
-      if (a === "!") { neg = true; continue; }
+      if (a === "!") {
+        neg = true;
+        continue;
+      }
       switch (a) {
-        case "-p": r.proto = t[++i]; break;
-        case "-s": r.src = cidr(t[++i], neg); break;
-        case "-d": r.dst = cidr(t[++i], neg); break;
-        case "--dport": r.dport = Number(t[++i]); break;
-        case "--probability": r.prob = Number(t[++i]); break;
-        case "--dst-type": if (t[++i] === "LOCAL") { if (neg) r.negDstLocal = true; else r.dstLocal = true; } break;
-        case "--mark": { if (r.target) break; const [v, m] = t[++i].split("/"); r.mark = [Number(v), Number(m ?? "0xffffffff"), neg]; break; }
-        case "--ctstate": r.ctstate = [t[++i].split(","), neg]; break;
-        case "--rcheck": r.recentCheck = true; break;
-        case "--xor-mark": r.xorMark = true; i++; break;
-        case "-j": r.target = t[++i]; break;
-        case "--to-destination": r.toDest = t[++i]; break;
-        case "--comment": i++; break;
-        default: break;
+        case "-p":
+          r.proto = t[++i];
+          break;
+        case "-s":
+          r.src = cidr(t[++i], neg);
+          break;
+        case "-d":
+          r.dst = cidr(t[++i], neg);
+          break;
+        case "--dport":
+          r.dport = Number(t[++i]);
+          break;
+        case "--probability":
+          r.prob = Number(t[++i]);
+          break;
+        case "--dst-type":
+          if (t[++i] === "LOCAL") {
+            if (neg) r.negDstLocal = true;
+            else r.dstLocal = true;
+          }
+          break;
+        case "--mark": {
+          if (r.target) break;
+          const [v, m] = t[++i].split("/");
+          r.mark = [Number(v), Number(m ?? "0xffffffff"), neg];
+          break;
+        }
+        case "--ctstate":
+          r.ctstate = [t[++i].split(","), neg];
+          break;
+        case "--rcheck":
+          r.recentCheck = true;
+          break;
+        case "--xor-mark":
+          r.xorMark = true;
+          i++;
+          break;
+        case "-j":
+          r.target = t[++i];
+          break;
+        case "--to-destination":
+          r.toDest = t[++i];
+          break;
+        case "--comment":
+          i++;
+          break;
+        default:
+          break;
       }
       neg = false;
     }
@@ -73,23 +136,39 @@ export function parseRuleset(text: string): Ruleset {
   return rs;
 }
 
-export interface Packet { proto: string; src: number; dst: number; dport: number }
-export interface WalkResult { nat: number; filter: number; post: number; total: number; dnat?: string; verdict: string }
+export interface Packet {
+  proto: string;
+  src: number;
+  dst: number;
+  dport: number;
+}
+export interface WalkResult {
+  nat: number;
+  filter: number;
+  post: number;
+  total: number;
+  dnat?: string;
+  verdict: string;
+}
 
 const TERMINAL = new Set(["ACCEPT", "DROP", "REJECT", "DNAT", "MASQUERADE", "SNAT"]);
 
 /** Walks one new connection's first packet through nat PREROUTING, filter FORWARD and nat POSTROUTING. */
 export class Walker {
-  constructor(readonly rs: Ruleset, readonly localAddrs: Set<number> = new Set(), readonly rnd: () => number = Math.random) {}
+  constructor(
+    readonly rs: Ruleset,
+    readonly localAddrs: Set<number> = new Set(),
+    readonly rnd: () => number = Math.random,
+  ) {}
 
   private matches(r: Rule, p: Packet, st: { mark: number; ct: Set<string> }): boolean {
     if (r.proto && r.proto !== p.proto) return false;
-    if (r.src && (((p.src & r.src.mask) >>> 0) === r.src.addr) === r.src.neg) return false;
-    if (r.dst && (((p.dst & r.dst.mask) >>> 0) === r.dst.addr) === r.dst.neg) return false;
+    if (r.src && ((p.src & r.src.mask) >>> 0 === r.src.addr) === r.src.neg) return false;
+    if (r.dst && ((p.dst & r.dst.mask) >>> 0 === r.dst.addr) === r.dst.neg) return false;
     if (r.dport !== undefined && r.dport !== p.dport) return false;
     if (r.dstLocal && !this.localAddrs.has(p.dst)) return false;
     if (r.negDstLocal && this.localAddrs.has(p.dst)) return false;
-    if (r.mark && (((st.mark & r.mark[1]) >>> 0) === (r.mark[0] & r.mark[1])) === r.mark[2]) return false;
+    if (r.mark && ((st.mark & r.mark[1]) >>> 0 === (r.mark[0] & r.mark[1])) === r.mark[2]) return false;
     if (r.ctstate && r.ctstate[0].some((s) => st.ct.has(s)) === r.ctstate[1]) return false;
     if (r.recentCheck) return false;
     if (r.prob !== undefined && !(this.rnd() < r.prob)) return false;
@@ -97,7 +176,13 @@ export class Walker {
   }
 
   // returns [rules evaluated, verdict]
-  private chain(table: Chains, name: string, p: Packet, st: { mark: number; ct: Set<string>; dnat?: string }, depth = 0): [number, string] {
+  private chain(
+    table: Chains,
+    name: string,
+    p: Packet,
+    st: { mark: number; ct: Set<string>; dnat?: string },
+    depth = 0,
+  ): [number, string] {
     const rules = table[name];
     if (!rules || depth > 16) return [0, "RETURN"];
     let n = 0;
@@ -106,8 +191,14 @@ export class Walker {
       if (!this.matches(r, p, st)) continue;
       const t = r.target;
       if (t === "RETURN") return [n, "RETURN"];
-      if (t === "MARK") { st.mark = r.xorMark ? (st.mark ^ 0x4000) >>> 0 : (st.mark | 0x4000) >>> 0; continue; }
-      if (TERMINAL.has(t)) { if (t === "DNAT") st.dnat = r.toDest; return [n, t]; }
+      if (t === "MARK") {
+        st.mark = r.xorMark ? (st.mark ^ 0x4000) >>> 0 : (st.mark | 0x4000) >>> 0;
+        continue;
+      }
+      if (TERMINAL.has(t)) {
+        if (t === "DNAT") st.dnat = r.toDest;
+        return [n, t];
+      }
       const [m, v] = this.chain(table, t, p, st, depth + 1);
       n += m;
       if (v !== "RETURN") return [n, v];
@@ -119,14 +210,23 @@ export class Walker {
     const st = { mark: 0, ct: new Set(["NEW"]), dnat: undefined as string | undefined };
     const [nat] = this.chain(this.rs.nat, "PREROUTING", p, st);
     if (st.dnat) st.ct.add("DNAT");
-    const after: Packet = st.dnat ? { ...p, dst: ip4(st.dnat.split(":")[0]), dport: Number(st.dnat.split(":")[1] ?? p.dport) } : p;
+    const after: Packet = st.dnat
+      ? { ...p, dst: ip4(st.dnat.split(":")[0]), dport: Number(st.dnat.split(":")[1] ?? p.dport) }
+      : p;
     const [filter, fv] = this.chain(this.rs.filter, "FORWARD", after, st);
     const [post] = this.chain(this.rs.nat, "POSTROUTING", after, st);
     return { nat, filter, post, total: nat + filter + post, dnat: st.dnat, verdict: fv === "RETURN" ? "ACCEPT" : fv };
   }
 }
 
-export interface ServiceTarget { vip: string; port: number; proto: string; position: number; chain: string; endpoints: string[] }
+export interface ServiceTarget {
+  vip: string;
+  port: number;
+  proto: string;
+  position: number;
+  chain: string;
+  endpoints: string[];
+}
 
 /** Every KUBE-SERVICES rule to a KUBE-SVC-/KUBE-SVL- chain, in chain order, with its endpoints (ip:port). */
 export function serviceTargets(rs: Ruleset): ServiceTarget[] {
@@ -135,11 +235,19 @@ export function serviceTargets(rs: Ruleset): ServiceTarget[] {
   svc.forEach((r, i) => {
     if (!r.dst || r.dport === undefined || !/^KUBE-SV[CL]-/.test(r.target)) return;
     const eps: string[] = [];
-    for (const x of rs.nat[r.target] ?? []) if (x.target.startsWith("KUBE-SEP-")) {
-      for (const y of rs.nat[x.target] ?? []) if (y.toDest && !eps.includes(y.toDest)) eps.push(y.toDest);
-    }
+    for (const x of rs.nat[r.target] ?? [])
+      if (x.target.startsWith("KUBE-SEP-")) {
+        for (const y of rs.nat[x.target] ?? []) if (y.toDest && !eps.includes(y.toDest)) eps.push(y.toDest);
+      }
     const a = r.dst.addr;
-    out.push({ vip: ntoa4(a), port: r.dport, proto: r.proto ?? "tcp", position: i + 1, chain: r.target, endpoints: eps });
+    out.push({
+      vip: ntoa4(a),
+      port: r.dport,
+      proto: r.proto ?? "tcp",
+      position: i + 1,
+      chain: r.target,
+      endpoints: eps,
+    });
   });
   return out;
 }

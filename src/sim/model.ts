@@ -15,16 +15,36 @@
 // point is only checked when the other N determine the curve (as many distinct x as coefficients); with
 // fewer, the fit is reported as unchecked rather than checked against itself.
 
-export interface Point { x: number; y: number; n: number }
-export interface LinFit { a: number; b: number; points: number }
-export interface PowFit { a: number; k: number; points: number }
-export interface Check { n: number; x: number; measured: number; predicted: number; errPct: number }
+export interface Point {
+  x: number;
+  y: number;
+  n: number;
+}
+export interface LinFit {
+  a: number;
+  b: number;
+  points: number;
+}
+export interface PowFit {
+  a: number;
+  k: number;
+  points: number;
+}
+export interface Check {
+  n: number;
+  x: number;
+  measured: number;
+  predicted: number;
+  errPct: number;
+}
 
 export function linFit(ps: { x: number; y: number }[]): LinFit {
   const m = ps.length;
   if (m === 0) return { a: NaN, b: NaN, points: 0 };
-  const mx = ps.reduce((s, p) => s + p.x, 0) / m, my = ps.reduce((s, p) => s + p.y, 0) / m;
-  const sxx = ps.reduce((s, p) => s + (p.x - mx) ** 2, 0), sxy = ps.reduce((s, p) => s + (p.x - mx) * (p.y - my), 0);
+  const mx = ps.reduce((s, p) => s + p.x, 0) / m,
+    my = ps.reduce((s, p) => s + p.y, 0) / m;
+  const sxx = ps.reduce((s, p) => s + (p.x - mx) ** 2, 0),
+    sxy = ps.reduce((s, p) => s + (p.x - mx) * (p.y - my), 0);
   const b = sxx > 0 ? sxy / sxx : 0;
   return { a: my - b * mx, b, points: m };
 }
@@ -34,7 +54,7 @@ function powFit(ps: { x: number; y: number }[]): PowFit {
   return { a: Math.exp(l.a), k: l.b, points: l.points };
 }
 const linAt = (f: LinFit, x: number) => f.a + f.b * x;
-const powAt = (f: PowFit, x: number) => f.a * Math.pow(x, f.k);
+const powAt = (f: PowFit, x: number) => f.a * x ** f.k;
 
 /** Leave-one-N-out: for each N with points, fit on the others and predict its points. */
 export function leaveOneOut(ps: Point[], fit: (ps: Point[]) => (x: number) => number): Check[] {
@@ -51,7 +71,10 @@ export function leaveOneOut(ps: Point[], fit: (ps: Point[]) => (x: number) => nu
   return out;
 }
 
-export const linModel = (ps: Point[]) => { const f = linFit(ps); return (x: number) => linAt(f, x); };
+export const linModel = (ps: Point[]) => {
+  const f = linFit(ps);
+  return (x: number) => linAt(f, x);
+};
 
 // ---- time against rules: the curve that checks best -------------------------------------------------
 export type CurveModel = "linear" | "quadratic" | "power" | "hinge";
@@ -63,9 +86,9 @@ const CURVE_PARAMS: Record<CurveModel, number> = { linear: 2, quadratic: 3, powe
 export const COST_CURVES: CurveModel[] = ["linear", "hinge"];
 export interface CurveFit {
   model: CurveModel;
-  coef: number[];            // linear [a, b]; quadratic [a, b, c]; power [a, k]; hinge [a, b, c, knee]
+  coef: number[]; // linear [a, b]; quadratic [a, b, c]; power [a, k]; hinge [a, b, c, knee]
   points: number;
-  looMeanAbsErrPct: number | null;   // of this model, leaving each N out; null = not checkable
+  looMeanAbsErrPct: number | null; // of this model, leaving each N out; null = not checkable
   candidates: { model: CurveModel; looMeanAbsErrPct: number | null }[];
   // the fit's uncertainty: this model refitted with each N left out (where the rest determine it) and the
   // other candidate curves fitted on every point; a modelled figure is shown as the span of them all
@@ -77,16 +100,26 @@ const relWeight = (q: { y: number }) => (q.y > 0 ? 1 / (q.y * q.y) : 1);
 
 // Least squares of the relative error with every coefficient ≥ 0 over the basis x^0..x^(p-1) (p ≤ 3).
 function nnlsPoly(ps: { x: number; y: number }[], p: number): number[] {
-  return nnlsBasis(ps, [...Array(p).keys()].map((j) => (x: number) => x ** j)) ?? Array(p).fill(0);
+  return (
+    nnlsBasis(
+      ps,
+      [...Array(p).keys()].map((j) => (x: number) => x ** j),
+    ) ?? Array(p).fill(0)
+  );
 }
 function solve(A: number[][], v: number[]): number[] | null {
-  const n = v.length, M = A.map((r, i) => [...r, v[i]]);
+  const n = v.length,
+    M = A.map((r, i) => [...r, v[i]]);
   for (let c = 0; c < n; c++) {
     let piv = c;
     for (let r = c + 1; r < n; r++) if (Math.abs(M[r][c]) > Math.abs(M[piv][c])) piv = r;
     if (Math.abs(M[piv][c]) < 1e-12) return null;
     [M[c], M[piv]] = [M[piv], M[c]];
-    for (let r = 0; r < n; r++) if (r !== c) { const f = M[r][c] / M[c][c]; for (let k = c; k <= n; k++) M[r][k] -= f * M[c][k]; }
+    for (let r = 0; r < n; r++)
+      if (r !== c) {
+        const f = M[r][c] / M[c][c];
+        for (let k = c; k <= n; k++) M[r][k] -= f * M[c][k];
+      }
   }
   return M.map((r, i) => r[n] / M[i][i]);
 }
@@ -96,17 +129,23 @@ const polyAt = (c: number[], x: number) => c.reduce((s, k, j) => s + k * x ** j,
 // error) over 1, x and max(0, x − knee); the knee that fits best.
 function nnlsHinge(ps: { x: number; y: number }[]): number[] {
   const xs = [...new Set(ps.map((q) => q.x))].sort((a, b) => a - b);
-  let best = nnlsPoly(ps, 2).concat([0, xs[xs.length - 1] ?? 0]), bestErr = hingeErr(ps, best);
+  let best = nnlsPoly(ps, 2).concat([0, xs[xs.length - 1] ?? 0]),
+    bestErr = hingeErr(ps, best);
   for (const knee of xs.slice(1, -1)) {
     const c = nnlsBasis(ps, [(_x: number) => 1, (x: number) => x, (x: number) => Math.max(0, x - knee)]);
     if (!c) continue;
-    const coef = [c[0], c[1], c[2], knee], err = hingeErr(ps, coef);
-    if (err < bestErr) { best = coef; bestErr = err; }
+    const coef = [c[0], c[1], c[2], knee],
+      err = hingeErr(ps, coef);
+    if (err < bestErr) {
+      best = coef;
+      bestErr = err;
+    }
   }
   return best;
 }
 const hingeAt = (c: number[], x: number) => c[0] + c[1] * x + c[2] * Math.max(0, x - c[3]);
-const hingeErr = (ps: { x: number; y: number }[], c: number[]) => ps.reduce((s, q) => s + relWeight(q) * (hingeAt(c, q.x) - q.y) ** 2, 0);
+const hingeErr = (ps: { x: number; y: number }[], c: number[]) =>
+  ps.reduce((s, q) => s + relWeight(q) * (hingeAt(c, q.x) - q.y) ** 2, 0);
 
 // Non-negative least squares of the relative error over a few basis functions: the best of the fits on
 // each subset of the basis whose coefficients all come out ≥ 0 (7 subsets for 3 functions). Each column
@@ -115,7 +154,8 @@ function nnlsBasis(ps: { x: number; y: number }[], fns: ((x: number) => number)[
   const w = relWeight;
   const scale = fns.map((f) => Math.max(...ps.map((q) => Math.abs(f(q.x))), 1e-300));
   const col = (j: number, x: number) => fns[j](x) / scale[j];
-  let best: number[] | null = null, bestErr = Infinity;
+  let best: number[] | null = null,
+    bestErr = Infinity;
   for (let mask = 1; mask < 1 << fns.length; mask++) {
     const idx = [...fns.keys()].filter((j) => mask & (1 << j));
     const A = idx.map((j) => idx.map((k) => ps.reduce((s, q) => s + w(q) * col(j, q.x) * col(k, q.x), 0)));
@@ -125,17 +165,24 @@ function nnlsBasis(ps: { x: number; y: number }[], fns: ((x: number) => number)[
     const coef = fns.map(() => 0);
     idx.forEach((j, t) => (coef[j] = sol[t] / scale[j]));
     const err = ps.reduce((s, q) => s + w(q) * (coef.reduce((t, c, j) => t + c * fns[j](q.x), 0) - q.y) ** 2, 0);
-    if (err < bestErr) { best = coef; bestErr = err; }
+    if (err < bestErr) {
+      best = coef;
+      bestErr = err;
+    }
   }
   return best;
 }
 
 function fitCoef(ps: { x: number; y: number }[], model: CurveModel): number[] {
-  if (model === "power") { const f = powFit(ps); return [f.a, f.k]; }
+  if (model === "power") {
+    const f = powFit(ps);
+    return [f.a, f.k];
+  }
   if (model === "hinge") return nnlsHinge(ps);
   return nnlsPoly(ps, CURVE_PARAMS[model]);
 }
-const coefAt = (model: CurveModel, c: number[], x: number) => (model === "power" ? c[0] * Math.pow(x, c[1]) : model === "hinge" ? hingeAt(c, x) : polyAt(c, x));
+const coefAt = (model: CurveModel, c: number[], x: number) =>
+  model === "power" ? c[0] * x ** c[1] : model === "hinge" ? hingeAt(c, x) : polyAt(c, x);
 
 /** A curve's value at x; also reads calibrations written before curves were chosen (a power law {a, k}
  * for sync, a line {a, b} for latency and CPU). */
@@ -151,12 +198,19 @@ export function curveAt(f: CurveFit | PowFit | LinFit, x: number): number {
 function curveChecks(ps: Point[], model: CurveModel): Check[] {
   const ns = new Set(ps.map((p) => p.n));
   for (const n of ns) if (new Set(ps.filter((p) => p.n !== n).map((p) => p.x)).size < CURVE_PARAMS[model]) return [];
-  return leaveOneOut(ps, (rest) => { const c = fitCoef(rest, model); return (x: number) => coefAt(model, c, x); });
+  return leaveOneOut(ps, (rest) => {
+    const c = fitCoef(rest, model);
+    return (x: number) => coefAt(model, c, x);
+  });
 }
 
 /** Fits every candidate curve, checks each by leaving one N out, keeps the one that missed least (the
  * simpler unless the other misses clearly less; `fallback` when nothing can be checked). Returns the fit and the kept model's checks. */
-export function chooseCurve(ps: Point[], models: CurveModel[] = ["linear", "power", "quadratic"], fallback: CurveModel = "power"): { fit: CurveFit; checks: Check[] } {
+export function chooseCurve(
+  ps: Point[],
+  models: CurveModel[] = ["linear", "power", "quadratic"],
+  fallback: CurveModel = "power",
+): { fit: CurveFit; checks: Check[] } {
   const tried = models.map((model) => {
     const checks = curveChecks(ps, model);
     const err = checks.length ? checks.reduce((s, c) => s + Math.abs(c.errPct), 0) / checks.length : null;
@@ -166,14 +220,33 @@ export function chooseCurve(ps: Point[], models: CurveModel[] = ["linear", "powe
   // a curve with more coefficients must miss clearly less (by a tenth) to replace a simpler one: on a near
   // tie the extra coefficient is fitting noise, and it is the extrapolation that pays for it
   const more = (a: CurveModel, b: CurveModel) => CURVE_PARAMS[b] > CURVE_PARAMS[a];
-  const pick = checkable.length ? checkable.reduce((a, b) => (b.err! < (more(a.model, b.model) ? 0.9 : 1) * a.err! ? b : a)) : { model: fallback, checks: curveChecks(ps, fallback), err: null };
+  const pick = checkable.length
+    ? checkable.reduce((a, b) => (b.err! < (more(a.model, b.model) ? 0.9 : 1) * a.err! ? b : a))
+    : { model: fallback, checks: curveChecks(ps, fallback), err: null };
   const variants: NonNullable<CurveFit["variants"]> = [];
   const ns = [...new Set(ps.map((p) => p.n))];
-  if (pick.checks.length) for (const n of ns) variants.push({ why: `${pick.model} without N=${n}`, model: pick.model, coef: fitCoef(ps.filter((p) => p.n !== n), pick.model) });
+  if (pick.checks.length)
+    for (const n of ns)
+      variants.push({
+        why: `${pick.model} without N=${n}`,
+        model: pick.model,
+        coef: fitCoef(
+          ps.filter((p) => p.n !== n),
+          pick.model,
+        ),
+      });
   const distinctX = new Set(ps.map((p) => p.x)).size;
-  for (const m of models) if (m !== pick.model && distinctX >= CURVE_PARAMS[m]) variants.push({ why: m, model: m, coef: fitCoef(ps, m) });
+  for (const m of models)
+    if (m !== pick.model && distinctX >= CURVE_PARAMS[m]) variants.push({ why: m, model: m, coef: fitCoef(ps, m) });
   return {
-    fit: { model: pick.model, coef: fitCoef(ps, pick.model), points: ps.length, looMeanAbsErrPct: pick.err, candidates: tried.map((t) => ({ model: t.model, looMeanAbsErrPct: t.err })), variants },
+    fit: {
+      model: pick.model,
+      coef: fitCoef(ps, pick.model),
+      points: ps.length,
+      looMeanAbsErrPct: pick.err,
+      candidates: tried.map((t) => ({ model: t.model, looMeanAbsErrPct: t.err })),
+      variants,
+    },
     checks: pick.checks,
   };
 }
@@ -205,10 +278,16 @@ export function curveText(f: CurveFit | PowFit | LinFit, v = "R"): string {
   if (!("model" in f)) return `${g(f.a)}·${v}^${f.k.toFixed(2)}`;
   if (f.model === "power") return `${g(f.coef[0])}·${v}^${f.coef[1].toFixed(2)}`;
   if (f.model === "hinge") {
-    const terms = [f.coef[0] ? g(f.coef[0]) : "", f.coef[1] ? `${g(f.coef[1])}·${v}` : "", f.coef[2] ? `${g(f.coef[2])}·(${v} − ${Math.round(f.coef[3])}) past ${v} = ${Math.round(f.coef[3])}` : ""];
+    const terms = [
+      f.coef[0] ? g(f.coef[0]) : "",
+      f.coef[1] ? `${g(f.coef[1])}·${v}` : "",
+      f.coef[2] ? `${g(f.coef[2])}·(${v} − ${Math.round(f.coef[3])}) past ${v} = ${Math.round(f.coef[3])}` : "",
+    ];
     return terms.filter(Boolean).join(" + ") || "0";
   }
-  const terms = f.coef.map((c, j) => (c === 0 ? "" : j === 0 ? g(c) : `${g(c)}·${v}${j === 2 ? "²" : ""}`)).filter(Boolean);
+  const terms = f.coef
+    .map((c, j) => (c === 0 ? "" : j === 0 ? g(c) : `${g(c)}·${v}${j === 2 ? "²" : ""}`))
+    .filter(Boolean);
   return terms.join(" + ") || "0";
 }
 
@@ -216,15 +295,20 @@ export function curveText(f: CurveFit | PowFit | LinFit, v = "R"): string {
 export interface ModeCalibration {
   mode: string;
   kind: "rule-walk" | "verdict-map" | "hash";
-  latency: CurveFit | LinFit;   // µs, against rules walked (rule-walk) or N (verdict-map, hash); LinFit in older calibrations
-  cpu: CurveFit | LinFit;       // µs per new connection, same x
-  baselineLatency: number; baselineCpu: number;   // no rules at all (µs)
-  sync: CurveFit | PowFit;        // ms against rules (R); PowFit in calibrations written before curves were chosen
+  latency: CurveFit | LinFit; // µs, against rules walked (rule-walk) or N (verdict-map, hash); LinFit in older calibrations
+  cpu: CurveFit | LinFit; // µs per new connection, same x
+  baselineLatency: number;
+  baselineCpu: number; // no rules at all (µs)
+  sync: CurveFit | PowFit; // ms against rules (R); PowFit in calibrations written before curves were chosen
   incremental: CurveFit | PowFit; // ms against rules (R)
   rulesPerService: number; // R(N) / N of the largest measured cluster
   measuredN: number[];
-  source: string;         // where the numbers come from
-  units?: string;         // "host" or "VM (TCG): compare only with other VM figures"
+  source: string; // where the numbers come from
+  units?: string; // "host" or "VM (TCG): compare only with other VM figures"
 }
 
-export interface Calibration { machine: string; date: string; modes: ModeCalibration[] }
+export interface Calibration {
+  machine: string;
+  date: string;
+  modes: ModeCalibration[];
+}

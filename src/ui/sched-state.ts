@@ -7,24 +7,47 @@ import { ntoa4, ntop6 } from "../model/inet.ts";
 
 // the codes, as assembly/sched/*.ts export them (test/ui-state.test.ts checks that they answer)
 export const QS = {
-  treeLeaves: 20, treeWin: 21, treeLeaf: 22, treeIrregular: 23,
-  locSnapshot: 30, locAf: 31, locAddr: 32, locBucket: 33, locDest: 34, locLastuseLo: 35, locLastuseHi: 36,
-  locSetLen: 37, locMember: 38, locLastmodLo: 39, locLastmodHi: 40, locTimer: 41,
-  mhFill: 50, mhFillSlot: 51, mhFillMember: 52, mhFillPassed: 53,
-  mhMembers: 2, mhMember: 3, mhOffset: 4, mhSkip: 5, mhTurns: 6,
+  treeLeaves: 20,
+  treeWin: 21,
+  treeLeaf: 22,
+  treeIrregular: 23,
+  locSnapshot: 30,
+  locAf: 31,
+  locAddr: 32,
+  locBucket: 33,
+  locDest: 34,
+  locLastuseLo: 35,
+  locLastuseHi: 36,
+  locSetLen: 37,
+  locMember: 38,
+  locLastmodLo: 39,
+  locLastmodHi: 40,
+  locTimer: 41,
+  mhFill: 50,
+  mhFillSlot: 51,
+  mhFillMember: 52,
+  mhFillPassed: 53,
+  mhMembers: 2,
+  mhMember: 3,
+  mhOffset: 4,
+  mhSkip: 5,
+  mhTurns: 6,
 } as const;
 
 type Query = (q: number, i?: number) => number;
-const queryOf = (s: TraceSession): Query => (q, i = 0) => s.tracer.query(s.svc, q, i);
+const queryOf =
+  (s: TraceSession): Query =>
+  (q, i = 0) =>
+    s.tracer.query(s.svc, q, i);
 const i64 = (lo: number, hi: number) => hi * 4294967296 + (lo >>> 0);
 
 // A tournament tree over list positions: node 1 is the root, node leaves + p is position p's leaf; each
 // node holds the position of the best eligible destination below it (-1: none).
 export interface TreeView {
   leaves: number;
-  win: number[];          // by node (index 0 unused)
-  leaf: number[];         // destination id by position, -1 empty
-  irregular: number;      // > 0: an int-overflow corner, the kernel's scan chose instead
+  win: number[]; // by node (index 0 unused)
+  leaf: number[]; // destination id by position, -1 empty
+  irregular: number; // > 0: an int-overflow corner, the kernel's scan chose instead
 }
 export function readTree(s: TraceSession): TreeView | null {
   const q = queryOf(s);
@@ -46,9 +69,19 @@ export function winnerPath(t: TreeView): number[] {
 }
 
 export interface LocalityEntryView {
-  addr: string; bucket: number; dest: number; lastuse: number; set: number[]; lastmod: number;
+  addr: string;
+  bucket: number;
+  dest: number;
+  lastuse: number;
+  set: number[];
+  lastmod: number;
 }
-export interface LocalityView { entries: LocalityEntryView[]; nextCheck: number; counter: number; expiration: number }
+export interface LocalityView {
+  entries: LocalityEntryView[];
+  nextCheck: number;
+  counter: number;
+  expiration: number;
+}
 function addrText(af: number, w: number[]): string {
   if (af !== 10) return ntoa4(w[3] >>> 0);
   const b = new Uint8Array(16);
@@ -64,18 +97,40 @@ export function readLocality(s: TraceSession): LocalityView | null {
     const words = [0, 1, 2, 3].map((w) => q(QS.locAddr, k * 4 + w));
     const set: number[] = [];
     for (let m = 0, len = q(QS.locSetLen, k); m < len && m < 256; m++) set.push(q(QS.locMember, k * 256 + m));
-    entries.push({ addr: addrText(q(QS.locAf, k), words), bucket: q(QS.locBucket, k), dest: q(QS.locDest, k),
-      lastuse: i64(q(QS.locLastuseLo, k), q(QS.locLastuseHi, k)), set,
-      lastmod: i64(q(QS.locLastmodLo, k), q(QS.locLastmodHi, k)) });
+    entries.push({
+      addr: addrText(q(QS.locAf, k), words),
+      bucket: q(QS.locBucket, k),
+      dest: q(QS.locDest, k),
+      lastuse: i64(q(QS.locLastuseLo, k), q(QS.locLastuseHi, k)),
+      set,
+      lastmod: i64(q(QS.locLastmodLo, k), q(QS.locLastmodHi, k)),
+    });
   }
-  return { entries, nextCheck: i64(q(QS.locTimer, 0), q(QS.locTimer, 1)), counter: q(QS.locTimer, 2),
-    expiration: i64(q(QS.locTimer, 3), q(QS.locTimer, 4)) };
+  return {
+    entries,
+    nextCheck: i64(q(QS.locTimer, 0), q(QS.locTimer, 1)),
+    counter: q(QS.locTimer, 2),
+    expiration: i64(q(QS.locTimer, 3), q(QS.locTimer, 4)),
+  };
 }
 
 // mh's population: each destination's permutation and every claim in the order the kernel makes them
-export interface MhMember { id: number; offset: number; skip: number; turns: number }
-export interface MhClaim { slot: number; member: number; passed: number }
-export interface MhFillView { size: number; members: MhMember[]; claims: MhClaim[] }
+export interface MhMember {
+  id: number;
+  offset: number;
+  skip: number;
+  turns: number;
+}
+export interface MhClaim {
+  slot: number;
+  member: number;
+  passed: number;
+}
+export interface MhFillView {
+  size: number;
+  members: MhMember[];
+  claims: MhClaim[];
+}
 export function readMhFill(s: TraceSession): MhFillView | null {
   const q = queryOf(s);
   const n = q(QS.mhFill);

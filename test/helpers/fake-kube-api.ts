@@ -8,8 +8,14 @@ import type { AddressInfo } from "node:net";
 
 export function endpointSlice(addr: string, port: number, rv: string) {
   return {
-    metadata: { name: "web-abc", namespace: "default", resourceVersion: rv, labels: { "kubernetes.io/service-name": "web" } },
-    addressType: "IPv4", ports: [{ name: "http", port, protocol: "TCP" }],
+    metadata: {
+      name: "web-abc",
+      namespace: "default",
+      resourceVersion: rv,
+      labels: { "kubernetes.io/service-name": "web" },
+    },
+    addressType: "IPv4",
+    ports: [{ name: "http", port, protocol: "TCP" }],
     endpoints: [{ addresses: [addr], conditions: { ready: true, serving: true, terminating: false } }],
   };
 }
@@ -30,10 +36,17 @@ export interface FakeKubeApi {
 const SLICES = "/apis/discovery.k8s.io/v1/endpointslices";
 
 // Service "web" (ClusterIP vip:vport -> targetPort) with its slice at endpoint addr:targetPort.
-export async function startFakeKubeApi(o: { vip: string; vport: number; targetPort: number; endpoint: string; kubeconfig: string }): Promise<FakeKubeApi> {
+export async function startFakeKubeApi(o: {
+  vip: string;
+  vport: number;
+  targetPort: number;
+  endpoint: string;
+  kubeconfig: string;
+}): Promise<FakeKubeApi> {
   const watches = new Map<ServerResponse, string>();
   let slice = endpointSlice(o.endpoint, o.targetPort, "6");
-  let listRv = "10", failing = 0;
+  let listRv = "10",
+    failing = 0;
   const requests: FakeKubeApi["requests"] = [];
   const api = createServer((req, res) => {
     const url = new URL(req.url!, "http://x");
@@ -49,28 +62,53 @@ export async function startFakeKubeApi(o: { vip: string; vport: number; targetPo
     if (failing > 0 && (url.pathname === "/api/v1/services" || url.pathname === SLICES)) {
       failing--;
       res.writeHead(500, { "Content-Type": "application/json" });
-      res.end(JSON.stringify({ kind: "Status", status: "Failure", message: "etcdserver: request timed out", code: 500 }));
+      res.end(
+        JSON.stringify({ kind: "Status", status: "Failure", message: "etcdserver: request timed out", code: 500 }),
+      );
       return;
     }
     res.writeHead(200, { "Content-Type": "application/json" });
     if (url.pathname === "/api/v1/services") {
-      res.end(JSON.stringify({ kind: "ServiceList", apiVersion: "v1", metadata: { resourceVersion: listRv }, items: [{
-        metadata: { name: "web", namespace: "default", resourceVersion: "5" },
-        spec: { type: "ClusterIP", clusterIP: o.vip, clusterIPs: [o.vip], ports: [{ name: "http", port: o.vport, protocol: "TCP", targetPort: o.targetPort }] },
-      }] }));
+      res.end(
+        JSON.stringify({
+          kind: "ServiceList",
+          apiVersion: "v1",
+          metadata: { resourceVersion: listRv },
+          items: [
+            {
+              metadata: { name: "web", namespace: "default", resourceVersion: "5" },
+              spec: {
+                type: "ClusterIP",
+                clusterIP: o.vip,
+                clusterIPs: [o.vip],
+                ports: [{ name: "http", port: o.vport, protocol: "TCP", targetPort: o.targetPort }],
+              },
+            },
+          ],
+        }),
+      );
     } else if (url.pathname === SLICES) {
-      res.end(JSON.stringify({ kind: "EndpointSliceList", apiVersion: "discovery.k8s.io/v1", metadata: { resourceVersion: listRv },
-        items: [slice] }));
+      res.end(
+        JSON.stringify({
+          kind: "EndpointSliceList",
+          apiVersion: "discovery.k8s.io/v1",
+          metadata: { resourceVersion: listRv },
+          items: [slice],
+        }),
+      );
     } else res.end("{}");
   });
   await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
-  writeFileSync(o.kubeconfig, `apiVersion: v1
+  writeFileSync(
+    o.kubeconfig,
+    `apiVersion: v1
 kind: Config
 clusters: [{name: t, cluster: {server: "http://127.0.0.1:${(api.address() as AddressInfo).port}", insecure-skip-tls-verify: true}}]
 users: [{name: u, user: {}}]
 contexts: [{name: c, context: {cluster: t, user: u}}]
 current-context: c
-`);
+`,
+  );
   const sliceWatches = () => [...watches].filter(([, p]) => p === SLICES).map(([w]) => w);
   return {
     pushSlice(addr, rv, opts = {}) {
@@ -80,10 +118,18 @@ current-context: c
       const ev = { type: "MODIFIED", object: { kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1", ...slice } };
       for (const w of sliceWatches()) w.write(JSON.stringify(ev) + "\n");
     },
-    pushRaw(line) { for (const w of sliceWatches()) w.write(line + "\n"); },
-    failLists(n) { failing = n; },
+    pushRaw(line) {
+      for (const w of sliceWatches()) w.write(line + "\n");
+    },
+    failLists(n) {
+      failing = n;
+    },
     requests,
     openWatches: () => watches.size,
-    close() { for (const w of watches.keys()) w.end(); api.close(); api.closeAllConnections?.(); },
+    close() {
+      for (const w of watches.keys()) w.end();
+      api.close();
+      api.closeAllConnections?.();
+    },
   };
 }

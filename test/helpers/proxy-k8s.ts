@@ -5,7 +5,10 @@ import * as assert from "uvu/assert";
 
 export function backend(addr: string, port: number, reply: string): Promise<Server> {
   // the proxy may reset a backend connection (a probe, a retry, its own shutdown): not an error here
-  const s = tcpServer((c) => { c.on("error", () => {}); c.end(reply); });
+  const s = tcpServer((c) => {
+    c.on("error", () => {});
+    c.end(reply);
+  });
   return new Promise((r) => s.listen(port, addr, () => r(s)));
 }
 
@@ -17,12 +20,18 @@ export function fetchVip(host: string, port: number): Promise<string> {
     c.on("data", (d) => (data += d));
     c.on("end", () => resolve(data));
     c.on("error", () => resolve(""));
-    c.setTimeout(2000, () => { c.destroy(); resolve(""); });
+    c.setTimeout(2000, () => {
+      c.destroy();
+      resolve("");
+    });
   });
 }
 
 export async function until(what: string, fn: () => Promise<boolean>, ms = 20000): Promise<void> {
   const end = Date.now() + ms;
-  while (Date.now() < end) { if (await fn()) return; await new Promise((r) => setTimeout(r, 200)); }
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
   assert.unreachable(`timed out waiting for ${what}`);
 }

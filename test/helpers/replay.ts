@@ -6,15 +6,33 @@ import { Core, TCP_FLAGS as F, type DestInfo } from "../../src/core/index.ts";
 import random from "../kernel/random-scenarios.cjs";
 
 export interface Step {
-  op: string; dest?: string; port?: number; weight?: number; u?: number; l?: number; client?: string; sport?: number;
-  answer?: boolean; ms?: number;
+  op: string;
+  dest?: string;
+  port?: number;
+  weight?: number;
+  u?: number;
+  l?: number;
+  client?: string;
+  sport?: number;
+  answer?: boolean;
+  ms?: number;
 }
 export interface Scenario {
   name: string;
-  service: { proto: "tcp" | "udp"; vip: string; port: number; scheduler: string; flags: string[];
-    persistent: number | null; netmask: string | number | null; udpTimeout?: number };
+  service: {
+    proto: "tcp" | "udp";
+    vip: string;
+    port: number;
+    scheduler: string;
+    flags: string[];
+    persistent: number | null;
+    netmask: string | number | null;
+    udpTimeout?: number;
+  };
   steps: Step[];
-  pool?: string[]; seed?: number; trace?: boolean;
+  pool?: string[];
+  seed?: number;
+  trace?: boolean;
 }
 export type Counters = Record<string, [number, number]>;
 export interface Observed {
@@ -26,7 +44,13 @@ export interface Observed {
   listOrder?: string[];
 }
 // a random scenario's transcript: one line per step, and the end (see random-scenarios.cjs and driver.cjs)
-export interface Traced { name: string; seed: number; obs: string[]; end: string; stepErrors?: unknown[] }
+export interface Traced {
+  name: string;
+  seed: number;
+  obs: string[];
+  end: string;
+  stepErrors?: unknown[];
+}
 
 export const key = (af6: boolean, addr: string, port: number) => (af6 ? `[${addr}]:${port}` : `${addr}:${port}`);
 const destKey = (d: DestInfo) => key(d.af === 10, d.addr, d.port);
@@ -41,9 +65,9 @@ export const generate = (seed: number): Scenario => random.generate(seed);
 
 export interface StepResult {
   op: string;
-  ok?: boolean;                  // add/edit/del: accepted
-  dest?: string | null;          // connect: the chosen destination (null: refused)
-  state?: string | null;         // connect: the new entry's state; close: the entry's state after the FIN
+  ok?: boolean; // add/edit/del: accepted
+  dest?: string | null; // connect: the chosen destination (null: refused)
+  state?: string | null; // connect: the new entry's state; close: the entry's state after the FIN
 }
 
 // Runs the scenario; onStep sees each step's result with the Core, to read counters or the list from.
@@ -53,8 +77,15 @@ export async function run(sc: Scenario, onStep: (i: number, r: StepResult, c: Co
   const v6 = s.vip.includes(":");
   const onePacket = s.proto === "udp" && s.flags.includes("ops");
   if (s.udpTimeout) c.setTimeouts(0, 0, s.udpTimeout);
-  const svc = c.addService({ proto: s.proto, addr: s.vip, port: s.port, scheduler: s.scheduler, flags: s.flags,
-    persistent: s.persistent ?? undefined, netmask: s.netmask ?? undefined });
+  const svc = c.addService({
+    proto: s.proto,
+    addr: s.vip,
+    port: s.port,
+    scheduler: s.scheduler,
+    flags: s.flags,
+    persistent: s.persistent ?? undefined,
+    netmask: s.netmask ?? undefined,
+  });
   let now = 1000;
   for (let i = 0; i < sc.steps.length; i++) {
     const st = sc.steps[i];
@@ -66,10 +97,13 @@ export async function run(sc: Scenario, onStep: (i: number, r: StepResult, c: Co
         if (st.op === "add") c.addDest(svc, spec);
         else if (st.op === "edit") c.editDest(svc, spec);
         else c.deleteDest(svc, st.dest!, st.port!);
-      } catch { ok = false; }
+      } catch {
+        ok = false;
+      }
       onStep(i, { op: st.op, ok }, c, svc);
     } else if (st.op === "connect") {
-      let dest: string | null = null, state: string | null = null;
+      let dest: string | null = null,
+        state: string | null = null;
       const before = onePacket ? c.service(svc).dests.map((d) => d.conns) : [];
       const flags = s.proto === "tcp" ? F.SYN : 0;
       const r = c.packet("in", s.proto, st.client!, st.sport!, s.vip, s.port, { flags, now });
@@ -85,7 +119,10 @@ export async function run(sc: Scenario, onStep: (i: number, r: StepResult, c: Co
         } else if (onePacket) {
           // a one-packet entry is freed at once: the destination whose Conns grew took it (as the driver sees it)
           const grew = c.service(svc).dests.filter((d, k) => d.conns > (before[k] ?? 0n));
-          if (grew.length === 1) { dest = destKey(grew[0]); state = "UDP"; }
+          if (grew.length === 1) {
+            dest = destKey(grew[0]);
+            state = "UDP";
+          }
         }
       }
       onStep(i, { op: "connect", dest, state }, c, svc);
@@ -117,11 +154,15 @@ export async function run(sc: Scenario, onStep: (i: number, r: StepResult, c: Co
 
 // The hand-written scenarios' replay: a callback per connection (destination, state, counters), per close
 // and per wait; returns the final counters and the list order.
-export async function replay(sc: Scenario,
-                             onChoice: (i: number, got: string | null, after: Counters, state: string | null) => void,
-                             onClose: (i: number, after: Counters, state: string | null) => void,
-                             onWait: (i: number, after: Counters) => void = () => {}) {
-  let n = 0, closes = 0, waits = 0;
+export async function replay(
+  sc: Scenario,
+  onChoice: (i: number, got: string | null, after: Counters, state: string | null) => void,
+  onClose: (i: number, after: Counters, state: string | null) => void,
+  onWait: (i: number, after: Counters) => void = () => {},
+) {
+  let n = 0,
+    closes = 0,
+    waits = 0;
   const { core, svc } = await run(sc, (_i, r, c, id) => {
     if (r.op === "connect") onChoice(n++, r.dest ?? null, counters(c, id), r.state ?? null);
     else if (r.op === "close") onClose(closes++, counters(c, id), r.state ?? null);
@@ -132,14 +173,24 @@ export async function replay(sc: Scenario,
 
 // A random scenario's transcript as the driver writes it from the kernel: one line per step, and the end.
 export async function trace(sc: Scenario): Promise<{ obs: string[]; end: string }> {
-  const index = new Map((sc.pool ?? []).map((p, k) => {
-    const [a, port] = p.split(" ");
-    return [key(a.includes(":"), a, +port), k];
-  }));
+  const index = new Map(
+    (sc.pool ?? []).map((p, k) => {
+      const [a, port] = p.split(" ");
+      return [key(a.includes(":"), a, +port), k];
+    }),
+  );
   const idx = (d: string | null | undefined) =>
-    (d == null ? "-" : index.has(d) ? index.get(d)!.toString(16) : `<${d}>`);
-  const list = (c: Core, svc: number, withWeight: boolean) => random.listText(c.service(svc).dests.map((d) => ({
-    i: index.get(destKey(d)) ?? -1, weight: d.weight, active: d.activeConns, inactive: d.inactConns })), withWeight);
+    d == null ? "-" : index.has(d) ? index.get(d)!.toString(16) : `<${d}>`;
+  const list = (c: Core, svc: number, withWeight: boolean) =>
+    random.listText(
+      c.service(svc).dests.map((d) => ({
+        i: index.get(destKey(d)) ?? -1,
+        weight: d.weight,
+        active: d.activeConns,
+        inactive: d.inactConns,
+      })),
+      withWeight,
+    );
   const obs: string[] = [];
   const { core, svc } = await run(sc, (_i, r, c, id) => {
     if (r.op === "connect") obs.push(`${idx(r.dest)} ${random.stateCode(r.state)} ${list(c, id, false)}`);
@@ -150,9 +201,13 @@ export async function trace(sc: Scenario): Promise<{ obs: string[]; end: string 
   const dests = core.service(svc).dests.map((d) => `${idx(destKey(d))}:${d.conns}:${d.persistConns}`);
   // the service's entries, as the driver reads them: an invalidated template (virtual port 65535) is left out
   const s = sc.service;
-  const lines = core.conns().filter((x) => x.vaddr === s.vip && x.vport === s.port)
-    .map((x) => `${x.proto.toUpperCase()} ${x.caddr} ${x.cport} ${x.vaddr} ${x.vport} ` +
-      `${x.daddr} ${x.dport} ${x.state}`);
+  const lines = core
+    .conns()
+    .filter((x) => x.vaddr === s.vip && x.vport === s.port)
+    .map(
+      (x) =>
+        `${x.proto.toUpperCase()} ${x.caddr} ${x.cport} ${x.vaddr} ${x.vport} ` + `${x.daddr} ${x.dport} ${x.state}`,
+    );
   return { obs, end: `${dests.join(",") || "."} ${random.tableText(lines)}` };
 }
 
@@ -163,31 +218,37 @@ const json = (x: unknown) => JSON.stringify(x);
 // counters and the final list order.
 export async function compareObserved(sc: Scenario, obs: Observed): Promise<string[]> {
   const out: string[] = [];
-  const final = await replay(sc, (i, got, after, state) => {
-    const want = obs.choices[i];
-    if (!want) out.push(`#${i}: not in the transcript`);
-    else if (got !== want.dest) out.push(`#${i} ${want.client}:${want.sport}: kernel ${want.dest}, wasm ${got}`);
-    else if ("state" in want && state !== want.state) out.push(`#${i} state: kernel ${want.state}, wasm ${state}`);
-    else if (want.after && json(after) !== json(want.after)) {
-      out.push(`#${i} counters: kernel ${json(want.after)}, wasm ${json(after)}`);
-    }
-  }, (i, after, state) => {
-    const want = obs.closes?.[i];
-    if (!want) out.push(`close #${i}: not in the transcript`);
-    else if ("state" in want && state !== (want.state ?? null)) {
-      out.push(`close #${i} state: kernel ${want.state}, wasm ${state}`);
-    } else if (json(after) !== json(want.after)) {
-      out.push(`close #${i} counters: kernel ${json(want.after)}, wasm ${json(after)}`);
-    }
-  }, (i, after) => {
-    const want = obs.waits?.[i];
-    if (!want || json(after) !== json(want.after)) {
-      out.push(`wait #${i} counters: kernel ${json(want?.after)}, wasm ${json(after)}`);
-    }
-  });
+  const final = await replay(
+    sc,
+    (i, got, after, state) => {
+      const want = obs.choices[i];
+      if (!want) out.push(`#${i}: not in the transcript`);
+      else if (got !== want.dest) out.push(`#${i} ${want.client}:${want.sport}: kernel ${want.dest}, wasm ${got}`);
+      else if ("state" in want && state !== want.state) out.push(`#${i} state: kernel ${want.state}, wasm ${state}`);
+      else if (want.after && json(after) !== json(want.after)) {
+        out.push(`#${i} counters: kernel ${json(want.after)}, wasm ${json(after)}`);
+      }
+    },
+    (i, after, state) => {
+      const want = obs.closes?.[i];
+      if (!want) out.push(`close #${i}: not in the transcript`);
+      else if ("state" in want && state !== (want.state ?? null)) {
+        out.push(`close #${i} state: kernel ${want.state}, wasm ${state}`);
+      } else if (json(after) !== json(want.after)) {
+        out.push(`close #${i} counters: kernel ${json(want.after)}, wasm ${json(after)}`);
+      }
+    },
+    (i, after) => {
+      const want = obs.waits?.[i];
+      if (!want || json(after) !== json(want.after)) {
+        out.push(`wait #${i} counters: kernel ${json(want?.after)}, wasm ${json(after)}`);
+      }
+    },
+  );
   if (obs.counters) {
-    const want: Counters = Object.fromEntries(Object.entries(obs.counters)
-      .map(([k, v]) => [k, [v.active, v.inactive]]));
+    const want: Counters = Object.fromEntries(
+      Object.entries(obs.counters).map(([k, v]) => [k, [v.active, v.inactive]]),
+    );
     const sorted = (o: Counters) => json(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     // ipvsadm -Ln lists destinations sorted; the order is compared on its own below
     if (sorted(final.counters) !== sorted(want)) {
@@ -208,13 +269,21 @@ export async function compareTraced(t: Traced): Promise<{ sc: Scenario; diff: st
   const k = got.obs.findIndex((o, i) => o !== t.obs[i]);
   if (k >= 0 || got.obs.length !== t.obs.length) {
     const at = k >= 0 ? k : Math.min(got.obs.length, t.obs.length);
-    return { sc, diff: `${t.name} step ${at} ${json(sc.steps[at])}\n    kernel ${t.obs[at]}\n` +
-      `    wasm   ${got.obs[at]}` +
-      (at > 0 ? `\n    (step ${at - 1}: ${t.obs[at - 1]})` : "") };
+    return {
+      sc,
+      diff:
+        `${t.name} step ${at} ${json(sc.steps[at])}\n    kernel ${t.obs[at]}\n` +
+        `    wasm   ${got.obs[at]}` +
+        (at > 0 ? `\n    (step ${at - 1}: ${t.obs[at - 1]})` : ""),
+    };
   }
   if (got.end !== t.end) {
-    return { sc, diff: `${t.name} end (destination Conns:PersistConn, connection table)\n    kernel ${t.end}\n` +
-      `    wasm   ${got.end}` };
+    return {
+      sc,
+      diff:
+        `${t.name} end (destination Conns:PersistConn, connection table)\n    kernel ${t.end}\n` +
+        `    wasm   ${got.end}`,
+    };
   }
   return { sc, diff: null };
 }

@@ -5,8 +5,26 @@ import type { DesiredState, RealServer } from "../../src/model/types.ts";
 /** n services (10.200.x.y:80) that count every property read. */
 export function countingState(n: number): { state: DesiredState; reads: () => number } {
   let reads = 0;
-  const services = Array.from({ length: n }, (_, i) => new Proxy({ protocol: "tcp" as const, addr: `10.200.${i >> 8}.${i & 255}`, port: 80,
-    scheduler: "rr", flags: [] as string[], realServers: [] as RealServer[] }, { get: (t, k, r) => { reads++; return Reflect.get(t, k, r); } }));
+  const services = Array.from(
+    { length: n },
+    (_, i) =>
+      new Proxy(
+        {
+          protocol: "tcp" as const,
+          addr: `10.200.${i >> 8}.${i & 255}`,
+          port: 80,
+          scheduler: "rr",
+          flags: [] as string[],
+          realServers: [] as RealServer[],
+        },
+        {
+          get: (t, k, r) => {
+            reads++;
+            return Reflect.get(t, k, r);
+          },
+        },
+      ),
+  );
   return { state: { services }, reads: () => reads };
 }
 /** n lines: services 10.a.b.c:80, each followed by up to four real servers. */
@@ -19,4 +37,3 @@ export function restoreLines(n: number, from = 0): string {
   }
   return out.join("\n");
 }
-

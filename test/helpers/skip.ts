@@ -26,7 +26,8 @@ export const isRoot = (): boolean => process.getuid?.() === 0;
 
 /** Why a test that needs root and these commands cannot run here ("" when it can). */
 export function needs(cmds: string[], install: string, opts: { root?: boolean } = { root: true }): string {
-  if (opts.root !== false && !isRoot()) return "not root (network namespaces and raw sockets need CAP_NET_ADMIN/CAP_SYS_ADMIN): run as root";
+  if (opts.root !== false && !isRoot())
+    return "not root (network namespaces and raw sockets need CAP_NET_ADMIN/CAP_SYS_ADMIN): run as root";
   const missing = missingCommands(cmds);
   return missing.length ? `missing ${missing.join(", ")} (as root: ${install})` : "";
 }
@@ -34,7 +35,9 @@ export function needs(cmds: string[], install: string, opts: { root?: boolean } 
 process.on("exit", () => {
   if (!skipped.length) return;
   const ci = process.env.CI === "true";
-  console.log(`\n${skipped.length} test(s) SKIPPED${ci ? " under CI=true: this fails the run (CI installs every prerequisite)" : ""}:`);
+  console.log(
+    `\n${skipped.length} test(s) SKIPPED${ci ? " under CI=true: this fails the run (CI installs every prerequisite)" : ""}:`,
+  );
   for (const l of skipped) console.log(`  ${l}`);
   if (ci) process.exitCode = 1;
 });
@@ -47,7 +50,12 @@ type Suite = typeof test;
 export function guardedBefore(suite: Suite, fn: () => Promise<void> | void): void {
   let failed: unknown;
   suite.before(async () => {
-    try { await fn(); } catch (e) { failed = e; console.error("set-up failed:", e); }
+    try {
+      await fn();
+    } catch (e) {
+      failed = e;
+      console.error("set-up failed:", e);
+    }
   });
   suite.before.each(() => {
     if (failed) throw new Error(`the suite's set-up failed: ${(failed as Error)?.stack ?? String(failed)}`);

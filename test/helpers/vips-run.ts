@@ -3,8 +3,12 @@
 import { execFileSync } from "node:child_process";
 import { VipBinder } from "../../src/kernel/vips.ts";
 
-const addrs = () => execFileSync("ip", ["-o", "addr", "show", "dev", "lo"], { encoding: "utf8" })
-  .split("\n").filter(Boolean).map((l) => l.split(/\s+/)[3]).sort();
+const addrs = () =>
+  execFileSync("ip", ["-o", "addr", "show", "dev", "lo"], { encoding: "utf8" })
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.split(/\s+/)[3])
+    .sort();
 const b = new VipBinder("lo");
 const out: Record<string, unknown> = {};
 out.first = await b.sync(["10.96.0.1", "fd00:0::10", "10.96.0.2"]);

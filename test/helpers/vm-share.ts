@@ -8,9 +8,14 @@ export const projectRoot = realpathSync(fileURLToPath(new URL("../..", import.me
 
 export function vmShare(root = projectRoot): string {
   let modules: string;
-  try { modules = realpathSync(`${root}/node_modules`); } catch { return root; }
+  try {
+    modules = realpathSync(`${root}/node_modules`);
+  } catch {
+    return root;
+  }
   if (modules.startsWith(`${root}/`)) return root;
-  const x = root.split("/"), y = modules.split("/");
+  const x = root.split("/"),
+    y = modules.split("/");
   let i = 0;
   while (i < x.length && x[i] === y[i]) i++;
   return x.slice(0, i).join("/") || "/";

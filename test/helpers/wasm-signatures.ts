@@ -7,7 +7,13 @@ export type ExportSig =
   | { kind: "memory" | "table" };
 
 const VAL: Record<number, ValType> = {
-  0x7f: "i32", 0x7e: "i64", 0x7d: "f32", 0x7c: "f64", 0x7b: "v128", 0x70: "ref", 0x6f: "ref",
+  127: "i32",
+  126: "i64",
+  125: "f32",
+  124: "f64",
+  123: "v128",
+  112: "ref",
+  111: "ref",
 };
 
 export function exportSignatures(bytes: Uint8Array): Map<string, ExportSig> {
@@ -17,22 +23,36 @@ export function exportSignatures(bytes: Uint8Array): Map<string, ExportSig> {
     return bytes[pos++];
   };
   const leb = (): number => {
-    let result = 0, shift = 0, b: number;
-    do { b = u8(); result += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80);
+    let result = 0,
+      shift = 0,
+      b: number;
+    do {
+      b = u8();
+      result += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
     return result;
   };
-  const sleb = (): void => { while (u8() & 0x80); };
+  const sleb = (): void => {
+    while (u8() & 0x80);
+  };
   const name = () => {
-    const n = leb(), s = new TextDecoder().decode(bytes.subarray(pos, pos + n));
+    const n = leb(),
+      s = new TextDecoder().decode(bytes.subarray(pos, pos + n));
     pos += n;
     return s;
   };
   const valType = () => {
-    const b = u8(), t = VAL[b];
+    const b = u8(),
+      t = VAL[b];
     if (!t) throw new Error(`wasm: value type 0x${b.toString(16)}`);
     return t;
   };
-  const limits = () => { const flag = u8(); leb(); if (flag & 1) leb(); };
+  const limits = () => {
+    const flag = u8();
+    leb();
+    if (flag & 1) leb();
+  };
   const constExpr = () => {
     for (;;) {
       const op = u8();
@@ -51,11 +71,13 @@ export function exportSignatures(bytes: Uint8Array): Map<string, ExportSig> {
   }
   pos = 8;
   const types: { params: ValType[]; results: ValType[] }[] = [];
-  const funcTypes: number[] = [];          // function index -> type index (imports first)
+  const funcTypes: number[] = []; // function index -> type index (imports first)
   const globals: { type: ValType; mutable: boolean }[] = [];
   const exports: { name: string; kind: number; index: number }[] = [];
   while (pos < bytes.length) {
-    const id = u8(), size = leb(), end = pos + size;
+    const id = u8(),
+      size = leb(),
+      end = pos + size;
     if (id === 1) {
       for (let n = leb(); n > 0; n--) {
         if (u8() !== 0x60) throw new Error("wasm: a type that is not a function type");
@@ -65,13 +87,18 @@ export function exportSignatures(bytes: Uint8Array): Map<string, ExportSig> {
       }
     } else if (id === 2) {
       for (let n = leb(); n > 0; n--) {
-        name(); name();
+        name();
+        name();
         const kind = u8();
         if (kind === 0) funcTypes.push(leb());
-        else if (kind === 1) { u8(); limits(); }
-        else if (kind === 2) limits();
-        else if (kind === 3) { const type = valType(); globals.push({ type, mutable: u8() === 1 }); }
-        else throw new Error(`wasm: import kind ${kind}`);
+        else if (kind === 1) {
+          u8();
+          limits();
+        } else if (kind === 2) limits();
+        else if (kind === 3) {
+          const type = valType();
+          globals.push({ type, mutable: u8() === 1 });
+        } else throw new Error(`wasm: import kind ${kind}`);
       }
     } else if (id === 3) {
       for (let n = leb(); n > 0; n--) funcTypes.push(leb());

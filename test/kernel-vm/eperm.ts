@@ -5,4 +5,6 @@ try {
   await c.addService({ protocol: "tcp", addr: "10.0.0.99", port: 80, scheduler: "rr", flags: [], realServers: [] });
   console.log("no error");
   c.close();
-} catch (e) { console.log(e instanceof IpvsError ? `${e.code}: ${e.meaning}` : String(e)); }
+} catch (e) {
+  console.log(e instanceof IpvsError ? `${e.code}: ${e.meaning}` : String(e));
+}

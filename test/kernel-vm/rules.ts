@@ -21,7 +21,12 @@ export function addServiceArgs(s: VirtualService, edit = false): string[] {
 }
 
 export function addDestArgs(s: VirtualService, r: RealServer, edit = false): string[] {
-  const a = [edit ? "-e" : "-a", ...svcArg(s), "-r", r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`];
+  const a = [
+    edit ? "-e" : "-a",
+    ...svcArg(s),
+    "-r",
+    r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`,
+  ];
   a.push(r.fwd === "masq" ? "-m" : r.fwd === "tunnel" ? "-i" : "-g", "-w", String(r.weight));
   if (r.upperThreshold) a.push("-x", String(r.upperThreshold));
   if (r.lowerThreshold) a.push("-y", String(r.lowerThreshold));
@@ -49,5 +54,5 @@ export function rng(seed: number): () => number {
 }
 
 export function result(r: unknown): void {
-  process.stdout.write("@@RESULT " + JSON.stringify(r, (_k, v) => typeof v === "bigint" ? v.toString() : v) + "\n");
+  process.stdout.write("@@RESULT " + JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? v.toString() : v)) + "\n");
 }

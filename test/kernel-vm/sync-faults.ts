@@ -15,12 +15,21 @@ import { startFakeKubeApi } from "../helpers/fake-kube-api.ts";
 const BIN = "bin/wasmvs.js";
 const started = Date.now();
 const result: Record<string, unknown> = {};
-const sh = (cmd: string) => { try { return execFileSync("sh", ["-c", cmd], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }); } catch (e) { return `FAILED: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`; } };
+const sh = (cmd: string) => {
+  try {
+    return execFileSync("sh", ["-c", cmd], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (e) {
+    return `FAILED: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`;
+  }
+};
 const sn = () => sh("ipvsadm -Sn");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(fn: () => boolean, ms: number, step = 100): Promise<number> {
   const t0 = Date.now();
-  while (Date.now() - t0 < ms) { if (fn()) return Date.now() - t0; await sleep(step); }
+  while (Date.now() - t0 < ms) {
+    if (fn()) return Date.now() - t0;
+    await sleep(step);
+  }
   return -1;
 }
 function loop(args: string[]): { p: ChildProcess; log: () => string } {
@@ -34,7 +43,8 @@ function loop(args: string[]): { p: ChildProcess; log: () => string } {
 function runAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "", stderr = "";
+    let stdout = "",
+      stderr = "";
     p.stdout!.on("data", (d) => (stdout += d));
     p.stderr!.on("data", (d) => (stderr += d));
     p.once("exit", (status) => resolve({ status, stdout, stderr }));
@@ -55,7 +65,11 @@ const section = async (name: string, fn: () => Promise<void>) => {
   if (only && !only.includes(name)) return;
   const t0 = Date.now();
   console.log(`# ${name} (${((Date.now() - started) / 1000).toFixed(0)} s in)`);
-  try { await fn(); } catch (e) { result[`${name}Fatal`] = String((e as Error)?.stack ?? e); }
+  try {
+    await fn();
+  } catch (e) {
+    result[`${name}Fatal`] = String((e as Error)?.stack ?? e);
+  }
   result[`${name}Ms`] = Date.now() - t0;
 };
 
@@ -71,7 +85,13 @@ await section("eperm", async () => {
     ["-Ln", ["-Ln"]],
     ["-Sn", ["-Sn"]],
   ] as [string, string[]][]) {
-    const r = spawnSync(process.execPath, [BIN, ...args], { uid: 65534, gid: 65534, encoding: "utf8", env: { ...process.env, HOME: "/tmp" }, timeout: 300_000 });
+    const r = spawnSync(process.execPath, [BIN, ...args], {
+      uid: 65534,
+      gid: 65534,
+      encoding: "utf8",
+      env: { ...process.env, HOME: "/tmp" },
+      timeout: 300_000,
+    });
     runs[name] = { status: r.status, stderr: r.stderr, stdout: r.stdout.slice(0, 500) };
   }
   result.eperm = runs;
@@ -80,12 +100,16 @@ await section("eperm", async () => {
 // ---- 2. module reload under a running loop ---------------------------------------------------------
 await section("reload", async () => {
   sh("ipvsadm -C");
-  writeFileSync("/tmp/reload-rules.txt", "-A -t 10.97.0.1:80 -s rr\n-a -t 10.97.0.1:80 -r 10.1.0.5:8080 -m -w 1\n" +
-    "-A -u 10.97.0.1:53 -s wrr\n-a -u 10.97.0.1:53 -r 10.1.0.5:53 -m -w 2\n");
+  writeFileSync(
+    "/tmp/reload-rules.txt",
+    "-A -t 10.97.0.1:80 -s rr\n-a -t 10.97.0.1:80 -r 10.1.0.5:8080 -m -w 1\n" +
+      "-A -u 10.97.0.1:53 -s wrr\n-a -u 10.97.0.1:53 -r 10.1.0.5:53 -m -w 2\n",
+  );
   const l = loop(["sync", "-R", "/tmp/reload-rules.txt", "--sync-period", "2"]);
   result.reloadFirst = await until(() => sn().includes("-a -u 10.97.0.1:53 -r 10.1.0.5:53 -m -w 2"), 240_000, 250);
   // the loop re-adds what is flushed every 2 s: flush and unload until the module goes
-  const scheds = "ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_dh ip_vs_sh ip_vs_mh ip_vs_lblc ip_vs_lblcr";
+  const scheds =
+    "ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_dh ip_vs_sh ip_vs_mh ip_vs_lblc ip_vs_lblcr";
   let unloaded = false;
   // the kernel loads ip_vs again by itself when someone asks for the IPVS family (request_module):
   // first with that blocked, so the loop meets a kernel without the family; then as it is
@@ -93,18 +117,25 @@ await section("reload", async () => {
   writeFileSync("/proc/sys/kernel/modprobe", "/nonexistent-modprobe\n");
   for (let i = 0; i < 40 && !unloaded; i++) {
     sh(`ipvsadm -C; rmmod ${scheds} 2>/dev/null; rmmod ip_vs`);
-    unloaded = !readFileSync("/proc/modules", "utf8").split("\n").some((m) => m.startsWith("ip_vs "));
+    unloaded = !readFileSync("/proc/modules", "utf8")
+      .split("\n")
+      .some((m) => m.startsWith("ip_vs "));
     if (!unloaded) await sleep(100);
   }
   result.reloadUnloaded = unloaded;
   const logAt = l.log().length;
-  await sleep(6000);                                     // a few failing passes, backing off
+  await sleep(6000); // a few failing passes, backing off
   result.reloadWhileGone = l.log().slice(logAt);
   writeFileSync("/proc/sys/kernel/modprobe", `${result.reloadModprobePath}\n`);
   sh("modprobe ip_vs");
   const t0 = Date.now();
-  result.reloadRepairedMs = await until(() => sn().includes("-a -u 10.97.0.1:53 -r 10.1.0.5:53 -m -w 2") &&
-    sn().includes("-a -t 10.97.0.1:80 -r 10.1.0.5:8080 -m -w 1"), 90_000, 250);
+  result.reloadRepairedMs = await until(
+    () =>
+      sn().includes("-a -u 10.97.0.1:53 -r 10.1.0.5:53 -m -w 2") &&
+      sn().includes("-a -t 10.97.0.1:80 -r 10.1.0.5:8080 -m -w 1"),
+    90_000,
+    250,
+  );
   result.reloadAfterModprobe = l.log().slice(logAt).slice(-3000);
   result.reloadTable = sn();
   result.reloadWaitedMs = Date.now() - t0;
@@ -117,12 +148,21 @@ await section("reload", async () => {
 await section("order", async () => {
   sh("ipvsadm -C; modprobe ip_vs_rr");
   const vips = Array.from({ length: 20 }, (_, i) => `10.98.0.${i + 1}`);
-  const rules = (n: number) => vips.slice(0, n).map((v) => `-A -t ${v}:80 -s rr\n-a -t ${v}:80 -r 10.1.0.5:8080 -m -w 1\n`).join("");
+  const rules = (n: number) =>
+    vips
+      .slice(0, n)
+      .map((v) => `-A -t ${v}:80 -s rr\n-a -t ${v}:80 -r 10.1.0.5:8080 -m -w 1\n`)
+      .join("");
   writeFileSync("/tmp/order-rules.txt", rules(1));
   const l = loop(["sync", "-R", "/tmp/order-rules.txt", "--bind-interface", "wasmvs-ord0", "--sync-period", "1"]);
   result.orderFirst = await until(() => sn().includes("-A -t 10.98.0.1:80"), 240_000, 250);
   // the poller: each sample reads both tables; a VIP in IPVS without its local /32 is a violation
-  const hex = (v: string) => v.split(".").map((x) => Number(x).toString(16).padStart(2, "0")).join("").toUpperCase() + ":0050";
+  const hex = (v: string) =>
+    v
+      .split(".")
+      .map((x) => Number(x).toString(16).padStart(2, "0"))
+      .join("")
+      .toUpperCase() + ":0050";
   let samples = 0;
   const violations: string[] = [];
   let polling = true;
@@ -134,7 +174,12 @@ await section("order", async () => {
       for (const v of vips) {
         if (!ipvs.includes(hex(v))) continue;
         const at = fib.indexOf(`-- ${v}\n`);
-        const bound = at >= 0 && fib.slice(at, at + 200).split("\n")[1]?.includes("/32 host LOCAL");
+        const bound =
+          at >= 0 &&
+          fib
+            .slice(at, at + 200)
+            .split("\n")[1]
+            ?.includes("/32 host LOCAL");
         if (!bound && violations.length < 20) violations.push(`sample ${samples}: ${v} in IPVS, not bound`);
       }
       await new Promise((r) => setImmediate(r));
@@ -142,8 +187,17 @@ await section("order", async () => {
   })();
   // (waits read /proc, spawning nothing, so the poller gets the CPU)
   const inIpvs = (v: string) => readFileSync("/proc/net/ip_vs", "utf8").includes(hex(v));
-  const isBound = (v: string) => { const f = readFileSync("/proc/net/fib_trie", "utf8"); const at = f.indexOf(`-- ${v}\n`);
-    return at >= 0 && f.slice(at, at + 200).split("\n")[1]?.includes("/32 host LOCAL"); };
+  const isBound = (v: string) => {
+    const f = readFileSync("/proc/net/fib_trie", "utf8");
+    const at = f.indexOf(`-- ${v}\n`);
+    return (
+      at >= 0 &&
+      f
+        .slice(at, at + 200)
+        .split("\n")[1]
+        ?.includes("/32 host LOCAL")
+    );
+  };
   const logAt = l.log().length;
   writeFileSync("/tmp/order-rules.txt", rules(20));
   result.orderAdded = await until(() => vips.every((v) => inIpvs(v) && isBound(v)), 90_000, 200);
@@ -164,26 +218,66 @@ await section("order", async () => {
 // ---- 4. a cluster loop: malformed events, then a silent watch ---------------------------------------
 await section("watch", async () => {
   sh("ipvsadm -C");
-  const api = await startFakeKubeApi({ vip: "10.96.0.10", vport: 80, targetPort: 8080, endpoint: "10.1.0.2", kubeconfig: "/tmp/kc-faults.yaml" });
-  const l = loop(["sync", "--kubeconfig", "/tmp/kc-faults.yaml", "--node-name", "n1", "--node-ip", "192.0.2.1", "--no-node-rules",
-    "--sync-period", "5", "--watch-idle-timeout", "8", "--status-file", "/tmp/sync-status.json", "--metrics-address", "127.0.0.1:9309"]);
+  const api = await startFakeKubeApi({
+    vip: "10.96.0.10",
+    vport: 80,
+    targetPort: 8080,
+    endpoint: "10.1.0.2",
+    kubeconfig: "/tmp/kc-faults.yaml",
+  });
+  const l = loop([
+    "sync",
+    "--kubeconfig",
+    "/tmp/kc-faults.yaml",
+    "--node-name",
+    "n1",
+    "--node-ip",
+    "192.0.2.1",
+    "--no-node-rules",
+    "--sync-period",
+    "5",
+    "--watch-idle-timeout",
+    "8",
+    "--status-file",
+    "/tmp/sync-status.json",
+    "--metrics-address",
+    "127.0.0.1:9309",
+  ]);
   try {
     result.watchFirst = await until(() => sn().includes("-a -t 10.96.0.10:80 -r 10.1.0.2:8080 -m -w 1"), 240_000, 250);
     await until(() => api.openWatches() >= 2, 30_000);
-    for (const line of [JSON.stringify({ type: "ADDED", object: { kind: "EndpointSlice" } }), "}{", "null", '{"type":"ADDED","object":{"__proto__":{}}}',
-      JSON.stringify({ type: "MODIFIED", object: { metadata: { name: "web-abc", namespace: "default", resourceVersion: "7" }, addressType: 5 } })]) api.pushRaw(line);
+    for (const line of [
+      JSON.stringify({ type: "ADDED", object: { kind: "EndpointSlice" } }),
+      "}{",
+      "null",
+      '{"type":"ADDED","object":{"__proto__":{}}}',
+      JSON.stringify({
+        type: "MODIFIED",
+        object: { metadata: { name: "web-abc", namespace: "default", resourceVersion: "7" }, addressType: 5 },
+      }),
+    ])
+      api.pushRaw(line);
     await sleep(3000);
     result.watchAliveAfterBad = l.p.exitCode === null;
     result.watchTableAfterBad = sn();
     // the watch stays open and says nothing; the slice moves
     api.pushSlice("10.1.0.3", "11", { silent: true });
     const t0 = Date.now();
-    result.watchFollowedMs = await until(() => { const t = sn(); return t.includes("-r 10.1.0.3:8080 -m -w 1") && !t.includes("-r 10.1.0.2:8080 -m -w 1"); }, 120_000, 200);
+    result.watchFollowedMs = await until(
+      () => {
+        const t = sn();
+        return t.includes("-r 10.1.0.3:8080 -m -w 1") && !t.includes("-r 10.1.0.2:8080 -m -w 1");
+      },
+      120_000,
+      200,
+    );
     result.watchTable = sn();
     result.watchWaitedMs = Date.now() - t0;
     await until(() => api.openWatches() >= 2, 30_000);
     result.watchCheck = await runAsync(["sync", "--check", "--status-file", "/tmp/sync-status.json"]);
-    result.watchMetrics = await fetch("http://127.0.0.1:9309/metrics").then((r) => r.text()).catch((e) => `FAILED: ${e}`);
+    result.watchMetrics = await fetch("http://127.0.0.1:9309/metrics")
+      .then((r) => r.text())
+      .catch((e) => `FAILED: ${e}`);
   } finally {
     result.watchLog = l.log().slice(-4000);
     result.watchExit = await stop(l.p);

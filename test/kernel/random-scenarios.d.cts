@@ -6,5 +6,8 @@ export function generate(seed: number): any;
 export function fromSpec(spec: string): any[] | null;
 export function load(spec: string): any[];
 export function stateCode(state: string | null | undefined): string;
-export function listText(dests: { i: number; weight: number; active: number; inactive: number }[], withWeight: boolean): string;
+export function listText(
+  dests: { i: number; weight: number; active: number; inactive: number }[],
+  withWeight: boolean,
+): string;
 export function tableText(lines: string[]): string;

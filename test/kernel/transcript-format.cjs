@@ -3,15 +3,17 @@
 function format(doc) {
   const scen = (r) => {
     const lines = Object.entries(r).map(([k, v]) => {
-      if (Array.isArray(v) && (k === 'choices' || k === 'closes' || k === 'obs')) {
-        return `  ${JSON.stringify(k)}: [\n${v.map((x) => `    ${JSON.stringify(x)}`).join(',\n')}\n  ]`;
+      if (Array.isArray(v) && (k === "choices" || k === "closes" || k === "obs")) {
+        return `  ${JSON.stringify(k)}: [\n${v.map((x) => `    ${JSON.stringify(x)}`).join(",\n")}\n  ]`;
       }
       return `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`;
     });
-    return `{\n${lines.join(',\n')}\n}`;
+    return `{\n${lines.join(",\n")}\n}`;
   };
-  const head = Object.entries(doc).filter(([k]) => k !== 'scenarios').map(([k, v]) => `"${k}": ${JSON.stringify(v)}`);
-  return `{${head.join(',\n')},\n"scenarios": [\n${doc.scenarios.map(scen).join(',\n')}\n]}\n`;
+  const head = Object.entries(doc)
+    .filter(([k]) => k !== "scenarios")
+    .map(([k, v]) => `"${k}": ${JSON.stringify(v)}`);
+  return `{${head.join(",\n")},\n"scenarios": [\n${doc.scenarios.map(scen).join(",\n")}\n]}\n`;
 }
 
 module.exports = { format };
