@@ -433,13 +433,15 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       const rate = done / (st.ms / 1000);
       console.log(
         `  ${done.toLocaleString()} / ${total.toLocaleString()}  ${((100 * done) / total).toFixed(0)}%  ` +
-          `${Math.round(rate).toLocaleString()} pkt/s  forward ${st.verdicts[1]} drop ${st.verdicts[2]} not-ours ${st.verdicts[0]}`,
+          (`${Math.round(rate).toLocaleString()} pkt/s  forward ${st.verdicts[1]} drop ${st.verdicts[2]} ` +
+            `not-ours ${st.verdicts[0]}`),
       );
     },
   });
   console.log(
     `ok: ${s.packets.toLocaleString()} packets in ${(s.ms / 1000).toFixed(1)} s, no trap, no stray write;` +
-      ` verdicts not-ours/forward/drop ${s.verdicts.join("/")}, checksums checked ${s.checksumChecked}, bad descriptors ${s.badDescriptors}`,
+      (` verdicts not-ours/forward/drop ${s.verdicts.join("/")}, checksums checked ${s.checksumChecked}, bad desc` +
+        `riptors ${s.badDescriptors}`),
   );
   console.log(`drops by reason: ${JSON.stringify(s.reasons)}`);
 }

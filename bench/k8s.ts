@@ -19,7 +19,8 @@ export interface K8sBenchOptions {
   log?: (s: string) => void;
 }
 
-const NFT_PUBLISHED_ADD_ONE_MS = 141; // kube-proxy nftables, one Service added at 10k Services (KEP-3866 / kubernetes.io blog)
+// kube-proxy nftables, one Service added at 10k Services (KEP-3866 / kubernetes.io blog)
+const NFT_PUBLISHED_ADD_ONE_MS = 141;
 
 export async function benchK8s(o: K8sBenchOptions = {}): Promise<GroupResult & { extra: Record<string, unknown> }> {
   const services = o.services ?? 10_000,
@@ -106,7 +107,8 @@ export async function benchK8s(o: K8sBenchOptions = {}): Promise<GroupResult & {
   const ms = (s: Stat) => s.median / 1e6;
   const ratio = ms(slice) / ms(full);
   log(
-    `k8s: full ${fmtStat(full)}, one slice change ${fmtStat(slice)}, add one Service ${fmtStat(add)}, peak RSS ${maxRssMiB.toFixed(0)} MiB`,
+    `k8s: full ${fmtStat(full)}, one slice change ${fmtStat(slice)}, add one Service ${fmtStat(add)}, peak RSS ` +
+      `${maxRssMiB.toFixed(0)} MiB`,
   );
   const figures: Figure[] = [
     {
@@ -213,10 +215,14 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   for (const t of r.targets) console.log(`[${t.status}] ${t.target}: ${t.measured}${t.note ? ` (${t.note})` : ""}`);
   const x = r.extra as Record<string, any>;
   console.log(
-    `ratio one slice change / full mapping: ${x.ratioSliceToFull.toExponential(2)}; heap retained ${x.heapRetainedMiB.toFixed(0)} MiB${x.gcExposed ? "" : " (run with --expose-gc for an exact figure)"}; peak RSS ${x.peakRssMiB.toFixed(0)} MiB`,
+    `ratio one slice change / full mapping: ${x.ratioSliceToFull.toExponential(2)}; heap retained ` +
+      `${x.heapRetainedMiB.toFixed(0)} MiB${x.gcExposed ? "" : " (run with --expose-gc for an exact figure)"}; ` +
+      `peak RSS ${x.peakRssMiB.toFixed(0)} MiB`,
   );
   console.log(
-    `texts at this size: IPVS ipsets+iptables ${x.texts.ipvsMs.toFixed(0)} ms, iptables mode ${x.texts.iptablesMs.toFixed(0)} ms (${x.texts.iptablesNatRules} nat rules), nftables mode ${x.texts.nftablesMs.toFixed(0)} ms (${x.texts.nftablesRules} rules)`,
+    `texts at this size: IPVS ipsets+iptables ${x.texts.ipvsMs.toFixed(0)} ms, iptables mode ` +
+      `${x.texts.iptablesMs.toFixed(0)} ms (${x.texts.iptablesNatRules} nat rule` +
+      `s), nftables mode ${x.texts.nftablesMs.toFixed(0)} ms (${x.texts.nftablesRules} rules)`,
   );
   mkdirSync(out, { recursive: true });
   writeFileSync(

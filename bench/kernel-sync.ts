@@ -290,7 +290,8 @@ async function probe(n: number, prof: boolean): Promise<void> {
   if (process.argv.includes("--profsync")) await profiled("sync", () => rec.sync(all));
   else
     log(
-      `probe ${n}: full sync ${(await timeMs(() => rec.sync(all))).toFixed(0)} ms, of which in sendmsg ${(sendTimeMs() - k0).toFixed(0)} ms`,
+      `probe ${n}: full sync ${(await timeMs(() => rec.sync(all))).toFixed(0)} ms, of which in sendmsg ` +
+        `${(sendTimeMs() - k0).toFixed(0)} ms`,
     );
   if (process.argv.includes("--ab")) {
     const cs = [false, true, true].map((pr, j) =>
@@ -307,7 +308,9 @@ async function probe(n: number, prof: boolean): Promise<void> {
       t[4].push(await timeMs(() => execFileSync("ipvsadm", ["-Sn"], { maxBuffer: 1 << 30 })));
     }
     log(
-      `probe ${n} A/B dump medians: unprimed ${med(t[0]).toFixed(0)}, primed ${med(t[1]).toFixed(0)}, primed×32 sockets ${med(t[2]).toFixed(0)}, unprimed again ${med(t[3]).toFixed(0)}, ipvsadm -Sn ${med(t[4]).toFixed(0)} ms`,
+      `probe ${n} A/B dump medians: unprimed ${med(t[0]).toFixed(0)}, primed ${med(t[1]).toFixed(0)}, primed×32 ` +
+        (`sockets ${med(t[2]).toFixed(0)}, unprimed again ${med(t[3]).toFixed(0)}, ipvsadm -Sn ` +
+          `${med(t[4]).toFixed(0)} ms`),
     );
     for (const c of cl) c.close();
     cl32.close();
@@ -341,7 +344,8 @@ async function probe(n: number, prof: boolean): Promise<void> {
     const p = await timeMs(() => peek.dump());
     const s = await timeMs(() => execFileSync("ipvsadm", ["-Sn"], { maxBuffer: 1 << 30 }));
     log(
-      `probe ${n}: services() ${a.toFixed(0)} ms, dump() ${d.toFixed(0)} ms (peeking: ${p.toFixed(0)} ms), ipvsadm -Sn ${s.toFixed(0)} ms (${(s / d).toFixed(2)}x)`,
+      `probe ${n}: services() ${a.toFixed(0)} ms, dump() ${d.toFixed(0)} ms (peeking: ${p.toFixed(0)} ms), ipv` +
+        `sadm -Sn ${s.toFixed(0)} ms (${(s / d).toFixed(2)}x)`,
     );
   }
   peek.close();
@@ -365,7 +369,8 @@ async function probe(n: number, prof: boolean): Promise<void> {
   for (let r = 0; r < 24; r++) {
     if (r === 12)
       log(
-        `probe ${n}: update() without ipvsadm in between ${one.map((x) => x.toFixed(1)).join(" ")} ms; in apply ${inApply.map((x) => x.toFixed(1)).join(" ")}`,
+        `probe ${n}: update() without ipvsadm in between ${one.map((x) => x.toFixed(1)).join(" ")} ms; in apply ` +
+          `${inApply.map((x) => x.toFixed(1)).join(" ")}`,
       );
     if (r === 12) {
       one.length = 0;
@@ -396,7 +401,8 @@ async function probe(n: number, prof: boolean): Promise<void> {
       ]);
   }
   log(
-    `probe ${n}: update() ${one.map((x) => x.toFixed(1)).join(" ")} ms; in apply ${inApply.map((x) => x.toFixed(1)).join(" ")}`,
+    `probe ${n}: update() ${one.map((x) => x.toFixed(1)).join(" ")} ms; in apply ` +
+      `${inApply.map((x) => x.toFixed(1)).join(" ")}`,
   );
   client.close();
 }
@@ -540,7 +546,9 @@ async function inside(quick: boolean): Promise<KernelSyncResult> {
     await client.flush();
     result.batching = { messagesPerSend: client.batchSize, accepted: got === n, ackEachMs: eachMs, ackLastMs: last, n };
     log(
-      `batching: ${n} NEW_SERVICE in datagrams of ${client.batchSize}: ${got}/${n} applied; ACK on the last ${last.toFixed(0)} ms, ACK on each ${eachMs.toFixed(0)} ms`,
+      `batching: ${n} NEW_SERVICE in datagrams of ${client.batchSize}: ${got}/${n} applied; ACK on the last ` +
+        `${last.toFixed(0)} ms, ACK ` +
+        `on each ${eachMs.toFixed(0)} ms`,
     );
     client.close();
   }
@@ -607,9 +615,12 @@ async function inside(quick: boolean): Promise<KernelSyncResult> {
       dLn.push(...c.dumpLn);
       dProc.push(...c.dumpProc);
       log(
-        `${n}×10 rep ${r + 1}: full sync wasmvs ${c.full.toFixed(0)} ms (${c.messages} messages) vs ipvsadm -R ${theirs.at(-1)!.toFixed(0)} ms; ` +
-          `dump ${med(c.dump).toFixed(0)} ms vs ipvsadm -Sn ${med(c.dumpSn).toFixed(0)} ms; one change ${med(c.one).toFixed(2)} ms (partial), ` +
-          `${med(c.onePass).toFixed(2)} ms (full pass, cached view), ${med(c.oneRefresh).toFixed(0)} ms (full pass, table read back: ` +
+        `${n}×10 rep ${r + 1}: full sync wasmvs ${c.full.toFixed(0)} ms (${c.messages} messages) vs ipvsadm -R ` +
+          `${theirs.at(-1)!.toFixed(0)} ms; ` +
+          (`dump ${med(c.dump).toFixed(0)} ms vs ipvsadm -Sn ${med(c.dumpSn).toFixed(0)} ms; one change ` +
+            `${med(c.one).toFixed(2)} ms (partial), `) +
+          (`${med(c.onePass).toFixed(2)} ms (full pass, cached view), ${med(c.oneRefresh).toFixed(0)} ms (full ` +
+            `pass, table read back: `) +
           `${med(c.oneRefreshDump).toFixed(0)} ms reading; ${med(c.oneRefreshObj).toFixed(0)} ms reading objects); ` +
           `ipvsadm -Ln ${med(c.dumpLn).toFixed(0)} ms, /proc/net/ip_vs ${med(c.dumpProc).toFixed(0)} ms; ` +
           `load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")} (the VM's)`,
@@ -631,7 +642,9 @@ async function inside(quick: boolean): Promise<KernelSyncResult> {
         wasmvsMs: oneP,
         baselineMs: oneT,
         baseline: "ipvsadm -e (one process)",
-        note: "full pass from the cached view, Reconciler.sync(whole desired state): unchanged objects skipped, one SET_DEST",
+        note:
+          "full pass from the cached view, Reconciler.sync(whole desired state): unchanged objects skipped, " +
+          "one SET_DEST",
       });
       result.cases.push({
         name: `one change at ${k}, full pass with re-read`,
@@ -639,7 +652,8 @@ async function inside(quick: boolean): Promise<KernelSyncResult> {
         baselineMs: dT,
         baseline: "ipvsadm -Sn (the read alone)",
         note:
-          `periodic full pass, Reconciler.sync(whole desired state, {refresh}): table read back, every service compared, ` +
+          `periodic full pass, Reconciler.sync(whole desired state, {refresh}): table read back, every service ` +
+          `compared, ` +
           `one SET_DEST; reading: ${med(oneRD).toFixed(0)} ms of it`,
       });
       result.cases.push({
@@ -716,7 +730,8 @@ export function vmEnv(dir = process.env.IPVSVM_DIR || "/tmp/wasmvs-kernel-vm"): 
     // the module list test/kernel/record.cjs uses, so the cached initramfs is shared
     IPVSVM_MODULES:
       "ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_dh ip_vs_sh " +
-      "ip_vs_mh ip_vs_lblc ip_vs_lblcr nf_conntrack ip_set ip_set_hash_ipport xt_set xt_tcpudp iptable_raw ip6table_raw dummy veth",
+      ("ip_vs_mh ip_vs_lblc ip_vs_lblcr nf_conntrack ip_set ip_set_hash_ipport xt_set xt_tcpudp iptable_raw " +
+        "ip6table_raw dummy veth"),
   };
 }
 
@@ -816,7 +831,8 @@ export async function benchKernelSync(opts: { quick?: boolean } = {}): Promise<K
     const tookS = (performance.now() - started) / 1000;
     const why =
       code === 125 && tookS >= limitS - 5
-        ? `the VM reached its time limit of ${limitS} s (IPVSVM_TIMEOUT; other work on the host slows qemu's emulation down)`
+        ? `the VM reached its time limit of ${limitS} s (IPVSVM_TIMEOUT; other work on the host slows qemu's ` +
+          `emulation down)`
         : `the run inside the VM failed (exit ${code}; its output is above)`;
     incomplete = `stopped after ${tookS.toFixed(0)} s during "${lastStep}": ${why}`;
   }
@@ -863,7 +879,9 @@ export async function benchKernelSync(opts: { quick?: boolean } = {}): Promise<K
       target: `${onePass.name} (cached view): against the ${full10.name}`,
       measured: `${med(onePass.wasmvsMs).toFixed(2)} ms = 1/${(1 / f).toFixed(0)}`,
       status: "REF",
-      note: "the whole desired state compared by object identity with the reconciler's view: O(services) lookups, no read",
+      note:
+        "the whole desired state compared by object identity with the reconciler's view: O(services) " +
+        "lookups, no read",
     });
   }
   const reread = get(
@@ -878,7 +896,9 @@ export async function benchKernelSync(opts: { quick?: boolean } = {}): Promise<K
       target: `${reread.name}: against the ${full10.name}`,
       measured: `${med(reread.wasmvsMs).toFixed(0)} ms = 1/${(1 / f).toFixed(1)}${readShare}`,
       status: "REF",
-      note: "the periodic sync's cost: the kernel's table read back and every service compared; no caller names the change",
+      note:
+        "the periodic sync's cost: the kernel's table read back and every service compared; no caller names " +
+        "the change",
     });
   }
   if (reread && dumpCase && onePass && reread.wasmvsMs.length) {
@@ -918,7 +938,10 @@ export async function benchKernelSync(opts: { quick?: boolean } = {}): Promise<K
     targets.push({
       id: "kernel-batching",
       target: "several messages per send accepted",
-      measured: `${b.n} NEW_SERVICE, ${b.messagesPerSend} per datagram: ${b.accepted ? "all applied" : "NOT all applied"} (ACK on last ${b.ackLastMs.toFixed(0)} ms, on each ${b.ackEachMs.toFixed(0)} ms)`,
+      measured:
+        `${b.n} NEW_SERVICE, ${b.messagesPerSend} per datagram: ` +
+        `${b.accepted ? "all applied" : "NOT all applied"} (ACK on last ${b.ackLastMs.toFixed(0)} ms, on ` +
+        `each ${b.ackEachMs.toFixed(0)} ms)`,
       status: b.accepted ? "PASS" : "MISS",
     });
   if (incomplete)

@@ -402,15 +402,21 @@ function svg(rows: Run[]): string {
     out += `<text x="10" y="${y + barH / 2 + 4}">${r.io} ${r.batch}</text>\n`;
     for (const s of stages) {
       const w = Math.max(0, r.nsPerPkt[s] * scale);
-      out += `<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${colors[s]}"><title>${s} ${r.nsPerPkt[s].toFixed(0)} ns</title></rect>\n`;
+      out +=
+        `<rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="` +
+        `${colors[s]}"><title>${s} ${r.nsPerPkt[s].toFixed(0)} ns</title></rect>\n`;
       x += w;
     }
-    out += `<text x="${(x + 4).toFixed(1)}" y="${y + barH / 2 + 4}">${r.nsPerPkt.total.toFixed(0)} ns, ${(r.deliveredPps / 1000).toFixed(0)} kpps</text>\n`;
+    out +=
+      `<text x="${(x + 4).toFixed(1)}" y="${y + barH / 2 + 4}">${r.nsPerPkt.total.toFixed(0)} ns, ` +
+      `${(r.deliveredPps / 1000).toFixed(0)} kpps</text>\n`;
     y += barH + 14;
   }
   let lx = left;
   for (const s of stages) {
-    out += `<rect x="${lx}" y="${y + 8}" width="12" height="12" fill="${colors[s]}"/><text x="${lx + 16}" y="${y + 18}">${s}</text>\n`;
+    out +=
+      `<rect x="${lx}" y="${y + 8}" width="12" height="12" fill="${colors[s]}"/><text x="${lx + 16}" y="` +
+      `${y + 18}">${s}</text>\n`;
     lx += 90;
   }
   return out + "</svg>\n";

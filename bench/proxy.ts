@@ -218,10 +218,13 @@ const wasmvs = (name: string, pump: "native" | "js"): Contender => ({
   name,
   async start(dir, l, be) {
     const svc = (port: number, backends: number[]) =>
-      `  - { protocol: tcp, addr: 127.0.0.1, port: ${port}, scheduler: wlc, realServers: [ ${backends.map((p) => `{ addr: 127.0.0.1, port: ${p} }`).join(", ")} ] }`;
+      `  - { protocol: tcp, addr: 127.0.0.1, port: ${port}, scheduler: wlc, realServers: [ ` +
+      `${backends.map((p) => `{ addr: 127.0.0.1, port: ${p} }`).join(", ")} ] }`;
     writeFileSync(
       `${dir}/wasmvs.yaml`,
-      `proxy: { control: null, vipInterface: null, logLevel: warn, connCapacity: 1048576, pump: ${pump} }\ntimeouts: { tcp: 900, tcpfin: 1, udp: 300 }\nservices:\n${svc(l.pp, be.echo)}\n${svc(l.cc, be.echo)}\n${svc(l.bulk, [be.sink])}\n`,
+      `proxy: { control: null, vipInterface: null, logLevel: warn, connCapacity: 1048576, pump: ${pump} ` +
+        `}\ntimeouts: { tcp: 900, tcpfin: 1, udp: 300 }\nservices:\n${svc(l.pp, be.echo)}\n${svc(l.cc, be.echo)}\n` +
+        `${svc(l.bulk, [be.sink])}\n`,
     );
     const p = spawn(
       "taskset",
@@ -239,10 +242,13 @@ const HAPROXY: Contender = {
   name: "haproxy",
   async start(dir, l, be) {
     const fe = (name: string, port: number, backends: number[]) =>
-      `frontend f_${name}\n  bind 127.0.0.1:${port}\n  default_backend b_${name}\nbackend b_${name}\n  balance leastconn\n${backends.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`;
+      `frontend f_${name}\n  bind 127.0.0.1:${port}\n  default_backend b_${name}\nbackend b_${name}\n  balance ` +
+      `leastconn\n${backends.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`;
     writeFileSync(
       `${dir}/haproxy.cfg`,
-      `global\n  nbthread 1\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n${fe("pp", l.pp, be.echo)}${fe("cc", l.cc, be.echo)}${fe("bulk", l.bulk, [be.sink])}`,
+      `global\n  nbthread 1\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client ` +
+        (`60s\n  timeout server 60s\n${fe("pp", l.pp, be.echo)}${fe("cc", l.cc, be.echo)}` +
+          `${fe("bulk", l.bulk, [be.sink])}`),
     );
     const p = spawn("taskset", ["-c", "0", "haproxy", "-f", `${dir}/haproxy.cfg`, "-db"], {
       stdio: ["ignore", "ignore", "inherit"],
@@ -262,7 +268,10 @@ const NGINX: Contender = {
       `  server { listen 127.0.0.1:${port}; proxy_pass u_${name}; tcp_nodelay on; }\n`;
     writeFileSync(
       `${dir}/nginx.conf`,
-      `${existsSync(NGINX_MOD) ? `load_module ${NGINX_MOD};\n` : ""}worker_processes 1;\npid ${dir}/nginx.pid;\nerror_log stderr error;\nevents { worker_connections 65536; }\nstream {\n${up("pp", be.echo)}${up("cc", be.echo)}${up("bulk", [be.sink])}${srv("pp", l.pp)}${srv("cc", l.cc)}${srv("bulk", l.bulk)}}\n`,
+      `${existsSync(NGINX_MOD) ? `load_module ${NGINX_MOD};\n` : ""}worker_processes 1;\npid ${dir}/nginx.pid;` +
+        (`\nerror_log stderr error;\nevents { worker_connections 65536; }\nstream {\n${up("pp", be.echo)}` +
+          `${up("cc", be.echo)}${up("bulk", [be.sink])}${srv("pp", l.pp)}${srv("cc", l.cc)}` +
+          `${srv("bulk", l.bulk)}}\n`),
     );
     const p = spawn(
       "taskset",
@@ -401,12 +410,15 @@ const spread = (s: Spread, d = 0) => `${fmt(s.median, d)} (${fmt(s.min, d)}–${
 export function table(sum: Summary[]): string {
   const rows = sum.map(
     (s) =>
-      `| ${s.proxy} | ${spread(s.pingPong.rate)} | ${fmt(s.pingPong.p50.median, 2)} / ${fmt(s.pingPong.p99.median, 2)} | ${spread(s.pingPong.cpuPerUnit, 1)} | ` +
-      `${spread(s.connClose.rate)} | ${fmt(s.connClose.p50.median, 2)} / ${fmt(s.connClose.p99.median, 2)} | ${spread(s.connClose.cpuPerUnit, 0)} | ` +
+      `| ${s.proxy} | ${spread(s.pingPong.rate)} | ${fmt(s.pingPong.p50.median, 2)} / ` +
+      `${fmt(s.pingPong.p99.median, 2)} | ${spread(s.pingPong.cpuPerUnit, 1)} | ` +
+      (`${spread(s.connClose.rate)} | ${fmt(s.connClose.p50.median, 2)} / ${fmt(s.connClose.p99.median, 2)} | ` +
+        `${spread(s.connClose.cpuPerUnit, 0)} | `) +
       `${spread(s.bulk.rate, 2)} | ${spread(s.bulk.cpuPerUnit, 0)} | ${fmt(s.otherCpu0.median)}% |`,
   );
   return [
-    "| proxy | (a) ping-pong msg/s | p50 / p99 ms | CPU µs/msg | (b) conn/s | p50 / p99 ms | CPU µs/conn | (c) bulk Gb/s | CPU ms/GB | other load on CPU 0 |",
+    "| proxy | (a) ping-pong msg/s | p50 / p99 ms | CPU µs/msg | (b) conn/s | p50 / p99 ms | CPU µs/conn | (c) " +
+      "bulk Gb/s | CPU ms/GB | other load on CPU 0 |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...rows,
   ].join("\n");
@@ -445,10 +457,13 @@ export async function benchProxies(opts: { seconds?: number; conns?: number; rep
   for (const u of unavailable) log(`skipping ${u}: not installed`);
   const rounds: RoundResult[] = [];
   log(
-    `${repeats} interleaved rounds of ${contenders.map((c) => c.name).join(", ")}; ${ms / 1000} s per figure, ${conns} connections`,
+    `${repeats} interleaved rounds of ${contenders.map((c) => c.name).join(", ")}; ${ms / 1000} s per figure, ` +
+      `${conns} connections`,
   );
   log(
-    "proxy CPU per message/connection/GB (from /proc/<pid>/task/*/schedstat) is the figure to trust: the load generator and the backends share CPU 1 with whatever else runs on this machine, so the rates are bounded by them",
+    "proxy CPU per message/connection/GB (from /proc/<pid>/task/*/schedstat) is the figure to trust: the load " +
+      "generator and the backends share CPU 1 with whatever else runs on this machine, so the rates are " +
+      "bounded by them",
   );
   try {
     await waitPort(be.sink);
@@ -505,9 +520,11 @@ export async function benchProxies(opts: { seconds?: number; conns?: number; rep
           };
           rounds.push(r);
           log(
-            `round ${round} ${c.name.padEnd(9)} ping-pong ${fmt(pp.rate)} msg/s p50 ${pp.p50.toFixed(3)} p99 ${pp.p99.toFixed(3)} ms, ${pp.cpuPerUnit.toFixed(2)} µs/msg (${pp.cpu}%)` +
+            `round ${round} ${c.name.padEnd(9)} ping-pong ${fmt(pp.rate)} msg/s p50 ${pp.p50.toFixed(3)} p99 ` +
+              `${pp.p99.toFixed(3)} ms, ${pp.cpuPerUnit.toFixed(2)} µs/msg (${pp.cpu}%)` +
               ` | conn/close ${fmt(cc.rate)}/s ${cc.cpuPerUnit.toFixed(1)} µs/conn (${cc.cpu}%) fail ${cc.fail}` +
-              ` | bulk ${bk.rate.toFixed(2)} Gb/s ${bk.cpuPerUnit.toFixed(0)} ms/GB (${bk.cpu}%) | other load on CPU 0 ${r.otherCpu0}%`,
+              (` | bulk ${bk.rate.toFixed(2)} Gb/s ${bk.cpuPerUnit.toFixed(0)} ms/GB (${bk.cpu}%) | other load ` +
+                `on CPU 0 ${r.otherCpu0}%`),
           );
         } finally {
           p.kill("SIGTERM");
@@ -529,8 +546,12 @@ export async function benchProxies(opts: { seconds?: number; conns?: number; rep
   log("\nmedians over rounds (min–max):\n" + table(summary));
   for (const r of vsHaproxy) {
     log(
-      `${r!.proxy} / haproxy: ping-pong per core ${r!.pingPong.perCore.median.toFixed(2)}x (${r!.pingPong.perCore.min.toFixed(2)}–${r!.pingPong.perCore.max.toFixed(2)}; target 1.0), measured rate ${r!.pingPong.measured.median.toFixed(2)}x` +
-        ` | conn/close per core ${r!.connClose.perCore.median.toFixed(2)}x (${r!.connClose.perCore.min.toFixed(2)}–${r!.connClose.perCore.max.toFixed(2)}; target 0.7), measured rate ${r!.connClose.measured.median.toFixed(2)}x` +
+      `${r!.proxy} / haproxy: ping-pong per core ${r!.pingPong.perCore.median.toFixed(2)}x (` +
+        `${r!.pingPong.perCore.min.toFixed(2)}–${r!.pingPong.perCore.max.toFixed(2)}; target ` +
+        `1.0), measured rate ${r!.pingPong.measured.median.toFixed(2)}x` +
+        (` | conn/close per core ${r!.connClose.perCore.median.toFixed(2)}x (` +
+          `${r!.connClose.perCore.min.toFixed(2)}–${r!.connClose.perCore.max.toFixed(2)}; target ` +
+          `0.7), measured rate ${r!.connClose.measured.median.toFixed(2)}x`) +
         ` | bulk per core ${r!.bulk.perCore.median.toFixed(2)}x, measured ${r!.bulk.measured.median.toFixed(2)}x`,
     );
   }
@@ -542,7 +563,8 @@ export async function benchProxies(opts: { seconds?: number; conns?: number; rep
     node: process.version,
     pinned: "proxy on CPU 0; load generator and backends on CPU 1",
     trust:
-      "per-core ratios (proxy CPU per unit from /proc/<pid>/task/*/schedstat) are the figures to trust; rates are bounded by the shared CPU 1",
+      "per-core ratios (proxy CPU per unit from /proc/<pid>/task/*/schedstat) are the figures to trust; rates " +
+      "are bounded by the shared CPU 1",
     summary,
     vsHaproxy,
     rounds,
@@ -573,7 +595,9 @@ function svg(sum: Summary[]): string {
       nginx: "#3bd87a",
     };
   const rowsN = Math.ceil(panels.length / cols);
-  let out = `<svg xmlns="http://www.w3.org/2000/svg" width="${W * cols}" height="${rowsN * H + 40}" font-family="sans-serif" font-size="11">\n<rect width="100%" height="100%" fill="white"/>\n`;
+  let out =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W * cols}" height="${rowsN * H + 40}" font-family=` +
+    `"sans-serif" font-size="11">\n<rect width="100%" height="100%" fill="white"/>\n`;
   panels.forEach((p, i) => {
     const x0 = (i % cols) * W + 20,
       top = Math.floor(i / cols) * H,
@@ -587,13 +611,18 @@ function svg(sum: Summary[]): string {
         h = sc(v.median);
       out += `<rect x="${x}" y="${base - h}" width="50" height="${h}" fill="${colors[s.proxy] ?? "#888"}"/>`;
       out += `<line x1="${x + 25}" x2="${x + 25}" y1="${base - sc(v.max)}" y2="${base - sc(v.min)}" stroke="black"/>`;
-      out += `<text x="${x}" y="${base - sc(v.max) - 4}">${v.median >= 100 ? fmt(v.median) : v.median.toFixed(2)}</text><text x="${x}" y="${base + 14}">${s.proxy}</text>\n`;
+      out +=
+        `<text x="${x}" y="${base - sc(v.max) - 4}">` +
+        `${v.median >= 100 ? fmt(v.median) : v.median.toFixed(2)}</text><text x="${x}" y="${base + 14}">` +
+        `${s.proxy}</text>\n`;
     });
   });
   return (
     out +
-    `<text x="20" y="${rowsN * H + 20}">median of ${sum[0]?.rounds ?? 0} interleaved rounds, whiskers min–max; proxy pinned to CPU 0 (one thread / one worker), load and backends on CPU 1, loopback.</text>\n` +
-    `<text x="20" y="${rowsN * H + 34}">CPU per unit is the figure to trust on this shared 2-core machine; the rates are bounded by the load generator on CPU 1.</text>\n</svg>\n`
+    (`<text x="20" y="${rowsN * H + 20}">median of ${sum[0]?.rounds ?? 0} interleaved rounds, whiskers min–max; ` +
+      `proxy pinned to CPU 0 (one thread / one worker), load and backends on CPU 1, loopback.</text>\n`) +
+    (`<text x="20" y="${rowsN * H + 34}">CPU per unit is the figure to trust on this shared 2-core machine; the ` +
+      `rates are bounded by the load generator on CPU 1.</text>\n</svg>\n`)
   );
 }
 
@@ -800,7 +829,8 @@ async function soakChanger({ p, end, stats, say }: SoakRun, vport: number, ports
     k++;
     if (k % 10 === 0)
       say(
-        `soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, held ${stats.held} (${stats.heldLost} lost), ` +
+        `soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, held ${stats.held} (` +
+          `${stats.heldLost} lost), ` +
           `${stats.reloads} reloads, ${stats.scrapes} scrapes, drops ${JSON.stringify(Object.fromEntries(p.fw.drops))}`,
       );
   }

@@ -196,7 +196,8 @@ services:
       row.during.push(...(await pinger.next()).rtts);
       if (st !== 0) throw new Error(`restore failed: ${err.s}`);
       console.error(
-        `round ${r + 1}, ${n} lines: parse ${row.parse.at(-1)!.toFixed(0)} ms, -R --target proxy ${row.proxy.at(-1)!.toFixed(0)} ms`,
+        `round ${r + 1}, ${n} lines: parse ${row.parse.at(-1)!.toFixed(0)} ms, -R --target proxy ` +
+          `${row.proxy.at(-1)!.toFixed(0)} ms`,
       );
       await t.close();
       proxy.kill("SIGINT");
@@ -220,14 +221,18 @@ services:
         `-R --target proxy ${fmt(row.proxy)} ms = ${Math.round(n / (median(row.proxy) / 1000))} lines/s`,
     );
     console.log(
-      `  a held connection's round trip through the proxy: idle p50 ${median(row.idle).toFixed(2)} ms p99 ${pct(row.idle, 0.99).toFixed(2)} ms; ` +
-        `during the restore p50 ${median(row.during).toFixed(2)} ms p99 ${pct(row.during, 0.99).toFixed(2)} ms max ${Math.max(...row.during).toFixed(1)} ms (${row.during.length} pings)`,
+      `  a held connection's round trip through the proxy: idle p50 ${median(row.idle).toFixed(2)} ms p99 ` +
+        `${pct(row.idle, 0.99).toFixed(2)} ms; ` +
+        (`during the restore p50 ${median(row.during).toFixed(2)} ms p99 ${pct(row.during, 0.99).toFixed(2)} ms ` +
+          `max ${Math.max(...row.during).toFixed(1)} ms (${row.during.length} pings)`),
     );
     const worst = (ws: Watch[], k: "wall" | "cpu", f: "p99" | "max") => Math.max(...ws.map((w) => w[k][f])).toFixed(1);
     console.log(
       `  the proxy's loop between two turns (1 ms timer; worst of the rounds), idle / during the restore: ` +
-        `CPU p99 ${worst(row.idleLoop, "cpu", "p99")} / ${worst(row.duringLoop, "cpu", "p99")} ms, max ${worst(row.idleLoop, "cpu", "max")} / ` +
-        `${worst(row.duringLoop, "cpu", "max")} ms; wall p99 ${worst(row.idleLoop, "wall", "p99")} / ${worst(row.duringLoop, "wall", "p99")} ms, ` +
+        (`CPU p99 ${worst(row.idleLoop, "cpu", "p99")} / ${worst(row.duringLoop, "cpu", "p99")} ms, max ` +
+          `${worst(row.idleLoop, "cpu", "max")} / `) +
+        (`${worst(row.duringLoop, "cpu", "max")} ms; wall p99 ${worst(row.idleLoop, "wall", "p99")} / ` +
+          `${worst(row.duringLoop, "wall", "p99")} ms, `) +
         `max ${worst(row.idleLoop, "wall", "max")} / ${worst(row.duringLoop, "wall", "max")} ms`,
     );
   }

@@ -61,7 +61,8 @@ if (want.has("lookup")) want.add("memlat");
 const ctx: Ctx = { quick, budget: quick ? QUICK : FULL };
 const started = new Date();
 process.stderr.write(
-  `wasmvs bench: ${[...want].join(", ")}${quick ? " (quick)" : ""}; node ${process.version}; ${cpus()[0]?.model ?? "?"} ×${cpus().length}\n`,
+  `wasmvs bench: ${[...want].join(", ")}${quick ? " (quick)" : ""}; node ${process.version}; ` +
+    `${cpus()[0]?.model ?? "?"} ×${cpus().length}\n`,
 );
 
 const figures: Figure[] = [];
@@ -106,7 +107,8 @@ console.log("SUMMARY");
 console.log(targetTable(targets));
 const count = (s: string) => targets.filter((t) => t.status === s).length;
 console.log(
-  `\n${count("PASS")} PASS, ${count("MISS")} MISS, ${count("REF")} reference, ${count("SKIP")} skipped; ${durationS.toFixed(0)} s${quick ? " (--quick: short sampling, noisier)" : ""}`,
+  `\n${count("PASS")} PASS, ${count("MISS")} MISS, ${count("REF")} reference, ${count("SKIP")} skipped; ` +
+    `${durationS.toFixed(0)} s${quick ? " (--quick: short sampling, noisier)" : ""}`,
 );
 
 mkdirSync(outDir, { recursive: true });

@@ -2,7 +2,8 @@
 // machine's kernel at 1k..10k Services, the wasmvs data plane's cost per new connection, and the simulator
 // (src/sim) calibrated by those measurements, extrapolating to 30k, 50k and 100k Services.
 //   node --import tsx bench/scaling.ts [--full] [--services=1000,5000] [--endpoints=2] [--modes=...]
-//        [--sim-services=...] [--sim-connections=N] [--no-host] [--no-proxy] [--no-packet] [--vm] [--vm-services=...] [--no-sim]
+// [--sim-services=...] [--sim-connections=N] [--no-host] [--no-proxy] [--no-packet] [--vm] [--vm-services=...]
+// [--no-sim]
 //        [--target] [--out=DIR]
 // IPVS mode runs inside ../shared/ipvs-vm (qemu TCG) with --full or --vm only: it does not fit the quick
 // run's 3 minutes (a 5k VM run alone takes several minutes).
@@ -97,7 +98,8 @@ const outDir = resolve(root, opt("out") ?? "report/scaling");
 const kubeProxyVersion = (opt("kube-proxy-version") ?? DEFAULT_KUBE_PROXY_VERSION) as KubeProxyVersion;
 if (!(KUBE_PROXY_VERSIONS as readonly string[]).includes(kubeProxyVersion))
   usageError(
-    `--kube-proxy-version: ${JSON.stringify(kubeProxyVersion.slice(0, 20))} is not one of ${KUBE_PROXY_VERSIONS.join(", ")}`,
+    `--kube-proxy-version: ${JSON.stringify(kubeProxyVersion.slice(0, 20))} is not one of ` +
+      `${KUBE_PROXY_VERSIONS.join(", ")}`,
   );
 const connects = count("connects", opt("connects") ?? String(full ? 1000 : 400), 1_000_000);
 const cpuConnects = count("cpu-connects", opt("cpu-connects") ?? String(full ? 4000 : 2000), 1_000_000);
@@ -179,7 +181,8 @@ async function target(): Promise<{ cpuS: number; spread: number; conns: number; 
     `${pass ? "PASS" : "MISS"} simulator: ${runs[0].connections.toLocaleString("en")} connections over ` +
       `10k Services in ${cpu.median.toFixed(2)} s CPU, median of ${targetRuns} (runs ` +
       `${runs.map((r) => r.cpuS.toFixed(2)).join(", ")}: ±${(cpu.spread * 100).toFixed(1)} %; target ≤ ` +
-      `${limit.toFixed(1)} s, ±${SIM_SPREAD * 100} %), wall ${wall.median.toFixed(2)} s (±${(wall.spread * 100).toFixed(1)} %), ` +
+      (`${limit.toFixed(1)} s, ±${SIM_SPREAD * 100} %), wall ${wall.median.toFixed(2)} s (±` +
+        `${(wall.spread * 100).toFixed(1)} %), `) +
       `${((cpu.median * 1e9) / runs[0].packets).toFixed(0)} ns per packet end to end; ${lost} packets not forwarded`,
   );
   console.log(`  regenerate: ${cmdFor("--target")}`);
@@ -207,15 +210,19 @@ const ipvsLine = hostSkip
     : vmWanted
       ? vmSkip
         ? `No IPVS on this host (${ipvsSkip}); IPVS mode in the kernel VM SKIPPED: ${vmSkip}.`
-        : `No IPVS on this host (${ipvsSkip}): IPVS mode measured inside the kernel VM (Linux 6.1, qemu TCG, about ${Math.max(1, Math.round(vmEstS / 60))} min) ` +
-          `at ${vmServices.map((n) => n.toLocaleString("en")).join(", ")} Services, every figure labelled [VM]: comparable only with other VM figures.`
+        : `No IPVS on this host (${ipvsSkip}): IPVS mode measured inside the kernel VM (Linux 6.1, qemu ` +
+          `TCG, about ${Math.max(1, Math.round(vmEstS / 60))} min) ` +
+          (`at ${vmServices.map((n) => n.toLocaleString("en")).join(", ")} Services, every figure labelled [VM]: ` +
+            `comparable only with other VM figures.`)
       : ipvsWanted
-        ? `No IPVS on this host (${ipvsSkip}): IPVS mode not measured; --vm or --full measure it inside the kernel VM (qemu TCG, minutes).`
+        ? `No IPVS on this host (${ipvsSkip}): IPVS mode not measured; --vm or --full measure it inside the ` +
+          `kernel VM (qemu TCG, minutes).`
         : `IPVS mode not measured (${ipvsSkip}).`;
 console.log(`wasmvs bench scaling — what happens past 1,000 Services?`);
 console.log(
   hostSkip
-    ? `Host measurements SKIPPED (${hostSkip}); the simulator runs on the built-in calibration measured on the development machine (${DEFAULT_CALIBRATION.machine}).`
+    ? `Host measurements SKIPPED (${hostSkip}); the simulator runs on the built-in calibration measured on the ` +
+        `development machine (${DEFAULT_CALIBRATION.machine}).`
     : `Measures on this kernel, in network namespaces made for the run (client → node with kube-proxy's rules → backends, over veth):
   kube-proxy ${modes.join(", ")} at ${services.map((n) => n.toLocaleString("en")).join(", ")} Services × ${endpoints} endpoints:
   full sync, +1 Service, TCP connect latency to the first and the last Service and a pod IP, CPU per new connection, the xtables lock.${
@@ -269,7 +276,8 @@ if (!hostSkip) {
         hostResults.push(r);
         stepsDone++;
         progress(
-          `${m} ${n}: sync ${(r.syncMs / 1000).toFixed(2)} s, first ${r.first.lat.p50.toFixed(0)} µs, last ${r.last.lat.p50.toFixed(0)} µs, rules ${r.rules.counted}/${r.rules.expected}`,
+          `${m} ${n}: sync ${(r.syncMs / 1000).toFixed(2)} s, first ${r.first.lat.p50.toFixed(0)} µs, last ` +
+            `${r.last.lat.p50.toFixed(0)} µs, rules ${r.rules.counted}/${r.rules.expected}`,
         );
       } catch (e) {
         hostFailures.push({ mode: m, services: n, error: (e as Error).message });
@@ -283,7 +291,9 @@ if (!hostSkip) {
         const p = await measureProxy(c, { ...counts, log: (s) => progress(s) });
         proxyResults.push(p);
         progress(
-          `wasmvs-proxy ${n}: first byte ${p.first.firstByte.p50.toFixed(0)} / ${p.last.firstByte.p50.toFixed(0)} µs (connect() ${p.first.connect.p50.toFixed(0)} µs), proxy CPU ${p.last.proxyCpuUsPerConn.toFixed(0)} µs/conn`,
+          `wasmvs-proxy ${n}: first byte ${p.first.firstByte.p50.toFixed(0)} / ` +
+            `${p.last.firstByte.p50.toFixed(0)} µs (connect() ${p.first.connect.p50.toFixed(0)} µs), proxy CPU ` +
+            `${p.last.proxyCpuUsPerConn.toFixed(0)} µs/conn`,
         );
       } catch (e) {
         proxyFailures.push({ services: n, error: (e as Error).message });
@@ -297,7 +307,11 @@ if (!hostSkip) {
         const k = await measurePacket(c, { ...counts, log: (s) => progress(s) });
         packetResults.push(k);
         progress(
-          `wasmvs-packet ${n}: first byte ${k.first.firstByte.p50.toFixed(0)} / ${k.last.firstByte.p50.toFixed(0)} µs (connect() ${k.first.connect.p50.toFixed(0)} / ${k.last.connect.p50.toFixed(0)} µs), proxy CPU ${k.last.proxyCpuUsPerConn.toFixed(0)} µs/conn, client CPU ${k.first.clientCpuUsPerConn.toFixed(0)} / ${k.last.clientCpuUsPerConn.toFixed(0)} µs/conn, takeover entries ${k.takeover.entries}/${k.takeover.expected} in ${k.takeover.rules} rules`,
+          `wasmvs-packet ${n}: first byte ${k.first.firstByte.p50.toFixed(0)} / ` +
+            `${k.last.firstByte.p50.toFixed(0)} µs (connect() ${k.first.connect.p50.toFixed(0)} / ` +
+            `${k.last.connect.p50.toFixed(0)} µs), proxy CPU ${k.last.proxyCpuUsPerConn.toFixed(0)} µs/conn,` +
+            ` client CPU ${k.first.clientCpuUsPerConn.toFixed(0)} / ${k.last.clientCpuUsPerConn.toFixed(0)} µs/conn,` +
+            ` takeover entries ${k.takeover.entries}/${k.takeover.expected} in ${k.takeover.rules} rules`,
         );
       } catch (e) {
         progress(`wasmvs-packet ${n}: FAILED: ${(e as Error).message.slice(0, 500)}`);
@@ -365,7 +379,8 @@ if (runSim) {
     onPoint: (p) => {
       stepsDone++;
       progress(
-        `sim ${p.services} Services done: wasmvs data plane ${p.wasm.nsPerNewConn.toFixed(0)} ns per new connection (SYN→NAT)`,
+        `sim ${p.services} Services done: wasmvs data plane ${p.wasm.nsPerNewConn.toFixed(0)} ns per new ` +
+          `connection (SYN→NAT)`,
       );
     },
   });
@@ -380,7 +395,8 @@ const main = mainTable(runTables),
   curves = curveTable(calibration, checks);
 console.log(table(main.headers, main.rows));
 console.log(
-  "MODELLED rows: each figure ≈ the model's value (low–high: its span over the fit refitted with each measured N left out and the other candidate curves).",
+  "MODELLED rows: each figure ≈ the model's value (low–high: its span over the fit refitted with each measured " +
+    "N left out and the other candidate curves).",
 );
 if (vmResults.length)
   console.log(
@@ -388,11 +404,14 @@ if (vmResults.length)
   );
 if (proxyResults.length)
   console.log(
-    "wasmvs proxy rows: time to the backend's first byte through the proxy (connect() alone returns on the node kernel's handshake); CPU = the proxy process's.",
+    "wasmvs proxy rows: time to the backend's first byte through the proxy (connect() alone returns on the node " +
+      "kernel's handshake); CPU = the proxy process's.",
   );
 if (packetResults.length)
   console.log(
-    "wasmvs packet rows: connect() already covers the path (no listener on the node; the SYN-ACK comes from the backend through wasmvs); CPU = the proxy process's + the connector's (veth runs the node's takeover rules in the sender's context).",
+    "wasmvs packet rows: connect() already covers the path (no listener on the node; the SYN-ACK comes from the " +
+      "backend through wasmvs); CPU = the proxy process's + the connector's (veth runs the node's takeover rules " +
+      "in the sender's context).",
   );
 if (vmError) console.log(`IPVS VM part failed: ${vmError.slice(0, 300)}`);
 
@@ -671,7 +690,8 @@ writeFileSync(
   }),
 );
 console.log(
-  `\nwrote ${[join(outDir, "scaling.json"), join(outDir, "calibration.json"), join(outDir, "summary.md"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}  (${el()})`,
+  `\nwrote ${[join(outDir, "scaling.json"), join(outDir, "calibration.json"), join(outDir, "summary.md"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}  ` +
+    `(${el()})`,
 );
 void existsSync;
 void readFileSync;

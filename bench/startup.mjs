@@ -40,7 +40,8 @@ console.log(`start-up, ${runs} runs each, interleaved (ms: median [p25-p75] min-
 cases.forEach((c, j) => {
   const a = ms[j];
   console.log(
-    `  ${c.name.padEnd(12)} ${q(a, 0.5).toFixed(0).padStart(6)}  [${q(a, 0.25).toFixed(0)}-${q(a, 0.75).toFixed(0)}]  ` +
+    `  ${c.name.padEnd(12)} ${q(a, 0.5).toFixed(0).padStart(6)}  [${q(a, 0.25).toFixed(0)}-` +
+      `${q(a, 0.75).toFixed(0)}]  ` +
       `${Math.min(...a).toFixed(0)}-${Math.max(...a).toFixed(0)}  (exit ${exits[j]})`,
   );
 });

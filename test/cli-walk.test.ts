@@ -213,23 +213,26 @@ const all = COMMANDS.flatMap((c) => [c.help, ...c.bad.map((b) => b[0])]);
 }
 
 for (const c of COMMANDS) {
-  test(`${c.name}: --help on stdout, exit 0; bad flags and values named, exit 2 (ipvsadm's status), usage on stderr`, () => {
-    const h = results.get(c.help.join(" "))!;
-    assert.is(h.status, 0, `${c.help.join(" ")}: ${h.stderr}`);
-    assert.is(h.stderr, "", c.help.join(" "));
-    assert.match(h.stdout, c.name === "ipvsadm" ? /^wasmvs: ipvsadm 1\.31's commands/ : c.usage);
-    for (const [args, status, message] of c.bad) {
-      const r = results.get(args.join(" "))!;
-      const line = `wasmvs ${args.join(" ")}`;
-      assert.is(r.status, status, `${line}: exit ${r.status}, stderr ${r.stderr.slice(0, 300)}`);
-      assert.match(r.stderr, message, line);
-      if (status === 2 && !c.name.startsWith("ipvsadm")) assert.match(r.stderr, c.usage, `${line}: the usage`);
-      if (status === 255 && !r.stderr.includes("unknown option\n")) assert.match(r.stderr, ipvsadmUsage, line);
-      assert.is(r.stdout, "", `${line}: nothing ran`);
-      const said = r.stderr.split(/^usage: /m)[0];
-      assert.not.match(said, /cannot reach|no IPVS|ENOENT|EACCES/, `${line}: nothing was contacted or read`);
-    }
-  });
+  test(
+    `${c.name}: --help on stdout, exit 0; bad flags and values named, exit 2 (ipvsadm's status), usage ` + `on stderr`,
+    () => {
+      const h = results.get(c.help.join(" "))!;
+      assert.is(h.status, 0, `${c.help.join(" ")}: ${h.stderr}`);
+      assert.is(h.stderr, "", c.help.join(" "));
+      assert.match(h.stdout, c.name === "ipvsadm" ? /^wasmvs: ipvsadm 1\.31's commands/ : c.usage);
+      for (const [args, status, message] of c.bad) {
+        const r = results.get(args.join(" "))!;
+        const line = `wasmvs ${args.join(" ")}`;
+        assert.is(r.status, status, `${line}: exit ${r.status}, stderr ${r.stderr.slice(0, 300)}`);
+        assert.match(r.stderr, message, line);
+        if (status === 2 && !c.name.startsWith("ipvsadm")) assert.match(r.stderr, c.usage, `${line}: the usage`);
+        if (status === 255 && !r.stderr.includes("unknown option\n")) assert.match(r.stderr, ipvsadmUsage, line);
+        assert.is(r.stdout, "", `${line}: nothing ran`);
+        const said = r.stderr.split(/^usage: /m)[0];
+        assert.not.match(said, /cannot reach|no IPVS|ENOENT|EACCES/, `${line}: nothing was contacted or read`);
+      }
+    },
+  );
 }
 
 test("wasmvs k8s alone prints its usage to stdout and exits 0, as k8s --help does", async () => {

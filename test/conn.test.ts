@@ -493,26 +493,30 @@ test("timer wheel: thousands of entries over many slots and rounds expire exactl
   assert.ok(expired > 5000 && nextFlow > 5000, `${expired} expired of ${nextFlow} flows`);
 });
 
-test("timer wheel: a full table filed in one slot, some moved out of its middle, expires exactly, round after round", async () => {
-  // A slot keeps its entries in chunks of 15 and an entry leaving takes the slot's last into its place;
-  // every chunk must come back to the pool (the debug build asserts the pool never runs dry).
-  const { c } = await setup({ proto: "udp", cap: 4096 });
-  const addr = (i: number) => `192.168.${i >> 8}.${i & 255}`;
-  for (let round = 0; round < 6; round++) {
-    const t0 = 1000 + round * 1_000_000,
-      moved = Math.ceil(4096 / (round + 2));
-    for (let i = 0; i < 4096; i++) assert.ok(c.packet("in", "udp", addr(i), 2000 + round, VIP, 80, { now: t0 }).isNew);
-    assert.is(c.connStats().refusedFull, 0, `round ${round}: the table took all 4096`);
-    // every (round+2)th flow sends again 10 s later: its entry leaves the crowded slot for a later one
-    for (let i = 0; i < 4096; i += round + 2)
-      assert.not.ok(c.packet("in", "udp", addr(i), 2000 + round, VIP, 80, { now: t0 + 10_000 }).isNew);
-    assert.is(c.advance(t0 + 299_999), 0, `round ${round}: nothing due before 300 s`);
-    assert.is(c.advance(t0 + 300_000), 4096 - moved, `round ${round}: the flows left in the slot`);
-    assert.is(c.connStats().live, moved);
-    assert.is(c.advance(t0 + 310_000), moved, `round ${round}: the moved flows`);
-    assert.is(c.connStats().live, 0);
-  }
-});
+test(
+  "timer wheel: a full table filed in one slot, some moved out of its middle, expires exactly, round " + "after round",
+  async () => {
+    // A slot keeps its entries in chunks of 15 and an entry leaving takes the slot's last into its place;
+    // every chunk must come back to the pool (the debug build asserts the pool never runs dry).
+    const { c } = await setup({ proto: "udp", cap: 4096 });
+    const addr = (i: number) => `192.168.${i >> 8}.${i & 255}`;
+    for (let round = 0; round < 6; round++) {
+      const t0 = 1000 + round * 1_000_000,
+        moved = Math.ceil(4096 / (round + 2));
+      for (let i = 0; i < 4096; i++)
+        assert.ok(c.packet("in", "udp", addr(i), 2000 + round, VIP, 80, { now: t0 }).isNew);
+      assert.is(c.connStats().refusedFull, 0, `round ${round}: the table took all 4096`);
+      // every (round+2)th flow sends again 10 s later: its entry leaves the crowded slot for a later one
+      for (let i = 0; i < 4096; i += round + 2)
+        assert.not.ok(c.packet("in", "udp", addr(i), 2000 + round, VIP, 80, { now: t0 + 10_000 }).isNew);
+      assert.is(c.advance(t0 + 299_999), 0, `round ${round}: nothing due before 300 s`);
+      assert.is(c.advance(t0 + 300_000), 4096 - moved, `round ${round}: the flows left in the slot`);
+      assert.is(c.connStats().live, moved);
+      assert.is(c.advance(t0 + 310_000), moved, `round ${round}: the moved flows`);
+      assert.is(c.connStats().live, 0);
+    }
+  },
+);
 
 test("one million connections fit in a table sized for them", async () => {
   const c = await Core.load({ connCapacity: 1 << 20 });

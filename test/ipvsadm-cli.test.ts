@@ -146,7 +146,8 @@ test("-R: an unparsable line applies nothing and names the line (ipvsadm applies
   );
   assert.is(
     r.stderr,
-    "illegal weight specified\nipvsadm: -R refused at line 3 (-a -t 10.0.0.1:80 -r 10.1.0.2 -w nope): nothing applied\n",
+    "illegal weight specified\nipvsadm: -R refused at line 3 (-a -t 10.0.0.1:80 -r 10.1.0.2 -w nope): nothing " +
+      "applied\n",
   );
   assert.is(r.status, 2);
   assert.equal(t.calls, []);
@@ -175,7 +176,8 @@ test("-R: lines the current table refuses (exists, not defined, no destination) 
   const r = await run(
     t,
     ["-R"],
-    "-A -t 10.0.0.2:80\n-A -t 10.0.0.1:80\n-a -t 10.0.0.3:80 -r 10.1.0.1\n-d -t 10.0.0.2:80 -r 10.1.0.9\n-a -t 10.0.0.2:80 -r 0.0.0.0\n",
+    "-A -t 10.0.0.2:80\n-A -t 10.0.0.1:80\n-a -t 10.0.0.3:80 -r 10.1.0.1\n-d -t 10.0.0.2:80 -r 10.1.0.9\n-a -t " +
+      "10.0.0.2:80 -r 0.0.0.0\n",
   );
   assert.is(r.status, 2, "the unspecified address is refused with the values, before the table is read");
   assert.match(r.stderr, /line 5 .*: realServer\.addr: '0\.0\.0\.0' is the unspecified address/);
@@ -188,7 +190,8 @@ test("-R: lines the current table refuses (exists, not defined, no destination) 
   assert.is(
     r2.stderr,
     "ipvsadm: -R refused, nothing applied:\n  line 2 (-A -t 10.0.0.1:80): Service already exists\n" +
-      "  line 3 (-a -t 10.0.0.3:80 -r 10.1.0.1): Service not defined\n  line 4 (-d -t 10.0.0.2:80 -r 10.1.0.9): No such destination\n",
+      ("  line 3 (-a -t 10.0.0.3:80 -r 10.1.0.1): Service not defined\n  line 4 (-d -t 10.0.0.2:80 -r 10.1.0.9): " +
+        "No such destination\n"),
   );
   assert.equal(t.calls, ["addService tcp 10.0.0.1:80"]);
 });

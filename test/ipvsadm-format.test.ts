@@ -37,7 +37,8 @@ for (const name of names) {
       assert.fixture(
         got,
         want,
-        `${name} ${what}: first difference at line ${i + 1}:\n got  ${JSON.stringify(g[i])}\n want ${JSON.stringify(w[i])}`,
+        `${name} ${what}: first difference at line ${i + 1}:\n got  ${JSON.stringify(g[i])}\n want ` +
+          `${JSON.stringify(w[i])}`,
       );
     }
   };

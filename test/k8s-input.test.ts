@@ -149,7 +149,8 @@ ipvs: {scheduler: fastest, syncPeriod: soon, strictARP: "yes", excludeCIDRs: [10
     errors.map((e) => e.message),
     [
       "KubeProxyConfiguration: mode: unknown proxy mode 'userspace' (ipvs, iptables, nftables)",
-      "KubeProxyConfiguration: ipvs.scheduler: unknown IPVS scheduler 'fastest' (rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos)",
+      "KubeProxyConfiguration: ipvs.scheduler: unknown IPVS scheduler 'fastest' (rr, wrr, lc, wlc, lblc, lblcr, " +
+        "dh, sh, sed, nq, mh, fo, ovf, twos)",
       'KubeProxyConfiguration: ipvs.syncPeriod: invalid duration "soon" (expected e.g. "30s", "1m0s", "500ms")',
       'KubeProxyConfiguration: ipvs.excludeCIDRs[1]: invalid CIDR "bogus"',
       'KubeProxyConfiguration: ipvs.strictARP: expected true or false, got "yes"',

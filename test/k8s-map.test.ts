@@ -190,26 +190,35 @@ test("iptables beside the IPVS tables: masquerade cases, externalIP accept, LB n
   const t = m.ipvs.IPv4!.iptablesRestore;
   const has = (l: string) => assert.ok(t.split("\n").includes(l), `missing: ${l}`);
   has(
-    `-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ`,
+    `-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set ` +
+      `--match-set KUBE-CLUSTER-IP dst,dst ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ`,
   );
   has(
-    `-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port with externalTrafficPolicy=local" -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT`,
+    `-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port with ` +
+      `externalTrafficPolicy=local" -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst -m physdev ! --physdev-is-in ` +
+      `-m addrtype ! --src-type LOCAL -j ACCEPT`,
   );
   has(
-    `-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port with externalTrafficPolicy=local" -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst -m addrtype --dst-type LOCAL -j ACCEPT`,
+    `-A KUBE-SERVICES -m comment --comment "Kubernetes service external ip + port with ` +
+      `externalTrafficPolicy=local" -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst -m addrtype --dst-type LOCAL ` +
+      `-j ACCEPT`,
   );
   assert.not.match(t, /--match-set KUBE-EXTERNAL-IP dst,dst -j KUBE-MARK-MASQ/); // the set is empty, so no rule
   has(
-    `-A KUBE-NODE-PORT -p sctp -m comment --comment "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'" -m set --match-set KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ`,
+    `-A KUBE-NODE-PORT -p sctp -m comment --comment "Kubernetes nodeport SCTP port for masquerade purpose with ` +
+      `type 'hash ip:port'" -m set --match-set KUBE-NODE-PORT-SCTP-HASH dst,dst -j KUBE-MARK-MASQ`,
   );
   has(
-    `-A KUBE-NODE-PORT -p udp -m comment --comment "Kubernetes nodeport UDP port with externalTrafficPolicy=local" -m set --match-set KUBE-NODE-PORT-LOCAL-UDP dst -j RETURN`,
+    `-A KUBE-NODE-PORT -p udp -m comment --comment "Kubernetes nodeport UDP port with ` +
+      `externalTrafficPolicy=local" -m set --match-set KUBE-NODE-PORT-LOCAL-UDP dst -j RETURN`,
   );
   has(
-    `-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose" -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE`,
+    `-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for solving hairpin ` +
+      `purpose" -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE`,
   );
   has(
-    `-A KUBE-PROXY-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port for load balancer with sourceRange" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL`,
+    `-A KUBE-PROXY-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port for load balancer ` +
+      `with sourceRange" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL`,
   );
   has(`-A KUBE-IPVS-OUT-FILTER -s 203.0.113.10 -m ipvs --vaddr 203.0.113.10 --vproto tcp --vport 80 -j DROP`);
   has(`-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT`);
@@ -244,13 +253,15 @@ spec: {clusterIP: 10.0.0.1, ports: [{port: 80}]}
       ":KUBE-LOAD-BALANCER - [0:0]",
       ":KUBE-MARK-MASQ - [0:0]",
       "-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN",
-      `-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst ! -s 10.1.0.0/16 -j KUBE-MARK-MASQ`,
+      `-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m ` +
+        `set --match-set KUBE-CLUSTER-IP dst,dst ! -s 10.1.0.0/16 -j KUBE-MARK-MASQ`,
       "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT",
       "-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ",
       "-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT",
       "-A KUBE-POSTROUTING -m mark ! --mark 0x00004000/0x00004000 -j RETURN",
       "-A KUBE-POSTROUTING -j MARK --xor-mark 0x00004000",
-      `-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully`,
+      `-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE ` +
+        `--random-fully`,
       "-A KUBE-MARK-MASQ -j MARK --or-mark 0x00004000",
       "COMMIT",
       "*filter",
@@ -261,9 +272,12 @@ spec: {clusterIP: 10.0.0.1, ports: [{port: 80}]}
       ":KUBE-IPVS-FILTER - [0:0]",
       ":KUBE-IPVS-OUT-FILTER - [0:0]",
       "-A KUBE-SOURCE-RANGES-FIREWALL -j DROP",
-      `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x00004000/0x00004000 -j ACCEPT`,
-      `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
-      `-A KUBE-NODE-PORT -m comment --comment "Kubernetes health check node port" -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT`,
+      `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x00004000/0x00004000 ` +
+        `-j ACCEPT`,
+      `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate ` +
+        `RELATED,ESTABLISHED -j ACCEPT`,
+      `-A KUBE-NODE-PORT -m comment --comment "Kubernetes health check node port" -m set --match-set ` +
+        `KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT`,
       "-A KUBE-IPVS-FILTER -m set --match-set KUBE-LOAD-BALANCER dst,dst -j RETURN",
       "-A KUBE-IPVS-FILTER -m set --match-set KUBE-CLUSTER-IP dst,dst -j RETURN",
       "-A KUBE-IPVS-FILTER -m set --match-set KUBE-EXTERNAL-IP dst,dst -j RETURN",

@@ -67,24 +67,28 @@ const cases = () => [
 
 if (why) skip(import.meta.url, "load generated rules in a namespace (IPVS, iptables and nftables modes)", why);
 else {
-  test(`IPVS mode: ipset restore, then iptables-restore --noflush with the ipsets, both backends, both families${hasIpvsMatch ? "" : " (this kernel has no xt_ipvs: the -m ipvs KUBE-IPVS-OUT-FILTER rules are not loaded)"}`, () => {
-    for (const { name, m } of cases())
-      for (const backend of ["legacy", "nft"])
-        inNetns((run) => {
-          run(["ipset", "restore"], m.ipvs.IPv4!.ipsetRestore);
-          run(["ipset", "restore"], m.ipvs.IPv6!.ipsetRestore);
-          try {
-            run([`iptables-${backend}-restore`, "--noflush"], loadable(m.ipvs.IPv4!.iptablesInstall));
-          } catch (e) {
-            assert.unreachable(`${name} ${backend} IPv4: ${(e as Error).message}`);
-          }
-          try {
-            run([`ip6tables-${backend}-restore`, "--noflush"], loadable(m.ipvs.IPv6!.iptablesInstall));
-          } catch (e) {
-            assert.unreachable(`${name} ${backend} IPv6: ${(e as Error).message}`);
-          }
-        });
-  });
+  test(
+    `IPVS mode: ipset restore, then iptables-restore --noflush with the ipsets, both backends, both families` +
+      `${hasIpvsMatch ? "" : " (this kernel has no xt_ipvs: the -m ipvs " + "KUBE-IPVS-OUT-FILTER rules are not loaded)"}`,
+    () => {
+      for (const { name, m } of cases())
+        for (const backend of ["legacy", "nft"])
+          inNetns((run) => {
+            run(["ipset", "restore"], m.ipvs.IPv4!.ipsetRestore);
+            run(["ipset", "restore"], m.ipvs.IPv6!.ipsetRestore);
+            try {
+              run([`iptables-${backend}-restore`, "--noflush"], loadable(m.ipvs.IPv4!.iptablesInstall));
+            } catch (e) {
+              assert.unreachable(`${name} ${backend} IPv4: ${(e as Error).message}`);
+            }
+            try {
+              run([`ip6tables-${backend}-restore`, "--noflush"], loadable(m.ipvs.IPv6!.iptablesInstall));
+            } catch (e) {
+              assert.unreachable(`${name} ${backend} IPv6: ${(e as Error).message}`);
+            }
+          });
+    },
+  );
 
   test("iptables mode: iptables-restore, both backends, both families", () => {
     for (const { name, m } of cases())

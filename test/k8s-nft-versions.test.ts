@@ -58,7 +58,8 @@ function rulesFor(version: KubeProxyVersion): string {
 /** One TCP connect from a namespace to the ExternalIP, 3 s at most: "ok", "TIMEOUT" or the error's code. */
 function connectFrom(ns: string): string {
   const js =
-    `const s=require("net").connect({host:"${EXTERNAL_IP}",port:80});s.setTimeout(3000,()=>{console.log("TIMEOUT");process.exit(0)});` +
+    `const s=require("net").connect({host:"${EXTERNAL_IP}",port:80});s.setTimeout(3000,()=>{console.log("TIMEOUT` +
+    `");process.exit(0)});` +
     `s.on("connect",()=>{console.log("ok");s.destroy()});s.on("error",(e)=>console.log(e.code))`;
   return nsOk(ns, [process.execPath, "-e", js]).stdout.trim();
 }
@@ -73,29 +74,34 @@ if (why)
   skip(import.meta.url, "ExternalIP of a Local Service from the node and from a pod, per kube-proxy version", why);
 else
   for (const [version, from, expect] of CASES) {
-    test(`kube-proxy ${version}: ${from === "node" ? "the node's (a hostNetwork pod's)" : "a pod's"} connect to the ExternalIP of a Local Service with no local endpoints ${expect === "ok" ? "reaches the cluster's endpoint" : "is dropped"}`, async () => {
-      const topo = new Topology(`K${version.replace(".", "")}${from[0]}`).create();
-      try {
-        await topo.startBackends([PORT]);
-        // the node routes the ExternalIP out (towards the backends' side) like any address it does not own
-        nsOk(topo.node, ["ip", "route", "add", "default", "via", "192.168.202.2"]);
-        const load = nsRun(topo.node, ["nft", "-f", "-"], rulesFor(version));
-        assert.is(load.status, 0, load.stderr.slice(0, 1500));
-        const got = connectFrom(from === "node" ? topo.node : topo.client);
-        const seen = await topo.stopBackends();
-        assert.is(got, expect, `connect: ${got}`);
-        assert.is(
-          seen[`${ENDPOINT}:${PORT}`] ?? 0,
-          expect === "ok" ? 1 : 0,
-          `the endpoint accepted ${JSON.stringify(seen)}`,
-        );
-        // the ExternalIP's "no local endpoints" element is there in both versions: the chains decide
-        const map = nsOk(topo.node, ["nft", "list", "map", "ip", "kube-proxy", "no-endpoint-services"]).stdout;
-        assert.match(map, new RegExp(`${EXTERNAL_IP.replace(/\./g, "\\.")} \\. tcp \\. 80 .*: drop`));
-      } finally {
-        topo.destroy();
-      }
-    });
+    test(
+      `kube-proxy ${version}: ${from === "node" ? "the node's (a hostNetwork pod's)" : "a pod's"} connect to ` +
+        (`the ExternalIP of a Local Service with no local endpoints ` +
+          `${expect === "ok" ? "reaches the cluster's endpoint" : "is dropped"}`),
+      async () => {
+        const topo = new Topology(`K${version.replace(".", "")}${from[0]}`).create();
+        try {
+          await topo.startBackends([PORT]);
+          // the node routes the ExternalIP out (towards the backends' side) like any address it does not own
+          nsOk(topo.node, ["ip", "route", "add", "default", "via", "192.168.202.2"]);
+          const load = nsRun(topo.node, ["nft", "-f", "-"], rulesFor(version));
+          assert.is(load.status, 0, load.stderr.slice(0, 1500));
+          const got = connectFrom(from === "node" ? topo.node : topo.client);
+          const seen = await topo.stopBackends();
+          assert.is(got, expect, `connect: ${got}`);
+          assert.is(
+            seen[`${ENDPOINT}:${PORT}`] ?? 0,
+            expect === "ok" ? 1 : 0,
+            `the endpoint accepted ${JSON.stringify(seen)}`,
+          );
+          // the ExternalIP's "no local endpoints" element is there in both versions: the chains decide
+          const map = nsOk(topo.node, ["nft", "list", "map", "ip", "kube-proxy", "no-endpoint-services"]).stdout;
+          assert.match(map, new RegExp(`${EXTERNAL_IP.replace(/\./g, "\\.")} \\. tcp \\. 80 .*: drop`));
+        } finally {
+          topo.destroy();
+        }
+      },
+    );
   }
 
 test.run();

@@ -47,17 +47,20 @@ endpoints: [{addresses: [10.180.0.1], nodeName: other}]
   // 1.34 matches the ClusterIP alone (PR 131492); 1.33 and before also the port
   assert.ok(
     nft.includes(
-      "add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
+      "add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 ip saddr != 10.0.0.0/8 " +
+        "jump mark-for-masquerade",
     ),
   );
   assert.ok(
     nftablesFor(one.index, "IPv4", undefined, "1.33").text.includes(
-      "add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade",
+      "add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 ip daddr 172.30.0.41 tcp dport 80 ip saddr != " +
+        "10.0.0.0/8 jump mark-for-masquerade",
     ),
   );
   assert.ok(
     nft.includes(
-      "add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 }",
+      "add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 numgen random mod 1 vmap { 0 : goto " +
+        "endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80 }",
     ),
   );
   assert.ok(
@@ -67,12 +70,16 @@ endpoints: [{addresses: [10.180.0.1], nodeName: other}]
   );
   const ipt = iptablesFor(one.index).text.split("\n");
   for (const l of [
-    `-A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O`,
-    `-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ`,
+    `-A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j ` +
+      `KUBE-SVC-XPGD46QRK7WJZT7O`,
+    `-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 ` +
+      `--dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ`,
     `-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.1:80" -j KUBE-SEP-SXIVWICOYRO3J4NJ`,
     `-A KUBE-SEP-SXIVWICOYRO3J4NJ -m comment --comment ns1/svc1:p80 -s 10.180.0.1 -j KUBE-MARK-MASQ`,
-    `-A KUBE-SEP-SXIVWICOYRO3J4NJ -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80`,
-    `-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`,
+    `-A KUBE-SEP-SXIVWICOYRO3J4NJ -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination ` +
+      `10.180.0.1:80`,
+    `-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in ` +
+      `this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`,
   ])
     assert.ok(ipt.includes(l), `missing: ${l}`);
 });
@@ -88,7 +95,8 @@ test("iptables mode: statistic probabilities 1/n, affinity with recent, the last
     sep2 = sepChain("shop/web:http", "tcp", "10.244.2.7:8080");
   assert.ok(
     lines.includes(
-      `-A ${web} -m comment --comment "shop/web:http -> 10.244.1.5:8080" -m statistic --mode random --probability 0.5000000000 -j ${sep1}`,
+      `-A ${web} -m comment --comment "shop/web:http -> 10.244.1.5:8080" -m statistic --mode random ` +
+        `--probability 0.5000000000 -j ${sep1}`,
     ),
   );
   assert.ok(lines.includes(`-A ${web} -m comment --comment "shop/web:http -> 10.244.2.7:8080" -j ${sep2}`));
@@ -96,12 +104,14 @@ test("iptables mode: statistic probabilities 1/n, affinity with recent, the last
     asep = sepChain("shop/api", "tcp", "10.244.1.31:8080");
   assert.ok(
     lines.includes(
-      `-A ${api} -m comment --comment "shop/api -> 10.244.1.31:8080" -m recent --name ${asep} --rcheck --seconds 600 --reap -j ${asep}`,
+      `-A ${api} -m comment --comment "shop/api -> 10.244.1.31:8080" -m recent --name ${asep} --rcheck ` +
+        `--seconds 600 --reap -j ${asep}`,
     ),
   );
   assert.ok(
     lines.includes(
-      `-A ${asep} -m comment --comment shop/api -m recent --name ${asep} --set -m tcp -p tcp -j DNAT --to-destination 10.244.1.31:8080`,
+      `-A ${asep} -m comment --comment shop/api -m recent --name ${asep} --set -m tcp -p tcp -j DNAT ` +
+        `--to-destination 10.244.1.31:8080`,
     ),
   );
   assert.ok(
@@ -111,7 +121,8 @@ test("iptables mode: statistic probabilities 1/n, affinity with recent, the last
   );
   assert.ok(
     lines.includes(
-      `-A ${extChain("shop/api", "tcp")} -m comment --comment "masquerade traffic for shop/api external destinations" -j KUBE-MARK-MASQ`,
+      `-A ${extChain("shop/api", "tcp")} -m comment --comment "masquerade traffic for shop/api external ` +
+        `destinations" -j KUBE-MARK-MASQ`,
     ),
   );
 });
@@ -122,20 +133,27 @@ test("iptables mode: Local policy EXT chain, no-endpoint REJECT, no-local-endpoi
     svc = svcChain("shop/lb:http", "tcp");
   for (const l of [
     `-A ${ext} -m comment --comment "pod traffic for shop/lb:http external destinations" -s 10.244.0.0/16 -j ${svc}`,
-    `-A ${ext} -m comment --comment "masquerade LOCAL traffic for shop/lb:http external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`,
-    `-A ${ext} -m comment --comment "route LOCAL traffic for shop/lb:http external destinations" -m addrtype --src-type LOCAL -j ${svc}`,
+    `-A ${ext} -m comment --comment "masquerade LOCAL traffic for shop/lb:http external destinations" -m ` +
+      `addrtype --src-type LOCAL -j KUBE-MARK-MASQ`,
+    `-A ${ext} -m comment --comment "route LOCAL traffic for shop/lb:http external destinations" -m addrtype ` +
+      `--src-type LOCAL -j ${svc}`,
     `-A ${ext} -j ${svl}`,
-    `-A KUBE-SERVICES -m comment --comment "shop/noeps has no endpoints" -m tcp -p tcp -d 10.96.0.90 --dport 7000 -j REJECT`,
-    `-A KUBE-SERVICES -m comment --comment "shop/internal has no local endpoints" -m tcp -p tcp -d 10.96.0.50 --dport 9000 -j DROP`,
-    `-A KUBE-EXTERNAL-SERVICES -m comment --comment "shop/ext has no local endpoints" -m tcp -p tcp -d 198.51.100.77 --dport 8443 -j DROP`,
-    `-A KUBE-NODEPORTS -m comment --comment "shop/lb:http health check node port" -m tcp -p tcp --dport 32000 -j ACCEPT`,
+    `-A KUBE-SERVICES -m comment --comment "shop/noeps has no endpoints" -m tcp -p tcp -d 10.96.0.90 --dport ` +
+      `7000 -j REJECT`,
+    `-A KUBE-SERVICES -m comment --comment "shop/internal has no local endpoints" -m tcp -p tcp -d 10.96.0.50 ` +
+      `--dport 9000 -j DROP`,
+    `-A KUBE-EXTERNAL-SERVICES -m comment --comment "shop/ext has no local endpoints" -m tcp -p tcp -d ` +
+      `198.51.100.77 --dport 8443 -j DROP`,
+    `-A KUBE-NODEPORTS -m comment --comment "shop/lb:http health check node port" -m tcp -p tcp --dport 32000 ` +
+      `-j ACCEPT`,
     `-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP`,
   ])
     assert.ok(lines.includes(l), `missing: ${l}`);
   const fw = "KUBE-FW-" + svc.slice(9);
   assert.ok(
     lines.includes(
-      `-A KUBE-SERVICES -m comment --comment "shop/lb:http loadbalancer IP" -m tcp -p tcp -d 203.0.113.10 --dport 80 -j ${fw}`,
+      `-A KUBE-SERVICES -m comment --comment "shop/lb:http loadbalancer IP" -m tcp -p tcp -d 203.0.113.10 ` +
+        `--dport 80 -j ${fw}`,
     ),
   );
   assert.ok(
@@ -143,7 +161,8 @@ test("iptables mode: Local policy EXT chain, no-endpoint REJECT, no-local-endpoi
   );
   assert.ok(
     lines.includes(
-      `-A KUBE-PROXY-FIREWALL -m comment --comment "shop/lb:http traffic not accepted by ${fw}" -m tcp -p tcp -d 203.0.113.10 --dport 80 -j DROP`,
+      `-A KUBE-PROXY-FIREWALL -m comment --comment "shop/lb:http traffic not accepted by ${fw}" -m tcp -p tcp ` +
+        `-d 203.0.113.10 --dport 80 -j DROP`,
     ),
   );
 });
@@ -151,11 +170,13 @@ test("iptables mode: Local policy EXT chain, no-endpoint REJECT, no-local-endpoi
 test("nftables mode: verdict maps, numgen vmap, affinity sets, Local short-circuits, no-endpoint maps", () => {
   const has = (l: string) => assert.ok(nft.split("\n").includes(l), `missing: ${l}`);
   has(
-    `add map ip kube-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }`,
+    `add map ip kube-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment ` +
+      `"ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }`,
   );
   has(`add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips`);
   has(
-    `add rule ip kube-proxy services fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports`,
+    `add rule ip kube-proxy services fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap ` +
+      `@service-nodeports`,
   );
   assert.match(
     nft,
@@ -178,7 +199,8 @@ test("nftables mode: verdict maps, numgen vmap, affinity sets, Local short-circu
     /add rule ip kube-proxy external-\w{8}-shop\/lb\/tcp\/http ip saddr 10\.244\.0\.0\/16 goto service-\w{8}-shop\/lb\/tcp\/http comment "short-circuit pod traffic"/,
   );
   has(
-    `add element ip kube-proxy no-endpoint-services { 10.96.0.90 . tcp . 7000 comment "shop/noeps" : goto reject-chain }`,
+    `add element ip kube-proxy no-endpoint-services { 10.96.0.90 . tcp . 7000 comment "shop/noeps" : goto ` +
+      `reject-chain }`,
   );
   has(`add element ip kube-proxy no-endpoint-services { 10.96.0.50 . tcp . 9000 comment "shop/internal" : drop }`);
   assert.match(

@@ -123,8 +123,10 @@ test("the comparison itself sees a changed priority, a dropped rule, a reordered
     ),
     text.replace("add rule ip kube-proxy reject-chain reject\n", ""),
     text.replace(
-      "add rule ip kube-proxy filter-forward ct state new jump service-endpoints-check\nadd rule ip kube-proxy filter-forward ct state new jump cluster-ips-check",
-      "add rule ip kube-proxy filter-forward ct state new jump cluster-ips-check\nadd rule ip kube-proxy filter-forward ct state new jump service-endpoints-check",
+      "add rule ip kube-proxy filter-forward ct state new jump service-endpoints-check\nadd rule ip kube-proxy " +
+        "filter-forward ct state new jump cluster-ips-check",
+      "add rule ip kube-proxy filter-forward ct state new jump cluster-ips-check\nadd rule ip kube-proxy " +
+        "filter-forward ct state new jump service-endpoints-check",
     ),
     text.replace("add element ip kube-proxy cluster-ips { 172.30.0.46 }\n", ""),
   ];
@@ -144,20 +146,23 @@ for (const v of ["1.31", "1.32"]) {
   });
 }
 
-test("TestOverallNFTablesRules (kube-proxy 1.33, PR 132456 backported): 1.34's filter chains, 1.32's service chains", async () => {
-  // the two ported texts combined: PR 132456 changed only the base chains, PR 131492 (1.34 only) only the
-  // service chains' masquerade rule
-  const before = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.31-1.32.nft`, "utf8"));
-  const after = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.34.nft`, "utf8"));
-  const serviceChain = /^chain ip kube-proxy service-[A-Z0-9]{8}-/;
-  const rules = new Map([...after.rules].map(([k, r]) => [k, serviceChain.test(k) ? before.rules.get(k)! : r]));
-  const want = { ...after, rules };
-  assert.ok([...want.rules.keys()].filter((k) => serviceChain.test(k)).length === 5, "five service chains");
-  const args = [...OVERALL_NODE, "--kube-proxy-version=1.33"];
-  const got = rulesetOf(await wasmvsRules("overall-nftables.objects.json", args));
-  const diff = rulesetDiff(want, got);
-  assert.equal(diff, [], diff.join("\n"));
-});
+test(
+  "TestOverallNFTablesRules (kube-proxy 1.33, PR 132456 backported): 1.34's filter chains, 1.32's " + "service chains",
+  async () => {
+    // the two ported texts combined: PR 132456 changed only the base chains, PR 131492 (1.34 only) only the
+    // service chains' masquerade rule
+    const before = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.31-1.32.nft`, "utf8"));
+    const after = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.34.nft`, "utf8"));
+    const serviceChain = /^chain ip kube-proxy service-[A-Z0-9]{8}-/;
+    const rules = new Map([...after.rules].map(([k, r]) => [k, serviceChain.test(k) ? before.rules.get(k)! : r]));
+    const want = { ...after, rules };
+    assert.ok([...want.rules.keys()].filter((k) => serviceChain.test(k)).length === 5, "five service chains");
+    const args = [...OVERALL_NODE, "--kube-proxy-version=1.33"];
+    const got = rulesetOf(await wasmvsRules("overall-nftables.objects.json", args));
+    const diff = rulesetDiff(want, got);
+    assert.equal(diff, [], diff.join("\n"));
+  },
+);
 
 test("the two nftables layouts differ where the PRs say, and nowhere else", () => {
   const before = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.31-1.32.nft`, "utf8"));

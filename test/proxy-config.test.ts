@@ -80,8 +80,10 @@ test("errors point at the line and column", () => {
 `);
   assert.equal(e, [
     "p.yaml:3:11: services[0].addr: '10.0.0.300' is not an IPv4 or IPv6 address",
-    "p.yaml:5:16: services[0].scheduler: 'fastest' is not one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf, twos",
-    "p.yaml:7:40: services[0].realServers[0].wieght: unknown key (known: addr, port, weight, upperThreshold, lowerThreshold, health)",
+    "p.yaml:5:16: services[0].scheduler: 'fastest' is not one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, " +
+      "nq, mh, fo, ovf, twos",
+    "p.yaml:7:40: services[0].realServers[0].wieght: unknown key (known: addr, port, weight, upperThreshold, " +
+      "lowerThreshold, health)",
     "p.yaml:7:33: services[0].realServers[0].port: must be an integer in 0..65535",
   ]);
 });

@@ -374,34 +374,38 @@ test("a large batch comes in parts: a refused part refuses the batch, pipelined 
   assert.is((await ask({ id: 1, op: "flush" })).ok, true);
 });
 
-test("applyPart: bad parts by name; a batch over the limit is refused and dropped; a closed connection drops its part", async () => {
-  const answers = await raw([
-    JSON.stringify({ id: 0, op: "applyPart", args: [] }),
-    JSON.stringify({ id: 1, op: "applyPart", args: ["x"] }),
-    JSON.stringify({ id: 2, op: "applyPart", args: [{ length: 5 }] }),
-    JSON.stringify({ id: 3, op: "applyPart", args: [[null, 7, "flush", []]] }),
-  ]);
-  const by = new Map(answers.map((x) => [x.id, x]));
-  assert.match(by.get(0).error, /takes 1 argument, not 0/);
-  assert.match(by.get(1).error, /args\[0\]: must be a list of at most/);
-  assert.match(by.get(2).error, /args\[0\]: must be a list of at most/);
-  assert.match(by.get(3).error, /args\[0\]\[0\]: must be an object, not null/);
-  // 1,048,576 commands at most in a batch, across its parts: the staged commands are dropped when it overflows
-  const flush = JSON.stringify({ kind: "flush" });
-  const partOf = (n: number) => `[${Array(n).fill(flush).join(",")}]`;
-  const lines = Array.from({ length: 17 }, (_, i) => `{"id":${i},"op":"applyPart","args":[${partOf(65536)}]}`);
-  const over = await raw([...lines, `{"id":99,"op":"apply","args":[[]]}`], 120000);
-  const last = new Map(over.map((x) => [x.id, x]));
-  assert.equal(last.get(15).result, { staged: 1 << 20 });
-  assert.match(last.get(16).error, /refused, nothing applied: a batch of more than 1048576 commands/);
-  assert.match(last.get(99).error, /refused, nothing applied/);
-  // a part left staged by a connection that closed is not applied by anyone
-  const n = p.desired.services.length;
-  const port = await freePort();
-  await raw([JSON.stringify({ id: 0, op: "applyPart", args: [[{ kind: "add-service", service: svc(port) }]] })]);
-  assert.equal((await ask({ id: 1, op: "apply", args: [[]] })).result, { applied: 0 });
-  assert.is(p.desired.services.length, n);
-});
+test(
+  "applyPart: bad parts by name; a batch over the limit is refused and dropped; a closed connection drops " +
+    "its part",
+  async () => {
+    const answers = await raw([
+      JSON.stringify({ id: 0, op: "applyPart", args: [] }),
+      JSON.stringify({ id: 1, op: "applyPart", args: ["x"] }),
+      JSON.stringify({ id: 2, op: "applyPart", args: [{ length: 5 }] }),
+      JSON.stringify({ id: 3, op: "applyPart", args: [[null, 7, "flush", []]] }),
+    ]);
+    const by = new Map(answers.map((x) => [x.id, x]));
+    assert.match(by.get(0).error, /takes 1 argument, not 0/);
+    assert.match(by.get(1).error, /args\[0\]: must be a list of at most/);
+    assert.match(by.get(2).error, /args\[0\]: must be a list of at most/);
+    assert.match(by.get(3).error, /args\[0\]\[0\]: must be an object, not null/);
+    // 1,048,576 commands at most in a batch, across its parts: the staged commands are dropped when it overflows
+    const flush = JSON.stringify({ kind: "flush" });
+    const partOf = (n: number) => `[${Array(n).fill(flush).join(",")}]`;
+    const lines = Array.from({ length: 17 }, (_, i) => `{"id":${i},"op":"applyPart","args":[${partOf(65536)}]}`);
+    const over = await raw([...lines, `{"id":99,"op":"apply","args":[[]]}`], 120000);
+    const last = new Map(over.map((x) => [x.id, x]));
+    assert.equal(last.get(15).result, { staged: 1 << 20 });
+    assert.match(last.get(16).error, /refused, nothing applied: a batch of more than 1048576 commands/);
+    assert.match(last.get(99).error, /refused, nothing applied/);
+    // a part left staged by a connection that closed is not applied by anyone
+    const n = p.desired.services.length;
+    const port = await freePort();
+    await raw([JSON.stringify({ id: 0, op: "applyPart", args: [[{ kind: "add-service", service: svc(port) }]] })]);
+    assert.equal((await ask({ id: 1, op: "apply", args: [[]] })).result, { applied: 0 });
+    assert.is(p.desired.services.length, n);
+  },
+);
 
 test("applyCommands: the cost per command does not grow with the table (reads of existing services counted)", () => {
   const cmds = (n: number) =>

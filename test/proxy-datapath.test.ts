@@ -167,11 +167,14 @@ test("full table, in the core: finished entries go first, then other inactive on
   for (const p of [1000, 1031, 4000, 5015]) assert.is(state(p), "ESTABLISHED", `established ${p} kept`);
 });
 
-test("/metrics under the per-destination cap: every destination's series, each family once, values as the core has them", async () => {
-  const bes = await Promise.all(Array.from({ length: 3 }, (_, i) => echoServer(`127.0.95.${i + 20}`, 9510)));
-  let p!: Proxy;
-  try {
-    p = await start(`proxy: { control: null, vipInterface: null, tick: 1000 }
+test(
+  "/metrics under the per-destination cap: every destination's series, each family once, values as the core " +
+    "has them",
+  async () => {
+    const bes = await Promise.all(Array.from({ length: 3 }, (_, i) => echoServer(`127.0.95.${i + 20}`, 9510)));
+    let p!: Proxy;
+    try {
+      p = await start(`proxy: { control: null, vipInterface: null, tick: 1000 }
 services:
   - protocol: tcp
     addr: 127.0.95.19
@@ -182,29 +185,30 @@ services:
       - { addr: 127.0.95.21, port: 9510 }
       - { addr: 127.0.95.22, port: 9510, weight: 0 }
 `);
-    for (let i = 0; i < 4; i++) assert.ok(await oneShot("127.0.95.19", 9510));
-    const held = await hold("127.0.95.19", 9510);
-    await sleep(100);
-    const text = await metricsText(p);
-    const line = (name: string, dest: string) => `${name}{service="tcp 127.0.95.19:9510",destination="${dest}"} `;
-    const v = (name: string, dest: string) => {
-      const at = text.indexOf(line(name, dest));
-      return at < 0 ? NaN : Number(text.slice(at + line(name, dest).length, text.indexOf("\n", at)));
-    };
-    const both = (name: string) => v(name, "127.0.95.20:9510") + v(name, "127.0.95.21:9510");
-    assert.is(v("wasmvs_proxy_destination_configured_weight", "127.0.95.20:9510"), 2);
-    assert.is(v("wasmvs_proxy_destination_weight", "127.0.95.22:9510"), 0);
-    assert.is(both("wasmvs_proxy_destination_connections_total"), 5);
-    const open = both("wasmvs_proxy_destination_open_flows");
-    assert.is(open, 1, "the held connection");
-    assert.match(text, "wasmvs_proxy_metrics_destinations_omitted 0\n");
-    assert.match(text, 'wasmvs_proxy_service_connections_total{service="tcp 127.0.95.19:9510"} 5\n');
-    held.destroy();
-  } finally {
-    await p?.stop();
-    await Promise.all(bes.map(closeServer));
-  }
-});
+      for (let i = 0; i < 4; i++) assert.ok(await oneShot("127.0.95.19", 9510));
+      const held = await hold("127.0.95.19", 9510);
+      await sleep(100);
+      const text = await metricsText(p);
+      const line = (name: string, dest: string) => `${name}{service="tcp 127.0.95.19:9510",destination="${dest}"} `;
+      const v = (name: string, dest: string) => {
+        const at = text.indexOf(line(name, dest));
+        return at < 0 ? NaN : Number(text.slice(at + line(name, dest).length, text.indexOf("\n", at)));
+      };
+      const both = (name: string) => v(name, "127.0.95.20:9510") + v(name, "127.0.95.21:9510");
+      assert.is(v("wasmvs_proxy_destination_configured_weight", "127.0.95.20:9510"), 2);
+      assert.is(v("wasmvs_proxy_destination_weight", "127.0.95.22:9510"), 0);
+      assert.is(both("wasmvs_proxy_destination_connections_total"), 5);
+      const open = both("wasmvs_proxy_destination_open_flows");
+      assert.is(open, 1, "the held connection");
+      assert.match(text, "wasmvs_proxy_metrics_destinations_omitted 0\n");
+      assert.match(text, 'wasmvs_proxy_service_connections_total{service="tcp 127.0.95.19:9510"} 5\n');
+      held.destroy();
+    } finally {
+      await p?.stop();
+      await Promise.all(bes.map(closeServer));
+    }
+  },
+);
 
 // ---- item 7: the UDP flow table ---------------------------------------------------------------------
 function udpEchoServer(host: string, port: number): Promise<dgram.Socket> {
@@ -435,7 +439,9 @@ test("bad timeout keys are refused with their path", () => {
     ["1e20", "connectTimeout"],
     ["0", "connectTimeout"],
   ]) {
-    const yaml = `services:\n  - { protocol: tcp, addr: 10.0.0.1, port: 80, ${path}: ${v}, realServers: [ { addr: 10.0.1.1 } ] }\n`;
+    const yaml =
+      `services:\n  - { protocol: tcp, addr: 10.0.0.1, port: 80, ${path}: ${v}, realServers: [ { ` +
+      `addr: 10.0.1.1 } ] }\n`;
     assert.throws(() => parseConfig(yaml), new RegExp(`services\\[0\\]\\.${path}: must be a number`), `${path}: ${v}`);
   }
   assert.throws(() => parseConfig("proxy: { idleTimeout: [] }\n"), /proxy\.idleTimeout: must be a number/);
@@ -494,7 +500,8 @@ test(
       assert.match(
         text,
         new RegExp(
-          `wasmvs_proxy_service_connections_total\\{service="tcp ${vip(S - 1).replace(/\./g, "\\.")}:9500"\\} ${during}\n`,
+          `wasmvs_proxy_service_connections_total\\{service="tcp ${vip(S - 1).replace(/\./g, "\\.")}:9500"\\} ` +
+            `${during}\n`,
         ),
       );
       assert.not.match(text, "wasmvs_proxy_destination_weight{");

@@ -478,24 +478,28 @@ except socket.timeout: print("none")
     assert.is((after.drops.bad_total_length ?? 0) - (before.drops.bad_total_length ?? 0), 1);
   });
 
-  test("the kernel answered nothing it was not meant to: no resets, no unreachables; the takeover rules took the packets", async () => {
-    assert.equal(kernelAnswers(), { rst: 0, unreach4: 0, unreach6: 0 });
-    assert.ok(takeoverDrops() > 0, "the kernel's copies of the taken-over packets were dropped before its stack");
-    const st: any = await ctl.call("status");
-    assert.ok(st.io.rxCsumCompleted > 0, "veth senders leave checksums to offload; the addon completed them");
-    assert.is(st.io.io, "ring", `ring I/O is the default and was set up here (${st.io.ringFallback})`);
-    const io = JSON.stringify(st.io);
-    assert.ok(st.io.rxRingBlocks > 0 && st.io.txRingPackets > 0, `packets went through both rings: ${io}`);
-    assert.is(st.io.txPackets, st.verdicts.forward, `every packet the core forwarded was sent: ${io}`);
-    assert.is(st.io.txOtherErrors + st.io.txUnreachable + st.io.txTooBig + st.io.txNoBuffer, 0);
-    const ln: any[] = await ctl.call("services");
-    const web = ln.find((s) => s.addr === A.vip && s.port === 80);
-    assert.equal(
-      web.realServers.map((r: any) => Number(r.stats.conns)),
-      [3, 3, 3],
-    );
-    assert.ok(web.realServers.every((r: any) => r.fwd === "fullnat"));
-  });
+  test(
+    "the kernel answered nothing it was not meant to: no resets, no unreachables; the takeover rules took " +
+      "the packets",
+    async () => {
+      assert.equal(kernelAnswers(), { rst: 0, unreach4: 0, unreach6: 0 });
+      assert.ok(takeoverDrops() > 0, "the kernel's copies of the taken-over packets were dropped before its stack");
+      const st: any = await ctl.call("status");
+      assert.ok(st.io.rxCsumCompleted > 0, "veth senders leave checksums to offload; the addon completed them");
+      assert.is(st.io.io, "ring", `ring I/O is the default and was set up here (${st.io.ringFallback})`);
+      const io = JSON.stringify(st.io);
+      assert.ok(st.io.rxRingBlocks > 0 && st.io.txRingPackets > 0, `packets went through both rings: ${io}`);
+      assert.is(st.io.txPackets, st.verdicts.forward, `every packet the core forwarded was sent: ${io}`);
+      assert.is(st.io.txOtherErrors + st.io.txUnreachable + st.io.txTooBig + st.io.txNoBuffer, 0);
+      const ln: any[] = await ctl.call("services");
+      const web = ln.find((s) => s.addr === A.vip && s.port === 80);
+      assert.equal(
+        web.realServers.map((r: any) => Number(r.stats.conns)),
+        [3, 3, 3],
+      );
+      assert.ok(web.realServers.every((r: any) => r.fwd === "fullnat"));
+    },
+  );
 
   test("stopping removes the takeover table and the addresses it added", async () => {
     await ctl.close();

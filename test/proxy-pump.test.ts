@@ -136,42 +136,46 @@ for (const pump of ["native", "js"] as const) {
     }
   });
 
-  test(`${pump} pump: a backend reset reaches the client as a reset; an idle connection times out, a busy one does not`, async () => {
-    const b = await backend();
-    const p = await start(pump);
-    try {
-      b.mode = "reset";
-      const r = await connect();
-      const err = new Promise<string>((res) => {
-        r.on("error", (e: NodeJS.ErrnoException) => res(e.code ?? "?"));
-        r.on("close", () => res("closed without error"));
-      });
-      r.write("x");
-      assert.is(await err, "ECONNRESET");
-      b.mode = "echo";
-      const idle = await connect(),
-        busy = await connect();
-      let idleClosed = 0,
-        busyEchoes = 0;
-      const t0 = Date.now();
-      idle.on("error", () => {});
-      idle.on("close", () => (idleClosed = Date.now() - t0));
-      busy.on("data", () => busyEchoes++);
-      busy.on("error", () => {});
-      for (let i = 0; i < 12; i++) {
-        busy.write("ping");
-        await sleep(200);
-      } // 2.4 s against a 1 s timeout
-      assert.ok(idleClosed > 0 && idleClosed < 2500, `idle connection closed after ${idleClosed} ms`);
-      assert.ok(!busy.destroyed && busyEchoes >= 10, `busy connection alive with ${busyEchoes} echoes`);
-      busy.destroy();
-      await sleep(100);
-      assert.is((p.status() as Record<string, unknown>).tcp, 0);
-    } finally {
-      await p.stop();
-      await new Promise((r) => b.server.close(r));
-    }
-  });
+  test(
+    `${pump} pump: a backend reset reaches the client as a reset; an idle connection times out, a busy one ` +
+      `does not`,
+    async () => {
+      const b = await backend();
+      const p = await start(pump);
+      try {
+        b.mode = "reset";
+        const r = await connect();
+        const err = new Promise<string>((res) => {
+          r.on("error", (e: NodeJS.ErrnoException) => res(e.code ?? "?"));
+          r.on("close", () => res("closed without error"));
+        });
+        r.write("x");
+        assert.is(await err, "ECONNRESET");
+        b.mode = "echo";
+        const idle = await connect(),
+          busy = await connect();
+        let idleClosed = 0,
+          busyEchoes = 0;
+        const t0 = Date.now();
+        idle.on("error", () => {});
+        idle.on("close", () => (idleClosed = Date.now() - t0));
+        busy.on("data", () => busyEchoes++);
+        busy.on("error", () => {});
+        for (let i = 0; i < 12; i++) {
+          busy.write("ping");
+          await sleep(200);
+        } // 2.4 s against a 1 s timeout
+        assert.ok(idleClosed > 0 && idleClosed < 2500, `idle connection closed after ${idleClosed} ms`);
+        assert.ok(!busy.destroyed && busyEchoes >= 10, `busy connection alive with ${busyEchoes} echoes`);
+        busy.destroy();
+        await sleep(100);
+        assert.is((p.status() as Record<string, unknown>).tcp, 0);
+      } finally {
+        await p.stop();
+        await new Promise((r) => b.server.close(r));
+      }
+    },
+  );
 }
 
 test.run();

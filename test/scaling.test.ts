@@ -25,99 +25,105 @@ if (skip)
     skip,
   );
 
-test(`bench/scaling.ts at 50 Services: ${skip ? "simulator and report (host part skipped, above)" : "rules, connects, lock, packet mode, simulator, report"}`, () => {
-  // made here, not at import: a run that stops before this test must not leave it behind
-  const out = mkdtempSync(join(tmpdir(), "wasmvs-scaling-test-"));
-  try {
-    const r = spawnSync(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "bench/scaling.ts",
-        "--services=50",
-        "--sim-services=200",
-        "--sim-connections=20000",
-        "--no-proxy",
-        `--out=${out}`,
-      ],
-      { encoding: "utf8", timeout: 110_000, maxBuffer: 1 << 26 },
-    );
-    assert.is(r.status, 0, r.stderr.slice(-3000));
-    for (const f of [
-      "scaling.json",
-      "calibration.json",
-      "summary.md",
-      "latency.svg",
-      "cpu.svg",
-      "sync.svg",
-      "incremental.svg",
-    ])
-      assert.ok(existsSync(join(out, f)), `${f} written`);
-    const j = JSON.parse(readFileSync(join(out, "scaling.json"), "utf8"));
-    const md = readFileSync(join(out, "summary.md"), "utf8");
-    reportAgrees(r.stdout, r.stderr, md, j);
-    assert.equal(
-      readdirSync(tmpdir()).filter((f) => f === `wasmvs-xtables-${r.pid}.lock`),
-      [],
-      "the private xtables lock file is removed at exit",
-    );
-    assert.ok(md.includes("node --import tsx bench/scaling.ts"), "commands printed under the figures");
-    assert.ok(
-      j.sim.length === 2 &&
-        j.sim.every((p: any) => p.engine.forwarded === p.engine.packets && p.engine.connections === 20000),
-    );
-    if (skip) {
-      assert.is(j.host.length, 0);
-      return;
-    }
-    assert.is(j.host.length, 3);
-    for (const h of j.host) {
-      assert.is(h.rules.counted, h.rules.expected, `${h.mode}: ${h.rules.what}`);
-      assert.ok(
-        h.translated.first >= 400 && h.translated.last >= 400,
-        `${h.mode}: backends saw ${h.translated.first}/${h.translated.last} connections on the Services' endpoints`,
+test(
+  `bench/scaling.ts at 50 Services: ` +
+    `${skip ? "simulator and report (host part skipped, above)" : "rules, connects, lock, packet mode, " + "simulator, report"}`,
+  () => {
+    // made here, not at import: a run that stops before this test must not leave it behind
+    const out = mkdtempSync(join(tmpdir(), "wasmvs-scaling-test-"));
+    try {
+      const r = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "bench/scaling.ts",
+          "--services=50",
+          "--sim-services=200",
+          "--sim-connections=20000",
+          "--no-proxy",
+          `--out=${out}`,
+        ],
+        { encoding: "utf8", timeout: 110_000, maxBuffer: 1 << 26 },
       );
-      assert.ok(h.first.lat.p50 > 0 && h.last.lat.p99 >= h.last.lat.p50 && h.first.cpu.usPerConn > 0);
-      assert.ok(h.syncMs > 0 && h.incrementalMs > 0);
-      if (h.mode !== "nftables") assert.ok(h.lock && h.lock.bigRestoreMs > 0, `${h.mode}: lock test ran`);
+      assert.is(r.status, 0, r.stderr.slice(-3000));
+      for (const f of [
+        "scaling.json",
+        "calibration.json",
+        "summary.md",
+        "latency.svg",
+        "cpu.svg",
+        "sync.svg",
+        "incremental.svg",
+      ])
+        assert.ok(existsSync(join(out, f)), `${f} written`);
+      const j = JSON.parse(readFileSync(join(out, "scaling.json"), "utf8"));
+      const md = readFileSync(join(out, "summary.md"), "utf8");
+      reportAgrees(r.stdout, r.stderr, md, j);
+      assert.equal(
+        readdirSync(tmpdir()).filter((f) => f === `wasmvs-xtables-${r.pid}.lock`),
+        [],
+        "the private xtables lock file is removed at exit",
+      );
+      assert.ok(md.includes("node --import tsx bench/scaling.ts"), "commands printed under the figures");
+      assert.ok(
+        j.sim.length === 2 &&
+          j.sim.every((p: any) => p.engine.forwarded === p.engine.packets && p.engine.connections === 20000),
+      );
+      if (skip) {
+        assert.is(j.host.length, 0);
+        return;
+      }
+      assert.is(j.host.length, 3);
+      for (const h of j.host) {
+        assert.is(h.rules.counted, h.rules.expected, `${h.mode}: ${h.rules.what}`);
+        assert.ok(
+          h.translated.first >= 400 && h.translated.last >= 400,
+          `${h.mode}: backends saw ${h.translated.first}/${h.translated.last} connections on the Services' endpoints`,
+        );
+        assert.ok(h.first.lat.p50 > 0 && h.last.lat.p99 >= h.last.lat.p50 && h.first.cpu.usPerConn > 0);
+        assert.ok(h.syncMs > 0 && h.incrementalMs > 0);
+        if (h.mode !== "nftables") assert.ok(h.lock && h.lock.bigRestoreMs > 0, `${h.mode}: lock test ran`);
+      }
+      // packet mode: 300 timed connects per target and 1000 for CPU (+30 warm-up) went through the WASM packet path
+      assert.is(j.meta.packetSkipped, null, "packet mode measured");
+      assert.is(j.packet.length, 1);
+      const k = j.packet[0];
+      assert.is(
+        k.takeover.entries,
+        k.takeover.expected,
+        "one takeover entry per virtual service + the local address, counted back from nft",
+      );
+      assert.is(k.takeover.rules, 2, "in two rules (the IPv4 services' set, the local address), not one per service");
+      assert.ok(k.takeover.dropped > 0, "the takeover rules dropped the kernel's copies");
+      assert.is(k.first.connect.n, 300);
+      assert.is(k.last.firstByte.n, 300);
+      assert.ok(
+        k.translated.first >= 1300 && k.translated.last >= 1300,
+        `packet mode: backends saw ${k.translated.first}/${k.translated.last} connections on the Services' endpoints`,
+      );
+      assert.ok(
+        k.fullNat.fromLocal > 0 && k.fullNat.fromOther === 0,
+        `backends reached from the full-NAT address ${k.fullNat.fromLocal}, elsewhere ${k.fullNat.fromOther}`,
+      );
+      assert.ok(
+        k.core.forwarded > 4 * 2600 && k.core.txErrors === 0,
+        `core forwarded ${k.core.forwarded}, send errors ${k.core.txErrors}`,
+      );
+      assert.ok(
+        k.first.connect.p50 > 0 && k.last.firstByte.p99 >= k.last.firstByte.p50 && k.last.proxyCpuUsPerConn > 0,
+      );
+      assert.ok(
+        md.includes("packet mode (measured on this kernel)") && /\| 50 \| \d+ \/ \d+, 2 \(\d+\) \|/.test(md),
+        "summary.md has the packet-mode row",
+      );
+      for (const f of ["latency.svg", "cpu.svg"])
+        assert.ok(readFileSync(join(out, f), "utf8").includes("wasmvs packet mode"), `${f} plots packet mode`);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
     }
-    // packet mode: 300 timed connects per target and 1000 for CPU (+30 warm-up) went through the WASM packet path
-    assert.is(j.meta.packetSkipped, null, "packet mode measured");
-    assert.is(j.packet.length, 1);
-    const k = j.packet[0];
-    assert.is(
-      k.takeover.entries,
-      k.takeover.expected,
-      "one takeover entry per virtual service + the local address, counted back from nft",
-    );
-    assert.is(k.takeover.rules, 2, "in two rules (the IPv4 services' set, the local address), not one per service");
-    assert.ok(k.takeover.dropped > 0, "the takeover rules dropped the kernel's copies");
-    assert.is(k.first.connect.n, 300);
-    assert.is(k.last.firstByte.n, 300);
-    assert.ok(
-      k.translated.first >= 1300 && k.translated.last >= 1300,
-      `packet mode: backends saw ${k.translated.first}/${k.translated.last} connections on the Services' endpoints`,
-    );
-    assert.ok(
-      k.fullNat.fromLocal > 0 && k.fullNat.fromOther === 0,
-      `backends reached from the full-NAT address ${k.fullNat.fromLocal}, elsewhere ${k.fullNat.fromOther}`,
-    );
-    assert.ok(
-      k.core.forwarded > 4 * 2600 && k.core.txErrors === 0,
-      `core forwarded ${k.core.forwarded}, send errors ${k.core.txErrors}`,
-    );
-    assert.ok(k.first.connect.p50 > 0 && k.last.firstByte.p99 >= k.last.firstByte.p50 && k.last.proxyCpuUsPerConn > 0);
-    assert.ok(
-      md.includes("packet mode (measured on this kernel)") && /\| 50 \| \d+ \/ \d+, 2 \(\d+\) \|/.test(md),
-      "summary.md has the packet-mode row",
-    );
-    for (const f of ["latency.svg", "cpu.svg"])
-      assert.ok(readFileSync(join(out, f), "utf8").includes("wasmvs packet mode"), `${f} plots packet mode`);
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 /** The terminal and summary.md agree: every row of the terminal's tables is in summary.md as is; the data
  * plane's cost per new connection has one figure per N everywhere; no placeholder reached the summary; every
@@ -235,37 +241,41 @@ test("bench/scaling.ts refuses bad arguments with exit 2 and the usage, before a
   assert.is(w.stdout, "");
 });
 
-test("bench/scaling.ts without the host part: the summary says nothing was measured, and agrees with the terminal", () => {
-  const dir = mkdtempSync(join(tmpdir(), "wasmvs-scaling-nohost-"));
-  try {
-    const r = spawnSync(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "bench/scaling.ts",
-        "--no-host",
-        "--services=100",
-        "--sim-services=200,400",
-        "--sim-connections=5000",
-        `--out=${dir}`,
-      ],
-      { encoding: "utf8", timeout: 60_000 },
-    );
-    assert.is(r.status, 0, r.stderr.slice(-2000));
-    const md = readFileSync(join(dir, "summary.md"), "utf8"),
-      j = JSON.parse(readFileSync(join(dir, "scaling.json"), "utf8"));
-    assert.match(md, /\*\*Nothing was measured on this host \(host part skipped: --no-host given\)\*\*/);
-    assert.not.match(md, /Services × \d+ endpoints measured/, "no claim of a measurement");
-    assert.match(r.stdout, /Host measurements SKIPPED \(--no-host given\)/);
-    // the built-in calibration's errors: the same words on both sides, never "unchecked" on one and a figure on the other
-    for (const line of r.stdout.split("\n").filter((l) => l.includes("full sync") && /^(iptables|nftables)/.test(l)))
-      assert.ok(!line.includes("unchecked"), line);
-    reportAgrees(r.stdout, r.stderr, md, j);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  "bench/scaling.ts without the host part: the summary says nothing was measured, and agrees with the " + "terminal",
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), "wasmvs-scaling-nohost-"));
+    try {
+      const r = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "bench/scaling.ts",
+          "--no-host",
+          "--services=100",
+          "--sim-services=200,400",
+          "--sim-connections=5000",
+          `--out=${dir}`,
+        ],
+        { encoding: "utf8", timeout: 60_000 },
+      );
+      assert.is(r.status, 0, r.stderr.slice(-2000));
+      const md = readFileSync(join(dir, "summary.md"), "utf8"),
+        j = JSON.parse(readFileSync(join(dir, "scaling.json"), "utf8"));
+      assert.match(md, /\*\*Nothing was measured on this host \(host part skipped: --no-host given\)\*\*/);
+      assert.not.match(md, /Services × \d+ endpoints measured/, "no claim of a measurement");
+      assert.match(r.stdout, /Host measurements SKIPPED \(--no-host given\)/);
+      // the built-in calibration's errors: the same words on both sides, never "unchecked" on one and a figure on the
+      // other
+      for (const line of r.stdout.split("\n").filter((l) => l.includes("full sync") && /^(iptables|nftables)/.test(l)))
+        assert.ok(!line.includes("unchecked"), line);
+      reportAgrees(r.stdout, r.stderr, md, j);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 // --connects/--cpu-connects are how a smoke run (or the VM playing the host) keeps a run short; the wasmvs
 // modes once ignored them and made 3,800 connects through the proxy whatever was asked
@@ -320,7 +330,8 @@ testOrSkip(
       p.listening >= p.virtualServices - 5 && p.virtualServices > 20,
       `${p.listening} listeners for ${p.virtualServices} virtual services`,
     );
-    // first byte = the backend's banner came back through the proxy: 100 timed + 15 warm-up + 200 CPU per target, at least
+    // first byte = the backend's banner came back through the proxy: 100 timed + 15 warm-up + 200 CPU per target, at
+    // least
     assert.is(p.first.firstByte.n, 100);
     assert.is(p.last.firstByte.n, 100);
     assert.ok(
@@ -339,7 +350,8 @@ testOrSkip(
 testOrSkip(
   import.meta.url,
   vmHostSkipReason(),
-  "bench/scaling.ts on a kernel with IPVS (the VM as host): every kube-proxy mode, IPVS among them, in one run and one report",
+  "bench/scaling.ts on a kernel with IPVS (the VM as host): every kube-proxy mode, IPVS among them, in one run " +
+    "and one report",
   async () => {
     const r = await benchInVm(
       [
@@ -404,7 +416,8 @@ testOrSkip(
 testOrSkip(
   import.meta.url,
   vmSkipReason(),
-  "IPVS mode in the kernel VM at 20 Services: virtual services, ipsets and iptables installed, connections NATed by IPVS and by iptables",
+  "IPVS mode in the kernel VM at 20 Services: virtual services, ipsets and iptables installed, connections " +
+    "NATed by IPVS and by iptables",
   async () => {
     const [v] = await measureVm([20], 2, { connects: 60, cpuConnects: 100 });
     const i = v.ipvs;

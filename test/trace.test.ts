@@ -436,7 +436,8 @@ test("wasmvs trace: flags, ipvsadm spec, thresholds, colour and width", async ()
   const spec = parseTraceArgs(
     ["--spec", "rules"],
     () =>
-      "-A -t 10.0.0.1:80 -s sh -b sh-port\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -w 2 # A\n-a -t 10.0.0.1:80 -r 10.1.0.2:80 -m -w 1\n",
+      "-A -t 10.0.0.1:80 -s sh -b sh-port\n-a -t 10.0.0.1:80 -r 10.1.0.1:80 -w 2 # A\n-a -t 10.0.0.1:80 -r " +
+      "10.1.0.2:80 -m -w 1\n",
   );
   assert.equal(spec.scenario.service, {
     proto: "tcp",

@@ -294,59 +294,67 @@ if (!existsSync(CHROMIUM)) {
     await page.close();
   });
 
-  test("explore: connections live; the table shows ESTABLISHED, then TIME_WAIT or CLOSE, then expiry, as the core holds them", async () => {
-    for (const close of ["fin", "rst"]) {
-      const page = await open(`view=explore&s=rr&c=3&h=2000&r=4&cl=${close}`);
-      for (let i = 0; i < 4; i++) await page.click("#send");
-      assert.is(
-        await page.locator('#entries tr[data-state="ESTABLISHED"]').count(),
-        4,
-        "answered connections are ESTABLISHED",
-      );
-      assert.match(await page.locator("#entry-counts").innerText(), /4 entries: 4 ESTABLISHED/);
-      assert.match(await page.locator("#log li").first().innerText(), /SYN_RECV → ESTABLISHED/);
-      assert.equal(
-        await sessionDests(page),
-        ["C 10.1.0.3 w2 2/0", "B 10.1.0.2 w3 1/0", "A 10.1.0.1 w4 1/0"],
-        "rr: C B A C",
-      );
-      await page.click("#wait10"); // every connection has closed (mean 2 s; the longest here is under 10 s)
-      const closed = close === "fin" ? "TIME_WAIT" : "CLOSE";
-      const states = await page.evaluate(() =>
-        (window as any).wasmvs
-          .session()
-          .core.conns()
-          .map((c: any) => c.state),
-      );
-      const shownStates = await page
-        .locator("#entries tbody tr")
-        .evaluateAll((rs) => rs.map((r) => (r as HTMLElement).dataset.state));
-      assert.equal([...shownStates].sort(), [...states].sort(), "the page shows the states the connection table holds");
-      if (close === "fin") {
-        assert.equal(states, Array(4).fill("TIME_WAIT"));
+  test(
+    "explore: connections live; the table shows ESTABLISHED, then TIME_WAIT or CLOSE, then expiry, as the " +
+      "core holds them",
+    async () => {
+      for (const close of ["fin", "rst"]) {
+        const page = await open(`view=explore&s=rr&c=3&h=2000&r=4&cl=${close}`);
+        for (let i = 0; i < 4; i++) await page.click("#send");
+        assert.is(
+          await page.locator('#entries tr[data-state="ESTABLISHED"]').count(),
+          4,
+          "answered connections are ESTABLISHED",
+        );
+        assert.match(await page.locator("#entry-counts").innerText(), /4 entries: 4 ESTABLISHED/);
+        assert.match(await page.locator("#log li").first().innerText(), /SYN_RECV → ESTABLISHED/);
         assert.equal(
           await sessionDests(page),
-          ["C 10.1.0.3 w2 0/2", "B 10.1.0.2 w3 0/1", "A 10.1.0.1 w4 0/1"],
-          "closing entries are inactive",
+          ["C 10.1.0.3 w2 2/0", "B 10.1.0.2 w3 1/0", "A 10.1.0.1 w4 1/0"],
+          "rr: C B A C",
         );
-        assert.match(await page.locator("#life").innerText(), /ESTABLISHED → TIME_WAIT \(FIN both ways\)/);
-      } else {
-        // CLOSE lasts 10 s: the earliest RSTs have already expired by now
-        assert.ok(
-          states.every((s: string) => s === "CLOSE"),
-          `all CLOSE: ${states}`,
+        await page.click("#wait10"); // every connection has closed (mean 2 s; the longest here is under 10 s)
+        const closed = close === "fin" ? "TIME_WAIT" : "CLOSE";
+        const states = await page.evaluate(() =>
+          (window as any).wasmvs
+            .session()
+            .core.conns()
+            .map((c: any) => c.state),
         );
-        assert.match(await page.locator("#life").innerText(), /ESTABLISHED → CLOSE \(RST\)/);
+        const shownStates = await page
+          .locator("#entries tbody tr")
+          .evaluateAll((rs) => rs.map((r) => (r as HTMLElement).dataset.state));
+        assert.equal(
+          [...shownStates].sort(),
+          [...states].sort(),
+          "the page shows the states the connection table holds",
+        );
+        if (close === "fin") {
+          assert.equal(states, Array(4).fill("TIME_WAIT"));
+          assert.equal(
+            await sessionDests(page),
+            ["C 10.1.0.3 w2 0/2", "B 10.1.0.2 w3 0/1", "A 10.1.0.1 w4 0/1"],
+            "closing entries are inactive",
+          );
+          assert.match(await page.locator("#life").innerText(), /ESTABLISHED → TIME_WAIT \(FIN both ways\)/);
+        } else {
+          // CLOSE lasts 10 s: the earliest RSTs have already expired by now
+          assert.ok(
+            states.every((s: string) => s === "CLOSE"),
+            `all CLOSE: ${states}`,
+          );
+          assert.match(await page.locator("#life").innerText(), /ESTABLISHED → CLOSE \(RST\)/);
+        }
+        await page.click("#wait120");
+        assert.is(await page.locator("#entries tbody tr").count(), 0, `${closed} entries expire`);
+        assert.match(await page.locator("#entry-counts").innerText(), /0 entries: none · 4 expired recently/);
+        assert.match(await page.locator("#life").innerText(), new RegExp(`${closed} → expired \\(timeout\\)`));
+        assert.equal(await sessionDests(page), ["C 10.1.0.3 w2 0/0", "B 10.1.0.2 w3 0/0", "A 10.1.0.1 w4 0/0"]);
+        assert.equal(page.errors, []);
+        await page.close();
       }
-      await page.click("#wait120");
-      assert.is(await page.locator("#entries tbody tr").count(), 0, `${closed} entries expire`);
-      assert.match(await page.locator("#entry-counts").innerText(), /0 entries: none · 4 expired recently/);
-      assert.match(await page.locator("#life").innerText(), new RegExp(`${closed} → expired \\(timeout\\)`));
-      assert.equal(await sessionDests(page), ["C 10.1.0.3 w2 0/0", "B 10.1.0.2 w3 0/0", "A 10.1.0.1 w4 0/0"]);
-      assert.equal(page.errors, []);
-      await page.close();
-    }
-  });
+    },
+  );
 
   test("explore: step back replays to the exact earlier state; the timeline scrubs; forward redoes the same step", async () => {
     const page = await open("view=explore&preset=wlc");
@@ -392,50 +400,54 @@ if (!existsSync(CHROMIUM)) {
     await page.close();
   });
 
-  test("explore: a backend keeps its name and colour across removal, adding and scheduler change; past 26 names go on", async () => {
-    const page = await open("view=explore&s=wrr");
-    const colour = (n: string) => page.locator(`#stage g[data-name="${n}"] rect`).first().getAttribute("stroke");
-    const before = { A: await colour("A"), C: await colour("C") };
-    await page.click('tr[data-addr="10.1.0.2"] button[data-act="remove"]');
-    assert.equal(
-      await sessionDests(page).then((l) => l.map((x) => x.split(" ")[0])),
-      ["C", "A"],
-      "A and C keep their names after B goes",
-    );
-    await page.click("#add");
-    await page.click("#add");
-    // B's address comes back as B (the kernel revives it from its trash); a new address takes a new name, D
-    assert.equal(await sessionDests(page).then((l) => l.map((x) => x.split(" ").slice(0, 2).join(" "))), [
-      "D 10.1.0.4",
-      "B 10.1.0.2",
-      "C 10.1.0.3",
-      "A 10.1.0.1",
-    ]);
-    await page.selectOption("#sched", "lc");
-    await page.waitForFunction(() => (window as any).wasmvs.decisions().length === 0);
-    for (let i = 0; i < 4; i++) await page.click("#send");
-    assert.equal(
-      await sessionDests(page).then((l) => l.map((x) => x.split(" ")[0])),
-      ["D", "B", "C", "A"],
-      "names survive the new service",
-    );
-    assert.equal({ A: await colour("A"), C: await colour("C") }, before, "colours follow names");
-    assert.match(page.url(), /%3AA%2C|%3AA$/);
-    // 30 backends from a link: names run A … Z, AA … AD, each once
-    const d = Array.from({ length: 30 }, (_, i) => `10.1.${i >> 8}.${(i & 255) + 1}:1`).join(",");
-    const big = await open(`view=explore&s=rr&d=${d}`);
-    const names = await big.evaluate(() => (window as any).wasmvs.state().dests.map((x: any) => x.name));
-    assert.is(new Set(names).size, 30);
-    assert.equal(names.slice(24), ["Y", "Z", "AA", "AB", "AC", "AD"]);
-    const again = await open(big.url().split("#")[1]);
-    assert.equal(
-      await again.evaluate(() => (window as any).wasmvs.state().dests.map((x: any) => x.name)),
-      names,
-      "the link keeps the names",
-    );
-    assert.equal([...page.errors, ...big.errors, ...again.errors], []);
-    await Promise.all([page.close(), big.close(), again.close()]);
-  });
+  test(
+    "explore: a backend keeps its name and colour across removal, adding and scheduler change; past 26 " +
+      "names go on",
+    async () => {
+      const page = await open("view=explore&s=wrr");
+      const colour = (n: string) => page.locator(`#stage g[data-name="${n}"] rect`).first().getAttribute("stroke");
+      const before = { A: await colour("A"), C: await colour("C") };
+      await page.click('tr[data-addr="10.1.0.2"] button[data-act="remove"]');
+      assert.equal(
+        await sessionDests(page).then((l) => l.map((x) => x.split(" ")[0])),
+        ["C", "A"],
+        "A and C keep their names after B goes",
+      );
+      await page.click("#add");
+      await page.click("#add");
+      // B's address comes back as B (the kernel revives it from its trash); a new address takes a new name, D
+      assert.equal(await sessionDests(page).then((l) => l.map((x) => x.split(" ").slice(0, 2).join(" "))), [
+        "D 10.1.0.4",
+        "B 10.1.0.2",
+        "C 10.1.0.3",
+        "A 10.1.0.1",
+      ]);
+      await page.selectOption("#sched", "lc");
+      await page.waitForFunction(() => (window as any).wasmvs.decisions().length === 0);
+      for (let i = 0; i < 4; i++) await page.click("#send");
+      assert.equal(
+        await sessionDests(page).then((l) => l.map((x) => x.split(" ")[0])),
+        ["D", "B", "C", "A"],
+        "names survive the new service",
+      );
+      assert.equal({ A: await colour("A"), C: await colour("C") }, before, "colours follow names");
+      assert.match(page.url(), /%3AA%2C|%3AA$/);
+      // 30 backends from a link: names run A … Z, AA … AD, each once
+      const d = Array.from({ length: 30 }, (_, i) => `10.1.${i >> 8}.${(i & 255) + 1}:1`).join(",");
+      const big = await open(`view=explore&s=rr&d=${d}`);
+      const names = await big.evaluate(() => (window as any).wasmvs.state().dests.map((x: any) => x.name));
+      assert.is(new Set(names).size, 30);
+      assert.equal(names.slice(24), ["Y", "Z", "AA", "AB", "AC", "AD"]);
+      const again = await open(big.url().split("#")[1]);
+      assert.equal(
+        await again.evaluate(() => (window as any).wasmvs.state().dests.map((x: any) => x.name)),
+        names,
+        "the link keeps the names",
+      );
+      assert.equal([...page.errors, ...big.errors, ...again.errors], []);
+      await Promise.all([page.close(), big.close(), again.close()]);
+    },
+  );
 
   test("explore: clicks and typing land while streaming at 20 conn/s; focus stays where it was", async () => {
     const d = Array.from({ length: 10 }, (_, i) => `10.1.0.${i + 1}:5`).join(",");
@@ -669,50 +681,54 @@ if (!existsSync(CHROMIUM)) {
     await page.close();
   });
 
-  test("inside the scheduler: sh's and mh's tables are the core's, the slot used is framed, the algorithm's lines lit", async () => {
-    for (const sched of ["sh", "mh"]) {
-      const page = await open(`view=explore&preset=${sched}`);
-      for (let i = 0; i < 3; i++) await page.click("#send");
-      const slots = (await page.getAttribute("#slots", "data-slots"))!.split(",");
-      // the same service on a Node core: its table, slot by slot, through the trace queries
-      const core = await Core.load();
-      const tracer = new Tracer(core);
-      const svc = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched });
-      const names = new Map(
-        ["A", "B", "C"].map((n, i) => [core.addDest(svc, { addr: `10.1.0.${i + 1}`, port: 80, weight: 1 }), n]),
-      );
-      const size = tracer.query(svc, Q.tableSize);
-      assert.is(size, sched === "sh" ? 256 : 4093);
+  test(
+    "inside the scheduler: sh's and mh's tables are the core's, the slot used is framed, the algorithm's " +
+      "lines lit",
+    async () => {
+      for (const sched of ["sh", "mh"]) {
+        const page = await open(`view=explore&preset=${sched}`);
+        for (let i = 0; i < 3; i++) await page.click("#send");
+        const slots = (await page.getAttribute("#slots", "data-slots"))!.split(",");
+        // the same service on a Node core: its table, slot by slot, through the trace queries
+        const core = await Core.load();
+        const tracer = new Tracer(core);
+        const svc = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched });
+        const names = new Map(
+          ["A", "B", "C"].map((n, i) => [core.addDest(svc, { addr: `10.1.0.${i + 1}`, port: 80, weight: 1 }), n]),
+        );
+        const size = tracer.query(svc, Q.tableSize);
+        assert.is(size, sched === "sh" ? 256 : 4093);
+        assert.equal(
+          slots,
+          Array.from({ length: size }, (_, i) => names.get(tracer.query(svc, Q.slotDest, i)) ?? "-"),
+          `${sched}: the drawn table is the core's`,
+        );
+        const last = (await decisions(page)).at(-1)!;
+        const bucket = Number(await page.getAttribute("#slots", "data-bucket"));
+        assert.is(slots[bucket], last.dest, `${sched}: the framed slot holds the chosen server`);
+        assert.is(await page.getAttribute("#pseudo", "data-lit"), "0,1,2", `${sched}: hash, read the slot, use it`);
+        assert.is(await page.isVisible("#slots"), true);
+        assert.equal(page.errors, []);
+        await page.close();
+      }
+      // rr with every server drained: the walk finds nothing and the refuse line is lit
+      const page = await open("view=explore&s=rr&d=10.1.0.1:0,10.1.0.2:0");
+      await page.click("#send");
       assert.equal(
-        slots,
-        Array.from({ length: size }, (_, i) => names.get(tracer.query(svc, Q.slotDest, i)) ?? "-"),
-        `${sched}: the drawn table is the core's`,
+        (await decisions(page)).map((d) => d.how),
+        ["refused"],
       );
-      const last = (await decisions(page)).at(-1)!;
-      const bucket = Number(await page.getAttribute("#slots", "data-bucket"));
-      assert.is(slots[bucket], last.dest, `${sched}: the framed slot holds the chosen server`);
-      assert.is(await page.getAttribute("#pseudo", "data-lit"), "0,1,2", `${sched}: hash, read the slot, use it`);
-      assert.is(await page.isVisible("#slots"), true);
-      assert.equal(page.errors, []);
-      await page.close();
-    }
-    // rr with every server drained: the walk finds nothing and the refuse line is lit
-    const page = await open("view=explore&s=rr&d=10.1.0.1:0,10.1.0.2:0");
-    await page.click("#send");
-    assert.equal(
-      (await decisions(page)).map((d) => d.how),
-      ["refused"],
-    );
-    assert.match(await page.locator("#pseudo .lit").last().innerText(), /refuse/);
-    // wrr: the third connection wraps the current weight round to the maximum
-    const w = await open("view=explore&s=wrr&d=10.1.0.1:2,10.1.0.2:1");
-    for (let i = 0; i < 3; i++) await w.click("#send");
-    assert.match(await w.locator("#state-info").innerText(), /current weight cw 2 \(max 2, step gcd 1\)/);
-    assert.match(await w.locator("#pseudo").innerText(), /cw ≤ 0\? cw = the largest weight/);
-    assert.is(await w.isVisible("#slots"), false, "no table is drawn for a scheduler without one");
-    assert.equal([...page.errors, ...w.errors], []);
-    await Promise.all([page.close(), w.close()]);
-  });
+      assert.match(await page.locator("#pseudo .lit").last().innerText(), /refuse/);
+      // wrr: the third connection wraps the current weight round to the maximum
+      const w = await open("view=explore&s=wrr&d=10.1.0.1:2,10.1.0.2:1");
+      for (let i = 0; i < 3; i++) await w.click("#send");
+      assert.match(await w.locator("#state-info").innerText(), /current weight cw 2 \(max 2, step gcd 1\)/);
+      assert.match(await w.locator("#pseudo").innerText(), /cw ≤ 0\? cw = the largest weight/);
+      assert.is(await w.isVisible("#slots"), false, "no table is drawn for a scheduler without one");
+      assert.equal([...page.errors, ...w.errors], []);
+      await Promise.all([page.close(), w.close()]);
+    },
+  );
 
   test("predict mode: the student names a backend, then sees the data plane's choice and why", async () => {
     const page = await open("view=explore&s=rr&c=4");
@@ -730,10 +746,13 @@ if (!existsSync(CHROMIUM)) {
     await page.close();
   });
 
-  test("legible and accessible: WCAG AA contrast for backend colours, text and focus ring; stage text ≥ 12 px; tabs by keys", async () => {
-    const page = await open("view=explore&preset=wlc");
-    for (let i = 0; i < 4; i++) await page.click("#send");
-    const r = (await page.evaluate(`(() => {
+  test(
+    "legible and accessible: WCAG AA contrast for backend colours, text and focus ring; stage text ≥ 12 px; " +
+      "tabs by keys",
+    async () => {
+      const page = await open("view=explore&preset=wlc");
+      for (let i = 0; i < 4; i++) await page.click("#send");
+      const r = (await page.evaluate(`(() => {
       const lum = (c) => {
         const m = c.match(/\\d+(\\.\\d+)?/g).map(Number);
         const [R, G, B] = m.slice(0, 3).map((v) => { const s = v / 255; return s <= 0.03928 ? s / 12.92 : ((s +
@@ -775,14 +794,14 @@ if (!existsSync(CHROMIUM)) {
       }
       return out;
     })()`)) as string[];
-    assert.equal(r, [], "contrast and size failures");
-    // the focus ring: 3:1 against what surrounds it, in the header and in a panel
-    for (const sel of ["#tab-explore", "#send"]) {
-      await page.focus(sel);
-      await page.keyboard.press("Tab");
-      await page.keyboard.press("Shift+Tab");
-      assert.is(await page.evaluate(() => "#" + document.activeElement?.id), sel);
-      const k = (await page.evaluate(`((SEL) => {
+      assert.equal(r, [], "contrast and size failures");
+      // the focus ring: 3:1 against what surrounds it, in the header and in a panel
+      for (const sel of ["#tab-explore", "#send"]) {
+        await page.focus(sel);
+        await page.keyboard.press("Tab");
+        await page.keyboard.press("Shift+Tab");
+        assert.is(await page.evaluate(() => "#" + document.activeElement?.id), sel);
+        const k = (await page.evaluate(`((SEL) => {
         const el = document.querySelector(SEL);
         const st = getComputedStyle(el);
         const lum = (c) => { const [R, G, B] = c.match(/\\d+/g).slice(0, 3).map(Number).map((v) => { const x = v / 255;
@@ -794,23 +813,24 @@ if (!existsSync(CHROMIUM)) {
         const [x, y] = [lum(st.outlineColor), lum(bg)].sort((p, q) => q - p);
         return { style: st.outlineStyle, width: parseFloat(st.outlineWidth), ratio: (x + 0.05) / (y + 0.05) };
       })(${JSON.stringify(sel)})`)) as { style: string; width: number; ratio: number };
-      assert.is(k.style, "solid", `${sel}: a visible focus ring`);
-      assert.ok(k.width >= 2 && k.ratio >= 3, `${sel}: focus ring ${k.width}px at ${k.ratio.toFixed(2)}:1`);
-    }
-    // tabs: Tab reaches the selected tab, arrows move between tabs
-    await page.focus("#tab-explore");
-    await page.keyboard.press("ArrowRight");
-    assert.is(await page.getAttribute("#tab-compare", "aria-selected"), "true");
-    assert.is(await page.evaluate(() => document.activeElement?.id), "tab-compare");
-    await page.keyboard.press("ArrowRight");
-    assert.is(await page.getAttribute("#tab-nodes", "aria-selected"), "true");
-    await page.keyboard.press("ArrowLeft");
-    await page.keyboard.press("ArrowLeft");
-    assert.is(await page.getAttribute("#tab-explore", "aria-selected"), "true");
-    assert.match(page.url(), /view=explore/);
-    assert.equal(page.errors, []);
-    await page.close();
-  });
+        assert.is(k.style, "solid", `${sel}: a visible focus ring`);
+        assert.ok(k.width >= 2 && k.ratio >= 3, `${sel}: focus ring ${k.width}px at ${k.ratio.toFixed(2)}:1`);
+      }
+      // tabs: Tab reaches the selected tab, arrows move between tabs
+      await page.focus("#tab-explore");
+      await page.keyboard.press("ArrowRight");
+      assert.is(await page.getAttribute("#tab-compare", "aria-selected"), "true");
+      assert.is(await page.evaluate(() => document.activeElement?.id), "tab-compare");
+      await page.keyboard.press("ArrowRight");
+      assert.is(await page.getAttribute("#tab-nodes", "aria-selected"), "true");
+      await page.keyboard.press("ArrowLeft");
+      await page.keyboard.press("ArrowLeft");
+      assert.is(await page.getAttribute("#tab-explore", "aria-selected"), "true");
+      assert.match(page.url(), /view=explore/);
+      assert.equal(page.errors, []);
+      await page.close();
+    },
+  );
 
   // a drawing scrolled into view, shot at 1366×768 and at 390×844
   async function drawingShots(page: Page, name: string, sel: string): Promise<void> {

@@ -87,7 +87,9 @@ export async function benchMh(ctx: Ctx): Promise<GroupResult> {
     targets.push({
       id: `mh-${r.m}-${r.n}`,
       target: `mh rebuild M=${r.m}, ${r.n} dests, beside Maglev paper 1.8 ms (M=65537)`,
-      measured: `${fmtNs(r.ours.median)} (${(MAGLEV_PAPER_NS / r.ours.median).toFixed(1)}× faster than the paper's figure; TS build ${fmtNs(r.base.median)})`,
+      measured:
+        `${fmtNs(r.ours.median)} (${(MAGLEV_PAPER_NS / r.ours.median).toFixed(1)}× faster than the ` +
+        `paper's figure; TS build ${fmtNs(r.base.median)})`,
       status: "REF",
       note: "reference only: other hardware, other hash",
     });

@@ -104,14 +104,17 @@ export async function benchPacketsHook(ctx: Ctx): Promise<GroupResult> {
         ours,
         oursLabel: "WASM processBatch (incl. copy in)",
         baselines: base ? [{ name: String(baseName), stat: base }] : [],
-        note: `${mpps.toFixed(2)} Mpps${wasmOnly ? ` (WASM alone ${wasmOnly.toFixed(2)})` : ""} vs kernel IPVS ${KERNEL_IPVS_MPPS} Mpps/core; no NIC I/O; spread min–max`,
+        note:
+          `${mpps.toFixed(2)} Mpps${wasmOnly ? ` (WASM alone ${wasmOnly.toFixed(2)})` : ""} vs kernel IPVS ` +
+          `${KERNEL_IPVS_MPPS} Mpps/core; no NIC I/O; spread min–max`,
       }),
     );
     targets.push({
       id: `packet-${i}`,
       target: `packet batches, ${name}: Mpps beside kernel IPVS ${KERNEL_IPVS_MPPS} Mpps/core`,
       measured: ours
-        ? `${mpps.toFixed(2)} Mpps = ${(mpps / KERNEL_IPVS_MPPS).toFixed(1)}× the kernel's figure${base ? `; ${(base.median / ours.median).toFixed(1)}× ${baseName}` : ""}`
+        ? `${mpps.toFixed(2)} Mpps = ${(mpps / KERNEL_IPVS_MPPS).toFixed(1)}× the kernel's figure` +
+          `${base ? `; ${(base.median / ours.median).toFixed(1)}× ` + `${baseName}` : ""}`
         : "-",
       status: ours ? "REF" : "SKIP",
       note: "ours has no NIC I/O: not like for like",

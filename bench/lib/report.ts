@@ -117,7 +117,8 @@ export function barChartSvg(opts: {
     top + plotH - ((Math.log10(Math.max(ns, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
   const out: string[] = [];
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="san` +
+      `s-serif" font-size="11">`,
   );
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${left}" y="20" font-size="15" font-weight="bold">${esc(opts.title)}</text>`);
@@ -149,7 +150,8 @@ export function barChartSvg(opts: {
       }
       const yb = y(v.median);
       out.push(
-        `<rect x="${x}" y="${yb.toFixed(1)}" width="${barW - 1}" height="${(top + plotH - yb).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.name} ${cat}: ${fmtStat(v)}`)}</title></rect>`,
+        `<rect x="${x}" y="${yb.toFixed(1)}" width="${barW - 1}" height="${(top + plotH - yb).toFixed(1)}" ` +
+          `fill="${s.color}"><title>${esc(`${s.name} ${cat}: ${fmtStat(v)}`)}</title></rect>`,
       );
       const cx = x + (barW - 1) / 2;
       out.push(`<line x1="${cx}" x2="${cx}" y1="${y(v.p75).toFixed(1)}" y2="${y(v.p25).toFixed(1)}" stroke="black"/>`);
@@ -166,7 +168,8 @@ export function barChartSvg(opts: {
   for (const r of refs) {
     const yy = y(r.ns).toFixed(1);
     out.push(
-      `<line x1="${left}" x2="${left + plotW}" y1="${yy}" y2="${yy}" stroke="${r.color}" stroke-dasharray="6 4" stroke-width="1.5"/>`,
+      `<line x1="${left}" x2="${left + plotW}" y1="${yy}" y2="${yy}" stroke="${r.color}" stroke-dasharray="6 4" ` +
+        `stroke-width="1.5"/>`,
     );
   }
   out.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}" stroke="black"/>`);
@@ -181,7 +184,8 @@ export function barChartSvg(opts: {
       ly = top + plotH + 36 + Math.floor(i / 3) * 18;
     if (it.dash)
       out.push(
-        `<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${it.color}" stroke-dasharray="6 4" stroke-width="1.5"/>`,
+        `<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${it.color}" stroke-dasharray="6 4" ` +
+          `stroke-width="1.5"/>`,
       );
     else out.push(`<rect x="${lx}" y="${ly - 6}" width="18" height="12" fill="${it.color}"/>`);
     out.push(`<text x="${lx + 24}" y="${ly}" dominant-baseline="middle">${esc(it.name)}</text>`);

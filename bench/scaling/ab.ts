@@ -140,5 +140,6 @@ const ratio = ns[0].map((x, i) => ns[1][i] / x);
 console.log(`A ${a}: median ${median(ns[0]).toFixed(0)} ns per connection`);
 console.log(`B ${b}: median ${median(ns[1]).toFixed(0)} ns per connection`);
 console.log(
-  `B/A over ${slices} paired slices: median ${median(ratio).toFixed(3)} (range ${Math.min(...ratio).toFixed(3)} to ${Math.max(...ratio).toFixed(3)})`,
+  `B/A over ${slices} paired slices: median ${median(ratio).toFixed(3)} (range ${Math.min(...ratio).toFixed(3)} ` +
+    `to ${Math.max(...ratio).toFixed(3)})`,
 );

@@ -106,7 +106,8 @@ export function modelTables(calibration: Calibration, checks: Record<string, Mod
       ]);
     }
   out.push(
-    "\nSYNC-TIME MODEL (measured at the N listed; modelled elsewhere; error per left-out N: predicted from the other N vs measured)",
+    "\nSYNC-TIME MODEL (measured at the N listed; modelled elsewhere; error per left-out N: predicted from the " +
+      "other N vs measured)",
   );
   out.push(table(["mode", "figure", "curve (R = rules)", "measured at N", "error when left out"], syncRows));
   return out.join("\n");

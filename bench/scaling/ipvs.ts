@@ -5,7 +5,8 @@
 // node namespace: the virtual services by wasmvs's Reconciler (generic netlink, a child process in that
 // namespace), kube-ipvs0 with every bound address by `ip -batch`, `ipset restore`, `iptables-legacy-restore
 // --noflush` of the rules IPVS mode writes; the same virtual services by `ipvsadm -R` into a fresh namespace
-// (timed beside it); +1 Service both ways; everything counted back; timed connects to the first and the last Service and a pod IP, CPU per
+// (timed beside it); +1 Service both ways; everything counted back; timed connects to the first and the last Service
+// and a pod IP, CPU per
 // connection, IPVS's own Conns counter and the backends' tally (NAT happened: the backends see only the
 // endpoints' addresses).
 import { execFileSync, spawnSync } from "node:child_process";
@@ -207,7 +208,9 @@ export async function measureIpvs(c: ScalingCluster, next: ScalingCluster, o: Ho
       rules: {
         expected: sum(expected),
         counted: sum(counted),
-        what: "virtual services + real servers (after +1 Service) + ipset entries + iptables rules + kube-ipvs0 addresses",
+        what:
+          "virtual services + real servers (after +1 Service) + ipset entries + iptables rules + kube-ipvs0 " +
+          "addresses",
       },
       // the whole state IPVS mode writes, by the standard tools; the Reconciler's figure is in ipvs
       syncMs: rR.ms + extraMs,

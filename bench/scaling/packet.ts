@@ -45,7 +45,8 @@ export interface PacketResult {
   baseline: { target: string; connect: LatStat; firstByte: LatStat };
   backends: Record<string, number>;
   translated: { first: number; last: number };
-  /** connections the backends accepted from the full-NAT address, and from anywhere else but the baseline's client (must be 0);
+  /** connections the backends accepted from the full-NAT address, and from anywhere else but the baseline's client
+   * (must be 0);
    *  connections reset before the backend read their peer are in neither */
   fullNat: { address: string; fromLocal: number; fromOther: number };
   /** the proxy's own counters at the end: packets the core forwarded, drops by reason, I/O errors */

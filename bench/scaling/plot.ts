@@ -34,7 +34,8 @@ export function lineChartSvg(o: {
   const X = (x: number) => L + ((Math.log10(x) - lx0) / (lx1 - lx0 || 1)) * PW;
   const Y = (y: number) => T + PH - ((Math.log10(y) - ly0) / (ly1 - ly0 || 1)) * PH;
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="san` +
+      `s-serif" font-size="11">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${L}" y="20" font-size="15" font-weight="bold">${esc(o.title)}</text>`,
   ];
@@ -44,7 +45,8 @@ export function lineChartSvg(o: {
       const x = m * 10 ** d;
       if (Math.log10(x) > lx1) continue;
       out.push(
-        `<line x1="${X(x).toFixed(1)}" x2="${X(x).toFixed(1)}" y1="${T}" y2="${T + PH}" stroke="${m === 1 ? "#ddd" : "#f3f3f3"}"/>`,
+        `<line x1="${X(x).toFixed(1)}" x2="${X(x).toFixed(1)}" y1="${T}" y2="${T + PH}" stroke="` +
+          `${m === 1 ? "#ddd" : "#f3f3f3"}"/>`,
       );
       out.push(`<text x="${X(x).toFixed(1)}" y="${T + PH + 14}" text-anchor="middle">${fmt(x)}</text>`);
     }
@@ -53,7 +55,8 @@ export function lineChartSvg(o: {
       const y = m * 10 ** d;
       if (Math.log10(y) > ly1) continue;
       out.push(
-        `<line x1="${L}" x2="${L + PW}" y1="${Y(y).toFixed(1)}" y2="${Y(y).toFixed(1)}" stroke="${m === 1 ? "#ddd" : "#f3f3f3"}"/>`,
+        `<line x1="${L}" x2="${L + PW}" y1="${Y(y).toFixed(1)}" y2="${Y(y).toFixed(1)}" stroke="` +
+          `${m === 1 ? "#ddd" : "#f3f3f3"}"/>`,
       );
       out.push(
         `<text x="${L - 6}" y="${Y(y).toFixed(1)}" text-anchor="end" dominant-baseline="middle">${fmt(y)}</text>`,
@@ -66,17 +69,25 @@ export function lineChartSvg(o: {
     for (let i = 1; i < ps.length; i++) {
       const dash = ps[i].measured && ps[i - 1].measured ? "" : ` stroke-dasharray="5 4"`;
       out.push(
-        `<line x1="${X(ps[i - 1].x).toFixed(1)}" y1="${Y(ps[i - 1].y).toFixed(1)}" x2="${X(ps[i].x).toFixed(1)}" y2="${Y(ps[i].y).toFixed(1)}" stroke="${s.color}" stroke-width="2"${dash}/>`,
+        `<line x1="${X(ps[i - 1].x).toFixed(1)}" y1="${Y(ps[i - 1].y).toFixed(1)}" x2="` +
+          `${X(ps[i].x).toFixed(1)}" y2="${Y(ps[i].y).toFixed(1)}" stroke="${s.color}" stroke-` +
+          `width="2"${dash}/>`,
       );
     }
     for (const p of ps)
       out.push(
-        `<circle cx="${X(p.x).toFixed(1)}" cy="${Y(p.y).toFixed(1)}" r="4" fill="${p.measured ? s.color : "white"}" stroke="${s.color}" stroke-width="2"><title>${esc(`${s.name} N=${p.x}: ${+p.y.toPrecision(4)} (${p.measured ? "measured" : "modelled"})`)}</title></circle>`,
+        `<circle cx="${X(p.x).toFixed(1)}" cy="${Y(p.y).toFixed(1)}" r="4" fill="` +
+          `${p.measured ? s.color : "white"}" stroke="${s.color}" stroke-` +
+          (`width="2"><title>` +
+            `${esc(`${s.name} N=${p.x}: ${+p.y.toPrecision(4)} (` + `${p.measured ? "measured" : "modelled"})`)}</title><`) +
+          `/circle>`,
       );
     const ly = T + PH + 52 + Math.floor(si / 3) * 16,
       lx = L + (si % 3) * 200;
     out.push(
-      `<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"/><text x="${lx + 24}" y="${ly}" dominant-baseline="middle">${esc(s.name)}</text>`,
+      `<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"/><text x="` +
+        `${lx + 24}" y="${ly}" dominan` +
+        `t-baseline="middle">${esc(s.name)}</text>`,
     );
   });
   for (const r of o.refs ?? []) {
@@ -86,7 +97,8 @@ export function lineChartSvg(o: {
     out.push(`<text x="${X(r.x) + 8}" y="${Y(r.y) - 6}" fill="#777" font-size="9">${esc(r.label)}</text>`);
   }
   out.push(
-    `<text x="${L}" y="${H - 6}" fill="#777" font-size="10">filled: measured on this machine · hollow, dashed: modelled · grey diamonds: published figures · log-log</text>`,
+    `<text x="${L}" y="${H - 6}" fill="#777" font-size="10">filled: measured on this machine · hollow, dashed: ` +
+      `modelled · grey diamonds: published figures · log-log</text>`,
     "</svg>",
   );
   return out.join("\n");

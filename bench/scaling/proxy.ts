@@ -204,13 +204,15 @@ export async function timeConnects(
   const runC = connectFrom(topo.client, o.connects * 2, tg);
   if (opts.connectsMustSucceed && runC.fails)
     throw new Error(
-      `${runC.fails} of ${o.connects * 2} connects through ${opts.through} failed (errno ${[...new Set(runC.errors)].join(",")})`,
+      `${runC.fails} of ${o.connects * 2} connects through ${opts.through} failed (errno ` +
+        `${[...new Set(runC.errors)].join(",")})`,
     );
   if (opts.settleMs) await new Promise((r) => setTimeout(r, opts.settleMs));
   const runB = connectFrom(topo.client, o.connects * 2, tg, { readFirstByte: true });
   if (runB.fails)
     throw new Error(
-      `${runB.fails} of ${o.connects * 2} connects through ${opts.through} got no first byte (errno ${[...new Set(runB.errors)].join(",")})`,
+      `${runB.fails} of ${o.connects * 2} connects through ${opts.through} got no first byte (errno ` +
+        `${[...new Set(runB.errors)].join(",")})`,
     );
   const cpu = (t: string) => {
     const c0 = cpuTicks(pid);

@@ -34,7 +34,9 @@ const ns = [...new Set(report.host.map((r) => r.services))].sort((a, b) => a - b
 const { calibration, checks } = calibrate(
   toPoints(report.host, walksFor(ns, report.meta.endpoints)),
   report.calibration.machine,
-  `measured on the development machine (${report.meta.command.replace(/ --out=\S+/, "")}, ${report.meta.date.slice(0, 10)}), ${report.meta.endpoints} endpoints per Service`,
+  `measured on the development machine (${report.meta.command.replace(/ --out=\S+/, "")}, ` +
+    `${report.meta.date.slice(0, 10)}), ${report.meta.endpoints} endpoint` +
+    `s per Service`,
 );
 console.log(`refit of ${dir}/scaling.json (${ns.join(", ")} Services, ${report.host.length} measured points)`);
 console.log(modelTables(calibration, checks));

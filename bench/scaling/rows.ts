@@ -49,7 +49,8 @@ export function mainTable(t: RunTables): Table {
       "measured",
       `${r.rules.counted}/${r.rules.expected}`,
       i
-        ? `${f1(r.syncMs / 1000, 2)} (vs by ipvsadm -R ${f1(i.syncIpvsadmMs / 1000, 2)}, Reconciler ${f1(i.syncReconcilerMs / 1000, 2)})`
+        ? `${f1(r.syncMs / 1000, 2)} (vs by ipvsadm -R ${f1(i.syncIpvsadmMs / 1000, 2)}, Reconciler ` +
+          `${f1(i.syncReconcilerMs / 1000, 2)})`
         : f1(r.syncMs / 1000, 2),
       i ? `${f1(i.incIpvsadmMs, 0)} -R / ${f1(i.incReconcilerMs, 0)} Reconciler` : f1(r.incrementalMs, 0),
       `${f1(r.first.lat.p50)} / ${f1(r.first.lat.p99)}`,
@@ -58,7 +59,8 @@ export function mainTable(t: RunTables): Table {
       `${f1(r.first.cpu.usPerConn)} / ${f1(r.last.cpu.usPerConn)}`,
       `${r.translated.first} / ${r.translated.last}`,
       r.lock
-        ? `${r.lock.writers} writers, ${r.lock.failed} failed, max ${f1(r.lock.waitMaxMs, 0)} ms${r.lock.starved ? ", restore starved" : ""}`
+        ? `${r.lock.writers} writers, ${r.lock.failed} failed, max ${f1(r.lock.waitMaxMs, 0)} ms` +
+          `${r.lock.starved ? ", restore starved" : ""}`
         : "-",
     ]);
   }
@@ -88,7 +90,8 @@ export function mainTable(t: RunTables): Table {
       `${f1(k.first.firstByte.p50)} / ${f1(k.first.firstByte.p99)} 1st byte`,
       `${f1(k.last.firstByte.p50)} / ${f1(k.last.firstByte.p99)} 1st byte`,
       f1(k.baseline.firstByte.p50),
-      `${f1(k.first.proxyCpuUsPerConn)} / ${f1(k.last.proxyCpuUsPerConn)} proxy + ${f1(k.first.clientCpuUsPerConn)} / ${f1(k.last.clientCpuUsPerConn)} client`,
+      `${f1(k.first.proxyCpuUsPerConn)} / ${f1(k.last.proxyCpuUsPerConn)} proxy + ` +
+        `${f1(k.first.clientCpuUsPerConn)} / ${f1(k.last.clientCpuUsPerConn)} client`,
       `${k.translated.first} / ${k.translated.last}`,
       "-",
     ]);
@@ -100,8 +103,10 @@ export function mainTable(t: RunTables): Table {
       "ipvs [VM]",
       v.services.toLocaleString("en"),
       "measured in VM",
-      `${c.services + c.realServers + c.ipsetEntries + c.iptablesRules + c.boundAddrs}/${e.services + e.realServers + e.ipsetEntries + e.iptablesRules + e.boundAddrs}`,
-      `${f1((i.syncIpvsadmMs + i.bindMs + i.ipsetMs + i.iptablesMs) / 1000, 2)} (vs by ipvsadm -R ${f1(i.syncIpvsadmMs / 1000, 2)}, Reconciler ${f1(i.syncReconcilerMs / 1000, 2)})`,
+      `${c.services + c.realServers + c.ipsetEntries + c.iptablesRules + c.boundAddrs}/` +
+        `${e.services + e.realServers + e.ipsetEntries + e.iptablesRules + e.boundAddrs}`,
+      `${f1((i.syncIpvsadmMs + i.bindMs + i.ipsetMs + i.iptablesMs) / 1000, 2)} (vs by ipvsadm -R ` +
+        `${f1(i.syncIpvsadmMs / 1000, 2)}, Reconciler ${f1(i.syncReconcilerMs / 1000, 2)})`,
       `${f1(i.incIpvsadmMs, 0)} -R / ${f1(i.incReconcilerMs, 0)} Reconciler`,
       `${f1(i.first.lat.p50)} / ${f1(i.first.lat.p99)}`,
       `${f1(i.last.lat.p50)} / ${f1(i.last.lat.p99)}`,
@@ -195,9 +200,12 @@ export function curveTable(calibration: Calibration, checks: Record<string, Mode
       const c: CurveFit | null = "model" in fit ? fit : null;
       const cost = what === "latency" || what === "cpu";
       const pts = checks[m.mode]?.[what] ?? [];
-      const curve = `${c ? c.model : cost ? "linear" : "power"}: ${curveText(fit, cost ? (m.kind === "rule-walk" ? "W" : "N") : "R")} ${cost ? "µs" : "ms"}`;
+      const curve =
+        `${c ? c.model : cost ? "linear" : "power"}: ` +
+        `${curveText(fit, cost ? (m.kind === "rule-walk" ? "W" : "N") : "R")} ${cost ? "µs" : "ms"}`;
       const err = pts.length
-        ? `${fmt(pts.reduce((s, x) => s + Math.abs(x.errPct), 0) / pts.length, 0)}% (${pts.map((p) => `${p.n / 1000}k ${p.errPct >= 0 ? "+" : ""}${p.errPct.toFixed(0)}%`).join(", ")})`
+        ? `${fmt(pts.reduce((s, x) => s + Math.abs(x.errPct), 0) / pts.length, 0)}% (` +
+          `${pts.map((p) => `${p.n / 1000}k ${p.errPct >= 0 ? "+" : ""}` + `${p.errPct.toFixed(0)}%`).join(", ")})`
         : c && c.looMeanAbsErrPct !== null
           ? `${fmt(c.looMeanAbsErrPct, 0)}% (in the run the calibration came from)`
           : "unchecked: too few N (run --full)";

@@ -34,7 +34,9 @@ export interface VmModeResult {
   first: ServiceTarget & { lat: LatStat; cpu: CpuStat };
   last: ServiceTarget & { lat: LatStat; cpu: CpuStat };
   pod: { target: string; lat: LatStat };
-  translated: { first: number; last: number }; // connections the backends accepted on the endpoints (a lower bound under TCG: connections reset before the backend accepts are not counted)
+  // connections the backends accepted on the endpoints (a lower bound under TCG: connections reset before the backend
+  // accepts are not counted)
+  translated: { first: number; last: number };
 }
 export interface VmResult {
   services: number;
@@ -74,7 +76,8 @@ export function ipvsadmText(vss: VirtualService[]): string {
     const sw = s.protocol === "udp" ? "-u" : s.protocol === "sctp" ? "--sctp-service" : "-t";
     const key = `${sw} ${s.addr}:${s.port}`;
     L.push(
-      `-A ${key} -s ${s.scheduler}${s.persistent !== undefined ? ` -p ${s.persistent}${s.netmask ? ` -M ${s.netmask}` : ""}` : ""}`,
+      `-A ${key} -s ${s.scheduler}` +
+        `${s.persistent !== undefined ? ` -p ${s.persistent}` + `${s.netmask ? ` -M ${s.netmask}` : ""}` : ""}`,
     );
     for (const r of s.realServers) L.push(`-a ${key} -r ${r.addr}:${r.port} -m -w ${r.weight}`);
   }
@@ -120,8 +123,12 @@ export function vmSkipReason(): string {
 export function modulesMount(): { qemu: string; mount: string } {
   const modules = realpathSync(`${root}/node_modules`);
   return {
-    qemu: `-fsdev local,id=wvsm,path=${modules},security_model=none,readonly=on -device virtio-9p-pci,fsdev=wvsm,mount_tag=wvsmods`,
-    mount: `mkdir -p ${modules} && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro wvsmods ${modules} && `,
+    qemu:
+      `-fsdev local,id=wvsm,path=${modules},security_model=none,readonly=on -device ` +
+      `virtio-9p-pci,fsdev=wvsm,mount_tag=wvsmods`,
+    mount:
+      `mkdir -p ${modules} && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro ` +
+      `wvsmods ${modules} && `,
   };
 }
 
@@ -204,9 +211,13 @@ async function runVm(
   const conn = connector();
   const ship =
     conn.kind === "c"
-      ? `mkdir -p /tmp/wasmvs-scaling && echo ${readFileSync(conn.cmd[0]).toString("base64")} | base64 -d > ${conn.cmd[0]} && chmod +x ${conn.cmd[0]} && `
+      ? `mkdir -p /tmp/wasmvs-scaling && echo ${readFileSync(conn.cmd[0]).toString("base64")} | base64 -d > ` +
+        `${conn.cmd[0]} && chmod +x ${conn.cmd[0]} && `
       : "";
-  const cmd = `${modulesMount().mount}${ship}node --import tsx bench/scaling/vm.ts --inside --data=${dataDir} --services=${services.join(",")} --endpoints=${endpoints} --connects=${o.connects} --cpu-connects=${o.cpuConnects}`;
+  const cmd =
+    `${modulesMount().mount}${ship}node --import tsx bench/scaling/vm.ts --inside --data=${dataDir} ` +
+    `--services=${services.join(",")} --endpoints=${endpoints} --connects=${o.connects} --cpu-connects=` +
+    `${o.cpuConnects}`;
   const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve) => {
     const env = vmEnv();
     env.IPVSVM_QEMU_EXTRA = `${env.IPVSVM_QEMU_EXTRA ?? ""} ${modulesMount().qemu}`.trim();

@@ -78,7 +78,9 @@ export async function benchInVm(
       IPVSVM_SHARE: root,
       IPVSVM_MEM: process.env.IPVSVM_MEM ?? "2048",
       IPVSVM_TIMEOUT: String(o.timeoutS ?? 900),
-      IPVSVM_QEMU_EXTRA: `${nm.qemu} -fsdev local,id=wvst,path=${tools},security_model=none,readonly=on -device virtio-9p-pci,fsdev=wvst,mount_tag=wvstools`,
+      IPVSVM_QEMU_EXTRA:
+        `${nm.qemu} -fsdev local,id=wvst,path=${tools},security_model=none,readonly=on -device ` +
+        `virtio-9p-pci,fsdev=wvst,mount_tag=wvstools`,
     };
     delete env.IPVSVM_MODULES;
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {

@@ -82,7 +82,8 @@ export async function demo(): Promise<number> {
   for (const r of rows) {
     const name = (r.scheduler + (r.flags.length ? "*" : "")).padEnd(6);
     out.write(
-      `${name} ${r.choices.padEnd(26)} ${r.counts.join("/").padEnd(15)} ${r.active.join("/").padEnd(15)} ${r.inactive.join("/")}` +
+      `${name} ${r.choices.padEnd(26)} ${r.counts.join("/").padEnd(15)} ${r.active.join("/").padEnd(15)} ` +
+        `${r.inactive.join("/")}` +
         (r.refused ? `   (${r.refused} refused: no destination)` : "") +
         "\n",
     );

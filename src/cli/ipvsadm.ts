@@ -502,7 +502,8 @@ async function applyRestore(
     err.write(
       `${message}\n${opts.program}: -R stopped at ${where(l)}: ` +
         (applied
-          ? `the ${applied} line${applied === 1 ? "" : "s"} before ${runApplied ? "it were" : "this batch were"} applied`
+          ? `the ${applied} line${applied === 1 ? "" : "s"} before ` +
+            `${runApplied ? "it were" : "this batch were"} applied`
           : "nothing was applied") +
         `, the rest not\n`,
     );
@@ -522,8 +523,10 @@ async function applyRestore(
           return stopped(run[step], ipvsStrerror(run[step].cmd.kind as IpvsadmCommand["kind"], e), false);
         // refused as a whole (the table the lines would make, e.g. a real server looping into the proxy)
         err.write(
-          `${(e as Error).message}\n${opts.program}: -R: the ${target.name} refused lines ${run[0].line}-${run[run.length - 1].line} as one ` +
-            `transaction: ${applied ? `the ${applied} line${applied === 1 ? "" : "s"} before them were applied` : "nothing was applied"}\n`,
+          `${(e as Error).message}\n${opts.program}: -R: the ${target.name} refused lines ${run[0].line}-` +
+            `${run[run.length - 1].line} as one ` +
+            (`transaction: ` +
+              `${applied ? `the ${applied} line${applied === 1 ? "" : "s"} before them were applied` : "nothing was applied"}\n`),
         );
         return 255;
       }

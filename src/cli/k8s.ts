@@ -122,11 +122,13 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
           const a = s.addr!.includes(":") ? `[${s.addr}]:${s.port}` : `${s.addr}:${s.port}`;
           const flag = s.protocol === "tcp" ? "-t" : s.protocol === "udp" ? "-u" : "--sctp-service";
           out.write(
-            `-A ${flag} ${a} -s ${s.scheduler}${s.flags.length ? ` -b ${s.flags.join(",")}` : ""}${s.persistent !== undefined ? ` -p ${s.persistent} -M ${s.netmask}` : ""}\n`,
+            `-A ${flag} ${a} -s ${s.scheduler}${s.flags.length ? ` -b ${s.flags.join(",")}` : ""}` +
+              `${s.persistent !== undefined ? ` -p ${s.persistent} -M ${s.netmask}` : ""}\n`,
           );
           for (const r of s.realServers)
             out.write(
-              `-a ${flag} ${a} -r ${r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`} -m -w ${r.weight}\n`,
+              `-a ${flag} ${a} -r ${r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`} -m ` +
+                `-w ${r.weight}\n`,
             );
         }
       return m.errors.length ? 1 : 0;
@@ -165,7 +167,9 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
         config,
         onSync: (u) =>
           out.write(
-            `${new Date().toISOString()} ${u.reason}: ${u.desired.services.length} virtual services, ${u.changes.reduce((n, c) => n + c.added.length + c.updated.length + c.removed.length, 0)} changed\n`,
+            `${new Date().toISOString()} ${u.reason}: ${u.desired.services.length} virtual services, ` +
+              `${u.changes.reduce((n, c) => n + c.added.length + c.updated.length + c.removed.length, 0)} ` +
+              `changed\n`,
           ),
         onError: (e, what) => err.write(`wasmvs k8s: ${what}: ${String(e)}\n`),
       });

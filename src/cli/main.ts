@@ -78,7 +78,8 @@ const DEMO: CommandSpec = {
   name: "wasmvs demo",
   flags: {},
   usage:
-    "usage: wasmvs demo\n\nEvery IPVS scheduler choosing for the same burst of 24 connections, through the WASM data plane.\n",
+    "usage: wasmvs demo\n\nEvery IPVS scheduler choosing for the same burst of 24 connections, through the WASM " +
+    "data plane.\n",
 };
 const VERSION: CommandSpec = { name: "wasmvs version", flags: {}, usage: "usage: wasmvs version\n" };
 

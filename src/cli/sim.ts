@@ -72,14 +72,25 @@ export async function simCommand(argv: string[]): Promise<number> {
     }
     for (const p of res) {
       process.stdout.write(
-        `\n${p.services.toLocaleString("en")} Services (${p.servicePorts} TCP Service ports): ${p.engine.connections.toLocaleString("en")} connections, ${p.engine.packets.toLocaleString("en")} packets through the data plane in ${(p.engine.wallMs / 1000).toFixed(2)} s (${p.engine.simSeconds.toFixed(0)} s simulated); drops ${JSON.stringify(p.engine.dropped)}\n`,
+        `\n${p.services.toLocaleString("en")} Services (${p.servicePorts} TCP Service ports): ` +
+          `${p.engine.connections.toLocaleString("en")} connections, ${p.engine.packets.toLocaleString("en")} ` +
+          `packets ` +
+          (`through the data plane in ${(p.engine.wallMs / 1000).toFixed(2)} s (` +
+            `${p.engine.simSeconds.toFixed(0)} s simula`) +
+          `ted); drops ${JSON.stringify(p.engine.dropped)}\n`,
       );
       process.stdout.write(
-        `  wasmvs data plane: ${p.wasm.nsPerNewConn.toFixed(0)} ns per new connection (SYN → schedule → NAT), ${p.engine.nsPerPacket.toFixed(0)} ns per packet with the traffic generation (measured, in-process)\n`,
+        `  wasmvs data plane: ${p.wasm.nsPerNewConn.toFixed(0)} ns per new connection (SYN → schedule → NAT), ` +
+          `${p.engine.nsPerPacket.toFixed(0)} ns per packet with the traffic generation (measured, in-process)\n`,
       );
       for (const m of p.modes)
         process.stdout.write(
-          `  ${m.mode.padEnd(16)} first packet p50 ${m.firstPacket.p50.toFixed(1)} µs, p99 ${m.firstPacket.p99.toFixed(1)} µs; CPU ${m.cpuPerConn.toFixed(1)} µs/new conn = ${(m.extraCpuCores * 100).toFixed(1)}% of a core extra at ${p.rate}/s${m.rulesWalked ? `; ${m.rulesWalked.toFixed(0)} rules walked` : ""}; full sync ≈ ${(m.syncMs / 1000).toFixed(1)} s, +1 Service ≈ ${m.incrementalMs.toFixed(0)} ms (modelled${m.units !== "host" ? ", " + m.units : ""})\n`,
+          `  ${m.mode.padEnd(16)} first packet p50 ${m.firstPacket.p50.toFixed(1)} µs, p99 ` +
+            `${m.firstPacket.p99.toFixed(1)} µs; CPU ${m.cpuPerConn.toFixed(1)} µs/new conn = ` +
+            `${(m.extraCpuCores * 100).toFixed(1)}% of a co` +
+            (`re extra at ${p.rate}/s${m.rulesWalked ? `; ${m.rulesWalked.toFixed(0)} rules walked` : ""}; full ` +
+              `sync ≈ ${(m.syncMs / 1000).toFixed(1)} s, +1 Se`) +
+            `rvice ≈ ${m.incrementalMs.toFixed(0)} ms (modelled${m.units !== "host" ? ", " + m.units : ""})\n`,
         );
     }
     return 0;

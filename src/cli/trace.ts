@@ -451,7 +451,8 @@ function checkEvents(sc: Scenario): void {
       have.add(key);
     } else if (!have.has(key)) {
       throw new UsageError(
-        `--at ${e.before}:${verb}:${key}: the service has no real server ${key} then (it has ${[...have].join(", ") || "none"})`,
+        `--at ${e.before}:${verb}:${key}: the service has no real server ${key} then (it has ` +
+          `${[...have].join(", ") || "none"})`,
       );
     } else if (e.op === "del") have.delete(key);
   }
@@ -577,7 +578,8 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
       const cell: Line = [
         "  ",
         { t: name(x.id), s: "dest", d: x.id },
-        ` ${hp(x.addr, x.port)} w${x.weight}${x.upperThreshold ? ` x${x.upperThreshold}` : ""}${x.lowerThreshold ? ` y${x.lowerThreshold}` : ""}`,
+        ` ${hp(x.addr, x.port)} w${x.weight}${x.upperThreshold ? ` x${x.upperThreshold}` : ""}` +
+          `${x.lowerThreshold ? ` y${x.lowerThreshold}` : ""}`,
       ];
       if (plain(row).length + plain(cell).length > W) {
         out.write(P(row) + "\n");
@@ -713,7 +715,10 @@ function describeTraffic(sc: Scenario): string {
       : "none closes";
   const tg =
     sc.service.fwmark && (t.targets ?? 1) > 1 ? `, to ${t.targets} addresses from ${t.targetBase ?? "10.9.0.1"}` : "";
-  return `${n} connections (handshake, request, answer), one per ${t.interval ?? 100} ms, from ${k} client${k === 1 ? "" : "s"} (${t.clientBase ?? "192.168.1.10"}…)${tg}; ${life}`;
+  return (
+    `${n} connections (handshake, request, answer), one per ${t.interval ?? 100} ms, from ${k} client` +
+    `${k === 1 ? "" : "s"} (${t.clientBase ?? "192.168.1.10"}…)${tg}; ${life}`
+  );
 }
 function ordinalWord(k: number): string {
   return k === 2 ? "2nd" : k === 3 ? "3rd" : `${k}th`;

@@ -65,7 +65,8 @@ const TYPES: Record<string, string> = {
   wasm: "application/wasm",
 };
 const CSP =
-  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
+  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; connect-src " +
+  "'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
 
 export interface UiServer {
   url: string;

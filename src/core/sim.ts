@@ -96,7 +96,8 @@ export class TrafficGenerator {
     const r = x.simRun(ticks, dry ? 1 : 0);
     if (r === x.SIM_E_SLOTS.value)
       throw new Error(
-        `traffic generator: more than ${this.slots} connections open at once: lower the rate or the length, or give more slots`,
+        `traffic generator: more than ${this.slots} connections open at once: lower the rate or the length, or ` +
+          `give more slots`,
       );
     if (r === x.SIM_E_NOT_READY.value)
       throw new Error("traffic generator: not set up, or the batch area was re-made since");

@@ -561,7 +561,8 @@ export class TraceSession {
         const known = this.service().dests.some((x) => x.addr === e.dest.addr && x.port === e.dest.port);
         if (e.op !== "add" && !known)
           throw new Error(
-            `event before connection ${e.before}: ${e.op === "del" ? "delete" : "edit"} ${key}: the service has no such real server`,
+            `event before connection ${e.before}: ${e.op === "del" ? "delete" : "edit"} ${key}: the service has ` +
+              `no such real server`,
           );
         if (e.op === "add" && known)
           throw new Error(`event before connection ${e.before}: add ${key}: the service already has it`);

@@ -44,7 +44,7 @@ export interface Explained {
   sentence: string;
 }
 
-export type Namer = (id: number) => string
+export type Namer = (id: number) => string;
 
 const fmt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 2 : 1));
 const u32 = (x: number) => x >>> 0;
@@ -133,7 +133,9 @@ function explainRr(r: TraceRecord, { before, name }: ExplainContext): Explained 
   if (r.dest < 0) {
     return {
       lines,
-      sentence: `Round robin walked the whole list from ${from} and found no destination with a weight that is not overloaded, so the connection is refused.`,
+      sentence:
+        `Round robin walked the whole list from ${from} and found no destination with a weight that is ` +
+        `not overloaded, so the connection is refused.`,
     };
   }
   const skip = skipped.length ? ` (skipping ${skipped.join(", ")})` : "";
@@ -141,7 +143,9 @@ function explainRr(r: TraceRecord, { before, name }: ExplainContext): Explained 
   void c1;
   return {
     lines,
-    sentence: `Round robin ${start} to the next destination in list order with a weight that is not overloaded: ${name(r.dest)}${skip}.`,
+    sentence:
+      `Round robin ${start} to the next destination in list order with a weight that is not overloaded: ` +
+      `${name(r.dest)}${skip}.`,
   };
 }
 
@@ -212,11 +216,15 @@ function explainWrr(r: TraceRecord, { before, name }: ExplainContext): Explained
     passes === 0
       ? `in the current pass (current weight ${cw1})`
       : cw1 > cw0
-        ? `after the walk passed the end of the list${passes > 1 ? ` ${passes} times` : ""} and the current weight went down past 1 and restarted at the maximum, ${cw1}`
+        ? `after the walk passed the end of the list${passes > 1 ? ` ${passes} times` : ""} and the current ` +
+          `weight went down past 1 and restarted at the maximum, ${cw1}`
         : `after ${passes} new pass${passes > 1 ? "es" : ""} lowered the current weight from ${cw0} to ${cw1}`;
   return {
     lines,
-    sentence: `Weighted round robin takes the next destination after the cursor whose weight is at least the current weight; ${name(r.dest)} (weight ${w}) qualifies ${pass}, so heavier destinations appear in more passes.`,
+    sentence:
+      `Weighted round robin takes the next destination after the cursor whose weight is at least the ` +
+      `current weight; ${name(r.dest)} (weight ${w}) qualifies ${pass}, so heavier destinations appear ` +
+      `in more passes.`,
   };
 }
 
@@ -260,7 +268,9 @@ function loadRule(sched: string): LoadRule {
         load: (a, _i, w) => (a === 0 ? -1 : (a + 1) / w),
         show: (a, _i, w) => (a === 0 ? "idle" : `(${a}+1)/${w} = ${fmt((a + 1) / w)}`),
         eligible: (x) => (x.overloaded ? overloadWhy(x) : x.weight === 0 ? "weight 0" : null),
-        what: "an idle destination (no active connection) first, else the shortest expected delay (active + 1) / weight",
+        what:
+          "an idle destination (no active connection) first, else the shortest expected delay (active + 1) " +
+          "/ weight",
         short: "first idle (active 0), else least (active + 1) / weight",
       };
     case "fo":
@@ -346,7 +356,9 @@ function explainLeast(r: TraceRecord, { before, name }: ExplainContext): Explain
     lines.push([
       "  ",
       {
-        t: `as the kernel compares: ${ca}×${f.W_R_W} = ${ca * f.W_R_W} ${tie ? "=" : "<"} ${cb}×${f.W_A_W} = ${cb * f.W_A_W}`,
+        t:
+          `as the kernel compares: ${ca}×${f.W_R_W} = ${ca * f.W_R_W} ${tie ? "=" : "<"} ${cb}×${f.W_A_W} = ` +
+          `${cb * f.W_A_W}`,
         s: "dim",
       },
     ]);
@@ -400,11 +412,16 @@ function explainTwos(r: TraceRecord, { before, name }: ExplainContext): Explaine
   const same = f.W_C1 === f.W_C2;
   const s = same
     ? `both draws (r1 = ${f.W_R1}, r2 = ${f.W_R2}) landed on ${name(f.W_C1)}, so it is chosen`
-    : `the draws r1 = ${f.W_R1} and r2 = ${f.W_R2} picked ${name(f.W_C1)} and ${name(f.W_C2)}; ${name(r.dest)} has the lower overhead per weight` +
+    : `the draws r1 = ${f.W_R1} and r2 = ${f.W_R2} picked ${name(f.W_C1)} and ${name(f.W_C2)}; ${name(r.dest)} ` +
+      `has the ` +
+      `lower overhead per weight` +
       (r.dest === f.W_C1 && oh1 * f.W_C2_W === oh2 * f.W_C1_W ? " (a tie keeps the first)" : "");
   return {
     lines,
-    sentence: `Power of two choices draws two numbers in 0..${f.W_TOTAL} (the sum of the weights; the first destination's range also holds 0, one extra ticket) and keeps the less loaded of the two destinations they land on: ${s}.`,
+    sentence:
+      `Power of two choices draws two numbers in 0..${f.W_TOTAL} (the sum of the weights; the first ` +
+      `destination's range also holds 0, one extra ticket) and keeps the less loaded of the two ` +
+      `destinations they land on: ${s}.`,
   };
 }
 
@@ -460,7 +477,9 @@ function explainHash(r: TraceRecord, { before, name, tracer, client, sport, dst 
       why =
         ` Slot ${slot} is ${name(owner.id)}'s ${ordinal(owner.j + 1)} preference` +
         (others.length
-          ? ` (${others.map((p) => `${name(p.id)}'s ${ordinal(p.j + 1)}`).join(", ")}), and ${name(owner.id)} claimed it while the table was filled in turns`
+          ? ` (${others.map((p) => `${name(p.id)}'s ${ordinal(p.j + 1)}`).join(", ")}), and ${name(owner.id)} ` +
+            `claimed ` +
+            `it while the table was filled in turns`
           : "") +
         ".";
     }
@@ -506,18 +525,27 @@ function explainHash(r: TraceRecord, { before, name, tracer, client, sport, dst 
             : ` and the service has no ${sched}-fallback flag`;
     return {
       lines,
-      sentence: `${family} maps ${what} to ${where}, whose destination ${f.W_BDEST >= 0 ? name(f.W_BDEST) + " " : ""}${rej}${fb}: the connection is refused.`,
+      sentence:
+        `${family} maps ${what} to ${where}, whose destination ${f.W_BDEST >= 0 ? name(f.W_BDEST) + " " : ""}` +
+        `${rej}${fb}: the con` +
+        `nection is refused.`,
     };
   }
   if (f.W_PROBES > 0) {
     return {
       lines,
-      sentence: `${family} maps ${what} to ${where}, but ${name(f.W_BDEST)} there ${REJECT_PHRASE[f.W_REJECT]}; with the fallback flag it re-hashes and the ${ordinal(f.W_PROBES)} probe lands on ${name(r.dest)}.${why}`,
+      sentence:
+        `${family} maps ${what} to ${where}, but ${name(f.W_BDEST)} there ${REJECT_PHRASE[f.W_REJECT]}; ` +
+        `with the fallback flag it re-hashes and the ${ordinal(f.W_PROBES)} probe lands on ` +
+        `${name(r.dest)}.${why}`,
     };
   }
   return {
     lines,
-    sentence: `${family} maps ${what} to ${where}, which holds ${name(r.dest)}; the same ${sched === "dh" ? "destination address" : "client"} lands there as long as the table does not change.${why}`,
+    sentence:
+      `${family} maps ${what} to ${where}, which holds ${name(r.dest)}; the same ` +
+      `${sched === "dh" ? "destination address" : "client"} lands there as long as the table does not ` +
+      `change.${why}`,
   };
 }
 
@@ -554,7 +582,8 @@ function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext):
       sentence =
         r.dest < 0
           ? "No entry for this destination address and wlc found nothing: refused."
-          : `No entry for this destination address yet, so weighted least-connection over the whole service picks ${wlcPick} and a new server set {${listNames(r.set, name)}} is remembered for it.`;
+          : `No entry for this destination address yet, so weighted least-connection over the whole ` +
+            `service picks ${wlcPick} and a new server set {${listNames(r.set, name)}} is remembered for it.`;
     } else {
       // the record holds the set after the decision: take back what it added and put back what it dropped
       const added = (f.W_OUTCOME === 5 || f.W_OUTCOME === 6) && f.W_WLC >= 0 && f.W_WLC !== f.W_PREV ? f.W_WLC : -1;
@@ -568,15 +597,23 @@ function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext):
       );
       if (f.W_OUTCOME === 2) {
         head.push({ t: "  ✓ kept", s: "win" });
-        sentence = `The entry's server set holds {${listNames(r.set, name)}}; its least loaded member ${prev} (active ${f.W_PREV_ACT}, weight ${f.W_PREV_W}) is not overloaded, so it serves the connection.`;
+        sentence =
+          `The entry's server set holds {${listNames(r.set, name)}}; its least loaded member ${prev} (active ` +
+          `${f.W_PREV_ACT}, weight ${f.W_PREV_W}) is not ` +
+          `overloaded, so it serves the connection.`;
       } else if (f.W_OUTCOME === 5) {
         head.push({ t: "  ✗ overloaded", s: "lose" });
         lines.push(["  ", { t: `active ${f.W_PREV_ACT} > weight ${f.W_PREV_W} while ${halfIdle}`, s: "lose" }]);
         lines.push(["  wlc adds ", d(f.W_WLC, name), " to the set: {", ...setSegs, "}"]);
-        sentence = `The set's least loaded member ${prev} has more active connections (${f.W_PREV_ACT}) than its weight (${f.W_PREV_W}) while ${halfIdle}, so wlc picks ${wlcPick} and it joins the set (now {${listNames(r.set, name)}}).`;
+        sentence =
+          `The set's least loaded member ${prev} has more active connections (${f.W_PREV_ACT}) than its` +
+          ` weight (${f.W_PREV_W}) while ${halfIdle}, so wlc picks ${wlcPick} and it joins the ` +
+          `set (now {${listNames(r.set, name)}}).`;
       } else if (f.W_OUTCOME === 6) {
         lines.push(["  no usable member → wlc adds ", d(f.W_WLC, name), ": {", ...setSegs, "}"]);
-        sentence = `No member of the set is usable (deleted, weight 0 or overloaded), so wlc picks ${wlcPick} and it joins the set.`;
+        sentence =
+          `No member of the set is usable (deleted, weight 0 or overloaded), so wlc picks ${wlcPick} and it j` +
+          `oins the set.`;
       } else sentence = "No usable member and wlc found nothing: refused.";
       if (f.W_ERASED >= 0) {
         lines.push([
@@ -584,7 +621,9 @@ function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext):
           { t: "set unchanged for lblcr_expiration: dropped its most loaded member ", s: "dim" },
           d(f.W_ERASED, name),
         ]);
-        sentence += ` The set had not changed for lblcr_expiration, so its most loaded member ${name(f.W_ERASED)} was dropped first.`;
+        sentence +=
+          ` The set had not changed for lblcr_expiration, so its most loaded member ${name(f.W_ERASED)} was drop` +
+          `ped first.`;
       }
     }
   } else {
@@ -593,7 +632,8 @@ function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext):
       sentence =
         r.dest < 0
           ? "No entry for this destination address and wlc found nothing: refused."
-          : `No entry for this destination address yet, so weighted least-connection over the whole service picks ${wlcPick} and the table remembers it.`;
+          : `No entry for this destination address yet, so weighted least-connection over the whole ` +
+            `service picks ${wlcPick} and the table remembers it.`;
     } else if (f.W_OUTCOME === 2) {
       head.push(
         "entry → ",
@@ -601,7 +641,9 @@ function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext):
         { t: "  ✓ kept", s: "win" },
         { t: `  (active ${f.W_PREV_ACT}, weight ${f.W_PREV_W})`, s: "dim" },
       );
-      sentence = `The table already maps this destination address to ${prev}, which is available and not overloaded (active ${f.W_PREV_ACT}, weight ${f.W_PREV_W}), so the locality is kept.`;
+      sentence =
+        `The table already maps this destination address to ${prev}, which is available and not ` +
+        `overloaded (active ${f.W_PREV_ACT}, weight ${f.W_PREV_W}), so the locality is kept.`;
     } else {
       const reason =
         f.W_OUTCOME === 5
@@ -620,7 +662,8 @@ function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext):
         f.W_WLC === f.W_PREV ? "  (the same one: entry kept)" : "  (entry replaced)",
       ]);
       sentence =
-        `The table maps this destination address to ${prev}, but it is ${reason}, so weighted least-connection picks ${wlcPick || "nothing"}` +
+        `The table maps this destination address to ${prev}, but it is ${reason}, so weighted ` +
+        `least-connection picks ${wlcPick || "nothing"}` +
         (f.W_WLC === f.W_PREV ? " (the same server again)." : " and the entry now points there.");
     }
   }

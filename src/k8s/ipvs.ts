@@ -407,11 +407,14 @@ export function ipvsIptablesText(
   nat.push(`-A KUBE-SERVICES -s ${family === "IPv4" ? "127.0.0.0/8" : "::1/128"} -j RETURN`);
   for (const r of IPSET_RULES) {
     if (!nonEmpty(r.set)) continue;
-    const line = `-A ${r.from}${r.proto ? ` -p ${r.proto}` : ""} -m comment --comment ${cm(r.set)} -m set --match-set ${N(r.set)} ${r.match} -j ${r.to}`;
+    const line =
+      `-A ${r.from}${r.proto ? ` -p ${r.proto}` : ""} -m comment --comment ${cm(r.set)} -m set --ma` +
+      `tch-set ${N(r.set)} ${r.match} -j ${r.to}`;
     (r.table === "nat" ? nat : filter).push(line);
   }
   if (nonEmpty("KUBE-CLUSTER-IP")) {
-    const base = `-A KUBE-SERVICES -m comment --comment ${cm("KUBE-CLUSTER-IP")} -m set --match-set ${N("KUBE-CLUSTER-IP")}`;
+    const base =
+      `-A KUBE-SERVICES -m comment --comment ${cm("KUBE-CLUSTER-IP")} -m set --match-set ` + `${N("KUBE-CLUSTER-IP")}`;
     if (cfg.masqueradeAll) nat.push(`${base} dst,dst -j KUBE-MARK-MASQ`);
     else if (node.detect) nat.push(`${base} dst,dst ${node.detect.ifNotLocal.join(" ")} -j KUBE-MARK-MASQ`);
     else nat.push(`${base} src,dst -j KUBE-MARK-MASQ`);
@@ -421,13 +424,16 @@ export function ipvsIptablesText(
     nat.push(`${base} -m addrtype --dst-type LOCAL -j ACCEPT`);
   };
   if (nonEmpty("KUBE-EXTERNAL-IP")) {
-    const base = `-A KUBE-SERVICES -m comment --comment ${cm("KUBE-EXTERNAL-IP")} -m set --match-set ${N("KUBE-EXTERNAL-IP")} dst,dst`;
+    const base =
+      `-A KUBE-SERVICES -m comment --comment ${cm("KUBE-EXTERNAL-IP")} -m set --match-set ` +
+      `${N("KUBE-EXTERNAL-IP")} dst,dst`;
     nat.push(`${base} -j KUBE-MARK-MASQ`);
     extRules(base);
   }
   if (nonEmpty("KUBE-EXTERNAL-IP-LOCAL"))
     extRules(
-      `-A KUBE-SERVICES -m comment --comment ${cm("KUBE-EXTERNAL-IP-LOCAL")} -m set --match-set ${N("KUBE-EXTERNAL-IP-LOCAL")} dst,dst`,
+      `-A KUBE-SERVICES -m comment --comment ${cm("KUBE-EXTERNAL-IP-LOCAL")} -m set --match-set ` +
+        `${N("KUBE-EXTERNAL-IP-LOCAL")} dst,dst`,
     );
   nat.push("-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT");
   nat.push("-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ");
@@ -442,10 +448,12 @@ export function ipvsIptablesText(
     `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`,
   );
   filter.push(
-    `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate ` +
+      `RELATED,ESTABLISHED -j ACCEPT`,
   );
   filter.push(
-    `-A KUBE-NODE-PORT -m comment --comment ${cm("KUBE-HEALTH-CHECK-NODE-PORT")} -m set --match-set ${N("KUBE-HEALTH-CHECK-NODE-PORT")} dst -j ACCEPT`,
+    `-A KUBE-NODE-PORT -m comment --comment ${cm("KUBE-HEALTH-CHECK-NODE-PORT")} -m set --match-set ` +
+      `${N("KUBE-HEALTH-CHECK-NODE-PORT")} dst -j ACCEPT`,
   );
   for (const [s, m] of [
     ["KUBE-LOAD-BALANCER", "dst,dst"],
@@ -459,7 +467,8 @@ export function ipvsIptablesText(
   nat.push(`-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`);
   nat.push(`-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`);
   nat.push(
-    `-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE${opts.randomFully === false ? "" : " --random-fully"}`,
+    `-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE` +
+      `${opts.randomFully === false ? "" : " --random-fully"}`,
   );
   nat.push(`-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`);
   filter.push("COMMIT");

@@ -29,7 +29,8 @@ export interface FamilyNode {
   nodePortMatchAll: boolean;
   /** nodePortAddresses filtered to this family, as CIDR texts (iptables/nftables use them) */
   nodePortCIDRs: string[];
-  /** local traffic detector: the iptables and nft fragments for "is / is not from a local pod"; null when not implemented */
+  /** local traffic detector: the iptables and nft fragments for "is / is not from a local pod"; null when not
+   * implemented */
   detect: { ifLocal: string[]; ifNotLocal: string[]; ifLocalNFT: string; ifNotLocalNFT: string } | null;
 }
 

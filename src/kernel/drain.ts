@@ -101,7 +101,8 @@ export class Drains {
           this.draining.set(dk, d);
         },
       );
-    } else this.draining.set(dk, { svc: s, svcKey: k, rs: { ...have }, rsKey: rk, since: now }); // already at weight 0 (ours before a restart, or someone's): adopt it
+      // already at weight 0 (ours before a restart, or someone's): adopt it
+    } else this.draining.set(dk, { svc: s, svcKey: k, rs: { ...have }, rsKey: rk, since: now });
   }
 
   /** Deletes what has drained (or hit the bound), then services left empty (dropService drops one). */
@@ -134,7 +135,8 @@ export class Drains {
             reason:
               conns === 0
                 ? `drained after ${((now - d.since) / 1000).toFixed(1)} s`
-                : `drain bound of ${this.timeoutMs / 1000} s reached with ${r.activeConns} active, ${r.inactConns} inactive`,
+                : `drain bound of ${this.timeoutMs / 1000} s reached with ${r.activeConns} active, ` +
+                  `${r.inactConns} inactive`,
           },
           svcKey: d.svcKey,
           apply: () => {

@@ -74,7 +74,9 @@ export function drift(
         kind: "extra-rs",
         service: k,
         rs: rk,
-        message: `${dr ? "draining" : "stale"} real server ${rk} in ${k} (weight ${x.weight}, ${x.activeConns} active, ${x.inactConns} inactive)${!dr && x.weight === 0 ? ": a weight-0 leftover" : ""}`,
+        message:
+          `${dr ? "draining" : "stale"} real server ${rk} in ${k} (weight ${x.weight}, ${x.activeConns} ` +
+          `active, ${x.inactConns} inactive)${!dr && x.weight === 0 ? ": a weight-0 leftover" : ""}`,
       });
     }
   }

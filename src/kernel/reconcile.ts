@@ -438,7 +438,8 @@ export class Reconciler {
       const zero = [...v.dests.values()].filter((d) => d.weight === 0).length;
       if (zero)
         w.notes.push(
-          `${k}: mh keeps the table slots of its ${zero} weight-0 real server(s) and mh-fallback is off, so clients hashed to them get no destination until they are deleted (add -b mh-fallback)`,
+          `${k}: mh keeps the table slots of its ${zero} weight-0 real server(s) and mh-fallback is off, so ` +
+            `clients hashed to them get no destination until they are deleted (add -b mh-fallback)`,
         );
     }
     const draining = this.drains.draining;
@@ -449,7 +450,8 @@ export class Reconciler {
       sysctl("expire_quiescent_template") === "0"
     )
       w.notes.push(
-        "persistent services are draining with expire_quiescent_template=0: templates keep sending clients to weight-0 real servers (set sysctls: true)",
+        "persistent services are draining with expire_quiescent_template=0: templates keep sending clients to " +
+          "weight-0 real servers (set sysctls: true)",
       );
   }
 

@@ -73,7 +73,8 @@ export function formatReport(r: ReconcileReport): string {
     out.push(`draining real server ${d.rs} of ${d.service}: ${d.activeConns} active, ${d.inactConns} inactive`);
   for (const n of r.notes) out.push(`note: ${n}`);
   out.push(
-    `${r.changes.length} change(s), ${r.failures.length} failure(s), ${r.messages} message(s), ${r.ms.toFixed(1)} ms${r.refreshed ? ", kernel re-read" : ""}`,
+    `${r.changes.length} change(s), ${r.failures.length} failure(s), ${r.messages} message(s), ` +
+      `${r.ms.toFixed(1)} ms${r.refreshed ? ", kernel re-read" : ""}`,
   );
   return out.join("\n");
 }

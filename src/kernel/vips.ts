@@ -94,7 +94,8 @@ export class VipBinder {
     if (this.index) return false;
     const linkinfo = attr(IFLA_INFO_KIND, Buffer.from("dummy\0"));
     try {
-      await this.sock.newLink({}, { ifname: this.iface, linkinfo }, { flags: 0x400 | 0x200, timeout: this.timeout }); // CREATE|EXCL
+      // CREATE|EXCL
+      await this.sock.newLink({}, { ifname: this.iface, linkinfo }, { flags: 0x400 | 0x200, timeout: this.timeout });
     } catch (e) {
       const n = errnoOf(e);
       if (n !== 17) throw new VipError(`creating dummy interface ${this.iface}`, n);

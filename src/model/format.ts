@@ -279,17 +279,39 @@ export function sortDests<T extends Pick<RealServer, "addr" | "port">>(dests: T[
 export function formatTitle(fmt: ListFormat): string {
   switch (fmt) {
     case "stats":
-      return `${left("Prot LocalAddress:Port", 33)} ${right("Conns", 8)} ${right("InPkts", 8)} ${right("OutPkts", 8)} ${right("InBytes", 8)} ${right("OutBytes", 8)}\n  -> RemoteAddress:Port\n`;
+      return (
+        `${left("Prot LocalAddress:Port", 33)} ${right("Conns", 8)} ${right("InPkts", 8)} ` +
+        `${right("OutPkts", 8)} ${right("InBytes", 8)} ${right("OutBytes", 8)}\n  -> Re` +
+        `moteAddress:Port\n`
+      );
     case "rate":
-      return `${left("Prot LocalAddress:Port", 33)} ${right("CPS", 8)} ${right("InPPS", 8)} ${right("OutPPS", 8)} ${right("InBPS", 8)} ${right("OutBPS", 8)}\n  -> RemoteAddress:Port\n`;
+      return (
+        `${left("Prot LocalAddress:Port", 33)} ${right("CPS", 8)} ${right("InPPS", 8)} ${right("OutPPS", 8)} ` +
+        `${right("InBPS", 8)} ${right("OutBPS", 8)}\n  -> Re` +
+        `moteAddress:Port\n`
+      );
     case "thresholds":
-      return `${left("Prot LocalAddress:Port", 33)} ${left("Uthreshold", 10)} ${left("Lthreshold", 10)} ${left("ActiveConn", 10)} ${left("InActConn", 10)}\n  -> RemoteAddress:Port\n`;
+      return (
+        `${left("Prot LocalAddress:Port", 33)} ${left("Uthreshold", 10)} ${left("Lthreshold", 10)} ` +
+        `${left("ActiveConn", 10)} ${left("InActConn", 10)}\n  -> Re` +
+        `moteAddress:Port\n`
+      );
     case "persistent-conn":
-      return `${left("Prot LocalAddress:Port", 33)} ${left("Weight", 9)} ${left("PersistConn", 11)} ${left("ActiveConn", 10)} ${left("InActConn", 10)}\n  -> RemoteAddress:Port\n`;
+      return (
+        `${left("Prot LocalAddress:Port", 33)} ${left("Weight", 9)} ${left("PersistConn", 11)} ` +
+        `${left("ActiveConn", 10)} ${left("InActConn", 10)}\n  -> Re` +
+        `moteAddress:Port\n`
+      );
     case "tun-info":
-      return "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n";
+      return (
+        "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    " +
+        "Weight ActiveConn InActConn\n"
+      );
     default:
-      return "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n";
+      return (
+        "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight " +
+        "ActiveConn InActConn\n"
+      );
   }
 }
 
@@ -398,7 +420,9 @@ export function formatServiceEntry(
         if (t === "gre")
           out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w} --tun-type gre ${TUN_FLAG_OPT[f] ?? "(null)"}\n`;
         else if (t === "gue")
-          out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w} --tun-type gue --tun-port ${d.tunPort ?? 0} ${TUN_FLAG_OPT[f] ?? "(null)"}\n`;
+          out +=
+            `-a ${name} -r ${dname} ${fwdSwitch} -w ${w} --tun-type gue --tun-port ${d.tunPort ?? 0} ` +
+            `${TUN_FLAG_OPT[f] ?? "(null)"}\n`;
         else if (t === "ipip") out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w} --tun-type ipip\n`;
         else out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w}\n`;
       } else out += `-a ${name} -r ${dname} ${fwdSwitch} -w ${w}\n`;
@@ -407,14 +431,21 @@ export function formatServiceEntry(
     } else if (fmt === "rate") {
       const s = d.stats ?? ZERO;
       out +=
-        `  -> ${left(dname, 28)} ${right(s.cps.toString(), 8)} ${right(s.inPps.toString(), 8)} ${right(s.outPps.toString(), 8)}` +
+        `  -> ${left(dname, 28)} ${right(s.cps.toString(), 8)} ${right(s.inPps.toString(), 8)} ` +
+        `${right(s.outPps.toString(), 8)}` +
         `${largenum(s.inBps, exact)}${largenum(s.outBps, exact)}\n`;
     } else if (fmt === "thresholds") {
-      out += `  -> ${left(dname, 28)} ${left(u32(d.upperThreshold), 10)} ${left(u32(d.lowerThreshold), 10)} ${left(act, 10)} ${left(inact, 10)}\n`;
+      out +=
+        `  -> ${left(dname, 28)} ${left(u32(d.upperThreshold), 10)} ${left(u32(d.lowerThreshold), 10)} ` +
+        `${left(act, 10)} ${left(inact, 10)}\n`;
     } else if (fmt === "persistent-conn") {
-      out += `  -> ${left(dname, 28)} ${left(u32(d.weight), 9)} ${left(u32(d.persistConns ?? 0), 11)} ${left(act, 10)} ${left(inact, 10)}\n`;
+      out +=
+        `  -> ${left(dname, 28)} ${left(u32(d.weight), 9)} ${left(u32(d.persistConns ?? 0), 11)} ` +
+        `${left(act, 10)} ${left(inact, 10)}\n`;
     } else if (fmt === "tun-info") {
-      out += `  -> ${left(dname, 28)} ${left(fwdName, 7)} ${left(tunInfo(d) ?? "n/a", 13)} ${left(w, 6)} ${left(act, 10)} ${left(inact, 10)}\n`;
+      out +=
+        `  -> ${left(dname, 28)} ${left(fwdName, 7)} ${left(tunInfo(d) ?? "n/a", 13)} ${left(w, 6)} ` +
+        `${left(act, 10)} ${left(inact, 10)}\n`;
     } else {
       out += `  -> ${left(dname, 28)} ${left(fwdName, 7)} ${left(w, 6)} ${left(act, 10)} ${left(inact, 10)}\n`;
     }
@@ -470,7 +501,9 @@ export function formatConnections(
     const dname = addrPortName(daf, c.dest.addr, c.dest.port, proto, !!opts.numeric, opts.resolver);
     const secs = Math.max(0, Math.floor(c.expiresMs / 1000));
     const exp = `${String(Math.floor(secs / 60)).padStart(2, "0")}:${String(secs % 60).padStart(2, "0")}`;
-    out += `${left(c.protocol, 3)} ${left(exp, 6)} ${left(c.state, 11)} ${left(cname, 18)} ${left(vname, 18)} ${dname}\n`;
+    out +=
+      `${left(c.protocol, 3)} ${left(exp, 6)} ${left(c.state, 11)} ${left(cname, 18)} ${left(vname, 18)} ` +
+      `${dname}\n`;
   }
   return out;
 }

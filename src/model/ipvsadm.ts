@@ -894,7 +894,8 @@ function checkTunnelOptions(dest: Dest, opts: Set<number>): void {
           continue;
         }
         fail(
-          `The option '${OPTNAMES[k]}' conflicts with the '${OPTNAMES[tl]}' option in the '${TUNNAMES[dest.tunType]}' tunnel type`,
+          `The option '${OPTNAMES[k]}' conflicts with the '${OPTNAMES[tl]}' option in the '` +
+            `${TUNNAMES[dest.tunType]}' tunnel type`,
         );
       }
     }

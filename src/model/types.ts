@@ -30,7 +30,8 @@ export interface VirtualService {
   netmask?: string; // -M: IPv4 dotted mask or IPv6 prefix length as a string
   pe?: string; // --pe (persistence engine, e.g. "sip")
   connectTimeout?: number; // wasmvs proxy (socket mode): seconds for a backend connect; absent: proxy.connectTimeout
-  idleTimeout?: number; // wasmvs proxy (socket mode): seconds a TCP connection may move no byte; absent: proxy.idleTimeout
+  // wasmvs proxy (socket mode): seconds a TCP connection may move no byte; absent: proxy.idleTimeout
+  idleTimeout?: number;
   realServers: RealServer[];
 }
 

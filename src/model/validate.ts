@@ -86,7 +86,9 @@ export function validateRealServer(
   if (isInt(r.upperThreshold) && isInt(r.lowerThreshold) && r.lowerThreshold > r.upperThreshold)
     p.push({
       path: `${path}.lowerThreshold`,
-      message: `lower threshold ${r.lowerThreshold} is above the upper threshold ${r.upperThreshold} (-y must be <= -x; the kernel refuses it)`,
+      message:
+        `lower threshold ${r.lowerThreshold} is above the upper threshold ${r.upperThreshold} (-y must ` +
+        `be <= -x; the kernel refuses it)`,
       kernel: true,
     });
   if (!FWD.includes(r.fwd))
@@ -195,7 +197,10 @@ export function validateService(s: VirtualService, path = "service"): Problem[] 
       if (v === undefined)
         p.push({
           path: `${path}.netmask`,
-          message: `IPv4 netmask '${s.netmask}' must be dotted, e.g. 255.255.255.0 (ipvsadm would read '${s.netmask}' as ${inetAton(s.netmask) !== undefined ? "the address " + s.netmask : "nothing"})`,
+          message:
+            `IPv4 netmask '${s.netmask}' must be dotted, e.g. 255.255.255.0 (ipvsadm would read '` +
+            `${s.netmask}' as ` +
+            `${inetAton(s.netmask) !== undefined ? "the address " + s.netmask : "nothing"})`,
         });
       else if (!isContiguousMask(v))
         p.push({ path: `${path}.netmask`, message: `IPv4 netmask '${s.netmask}' is not contiguous (ones then zeros)` });
@@ -430,8 +435,11 @@ export function loopProblems(services: VirtualService[], path = (i: number) => `
           path: here,
           message:
             j === top.i
-              ? `real server ${rs.addr}:${rs.port || services[j].port} is its own virtual service: connections would loop through the proxy`
-              : `real server ${rs.addr}:${rs.port || services[j].port} is the virtual service ${serviceKey(services[j])}, whose real servers lead back here: connections would loop through the proxy`,
+              ? `real server ${rs.addr}:${rs.port || services[j].port} is its own virtual service: connections ` +
+                `would loop through the proxy`
+              : `real server ${rs.addr}:${rs.port || services[j].port} is the virtual service ` +
+                `${serviceKey(services[j])}, whose real servers lead back here: connections would loop through ` +
+                `the proxy`,
         });
       } else if (!state.has(j)) {
         state.set(j, 1);

@@ -506,7 +506,8 @@ export function packetModeProblems(o: ProxyOptions, services: VirtualService[]):
     if (!services.some((s) => (s.addr ?? "").includes(":") === v6)) continue;
     if (!o.packet.localAddresses.some((a) => a.includes(":") === v6))
       out.push(
-        `packet mode needs an ${v6 ? "IPv6" : "IPv4"} full-NAT local address (proxy.localAddresses or --local-address) for its ${v6 ? "IPv6" : "IPv4"} services`,
+        `packet mode needs an ${v6 ? "IPv6" : "IPv4"} full-NAT local address (proxy.localAddresses or ` +
+          `--local-address) for its ${v6 ? "IPv6" : "IPv4"} services`,
       );
   }
   for (const a of o.packet.localAddresses)

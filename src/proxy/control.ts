@@ -64,7 +64,8 @@ function arity(args: unknown[], min: number, max: number): Problem[] {
     ? [
         {
           path: "args",
-          message: `takes ${min === max ? min : `${min} to ${max}`} argument${max === 1 ? "" : "s"}, not ${args.length}`,
+          message:
+            `takes ${min === max ? min : `${min} to ${max}`} argument${max === 1 ? "" : "s"}, not ` + `${args.length}`,
         },
       ]
     : [];
@@ -500,7 +501,8 @@ export class ControlClient {
       s.once("error", (e: NodeJS.ErrnoException) =>
         rej(
           new Error(
-            `cannot reach the proxy at ${path}: ${e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "is `wasmvs proxy` running?" : e.code === "EACCES" ? "permission denied (root only)" : e.message}`,
+            `cannot reach the proxy at ${path}: ` +
+              `${e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "is `wasmvs proxy` running?" : e.code === "EACCES" ? "permission denied (root only)" : e.message}`,
           ),
         ),
       );

@@ -111,8 +111,11 @@ export function ensureFileLimit(listeners: number, log: Logger, connections = 16
     });
   if (now.soft < listeners + 64) {
     throw new Error(
-      `${listeners} virtual services need a socket each in socket mode, and the open-files limit is ${now.soft} (hard ${now.hard}) and could not be raised: ` +
-        `raise it (ulimit -n, or LimitNOFILE= in a systemd unit; lifting the hard limit needs CAP_SYS_RESOURCE), or use --mode packet, which needs no socket per service`,
+      `${listeners} virtual services need a socket each in socket mode, and the open-files limit is ${now.soft} ` +
+        `(hard ${now.hard}) and cou` +
+        `ld not be raised: ` +
+        (`raise it (ulimit -n, or LimitNOFILE= in a systemd unit; lifting the hard limit needs ` +
+          `CAP_SYS_RESOURCE), or use --mode packet, which needs no socket per service`),
     );
   }
   return now.soft;

@@ -87,7 +87,8 @@ export function loadPacketAddon(): { addon?: PacketIoAddon; error?: string } {
     return {
       error:
         `packet mode is unavailable: the native addon (native/packet) could not be loaded: ${why}. ` +
-        "Build it with 'node native/packet/build.mjs' (npm install runs it; needs g++, make, python3 and Node's headers). Socket mode needs no addon.",
+        ("Build it with 'node native/packet/build.mjs' (npm install runs it; needs g++, make, python3 and Node's " +
+          "headers). Socket mode needs no addon."),
     };
   }
 }

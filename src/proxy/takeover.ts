@@ -53,7 +53,8 @@ export function takeoverRuleset(interfaces: string[], services: VirtualService[]
     ];
     if (svc.length) {
       sets.push(
-        `  set services${sfx} {\n    type ${addrType} . inet_proto . inet_service\n    elements = { ${svc.join(", ")} }\n  }`,
+        `  set services${sfx} {\n    type ${addrType} . inet_proto . inet_service\n    elements = { ` +
+          `${svc.join(", ")} }\n  }`,
       );
       rules.push(`${ifs} ${fam} daddr . meta l4proto . th dport @services${sfx} counter drop`);
     }
@@ -83,7 +84,8 @@ export class Takeover {
   // in the same transaction never fails).
   async sync(services: VirtualService[]): Promise<void> {
     await nft(
-      `table inet ${TAKEOVER_TABLE}\ndelete table inet ${TAKEOVER_TABLE}\n${takeoverRuleset(this.interfaces, services, this.localAddrs)}`,
+      `table inet ${TAKEOVER_TABLE}\ndelete table inet ${TAKEOVER_TABLE}\n` +
+        `${takeoverRuleset(this.interfaces, services, this.localAddrs)}`,
     );
     this.installed = true;
   }

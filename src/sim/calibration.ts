@@ -87,7 +87,8 @@ export const DEFAULT_CALIBRATION: Calibration = {
       rulesPerService: 12.7426,
       measuredN: [1000, 2000, 5000, 10000],
       source:
-        "measured on the development machine (node --import tsx bench/scaling.ts --full, 2026-12-02), 2 endpoints per Service",
+        "measured on the development machine (node --import tsx bench/scaling.ts --full, 2026-12-02), 2 " +
+        "endpoints per Service",
       units: "host",
     },
     {
@@ -170,7 +171,8 @@ export const DEFAULT_CALIBRATION: Calibration = {
       rulesPerService: 12.7426,
       measuredN: [1000, 2000, 5000, 10000],
       source:
-        "measured on the development machine (node --import tsx bench/scaling.ts --full, 2026-12-02), 2 endpoints per Service",
+        "measured on the development machine (node --import tsx bench/scaling.ts --full, 2026-12-02), 2 " +
+        "endpoints per Service",
       units: "host",
     },
     {
@@ -253,7 +255,8 @@ export const DEFAULT_CALIBRATION: Calibration = {
       rulesPerService: 9.4706,
       measuredN: [1000, 2000, 5000, 10000],
       source:
-        "measured on the development machine (node --import tsx bench/scaling.ts --full, 2026-12-02), 2 endpoints per Service",
+        "measured on the development machine (node --import tsx bench/scaling.ts --full, 2026-12-02), 2 " +
+        "endpoints per Service",
       units: "host",
     },
   ],

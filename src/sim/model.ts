@@ -205,7 +205,8 @@ function curveChecks(ps: Point[], model: CurveModel): Check[] {
 }
 
 /** Fits every candidate curve, checks each by leaving one N out, keeps the one that missed least (the
- * simpler unless the other misses clearly less; `fallback` when nothing can be checked). Returns the fit and the kept model's checks. */
+ * simpler unless the other misses clearly less; `fallback` when nothing can be checked). Returns the fit and the kept
+ * model's checks. */
 export function chooseCurve(
   ps: Point[],
   models: CurveModel[] = ["linear", "power", "quadratic"],
@@ -295,7 +296,8 @@ export function curveText(f: CurveFit | PowFit | LinFit, v = "R"): string {
 export interface ModeCalibration {
   mode: string;
   kind: "rule-walk" | "verdict-map" | "hash";
-  latency: CurveFit | LinFit; // µs, against rules walked (rule-walk) or N (verdict-map, hash); LinFit in older calibrations
+  // µs, against rules walked (rule-walk) or N (verdict-map, hash); LinFit in older calibrations
+  latency: CurveFit | LinFit;
   cpu: CurveFit | LinFit; // µs per new connection, same x
   baselineLatency: number;
   baselineCpu: number; // no rules at all (µs)

@@ -1605,7 +1605,7 @@ function renderNodes(): void {
           ? `<div class="metric">every node sends a given client to the same backend: ` +
             `<b data-m="agree">${Math.round(agree * 100)}%</b></div>`
           : `<div class="metric">each node knows only its own: ` +
-            `${set.cores.map((c, n) => `n${n + 1} ${set.ids[n].reduce((a, id) => a + c.dest(id).activeConns, 0)}`).join(" · ")}</div>`) +
+            `${set.cores.map((c, n) => `n${n + 1} ` + `${set.ids[n].reduce((a, id) => a + c.dest(id).activeConns, 0)}`).join(" · ")}</div>`) +
         `</div>`,
     );
   });
@@ -1641,7 +1641,7 @@ function renderNodes(): void {
       `<div class="panel card wide-card"><h3>Drift</h3>` +
         `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="imbalance over time">${ch}</svg>` +
         `<p class="hint">Node colours in the bars: ` +
-        `${Array.from({ length: state.nodes }, (_, n) => `<span style="color:${NODE_COLORS[n % NODE_COLORS.length]}">■ node ${n + 1}</span>`).join(" ")}. ` +
+        `${Array.from({ length: state.nodes }, (_, n) => `<span style="color:` + `${NODE_COLORS[n % NODE_COLORS.length]}">■ node ` + `${n + 1}</span>`).join(" ")}. ` +
         `Per-node ${esc(state.ndSched)} balances each node's own few connections; ` +
         `every node starts from the same list and breaks ties the same way, so the sums drift apart. ` +
         `mh decides by the client alone.</p></div>`,

@@ -36,7 +36,8 @@ process.on("exit", () => {
   if (!skipped.length) return;
   const ci = process.env.CI === "true";
   console.log(
-    `\n${skipped.length} test(s) SKIPPED${ci ? " under CI=true: this fails the run (CI installs every prerequisite)" : ""}:`,
+    `\n${skipped.length} test(s) SKIPPED` +
+      `${ci ? " under CI=true: this fails the run (CI installs every " + "prerequisite)" : ""}:`,
   );
   for (const l of skipped) console.log(`  ${l}`);
   if (ci) process.exitCode = 1;

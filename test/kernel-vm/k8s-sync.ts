@@ -41,7 +41,8 @@ let log = "";
 sync.stdout.on("data", (d) => (log += d));
 sync.stderr.on("data", (d) => (log += d));
 const result: Record<string, unknown> = {};
-result.first = await until(() => sn().includes("-a -t 10.96.0.10:80 -r 10.1.0.5:8080 -m -w 1"), 240_000); // tsx compiles the CLI first: slow under emulation
+// tsx compiles the CLI first: slow under emulation
+result.first = await until(() => sn().includes("-a -t 10.96.0.10:80 -r 10.1.0.5:8080 -m -w 1"), 240_000);
 result.firstTable = sn();
 // beside the table, as kube-proxy keeps them: the ClusterIP on kube-ipvs0 (so the node takes its packets),
 // the ipsets and the KUBE-* chains; then a real connection to the ClusterIP reaches the endpoint

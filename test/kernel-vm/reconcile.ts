@@ -101,7 +101,8 @@ function randomService(r: () => number, idx: number): VirtualService {
       d.tunType = pick(["ipip", "gue", "gre"] as const);
       if (d.tunType === "gue") d.tunPort = 6000 + h;
       if (d.tunType !== "ipip")
-        d.tunFlags = [pick(d.tunType === "gre" ? ["nocsum", "csum"] : ["nocsum", "csum", "remcsum"])]; // ipvsadm: no remcsum with gre
+        // ipvsadm: no remcsum with gre
+        d.tunFlags = [pick(d.tunType === "gre" ? ["nocsum", "csum"] : ["nocsum", "csum", "remcsum"])];
     }
     s.realServers.push(d);
   }

@@ -56,13 +56,15 @@ try {
   // a refusal only the kernel knows (6.1 has no twos scheduler): stops there, names what was applied
   r = await run(
     ["-R"],
-    "-A -t 10.9.0.1:80 -s rr\n-a -t 10.9.0.1:80 -r 10.1.0.1:80 -m\n-A -t 10.9.0.2:80 -s twos\n-A -t 10.9.0.3:80 -s rr\n",
+    "-A -t 10.9.0.1:80 -s rr\n-a -t 10.9.0.1:80 -r 10.1.0.1:80 -m\n-A -t 10.9.0.2:80 -s twos\n-A -t " +
+      "10.9.0.3:80 -s rr\n",
   );
   eq("kernel refusal on line 3: exit 255", r.status, 255);
   eq(
     "kernel refusal on line 3: the message",
     r.stderr,
-    "Scheduler or persistence engine not found\nwasmvs: -R stopped at line 3 (-A -t 10.9.0.2:80 -s twos): the 2 lines before it were applied, the rest not\n",
+    "Scheduler or persistence engine not found\nwasmvs: -R stopped at line 3 (-A -t 10.9.0.2:80 -s twos): the 2 " +
+      "lines before it were applied, the rest not\n",
   );
   eq(
     "kernel refusal on line 3: exactly lines 1-2 in the kernel",

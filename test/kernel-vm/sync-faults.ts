@@ -109,7 +109,8 @@ await section("reload", async () => {
   result.reloadFirst = await until(() => sn().includes("-a -u 10.97.0.1:53 -r 10.1.0.5:53 -m -w 2"), 240_000, 250);
   // the loop re-adds what is flushed every 2 s: flush and unload until the module goes
   const scheds =
-    "ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_dh ip_vs_sh ip_vs_mh ip_vs_lblc ip_vs_lblcr";
+    "ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_dh ip_vs_sh ip_vs_mh " +
+    "ip_vs_lblc ip_vs_lblcr";
   let unloaded = false;
   // the kernel loads ip_vs again by itself when someone asks for the IPVS family (request_module):
   // first with that blocked, so the loop meets a kernel without the family; then as it is
