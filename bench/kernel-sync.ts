@@ -752,7 +752,7 @@ export function runInVm(
     p.stdout.on("data", (d) => {
       out += d;
       outBuf += d;
-      let i;
+      let i: number;
       while ((i = outBuf.indexOf("\n")) >= 0) {
         const l = outBuf.slice(0, i);
         outBuf = outBuf.slice(i + 1);
@@ -761,7 +761,7 @@ export function runInVm(
     });
     p.stderr.on("data", (d) => {
       errBuf += d;
-      let i;
+      let i: number;
       while ((i = errBuf.indexOf("\n")) >= 0) {
         onStderr(errBuf.slice(0, i));
         errBuf = errBuf.slice(i + 1);

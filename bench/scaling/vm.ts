@@ -229,7 +229,7 @@ async function runVm(
     p.stdout.on("data", (d: string) => {
       out += d;
       buf += d;
-      let i;
+      let i: number;
       while ((i = buf.indexOf("\n")) >= 0) {
         const l = buf.slice(0, i);
         buf = buf.slice(i + 1);

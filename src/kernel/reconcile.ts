@@ -499,7 +499,7 @@ export class Reconciler {
     failed?: Set<string>,
   ): Promise<number> {
     if (!ops.length) return 0;
-    let results;
+    let results: Awaited<ReturnType<typeof this.client.apply>>;
     try {
       results = await this.client.apply(ops);
     } catch (e) {
