@@ -38,7 +38,7 @@ test("--packet-io and proxy.packetIo take ring or mmsg and nothing else", () => 
         { encoding: "utf8" },
       );
       assert.is(r.status, 2, `--packet-io '${v}': ${r.stderr}`);
-      assert.match(r.stderr, `--packet-io '${v}' is not ring or mmsg`);
+      assert.match(r.stderr, `--packet-io '${v}' is not one of ring, mmsg`);
       assert.match(r.stderr, "usage: wasmvs proxy");
     }
     for (const v of ["rings", "__proto__", "7", "[ring]", "{ toString: ring }"]) {

@@ -137,15 +137,16 @@ async function sumsByService(stats: Map<string, DestStats>): Promise<Map<string,
 
 // The label and keys of the destination the core just wrote to its scratch record (at sp), from the cache.
 function destLabel(svcId: number, svcKey: string, id: number, dv: DataView, sp: number): DestLabel {
-  const port = dv.getUint32(sp + 20, true);
-  const a0 = dv.getUint32(sp, true),
-    a1 = dv.getUint32(sp + 4, true);
-  const a2 = dv.getUint32(sp + 8, true),
-    a3 = dv.getUint32(sp + 12, true);
+  const port = dv.getUint32(sp + LAYOUT.DEST_PORT, true),
+    at = sp + LAYOUT.DEST_ADDR;
+  const a0 = dv.getUint32(at, true),
+    a1 = dv.getUint32(at + 4, true);
+  const a2 = dv.getUint32(at + 8, true),
+    a3 = dv.getUint32(at + 12, true);
   let dl = destLabels.get(id);
   if (!dl || dl.svcId !== svcId || dl.port !== port || dl.a0 !== a0 || dl.a1 !== a1 || dl.a2 !== a2 || dl.a3 !== a3) {
-    const af = dv.getInt32(sp + 16, true);
-    const addr = formatAddr(af, new Uint8Array(dv.buffer.slice(sp, sp + 16)));
+    const af = dv.getInt32(sp + LAYOUT.DEST_AF, true);
+    const addr = formatAddr(af, new Uint8Array(dv.buffer.slice(at, at + 16)));
     const rk = realServerKey({ addr, port });
     dl = {
       svcId,
@@ -263,7 +264,7 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
       if (id < 0 || x.destInfo(id) < 0) continue;
       dv = p.core.dv;
       const dl = destLabel(a.id, a.key, id, dv, sp);
-      const weight = dv.getInt32(sp + 24, true);
+      const weight = dv.getInt32(sp + LAYOUT.DEST_WEIGHT, true);
       const st = stats.get(dl.key),
         f = flows.get(dl.key) ?? 0;
       if (flows.size) (seen ??= new Set()).add(dl.rk);
