@@ -2,7 +2,13 @@
 // Ready endpoints by default; when none are ready, serving+terminating ones (independently for Cluster and
 // Local); topology hints (PreferSameNode / PreferSameZone) narrow the Cluster set when every ready endpoint
 // carries a hint and one matches this node or zone.
-import { usesClusterEndpoints, usesLocalEndpoints, type EndpointInfo, type ServicePortInfo } from "./model.ts";
+import {
+  externallyAccessible,
+  usesClusterEndpoints,
+  usesLocalEndpoints,
+  type EndpointInfo,
+  type ServicePortInfo,
+} from "./model.ts";
 
 export interface NodeTopology {
   nodeName: string;
@@ -89,4 +95,35 @@ export function categorizeEndpoints(
   for (const e of out.local ?? []) m.set(e.str, e);
   out.allReachable = [...m.values()].sort((a, b) => (a.str < b.str ? -1 : a.str > b.str ? 1 : 0));
   return out;
+}
+
+/** Which policy chains a service port uses and where internal and external traffic go (both rule modes). */
+export interface PolicyChains {
+  usesCluster: boolean;
+  usesLocal: boolean;
+  internalChain: string;
+  hasInternal: boolean; // false: internal traffic has nowhere to go (Local policy, no local endpoints)
+  externalPolicyChain: string;
+  hasExternal: boolean;
+  usesExt: boolean;
+}
+
+// kube-proxy's iptables and nftables proxiers choose alike; only the chains' names differ
+export function policyChains(
+  sp: ServicePortInfo,
+  cat: Categorized,
+  clusterPolicyChain: string,
+  localPolicyChain: string,
+): PolicyChains {
+  const localEPs = cat.local ?? [];
+  const noLocal = localEPs.length === 0;
+  return {
+    usesCluster: (cat.cluster ?? []).length > 0 && usesClusterEndpoints(sp),
+    usesLocal: localEPs.length > 0 && usesLocalEndpoints(sp),
+    internalChain: sp.internalPolicyLocal ? localPolicyChain : clusterPolicyChain,
+    hasInternal: cat.hasAny && !(sp.internalPolicyLocal && noLocal),
+    externalPolicyChain: sp.externalPolicyLocal ? localPolicyChain : clusterPolicyChain,
+    hasExternal: cat.hasAny && !(sp.externalPolicyLocal && noLocal),
+    usesExt: cat.hasAny && externallyAccessible(sp),
+  };
 }

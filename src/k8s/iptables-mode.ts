@@ -2,17 +2,11 @@
 // sync, from the same service ports and endpoints: KUBE-SERVICES -> KUBE-SVC-/KUBE-SVL-/KUBE-EXT-/KUBE-FW-
 // -> KUBE-SEP-, statistic probabilities, recent-module affinity, masquerade marks, filter-table REJECT/DROP
 // for services without (local) endpoints.
-import type { Family } from "./ip.ts";
+import { cidrContains, parseCIDR, type Family } from "./ip.ts";
 import type { ProxyConfig } from "./config.ts";
 import type { FamilyNode } from "./node.ts";
-import { categorizeEndpoints } from "./categorize.ts";
-import {
-  externallyAccessible,
-  usesClusterEndpoints,
-  usesLocalEndpoints,
-  type EndpointInfo,
-  type ServicePortInfo,
-} from "./model.ts";
+import { categorizeEndpoints, policyChains } from "./categorize.ts";
+import type { EndpointInfo, ServicePortInfo } from "./model.ts";
 import { sha256base32 } from "./hash.ts";
 import { masqMark, type JumpRule } from "./ipvs.ts";
 
@@ -311,22 +305,9 @@ function planPort(sp: ServicePortInfo, eps: EndpointInfo[], node: FamilyNode): P
     localEPs = cat.local ?? [];
   const clusterPolicyChain = svcChain(spn, proto),
     localPolicyChain = svlChain(spn, proto);
-  const usesCluster = clusterEPs.length > 0 && usesClusterEndpoints(sp);
-  const usesLocal = localEPs.length > 0 && usesLocalEndpoints(sp);
-  let internalChain = clusterPolicyChain,
-    hasInternal = cat.hasAny;
-  if (sp.internalPolicyLocal) {
-    internalChain = localPolicyChain;
-    if (localEPs.length === 0) hasInternal = false;
-  }
-  let externalPolicyChain = clusterPolicyChain,
-    hasExternal = cat.hasAny;
-  if (sp.externalPolicyLocal) {
-    externalPolicyChain = localPolicyChain;
-    if (localEPs.length === 0) hasExternal = false;
-  }
+  const policy = policyChains(sp, cat, clusterPolicyChain, localPolicyChain);
+  const { usesCluster, usesLocal, internalChain, hasInternal, externalPolicyChain, hasExternal, usesExt } = policy;
   const ext = extChain(spn, proto);
-  const usesExt = cat.hasAny && externallyAccessible(sp);
   const fw = fwChain(spn, proto);
   const usesFW = cat.hasAny && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
   const lbChain = usesFW ? fw : ext;
@@ -521,7 +502,6 @@ function closingRules(w: Writer, mark: string): void {
   );
 }
 
-import { cidrContains, parseCIDR } from "./ip.ts";
 function cidrHas(cidr: string, ip: string): boolean {
   const c = parseCIDR(cidr);
   return !!c && cidrContains(c, ip);

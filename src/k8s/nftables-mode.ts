@@ -5,14 +5,8 @@
 import type { Family } from "./ip.ts";
 import type { ProxyConfig } from "./config.ts";
 import type { FamilyNode } from "./node.ts";
-import { categorizeEndpoints } from "./categorize.ts";
-import {
-  externallyAccessible,
-  usesClusterEndpoints,
-  usesLocalEndpoints,
-  type EndpointInfo,
-  type ServicePortInfo,
-} from "./model.ts";
+import { categorizeEndpoints, policyChains } from "./categorize.ts";
+import type { EndpointInfo, ServicePortInfo } from "./model.ts";
 import { sha256base32 } from "./hash.ts";
 import { cidrContains, parseCIDR } from "./ip.ts";
 import { masqMark } from "./ipvs.ts";
@@ -264,29 +258,15 @@ function servicePortRules(w: Writer, sp: ServicePortInfo, eps: EndpointInfo[], c
   const { tx, node } = w;
   const base = nftServiceBase(sp);
   const cat = categorizeEndpoints(eps, sp, { nodeName: node.nodeName, zone: node.zone });
-  const localEPs = cat.local ?? [];
   const epChain = (e: EndpointInfo) => "endpoint-" + nftEndpointBase(sp, e);
   for (const e of cat.allReachable) tx.ensureChain(epChain(e));
   const clusterPolicyChain = "service-" + base,
     localPolicyChain = "local-" + base;
-  const usesCluster = (cat.cluster ?? []).length > 0 && usesClusterEndpoints(sp);
+  const policy = policyChains(sp, cat, clusterPolicyChain, localPolicyChain);
+  const { usesCluster, usesLocal, internalChain, hasInternal, externalPolicyChain, hasExternal, usesExt } = policy;
   if (usesCluster) tx.ensureChain(clusterPolicyChain);
-  const usesLocal = localEPs.length > 0 && usesLocalEndpoints(sp);
   if (usesLocal) tx.ensureChain(localPolicyChain);
-  let internalChain = clusterPolicyChain,
-    hasInternal = cat.hasAny;
-  if (sp.internalPolicyLocal) {
-    internalChain = localPolicyChain;
-    if (localEPs.length === 0) hasInternal = false;
-  }
-  let externalPolicyChain = clusterPolicyChain,
-    hasExternal = cat.hasAny;
-  if (sp.externalPolicyLocal) {
-    externalPolicyChain = localPolicyChain;
-    if (localEPs.length === 0) hasExternal = false;
-  }
   const ext = "external-" + base;
-  const usesExt = cat.hasAny && externallyAccessible(sp);
   if (usesExt) tx.ensureChain(ext);
   const fw = "firewall-" + base;
   const usesFW = sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
