@@ -7,13 +7,14 @@
 // Real namespaces, real kernels on every side, real TCP.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
+import { ip, nsx, vethNet } from "./helpers/veth-net.ts";
 
 const why =
   needs(["ip", "nft", "ethtool", "python3"], "apt-get install -y iproute2 nftables ethtool python3") ||
@@ -61,51 +62,16 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BYTES = 200_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function ip(args: string[]) {
-  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
-}
-function nsx(ns: string, args: string[]): string {
-  return execFileSync("ip", ["netns", "exec", ns, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-let up = false;
-function teardown() {
-  for (const ns of Object.values(NS)) {
-    try {
-      ip(["netns", "del", ns]);
-    } catch {
-      /* absent */
-    }
-  }
-  up = false;
-}
-process.on("exit", () => {
-  if (up) teardown();
-});
+const net = vethNet(Object.values(NS));
+const teardown = net.teardown;
 
 function setup() {
-  teardown();
-  for (const ns of Object.values(NS)) {
-    ip(["netns", "add", ns]);
-    ip(["-n", ns, "link", "set", "lo", "up"]);
-  }
-  up = true;
-  const pairs: [string, string, string, string][] = [
+  net.setup([
     [NS.client, IF.cl, NS.lb, IF.lc],
     [NS.lb, IF.lr, NS.r, IF.rl],
     [NS.r, IF.rs, NS.r2, IF.sr],
     [NS.r2, IF.sb, NS.be, IF.bs],
-  ];
-  for (const [na, a, nb, b] of pairs) {
-    ip(["link", "add", a, "netns", na, "type", "veth", "peer", "name", b, "netns", nb]);
-    for (const [ns, dev] of [
-      [na, a],
-      [nb, b],
-    ]) {
-      nsx(ns, ["sysctl", "-q", "-w", `net.ipv6.conf.${dev}.accept_dad=0`]);
-      ip(["-n", ns, "link", "set", dev, "up"]);
-    }
-  }
+  ]);
   // the narrow link, both its ends (a veth drops what is over its receiver's MTU without a word)
   ip(["-n", NS.r, "link", "set", IF.rs, "mtu", "1280"]);
   ip(["-n", NS.r2, "link", "set", IF.sr, "mtu", "1280"]);

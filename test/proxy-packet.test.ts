@@ -11,6 +11,7 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
+import { ip, nsx, vethNet } from "./helpers/veth-net.ts";
 
 // every prerequisite is checked here, at the top level: a missing one is a counted SKIP, never a hook error
 const why =
@@ -49,54 +50,15 @@ const CTL = `${DIR}/ctl.sock`;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function ip(args: string[]) {
-  execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
-}
-function nsx(ns: string, args: string[], input?: string): string {
-  return execFileSync("ip", ["netns", "exec", ns, ...args], {
-    input,
-    encoding: "utf8",
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-}
-
-let up = false;
-function teardown() {
-  for (const ns of Object.values(NS)) {
-    try {
-      ip(["netns", "del", ns]);
-    } catch {
-      /* absent */
-    }
-  }
-  up = false;
-}
-process.on("exit", () => {
-  if (up) teardown();
-});
+const net = vethNet(Object.values(NS));
+const teardown = net.teardown;
 
 function setup() {
-  teardown();
-  for (const ns of Object.values(NS)) {
-    ip(["netns", "add", ns]);
-    ip(["-n", ns, "link", "set", "lo", "up"]);
-  }
-  up = true;
-  const pairs: [string, string, string, string][] = [
+  net.setup([
     [NS.client, IF.cl, NS.lb, IF.lc],
     [NS.lb, IF.l1, NS.be1, IF.b1],
     [NS.lb, IF.l2, NS.be2, IF.b2],
-  ];
-  for (const [na, a, nb, b] of pairs) {
-    ip(["link", "add", a, "netns", na, "type", "veth", "peer", "name", b, "netns", nb]);
-    for (const [ns, dev] of [
-      [na, a],
-      [nb, b],
-    ]) {
-      nsx(ns, ["sysctl", "-q", "-w", `net.ipv6.conf.${dev}.accept_dad=0`]);
-      ip(["-n", ns, "link", "set", dev, "up"]);
-    }
-  }
+  ]);
   const addr = (ns: string, a: string, dev: string) =>
     ip([
       "-n",
