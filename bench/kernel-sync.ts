@@ -735,17 +735,31 @@ export function vmEnv(dir = process.env.IPVSVM_DIR || "/tmp/wasmvs-kernel-vm"): 
   };
 }
 
-export function runInVm(
+// A kernel that panics while booting (seen under heavy host load: "IO-APIC + timer doesn't work") never
+// ran the command, so it gets one more boot; any other failure, a timeout included, is reported as it is.
+export async function runInVm(
   cmd: string,
   env: NodeJS.ProcessEnv,
   onStderr: (l: string) => unknown = (l) => process.stderr.write(l + "\n"),
 ): Promise<{ code: number; stdout: string }> {
+  const first = await runInVmOnce(cmd, env, onStderr);
+  if (first.code !== 125 || !/Kernel panic|IO-APIC/.test(first.stderr)) return first;
+  onStderr("the VM's kernel panicked at boot: booting it once more");
+  return runInVmOnce(cmd, env, onStderr);
+}
+
+function runInVmOnce(
+  cmd: string,
+  env: NodeJS.ProcessEnv,
+  onStderr: (l: string) => unknown,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const vm = `${root}/../shared/ipvs-vm/ipvs-vm.sh`;
   return new Promise((resolve) => {
     // the VM starts in the shared directory, which may be above the project (shareDir)
     const p = spawn(vm, [`cd '${root}' && ${cmd}`], { env, stdio: ["ignore", "pipe", "pipe"] });
     let out = "",
-      errBuf = "";
+      errBuf = "",
+      errAll = "";
     p.stdout.setEncoding("utf8");
     p.stderr.setEncoding("utf8"); // multi-byte characters split across chunks
     let outBuf = "";
@@ -761,13 +775,14 @@ export function runInVm(
     });
     p.stderr.on("data", (d) => {
       errBuf += d;
+      errAll += d;
       let i: number;
       while ((i = errBuf.indexOf("\n")) >= 0) {
         onStderr(errBuf.slice(0, i));
         errBuf = errBuf.slice(i + 1);
       }
     });
-    p.on("exit", (code) => resolve({ code: code ?? 125, stdout: out }));
+    p.on("exit", (code) => resolve({ code: code ?? 125, stdout: out, stderr: errAll }));
   });
 }
 

@@ -30,24 +30,22 @@ else {
     packages: "external",
     logLevel: "warning",
   });
-  // a VM that panics at boot under load ("IO-APIC + timer") gets one more try; a run with no result then
-  // fails every test below with the reason, instead of aborting the whole test run at import
+  // runInVm boots again after a panic at boot; a run with no result then fails every test below with the
+  // reason, instead of aborting the whole test run at import
   let line: string | undefined;
-  for (let attempt = 1; attempt <= 2 && !line; attempt++) {
-    try {
-      const { code, stdout } = await runInVm(
-        `cd ${root} && node dist/test/sync-faults.mjs`,
-        { ...vmEnv(), IPVSVM_SHARE: share, IPVSVM_TIMEOUT: "2400" },
-        (l) => {
-          if (l.includes("# ")) console.error(l);
-          return true;
-        },
-      );
-      line = stdout.split("\n").find((l) => l.startsWith("@@RESULT "));
-      if (!line) vmError = `no result from the VM (exit ${code}, attempt ${attempt}):\n${stdout.slice(-3000)}`;
-    } catch (e) {
-      vmError = `the VM run failed (attempt ${attempt}): ${(e as Error).message}`;
-    }
+  try {
+    const { code, stdout } = await runInVm(
+      `cd ${root} && node dist/test/sync-faults.mjs`,
+      { ...vmEnv(), IPVSVM_SHARE: share, IPVSVM_TIMEOUT: "2400" },
+      (l) => {
+        if (l.includes("# ")) console.error(l);
+        return true;
+      },
+    );
+    line = stdout.split("\n").find((l) => l.startsWith("@@RESULT "));
+    if (!line) vmError = `no result from the VM (exit ${code}):\n${stdout.slice(-3000)}`;
+  } catch (e) {
+    vmError = `the VM run failed: ${(e as Error).message}`;
   }
   if (line) {
     vmError = "";
