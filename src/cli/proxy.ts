@@ -12,9 +12,8 @@ import {
   hostPortProblem,
   controlPathProblem,
   isMulticast,
-  type ProxyOptions,
 } from "../proxy/config.ts";
-import { SYNC_DEFAULTS } from "../proxy/sync.ts";
+import { SYNC_DEFAULTS, type SyncDaemonOptions } from "../proxy/sync.ts";
 import type { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
 import { Proxy } from "../proxy/index.ts";
@@ -110,6 +109,8 @@ export async function proxyMain(argv: string[]): Promise<number> {
   const file = a.get("--config");
   const kubeconfig = a.has("--in-cluster") ? "" : a.get("--kubeconfig"); // "": default loading
   if (sub === "check" && !file) return usage("check needs -c FILE");
+  const sync = syncFromFlags(a);
+  if (sync.why) return usage(sync.why);
   if (sub === "run") {
     if (!file && kubeconfig === undefined) return usage("-c FILE (or --kubeconfig) is required");
     if (kubeconfig !== undefined && (!a.get("--node-name") || !a.all("--node-ip").length)) {
@@ -149,8 +150,7 @@ export async function proxyMain(argv: string[]): Promise<number> {
         if (batch !== undefined) cfg.options.packet.batchSize = Number(batch);
         const packetIo = a.get("--packet-io");
         if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg";
-        const syncWhy = applySyncFlags(a, cfg.options);
-        if (syncWhy) return usage(syncWhy);
+        if (sync.daemons) cfg.options.syncDaemons = sync.daemons;
         if (cfg.options.mode === "packet") {
           const problems = packetModeProblems(cfg.options, cfg.state.services);
           if (problems.length) {
@@ -249,20 +249,22 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   );
 }
 
-// --sync-daemon and its options onto the configuration's daemons (the flags replace the file's); why not, or
-// undefined
-function applySyncFlags(a: { get(f: string): string | undefined; all(f: string): string[] }, o: ProxyOptions) {
+// --sync-daemon and its options as the daemons to run (they replace the configuration's), or why not
+function syncFromFlags(a: { get(f: string): string | undefined; all(f: string): string[] }): {
+  daemons?: SyncDaemonOptions[];
+  why?: string;
+} {
   const states = a.all("--sync-daemon");
   const opts = ["--mcast-interface", "--syncid", "--sync-maxlen", "--mcast-group", "--mcast-port", "--mcast-ttl"];
   if (!states.length) {
     const stray = opts.find((f) => a.get(f) !== undefined);
-    return stray ? `${stray} needs --sync-daemon master|backup` : undefined;
+    return stray ? { why: `${stray} needs --sync-daemon master|backup` } : {};
   }
-  if (new Set(states).size !== states.length) return "--sync-daemon: one master and one backup at most";
+  if (new Set(states).size !== states.length) return { why: "--sync-daemon: one master and one backup at most" };
   const ifn = a.get("--mcast-interface");
-  if (!ifn) return "--sync-daemon needs --mcast-interface IF";
+  if (!ifn) return { why: "--sync-daemon needs --mcast-interface IF" };
   const num = (f: string, d: number) => (a.get(f) === undefined ? d : Number(a.get(f)));
-  o.syncDaemons = states.map((state) => ({
+  const daemons = states.map((state) => ({
     state: state as "master" | "backup",
     mcastInterface: ifn,
     syncid: num("--syncid", SYNC_DEFAULTS.syncid),
@@ -271,5 +273,5 @@ function applySyncFlags(a: { get(f: string): string | undefined; all(f: string):
     port: num("--mcast-port", SYNC_DEFAULTS.port),
     ttl: num("--mcast-ttl", SYNC_DEFAULTS.ttl),
   }));
-  return undefined;
+  return { daemons };
 }

@@ -180,6 +180,10 @@ export class Proxy {
 
   static async start(cfg: ProxyConfig, opts: ProxyStartOptions = {}): Promise<Proxy> {
     const log = opts.log ?? jsonLogger(cfg.options.logLevel);
+    if (cfg.options.syncDaemons.length && cfg.options.mode !== "packet")
+      throw new Error(
+        "the connection sync daemons need packet mode (--mode packet): a socket proxy's flows cannot move",
+      );
     const core = await Core.load({ debug: opts.debugCore, connCapacity: cfg.options.connCapacity });
     for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as any, v);
     const p = new Proxy(core, cfg, log, opts.decisionLog ?? 0); // packet mode: throws when it cannot open its sockets
@@ -210,10 +214,6 @@ export class Proxy {
   private async startSync(): Promise<void> {
     const want = this.cfg.options.syncDaemons;
     if (!want.length) return;
-    if (this.fw.mode !== "packet")
-      throw new Error(
-        "the connection sync daemons need packet mode (--mode packet): a socket proxy's flows cannot move",
-      );
     for (const o of want) this.syncDaemons.push(await SyncDaemon.start(this.core, o, () => this.fw.now(), this.log));
   }
 
