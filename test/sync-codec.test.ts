@@ -9,6 +9,8 @@ import * as assert from "uvu/assert";
 import { Core } from "../src/core/index.ts";
 import { syncDecode, syncReceive, syncStats, syncTakeMessages, type SyncEntry } from "../src/core/sync.ts";
 import { formatConnections } from "../src/model/format.ts";
+import { PacketBatch } from "../src/core/packets.ts";
+import { build, checksumsValid, TCP, ACK, PSH } from "./fixtures/packets/build.ts";
 import type { ConnectionEntry } from "../src/model/target.ts";
 import type { SyncCapture } from "./kernel-vm/sync-capture.ts";
 
@@ -336,6 +338,36 @@ test("master: our messages decode to the entries sent; full-NAT's local side rid
   const got = b.conns();
   assert.is(got.length, n);
   for (const c of got) assert.equal(c.lport, conns.find((x) => x.cport === c.cport)!.lport);
+});
+
+test("packet path: a masq entry synced from a kernel carries on in a full-NAT packet-mode director", async () => {
+  // packet mode's destinations are full-NAT; the kernel master's entry has no local side: the client's own
+  const core = await Core.load({ debug: true });
+  const id = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
+  core.addDest(id, { addr: "10.8.0.2", port: 8080, weight: 1, fwd: "fullnat" });
+  core.setSnat("10.71.0.1");
+  assert.is(syncReceive(core, v1([entry4({ cport: 40000 })]), 0, 0, 1000).entries, 1);
+  const batch = new PacketBatch(core, { maxPackets: 4, maxBytes: 4 * 1600 });
+  const data = new TextEncoder().encode("stream bytes");
+  // client -> VIP: to the real server, the source left as it is (the real server knows the client)
+  const req = batch.one(
+    build({ src: "10.9.0.2", dst: "10.0.0.1", proto: TCP, sport: 40000, dport: 80, flags: ACK | PSH, payload: data }),
+    { dir: "in" },
+  );
+  assert.is(req.verdict, "forward");
+  const out = batch.bytes(0);
+  assert.is([...out.slice(12, 20)].join("."), "10.9.0.2.10.8.0.2", "source kept, destination the real server");
+  // the real server's answer goes to the client's address, which is no local address: the host files it "to a
+  // service", and the path must take it as the reply it is
+  const rep = batch.one(
+    build({ src: "10.8.0.2", dst: "10.9.0.2", proto: TCP, sport: 8080, dport: 40000, flags: ACK | PSH, payload: data }),
+    { dir: "in" },
+  );
+  assert.is(rep.verdict, "forward", "the reply is forwarded");
+  const back = batch.bytes(0);
+  assert.is([...back.slice(12, 16)].join("."), "10.0.0.1", "its source is the VIP again");
+  assert.is((back[20] << 8) | back[21], 80);
+  assert.ok(checksumsValid(back).l4);
 });
 
 // A seeded generator, so a failure can be run again

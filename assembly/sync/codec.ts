@@ -4,7 +4,16 @@
 // (entries appended to messages in place as packets change them, as ip_vs_sync_conn does). The host only
 // moves datagrams: it copies one into syncRxBuffer() and calls syncReceive, and sends what syncOutPtr
 // lists. Nothing is allocated per message or per entry; every read is checked against the datagram's length.
-import { AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, FWD_FULLNAT } from "../common";
+import {
+  AF_INET,
+  AF_INET6,
+  IPPROTO_IP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IPPROTO_SCTP,
+  FWD_FULLNAT,
+  FWD_MASQ,
+} from "../common";
 import { Dest, destOf } from "../dest/dest";
 import { Service, lookupService, lookupFwmark, getService } from "../service/service";
 import {
@@ -505,6 +514,7 @@ function apply(now: i64): void {
   if (!tpl) {
     setState(u, <u8>eState, activeState());
     if (eOpts & 8 && d.fwd == FWD_FULLNAT) setLocal(u, eL[0], eL[1], eL[2], eL[3], eLport);
+    else if (d.fwd == FWD_FULLNAT || d.fwd == FWD_MASQ) syncedMasq = true;
   } else store<u8>(E(u), <u8>eState, O_STATE);
   refresh(u, timeoutMs(), now);
   count(SS_CREATED);
@@ -521,6 +531,9 @@ function sameDaddr(e: usize): bool {
 
 // ---- master: out of the table (ip_vs_sync_conn) --------------------------------------------------------------
 export let syncMasterOn = false;
+// A masqueraded entry came by sync: its replies go to the client itself, so the packet path looks a packet
+// that matched no service up as a reply too (assembly/packet/path.ts)
+export let syncedMasq = false;
 let txSyncid: u32 = 0;
 let txMaxlen: u32 = 1472; // 1500 - IPv4 - UDP: the kernel master's limit when none is given
 const TX_SLOTS: u32 = 64;
