@@ -2,8 +2,9 @@
 // the master (an entry put into a message) and on the backup (a message read and each entry applied to the
 // connection table: the steady state, where each entry updates one synced before; and decoding alone).
 // Timed interleaved in CPU time, so other tenants' load lands on all alike; the figures are ns per entry,
-// median with p25–p75. No baseline yet: the kernel's is the one that matters, and it is not measured: the kernel's own cost per synced entry (its master appends in softirq context, where
-// nothing attributes the time to sync) - see the target row.
+// median with p25–p75. No baseline yet: the one that matters is the kernel's own cost per synced entry,
+// and it is not measured (its master appends in softirq context, where nothing attributes the time to
+// sync; its backup's thread could be timed in the VM): see the target row.
 import { Core } from "../src/core/index.ts";
 import { syncTakeMessages } from "../src/core/sync.ts";
 import { interleaved } from "./lib/measure.ts";
