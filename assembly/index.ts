@@ -721,3 +721,18 @@ export {
   simRecordPtr,
   simRecorded,
 } from "./sim/traffic";
+// connection synchronisation, the kernel's wire format (src/proxy/sync.ts)
+export {
+  syncRxBuffer,
+  syncRecords,
+  syncReceive,
+  syncStat,
+  syncStatsReset,
+  syncMasterStart,
+  syncMasterStop,
+  syncFlush,
+  syncOutPtr,
+  syncOutLen,
+  syncOutDone,
+  syncEmitAll,
+} from "./sync/codec";

@@ -114,6 +114,14 @@ const COMMANDS: Command[] = [
       [["proxy", "status", "--toString"], 2, /unknown option '--toString'/],
       [["proxy", "check", "--mode", "packet"], 2, /unknown option '--mode'/],
       [["proxy", "bogus"], 2, /unknown subcommand 'bogus'/],
+      // the connection sync daemons' flags (issue 20)
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "primary"], 2, /--sync-daemon.*not one of master, backup/],
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "master"], 2, /needs --mcast-interface IF/],
+      [["proxy", "-c", "/nonexistent", "--syncid", "7"], 2, /--syncid needs --sync-daemon/],
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "backup", "--syncid", "256"], 2, /--syncid.*0 to 255/],
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "backup", "--mcast-group", "10.0.0.1"], 2, /not a multicast/],
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "master", "--sync-daemon", "master"], 2, /one master/],
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "backup", "--mcast-interface", "__proto__!"], 2, /interface/],
     ],
   },
   {

@@ -22,6 +22,7 @@ const O_IN_NEXT: usize = 0; // u32 index+1 in the "in" chain
 const O_OUT_NEXT: usize = 4; // u32 index+1 in the "out" chain
 const O_W_POS: usize = 8; // u32 where the entry sits in its wheel slot (chunk << 4 | word), 0: not filed
 const O_FREE_NEXT: usize = 8; // u32 index+1 in the free list (a free entry is never filed)
+export const O_SYNC_STATE: usize = 12; // u8 the state last sent to the sync backups (cp->old_state)
 export const O_AF: usize = 16; // u8
 export const O_PROTO: usize = 17; // u8
 export const O_STATE: usize = 18; // u8

@@ -98,6 +98,19 @@ export const CORE_FUNCTIONS = {
   simPerServicePtr: ["", "usize"],
   simRecordPtr: ["", "usize"],
   simRecorded: ["", "u32"],
+  // connection synchronisation in the kernel's wire format (src/proxy/sync.ts)
+  syncRxBuffer: ["", "usize"],
+  syncRecords: ["", "usize"],
+  syncReceive: ["u32 u32 u32 i32 f64", "i32"],
+  syncStat: ["i32", "f64"],
+  syncStatsReset: ["", "void"],
+  syncMasterStart: ["u32 u32", "i32"],
+  syncMasterStop: ["", "void"],
+  syncFlush: ["f64 f64", "u32"],
+  syncOutPtr: ["u32", "usize"],
+  syncOutLen: ["u32", "u32"],
+  syncOutDone: ["u32", "void"],
+  syncEmitAll: ["f64", "u32"],
   // AssemblyScript's runtime: collects garbage between calls (Core.collect)
   __collect: ["", "void"],
 } as const satisfies Record<string, readonly [string, string]>;

@@ -8,6 +8,7 @@ import type { DesiredState, RealServer, VirtualService, IpvsTimeouts } from "../
 import { serviceKey, realServerKey } from "../model/types.ts";
 import { SCHEDULERS, SCHED_FLAG_NAMES } from "../core/index.ts";
 import { loopProblems, nonUnicast } from "../model/validate.ts";
+import { SYNC_DEFAULTS, type SyncDaemonOptions } from "./sync.ts";
 
 export type HealthType = "tcp" | "http" | "udp" | "exec";
 
@@ -44,6 +45,7 @@ export interface ProxyOptions {
   pump: "native" | "js"; // socket mode's byte pump: the native relay (JS pump if not built) or JS only
   settings: Record<string, number>; // Core.set sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   packet: PacketModeOptions;
+  syncDaemons: SyncDaemonOptions[]; // connection sync (src/proxy/sync.ts): master and/or backup, packet mode
 }
 
 // Packet mode (src/proxy/packet.ts): where it receives, what it rewrites sources to, how it batches.
@@ -79,6 +81,7 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   pump: "native",
   settings: {},
   packet: { interfaces: [], localAddresses: [], batchSize: 64, slotSize: 2048, suppressKernel: true, io: "ring" },
+  syncDaemons: [],
 };
 
 export const healthKey = (s: VirtualService, r: Pick<RealServer, "addr" | "port">) =>
@@ -261,6 +264,7 @@ const PROXY_KEYS = [
   "suppressKernel",
   "idleTimeout",
   "packetIo",
+  "syncDaemons",
 ];
 const SERVICE_KEYS = [
   "protocol",
@@ -279,9 +283,15 @@ const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "
 
 // The proxy: section (absent: the defaults).
 function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
-  const options: ProxyOptions = { ...DEFAULT_OPTIONS, settings: {}, packet: { ...DEFAULT_OPTIONS.packet } };
+  const options: ProxyOptions = {
+    ...DEFAULT_OPTIONS,
+    settings: {},
+    packet: { ...DEFAULT_OPTIONS.packet },
+    syncDaemons: [],
+  };
   if (pn === undefined) return options;
   const p = w.entries(pn, "proxy", PROXY_KEYS);
+  options.syncDaemons = parseSyncDaemons(w, p.get("syncDaemons"));
   options.mode = w.str(p.get("mode"), "proxy.mode", "socket", ["socket", "packet"]) as "socket" | "packet";
   options.control = w.nullableStr(p.get("control"), "proxy.control", DEFAULT_OPTIONS.control);
   const controlWhy = options.control ? controlPathProblem(options.control) : undefined;
@@ -514,6 +524,41 @@ export function packetModeProblems(o: ProxyOptions, services: VirtualService[]):
     if (services.some((s) => s.addr === a))
       out.push(`full-NAT local address ${a} is also a virtual service address; it must be dedicated`);
   return out;
+}
+
+// proxy.syncDaemons: [{state: master|backup, mcastInterface, syncid?, maxlen?, mcastGroup?, mcastPort?, mcastTtl?}],
+// ipvsadm --start-daemon's options; one master and one backup at most, as the kernel runs them
+const SYNC_KEYS = ["state", "mcastInterface", "syncid", "maxlen", "mcastGroup", "mcastPort", "mcastTtl"];
+function parseSyncDaemons(w: Walker, node: YNode | undefined): SyncDaemonOptions[] {
+  const out: SyncDaemonOptions[] = [];
+  w.list(node, "proxy.syncDaemons").forEach((n, i) => {
+    const at = `proxy.syncDaemons[${i}]`;
+    const e = w.entries(n, at, SYNC_KEYS);
+    const state = w.str(e.get("state"), `${at}.state`, undefined, ["master", "backup"]) as "master" | "backup";
+    if (!e.has("state")) w.err(n, `${at}.state`, "required: master or backup");
+    const ifn = w.str(e.get("mcastInterface"), `${at}.mcastInterface`) ?? "";
+    if (!/^[A-Za-z0-9_.@-]{1,15}$/.test(ifn))
+      w.err(e.get("mcastInterface") ?? n, `${at}.mcastInterface`, "not an interface name");
+    const group = e.get("mcastGroup") ? w.addr(e.get("mcastGroup"), `${at}.mcastGroup`) : SYNC_DEFAULTS.group;
+    if (group && !isMulticast(group)) w.err(e.get("mcastGroup"), `${at}.mcastGroup`, "not a multicast address");
+    if (out.some((d) => d.state === state)) w.err(n, at, `a second ${state} daemon (one of each at most)`);
+    out.push({
+      state,
+      mcastInterface: ifn,
+      syncid: w.num(e.get("syncid"), `${at}.syncid`, 0, 255, SYNC_DEFAULTS.syncid),
+      maxlen: w.num(e.get("maxlen"), `${at}.maxlen`, 0, 65507, SYNC_DEFAULTS.maxlen),
+      group,
+      port: w.num(e.get("mcastPort"), `${at}.mcastPort`, 1, 65535, SYNC_DEFAULTS.port),
+      ttl: w.num(e.get("mcastTtl"), `${at}.mcastTtl`, 1, 255, SYNC_DEFAULTS.ttl),
+    });
+  });
+  return out;
+}
+
+/** Whether an address is multicast (224.0.0.0/4 or ff00::/8). */
+export function isMulticast(a: string): boolean {
+  if (isIP(a) === 4) return Number(a.split(".")[0]) >= 224 && Number(a.split(".")[0]) <= 239;
+  return isIP(a) === 6 && /^ff/i.test(a);
 }
 
 function checkPacketMode(w: Walker, o: ProxyOptions, services: VirtualService[], node: YNode | undefined): void {

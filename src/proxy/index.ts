@@ -22,6 +22,7 @@ import type { Server } from "node:http";
 import { type IpvsadmCommand, StateEditor } from "../model/ipvsadm.ts";
 import { type Problem, formatProblems, loopProblems, nonUnicast } from "../model/validate.ts";
 import { canonicalAddr } from "../model/inet.ts";
+import { SyncDaemon, syncStatus } from "./sync.ts";
 
 export { parseConfig, loadConfig, ConfigError } from "./config.ts";
 export { ProxyTarget } from "./control.ts";
@@ -139,6 +140,7 @@ export class Proxy {
   >();
   private rates = new Map<string, { at: number; prev: Stats; rate: Stats }>();
   readonly started = Date.now();
+  readonly syncDaemons: SyncDaemon[] = [];
 
   private constructor(
     readonly core: Core,
@@ -178,11 +180,16 @@ export class Proxy {
 
   static async start(cfg: ProxyConfig, opts: ProxyStartOptions = {}): Promise<Proxy> {
     const log = opts.log ?? jsonLogger(cfg.options.logLevel);
+    if (cfg.options.syncDaemons.length && cfg.options.mode !== "packet")
+      throw new Error(
+        "the connection sync daemons need packet mode (--mode packet): a socket proxy's flows cannot move",
+      );
     const core = await Core.load({ debug: opts.debugCore, connCapacity: cfg.options.connCapacity });
     for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as any, v);
     const p = new Proxy(core, cfg, log, opts.decisionLog ?? 0); // packet mode: throws when it cannot open its sockets
     try {
       await p.applyNow();
+      await p.startSync();
       if (cfg.options.control) p.control = await ControlServer.listen(p, cfg.options.control);
       if (cfg.options.metrics) p.metricsServer = await startMetricsServer(p, cfg.options.metrics);
     } catch (e) {
@@ -200,6 +207,14 @@ export class Proxy {
         : { interfaces: cfg.options.packet.interfaces, localAddresses: cfg.options.packet.localAddresses }),
     });
     return p;
+  }
+
+  // The connection sync daemons (src/proxy/sync.ts), once the tables are in place: a backup's entries bind
+  // to the destinations they name.
+  private async startSync(): Promise<void> {
+    const want = this.cfg.options.syncDaemons;
+    if (!want.length) return;
+    for (const o of want) this.syncDaemons.push(await SyncDaemon.start(this.core, o, () => this.fw.now(), this.log));
   }
 
   // Serializes changes (control requests, health changes, reloads).
@@ -482,6 +497,7 @@ export class Proxy {
       ...this.fw.status(),
       health: this.health.states().map((h) => ({ key: h.key, up: h.up, checks: h.checks, detail: h.lastDetail })),
       conn: this.core.connStats(),
+      ...(this.syncDaemons.length ? { sync: syncStatus(this.core, this.syncDaemons) } : {}),
     };
   }
 
@@ -533,6 +549,7 @@ export class Proxy {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    for (const d of this.syncDaemons.splice(0)) await d.stop();
     this.health.stop();
     await this.control?.close();
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
