@@ -33,6 +33,12 @@ export interface PacketIoStats {
   txCalls: number;
   txNoBuffer: number;
   txTooBig: number;
+  // over the route's MTU after NAT (native/packet/toobig.h): errors sent and not, IPv4 fragmented
+  txIcmpTooBig: number;
+  txIcmpLimited: number;
+  txIcmpUnquoted: number;
+  txFragmented: number;
+  txFragments: number;
   txUnreachable: number;
   txOtherErrors: number;
   lastTxErrno: number;
