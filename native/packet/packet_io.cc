@@ -655,6 +655,9 @@ bool ringQueue(Io* io, const nexthop::Hop* hop, const uint8_t* p, uint32_t len, 
 // A forwarded packet over its route's MTU (toobig.h): fragmented when IPv4 without DF, else dropped with
 // an error to its sender (rate limited). d: its descriptor, p/len: the packet after NAT.
 void overMtu(Io* io, const uint8_t* d, const uint8_t* p, uint32_t len, uint32_t mtu, double nowMs) {
+  // a received packet fits its slot; a longer one is a descriptor made by hand, and no piece of it may
+  // outgrow the scratch buffer
+  if (len > io->scratch.size()) return countTxError(io, EMSGSIZE);
   const bool v6 = (p[0] >> 4) == 6;
   if (!v6 && !(p[6] & 0x40)) {
     if (io->fragId == 0) io->fragId = 1;

@@ -44,6 +44,7 @@ inline void put16(uint8_t* p, uint32_t v) {
 // when the bytes NAT changed were not kept (the ports at least must be quoted as they were sent).
 inline uint32_t build(uint8_t* out, const uint8_t* orig, uint32_t n, const uint8_t* pkt, uint32_t len, uint32_t l4,
                       uint32_t mtu) {
+  if ((orig[0] >> 4) != (pkt[0] >> 4)) return 0;  // not this packet's bytes (a descriptor made by hand)
   const bool v6 = (orig[0] >> 4) == 6;
   const uint32_t hdr = v6 ? 48 : 28;
   uint32_t q = len < (v6 ? kQuote6 : kQuote4) ? len : (v6 ? kQuote6 : kQuote4);
