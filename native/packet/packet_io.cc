@@ -17,6 +17,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -624,7 +625,9 @@ ring::Tx* txRingFor(Io* io, int ifindex) {
     if (i == ifindex) return nullptr;
   ring::Tx t;
   std::string err;
-  if (!t.setup(ifindex, &err)) {
+  // WASMVS_PACKET_TX_FRAGS: the kernel's default fragment frames, for bench/packet-mode.ts's A/B only
+  static const bool frags = getenv("WASMVS_PACKET_TX_FRAGS") != nullptr;
+  if (!t.setup(ifindex, &err, !frags)) {
     io->txRingless.push_back(ifindex);
     if (io->ringFallback.empty()) io->ringFallback = "tx ring on interface " + std::to_string(ifindex) + ": " + err;
     return nullptr;
@@ -636,19 +639,25 @@ ring::Tx* txRingFor(Io* io, int ifindex) {
 // Ring mode: puts the packet in a tx ring frame behind an Ethernet header; false when it must go through
 // the raw socket instead (unknown next hop, bigger than a frame, ring full). hop: its next hop, known.
 bool ringQueue(Io* io, const nexthop::Hop* hop, const uint8_t* p, uint32_t len, bool v6) {
-  if (len + ETH_HLEN > ring::kTxFrameSize - ring::kTxData) return false;
   ring::Tx* t = txRingFor(io, hop->ifindex);
   if (!t) return false;
+  const uint32_t pre = t->linear ? sizeof(ring::VnetHdr) : 0;
+  if (pre + len + ETH_HLEN > ring::kTxFrameSize - ring::kTxData) return false;
   tpacket2_hdr* f = t->frame();
   if (!f) return false;
-  uint8_t* eth = reinterpret_cast<uint8_t*>(f) + ring::kTxData;
+  uint8_t* eth = reinterpret_cast<uint8_t*>(f) + ring::kTxData + pre;
+  if (pre) {
+    ring::VnetHdr vh;  // hdr_len (little-endian, as virtio on this host): all of the frame
+    vh.hdrLen = uint16_t(len + ETH_HLEN);
+    memcpy(eth - pre, &vh, pre);
+  }
   memcpy(eth, hop->dst, 6);
   memcpy(eth + 6, hop->src, 6);
   eth[12] = v6 ? 0x86 : 0x08;
   eth[13] = v6 ? 0xdd : 0x00;
   memcpy(eth + ETH_HLEN, p, len);
   if (t->pending == 0) io->kicked.push_back(t);
-  t->submit(f, len + ETH_HLEN);
+  t->submit(f, pre + len + ETH_HLEN);
   return true;
 }
 
