@@ -401,13 +401,16 @@ function parseService(w: Walker, sn: YNode, i: number, ctx: ServicesContext): Vi
   const vipWhy = w.issues.length === issues ? nonUnicast(addr) : undefined; // not the placeholder of a bad one
   if (vipWhy) w.err(s.get("addr"), `${path}.addr`, `${vipWhy}: a virtual service needs a unicast address`);
   if (!s.has("port")) w.err(sn, path, "port is required");
-  const port = w.num(s.get("port"), `${path}.port`, 1, 65535, 1);
+  // port 0: every port of the address (packet mode; socket mode refuses it when it starts)
+  const port = w.num(s.get("port"), `${path}.port`, 0, 65535, 1);
   const scheduler = w.str(s.get("scheduler"), `${path}.scheduler`, "wlc", [...SCHEDULERS]) ?? "wlc";
   const flags = w
     .list(s.get("flags"), `${path}.flags`)
     .map((n, j) => w.str(n, `${path}.flags[${j}]`, "", ["ops", ...Object.keys(SCHED_FLAG_NAMES)]) ?? "");
   const svc: VirtualService = { protocol, addr, port, scheduler, flags: flags.filter(Boolean), realServers: [] };
   if (s.has("persistent")) svc.persistent = w.num(s.get("persistent"), `${path}.persistent`, 1, 2 ** 31 / 1000, 300);
+  if (port === 0 && !s.has("persistent"))
+    w.err(s.get("port"), `${path}.port`, "port 0 (all ports) needs persistence (persistent: SECONDS), as in IPVS");
   if (s.has("netmask")) {
     const nm = w.str(s.get("netmask"), `${path}.netmask`);
     if (nm !== undefined) {

@@ -121,7 +121,7 @@ export function commandProblems(c: unknown, path: string): Problem[] {
   return serverRequestProblems(cmd.server, cmd.service as VirtualService, `${path}.server`, kind === "delete-server");
 }
 
-const cmd1 = (p: Proxy, c: StateCommand) => p.change((d) => nextState(d, [c]));
+const cmd1 = (p: Proxy, c: StateCommand) => p.change((d) => nextState(d, [c], undefined, p.fw.mode));
 
 const batchArg: Check = (a) => {
   const p = arity(a, 1, 1);
@@ -226,7 +226,7 @@ const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as R
         s.staged = [];
         return all;
       });
-      await p.change((d) => nextState(d, batch));
+      await p.change((d) => nextState(d, batch, undefined, p.fw.mode));
       return { applied: batch.length };
     },
   },

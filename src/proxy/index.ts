@@ -597,15 +597,22 @@ export class StepError extends Error {
   }
 }
 
-// What socket mode cannot do, whatever the kernel would take.
-function proxyRefusal(c: StateCommand): string | undefined {
+// What the proxy cannot do, whatever the kernel would take: packet mode serves port-0 (all ports) services
+// and SCTP, socket mode neither.
+function proxyRefusal(c: StateCommand, mode: ProxyMode): string | undefined {
   if (c.kind === "add-service") {
     const s = c.service;
     const kernel = "work only in the kernel's IPVS ('wasmvs sync', or wasmvs without --target proxy)";
-    const proxy = "the proxy, in socket and in packet mode,";
-    if (s.fwmark) return `fwmark services ${kernel}: ${proxy} serves address:port services`;
-    if (!s.addr || !s.port) return `port 0 (all ports) services ${kernel}: ${proxy} listens on one port per service`;
-    if (s.protocol === "sctp") return "SCTP is not supported in socket mode";
+    if (s.fwmark)
+      return mode === "socket"
+        ? `fwmark services ${kernel}: socket mode listens on address:port`
+        : `fwmark services ${kernel}: packet mode receives packets before netfilter marks them`;
+    if (mode === "socket" && (!s.addr || !s.port))
+      return (
+        "port 0 (all ports) services work in packet mode (--mode packet) and in the kernel's IPVS: socket mode " +
+        "listens on one port per service"
+      );
+    if (mode === "socket" && s.protocol === "sctp") return socketSctpRefusal;
   }
   if ((c.kind === "add-server" || c.kind === "edit-server") && c.server.fwd !== "masq" && c.server.fwd !== "fullnat") {
     const flag = c.server.fwd === "route" ? "-g " : c.server.fwd === "tunnel" ? "-i " : "";
@@ -617,11 +624,17 @@ function proxyRefusal(c: StateCommand): string | undefined {
   return undefined;
 }
 
+type ProxyMode = "socket" | "packet";
+// Why socket mode has no SCTP: Node has no SCTP sockets, and a kernel may have no sctp module either.
+const socketSctpRefusal =
+  "SCTP services work in packet mode (--mode packet) and in the kernel's IPVS ('wasmvs sync'): socket mode " +
+  "has no SCTP sockets (Node has none, and one-to-one SCTP sockets need the kernel's sctp module)";
+
 // One command on the editor, as the kernel would refuse it (ipvsadm's messages): throws StepError(step).
-function applyStep(editor: StateEditor, c: StateCommand, step: number): void {
+function applyStep(editor: StateEditor, c: StateCommand, step: number, mode: ProxyMode = "socket"): void {
   const cmd =
     c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
-  let why = proxyRefusal(c) ?? editor.apply(cmd);
+  let why = proxyRefusal(c, mode) ?? editor.apply(cmd);
   // a service given with its real servers (config-like callers) adds them too
   if (!why && c.kind === "add-service")
     for (const r of c.service.realServers ?? [])
@@ -646,10 +659,11 @@ export async function nextState(
   d: DesiredState,
   cmds: readonly StateCommand[],
   slicer = new Slicer(),
+  mode: ProxyMode = "socket",
 ): Promise<DesiredState> {
   const editor = new StateEditor(d);
   for (let i = 0; i < cmds.length; i++) {
-    applyStep(editor, cmds[i], i);
+    applyStep(editor, cmds[i], i, mode);
     await slicer.pause();
   }
   const next = editor.state();

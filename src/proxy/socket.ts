@@ -339,6 +339,14 @@ export class SocketForwarder implements Forwarder {
   // Opens listeners for new services, marks those of removed services (they stop taking new flows).
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
+    // a socket listens on one port: all ports (port 0) would need TPROXY or a redirect rule per service
+    for (const s of services)
+      if (!s.fwmark && !s.port)
+        errors.push({
+          key: serviceKey(s),
+          error: "port 0 (all ports) services work in packet mode (--mode packet): socket mode listens on one port",
+        });
+    if (errors.length) return errors;
     const slicer = new Slicer(); // 10k new listeners take a while: forwarding goes on between slices
     const want = new Map<string, VirtualService>();
     for (const s of services) {
