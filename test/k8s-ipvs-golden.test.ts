@@ -7,7 +7,7 @@
 // (ClusterIndex.apply/delete*) and each later state is checked the same way, kube-ipvs0's addresses included.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { mapCluster, type IpvsFamilyState } from "../src/k8s/index.ts";
+import { mapCluster, readProxyConfig, type IpvsFamilyState } from "../src/k8s/index.ts";
 import { CASES, type IpvsCase } from "./fixtures/kube-proxy/ipvs-service-types.ts";
 
 const hostPort = (ip: string, port: number) => (ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`);
@@ -142,6 +142,32 @@ test("the comparison sees a wrong real server, ipset entry, jump, first rule, VS
     { ...bind, bindAddrs: ["172.16.55.5"] },
   ];
   for (const v of laterVariants) assert.ok(ipvsCaseDiff(v).length > 0, JSON.stringify(v.later).slice(0, 200));
+});
+
+// the gate-off cases above need featureGates read from a KubeProxyConfiguration: the gate is honoured, a value
+// that is not a boolean is refused by name (the gate stays at its default), prototype keys are plain names
+test("featureGates.LoadBalancerIPMode is read from KubeProxyConfiguration; bad values are named", () => {
+  const read = (fg: string) => readProxyConfig(`kind: KubeProxyConfiguration\nfeatureGates: ${fg}\n`);
+  assert.is(readProxyConfig("kind: KubeProxyConfiguration\n").config.loadBalancerIPMode, true);
+  assert.is(read("{LoadBalancerIPMode: false}").config.loadBalancerIPMode, false);
+  assert.is(read("{LoadBalancerIPMode: true, SomeOtherGate: false}").config.loadBalancerIPMode, true);
+  assert.equal(read("{LoadBalancerIPMode: false}").errors, []);
+  const bad: [string, string][] = [
+    ['{LoadBalancerIPMode: "false"}', 'featureGates.LoadBalancerIPMode: expected true or false, got "false"'],
+    ["{LoadBalancerIPMode: 0}", "featureGates.LoadBalancerIPMode: expected true or false, got 0"],
+    ["[LoadBalancerIPMode]", "featureGates: expected a map of gate names to true/false"],
+    ["LoadBalancerIPMode=false", "featureGates: expected a map of gate names to true/false"],
+    ["{__proto__: {LoadBalancerIPMode: false}}", "featureGates.__proto__: expected true or false"],
+    ["{constructor: 1, toString: x}", "featureGates.constructor: expected true or false, got 1"],
+  ];
+  for (const [fg, msg] of bad) {
+    const { config, errors } = read(fg);
+    assert.ok(
+      errors.some((e) => e.message.startsWith(`KubeProxyConfiguration: ${msg}`)),
+      `${fg}: ${errors.map((e) => e.message).join("; ") || "no error"}`,
+    );
+    assert.is(config.loadBalancerIPMode, true, `${fg}: the gate keeps its default`);
+  }
 });
 
 test.run();
