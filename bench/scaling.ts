@@ -419,6 +419,7 @@ console.log(
   `\nTHE MODEL'S CURVES (measured at the N listed, modelled elsewhere; error: fit on the other N, predict this one)`,
 );
 console.log(table(curves.headers, curves.rows));
+console.log(`\nProduced by: ${cmdFor(argv.join(" "))}`);
 
 // plots
 const COLORS: Record<string, string> = {
@@ -685,7 +686,7 @@ writeFileSync(
     endpoints,
     full,
     hostSkip,
-    cmdFor,
+    command: cmdFor(argv.join(" ")),
     svgs: Object.keys(svgs),
   }),
 );

@@ -65,7 +65,11 @@ test(
         [],
         "the private xtables lock file is removed at exit",
       );
-      assert.ok(md.includes("node --import tsx bench/scaling.ts"), "commands printed under the figures");
+      assert.ok(
+        j.meta.command.startsWith("node --import tsx bench/scaling.ts ") &&
+          ["--services=50", "--no-proxy", `--out=${out}`].every((a) => j.meta.command.split(" ").includes(a)),
+        j.meta.command,
+      );
       assert.ok(
         j.sim.length === 2 &&
           j.sim.every((p: any) => p.engine.forwarded === p.engine.packets && p.engine.connections === 20000),
@@ -127,7 +131,8 @@ test(
 
 /** The terminal and summary.md agree: every row of the terminal's tables is in summary.md as is; the data
  * plane's cost per new connection has one figure per N everywhere; no placeholder reached the summary; every
- * modelled figure carries a range; the progress bar counted up one step at a time to its total. */
+ * modelled figure carries a range; every command under the summary's figures is the run's own command (the
+ * terminal prints it too); the progress bar counted up one step at a time to its total. */
 function reportAgrees(stdout: string, stderr: string, md: string, j: any): void {
   const cells = (line: string) =>
     line
@@ -170,6 +175,18 @@ function reportAgrees(stdout: string, stderr: string, md: string, j: any): void 
     for (const p of j.sim) if (p.services === w.services) assert.is(p.wasm.nsPerNewConn, w.nsPerNewConn);
   }
   assert.not.match(md, /about - µs|undefined|NaN/, "no placeholder in summary.md");
+  // the published figures' table: a modelled figure of ours carries its range there too
+  const published = md.slice(md.indexOf("## Beside the published figures"), md.indexOf("## wasmvs\n"));
+  const ours = published
+    .split("\n")
+    .filter((l) => l.startsWith("| ") && !l.startsWith("| published"))
+    .map((l) => l.split(" | ")[2]);
+  for (const part of ours.flatMap((c) => c.split(";")).filter((x) => /modelled\)|% of a core/.test(x)))
+    assert.match(part, /≈\S+ \((\S+–\S+|range unknown: unchecked fit)\)/, `modelled, with its range: ${part}`);
+  const commands = [...md.matchAll(/\n```\n(.*)\n```\n/g)].map((m) => m[1]);
+  assert.ok(commands.length >= 5, `${commands.length} commands under the summary's figures`);
+  for (const c of commands) assert.is(c, j.meta.command, "the command that produced the figures above it");
+  assert.ok(stdout.includes(`Produced by: ${j.meta.command}\n`), "the terminal names the run's command");
   const modelledRows = mdRows.filter((r) => r[2] === "MODELLED (range: fit's uncertainty)");
   for (const r of modelledRows)
     for (const c of [r[4], r[5], r[6], r[7], r[9]])
