@@ -275,7 +275,7 @@ function socketMode(out: Summary): void {
       ...header(
         "Services",
         "virtual services (listeners)",
-        "proxy start",
+        "proxy start (run from)",
         "first byte p50/p99 first Service",
         "last Service",
         "connect() p50 first / last",
@@ -291,7 +291,7 @@ function socketMode(out: Summary): void {
         row(
           p.services,
           `${p.virtualServices} (${p.listening})`,
-          `${f(p.startMs / 1000, 1)} s`,
+          `${f(p.startMs / 1000, 1)} s (${p.launcher})`,
           `${f(p.first.firstByte.p50)} / ${f(p.first.firstByte.p99)} µs`,
           `${f(p.last.firstByte.p50)} / ${f(p.last.firstByte.p99)} µs`,
           `${f(p.first.connect.p50)} / ${f(p.last.connect.p50)} µs`,
@@ -338,7 +338,7 @@ function packetMode(out: Summary): void {
     ...header(
       "Services",
       "takeover entries counted / expected, rules (kernel copies dropped)",
-      "proxy start",
+      "proxy start (run from)",
       "connect() p50/p99 first Service",
       "last Service",
       "first byte p50 first / last",
@@ -360,7 +360,7 @@ function packetMode(out: Summary): void {
       row(
         k.services,
         `${k.takeover.entries} / ${k.takeover.expected}, ${k.takeover.rules} (${k.takeover.dropped})`,
-        `${f(k.startMs / 1000, 1)} s`,
+        `${f(k.startMs / 1000, 1)} s (${k.launcher})`,
         `${f(k.first.connect.p50)} / ${f(k.first.connect.p99)} µs`,
         `${f(k.last.connect.p50)} / ${f(k.last.connect.p99)} µs`,
         `${f(k.first.firstByte.p50)} / ${f(k.last.firstByte.p50)} µs`,
