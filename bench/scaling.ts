@@ -249,6 +249,7 @@ const hostResults: HostResult[] = [];
 const proxyResults: ProxyResult[] = [];
 const packetResults: PacketResult[] = [];
 const proxyFailures: { services: number; error: string }[] = [];
+const packetFailures: { services: number; error: string }[] = [];
 const hostFailures: { mode: string; services: number; error: string }[] = [];
 let vmResults: VmResult[] = [];
 let vmError: string | null = null;
@@ -314,6 +315,7 @@ if (!hostSkip) {
             ` takeover entries ${k.takeover.entries}/${k.takeover.expected} in ${k.takeover.rules} rules`,
         );
       } catch (e) {
+        packetFailures.push({ services: n, error: (e as Error).message });
         progress(`wasmvs-packet ${n}: FAILED: ${(e as Error).message.slice(0, 500)}`);
       }
       stepsDone++;
@@ -653,6 +655,7 @@ const json = {
   proxy: proxyResults,
   proxyFailures,
   packet: packetResults,
+  packetFailures,
   vm: vmResults,
   calibration,
   checks,
@@ -674,6 +677,7 @@ writeFileSync(
     proxyResults,
     proxyFailures,
     packetResults,
+    packetFailures,
     packetSkip,
     vmResults,
     vmError,

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { hostSkipReason } from "../bench/scaling/netns.ts";
+import { benchTimeFactor, hostSkipReason } from "../bench/scaling/netns.ts";
 import { measureProxy } from "../bench/scaling/proxy.ts";
 import { measureVm, vmSkipReason } from "../bench/scaling/vm.ts";
 import { scalingCluster } from "../src/sim/cluster.ts";
@@ -200,6 +200,23 @@ function reportAgrees(stdout: string, stderr: string, md: string, j: any): void 
     );
   assert.is(steps[steps.length - 1][0], steps[0][1], "the bar ends full");
 }
+
+test("WASMVS_BENCH_TIME_FACTOR (the VM's slower waits): 1 unless set, a bad value refused by name", () => {
+  const saved = process.env.WASMVS_BENCH_TIME_FACTOR;
+  try {
+    delete process.env.WASMVS_BENCH_TIME_FACTOR;
+    assert.is(benchTimeFactor(), 1);
+    process.env.WASMVS_BENCH_TIME_FACTOR = "6";
+    assert.is(benchTimeFactor(), 6);
+    for (const bad of ["abc", "0", "0.5", "-3", "1e9", "Infinity", "NaN", "__proto__", "constructor", "6 s"]) {
+      process.env.WASMVS_BENCH_TIME_FACTOR = bad;
+      assert.throws(() => benchTimeFactor(), /WASMVS_BENCH_TIME_FACTOR=.* is not a number from 1 to 100/, bad);
+    }
+  } finally {
+    if (saved === undefined) delete process.env.WASMVS_BENCH_TIME_FACTOR;
+    else process.env.WASMVS_BENCH_TIME_FACTOR = saved;
+  }
+});
 
 test("bench/scaling.ts refuses bad arguments with exit 2 and the usage, before anything runs or is written", () => {
   const bad = [
@@ -425,6 +442,7 @@ testOrSkip(
     // wasmvs socket mode: started from dist/cli, every TCP virtual service listening, connections proxied to
     // the Services' endpoints (the backends' tally: under TCG a lower bound, a reset connect is not counted)
     assert.equal(j.proxyFailures, [], "socket mode ran");
+    assert.equal(j.packetFailures, [], "packet mode ran");
     assert.is(j.proxy.length, 1);
     const p = j.proxy[0];
     assert.is(p.launcher, "dist/cli", "the socket proxy ran from the built CLI");

@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Topology, nsOk, nsRun, connectFrom } from "./netns.ts";
+import { Topology, nsOk, nsRun, connectFrom, benchTimeFactor } from "./netns.ts";
 import { latStat, type LatStat } from "./host.ts";
 import { SERVICE_CIDR, SCALING_NODE, type ScalingCluster } from "../../src/sim/cluster.ts";
 import type { ServiceTarget } from "../../src/sim/iptables.ts";
@@ -184,7 +184,11 @@ export async function startProxy(
         }
       };
       setTimeout(poll, 300);
-      setTimeout(() => fail(new Error(`${what} did not answer in 120 s: ${err.slice(-1500)}`)), 120_000).unref();
+      const limitS = 120 * benchTimeFactor();
+      setTimeout(
+        () => fail(new Error(`${what} did not answer in ${limitS} s: ${err.slice(-1500)}`)),
+        limitS * 1000,
+      ).unref();
     });
   } catch (e) {
     if (p.exitCode === null) p.kill("SIGKILL");

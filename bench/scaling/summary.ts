@@ -27,6 +27,7 @@ export interface SummaryInput {
   packetResults?: PacketResult[];
   packetSkip?: string;
   proxyFailures?: { services: number; error: string }[]; // socket mode could not run at these N (and why)
+  packetFailures?: { services: number; error: string }[]; // packet mode failed at these N (and why)
   ipvsSkip?: string; // why IPVS mode was not measured on this host ("" = it was)
   hostFailures?: { mode: string; services: number; error: string }[];
 }
@@ -314,6 +315,8 @@ function packetMode(out: Summary): void {
   const { s } = out;
   const kr = s.packetResults ?? [];
   out.push("## wasmvs userspace: `wasmvs proxy` packet mode (measured on this kernel)", "");
+  for (const x of s.packetFailures ?? [])
+    out.push(`**FAILED at ${x.services} Services:** ${x.error.slice(0, 600)}`, "");
   if (!kr.length) {
     out.push(s.packetSkip ? `(skipped: ${s.packetSkip})` : "(not measured in this run)", "");
     return;

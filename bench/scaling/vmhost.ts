@@ -46,6 +46,9 @@ export function vmHostSkipReason(): string {
   return "";
 }
 
+/** How much slower than the host the bench's fixed waits are allowed to be inside the VM (qemu TCG). */
+export const VM_TIME_FACTOR = 6;
+
 /** The work one run in the VM is asked for (what its command line sets). */
 export interface VmHostWork {
   services: number[];
@@ -99,7 +102,8 @@ export async function benchInVm(
       `${nm.mount}mkdir -p ${tools} ${join(tmpdir(), "wasmvs-scaling")}`,
       `mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro wvstools ${tools}`,
       `cp ${tools}/bin/${basename(conn)} ${conn}`,
-      `export PATH=${tools}/bin:$PATH LD_LIBRARY_PATH=${tools}/lib`,
+      // qemu TCG: the bench's fixed waits (backends' and the proxy's start) get VM_TIME_FACTOR times longer
+      `export PATH=${tools}/bin:$PATH LD_LIBRARY_PATH=${tools}/lib WASMVS_BENCH_TIME_FACTOR=${VM_TIME_FACTOR}`,
       `node --import tsx bench/scaling.ts ${args.join(" ")} --out=${out}; rc=$?`,
       `echo "@@LEFTOVERS $(ls /tmp/wasmvs-xtables-*.lock 2>/dev/null | tr '\\n' ' ')"`,
       `echo @@JSON; cat ${out}/scaling.json; echo @@SUMMARY; cat ${out}/summary.md; echo @@END; exit $rc`,
