@@ -28,6 +28,9 @@ export interface ProxyConfig {
   conntrackTCPBeLiberal: boolean; // iptables mode: without it KUBE-FORWARD drops INVALID
   hostnameOverride: string;
   kubeconfig: string; // clientConnection.kubeconfig
+  /** featureGates.LoadBalancerIPMode (beta and on by default from 1.30, GA and locked on from 1.32): when on, a
+   *  load-balancer ingress with ipMode Proxy gets no rules on the node */
+  loadBalancerIPMode: boolean;
 }
 
 export const DEFAULT_CONFIG: ProxyConfig = {
@@ -51,6 +54,7 @@ export const DEFAULT_CONFIG: ProxyConfig = {
   conntrackTCPBeLiberal: false,
   hostnameOverride: "",
   kubeconfig: "",
+  loadBalancerIPMode: true,
 };
 
 /** Go's time.ParseDuration for the forms configs use ("30s", "1m0s", "500ms", "1h2m", "0"); milliseconds. */
@@ -219,6 +223,16 @@ export function readProxyConfig(
   cfg.conntrackTCPBeLiberal = bool(ct.tcpBeLiberal, "conntrack.tcpBeLiberal", false);
   cfg.hostnameOverride = str(obj.hostnameOverride, "hostnameOverride", "");
   cfg.kubeconfig = str(cc.kubeconfig, "clientConnection.kubeconfig", "");
+  // featureGates: only the gates that change what the node gets are read; a gate's value must be a boolean
+  if (obj.featureGates !== undefined && obj.featureGates !== null) {
+    const fg = obj.featureGates;
+    if (typeof fg !== "object" || Array.isArray(fg)) err("featureGates", `expected a map of gate names to true/false`);
+    else
+      for (const [k, v] of Object.entries(fg as Record<string, unknown>)) {
+        if (typeof v !== "boolean") err(`featureGates.${k}`, `expected true or false, got ${JSON.stringify(v)}`);
+        else if (k === "LoadBalancerIPMode") cfg.loadBalancerIPMode = v;
+      }
+  }
   return { config: cfg, errors };
 }
 

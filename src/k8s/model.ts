@@ -82,7 +82,10 @@ interface ServicePortSpec {
 
 /** Validate and normalize a Service. Returns null (with errors) when refused; ports of ExternalName and
  *  headless Services are empty, as kube-proxy skips them. */
-export function readService(svc: V1Service | Record<string, unknown>): {
+export function readService(
+  svc: V1Service | Record<string, unknown>,
+  opts: { loadBalancerIPMode?: boolean } = {},
+): {
   record: ServiceRecord | null;
   errors: K8sInputError[];
 } {
@@ -111,7 +114,7 @@ export function readService(svc: V1Service | Record<string, unknown>): {
   const ranges = readSourceRanges(spec, err);
   const { affinity, sticky } = readAffinity(spec, err);
   const { etp, itp, hcnp } = readPolicies(spec, err);
-  const lbVIPs = readLoadBalancerVIPs(o, err);
+  const lbVIPs = readLoadBalancerVIPs(o, err, opts.loadBalancerIPMode ?? true);
   if (errors.length) return { record: null, errors };
 
   const key = `${ns}/${name}`;
@@ -269,8 +272,9 @@ function readPolicies(spec: Spec, err: ErrorSink): { etp: unknown; itp: unknown;
   return { etp, itp, hcnp: hcnp as number };
 }
 
-/** status.loadBalancer.ingress[].ip, skipping hostname-only ingress and ipMode Proxy (the LB proxies). */
-function readLoadBalancerVIPs(o: Record<string, unknown>, err: ErrorSink): string[] {
+/** status.loadBalancer.ingress[].ip, skipping hostname-only ingress and, with the LoadBalancerIPMode gate on,
+ *  ipMode Proxy (the LB proxies). */
+function readLoadBalancerVIPs(o: Record<string, unknown>, err: ErrorSink, ipModeGate: boolean): string[] {
   const lbVIPs: string[] = [];
   const status = isObj(o.status) ? o.status : {};
   const ingress = isObj(status.loadBalancer) ? status.loadBalancer.ingress : undefined;
@@ -282,7 +286,7 @@ function readLoadBalancerVIPs(o: Record<string, unknown>, err: ErrorSink): strin
         err(`status.loadBalancer.ingress[${i}].ip`, `invalid IP address ${JSON.stringify(ing.ip)}`);
         return;
       }
-      if (ing.ipMode !== undefined && ing.ipMode !== null && ing.ipMode !== "VIP") return;
+      if (ipModeGate && ing.ipMode !== undefined && ing.ipMode !== null && ing.ipMode !== "VIP") return;
       lbVIPs.push(c);
     });
   return lbVIPs;
