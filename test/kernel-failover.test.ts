@@ -19,8 +19,8 @@ interface FailoverResult {
   conns: { id: number; sent: number; recv: number; err?: string }[];
   served: { accepted: number };
   daemons: { a: string; b: string };
-  bStatsBefore: string;
-  bStatsAfter: string;
+  bRxBytes: number;
+  sentAfterFailover: number;
   steps: string[];
 }
 // one VM boot: the failover with the sync daemons, then the control without them
@@ -55,8 +55,9 @@ test(`kernel -> kernel failover: ${N} long-lived TCP connections kept`, async ()
   assert.is(r.kept, N);
   // the real server saw each connection once: none was re-opened behind the client's back
   assert.is(r.served.accepted, N);
-  // after the failover, B forwarded the streams (its counters grew)
-  assert.not.equal(r.bStatsAfter, r.bStatsBefore);
+  // after the failover the streams went through B: its front link received at least every byte sent since
+  assert.ok(r.sentAfterFailover > 0, "bytes were sent after the failover");
+  assert.ok(r.bRxBytes >= r.sentAfterFailover, `B received ${r.bRxBytes} bytes, ${r.sentAfterFailover} were sent`);
 });
 
 test(`the control: without the sync daemons the same failover resets all ${CONTROL_N} connections`, async () => {
