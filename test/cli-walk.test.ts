@@ -67,6 +67,11 @@ const COMMANDS: Command[] = [
       [["--foo", "--target", "proxy"], 255, /--foo: unknown option/],
       [["-L", "--target", "bogus"], 2, /--target must be kernel or proxy, not 'bogus'/],
       [["-t", "10.0.0.1:80"], 255, /-t is not a command/],
+      // the sync daemon (issue 20): named before any target is opened
+      [["--start-daemon", "master"], 2, /--mcast-interface: must not be empty/],
+      [["--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "__proto__"], 2, /^illegal syncid/],
+      [["--stop-daemon", "constructor"], 2, /^illegal start_daemon specified\n$/],
+      [["--start-daemon", "backup", "--mcast-interface", "x".repeat(300), "--target", "proxy"], 2, /than 15 bytes/],
     ],
   },
   {

@@ -26,6 +26,7 @@ import {
   ntop6,
 } from "./inet.ts";
 import { type NameResolver, numericResolver } from "./names.ts";
+import type { SyncDaemon } from "./daemon.ts";
 
 /** What ipvsadm would print on stderr (exact text, newline included) and exit with. */
 export class IpvsadmError extends Error {
@@ -61,7 +62,8 @@ export type IpvsadmCommand =
   | ListCommand
   | { kind: "save"; numeric: boolean }
   | { kind: "restore" }
-  | { kind: "start-daemon" | "stop-daemon"; state: "master" | "backup" }
+  | { kind: "start-daemon"; state: "master" | "backup"; daemon: SyncDaemon }
+  | { kind: "stop-daemon"; state: "master" | "backup" }
   | { kind: "help" }
   | { kind: "version" };
 
@@ -404,6 +406,7 @@ interface ParseState {
   opts: Set<number>;
   resolver: NameResolver;
   schedFlagsArg: string;
+  daemon: Omit<SyncDaemon, "state">; // the daemon options as given (checked by validateDaemon before use)
   fmt: {
     numeric: boolean;
     stats: boolean;
@@ -429,6 +432,7 @@ export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmC
     opts: new Set<number>(),
     resolver: popts.resolver ?? numericResolver,
     schedFlagsArg: "",
+    daemon: { mcastIfn: "", syncid: 0 },
     fmt: {
       numeric: false,
       stats: false,
@@ -752,39 +756,43 @@ function listOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>): boolean {
   }
 }
 
-/** The sync daemon's options (checked as ipvsadm checks them; the daemon itself is not supported). */
+/** The sync daemon's options, checked as ipvsadm checks them. */
 function daemonOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: string): boolean {
   const setOption = (c: number) => markOption(st, c);
+  const d = st.daemon;
   switch (t.opt.tag) {
     case "mcast-interface":
       setOption(O["mcast-interface"]);
+      d.mcastIfn = arg;
       return true;
     case "syncid":
       setOption(O.syncid);
-      if (stringToNumber(arg, 0, 255) === -1) fail("illegal syncid specified");
+      if ((d.syncid = stringToNumber(arg, 0, 255)) === -1) fail("illegal syncid specified");
       return true;
     case "mcast-group": {
       setOption(O["mcast-group"]);
       if (arg.includes(":")) {
         const b = inetPton6(arg);
         if (!b || b[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`);
+        d.mcastGroup = ntop6(b!);
       } else {
         const v = /^\d+\.\d+\.\d+\.\d+$/.test(arg) ? inetAton(arg) : undefined;
         if (v === undefined || v >>> 28 !== 14) fail(`invalid IPv4 mcast-group \`${arg}'`);
+        d.mcastGroup = ntoa4(v!);
       }
       return true;
     }
     case "mcast-port":
       setOption(O["mcast-port"]);
-      if (stringToNumber(arg, 1, 65535) === -1) fail("illegal mcast-port specified");
+      if ((d.mcastPort = stringToNumber(arg, 1, 65535)) === -1) fail("illegal mcast-port specified");
       return true;
     case "mcast-ttl":
       setOption(O["mcast-ttl"]);
-      if (stringToNumber(arg, 1, 255) === -1) fail("illegal mcast-ttl specified");
+      if ((d.mcastTtl = stringToNumber(arg, 1, 255)) === -1) fail("illegal mcast-ttl specified");
       return true;
     case "sync-maxlen":
       setOption(O["sync-maxlen"]);
-      if (stringToNumber(arg, 1, 65535 - 20 - 8) === -1) fail("illegal sync-maxlen specified");
+      if ((d.syncMaxlen = stringToNumber(arg, 1, 65535 - 20 - 8)) === -1) fail("illegal sync-maxlen specified");
       return true;
     default:
       return false;
@@ -975,7 +983,7 @@ function commandOf(
     case 8:
       return { kind: "set-timeouts", timeouts: timeouts! };
     case 9:
-      return { kind: "start-daemon", state: daemonState };
+      return { kind: "start-daemon", state: daemonState, daemon: { state: daemonState, ...st.daemon } };
     default:
       return { kind: "stop-daemon", state: daemonState };
   }

@@ -9,6 +9,7 @@ import { serviceKey, realServerKey } from "../model/types.ts";
 import { SCHEDULERS, SCHED_FLAG_NAMES } from "../core/index.ts";
 import { loopProblems, nonUnicast } from "../model/validate.ts";
 import { SYNC_DEFAULTS, type SyncDaemonOptions } from "./sync.ts";
+import { type SyncDaemon, SYNC_MAXLEN_MAX, ifnameProblem, multicastFamily } from "../model/daemon.ts";
 
 export type HealthType = "tcp" | "http" | "udp" | "exec";
 
@@ -63,6 +64,13 @@ export interface ProxyConfig {
   health: Map<string, HealthSpec>; // `${serviceKey}|${realServerKey}` -> spec
   options: ProxyOptions;
   file?: string;
+  daemons?: DaemonsConfig; // the `daemons:` section, for `wasmvs sync` (kernel IPVS's sync daemons)
+}
+
+/** A director pair's sync daemons, as `wasmvs sync` keeps them running in the kernel. */
+export interface DaemonsConfig {
+  daemons: SyncDaemon[]; // master and/or backup
+  stopOnExit: boolean; // stop them when `wasmvs sync` stops (default: they keep running)
 }
 
 export const DEFAULT_OPTIONS: ProxyOptions = {
@@ -242,7 +250,7 @@ function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): H
   return h;
 }
 
-const TOP_KEYS = ["proxy", "timeouts", "services"];
+const TOP_KEYS = ["proxy", "timeouts", "services", "daemons"];
 const PROXY_KEYS = [
   "mode",
   "control",
@@ -505,8 +513,15 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
   const { health, rsNodes } = ctx;
   for (const l of loopProblems(services)) w.err(rsNodes.get(l.path), l.path, l.message);
   if (options.mode === "packet") checkPacketMode(w, options, services, pn);
+  const daemons = parseDaemons(w, top.get("daemons"));
   if (w.issues.length) throw new ConfigError(w.issues, file);
-  return { state: { services, ...(timeouts ? { timeouts } : {}) }, health, options, file };
+  return {
+    state: { services, ...(timeouts ? { timeouts } : {}) },
+    health,
+    options,
+    file,
+    ...(daemons ? { daemons } : {}),
+  };
 }
 
 // Packet mode needs interfaces to receive on and a full-NAT local address for each family it serves.
@@ -605,4 +620,49 @@ export function loadConfig(file: string): ProxyConfig {
     throw new ConfigError([{ path: "", line: 1, col: 1, message: `cannot read: ${(e as Error).message}` }], file);
   }
   return parseConfig(text, file);
+}
+
+// daemons:
+//   master: { mcastInterface: eth1, syncid: 10 }      # ipvsadm --start-daemon master's options, by name
+//   backup: { mcastInterface: eth1, syncid: 10, mcastGroup: 239.1.1.1, mcastPort: 8848, mcastTtl: 1, syncMaxlen: 1472 }
+//   stopOnExit: false
+const DAEMON_KEYS = ["mcastInterface", "syncid", "syncMaxlen", "mcastGroup", "mcastPort", "mcastTtl"];
+function parseDaemons(w: Walker, node: YNode | undefined): DaemonsConfig | undefined {
+  if (node === undefined) return undefined;
+  const top = w.entries(node, "daemons", ["master", "backup", "stopOnExit"]);
+  const out: DaemonsConfig = { daemons: [], stopOnExit: false };
+  const stop = top.get("stopOnExit");
+  if (stop !== undefined) {
+    const v = isScalar(stop) ? stop.value : undefined;
+    if (typeof v === "boolean") out.stopOnExit = v;
+    else w.err(stop, "daemons.stopOnExit", "must be true or false");
+  }
+  for (const state of ["master", "backup"] as const) {
+    const dn = top.get(state);
+    if (dn === undefined) continue;
+    const path = `daemons.${state}`;
+    const f = w.entries(dn, path, DAEMON_KEYS);
+    if (!isMap(dn)) continue;
+    const ifnNode = f.get("mcastInterface");
+    const mcastIfn = w.str(ifnNode, `${path}.mcastInterface`) ?? "";
+    const ifnWhy =
+      ifnNode === undefined ? "is required (the interface the sync messages use)" : ifnameProblem(mcastIfn);
+    if (ifnWhy && (ifnNode === undefined || isScalar(ifnNode))) w.err(ifnNode ?? dn, `${path}.mcastInterface`, ifnWhy);
+    const d: SyncDaemon = { state, mcastIfn, syncid: w.num(f.get("syncid"), `${path}.syncid`, 0, 255, 0) };
+    if (f.has("syncMaxlen")) d.syncMaxlen = w.num(f.get("syncMaxlen"), `${path}.syncMaxlen`, 1, SYNC_MAXLEN_MAX, 1);
+    if (f.has("mcastPort")) d.mcastPort = w.num(f.get("mcastPort"), `${path}.mcastPort`, 1, 65535, 1);
+    if (f.has("mcastTtl")) d.mcastTtl = w.num(f.get("mcastTtl"), `${path}.mcastTtl`, 1, 255, 1);
+    if (f.has("mcastGroup")) {
+      const g = w.str(f.get("mcastGroup"), `${path}.mcastGroup`);
+      if (g !== undefined && !multicastFamily(g))
+        w.err(
+          f.get("mcastGroup"),
+          `${path}.mcastGroup`,
+          `'${g.slice(0, 64)}' is not a multicast group (224.0.0.0/4, ff00::/8)`,
+        );
+      else if (g !== undefined) d.mcastGroup = g;
+    }
+    out.daemons.push(d);
+  }
+  return out;
 }
