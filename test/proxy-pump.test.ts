@@ -8,10 +8,12 @@ import * as net from "node:net";
 import { createHash } from "node:crypto";
 import { Proxy, parseConfig } from "../src/proxy/index.ts";
 import { silentLogger } from "../src/proxy/log.ts";
+import { freePort, portOf } from "./helpers/ports.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const VPORT = 24100,
-  BPORT = 24101;
+// chosen per run: concurrent runs of this file (other worktrees) met on fixed ports
+let VPORT = 0,
+  BPORT = 0;
 const MB = 1 << 20;
 
 type Mode = "echo" | "paused-sink" | "source" | "reset";
@@ -49,11 +51,13 @@ async function backend(): Promise<Backend> {
       pump();
     } else if (b.mode === "reset") s.once("data", () => s.resetAndDestroy());
   });
-  await new Promise<void>((r) => b.server.listen(BPORT, "127.0.0.1", r));
+  await new Promise<void>((r) => b.server.listen(0, "127.0.0.1", r));
+  BPORT = portOf(b.server);
   return b;
 }
 
 async function start(pump: "native" | "js"): Promise<Proxy> {
+  VPORT = await freePort();
   const p = await Proxy.start(
     parseConfig(`proxy: { control: null, vipInterface: null, tick: 100, pump: ${pump} }
 timeouts: { tcp: 1, tcpfin: 1, udp: 1 }
