@@ -5,7 +5,7 @@
 // real load. The core's timers are the idle timeouts: when it expires an entry, the proxy closes the flow.
 import * as net from "node:net";
 import * as dgram from "node:dgram";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { type Core, TCP_FLAGS } from "../core/index.ts";
 import { addrBytes, afOf, formatAddr } from "../core/addr.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
@@ -37,6 +37,21 @@ export interface ForwarderOptions {
 // up to 64 connections per listener per loop turn before JS can refuse them (a soak at 1,000 conn/s into
 // four listeners at the budget met EMFILE with 64 alone).
 const FD_RESERVE = 64 + 256;
+
+// The JS pump's margin under the open-files limit: libuv accepts before JS sees a connection, and at EMFILE it
+// closes what waits in the backlog with a FIN and tells JS nothing, so the JS pump refuses (with a reset,
+// counted) while this many descriptors are still free: one for the accept being refused, the rest for the
+// control and metrics sockets, health checks and what Node opens for itself.
+const JS_FD_MARGIN = 16;
+
+// Descriptors open now (Linux), or 0 when that cannot be read.
+function openFileCount(): number {
+  try {
+    return readdirSync("/proc/self/fd").length - 1; // less the one the listing itself opened
+  } catch {
+    return 0;
+  }
+}
 
 function softFileLimit(): number {
   try {
@@ -281,6 +296,8 @@ export class SocketForwarder implements Forwarder {
   // UDP flows, least recently active first (a Map keeps insertion order; activity re-inserts)
   readonly udpLru = new Map<UdpFlow, true>();
   readonly fileBudget: number; // descriptors for listeners, TCP connections (2 each) and UDP flows (1 each)
+  private readonly fileLimit: number;
+  private readonly fdsAtStart = openFileCount(); // what the process held before its first listener
   private t0 = performance.now();
   private idleWaiters: (() => void)[] = [];
   readonly relay: NativeRelay | null = null;
@@ -291,7 +308,8 @@ export class SocketForwarder implements Forwarder {
     readonly opts: ForwarderOptions,
     readonly log: Logger,
   ) {
-    this.fileBudget = (opts.fileLimit ?? softFileLimit()) - FD_RESERVE;
+    this.fileLimit = opts.fileLimit ?? softFileLimit();
+    this.fileBudget = this.fileLimit - FD_RESERVE;
     if (opts.pump !== "js") {
       const r = NativeRelay.load();
       if (typeof r === "string")
@@ -511,6 +529,11 @@ export class SocketForwarder implements Forwarder {
       this.drop("max_conns");
       return;
     }
+    if (!this.jsFdRoom()) {
+      client.resetAndDestroy();
+      this.drop("no_descriptor_reset");
+      return;
+    }
     const c = new TcpConn(this, l, client, afOf(caddr), addrBytes(caddr), cport);
     client.on("error", (e) => {
       // the client reset (or the socket failed): the backend gets a reset too
@@ -544,6 +567,12 @@ export class SocketForwarder implements Forwarder {
   private tcpRoom(): boolean {
     if (this.opts.maxConns && this.tcp.size >= this.opts.maxConns) return false;
     return this.udpCount === 0 || this.fdsInUse() + 2 <= this.fileBudget;
+  }
+
+  // The JS pump: room under the open-files limit for this accepted connection (already open) and its backend
+  // socket, JS_FD_MARGIN left over (see there: past it libuv would close waiting clients without a word).
+  private jsFdRoom(): boolean {
+    return this.fdsAtStart + this.fdsInUse() + 2 + JS_FD_MARGIN <= this.fileLimit;
   }
 
   // Schedules c through the core and connects; false when refused.
