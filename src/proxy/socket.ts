@@ -19,7 +19,6 @@ export type { DestStats, Decision } from "./forwarder.ts";
 import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
-const EMPTY_ADDR = new Uint8Array(16);
 
 export interface ForwarderOptions {
   udpFlows: number;
@@ -115,7 +114,6 @@ class TcpConn implements Flow, RelayOwner {
   inBytes = 0;
   outReads = 0;
   outBytes = 0;
-  dbytes: Uint8Array = EMPTY_ADDR; // daddr encoded
   private caddrText = "";
   // client: the accepted socket when JS pumps; null when the native relay accepted (it holds the descriptor)
   constructor(
@@ -137,7 +135,7 @@ class TcpConn implements Flow, RelayOwner {
     const c = this.fw.core;
     if (dir === "in")
       c.packetBytes("in", 6, this.af, this.cbytes, this.cport, this.l.vbytes, this.l.vport, flags, 60, this.fw.now());
-    else c.packetBytes("out", 6, this.af, this.dbytes, this.dport, this.cbytes, this.cport, flags, 60, this.fw.now());
+    else c.replyTo(this.idx, 6, this.cport, this.l.vport, flags, 60, this.fw.now()); // by entry: see replyTo
   }
   close(reason: string) {
     if (this.done) return;
@@ -258,7 +256,7 @@ class UdpFlow implements Flow {
       fw.touchUdp(this);
       this.st.outPkts++;
       this.st.outBytes += msg.length;
-      fw.core.packet("out", "udp", this.daddr, this.dport, this.caddr, this.cport, { len: msg.length, now: fw.now() });
+      fw.core.replyTo(this.idx, 17, this.cport, this.l.vport, 0, msg.length, fw.now()); // by entry, as TcpConn.feed
       if (!this.l.udp) return;
       this.l.udp.send(msg, this.cport, this.caddr);
     });
@@ -329,17 +327,6 @@ export class SocketForwarder implements Forwarder {
 
   drop(reason: string) {
     this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
-  }
-
-  // Destination addresses encoded for Core.packetBytes, once per address.
-  private destBytesCache = new Map<string, Uint8Array>();
-  destBytes(addr: string): Uint8Array {
-    let b = this.destBytesCache.get(addr);
-    if (!b) {
-      if (this.destBytesCache.size > 4096) this.destBytesCache.clear();
-      this.destBytesCache.set(addr, (b = addrBytes(addr)));
-    }
-    return b;
   }
 
   statsFor(key: string): DestStats {
@@ -593,7 +580,6 @@ export class SocketForwarder implements Forwarder {
     if (old && old !== c && r.isNew) old.close("index reused");
     c.idx = r.conn;
     c.daddr = info.daddr;
-    c.dbytes = this.destBytes(info.daddr);
     c.dport = info.dport || l.vport;
     const a = this.tables.byId.get(l.svcId);
     c.destKey = `${l.key}|${realServerKey({ addr: info.daddr, port: info.dport })}`;
