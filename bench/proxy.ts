@@ -20,6 +20,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DesiredState } from "../src/model/types.ts";
 import type { Proxy } from "../src/proxy/index.ts";
 import { mainThreadCpuMs } from "./loop-watch.mjs";
+import { freePort } from "../test/helpers/ports.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -729,19 +730,20 @@ interface SoakRun {
   say: (s: string) => void;
 }
 
-// The echo backends in a process of their own (the proxy's loop is what the soak measures), and the UDP one.
-async function soakBackends(ports: number[]) {
+// The echo backends in a process of their own (the proxy's loop is what the soak measures), and the UDP one
+// (on a port the kernel picks).
+async function soakBackends(ports: number[], sinkPort: number) {
   const backends = spawn(
     process.execPath,
-    ["--import", "tsx", fileURLToPath(import.meta.url), "backends", ports.join(","), "23012"],
+    ["--import", "tsx", fileURLToPath(import.meta.url), "backends", ports.join(","), String(sinkPort)],
     { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT },
   );
   await Promise.all(ports.map((port) => waitPort(port)));
   const dgram = await import("node:dgram");
   const udpBe = dgram.createSocket("udp4");
   udpBe.on("message", (m, r) => udpBe.send(m, r.port, r.address));
-  await new Promise<void>((r) => udpBe.bind(23010, "127.0.0.1", () => r()));
-  return { backends, udpBe };
+  await new Promise<void>((r) => udpBe.bind(0, "127.0.0.1", () => r()));
+  return { backends, udpBe, udpPort: udpBe.address().port };
 }
 
 // Backends added, drained (weight 0) and removed on the first VIP, with connections held across each drain:
@@ -885,13 +887,16 @@ export async function soak(opts: SoakOptions = {}) {
     udpRate = opts.udpRate ?? Math.round(rate / 2);
   const reloadEvery = opts.reloadEvery ?? 10,
     scrapeEvery = opts.scrapeEvery ?? 1;
-  const ports = [23001, 23002, 23003, 23004, 23005, 23006];
-  const { backends, udpBe } = await soakBackends(ports);
+  // ports the kernel picks (fixed ones collided between concurrent runs); the backends' six and their sink
+  const ports: number[] = [];
+  for (let i = 0; i < 7; i++) ports.push(await freePort());
+  const sinkPort = ports.pop()!;
+  const { backends, udpBe, udpPort } = await soakBackends(ports, sinkPort);
   // several VIPs spread the client's 4-tuples (TIME_WAIT on both sides at 1,000 conn/s)
   const vips = ["127.0.0.1", "127.0.77.1", "127.0.77.2", "127.0.77.3"],
-    vport = 23000,
-    uport = 23009,
-    mport = 23011;
+    vport = await freePort(),
+    uport = await freePort("127.0.0.1", "udp"),
+    mport = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "wasmvs-soak-"));
   const file = join(dir, "proxy.yaml");
   const config = (
@@ -907,7 +912,7 @@ ${vips
         .join(", ")} ] }`,
   )
   .join("\n")}
-  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: 23010 } ] }
+  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: ${udpPort} } ] }
 `;
   writeFileSync(file, config(1));
   const { loadConfig } = await import("../src/proxy/config.ts");
@@ -984,9 +989,10 @@ export async function benchMetrics(
   const S = opts.services ?? 10000,
     D = opts.dests ?? 10,
     scrapes = opts.scrapes ?? 5;
-  const bport = 23100,
-    vport = 8080,
-    mport = 23199;
+  // ports the kernel picks, so concurrent runs do not collide
+  const bport = await freePort("127.0.1.1"),
+    vport = await freePort("127.0.80.1"),
+    mport = await freePort();
   // one address per service (127.0.80.1 on), so no listener meets the ephemeral ports of other programs
   const vip = (k: number) => `127.0.${80 + Math.floor(k / 250)}.${(k % 250) + 1}`;
   const backs = Array.from({ length: D }, (_, i) =>
