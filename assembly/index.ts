@@ -378,7 +378,7 @@ import {
   expire as expireEntry,
   CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";
-import { inbound, outbound, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";
+import { inbound, outbound, outboundTo, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";
 import { tcpTimeoutMs, setUdpTimeoutMs, udpTimeoutMs, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from "./conn/state";
 
 // Sizes the connection table (fixed from then on); the tables are empty afterwards.
@@ -439,6 +439,21 @@ export function packet(
   pkt.tcpFlags = flags;
   pkt.mark = mark;
   return dir == 0 ? inbound(len, <i64>nowMs) : outbound(len, <i64>nowMs);
+}
+// A reply from the real server on connection entry i (what socket mode knows: the reply's tuple alone may
+// name another entry). flags: TCP flags, or the SCTP chunk type. Verdict as packet(); 0 (not ours) when i
+// is no live connection of this protocol and client and virtual ports (the flow's entry expired meanwhile).
+export function packetReplyTo(i: i32, proto: i32, cport: u32, vport: u32, flags: u32, len: u32, nowMs: f64): i32 {
+  if (i < 0 || <u32>i >= connCapacityNow) return 0;
+  const e = E(<u32>i);
+  if (!load<u8>(e, O_LIVE) || load<u32>(e, O_FLAGS) & CONN_F_TEMPLATE) return 0;
+  if (<i32>load<u8>(e, O_PROTO) != proto || <u32>load<u16>(e, O_CPORT) != cport) return 0;
+  if (<u32>load<u16>(e, O_VPORT) != vport) return 0;
+  pkt.proto = proto;
+  pkt.af = <i32>load<u8>(e, O_AF);
+  pkt.tcpFlags = flags;
+  pkt.mark = 0;
+  return outboundTo(<u32>i, len, <i64>nowMs);
 }
 export function lastConn(): i32 {
   return resultConn;

@@ -440,12 +440,17 @@ export function outbound(len: u32, now: i64): i32 {
     resultConn = -1;
     return V_NOT_OURS;
   }
-  const i = <u32>c;
+  return outboundTo(<u32>c, len, now);
+}
+
+// A reply on entry i, found by its tuple (outbound) or known to the caller (socket mode holds each flow's
+// entry: one client port talking to two VIPs that share a real server gives two entries one reply tuple).
+export function outboundTo(i: u32, len: u32, now: i64): i32 {
   const e = E(i);
   const id = load<i32>(e, O_DEST);
   if (id >= 0) countOut(destOf(id), len);
   transition(i, DIR_OUTPUT, now);
-  resultConn = c;
+  resultConn = <i32>i;
   resultDest = id;
   return V_FORWARD;
 }

@@ -52,6 +52,7 @@ export const CORE_FUNCTIONS = {
   connExpireOrphan: ["i32 f64", "bool"],
   advance: ["f64", "i32"],
   packet: ["i32 i32 i32 u32 u32 u32 u32 u32 f64", "i32"],
+  packetReplyTo: ["i32 i32 u32 u32 u32 u32 f64", "i32"],
   lastConn: ["", "i32"],
   lastDropReason: ["", "i32"],
   lastWasNew: ["", "bool"],

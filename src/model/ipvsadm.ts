@@ -1103,62 +1103,139 @@ const serviceIdentity = (s: VirtualService) => serviceKey(s.addr ? { ...s, addr:
 const serverIdentity = (r: Pick<RealServer, "addr" | "port">) =>
   realServerKey({ addr: canonical(r.addr), port: r.port });
 
-/** A DesiredState kept in maps (services and each one's real servers in insertion order, as the lists are),
- * so each command costs O(1) whatever the table's size. */
+// A state's services by identity, built once per services array (a state is replaced, never edited in place,
+// so the array names its contents); the editor that made a state hands its index on (see StateEditor.state).
+const identityIndexes = new WeakMap<readonly VirtualService[], Map<string, VirtualService>>();
+function identityIndex(services: readonly VirtualService[]): Map<string, VirtualService> {
+  let m = identityIndexes.get(services);
+  if (!m) {
+    m = new Map();
+    for (const s of services) m.set(serviceIdentity(s), s);
+    identityIndexes.set(services, m);
+  }
+  return m;
+}
+
+// A service the editor changed: its fields, and its real servers in a map once one of them is edited.
+interface EditedService {
+  service: VirtualService;
+  servers: Map<string, RealServer> | null; // null: service.realServers as they are
+}
+
+/** A DesiredState being edited (services and each one's real servers in insertion order, as the lists are),
+ * in O(1) per command whatever the table's size: the state is read through its identity index, only the
+ * services a command touches are copied, and state() shares every other service object with the initial
+ * state (what lets the proxy apply only what changed). */
 export class StateEditor {
-  private services = new Map<string, { service: VirtualService; servers: Map<string, RealServer> }>();
+  private base: readonly VirtualService[]; // kept for a state with no change (its array is copied)
+  private index: Map<string, VirtualService>;
+  // changes over base, by identity: an edited service, or null for a deleted one
+  private edits = new Map<string, EditedService | null>();
+  // services added (or deleted and added again: they go last, as in a list), in order
+  private added = new Map<string, EditedService>();
   private timeouts?: IpvsTimeouts;
   constructor(initial: DesiredState) {
-    for (const s of initial.services) {
-      const servers = new Map<string, RealServer>();
-      for (const r of s.realServers ?? []) servers.set(serverIdentity(r), r);
-      this.services.set(serviceIdentity(s), { service: s, servers });
-    }
+    this.base = initial.services;
+    this.index = identityIndex(initial.services);
     if (initial.timeouts) this.timeouts = initial.timeouts;
   }
 
+  private lookup(k: string): EditedService | VirtualService | undefined {
+    const a = this.added.get(k);
+    if (a) return a;
+    const e = this.edits.get(k);
+    if (e !== undefined) return e ?? undefined;
+    return this.index.get(k);
+  }
+
+  // The service's entry for editing, copied out of base the first time.
+  private editable(k: string): EditedService | undefined {
+    const cur = this.lookup(k);
+    if (!cur || "servers" in cur) return cur as EditedService | undefined;
+    const e: EditedService = { service: cur, servers: null };
+    this.edits.set(k, e);
+    return e;
+  }
+
+  private static servers(e: EditedService): Map<string, RealServer> {
+    if (!e.servers) {
+      e.servers = new Map();
+      for (const r of e.service.realServers ?? []) e.servers.set(serverIdentity(r), r);
+    }
+    return e.servers;
+  }
+
+  private static serviceOf(e: EditedService): VirtualService {
+    return e.servers ? { ...e.service, realServers: [...e.servers.values()] } : e.service;
+  }
+
   state(): DesiredState {
-    const services: VirtualService[] = [];
-    for (const { service, servers } of this.services.values())
-      services.push({ ...service, realServers: [...servers.values()] });
+    let services: VirtualService[], index: Map<string, VirtualService>;
+    if (this.edits.size === 0 && this.added.size === 0) [services, index] = [[...this.base], this.index];
+    else {
+      // the index is in the services' order, and gives each one's identity without recomputing it
+      [services, index] = [[], new Map()];
+      for (const [k, s] of this.index) {
+        const e = this.edits.get(k);
+        const v = e === undefined ? s : e ? StateEditor.serviceOf(e) : undefined;
+        if (v) services.push(v), index.set(k, v);
+      }
+      for (const [k, e] of this.added) {
+        const v = StateEditor.serviceOf(e);
+        services.push(v), index.set(k, v);
+      }
+    }
+    identityIndexes.set(services, index); // the next editor of this state starts from it
     return this.timeouts ? { services, timeouts: this.timeouts } : { services };
   }
 
   apply(c: IpvsadmCommand): string | undefined {
     switch (c.kind) {
       case "flush":
-        this.services.clear();
+        this.base = [];
+        this.index = new Map();
+        this.edits.clear();
+        this.added.clear();
         return;
       case "add-service": {
         const k = serviceIdentity(c.service);
-        if (this.services.has(k)) return "Service already exists";
-        this.services.set(k, { service: { ...c.service, realServers: [] }, servers: new Map() });
+        if (this.lookup(k)) return "Service already exists";
+        if (this.index.has(k)) this.edits.set(k, null); // deleted before: added again, it goes last
+        this.added.set(k, { service: { ...c.service, realServers: [] }, servers: null });
         return;
       }
       case "edit-service": {
-        const cur = this.services.get(serviceIdentity(c.service));
+        const k = serviceIdentity(c.service);
+        const cur = this.editable(k);
         if (!cur) return "No such service";
+        const servers = StateEditor.servers(cur);
         cur.service = { ...c.service, realServers: [] };
+        cur.servers = servers;
         return;
       }
-      case "delete-service":
-        return this.services.delete(serviceIdentity(c.service)) ? undefined : "No such service";
+      case "delete-service": {
+        const k = serviceIdentity(c.service);
+        if (!this.lookup(k)) return "No such service";
+        if (!this.added.delete(k) || this.index.has(k)) this.edits.set(k, null);
+        return;
+      }
       case "add-server":
       case "edit-server":
       case "delete-server": {
-        const cur = this.services.get(serviceIdentity(c.service));
+        const cur = this.editable(serviceIdentity(c.service));
         if (!cur) return "Service not defined";
+        const servers = StateEditor.servers(cur);
         const rk = serverIdentity(c.server);
-        const has = cur.servers.has(rk);
+        const has = servers.has(rk);
         if (c.kind === "add-server") {
           if (has) return "Destination already exists";
           if (c.server.lowerThreshold > c.server.upperThreshold) return "Numerical result out of range";
-          cur.servers.set(rk, c.server);
+          servers.set(rk, c.server);
         } else if (!has) return "No such destination";
         else if (c.kind === "edit-server") {
           if (c.server.lowerThreshold > c.server.upperThreshold) return "Numerical result out of range";
-          cur.servers.set(rk, c.server); // an existing key keeps its place in the list
-        } else cur.servers.delete(rk);
+          servers.set(rk, c.server); // an existing key keeps its place in the list
+        } else servers.delete(rk);
         return;
       }
       case "set-timeouts": {
@@ -1171,7 +1248,7 @@ export class StateEditor {
         return;
       }
       case "zero":
-        return c.service && !this.services.has(serviceIdentity(c.service)) ? "No such service" : undefined;
+        return c.service && !this.lookup(serviceIdentity(c.service)) ? "No such service" : undefined;
       default:
         return;
     }

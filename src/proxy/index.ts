@@ -243,7 +243,7 @@ export class Proxy {
   private async applyNow(): Promise<void> {
     const slicer = new Slicer();
     this.health.sync(await this.healthWanted(slicer));
-    const res = await this.tables.applyInSlices(this.desired, (k) => this.health.down(k), slicer);
+    const res = await this.tables.applyInSlices(this.desired, (k) => this.health.down(k), slicer, true);
     await this.markRemoved(res, slicer);
     const local = this.fw.mode === "packet" ? this.cfg.options.packet.localAddresses : [];
     const vips = new Set<string>(local);
