@@ -63,8 +63,11 @@ export let capacity: u32 = 0;
 // is stashed.
 const SLOTS: u32 = 8;
 const B_REFS: usize = 16;
-const B_STASHED: usize = 48;
+const B_STASHED: usize = 48; // u32 links stashed that have this bucket as either of theirs
+const B_AWAY: usize = 52; // u32 links with this primary bucket that sit in their alternate
 const REF_OUT: u32 = 0x80000000;
+const REF_AWAY: u32 = 0x40000000; // this slot is the link's alternate bucket
+const REF_INDEX: u32 = 0x3fffffff;
 const MAX_KICKS: u32 = 128;
 let buckets: usize = 0;
 let bucketMask: u32 = 0;
@@ -83,11 +86,18 @@ export let stashedLinks: u32 = 0;
 @inline function altOf(b: u32, fp: u32): u32 {
   return b ^ ((((fp * 0x5bd1e995) >>> 8) & bucketMask) | 1);
 }
-// bit 15 of each 16-bit lane set where the lane of the 4 fingerprints at p equals fp (exact: no borrows)
-@inline function laneHits(p: usize, fp: u32): u64 {
-  const v = load<u64>(p) ^ (<u64>fp * 0x0001000100010001);
-  const y = (v & 0x7fff7fff7fff7fff) + 0x7fff7fff7fff7fff;
-  return ~(y | v | 0x7fff7fff7fff7fff);
+// bit j set where slot j of the bucket at bk holds fingerprint fp (exact: the lanes are compared without
+// borrows between them)
+@inline function bucketHits(bk: usize, fp: u32): u32 {
+  const f = <u64>fp * 0x0001000100010001;
+  const v0 = load<u64>(bk) ^ f,
+    v1 = load<u64>(bk, 8) ^ f;
+  const y0 = ~(((v0 & 0x7fff7fff7fff7fff) + 0x7fff7fff7fff7fff) | v0 | 0x7fff7fff7fff7fff);
+  const y1 = ~(((v1 & 0x7fff7fff7fff7fff) + 0x7fff7fff7fff7fff) | v1 | 0x7fff7fff7fff7fff);
+  return (
+    <u32>(((y0 >>> 15) & 1) | ((y0 >>> 30) & 2) | ((y0 >>> 45) & 4) | ((y0 >>> 60) & 8)) |
+    ((<u32>(((y1 >>> 15) & 1) | ((y1 >>> 30) & 2) | ((y1 >>> 45) & 4) | ((y1 >>> 60) & 8))) << 4)
+  );
 }
 let freeHead: u32 = 0; // index+1
 export let connCount: u32 = 0;
@@ -281,16 +291,19 @@ export function lookupIn(
   let stashed: u32 = 0;
   for (let t = 0; t < 2; t++) {
     const bk = bucketAt(b);
-    for (let q: usize = 0; q < 8; q += 4) {
-      let m = laneHits(bk + (q << 1), fp);
-      while (m != 0) {
-        const r = load<u32>(bk + B_REFS + ((q + (<usize>ctz(m) >>> 4)) << 2));
-        m &= m - 1;
-        if (r & REF_OUT) continue;
-        if (matchIn(E(r - 1), af, proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport, want)) return <i32>(r - 1);
-      }
+    let m = bucketHits(bk, fp);
+    while (m != 0) {
+      const r = load<u32>(bk + B_REFS + ((<usize>ctz(m)) << 2));
+      m &= m - 1;
+      if (r & REF_OUT) continue;
+      const i = r & REF_INDEX;
+      if (matchIn(E(i - 1), af, proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport, want)) return <i32>(i - 1);
     }
-    if (t == 0) stashed = load<u32>(bk, B_STASHED);
+    if (t == 0) {
+      stashed = load<u32>(bk, B_STASHED);
+      // nothing with this primary bucket sits in its alternate: the key is not there, the line is not read
+      if (load<u32>(bk, B_AWAY) == 0) break;
+    }
     b = altOf(b, fp);
   }
   if (stashed == 0) return -1;
@@ -322,17 +335,18 @@ export function lookupOut(
   let stashed: u32 = 0;
   for (let t = 0; t < 2; t++) {
     const bk = bucketAt(b);
-    for (let q: usize = 0; q < 8; q += 4) {
-      let m = laneHits(bk + (q << 1), fp);
-      while (m != 0) {
-        const r = load<u32>(bk + B_REFS + ((q + (<usize>ctz(m) >>> 4)) << 2));
-        m &= m - 1;
-        if (!(r & REF_OUT)) continue;
-        const i = r & ~REF_OUT;
-        if (matchOut(E(i - 1), af, proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport)) return <i32>(i - 1);
-      }
+    let m = bucketHits(bk, fp);
+    while (m != 0) {
+      const r = load<u32>(bk + B_REFS + ((<usize>ctz(m)) << 2));
+      m &= m - 1;
+      if (!(r & REF_OUT)) continue;
+      const i = r & REF_INDEX;
+      if (matchOut(E(i - 1), af, proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport)) return <i32>(i - 1);
     }
-    if (t == 0) stashed = load<u32>(bk, B_STASHED);
+    if (t == 0) {
+      stashed = load<u32>(bk, B_STASHED);
+      if (load<u32>(bk, B_AWAY) == 0) break;
+    }
     b = altOf(b, fp);
   }
   if (stashed == 0) return -1;
@@ -354,15 +368,9 @@ export function outBucketOf(proto: i32, d0: u32, d1: u32, d2: u32, d3: u32, dpor
 // The entry index+1 the first fingerprint match in a key's primary bucket names (either side), 0: none.
 @inline function firstHit(h: u32): u32 {
   const bk = bucketAt(h & bucketMask);
-  const fp = fpOf(h);
-  let m = laneHits(bk, fp);
-  let q: usize = 0;
-  if (m == 0) {
-    m = laneHits(bk + 8, fp);
-    q = 4;
-  }
+  const m = bucketHits(bk, fpOf(h));
   if (m == 0) return 0;
-  return load<u32>(bk + B_REFS + ((q + (<usize>ctz(m) >>> 4)) << 2)) & ~REF_OUT;
+  return load<u32>(bk + B_REFS + ((<usize>ctz(m)) << 2)) & REF_INDEX;
 }
 
 // Loads a client side's primary bucket and the entry its fingerprint names, and nothing more
@@ -370,6 +378,20 @@ export function outBucketOf(proto: i32, d0: u32, d1: u32, d2: u32, d3: u32, dpor
 export function touchIn(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
   const n = firstHit(hashSide(<u32>proto, c0, c1, c2, c3, cport));
   return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
+}
+
+// The same in two steps, so a batch can issue every key's bucket miss before any entry's: the first
+// loads a client side's primary bucket and returns the key's hash, the second touches the entry that
+// hash's fingerprint names there (assembly/index.ts's lookupBatch, a group of keys per step).
+let touchSink: u32 = 0;
+export function touchInBucket(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
+  const h = hashSide(<u32>proto, c0, c1, c2, c3, cport);
+  touchSink += load<u32>(bucketAt(h & bucketMask));
+  return h;
+}
+export function touchInEntry(h: u32): u32 {
+  const n = firstHit(h);
+  return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) + touchSink : touchSink;
 }
 
 // pfA[k]: a key's hash from inBucketOf/outBucketOf (0: none). Loads the primary buckets, then both lines
@@ -467,15 +489,14 @@ function findSameKey(e: usize, side: u32, fp: u32, b: u32): usize {
   const sideBit: u32 = side == 0 ? 0 : REF_OUT;
   for (let t = 0; t < 2; t++) {
     const bk = bucketAt(b);
-    for (let q: usize = 0; q < 8; q += 4) {
-      let m = laneHits(bk + (q << 1), fp);
-      while (m != 0) {
-        const at = bk + B_REFS + ((q + (<usize>ctz(m) >>> 4)) << 2);
-        m &= m - 1;
-        const r = load<u32>(at);
-        if ((r & REF_OUT) == sideBit && sameKey(E((r & ~REF_OUT) - 1), e, side)) return at;
-      }
+    let m = bucketHits(bk, fp);
+    while (m != 0) {
+      const at = bk + B_REFS + ((<usize>ctz(m)) << 2);
+      m &= m - 1;
+      const r = load<u32>(at);
+      if ((r & REF_OUT) == sideBit && sameKey(E((r & REF_INDEX) - 1), e, side)) return at;
     }
+    if (t == 0 && load<u32>(bk, B_AWAY) == 0) break;
     b = altOf(b, fp);
   }
   return 0;
@@ -492,7 +513,7 @@ function findSameKey(e: usize, side: u32, fp: u32, b: u32): usize {
 
 // Pushes a link on its side's stash (newest first) and counts it in both its buckets (b is either).
 function stashPush(ref: u32, fp: u32, b: u32): void {
-  const i = (ref & ~REF_OUT) - 1;
+  const i = (ref & REF_INDEX) - 1;
   const e = E(i);
   if (ref & REF_OUT) {
     store<u32>(e, stashOut, O_OUT_NEXT);
@@ -530,27 +551,48 @@ function stashRemove(i: u32, side: u32, fp: u32, b: u32): bool {
   return true;
 }
 
-// Puts a link in bucket b or its alternate; when both are full, displaces links to their alternates
-// (cuckoo), and a link left without a place after MAX_KICKS moves goes to the stash.
-function place(ref: u32, fp: u32, b: u32): void {
+// Slot j of bucket b takes a link whose primary bucket is p (b is p or its alternate).
+@inline function putLink(b: u32, j: u32, ref: u32, fp: u32, p: u32): void {
+  if (b == p) {
+    putSlot(bucketAt(b), j, ref, fp);
+    return;
+  }
+  putSlot(bucketAt(b), j, ref | REF_AWAY, fp);
+  const pk = bucketAt(p);
+  store<u32>(pk, load<u32>(pk, B_AWAY) + 1, B_AWAY);
+}
+
+// Puts a link (ref without REF_AWAY) in its primary bucket p or its alternate; when both are full,
+// displaces links to their other bucket (cuckoo), and a link left without a place after MAX_KICKS moves
+// goes to the stash.
+function place(ref: u32, fp: u32, p: u32): void {
+  let b = p;
   let j = freeSlotIn(bucketAt(b));
   if (j < 0) {
-    b = altOf(b, fp);
+    b = altOf(p, fp);
     j = freeSlotIn(bucketAt(b));
   }
+  if (j < 0) b = p;
   for (let k: u32 = 0; j < 0 && k < MAX_KICKS; k++) {
     const bk = bucketAt(b);
     const v = kickNext++ & (SLOTS - 1);
     const vref = load<u32>(bk + B_REFS + ((<usize>v) << 2));
     const vfp = <u32>load<u16>(bk + ((<usize>v) << 1));
-    putSlot(bk, v, ref, fp);
-    ref = vref;
+    putLink(b, v, ref, fp, p);
+    // the victim leaves b for its other bucket
+    ref = vref & ~REF_AWAY;
     fp = vfp;
-    b = altOf(b, fp);
+    const other = altOf(b, fp);
+    if (vref & REF_AWAY) {
+      p = other;
+      const pk = bucketAt(p);
+      store<u32>(pk, load<u32>(pk, B_AWAY) - 1, B_AWAY);
+    } else p = b;
+    b = other;
     j = freeSlotIn(bucketAt(b));
   }
-  if (j < 0) stashPush(ref, fp, b);
-  else putSlot(bucketAt(b), <u32>j, ref, fp);
+  if (j < 0) stashPush(ref, fp, p);
+  else putLink(b, <u32>j, ref, fp, p);
 }
 
 // Links entry i on one side. A linked entry with the same key gives the new one its slot and goes to the
@@ -563,9 +605,10 @@ function hashSideOf(i: u32, side: u32): void {
   const ref = (i + 1) | (side == 0 ? 0 : REF_OUT);
   const at = findSameKey(e, side, fp, b);
   if (at != 0) {
+    // same key, same two buckets: the slot (and whether it is the alternate) stays as it was
     const old = load<u32>(at);
-    store<u32>(at, ref);
-    stashPush(old, fp, b);
+    store<u32>(at, ref | (old & REF_AWAY));
+    stashPush(old & ~REF_AWAY, fp, b);
   } else place(ref, fp, b);
   store<u32>(e, load<u32>(e, O_FLAGS) | hashedFlag(side), O_FLAGS);
 }
@@ -577,30 +620,33 @@ function unhashSideOf(i: u32, side: u32): void {
   store<u32>(e, f & ~hashedFlag(side), O_FLAGS);
   const h = sideHashOf(e, side);
   const fp = fpOf(h);
-  const b0 = h & bucketMask;
+  const p = h & bucketMask;
   const ref = (i + 1) | (side == 0 ? 0 : REF_OUT);
-  let b = b0;
+  const pk = bucketAt(p);
+  let b = p;
   for (let t = 0; t < 2; t++) {
     const bk = bucketAt(b);
     for (let j: u32 = 0; j < SLOTS; j++) {
       const at = bk + B_REFS + ((<usize>j) << 2);
-      if (load<u32>(at) != ref) continue;
+      if ((load<u32>(at) & ~REF_AWAY) != ref) continue;
+      if (load<u32>(at) & REF_AWAY) store<u32>(pk, load<u32>(pk, B_AWAY) - 1, B_AWAY);
       putSlot(bk, j, 0, 0);
       // the newest stashed link with this key takes the place (it has the same two buckets)
-      if (load<u32>(bucketAt(b0), B_STASHED) != 0) promote(e, side, fp, b0, bk, j);
+      if (load<u32>(pk, B_STASHED) != 0) promote(e, side, fp, p, b, j);
       return;
     }
+    if (load<u32>(pk, B_AWAY) == 0) break;
     b = altOf(b, fp);
   }
-  stashRemove(i, side, fp, b0);
+  stashRemove(i, side, fp, p);
 }
 
-function promote(e: usize, side: u32, fp: u32, b: u32, bk: usize, j: u32): void {
+function promote(e: usize, side: u32, fp: u32, p: u32, b: u32, j: u32): void {
   const next = nextOff(side);
   for (let n = side == 0 ? stashIn : stashOut; n != 0; n = load<u32>(E(n - 1) + next)) {
     if (!sameKey(E(n - 1), e, side)) continue;
-    stashRemove(n - 1, side, fp, b);
-    putSlot(bk, j, n | (side == 0 ? 0 : REF_OUT), fp);
+    stashRemove(n - 1, side, fp, p);
+    putLink(b, j, n | (side == 0 ? 0 : REF_OUT), fp, p);
     return;
   }
 }
