@@ -85,8 +85,9 @@ test("every connection is found, both ways, as buckets collide and entries leave
   assert.ok(checked > 1000, `only ${checked} lookups of live connections`);
 });
 
-// The index as assembly/conn/table.ts hashes it (IPv4, TCP): a client's primary bucket and its alternate,
-// so a test can pick clients that all land in one pair of 64-byte buckets (16 slots) and overflow it.
+// A client's two buckets in the bucketised cuckoo index issue 21 tried (IPv4, TCP; see docs/conn-table.md),
+// so a test can pick clients that all land in one pair of 64-byte buckets (16 slots) and overflow it. The
+// same clients share the low bits of the hash the chains use, so in the chained table they crowd 4 chains.
 function bucketPair(ip: string, port: number, buckets: number): [number, number] {
   const mix32 = (x: number) => {
     let h = x >>> 0;
@@ -107,8 +108,8 @@ function bucketPair(ip: string, port: number, buckets: number): [number, number]
 }
 
 test("links that overflow their two buckets (displaced, stashed) are all found, both ways, newest first", async () => {
-  // 64 entries: 32 buckets of 8 slots. Half the clients share one pair of buckets, with a link on each
-  // side (masq): 16 slots for up to 120 links, so links are displaced, stashed and promoted all the time
+  // 64 entries. Half the clients share one pair of buckets (cuckoo: 32 buckets of 8 slots), with a link on
+  // each side (masq): 16 slots for up to 120 links, so links are displaced, stashed and promoted all the time
   const c = await Core.load({ debug: true, connCapacity: 64 });
   const s = c.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
   for (const d of ["10.1.0.1", "10.1.0.2", "10.1.0.3"]) c.addDest(s, { addr: d, port: 8080, fwd: "masq" });

@@ -18,8 +18,8 @@ export const CF_OUT_HASHED: u32 = 0x10000; // ours: linked in the reply-side ind
 
 // Entry layout, 128 bytes each
 export const ENTRY_SHIFT: u32 = 7;
-const O_IN_NEXT: usize = 0; // u32 index+1 in the client-side stash (see the index below)
-const O_OUT_NEXT: usize = 4; // u32 index+1 in the reply-side stash
+const O_IN_NEXT: usize = 0; // u32 index+1 in the "in" chain
+const O_OUT_NEXT: usize = 4; // u32 index+1 in the "out" chain
 const O_W_POS: usize = 8; // u32 where the entry sits in its wheel slot (chunk << 4 | word), 0: not filed
 const O_FREE_NEXT: usize = 8; // u32 index+1 in the free list (a free entry is never filed)
 export const O_AF: usize = 16; // u8
@@ -45,59 +45,17 @@ export const O_INPKTS: usize = 124; // u32
 
 let base: usize = 0;
 export let capacity: u32 = 0;
-// The index: bucketised cuckoo hashing with 16-bit fingerprints (as DPDK's rte_hash). A bucket is one
-// 64-byte line: 8 fingerprints, 8 references (entry index+1, bit 31 set for a reply-side link) and a count
-// of stashed links that hash here. A link lives in one of two buckets, its primary (the hash's low bits)
-// or the alternate the fingerprint gives, so a lookup reads at most two lines and touches an entry only
-// where a fingerprint matches. Both sides are keyed by the client side's (protocol, address, port) alone,
-// as the kernel keys its one table: a connection's client-side and reply-side links share their buckets,
-// so making, finding in either direction or expiring it probes the same lines. Full-NAT's reply side is
-// its local address and port.
-//
-// The kernel's chains put the newest link first, and a lookup returns the first match: two links with one
-// key (a client port reaching two Services with the same real server shares a reply side) must give the
-// newest. The table holds at most one link per key and side, the newest; an older one with the same key
-// moves to the stash, a list per side, newest first, which also takes a link cuckoo displacement could not
-// place (never seen below 90 % load; a client port with many links of one hash can force it). A lookup
-// walks the stash only when it missed in the buckets and their stash count says something hashing there
-// is stashed.
-const SLOTS: u32 = 8;
-const B_REFS: usize = 16;
-const B_STASHED: usize = 48; // u32 links stashed that have this bucket as either of theirs
-const B_AWAY: usize = 52; // u32 links with this primary bucket that sit in their alternate
-const REF_OUT: u32 = 0x80000000;
-const REF_AWAY: u32 = 0x40000000; // this slot is the link's alternate bucket
-const REF_INDEX: u32 = 0x3fffffff;
-const MAX_KICKS: u32 = 128;
+// One bucket array for both indexes, a pair of chain heads (client side, reply side) per bucket, and both
+// keyed by the client side's (protocol, address, port) alone, as the kernel keys its one table: a
+// connection's client-side and reply-side links share one bucket line (and page), so making or expiring
+// it misses once there, not twice. Full-NAT's reply side is its local address and port.
 let buckets: usize = 0;
 let bucketMask: u32 = 0;
-let stashIn: u32 = 0; // index+1, linked through O_IN_NEXT
-let stashOut: u32 = 0; // index+1, linked through O_OUT_NEXT
-let kickNext: u32 = 0; // which slot the next displacement takes
-export let stashedLinks: u32 = 0;
-@inline function bucketAt(b: u32): usize {
-  return buckets + ((<usize>b) << 6);
+@inline function inHead(h: u32): usize {
+  return buckets + ((<usize>h) << 3);
 }
-@inline function fpOf(h: u32): u32 {
-  const f = (h * 0x9e3779b1) >>> 16;
-  return f != 0 ? f : 1; // an empty slot's fingerprint is 0
-}
-// the other bucket of a link in bucket b: an involution (odd xor), so a displaced link finds its way back
-@inline function altOf(b: u32, fp: u32): u32 {
-  return b ^ ((((fp * 0x5bd1e995) >>> 8) & bucketMask) | 1);
-}
-// bit j set where slot j of the bucket at bk holds fingerprint fp (exact: the lanes are compared without
-// borrows between them)
-@inline function bucketHits(bk: usize, fp: u32): u32 {
-  const f = <u64>fp * 0x0001000100010001;
-  const v0 = load<u64>(bk) ^ f,
-    v1 = load<u64>(bk, 8) ^ f;
-  const y0 = ~(((v0 & 0x7fff7fff7fff7fff) + 0x7fff7fff7fff7fff) | v0 | 0x7fff7fff7fff7fff);
-  const y1 = ~(((v1 & 0x7fff7fff7fff7fff) + 0x7fff7fff7fff7fff) | v1 | 0x7fff7fff7fff7fff);
-  return (
-    <u32>(((y0 >>> 15) & 1) | ((y0 >>> 30) & 2) | ((y0 >>> 45) & 4) | ((y0 >>> 60) & 8)) |
-    ((<u32>(((y1 >>> 15) & 1) | ((y1 >>> 30) & 2) | ((y1 >>> 45) & 4) | ((y1 >>> 60) & 8))) << 4)
-  );
+@inline function outHead(h: u32): usize {
+  return buckets + ((<usize>h) << 3) + 4;
 }
 let freeHead: u32 = 0; // index+1
 export let connCount: u32 = 0;
@@ -122,8 +80,8 @@ let evictHand: u32 = 0; // where the next search for a victim starts (it goes ro
 // A slot holds its entries' indexes in a stack of 64-byte chunks (word 0 links the next chunk, words
 // 1..15 hold indexes), not a list threaded through the entries: walking such a list is a chain of
 // dependent cache misses, one entry at a time (300 ns each at 256 MB on a 2-vCPU EPYC, 32 ns when 8
-// are in flight). With the indexes in hand, advance() first touches the due entries, then their
-// buckets, destinations and Services, a level at a time (touchSlot), so those misses overlap,
+// are in flight). With the indexes in hand, advance() first touches the due entries, then their bucket
+// words, chain heads, destinations and Services, a level at a time (touchSlot), so those misses overlap,
 // and only then expires them. An entry leaves a slot by taking the slot's last index into its place.
 const TICK_MS: i64 = 16;
 const WHEEL_BITS: u32 = 16;
@@ -143,14 +101,14 @@ export let clockMs: i64 = 0;
 export function connInit(cap: u32): i32 {
   if (cap < 16) cap = 16;
   const bytes = (<usize>cap) << ENTRY_SHIFT;
-  // buckets of 8 slots for up to two links per entry (client and reply side) at most 90 % full: a power
-  // of two, so 16-32 B per entry
+  // at least two buckets per entry: a chain step is a random entry (a cache and TLB miss of its own),
+  // dearer than the bucket line; measured at 1.2M live entries, 1 per entry was 7% slower, 1/2 12% worse
   let nb: u32 = 16;
-  while (<u64>nb * 72 < <u64>cap * 20) nb <<= 1;
+  while (nb < cap * 2) nb <<= 1;
   base = heap.alloc(bytes);
   memory.fill(base, 0, bytes);
-  buckets = (heap.alloc(((<usize>nb) << 6) + 64) + 63) & ~(<usize>63);
-  memory.fill(buckets, 0, (<usize>nb) << 6);
+  buckets = heap.alloc((<usize>nb) << 3);
+  memory.fill(buckets, 0, (<usize>nb) << 3);
   wheel = heap.alloc((<usize>WHEEL_SLOTS) << 3);
   memory.fill(wheel, 0, (<usize>WHEEL_SLOTS) << 3);
   // enough chunks for every entry filed at once: full chunks, plus one part-filled chunk per slot in use
@@ -159,10 +117,6 @@ export function connInit(cap: u32): i32 {
   for (let c: u32 = 0; c < nChunks; c++) store<u32>(chunks + ((<usize>c) << 6), c + 1 < nChunks ? c + 2 : 0);
   chunkFree = 1;
   bucketMask = nb - 1;
-  stashIn = 0;
-  stashOut = 0;
-  stashedLinks = 0;
-  kickNext = 0;
   capacity = cap;
   // free list threaded through O_FREE_NEXT, lowest index first
   for (let i: u32 = 0; i < cap; i++) store<u32>(E(i), i + 2 < cap + 1 ? i + 2 : 0, O_FREE_NEXT);
@@ -190,12 +144,11 @@ export function connInit(cap: u32): i32 {
   return h;
 }
 
-// the client side's (protocol, address, port), hashed: the low bits pick the primary bucket, the product
-// of all of them the fingerprint. Never 0: the batch pre-pass carries it with 0 meaning no lookup.
+// the client side's (protocol, address, port): the bucket of both a connection's links
 @inline function hashSide(proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, p: u32): u32 {
   let h = mix32(a3 ^ (p << 16) ^ proto);
   if ((a0 | a1 | a2) != 0) h = mix32(h ^ a0 ^ (a1 * 31) ^ (a2 * 961));
-  return h != 0 ? h : 1;
+  return h & bucketMask;
 }
 
 @inline function addrEq(e: usize, off: usize, a0: u32, a1: u32, a2: u32, a3: u32): bool {
@@ -216,58 +169,6 @@ export function connInit(cap: u32): i32 {
 
 // ---- lookups -----------------------------------------------------------------------------------------
 
-@inline function matchIn(
-  e: usize,
-  af: i32,
-  proto: i32,
-  c0: u32,
-  c1: u32,
-  c2: u32,
-  c3: u32,
-  cport: u32,
-  v0: u32,
-  v1: u32,
-  v2: u32,
-  v3: u32,
-  vport: u32,
-  want: u32,
-): bool {
-  return (
-    load<u16>(e, O_CPORT) == cport &&
-    load<u16>(e, O_VPORT) == vport &&
-    addrEq(e, O_CADDR, c0, c1, c2, c3) &&
-    addrEq(e, O_VADDR, v0, v1, v2, v3) &&
-    load<u8>(e, O_PROTO) == <u32>proto &&
-    load<u8>(e, O_AF) == <u32>af &&
-    (load<u32>(e, O_FLAGS) & CF_TEMPLATE) == want
-  );
-}
-
-@inline function matchOut(
-  e: usize,
-  af: i32,
-  proto: i32,
-  s0: u32,
-  s1: u32,
-  s2: u32,
-  s3: u32,
-  sport: u32,
-  d0: u32,
-  d1: u32,
-  d2: u32,
-  d3: u32,
-  dport: u32,
-): bool {
-  return (
-    load<u16>(e, O_DPORT) == sport &&
-    load<u16>(e, O_LPORT) == dport &&
-    addrEq(e, O_DADDR, s0, s1, s2, s3) &&
-    addrEq(e, O_LADDR, d0, d1, d2, d3) &&
-    load<u8>(e, O_PROTO) == <u32>proto &&
-    load<u8>(e, O_AF) == <u32>af
-  );
-}
-
 // Client-side match (af, proto, caddr, cport, vaddr, vport); templates are matched only with tpl=true.
 export function lookupIn(
   af: i32,
@@ -284,31 +185,21 @@ export function lookupIn(
   vport: u32,
   tpl: bool,
 ): i32 {
-  const h = hashSide(<u32>proto, c0, c1, c2, c3, cport);
-  const fp = fpOf(h);
+  let n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
   const want: u32 = tpl ? CF_TEMPLATE : 0;
-  let b = h & bucketMask;
-  let stashed: u32 = 0;
-  for (let t = 0; t < 2; t++) {
-    const bk = bucketAt(b);
-    let m = bucketHits(bk, fp);
-    while (m != 0) {
-      const r = load<u32>(bk + B_REFS + ((<usize>ctz(m)) << 2));
-      m &= m - 1;
-      if (r & REF_OUT) continue;
-      const i = r & REF_INDEX;
-      if (matchIn(E(i - 1), af, proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport, want)) return <i32>(i - 1);
-    }
-    if (t == 0) {
-      stashed = load<u32>(bk, B_STASHED);
-      // nothing with this primary bucket sits in its alternate: the key is not there, the line is not read
-      if (load<u32>(bk, B_AWAY) == 0) break;
-    }
-    b = altOf(b, fp);
-  }
-  if (stashed == 0) return -1;
-  for (let n = stashIn; n != 0; n = load<u32>(E(n - 1), O_IN_NEXT)) {
-    if (matchIn(E(n - 1), af, proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport, want)) return <i32>(n - 1);
+  while (n != 0) {
+    const e = E(n - 1);
+    if (
+      load<u16>(e, O_CPORT) == cport &&
+      load<u16>(e, O_VPORT) == vport &&
+      addrEq(e, O_CADDR, c0, c1, c2, c3) &&
+      addrEq(e, O_VADDR, v0, v1, v2, v3) &&
+      load<u8>(e, O_PROTO) == <u32>proto &&
+      load<u8>(e, O_AF) == <u32>af &&
+      (load<u32>(e, O_FLAGS) & CF_TEMPLATE) == want
+    )
+      return <i32>(n - 1);
+    n = load<u32>(e, O_IN_NEXT);
   }
   return -1;
 }
@@ -329,83 +220,46 @@ export function lookupOut(
   d3: u32,
   dport: u32,
 ): i32 {
-  const h = hashSide(<u32>proto, d0, d1, d2, d3, dport);
-  const fp = fpOf(h);
-  let b = h & bucketMask;
-  let stashed: u32 = 0;
-  for (let t = 0; t < 2; t++) {
-    const bk = bucketAt(b);
-    let m = bucketHits(bk, fp);
-    while (m != 0) {
-      const r = load<u32>(bk + B_REFS + ((<usize>ctz(m)) << 2));
-      m &= m - 1;
-      if (!(r & REF_OUT)) continue;
-      const i = r & REF_INDEX;
-      if (matchOut(E(i - 1), af, proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport)) return <i32>(i - 1);
-    }
-    if (t == 0) {
-      stashed = load<u32>(bk, B_STASHED);
-      if (load<u32>(bk, B_AWAY) == 0) break;
-    }
-    b = altOf(b, fp);
-  }
-  if (stashed == 0) return -1;
-  for (let n = stashOut; n != 0; n = load<u32>(E(n - 1), O_OUT_NEXT)) {
-    if (matchOut(E(n - 1), af, proto, s0, s1, s2, s3, sport, d0, d1, d2, d3, dport)) return <i32>(n - 1);
+  let n = load<u32>(outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport)));
+  while (n != 0) {
+    const e = E(n - 1);
+    if (
+      load<u16>(e, O_DPORT) == sport &&
+      load<u16>(e, O_LPORT) == dport &&
+      addrEq(e, O_DADDR, s0, s1, s2, s3) &&
+      addrEq(e, O_LADDR, d0, d1, d2, d3) &&
+      load<u8>(e, O_PROTO) == <u32>proto &&
+      load<u8>(e, O_AF) == <u32>af
+    )
+      return <i32>(n - 1);
+    n = load<u32>(e, O_OUT_NEXT);
   }
   return -1;
 }
 
-// Batch pre-pass helpers (packet/exports.ts): what a lookup starts from (its key's hash, never 0), and
-// the staged touch of the buckets and the entries their fingerprints name (see assembly/prefetch.ts).
+// Batch pre-pass helpers (packet/exports.ts): the address of the bucket word a lookup starts from, and
+// the staged touch of those words and their chains' first entries (see assembly/prefetch.ts).
 export function inBucketOf(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): usize {
-  return <usize>hashSide(<u32>proto, c0, c1, c2, c3, cport);
+  return inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport));
 }
 export function outBucketOf(proto: i32, d0: u32, d1: u32, d2: u32, d3: u32, dport: u32): usize {
-  return <usize>hashSide(<u32>proto, d0, d1, d2, d3, dport);
+  return outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport));
 }
 
-// The entry index+1 the first fingerprint match in a key's primary bucket names (either side), 0: none.
-@inline function firstHit(h: u32): u32 {
-  const bk = bucketAt(h & bucketMask);
-  const m = bucketHits(bk, fpOf(h));
-  if (m == 0) return 0;
-  return load<u32>(bk + B_REFS + ((<usize>ctz(m)) << 2)) & REF_INDEX;
-}
-
-// Loads a client side's primary bucket and the entry its fingerprint names, and nothing more
-// (assembly/index.ts's batched lookups use it the same way). Returns a value so the loads are kept.
+// Loads a client side's bucket word and its chain's first entry, and nothing more (assembly/index.ts's
+// batched lookups use it the same way). Returns a value so the loads are kept.
 export function touchIn(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
-  const n = firstHit(hashSide(<u32>proto, c0, c1, c2, c3, cport));
+  const n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
   return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
 }
 
-// The same in two steps, so a batch can issue every key's bucket miss before any entry's: the first
-// loads a client side's primary bucket and returns the key's hash, the second touches the entry that
-// hash's fingerprint names there (assembly/index.ts's lookupBatch, a group of keys per step).
-let touchSink: u32 = 0;
-export function touchInBucket(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
-  const h = hashSide(<u32>proto, c0, c1, c2, c3, cport);
-  touchSink += load<u32>(bucketAt(h & bucketMask));
-  return h;
-}
-export function touchInEntry(h: u32): u32 {
-  const n = firstHit(h);
-  return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) + touchSink : touchSink;
-}
-
-// pfA[k]: a key's hash from inBucketOf/outBucketOf (0: none). Loads the primary buckets, then both lines
-// of the entry each one's fingerprint names; where pfC[k] is 1 it becomes that entry's destination id (-1
-// otherwise), for touchDests.
+// pfA[k]: a bucket word's address (0: none). Loads the words, then both lines of each chain's first
+// entry; where pfC[k] is 1 it becomes that entry's destination id (-1 otherwise), for touchDests.
 export function touchChainHeads(n: u32): void {
   let acc: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
-    const h = unchecked(pfA[k]);
-    if (h != 0) acc += load<u32>(bucketAt(h & bucketMask));
-  }
-  for (let k: u32 = 0; k < n; k++) {
-    const h = unchecked(pfA[k]);
-    unchecked((pfA[k] = h != 0 ? firstHit(h) : 0));
+    const a = <usize>unchecked(pfA[k]);
+    unchecked((pfA[k] = a != 0 ? load<u32>(a) : 0));
   }
   for (let k: u32 = 0; k < n; k++) {
     const h = unchecked(pfA[k]);
@@ -421,8 +275,8 @@ export function touchChainHeads(n: u32): void {
   keep(acc);
 }
 
-// A connection's two index links: side 0 is the client side (keyed by caddr:cport), side 1 the reply side
-// (keyed by laddr:lport, which is caddr:cport unless full-NAT moved it).
+// A connection's two index links: side 0 is the client side (the "in" chain, keyed by caddr:cport), side 1
+// the reply side ("out", keyed by laddr:lport, which is caddr:cport unless full-NAT moved it).
 @inline function nextOff(side: u32): usize {
   return side == 0 ? O_IN_NEXT : O_OUT_NEXT;
 }
@@ -445,171 +299,16 @@ function sideHashOf(e: usize, side: u32): u32 {
 @inline function inHashOf(e: usize): u32 {
   return sideHashOf(e, 0);
 }
-
-// Entries x and e have one key on this side: a lookup that finds one could have found the other.
-function sameKey(x: usize, e: usize, side: u32): bool {
-  if (side == 0) {
-    return matchIn(
-      x,
-      load<u8>(e, O_AF),
-      load<u8>(e, O_PROTO),
-      load<u32>(e, O_CADDR),
-      load<u32>(e, O_CADDR + 4),
-      load<u32>(e, O_CADDR + 8),
-      load<u32>(e, O_CADDR + 12),
-      load<u16>(e, O_CPORT),
-      load<u32>(e, O_VADDR),
-      load<u32>(e, O_VADDR + 4),
-      load<u32>(e, O_VADDR + 8),
-      load<u32>(e, O_VADDR + 12),
-      load<u16>(e, O_VPORT),
-      load<u32>(e, O_FLAGS) & CF_TEMPLATE,
-    );
-  }
-  return matchOut(
-    x,
-    load<u8>(e, O_AF),
-    load<u8>(e, O_PROTO),
-    load<u32>(e, O_DADDR),
-    load<u32>(e, O_DADDR + 4),
-    load<u32>(e, O_DADDR + 8),
-    load<u32>(e, O_DADDR + 12),
-    load<u16>(e, O_DPORT),
-    load<u32>(e, O_LADDR),
-    load<u32>(e, O_LADDR + 4),
-    load<u32>(e, O_LADDR + 8),
-    load<u32>(e, O_LADDR + 12),
-    load<u16>(e, O_LPORT),
-  );
+@inline function sideHead(h: u32, side: u32): usize {
+  return side == 0 ? inHead(h) : outHead(h);
 }
 
-// The address of the reference to a linked entry with e's key on this side in buckets b and its
-// alternate, 0: none.
-function findSameKey(e: usize, side: u32, fp: u32, b: u32): usize {
-  const sideBit: u32 = side == 0 ? 0 : REF_OUT;
-  for (let t = 0; t < 2; t++) {
-    const bk = bucketAt(b);
-    let m = bucketHits(bk, fp);
-    while (m != 0) {
-      const at = bk + B_REFS + ((<usize>ctz(m)) << 2);
-      m &= m - 1;
-      const r = load<u32>(at);
-      if ((r & REF_OUT) == sideBit && sameKey(E((r & REF_INDEX) - 1), e, side)) return at;
-    }
-    if (t == 0 && load<u32>(bk, B_AWAY) == 0) break;
-    b = altOf(b, fp);
-  }
-  return 0;
-}
-
-@inline function freeSlotIn(bk: usize): i32 {
-  for (let j: u32 = 0; j < SLOTS; j++) if (load<u32>(bk + B_REFS + ((<usize>j) << 2)) == 0) return <i32>j;
-  return -1;
-}
-@inline function putSlot(bk: usize, j: u32, ref: u32, fp: u32): void {
-  store<u16>(bk + ((<usize>j) << 1), <u16>fp);
-  store<u32>(bk + B_REFS + ((<usize>j) << 2), ref);
-}
-
-// Pushes a link on its side's stash (newest first) and counts it in both its buckets (b is either).
-function stashPush(ref: u32, fp: u32, b: u32): void {
-  const i = (ref & REF_INDEX) - 1;
-  const e = E(i);
-  if (ref & REF_OUT) {
-    store<u32>(e, stashOut, O_OUT_NEXT);
-    stashOut = i + 1;
-  } else {
-    store<u32>(e, stashIn, O_IN_NEXT);
-    stashIn = i + 1;
-  }
-  const b1 = bucketAt(b),
-    b2 = bucketAt(altOf(b, fp));
-  store<u32>(b1, load<u32>(b1, B_STASHED) + 1, B_STASHED);
-  store<u32>(b2, load<u32>(b2, B_STASHED) + 1, B_STASHED);
-  stashedLinks++;
-}
-
-// Takes entry i off its side's stash, if it is there. False when it is not.
-function stashRemove(i: u32, side: u32, fp: u32, b: u32): bool {
-  const next = nextOff(side);
-  let n = side == 0 ? stashIn : stashOut;
-  let prev: u32 = 0;
-  while (n != 0 && n != i + 1) {
-    prev = n;
-    n = load<u32>(E(n - 1) + next);
-  }
-  if (n == 0) return false;
-  const after = load<u32>(E(i) + next);
-  if (prev != 0) store<u32>(E(prev - 1) + next, after);
-  else if (side == 0) stashIn = after;
-  else stashOut = after;
-  const b1 = bucketAt(b),
-    b2 = bucketAt(altOf(b, fp));
-  store<u32>(b1, load<u32>(b1, B_STASHED) - 1, B_STASHED);
-  store<u32>(b2, load<u32>(b2, B_STASHED) - 1, B_STASHED);
-  stashedLinks--;
-  return true;
-}
-
-// Slot j of bucket b takes a link whose primary bucket is p (b is p or its alternate).
-@inline function putLink(b: u32, j: u32, ref: u32, fp: u32, p: u32): void {
-  if (b == p) {
-    putSlot(bucketAt(b), j, ref, fp);
-    return;
-  }
-  putSlot(bucketAt(b), j, ref | REF_AWAY, fp);
-  const pk = bucketAt(p);
-  store<u32>(pk, load<u32>(pk, B_AWAY) + 1, B_AWAY);
-}
-
-// Puts a link (ref without REF_AWAY) in its primary bucket p or its alternate; when both are full,
-// displaces links to their other bucket (cuckoo), and a link left without a place after MAX_KICKS moves
-// goes to the stash.
-function place(ref: u32, fp: u32, p: u32): void {
-  let b = p;
-  let j = freeSlotIn(bucketAt(b));
-  if (j < 0) {
-    b = altOf(p, fp);
-    j = freeSlotIn(bucketAt(b));
-  }
-  if (j < 0) b = p;
-  for (let k: u32 = 0; j < 0 && k < MAX_KICKS; k++) {
-    const bk = bucketAt(b);
-    const v = kickNext++ & (SLOTS - 1);
-    const vref = load<u32>(bk + B_REFS + ((<usize>v) << 2));
-    const vfp = <u32>load<u16>(bk + ((<usize>v) << 1));
-    putLink(b, v, ref, fp, p);
-    // the victim leaves b for its other bucket
-    ref = vref & ~REF_AWAY;
-    fp = vfp;
-    const other = altOf(b, fp);
-    if (vref & REF_AWAY) {
-      p = other;
-      const pk = bucketAt(p);
-      store<u32>(pk, load<u32>(pk, B_AWAY) - 1, B_AWAY);
-    } else p = b;
-    b = other;
-    j = freeSlotIn(bucketAt(b));
-  }
-  if (j < 0) stashPush(ref, fp, p);
-  else putLink(b, <u32>j, ref, fp, p);
-}
-
-// Links entry i on one side. A linked entry with the same key gives the new one its slot and goes to the
-// stash: the newest is the one found, as the kernel's hlist_add_head_rcu puts it first in the chain.
+// Links entry i at the head of its chain on one side (newest first, as the kernel's hlist_add_head_rcu).
 function hashSideOf(i: u32, side: u32): void {
   const e = E(i);
-  const h = sideHashOf(e, side);
-  const fp = fpOf(h);
-  const b = h & bucketMask;
-  const ref = (i + 1) | (side == 0 ? 0 : REF_OUT);
-  const at = findSameKey(e, side, fp, b);
-  if (at != 0) {
-    // same key, same two buckets: the slot (and whether it is the alternate) stays as it was
-    const old = load<u32>(at);
-    store<u32>(at, ref | (old & REF_AWAY));
-    stashPush(old & ~REF_AWAY, fp, b);
-  } else place(ref, fp, b);
+  const b = sideHead(sideHashOf(e, side), side);
+  store<u32>(e + nextOff(side), load<u32>(b));
+  store<u32>(b, i + 1);
   store<u32>(e, load<u32>(e, O_FLAGS) | hashedFlag(side), O_FLAGS);
 }
 
@@ -617,38 +316,18 @@ function unhashSideOf(i: u32, side: u32): void {
   const e = E(i);
   const f = load<u32>(e, O_FLAGS);
   if (!(f & hashedFlag(side))) return;
-  store<u32>(e, f & ~hashedFlag(side), O_FLAGS);
-  const h = sideHashOf(e, side);
-  const fp = fpOf(h);
-  const p = h & bucketMask;
-  const ref = (i + 1) | (side == 0 ? 0 : REF_OUT);
-  const pk = bucketAt(p);
-  let b = p;
-  for (let t = 0; t < 2; t++) {
-    const bk = bucketAt(b);
-    for (let j: u32 = 0; j < SLOTS; j++) {
-      const at = bk + B_REFS + ((<usize>j) << 2);
-      if ((load<u32>(at) & ~REF_AWAY) != ref) continue;
-      if (load<u32>(at) & REF_AWAY) store<u32>(pk, load<u32>(pk, B_AWAY) - 1, B_AWAY);
-      putSlot(bk, j, 0, 0);
-      // the newest stashed link with this key takes the place (it has the same two buckets)
-      if (load<u32>(pk, B_STASHED) != 0) promote(e, side, fp, p, b, j);
-      return;
-    }
-    if (load<u32>(pk, B_AWAY) == 0) break;
-    b = altOf(b, fp);
-  }
-  stashRemove(i, side, fp, p);
-}
-
-function promote(e: usize, side: u32, fp: u32, p: u32, b: u32, j: u32): void {
   const next = nextOff(side);
-  for (let n = side == 0 ? stashIn : stashOut; n != 0; n = load<u32>(E(n - 1) + next)) {
-    if (!sameKey(E(n - 1), e, side)) continue;
-    stashRemove(n - 1, side, fp, p);
-    putLink(b, j, n | (side == 0 ? 0 : REF_OUT), fp, p);
-    return;
+  let p = sideHead(sideHashOf(e, side), side);
+  let n = load<u32>(p);
+  while (n != 0) {
+    if (n == i + 1) {
+      store<u32>(p, load<u32>(e + next));
+      break;
+    }
+    p = E(n - 1) + next;
+    n = load<u32>(p);
   }
+  store<u32>(e, f & ~hashedFlag(side), O_FLAGS);
 }
 
 @inline function hashIn(i: u32): void {
@@ -996,7 +675,7 @@ export function expire(i: u32, now: i64): bool {
   return true;
 }
 
-// Touches the entries filed in slot s, then their buckets, destinations and Services,
+// Touches the entries filed in slot s, then their bucket words, chain heads, destinations and Services,
 // in groups, each level one tight loop (see assembly/prefetch.ts); advance() then finds them in cache.
 function touchSlot(s: usize): void {
   let c = load<u32>(s);
@@ -1026,12 +705,13 @@ function touchEntries(n: u32): void {
   }
   for (let k: u32 = 0; k < n; k++) {
     const e = E(unchecked(pfB[k]));
-    unchecked((pfA[k] = <u32>bucketAt(inHashOf(e) & bucketMask)));
+    unchecked((pfA[k] = <u32>inHead(inHashOf(e))));
     unchecked((pfC[k] = <u32>load<i32>(e, O_DEST)));
   }
   for (let k: u32 = 0; k < n; k++) {
-    // the primary bucket (one line), where unhashIn finds the entry's links
-    acc += load<u32>(<usize>unchecked(pfA[k]), B_REFS);
+    // the chain's head, when it is not this entry: unhashIn steps through it
+    const h = load<u32>(<usize>unchecked(pfA[k]));
+    if (h != 0 && h != unchecked(pfB[k]) + 1) acc += load<u32>(E(h - 1), O_IN_NEXT);
   }
   keep(acc);
   touchDests(n);
