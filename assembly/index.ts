@@ -525,7 +525,8 @@ export function setSnatAddr(af: i32): void {
 }
 
 // ---- batch entry points for benchmarks and the simulator (one boundary crossing per batch) ----------
-import { lookupIn, touchIn } from "./conn/table";
+import { lookupIn, touchInBucket, touchInEntry } from "./conn/table";
+import { pfA } from "./prefetch";
 
 // A key area: KEY_SIZE bytes per key (KEY_* in assembly/layout.ts: af, proto, cport, vport, caddr, vaddr,
 // addresses in network order); results as i32 connection indexes at resultsPtr.
@@ -584,11 +585,14 @@ export function lookupBatch(n: i32): i32 {
   for (let g = 0; g < n; g += LOOKUP_GROUP) {
     const end = min(g + LOOKUP_GROUP, n);
     if (connCount >= 32768) {
+      // every key's bucket word first, then the chain heads they name: the group's misses overlap at each step
       for (let k = g; k < end; k++) {
         const p = keyArea + <usize>k * KEY_SIZE;
         readKey(p);
-        warm += touchIn(<i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3, load<u32>(p, KEY_CPORT));
+        const head = touchInBucket(<i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3, load<u32>(p, KEY_CPORT));
+        unchecked((pfA[k - g] = head));
       }
+      for (let k = g; k < end; k++) warm += touchInEntry(unchecked(pfA[k - g]));
     }
     for (let k = g; k < end; k++) {
       const p = keyArea + <usize>k * KEY_SIZE;

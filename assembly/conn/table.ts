@@ -247,11 +247,15 @@ export function outBucketOf(proto: i32, d0: u32, d1: u32, d2: u32, d3: u32, dpor
   return outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport));
 }
 
-// Loads a client side's bucket word and its chain's first entry, and nothing more (assembly/index.ts's
-// batched lookups use it the same way). Returns a value so the loads are kept.
-export function touchIn(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
-  const n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
-  return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
+// A batch's pre-pass in two steps (assembly/index.ts's lookupBatch, a group of keys per step), so every
+// key's bucket-word miss is issued before any chain head's: the first loads a client side's bucket word and
+// returns it, the second loads the chain's first entry it names, and nothing more. Measured at 1M live
+// against the one step before (docs/conn-table.md): batched lookups 0.85x the time.
+export function touchInBucket(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
+  return load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
+}
+export function touchInEntry(n: u32): u32 {
+  return n != 0 && n <= capacity ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
 }
 
 // pfA[k]: a bucket word's address (0: none). Loads the words, then both lines of each chain's first
