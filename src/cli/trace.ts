@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { SCHEDULERS, type ServiceSpec } from "../core/index.ts";
+import { SCHEDULER_LIST, SCHED_FLAG_NAMES, schedFlag } from "../model/schedulers.ts";
 import { UsageError, parseArgs, type CommandSpec, type FlagSpec } from "./args.ts";
 import {
   TraceSession,
@@ -24,7 +25,7 @@ export const TRACE_USAGE = `usage: wasmvs trace [service] [real servers] [traffi
 service (ipvsadm flags; default -t 10.0.0.1:80 -s wlc):
   -s SCHED               ${SCHEDULERS.join(" ")}
   -t|-u|--sctp-service VIP:PORT   or   -f MARK (fwmark: destination addresses vary, see --targets)
-  -b FLAGS               sh-fallback,sh-port,mh-fallback,mh-port   -o  one-packet
+  -b FLAGS               ${SCHEDULER_LIST.flatMap((s) => s.flags).join(",")}   -o  one-packet
   -p [SECONDS]           persistent (default 300)   -M NETMASK   persistence netmask
 real servers (repeat; default A 10.1.0.1:80 w4, B 10.1.0.2:80 w3, C 10.1.0.3:80 w2):
   -r ADDR:PORT[:W[:U[:L]]]   weight, upper and lower threshold; or -w W -x U -y L after -r
@@ -89,13 +90,6 @@ function int(v: string | undefined, what: string, lo: number, hi: number): numbe
     throw new UsageError(`${what} wants a whole number from ${lo} to ${hi} (got '${v}')`);
   return n;
 }
-const SCHED_FLAG_OWNER: Record<string, string> = {
-  "sh-fallback": "sh",
-  "sh-port": "sh",
-  "mh-fallback": "mh",
-  "mh-port": "mh",
-  ops: "",
-};
 
 export interface TraceOptions {
   scenario: Scenario;
@@ -400,9 +394,10 @@ function checkService(d: TraceDraft): void {
     throw new UsageError(`unknown scheduler '${service.scheduler}' (known: ${SCHEDULERS.join(", ")})`);
   }
   for (const f of service.flags ?? []) {
-    const owner = Object.hasOwn(SCHED_FLAG_OWNER, f) ? SCHED_FLAG_OWNER[f] : undefined;
-    if (owner === undefined)
-      throw new UsageError(`unknown scheduler flag '${f}' (known: ${Object.keys(SCHED_FLAG_OWNER).join(", ")})`);
+    const flag = f === "ops" ? { bit: 0 } : schedFlag(f);
+    const known = ["ops", ...Object.keys(SCHED_FLAG_NAMES)].join(", ");
+    if (flag === undefined) throw new UsageError(`unknown scheduler flag '${f}' (known: ${known})`);
+    const owner = flag.owner;
     if (owner && owner !== service.scheduler)
       throw new UsageError(`-b ${f} is a flag of the ${owner} scheduler, not of ${service.scheduler}`);
   }

@@ -16,6 +16,7 @@ import {
   type Tracer,
 } from "../core/trace.ts";
 import type { Core } from "../core/index.ts";
+import { schedFlagName } from "../model/schedulers.ts";
 
 export {
   Tracer,
@@ -522,7 +523,7 @@ function explainHash(r: TraceRecord, { before, name, tracer, client, sport, dst 
           ? " and dh has no fallback"
           : f.W_FALLBACK
             ? ""
-            : ` and the service has no ${sched}-fallback flag`;
+            : ` and the service has no ${schedFlagName(sched, 0)} flag`;
     return {
       lines,
       sentence:

@@ -5,6 +5,7 @@ import { cidrContains, parseCIDR, type Family } from "./ip.ts";
 import type { ProxyConfig } from "./config.ts";
 import type { FamilyNode } from "./node.ts";
 import { categorizeEndpoints } from "./categorize.ts";
+import { schedFlagName } from "../model/schedulers.ts";
 import type { EndpointInfo, ServicePortInfo } from "./model.ts";
 
 export type IpsetType = "hash:ip,port,ip" | "hash:ip,port" | "hash:ip,port,net" | "bitmap:port" | "hash:ip";
@@ -140,7 +141,8 @@ export function ipvsContribution(sp: ServicePortInfo, eps: EndpointInfo[] | unde
       v.persistent = sp.stickyMaxAgeSeconds;
       v.netmask = node.family === "IPv4" ? "255.255.255.255" : "128";
     }
-    if (v.scheduler === "mh") v.flags.push("mh-port"); // FlagSourceHash (0x10); mh-fallback is not set
+    // kube-proxy sets FlagSourceHash (0x10, flag-2: mh-port) for mh; mh-fallback is not set
+    if (v.scheduler === "mh") v.flags.push(schedFlagName(v.scheduler, 1));
     return v;
   };
   // hairpin: every local endpoint, whatever its readiness

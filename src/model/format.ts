@@ -19,6 +19,7 @@ import {
   word,
 } from "./inet.ts";
 import { type NameResolver, numericResolver } from "./names.ts";
+import { SCHED_FLAG_BITS, schedFlag, schedFlagName, schedulerInfo } from "./schedulers.ts";
 
 export type ListFormat = "default" | "stats" | "rate" | "thresholds" | "persistent-conn" | "tun-info";
 
@@ -37,39 +38,19 @@ export const SVC_F_SCHED1 = 0x8;
 export const SVC_F_SCHED2 = 0x10;
 export const SVC_F_SCHED3 = 0x20;
 
-const FLAG_BITS: Record<string, number> = {
-  "flag-1": SVC_F_SCHED1,
-  "sh-fallback": SVC_F_SCHED1,
-  "mh-fallback": SVC_F_SCHED1,
-  "flag-2": SVC_F_SCHED2,
-  "sh-port": SVC_F_SCHED2,
-  "mh-port": SVC_F_SCHED2,
-  "flag-3": SVC_F_SCHED3,
-  ops: SVC_F_ONEPACKET,
-};
-
 /** The kernel's flag bits for a service's flag names (persistence from `persistent`). */
 export function serviceFlagBits(s: Pick<VirtualService, "flags" | "persistent">): number {
   let f = s.persistent !== undefined ? SVC_F_PERSISTENT : 0;
-  for (const n of s.flags ?? []) f |= FLAG_BITS[n] ?? 0;
+  for (const n of s.flags ?? []) f |= n === "ops" ? SVC_F_ONEPACKET : (schedFlag(n)?.bit ?? 0);
   return f;
 }
 
 /** ipvsadm's print_sched_flags: names depend on the scheduler; "" when none is set. */
 export function schedFlagsText(sched: string, bits: number): string {
-  const names: string[] = [];
-  if (sched === "sh") {
-    if (bits & SVC_F_SCHED1) names.push("sh-fallback");
-    if (bits & SVC_F_SCHED2) names.push("sh-port");
-  } else if (sched === "mh") {
-    if (bits & SVC_F_SCHED1) names.push("mh-fallback");
-    if (bits & SVC_F_SCHED2) names.push("mh-port");
-  } else {
-    if (bits & SVC_F_SCHED1) names.push("flag-1");
-    if (bits & SVC_F_SCHED2) names.push("flag-2");
-    if (bits & SVC_F_SCHED3) names.push("flag-3");
-  }
-  return names.join(",");
+  // a scheduler with names of its own prints only those (sh: no flag-3), as ipvsadm does
+  const own = schedulerInfo(sched)?.flags.length ?? 0;
+  const names = SCHED_FLAG_BITS.map((_, i) => schedFlagName(sched, i)).slice(0, own || SCHED_FLAG_BITS.length);
+  return names.filter((_, i) => bits & SCHED_FLAG_BITS[i]).join(",");
 }
 
 // ---- printf helpers ---------------------------------------------------------------------------------

@@ -5,14 +5,7 @@
 import type { DesiredState, IpvsTimeouts, RealServer, TunnelType, VirtualService } from "./types.ts";
 import { serviceKey, realServerKey } from "./types.ts";
 import type { ListFormat } from "./format.ts";
-import {
-  SVC_F_ONEPACKET,
-  SVC_F_PERSISTENT,
-  SVC_F_SCHED1,
-  SVC_F_SCHED2,
-  SVC_F_SCHED3,
-  schedFlagsText,
-} from "./format.ts";
+import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from "./format.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -26,6 +19,7 @@ import {
   ntop6,
 } from "./inet.ts";
 import { type NameResolver, numericResolver } from "./names.ts";
+import { SCHED_FLAG_BITS, schedFlag, schedFlagName } from "./schedulers.ts";
 
 /** What ipvsadm would print on stderr (exact text, newline included) and exit with. */
 export class IpvsadmError extends Error {
@@ -802,25 +796,14 @@ function setTimeouts(leftovers: string[]): IpvsTimeouts {
   return { tcp: a, tcpfin: b, udp: c };
 }
 
-// -b's flags: the bit, and the scheduler a flag belongs to (a Map: "constructor" is no flag)
-const SCHED_FLAG_BITS = new Map<string, [number, string?]>([
-  ["flag-1", [SVC_F_SCHED1]],
-  ["flag-2", [SVC_F_SCHED2]],
-  ["flag-3", [SVC_F_SCHED3]],
-  ["sh-fallback", [SVC_F_SCHED1, "sh"]],
-  ["sh-port", [SVC_F_SCHED2, "sh"]],
-  ["mh-fallback", [SVC_F_SCHED1, "mh"]],
-  ["mh-port", [SVC_F_SCHED2, "mh"]],
-]);
-
 /** -b: each flag's bit, and the scheduler it belongs to. */
 function applySchedFlags(svc: Svc, schedFlagsArg: string): void {
   svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);
   const sched = svc.sched || DEF_SCHED;
   for (const flag of schedFlagsArg.split(",").filter(Boolean)) {
-    const e = SCHED_FLAG_BITS.get(flag) ?? fail(`invalid scheduler flag \`${flag}'`);
-    svc.flags |= e[0];
-    if (e[1] && sched !== e[1]) fail(`incompatible scheduler flag \`${flag}'`);
+    const e = schedFlag(flag) ?? fail(`invalid scheduler flag \`${flag}'`);
+    svc.flags |= e.bit;
+    if (e.owner && sched !== e.owner) fail(`incompatible scheduler flag \`${flag}'`);
   }
 }
 
@@ -991,8 +974,9 @@ function toVirtualService(s: Svc): VirtualService {
     v.addr = s.addr ?? "0.0.0.0";
     v.port = s.port;
   }
-  const sf = schedFlagsText(s.sched || DEF_SCHED, s.flags);
-  if (sf) v.flags.push(...sf.split(","));
+  // every bit -b set goes to the kernel, flag-3 with sh too (only -Ln's text leaves it out)
+  for (let i = 0; i < SCHED_FLAG_BITS.length; i++)
+    if (s.flags & SCHED_FLAG_BITS[i]) v.flags.push(schedFlagName(s.sched || DEF_SCHED, i));
   if (s.flags & SVC_F_ONEPACKET) v.flags.push("ops");
   if (s.flags & SVC_F_PERSISTENT) v.persistent = s.timeout;
   if (s.af === AF_INET6) {

@@ -41,6 +41,20 @@ export const SCHED_FLAG_OWNER: Record<string, string | undefined> = Object.fromE
   ...SCHEDULER_LIST.flatMap((s) => s.flags.map((f) => [f, s.name] as const)),
 ]);
 
+// name -> its bit and owning scheduler; a Map, so "constructor" or "toString" is no flag
+const flagByName = new Map(
+  Object.entries(SCHED_FLAG_NAMES).map(([name, bit]) => [name, { bit, owner: SCHED_FLAG_OWNER[name] }] as const),
+);
+/** A -b flag name's bit and the scheduler it needs (no owner: flag-N, which any scheduler takes). */
+export function schedFlag(name: string): { readonly bit: number; readonly owner?: string } | undefined {
+  return flagByName.get(name);
+}
+
+/** The name of flag bit i (0: flag-1) under a scheduler: its own name where the list gives one, else flag-N. */
+export function schedFlagName(sched: string, i: number): string {
+  return byName.get(sched)?.flags[i] ?? `flag-${i + 1}`;
+}
+
 export function familyOf(sched: string): Family {
   return byName.get(sched)?.family ?? "least";
 }

@@ -3,6 +3,7 @@
 // lives as a real one (handshake, answer, FIN or RST close, expiry) in the data plane's connection table.
 // Bundled for the browser by `wasmvs ui` (esbuild); no network access besides fetching core.wasm.
 import { Core, SCHEDULERS } from "../core/index.ts";
+import { schedulerInfo } from "../model/schedulers.ts";
 import {
   TraceSession,
   letterName,
@@ -77,7 +78,7 @@ const DEFAULT: State = {
   ndHold: 60000,
   ndRate: 2,
 };
-const SCHED_FLAGS: Record<string, string[]> = { sh: ["sh-fallback", "sh-port"], mh: ["mh-fallback", "mh-port"] };
+const schedFlags = (sched: string): readonly string[] => schedulerInfo(sched)?.flags ?? [];
 const isSched = (s: string | null): s is string => !!s && (SCHEDULERS as readonly string[]).includes(s);
 const MAX_DESTS = 64;
 
@@ -322,7 +323,7 @@ function readHash(hash: string): { state: State; problems: string[] } {
   }
   if (p.get("f")) {
     for (const f of p.get("f")!.split(",")) {
-      if ((SCHED_FLAGS[s.sched] ?? []).includes(f)) s.flags.push(f);
+      if (schedFlags(s.sched).includes(f)) s.flags.push(f);
       else problems.push(`flag '${f}' does not belong to ${s.sched}`);
     }
   }
@@ -1292,7 +1293,6 @@ function guess(name: string): void {
 // stay. What changes is where *new* connections go; for the hash schedulers the question is whether a client
 // (dh: a destination address) returns to the same backend, and that is what is scored.
 const cmpCores = new Map<string, Core>();
-const HASHED = new Set(["sh", "dh", "mh"]);
 function flowOf(f: number) {
   return {
     client: `172.16.${(f >> 8) & 255}.${f & 255}`,
@@ -1423,7 +1423,7 @@ async function renderCompare(): Promise<void> {
           (r.broken ? `, <b class="bad" data-m="broken">${r.broken}</b> to ${nameOf(base[state.victim])} break` : "") +
           `</div>`,
       );
-      if (HASHED.has(sched)) {
+      if (familyOf(sched) === "hash") {
         let moved = 0,
           mustMove = 0,
           comparable = 0;
@@ -1676,7 +1676,7 @@ function setView(v: View): void {
 
 function renderFlags(): void {
   $("flags").innerHTML =
-    (SCHED_FLAGS[state.sched] ?? [])
+    schedFlags(state.sched)
       .map(
         (f) =>
           `<label>` + `<input type="checkbox" value="${f}" ${state.flags.includes(f) ? "checked" : ""}> ${f}</label>`,
