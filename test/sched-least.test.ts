@@ -203,7 +203,7 @@ test("nq: the first idle destination in list order wins regardless of weight", a
 });
 
 test("sed: ties go to the earlier destination; weight 0 never", async () => {
-  const { core, svc, ids, name } = await abc("sed", [2, 1, 0]); // list C(0) B(1) A(2)
+  const { core, svc, name } = await abc("sed", [2, 1, 0]); // list C(0) B(1) A(2)
   // A 1/2 < B 1/1 -> A; A 2/2 = B 1/1 -> B (earlier); then A 2/2 < B 2/1 -> A
   assert.equal(run(core, svc, 3, "active", name), [1, 2, 1]);
   assert.equal(name(pick(core, svc, 9)), 1); // B 2/1 > A 3/2: A; C (idle, weight 0) never

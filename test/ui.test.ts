@@ -863,7 +863,6 @@ if (!existsSync(CHROMIUM)) {
     (s as any).trees = seenTrees;
     return s;
   }
-  const abc = (w: number[]) => w.map((weight, i) => ({ addr: `10.1.0.${i + 1}`, port: 80, weight, name: "ABC"[i] }));
 
   test("inside the scheduler: the least-loaded tree as each decision found it, the winner's path to the root", async () => {
     for (const [sched, hash] of [

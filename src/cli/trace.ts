@@ -551,7 +551,10 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
   const svc = session.service();
   const order = new Map<number, number>();
   [...svc.dests].reverse().forEach((x, i) => order.set(x.id, i));
-  const destIndex = (id: number) => order.get(id) ?? (order.set(id, order.size), order.size - 1);
+  const destIndex = (id: number) => {
+    if (!order.has(id)) order.set(id, order.size);
+    return order.get(id) ?? 0;
+  };
   const P = (l: Line) => paint(l, color, destIndex);
   const name = session.name;
   const sc = o.scenario;

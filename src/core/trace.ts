@@ -16,7 +16,6 @@ import {
   type ServiceSpec,
   type DestSpec,
   type ServiceInfo,
-  type DestInfo,
   type SettingName,
 } from "./index.ts";
 
@@ -129,6 +128,7 @@ export class Tracer {
     const x = core.x;
     if (typeof x.traceEnable !== "function")
       throw new Error("this core.wasm has no tracing (rebuild with assembly/trace.ts)");
+    // biome-ignore lint/performance/noDynamicNamespaceImportAccess: every word, once, when a tracer is made
     this.W = Object.fromEntries(WORD_NAMES.map((n) => [n, TL[n]])) as Record<WordName, number>;
     this.words = x.traceWords();
     this.cap = x.traceCapacity();

@@ -426,7 +426,7 @@ function explainTwos(r: TraceRecord, { before, name }: ExplainContext): Explaine
   };
 }
 
-function explainHash(r: TraceRecord, { before, name, tracer, client, sport, dst }: ExplainContext): Explained {
+function explainHash(r: TraceRecord, { before, name, tracer, client, dst }: ExplainContext): Explained {
   const f = r.f;
   const sched = r.sched;
   if (f.W_TSIZE === 0)

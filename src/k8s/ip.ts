@@ -50,7 +50,7 @@ function parseV6(s: string): Uint8Array | null {
     groups.push(...a, ...new Array(8 - a.length - b.length).fill(0), ...b);
   } else {
     const a = parseGroups(head);
-    if (!a || a.length !== 8) return null;
+    if (a?.length !== 8) return null;
     groups.push(...a);
   }
   const bytes = new Uint8Array(16);

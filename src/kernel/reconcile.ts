@@ -169,7 +169,7 @@ export class Reconciler {
       if (!want.has(k)) want.set(k, s);
     }
     // services with drain work go the object path (the drain state machine keeps its own records)
-    const { draining, removedSvcs } = this.drains;
+    const { draining } = this.drains;
     const drainingSvcs = new Set<string>();
     for (const d of draining.values()) drainingSvcs.add(d.svcKey);
     this.view.clear();

@@ -12,8 +12,7 @@ import { canonicalAddr } from "../model/inet.ts";
 
 const osErrno = constants.errno;
 
-const IFLA_LINKINFO = 18,
-  IFLA_INFO_KIND = 1;
+const IFLA_INFO_KIND = 1; // inside IFLA_LINKINFO, which the netlink package's `linkinfo` writes
 const RT_SCOPE_HOST = 254;
 const IFA_F_NODAD = 0x02;
 const ERRNO_TEXT: Record<number, string> = {

@@ -148,7 +148,6 @@ const FWD_SWITCH: Partial<Record<ForwardingMethod, string>> = {
   route: "-g",
   fullnat: "-m",
 };
-const TUN_TYPES = ["ipip", "gue", "gre"];
 
 /** The kernel's tun_flags value from the model's names (nocsum 0, csum 1, remcsum 2). */
 export function tunFlagsValue(flags: string[] | undefined): number {

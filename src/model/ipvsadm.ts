@@ -761,7 +761,7 @@ function daemonOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: str
       setOption(O["mcast-group"]);
       if (arg.includes(":")) {
         const b = inetPton6(arg);
-        if (!b || b[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`);
+        if (b?.[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`);
       } else {
         const v = /^\d+\.\d+\.\d+\.\d+$/.test(arg) ? inetAton(arg) : undefined;
         if (v === undefined || v >>> 28 !== 14) fail(`invalid IPv4 mcast-group \`${arg}'`);

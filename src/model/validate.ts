@@ -123,7 +123,7 @@ export function validateRealServer(
     if (t === "ipip" && fl.length) p.push({ path: `${path}.tunFlags`, message: "ipip tunnels take no checksum flags" });
     if (t === "gre" && fl.some((f) => f.endsWith("remcsum")))
       p.push({ path: `${path}.tunFlags`, message: "gre tunnels do not support remcsum" });
-  } else if (r.tunType !== undefined || r.tunPort !== undefined || (r.tunFlags && r.tunFlags.length))
+  } else if (r.tunType !== undefined || r.tunPort !== undefined || r.tunFlags?.length)
     p.push({ path: `${path}.tunType`, message: `tunnel options need the tunnel forwarding method (-i), not ${r.fwd}` });
   if (!s.fwmark && (r.fwd === "route" || r.fwd === "tunnel") && isInt(r.port) && isInt(s.port) && r.port !== s.port)
     p.push({

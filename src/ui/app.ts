@@ -1685,7 +1685,8 @@ function renderFlags(): void {
 }
 
 // A number input: a value out of range or not whole is marked invalid and said, and changes nothing.
-function numInput(id: string, key: keyof State, after: () => void): void {
+type NumberKey = { [K in keyof State]: State[K] extends number ? K : never }[keyof State];
+function numInput(id: string, key: NumberKey, after: () => void): void {
   const el = $<HTMLInputElement>(id);
   el.value = String(state[key]);
   el.addEventListener("change", () => {
@@ -1699,7 +1700,7 @@ function numInput(id: string, key: keyof State, after: () => void): void {
       );
       return;
     }
-    (state as any)[key] = v;
+    state[key] = v;
     writeHash();
     after();
   });
@@ -1993,7 +1994,7 @@ async function main(): Promise<void> {
   wireKeys();
   await loadHash();
   // for tests and curious readers: what the page decided, and the session behind it
-  (window as any).wasmvs = {
+  (window as unknown as { wasmvs: object }).wasmvs = {
     state: () => structuredClone(state),
     decisions: () => ex.shown.slice(),
     session: () => ex.session,
