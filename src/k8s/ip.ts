@@ -165,10 +165,6 @@ export function isLinkLocalUnicast(ip: ParsedIP): boolean {
   return ip.bytes[0] === 0xfe && (ip.bytes[1] & 0xc0) === 0x80;
 }
 
-export function isUnspecified(ip: ParsedIP): boolean {
-  return ip.bytes.every((x) => x === 0);
-}
-
 /** net.JoinHostPort */
 export function hostPort(ip: string, port: number): string {
   return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;

@@ -509,5 +509,3 @@ export function ipvsSysctls(cfg: ProxyConfig, kernelVersion?: string): Record<st
   }
   return s;
 }
-
-export { IPSET_BY_NAME };

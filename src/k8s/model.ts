@@ -6,7 +6,7 @@ import { canonicalIP, parseCIDR, parseIP, hostPort, type Family } from "./ip.ts"
 import { K8sInputError } from "./errors.ts";
 
 export type K8sProtocol = "TCP" | "UDP" | "SCTP";
-export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
+const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 export interface ServicePortInfo {
   key: string; // ServicePortName with protocol: "ns/name:port/TCP" (the map key)
@@ -64,7 +64,7 @@ const PROTOCOLS = ["TCP", "UDP", "SCTP"];
 const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
 const isPort = (v: unknown, min = 1) => typeof v === "number" && Number.isInteger(v) && v >= min && v <= 65535;
 
-export function objectName(kind: string, o: unknown): string {
+function objectName(kind: string, o: unknown): string {
   const md = isObj(o) && isObj(o.metadata) ? o.metadata : {};
   const ns = typeof md.namespace === "string" && md.namespace ? md.namespace : "default";
   const name = typeof md.name === "string" && md.name ? md.name : "<no name>";

@@ -59,7 +59,7 @@ export function parseIpsetSave(text: string): Map<string, Set<string>> {
 }
 
 /** The restore input turning `have` into `want` for these sets: creates, adds and deletes only. */
-export function ipsetDiffText(
+function ipsetDiffText(
   want: IpsetState[],
   have: Map<string, Set<string>>,
   addOnly = false,

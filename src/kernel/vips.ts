@@ -14,7 +14,6 @@ const osErrno = constants.errno;
 
 const IFLA_INFO_KIND = 1; // inside IFLA_LINKINFO, which the netlink package's `linkinfo` writes
 const RT_SCOPE_HOST = 254;
-const IFA_F_NODAD = 0x02;
 const ERRNO_TEXT: Record<number, string> = {
   1: "operation not permitted (binding addresses needs CAP_NET_ADMIN)",
   17: "already exists",
@@ -23,7 +22,7 @@ const ERRNO_TEXT: Record<number, string> = {
   99: "address not available",
 };
 
-export class VipError extends Error {
+class VipError extends Error {
   constructor(
     readonly what: string,
     readonly errno: number,
@@ -189,5 +188,3 @@ export class VipBinder {
     this.index = 0;
   }
 }
-
-export { IFA_F_NODAD };

@@ -77,7 +77,7 @@ function protoOf(s: Pick<VirtualService, "protocol" | "fwmark">): number {
   return s.fwmark ? 0 : protoNumber(s.protocol ?? "tcp");
 }
 
-export function serviceAf(s: Pick<VirtualService, "addr" | "fwmark" | "family">): number {
+function serviceAf(s: Pick<VirtualService, "addr" | "fwmark" | "family">): number {
   if (s.fwmark) return s.family === "inet6" ? AF_INET6 : AF_INET;
   return afOfLiteral(s.addr);
 }
@@ -150,7 +150,7 @@ const FWD_SWITCH: Partial<Record<ForwardingMethod, string>> = {
 };
 
 /** The kernel's tun_flags value from the model's names (nocsum 0, csum 1, remcsum 2). */
-export function tunFlagsValue(flags: string[] | undefined): number {
+function tunFlagsValue(flags: string[] | undefined): number {
   let v = 0;
   for (const f of flags ?? []) {
     const n = f.replace(/^--tun-/, "");
@@ -227,7 +227,7 @@ function cmpAddr(a: AddrKey, b: AddrKey): number {
 }
 
 /** ipvs_cmp_services: fwmark, af, protocol, address, port, each as a wrapping int subtraction. */
-export function cmpServices(s1: ServiceLike, s2: ServiceLike): number {
+function cmpServices(s1: ServiceLike, s2: ServiceLike): number {
   let r = ((s1.fwmark ?? 0) - (s2.fwmark ?? 0)) | 0;
   if (r) return r;
   const af1 = serviceAf(s1),
@@ -242,7 +242,7 @@ export function cmpServices(s1: ServiceLike, s2: ServiceLike): number {
 }
 
 /** ipvs_cmp_dests: address (the first dest's family decides how many words), then port. */
-export function cmpDests(d1: Pick<RealServer, "addr" | "port">, d2: Pick<RealServer, "addr" | "port">): number {
+function cmpDests(d1: Pick<RealServer, "addr" | "port">, d2: Pick<RealServer, "addr" | "port">): number {
   const r = cmpAddr(addrKey(afOfLiteral(d1.addr), d1.addr), addrKey(afOfLiteral(d2.addr), d2.addr));
   if (r) return r;
   return d1.port - d2.port;
@@ -251,12 +251,12 @@ export function cmpDests(d1: Pick<RealServer, "addr" | "port">, d2: Pick<RealSer
 export function sortServices<T extends ServiceLike>(services: T[]): T[] {
   return glibcMergeSort(services, cmpServices);
 }
-export function sortDests<T extends Pick<RealServer, "addr" | "port">>(dests: T[]): T[] {
+function sortDests<T extends Pick<RealServer, "addr" | "port">>(dests: T[]): T[] {
   return glibcMergeSort(dests, cmpDests);
 }
 
 // ---- listing ----------------------------------------------------------------------------------------
-export function formatTitle(fmt: ListFormat): string {
+function formatTitle(fmt: ListFormat): string {
   switch (fmt) {
     case "stats":
       return (
@@ -340,7 +340,7 @@ function maskText(s: ServiceLike, af: number): string | undefined {
 }
 
 /** One service entry (print_service_entry) in any listing format, or in rule (-S) form. */
-export function formatServiceEntry(
+function formatServiceEntry(
   svc: ServiceStatus | (ServiceLike & { realServers: RealServer[]; stats?: Stats }),
   opts: FormatOptions & { rule?: boolean } = {},
 ): string {

@@ -65,9 +65,9 @@ export interface ParseOptions {
   readingStdin?: boolean; // inside -R: a nested -R is refused as ipvsadm refuses it
 }
 
-export const MAX_TIMEOUT = 86400 * 31;
-export const DEFAULT_PERSISTENT_TIMEOUT = 360;
-export const DEF_SCHED = "wlc";
+const MAX_TIMEOUT = 86400 * 31;
+const DEFAULT_PERSISTENT_TIMEOUT = 360;
+const DEF_SCHED = "wlc";
 
 // ---- the option table (ipvsadm.c's popt table) ------------------------------------------------------
 type ArgKind = "none" | "string" | "optional";
@@ -218,7 +218,7 @@ const FWD = { masq: 0, local: 1, tunnel: 2, route: 3 } as const;
 
 // ---- C library number parsing -----------------------------------------------------------------------
 /** string_to_number: strtol base 10, the whole string, within [min, max]; else -1. */
-export function stringToNumber(s: string, min: number, max: number): number {
+function stringToNumber(s: string, min: number, max: number): number {
   if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(s)) return -1;
   const n = Number(s.trim());
   if (!Number.isSafeInteger(n)) return -1; // every max here is far below 2^53
@@ -1052,16 +1052,6 @@ export function parseRestore(text: string, opts: ParseOptions = {}, initial?: De
     if (msg) problems.push({ line: c.line, text: c.text, message: msg });
   }
   return { commands, state: editor.state(), problems };
-}
-
-/** Apply one command to an in-memory DesiredState as the kernel would; returns ipvsadm's message on refusal. */
-export function applyToState(state: DesiredState, c: IpvsadmCommand): string | undefined {
-  const editor = new StateEditor(state);
-  const msg = editor.apply(c);
-  const next = editor.state();
-  state.services = next.services;
-  if (next.timeouts) state.timeouts = next.timeouts;
-  return msg;
 }
 
 // Service identity as the kernel compares it: addresses in canonical form (10.0.0.1 and ::ffff-less forms).

@@ -12,7 +12,7 @@ export interface Problem {
   kernel?: boolean;
 }
 
-export const PERSISTENCE_ENGINES = ["sip"];
+const PERSISTENCE_ENGINES = ["sip"];
 // each flag ipvsadm -b takes, and the scheduler it needs (none for flag-N and ops)
 const SCHED_FLAGS: Record<string, string | undefined> = { ...SCHED_FLAG_OWNER, ops: undefined };
 const FWD = ["masq", "route", "tunnel", "local", "bypass", "fullnat"];
@@ -292,12 +292,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 
 /** Problems with a value's shape: a plain object with only the known fields, each of its type. */
-export function shapeProblems(
-  v: unknown,
-  path: string,
-  fields: Record<string, FieldType>,
-  required: string[],
-): Problem[] {
+function shapeProblems(v: unknown, path: string, fields: Record<string, FieldType>, required: string[]): Problem[] {
   if (!isRecord(v)) return [{ path, message: `must be an object, not ${describe(v)}` }];
   const p: Problem[] = [];
   for (const k of Object.keys(v)) {

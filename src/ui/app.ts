@@ -421,7 +421,7 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getEleme
 const esc = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 // eight colours, each at least 4.5:1 against the page's white and off-white (checked by test/ui.test.ts)
-export const COLORS = ["#1f5fa8", "#b3261e", "#1e7a34", "#6b3fa0", "#a34d00", "#00707a", "#7a4a2e", "#b0186e"];
+const COLORS = ["#1f5fa8", "#b3261e", "#1e7a34", "#6b3fa0", "#a34d00", "#00707a", "#7a4a2e", "#b0186e"];
 // a backend's colour follows its name (A, B, … AA …), so it never changes while the scenario runs
 function nameIndex(name: string): number {
   let k = 0;
