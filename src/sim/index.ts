@@ -33,7 +33,6 @@ export const TARGET_TRAFFIC: TrafficSpec = {
   zipf: 0,
   seed: 1,
 };
-export const TARGET_SECONDS = 10;
 
 /** One measured (mode, N) point as the calibration needs it (bench/scaling converts its results). */
 export interface MeasuredPoint {

@@ -252,20 +252,6 @@ export function chooseCurve(
   };
 }
 
-/** The span of a curve's value at x over the fit and its variants; without variants (a calibration written
- * before they were kept), the value ± the curve's mean leave-one-out error; null when neither is known. */
-export function curveRange(f: CurveFit | PowFit | LinFit, x: number): [number, number] | null {
-  const v = curveAt(f, x);
-  if (!("model" in f)) return null;
-  if (f.variants?.length) {
-    const ys = [v, ...f.variants.map((w) => coefAt(w.model, w.coef, x))].filter(Number.isFinite);
-    return [Math.max(0, Math.min(...ys)), Math.max(...ys)];
-  }
-  if (f.looMeanAbsErrPct === null || !Number.isFinite(f.looMeanAbsErrPct)) return null;
-  const e = f.looMeanAbsErrPct / 100;
-  return [Math.max(0, v * (1 - e)), v * (1 + e)];
-}
-
 /** The same curve with its coefficients taken from one variant (to carry a variant through a prediction). */
 export function curveVariants(f: CurveFit | PowFit | LinFit): (CurveFit | PowFit | LinFit)[] {
   if (!("model" in f) || !f.variants?.length) return [];
