@@ -65,9 +65,9 @@ export const REASON = {
 const FWD_NONE = 255;
 const RESULT_F = { new: 1, rewritten: 2 };
 
-export type Direction = "in" | "out" | 0 | 1;
+type Direction = "in" | "out" | 0 | 1;
 
-export interface PacketOutcome {
+interface PacketOutcome {
   verdict: (typeof VERDICTS)[number] | `?${number}`; // ?N: a code this host does not know
   verdictCode: number; // 0 not ours, 1 forward, 2 drop
   reasonCode: number; // 0 unless dropped

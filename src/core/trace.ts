@@ -183,7 +183,7 @@ export interface ScenarioDest extends DestSpec {
 }
 // How a connection ends: the client's FIN (then the server's), or the client's RST.
 export type CloseHow = "fin" | "rst";
-export interface Traffic {
+interface Traffic {
   count?: number; // connections (default 12)
   clients?: number; // distinct client addresses, used in turn (default 4)
   clientBase?: string; // first client address (default 192.168.1.10)
@@ -235,7 +235,7 @@ export interface LifeEvent {
 }
 
 // A connection entry the session opened, as the table last showed it.
-export interface Entry {
+interface Entry {
   n: number;
   client: string;
   sport: number;

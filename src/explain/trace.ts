@@ -37,15 +37,15 @@ const REJECT_PHRASE = ["usable", "empty", "has weight 0", "is overloaded", "is d
 // ---- explanations --------------------------------------------------------------------------------------
 // A display line is a list of segments; a styled segment says what it is, the terminal and the page colour it.
 export type Style = "dest" | "win" | "lose" | "dim" | "num" | "warn" | "head";
-export type Seg = string | { t: string; s: Style; d?: number }; // d: destination id for "dest"
+type Seg = string | { t: string; s: Style; d?: number }; // d: destination id for "dest"
 export type Line = Seg[];
 
-export interface Explained {
+interface Explained {
   lines: Line[];
   sentence: string;
 }
 
-export type Namer = (id: number) => string;
+type Namer = (id: number) => string;
 
 const fmt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 2 : 1));
 const u32 = (x: number) => x >>> 0;
@@ -62,7 +62,7 @@ function ordinal(n: number): string {
 }
 
 // The context an explanation needs besides the record: the service as it stood just before the decision.
-export interface ExplainContext {
+interface ExplainContext {
   before: ServiceInfo;
   name: Namer;
   tracer?: Tracer;

@@ -5,7 +5,7 @@ import { parseCIDR, type Family } from "./ip.ts";
 import { K8sInputError } from "./errors.ts";
 import { SCHEDULERS } from "../model/schedulers.ts";
 
-export type DetectLocalMode = "ClusterCIDR" | "NodeCIDR" | "BridgeInterface" | "InterfaceNamePrefix";
+type DetectLocalMode = "ClusterCIDR" | "NodeCIDR" | "BridgeInterface" | "InterfaceNamePrefix";
 
 export interface ProxyConfig {
   mode: string; // "ipvs", "iptables", "nftables" ("" = the platform default, iptables)

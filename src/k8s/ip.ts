@@ -2,7 +2,7 @@
 // leading zeros, an IPv4-mapped IPv6 address is IPv4) and net.IP.String() printing (RFC 5952 for IPv6).
 export type Family = "IPv4" | "IPv6";
 
-export interface ParsedIP {
+interface ParsedIP {
   family: Family;
   bytes: Uint8Array;
 } // 4 or 16 bytes
@@ -112,7 +112,7 @@ export function ipFamily(s: string): Family | null {
   return parseIP(s)?.family ?? null;
 }
 
-export interface CIDR {
+interface CIDR {
   family: Family;
   bytes: Uint8Array;
   prefix: number;

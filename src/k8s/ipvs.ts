@@ -8,7 +8,7 @@ import { categorizeEndpoints } from "./categorize.ts";
 import { schedFlagName } from "../model/schedulers.ts";
 import type { EndpointInfo, ServicePortInfo } from "./model.ts";
 
-export type IpsetType = "hash:ip,port,ip" | "hash:ip,port" | "hash:ip,port,net" | "bitmap:port" | "hash:ip";
+type IpsetType = "hash:ip,port,ip" | "hash:ip,port" | "hash:ip,port,net" | "bitmap:port" | "hash:ip";
 
 /** ipsetInfo: every set the IPVS proxier keeps, in its order, with the comment used in iptables rules. */
 export const IPSETS: { name: string; type: IpsetType; comment: string }[] = [
@@ -102,7 +102,7 @@ export interface Contribution {
   warnings: string[];
 }
 
-export interface IpvsParams {
+interface IpvsParams {
   cfg: ProxyConfig;
   node: FamilyNode;
 }
@@ -373,7 +373,7 @@ export function masqMark(bit: number): string {
   return "0x" + ((1 << bit) >>> 0).toString(16).padStart(8, "0");
 }
 
-export interface IptablesTextOptions {
+interface IptablesTextOptions {
   randomFully?: boolean;
 }
 

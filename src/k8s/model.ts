@@ -5,7 +5,7 @@ import type { V1Service, V1EndpointSlice } from "@kubernetes/client-node";
 import { canonicalIP, parseCIDR, parseIP, hostPort, type Family } from "./ip.ts";
 import { K8sInputError } from "./errors.ts";
 
-export type K8sProtocol = "TCP" | "UDP" | "SCTP";
+type K8sProtocol = "TCP" | "UDP" | "SCTP";
 const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 export interface ServicePortInfo {

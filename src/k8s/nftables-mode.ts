@@ -93,7 +93,7 @@ const layout = (v: KubeProxyVersion) =>
     ? { base: BASE_CHAINS_1_31, jumps: JUMP_CHAINS_1_31 }
     : { base: BASE_CHAINS_1_34, jumps: JUMP_CHAINS_1_34 };
 
-export interface NftablesModeOptions {
+interface NftablesModeOptions {
   serviceCIDRs?: string[];
   kubeProxyVersion?: KubeProxyVersion;
 }

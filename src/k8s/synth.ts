@@ -4,7 +4,7 @@
 // over nodes, cut into EndpointSlices of at most 100 endpoints as the EndpointSlice controller does. Seeded.
 import { ntoa4 as v4 } from "../model/inet.ts";
 
-export interface SynthOptions {
+interface SynthOptions {
   services: number;
   seed?: number;
   /** endpoints per Service: a fixed number, or "realistic" (most 1-5, a long tail to 200); default realistic */

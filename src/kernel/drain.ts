@@ -37,7 +37,7 @@ export interface OpMeta {
 }
 export type Push = (op: Op, change: Change, svcKey: string, apply: () => void) => void;
 /** Sends ops and records each result (Reconciler.run); returns the messages sent. */
-export type Run = (ops: Op[], meta: OpMeta[], changes: Change[], failures: Failure[]) => Promise<number>;
+type Run = (ops: Op[], meta: OpMeta[], changes: Change[], failures: Failure[]) => Promise<number>;
 
 export class Drains {
   readonly draining = new Map<string, Drain>(); // "svcKey rsKey"

@@ -18,7 +18,7 @@ export interface HostFamilyState {
   bindAddrs: string[];
 }
 
-export interface HostReport {
+interface HostReport {
   ipsetAdds: number;
   ipsetDels: number;
   setsCreated: string[];

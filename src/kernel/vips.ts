@@ -57,7 +57,7 @@ const wireBytes = (a: string): Buffer => Buffer.from(addrBytes(a).subarray(0, is
 /** Back to text, printed as the rest of wasmvs prints addresses (inet_ntop's rules). */
 const wireText = (b: Buffer): string => formatAddr(b.length === 4 ? AF_INET : AF_INET6, b);
 
-export interface VipReport {
+interface VipReport {
   added: string[];
   removed: string[];
   failures: { addr: string; error: string }[];

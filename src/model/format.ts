@@ -23,7 +23,7 @@ import { SCHED_FLAG_BITS, schedFlag, schedFlagName, schedulerInfo } from "./sche
 
 export type ListFormat = "default" | "stats" | "rate" | "thresholds" | "persistent-conn" | "tun-info";
 
-export interface FormatOptions {
+interface FormatOptions {
   numeric?: boolean; // -n
   format?: ListFormat; // --stats, --rate, --thresholds, --persistent-conn, --tun-info
   exact?: boolean; // --exact

@@ -34,8 +34,8 @@ export class IpvsadmError extends Error {
   }
 }
 
-export type ListWhat = "all" | "service" | "connections" | "timeout" | "daemon";
-export interface ListCommand {
+type ListWhat = "all" | "service" | "connections" | "timeout" | "daemon";
+interface ListCommand {
   kind: "list";
   what: ListWhat;
   service?: VirtualService;
@@ -59,7 +59,7 @@ export type IpvsadmCommand =
   | { kind: "help" }
   | { kind: "version" };
 
-export interface ParseOptions {
+interface ParseOptions {
   program?: string; // argv[0] in "Try `%s -h' ..." (default "ipvsadm")
   resolver?: NameResolver; // host and service names in addresses (default: numbers only)
   readingStdin?: boolean; // inside -R: a nested -R is refused as ipvsadm refuses it
@@ -1013,17 +1013,17 @@ export function restoreLineWords(line: string): string[] {
   return w;
 }
 
-export interface RestoreLine {
+interface RestoreLine {
   line: number;
   text: string;
   command: IpvsadmCommand;
 }
-export interface RestoreProblem {
+interface RestoreProblem {
   line: number;
   text: string;
   message: string;
 }
-export interface RestoreResult {
+interface RestoreResult {
   commands: RestoreLine[]; // in order, as -R would execute them
   state: DesiredState; // the table they build from empty (what ipvsadm-restore after -C makes)
   problems: RestoreProblem[]; // lines ipvsadm would refuse (parse) or the kernel would (duplicate, missing)

@@ -5,7 +5,7 @@ import type { ConnectionEntry } from "./target.ts";
 import type { ForwardingMethod, Protocol } from "./types.ts";
 import { ntoa4, ntop6, inetPton6 } from "./inet.ts";
 
-export interface ProcDest {
+interface ProcDest {
   addr: string;
   port: number;
   fwd: ForwardingMethod;
@@ -13,7 +13,7 @@ export interface ProcDest {
   activeConns: number;
   inactConns: number;
 }
-export interface ProcService {
+interface ProcService {
   protocol?: Protocol;
   addr?: string;
   port?: number;
@@ -24,7 +24,7 @@ export interface ProcService {
   netmaskHex?: string; // as printed: IPv4 mask, or the IPv6 prefix length byte-swapped
   dests: ProcDest[];
 }
-export interface ProcIpVs {
+interface ProcIpVs {
   version: string;
   size: number;
   services: ProcService[];

@@ -4,7 +4,7 @@
 import { SCHEDULER_KINDS, type SchedulerKind } from "../../assembly/sched/list.ts";
 
 export type Family = "rr" | "wrr" | "least" | "twos" | "hash" | "locality";
-export interface SchedulerInfo {
+interface SchedulerInfo {
   readonly name: string;
   readonly id: number;
   readonly family: Family;

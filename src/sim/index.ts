@@ -114,7 +114,7 @@ export function calibrate(
   return { calibration: { machine, date: new Date().toISOString(), modes: out }, checks };
 }
 
-export interface ModePrediction {
+interface ModePrediction {
   mode: string;
   services: number;
   measured: boolean;
@@ -217,7 +217,7 @@ function predict(
   return out;
 }
 
-export interface SimOptions {
+interface SimOptions {
   services: number[];
   endpoints: number;
   traffic: Omit<TrafficSpec, "seed"> & { seed?: number };

@@ -77,7 +77,7 @@ export const linModel = (ps: Point[]) => {
 };
 
 // ---- time against rules: the curve that checks best -------------------------------------------------
-export type CurveModel = "linear" | "quadratic" | "power" | "hinge";
+type CurveModel = "linear" | "quadratic" | "power" | "hinge";
 const CURVE_PARAMS: Record<CurveModel, number> = { linear: 2, quadratic: 3, power: 2, hinge: 3 };
 /** The curves first-packet latency and CPU may take: a line, or two lines joined at a knee (coef
  * [a, b, c, knee]: a + b·x, plus c·(x − knee) past the knee). A rule walk costs little per rule while the
