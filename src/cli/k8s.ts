@@ -1,6 +1,7 @@
 // `wasmvs k8s …`: the Kubernetes front end from the command line, one function for src/cli/main.ts to call.
 //   wasmvs k8s map   OBJECTS [--config=KPC.yaml] --node-name=N --node-ip=IP[,IP…] [--json]
-//   wasmvs k8s rules OBJECTS --mode=ipvs|iptables|nftables [--family=IPv4|IPv6] [--config=…] --node-name=N --node-ip=…
+//   wasmvs k8s rules OBJECTS --mode=ipvs|iptables|nftables [--family=IPv4|IPv6] [--config=…]
+//                    --node-name=N --node-ip=…
 //   wasmvs k8s synth --services=N [--endpoints=N] [--seed=S] [--dual-stack=0.2]
 //   wasmvs k8s watch [--kubeconfig=PATH] [--config=…] --node-name=N --node-ip=…     (prints each sync)
 // OBJECTS is a file of `kubectl get services,endpointslices -A -o json|yaml` output, or "-" for stdin.
@@ -21,7 +22,8 @@ import { parseCIDR } from "../k8s/ip.ts";
 import { checks, parseOrExit, usageFailed, type CommandSpec, type FlagSpec } from "./args.ts";
 
 const USAGE = `usage: wasmvs k8s map|rules|synth|watch …
-  map   OBJECTS --node-name=N --node-ip=IP[,IP] [--config=KPC.yaml] [--json]   virtual services as ipvsadm -Sn lines (or JSON)
+  map   OBJECTS --node-name=N --node-ip=IP[,IP] [--config=KPC.yaml] [--json]
+        (prints the virtual services as ipvsadm -Sn lines, or JSON)
   rules OBJECTS --mode=ipvs|ipset|iptables|nftables [--family=IPv4|IPv6] …    the text kube-proxy would restore
         [--kube-proxy-version=${KUBE_PROXY_VERSIONS.join("|")}] (nftables; default ${DEFAULT_KUBE_PROXY_VERSION})
         [--service-cidrs=CIDR[,CIDR]] (nftables: traffic to unallocated ClusterIPs in them is dropped)

@@ -32,6 +32,18 @@ interface ProcIpVs {
 
 const FWD: Record<string, ForwardingMethod> = { Masq: "masq", Local: "local", Tunnel: "tunnel", Route: "route" };
 
+// a service line: "TCP  0A000001:0050 rr ops persistent 300 FFFFFFFF", its parts in order
+const SERVICE_LINE = new RegExp(
+  [
+    /^(TCP|UDP|SCTP|FWM) {2}/, // protocol
+    /(?:(\[[0-9a-f:]+\]|[0-9A-F]{8}):([0-9A-F]{4})|([0-9A-F]{8})) /, // address:port, or a fwmark
+    /(\S+)\s+(ops\s+)?/, // scheduler, one-packet
+    /(?:persistent (\d+) ([0-9A-F]+))?/, // persistence: timeout, netmask
+  ]
+    .map((part) => part.source)
+    .join(""),
+);
+
 function hexAddr(s: string): string {
   if (s.startsWith("[")) return ntop6(inetPton6(s.slice(1, -1))!);
   if (s.includes(":")) return ntop6(inetPton6(s)!);
@@ -56,10 +68,7 @@ export function parseProcIpVs(text: string): ProcIpVs {
       });
       continue;
     }
-    const s =
-      /^(TCP|UDP|SCTP|FWM) {2}(?:(\[[0-9a-f:]+\]|[0-9A-F]{8}):([0-9A-F]{4})|([0-9A-F]{8})) (\S+)\s+(ops\s+)?(?:persistent (\d+) ([0-9A-F]+))?/.exec(
-        line,
-      );
+    const s = SERVICE_LINE.exec(line);
     if (!s) throw new Error(`unrecognised /proc/net/ip_vs line: ${JSON.stringify(line)}`);
     const svc: ProcService = { scheduler: s[5], ops: !!s[6], dests: [] };
     if (s[1] === "FWM") svc.fwmark = parseInt(s[4], 16) >>> 0;

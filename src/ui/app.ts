@@ -1564,6 +1564,10 @@ function agreement(set: NodeSet): number {
   return same / N;
 }
 
+// a node's active connections over its own copies of the backends
+const activeOn = (core: Core, ids: number[]) => ids.reduce((a, id) => a + core.dest(id).activeConns, 0);
+const nodeKey = (n: number) => `<span style="color:${NODE_COLORS[n % NODE_COLORS.length]}">■ node ${n + 1}</span>`;
+
 function renderNodes(): void {
   const cards: string[] = [];
   const imb: number[] = [];
@@ -1584,9 +1588,10 @@ function renderNodes(): void {
       row.forEach((a, n) => {
         const h = (a / top) * 92;
         y -= h;
+        const fill = NODE_COLORS[n % NODE_COLORS.length];
         svg +=
           `<rect x="${b * bw + 3}" y="${y}" width="${bw - 6}" height="${h}" ` +
-          `fill="${NODE_COLORS[n % NODE_COLORS.length]}"><title>node ${n + 1} → backend ${b + 1}: ${a}</title></rect>`;
+          `fill="${fill}"><title>node ${n + 1} → backend ${b + 1}: ${a}</title></rect>`;
       });
       svg +=
         `<text x="${b * bw + bw / 2}" y="124" font-size="12" text-anchor="middle" fill="#1d2125">b${b + 1}: ` +
@@ -1605,7 +1610,7 @@ function renderNodes(): void {
           ? `<div class="metric">every node sends a given client to the same backend: ` +
             `<b data-m="agree">${Math.round(agree * 100)}%</b></div>`
           : `<div class="metric">each node knows only its own: ` +
-            `${set.cores.map((c, n) => `n${n + 1} ` + `${set.ids[n].reduce((a, id) => a + c.dest(id).activeConns, 0)}`).join(" · ")}</div>`) +
+            `${set.cores.map((c, n) => `n${n + 1} ${activeOn(c, set.ids[n])}`).join(" · ")}</div>`) +
         `</div>`,
     );
   });
@@ -1641,7 +1646,7 @@ function renderNodes(): void {
       `<div class="panel card wide-card"><h3>Drift</h3>` +
         `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="imbalance over time">${ch}</svg>` +
         `<p class="hint">Node colours in the bars: ` +
-        `${Array.from({ length: state.nodes }, (_, n) => `<span style="color:` + `${NODE_COLORS[n % NODE_COLORS.length]}">■ node ` + `${n + 1}</span>`).join(" ")}. ` +
+        `${Array.from({ length: state.nodes }, (_, n) => nodeKey(n)).join(" ")}. ` +
         `Per-node ${esc(state.ndSched)} balances each node's own few connections; ` +
         `every node starts from the same list and breaks ties the same way, so the sums drift apart. ` +
         `mh decides by the client alone.</p></div>`,
