@@ -16,6 +16,7 @@ import {
   KUBE_PROXY_VERSIONS,
   DEFAULT_KUBE_PROXY_VERSION,
   type ProxyConfig,
+  type MappedCluster,
   type KubeProxyVersion,
 } from "../k8s/index.ts";
 import { parseCIDR } from "../k8s/ip.ts";
@@ -69,6 +70,37 @@ const SUBCOMMANDS: Record<string, Omit<CommandSpec, "name" | "usage">> = {
   watch: { flags: { ...NODE, ...NODE_RULES, "--kubeconfig": { kind: "value" } } },
 };
 
+/** k8s map's output: the virtual services as ipvsadm -Sn lines, or (--json) with the sysctls and bind addresses. */
+function writeMapped(m: MappedCluster, json: boolean, out: NodeJS.WritableStream): void {
+  if (json)
+    out.write(
+      JSON.stringify(
+        {
+          desired: m.desired,
+          sysctls: m.sysctls,
+          excludeCIDRs: m.excludeCIDRs,
+          bind: Object.fromEntries(Object.entries(m.ipvs).map(([f, s]) => [f, s!.bindAddrs])),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+  else
+    for (const s of m.desired.services) {
+      const vip = s.addr!.includes(":") ? `[${s.addr}]:${s.port}` : `${s.addr}:${s.port}`;
+      const flag = s.protocol === "tcp" ? "-t" : s.protocol === "udp" ? "-u" : "--sctp-service";
+      out.write(
+        `-A ${flag} ${vip} -s ${s.scheduler}${s.flags.length ? ` -b ${s.flags.join(",")}` : ""}` +
+          `${s.persistent !== undefined ? ` -p ${s.persistent} -M ${s.netmask}` : ""}\n`,
+      );
+      for (const r of s.realServers)
+        out.write(
+          `-a ${flag} ${vip} -r ${r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`} -m ` +
+            `-w ${r.weight}\n`,
+        );
+    }
+}
+
 export async function k8sCommand(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
   const io = { out, err };
   const [sub, ...rest] = argv;
@@ -106,33 +138,7 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
     case "map": {
       const m = mapCluster(read(pos[0]), { node, config });
       for (const e of m.errors) err.write(`wasmvs k8s: ${e.message}\n`);
-      if (a.has("--json"))
-        out.write(
-          JSON.stringify(
-            {
-              desired: m.desired,
-              sysctls: m.sysctls,
-              excludeCIDRs: m.excludeCIDRs,
-              bind: Object.fromEntries(Object.entries(m.ipvs).map(([f, s]) => [f, s!.bindAddrs])),
-            },
-            null,
-            2,
-          ) + "\n",
-        );
-      else
-        for (const s of m.desired.services) {
-          const a = s.addr!.includes(":") ? `[${s.addr}]:${s.port}` : `${s.addr}:${s.port}`;
-          const flag = s.protocol === "tcp" ? "-t" : s.protocol === "udp" ? "-u" : "--sctp-service";
-          out.write(
-            `-A ${flag} ${a} -s ${s.scheduler}${s.flags.length ? ` -b ${s.flags.join(",")}` : ""}` +
-              `${s.persistent !== undefined ? ` -p ${s.persistent} -M ${s.netmask}` : ""}\n`,
-          );
-          for (const r of s.realServers)
-            out.write(
-              `-a ${flag} ${a} -r ${r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`} -m ` +
-                `-w ${r.weight}\n`,
-            );
-        }
+      writeMapped(m, a.has("--json"), out);
       return m.errors.length ? 1 : 0;
     }
     case "rules": {
