@@ -263,6 +263,54 @@ function presetState(name: string, base: State): State {
 }
 
 // Reads the link. Every part that is wrong is named (and its default used), never silently fixed.
+// the keys a link may carry (readHash names any other)
+const HASH_KEYS = new Set([
+  "view",
+  "preset",
+  "s",
+  "f",
+  "p",
+  "d",
+  "c",
+  "h",
+  "r",
+  "cl",
+  "t",
+  "cmp",
+  "fl",
+  "cn",
+  "ch",
+  "v",
+  "nn",
+  "nb",
+  "ns",
+  "nh",
+  "nr",
+]);
+
+/** The d= list: ADDR[:WEIGHT[:UPPER[:NAME]]] per real server, or what is wrong with each bad one. */
+function readDests(text: string): { dests: DestCfg[]; bad: string[] } {
+  const ds: DestCfg[] = [];
+  const bad: string[] = [];
+  for (const [i, t] of (text ? text.split(",") : []).entries()) {
+    const [a, w, u, n] = t.split(":");
+    const weight = w === undefined ? 1 : Number(w),
+      thr = u === undefined || u === "" ? 0 : Number(u);
+    const name = n || letterName(i);
+    if (!/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(a))
+      bad.push(`'${t}': ` + `'${a}' is not an IPv4 address`);
+    else if (w === "" || !Number.isInteger(weight) || weight < 0 || weight > 65535)
+      bad.push(`'${t}': weight must be 0..65535`);
+    else if (!Number.isInteger(thr) || thr < 0 || thr > 100000) bad.push(`'${t}': upper threshold must be 0..100000`);
+    else if (!/^[A-Z]{1,3}$/.test(name)) bad.push(`'${t}': name '${name}' must be 1 to 3 capital letters`);
+    else if (ds.some((x) => x.addr === a)) bad.push(`'${t}': ${a} appears twice`);
+    else if (ds.some((x) => x.name === name)) bad.push(`'${t}': name ${name} appears twice`);
+    else ds.push({ addr: a, weight, u: thr, name });
+  }
+  if (ds.length > MAX_DESTS) bad.push(`${ds.length} real servers: at most ${MAX_DESTS}`);
+  return { dests: ds, bad };
+}
+
 function readHash(hash: string): { state: State; problems: string[] } {
   const s: State = structuredClone(DEFAULT);
   const problems: string[] = [];
@@ -274,30 +322,7 @@ function readHash(hash: string): { state: State; problems: string[] } {
   } catch {
     return { state: s, problems: ["the link is not a list of key=value pairs"] };
   }
-  const known = new Set([
-    "view",
-    "preset",
-    "s",
-    "f",
-    "p",
-    "d",
-    "c",
-    "h",
-    "r",
-    "cl",
-    "t",
-    "cmp",
-    "fl",
-    "cn",
-    "ch",
-    "v",
-    "nn",
-    "nb",
-    "ns",
-    "nh",
-    "nr",
-  ]);
-  for (const k of p.keys()) if (!known.has(k)) problems.push(`unknown key '${k}'`);
+  for (const k of p.keys()) if (!HASH_KEYS.has(k)) problems.push(`unknown key '${k}'`);
   const int = (k: string, lo: number, hi: number, d: number, what: string) => {
     if (!p.has(k)) return d;
     const t = p.get(k)!,
@@ -329,27 +354,9 @@ function readHash(hash: string): { state: State; problems: string[] } {
   }
   s.persist = int("p", 0, 3600, s.persist, "persistence");
   if (p.has("d")) {
-    const text = p.get("d")!;
-    const ds: DestCfg[] = [];
-    const bad: string[] = [];
-    for (const [i, t] of (text ? text.split(",") : []).entries()) {
-      const [a, w, u, n] = t.split(":");
-      const weight = w === undefined ? 1 : Number(w),
-        thr = u === undefined || u === "" ? 0 : Number(u);
-      const name = n || letterName(i);
-      if (!/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(a))
-        bad.push(`'${t}': ` + `'${a}' is not an IPv4 address`);
-      else if (w === "" || !Number.isInteger(weight) || weight < 0 || weight > 65535)
-        bad.push(`'${t}': weight must be 0..65535`);
-      else if (!Number.isInteger(thr) || thr < 0 || thr > 100000) bad.push(`'${t}': upper threshold must be 0..100000`);
-      else if (!/^[A-Z]{1,3}$/.test(name)) bad.push(`'${t}': name '${name}' must be 1 to 3 capital letters`);
-      else if (ds.some((x) => x.addr === a)) bad.push(`'${t}': ${a} appears twice`);
-      else if (ds.some((x) => x.name === name)) bad.push(`'${t}': name ${name} appears twice`);
-      else ds.push({ addr: a, weight, u: thr, name });
-    }
-    if (ds.length > MAX_DESTS) bad.push(`${ds.length} real servers: at most ${MAX_DESTS}`);
+    const { dests, bad } = readDests(p.get("d")!);
     if (bad.length) problems.push(`real servers (d=): ${bad.join("; ")}`);
-    else s.dests = ds;
+    else s.dests = dests;
   }
   s.clients = int("c", 1, 5000, s.clients, "clients");
   s.hold = int("h", 0, 600000, s.hold, "connection length");
@@ -1361,6 +1368,64 @@ async function compareOne(sched: string, base: string[], after: string[]): Promi
 
 const pct = (a: number, b: number) => ((a / b) * 100).toFixed(1);
 let cmpRun = 0;
+/** A scheduler's card chart: connections per backend as bars, and the mean as a dashed line. */
+function compareBars(counts: number[], after: string[], W: number, nameOf: (a: string) => string): string {
+  const placed = counts.reduce((a, b) => a + b, 0);
+  const mean = placed / after.length,
+    max = Math.max(...counts);
+  const bw = W / after.length;
+  let bars = "";
+  counts.forEach((c, i) => {
+    const h = max ? (c / max) * 84 : 0,
+      nm = nameOf(after[i]);
+    bars +=
+      `<rect x="${i * bw + 2}" y="${96 - h}" width="${bw - 4}" height="${h}" fill="${colorOfName(nm)}">` +
+      `<title>${nm}: ${c}</title></rect>` +
+      (after.length <= 14
+        ? `<text x="${i * bw + bw / 2}" y="114" font-size="12" text-anchor="middle" fill="#1d2125">${nm}</text>`
+        : "");
+  });
+  if (max)
+    bars +=
+      `<line x1="0" x2="${W}" y1="${96 - (mean / max) * 84}" y2="${96 - (mean / max) * 84}" ` +
+      `stroke="#333" stroke-dasharray="3 3"/>`;
+  return bars;
+}
+
+/** Whether new connections keep their backend: scored for the hash schedulers, said for the others. */
+function affinityLine(sched: string, r: CmpResult, base: string[], after: string[]): string {
+  if (familyOf(sched) === "hash") {
+    let moved = 0,
+      mustMove = 0,
+      comparable = 0;
+    r.before.forEach((b, f) => {
+      if (b === "-" || r.after[f] === "-") return;
+      comparable++;
+      if (b !== r.after[f]) moved++;
+      if (state.change === "remove" && b === base[state.victim]) mustMove++;
+    });
+    const ideal = state.change === "remove" ? mustMove : Math.round(comparable / after.length);
+    const good = moved <= ideal * 1.15 + 2;
+    return (
+      `<div class="metric ${good ? "good" : "bad"}">new connections from the same ` +
+      `${sched === "dh" ? "destination addresses" : "clients"}: ` +
+      `<b data-m="moved">${comparable ? ((moved / comparable) * 100).toFixed(1) : "0.0"}%</b> go elsewhere ` +
+      `(${
+        state.change === "remove"
+          ? `${pct(ideal, Math.max(1, comparable))}% had to`
+          : `ideal ≈ ${pct(1, after.length)}%`
+      })</div>`
+    );
+  } else {
+    const family = familyOf(sched);
+    const by = family === "rr" || family === "wrr" ? "turn" : family === "locality" ? "its table and load" : "load";
+    return (
+      `<div class="metric" data-m="unscored">${sched} places a new connection by ${by}, ` +
+      `not by client: no affinity to keep</div>`
+    );
+  }
+}
+
 async function renderCompare(): Promise<void> {
   const run = ++cmpRun;
   const base = Array.from({ length: state.cmpN }, (_, i) => `10.2.0.${i + 1}`);
@@ -1386,23 +1451,8 @@ async function renderCompare(): Promise<void> {
     const placed = r.counts.reduce((a, b) => a + b, 0);
     const mean = placed / after.length,
       max = Math.max(...r.counts);
-    const W = 280,
-      bw = W / after.length;
-    let bars = "";
-    r.counts.forEach((c, i) => {
-      const h = max ? (c / max) * 84 : 0,
-        nm = nameOf(after[i]);
-      bars +=
-        `<rect x="${i * bw + 2}" y="${96 - h}" width="${bw - 4}" height="${h}" fill="${colorOfName(nm)}">` +
-        `<title>${nm}: ${c}</title></rect>` +
-        (after.length <= 14
-          ? `<text x="${i * bw + bw / 2}" y="114" font-size="12" text-anchor="middle" fill="#1d2125">${nm}</text>`
-          : "");
-    });
-    if (max)
-      bars +=
-        `<line x1="0" x2="${W}" y1="${96 - (mean / max) * 84}" y2="${96 - (mean / max) * 84}" ` +
-        `stroke="#333" stroke-dasharray="3 3"/>`;
+    const W = 280;
+    const bars = compareBars(r.counts, after, W, nameOf);
     const refusedAll = r.refused + r.newRefused;
     const lines: string[] = [];
     lines.push(
@@ -1423,39 +1473,7 @@ async function renderCompare(): Promise<void> {
           (r.broken ? `, <b class="bad" data-m="broken">${r.broken}</b> to ${nameOf(base[state.victim])} break` : "") +
           `</div>`,
       );
-      if (familyOf(sched) === "hash") {
-        let moved = 0,
-          mustMove = 0,
-          comparable = 0;
-        r.before.forEach((b, f) => {
-          if (b === "-" || r.after[f] === "-") return;
-          comparable++;
-          if (b !== r.after[f]) moved++;
-          if (state.change === "remove" && b === base[state.victim]) mustMove++;
-        });
-        const ideal = state.change === "remove" ? mustMove : Math.round(comparable / after.length);
-        const good = moved <= ideal * 1.15 + 2;
-        lines.push(
-          `<div class="metric ${good ? "good" : "bad"}">new connections from the same ` +
-            `${sched === "dh" ? "destination addresses" : "clients"}: ` +
-            `<b data-m="moved">${comparable ? ((moved / comparable) * 100).toFixed(1) : "0.0"}%</b> go elsewhere ` +
-            `(${
-              state.change === "remove"
-                ? `${pct(ideal, Math.max(1, comparable))}% had to`
-                : `ideal ≈ ${pct(1, after.length)}%`
-            })</div>`,
-        );
-      } else {
-        const by = ["rr", "wrr"].includes(sched)
-          ? "turn"
-          : sched === "lblc" || sched === "lblcr"
-            ? "its table and load"
-            : "load";
-        lines.push(
-          `<div class="metric" data-m="unscored">${sched} places a new connection by ${by}, ` +
-            `not by client: no affinity to keep</div>`,
-        );
-      }
+      lines.push(affinityLine(sched, r, base, after));
     }
     cards.push(
       `<div class="panel card${refusedAll ? " failed" : ""}" data-sched="${sched}"><h3>${sched}</h3>` +
