@@ -133,6 +133,5 @@ const json = {
 };
 writeFileSync(join(outDir, "bench.json"), JSON.stringify(json, null, 2) + "\n");
 for (const [name, text] of Object.entries(svgs)) writeFileSync(join(outDir, name), text + "\n");
-console.log(
-  `wrote ${[join(outDir, "bench.json"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}`,
-);
+const written = [join(outDir, "bench.json"), ...Object.keys(svgs).map((n) => join(outDir, n))];
+console.log(`wrote ${written.map((f) => relative(process.cwd(), f)).join(", ")}`);

@@ -34,7 +34,8 @@ export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|no
                                          packet mode: raw-socket full-NAT on the interfaces IF, sources
                                          rewritten to ADDR (one per family, dedicated); needs CAP_NET_RAW
                                          and CAP_NET_ADMIN and the native addon (docs/proxy.md)
-       wasmvs proxy [run] --kubeconfig PATH|--in-cluster --node-name N --node-ip IP[,IP] [--kube-proxy-config KPC.yaml] [-c FILE]
+       wasmvs proxy [run] --kubeconfig PATH|--in-cluster --node-name N --node-ip IP[,IP]
+                          [--kube-proxy-config KPC.yaml] [-c FILE]
                                          serve a cluster's Services as kube-proxy's IPVS mode maps them
                                          (-c then supplies only the proxy's options; its services are ignored)
        wasmvs proxy check -c FILE        validate a configuration (errors point at line:column)

@@ -13,7 +13,7 @@ type Args<S extends string> = S extends ""
   : S extends `${infer A} ${infer B}`
     ? [Value<A>, ...Args<B>]
     : [Value<S>];
-type Result<R extends string> = R extends "void" ? void : Value<R>;
+type Result<R extends string> = R extends "void" ? undefined : Value<R>;
 
 export const CORE_FUNCTIONS = {
   // scratch area (assembly/layout.ts)

@@ -195,7 +195,7 @@ export class ClusterIndex {
       const epKey = `${family}|${svcKey}`;
       if (endpointsChanged || !this.endpoints.has(epKey)) {
         const sl = this.slicesBySvc.get(svcKey);
-        if (sl && sl.size) this.endpoints.set(epKey, endpointsForService(svcKey, family, sl.values()));
+        if (sl?.size) this.endpoints.set(epKey, endpointsForService(svcKey, family, sl.values()));
         else this.endpoints.delete(epKey);
       }
       const eps = this.endpoints.get(epKey);

@@ -17,6 +17,7 @@ import { addrBytes, formatAddr } from "../core/addr.ts";
 import * as C from "./constants.ts";
 import { type SyncDaemon, groupText, multicastFamily, validateDaemon } from "../model/daemon.ts";
 import { type Problem, describe, formatProblems } from "../model/validate.ts";
+import { SCHED_FLAG_BITS, SCHED_FLAG_NAMES, schedFlag, schedFlagName } from "../model/schedulers.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Writer: one growing buffer; messages are appended back to back so a batch is one contiguous send.
@@ -295,24 +296,20 @@ export function serviceFlagBits(s: Pick<VirtualService, "flags" | "persistent">)
     const n = raw.replace(/^-+/, "");
     if (n === "ops" || n === "onepacket" || n === "o") f |= C.IP_VS_SVC_F_ONEPACKET;
     else if (n === "persistent") f |= C.IP_VS_SVC_F_PERSISTENT;
-    else if (n === "sh-fallback" || n === "mh-fallback" || n === "flag-1") f |= C.IP_VS_SVC_F_SCHED1;
-    else if (n === "sh-port" || n === "mh-port" || n === "flag-2") f |= C.IP_VS_SVC_F_SCHED2;
-    else if (n === "flag-3") f |= C.IP_VS_SVC_F_SCHED3;
-    else
-      throw new CodecError(
-        `unknown service flag '${raw}' (sh-fallback, sh-port, mh-fallback, mh-port, flag-1..3, ops)`,
-      );
+    else {
+      const flag = schedFlag(n);
+      if (!flag)
+        throw new CodecError(`unknown service flag '${raw}' (${Object.keys(SCHED_FLAG_NAMES).join(", ")}, ops)`);
+      f |= flag.bit;
+    }
   }
   return f;
 }
 
-/** ipvsadm's names for the bits (the scheduler decides sh-/mh-/flag-), plus "ops". */
+/** ipvsadm's names for the bits (the scheduler's own, else flag-N), plus "ops". */
 export function serviceFlagNames(bits: number, sched: string): string[] {
   const out: string[] = [];
-  const pre = sched === "sh" ? "sh-" : sched === "mh" ? "mh-" : "";
-  if (bits & C.IP_VS_SVC_F_SCHED1) out.push(pre ? `${pre}fallback` : "flag-1");
-  if (bits & C.IP_VS_SVC_F_SCHED2) out.push(pre ? `${pre}port` : "flag-2");
-  if (bits & C.IP_VS_SVC_F_SCHED3) out.push("flag-3");
+  for (let i = 0; i < SCHED_FLAG_BITS.length; i++) if (bits & SCHED_FLAG_BITS[i]) out.push(schedFlagName(sched, i));
   if (bits & C.IP_VS_SVC_F_ONEPACKET) out.push("ops");
   return out;
 }

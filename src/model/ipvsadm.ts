@@ -5,14 +5,7 @@
 import type { DesiredState, IpvsTimeouts, RealServer, TunnelType, VirtualService } from "./types.ts";
 import { serviceKey, realServerKey } from "./types.ts";
 import type { ListFormat } from "./format.ts";
-import {
-  SVC_F_ONEPACKET,
-  SVC_F_PERSISTENT,
-  SVC_F_SCHED1,
-  SVC_F_SCHED2,
-  SVC_F_SCHED3,
-  schedFlagsText,
-} from "./format.ts";
+import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from "./format.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -27,6 +20,7 @@ import {
 } from "./inet.ts";
 import { type NameResolver, numericResolver } from "./names.ts";
 import type { SyncDaemon } from "./daemon.ts";
+import { SCHED_FLAG_BITS, schedFlag, schedFlagName } from "./schedulers.ts";
 
 /** What ipvsadm would print on stderr (exact text, newline included) and exit with. */
 export class IpvsadmError extends Error {
@@ -41,8 +35,8 @@ export class IpvsadmError extends Error {
   }
 }
 
-export type ListWhat = "all" | "service" | "connections" | "timeout" | "daemon";
-export interface ListCommand {
+type ListWhat = "all" | "service" | "connections" | "timeout" | "daemon";
+interface ListCommand {
   kind: "list";
   what: ListWhat;
   service?: VirtualService;
@@ -67,15 +61,15 @@ export type IpvsadmCommand =
   | { kind: "help" }
   | { kind: "version" };
 
-export interface ParseOptions {
+interface ParseOptions {
   program?: string; // argv[0] in "Try `%s -h' ..." (default "ipvsadm")
   resolver?: NameResolver; // host and service names in addresses (default: numbers only)
   readingStdin?: boolean; // inside -R: a nested -R is refused as ipvsadm refuses it
 }
 
-export const MAX_TIMEOUT = 86400 * 31;
-export const DEFAULT_PERSISTENT_TIMEOUT = 360;
-export const DEF_SCHED = "wlc";
+const MAX_TIMEOUT = 86400 * 31;
+const DEFAULT_PERSISTENT_TIMEOUT = 360;
+const DEF_SCHED = "wlc";
 
 // ---- the option table (ipvsadm.c's popt table) ------------------------------------------------------
 type ArgKind = "none" | "string" | "optional";
@@ -226,7 +220,7 @@ const FWD = { masq: 0, local: 1, tunnel: 2, route: 3 } as const;
 
 // ---- C library number parsing -----------------------------------------------------------------------
 /** string_to_number: strtol base 10, the whole string, within [min, max]; else -1. */
-export function stringToNumber(s: string, min: number, max: number): number {
+function stringToNumber(s: string, min: number, max: number): number {
   if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(s)) return -1;
   const n = Number(s.trim());
   if (!Number.isSafeInteger(n)) return -1; // every max here is far below 2^53
@@ -810,25 +804,14 @@ function setTimeouts(leftovers: string[]): IpvsTimeouts {
   return { tcp: a, tcpfin: b, udp: c };
 }
 
-// -b's flags: the bit, and the scheduler a flag belongs to (a Map: "constructor" is no flag)
-const SCHED_FLAG_BITS = new Map<string, [number, string?]>([
-  ["flag-1", [SVC_F_SCHED1]],
-  ["flag-2", [SVC_F_SCHED2]],
-  ["flag-3", [SVC_F_SCHED3]],
-  ["sh-fallback", [SVC_F_SCHED1, "sh"]],
-  ["sh-port", [SVC_F_SCHED2, "sh"]],
-  ["mh-fallback", [SVC_F_SCHED1, "mh"]],
-  ["mh-port", [SVC_F_SCHED2, "mh"]],
-]);
-
 /** -b: each flag's bit, and the scheduler it belongs to. */
 function applySchedFlags(svc: Svc, schedFlagsArg: string): void {
   svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);
   const sched = svc.sched || DEF_SCHED;
   for (const flag of schedFlagsArg.split(",").filter(Boolean)) {
-    const e = SCHED_FLAG_BITS.get(flag) ?? fail(`invalid scheduler flag \`${flag}'`);
-    svc.flags |= e[0];
-    if (e[1] && sched !== e[1]) fail(`incompatible scheduler flag \`${flag}'`);
+    const e = schedFlag(flag) ?? fail(`invalid scheduler flag \`${flag}'`);
+    svc.flags |= e.bit;
+    if (e.owner && sched !== e.owner) fail(`incompatible scheduler flag \`${flag}'`);
   }
 }
 
@@ -999,8 +982,9 @@ function toVirtualService(s: Svc): VirtualService {
     v.addr = s.addr ?? "0.0.0.0";
     v.port = s.port;
   }
-  const sf = schedFlagsText(s.sched || DEF_SCHED, s.flags);
-  if (sf) v.flags.push(...sf.split(","));
+  // every bit -b set goes to the kernel, flag-3 with sh too (only -Ln's text leaves it out)
+  for (let i = 0; i < SCHED_FLAG_BITS.length; i++)
+    if (s.flags & SCHED_FLAG_BITS[i]) v.flags.push(schedFlagName(s.sched || DEF_SCHED, i));
   if (s.flags & SVC_F_ONEPACKET) v.flags.push("ops");
   if (s.flags & SVC_F_PERSISTENT) v.persistent = s.timeout;
   if (s.af === AF_INET6) {
@@ -1037,17 +1021,17 @@ export function restoreLineWords(line: string): string[] {
   return w;
 }
 
-export interface RestoreLine {
+interface RestoreLine {
   line: number;
   text: string;
   command: IpvsadmCommand;
 }
-export interface RestoreProblem {
+interface RestoreProblem {
   line: number;
   text: string;
   message: string;
 }
-export interface RestoreResult {
+interface RestoreResult {
   commands: RestoreLine[]; // in order, as -R would execute them
   state: DesiredState; // the table they build from empty (what ipvsadm-restore after -C makes)
   problems: RestoreProblem[]; // lines ipvsadm would refuse (parse) or the kernel would (duplicate, missing)
@@ -1076,16 +1060,6 @@ export function parseRestore(text: string, opts: ParseOptions = {}, initial?: De
     if (msg) problems.push({ line: c.line, text: c.text, message: msg });
   }
   return { commands, state: editor.state(), problems };
-}
-
-/** Apply one command to an in-memory DesiredState as the kernel would; returns ipvsadm's message on refusal. */
-export function applyToState(state: DesiredState, c: IpvsadmCommand): string | undefined {
-  const editor = new StateEditor(state);
-  const msg = editor.apply(c);
-  const next = editor.state();
-  state.services = next.services;
-  if (next.timeouts) state.timeouts = next.timeouts;
-  return msg;
 }
 
 // Service identity as the kernel compares it: addresses in canonical form (10.0.0.1 and ::ffff-less forms).
