@@ -923,7 +923,10 @@ async function trivialRelay(vips: string[], vport: number, backends: number[], u
   return async () => {
     for (const sv of servers) sv.close();
     udp.close();
-    for (const f of flows.values()) clearTimeout(f.t), f.s.close();
+    for (const f of flows.values()) {
+      clearTimeout(f.t);
+      f.s.close();
+    }
   };
 }
 

@@ -13,7 +13,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import { tmpdir } from "node:os";
-import * as net from "node:net";
 import { parseRestore } from "../src/model/ipvsadm.ts";
 import { runIpvsadm } from "../src/cli/ipvsadm.ts";
 import { numericResolver } from "../src/model/names.ts";

@@ -26,7 +26,6 @@ import {
   simServices,
   calibrate,
   simulate,
-  synCost,
   TARGET_TRAFFIC,
   TARGET_SERVICES,
   type Calibration,

@@ -4,7 +4,7 @@
 // builds it); anything missing is a counted SKIP naming it (test/helpers/skip.ts), which fails under CI=true.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ControlClient } from "../src/proxy/control.ts";

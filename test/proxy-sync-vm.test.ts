@@ -26,7 +26,6 @@ function vm() {
   ).then((r) => ({ ...r, limitS }));
   return run;
 }
-// biome-ignore lint/suspicious/noExplicitAny: the VM's JSON
 async function scenario(name: string): Promise<any> {
   const { code, stdout, limitS } = await vm();
   const line = stdout

@@ -283,17 +283,13 @@ async function reconcile(
   // a long-lived loop: a rejection nobody handled (a library's, or ours) is logged; the loop keeps the
   // last good state in the kernel and goes on
   process.on("unhandledRejection", (e) => err.write(`wasmvs sync: unhandled: ${(e as Error)?.stack ?? String(e)}\n`));
-  const cluster = plan.fromCluster
-    ? await followCluster(
-        plan,
-        loop,
-        (index) => {
-          latestIndex = index;
-        },
-        out,
-        err,
-      )
-    : (loop.start(), undefined);
+  let cluster: Awaited<ReturnType<typeof followCluster>> | undefined;
+  if (plan.fromCluster) {
+    const keep = (index: Parameters<Parameters<typeof followCluster>[2]>[0]) => {
+      latestIndex = index;
+    };
+    cluster = await followCluster(plan, loop, keep, out, err);
+  } else loop.start();
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);

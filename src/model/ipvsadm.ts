@@ -767,7 +767,7 @@ function daemonOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: str
       setOption(O["mcast-group"]);
       if (arg.includes(":")) {
         const b = inetPton6(arg);
-        if (!b || b[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`);
+        if (b?.[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`);
         d.mcastGroup = ntop6(b!);
       } else {
         const v = /^\d+\.\d+\.\d+\.\d+$/.test(arg) ? inetAton(arg) : undefined;
@@ -1152,11 +1152,15 @@ export class StateEditor {
       for (const [k, s] of this.index) {
         const e = this.edits.get(k);
         const v = e === undefined ? s : e ? StateEditor.serviceOf(e) : undefined;
-        if (v) services.push(v), index.set(k, v);
+        if (v) {
+          services.push(v);
+          index.set(k, v);
+        }
       }
       for (const [k, e] of this.added) {
         const v = StateEditor.serviceOf(e);
-        services.push(v), index.set(k, v);
+        services.push(v);
+        index.set(k, v);
       }
     }
     identityIndexes.set(services, index); // the next editor of this state starts from it

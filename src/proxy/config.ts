@@ -119,7 +119,7 @@ class Walker {
     readonly doc: Document,
   ) {}
   pos(node: YNode | null | undefined): { line: number; col: number } {
-    const off = (node as any)?.range?.[0];
+    const off = (node as { range?: number[] } | null | undefined)?.range?.[0];
     if (typeof off !== "number") return { line: 1, col: 1 };
     const p = this.lc.linePos(off);
     return { line: p.line, col: p.col };

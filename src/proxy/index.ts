@@ -185,7 +185,7 @@ export class Proxy {
         "the connection sync daemons need packet mode (--mode packet): a socket proxy's flows cannot move",
       );
     const core = await Core.load({ debug: opts.debugCore, connCapacity: cfg.options.connCapacity });
-    for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as any, v);
+    for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as Parameters<typeof core.set>[0], v);
     const p = new Proxy(core, cfg, log, opts.decisionLog ?? 0); // packet mode: throws when it cannot open its sockets
     try {
       await p.applyNow();

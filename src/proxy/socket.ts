@@ -379,7 +379,7 @@ export class SocketForwarder implements Forwarder {
         l.connectMs = connectMs;
         l.idleMs = idleMs;
       }
-      if (l && l.removed && l.proto === "udp" && l.udp) {
+      if (l?.removed && l.proto === "udp" && l.udp) {
         l.removed = false;
         l.svcId = a.id;
         this.removedAt.delete(key);

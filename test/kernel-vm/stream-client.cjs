@@ -8,8 +8,8 @@
 //   status         -> {"conns":[{id,local,sent,recv,err?}]}
 //   finish MS      stop writing, wait up to MS for every echo, -> {"conns":[...]}
 //   node stream-client.cjs VIP PORT N CHUNK
-const net = require("net"),
-  readline = require("readline");
+const net = require("node:net"),
+  readline = require("node:readline");
 const [vip, port, n, chunkArg] = process.argv.slice(2);
 const CHUNK = +chunkArg || 512;
 let everyMs = 50,

@@ -4,8 +4,8 @@
 //   (at start)  -> {"ready":true}
 //   count       -> {"accepted":N,"open":N,"errors":{code:N}}  (a new connection after a failover shows here)
 //   node stream-echo.cjs PORT ADDR...
-const net = require("net"),
-  readline = require("readline");
+const net = require("node:net"),
+  readline = require("node:readline");
 const [port, ...addrs] = process.argv.slice(2);
 let accepted = 0,
   open = 0,

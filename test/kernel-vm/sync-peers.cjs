@@ -5,9 +5,9 @@
 //   node sync-peers.cjs client PLAN.json      makes the connections the plan lists, then holds them
 // A TCP server obeys its client's first line: "hold" answers and keeps the connection, "close" answers and
 // ends its side (the director sees the server's FIN first: CLOSE_WAIT).
-const net = require("net"),
-  dgram = require("dgram"),
-  fs = require("fs");
+const net = require("node:net"),
+  dgram = require("node:dgram"),
+  fs = require("node:fs");
 const [role, ...args] = process.argv.slice(2);
 
 function split(hp) {
