@@ -50,6 +50,8 @@ test("syncDaemons: each bad value named with where it is", () => {
     ["    - {state: master, mcastInterface: eth1, maxlen: 70000}", /maxlen: must be an integer in 0\.\.65507/],
     ["    - {state: master, mcastInterface: eth1, mcastGroup: 10.0.0.1}", /mcastGroup: not a multicast address/],
     ["    - {state: master, mcastInterface: eth1, mcastGroup: nowhere}", /mcastGroup: 'nowhere' is not an IPv4/],
+    // ff::1 is 00ff::1: its first byte is 0, so it is not in ff00::/8 (a prefix test on the text said it was)
+    ['    - {state: master, mcastInterface: eth1, mcastGroup: "ff::1"}', /mcastGroup: not a multicast address/],
     ["    - {state: master, mcastInterface: eth1, mcastPort: 0}", /mcastPort: must be an integer in 1\.\.65535/],
     ["    - {state: master, mcastInterface: eth1, mcastTtl: 256}", /mcastTtl: must be an integer in 1\.\.255/],
     ["    - {state: master, mcastInterface: eth1, __proto__: {syncid: 3}}", /unknown key/],

@@ -573,11 +573,8 @@ function parseSyncDaemons(w: Walker, node: YNode | undefined): SyncDaemonOptions
   return out;
 }
 
-/** Whether an address is multicast (224.0.0.0/4 or ff00::/8). */
-export function isMulticast(a: string): boolean {
-  if (isIP(a) === 4) return Number(a.split(".")[0]) >= 224 && Number(a.split(".")[0]) <= 239;
-  return isIP(a) === 6 && /^ff/i.test(a);
-}
+/** Whether an address is multicast (224.0.0.0/4 or ff00::/8): the kernel daemon's check, shared. */
+export const isMulticast = (a: string): boolean => multicastFamily(a) !== undefined;
 
 function checkPacketMode(w: Walker, o: ProxyOptions, services: VirtualService[], node: YNode | undefined): void {
   // only what a file must say itself: interfaces/addresses may still come from the command line

@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import type { Core } from "../core/index.ts";
 import { syncReceive, syncStats, syncTakeMessages, type SyncCounter } from "../core/sync.ts";
 import type { Logger } from "./log.ts";
+import { DEFAULT_MCAST_GROUP, DEFAULT_MCAST_PORT, DEFAULT_MCAST_TTL } from "../model/daemon.ts";
 
 export interface SyncDaemonOptions {
   state: "master" | "backup";
@@ -22,7 +23,13 @@ export interface SyncDaemonOptions {
   ttl: number;
 }
 
-export const SYNC_DEFAULTS = { syncid: 0, maxlen: 0, group: "224.0.0.81", port: 8848, ttl: 1 } as const;
+export const SYNC_DEFAULTS = {
+  syncid: 0,
+  maxlen: 0,
+  group: DEFAULT_MCAST_GROUP,
+  port: DEFAULT_MCAST_PORT,
+  ttl: DEFAULT_MCAST_TTL,
+} as const;
 const FLUSH_AGE_MS = 2000; // IPVS_SYNC_FLUSH_TIME
 const SEND_EVERY_MS = 20; // how often the master looks for finished messages
 
