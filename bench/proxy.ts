@@ -22,6 +22,7 @@ import type { DesiredState } from "../src/model/types.ts";
 import type { Proxy } from "../src/proxy/index.ts";
 import { mainThreadCpuMs } from "./loop-watch.mjs";
 import { freePort } from "../test/helpers/ports.ts";
+import { blame, loopStalls, type Span, timed } from "./lib/stall-blame.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -641,10 +642,26 @@ const vips = ${JSON.stringify(o.vips)};
 const st = { connections: 0, failed: 0, errors: {}, lat: [], udpSent: 0, udpAnswered: 0 };
 let stop = false, k = 0;
 process.stdin.on("end", () => { stop = true; }); process.stdin.resume();
+// slow connects and this generator's own loop stalls, as epoch spans: a stall here delays the clock's reading
+const slowAt = [], stalls = [];
+let tick = performance.now();
+setInterval(() => {
+  const n = performance.now();
+  if (n - tick > 20) stalls.push([Math.round(performance.timeOrigin + tick), Math.round(n - tick)]);
+  tick = n;
+}, 5).unref();
 const one = () => new Promise((res) => {
   const t = performance.now(); let got = false;
   const s = net.connect(${o.vport}, vips[k++ % vips.length], () => s.write("x"));
-  s.on("data", () => { if (!got) { got = true; st.lat.push(performance.now() - t); } s.end(); });
+  s.on("data", () => {
+    if (!got) {
+      got = true;
+      const ms = performance.now() - t;
+      st.lat.push(ms);
+      if (ms > 50 && slowAt.length < 100000) slowAt.push([Math.round(performance.timeOrigin + t), Math.round(ms)]);
+    }
+    s.end();
+  });
   s.on("error", (e) => { st.errors[e.code] = (st.errors[e.code] || 0) + 1; });
   s.on("close", () => { if (got) st.connections++; else st.failed++; res(); });
   s.setTimeout(5000, () => s.destroy());
@@ -671,7 +688,7 @@ const inflight = new Set();
   const lat = Float64Array.from(st.lat).sort();
   const q = (p) => lat.length ? +lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(1) : 0;
   process.stdout.write(JSON.stringify({ ...st, lat: undefined, p50: q(0.5), p99: q(0.99), p999: q(0.999), max: q(1),
-    slow: lat.filter((x) => x > 50).length }));
+    slow: lat.filter((x) => x > 50).length, slowAt, stalls: stalls.slice(0, 100000) }));
 })();
 `;
 
@@ -708,6 +725,8 @@ const soakStats = (seconds: number, rate: number, udpRate: number) => ({
   p999: 0,
   max: 0,
   slow: 0,
+  // each connect over 50 ms against what overlapped it: the generator's or the proxy's loop stalls, events
+  slowBlame: {} as Record<string, number | string>,
   udpSent: 0,
   udpAnswered: 0,
   drops: {} as Record<string, number>,
@@ -716,6 +735,29 @@ const soakStats = (seconds: number, rate: number, udpRate: number) => ({
   // CPU ms of each process over the run: the proxy's (with the soak's own drivers), the load generator's, the backends'
   cpu: { wallMs: 0, proxyMs: 0, loadMs: 0, backendsMs: 0 },
 });
+
+// Slow connects blamed in order: the generator's own stall first (the clock was late, not the proxy), then the
+// proxy's loop stalls by what ran during them, then the proxy's events without a stall, then nothing seen.
+function blameSlow(slowAt: Span[], genStalls: Span[], proxyStalls: Span[], marks: SoakRun["marks"]) {
+  const during = (ev: Span[]) => proxyStalls.filter((x) => ev.some((e) => x[0] < e[0] + e[1] && e[0] < x[0] + x[1]));
+  const counts = blame(slowAt, {
+    generatorStall: genStalls,
+    proxyStallInReload: during(marks.reload),
+    proxyStallInScrape: during(marks.scrape),
+    proxyStallInChange: during(marks.change),
+    proxyStallOther: proxyStalls,
+    reload: marks.reload,
+    scrape: marks.scrape,
+    change: marks.change,
+  });
+  const worst = (xs: Span[]) => xs.reduce((m, x) => Math.max(m, x[1]), 0);
+  return {
+    ...counts,
+    stalls:
+      `generator ${genStalls.length} (max ${worst(genStalls)} ms), ` +
+      `proxy ${proxyStalls.length} (max ${worst(proxyStalls)} ms)`,
+  };
+}
 
 // A child's CPU so far (user + system, ms), from /proc/<pid>/stat (clock ticks of 10 ms); 0 when gone.
 function procCpuMs(pid: number | undefined): number {
@@ -732,6 +774,7 @@ interface SoakRun {
   end: number;
   stats: SoakStats;
   say: (s: string) => void;
+  marks: { reload: Span[]; scrape: Span[]; change: Span[] }; // when each ran (epoch spans), to blame slow connects
 }
 
 // The echo backends in a process of their own (the proxy's loop is what the soak measures), and the UDP one
@@ -752,7 +795,7 @@ async function soakBackends(ports: number[], sinkPort: number) {
 
 // Backends added, drained (weight 0) and removed on the first VIP, with connections held across each drain:
 // held connections are established before the drain, written to after the removal, then closed by us.
-async function soakChanger({ p, end, stats, say }: SoakRun, vport: number, ports: number[]) {
+async function soakChanger({ p, end, stats, say, marks }: SoakRun, vport: number, ports: number[]) {
   const { ops } = await import("../src/proxy/index.ts");
   const svc = {
     protocol: "tcp" as const,
@@ -788,11 +831,13 @@ async function soakChanger({ p, end, stats, say }: SoakRun, vport: number, ports
   });
   // ops replace a state's services (never edit them in place): a shallow copy is the next state
   const edited = async (fn: (d: DesiredState) => void) =>
-    p?.change((d) => {
-      const n = { ...d };
-      fn(n);
-      return n;
-    });
+    timed(marks.change, async () =>
+      p?.change((d) => {
+        const n = { ...d };
+        fn(n);
+        return n;
+      }),
+    );
   let k = 3;
   while (Date.now() < end - 1500) {
     hold(12);
@@ -845,7 +890,7 @@ async function soakChanger({ p, end, stats, say }: SoakRun, vport: number, ports
 // A reload re-reads the file: the first backend's weight alternates 1, 2 (the changer's edits to the
 // first VIP are replaced by the file's, as a reload does).
 async function soakReloader(
-  { p, end, stats }: SoakRun,
+  { p, end, stats, marks }: SoakRun,
   file: string,
   config: (w: number) => string,
   reloadEvery: number,
@@ -856,7 +901,7 @@ async function soakReloader(
     w = w === 1 ? 2 : 1;
     writeFileSync(file, config(w));
     try {
-      await p?.reload();
+      await timed(marks.reload, async () => p?.reload());
       stats.reloads++;
     } catch (e) {
       stats.reloadErrors++;
@@ -865,17 +910,21 @@ async function soakReloader(
   }
 }
 
-async function soakScraper({ end, stats }: SoakRun, mport: number, scrapeEvery: number) {
+async function soakScraper({ end, stats, marks }: SoakRun, mport: number, scrapeEvery: number) {
   while (Date.now() < end - 1000) {
     await sleep(scrapeEvery * 1000);
     const t = performance.now();
-    const ok = await new Promise<boolean>((res) => {
-      const c = net.connect(mport, "127.0.0.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
-      let text = "";
-      c.on("data", (d) => (text += d));
-      c.on("end", () => res(text.startsWith("HTTP/1.1 200") && text.includes("wasmvs_proxy_conn_table_capacity")));
-      c.on("error", () => res(false));
-    });
+    const ok = await timed(
+      marks.scrape,
+      () =>
+        new Promise<boolean>((res) => {
+          const c = net.connect(mport, "127.0.0.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
+          let text = "";
+          c.on("data", (d) => (text += d));
+          c.on("end", () => res(text.startsWith("HTTP/1.1 200") && text.includes("wasmvs_proxy_conn_table_capacity")));
+          c.on("error", () => res(false));
+        }),
+    );
     stats.scrapeMaxMs = Math.max(stats.scrapeMaxMs, performance.now() - t);
     if (ok) stats.scrapes++;
     else stats.scrapeErrors++;
@@ -979,7 +1028,8 @@ ${vips
   let childOut = "";
   child.stdout!.on("data", (d) => (childOut += d));
   const childDone = new Promise((r) => child.once("close", r)); // close: its stdout has been read too
-  const run: SoakRun = { p, end, stats, say };
+  const run: SoakRun = { p, end, stats, say, marks: { reload: [], scrape: [], change: [] } };
+  const proxyStalls = loopStalls(20);
   const loops = relay
     ? [soakChanger(run, vport, ports)] // held connections only: the relay has nothing to change or scrape
     : [
@@ -1015,6 +1065,8 @@ ${vips
     udpAnswered: c.udpAnswered,
   });
   for (const [e, n] of Object.entries(c.errors ?? {})) stats.errors.push(`${e}: ${n}`);
+  proxyStalls.stop();
+  stats.slowBlame = blameSlow(c.slowAt ?? [], c.stalls ?? [], proxyStalls.spans, run.marks);
   if (p) {
     stats.drops = Object.fromEntries(p.fw.drops);
     const cs = p.core.connStats();
