@@ -24,7 +24,7 @@ import { Progress, fmtNs, fmtStat } from "../lib/progress.ts";
 import { ipv4, type Ctx, type GroupResult } from "../lib/context.ts";
 
 const SIZES = [1_000, 100_000, 1_000_000];
-const CAPACITY = 1_100_000; // entries; the table's index gets 2^21 buckets
+const CAPACITY = 1_100_000; // entries; the table's index gets 2^22 buckets (at least two per entry)
 const CHASE_BYTES = 256 * 1024 * 1024;
 // The chase timed beside the lookups spans what the table spans (its entries and its 2^22 bucket words,
 // two per entry), so both pay the same cache and TLB misses per random access.
