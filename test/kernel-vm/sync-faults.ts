@@ -107,7 +107,7 @@ await section("reload", async () => {
   );
   const l = loop(["sync", "-R", "/tmp/reload-rules.txt", "--sync-period", "2"]);
   result.reloadFirst = await until(() => sn().includes("-a -u 10.97.0.1:53 -r 10.1.0.5:53 -m -w 2"), 240_000, 250);
-  // the loop re-adds what is flushed every 2 s: flush and unload until the module goes
+  // the loop re-adds what is flushed every 2 s: flush and unload until the module goes (at most 40 tries)
   const scheds =
     "ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_dh ip_vs_sh ip_vs_mh " +
     "ip_vs_lblc ip_vs_lblcr";
@@ -116,6 +116,9 @@ await section("reload", async () => {
   // first with that blocked, so the loop meets a kernel without the family; then as it is
   result.reloadModprobePath = readFileSync("/proc/sys/kernel/modprobe", "utf8").trim();
   writeFileSync("/proc/sys/kernel/modprobe", "/nonexistent-modprobe\n");
+  // the loop is held still while the module goes (it re-adds a service between a flush and the rmmod on a
+  // loaded machine, which pins the scheduler module): the test is what it does once the family is gone
+  l.p.kill("SIGSTOP");
   for (let i = 0; i < 40 && !unloaded; i++) {
     sh(`ipvsadm -C; rmmod ${scheds} 2>/dev/null; rmmod ip_vs`);
     unloaded = !readFileSync("/proc/modules", "utf8")
@@ -123,6 +126,7 @@ await section("reload", async () => {
       .some((m) => m.startsWith("ip_vs "));
     if (!unloaded) await sleep(100);
   }
+  l.p.kill("SIGCONT");
   result.reloadUnloaded = unloaded;
   const logAt = l.log().length;
   await sleep(6000); // a few failing passes, backing off
