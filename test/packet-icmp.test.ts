@@ -92,6 +92,13 @@ for (const v6 of [false, true]) {
         own.set(sent.subarray(tcpSum, tcpSum + 2), tcpSum); // the quoted TCP checksum is left as it was
         const want = icmpError(v6, vip, client, type, code, 1280, own.slice(0, quoteLen), 63);
         assert.is(hex(o.out), hex(want));
+        if (fwd === "masq") {
+          // addressed to the client, not to a local address, the packet-mode addon files it "to a service"
+          // (was: not ours, so the client never learnt the path MTU)
+          const i = batch.one(err, { dir: "in" });
+          assert.is(i.verdict, "forward", `${i.verdict} ${i.reason ?? ""}`);
+          assert.is(hex(i.out), hex(want));
+        }
       },
     );
 

@@ -5,7 +5,7 @@ import * as assert from "uvu/assert";
 import { readFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as net from "node:net";
-import { parseConfig, ConfigError, loadConfig } from "../src/proxy/config.ts";
+import { parseConfig, ConfigError, loadConfig, packetModeProblems } from "../src/proxy/config.ts";
 import { Tables } from "../src/proxy/tables.ts";
 import { Proxy } from "../src/proxy/index.ts";
 import { ProxyTarget } from "../src/proxy/control.ts";
@@ -83,7 +83,7 @@ test("errors point at the line and column", () => {
     "p.yaml:5:16: services[0].scheduler: 'fastest' is not one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, " +
       "nq, mh, fo, ovf, twos",
     "p.yaml:7:40: services[0].realServers[0].wieght: unknown key (known: addr, port, weight, upperThreshold, " +
-      "lowerThreshold, health)",
+      "lowerThreshold, health, forward)",
     "p.yaml:7:33: services[0].realServers[0].port: must be an integer in 0..65535",
   ]);
 });
@@ -118,6 +118,7 @@ test("packet-mode keys: validated with line:column, a local address may not be a
   assert.equal(ok.options.packet, {
     interfaces: ["eth1"],
     localAddresses: ["192.0.2.250"],
+    forward: "fullnat",
     batchSize: 32,
     slotSize: 2048,
     suppressKernel: true,
@@ -139,6 +140,68 @@ services:
     "p.yaml:6:19: proxy.suppressKernel: must be true or false",
     "p.yaml:2:3: proxy: full-NAT local address 10.0.0.1 is also a virtual service address; it must be dedicated",
   ]);
+});
+
+test("forward: bad values, and a masq real server on a full-NAT proxy, refused naming the field", async () => {
+  const svc = (rs: string) => `services:\n  - { addr: 10.0.0.1, port: 80, realServers: [ ${rs} ] }\n`;
+  for (const bad of ["bogus", "__proto__", "constructor", "toString", "5", "[masq]", "{}", "MASQ", '""'])
+    assert.match(
+      errorsOf(`proxy: { forward: ${bad} }\n`)[0],
+      /^p\.yaml:1:\d+: proxy\.forward: .*(not one of fullnat, masq|must be a string)/,
+      bad,
+    );
+  assert.match(
+    errorsOf(svc("{ addr: 10.1.0.1, forward: __proto__ }"))[0],
+    /^p\.yaml:2:\d+: services\[0\]\.realServers\[0\]\.forward: '__proto__' is not one of fullnat, masq/,
+  );
+  // -m is full-NAT on this proxy (the default): a masq real server would need a third meaning of -m
+  assert.match(
+    errorsOf(svc("{ addr: 10.1.0.1 }, { addr: 10.1.0.2, forward: masq }"))[0],
+    /^p\.yaml:2:\d+: services\[0\]\.realServers\[1\]\.forward: masq on a full-NAT proxy: set proxy\.forward: masq/,
+  );
+  // what is stored: "masq" is -m (the proxy's NAT), "fullnat" full-NAT whatever -m means
+  const mixed = parseConfig(
+    "proxy: { mode: packet, forward: masq, interfaces: [eth1] }\n" +
+      svc("{ addr: 10.1.0.1 }, { addr: 10.1.0.2, forward: fullnat }"),
+  );
+  assert.is(mixed.options.packet.forward, "masq");
+  assert.equal(
+    mixed.state.services[0].realServers.map((r) => r.fwd),
+    ["masq", "fullnat"],
+  );
+  assert.equal(packetModeProblems(mixed.options, mixed.state.services), [
+    "services[0].realServers[1].forward: fullnat needs an IPv4 local address (proxy.localAddresses or --local-address)",
+  ]);
+  const allMasq = parseConfig(
+    `proxy: { mode: packet, forward: masq, interfaces: [eth1] }\n${svc("{ addr: 10.1.0.1 }")}`,
+  );
+  assert.equal(packetModeProblems(allMasq.options, allMasq.state.services), [], "masq needs no local address");
+  const fullNat = parseConfig(`proxy: { mode: packet, interfaces: [eth1] }\n${svc("{ addr: 10.1.0.1 }")}`);
+  assert.match(packetModeProblems(fullNat.options, fullNat.state.services)[0], "or proxy.forward: masq");
+  // the core gets each real server's method; a reload that changes it edits the destination in place
+  const core = await Core.load({ connCapacity: 256 });
+  const tables = new Tables(core, "masq", true);
+  tables.apply(mixed.state);
+  const id = tables.services.get("tcp 10.0.0.1:80")!.id;
+  assert.equal(
+    core
+      .service(id)
+      .dests.map((d) => `${d.addr} ${d.fwd}`)
+      .sort(),
+    ["10.1.0.1 masq", "10.1.0.2 fullnat"],
+  );
+  tables.apply(allMasq.state);
+  assert.equal(
+    core.service(id).dests.map((d) => `${d.addr} ${d.fwd}`),
+    ["10.1.0.1 masq"],
+  );
+  // socket mode cannot keep the client's address
+  const e = await Proxy.start(
+    parseConfig(`proxy: { forward: masq, control: null, vipInterface: null }\n${svc("{ addr: 10.1.0.1 }")}`),
+    { log: silentLogger() },
+  ).catch((x: Error) => x);
+  assert.instance(e, Error);
+  assert.match((e as Error).message, "proxy.forward: masq needs packet mode");
 });
 
 test("tables: a reload diff edits in place (connections and templates survive)", async () => {

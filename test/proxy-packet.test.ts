@@ -89,6 +89,9 @@ function setup() {
   ip(["-n", NS.be1, "route", "add", "default", "via", A.lb1]);
   ip(["-n", NS.be1, "-6", "route", "add", "default", "via", A.lb16]);
   ip(["-n", NS.be2, "route", "add", "default", "via", A.lb2]);
+  // a director forwards (the real servers' other traffic goes through it): masq replies must still not be
+  // forwarded by its kernel beside wasmvs's copy (the takeover table's forward chain drops them)
+  nsx(NS.lb, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
   // The senders' veth would hand 64 KiB TCP segments (TSO/GSO) to AF_PACKET as one frame; a NIC's peer
   // never does, so they are turned off as the README tells operators to (GRO/LRO on real NICs).
   for (const [ns, dev] of [
@@ -107,6 +110,10 @@ function setup() {
     icmp type destination-unreachable counter name unreach4
     icmpv6 type destination-unreachable counter name unreach6
   }
+  chain routed { type filter hook forward priority 0; policy accept;
+    counter name routed
+  }
+  counter routed {}
   counter rst {}
   counter unreach4 {}
   counter unreach6 {}
@@ -115,21 +122,21 @@ function setup() {
   );
 }
 
-function kernelAnswers(): { rst: number; unreach4: number; unreach6: number } {
+function kernelAnswers(): { rst: number; unreach4: number; unreach6: number; routed: number } {
   const j = JSON.parse(nsx(NS.lb, ["nft", "-j", "list", "counters", "table", "inet", "wpktest"]));
   const out: Record<string, number> = {};
   for (const x of j.nftables) if (x.counter) out[x.counter.name] = x.counter.packets;
   return out as any;
 }
 
-function takeoverDrops(): number {
+function takeoverDrops(chain?: string): number {
   const r = spawnSync("ip", ["netns", "exec", NS.lb, "nft", "-j", "list", "table", "inet", "wasmvs_packet"], {
     encoding: "utf8",
   });
   if (r.status !== 0) return -1;
   let n = 0;
   for (const x of JSON.parse(r.stdout).nftables)
-    for (const e of x.rule?.expr ?? []) if (e.counter) n += e.counter.packets;
+    if (!chain || x.rule?.chain === chain) for (const e of x.rule?.expr ?? []) if (e.counter) n += e.counter.packets;
   return n;
 }
 
@@ -145,11 +152,23 @@ async function startProxy(): Promise<void> {
   vipInterface: lo
   tick: 100
   localAddresses: [${A.snat}, "${A.snat6}"]
+  forward: masq
 services:
-  - { protocol: tcp, addr: ${A.vip}, port: 80, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 8080 }, { addr: ${A.be[1]}, port: 8080 }, { addr: ${A.be[2]}, port: 8080 } ] }
-  - { protocol: tcp, addr: ${A.vip}, port: 81, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 8080 } ] }
-  - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 5353 }, { addr: ${A.be[2]}, port: 5353 } ] }
-  - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
+  - { protocol: tcp, addr: ${A.vip}, port: 80, scheduler: rr, realServers: [
+      { addr: ${A.be[0]}, port: 8080, forward: fullnat }, { addr: ${A.be[1]}, port: 8080, forward: fullnat },
+      { addr: ${A.be[2]}, port: 8080, forward: fullnat } ] }
+  - { protocol: tcp, addr: ${A.vip}, port: 81, scheduler: rr, realServers: [
+      { addr: ${A.be[0]}, port: 8080, forward: fullnat } ] }
+  - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr, realServers: [
+      { addr: ${A.be[0]}, port: 5353, forward: fullnat }, { addr: ${A.be[2]}, port: 5353, forward: fullnat } ] }
+  - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [
+      { addr: "${A.be6}", port: 8080, forward: fullnat } ] }
+  - { protocol: tcp, addr: ${A.vip}, port: 82, scheduler: rr, realServers: [
+      { addr: ${A.be[0]}, port: 8082 }, { addr: ${A.be[2]}, port: 8082 } ] }
+  - { protocol: udp, addr: ${A.vip}, port: 54, scheduler: rr, realServers: [
+      { addr: ${A.be[0]}, port: 5454 }, { addr: ${A.be[2]}, port: 5454 } ] }
+  - { protocol: tcp, addr: "${A.vip6}", port: 82, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8082 } ] }
+  - { protocol: udp, addr: "${A.vip6}", port: 54, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 5454 } ] }
 `,
   );
   proxy = spawn(
@@ -264,6 +283,20 @@ else: print("none")
   return nsx(NS.client, ["python3", "-c", py]).trim();
 }
 
+// n connections to vip:82 (a masq service), each echoing both ways
+async function masqConnections(vip: string, n: number): Promise<any[]> {
+  const conns: any[] = await client.call("openSeq", vip, 82, n, true);
+  for (const c of conns) assert.ok("h" in c, `connect through masq failed: ${JSON.stringify(c)}`);
+  assert.equal(
+    await client.call(
+      "pingAll",
+      conns.map((c) => c.h),
+    ),
+    conns.map(() => true),
+  );
+  return conns;
+}
+
 function inCsumErrors(ns: string): number {
   const snmp = nsx(ns, ["cat", "/proc/net/snmp"])
     .split("\n")
@@ -286,6 +319,15 @@ if (why) {
     await be1.call("backend", A.be[0], 5353, "udp");
     await be2.call("backend", A.be[2], 5353, "udp");
     await be1.call("backend", A.be6, 8080, "tcp");
+    // the masq services' own ports: their peers must be the client alone
+    for (const [b, a] of [
+      [be1, A.be[0]],
+      [be2, A.be[2]],
+      [be1, A.be6],
+    ] as const) {
+      await b.call("backend", a, 8082, "tcp");
+      await b.call("backend", a, 5454, "udp");
+    }
     await startProxy();
   });
   test.after(async () => {
@@ -443,10 +485,58 @@ except socket.timeout: print("none")
   });
 
   test(
+    "masq (proxy.forward: masq): TCP and UDP over IPv4 and IPv6 reach the real servers from the client's own " +
+      "address, the replies come back through wasmvs from the VIP, and the kernel forwards none of its copies",
+    async () => {
+      const routed0 = kernelAnswers().routed,
+        drops0 = takeoverDrops("forward");
+      for (const [vip, n, backends, caddr] of [
+        [A.vip, 4, [A.be[0], A.be[2]], A.client],
+        [A.vip6, 2, [A.be6], A.client6],
+      ] as const) {
+        const conns: any[] = await masqConnections(vip, n);
+        const want = backends.map((b) => (b.includes(":") ? `[${b}]:8082` : `${b}:8082`));
+        assert.equal([...new Set(conns.map((c) => c.backend))].sort(), [...want].sort(), "rr over the masq servers");
+        const seen = { ...(await be1.call("counts")), ...(await be2.call("counts")) };
+        for (const w of want) assert.equal(seen[`tcp ${w}`].peers, [caddr], `${w} sees the client itself`);
+        // UDP on a connected socket: a reply counts only when it comes from VIP:54
+        const py = `import socket
+s = socket.socket(socket.AF_INET${vip.includes(":") ? "6" : ""}, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.connect(("${vip}", 54))
+got = []
+for i in range(3):
+    s.send(b"q%d" % i)
+    try: got.append(s.recv(2048).decode().split(" ")[1])
+    except socket.timeout: got.append("none")
+print(" ".join(got))
+`;
+        const replies = nsx(NS.client, ["python3", "-c", py]).trim().split(" ");
+        assert.is(replies.length, 3);
+        assert.ok(
+          replies.every((r) => r === replies[0] && r !== "none"),
+          `a UDP flow sticks, from the VIP: ${replies}`,
+        );
+        const u = { ...(await be1.call("counts")), ...(await be2.call("counts")) }[`udp ${replies[0]}`];
+        assert.equal(u.peers, [caddr], "the UDP real server sees the client itself");
+      }
+      await client.call("closeAll");
+      const ln: any[] = await ctl.call("services");
+      for (const s of ln.filter((x) => x.port === 82 || x.port === 54))
+        assert.equal(
+          s.realServers.map((r: any) => r.fwd),
+          s.realServers.map(() => "masq"),
+        );
+      assert.is(kernelAnswers().routed - routed0, 0, "the balancer's kernel forwarded none of the replies");
+      assert.ok(takeoverDrops("forward") > drops0, "its copies were dropped by the takeover table's forward chain");
+    },
+  );
+
+  test(
     "the kernel answered nothing it was not meant to: no resets, no unreachables; the takeover rules took " +
       "the packets",
     async () => {
-      assert.equal(kernelAnswers(), { rst: 0, unreach4: 0, unreach6: 0 });
+      assert.equal(kernelAnswers(), { rst: 0, unreach4: 0, unreach6: 0, routed: 0 });
       assert.ok(takeoverDrops() > 0, "the kernel's copies of the taken-over packets were dropped before its stack");
       const st: any = await ctl.call("status");
       assert.ok(st.io.rxCsumCompleted > 0, "veth senders leave checksums to offload; the addon completed them");
@@ -521,6 +611,37 @@ except socket.timeout: print("none")
     assert.match((e as Error).message, "work only in the kernel's IPVS");
     assert.is(((await ctl.call("desired")) as any).services.length, n);
   });
+
+  test(
+    "masq with suppressKernel: false while the kernel forwards: the proxy refuses to start, naming the sysctl " +
+      "and both ways out",
+    async () => {
+      writeFileSync(
+        `${DIR}/fwd.yaml`,
+        `proxy: { forward: masq, suppressKernel: false, control: null, metrics: null, vipInterface: null }
+services:
+  - { protocol: tcp, addr: 10.232.100.9, port: 83, realServers: [ { addr: ${A.be[0]}, port: 8082 } ] }
+`,
+      );
+      const r = spawnSync(
+        "ip",
+        ["netns", "exec", NS.lb, process.execPath, `${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${DIR}/fwd.yaml`].concat([
+          "--mode",
+          "packet",
+          "--interface",
+          IF.l2,
+          "--log-level",
+          "error",
+        ]),
+        { encoding: "utf8", timeout: 60_000 },
+      );
+      assert.not.equal(r.status, 0, `it must not run: ${r.stdout}${r.stderr}`);
+      const out = r.stdout + r.stderr;
+      assert.match(out, "net.ipv4.ip_forward is 1 and proxy.suppressKernel is false");
+      assert.match(out, "Set net.ipv4.ip_forward=0");
+      assert.match(out, "keep proxy.suppressKernel");
+    },
+  );
 
   test("stopping removes the takeover table and the addresses it added", async () => {
     await ctl.close();

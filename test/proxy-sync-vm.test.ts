@@ -17,9 +17,10 @@ const why =
     : "the packet-mode addon is not built (node native/build.mjs)");
 
 // quiet machine: boot 20 s; per scenario a bed, one or two wasmvs starts, streams, sync and a failover: 60 s
+// (wasmvs-to-kernel fails over too: 30 s more)
 let run: Promise<{ code: number; stdout: string; limitS: number }> | undefined;
 function vm() {
-  const limitS = scaledLimitS(20 + 60 * SCENARIOS.length);
+  const limitS = scaledLimitS(20 + 60 * SCENARIOS.length + 30);
   run ??= runInVm(
     `node --import tsx test/kernel-vm/sync-scenarios.ts ${SCENARIOS.join(",")} ${N}`,
     pairVmEnv(limitS),
@@ -56,14 +57,32 @@ testOrSkip(
 testOrSkip(
   import.meta.url,
   why,
-  "wasmvs master -> kernel backup: every connection in the kernel's ipvsadm -Lnc",
+  "wasmvs master -> kernel backup: every connection in the kernel's ipvsadm -Lnc as the master lists it " +
+    "(masq, and full-NAT's entries kept past their option)",
   async () => {
     const r = await scenario("wasmvs-to-kernel");
-    console.log(`  ${r.same} of ${N} connections synced wasmvs -> kernel with the same real server`);
+    const all = N + r.fullNatTotal;
+    console.log(`  ${r.same} of ${all} connections synced wasmvs -> kernel with the same -Lnc row`);
     assert.is(r.streamsOk, N, "the streams run through wasmvs");
     assert.ok(r.synced, `B's listing:\n${r.listingB}\nA's:\n${r.listingA}\n${JSON.stringify(r.sync)}`);
-    assert.is(r.same, N, `A:\n${r.listingA}\nB:\n${r.listingB}`);
-    assert.ok(r.sync.counters.sent_entries >= N);
+    assert.is(r.same, all, `A:\n${r.listingA}\nB:\n${r.listingB}`);
+    assert.is(r.fullNatOnB, r.fullNatTotal, `full-NAT entries in the kernel's table:\n${r.listingB}`);
+    assert.ok(r.sync.counters.sent_entries >= all);
+  },
+);
+
+testOrSkip(
+  import.meta.url,
+  why,
+  "failover under load, wasmvs -> kernel (masq): every connection kept, no byte lost",
+  async () => {
+    const r = await scenario("wasmvs-to-kernel");
+    console.log(`  ${r.kept} of ${r.total} connections kept across failover (wasmvs -> kernel)`);
+    const bad = r.conns.filter((c: { err?: string; recv: number; sent: number }) => c.err || c.recv !== c.sent);
+    assert.equal(bad, [], `no reset, no lost or duplicated byte; steps: ${r.steps.join("; ")}`);
+    assert.ok(r.moved, "every stream moved on after the failover");
+    assert.is(r.kept, N);
+    assert.is(r.served.accepted, N + r.fullNatTotal, "no connection re-opened behind the client's back");
   },
 );
 

@@ -340,6 +340,56 @@ test("master: our messages decode to the entries sent; full-NAT's local side rid
   for (const c of got) assert.equal(c.lport, conns.find((x) => x.cport === c.cport)!.lport);
 });
 
+// The entries of a version 1 message, each as its bytes on the wire.
+function wireEntries(m: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let p = 8; p + 4 <= m.length; ) {
+    const size = ((m[p + 2] << 8) | m[p + 3]) & 0x0fff;
+    if (size < 4) break;
+    out.push(m.slice(p, p + size));
+    p += (size + 3) & ~3;
+  }
+  return out;
+}
+
+test("master, masq: an established entry is the kernel master's, byte for byte but its timeout", async () => {
+  // the capture's ESTABLISHED masq entry for 10.9.0.2:41002 -> 10.0.0.1:80, as Linux 6.1's master sent it
+  const ip = (e: Uint8Array, o: number) => [...e.slice(o, o + 4)].join(".");
+  const port = (e: Uint8Array, o: number) => (e[o] << 8) | e[o + 1];
+  const kernel = cap.phases
+    .find((p) => p.version === 1)!
+    .datagrams.flatMap((d) => wireEntries(hex(d.hex)))
+    .find(
+      (e) =>
+        e.length === 36 &&
+        e[1] === 6 &&
+        port(e, 8) === 1 &&
+        port(e, 10) === 41002 &&
+        ip(e, 24) === "10.9.0.2" &&
+        ip(e, 28) === "10.0.0.1" &&
+        port(e, 12) === 80,
+    );
+  assert.ok(kernel, "the capture has the entry");
+  assert.is(kernel[7] & 7, 0, "masq");
+  // our master: the same service, the same real server, masq; the connection driven to ESTABLISHED
+  const daddr = ip(kernel, 32),
+    dport = port(kernel, 14);
+  const m = await Core.load();
+  const id = m.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
+  m.addDest(id, { addr: daddr, port: dport, weight: 1, fwd: "masq" });
+  m.x.syncMasterStart(SYNCID, 0);
+  const cin = (flags: number, now: number) => m.packet("in", "tcp", "10.9.0.2", 41002, "10.0.0.1", 80, { flags, now });
+  cin(0x02, 10);
+  m.packet("out", "tcp", daddr, dport, "10.9.0.2", 41002, { flags: 0x12, now: 11 });
+  cin(0x10, 12);
+  cin(0x18, 14); // the third packet in: sent, as the kernel's master sends it
+  const ours = syncTakeMessages(m, 15, 0).flatMap(wireEntries);
+  assert.is(ours.length, 1);
+  const noTimeout = (e: Uint8Array) => [...e.slice(0, 20), ...e.slice(24)];
+  assert.equal(noTimeout(ours[0]), noTimeout(kernel), "type, protocol, size, flags, state, ports, fwmark, addresses");
+  assert.is(ours[0].length, 36, "no full-NAT option");
+});
+
 test("packet path: a masq entry synced from a kernel carries on in a full-NAT packet-mode director", async () => {
   // packet mode's destinations are full-NAT; the kernel master's entry has no local side: the client's own
   const core = await Core.load({ debug: true });

@@ -104,6 +104,9 @@ export let rL4: u32 = 0;
 export let rProto: u32 = 0;
 export let rVer: u32 = 0;
 
+// A masq entry has forwarded a packet: replies may come addressed to clients (handlePacket)
+export let masqInUse = false;
+
 // 1: kernel TTL handling (default), 0: leave TTL / hop limit alone
 export let ttlMode: i32 = 1;
 export function setTtlMode(m: i32): void {
@@ -185,9 +188,10 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
   if (dir != 0 && ttlMode != 0 && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
 
   let v = dir == 0 ? inbound(hEnd, now) : outbound(hEnd, now);
-  // A reply to a masqueraded client (an entry a kernel master synced: its reply side is the client, not a
-  // local address, so the host files the packet "to a service"); tried only once such an entry exists.
-  if (v == V_NOT_OURS && dir == 0 && syncedMasq) {
+  // A reply to a masqueraded client (an entry of a masq destination, or one a master synced: its reply side
+  // is the client, not a local address, so the host files the packet "to a service"); tried only once such
+  // an entry exists.
+  if (v == V_NOT_OURS && dir == 0 && (masqInUse || syncedMasq)) {
     v = outbound(hEnd, now);
     if (v != V_NOT_OURS) dir = 1;
   }
@@ -207,6 +211,7 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
   rFwd = fwd;
   rDest = resultDest;
   if (dir == 0 && lastNewConn) rFlags |= RF_NEW;
+  if (fwd == FWD_MASQ) masqInUse = true;
 
   // TTL / hop limit (inbound: decrement_ttl in __ip_vs_get_out_rt, not for a local destination)
   const decTtl = ttlMode != 0 && (dir != 0 || fwd != FWD_LOCALNODE);
@@ -234,7 +239,10 @@ function parseIp4(dir: u32, now: i64): i32 {
   const frag = be16(6) & 0x3fff;
   if (proto == IPPROTO_ICMP && frag == 0) {
     rL4 = ihl;
-    return icmpResult(handleIcmp4(dir, ihl, tot, ttlMode));
+    let v = handleIcmp4(dir, ihl, tot, ttlMode);
+    // a masq real server's error to the client is addressed as its replies are (handlePacket)
+    if (v == V_NOT_OURS && dir == 0 && (masqInUse || syncedMasq)) v = handleIcmp4(1, ihl, tot, ttlMode);
+    return icmpResult(v);
   }
   if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP) return V_NOT_OURS;
   pkt.af = AF_INET;
@@ -330,7 +338,9 @@ function parseIp6(dir: u32, now: i64): i32 {
     rProto = nh;
     if (nh == IPPROTO_ICMPV6 && !hFirstFrag) {
       rL4 = off;
-      return icmpResult(handleIcmp6(dir, off, end, ttlMode));
+      let v = handleIcmp6(dir, off, end, ttlMode);
+      if (v == V_NOT_OURS && dir == 0 && (masqInUse || syncedMasq)) v = handleIcmp6(1, off, end, ttlMode);
+      return icmpResult(v);
     }
     if (nh == 51 || nh == 135 || nh == 139 || nh == 140 || nh == 253 || nh == 254) return fail(R_BAD_EXT_HDR);
     return V_NOT_OURS;

@@ -53,11 +53,16 @@ export interface ProxyOptions {
 export interface PacketModeOptions {
   interfaces: string[]; // receive on these (AF_PACKET); the kernel routes what is sent
   localAddresses: string[]; // full-NAT source addresses, one per family in use; dedicated to wasmvs
+  // what ipvsadm's -m (and a real server with no `forward`) means: full-NAT (the source becomes a local
+  // address) or masq (the kernel's NAT: the client's address kept, replies routed back through wasmvs)
+  forward: PacketForward;
   batchSize: number; // packets per recvmmsg / WASM batch / sendmmsg
   slotSize: number; // bytes per packet slot: larger packets are dropped (MTU + headroom)
   suppressKernel: boolean; // install the nftables table that keeps the kernel off taken-over flows
   io: "ring" | "mmsg"; // PACKET_MMAP rings (falls back to mmsg, logged) or recvmmsg/sendmmsg
 }
+
+export type PacketForward = "fullnat" | "masq";
 
 export interface ProxyConfig {
   state: DesiredState;
@@ -88,7 +93,15 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   logLevel: "info",
   pump: "native",
   settings: {},
-  packet: { interfaces: [], localAddresses: [], batchSize: 64, slotSize: 2048, suppressKernel: true, io: "ring" },
+  packet: {
+    interfaces: [],
+    localAddresses: [],
+    forward: "fullnat",
+    batchSize: 64,
+    slotSize: 2048,
+    suppressKernel: true,
+    io: "ring",
+  },
   syncDaemons: [],
 };
 
@@ -273,6 +286,7 @@ const PROXY_KEYS = [
   "idleTimeout",
   "packetIo",
   "syncDaemons",
+  "forward",
 ];
 const SERVICE_KEYS = [
   "protocol",
@@ -287,7 +301,8 @@ const SERVICE_KEYS = [
   "connectTimeout",
   "idleTimeout",
 ];
-const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health"];
+const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "health", "forward"];
+const FORWARDS: PacketForward[] = ["fullnat", "masq"];
 
 // The proxy: section (absent: the defaults).
 function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
@@ -353,6 +368,7 @@ function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
   options.packet.localAddresses = w
     .list(p.get("localAddresses"), "proxy.localAddresses")
     .map((n, i) => w.addr(n, `proxy.localAddresses[${i}]`));
+  options.packet.forward = w.str(p.get("forward"), "proxy.forward", "fullnat", FORWARDS) as PacketForward;
   options.packet.batchSize = w.num(p.get("batchSize"), "proxy.batchSize", 1, 4096, DEFAULT_OPTIONS.packet.batchSize);
   options.packet.slotSize = w.num(p.get("slotSize"), "proxy.slotSize", 128, 65536, DEFAULT_OPTIONS.packet.slotSize);
   const sk = p.get("suppressKernel");
@@ -398,6 +414,7 @@ interface ServicesContext {
   health: Map<string, HealthSpec>;
   seen: Map<string, string>;
   rsNodes: Map<string, YNode>;
+  forward: PacketForward; // proxy.forward: what -m means
 }
 
 function parseService(w: Walker, sn: YNode, i: number, ctx: ServicesContext): VirtualService {
@@ -478,7 +495,7 @@ function parseRealServer(
     addr: raddr,
     port: w.num(r.get("port"), `${rp}.port`, 0, 65535, port),
     weight: w.num(r.get("weight"), `${rp}.weight`, 0, 65535, 1),
-    fwd: "masq",
+    fwd: parseForward(w, r.get("forward"), `${rp}.forward`, ctx.forward),
     upperThreshold: w.num(r.get("upperThreshold"), `${rp}.upperThreshold`, 0, 2 ** 31, 0),
     lowerThreshold: w.num(r.get("lowerThreshold"), `${rp}.lowerThreshold`, 0, 2 ** 31, 0),
   };
@@ -490,6 +507,21 @@ function parseRealServer(
   const h = r.has("health") ? parseHealth(w, r.get("health")!, `${rp}.health`, svcHealth) : svcHealth;
   if (h) ctx.health.set(healthKey(svc, rs), h);
   return rs;
+}
+
+// A real server's `forward`: "masq" is ipvsadm's -m, which proxy.forward turns into full-NAT or masq;
+// "fullnat" is full-NAT whatever -m means. A masq real server on a proxy whose -m is full-NAT would need a
+// third meaning of -m: refused, naming the way to say it.
+function parseForward(w: Walker, node: YNode | undefined, path: string, proxyForward: PacketForward) {
+  const f = w.str(node, path, "masq", FORWARDS) as PacketForward;
+  if (f === "masq" && node !== undefined && proxyForward !== "masq")
+    w.err(
+      node,
+      path,
+      "masq on a full-NAT proxy: set proxy.forward: masq (then -m and real servers without forward are masq) " +
+        "and forward: fullnat on the real servers that stay full-NAT",
+    );
+  return f;
 }
 
 export function parseConfig(text: string, file = "<config>"): ProxyConfig {
@@ -508,7 +540,12 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
   const pn = top.get("proxy");
   const options = parseOptions(w, pn);
   const timeouts = parseTimeouts(w, top.get("timeouts"));
-  const ctx: ServicesContext = { health: new Map(), seen: new Map(), rsNodes: new Map() };
+  const ctx: ServicesContext = {
+    health: new Map(),
+    seen: new Map(),
+    rsNodes: new Map(),
+    forward: options.packet.forward,
+  };
   const services = w.list(top.get("services"), "services").map((sn, i) => parseService(w, sn, i, ctx));
   const { health, rsNodes } = ctx;
   for (const l of loopProblems(services)) w.err(rsNodes.get(l.path), l.path, l.message);
@@ -531,11 +568,24 @@ export function packetModeProblems(o: ProxyOptions, services: VirtualService[]):
   if (!o.packet.interfaces.length)
     out.push("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");
   for (const v6 of [false, true]) {
-    if (!services.some((s) => (s.addr ?? "").includes(":") === v6)) continue;
-    if (!o.packet.localAddresses.some((a) => a.includes(":") === v6))
+    const fam = v6 ? "IPv6" : "IPv4";
+    const ofFamily = services.filter((s) => (s.addr ?? "").includes(":") === v6);
+    if (!ofFamily.length || o.packet.localAddresses.some((a) => a.includes(":") === v6)) continue;
+    // full-NAT needs a local address of the family; masq does not
+    if (o.packet.forward === "fullnat")
       out.push(
-        `packet mode needs an ${v6 ? "IPv6" : "IPv4"} full-NAT local address (proxy.localAddresses or ` +
-          `--local-address) for its ${v6 ? "IPv6" : "IPv4"} services`,
+        `packet mode needs an ${fam} full-NAT local address (proxy.localAddresses or --local-address) for its ` +
+          `${fam} services, or proxy.forward: masq (the kernel's NAT: the real servers route back through wasmvs)`,
+      );
+    else
+      services.forEach((s, i) =>
+        s.realServers.forEach((r, j) => {
+          if (r.fwd === "fullnat" && ofFamily.includes(s))
+            out.push(
+              `services[${i}].realServers[${j}].forward: fullnat needs an ${fam} local address ` +
+                "(proxy.localAddresses or --local-address)",
+            );
+        }),
       );
   }
   for (const a of o.packet.localAddresses)

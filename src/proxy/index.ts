@@ -149,8 +149,8 @@ export class Proxy {
     decisionLog: number,
   ) {
     const o = cfg.options;
-    // packet mode is full-NAT: the source becomes a local address, so replies come back through wasmvs
-    this.tables = new Tables(core, o.mode === "packet" ? "fullnat" : "masq");
+    // packet mode: -m is proxy.forward's (full-NAT or masq), a real server may say full-NAT itself
+    this.tables = new Tables(core, o.mode === "packet" ? o.packet.forward : "masq", o.mode === "packet");
     if (o.mode === "packet") {
       this.fw = PacketForwarder.open(core, this.tables, { ...o.packet, decisionLog }, log);
     } else {
@@ -183,6 +183,11 @@ export class Proxy {
     if (cfg.options.syncDaemons.length && cfg.options.mode !== "packet")
       throw new Error(
         "the connection sync daemons need packet mode (--mode packet): a socket proxy's flows cannot move",
+      );
+    if (cfg.options.packet.forward === "masq" && cfg.options.mode !== "packet")
+      throw new Error(
+        "proxy.forward: masq needs packet mode (--mode packet): socket mode connects to the real servers " +
+          "from its own address",
       );
     const core = await Core.load({ debug: opts.debugCore, connCapacity: cfg.options.connCapacity });
     for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as Parameters<typeof core.set>[0], v);
@@ -385,7 +390,6 @@ export class Proxy {
 
   services(): ServiceView[] {
     const flows = this.fw.flowsByDest();
-    const fwd = this.tables.fwd;
     const out: ServiceView[] = [];
     const specs = new Map(this.desired.services.map((s) => [serviceKey(s), s])); // one pass, not a find per service
     for (const id of this.core.serviceIds()) {
@@ -411,7 +415,7 @@ export class Proxy {
             addr: d.addr,
             port: d.port,
             weight: d.weight,
-            fwd,
+            fwd: d.fwd, // the core's: packet mode's real servers may differ
             upperThreshold: d.upperThreshold,
             lowerThreshold: d.lowerThreshold,
             activeConns: d.activeConns,
@@ -632,13 +636,15 @@ const socketSctpRefusal =
 
 // One command on the editor, as the kernel would refuse it (ipvsadm's messages): throws StepError(step).
 function applyStep(editor: StateEditor, c: StateCommand, step: number, mode: ProxyMode = "socket"): void {
+  // -m is the proxy's NAT (Tables.fwd); a real server given as full-NAT (by a config-like caller) keeps it
+  const nat = (f: string) => (f === "fullnat" ? ("fullnat" as const) : ("masq" as const));
   const cmd =
-    c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
+    c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: nat(c.server.fwd) } } : c;
   let why = proxyRefusal(c, mode) ?? editor.apply(cmd);
   // a service given with its real servers (config-like callers) adds them too
   if (!why && c.kind === "add-service")
     for (const r of c.service.realServers ?? [])
-      why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: "masq" } });
+      why ??= editor.apply({ kind: "add-server", service: c.service, server: { ...r, fwd: nat(r.fwd) } });
   if (why) throw new StepError(step, why);
 }
 

@@ -1,8 +1,8 @@
-// Packet mode: L4 full-NAT on raw packets, every decision and every rewrite made by the WASM core's
+// Packet mode: L4 full-NAT or masq on raw packets, every decision and every rewrite made by the WASM core's
 // packet path. The native addon (native/packet) receives frames from the balancer's interfaces with
 // AF_PACKET straight into the core's batch area (no copy), the core runs the whole batch in one call
-// and rewrites packets in place (destination to the real server, source to a full-NAT local address, and
-// back for replies), and the addon sends what the core forwarded through raw IP sockets; the kernel
+// and rewrites packets in place (destination to the real server, for full-NAT the source to a local
+// address, and back for replies), and the addon sends what the core forwarded through raw IP sockets; the kernel
 // routes them and resolves neighbours. takeover.ts keeps the kernel from answering the same packets.
 //
 // One batch: recv (syscall) -> processBatch (WASM) -> send (syscall), through PacketBatch.cycle so the
@@ -19,7 +19,7 @@ import type { Tables } from "./tables.ts";
 import { destKey } from "./tables.ts";
 import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
 import type { PacketModeOptions } from "./config.ts";
-import { Takeover } from "./takeover.ts";
+import { type MasqDest, Takeover } from "./takeover.ts";
 
 export interface PacketIoStats {
   rxPackets: number;
@@ -97,6 +97,33 @@ export function loadPacketAddon(): { addon?: PacketIoAddon; error?: string } {
           "headers). Socket mode needs no addon."),
     };
   }
+}
+
+// Masq replies are addressed to the clients: with the takeover table off (suppressKernel: false), the
+// kernel must not forward its own copy of them beside wasmvs's. Why it would, or undefined.
+export function kernelForwardsMasq(
+  masq: MasqDest[],
+  read = (f: string) => readFileSync(f, "utf8"),
+): string | undefined {
+  for (const [v6, file, name] of [
+    [false, "/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward"],
+    [true, "/proc/sys/net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding"],
+  ] as const) {
+    if (!masq.some((d) => d.addr.includes(":") === v6)) continue;
+    let on: boolean;
+    try {
+      on = read(file).trim() !== "0";
+    } catch {
+      continue; // no such family in this kernel: nothing to forward
+    }
+    if (on)
+      return (
+        `${name} is 1 and proxy.suppressKernel is false: the kernel would forward its own copy of every masq ` +
+        `reply beside wasmvs's. Set ${name}=0 (packet mode sends by itself), or keep proxy.suppressKernel ` +
+        "(its nftables table drops those copies)"
+      );
+  }
+  return undefined;
 }
 
 export interface PacketForwarderOptions extends PacketModeOptions {
@@ -240,12 +267,26 @@ export class PacketForwarder implements Forwarder {
             "before netfilter marks them, and serves address:port and address:0 (all ports) services",
         });
     if (errors.length) return errors;
+    const masq = this.masqDests(services);
+    const fwdWhy = this.takeover ? undefined : kernelForwardsMasq(masq);
+    if (fwdWhy) return [{ key: "masq real servers", error: fwdWhy }];
     try {
-      await this.takeover?.sync(services);
+      await this.takeover?.sync(services, masq);
     } catch (e) {
       errors.push({ key: "kernel takeover rules", error: (e as Error).message });
     }
     return errors;
+  }
+
+  // The real servers that forward by masq, as the takeover table matches their replies.
+  private masqDests(services: VirtualService[]): MasqDest[] {
+    const out: MasqDest[] = [];
+    for (const s of services)
+      if (!s.fwmark)
+        for (const r of s.realServers)
+          if (this.tables.fwdOf(r) === "masq")
+            out.push({ addr: r.addr, protocol: s.protocol, port: s.port ? r.port || s.port : 0 });
+    return out;
   }
 
   // Removal follows the kernel: a deleted destination's connections are the core's to expire (or drop,

@@ -38,11 +38,18 @@ export function destKey(svcKey: string, r: Pick<RealServer, "addr" | "port">): s
 export class Tables {
   readonly services = new Map<string, AppliedService>();
   readonly byId = new Map<number, AppliedService>();
-  // fwd: how every destination forwards (socket mode connects itself: masq; packet mode: fullnat)
+  // fwd: what ipvsadm's -m means (socket mode connects itself: masq; packet mode: proxy.forward).
+  // perDest: a real server's own "fullnat" holds (packet mode); socket mode forwards every one alike.
   constructor(
     readonly core: Core,
     readonly fwd: "masq" | "fullnat" = "masq",
+    readonly perDest = false,
   ) {}
+
+  /** How real server r forwards in the core. */
+  fwdOf(r: Pick<RealServer, "fwd">): "masq" | "fullnat" {
+    return this.perDest && r.fwd === "fullnat" ? "fullnat" : this.fwd;
+  }
 
   // Effective real servers of a service under the health overlay.
   static effective(s: VirtualService, down: (key: string) => DownAction | undefined): RealServer[] {
@@ -143,7 +150,7 @@ export class Tables {
         weight: r.weight,
         upperThreshold: r.upperThreshold,
         lowerThreshold: r.lowerThreshold,
-        fwd: this.fwd,
+        fwd: this.fwdOf(r),
       };
       if (!d) {
         core.addDest(a.id, spec);
@@ -151,7 +158,8 @@ export class Tables {
       } else if (
         d.weight !== r.weight ||
         d.upperThreshold !== r.upperThreshold ||
-        d.lowerThreshold !== r.lowerThreshold
+        d.lowerThreshold !== r.lowerThreshold ||
+        d.fwd !== spec.fwd
       )
         core.editDest(a.id, spec);
     }

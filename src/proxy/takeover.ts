@@ -30,15 +30,32 @@ function nft(input: string): Promise<void> {
 
 const l4 = (p: string | undefined) => p ?? "tcp";
 
+// Masq real servers answer the client's own address, so their replies are not for this host: the kernel
+// would forward its copy beside wasmvs's (ip_forward on), with the real server's source. A forward-hook
+// chain drops those copies by their source (real server address, protocol and port; a port-0 service's,
+// any port) and leaves the rest of the real servers' routed traffic alone. (An ICMP error about a masq
+// connection is forwarded untranslated too; the client finds no socket for what it quotes and ignores it.)
+export interface MasqDest {
+  addr: string;
+  protocol?: string;
+  port: number; // 0: every port (a port-0 service's real server)
+}
+
 // The ruleset text; operators who set suppressKernel: false can install the same rules themselves. The
 // services and local addresses are set elements behind one rule per family: a hash lookup per packet,
 // whatever the number of services (one rule per service would be a linear walk for every packet, and
 // every reply would walk all of it to reach the local address's rule). A port-0 service's address and protocol
 // go in a set of their own, matched whatever the port.
-export function takeoverRuleset(interfaces: string[], services: VirtualService[], localAddrs: string[]): string {
+export function takeoverRuleset(
+  interfaces: string[],
+  services: VirtualService[],
+  localAddrs: string[],
+  masq: MasqDest[] = [],
+): string {
   const ifs = `iifname { ${interfaces.map((i) => JSON.stringify(i)).join(", ")} }`;
   const sets: string[] = [],
-    rules: string[] = [];
+    rules: string[] = [],
+    fwdRules: string[] = [];
   for (const [fam, v6] of [
     ["ip", false],
     ["ip6", true],
@@ -65,13 +82,36 @@ export function takeoverRuleset(interfaces: string[], services: VirtualService[]
       sets.push(`  set local${sfx} {\n    type ${addrType}\n    elements = { ${local.join(", ")} }\n  }`);
       rules.push(`${ifs} ${fam} daddr @local${sfx} meta l4proto { tcp, udp, sctp } counter drop`);
     }
+    const mq = masq.filter((d) => d.addr.includes(":") === v6);
+    const mqPort = [...new Set(mq.filter((d) => d.port).map((d) => `${d.addr} . ${l4(d.protocol)} . ${d.port}`))];
+    if (mqPort.length) {
+      sets.push(
+        `  set masq${sfx} {\n    type ${addrType} . inet_proto . inet_service\n    elements = { ` +
+          `${mqPort.join(", ")} }\n  }`,
+      );
+      fwdRules.push(`${ifs} ${fam} saddr . meta l4proto . th sport @masq${sfx} counter drop`);
+    }
+    const mqAll = [...new Set(mq.filter((d) => !d.port).map((d) => `${d.addr} . ${l4(d.protocol)}`))];
+    if (mqAll.length) {
+      sets.push(
+        `  set masqall${sfx} {\n    type ${addrType} . inet_proto\n    elements = { ${mqAll.join(", ")} }\n  }`,
+      );
+      fwdRules.push(`${ifs} ${fam} saddr . meta l4proto @masqall${sfx} counter drop`);
+    }
   }
+  const forward = fwdRules.length
+    ? `  chain forward {
+    type filter hook forward priority -300; policy accept;
+${fwdRules.map((r) => `    ${r}`).join("\n")}
+  }
+`
+    : "";
   return `table inet ${TAKEOVER_TABLE} {
 ${sets.map((x) => x + "\n").join("")}  chain prerouting {
     type filter hook prerouting priority -300; policy accept;
 ${rules.map((r) => `    ${r}`).join("\n")}
   }
-}
+${forward}}
 `;
 }
 
@@ -84,10 +124,10 @@ export class Takeover {
 
   // Replaces the table with one matching these services (an empty table is created first so the delete
   // in the same transaction never fails).
-  async sync(services: VirtualService[]): Promise<void> {
+  async sync(services: VirtualService[], masq: MasqDest[] = []): Promise<void> {
     await nft(
       `table inet ${TAKEOVER_TABLE}\ndelete table inet ${TAKEOVER_TABLE}\n` +
-        `${takeoverRuleset(this.interfaces, services, this.localAddrs)}`,
+        `${takeoverRuleset(this.interfaces, services, this.localAddrs, masq)}`,
     );
     this.installed = true;
   }

@@ -138,13 +138,15 @@ export function sameServiceOnBoth(pair: DirectorPair, port: number, realPort: nu
 }
 
 /** Lines of `ipvsadm -Lnc` in a director's namespace (its connection table, synced entries included). */
-export function connectionsIn(d: Director): { proto: string; state: string; client: string; dest: string }[] {
+export function connectionsIn(
+  d: Director,
+): { proto: string; state: string; client: string; virtual: string; dest: string }[] {
   return ipvsadmIn(d, ["-Lnc"])
     .split("\n")
     .slice(2)
     .map((l) => l.trim().split(/\s+/))
     .filter((f) => f.length >= 6)
-    .map((f) => ({ proto: f[0], state: f[2], client: f[3], dest: f[5] }));
+    .map((f) => ({ proto: f[0], state: f[2], client: f[3], virtual: f[4], dest: f[5] }));
 }
 
 const here = new URL(".", import.meta.url).pathname;

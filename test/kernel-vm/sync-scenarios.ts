@@ -3,7 +3,8 @@
 //   kernel-to-wasmvs N: N TCP streams through kernel director A (masq, ipvsadm's master daemon); wasmvs proxy
 //     on B in packet mode as the backup: each connection must appear in B's table (wasmvs -Lnc --target
 //     proxy) with the real server A chose.
-//   wasmvs-to-kernel N: the other way: wasmvs proxy master on A, the kernel's backup daemon on B (ipvsadm -Lnc).
+//   wasmvs-to-kernel N: the other way: wasmvs proxy master on A (masq, and a full-NAT service beside it), the
+//     kernel's backup daemon on B (ipvsadm -Lnc), then A dies and the kernel carries the masq streams on.
 //   failover-kernel-wasmvs N, failover-wasmvs-wasmvs N: N streams through A, A dies, B takes the VIP and the
 //     gateway; every connection must go on with no reset and no lost or duplicated byte.
 // Prints "@@RESULT {...}".
@@ -42,16 +43,24 @@ const step = (s: string) => {
 };
 const procs: ChildProcess[] = [];
 
-/** wasmvs proxy in packet mode on director d, with a sync daemon; resolves once it says it started. */
+/** wasmvs proxy in packet mode on director d, with a sync daemon; resolves once it says it started.
+ * masq: proxy.forward: masq (port PORT masquerades as the kernel's -m); fullNatPort: one more service on that
+ * port whose real servers say forward: fullnat (through `local`). */
 async function wasmvsProxy(
   pair: DirectorPair,
   d: "a" | "b",
   sync: "master" | "backup",
   local = `10.71.0.${d === "a" ? 52 : 53}`,
+  o: { masq?: boolean; fullNatPort?: number } = {},
 ): Promise<string> {
-  kernelOff(pair, d, local);
+  kernelOff(pair, d, local, o.fullNatPort ? [PORT, o.fullNatPort] : [PORT]);
   const sock = `/tmp/wasmvs-sync-${d}.sock`;
   const cfg = `/tmp/wasmvs-sync-${d}.yaml`;
+  const service = (port: number, fwd: string) => [
+    `  - {protocol: tcp, addr: ${pair.vip}, port: ${port}, scheduler: rr, realServers: [`,
+    ...pair.reals.map((r) => `      {addr: ${r}, port: ${REAL_PORT}${fwd}},`),
+    "    ]}",
+  ];
   writeFileSync(
     cfg,
     [
@@ -63,12 +72,12 @@ async function wasmvsProxy(
       "  suppressKernel: false",
       "  interfaces: [front, back]",
       `  localAddresses: [${local}]`,
+      ...(o.masq ? ["  forward: masq"] : []),
       "  syncDaemons:",
       `    - {state: ${sync}, mcastInterface: front, syncid: ${SYNCID}}`,
       "services:",
-      `  - {protocol: tcp, addr: ${pair.vip}, port: ${PORT}, scheduler: rr, realServers: [`,
-      ...pair.reals.map((r) => `      {addr: ${r}, port: ${REAL_PORT}},`),
-      "    ]}",
+      ...service(PORT, ""),
+      ...(o.fullNatPort ? service(o.fullNatPort, ", forward: fullnat") : []),
       "",
     ].join("\n"),
   );
@@ -88,10 +97,10 @@ async function wasmvsProxy(
 // What proxy.suppressKernel's nftables table does (the VM has iptables, not nft), plus the kernel's copy of
 // a masqueraded reply (to the client itself): raw-table drops after AF_PACKET has seen the packets, and no
 // kernel forwarding on a wasmvs director (packet mode sends by itself)
-function kernelOff(pair: DirectorPair, d: "a" | "b", local: string): void {
+function kernelOff(pair: DirectorPair, d: "a" | "b", local: string, ports = [PORT]): void {
   const ipt = nsTry(NS[d], ["iptables-legacy", "-V"]).code === 0 ? "iptables-legacy" : "iptables";
   const rules = [
-    ["-i", "front", "-d", pair.vip, "-p", "tcp", "--dport", String(PORT)],
+    ...ports.map((p) => ["-i", "front", "-d", pair.vip, "-p", "tcp", "--dport", String(p)]),
     ["-i", "back", "-d", local, "-p", "tcp"],
     ["-i", "back", "-d", "10.70.0.0/24", "-p", "tcp"],
   ];
@@ -111,7 +120,7 @@ async function wasmvsConnections(_d: "a" | "b", sock: string) {
         .slice(2)
         .map((l) => l.trim().split(/\s+/))
         .filter((f) => f.length >= 6)
-        .map((f) => ({ proto: f[0], state: f[2], client: f[3], dest: f[5] })),
+        .map((f) => ({ proto: f[0], state: f[2], client: f[3], virtual: f[4], dest: f[5] })),
     };
   } finally {
     await t.close();
@@ -195,38 +204,72 @@ async function kernelToWasmvs() {
 const established = <T extends { proto: string; state: string; dest: string }>(rows: T[]): T[] =>
   rows.filter((c) => c.proto === "TCP" && c.state === "ESTABLISHED" && c.dest.endsWith(`:${REAL_PORT}`));
 
-// wasmvs master (packet mode, full-NAT, the real servers' gateway as its local address) -> kernel backup
-async function wasmvsToKernel() {
+// wasmvs master (packet mode) -> kernel backup, then a failover to the kernel. Port PORT masquerades
+// (proxy.forward: masq): its N streams must show in the kernel backup's ipvsadm -Lnc as the master has them
+// and go on through the kernel once A dies. Port FULLNAT_PORT is full-NAT (the gateway its local address):
+// its F entries carry the local side in an option the kernel must skip and still keep; its streams are
+// closed before the failover (a full-NAT connection cannot move to a kernel director). control: port PORT
+// full-NAT too, as before packet mode had masq (run by hand: its streams are lost at the failover).
+const FULLNAT_PORT = 81,
+  F = 2;
+async function wasmvsToKernel(control = false) {
   const pair = buildPair({ reals: 2 });
   step("bed built");
-  const sock = await wasmvsProxy(pair, "a", "master", pair.gateway);
-  ipvsadmIn("b", ["-A", "-t", `${pair.vip}:${PORT}`, "-s", "rr"]);
-  for (const r of pair.reals) ipvsadmIn("b", ["-a", "-t", `${pair.vip}:${PORT}`, "-r", `${r}:${REAL_PORT}`, "-m"]);
+  const sock = await wasmvsProxy(pair, "a", "master", pair.gateway, { masq: !control, fullNatPort: FULLNAT_PORT });
+  for (const port of [PORT, FULLNAT_PORT]) {
+    ipvsadmIn("b", ["-A", "-t", `${pair.vip}:${port}`, "-s", "rr"]);
+    for (const r of pair.reals) ipvsadmIn("b", ["-a", "-t", `${pair.vip}:${port}`, "-r", `${r}:${REAL_PORT}`, "-m"]);
+  }
   ipvsadmIn("b", ["--start-daemon", "backup", "--mcast-interface", "front", "--syncid", String(SYNCID)]);
-  step("wasmvs master on A, kernel backup on B");
+  step(`wasmvs master on A (${control ? "full-NAT" : "masq"} on ${PORT}), kernel backup on B`);
   const echo = await startEchoServers(pair, REAL_PORT);
   const streams = await startStreams(pair, PORT, N, { chunk: 256, everyMs: 100 });
-  step(`${N} streams open through A`);
-  const synced = await waitFor(() => established(connectionsIn("b")).length >= N, 120_000, 1000);
+  const fullNat = await startStreams(pair, FULLNAT_PORT, F, { chunk: 256, everyMs: 100 });
+  step(`${N} + ${F} streams open through A`);
+  const synced = await waitFor(() => established(connectionsIn("b")).length >= N + F, 120_000, 1000);
   const a = established((await wasmvsConnections("a", sock)).rows),
     b = established(connectionsIn("b"));
   step(`B (kernel) lists ${b.length} synced entries (A ${a.length})`);
-  const same = a.filter((x) => b.some((y) => y.client === x.client && y.dest === x.dest)).length;
+  // every column of -Lnc but the expiry: what a kernel master's entry for the same connection shows
+  const same = a.filter((x) =>
+    b.some((y) => y.client === x.client && y.virtual === x.virtual && y.dest === x.dest && y.state === x.state),
+  ).length;
+  const fullNatOnB = b.filter((y) => y.virtual.endsWith(`:${FULLNAT_PORT}`)).length;
   const status = await proxyStatus(sock);
   const st = await streams.status();
-  streams.stop();
+  const listingA = (await wasmvsConnections("a", sock)).text,
+    listingB = ipvsadmIn("b", ["-Lnc"]);
+  fullNat.stop();
+  const before = await streams.status();
+  failOver(pair);
+  step("failed over to B (kernel)");
+  const moved = await waitFor(
+    async () =>
+      (await streams.status()).every((c) => c.err || c.recv > (before.find((x) => x.id === c.id)?.sent ?? 0) + 2048),
+    120_000,
+    1000,
+  );
+  step(`streams ${moved ? "moved past the failover" : "did NOT all move past the failover"}`);
+  const final: StreamConn[] = await streams.finish(60_000);
+  const served = await echo.ask("count");
   echo.stop();
   result({
     scenario,
     total: N,
+    fullNatTotal: F,
     onA: a.length,
     onB: b.length,
     same,
+    fullNatOnB,
     synced,
     streamsOk: st.filter((c) => !c.err && c.recv > 0).length,
-    listingA: (await wasmvsConnections("a", sock)).text,
-    listingB: ipvsadmIn("b", ["-Lnc"]),
+    listingA,
+    listingB,
     sync: status.sync,
+    kept: final.filter((c) => !c.err && c.recv === c.sent && c.sent > 0).length,
+    moved,
+    conns: final,
+    served,
     steps,
   });
 }
@@ -290,7 +333,8 @@ async function failover(from: "kernel" | "wasmvs", to: "kernel" | "wasmvs") {
 
 const scenarios: Record<string, () => Promise<void>> = {
   "kernel-to-wasmvs": kernelToWasmvs,
-  "wasmvs-to-kernel": wasmvsToKernel,
+  "wasmvs-to-kernel": () => wasmvsToKernel(),
+  "wasmvs-to-kernel-fullnat": () => wasmvsToKernel(true),
   "failover-kernel-wasmvs": () => failover("kernel", "wasmvs"),
   "failover-wasmvs-wasmvs": () => failover("wasmvs", "wasmvs"),
 };
