@@ -2,57 +2,96 @@
 // layout (which bytes, which line, which array) is this file's alone, so trying another layout is a change
 // here and not in every module of the data plane. `e` is an entry's address as E(i) gives it.
 //
-// Entry layout, 128 bytes each (docs/conn-table.md)
-export const ENTRY_SHIFT: u32 = 7;
-const O_IN_NEXT: usize = 0; // u32 index+1 in the "in" chain
-const O_OUT_NEXT: usize = 4; // u32 index+1 in the "out" chain
-const O_W_POS: usize = 8; // u32 where the entry sits in its wheel slot (chunk << 4 | word), 0: not filed
-const O_FREE_NEXT: usize = 8; // u32 index+1 in the free list (a free entry is never filed)
-const O_SYNC_STATE: usize = 12; // u8 the state last sent to the sync backups (cp->old_state)
-const O_AF: usize = 16; // u8
-const O_PROTO: usize = 17; // u8
-const O_STATE: usize = 18; // u8
-const O_LIVE: usize = 19; // u8
-const O_FLAGS: usize = 20; // u32
-const O_CPORT: usize = 24; // u16 (host order)
-const O_VPORT: usize = 26;
-const O_DPORT: usize = 28;
-const O_LPORT: usize = 30; // full-NAT local port (= cport otherwise)
-const O_CADDR: usize = 32; // 4 x u32 host-order words
-const O_VADDR: usize = 48;
-const O_DADDR: usize = 64;
-const O_LADDR: usize = 80; // full-NAT local address (= caddr otherwise)
-const O_DEST: usize = 96; // i32 destination id
-const O_CTL: usize = 100; // u32 template index+1
-const O_NCTL: usize = 104; // u32 children of a template
-const O_TIMEOUT: usize = 108; // u32 ms
-const O_EXPIRES: usize = 112; // i64 ms
-const O_WTICK: usize = 120; // u32 the wheel tick the entry is filed under
-const O_INPKTS: usize = 124; // u32
+// An entry is split in three arrays indexed alike (docs/conn-table.md):
+// - the hot line, 64 bytes, 64-aligned: the chain links, the key with each address's word 3 (an IPv4
+//   address whole), state, flags, destination, timers and packets in: all a packet of an established IPv4
+//   flow reads or writes, so it touches this one line of the entry;
+// - the cold line, 64 bytes: words 0-2 of the four addresses (IPv6), the template links, the sync state.
+//   A fresh entry's cold line is not cleared; HAS_COLD (in the live byte) says it was since, and until it
+//   is set every cold field reads 0 without a load, so an IPv4 connection without a template or sync never
+//   touches its cold line, from its first packet to its expiry;
+// - the wheel position (or free-list link) of each entry, 4 bytes in a dense array: the timer wheel moves
+//   another entry's position when one leaves a slot, and that write lands here, not in a random entry.
+const HOT_SHIFT: u32 = 6;
+const O_IN_NEXT: usize = 0; // u32 index+1 in the "in" chain (O_OUT_NEXT = O_IN_NEXT + 4: entLinkAt)
+const O_WTICK: usize = 8; // u32 the wheel tick the entry is filed under
+const O_AF: usize = 12; // u8
+const O_PROTO: usize = 13; // u8
+const O_STATE: usize = 14; // u8
+const O_LIVE: usize = 15; // u8: LIVE | HAS_COLD
+const O_FLAGS: usize = 16; // u32
+const O_CPORT: usize = 20; // u16 (host order)
+const O_VPORT: usize = 22;
+const O_DPORT: usize = 24;
+const O_LPORT: usize = 26; // full-NAT local port (= cport otherwise)
+const O_DEST: usize = 28; // i32 destination id
+const O_ADDR3: usize = 32; // u32 word 3 of each address, ADDR_* order
+const O_TIMEOUT: usize = 48; // u32 ms
+const O_INPKTS: usize = 52; // u32
+const O_EXPIRES: usize = 56; // i64 ms
+const LIVE: u8 = 1;
+const HAS_COLD: u8 = 2;
+
+const COLD_SHIFT: u32 = 6;
+const OC_ADDR: usize = 0; // words 0-2 of each address, 12 bytes each, ADDR_* order
+const OC_CTL: usize = 48; // u32 template index+1
+const OC_NCTL: usize = 52; // u32 children of a template
+const OC_SYNC_STATE: usize = 56; // u8 the state last sent to the sync backups (cp->old_state)
 
 // An entry's four addresses, each four host-order words (an IPv4 address is word 3, words 0-2 zero)
-export const ADDR_CLIENT: usize = O_CADDR;
-export const ADDR_VIRTUAL: usize = O_VADDR;
-export const ADDR_DEST: usize = O_DADDR;
-export const ADDR_LOCAL: usize = O_LADDR; // full-NAT local address (= the client's otherwise)
+export const ADDR_CLIENT: usize = 0;
+export const ADDR_VIRTUAL: usize = 1;
+export const ADDR_DEST: usize = 2;
+export const ADDR_LOCAL: usize = 3; // full-NAT local address (= the client's otherwise)
 
 let base: usize = 0;
+let coldDelta: usize = 0; // cold line address minus hot line address (wrapping)
+let positions: usize = 0;
 
 @inline export function E(i: u32): usize {
-  return base + ((<usize>i) << ENTRY_SHIFT);
+  return base + ((<usize>i) << HOT_SHIFT);
+}
+@inline function cold(e: usize): usize {
+  return e + coldDelta;
+}
+@inline function posAt(e: usize): usize {
+  return positions + ((e - base) >>> (HOT_SHIFT - 2));
+}
+
+// A 64-aligned block of n lines, zeroed.
+function lines(n: usize): usize {
+  const p = (heap.alloc((n << 6) + 64) + 63) & ~(<usize>63);
+  memory.fill(p, 0, n << 6);
+  return p;
 }
 
 // The entries' memory for cap entries, zeroed (once, from connInit).
 export function entriesAlloc(cap: u32): void {
-  const bytes = (<usize>cap) << ENTRY_SHIFT;
-  base = heap.alloc(bytes);
-  memory.fill(base, 0, bytes);
+  base = lines(<usize>cap);
+  coldDelta = lines(<usize>cap) - base;
+  positions = heap.alloc((<usize>cap) << 2);
+  memory.fill(positions, 0, (<usize>cap) << 2);
 }
 
-// A fresh entry: every field zero, live.
+// A fresh entry: every field zero, live (the cold line is left as it is: HAS_COLD is clear).
 @inline export function entClear(e: usize): void {
-  memory.fill(e, 0, 1 << ENTRY_SHIFT);
-  store<u8>(e, 1, O_LIVE);
+  memory.fill(e, 0, 1 << HOT_SHIFT);
+  store<u32>(posAt(e), 0);
+  store<u8>(e, LIVE, O_LIVE);
+}
+
+@inline function hasCold(e: usize): bool {
+  return (load<u8>(e, O_LIVE) & HAS_COLD) != 0;
+}
+// the cold line, cleared the first time anything is written there since the entry was made
+@inline function coldForWrite(e: usize): usize {
+  const c = cold(e);
+  const live = load<u8>(e, O_LIVE);
+  if (!(live & HAS_COLD)) {
+    memory.fill(c, 0, 1 << COLD_SHIFT);
+    store<u8>(e, live | HAS_COLD, O_LIVE);
+  }
+  return c;
 }
 
 // ---- the key and the state a packet reads
@@ -77,10 +116,10 @@ export function entriesAlloc(cap: u32): void {
 }
 // 0 for a free entry
 @inline export function entLive(e: usize): u8 {
-  return load<u8>(e, O_LIVE);
+  return load<u8>(e, O_LIVE) & LIVE;
 }
 @inline export function setEntLive(e: usize, v: u8): void {
-  store<u8>(e, v, O_LIVE);
+  store<u8>(e, (load<u8>(e, O_LIVE) & ~LIVE) | (v & LIVE), O_LIVE);
 }
 @inline export function entFlags(e: usize): u32 {
   return load<u32>(e, O_FLAGS);
@@ -140,59 +179,67 @@ export function entriesAlloc(cap: u32): void {
   store<u32>(e, v, O_INPKTS);
 }
 
-// ---- addresses: word w (0-3) of one of ADDR_*
+// ---- addresses: word w (0-3) of one of ADDR_*; word 3 in the hot line, words 0-2 in the cold one
 
+@inline function word3At(e: usize, which: usize): usize {
+  return e + O_ADDR3 + (which << 2);
+}
+@inline function highAt(e: usize, which: usize): usize {
+  return cold(e) + OC_ADDR + which * 12;
+}
 @inline export function entAddr(e: usize, which: usize, w: usize): u32 {
-  return load<u32>(e + which + (w << 2));
+  if (w == 3) return load<u32>(word3At(e, which));
+  return hasCold(e) ? load<u32>(highAt(e, which) + (w << 2)) : 0;
 }
 @inline export function setEntAddr(e: usize, which: usize, a0: u32, a1: u32, a2: u32, a3: u32): void {
-  store<u32>(e + which, a0);
-  store<u32>(e + which, a1, 4);
-  store<u32>(e + which, a2, 8);
-  store<u32>(e + which, a3, 12);
+  store<u32>(word3At(e, which), a3);
+  if ((a0 | a1 | a2) != 0 || hasCold(e)) {
+    const h = coldForWrite(e) + OC_ADDR + which * 12;
+    store<u32>(h, a0);
+    store<u32>(h, a1, 4);
+    store<u32>(h, a2, 8);
+  }
 }
 // word 3 first: it differs first between IPv4 addresses, and between most IPv6 ones
 @inline export function entAddrEq(e: usize, which: usize, a0: u32, a1: u32, a2: u32, a3: u32): bool {
-  return (
-    load<u32>(e + which, 12) == a3 &&
-    load<u32>(e + which, 8) == a2 &&
-    load<u32>(e + which, 4) == a1 &&
-    load<u32>(e + which) == a0
-  );
+  if (load<u32>(word3At(e, which)) != a3) return false;
+  if (!hasCold(e)) return (a0 | a1 | a2) == 0;
+  const h = highAt(e, which);
+  return load<u32>(h, 8) == a2 && load<u32>(h, 4) == a1 && load<u32>(h) == a0;
 }
 @inline export function entAddrSame(e: usize, x: usize, y: usize): bool {
   return entAddrEq(e, x, entAddr(e, y, 0), entAddr(e, y, 1), entAddr(e, y, 2), entAddr(e, y, 3));
 }
 
-// ---- persistence templates and the sync master (rarely read)
+// ---- persistence templates and the sync master (rarely read: the cold line)
 
 // the controlling template's index+1, 0 none
 @inline export function entCtl(e: usize): u32 {
-  return load<u32>(e, O_CTL);
+  return hasCold(e) ? load<u32>(cold(e), OC_CTL) : 0;
 }
 @inline export function setEntCtl(e: usize, v: u32): void {
-  store<u32>(e, v, O_CTL);
+  if (v != 0 || hasCold(e)) store<u32>(coldForWrite(e), v, OC_CTL);
 }
 // connections a template controls
 @inline export function entNctl(e: usize): u32 {
-  return load<u32>(e, O_NCTL);
+  return hasCold(e) ? load<u32>(cold(e), OC_NCTL) : 0;
 }
 @inline export function setEntNctl(e: usize, v: u32): void {
-  store<u32>(e, v, O_NCTL);
+  if (v != 0 || hasCold(e)) store<u32>(coldForWrite(e), v, OC_NCTL);
 }
 // the state last sent to the sync backups (the kernel's cp->old_state)
 @inline export function entSyncState(e: usize): u8 {
-  return load<u8>(e, O_SYNC_STATE);
+  return hasCold(e) ? load<u8>(cold(e), OC_SYNC_STATE) : 0;
 }
 @inline export function setEntSyncState(e: usize, v: u8): void {
-  store<u8>(e, v, O_SYNC_STATE);
+  if (v != 0 || hasCold(e)) store<u8>(coldForWrite(e), v, OC_SYNC_STATE);
 }
 
 // ---- the table's own links (conn/table.ts)
 
 // the address of the entry's link in its client-side (side 0) or reply-side (1) chain: index+1 of the next
 @inline export function entLinkAt(e: usize, side: u32): usize {
-  return e + (side == 0 ? O_IN_NEXT : O_OUT_NEXT);
+  return e + O_IN_NEXT + ((<usize>side) << 2);
 }
 @inline export function entNext(e: usize, side: u32): u32 {
   return load<u32>(entLinkAt(e, side));
@@ -200,19 +247,19 @@ export function entriesAlloc(cap: u32): void {
 @inline export function setEntNext(e: usize, side: u32, v: u32): void {
   store<u32>(entLinkAt(e, side), v);
 }
-// index+1 of the next free entry (a free entry only)
+// index+1 of the next free entry (a free entry only: it shares the word of the wheel position)
 @inline export function entFreeNext(e: usize): u32 {
-  return load<u32>(e, O_FREE_NEXT);
+  return load<u32>(posAt(e));
 }
 @inline export function setEntFreeNext(e: usize, v: u32): void {
-  store<u32>(e, v, O_FREE_NEXT);
+  store<u32>(posAt(e), v);
 }
 // where the entry sits in its wheel slot (chunk << 4 | word), 0: not filed
 @inline export function entWheelPos(e: usize): u32 {
-  return load<u32>(e, O_W_POS);
+  return load<u32>(posAt(e));
 }
 @inline export function setEntWheelPos(e: usize, v: u32): void {
-  store<u32>(e, v, O_W_POS);
+  store<u32>(posAt(e), v);
 }
 // the wheel tick the entry is filed under
 @inline export function entWheelTick(e: usize): u32 {

@@ -1,4 +1,5 @@
-// The connection table (ip_vs_conn.c): fixed-capacity entries in one linear block, two hash indexes
+// The connection table (ip_vs_conn.c): fixed-capacity entries (conn/entry.ts: a hot line, a cold line and a
+// wheel position each, in three arrays indexed alike), two hash indexes
 // (client side "in", and reply side "out" for NAT), and a timer wheel for expiry driven by the host's
 // clock. Nothing here allocates after connInit().
 import { AF_INET, FWD_MASQ, FWD_FULLNAT } from "../common";
@@ -257,7 +258,7 @@ export function touchInEntry(n: u32): u32 {
   return n != 0 && n <= capacity ? <u32>entCport(E(n - 1)) : 0;
 }
 
-// pfA[k]: a bucket word's address (0: none). Loads the words, then both lines of each chain's first
+// pfA[k]: a bucket word's address (0: none). Loads the words, then the hot line of each chain's first
 // entry; where pfC[k] is 1 it becomes that entry's destination id (-1 otherwise), for touchDests.
 export function touchChainHeads(n: u32): void {
   let acc: u32 = 0;
