@@ -17,6 +17,7 @@ import {
   entAddrEq,
   entAf,
   entClear,
+  entTouchCold,
   entCport,
   entCtl,
   entDest,
@@ -276,6 +277,11 @@ export function touchChainHeads(n: u32): void {
       if (unchecked(pfC[k]) == 1) id = d;
     }
     unchecked((pfC[k] = <u32>id));
+  }
+  // then the cold lines of the heads that have one (IPv6 addresses): a third level of misses, overlapped
+  for (let k: u32 = 0; k < n; k++) {
+    const h = unchecked(pfA[k]);
+    if (h != 0 && h <= capacity) acc += entTouchCold(E(h - 1));
   }
   keep(acc);
 }
