@@ -356,28 +356,31 @@ import {
   evictedClosed,
   evictedOther,
   E,
-  O_AF,
-  O_PROTO,
-  O_STATE,
-  O_LIVE,
-  O_FLAGS,
-  O_CPORT,
-  O_VPORT,
-  O_DPORT,
-  O_LPORT,
-  O_CADDR,
-  O_VADDR,
-  O_DADDR,
-  O_LADDR,
-  O_DEST,
-  O_CTL,
-  O_NCTL,
-  O_TIMEOUT,
-  O_EXPIRES,
-  O_INPKTS,
   expire as expireEntry,
   CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";
+import {
+  ADDR_CLIENT,
+  ADDR_DEST,
+  ADDR_LOCAL,
+  ADDR_VIRTUAL,
+  entAddr,
+  entAf,
+  entCport,
+  entCtl,
+  entDest,
+  entDport,
+  entExpires,
+  entFlags,
+  entInpkts,
+  entLive,
+  entLport,
+  entNctl,
+  entProto,
+  entState,
+  entTimeout,
+  entVport,
+} from "./conn/entry";
 import { inbound, outbound, outboundTo, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";
 import { tcpTimeoutMs, setUdpTimeoutMs, udpTimeoutMs, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from "./conn/state";
 
@@ -409,8 +412,8 @@ export function connEvicted(finished: bool): f64 {
 export function connExpireOrphan(i: i32, nowMs: f64): bool {
   if (i < 0 || <u32>i >= connCapacityNow) return false;
   const e = E(<u32>i);
-  if (!load<u8>(e, O_LIVE) || load<u32>(e, O_FLAGS) & CONN_F_TEMPLATE) return false;
-  const id = load<i32>(e, O_DEST);
+  if (!entLive(e) || entFlags(e) & CONN_F_TEMPLATE) return false;
+  const id = entDest(e);
   if (id < 0 || destOf(id).available()) return false;
   return expireEntry(<u32>i, <i64>nowMs);
 }
@@ -446,11 +449,11 @@ export function packet(
 export function packetReplyTo(i: i32, proto: i32, cport: u32, vport: u32, flags: u32, len: u32, nowMs: f64): i32 {
   if (i < 0 || <u32>i >= connCapacityNow) return 0;
   const e = E(<u32>i);
-  if (!load<u8>(e, O_LIVE) || load<u32>(e, O_FLAGS) & CONN_F_TEMPLATE) return 0;
-  if (<i32>load<u8>(e, O_PROTO) != proto || <u32>load<u16>(e, O_CPORT) != cport) return 0;
-  if (<u32>load<u16>(e, O_VPORT) != vport) return 0;
+  if (!entLive(e) || entFlags(e) & CONN_F_TEMPLATE) return 0;
+  if (<i32>entProto(e) != proto || <u32>entCport(e) != cport) return 0;
+  if (<u32>entVport(e) != vport) return 0;
   pkt.proto = proto;
-  pkt.af = <i32>load<u8>(e, O_AF);
+  pkt.af = <i32>entAf(e);
   pkt.tcpFlags = flags;
   pkt.mark = 0;
   return outboundTo(<u32>i, len, <i64>nowMs);
@@ -467,7 +470,7 @@ export function lastWasNew(): bool {
 
 // The next live entry at or after index `from`, or -1.
 export function connNext(from: i32): i32 {
-  for (let i = <u32>max(from, 0); i < connCapacityNow; i++) if (load<u8>(E(i), O_LIVE)) return <i32>i;
+  for (let i = <u32>max(from, 0); i < connCapacityNow; i++) if (entLive(E(i))) return <i32>i;
   return -1;
 }
 
@@ -477,32 +480,32 @@ export function connInfo(i: i32): i32 {
   if (i < 0 || <u32>i >= connCapacityNow) return -1;
   const e = E(<u32>i);
   const p = changetype<usize>(scratch);
-  const af = <i32>load<u8>(e, O_AF);
-  copyAddr(af, CONN_CADDR, e + O_CADDR);
-  copyAddr(af, CONN_VADDR, e + O_VADDR);
-  copyAddr(af, CONN_DADDR, e + O_DADDR);
-  copyAddr(af, CONN_LADDR, e + O_LADDR);
+  const af = <i32>entAf(e);
+  copyAddr(af, CONN_CADDR, e, ADDR_CLIENT);
+  copyAddr(af, CONN_VADDR, e, ADDR_VIRTUAL);
+  copyAddr(af, CONN_DADDR, e, ADDR_DEST);
+  copyAddr(af, CONN_LADDR, e, ADDR_LOCAL);
   store<i32>(p, af, CONN_AF);
-  store<i32>(p, load<u8>(e, O_PROTO), CONN_PROTO);
-  store<i32>(p, load<u8>(e, O_STATE), CONN_STATE);
-  store<u32>(p, load<u32>(e, O_FLAGS), CONN_FLAGS);
-  store<u32>(p, load<u16>(e, O_CPORT), CONN_CPORT);
-  store<u32>(p, load<u16>(e, O_VPORT), CONN_VPORT);
-  store<u32>(p, load<u16>(e, O_DPORT), CONN_DPORT);
-  store<u32>(p, load<u16>(e, O_LPORT), CONN_LPORT);
-  store<i32>(p, load<i32>(e, O_DEST), CONN_DEST);
-  store<i32>(p, <i32>load<u32>(e, O_CTL) - 1, CONN_CONTROLLER);
-  store<u32>(p, load<u32>(e, O_NCTL), CONN_CHILDREN);
-  store<u32>(p, load<u32>(e, O_TIMEOUT), CONN_TIMEOUT);
-  store<f64>(p, <f64>load<i64>(e, O_EXPIRES), CONN_EXPIRES);
-  store<u32>(p, load<u32>(e, O_INPKTS), CONN_INPKTS);
-  store<u32>(p, load<u8>(e, O_LIVE), CONN_LIVE);
+  store<i32>(p, entProto(e), CONN_PROTO);
+  store<i32>(p, entState(e), CONN_STATE);
+  store<u32>(p, entFlags(e), CONN_FLAGS);
+  store<u32>(p, entCport(e), CONN_CPORT);
+  store<u32>(p, entVport(e), CONN_VPORT);
+  store<u32>(p, entDport(e), CONN_DPORT);
+  store<u32>(p, entLport(e), CONN_LPORT);
+  store<i32>(p, entDest(e), CONN_DEST);
+  store<i32>(p, <i32>entCtl(e) - 1, CONN_CONTROLLER);
+  store<u32>(p, entNctl(e), CONN_CHILDREN);
+  store<u32>(p, entTimeout(e), CONN_TIMEOUT);
+  store<f64>(p, <f64>entExpires(e), CONN_EXPIRES);
+  store<u32>(p, entInpkts(e), CONN_INPKTS);
+  store<u32>(p, entLive(e), CONN_LIVE);
   return 0;
 }
 
-// an entry's address (four host-order words at a) into scratch+off
-function copyAddr(af: i32, off: i32, a: usize): void {
-  writeAddr(af, off, load<u32>(a), load<u32>(a, 4), load<u32>(a, 8), load<u32>(a, 12));
+// one of entry e's addresses (ADDR_*) into scratch+off
+function copyAddr(af: i32, off: i32, e: usize, which: usize): void {
+  writeAddr(af, off, entAddr(e, which, 0), entAddr(e, which, 1), entAddr(e, which, 2), entAddr(e, which, 3));
 }
 
 // ipvsadm --set tcp tcpfin udp (seconds; 0 leaves a value unchanged)

@@ -189,6 +189,95 @@ test("links that overflow their two buckets (displaced, stashed) are all found, 
   assert.is(d.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", 5000, { flags: ACK, now: t }).conn, -1);
 });
 
+// An entry is made again and again for other kinds of connection: IPv6 (its addresses' high words), IPv6
+// with an all-zero high part (::5: only word 3 set), full-NAT (a local address set later), persistence (the
+// template links), IPv4. Whatever layout keeps some fields out of the entry's first line and skips them for
+// a connection that has none (a compact hot entry), nothing of the last occupant may show through.
+test("an entry made again for another kind of connection keeps nothing of the last one", async () => {
+  const canon = (a: string) => (a.includes(":") ? new URL(`http://[${a}]/`).host : a);
+  const c = await Core.load({ debug: true, connCapacity: 16 });
+  c.setSnat("2001:db8:ff::1");
+  const kinds = {
+    v6: { vip: "2001:db8:1::1", dest: "2001:db8:2::9", fwd: "masq", client: (k: number) => `2001:db8:a::${k + 1}` },
+    v6low: { vip: "::a00:1", dest: "2001:db8:2::9", fwd: "masq", client: (k: number) => `::${k + 5}` },
+    v6lowAll: { vip: "::a00:2", dest: "::a01:9", fwd: "masq", client: (k: number) => `::${k + 5}` },
+    v6full: {
+      vip: "2001:db8:1::2",
+      dest: "2001:db8:2::a",
+      fwd: "fullnat",
+      client: (k: number) => `2001:db8:b::${k + 1}`,
+    },
+    v4tpl: { vip: "10.0.0.1", dest: "10.1.0.1", fwd: "masq", client: (k: number) => `192.168.0.${k + 1}` },
+    v4: { vip: "10.0.0.2", dest: "10.1.0.2", fwd: "masq", client: (k: number) => `192.168.1.${k + 1}` },
+  } as const;
+  for (const [name, k] of Object.entries(kinds)) {
+    const s = c.addService({
+      proto: "tcp",
+      addr: k.vip,
+      port: 80,
+      scheduler: "rr",
+      ...(name === "v4tpl" ? { persistent: 300 } : {}),
+    });
+    c.addDest(s, { addr: k.dest, port: 8080, fwd: k.fwd });
+  }
+  const order: (keyof typeof kinds)[] = [
+    "v6",
+    "v6low",
+    "v4tpl",
+    "v4",
+    "v6full",
+    "v6lowAll",
+    "v4",
+    "v6",
+    "v4tpl",
+    "v6low",
+  ];
+  let now = 1000,
+    checked = 0;
+  for (const name of order) {
+    const k = kinds[name];
+    const n = name === "v4tpl" ? 7 : 15; // a template and its connection per client
+    const made = new Map<string, number>();
+    for (let j = 0; j < n; j++) {
+      const ip = k.client(j);
+      const r = c.packet("in", "tcp", ip, 3000 + j, k.vip, 80, { flags: SYN, now: ++now });
+      assert.is(r.verdict, "forward", `${name} ${ip}`);
+      assert.ok(r.isNew, `${name} ${ip} new`);
+      made.set(ip, r.conn);
+    }
+    for (const [ip, id] of made) {
+      const j = [...made.keys()].indexOf(ip);
+      const info = c.conn(id)!;
+      assert.is(c.packet("in", "tcp", ip, 3000 + j, k.vip, 80, { flags: ACK, now: ++now }).conn, id, `${name} ${ip}`);
+      // the addresses read back are those given (IPv6 compared in one canonical form)
+      const local = k.fwd === "fullnat" ? "2001:db8:ff::1" : ip;
+      const lport = k.fwd === "fullnat" ? info.lport : 3000 + j;
+      const got = [info.caddr, info.vaddr, info.daddr, info.laddr].map(canon);
+      assert.equal(got, [ip, k.vip, k.dest, local].map(canon), `${name} ${ip}`);
+      const reply = c.packet("out", "tcp", info.daddr, info.dport, local, lport, { flags: ACK, now: ++now });
+      assert.is(reply.conn, id, `${name} reply to ${local}:${lport}`);
+      if (name === "v4tpl") {
+        assert.ok(info.controlledBy >= 0, `${name}: controlled`);
+        const t = c.conn(info.controlledBy)!;
+        assert.ok(t.template);
+        assert.is(t.children, 1);
+        assert.is(t.caddr, ip);
+      } else {
+        assert.is(info.controlledBy, -1, `${name} ${ip}: no template`);
+        assert.is(info.children, 0, `${name} ${ip}: no children`);
+      }
+      checked++;
+    }
+    // everything goes (the templates a minute after their connections), and the next kind takes the entries
+    now += 3_600_000;
+    c.advance(now);
+    now += 3_600_000;
+    c.advance(now);
+    for (const id of made.values()) assert.is(c.conn(id), null, `${name}: entry ${id} freed`);
+  }
+  assert.is(checked, 15 * 8 + 7 * 2);
+});
+
 test("bench/scaling/ab.ts refuses bad options with its usage and exit 2, before loading anything", () => {
   const bad = [
     ["--what=lookups"],

@@ -19,14 +19,6 @@ import { pkt } from "../packet/info";
 import { settings } from "../settings";
 import {
   E,
-  O_FLAGS,
-  O_STATE,
-  O_DEST,
-  O_NCTL,
-  O_CTL,
-  O_TIMEOUT,
-  O_INPKTS,
-  O_DPORT,
   CF_TEMPLATE,
   CF_NOOUTPUT,
   CF_ONE_PACKET,
@@ -41,8 +33,22 @@ import {
   controlAdd,
   invalidateTemplate,
   setLocal,
-  O_VPORT,
 } from "./table";
+import {
+  entAf,
+  entCtl,
+  entDest,
+  entDport,
+  entFlags,
+  entInpkts,
+  entNctl,
+  entProto,
+  entState,
+  setEntFlags,
+  setEntInpkts,
+  setEntState,
+  setEntTimeout,
+} from "./entry";
 import {
   tcpNextState,
   tcpTimeoutMs,
@@ -107,36 +113,36 @@ export function setSnat6(a0: u32, a1: u32, a2: u32, a3: u32): void {
 // ASSURED, as /proc/net/ip_vs_conn shows it (issue 14's random runs found every wasmvs template left NONE)
 export const CTPL_S_ASSURED: u8 = 1;
 function assureTemplate(e: usize): void {
-  const ctl = load<u32>(e, O_CTL);
+  const ctl = entCtl(e);
   if (ctl == 0) return;
   const t = E(ctl - 1);
-  if (load<u32>(t, O_FLAGS) & CF_TEMPLATE) store<u8>(t, CTPL_S_ASSURED, O_STATE);
+  if (entFlags(t) & CF_TEMPLATE) setEntState(t, CTPL_S_ASSURED);
 }
 
 // The protocol state transition for one packet in a direction, with its counters and timeout.
 export function transition(i: u32, dir: i32, now: i64): void {
   const e = E(i);
-  const proto = <i32>load<u8>(e, 17);
+  const proto = <i32>entProto(e);
   if (proto == IPPROTO_TCP) {
     let block = dir;
-    const f = load<u32>(e, O_FLAGS);
+    const f = entFlags(e);
     if (f & CF_NOOUTPUT) {
-      if (dir == DIR_OUTPUT) store<u32>(e, f & ~CF_NOOUTPUT, O_FLAGS);
+      if (dir == DIR_OUTPUT) setEntFlags(e, f & ~CF_NOOUTPUT);
       else block = DIR_INPUT_ONLY;
     }
-    const ns = tcpNextState(block, pkt.tcpFlags, load<u8>(e, O_STATE));
-    if (ns == TCP_S_ESTABLISHED && load<u8>(e, O_STATE) != ns) assureTemplate(e);
+    const ns = tcpNextState(block, pkt.tcpFlags, entState(e));
+    if (ns == TCP_S_ESTABLISHED && entState(e) != ns) assureTemplate(e);
     setState(i, ns, tcpStateActive(ns));
     refresh(i, unchecked(tcpTimeoutMs[ns]), now);
   } else if (proto == IPPROTO_SCTP) {
     let sdir = dir;
-    const f = load<u32>(e, O_FLAGS);
+    const f = entFlags(e);
     if (f & CF_NOOUTPUT) {
-      if (dir == DIR_OUTPUT) store<u32>(e, f & ~CF_NOOUTPUT, O_FLAGS);
+      if (dir == DIR_OUTPUT) setEntFlags(e, f & ~CF_NOOUTPUT);
       else sdir = DIR_INPUT_ONLY;
     }
-    const ns = sctpNextState(sdir, pkt.tcpFlags, load<u8>(e, O_STATE));
-    if (ns == SCTP_S_ESTABLISHED && load<u8>(e, O_STATE) != ns) assureTemplate(e);
+    const ns = sctpNextState(sdir, pkt.tcpFlags, entState(e));
+    if (ns == SCTP_S_ESTABLISHED && entState(e) != ns) assureTemplate(e);
     setState(i, ns, ns == SCTP_S_ESTABLISHED);
     refresh(i, unchecked(sctpTimeoutMs[ns]), now);
   } else {
@@ -172,14 +178,14 @@ function isNewConn(): bool {
 
 function newConnExpected(i: u32): bool {
   const e = E(i);
-  if (load<u32>(e, O_CTL) != 0) return false; // controlled by a persistence template
-  const st = load<u8>(e, O_STATE);
-  const proto = <i32>load<u8>(e, 17);
+  if (entCtl(e) != 0) return false; // controlled by a persistence template
+  const st = entState(e);
+  const proto = <i32>entProto(e);
   if (proto == IPPROTO_TCP) {
     return (
       st == TCP_S_TIME_WAIT ||
       st == TCP_S_CLOSE ||
-      ((settings.connReuseMode & 2) != 0 && st == TCP_S_FIN_WAIT && (load<u32>(e, O_FLAGS) & CF_NOOUTPUT) != 0)
+      ((settings.connReuseMode & 2) != 0 && st == TCP_S_FIN_WAIT && (entFlags(e) & CF_NOOUTPUT) != 0)
     );
   }
   if (proto == IPPROTO_SCTP) return st == SCTP_S_CLOSED;
@@ -227,7 +233,7 @@ function maskClient(s: Service): void {
 // expire_quiescent_template) is invalidated so it never matches again.
 function templateValid(t: u32): bool {
   const e = E(t);
-  const id = load<i32>(e, O_DEST);
+  const id = entDest(e);
   if (id >= 0) {
     const d = destOf(id);
     if (d.available() && !(settings.expireQuiescentTemplate != 0 && d.weight == 0)) return true;
@@ -263,14 +269,14 @@ function scheduleConn(s: Service, now: i64): i32 {
     let t = lookupIn(s.af, tproto, sn0, sn1, sn2, sn3, 0, tv0, tv1, tv2, tv3, tvport, true);
     let d: Dest | null = null;
     if (t >= 0 && templateValid(<u32>t)) {
-      d = destOf(load<i32>(E(<u32>t), O_DEST));
+      d = destOf(entDest(E(<u32>t)));
     } else {
       d = sched ? sched.schedule(s, pkt, now) : null;
       if (!d) return -DROP_NO_DEST;
       setKey(s.af, tproto, sn0, sn1, sn2, sn3, 0, tv0, tv1, tv2, tv3, tvport);
       t = connNew(d, portMatch && s.port != 21 ? d.port : 0, CF_TEMPLATE, now);
       if (t < 0) return -DROP_TABLE_FULL;
-      store<u32>(E(<u32>t), s.timeout * 1000, O_TIMEOUT);
+      setEntTimeout(E(<u32>t), s.timeout * 1000);
     }
     let dport = pkt.dport;
     if (dport == s.port && d.port != 0) dport = d.port;
@@ -298,7 +304,7 @@ function scheduleConn(s: Service, now: i64): i32 {
 // Full-NAT: pick a local port so the reply side (daddr:dport <- laddr:lport) is unique.
 function assignLocal(i: u32): bool {
   const e = E(i);
-  const af = <i32>load<u8>(e, 16);
+  const af = <i32>entAf(e);
   let l0: u32 = 0,
     l1: u32 = 0,
     l2: u32 = 0,
@@ -309,11 +315,11 @@ function assignLocal(i: u32): bool {
     l2 = snat6_2;
     l3 = snat6_3;
   }
-  const dport = <u32>load<u16>(e, O_DPORT);
-  const d = destOf(load<i32>(e, O_DEST));
+  const dport = <u32>entDport(e);
+  const d = destOf(entDest(e));
   let port: u32 = 1024 + ((pkt.sport * 2654435761 + i * 40503) % 64512);
   for (let tries = 0; tries < 128; tries++) {
-    if (lookupOut(af, <i32>load<u8>(e, 17), d.a0, d.a1, d.a2, d.a3, dport, l0, l1, l2, l3, port) < 0) {
+    if (lookupOut(af, <i32>entProto(e), d.a0, d.a1, d.a2, d.a3, dport, l0, l1, l2, l3, port) < 0) {
       setLocal(i, l0, l1, l2, l3, port);
       return true;
     }
@@ -346,16 +352,16 @@ export function inbound(len: u32, now: i64): i32 {
     const e = E(i);
     let resched = false,
       oldCt = false;
-    const id = load<i32>(e, O_DEST);
+    const id = entDest(e);
     if (settings.expireNodestConn != 0 && id >= 0 && destOf(id).weight == 0) {
       resched = true;
       oldCt = settings.conntrack != 0;
     } else if (newConnExpected(i)) {
       oldCt = settings.conntrack != 0;
-      resched = load<u32>(e, O_NCTL) == 0 ? true : !oldCt;
+      resched = entNctl(e) == 0 ? true : !oldCt;
     }
     if (resched) {
-      if (load<u32>(e, O_NCTL) == 0) expire(i, now);
+      if (entNctl(e) == 0) expire(i, now);
       if (oldCt) return drop(DROP_REUSE_CONNTRACK);
       c = -1;
     }
@@ -386,7 +392,7 @@ export function inbound(len: u32, now: i64): i32 {
     if (c < 0) return drop(-c);
     lastNewConn = true;
     const e = E(<u32>c);
-    const fwd = load<u32>(e, O_FLAGS) & 7;
+    const fwd = entFlags(e) & 7;
     if (fwd == FWD_FULLNAT && !assignLocal(<u32>c)) {
       expire(<u32>c, now);
       return drop(DROP_NO_LOCAL_PORT);
@@ -394,7 +400,7 @@ export function inbound(len: u32, now: i64): i32 {
   }
   const i = <u32>c;
   const e = E(i);
-  const d = destOf(load<i32>(e, O_DEST));
+  const d = destOf(entDest(e));
   if (!d.available()) {
     if (settings.expireNodestConn != 0) {
       const oldCt = settings.conntrack != 0;
@@ -406,14 +412,14 @@ export function inbound(len: u32, now: i64): i32 {
   }
   countIn(d, len);
   transition(i, DIR_INPUT, now);
-  const pkts = load<u32>(e, O_INPKTS) + 1;
-  store<u32>(e, pkts, O_INPKTS);
+  const pkts = entInpkts(e) + 1;
+  setEntInpkts(e, pkts);
   // the sync master: the entry (and its template) into the next message when it needs sending
   if (syncMasterOn) syncConn(i, pkts, now);
   resultConn = c;
   resultDest = d.id;
   // one-packet entries are never hashed and go as soon as their packet is through
-  if (load<u32>(e, O_FLAGS) & CF_ONE_PACKET) {
+  if (entFlags(e) & CF_ONE_PACKET) {
     // the caller reads the entry before the next packet; it is freed now but left intact in memory
     expire(i, now);
   }
@@ -447,7 +453,7 @@ export function outbound(len: u32, now: i64): i32 {
 // entry: one client port talking to two VIPs that share a real server gives two entries one reply tuple).
 export function outboundTo(i: u32, len: u32, now: i64): i32 {
   const e = E(i);
-  const id = load<i32>(e, O_DEST);
+  const id = entDest(e);
   if (id >= 0) countOut(destOf(id), len);
   transition(i, DIR_OUTPUT, now);
   resultConn = <i32>i;

@@ -1,10 +1,62 @@
-// The connection table (ip_vs_conn.c): fixed-capacity entries in one linear block, two hash indexes
+// The connection table (ip_vs_conn.c): fixed-capacity entries (conn/entry.ts: a hot line, a cold line and a
+// wheel position each, in three arrays indexed alike), two hash indexes
 // (client side "in", and reply side "out" for NAT), and a timer wheel for expiry driven by the host's
 // clock. Nothing here allocates after connInit().
 import { AF_INET, FWD_MASQ, FWD_FULLNAT } from "../common";
 import { Dest, destById, destOf } from "../dest/dest";
 import { getService, destUnreferenced } from "../service/service";
 import { GROUP, pfA, pfB, pfC, keep, touchDests } from "../prefetch";
+import {
+  E,
+  entriesAlloc,
+  ADDR_CLIENT,
+  ADDR_DEST,
+  ADDR_LOCAL,
+  ADDR_VIRTUAL,
+  entAddr,
+  entAddrEq,
+  entAf,
+  entClear,
+  entTouchCold,
+  entCport,
+  entCtl,
+  entDest,
+  entDport,
+  entExpires,
+  entFlags,
+  entFreeNext,
+  entLinkAt,
+  entLive,
+  entLport,
+  entNctl,
+  entNext,
+  entProto,
+  entState,
+  entTimeout,
+  entVport,
+  entWheelPos,
+  entWheelTick,
+  setEntAddr,
+  setEntAf,
+  setEntCport,
+  setEntCtl,
+  setEntDest,
+  setEntDport,
+  setEntExpires,
+  setEntFlags,
+  setEntFreeNext,
+  setEntLive,
+  setEntLport,
+  setEntNctl,
+  setEntNext,
+  setEntProto,
+  setEntState,
+  setEntTimeout,
+  setEntVport,
+  setEntWheelPos,
+  setEntWheelTick,
+} from "./entry";
+export { E };
 
 // Connection flags (IP_VS_CONN_F_*)
 export const CF_FWD_MASK: u32 = 0x0007;
@@ -16,35 +68,6 @@ export const CF_TEMPLATE: u32 = 0x1000;
 export const CF_ONE_PACKET: u32 = 0x2000;
 export const CF_OUT_HASHED: u32 = 0x10000; // ours: linked in the reply-side index
 
-// Entry layout, 128 bytes each
-export const ENTRY_SHIFT: u32 = 7;
-const O_IN_NEXT: usize = 0; // u32 index+1 in the "in" chain
-const O_OUT_NEXT: usize = 4; // u32 index+1 in the "out" chain
-const O_W_POS: usize = 8; // u32 where the entry sits in its wheel slot (chunk << 4 | word), 0: not filed
-const O_FREE_NEXT: usize = 8; // u32 index+1 in the free list (a free entry is never filed)
-export const O_SYNC_STATE: usize = 12; // u8 the state last sent to the sync backups (cp->old_state)
-export const O_AF: usize = 16; // u8
-export const O_PROTO: usize = 17; // u8
-export const O_STATE: usize = 18; // u8
-export const O_LIVE: usize = 19; // u8
-export const O_FLAGS: usize = 20; // u32
-export const O_CPORT: usize = 24; // u16 (host order)
-export const O_VPORT: usize = 26;
-export const O_DPORT: usize = 28;
-export const O_LPORT: usize = 30; // full-NAT local port (= cport otherwise)
-export const O_CADDR: usize = 32; // 4 x u32 host-order words
-export const O_VADDR: usize = 48;
-export const O_DADDR: usize = 64;
-export const O_LADDR: usize = 80; // full-NAT local address (= caddr otherwise)
-export const O_DEST: usize = 96; // i32 destination id
-export const O_CTL: usize = 100; // u32 template index+1
-export const O_NCTL: usize = 104; // u32 children of a template
-export const O_TIMEOUT: usize = 108; // u32 ms
-export const O_EXPIRES: usize = 112; // i64 ms
-const O_WTICK: usize = 120; // u32 the wheel tick the entry is filed under
-export const O_INPKTS: usize = 124; // u32
-
-let base: usize = 0;
 export let capacity: u32 = 0;
 // One bucket array for both indexes, a pair of chain heads (client side, reply side) per bucket, and both
 // keyed by the client side's (protocol, address, port) alone, as the kernel keys its one table: a
@@ -95,19 +118,13 @@ let wheelTick: i64 = 0; // the last tick fully processed
 let clockStarted = false;
 export let clockMs: i64 = 0;
 
-@inline export function E(i: u32): usize {
-  return base + ((<usize>i) << ENTRY_SHIFT);
-}
-
 export function connInit(cap: u32): i32 {
   if (cap < 16) cap = 16;
-  const bytes = (<usize>cap) << ENTRY_SHIFT;
   // at least two buckets per entry: a chain step is a random entry (a cache and TLB miss of its own),
   // dearer than the bucket line; measured at 1.2M live entries, 1 per entry was 7% slower, 1/2 12% worse
   let nb: u32 = 16;
   while (nb < cap * 2) nb <<= 1;
-  base = heap.alloc(bytes);
-  memory.fill(base, 0, bytes);
+  entriesAlloc(cap);
   buckets = heap.alloc((<usize>nb) << 3);
   memory.fill(buckets, 0, (<usize>nb) << 3);
   wheel = heap.alloc((<usize>WHEEL_SLOTS) << 3);
@@ -119,9 +136,9 @@ export function connInit(cap: u32): i32 {
   chunkFree = 1;
   bucketMask = nb - 1;
   capacity = cap;
-  // free list threaded through O_FREE_NEXT, lowest index first
-  for (let i: u32 = 0; i < cap; i++) store<u32>(E(i), i + 2 < cap + 1 ? i + 2 : 0, O_FREE_NEXT);
-  store<u32>(E(cap - 1), 0, O_FREE_NEXT);
+  // the free list, lowest index first
+  for (let i: u32 = 0; i < cap; i++) setEntFreeNext(E(i), i + 2 < cap + 1 ? i + 2 : 0);
+  setEntFreeNext(E(cap - 1), 0);
   freeHead = 1;
   connCount = 0;
   templateCount = 0;
@@ -152,22 +169,6 @@ export function connInit(cap: u32): i32 {
   return h & bucketMask;
 }
 
-@inline function addrEq(e: usize, off: usize, a0: u32, a1: u32, a2: u32, a3: u32): bool {
-  return (
-    load<u32>(e + off, 12) == a3 &&
-    load<u32>(e + off, 8) == a2 &&
-    load<u32>(e + off, 4) == a1 &&
-    load<u32>(e + off) == a0
-  );
-}
-
-@inline function setAddr(e: usize, off: usize, a0: u32, a1: u32, a2: u32, a3: u32): void {
-  store<u32>(e + off, a0);
-  store<u32>(e + off, a1, 4);
-  store<u32>(e + off, a2, 8);
-  store<u32>(e + off, a3, 12);
-}
-
 // ---- lookups -----------------------------------------------------------------------------------------
 
 // Client-side match (af, proto, caddr, cport, vaddr, vport); templates are matched only with tpl=true.
@@ -191,16 +192,16 @@ export function lookupIn(
   while (n != 0) {
     const e = E(n - 1);
     if (
-      load<u16>(e, O_CPORT) == cport &&
-      load<u16>(e, O_VPORT) == vport &&
-      addrEq(e, O_CADDR, c0, c1, c2, c3) &&
-      addrEq(e, O_VADDR, v0, v1, v2, v3) &&
-      load<u8>(e, O_PROTO) == <u32>proto &&
-      load<u8>(e, O_AF) == <u32>af &&
-      (load<u32>(e, O_FLAGS) & CF_TEMPLATE) == want
+      entCport(e) == cport &&
+      entVport(e) == vport &&
+      entAddrEq(e, ADDR_CLIENT, c0, c1, c2, c3) &&
+      entAddrEq(e, ADDR_VIRTUAL, v0, v1, v2, v3) &&
+      entProto(e) == <u32>proto &&
+      entAf(e) == <u32>af &&
+      (entFlags(e) & CF_TEMPLATE) == want
     )
       return <i32>(n - 1);
-    n = load<u32>(e, O_IN_NEXT);
+    n = entNext(e, 0);
   }
   return -1;
 }
@@ -225,15 +226,15 @@ export function lookupOut(
   while (n != 0) {
     const e = E(n - 1);
     if (
-      load<u16>(e, O_DPORT) == sport &&
-      load<u16>(e, O_LPORT) == dport &&
-      addrEq(e, O_DADDR, s0, s1, s2, s3) &&
-      addrEq(e, O_LADDR, d0, d1, d2, d3) &&
-      load<u8>(e, O_PROTO) == <u32>proto &&
-      load<u8>(e, O_AF) == <u32>af
+      entDport(e) == sport &&
+      entLport(e) == dport &&
+      entAddrEq(e, ADDR_DEST, s0, s1, s2, s3) &&
+      entAddrEq(e, ADDR_LOCAL, d0, d1, d2, d3) &&
+      entProto(e) == <u32>proto &&
+      entAf(e) == <u32>af
     )
       return <i32>(n - 1);
-    n = load<u32>(e, O_OUT_NEXT);
+    n = entNext(e, 1);
   }
   return -1;
 }
@@ -255,10 +256,10 @@ export function touchInBucket(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cp
   return load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
 }
 export function touchInEntry(n: u32): u32 {
-  return n != 0 && n <= capacity ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
+  return n != 0 && n <= capacity ? <u32>entCport(E(n - 1)) : 0;
 }
 
-// pfA[k]: a bucket word's address (0: none). Loads the words, then both lines of each chain's first
+// pfA[k]: a bucket word's address (0: none). Loads the words, then the hot line of each chain's first
 // entry; where pfC[k] is 1 it becomes that entry's destination id (-1 otherwise), for touchDests.
 export function touchChainHeads(n: u32): void {
   let acc: u32 = 0;
@@ -271,34 +272,35 @@ export function touchChainHeads(n: u32): void {
     let id: i32 = -1;
     if (h != 0 && h <= capacity) {
       const e = E(h - 1);
-      acc += <u32>load<u16>(e, O_CPORT);
-      const d = load<i32>(e, O_DEST);
+      acc += <u32>entCport(e);
+      const d = entDest(e);
       if (unchecked(pfC[k]) == 1) id = d;
     }
     unchecked((pfC[k] = <u32>id));
+  }
+  // then the cold lines of the heads that have one (IPv6 addresses): a third level of misses, overlapped
+  for (let k: u32 = 0; k < n; k++) {
+    const h = unchecked(pfA[k]);
+    if (h != 0 && h <= capacity) acc += entTouchCold(E(h - 1));
   }
   keep(acc);
 }
 
 // A connection's two index links: side 0 is the client side (the "in" chain, keyed by caddr:cport), side 1
 // the reply side ("out", keyed by laddr:lport, which is caddr:cport unless full-NAT moved it).
-@inline function nextOff(side: u32): usize {
-  return side == 0 ? O_IN_NEXT : O_OUT_NEXT;
-}
 @inline function hashedFlag(side: u32): u32 {
   return side == 0 ? CF_HASHED : CF_OUT_HASHED;
 }
 
 function sideHashOf(e: usize, side: u32): u32 {
-  const a: usize = side == 0 ? O_CADDR : O_LADDR;
-  const k = e + a;
+  const a: usize = side == 0 ? ADDR_CLIENT : ADDR_LOCAL;
   return hashSide(
-    load<u8>(e, O_PROTO),
-    load<u32>(k),
-    load<u32>(k, 4),
-    load<u32>(k, 8),
-    load<u32>(k, 12),
-    load<u16>(e + (side == 0 ? O_CPORT : O_LPORT)),
+    entProto(e),
+    entAddr(e, a, 0),
+    entAddr(e, a, 1),
+    entAddr(e, a, 2),
+    entAddr(e, a, 3),
+    side == 0 ? entCport(e) : entLport(e),
   );
 }
 @inline function inHashOf(e: usize): u32 {
@@ -312,27 +314,26 @@ function sideHashOf(e: usize, side: u32): u32 {
 function hashSideOf(i: u32, side: u32): void {
   const e = E(i);
   const b = sideHead(sideHashOf(e, side), side);
-  store<u32>(e + nextOff(side), load<u32>(b));
+  setEntNext(e, side, load<u32>(b));
   store<u32>(b, i + 1);
-  store<u32>(e, load<u32>(e, O_FLAGS) | hashedFlag(side), O_FLAGS);
+  setEntFlags(e, entFlags(e) | hashedFlag(side));
 }
 
 function unhashSideOf(i: u32, side: u32): void {
   const e = E(i);
-  const f = load<u32>(e, O_FLAGS);
+  const f = entFlags(e);
   if (!(f & hashedFlag(side))) return;
-  const next = nextOff(side);
   let p = sideHead(sideHashOf(e, side), side);
   let n = load<u32>(p);
   while (n != 0) {
     if (n == i + 1) {
-      store<u32>(p, load<u32>(e + next));
+      store<u32>(p, entNext(e, side));
       break;
     }
-    p = E(n - 1) + next;
+    p = entLinkAt(E(n - 1), side);
     n = load<u32>(p);
   }
-  store<u32>(e, f & ~hashedFlag(side), O_FLAGS);
+  setEntFlags(e, f & ~hashedFlag(side));
 }
 
 @inline function hashIn(i: u32): void {
@@ -380,22 +381,22 @@ function wheelLink(i: u32, tick: i64): void {
   store<u32>(chunkAt(head - 1) + ((<usize>w) << 2), i);
   store<u32>(s, n + 1, 4);
   const e = E(i);
-  store<u32>(e, ((head - 1) << 4) | w, O_W_POS);
-  store<u32>(e, <u32>tick, O_WTICK);
+  setEntWheelPos(e, ((head - 1) << 4) | w);
+  setEntWheelTick(e, <u32>tick);
 }
 
 function wheelUnlink(i: u32): void {
   const e = E(i);
-  const pos = load<u32>(e, O_W_POS);
+  const pos = entWheelPos(e);
   if (pos == 0) return;
-  const s = slotOf(<i64>load<u32>(e, O_WTICK));
+  const s = slotOf(<i64>entWheelTick(e));
   const n = load<u32>(s, 4) - 1;
   const head = load<u32>(s);
   const lastW = (n % CHUNK_ITEMS) + 1;
   const last = load<u32>(chunkAt(head - 1) + ((<usize>lastW) << 2));
   if (last != i) {
     store<u32>(chunkAt(pos >>> 4) + ((<usize>(pos & 15)) << 2), last);
-    store<u32>(E(last), pos, O_W_POS);
+    setEntWheelPos(E(last), pos);
   }
   store<u32>(s, n, 4);
   if (lastW == 1) {
@@ -404,7 +405,7 @@ function wheelUnlink(i: u32): void {
     store<u32>(chunkAt(head - 1), chunkFree);
     chunkFree = head;
   }
-  store<u32>(e, 0, O_W_POS);
+  setEntWheelPos(e, 0);
 }
 
 // Re-arm an entry's timer: expires = now + its timeout, and the entry moves to that tick's slot at once
@@ -416,29 +417,29 @@ function wheelUnlink(i: u32): void {
 // expiry checks each entry's own time.
 export function arm(i: u32, now: i64): void {
   const e = E(i);
-  const exp = now + <i64>load<u32>(e, O_TIMEOUT);
-  store<i64>(e, exp, O_EXPIRES);
-  if (load<u32>(e, O_FLAGS) & CF_ONE_PACKET) return; // never filed: freed after its one packet
+  const exp = now + <i64>entTimeout(e);
+  setEntExpires(e, exp);
+  if (entFlags(e) & CF_ONE_PACKET) return; // never filed: freed after its one packet
   let t = exp / TICK_MS;
   if (t <= wheelTick) t = wheelTick + 1;
-  if (t != <i64>load<u32>(e, O_WTICK)) {
+  if (t != <i64>entWheelTick(e)) {
     wheelUnlink(i);
     wheelLink(i, t);
   }
 }
 
 export function setTimeout(i: u32, ms: u32): void {
-  store<u32>(E(i), ms, O_TIMEOUT);
+  setEntTimeout(E(i), ms);
 }
 
 // ---- create, bind, expire ------------------------------------------------------------------------------
 
 // 0: finished (TCP TIME_WAIT, CLOSE), 1: other inactive, 2: never evicted (established, templates)
 @inline function evictClass(e: usize): i32 {
-  const f = load<u32>(e, O_FLAGS);
+  const f = entFlags(e);
   if (f & (CF_TEMPLATE | CF_ONE_PACKET)) return 2;
-  if (load<u8>(e, O_PROTO) == 6) {
-    const st = load<u8>(e, O_STATE);
+  if (entProto(e) == 6) {
+    const st = entState(e);
     if (st == 5 || st == 6) return 0; // TCP_S_TIME_WAIT, TCP_S_CLOSE
   }
   return f & CF_INACTIVE ? 1 : 2;
@@ -464,7 +465,7 @@ function evictOne(now: i64): bool {
     const i = evictHand;
     evictHand = i + 1 == capacity ? 0 : i + 1;
     const e = E(i);
-    if (load<u8>(e, O_LIVE) != 0 && evictClass(e) == want && expire(i, now)) {
+    if (entLive(e) != 0 && evictClass(e) == want && expire(i, now)) {
       if (want == 0) evictedClosed++;
       else evictedOther++;
       return true;
@@ -482,9 +483,8 @@ export function allocEntry(now: i64): i32 {
   }
   const i = freeHead - 1;
   const e = E(i);
-  freeHead = load<u32>(e, O_FREE_NEXT);
-  memory.fill(e, 0, 1 << ENTRY_SHIFT);
-  store<u8>(e, 1, O_LIVE);
+  freeHead = entFreeNext(e);
+  entClear(e);
   return <i32>i;
 }
 
@@ -538,24 +538,24 @@ export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
   if (r < 0) return -1;
   const i = <u32>r;
   const e = E(i);
-  store<u8>(e, <u8>k_af, O_AF);
-  store<u8>(e, <u8>k_proto, O_PROTO);
-  setAddr(e, O_CADDR, k_c0, k_c1, k_c2, k_c3);
-  setAddr(e, O_VADDR, k_v0, k_v1, k_v2, k_v3);
-  store<u16>(e, <u16>k_cport, O_CPORT);
-  store<u16>(e, <u16>k_vport, O_VPORT);
-  setAddr(e, O_DADDR, d.a0, d.a1, d.a2, d.a3);
-  store<u16>(e, <u16>dport, O_DPORT);
+  setEntAf(e, <u8>k_af);
+  setEntProto(e, <u8>k_proto);
+  setEntAddr(e, ADDR_CLIENT, k_c0, k_c1, k_c2, k_c3);
+  setEntAddr(e, ADDR_VIRTUAL, k_v0, k_v1, k_v2, k_v3);
+  setEntCport(e, <u16>k_cport);
+  setEntVport(e, <u16>k_vport);
+  setEntAddr(e, ADDR_DEST, d.a0, d.a1, d.a2, d.a3);
+  setEntDport(e, <u16>dport);
   // the reply side is the client unless full-NAT picks a local address later
-  setAddr(e, O_LADDR, k_c0, k_c1, k_c2, k_c3);
-  store<u16>(e, <u16>k_cport, O_LPORT);
+  setEntAddr(e, ADDR_LOCAL, k_c0, k_c1, k_c2, k_c3);
+  setEntLport(e, <u16>k_cport);
   // ip_vs_bind_dest: the destination's connection flags
   let f = flags | d.fwd | CF_INACTIVE;
   if (d.fwd != FWD_MASQ && d.fwd != FWD_FULLNAT) f |= CF_NOOUTPUT;
   if (k_proto != 17) f &= ~CF_ONE_PACKET;
-  store<u32>(e, f, O_FLAGS);
-  store<i32>(e, d.id, O_DEST);
-  store<u8>(e, 0, O_STATE);
+  setEntFlags(e, f);
+  setEntDest(e, d.id);
+  setEntState(e, 0);
   d.refs++;
   classCount(evictClass(e), true);
   if (f & CF_TEMPLATE) {
@@ -572,12 +572,12 @@ export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
     if (sc) sc.loadChanged(s, d);
   }
   // a new entry lives 3 s until its first state transition sets the protocol timeout
-  store<u32>(e, 3000, O_TIMEOUT);
+  setEntTimeout(e, 3000);
   if (!(f & CF_ONE_PACKET)) {
     hashIn(i);
     if (d.fwd == FWD_MASQ || d.fwd == FWD_FULLNAT) if (!(f & CF_TEMPLATE)) hashOut(i);
     const exp = now + 3000;
-    store<i64>(e, exp, O_EXPIRES);
+    setEntExpires(e, exp);
     wheelLink(i, exp / TICK_MS > wheelTick ? exp / TICK_MS : wheelTick + 1);
   }
   return <i32>i;
@@ -587,8 +587,8 @@ export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
 export function setLocal(i: u32, l0: u32, l1: u32, l2: u32, l3: u32, lport: u32): void {
   const e = E(i);
   unhashOut(i);
-  setAddr(e, O_LADDR, l0, l1, l2, l3);
-  store<u16>(e, <u16>lport, O_LPORT);
+  setEntAddr(e, ADDR_LOCAL, l0, l1, l2, l3);
+  setEntLport(e, <u16>lport);
   hashOut(i);
 }
 
@@ -606,21 +606,21 @@ export function setState(i: u32, newState: u8, activeState: bool): void {
 
 function moveState(i: u32, newState: u8, activeState: bool): void {
   const e = E(i);
-  const old = load<u8>(e, O_STATE);
+  const old = entState(e);
   if (old == newState) return;
-  store<u8>(e, newState, O_STATE);
-  const id = load<i32>(e, O_DEST);
+  setEntState(e, newState);
+  const id = entDest(e);
   if (id < 0) return;
   const d = destOf(id);
-  const f = load<u32>(e, O_FLAGS);
+  const f = entFlags(e);
   if (!(f & CF_INACTIVE) && !activeState) {
     d.activeConns--;
     d.inactConns++;
-    store<u32>(e, f | CF_INACTIVE, O_FLAGS);
+    setEntFlags(e, f | CF_INACTIVE);
   } else if (f & CF_INACTIVE && activeState) {
     d.activeConns++;
     d.inactConns--;
-    store<u32>(e, f & ~CF_INACTIVE, O_FLAGS);
+    setEntFlags(e, f & ~CF_INACTIVE);
   } else return;
   const s = getService(d.svcId);
   if (s) {
@@ -632,15 +632,15 @@ function moveState(i: u32, newState: u8, activeState: bool): void {
 // ip_vs_unbind_dest: counters, the OVERLOAD hysteresis, and the destination's reference.
 function unbind(i: u32): void {
   const e = E(i);
-  const id = load<i32>(e, O_DEST);
+  const id = entDest(e);
   if (id < 0) return;
   const d = destOf(id);
-  const f = load<u32>(e, O_FLAGS);
+  const f = entFlags(e);
   if (f & CF_TEMPLATE) d.persistConns--;
   else if (f & CF_INACTIVE) d.inactConns--;
   else d.activeConns--;
   if (d.overloaded()) d.updateOverload();
-  store<i32>(e, -1, O_DEST);
+  setEntDest(e, -1);
   if (!(f & CF_TEMPLATE)) {
     const s = getService(d.svcId);
     if (s && d.available()) {
@@ -656,9 +656,9 @@ function unbind(i: u32): void {
 // expiry is put off by 60 s, as the kernel does.
 export function expire(i: u32, now: i64): bool {
   const e = E(i);
-  const f = load<u32>(e, O_FLAGS);
-  if (f & CF_TEMPLATE && load<u32>(e, O_NCTL) > 0) {
-    store<u32>(e, 60000, O_TIMEOUT);
+  const f = entFlags(e);
+  if (f & CF_TEMPLATE && entNctl(e) > 0) {
+    setEntTimeout(e, 60000);
     arm(i, now);
     return false;
   }
@@ -666,16 +666,16 @@ export function expire(i: u32, now: i64): bool {
   wheelUnlink(i);
   unhashIn(i);
   unhashOut(i);
-  const ctl = load<u32>(e, O_CTL);
+  const ctl = entCtl(e);
   if (ctl != 0) {
     const ce = E(ctl - 1);
-    store<u32>(ce, load<u32>(ce, O_NCTL) - 1, O_NCTL);
+    setEntNctl(ce, entNctl(ce) - 1);
   }
   unbind(i);
   if (f & CF_TEMPLATE) templateCount--;
   else connCount--;
-  store<u8>(e, 0, O_LIVE);
-  store<u32>(e, freeHead, O_FREE_NEXT);
+  setEntLive(e, 0);
+  setEntFreeNext(e, freeHead);
   freeHead = i + 1;
   return true;
 }
@@ -706,17 +706,17 @@ function touchEntries(n: u32): void {
   let acc: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const e = E(unchecked(pfB[k]));
-    acc += load<u32>(e, O_CADDR + 12) + load<u32>(e, O_WTICK);
+    acc += entAddr(e, ADDR_CLIENT, 3) + entWheelTick(e);
   }
   for (let k: u32 = 0; k < n; k++) {
     const e = E(unchecked(pfB[k]));
     unchecked((pfA[k] = <u32>inHead(inHashOf(e))));
-    unchecked((pfC[k] = <u32>load<i32>(e, O_DEST)));
+    unchecked((pfC[k] = <u32>entDest(e)));
   }
   for (let k: u32 = 0; k < n; k++) {
     // the chain's head, when it is not this entry: unhashIn steps through it
     const h = load<u32>(<usize>unchecked(pfA[k]));
-    if (h != 0 && h != unchecked(pfB[k]) + 1) acc += load<u32>(E(h - 1), O_IN_NEXT);
+    if (h != 0 && h != unchecked(pfB[k]) + 1) acc += entNext(E(h - 1), 0);
   }
   keep(acc);
   touchDests(n);
@@ -747,13 +747,13 @@ export function advance(now: i64): i32 {
       for (let w: u32 = top; w >= 1; w--) {
         const i = load<u32>(ch + ((<usize>w) << 2));
         const e = E(i);
-        const wt = <i64>load<u32>(e, O_WTICK);
+        const wt = <i64>entWheelTick(e);
         if (wt > target) continue;
-        if (load<i64>(e, O_EXPIRES) <= now && expire(i, now)) {
+        if (entExpires(e) <= now && expire(i, now)) {
           freed++;
           continue;
         }
-        const et = load<i64>(e, O_EXPIRES) / TICK_MS;
+        const et = entExpires(e) / TICK_MS;
         if (et != wt) {
           wheelUnlink(i);
           wheelLink(i, et);
@@ -770,24 +770,24 @@ export function advance(now: i64): i32 {
 
 // Sets a connection's protocol timeout and re-arms its timer.
 export function refresh(i: u32, timeoutMs: u32, now: i64): void {
-  store<u32>(E(i), timeoutMs, O_TIMEOUT);
+  setEntTimeout(E(i), timeoutMs);
   arm(i, now);
 }
 
 export function controlAdd(child: u32, tpl: u32): void {
-  store<u32>(E(child), tpl + 1, O_CTL);
+  setEntCtl(E(child), tpl + 1);
   const te = E(tpl);
-  store<u32>(te, load<u32>(te, O_NCTL) + 1, O_NCTL);
+  setEntNctl(te, entNctl(te) + 1);
 }
 
 // Invalidates a template so it never matches again (ip_vs_check_template): ports 0xffff, cport 0.
 export function invalidateTemplate(i: u32): void {
   const e = E(i);
-  if (load<u16>(e, O_VPORT) == 0xffff) return;
+  if (entVport(e) == 0xffff) return;
   unhashIn(i);
-  store<u16>(e, 0xffff, O_VPORT);
-  store<u16>(e, 0xffff, O_DPORT);
-  store<u16>(e, 0, O_CPORT);
+  setEntVport(e, 0xffff);
+  setEntDport(e, 0xffff);
+  setEntCport(e, 0);
   hashIn(i);
 }
 
@@ -795,10 +795,10 @@ export function invalidateTemplate(i: u32): void {
 export function flushConns(now: i64): void {
   for (let i: u32 = 0; i < capacity; i++) {
     const e = E(i);
-    if (load<u8>(e, O_LIVE) && !(load<u32>(e, O_FLAGS) & CF_TEMPLATE)) expire(i, now);
+    if (entLive(e) && !(entFlags(e) & CF_TEMPLATE)) expire(i, now);
   }
   for (let i: u32 = 0; i < capacity; i++) {
     const e = E(i);
-    if (load<u8>(e, O_LIVE)) expire(i, now);
+    if (entLive(e)) expire(i, now);
   }
 }

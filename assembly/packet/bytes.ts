@@ -32,8 +32,8 @@ export let pl: u32 = 0;
   store<u32>(pb + <usize>o, v);
 }
 // a connection port (host order u16) as it sits on the wire, loaded little-endian
-@inline export function wirePort(e: usize, off: usize): u32 {
-  return <u32>bswap<u16>(load<u16>(e + off));
+@inline export function wirePort(port: u16): u32 {
+  return <u32>bswap<u16>(port);
 }
 
 // The one's complement sum of [o, o+n) as loaded little-endian (n even or odd), unfolded.

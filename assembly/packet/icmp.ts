@@ -17,21 +17,19 @@
 // ICMPv6 types below 128); a quoted non-first fragment, a protocol other than TCP/UDP/SCTP or no known
 // connection leaves the message to the local stack (not ours), as does a connection that is not NAT.
 import { AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP, FWD_MASQ, FWD_FULLNAT } from "../common";
+import { lookupIn, lookupOut, E } from "../conn/table";
 import {
-  lookupIn,
-  lookupOut,
-  E,
-  O_FLAGS,
-  O_DEST,
-  O_CADDR,
-  O_VADDR,
-  O_DADDR,
-  O_LADDR,
-  O_CPORT,
-  O_VPORT,
-  O_DPORT,
-  O_LPORT,
-} from "../conn/table";
+  ADDR_CLIENT,
+  ADDR_DEST,
+  ADDR_LOCAL,
+  ADDR_VIRTUAL,
+  entCport,
+  entDest,
+  entDport,
+  entFlags,
+  entLport,
+  entVport,
+} from "../conn/entry";
 import { V_NOT_OURS, V_FORWARD } from "../conn/in";
 import { fold } from "./csum";
 import { ld8, ld32, be16, st8, st16, wirePort, sumBytes } from "./bytes";
@@ -77,14 +75,14 @@ function connOfQuote(af: i32, dir: u32, proto: u32, qs: u32, qd: u32, qsport: u3
   return lookupIn(af, <i32>proto, d0, d1, d2, d3, qdport, s0, s1, s2, s3, qsport, false);
 }
 
-// The address at packet offsets a (outer) and b (quoted) both become the connection's address at addr.
-@inline function both(v6: bool, a: u32, b: u32, addr: usize): void {
+// The address at packet offsets a (outer) and b (quoted) both become entry e's address `which` (ADDR_*).
+@inline function both(v6: bool, a: u32, b: u32, e: usize, which: usize): void {
   if (v6) {
-    repl6(a, addr);
-    repl6(b, addr);
+    repl6(a, e, which);
+    repl6(b, e, which);
   } else {
-    repl4(a, addr);
-    repl4(b, addr);
+    repl4(a, e, which);
+    repl4(b, e, which);
   }
 }
 
@@ -94,19 +92,19 @@ function connOfQuote(af: i32, dir: u32, proto: u32, qs: u32, qd: u32, qsport: u3
 function rewrite(v6: bool, dir: u32, full: bool, e: usize, so: u32, dso: u32, qs: u32, qd: u32, qp: u32): void {
   if (dir != 0) {
     // towards the client: from the virtual address, about the client's packet to the virtual service
-    both(v6, so, qd, e + O_VADDR);
-    st16(qp + 2, wirePort(e, O_VPORT));
+    both(v6, so, qd, e, ADDR_VIRTUAL);
+    st16(qp + 2, wirePort(entVport(e)));
     if (full) {
-      both(v6, dso, qs, e + O_CADDR);
-      st16(qp, wirePort(e, O_CPORT));
+      both(v6, dso, qs, e, ADDR_CLIENT);
+      st16(qp, wirePort(entCport(e)));
     }
   } else {
     // towards the real server: to it, about its packet to the client side (full-NAT: to the local address)
-    both(v6, dso, qs, e + O_DADDR);
-    st16(qp, wirePort(e, O_DPORT));
+    both(v6, dso, qs, e, ADDR_DEST);
+    st16(qp, wirePort(entDport(e)));
     if (full) {
-      both(v6, so, qd, e + O_LADDR);
-      st16(qp + 2, wirePort(e, O_LPORT));
+      both(v6, so, qd, e, ADDR_LOCAL);
+      st16(qp + 2, wirePort(entLport(e)));
     }
   }
 }
@@ -137,10 +135,10 @@ export function handleIcmp4(dir: u32, ihl: u32, end: u32, ttlMode: i32): i32 {
   const c = connOfQuote(AF_INET, dir, proto, q + 12, q + 16, be16(qp), be16(qp + 2));
   if (c < 0) return V_NOT_OURS;
   const e = E(<u32>c);
-  const fwd = load<u32>(e, O_FLAGS) & 7;
+  const fwd = entFlags(e) & 7;
   if (fwd != FWD_MASQ && fwd != FWD_FULLNAT) return V_NOT_OURS;
   icmpConn = c;
-  icmpDest = load<i32>(e, O_DEST);
+  icmpDest = entDest(e);
   icmpFwd = fwd;
   if (ttlMode != 0 && ld8(8) <= 1) return fail(R_TTL_EXCEEDED);
   rewrite(false, dir, fwd == FWD_FULLNAT, e, 12, 16, q + 12, q + 16, qp);
@@ -179,10 +177,10 @@ export function handleIcmp6(dir: u32, l4: u32, end: u32, ttlMode: i32): i32 {
   const c = connOfQuote(AF_INET6, dir, nh, q + 8, q + 24, be16(off), be16(off + 2));
   if (c < 0) return V_NOT_OURS;
   const e = E(<u32>c);
-  const fwd = load<u32>(e, O_FLAGS) & 7;
+  const fwd = entFlags(e) & 7;
   if (fwd != FWD_MASQ && fwd != FWD_FULLNAT) return V_NOT_OURS;
   icmpConn = c;
-  icmpDest = load<i32>(e, O_DEST);
+  icmpDest = entDest(e);
   icmpFwd = fwd;
   if (ttlMode != 0 && ld8(7) <= 1) return fail(R_TTL_EXCEEDED);
   rewrite(true, dir, fwd == FWD_FULLNAT, e, 8, 24, q + 8, q + 24, off);

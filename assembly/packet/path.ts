@@ -49,22 +49,22 @@ import {
   V_FORWARD,
   V_DROP,
 } from "../conn/in";
+import { inBucketOf, outBucketOf, E } from "../conn/table";
 import {
-  inBucketOf,
-  outBucketOf,
-  E,
-  O_LIVE,
-  O_FLAGS,
-  O_DEST,
-  O_CADDR,
-  O_VADDR,
-  O_DADDR,
-  O_LADDR,
-  O_CPORT,
-  O_VPORT,
-  O_DPORT,
-  O_LPORT,
-} from "../conn/table";
+  ADDR_CLIENT,
+  ADDR_DEST,
+  ADDR_LOCAL,
+  ADDR_VIRTUAL,
+  entAddr,
+  entAddrEq,
+  entCport,
+  entDest,
+  entDport,
+  entFlags,
+  entLive,
+  entLport,
+  entVport,
+} from "../conn/entry";
 import { serviceBucketOf } from "../service/service";
 import { pfA, pfB, pfC, pfClear } from "../prefetch";
 import { fold, delta32, delta16, csumApply, crc32cSkip } from "./csum";
@@ -118,26 +118,26 @@ export function setTtlMode(m: i32): void {
   return V_DROP;
 }
 
-// Replaces the 16-byte IPv6 address at packet offset o by the connection's address at e+eo; returns the
+// Replaces the 16-byte IPv6 address at packet offset o by entry e's address `which` (ADDR_*); returns the
 // checksum delta.
-@inline export function repl6(o: u32, a: usize): u64 {
+@inline export function repl6(o: u32, e: usize, which: usize): u64 {
   const o0 = ld32(o),
     o1 = ld32(o + 4),
     o2 = ld32(o + 8),
     o3 = ld32(o + 12);
-  const n0 = bswap<u32>(load<u32>(a)),
-    n1 = bswap<u32>(load<u32>(a, 4));
-  const n2 = bswap<u32>(load<u32>(a, 8)),
-    n3 = bswap<u32>(load<u32>(a, 12));
+  const n0 = bswap<u32>(entAddr(e, which, 0)),
+    n1 = bswap<u32>(entAddr(e, which, 1));
+  const n2 = bswap<u32>(entAddr(e, which, 2)),
+    n3 = bswap<u32>(entAddr(e, which, 3));
   st32(o, n0);
   st32(o + 4, n1);
   st32(o + 8, n2);
   st32(o + 12, n3);
   return delta32(o0, n0) + delta32(o1, n1) + delta32(o2, n2) + delta32(o3, n3);
 }
-@inline export function repl4(o: u32, a: usize): u64 {
+@inline export function repl4(o: u32, e: usize, which: usize): u64 {
   const o3 = ld32(o);
-  const n3 = bswap<u32>(load<u32>(a, 12));
+  const n3 = bswap<u32>(entAddr(e, which, 3));
   st32(o, n3);
   return delta32(o3, n3);
 }
@@ -201,13 +201,13 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
     rReason = dropReason;
     if (resultConn >= 0) {
       const e = E(<u32>resultConn);
-      rFwd = load<u32>(e, O_FLAGS) & 7;
-      rDest = load<i32>(e, O_DEST);
+      rFwd = entFlags(e) & 7;
+      rDest = entDest(e);
     }
     return v;
   }
   const e = E(<u32>resultConn);
-  const fwd = load<u32>(e, O_FLAGS) & 7;
+  const fwd = entFlags(e) & 7;
   rFwd = fwd;
   rDest = resultDest;
   if (dir == 0 && lastNewConn) rFlags |= RF_NEW;
@@ -399,23 +399,13 @@ function laterFragment(dir: u32, ver: u32, now: i64): i32 {
   if (c < 0) return fail(R_FRAGMENT);
   const e = E(<u32>c);
   // the entry may have been freed and reused since the first fragment: it must still be that flow's
-  const sa = e + (dir == 0 ? O_CADDR : O_DADDR),
-    da = e + (dir == 0 ? O_VADDR : O_LADDR);
-  if (
-    load<u8>(e, O_LIVE) == 0 ||
-    load<u32>(sa) != kS0 ||
-    load<u32>(sa, 4) != kS1 ||
-    load<u32>(sa, 8) != kS2 ||
-    load<u32>(sa, 12) != kS3 ||
-    load<u32>(da) != kD0 ||
-    load<u32>(da, 4) != kD1 ||
-    load<u32>(da, 8) != kD2 ||
-    load<u32>(da, 12) != kD3
-  )
+  const sa = dir == 0 ? ADDR_CLIENT : ADDR_DEST,
+    da = dir == 0 ? ADDR_VIRTUAL : ADDR_LOCAL;
+  if (entLive(e) == 0 || !entAddrEq(e, sa, kS0, kS1, kS2, kS3) || !entAddrEq(e, da, kD0, kD1, kD2, kD3))
     return fail(R_FRAGMENT);
-  const fwd = load<u32>(e, O_FLAGS) & 7;
+  const fwd = entFlags(e) & 7;
   rConn = c;
-  rDest = load<i32>(e, O_DEST);
+  rDest = entDest(e);
   rFwd = fwd;
   const decTtl = ttlMode != 0 && (dir != 0 || fwd != FWD_LOCALNODE);
   if (decTtl && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
@@ -423,11 +413,11 @@ function laterFragment(dir: u32, ver: u32, now: i64): i32 {
     const full = fwd == FWD_FULLNAT;
     let ad: u64 = 0;
     if (dir == 0) {
-      ad += ver == 4 ? repl4(16, e + O_DADDR) : repl6(24, e + O_DADDR);
-      if (full) ad += ver == 4 ? repl4(12, e + O_LADDR) : repl6(8, e + O_LADDR);
+      ad += ver == 4 ? repl4(16, e, ADDR_DEST) : repl6(24, e, ADDR_DEST);
+      if (full) ad += ver == 4 ? repl4(12, e, ADDR_LOCAL) : repl6(8, e, ADDR_LOCAL);
     } else {
-      ad += ver == 4 ? repl4(12, e + O_VADDR) : repl6(8, e + O_VADDR);
-      if (full) ad += ver == 4 ? repl4(16, e + O_CADDR) : repl6(24, e + O_CADDR);
+      ad += ver == 4 ? repl4(12, e, ADDR_VIRTUAL) : repl6(8, e, ADDR_VIRTUAL);
+      if (full) ad += ver == 4 ? repl4(16, e, ADDR_CLIENT) : repl6(24, e, ADDR_CLIENT);
     }
     if (ver == 4) st16(10, csumApply(ld16(10), ad));
     rFlags |= RF_REWRITTEN;
@@ -469,30 +459,30 @@ function natRewrite(dir: u32, ver: u32, e: usize, full: bool, decTtl: bool): voi
   if (dir == 0) {
     // client -> service: destination -> daddr:dport; full-NAT also source -> laddr:lport
     rd = true;
-    da = e + O_DADDR;
-    nd = wirePort(e, O_DPORT);
+    da = ADDR_DEST;
+    nd = wirePort(entDport(e));
     if (full) {
       rs = true;
-      sa = e + O_LADDR;
-      ns = wirePort(e, O_LPORT);
+      sa = ADDR_LOCAL;
+      ns = wirePort(entLport(e));
     }
   } else {
     // server -> client: source -> vaddr:vport; full-NAT also destination -> caddr:cport
     rs = true;
-    sa = e + O_VADDR;
-    ns = wirePort(e, O_VPORT);
+    sa = ADDR_VIRTUAL;
+    ns = wirePort(entVport(e));
     if (full) {
       rd = true;
-      da = e + O_CADDR;
-      nd = wirePort(e, O_CPORT);
+      da = ADDR_CLIENT;
+      nd = wirePort(entCport(e));
     }
   }
   if (ver == 4) {
-    if (rs) ad += repl4(so, sa);
-    if (rd) ad += repl4(dso, da);
+    if (rs) ad += repl4(so, e, sa);
+    if (rd) ad += repl4(dso, e, da);
   } else {
-    if (rs) ad += repl6(so, sa);
-    if (rd) ad += repl6(dso, da);
+    if (rs) ad += repl6(so, e, sa);
+    if (rd) ad += repl6(dso, e, da);
   }
   if (rs) {
     const op = ld16(l4);

@@ -18,24 +18,6 @@ import { Dest, destOf } from "../dest/dest";
 import { Service, lookupService, lookupFwmark, getService } from "../service/service";
 import {
   E,
-  O_AF,
-  O_PROTO,
-  O_STATE,
-  O_FLAGS,
-  O_CPORT,
-  O_VPORT,
-  O_DPORT,
-  O_LPORT,
-  O_CADDR,
-  O_VADDR,
-  O_DADDR,
-  O_LADDR,
-  O_DEST,
-  O_CTL,
-  O_TIMEOUT,
-  O_INPKTS,
-  O_SYNC_STATE,
-  O_LIVE,
   capacity,
   CF_TEMPLATE,
   CF_INACTIVE,
@@ -48,6 +30,32 @@ import {
   expire,
   setLocal,
 } from "../conn/table";
+import {
+  ADDR_CLIENT,
+  ADDR_DEST,
+  ADDR_LOCAL,
+  ADDR_VIRTUAL,
+  entAddr,
+  entAddrEq,
+  entAddrSame,
+  entAf,
+  entCport,
+  entCtl,
+  entDest,
+  entDport,
+  entFlags,
+  entInpkts,
+  entLive,
+  entLport,
+  entProto,
+  entState,
+  entSyncState,
+  entTimeout,
+  entVport,
+  setEntInpkts,
+  setEntState,
+  setEntSyncState,
+} from "../conn/entry";
 import { tcpTimeoutMs, udpTimeoutMs, TCP_S_LAST } from "../conn/state";
 import { sctpTimeoutMs, SCTP_S_LAST, SCTP_S_ESTABLISHED } from "../conn/sctp";
 import {
@@ -481,7 +489,7 @@ function apply(now: i64): void {
   let i = lookupIn(eAf, <i32>eProto, c0, c1, c2, c3, eCport, v0, v1, v2, v3, eVport, tpl);
   if (i >= 0 && !tpl) {
     const e = E(<u32>i);
-    if (<u32>load<u16>(e, O_DPORT) != eDport || !sameDaddr(e)) {
+    if (<u32>entDport(e) != eDport || !sameDaddr(e)) {
       if (eFlags & CF_INACTIVE) {
         count(SR_STALE); // the end of the connection this entry replaced
         return;
@@ -492,8 +500,8 @@ function apply(now: i64): void {
   }
   if (i >= 0) {
     const u = <u32>i;
-    if (!tpl && load<i32>(E(u), O_DEST) >= 0) setState(u, <u8>eState, activeState());
-    else store<u8>(E(u), <u8>eState, O_STATE);
+    if (!tpl && entDest(E(u)) >= 0) setState(u, <u8>eState, activeState());
+    else setEntState(E(u), <u8>eState);
     refresh(u, timeoutMs(), now);
     count(SS_UPDATED);
     return;
@@ -515,18 +523,13 @@ function apply(now: i64): void {
     setState(u, <u8>eState, activeState());
     if (eOpts & 8 && d.fwd == FWD_FULLNAT) setLocal(u, eL[0], eL[1], eL[2], eL[3], eLport);
     else if (d.fwd == FWD_FULLNAT || d.fwd == FWD_MASQ) syncedMasq = true;
-  } else store<u8>(E(u), <u8>eState, O_STATE);
+  } else setEntState(E(u), <u8>eState);
   refresh(u, timeoutMs(), now);
   count(SS_CREATED);
 }
 
 function sameDaddr(e: usize): bool {
-  return (
-    load<u32>(e, O_DADDR + 12) == unchecked(eD[3]) &&
-    load<u32>(e, O_DADDR + 8) == unchecked(eD[2]) &&
-    load<u32>(e, O_DADDR + 4) == unchecked(eD[1]) &&
-    load<u32>(e, O_DADDR) == unchecked(eD[0])
-  );
+  return entAddrEq(e, ADDR_DEST, unchecked(eD[0]), unchecked(eD[1]), unchecked(eD[2]), unchecked(eD[3]));
 }
 
 // ---- master: out of the table (ip_vs_sync_conn) --------------------------------------------------------------
@@ -546,7 +549,6 @@ let txLen: u32 = 0; // its length so far (0: not started)
 let txFirst: i64 = 0; // when its first entry went in
 const SYNC_PERIOD: u32 = 50; // sysctl sync_threshold's defaults: an entry goes out at its 3rd packet in,
 const SYNC_THRESHOLD: u32 = 3; // then every 50th
-const O_OLD_STATE = O_SYNC_STATE;
 
 export function syncMasterStart(syncid: u32, maxlen: u32): i32 {
   if (syncid > 255 || maxlen > 65507) return -1;
@@ -603,10 +605,10 @@ function closeMessage(): void {
 // each child sent
 function needed(i: u32, pkts: u32): bool {
   const e = E(i);
-  const f = load<u32>(e, O_FLAGS);
+  const f = entFlags(e);
   if (f & CF_TEMPLATE) return true;
-  const proto = <i32>load<u8>(e, O_PROTO);
-  const st = load<u8>(e, O_STATE);
+  const proto = <i32>entProto(e);
+  const st = entState(e);
   if (proto == IPPROTO_TCP || proto == IPPROTO_SCTP) {
     let est: u8, mask: u32;
     if (proto == IPPROTO_TCP) {
@@ -617,14 +619,14 @@ function needed(i: u32, pkts: u32): bool {
       mask = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 13); // EST, SHUTDOWN_*, CLOSED
     }
     if (!((1 << st) & mask)) return false;
-    const changed = st != load<u8>(e, O_OLD_STATE);
+    const changed = st != entSyncState(e);
     if (changed && st != est) {
-      store<u8>(e, st, O_OLD_STATE);
+      setEntSyncState(e, st);
       return true;
     }
   }
   if (pkts % SYNC_PERIOD != SYNC_THRESHOLD) return false;
-  store<u8>(e, st, O_OLD_STATE);
+  setEntSyncState(e, st);
   return true;
 }
 
@@ -635,27 +637,23 @@ export function syncConn(i: u32, pkts: u32, now: i64): void {
   let n = pkts;
   for (let depth = 0; depth < 2; depth++) {
     const e = E(cur);
-    if (!(load<u32>(e, O_FLAGS) & CF_ONE_PACKET) && needed(cur, n)) emit(cur, now);
-    const ctl = load<u32>(e, O_CTL);
+    if (!(entFlags(e) & CF_ONE_PACKET) && needed(cur, n)) emit(cur, now);
+    const ctl = entCtl(e);
     if (ctl == 0) return;
     cur = ctl - 1;
     const te = E(cur);
-    n = load<u32>(te, O_INPKTS) + 1;
-    store<u32>(te, n, O_INPKTS);
+    n = entInpkts(te) + 1;
+    setEntInpkts(te, n);
   }
 }
 
 // Appends entry i to the message being filled (closing it first when the entry would not fit).
 export function emit(i: u32, now: i64): void {
   const e = E(i);
-  const af = <i32>load<u8>(e, O_AF);
-  const f = load<u32>(e, O_FLAGS);
+  const af = <i32>entAf(e);
+  const f = entFlags(e);
   const fwd = f & F_FWD_MASK;
-  const fullnat =
-    fwd == FWD_FULLNAT &&
-    (load<u16>(e, O_LPORT) != load<u16>(e, O_CPORT) ||
-      load<u64>(e, O_LADDR) != load<u64>(e, O_CADDR) ||
-      load<u64>(e, O_LADDR + 8) != load<u64>(e, O_CADDR + 8));
+  const fullnat = fwd == FWD_FULLNAT && (entLport(e) != entCport(e) || !entAddrSame(e, ADDR_LOCAL, ADDR_CLIENT));
   const alen: u32 = af == AF_INET6 ? 16 : 4;
   let len: u32 = af == AF_INET6 ? ENTRY_V6 : ENTRY_V4;
   if (fullnat) len += 2 + alen + 2;
@@ -687,28 +685,28 @@ export function emit(i: u32, now: i64): void {
   }
   const p = m + <usize>txLen;
   store<u8>(p, af == AF_INET6 ? <u8>TYPE_INET6 : 0);
-  const proto = <u32>load<u8>(e, O_PROTO);
+  const proto = <u32>entProto(e);
   store<u8>(p, <u8>proto, 1);
   store<u16>(p, bswap<u16>(<u16>(len & 0x0fff)), 2);
   // the kernel has no full-NAT: such an entry travels as masq, its local side in our skippable option
   let wireFlags = f & 0xffff & ~F_HASHED;
   if (fwd == FWD_FULLNAT) wireFlags &= ~F_FWD_MASK;
   store<u32>(p, bswap<u32>(wireFlags), 4);
-  store<u16>(p, bswap<u16>(<u16>load<u8>(e, O_STATE)), 8);
-  store<u16>(p, bswap<u16>(load<u16>(e, O_CPORT)), 10);
-  store<u16>(p, bswap<u16>(load<u16>(e, O_VPORT)), 12);
-  store<u16>(p, bswap<u16>(load<u16>(e, O_DPORT)), 14);
+  store<u16>(p, bswap<u16>(<u16>entState(e)), 8);
+  store<u16>(p, bswap<u16>(entCport(e)), 10);
+  store<u16>(p, bswap<u16>(entVport(e)), 12);
+  store<u16>(p, bswap<u16>(entDport(e)), 14);
   store<u32>(p, bswap<u32>(fwmarkOf(e, f, proto)), 16);
-  store<u32>(p, bswap<u32>(load<u32>(e, O_TIMEOUT) / 1000), 20);
+  store<u32>(p, bswap<u32>(entTimeout(e) / 1000), 20);
   let a = p + 24;
-  a = putWire(a, e + O_CADDR, af);
-  a = putWire(a, e + O_VADDR, af);
-  a = putWire(a, e + O_DADDR, af);
+  a = putWire(a, e, ADDR_CLIENT, af);
+  a = putWire(a, e, ADDR_VIRTUAL, af);
+  a = putWire(a, e, ADDR_DEST, af);
   if (fullnat) {
     store<u8>(a, <u8>OPT_FULLNAT_LOCAL);
     store<u8>(a, <u8>(alen + 2), 1);
-    a = putWire(a + 2, e + O_LADDR, af);
-    store<u16>(a, bswap<u16>(load<u16>(e, O_LPORT)));
+    a = putWire(a + 2, e, ADDR_LOCAL, af);
+    store<u16>(a, bswap<u16>(entLport(e)));
   }
   txLen += len;
   store<u16>(m, bswap<u16>(<u16>txLen), 2);
@@ -718,20 +716,20 @@ export function emit(i: u32, now: i64): void {
 
 // the firewall mark the entry came by: a fwmark template keeps it as its address; a connection, its service's
 function fwmarkOf(e: usize, f: u32, proto: u32): u32 {
-  if (f & CF_TEMPLATE && proto == <u32>IPPROTO_IP) return load<u32>(e, O_VADDR + 12);
-  const id = load<i32>(e, O_DEST);
+  if (f & CF_TEMPLATE && proto == <u32>IPPROTO_IP) return entAddr(e, ADDR_VIRTUAL, 3);
+  const id = entDest(e);
   if (id < 0) return 0;
   const s = getService(destOf(id).svcId);
   return s ? s.fwmark : 0;
 }
 
 // an entry's address (four host-order words) onto the wire: 4 bytes for IPv4 (word 3), 16 for IPv6
-function putWire(a: usize, src: usize, af: i32): usize {
+function putWire(a: usize, e: usize, which: usize, af: i32): usize {
   if (af != AF_INET6) {
-    store<u32>(a, bswap<u32>(load<u32>(src, 12)));
+    store<u32>(a, bswap<u32>(entAddr(e, which, 3)));
     return a + 4;
   }
-  for (let w = 0; w < 4; w++) store<u32>(a + <usize>(w * 4), bswap<u32>(load<u32>(src + <usize>(w * 4))));
+  for (let w: usize = 0; w < 4; w++) store<u32>(a + (w << 2), bswap<u32>(entAddr(e, which, w)));
   return a + 16;
 }
 
@@ -741,7 +739,7 @@ export function syncEmitAll(now: f64): u32 {
   let n: u32 = 0;
   const t = <i64>now;
   for (let i: u32 = 0; i < capacity; i++) {
-    if (!load<u8>(E(i), O_LIVE)) continue;
+    if (!entLive(E(i))) continue;
     emit(i, t);
     n++;
     if (txClosed > TX_SLOTS / 2) syncOutDone(txClosed);
