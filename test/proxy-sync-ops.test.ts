@@ -63,14 +63,22 @@ function config(sync: string, extraService = ""): string {
   syncDaemons:
 ${sync}
 services:
-  - {protocol: tcp, addr: 10.0.0.1, port: 80, scheduler: rr, realServers: [{addr: 10.8.0.2, port: 8080}, {addr: 10.8.0.3, port: 8080}]}
+  - {protocol: tcp, addr: 10.0.0.1, port: 80, scheduler: rr,
+     realServers: [{addr: 10.8.0.2, port: 8080}, {addr: 10.8.0.3, port: 8080}]}
 ${extraService}`;
 }
 
 /** Sends datagrams from the sender's namespace to group:port over the veth. */
 function sendFrom(msgs: Buffer[], group = "224.0.0.81", port = 8848): void {
-  const code = `const d=require("node:dgram"),s=d.createSocket("udp4");const m=JSON.parse(require("node:fs").readFileSync(0,"utf8"));
-s.bind(0,"${A.s}",()=>{s.setMulticastInterface("${A.s}");let n=0;for(const h of m)s.send(Buffer.from(h,"hex"),${port},"${group}",()=>{if(++n===m.length)s.close()});});`;
+  const code = [
+    'const d = require("node:dgram"), s = d.createSocket("udp4");',
+    'const m = JSON.parse(require("node:fs").readFileSync(0, "utf8"));',
+    `s.bind(0, "${A.s}", () => { s.setMulticastInterface("${A.s}"); let n = 0;`,
+    `  for (const h of m) s.send(Buffer.from(h, "hex"), ${port}, "${group}", () => {`,
+    "    if (++n === m.length) s.close();",
+    "  });",
+    "});",
+  ].join("\n");
   nsx(NS.s, [process.execPath, "-e", code], JSON.stringify(msgs.map((m) => m.toString("hex"))));
 }
 
