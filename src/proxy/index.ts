@@ -366,7 +366,12 @@ export class Proxy {
     }
     for (const w of want) {
       if (this.syncDaemons.some((d) => d.opts.state === w.state)) continue;
-      this.syncDaemons.push(await SyncDaemon.start(this.core, w, () => this.fw.now(), this.log));
+      try {
+        this.syncDaemons.push(await SyncDaemon.start(this.core, w, () => this.fw.now(), this.log));
+      } catch (e) {
+        // past the checks (a socket refused, say): the tables are applied; say that the daemon is not running
+        throw new Error(`reloaded, but the ${w.state} sync daemon did not start: ${(e as Error).message}`);
+      }
     }
   }
 
