@@ -35,7 +35,8 @@ function usage(): never {
   sim      the simulator: 10M connections over 10k Services through the data plane (target ≤ 10 s), 3 runs
   kernel   the kernel programmer in the VM (../shared/ipvs-vm): full sync, read back, one change by the
            partial pass, the cached full pass and the full pass with the table read back (10+ minutes)
-  sync     connection sync per entry: the master's emit, the backup's apply and decode (bench/sync.ts)
+  sync     connection sync per entry: the master's emit, the backup's apply and decode (bench/sync.ts); then
+           the kernel's daemons against wasmvs's on the same entries, in the VM (bench/sync-vm.ts, minutes)
   --quick  shorter sampling (about 30 s for everything)`);
   process.exit(0);
 }

@@ -162,7 +162,10 @@ export async function proxyMain(argv: string[]): Promise<number> {
         const kpcPath = a.get("--kube-proxy-config");
         const kpc = kpcPath ? readProxyConfig(readFileSync(kpcPath, "utf8"), kpcPath) : undefined;
         if (kpc?.errors.length) throw new Error(kpc.errors.map((e) => e.message).join("\n"));
-        const p = await Proxy.start(cfg, { decisionLog: Number(process.env.WASMVS_PROXY_DECISIONS ?? 0) });
+        const p = await Proxy.start(cfg, {
+          decisionLog: Number(process.env.WASMVS_PROXY_DECISIONS ?? 0),
+          syncFromFlags: !!sync.daemons,
+        });
         const node = { nodeName: a.get("--node-name") ?? "", addresses: a.all("--node-ip") };
         const watcher =
           kubeconfig !== undefined ? await watchCluster(p, cfg, kubeconfig, node, kpc?.config) : undefined;

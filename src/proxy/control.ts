@@ -11,6 +11,8 @@ import type { VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts
 import type { Proxy } from "./index.ts";
 import { type StateCommand, STATE_COMMANDS, StepError, nextState } from "./index.ts";
 import { Slicer } from "./slice.ts";
+import { daemonsListing } from "./sync.ts";
+import { type SyncDaemon, validateDaemon } from "../model/daemon.ts";
 import {
   type Problem,
   describe,
@@ -254,6 +256,8 @@ const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as R
     },
   },
   desired: { check: none, run: (p: Proxy) => p.desired },
+  // the sync daemons as `-L --daemon` lists them (src/proxy/sync.ts daemonsListing)
+  daemons: { check: none, run: (p: Proxy) => daemonsListing(p.syncDaemons) },
 });
 
 /** How deeply a JSON text nests objects and lists, counted without parsing (stops counting past `limit`). */
@@ -598,6 +602,16 @@ export class ProxyTarget implements IpvsTarget {
   }
   reload(): Promise<{ services: number }> {
     return this.client.call("reload");
+  }
+  /** The proxy's sync daemons, each checked as a --start-daemon's options are before it is printed. */
+  async daemons(): Promise<SyncDaemon[]> {
+    const got = await this.client.call<unknown>("daemons");
+    if (!Array.isArray(got) || got.length > 2) throw new Error(`daemons: the proxy answered ${describe(got)}`);
+    got.forEach((d, i) => {
+      const p = validateDaemon(d, `daemons[${i}]`);
+      if (p.length) throw new Error(`the proxy's answer: ${p.map((x) => `${x.path}: ${x.message}`).join("; ")}`);
+    });
+    return got as SyncDaemon[];
   }
   // biome-ignore lint/suspicious/noExplicitAny: the status object's shape is the proxy's, read by name
   status(): Promise<any> {

@@ -22,7 +22,7 @@ import type { Server } from "node:http";
 import { type IpvsadmCommand, StateEditor } from "../model/ipvsadm.ts";
 import { type Problem, formatProblems, loopProblems, nonUnicast } from "../model/validate.ts";
 import { canonicalAddr } from "../model/inet.ts";
-import { SyncDaemon, syncStatus } from "./sync.ts";
+import { SyncDaemon, type SyncDaemonOptions, sameSyncOptions, syncStartProblems, syncStatus } from "./sync.ts";
 
 export { parseConfig, loadConfig, ConfigError } from "./config.ts";
 export { ProxyTarget } from "./control.ts";
@@ -31,6 +31,7 @@ export interface ProxyStartOptions {
   log?: Logger;
   debugCore?: boolean;
   decisionLog?: number; // keep the last N scheduling decisions (tests, `status`)
+  syncFromFlags?: boolean; // the sync daemons came from --sync-daemon: a reload keeps them, not the file's
 }
 
 export interface DestView {
@@ -141,6 +142,7 @@ export class Proxy {
   private rates = new Map<string, { at: number; prev: Stats; rate: Stats }>();
   readonly started = Date.now();
   readonly syncDaemons: SyncDaemon[] = [];
+  private syncFromFlags = false;
 
   private constructor(
     readonly core: Core,
@@ -192,6 +194,7 @@ export class Proxy {
     const core = await Core.load({ debug: opts.debugCore, connCapacity: cfg.options.connCapacity });
     for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as Parameters<typeof core.set>[0], v);
     const p = new Proxy(core, cfg, log, opts.decisionLog ?? 0); // packet mode: throws when it cannot open its sockets
+    p.syncFromFlags = !!opts.syncFromFlags;
     try {
       await p.applyNow();
       await p.startSync();
@@ -319,10 +322,17 @@ export class Proxy {
   }
 
   // Re-reads the configuration file: established flows, persistence, scheduler state and health state stay.
+  // The sync daemons follow the file's proxy.syncDaemons (unless --sync-daemon set them): each one whose options
+  // changed is restarted, a removed one stopped, a new one started; one that cannot start (no such interface,
+  // no address) refuses the reload before anything changes.
   reload(cfg?: ProxyConfig): Promise<{ services: number }> {
     return this.serial(async () => {
       const next = cfg ?? (this.cfg.file ? loadConfig(this.cfg.file) : undefined);
       if (!next) throw new Error("no configuration file to reload");
+      // the file's section when the file is read here (a caller's config, as a cluster sync's, keeps them)
+      const sync = cfg || this.syncFromFlags ? this.cfg.options.syncDaemons : next.options.syncDaemons;
+      const why = this.syncDaemonProblems(sync);
+      if (why.length) throw new Error(`reload refused, nothing changed: ${why.join("; ")}`);
       const before = { desired: this.desired, health: this.healthSpecs };
       this.desired = clone(next.state);
       this.healthSpecs = next.health;
@@ -334,10 +344,40 @@ export class Proxy {
         await this.applyNow().catch(() => {});
         throw e;
       }
-      this.cfg = { ...next, options: this.cfg.options };
+      this.cfg = { ...next, options: { ...this.cfg.options, syncDaemons: sync } };
+      await this.resyncDaemons(sync);
       this.log.info("reloaded", { file: next.file, services: this.desired.services.length });
       return { services: this.desired.services.length };
     });
+  }
+
+  private syncDaemonProblems(want: SyncDaemonOptions[]): string[] {
+    const changed = want.filter((w) => !this.syncDaemons.some((d) => sameSyncOptions(d.opts, w)));
+    if (!changed.length) return [];
+    if (this.fw.mode !== "packet")
+      return ["the connection sync daemons need packet mode (--mode packet): a socket proxy's flows cannot move"];
+    return syncStartProblems(changed);
+  }
+
+  // Brings the running daemons to `want`: the same options keep running as they are (a master's message
+  // being filled, a backup's socket), others are stopped first, then the missing ones started.
+  private async resyncDaemons(want: SyncDaemonOptions[]): Promise<void> {
+    for (const d of [...this.syncDaemons]) {
+      const w = want.find((x) => x.state === d.opts.state);
+      if (w && sameSyncOptions(w, d.opts)) continue;
+      await d.stop();
+      this.syncDaemons.splice(this.syncDaemons.indexOf(d), 1);
+      this.log.info("sync daemon stopped", { state: d.opts.state, why: w ? "its options changed" : "not configured" });
+    }
+    for (const w of want) {
+      if (this.syncDaemons.some((d) => d.opts.state === w.state)) continue;
+      try {
+        this.syncDaemons.push(await SyncDaemon.start(this.core, w, () => this.fw.now(), this.log));
+      } catch (e) {
+        // past the checks (a socket refused, say): the tables are applied; say that the daemon is not running
+        throw new Error(`reloaded, but the ${w.state} sync daemon did not start: ${(e as Error).message}`);
+      }
+    }
   }
 
   private tick() {

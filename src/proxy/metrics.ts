@@ -16,6 +16,7 @@ import { serviceKey, realServerKey, type RealServer, type VirtualService } from 
 import type { DestStats } from "./forwarder.ts";
 import { formatAddr } from "../core/addr.ts";
 import { LAYOUT } from "../core/index.ts";
+import { syncMetricsText } from "./sync.ts";
 
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 // longest stretch of scrape work between two yields to the event loop: a new connection takes several turns
@@ -534,6 +535,8 @@ export async function writeMetrics(p: Proxy, write: Write): Promise<void> {
     "New connections refused because every entry was established or a template",
     [["", cs.refusedFull]],
   );
+  // the connection sync daemons' own families (src/proxy/sync.ts), when one runs
+  if (p.syncDaemons.length) await write(syncMetricsText(p.core, p.syncDaemons));
 }
 
 /** The whole exposition as one string (tests, tools). */

@@ -9,9 +9,15 @@ import { isIPv6 } from "node:net";
 import { networkInterfaces } from "node:os";
 import { readFileSync } from "node:fs";
 import type { Core } from "../core/index.ts";
-import { syncReceive, syncStats, syncTakeMessages, type SyncCounter } from "../core/sync.ts";
+import { SYNC_DROPS, SYNC_SKIPS, syncReceive, syncStats, syncTakeMessages, type SyncCounter } from "../core/sync.ts";
 import type { Logger } from "./log.ts";
-import { DEFAULT_MCAST_GROUP, DEFAULT_MCAST_PORT, DEFAULT_MCAST_TTL } from "../model/daemon.ts";
+import {
+  DEFAULT_MCAST_GROUP,
+  DEFAULT_MCAST_PORT,
+  DEFAULT_MCAST_TTL,
+  type SyncDaemon as ModelDaemon,
+} from "../model/daemon.ts";
+import { inetPton6, ntop6 } from "../model/inet.ts";
 
 export interface SyncDaemonOptions {
   state: "master" | "backup";
@@ -164,4 +170,93 @@ export function syncStatus(
   daemons: SyncDaemon[],
 ): { daemons: unknown[]; counters: Record<SyncCounter, number> } {
   return { daemons: daemons.map((d) => d.status()), counters: syncStats(core) };
+}
+
+/** Whether two daemons' options are the same (a reload keeps such a daemon running as it is). */
+export function sameSyncOptions(a: SyncDaemonOptions, b: SyncDaemonOptions): boolean {
+  return (
+    a.state === b.state &&
+    a.mcastInterface === b.mcastInterface &&
+    a.syncid === b.syncid &&
+    a.maxlen === b.maxlen &&
+    groupText(a.group) === groupText(b.group) &&
+    a.port === b.port &&
+    a.ttl === b.ttl
+  );
+}
+
+const groupText = (g: string) => {
+  const b = isIPv6(g) ? inetPton6(g) : undefined;
+  return b ? ntop6(b) : g;
+};
+
+/** Why these daemons cannot start here (each naming the daemon), checked before a reload changes anything:
+ * the interface must exist with an address of the group's family. */
+export function syncStartProblems(want: SyncDaemonOptions[]): string[] {
+  const out: string[] = [];
+  for (const o of want) {
+    try {
+      interfaceAddress(o.mcastInterface, isIPv6(o.group));
+    } catch (e) {
+      out.push(`proxy.syncDaemons ${o.state}: ${(e as Error).message.replace(/^sync daemon: /, "")}`);
+    }
+  }
+  return out;
+}
+
+/** The daemons as `ipvsadm -L --daemon` prints the kernel's (src/model/daemon.ts formatDaemons): the payload
+ * size the daemon keeps (the kernel's clamp, already applied) and the group in inet_ntop's text. */
+export function daemonsListing(daemons: SyncDaemon[]): ModelDaemon[] {
+  return daemons.map((d) => ({
+    state: d.opts.state,
+    mcastIfn: d.opts.mcastInterface,
+    syncid: d.opts.syncid,
+    syncMaxlen: d.maxlen,
+    mcastGroup: groupText(d.opts.group),
+    mcastPort: d.opts.port,
+    mcastTtl: d.opts.ttl,
+  }));
+}
+
+// ---- Prometheus families (/metrics), what `wasmvs proxy status` shows under "sync" -------------------------
+// Each family has every series even at zero: the reasons are a fixed, short list, and a series that appears
+// only with its first count hides that count from rate().
+const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+const SYNC_TOTALS: [string, SyncCounter, string][] = [
+  ["received_messages", "messages", "Sync messages a backup took in (each then checked)"],
+  ["received_v0_messages", "v0_messages", "Version 0 sync messages among them (sync_version=0 masters)"],
+  ["received_entries", "entries", "Connection entries read from accepted messages"],
+  ["entries_created", "created", "Entries a backup created in the connection table"],
+  ["entries_updated", "updated", "Entries a backup updated (state, timeout) in the connection table"],
+  ["sent_messages", "sent_messages", "Sync messages a master finished and sent"],
+  ["sent_entries", "sent_entries", "Connection entries a master put into messages"],
+];
+
+/** The sync daemons' families, as text: nothing when none runs. */
+export function syncMetricsText(core: Core, daemons: SyncDaemon[]): string {
+  if (!daemons.length) return "";
+  const c = syncStats(core);
+  let out = "# HELP wasmvs_proxy_sync_daemon A connection sync daemon running (1), with its options\n";
+  out += "# TYPE wasmvs_proxy_sync_daemon gauge\n";
+  for (const d of daemons) {
+    const o = d.opts;
+    out +=
+      `wasmvs_proxy_sync_daemon{state="${o.state}",mcast_interface="${esc(o.mcastInterface)}",` +
+      `syncid="${o.syncid}",group="${groupText(o.group)}",port="${o.port}"} 1\n`;
+  }
+  for (const [name, key, help] of SYNC_TOTALS) {
+    const n = `wasmvs_proxy_sync_${name}_total`;
+    out += `# HELP ${n} ${help}\n# TYPE ${n} counter\n${n} ${c[key]}\n`;
+  }
+  const byReason = (name: string, help: string, reasons: readonly string[]) => {
+    const n = `wasmvs_proxy_sync_${name}_total`;
+    out += `# HELP ${n} ${help}\n# TYPE ${n} counter\n`;
+    for (const r of reasons) out += `${n}{reason="${r}"} ${c[r as SyncCounter]}\n`;
+  };
+  byReason("dropped_messages", "Sync messages dropped whole, by reason", Object.keys(SYNC_DROPS));
+  byReason("skipped_entries", "Entries of accepted messages not used, by reason", Object.keys(SYNC_SKIPS));
+  const n = "wasmvs_proxy_sync_send_errors_total";
+  out += `# HELP ${n} Sync messages a master's socket failed to send\n# TYPE ${n} counter\n`;
+  for (const d of daemons) if (d.opts.state === "master") out += `${n}{state="master"} ${d.sendErrors}\n`;
+  return out;
 }

@@ -1,0 +1,402 @@
+// npm run bench -- sync, its VM half (issue 20): what connection sync costs the kernel per entry, and what
+// wasmvs costs on the same entries, in one boot of ../shared/ipvs-vm (Linux 6.1 under qemu TCG: only the
+// ratios inside one run mean anything).
+//
+// Inside the VM, four namespaces: a client (sbc) opens N TCP connections (1 byte each way, then close)
+// through a kernel director (sbd: IPVS masq, VIP 10.90.0.100:80) to a real server (sbr). Rounds alternate
+// with the director's master daemon on and off. With it on, its datagrams reach this process (the VM's root
+// namespace), which keeps them: the entries counted there are the round's. The figures per entry:
+//   kernel master thread: the ipvs-m kthread's run time (/proc/PID/schedstat) over the round: taking full
+//     buffers off the queue and sendmsg through UDP/IP/veth, and, on this one-CPU VM without
+//     CONFIG_IRQ_TIME_ACCOUNTING, the datagram's delivery to the receiving socket (softirq run in the
+//     sender's context). Not in it: putting the entry into a buffer, done in the packet path.
+//   kernel master, packet path: the VM's busy CPU (/proc/stat) per round with the daemon on, less the
+//     thread and this process, against the rounds with it off: the check and the append in the packet path.
+//     The connections' own cost is ~100 times larger and varies round to round: a reference, noisy.
+//   kernel backup thread: the same datagrams replayed (--passes + 1 times: the first creates every entry,
+//     the others update) to a fourth namespace (sbb) whose kernel runs the backup daemon (the same service):
+//     the ipvs-b kthread's run time per pass, recvmsg and ip_vs_process_message (decode, look up, create or
+//     update, bind to the destination). Not in it: the datagram's receive in softirq (the sender's).
+//   wasmvs master send: the same datagrams sent by Node (dgram, as src/proxy/sync.ts sends them) from the
+//     director's namespace to this one, once to warm up, then --passes times: the sender's CPU per pass,
+//     delivery included, as the kernel's thread.
+//   wasmvs backup: a wasmvs backup (src/proxy/sync.ts's SyncDaemon and the core) in sbb beside the
+//     kernel's, taking the same replayed datagrams at the same time: its process's CPU per pass (Node's
+//     receive, decode, apply; V8 compiles the code during the first), as the kernel's thread.
+//   wasmvs codec alone, in this process, on the same datagrams, after 3 s of warm-up: decode and create into
+//     a fresh table, decode only, and the master's emit of every entry of that table into messages.
+// Prints "@@STEP ..." progress lines and "@@RESULT {json}"; bench/sync.ts boots the VM and reads them.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import dgram from "node:dgram";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { Core } from "../src/core/index.ts";
+import { syncStats } from "../src/core/sync.ts";
+import { SyncDaemon, type SyncDaemonOptions } from "../src/proxy/sync.ts";
+import { silentLogger } from "../src/proxy/log.ts";
+
+const NS = { client: "sbc", director: "sbd", real: "sbr", backup: "sbb" } as const;
+const VIP = "10.90.0.100",
+  REAL = "10.91.0.10",
+  PORT = 80,
+  REAL_PORT = 8080;
+const GROUP = "224.0.0.81",
+  MCAST_PORT = 8848,
+  SYNCID = 1;
+const CAPTURE_ADDR = "10.92.0.2", // this namespace's end of the director's sync link
+  DIRECTOR_SYNC = "10.92.0.1",
+  REPLAY_ADDR = "10.93.0.2"; // this namespace's end of the backup's sync link
+const peer = fileURLToPath(new URL("./sync-vm-peer.cjs", import.meta.url));
+const self = fileURLToPath(import.meta.url);
+
+export interface SyncVmResult {
+  kernel: string;
+  conns: number;
+  master: { entries: number; messages: number; ok: number; failed: number; threadNs: number; otherMs: number }[];
+  off: { ok: number; failed: number; otherMs: number }[];
+  // pass 0 creates every entry (and is wasmvs's first sight of the code: V8 compiles it then); later passes update
+  backup: { pass: number; entries: number; kernelNs: number; wasmvsUs: number; rcvbufErrors: number }[];
+  send: { entries: number; messages: number; cpuUs: number[]; received: number }; // cpuUs: per pass, warmed up
+  codec: { apply: number[]; decode: number[]; emit: number[] }; // ns per entry, one value per sample
+  kernelBackupEntries: number;
+  wasmvsBackup: Record<string, number>;
+}
+
+const step = (s: string) => process.stdout.write(`@@STEP ${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: "utf8", stdio: "pipe" });
+const inNs = (ns: string, args: string[]) => run("ip", ["netns", "exec", ns, ...args]);
+
+function bed(): void {
+  for (const ns of Object.values(NS)) {
+    run("ip", ["netns", "add", ns]);
+    run("ip", ["-n", ns, "link", "set", "lo", "up"]);
+  }
+  const links: [string, string, string | null, string][] = [
+    [NS.client, "eth0", NS.director, "front"],
+    [NS.director, "back", NS.real, "eth0"],
+    [NS.director, "sync", null, "syncm"],
+    [NS.backup, "sync", null, "syncb"],
+  ];
+  for (const [a, da, b, db] of links) {
+    run("ip", ["link", "add", da, "netns", a, "type", "veth", "peer", "name", db, ...(b ? ["netns", b] : [])]);
+    run("ip", ["-n", a, "link", "set", da, "up"]);
+    run("ip", [...(b ? ["-n", b] : []), "link", "set", db, "up"]);
+  }
+  const addrs: [string | null, string, string][] = [
+    [NS.client, "eth0", "10.90.0.10/24"],
+    [NS.director, "front", "10.90.0.1/24"],
+    [NS.director, "front", `${VIP}/32`],
+    [NS.director, "back", "10.91.0.1/24"],
+    [NS.real, "eth0", `${REAL}/24`],
+    [NS.director, "sync", `${DIRECTOR_SYNC}/24`],
+    [null, "syncm", `${CAPTURE_ADDR}/24`],
+    [NS.backup, "sync", "10.93.0.1/24"],
+    [null, "syncb", `${REPLAY_ADDR}/24`],
+  ];
+  for (const [ns, dev, a] of addrs) run("ip", [...(ns ? ["-n", ns] : []), "addr", "add", a, "dev", dev]);
+  run("ip", ["-n", NS.real, "route", "add", "default", "via", "10.91.0.1"]);
+  inNs(NS.director, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+  run("sysctl", ["-q", "-w", "net.core.rmem_max=16777216"]);
+  for (const ns of [NS.director, NS.backup]) {
+    inNs(ns, ["ipvsadm", "-A", "-t", `${VIP}:${PORT}`, "-s", "rr"]);
+    inNs(ns, ["ipvsadm", "-a", "-t", `${VIP}:${PORT}`, "-r", `${REAL}:${REAL_PORT}`, "-m"]);
+  }
+}
+
+function threadPid(prefix: string): number | undefined {
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, "utf8").startsWith(prefix)) return Number(d);
+    } catch {
+      /* gone */
+    }
+  }
+  return undefined;
+}
+const runtimeNs = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]);
+// the VM's busy CPU in ms (/proc/stat counts in USER_HZ, 100 a second on x86)
+function busyMs(): number {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * 10;
+}
+const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
+
+async function waitFor(ok: () => boolean, ms: number, what: string): Promise<void> {
+  const end = performance.now() + ms;
+  while (!ok()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Runs a peer to its end; its last stdout line as JSON. */
+function peerRun(ns: string | null, args: string[]): Promise<Record<string, number>> {
+  const argv = [process.execPath, peer, ...args];
+  const p = ns ? spawn("ip", ["netns", "exec", ns, ...argv]) : spawn(argv[0], argv.slice(1));
+  let out = "",
+    err = "";
+  p.stdout.on("data", (b) => (out += b));
+  p.stderr.on("data", (b) => (err += b));
+  return new Promise((resolve, reject) =>
+    p.on("exit", (code) => {
+      const last = out.trim().split("\n").at(-1) ?? "";
+      if (code !== 0 || !last.startsWith("{")) reject(new Error(`peer ${args[0]}: exit ${code}: ${err || out}`));
+      else resolve(JSON.parse(last));
+    }),
+  );
+}
+
+function writeMessages(file: string, msgs: Buffer[]): void {
+  const parts: Buffer[] = [];
+  for (const m of msgs) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(m.length);
+    parts.push(len, m);
+  }
+  writeFileSync(file, Buffer.concat(parts));
+}
+
+function udpRcvbufErrors(ns: string): number {
+  const lines = inNs(ns, ["cat", "/proc/net/snmp"])
+    .split("\n")
+    .filter((l) => l.startsWith("Udp:"));
+  const names = lines[0].split(/\s+/),
+    vals = lines[1].split(/\s+/);
+  return Number(vals[names.indexOf("RcvbufErrors")]);
+}
+
+/** The wasmvs backup in sbb, as a process of its own; answers "stats" on stdin with its CPU and counters. */
+class WasmvsBackup {
+  private lines: string[] = [];
+  private waiters: ((l: string) => void)[] = [];
+  private constructor(private p: ChildProcess) {
+    createInterface({ input: p.stdout! }).on("line", (l) => {
+      const w = this.waiters.shift();
+      if (w) w(l);
+      else this.lines.push(l);
+    });
+    p.stderr!.on("data", (b) => process.stderr.write(b));
+  }
+  static async start(): Promise<WasmvsBackup> {
+    const p = spawn("ip", ["netns", "exec", NS.backup, process.execPath, "--import", "tsx", self, "--role=backup"], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const b = new WasmvsBackup(p);
+    const first = await b.line(240_000);
+    if (first !== "ready") throw new Error(`the wasmvs backup did not start: ${first}`);
+    return b;
+  }
+  private line(ms: number): Promise<string> {
+    const l = this.lines.shift();
+    if (l !== undefined) return Promise.resolve(l);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("the wasmvs backup did not answer")), ms);
+      this.waiters.push((x) => {
+        clearTimeout(t);
+        resolve(x);
+      });
+    });
+  }
+  async stats(): Promise<Record<string, number>> {
+    this.p.stdin!.write("stats\n");
+    return JSON.parse(await this.line(60_000));
+  }
+  stop(): void {
+    this.p.kill();
+  }
+}
+
+// --role=backup: the wasmvs backup process itself (in sbb)
+async function backupRole(): Promise<void> {
+  const core = await Core.load({ connCapacity: 1 << 17 });
+  const id = core.addService({ proto: "tcp", addr: VIP, port: PORT, scheduler: "rr" });
+  core.addDest(id, { addr: REAL, port: REAL_PORT, weight: 1, fwd: "masq" });
+  const opts: SyncDaemonOptions = {
+    state: "backup",
+    mcastInterface: "sync",
+    syncid: 0,
+    maxlen: 0,
+    group: GROUP,
+    port: MCAST_PORT,
+    ttl: 1,
+  };
+  await SyncDaemon.start(core, opts, () => performance.now(), silentLogger());
+  process.stdout.write("ready\n");
+  createInterface({ input: process.stdin }).on("line", () => {
+    const u = process.cpuUsage();
+    process.stdout.write(`${JSON.stringify({ cpuUs: u.user + u.system, ...syncStats(core) })}\n`);
+  });
+}
+
+// The codec alone on the captured datagrams, in this process: samples of each, interleaved.
+async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmResult["codec"]> {
+  const out: SyncVmResult["codec"] = { apply: [], decode: [], emit: [] };
+  // a table sized to the entries, as the host bench's (a master's bulk emit walks the whole table)
+  const capacity = 1 << Math.ceil(Math.log2(Math.max(1024, rounds.flat().length * 32)));
+  const backupCore = async () => {
+    const c = await Core.load({ connCapacity: capacity });
+    const id = c.addService({ proto: "tcp", addr: VIP, port: PORT, scheduler: "rr" });
+    c.addDest(id, { addr: REAL, port: REAL_PORT, weight: 1, fwd: "masq" });
+    return c;
+  };
+  const feed = (c: Core, msgs: Buffer[], mode: number) => {
+    const rx = c.x.syncRxBuffer() >>> 0;
+    let n = 0;
+    for (const m of msgs) {
+      c.u8.set(m, rx);
+      n += Math.max(0, c.x.syncReceive(m.length, 0, 0, mode, 1000));
+    }
+    return n;
+  };
+  const all = rounds.flat();
+  // warm-up until V8 has compiled the hot code for good (its background compiles count in this CPU time)
+  const scratch = await backupCore();
+  scratch.x.syncMasterStart(SYNCID, 0);
+  const until = performance.now() + 3000;
+  for (let k = 0; k < 5 || performance.now() < until; k++) {
+    feed(scratch, all, 0);
+    feed(scratch, all, 1);
+    scratch.x.syncEmitAll(0);
+    scratch.x.syncOutDone(scratch.x.syncFlush(0, 0));
+  }
+  for (let s = 0; s < samples; s++) {
+    const c = await backupCore();
+    let t = process.cpuUsage();
+    const applied = feed(c, all, 0);
+    out.apply.push((cpuMs(process.cpuUsage(t)) * 1e6) / applied);
+    t = process.cpuUsage();
+    const decoded = feed(c, all, 1);
+    out.decode.push((cpuMs(process.cpuUsage(t)) * 1e6) / decoded);
+    c.x.syncMasterStart(SYNCID, 0);
+    t = process.cpuUsage();
+    const emitted = c.x.syncEmitAll(0);
+    c.x.syncOutDone(c.x.syncFlush(0, 0));
+    out.emit.push((cpuMs(process.cpuUsage(t)) * 1e6) / emitted);
+  }
+  return out;
+}
+
+async function inside(conns: number, rounds: number, samples: number, passes: number): Promise<void> {
+  bed();
+  step(`bed built: client, kernel director (master daemon), real server, kernel + wasmvs backups`);
+  const decoder = await Core.load({ connCapacity: 1024 });
+  const entriesOf = (m: Buffer) => {
+    decoder.u8.set(m, decoder.x.syncRxBuffer() >>> 0);
+    return Math.max(0, decoder.x.syncReceive(m.length, 0, 0, 1, 0));
+  };
+  const cap = dgram.createSocket({ type: "udp4", reuseAddr: true, recvBufferSize: 16 << 20 });
+  await new Promise<void>((r) => cap.bind(MCAST_PORT, r));
+  cap.addMembership(GROUP, CAPTURE_ADDR);
+  let got: Buffer[] = [],
+    lastAt = 0;
+  cap.on("message", (m) => {
+    got.push(m);
+    lastAt = performance.now();
+  });
+  const settle = async () => {
+    await sleep(2600); // the master sends a part-filled buffer 2 s after its first entry
+    await waitFor(() => performance.now() - lastAt > 800, 60_000, "the sync datagrams to stop");
+  };
+  const res: SyncVmResult = {
+    kernel: run("uname", ["-r"]).trim(),
+    conns,
+    master: [],
+    off: [],
+    backup: [],
+    send: { entries: 0, messages: 0, cpuUs: [], received: 0 },
+    codec: { apply: [], decode: [], emit: [] },
+    kernelBackupEntries: 0,
+    wasmvsBackup: {},
+  };
+  const server = spawn("ip", ["netns", "exec", NS.real, process.execPath, peer, "server", String(REAL_PORT), REAL]);
+  await new Promise<void>((r) => server.stdout.once("data", () => r()));
+  const kept: Buffer[][] = [];
+  for (let k = 0; k < 2 * rounds; k++) {
+    const on = k % 2 === 0;
+    if (on) inNs(NS.director, ["ipvsadm", "--start-daemon", "master", "--mcast-interface", "sync", "--syncid", "1"]);
+    let pid = 0;
+    if (on) await waitFor(() => (pid = threadPid("ipvs-m:") ?? 0) > 0, 30_000, "the ipvs-m thread");
+    got = [];
+    const t0 = on ? runtimeNs(pid) : 0,
+      b0 = busyMs(),
+      c0 = process.cpuUsage();
+    const r = await peerRun(NS.client, ["client", VIP, String(PORT), String(conns), "8"]);
+    await settle();
+    const threadNs = on ? runtimeNs(pid) - t0 : 0;
+    const otherMs = busyMs() - b0 - cpuMs(process.cpuUsage(c0)) - threadNs / 1e6;
+    if (on) {
+      inNs(NS.director, ["ipvsadm", "--stop-daemon", "master"]);
+      const msgs = got;
+      kept.push(msgs);
+      const entries = msgs.reduce((n, m) => n + entriesOf(m), 0);
+      res.master.push({ entries, messages: msgs.length, ok: r.ok, failed: r.failed, threadNs, otherMs });
+      step(`round ${k + 1}/${2 * rounds}, master on: ${r.ok} connections, ${entries} entries in ${msgs.length} msgs`);
+    } else {
+      res.off.push({ ok: r.ok, failed: r.failed, otherMs });
+      step(`round ${k + 1}/${2 * rounds}, master off: ${r.ok} connections`);
+    }
+  }
+  server.kill();
+  const all = kept.flat();
+  const entries = all.reduce((n, m) => n + entriesOf(m), 0);
+  writeMessages("/tmp/sync-vm-msgs.bin", all);
+  // wasmvs's send of the same datagrams, from the director's namespace to this one, as the kernel's thread
+  got = [];
+  const s = await peerRun(NS.director, [
+    "send",
+    "/tmp/sync-vm-msgs.bin",
+    GROUP,
+    String(MCAST_PORT),
+    DIRECTOR_SYNC,
+    String(passes),
+  ]);
+  await waitFor(() => got.length >= all.length * (1 + passes) || performance.now() - lastAt > 3000, 60_000, "sends");
+  res.send = { entries, messages: all.length, cpuUs: s.cpuUs as unknown as number[], received: got.length };
+  step("wasmvs's sends of the same datagrams timed");
+  cap.close();
+  // the backups: the kernel's daemon and wasmvs's, side by side in sbb, on the same datagrams
+  const wb = await WasmvsBackup.start();
+  inNs(NS.backup, ["ipvsadm", "--start-daemon", "backup", "--mcast-interface", "sync", "--syncid", "0"]);
+  let bpid = 0;
+  await waitFor(() => (bpid = threadPid("ipvs-b:") ?? 0) > 0, 30_000, "the ipvs-b thread");
+  step("kernel and wasmvs backups listening");
+  for (let pass = 0; pass <= passes; pass++) {
+    const e0 = udpRcvbufErrors(NS.backup),
+      k0 = runtimeNs(bpid),
+      w0 = await wb.stats();
+    await peerRun(null, ["send", "/tmp/sync-vm-msgs.bin", GROUP, String(MCAST_PORT), REPLAY_ADDR]);
+    let w1 = w0;
+    const end = performance.now() + 60_000;
+    while (w1.entries < w0.entries + entries && performance.now() < end) {
+      await sleep(200);
+      w1 = await wb.stats();
+    }
+    await sleep(500);
+    w1 = await wb.stats();
+    res.backup.push({
+      pass,
+      entries,
+      kernelNs: runtimeNs(bpid) - k0,
+      wasmvsUs: w1.cpuUs - w0.cpuUs,
+      rcvbufErrors: udpRcvbufErrors(NS.backup) - e0,
+    });
+    step(`backup pass ${pass + 1}/${passes + 1} (${pass ? "updates" : "creates"})`);
+  }
+  res.wasmvsBackup = await wb.stats();
+  res.kernelBackupEntries = inNs(NS.backup, ["ipvsadm", "-Lnc"]).trim().split("\n").length - 2;
+  wb.stop();
+  step(`backups timed: kernel holds ${res.kernelBackupEntries} entries, wasmvs ${res.wasmvsBackup.created} created`);
+  res.codec = await codecAlone(kept, samples);
+  step("wasmvs codec alone timed");
+  process.stdout.write(`@@RESULT ${JSON.stringify(res)}\n`);
+  process.exit(0);
+}
+
+if (process.argv[1] === self) {
+  const arg = (n: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${n}=`))?.split("=")[1] ?? d);
+  if (process.argv.includes("--role=backup")) await backupRole();
+  else await inside(arg("conns", 1000), arg("rounds", 2), arg("samples", 5), arg("passes", 3));
+}
