@@ -11,6 +11,7 @@ import {
   type ProxyConfig,
   hostPortProblem,
   controlPathProblem,
+  MAX_WORKERS,
 } from "../proxy/config.ts";
 import type { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
@@ -25,6 +26,8 @@ export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|no
                          [--log-level debug|info|warn|error] [--drain-timeout SECONDS]
                          [--mode socket|packet] [--interface IF]... [--local-address ADDR]... [--batch-size N]
                          [--packet-io ring|mmsg]  packet mode's I/O: PACKET_MMAP rings (default) or recvmmsg/sendmmsg
+                         [--workers N|auto]  socket mode's threads pumping bytes, 1..${MAX_WORKERS} (default auto:
+                                         the cores the process may use); one core schedules for all
                                          packet mode: raw-socket full-NAT on the interfaces IF, sources
                                          rewritten to ADDR (one per family, dedicated); needs CAP_NET_RAW
                                          and CAP_NET_ADMIN and the native addon (docs/proxy.md)
@@ -61,6 +64,7 @@ const RUN: CommandSpec = {
     "--local-address": { kind: "list", check: checks.ip },
     "--batch-size": { kind: "value", check: checks.int(1, 4096) },
     "--packet-io": { kind: "value", check: checks.oneOf(["ring", "mmsg"]) },
+    "--workers": { kind: "value", check: (v) => (v === "auto" ? undefined : checks.int(1, MAX_WORKERS)(v)) },
     "--kubeconfig": { kind: "value" },
     "--in-cluster": { kind: "flag" },
     "--node-name": { kind: "value", check: checks.nonEmpty },
@@ -131,6 +135,8 @@ export async function proxyMain(argv: string[]): Promise<number> {
         if (batch !== undefined) cfg.options.packet.batchSize = Number(batch);
         const packetIo = a.get("--packet-io");
         if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg";
+        const workers = a.get("--workers");
+        if (workers !== undefined) cfg.options.workers = workers === "auto" ? 0 : Number(workers);
         if (cfg.options.mode === "packet") {
           const problems = packetModeProblems(cfg.options, cfg.state.services);
           if (problems.length) {

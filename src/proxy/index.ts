@@ -3,6 +3,7 @@
 // forwarder, the health checkers, the control socket and the metrics endpoint.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { Core } from "../core/index.ts";
 import type { DesiredState, RealServer, VirtualService, IpvsTimeouts } from "../model/types.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
@@ -154,7 +155,10 @@ export class Proxy {
     } else {
       const listeners = cfg.state.services.length;
       const limit = ensureFileLimit(listeners, log, o.maxConns || 16384);
-      const maxConns = o.maxConns || Math.max(16, Math.floor((limit - listeners - 64) / 2));
+      const workers = o.workers || availableParallelism();
+      // a worker thread holds about 6 descriptors of its own (its loop's, its relay's epoll and spare)
+      const threadFds = workers > 1 ? 8 * workers : 0;
+      const maxConns = o.maxConns || Math.max(16, Math.floor((limit - listeners - 64 - threadFds) / 2));
       this.fw = new SocketForwarder(
         core,
         this.tables,
@@ -166,6 +170,7 @@ export class Proxy {
           decisionLog,
           pump: o.pump,
           idleTimeoutMs: o.idleTimeout * 1000,
+          workers,
         },
         log,
       );
@@ -196,7 +201,7 @@ export class Proxy {
       control: cfg.options.control,
       metrics: cfg.options.metrics,
       ...(p.fw instanceof SocketForwarder
-        ? { pump: p.fw.relay ? "native" : "js", maxConns: p.fw.opts.maxConns }
+        ? { pump: p.fw.relay ? "native" : "js", maxConns: p.fw.opts.maxConns, workers: p.fw.workers?.count ?? 1 }
         : { interfaces: cfg.options.packet.interfaces, localAddresses: cfg.options.packet.localAddresses }),
     });
     return p;

@@ -17,6 +17,7 @@ import { Slicer } from "./slice.ts";
 
 export type { DestStats, Decision } from "./forwarder.ts";
 import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
+import { type ConnPump, PumpWorkers } from "./workers.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
 const EMPTY_ADDR = new Uint8Array(16);
@@ -30,6 +31,7 @@ export interface ForwarderOptions {
   pump?: "native" | "js";
   idleTimeoutMs?: number; // a TCP connection that moves no byte this long is closed (default 900 s)
   fileLimit?: number; // open files allowed (default: RLIMIT_NOFILE's soft limit as it is now)
+  workers?: number; // threads pumping TCP bytes (workers.ts); 1 or absent: the main thread pumps
 }
 
 // Descriptors kept back from the budget: 64 for everything else the process opens (health checks, the
@@ -96,6 +98,7 @@ class TcpConn implements Flow, RelayOwner {
   st!: DestStats;
   // the native relay's slot once it pumps this connection (-1: the JS pump), and its counters as last read
   slot = -1;
+  pump: ConnPump | null = null; // the main thread's relay or a worker's
   inReads = 0;
   inBytes = 0;
   outReads = 0;
@@ -135,7 +138,7 @@ class TcpConn implements Flow, RelayOwner {
   resetAll() {
     if (this.slot >= 0) {
       this.collect();
-      this.fw.relay!.close(this.slot);
+      this.pump!.close(this.slot);
       this.slot = -1;
     } else {
       this.client?.resetAndDestroy();
@@ -148,13 +151,14 @@ class TcpConn implements Flow, RelayOwner {
   // Adds what the native relay pumped since the last look to the destination's counters.
   collect() {
     if (this.slot < 0) return;
-    const a = this.fw.relay!.counters,
+    const a = this.pump!.counters,
       o = this.slot * RELAY_COUNTERS;
     const inReads = a[o],
       inBytes = a[o + 1],
       outReads = a[o + 2],
       outBytes = a[o + 3];
-    if (inReads === this.inReads && outReads === this.outReads) return;
+    // a worker not yet holding the connection marks it with -1 (workers.ts)
+    if (inReads < 0 || (inReads === this.inReads && outReads === this.outReads)) return;
     const st = this.st;
     st.inPkts += inReads - this.inReads;
     st.inBytes += inBytes - this.inBytes;
@@ -284,6 +288,7 @@ export class SocketForwarder implements Forwarder {
   private t0 = performance.now();
   private idleWaiters: (() => void)[] = [];
   readonly relay: NativeRelay | null = null;
+  readonly workers: PumpWorkers | null = null;
 
   constructor(
     readonly core: Core,
@@ -298,6 +303,20 @@ export class SocketForwarder implements Forwarder {
         log.warn("native relay not loaded; TCP bytes go through the JS pump (build it with npm install)", { error: r });
       else this.relay = r;
     }
+    const workers = opts.workers ?? 1;
+    if (workers > 1 && this.relay) {
+      const relay = this.relay;
+      // a slot per connection the budget allows, and room for those whose release is still on its way
+      this.workers = new PumpWorkers(
+        workers,
+        opts.maxConns + 1024,
+        (fd) => relay.resetFd(fd),
+        log,
+        (n) => {
+          for (let i = 0; i < n; i++) this.drop("worker_died");
+        },
+      );
+    } else if (workers > 1) log.warn("--workers needs the native relay: one thread pumps", { workers });
   }
 
   // Brings the destinations' byte and packet counters up to date with the native relay's.
@@ -339,6 +358,7 @@ export class SocketForwarder implements Forwarder {
   // Opens listeners for new services, marks those of removed services (they stop taking new flows).
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
+    await this.workers?.ready();
     const slicer = new Slicer(); // 10k new listeners take a while: forwarding goes on between slices
     const want = new Map<string, VirtualService>();
     for (const s of services) {
@@ -482,9 +502,16 @@ export class SocketForwarder implements Forwarder {
       this.drop("max_conns");
       return;
     }
+    const pump: ConnPump | undefined = this.workers ? this.workers.pick() : relay;
+    if (!pump) {
+      relay.resetFd(fd);
+      this.drop("no_worker");
+      return;
+    }
     const c = new TcpConn(this, l, null, af, addr.slice(), cport);
     try {
-      c.slot = relay.adopt(fd, c);
+      c.pump = pump;
+      c.slot = pump.adopt(fd, c);
     } catch (e) {
       this.drop("relay_refused");
       this.log.warn("native relay cannot take the connection", { service: l.key, error: (e as Error).message });
@@ -588,7 +615,7 @@ export class SocketForwarder implements Forwarder {
 
   private connect(c: TcpConn) {
     if (c.native) {
-      this.relay!.connect(c.slot, c.daddr, c.dport, c.l.connectMs);
+      c.pump!.connect(c.slot, c.daddr, c.dport, c.l.connectMs);
       return;
     }
     const b = net.connect({ host: c.daddr, port: c.dport, allowHalfOpen: true, noDelay: true });
@@ -845,6 +872,7 @@ export class SocketForwarder implements Forwarder {
   status(): Record<string, unknown> {
     return {
       pump: this.relay ? "native" : "js",
+      ...(this.workers ? { workers: this.workers.status() } : {}),
       tcp: this.tcp.size,
       udpFlows: this.udpCount,
       drops: Object.fromEntries(this.drops),
@@ -861,5 +889,6 @@ export class SocketForwarder implements Forwarder {
     }
     this.listeners.clear();
     for (const c of [...this.tcp]) c.close("shutdown");
+    await this.workers?.stop();
   }
 }
