@@ -1,0 +1,269 @@
+// Socket mode's N workers (src/proxy/workers.ts) in network namespaces, with real clients and backends: the
+// scheduling decisions with 2 workers are the one-thread proxy's over the same recorded sequence, a worker
+// that dies takes only its own connections and is started again, reloads under load with 2 workers lose
+// nothing, and bad --workers values are refused with the usage. Needs root (a counted SKIP otherwise).
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { fileURLToPath } from "node:url";
+import { setup, teardown, agent, NS, ADDR, type Agent } from "./fixtures/proxy/netns.ts";
+import { guardedBefore, needs, skip } from "./helpers/skip.ts";
+
+const B = ADDR.backend4;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let client: Agent, lb: Agent, be: Agent;
+
+async function waitFor(fn: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await sleep(20);
+  }
+  assert.unreachable(`timed out waiting for ${what}`);
+}
+
+const server = (addr: string, weight: number) => `{ addr: ${addr}, port: 8080, weight: ${weight} }`;
+function config(workers: number, services: string): string {
+  return `proxy:
+  control: null
+  vipInterface: wasmvs0
+  tick: 100
+  connectTimeout: 1
+  drainTimeout: 1.5
+  workers: ${workers}
+services:
+${services}`;
+}
+const LC_VIP = ADDR.vip4(1),
+  WLC_VIP = ADDR.vip4(2),
+  LOAD_VIP = ADDR.vip4(3);
+const SERVICES = `  - { protocol: tcp, addr: ${LC_VIP}, port: 80, scheduler: lc, realServers: [ ${[1, 2, 3, 4]
+  .map((i) => server(B(i), 1))
+  .join(", ")} ] }
+  - { protocol: tcp, addr: ${WLC_VIP}, port: 80, scheduler: wlc, realServers: [ ${[1, 2, 3, 4]
+    .map((i) => server(B(i), [1, 2, 3, 1][i - 1]))
+    .join(", ")} ] }
+`;
+const loadServices = (weights: number[]) =>
+  `  - { protocol: tcp, addr: ${LOAD_VIP}, port: 80, scheduler: wlc, realServers: [ ${weights
+    .map((w, i) => server(B(i + 1), w))
+    .join(", ")} ] }
+`;
+
+interface Table {
+  key: string;
+  dests: { key: string; active: number; inact: number }[];
+}
+async function activeOf(vip: string): Promise<number> {
+  const t: Table[] = await lb.call("proxyWorkers", "table");
+  const s = t.find((x) => x.key.includes(`${vip}:80`));
+  return s ? s.dests.reduce((n, d) => n + d.active, 0) : -1;
+}
+
+// A recorded sequence of opens and closes; after each step the core is seen to have taken it (its active
+// count), so both runs feed the core the same inputs in the same order. Returns the backend of each open.
+async function recordedRun(vip: string): Promise<string[]> {
+  const steps: (number | "open")[] = [
+    ...Array(6).fill("open"),
+    1,
+    4,
+    ...Array(5).fill("open"),
+    0,
+    7,
+    9,
+    ...Array(4).fill("open"),
+  ];
+  const handles: number[] = [];
+  const chosen: string[] = [];
+  let open = 0;
+  for (const step of steps) {
+    if (step === "open") {
+      const r: any = await client.call("openOne", vip, 80);
+      assert.ok("h" in r, `connected: ${JSON.stringify(r)}`);
+      handles.push(r.h);
+      chosen.push(r.backend);
+      open++;
+    } else {
+      await client.call("closeHandle", handles[step]);
+      open--;
+    }
+    await waitFor(async () => (await activeOf(vip)) === open, 5000, `${open} active on ${vip}`);
+  }
+  await client.call("closeAll");
+  return chosen;
+}
+
+const why = needs(["ip"], "apt-get install -y iproute2");
+if (why) {
+  skip(import.meta.url, "socket-mode proxy workers in network namespaces (every test of this file)", why);
+} else {
+  guardedBefore(test, async () => {
+    setup(6);
+    [client, lb, be] = await Promise.all([agent(NS.client), agent(NS.lb), agent(NS.backend)]);
+    for (let i = 1; i <= 5; i++) await be.call("backend", B(i), 8080, "tcp");
+  });
+  test.after(async () => {
+    await lb?.call("stopProxy").catch(() => {});
+    await Promise.all([client?.stop(), lb?.stop(), be?.stop()]);
+    teardown();
+  });
+
+  test("lc and wlc with 2 workers choose as the one-thread proxy over the same recorded sequence", async () => {
+    const runs: Record<number, { lc: string[]; wlc: string[]; workersUsed: number[] }> = {};
+    for (const workers of [1, 2]) {
+      await lb.call("startProxy", config(workers, SERVICES));
+      try {
+        const lc = await recordedRun(LC_VIP);
+        // the workers' shares, seen while connections are open (then the wlc run)
+        const used = new Set<number>();
+        const handles: any[] = await client.call("openSeq", WLC_VIP, 80, 4, true);
+        for (const c of (await lb.call<any[]>("proxyWorkers", "conns")) ?? []) used.add(c.worker);
+        await client.call("closeAll");
+        await waitFor(async () => (await activeOf(WLC_VIP)) === 0, 5000, "the probe connections closed");
+        assert.is(handles.length, 4);
+        const wlc = await recordedRun(WLC_VIP);
+        runs[workers] = { lc, wlc, workersUsed: [...used].sort() };
+      } finally {
+        await lb.call("stopProxy");
+      }
+    }
+    assert.equal(runs[2].workersUsed, [0, 1], "both workers carried connections");
+    assert.equal(runs[1].workersUsed, [-1], "one thread: the main thread pumps");
+    assert.equal(runs[2].lc, runs[1].lc, "lc");
+    assert.equal(runs[2].wlc, runs[1].wlc, "wlc");
+    assert.ok(new Set(runs[2].wlc).size >= 3, `wlc spread over the backends: ${runs[2].wlc}`);
+  });
+
+  test("a worker that dies: its own connections are reset and counted, the other's all live on; restarted", async () => {
+    await lb.call("startProxy", config(2, loadServices([1, 1, 1, 1])));
+    try {
+      const held: any[] = await client.call("openSeq", LOAD_VIP, 80, 20, true);
+      assert.ok(
+        held.every((o) => "h" in o),
+        "all 20 connected",
+      );
+      const conns: { cport: number; worker: number }[] = await lb.call("proxyWorkers", "conns");
+      const onWorker = new Map(conns.map((c) => [c.cport, c.worker]));
+      const survivors = held.filter((o) => onWorker.get(o.lport) === 1).map((o) => o.h);
+      const victims = held.filter((o) => onWorker.get(o.lport) === 0).map((o) => o.h);
+      assert.ok(survivors.length >= 5 && victims.length >= 5, `spread: ${survivors.length}/${victims.length}`);
+      await client.call("loadStart", LOAD_VIP, 80, 6);
+      await sleep(600);
+      await lb.call("proxyWorkers", "fail", 0);
+      await waitFor(
+        async () => (await lb.call<any>("proxyWorkers", "status")).restarts === 1,
+        10000,
+        "the worker restarted",
+      );
+      await sleep(600); // load goes on through the restarted worker and the other one
+      const load: { ok: number; fail: number; errors: string[] } = await client.call("loadStop");
+      const st: any = await lb.call("proxyWorkers", "status");
+      // the other worker's connections: every one still answers (the goal: zero lost)
+      const alive: boolean[] = await client.call("pingAll", survivors);
+      assert.is(alive.filter(Boolean).length, survivors.length, "the surviving worker's connections all answer");
+      const dead: boolean[] = await client.call("pingAll", victims);
+      assert.is(dead.filter(Boolean).length, 0, "the dead worker's connections were reset");
+      // lost: the held ones on worker 0 and the load's connections in flight there at the time, no more
+      assert.ok(st.lost >= victims.length && st.lost <= victims.length + 6, `lost ${st.lost}`);
+      assert.ok(load.fail <= 6, `load failures ${load.fail}: ${load.errors}`);
+      assert.ok(load.ok > 20, `load went on: ${load.ok}`);
+      // after the restart, new connections reach both workers again
+      const after: any[] = await client.call("openSeq", LOAD_VIP, 80, 8, true);
+      assert.ok(after.every((o) => "h" in o));
+      const workers = new Set((await lb.call<any[]>("proxyWorkers", "conns")).map((c) => c.worker));
+      assert.ok(workers.has(0) && workers.has(1), `both workers take connections: ${[...workers]}`);
+      // and the one table shows what is open: the survivors and the 8 new ones, nothing leaked
+      await waitFor(
+        async () => (await activeOf(LOAD_VIP)) === survivors.length + 8,
+        5000,
+        `${survivors.length + 8} active in the one table`,
+      );
+      await client.call("closeAll");
+      await waitFor(async () => (await activeOf(LOAD_VIP)) === 0, 5000, "no connection left active");
+    } finally {
+      await lb.call("stopProxy");
+    }
+  });
+
+  test("reloads under load with 2 workers lose no connection", async () => {
+    await lb.call("startProxy", config(2, loadServices([1, 1, 1, 1])));
+    try {
+      const held: any[] = await client.call("openSeq", LOAD_VIP, 80, 8, true);
+      await client.call("loadStart", LOAD_VIP, 80, 6);
+      const weightSets = [
+        [1, 2, 3, 1],
+        [4, 1, 1, 1, 2],
+        [1, 1, 1, 1, 1],
+        [2, 2, 1, 1, 3],
+        [1, 1, 1, 1, 1],
+      ];
+      for (const w of weightSets) {
+        await sleep(150);
+        await lb.call("reloadProxy", config(2, loadServices(w)));
+      }
+      await sleep(300);
+      const load: { ok: number; fail: number; errors: string[] } = await client.call("loadStop");
+      assert.is(load.fail, 0, `failures: ${load.errors}`);
+      assert.ok(load.ok > 20, `served under reloads: ${load.ok}`);
+      const alive: boolean[] = await client.call(
+        "pingAll",
+        held.map((o) => o.h),
+      );
+      assert.is(alive.filter(Boolean).length, held.length, "held connections live through the reloads");
+      const st: any = await lb.call("proxyWorkers", "status");
+      assert.equal([st.workers, st.restarts, st.lost], [2, 0, 0]);
+      await client.call("closeAll");
+    } finally {
+      await lb.call("stopProxy");
+    }
+  });
+}
+
+// ---- bad values: refused before anything starts ------------------------------------------------------
+const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
+function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "",
+      stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
+    p.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+test("bad --workers values exit 2 with the usage; bad proxy.workers values are refused naming the key", async () => {
+  for (const v of ["0", "-1", "1e9", "x", "1025", "2.5", "__proto__", "constructor", ""]) {
+    const r = await run(["proxy", "run", "-c", "/nonexistent", "--workers", v]);
+    assert.is(r.status, 2, `--workers '${v}': ${r.stderr}`);
+    assert.match(r.stderr, /--workers/);
+    assert.match(r.stderr, /usage: wasmvs proxy /);
+    assert.is(r.stdout, "");
+  }
+  const dir = mkdtempSync(`${tmpdir()}/wasmvs-workers-`);
+  try {
+    for (const v of ["0", "-1", "1e9", "x", "2.5", "[2]", "{}", "null"]) {
+      const file = `${dir}/p.yaml`;
+      writeFileSync(file, `proxy:\n  workers: ${v}\nservices: []\n`);
+      const r = await run(["proxy", "check", "-c", file]);
+      assert.is(r.status, 1, `workers: ${v}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /proxy\.workers/);
+    }
+    writeFileSync(`${dir}/ok.yaml`, "proxy:\n  workers: auto\nservices: []\n");
+    assert.is((await run(["proxy", "check", "-c", `${dir}/ok.yaml`])).status, 0);
+    // packet mode runs one worker so far: asking for more is refused, not ignored
+    const r = await run(["proxy", "run", "-c", `${dir}/ok.yaml`, "--mode", "packet", "--workers", "2"]);
+    assert.is(r.status, 2);
+    assert.match(r.stderr, /packet mode runs one worker/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
