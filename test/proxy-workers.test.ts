@@ -25,9 +25,10 @@ async function waitFor(fn: () => Promise<boolean> | boolean, ms: number, what: s
 }
 
 const server = (addr: string, weight: number) => `{ addr: ${addr}, port: 8080, weight: ${weight} }`;
-function config(workers: number, services: string): string {
+function config(workers: number, services: string, metrics = "null"): string {
   return `proxy:
   control: null
+  metrics: ${metrics}
   vipInterface: wasmvs0
   tick: 100
   connectTimeout: 1
@@ -136,8 +137,8 @@ if (why) {
     assert.ok(new Set(runs[2].wlc).size >= 3, `wlc spread over the backends: ${runs[2].wlc}`);
   });
 
-  test("a worker that dies: its own connections are reset and counted, the other's all live on; restarted", async () => {
-    await lb.call("startProxy", config(2, loadServices([1, 1, 1, 1])));
+  test("a worker that dies: its connections are reset and counted, the other's all live on; restarted", async () => {
+    await lb.call("startProxy", config(2, loadServices([1, 1, 1, 1]), '"127.0.0.1:9479"'));
     try {
       const held: any[] = await client.call("openSeq", LOAD_VIP, 80, 20, true);
       assert.ok(
@@ -169,6 +170,11 @@ if (why) {
       assert.ok(st.lost >= victims.length && st.lost <= victims.length + 6, `lost ${st.lost}`);
       assert.ok(load.fail <= 6, `load failures ${load.fail}: ${load.errors}`);
       assert.ok(load.ok > 20, `load went on: ${load.ok}`);
+      // the metrics say so too: the restart, and each lost connection under its reason
+      const metrics: string = await lb.call("fetchText", "http://127.0.0.1:9479/metrics");
+      assert.match(metrics, /\nwasmvs_proxy_worker_restarts_total 1\n/);
+      assert.match(metrics, new RegExp(`\\nwasmvs_proxy_drops_total\\{reason="worker_died"\\} ${st.lost}\\n`));
+      assert.match(metrics, /\nwasmvs_proxy_worker_tcp_connections\{worker="1"\} \d+\n/);
       // after the restart, new connections reach both workers again
       const after: any[] = await client.call("openSeq", LOAD_VIP, 80, 8, true);
       assert.ok(after.every((o) => "h" in o));

@@ -49,7 +49,9 @@ parentPort.on("message", (cmds) => {
     switch (c[0]) {
       case 1:
         try { addon.adopt(c[1], c[2]); }
-        catch (e) { events.push(Int32Array.of(c[1], ${RELAY_EVENT.CLOSED}, ${RELAY_CAUSE.CLIENT_ERROR}, 0, 0, 0, 0, 0)); }
+        catch (e) {
+          events.push(Int32Array.of(c[1], ${RELAY_EVENT.CLOSED}, ${RELAY_CAUSE.CLIENT_ERROR}, 0, 0, 0, 0, 0));
+        }
         break;
       case 2: addon.connect(c[1], c[2], c[3], c[4]); break;
       case 3: addon.close(c[1]); released.push(c[1]); break;
