@@ -44,6 +44,12 @@ const flush = () => {
 const later = () => { if (!queued) { queued = true; setImmediate(flush); } };
 addon.init((ev) => { events.push(ev); later(); }, new Float64Array(workerData.counters));
 parentPort.postMessage({ ready: true });
+// an exception ends this thread: the relay is shut first (its connections reset), then the thread ends
+process.on("uncaughtException", (e) => {
+  addon.shutdown();
+  parentPort.postMessage({ error: String(e && e.message) });
+  process.exit(1);
+});
 parentPort.on("message", (cmds) => {
   for (const c of cmds) {
     switch (c[0]) {
@@ -53,15 +59,17 @@ parentPort.on("message", (cmds) => {
           events.push(Int32Array.of(c[1], ${RELAY_EVENT.CLOSED}, ${RELAY_CAUSE.CLIENT_ERROR}, 0, 0, 0, 0, 0));
         }
         break;
-      case 2: addon.connect(c[1], c[2], c[3], c[4]); break;
+      // the client may be gone already (its CLOSED event is on its way): nothing to connect, not an error
+      case 2: try { addon.connect(c[1], c[2], c[3], c[4]); } catch {} break;
       case 3: addon.close(c[1]); released.push(c[1]); break;
+      case 4: addon.shutdown(); parentPort.close(); return;
       case 9: throw new Error("worker " + workerData.index + ": asked to fail (a test)");
     }
   }
   later();
 });
 `;
-const OP = { ADOPT: 1, CONNECT: 2, CLOSE: 3, FAIL: 9 } as const;
+const OP = { ADOPT: 1, CONNECT: 2, CLOSE: 3, STOP: 4, FAIL: 9 } as const;
 type Command = (string | number)[];
 
 export interface WorkerLoss {
@@ -102,9 +110,11 @@ export class WorkerPump implements ConnPump {
     this.ready = new Promise((resolve) => {
       this.onReady = resolve;
     });
-    this.worker.on("message", (m: { ev: Int32Array; released: number[]; ready?: true }) =>
-      m.ready ? this.onReady() : this.onMessage(m),
-    );
+    this.worker.on("message", (m: { ev: Int32Array; released: number[]; ready?: true; error?: string }) => {
+      if (m.ready) this.onReady();
+      else if (m.error !== undefined) error = new Error(m.error);
+      else this.onMessage(m);
+    });
     this.worker.on("error", (e) => {
       error = e;
     });
@@ -152,6 +162,15 @@ export class WorkerPump implements ConnPump {
   /** Makes the worker throw (tests: a worker that dies). */
   fail(): void {
     this.send([OP.FAIL]);
+  }
+
+  /** Ends the worker: its relay shut from its own JS (connections reset), then the thread ends; terminate()
+   * only if it does not end within a second. */
+  async stop(): Promise<void> {
+    this.send([OP.STOP]);
+    const timer = setTimeout(() => void this.worker.terminate(), 1000);
+    await this.exited;
+    clearTimeout(timer);
   }
 
   private send(c: Command) {
@@ -277,6 +296,6 @@ export class PumpWorkers {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all(this.pumps.map((p) => p.worker.terminate().then(() => p.exited)));
+    await Promise.all(this.pumps.map((p) => p.stop()));
   }
 }
