@@ -26,11 +26,11 @@ export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|no
                          [--log-level debug|info|warn|error] [--drain-timeout SECONDS]
                          [--mode socket|packet] [--interface IF]... [--local-address ADDR]... [--batch-size N]
                          [--packet-io ring|mmsg]  packet mode's I/O: PACKET_MMAP rings (default) or recvmmsg/sendmmsg
-                         [--workers N|auto]  socket mode's threads pumping bytes, 1..${MAX_WORKERS} (default auto:
-                                         the cores the process may use); one core schedules for all
                                          packet mode: raw-socket full-NAT on the interfaces IF, sources
                                          rewritten to ADDR (one per family, dedicated); needs CAP_NET_RAW
                                          and CAP_NET_ADMIN and the native addon (docs/proxy.md)
+                         [--workers N|auto]  socket mode's threads pumping bytes, 1..${MAX_WORKERS} (default auto:
+                                         the cores the process may use); one core schedules for all
        wasmvs proxy [run] --kubeconfig PATH|--in-cluster --node-name N --node-ip IP[,IP] [--kube-proxy-config KPC.yaml] [-c FILE]
                                          serve a cluster's Services as kube-proxy's IPVS mode maps them
                                          (-c then supplies only the proxy's options; its services are ignored)
