@@ -378,7 +378,7 @@ import {
   expire as expireEntry,
   CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";
-import { inbound, outbound, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";
+import { inbound, outbound, outboundTo, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";
 import { tcpTimeoutMs, setUdpTimeoutMs, udpTimeoutMs, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from "./conn/state";
 
 // Sizes the connection table (fixed from then on); the tables are empty afterwards.
@@ -439,6 +439,21 @@ export function packet(
   pkt.tcpFlags = flags;
   pkt.mark = mark;
   return dir == 0 ? inbound(len, <i64>nowMs) : outbound(len, <i64>nowMs);
+}
+// A reply from the real server on connection entry i (what socket mode knows: the reply's tuple alone may
+// name another entry). flags: TCP flags, or the SCTP chunk type. Verdict as packet(); 0 (not ours) when i
+// is no live connection of this protocol and client and virtual ports (the flow's entry expired meanwhile).
+export function packetReplyTo(i: i32, proto: i32, cport: u32, vport: u32, flags: u32, len: u32, nowMs: f64): i32 {
+  if (i < 0 || <u32>i >= connCapacityNow) return 0;
+  const e = E(<u32>i);
+  if (!load<u8>(e, O_LIVE) || load<u32>(e, O_FLAGS) & CONN_F_TEMPLATE) return 0;
+  if (<i32>load<u8>(e, O_PROTO) != proto || <u32>load<u16>(e, O_CPORT) != cport) return 0;
+  if (<u32>load<u16>(e, O_VPORT) != vport) return 0;
+  pkt.proto = proto;
+  pkt.af = <i32>load<u8>(e, O_AF);
+  pkt.tcpFlags = flags;
+  pkt.mark = 0;
+  return outboundTo(<u32>i, len, <i64>nowMs);
 }
 export function lastConn(): i32 {
   return resultConn;
@@ -510,7 +525,8 @@ export function setSnatAddr(af: i32): void {
 }
 
 // ---- batch entry points for benchmarks and the simulator (one boundary crossing per batch) ----------
-import { lookupIn, touchIn } from "./conn/table";
+import { lookupIn, touchInBucket, touchInEntry } from "./conn/table";
+import { pfA } from "./prefetch";
 
 // A key area: KEY_SIZE bytes per key (KEY_* in assembly/layout.ts: af, proto, cport, vport, caddr, vaddr,
 // addresses in network order); results as i32 connection indexes at resultsPtr.
@@ -569,11 +585,14 @@ export function lookupBatch(n: i32): i32 {
   for (let g = 0; g < n; g += LOOKUP_GROUP) {
     const end = min(g + LOOKUP_GROUP, n);
     if (connCount >= 32768) {
+      // every key's bucket word first, then the chain heads they name: the group's misses overlap at each step
       for (let k = g; k < end; k++) {
         const p = keyArea + <usize>k * KEY_SIZE;
         readKey(p);
-        warm += touchIn(<i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3, load<u32>(p, KEY_CPORT));
+        const head = touchInBucket(<i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3, load<u32>(p, KEY_CPORT));
+        unchecked((pfA[k - g] = head));
       }
+      for (let k = g; k < end; k++) warm += touchInEntry(unchecked(pfA[k - g]));
     }
     for (let k = g; k < end; k++) {
       const p = keyArea + <usize>k * KEY_SIZE;
@@ -721,3 +740,18 @@ export {
   simRecordPtr,
   simRecorded,
 } from "./sim/traffic";
+// connection synchronisation, the kernel's wire format (src/proxy/sync.ts)
+export {
+  syncRxBuffer,
+  syncRecords,
+  syncReceive,
+  syncStat,
+  syncStatsReset,
+  syncMasterStart,
+  syncMasterStop,
+  syncFlush,
+  syncOutPtr,
+  syncOutLen,
+  syncOutDone,
+  syncEmitAll,
+} from "./sync/codec";

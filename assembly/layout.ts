@@ -82,3 +82,22 @@ export const KEY_CPORT: i32 = 4; // u32
 export const KEY_VPORT: i32 = 8; // u32
 export const KEY_CADDR: i32 = 16;
 export const KEY_VADDR: i32 = 32;
+
+// ---- syncRecords(): one decoded sync entry per SYNC_REC_SIZE bytes (assembly/sync/codec.ts, mode 1)
+export const SYNC_REC_SIZE: i32 = 96;
+export const SYNC_REC_CADDR: i32 = 0; // client
+export const SYNC_REC_VADDR: i32 = 16; // virtual (a fwmark template: the mark)
+export const SYNC_REC_DADDR: i32 = 32; // destination
+export const SYNC_REC_LADDR: i32 = 48; // full-NAT local (our option), else zero
+export const SYNC_REC_AF: i32 = 64; // u8
+export const SYNC_REC_PROTO: i32 = 65; // u8
+export const SYNC_REC_STATE: i32 = 66; // u16
+export const SYNC_REC_FLAGS: i32 = 68; // u32, as a backup keeps them (IP_VS_CONN_F_BACKUP_MASK | SYNC)
+export const SYNC_REC_CPORT: i32 = 72; // u16
+export const SYNC_REC_VPORT: i32 = 74; // u16
+export const SYNC_REC_DPORT: i32 = 76; // u16
+export const SYNC_REC_LPORT: i32 = 78; // u16
+export const SYNC_REC_FWMARK: i32 = 80; // u32
+export const SYNC_REC_TIMEOUT: i32 = 84; // u32, seconds (0: version 0, none sent)
+export const SYNC_REC_OPTS: i32 = 88; // u32: 1 sequence data, 2 persistence-engine data, 4 its name, 8 full-NAT local
+export const SYNC_REC_VERDICT: i32 = 92; // i32: 0 usable, else the reason it is skipped (SR_* in sync/codec.ts)

@@ -308,7 +308,7 @@ function describe(r: ReturnType<typeof rng>, batch: PacketBatch, L: BatchLayout,
 
 // A fragment's L4 checksum covers the whole datagram (or its header is elsewhere): not checkable alone.
 function isFragment(b: Uint8Array): boolean {
-  if (b.length >= 20 && b[0] >> 4 === 4) return ((b[6] << 8) | b[7]) & 0x3fff ? true : false;
+  if (b.length >= 20 && b[0] >> 4 === 4) return (((b[6] << 8) | b[7]) & 0x3fff) !== 0;
   if (b.length < 40 || b[0] >> 4 !== 6) return false;
   let nh = b[6],
     off = 40;

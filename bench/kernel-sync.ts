@@ -903,7 +903,7 @@ export async function benchKernelSync(opts: { quick?: boolean } = {}): Promise<K
     tenK ? "one change at 10k×10, full pass with re-read" : "one change at 1k×10, full pass with re-read",
   );
   const dumpCase = get(tenK ? "dump 10k×10" : "dump 1k×10");
-  if (full10 && reread && reread.wasmvsMs.length) {
+  if (full10 && reread?.wasmvsMs.length) {
     const f = med(reread.wasmvsMs) / med(full10.wasmvsMs);
     const readShare = dumpCase ? ` (reading the table alone: ${med(dumpCase.wasmvsMs).toFixed(0)} ms)` : "";
     targets.push({

@@ -3,8 +3,9 @@
 // CPU time (from /proc/self/task/<pid>/schedstat, in ns: the GC's helper threads are not in it). On a loaded
 // machine the wall gap includes the time the process waited for a core; the CPU gap is the work the loop's
 // thread did without a turn. SIGUSR2 writes the figures since the last signal to $WASMVS_LOOP_WATCH (JSON)
-// and starts afresh.
+// and starts afresh. With them, the GC's pauses (perf_hooks' gc entries): count, total and longest, by kind.
 import { openSync, readSync, writeFileSync } from "node:fs";
+import { PerformanceObserver, constants } from "node:perf_hooks";
 
 let fd = -1;
 const buf = Buffer.alloc(128);
@@ -34,6 +35,22 @@ if (out) {
     lastWall = w;
     lastCpu = c;
   }, 1).unref();
+  const GC_KINDS = {
+    [constants.NODE_PERFORMANCE_GC_MINOR]: "minor",
+    [constants.NODE_PERFORMANCE_GC_MAJOR]: "major",
+    [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental",
+    [constants.NODE_PERFORMANCE_GC_WEAKCB]: "weakcb",
+  };
+  let gc = {};
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const k = GC_KINDS[e.detail?.kind] ?? "other";
+      const g = (gc[k] ??= { n: 0, ms: 0, max: 0 });
+      g.n++;
+      g.ms += e.duration;
+      g.max = Math.max(g.max, e.duration);
+    }
+  }).observe({ entryTypes: ["gc"] });
   const q = (xs, p) => {
     const s = Float64Array.from(xs).sort();
     return s.length ? +s[Math.min(s.length - 1, Math.floor(p * s.length))].toFixed(2) : 0;
@@ -45,9 +62,13 @@ if (out) {
         ticks: wall.length,
         wall: { p50: q(wall, 0.5), p99: q(wall, 0.99), max: q(wall, 1) },
         cpu: { p50: q(cpu, 0.5), p99: q(cpu, 0.99), max: q(cpu, 1) },
+        gc: Object.fromEntries(
+          Object.entries(gc).map(([k, g]) => [k, { n: g.n, ms: +g.ms.toFixed(1), max: +g.max.toFixed(1) }]),
+        ),
       }),
     );
     wall = [];
     cpu = [];
+    gc = {};
   });
 }

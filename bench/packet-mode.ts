@@ -6,7 +6,7 @@
 // DNAT + SNAT in the balancer namespace, and send loops from one Node process (the raw-socket npm package,
 // the addon's mmsg and ring sends: bench/packet-mode/send-loop.ts).
 //
-//   node --import tsx bench/packet-mode.ts [--seconds=3] [--reps=3] [--batches=64,256] [--io=ring,mmsg]
+//   node --import tsx bench/packet-mode.ts [--seconds=3] [--reps=3] [--batches=64,256] [--io=ring,ring-frags,mmsg]
 //     [--flows=1024] [--cpus=P,F] [--kernel=0] [--send-loops=raw-socket,addon-mmsg,addon-ring] [--raw-socket=PATH]
 //
 // The balancer's receive work is steered to the proxy's core (RPS), so each row pays its whole path there.
@@ -33,7 +33,9 @@ const BATCHES = arg("batches", "64,256").split(",").map(Number);
 const FLOWS = Number(arg("flows", "1024"));
 const PAYLOAD = Number(arg("payload", "64"));
 const [PROXY_CPU, FLOOD_CPU] = arg("cpus", "0,1").split(",");
-const IOS = arg("io", "ring,mmsg").split(",") as ("ring" | "mmsg")[];
+// ring-frags: ring I/O with the kernel's fragment tx frames (WASMVS_PACKET_TX_FRAGS), the A/B for the linear ones
+const IOS = arg("io", "ring,mmsg").split(",") as ("ring" | "ring-frags" | "mmsg")[];
+const ioOf = (io: string) => (io === "ring-frags" ? "ring" : io);
 const KERNEL = arg("kernel", "1") !== "0";
 const SEND_LOOPS = arg("send-loops", "raw-socket,addon-mmsg,addon-ring").split(",").filter(Boolean);
 const RAW_SOCKET = arg("raw-socket", "/tmp/rawsock-packet/node_modules/raw-socket");
@@ -157,6 +159,8 @@ services:
       "exec",
       NS.lb,
       process.execPath,
+      // e.g. --perf-basic-prof, so `perf record -p` can name the JS and WASM frames of a run
+      ...(process.env.WASMVS_BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean),
       `${root}/bin/wasmvs.js`,
       "proxy",
       "-c",
@@ -170,9 +174,12 @@ services:
       "--batch-size",
       String(batch),
       "--packet-io",
-      io,
+      ioOf(io),
     ],
-    { stdio: ["ignore", "inherit", "inherit"] },
+    {
+      stdio: ["ignore", "inherit", "inherit"],
+      env: io === "ring-frags" ? { ...process.env, WASMVS_PACKET_TX_FRAGS: "1" } : process.env,
+    },
   );
   const end = Date.now() + 15000;
   while (!existsSync(ctlPath)) {
@@ -487,7 +494,7 @@ async function main() {
         const { p, ctl } = await startProxy(c.batch, c.io);
         try {
           const st: any = await ctl.call("status");
-          if (st.io.io !== c.io) throw new Error(`asked for ${c.io} I/O, got ${st.io.io}: ${st.io.ringFallback}`);
+          if (st.io.io !== ioOf(c.io)) throw new Error(`asked for ${c.io} I/O, got ${st.io.io}: ${st.io.ringFallback}`);
           const r = await runOnce(c.io, c.batch, bin, p.pid!, ctl);
           log(
             `${label(r)} run ${i + 1}: ${kpps(r.deliveredPps)} delivered of ${kpps(r.offeredPps)} offered, ` +

@@ -8,7 +8,7 @@
 // state only).
 import { pathToFileURL } from "node:url";
 import { Core } from "../src/core/index.ts";
-import { PacketBatch, DESC_SIZE } from "../src/core/packets.ts";
+import { PacketBatch } from "../src/core/packets.ts";
 import { build, TCP, UDP, SYN, ACK, PSH } from "../test/fixtures/packets/build.ts";
 import { interleaved, type Stat } from "./lib/measure.ts";
 

@@ -2,6 +2,7 @@
 //   node --import tsx bench/proxy.ts [bench] [--seconds 5] [--conns 32] [--repeats 3] [--only wasmvs,haproxy]
 //   node --import tsx bench/proxy.ts soak [--minutes 10] [--rate 1000] [--udp-rate 500] [--reload-every 10]
 //     [--scrape-every 1]   churn, a UDP flood, reloads and scrapes while backends come and go
+//     [--relay]   the same load through a trivial Node relay in the proxy's place: the machine's own losses
 //   node --import tsx bench/proxy.ts workers [--seconds 5] [--repeats 3]   wasmvs --workers 1/2 against HAProxy
 //     nbthread 1/2 and nginx worker_processes 1/2: CPU per message/connection/GB, rates, the scheduling core's cost
 //   node --import tsx bench/proxy.ts metrics [--services 10000] [--dests 10] [--scrapes 5]   /metrics scrape cost
@@ -22,6 +23,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DesiredState } from "../src/model/types.ts";
 import type { Proxy } from "../src/proxy/index.ts";
 import { mainThreadCpuMs } from "./loop-watch.mjs";
+import { freePort } from "../test/helpers/ports.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -787,6 +789,9 @@ const inflight = new Set();
 `;
 
 export interface SoakOptions {
+  // "relay": the proxy replaced by a trivial Node relay (net.connect + pipe, a socket per UDP flow, no
+  // scheduling, changes, reloads or scrapes): what the machine alone loses under the same load
+  proxy?: "wasmvs" | "relay";
   seconds?: number;
   rate?: number;
   udpRate?: number;
@@ -836,25 +841,26 @@ function procCpuMs(pid: number | undefined): number {
   }
 }
 interface SoakRun {
-  p: Proxy;
+  p: Proxy | null; // null: the trivial relay
   end: number;
   stats: SoakStats;
   say: (s: string) => void;
 }
 
-// The echo backends in a process of their own (the proxy's loop is what the soak measures), and the UDP one.
-async function soakBackends(ports: number[]) {
+// The echo backends in a process of their own (the proxy's loop is what the soak measures), and the UDP one
+// (on a port the kernel picks).
+async function soakBackends(ports: number[], sinkPort: number) {
   const backends = spawn(
     process.execPath,
-    ["--import", "tsx", fileURLToPath(import.meta.url), "backends", ports.join(","), "23012"],
+    ["--import", "tsx", fileURLToPath(import.meta.url), "backends", ports.join(","), String(sinkPort)],
     { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT },
   );
   await Promise.all(ports.map((port) => waitPort(port)));
   const dgram = await import("node:dgram");
   const udpBe = dgram.createSocket("udp4");
   udpBe.on("message", (m, r) => udpBe.send(m, r.port, r.address));
-  await new Promise<void>((r) => udpBe.bind(23010, "127.0.0.1", () => r()));
-  return { backends, udpBe };
+  await new Promise<void>((r) => udpBe.bind(0, "127.0.0.1", () => r()));
+  return { backends, udpBe, udpPort: udpBe.address().port };
 }
 
 // Backends added, drained (weight 0) and removed on the first VIP, with connections held across each drain:
@@ -894,8 +900,8 @@ async function soakChanger({ p, end, stats, say }: SoakRun, vport: number, ports
     lowerThreshold: 0,
   });
   // ops replace a state's services (never edit them in place): a shallow copy is the next state
-  const edited = (fn: (d: DesiredState) => void) =>
-    p.change((d) => {
+  const edited = async (fn: (d: DesiredState) => void) =>
+    p?.change((d) => {
       const n = { ...d };
       fn(n);
       return n;
@@ -944,7 +950,7 @@ async function soakChanger({ p, end, stats, say }: SoakRun, vport: number, ports
       say(
         `soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, held ${stats.held} (` +
           `${stats.heldLost} lost), ` +
-          `${stats.reloads} reloads, ${stats.scrapes} scrapes, drops ${JSON.stringify(Object.fromEntries(p.fw.drops))}`,
+          `${stats.reloads} reloads, ${stats.scrapes} scrapes, drops ${JSON.stringify(Object.fromEntries(p?.fw.drops ?? []))}`,
       );
   }
 }
@@ -963,7 +969,7 @@ async function soakReloader(
     w = w === 1 ? 2 : 1;
     writeFileSync(file, config(w));
     try {
-      await p.reload();
+      await p?.reload();
       stats.reloads++;
     } catch (e) {
       stats.reloadErrors++;
@@ -989,6 +995,54 @@ async function soakScraper({ end, stats }: SoakRun, mport: number, scrapeEvery: 
   }
 }
 
+// The trivial relay: TCP piped to the backends in turn, a UDP socket per client flow (idle 1 s: closed).
+async function trivialRelay(vips: string[], vport: number, backends: number[], uport: number, udpBackend: number) {
+  const dgram = await import("node:dgram");
+  let k = 0;
+  const servers = vips.map((v) =>
+    net
+      .createServer({ allowHalfOpen: true, noDelay: true }, (c) => {
+        const b = net.connect({ port: backends[k++ % backends.length], host: "127.0.0.1", allowHalfOpen: true });
+        b.setNoDelay(true);
+        c.pipe(b).pipe(c);
+        c.on("error", () => b.destroy());
+        b.on("error", () => c.destroy());
+      })
+      .listen(vport, v),
+  );
+  const udp = dgram.createSocket("udp4");
+  const flows = new Map<string, { s: import("node:dgram").Socket; t: NodeJS.Timeout }>();
+  udp.on("message", (m, r) => {
+    const key = `${r.address}:${r.port}`;
+    let f = flows.get(key);
+    if (!f) {
+      const s = dgram.createSocket("udp4");
+      s.on("message", (x) => udp.send(x, r.port, r.address));
+      s.on("error", () => {});
+      flows.set(key, (f = { s, t: setTimeout(() => {}, 0) }));
+    }
+    const flow = f;
+    clearTimeout(flow.t);
+    flow.t = setTimeout(() => {
+      flows.delete(key);
+      flow.s.close();
+    }, 1000);
+    flow.s.send(m, udpBackend, "127.0.0.1");
+  });
+  await Promise.all([
+    ...servers.map((sv) => new Promise((r) => sv.once("listening", r))),
+    new Promise<void>((r) => udp.bind(uport, "127.0.0.1", () => r())),
+  ]);
+  return async () => {
+    for (const sv of servers) sv.close();
+    udp.close();
+    for (const f of flows.values()) {
+      clearTimeout(f.t);
+      f.s.close();
+    }
+  };
+}
+
 export async function soak(opts: SoakOptions = {}) {
   const { Proxy } = await import("../src/proxy/index.ts");
   const { silentLogger } = await import("../src/proxy/log.ts");
@@ -998,13 +1052,16 @@ export async function soak(opts: SoakOptions = {}) {
     udpRate = opts.udpRate ?? Math.round(rate / 2);
   const reloadEvery = opts.reloadEvery ?? 10,
     scrapeEvery = opts.scrapeEvery ?? 1;
-  const ports = [23001, 23002, 23003, 23004, 23005, 23006];
-  const { backends, udpBe } = await soakBackends(ports);
+  // ports the kernel picks (fixed ones collided between concurrent runs); the backends' six and their sink
+  const ports: number[] = [];
+  for (let i = 0; i < 7; i++) ports.push(await freePort());
+  const sinkPort = ports.pop()!;
+  const { backends, udpBe, udpPort } = await soakBackends(ports, sinkPort);
   // several VIPs spread the client's 4-tuples (TIME_WAIT on both sides at 1,000 conn/s)
   const vips = ["127.0.0.1", "127.0.77.1", "127.0.77.2", "127.0.77.3"],
-    vport = 23000,
-    uport = 23009,
-    mport = 23011;
+    vport = await freePort(),
+    uport = await freePort("127.0.0.1", "udp"),
+    mport = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "wasmvs-soak-"));
   const file = join(dir, "proxy.yaml");
   const config = (
@@ -1020,11 +1077,13 @@ ${vips
         .join(", ")} ] }`,
   )
   .join("\n")}
-  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: 23010 } ] }
+  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: ${udpPort} } ] }
 `;
   writeFileSync(file, config(1));
   const { loadConfig } = await import("../src/proxy/config.ts");
-  const p = await Proxy.start(loadConfig(file), { log: silentLogger() });
+  const relay = opts.proxy === "relay";
+  const p = relay ? null : await Proxy.start(loadConfig(file), { log: silentLogger() });
+  const stopRelay = relay ? await trivialRelay(vips, vport, ports.slice(0, 3), uport, udpPort) : undefined;
   const stats = soakStats(seconds, rate, udpRate);
   const end = Date.now() + seconds * 1000;
   const child = spawn(process.execPath, ["-e", SOAK_LOAD({ vips, vport, uport, rate, udpRate })], {
@@ -1034,11 +1093,13 @@ ${vips
   child.stdout!.on("data", (d) => (childOut += d));
   const childDone = new Promise((r) => child.once("close", r)); // close: its stdout has been read too
   const run: SoakRun = { p, end, stats, say };
-  const loops = [
-    soakChanger(run, vport, ports),
-    soakReloader(run, file, config, reloadEvery),
-    soakScraper(run, mport, scrapeEvery),
-  ];
+  const loops = relay
+    ? [soakChanger(run, vport, ports)] // held connections only: the relay has nothing to change or scrape
+    : [
+        soakChanger(run, vport, ports),
+        soakReloader(run, file, config, reloadEvery),
+        soakScraper(run, mport, scrapeEvery),
+      ];
   const loads = setInterval(() => stats.loadAvg.push(+os.loadavg()[0].toFixed(1)), 10000);
   const cpu0 = process.cpuUsage(),
     wall0 = performance.now(),
@@ -1067,15 +1128,18 @@ ${vips
     udpAnswered: c.udpAnswered,
   });
   for (const [e, n] of Object.entries(c.errors ?? {})) stats.errors.push(`${e}: ${n}`);
-  stats.drops = Object.fromEntries(p.fw.drops);
-  const cs = p.core.connStats();
-  stats.conn = {
-    capacity: cs.capacity,
-    evictedFinished: cs.evictedFinished,
-    evictedInactive: cs.evictedInactive,
-    refusedFull: cs.refusedFull,
-  };
-  await p.stop();
+  if (p) {
+    stats.drops = Object.fromEntries(p.fw.drops);
+    const cs = p.core.connStats();
+    stats.conn = {
+      capacity: cs.capacity,
+      evictedFinished: cs.evictedFinished,
+      evictedInactive: cs.evictedInactive,
+      refusedFull: cs.refusedFull,
+    };
+    await p.stop();
+  }
+  await stopRelay?.();
   backends.kill("SIGTERM");
   udpBe.close();
   rmSync(dir, { recursive: true, force: true });
@@ -1097,9 +1161,10 @@ export async function benchMetrics(
   const S = opts.services ?? 10000,
     D = opts.dests ?? 10,
     scrapes = opts.scrapes ?? 5;
-  const bport = 23100,
-    vport = 8080,
-    mport = 23199;
+  // ports the kernel picks, so concurrent runs do not collide
+  const bport = await freePort("127.0.1.1"),
+    vport = await freePort("127.0.80.1"),
+    mport = await freePort();
   // one address per service (127.0.80.1 on), so no listener meets the ephemeral ports of other programs
   const vip = (k: number) => `127.0.${80 + Math.floor(k / 250)}.${(k % 250) + 1}`;
   const backs = Array.from({ length: D }, (_, i) =>
@@ -1411,6 +1476,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   } else if (cmd === "soak") {
     const seconds = argv.includes("--minutes") ? num("--minutes", 10) * 60 : num("--seconds", 600);
     void soak({
+      proxy: argv.includes("--relay") ? "relay" : "wasmvs",
       seconds,
       rate: num("--rate", 1000),
       udpRate: num("--udp-rate", 500),

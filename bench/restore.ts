@@ -13,7 +13,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import { tmpdir } from "node:os";
-import * as net from "node:net";
 import { parseRestore } from "../src/model/ipvsadm.ts";
 import { runIpvsadm } from "../src/cli/ipvsadm.ts";
 import { numericResolver } from "../src/model/names.ts";
@@ -116,7 +115,8 @@ services:
       return true;
     },
   };
-  type Watch = { ticks: number; wall: { p99: number; max: number }; cpu: { p99: number; max: number } };
+  type Gc = Record<string, { n: number; ms: number; max: number }>;
+  type Watch = { ticks: number; wall: { p99: number; max: number }; cpu: { p99: number; max: number }; gc?: Gc };
   const res: Record<
     string,
     {
@@ -235,6 +235,15 @@ services:
           `${worst(row.duringLoop, "wall", "p99")} ms, `) +
         `max ${worst(row.idleLoop, "wall", "max")} / ${worst(row.duringLoop, "wall", "max")} ms`,
     );
+  }
+  for (const n of sizes) {
+    // the proxy's GC pauses during the restore (perf_hooks): per round, total ms and the longest, by kind
+    const gcs = res[n].duringLoop.map((w) =>
+      Object.entries(w.gc ?? {})
+        .map(([k, g]) => `${k} ${g.n}x ${g.ms} ms (max ${g.max})`)
+        .join(", "),
+    );
+    console.log(`  the proxy's GC during the restore, per round: ${gcs.join(" | ")}`);
   }
   pinger.child.kill();
   rmSync(dir, { recursive: true, force: true });

@@ -18,9 +18,10 @@ import { benchMh } from "./groups/mh.ts";
 import { benchPacketsHook } from "./groups/packet.ts";
 import { benchSim } from "./groups/sim.ts";
 import { benchKernelSync } from "./kernel-sync.ts";
+import { benchSync } from "./sync.ts";
 import { existsSync } from "node:fs";
 
-const GROUPS = ["lookup", "memlat", "sched", "packet", "mh", "sim", "kernel"] as const;
+const GROUPS = ["lookup", "memlat", "sched", "packet", "mh", "sim", "kernel", "sync"] as const;
 type Group = (typeof GROUPS)[number];
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -34,6 +35,7 @@ function usage(): never {
   sim      the simulator: 10M connections over 10k Services through the data plane (target ≤ 10 s), 3 runs
   kernel   the kernel programmer in the VM (../shared/ipvs-vm): full sync, read back, one change by the
            partial pass, the cached full pass and the full pass with the table read back (10+ minutes)
+  sync     connection sync per entry: the master's emit, the backup's apply and decode (bench/sync.ts)
   --quick  shorter sampling (about 30 s for everything)`);
   process.exit(0);
 }
@@ -80,6 +82,7 @@ if (want.has("sched")) take(await benchSched(ctx, schedNames));
 if (want.has("packet")) take(await benchPacketsHook(ctx));
 if (want.has("mh")) take(await benchMh(ctx));
 if (want.has("sim")) take(await benchSim(ctx));
+if (want.has("sync")) take(await benchSync(ctx));
 if (want.has("kernel")) {
   const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.url));
   if (!existsSync(vm)) {
@@ -130,6 +133,5 @@ const json = {
 };
 writeFileSync(join(outDir, "bench.json"), JSON.stringify(json, null, 2) + "\n");
 for (const [name, text] of Object.entries(svgs)) writeFileSync(join(outDir, name), text + "\n");
-console.log(
-  `wrote ${[join(outDir, "bench.json"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}`,
-);
+const written = [join(outDir, "bench.json"), ...Object.keys(svgs).map((n) => join(outDir, n))];
+console.log(`wrote ${written.map((f) => relative(process.cwd(), f)).join(", ")}`);

@@ -26,7 +26,6 @@ import {
   simServices,
   calibrate,
   simulate,
-  synCost,
   TARGET_TRAFFIC,
   TARGET_SERVICES,
   type Calibration,
@@ -249,6 +248,7 @@ const hostResults: HostResult[] = [];
 const proxyResults: ProxyResult[] = [];
 const packetResults: PacketResult[] = [];
 const proxyFailures: { services: number; error: string }[] = [];
+const packetFailures: { services: number; error: string }[] = [];
 const hostFailures: { mode: string; services: number; error: string }[] = [];
 let vmResults: VmResult[] = [];
 let vmError: string | null = null;
@@ -314,6 +314,7 @@ if (!hostSkip) {
             ` takeover entries ${k.takeover.entries}/${k.takeover.expected} in ${k.takeover.rules} rules`,
         );
       } catch (e) {
+        packetFailures.push({ services: n, error: (e as Error).message });
         progress(`wasmvs-packet ${n}: FAILED: ${(e as Error).message.slice(0, 500)}`);
       }
       stepsDone++;
@@ -419,6 +420,7 @@ console.log(
   `\nTHE MODEL'S CURVES (measured at the N listed, modelled elsewhere; error: fit on the other N, predict this one)`,
 );
 console.log(table(curves.headers, curves.rows));
+console.log(`\nProduced by: ${cmdFor(argv.join(" "))}`);
 
 // plots
 const COLORS: Record<string, string> = {
@@ -652,6 +654,7 @@ const json = {
   proxy: proxyResults,
   proxyFailures,
   packet: packetResults,
+  packetFailures,
   vm: vmResults,
   calibration,
   checks,
@@ -673,6 +676,7 @@ writeFileSync(
     proxyResults,
     proxyFailures,
     packetResults,
+    packetFailures,
     packetSkip,
     vmResults,
     vmError,
@@ -685,7 +689,7 @@ writeFileSync(
     endpoints,
     full,
     hostSkip,
-    cmdFor,
+    command: cmdFor(argv.join(" ")),
     svgs: Object.keys(svgs),
   }),
 );

@@ -67,6 +67,11 @@ const COMMANDS: Command[] = [
       [["--foo", "--target", "proxy"], 255, /--foo: unknown option/],
       [["-L", "--target", "bogus"], 2, /--target must be kernel or proxy, not 'bogus'/],
       [["-t", "10.0.0.1:80"], 255, /-t is not a command/],
+      // the sync daemon (issue 20): named before any target is opened
+      [["--start-daemon", "master"], 2, /--mcast-interface: must not be empty/],
+      [["--start-daemon", "master", "--mcast-interface", "eth0", "--syncid", "__proto__"], 2, /^illegal syncid/],
+      [["--stop-daemon", "constructor"], 2, /^illegal start_daemon specified\n$/],
+      [["--start-daemon", "backup", "--mcast-interface", "x".repeat(300), "--target", "proxy"], 2, /than 15 bytes/],
     ],
   },
   {
@@ -114,6 +119,14 @@ const COMMANDS: Command[] = [
       [["proxy", "status", "--toString"], 2, /unknown option '--toString'/],
       [["proxy", "check", "--mode", "packet"], 2, /unknown option '--mode'/],
       [["proxy", "bogus"], 2, /unknown subcommand 'bogus'/],
+      // the connection sync daemons' flags (issue 20)
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "primary"], 2, /--sync-daemon.*not one of master, backup/],
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "master"], 2, /needs --mcast-interface IF/],
+      [["proxy", "-c", "/nonexistent", "--syncid", "7"], 2, /--syncid needs --sync-daemon/],
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "backup", "--syncid", "256"], 2, /--syncid.*0 to 255/],
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "backup", "--mcast-group", "10.0.0.1"], 2, /not a multicast/],
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "master", "--sync-daemon", "master"], 2, /one master/],
+      [["proxy", "-c", "/nonexistent", "--sync-daemon", "backup", "--mcast-interface", "__proto__!"], 2, /interface/],
     ],
   },
   {

@@ -85,6 +85,110 @@ test("every connection is found, both ways, as buckets collide and entries leave
   assert.ok(checked > 1000, `only ${checked} lookups of live connections`);
 });
 
+// A client's two buckets in the bucketised cuckoo index issue 21 tried (IPv4, TCP; see docs/conn-table.md),
+// so a test can pick clients that all land in one pair of 64-byte buckets (16 slots) and overflow it. The
+// same clients share the low bits of the hash the chains use, so in the chained table they crowd 4 chains.
+function bucketPair(ip: string, port: number, buckets: number): [number, number] {
+  const mix32 = (x: number) => {
+    let h = x >>> 0;
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b) >>> 0;
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35) >>> 0;
+    h ^= h >>> 16;
+    return h >>> 0;
+  };
+  const a = ip.split(".").reduce((x, o) => ((x << 8) | Number(o)) >>> 0, 0);
+  let h = mix32(a ^ (port << 16) ^ 6);
+  if (h === 0) h = 1;
+  const mask = buckets - 1;
+  const b = h & mask;
+  const fp = Math.imul(h, 0x9e3779b1) >>> 16 || 1;
+  return [b, (b ^ (((Math.imul(fp, 0x5bd1e995) >>> 8) & mask) | 1)) >>> 0];
+}
+
+test("links that overflow their two buckets (displaced, stashed) are all found, both ways, newest first", async () => {
+  // 64 entries. Half the clients share one pair of buckets (cuckoo: 32 buckets of 8 slots), with a link on
+  // each side (masq): 16 slots for up to 120 links, so links are displaced, stashed and promoted all the time
+  const c = await Core.load({ debug: true, connCapacity: 64 });
+  const s = c.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
+  for (const d of ["10.1.0.1", "10.1.0.2", "10.1.0.3"]) c.addDest(s, { addr: d, port: 8080, fwd: "masq" });
+  const pool: [string, number][] = [];
+  const pair = bucketPair("192.168.0.1", 1000, 32).sort().join();
+  for (let port = 1000; pool.length < 100 && port < 65536; port++) {
+    if (bucketPair("192.168.0.1", port, 32).sort().join() === pair) pool.push(["192.168.0.1", port]);
+  }
+  for (let k = 0; k < 100; k++) pool.push([`192.168.1.${1 + (k % 7)}`, 2000 + k]);
+  assert.is(pool.length, 200);
+  const live = new Map<string, number>();
+  let seed = 11;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  let now = 1000,
+    checked = 0;
+  for (let step = 0; step < 4000; step++) {
+    const [ip, port] = pool[rnd(pool.length)];
+    const key = `${ip}:${port}`;
+    now += 1;
+    if (live.has(key)) {
+      const id = live.get(key)!;
+      // an RST now and then: that connection goes 10 s later, the others (SYN_RECV, 60 s) stay
+      const flags = rnd(8) === 0 ? F.RST : ACK;
+      assert.is(c.packet("in", "tcp", ip, port, "10.0.0.1", 80, { flags, now }).conn, id, `client ${key}`);
+      const info = c.conn(id)!;
+      assert.is(c.packet("out", "tcp", info.daddr, info.dport, ip, port, { flags, now }).conn, id, `reply ${key}`);
+      checked++;
+    } else if (live.size < 60) {
+      const r = c.packet("in", "tcp", ip, port, "10.0.0.1", 80, { flags: SYN, now });
+      assert.ok(r.isNew, `new ${key}`);
+      live.set(key, r.conn);
+    }
+    if (rnd(40) === 0) {
+      now += 11_000 + rnd(30_000);
+      c.advance(now);
+      for (const [key, id] of live) {
+        const info = c.conn(id);
+        if (!info || `${info.caddr}:${info.cport}` !== key) live.delete(key);
+      }
+    }
+    assert.is(c.connStats().live, live.size);
+  }
+  assert.ok(checked > 1000, `only ${checked} lookups of live connections`);
+
+  // one client port to 40 Services with one real server: 40 links with one reply-side key, all in one
+  // pair of buckets; a reply goes to the newest live one as its elders leave in any order
+  const d = await Core.load({ debug: true, connCapacity: 256 });
+  const conns: number[] = [];
+  for (let k = 0; k < 40; k++) {
+    const vs = d.addService({ proto: "tcp", addr: `10.0.1.${k + 1}`, port: 80, scheduler: "rr" });
+    d.addDest(vs, { addr: "10.1.0.1", port: 8080, fwd: "masq" });
+    const r = d.packet("in", "tcp", "192.168.1.5", 5000, `10.0.1.${k + 1}`, 80, { flags: SYN, now: 1000 + k });
+    d.packet("in", "tcp", "192.168.1.5", 5000, `10.0.1.${k + 1}`, 80, { flags: ACK, now: 1000 + k });
+    conns.push(r.conn);
+  }
+  let t = 2000;
+  const alive = new Set(conns.keys());
+  while (alive.size > 0) {
+    const newest = Math.max(...alive);
+    const reply = d.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", 5000, { flags: ACK, now: t });
+    assert.is(reply.conn, conns[newest], `${alive.size} live`);
+    for (const k of alive) {
+      const r = d.packet("in", "tcp", "192.168.1.5", 5000, `10.0.1.${k + 1}`, 80, { flags: ACK, now: t });
+      assert.is(r.conn, conns[k]);
+    }
+    // one leaves: the newest every third time (its elder comes out of the stash), else a random one
+    const gone = alive.size % 3 === 0 ? newest : [...alive][rnd(alive.size)];
+    d.packet("in", "tcp", "192.168.1.5", 5000, `10.0.1.${gone + 1}`, 80, { flags: F.RST, now: t });
+    alive.delete(gone);
+    t += 11_000;
+    d.advance(t);
+    assert.is(d.conn(conns[gone]), null);
+  }
+  assert.is(d.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", 5000, { flags: ACK, now: t }).conn, -1);
+});
+
 test("bench/scaling/ab.ts refuses bad options with its usage and exit 2, before loading anything", () => {
   const bad = [
     ["--what=lookups"],

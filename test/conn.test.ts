@@ -264,7 +264,7 @@ test("persistence netmask groups clients; a template with children is put off by
   // at 10 s the template has an ESTABLISHED child: expiry is postponed by 60 s
   c.advance(10000);
   const t2 = c.conn(tpl.index)!;
-  assert.ok(t2 && t2.template);
+  assert.ok(t2?.template);
   assert.is(t2.expires, 70000);
 });
 

@@ -164,13 +164,16 @@ test("-R: a refused weight on line 3 applies nothing, and says so truly", async 
   assert.is(r.status, 2);
   assert.match(
     r.stderr,
-    /-R refused, nothing applied:\n {2}line 3 \(-a -t 10\.9\.0\.1:80 -r 10\.1\.0\.2:80 -m -w 70000\): realServer\.weight: weight 70000/,
+    new RegExp(
+      /-R refused, nothing applied:\n {2}/.source +
+        /line 3 \(-a -t 10\.9\.0\.1:80 -r 10\.1\.0\.2:80 -m -w 70000\): realServer\.weight: weight 70000/.source,
+    ),
   );
   assert.equal(t.calls, [], "the target saw no change");
   assert.is((await run(t, ["-Sn"])).stdout, "");
 });
 
-test("-R: lines the current table refuses (exists, not defined, no destination) apply nothing, each named", async () => {
+test("-R: lines the table refuses (exists, not defined, no destination) apply nothing, each named", async () => {
   const t = new MemoryIpvsTarget();
   await run(t, words("-A -t 10.0.0.1:80 -s rr"));
   const r = await run(

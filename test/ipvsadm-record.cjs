@@ -10,10 +10,10 @@
 // --thresholds, --persistent-conn, --tun-info, -Lnc, -L --timeout) plus the raw state (/proc/net/ip_vs,
 // /proc/net/ip_vs_conn, /proc/net/ip_vs_stats). Also records ipvsadm's error messages and exit codes for
 // bad command lines (errors.json). The tests (test/ipvsadm*.test.ts) read only the JSON; no VM needed.
-const { spawn } = require("child_process");
-const fs = require("fs");
-const path = require("path");
-const readline = require("readline");
+const { spawn } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+const readline = require("node:readline");
 
 const repo = path.resolve(__dirname, "..");
 const outDir = path.join(repo, "test/fixtures/ipvsadm");

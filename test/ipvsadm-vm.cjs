@@ -4,9 +4,8 @@
 //   @@FIX {"name":..., "setup":[...], "out":{...}}     (one state: every listing variant + the raw /proc state)
 //   @@ERR {"argv":[...], "stdin":..., "stdout":..., "stderr":..., "status":N}   (error messages and exit codes)
 // Nothing here is imported by the tests; the fixtures it produces are.
-const { execFileSync, spawnSync, spawn } = require("child_process");
-const fs = require("fs");
-const path = require("path");
+const { execFileSync, spawnSync, spawn } = require("node:child_process");
+const fs = require("node:fs");
 
 const sh = (cmd) => execFileSync("/bin/sh", ["-c", cmd], { encoding: "utf8" });
 const trySh = (cmd) => spawnSync("/bin/sh", ["-c", cmd], { encoding: "utf8" });

@@ -137,7 +137,7 @@ test("random change sequences converge to the fresh mapping of the final objects
       const s = structuredClone(sl[Math.floor(rnd() * sl.length)]) as {
         endpoints: { conditions: { ready: boolean } }[];
       };
-      if (s && s.endpoints.length) {
+      if (s?.endpoints.length) {
         s.endpoints[0].conditions.ready = !s.endpoints[0].conditions.ready;
         ix.apply(s as never);
         live.set(key(s as never), s as never);

@@ -76,7 +76,8 @@ spec: {clusterIP: 10.0.0.300, ports: [{port: 80}], externalIPs: [1.2.3.4, "nope"
 apiVersion: v1
 kind: Service
 metadata: {name: badport, namespace: a}
-spec: {clusterIP: 10.0.0.4, ports: [{port: 80}, {name: x, port: 0}, {name: y, port: 81, protocol: ICMP}, {name: z, port: 82, nodePort: 99999}]}
+spec: {clusterIP: 10.0.0.4, ports: [{port: 80}, {name: x, port: 0}, {name: y, port: 81, protocol: ICMP},
+  {name: z, port: 82, nodePort: 99999}]}
 ---
 apiVersion: v1
 kind: Service
@@ -94,7 +95,8 @@ kind: EndpointSlice
 metadata: {name: ok-1, namespace: a, labels: {kubernetes.io/service-name: ok}}
 addressType: IPv4
 ports: [{port: 70000}]
-endpoints: [{addresses: ["10.1.0.999"]}, {addresses: ["fd00::1"]}, {addresses: []}, {addresses: [10.1.0.2], conditions: {ready: "yes"}}]
+endpoints: [{addresses: ["10.1.0.999"]}, {addresses: ["fd00::1"]}, {addresses: []},
+  {addresses: [10.1.0.2], conditions: {ready: "yes"}}]
 `,
     { node: NODE, families: ["IPv4"] },
   );

@@ -69,7 +69,7 @@ if (why) skip(import.meta.url, "load generated rules in a namespace (IPVS, iptab
 else {
   test(
     `IPVS mode: ipset restore, then iptables-restore --noflush with the ipsets, both backends, both families` +
-      `${hasIpvsMatch ? "" : " (this kernel has no xt_ipvs: the -m ipvs " + "KUBE-IPVS-OUT-FILTER rules are not loaded)"}`,
+      (hasIpvsMatch ? "" : " (this kernel has no xt_ipvs: the -m ipvs KUBE-IPVS-OUT-FILTER rules are not loaded)"),
     () => {
       for (const { name, m } of cases())
         for (const backend of ["legacy", "nft"])

@@ -183,7 +183,7 @@ async function until(what: string, fn: () => boolean, ms: number): Promise<numbe
   return Date.now() - t0;
 }
 
-test("a silent watch is noticed: the idle deadline aborts it, a relist follows the slice 10.1.0.2 -> 10.1.0.3", async () => {
+test("a silent watch is noticed: the idle deadline aborts it, a relist follows the slice to 10.1.0.3", async () => {
   await withApi({ idleTimeoutMs: 1500 }, async (api, w, _errors, notices) => {
     await started(w);
     assert.equal(endpointsOf(w), ["10.1.0.2"]);

@@ -102,7 +102,7 @@ const OVERALL_NODE = [
   "--nodeport-addresses=primary",
 ];
 
-test("TestOverallNFTablesRules (kube-proxy 1.34): wasmvs k8s rules writes the ruleset kube-proxy's test expects", async () => {
+test("TestOverallNFTablesRules (kube-proxy 1.34): k8s rules writes the ruleset its test expects", async () => {
   const want = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.34.nft`, "utf8"));
   for (const args of [[], ["--kube-proxy-version=1.34"]]) {
     const diff = rulesetDiff(
@@ -137,7 +137,7 @@ test("the comparison itself sees a changed priority, a dropped rule, a reordered
 });
 
 for (const v of ["1.31", "1.32"]) {
-  test(`TestOverallNFTablesRules (kube-proxy ${v}, before PRs 132456 and 131492): the ruleset its test expects`, async () => {
+  test(`TestOverallNFTablesRules (kube-proxy ${v}, before PRs 132456, 131492): the ruleset expected`, async () => {
     const want = rulesetOf(readFileSync(`${FIX}/overall-nftables.1.31-1.32.nft`, "utf8"));
     const args = [...OVERALL_NODE, `--kube-proxy-version=${v}`];
     const got = rulesetOf(await wasmvsRules("overall-nftables.objects.json", args));
@@ -263,7 +263,7 @@ const IPT_NODE = [
 ];
 
 for (const v of ["1.31", "1.32", "1.33", "1.34"]) {
-  test(`TestOverallIPTablesRules (kube-proxy ${v}): wasmvs k8s rules writes the iptables-save its test expects`, async () => {
+  test(`TestOverallIPTablesRules (kube-proxy ${v}): k8s rules writes the iptables-save its test expects`, async () => {
     const want = iptablesRulesetOf(readFileSync(`${FIX}/overall-iptables.save`, "utf8"));
     const got = await wasmvsRules("overall-nftables.objects.json", [...IPT_NODE, `--kube-proxy-version=${v}`]);
     const diff = iptablesDiff(want, iptablesRulesetOf(got));

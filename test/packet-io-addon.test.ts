@@ -163,6 +163,76 @@ console.log(JSON.stringify({ up, down: addon.stats(h) }));
         }
       },
     );
+
+    test(
+      "packets over the route's MTU from hand-made descriptors: beyond a slot, no kept headers, no DF; " +
+        "each counted, never written past the addon's buffers",
+      () => {
+        const ns = `wpim${(process.pid % 46656).toString(36)}`;
+        const dir = mkdtempSync(`${tmpdir()}/wpio-`);
+        const sh = (cmd: string) => {
+          const r = spawnSync("sh", ["-c", cmd], { encoding: "utf8" });
+          if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+        };
+        writeFileSync(
+          `${dir}/mtu.ts`,
+          `import { loadPacketAddon } from "${ROOT}src/proxy/packet.ts";
+const addon = loadPacketAddon().addon!;
+const out: Record<string, unknown> = {};
+for (const io of ["ring", "mmsg"] as const) {
+  const h = addon.open({ interfaces: ["pioa"], local: [], maxPackets: 4, slot: 2048, io });
+  const mem = new ArrayBuffer(4 * 32 + 4 * 2048), u8 = new Uint8Array(mem), dv = new DataView(mem);
+  // an IPv4/UDP packet of len bytes at off; df: the DF bit
+  const put = (i: number, off: number, len: number, df: boolean, l4: number) => {
+    dv.setUint32(i * 32, off, true);
+    dv.setUint32(i * 32 + 4, len, true);
+    u8[i * 32 + 16] = 1;
+    dv.setUint16(i * 32 + 28, l4, true);
+    u8[i * 32 + 30] = 17;
+    const p = 128 + off;
+    u8.set([0x45, 0, len >> 8, len & 255, 0x12, 0x34, df ? 0x40 : 0, 0, 64, 17, 0, 0, 10, 235, 0, 1, 10, 235, 0, 2], p);
+    u8.set([0x27, 0x10, 0x23, 0x28, (len - 20) >> 8, (len - 20) & 255, 0, 0], p + 20);
+  };
+  put(0, 0, 3000, false, 20); // beyond a slot (a received packet never is): refused, counted
+  put(1, 4096, 1400, true, 0xffff); // DF, headers never kept (not received): dropped without an error
+  put(2, 6144, 1400, false, 20); // no DF: fragmented
+  const sent = addon.send(h, mem, 0, 128, 3);
+  out[io] = { sent, ...addon.stats(h) };
+  addon.close(h);
+}
+console.log(JSON.stringify(out));
+`,
+        );
+        sh(`ip netns add ${ns}`);
+        try {
+          sh(
+            `ip -n ${ns} link add name pioa type veth peer name piob && ip -n ${ns} link set pioa mtu 1280 up` +
+              ` && ip -n ${ns} link set piob up && ip -n ${ns} addr add 10.235.0.1/24 dev pioa` +
+              ` && ip -n ${ns} neigh add 10.235.0.2 lladdr 02:00:00:00:00:02 dev pioa nud permanent`,
+          );
+          const r = spawnSync("ip", ["netns", "exec", ns, process.execPath, "--import", "tsx", `${dir}/mtu.ts`], {
+            encoding: "utf8",
+            cwd: ROOT,
+          });
+          assert.is(r.status, 0, r.stderr);
+          const all = JSON.parse(r.stdout.trim().split("\n").pop()!);
+          for (const io of ["ring", "mmsg"]) {
+            const st = all[io];
+            const js = `${io}: ${JSON.stringify(st)}`;
+            assert.is(st.io, io, js);
+            assert.is(st.txTooBig, 2, `the one beyond a slot and the DF one dropped as too big: ${js}`);
+            assert.is(st.txIcmpUnquoted, 1, `no error without the kept headers: ${js}`);
+            assert.is(st.txIcmpTooBig, 0, js);
+            assert.is(st.txFragmented, 1, `the one without DF fragmented: ${js}`);
+            assert.is(st.txFragments, 2, `in two pieces (1280 and the rest): ${js}`);
+            assert.is(st.txPackets, 1, `and counted sent once: ${js}`);
+          }
+        } finally {
+          sh(`ip netns del ${ns}`);
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    );
   }
 }
 

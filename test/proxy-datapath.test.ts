@@ -83,12 +83,12 @@ services:
   - { protocol: tcp, addr: 127.0.91.1, port: 9100, scheduler: rr, realServers: [ { addr: 127.0.91.2, port: 9100 } ] }
 `);
       const held = await Promise.all(Array.from({ length: 16 }, () => hold("127.0.91.1", 9100)));
-      let ok = 0,
+      let _ok = 0,
         refused = 0;
       for (let round = 0; round < 40; round++) {
         const r = await Promise.all(Array.from({ length: 10 }, () => oneShot("127.0.91.1", 9100)));
         for (const x of r)
-          if (x) ok++;
+          if (x) _ok++;
           else refused++;
       }
       assert.is(

@@ -5,6 +5,9 @@
 // "packet too big" addressed to the proxy's full-NAT local address; the proxy must translate it for the
 // client's connection (as IPVS does), or the client never learns the path's MTU and the transfer stalls.
 // Real namespaces, real kernels on every side, real TCP.
+// Then the proxy's own outgoing link narrows to 1280 (as ip_vs_xmit's ensure_mtu_is_adequate): the proxy itself
+// must answer a segment that no longer fits after NAT with the error, quoting it as the client sent it; an
+// IPv4 datagram without DF is fragmented instead; a flood of too-big packets gets errors at a bounded rate.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -44,6 +47,8 @@ const A = {
   sb: "10.234.3.1",
   be: "10.234.3.11",
   vip: "10.234.100.1",
+  vipOwn: "10.234.100.2", // the proxy's own link narrowed, mmsg I/O
+  vipRing: "10.234.100.3", // the same through the rings
   snat: "10.234.200.1",
   client6: "fd34:1::2",
   lbc6: "fd34:1::1",
@@ -54,6 +59,8 @@ const A = {
   sb6: "fd34:3::1",
   be6: "fd34:3::11",
   vip6: "fd34:100::1",
+  vipOwn6: "fd34:100::2",
+  vipRing6: "fd34:100::3",
   snat6: "fd34:200::1",
 };
 const DIR = `/tmp/wpm-test-${process.pid}`;
@@ -130,7 +137,19 @@ let proxy: ChildProcess | undefined;
 let proxyLog = "";
 let be: Agent, ctl: ControlClient;
 
-async function startProxy(): Promise<void> {
+async function startProxy(io: "mmsg" | "ring" = "mmsg"): Promise<void> {
+  const svc = (proto: string, vip: string, port: number, be: string, bePort: number) =>
+    `  - { protocol: ${proto}, addr: "${vip}", port: ${port}, scheduler: rr, ` +
+    `realServers: [ { addr: "${be}", port: ${bePort} } ] }\n`;
+  let services = "";
+  for (const [vip, vip6] of [
+    [A.vip, A.vip6],
+    [A.vipOwn, A.vipOwn6],
+    [A.vipRing, A.vipRing6],
+  ]) {
+    services += svc("tcp", vip, 80, A.be, 8080) + svc("tcp", vip6, 80, A.be6, 8080);
+    services += svc("udp", vip, 53, A.be, 5353) + svc("udp", vip6, 53, A.be6, 5353);
+  }
   writeFileSync(
     `${DIR}/p.yaml`,
     `proxy:
@@ -139,9 +158,7 @@ async function startProxy(): Promise<void> {
   tick: 100
   localAddresses: [${A.snat}, "${A.snat6}"]
 services:
-  - { protocol: tcp, addr: ${A.vip}, port: 80, scheduler: rr, realServers: [ { addr: ${A.be}, port: 8080 } ] }
-  - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
-`,
+${services}`,
   );
   proxy = spawn(
     "ip",
@@ -164,7 +181,7 @@ services:
       "1",
       // proxy-packet.test.ts runs the default ring I/O; this file keeps the fallback's whole path tested
       "--packet-io",
-      "mmsg",
+      io,
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -179,8 +196,22 @@ services:
   ctl = await ControlClient.connect(CTL);
 }
 
+async function stopProxy(): Promise<void> {
+  await ctl?.close();
+  if (proxy && proxy.exitCode === null) {
+    const gone = new Promise((r) => proxy!.once("exit", r));
+    proxy.kill("SIGTERM");
+    await Promise.race([gone, sleep(5000)]);
+    if (proxy.exitCode === null) proxy.kill("SIGKILL");
+  }
+  rmSync(CTL, { force: true });
+}
+
 // Sends BYTES through the VIP in full-size segments and reads the echo; prints the bytes echoed back.
 function transfer(vip: string): string {
+  return nsx(NS.client, ["python3", "-c", transferPy(vip)]).trim();
+}
+function transferPy(vip: string): string {
   const py = `import socket, sys
 fam = socket.AF_INET6 if ":" in "${vip}" else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_STREAM)
@@ -200,6 +231,42 @@ try:
 except OSError as e:
     print("failed:", e)
 `;
+  return py;
+}
+
+// UDP datagrams of `size` bytes from the client to VIP:53. pmtu: Linux's IP_MTU_DISCOVER value (0 DONT: no
+// DF; 3 PROBE: DF set whatever the path MTU). With echo, sends one and waits for its echo (up to 4 tries:
+// the backend's own first reply may be lost to the narrow link) and prints the echo's length; without,
+// sends `count` as fast as it can and prints how many went out.
+function udp(vip: string, size: number, pmtu: number, opts: { echo: boolean; count?: number }): string {
+  const v6 = vip.includes(":");
+  const py = `import socket
+fam = socket.AF_INET6 if ${v6 ? "True" : "False"} else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+if not ${v6 ? "True" : "False"}:
+    s.setsockopt(socket.IPPROTO_IP, 10, ${pmtu})
+s.settimeout(1.5)
+msg = b"u" * ${size}
+if ${opts.echo ? "True" : "False"}:
+    got = "no echo"
+    for i in range(4):
+        s.sendto(msg, ("${vip}", 53))
+        try:
+            got = str(len(s.recv(65536)))
+            break
+        except socket.timeout:
+            pass
+    print(got)
+else:
+    n = 0
+    for i in range(${opts.count ?? 1}):
+        try:
+            s.sendto(msg, ("${vip}", 53))
+            n += 1
+        except OSError:
+            pass
+    print(n)
+`;
   return nsx(NS.client, ["python3", "-c", py]).trim();
 }
 
@@ -213,16 +280,12 @@ if (why) {
     be = await agent(NS.be);
     await be.call("backend", A.be, 8080, "tcp");
     await be.call("backend", A.be6, 8080, "tcp");
+    await be.call("backend", A.be, 5353, "udp");
+    await be.call("backend", A.be6, 5353, "udp");
     await startProxy();
   });
   test.after(async () => {
-    await ctl?.close();
-    if (proxy && proxy.exitCode === null) {
-      const gone = new Promise((r) => proxy!.once("exit", r));
-      proxy.kill("SIGTERM");
-      await Promise.race([gone, sleep(5000)]);
-      if (proxy.exitCode === null) proxy.kill("SIGKILL");
-    }
+    await stopProxy();
     await be?.stop();
     teardown();
     rmSync(DIR, { recursive: true, force: true });
@@ -249,6 +312,100 @@ if (why) {
       },
     );
   }
+
+  const delta = (a: any, b: any, k: string) => (b.io[k] ?? 0) - (a.io[k] ?? 0);
+  // Every packet the core forwarded is sent whole, sent in fragments, or dropped as too big, and counted.
+  const accounted = (a: any, b: any) =>
+    delta(a, b, "txPackets") + delta(a, b, "txTooBig") + delta(a, b, "txOtherErrors") + delta(a, b, "txNoBuffer");
+
+  test("the proxy's own outgoing link narrows to 1280 (both its ends)", () => {
+    ip(["-n", NS.lb, "link", "set", IF.lr, "mtu", "1280"]);
+    ip(["-n", NS.r, "link", "set", IF.rl, "mtu", "1280"]);
+  });
+  // Each echo teaches the backend a 1280 path to the proxy's local address (the narrow links are on its
+  // way back too), and it would then advertise an MSS that fits, so no segment would be too big: before a
+  // transfer it forgets, and advertises its own link's MSS again.
+  const backendForgets = () => {
+    ip(["-n", NS.be, "route", "flush", "cache"]);
+    ip(["-n", NS.be, "-6", "route", "flush", "cache"]);
+  };
+
+  for (const io of ["mmsg", "ring"] as const) {
+    const [vip4, vip6] = io === "mmsg" ? [A.vipOwn, A.vipOwn6] : [A.vipRing, A.vipRing6];
+    if (io === "ring")
+      test("the proxy starts again with ring I/O", async () => {
+        await stopProxy();
+        await startProxy("ring");
+        const st: any = await ctl.call("status");
+        assert.is(st.io.io, "ring", `ring I/O in use: ${st.io.ringFallback}`);
+      });
+    for (const [family, vip] of [
+      ["IPv4 (ICMP fragmentation needed)", vip4],
+      ["IPv6 (ICMPv6 packet too big)", vip6],
+    ] as const) {
+      test(
+        `${io}: ${family}: 1500-byte segments over the proxy's own 1280-byte link: the proxy sends the error ` +
+          "itself, quoting the segment as the client sent it, and the 200 kB transfer completes " +
+          "(was: counted as tx_too_big and dropped, the transfer stalled)",
+        async () => {
+          backendForgets();
+          const st0: any = await ctl.call("status");
+          const got = transfer(vip);
+          assert.is(got, String(BYTES), `every byte echoed back: ${got}`);
+          const route = nsx(NS.client, ["ip", ...(vip.includes(":") ? ["-6"] : []), "route", "get", vip]);
+          assert.match(route, /mtu 1280/, `the client learnt the path's MTU: ${route}`);
+          const st1: any = await ctl.call("status");
+          assert.ok(delta(st0, st1, "txIcmpTooBig") >= 1, `errors sent: ${JSON.stringify(st1.io)}`);
+          assert.is(delta(st0, st1, "txIcmpUnquoted"), 0, "every error could quote its packet");
+          assert.is(st1.io.io, io);
+          assert.is(
+            accounted(st0, st1),
+            st1.verdicts.forward - st0.verdicts.forward,
+            `every forwarded packet sent or counted: ${JSON.stringify(st1.io)}`,
+          );
+        },
+      );
+    }
+  }
+
+  test(
+    "IPv4 without DF: a 1400-byte UDP datagram over the proxy's 1280-byte link is fragmented (as the kernel " +
+      "fragments what IPVS sends) and reaches the backend whole",
+    async () => {
+      // the client learnt the VIP's path MTU above and would fragment the datagram itself: it forgets
+      ip(["-n", NS.client, "route", "flush", "cache"]);
+      const st0: any = await ctl.call("status");
+      const got = udp(A.vipRing, 1400, 0, { echo: true });
+      // the echo is "ID <backend> " followed by the datagram: longer than 1400 by the backend's prefix
+      assert.ok(Number(got) > 1400, `the whole datagram echoed: ${got}`);
+      const st1: any = await ctl.call("status");
+      assert.ok(delta(st0, st1, "txFragmented") >= 1, `fragmented: ${JSON.stringify(st1.io)}`);
+      assert.ok(delta(st0, st1, "txFragments") >= 2 * delta(st0, st1, "txFragmented"));
+      assert.is(delta(st0, st1, "txTooBig"), 0, "nothing dropped as too big");
+    },
+  );
+
+  test(
+    "a flood of 300 too-big datagrams with DF: errors at the kernel's ICMP rate (burst 50), the rest " +
+      "counted as limited; every packet accounted for",
+    async () => {
+      const st0: any = await ctl.call("status");
+      const sent = Number(udp(A.vipRing, 1400, 3, { echo: false, count: 300 }));
+      assert.is(sent, 300, "the client sent them all");
+      let st1: any = st0;
+      for (let i = 0; i < 50 && st1.verdicts.forward - st0.verdicts.forward < 300; i++) {
+        await sleep(100);
+        st1 = await ctl.call("status");
+      }
+      const tooBig = delta(st0, st1, "txTooBig");
+      const made = delta(st0, st1, "txIcmpTooBig"),
+        limited = delta(st0, st1, "txIcmpLimited");
+      assert.is(tooBig, 300, `every datagram dropped as too big: ${JSON.stringify(st1.io)}`);
+      assert.is(made + limited, 300, `each got an error or was counted as limited (${made} + ${limited})`);
+      assert.ok(made >= 1 && made < 300, `errors sent at a bounded rate: ${made}`);
+      assert.ok(limited > 0, `some limited: ${limited}`);
+    },
+  );
 }
 
 test.run();

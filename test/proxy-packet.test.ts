@@ -4,7 +4,7 @@
 // builds it); anything missing is a counted SKIP naming it (test/helpers/skip.ts), which fails under CI=true.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ControlClient } from "../src/proxy/control.ts";
@@ -36,6 +36,8 @@ const A = {
   lb1: "10.232.2.1",
   lb2: "10.232.3.1",
   vip: "10.232.100.1",
+  vipAll: "10.232.100.2", // port-0 services (every port), real server port 0
+  vipAllTo9000: "10.232.100.3", // a port-0 service whose real server says port 9000
   snat: "10.232.200.1",
   be: ["10.232.2.11", "10.232.2.12", "10.232.3.13"],
   client6: "fd32:1::2",
@@ -462,6 +464,63 @@ except socket.timeout: print("none")
       assert.ok(web.realServers.every((r: any) => r.fwd === "fullnat"));
     },
   );
+
+  test(
+    "port-0 services (all ports), added over the control socket: every port of the VIP reaches the same port " +
+      "on the real server, whatever port the real server says, as the kernel's IPVS does (checked in the VM); " +
+      "the takeover table keeps the balancer's kernel quiet on all of them (was: refused)",
+    async () => {
+      for (const port of [7001, 7002]) await be1.call("backend", A.be[0], port, "tcp");
+      for (const port of [7001, 9000]) await be2.call("backend", A.be[2], port, "tcp");
+      await be1.call("backend", A.be[0], 7053, "udp");
+      const rst0 = kernelAnswers();
+      const add = (protocol: string, addr: string, rs: string, rsPort: number) =>
+        ctl.call("addService", {
+          protocol,
+          addr,
+          port: 0,
+          scheduler: "rr",
+          persistent: 60,
+          realServers: [{ addr: rs, port: rsPort, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 }],
+        });
+      await add("tcp", A.vipAll, A.be[0], 0);
+      await add("udp", A.vipAll, A.be[0], 0);
+      await add("tcp", A.vipAllTo9000, A.be[2], 9000);
+      const table = nsx(NS.lb, ["nft", "list", "table", "inet", "wasmvs_packet"]);
+      assert.match(table, `${A.vipAll} . tcp`, `the takeover table takes every port: ${table}`);
+      for (const [vip, port, want] of [
+        [A.vipAll, 7001, `${A.be[0]}:7001`],
+        [A.vipAll, 7002, `${A.be[0]}:7002`],
+        [A.vipAllTo9000, 7001, `${A.be[2]}:7001`],
+        [A.vipAllTo9000, 9000, `${A.be[2]}:9000`],
+      ] as const) {
+        const [c]: any[] = await client.call("openSeq", vip, port, 1, true);
+        assert.ok("h" in c, `${vip}:${port}: connect failed: ${JSON.stringify(c)}`);
+        assert.is(c.backend, want, `${vip}:${port} reached ${want}`);
+        assert.equal(await client.call("pingAll", [c.h]), [true], "data both ways");
+      }
+      await client.call("closeAll");
+      const [u]: any[] = await client.call("udpFlows", A.vipAll, 7053, 1, 2);
+      assert.equal(u.replies, [`${A.be[0]}:7053`, `${A.be[0]}:7053`], "UDP to any port too");
+      const conns: any[] = await ctl.call("connections");
+      // as the kernel's -Lnc showed: the template is <client:0, VIP:0, real server:0>
+      const tmpl = conns.filter((c) => c.template && c.virtual.addr === A.vipAll);
+      assert.ok(tmpl.length >= 1, `a persistence template: ${JSON.stringify(conns.slice(0, 4))}`);
+      for (const t of tmpl) assert.equal([t.client.port, t.virtual.port, t.dest.port], [0, 0, 0]);
+      const rst1 = kernelAnswers();
+      assert.is(rst1.rst - rst0.rst, 0, "the balancer's kernel sent no reset");
+      assert.is(rst1.unreach4 - rst0.unreach4, 0, "nor a port unreachable");
+    },
+  );
+
+  test("a fwmark service is refused in packet mode, saying why and where it works; nothing changes", async () => {
+    const n = ((await ctl.call("desired")) as any).services.length;
+    const e = await ctl.call("addService", { fwmark: 7, scheduler: "rr", realServers: [] }).catch((x: Error) => x);
+    assert.instance(e, Error);
+    assert.match((e as Error).message, "packet mode receives packets before netfilter marks them");
+    assert.match((e as Error).message, "work only in the kernel's IPVS");
+    assert.is(((await ctl.call("desired")) as any).services.length, n);
+  });
 
   test("stopping removes the takeover table and the addresses it added", async () => {
     await ctl.close();

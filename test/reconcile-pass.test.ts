@@ -92,7 +92,7 @@ const have = (m: ReturnType<typeof kernelModel>) =>
 for (const encoded of [true, false]) {
   const path = encoded ? "encoded read" : "object read";
 
-  test(`${path}: a real server swapped for another (same count) is added, the old one deleted, with re-read`, async () => {
+  test(`${path}: a real server swapped for another (same count): new added, old deleted, re-read`, async () => {
     const m = kernelModel(encoded);
     const rec = new Reconciler(m.client);
     await rec.sync({ services: [svc([rs("10.1.0.1"), rs("10.1.0.2")])] });

@@ -116,7 +116,11 @@ function clientsPerSlot(M: number): number[] {
 function contents(svc: number, clients: number[], name: (d: number) => string, dst = VIP): string[] {
   return clients.map((c) => name(core.schedule(svc, ipStr(c), 40000, { dst, dport: 80 })));
 }
-const count = (xs: string[]) => xs.reduce((m, x) => ((m[x] = (m[x] ?? 0) + 1), m), {} as Record<string, number>);
+const count = (xs: string[]) => {
+  const m: Record<string, number> = {};
+  for (const x of xs) m[x] = (m[x] ?? 0) + 1;
+  return m;
+};
 
 // ---- sh ----------------------------------------------------------------------------------------------
 test("sh: buckets are dealt max(weight,1) at a time, walking the list (C, B, A) cyclically", () => {

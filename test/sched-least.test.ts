@@ -122,7 +122,7 @@ test("fo: highest weight, earliest in list order on a tie, OVERLOAD fails over, 
   assert.equal(name(pick(core, svc, 5)), 3);
 });
 
-test("ovf: a destination takes weight + 1 active connections before overflowing; inactive ones never count", async () => {
+test("ovf: a destination takes weight + 1 active connections, then overflows; inactive never count", async () => {
   const { core, svc, ids, name } = await abc("ovf", [2, 1]); // list B(1) A(2)
   assert.equal(run(core, svc, 6, "active", name), [1, 1, 1, 2, 2, 0]);
   // UDP-like: inactive connections only, A keeps everything
@@ -152,7 +152,7 @@ test("lc: weight only matters as zero; OVERLOAD by thresholds skips, lower thres
   assert.equal(pick(core, svc, 9), -1); // all weight 0
 });
 
-test("wlc: weight 0 never chosen even when idle; deletion and re-add mid-sequence (re-added goes to the head)", async () => {
+test("wlc: weight 0 never chosen even idle; delete and re-add mid-sequence (re-added goes to the head)", async () => {
   const { core, svc, ids, name } = await abc("wlc");
   assert.equal(run(core, svc, 6, "inactive", name), [3, 2, 1, 1, 2, 3]);
   core.editDest(svc, { addr: "10.1.0.2", port: 80, weight: 0 }); // B quiesced with 2 conns
@@ -203,7 +203,7 @@ test("nq: the first idle destination in list order wins regardless of weight", a
 });
 
 test("sed: ties go to the earlier destination; weight 0 never", async () => {
-  const { core, svc, ids, name } = await abc("sed", [2, 1, 0]); // list C(0) B(1) A(2)
+  const { core, svc, name } = await abc("sed", [2, 1, 0]); // list C(0) B(1) A(2)
   // A 1/2 < B 1/1 -> A; A 2/2 = B 1/1 -> B (earlier); then A 2/2 < B 2/1 -> A
   assert.equal(run(core, svc, 3, "active", name), [1, 2, 1]);
   assert.equal(name(pick(core, svc, 9)), 1); // B 2/1 > A 3/2: A; C (idle, weight 0) never

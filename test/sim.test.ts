@@ -139,7 +139,7 @@ test("sync curves: the model that misses least when each N is left out, coeffici
   assert.ok(Math.abs(curveAt({ a: 2, k: 2, points: 3 }, 3) - 18) < 1e-9);
 });
 
-test("first-packet cost curves: a knee where the walk leaves the caches, then a line; a line when nothing bends", () => {
+test("first-packet cost curves: a knee where the walk leaves the caches, then a line; else one line", () => {
   // two points per N (the first and the last Service's walk), cheap per rule up to 3,000 rules, dear past it
   const cost = (w: number) => 10 + 0.002 * w + 0.025 * Math.max(0, w - 3000);
   const ns = [1000, 2000, 5000, 10000];

@@ -270,7 +270,7 @@ async function trace(args: string): Promise<{ code: number; text: string }> {
   return { code, text };
 }
 
-test("wasmvs trace: connections left open stay ESTABLISHED and active for minutes (rr -n 12 --every 30000)", async () => {
+test("trace: connections left open stay ESTABLISHED and active for minutes (rr -n 12 --every 30000)", async () => {
   const { code, text } = await trace("-s rr -n 12 --every 30000 -q");
   assert.is(code, 0);
   assert.match(text, /totals: A 4 \(act 4, inact 0\) {2}B 4 \(act 4, inact 0\) {2}C 4 \(act 4, inact 0\)/);

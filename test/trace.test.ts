@@ -255,7 +255,8 @@ test("twos: r1, r2 and the two candidates, as drawn in WASM", async () => {
     assert.ok(f.W_R1 >= 0 && f.W_R1 <= f.W_TOTAL && f.W_R2 >= 0 && f.W_R2 <= f.W_TOTAL);
     assert.is(f.W_TOTAL, 9);
     assert.ok(d.destId === f.W_C1 || d.destId === f.W_C2);
-    assert.match(plain(d.lines[1]), new RegExp(`r1=${f.W_R1} → ${s.name(f.W_C1)} +r2=${f.W_R2} → ${s.name(f.W_C2)}`));
+    const draws = `r1=${f.W_R1} → ${s.name(f.W_C1)} +r2=${f.W_R2} → ${s.name(f.W_C2)}`;
+    assert.match(plain(d.lines[1]), new RegExp(draws));
     // the draw's ranges: r = 0..2 is C (r = 0 counts as 1), 3..5 B, 6..9 A
     const expect = (r: number) => (r <= 2 ? "C" : r <= 5 ? "B" : "A");
     assert.is(s.name(f.W_C1), expect(f.W_R1));

@@ -11,7 +11,7 @@ import { runTrace } from "../src/cli/trace.ts";
 
 const dests = (ws: number[]) => ws.map((weight, i) => ({ addr: `10.1.0.${i + 1}`, port: 80, weight }));
 
-test("the tree's root is each decision's choice, and every inner node holds the better of its two children", async () => {
+test("the tree's root is each decision's choice; every inner node holds the better of its children", async () => {
   for (const sched of ["lc", "wlc", "sed", "nq", "fo", "ovf"]) {
     const s = await TraceSession.create({
       service: { proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: sched },

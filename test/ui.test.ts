@@ -356,7 +356,7 @@ if (!existsSync(CHROMIUM)) {
     },
   );
 
-  test("explore: step back replays to the exact earlier state; the timeline scrubs; forward redoes the same step", async () => {
+  test("explore: step back replays the exact earlier state; the timeline scrubs; forward redoes the step", async () => {
     const page = await open("view=explore&preset=wlc");
     const snaps: string[] = [await snapshot(page)];
     for (let i = 0; i < 5; i++) {
@@ -534,7 +534,7 @@ if (!existsSync(CHROMIUM)) {
     await page.close();
   });
 
-  test("compare: existing connections stay or break; only the hash schedulers are scored; refusals are failures", async () => {
+  test("compare: existing connections stay or break; only hash schedulers are scored; refusals fail", async () => {
     const page = await open("view=compare&cmp=mh,sh,dh,rr,ovf&fl=1000&cn=5");
     await page.waitForSelector('.card[data-sched="ovf"]');
     assert.is(await page.locator(".card").count(), 5);
@@ -761,7 +761,8 @@ if (!existsSync(CHROMIUM)) {
       };
       const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05);
         };
-      const hex = (h) => \`rgb(\${parseInt(h.slice(1, 3), 16)}, \${parseInt(h.slice(3, 5), 16)}, \${parseInt(h.slice(5, 7), 16)})\`;
+      const byte = (h, i) => parseInt(h.slice(i, i + 2), 16);
+      const hex = (h) => \`rgb(\${byte(h, 1)}, \${byte(h, 3)}, \${byte(h, 5)})\`;
       const bgOf = (el) => {
         for (let e = el; e; e = e.parentElement) { const b = getComputedStyle(e).backgroundColor; if (b &&
           !b.startsWith("rgba(0, 0, 0, 0)") && b !== "transparent") return b; }
@@ -769,7 +770,10 @@ if (!existsSync(CHROMIUM)) {
       };
       const out = [];
       for (const c of window.wasmvs.colors) {
-        for (const bg of ["#ffffff", "#fbfbfa", "#f7f7f4"]) if (ratio(hex(c), hex(bg)) < 4.5) out.push(\`backend colour \${c} on \${bg}: \${ratio(hex(c), hex(bg)).toFixed(2)}\`);
+        for (const bg of ["#ffffff", "#fbfbfa", "#f7f7f4"]) {
+          const r = ratio(hex(c), hex(bg));
+          if (r < 4.5) out.push(\`backend colour \${c} on \${bg}: \${r.toFixed(2)}\`);
+        }
       }
       // every text element on the page against its own background
       for (const el of Array.from(document.querySelectorAll("body *"))) {
@@ -779,18 +783,23 @@ if (!existsSync(CHROMIUM)) {
         const st = getComputedStyle(he);
         if (he.closest("svg") || he.matches("button:disabled, button:disabled *")) continue;
         const k = ratio(st.color, bgOf(he));
-        if (k < 4.5) out.push(\`text '\${he.textContent.trim().slice(0, 30)}' \${st.color} on \${bgOf(he)}: \${k.toFixed(2)}\`);
+        const what = he.textContent.trim().slice(0, 30);
+        if (k < 4.5) out.push(\`text '\${what}' \${st.color} on \${bgOf(he)}: \${k.toFixed(2)}\`);
       }
       // svg text: the fill against the stage's white, and its drawn size
       for (const t of Array.from(document.querySelectorAll("#stage text, #chart text"))) {
         const fill = t.getAttribute("fill") ?? "#000";
         const bg = "#ffffff";
         const isOnDark = Number(t.getAttribute("y")) > 0 && (fill === "#fff" || fill === "#dfe4ea");
-        if (!isOnDark && fill.startsWith("#") && ratio(hex(fill), hex(bg)) < 4.5) out.push(\`svg text \${fill}: \${ratio(hex(fill), hex(bg)).toFixed(2)}\`);
+        if (!isOnDark && fill.startsWith("#")) {
+          const r = ratio(hex(fill), hex(bg));
+          if (r < 4.5) out.push(\`svg text \${fill}: \${r.toFixed(2)}\`);
+        }
         if (isOnDark && ratio(hex(fill), hex("#222a33")) < 4.5) out.push(\`svg text \${fill} on the dark box\`);
         const px = (t).getBoundingClientRect().height;
         const size = Number(t.getAttribute("font-size")) * ((t).getScreenCTM()?.a ?? 1);
-        if (size < 12) out.push(\`svg text '\${t.textContent}' drawn at \${size.toFixed(1)} px (box \${px.toFixed(1)})\`);
+        const drawn = \`\${size.toFixed(1)} px (box \${px.toFixed(1)})\`;
+        if (size < 12) out.push(\`svg text '\${t.textContent}' drawn at \${drawn}\`);
       }
       return out;
     })()`)) as string[];
@@ -863,9 +872,8 @@ if (!existsSync(CHROMIUM)) {
     (s as any).trees = seenTrees;
     return s;
   }
-  const abc = (w: number[]) => w.map((weight, i) => ({ addr: `10.1.0.${i + 1}`, port: 80, weight, name: "ABC"[i] }));
 
-  test("inside the scheduler: the least-loaded tree as each decision found it, the winner's path to the root", async () => {
+  test("inside the scheduler: the least-loaded tree as each decision found it, the winner's path", async () => {
     for (const [sched, hash] of [
       ["wlc", "s=wlc&h=0"],
       ["lc", "preset=lc"],
@@ -947,7 +955,7 @@ if (!existsSync(CHROMIUM)) {
     await page.close();
   });
 
-  test("inside the scheduler: lblc's and lblcr's table, address → server or set, with idle times, per decision", async () => {
+  test("inside the scheduler: lblc's and lblcr's table, address → server or set, idle times, each step", async () => {
     for (const sched of ["lblc", "lblcr"]) {
       const page = await open(`view=explore&preset=${sched}`);
       const st = await page.evaluate(() => (window as any).wasmvs.state());

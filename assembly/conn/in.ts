@@ -60,6 +60,7 @@ import {
   TCP_S_ESTABLISHED,
 } from "./state";
 import { sctpNextState, sctpTimeoutMs, SCTP_S_ESTABLISHED, SCTP_S_CLOSED, SCTP_CHUNK_INIT } from "./sctp";
+import { syncMasterOn, syncConn } from "../sync/codec";
 
 // Verdicts
 export const V_NOT_OURS: i32 = 0; // no service or no connection: the local stack's (NF_ACCEPT)
@@ -405,7 +406,10 @@ export function inbound(len: u32, now: i64): i32 {
   }
   countIn(d, len);
   transition(i, DIR_INPUT, now);
-  store<u32>(e, load<u32>(e, O_INPKTS) + 1, O_INPKTS);
+  const pkts = load<u32>(e, O_INPKTS) + 1;
+  store<u32>(e, pkts, O_INPKTS);
+  // the sync master: the entry (and its template) into the next message when it needs sending
+  if (syncMasterOn) syncConn(i, pkts, now);
   resultConn = c;
   resultDest = d.id;
   // one-packet entries are never hashed and go as soon as their packet is through
@@ -436,12 +440,17 @@ export function outbound(len: u32, now: i64): i32 {
     resultConn = -1;
     return V_NOT_OURS;
   }
-  const i = <u32>c;
+  return outboundTo(<u32>c, len, now);
+}
+
+// A reply on entry i, found by its tuple (outbound) or known to the caller (socket mode holds each flow's
+// entry: one client port talking to two VIPs that share a real server gives two entries one reply tuple).
+export function outboundTo(i: u32, len: u32, now: i64): i32 {
   const e = E(i);
   const id = load<i32>(e, O_DEST);
   if (id >= 0) countOut(destOf(id), len);
   transition(i, DIR_OUTPUT, now);
-  resultConn = c;
+  resultConn = <i32>i;
   resultDest = id;
   return V_FORWARD;
 }

@@ -22,6 +22,7 @@ const O_IN_NEXT: usize = 0; // u32 index+1 in the "in" chain
 const O_OUT_NEXT: usize = 4; // u32 index+1 in the "out" chain
 const O_W_POS: usize = 8; // u32 where the entry sits in its wheel slot (chunk << 4 | word), 0: not filed
 const O_FREE_NEXT: usize = 8; // u32 index+1 in the free list (a free entry is never filed)
+export const O_SYNC_STATE: usize = 12; // u8 the state last sent to the sync backups (cp->old_state)
 export const O_AF: usize = 16; // u8
 export const O_PROTO: usize = 17; // u8
 export const O_STATE: usize = 18; // u8
@@ -246,11 +247,15 @@ export function outBucketOf(proto: i32, d0: u32, d1: u32, d2: u32, d3: u32, dpor
   return outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport));
 }
 
-// Loads a client side's bucket word and its chain's first entry, and nothing more (assembly/index.ts's
-// batched lookups use it the same way). Returns a value so the loads are kept.
-export function touchIn(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
-  const n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
-  return n != 0 ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
+// A batch's pre-pass in two steps (assembly/index.ts's lookupBatch, a group of keys per step), so every
+// key's bucket-word miss is issued before any chain head's: the first loads a client side's bucket word and
+// returns it, the second loads the chain's first entry it names, and nothing more. Measured at 1M live
+// against the one step before (docs/conn-table.md): batched lookups 0.85x the time.
+export function touchInBucket(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
+  return load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
+}
+export function touchInEntry(n: u32): u32 {
+  return n != 0 && n <= capacity ? <u32>load<u16>(E(n - 1), O_CPORT) : 0;
 }
 
 // pfA[k]: a bucket word's address (0: none). Loads the words, then both lines of each chain's first

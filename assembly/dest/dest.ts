@@ -24,8 +24,8 @@ export class Dest {
   persistConns: u32 = 0;
   refs: i32 = 0; // connections and templates bound to it; a deleted dest lives in the trash while > 0
   seq: u32 = 0; // insertion sequence in its service: larger = nearer the list head
-  schedSlot: i32 = -1;
-  idleSince: i64 = -1; // in the trash: when it was first seen unreferenced     // for schedulers that index destinations (segment trees)
+  schedSlot: i32 = -1; // for schedulers that index destinations (segment trees)
+  idleSince: i64 = -1; // in the trash: when it was first seen unreferenced
   conns: u64 = 0;
   inPkts: u64 = 0;
   outPkts: u64 = 0;

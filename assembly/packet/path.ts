@@ -26,6 +26,7 @@
 //   (CSUM_MANGLED_0), and IPv6 UDP with checksum 0 is dropped (RFC 8200 §8.1: receivers discard it).
 // - SCTP: the CRC32c is recomputed over the whole SCTP packet when a port changes (sctp_nat_csum); the
 //   CRC has no pseudo-header, so address-only changes leave it as is.
+import { syncedMasq } from "../sync/codec";
 import {
   AF_INET,
   AF_INET6,
@@ -183,7 +184,13 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
   // replies: ip_forward() checks the TTL before the FORWARD hook where IPVS sees them
   if (dir != 0 && ttlMode != 0 && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
 
-  const v = dir == 0 ? inbound(hEnd, now) : outbound(hEnd, now);
+  let v = dir == 0 ? inbound(hEnd, now) : outbound(hEnd, now);
+  // A reply to a masqueraded client (an entry a kernel master synced: its reply side is the client, not a
+  // local address, so the host files the packet "to a service"); tried only once such an entry exists.
+  if (v == V_NOT_OURS && dir == 0 && syncedMasq) {
+    v = outbound(hEnd, now);
+    if (v != V_NOT_OURS) dir = 1;
+  }
   rConn = resultConn;
   if (v == V_NOT_OURS) return v;
   if (v == V_DROP) {

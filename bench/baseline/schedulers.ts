@@ -172,7 +172,7 @@ class LBLC implements BaselineScheduler {
     for (const x of this.ds) if (x.active * 2 < x.weight) return true;
     return false;
   }
-  schedule(src: number, sport: number, dst: number, now: number): BDest | null {
+  schedule(_src: number, _sport: number, dst: number, now: number): BDest | null {
     const e = this.cache.get(dst);
     if (e && usable(e.d) && !this.overloaded(e.d)) {
       e.lastuse = now;
@@ -186,7 +186,7 @@ class LBLC implements BaselineScheduler {
 
 class LBLCR extends LBLC {
   readonly sets = new Map<number, BDest[]>();
-  schedule(src: number, sport: number, dst: number, now: number): BDest | null {
+  schedule(_src: number, _sport: number, dst: number, _now: number): BDest | null {
     const set = this.sets.get(dst);
     if (set) {
       const m = wlcScan(set);
@@ -207,7 +207,7 @@ class DH implements BaselineScheduler {
   constructor(readonly ds: BDest[]) {
     for (let i = 0; i < 256; i++) this.table.push(ds[i % ds.length]);
   }
-  schedule(src: number, sport: number, dst: number): BDest | null {
+  schedule(_src: number, _sport: number, dst: number): BDest | null {
     const d = this.table[hash32(dst, 8)];
     return d && usable(d) ? d : null;
   }

@@ -86,11 +86,11 @@ function addonLoop(io: "ring" | "mmsg"): void {
     u8[i * 32 + 16] = 1; // verdict: forward
     packet(u8, data + i * SLOT);
   }
-  let sent = 0;
+  let _sent = 0;
   const t0 = performance.now(),
     c0 = process.cpuUsage(),
     end = t0 + SECONDS * 1000;
-  while (performance.now() < end) for (let k = 0; k < 16; k++) sent += addon.send(h, mem, 0, data, BATCH);
+  while (performance.now() < end) for (let k = 0; k < 16; k++) _sent += addon.send(h, mem, 0, data, BATCH);
   const st = addon.stats(h);
   done(st.txPackets, t0, c0);
   if (io === "ring" && st.io !== "ring") console.error(`ring I/O unavailable: ${st.ringFallback}`);

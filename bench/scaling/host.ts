@@ -10,7 +10,7 @@
 // xtables lock test: the full restore again while a second writer adds rules with `-w 5`.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { Topology, nsOk, nsRun, connectFrom, privateLock, CLIENT_IP } from "./netns.ts";
+import { Topology, nsOk, nsRun, connectFrom, privateLock } from "./netns.ts";
 import { iptablesPartial, nftPartial, type ScalingCluster } from "../../src/sim/cluster.ts";
 import type { ServiceTarget } from "../../src/sim/iptables.ts";
 import type { IpvsDetail } from "./ipvs.ts";

@@ -71,6 +71,20 @@ export function nsOk(ns: string, cmd: string[], input?: string, env?: Record<str
   return r;
 }
 
+/**
+ * How many times slower than a host this machine runs the benchmark's processes: WASMVS_BENCH_TIME_FACTOR, 1
+ * unless set. The VM playing the host sets it (qemu TCG starts a Node process many times slower, and a packet-mode
+ * run there once failed on the backends' fixed 10 s start limit); the fixed waits are multiplied by it.
+ */
+export function benchTimeFactor(): number {
+  const v = process.env.WASMVS_BENCH_TIME_FACTOR;
+  if (v === undefined || v === "") return 1;
+  const x = Number(v);
+  if (!Number.isFinite(x) || x < 1 || x > 100)
+    throw new Error(`WASMVS_BENCH_TIME_FACTOR=${JSON.stringify(v.slice(0, 20))} is not a number from 1 to 100`);
+  return x;
+}
+
 /** The connector: a compiled copy of connector.c in the temp dir (cached by source hash), else Node. */
 let connectorCmd: string[] | null = null;
 export function connector(): { cmd: string[]; kind: "c" | "node" } {
@@ -177,7 +191,7 @@ export class Topology {
     return this;
   }
 
-  /** Starts the backend listeners on these ports; resolves once they listen. */
+  /** Starts the backend listeners on these ports; resolves once they listen (10 s, times benchTimeFactor). */
   async startBackends(ports: number[], o: { banner?: boolean; peers?: boolean } = {}): Promise<void> {
     const uniq = [...new Set(ports)].sort((a, b) => a - b);
     const p = spawn(
@@ -194,7 +208,8 @@ export class Topology {
     );
     this.backendProc = p;
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error("backends did not start in 10 s")), 10000);
+      const limitS = 10 * benchTimeFactor();
+      const t = setTimeout(() => reject(new Error(`backends did not start in ${limitS} s`)), limitS * 1000);
       p.stdout!.on("data", (d: Buffer) => {
         this.backendOut += d.toString();
         if (this.backendOut.includes("ready\n")) {
@@ -209,8 +224,8 @@ export class Topology {
     });
   }
 
-  /** Stops the backends; returns the connections each endpoint address:port accepted. They get graceMs
-   * to drain their accept queue and print the tally before they are killed (and the tally is lost). */
+  /** Stops the backends; returns the connections each endpoint address:port accepted. They get graceMs (times
+   * benchTimeFactor) to drain their accept queue and print the tally before they are killed (and it is lost). */
   async stopBackends(graceMs = 3000): Promise<Record<string, number>> {
     const p = this.backendProc;
     if (!p) return {};
@@ -223,7 +238,7 @@ export class Topology {
       p.stdin!.end();
       setTimeout(() => {
         p.kill("SIGKILL");
-      }, graceMs).unref();
+      }, graceMs * benchTimeFactor()).unref();
     });
     const line = out.split("\n").find((l) => l.startsWith("{"));
     return line ? JSON.parse(line) : {};

@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Topology, nsOk, have, CLIENT_IP } from "./netns.ts";
 import type { LatStat } from "./host.ts";
-import { proxyConfig, startProxy, stopProxy, timeConnects, type Timed as Target } from "./proxy.ts";
+import { proxyConfig, startProxy, stopProxy, timeConnects, type Launcher, type Timed as Target } from "./proxy.ts";
 import { loadPacketAddon } from "../../src/proxy/packet.ts";
 import { ControlClient } from "../../src/proxy/control.ts";
 import { TAKEOVER_TABLE } from "../../src/proxy/takeover.ts";
@@ -37,6 +37,8 @@ export interface PacketResult {
   endpoints: number;
   virtualServices: number;
   startMs: number;
+  /** what bin/wasmvs.js ran: the built dist/cli, or the TypeScript sources through tsx */
+  launcher: Launcher;
   /** the takeover table counted back: entries (set elements, and rules that match without a set; expected: one per
    *  virtual service + the local address), rules in its chain, kernel copies it dropped */
   takeover: { entries: number; expected: number; rules: number; dropped: number };
@@ -114,7 +116,13 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     writeFileSync(join(dir, "proxy.json"), JSON.stringify(cfg));
     log(`wasmvs-packet ${c.services}: starting the proxy in packet mode (${svcs.length} virtual services)`);
     // started = the last Service answers through it (sockets open, core loaded, takeover table in place)
-    const { p, startMs } = await startProxy(topo, join(dir, "proxy.json"), "error", last, "the packet-mode proxy");
+    const { p, startMs, launcher } = await startProxy(
+      topo,
+      join(dir, "proxy.json"),
+      "error",
+      last,
+      "the packet-mode proxy",
+    );
     proxy = p;
     const pid = p.pid!;
     // the control socket opens after the forwarder, so it may lag the first forwarded connection a little
@@ -171,6 +179,7 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
       endpoints: c.endpoints,
       virtualServices: svcs.length,
       startMs,
+      launcher,
       takeover: { entries: counted.entries, expected: svcs.length + 1, rules: counted.rules, dropped: counted.dropped },
       first: t.first,
       last: t.last,

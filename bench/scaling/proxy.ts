@@ -12,11 +12,11 @@
 // first-byte time straight to a pod IP (no proxy) is the baseline. CPU per connection is the proxy
 // process's own user+sys time (from /proc/PID/stat) over a burst, divided by the connections.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Topology, nsOk, connectFrom } from "./netns.ts";
+import { Topology, nsOk, nsRun, connectFrom, benchTimeFactor } from "./netns.ts";
 import { latStat, type LatStat } from "./host.ts";
 import { SERVICE_CIDR, SCALING_NODE, type ScalingCluster } from "../../src/sim/cluster.ts";
 import type { ServiceTarget } from "../../src/sim/iptables.ts";
@@ -30,6 +30,8 @@ export interface ProxyResult {
   virtualServices: number;
   listening: number;
   startMs: number;
+  /** what bin/wasmvs.js ran: the built dist/cli, or the TypeScript sources through tsx */
+  launcher: Launcher;
   first: ServiceTarget & {
     connect: LatStat;
     firstByte: LatStat;
@@ -88,6 +90,32 @@ export const rssMiB = (pid: number) => {
 };
 export const TICK_US = 1e6 / 100; // USER_HZ
 
+/** TCP sockets listening in a namespace, from /proc/net/tcp{,6} (state 0A): `ss` is not everywhere (the kernel
+ *  VM has none, and a missing ss once counted 0 listeners there). */
+export function tcpListeners(ns: string): number {
+  // without IPv6 there is no tcp6 (cat then fails on it but prints tcp)
+  const text = nsRun(ns, ["cat", "/proc/net/tcp", "/proc/net/tcp6"]).stdout;
+  return text.split("\n").filter((l) => l.trim().split(/\s+/)[3] === "0A").length;
+}
+
+export type Launcher = "dist/cli" | "sources";
+
+/** What `bin/wasmvs.js` runs, by its own rule: the built dist/cli when dist/cli/main.js is newer than every file
+ *  under src/, else the TypeScript sources through tsx, which start far slower (under the VM's qemu TCG a socket
+ *  proxy took over two minutes to answer from sources). */
+export function cliLauncher(): Launcher {
+  if (process.env.WASMVS_FROM_SOURCE === "1") return "sources";
+  let built: number;
+  try {
+    built = statSync(join(root, "dist/cli/main.js")).mtimeMs;
+  } catch {
+    return "sources";
+  }
+  for (const f of readdirSync(join(root, "src"), { recursive: true }) as string[])
+    if (statSync(join(root, "src", f)).mtimeMs > built) return "sources";
+  return "dist/cli";
+}
+
 export type Timed = ServiceTarget & {
   connect: LatStat;
   firstByte: LatStat;
@@ -102,7 +130,8 @@ export async function startProxy(
   logLevel: string,
   last: ServiceTarget,
   what: string,
-): Promise<{ p: ChildProcess; startMs: number }> {
+): Promise<{ p: ChildProcess; startMs: number; launcher: Launcher }> {
+  const launcher = cliLauncher();
   const t0 = performance.now();
   const p = spawn(
     "ip",
@@ -155,13 +184,17 @@ export async function startProxy(
         }
       };
       setTimeout(poll, 300);
-      setTimeout(() => fail(new Error(`${what} did not answer in 120 s: ${err.slice(-1500)}`)), 120_000).unref();
+      const limitS = 120 * benchTimeFactor();
+      setTimeout(
+        () => fail(new Error(`${what} did not answer in ${limitS} s: ${err.slice(-1500)}`)),
+        limitS * 1000,
+      ).unref();
     });
   } catch (e) {
     if (p.exitCode === null) p.kill("SIGKILL");
     throw e;
   }
-  return { p, startMs: performance.now() - t0 };
+  return { p, startMs: performance.now() - t0, launcher };
 }
 
 /** SIGTERM, then SIGKILL if it has not exited within 5 s. */
@@ -258,10 +291,10 @@ export async function measureProxy(c: ScalingCluster, o: ProxyOptions): Promise<
       );
     writeFileSync(join(dir, "proxy.json"), cfg.text);
     log(`wasmvs-proxy ${c.services}: starting the proxy (${cfg.services} virtual services)`);
-    const { p, startMs } = await startProxy(topo, join(dir, "proxy.json"), "warn", last, "the proxy");
+    const { p, startMs, launcher } = await startProxy(topo, join(dir, "proxy.json"), "warn", last, "the proxy");
     proxy = p;
     const pid = p.pid!;
-    const listening = nsOk(topo.node, ["sh", "-c", "ss -Hltn | wc -l"]).stdout.trim();
+    const listening = tcpListeners(topo.node);
     const t = await timeConnects(topo, pid, o, first, last, podTarget, "wasmvs-proxy", c.services, log, {
       settleMs: 200,
       through: "the proxy",
@@ -276,8 +309,9 @@ export async function measureProxy(c: ScalingCluster, o: ProxyOptions): Promise<
       services: c.services,
       endpoints: c.endpoints,
       virtualServices: cfg.services,
-      listening: Number(listening),
+      listening,
       startMs,
+      launcher,
       first: t.first,
       last: t.last,
       baseline: t.baseline,

@@ -154,7 +154,8 @@ export function mainTable(t: RunTables): Table {
           `${m.mode}${units}`,
           p.services.toLocaleString("en"),
           "MODELLED (range: fit's uncertainty)",
-          `≈${Math.round(m.rules)}`,
+          // iptables modes: the generated ruleset's own count; the others: the measured rules per Service × N
+          m.rulesWalked !== undefined ? `${Math.round(m.rules)} generated` : `≈${Math.round(m.rules)} (per Svc × N)`,
           modelled(m.syncMs / 1000, m.range.syncMs && [m.range.syncMs[0] / 1000, m.range.syncMs[1] / 1000], 2),
           modelled(m.incrementalMs, m.range.incrementalMs, 0),
           `mix p50 ${modelled(m.firstPacket.p50, m.range.p50)}`,

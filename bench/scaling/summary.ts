@@ -4,7 +4,7 @@ import type { HostResult } from "./host.ts";
 import type { ProxyResult } from "./proxy.ts";
 import type { PacketResult } from "./packet.ts";
 import type { VmResult } from "./vm.ts";
-import type { SimPointResult, ModeChecks, Calibration, Check } from "../../src/sim/index.ts";
+import type { SimPointResult, ModeChecks, Calibration, Check, Range } from "../../src/sim/index.ts";
 import { mainTable, curveTable, markdownTable, modelled, fmt as f } from "./rows.ts";
 
 export interface SummaryInput {
@@ -21,14 +21,19 @@ export interface SummaryInput {
   endpoints: number;
   full: boolean;
   hostSkip: string;
-  cmdFor: (extra: string) => string;
+  /** the run's exact command line (scaling.json's meta.command) */
+  command: string;
   svgs: string[];
   packetResults?: PacketResult[];
   packetSkip?: string;
   proxyFailures?: { services: number; error: string }[]; // socket mode could not run at these N (and why)
+  packetFailures?: { services: number; error: string }[]; // packet mode failed at these N (and why)
   ipvsSkip?: string; // why IPVS mode was not measured on this host ("" = it was)
   hostFailures?: { mode: string; services: number; error: string }[];
 }
+
+/** A modelled figure in µs shown in ms, with its range. */
+const modelledMs = (us: number, r: Range) => modelled(us / 1000, r && [r[0] / 1000, r[1] / 1000], 3);
 
 /** One Markdown table row, and a header row with its separator. */
 const row = (...cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
@@ -41,8 +46,10 @@ class Summary {
   push(...lines: string[]): void {
     this.L.push(...lines);
   }
-  cmd(extra: string): void {
-    this.L.push("", "```", this.s.cmdFor(extra), "```", "");
+  /** The exact command of the run that produced the figures above (every figure in a summary comes from one run;
+   *  a narrower command with defaults would give other figures). */
+  cmd(): void {
+    this.L.push("", "Produced by:", "", "```", this.s.command, "```", "");
   }
   host(mode: string, n: number): HostResult | undefined {
     return this.s.hostResults.find((r) => r.mode === mode && r.services === n);
@@ -69,7 +76,7 @@ export function summaryMarkdown(s: SummaryInput): string {
     ),
     "",
   );
-  out.cmd(s.full ? "--full" : "");
+  out.cmd();
   measuredOnHost(out);
   ipvsOnHost(out);
   socketMode(out);
@@ -147,7 +154,7 @@ function measuredOnHost(out: Summary): void {
       ),
     );
   }
-  out.cmd(`--services=${s.services.join(",")} --endpoints=${s.endpoints} --no-sim`);
+  out.cmd();
   const locks = s.hostResults.filter((r) => r.lock);
   if (!locks.length) return;
   out.push(
@@ -179,9 +186,7 @@ function measuredOnHost(out: Summary): void {
       ),
     );
   }
-  out.cmd(
-    `--services=${[...new Set(locks.map((r) => r.services))].join(",")} --modes=iptables-legacy,iptables-nft --no-sim`,
-  );
+  out.cmd();
 }
 
 /** kube-proxy's IPVS mode measured on this host (when its kernel has IPVS). */
@@ -244,10 +249,7 @@ function ipvsOnHost(out: Summary): void {
       ),
     );
   }
-  out.cmd(
-    `--services=${ir.map((r) => r.services).join(",")} --endpoints=${s.endpoints} --modes=ipvs --no-proxy ` +
-      `--no-packet --no-sim`,
-  );
+  out.cmd();
 }
 
 /** wasmvs proxy in socket mode, measured on this host. */
@@ -274,7 +276,7 @@ function socketMode(out: Summary): void {
       ...header(
         "Services",
         "virtual services (listeners)",
-        "proxy start",
+        "proxy start (run from)",
         "first byte p50/p99 first Service",
         "last Service",
         "connect() p50 first / last",
@@ -290,7 +292,7 @@ function socketMode(out: Summary): void {
         row(
           p.services,
           `${p.virtualServices} (${p.listening})`,
-          `${f(p.startMs / 1000, 1)} s`,
+          `${f(p.startMs / 1000, 1)} s (${p.launcher})`,
           `${f(p.first.firstByte.p50)} / ${f(p.first.firstByte.p99)} µs`,
           `${f(p.last.firstByte.p50)} / ${f(p.last.firstByte.p99)} µs`,
           `${f(p.first.connect.p50)} / ${f(p.last.connect.p50)} µs`,
@@ -302,9 +304,7 @@ function socketMode(out: Summary): void {
         ),
       );
     }
-    out.cmd(
-      `--services=${pr.map((p) => p.services).join(",")} --endpoints=${s.endpoints} --modes=iptables-legacy --no-sim`,
-    );
+    out.cmd();
   }
   for (const x of s.proxyFailures ?? [])
     out.push(`**Not measured at ${x.services} Services:** ${x.error.slice(0, 600)}`, "");
@@ -315,6 +315,8 @@ function packetMode(out: Summary): void {
   const { s } = out;
   const kr = s.packetResults ?? [];
   out.push("## wasmvs userspace: `wasmvs proxy` packet mode (measured on this kernel)", "");
+  for (const x of s.packetFailures ?? [])
+    out.push(`**FAILED at ${x.services} Services:** ${x.error.slice(0, 600)}`, "");
   if (!kr.length) {
     out.push(s.packetSkip ? `(skipped: ${s.packetSkip})` : "(not measured in this run)", "");
     return;
@@ -339,7 +341,7 @@ function packetMode(out: Summary): void {
     ...header(
       "Services",
       "takeover entries counted / expected, rules (kernel copies dropped)",
-      "proxy start",
+      "proxy start (run from)",
       "connect() p50/p99 first Service",
       "last Service",
       "first byte p50 first / last",
@@ -361,7 +363,7 @@ function packetMode(out: Summary): void {
       row(
         k.services,
         `${k.takeover.entries} / ${k.takeover.expected}, ${k.takeover.rules} (${k.takeover.dropped})`,
-        `${f(k.startMs / 1000, 1)} s`,
+        `${f(k.startMs / 1000, 1)} s (${k.launcher})`,
         `${f(k.first.connect.p50)} / ${f(k.first.connect.p99)} µs`,
         `${f(k.last.connect.p50)} / ${f(k.last.connect.p99)} µs`,
         `${f(k.first.firstByte.p50)} / ${f(k.last.firstByte.p50)} µs`,
@@ -375,10 +377,7 @@ function packetMode(out: Summary): void {
       ),
     );
   }
-  out.cmd(
-    `--services=${kr.map((k) => k.services).join(",")} --endpoints=${s.endpoints} --modes=iptables-legacy ` +
-      `--no-proxy --no-sim`,
-  );
+  out.cmd();
 }
 
 /** IPVS mode and iptables mode inside the kernel VM: figures comparable only with each other. */
@@ -473,7 +472,7 @@ function vmSection(out: Summary): void {
       ),
     );
   }
-  out.cmd(`--vm-services=${vr.map((v) => v.services).join(",")} --no-host --no-sim`);
+  out.cmd();
 }
 
 /** Our figures beside the published ones they answer. */
@@ -484,11 +483,18 @@ function published(out: Summary): void {
   out.push("## Beside the published figures", "");
   out.push(...header("published", "their figure", "ours", "how ours was obtained"));
   const sim10 = (mode: string) => out.simAt(mode, 10000);
+  const rate10 = s.sim.find((p) => p.services === 10000)?.rate ?? 0;
+  // the extra share of a core moves with the CPU per connection: its range is the CPU model's, scaled the same way
+  const extraCore = (m: NonNullable<ReturnType<typeof sim10>>) => {
+    const r = m.range.cpuPerConn,
+      at = (cpu: number) => (m.extraCpuCores + ((cpu - m.cpuPerConn) * rate10) / 1e6) * 100;
+    return `${modelled(m.extraCpuCores * 100, r && [at(r[0]), at(r[1])])}% of a core`;
+  };
   const tig = (mode: string) => {
     const m = sim10(mode);
     return m
-      ? `${f(m.extraCpuCores * 100)}% of a core at ${s.sim[0]?.rate ?? "?"} new conn/s; ` +
-          `${f(m.rulesWalked, 0)} rules walked per new connection (mean)`
+      ? `${extraCore(m)} at ${rate10} new conn/s; ` +
+          `${f(m.rulesWalked, 0)} rules walked per new connection (mean, counted over the ruleset)`
       : "-";
   };
   const nft10 = sim10("nftables"),
@@ -497,7 +503,7 @@ function published(out: Summary): void {
   const ipvs = measured10
     ? `measured on this host: CPU per connect ${f(measured10.last.cpu.usPerConn, 1)} µs`
     : ipvs10
-      ? `${f(ipvs10.extraCpuCores * 100)}% of a core (modelled${ipvs10.units.startsWith("VM") ? ", VM units" : ""})`
+      ? `${extraCore(ipvs10)} (modelled${ipvs10.units.startsWith("VM") ? ", VM units" : ""})`
       : vr.length
         ? `measured in the VM only (see [VM]: CPU per connect ${vr
             .map(
@@ -512,7 +518,7 @@ function published(out: Summary): void {
       "Tigera: 10k Services, iptables ≈35% of a core extra vs IPVS ≈8%; ≈20,000 rules per new connection",
       "35% / 8%, 20,000 rules",
       `iptables-legacy: ${tig("iptables-legacy")}; iptables-nft: ${tig("iptables-nft")}; ` +
-        `nftables: ${nft10 ? f(nft10.extraCpuCores * 100) + "% of a core" : "-"}; IPVS: ${ipvs}`,
+        `nftables: ${nft10 ? extraCore(nft10) : "-"}; IPVS: ${ipvs}`,
       "simulator over the 10k cluster's real ruleset, uniform Service mix, CPU model calibrated by the " +
         "measured connects " +
         "(extra = over no rules at all)",
@@ -530,12 +536,12 @@ function published(out: Summary): void {
     const legacy = h
       ? `${f(h.first.lat.p50 / 1000, 3)}–${f(h.last.lat.p50 / 1000, 3)} ms first–last Service (measured)`
       : m
-        ? `${f(m.firstPacket.p50 / 1000, 3)} ms mix p50 (modelled)`
+        ? `${modelledMs(m.firstPacket.p50, m.range.p50)} ms mix p50 (modelled)`
         : "-";
     const nft = hn
       ? `${f(hn.first.lat.p50 / 1000, 3)}–${f(hn.last.lat.p50 / 1000, 3)} ms (measured)`
       : mn
-        ? `${f(mn.firstPacket.p50 / 1000, 3)} ms (modelled)`
+        ? `${modelledMs(mn.firstPacket.p50, mn.range.p50)} ms (modelled)`
         : "-";
     const noRules =
       h || hn ? `, so it includes about ${f((h ?? hn)!.baseline.lat.p50, 0)} µs with no rules at all` : "";
@@ -566,11 +572,15 @@ function published(out: Summary): void {
     row(
       "nftables partial-sync PR: +1 Service at 10k",
       "141 ms",
-      n10 ? f(n10.incrementalMs, 0) + " ms (measured)" : nm10 ? f(nm10.incrementalMs, 0) + " ms (modelled)" : "-",
+      n10
+        ? f(n10.incrementalMs, 0) + " ms (measured)"
+        : nm10
+          ? modelled(nm10.incrementalMs, nm10.range.incrementalMs, 0) + " ms (modelled)"
+          : "-",
       "nft -f of the new Service's chains and map elements only; theirs is kube-proxy's whole sync loop",
     ),
   );
-  out.cmd(s.full ? "--full" : "");
+  out.cmd();
 }
 
 /** The WASM data plane's cost per new connection. */
@@ -587,7 +597,7 @@ function wasmCost(out: Summary): void {
   );
   out.push(...header("Services", "ns per new connection"));
   for (const w of s.wasmPerN) out.push(row(w.services, f(w.nsPerNewConn, 0)));
-  out.cmd(s.full ? "--full" : "");
+  out.cmd();
 }
 
 /** The simulator's points past the machine, the model's curves, and how far they missed. */
@@ -643,7 +653,7 @@ function modelledPastTheMachine(out: Summary): void {
         ),
       );
     }
-  out.cmd(s.full ? "--full" : "");
+  out.cmd();
   out.push("### The model's curves", "");
   out.push(
     "First-packet latency and CPU per new connection against the rules walked W (iptables) or N (nftables): a " +
@@ -678,5 +688,5 @@ function modelledPastTheMachine(out: Summary): void {
       ...rows,
     );
   } else out.push("No checks: fewer than two N measured in this run (run with --full).");
-  out.cmd(s.full ? "--full" : "");
+  out.cmd();
 }

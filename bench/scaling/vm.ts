@@ -373,7 +373,7 @@ async function ipvsModeInVm(
   restore: { fullMs: number; incMs: number },
 ): Promise<{ ipvs: VmResult["ipvs"]; baseline: VmResult["baseline"] }> {
   const { Topology, nsOk, nsRun, connectFrom } = run.net;
-  const { n, d, podTarget } = run;
+  const { d, podTarget } = run;
   const { first, last } = d;
   const topo = new Topology("V").create();
   try {

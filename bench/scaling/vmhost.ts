@@ -6,7 +6,7 @@
 // the connector compiled on the host (the VM has no C compiler).
 import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, realpathSync, rmSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connector } from "./netns.ts";
@@ -46,12 +46,48 @@ export function vmHostSkipReason(): string {
   return "";
 }
 
+/** How much slower than the host the bench's fixed waits are allowed to be inside the VM (qemu TCG). */
+export const VM_TIME_FACTOR = 6;
+
+/** The work one run in the VM is asked for (what its command line sets). */
+export interface VmHostWork {
+  services: number[];
+  kernelModes: number;
+  proxyModes: number; // wasmvs socket and packet mode
+  connects: number;
+  cpuConnects: number;
+  simPoints: number;
+  simConnections: number;
+}
+
+/**
+ * A time limit for one run in the VM that scales with its work and with the host's load: an estimate in seconds
+ * under qemu TCG on an idle host (fitted to runs at 20 Services: 474 s at load 4, 551 s at load 22 on 2 cores,
+ * every mode), times 3, and times the load per core over 4 when busier than that; 600 s at least.
+ */
+export function vmHostLimitS(w: VmHostWork): number {
+  const perN = w.services.reduce(
+    (t, n) =>
+      t +
+      w.kernelModes * (20 + 0.02 * n + 0.1 * (3 * w.connects + 2 * w.cpuConnects)) +
+      w.proxyModes * (40 + 0.01 * n + 0.1 * (4 * w.connects + 2 * w.cpuConnects)),
+    0,
+  );
+  const est = 90 + perN + w.simPoints * (15 + 0.002 * w.simConnections);
+  const busy = Math.max(1, loadavg()[0] / Math.max(1, cpus().length) / 4);
+  return Math.max(600, Math.round(3 * est * busy));
+}
+
 /** Runs `bench/scaling.ts ARGS --out=/tmp/...` inside the VM and brings back its exit status, output, the
  * report's scaling.json and summary.md, and any /tmp/wasmvs-xtables-*.lock it left behind. */
 export async function benchInVm(
   args: string[],
   o: { timeoutS?: number; log?: (s: string) => void } = {},
 ): Promise<VmHostRun> {
+  // the proxy modes start `wasmvs proxy` inside: from a current dist/cli, not from the TypeScript sources (which
+  // under qemu TCG took over two minutes to answer); bin/wasmvs.js picks dist/cli when it is newer than src/
+  const build = spawnSync(process.execPath, [join(root, "bin/build-cli.mjs")], { encoding: "utf8", cwd: root });
+  if (build.status !== 0) throw new Error(`npm run build:cli failed: ${(build.stderr ?? "").slice(-1500)}`);
   const tools = join(tmpdir(), `wasmvs-vmhost-${process.pid}`);
   rmSync(tools, { recursive: true, force: true });
   mkdirSync(join(tools, "bin"), { recursive: true });
@@ -66,7 +102,8 @@ export async function benchInVm(
       `${nm.mount}mkdir -p ${tools} ${join(tmpdir(), "wasmvs-scaling")}`,
       `mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,ro wvstools ${tools}`,
       `cp ${tools}/bin/${basename(conn)} ${conn}`,
-      `export PATH=${tools}/bin:$PATH LD_LIBRARY_PATH=${tools}/lib`,
+      // qemu TCG: the bench's fixed waits (backends' and the proxy's start) get VM_TIME_FACTOR times longer
+      `export PATH=${tools}/bin:$PATH LD_LIBRARY_PATH=${tools}/lib WASMVS_BENCH_TIME_FACTOR=${VM_TIME_FACTOR}`,
       `node --import tsx bench/scaling.ts ${args.join(" ")} --out=${out}; rc=$?`,
       `echo "@@LEFTOVERS $(ls /tmp/wasmvs-xtables-*.lock 2>/dev/null | tr '\\n' ' ')"`,
       `echo @@JSON; cat ${out}/scaling.json; echo @@SUMMARY; cat ${out}/summary.md; echo @@END; exit $rc`,

@@ -3,7 +3,7 @@
 // node native/packet/build.mjs. A failed build never fails the install: socket mode needs no addon, and
 // `wasmvs proxy --mode packet` then says why packet mode is unavailable (native/packet/build/status.json).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { nodeGyp, rebuildArgs } from "../gyp.mjs";

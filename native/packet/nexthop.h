@@ -26,7 +26,7 @@ namespace nexthop {
 struct Hop {
   bool ok = false;  // usable on a ring: unicast route out of an Ethernet interface, neighbour known
   int ifindex = 0;
-  uint32_t mtu = 0;
+  uint32_t mtu = 0;  // the route's MTU (its mtu metric or a learnt path MTU, else the device's); 0: unknown
   uint8_t dst[6] = {}, src[6] = {};
   double until = 0;  // monotonic ms after which it is asked again
 };
@@ -58,25 +58,13 @@ class Table {
   // The next hop for a destination (IPv4: 4 bytes, IPv6: 16), or nullptr: send it through the raw socket.
   // now: monoMs(), read once per batch by the caller.
   const Hop* find(int family, const uint8_t* addr, double now) {
-    Key k{};
-    k[0] = uint8_t(family);
-    memcpy(k.data() + 1, addr, family == AF_INET ? 4 : 16);
-    if (last_ && k == lastKey_ && last_->until > now) return last_->ok ? last_ : nullptr;  // runs of one destination
-    auto it = hops_.find(k);
-    if (it != hops_.end() && it->second.until > now) {
-      lastKey_ = k;
-      last_ = &it->second;
-      return it->second.ok ? &it->second : nullptr;
-    }
-    last_ = nullptr;
-    if (hops_.size() > 65536) hops_.clear();  // a bound: many distinct destinations only cost re-asking
-    Hop& h = hops_[k];
-    h = Hop{};
-    h.ok = resolve(family, addr, &h);
-    h.until = now + (h.ok ? 1000 : 100);
-    lookups++;
+    const Hop& h = entry(family, addr, now);
     return h.ok ? &h : nullptr;
   }
+
+  // The MTU of the route to a destination (0 when the kernel has no usable route), whether or not its
+  // neighbour is known: what a packet after NAT must fit.
+  uint32_t mtu(int family, const uint8_t* addr, double now) { return entry(family, addr, now).mtu; }
 
   double lookups = 0;  // rtnetlink questions asked
 
@@ -86,6 +74,27 @@ class Table {
   std::unordered_map<Key, Hop, KeyHash> hops_;  // node-based: pointers to its values stay valid
   Key lastKey_{};
   Hop* last_ = nullptr;
+
+  const Hop& entry(int family, const uint8_t* addr, double now) {
+    Key k{};
+    k[0] = uint8_t(family);
+    memcpy(k.data() + 1, addr, family == AF_INET ? 4 : 16);
+    if (last_ && k == lastKey_ && last_->until > now) return *last_;  // runs of one destination
+    auto it = hops_.find(k);
+    if (it != hops_.end() && it->second.until > now) {
+      lastKey_ = k;
+      last_ = &it->second;
+      return it->second;
+    }
+    last_ = nullptr;
+    if (hops_.size() > 65536) hops_.clear();  // a bound: many distinct destinations only cost re-asking
+    Hop& h = hops_[k];
+    h = Hop{};
+    h.ok = resolve(family, addr, &h);
+    h.until = now + (h.ok ? 1000 : 100);
+    lookups++;
+    return h;
+  }
 
   // One request, one answer (or an error): the buffer receives the first reply message.
   bool ask(void* req, size_t len, char* buf, size_t cap, nlmsghdr** reply) {
@@ -117,14 +126,28 @@ class Table {
     n->nlmsg_len = NLMSG_ALIGN(n->nlmsg_len) + RTA_ALIGN(a->rta_len);
   }
 
+  // RTAX_MTU inside RTA_METRICS: a route's mtu, or the path MTU the kernel learnt for this destination.
+  static uint32_t metricMtu(rtattr* metrics) {
+    int left = int(RTA_PAYLOAD(metrics));
+    for (rtattr* a = static_cast<rtattr*>(RTA_DATA(metrics)); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
+      if (a->rta_type == RTAX_MTU && RTA_PAYLOAD(a) >= 4) {
+        uint32_t v;
+        memcpy(&v, RTA_DATA(a), 4);
+        return v;
+      }
+    }
+    return 0;
+  }
+
+  // The device's MTU into h, and its Ethernet address: false when it has none (not usable on a ring).
   bool linkOf(int ifindex, Hop* h) {
     if (ioc_ < 0) ioc_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ifreq ifr{};
     if (!if_indextoname(unsigned(ifindex), ifr.ifr_name)) return false;
-    if (ioctl(ioc_, SIOCGIFHWADDR, &ifr) < 0 || ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) return false;
-    memcpy(h->src, ifr.ifr_hwaddr.sa_data, 6);
     if (ioctl(ioc_, SIOCGIFMTU, &ifr) < 0) return false;
     h->mtu = uint32_t(ifr.ifr_mtu);
+    if (ioctl(ioc_, SIOCGIFHWADDR, &ifr) < 0 || ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) return false;
+    memcpy(h->src, ifr.ifr_hwaddr.sa_data, 6);
     return true;
   }
 
@@ -149,6 +172,8 @@ class Table {
     uint8_t via[16];
     memcpy(via, addr, alen);
     int oif = 0;
+    uint32_t routeMtu = 0;
+    bool ringable = true;
     int left = int(RTM_PAYLOAD(m));
     for (rtattr* a = RTM_RTA(rt); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
       if (a->rta_type == RTA_OIF)
@@ -156,9 +181,14 @@ class Table {
       else if (a->rta_type == RTA_GATEWAY && RTA_PAYLOAD(a) == alen)
         memcpy(via, RTA_DATA(a), alen);
       else if (a->rta_type == RTA_VIA || a->rta_type == RTA_MULTIPATH)
-        return false;
+        ringable = false;
+      else if (a->rta_type == RTA_METRICS)
+        routeMtu = metricMtu(a);
     }
-    if (!oif || !linkOf(oif, h)) return false;
+    if (!oif) return false;
+    const bool ethernet = linkOf(oif, h);
+    if (routeMtu && h->mtu && routeMtu < h->mtu) h->mtu = routeMtu;
+    if (!ethernet || !ringable) return false;
     h->ifindex = oif;
     struct {
       nlmsghdr n;

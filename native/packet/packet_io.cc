@@ -17,6 +17,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -30,6 +31,7 @@
 #include "napi_args.h"
 #include "nexthop.h"
 #include "ring.h"
+#include "toobig.h"
 
 namespace {
 
@@ -46,9 +48,14 @@ struct Counters {
   double rxKernelDrops = 0;    // the sockets' receive queues overflowed (PACKET_STATISTICS)
   double txPackets = 0;
   double txCalls = 0;
-  double txNoBuffer = 0;     // EAGAIN / ENOBUFS: the send queue was full
-  double txTooBig = 0;       // EMSGSIZE: beyond the route's MTU
-  double txUnreachable = 0;  // no route / neighbour
+  double txNoBuffer = 0;      // EAGAIN / ENOBUFS: the send queue was full
+  double txTooBig = 0;        // over the route's MTU with DF set (or IPv6): not sent (an error went back, toobig.h)
+  double txIcmpTooBig = 0;    // ICMP "fragmentation needed" / ICMPv6 "packet too big" sent to a sender
+  double txIcmpLimited = 0;   // such errors not sent: over the rate limit (toobig::Limit)
+  double txIcmpUnquoted = 0;  // such errors not sent: the packet's headers were not kept (under kKeepFrom*)
+  double txFragmented = 0;    // IPv4 packets without DF over the route's MTU, sent in fragments
+  double txFragments = 0;     // the fragments they were sent in
+  double txUnreachable = 0;   // no route / neighbour
   double txOtherErrors = 0;
   double recvNs = 0;         // time inside recvmmsg, or reading the rx rings
   double sendNs = 0;         // time inside sendmmsg, or filling and kicking the tx rings
@@ -94,6 +101,14 @@ struct Io {
   std::vector<int> txRingless;    // interfaces whose tx ring could not be set up
   std::vector<ring::Tx*> kicked;
   nexthop::Table hops;
+  // packets over their route's MTU (toobig.h): each large packet's first bytes as it arrived, by slot
+  std::vector<uint8_t> orig;
+  std::vector<uint8_t> origLen;
+  std::vector<uint32_t> outDesc4, outDesc6;  // the descriptor of each raw-socket message
+  std::vector<uint32_t> overMtu;             // descriptors the raw socket refused with EMSGSIZE
+  std::vector<uint8_t> scratch;              // an error or a fragment being built
+  toobig::Limit icmpLimit;
+  uint16_t fragId = 1;
   Counters c;
 };
 
@@ -328,6 +343,11 @@ napi_value Open(napi_env env, napi_callback_info info) {
   io->outIov6.resize(n);
   io->to4.resize(n);
   io->to6.resize(n);
+  io->orig.resize(size_t(n) * toobig::kOrigSize);
+  io->origLen.resize(n);
+  io->outDesc4.resize(n);
+  io->outDesc6.resize(n);
+  io->scratch.resize(io->slot > toobig::kMaxError ? io->slot : toobig::kMaxError);
   napi_value ext;
   napi_create_external(env, io, finalizeIo, nullptr, &ext);
   return ext;
@@ -439,6 +459,13 @@ bool admit(Io* io, uint8_t* desc, uint32_t out, uint32_t slotIndex, uint8_t* p, 
     io->c.rxTrimmed++;
   }
   if (csumNotReady && completeChecksum(p, len)) io->c.rxCsumCompleted++;
+  // a packet that may not fit its route after NAT: its headers as they came, for the error's quote
+  if (len > ((p[0] >> 4) == 6 ? toobig::kKeepFrom6 : toobig::kKeepFrom4)) {
+    memcpy(&io->orig[size_t(slotIndex) * toobig::kOrigSize], p, toobig::kOrigSize);
+    io->origLen[slotIndex] = toobig::kOrigSize;
+  } else {
+    io->origLen[slotIndex] = 0;
+  }
   uint8_t* d = desc + size_t(out) * kDescSize;
   put32(d, slotIndex * io->slot);
   put32(d + 4, len);
@@ -570,18 +597,22 @@ void countTxError(Io* io, int e) {
     io->c.txOtherErrors++;
 }
 
-void sendAll(Io* io, int fd, mmsghdr* m, uint32_t n) {
+// descOf[k]: message k's descriptor, for the ones refused as over the MTU (handled after, by overMtu)
+void sendAll(Io* io, int fd, mmsghdr* m, uint32_t n, const uint32_t* descOf) {
   uint32_t off = 0;
   while (off < n) {
     double t0 = nowNs();
     int r = sendmmsg(fd, m + off, n - off, MSG_DONTWAIT);
     io->c.sendNs += nowNs() - t0;
     io->c.txCalls++;
-    if (r < 0) {
-      countTxError(io, errno);
+    if (r < 0) {  // the first one failed: skip it
+      if (errno == EMSGSIZE)
+        io->overMtu.push_back(descOf[off]);
+      else
+        countTxError(io, errno);
       off++;
       continue;
-    }  // the first one failed: skip it
+    }
     io->c.txPackets += r;
     off += uint32_t(r);
   }
@@ -594,7 +625,9 @@ ring::Tx* txRingFor(Io* io, int ifindex) {
     if (i == ifindex) return nullptr;
   ring::Tx t;
   std::string err;
-  if (!t.setup(ifindex, &err)) {
+  // WASMVS_PACKET_TX_FRAGS: the kernel's default fragment frames, for bench/packet-mode.ts's A/B only
+  static const bool frags = getenv("WASMVS_PACKET_TX_FRAGS") != nullptr;
+  if (!t.setup(ifindex, &err, !frags)) {
     io->txRingless.push_back(ifindex);
     if (io->ringFallback.empty()) io->ringFallback = "tx ring on interface " + std::to_string(ifindex) + ": " + err;
     return nullptr;
@@ -604,23 +637,88 @@ ring::Tx* txRingFor(Io* io, int ifindex) {
 }
 
 // Ring mode: puts the packet in a tx ring frame behind an Ethernet header; false when it must go through
-// the raw socket instead (unknown next hop, bigger than a frame or the link's MTU, ring full).
-bool ringQueue(Io* io, const uint8_t* p, uint32_t len, bool v6, double nowMs) {
-  const nexthop::Hop* hop = io->hops.find(v6 ? AF_INET6 : AF_INET, p + (v6 ? 24 : 16), nowMs);
-  if (!hop || len > hop->mtu || len + ETH_HLEN > ring::kTxFrameSize - ring::kTxData) return false;
+// the raw socket instead (unknown next hop, bigger than a frame, ring full). hop: its next hop, known.
+bool ringQueue(Io* io, const nexthop::Hop* hop, const uint8_t* p, uint32_t len, bool v6) {
   ring::Tx* t = txRingFor(io, hop->ifindex);
   if (!t) return false;
+  const uint32_t pre = t->linear ? sizeof(ring::VnetHdr) : 0;
+  if (pre + len + ETH_HLEN > ring::kTxFrameSize - ring::kTxData) return false;
   tpacket2_hdr* f = t->frame();
   if (!f) return false;
-  uint8_t* eth = reinterpret_cast<uint8_t*>(f) + ring::kTxData;
+  uint8_t* eth = reinterpret_cast<uint8_t*>(f) + ring::kTxData + pre;
+  if (pre) {
+    ring::VnetHdr vh;  // hdr_len (little-endian, as virtio on this host): all of the frame
+    vh.hdrLen = uint16_t(len + ETH_HLEN);
+    memcpy(eth - pre, &vh, pre);
+  }
   memcpy(eth, hop->dst, 6);
   memcpy(eth + 6, hop->src, 6);
   eth[12] = v6 ? 0x86 : 0x08;
   eth[13] = v6 ? 0xdd : 0x00;
   memcpy(eth + ETH_HLEN, p, len);
   if (t->pending == 0) io->kicked.push_back(t);
-  t->submit(f, len + ETH_HLEN);
+  t->submit(f, pre + len + ETH_HLEN);
   return true;
+}
+
+// A forwarded packet over its route's MTU (toobig.h): fragmented when IPv4 without DF, else dropped with
+// an error to its sender (rate limited). d: its descriptor, p/len: the packet after NAT.
+void overMtu(Io* io, const uint8_t* d, const uint8_t* p, uint32_t len, uint32_t mtu, double nowMs) {
+  // a received packet fits its slot; a longer one is a descriptor made by hand, and no piece of it may
+  // outgrow the scratch buffer
+  if (len > io->scratch.size()) return countTxError(io, EMSGSIZE);
+  const bool v6 = (p[0] >> 4) == 6;
+  if (!v6 && !(p[6] & 0x40)) {
+    if (io->fragId == 0) io->fragId = 1;
+    uint32_t sent = 0;
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    memcpy(&to.sin_addr, p + 16, 4);
+    const uint32_t pieces =
+        toobig::fragment4(p, len, mtu, io->fragId++, io->scratch.data(), [&](const uint8_t* b, uint32_t n) {
+          if (sendto(io->tx4, b, n, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(n))
+            sent++;
+          else
+            countTxError(io, errno);
+        });
+    if (pieces == 0) return countTxError(io, EMSGSIZE);
+    io->c.txFragmented++;
+    io->c.txFragments += sent;
+    if (sent == pieces) io->c.txPackets++;
+    return;
+  }
+  io->c.txTooBig++;
+  const uint8_t proto = d[30];
+  if (proto == (v6 ? 58 : 1) || (v6 && proto == 44)) return;  // no error about an ICMP error or a later fragment
+  const uint32_t slot = get32(d) / io->slot;
+  const uint32_t kept = slot < io->origLen.size() ? io->origLen[slot] : 0;
+  const uint32_t l4 = uint32_t(d[28]) | (uint32_t(d[29]) << 8);
+  uint8_t* out = io->scratch.data();
+  const uint32_t n = kept ? toobig::build(out, &io->orig[size_t(slot) * toobig::kOrigSize], kept, p, len, l4, mtu) : 0;
+  if (n == 0) {
+    io->c.txIcmpUnquoted++;
+    return;
+  }
+  if (!io->icmpLimit.allow(nowMs)) {
+    io->c.txIcmpLimited++;
+    return;
+  }
+  ssize_t r;
+  if (v6) {
+    sockaddr_in6 to{};
+    to.sin6_family = AF_INET6;
+    memcpy(&to.sin6_addr, out + 24, 16);
+    r = sendto(io->tx6, out, n, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  } else {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    memcpy(&to.sin_addr, out + 16, 4);
+    r = sendto(io->tx4, out, n, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  }
+  if (r == ssize_t(n))
+    io->c.txIcmpTooBig++;
+  else
+    countTxError(io, errno);
 }
 
 void kickRings(Io* io) {
@@ -657,6 +755,7 @@ napi_value Send(napi_env env, napi_callback_info info) {
   uint32_t n4 = 0, n6 = 0, queued = 0;
   double t0 = io->useRing ? nowNs() : 0;
   const double nowMs = t0 / 1e6;
+  io->overMtu.clear();
   for (uint32_t i = 0; i < n; i++) {
     const uint8_t* d = mem + descPtr + size_t(i) * kDescSize;
     if (d[16] != 1) continue;  // verdict: forward
@@ -664,8 +763,14 @@ napi_value Send(napi_env env, napi_callback_info info) {
     if (uint64_t(dataPtr) + off + len > memLen || len < 20) continue;
     uint8_t* p = mem + dataPtr + off;
     if (io->useRing) {
-      if ((p[0] >> 4) == 6 && len < 40) continue;
-      if (ringQueue(io, p, len, (p[0] >> 4) == 6, nowMs)) {
+      const bool v6 = (p[0] >> 4) == 6;
+      if (v6 && len < 40) continue;
+      const nexthop::Hop* hop = io->hops.find(v6 ? AF_INET6 : AF_INET, p + (v6 ? 24 : 16), nowMs);
+      if (hop && len > hop->mtu) {
+        overMtu(io, d, p, len, hop->mtu, nowMs);
+        continue;
+      }
+      if (hop && ringQueue(io, hop, p, len, v6)) {
         queued++;
         continue;
       }
@@ -678,6 +783,7 @@ napi_value Send(napi_env env, napi_callback_info info) {
       to.sin_family = AF_INET;
       memcpy(&to.sin_addr, p + 16, 4);
       io->outIov4[n4] = {p, len};
+      io->outDesc4[n4] = i;
       h = &io->out4[n4].msg_hdr;
       *h = {};
       h->msg_name = &to;
@@ -690,6 +796,7 @@ napi_value Send(napi_env env, napi_callback_info info) {
       to.sin6_family = AF_INET6;
       memcpy(&to.sin6_addr, p + 24, 16);
       io->outIov6[n6] = {p, len};
+      io->outDesc6[n6] = i;
       h = &io->out6[n6].msg_hdr;
       *h = {};
       h->msg_name = &to;
@@ -702,8 +809,21 @@ napi_value Send(napi_env env, napi_callback_info info) {
     kickRings(io);
     io->c.sendNs += nowNs() - t0;
   }
-  if (n4) sendAll(io, io->tx4, io->out4.data(), n4);
-  if (n6) sendAll(io, io->tx6, io->out6.data(), n6);
+  if (n4) sendAll(io, io->tx4, io->out4.data(), n4, io->outDesc4.data());
+  if (n6) sendAll(io, io->tx6, io->out6.data(), n6, io->outDesc6.data());
+  // refused as over the MTU: the route's MTU says how far (the raw socket checks only the device's)
+  for (uint32_t i : io->overMtu) {
+    const uint8_t* d = mem + descPtr + size_t(i) * kDescSize;
+    const uint8_t* p = mem + dataPtr + get32(d);
+    const uint32_t len = get32(d + 4);
+    const bool v6 = (p[0] >> 4) == 6;
+    const double ms = nowNs() / 1e6;
+    const uint32_t mtu = io->hops.mtu(v6 ? AF_INET6 : AF_INET, p + (v6 ? 24 : 16), ms);
+    if (mtu == 0 || mtu >= len)
+      countTxError(io, EMSGSIZE);
+    else
+      overMtu(io, d, p, len, mtu, ms);
+  }
   napi_value res;
   napi_create_uint32(env, n4 + n6 + queued, &res);
   return res;
@@ -783,6 +903,11 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   setNumber(env, o, "txCalls", c.txCalls);
   setNumber(env, o, "txNoBuffer", c.txNoBuffer);
   setNumber(env, o, "txTooBig", c.txTooBig);
+  setNumber(env, o, "txIcmpTooBig", c.txIcmpTooBig);
+  setNumber(env, o, "txIcmpLimited", c.txIcmpLimited);
+  setNumber(env, o, "txIcmpUnquoted", c.txIcmpUnquoted);
+  setNumber(env, o, "txFragmented", c.txFragmented);
+  setNumber(env, o, "txFragments", c.txFragments);
   setNumber(env, o, "txUnreachable", c.txUnreachable);
   setNumber(env, o, "txOtherErrors", c.txOtherErrors);
   setNumber(env, o, "lastTxErrno", c.lastTxErrno);

@@ -111,14 +111,26 @@ struct Rx {
   }
 };
 
+// struct virtio_net_hdr's layout (linux/virtio_net.h does not compile as C++): no offload asked, only hdr_len.
+struct VnetHdr {
+  uint8_t flags = 0, gsoType = 0;
+  uint16_t hdrLen = 0, gsoSize = 0, csumStart = 0, csumOffset = 0;
+};
+static_assert(sizeof(VnetHdr) == 10, "virtio_net_hdr is 10 bytes");
+
 struct Tx {
   int fd = -1;
   int ifindex = 0;
   uint8_t* map = nullptr;
   size_t mapLen = 0;
   uint32_t frames = 0, cur = 0, pending = 0;
+  // Each frame starts with a virtio_net_hdr whose hdr_len is the whole frame (PACKET_VNET_HDR): the kernel
+  // then copies the frame into the skb's linear part. Without it only the Ethernet header is copied and
+  // the rest is attached as a fragment of the ring's page, which veth must copy again into a fresh page
+  // (skb_copy_ubufs) before the peer may see it: a page allocation per packet.
+  bool linear = false;
 
-  bool setup(int idx, std::string* err) {
+  bool setup(int idx, std::string* err, bool wantLinear) {
     int sock = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);  // protocol 0: sends only
     if (sock < 0) {
       *err = "AF_PACKET tx socket: " + errnoText(errno);
@@ -133,6 +145,8 @@ struct Tx {
     sockaddr_ll sll{};
     sll.sll_family = AF_PACKET;
     sll.sll_ifindex = idx;
+    // before the ring, as the kernel requires; without it (an old kernel) frames go as fragments
+    linear = wantLinear && setsockopt(sock, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) == 0;
     if (setsockopt(sock, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0)
       *err = "PACKET_VERSION V2: " + errnoText(errno);
     else if (setsockopt(sock, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) < 0)

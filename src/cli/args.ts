@@ -144,7 +144,7 @@ function checkPositionals(words: string[], spec: CommandSpec): void {
   });
 }
 
-export interface Streams {
+interface Streams {
   out: { write(s: string): unknown };
   err: { write(s: string): unknown };
 }

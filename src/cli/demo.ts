@@ -2,6 +2,7 @@
 // for the same burst of connections, through the real data plane (packets in, connection table,
 // counters), printed as a table.
 import { Core, SCHEDULERS, TCP_FLAGS } from "../core/index.ts";
+import { schedulerInfo } from "../model/schedulers.ts";
 
 const DESTS = [
   { addr: "10.1.0.1", weight: 4 },
@@ -28,7 +29,8 @@ export async function runDemo(burst = 24): Promise<DemoRow[]> {
   for (const scheduler of SCHEDULERS) {
     const core = await Core.load({ connCapacity: 4096 });
     core.seedRandom(1);
-    const flags = scheduler === "sh" ? ["sh-port"] : scheduler === "mh" ? ["mh-port"] : [];
+    const portFlag = schedulerInfo(scheduler)?.flags[1]; // a hash scheduler's flag-2: hash the port too
+    const flags = portFlag ? [portFlag] : [];
     const vip = "10.0.0.1";
     const svc = core.addService({ proto: "tcp", addr: vip, port: 80, scheduler, flags });
     const ids = DESTS.map((d) => core.addDest(svc, { addr: d.addr, port: 8080, weight: d.weight }));

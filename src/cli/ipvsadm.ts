@@ -11,6 +11,7 @@ import { formatConnections, formatList, formatListService, formatSave, formatTim
 import { type NameResolver, filesResolver, numericResolver } from "../model/names.ts";
 import { type Problem, formatProblems, validateRealServer, validateService } from "../model/validate.ts";
 import { canonicalAddr } from "../model/inet.ts";
+import { type SyncDaemon, formatDaemons, validateDaemon } from "../model/daemon.ts";
 
 export interface Sink {
   write(s: string): unknown;
@@ -36,6 +37,8 @@ Usage:
   ${p} -L|l [virtual-service] [options]
   ${p} -Z [virtual-service]
   ${p} --set tcp tcpfin udp
+  ${p} --start-daemon {master|backup} [daemon-options]
+  ${p} --stop-daemon {master|backup}
   ${p} -h
 
 Commands:
@@ -52,6 +55,8 @@ Either long or short options are allowed.
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services
   --set tcp tcpfin udp        set connection timeout values
+  --start-daemon              start connection sync daemon
+  --stop-daemon               stop connection sync daemon
   --help            -h        display this help message
 
 virtual-service:
@@ -83,6 +88,7 @@ Options:
   --l-threshold  -y lthreshold        lower threshold of connections
   --connection   -c                   output of current IPVS connections
   --timeout                           output of timeout (tcp tcpfin udp)
+  --daemon                            output of daemon information
   --stats                             output of statistics information
   --rate                              output of rate information
   --exact                             expand numbers (display exact values)
@@ -94,10 +100,18 @@ Options:
   --ops          -o                   one-packet scheduling
   --numeric      -n                   numeric output of addresses and ports
   --sched-flags  -b flags             scheduler flags (comma-separated)
+Daemon Options:
+  --syncid sid                        syncid for connection sync (default=0)
+  --sync-maxlen length                max sync message length (default=1472, 1452 over IPv6)
+  --mcast-interface interface         multicast interface for connection sync
+  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
+  --mcast-port port                   UDP port (default=8848)
+  --mcast-ttl ttl                     Multicast TTL (default=1)
 
 Differences from ipvsadm: names come from /etc/hosts and /etc/services only (no DNS); weights above
 65535 and non-contiguous netmasks (-M 24 is 0.0.0.24) are refused; fwmarks that ipvsadm -S prints as
-negative numbers are read back; the connection sync daemon is not supported. -R reads and checks every
+negative numbers are read back; --start-daemon refuses a missing or impossible --mcast-interface name (over
+15 bytes, empty) before sending it. -R reads and checks every
 line first (syntax, values, and against the current table) and applies nothing if any line is refused; then
 the proxy applies the input as one transaction, the kernel line by line (a refusal there stops the restore
 and says which lines were applied; ipvsadm goes on past it).
@@ -138,6 +152,8 @@ export function ipvsStrerror(kind: IpvsadmCommand["kind"] | "list", e: unknown):
     zero: { 3: "No such service" },
     "add-server": { 3: "Service not defined", 17: "Destination already exists" },
     "edit-server": { 3: "Service not defined", 2: "No such destination" },
+    "start-daemon": { 17: "Daemon has already run" },
+    "stop-daemon": { 3: "No daemon is running" },
     "delete-server": { 3: "Service not defined", 2: "No such destination" },
     list: { 3: "No such service" },
   };
@@ -232,6 +248,7 @@ export async function prepareIpvsadm(
   if (cmd.kind === "add-server" || cmd.kind === "edit-server") {
     if (refuseProblems(validateRealServer(cmd.server, cmd.service, "realServer"), err, o)) return 2;
   }
+  if (cmd.kind === "start-daemon" && refuseProblems(daemonProblems(cmd.daemon), err, o)) return 2;
   if (cmd.kind !== "restore") return { cmd };
   const lines = checkRestoreInput(await (o.stdin ?? readStdin)(), err, o);
   return typeof lines === "number" ? lines : { cmd, restore: lines };
@@ -247,6 +264,21 @@ export function runPrepared(
 ): Promise<number> {
   const o: Resolved = { ...opts, program: opts.program ?? "wasmvs", resolver: opts.resolver ?? systemResolver() };
   return p.restore ? applyRestore(p.restore, target, out, err, o) : execute(p.cmd, target, out, err, o);
+}
+
+// the daemon's fields by the options that set them
+const DAEMON_FLAGS: Record<string, string> = {
+  "daemon.mcastIfn": "--mcast-interface",
+  "daemon.syncid": "--syncid",
+  "daemon.syncMaxlen": "--sync-maxlen",
+  "daemon.mcastGroup": "--mcast-group",
+  "daemon.mcastPort": "--mcast-port",
+  "daemon.mcastTtl": "--mcast-ttl",
+};
+/** What --start-daemon's options leave wrong before anything is sent: ipvsadm checks the numbers; wasmvs
+ * also refuses a missing or impossible interface name (ipvsadm sends it, and the kernel says ENODEV). */
+function daemonProblems(d: SyncDaemon): Problem[] {
+  return validateDaemon(d).map((p) => ({ ...p, path: DAEMON_FLAGS[p.path] ?? p.path }));
 }
 
 // Problems the kernel refuses on its own (unknown scheduler, thresholds, a non-unicast real server) are
@@ -287,9 +319,15 @@ export async function execute(
       );
       return 0;
     case "start-daemon":
-    case "stop-daemon":
-      err.write(`${opts.program}: the connection sync daemon (--${cmd.kind}) is not supported\n`);
-      return 2;
+    case "stop-daemon": {
+      if (!target.startDaemon || !target.stopDaemon) {
+        err.write(`${opts.program}: the ${target.name} target has no connection sync daemon (--${cmd.kind})\n`);
+        return 2;
+      }
+      if (cmd.kind === "stop-daemon") return kernel(() => target.stopDaemon!(cmd.state));
+      if (refuse(daemonProblems(cmd.daemon))) return 2;
+      return kernel(() => target.startDaemon!(cmd.daemon));
+    }
     case "add-service":
     case "edit-service": {
       if (refuse(validateService(cmd.service, "service"))) return 2;
@@ -350,7 +388,9 @@ export async function execute(
             out.write(formatTimeouts(await target.timeouts()));
             return 0;
           case "daemon":
-            return 0; // no sync daemon runs, so ipvsadm prints nothing
+            // a target without a sync daemon runs none, so ipvsadm would print nothing
+            out.write(formatDaemons(target.daemons ? await target.daemons() : []));
+            return 0;
           case "service": {
             const all: ServiceStatus[] = await target.services();
             const s = all.find((x) => sameService(x, cmd.service!));
@@ -442,8 +482,8 @@ function checkRestoreInput(text: string, err: Sink, opts: Resolved): RestoreLine
         ? validateService(c.service, "service")
         : c.kind === "add-server" || c.kind === "edit-server"
           ? validateRealServer(c.server, c.service, "realServer")
-          : c.kind === "start-daemon" || c.kind === "stop-daemon"
-            ? [{ path: "daemon", message: "the connection sync daemon is not supported" }]
+          : c.kind === "start-daemon"
+            ? daemonProblems(c.daemon)
             : [];
     for (const p of ps) problems.push(`${where(l)}: ${p.path}: ${p.message}`);
   }

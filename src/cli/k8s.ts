@@ -1,6 +1,7 @@
 // `wasmvs k8s …`: the Kubernetes front end from the command line, one function for src/cli/main.ts to call.
 //   wasmvs k8s map   OBJECTS [--config=KPC.yaml] --node-name=N --node-ip=IP[,IP…] [--json]
-//   wasmvs k8s rules OBJECTS --mode=ipvs|iptables|nftables [--family=IPv4|IPv6] [--config=…] --node-name=N --node-ip=…
+//   wasmvs k8s rules OBJECTS --mode=ipvs|iptables|nftables [--family=IPv4|IPv6] [--config=…]
+//                    --node-name=N --node-ip=…
 //   wasmvs k8s synth --services=N [--endpoints=N] [--seed=S] [--dual-stack=0.2]
 //   wasmvs k8s watch [--kubeconfig=PATH] [--config=…] --node-name=N --node-ip=…     (prints each sync)
 // OBJECTS is a file of `kubectl get services,endpointslices -A -o json|yaml` output, or "-" for stdin.
@@ -15,13 +16,15 @@ import {
   KUBE_PROXY_VERSIONS,
   DEFAULT_KUBE_PROXY_VERSION,
   type ProxyConfig,
+  type MappedCluster,
   type KubeProxyVersion,
 } from "../k8s/index.ts";
 import { parseCIDR } from "../k8s/ip.ts";
 import { checks, parseOrExit, usageFailed, type CommandSpec, type FlagSpec } from "./args.ts";
 
 const USAGE = `usage: wasmvs k8s map|rules|synth|watch …
-  map   OBJECTS --node-name=N --node-ip=IP[,IP] [--config=KPC.yaml] [--json]   virtual services as ipvsadm -Sn lines (or JSON)
+  map   OBJECTS --node-name=N --node-ip=IP[,IP] [--config=KPC.yaml] [--json]
+        (prints the virtual services as ipvsadm -Sn lines, or JSON)
   rules OBJECTS --mode=ipvs|ipset|iptables|nftables [--family=IPv4|IPv6] …    the text kube-proxy would restore
         [--kube-proxy-version=${KUBE_PROXY_VERSIONS.join("|")}] (nftables; default ${DEFAULT_KUBE_PROXY_VERSION})
         [--service-cidrs=CIDR[,CIDR]] (nftables: traffic to unallocated ClusterIPs in them is dropped)
@@ -67,6 +70,37 @@ const SUBCOMMANDS: Record<string, Omit<CommandSpec, "name" | "usage">> = {
   watch: { flags: { ...NODE, ...NODE_RULES, "--kubeconfig": { kind: "value" } } },
 };
 
+/** k8s map's output: the virtual services as ipvsadm -Sn lines, or (--json) with the sysctls and bind addresses. */
+function writeMapped(m: MappedCluster, json: boolean, out: NodeJS.WritableStream): void {
+  if (json)
+    out.write(
+      JSON.stringify(
+        {
+          desired: m.desired,
+          sysctls: m.sysctls,
+          excludeCIDRs: m.excludeCIDRs,
+          bind: Object.fromEntries(Object.entries(m.ipvs).map(([f, s]) => [f, s!.bindAddrs])),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+  else
+    for (const s of m.desired.services) {
+      const vip = s.addr!.includes(":") ? `[${s.addr}]:${s.port}` : `${s.addr}:${s.port}`;
+      const flag = s.protocol === "tcp" ? "-t" : s.protocol === "udp" ? "-u" : "--sctp-service";
+      out.write(
+        `-A ${flag} ${vip} -s ${s.scheduler}${s.flags.length ? ` -b ${s.flags.join(",")}` : ""}` +
+          `${s.persistent !== undefined ? ` -p ${s.persistent} -M ${s.netmask}` : ""}\n`,
+      );
+      for (const r of s.realServers)
+        out.write(
+          `-a ${flag} ${vip} -r ${r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`} -m ` +
+            `-w ${r.weight}\n`,
+        );
+    }
+}
+
 export async function k8sCommand(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
   const io = { out, err };
   const [sub, ...rest] = argv;
@@ -104,33 +138,7 @@ export async function k8sCommand(argv: string[], out = process.stdout, err = pro
     case "map": {
       const m = mapCluster(read(pos[0]), { node, config });
       for (const e of m.errors) err.write(`wasmvs k8s: ${e.message}\n`);
-      if (a.has("--json"))
-        out.write(
-          JSON.stringify(
-            {
-              desired: m.desired,
-              sysctls: m.sysctls,
-              excludeCIDRs: m.excludeCIDRs,
-              bind: Object.fromEntries(Object.entries(m.ipvs).map(([f, s]) => [f, s!.bindAddrs])),
-            },
-            null,
-            2,
-          ) + "\n",
-        );
-      else
-        for (const s of m.desired.services) {
-          const a = s.addr!.includes(":") ? `[${s.addr}]:${s.port}` : `${s.addr}:${s.port}`;
-          const flag = s.protocol === "tcp" ? "-t" : s.protocol === "udp" ? "-u" : "--sctp-service";
-          out.write(
-            `-A ${flag} ${a} -s ${s.scheduler}${s.flags.length ? ` -b ${s.flags.join(",")}` : ""}` +
-              `${s.persistent !== undefined ? ` -p ${s.persistent} -M ${s.netmask}` : ""}\n`,
-          );
-          for (const r of s.realServers)
-            out.write(
-              `-a ${flag} ${a} -r ${r.addr.includes(":") ? `[${r.addr}]:${r.port}` : `${r.addr}:${r.port}`} -m ` +
-                `-w ${r.weight}\n`,
-            );
-        }
+      writeMapped(m, a.has("--json"), out);
       return m.errors.length ? 1 : 0;
     }
     case "rules": {

@@ -122,7 +122,9 @@ export async function main(argv: string[]): Promise<number> {
       const p = parseOrExit(rest, { ...TOP, positionals: { max: 1 } }, io);
       if (typeof p === "number") return p;
       // wasmvs help COMMAND: the command's own usage
-      return p.positionals.length ? main([p.positionals[0], "--help"]) : (process.stdout.write(USAGE), 0);
+      if (p.positionals.length) return main([p.positionals[0], "--help"]);
+      process.stdout.write(USAGE);
+      return 0;
     }
     default:
       return usageFailed(TOP, `unknown command '${cmd.slice(0, 64)}'`, io);

@@ -12,7 +12,9 @@ import {
   hostPortProblem,
   controlPathProblem,
   MAX_WORKERS,
+  isMulticast,
 } from "../proxy/config.ts";
+import { SYNC_DEFAULTS, type SyncDaemonOptions } from "../proxy/sync.ts";
 import type { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
 import { Proxy } from "../proxy/index.ts";
@@ -26,12 +28,17 @@ export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|no
                          [--log-level debug|info|warn|error] [--drain-timeout SECONDS]
                          [--mode socket|packet] [--interface IF]... [--local-address ADDR]... [--batch-size N]
                          [--packet-io ring|mmsg]  packet mode's I/O: PACKET_MMAP rings (default) or recvmmsg/sendmmsg
+                         [--sync-daemon master|backup]... --mcast-interface IF [--syncid N] [--sync-maxlen N]
+                         [--mcast-group ADDR] [--mcast-port N] [--mcast-ttl N]
+                                         packet mode: connection sync in the kernel's protocol, as
+                                         ipvsadm --start-daemon (director pairs: docs/proxy.md)
                                          packet mode: raw-socket full-NAT on the interfaces IF, sources
                                          rewritten to ADDR (one per family, dedicated); needs CAP_NET_RAW
                                          and CAP_NET_ADMIN and the native addon (docs/proxy.md)
                          [--workers N|auto]  socket mode's threads pumping bytes, 1..${MAX_WORKERS} (default auto:
                                          the cores the process may use); one core schedules for all
-       wasmvs proxy [run] --kubeconfig PATH|--in-cluster --node-name N --node-ip IP[,IP] [--kube-proxy-config KPC.yaml] [-c FILE]
+       wasmvs proxy [run] --kubeconfig PATH|--in-cluster --node-name N --node-ip IP[,IP]
+                          [--kube-proxy-config KPC.yaml] [-c FILE]
                                          serve a cluster's Services as kube-proxy's IPVS mode maps them
                                          (-c then supplies only the proxy's options; its services are ignored)
        wasmvs proxy check -c FILE        validate a configuration (errors point at line:column)
@@ -70,6 +77,17 @@ const RUN: CommandSpec = {
     "--node-name": { kind: "value", check: checks.nonEmpty },
     "--node-ip": { kind: "list", check: checks.ip },
     "--kube-proxy-config": { kind: "value" },
+    // connection sync (src/proxy/sync.ts), ipvsadm --start-daemon's options
+    "--sync-daemon": { kind: "list", check: checks.oneOf(["master", "backup"]) },
+    "--mcast-interface": {
+      kind: "value",
+      check: (v) => (/^[A-Za-z0-9_.@-]{1,15}$/.test(v) ? undefined : "not an interface name"),
+    },
+    "--syncid": { kind: "value", check: checks.int(0, 255) },
+    "--sync-maxlen": { kind: "value", check: checks.int(1, 65507) },
+    "--mcast-group": { kind: "value", check: (v) => (isMulticast(v) ? undefined : "not a multicast address") },
+    "--mcast-port": { kind: "value", check: checks.int(1, 65535) },
+    "--mcast-ttl": { kind: "value", check: checks.int(1, 255) },
   },
 };
 const CHECK: CommandSpec = {
@@ -96,6 +114,8 @@ export async function proxyMain(argv: string[]): Promise<number> {
   const file = a.get("--config");
   const kubeconfig = a.has("--in-cluster") ? "" : a.get("--kubeconfig"); // "": default loading
   if (sub === "check" && !file) return usage("check needs -c FILE");
+  const sync = syncFromFlags(a);
+  if (sync.why) return usage(sync.why);
   if (sub === "run") {
     if (!file && kubeconfig === undefined) return usage("-c FILE (or --kubeconfig) is required");
     if (kubeconfig !== undefined && (!a.get("--node-name") || !a.all("--node-ip").length)) {
@@ -137,6 +157,7 @@ export async function proxyMain(argv: string[]): Promise<number> {
         if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg";
         const workers = a.get("--workers");
         if (workers !== undefined) cfg.options.workers = workers === "auto" ? 0 : Number(workers);
+        if (sync.daemons) cfg.options.syncDaemons = sync.daemons;
         if (cfg.options.mode === "packet") {
           const problems = packetModeProblems(cfg.options, cfg.state.services);
           if (problems.length) {
@@ -233,4 +254,31 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       process.exitCode = 1;
     },
   );
+}
+
+// --sync-daemon and its options as the daemons to run (they replace the configuration's), or why not
+function syncFromFlags(a: { get(f: string): string | undefined; all(f: string): string[] }): {
+  daemons?: SyncDaemonOptions[];
+  why?: string;
+} {
+  const states = a.all("--sync-daemon");
+  const opts = ["--mcast-interface", "--syncid", "--sync-maxlen", "--mcast-group", "--mcast-port", "--mcast-ttl"];
+  if (!states.length) {
+    const stray = opts.find((f) => a.get(f) !== undefined);
+    return stray ? { why: `${stray} needs --sync-daemon master|backup` } : {};
+  }
+  if (new Set(states).size !== states.length) return { why: "--sync-daemon: one master and one backup at most" };
+  const ifn = a.get("--mcast-interface");
+  if (!ifn) return { why: "--sync-daemon needs --mcast-interface IF" };
+  const num = (f: string, d: number) => (a.get(f) === undefined ? d : Number(a.get(f)));
+  const daemons = states.map((state) => ({
+    state: state as "master" | "backup",
+    mcastInterface: ifn,
+    syncid: num("--syncid", SYNC_DEFAULTS.syncid),
+    maxlen: num("--sync-maxlen", SYNC_DEFAULTS.maxlen),
+    group: a.get("--mcast-group") ?? SYNC_DEFAULTS.group,
+    port: num("--mcast-port", SYNC_DEFAULTS.port),
+    ttl: num("--mcast-ttl", SYNC_DEFAULTS.ttl),
+  }));
+  return { daemons };
 }

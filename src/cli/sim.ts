@@ -4,8 +4,9 @@ import { simulate, type Calibration } from "../sim/index.ts";
 import { DEFAULT_CALIBRATION } from "../sim/calibration.ts";
 import { checks, parseOrExit, type Check, type CommandSpec } from "./args.ts";
 
-export const SIM_USAGE = `usage: wasmvs sim [--services=10000,30000] [--endpoints=2] [--connections=1000000] [--rate=5000]
-                  [--length-ms=200] [--requests=1] [--clients=1024] [--zipf=0] [--calibration=FILE] [--json]
+export const SIM_USAGE = `usage: wasmvs sim [--services=10000,30000] [--endpoints=2] [--connections=1000000]
+                  [--rate=5000] [--length-ms=200] [--requests=1] [--clients=1024] [--zipf=0]
+                  [--calibration=FILE] [--json]
 
 Runs Poisson traffic (rate = new connections per simulated second; requests = data packets per connection,
 more = keepalive; 0 = SYN then RST) through the real WASM data plane over a synthetic cluster of each size,

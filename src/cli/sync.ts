@@ -7,7 +7,8 @@ import type { DesiredState } from "../model/types.ts";
 import { parseRestore } from "../model/ipvsadm.ts";
 import { IpvsClient, NoIpvsError } from "../kernel/client.ts";
 import { Reconciler, SyncLoop, checkDrift, formatReport } from "../kernel/reconcile.ts";
-import { loadConfig } from "../proxy/config.ts";
+import { type DaemonsConfig, loadConfig } from "../proxy/config.ts";
+import { daemonDrift, ensureDaemons, stopDaemons, type DaemonPass } from "../kernel/daemons.ts";
 import type { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
 import type { ClusterIndex, Change } from "../k8s/cluster.ts";
@@ -89,7 +90,8 @@ const millis = (a: Parsed, name: string, def: number): number => {
   return v === undefined ? def : Number(v) * 1000;
 };
 
-function fileState(a: Parsed): DesiredState {
+/** The file source's state, and with --config its `daemons:` section. */
+function fileSource(a: Parsed): { state: DesiredState; daemons?: DaemonsConfig } {
   const rules = a.get("--rules");
   if (rules !== undefined) {
     const text = readFileSync(rules === "-" ? 0 : rules, "utf8");
@@ -100,9 +102,10 @@ function fileState(a: Parsed): DesiredState {
           r.problems.map((p) => `  line ${p.line}: ${p.message}  (${p.text.trim()})`).join("\n"),
       );
     }
-    return r.state;
+    return { state: r.state };
   }
-  return loadConfig(a.get("--config")!).state; // throws ConfigError with line:col on bad input
+  const c = loadConfig(a.get("--config")!); // throws ConfigError with line:col on bad input
+  return { state: c.state, daemons: c.daemons };
 }
 
 export async function runSync(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
@@ -121,6 +124,7 @@ interface SyncPlan {
   fromFile: boolean;
   fromCluster: boolean;
   desired?: DesiredState;
+  daemons?: DaemonsConfig; // --config's `daemons:` section: the sync daemons kept running
   kpc: Partial<KubeProxyConfig>;
 }
 
@@ -141,7 +145,11 @@ async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: Node
   }
   const plan: SyncPlan = { a, fromFile, fromCluster, kpc: {} };
   try {
-    if (fromFile) plan.desired = fileState(a);
+    if (fromFile) {
+      const src = fileSource(a);
+      plan.desired = src.state;
+      plan.daemons = src.daemons;
+    }
     const kpcPath = a.get("--kube-proxy-config");
     if (kpcPath) {
       const r = readProxyConfig(readFileSync(kpcPath, "utf8"), kpcPath);
@@ -173,7 +181,8 @@ const excludedCidrs = (p: SyncPlan) =>
 
 /** --check with a file source: every difference, exit 1 on drift. */
 async function driftCheck(client: IpvsClient, plan: SyncPlan, out: NodeJS.WritableStream): Promise<number> {
-  const diffs = await checkDrift(client, plan.desired!, { excludeCidrs: excludedCidrs(plan) });
+  const diffs: { message: string }[] = await checkDrift(client, plan.desired!, { excludeCidrs: excludedCidrs(plan) });
+  if (plan.daemons) for (const m of await daemonDrift(client, plan.daemons.daemons)) diffs.push({ message: m });
   for (const d of diffs) out.write(`${d.message}\n`);
   out.write(
     diffs.length
@@ -230,11 +239,13 @@ async function reconcile(
     out.write(formatReport(report) + "\n");
     await host.apply(fileHostState(desired), true);
     host.close();
-    return report.failures.length || host.state.failed ? 1 : 0;
+    const daemons = plan.daemons ? logDaemons(await ensureDaemons(client, plan.daemons.daemons, true), out, err) : 0;
+    return report.failures.length || host.state.failed || daemons ? 1 : 0;
   }
   // loop mode: a file is re-read on every full sync (and its addresses bound from that same read); a
   // cluster's whole state is built from its index only when a full sync asks for it
   let lastFile = plan.desired;
+  const daemons = daemonKeeper(client, plan.daemons, out, err);
   let latestIndex: ClusterIndex | undefined;
   const nodeFamilies = new Set(a.all("--node-ip").map((ip) => ipFamily(ip)));
   const wholeState = () => (fromFile ? lastFile! : (latestIndex?.desiredState() ?? { services: [] }));
@@ -243,8 +254,9 @@ async function reconcile(
     // needs before the table pass, what went away only after it (onReport)
     beforePass: async (kind) => {
       if (fromFile) {
-        if (kind === "full") lastFile = fileState(a);
+        if (kind === "full") ({ state: lastFile, daemons: daemons.config } = fileSource(a));
         await host.apply(fileHostState(lastFile!), false, undefined, true);
+        if (kind === "full") await daemons.pass();
       } else if (latestIndex) {
         await host.apply(clusterHostState(latestIndex, nodeFamilies), false, latestIndex.sysctls(), true);
       }
@@ -271,17 +283,13 @@ async function reconcile(
   // a long-lived loop: a rejection nobody handled (a library's, or ours) is logged; the loop keeps the
   // last good state in the kernel and goes on
   process.on("unhandledRejection", (e) => err.write(`wasmvs sync: unhandled: ${(e as Error)?.stack ?? String(e)}\n`));
-  const cluster = plan.fromCluster
-    ? await followCluster(
-        plan,
-        loop,
-        (index) => {
-          latestIndex = index;
-        },
-        out,
-        err,
-      )
-    : (loop.start(), undefined);
+  let cluster: Awaited<ReturnType<typeof followCluster>> | undefined;
+  if (plan.fromCluster) {
+    const keep = (index: Parameters<Parameters<typeof followCluster>[2]>[0]) => {
+      latestIndex = index;
+    };
+    cluster = await followCluster(plan, loop, keep, out, err);
+  } else loop.start();
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);
@@ -291,6 +299,8 @@ async function reconcile(
   await loop.stop();
   await host.done();
   host.close();
+  // the daemons stay running (the kernel goes on syncing without us) unless the configuration says not
+  await daemons.exit();
   client.close();
   process.exit(0); // a long-lived process: exit at once rather than through Node's teardown
 }
@@ -389,4 +399,40 @@ function partialOf(index: ClusterIndex, changes: Change[]): { changed: VirtualSe
     if (id) removed.push({ ...id, scheduler: "rr", flags: [], realServers: [] });
   }
   return { changed, removed };
+}
+
+/**
+ * A config's sync daemons across the loop's passes: compared and repaired on every full pass (one someone
+ * stopped is started again, and said); at exit left running (the kernel syncs without wasmvs) unless the
+ * configuration says stopOnExit.
+ */
+function daemonKeeper(
+  client: IpvsClient,
+  initial: DaemonsConfig | undefined,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+) {
+  let passes = 0;
+  return {
+    config: initial,
+    async pass(): Promise<void> {
+      if (!this.config) return;
+      await ensureDaemons(client, this.config.daemons, passes++ === 0).then(
+        (p) => logDaemons(p, out, err),
+        (e) => err.write(`wasmvs sync: [daemons] ${(e as Error).message}\n`),
+      );
+    },
+    async exit(): Promise<void> {
+      if (!this.config?.stopOnExit) return;
+      const states = this.config.daemons.map((d) => d.state);
+      logDaemons(await stopDaemons(client, states), out, err);
+    },
+  };
+}
+
+/** A daemon pass's lines ("[daemons] ..."); returns how many failed. */
+function logDaemons(p: DaemonPass, out: NodeJS.WritableStream, err: NodeJS.WritableStream): number {
+  for (const c of p.changes) out.write(`[daemons] ${c}\n`);
+  for (const f of p.failures) err.write(`wasmvs sync: [daemons] ${f}\n`);
+  return p.failures.length;
 }

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { SCHEDULERS, type ServiceSpec } from "../core/index.ts";
+import { SCHEDULER_LIST, SCHED_FLAG_NAMES, schedFlag } from "../model/schedulers.ts";
 import { UsageError, parseArgs, type CommandSpec, type FlagSpec } from "./args.ts";
 import {
   TraceSession,
@@ -24,7 +25,7 @@ export const TRACE_USAGE = `usage: wasmvs trace [service] [real servers] [traffi
 service (ipvsadm flags; default -t 10.0.0.1:80 -s wlc):
   -s SCHED               ${SCHEDULERS.join(" ")}
   -t|-u|--sctp-service VIP:PORT   or   -f MARK (fwmark: destination addresses vary, see --targets)
-  -b FLAGS               sh-fallback,sh-port,mh-fallback,mh-port   -o  one-packet
+  -b FLAGS               ${SCHEDULER_LIST.flatMap((s) => s.flags).join(",")}   -o  one-packet
   -p [SECONDS]           persistent (default 300)   -M NETMASK   persistence netmask
 real servers (repeat; default A 10.1.0.1:80 w4, B 10.1.0.2:80 w3, C 10.1.0.3:80 w2):
   -r ADDR:PORT[:W[:U[:L]]]   weight, upper and lower threshold; or -w W -x U -y L after -r
@@ -89,13 +90,6 @@ function int(v: string | undefined, what: string, lo: number, hi: number): numbe
     throw new UsageError(`${what} wants a whole number from ${lo} to ${hi} (got '${v}')`);
   return n;
 }
-const SCHED_FLAG_OWNER: Record<string, string> = {
-  "sh-fallback": "sh",
-  "sh-port": "sh",
-  "mh-fallback": "mh",
-  "mh-port": "mh",
-  ops: "",
-};
 
 export interface TraceOptions {
   scenario: Scenario;
@@ -400,9 +394,10 @@ function checkService(d: TraceDraft): void {
     throw new UsageError(`unknown scheduler '${service.scheduler}' (known: ${SCHEDULERS.join(", ")})`);
   }
   for (const f of service.flags ?? []) {
-    const owner = Object.hasOwn(SCHED_FLAG_OWNER, f) ? SCHED_FLAG_OWNER[f] : undefined;
-    if (owner === undefined)
-      throw new UsageError(`unknown scheduler flag '${f}' (known: ${Object.keys(SCHED_FLAG_OWNER).join(", ")})`);
+    const flag = f === "ops" ? { bit: 0 } : schedFlag(f);
+    const known = ["ops", ...Object.keys(SCHED_FLAG_NAMES)].join(", ");
+    if (flag === undefined) throw new UsageError(`unknown scheduler flag '${f}' (known: ${known})`);
+    const owner = flag.owner;
     if (owner && owner !== service.scheduler)
       throw new UsageError(`-b ${f} is a flag of the ${owner} scheduler, not of ${service.scheduler}`);
   }
@@ -552,55 +547,15 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
     err.write(`wasmvs trace: ${(e as Error).message}\n`);
     return 1;
   }
-  const W = 80;
   const svc = session.service();
   const order = new Map<number, number>();
   [...svc.dests].reverse().forEach((x, i) => order.set(x.id, i));
-  const destIndex = (id: number) => order.get(id) ?? (order.set(id, order.size), order.size - 1);
+  const destIndex = (id: number) => {
+    if (!order.has(id)) order.set(id, order.size);
+    return order.get(id) ?? 0;
+  };
   const P = (l: Line) => paint(l, color, destIndex);
-  const name = session.name;
-  const sc = o.scenario;
-  if (!o.json) {
-    const where = svc.fwmark ? `fwmark ${svc.fwmark}` : `${svc.proto} ${hp(svc.addr, svc.port)}`;
-    const flags = [
-      ...(sc.service.flags ?? []),
-      ...(sc.service.persistent ? [`persistent ${sc.service.persistent}s`] : []),
-    ];
-    out.write(
-      P([
-        { t: `${svc.scheduler}`, s: "head" },
-        ` on ${where}${flags.length ? ` (${flags.join(", ")})` : ""}; list order (newest first): `,
-        ...svc.dests.flatMap((x, i): Line => [i ? " " : "", { t: name(x.id), s: "dest", d: x.id }]),
-      ]) + "\n",
-    );
-    let row: Line = [];
-    for (const x of [...svc.dests].reverse()) {
-      const cell: Line = [
-        "  ",
-        { t: name(x.id), s: "dest", d: x.id },
-        ` ${hp(x.addr, x.port)} w${x.weight}${x.upperThreshold ? ` x${x.upperThreshold}` : ""}` +
-          `${x.lowerThreshold ? ` y${x.lowerThreshold}` : ""}`,
-      ];
-      if (plain(row).length + plain(cell).length > W) {
-        out.write(P(row) + "\n");
-        row = [];
-      }
-      row.push(...cell);
-    }
-    out.write(P(row) + "\n");
-    for (const l of wrap(describeTraffic(sc).trim(), W, "  ")) out.write(l + "\n");
-    if (o.insides && svc.scheduler === "mh") {
-      const v = readMhFill(session);
-      if (v)
-        for (const l of mhFillText(
-          v,
-          name,
-          v.members.reduce((a, m) => a + m.turns, 0),
-        ))
-          out.write(`  ${l}\n`);
-    }
-    out.write("\n");
-  }
+  if (!o.json) writeHeader(out, P, session, o);
   // the tree as each decision finds it (the state after it is the next one's, less closes and expiries)
   let tree: TreeView | null = null;
   if (o.insides)
@@ -620,30 +575,105 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
       out.write(JSON.stringify(jsonOf(dcs)) + "\n");
       continue;
     }
-    if (o.quiet) continue;
-    for (const e of dcs.life) if (e.n !== dcs.n) out.write(P(lifeLine(e, name)) + "\n");
-    for (const e of dcs.events) out.write(P([{ t: `-- ${e.replace(/\s+/g, " ")}`, s: "warn" }]) + "\n");
-    const dest = dcs.destId >= 0 ? session.core.dest(dcs.destId) : null;
-    const head: Line = [
-      { t: `#${dcs.n}`, s: "head" },
-      ` +${dcs.at}ms  ${hp(dcs.client, dcs.sport)}`,
-      ...(sc.service.fwmark ? [` → ${dcs.dst}`] : []),
-      "  ⇒ ",
-      dest ? { t: dcs.dest, s: "dest", d: dcs.destId } : { t: "refused", s: "lose" },
-      dest ? ` ${hp(dest.addr, dest.port)}` : "",
-      dcs.how === "template" ? { t: "  (persistence)", s: "dim" } : "",
-    ];
-    out.write(P(head) + "\n");
-    for (const l of dcs.lines) out.write("  " + P(l) + "\n");
-    if (o.insides) for (const l of insidesText(session, tree, dcs)) out.write(`    ${l}\n`);
-    if (o.explain) {
-      wrap(dcs.sentence, W, "    ").forEach((l, i) =>
-        out.write(P([{ t: i ? "    " : "  » ", s: "dim" }, l.slice(4)]) + "\n"),
-      );
-    }
+    if (!o.quiet) writeDecision(out, P, session, o, dcs, tree);
   }
   if (o.json) return 0;
   if (!o.quiet) out.write("\n");
+  writeSummary(out, P, session, { choices, counts, refused, expired });
+  return 0;
+}
+
+const W = 80; // the trace's text width
+type Painter = (l: Line) => string;
+
+/** The service, its real servers in rows, the traffic, and (mh with --insides) how its table was filled. */
+function writeHeader(out: Out, P: Painter, session: TraceSession, o: TraceOptions): void {
+  const svc = session.service();
+  const name = session.name;
+  const sc = o.scenario;
+  const where = svc.fwmark ? `fwmark ${svc.fwmark}` : `${svc.proto} ${hp(svc.addr, svc.port)}`;
+  const flags = [
+    ...(sc.service.flags ?? []),
+    ...(sc.service.persistent ? [`persistent ${sc.service.persistent}s`] : []),
+  ];
+  out.write(
+    P([
+      { t: `${svc.scheduler}`, s: "head" },
+      ` on ${where}${flags.length ? ` (${flags.join(", ")})` : ""}; list order (newest first): `,
+      ...svc.dests.flatMap((x, i): Line => [i ? " " : "", { t: name(x.id), s: "dest", d: x.id }]),
+    ]) + "\n",
+  );
+  let row: Line = [];
+  for (const x of [...svc.dests].reverse()) {
+    const cell: Line = [
+      "  ",
+      { t: name(x.id), s: "dest", d: x.id },
+      ` ${hp(x.addr, x.port)} w${x.weight}${x.upperThreshold ? ` x${x.upperThreshold}` : ""}` +
+        `${x.lowerThreshold ? ` y${x.lowerThreshold}` : ""}`,
+    ];
+    if (plain(row).length + plain(cell).length > W) {
+      out.write(P(row) + "\n");
+      row = [];
+    }
+    row.push(...cell);
+  }
+  out.write(P(row) + "\n");
+  for (const l of wrap(describeTraffic(sc).trim(), W, "  ")) out.write(l + "\n");
+  if (o.insides && svc.scheduler === "mh") {
+    const v = readMhFill(session);
+    if (v)
+      for (const l of mhFillText(
+        v,
+        name,
+        v.members.reduce((a, m) => a + m.turns, 0),
+      ))
+        out.write(`  ${l}\n`);
+  }
+  out.write("\n");
+}
+
+/** One decision: lifecycle events before it, the choice, the scheduler's lines, insides, the sentence. */
+function writeDecision(
+  out: Out,
+  P: Painter,
+  session: TraceSession,
+  o: TraceOptions,
+  dcs: Decision,
+  tree: TreeView | null,
+): void {
+  const name = session.name;
+  const sc = o.scenario;
+  for (const e of dcs.life) if (e.n !== dcs.n) out.write(P(lifeLine(e, name)) + "\n");
+  for (const e of dcs.events) out.write(P([{ t: `-- ${e.replace(/\s+/g, " ")}`, s: "warn" }]) + "\n");
+  const dest = dcs.destId >= 0 ? session.core.dest(dcs.destId) : null;
+  const head: Line = [
+    { t: `#${dcs.n}`, s: "head" },
+    ` +${dcs.at}ms  ${hp(dcs.client, dcs.sport)}`,
+    ...(sc.service.fwmark ? [` → ${dcs.dst}`] : []),
+    "  ⇒ ",
+    dest ? { t: dcs.dest, s: "dest", d: dcs.destId } : { t: "refused", s: "lose" },
+    dest ? ` ${hp(dest.addr, dest.port)}` : "",
+    dcs.how === "template" ? { t: "  (persistence)", s: "dim" } : "",
+  ];
+  out.write(P(head) + "\n");
+  for (const l of dcs.lines) out.write("  " + P(l) + "\n");
+  if (o.insides) for (const l of insidesText(session, tree, dcs)) out.write(`    ${l}\n`);
+  if (o.explain) {
+    wrap(dcs.sentence, W, "    ").forEach((l, i) =>
+      out.write(P([{ t: i ? "    " : "  » ", s: "dim" }, l.slice(4)]) + "\n"),
+    );
+  }
+}
+
+/** The choices in order, each real server's count and connections, and the entries left at the end. */
+function writeSummary(
+  out: Out,
+  P: Painter,
+  session: TraceSession,
+  r: { choices: string[]; counts: Map<string, number>; refused: number; expired: number },
+): void {
+  const { choices, counts, refused, expired } = r;
+  const name = session.name;
   out.write(`choices: ${choices.join(" ")}\n`);
   const final = session.service();
   const summary: Line = ["totals: "];
@@ -660,7 +690,6 @@ export async function runTrace(argv: string[], out: Out = process.stdout, err: O
     `entries at +${session.now - 1000}ms: ${[...states].map(([k, v]) => `${v} ${k}`).join(", ") || "none"}` +
       `${expired ? `; ${expired} expired` : ""}\n`,
   );
-  return 0;
 }
 
 // --insides: the tree this decision found (least-loaded schedulers) or the table after it (lblc, lblcr)

@@ -13,7 +13,7 @@ type Args<S extends string> = S extends ""
   : S extends `${infer A} ${infer B}`
     ? [Value<A>, ...Args<B>]
     : [Value<S>];
-type Result<R extends string> = R extends "void" ? void : Value<R>;
+type Result<R extends string> = R extends "void" ? undefined : Value<R>;
 
 export const CORE_FUNCTIONS = {
   // scratch area (assembly/layout.ts)
@@ -52,6 +52,7 @@ export const CORE_FUNCTIONS = {
   connExpireOrphan: ["i32 f64", "bool"],
   advance: ["f64", "i32"],
   packet: ["i32 i32 i32 u32 u32 u32 u32 u32 f64", "i32"],
+  packetReplyTo: ["i32 i32 u32 u32 u32 u32 f64", "i32"],
   lastConn: ["", "i32"],
   lastDropReason: ["", "i32"],
   lastWasNew: ["", "bool"],
@@ -98,6 +99,19 @@ export const CORE_FUNCTIONS = {
   simPerServicePtr: ["", "usize"],
   simRecordPtr: ["", "usize"],
   simRecorded: ["", "u32"],
+  // connection synchronisation in the kernel's wire format (src/proxy/sync.ts)
+  syncRxBuffer: ["", "usize"],
+  syncRecords: ["", "usize"],
+  syncReceive: ["u32 u32 u32 i32 f64", "i32"],
+  syncStat: ["i32", "f64"],
+  syncStatsReset: ["", "void"],
+  syncMasterStart: ["u32 u32", "i32"],
+  syncMasterStop: ["", "void"],
+  syncFlush: ["f64 f64", "u32"],
+  syncOutPtr: ["u32", "usize"],
+  syncOutLen: ["u32", "u32"],
+  syncOutDone: ["u32", "void"],
+  syncEmitAll: ["f64", "u32"],
   // AssemblyScript's runtime: collects garbage between calls (Core.collect)
   __collect: ["", "void"],
 } as const satisfies Record<string, readonly [string, string]>;

@@ -594,6 +594,13 @@ export class Core {
     return this.x.packet(dir === "in" ? 0 : 1, af, proto, sport, dport, flags, len, 0, now);
   }
 
+  /** A reply from the real server on connection entry `i`, which the caller holds (socket mode): the reply's
+   * tuple alone can name another entry. Not ours (0) unless `i` is live with this protocol (6, 17) and client
+   * and virtual ports. flags: TCP flags. Returns the verdict code, as packetBytes(). */
+  replyTo(i: number, proto: number, cport: number, vport: number, flags: number, len: number, now: number): number {
+    return this.x.packetReplyTo(i, proto, cport, vport, flags, len, now);
+  }
+
   // packet()'s result for the verdict code packetBytes() returned.
   lastResult(v: number): PacketResult {
     return {

@@ -65,10 +65,10 @@ export const REASON = {
 const FWD_NONE = 255;
 const RESULT_F = { new: 1, rewritten: 2 };
 
-export type Direction = "in" | "out" | 0 | 1;
+type Direction = "in" | "out" | 0 | 1;
 
-export interface PacketOutcome {
-  verdict: (typeof VERDICTS)[number];
+interface PacketOutcome {
+  verdict: (typeof VERDICTS)[number] | `?${number}`; // ?N: a code this host does not know
   verdictCode: number; // 0 not ours, 1 forward, 2 drop
   reasonCode: number; // 0 unless dropped
   reason?: string;
@@ -171,7 +171,7 @@ export class PacketBatch {
       fwd = dv.getUint8(p + 18),
       f = dv.getUint8(p + 19);
     return {
-      verdict: VERDICTS[v] ?? (`?${v}` as any),
+      verdict: VERDICTS[v] ?? `?${v}`,
       verdictCode: v,
       reasonCode: r,
       reason: v === 2 ? (PACKET_DROP_REASONS[r] ?? `reason ${r}`) : undefined,

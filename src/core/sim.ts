@@ -4,7 +4,7 @@
 import type { Core } from "./index.ts";
 import type { PacketBatch } from "./packets.ts";
 
-export interface GeneratorSpec {
+interface GeneratorSpec {
   connections: number;
   rate: number; // new connections per simulated second
   meanLengthMs: number; // mean connection length (exponential; capped at 20x the mean)
@@ -16,7 +16,7 @@ export interface GeneratorSpec {
   slots?: number; // most connections open at once (default from rate x length)
 }
 
-export interface GeneratorService {
+interface GeneratorService {
   vip: number;
   port: number;
 } // vip as a host-order u32

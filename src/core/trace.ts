@@ -16,7 +16,6 @@ import {
   type ServiceSpec,
   type DestSpec,
   type ServiceInfo,
-  type DestInfo,
   type SettingName,
 } from "./index.ts";
 
@@ -129,6 +128,7 @@ export class Tracer {
     const x = core.x;
     if (typeof x.traceEnable !== "function")
       throw new Error("this core.wasm has no tracing (rebuild with assembly/trace.ts)");
+    // biome-ignore lint/performance/noDynamicNamespaceImportAccess: every word, once, when a tracer is made
     this.W = Object.fromEntries(WORD_NAMES.map((n) => [n, TL[n]])) as Record<WordName, number>;
     this.words = x.traceWords();
     this.cap = x.traceCapacity();
@@ -183,7 +183,7 @@ export interface ScenarioDest extends DestSpec {
 }
 // How a connection ends: the client's FIN (then the server's), or the client's RST.
 export type CloseHow = "fin" | "rst";
-export interface Traffic {
+interface Traffic {
   count?: number; // connections (default 12)
   clients?: number; // distinct client addresses, used in turn (default 4)
   clientBase?: string; // first client address (default 192.168.1.10)
@@ -235,7 +235,7 @@ export interface LifeEvent {
 }
 
 // A connection entry the session opened, as the table last showed it.
-export interface Entry {
+interface Entry {
   n: number;
   client: string;
   sport: number;

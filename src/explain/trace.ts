@@ -16,6 +16,7 @@ import {
   type Tracer,
 } from "../core/trace.ts";
 import type { Core } from "../core/index.ts";
+import { schedFlagName } from "../model/schedulers.ts";
 
 export {
   Tracer,
@@ -36,15 +37,15 @@ const REJECT_PHRASE = ["usable", "empty", "has weight 0", "is overloaded", "is d
 // ---- explanations --------------------------------------------------------------------------------------
 // A display line is a list of segments; a styled segment says what it is, the terminal and the page colour it.
 export type Style = "dest" | "win" | "lose" | "dim" | "num" | "warn" | "head";
-export type Seg = string | { t: string; s: Style; d?: number }; // d: destination id for "dest"
+type Seg = string | { t: string; s: Style; d?: number }; // d: destination id for "dest"
 export type Line = Seg[];
 
-export interface Explained {
+interface Explained {
   lines: Line[];
   sentence: string;
 }
 
-export type Namer = (id: number) => string;
+type Namer = (id: number) => string;
 
 const fmt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 2 : 1));
 const u32 = (x: number) => x >>> 0;
@@ -61,7 +62,7 @@ function ordinal(n: number): string {
 }
 
 // The context an explanation needs besides the record: the service as it stood just before the decision.
-export interface ExplainContext {
+interface ExplainContext {
   before: ServiceInfo;
   name: Namer;
   tracer?: Tracer;
@@ -425,7 +426,65 @@ function explainTwos(r: TraceRecord, { before, name }: ExplainContext): Explaine
   };
 }
 
-function explainHash(r: TraceRecord, { before, name, tracer, client, sport, dst }: ExplainContext): Explained {
+// mh: which destination's permutation filled the slot, and where the slot stands in every member's
+// permutation; pushes those lines and returns the sentence's clause ("" when the owner is unknown)
+function mhSlotOwner(r: TraceRecord, tracer: Tracer, name: Namer, lines: Line[]): string {
+  const f = r.f;
+  let why = "";
+  const M = f.W_TSIZE,
+    slot = f.W_BUCKET;
+  const members = tracer.query(r.svc, Q.mhMembers);
+  const prefs: { id: number; j: number; off: number; skip: number }[] = [];
+  for (let m = 0; m < members && m < 12; m++) {
+    const off = tracer.query(r.svc, Q.mhOffset, m),
+      skip = tracer.query(r.svc, Q.mhSkip, m);
+    // j with (off + j*skip) mod M == slot: skip is invertible mod the prime M
+    const j = Number((BigInt((((slot - off) % M) + M) % M) * modInverse(BigInt(skip), BigInt(M))) % BigInt(M));
+    prefs.push({ id: tracer.query(r.svc, Q.mhMember, m), j, off, skip });
+  }
+  const owner = prefs[f.W_MEMBER];
+  if (owner) {
+    const segs: Line = [
+      "  filled by ",
+      d(owner.id, name),
+      { t: ` (offset ${owner.off}, skip ${owner.skip}): its ${ordinal(owner.j + 1)} preference`, s: "dim" },
+    ];
+    const others = prefs.filter((p) => p.id !== owner.id).slice(0, 4);
+    if (others.length)
+      lines.push(segs, [
+        "  the slot's rank for the others: ",
+        ...others.flatMap((p, k): Line => [k ? ", " : "", d(p.id, name), ` ${ordinal(p.j + 1)}`]),
+      ]);
+    else lines.push(segs);
+    why =
+      ` Slot ${slot} is ${name(owner.id)}'s ${ordinal(owner.j + 1)} preference` +
+      (others.length
+        ? ` (${others.map((p) => `${name(p.id)}'s ${ordinal(p.j + 1)}`).join(", ")}), and ${name(owner.id)} ` +
+          `claimed ` +
+          `it while the table was filled in turns`
+        : "") +
+      ".";
+  }
+  return why;
+}
+
+/** The fallback's probes: each slot, its destination, and why it was passed over. */
+function fallbackPath(r: TraceRecord, before: ServiceInfo, name: Namer): Line {
+  const f = r.f;
+  const segs: Line = ["  fallback: "];
+  r.path.forEach((p, k) => {
+    const x = before.dests.find((y) => y.id === p.dest);
+    const good = p.dest === r.dest && k === r.path.length - 1;
+    segs.push(k ? ", " : "", { t: `${p.slot}`, s: "num" }, "→", d(p.dest, name), {
+      t: good ? " ✓" : x ? ` ✗ ${skipWhy(x) ?? ""}`.trimEnd() : " ✗",
+      s: good ? "win" : "lose",
+    });
+  });
+  if (f.W_PROBES > r.path.length) segs.push(` … (${f.W_PROBES} probes)`);
+  return segs;
+}
+
+function explainHash(r: TraceRecord, { before, name, tracer, client, dst }: ExplainContext): Explained {
   const f = r.f;
   const sched = r.sched;
   if (f.W_TSIZE === 0)
@@ -448,41 +507,7 @@ function explainHash(r: TraceRecord, { before, name, tracer, client, sport, dst 
   ];
   let why = "";
   if (sched === "mh" && tracer && f.W_MEMBER >= 0) {
-    // which destination's permutation filled the slot, and where the slot stands in every member's permutation
-    const M = f.W_TSIZE,
-      slot = f.W_BUCKET;
-    const members = tracer.query(r.svc, Q.mhMembers);
-    const prefs: { id: number; j: number; off: number; skip: number }[] = [];
-    for (let m = 0; m < members && m < 12; m++) {
-      const off = tracer.query(r.svc, Q.mhOffset, m),
-        skip = tracer.query(r.svc, Q.mhSkip, m);
-      // j with (off + j*skip) mod M == slot: skip is invertible mod the prime M
-      const j = Number((BigInt((((slot - off) % M) + M) % M) * modInverse(BigInt(skip), BigInt(M))) % BigInt(M));
-      prefs.push({ id: tracer.query(r.svc, Q.mhMember, m), j, off, skip });
-    }
-    const owner = prefs[f.W_MEMBER];
-    if (owner) {
-      const segs: Line = [
-        "  filled by ",
-        d(owner.id, name),
-        { t: ` (offset ${owner.off}, skip ${owner.skip}): its ${ordinal(owner.j + 1)} preference`, s: "dim" },
-      ];
-      const others = prefs.filter((p) => p.id !== owner.id).slice(0, 4);
-      if (others.length)
-        lines.push(segs, [
-          "  the slot's rank for the others: ",
-          ...others.flatMap((p, k): Line => [k ? ", " : "", d(p.id, name), ` ${ordinal(p.j + 1)}`]),
-        ]);
-      else lines.push(segs);
-      why =
-        ` Slot ${slot} is ${name(owner.id)}'s ${ordinal(owner.j + 1)} preference` +
-        (others.length
-          ? ` (${others.map((p) => `${name(p.id)}'s ${ordinal(p.j + 1)}`).join(", ")}), and ${name(owner.id)} ` +
-            `claimed ` +
-            `it while the table was filled in turns`
-          : "") +
-        ".";
-    }
+    why = mhSlotOwner(r, tracer, name, lines);
   } else if (sched === "sh") {
     const ws = before.dests.map((x) => `${name(x.id)}×${Math.max(x.weight, 1)}`).join(" ");
     lines.push(["  ", { t: `buckets dealt in list order, max(weight,1) each: ${ws}, repeated`, s: "dim" }]);
@@ -494,19 +519,7 @@ function explainHash(r: TraceRecord, { before, name, tracer, client, sport, dst 
         { t: `buckets dealt round robin over the list: bucket ${f.W_BUCKET} = list[${f.W_BUCKET} mod ${n}]`, s: "dim" },
       ]);
   }
-  if (f.W_PROBES > 0) {
-    const segs: Line = ["  fallback: "];
-    r.path.forEach((p, k) => {
-      const x = before.dests.find((y) => y.id === p.dest);
-      const good = p.dest === r.dest && k === r.path.length - 1;
-      segs.push(k ? ", " : "", { t: `${p.slot}`, s: "num" }, "→", d(p.dest, name), {
-        t: good ? " ✓" : x ? ` ✗ ${skipWhy(x) ?? ""}`.trimEnd() : " ✗",
-        s: good ? "win" : "lose",
-      });
-    });
-    if (f.W_PROBES > r.path.length) segs.push(` … (${f.W_PROBES} probes)`);
-    lines.push(segs);
-  }
+  if (f.W_PROBES > 0) lines.push(fallbackPath(r, before, name));
   const what =
     sched === "dh"
       ? `the packet's destination address ${dst ?? ""}`.trimEnd()
@@ -522,7 +535,7 @@ function explainHash(r: TraceRecord, { before, name, tracer, client, sport, dst 
           ? " and dh has no fallback"
           : f.W_FALLBACK
             ? ""
-            : ` and the service has no ${sched}-fallback flag`;
+            : ` and the service has no ${schedFlagName(sched, 0)} flag`;
     return {
       lines,
       sentence:
@@ -559,6 +572,119 @@ function modInverse(a: bigint, m: bigint): bigint {
   return ((s0 % m) + m) % m;
 }
 
+// What explainLocality has worked out before the lblc/lblcr specifics, which add to head and lines.
+interface LocalityParts {
+  head: Line;
+  lines: Line[];
+  wlcPick: string;
+  prev: string;
+  halfIdle: string;
+  out: string;
+}
+
+/** lblcr: the entry's server set as it was, kept, grown by wlc, or expired; returns the sentence. */
+function explainLblcrSet(r: TraceRecord, name: Namer, { head, lines, wlcPick, prev, halfIdle }: LocalityParts): string {
+  const f = r.f;
+  let sentence = "";
+  const setSegs: Seg[] = r.set.flatMap((id, k) => [k ? " " : "", d(id, name)]);
+  if (!f.W_FOUND) {
+    head.push({ t: "no entry", s: "warn" }, " → wlc: ", d(f.W_WLC, name), "  new set {", ...setSegs, "}");
+    sentence =
+      r.dest < 0
+        ? "No entry for this destination address and wlc found nothing: refused."
+        : `No entry for this destination address yet, so weighted least-connection over the whole ` +
+          `service picks ${wlcPick} and a new server set {${listNames(r.set, name)}} is remembered for it.`;
+  } else {
+    // the record holds the set after the decision: take back what it added and put back what it dropped
+    const added = (f.W_OUTCOME === 5 || f.W_OUTCOME === 6) && f.W_WLC >= 0 && f.W_WLC !== f.W_PREV ? f.W_WLC : -1;
+    const was = [...r.set.filter((id) => id !== added), ...(f.W_ERASED >= 0 ? [f.W_ERASED] : [])];
+    const wasSegs: Seg[] = was.flatMap((id, k) => [k ? " " : "", d(id, name)]);
+    head.push(
+      "set {",
+      ...wasSegs,
+      "}  least loaded ",
+      f.W_PREV >= 0 ? d(f.W_PREV, name) : { t: "none usable", s: "warn" },
+    );
+    if (f.W_OUTCOME === 2) {
+      head.push({ t: "  ✓ kept", s: "win" });
+      sentence =
+        `The entry's server set holds {${listNames(r.set, name)}}; its least loaded member ${prev} (active ` +
+        `${f.W_PREV_ACT}, weight ${f.W_PREV_W}) is not ` +
+        `overloaded, so it serves the connection.`;
+    } else if (f.W_OUTCOME === 5) {
+      head.push({ t: "  ✗ overloaded", s: "lose" });
+      lines.push(["  ", { t: `active ${f.W_PREV_ACT} > weight ${f.W_PREV_W} while ${halfIdle}`, s: "lose" }]);
+      lines.push(["  wlc adds ", d(f.W_WLC, name), " to the set: {", ...setSegs, "}"]);
+      sentence =
+        `The set's least loaded member ${prev} has more active connections (${f.W_PREV_ACT}) than its` +
+        ` weight (${f.W_PREV_W}) while ${halfIdle}, so wlc picks ${wlcPick} and it joins the ` +
+        `set (now {${listNames(r.set, name)}}).`;
+    } else if (f.W_OUTCOME === 6) {
+      lines.push(["  no usable member → wlc adds ", d(f.W_WLC, name), ": {", ...setSegs, "}"]);
+      sentence =
+        `No member of the set is usable (deleted, weight 0 or overloaded), so wlc picks ${wlcPick} and it j` +
+        `oins the set.`;
+    } else sentence = "No usable member and wlc found nothing: refused.";
+    if (f.W_ERASED >= 0) {
+      lines.push([
+        "  ",
+        { t: "set unchanged for lblcr_expiration: dropped its most loaded member ", s: "dim" },
+        d(f.W_ERASED, name),
+      ]);
+      sentence +=
+        ` The set had not changed for lblcr_expiration, so its most loaded member ${name(f.W_ERASED)} was drop` +
+        `ped first.`;
+    }
+  }
+  return sentence;
+}
+
+/** lblc: the entry's one server, kept or replaced by wlc's pick; returns the sentence. */
+function explainLblcEntry(r: TraceRecord, name: Namer, { head, lines, wlcPick, prev, halfIdle, out }: LocalityParts) {
+  const f = r.f;
+  let sentence = "";
+  if (!f.W_FOUND) {
+    head.push({ t: "no entry", s: "warn" }, " → wlc: ", d(f.W_WLC, name), "  (new entry)");
+    sentence =
+      r.dest < 0
+        ? "No entry for this destination address and wlc found nothing: refused."
+        : `No entry for this destination address yet, so weighted least-connection over the whole ` +
+          `service picks ${wlcPick} and the table remembers it.`;
+  } else if (f.W_OUTCOME === 2) {
+    head.push(
+      "entry → ",
+      d(f.W_PREV, name),
+      { t: "  ✓ kept", s: "win" },
+      { t: `  (active ${f.W_PREV_ACT}, weight ${f.W_PREV_W})`, s: "dim" },
+    );
+    sentence =
+      `The table already maps this destination address to ${prev}, which is available and not ` +
+      `overloaded (active ${f.W_PREV_ACT}, weight ${f.W_PREV_W}), so the locality is kept.`;
+  } else {
+    const reason =
+      f.W_OUTCOME === 5
+        ? `overloaded: active ${f.W_PREV_ACT} > weight ${f.W_PREV_W} while ${halfIdle}`
+        : f.W_OUTCOME === 4
+          ? "quiesced (weight 0)"
+          : f.W_OUTCOME === 3
+            ? "deleted"
+            : out;
+    const [short, detail] = reason.split(": ");
+    head.push("entry → ", d(f.W_PREV, name), { t: `  ✗ ${short}`, s: "lose" });
+    if (detail) lines.push(["  ", { t: detail, s: "lose" }]);
+    lines.push([
+      "  wlc picks ",
+      d(f.W_WLC, name),
+      f.W_WLC === f.W_PREV ? "  (the same one: entry kept)" : "  (entry replaced)",
+    ]);
+    sentence =
+      `The table maps this destination address to ${prev}, but it is ${reason}, so weighted ` +
+      `least-connection picks ${wlcPick || "nothing"}` +
+      (f.W_WLC === f.W_PREV ? " (the same server again)." : " and the entry now points there.");
+  }
+  return sentence;
+}
+
 function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext): Explained {
   const f = r.f;
   const sched = r.sched;
@@ -574,99 +700,8 @@ function explainLocality(r: TraceRecord, { before, name, dst }: ExplainContext):
   const wlcPick = f.W_WLC >= 0 ? name(f.W_WLC) : "";
   const prev = f.W_PREV >= 0 ? name(f.W_PREV) : "";
   const halfIdle = `${f.W_HALFIDLE} destination${f.W_HALFIDLE === 1 ? " is" : "s are"} under half their weight`;
-  let sentence = "";
-  if (sched === "lblcr") {
-    const setSegs: Seg[] = r.set.flatMap((id, k) => [k ? " " : "", d(id, name)]);
-    if (!f.W_FOUND) {
-      head.push({ t: "no entry", s: "warn" }, " → wlc: ", d(f.W_WLC, name), "  new set {", ...setSegs, "}");
-      sentence =
-        r.dest < 0
-          ? "No entry for this destination address and wlc found nothing: refused."
-          : `No entry for this destination address yet, so weighted least-connection over the whole ` +
-            `service picks ${wlcPick} and a new server set {${listNames(r.set, name)}} is remembered for it.`;
-    } else {
-      // the record holds the set after the decision: take back what it added and put back what it dropped
-      const added = (f.W_OUTCOME === 5 || f.W_OUTCOME === 6) && f.W_WLC >= 0 && f.W_WLC !== f.W_PREV ? f.W_WLC : -1;
-      const was = [...r.set.filter((id) => id !== added), ...(f.W_ERASED >= 0 ? [f.W_ERASED] : [])];
-      const wasSegs: Seg[] = was.flatMap((id, k) => [k ? " " : "", d(id, name)]);
-      head.push(
-        "set {",
-        ...wasSegs,
-        "}  least loaded ",
-        f.W_PREV >= 0 ? d(f.W_PREV, name) : { t: "none usable", s: "warn" },
-      );
-      if (f.W_OUTCOME === 2) {
-        head.push({ t: "  ✓ kept", s: "win" });
-        sentence =
-          `The entry's server set holds {${listNames(r.set, name)}}; its least loaded member ${prev} (active ` +
-          `${f.W_PREV_ACT}, weight ${f.W_PREV_W}) is not ` +
-          `overloaded, so it serves the connection.`;
-      } else if (f.W_OUTCOME === 5) {
-        head.push({ t: "  ✗ overloaded", s: "lose" });
-        lines.push(["  ", { t: `active ${f.W_PREV_ACT} > weight ${f.W_PREV_W} while ${halfIdle}`, s: "lose" }]);
-        lines.push(["  wlc adds ", d(f.W_WLC, name), " to the set: {", ...setSegs, "}"]);
-        sentence =
-          `The set's least loaded member ${prev} has more active connections (${f.W_PREV_ACT}) than its` +
-          ` weight (${f.W_PREV_W}) while ${halfIdle}, so wlc picks ${wlcPick} and it joins the ` +
-          `set (now {${listNames(r.set, name)}}).`;
-      } else if (f.W_OUTCOME === 6) {
-        lines.push(["  no usable member → wlc adds ", d(f.W_WLC, name), ": {", ...setSegs, "}"]);
-        sentence =
-          `No member of the set is usable (deleted, weight 0 or overloaded), so wlc picks ${wlcPick} and it j` +
-          `oins the set.`;
-      } else sentence = "No usable member and wlc found nothing: refused.";
-      if (f.W_ERASED >= 0) {
-        lines.push([
-          "  ",
-          { t: "set unchanged for lblcr_expiration: dropped its most loaded member ", s: "dim" },
-          d(f.W_ERASED, name),
-        ]);
-        sentence +=
-          ` The set had not changed for lblcr_expiration, so its most loaded member ${name(f.W_ERASED)} was drop` +
-          `ped first.`;
-      }
-    }
-  } else {
-    if (!f.W_FOUND) {
-      head.push({ t: "no entry", s: "warn" }, " → wlc: ", d(f.W_WLC, name), "  (new entry)");
-      sentence =
-        r.dest < 0
-          ? "No entry for this destination address and wlc found nothing: refused."
-          : `No entry for this destination address yet, so weighted least-connection over the whole ` +
-            `service picks ${wlcPick} and the table remembers it.`;
-    } else if (f.W_OUTCOME === 2) {
-      head.push(
-        "entry → ",
-        d(f.W_PREV, name),
-        { t: "  ✓ kept", s: "win" },
-        { t: `  (active ${f.W_PREV_ACT}, weight ${f.W_PREV_W})`, s: "dim" },
-      );
-      sentence =
-        `The table already maps this destination address to ${prev}, which is available and not ` +
-        `overloaded (active ${f.W_PREV_ACT}, weight ${f.W_PREV_W}), so the locality is kept.`;
-    } else {
-      const reason =
-        f.W_OUTCOME === 5
-          ? `overloaded: active ${f.W_PREV_ACT} > weight ${f.W_PREV_W} while ${halfIdle}`
-          : f.W_OUTCOME === 4
-            ? "quiesced (weight 0)"
-            : f.W_OUTCOME === 3
-              ? "deleted"
-              : out;
-      const [short, detail] = reason.split(": ");
-      head.push("entry → ", d(f.W_PREV, name), { t: `  ✗ ${short}`, s: "lose" });
-      if (detail) lines.push(["  ", { t: detail, s: "lose" }]);
-      lines.push([
-        "  wlc picks ",
-        d(f.W_WLC, name),
-        f.W_WLC === f.W_PREV ? "  (the same one: entry kept)" : "  (entry replaced)",
-      ]);
-      sentence =
-        `The table maps this destination address to ${prev}, but it is ${reason}, so weighted ` +
-        `least-connection picks ${wlcPick || "nothing"}` +
-        (f.W_WLC === f.W_PREV ? " (the same server again)." : " and the entry now points there.");
-    }
-  }
+  const parts: LocalityParts = { head, lines, wlcPick, prev, halfIdle, out };
+  const sentence = sched === "lblcr" ? explainLblcrSet(r, name, parts) : explainLblcEntry(r, name, parts);
   lines.push([
     "  ",
     { t: `table: ${f.W_ENTRIES} entr${f.W_ENTRIES === 1 ? "y" : "ies"}, ${f.W_EXPIRED} expired so far`, s: "dim" },

@@ -10,13 +10,13 @@ import {
   type ServicePortInfo,
 } from "./model.ts";
 
-export interface NodeTopology {
+interface NodeTopology {
   nodeName: string;
   zone?: string;
   preferSameNode?: boolean;
 }
 
-export interface Categorized {
+interface Categorized {
   cluster: EndpointInfo[] | null; // null: the service never uses Cluster policy
   local: EndpointInfo[] | null; // null: the service never uses Local policy (or has no local usable endpoints)
   allReachable: EndpointInfo[];
@@ -98,7 +98,7 @@ export function categorizeEndpoints(
 }
 
 /** Which policy chains a service port uses and where internal and external traffic go (both rule modes). */
-export interface PolicyChains {
+interface PolicyChains {
   usesCluster: boolean;
   usesLocal: boolean;
   internalChain: string;

@@ -123,7 +123,7 @@ export class ClusterIndex {
 
   /** Add or replace a Service. An invalid Service is refused whole: the previous version stays. */
   applyService(obj: V1Service | Record<string, unknown>): Change {
-    const { record, errors } = readService(obj);
+    const { record, errors } = readService(obj, { loadBalancerIPMode: this.config.loadBalancerIPMode });
     if (!record) return this.refuse(errors);
     this.refused.delete(`Service ${record.key}`);
     this.services.set(record.key, record);
@@ -195,7 +195,7 @@ export class ClusterIndex {
       const epKey = `${family}|${svcKey}`;
       if (endpointsChanged || !this.endpoints.has(epKey)) {
         const sl = this.slicesBySvc.get(svcKey);
-        if (sl && sl.size) this.endpoints.set(epKey, endpointsForService(svcKey, family, sl.values()));
+        if (sl?.size) this.endpoints.set(epKey, endpointsForService(svcKey, family, sl.values()));
         else this.endpoints.delete(epKey);
       }
       const eps = this.endpoints.get(epKey);

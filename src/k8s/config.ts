@@ -5,7 +5,7 @@ import { parseCIDR, type Family } from "./ip.ts";
 import { K8sInputError } from "./errors.ts";
 import { SCHEDULERS } from "../model/schedulers.ts";
 
-export type DetectLocalMode = "ClusterCIDR" | "NodeCIDR" | "BridgeInterface" | "InterfaceNamePrefix";
+type DetectLocalMode = "ClusterCIDR" | "NodeCIDR" | "BridgeInterface" | "InterfaceNamePrefix";
 
 export interface ProxyConfig {
   mode: string; // "ipvs", "iptables", "nftables" ("" = the platform default, iptables)
@@ -28,6 +28,9 @@ export interface ProxyConfig {
   conntrackTCPBeLiberal: boolean; // iptables mode: without it KUBE-FORWARD drops INVALID
   hostnameOverride: string;
   kubeconfig: string; // clientConnection.kubeconfig
+  /** featureGates.LoadBalancerIPMode (beta and on by default from 1.30, GA and locked on from 1.32): when on, a
+   *  load-balancer ingress with ipMode Proxy gets no rules on the node */
+  loadBalancerIPMode: boolean;
 }
 
 export const DEFAULT_CONFIG: ProxyConfig = {
@@ -51,6 +54,7 @@ export const DEFAULT_CONFIG: ProxyConfig = {
   conntrackTCPBeLiberal: false,
   hostnameOverride: "",
   kubeconfig: "",
+  loadBalancerIPMode: true,
 };
 
 /** Go's time.ParseDuration for the forms configs use ("30s", "1m0s", "500ms", "1h2m", "0"); milliseconds. */
@@ -73,44 +77,28 @@ export function parseDuration(v: unknown): number | null {
   return pos > 0 ? ms : null;
 }
 
-/** Parse a KubeProxyConfiguration document (YAML or JSON text, or an already parsed object). */
-export function readProxyConfig(
-  input: string | Record<string, unknown>,
-  source = "KubeProxyConfiguration",
-): { config: ProxyConfig; errors: K8sInputError[] } {
-  const errors: K8sInputError[] = [];
+/** The KubeProxyConfiguration document in a YAML or JSON text: the first of that kind, else the first object. */
+function configDocument(input: string, source: string, errors: K8sInputError[]): Record<string, unknown> | undefined {
   let obj: Record<string, unknown> | undefined;
-  if (typeof input === "string") {
-    const docs = parseAllDocuments(input);
-    const list = Array.isArray(docs) ? docs : [docs];
-    for (const d of list) {
-      if (d.errors.length) {
-        errors.push(new K8sInputError(source, "", `malformed YAML: ${d.errors[0].message.split("\n")[0]}`));
-        continue;
-      }
-      const v = d.toJS();
-      if (v && typeof v === "object" && (v as { kind?: string }).kind === "KubeProxyConfiguration") {
-        obj = v;
-        break;
-      }
-      if (v && typeof v === "object" && !obj) obj = v;
+  const docs = parseAllDocuments(input);
+  const list = Array.isArray(docs) ? docs : [docs];
+  for (const d of list) {
+    if (d.errors.length) {
+      errors.push(new K8sInputError(source, "", `malformed YAML: ${d.errors[0].message.split("\n")[0]}`));
+      continue;
     }
-  } else obj = input;
-  const cfg: ProxyConfig = { ...DEFAULT_CONFIG, excludeCIDRs: [], clusterCIDRs: [], nodePortAddresses: [] };
-  if (!obj) {
-    errors.push(new K8sInputError(source, "", "no KubeProxyConfiguration document"));
-    return { config: cfg, errors };
+    const v = d.toJS();
+    if (v && typeof v === "object" && (v as { kind?: string }).kind === "KubeProxyConfiguration") {
+      obj = v;
+      break;
+    }
+    if (v && typeof v === "object" && !obj) obj = v;
   }
-  const err = (field: string, msg: string) => errors.push(new K8sInputError(source, field, msg));
-  if (obj.kind !== undefined && obj.kind !== "KubeProxyConfiguration")
-    err("kind", `expected KubeProxyConfiguration, got '${String(obj.kind)}'`);
-  const sub = (k: string) => (obj![k] && typeof obj![k] === "object" ? (obj![k] as Record<string, unknown>) : {});
-  const ipvs = sub("ipvs"),
-    ipt = sub("iptables"),
-    nft = sub("nftables"),
-    ct = sub("conntrack"),
-    dl = sub("detectLocal"),
-    cc = sub("clientConnection");
+  return obj;
+}
+
+/** Readers for each field type: a wrong value is reported through err and the default kept. */
+function fieldReaders(err: (field: string, msg: string) => void) {
   const str = (v: unknown, field: string, dflt: string): string => {
     if (v === undefined || v === null) return dflt;
     if (typeof v !== "string") {
@@ -137,33 +125,6 @@ export function readProxyConfig(
     return ms;
   };
   const secs = (v: unknown, field: string) => Math.floor(dur(v, field, 0) / 1000);
-
-  cfg.mode = str(obj.mode, "mode", "");
-  if (!["", "ipvs", "iptables", "nftables", "kernelspace"].includes(cfg.mode))
-    err("mode", `unknown proxy mode '${cfg.mode}' (ipvs, iptables, nftables)`);
-  cfg.scheduler = str(ipvs.scheduler, "ipvs.scheduler", "") || "rr";
-  if (!SCHEDULERS.includes(cfg.scheduler)) {
-    err("ipvs.scheduler", `unknown IPVS scheduler '${cfg.scheduler}' (${SCHEDULERS.join(", ")})`);
-  }
-  // the mode's own sync periods; v1alpha2's top-level syncPeriod/minSyncPeriod win when present
-  const modeSec = cfg.mode === "iptables" || cfg.mode === "" ? ipt : cfg.mode === "nftables" ? nft : ipvs;
-  const modeName =
-    cfg.mode === "iptables" || cfg.mode === "" ? "iptables" : cfg.mode === "nftables" ? "nftables" : "ipvs";
-  const defMin = modeName === "ipvs" ? 0 : 1000;
-  cfg.syncPeriodMs = dur(
-    obj.syncPeriod ?? modeSec.syncPeriod,
-    obj.syncPeriod !== undefined ? "syncPeriod" : `${modeName}.syncPeriod`,
-    30_000,
-  );
-  cfg.minSyncPeriodMs = dur(
-    obj.minSyncPeriod ?? modeSec.minSyncPeriod,
-    obj.minSyncPeriod !== undefined ? "minSyncPeriod" : `${modeName}.minSyncPeriod`,
-    defMin,
-  );
-  if (cfg.syncPeriodMs <= 0)
-    err(obj.syncPeriod !== undefined ? "syncPeriod" : `${modeName}.syncPeriod`, "must be greater than 0");
-  if (cfg.minSyncPeriodMs > cfg.syncPeriodMs && cfg.syncPeriodMs > 0)
-    err(`${modeName}.minSyncPeriod`, `must be <= syncPeriod (${cfg.minSyncPeriodMs} ms > ${cfg.syncPeriodMs} ms)`);
   const cidrList = (v: unknown, field: string): string[] => {
     if (v === undefined || v === null) return [];
     const arr =
@@ -191,6 +152,59 @@ export function readProxyConfig(
     });
     return out;
   };
+  return { str, bool, dur, secs, cidrList };
+}
+
+/** Parse a KubeProxyConfiguration document (YAML or JSON text, or an already parsed object). */
+export function readProxyConfig(
+  input: string | Record<string, unknown>,
+  source = "KubeProxyConfiguration",
+): { config: ProxyConfig; errors: K8sInputError[] } {
+  const errors: K8sInputError[] = [];
+  const obj = typeof input === "string" ? configDocument(input, source, errors) : input;
+  const cfg: ProxyConfig = { ...DEFAULT_CONFIG, excludeCIDRs: [], clusterCIDRs: [], nodePortAddresses: [] };
+  if (!obj) {
+    errors.push(new K8sInputError(source, "", "no KubeProxyConfiguration document"));
+    return { config: cfg, errors };
+  }
+  const err = (field: string, msg: string) => errors.push(new K8sInputError(source, field, msg));
+  if (obj.kind !== undefined && obj.kind !== "KubeProxyConfiguration")
+    err("kind", `expected KubeProxyConfiguration, got '${String(obj.kind)}'`);
+  const sub = (k: string) => (obj[k] && typeof obj[k] === "object" ? (obj[k] as Record<string, unknown>) : {});
+  const ipvs = sub("ipvs"),
+    ipt = sub("iptables"),
+    nft = sub("nftables"),
+    ct = sub("conntrack"),
+    dl = sub("detectLocal"),
+    cc = sub("clientConnection");
+  const { str, bool, dur, secs, cidrList } = fieldReaders(err);
+
+  cfg.mode = str(obj.mode, "mode", "");
+  if (!["", "ipvs", "iptables", "nftables", "kernelspace"].includes(cfg.mode))
+    err("mode", `unknown proxy mode '${cfg.mode}' (ipvs, iptables, nftables)`);
+  cfg.scheduler = str(ipvs.scheduler, "ipvs.scheduler", "") || "rr";
+  if (!SCHEDULERS.includes(cfg.scheduler)) {
+    err("ipvs.scheduler", `unknown IPVS scheduler '${cfg.scheduler}' (${SCHEDULERS.join(", ")})`);
+  }
+  // the mode's own sync periods; v1alpha2's top-level syncPeriod/minSyncPeriod win when present
+  const modeSec = cfg.mode === "iptables" || cfg.mode === "" ? ipt : cfg.mode === "nftables" ? nft : ipvs;
+  const modeName =
+    cfg.mode === "iptables" || cfg.mode === "" ? "iptables" : cfg.mode === "nftables" ? "nftables" : "ipvs";
+  const defMin = modeName === "ipvs" ? 0 : 1000;
+  cfg.syncPeriodMs = dur(
+    obj.syncPeriod ?? modeSec.syncPeriod,
+    obj.syncPeriod !== undefined ? "syncPeriod" : `${modeName}.syncPeriod`,
+    30_000,
+  );
+  cfg.minSyncPeriodMs = dur(
+    obj.minSyncPeriod ?? modeSec.minSyncPeriod,
+    obj.minSyncPeriod !== undefined ? "minSyncPeriod" : `${modeName}.minSyncPeriod`,
+    defMin,
+  );
+  if (cfg.syncPeriodMs <= 0)
+    err(obj.syncPeriod !== undefined ? "syncPeriod" : `${modeName}.syncPeriod`, "must be greater than 0");
+  if (cfg.minSyncPeriodMs > cfg.syncPeriodMs && cfg.syncPeriodMs > 0)
+    err(`${modeName}.minSyncPeriod`, `must be <= syncPeriod (${cfg.minSyncPeriodMs} ms > ${cfg.syncPeriodMs} ms)`);
   cfg.excludeCIDRs = cidrList(ipvs.excludeCIDRs, "ipvs.excludeCIDRs");
   cfg.strictARP = bool(ipvs.strictARP, "ipvs.strictARP", false);
   cfg.tcpTimeout = secs(ipvs.tcpTimeout, "ipvs.tcpTimeout");
@@ -219,6 +233,16 @@ export function readProxyConfig(
   cfg.conntrackTCPBeLiberal = bool(ct.tcpBeLiberal, "conntrack.tcpBeLiberal", false);
   cfg.hostnameOverride = str(obj.hostnameOverride, "hostnameOverride", "");
   cfg.kubeconfig = str(cc.kubeconfig, "clientConnection.kubeconfig", "");
+  // featureGates: only the gates that change what the node gets are read; a gate's value must be a boolean
+  if (obj.featureGates !== undefined && obj.featureGates !== null) {
+    const fg = obj.featureGates;
+    if (typeof fg !== "object" || Array.isArray(fg)) err("featureGates", `expected a map of gate names to true/false`);
+    else
+      for (const [k, v] of Object.entries(fg as Record<string, unknown>)) {
+        if (typeof v !== "boolean") err(`featureGates.${k}`, `expected true or false, got ${JSON.stringify(v)}`);
+        else if (k === "LoadBalancerIPMode") cfg.loadBalancerIPMode = v;
+      }
+  }
   return { config: cfg, errors };
 }
 

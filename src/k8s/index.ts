@@ -8,20 +8,13 @@ import { iptablesModeText, type IptablesModeResult, type IptablesModeOptions } f
 import { nftablesModeText, type NftablesModeResult, type KubeProxyVersion } from "./nftables-mode.ts";
 import type { K8sInputError } from "./errors.ts";
 
-export { ClusterIndex, type Change, type IndexOptions, type IpvsFamilyState } from "./cluster.ts";
+export { ClusterIndex, type IpvsFamilyState } from "./cluster.ts";
 export { readObjects } from "./read.ts";
-export { readProxyConfig, parseDuration, DEFAULT_CONFIG, type ProxyConfig } from "./config.ts";
-export { K8sInputError } from "./errors.ts";
-export type { NodeInfo } from "./node.ts";
-export { iptablesModeText, IPTABLES_JUMPS, type IptablesModeOptions } from "./iptables-mode.ts";
-export {
-  nftablesModeText,
-  KUBE_PROXY_VERSIONS,
-  DEFAULT_KUBE_PROXY_VERSION,
-  type KubeProxyVersion,
-} from "./nftables-mode.ts";
-export { IPSETS, ipsetName, masqMark, withJumps } from "./ipvs.ts";
-export { generateCluster, type SynthOptions } from "./synth.ts";
+export { readProxyConfig, parseDuration, type ProxyConfig } from "./config.ts";
+export { IPTABLES_JUMPS } from "./iptables-mode.ts";
+export { KUBE_PROXY_VERSIONS, DEFAULT_KUBE_PROXY_VERSION, type KubeProxyVersion } from "./nftables-mode.ts";
+export { withJumps } from "./ipvs.ts";
+export { generateCluster } from "./synth.ts";
 
 export interface MappedCluster {
   index: ClusterIndex;

@@ -2,7 +2,7 @@
 // leading zeros, an IPv4-mapped IPv6 address is IPv4) and net.IP.String() printing (RFC 5952 for IPv6).
 export type Family = "IPv4" | "IPv6";
 
-export interface ParsedIP {
+interface ParsedIP {
   family: Family;
   bytes: Uint8Array;
 } // 4 or 16 bytes
@@ -50,7 +50,7 @@ function parseV6(s: string): Uint8Array | null {
     groups.push(...a, ...new Array(8 - a.length - b.length).fill(0), ...b);
   } else {
     const a = parseGroups(head);
-    if (!a || a.length !== 8) return null;
+    if (a?.length !== 8) return null;
     groups.push(...a);
   }
   const bytes = new Uint8Array(16);
@@ -112,7 +112,7 @@ export function ipFamily(s: string): Family | null {
   return parseIP(s)?.family ?? null;
 }
 
-export interface CIDR {
+interface CIDR {
   family: Family;
   bytes: Uint8Array;
   prefix: number;
@@ -163,10 +163,6 @@ export function isLoopback(ip: ParsedIP): boolean {
 export function isLinkLocalUnicast(ip: ParsedIP): boolean {
   if (ip.family === "IPv4") return ip.bytes[0] === 169 && ip.bytes[1] === 254;
   return ip.bytes[0] === 0xfe && (ip.bytes[1] & 0xc0) === 0x80;
-}
-
-export function isUnspecified(ip: ParsedIP): boolean {
-  return ip.bytes.every((x) => x === 0);
 }
 
 /** net.JoinHostPort */

@@ -10,13 +10,13 @@ import type { EndpointInfo, ServicePortInfo } from "./model.ts";
 import { sha256base32 } from "./hash.ts";
 import { masqMark, type JumpRule } from "./ipvs.ts";
 
-export const LARGE_CLUSTER_ENDPOINTS = 1000;
+const LARGE_CLUSTER_ENDPOINTS = 1000;
 
 const portProtoHash = (spn: string, proto: string) => sha256base32(spn + proto).slice(0, 16);
 export const svcChain = (spn: string, proto: string) => "KUBE-SVC-" + portProtoHash(spn, proto);
-export const svlChain = (spn: string, proto: string) => "KUBE-SVL-" + portProtoHash(spn, proto);
+const svlChain = (spn: string, proto: string) => "KUBE-SVL-" + portProtoHash(spn, proto);
 export const extChain = (spn: string, proto: string) => "KUBE-EXT-" + portProtoHash(spn, proto);
-export const fwChain = (spn: string, proto: string) => "KUBE-FW-" + portProtoHash(spn, proto);
+const fwChain = (spn: string, proto: string) => "KUBE-FW-" + portProtoHash(spn, proto);
 export const sepChain = (spn: string, proto: string, ep: string) =>
   "KUBE-SEP-" + sha256base32(spn + proto + ep).slice(0, 16);
 

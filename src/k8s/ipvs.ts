@@ -5,9 +5,10 @@ import { cidrContains, parseCIDR, type Family } from "./ip.ts";
 import type { ProxyConfig } from "./config.ts";
 import type { FamilyNode } from "./node.ts";
 import { categorizeEndpoints } from "./categorize.ts";
+import { schedFlagName } from "../model/schedulers.ts";
 import type { EndpointInfo, ServicePortInfo } from "./model.ts";
 
-export type IpsetType = "hash:ip,port,ip" | "hash:ip,port" | "hash:ip,port,net" | "bitmap:port" | "hash:ip";
+type IpsetType = "hash:ip,port,ip" | "hash:ip,port" | "hash:ip,port,net" | "bitmap:port" | "hash:ip";
 
 /** ipsetInfo: every set the IPVS proxier keeps, in its order, with the comment used in iptables rules. */
 export const IPSETS: { name: string; type: IpsetType; comment: string }[] = [
@@ -101,7 +102,7 @@ export interface Contribution {
   warnings: string[];
 }
 
-export interface IpvsParams {
+interface IpvsParams {
   cfg: ProxyConfig;
   node: FamilyNode;
 }
@@ -140,7 +141,8 @@ export function ipvsContribution(sp: ServicePortInfo, eps: EndpointInfo[] | unde
       v.persistent = sp.stickyMaxAgeSeconds;
       v.netmask = node.family === "IPv4" ? "255.255.255.255" : "128";
     }
-    if (v.scheduler === "mh") v.flags.push("mh-port"); // FlagSourceHash (0x10); mh-fallback is not set
+    // kube-proxy sets FlagSourceHash (0x10, flag-2: mh-port) for mh; mh-fallback is not set
+    if (v.scheduler === "mh") v.flags.push(schedFlagName(v.scheduler, 1));
     return v;
   };
   // hairpin: every local endpoint, whatever its readiness
@@ -371,7 +373,7 @@ export function masqMark(bit: number): string {
   return "0x" + ((1 << bit) >>> 0).toString(16).padStart(8, "0");
 }
 
-export interface IptablesTextOptions {
+interface IptablesTextOptions {
   randomFully?: boolean;
 }
 
@@ -507,5 +509,3 @@ export function ipvsSysctls(cfg: ProxyConfig, kernelVersion?: string): Record<st
   }
   return s;
 }
-
-export { IPSET_BY_NAME };

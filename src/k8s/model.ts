@@ -5,8 +5,8 @@ import type { V1Service, V1EndpointSlice } from "@kubernetes/client-node";
 import { canonicalIP, parseCIDR, parseIP, hostPort, type Family } from "./ip.ts";
 import { K8sInputError } from "./errors.ts";
 
-export type K8sProtocol = "TCP" | "UDP" | "SCTP";
-export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
+type K8sProtocol = "TCP" | "UDP" | "SCTP";
+const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 export interface ServicePortInfo {
   key: string; // ServicePortName with protocol: "ns/name:port/TCP" (the map key)
@@ -64,7 +64,7 @@ const PROTOCOLS = ["TCP", "UDP", "SCTP"];
 const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
 const isPort = (v: unknown, min = 1) => typeof v === "number" && Number.isInteger(v) && v >= min && v <= 65535;
 
-export function objectName(kind: string, o: unknown): string {
+function objectName(kind: string, o: unknown): string {
   const md = isObj(o) && isObj(o.metadata) ? o.metadata : {};
   const ns = typeof md.namespace === "string" && md.namespace ? md.namespace : "default";
   const name = typeof md.name === "string" && md.name ? md.name : "<no name>";
@@ -82,7 +82,10 @@ interface ServicePortSpec {
 
 /** Validate and normalize a Service. Returns null (with errors) when refused; ports of ExternalName and
  *  headless Services are empty, as kube-proxy skips them. */
-export function readService(svc: V1Service | Record<string, unknown>): {
+export function readService(
+  svc: V1Service | Record<string, unknown>,
+  opts: { loadBalancerIPMode?: boolean } = {},
+): {
   record: ServiceRecord | null;
   errors: K8sInputError[];
 } {
@@ -111,7 +114,7 @@ export function readService(svc: V1Service | Record<string, unknown>): {
   const ranges = readSourceRanges(spec, err);
   const { affinity, sticky } = readAffinity(spec, err);
   const { etp, itp, hcnp } = readPolicies(spec, err);
-  const lbVIPs = readLoadBalancerVIPs(o, err);
+  const lbVIPs = readLoadBalancerVIPs(o, err, opts.loadBalancerIPMode ?? true);
   if (errors.length) return { record: null, errors };
 
   const key = `${ns}/${name}`;
@@ -269,8 +272,9 @@ function readPolicies(spec: Spec, err: ErrorSink): { etp: unknown; itp: unknown;
   return { etp, itp, hcnp: hcnp as number };
 }
 
-/** status.loadBalancer.ingress[].ip, skipping hostname-only ingress and ipMode Proxy (the LB proxies). */
-function readLoadBalancerVIPs(o: Record<string, unknown>, err: ErrorSink): string[] {
+/** status.loadBalancer.ingress[].ip, skipping hostname-only ingress and, with the LoadBalancerIPMode gate on,
+ *  ipMode Proxy (the LB proxies). */
+function readLoadBalancerVIPs(o: Record<string, unknown>, err: ErrorSink, ipModeGate: boolean): string[] {
   const lbVIPs: string[] = [];
   const status = isObj(o.status) ? o.status : {};
   const ingress = isObj(status.loadBalancer) ? status.loadBalancer.ingress : undefined;
@@ -282,10 +286,96 @@ function readLoadBalancerVIPs(o: Record<string, unknown>, err: ErrorSink): strin
         err(`status.loadBalancer.ingress[${i}].ip`, `invalid IP address ${JSON.stringify(ing.ip)}`);
         return;
       }
-      if (ing.ipMode !== undefined && ing.ipMode !== null && ing.ipMode !== "VIP") return;
+      if (ipModeGate && ing.ipMode !== undefined && ing.ipMode !== null && ing.ipMode !== "VIP") return;
       lbVIPs.push(c);
     });
   return lbVIPs;
+}
+
+/** A slice's ports: each one kube-proxy would use (no port number: skipped), the others reported. */
+function readSlicePorts(list: unknown, err: (f: string, m: string) => void): SliceRecord["ports"] {
+  const ports: SliceRecord["ports"] = [];
+  if (list === undefined || list === null) return ports;
+  if (!Array.isArray(list)) {
+    err("ports", "must be a list");
+    return ports;
+  }
+  list.forEach((p, i) => {
+    if (!isObj(p)) {
+      err(`ports[${i}]`, "must be an object");
+      return;
+    }
+    if (p.port === undefined || p.port === null) return; // no port: kube-proxy skips it
+    if (!isPort(p.port)) {
+      err(`ports[${i}].port`, `must be an integer in 1..65535, got ${JSON.stringify(p.port)}`);
+      return;
+    }
+    const proto = p.protocol ?? "TCP";
+    if (!PROTOCOLS.includes(proto as string)) {
+      err(`ports[${i}].protocol`, `must be TCP, UDP or SCTP, got ${JSON.stringify(proto)}`);
+      return;
+    }
+    if (p.name !== undefined && p.name !== null && typeof p.name !== "string") {
+      err(`ports[${i}].name`, "must be a string");
+      return;
+    }
+    ports.push({ name: (p.name as string) ?? "", port: p.port as number, protocol: proto as K8sProtocol });
+  });
+  return ports;
+}
+
+/** One endpoint of a slice (its first address, conditions and hints), or null after reporting why not. */
+function readSliceEndpoint(
+  e: unknown,
+  f: string,
+  at: Family,
+  err: (f: string, m: string) => void,
+): EndpointInfo | null {
+  if (!isObj(e)) {
+    err(f, "must be an object");
+    return null;
+  }
+  if (!Array.isArray(e.addresses) || e.addresses.length === 0) {
+    err(`${f}.addresses`, "must list at least one address");
+    return null;
+  }
+  const first = e.addresses[0];
+  const p = typeof first === "string" ? parseIP(first) : null;
+  if (!p) {
+    err(`${f}.addresses[0]`, `invalid IP address ${JSON.stringify(first)}`);
+    return null;
+  }
+  if (p.family !== at) {
+    err(`${f}.addresses[0]`, `${first} is not an ${at} address`);
+    return null;
+  }
+  const c = isObj(e.conditions) ? e.conditions : {};
+  for (const k of ["ready", "serving", "terminating"])
+    if (c[k] !== undefined && c[k] !== null && typeof c[k] !== "boolean")
+      err(`${f}.conditions.${k}`, `must be true or false, got ${JSON.stringify(c[k])}`);
+  const ready = c.ready === undefined || c.ready === null || c.ready === true;
+  const serving = c.serving === undefined || c.serving === null ? ready : c.serving === true;
+  const terminating = c.terminating === true;
+  const hints = isObj(e.hints) ? e.hints : null;
+  const zoneHints =
+    hints && Array.isArray(hints.forZones) && hints.forZones.length
+      ? hints.forZones.map((z) => (isObj(z) ? String(z.name) : ""))
+      : null;
+  const nodeHints =
+    hints && Array.isArray(hints.forNodes) && hints.forNodes.length
+      ? hints.forNodes.map((z) => (isObj(z) ? String(z.name) : ""))
+      : null;
+  return {
+    ip: canonicalIP(first as string)!,
+    port: 0,
+    str: "",
+    ready,
+    serving,
+    terminating,
+    nodeName: typeof e.nodeName === "string" ? e.nodeName : "",
+    zoneHints,
+    nodeHints,
+  };
 }
 
 /** Validate and normalize an EndpointSlice (discovery.k8s.io/v1). */
@@ -306,83 +396,14 @@ export function readEndpointSlice(es: V1EndpointSlice | Record<string, unknown>)
   const at = o.addressType;
   if (at !== "IPv4" && at !== "IPv6" && at !== "FQDN")
     err("addressType", `must be IPv4, IPv6 or FQDN, got ${JSON.stringify(at)}`);
-  const ports: SliceRecord["ports"] = [];
-  if (o.ports !== undefined && o.ports !== null) {
-    if (!Array.isArray(o.ports)) err("ports", "must be a list");
-    else
-      o.ports.forEach((p, i) => {
-        if (!isObj(p)) {
-          err(`ports[${i}]`, "must be an object");
-          return;
-        }
-        if (p.port === undefined || p.port === null) return; // no port: kube-proxy skips it
-        if (!isPort(p.port)) {
-          err(`ports[${i}].port`, `must be an integer in 1..65535, got ${JSON.stringify(p.port)}`);
-          return;
-        }
-        const proto = p.protocol ?? "TCP";
-        if (!PROTOCOLS.includes(proto as string)) {
-          err(`ports[${i}].protocol`, `must be TCP, UDP or SCTP, got ${JSON.stringify(proto)}`);
-          return;
-        }
-        if (p.name !== undefined && p.name !== null && typeof p.name !== "string") {
-          err(`ports[${i}].name`, "must be a string");
-          return;
-        }
-        ports.push({ name: (p.name as string) ?? "", port: p.port as number, protocol: proto as K8sProtocol });
-      });
-  }
+  const ports = readSlicePorts(o.ports, err);
   const endpoints: EndpointInfo[] = [];
   const eps = o.endpoints ?? [];
   if (!Array.isArray(eps)) err("endpoints", "must be a list");
   else if (at !== "FQDN")
     eps.forEach((e, i) => {
-      const f = `endpoints[${i}]`;
-      if (!isObj(e)) {
-        err(f, "must be an object");
-        return;
-      }
-      if (!Array.isArray(e.addresses) || e.addresses.length === 0) {
-        err(`${f}.addresses`, "must list at least one address");
-        return;
-      }
-      const first = e.addresses[0];
-      const p = typeof first === "string" ? parseIP(first) : null;
-      if (!p) {
-        err(`${f}.addresses[0]`, `invalid IP address ${JSON.stringify(first)}`);
-        return;
-      }
-      if (p.family !== at) {
-        err(`${f}.addresses[0]`, `${first} is not an ${at} address`);
-        return;
-      }
-      const c = isObj(e.conditions) ? e.conditions : {};
-      for (const k of ["ready", "serving", "terminating"])
-        if (c[k] !== undefined && c[k] !== null && typeof c[k] !== "boolean")
-          err(`${f}.conditions.${k}`, `must be true or false, got ${JSON.stringify(c[k])}`);
-      const ready = c.ready === undefined || c.ready === null || c.ready === true;
-      const serving = c.serving === undefined || c.serving === null ? ready : c.serving === true;
-      const terminating = c.terminating === true;
-      const hints = isObj(e.hints) ? e.hints : null;
-      const zoneHints =
-        hints && Array.isArray(hints.forZones) && hints.forZones.length
-          ? hints.forZones.map((z) => (isObj(z) ? String(z.name) : ""))
-          : null;
-      const nodeHints =
-        hints && Array.isArray(hints.forNodes) && hints.forNodes.length
-          ? hints.forNodes.map((z) => (isObj(z) ? String(z.name) : ""))
-          : null;
-      endpoints.push({
-        ip: canonicalIP(first as string)!,
-        port: 0,
-        str: "",
-        ready,
-        serving,
-        terminating,
-        nodeName: typeof e.nodeName === "string" ? e.nodeName : "",
-        zoneHints,
-        nodeHints,
-      });
+      const ep = readSliceEndpoint(e, `endpoints[${i}]`, at as Family, err);
+      if (ep) endpoints.push(ep);
     });
   if (errors.length) return { record: null, errors };
   const ns = (md!.namespace as string) || "default";

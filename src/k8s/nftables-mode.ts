@@ -17,9 +17,9 @@ function hashAndTruncate(name: string): string {
   if (n.length > CHAIN_BASE_MAX) n = n.slice(0, CHAIN_BASE_MAX - 3) + "...";
   return n;
 }
-export const nftServiceBase = (sp: ServicePortInfo) =>
+const nftServiceBase = (sp: ServicePortInfo) =>
   hashAndTruncate(`${sp.svcKey}/${sp.protocol.toLowerCase()}/${sp.portName}`);
-export function nftEndpointBase(sp: ServicePortInfo, ep: EndpointInfo): string {
+function nftEndpointBase(sp: ServicePortInfo, ep: EndpointInfo): string {
   return hashAndTruncate(
     `${sp.svcKey}/${sp.protocol.toLowerCase()}/${sp.portName}__${ep.ip.replaceAll(":", ".")}/${ep.port}`,
   );
@@ -93,7 +93,7 @@ const layout = (v: KubeProxyVersion) =>
     ? { base: BASE_CHAINS_1_31, jumps: JUMP_CHAINS_1_31 }
     : { base: BASE_CHAINS_1_34, jumps: JUMP_CHAINS_1_34 };
 
-export interface NftablesModeOptions {
+interface NftablesModeOptions {
   serviceCIDRs?: string[];
   kubeProxyVersion?: KubeProxyVersion;
 }

@@ -4,7 +4,7 @@
 import { parseAllDocuments } from "yaml";
 import { K8sInputError } from "./errors.ts";
 
-export interface ReadResult {
+interface ReadResult {
   objects: Record<string, unknown>[];
   errors: K8sInputError[];
 }

@@ -26,6 +26,8 @@ import {
   parseInfo,
   parseConfig,
   parseFamilyId,
+  putDaemon,
+  parseDaemon,
   serviceAf,
   CodecError,
   type RawMessage,
@@ -33,6 +35,7 @@ import {
 } from "./codec.ts";
 import { nativeDump, type NativeDump } from "./native-dump.ts";
 import { decodeDests, type EncodedTable } from "./table.ts";
+import type { DaemonState, SyncDaemon } from "../model/daemon.ts";
 
 export type { KernelService } from "./codec.ts";
 
@@ -102,6 +105,12 @@ export class NoIpvsError extends Error {
 
 /** What an errno means for this command (ENOENT differs between service and destination commands). */
 export function errnoMeaning(cmd: number, errno: number): string {
+  if (cmd === C.IPVS_CMD_NEW_DAEMON || cmd === C.IPVS_CMD_DEL_DAEMON) {
+    if (errno === C.ERRNO.EEXIST) return "a sync daemon in this state is running already";
+    if (errno === C.ERRNO.ESRCH) return "no sync daemon in this state is running";
+    if (errno === C.ERRNO.EINVAL && cmd === C.IPVS_CMD_NEW_DAEMON)
+      return "invalid argument (a group that is not multicast, or destinations of both address families)";
+  }
   const svcCmd = cmd === C.IPVS_CMD_NEW_SERVICE || cmd === C.IPVS_CMD_SET_SERVICE;
   if (errno === C.ERRNO.ENOENT && svcCmd) return "unknown scheduler or persistence engine (no such ip_vs_* module)";
   if (errno === C.ERRNO.ESRCH || (errno === C.ERRNO.ENOENT && cmd === C.IPVS_CMD_DEL_SERVICE)) return "no such service";
@@ -892,6 +901,30 @@ export class IpvsClient {
   /** FLUSH: delete every service. */
   flush(): Promise<void> {
     return this.request(C.IPVS_CMD_FLUSH, "flush", null);
+  }
+
+  // --- the connection sync daemon -------------------------------------------------------------------
+
+  /** NEW_DAEMON. The configuration is checked before anything is sent (a bad value: EINVAL naming the
+   * field); the kernel's refusals: EEXIST (one of this state runs already), ENODEV (no such interface). */
+  startDaemon(d: SyncDaemon): Promise<void> {
+    return this.request(C.IPVS_CMD_NEW_DAEMON, `start the ${d.state} sync daemon`, (w) => putDaemon(w, d));
+  }
+  /** DEL_DAEMON; ESRCH when no daemon of this state runs. */
+  stopDaemon(state: DaemonState): Promise<void> {
+    return this.request(C.IPVS_CMD_DEL_DAEMON, `stop the ${state} sync daemon`, (w) => putDaemon(w, { state }));
+  }
+  /** GET_DAEMON (a dump): the running daemons, master first. */
+  async daemons(): Promise<SyncDaemon[]> {
+    let out: SyncDaemon[] = [];
+    await this.sameFamily("list sync daemons", () => {
+      out = [];
+      return this.requestOnce(C.IPVS_CMD_GET_DAEMON, "list sync daemons", null, true, this.main, (m) => {
+        const d = parseDaemon(m);
+        if (d) out.push(d);
+      });
+    });
+    return out.sort((a, b) => (a.state === b.state ? 0 : a.state === "master" ? -1 : 1));
   }
 
   private async one(o: Op): Promise<void> {

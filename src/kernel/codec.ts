@@ -15,6 +15,9 @@ import type {
 import type { Stats, ServiceStatus, RealServerStatus, TargetInfo } from "../model/target.ts";
 import { addrBytes, formatAddr } from "../core/addr.ts";
 import * as C from "./constants.ts";
+import { type SyncDaemon, groupText, multicastFamily, validateDaemon } from "../model/daemon.ts";
+import { type Problem, describe, formatProblems } from "../model/validate.ts";
+import { SCHED_FLAG_BITS, SCHED_FLAG_NAMES, schedFlag, schedFlagName } from "../model/schedulers.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Writer: one growing buffer; messages are appended back to back so a batch is one contiguous send.
@@ -293,24 +296,20 @@ export function serviceFlagBits(s: Pick<VirtualService, "flags" | "persistent">)
     const n = raw.replace(/^-+/, "");
     if (n === "ops" || n === "onepacket" || n === "o") f |= C.IP_VS_SVC_F_ONEPACKET;
     else if (n === "persistent") f |= C.IP_VS_SVC_F_PERSISTENT;
-    else if (n === "sh-fallback" || n === "mh-fallback" || n === "flag-1") f |= C.IP_VS_SVC_F_SCHED1;
-    else if (n === "sh-port" || n === "mh-port" || n === "flag-2") f |= C.IP_VS_SVC_F_SCHED2;
-    else if (n === "flag-3") f |= C.IP_VS_SVC_F_SCHED3;
-    else
-      throw new CodecError(
-        `unknown service flag '${raw}' (sh-fallback, sh-port, mh-fallback, mh-port, flag-1..3, ops)`,
-      );
+    else {
+      const flag = schedFlag(n);
+      if (!flag)
+        throw new CodecError(`unknown service flag '${raw}' (${Object.keys(SCHED_FLAG_NAMES).join(", ")}, ops)`);
+      f |= flag.bit;
+    }
   }
   return f;
 }
 
-/** ipvsadm's names for the bits (the scheduler decides sh-/mh-/flag-), plus "ops". */
+/** ipvsadm's names for the bits (the scheduler's own, else flag-N), plus "ops". */
 export function serviceFlagNames(bits: number, sched: string): string[] {
   const out: string[] = [];
-  const pre = sched === "sh" ? "sh-" : sched === "mh" ? "mh-" : "";
-  if (bits & C.IP_VS_SVC_F_SCHED1) out.push(pre ? `${pre}fallback` : "flag-1");
-  if (bits & C.IP_VS_SVC_F_SCHED2) out.push(pre ? `${pre}port` : "flag-2");
-  if (bits & C.IP_VS_SVC_F_SCHED3) out.push("flag-3");
+  for (let i = 0; i < SCHED_FLAG_BITS.length; i++) if (bits & SCHED_FLAG_BITS[i]) out.push(schedFlagName(sched, i));
   if (bits & C.IP_VS_SVC_F_ONEPACKET) out.push("ops");
   return out;
 }
@@ -931,4 +930,77 @@ export function parseFamilyId(m: RawMessage): number {
     if (t === C.CTRL_ATTR_FAMILY_ID) id = m.buf.readUInt16LE(at + width(len, 2, "CTRL_ATTR_FAMILY_ID"));
   });
   return id;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The connection sync daemon (NEW_DAEMON, DEL_DAEMON, GET_DAEMON)
+
+/** IPVS_CMD_ATTR_DAEMON for NEW_DAEMON (every field; the kernel's defaults where one is absent) or, with
+ * only the state, for DEL_DAEMON. The values are checked first (validateDaemon): a bad one is a CodecError
+ * naming its field, and nothing is sent. */
+export function putDaemon(w: Writer, d: SyncDaemon | Pick<SyncDaemon, "state">): void {
+  const full = "mcastIfn" in d;
+  const ps: Problem[] = full
+    ? validateDaemon(d, "daemon")
+    : d.state === "master" || d.state === "backup"
+      ? []
+      : [{ path: "daemon.state", message: `must be "master" or "backup", not ${describe(d.state)}` }];
+  if (ps.length) throw new CodecError(formatProblems(ps).replace(/\n/g, "; "));
+  w.nestBegin(C.IPVS_CMD_ATTR_DAEMON);
+  w.u32(C.IPVS_DAEMON_ATTR_STATE, d.state === "master" ? C.IP_VS_STATE_MASTER : C.IP_VS_STATE_BACKUP);
+  if (full) {
+    const f = d as SyncDaemon;
+    w.str(C.IPVS_DAEMON_ATTR_MCAST_IFN, f.mcastIfn);
+    w.u32(C.IPVS_DAEMON_ATTR_SYNC_ID, f.syncid);
+    if (f.syncMaxlen !== undefined) w.u16(C.IPVS_DAEMON_ATTR_SYNC_MAXLEN, f.syncMaxlen);
+    if (f.mcastGroup !== undefined) {
+      if (multicastFamily(f.mcastGroup) === "inet") w.be32(C.IPVS_DAEMON_ATTR_MCAST_GROUP, parseV4(f.mcastGroup));
+      else w.bytes(C.IPVS_DAEMON_ATTR_MCAST_GROUP6, addrBytes(f.mcastGroup, scratch6), 16);
+    }
+    if (f.mcastPort !== undefined) w.u16(C.IPVS_DAEMON_ATTR_MCAST_PORT, f.mcastPort);
+    if (f.mcastTtl !== undefined) w.u8(C.IPVS_DAEMON_ATTR_MCAST_TTL, f.mcastTtl);
+  }
+  w.nestEnd();
+}
+
+/** One daemon from a GET_DAEMON dump message; undefined when the message has no daemon nest. */
+export function parseDaemon(m: RawMessage): SyncDaemon | undefined {
+  const [at, len] = topAttr(m, C.IPVS_CMD_ATTR_DAEMON);
+  if (at < 0) return undefined;
+  const buf = m.buf;
+  let state = 0;
+  const d: Partial<SyncDaemon> = {};
+  eachAttr(buf, at, at + len, (t, a, n) => {
+    switch (t) {
+      case C.IPVS_DAEMON_ATTR_STATE:
+        state = buf.readUInt32LE(a + width(n, 4, "IPVS_DAEMON_ATTR_STATE"));
+        break;
+      case C.IPVS_DAEMON_ATTR_MCAST_IFN:
+        d.mcastIfn = cstr(buf, a, n);
+        break;
+      case C.IPVS_DAEMON_ATTR_SYNC_ID:
+        d.syncid = buf.readUInt32LE(a + width(n, 4, "IPVS_DAEMON_ATTR_SYNC_ID"));
+        break;
+      case C.IPVS_DAEMON_ATTR_SYNC_MAXLEN:
+        d.syncMaxlen = buf.readUInt16LE(a + width(n, 2, "IPVS_DAEMON_ATTR_SYNC_MAXLEN"));
+        break;
+      case C.IPVS_DAEMON_ATTR_MCAST_GROUP:
+        d.mcastGroup = groupText(buf.subarray(a + width(n, 4, "IPVS_DAEMON_ATTR_MCAST_GROUP"), a + 4));
+        break;
+      case C.IPVS_DAEMON_ATTR_MCAST_GROUP6:
+        d.mcastGroup = groupText(buf.subarray(a + width(n, 16, "IPVS_DAEMON_ATTR_MCAST_GROUP6"), a + 16));
+        break;
+      case C.IPVS_DAEMON_ATTR_MCAST_PORT:
+        d.mcastPort = buf.readUInt16LE(a + width(n, 2, "IPVS_DAEMON_ATTR_MCAST_PORT"));
+        break;
+      case C.IPVS_DAEMON_ATTR_MCAST_TTL:
+        d.mcastTtl = buf[a + width(n, 1, "IPVS_DAEMON_ATTR_MCAST_TTL")];
+        break;
+    }
+  });
+  if (state !== C.IP_VS_STATE_MASTER && state !== C.IP_VS_STATE_BACKUP)
+    throw new CodecError(`malformed reply: a sync daemon of state ${state} (1 master, 2 backup)`, C.ERRNO.EPROTO);
+  if (d.mcastIfn === undefined || d.syncid === undefined)
+    throw missingAttr(d.mcastIfn === undefined ? "IPVS_DAEMON_ATTR_MCAST_IFN" : "IPVS_DAEMON_ATTR_SYNC_ID", "a daemon");
+  return { state: state === C.IP_VS_STATE_MASTER ? "master" : "backup", ...d } as SyncDaemon;
 }

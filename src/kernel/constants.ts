@@ -122,6 +122,19 @@ export const IPVS_STATS_ATTR_INBPS = 9;
 export const IPVS_STATS_ATTR_OUTBPS = 10;
 export const IPVS_STATS_ATTR_PAD = 11;
 
+// sync daemon attributes (inside IPVS_CMD_ATTR_DAEMON); ports are host order here, unlike services'
+export const IPVS_DAEMON_ATTR_STATE = 1; // u32: IP_VS_STATE_MASTER or IP_VS_STATE_BACKUP
+export const IPVS_DAEMON_ATTR_MCAST_IFN = 2; // NUL-terminated string, at most IP_VS_IFNAME_MAXLEN with the NUL
+export const IPVS_DAEMON_ATTR_SYNC_ID = 3; // u32 (ipvsadm takes 0..255)
+export const IPVS_DAEMON_ATTR_SYNC_MAXLEN = 4; // u16: the UDP payload size
+export const IPVS_DAEMON_ATTR_MCAST_GROUP = 5; // in_addr (network order)
+export const IPVS_DAEMON_ATTR_MCAST_GROUP6 = 6; // in6_addr
+export const IPVS_DAEMON_ATTR_MCAST_PORT = 7; // u16
+export const IPVS_DAEMON_ATTR_MCAST_TTL = 8; // u8
+export const IP_VS_STATE_MASTER = 1;
+export const IP_VS_STATE_BACKUP = 2;
+export const IP_VS_IFNAME_MAXLEN = 16;
+
 export const IPVS_INFO_ATTR_VERSION = 1;
 export const IPVS_INFO_ATTR_CONN_TAB_SIZE = 2;
 
@@ -160,6 +173,7 @@ export const ERRNO = {
   EINTR: 4,
   ENOMEM: 12,
   EBUSY: 16,
+  ENODEV: 19,
   EEXIST: 17,
   EINVAL: 22,
   ERANGE: 34,
@@ -180,6 +194,7 @@ export const ERRNO_NAMES: Record<number, string> = {
   12: "ENOMEM",
   16: "EBUSY",
   17: "EEXIST",
+  19: "ENODEV",
   22: "EINVAL",
   34: "ERANGE",
   71: "EPROTO",
@@ -199,6 +214,7 @@ export const ERRNO_MEANINGS: Record<number, string> = {
   12: "out of memory",
   16: "busy",
   17: "already exists",
+  19: "no such network interface",
   22: "invalid argument (a missing or bad attribute, or mismatched address families)",
   34: "out of range (negative weight, or lower threshold above upper threshold)",
   90: "message too long",

@@ -2,6 +2,7 @@
 import type { VirtualService, RealServer } from "../model/types.ts";
 import { serviceFlagBits, normalNetmask, tunFlagBits } from "./codec.ts";
 import * as C from "./constants.ts";
+import { SCHED_FLAG_BITS, schedFlagName } from "../model/schedulers.ts";
 
 interface SvcFields {
   scheduler: string;
@@ -32,10 +33,7 @@ const flagText = (bits: number, sched: string) => {
   const names: string[] = [];
   if (bits & C.IP_VS_SVC_F_PERSISTENT) names.push("persistent");
   if (bits & C.IP_VS_SVC_F_ONEPACKET) names.push("ops");
-  const pre = sched === "sh" || sched === "mh" ? sched + "-" : "";
-  if (bits & C.IP_VS_SVC_F_SCHED1) names.push(pre ? pre + "fallback" : "flag-1");
-  if (bits & C.IP_VS_SVC_F_SCHED2) names.push(pre ? pre + "port" : "flag-2");
-  if (bits & C.IP_VS_SVC_F_SCHED3) names.push("flag-3");
+  for (let i = 0; i < SCHED_FLAG_BITS.length; i++) if (bits & SCHED_FLAG_BITS[i]) names.push(schedFlagName(sched, i));
   return names.length ? names.join(",") : "none";
 };
 

@@ -37,7 +37,7 @@ export interface OpMeta {
 }
 export type Push = (op: Op, change: Change, svcKey: string, apply: () => void) => void;
 /** Sends ops and records each result (Reconciler.run); returns the messages sent. */
-export type Run = (ops: Op[], meta: OpMeta[], changes: Change[], failures: Failure[]) => Promise<number>;
+type Run = (ops: Op[], meta: OpMeta[], changes: Change[], failures: Failure[]) => Promise<number>;
 
 export class Drains {
   readonly draining = new Map<string, Drain>(); // "svcKey rsKey"
@@ -163,7 +163,7 @@ export class Drains {
     for (const [k, s] of this.removedSvcs) {
       if ([...this.draining.values()].some((d) => d.svcKey === k)) continue;
       const v = this.view.get(k);
-      if (v && v.dests.size) continue;
+      if (v?.dests.size) continue;
       ops2.push({ op: "deleteService", service: s });
       meta2.push({
         change: { kind: "delete-service", service: k, reason: "its real servers drained" },

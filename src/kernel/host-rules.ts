@@ -18,7 +18,7 @@ export interface HostFamilyState {
   bindAddrs: string[];
 }
 
-export interface HostReport {
+interface HostReport {
   ipsetAdds: number;
   ipsetDels: number;
   setsCreated: string[];
@@ -59,7 +59,7 @@ export function parseIpsetSave(text: string): Map<string, Set<string>> {
 }
 
 /** The restore input turning `have` into `want` for these sets: creates, adds and deletes only. */
-export function ipsetDiffText(
+function ipsetDiffText(
   want: IpsetState[],
   have: Map<string, Set<string>>,
   addOnly = false,

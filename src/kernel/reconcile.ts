@@ -29,6 +29,7 @@ import type { Change, Failure, ReconcileReport } from "./report.ts";
 import { Drains, type ViewDest, type ViewSvc, type View, type OpMeta, type Push } from "./drain.ts";
 import { sysctl, ensureSysctls } from "./sysctls.ts";
 import { decodeDests, sameDests, type EncodedTable } from "./table.ts";
+import { schedFlagName } from "../model/schedulers.ts";
 
 // the pieces that lived here before (importers keep their paths)
 export { canonServiceKey, canonRealServerKey } from "./keys.ts";
@@ -168,7 +169,7 @@ export class Reconciler {
       if (!want.has(k)) want.set(k, s);
     }
     // services with drain work go the object path (the drain state machine keeps its own records)
-    const { draining, removedSvcs } = this.drains;
+    const { draining } = this.drains;
     const drainingSvcs = new Set<string>();
     for (const d of draining.values()) drainingSvcs.add(d.svcKey);
     this.view.clear();
@@ -436,10 +437,11 @@ export class Reconciler {
     for (const [k, v] of noted) {
       if (v.svc.scheduler !== "mh" || serviceFlagBits(v.svc) & C.IP_VS_SVC_F_SCHED1) continue;
       const zero = [...v.dests.values()].filter((d) => d.weight === 0).length;
+      const fallback = schedFlagName(v.svc.scheduler, 0);
       if (zero)
         w.notes.push(
-          `${k}: mh keeps the table slots of its ${zero} weight-0 real server(s) and mh-fallback is off, so ` +
-            `clients hashed to them get no destination until they are deleted (add -b mh-fallback)`,
+          `${k}: mh keeps the table slots of its ${zero} weight-0 real server(s) and ${fallback} is off, so ` +
+            `clients hashed to them get no destination until they are deleted (add -b ${fallback})`,
         );
     }
     const draining = this.drains.draining;

@@ -6,6 +6,7 @@ import type { VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts
 import type { IpvsTarget, TargetInfo, ServiceStatus, ConnectionEntry } from "../model/target.ts";
 import { IpvsClient, type ClientOptions } from "./client.ts";
 import { ntop6 } from "../model/inet.ts";
+import type { DaemonState, SyncDaemon } from "../model/daemon.ts";
 
 export class KernelTarget implements IpvsTarget {
   readonly name = "kernel";
@@ -54,6 +55,15 @@ export class KernelTarget implements IpvsTarget {
   }
   async connections(): Promise<ConnectionEntry[]> {
     return parseIpVsConn(await readFile("/proc/net/ip_vs_conn", "utf8"));
+  }
+  daemons(): Promise<SyncDaemon[]> {
+    return this.client.daemons();
+  }
+  startDaemon(d: SyncDaemon): Promise<void> {
+    return this.client.startDaemon(d);
+  }
+  stopDaemon(state: DaemonState): Promise<void> {
+    return this.client.stopDaemon(state);
   }
   async close(): Promise<void> {
     this.client.close();

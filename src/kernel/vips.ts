@@ -12,10 +12,8 @@ import { canonicalAddr } from "../model/inet.ts";
 
 const osErrno = constants.errno;
 
-const IFLA_LINKINFO = 18,
-  IFLA_INFO_KIND = 1;
+const IFLA_INFO_KIND = 1; // inside IFLA_LINKINFO, which the netlink package's `linkinfo` writes
 const RT_SCOPE_HOST = 254;
-const IFA_F_NODAD = 0x02;
 const ERRNO_TEXT: Record<number, string> = {
   1: "operation not permitted (binding addresses needs CAP_NET_ADMIN)",
   17: "already exists",
@@ -24,7 +22,7 @@ const ERRNO_TEXT: Record<number, string> = {
   99: "address not available",
 };
 
-export class VipError extends Error {
+class VipError extends Error {
   constructor(
     readonly what: string,
     readonly errno: number,
@@ -59,7 +57,7 @@ const wireBytes = (a: string): Buffer => Buffer.from(addrBytes(a).subarray(0, is
 /** Back to text, printed as the rest of wasmvs prints addresses (inet_ntop's rules). */
 const wireText = (b: Buffer): string => formatAddr(b.length === 4 ? AF_INET : AF_INET6, b);
 
-export interface VipReport {
+interface VipReport {
   added: string[];
   removed: string[];
   failures: { addr: string; error: string }[];
@@ -190,5 +188,3 @@ export class VipBinder {
     this.index = 0;
   }
 }
-
-export { IFA_F_NODAD };

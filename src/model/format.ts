@@ -19,10 +19,11 @@ import {
   word,
 } from "./inet.ts";
 import { type NameResolver, numericResolver } from "./names.ts";
+import { SCHED_FLAG_BITS, schedFlag, schedFlagName, schedulerInfo } from "./schedulers.ts";
 
 export type ListFormat = "default" | "stats" | "rate" | "thresholds" | "persistent-conn" | "tun-info";
 
-export interface FormatOptions {
+interface FormatOptions {
   numeric?: boolean; // -n
   format?: ListFormat; // --stats, --rate, --thresholds, --persistent-conn, --tun-info
   exact?: boolean; // --exact
@@ -37,39 +38,19 @@ export const SVC_F_SCHED1 = 0x8;
 export const SVC_F_SCHED2 = 0x10;
 export const SVC_F_SCHED3 = 0x20;
 
-const FLAG_BITS: Record<string, number> = {
-  "flag-1": SVC_F_SCHED1,
-  "sh-fallback": SVC_F_SCHED1,
-  "mh-fallback": SVC_F_SCHED1,
-  "flag-2": SVC_F_SCHED2,
-  "sh-port": SVC_F_SCHED2,
-  "mh-port": SVC_F_SCHED2,
-  "flag-3": SVC_F_SCHED3,
-  ops: SVC_F_ONEPACKET,
-};
-
 /** The kernel's flag bits for a service's flag names (persistence from `persistent`). */
 export function serviceFlagBits(s: Pick<VirtualService, "flags" | "persistent">): number {
   let f = s.persistent !== undefined ? SVC_F_PERSISTENT : 0;
-  for (const n of s.flags ?? []) f |= FLAG_BITS[n] ?? 0;
+  for (const n of s.flags ?? []) f |= n === "ops" ? SVC_F_ONEPACKET : (schedFlag(n)?.bit ?? 0);
   return f;
 }
 
 /** ipvsadm's print_sched_flags: names depend on the scheduler; "" when none is set. */
 export function schedFlagsText(sched: string, bits: number): string {
-  const names: string[] = [];
-  if (sched === "sh") {
-    if (bits & SVC_F_SCHED1) names.push("sh-fallback");
-    if (bits & SVC_F_SCHED2) names.push("sh-port");
-  } else if (sched === "mh") {
-    if (bits & SVC_F_SCHED1) names.push("mh-fallback");
-    if (bits & SVC_F_SCHED2) names.push("mh-port");
-  } else {
-    if (bits & SVC_F_SCHED1) names.push("flag-1");
-    if (bits & SVC_F_SCHED2) names.push("flag-2");
-    if (bits & SVC_F_SCHED3) names.push("flag-3");
-  }
-  return names.join(",");
+  // a scheduler with names of its own prints only those (sh: no flag-3), as ipvsadm does
+  const own = schedulerInfo(sched)?.flags.length ?? 0;
+  const names = SCHED_FLAG_BITS.map((_, i) => schedFlagName(sched, i)).slice(0, own || SCHED_FLAG_BITS.length);
+  return names.filter((_, i) => bits & SCHED_FLAG_BITS[i]).join(",");
 }
 
 // ---- printf helpers ---------------------------------------------------------------------------------
@@ -96,7 +77,7 @@ function protoOf(s: Pick<VirtualService, "protocol" | "fwmark">): number {
   return s.fwmark ? 0 : protoNumber(s.protocol ?? "tcp");
 }
 
-export function serviceAf(s: Pick<VirtualService, "addr" | "fwmark" | "family">): number {
+function serviceAf(s: Pick<VirtualService, "addr" | "fwmark" | "family">): number {
   if (s.fwmark) return s.family === "inet6" ? AF_INET6 : AF_INET;
   return afOfLiteral(s.addr);
 }
@@ -167,10 +148,9 @@ const FWD_SWITCH: Partial<Record<ForwardingMethod, string>> = {
   route: "-g",
   fullnat: "-m",
 };
-const TUN_TYPES = ["ipip", "gue", "gre"];
 
 /** The kernel's tun_flags value from the model's names (nocsum 0, csum 1, remcsum 2). */
-export function tunFlagsValue(flags: string[] | undefined): number {
+function tunFlagsValue(flags: string[] | undefined): number {
   let v = 0;
   for (const f of flags ?? []) {
     const n = f.replace(/^--tun-/, "");
@@ -247,7 +227,7 @@ function cmpAddr(a: AddrKey, b: AddrKey): number {
 }
 
 /** ipvs_cmp_services: fwmark, af, protocol, address, port, each as a wrapping int subtraction. */
-export function cmpServices(s1: ServiceLike, s2: ServiceLike): number {
+function cmpServices(s1: ServiceLike, s2: ServiceLike): number {
   let r = ((s1.fwmark ?? 0) - (s2.fwmark ?? 0)) | 0;
   if (r) return r;
   const af1 = serviceAf(s1),
@@ -262,7 +242,7 @@ export function cmpServices(s1: ServiceLike, s2: ServiceLike): number {
 }
 
 /** ipvs_cmp_dests: address (the first dest's family decides how many words), then port. */
-export function cmpDests(d1: Pick<RealServer, "addr" | "port">, d2: Pick<RealServer, "addr" | "port">): number {
+function cmpDests(d1: Pick<RealServer, "addr" | "port">, d2: Pick<RealServer, "addr" | "port">): number {
   const r = cmpAddr(addrKey(afOfLiteral(d1.addr), d1.addr), addrKey(afOfLiteral(d2.addr), d2.addr));
   if (r) return r;
   return d1.port - d2.port;
@@ -271,12 +251,12 @@ export function cmpDests(d1: Pick<RealServer, "addr" | "port">, d2: Pick<RealSer
 export function sortServices<T extends ServiceLike>(services: T[]): T[] {
   return glibcMergeSort(services, cmpServices);
 }
-export function sortDests<T extends Pick<RealServer, "addr" | "port">>(dests: T[]): T[] {
+function sortDests<T extends Pick<RealServer, "addr" | "port">>(dests: T[]): T[] {
   return glibcMergeSort(dests, cmpDests);
 }
 
 // ---- listing ----------------------------------------------------------------------------------------
-export function formatTitle(fmt: ListFormat): string {
+function formatTitle(fmt: ListFormat): string {
   switch (fmt) {
     case "stats":
       return (
@@ -360,7 +340,7 @@ function maskText(s: ServiceLike, af: number): string | undefined {
 }
 
 /** One service entry (print_service_entry) in any listing format, or in rule (-S) form. */
-export function formatServiceEntry(
+function formatServiceEntry(
   svc: ServiceStatus | (ServiceLike & { realServers: RealServer[]; stats?: Stats }),
   opts: FormatOptions & { rule?: boolean } = {},
 ): string {

@@ -5,14 +5,7 @@
 import type { DesiredState, IpvsTimeouts, RealServer, TunnelType, VirtualService } from "./types.ts";
 import { serviceKey, realServerKey } from "./types.ts";
 import type { ListFormat } from "./format.ts";
-import {
-  SVC_F_ONEPACKET,
-  SVC_F_PERSISTENT,
-  SVC_F_SCHED1,
-  SVC_F_SCHED2,
-  SVC_F_SCHED3,
-  schedFlagsText,
-} from "./format.ts";
+import { SVC_F_ONEPACKET, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3 } from "./format.ts";
 import {
   AF_INET,
   AF_INET6,
@@ -26,6 +19,8 @@ import {
   ntop6,
 } from "./inet.ts";
 import { type NameResolver, numericResolver } from "./names.ts";
+import type { SyncDaemon } from "./daemon.ts";
+import { SCHED_FLAG_BITS, schedFlag, schedFlagName } from "./schedulers.ts";
 
 /** What ipvsadm would print on stderr (exact text, newline included) and exit with. */
 export class IpvsadmError extends Error {
@@ -40,8 +35,8 @@ export class IpvsadmError extends Error {
   }
 }
 
-export type ListWhat = "all" | "service" | "connections" | "timeout" | "daemon";
-export interface ListCommand {
+type ListWhat = "all" | "service" | "connections" | "timeout" | "daemon";
+interface ListCommand {
   kind: "list";
   what: ListWhat;
   service?: VirtualService;
@@ -61,19 +56,20 @@ export type IpvsadmCommand =
   | ListCommand
   | { kind: "save"; numeric: boolean }
   | { kind: "restore" }
-  | { kind: "start-daemon" | "stop-daemon"; state: "master" | "backup" }
+  | { kind: "start-daemon"; state: "master" | "backup"; daemon: SyncDaemon }
+  | { kind: "stop-daemon"; state: "master" | "backup" }
   | { kind: "help" }
   | { kind: "version" };
 
-export interface ParseOptions {
+interface ParseOptions {
   program?: string; // argv[0] in "Try `%s -h' ..." (default "ipvsadm")
   resolver?: NameResolver; // host and service names in addresses (default: numbers only)
   readingStdin?: boolean; // inside -R: a nested -R is refused as ipvsadm refuses it
 }
 
-export const MAX_TIMEOUT = 86400 * 31;
-export const DEFAULT_PERSISTENT_TIMEOUT = 360;
-export const DEF_SCHED = "wlc";
+const MAX_TIMEOUT = 86400 * 31;
+const DEFAULT_PERSISTENT_TIMEOUT = 360;
+const DEF_SCHED = "wlc";
 
 // ---- the option table (ipvsadm.c's popt table) ------------------------------------------------------
 type ArgKind = "none" | "string" | "optional";
@@ -224,7 +220,7 @@ const FWD = { masq: 0, local: 1, tunnel: 2, route: 3 } as const;
 
 // ---- C library number parsing -----------------------------------------------------------------------
 /** string_to_number: strtol base 10, the whole string, within [min, max]; else -1. */
-export function stringToNumber(s: string, min: number, max: number): number {
+function stringToNumber(s: string, min: number, max: number): number {
   if (!/^[ \t\n\v\f\r]*[+-]?\d+$/.test(s)) return -1;
   const n = Number(s.trim());
   if (!Number.isSafeInteger(n)) return -1; // every max here is far below 2^53
@@ -404,6 +400,7 @@ interface ParseState {
   opts: Set<number>;
   resolver: NameResolver;
   schedFlagsArg: string;
+  daemon: Omit<SyncDaemon, "state">; // the daemon options as given (checked by validateDaemon before use)
   fmt: {
     numeric: boolean;
     stats: boolean;
@@ -429,6 +426,7 @@ export function parseIpvsadm(argv: string[], popts: ParseOptions = {}): IpvsadmC
     opts: new Set<number>(),
     resolver: popts.resolver ?? numericResolver,
     schedFlagsArg: "",
+    daemon: { mcastIfn: "", syncid: 0 },
     fmt: {
       numeric: false,
       stats: false,
@@ -752,39 +750,43 @@ function listOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>): boolean {
   }
 }
 
-/** The sync daemon's options (checked as ipvsadm checks them; the daemon itself is not supported). */
+/** The sync daemon's options, checked as ipvsadm checks them. */
 function daemonOption(st: ParseState, t: Extract<Tok, { kind: "opt" }>, arg: string): boolean {
   const setOption = (c: number) => markOption(st, c);
+  const d = st.daemon;
   switch (t.opt.tag) {
     case "mcast-interface":
       setOption(O["mcast-interface"]);
+      d.mcastIfn = arg;
       return true;
     case "syncid":
       setOption(O.syncid);
-      if (stringToNumber(arg, 0, 255) === -1) fail("illegal syncid specified");
+      if ((d.syncid = stringToNumber(arg, 0, 255)) === -1) fail("illegal syncid specified");
       return true;
     case "mcast-group": {
       setOption(O["mcast-group"]);
       if (arg.includes(":")) {
         const b = inetPton6(arg);
-        if (!b || b[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`);
+        if (b?.[0] !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`);
+        d.mcastGroup = ntop6(b!);
       } else {
         const v = /^\d+\.\d+\.\d+\.\d+$/.test(arg) ? inetAton(arg) : undefined;
         if (v === undefined || v >>> 28 !== 14) fail(`invalid IPv4 mcast-group \`${arg}'`);
+        d.mcastGroup = ntoa4(v!);
       }
       return true;
     }
     case "mcast-port":
       setOption(O["mcast-port"]);
-      if (stringToNumber(arg, 1, 65535) === -1) fail("illegal mcast-port specified");
+      if ((d.mcastPort = stringToNumber(arg, 1, 65535)) === -1) fail("illegal mcast-port specified");
       return true;
     case "mcast-ttl":
       setOption(O["mcast-ttl"]);
-      if (stringToNumber(arg, 1, 255) === -1) fail("illegal mcast-ttl specified");
+      if ((d.mcastTtl = stringToNumber(arg, 1, 255)) === -1) fail("illegal mcast-ttl specified");
       return true;
     case "sync-maxlen":
       setOption(O["sync-maxlen"]);
-      if (stringToNumber(arg, 1, 65535 - 20 - 8) === -1) fail("illegal sync-maxlen specified");
+      if ((d.syncMaxlen = stringToNumber(arg, 1, 65535 - 20 - 8)) === -1) fail("illegal sync-maxlen specified");
       return true;
     default:
       return false;
@@ -802,25 +804,14 @@ function setTimeouts(leftovers: string[]): IpvsTimeouts {
   return { tcp: a, tcpfin: b, udp: c };
 }
 
-// -b's flags: the bit, and the scheduler a flag belongs to (a Map: "constructor" is no flag)
-const SCHED_FLAG_BITS = new Map<string, [number, string?]>([
-  ["flag-1", [SVC_F_SCHED1]],
-  ["flag-2", [SVC_F_SCHED2]],
-  ["flag-3", [SVC_F_SCHED3]],
-  ["sh-fallback", [SVC_F_SCHED1, "sh"]],
-  ["sh-port", [SVC_F_SCHED2, "sh"]],
-  ["mh-fallback", [SVC_F_SCHED1, "mh"]],
-  ["mh-port", [SVC_F_SCHED2, "mh"]],
-]);
-
 /** -b: each flag's bit, and the scheduler it belongs to. */
 function applySchedFlags(svc: Svc, schedFlagsArg: string): void {
   svc.flags &= ~(SVC_F_SCHED1 | SVC_F_SCHED2 | SVC_F_SCHED3);
   const sched = svc.sched || DEF_SCHED;
   for (const flag of schedFlagsArg.split(",").filter(Boolean)) {
-    const e = SCHED_FLAG_BITS.get(flag) ?? fail(`invalid scheduler flag \`${flag}'`);
-    svc.flags |= e[0];
-    if (e[1] && sched !== e[1]) fail(`incompatible scheduler flag \`${flag}'`);
+    const e = schedFlag(flag) ?? fail(`invalid scheduler flag \`${flag}'`);
+    svc.flags |= e.bit;
+    if (e.owner && sched !== e.owner) fail(`incompatible scheduler flag \`${flag}'`);
   }
 }
 
@@ -975,7 +966,7 @@ function commandOf(
     case 8:
       return { kind: "set-timeouts", timeouts: timeouts! };
     case 9:
-      return { kind: "start-daemon", state: daemonState };
+      return { kind: "start-daemon", state: daemonState, daemon: { state: daemonState, ...st.daemon } };
     default:
       return { kind: "stop-daemon", state: daemonState };
   }
@@ -991,8 +982,9 @@ function toVirtualService(s: Svc): VirtualService {
     v.addr = s.addr ?? "0.0.0.0";
     v.port = s.port;
   }
-  const sf = schedFlagsText(s.sched || DEF_SCHED, s.flags);
-  if (sf) v.flags.push(...sf.split(","));
+  // every bit -b set goes to the kernel, flag-3 with sh too (only -Ln's text leaves it out)
+  for (let i = 0; i < SCHED_FLAG_BITS.length; i++)
+    if (s.flags & SCHED_FLAG_BITS[i]) v.flags.push(schedFlagName(s.sched || DEF_SCHED, i));
   if (s.flags & SVC_F_ONEPACKET) v.flags.push("ops");
   if (s.flags & SVC_F_PERSISTENT) v.persistent = s.timeout;
   if (s.af === AF_INET6) {
@@ -1029,17 +1021,17 @@ export function restoreLineWords(line: string): string[] {
   return w;
 }
 
-export interface RestoreLine {
+interface RestoreLine {
   line: number;
   text: string;
   command: IpvsadmCommand;
 }
-export interface RestoreProblem {
+interface RestoreProblem {
   line: number;
   text: string;
   message: string;
 }
-export interface RestoreResult {
+interface RestoreResult {
   commands: RestoreLine[]; // in order, as -R would execute them
   state: DesiredState; // the table they build from empty (what ipvsadm-restore after -C makes)
   problems: RestoreProblem[]; // lines ipvsadm would refuse (parse) or the kernel would (duplicate, missing)
@@ -1070,16 +1062,6 @@ export function parseRestore(text: string, opts: ParseOptions = {}, initial?: De
   return { commands, state: editor.state(), problems };
 }
 
-/** Apply one command to an in-memory DesiredState as the kernel would; returns ipvsadm's message on refusal. */
-export function applyToState(state: DesiredState, c: IpvsadmCommand): string | undefined {
-  const editor = new StateEditor(state);
-  const msg = editor.apply(c);
-  const next = editor.state();
-  state.services = next.services;
-  if (next.timeouts) state.timeouts = next.timeouts;
-  return msg;
-}
-
 // Service identity as the kernel compares it: addresses in canonical form (10.0.0.1 and ::ffff-less forms).
 // Parsed commands carry canonical addresses already; the memo keeps a large restore from re-parsing each one.
 const canonicalMemo = new Map<string, string>();
@@ -1095,62 +1077,143 @@ const serviceIdentity = (s: VirtualService) => serviceKey(s.addr ? { ...s, addr:
 const serverIdentity = (r: Pick<RealServer, "addr" | "port">) =>
   realServerKey({ addr: canonical(r.addr), port: r.port });
 
-/** A DesiredState kept in maps (services and each one's real servers in insertion order, as the lists are),
- * so each command costs O(1) whatever the table's size. */
+// A state's services by identity, built once per services array (a state is replaced, never edited in place,
+// so the array names its contents); the editor that made a state hands its index on (see StateEditor.state).
+const identityIndexes = new WeakMap<readonly VirtualService[], Map<string, VirtualService>>();
+function identityIndex(services: readonly VirtualService[]): Map<string, VirtualService> {
+  let m = identityIndexes.get(services);
+  if (!m) {
+    m = new Map();
+    for (const s of services) m.set(serviceIdentity(s), s);
+    identityIndexes.set(services, m);
+  }
+  return m;
+}
+
+// A service the editor changed: its fields, and its real servers in a map once one of them is edited.
+interface EditedService {
+  service: VirtualService;
+  servers: Map<string, RealServer> | null; // null: service.realServers as they are
+}
+
+/** A DesiredState being edited (services and each one's real servers in insertion order, as the lists are),
+ * in O(1) per command whatever the table's size: the state is read through its identity index, only the
+ * services a command touches are copied, and state() shares every other service object with the initial
+ * state (what lets the proxy apply only what changed). */
 export class StateEditor {
-  private services = new Map<string, { service: VirtualService; servers: Map<string, RealServer> }>();
+  private base: readonly VirtualService[]; // kept for a state with no change (its array is copied)
+  private index: Map<string, VirtualService>;
+  // changes over base, by identity: an edited service, or null for a deleted one
+  private edits = new Map<string, EditedService | null>();
+  // services added (or deleted and added again: they go last, as in a list), in order
+  private added = new Map<string, EditedService>();
   private timeouts?: IpvsTimeouts;
   constructor(initial: DesiredState) {
-    for (const s of initial.services) {
-      const servers = new Map<string, RealServer>();
-      for (const r of s.realServers ?? []) servers.set(serverIdentity(r), r);
-      this.services.set(serviceIdentity(s), { service: s, servers });
-    }
+    this.base = initial.services;
+    this.index = identityIndex(initial.services);
     if (initial.timeouts) this.timeouts = initial.timeouts;
   }
 
+  private lookup(k: string): EditedService | VirtualService | undefined {
+    const a = this.added.get(k);
+    if (a) return a;
+    const e = this.edits.get(k);
+    if (e !== undefined) return e ?? undefined;
+    return this.index.get(k);
+  }
+
+  // The service's entry for editing, copied out of base the first time.
+  private editable(k: string): EditedService | undefined {
+    const cur = this.lookup(k);
+    if (!cur || "servers" in cur) return cur as EditedService | undefined;
+    const e: EditedService = { service: cur, servers: null };
+    this.edits.set(k, e);
+    return e;
+  }
+
+  private static servers(e: EditedService): Map<string, RealServer> {
+    if (!e.servers) {
+      e.servers = new Map();
+      for (const r of e.service.realServers ?? []) e.servers.set(serverIdentity(r), r);
+    }
+    return e.servers;
+  }
+
+  private static serviceOf(e: EditedService): VirtualService {
+    return e.servers ? { ...e.service, realServers: [...e.servers.values()] } : e.service;
+  }
+
   state(): DesiredState {
-    const services: VirtualService[] = [];
-    for (const { service, servers } of this.services.values())
-      services.push({ ...service, realServers: [...servers.values()] });
+    let services: VirtualService[], index: Map<string, VirtualService>;
+    if (this.edits.size === 0 && this.added.size === 0) [services, index] = [[...this.base], this.index];
+    else {
+      // the index is in the services' order, and gives each one's identity without recomputing it
+      [services, index] = [[], new Map()];
+      for (const [k, s] of this.index) {
+        const e = this.edits.get(k);
+        const v = e === undefined ? s : e ? StateEditor.serviceOf(e) : undefined;
+        if (v) {
+          services.push(v);
+          index.set(k, v);
+        }
+      }
+      for (const [k, e] of this.added) {
+        const v = StateEditor.serviceOf(e);
+        services.push(v);
+        index.set(k, v);
+      }
+    }
+    identityIndexes.set(services, index); // the next editor of this state starts from it
     return this.timeouts ? { services, timeouts: this.timeouts } : { services };
   }
 
   apply(c: IpvsadmCommand): string | undefined {
     switch (c.kind) {
       case "flush":
-        this.services.clear();
+        this.base = [];
+        this.index = new Map();
+        this.edits.clear();
+        this.added.clear();
         return;
       case "add-service": {
         const k = serviceIdentity(c.service);
-        if (this.services.has(k)) return "Service already exists";
-        this.services.set(k, { service: { ...c.service, realServers: [] }, servers: new Map() });
+        if (this.lookup(k)) return "Service already exists";
+        if (this.index.has(k)) this.edits.set(k, null); // deleted before: added again, it goes last
+        this.added.set(k, { service: { ...c.service, realServers: [] }, servers: null });
         return;
       }
       case "edit-service": {
-        const cur = this.services.get(serviceIdentity(c.service));
+        const k = serviceIdentity(c.service);
+        const cur = this.editable(k);
         if (!cur) return "No such service";
+        const servers = StateEditor.servers(cur);
         cur.service = { ...c.service, realServers: [] };
+        cur.servers = servers;
         return;
       }
-      case "delete-service":
-        return this.services.delete(serviceIdentity(c.service)) ? undefined : "No such service";
+      case "delete-service": {
+        const k = serviceIdentity(c.service);
+        if (!this.lookup(k)) return "No such service";
+        if (!this.added.delete(k) || this.index.has(k)) this.edits.set(k, null);
+        return;
+      }
       case "add-server":
       case "edit-server":
       case "delete-server": {
-        const cur = this.services.get(serviceIdentity(c.service));
+        const cur = this.editable(serviceIdentity(c.service));
         if (!cur) return "Service not defined";
+        const servers = StateEditor.servers(cur);
         const rk = serverIdentity(c.server);
-        const has = cur.servers.has(rk);
+        const has = servers.has(rk);
         if (c.kind === "add-server") {
           if (has) return "Destination already exists";
           if (c.server.lowerThreshold > c.server.upperThreshold) return "Numerical result out of range";
-          cur.servers.set(rk, c.server);
+          servers.set(rk, c.server);
         } else if (!has) return "No such destination";
         else if (c.kind === "edit-server") {
           if (c.server.lowerThreshold > c.server.upperThreshold) return "Numerical result out of range";
-          cur.servers.set(rk, c.server); // an existing key keeps its place in the list
-        } else cur.servers.delete(rk);
+          servers.set(rk, c.server); // an existing key keeps its place in the list
+        } else servers.delete(rk);
         return;
       }
       case "set-timeouts": {
@@ -1163,7 +1226,7 @@ export class StateEditor {
         return;
       }
       case "zero":
-        return c.service && !this.services.has(serviceIdentity(c.service)) ? "No such service" : undefined;
+        return c.service && !this.lookup(serviceIdentity(c.service)) ? "No such service" : undefined;
       default:
         return;
     }

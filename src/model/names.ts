@@ -1,7 +1,7 @@
 // Name resolution for ipvsadm's non-numeric forms (-L without -n, "-t myhost:http"). ipvsadm asks the C
 // library (gethostbyaddr/getservbyport and the reverse); wasmvs reads the same files (/etc/hosts,
 // /etc/services) and never asks DNS, so `-L` shows a name only where those files have one.
-import { AF_INET, canonicalAddr, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from "./inet.ts";
+import { canonicalAddr, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from "./inet.ts";
 
 export interface NameResolver {
   /** gethostbyaddr: a host name for the address, or undefined (print the address) */
@@ -58,5 +58,3 @@ export function filesResolver(servicesText: string, hostsText: string): NameReso
     serviceToPort: (name, proto) => (protoName(proto) ? byName.get(`${name}/${protoName(proto)}`) : undefined),
   };
 }
-
-export { AF_INET };

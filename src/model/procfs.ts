@@ -5,7 +5,7 @@ import type { ConnectionEntry } from "./target.ts";
 import type { ForwardingMethod, Protocol } from "./types.ts";
 import { ntoa4, ntop6, inetPton6 } from "./inet.ts";
 
-export interface ProcDest {
+interface ProcDest {
   addr: string;
   port: number;
   fwd: ForwardingMethod;
@@ -13,7 +13,7 @@ export interface ProcDest {
   activeConns: number;
   inactConns: number;
 }
-export interface ProcService {
+interface ProcService {
   protocol?: Protocol;
   addr?: string;
   port?: number;
@@ -24,13 +24,25 @@ export interface ProcService {
   netmaskHex?: string; // as printed: IPv4 mask, or the IPv6 prefix length byte-swapped
   dests: ProcDest[];
 }
-export interface ProcIpVs {
+interface ProcIpVs {
   version: string;
   size: number;
   services: ProcService[];
 }
 
 const FWD: Record<string, ForwardingMethod> = { Masq: "masq", Local: "local", Tunnel: "tunnel", Route: "route" };
+
+// a service line: "TCP  0A000001:0050 rr ops persistent 300 FFFFFFFF", its parts in order
+const SERVICE_LINE = new RegExp(
+  [
+    /^(TCP|UDP|SCTP|FWM) {2}/, // protocol
+    /(?:(\[[0-9a-f:]+\]|[0-9A-F]{8}):([0-9A-F]{4})|([0-9A-F]{8})) /, // address:port, or a fwmark
+    /(\S+)\s+(ops\s+)?/, // scheduler, one-packet
+    /(?:persistent (\d+) ([0-9A-F]+))?/, // persistence: timeout, netmask
+  ]
+    .map((part) => part.source)
+    .join(""),
+);
 
 function hexAddr(s: string): string {
   if (s.startsWith("[")) return ntop6(inetPton6(s.slice(1, -1))!);
@@ -56,10 +68,7 @@ export function parseProcIpVs(text: string): ProcIpVs {
       });
       continue;
     }
-    const s =
-      /^(TCP|UDP|SCTP|FWM) {2}(?:(\[[0-9a-f:]+\]|[0-9A-F]{8}):([0-9A-F]{4})|([0-9A-F]{8})) (\S+)\s+(ops\s+)?(?:persistent (\d+) ([0-9A-F]+))?/.exec(
-        line,
-      );
+    const s = SERVICE_LINE.exec(line);
     if (!s) throw new Error(`unrecognised /proc/net/ip_vs line: ${JSON.stringify(line)}`);
     const svc: ProcService = { scheduler: s[5], ops: !!s[6], dests: [] };
     if (s[1] === "FWM") svc.fwmark = parseInt(s[4], 16) >>> 0;

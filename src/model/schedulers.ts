@@ -4,7 +4,7 @@
 import { SCHEDULER_KINDS, type SchedulerKind } from "../../assembly/sched/list.ts";
 
 export type Family = "rr" | "wrr" | "least" | "twos" | "hash" | "locality";
-export interface SchedulerInfo {
+interface SchedulerInfo {
   readonly name: string;
   readonly id: number;
   readonly family: Family;
@@ -40,6 +40,20 @@ export const SCHED_FLAG_OWNER: Record<string, string | undefined> = Object.fromE
   ...SCHED_FLAG_BITS.map((_, i) => [`flag-${i + 1}`, undefined] as const),
   ...SCHEDULER_LIST.flatMap((s) => s.flags.map((f) => [f, s.name] as const)),
 ]);
+
+// name -> its bit and owning scheduler; a Map, so "constructor" or "toString" is no flag
+const flagByName = new Map(
+  Object.entries(SCHED_FLAG_NAMES).map(([name, bit]) => [name, { bit, owner: SCHED_FLAG_OWNER[name] }] as const),
+);
+/** A -b flag name's bit and the scheduler it needs (no owner: flag-N, which any scheduler takes). */
+export function schedFlag(name: string): { readonly bit: number; readonly owner?: string } | undefined {
+  return flagByName.get(name);
+}
+
+/** The name of flag bit i (0: flag-1) under a scheduler: its own name where the list gives one, else flag-N. */
+export function schedFlagName(sched: string, i: number): string {
+  return byName.get(sched)?.flags[i] ?? `flag-${i + 1}`;
+}
 
 export function familyOf(sched: string): Family {
   return byName.get(sched)?.family ?? "least";

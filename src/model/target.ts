@@ -1,6 +1,7 @@
 // What the ipvsadm-speaking CLI and the reconciler drive: kernel IPVS over netlink (src/kernel), or the
 // userspace data plane (src/proxy, over its control socket). Both report the same shapes.
 import type { VirtualService, RealServer, IpvsTimeouts } from "./types.ts";
+import type { DaemonState, SyncDaemon } from "./daemon.ts";
 
 export interface Stats {
   conns: bigint;
@@ -59,4 +60,8 @@ export interface IpvsTarget {
   setTimeouts(t: IpvsTimeouts): Promise<void>;
   connections(): Promise<ConnectionEntry[]>;
   close(): Promise<void>;
+  // the connection sync daemon (a target without one leaves these out, and the CLI says so)
+  daemons?(): Promise<SyncDaemon[]>;
+  startDaemon?(d: SyncDaemon): Promise<void>;
+  stopDaemon?(state: DaemonState): Promise<void>;
 }

@@ -12,7 +12,7 @@ export interface Problem {
   kernel?: boolean;
 }
 
-export const PERSISTENCE_ENGINES = ["sip"];
+const PERSISTENCE_ENGINES = ["sip"];
 // each flag ipvsadm -b takes, and the scheduler it needs (none for flag-N and ops)
 const SCHED_FLAGS: Record<string, string | undefined> = { ...SCHED_FLAG_OWNER, ops: undefined };
 const FWD = ["masq", "route", "tunnel", "local", "bypass", "fullnat"];
@@ -123,7 +123,7 @@ export function validateRealServer(
     if (t === "ipip" && fl.length) p.push({ path: `${path}.tunFlags`, message: "ipip tunnels take no checksum flags" });
     if (t === "gre" && fl.some((f) => f.endsWith("remcsum")))
       p.push({ path: `${path}.tunFlags`, message: "gre tunnels do not support remcsum" });
-  } else if (r.tunType !== undefined || r.tunPort !== undefined || (r.tunFlags && r.tunFlags.length))
+  } else if (r.tunType !== undefined || r.tunPort !== undefined || r.tunFlags?.length)
     p.push({ path: `${path}.tunType`, message: `tunnel options need the tunnel forwarding method (-i), not ${r.fwd}` });
   if (!s.fwmark && (r.fwd === "route" || r.fwd === "tunnel") && isInt(r.port) && isInt(s.port) && r.port !== s.port)
     p.push({
@@ -292,12 +292,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
 
 /** Problems with a value's shape: a plain object with only the known fields, each of its type. */
-export function shapeProblems(
-  v: unknown,
-  path: string,
-  fields: Record<string, FieldType>,
-  required: string[],
-): Problem[] {
+function shapeProblems(v: unknown, path: string, fields: Record<string, FieldType>, required: string[]): Problem[] {
   if (!isRecord(v)) return [{ path, message: `must be an object, not ${describe(v)}` }];
   const p: Problem[] = [];
   for (const k of Object.keys(v)) {

@@ -8,6 +8,8 @@ import type { DesiredState, RealServer, VirtualService, IpvsTimeouts } from "../
 import { serviceKey, realServerKey } from "../model/types.ts";
 import { SCHEDULERS, SCHED_FLAG_NAMES } from "../core/index.ts";
 import { loopProblems, nonUnicast } from "../model/validate.ts";
+import { SYNC_DEFAULTS, type SyncDaemonOptions } from "./sync.ts";
+import { type SyncDaemon, SYNC_MAXLEN_MAX, ifnameProblem, multicastFamily } from "../model/daemon.ts";
 
 export type HealthType = "tcp" | "http" | "udp" | "exec";
 
@@ -45,6 +47,7 @@ export interface ProxyOptions {
   workers: number; // socket mode's pump threads (src/proxy/workers.ts); 0: the cores the process may use
   settings: Record<string, number>; // Core.set sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   packet: PacketModeOptions;
+  syncDaemons: SyncDaemonOptions[]; // connection sync (src/proxy/sync.ts): master and/or backup, packet mode
 }
 
 // Packet mode (src/proxy/packet.ts): where it receives, what it rewrites sources to, how it batches.
@@ -62,6 +65,13 @@ export interface ProxyConfig {
   health: Map<string, HealthSpec>; // `${serviceKey}|${realServerKey}` -> spec
   options: ProxyOptions;
   file?: string;
+  daemons?: DaemonsConfig; // the `daemons:` section, for `wasmvs sync` (kernel IPVS's sync daemons)
+}
+
+/** A director pair's sync daemons, as `wasmvs sync` keeps them running in the kernel. */
+export interface DaemonsConfig {
+  daemons: SyncDaemon[]; // master and/or backup
+  stopOnExit: boolean; // stop them when `wasmvs sync` stops (default: they keep running)
 }
 
 export const DEFAULT_OPTIONS: ProxyOptions = {
@@ -81,6 +91,7 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   workers: 0,
   settings: {},
   packet: { interfaces: [], localAddresses: [], batchSize: 64, slotSize: 2048, suppressKernel: true, io: "ring" },
+  syncDaemons: [],
 };
 
 export const MAX_WORKERS = 1024;
@@ -112,7 +123,7 @@ class Walker {
     readonly doc: Document,
   ) {}
   pos(node: YNode | null | undefined): { line: number; col: number } {
-    const off = (node as any)?.range?.[0];
+    const off = (node as { range?: number[] } | null | undefined)?.range?.[0];
     if (typeof off !== "number") return { line: 1, col: 1 };
     const p = this.lc.linePos(off);
     return { line: p.line, col: p.col };
@@ -243,7 +254,7 @@ function parseHealth(w: Walker, node: YNode, path: string, base?: HealthSpec): H
   return h;
 }
 
-const TOP_KEYS = ["proxy", "timeouts", "services"];
+const TOP_KEYS = ["proxy", "timeouts", "services", "daemons"];
 const PROXY_KEYS = [
   "mode",
   "control",
@@ -266,6 +277,7 @@ const PROXY_KEYS = [
   "idleTimeout",
   "packetIo",
   "workers",
+  "syncDaemons",
 ];
 const SERVICE_KEYS = [
   "protocol",
@@ -284,9 +296,15 @@ const RS_KEYS = ["addr", "port", "weight", "upperThreshold", "lowerThreshold", "
 
 // The proxy: section (absent: the defaults).
 function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
-  const options: ProxyOptions = { ...DEFAULT_OPTIONS, settings: {}, packet: { ...DEFAULT_OPTIONS.packet } };
+  const options: ProxyOptions = {
+    ...DEFAULT_OPTIONS,
+    settings: {},
+    packet: { ...DEFAULT_OPTIONS.packet },
+    syncDaemons: [],
+  };
   if (pn === undefined) return options;
   const p = w.entries(pn, "proxy", PROXY_KEYS);
+  options.syncDaemons = parseSyncDaemons(w, p.get("syncDaemons"));
   options.mode = w.str(p.get("mode"), "proxy.mode", "socket", ["socket", "packet"]) as "socket" | "packet";
   options.control = w.nullableStr(p.get("control"), "proxy.control", DEFAULT_OPTIONS.control);
   const controlWhy = options.control ? controlPathProblem(options.control) : undefined;
@@ -399,13 +417,16 @@ function parseService(w: Walker, sn: YNode, i: number, ctx: ServicesContext): Vi
   const vipWhy = w.issues.length === issues ? nonUnicast(addr) : undefined; // not the placeholder of a bad one
   if (vipWhy) w.err(s.get("addr"), `${path}.addr`, `${vipWhy}: a virtual service needs a unicast address`);
   if (!s.has("port")) w.err(sn, path, "port is required");
-  const port = w.num(s.get("port"), `${path}.port`, 1, 65535, 1);
+  // port 0: every port of the address (packet mode; socket mode refuses it when it starts)
+  const port = w.num(s.get("port"), `${path}.port`, 0, 65535, 1);
   const scheduler = w.str(s.get("scheduler"), `${path}.scheduler`, "wlc", [...SCHEDULERS]) ?? "wlc";
   const flags = w
     .list(s.get("flags"), `${path}.flags`)
     .map((n, j) => w.str(n, `${path}.flags[${j}]`, "", ["ops", ...Object.keys(SCHED_FLAG_NAMES)]) ?? "");
   const svc: VirtualService = { protocol, addr, port, scheduler, flags: flags.filter(Boolean), realServers: [] };
   if (s.has("persistent")) svc.persistent = w.num(s.get("persistent"), `${path}.persistent`, 1, 2 ** 31 / 1000, 300);
+  if (port === 0 && !s.has("persistent"))
+    w.err(s.get("port"), `${path}.port`, "port 0 (all ports) needs persistence (persistent: SECONDS), as in IPVS");
   if (s.has("netmask")) {
     const nm = w.str(s.get("netmask"), `${path}.netmask`);
     if (nm !== undefined) {
@@ -500,8 +521,15 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
   const { health, rsNodes } = ctx;
   for (const l of loopProblems(services)) w.err(rsNodes.get(l.path), l.path, l.message);
   if (options.mode === "packet") checkPacketMode(w, options, services, pn);
+  const daemons = parseDaemons(w, top.get("daemons"));
   if (w.issues.length) throw new ConfigError(w.issues, file);
-  return { state: { services, ...(timeouts ? { timeouts } : {}) }, health, options, file };
+  return {
+    state: { services, ...(timeouts ? { timeouts } : {}) },
+    health,
+    options,
+    file,
+    ...(daemons ? { daemons } : {}),
+  };
 }
 
 // Packet mode needs interfaces to receive on and a full-NAT local address for each family it serves.
@@ -525,6 +553,38 @@ export function packetModeProblems(o: ProxyOptions, services: VirtualService[]):
       out.push(`full-NAT local address ${a} is also a virtual service address; it must be dedicated`);
   return out;
 }
+
+// proxy.syncDaemons: [{state: master|backup, mcastInterface, syncid?, maxlen?, mcastGroup?, mcastPort?, mcastTtl?}],
+// ipvsadm --start-daemon's options; one master and one backup at most, as the kernel runs them
+const SYNC_KEYS = ["state", "mcastInterface", "syncid", "maxlen", "mcastGroup", "mcastPort", "mcastTtl"];
+function parseSyncDaemons(w: Walker, node: YNode | undefined): SyncDaemonOptions[] {
+  const out: SyncDaemonOptions[] = [];
+  w.list(node, "proxy.syncDaemons").forEach((n, i) => {
+    const at = `proxy.syncDaemons[${i}]`;
+    const e = w.entries(n, at, SYNC_KEYS);
+    const state = w.str(e.get("state"), `${at}.state`, undefined, ["master", "backup"]) as "master" | "backup";
+    if (!e.has("state")) w.err(n, `${at}.state`, "required: master or backup");
+    const ifn = w.str(e.get("mcastInterface"), `${at}.mcastInterface`) ?? "";
+    if (!/^[A-Za-z0-9_.@-]{1,15}$/.test(ifn))
+      w.err(e.get("mcastInterface") ?? n, `${at}.mcastInterface`, "not an interface name");
+    const group = e.get("mcastGroup") ? w.addr(e.get("mcastGroup"), `${at}.mcastGroup`) : SYNC_DEFAULTS.group;
+    if (group && !isMulticast(group)) w.err(e.get("mcastGroup"), `${at}.mcastGroup`, "not a multicast address");
+    if (out.some((d) => d.state === state)) w.err(n, at, `a second ${state} daemon (one of each at most)`);
+    out.push({
+      state,
+      mcastInterface: ifn,
+      syncid: w.num(e.get("syncid"), `${at}.syncid`, 0, 255, SYNC_DEFAULTS.syncid),
+      maxlen: w.num(e.get("maxlen"), `${at}.maxlen`, 0, 65507, SYNC_DEFAULTS.maxlen),
+      group,
+      port: w.num(e.get("mcastPort"), `${at}.mcastPort`, 1, 65535, SYNC_DEFAULTS.port),
+      ttl: w.num(e.get("mcastTtl"), `${at}.mcastTtl`, 1, 255, SYNC_DEFAULTS.ttl),
+    });
+  });
+  return out;
+}
+
+/** Whether an address is multicast (224.0.0.0/4 or ff00::/8): the kernel daemon's check, shared. */
+export const isMulticast = (a: string): boolean => multicastFamily(a) !== undefined;
 
 function checkPacketMode(w: Walker, o: ProxyOptions, services: VirtualService[], node: YNode | undefined): void {
   // only what a file must say itself: interfaces/addresses may still come from the command line
@@ -567,4 +627,49 @@ export function loadConfig(file: string): ProxyConfig {
     throw new ConfigError([{ path: "", line: 1, col: 1, message: `cannot read: ${(e as Error).message}` }], file);
   }
   return parseConfig(text, file);
+}
+
+// daemons:
+//   master: { mcastInterface: eth1, syncid: 10 }      # ipvsadm --start-daemon master's options, by name
+//   backup: { mcastInterface: eth1, syncid: 10, mcastGroup: 239.1.1.1, mcastPort: 8848, mcastTtl: 1, syncMaxlen: 1472 }
+//   stopOnExit: false
+const DAEMON_KEYS = ["mcastInterface", "syncid", "syncMaxlen", "mcastGroup", "mcastPort", "mcastTtl"];
+function parseDaemons(w: Walker, node: YNode | undefined): DaemonsConfig | undefined {
+  if (node === undefined) return undefined;
+  const top = w.entries(node, "daemons", ["master", "backup", "stopOnExit"]);
+  const out: DaemonsConfig = { daemons: [], stopOnExit: false };
+  const stop = top.get("stopOnExit");
+  if (stop !== undefined) {
+    const v = isScalar(stop) ? stop.value : undefined;
+    if (typeof v === "boolean") out.stopOnExit = v;
+    else w.err(stop, "daemons.stopOnExit", "must be true or false");
+  }
+  for (const state of ["master", "backup"] as const) {
+    const dn = top.get(state);
+    if (dn === undefined) continue;
+    const path = `daemons.${state}`;
+    const f = w.entries(dn, path, DAEMON_KEYS);
+    if (!isMap(dn)) continue;
+    const ifnNode = f.get("mcastInterface");
+    const mcastIfn = w.str(ifnNode, `${path}.mcastInterface`) ?? "";
+    const ifnWhy =
+      ifnNode === undefined ? "is required (the interface the sync messages use)" : ifnameProblem(mcastIfn);
+    if (ifnWhy && (ifnNode === undefined || isScalar(ifnNode))) w.err(ifnNode ?? dn, `${path}.mcastInterface`, ifnWhy);
+    const d: SyncDaemon = { state, mcastIfn, syncid: w.num(f.get("syncid"), `${path}.syncid`, 0, 255, 0) };
+    if (f.has("syncMaxlen")) d.syncMaxlen = w.num(f.get("syncMaxlen"), `${path}.syncMaxlen`, 1, SYNC_MAXLEN_MAX, 1);
+    if (f.has("mcastPort")) d.mcastPort = w.num(f.get("mcastPort"), `${path}.mcastPort`, 1, 65535, 1);
+    if (f.has("mcastTtl")) d.mcastTtl = w.num(f.get("mcastTtl"), `${path}.mcastTtl`, 1, 255, 1);
+    if (f.has("mcastGroup")) {
+      const g = w.str(f.get("mcastGroup"), `${path}.mcastGroup`);
+      if (g !== undefined && !multicastFamily(g))
+        w.err(
+          f.get("mcastGroup"),
+          `${path}.mcastGroup`,
+          `'${g.slice(0, 64)}' is not a multicast group (224.0.0.0/4, ff00::/8)`,
+        );
+      else if (g !== undefined) d.mcastGroup = g;
+    }
+    out.daemons.push(d);
+  }
+  return out;
 }

@@ -23,8 +23,10 @@ import {
 export const DEFAULT_CONTROL = "/run/wasmvs/proxy.sock";
 
 const replacer = (_k: string, v: unknown) => (typeof v === "bigint" ? { $big: v.toString() } : v);
-const reviver = (_k: string, v: any) =>
-  v && typeof v === "object" && typeof v.$big === "string" && Object.keys(v).length === 1 ? BigInt(v.$big) : v;
+const reviver = (_k: string, v: unknown) => {
+  const big = v && typeof v === "object" ? (v as { $big?: unknown }).$big : undefined;
+  return typeof big === "string" && Object.keys(v as object).length === 1 ? BigInt(big) : v;
+};
 
 // Every request is checked before it reaches the proxy: its size and nesting (before parsing), its shape
 // (only id, op and args), the operation (an own property of a table with no prototype, so "constructor" or
@@ -39,6 +41,7 @@ export const MAX_PART = 1000; // commands a client sends per line of a large bat
 type Check = (args: unknown[]) => Problem[];
 interface Handler {
   check: Check;
+  // biome-ignore lint/suspicious/noExplicitAny: each op's check() has already validated its arguments' shape
   run: (p: Proxy, args: any[], session: Session) => unknown;
   logged?: boolean;
 }
@@ -121,7 +124,7 @@ export function commandProblems(c: unknown, path: string): Problem[] {
   return serverRequestProblems(cmd.server, cmd.service as VirtualService, `${path}.server`, kind === "delete-server");
 }
 
-const cmd1 = (p: Proxy, c: StateCommand) => p.change((d) => nextState(d, [c]));
+const cmd1 = (p: Proxy, c: StateCommand) => p.change((d) => nextState(d, [c], undefined, p.fw.mode));
 
 const batchArg: Check = (a) => {
   const p = arity(a, 1, 1);
@@ -226,7 +229,7 @@ const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as R
         s.staged = [];
         return all;
       });
-      await p.change((d) => nextState(d, batch));
+      await p.change((d) => nextState(d, batch, undefined, p.fw.mode));
       return { applied: batch.length };
     },
   },
@@ -454,7 +457,7 @@ export class ControlServer {
 export class ControlClient {
   private sock: net.Socket;
   private next = 1;
-  private pending = new Map<number, { res: (v: any) => void; rej: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private pending = new Map<number, { res: (v: unknown) => void; rej: (e: Error) => void; timer: NodeJS.Timeout }>();
   private buf = "";
   private constructor(
     sock: net.Socket,
@@ -520,7 +523,7 @@ export class ControlClient {
         this.pending.delete(id);
         rej(new Error(`proxy did not answer '${op}' within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { res, rej, timer });
+      this.pending.set(id, { res: res as (v: unknown) => void, rej, timer });
       this.sock.write(JSON.stringify({ id, op, args }, replacer) + "\n");
     });
   }
@@ -596,6 +599,7 @@ export class ProxyTarget implements IpvsTarget {
   reload(): Promise<{ services: number }> {
     return this.client.call("reload");
   }
+  // biome-ignore lint/suspicious/noExplicitAny: the status object's shape is the proxy's, read by name
   status(): Promise<any> {
     return this.client.call("status");
   }

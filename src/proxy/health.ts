@@ -129,7 +129,7 @@ function execCheck(spec: HealthSpec, addr: string, port: number, ms: number): Pr
             ? {
                 ok: false,
                 detail:
-                  (e as NodeJS.ErrnoException).code === undefined && (e as any).killed
+                  (e as NodeJS.ErrnoException).code === undefined && (e as { killed?: boolean }).killed
                     ? "timeout"
                     : e.message.split("\n")[0],
               }

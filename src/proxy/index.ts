@@ -23,6 +23,7 @@ import type { Server } from "node:http";
 import { type IpvsadmCommand, StateEditor } from "../model/ipvsadm.ts";
 import { type Problem, formatProblems, loopProblems, nonUnicast } from "../model/validate.ts";
 import { canonicalAddr } from "../model/inet.ts";
+import { SyncDaemon, syncStatus } from "./sync.ts";
 
 export { parseConfig, loadConfig, ConfigError } from "./config.ts";
 export { ProxyTarget } from "./control.ts";
@@ -140,6 +141,7 @@ export class Proxy {
   >();
   private rates = new Map<string, { at: number; prev: Stats; rate: Stats }>();
   readonly started = Date.now();
+  readonly syncDaemons: SyncDaemon[] = [];
 
   private constructor(
     readonly core: Core,
@@ -183,11 +185,16 @@ export class Proxy {
 
   static async start(cfg: ProxyConfig, opts: ProxyStartOptions = {}): Promise<Proxy> {
     const log = opts.log ?? jsonLogger(cfg.options.logLevel);
+    if (cfg.options.syncDaemons.length && cfg.options.mode !== "packet")
+      throw new Error(
+        "the connection sync daemons need packet mode (--mode packet): a socket proxy's flows cannot move",
+      );
     const core = await Core.load({ debug: opts.debugCore, connCapacity: cfg.options.connCapacity });
-    for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as any, v);
+    for (const [k, v] of Object.entries(cfg.options.settings)) core.set(k as Parameters<typeof core.set>[0], v);
     const p = new Proxy(core, cfg, log, opts.decisionLog ?? 0); // packet mode: throws when it cannot open its sockets
     try {
       await p.applyNow();
+      await p.startSync();
       if (cfg.options.control) p.control = await ControlServer.listen(p, cfg.options.control);
       if (cfg.options.metrics) p.metricsServer = await startMetricsServer(p, cfg.options.metrics);
     } catch (e) {
@@ -205,6 +212,14 @@ export class Proxy {
         : { interfaces: cfg.options.packet.interfaces, localAddresses: cfg.options.packet.localAddresses }),
     });
     return p;
+  }
+
+  // The connection sync daemons (src/proxy/sync.ts), once the tables are in place: a backup's entries bind
+  // to the destinations they name.
+  private async startSync(): Promise<void> {
+    const want = this.cfg.options.syncDaemons;
+    if (!want.length) return;
+    for (const o of want) this.syncDaemons.push(await SyncDaemon.start(this.core, o, () => this.fw.now(), this.log));
   }
 
   // Serializes changes (control requests, health changes, reloads).
@@ -233,7 +248,7 @@ export class Proxy {
   private async applyNow(): Promise<void> {
     const slicer = new Slicer();
     this.health.sync(await this.healthWanted(slicer));
-    const res = await this.tables.applyInSlices(this.desired, (k) => this.health.down(k), slicer);
+    const res = await this.tables.applyInSlices(this.desired, (k) => this.health.down(k), slicer, true);
     await this.markRemoved(res, slicer);
     const local = this.fw.mode === "packet" ? this.cfg.options.packet.localAddresses : [];
     const vips = new Set<string>(local);
@@ -487,6 +502,7 @@ export class Proxy {
       ...this.fw.status(),
       health: this.health.states().map((h) => ({ key: h.key, up: h.up, checks: h.checks, detail: h.lastDetail })),
       conn: this.core.connStats(),
+      ...(this.syncDaemons.length ? { sync: syncStatus(this.core, this.syncDaemons) } : {}),
     };
   }
 
@@ -538,6 +554,7 @@ export class Proxy {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    for (const d of this.syncDaemons.splice(0)) await d.stop();
     this.health.stop();
     await this.control?.close();
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
@@ -585,15 +602,22 @@ export class StepError extends Error {
   }
 }
 
-// What socket mode cannot do, whatever the kernel would take.
-function proxyRefusal(c: StateCommand): string | undefined {
+// What the proxy cannot do, whatever the kernel would take: packet mode serves port-0 (all ports) services
+// and SCTP, socket mode neither.
+function proxyRefusal(c: StateCommand, mode: ProxyMode): string | undefined {
   if (c.kind === "add-service") {
     const s = c.service;
     const kernel = "work only in the kernel's IPVS ('wasmvs sync', or wasmvs without --target proxy)";
-    const proxy = "the proxy, in socket and in packet mode,";
-    if (s.fwmark) return `fwmark services ${kernel}: ${proxy} serves address:port services`;
-    if (!s.addr || !s.port) return `port 0 (all ports) services ${kernel}: ${proxy} listens on one port per service`;
-    if (s.protocol === "sctp") return "SCTP is not supported in socket mode";
+    if (s.fwmark)
+      return mode === "socket"
+        ? `fwmark services ${kernel}: socket mode listens on address:port`
+        : `fwmark services ${kernel}: packet mode receives packets before netfilter marks them`;
+    if (mode === "socket" && (!s.addr || !s.port))
+      return (
+        "port 0 (all ports) services work in packet mode (--mode packet) and in the kernel's IPVS: socket mode " +
+        "listens on one port per service"
+      );
+    if (mode === "socket" && s.protocol === "sctp") return socketSctpRefusal;
   }
   if ((c.kind === "add-server" || c.kind === "edit-server") && c.server.fwd !== "masq" && c.server.fwd !== "fullnat") {
     const flag = c.server.fwd === "route" ? "-g " : c.server.fwd === "tunnel" ? "-i " : "";
@@ -605,11 +629,17 @@ function proxyRefusal(c: StateCommand): string | undefined {
   return undefined;
 }
 
+type ProxyMode = "socket" | "packet";
+// Why socket mode has no SCTP: Node has no SCTP sockets, and a kernel may have no sctp module either.
+const socketSctpRefusal =
+  "SCTP services work in packet mode (--mode packet) and in the kernel's IPVS ('wasmvs sync'): socket mode " +
+  "has no SCTP sockets (Node has none, and one-to-one SCTP sockets need the kernel's sctp module)";
+
 // One command on the editor, as the kernel would refuse it (ipvsadm's messages): throws StepError(step).
-function applyStep(editor: StateEditor, c: StateCommand, step: number): void {
+function applyStep(editor: StateEditor, c: StateCommand, step: number, mode: ProxyMode = "socket"): void {
   const cmd =
     c.kind === "add-server" || c.kind === "edit-server" ? { ...c, server: { ...c.server, fwd: "masq" as const } } : c;
-  let why = proxyRefusal(c) ?? editor.apply(cmd);
+  let why = proxyRefusal(c, mode) ?? editor.apply(cmd);
   // a service given with its real servers (config-like callers) adds them too
   if (!why && c.kind === "add-service")
     for (const r of c.service.realServers ?? [])
@@ -634,10 +664,11 @@ export async function nextState(
   d: DesiredState,
   cmds: readonly StateCommand[],
   slicer = new Slicer(),
+  mode: ProxyMode = "socket",
 ): Promise<DesiredState> {
   const editor = new StateEditor(d);
   for (let i = 0; i < cmds.length; i++) {
-    applyStep(editor, cmds[i], i);
+    applyStep(editor, cmds[i], i, mode);
     await slicer.pause();
   }
   const next = editor.state();

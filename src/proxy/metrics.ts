@@ -204,14 +204,19 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
   const stats = p.fw.stats;
   const specs = specsOf(p.desired.services);
   // the proxy's services, not core.serviceIds(): that reads every slot of the core's table in one go
-  const ids = [...p.tables.byId.keys()].sort((a, b) => a - b);
+  const ids = Int32Array.from(p.tables.byId.keys()).sort();
   const x = p.core.x,
     sp = p.core.scratch;
   const u64 = (dv: DataView, o: number) => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 4294967296;
+  // one read of each service record: its destination count and connections (-1: deleted meanwhile)
+  const destCount = new Int32Array(ids.length),
+    connsOf = new Float64Array(ids.length);
   let total = 0;
   await sliced(ids.length, (i) => {
-    const n = x.svcInfo(ids[i]);
-    if (n > 0) total += n;
+    const n = (destCount[i] = x.svcInfo(ids[i]));
+    if (n < 0) return;
+    total += n;
+    connsOf[i] = u64(p.core.dv, sp + LAYOUT.SVC_CONNS);
   });
   const perDest = total <= maxDests;
   if (!perDest) s.omitted = total;
@@ -233,11 +238,12 @@ async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot>
   // otherwise makes enough garbage that collecting it stalls the loop.
   await sliced(ids.length, (i) => {
     const a = p.tables.byId.get(ids[i]);
-    if (!a) return;
-    const n = x.svcInfo(a.id);
-    if (n < 0) return; // deleted between two slices
+    if (!a || destCount[i] < 0) return;
+    // over the cap the first read is all it takes; else read again (deleted between two slices: left out)
+    const n = perDest ? x.svcInfo(a.id) : destCount[i];
+    if (n < 0) return;
     let dv = p.core.dv;
-    const svcConns = u64(dv, sp + LAYOUT.SVC_CONNS);
+    const svcConns = perDest ? u64(dv, sp + LAYOUT.SVC_CONNS) : connsOf[i];
     let sl = svcLabels.get(a.key);
     if (!sl) {
       if (svcLabels.size > 1 << 18) svcLabels.clear();

@@ -33,6 +33,12 @@ export interface PacketIoStats {
   txCalls: number;
   txNoBuffer: number;
   txTooBig: number;
+  // over the route's MTU after NAT (native/packet/toobig.h): errors sent and not, IPv4 fragmented
+  txIcmpTooBig: number;
+  txIcmpLimited: number;
+  txIcmpUnquoted: number;
+  txFragmented: number;
+  txFragments: number;
   txUnreachable: number;
   txOtherErrors: number;
   lastTxErrno: number;
@@ -223,11 +229,15 @@ export class PacketForwarder implements Forwarder {
 
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
+    // a port-0 service (all the VIP's ports) is the core's like any other; a fwmark is set by netfilter's
+    // mangle table after AF_PACKET has handed wasmvs its copy, so packet mode never sees one
     for (const s of services)
-      if (s.fwmark || !s.port)
+      if (s.fwmark)
         errors.push({
-          key: `${s.protocol} ${s.addr}:${s.port}`,
-          error: "packet mode serves address:port services only",
+          key: `fwmark ${s.fwmark}`,
+          error:
+            "fwmark services work only in the kernel's IPVS ('wasmvs sync'): packet mode receives packets " +
+            "before netfilter marks them, and serves address:port and address:0 (all ports) services",
         });
     if (errors.length) return errors;
     try {

@@ -5,7 +5,7 @@
 // real load. The core's timers are the idle timeouts: when it expires an entry, the proxy closes the flow.
 import * as net from "node:net";
 import * as dgram from "node:dgram";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { type Core, TCP_FLAGS } from "../core/index.ts";
 import { addrBytes, afOf, formatAddr } from "../core/addr.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
@@ -20,7 +20,6 @@ import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./rel
 import { type ConnPump, PumpWorkers } from "./workers.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
-const EMPTY_ADDR = new Uint8Array(16);
 
 export interface ForwarderOptions {
   udpFlows: number;
@@ -39,6 +38,21 @@ export interface ForwarderOptions {
 // up to 64 connections per listener per loop turn before JS can refuse them (a soak at 1,000 conn/s into
 // four listeners at the budget met EMFILE with 64 alone).
 const FD_RESERVE = 64 + 256;
+
+// The JS pump's margin under the open-files limit: libuv accepts before JS sees a connection, and at EMFILE it
+// closes what waits in the backlog with a FIN and tells JS nothing, so the JS pump refuses (with a reset,
+// counted) while this many descriptors are still free: one for the accept being refused, the rest for the
+// control and metrics sockets, health checks and what Node opens for itself.
+const JS_FD_MARGIN = 16;
+
+// Descriptors open now (Linux), or 0 when that cannot be read.
+function openFileCount(): number {
+  try {
+    return readdirSync("/proc/self/fd").length - 1; // less the one the listing itself opened
+  } catch {
+    return 0;
+  }
+}
 
 function softFileLimit(): number {
   try {
@@ -103,7 +117,6 @@ class TcpConn implements Flow, RelayOwner {
   inBytes = 0;
   outReads = 0;
   outBytes = 0;
-  dbytes: Uint8Array = EMPTY_ADDR; // daddr encoded
   private caddrText = "";
   // client: the accepted socket when JS pumps; null when the native relay accepted (it holds the descriptor)
   constructor(
@@ -125,7 +138,7 @@ class TcpConn implements Flow, RelayOwner {
     const c = this.fw.core;
     if (dir === "in")
       c.packetBytes("in", 6, this.af, this.cbytes, this.cport, this.l.vbytes, this.l.vport, flags, 60, this.fw.now());
-    else c.packetBytes("out", 6, this.af, this.dbytes, this.dport, this.cbytes, this.cport, flags, 60, this.fw.now());
+    else c.replyTo(this.idx, 6, this.cport, this.l.vport, flags, 60, this.fw.now()); // by entry: see replyTo
   }
   close(reason: string) {
     if (this.done) return;
@@ -247,7 +260,7 @@ class UdpFlow implements Flow {
       fw.touchUdp(this);
       this.st.outPkts++;
       this.st.outBytes += msg.length;
-      fw.core.packet("out", "udp", this.daddr, this.dport, this.caddr, this.cport, { len: msg.length, now: fw.now() });
+      fw.core.replyTo(this.idx, 17, this.cport, this.l.vport, 0, msg.length, fw.now()); // by entry, as TcpConn.feed
       if (!this.l.udp) return;
       this.l.udp.send(msg, this.cport, this.caddr);
     });
@@ -285,6 +298,8 @@ export class SocketForwarder implements Forwarder {
   // UDP flows, least recently active first (a Map keeps insertion order; activity re-inserts)
   readonly udpLru = new Map<UdpFlow, true>();
   readonly fileBudget: number; // descriptors for listeners, TCP connections (2 each) and UDP flows (1 each)
+  private readonly fileLimit: number;
+  private readonly fdsAtStart = openFileCount(); // what the process held before its first listener
   private t0 = performance.now();
   private idleWaiters: (() => void)[] = [];
   readonly relay: NativeRelay | null = null;
@@ -296,7 +311,8 @@ export class SocketForwarder implements Forwarder {
     readonly opts: ForwarderOptions,
     readonly log: Logger,
   ) {
-    this.fileBudget = (opts.fileLimit ?? softFileLimit()) - FD_RESERVE;
+    this.fileLimit = opts.fileLimit ?? softFileLimit();
+    this.fileBudget = this.fileLimit - FD_RESERVE;
     if (opts.pump !== "js") {
       const r = NativeRelay.load();
       if (typeof r === "string")
@@ -332,17 +348,6 @@ export class SocketForwarder implements Forwarder {
     this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
   }
 
-  // Destination addresses encoded for Core.packetBytes, once per address.
-  private destBytesCache = new Map<string, Uint8Array>();
-  destBytes(addr: string): Uint8Array {
-    let b = this.destBytesCache.get(addr);
-    if (!b) {
-      if (this.destBytesCache.size > 4096) this.destBytesCache.clear();
-      this.destBytesCache.set(addr, (b = addrBytes(addr)));
-    }
-    return b;
-  }
-
   statsFor(key: string): DestStats {
     let s = this.stats.get(key);
     if (!s) this.stats.set(key, (s = { inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 }));
@@ -359,6 +364,14 @@ export class SocketForwarder implements Forwarder {
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
     await this.workers?.ready();
+    // a socket listens on one port: all ports (port 0) would need TPROXY or a redirect rule per service
+    for (const s of services)
+      if (!s.fwmark && !s.port)
+        errors.push({
+          key: serviceKey(s),
+          error: "port 0 (all ports) services work in packet mode (--mode packet): socket mode listens on one port",
+        });
+    if (errors.length) return errors;
     const slicer = new Slicer(); // 10k new listeners take a while: forwarding goes on between slices
     const want = new Map<string, VirtualService>();
     for (const s of services) {
@@ -386,7 +399,7 @@ export class SocketForwarder implements Forwarder {
         l.connectMs = connectMs;
         l.idleMs = idleMs;
       }
-      if (l && l.removed && l.proto === "udp" && l.udp) {
+      if (l?.removed && l.proto === "udp" && l.udp) {
         l.removed = false;
         l.svcId = a.id;
         this.removedAt.delete(key);
@@ -538,6 +551,11 @@ export class SocketForwarder implements Forwarder {
       this.drop("max_conns");
       return;
     }
+    if (!this.jsFdRoom()) {
+      client.resetAndDestroy();
+      this.drop("no_descriptor_reset");
+      return;
+    }
     const c = new TcpConn(this, l, client, afOf(caddr), addrBytes(caddr), cport);
     client.on("error", (e) => {
       // the client reset (or the socket failed): the backend gets a reset too
@@ -573,6 +591,12 @@ export class SocketForwarder implements Forwarder {
     return this.udpCount === 0 || this.fdsInUse() + 2 <= this.fileBudget;
   }
 
+  // The JS pump: room under the open-files limit for this accepted connection (already open) and its backend
+  // socket, JS_FD_MARGIN left over (see there: past it libuv would close waiting clients without a word).
+  private jsFdRoom(): boolean {
+    return this.fdsAtStart + this.fdsInUse() + 2 + JS_FD_MARGIN <= this.fileLimit;
+  }
+
   // Schedules c through the core and connects; false when refused.
   private schedule(c: TcpConn, retry: boolean): boolean {
     const l = c.l,
@@ -591,7 +615,6 @@ export class SocketForwarder implements Forwarder {
     if (old && old !== c && r.isNew) old.close("index reused");
     c.idx = r.conn;
     c.daddr = info.daddr;
-    c.dbytes = this.destBytes(info.daddr);
     c.dport = info.dport || l.vport;
     const a = this.tables.byId.get(l.svcId);
     c.destKey = `${l.key}|${realServerKey({ addr: info.daddr, port: info.dport })}`;

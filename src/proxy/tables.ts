@@ -66,11 +66,14 @@ export class Tables {
   }
 
   /** apply, in stretches that yield to the event loop (a restore of 10k services changes them all): the
-   * tables are between the two states meanwhile, each service either as it was or as it will be. */
+   * tables are between the two states meanwhile, each service either as it was or as it will be.
+   * changedOnly: a service whose spec is the object applied last is left alone, without reading it back
+   * from the core (a change shares what it leaves alone with the state before; health changes apply all). */
   async applyInSlices(
     state: DesiredState,
     down: (key: string) => DownAction | undefined = () => undefined,
     slicer = new Slicer(),
+    changedOnly = false,
   ): Promise<ApplyResult> {
     const res: ApplyResult = { addedServices: [], removedServices: [], removedDests: [], addedDests: [] };
     const want = new Map<string, VirtualService>();
@@ -83,7 +86,7 @@ export class Tables {
       await slicer.pause();
     }
     for (const [key, s] of want) {
-      this.applyService(key, s, down, res);
+      if (!changedOnly || this.services.get(key)?.spec !== s) this.applyService(key, s, down, res);
       await slicer.pause();
     }
     if (state.timeouts) this.core.setTimeouts(state.timeouts.tcp, state.timeouts.tcpfin, state.timeouts.udp);

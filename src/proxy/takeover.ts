@@ -33,7 +33,8 @@ const l4 = (p: string | undefined) => p ?? "tcp";
 // The ruleset text; operators who set suppressKernel: false can install the same rules themselves. The
 // services and local addresses are set elements behind one rule per family: a hash lookup per packet,
 // whatever the number of services (one rule per service would be a linear walk for every packet, and
-// every reply would walk all of it to reach the local address's rule).
+// every reply would walk all of it to reach the local address's rule). A port-0 service's address and protocol
+// go in a set of their own, matched whatever the port.
 export function takeoverRuleset(interfaces: string[], services: VirtualService[], localAddrs: string[]): string {
   const ifs = `iifname { ${interfaces.map((i) => JSON.stringify(i)).join(", ")} }`;
   const sets: string[] = [],
@@ -44,19 +45,20 @@ export function takeoverRuleset(interfaces: string[], services: VirtualService[]
   ] as const) {
     const addrType = v6 ? "ipv6_addr" : "ipv4_addr",
       sfx = v6 ? "6" : "4";
-    const svc = [
-      ...new Set(
-        services
-          .filter((s) => s.addr && s.port && s.addr.includes(":") === v6)
-          .map((s) => `${s.addr} . ${l4(s.protocol)} . ${s.port}`),
-      ),
-    ];
+    const ofFamily = services.filter((s) => s.addr && !s.fwmark && s.addr.includes(":") === v6);
+    const svc = [...new Set(ofFamily.filter((s) => s.port).map((s) => `${s.addr} . ${l4(s.protocol)} . ${s.port}`))];
     if (svc.length) {
       sets.push(
         `  set services${sfx} {\n    type ${addrType} . inet_proto . inet_service\n    elements = { ` +
           `${svc.join(", ")} }\n  }`,
       );
       rules.push(`${ifs} ${fam} daddr . meta l4proto . th dport @services${sfx} counter drop`);
+    }
+    // port-0 services take every port of their address and protocol
+    const all = [...new Set(ofFamily.filter((s) => !s.port).map((s) => `${s.addr} . ${l4(s.protocol)}`))];
+    if (all.length) {
+      sets.push(`  set allports${sfx} {\n    type ${addrType} . inet_proto\n    elements = { ${all.join(", ")} }\n  }`);
+      rules.push(`${ifs} ${fam} daddr . meta l4proto @allports${sfx} counter drop`);
     }
     const local = localAddrs.filter((a) => a.includes(":") === v6);
     if (local.length) {

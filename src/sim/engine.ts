@@ -137,7 +137,7 @@ export async function runEngine(services: SimService[], t: TrafficSpec): Promise
     generatorMs,
     nsPerConn: (wallMs * 1e6) / made,
     nsPerPacket: (wallMs * 1e6) / packets,
-    forwarded: pc.verdicts["forward"] ?? 0,
+    forwarded: pc.verdicts.forward ?? 0,
     dropped: pc.drops,
     liveAtEnd,
     tableCapacity: cap,
@@ -175,7 +175,7 @@ export async function synCost(
     return m;
   };
   while (done < conns) done += batch.cycle(fill, () => {}, 1000, time);
-  return { nsPerSyn: time.wasmNs / conns, forwarded: packetCounters(core).verdicts["forward"] ?? 0, conns };
+  return { nsPerSyn: time.wasmNs / conns, forwarded: packetCounters(core).verdicts.forward ?? 0, conns };
 }
 
 // A 40-byte IPv4 TCP SYN from src:sport to dst:dport at u8[p] (checksummed IP header; TCP checksum 0).

@@ -33,7 +33,6 @@ export const TARGET_TRAFFIC: TrafficSpec = {
   zipf: 0,
   seed: 1,
 };
-export const TARGET_SECONDS = 10;
 
 /** One measured (mode, N) point as the calibration needs it (bench/scaling converts its results). */
 export interface MeasuredPoint {
@@ -115,7 +114,7 @@ export function calibrate(
   return { calibration: { machine, date: new Date().toISOString(), modes: out }, checks };
 }
 
-export interface ModePrediction {
+interface ModePrediction {
   mode: string;
   services: number;
   measured: boolean;
@@ -218,7 +217,7 @@ function predict(
   return out;
 }
 
-export interface SimOptions {
+interface SimOptions {
   services: number[];
   endpoints: number;
   traffic: Omit<TrafficSpec, "seed"> & { seed?: number };

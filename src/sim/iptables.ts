@@ -9,7 +9,7 @@
 // aim its connects at the first and the last Service in the chain.
 import { ntoa4 } from "../model/inet.ts";
 
-export interface Rule {
+interface Rule {
   proto?: string;
   src?: Cidr;
   dst?: Cidr;
@@ -29,7 +29,7 @@ interface Cidr {
   mask: number;
   neg: boolean;
 }
-export interface Chains {
+interface Chains {
   [name: string]: Rule[];
 }
 export interface Ruleset {
@@ -136,13 +136,13 @@ export function parseRuleset(text: string): Ruleset {
   return rs;
 }
 
-export interface Packet {
+interface Packet {
   proto: string;
   src: number;
   dst: number;
   dport: number;
 }
-export interface WalkResult {
+interface WalkResult {
   nat: number;
   filter: number;
   post: number;

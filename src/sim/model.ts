@@ -77,7 +77,7 @@ export const linModel = (ps: Point[]) => {
 };
 
 // ---- time against rules: the curve that checks best -------------------------------------------------
-export type CurveModel = "linear" | "quadratic" | "power" | "hinge";
+type CurveModel = "linear" | "quadratic" | "power" | "hinge";
 const CURVE_PARAMS: Record<CurveModel, number> = { linear: 2, quadratic: 3, power: 2, hinge: 3 };
 /** The curves first-packet latency and CPU may take: a line, or two lines joined at a knee (coef
  * [a, b, c, knee]: a + b·x, plus c·(x − knee) past the knee). A rule walk costs little per rule while the
@@ -250,20 +250,6 @@ export function chooseCurve(
     },
     checks: pick.checks,
   };
-}
-
-/** The span of a curve's value at x over the fit and its variants; without variants (a calibration written
- * before they were kept), the value ± the curve's mean leave-one-out error; null when neither is known. */
-export function curveRange(f: CurveFit | PowFit | LinFit, x: number): [number, number] | null {
-  const v = curveAt(f, x);
-  if (!("model" in f)) return null;
-  if (f.variants?.length) {
-    const ys = [v, ...f.variants.map((w) => coefAt(w.model, w.coef, x))].filter(Number.isFinite);
-    return [Math.max(0, Math.min(...ys)), Math.max(...ys)];
-  }
-  if (f.looMeanAbsErrPct === null || !Number.isFinite(f.looMeanAbsErrPct)) return null;
-  const e = f.looMeanAbsErrPct / 100;
-  return [Math.max(0, v * (1 - e)), v * (1 + e)];
 }
 
 /** The same curve with its coefficients taken from one variant (to carry a variant through a prediction). */

@@ -3,6 +3,7 @@
 // lives as a real one (handshake, answer, FIN or RST close, expiry) in the data plane's connection table.
 // Bundled for the browser by `wasmvs ui` (esbuild); no network access besides fetching core.wasm.
 import { Core, SCHEDULERS } from "../core/index.ts";
+import { schedulerInfo } from "../model/schedulers.ts";
 import {
   TraceSession,
   letterName,
@@ -77,7 +78,7 @@ const DEFAULT: State = {
   ndHold: 60000,
   ndRate: 2,
 };
-const SCHED_FLAGS: Record<string, string[]> = { sh: ["sh-fallback", "sh-port"], mh: ["mh-fallback", "mh-port"] };
+const schedFlags = (sched: string): readonly string[] => schedulerInfo(sched)?.flags ?? [];
 const isSched = (s: string | null): s is string => !!s && (SCHEDULERS as readonly string[]).includes(s);
 const MAX_DESTS = 64;
 
@@ -262,6 +263,54 @@ function presetState(name: string, base: State): State {
 }
 
 // Reads the link. Every part that is wrong is named (and its default used), never silently fixed.
+// the keys a link may carry (readHash names any other)
+const HASH_KEYS = new Set([
+  "view",
+  "preset",
+  "s",
+  "f",
+  "p",
+  "d",
+  "c",
+  "h",
+  "r",
+  "cl",
+  "t",
+  "cmp",
+  "fl",
+  "cn",
+  "ch",
+  "v",
+  "nn",
+  "nb",
+  "ns",
+  "nh",
+  "nr",
+]);
+
+/** The d= list: ADDR[:WEIGHT[:UPPER[:NAME]]] per real server, or what is wrong with each bad one. */
+function readDests(text: string): { dests: DestCfg[]; bad: string[] } {
+  const ds: DestCfg[] = [];
+  const bad: string[] = [];
+  for (const [i, t] of (text ? text.split(",") : []).entries()) {
+    const [a, w, u, n] = t.split(":");
+    const weight = w === undefined ? 1 : Number(w),
+      thr = u === undefined || u === "" ? 0 : Number(u);
+    const name = n || letterName(i);
+    if (!/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(a))
+      bad.push(`'${t}': ` + `'${a}' is not an IPv4 address`);
+    else if (w === "" || !Number.isInteger(weight) || weight < 0 || weight > 65535)
+      bad.push(`'${t}': weight must be 0..65535`);
+    else if (!Number.isInteger(thr) || thr < 0 || thr > 100000) bad.push(`'${t}': upper threshold must be 0..100000`);
+    else if (!/^[A-Z]{1,3}$/.test(name)) bad.push(`'${t}': name '${name}' must be 1 to 3 capital letters`);
+    else if (ds.some((x) => x.addr === a)) bad.push(`'${t}': ${a} appears twice`);
+    else if (ds.some((x) => x.name === name)) bad.push(`'${t}': name ${name} appears twice`);
+    else ds.push({ addr: a, weight, u: thr, name });
+  }
+  if (ds.length > MAX_DESTS) bad.push(`${ds.length} real servers: at most ${MAX_DESTS}`);
+  return { dests: ds, bad };
+}
+
 function readHash(hash: string): { state: State; problems: string[] } {
   const s: State = structuredClone(DEFAULT);
   const problems: string[] = [];
@@ -273,30 +322,7 @@ function readHash(hash: string): { state: State; problems: string[] } {
   } catch {
     return { state: s, problems: ["the link is not a list of key=value pairs"] };
   }
-  const known = new Set([
-    "view",
-    "preset",
-    "s",
-    "f",
-    "p",
-    "d",
-    "c",
-    "h",
-    "r",
-    "cl",
-    "t",
-    "cmp",
-    "fl",
-    "cn",
-    "ch",
-    "v",
-    "nn",
-    "nb",
-    "ns",
-    "nh",
-    "nr",
-  ]);
-  for (const k of p.keys()) if (!known.has(k)) problems.push(`unknown key '${k}'`);
+  for (const k of p.keys()) if (!HASH_KEYS.has(k)) problems.push(`unknown key '${k}'`);
   const int = (k: string, lo: number, hi: number, d: number, what: string) => {
     if (!p.has(k)) return d;
     const t = p.get(k)!,
@@ -322,33 +348,15 @@ function readHash(hash: string): { state: State; problems: string[] } {
   }
   if (p.get("f")) {
     for (const f of p.get("f")!.split(",")) {
-      if ((SCHED_FLAGS[s.sched] ?? []).includes(f)) s.flags.push(f);
+      if (schedFlags(s.sched).includes(f)) s.flags.push(f);
       else problems.push(`flag '${f}' does not belong to ${s.sched}`);
     }
   }
   s.persist = int("p", 0, 3600, s.persist, "persistence");
   if (p.has("d")) {
-    const text = p.get("d")!;
-    const ds: DestCfg[] = [];
-    const bad: string[] = [];
-    for (const [i, t] of (text ? text.split(",") : []).entries()) {
-      const [a, w, u, n] = t.split(":");
-      const weight = w === undefined ? 1 : Number(w),
-        thr = u === undefined || u === "" ? 0 : Number(u);
-      const name = n || letterName(i);
-      if (!/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(a))
-        bad.push(`'${t}': ` + `'${a}' is not an IPv4 address`);
-      else if (w === "" || !Number.isInteger(weight) || weight < 0 || weight > 65535)
-        bad.push(`'${t}': weight must be 0..65535`);
-      else if (!Number.isInteger(thr) || thr < 0 || thr > 100000) bad.push(`'${t}': upper threshold must be 0..100000`);
-      else if (!/^[A-Z]{1,3}$/.test(name)) bad.push(`'${t}': name '${name}' must be 1 to 3 capital letters`);
-      else if (ds.some((x) => x.addr === a)) bad.push(`'${t}': ${a} appears twice`);
-      else if (ds.some((x) => x.name === name)) bad.push(`'${t}': name ${name} appears twice`);
-      else ds.push({ addr: a, weight, u: thr, name });
-    }
-    if (ds.length > MAX_DESTS) bad.push(`${ds.length} real servers: at most ${MAX_DESTS}`);
+    const { dests, bad } = readDests(p.get("d")!);
     if (bad.length) problems.push(`real servers (d=): ${bad.join("; ")}`);
-    else s.dests = ds;
+    else s.dests = dests;
   }
   s.clients = int("c", 1, 5000, s.clients, "clients");
   s.hold = int("h", 0, 600000, s.hold, "connection length");
@@ -420,7 +428,7 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getEleme
 const esc = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 // eight colours, each at least 4.5:1 against the page's white and off-white (checked by test/ui.test.ts)
-export const COLORS = ["#1f5fa8", "#b3261e", "#1e7a34", "#6b3fa0", "#a34d00", "#00707a", "#7a4a2e", "#b0186e"];
+const COLORS = ["#1f5fa8", "#b3261e", "#1e7a34", "#6b3fa0", "#a34d00", "#00707a", "#7a4a2e", "#b0186e"];
 // a backend's colour follows its name (A, B, … AA …), so it never changes while the scenario runs
 function nameIndex(name: string): number {
   let k = 0;
@@ -1292,7 +1300,6 @@ function guess(name: string): void {
 // stay. What changes is where *new* connections go; for the hash schedulers the question is whether a client
 // (dh: a destination address) returns to the same backend, and that is what is scored.
 const cmpCores = new Map<string, Core>();
-const HASHED = new Set(["sh", "dh", "mh"]);
 function flowOf(f: number) {
   return {
     client: `172.16.${(f >> 8) & 255}.${f & 255}`,
@@ -1361,6 +1368,64 @@ async function compareOne(sched: string, base: string[], after: string[]): Promi
 
 const pct = (a: number, b: number) => ((a / b) * 100).toFixed(1);
 let cmpRun = 0;
+/** A scheduler's card chart: connections per backend as bars, and the mean as a dashed line. */
+function compareBars(counts: number[], after: string[], W: number, nameOf: (a: string) => string): string {
+  const placed = counts.reduce((a, b) => a + b, 0);
+  const mean = placed / after.length,
+    max = Math.max(...counts);
+  const bw = W / after.length;
+  let bars = "";
+  counts.forEach((c, i) => {
+    const h = max ? (c / max) * 84 : 0,
+      nm = nameOf(after[i]);
+    bars +=
+      `<rect x="${i * bw + 2}" y="${96 - h}" width="${bw - 4}" height="${h}" fill="${colorOfName(nm)}">` +
+      `<title>${nm}: ${c}</title></rect>` +
+      (after.length <= 14
+        ? `<text x="${i * bw + bw / 2}" y="114" font-size="12" text-anchor="middle" fill="#1d2125">${nm}</text>`
+        : "");
+  });
+  if (max)
+    bars +=
+      `<line x1="0" x2="${W}" y1="${96 - (mean / max) * 84}" y2="${96 - (mean / max) * 84}" ` +
+      `stroke="#333" stroke-dasharray="3 3"/>`;
+  return bars;
+}
+
+/** Whether new connections keep their backend: scored for the hash schedulers, said for the others. */
+function affinityLine(sched: string, r: CmpResult, base: string[], after: string[]): string {
+  if (familyOf(sched) === "hash") {
+    let moved = 0,
+      mustMove = 0,
+      comparable = 0;
+    r.before.forEach((b, f) => {
+      if (b === "-" || r.after[f] === "-") return;
+      comparable++;
+      if (b !== r.after[f]) moved++;
+      if (state.change === "remove" && b === base[state.victim]) mustMove++;
+    });
+    const ideal = state.change === "remove" ? mustMove : Math.round(comparable / after.length);
+    const good = moved <= ideal * 1.15 + 2;
+    return (
+      `<div class="metric ${good ? "good" : "bad"}">new connections from the same ` +
+      `${sched === "dh" ? "destination addresses" : "clients"}: ` +
+      `<b data-m="moved">${comparable ? ((moved / comparable) * 100).toFixed(1) : "0.0"}%</b> go elsewhere ` +
+      `(${
+        state.change === "remove"
+          ? `${pct(ideal, Math.max(1, comparable))}% had to`
+          : `ideal ≈ ${pct(1, after.length)}%`
+      })</div>`
+    );
+  } else {
+    const family = familyOf(sched);
+    const by = family === "rr" || family === "wrr" ? "turn" : family === "locality" ? "its table and load" : "load";
+    return (
+      `<div class="metric" data-m="unscored">${sched} places a new connection by ${by}, ` +
+      `not by client: no affinity to keep</div>`
+    );
+  }
+}
+
 async function renderCompare(): Promise<void> {
   const run = ++cmpRun;
   const base = Array.from({ length: state.cmpN }, (_, i) => `10.2.0.${i + 1}`);
@@ -1386,23 +1451,8 @@ async function renderCompare(): Promise<void> {
     const placed = r.counts.reduce((a, b) => a + b, 0);
     const mean = placed / after.length,
       max = Math.max(...r.counts);
-    const W = 280,
-      bw = W / after.length;
-    let bars = "";
-    r.counts.forEach((c, i) => {
-      const h = max ? (c / max) * 84 : 0,
-        nm = nameOf(after[i]);
-      bars +=
-        `<rect x="${i * bw + 2}" y="${96 - h}" width="${bw - 4}" height="${h}" fill="${colorOfName(nm)}">` +
-        `<title>${nm}: ${c}</title></rect>` +
-        (after.length <= 14
-          ? `<text x="${i * bw + bw / 2}" y="114" font-size="12" text-anchor="middle" fill="#1d2125">${nm}</text>`
-          : "");
-    });
-    if (max)
-      bars +=
-        `<line x1="0" x2="${W}" y1="${96 - (mean / max) * 84}" y2="${96 - (mean / max) * 84}" ` +
-        `stroke="#333" stroke-dasharray="3 3"/>`;
+    const W = 280;
+    const bars = compareBars(r.counts, after, W, nameOf);
     const refusedAll = r.refused + r.newRefused;
     const lines: string[] = [];
     lines.push(
@@ -1423,39 +1473,7 @@ async function renderCompare(): Promise<void> {
           (r.broken ? `, <b class="bad" data-m="broken">${r.broken}</b> to ${nameOf(base[state.victim])} break` : "") +
           `</div>`,
       );
-      if (HASHED.has(sched)) {
-        let moved = 0,
-          mustMove = 0,
-          comparable = 0;
-        r.before.forEach((b, f) => {
-          if (b === "-" || r.after[f] === "-") return;
-          comparable++;
-          if (b !== r.after[f]) moved++;
-          if (state.change === "remove" && b === base[state.victim]) mustMove++;
-        });
-        const ideal = state.change === "remove" ? mustMove : Math.round(comparable / after.length);
-        const good = moved <= ideal * 1.15 + 2;
-        lines.push(
-          `<div class="metric ${good ? "good" : "bad"}">new connections from the same ` +
-            `${sched === "dh" ? "destination addresses" : "clients"}: ` +
-            `<b data-m="moved">${comparable ? ((moved / comparable) * 100).toFixed(1) : "0.0"}%</b> go elsewhere ` +
-            `(${
-              state.change === "remove"
-                ? `${pct(ideal, Math.max(1, comparable))}% had to`
-                : `ideal ≈ ${pct(1, after.length)}%`
-            })</div>`,
-        );
-      } else {
-        const by = ["rr", "wrr"].includes(sched)
-          ? "turn"
-          : sched === "lblc" || sched === "lblcr"
-            ? "its table and load"
-            : "load";
-        lines.push(
-          `<div class="metric" data-m="unscored">${sched} places a new connection by ${by}, ` +
-            `not by client: no affinity to keep</div>`,
-        );
-      }
+      lines.push(affinityLine(sched, r, base, after));
     }
     cards.push(
       `<div class="panel card${refusedAll ? " failed" : ""}" data-sched="${sched}"><h3>${sched}</h3>` +
@@ -1564,6 +1582,10 @@ function agreement(set: NodeSet): number {
   return same / N;
 }
 
+// a node's active connections over its own copies of the backends
+const activeOn = (core: Core, ids: number[]) => ids.reduce((a, id) => a + core.dest(id).activeConns, 0);
+const nodeKey = (n: number) => `<span style="color:${NODE_COLORS[n % NODE_COLORS.length]}">■ node ${n + 1}</span>`;
+
 function renderNodes(): void {
   const cards: string[] = [];
   const imb: number[] = [];
@@ -1584,9 +1606,10 @@ function renderNodes(): void {
       row.forEach((a, n) => {
         const h = (a / top) * 92;
         y -= h;
+        const fill = NODE_COLORS[n % NODE_COLORS.length];
         svg +=
           `<rect x="${b * bw + 3}" y="${y}" width="${bw - 6}" height="${h}" ` +
-          `fill="${NODE_COLORS[n % NODE_COLORS.length]}"><title>node ${n + 1} → backend ${b + 1}: ${a}</title></rect>`;
+          `fill="${fill}"><title>node ${n + 1} → backend ${b + 1}: ${a}</title></rect>`;
       });
       svg +=
         `<text x="${b * bw + bw / 2}" y="124" font-size="12" text-anchor="middle" fill="#1d2125">b${b + 1}: ` +
@@ -1605,7 +1628,7 @@ function renderNodes(): void {
           ? `<div class="metric">every node sends a given client to the same backend: ` +
             `<b data-m="agree">${Math.round(agree * 100)}%</b></div>`
           : `<div class="metric">each node knows only its own: ` +
-            `${set.cores.map((c, n) => `n${n + 1} ` + `${set.ids[n].reduce((a, id) => a + c.dest(id).activeConns, 0)}`).join(" · ")}</div>`) +
+            `${set.cores.map((c, n) => `n${n + 1} ${activeOn(c, set.ids[n])}`).join(" · ")}</div>`) +
         `</div>`,
     );
   });
@@ -1641,7 +1664,7 @@ function renderNodes(): void {
       `<div class="panel card wide-card"><h3>Drift</h3>` +
         `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="imbalance over time">${ch}</svg>` +
         `<p class="hint">Node colours in the bars: ` +
-        `${Array.from({ length: state.nodes }, (_, n) => `<span style="color:` + `${NODE_COLORS[n % NODE_COLORS.length]}">■ node ` + `${n + 1}</span>`).join(" ")}. ` +
+        `${Array.from({ length: state.nodes }, (_, n) => nodeKey(n)).join(" ")}. ` +
         `Per-node ${esc(state.ndSched)} balances each node's own few connections; ` +
         `every node starts from the same list and breaks ties the same way, so the sums drift apart. ` +
         `mh decides by the client alone.</p></div>`,
@@ -1676,7 +1699,7 @@ function setView(v: View): void {
 
 function renderFlags(): void {
   $("flags").innerHTML =
-    (SCHED_FLAGS[state.sched] ?? [])
+    schedFlags(state.sched)
       .map(
         (f) =>
           `<label>` + `<input type="checkbox" value="${f}" ${state.flags.includes(f) ? "checked" : ""}> ${f}</label>`,
@@ -1685,7 +1708,8 @@ function renderFlags(): void {
 }
 
 // A number input: a value out of range or not whole is marked invalid and said, and changes nothing.
-function numInput(id: string, key: keyof State, after: () => void): void {
+type NumberKey = { [K in keyof State]: State[K] extends number ? K : never }[keyof State];
+function numInput(id: string, key: NumberKey, after: () => void): void {
   const el = $<HTMLInputElement>(id);
   el.value = String(state[key]);
   el.addEventListener("change", () => {
@@ -1699,7 +1723,7 @@ function numInput(id: string, key: keyof State, after: () => void): void {
       );
       return;
     }
-    (state as any)[key] = v;
+    state[key] = v;
     writeHash();
     after();
   });
@@ -1993,7 +2017,7 @@ async function main(): Promise<void> {
   wireKeys();
   await loadHash();
   // for tests and curious readers: what the page decided, and the session behind it
-  (window as any).wasmvs = {
+  (window as unknown as { wasmvs: object }).wasmvs = {
     state: () => structuredClone(state),
     decisions: () => ex.shown.slice(),
     session: () => ex.session,

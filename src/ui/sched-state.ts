@@ -68,7 +68,7 @@ export function winnerPath(t: TreeView): number[] {
   return path;
 }
 
-export interface LocalityEntryView {
+interface LocalityEntryView {
   addr: string;
   bucket: number;
   dest: number;
@@ -115,13 +115,13 @@ export function readLocality(s: TraceSession): LocalityView | null {
 }
 
 // mh's population: each destination's permutation and every claim in the order the kernel makes them
-export interface MhMember {
+interface MhMember {
   id: number;
   offset: number;
   skip: number;
   turns: number;
 }
-export interface MhClaim {
+interface MhClaim {
   slot: number;
   member: number;
   passed: number;

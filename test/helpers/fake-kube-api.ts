@@ -103,7 +103,9 @@ export async function startFakeKubeApi(o: {
     o.kubeconfig,
     `apiVersion: v1
 kind: Config
-clusters: [{name: t, cluster: {server: "http://127.0.0.1:${(api.address() as AddressInfo).port}", insecure-skip-tls-verify: true}}]
+clusters:
+  - name: t
+    cluster: {server: "http://127.0.0.1:${(api.address() as AddressInfo).port}", insecure-skip-tls-verify: true}
 users: [{name: u, user: {}}]
 contexts: [{name: c, context: {cluster: t, user: u}}]
 current-context: c

@@ -2,8 +2,8 @@
 // In the "srv" namespace: TCP and UDP echo servers on every address given; each answer names the real
 // server that gave it, so the client knows where its flow went.
 //   node echo-server.cjs TCPPORT UDPPORT ADDR...
-const net = require("net"),
-  dgram = require("dgram");
+const net = require("node:net"),
+  dgram = require("node:dgram");
 const [tport, uport, ...addrs] = process.argv.slice(2);
 let ready = 0;
 const up = () => {
@@ -17,6 +17,6 @@ for (const a of addrs) {
     })
     .listen(+tport, a, up);
   const u = dgram.createSocket("udp4");
-  u.on("message", (m, r) => u.send(a, r.port, r.address));
+  u.on("message", (_m, r) => u.send(a, r.port, r.address));
   u.bind(+uport, a, up);
 }

@@ -4,9 +4,9 @@
 //   {"op":"open","proto":"tcp"|"udp","n":N}  -> {"ids":[...]}
 //   {"op":"ping"}                            -> {"res":{id: dest or "FAIL:reason"}}
 //   {"op":"close","ids":[...]}               -> {"ok":true}   (TCP: reset; UDP: stop using)
-const net = require("net"),
-  dgram = require("dgram"),
-  readline = require("readline");
+const net = require("node:net"),
+  dgram = require("node:dgram"),
+  readline = require("node:readline");
 const [vip, tport, uport] = process.argv.slice(2);
 const flows = new Map();
 let next = 0,

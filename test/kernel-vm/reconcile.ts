@@ -324,7 +324,8 @@ async function graceful(c: IpvsClient) {
     ip addr add ${VIP}/32 dev lo
     ip -n srv link set lo up; ip -n srv addr add 10.90.0.2/24 dev s1; ip -n srv link set s1 up
     ip -n srv addr add ${A}/32 dev lo; ip -n srv addr add ${B}/32 dev lo; ip -n srv route add default via 10.90.0.1
-    ip -n cli link set lo up; ip -n cli addr add 10.91.0.2/24 dev c1; ip -n cli link set c1 up; ip -n cli route add default via 10.91.0.1`
+    ip -n cli link set lo up; ip -n cli addr add 10.91.0.2/24 dev c1; ip -n cli link set c1 up
+    ip -n cli route add default via 10.91.0.1`
       .split("\n")
       .join(" && "),
   );

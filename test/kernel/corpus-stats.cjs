@@ -1,8 +1,8 @@
 "use strict";
 // What a random corpus covers: connections per scheduler and per sh/mh flag combination, and the features.
 //   node test/kernel/corpus-stats.cjs [test/fixtures/kernel/random-observed.json]
-const fs = require("fs");
-const path = require("path");
+const fs = require("node:fs");
+const path = require("node:path");
 const { generate } = require("./random-scenarios.cjs");
 
 const file = process.argv[2] || path.join(__dirname, "../fixtures/kernel/random-observed.json");

@@ -24,12 +24,12 @@
 // counters), the driver waits until /proc/net/ip_vs_conn is empty, and sets expire_nodest_conn back to 0.
 // net.ipv4.tcp_max_tw_buckets=0 keeps client sockets out of TIME_WAIT so (client, sport) pairs can be reused
 // by later scenarios (IPVS's own entry still goes through its TIME_WAIT state).
-const { execFileSync, spawn } = require("child_process");
-const fs = require("fs");
-const net = require("net");
-const dgram = require("dgram");
-const os = require("os");
-const path = require("path");
+const { execFileSync, spawn } = require("node:child_process");
+const fs = require("node:fs");
+const net = require("node:net");
+const dgram = require("node:dgram");
+const os = require("node:os");
+const path = require("node:path");
 const rnd = require("./random-scenarios.cjs");
 
 const argv = process.argv.slice(2);
@@ -541,7 +541,7 @@ async function runEventScenario(sc) {
   for (let i = 0; i < sc.steps.length; i++) {
     const st = sc.steps[i];
     const sockKey = st.client ? `${canon(st.client)} ${st.sport}` : "";
-    const before = st.client ? (readConns(st.sport).get(keyOf(st)) || {}).state : undefined;
+    const before = st.client ? readConns(st.sport).get(keyOf(st))?.state : undefined;
     let c = null,
       error;
     if (st.op === "add" || st.op === "edit" || st.op === "del") {
@@ -599,7 +599,7 @@ async function runEventScenario(sc) {
       if (!error)
         c =
           st.act === "hold"
-            ? (await sleep(100), readConns(st.sport).get(keyOf(st)) || null)
+            ? await sleep(100).then(() => readConns(st.sport).get(keyOf(st)) || null)
             : await settle(st, before, 3000);
     } else if (st.op === "wait") {
       await sleep(st.ms);

@@ -3,8 +3,8 @@
 // driver.cjs and, from the same file, against the WASM implementation).
 //   node test/kernel/make-scenarios.cjs [OUT]
 // Deterministic: no randomness except a fixed-seed LCG.
-const fs = require("fs");
-const path = require("path");
+const fs = require("node:fs");
+const path = require("node:path");
 
 const out = process.argv[2] || path.join(__dirname, "../fixtures/kernel/scenarios.json");
 const ALL = ["rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "dh", "sh", "mh", "lblc", "lblcr"];

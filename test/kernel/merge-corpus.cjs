@@ -4,8 +4,8 @@
 // A scenario recorded again replaces the older transcript of the same name (the newest file wins), a scenario
 // a recording left out stays out unless another recording has it, and the counts are taken afresh. Use it to
 // add seeds recorded in several runs, or to put back a scenario recorded again after a fix.
-const fs = require("fs");
-const path = require("path");
+const fs = require("node:fs");
+const path = require("node:path");
 const { load } = require("./random-scenarios.cjs");
 const { format } = require("./transcript-format.cjs");
 

@@ -182,7 +182,7 @@ function fromSpec(spec) {
 
 // A scenario source: a scenarios file, random:FIRST:COUNT, or several joined with '+'
 function load(spec) {
-  return spec.split("+").flatMap((part) => fromSpec(part) || JSON.parse(require("fs").readFileSync(part, "utf8")));
+  return spec.split("+").flatMap((part) => fromSpec(part) || JSON.parse(require("node:fs").readFileSync(part, "utf8")));
 }
 
 // ---- the compact per-step observation, written the same way by the driver (from the kernel) and the replay ----

@@ -12,10 +12,10 @@
 // ../shared/ipvs-vm/ipvs-vm.sh next to the repo).
 // random:FIRST:COUNT records the seeded random scenarios of random-scenarios.cjs (seeds FIRST..FIRST+COUNT-1)
 // in the compact trace format (default out: test/fixtures/kernel/random-observed.json).
-const { spawn, execFileSync } = require("child_process");
-const fs = require("fs");
-const path = require("path");
-const readline = require("readline");
+const { spawn, execFileSync } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
+const readline = require("node:readline");
 const { load } = require("./random-scenarios.cjs");
 const { format } = require("./transcript-format.cjs");
 

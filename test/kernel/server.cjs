@@ -7,8 +7,8 @@
 // namespace). UDP datagrams are never answered, so UDP connections only ever see the client's datagram; each
 // one is reported on stdout ("udp DEST PORT CLIENT SPORT"), which is how the driver learns where a one-packet
 // datagram went (IPVS never enters those in its table).
-const net = require("net");
-const dgram = require("dgram");
+const net = require("node:net");
+const dgram = require("node:dgram");
 
 const argv = process.argv.slice(2);
 const ai = argv.indexOf("--udp-addrs");
@@ -22,7 +22,7 @@ const ready = () => {
 // line: "fin|rst|hold CLIENT SPORT" (close our side with a FIN, reset it, or stay open after the client's FIN).
 const accepted = new Map(); // "client sport" -> socket
 const held = new Set();
-require("readline")
+require("node:readline")
   .createInterface({ input: process.stdin })
   .on("line", (line) => {
     const [cmd, client, sport] = line.trim().split(/\s+/);
