@@ -50,7 +50,13 @@ process.on("uncaughtException", (e) => {
   parentPort.postMessage({ error: String(e && e.message) });
   process.exit(1);
 });
+let held = false;
 parentPort.on("message", (cmds) => {
+  // a test's dying worker (HOLD): its relay is shut, it takes nothing more and ends only when released
+  if (held) {
+    if (cmds.some((c) => c[0] === 11)) throw new Error("worker " + workerData.index + ": asked to fail (a test)");
+    return;
+  }
   for (const c of cmds) {
     switch (c[0]) {
       case 1:
@@ -64,12 +70,13 @@ parentPort.on("message", (cmds) => {
       case 3: addon.close(c[1]); released.push(c[1]); break;
       case 4: addon.shutdown(); parentPort.close(); return;
       case 9: throw new Error("worker " + workerData.index + ": asked to fail (a test)");
+      case 10: addon.shutdown(); held = true; return;
     }
   }
   later();
 });
 `;
-const OP = { ADOPT: 1, CONNECT: 2, CLOSE: 3, STOP: 4, FAIL: 9 } as const;
+const OP = { ADOPT: 1, CONNECT: 2, CLOSE: 3, STOP: 4, FAIL: 9, HOLD: 10, RELEASE: 11 } as const;
 type Command = (string | number)[];
 
 export interface WorkerLoss {
@@ -159,9 +166,14 @@ export class WorkerPump implements ConnPump {
     this.send([OP.CLOSE, slot]);
   }
 
-  /** Makes the worker throw (tests: a worker that dies). */
-  fail(): void {
-    this.send([OP.FAIL]);
+  /** Makes the worker throw (tests: a worker that dies). With hold, it shuts its relay now (its connections
+   * reset, as a dying worker's) but ends only at release(): a death the main thread has not learned of yet. */
+  fail(hold = false): void {
+    this.send([hold ? OP.HOLD : OP.FAIL]);
+  }
+
+  release(): void {
+    this.send([OP.RELEASE]);
   }
 
   /** Ends the worker: its relay shut from its own JS (connections reset), then the thread ends; terminate()
