@@ -7,7 +7,7 @@ import * as net from "node:net";
 import * as dgram from "node:dgram";
 import { readFileSync, readdirSync } from "node:fs";
 import { type Core, TCP_FLAGS } from "../core/index.ts";
-import { addrBytes, afOf, formatAddr } from "../core/addr.ts";
+import { AF_INET, addrBytes, afOf, formatAddr } from "../core/addr.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
 import type { VirtualService } from "../model/types.ts";
 import type { Logger } from "./log.ts";
@@ -118,6 +118,7 @@ class TcpConn implements Flow, RelayOwner {
   outReads = 0;
   outBytes = 0;
   private caddrText = "";
+  private clientKeyMemo: number | string | undefined;
   // client: the accepted socket when JS pumps; null when the native relay accepted (it holds the descriptor)
   constructor(
     readonly fw: SocketForwarder,
@@ -132,6 +133,16 @@ class TcpConn implements Flow, RelayOwner {
   }
   get caddr() {
     return this.caddrText || (this.caddrText = formatAddr(this.af, this.cbytes));
+  }
+  // the client's address and port as a map key: a number for IPv4 (no string per connection)
+  get clientKey(): number | string {
+    if (this.clientKeyMemo !== undefined) return this.clientKeyMemo;
+    const b = this.cbytes;
+    this.clientKeyMemo =
+      this.af === AF_INET
+        ? (((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0) * 65536 + this.cport
+        : `${Buffer.from(b.buffer, b.byteOffset, 16).toString("hex")}.${this.cport}`;
+    return this.clientKeyMemo;
   }
   feed(dir: "in" | "out", flags: number) {
     if (this.idx < 0) return;
@@ -224,6 +235,7 @@ class TcpConn implements Flow, RelayOwner {
     if (this.done) return;
     this.done = true;
     this.fw.tcp.delete(this);
+    this.fw.forgetClient(this);
     if (this.fw.byIdx.get(this.idx) === this) {
       this.fw.byIdx.delete(this.idx);
       // a flow whose destination was deleted while it drained: its last state changes were dropped by the
@@ -290,6 +302,9 @@ export class SocketForwarder implements Forwarder {
   readonly listeners = new Map<string, Listener>();
   readonly tcp = new Set<TcpConn>();
   readonly byIdx = new Map<number, Flow>();
+  // each open TCP connection by its service and client address and port: the OS accepting one of these
+  // 4-tuples again proves the old socket gone, whether or not its end has reached this thread yet
+  private readonly tcpByClient = new Map<string, Map<number | string, TcpConn>>();
   readonly stats = new Map<string, DestStats>();
   readonly drops = new Map<string, number>();
   readonly removedAt = new Map<string, number>(); // destination or service key -> when it was removed (ms)
@@ -531,6 +546,7 @@ export class SocketForwarder implements Forwarder {
       return;
     }
     this.tcp.add(c);
+    this.supersede(c);
     this.schedule(c, false);
   }
 
@@ -574,6 +590,7 @@ export class SocketForwarder implements Forwarder {
       }
     });
     this.tcp.add(c);
+    this.supersede(c);
     if (!this.schedule(c, false)) return;
   }
 
@@ -595,6 +612,29 @@ export class SocketForwarder implements Forwarder {
   // socket, JS_FD_MARGIN left over (see there: past it libuv would close waiting clients without a word).
   private jsFdRoom(): boolean {
     return this.fdsAtStart + this.fdsInUse() + 2 + JS_FD_MARGIN <= this.fileLimit;
+  }
+
+  // A new connection from a client address and port that an open one still holds here: the old socket is gone
+  // (the OS would not accept the same 4-tuple twice), only its end has not reached this thread yet: a worker
+  // that died and has not been seen to, or a close on its way from a worker. Its entry is closed first, as
+  // its RST would have closed it, so the new SYN is scheduled afresh (else it lands on the old entry, which a
+  // late RST for the old connection then closes under the new one, or leaves counted active).
+  private supersede(c: TcpConn) {
+    let m = this.tcpByClient.get(c.l.key);
+    if (!m) this.tcpByClient.set(c.l.key, (m = new Map()));
+    const old = m.get(c.clientKey);
+    if (old && !old.done) {
+      this.drop("superseded");
+      old.close("superseded: the same client address and port connected again");
+    }
+    m.set(c.clientKey, c);
+  }
+
+  forgetClient(c: TcpConn) {
+    const m = this.tcpByClient.get(c.l.key);
+    if (m?.get(c.clientKey) !== c) return;
+    m.delete(c.clientKey);
+    if (!m.size) this.tcpByClient.delete(c.l.key);
   }
 
   // Schedules c through the core and connects; false when refused.
