@@ -222,6 +222,9 @@ class TcpConn implements Flow, RelayOwner {
     this.slot = -1;
     if (this.done) return;
     if (cause === RELAY_CAUSE.FIN) this.feed("in", ACK);
+    // the client's reset came from this side, as a backend's would: so fed (a client's RST leaves an entry
+    // in SYN_RECV counted active for 60 s more, as in the kernel; this one ends it)
+    else if (cause === RELAY_CAUSE.PUMP_LOST) this.feed("out", RST);
     else {
       this.fw.log.debug(cause === RELAY_CAUSE.CLIENT_ERROR ? "client error" : "backend error", {
         dest: this.destKey,

@@ -241,7 +241,7 @@ export class WorkerPump implements ConnPump {
       if (this.counters[slot * RELAY_COUNTERS] === NOT_TAKEN) resetFd(this.fds[slot]);
       this.owners[slot] = undefined;
       lost++;
-      owner.onClosed(RELAY_CAUSE.CLIENT_ERROR, 0);
+      owner.onClosed(RELAY_CAUSE.PUMP_LOST, 0);
     }
     this.live = 0;
     return lost;
