@@ -1,7 +1,8 @@
 // Socket mode's N workers (src/proxy/workers.ts) in network namespaces, with real clients and backends: the
 // scheduling decisions with 2 workers are the one-thread proxy's over the same recorded sequence, a worker
 // that dies takes only its own connections and is started again, reloads under load with 2 workers lose
-// nothing, and bad --workers values are refused with the usage. Needs root (a counted SKIP otherwise).
+// nothing, the control socket, -Ln, -Lnc, /metrics, health checks and drain see and act on one table, and bad
+// --workers values are refused with the usage. Needs root (a counted SKIP otherwise).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
@@ -9,6 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { setup, teardown, agent, NS, ADDR, type Agent } from "./fixtures/proxy/netns.ts";
+import { ProxyTarget } from "../src/proxy/control.ts";
+import { runIpvsadm } from "../src/cli/ipvsadm.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
 
 const B = ADDR.backend4;
@@ -293,6 +296,113 @@ if (why) {
       await client.call("closeAll");
     } finally {
       await lb.call("stopProxy");
+    }
+  });
+
+  // What an operator sees and does with 2 workers, whatever the machine's cores: one table through the control
+  // socket (ipvsadm -Ln and -Lnc) and /metrics, a failing health check quiescing a backend whose connections
+  // sit on both workers, and a drain closing them on both at its bound.
+  test("2 workers: -Ln, -Lnc and /metrics show one table; health checks and drain act on both", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/wasmvs-workers-ops-`);
+    const flag = `${dir}/up`;
+    writeFileSync(flag, "");
+    const vip = WLC_VIP;
+    const b1 = `${B(1)}:8080`,
+      b2 = `${B(2)}:8080`;
+    const text = config(
+      2,
+      `  - protocol: tcp
+    addr: ${vip}
+    port: 80
+    scheduler: wrr
+    realServers:
+      - { addr: ${B(1)}, port: 8080, weight: 2, health: { type: exec, command: [test, -e, ${flag}], interval: 0.05, rise: 2, fall: 2 } }
+      - { addr: ${B(2)}, port: 8080 }
+`,
+      '"127.0.0.1:9478"',
+    ).replace("control: null", `control: ${dir}/ctl.sock`);
+    await lb.call("startProxy", text);
+    const t = await ProxyTarget.open(`${dir}/ctl.sock`);
+    const ipvsadm = async (...args: string[]) => {
+      let out = "";
+      const w = (x: string) => void (out += x);
+      const st = await runIpvsadm(args, t, { write: w } as any, { write: w } as any, {});
+      assert.is(st, 0, `ipvsadm ${args.join(" ")}: ${out}`);
+      return out;
+    };
+    try {
+      const opened: any[] = await client.call("openSeq", vip, 80, 8, true);
+      assert.ok(
+        opened.every((o) => "h" in o),
+        "all 8 connected",
+      );
+      const conns: { cport: number; worker: number }[] = await lb.call("proxyWorkers", "conns");
+      assert.equal([...new Set(conns.map((c) => c.worker))].sort(), [0, 1], "both workers carry connections");
+      await waitFor(async () => (await activeOf(vip)) === 8, 5000, "8 active");
+      // -Ln: one service, its two destinations, ActiveConn summing to the 8 open connections
+      const ln = await ipvsadm("-Ln");
+      const rows = [...ln.matchAll(/->\s+(\S+)\s+\w+\s+(\d+)\s+(\d+)\s+(\d+)/g)];
+      const on1 = opened.filter((o) => o.backend === b1);
+      const want = [
+        [b1, on1.length],
+        [b2, 8 - on1.length],
+      ];
+      assert.equal(rows.map((r) => [r[1], Number(r[3])]).sort(), want, ln);
+      // -Lnc: each client port once, ESTABLISHED, whichever worker pumps it
+      const lnc = await ipvsadm("-Lnc");
+      const ports = [...lnc.matchAll(/TCP\s+\S+\s+ESTABLISHED\s+\S+:(\d+)\s/g)].map((m) => Number(m[1])).sort();
+      assert.equal(ports, opened.map((o) => o.lport).sort(), lnc);
+      const metric = async (dest: string) => {
+        const m: string = await lb.call("fetchText", "http://127.0.0.1:9478/metrics");
+        const re = new RegExp(`wasmvs_proxy_destination_active_connections\\{[^}]*destination="${dest}"\\} (\\d+)`);
+        return Number(m.match(re)?.[1] ?? -1);
+      };
+      assert.equal([await metric(b1), await metric(b2)], [on1.length, 8 - on1.length], "/metrics: the same counts");
+      // a health check fails: B1 quiesced, new connections go to B2, B1's (on both workers) live on
+      const workersOf = (hs: any[]) => new Set(hs.map((o) => conns.find((c) => c.cport === o.lport)?.worker));
+      assert.is(workersOf(on1).size, 2, "B1's connections sit on both workers");
+      rmSync(flag);
+      const weight = async () => (await t.services())[0].realServers.find((r) => r.addr === B(1))!.weight;
+      await waitFor(async () => (await weight()) === 0, 3000, "B1 quiesced");
+      const during: any[] = await client.call("openSeq", vip, 80, 4, false);
+      assert.ok(
+        during.every((o) => o.backend === b2),
+        `no new connection to the quiesced B1: ${JSON.stringify(during)}`,
+      );
+      const alive = (hs: any[]) =>
+        client.call<boolean[]>(
+          "pingAll",
+          hs.map((o) => o.h),
+        );
+      assert.ok((await alive(on1)).every(Boolean), "B1's established connections live on");
+      writeFileSync(flag, "");
+      await waitFor(async () => (await weight()) === 2, 3000, "B1 back");
+      // drain: B1 removed; its connections live until the bound (drainTimeout 1.5 s), then close on both workers
+      await t.deleteRealServer({ protocol: "tcp", addr: vip, port: 80 } as any, { addr: B(1), port: 8080 });
+      await sleep(400);
+      assert.ok((await alive(on1)).every(Boolean), "kept after removal, within the bound");
+      await waitFor(
+        async () =>
+          (
+            await client.call<any[]>(
+              "state",
+              on1.map((o) => o.h),
+            )
+          ).every((x) => !x.alive),
+        5000,
+        "B1's connections closed at the bound",
+      );
+      const on2 = opened.filter((o) => o.backend === b2);
+      assert.ok((await alive(on2)).every(Boolean), "B2's connections untouched");
+      await waitFor(async () => (await activeOf(vip)) === on2.length, 5000, `${on2.length} active after the drain`);
+      await client.call("closeAll");
+      await waitFor(async () => (await activeOf(vip)) === 0, 5000, "none active");
+      const st: any = await lb.call("proxyWorkers", "status");
+      assert.equal([st.restarts, st.lost], [0, 0]);
+    } finally {
+      await t.close();
+      await lb.call("stopProxy");
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
