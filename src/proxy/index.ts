@@ -3,7 +3,6 @@
 // forwarder, the health checkers, the control socket and the metrics endpoint.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { Core } from "../core/index.ts";
 import type { DesiredState, RealServer, VirtualService, IpvsTimeouts } from "../model/types.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
@@ -12,6 +11,7 @@ import { type ProxyConfig, type HealthSpec, loadConfig, healthKey } from "./conf
 import { type ApplyResult, Tables, destKey } from "./tables.ts";
 import { Slicer } from "./slice.ts";
 import { SocketForwarder } from "./socket.ts";
+import { usableCores } from "./workers.ts";
 import { PacketForwarder } from "./packet.ts";
 import type { Forwarder } from "./forwarder.ts";
 import { HealthManager } from "./health.ts";
@@ -157,7 +157,7 @@ export class Proxy {
     } else {
       const listeners = cfg.state.services.length;
       const limit = ensureFileLimit(listeners, log, o.maxConns || 16384);
-      const workers = o.workers || availableParallelism();
+      const workers = o.workers || usableCores();
       // a worker thread holds about 6 descriptors of its own (its loop's, its relay's epoll and spare)
       const threadFds = workers > 1 ? 8 * workers : 0;
       const maxConns = o.maxConns || Math.max(16, Math.floor((limit - listeners - 64 - threadFds) / 2));

@@ -8,6 +8,8 @@
 // only its own connections (their clients are reset, and each is counted); it is started again.
 import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import type { Logger } from "./log.ts";
 import { type RelayOwner, RELAY_CAUSE, RELAY_COUNTERS, RELAY_EVENT, errnoName } from "./relay.ts";
 
@@ -310,4 +312,42 @@ export class PumpWorkers {
     this.stopping = true;
     await Promise.all(this.pumps.map((p) => p.stop()));
   }
+}
+
+/** The cores the process may use: the CPUs it may run on (its affinity), capped by a cgroup CPU quota on its
+ * cgroup or any ancestor (a container's CPU limit, which affinity does not show): v2's cpu.max, v1's
+ * cpu.cfs_quota_us over cpu.cfs_period_us, rounded up. What cannot be read or makes no sense is ignored.
+ * root: where /proc and /sys are (tests). */
+export function usableCores(root = "/"): number {
+  const cpus = availableParallelism();
+  let quota = Number.POSITIVE_INFINITY;
+  const read = (f: string) => {
+    try {
+      return readFileSync(`${root}${f}`, "utf8").trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const cap = (q: string | undefined, p: string | undefined) => {
+    if (!q || !p || !/^\d{1,15}$/.test(q) || !/^\d{1,15}$/.test(p)) return; // "max" or -1: no quota
+    const cores = Number(q) / Number(p);
+    if (cores > 0) quota = Math.min(quota, Math.ceil(cores));
+  };
+  for (const line of (read("proc/self/cgroup") ?? "").split("\n")) {
+    const m = line.match(/^\d+:([^:]*):(\/.*)$/);
+    if (!m || m[2].includes("..")) continue;
+    const v2 = m[1] === "";
+    if (!v2 && !m[1].split(",").includes("cpu")) continue;
+    const bases = v2 ? ["sys/fs/cgroup", "sys/fs/cgroup/unified"] : [`sys/fs/cgroup/${m[1]}`, "sys/fs/cgroup/cpu"];
+    const parts = m[2].split("/").filter(Boolean);
+    for (let n = parts.length; n >= 0; n--)
+      for (const base of new Set(bases)) {
+        const dir = [base, ...parts.slice(0, n)].join("/");
+        if (v2) {
+          const [q, p] = (read(`${dir}/cpu.max`) ?? "").split(/\s+/);
+          cap(q, p);
+        } else cap(read(`${dir}/cpu.cfs_quota_us`), read(`${dir}/cpu.cfs_period_us`));
+      }
+  }
+  return Math.max(1, Math.min(cpus, quota));
 }
