@@ -471,14 +471,12 @@ services:
   });
 
   test("fd exhaustion: refused at the limit the fd budget allows, or waits out a real EMFILE; recovers", async () => {
-    // one thread: the counts below are of descriptors, and each worker thread holds a few (proxy-workers tests N)
     const small = await agent(NS.lb, { nofile: 96 });
     const vip = ADDR.vip4(2);
     const conf = (max: string) => `proxy:
   control: ${DIR}/ctl2.sock
   vipInterface: wasmvs0
   tick: 100
-  workers: 1
 ${max}
 services:
   - { protocol: tcp, addr: ${vip}, port: 80, scheduler: rr, realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
