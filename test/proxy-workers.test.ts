@@ -99,6 +99,22 @@ async function recordedRun(vip: string): Promise<string[]> {
   return chosen;
 }
 
+// ipvsadm's front end on the proxy's control socket: its output (exit status 0 asserted)
+async function ipvsadm(t: ProxyTarget, ...args: string[]): Promise<string> {
+  let out = "";
+  const sink = { write: (x: string) => void (out += x) } as Parameters<typeof runIpvsadm>[2];
+  const st = await runIpvsadm(args, t, sink, sink, {});
+  assert.is(st, 0, `ipvsadm ${args.join(" ")}: ${out}`);
+  return out;
+}
+
+// IPVS ActiveConn of one destination as /metrics gives it (-1: no such series)
+async function activeMetric(url: string, dest: string): Promise<number> {
+  const m: string = await lb.call("fetchText", url);
+  const re = new RegExp(`wasmvs_proxy_destination_active_connections\\{[^}]*destination="${dest}"\\} (\\d+)`);
+  return Number(m.match(re)?.[1] ?? -1);
+}
+
 const why = needs(["ip"], "apt-get install -y iproute2");
 if (why) {
   skip(import.meta.url, "socket-mode proxy workers in network namespaces (every test of this file)", why);
@@ -323,13 +339,6 @@ if (why) {
     ).replace("control: null", `control: ${dir}/ctl.sock`);
     await lb.call("startProxy", text);
     const t = await ProxyTarget.open(`${dir}/ctl.sock`);
-    const ipvsadm = async (...args: string[]) => {
-      let out = "";
-      const w = (x: string) => void (out += x);
-      const st = await runIpvsadm(args, t, { write: w } as any, { write: w } as any, {});
-      assert.is(st, 0, `ipvsadm ${args.join(" ")}: ${out}`);
-      return out;
-    };
     try {
       const opened: any[] = await client.call("openSeq", vip, 80, 8, true);
       assert.ok(
@@ -340,7 +349,7 @@ if (why) {
       assert.equal([...new Set(conns.map((c) => c.worker))].sort(), [0, 1], "both workers carry connections");
       await waitFor(async () => (await activeOf(vip)) === 8, 5000, "8 active");
       // -Ln: one service, its two destinations, ActiveConn summing to the 8 open connections
-      const ln = await ipvsadm("-Ln");
+      const ln = await ipvsadm(t, "-Ln");
       const rows = [...ln.matchAll(/->\s+(\S+)\s+\w+\s+(\d+)\s+(\d+)\s+(\d+)/g)];
       const on1 = opened.filter((o) => o.backend === b1);
       const want = [
@@ -349,14 +358,10 @@ if (why) {
       ];
       assert.equal(rows.map((r) => [r[1], Number(r[3])]).sort(), want, ln);
       // -Lnc: each client port once, ESTABLISHED, whichever worker pumps it
-      const lnc = await ipvsadm("-Lnc");
+      const lnc = await ipvsadm(t, "-Lnc");
       const ports = [...lnc.matchAll(/TCP\s+\S+\s+ESTABLISHED\s+\S+:(\d+)\s/g)].map((m) => Number(m[1])).sort();
       assert.equal(ports, opened.map((o) => o.lport).sort(), lnc);
-      const metric = async (dest: string) => {
-        const m: string = await lb.call("fetchText", "http://127.0.0.1:9478/metrics");
-        const re = new RegExp(`wasmvs_proxy_destination_active_connections\\{[^}]*destination="${dest}"\\} (\\d+)`);
-        return Number(m.match(re)?.[1] ?? -1);
-      };
+      const metric = (dest: string) => activeMetric("http://127.0.0.1:9478/metrics", dest);
       assert.equal([await metric(b1), await metric(b2)], [on1.length, 8 - on1.length], "/metrics: the same counts");
       // a health check fails: B1 quiesced, new connections go to B2, B1's (on both workers) live on
       const workersOf = (hs: any[]) => new Set(hs.map((o) => conns.find((c) => c.cport === o.lport)?.worker));
