@@ -3,6 +3,8 @@
 //   node --import tsx bench/proxy.ts soak [--minutes 10] [--rate 1000] [--udp-rate 500] [--reload-every 10]
 //     [--scrape-every 1]   churn, a UDP flood, reloads and scrapes while backends come and go
 //     [--relay]   the same load through a trivial Node relay in the proxy's place: the machine's own losses
+//   node --import tsx bench/proxy.ts workers [--seconds 5] [--repeats 3]   wasmvs --workers 1/2 against HAProxy
+//     nbthread 1/2 and nginx worker_processes 1/2: CPU per message/connection/GB, rates, the scheduling core's cost
 //   node --import tsx bench/proxy.ts metrics [--services 10000] [--dests 10] [--scrapes 5]   /metrics scrape cost
 // Bench: wasmvs (native relay), wasmvs-js (its JS pump), HAProxy (nbthread 1, mode tcp) and nginx stream (one
 // worker), each pinned to CPU 0 with taskset; the same Node load generator and echo/sink backends on CPU 1;
@@ -175,6 +177,38 @@ function cpuNs(pid: number): number {
   return ns;
 }
 
+// CPU time of a process and all its descendants (nginx's master and its worker processes), in ns.
+function treeCpuNs(pid: number): number {
+  const kids = new Map<number, number[]>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+    } catch {
+      /* gone */
+    }
+  }
+  let ns = 0;
+  const todo = [pid];
+  while (todo.length) {
+    const p = todo.pop()!;
+    ns += cpuNs(p);
+    todo.push(...(kids.get(p) ?? []));
+  }
+  return ns;
+}
+
+// The CPU time of a process's main thread alone (wasmvs: the thread that accepts and schedules), in ns.
+function mainThreadNs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, "utf8").split(" ")[0]);
+  } catch {
+    return 0;
+  }
+}
+
 // CPU 0's busy time in ticks (USER_HZ), from /proc/stat: with the proxy's own time taken off, what else ran there.
 function cpu0Busy(): number {
   const line = readFileSync("/proc/stat", "utf8")
@@ -197,8 +231,11 @@ interface Backends {
 }
 interface Contender {
   name: string;
+  threads?: number; // its worker threads (processes for nginx); 1 when absent
   start(dir: string, l: Listen, be: Backends): Promise<ChildProcess>;
 }
+// one thread on CPU 0 (the load generator and the backends have CPU 1); more threads get both CPUs
+const cpusFor = (threads: number) => (threads > 1 ? "0,1" : "0");
 
 function waitPort(port: number, ms = 15000): Promise<void> {
   const end = Date.now() + ms;
@@ -217,21 +254,33 @@ function waitPort(port: number, ms = 15000): Promise<void> {
   });
 }
 
-const wasmvs = (name: string, pump: "native" | "js"): Contender => ({
+const wasmvs = (name: string, pump: "native" | "js", workers = 1): Contender => ({
   name,
+  threads: workers,
   async start(dir, l, be) {
     const svc = (port: number, backends: number[]) =>
       `  - { protocol: tcp, addr: 127.0.0.1, port: ${port}, scheduler: wlc, realServers: [ ` +
       `${backends.map((p) => `{ addr: 127.0.0.1, port: ${p} }`).join(", ")} ] }`;
     writeFileSync(
       `${dir}/wasmvs.yaml`,
-      `proxy: { control: null, vipInterface: null, logLevel: warn, connCapacity: 1048576, pump: ${pump} ` +
-        `}\ntimeouts: { tcp: 900, tcpfin: 1, udp: 300 }\nservices:\n${svc(l.pp, be.echo)}\n${svc(l.cc, be.echo)}\n` +
+      `proxy: { control: null, vipInterface: null, logLevel: warn, connCapacity: 1048576, pump: ${pump}, ` +
+        `workers: ${workers} }\ntimeouts: { tcp: 900, tcpfin: 1, udp: 300 }\nservices:\n` +
+        `${svc(l.pp, be.echo)}\n${svc(l.cc, be.echo)}\n` +
         `${svc(l.bulk, [be.sink])}\n`,
     );
     const p = spawn(
       "taskset",
-      ["-c", "0", process.execPath, "--import", "tsx", `${ROOT}/src/cli/proxy.ts`, "run", "-c", `${dir}/wasmvs.yaml`],
+      [
+        "-c",
+        cpusFor(workers),
+        process.execPath,
+        "--import",
+        "tsx",
+        `${ROOT}/src/cli/proxy.ts`,
+        "run",
+        "-c",
+        `${dir}/wasmvs.yaml`,
+      ],
       { stdio: ["ignore", "ignore", "inherit"], cwd: ROOT },
     );
     await waitPort(l.bulk);
@@ -241,29 +290,34 @@ const wasmvs = (name: string, pump: "native" | "js"): Contender => ({
 const WASMVS = wasmvs("wasmvs", "native");
 const WASMVS_JS = wasmvs("wasmvs-js", "js"); // the same proxy with its JS pump: what the native relay buys
 
-const HAPROXY: Contender = {
-  name: "haproxy",
+const haproxy = (name: string, nbthread: number): Contender => ({
+  name,
+  threads: nbthread,
   async start(dir, l, be) {
     const fe = (name: string, port: number, backends: number[]) =>
       `frontend f_${name}\n  bind 127.0.0.1:${port}\n  default_backend b_${name}\nbackend b_${name}\n  balance ` +
       `leastconn\n${backends.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`;
     writeFileSync(
       `${dir}/haproxy.cfg`,
-      `global\n  nbthread 1\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client ` +
+      `global\n  nbthread ${nbthread}\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client ` +
         (`60s\n  timeout server 60s\n${fe("pp", l.pp, be.echo)}${fe("cc", l.cc, be.echo)}` +
           `${fe("bulk", l.bulk, [be.sink])}`),
     );
-    const p = spawn("taskset", ["-c", "0", "haproxy", "-f", `${dir}/haproxy.cfg`, "-db"], {
+    const p = spawn("taskset", ["-c", cpusFor(nbthread), "haproxy", "-f", `${dir}/haproxy.cfg`, "-db"], {
       stdio: ["ignore", "ignore", "inherit"],
     });
     await waitPort(l.bulk);
     return p;
   },
-};
+});
+const HAPROXY = haproxy("haproxy", 1);
 
 const NGINX_MOD = "/usr/lib/nginx/modules/ngx_stream_module.so";
-const NGINX: Contender = {
-  name: "nginx",
+// nginx's workers are processes: with more than one, the master stays (it forks them) and the CPU counted
+// is the whole process tree's
+const nginx = (name: string, workers: number): Contender => ({
+  name,
+  threads: workers,
   async start(dir, l, be) {
     const up = (name: string, backends: number[]) =>
       `  upstream u_${name} { least_conn; ${backends.map((p) => `server 127.0.0.1:${p};`).join(" ")} }\n`;
@@ -271,20 +325,32 @@ const NGINX: Contender = {
       `  server { listen 127.0.0.1:${port}; proxy_pass u_${name}; tcp_nodelay on; }\n`;
     writeFileSync(
       `${dir}/nginx.conf`,
-      `${existsSync(NGINX_MOD) ? `load_module ${NGINX_MOD};\n` : ""}worker_processes 1;\npid ${dir}/nginx.pid;` +
+      `${existsSync(NGINX_MOD) ? `load_module ${NGINX_MOD};\n` : ""}worker_processes ${workers};\n` +
+        `pid ${dir}/nginx.pid;` +
         (`\nerror_log stderr error;\nevents { worker_connections 65536; }\nstream {\n${up("pp", be.echo)}` +
           `${up("cc", be.echo)}${up("bulk", [be.sink])}${srv("pp", l.pp)}${srv("cc", l.cc)}` +
           `${srv("bulk", l.bulk)}}\n`),
     );
     const p = spawn(
       "taskset",
-      ["-c", "0", "nginx", "-c", `${dir}/nginx.conf`, "-p", dir, "-g", "daemon off; master_process off;"],
+      [
+        "-c",
+        cpusFor(workers),
+        "nginx",
+        "-c",
+        `${dir}/nginx.conf`,
+        "-p",
+        dir,
+        "-g",
+        `daemon off; master_process ${workers > 1 ? "on" : "off"};`,
+      ],
       { stdio: ["ignore", "ignore", "inherit"] },
     );
     await waitPort(l.bulk);
     return p;
   },
-};
+});
+const NGINX = nginx("nginx", 1);
 
 function have(cmd: string): boolean {
   try {
@@ -313,7 +379,7 @@ export function ensurePackages(): string[] {
       log(`apt-get failed: ${(e as Error).message}`);
     }
   }
-  return [HAPROXY, NGINX].filter((c) => !have(c.name)).map((c) => c.name);
+  return ["haproxy", "nginx"].filter((c) => !have(c));
 }
 
 export interface Sample {
@@ -327,6 +393,9 @@ export interface Sample {
 export interface RoundResult {
   proxy: string;
   round: number;
+  // wasmvs: the main thread's CPU per unit (µs per message, µs per connection, ms per GB), the rest is the
+  // workers' (and V8's helper threads')
+  mainCpuPerUnit?: { pingPong: number; connClose: number; bulk: number };
   pingPong: Sample; // rate: messages/s; cpuPerUnit: proxy CPU µs per message
   connClose: Sample; // rate: connections/s; cpuPerUnit: proxy CPU µs per connection
   bulk: Sample; // rate: Gb/s; cpuPerUnit: proxy CPU ms per GB
@@ -427,13 +496,106 @@ export function table(sum: Summary[]): string {
   ].join("\n");
 }
 
-export async function benchProxies(opts: { seconds?: number; conns?: number; repeats?: number; only?: string[] } = {}) {
-  const ms = (opts.seconds ?? 5) * 1000,
-    conns = opts.conns ?? 32,
-    repeats = opts.repeats ?? 3;
+// One round of one contender: started, (a) ping-pong, (b) connect/close, (c) bulk, stopped. CPU is the
+// process tree's (schedstat); undefined when it did not start.
+async function measureContender(
+  c: Contender,
+  round: number,
+  dir: string,
+  be: Backends,
+  ms: number,
+  conns: number,
+  portOffset = 0,
+): Promise<RoundResult | undefined> {
+  const l: Listen = { pp: 22001 + portOffset, cc: 22002 + portOffset, bulk: 22003 + portOffset };
+  let p: ChildProcess;
+  try {
+    p = await c.start(dir, l, be);
+  } catch (e) {
+    log(`  ${c.name} did not start: ${(e as Error).message}`);
+    return undefined;
+  }
+  try {
+    await sleep(300);
+    let other = 0,
+      otherN = 0;
+    const main = { pingPong: 0, connClose: 0, bulk: 0 };
+    const run = async <T extends { rate: number }>(
+      what: keyof typeof main,
+      units: (r: T) => number,
+      fn: () => Promise<T>,
+    ) => {
+      const c0 = treeCpuNs(p.pid!),
+        m0 = mainThreadNs(p.pid!),
+        s0 = cpu0Busy(),
+        t0 = performance.now();
+      const r = await fn();
+      const cpuSec = (treeCpuNs(p.pid!) - c0) / 1e9,
+        mainSec = (mainThreadNs(p.pid!) - m0) / 1e9,
+        wall = (performance.now() - t0) / 1000,
+        s1 = cpu0Busy();
+      other += Math.max(0, (s1 - s0) / 100 - cpuSec) / wall;
+      otherN++;
+      main[what] = (mainSec * 1e6) / Math.max(1, units(r));
+      return { ...r, cpu: Math.round((cpuSec / wall) * 100), cpuPerUnit: (cpuSec * 1e6) / Math.max(1, units(r)) };
+    };
+    await pingPong(l.pp, conns, 500); // warm-up (JIT, connection setup)
+    const pp = await run(
+      "pingPong",
+      (r) => r.rate * (ms / 1000),
+      () => pingPong(l.pp, conns, ms),
+    );
+    const cc = await run(
+      "connClose",
+      (r) => r.rate * (ms / 1000),
+      () => connectClose(l.cc, conns, ms),
+    );
+    // bulk: units are GB, so µs per GB / 1000 = ms per GB
+    const bkRaw = await run(
+      "bulk",
+      (r) => (r.rate * (ms / 1000)) / 8,
+      () => bulk(l.bulk, 4, ms).then((b) => ({ rate: b.gbps, p50: 0, p99: 0 })),
+    );
+    const bk = { ...bkRaw, cpuPerUnit: bkRaw.cpuPerUnit / 1000 };
+    const r: RoundResult = {
+      proxy: c.name,
+      round,
+      pingPong: pp,
+      connClose: cc,
+      bulk: bk,
+      otherCpu0: Math.round((other / otherN) * 100),
+      ...(c.name.startsWith("wasmvs") ? { mainCpuPerUnit: { ...main, bulk: main.bulk / 1000 } } : {}),
+    };
+    log(
+      `round ${round} ${c.name.padEnd(9)} ping-pong ${fmt(pp.rate)} msg/s p50 ${pp.p50.toFixed(3)} p99 ` +
+        `${pp.p99.toFixed(3)} ms, ${pp.cpuPerUnit.toFixed(2)} µs/msg (${pp.cpu}%)` +
+        ` | conn/close ${fmt(cc.rate)}/s ${cc.cpuPerUnit.toFixed(1)} µs/conn (${cc.cpu}%) fail ${cc.fail}` +
+        (` | bulk ${bk.rate.toFixed(2)} Gb/s ${bk.cpuPerUnit.toFixed(0)} ms/GB (${bk.cpu}%) | other load ` +
+          `on CPU 0 ${r.otherCpu0}%`),
+    );
+    return r;
+  } finally {
+    p.kill("SIGTERM");
+    await new Promise((res) => {
+      p.once("exit", res);
+      setTimeout(res, 3000);
+    });
+    if (p.exitCode === null && !p.signalCode) p.kill("SIGKILL");
+    await sleep(300);
+  }
+}
+
+// Rounds of every contender, interleaved (the order rotated each round), with the backends on CPU 1.
+async function runRounds(
+  pick: (available: (c: Contender) => boolean) => Contender[],
+  repeats: number,
+  ms: number,
+  conns: number,
+  portOffset = 0, // another set of ports, so two of these benchmarks can run side by side
+): Promise<RoundResult[]> {
   const unavailable = ensurePackages();
   const dir = mkdtempSync(`${tmpdir()}/wvp-bench-`);
-  const be: Backends = { echo: [21001, 21002, 21003, 21004], sink: 21009 };
+  const be: Backends = { echo: [21001, 21002, 21003, 21004].map((p) => p + portOffset), sink: 21009 + portOffset };
   const backend = spawn(
     "taskset",
     [
@@ -454,9 +616,8 @@ export async function benchProxies(opts: { seconds?: number; conns?: number; rep
   } catch {
     /* not pinned */
   }
-  const contenders = [WASMVS, WASMVS_JS, HAPROXY, NGINX].filter(
-    (c) => (!opts.only || opts.only.includes(c.name)) && !unavailable.includes(c.name),
-  );
+  // a contender whose program is not installed is left out (named below)
+  const contenders = pick((c) => !unavailable.some((u) => c.name.startsWith(u)));
   for (const u of unavailable) log(`skipping ${u}: not installed`);
   const rounds: RoundResult[] = [];
   log(
@@ -474,76 +635,28 @@ export async function benchProxies(opts: { seconds?: number; conns?: number; rep
       // rotate the order each round so no proxy always runs first (cold caches) or last
       const order = contenders.map((_, i) => contenders[(i + round - 1) % contenders.length]);
       for (const c of order) {
-        const l: Listen = { pp: 22001, cc: 22002, bulk: 22003 };
-        let p: ChildProcess;
-        try {
-          p = await c.start(dir, l, be);
-        } catch (e) {
-          log(`  ${c.name} did not start: ${(e as Error).message}`);
-          continue;
-        }
-        try {
-          await sleep(300);
-          let other = 0,
-            otherN = 0;
-          const run = async <T extends { rate: number }>(units: (r: T) => number, fn: () => Promise<T>) => {
-            const c0 = cpuNs(p.pid!),
-              s0 = cpu0Busy(),
-              t0 = performance.now();
-            const r = await fn();
-            const cpuSec = (cpuNs(p.pid!) - c0) / 1e9,
-              wall = (performance.now() - t0) / 1000,
-              s1 = cpu0Busy();
-            other += Math.max(0, (s1 - s0) / 100 - cpuSec) / wall;
-            otherN++;
-            return { ...r, cpu: Math.round((cpuSec / wall) * 100), cpuPerUnit: (cpuSec * 1e6) / Math.max(1, units(r)) };
-          };
-          await pingPong(l.pp, conns, 500); // warm-up (JIT, connection setup)
-          const pp = await run(
-            (r) => r.rate * (ms / 1000),
-            () => pingPong(l.pp, conns, ms),
-          );
-          const cc = await run(
-            (r) => r.rate * (ms / 1000),
-            () => connectClose(l.cc, conns, ms),
-          );
-          // bulk: units are GB, so µs per GB / 1000 = ms per GB
-          const bkRaw = await run(
-            (r) => (r.rate * (ms / 1000)) / 8,
-            () => bulk(l.bulk, 4, ms).then((b) => ({ rate: b.gbps, p50: 0, p99: 0 })),
-          );
-          const bk = { ...bkRaw, cpuPerUnit: bkRaw.cpuPerUnit / 1000 };
-          const r: RoundResult = {
-            proxy: c.name,
-            round,
-            pingPong: pp,
-            connClose: cc,
-            bulk: bk,
-            otherCpu0: Math.round((other / otherN) * 100),
-          };
-          rounds.push(r);
-          log(
-            `round ${round} ${c.name.padEnd(9)} ping-pong ${fmt(pp.rate)} msg/s p50 ${pp.p50.toFixed(3)} p99 ` +
-              `${pp.p99.toFixed(3)} ms, ${pp.cpuPerUnit.toFixed(2)} µs/msg (${pp.cpu}%)` +
-              ` | conn/close ${fmt(cc.rate)}/s ${cc.cpuPerUnit.toFixed(1)} µs/conn (${cc.cpu}%) fail ${cc.fail}` +
-              (` | bulk ${bk.rate.toFixed(2)} Gb/s ${bk.cpuPerUnit.toFixed(0)} ms/GB (${bk.cpu}%) | other load ` +
-                `on CPU 0 ${r.otherCpu0}%`),
-          );
-        } finally {
-          p.kill("SIGTERM");
-          await new Promise((res) => {
-            p.once("exit", res);
-            setTimeout(res, 3000);
-          });
-          if (p.exitCode === null && !p.signalCode) p.kill("SIGKILL");
-          await sleep(300);
-        }
+        const r = await measureContender(c, round, dir, be, ms, conns, portOffset);
+        if (r) rounds.push(r);
       }
     }
   } finally {
     backend.kill("SIGTERM");
     rmSync(dir, { recursive: true, force: true });
   }
+  return rounds;
+}
+
+export async function benchProxies(opts: { seconds?: number; conns?: number; repeats?: number; only?: string[] } = {}) {
+  const ms = (opts.seconds ?? 5) * 1000,
+    conns = opts.conns ?? 32,
+    repeats = opts.repeats ?? 3;
+  const rounds = await runRounds(
+    (names) =>
+      [WASMVS, WASMVS_JS, HAPROXY, NGINX].filter((c) => (!opts.only || opts.only.includes(c.name)) && names(c)),
+    repeats,
+    ms,
+    conns,
+  );
   const summary = summarize(rounds);
   const vsHaproxy = ["wasmvs", "wasmvs-js"].map((n) => ratios(rounds, n)).filter((x) => x !== null);
   log("\nmedians over rounds (min–max):\n" + table(summary));
@@ -1275,6 +1388,117 @@ export async function benchMetrics(
   };
 }
 
+// ---- 1 and 2 workers ---------------------------------------------------------------------------------
+// wasmvs --workers 1/2 against HAProxy nbthread 1/2 and nginx stream worker_processes 1/2, interleaved. What
+// 2 cores can show: CPU per message, connection and GB summed over the proxy's threads (a per-worker cost
+// that grows with workers is coordination overhead), and wasmvs's main thread's own CPU per connection (the
+// one scheduling core's cost, which bounds the node at 1/cost connections per second). What they cannot:
+// throughput scaling, since the load generator and the backends run on the same 2 cores as the 2 workers.
+const WORKER_SETS: { family: string; one: Contender; two: Contender }[] = [
+  { family: "wasmvs", one: wasmvs("wasmvs-w1", "native", 1), two: wasmvs("wasmvs-w2", "native", 2) },
+  { family: "haproxy", one: haproxy("haproxy-t1", 1), two: haproxy("haproxy-t2", 2) },
+  { family: "nginx", one: nginx("nginx-p1", 1), two: nginx("nginx-p2", 2) },
+];
+
+export interface WorkerScaling {
+  family: string;
+  // per round, 2 workers' figure over 1 worker's (the two ran in the same round): CPU per unit, and rate
+  cpuPerUnit: { pingPong: Spread; connClose: Spread; bulk: Spread };
+  rate: { pingPong: Spread; connClose: Spread; bulk: Spread };
+}
+
+function workerScaling(rounds: RoundResult[]): WorkerScaling[] {
+  const out: WorkerScaling[] = [];
+  for (const set of WORKER_SETS) {
+    const pairs: { a: RoundResult; b: RoundResult }[] = [];
+    for (const a of rounds.filter((r) => r.proxy === set.one.name)) {
+      const b = rounds.find((r) => r.proxy === set.two.name && r.round === a.round);
+      if (b) pairs.push({ a, b });
+    }
+    if (!pairs.length) continue;
+    const of = (k: "pingPong" | "connClose" | "bulk", f: "cpuPerUnit" | "rate") =>
+      median(pairs.map(({ a, b }) => b[k][f] / a[k][f]));
+    out.push({
+      family: set.family,
+      cpuPerUnit: {
+        pingPong: of("pingPong", "cpuPerUnit"),
+        connClose: of("connClose", "cpuPerUnit"),
+        bulk: of("bulk", "cpuPerUnit"),
+      },
+      rate: { pingPong: of("pingPong", "rate"), connClose: of("connClose", "rate"), bulk: of("bulk", "rate") },
+    });
+  }
+  return out;
+}
+
+export async function benchWorkers(opts: { seconds?: number; conns?: number; repeats?: number } = {}) {
+  const ms = (opts.seconds ?? 5) * 1000,
+    conns = opts.conns ?? 32,
+    repeats = opts.repeats ?? 3;
+  const load0 = os.loadavg()[0];
+  const rounds = await runRounds(
+    (available) => WORKER_SETS.flatMap((s) => [s.one, s.two]).filter(available),
+    repeats,
+    ms,
+    conns,
+    100,
+  );
+  const load1 = os.loadavg()[0];
+  const summary = summarize(rounds);
+  const scaling = workerScaling(rounds);
+  const mainOf = (name: string) => {
+    const mine = rounds.filter((r) => r.proxy === name && r.mainCpuPerUnit);
+    return mine.length
+      ? {
+          pingPong: median(mine.map((r) => r.mainCpuPerUnit!.pingPong)),
+          connClose: median(mine.map((r) => r.mainCpuPerUnit!.connClose)),
+          bulk: median(mine.map((r) => r.mainCpuPerUnit!.bulk)),
+        }
+      : undefined;
+  };
+  const mainW2 = mainOf("wasmvs-w2");
+  log(
+    `\nmedians over rounds (min–max); load average ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end:`,
+  );
+  log(table(summary));
+  log(
+    "\n2 workers over 1, per round (median, min–max): CPU per unit (1.00 = a worker costs what one thread " +
+      "did) and rate",
+  );
+  for (const x of scaling)
+    log(
+      `${x.family.padEnd(8)} CPU/msg ${spread(x.cpuPerUnit.pingPong, 2)}  ` +
+        `CPU/conn ${spread(x.cpuPerUnit.connClose, 2)}  ` +
+        `CPU/GB ${spread(x.cpuPerUnit.bulk, 2)} | rate msg ${spread(x.rate.pingPong, 2)}  conn ` +
+        `${spread(x.rate.connClose, 2)}  GB ${spread(x.rate.bulk, 2)}`,
+    );
+  if (mainW2)
+    log(
+      `wasmvs-w2's main thread (accepts and schedules for both workers): ${spread(mainW2.connClose, 1)} µs per ` +
+        `connection, ${spread(mainW2.pingPong, 2)} µs per message, ${spread(mainW2.bulk, 0)} ms per GB: one ` +
+        `scheduling core bounds the node at about ${fmt(1e6 / mainW2.connClose.median)} connections/s`,
+    );
+  const report = {
+    when: new Date().toISOString(),
+    seconds: ms / 1000,
+    conns,
+    repeats,
+    node: process.version,
+    load: { start: load0, end: load1 },
+    pinned: "1 thread: CPU 0; 2 threads: CPUs 0-1; load generator and backends on CPU 1",
+    trust:
+      "CPU per unit over all the proxy's threads is the figure to trust; rates cannot show scaling on 2 cores " +
+      "(the load generator shares them)",
+    summary,
+    scaling,
+    wasmvsMainThread: { w1: mainOf("wasmvs-w1"), w2: mainW2 },
+    rounds,
+  };
+  mkdirSync(`${ROOT}/report`, { recursive: true });
+  writeFileSync(`${ROOT}/report/proxy-workers.json`, JSON.stringify(report, null, 2) + "\n");
+  return report;
+}
+
 // ---- runnable alone -----------------------------------------------------------------------------------
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const argv = process.argv.slice(2);
@@ -1294,6 +1518,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       console.log(JSON.stringify(r));
       process.exit(0);
     });
+  } else if (cmd === "workers") {
+    void benchWorkers({ seconds: num("--seconds", 5), conns: num("--conns", 32), repeats: num("--repeats", 3) }).then(
+      (r) => {
+        console.log(JSON.stringify({ scaling: r.scaling, wasmvsMainThread: r.wasmvsMainThread }));
+        process.exit(0);
+      },
+    );
   } else if (cmd === "soak") {
     const seconds = argv.includes("--minutes") ? num("--minutes", 10) * 60 : num("--seconds", 600);
     void soak({

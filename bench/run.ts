@@ -1,6 +1,7 @@
 // npm run bench [-- [groups...] [--quick] [--sched=rr,wlc] [--out=DIR]]
 //   groups: lookup (connection lookup + memory latency), memlat (latency only), sched, packet, mh, sim, kernel
-//   (the kernel programmer in the VM, bench/kernel-sync.ts); default all
+//   (the kernel programmer in the VM, bench/kernel-sync.ts), workers (socket mode at 1 and 2 workers against
+//   HAProxy and nginx, bench/groups/workers.ts); default all
 // Prints progress on stderr, the figures and the target summary on stdout, and writes DIR/bench.json plus
 // SVG plots (DIR defaults to report/).
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -19,9 +20,10 @@ import { benchPacketsHook } from "./groups/packet.ts";
 import { benchSim } from "./groups/sim.ts";
 import { benchKernelSync } from "./kernel-sync.ts";
 import { benchSync } from "./sync.ts";
+import { benchProxyWorkers } from "./groups/workers.ts";
 import { existsSync } from "node:fs";
 
-const GROUPS = ["lookup", "memlat", "sched", "packet", "mh", "sim", "kernel", "sync"] as const;
+const GROUPS = ["lookup", "memlat", "sched", "packet", "mh", "sim", "kernel", "sync", "workers"] as const;
 type Group = (typeof GROUPS)[number];
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -37,6 +39,8 @@ function usage(): never {
            partial pass, the cached full pass and the full pass with the table read back (10+ minutes)
   sync     connection sync per entry: the master's emit, the backup's apply and decode (bench/sync.ts); then
            the kernel's daemons against wasmvs's on the same entries, in the VM (bench/sync-vm.ts, minutes)
+  workers  socket mode at 1 and 2 workers against HAProxy nbthread 1/2 and nginx worker_processes 1/2:
+           CPU per message, connection and GB, rates (5 s x 3 rounds; root installs haproxy and nginx)
   --quick  shorter sampling (about 30 s for everything)`);
   process.exit(0);
 }
@@ -84,6 +88,7 @@ if (want.has("packet")) take(await benchPacketsHook(ctx));
 if (want.has("mh")) take(await benchMh(ctx));
 if (want.has("sim")) take(await benchSim(ctx));
 if (want.has("sync")) take(await benchSync(ctx));
+if (want.has("workers")) take(await benchProxyWorkers(ctx));
 if (want.has("kernel")) {
   const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.url));
   if (!existsSync(vm)) {

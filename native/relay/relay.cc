@@ -111,10 +111,13 @@ struct State {
   uv_timer_t timer;
   bool inBatch = false;
   char* buf = nullptr;
-  int spareFd = -1;  // kept in reserve to refuse connections when descriptors run out (refuseBacklog)
+  int spareFd = -1;     // kept in reserve to refuse connections when descriptors run out (refuseBacklog)
+  bool closed = false;  // the environment is going away (a worker thread ending): no more callbacks into JS
 };
 
-State S;
+// One relay per thread: the main thread's, and one in each of `wasmvs proxy --workers N`'s pump threads
+// (src/proxy/workers.ts). Each thread's loop runs only its own, so no state is shared between threads.
+thread_local State S;
 
 Side& peer(Side& s) {
   return s.client ? s.relay->b : s.relay->c;
@@ -387,6 +390,8 @@ bool listenerEvents(Listener* l, uint32_t events) {
   return epoll_ctl(S.epfd, EPOLL_CTL_MOD, l->fd, &ev) == 0;
 }
 
+void onCheck(uv_check_t*);
+
 // Connect timeouts and paused listeners: a coarse sweep while any connect is in flight or listener paused.
 void onTimer(uv_timer_t*) {
   uint64_t now = uv_now(S.loop);
@@ -402,6 +407,9 @@ void onTimer(uv_timer_t*) {
       }
   if (S.spareFd < 0) S.spareFd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (!S.connecting && !S.pausedListeners) uv_timer_stop(&S.timer);
+  // a timeout's event goes out now: the check phase comes only after the loop's next wake-up, which on a
+  // worker's quiet loop (nothing else to wait for) may be seconds away
+  if (!S.events.empty()) onCheck(&S.check);
 }
 
 // Out of descriptors: the connections waiting in the backlog are reset at once rather than left to time out
@@ -470,6 +478,7 @@ void onAccept(Listener* l) {
 
 // Delivers the turn's events in one call: [slot, kind, cause, errno, ...] as an Int32Array.
 void onCheck(uv_check_t*) {
+  if (S.closed) return;
   runAgain();
   if (S.events.empty()) return;
   napi_env env = S.env;
@@ -535,6 +544,40 @@ napi_value boolean(napi_env env, bool b) {
   return v;
 }
 
+// The environment ends (a worker thread that exits or dies, or the process): every connection still here
+// is reset, so its client learns at once, and the loop handles are closed, which a worker's loop must be
+// before Node closes it (else Node aborts the whole process).
+void cleanup(void*) {
+  if (S.closed) return;
+  S.closed = true;
+  for (Relay* r : S.relays)
+    if (r) {
+      closeSide(r->c, true);
+      closeSide(r->b, true);
+      destroy(r);
+    }
+  S.relays.clear();
+  drainGraveyard();
+  for (Relay* r : S.graveyard) destroy(r);
+  S.graveyard.clear();
+  S.again.clear();
+  for (Listener* l : S.listeners)
+    if (l) {
+      close(l->fd);
+      delete l;
+    }
+  S.listeners.clear();
+  S.live = 0;
+  for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&S.epPoll), reinterpret_cast<uv_handle_t*>(&S.check),
+                         reinterpret_cast<uv_handle_t*>(&S.idle), reinterpret_cast<uv_handle_t*>(&S.timer)})
+    if (!uv_is_closing(h)) uv_close(h, nullptr);
+  close(S.epfd);
+  if (S.spareFd >= 0) close(S.spareFd);
+  S.spareFd = -1;
+  S.counters = nullptr;
+  S.counterSlots = 0;
+}
+
 // init(onEvents, counters: Float64Array)
 napi_value Init(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -561,6 +604,7 @@ napi_value Init(napi_env env, napi_callback_info info) {
     uv_check_start(&S.check, onCheck);
     uv_idle_init(S.loop, &S.idle);
     uv_timer_init(S.loop, &S.timer);
+    napi_add_env_cleanup_hook(env, cleanup, nullptr);
     for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&S.check), reinterpret_cast<uv_handle_t*>(&S.idle),
                            reinterpret_cast<uv_handle_t*>(&S.timer)})
       uv_unref(h);
@@ -578,7 +622,8 @@ napi_value Counters(napi_env env, napi_callback_info info) {
 }
 
 // adopt(slot, clientFd): takes an accepted connection's descriptor (one an ACCEPTED event gave). Throws
-// when it cannot, and closes the descriptor then.
+// when it cannot, and closes the descriptor then. Either way the slot's first counter is 0 on return:
+// another thread that handed the descriptor over (with -1 there) knows from it whether it is taken.
 napi_value Adopt(napi_env env, napi_callback_info info) {
   if (!S.env) return throwError(env, "relay.adopt before relay.init");
   napi_value argv[2];
@@ -598,6 +643,7 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   r->b.client = false;
   if (!watch(r->c)) {
     close((int)c);
+    S.counters[slot * COUNTERS] = 0;  // the descriptor is taken (see Adopt's comment)
     delete r;
     return throwError(env, "adopt: epoll_ctl failed");
   }
@@ -768,6 +814,15 @@ napi_value ResetFd(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// shutdown(): what the environment's end does (every connection reset, the listeners and loop handles
+// closed, no callback into JS after it), done while JS still runs normally. A worker thread calls it before
+// it ends: worker threads ended by terminate() with connections open crashed the process now and then in
+// V8's teardown (free(): invalid pointer, in a stress loop); shut first from their own JS, they did not.
+napi_value Shutdown(napi_env env, napi_callback_info) {
+  cleanup(nullptr);
+  return boolean(env, true);
+}
+
 // active(): relays open now
 napi_value Active(napi_env env, napi_callback_info) {
   napi_value v;
@@ -786,6 +841,7 @@ napi_value Module(napi_env env, napi_value exports) {
       {"unlisten", nullptr, Unlisten, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"resetFd", nullptr, ResetFd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"active", nullptr, Active, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"shutdown", nullptr, Shutdown, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

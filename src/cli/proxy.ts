@@ -11,6 +11,7 @@ import {
   type ProxyConfig,
   hostPortProblem,
   controlPathProblem,
+  MAX_WORKERS,
   isMulticast,
 } from "../proxy/config.ts";
 import { SYNC_DEFAULTS, type SyncDaemonOptions } from "../proxy/sync.ts";
@@ -34,6 +35,8 @@ export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|no
                                          packet mode: raw-socket full-NAT on the interfaces IF, sources
                                          rewritten to ADDR (one per family, dedicated); needs CAP_NET_RAW
                                          and CAP_NET_ADMIN and the native addon (docs/proxy.md)
+                         [--workers N|auto]  socket mode's threads pumping bytes, 1..${MAX_WORKERS} (default auto:
+                                         the cores the process may use); one core schedules for all
        wasmvs proxy [run] --kubeconfig PATH|--in-cluster --node-name N --node-ip IP[,IP]
                           [--kube-proxy-config KPC.yaml] [-c FILE]
                                          serve a cluster's Services as kube-proxy's IPVS mode maps them
@@ -68,6 +71,7 @@ const RUN: CommandSpec = {
     "--local-address": { kind: "list", check: checks.ip },
     "--batch-size": { kind: "value", check: checks.int(1, 4096) },
     "--packet-io": { kind: "value", check: checks.oneOf(["ring", "mmsg"]) },
+    "--workers": { kind: "value", check: (v) => (v === "auto" ? undefined : checks.int(1, MAX_WORKERS)(v)) },
     "--kubeconfig": { kind: "value" },
     "--in-cluster": { kind: "flag" },
     "--node-name": { kind: "value", check: checks.nonEmpty },
@@ -151,6 +155,8 @@ export async function proxyMain(argv: string[]): Promise<number> {
         if (batch !== undefined) cfg.options.packet.batchSize = Number(batch);
         const packetIo = a.get("--packet-io");
         if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg";
+        const workers = a.get("--workers");
+        if (workers !== undefined) cfg.options.workers = workers === "auto" ? 0 : Number(workers);
         if (sync.daemons) cfg.options.syncDaemons = sync.daemons;
         if (cfg.options.mode === "packet") {
           const problems = packetModeProblems(cfg.options, cfg.state.services);

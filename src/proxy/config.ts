@@ -44,6 +44,7 @@ export interface ProxyOptions {
   tick: number; // ms between timer runs (core.advance, idle checks)
   logLevel: "debug" | "info" | "warn" | "error";
   pump: "native" | "js"; // socket mode's byte pump: the native relay (JS pump if not built) or JS only
+  workers: number; // socket mode's pump threads (src/proxy/workers.ts); 0: the cores the process may use
   settings: Record<string, number>; // Core.set sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   packet: PacketModeOptions;
   syncDaemons: SyncDaemonOptions[]; // connection sync (src/proxy/sync.ts): master and/or backup, packet mode
@@ -92,6 +93,7 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   idleTimeout: 900,
   logLevel: "info",
   pump: "native",
+  workers: 0,
   settings: {},
   packet: {
     interfaces: [],
@@ -104,6 +106,8 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   },
   syncDaemons: [],
 };
+
+export const MAX_WORKERS = 1024;
 
 export const healthKey = (s: VirtualService, r: Pick<RealServer, "addr" | "port">) =>
   `${serviceKey(s)}|${realServerKey(r)}`;
@@ -285,6 +289,7 @@ const PROXY_KEYS = [
   "suppressKernel",
   "idleTimeout",
   "packetIo",
+  "workers",
   "syncDaemons",
   "forward",
 ];
@@ -378,6 +383,9 @@ function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
   }
   options.packet.io = w.str(p.get("packetIo"), "proxy.packetIo", "ring", ["ring", "mmsg"]) as PacketModeOptions["io"];
   options.pump = w.str(p.get("pump"), "proxy.pump", "native", ["native", "js"]) as ProxyOptions["pump"];
+  const wn = p.get("workers");
+  if (!(isScalar(wn) && wn.value === "auto"))
+    options.workers = w.num(wn, "proxy.workers", 1, MAX_WORKERS, DEFAULT_OPTIONS.workers);
   const sn = p.get("settings");
   if (sn !== undefined) {
     const known = [
@@ -565,6 +573,8 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
 // (Run from the command line, --interface and --local-address may supply them; cli.ts checks again.)
 export function packetModeProblems(o: ProxyOptions, services: VirtualService[]): string[] {
   const out: string[] = [];
+  if (o.workers > 1)
+    out.push(`packet mode runs one worker so far: --workers ${o.workers} (proxy.workers) is socket mode's`);
   if (!o.packet.interfaces.length)
     out.push("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");
   for (const v6 of [false, true]) {

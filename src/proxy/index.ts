@@ -11,6 +11,7 @@ import { type ProxyConfig, type HealthSpec, loadConfig, healthKey } from "./conf
 import { type ApplyResult, Tables, destKey } from "./tables.ts";
 import { Slicer } from "./slice.ts";
 import { SocketForwarder } from "./socket.ts";
+import { usableCores } from "./workers.ts";
 import { PacketForwarder } from "./packet.ts";
 import type { Forwarder } from "./forwarder.ts";
 import { HealthManager } from "./health.ts";
@@ -158,7 +159,10 @@ export class Proxy {
     } else {
       const listeners = cfg.state.services.length;
       const limit = ensureFileLimit(listeners, log, o.maxConns || 16384);
-      const maxConns = o.maxConns || Math.max(16, Math.floor((limit - listeners - 64) / 2));
+      const workers = o.workers || usableCores();
+      // a worker thread holds about 6 descriptors of its own (its loop's, its relay's epoll and spare)
+      const threadFds = workers > 1 ? 8 * workers : 0;
+      const maxConns = o.maxConns || Math.max(16, Math.floor((limit - listeners - 64 - threadFds) / 2));
       this.fw = new SocketForwarder(
         core,
         this.tables,
@@ -170,6 +174,7 @@ export class Proxy {
           decisionLog,
           pump: o.pump,
           idleTimeoutMs: o.idleTimeout * 1000,
+          workers,
         },
         log,
       );
@@ -211,7 +216,7 @@ export class Proxy {
       control: cfg.options.control,
       metrics: cfg.options.metrics,
       ...(p.fw instanceof SocketForwarder
-        ? { pump: p.fw.relay ? "native" : "js", maxConns: p.fw.opts.maxConns }
+        ? { pump: p.fw.relay ? "native" : "js", maxConns: p.fw.opts.maxConns, workers: p.fw.workers?.count ?? 1 }
         : { interfaces: cfg.options.packet.interfaces, localAddresses: cfg.options.packet.localAddresses }),
     });
     return p;

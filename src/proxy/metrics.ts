@@ -11,6 +11,7 @@ import * as http from "node:http";
 import type { Proxy } from "./index.ts";
 import { destKey } from "./tables.ts";
 import { SocketForwarder } from "./socket.ts";
+import type { PumpWorkers } from "./workers.ts";
 import { PacketForwarder } from "./packet.ts";
 import { serviceKey, realServerKey, type RealServer, type VirtualService } from "../model/types.ts";
 import type { DestStats } from "./forwarder.ts";
@@ -391,6 +392,25 @@ async function scalar(write: Write, name: string, type: "counter" | "gauge", hel
   await write(buf);
 }
 
+// --workers N: each worker's connections, and the restarts and connections lost to workers that died.
+async function workerMetrics(write: Write, w: PumpWorkers): Promise<void> {
+  const st = w.status();
+  await scalar(
+    write,
+    "wasmvs_proxy_worker_tcp_connections",
+    "gauge",
+    "TCP connections each worker thread pumps now",
+    st.connections.map((n, i) => [`{worker="${i}"}`, n]),
+  );
+  await scalar(
+    write,
+    "wasmvs_proxy_worker_restarts_total",
+    "counter",
+    "Worker threads that died and were started again",
+    [["", st.restarts]],
+  );
+}
+
 /** Writes the whole exposition through write (which may wait for the socket to drain). */
 export async function writeMetrics(p: Proxy, write: Write): Promise<void> {
   const s = await snapshot(p);
@@ -480,6 +500,7 @@ export async function writeMetrics(p: Proxy, write: Write): Promise<void> {
     await scalar(write, "wasmvs_proxy_tcp_connections", "gauge", "Proxied TCP connections open now", [
       ["", fw.tcp.size],
     ]);
+    if (fw.workers) await workerMetrics(write, fw.workers);
   } else if (fw instanceof PacketForwarder) {
     const io = fw.ioStats();
     await scalar(

@@ -30,7 +30,9 @@ export const RELAY_EVENT = {
   ACCEPT_FAILED: 7,
 } as const;
 const EVENT_WORDS = 8; // [slot or listener id, kind, a, b, 16 address bytes]
-export const RELAY_CAUSE = { FIN: 0, CLIENT_ERROR: 1, BACKEND_ERROR: 2 } as const;
+// PUMP_LOST never comes from the addon: the worker thread pumping the connection died (workers.ts), its
+// relay having reset both sides
+export const RELAY_CAUSE = { FIN: 0, CLIENT_ERROR: 1, BACKEND_ERROR: 2, PUMP_LOST: 3 } as const;
 export const RELAY_COUNTERS = 4; // in reads, in bytes, out reads, out bytes
 
 export interface RelayOwner {

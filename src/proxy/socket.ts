@@ -7,7 +7,7 @@ import * as net from "node:net";
 import * as dgram from "node:dgram";
 import { readFileSync, readdirSync } from "node:fs";
 import { type Core, TCP_FLAGS } from "../core/index.ts";
-import { addrBytes, afOf, formatAddr } from "../core/addr.ts";
+import { AF_INET, addrBytes, afOf, formatAddr } from "../core/addr.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
 import type { VirtualService } from "../model/types.ts";
 import type { Logger } from "./log.ts";
@@ -17,6 +17,7 @@ import { Slicer } from "./slice.ts";
 
 export type { DestStats, Decision } from "./forwarder.ts";
 import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
+import { type ConnPump, PumpWorkers } from "./workers.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
 
@@ -29,6 +30,7 @@ export interface ForwarderOptions {
   pump?: "native" | "js";
   idleTimeoutMs?: number; // a TCP connection that moves no byte this long is closed (default 900 s)
   fileLimit?: number; // open files allowed (default: RLIMIT_NOFILE's soft limit as it is now)
+  workers?: number; // threads pumping TCP bytes (workers.ts); 1 or absent: the main thread pumps
 }
 
 // Descriptors kept back from the budget: 64 for everything else the process opens (health checks, the
@@ -110,11 +112,13 @@ class TcpConn implements Flow, RelayOwner {
   st!: DestStats;
   // the native relay's slot once it pumps this connection (-1: the JS pump), and its counters as last read
   slot = -1;
+  pump: ConnPump | null = null; // the main thread's relay or a worker's
   inReads = 0;
   inBytes = 0;
   outReads = 0;
   outBytes = 0;
   private caddrText = "";
+  private clientKeyMemo: number | string | undefined;
   // client: the accepted socket when JS pumps; null when the native relay accepted (it holds the descriptor)
   constructor(
     readonly fw: SocketForwarder,
@@ -129,6 +133,16 @@ class TcpConn implements Flow, RelayOwner {
   }
   get caddr() {
     return this.caddrText || (this.caddrText = formatAddr(this.af, this.cbytes));
+  }
+  // the client's address and port as a map key: a number for IPv4 (no string per connection)
+  get clientKey(): number | string {
+    if (this.clientKeyMemo !== undefined) return this.clientKeyMemo;
+    const b = this.cbytes;
+    this.clientKeyMemo =
+      this.af === AF_INET
+        ? (((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0) * 65536 + this.cport
+        : `${Buffer.from(b.buffer, b.byteOffset, 16).toString("hex")}.${this.cport}`;
+    return this.clientKeyMemo;
   }
   feed(dir: "in" | "out", flags: number) {
     if (this.idx < 0) return;
@@ -148,7 +162,7 @@ class TcpConn implements Flow, RelayOwner {
   resetAll() {
     if (this.slot >= 0) {
       this.collect();
-      this.fw.relay!.close(this.slot);
+      this.pump!.close(this.slot);
       this.slot = -1;
     } else {
       this.client?.resetAndDestroy();
@@ -161,13 +175,14 @@ class TcpConn implements Flow, RelayOwner {
   // Adds what the native relay pumped since the last look to the destination's counters.
   collect() {
     if (this.slot < 0) return;
-    const a = this.fw.relay!.counters,
+    const a = this.pump!.counters,
       o = this.slot * RELAY_COUNTERS;
     const inReads = a[o],
       inBytes = a[o + 1],
       outReads = a[o + 2],
       outBytes = a[o + 3];
-    if (inReads === this.inReads && outReads === this.outReads) return;
+    // a worker not yet holding the connection marks it with -1 (workers.ts)
+    if (inReads < 0 || (inReads === this.inReads && outReads === this.outReads)) return;
     const st = this.st;
     st.inPkts += inReads - this.inReads;
     st.inBytes += inBytes - this.inBytes;
@@ -207,6 +222,9 @@ class TcpConn implements Flow, RelayOwner {
     this.slot = -1;
     if (this.done) return;
     if (cause === RELAY_CAUSE.FIN) this.feed("in", ACK);
+    // the client's reset came from this side, as a backend's would: so fed (a client's RST leaves an entry
+    // in SYN_RECV counted active for 60 s more, as in the kernel; this one ends it)
+    else if (cause === RELAY_CAUSE.PUMP_LOST) this.feed("out", RST);
     else {
       this.fw.log.debug(cause === RELAY_CAUSE.CLIENT_ERROR ? "client error" : "backend error", {
         dest: this.destKey,
@@ -220,6 +238,7 @@ class TcpConn implements Flow, RelayOwner {
     if (this.done) return;
     this.done = true;
     this.fw.tcp.delete(this);
+    this.fw.forgetClient(this);
     if (this.fw.byIdx.get(this.idx) === this) {
       this.fw.byIdx.delete(this.idx);
       // a flow whose destination was deleted while it drained: its last state changes were dropped by the
@@ -286,6 +305,9 @@ export class SocketForwarder implements Forwarder {
   readonly listeners = new Map<string, Listener>();
   readonly tcp = new Set<TcpConn>();
   readonly byIdx = new Map<number, Flow>();
+  // each open TCP connection by its service and client address and port: the OS accepting one of these
+  // 4-tuples again proves the old socket gone, whether or not its end has reached this thread yet
+  private readonly tcpByClient = new Map<string, Map<number | string, TcpConn>>();
   readonly stats = new Map<string, DestStats>();
   readonly drops = new Map<string, number>();
   readonly removedAt = new Map<string, number>(); // destination or service key -> when it was removed (ms)
@@ -299,6 +321,7 @@ export class SocketForwarder implements Forwarder {
   private t0 = performance.now();
   private idleWaiters: (() => void)[] = [];
   readonly relay: NativeRelay | null = null;
+  readonly workers: PumpWorkers | null = null;
 
   constructor(
     readonly core: Core,
@@ -314,6 +337,20 @@ export class SocketForwarder implements Forwarder {
         log.warn("native relay not loaded; TCP bytes go through the JS pump (build it with npm install)", { error: r });
       else this.relay = r;
     }
+    const workers = opts.workers ?? 1;
+    if (workers > 1 && this.relay) {
+      const relay = this.relay;
+      // a slot per connection the budget allows, and room for those whose release is still on its way
+      this.workers = new PumpWorkers(
+        workers,
+        opts.maxConns + 1024,
+        (fd) => relay.resetFd(fd),
+        log,
+        (n) => {
+          for (let i = 0; i < n; i++) this.drop("worker_died");
+        },
+      );
+    } else if (workers > 1) log.warn("--workers needs the native relay: one thread pumps", { workers });
   }
 
   // Brings the destinations' byte and packet counters up to date with the native relay's.
@@ -344,6 +381,7 @@ export class SocketForwarder implements Forwarder {
   // Opens listeners for new services, marks those of removed services (they stop taking new flows).
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
+    await this.workers?.ready();
     // a socket listens on one port: all ports (port 0) would need TPROXY or a redirect rule per service
     for (const s of services)
       if (!s.fwmark && !s.port)
@@ -495,15 +533,23 @@ export class SocketForwarder implements Forwarder {
       this.drop("max_conns");
       return;
     }
+    const pump: ConnPump | undefined = this.workers ? this.workers.pick() : relay;
+    if (!pump) {
+      relay.resetFd(fd);
+      this.drop("no_worker");
+      return;
+    }
     const c = new TcpConn(this, l, null, af, addr.slice(), cport);
     try {
-      c.slot = relay.adopt(fd, c);
+      c.pump = pump;
+      c.slot = pump.adopt(fd, c);
     } catch (e) {
       this.drop("relay_refused");
       this.log.warn("native relay cannot take the connection", { service: l.key, error: (e as Error).message });
       return;
     }
     this.tcp.add(c);
+    this.supersede(c);
     this.schedule(c, false);
   }
 
@@ -547,6 +593,7 @@ export class SocketForwarder implements Forwarder {
       }
     });
     this.tcp.add(c);
+    this.supersede(c);
     if (!this.schedule(c, false)) return;
   }
 
@@ -568,6 +615,29 @@ export class SocketForwarder implements Forwarder {
   // socket, JS_FD_MARGIN left over (see there: past it libuv would close waiting clients without a word).
   private jsFdRoom(): boolean {
     return this.fdsAtStart + this.fdsInUse() + 2 + JS_FD_MARGIN <= this.fileLimit;
+  }
+
+  // A new connection from a client address and port that an open one still holds here: the old socket is gone
+  // (the OS would not accept the same 4-tuple twice), only its end has not reached this thread yet: a worker
+  // that died and has not been seen to, or a close on its way from a worker. Its entry is closed first, as
+  // its RST would have closed it, so the new SYN is scheduled afresh (else it lands on the old entry, which a
+  // late RST for the old connection then closes under the new one, or leaves counted active).
+  private supersede(c: TcpConn) {
+    let m = this.tcpByClient.get(c.l.key);
+    if (!m) this.tcpByClient.set(c.l.key, (m = new Map()));
+    const old = m.get(c.clientKey);
+    if (old && !old.done) {
+      this.drop("superseded");
+      old.close("superseded: the same client address and port connected again");
+    }
+    m.set(c.clientKey, c);
+  }
+
+  forgetClient(c: TcpConn) {
+    const m = this.tcpByClient.get(c.l.key);
+    if (m?.get(c.clientKey) !== c) return;
+    m.delete(c.clientKey);
+    if (!m.size) this.tcpByClient.delete(c.l.key);
   }
 
   // Schedules c through the core and connects; false when refused.
@@ -611,7 +681,7 @@ export class SocketForwarder implements Forwarder {
 
   private connect(c: TcpConn) {
     if (c.native) {
-      this.relay!.connect(c.slot, c.daddr, c.dport, c.l.connectMs);
+      c.pump!.connect(c.slot, c.daddr, c.dport, c.l.connectMs);
       return;
     }
     const b = net.connect({ host: c.daddr, port: c.dport, allowHalfOpen: true, noDelay: true });
@@ -868,6 +938,7 @@ export class SocketForwarder implements Forwarder {
   status(): Record<string, unknown> {
     return {
       pump: this.relay ? "native" : "js",
+      ...(this.workers ? { workers: this.workers.status() } : {}),
       tcp: this.tcp.size,
       udpFlows: this.udpCount,
       drops: Object.fromEntries(this.drops),
@@ -884,5 +955,6 @@ export class SocketForwarder implements Forwarder {
     }
     this.listeners.clear();
     for (const c of [...this.tcp]) c.close("shutdown");
+    await this.workers?.stop();
   }
 }
