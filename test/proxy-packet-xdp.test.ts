@@ -307,6 +307,23 @@ if (why) {
     assert.is(await stopProxy(), 0);
     for (const dev of [IF.lc, IF.lb]) assert.not.ok(xdpOn(dev), `no XDP program left on ${dev}`);
   });
+
+  test("a killed proxy (SIGKILL) leaves no XDP program either: a BPF link goes with its process", async () => {
+    rmSync(CTL, { force: true });
+    await startProxy();
+    assert.ok(xdpOn(IF.lc), "attached again");
+    await ctl.close();
+    const p = proxy!;
+    const gone = new Promise((r) => p.once("exit", r));
+    p.kill("SIGKILL");
+    await gone;
+    let on = true;
+    for (let i = 0; i < 40 && on; i++) {
+      on = xdpOn(IF.lc) || xdpOn(IF.lb);
+      if (on) await sleep(50);
+    }
+    assert.not.ok(on, "both interfaces are free of it");
+  });
 }
 
 test.run();

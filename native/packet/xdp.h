@@ -370,6 +370,11 @@ inline bool open(Xdp* x, const std::vector<std::string>& ifaces, std::string* er
 inline bool setAddresses(Xdp* x, const std::set<std::array<uint8_t, 16>>& vips, std::string* err) {
   std::set<std::array<uint8_t, 16>> want = vips;
   want.insert(x->fixed.begin(), x->fixed.end());
+  if (want.size() > kMaxAddresses) {  // refused before the map changes
+    *err = "XDP address map: " + std::to_string(want.size()) + " addresses, more than its " +
+           std::to_string(kMaxAddresses);
+    return false;
+  }
   std::vector<std::array<uint8_t, 16>> stale;
   std::array<uint8_t, 16> key{}, next{};
   bool first = true;
@@ -381,7 +386,7 @@ inline bool setAddresses(Xdp* x, const std::set<std::array<uint8_t, 16>>& vips, 
   const uint8_t one = 1;
   for (const auto& k : want)
     if (bpf_map_update_elem(x->addrs, k.data(), &one, BPF_ANY) < 0) {
-      *err = "XDP address map: " + errnoText(errno) + (errno == E2BIG ? " (more than 65,536 addresses)" : "");
+      *err = "XDP address map: " + errnoText(errno);
       return false;
     }
   for (const auto& k : stale) bpf_map_delete_elem(x->addrs, k.data());
