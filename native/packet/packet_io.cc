@@ -393,6 +393,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
   io->outDesc4.resize(n);
   io->outDesc6.resize(n);
   io->scratch.resize(io->slot > toobig::kMaxError ? io->slot : toobig::kMaxError);
+  io->icmpLimit.load();
   napi_value ext;
   napi_create_external(env, io, finalizeIo, nullptr, &ext);
   return ext;
@@ -891,7 +892,7 @@ void overMtu(Io* io, const uint8_t* d, const uint8_t* p, uint32_t len, uint32_t 
     io->c.txIcmpUnquoted++;
     return;
   }
-  if (!io->icmpLimit.allow(nowMs)) {
+  if (io->icmpLimit.applies(v6) && !io->icmpLimit.allow(nowMs)) {
     io->c.txIcmpLimited++;
     return;
   }
