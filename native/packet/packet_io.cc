@@ -267,6 +267,42 @@ int openTx(int family, std::string* err) {
   return fd;
 }
 
+// The AF_PACKET receive sockets, one per interface and family, with rings when io->useRing; when a ring cannot
+// be had, all of them again without (why: ringFallback). False with err, nothing left open, when a socket
+// cannot be had.
+bool openRxSockets(Io* io, const std::vector<std::string>& ifaces, uint32_t rcvbuf, std::string* err) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    bool again = false;
+    if (io->useRing) io->rxRings.reserve(ifaces.size() * 2);
+    for (const std::string& ifn : ifaces) {
+      for (uint16_t proto : {uint16_t(ETH_P_IP), uint16_t(ETH_P_IPV6)}) {
+        ring::Rx* r = nullptr;
+        if (io->useRing) {
+          io->rxRings.emplace_back();
+          r = &io->rxRings.back();
+        }
+        int fd = openRx(ifn, proto, rcvbuf, r, err);
+        if (fd == -2) {  // the ring, not the socket: start again without rings, and say why
+          io->ringFallback = *err;
+          if (r) io->rxRings.pop_back();
+          closeFds(io);
+          io->useRing = false;
+          again = true;
+          break;
+        }
+        if (fd < 0) {
+          closeFds(io);
+          return false;
+        }
+        io->rx.push_back(fd);
+      }
+      if (again) break;
+    }
+    if (!again) break;
+  }
+  return true;
+}
+
 // The AF_XDP sockets and the redirect program on every interface, taking over the local addresses at once
 // (the services' addresses follow with setAddresses); false with why when AF_XDP cannot be had.
 bool openXdp(Io* io, const std::vector<std::string>& ifaces, std::string* why) {
@@ -339,35 +375,9 @@ napi_value Open(napi_env env, napi_callback_info info) {
     io->useXdp = openXdp(io, ifaces, &io->xdpFallback);
     io->useRing = !io->useXdp;  // what AF_XDP cannot do, the rings do (and say why in xdpFallback)
   }
-  for (int attempt = 0; attempt < 2 && !io->useXdp; attempt++) {
-    bool again = false;
-    if (io->useRing) io->rxRings.reserve(ifaces.size() * 2);
-    for (const std::string& ifn : ifaces) {
-      for (uint16_t proto : {uint16_t(ETH_P_IP), uint16_t(ETH_P_IPV6)}) {
-        ring::Rx* r = nullptr;
-        if (io->useRing) {
-          io->rxRings.emplace_back();
-          r = &io->rxRings.back();
-        }
-        int fd = openRx(ifn, proto, rcvbuf, r, &err);
-        if (fd == -2) {  // the ring, not the socket: start again without rings, and say why
-          io->ringFallback = err;
-          if (r) io->rxRings.pop_back();
-          closeFds(io);
-          io->useRing = false;
-          again = true;
-          break;
-        }
-        if (fd < 0) {
-          closeFds(io);
-          delete io;
-          return throwErr(env, err);
-        }
-        io->rx.push_back(fd);
-      }
-      if (again) break;
-    }
-    if (!again) break;
+  if (!io->useXdp && !openRxSockets(io, ifaces, rcvbuf, &err)) {
+    delete io;
+    return throwErr(env, err);
   }
   io->tx4 = openTx(AF_INET, &err);
   if (io->tx4 >= 0) io->tx6 = openTx(AF_INET6, &err);
