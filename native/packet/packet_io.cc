@@ -611,11 +611,9 @@ uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data) {
     uint32_t rxIdx = 0, fillIdx = 0;
     const uint32_t n = xsk_ring_cons__peek(&s.rx, max - out, &rxIdx);
     if (!n) continue;
-    // the fill ring holds every rx frame the kernel has not handed over, so there is room for these
-    xsk_ring_prod__reserve(&s.fill, n, &fillIdx);
     for (uint32_t i = 0; i < n; i++) {
       const xdp_desc* d = xsk_ring_cons__rx_desc(&s.rx, rxIdx + i);
-      *xsk_ring_prod__fill_addr(&s.fill, fillIdx + i) = d->addr & ~uint64_t(xdp::kFrameSize - 1);
+      s.refill.push_back(d->addr & ~uint64_t(xdp::kFrameSize - 1));
       const uint8_t* f = s.area + d->addr;
       const uint32_t len = d->len;
       if (len < ETH_HLEN + 20 || !((f[12] == 0x08 && f[13] == 0x00) || (f[12] == 0x86 && f[13] == 0xdd))) {
@@ -632,7 +630,15 @@ uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data) {
       if (admit(io, desc, out, out, p, len - ETH_HLEN, looksUnfinished(p, len - ETH_HLEN))) out++;
     }
     xsk_ring_cons__release(&s.rx, n);
-    xsk_ring_prod__submit(&s.fill, n);
+    // The frames go back to the fill ring once copied. The kernel says how far it has read that ring a little
+    // after it hands over the rx entries (xsk_flush), so the ring is twice the frames (xdp.h); a reservation
+    // that fails all the same keeps the frames for the next call rather than write where it may not.
+    const uint32_t back = uint32_t(s.refill.size());
+    if (xsk_ring_prod__reserve(&s.fill, back, &fillIdx) == back) {
+      for (uint32_t i = 0; i < back; i++) *xsk_ring_prod__fill_addr(&s.fill, fillIdx + i) = s.refill[i];
+      xsk_ring_prod__submit(&s.fill, back);
+      s.refill.clear();
+    }
     io->c.rxXdpFrames += n;
     if (xsk_ring_prod__needs_wakeup(&s.fill)) {
       io->c.rxXdpWakeups++;

@@ -60,6 +60,7 @@ struct Sock {
   int fd = -1;
   uint32_t rxFrames = kMinRxFrames;  // a power of two: the fill and rx rings' size
   std::vector<uint64_t> txFree;      // tx frames neither queued nor in flight
+  std::vector<uint64_t> refill;      // rx frames read, not yet back in the fill ring
   uint32_t pending = 0;              // queued since the last kick
 };
 
@@ -245,7 +246,9 @@ inline bool openSock(Sock* s, const std::string& ifname, std::string* err) {
   }
   s->area = static_cast<uint8_t*>(m);
   xsk_umem_config uc{};
-  uc.fill_size = s->rxFrames;
+  // fill and tx rings twice their frames: the kernel publishes how far it has read them after it hands the
+  // frames back, and a reservation must never find a ring full of entries it has in fact read
+  uc.fill_size = 2 * s->rxFrames;
   uc.comp_size = kTxFrames;
   uc.frame_size = kFrameSize;
   uc.frame_headroom = 0;
@@ -257,7 +260,7 @@ inline bool openSock(Sock* s, const std::string& ifname, std::string* err) {
   }
   xsk_socket_config sc{};
   sc.rx_size = s->rxFrames;
-  sc.tx_size = kTxFrames;
+  sc.tx_size = 2 * kTxFrames;
   sc.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD;  // our program, not libxdp's (which takes every frame)
   sc.bind_flags = XDP_USE_NEED_WAKEUP;                    // zero-copy where the driver has it, else copy
   r = xsk_socket__create(&s->xsk, ifname.c_str(), s->queue, s->umem, &s->rx, &s->tx, &sc);
@@ -275,6 +278,7 @@ inline bool openSock(Sock* s, const std::string& ifname, std::string* err) {
   for (uint32_t i = 0; i < s->rxFrames; i++) *xsk_ring_prod__fill_addr(&s->fill, idx + i) = uint64_t(i) * kFrameSize;
   xsk_ring_prod__submit(&s->fill, s->rxFrames);
   s->txFree.reserve(kTxFrames);
+  s->refill.reserve(s->rxFrames);
   for (uint32_t i = 0; i < kTxFrames; i++) s->txFree.push_back(uint64_t(s->rxFrames + i) * kFrameSize);
   return true;
 }
