@@ -119,7 +119,7 @@ ${[
   );
   proxy.stdout!.on("data", (d) => (proxyLog += d));
   proxy.stderr!.on("data", (d) => (proxyLog += d));
-  const end = Date.now() + 20000;
+  const end = Date.now() + 45000; // a loaded machine (VM tests beside it) can take this long to start a proxy
   while (!existsSync(CTL)) {
     if (proxy.exitCode !== null) throw new Error(`the packet-mode proxy exited (${proxy.exitCode}): ${proxyLog}`);
     if (Date.now() > end) throw new Error(`the packet-mode proxy did not open its control socket: ${proxyLog}`);
