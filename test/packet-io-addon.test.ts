@@ -13,14 +13,14 @@ import { isRoot, skip } from "./helpers/skip.ts";
 const { addon, error } = loadPacketAddon();
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
-test("--packet-io and proxy.packetIo take ring or mmsg and nothing else", () => {
+test("--packet-io and proxy.packetIo take ring, mmsg or xdp and nothing else", () => {
   const dir = mkdtempSync(`${tmpdir()}/wpio-`);
   try {
     writeFileSync(
       `${dir}/p.yaml`,
       "services:\n  - { protocol: udp, addr: 10.9.9.9, port: 53, realServers: [ { addr: 10.9.8.1 } ] }\n",
     );
-    for (const v of ["rings", "__proto__", "constructor", ""]) {
+    for (const v of ["rings", "__proto__", "constructor", "", "XDP", "af_xdp"]) {
       const r = spawnSync(
         process.execPath,
         [
@@ -38,10 +38,10 @@ test("--packet-io and proxy.packetIo take ring or mmsg and nothing else", () => 
         { encoding: "utf8" },
       );
       assert.is(r.status, 2, `--packet-io '${v}': ${r.stderr}`);
-      assert.match(r.stderr, `--packet-io '${v}' is not one of ring, mmsg`);
+      assert.match(r.stderr, `--packet-io '${v}' is not one of ring, mmsg, xdp`);
       assert.match(r.stderr, "usage: wasmvs proxy");
     }
-    for (const v of ["rings", "__proto__", "7", "[ring]", "{ toString: ring }"]) {
+    for (const v of ["rings", "__proto__", "7", "[ring]", "{ toString: ring }", "[xdp]"]) {
       writeFileSync(`${dir}/q.yaml`, `proxy: { mode: packet, packetIo: ${v} }\nservices: []\n`);
       const r = spawnSync(process.execPath, [`${ROOT}/bin/wasmvs.js`, "proxy", "check", "-c", `${dir}/q.yaml`], {
         encoding: "utf8",
@@ -65,7 +65,7 @@ if (!addon) {
     const base = { interfaces: ["lo"], local: [] as string[], maxPackets: 8, slot: 2048 };
     const bad = ["rings", "", "__proto__", "constructor", "toString", 7, null, { toString: () => "ring" }, ["ring"]];
     for (const io of bad) {
-      const notIo = /options\.io must be 'ring' or 'mmsg'/;
+      const notIo = /options\.io must be 'ring', 'mmsg' or 'xdp'/;
       assert.throws(() => addon.open({ ...base, io: io as any }), notIo, `io ${String(io)}`);
     }
     assert.throws(() => addon.open({ ...base, interfaces: [] }), /options\.interfaces must be a non-empty array/);
@@ -101,6 +101,17 @@ if (!addon) {
           }
           assert.is(addon.send(h, mem, 0, 256, 0xffffffff), 0, "nothing sent for descriptors outside the memory");
           assert.is(addon.stats(h).txPackets, 0);
+          // the addresses AF_XDP takes: checked whatever the I/O (a no-op without AF_XDP)
+          const notList = /addresses must be an array of strings/;
+          for (const bad of ["10.0.0.1", 7, null, { 0: "10.0.0.1" }, [7], [null], [["10.0.0.1"]]])
+            assert.throws(() => addon.setAddresses(h, bad as any), notList, `setAddresses(${JSON.stringify(bad)})`);
+          for (const bad of ["__proto__", "constructor", "toString", "", "10.0.0.256", "::1::", "10.0.0.1/24"])
+            assert.throws(
+              () => addon.setAddresses(h, ["10.0.0.1", bad]),
+              new RegExp(`'${bad.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}' is not an IPv4 or IPv6 address`),
+            );
+          assert.throws(() => (addon.setAddresses as any)(h), /setAddresses\(handle, addresses\)/);
+          addon.setAddresses(h, ["10.0.0.1", "fd00::1"]);
         } finally {
           addon.close(h);
         }
@@ -166,7 +177,8 @@ console.log(JSON.stringify({ up, down: addon.stats(h) }));
 
     test(
       "packets over the route's MTU from hand-made descriptors: beyond a slot, no kept headers, no DF; " +
-        "each counted, never written past the addon's buffers",
+        "each counted, never written past the addon's buffers; with AF_XDP too, whose address map refuses more " +
+        "addresses than it holds, naming the count, and whose program goes with the handle",
       () => {
         const ns = `wpim${(process.pid % 46656).toString(36)}`;
         const dir = mkdtempSync(`${tmpdir()}/wpio-`);
@@ -179,7 +191,7 @@ console.log(JSON.stringify({ up, down: addon.stats(h) }));
           `import { loadPacketAddon } from "${ROOT}src/proxy/packet.ts";
 const addon = loadPacketAddon().addon!;
 const out: Record<string, unknown> = {};
-for (const io of ["ring", "mmsg"] as const) {
+for (const io of addon.xdp ? (["ring", "mmsg", "xdp"] as const) : (["ring", "mmsg"] as const)) {
   const h = addon.open({ interfaces: ["pioa"], local: [], maxPackets: 4, slot: 2048, io });
   const mem = new ArrayBuffer(4 * 32 + 4 * 2048), u8 = new Uint8Array(mem), dv = new DataView(mem);
   // an IPv4/UDP packet of len bytes at off; df: the DF bit
@@ -197,7 +209,12 @@ for (const io of ["ring", "mmsg"] as const) {
   put(1, 4096, 1400, true, 0xffff); // DF, headers never kept (not received): dropped without an error
   put(2, 6144, 1400, false, 20); // no DF: fragmented
   const sent = addon.send(h, mem, 0, 128, 3);
-  out[io] = { sent, ...addon.stats(h) };
+  // AF_XDP's address map: more addresses than it holds are refused whole, naming the count
+  let refused = "";
+  const many = Array.from({ length: 70000 }, (_, i) => \`10.\${(i >> 16) & 255}.\${(i >> 8) & 255}.\${i & 255}\`);
+  try { addon.setAddresses(h, many); } catch (e) { refused = (e as Error).message; }
+  addon.setAddresses(h, ["10.235.0.1", "fd35::1"]);
+  out[io] = { sent, refused, ...addon.stats(h) };
   addon.close(h);
 }
 console.log(JSON.stringify(out));
@@ -216,7 +233,7 @@ console.log(JSON.stringify(out));
           });
           assert.is(r.status, 0, r.stderr);
           const all = JSON.parse(r.stdout.trim().split("\n").pop()!);
-          for (const io of ["ring", "mmsg"]) {
+          for (const io of addon.xdp ? ["ring", "mmsg", "xdp"] : ["ring", "mmsg"]) {
             const st = all[io];
             const js = `${io}: ${JSON.stringify(st)}`;
             assert.is(st.io, io, js);
@@ -226,7 +243,11 @@ console.log(JSON.stringify(out));
             assert.is(st.txFragmented, 1, `the one without DF fragmented: ${js}`);
             assert.is(st.txFragments, 2, `in two pieces (1280 and the rest): ${js}`);
             assert.is(st.txPackets, 1, `and counted sent once: ${js}`);
+            if (io === "xdp") assert.match(st.refused, "XDP address map: 70000 addresses, more than its 65536");
+            else assert.is(st.refused, "", "without AF_XDP the addresses go nowhere, whatever their number");
           }
+          const link = spawnSync("ip", ["-n", ns, "-d", "link", "show", "dev", "pioa"], { encoding: "utf8" }).stdout;
+          assert.not.match(link, /prog\/xdp/, `closing the handle took the XDP program off: ${link}`);
         } finally {
           sh(`ip netns del ${ns}`);
           rmSync(dir, { recursive: true, force: true });

@@ -10,11 +10,20 @@ import { nodeGyp, rebuildArgs } from "../gyp.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
+// AF_XDP (--packet-io xdp) goes in when libxdp's and libbpf's headers are installed (binding.gyp asks the same
+// script); without them the addon is built as before, and packet mode says why xdp is not there.
+const xdp =
+  process.platform === "linux" &&
+  spawnSync("sh", [join(here, "has-xdp.sh")], { encoding: "utf8" }).stdout?.trim() === "1";
+const xdpNote = xdp
+  ? "with AF_XDP"
+  : "without AF_XDP: libxdp-dev and libbpf-dev are not installed (apt-get install libxdp-dev libbpf-dev)";
+
 function record(ok, detail) {
   mkdirSync(join(here, "build"), { recursive: true });
   writeFileSync(
     join(here, "build", "status.json"),
-    JSON.stringify({ ok, detail, node: process.version, at: new Date().toISOString() }, null, 2) + "\n",
+    JSON.stringify({ ok, detail, xdp: ok && xdp, node: process.version, at: new Date().toISOString() }, null, 2) + "\n",
   );
 }
 
@@ -28,7 +37,7 @@ const args = [...pre, ...rebuildArgs()];
 const r = spawnSync(cmd, args, { cwd: here, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 if (r.status === 0) {
   record(true, "built");
-  console.log("wasmvs: packet-mode addon built (native/packet/build/Release/wasmvs_packet.node)");
+  console.log(`wasmvs: packet-mode addon built (native/packet/build/Release/wasmvs_packet.node), ${xdpNote}`);
 } else {
   const why =
     (r.error?.message ?? `${r.stderr}\n${r.stdout}`)

@@ -25,6 +25,7 @@
 
 #include <array>
 #include <deque>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@
 #include "nexthop.h"
 #include "ring.h"
 #include "toobig.h"
+#ifdef WASMVS_XDP
+#include "xdp.h"
+#endif
 
 namespace {
 
@@ -63,6 +67,10 @@ struct Counters {
   double txRingKicks = 0;    // sendto() calls that sent a ring's frames
   double txRawFallback = 0;  // ring mode, but sent through the raw socket (next hop unknown, too big, ring full)
   double rxRingBlocks = 0;   // rx ring blocks read
+  double rxXdpFrames = 0;    // frames read from the AF_XDP rx rings
+  double rxXdpWakeups = 0;   // fill ring wake-ups the kernel asked for
+  double txXdpPackets = 0;   // sent through an AF_XDP tx ring (also in txPackets)
+  double txXdpKicks = 0;     // sendto() calls that sent an AF_XDP socket's frames
   int lastTxErrno = 0;
 };
 
@@ -100,6 +108,12 @@ struct Io {
                                   // `kicked` holds pointers across the making of another)
   std::vector<int> txRingless;    // interfaces whose tx ring could not be set up
   std::vector<ring::Tx*> kicked;
+  bool useXdp = false;      // --packet-io xdp, and the program and sockets could be set up
+  std::string xdpFallback;  // why AF_XDP was asked for and not used
+#ifdef WASMVS_XDP
+  xdp::Xdp xdp;
+  std::vector<xdp::Sock*> xdpKicked;
+#endif
   nexthop::Table hops;
   // packets over their route's MTU (toobig.h): each large packet's first bytes as it arrived, by slot
   std::vector<uint8_t> orig;
@@ -155,6 +169,10 @@ bool memoryOf(napi_env env, napi_value v, uint8_t** base, size_t* len) {
 }
 
 void closeFds(Io* io) {
+#ifdef WASMVS_XDP
+  xdp::close(&io->xdp);
+  io->xdpKicked.clear();
+#endif
   for (ring::Rx& r : io->rxRings) {
     r.fd = -1;
     r.release();
@@ -249,7 +267,66 @@ int openTx(int family, std::string* err) {
   return fd;
 }
 
-// open({ interfaces: string[], local: string[], maxPackets, slot, rcvbuf }) -> handle
+// The AF_PACKET receive sockets, one per interface and family, with rings when io->useRing; when a ring cannot
+// be had, all of them again without (why: ringFallback). False with err, nothing left open, when a socket
+// cannot be had.
+bool openRxSockets(Io* io, const std::vector<std::string>& ifaces, uint32_t rcvbuf, std::string* err) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    bool again = false;
+    if (io->useRing) io->rxRings.reserve(ifaces.size() * 2);
+    for (const std::string& ifn : ifaces) {
+      for (uint16_t proto : {uint16_t(ETH_P_IP), uint16_t(ETH_P_IPV6)}) {
+        ring::Rx* r = nullptr;
+        if (io->useRing) {
+          io->rxRings.emplace_back();
+          r = &io->rxRings.back();
+        }
+        int fd = openRx(ifn, proto, rcvbuf, r, err);
+        if (fd == -2) {  // the ring, not the socket: start again without rings, and say why
+          io->ringFallback = *err;
+          if (r) io->rxRings.pop_back();
+          closeFds(io);
+          io->useRing = false;
+          again = true;
+          break;
+        }
+        if (fd < 0) {
+          closeFds(io);
+          return false;
+        }
+        io->rx.push_back(fd);
+      }
+      if (again) break;
+    }
+    if (!again) break;
+  }
+  return true;
+}
+
+// The AF_XDP sockets and the redirect program on every interface, taking over the local addresses at once
+// (the services' addresses follow with setAddresses); false with why when AF_XDP cannot be had.
+bool openXdp(Io* io, const std::vector<std::string>& ifaces, std::string* why) {
+#ifdef WASMVS_XDP
+  for (uint32_t a : io->local4) {
+    std::array<uint8_t, 16> k{};
+    k[10] = k[11] = 0xff;
+    memcpy(k.data() + 12, &a, 4);
+    io->xdp.fixed.insert(k);
+  }
+  for (const auto& a : io->local6) io->xdp.fixed.insert(a);
+  if (xdp::open(&io->xdp, ifaces, why) && xdp::setAddresses(&io->xdp, {}, why)) return true;
+  xdp::close(&io->xdp);
+  return false;
+#else
+  (void)io;
+  (void)ifaces;
+  *why = "the addon was built without AF_XDP (libxdp-dev and libbpf-dev were not installed when it was built: " +
+         std::string("apt-get install libxdp-dev libbpf-dev, then node native/packet/build.mjs)");
+  return false;
+#endif
+}
+
+// open({ interfaces: string[], local: string[], maxPackets, slot, rcvbuf, io }) -> handle
 napi_value Open(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!args(env, info, 1, argv)) return throwErr(env, "open(options) needs an options object");
@@ -287,42 +364,20 @@ napi_value Open(napi_env env, napi_callback_info info) {
   if (hasIo) {
     napi_value v;
     napi_get_named_property(env, argv[0], "io", &v);
-    if (!napi_args::string(env, v, &ioMode) || (ioMode != "ring" && ioMode != "mmsg")) {
+    if (!napi_args::string(env, v, &ioMode) || (ioMode != "ring" && ioMode != "mmsg" && ioMode != "xdp")) {
       delete io;
-      return throwErr(env, "options.io must be 'ring' or 'mmsg'");
+      return throwErr(env, "options.io must be 'ring', 'mmsg' or 'xdp'");
     }
   }
   io->useRing = ioMode == "ring";
   std::string err;
-  for (int attempt = 0; attempt < 2; attempt++) {
-    bool again = false;
-    if (io->useRing) io->rxRings.reserve(ifaces.size() * 2);
-    for (const std::string& ifn : ifaces) {
-      for (uint16_t proto : {uint16_t(ETH_P_IP), uint16_t(ETH_P_IPV6)}) {
-        ring::Rx* r = nullptr;
-        if (io->useRing) {
-          io->rxRings.emplace_back();
-          r = &io->rxRings.back();
-        }
-        int fd = openRx(ifn, proto, rcvbuf, r, &err);
-        if (fd == -2) {  // the ring, not the socket: start again without rings, and say why
-          io->ringFallback = err;
-          if (r) io->rxRings.pop_back();
-          closeFds(io);
-          io->useRing = false;
-          again = true;
-          break;
-        }
-        if (fd < 0) {
-          closeFds(io);
-          delete io;
-          return throwErr(env, err);
-        }
-        io->rx.push_back(fd);
-      }
-      if (again) break;
-    }
-    if (!again) break;
+  if (ioMode == "xdp") {
+    io->useXdp = openXdp(io, ifaces, &io->xdpFallback);
+    io->useRing = !io->useXdp;  // what AF_XDP cannot do, the rings do (and say why in xdpFallback)
+  }
+  if (!io->useXdp && !openRxSockets(io, ifaces, rcvbuf, &err)) {
+    delete io;
+    return throwErr(env, err);
   }
   io->tx4 = openTx(AF_INET, &err);
   if (io->tx4 >= 0) io->tx6 = openTx(AF_INET6, &err);
@@ -348,6 +403,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
   io->outDesc4.resize(n);
   io->outDesc6.resize(n);
   io->scratch.resize(io->slot > toobig::kMaxError ? io->slot : toobig::kMaxError);
+  io->icmpLimit.load();
   napi_value ext;
   napi_create_external(env, io, finalizeIo, nullptr, &ext);
   return ext;
@@ -410,6 +466,43 @@ bool completeChecksum(uint8_t* p, uint32_t len) {
   p[l4 + at] = uint8_t(c >> 8);
   p[l4 + at + 1] = uint8_t(c);
   return true;
+}
+
+// AF_XDP hands over no "checksum left to offload" flag (AF_PACKET's TP_STATUS_CSUMNOTREADY). Such a packet's
+// L4 checksum field holds exactly its pseudo-header sum, folded and not complemented (what the sender's stack
+// writes for the device to finish): a field equal to that sum, over a packet whose checksum does not verify,
+// is one to complete. A correct checksum equals that sum only for a payload summing to 0 or 0xffff, and is
+// then left alone by the verification; the pseudo-header sum is all a packet with a good checksum costs here.
+bool looksUnfinished(const uint8_t* p, uint32_t len) {
+  uint32_t l4 = 0, proto = 0, end = len;
+  uint64_t sum = 0;
+  if (len >= 20 && (p[0] >> 4) == 4) {
+    l4 = (p[0] & 15u) * 4;
+    proto = p[9];
+    if (((p[6] & 0x3f) | p[7]) != 0) return false;
+    const uint32_t tl = (uint32_t(p[2]) << 8) | p[3];
+    if (tl < end) end = tl;
+    for (uint32_t i = 12; i < 20; i += 2) sum += (uint32_t(p[i]) << 8) | p[i + 1];
+  } else if (len >= 40 && (p[0] >> 4) == 6) {
+    if (!ipv6L4(p, len, &l4, &proto)) return false;
+    const uint32_t pl = 40 + ((uint32_t(p[4]) << 8) | p[5]);
+    if (pl < end) end = pl;
+    for (uint32_t i = 8; i < 40; i += 2) sum += (uint32_t(p[i]) << 8) | p[i + 1];
+  } else
+    return false;
+  const uint32_t at = proto == IPPROTO_TCP ? 16 : proto == IPPROTO_UDP ? 6 : 0;
+  if (!at || l4 >= end || l4 + at + 2 > end) return false;
+  sum += proto + (end - l4);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  const uint32_t field = (uint32_t(p[l4 + at]) << 8) | p[l4 + at + 1];
+  if (field != sum && !(field == 0 && sum == 0xffff)) return false;
+  // the whole checksum over pseudo-header and segment: 0xffff when it verifies
+  uint64_t all = sum;
+  uint32_t i = l4;
+  for (; i + 1 < end; i += 2) all += (uint32_t(p[i]) << 8) | p[i + 1];
+  if (i < end) all += uint32_t(p[i]) << 8;
+  while (all >> 16) all = (all & 0xffff) + (all >> 16);
+  return all != 0xffff;
 }
 
 // The packet's own length: an Ethernet frame under 60 bytes arrives padded, and the padding is not part
@@ -506,6 +599,57 @@ uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
   return out;
 }
 
+#ifdef WASMVS_XDP
+// AF_XDP: frames the kernel wrote into the sockets' UMEMs, each copied once into its slot (from the IP header
+// on) and its frame given straight back to the fill ring.
+uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data) {
+  const uint32_t max = io->maxPackets, slot = io->slot;
+  uint32_t out = 0;
+  const size_t ns = io->xdp.socks.size();
+  for (size_t k = 0; k < ns && out < max; k++) {
+    xdp::Sock& s = io->xdp.socks[(io->nextRx + k) % ns];
+    uint32_t rxIdx = 0, fillIdx = 0;
+    const uint32_t n = xsk_ring_cons__peek(&s.rx, max - out, &rxIdx);
+    if (!n) continue;
+    for (uint32_t i = 0; i < n; i++) {
+      const xdp_desc* d = xsk_ring_cons__rx_desc(&s.rx, rxIdx + i);
+      s.refill.push_back(d->addr & ~uint64_t(xdp::kFrameSize - 1));
+      const uint8_t* f = s.area + d->addr;
+      const uint32_t len = d->len;
+      if (len < ETH_HLEN + 20 || !((f[12] == 0x08 && f[13] == 0x00) || (f[12] == 0x86 && f[13] == 0xdd))) {
+        io->c.rxIgnored++;  // the program redirects only IPv4/IPv6; a tagged or short frame is not ours
+        continue;
+      }
+      if (len - ETH_HLEN > slot) {
+        io->c.rxOversize++;
+        continue;
+      }
+      uint8_t* p = data + size_t(out) * slot;
+      memcpy(p, f + ETH_HLEN, len - ETH_HLEN);
+      // no checksum state comes with the frame: a local sender's (veth) offloaded checksum is recognised
+      if (admit(io, desc, out, out, p, len - ETH_HLEN, looksUnfinished(p, len - ETH_HLEN))) out++;
+    }
+    xsk_ring_cons__release(&s.rx, n);
+    // The frames go back to the fill ring once copied. The kernel says how far it has read that ring a little
+    // after it hands over the rx entries (xsk_flush), so the ring is twice the frames (xdp.h); a reservation
+    // that fails all the same keeps the frames for the next call rather than write where it may not.
+    const uint32_t back = uint32_t(s.refill.size());
+    if (xsk_ring_prod__reserve(&s.fill, back, &fillIdx) == back) {
+      for (uint32_t i = 0; i < back; i++) *xsk_ring_prod__fill_addr(&s.fill, fillIdx + i) = s.refill[i];
+      xsk_ring_prod__submit(&s.fill, back);
+      s.refill.clear();
+    }
+    io->c.rxXdpFrames += n;
+    if (xsk_ring_prod__needs_wakeup(&s.fill)) {
+      io->c.rxXdpWakeups++;
+      recvfrom(s.fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+    }
+  }
+  if (out) io->c.rxCalls++;
+  return out;
+}
+#endif
+
 // recv(handle, memory, descPtr, dataPtr) -> packets written (descriptors 0..n-1)
 napi_value Recv(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -524,6 +668,18 @@ napi_value Recv(napi_env env, napi_callback_info info) {
   uint8_t* desc = mem + descPtr;
   uint8_t* data = mem + dataPtr;
 
+#ifdef WASMVS_XDP
+  if (io->useXdp) {
+    double t0 = nowNs();
+    uint32_t got = recvXdp(io, desc, data);
+    io->c.recvNs += nowNs() - t0;
+    io->nextRx = io->xdp.socks.empty() ? 0 : (io->nextRx + 1) % io->xdp.socks.size();
+    io->c.rxPackets += got;
+    napi_value res;
+    napi_create_uint32(env, got, &res);
+    return res;
+  }
+#endif
   if (io->useRing) {
     double t0 = nowNs();
     uint32_t got = recvRings(io, desc, data);
@@ -661,6 +817,59 @@ bool ringQueue(Io* io, const nexthop::Hop* hop, const uint8_t* p, uint32_t len, 
   return true;
 }
 
+#ifdef WASMVS_XDP
+// AF_XDP: the packet into a free tx frame of the outgoing interface's socket behind an Ethernet header; false
+// when it must go through the raw socket (no socket on that interface, too big, no free frame or slot).
+bool xdpQueue(Io* io, const nexthop::Hop* hop, const uint8_t* p, uint32_t len, bool v6) {
+  xdp::Sock* s = nullptr;
+  for (xdp::Sock& x : io->xdp.socks)
+    if (x.ifindex == hop->ifindex) {
+      s = &x;
+      break;
+    }
+  if (!s || len + ETH_HLEN > xdp::kFrameSize) return false;
+  if (s->txFree.empty()) xdp::reclaim(s);
+  uint32_t idx = 0;
+  if (s->txFree.empty() || xsk_ring_prod__reserve(&s->tx, 1, &idx) != 1) return false;
+  const uint64_t addr = s->txFree.back();
+  s->txFree.pop_back();
+  uint8_t* eth = s->area + addr;
+  memcpy(eth, hop->dst, 6);
+  memcpy(eth + 6, hop->src, 6);
+  eth[12] = v6 ? 0x86 : 0x08;
+  eth[13] = v6 ? 0xdd : 0x00;
+  memcpy(eth + ETH_HLEN, p, len);
+  xdp_desc* d = xsk_ring_prod__tx_desc(&s->tx, idx);
+  d->addr = addr;
+  d->len = len + ETH_HLEN;
+  d->options = 0;
+  xsk_ring_prod__submit(&s->tx, 1);
+  if (s->pending++ == 0) io->xdpKicked.push_back(s);
+  return true;
+}
+
+// One sendto() has the kernel send up to 32 frames of a copy-mode socket (it says EAGAIN when more are left),
+// so a batch's frames take a few; the completed frames go back to the free list.
+void kickXdp(Io* io) {
+  for (xdp::Sock* s : io->xdpKicked) {
+    for (uint32_t tries = s->pending / 32 + 4; tries > 0 && xdp::txQueued(s) > 0; tries--) {
+      io->c.txXdpKicks++;
+      if (sendto(s->fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 && errno != EAGAIN && errno != EBUSY &&
+          errno != ENOBUFS) {
+        for (uint32_t k = 0; k < s->pending; k++) countTxError(io, errno);
+        s->pending = 0;
+        break;
+      }
+    }
+    io->c.txPackets += s->pending;
+    io->c.txXdpPackets += s->pending;
+    s->pending = 0;
+    xdp::reclaim(s);
+  }
+  io->xdpKicked.clear();
+}
+#endif
+
 // A forwarded packet over its route's MTU (toobig.h): fragmented when IPv4 without DF, else dropped with
 // an error to its sender (rate limited). d: its descriptor, p/len: the packet after NAT.
 void overMtu(Io* io, const uint8_t* d, const uint8_t* p, uint32_t len, uint32_t mtu, double nowMs) {
@@ -699,7 +908,7 @@ void overMtu(Io* io, const uint8_t* d, const uint8_t* p, uint32_t len, uint32_t 
     io->c.txIcmpUnquoted++;
     return;
   }
-  if (!io->icmpLimit.allow(nowMs)) {
+  if (io->icmpLimit.applies(v6) && !io->icmpLimit.allow(nowMs)) {
     io->c.txIcmpLimited++;
     return;
   }
@@ -753,7 +962,8 @@ napi_value Send(napi_env env, napi_callback_info info) {
   if (uint64_t(descPtr) + uint64_t(n) * kDescSize > memLen)
     return throwErr(env, "descriptors lie outside the WASM memory");
   uint32_t n4 = 0, n6 = 0, queued = 0;
-  double t0 = io->useRing ? nowNs() : 0;
+  const bool framed = io->useRing || io->useXdp;  // frames built here for a ring, not the raw socket's
+  double t0 = framed ? nowNs() : 0;
   const double nowMs = t0 / 1e6;
   io->overMtu.clear();
   for (uint32_t i = 0; i < n; i++) {
@@ -762,7 +972,7 @@ napi_value Send(napi_env env, napi_callback_info info) {
     uint32_t off = get32(d), len = get32(d + 4);
     if (uint64_t(dataPtr) + off + len > memLen || len < 20) continue;
     uint8_t* p = mem + dataPtr + off;
-    if (io->useRing) {
+    if (framed) {
       const bool v6 = (p[0] >> 4) == 6;
       if (v6 && len < 40) continue;
       const nexthop::Hop* hop = io->hops.find(v6 ? AF_INET6 : AF_INET, p + (v6 ? 24 : 16), nowMs);
@@ -770,7 +980,13 @@ napi_value Send(napi_env env, napi_callback_info info) {
         overMtu(io, d, p, len, hop->mtu, nowMs);
         continue;
       }
-      if (hop && ringQueue(io, hop, p, len, v6)) {
+#ifdef WASMVS_XDP
+      if (hop && io->useXdp && xdpQueue(io, hop, p, len, v6)) {
+        queued++;
+        continue;
+      }
+#endif
+      if (hop && io->useRing && ringQueue(io, hop, p, len, v6)) {
         queued++;
         continue;
       }
@@ -805,8 +1021,11 @@ napi_value Send(napi_env env, napi_callback_info info) {
     }
     h->msg_iovlen = 1;
   }
-  if (io->useRing) {
+  if (framed) {
     kickRings(io);
+#ifdef WASMVS_XDP
+    kickXdp(io);
+#endif
     io->c.sendNs += nowNs() - t0;
   }
   if (n4) sendAll(io, io->tx4, io->out4.data(), n4, io->outDesc4.data());
@@ -863,7 +1082,11 @@ napi_value Start(napi_env env, napi_callback_info info) {
   napi_async_init(env, nullptr, name, &io->asyncCtx);
   uv_loop_t* loop;
   napi_get_uv_event_loop(env, &loop);
-  for (int fd : io->rx) {
+  std::vector<int> fds = io->rx;
+#ifdef WASMVS_XDP
+  for (const xdp::Sock& s : io->xdp.socks) fds.push_back(s.fd);
+#endif
+  for (int fd : fds) {
     Poll* p = new Poll();
     p->io = io;
     p->handle.data = p;
@@ -889,6 +1112,10 @@ napi_value Stats(napi_env env, napi_callback_info info) {
     socklen_t l = sizeof st;
     if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0) io->c.rxKernelDrops += st.tp_drops;
   }
+  double xdpDrops = 0;  // the AF_XDP sockets' counts are cumulative: read whole, not added up
+#ifdef WASMVS_XDP
+  for (const xdp::Sock& s : io->xdp.socks) xdpDrops += xdp::drops(s);
+#endif
   napi_value o;
   napi_create_object(env, &o);
   const Counters& c = io->c;
@@ -898,7 +1125,7 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   setNumber(env, o, "rxOversize", c.rxOversize);
   setNumber(env, o, "rxTrimmed", c.rxTrimmed);
   setNumber(env, o, "rxCsumCompleted", c.rxCsumCompleted);
-  setNumber(env, o, "rxKernelDrops", c.rxKernelDrops);
+  setNumber(env, o, "rxKernelDrops", c.rxKernelDrops + xdpDrops);
   setNumber(env, o, "txPackets", c.txPackets);
   setNumber(env, o, "txCalls", c.txCalls);
   setNumber(env, o, "txNoBuffer", c.txNoBuffer);
@@ -916,14 +1143,57 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   setNumber(env, o, "txRawFallback", c.txRawFallback);
   setNumber(env, o, "rxRingBlocks", c.rxRingBlocks);
   setNumber(env, o, "nextHopLookups", io->hops.lookups);
+  setNumber(env, o, "rxXdpFrames", c.rxXdpFrames);
+  setNumber(env, o, "rxXdpWakeups", c.rxXdpWakeups);
+  setNumber(env, o, "txXdpPackets", c.txXdpPackets);
+  setNumber(env, o, "txXdpKicks", c.txXdpKicks);
   napi_value str;
-  napi_create_string_utf8(env, io->useRing ? "ring" : "mmsg", NAPI_AUTO_LENGTH, &str);
+  napi_create_string_utf8(env, io->useXdp ? "xdp" : io->useRing ? "ring" : "mmsg", NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "io", str);
   napi_create_string_utf8(env, io->ringFallback.c_str(), NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "ringFallback", str);
+  napi_create_string_utf8(env, io->xdpFallback.c_str(), NAPI_AUTO_LENGTH, &str);
+  napi_set_named_property(env, o, "xdpFallback", str);
+  std::string xdpMode;
+#ifdef WASMVS_XDP
+  if (io->useXdp) xdpMode = io->xdp.mode + (io->xdp.zeroCopy ? ", zero-copy" : ", copy");
+#endif
+  napi_create_string_utf8(env, xdpMode.c_str(), NAPI_AUTO_LENGTH, &str);
+  napi_set_named_property(env, o, "xdpMode", str);
   setNumber(env, o, "recvNs", c.recvNs);
   setNumber(env, o, "sendNs", c.sendNs);
   return o;
+}
+
+// setAddresses(handle, addresses: string[]): with AF_XDP, the addresses whose packets the XDP program takes
+// (the services' VIPs; the local addresses always); the rest stay the kernel's. A no-op with other I/O.
+napi_value SetAddresses(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!args(env, info, 2, argv)) return throwErr(env, "setAddresses(handle, addresses)");
+  Io* io = unwrap(env, argv[0]);
+  if (!io) return nullptr;
+  napi_value holder;
+  napi_create_object(env, &holder);
+  napi_set_named_property(env, holder, "a", argv[1]);
+  std::vector<std::string> list;
+  if (!napi_args::namedStrings(env, holder, "a", &list))
+    return throwErr(env, "setAddresses: addresses must be an array of strings");
+  std::set<std::array<uint8_t, 16>> keys;
+  for (const std::string& a : list) {
+    std::array<uint8_t, 16> k{};
+    in_addr a4;
+    if (inet_pton(AF_INET, a.c_str(), &a4) == 1) {
+      k[10] = k[11] = 0xff;
+      memcpy(k.data() + 12, &a4, 4);
+    } else if (inet_pton(AF_INET6, a.c_str(), k.data()) != 1)
+      return throwErr(env, "setAddresses: '" + a + "' is not an IPv4 or IPv6 address");
+    keys.insert(k);
+  }
+#ifdef WASMVS_XDP
+  std::string err;
+  if (io->useXdp && !xdp::setAddresses(&io->xdp, keys, &err)) return throwErr(env, err);
+#endif
+  return nullptr;
 }
 
 napi_value Close(napi_env env, napi_callback_info info) {
@@ -943,8 +1213,16 @@ napi_value Init(napi_env env, napi_value exports) {
       {"start", nullptr, Start, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setAddresses", nullptr, SetAddresses, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  napi_value built;  // whether this build has AF_XDP (the libraries' headers were there when it was built)
+#ifdef WASMVS_XDP
+  napi_get_boolean(env, true, &built);
+#else
+  napi_get_boolean(env, false, &built);
+#endif
+  napi_set_named_property(env, exports, "xdp", built);
   return exports;
 }
 

@@ -12,6 +12,8 @@
 #pragma once
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 namespace toobig {
@@ -141,10 +143,54 @@ uint32_t fragment4(const uint8_t* p, uint32_t len, uint32_t mtu, uint16_t id, ui
   return pieces;
 }
 
-// A token bucket for the errors made here, at the kernel's global ICMP numbers (icmp_msgs_per_sec 1000,
-// icmp_msgs_burst 50): each costs a system call, and one error is enough for a sender to learn.
+// The kernel's own limits for these two errors, which it exempts so as not to break path MTU discovery
+// (net/ipv4/icmp.c icmpv4_mask_allow: "fragmentation needed" never limited; net/ipv6/icmp.c
+// icmpv6_mask_allow: an ICMPv6 type is limited only when net.ipv6.icmp.ratemask names it, and the default,
+// 0-1,3-127, leaves out 2, "packet too big"). Where a type is limited, the kernel's global token bucket
+// (net.ipv4.icmp_msgs_per_sec and icmp_msgs_burst, read from this network namespace) is applied here; the
+// kernel's per-destination limit is not.
 struct Limit {
   double perSec = 1000, burst = 50, tokens = 50, last = 0;
+  bool limit6 = false;  // net.ipv6.icmp.ratemask names type 2
+
+  static long readNumber(const char* path, long fallback) {
+    FILE* f = fopen(path, "r");
+    if (!f) return fallback;
+    long v = fallback;
+    if (fscanf(f, "%ld", &v) != 1) v = fallback;
+    fclose(f);
+    return v;
+  }
+  // "0-1,3-127": does the list name `type`?
+  static bool listNames(const char* path, int type) {
+    FILE* f = fopen(path, "r");
+    if (!f) return false;
+    char buf[512] = {0};
+    const size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    for (char* p = buf; *p;) {
+      char* end = nullptr;
+      const long lo = strtol(p, &end, 10);
+      if (end == p) break;
+      long hi = lo;
+      p = end;
+      if (*p == '-') {
+        hi = strtol(p + 1, &end, 10);
+        p = end;
+      }
+      if (type >= lo && type <= hi) return true;
+      while (*p == ',' || *p == ' ' || *p == '\n') p++;
+    }
+    return false;
+  }
+  void load() {
+    perSec = double(readNumber("/proc/sys/net/ipv4/icmp_msgs_per_sec", 1000));
+    burst = tokens = double(readNumber("/proc/sys/net/ipv4/icmp_msgs_burst", 50));
+    limit6 = listNames("/proc/sys/net/ipv6/icmp/ratemask", 2);
+  }
+  // whether an error of this family is limited at all (IPv4's "fragmentation needed" never is)
+  bool applies(bool v6) const { return v6 && limit6; }
   bool allow(double nowMs) {
     if (last == 0) last = nowMs;
     tokens += (nowMs - last) * perSec / 1000;

@@ -27,7 +27,8 @@ const LOG_LEVELS = ["debug", "info", "warn", "error"];
 export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|none] [--metrics HOST:PORT|none]
                          [--log-level debug|info|warn|error] [--drain-timeout SECONDS]
                          [--mode socket|packet] [--interface IF]... [--local-address ADDR]... [--batch-size N]
-                         [--packet-io ring|mmsg]  packet mode's I/O: PACKET_MMAP rings (default) or recvmmsg/sendmmsg
+                         [--packet-io ring|mmsg|xdp]  packet mode's I/O: PACKET_MMAP rings (default),
+                                         recvmmsg/sendmmsg, or AF_XDP sockets with an XDP program
                          [--sync-daemon master|backup]... --mcast-interface IF [--syncid N] [--sync-maxlen N]
                          [--mcast-group ADDR] [--mcast-port N] [--mcast-ttl N]
                                          packet mode: connection sync in the kernel's protocol, as
@@ -70,7 +71,7 @@ const RUN: CommandSpec = {
     },
     "--local-address": { kind: "list", check: checks.ip },
     "--batch-size": { kind: "value", check: checks.int(1, 4096) },
-    "--packet-io": { kind: "value", check: checks.oneOf(["ring", "mmsg"]) },
+    "--packet-io": { kind: "value", check: checks.oneOf(["ring", "mmsg", "xdp"]) },
     "--workers": { kind: "value", check: (v) => (v === "auto" ? undefined : checks.int(1, MAX_WORKERS)(v)) },
     "--kubeconfig": { kind: "value" },
     "--in-cluster": { kind: "flag" },
@@ -154,7 +155,7 @@ export async function proxyMain(argv: string[]): Promise<number> {
         const batch = a.get("--batch-size");
         if (batch !== undefined) cfg.options.packet.batchSize = Number(batch);
         const packetIo = a.get("--packet-io");
-        if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg";
+        if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg" | "xdp";
         const workers = a.get("--workers");
         if (workers !== undefined) cfg.options.workers = workers === "auto" ? 0 : Number(workers);
         if (sync.daemons) cfg.options.syncDaemons = sync.daemons;

@@ -60,7 +60,7 @@ export interface PacketModeOptions {
   batchSize: number; // packets per recvmmsg / WASM batch / sendmmsg
   slotSize: number; // bytes per packet slot: larger packets are dropped (MTU + headroom)
   suppressKernel: boolean; // install the nftables table that keeps the kernel off taken-over flows
-  io: "ring" | "mmsg"; // PACKET_MMAP rings (falls back to mmsg, logged) or recvmmsg/sendmmsg
+  io: "ring" | "mmsg" | "xdp"; // PACKET_MMAP rings (falls back to mmsg, logged), recvmmsg/sendmmsg, or AF_XDP
 }
 
 export type PacketForward = "fullnat" | "masq";
@@ -381,7 +381,11 @@ function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
     if (!isScalar(sk) || typeof sk.value !== "boolean") w.err(sk, "proxy.suppressKernel", "must be true or false");
     else options.packet.suppressKernel = sk.value;
   }
-  options.packet.io = w.str(p.get("packetIo"), "proxy.packetIo", "ring", ["ring", "mmsg"]) as PacketModeOptions["io"];
+  options.packet.io = w.str(p.get("packetIo"), "proxy.packetIo", "ring", [
+    "ring",
+    "mmsg",
+    "xdp",
+  ]) as PacketModeOptions["io"];
   options.pump = w.str(p.get("pump"), "proxy.pump", "native", ["native", "js"]) as ProxyOptions["pump"];
   const wn = p.get("workers");
   if (!(isScalar(wn) && wn.value === "auto"))

@@ -45,13 +45,20 @@ export interface PacketIoStats {
   recvNs: number;
   sendNs: number;
   // ring I/O: which I/O is in use, why ring I/O was not (or not wholly), and how much went through the rings
-  io: "ring" | "mmsg";
+  io: "ring" | "mmsg" | "xdp";
   ringFallback: string;
   txRingPackets: number;
   txRingKicks: number;
   txRawFallback: number;
   rxRingBlocks: number;
   nextHopLookups: number;
+  // AF_XDP (--packet-io xdp): why it was not used, how it runs ("native, copy"), and what went through it
+  xdpFallback: string;
+  xdpMode: string;
+  rxXdpFrames: number;
+  rxXdpWakeups: number;
+  txXdpPackets: number;
+  txXdpKicks: number;
 }
 
 type Handle = { readonly __packetIo: unique symbol };
@@ -62,13 +69,15 @@ export interface PacketIoAddon {
     maxPackets: number;
     slot: number;
     rcvbuf?: number;
-    io?: "ring" | "mmsg";
+    io?: "ring" | "mmsg" | "xdp";
   }): Handle;
   recv(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number): number;
   send(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number, n: number): number;
   start(h: Handle, onReadable: () => void): void;
   stats(h: Handle): PacketIoStats;
+  setAddresses(h: Handle, addresses: string[]): void;
   close(h: Handle): void;
+  readonly xdp: boolean; // built with AF_XDP (libxdp and libbpf were installed)
 }
 
 const BUILD = new URL("../../native/packet/build/", import.meta.url);
@@ -174,7 +183,8 @@ export class PacketForwarder implements Forwarder {
       throw new Error(`packet mode cannot open its sockets: ${(e as Error).message}`);
     }
     const st = addon.stats(h);
-    if (opts.io === "ring" && st.io !== "ring") {
+    if (opts.io === "xdp" && st.io !== "xdp") log.warn("AF_XDP unavailable: using the rings", { why: st.xdpFallback });
+    if (opts.io !== "mmsg" && st.io === "mmsg") {
       log.warn("ring I/O unavailable: using recvmmsg/sendmmsg", { why: st.ringFallback });
     }
     return new PacketForwarder(core, tables, opts, log, addon, h);
@@ -274,6 +284,12 @@ export class PacketForwarder implements Forwarder {
       await this.takeover?.sync(services, masq);
     } catch (e) {
       errors.push({ key: "kernel takeover rules", error: (e as Error).message });
+    }
+    try {
+      // AF_XDP takes only these addresses' packets (and the local addresses'); a no-op with the other I/O
+      if (!this.closed) this.io.setAddresses(this.h, [...new Set(services.flatMap((s) => (s.addr ? [s.addr] : [])))]);
+    } catch (e) {
+      errors.push({ key: "XDP address map", error: (e as Error).message });
     }
     return errors;
   }
