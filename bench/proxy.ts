@@ -837,7 +837,8 @@ async function soakChanger({ p, end, stats, say }: SoakRun, vport: number, ports
       say(
         `soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, held ${stats.held} (` +
           `${stats.heldLost} lost), ` +
-          `${stats.reloads} reloads, ${stats.scrapes} scrapes, drops ${JSON.stringify(Object.fromEntries(p?.fw.drops ?? []))}`,
+          `${stats.reloads} reloads, ${stats.scrapes} scrapes, ` +
+          `drops ${JSON.stringify(Object.fromEntries(p?.fw.drops ?? []))}`,
       );
   }
 }
@@ -964,7 +965,8 @@ ${vips
         .join(", ")} ] }`,
   )
   .join("\n")}
-  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: ${udpPort} } ] }
+  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr,
+      realServers: [ { addr: 127.0.0.1, port: ${udpPort} } ] }
 `;
   writeFileSync(file, config(1));
   const { loadConfig } = await import("../src/proxy/config.ts");

@@ -146,9 +146,12 @@ async function startProxy(): Promise<void> {
   tick: 100
   localAddresses: [${A.snat}, "${A.snat6}"]
 services:
-  - { protocol: tcp, addr: ${A.vip}, port: 80, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 8080 }, { addr: ${A.be[1]}, port: 8080 }, { addr: ${A.be[2]}, port: 8080 } ] }
+  - { protocol: tcp, addr: ${A.vip}, port: 80, scheduler: rr,
+      realServers: [ { addr: ${A.be[0]}, port: 8080 }, { addr: ${A.be[1]}, port: 8080 },
+                     { addr: ${A.be[2]}, port: 8080 } ] }
   - { protocol: tcp, addr: ${A.vip}, port: 81, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 8080 } ] }
-  - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 5353 }, { addr: ${A.be[2]}, port: 5353 } ] }
+  - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr,
+      realServers: [ { addr: ${A.be[0]}, port: 5353 }, { addr: ${A.be[2]}, port: 5353 } ] }
   - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
 `,
   );
@@ -244,7 +247,9 @@ tcp = struct.pack("!HHIIBBHHH", ${sport}, 81, 1000, 0, 5 << 4, 0x02, 64240, 0, 0
 tcp = tcp[:16] + struct.pack("!H", csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
 ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, ${totLen}, 1, 0, 64, 6, 0, src, dst)
 ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-eth = bytes.fromhex("${mac(NS.lb, IF.lc).replace(/:/g, "")}") + bytes.fromhex("${mac(NS.client, IF.cl).replace(/:/g, "")}") + b"\\x08\\x00"
+lb_mac = bytes.fromhex("${mac(NS.lb, IF.lc).replace(/:/g, "")}")
+client_mac = bytes.fromhex("${mac(NS.client, IF.cl).replace(/:/g, "")}")
+eth = lb_mac + client_mac + b"\\x08\\x00"
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
 s.bind(("${IF.cl}", 0x0800))
 s.settimeout(0.2)
@@ -296,7 +301,9 @@ if (why) {
     rmSync(DIR, { recursive: true, force: true });
   });
 
-  test("TCP: rr across three backends in two namespaces as the core decided, full-NAT source, data both ways", async () => {
+  const tcpAsDecided =
+    "TCP: rr across three backends in two namespaces as the core decided, full-NAT source, data both ways";
+  test(tcpAsDecided, async () => {
     await ctl.call("clearDecisions");
     const conns: any[] = await client.call("openSeq", A.vip, 80, 9, true);
     for (const c of conns) assert.ok("h" in c, `connect through the packet path failed: ${JSON.stringify(c)}`);
