@@ -1,7 +1,8 @@
 // wasmvs userspace, packet mode, measured in the same host topology and the same way as socket mode
 // (proxy.ts):
 //
-//   client ns ──veth c0/nc── node ns: `wasmvs proxy run --mode packet` on nc and nb ──veth nb/b0── backend ns
+//   client ns ──veth c0/nc── node ns: `wasmvs proxy run --mode packet` on nc and nb
+//                                     ──veth nb/b0── backend ns
 //
 // Packet mode receives every frame arriving on nc and nb with AF_PACKET, lets the WASM core schedule and
 // rewrite it (full-NAT: client → VIP becomes FULLNAT_IP → endpoint, and back), and sends it with a raw

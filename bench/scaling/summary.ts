@@ -330,7 +330,8 @@ function packetMode(out: Summary): void {
       "Nothing listens on the node, so **connect() already covers the whole path** (the SYN-ACK comes from " +
       "the backend " +
       "through wasmvs); the first byte adds the backend's banner. " +
-      "CPU: the proxy process's user+sys ÷ connections, and the connector's, which carries the node's takeover rules " +
+      "CPU: the proxy process's user+sys ÷ connections, and the connector's, " +
+      "which carries the node's takeover rules " +
       "(veth runs the receiver's prerouting in the sender's context). " +
       "The takeover table keeps the virtual services and the local address in nftables sets (one rule per " +
       "family: a hash " +

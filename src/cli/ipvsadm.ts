@@ -564,9 +564,10 @@ async function applyRestore(
         // refused as a whole (the table the lines would make, e.g. a real server looping into the proxy)
         err.write(
           `${(e as Error).message}\n${opts.program}: -R: the ${target.name} refused lines ${run[0].line}-` +
-            `${run[run.length - 1].line} as one ` +
-            (`transaction: ` +
-              `${applied ? `the ${applied} line${applied === 1 ? "" : "s"} before them were applied` : "nothing was applied"}\n`),
+            `${run[run.length - 1].line} as one transaction: ` +
+            (applied
+              ? `the ${applied} line${applied === 1 ? "" : "s"} before them were applied\n`
+              : "nothing was applied\n"),
         );
         return 255;
       }
