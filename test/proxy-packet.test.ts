@@ -4,14 +4,14 @@
 // builds it); anything missing is a counted SKIP naming it (test/helpers/skip.ts), which fails under CI=true.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { ip, nsx, vethNet } from "./helpers/veth-net.ts";
+import { ip, nsx, spawnPacketProxy, vethNet } from "./helpers/veth-net.ts";
 
 // every prerequisite is checked here, at the top level: a missing one is a counted SKIP, never a hook error
 const why =
@@ -134,7 +134,6 @@ function takeoverDrops(): number {
 }
 
 let proxy: ChildProcess | undefined;
-let proxyLog = "";
 let client: Agent, be1: Agent, be2: Agent, ctl: ControlClient;
 
 async function startProxy(): Promise<void> {
@@ -155,19 +154,10 @@ services:
   - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
 `,
   );
-  proxy = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      NS.lb,
-      process.execPath,
-      `${ROOT}/bin/wasmvs.js`,
-      "proxy",
-      "-c",
-      `${DIR}/p.yaml`,
-      "--mode",
-      "packet",
+  proxy = await spawnPacketProxy(NS.lb, {
+    config: `${DIR}/p.yaml`,
+    control: CTL,
+    args: [
       "--interface",
       `${IF.lc},${IF.l1}`,
       "--interface",
@@ -178,16 +168,8 @@ services:
       "--drain-timeout",
       "1",
     ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WASMVS_PROXY_DECISIONS: "1000" } },
-  );
-  proxy.stdout!.on("data", (d) => (proxyLog += d));
-  proxy.stderr!.on("data", (d) => (proxyLog += d));
-  const end = Date.now() + 15000;
-  while (!existsSync(CTL)) {
-    if (proxy.exitCode !== null) throw new Error(`the packet-mode proxy exited (${proxy.exitCode}): ${proxyLog}`);
-    if (Date.now() > end) throw new Error(`the packet-mode proxy did not open its control socket: ${proxyLog}`);
-    await sleep(50);
-  }
+    env: { ...process.env, WASMVS_PROXY_DECISIONS: "1000" },
+  });
   ctl = await ControlClient.connect(CTL);
 }
 
