@@ -5,7 +5,7 @@ import { formatAddr } from "./addr.ts";
 import type { Core } from "./index.ts";
 
 // Counter numbers of assembly/sync/codec.ts (SR_* and SS_*), by the name the metrics and -L show
-export const SYNC_DROPS = {
+const SYNC_DROPS = {
   short: 1,
   bad_size: 2,
   foreign_syncid: 3,
@@ -15,7 +15,7 @@ export const SYNC_DROPS = {
   bad_entry: 7,
   v0_unreadable: 8,
 } as const;
-export const SYNC_SKIPS = {
+const SYNC_SKIPS = {
   mandatory_option: 9,
   protocol: 10,
   state: 11,
@@ -25,7 +25,7 @@ export const SYNC_SKIPS = {
   stale: 15,
   queue_full: 16,
 } as const;
-export const SYNC_COUNTS = {
+const SYNC_COUNTS = {
   messages: 17,
   entries: 18,
   created: 19,
@@ -39,7 +39,7 @@ const ALL: Record<string, number> = { ...SYNC_DROPS, ...SYNC_SKIPS, ...SYNC_COUN
 const REASON_NAMES = Object.fromEntries(Object.entries(ALL).map(([k, v]) => [v, k])) as Record<number, string>;
 
 /** The largest datagram the codec takes (the receive buffer's size). */
-export const SYNC_RX_MAX = 65536;
+const SYNC_RX_MAX = 65536;
 
 export interface SyncEntry {
   af: number;
@@ -61,7 +61,7 @@ export interface SyncEntry {
   skipped?: string; // why a backup would not use it
 }
 
-export interface SyncResult {
+interface SyncResult {
   /** entries read (whatever became of each), or 0 with `dropped` when the message was refused whole */
   entries: number;
   dropped?: string;

@@ -201,18 +201,8 @@ export function errorCode(m: RawMessage): number {
   if (m.len < C.NLMSG_HDRLEN + 4) throw new CodecError(`NLMSG_ERROR of ${m.len} bytes: too short for its error code`);
   return -m.buf.readInt32LE(m.off + C.NLMSG_HDRLEN);
 }
-/** NLMSG_ERROR's copy of the request's sequence number (the same as the header's). */
-export function genlCmd(m: RawMessage): number {
-  return m.buf[m.off + C.NLMSG_HDRLEN];
-}
-
 /** Calls fn(type, start, len) for each attribute in [start, end). Types are masked (NESTED stripped). */
-export function eachAttr(
-  buf: Buffer,
-  start: number,
-  end: number,
-  fn: (type: number, at: number, len: number) => void,
-): void {
+function eachAttr(buf: Buffer, start: number, end: number, fn: (type: number, at: number, len: number) => void): void {
   let p = start;
   while (p + 4 <= end) {
     const len = buf.readUInt16LE(p);
@@ -315,7 +305,7 @@ export function serviceFlagNames(bits: number, sched: string): string[] {
 }
 
 /** The NETMASK attribute's u32 as it goes on the wire (read back with readUInt32LE). */
-export function netmaskWire(af: number, netmask: string | undefined): number {
+function netmaskWire(af: number, netmask: string | undefined): number {
   if (af === C.AF_INET6) {
     const p = netmask === undefined || netmask === "" ? 128 : Number(netmask.replace(/^\//, ""));
     if (!Number.isInteger(p) || p < 1 || p > 128)
@@ -337,7 +327,7 @@ export function netmaskWire(af: number, netmask: string | undefined): number {
   return (((mask & 0xff) << 24) | (((mask >>> 8) & 0xff) << 16) | (((mask >>> 16) & 0xff) << 8) | (mask >>> 24)) >>> 0;
 }
 
-export function netmaskText(af: number, wire: number): string {
+function netmaskText(af: number, wire: number): string {
   if (af === C.AF_INET6) return String(wire);
   return `${wire & 0xff}.${(wire >>> 8) & 0xff}.${(wire >>> 16) & 0xff}.${wire >>> 24}`;
 }
@@ -358,7 +348,7 @@ export function tunFlagBits(flags: string[] | undefined): number {
   }
   return f;
 }
-export function tunFlagNames(bits: number): string[] {
+function tunFlagNames(bits: number): string[] {
   if (bits & C.IP_VS_TUNNEL_ENCAP_FLAG_CSUM) return ["csum"];
   if (bits & C.IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM) return ["remcsum"];
   return ["nocsum"];
@@ -498,7 +488,7 @@ export function putTimeouts(w: Writer, t: Partial<IpvsTimeouts>): void {
 // ---------------------------------------------------------------------------------------------------
 // Decoders
 
-export function zeroStats(): Stats {
+function zeroStats(): Stats {
   return {
     conns: 0n,
     inPkts: 0n,
@@ -538,7 +528,7 @@ function parseStats(buf: Buffer, at: number, len: number): Stats {
 
 /** Counters parsed on first read: a dump of 100k real servers does not pay for a million BigInts
  * nobody looks at. Behaves as a plain Stats (own-looking fields via getters, toJSON). */
-export class LazyStats implements Stats {
+class LazyStats implements Stats {
   #buf: Buffer | null;
   #at: number;
   #len: number;
@@ -679,7 +669,7 @@ export function parseService(m: RawMessage): KernelService | undefined {
   return at < 0 ? undefined : parseServiceNest(m.buf, at, len);
 }
 
-export function parseServiceNest(buf: Buffer, start: number, n: number): KernelService {
+function parseServiceNest(buf: Buffer, start: number, n: number): KernelService {
   let af = 0,
     proto = 0,
     fwmark = 0,
@@ -790,7 +780,7 @@ export function parseDest(m: RawMessage, svcAf: number): RealServerStatus | unde
 
 // parseServiceNest and parseDestNest walk their attributes inline rather than through attrsOf(): they are
 // the dump's per-message hot path, kept free of a callback per attribute (closures are dear under TCG: README).
-export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: number): RealServerStatus {
+function parseDestNest(buf: Buffer, start: number, n: number, svcAf: number): RealServerStatus {
   let af = 0,
     addrAt = -1,
     addrLen = 0,

@@ -21,7 +21,7 @@ import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
 import type { PacketModeOptions } from "./config.ts";
 import { Takeover } from "./takeover.ts";
 
-export interface PacketIoStats {
+interface PacketIoStats {
   rxPackets: number;
   rxCalls: number;
   rxIgnored: number;
@@ -55,7 +55,7 @@ export interface PacketIoStats {
 }
 
 type Handle = { readonly __packetIo: unique symbol };
-export interface PacketIoAddon {
+interface PacketIoAddon {
   open(o: {
     interfaces: string[];
     local: string[];
@@ -99,7 +99,7 @@ export function loadPacketAddon(): { addon?: PacketIoAddon; error?: string } {
   }
 }
 
-export interface PacketForwarderOptions extends PacketModeOptions {
+interface PacketForwarderOptions extends PacketModeOptions {
   decisionLog: number;
 }
 

@@ -15,12 +15,11 @@ import type { Tables } from "./tables.ts";
 import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
 import { Slicer } from "./slice.ts";
 
-export type { DestStats, Decision } from "./forwarder.ts";
 import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
 
-export interface ForwarderOptions {
+interface ForwarderOptions {
   udpFlows: number;
   maxConns: number;
   drainTimeoutMs: number;

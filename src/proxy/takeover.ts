@@ -35,7 +35,7 @@ const l4 = (p: string | undefined) => p ?? "tcp";
 // whatever the number of services (one rule per service would be a linear walk for every packet, and
 // every reply would walk all of it to reach the local address's rule). A port-0 service's address and protocol
 // go in a set of their own, matched whatever the port.
-export function takeoverRuleset(interfaces: string[], services: VirtualService[], localAddrs: string[]): string {
+function takeoverRuleset(interfaces: string[], services: VirtualService[], localAddrs: string[]): string {
   const ifs = `iifname { ${interfaces.map((i) => JSON.stringify(i)).join(", ")} }`;
   const sets: string[] = [],
     rules: string[] = [];
