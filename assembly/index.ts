@@ -577,6 +577,26 @@ let kc0: u32 = 0,
   }
 }
 
+// The client-side index looked up for the key at p: the entry found, or a negative miss.
+@inline function lookupKeyAt(p: usize): i32 {
+  readKey(p);
+  return lookupIn(
+    <i32>load<u8>(p, KEY_AF),
+    <i32>load<u8>(p, KEY_PROTO),
+    kc0,
+    kc1,
+    kc2,
+    kc3,
+    load<u32>(p, KEY_CPORT),
+    kv0,
+    kv1,
+    kv2,
+    kv3,
+    load<u32>(p, KEY_VPORT),
+    false,
+  );
+}
+
 // Looks up n keys in the client-side index; returns how many were found. Keys go in groups of
 // LOOKUP_GROUP: a first pass touches each key's bucket and head entry so the cache misses of the group
 // overlap, then the real lookups run (as the packet path's pre-pass does for large tables).
@@ -599,22 +619,7 @@ export function lookupBatch(n: i32): i32 {
     }
     for (let k = g; k < end; k++) {
       const p = keyArea + <usize>k * KEY_SIZE;
-      readKey(p);
-      const r = lookupIn(
-        <i32>load<u8>(p, KEY_AF),
-        <i32>load<u8>(p, KEY_PROTO),
-        kc0,
-        kc1,
-        kc2,
-        kc3,
-        load<u32>(p, KEY_CPORT),
-        kv0,
-        kv1,
-        kv2,
-        kv3,
-        load<u32>(p, KEY_VPORT),
-        false,
-      );
+      const r = lookupKeyAt(p);
       store<i32>(keyResults + ((<usize>k) << 2), r);
       if (r >= 0) found++;
     }
@@ -635,22 +640,7 @@ export function lookupChain(n: i32, start: i32, steps: i32): i32 {
   let k = start > 0 ? start % n : 0;
   for (let i = 0; i < steps; i++) {
     const p = keyArea + <usize>k * KEY_SIZE;
-    readKey(p);
-    const r = lookupIn(
-      <i32>load<u8>(p, KEY_AF),
-      <i32>load<u8>(p, KEY_PROTO),
-      kc0,
-      kc1,
-      kc2,
-      kc3,
-      load<u32>(p, KEY_CPORT),
-      kv0,
-      kv1,
-      kv2,
-      kv3,
-      load<u32>(p, KEY_VPORT),
-      false,
-    );
+    const r = lookupKeyAt(p);
     if (r >= 0) found++;
     k += 1 + <i32>(<u32>r >>> 31);
     if (k >= n) k -= n;

@@ -22,20 +22,17 @@ export interface K8sBenchOptions {
 // kube-proxy nftables, one Service added at 10k Services (KEP-3866 / kubernetes.io blog)
 const NFT_PUBLISHED_ADD_ONE_MS = 141;
 
-export async function benchK8s(o: K8sBenchOptions = {}): Promise<GroupResult & { extra: Record<string, unknown> }> {
-  const services = o.services ?? 10_000,
-    eps = o.endpoints ?? 10;
-  const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
-  const node = { nodeName: "node-0", addresses: ["192.168.1.10", "10.0.2.15"] };
-  const config = { clusterCIDRs: ["10.128.0.0/9"] };
-  log(`k8s: generating ${services} Services × ${eps} endpoints`);
-  const cluster = generateCluster({ services, endpoints: eps, seed: 1 });
-  const objs = cluster.items;
-  const svcCount = objs.filter((x) => x.kind === "Service").length,
-    sliceCount = objs.length - svcCount;
+type Obj = ReturnType<typeof generateCluster>["items"][number];
+
+// A fresh index fed every object, then the whole desired state read out, fullRuns times; the last index is kept.
+function timeFullMapping(
+  objs: Obj[],
+  node: { nodeName: string; addresses: string[] },
+  config: { clusterCIDRs: string[] },
+  fullRuns: number,
+  log: (s: string) => void,
+) {
   const gc = (globalThis as { gc?: () => void }).gc;
-  // full mapping: a fresh index fed every object, then the whole desired state read out
-  const fullRuns = o.quick ? 2 : 5;
   const fullMs: number[] = [];
   let index: ClusterIndex | undefined;
   let heapDelta = 0,
@@ -53,24 +50,15 @@ export async function benchK8s(o: K8sBenchOptions = {}): Promise<GroupResult & {
     heapDelta = process.memoryUsage().heapUsed - heap0;
     log(`k8s: full mapping run ${r + 1}/${fullRuns}: ${fullMs.at(-1)!.toFixed(0)} ms, ${vsCount} virtual services`);
   }
-  const full = statOf(fullMs, 1);
-  // the texts kube-proxy would write from the same objects (context for the scaling benchmark)
-  if (!index) throw new Error("no runs");
-  const t1 = performance.now();
-  const ipvsText = index.ipvsState("IPv4");
-  const ipvsTextMs = performance.now() - t1;
-  const t2 = performance.now();
-  const ipt = iptablesFor(index);
-  const iptMs = performance.now() - t2;
-  const t3 = performance.now();
-  const nft = nftablesFor(index);
-  const nftMs = performance.now() - t3;
-  // one EndpointSlice change: an endpoint flips readiness (a pod going unready and back)
+  return { fullMs, index, heapDelta, vsCount };
+}
+
+// `changes` EndpointSlice updates, each flipping (every other time) an endpoint's readiness.
+function timeSliceChanges(index: ClusterIndex, objs: Obj[], changes: number) {
   const slices = objs.filter((x) => x.kind === "EndpointSlice") as {
     metadata: { name: string; namespace: string };
     endpoints: { conditions: { ready: boolean } }[];
   }[];
-  const changes = o.quick ? 200 : 2000;
   const sliceMs: number[] = [];
   let changed = 0;
   for (let i = 0; i < changes; i++) {
@@ -82,11 +70,14 @@ export async function benchK8s(o: K8sBenchOptions = {}): Promise<GroupResult & {
     sliceMs.push(performance.now() - t);
     changed += ch.updated.length;
   }
-  const slice = statOf(sliceMs, 1);
-  // adding one Service with its slice at 10k, then removing it (the figure kube-proxy nftables published)
+  return { sliceMs, changed };
+}
+
+// One Service and its slice added at the full table's size, then removed again, `adds` times.
+function timeAddService(index: ClusterIndex, eps: number, adds: number): number[] {
   const extra = generateCluster({ services: 1, endpoints: eps, seed: 99 }).items;
   const addMs: number[] = [];
-  for (let i = 0; i < (o.quick ? 100 : 1000); i++) {
+  for (let i = 0; i < adds; i++) {
     const [svc, sl] = structuredClone(extra) as {
       metadata: { name: string; namespace: string };
       spec?: { clusterIP: string; clusterIPs: string[] };
@@ -102,6 +93,76 @@ export async function benchK8s(o: K8sBenchOptions = {}): Promise<GroupResult & {
     index.deleteEndpointSlice(sl.metadata.namespace, sl.metadata.name);
     index.deleteService(svc.metadata.namespace, svc.metadata.name);
   }
+  return addMs;
+}
+
+// The issue's target for a slice change, and the add beside kube-proxy nftables' published figure.
+function k8sTargets(services: number, slice: Stat, add: Stat): Target[] {
+  const ms = (s: Stat) => s.median / 1e6;
+  return [
+    {
+      id: "k8s-slice-change",
+      target: "one EndpointSlice change at 10k ≤ 1 ms",
+      measured: `${ms(slice).toFixed(3)} ms (p75 ${(slice.p75 / 1e6).toFixed(3)} ms)`,
+      status: services >= 10_000 ? (ms(slice) <= 1 ? "PASS" : "MISS") : "REF",
+    },
+    {
+      id: "k8s-add-vs-nft",
+      target: `add one Service at 10k vs kube-proxy nftables ${NFT_PUBLISHED_ADD_ONE_MS} ms`,
+      measured: `${ms(add).toFixed(3)} ms (${(NFT_PUBLISHED_ADD_ONE_MS / ms(add)).toFixed(0)}× less)`,
+      status: "REF",
+      note: "theirs includes running nft; ours is the table computation only",
+    },
+  ];
+}
+
+function k8sChart(services: number, eps: number, full: Stat, slice: Stat, add: Stat): string {
+  return barChartSvg({
+    title: `Kubernetes mapping at ${services} Services × ${eps} endpoints`,
+    subtitle: "median, whiskers p25–p75, log scale",
+    yLabel: "time per operation",
+    categories: ["full mapping", "one slice change", "add one Service"],
+    series: [{ name: "wasmvs ClusterIndex", color: "#3465a4", values: [full, slice, add] }],
+    refs: [
+      {
+        label: `kube-proxy nftables: add one Service (${NFT_PUBLISHED_ADD_ONE_MS} ms, published)`,
+        ns: NFT_PUBLISHED_ADD_ONE_MS * 1e6,
+        color: "#cc0000",
+      },
+    ],
+  });
+}
+
+export async function benchK8s(o: K8sBenchOptions = {}): Promise<GroupResult & { extra: Record<string, unknown> }> {
+  const services = o.services ?? 10_000,
+    eps = o.endpoints ?? 10;
+  const log = o.log ?? ((s: string) => process.stderr.write(s + "\n"));
+  const node = { nodeName: "node-0", addresses: ["192.168.1.10", "10.0.2.15"] };
+  const config = { clusterCIDRs: ["10.128.0.0/9"] };
+  log(`k8s: generating ${services} Services × ${eps} endpoints`);
+  const cluster = generateCluster({ services, endpoints: eps, seed: 1 });
+  const objs = cluster.items;
+  const svcCount = objs.filter((x) => x.kind === "Service").length,
+    sliceCount = objs.length - svcCount;
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const { fullMs, index, heapDelta, vsCount } = timeFullMapping(objs, node, config, o.quick ? 2 : 5, log);
+  const full = statOf(fullMs, 1);
+  // the texts kube-proxy would write from the same objects (context for the scaling benchmark)
+  if (!index) throw new Error("no runs");
+  const t1 = performance.now();
+  const ipvsText = index.ipvsState("IPv4");
+  const ipvsTextMs = performance.now() - t1;
+  const t2 = performance.now();
+  const ipt = iptablesFor(index);
+  const iptMs = performance.now() - t2;
+  const t3 = performance.now();
+  const nft = nftablesFor(index);
+  const nftMs = performance.now() - t3;
+  // one EndpointSlice change: an endpoint flips readiness (a pod going unready and back)
+  const { sliceMs, changed } = timeSliceChanges(index, objs, o.quick ? 200 : 2000);
+  const slice = statOf(sliceMs, 1);
+  // adding one Service with its slice at 10k, then removing it (the figure kube-proxy nftables published)
+  const addMs = timeAddService(index, eps, o.quick ? 100 : 1000);
   const add = statOf(addMs, 1);
   const maxRssMiB = process.resourceUsage().maxRSS / 1024;
   const ms = (s: Stat) => s.median / 1e6;
@@ -142,35 +203,8 @@ export async function benchK8s(o: K8sBenchOptions = {}): Promise<GroupResult & {
       note: `kube-proxy nftables published ${NFT_PUBLISHED_ADD_ONE_MS} ms`,
     },
   ];
-  const targets: Target[] = [
-    {
-      id: "k8s-slice-change",
-      target: "one EndpointSlice change at 10k ≤ 1 ms",
-      measured: `${ms(slice).toFixed(3)} ms (p75 ${(slice.p75 / 1e6).toFixed(3)} ms)`,
-      status: services >= 10_000 ? (ms(slice) <= 1 ? "PASS" : "MISS") : "REF",
-    },
-    {
-      id: "k8s-add-vs-nft",
-      target: `add one Service at 10k vs kube-proxy nftables ${NFT_PUBLISHED_ADD_ONE_MS} ms`,
-      measured: `${ms(add).toFixed(3)} ms (${(NFT_PUBLISHED_ADD_ONE_MS / ms(add)).toFixed(0)}× less)`,
-      status: "REF",
-      note: "theirs includes running nft; ours is the table computation only",
-    },
-  ];
-  const svg = barChartSvg({
-    title: `Kubernetes mapping at ${services} Services × ${eps} endpoints`,
-    subtitle: "median, whiskers p25–p75, log scale",
-    yLabel: "time per operation",
-    categories: ["full mapping", "one slice change", "add one Service"],
-    series: [{ name: "wasmvs ClusterIndex", color: "#3465a4", values: [full, slice, add] }],
-    refs: [
-      {
-        label: `kube-proxy nftables: add one Service (${NFT_PUBLISHED_ADD_ONE_MS} ms, published)`,
-        ns: NFT_PUBLISHED_ADD_ONE_MS * 1e6,
-        color: "#cc0000",
-      },
-    ],
-  });
+  const targets = k8sTargets(services, slice, add);
+  const svg = k8sChart(services, eps, full, slice, add);
   return {
     figures,
     targets,

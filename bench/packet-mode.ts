@@ -153,7 +153,8 @@ async function startProxy(batch: number, io: string): Promise<{ p: ChildProcess;
   connCapacity: 65536
   logLevel: warn
 services:
-  - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 9000 }, { addr: ${A.be[1]}, port: 9000 } ] }
+  - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr,
+      realServers: [ { addr: ${A.be[0]}, port: 9000 }, { addr: ${A.be[1]}, port: 9000 } ] }
 `,
   );
   const p = spawn(
@@ -409,8 +410,11 @@ function svg(rows: Run[]): string {
     left = 110,
     scale = (W - left - 30) / max;
   let y = top,
-    out = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${top + rows.length * (barH + 14) + 50}" font-family="sans-serif" font-size="12">
-<text x="10" y="20" font-size="14">wasmvs packet mode: time per packet in each stage of a wake-up (ns), UDP flood</text>\n`;
+    out =
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${top + rows.length * (barH + 14) + 50}" ` +
+      `font-family="sans-serif" font-size="12">\n` +
+      `<text x="10" y="20" font-size="14">` +
+      `wasmvs packet mode: time per packet in each stage of a wake-up (ns), UDP flood</text>\n`;
   for (const r of rows) {
     let x = left;
     out += `<text x="10" y="${y + barH / 2 + 4}">${r.io} ${r.batch}</text>\n`;

@@ -995,7 +995,8 @@ async function soakChanger({ p, end, stats, say, marks }: SoakRun, vport: number
       say(
         `soak: ${Math.max(0, Math.round((end - Date.now()) / 1000))} s left, held ${stats.held} (` +
           `${stats.heldLost} lost), ` +
-          `${stats.reloads} reloads, ${stats.scrapes} scrapes, drops ${JSON.stringify(Object.fromEntries(p?.fw.drops ?? []))}`,
+          `${stats.reloads} reloads, ${stats.scrapes} scrapes, ` +
+          `drops ${JSON.stringify(Object.fromEntries(p?.fw.drops ?? []))}`,
       );
   }
 }
@@ -1126,7 +1127,8 @@ ${vips
         .join(", ")} ] }`,
   )
   .join("\n")}
-  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: ${udpPort} } ] }
+  - { protocol: udp, addr: 127.0.0.1, port: ${uport}, scheduler: rr,
+      realServers: [ { addr: 127.0.0.1, port: ${udpPort} } ] }
 `;
   writeFileSync(file, config(1));
   const { loadConfig } = await import("../src/proxy/config.ts");

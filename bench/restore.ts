@@ -55,17 +55,27 @@ const fmt = (xs: number[]) =>
 // The backend and the pinger live in a child process (plain JS), so this process's own work does not delay them.
 const PINGER = `
 const net = require("node:net");
-const srv = net.createServer((s) => { s.on("data", (d) => s.write(d)); s.on("error", () => {}); }).listen(0, "127.0.0.1", () => {
-  process.stdout.write(JSON.stringify({ port: srv.address().port }) + "\\n");
-});
+const srv = net.createServer((s) => { s.on("data", (d) => s.write(d)); s.on("error", () => {}); });
+srv.listen(0, "127.0.0.1", () => process.stdout.write(JSON.stringify({ port: srv.address().port }) + "\\n"));
 let sock, rtts = [], on = false, sent = [];
 process.stdin.setEncoding("utf8").on("data", (d) => {
   for (const line of d.split("\\n").filter(Boolean)) {
     const m = JSON.parse(line);
-    if (m.connect) { sock = net.connect(m.connect, "127.0.0.1", () => process.stdout.write(JSON.stringify({ connected: true }) + "\\n"));
+    if (m.connect) {
+      const connected = () => process.stdout.write(JSON.stringify({ connected: true }) + "\\n");
+      sock = net.connect(m.connect, "127.0.0.1", connected);
       sock.on("error", () => {});
-      sock.on("data", (d) => { const now = performance.now(); for (let i = 0; i < d.length && sent.length; i++) rtts.push(now - sent.shift()); }); }
-    if (m.start) { rtts = []; on = true; const tick = () => { if (!on) return; sent.push(performance.now()); sock.write("p"); setTimeout(tick, 10); }; tick(); }
+      sock.on("data", (d) => {
+        const now = performance.now();
+        for (let i = 0; i < d.length && sent.length; i++) rtts.push(now - sent.shift());
+      });
+    }
+    if (m.start) {
+      rtts = [];
+      on = true;
+      const tick = () => { if (!on) return; sent.push(performance.now()); sock.write("p"); setTimeout(tick, 10); };
+      tick();
+    }
     if (m.stop) { on = false; sent = []; process.stdout.write(JSON.stringify({ rtts }) + "\\n"); }
   }
 });`;
@@ -104,7 +114,8 @@ async function main() {
     cfg,
     `proxy: { control: ${ctl}, vipInterface: null, logLevel: warn }
 services:
-  - { protocol: tcp, addr: 127.0.0.1, port: 19999, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: ${backendPort} } ] }
+  - { protocol: tcp, addr: 127.0.0.1, port: 19999, scheduler: rr,
+      realServers: [ { addr: 127.0.0.1, port: ${backendPort} } ] }
 `,
   );
   const sink = { write: (_s: string) => true };

@@ -222,27 +222,31 @@ console.log(
   hostSkip
     ? `Host measurements SKIPPED (${hostSkip}); the simulator runs on the built-in calibration measured on the ` +
         `development machine (${DEFAULT_CALIBRATION.machine}).`
-    : `Measures on this kernel, in network namespaces made for the run (client → node with kube-proxy's rules → backends, over veth):
-  kube-proxy ${modes.join(", ")} at ${services.map((n) => n.toLocaleString("en")).join(", ")} Services × ${endpoints} endpoints:
-  full sync, +1 Service, TCP connect latency to the first and the last Service and a pod IP, CPU per new connection, the xtables lock.${
-    runProxy
-      ? `
-  wasmvs userspace: \`wasmvs proxy\` socket mode in the node namespace with the same Services; connects through it (connect() and the backend's first byte), CPU per connection.`
-      : ""
-  }${
-    runPacket
-      ? `
-  wasmvs userspace: \`wasmvs proxy\` packet mode (AF_PACKET, the WASM packet path, full-NAT, its nftables takeover table) in the node namespace, the same connects and CPU.`
-      : packetSkip
-        ? `
-  wasmvs packet mode SKIPPED: ${packetSkip}`
-        : ""
-  }`,
+    : `Measures on this kernel, in network namespaces made for the run ` +
+        `(client → node with kube-proxy's rules → backends, over veth):\n` +
+        `  kube-proxy ${modes.join(", ")} at ${services.map((n) => n.toLocaleString("en")).join(", ")} Services × ` +
+        `${endpoints} endpoints:\n` +
+        `  full sync, +1 Service, TCP connect latency to the first and the last Service and a pod IP, ` +
+        `CPU per new connection, the xtables lock.` +
+        (runProxy
+          ? `\n  wasmvs userspace: \`wasmvs proxy\` socket mode in the node namespace with the same Services; ` +
+            `connects through it (connect() and the backend's first byte), CPU per connection.`
+          : "") +
+        (runPacket
+          ? `\n  wasmvs userspace: \`wasmvs proxy\` packet mode (AF_PACKET, the WASM packet path, full-NAT, ` +
+            `its nftables takeover table) in the node namespace, the same connects and CPU.`
+          : packetSkip
+            ? `\n  wasmvs packet mode SKIPPED: ${packetSkip}`
+            : ""),
 );
 console.log(ipvsLine);
-console.log(`Then the wasmvs data plane's cost per new connection, and the simulator (real WASM data plane + calibrated rule-walk,
-verdict-map and hash models) at ${simPoints.map((n) => n.toLocaleString("en")).join(", ")} Services, ${simConns.toLocaleString("en")} connections each.
-Expected time: about ${Math.ceil((estS + vmEstS + simPoints.length * 6 + 10) / 10) * 10} s on 2 cores.\n`);
+console.log(
+  `Then the wasmvs data plane's cost per new connection, and the simulator (real WASM data plane + ` +
+    `calibrated rule-walk,\nverdict-map and hash models) at ` +
+    `${simPoints.map((n) => n.toLocaleString("en")).join(", ")} Services, ` +
+    `${simConns.toLocaleString("en")} connections each.\n` +
+    `Expected time: about ${Math.ceil((estS + vmEstS + simPoints.length * 6 + 10) / 10) * 10} s on 2 cores.\n`,
+);
 
 const hostResults: HostResult[] = [];
 const proxyResults: ProxyResult[] = [];
@@ -693,10 +697,13 @@ writeFileSync(
     svgs: Object.keys(svgs),
   }),
 );
-console.log(
-  `\nwrote ${[join(outDir, "scaling.json"), join(outDir, "calibration.json"), join(outDir, "summary.md"), ...Object.keys(svgs).map((n) => join(outDir, n))].map((f) => relative(process.cwd(), f)).join(", ")}  ` +
-    `(${el()})`,
-);
+const written = [
+  join(outDir, "scaling.json"),
+  join(outDir, "calibration.json"),
+  join(outDir, "summary.md"),
+  ...Object.keys(svgs).map((n) => join(outDir, n)),
+];
+console.log(`\nwrote ${written.map((f) => relative(process.cwd(), f)).join(", ")}  (${el()})`);
 void existsSync;
 void readFileSync;
 if (hostFailures.length) process.exitCode = 1;

@@ -110,8 +110,9 @@ test("each scratch record's fields lie inside the record, do not overlap, and th
   assert.ok(LAYOUT.ARG_DST + ADDR <= LAYOUT.SCRATCH_SIZE);
 });
 
-test("what the module writes at each layout offset is what the host reads there (a distinct value each)", async () => {
-  const core = await Core.load({ connCapacity: 64 });
+// A UDP IPv6 sh service with flags, persistence and a netmask, and a tunnel destination whose weight went
+// 7 -> 0 with load 3/9: every field of both records reads back as set.
+function checkServiceAndDestRecords(core: Core): void {
   const svc = core.addService({
     proto: "udp",
     addr: "2001:db8::7",
@@ -194,8 +195,11 @@ test("what the module writes at each layout offset is what the host reads there 
       svcId: svc,
     },
   );
+}
 
-  // a persistent TCP service: one connection and its template
+// A persistent TCP service: one connection and its template, the connection record's fields and the
+// 64-bit counters (each a different number), and connMatches on good and bad indexes.
+function checkConnRecordAndCounters(core: Core): void {
   const web = core.addService({ proto: "tcp", addr: "10.9.8.7", port: 443, scheduler: "rr", persistent: 300 });
   const real = core.addDest(web, { addr: "10.1.2.3", port: 8443 });
   const r = core.packet("in", "tcp", "192.0.2.55", 40123, "10.9.8.7", 443, { flags: TCP_FLAGS.SYN, now: 5000 });
@@ -254,6 +258,12 @@ test("what the module writes at each layout offset is what the host reads there 
   assert.not.ok(core.connMatches(r.conn, 17, 40123, 443), "another protocol");
   assert.not.ok(core.connMatches(tpl.index, 6, 0, 443), "a template is no flow's entry");
   for (const bad of [-1, 1e9, NaN, 2 ** 31]) assert.not.ok(core.connMatches(bad, 6, 40123, 443), String(bad));
+}
+
+test("what the module writes at each layout offset is what the host reads there (a distinct value each)", async () => {
+  const core = await Core.load({ connCapacity: 64 });
+  checkServiceAndDestRecords(core);
+  checkConnRecordAndCounters(core);
 });
 
 test("outside src/core nothing reads WASM memory at a bare offset", () => {

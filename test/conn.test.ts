@@ -143,7 +143,9 @@ test("reply lookup finds the connection from the real server's side only", async
 
 // Both indexes are keyed by the client side alone (as the kernel's one table is): one client address and
 // port to many virtual services is one bucket chain, which every lookup must still tell apart exactly.
-test("one client address:port to many services: one bucket chain, each lookup exact, through expiry and reuse", async () => {
+const oneChainManyServices =
+  "one client address:port to many services: one bucket chain, each lookup exact, through expiry and reuse";
+test(oneChainManyServices, async () => {
   for (const fwd of ["masq", "fullnat"] as const) {
     const c = await Core.load({ debug: true, connCapacity: 4096 });
     const n = 300;
@@ -536,7 +538,9 @@ test("one million connections fit in a table sized for them", async () => {
   assert.is(c.advance(300000), n);
 });
 
-test("expireOrphan: a flow whose destination was deleted mid-close no longer refuses a reused source port", async () => {
+const orphanFreesPort =
+  "expireOrphan: a flow whose destination was deleted mid-close no longer refuses a reused source port";
+test(orphanFreesPort, async () => {
   const { c, svc } = await setup({
     dests: [
       ["10.1.0.1", 1],

@@ -24,16 +24,12 @@ const script: Record<string, { list: Resp[]; watch: Resp[] }> = JSON.parse(
   readFileSync(new URL("./fixtures/k8s/watch-script.json", import.meta.url), "utf8"),
 );
 
-test("list, watch, bookmarks, 410 relist, adds/updates/deletes converge", async () => {
-  const queues = Object.fromEntries(
-    Object.entries(script)
-      .filter(([k]) => k.startsWith("/"))
-      .map(([k, v]) => [k, { list: [...v.list], watch: [...v.watch] }]),
-  );
-  const requests: string[] = [];
-  const problems: string[] = [];
-  const open = new Set<ServerResponse>();
-  const server = createServer((req, res) => {
+type Queues = Record<string, { list: Resp[]; watch: Resp[] }>;
+
+// Answers each request with the next scripted response for its path (list or watch), recording the request
+// and any query parameter that differs from the script's; a watch with nothing left is held open.
+function scriptedServer(queues: Queues, requests: string[], problems: string[], open: Set<ServerResponse>) {
+  return createServer((req, res) => {
     const url = new URL(req.url!, "http://x");
     requests.push(`${url.pathname}?${url.searchParams}`);
     const q = queues[url.pathname];
@@ -70,8 +66,10 @@ test("list, watch, bookmarks, 410 relist, adds/updates/deletes converge", async 
     };
     setTimeout(pump, 15);
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as AddressInfo).port;
+}
+
+// A kubeconfig for the plain-HTTP server on this port, no credentials.
+function localKubeConfig(port: number): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: "t", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
@@ -79,6 +77,22 @@ test("list, watch, bookmarks, 410 relist, adds/updates/deletes converge", async 
     contexts: [{ name: "c", cluster: "t", user: "u" }],
     currentContext: "c",
   });
+  return kc;
+}
+
+test("list, watch, bookmarks, 410 relist, adds/updates/deletes converge", async () => {
+  const queues = Object.fromEntries(
+    Object.entries(script)
+      .filter(([k]) => k.startsWith("/"))
+      .map(([k, v]) => [k, { list: [...v.list], watch: [...v.watch] }]),
+  );
+  const requests: string[] = [];
+  const problems: string[] = [];
+  const open = new Set<ServerResponse>();
+  const server = scriptedServer(queues, requests, problems, open);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  const kc = localKubeConfig(port);
   const updates: SyncUpdate[] = [];
   const errors: string[] = [];
   const w = new KubeWatcher({

@@ -197,7 +197,9 @@ test("the daemon commands against Linux 6.1 and ipvsadm 1.31 (in the VM)", async
   assert.match(r.kernel ?? "", /^6\.1\./);
 });
 
-test("wasmvs sync keeps a config's daemons: started, repaired when stopped, stopped on exit if asked (VM)", async () => {
+const syncKeepsDaemons =
+  "wasmvs sync keeps a config's daemons: started, repaired when stopped, stopped on exit if asked (VM)";
+test(syncKeepsDaemons, async () => {
   const r = await vmResult(1);
   assert.ok(r.checks.length >= 30, `${r.checks.length} checks ran`);
 });

@@ -10,7 +10,9 @@ import { runInVm, vmEnv } from "../bench/kernel-sync.ts";
 
 const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.url));
 
-test("-R against Linux 6.1 (in the VM): a refused input applies nothing; a kernel refusal names what was applied", async () => {
+const restoreAllOrNothing =
+  "-R against Linux 6.1 (in the VM): a refused input applies nothing; a kernel refusal names what was applied";
+test(restoreAllOrNothing, async () => {
   assert.ok(existsSync(vm), `${vm} is missing: the kernel VM from ../shared is needed`);
   const env = vmEnv();
   // a worktree's node_modules may be a link into another checkout: share their common parent with the VM

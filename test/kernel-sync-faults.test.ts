@@ -163,7 +163,10 @@ testOrSkip(
     // (open, or closed for a moment between an idle abort and the next watch: the fake server sends no bookmarks)
     assert.match(
       r!.watchCheck.stdout,
-      /EndpointSlice watch: (open|closed), .*last event or bookmark .*, last relist \d+\.\d s ago, \d+ relist\(s\), [1-9]\d* idle abort/,
+      new RegExp(
+        /EndpointSlice watch: (open|closed), .*last event or bookmark .*, /.source +
+          /last relist \d+\.\d s ago, \d+ relist\(s\), [1-9]\d* idle abort/.source,
+      ),
     );
     assert.match(r!.watchMetrics, /wasmvs_sync_watch_last_relist_age_seconds\{kind="EndpointSlice"\} \d/);
     assert.match(

@@ -507,22 +507,25 @@ test("connection drop reasons reach the descriptor (no destination)", async () =
   assert.is(r.reason, "no destination available");
 });
 
-// Every malformed class, each with its reason, and the counters.
-test("malformed packets: a reason for each class, counters by reason", async () => {
-  const { core, batch } = await setup();
-  resetPacketCounters(core);
-  const good = () => build({ src: CLIENT4, dst: VIP4, proto: TCP, sport: 7100, dport: 80, flags: SYN });
-  const good6 = () => build({ src: CLIENT6, dst: VIP6, proto: TCP, sport: 7100, dport: 80, flags: SYN });
-  const fixIp = (b: Uint8Array) => {
-    b[10] = b[11] = 0;
-    let s = 0;
-    for (let i = 0; i < (b[0] & 15) * 4; i += 2) s += (b[i] << 8) | b[i + 1];
-    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-    b[10] = (~s >> 8) & 0xff;
-    b[11] = ~s & 0xff;
-    return b;
-  };
-  const cases: [string, Uint8Array, number][] = [
+// A well-formed SYN to the VIP from the client, IPv4 and IPv6: each malformed case breaks one thing in it.
+const good = () => build({ src: CLIENT4, dst: VIP4, proto: TCP, sport: 7100, dport: 80, flags: SYN });
+const good6 = () => build({ src: CLIENT6, dst: VIP6, proto: TCP, sport: 7100, dport: 80, flags: SYN });
+// The IPv4 header checksum made right again after an edit, so only the edited field is wrong.
+function fixIp(b: Uint8Array): Uint8Array {
+  b[10] = b[11] = 0;
+  let s = 0;
+  for (let i = 0; i < (b[0] & 15) * 4; i += 2) s += (b[i] << 8) | b[i + 1];
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  b[10] = (~s >> 8) & 0xff;
+  b[11] = ~s & 0xff;
+  return b;
+}
+
+type MalformedCase = [what: string, packet: Uint8Array, reason: number];
+
+// Malformed in the IP header: lengths, version, IHL, checksum.
+function ipMalformed(): MalformedCase[] {
+  return [
     ["empty", new Uint8Array(0), REASON.truncated],
     ["IPv4 header cut", good().slice(0, 19), REASON.truncated],
     ["IPv6 header cut", good6().slice(0, 39), REASON.truncated],
@@ -598,6 +601,12 @@ test("malformed packets: a reason for each class, counters by reason", async () 
       })(),
       REASON.badIpCsum,
     ],
+  ];
+}
+
+// Fragments, which the path does not reassemble, and IPv6 extension headers it cannot walk.
+function fragmentMalformed(): MalformedCase[] {
+  return [
     [
       "IPv4 SCTP first fragment",
       build({ src: CLIENT4, dst: VIP4, proto: SCTP, sport: 1, dport: 80, fragField: 0x2000 }),
@@ -646,6 +655,12 @@ test("malformed packets: a reason for each class, counters by reason", async () 
       })(),
       REASON.truncated,
     ],
+  ];
+}
+
+// Malformed in the transport header: TCP data offset, UDP length, SCTP chunks, IPv6 UDP without a checksum.
+function transportMalformed(): MalformedCase[] {
+  return [
     [
       "TCP header cut",
       fixIp(
@@ -716,6 +731,13 @@ test("malformed packets: a reason for each class, counters by reason", async () 
       REASON.udp6ZeroCsum,
     ],
   ];
+}
+
+// Every malformed class, each with its reason, and the counters.
+test("malformed packets: a reason for each class, counters by reason", async () => {
+  const { core, batch } = await setup();
+  resetPacketCounters(core);
+  const cases = [...ipMalformed(), ...fragmentMalformed(), ...transportMalformed()];
   const counts: Record<number, number> = {};
   for (const [what, pk, reason] of cases) {
     const r = batch.one(pk, { dir: "in" });

@@ -208,14 +208,16 @@ test("tables: a reload diff edits in place (connections and templates survive)",
   const core = await Core.load({ debug: true, connCapacity: 256 });
   const tables = new Tables(core);
   const c1 = parseConfig(`services:
-  - { addr: 10.0.0.1, port: 80, scheduler: wrr, persistent: 60, realServers: [ { addr: 10.1.0.1, weight: 2 }, { addr: 10.1.0.2 } ] }
+  - { addr: 10.0.0.1, port: 80, scheduler: wrr, persistent: 60,
+      realServers: [ { addr: 10.1.0.1, weight: 2 }, { addr: 10.1.0.2 } ] }
 `);
   tables.apply(c1.state);
   const id = tables.services.get("tcp 10.0.0.1:80")!.id;
   const r = core.packet("in", "tcp", "192.168.0.9", 40000, "10.0.0.1", 80, { flags: 2, now: 1 });
   assert.is(r.verdict, "forward");
   const c2 = parseConfig(`services:
-  - { addr: 10.0.0.1, port: 80, scheduler: wrr, persistent: 60, realServers: [ { addr: 10.1.0.1, weight: 5 }, { addr: 10.1.0.3 } ] }
+  - { addr: 10.0.0.1, port: 80, scheduler: wrr, persistent: 60,
+      realServers: [ { addr: 10.1.0.1, weight: 5 }, { addr: 10.1.0.3 } ] }
 `);
   const res = tables.apply(c2.state, (k) => (k.endsWith("10.1.0.3:80") ? "quiesce" : undefined));
   assert.is(tables.services.get("tcp 10.0.0.1:80")!.id, id, "same service");

@@ -100,7 +100,9 @@ function raw(lines: string[], ms = 5000): Promise<any[]> {
 }
 const ask = async (req: unknown) => (await raw([JSON.stringify(req)]))[0];
 
-test("prototype names are no operations: constructor, toString, __proto__ answer at once, nothing serialised", async () => {
+const prototypeNamesRefused =
+  "prototype names are no operations: constructor, toString, __proto__ answer at once, nothing serialised";
+test(prototypeNamesRefused, async () => {
   const rss = process.memoryUsage().rss;
   for (const op of [
     "constructor",
@@ -231,7 +233,9 @@ test("garbage, deep nesting and oversized requests are refused by name; the prox
   assert.is((await ask({ id: 9, op: "info" })).ok, true, "a new connection is served");
 });
 
-test("load while it changes: 400 bad requests between 100 good ones, each good one applied, forwarding on", async () => {
+const loadWhileChanging =
+  "load while it changes: 400 bad requests between 100 good ones, each good one applied, forwarding on";
+test(loadWhileChanging, async () => {
   const port = await freePort();
   assert.is((await ask({ id: 1, op: "addService", args: [svc(port)] })).ok, true);
   assert.is((await ask({ id: 1, op: "addRealServer", args: [svc(port), rs("127.0.0.1", backendPort)] })).ok, true);
@@ -323,7 +327,9 @@ test("-R --target proxy: one transaction; a refused last line leaves nothing app
 });
 
 // issue 15 item 5: a 100k-line restore was one 20 MB line, parsed in one stretch of the event loop
-test("a large batch comes in parts: a refused part refuses the batch, pipelined parts included; nothing applied", async () => {
+const batchInParts =
+  "a large batch comes in parts: a refused part refuses the batch, pipelined parts included; nothing applied";
+test(batchInParts, async () => {
   const port = await freePort();
   const cmd = (i: number) => ({ kind: "add-service", service: { ...svc(port), addr: `127.78.${i >> 8}.${i & 255}` } });
   const part = (from: number, n: number) => Array.from({ length: n }, (_, i) => cmd(from + i));

@@ -81,7 +81,8 @@ if (why) {
     }
     writeCfg(
       baseConfig(`services:
-  - { protocol: tcp, addr: ${VIP}, port: 80, scheduler: rr, realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
+  - { protocol: tcp, addr: ${VIP}, port: 80, scheduler: rr,
+      realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
 `),
     );
     await lb.call("startProxy", readCfg(), CFG);
@@ -314,7 +315,10 @@ if (why) {
     );
     assert.match(
       m,
-      /wasmvs_proxy_destination_connections_total\{service="tcp 10\.231\.100\.1:80",destination="10\.231\.2\.11:8080"\} [1-9]/,
+      new RegExp(
+        /wasmvs_proxy_destination_connections_total/.source +
+          /\{service="tcp 10\.231\.100\.1:80",destination="10\.231\.2\.11:8080"\} [1-9]/.source,
+      ),
     );
   });
 
@@ -328,7 +332,8 @@ if (why) {
     port: 80
     scheduler: rr
     realServers:
-      - { addr: ${B(1)}, port: 8080, health: { type: exec, command: [test, -e, ${flag}], interval: 0.05, timeout: 1, rise: 2, fall: 2 } }
+      - { addr: ${B(1)}, port: 8080,
+          health: { type: exec, command: [test, -e, ${flag}], interval: 0.05, timeout: 1, rise: 2, fall: 2 } }
       - { addr: ${B(2)}, port: 8080 }
 `),
     );
@@ -359,7 +364,8 @@ if (why) {
   test("drain: weight 0 keeps established flows; removal keeps them until the bound", async () => {
     writeCfg(
       baseConfig(`services:
-  - { protocol: tcp, addr: ${VIP}, port: 80, scheduler: rr, realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
+  - { protocol: tcp, addr: ${VIP}, port: 80, scheduler: rr,
+      realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
 `),
     );
     await ctl.call("reload");
@@ -390,6 +396,8 @@ if (why) {
   });
 
   test("reload under load: no request fails, long-lived flows and health state survive", async () => {
+    const weightedServers = (n: number, w: number) =>
+      Array.from({ length: n }, (_, i) => `      - { addr: ${B(i + 1)}, port: 8080, weight: ${i === 0 ? w : 1} }`);
     const cfg = (n: number, w: number) =>
       baseConfig(`services:
   - protocol: tcp
@@ -397,7 +405,7 @@ if (why) {
     port: 80
     scheduler: wlc
     realServers:
-${Array.from({ length: n }, (_, i) => `      - { addr: ${B(i + 1)}, port: 8080, weight: ${i === 0 ? w : 1} }`).join("\n")}
+${weightedServers(n, w).join("\n")}
       - { addr: ${B(7)}, port: 8080, health: { type: tcp, interval: 0.1, timeout: 0.2 } }
 `);
     writeCfg(cfg(3, 1));
@@ -479,7 +487,8 @@ services:
   tick: 100
 ${max}
 services:
-  - { protocol: tcp, addr: ${vip}, port: 80, scheduler: rr, realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
+  - { protocol: tcp, addr: ${vip}, port: 80, scheduler: rr,
+      realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
 `;
     try {
       // the default budget: (RLIMIT_NOFILE - 64) / 2 proxied connections, then a prompt reset

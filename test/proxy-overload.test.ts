@@ -64,8 +64,10 @@ if (why) {
           "startProxy",
           `proxy: { control: ${ctl}, vipInterface: wasmvs0, tick: 100, pump: ${pump}, connectTimeout: 1.2 }
 services:
-  - { protocol: tcp, addr: ${v(1)}, port: 80, scheduler: rr, connectTimeout: 0.4, realServers: ${rsList([BLACKHOLE[0], B(1)])} }
-  - { protocol: tcp, addr: ${v(2)}, port: 80, scheduler: rr, connectTimeout: 0.4, realServers: ${rsList([BLACKHOLE[0]])} }
+  - { protocol: tcp, addr: ${v(1)}, port: 80, scheduler: rr, connectTimeout: 0.4,
+      realServers: ${rsList([BLACKHOLE[0], B(1)])} }
+  - { protocol: tcp, addr: ${v(2)}, port: 80, scheduler: rr, connectTimeout: 0.4,
+      realServers: ${rsList([BLACKHOLE[0]])} }
   - { protocol: tcp, addr: ${v(3)}, port: 80, scheduler: rr, connectTimeout: 0.4, realServers: ${rsList(BLACKHOLE)} }
   - { protocol: tcp, addr: ${v(4)}, port: 80, scheduler: rr, realServers: ${rsList([BLACKHOLE[0]])} }
 `,
@@ -113,7 +115,9 @@ services:
     // connection's FIN from the backend moved the other's entry, and the first stayed in CLOSE_WAIT after both
     // sides closed; once its real server was deleted, a new SYN from that port was dropped ("destination
     // deleted") where an entry in TIME_WAIT is scheduled afresh. The soak lost 43 connections so.
-    test(`a reply moves its own connection's entry (${pump} pump): one client port, two VIPs, one backend`, async () => {
+    const replyMovesEntry =
+      `a reply moves its own connection's entry (${pump} pump): ` + "one client port, two VIPs, one backend";
+    test(replyMovesEntry, async () => {
       const ctl = `${DIR}/ctl-reply-${pump}.sock`;
       const [va, vb] = [ADDR.vip4(40), ADDR.vip4(41)];
       const sysctl = (kv: string) => execFileSync("ip", ["netns", "exec", NS.client, "sysctl", "-qw", kv]);
@@ -168,7 +172,9 @@ services:
     // issue 15 item 3: the last soak met 5,554 EMFILE failures. Out of descriptors, the proxy must keep its
     // established connections, count accept failures without spinning, refuse new connections promptly
     // (closed, not left to time out in the backlog) and leak no descriptor.
-    test(`out of descriptors (${pump} pump): 0 established connections lost, new ones refused promptly, no leak`, async () => {
+    const outOfDescriptors =
+      `out of descriptors (${pump} pump): 0 established connections lost, ` + "new ones refused promptly, no leak";
+    test(outOfDescriptors, async () => {
       const small = await agent(NS.lb, { nofile: 96 });
       const ctl = `${DIR}/ctl-fd-${pump}.sock`;
       const vip = ADDR.vip4(30);
@@ -178,7 +184,8 @@ services:
           "startProxy",
           `proxy: { control: ${ctl}, vipInterface: wasmvs0, tick: 100, pump: ${pump}, maxConns: 100000 }
 services:
-  - { protocol: tcp, addr: ${vip}, port: 80, scheduler: rr, realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
+  - { protocol: tcp, addr: ${vip}, port: 80, scheduler: rr,
+      realServers: [ { addr: ${B(1)}, port: 8080 }, { addr: ${B(2)}, port: 8080 } ] }
 `,
         );
         const fdsIdle: number = await small.call("fdCount");

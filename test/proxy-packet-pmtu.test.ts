@@ -10,14 +10,13 @@
 // IPv4 datagram without DF is fragmented instead; a flood of too-big packets gets an error each, as from the kernel.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { ip, nsx, vethNet } from "./helpers/veth-net.ts";
+import { ip, nsx, spawnPacketProxy, vethNet } from "./helpers/veth-net.ts";
 
 const why =
   needs(["ip", "nft", "ethtool", "python3"], "apt-get install -y iproute2 nftables ethtool python3") ||
@@ -65,7 +64,6 @@ const A = {
 };
 const DIR = `/tmp/wpm-test-${process.pid}`;
 const CTL = `${DIR}/ctl.sock`;
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BYTES = 200_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -134,7 +132,6 @@ function setup() {
 }
 
 let proxy: ChildProcess | undefined;
-let proxyLog = "";
 let be: Agent, ctl: ControlClient;
 
 async function startProxy(io: "mmsg" | "ring" = "mmsg"): Promise<void> {
@@ -160,19 +157,10 @@ async function startProxy(io: "mmsg" | "ring" = "mmsg"): Promise<void> {
 services:
 ${services}`,
   );
-  proxy = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      NS.lb,
-      process.execPath,
-      `${ROOT}/bin/wasmvs.js`,
-      "proxy",
-      "-c",
-      `${DIR}/p.yaml`,
-      "--mode",
-      "packet",
+  proxy = await spawnPacketProxy(NS.lb, {
+    config: `${DIR}/p.yaml`,
+    control: CTL,
+    args: [
       "--interface",
       `${IF.lc},${IF.lr}`,
       "--log-level",
@@ -183,16 +171,7 @@ ${services}`,
       "--packet-io",
       io,
     ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  proxy.stdout!.on("data", (d) => (proxyLog += d));
-  proxy.stderr!.on("data", (d) => (proxyLog += d));
-  const end = Date.now() + 15000;
-  while (!existsSync(CTL)) {
-    if (proxy.exitCode !== null) throw new Error(`the packet-mode proxy exited (${proxy.exitCode}): ${proxyLog}`);
-    if (Date.now() > end) throw new Error(`the packet-mode proxy did not open its control socket: ${proxyLog}`);
-    await sleep(50);
-  }
+  });
   ctl = await ControlClient.connect(CTL);
 }
 

@@ -4,14 +4,14 @@
 // builds it); anything missing is a counted SKIP naming it (test/helpers/skip.ts), which fails under CI=true.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { ip, nsx, vethNet } from "./helpers/veth-net.ts";
+import { ip, nsx, spawnPacketProxy, vethNet } from "./helpers/veth-net.ts";
 
 // every prerequisite is checked here, at the top level: a missing one is a counted SKIP, never a hook error
 const why =
@@ -141,7 +141,6 @@ function takeoverDrops(chain?: string): number {
 }
 
 let proxy: ChildProcess | undefined;
-let proxyLog = "";
 let client: Agent, be1: Agent, be2: Agent, ctl: ControlClient;
 
 async function startProxy(): Promise<void> {
@@ -171,19 +170,10 @@ services:
   - { protocol: udp, addr: "${A.vip6}", port: 54, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 5454 } ] }
 `,
   );
-  proxy = spawn(
-    "ip",
-    [
-      "netns",
-      "exec",
-      NS.lb,
-      process.execPath,
-      `${ROOT}/bin/wasmvs.js`,
-      "proxy",
-      "-c",
-      `${DIR}/p.yaml`,
-      "--mode",
-      "packet",
+  proxy = await spawnPacketProxy(NS.lb, {
+    config: `${DIR}/p.yaml`,
+    control: CTL,
+    args: [
       "--interface",
       `${IF.lc},${IF.l1}`,
       "--interface",
@@ -194,16 +184,8 @@ services:
       "--drain-timeout",
       "1",
     ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WASMVS_PROXY_DECISIONS: "1000" } },
-  );
-  proxy.stdout!.on("data", (d) => (proxyLog += d));
-  proxy.stderr!.on("data", (d) => (proxyLog += d));
-  const end = Date.now() + 15000;
-  while (!existsSync(CTL)) {
-    if (proxy.exitCode !== null) throw new Error(`the packet-mode proxy exited (${proxy.exitCode}): ${proxyLog}`);
-    if (Date.now() > end) throw new Error(`the packet-mode proxy did not open its control socket: ${proxyLog}`);
-    await sleep(50);
-  }
+    env: { ...process.env, WASMVS_PROXY_DECISIONS: "1000" },
+  });
   ctl = await ControlClient.connect(CTL);
 }
 
@@ -263,7 +245,9 @@ tcp = struct.pack("!HHIIBBHHH", ${sport}, 81, 1000, 0, 5 << 4, 0x02, 64240, 0, 0
 tcp = tcp[:16] + struct.pack("!H", csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)) + tcp[18:]
 ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, ${totLen}, 1, 0, 64, 6, 0, src, dst)
 ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-eth = bytes.fromhex("${mac(NS.lb, IF.lc).replace(/:/g, "")}") + bytes.fromhex("${mac(NS.client, IF.cl).replace(/:/g, "")}") + b"\\x08\\x00"
+lb_mac = bytes.fromhex("${mac(NS.lb, IF.lc).replace(/:/g, "")}")
+client_mac = bytes.fromhex("${mac(NS.client, IF.cl).replace(/:/g, "")}")
+eth = lb_mac + client_mac + b"\\x08\\x00"
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
 s.bind(("${IF.cl}", 0x0800))
 s.settimeout(0.2)
@@ -338,7 +322,9 @@ if (why) {
     rmSync(DIR, { recursive: true, force: true });
   });
 
-  test("TCP: rr across three backends in two namespaces as the core decided, full-NAT source, data both ways", async () => {
+  const tcpAsDecided =
+    "TCP: rr across three backends in two namespaces as the core decided, full-NAT source, data both ways";
+  test(tcpAsDecided, async () => {
     await ctl.call("clearDecisions");
     const conns: any[] = await client.call("openSeq", A.vip, 80, 9, true);
     for (const c of conns) assert.ok("h" in c, `connect through the packet path failed: ${JSON.stringify(c)}`);

@@ -86,7 +86,8 @@ async function start(pump: "native" | "js"): Promise<Proxy> {
     parseConfig(`proxy: { control: null, vipInterface: null, tick: 100, pump: ${pump} }
 timeouts: { tcp: 1, tcpfin: 1, udp: 1 }
 services:
-  - { protocol: tcp, addr: 127.0.0.1, port: ${VPORT}, scheduler: rr, realServers: [ { addr: 127.0.0.1, port: ${BPORT} } ] }
+  - { protocol: tcp, addr: 127.0.0.1, port: ${VPORT}, scheduler: rr,
+      realServers: [ { addr: 127.0.0.1, port: ${BPORT} } ] }
 `),
     { log: silentLogger() },
   );
@@ -108,7 +109,9 @@ function connect(): Promise<net.Socket> {
 const destStats = (p: Proxy) => p.services()[0].dests[0].status.stats;
 
 for (const pump of ["native", "js"] as const) {
-  test(`${pump} pump: client to backend stops when the backend stops reading; bytes intact; counters exact`, async () => {
+  const backpressure =
+    `${pump} pump: client to backend stops when the backend stops reading; ` + "bytes intact; counters exact";
+  test(backpressure, async () => {
     const b = await backend();
     b.mode = "paused-sink";
     const p = await start(pump);

@@ -332,7 +332,8 @@ if (why) {
     port: 80
     scheduler: wrr
     realServers:
-      - { addr: ${B(1)}, port: 8080, weight: 2, health: { type: exec, command: [test, -e, ${flag}], interval: 0.05, rise: 2, fall: 2 } }
+      - { addr: ${B(1)}, port: 8080, weight: 2,
+          health: { type: exec, command: [test, -e, ${flag}], interval: 0.05, rise: 2, fall: 2 } }
       - { addr: ${B(2)}, port: 8080 }
 `,
       '"127.0.0.1:9478"',

@@ -27,7 +27,9 @@ if (skip)
 
 test(
   `bench/scaling.ts at 50 Services: ` +
-    `${skip ? "simulator and report (host part skipped, above)" : "rules, connects, lock, packet mode, " + "simulator, report"}`,
+    (skip
+      ? "simulator and report (host part skipped, above)"
+      : "rules, connects, lock, packet mode, simulator, report"),
   () => {
     // made here, not at import: a run that stops before this test must not leave it behind
     const out = mkdtempSync(join(tmpdir(), "wasmvs-scaling-test-"));

@@ -139,7 +139,10 @@ test("sync --check reads a running cluster loop's status: live, silent, stale, m
     assert.is(r.status, 0, r.stdout + r.stderr);
     assert.match(
       r.stdout,
-      /EndpointSlice watch: open, resourceVersion 42, last event or bookmark \d+\.\d s ago, last relist 60\d\.\d s ago, 1 relist\(s\)/,
+      new RegExp(
+        /EndpointSlice watch: open, resourceVersion 42, last event or bookmark \d+\.\d s ago, /.source +
+          /last relist 60\d\.\d s ago, 1 relist\(s\)/.source,
+      ),
     );
     assert.match(r.stdout, /refused: 2 bad object/);
     assert.match(r.stdout, /the watch is live/);

@@ -116,6 +116,52 @@ function pickService(): u32 {
   return lo;
 }
 
+// Zipf popularity: the cumulative distribution over the services, normalised to end at 1.
+function fillZipfCdf(services: u32, zipf: f64): void {
+  let acc: f64 = 0;
+  for (let i: u32 = 0; i < services; i++) {
+    acc += 1 / Math.pow(<f64>(i + 1), zipf);
+    store<f64>(cdf + ((<usize>i) << 3), acc);
+  }
+  for (let i: u32 = 0; i < services; i++) store<f64>(cdf + ((<usize>i) << 3), load<f64>(cdf + ((<usize>i) << 3)) / acc);
+}
+
+// A run's counters, clock and free lists back to zero.
+function resetRun(): void {
+  made = 0;
+  packets = 0;
+  tick = 0;
+  nextArrival = 0;
+  freeTop = 0;
+  nextSlot = 0;
+  openNow = 0;
+  openPeak = 0;
+  n = 0;
+  recCount = 0;
+  recPending = 0;
+}
+
+// Each batch position keeps one packet's constant bytes; per packet only what differs, and what the
+// NAT rewrite changed in place, is written again.
+function primeBatch(): void {
+  for (let k: u32 = 0; k < batchN; k++) {
+    const d = desc + ((<usize>k) << 5);
+    store<u32>(d, k * PKT);
+    store<u32>(d, PKT, 4);
+    store<u32>(d, 0, 8);
+    store<u32>(d, 0, 12);
+    const p = data + <usize>k * PKT;
+    memory.fill(p, 0, PKT);
+    store<u8>(p, 0x45);
+    store<u8>(p, <u8>PKT, 3);
+    store<u8>(p, 0x40, 6);
+    store<u8>(p, 6, 9);
+    store<u8>(p, 1, 27);
+    store<u8>(p, 0x50, 32);
+    store<u16>(p, 0xffff, 34);
+  }
+}
+
 // Sets up a run: the batch area (which must hold at least 8 packets of 40 bytes) becomes the generator's,
 // and the Service arrays are allocated for the host to fill (vip u32 at the returned pointer, port u32
 // at pointer + 4 x services, both host order). Returns 0 when an argument is out of range.
@@ -202,51 +248,15 @@ export function simInit(
   recMax = record;
   for (let c: u32 = 0; c < clients; c++) store<u32>(sportNext + ((<usize>c) << 2), SPORT_FIRST);
   for (let k: u32 = 0; k < batchN; k++) store<i32>(recSlot + ((<usize>k) << 2), -1);
-  if (cdf) {
-    let acc: f64 = 0;
-    for (let i: u32 = 0; i < services; i++) {
-      acc += 1 / Math.pow(<f64>(i + 1), zipf);
-      store<f64>(cdf + ((<usize>i) << 3), acc);
-    }
-    for (let i: u32 = 0; i < services; i++)
-      store<f64>(cdf + ((<usize>i) << 3), load<f64>(cdf + ((<usize>i) << 3)) / acc);
-  }
+  if (cdf) fillZipfCdf(services, zipf);
 
   total = <u64>connections;
   requests = reqs;
   meanLen = meanLengthMs;
   meanGap = 1000 / rate;
   rs = seed != 0 ? seed : 1;
-  made = 0;
-  packets = 0;
-  tick = 0;
-  nextArrival = 0;
-  freeTop = 0;
-  nextSlot = 0;
-  openNow = 0;
-  openPeak = 0;
-  n = 0;
-  recCount = 0;
-  recPending = 0;
-
-  // Each batch position keeps one packet's constant bytes; per packet only what differs, and what the
-  // NAT rewrite changed in place, is written again.
-  for (let k: u32 = 0; k < batchN; k++) {
-    const d = desc + ((<usize>k) << 5);
-    store<u32>(d, k * PKT);
-    store<u32>(d, PKT, 4);
-    store<u32>(d, 0, 8);
-    store<u32>(d, 0, 12);
-    const p = data + <usize>k * PKT;
-    memory.fill(p, 0, PKT);
-    store<u8>(p, 0x45);
-    store<u8>(p, <u8>PKT, 3);
-    store<u8>(p, 0x40, 6);
-    store<u8>(p, 6, 9);
-    store<u8>(p, 1, 27);
-    store<u8>(p, 0x50, 32);
-    store<u16>(p, 0xffff, 34);
-  }
+  resetRun();
+  primeBatch();
   return svcVip;
 }
 

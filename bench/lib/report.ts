@@ -87,6 +87,52 @@ export interface RefLine {
 const tick = (ns: number) => (ns >= 1e6 ? `${ns / 1e6} ms` : ns >= 1e3 ? `${ns / 1e3} µs` : `${ns} ns`);
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
+/** Where barChartSvg draws: the plot's top left corner and size, and the y of a value (ns, log scale). */
+interface PlotArea {
+  left: number;
+  top: number;
+  plotW: number;
+  plotH: number;
+  y: (ns: number) => number;
+}
+
+// One bar at x: up to the median, a p25–p75 whisker with its caps, and `title` as the tooltip.
+function medianBar(out: string[], a: PlotArea, x: number, barW: number, color: string, title: string, v: Stat): void {
+  const { top, plotH, y } = a;
+  const yb = y(v.median);
+  out.push(
+    `<rect x="${x}" y="${yb.toFixed(1)}" width="${barW - 1}" height="${(top + plotH - yb).toFixed(1)}" ` +
+      `fill="${color}"><title>${esc(title)}</title></rect>`,
+  );
+  const cx = x + (barW - 1) / 2;
+  out.push(`<line x1="${cx}" x2="${cx}" y1="${y(v.p75).toFixed(1)}" y2="${y(v.p25).toFixed(1)}" stroke="black"/>`);
+  out.push(
+    `<line x1="${cx - 3}" x2="${cx + 3}" y1="${y(v.p75).toFixed(1)}" y2="${y(v.p75).toFixed(1)}" stroke="black"/>`,
+  );
+  out.push(
+    `<line x1="${cx - 3}" x2="${cx + 3}" y1="${y(v.p25).toFixed(1)}" y2="${y(v.p25).toFixed(1)}" stroke="black"/>`,
+  );
+}
+
+// Under the plot, three to a row: a swatch per series, a dashed line per reference.
+function legend(out: string[], a: PlotArea, series: Series[], refs: RefLine[]): void {
+  const items = [
+    ...series.map((s) => ({ name: s.name, color: s.color, dash: false })),
+    ...refs.map((r) => ({ name: `${r.label} (${fmtNs(r.ns)})`, color: r.color, dash: true })),
+  ];
+  items.forEach((it, i) => {
+    const lx = a.left + (i % 3) * Math.floor(a.plotW / 3),
+      ly = a.top + a.plotH + 36 + Math.floor(i / 3) * 18;
+    if (it.dash)
+      out.push(
+        `<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${it.color}" stroke-dasharray="6 4" ` +
+          `stroke-width="1.5"/>`,
+      );
+    else out.push(`<rect x="${lx}" y="${ly - 6}" width="18" height="12" fill="${it.color}"/>`);
+    out.push(`<text x="${lx + 24}" y="${ly}" dominant-baseline="middle">${esc(it.name)}</text>`);
+  });
+}
+
 // Grouped bars on a log scale: one group per category, one bar per series (median), whiskers p25–p75.
 export function barChartSvg(opts: {
   title: string;
@@ -115,6 +161,7 @@ export function barChartSvg(opts: {
     H = top + plotH + 60 + legendH;
   const y = (ns: number) =>
     top + plotH - ((Math.log10(Math.max(ns, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
+  const area: PlotArea = { left, top, plotW, plotH, y };
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="san` +
@@ -148,19 +195,7 @@ export function barChartSvg(opts: {
         );
         return;
       }
-      const yb = y(v.median);
-      out.push(
-        `<rect x="${x}" y="${yb.toFixed(1)}" width="${barW - 1}" height="${(top + plotH - yb).toFixed(1)}" ` +
-          `fill="${s.color}"><title>${esc(`${s.name} ${cat}: ${fmtStat(v)}`)}</title></rect>`,
-      );
-      const cx = x + (barW - 1) / 2;
-      out.push(`<line x1="${cx}" x2="${cx}" y1="${y(v.p75).toFixed(1)}" y2="${y(v.p25).toFixed(1)}" stroke="black"/>`);
-      out.push(
-        `<line x1="${cx - 3}" x2="${cx + 3}" y1="${y(v.p75).toFixed(1)}" y2="${y(v.p75).toFixed(1)}" stroke="black"/>`,
-      );
-      out.push(
-        `<line x1="${cx - 3}" x2="${cx + 3}" y1="${y(v.p25).toFixed(1)}" y2="${y(v.p25).toFixed(1)}" stroke="black"/>`,
-      );
+      medianBar(out, area, x, barW, s.color, `${s.name} ${cat}: ${fmtStat(v)}`, v);
     });
     const lx = gx + (series.length * barW) / 2;
     out.push(`<text x="${lx}" y="${top + plotH + 14}" text-anchor="middle">${esc(cat)}</text>`);
@@ -174,22 +209,7 @@ export function barChartSvg(opts: {
   }
   out.push(`<line x1="${left}" x2="${left}" y1="${top}" y2="${top + plotH}" stroke="black"/>`);
   out.push(`<line x1="${left}" x2="${left + plotW}" y1="${top + plotH}" y2="${top + plotH}" stroke="black"/>`);
-  // legend
-  const items = [
-    ...series.map((s) => ({ name: s.name, color: s.color, dash: false })),
-    ...refs.map((r) => ({ name: `${r.label} (${fmtNs(r.ns)})`, color: r.color, dash: true })),
-  ];
-  items.forEach((it, i) => {
-    const lx = left + (i % 3) * Math.floor(plotW / 3),
-      ly = top + plotH + 36 + Math.floor(i / 3) * 18;
-    if (it.dash)
-      out.push(
-        `<line x1="${lx}" x2="${lx + 18}" y1="${ly}" y2="${ly}" stroke="${it.color}" stroke-dasharray="6 4" ` +
-          `stroke-width="1.5"/>`,
-      );
-    else out.push(`<rect x="${lx}" y="${ly - 6}" width="18" height="12" fill="${it.color}"/>`);
-    out.push(`<text x="${lx + 24}" y="${ly}" dominant-baseline="middle">${esc(it.name)}</text>`);
-  });
+  legend(out, area, series, refs);
   out.push(
     `<text x="${left}" y="${H - 6}" fill="#777" font-size="10">bars: median; whiskers: p25–p75; log scale</text>`,
   );

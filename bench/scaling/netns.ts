@@ -180,12 +180,14 @@ export class Topology {
     );
     sh(
       this.node,
-      `ip link set lo up; ip link set nc up; ip link set nb up; ip addr add ${NODE_IP}/24 dev nc; ip addr add ${NODE_BACK_IP}/24 dev nb;
+      `ip link set lo up; ip link set nc up; ip link set nb up; ip addr add ${NODE_IP}/24 dev nc; ` +
+        `ip addr add ${NODE_BACK_IP}/24 dev nb;
       ip route add ${POD_RANGE} via ${BACKEND_NET_IP}; sysctl -qw net.ipv4.ip_forward=1`,
     );
     sh(
       this.backend,
-      `ip link set lo up; ip link set b0 up; ip addr add ${BACKEND_NET_IP}/24 dev b0; ip route add default via ${NODE_BACK_IP};
+      `ip link set lo up; ip link set b0 up; ip addr add ${BACKEND_NET_IP}/24 dev b0; ` +
+        `ip route add default via ${NODE_BACK_IP};
       ip route add local ${POD_RANGE} dev lo`,
     );
     return this;

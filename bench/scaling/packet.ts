@@ -1,7 +1,8 @@
 // wasmvs userspace, packet mode, measured in the same host topology and the same way as socket mode
 // (proxy.ts):
 //
-//   client ns ──veth c0/nc── node ns: `wasmvs proxy run --mode packet` on nc and nb ──veth nb/b0── backend ns
+//   client ns ──veth c0/nc── node ns: `wasmvs proxy run --mode packet` on nc and nb
+//                                     ──veth nb/b0── backend ns
 //
 // Packet mode receives every frame arriving on nc and nb with AF_PACKET, lets the WASM core schedule and
 // rewrite it (full-NAT: client → VIP becomes FULLNAT_IP → endpoint, and back), and sends it with a raw
@@ -86,6 +87,54 @@ function takeoverCounted(ns: string): { entries: number; rules: number; dropped:
   return { entries, rules, dropped };
 }
 
+// The control socket opens after the forwarder, so it may lag the first forwarded connection a little.
+async function connectControl(ctlPath: string, p: ChildProcess): Promise<ControlClient> {
+  for (let i = 0; ; i++) {
+    try {
+      return await ControlClient.connect(ctlPath);
+    } catch (e) {
+      if (i >= 50 || p.exitCode !== null) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+type PacketStatus = {
+  mode: string;
+  verdicts?: Record<string, number>;
+  drops?: Record<string, number>;
+  io?: Record<string, number>;
+};
+
+// The core's verdicts and drops and the packet I/O's counters, from the proxy's status in packet mode.
+function coreCounters(fw: PacketStatus) {
+  if (fw.mode !== "packet") throw new Error(`the proxy runs in ${fw.mode} mode, not packet mode`);
+  const io = fw.io ?? {};
+  return {
+    forwarded: Number(fw.verdicts?.forward ?? 0),
+    drops: (fw.drops ?? {}) as Record<string, number>,
+    rxPackets: Number(io.rxPackets ?? 0),
+    txPackets: Number(io.txPackets ?? 0),
+    txErrors:
+      Number(io.txNoBuffer ?? 0) +
+      Number(io.txTooBig ?? 0) +
+      Number(io.txUnreachable ?? 0) +
+      Number(io.txOtherErrors ?? 0),
+  };
+}
+
+// Connections the backends saw from the full-NAT address, and from any other address but the client's.
+function fullNatSources(backends: Record<string, number>) {
+  // "from unknown": the connector's RST arrived before the backend's accept callback could read the peer
+  const fromLocal = backends[`from ${FULLNAT_IP}`] ?? 0;
+  const fromOther = Object.entries(backends)
+    .filter(
+      ([k]) => k.startsWith("from ") && k !== `from ${FULLNAT_IP}` && k !== "from unknown" && k !== `from ${CLIENT_IP}`,
+    )
+    .reduce((n, [, v]) => n + v, 0); // CLIENT_IP: the baseline's connects straight to a pod IP
+  return { fromLocal, fromOther };
+}
+
 export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promise<PacketResult> {
   const log = o.log ?? (() => {});
   const first = c.targets[0],
@@ -125,38 +174,12 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     );
     proxy = p;
     const pid = p.pid!;
-    // the control socket opens after the forwarder, so it may lag the first forwarded connection a little
-    for (let i = 0; !ctl; i++) {
-      try {
-        ctl = await ControlClient.connect(ctlPath);
-      } catch (e) {
-        if (i >= 50 || p.exitCode !== null) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    ctl = await connectControl(ctlPath, p);
     const t = await timeConnects(topo, pid, o, first, last, podTarget, "wasmvs-packet", c.services, log, {
       connectsMustSucceed: true,
       through: "packet mode",
     });
-    const fw = (await ctl.call("status")) as {
-      mode: string;
-      verdicts?: Record<string, number>;
-      drops?: Record<string, number>;
-      io?: Record<string, number>;
-    };
-    if (fw.mode !== "packet") throw new Error(`the proxy runs in ${fw.mode} mode, not packet mode`);
-    const io = fw.io ?? {};
-    const core = {
-      forwarded: Number(fw.verdicts?.forward ?? 0),
-      drops: (fw.drops ?? {}) as Record<string, number>,
-      rxPackets: Number(io.rxPackets ?? 0),
-      txPackets: Number(io.txPackets ?? 0),
-      txErrors:
-        Number(io.txNoBuffer ?? 0) +
-        Number(io.txTooBig ?? 0) +
-        Number(io.txUnreachable ?? 0) +
-        Number(io.txOtherErrors ?? 0),
-    };
+    const core = coreCounters((await ctl.call("status")) as PacketStatus);
     const counted = takeoverCounted(topo.node);
     ctl.close();
     ctl = null;
@@ -165,14 +188,7 @@ export async function measurePacket(c: ScalingCluster, o: PacketOptions): Promis
     proxy = null;
     const backends = await topo.stopBackends();
     const seen = (t: ServiceTarget) => t.endpoints.reduce((n, e) => n + (backends[e] ?? 0), 0);
-    // "from unknown": the connector's RST arrived before the backend's accept callback could read the peer
-    const fromLocal = backends[`from ${FULLNAT_IP}`] ?? 0;
-    const fromOther = Object.entries(backends)
-      .filter(
-        ([k]) =>
-          k.startsWith("from ") && k !== `from ${FULLNAT_IP}` && k !== "from unknown" && k !== `from ${CLIENT_IP}`,
-      )
-      .reduce((n, [, v]) => n + v, 0); // CLIENT_IP: the baseline's connects straight to a pod IP
+    const { fromLocal, fromOther } = fullNatSources(backends);
     return {
       mode: "wasmvs-packet",
       services: c.services,

@@ -76,11 +76,10 @@ export function lineChartSvg(o: {
     }
     for (const p of ps)
       out.push(
-        `<circle cx="${X(p.x).toFixed(1)}" cy="${Y(p.y).toFixed(1)}" r="4" fill="` +
-          `${p.measured ? s.color : "white"}" stroke="${s.color}" stroke-` +
-          (`width="2"><title>` +
-            `${esc(`${s.name} N=${p.x}: ${+p.y.toPrecision(4)} (` + `${p.measured ? "measured" : "modelled"})`)}</title><`) +
-          `/circle>`,
+        `<circle cx="${X(p.x).toFixed(1)}" cy="${Y(p.y).toFixed(1)}" r="4" ` +
+          `fill="${p.measured ? s.color : "white"}" stroke="${s.color}" stroke-width="2">` +
+          `<title>${esc(`${s.name} N=${p.x}: ${+p.y.toPrecision(4)} (${p.measured ? "measured" : "modelled"})`)}` +
+          `</title></circle>`,
       );
     const ly = T + PH + 52 + Math.floor(si / 3) * 16,
       lx = L + (si % 3) * 200;

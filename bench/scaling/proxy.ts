@@ -1,6 +1,7 @@
 // wasmvs userspace (socket mode) measured in the same host topology as the kernel modes:
 //
-//   client ns ──veth── node ns: `wasmvs proxy run -c FILE` listening on every VIP:port ──veth── backend ns
+//   client ns ──veth── node ns: `wasmvs proxy run -c FILE` listening on every VIP:port
+//                               ──veth── backend ns
 //
 // The node namespace makes the whole Service CIDR local (`ip route add local 10.96.0.0/12 dev lo`) and the
 // proxy adds no addresses (vipInterface: null), so N Services cost N listening sockets and no N address

@@ -37,8 +37,8 @@ export interface RunTables {
   wasmPerN: { services: number; nsPerNewConn: number }[];
 }
 
-/** One row per measured (mode, N) and per modelled (mode, N); "how" says which. */
-export function mainTable(t: RunTables): Table {
+// The kernel modes measured on this host, one row per (mode, N).
+function kernelRows(t: RunTables): string[][] {
   const f1 = fmt;
   const rows: string[][] = [];
   for (const r of t.hostResults) {
@@ -64,6 +64,13 @@ export function mainTable(t: RunTables): Table {
         : "-",
     ]);
   }
+  return rows;
+}
+
+// wasmvs proxy measured in socket and packet mode.
+function userspaceRows(t: RunTables): string[][] {
+  const f1 = fmt;
+  const rows: string[][] = [];
   for (const p of t.proxyResults)
     rows.push([
       "wasmvs proxy (socket)",
@@ -95,6 +102,13 @@ export function mainTable(t: RunTables): Table {
       `${k.translated.first} / ${k.translated.last}`,
       "-",
     ]);
+  return rows;
+}
+
+// IPVS and iptables-legacy measured inside the kernel VM.
+function vmRows(t: RunTables): string[][] {
+  const f1 = fmt;
+  const rows: string[][] = [];
   for (const v of t.vmResults) {
     const i = v.ipvs,
       c = i.counted,
@@ -131,6 +145,12 @@ export function mainTable(t: RunTables): Table {
       "-",
     ]);
   }
+  return rows;
+}
+
+// The WASM data plane's own cost per new connection, measured in-process.
+function wasmRows(t: RunTables): string[][] {
+  const rows: string[][] = [];
   for (const w of t.wasmPerN)
     rows.push([
       "wasmvs (WASM)",
@@ -146,6 +166,12 @@ export function mainTable(t: RunTables): Table {
       "-",
       "-",
     ]);
+  return rows;
+}
+
+// The simulator's modelled figures for the modes not measured at that N.
+function modelledRows(t: RunTables): string[][] {
+  const rows: string[][] = [];
   for (const p of t.sim)
     for (const m of p.modes)
       if (!m.measured) {
@@ -166,6 +192,12 @@ export function mainTable(t: RunTables): Table {
           "-",
         ]);
       }
+  return rows;
+}
+
+/** One row per measured (mode, N) and per modelled (mode, N); "how" says which. */
+export function mainTable(t: RunTables): Table {
+  const rows = [...kernelRows(t), ...userspaceRows(t), ...vmRows(t), ...wasmRows(t), ...modelledRows(t)];
   return {
     headers: [
       "mode",

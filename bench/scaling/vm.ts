@@ -514,9 +514,9 @@ async function reconcileChild(file: string): Promise<void> {
   if (inc.failures.length) throw new Error(`+1 Service: ${inc.failures[0].error}`);
   const dump = await client.dump();
   client.close();
-  process.stdout.write(
-    `@@CHILD ${JSON.stringify({ fullMs, messages: rep.messages, incMs, services: dump.length, realServers: dump.reduce((k, s) => k + s.realServers.length, 0) })}\n`,
-  );
+  const realServers = dump.reduce((k, s) => k + s.realServers.length, 0);
+  const result = { fullMs, messages: rep.messages, incMs, services: dump.length, realServers };
+  process.stdout.write(`@@CHILD ${JSON.stringify(result)}\n`);
 }
 
 const argv = process.argv.slice(2);

@@ -291,6 +291,55 @@ function refuseProblems(all: Problem[], err: Sink, opts: { program: string }): b
   return true;
 }
 
+/** -L, -l and their forms: the table, one service, the connections, the timeouts or the sync daemons. */
+async function listCommand(
+  cmd: Extract<IpvsadmCommand, { kind: "list" }>,
+  target: IpvsTarget,
+  out: Sink,
+  err: Sink,
+  resolver: NameResolver,
+): Promise<number> {
+  const fo = {
+    numeric: cmd.numeric,
+    format: cmd.format,
+    exact: cmd.exact,
+    nosort: cmd.nosort,
+    resolver,
+  };
+  try {
+    switch (cmd.what) {
+      case "connections":
+        out.write(formatConnections(await target.connections(), fo));
+        return 0;
+      case "timeout":
+        out.write(formatTimeouts(await target.timeouts()));
+        return 0;
+      case "daemon":
+        // a target without a sync daemon runs none, so ipvsadm would print nothing
+        out.write(formatDaemons(target.daemons ? await target.daemons() : []));
+        return 0;
+      case "service": {
+        const all: ServiceStatus[] = await target.services();
+        const s = all.find((x) => sameService(x, cmd.service!));
+        if (!s) {
+          err.write("No such service\n");
+          return 1;
+        }
+        out.write(formatListService(s, fo));
+        return 0;
+      }
+      default: {
+        const [info, services] = await Promise.all([target.info(), target.services()]);
+        out.write(formatList(info, services, fo));
+        return 0;
+      }
+    }
+  } catch (e) {
+    err.write(ipvsStrerror("list", e) + "\n");
+    return 1;
+  }
+}
+
 /** Execute a parsed command (what ipvsadm does after parsing). */
 export async function execute(
   cmd: IpvsadmCommand,
@@ -371,47 +420,8 @@ export async function execute(
         return 1;
       }
     }
-    case "list": {
-      const fo = {
-        numeric: cmd.numeric,
-        format: cmd.format,
-        exact: cmd.exact,
-        nosort: cmd.nosort,
-        resolver: opts.resolver,
-      };
-      try {
-        switch (cmd.what) {
-          case "connections":
-            out.write(formatConnections(await target.connections(), fo));
-            return 0;
-          case "timeout":
-            out.write(formatTimeouts(await target.timeouts()));
-            return 0;
-          case "daemon":
-            // a target without a sync daemon runs none, so ipvsadm would print nothing
-            out.write(formatDaemons(target.daemons ? await target.daemons() : []));
-            return 0;
-          case "service": {
-            const all: ServiceStatus[] = await target.services();
-            const s = all.find((x) => sameService(x, cmd.service!));
-            if (!s) {
-              err.write("No such service\n");
-              return 1;
-            }
-            out.write(formatListService(s, fo));
-            return 0;
-          }
-          default: {
-            const [info, services] = await Promise.all([target.info(), target.services()]);
-            out.write(formatList(info, services, fo));
-            return 0;
-          }
-        }
-      } catch (e) {
-        err.write(ipvsStrerror("list", e) + "\n");
-        return 1;
-      }
-    }
+    case "list":
+      return listCommand(cmd, target, out, err, opts.resolver);
     case "restore": {
       const lines = checkRestoreInput(await (opts.stdin ?? readStdin)(), err, opts);
       return typeof lines === "number" ? lines : applyRestore(lines, target, out, err, opts);
@@ -564,9 +574,10 @@ async function applyRestore(
         // refused as a whole (the table the lines would make, e.g. a real server looping into the proxy)
         err.write(
           `${(e as Error).message}\n${opts.program}: -R: the ${target.name} refused lines ${run[0].line}-` +
-            `${run[run.length - 1].line} as one ` +
-            (`transaction: ` +
-              `${applied ? `the ${applied} line${applied === 1 ? "" : "s"} before them were applied` : "nothing was applied"}\n`),
+            `${run[run.length - 1].line} as one transaction: ` +
+            (applied
+              ? `the ${applied} line${applied === 1 ? "" : "s"} before them were applied\n`
+              : "nothing was applied\n"),
         );
         return 255;
       }

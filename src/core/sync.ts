@@ -39,7 +39,7 @@ const ALL: Record<string, number> = { ...SYNC_DROPS, ...SYNC_SKIPS, ...SYNC_COUN
 const REASON_NAMES = Object.fromEntries(Object.entries(ALL).map(([k, v]) => [v, k])) as Record<number, string>;
 
 /** The largest datagram the codec takes (the receive buffer's size). */
-export const SYNC_RX_MAX = 65536;
+const SYNC_RX_MAX = 65536;
 
 export interface SyncEntry {
   af: number;
@@ -61,7 +61,7 @@ export interface SyncEntry {
   skipped?: string; // why a backup would not use it
 }
 
-export interface SyncResult {
+interface SyncResult {
   /** entries read (whatever became of each), or 0 with `dropped` when the message was refused whole */
   entries: number;
   dropped?: string;

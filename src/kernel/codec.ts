@@ -201,18 +201,8 @@ export function errorCode(m: RawMessage): number {
   if (m.len < C.NLMSG_HDRLEN + 4) throw new CodecError(`NLMSG_ERROR of ${m.len} bytes: too short for its error code`);
   return -m.buf.readInt32LE(m.off + C.NLMSG_HDRLEN);
 }
-/** NLMSG_ERROR's copy of the request's sequence number (the same as the header's). */
-export function genlCmd(m: RawMessage): number {
-  return m.buf[m.off + C.NLMSG_HDRLEN];
-}
-
 /** Calls fn(type, start, len) for each attribute in [start, end). Types are masked (NESTED stripped). */
-export function eachAttr(
-  buf: Buffer,
-  start: number,
-  end: number,
-  fn: (type: number, at: number, len: number) => void,
-): void {
+function eachAttr(buf: Buffer, start: number, end: number, fn: (type: number, at: number, len: number) => void): void {
   let p = start;
   while (p + 4 <= end) {
     const len = buf.readUInt16LE(p);
@@ -315,7 +305,7 @@ export function serviceFlagNames(bits: number, sched: string): string[] {
 }
 
 /** The NETMASK attribute's u32 as it goes on the wire (read back with readUInt32LE). */
-export function netmaskWire(af: number, netmask: string | undefined): number {
+function netmaskWire(af: number, netmask: string | undefined): number {
   if (af === C.AF_INET6) {
     const p = netmask === undefined || netmask === "" ? 128 : Number(netmask.replace(/^\//, ""));
     if (!Number.isInteger(p) || p < 1 || p > 128)
@@ -337,7 +327,7 @@ export function netmaskWire(af: number, netmask: string | undefined): number {
   return (((mask & 0xff) << 24) | (((mask >>> 8) & 0xff) << 16) | (((mask >>> 16) & 0xff) << 8) | (mask >>> 24)) >>> 0;
 }
 
-export function netmaskText(af: number, wire: number): string {
+function netmaskText(af: number, wire: number): string {
   if (af === C.AF_INET6) return String(wire);
   return `${wire & 0xff}.${(wire >>> 8) & 0xff}.${(wire >>> 16) & 0xff}.${wire >>> 24}`;
 }
@@ -358,7 +348,7 @@ export function tunFlagBits(flags: string[] | undefined): number {
   }
   return f;
 }
-export function tunFlagNames(bits: number): string[] {
+function tunFlagNames(bits: number): string[] {
   if (bits & C.IP_VS_TUNNEL_ENCAP_FLAG_CSUM) return ["csum"];
   if (bits & C.IP_VS_TUNNEL_ENCAP_FLAG_REMCSUM) return ["remcsum"];
   return ["nocsum"];
@@ -498,7 +488,7 @@ export function putTimeouts(w: Writer, t: Partial<IpvsTimeouts>): void {
 // ---------------------------------------------------------------------------------------------------
 // Decoders
 
-export function zeroStats(): Stats {
+function zeroStats(): Stats {
   return {
     conns: 0n,
     inPkts: 0n,
@@ -538,7 +528,7 @@ function parseStats(buf: Buffer, at: number, len: number): Stats {
 
 /** Counters parsed on first read: a dump of 100k real servers does not pay for a million BigInts
  * nobody looks at. Behaves as a plain Stats (own-looking fields via getters, toJSON). */
-export class LazyStats implements Stats {
+class LazyStats implements Stats {
   #buf: Buffer | null;
   #at: number;
   #len: number;
@@ -679,22 +669,43 @@ export function parseService(m: RawMessage): KernelService | undefined {
   return at < 0 ? undefined : parseServiceNest(m.buf, at, len);
 }
 
-export function parseServiceNest(buf: Buffer, start: number, n: number): KernelService {
-  let af = 0,
-    proto = 0,
-    fwmark = 0,
-    port = 0,
-    sched = "",
-    pe = "",
-    flags = 0,
-    timeout = 0,
-    netmask = 0;
-  let addrAt = -1,
-    addrLen = 0,
-    statsAt = -1,
-    statsLen = 0,
-    stats64 = false,
-    seenPort = false;
+/** What parseServiceNest's walk found: values, and where the address and stats attributes are. */
+interface ServiceAttrs {
+  af: number;
+  proto: number;
+  fwmark: number;
+  port: number;
+  sched: string;
+  pe: string;
+  flags: number;
+  timeout: number;
+  netmask: number;
+  addrAt: number;
+  addrLen: number;
+  statsAt: number;
+  statsLen: number;
+  stats64: boolean;
+  seenPort: boolean;
+}
+
+function parseServiceNest(buf: Buffer, start: number, n: number): KernelService {
+  const a: ServiceAttrs = {
+    af: 0,
+    proto: 0,
+    fwmark: 0,
+    port: 0,
+    sched: "",
+    pe: "",
+    flags: 0,
+    timeout: 0,
+    netmask: 0,
+    addrAt: -1,
+    addrLen: 0,
+    statsAt: -1,
+    statsLen: 0,
+    stats64: false,
+    seenPort: false,
+  };
   const end = start + n;
   let p = start;
   while (p + 4 <= end) {
@@ -706,80 +717,85 @@ export function parseServiceNest(buf: Buffer, start: number, n: number): KernelS
     if (len < (SVC_ATTR_WIDTH[t] ?? 0)) throw shortAttr(SVC_ATTR_NAMES[t], len, SVC_ATTR_WIDTH[t]);
     switch (t) {
       case C.IPVS_SVC_ATTR_AF:
-        af = buf.readUInt16LE(at);
+        a.af = buf.readUInt16LE(at);
         break;
       case C.IPVS_SVC_ATTR_PROTOCOL:
-        proto = buf.readUInt16LE(at);
+        a.proto = buf.readUInt16LE(at);
         break;
       case C.IPVS_SVC_ATTR_ADDR:
-        addrAt = at;
-        addrLen = len;
+        a.addrAt = at;
+        a.addrLen = len;
         break;
       case C.IPVS_SVC_ATTR_PORT:
-        port = buf.readUInt16BE(at);
-        seenPort = true;
+        a.port = buf.readUInt16BE(at);
+        a.seenPort = true;
         break;
       case C.IPVS_SVC_ATTR_FWMARK:
-        fwmark = buf.readUInt32LE(at);
+        a.fwmark = buf.readUInt32LE(at);
         break;
       case C.IPVS_SVC_ATTR_SCHED_NAME:
-        sched = cstr(buf, at, len);
+        a.sched = cstr(buf, at, len);
         break;
       case C.IPVS_SVC_ATTR_PE_NAME:
-        pe = cstr(buf, at, len);
+        a.pe = cstr(buf, at, len);
         break;
       case C.IPVS_SVC_ATTR_FLAGS:
-        flags = (buf.readUInt32LE(at) & buf.readUInt32LE(at + 4)) >>> 0;
+        a.flags = (buf.readUInt32LE(at) & buf.readUInt32LE(at + 4)) >>> 0;
         break;
       case C.IPVS_SVC_ATTR_TIMEOUT:
-        timeout = buf.readUInt32LE(at);
+        a.timeout = buf.readUInt32LE(at);
         break;
       case C.IPVS_SVC_ATTR_NETMASK:
-        netmask = buf.readUInt32LE(at);
+        a.netmask = buf.readUInt32LE(at);
         break;
       case C.IPVS_SVC_ATTR_STATS:
-        if (!stats64) {
-          statsAt = at;
-          statsLen = len;
+        if (!a.stats64) {
+          a.statsAt = at;
+          a.statsLen = len;
         }
         break;
       case C.IPVS_SVC_ATTR_STATS64:
-        stats64 = true;
-        statsAt = at;
-        statsLen = len;
+        a.stats64 = true;
+        a.statsAt = at;
+        a.statsLen = len;
         break;
     }
     p += (alen + 3) & ~3;
   }
-  if (af !== C.AF_INET && af !== C.AF_INET6) {
-    if (!af) throw missingAttr("IPVS_SVC_ATTR_AF", "a service");
-    throw new CodecError(`malformed reply: service of unknown address family ${af}`, C.ERRNO.EPROTO);
+  return serviceOf(buf, a);
+}
+
+/** The service the attributes describe, once the ones it needs are checked present. */
+function serviceOf(buf: Buffer, a: ServiceAttrs): KernelService {
+  if (a.af !== C.AF_INET && a.af !== C.AF_INET6) {
+    if (!a.af) throw missingAttr("IPVS_SVC_ATTR_AF", "a service");
+    throw new CodecError(`malformed reply: service of unknown address family ${a.af}`, C.ERRNO.EPROTO);
   }
-  if (!fwmark) {
-    if (!proto) throw missingAttr("IPVS_SVC_ATTR_PROTOCOL", "a service without a firewall mark");
-    if (!seenPort) throw missingAttr("IPVS_SVC_ATTR_PORT", "a service without a firewall mark");
+  if (!a.fwmark) {
+    if (!a.proto) throw missingAttr("IPVS_SVC_ATTR_PROTOCOL", "a service without a firewall mark");
+    if (!a.seenPort) throw missingAttr("IPVS_SVC_ATTR_PORT", "a service without a firewall mark");
   }
   const s: KernelService = {
-    scheduler: sched,
-    flags: serviceFlagNames(flags, sched),
+    scheduler: a.sched,
+    flags: serviceFlagNames(a.flags, a.sched),
     realServers: [],
-    stats: new LazyStats(statsAt < 0 ? null : buf, statsAt, statsLen),
-    rawFlags: flags,
-    timeoutSec: timeout,
-    netmaskWire: netmask,
+    stats: new LazyStats(a.statsAt < 0 ? null : buf, a.statsAt, a.statsLen),
+    rawFlags: a.flags,
+    timeoutSec: a.timeout,
+    netmaskWire: a.netmask,
   };
-  if (fwmark) {
-    s.fwmark = fwmark;
-    s.family = af === C.AF_INET6 ? "inet6" : "inet";
+  if (a.fwmark) {
+    s.fwmark = a.fwmark;
+    s.family = a.af === C.AF_INET6 ? "inet6" : "inet";
   } else {
-    s.protocol = PROTO_NAME[proto] ?? (`proto-${proto}` as Protocol);
-    s.addr = readAddr(buf, addrAt, addrLen, af, "IPVS_SVC_ATTR_ADDR");
-    s.port = port;
+    s.protocol = PROTO_NAME[a.proto] ?? (`proto-${a.proto}` as Protocol);
+    s.addr = readAddr(buf, a.addrAt, a.addrLen, a.af, "IPVS_SVC_ATTR_ADDR");
+    s.port = a.port;
   }
-  if (flags & C.IP_VS_SVC_F_PERSISTENT) s.persistent = timeout;
-  const full = af === C.AF_INET6 ? 128 : 0xffffffff;
-  if (netmask !== full) s.netmask = netmaskText(af, netmask);
-  if (pe) s.pe = pe;
+  if (a.flags & C.IP_VS_SVC_F_PERSISTENT) s.persistent = a.timeout;
+  const full = a.af === C.AF_INET6 ? 128 : 0xffffffff;
+  if (a.netmask !== full) s.netmask = netmaskText(a.af, a.netmask);
+  if (a.pe) s.pe = a.pe;
   return s;
 }
 
@@ -788,27 +804,51 @@ export function parseDest(m: RawMessage, svcAf: number): RealServerStatus | unde
   return at < 0 ? undefined : parseDestNest(m.buf, at, len, svcAf);
 }
 
+/** What parseDestNest's walk found: values, and where the address and stats attributes are. */
+interface DestAttrs {
+  af: number;
+  addrAt: number;
+  addrLen: number;
+  port: number;
+  fwd: number;
+  weight: number;
+  uth: number;
+  lth: number;
+  act: number;
+  inact: number;
+  pers: number;
+  tunType: number;
+  tunPort: number;
+  tunFlags: number;
+  statsAt: number;
+  statsLen: number;
+  stats64: boolean;
+  seenPort: boolean;
+}
+
 // parseServiceNest and parseDestNest walk their attributes inline rather than through attrsOf(): they are
 // the dump's per-message hot path, kept free of a callback per attribute (closures are dear under TCG: README).
-export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: number): RealServerStatus {
-  let af = 0,
-    addrAt = -1,
-    addrLen = 0,
-    port = 0,
-    fwd = 0,
-    weight = 0,
-    uth = 0,
-    lth = 0,
-    act = 0,
-    inact = 0,
-    pers = 0;
-  let tunType = -1,
-    tunPort = 0,
-    tunFlags = 0,
-    statsAt = -1,
-    statsLen = 0,
-    stats64 = false,
-    seenPort = false;
+function parseDestNest(buf: Buffer, start: number, n: number, svcAf: number): RealServerStatus {
+  const a: DestAttrs = {
+    af: 0,
+    addrAt: -1,
+    addrLen: 0,
+    port: 0,
+    fwd: 0,
+    weight: 0,
+    uth: 0,
+    lth: 0,
+    act: 0,
+    inact: 0,
+    pers: 0,
+    tunType: -1,
+    tunPort: 0,
+    tunFlags: 0,
+    statsAt: -1,
+    statsLen: 0,
+    stats64: false,
+    seenPort: false,
+  };
   const end = start + n;
   let p = start;
   while (p + 4 <= end) {
@@ -820,83 +860,88 @@ export function parseDestNest(buf: Buffer, start: number, n: number, svcAf: numb
     if (len < (DEST_ATTR_WIDTH[t] ?? 0)) throw shortAttr(DEST_ATTR_NAMES[t], len, DEST_ATTR_WIDTH[t]);
     switch (t) {
       case C.IPVS_DEST_ATTR_ADDR:
-        addrAt = at;
-        addrLen = len;
+        a.addrAt = at;
+        a.addrLen = len;
         break;
       case C.IPVS_DEST_ATTR_PORT:
-        port = buf.readUInt16BE(at);
-        seenPort = true;
+        a.port = buf.readUInt16BE(at);
+        a.seenPort = true;
         break;
       case C.IPVS_DEST_ATTR_FWD_METHOD:
-        fwd = buf.readUInt32LE(at) & C.IP_VS_CONN_F_FWD_MASK;
+        a.fwd = buf.readUInt32LE(at) & C.IP_VS_CONN_F_FWD_MASK;
         break;
       case C.IPVS_DEST_ATTR_WEIGHT:
-        weight = buf.readInt32LE(at);
+        a.weight = buf.readInt32LE(at);
         break;
       case C.IPVS_DEST_ATTR_U_THRESH:
-        uth = buf.readUInt32LE(at);
+        a.uth = buf.readUInt32LE(at);
         break;
       case C.IPVS_DEST_ATTR_L_THRESH:
-        lth = buf.readUInt32LE(at);
+        a.lth = buf.readUInt32LE(at);
         break;
       case C.IPVS_DEST_ATTR_ACTIVE_CONNS:
-        act = buf.readUInt32LE(at);
+        a.act = buf.readUInt32LE(at);
         break;
       case C.IPVS_DEST_ATTR_INACT_CONNS:
-        inact = buf.readUInt32LE(at);
+        a.inact = buf.readUInt32LE(at);
         break;
       case C.IPVS_DEST_ATTR_PERSIST_CONNS:
-        pers = buf.readUInt32LE(at);
+        a.pers = buf.readUInt32LE(at);
         break;
       case C.IPVS_DEST_ATTR_ADDR_FAMILY:
-        af = buf.readUInt16LE(at);
+        a.af = buf.readUInt16LE(at);
         break;
       case C.IPVS_DEST_ATTR_STATS:
-        if (!stats64) {
-          statsAt = at;
-          statsLen = len;
+        if (!a.stats64) {
+          a.statsAt = at;
+          a.statsLen = len;
         }
         break;
       case C.IPVS_DEST_ATTR_STATS64:
-        stats64 = true;
-        statsAt = at;
-        statsLen = len;
+        a.stats64 = true;
+        a.statsAt = at;
+        a.statsLen = len;
         break;
       case C.IPVS_DEST_ATTR_TUN_TYPE:
-        tunType = buf[at];
+        a.tunType = buf[at];
         break;
       case C.IPVS_DEST_ATTR_TUN_PORT:
-        tunPort = buf.readUInt16BE(at);
+        a.tunPort = buf.readUInt16BE(at);
         break;
       case C.IPVS_DEST_ATTR_TUN_FLAGS:
-        tunFlags = buf.readUInt16LE(at);
+        a.tunFlags = buf.readUInt16LE(at);
         break;
     }
     p += (alen + 3) & ~3;
   }
-  if (addrAt < 0) throw missingAttr("IPVS_DEST_ATTR_ADDR", "a real server");
-  if (!seenPort) throw missingAttr("IPVS_DEST_ATTR_PORT", "a real server");
+  return destOf(buf, a, svcAf);
+}
+
+/** The real server the attributes describe, its family the service's when the kernel sends none. */
+function destOf(buf: Buffer, a: DestAttrs, svcAf: number): RealServerStatus {
+  if (a.addrAt < 0) throw missingAttr("IPVS_DEST_ATTR_ADDR", "a real server");
+  if (!a.seenPort) throw missingAttr("IPVS_DEST_ATTR_PORT", "a real server");
   // (kernels before 4.x send no ADDR_FAMILY: the service's)
-  if (!af) {
-    const v4 = addrLen < 16 || buf.subarray(addrAt + 4, addrAt + 16).every((x) => x === 0);
-    af = svcAf || (v4 ? C.AF_INET : C.AF_INET6);
+  if (!a.af) {
+    const v4 = a.addrLen < 16 || buf.subarray(a.addrAt + 4, a.addrAt + 16).every((x) => x === 0);
+    a.af = svcAf || (v4 ? C.AF_INET : C.AF_INET6);
   }
   const r: RealServerStatus = {
-    addr: readAddr(buf, addrAt, addrLen, af, "IPVS_DEST_ATTR_ADDR"),
-    port,
-    weight,
-    fwd: FWD_NAME[fwd] ?? "route",
-    upperThreshold: uth,
-    lowerThreshold: lth,
-    activeConns: act,
-    inactConns: inact,
-    persistConns: pers,
-    stats: new LazyStats(statsAt < 0 ? null : buf, statsAt, statsLen),
+    addr: readAddr(buf, a.addrAt, a.addrLen, a.af, "IPVS_DEST_ATTR_ADDR"),
+    port: a.port,
+    weight: a.weight,
+    fwd: FWD_NAME[a.fwd] ?? "route",
+    upperThreshold: a.uth,
+    lowerThreshold: a.lth,
+    activeConns: a.act,
+    inactConns: a.inact,
+    persistConns: a.pers,
+    stats: new LazyStats(a.statsAt < 0 ? null : buf, a.statsAt, a.statsLen),
   };
-  if (fwd === C.IP_VS_CONN_F_TUNNEL && tunType >= 0) {
-    r.tunType = TUN_NAME[tunType] ?? "ipip";
-    if (r.tunType === "gue") r.tunPort = tunPort;
-    if (r.tunType !== "ipip") r.tunFlags = tunFlagNames(tunFlags);
+  if (a.fwd === C.IP_VS_CONN_F_TUNNEL && a.tunType >= 0) {
+    r.tunType = TUN_NAME[a.tunType] ?? "ipip";
+    if (r.tunType === "gue") r.tunPort = a.tunPort;
+    if (r.tunType !== "ipip") r.tunFlags = tunFlagNames(a.tunFlags);
   }
   return r;
 }

@@ -20,7 +20,7 @@ export const DEFAULT_MCAST_GROUP = "224.0.0.81";
 export const DEFAULT_MCAST_PORT = 8848;
 export const DEFAULT_MCAST_TTL = 1;
 // an interface name as the kernel stores it: IFNAMSIZ (16) with the NUL
-export const IFNAME_MAX = 15;
+const IFNAME_MAX = 15;
 // ipvsadm's bound: a UDP payload in an IPv4 packet (65535 - 20 - 8)
 export const SYNC_MAXLEN_MAX = 65507;
 const FIELDS = new Set(["state", "mcastIfn", "syncid", "syncMaxlen", "mcastGroup", "mcastPort", "mcastTtl"]);

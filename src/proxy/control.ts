@@ -509,7 +509,11 @@ export class ControlClient {
         rej(
           new Error(
             `cannot reach the proxy at ${path}: ` +
-              `${e.code === "ENOENT" || e.code === "ECONNREFUSED" ? "is `wasmvs proxy` running?" : e.code === "EACCES" ? "permission denied (root only)" : e.message}`,
+              (e.code === "ENOENT" || e.code === "ECONNREFUSED"
+                ? "is `wasmvs proxy` running?"
+                : e.code === "EACCES"
+                  ? "permission denied (root only)"
+                  : e.message),
           ),
         ),
       );

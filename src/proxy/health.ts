@@ -10,9 +10,9 @@ import { execFile } from "node:child_process";
 import type { HealthSpec } from "./config.ts";
 import type { Logger } from "./log.ts";
 
-export type CheckResult = { ok: boolean; detail?: string };
+type CheckResult = { ok: boolean; detail?: string };
 
-export function runCheck(spec: HealthSpec, addr: string, rport: number): Promise<CheckResult> {
+function runCheck(spec: HealthSpec, addr: string, rport: number): Promise<CheckResult> {
   const port = spec.port ?? rport;
   const ms = Math.max(1, Math.round(spec.timeout * 1000));
   switch (spec.type) {
@@ -139,7 +139,7 @@ function execCheck(spec: HealthSpec, addr: string, port: number, ms: number): Pr
   });
 }
 
-export interface CheckerState {
+interface CheckerState {
   key: string;
   up: boolean;
   okStreak: number;

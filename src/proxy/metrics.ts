@@ -19,7 +19,7 @@ import { formatAddr } from "../core/addr.ts";
 import { LAYOUT } from "../core/index.ts";
 import { syncMetricsText } from "./sync.ts";
 
-export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 // longest stretch of scrape work between two yields to the event loop: a new connection takes several turns
 // of the loop (accept, schedule and connect, connected), each of which may wait behind one stretch
 const SLICE_MS = 1;
@@ -114,7 +114,7 @@ function specsOf(services: VirtualService[]): Map<string, VirtualService> {
  * per-service series are (summed over the destinations), and wasmvs_proxy_metrics_destinations_omitted
  * says how many were left out: at 10k services x 10 the per-destination families alone are 1.3M lines
  * (84 MB) a scrape, beyond what one event loop should render or a Prometheus server should ingest. */
-export const MAX_DEST_SERIES = 10000;
+const MAX_DEST_SERIES = 10000;
 
 // Over the cap: the services' byte and packet sums in one pass over the forwarder's counters.
 async function sumsByService(stats: Map<string, DestStats>): Promise<Map<string, DestStats>> {
@@ -412,7 +412,7 @@ async function workerMetrics(write: Write, w: PumpWorkers): Promise<void> {
 }
 
 /** Writes the whole exposition through write (which may wait for the socket to drain). */
-export async function writeMetrics(p: Proxy, write: Write): Promise<void> {
+async function writeMetrics(p: Proxy, write: Write): Promise<void> {
   const s = await snapshot(p);
   const sv = (c: (typeof SVC_COLS)[number]) => s.svc[c];
   const dv = (c: (typeof DST_COLS)[number]) => s.dst[c];

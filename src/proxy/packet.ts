@@ -21,7 +21,7 @@ import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
 import type { PacketModeOptions } from "./config.ts";
 import { type MasqDest, Takeover } from "./takeover.ts";
 
-export interface PacketIoStats {
+interface PacketIoStats {
   rxPackets: number;
   rxCalls: number;
   rxIgnored: number;
@@ -62,7 +62,7 @@ export interface PacketIoStats {
 }
 
 type Handle = { readonly __packetIo: unique symbol };
-export interface PacketIoAddon {
+interface PacketIoAddon {
   open(o: {
     interfaces: string[];
     local: string[];
@@ -135,7 +135,7 @@ export function kernelForwardsMasq(
   return undefined;
 }
 
-export interface PacketForwarderOptions extends PacketModeOptions {
+interface PacketForwarderOptions extends PacketModeOptions {
   decisionLog: number;
 }
 

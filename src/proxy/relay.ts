@@ -44,7 +44,7 @@ export interface RelayOwner {
   onClosed(cause: number, errno: number): void;
 }
 
-export interface RelayListener {
+interface RelayListener {
   // a new connection: its descriptor (take it with adopt(), or refuse it with resetFd()) and the client's
   // address as 16 bytes (IPv4 in the first 4; a view valid during this call only)
   onAccept(fd: number, af: number, addr: Uint8Array, port: number): void;

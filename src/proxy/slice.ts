@@ -1,9 +1,9 @@
 // Long work on the main thread in stretches of at most a few milliseconds, yielding to the event loop
 // between them: forwarding (the native relay's epoll set, the listeners, the timers) runs in the same loop,
 // so a stretch is how long a packet or a connect may wait behind a restore, a reload or a health change.
-export const SLICE_MS = 4;
+const SLICE_MS = 4;
 
-export const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
 export class Slicer {
   private start = performance.now();

@@ -15,13 +15,12 @@ import type { Tables } from "./tables.ts";
 import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
 import { Slicer } from "./slice.ts";
 
-export type { DestStats, Decision } from "./forwarder.ts";
 import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
 import { type ConnPump, PumpWorkers } from "./workers.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
 
-export interface ForwarderOptions {
+interface ForwarderOptions {
   udpFlows: number;
   maxConns: number;
   drainTimeoutMs: number;

@@ -7,12 +7,12 @@ import type { DesiredState, RealServer, VirtualService } from "../model/types.ts
 import { serviceKey, realServerKey } from "../model/types.ts";
 import { Slicer } from "./slice.ts";
 
-export interface AppliedService {
+interface AppliedService {
   key: string;
   id: number;
   spec: VirtualService;
 }
-export type DownAction = "quiesce" | "remove";
+type DownAction = "quiesce" | "remove";
 
 export interface ApplyResult {
   addedServices: AppliedService[];

@@ -46,7 +46,7 @@ export interface MasqDest {
 // whatever the number of services (one rule per service would be a linear walk for every packet, and
 // every reply would walk all of it to reach the local address's rule). A port-0 service's address and protocol
 // go in a set of their own, matched whatever the port.
-export function takeoverRuleset(
+function takeoverRuleset(
   interfaces: string[],
   services: VirtualService[],
   localAddrs: string[],

@@ -14,7 +14,7 @@ function ip(args: string[]): Promise<{ ok: boolean; err: string }> {
   );
 }
 
-export function isLocalAddress(addr: string): boolean {
+function isLocalAddress(addr: string): boolean {
   if (/^127\./.test(addr) || addr === "::1") return true;
   for (const list of Object.values(networkInterfaces()))
     for (const a of list ?? []) if (a.address === addr) return true;

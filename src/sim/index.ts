@@ -17,7 +17,7 @@ import {
 } from "./model.ts";
 
 export { scalingCluster, simServices, iptablesPartial, nftPartial } from "./cluster.ts";
-export { runEngine, synCost, loadCore, startTraffic } from "./engine.ts";
+export { runEngine, loadCore, startTraffic } from "./engine.ts";
 export * from "./model.ts";
 export { Walker, ipv4Number } from "./iptables.ts";
 

@@ -1,6 +1,10 @@
 // Network namespaces joined by veth pairs, for the packet-mode tests: made fresh, removed on teardown and
 // at exit. IPv6 DAD is off on every link so addresses answer at once.
-import { execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const WASMVS = fileURLToPath(new URL("../../bin/wasmvs.js", import.meta.url));
 
 export function ip(args: string[]): void {
   execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
@@ -50,4 +54,34 @@ export function vethNet(names: readonly string[]) {
     }
   };
   return { setup, teardown };
+}
+
+/**
+ * `wasmvs proxy -c CONFIG --mode packet ARGS...` in namespace `ns`, ready once it has made its control socket.
+ * If it exits first or takes over 15 s, it is killed and the error carries what it printed.
+ */
+export async function spawnPacketProxy(
+  ns: string,
+  o: { config: string; control: string; args: string[]; env?: NodeJS.ProcessEnv },
+): Promise<ChildProcess> {
+  const argv = ["netns", "exec", ns, process.execPath, WASMVS, "proxy", "-c", o.config, "--mode", "packet", ...o.args];
+  const child = spawn("ip", argv, { stdio: ["ignore", "pipe", "pipe"], env: o.env });
+  let log = "";
+  child.stdout?.on("data", (d) => (log += d));
+  child.stderr?.on("data", (d) => (log += d));
+  const end = Date.now() + 15000;
+  while (!existsSync(o.control)) {
+    const why =
+      child.exitCode !== null
+        ? `exited (${child.exitCode})`
+        : Date.now() > end
+          ? "did not open its control socket"
+          : "";
+    if (why) {
+      child.kill("SIGKILL");
+      throw new Error(`the packet-mode proxy ${why}: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return child;
 }

@@ -16,68 +16,79 @@ const VAL: Record<number, ValType> = {
   111: "ref",
 };
 
-export function exportSignatures(bytes: Uint8Array): Map<string, ExportSig> {
-  let pos = 0;
-  const u8 = () => {
-    if (pos >= bytes.length) throw new Error(`wasm: truncated at byte ${pos}`);
-    return bytes[pos++];
-  };
-  const leb = (): number => {
+// A cursor over the module's bytes, reading the encodings its sections use.
+class WasmReader {
+  pos = 0;
+  constructor(readonly bytes: Uint8Array) {}
+  u8(): number {
+    if (this.pos >= this.bytes.length) throw new Error(`wasm: truncated at byte ${this.pos}`);
+    return this.bytes[this.pos++];
+  }
+  leb(): number {
     let result = 0,
       shift = 0,
       b: number;
     do {
-      b = u8();
+      b = this.u8();
       result += (b & 0x7f) * 2 ** shift;
       shift += 7;
     } while (b & 0x80);
     return result;
-  };
-  const sleb = (): void => {
-    while (u8() & 0x80);
-  };
-  const name = () => {
-    const n = leb(),
-      s = new TextDecoder().decode(bytes.subarray(pos, pos + n));
-    pos += n;
+  }
+  sleb(): void {
+    while (this.u8() & 0x80);
+  }
+  name(): string {
+    const n = this.leb(),
+      s = new TextDecoder().decode(this.bytes.subarray(this.pos, this.pos + n));
+    this.pos += n;
     return s;
-  };
-  const valType = () => {
-    const b = u8(),
+  }
+  valType(): ValType {
+    const b = this.u8(),
       t = VAL[b];
     if (!t) throw new Error(`wasm: value type 0x${b.toString(16)}`);
     return t;
-  };
-  const limits = () => {
-    const flag = u8();
-    leb();
-    if (flag & 1) leb();
-  };
-  const constExpr = () => {
+  }
+  limits(): void {
+    const flag = this.u8();
+    this.leb();
+    if (flag & 1) this.leb();
+  }
+  constExpr(): void {
     for (;;) {
-      const op = u8();
+      const op = this.u8();
       if (op === 0x0b) return;
-      if (op === 0x41 || op === 0x42) sleb();
-      else if (op === 0x43) pos += 4;
-      else if (op === 0x44) pos += 8;
-      else if (op === 0x23 || op === 0xd2) leb();
-      else if (op === 0xd0) u8();
+      if (op === 0x41 || op === 0x42) this.sleb();
+      else if (op === 0x43) this.pos += 4;
+      else if (op === 0x44) this.pos += 8;
+      else if (op === 0x23 || op === 0xd2) this.leb();
+      else if (op === 0xd0) this.u8();
       else throw new Error(`wasm: constant expression opcode 0x${op.toString(16)}`);
     }
-  };
+  }
+}
+
+export function exportSignatures(bytes: Uint8Array): Map<string, ExportSig> {
+  const r = new WasmReader(bytes);
+  const u8 = () => r.u8(),
+    leb = () => r.leb(),
+    name = () => r.name(),
+    valType = () => r.valType(),
+    limits = () => r.limits();
 
   if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
     throw new Error("not a WASM module (no \\0asm magic)");
   }
-  pos = 8;
+  r.pos = 8;
   const types: { params: ValType[]; results: ValType[] }[] = [];
   const funcTypes: number[] = []; // function index -> type index (imports first)
   const globals: { type: ValType; mutable: boolean }[] = [];
   const exports: { name: string; kind: number; index: number }[] = [];
-  while (pos < bytes.length) {
+  while (r.pos < bytes.length) {
     const id = u8(),
       size = leb(),
-      end = pos + size;
+      end = r.pos + size;
     if (id === 1) {
       for (let n = leb(); n > 0; n--) {
         if (u8() !== 0x60) throw new Error("wasm: a type that is not a function type");
@@ -106,12 +117,12 @@ export function exportSignatures(bytes: Uint8Array): Map<string, ExportSig> {
       for (let n = leb(); n > 0; n--) {
         const type = valType();
         globals.push({ type, mutable: u8() === 1 });
-        constExpr();
+        r.constExpr();
       }
     } else if (id === 7) {
       for (let n = leb(); n > 0; n--) exports.push({ name: name(), kind: u8(), index: leb() });
     }
-    pos = end;
+    r.pos = end;
   }
   const out = new Map<string, ExportSig>();
   for (const e of exports) {

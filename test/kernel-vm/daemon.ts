@@ -204,7 +204,11 @@ async function refusals() {
     code: 2,
     err: /--mcast-interface: 'a\/b' cannot be an interface name/,
   });
-  // the client refuses a bad value itself, naming the field, and sends nothing
+  await clientRefusals();
+}
+
+// IpvsClient refuses a bad value itself, naming the field, and sends nothing; the kernel's errors come named.
+async function clientRefusals() {
   const c = await IpvsClient.open();
   try {
     for (const [name, d, field] of [

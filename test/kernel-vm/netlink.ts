@@ -493,32 +493,9 @@ async function timeouts(target: Target) {
   await target.setTimeouts(t0);
 }
 
-// 7. stats (32- and 64-bit attributes), ZERO, and connections() from /proc/net/ip_vs_conn, with traffic:
-//    a local client connects to the VIP; the real servers sit behind a dummy interface nobody answers on
-async function statsAndConnections(target: Target) {
-  sh("ip link add wv0 type dummy && ip link set wv0 up && ip route add 10.80.1.0/24 dev wv0");
-  const svc: VirtualService = {
-    protocol: "tcp",
-    addr: "10.80.0.1",
-    port: 80,
-    scheduler: "rr",
-    flags: [],
-    realServers: [rs("10.80.1.1", 80), rs("10.80.1.2", 80)],
-  };
-  const usvc: VirtualService = {
-    protocol: "udp",
-    addr: "10.80.0.1",
-    port: 53,
-    scheduler: "rr",
-    flags: [],
-    realServers: [rs("10.80.1.1", 53)],
-  };
-  for (const s of [svc, usvc]) {
-    await target.addService(s);
-    for (const r of s.realServers) await target.addRealServer(s, r);
-  }
-  sh("ip addr add 10.80.0.1/32 dev lo");
-  // the traffic, from this process: six TCP connects from fixed ports and three UDP datagrams
+// Six TCP connects from fixed ports and three UDP datagrams to 10.80.0.1, from this process; returns once
+// the kernel lists every entry and its rate estimator has counted them.
+async function trafficCounted(target: Target) {
   const socks = Array.from({ length: 6 }, (_, i) => {
     const so = net.connect({ host: "10.80.0.1", port: 80, localPort: 41000 + i });
     so.on("error", () => {});
@@ -547,6 +524,35 @@ async function statsAndConnections(target: Target) {
       break;
     await new Promise((r) => setTimeout(r, 250));
   }
+  return { socks, udp };
+}
+
+// 7. stats (32- and 64-bit attributes), ZERO, and connections() from /proc/net/ip_vs_conn, with traffic:
+//    a local client connects to the VIP; the real servers sit behind a dummy interface nobody answers on
+async function statsAndConnections(target: Target) {
+  sh("ip link add wv0 type dummy && ip link set wv0 up && ip route add 10.80.1.0/24 dev wv0");
+  const svc: VirtualService = {
+    protocol: "tcp",
+    addr: "10.80.0.1",
+    port: 80,
+    scheduler: "rr",
+    flags: [],
+    realServers: [rs("10.80.1.1", 80), rs("10.80.1.2", 80)],
+  };
+  const usvc: VirtualService = {
+    protocol: "udp",
+    addr: "10.80.0.1",
+    port: 53,
+    scheduler: "rr",
+    flags: [],
+    realServers: [rs("10.80.1.1", 53)],
+  };
+  for (const s of [svc, usvc]) {
+    await target.addService(s);
+    for (const r of s.realServers) await target.addRealServer(s, r);
+  }
+  sh("ip addr add 10.80.0.1/32 dev lo");
+  const { socks, udp } = await trafficCounted(target);
   // the SYNs nobody answers are retransmitted while the counters are read (a second apart under emulation):
   // ipvsadm's figures must lie between ours read just before and just after it (counters only grow)
   const tcpStats = async () => {

@@ -199,8 +199,11 @@ async function randomStates(c: IpvsClient) {
   }
   check("random states needed changes", totalChanges > 50, ">50", totalChanges);
   mark(`random states: ${seeds} seeds, ${totalChanges} changes`);
+  await refusedChange(c);
+}
 
-  // a refused change leaves the rest applied and reported; the next run retries it
+// A refused change leaves the rest applied and reported; the next run retries it.
+async function refusedChange(c: IpvsClient) {
   ipvsadm(["-C"]);
   const ok1: VirtualService = {
     protocol: "tcp",

@@ -36,8 +36,8 @@ function rng(seed) {
   return { int, pick: (a) => a[int(a.length)], chance: (p) => next() / 4294967296 < p };
 }
 
-function generate(seed) {
-  const r = rng(seed);
+// The virtual service, drawn first: family, protocol, VIP, persistence and netmask, whether UDP waits come.
+function drawService(seed, r) {
   const scheduler = SCHEDULERS[seed % SCHEDULERS.length];
   const combo = Math.floor(seed / SCHEDULERS.length) % 4;
   const flags = scheduler === "sh" || scheduler === "mh" ? [...FLAG_COMBOS(scheduler)[combo]] : [];
@@ -56,7 +56,11 @@ function generate(seed) {
   const waits = proto === "udp" && r.chance(0.2);
   const service = { proto, vip, port, scheduler, flags, persistent, netmask };
   if (waits) service.udpTimeout = UDP_TIMEOUT_S;
+  return { service, v6, proto, port, waits };
+}
 
+// The destination pool and the client addresses, drawn after the service.
+function drawAddresses(r, v6, port) {
   // destination pool: 1..16 distinct (address, port), some on another port than the VIP's
   const n = 1 + r.int(16);
   const addrs = new Set();
@@ -76,6 +80,13 @@ function generate(seed) {
     );
   }
   const clients = [...caddrs];
+  return { pool, clients };
+}
+
+function generate(seed) {
+  const r = rng(seed);
+  const { service, v6, proto, port, waits } = drawService(seed, r);
+  const { pool, clients } = drawAddresses(r, v6, port);
   const pAnswer = proto === "tcp" ? r.pick([0, 0.3, 0.7, 1]) : 0;
   const pConfig = r.pick([0.02, 0.06, 0.12]);
   // SYN_RECV entries live 60 s: a scenario's connects must take well under that in the emulated VM, which on
