@@ -110,6 +110,7 @@ export class Tables {
   ) {
     const core = this.core;
     let a = this.services.get(key);
+    const fresh = !a; // just added: no destinations to read back
     if (!a) {
       const id = core.addService(svcSpec(s));
       a = { key, id, spec: s };
@@ -131,7 +132,8 @@ export class Tables {
       a.spec = s;
     }
     const eff = Tables.effective(s, down);
-    const have = new Map(core.service(a.id).dests.map((d) => [realServerKey(d), d]));
+    const dests = fresh ? [] : core.service(a.id).dests;
+    const have = new Map(dests.map((d) => [realServerKey(d), d]));
     const keep = new Set<string>();
     for (const r of eff) {
       const rk = realServerKey(r);
