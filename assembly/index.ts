@@ -691,6 +691,8 @@ export function scheduleBatch(svcId: i32, n: i32, srcBase: u32, bindLoad: bool, 
 // line here, and every export needs its line in src/core/exports.ts too, which types it for the host
 // (test/boundary.test.ts fails until the two agree with the compiled module).
 
+// every service's and destination's counters in one pass (the proxy's /metrics, src/core/counters.ts)
+export { countersWrite, countersPtr } from "./counters";
 // benchmark-only exports (bench/, via src/core/bench-api.ts)
 export * from "./bench";
 // the packet path (src/core/packets.ts); the batch area's other accessors are the traffic generator's

@@ -101,3 +101,33 @@ export const SYNC_REC_FWMARK: i32 = 80; // u32
 export const SYNC_REC_TIMEOUT: i32 = 84; // u32, seconds (0: version 0, none sent)
 export const SYNC_REC_OPTS: i32 = 88; // u32: 1 sequence data, 2 persistence-engine data, 4 its name, 8 full-NAT local
 export const SYNC_REC_VERDICT: i32 = 92; // i32: 0 usable, else the reason it is skipped (SR_* in sync/codec.ts)
+
+// ---- countersWrite(from, budget, withDests): every service's and destination's counters in one pass, into the
+// counters area at countersPtr() (not scratch): a header, then per service a CTR_SVC record followed by its
+// destinations' CTR_DEST records in the kernel's list order. Counters are f64 (exact up to 2^53).
+export const CTR_HEAD_SERVICES: i32 = 0; // i32, service records in the area
+export const CTR_HEAD_DESTS: i32 = 4; // i32, destination records in the area (0 without them)
+export const CTR_HEAD_END: i32 = 8;
+export const CTR_SVC_ID: i32 = 0; // i32
+export const CTR_SVC_DESTS: i32 = 4; // i32, its destinations (their records follow it when written)
+export const CTR_SVC_CONNS: i32 = 8; // f64
+export const CTR_SVC_INPKTS: i32 = 16; // f64
+export const CTR_SVC_OUTPKTS: i32 = 24; // f64
+export const CTR_SVC_INBYTES: i32 = 32; // f64
+export const CTR_SVC_OUTBYTES: i32 = 40; // f64
+export const CTR_SVC_END: i32 = 48;
+export const CTR_DEST_ID: i32 = 0; // i32
+export const CTR_DEST_AF: i32 = 4; // i32
+export const CTR_DEST_PORT: i32 = 8; // u32
+export const CTR_DEST_WEIGHT: i32 = 12; // i32
+export const CTR_DEST_ACTIVE: i32 = 16; // u32
+export const CTR_DEST_INACTIVE: i32 = 20; // u32
+export const CTR_DEST_PERSIST: i32 = 24; // u32
+export const CTR_DEST_SVC: i32 = 28; // i32
+export const CTR_DEST_ADDR: i32 = 32; // 16 network-order bytes (IPv4 in the first 4)
+export const CTR_DEST_CONNS: i32 = 48; // f64
+export const CTR_DEST_INPKTS: i32 = 56; // f64
+export const CTR_DEST_OUTPKTS: i32 = 64; // f64
+export const CTR_DEST_INBYTES: i32 = 72; // f64
+export const CTR_DEST_OUTBYTES: i32 = 80; // f64
+export const CTR_DEST_END: i32 = 88;

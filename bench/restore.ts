@@ -1,7 +1,7 @@
 // Restore (-R) throughput: parseRestore alone (what `wasmvs sync -R` reads) and `wasmvs -R --target proxy`
 // against a running proxy (a separate process), at 10k and 100k lines, interleaved rounds, medians with
-// min-max; and a long-lived connection's round trip through that proxy while it applies the restore,
-// against the same connection idle in the same run.
+// min-max; and a long-lived connection's round trip through that proxy while it applies the restore, and
+// a new connection every 10 ms timed to its first echoed byte, against the same idle in the same run.
 //   node --import tsx bench/restore.ts [--rounds 3] [--sizes 10000,100000] [--nice N]
 // The proxy runs with bench/loop-watch.mjs preloaded: besides the round trips, the longest stretch of CPU
 // the proxy spent without a turn of its event loop, idle and during the restore (what no load can inflate).
@@ -57,11 +57,21 @@ const PINGER = `
 const net = require("node:net");
 const srv = net.createServer((s) => { s.on("data", (d) => s.write(d)); s.on("error", () => {}); });
 srv.listen(0, "127.0.0.1", () => process.stdout.write(JSON.stringify({ port: srv.address().port }) + "\\n"));
-let sock, rtts = [], on = false, sent = [];
+let sock, port, rtts = [], connects = [], on = false, sent = [];
+// a new connection every 10 ms too, timed from connect() to its first echoed byte (accept, schedule, connect)
+const connectTick = () => {
+  if (!on) return;
+  const t = performance.now();
+  const c = net.connect(port, "127.0.0.1", () => c.write("c"));
+  c.once("data", () => { connects.push(performance.now() - t); c.destroy(); });
+  c.on("error", () => connects.push(1e9));
+  setTimeout(connectTick, 10);
+};
 process.stdin.setEncoding("utf8").on("data", (d) => {
   for (const line of d.split("\\n").filter(Boolean)) {
     const m = JSON.parse(line);
     if (m.connect) {
+      port = m.connect;
       const connected = () => process.stdout.write(JSON.stringify({ connected: true }) + "\\n");
       sock = net.connect(m.connect, "127.0.0.1", connected);
       sock.on("error", () => {});
@@ -72,11 +82,17 @@ process.stdin.setEncoding("utf8").on("data", (d) => {
     }
     if (m.start) {
       rtts = [];
+      connects = [];
       on = true;
       const tick = () => { if (!on) return; sent.push(performance.now()); sock.write("p"); setTimeout(tick, 10); };
       tick();
+      connectTick();
     }
-    if (m.stop) { on = false; sent = []; process.stdout.write(JSON.stringify({ rtts }) + "\\n"); }
+    if (m.stop) {
+      on = false;
+      sent = [];
+      setTimeout(() => process.stdout.write(JSON.stringify({ rtts, connects }) + "\\n"), 50);
+    }
   }
 });`;
 
@@ -136,6 +152,8 @@ services:
       proxy: number[];
       idle: number[];
       during: number[];
+      idleConnect: number[];
+      duringConnect: number[];
       idleLoop: Watch[];
       duringLoop: Watch[];
     }
@@ -181,6 +199,8 @@ services:
         proxy: [],
         idle: [],
         during: [],
+        idleConnect: [],
+        duringConnect: [],
         idleLoop: [],
         duringLoop: [],
       });
@@ -195,7 +215,9 @@ services:
       pinger.send({ start: true });
       await sleep(1000);
       pinger.send({ stop: true });
-      row.idle.push(...(await pinger.next()).rtts);
+      const idle = await pinger.next();
+      row.idle.push(...idle.rtts);
+      row.idleConnect.push(...idle.connects);
       row.idleLoop.push(await loopWatch());
       pinger.send({ start: true });
       t0 = performance.now();
@@ -204,7 +226,9 @@ services:
       row.duringLoop.push(await loopWatch());
       await sleep(200);
       pinger.send({ stop: true });
-      row.during.push(...(await pinger.next()).rtts);
+      const during = await pinger.next();
+      row.during.push(...during.rtts);
+      row.duringConnect.push(...during.connects);
       if (st !== 0) throw new Error(`restore failed: ${err.s}`);
       console.error(
         `round ${r + 1}, ${n} lines: parse ${row.parse.at(-1)!.toFixed(0)} ms, -R --target proxy ` +
@@ -236,6 +260,13 @@ services:
         `${pct(row.idle, 0.99).toFixed(2)} ms; ` +
         (`during the restore p50 ${median(row.during).toFixed(2)} ms p99 ${pct(row.during, 0.99).toFixed(2)} ms ` +
           `max ${Math.max(...row.during).toFixed(1)} ms (${row.during.length} pings)`),
+    );
+    const lat = (xs: number[]) =>
+      `p50 ${median(xs).toFixed(2)} / p99 ${pct(xs, 0.99).toFixed(2)} / ` +
+      `max ${Math.max(...xs).toFixed(1)} ms (${xs.length})`;
+    console.log(
+      `  a new connection every 10 ms, connect to its first echoed byte: idle ${lat(row.idleConnect)}; during the ` +
+        `restore ${lat(row.duringConnect)}`,
     );
     const worst = (ws: Watch[], k: "wall" | "cpu", f: "p99" | "max") => Math.max(...ws.map((w) => w[k][f])).toFixed(1);
     console.log(

@@ -24,6 +24,8 @@ import { validateService } from "../src/model/validate.ts";
 import { SCHED_FLAG_BITS } from "../src/model/schedulers.ts";
 import { readProxyConfig } from "../src/k8s/config.ts";
 import { exportSignatures } from "./helpers/wasm-signatures.ts";
+import { CounterReader } from "../src/core/counters.ts";
+import { formatAddr } from "../src/core/addr.ts";
 
 // AssemblyScript's types as WASM value types (wasm32: usize is i32)
 const WASM_TYPE: Record<string, string> = {
@@ -276,6 +278,103 @@ test("outside src/core nothing reads WASM memory at a bare offset", () => {
     assert.not.match(text, /scratchPtr\(|\.x\.memory|core\.u8/, f);
     assert.not.match(text, /\.get\w+\((sp|p|this\.scratch) \+ \d+/, f);
   }
+});
+
+// ---- the counters area (countersWrite: the proxy's /metrics in one pass) ---------------------------------
+test("each counters record's fields lie inside the record and do not overlap; counters are 8-aligned f64", () => {
+  const L = LAYOUT as unknown as Record<string, number>;
+  for (const rec of ["CTR_HEAD", "CTR_SVC", "CTR_DEST"]) {
+    const fields = Object.keys(L)
+      .filter((k) => k.startsWith(`${rec}_`) && k !== `${rec}_END`)
+      .map((k) => ({ k, at: L[k], size: fieldSize(k) }))
+      .sort((a, b) => a.at - b.at);
+    assert.ok(fields.length >= 2, rec);
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i],
+        next = fields[i + 1]?.at ?? L[`${rec}_END`];
+      assert.ok(
+        f.at + f.size <= next,
+        `${f.k} at ${f.at} (${f.size} bytes) runs into ${fields[i + 1]?.k ?? "the end"}`,
+      );
+      if (f.size === WIDE) assert.is(f.at % 8, 0, `${f.k} is read as a Float64Array element`);
+    }
+    assert.is(L[`${rec}_END`] % 8, 0, `${rec}_END keeps the next record 8-aligned`);
+  }
+});
+
+test("what countersWrite writes is what the host reads: every field, runs of whole services, ids reused", async () => {
+  const core = await Core.load({ connCapacity: 256 });
+  const a = core.addService({ proto: "tcp", addr: "10.9.8.7", port: 443, scheduler: "rr", persistent: 300 });
+  const b = core.addService({ proto: "udp", addr: "2001:db8::7", port: 53, scheduler: "wrr" });
+  core.addDest(a, { addr: "10.1.2.3", port: 8443, weight: 3, upperThreshold: 50 });
+  core.addDest(a, { addr: "10.1.2.4", port: 8444, weight: 5 });
+  const d6 = core.addDest(b, { addr: "2001:db8::42", port: 5353, weight: 7 });
+  core.setLoad(d6, 11, 13);
+  for (let i = 0; i < 5; i++) core.packet("in", "tcp", "192.0.2.1", 40000 + i, "10.9.8.7", 443, { flags: 2, len: 100 });
+  const gone = core.addService({ proto: "tcp", addr: "10.9.8.8", port: 80, scheduler: "rr" });
+  core.deleteService(gone); // a hole in the ids: not written
+  const want = [a, b].map((id) => core.service(id));
+  for (const budget of [1, 2, 4096]) {
+    const r = new CounterReader(core, budget);
+    const got: unknown[] = [];
+    let runs = 0;
+    while (r.nextRun()) {
+      runs++;
+      while (r.nextService()) {
+        const dests: unknown[] = [];
+        while (r.nextDest())
+          dests.push({
+            id: r.destId,
+            addr: formatAddr(r.destAf, r.destAddrBytes()),
+            port: r.destPort,
+            weight: r.destWeight,
+            active: r.destActive,
+            inact: r.destInactive,
+            persist: r.destPersist,
+            svcId: r.destSvc,
+            counts: [r.destConns, r.destInPkts, r.destOutPkts, r.destInBytes, r.destOutBytes],
+          });
+        got.push({
+          id: r.svcId,
+          n: r.svcDests,
+          counts: [r.svcConns, r.svcInPkts, r.svcOutPkts, r.svcInBytes, r.svcOutBytes],
+          dests,
+        });
+      }
+    }
+    assert.equal(
+      got,
+      want.map((s) => ({
+        id: s.id,
+        n: s.dests.length,
+        counts: [s.conns, s.inPkts, s.outPkts, s.inBytes, s.outBytes].map(Number),
+        dests: s.dests.map((d) => ({
+          id: d.id,
+          addr: d.addr,
+          port: d.port,
+          weight: d.weight,
+          active: d.activeConns,
+          inact: d.inactConns,
+          persist: d.persistConns,
+          svcId: d.svcId,
+          counts: [d.conns, d.inPkts, d.outPkts, d.inBytes, d.outBytes].map(Number),
+        })),
+      })),
+      `budget ${budget}`,
+    );
+    if (budget === 4096) assert.is(runs, 1);
+    else assert.ok(runs >= 2, `budget ${budget}: a run per service or two, each whole (${runs} runs)`);
+  }
+  assert.ok(want[0].conns > 0n && want[0].inBytes > 0n && want[1].dests[0].activeConns === 11, "non-zero values");
+  // services only: each service's destinations counted, their records left out
+  const r = new CounterReader(core, 1);
+  r.withDests = false;
+  const only: number[][] = [];
+  while (r.nextRun()) while (r.nextService()) only.push([r.svcId, r.svcDests, r.svcConns, Number(r.nextDest())]);
+  assert.equal(only, [
+    [a, 2, Number(want[0].conns), 0],
+    [b, 1, 0, 0],
+  ]);
 });
 
 test("the module's packet descriptor size and drop reasons are the host's", async () => {

@@ -380,6 +380,60 @@ test(batchInParts, async () => {
   assert.is((await ask({ id: 1, op: "flush" })).ok, true);
 });
 
+// Parts are applied to the batch's next state as they come (their commands are not kept), so a batch is
+// checked against the table it began from: a change from elsewhere before its apply refuses it whole.
+test("a batch whose table changed before its apply is refused whole; a pipelined one is not", async () => {
+  const port = await freePort();
+  const cmd = (i: number) => ({ kind: "add-service", service: { ...svc(port), addr: `127.79.0.${i}` } });
+  const n = p.desired.services.length;
+  const s = net.connect(ctl);
+  s.setEncoding("utf8");
+  let buf = "";
+  const answers: any[] = [];
+  let wake = () => {};
+  s.on("data", (d: string) => {
+    buf += d;
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      answers.push(JSON.parse(buf.slice(0, nl)));
+      buf = buf.slice(nl + 1);
+    }
+    wake();
+  });
+  const answer = async (k: number) => {
+    while (answers.length < k) await new Promise<void>((r) => (wake = r));
+    return answers[k - 1];
+  };
+  try {
+    s.write(`${JSON.stringify({ id: 0, op: "applyPart", args: [[cmd(1), cmd(2)]] })}\n`);
+    assert.equal((await answer(1)).result, { staged: 2 });
+    assert.is((await ask({ id: 9, op: "addService", args: [{ ...svc(port), addr: "127.79.0.9" }] })).ok, true);
+    s.write(`${JSON.stringify({ id: 1, op: "apply", args: [[cmd(3)]] })}\n`);
+    assert.match((await answer(2)).error, /refused, nothing applied: the proxy's table changed while the batch came/);
+    assert.is(p.desired.services.length, n + 1, "only the other connection's service");
+    // two batches pipelined on one connection: the second begins from the first's result
+    s.write(
+      [
+        { id: 2, op: "applyPart", args: [[cmd(4)]] },
+        { id: 3, op: "apply", args: [[cmd(5)]] },
+        { id: 4, op: "applyPart", args: [[cmd(6)]] },
+        { id: 5, op: "apply", args: [[{ kind: "delete-service", service: cmd(4).service }]] },
+      ]
+        .map((x) => `${JSON.stringify(x)}\n`)
+        .join(""),
+    );
+    assert.equal((await answer(4)).result, { applied: 2 });
+    assert.equal((await answer(6)).result, { applied: 2 });
+    assert.equal(
+      p.desired.services.map((x) => x.addr).filter((a) => a?.startsWith("127.79.")),
+      ["127.79.0.9", "127.79.0.5", "127.79.0.6"],
+    );
+  } finally {
+    s.destroy();
+  }
+  assert.is((await ask({ id: 1, op: "flush" })).ok, true);
+});
+
 test(
   "applyPart: bad parts by name; a batch over the limit is refused and dropped; a closed connection drops " +
     "its part",

@@ -58,6 +58,9 @@ export const CORE_FUNCTIONS = {
   lastWasNew: ["", "bool"],
   connNext: ["i32", "i32"],
   connInfo: ["i32", "i32"],
+  // every service's and destination's counters in one pass (src/core/counters.ts)
+  countersWrite: ["i32 i32 bool", "i32"],
+  countersPtr: ["", "usize"],
   // batches for benchmarks (src/core/bench-api.ts)
   keyBatchInit: ["i32", "usize"],
   keyResultsPtr: ["", "usize"],

@@ -9,7 +9,7 @@ import { dirname } from "node:path";
 import type { IpvsTarget, TargetInfo, ServiceStatus, ConnectionEntry } from "../model/target.ts";
 import type { VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts";
 import type { Proxy } from "./index.ts";
-import { type StateCommand, STATE_COMMANDS, StepError, nextState } from "./index.ts";
+import { type StateCommand, NextState, STATE_COMMANDS, StepError, nextState } from "./index.ts";
 import { Slicer } from "./slice.ts";
 import { daemonsListing } from "./sync.ts";
 import { type SyncDaemon, validateDaemon } from "../model/daemon.ts";
@@ -49,9 +49,10 @@ interface Handler {
 }
 
 /** One control connection's batch being sent in parts ("applyPart" ... "apply"): each line stays small, so
- * no request holds the event loop for long while it is parsed. Dropped with the connection. */
+ * no request holds the event loop for long while it is parsed, and each part is applied to the batch's next
+ * state as it comes (only that state's objects live on). Dropped with the connection. */
 interface Session {
-  staged: StateCommand[];
+  batch?: NextState;
   refused?: string;
   turn: Promise<unknown>;
 }
@@ -92,6 +93,18 @@ const serverArgs =
     return sp.length ? sp : serverRequestProblems(a[1], a[0] as VirtualService, "args[1]", identityOnly);
   };
 
+// The fields each command of a batch may have (made once: a 100k-line restore checks 100k commands).
+const COMMAND_FIELDS: Record<string, string[]> = {
+  "add-service": ["kind", "service"],
+  "edit-service": ["kind", "service"],
+  "delete-service": ["kind", "service"],
+  flush: ["kind"],
+  "add-server": ["kind", "service", "server"],
+  "edit-server": ["kind", "service", "server"],
+  "delete-server": ["kind", "service", "server"],
+  "set-timeouts": ["kind", "timeouts"],
+};
+
 /** Problems with one command of an "apply" batch (ipvsadm's restore commands that change a table). */
 export function commandProblems(c: unknown, path: string): Problem[] {
   if (typeof c !== "object" || c === null || Array.isArray(c) || Object.getPrototypeOf(c) !== Object.prototype)
@@ -100,23 +113,14 @@ export function commandProblems(c: unknown, path: string): Problem[] {
   const kind = cmd.kind;
   if (typeof kind !== "string" || !STATE_COMMANDS.has(kind))
     return [{ path: `${path}.kind`, message: `${describe(kind)} is not one of ${[...STATE_COMMANDS].join(", ")}` }];
-  const fields: Record<string, string[]> = {
-    "add-service": ["service"],
-    "edit-service": ["service"],
-    "delete-service": ["service"],
-    flush: [],
-    "add-server": ["service", "server"],
-    "edit-server": ["service", "server"],
-    "delete-server": ["service", "server"],
-    "set-timeouts": ["timeouts"],
-  };
-  const allowed = ["kind", ...fields[kind]];
-  const p: Problem[] = Object.keys(cmd)
-    .filter((k) => !allowed.includes(k))
-    .map((k) => ({
-      path: `${path}.${k.slice(0, 32)}`,
-      message: `unknown field for ${kind} (known: ${allowed.join(", ")})`,
-    }));
+  const allowed = COMMAND_FIELDS[kind];
+  const p: Problem[] = [];
+  for (const k in cmd)
+    if (Object.hasOwn(cmd, k) && !allowed.includes(k))
+      p.push({
+        path: `${path}.${k.slice(0, 32)}`,
+        message: `unknown field for ${kind} (known: ${allowed.join(", ")})`,
+      });
   if (p.length) return p;
   if (kind === "set-timeouts") return timeoutsRequestProblems(cmd.timeouts, `${path}.timeouts`);
   if (kind === "flush") return p;
@@ -136,18 +140,20 @@ const batchArg: Check = (a) => {
   return p; // each command is checked in run, in slices, so forwarding goes on meanwhile
 };
 
-// Checks a part and adds it to the session's batch; a refused part refuses the batch (later parts and the
-// "apply" that ends it are answered with the reason), so a pipelining client never applies half of one.
-async function stage(s: Session, cmds: unknown[]): Promise<void> {
-  if (s.refused === undefined && s.staged.length + cmds.length > MAX_BATCH) {
+// Checks a part and applies it to the session's batch (the next state, beside the proxy's state when the
+// batch began); a refused part refuses the batch (later parts and the "apply" that ends it are answered with
+// the reason), so a pipelining client never applies half of one.
+async function stage(p: Proxy, s: Session, cmds: unknown[]): Promise<void> {
+  const staged = s.batch?.count ?? 0;
+  if (s.refused === undefined && staged + cmds.length > MAX_BATCH) {
     s.refused = `a batch of more than ${MAX_BATCH} commands`;
-    s.staged = [];
+    s.batch = undefined;
   }
   if (s.refused !== undefined) throw new Error(`apply: refused, nothing applied: ${s.refused}`);
   const problems: Problem[] = [];
   const slicer = new Slicer();
   for (let i = 0; i < cmds.length && problems.length < 20; i++) {
-    problems.push(...commandProblems(cmds[i], `args[0][${s.staged.length + i}]`));
+    problems.push(...commandProblems(cmds[i], `args[0][${staged + i}]`));
     await slicer.pause();
   }
   if (problems.length) {
@@ -155,11 +161,21 @@ async function stage(s: Session, cmds: unknown[]): Promise<void> {
       .slice(0, 10)
       .map((x) => `${x.path}: ${x.message}`)
       .join("; ");
-    s.staged = [];
+    s.batch = undefined;
     throw new Error(`apply: ${s.refused}`);
   }
-  for (const c of cmds) s.staged.push(c as StateCommand);
+  s.batch ??= new NextState(p.desired, p.fw.mode);
+  try {
+    await s.batch.add(cmds as StateCommand[], slicer);
+  } catch (e) {
+    s.refused = e instanceof StepError ? `command ${e.step} of the batch: ${e.message}` : (e as Error).message;
+    s.batch = undefined;
+    throw e;
+  }
 }
+const BATCH_STALE =
+  "apply: refused, nothing applied: the proxy's table changed while the batch came (a reload or another " +
+  "client's change); send the batch again";
 const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as Record<string, Handler>, {
   info: { check: none, run: (p: Proxy) => p.info() },
   services: { check: none, run: (p: Proxy) => p.serviceStatus() },
@@ -211,28 +227,34 @@ const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as R
   // by its index in the whole batch); a large one comes as "applyPart" lines, then the "apply" that ends it
   applyPart: {
     check: batchArg,
-    run: (_p: Proxy, [cmds]: [unknown[]], s: Session) =>
+    run: (p: Proxy, [cmds]: [unknown[]], s: Session) =>
       inTurn(s, async () => {
-        await stage(s, cmds);
-        return { staged: s.staged.length };
+        await stage(p, s, cmds);
+        return { staged: s.batch?.count ?? 0 };
       }),
   },
   apply: {
     check: batchArg,
     logged: true,
     run: async (p: Proxy, [cmds]: [unknown[]], s: Session) => {
-      const batch = await inTurn(s, async () => {
+      // in the session's turn: a next batch pipelined on this connection begins from this one's result
+      return inTurn(s, async () => {
+        let batch: NextState;
         try {
-          await stage(s, cmds);
+          await stage(p, s, cmds);
+          batch = s.batch ?? new NextState(p.desired, p.fw.mode);
         } finally {
+          // the batch ends here either way
+          s.batch = undefined;
           s.refused = undefined;
-        } // the batch ends here either way
-        const all = s.staged;
-        s.staged = [];
-        return all;
+        }
+        await p.change((d) => {
+          // its commands were checked against the state it began from, and are not kept to check them again
+          if (d !== batch.base) throw new Error(BATCH_STALE);
+          return batch.state();
+        });
+        return { applied: batch.count };
       });
-      await p.change((d) => nextState(d, batch, undefined, p.fw.mode));
-      return { applied: batch.length };
     },
   },
   connections: { check: none, run: (p: Proxy) => p.connections() },
@@ -377,7 +399,7 @@ export class ControlServer {
     this.conns.add(sock);
     sock.on("close", () => this.conns.delete(sock));
     sock.on("error", () => {});
-    const session: Session = { staged: [], turn: Promise.resolve() };
+    const session: Session = { turn: Promise.resolve() };
     // Lines are handled one per turn of the event loop: one read can bring many (a pipelined restore's parts,
     // 200 kB each), and parsing them in one go would hold the loop; many waiting pause the reads.
     const lines: string[] = [];

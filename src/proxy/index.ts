@@ -703,23 +703,48 @@ export function applyCommands(d: DesiredState, cmds: readonly StateCommand[]): v
   if (next.timeouts) d.timeouts = next.timeouts;
 }
 
-/** The state after `cmds`, built beside `d` (which is not changed; the services the commands leave alone
- * are shared with it), yielding to the event loop between slices (the control socket's changes). Throws
- * StepError at the first refusal. */
+/** A batch's next state, built beside `base` (which is not changed; the services the commands leave alone
+ * are shared with it) as its commands come: a large restore arrives in parts, and applying each part when it
+ * comes lets the part's parsed objects die young, where keeping every command until the batch's end kept
+ * 100k command objects alive through dozens of young-generation collections, each copying them. */
+export class NextState {
+  private readonly editor: StateEditor;
+  /** commands applied so far (the next one's step in the batch) */
+  count = 0;
+  constructor(
+    readonly base: DesiredState,
+    readonly mode: ProxyMode = "socket",
+  ) {
+    this.editor = new StateEditor(base);
+  }
+
+  /** Applies commands in slices that yield to the event loop; throws StepError (its index in the whole batch)
+   * at the first refusal, after which the batch is unusable. */
+  async add(cmds: readonly StateCommand[], slicer = new Slicer()): Promise<void> {
+    for (let i = 0; i < cmds.length; i++) {
+      applyStep(this.editor, cmds[i], this.count++, this.mode);
+      await slicer.pause();
+    }
+  }
+
+  state(): DesiredState {
+    const next = this.editor.state();
+    const timeouts = next.timeouts ?? this.base.timeouts;
+    return timeouts ? { services: next.services, timeouts } : { services: next.services };
+  }
+}
+
+/** The state after `cmds`, built beside `d` (see NextState), yielding to the event loop between slices
+ * (the control socket's changes). Throws StepError at the first refusal. */
 export async function nextState(
   d: DesiredState,
   cmds: readonly StateCommand[],
   slicer = new Slicer(),
   mode: ProxyMode = "socket",
 ): Promise<DesiredState> {
-  const editor = new StateEditor(d);
-  for (let i = 0; i < cmds.length; i++) {
-    applyStep(editor, cmds[i], i, mode);
-    await slicer.pause();
-  }
-  const next = editor.state();
-  const timeouts = next.timeouts ?? d.timeouts;
-  return timeouts ? { services: next.services, timeouts } : { services: next.services };
+  const next = new NextState(d, mode);
+  await next.add(cmds, slicer);
+  return next.state();
 }
 
 /** What the proxy cannot serve though the kernel would take it: a virtual address that is not unicast
@@ -747,17 +772,36 @@ function addressProblems(s: VirtualService, i: number): Problem[] {
 export async function proxyStateProblemsInSlices(d: DesiredState, slicer = new Slicer()): Promise<Problem[]> {
   const p: Problem[] = [];
   const vips = new Set<string>();
-  const key = (proto: string | undefined, addr: string, port: number | undefined) =>
-    `${proto ?? "tcp"} ${canonicalAddr(addr)} ${port}`;
+  const vipAddrs = new Set<string>();
+  // each distinct address parsed once: a 100k-line restore names a few thousand addresses 100k times, and
+  // parsing each (and a key string per real server) was a tenth of the restore's young-generation garbage
+  const addrs = new Map<string, { canon: string; bad: string | undefined }>();
+  const look = (addr: string) => {
+    let e = addrs.get(addr);
+    if (!e) addrs.set(addr, (e = { canon: canonicalAddr(addr), bad: nonUnicast(addr) }));
+    return e;
+  };
   for (let i = 0; i < d.services.length; i++) {
     const s = d.services[i];
-    p.push(...addressProblems(s, i));
-    if (s.addr && s.port) vips.add(key(s.protocol, s.addr, s.port));
+    const why = s.addr ? look(s.addr).bad : undefined;
+    if (why) p.push({ path: `services[${i}].addr`, message: `${why}: a virtual service needs a unicast address` });
+    for (let j = 0; j < s.realServers.length; j++) {
+      const bad = look(s.realServers[j].addr).bad;
+      if (bad) p.push({ path: `services[${i}].realServers[${j}].addr`, message: bad });
+    }
+    if (s.addr && s.port) {
+      const canon = look(s.addr).canon;
+      vipAddrs.add(canon);
+      vips.add(`${s.protocol ?? "tcp"} ${canon} ${s.port}`);
+    }
     await slicer.pause();
   }
   for (const s of d.services) {
-    for (const r of s.realServers)
-      if (vips.has(key(s.protocol, r.addr, r.port || s.port))) return [...p, ...loopProblems(d.services)];
+    for (const r of s.realServers) {
+      const canon = look(r.addr).canon;
+      if (vipAddrs.has(canon) && vips.has(`${s.protocol ?? "tcp"} ${canon} ${r.port || s.port}`))
+        return [...p, ...loopProblems(d.services)];
+    }
     await slicer.pause();
   }
   return p;

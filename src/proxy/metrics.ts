@@ -3,26 +3,30 @@
 // weights, health and drain state, drops by reason, flow table sizes.
 //
 // A scrape must not stall forwarding, and at 10k services x 10 destinations it is ~100k series per family:
-// the tables are read in one pass (one core.service() per service, a map for the configured specs), the
-// text is built family by family from that snapshot, and the work is cut into slices that yield to the
-// event loop, so connections are served between slices. Scrapes run one at a time; concurrent requests
-// share the one in progress.
+// the core writes every service's and destination's counters into one area in runs of whole services (one
+// WASM call per run, src/core/counters.ts), the labels are cached per service and destination id as bytes
+// (they change only with the tables), the text is built family by family from that snapshot into reused
+// buffers, and the work yields to the event loop between runs and buffers, so connections are served
+// meanwhile. Scrapes run one at a time; concurrent requests share the one in progress.
 import * as http from "node:http";
 import type { Proxy } from "./index.ts";
-import { destKey } from "./tables.ts";
+import { type AppliedService, destKey } from "./tables.ts";
 import { SocketForwarder } from "./socket.ts";
 import type { PumpWorkers } from "./workers.ts";
 import { PacketForwarder } from "./packet.ts";
 import { serviceKey, realServerKey, type RealServer, type VirtualService } from "../model/types.ts";
 import type { DestStats } from "./forwarder.ts";
 import { formatAddr } from "../core/addr.ts";
-import { LAYOUT } from "../core/index.ts";
 import { syncMetricsText } from "./sync.ts";
+import { CounterReader } from "../core/counters.ts";
 
 const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 // longest stretch of scrape work between two yields to the event loop: a new connection takes several turns
 // of the loop (accept, schedule and connect, connected), each of which may wait behind one stretch
 const SLICE_MS = 1;
+// records the core writes per call: a run is read whole before the next yield (the area is the module's,
+// so a run must not outlive a turn of the loop), well under SLICE_MS of reading
+const RUN_RECORDS = 2048;
 
 const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
 
@@ -38,19 +42,10 @@ async function sliced(n: number, fn: (i: number) => void): Promise<void> {
   }
 }
 
-const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+export const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
-// One scrape's snapshot: a row per service and per destination, values in columns.
-interface Snapshot {
-  svcLabels: string[];
-  svc: Record<string, number[]>;
-  dstLabels: string[];
-  dst: Record<string, number[]>;
-  omitted: number; // destinations whose series were left out (over MAX_DEST_SERIES)
-}
-
-const SVC_COLS = ["conns", "inPkts", "outPkts", "inBytes", "outBytes"] as const;
-const DST_COLS = [
+export const SVC_COLS = ["conns", "inPkts", "outPkts", "inBytes", "outBytes"] as const;
+export const DST_COLS = [
   "conns",
   "inPkts",
   "outPkts",
@@ -65,30 +60,64 @@ const DST_COLS = [
   "draining",
   "flows",
 ] as const;
+type SvcCol = (typeof SVC_COLS)[number];
+type DstCol = (typeof DST_COLS)[number];
 
-// What a destination's label and keys are, cached by the core's destination id; checked against the id's
-// service, address and port on every scrape (an id is reused after a delete).
-interface DestLabel {
-  svcId: number;
-  a0: number;
-  a1: number;
-  a2: number;
-  a3: number;
-  port: number;
-  rk: string;
-  key: string;
-  label: string;
+/** One scrape's snapshot: a row per service and per destination (labels as bytes), values in columns. */
+export interface Snapshot {
+  svcLabels: Buffer[];
+  svc: Record<SvcCol, number[]>;
+  dstLabels: Buffer[];
+  dst: Record<DstCol, number[]>;
+  omitted: number; // destinations whose series were left out (over MAX_DEST_SERIES)
 }
-const destLabels = new Map<number, DestLabel>();
-const svcLabels = new Map<string, string>();
+
+export function emptySnapshot(): Snapshot {
+  const cols = <C extends string>(names: readonly C[]) =>
+    Object.fromEntries(names.map((c) => [c, [] as number[]])) as Record<C, number[]>;
+  return { svcLabels: [], svc: cols(SVC_COLS), dstLabels: [], dst: cols(DST_COLS), omitted: 0 };
+}
+
+/** A destination row's values (the label goes beside them). */
+export interface DestRow {
+  conns: number;
+  st: DestStats | undefined;
+  active: number;
+  inact: number;
+  persist: number;
+  weight: number;
+  configured: number;
+  healthy: number;
+  draining: number;
+  flows: number;
+}
+
+export function pushDestRow(s: Snapshot, label: Buffer, r: DestRow) {
+  const col = s.dst;
+  s.dstLabels.push(label);
+  col.conns.push(r.conns);
+  col.inPkts.push(r.st?.inPkts ?? 0);
+  col.outPkts.push(r.st?.outPkts ?? 0);
+  col.inBytes.push(r.st?.inBytes ?? 0);
+  col.outBytes.push(r.st?.outBytes ?? 0);
+  col.active.push(r.active);
+  col.inact.push(r.inact);
+  col.persist.push(r.persist);
+  col.weight.push(r.weight);
+  col.configured.push(r.configured);
+  col.healthy.push(r.healthy);
+  col.draining.push(r.draining);
+  col.flows.push(r.flows);
+}
+
 // A configured service's real servers by key, and their destination keys, once per spec object (the
 // desired state is replaced, not edited, on a change, so a new object means new servers).
-interface SpecIndex {
+export interface SpecIndex {
   byRk: Map<string, RealServer>;
   keys: { rk: string; key: string; r: RealServer }[];
 }
 const specIndex = new WeakMap<VirtualService, SpecIndex>();
-function indexOf(svcKey: string, spec: VirtualService): SpecIndex {
+export function indexOf(svcKey: string, spec: VirtualService): SpecIndex {
   let x = specIndex.get(spec);
   if (!x) {
     x = { byRk: new Map(), keys: [] };
@@ -104,7 +133,7 @@ function indexOf(svcKey: string, spec: VirtualService): SpecIndex {
 
 // The configured services by key, once per desired state (a change replaces the array).
 const specMaps = new WeakMap<VirtualService[], Map<string, VirtualService>>();
-function specsOf(services: VirtualService[]): Map<string, VirtualService> {
+export function specsOf(services: VirtualService[]): Map<string, VirtualService> {
   let m = specMaps.get(services);
   if (!m) specMaps.set(services, (m = new Map(services.map((v) => [serviceKey(v), v]))));
   return m;
@@ -116,8 +145,9 @@ function specsOf(services: VirtualService[]): Map<string, VirtualService> {
  * (84 MB) a scrape, beyond what one event loop should render or a Prometheus server should ingest. */
 const MAX_DEST_SERIES = 10000;
 
-// Over the cap: the services' byte and packet sums in one pass over the forwarder's counters.
-async function sumsByService(stats: Map<string, DestStats>): Promise<Map<string, DestStats>> {
+// Over the cap, socket mode: the services' byte and packet sums in one pass over the forwarder's counters
+// (every destination that ever carried bytes, removed ones included, so the sums never go back).
+export async function sumsByService(stats: Map<string, DestStats>): Promise<Map<string, DestStats>> {
   const sums = new Map<string, DestStats>();
   const it = stats.entries();
   await sliced(stats.size, () => {
@@ -137,198 +167,192 @@ async function sumsByService(stats: Map<string, DestStats>): Promise<Map<string,
   return sums;
 }
 
-// The label and keys of the destination the core just wrote to its scratch record (at sp), from the cache.
-function destLabel(svcId: number, svcKey: string, id: number, dv: DataView, sp: number): DestLabel {
-  const port = dv.getUint32(sp + LAYOUT.DEST_PORT, true),
-    at = sp + LAYOUT.DEST_ADDR;
-  const a0 = dv.getUint32(at, true),
-    a1 = dv.getUint32(at + 4, true);
-  const a2 = dv.getUint32(at + 8, true),
-    a3 = dv.getUint32(at + 12, true);
-  let dl = destLabels.get(id);
-  if (!dl || dl.svcId !== svcId || dl.port !== port || dl.a0 !== a0 || dl.a1 !== a1 || dl.a2 !== a2 || dl.a3 !== a3) {
-    const af = dv.getInt32(sp + LAYOUT.DEST_AF, true);
-    const addr = formatAddr(af, new Uint8Array(dv.buffer.slice(at, at + 16)));
+export const labelOf = (svcKey: string, rk?: string) =>
+  Buffer.from(rk === undefined ? `{service="${esc(svcKey)}"}` : `{service="${esc(svcKey)}",destination="${esc(rk)}"}`);
+
+// Labels and keys by the core's service and destination ids (small dense integers, so arrays), checked
+// against the record on every scrape: an id is reused after a delete. They change only with the tables, so
+// a scrape of an unchanged table makes no string and no buffer for them.
+interface DestLabel {
+  svcId: number;
+  w0: number;
+  w1: number;
+  w2: number;
+  w3: number;
+  port: number;
+  rk: string;
+  key: string;
+  label: Buffer;
+}
+const destLabels: (DestLabel | undefined)[] = [];
+const svcLabels: ({ key: string; label: Buffer } | undefined)[] = [];
+
+function svcLabel(a: AppliedService): Buffer {
+  const e = svcLabels[a.id];
+  if (e && e.key === a.key) return e.label;
+  const fresh = { key: a.key, label: labelOf(a.key) };
+  svcLabels[a.id] = fresh;
+  return fresh.label;
+}
+
+// The current destination record's label and keys, from the cache.
+function destLabel(r: CounterReader, a: AppliedService): DestLabel {
+  const id = r.destId,
+    port = r.destPort;
+  const w0 = r.destAddrWord(0),
+    w1 = r.destAddrWord(1),
+    w2 = r.destAddrWord(2),
+    w3 = r.destAddrWord(3);
+  let dl = destLabels[id];
+  if (!dl || dl.svcId !== a.id || dl.port !== port || dl.w0 !== w0 || dl.w1 !== w1 || dl.w2 !== w2 || dl.w3 !== w3) {
+    const addr = formatAddr(r.destAf, r.destAddrBytes());
     const rk = realServerKey({ addr, port });
-    dl = {
-      svcId,
-      a0,
-      a1,
-      a2,
-      a3,
-      port,
-      rk,
-      key: destKey(svcKey, { addr, port }),
-      label: `{service="${esc(svcKey)}",destination="${esc(rk)}"}`,
-    };
-    destLabels.set(id, dl);
+    dl = { svcId: a.id, w0, w1, w2, w3, port, rk, key: destKey(a.key, { addr, port }), label: labelOf(a.key, rk) };
+    destLabels[id] = dl;
   }
   return dl;
 }
 
-function pushDestRow(
-  s: Snapshot,
-  label: string,
-  conns: number,
-  st: DestStats | undefined,
-  active: number,
-  inact: number,
-  persist: number,
-  weight: number,
-  configured: number,
-  healthy: number,
-  draining: number,
-  f: number,
-) {
-  const col = s.dst;
-  s.dstLabels.push(label);
-  col.conns.push(conns);
-  col.inPkts.push(st?.inPkts ?? 0);
-  col.outPkts.push(st?.outPkts ?? 0);
-  col.inBytes.push(st?.inBytes ?? 0);
-  col.outBytes.push(st?.outBytes ?? 0);
-  col.active.push(active);
-  col.inact.push(inact);
-  col.persist.push(persist);
-  col.weight.push(weight);
-  col.configured.push(configured);
-  col.healthy.push(healthy);
-  col.draining.push(draining);
-  col.flows.push(f);
-}
+const NO_FLOWS: ReadonlyMap<string, number> = new Map();
 
-async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot> {
-  const s: Snapshot = { svcLabels: [], svc: {}, dstLabels: [], dst: {}, omitted: 0 };
-  for (const c of SVC_COLS) s.svc[c] = [];
-  for (const c of DST_COLS) s.dst[c] = [];
-  const flows = p.fw.flowsByDest();
+/** The scrape's snapshot, from the core's counter records (see src/core/counters.ts). In packet mode the
+ * open flows and the byte counts are the core's own (its entries, IPVS's counters, in the records); in
+ * socket mode they are the forwarder's (its sockets, the relay's counts). */
+export async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot> {
+  const s = emptySnapshot();
+  const packet = p.fw.mode === "packet";
+  const flows = packet ? NO_FLOWS : p.fw.flowsByDest();
   const stats = p.fw.stats;
   const specs = specsOf(p.desired.services);
-  // the proxy's services, not core.serviceIds(): that reads every slot of the core's table in one go
-  const ids = Int32Array.from(p.tables.byId.keys()).sort();
-  const x = p.core.x,
-    sp = p.core.scratch;
-  const u64 = (dv: DataView, o: number) => dv.getUint32(o, true) + dv.getUint32(o + 4, true) * 4294967296;
-  // one read of each service record: its destination count and connections (-1: deleted meanwhile)
-  const destCount = new Int32Array(ids.length),
-    connsOf = new Float64Array(ids.length);
+  const svcKeys: string[] = []; // per service row, for the sums over the cap
+  let t = performance.now();
+  const pause = async () => {
+    if (performance.now() - t <= SLICE_MS) return;
+    await yieldLoop();
+    t = performance.now();
+  };
+  // the services' records alone first (10k in about a millisecond): is the table over the cap?
   let total = 0;
-  await sliced(ids.length, (i) => {
-    const n = (destCount[i] = x.svcInfo(ids[i]));
-    if (n < 0) return;
-    total += n;
-    connsOf[i] = u64(p.core.dv, sp + LAYOUT.SVC_CONNS);
-  });
+  const count = new CounterReader(p.core, RUN_RECORDS);
+  count.withDests = false;
+  while (count.nextRun()) {
+    while (count.nextService()) if (p.tables.byId.has(count.svcId)) total += count.svcDests;
+    await pause();
+  }
   const perDest = total <= maxDests;
-  if (!perDest) s.omitted = total;
-  const sums = perDest ? new Map<string, DestStats>() : await sumsByService(stats);
-  const pushDest = (
-    label: string,
-    conns: number,
-    st: DestStats | undefined,
-    active: number,
-    inact: number,
-    persist: number,
-    weight: number,
-    configured: number,
-    healthy: number,
-    draining: number,
-    f: number,
-  ) => pushDestRow(s, label, conns, st, active, inact, persist, weight, configured, healthy, draining, f);
-  // Reads the core's records directly (no DestInfo objects, no BigInts): a scrape at 100k destinations
-  // otherwise makes enough garbage that collecting it stalls the loop.
-  await sliced(ids.length, (i) => {
-    const a = p.tables.byId.get(ids[i]);
-    if (!a || destCount[i] < 0) return;
-    // over the cap the first read is all it takes; else read again (deleted between two slices: left out)
-    const n = perDest ? x.svcInfo(a.id) : destCount[i];
-    if (n < 0) return;
-    let dv = p.core.dv;
-    const svcConns = perDest ? u64(dv, sp + LAYOUT.SVC_CONNS) : connsOf[i];
-    let sl = svcLabels.get(a.key);
-    if (!sl) {
-      if (svcLabels.size > 1 << 18) svcLabels.clear();
-      svcLabels.set(a.key, (sl = `{service="${esc(a.key)}"}`));
+  const r = new CounterReader(p.core, RUN_RECORDS);
+  r.withDests = perDest;
+  while (r.nextRun()) {
+    while (r.nextService()) {
+      const a = p.tables.byId.get(r.svcId);
+      if (!a) continue;
+      s.svcLabels.push(svcLabel(a));
+      s.svc.conns.push(r.svcConns);
+      svcKeys.push(a.key);
+      if (perDest) serviceRows(p, s, r, a, specs, flows, stats, packet);
+      // over the cap: in packet mode the service's own counters (IPVS's, removed destinations' packets
+      // included); in socket mode the forwarder's, filled in below
+      else if (packet) pushSums(s, r.svcInPkts, r.svcOutPkts, r.svcInBytes, r.svcOutBytes);
+      else pushSums(s, 0, 0, 0, 0);
     }
-    s.svcLabels.push(sl);
-    s.svc.conns.push(svcConns);
-    if (!perDest) {
-      const t = sums.get(a.key);
-      s.svc.inPkts.push(t?.inPkts ?? 0);
-      s.svc.outPkts.push(t?.outPkts ?? 0);
-      s.svc.inBytes.push(t?.inBytes ?? 0);
-      s.svc.outBytes.push(t?.outBytes ?? 0);
-      return;
+    await pause();
+  }
+  if (!perDest) {
+    s.omitted = total;
+    if (!packet) {
+      const sums = await sumsByService(stats);
+      for (let i = 0; i < svcKeys.length; i++) {
+        const x = sums.get(svcKeys[i]);
+        if (!x) continue;
+        s.svc.inPkts[i] = x.inPkts;
+        s.svc.outPkts[i] = x.outPkts;
+        s.svc.inBytes[i] = x.inBytes;
+        s.svc.outBytes[i] = x.outBytes;
+      }
     }
-    const spec = specs.get(a.key) ?? a.spec;
-    const conf = indexOf(a.key, spec);
-    let inPkts = 0,
-      outPkts = 0,
-      inBytes = 0,
-      outBytes = 0;
-    let seen: Set<string> | undefined;
-    for (let k = 0; k < n; k++) {
-      const id = x.svcDestAt(a.id, k);
-      if (id < 0 || x.destInfo(id) < 0) continue;
-      dv = p.core.dv;
-      const dl = destLabel(a.id, a.key, id, dv, sp);
-      const weight = dv.getInt32(sp + LAYOUT.DEST_WEIGHT, true);
-      const st = stats.get(dl.key),
-        f = flows.get(dl.key) ?? 0;
-      if (flows.size) (seen ??= new Set()).add(dl.rk);
+  }
+  return s;
+}
+
+function pushSums(s: Snapshot, inPkts: number, outPkts: number, inBytes: number, outBytes: number) {
+  s.svc.inPkts.push(inPkts);
+  s.svc.outPkts.push(outPkts);
+  s.svc.inBytes.push(inBytes);
+  s.svc.outBytes.push(outBytes);
+}
+
+// One service's destination rows (the current service record's), and its sums.
+function serviceRows(
+  p: Proxy,
+  s: Snapshot,
+  r: CounterReader,
+  a: AppliedService,
+  specs: Map<string, VirtualService>,
+  flows: ReadonlyMap<string, number>,
+  stats: Map<string, DestStats>,
+  packet: boolean,
+) {
+  const conf = indexOf(a.key, specs.get(a.key) ?? a.spec);
+  let inPkts = 0,
+    outPkts = 0,
+    inBytes = 0,
+    outBytes = 0;
+  let seen: Set<string> | undefined;
+  while (r.nextDest()) {
+    const dl = destLabel(r, a);
+    const weight = r.destWeight,
+      active = r.destActive,
+      inact = r.destInactive;
+    const st = packet
+      ? { inPkts: r.destInPkts, outPkts: r.destOutPkts, inBytes: r.destInBytes, outBytes: r.destOutBytes }
+      : stats.get(dl.key);
+    const f = packet ? active + inact : (flows.get(dl.key) ?? 0);
+    if (flows.size) (seen ??= new Set()).add(dl.rk);
+    if (st) {
+      inPkts += st.inPkts;
+      outPkts += st.outPkts;
+      inBytes += st.inBytes;
+      outBytes += st.outBytes;
+    }
+    pushDestRow(s, dl.label, {
+      conns: r.destConns,
+      st,
+      active,
+      inact,
+      persist: r.destPersist,
+      weight,
+      configured: conf.byRk.get(dl.rk)?.weight ?? weight,
+      healthy: p.health.down(dl.key) === undefined ? 1 : 0,
+      draining: weight === 0 && f > 0 ? 1 : 0,
+      flows: f,
+    });
+  }
+  // destinations out of the core (health: remove) that still have flows draining
+  if (flows.size)
+    for (const { rk, key, r: rs } of conf.keys) {
+      const f = flows.get(key) ?? 0;
+      if (!f || seen?.has(rk)) continue;
+      const st = stats.get(key);
       if (st) {
         inPkts += st.inPkts;
         outPkts += st.outPkts;
         inBytes += st.inBytes;
         outBytes += st.outBytes;
       }
-      pushDest(
-        dl.label,
-        u64(dv, sp + LAYOUT.DEST_CONNS),
+      pushDestRow(s, labelOf(a.key, rk), {
+        conns: 0,
         st,
-        dv.getUint32(sp + LAYOUT.DEST_ACTIVE, true),
-        dv.getUint32(sp + LAYOUT.DEST_INACTIVE, true),
-        dv.getUint32(sp + LAYOUT.DEST_PERSIST, true),
-        weight,
-        conf.byRk.get(dl.rk)?.weight ?? weight,
-        p.health.down(dl.key) === undefined ? 1 : 0,
-        weight === 0 && f > 0 ? 1 : 0,
-        f,
-      );
+        active: 0,
+        inact: 0,
+        persist: 0,
+        weight: 0,
+        configured: rs.weight,
+        healthy: p.health.down(key) === undefined ? 1 : 0,
+        draining: 1,
+        flows: f,
+      });
     }
-    // destinations out of the core (health: remove) that still have flows draining
-    if (flows.size)
-      for (const { rk, key, r } of conf.keys) {
-        const f = flows.get(key) ?? 0;
-        if (!f || seen?.has(rk)) continue;
-        const st = stats.get(key);
-        if (st) {
-          inPkts += st.inPkts;
-          outPkts += st.outPkts;
-          inBytes += st.inBytes;
-          outBytes += st.outBytes;
-        }
-        pushDest(
-          `{service="${esc(a.key)}",destination="${esc(rk)}"}`,
-          0,
-          st,
-          0,
-          0,
-          0,
-          0,
-          r.weight,
-          p.health.down(key) === undefined ? 1 : 0,
-          1,
-          f,
-        );
-      }
-    s.svc.inPkts.push(inPkts);
-    s.svc.outPkts.push(outPkts);
-    s.svc.inBytes.push(inBytes);
-    s.svc.outBytes.push(outBytes);
-  });
-  if (destLabels.size > 4 * s.dstLabels.length + 1024) destLabels.clear();
-  return s;
+  pushSums(s, inPkts, outPkts, inBytes, outBytes);
 }
 
 type Write = (chunk: string | Buffer) => Promise<void>;
@@ -338,15 +362,6 @@ type Write = (chunk: string | Buffer) => Promise<void>;
 const CHUNK = 1 << 16;
 const NL = 10,
   SP = 32;
-const labelCache = new Map<string, Buffer>();
-const labelBytes = (l: string) => {
-  let b = labelCache.get(l);
-  if (!b) {
-    if (labelCache.size > 1 << 20) labelCache.clear();
-    labelCache.set(l, (b = Buffer.from(l)));
-  }
-  return b;
-};
 
 // Writes one family from a snapshot column; counters leave out their zero series, as before.
 async function family(
@@ -354,7 +369,7 @@ async function family(
   name: string,
   type: "counter" | "gauge",
   help: string,
-  labels: string[],
+  labels: Buffer[],
   col: number[],
 ) {
   await write(`# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`);
@@ -366,7 +381,7 @@ async function family(
   for (let i = 0; i < labels.length; i++) {
     const v = col[i];
     if (skipZero && !(v > 0)) continue;
-    const lb = labelBytes(labels[i]);
+    const lb = labels[i];
     if (at + nameB.length + lb.length + 32 > CHUNK) {
       await write(buf.subarray(0, at));
       buf = Buffer.allocUnsafe(CHUNK);
@@ -412,8 +427,8 @@ async function workerMetrics(write: Write, w: PumpWorkers): Promise<void> {
 }
 
 /** Writes the whole exposition through write (which may wait for the socket to drain). */
-async function writeMetrics(p: Proxy, write: Write): Promise<void> {
-  const s = await snapshot(p);
+export async function writeMetrics(p: Proxy, write: Write, take: (p: Proxy) => Promise<Snapshot> = snapshot) {
+  const s = await take(p);
   const sv = (c: (typeof SVC_COLS)[number]) => s.svc[c];
   const dv = (c: (typeof DST_COLS)[number]) => s.dst[c];
   await family(
@@ -561,11 +576,15 @@ async function writeMetrics(p: Proxy, write: Write): Promise<void> {
 }
 
 /** The whole exposition as one string (tests, tools). */
-export async function metricsText(p: Proxy): Promise<string> {
+export async function metricsText(p: Proxy, take: (p: Proxy) => Promise<Snapshot> = snapshot): Promise<string> {
   const parts: Buffer[] = [];
-  await writeMetrics(p, async (c) => {
-    parts.push(typeof c === "string" ? Buffer.from(c) : Buffer.from(c));
-  });
+  await writeMetrics(
+    p,
+    async (c) => {
+      parts.push(typeof c === "string" ? Buffer.from(c) : Buffer.from(c));
+    },
+    take,
+  );
   return Buffer.concat(parts).toString();
 }
 

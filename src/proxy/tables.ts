@@ -7,12 +7,12 @@ import type { DesiredState, RealServer, VirtualService } from "../model/types.ts
 import { serviceKey, realServerKey } from "../model/types.ts";
 import { Slicer } from "./slice.ts";
 
-interface AppliedService {
+export interface AppliedService {
   key: string;
   id: number;
   spec: VirtualService;
 }
-type DownAction = "quiesce" | "remove";
+export type DownAction = "quiesce" | "remove";
 
 export interface ApplyResult {
   addedServices: AppliedService[];
@@ -117,6 +117,7 @@ export class Tables {
   ) {
     const core = this.core;
     let a = this.services.get(key);
+    const fresh = !a; // just added: no destinations to read back
     if (!a) {
       const id = core.addService(svcSpec(s));
       a = { key, id, spec: s };
@@ -138,7 +139,8 @@ export class Tables {
       a.spec = s;
     }
     const eff = Tables.effective(s, down);
-    const have = new Map(core.service(a.id).dests.map((d) => [realServerKey(d), d]));
+    const dests = fresh ? [] : core.service(a.id).dests;
+    const have = new Map(dests.map((d) => [realServerKey(d), d]));
     const keep = new Set<string>();
     for (const r of eff) {
       const rk = realServerKey(r);
