@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DesiredState } from "../src/model/types.ts";
 import type { Proxy } from "../src/proxy/index.ts";
 import { mainThreadCpuMs } from "./loop-watch.mjs";
-import { freePort } from "../test/helpers/ports.ts";
+import { freePort, freePorts } from "../test/helpers/ports.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -432,7 +432,10 @@ export async function benchProxies(opts: { seconds?: number; conns?: number; rep
     repeats = opts.repeats ?? 3;
   const unavailable = ensurePackages();
   const dir = mkdtempSync(`${tmpdir()}/wvp-bench-`);
-  const be: Backends = { echo: [21001, 21002, 21003, 21004], sink: 21009 };
+  // ports from the kernel (fixed ones collided with concurrent runs): four echo backends, the sink, and below
+  // each contender's three listeners
+  const [sink, ...echo] = await freePorts(5);
+  const be: Backends = { echo, sink };
   const backend = spawn(
     "taskset",
     [
@@ -473,7 +476,8 @@ export async function benchProxies(opts: { seconds?: number; conns?: number; rep
       // rotate the order each round so no proxy always runs first (cold caches) or last
       const order = contenders.map((_, i) => contenders[(i + round - 1) % contenders.length]);
       for (const c of order) {
-        const l: Listen = { pp: 22001, cc: 22002, bulk: 22003 };
+        const [pp, cc, bulkPort] = await freePorts(3);
+        const l: Listen = { pp, cc, bulk: bulkPort };
         let p: ChildProcess;
         try {
           p = await c.start(dir, l, be);
