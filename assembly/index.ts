@@ -155,10 +155,17 @@ export function svcEdit(id: i32, sched: i32, flags: u32, timeout: u32, netmask: 
   return editService(id, sched, flags, timeout, netmask);
 }
 export function svcDel(id: i32): i32 {
-  return delService(id);
+  const r = delService(id);
+  if (r == 0) nodestDeleted();
+  return r;
 }
 export function svcFlush(): void {
   flushServices();
+  nodestDeleted();
+}
+// A destination (or a service's) was deleted: with expire_nodest_conn the kernel expires its entries at once.
+function nodestDeleted(): void {
+  if (settings.expireNodestConn != 0) expireNodest(clockMs);
 }
 // The service id for (af, proto, scratch address, port), or fwmark when non-zero; -1 when none.
 export function svcFind(af: i32, proto: i32, port: u32, fwmark: u32): i32 {
@@ -210,7 +217,9 @@ export function destEdit(svcId: i32, af: i32, port: u32, weight: i32, u: u32, l:
 }
 export function destDel(svcId: i32, af: i32, port: u32): i32 {
   readAddr(af, ARG_ADDR);
-  return delDest(svcId, af, w0, w1, w2, w3, port);
+  const r = delDest(svcId, af, w0, w1, w2, w3, port);
+  if (r == 0) nodestDeleted();
+  return r;
 }
 // Writes a destination's fields to scratch (DEST_* in assembly/layout.ts).
 export function destInfo(id: i32): i32 {
@@ -376,6 +385,8 @@ import {
   O_EXPIRES,
   O_INPKTS,
   expire as expireEntry,
+  expireNodest,
+  clockMs,
   CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";
 import { inbound, outbound, outboundTo, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";

@@ -340,8 +340,10 @@ export function inbound(len: u32, now: i64): i32 {
     pkt.dport,
     false,
   );
-  // connection reuse: a new SYN on an old entry (conn_reuse_mode, expire_nodest_conn)
-  if (c >= 0 && settings.connReuseMode != 0 && isNewConn()) {
+  // connection reuse: a new SYN on an old entry (conn_reuse_mode, expire_nodest_conn). A quiesced destination's
+  // entry is rescheduled with expire_nodest_conn whatever conn_reuse_mode says (Linux 6.1 in the VM, and its
+  // source: only is_new_conn_expected's branch asks for conn_reuse_mode)
+  if (c >= 0 && isNewConn()) {
     const i = <u32>c;
     const e = E(i);
     let resched = false,
@@ -350,7 +352,7 @@ export function inbound(len: u32, now: i64): i32 {
     if (settings.expireNodestConn != 0 && id >= 0 && destOf(id).weight == 0) {
       resched = true;
       oldCt = settings.conntrack != 0;
-    } else if (newConnExpected(i)) {
+    } else if (settings.connReuseMode != 0 && newConnExpected(i)) {
       oldCt = settings.conntrack != 0;
       resched = load<u32>(e, O_NCTL) == 0 ? true : !oldCt;
     }

@@ -680,6 +680,25 @@ export function expire(i: u32, now: i64): bool {
   return true;
 }
 
+// ip_vs_expire_nodest_conn_flush, which the kernel queues when a destination is deleted with
+// expire_nodest_conn=1: every entry whose destination is gone goes at once, unless it controls others; a
+// template left without children goes with its last one. Returns how many entries went.
+export function expireNodest(now: i64): u32 {
+  let n: u32 = 0;
+  for (let i: u32 = 0; i < capacity; i++) {
+    const e = E(i);
+    if (!load<u8>(e, O_LIVE)) continue;
+    const id = load<i32>(e, O_DEST);
+    if (id < 0 || destOf(id).available() || load<u32>(e, O_NCTL) > 0) continue;
+    const ctl = load<u32>(e, O_CTL);
+    if (expire(i, now)) n++;
+    if (ctl == 0) continue;
+    const t = E(ctl - 1);
+    if (load<u8>(t, O_LIVE) && load<u32>(t, O_NCTL) == 0 && expire(ctl - 1, now)) n++;
+  }
+  return n;
+}
+
 // Touches the entries filed in slot s, then their bucket words, chain heads, destinations and Services,
 // in groups, each level one tight loop (see assembly/prefetch.ts); advance() then finds them in cache.
 function touchSlot(s: usize): void {
