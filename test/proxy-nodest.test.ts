@@ -108,4 +108,34 @@ services:
   });
 }
 
+// The kernel's knobs (proxy.settings, and --expire-nodest-conn etc. on the command line: test/cli-walk.test.ts)
+test("proxy.settings: kube-proxy's values by default; each knob takes the kernel's values, others refused", () => {
+  const settings = (yaml: string) => parseConfig(`${yaml}services: []\n`).options.settings;
+  assert.equal(settings(""), { expire_nodest_conn: 1, expire_quiescent_template: 1, conn_reuse_mode: 1 });
+  assert.equal(settings("proxy: { settings: { expire_nodest_conn: 0, conn_reuse_mode: 3 } }\n"), {
+    expire_nodest_conn: 0,
+    expire_quiescent_template: 1,
+    conn_reuse_mode: 3,
+  });
+  for (const [k, v] of [
+    ["expire_nodest_conn", "2"],
+    ["expire_nodest_conn", "-1"],
+    ["expire_quiescent_template", '"1"'],
+    ["conn_reuse_mode", "4"],
+    ["conn_reuse_mode", "1.5"],
+    ["conn_reuse_mode", "[]"],
+    ["conn_reuse_mode", "1e20"],
+    ["conn_reuse_mode", "null"],
+    ["sloppy_tcp", "2"],
+  ])
+    assert.throws(
+      () => settings(`proxy: { settings: { ${k}: ${v} } }\n`),
+      new RegExp(`proxy\\.settings\\.${k}: must be an integer in`),
+      `${k}: ${v}`,
+    );
+  for (const k of ["__proto__", "constructor", "toString", "conntrack"])
+    assert.throws(() => settings(`proxy: { settings: { ${k}: 1 } }\n`), /unknown key/, k);
+  assert.throws(() => settings("proxy: { settings: 1 }\n"), /proxy\.settings: must be a mapping/);
+});
+
 test.run();

@@ -27,6 +27,9 @@ export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|no
                          [--log-level debug|info|warn|error] [--drain-timeout SECONDS]
                          [--mode socket|packet] [--interface IF]... [--local-address ADDR]... [--batch-size N]
                          [--packet-io ring|mmsg]  packet mode's I/O: PACKET_MMAP rings (default) or recvmmsg/sendmmsg
+                         [--expire-nodest-conn 0|1] [--expire-quiescent-template 0|1] [--conn-reuse-mode 0-3]
+                                         the kernel's sysctls of these names (proxy.settings; defaults
+                                         as kube-proxy's IPVS mode sets them: 1, 1, 1)
                          [--sync-daemon master|backup]... --mcast-interface IF [--syncid N] [--sync-maxlen N]
                          [--mcast-group ADDR] [--mcast-port N] [--mcast-ttl N]
                                          packet mode: connection sync in the kernel's protocol, as
@@ -68,6 +71,10 @@ const RUN: CommandSpec = {
     "--local-address": { kind: "list", check: checks.ip },
     "--batch-size": { kind: "value", check: checks.int(1, 4096) },
     "--packet-io": { kind: "value", check: checks.oneOf(["ring", "mmsg"]) },
+    // the kernel's sysctls (proxy.settings), as PROXY_SETTINGS bounds them
+    "--expire-nodest-conn": { kind: "value", check: checks.int(0, 1) },
+    "--expire-quiescent-template": { kind: "value", check: checks.int(0, 1) },
+    "--conn-reuse-mode": { kind: "value", check: checks.int(0, 3) },
     "--kubeconfig": { kind: "value" },
     "--in-cluster": { kind: "flag" },
     "--node-name": { kind: "value", check: checks.nonEmpty },
@@ -152,6 +159,10 @@ export async function proxyMain(argv: string[]): Promise<number> {
         const packetIo = a.get("--packet-io");
         if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg";
         if (sync.daemons) cfg.options.syncDaemons = sync.daemons;
+        for (const name of ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode"]) {
+          const v = a.get(`--${name.replaceAll("_", "-")}`);
+          if (v !== undefined) cfg.options.settings[name] = Number(v);
+        }
         if (cfg.options.mode === "packet") {
           const problems = packetModeProblems(cfg.options, cfg.state.services);
           if (problems.length) {
