@@ -82,7 +82,8 @@ test(
     try {
       p = await start(`proxy: { control: null, vipInterface: null, tick: 50, connCapacity: 64 }
 services:
-  - { protocol: tcp, addr: 127.0.91.1, port: ${vport}, scheduler: rr, realServers: [ { addr: 127.0.91.2, port: ${portOf(be)} } ] }
+  - { protocol: tcp, addr: 127.0.91.1, port: ${vport}, scheduler: rr,
+      realServers: [ { addr: 127.0.91.2, port: ${portOf(be)} } ] }
 `);
       const held = await Promise.all(Array.from({ length: 16 }, () => hold("127.0.91.1", vport)));
       let _ok = 0,
@@ -127,47 +128,50 @@ services:
   },
 );
 
-test("full table, in the core: finished entries go first, then other inactive ones, never an established one", async () => {
-  const { Core, TCP_FLAGS: F } = await import("../src/core/index.ts");
-  const c = await Core.load({ debug: true, connCapacity: 64 });
-  const svc = c.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
-  c.addDest(svc, { addr: "10.1.0.1", port: 8080, weight: 1, fwd: "masq" });
-  let now = 1000;
-  const open = (port: number) => {
-    const r = c.packet("in", "tcp", "192.168.1.5", port, "10.0.0.1", 80, { flags: F.SYN, now: now++ });
-    if (r.verdict !== "forward") return r;
-    c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", port, { flags: F.SYN | F.ACK, now: now++ });
-    c.packet("in", "tcp", "192.168.1.5", port, "10.0.0.1", 80, { flags: F.ACK, now: now++ });
-    return r;
-  };
-  const state = (port: number) => c.conns().find((x) => x.cport === port)?.state;
-  for (let p = 1000; p < 1032; p++) open(p); // 32 established
-  for (let p = 2000; p < 2016; p++) {
-    // 16 in CLOSE_WAIT
-    open(p);
-    c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ });
-  }
-  for (let p = 3000; p < 3016; p++) {
-    // 16 in TIME_WAIT
-    open(p);
-    c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ });
-    c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", p, { flags: F.FIN | F.ACK, now: now++ });
-  }
-  assert.is(state(2000), "CLOSE_WAIT");
-  assert.is(state(3000), "TIME_WAIT");
-  assert.is(c.connStats().live, 64);
-  for (let p = 4000; p < 4016; p++) assert.is(open(p).verdict, "forward");
-  assert.equal([c.connStats().evictedFinished, c.connStats().evictedInactive], [16, 0]);
-  assert.is(state(3000), undefined, "TIME_WAIT entries went first");
-  assert.is(state(2000), "CLOSE_WAIT", "inactive ones stayed while finished ones remained");
-  for (let p = 5000; p < 5016; p++) assert.is(open(p).verdict, "forward");
-  assert.equal([c.connStats().evictedFinished, c.connStats().evictedInactive], [16, 16]);
-  const r = open(6000);
-  assert.is(r.verdict, "drop");
-  assert.is(r.reason, "connection table full");
-  assert.is(c.connStats().refusedFull, 1);
-  for (const p of [1000, 1031, 4000, 5015]) assert.is(state(p), "ESTABLISHED", `established ${p} kept`);
-});
+test(
+  "full table, in the core: finished entries go first, then other inactive ones, " + "never an established one",
+  async () => {
+    const { Core, TCP_FLAGS: F } = await import("../src/core/index.ts");
+    const c = await Core.load({ debug: true, connCapacity: 64 });
+    const svc = c.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
+    c.addDest(svc, { addr: "10.1.0.1", port: 8080, weight: 1, fwd: "masq" });
+    let now = 1000;
+    const open = (port: number) => {
+      const r = c.packet("in", "tcp", "192.168.1.5", port, "10.0.0.1", 80, { flags: F.SYN, now: now++ });
+      if (r.verdict !== "forward") return r;
+      c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", port, { flags: F.SYN | F.ACK, now: now++ });
+      c.packet("in", "tcp", "192.168.1.5", port, "10.0.0.1", 80, { flags: F.ACK, now: now++ });
+      return r;
+    };
+    const state = (port: number) => c.conns().find((x) => x.cport === port)?.state;
+    for (let p = 1000; p < 1032; p++) open(p); // 32 established
+    for (let p = 2000; p < 2016; p++) {
+      // 16 in CLOSE_WAIT
+      open(p);
+      c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ });
+    }
+    for (let p = 3000; p < 3016; p++) {
+      // 16 in TIME_WAIT
+      open(p);
+      c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ });
+      c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", p, { flags: F.FIN | F.ACK, now: now++ });
+    }
+    assert.is(state(2000), "CLOSE_WAIT");
+    assert.is(state(3000), "TIME_WAIT");
+    assert.is(c.connStats().live, 64);
+    for (let p = 4000; p < 4016; p++) assert.is(open(p).verdict, "forward");
+    assert.equal([c.connStats().evictedFinished, c.connStats().evictedInactive], [16, 0]);
+    assert.is(state(3000), undefined, "TIME_WAIT entries went first");
+    assert.is(state(2000), "CLOSE_WAIT", "inactive ones stayed while finished ones remained");
+    for (let p = 5000; p < 5016; p++) assert.is(open(p).verdict, "forward");
+    assert.equal([c.connStats().evictedFinished, c.connStats().evictedInactive], [16, 16]);
+    const r = open(6000);
+    assert.is(r.verdict, "drop");
+    assert.is(r.reason, "connection table full");
+    assert.is(c.connStats().refusedFull, 1);
+    for (const p of [1000, 1031, 4000, 5015]) assert.is(state(p), "ESTABLISHED", `established ${p} kept`);
+  },
+);
 
 test(
   "/metrics under the per-destination cap: every destination's series, each family once, values as the core " +
@@ -246,7 +250,8 @@ test(
     try {
       p = await start(`proxy: { control: null, vipInterface: null, tick: 50, udpFlows: 32 }
 services:
-  - { protocol: udp, addr: 127.0.92.1, port: ${vport}, scheduler: rr, realServers: [ { addr: 127.0.92.2, port: ${portOf(be)} } ] }
+  - { protocol: udp, addr: 127.0.92.1, port: ${vport}, scheduler: rr,
+      realServers: [ { addr: 127.0.92.2, port: ${portOf(be)} } ] }
 `);
       // a burst from 200 source ports fills the table (the first 32 are answered)
       const burst = await Promise.all(Array.from({ length: 200 }, () => udpAsk("127.0.92.1", vport, 500)));
@@ -276,7 +281,8 @@ test("idle UDP flows expire by the UDP timeout", async () => {
     p = await start(`proxy: { control: null, vipInterface: null, tick: 50, udpFlows: 32 }
 timeouts: { udp: 1 }
 services:
-  - { protocol: udp, addr: 127.0.92.3, port: ${vport}, scheduler: rr, realServers: [ { addr: 127.0.92.4, port: ${portOf(be)} } ] }
+  - { protocol: udp, addr: 127.0.92.3, port: ${vport}, scheduler: rr,
+      realServers: [ { addr: 127.0.92.4, port: ${portOf(be)} } ] }
 `);
     const r = await Promise.all(Array.from({ length: 20 }, () => udpAsk("127.0.92.3", vport)));
     assert.is(r.filter(Boolean).length, 20);
@@ -308,8 +314,10 @@ testOrSkip(
       join(dir, "p.yaml"),
       `proxy: { control: ${ctlPath}, vipInterface: null, tick: 100, udpFlows: 150 }
 services:
-  - { protocol: tcp, addr: 127.0.93.1, port: ${tport}, scheduler: rr, realServers: [ { addr: 127.0.93.2, port: ${portOf(tcpBe)} } ] }
-  - { protocol: udp, addr: 127.0.93.1, port: ${uport}, scheduler: rr, realServers: [ { addr: 127.0.93.2, port: ${portOf(udpBe)} } ] }
+  - { protocol: tcp, addr: 127.0.93.1, port: ${tport}, scheduler: rr,
+      realServers: [ { addr: 127.0.93.2, port: ${portOf(tcpBe)} } ] }
+  - { protocol: udp, addr: 127.0.93.1, port: ${uport}, scheduler: rr,
+      realServers: [ { addr: 127.0.93.2, port: ${portOf(udpBe)} } ] }
 `,
     );
     // 700 files: maxConns alone (317) would have let TCP take more than the 150 UDP flows leave
@@ -397,7 +405,8 @@ test(
     try {
       p = await start(`proxy: { control: null, vipInterface: null, tick: 50 }
 services:
-  - { protocol: tcp, addr: 127.0.94.1, port: ${vport}, scheduler: rr, idleTimeout: 0.5, realServers: [ { addr: 127.0.94.2, port: ${portOf(be)} } ] }
+  - { protocol: tcp, addr: 127.0.94.1, port: ${vport}, scheduler: rr, idleTimeout: 0.5,
+      realServers: [ { addr: 127.0.94.2, port: ${portOf(be)} } ] }
 `);
       const t0 = Date.now();
       const closed = await new Promise<number>((res) => {
@@ -428,7 +437,8 @@ test("a service's connectTimeout reaches its listener", async () => {
   try {
     p = await start(`proxy: { control: null, vipInterface: null, tick: 50 }
 services:
-  - { protocol: tcp, addr: 127.0.94.3, port: ${vport}, scheduler: rr, connectTimeout: 0.3, realServers: [ { addr: 127.0.94.4, port: ${portOf(q)} } ] }
+  - { protocol: tcp, addr: 127.0.94.3, port: ${vport}, scheduler: rr, connectTimeout: 0.3,
+      realServers: [ { addr: 127.0.94.4, port: ${portOf(q)} } ] }
 `);
     const svc = p.desired.services[0];
     assert.is(svc.connectTimeout, 0.3);

@@ -70,38 +70,48 @@ test("-g and -i are refused, naming the kernel's IPVS as where they work; nothin
   assert.is(p.desired.services.find((s) => s.port === port)?.realServers[0].fwd, "masq");
 });
 
-test("port-0, fwmark and SCTP services are refused, naming packet mode or the kernel's IPVS; nothing changes", async () => {
-  const n = p.desired.services.length;
-  const port0 = await ipvsadm("-A", "-t", "127.77.1.2:0", "-s", "rr", "-p", "60");
-  assert.is.not(port0.status, 0);
-  assert.match(port0.err, "port 0 (all ports) services work in packet mode (--mode packet) and in the kernel's IPVS");
-  const mark = await ipvsadm("-A", "-f", "7", "-s", "rr");
-  assert.is.not(mark.status, 0);
-  assert.match(mark.err, "fwmark services work only in the kernel's IPVS");
-  const sctp = await ipvsadm("-A", "--sctp-service", "127.77.1.3:9", "-s", "rr");
-  assert.is.not(sctp.status, 0);
-  assert.match(sctp.err, "SCTP services work in packet mode (--mode packet) and in the kernel's IPVS");
-  assert.is(p.desired.services.length, n);
-});
+test(
+  "port-0, fwmark and SCTP services are refused, naming packet mode or the kernel's IPVS; " + "nothing changes",
+  async () => {
+    const n = p.desired.services.length;
+    const port0 = await ipvsadm("-A", "-t", "127.77.1.2:0", "-s", "rr", "-p", "60");
+    assert.is.not(port0.status, 0);
+    assert.match(port0.err, "port 0 (all ports) services work in packet mode (--mode packet) and in the kernel's IPVS");
+    const mark = await ipvsadm("-A", "-f", "7", "-s", "rr");
+    assert.is.not(mark.status, 0);
+    assert.match(mark.err, "fwmark services work only in the kernel's IPVS");
+    const sctp = await ipvsadm("-A", "--sctp-service", "127.77.1.3:9", "-s", "rr");
+    assert.is.not(sctp.status, 0);
+    assert.match(sctp.err, "SCTP services work in packet mode (--mode packet) and in the kernel's IPVS");
+    assert.is(p.desired.services.length, n);
+  },
+);
 
-test("a config's port-0 service: needs persistence; socket mode refuses to start with it, naming packet mode", async () => {
-  const svc = (extra: string) =>
-    `proxy: { control: ${dir}/ctl2.sock, vipInterface: null, tick: 100 }\n` +
-    `services:\n  - { protocol: tcp, addr: 127.77.2.1, port: 0${extra}, realServers: [ { addr: 127.0.0.2 } ] }\n`;
-  assert.throws(() => parseConfig(svc("")), /services\[0\]\.port: port 0 \(all ports\) needs persistence/);
-  for (const bad of ["-1", "65536", "__proto__", "constructor", "[0]", "0.5"])
-    assert.throws(() => parseConfig(svc("").replace("port: 0", `port: ${bad}`)), /services\[0\]\.port/, `port: ${bad}`);
-  const cfg = parseConfig(svc(", persistent: 60"));
-  assert.is(cfg.state.services[0].port, 0);
-  const e = await Proxy.start(cfg, { log: silentLogger() }).then(
-    async (q) => {
-      await q.stop();
-      return undefined;
-    },
-    (x: Error) => x,
-  );
-  assert.instance(e, Error, "socket mode did not start");
-  assert.match((e as Error).message, "port 0 (all ports) services work in packet mode (--mode packet)");
-});
+test(
+  "a config's port-0 service: needs persistence; socket mode refuses to start with it, " + "naming packet mode",
+  async () => {
+    const svc = (extra: string) =>
+      `proxy: { control: ${dir}/ctl2.sock, vipInterface: null, tick: 100 }\n` +
+      `services:\n  - { protocol: tcp, addr: 127.77.2.1, port: 0${extra}, realServers: [ { addr: 127.0.0.2 } ] }\n`;
+    assert.throws(() => parseConfig(svc("")), /services\[0\]\.port: port 0 \(all ports\) needs persistence/);
+    for (const bad of ["-1", "65536", "__proto__", "constructor", "[0]", "0.5"])
+      assert.throws(
+        () => parseConfig(svc("").replace("port: 0", `port: ${bad}`)),
+        /services\[0\]\.port/,
+        `port: ${bad}`,
+      );
+    const cfg = parseConfig(svc(", persistent: 60"));
+    assert.is(cfg.state.services[0].port, 0);
+    const e = await Proxy.start(cfg, { log: silentLogger() }).then(
+      async (q) => {
+        await q.stop();
+        return undefined;
+      },
+      (x: Error) => x,
+    );
+    assert.instance(e, Error, "socket mode did not start");
+    assert.match((e as Error).message, "port 0 (all ports) services work in packet mode (--mode packet)");
+  },
+);
 
 test.run();
