@@ -165,7 +165,7 @@ export function svcFlush(): void {
 }
 // A destination (or a service's) was deleted: with expire_nodest_conn the kernel expires its entries at once.
 function nodestDeleted(): void {
-  if (settings.expireNodestConn != 0) expireNodest(clockMs);
+  if (settings.expireNodestConn != 0) queueNodestFlush();
 }
 // The service id for (af, proto, scratch address, port), or fwmark when non-zero; -1 when none.
 export function svcFind(af: i32, proto: i32, port: u32, fwmark: u32): i32 {
@@ -385,7 +385,8 @@ import {
   O_EXPIRES,
   O_INPKTS,
   expire as expireEntry,
-  expireNodest,
+  queueNodestFlush,
+  nodestFlushDue,
   clockMs,
   CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";
@@ -400,6 +401,7 @@ export function connCapacity(): u32 {
   return connCapacityNow;
 }
 export function connLive(): u32 {
+  nodestFlushDue(clockMs);
   return connCount;
 }
 export function connTemplates(): u32 {
@@ -428,6 +430,7 @@ export function connExpireOrphan(i: i32, nowMs: f64): bool {
 
 // Runs the clock: expires connections and runs scheduler timers. Returns the number expired.
 export function advance(nowMs: f64): i32 {
+  nodestFlushDue(<i64>nowMs);
   return runClock(<i64>nowMs);
 }
 
@@ -478,6 +481,7 @@ export function lastWasNew(): bool {
 
 // The next live entry at or after index `from`, or -1.
 export function connNext(from: i32): i32 {
+  nodestFlushDue(clockMs);
   for (let i = <u32>max(from, 0); i < connCapacityNow; i++) if (load<u8>(E(i), O_LIVE)) return <i32>i;
   return -1;
 }
@@ -485,6 +489,7 @@ export function connNext(from: i32): i32 {
 // Writes a connection entry to scratch (CONN_* in assembly/layout.ts): four addresses (client, virtual,
 // destination, local), then the numbers.
 export function connInfo(i: i32): i32 {
+  nodestFlushDue(clockMs);
   if (i < 0 || <u32>i >= connCapacityNow) return -1;
   const e = E(<u32>i);
   const p = changetype<usize>(scratch);

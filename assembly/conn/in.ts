@@ -41,6 +41,7 @@ import {
   controlAdd,
   invalidateTemplate,
   setLocal,
+  nodestFlushDue,
   O_VPORT,
 } from "./table";
 import {
@@ -324,6 +325,7 @@ function assignLocal(i: u32): bool {
 
 // Client -> virtual service. len: the packet's length for the byte counters.
 export function inbound(len: u32, now: i64): i32 {
+  nodestFlushDue(now);
   lastNewConn = false;
   let c = lookupIn(
     pkt.af,
@@ -424,6 +426,7 @@ export function inbound(len: u32, now: i64): i32 {
 
 // Real server -> client (NAT replies): source is the server, destination the client side.
 export function outbound(len: u32, now: i64): i32 {
+  nodestFlushDue(now);
   const c = lookupOut(
     pkt.af,
     pkt.proto,
@@ -448,6 +451,7 @@ export function outbound(len: u32, now: i64): i32 {
 // A reply on entry i, found by its tuple (outbound) or known to the caller (socket mode holds each flow's
 // entry: one client port talking to two VIPs that share a real server gives two entries one reply tuple).
 export function outboundTo(i: u32, len: u32, now: i64): i32 {
+  nodestFlushDue(now);
   const e = E(i);
   const id = load<i32>(e, O_DEST);
   if (id >= 0) countOut(destOf(id), len);

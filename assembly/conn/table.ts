@@ -682,8 +682,19 @@ export function expire(i: u32, now: i64): bool {
 
 // ip_vs_expire_nodest_conn_flush, which the kernel queues when a destination is deleted with
 // expire_nodest_conn=1: every entry whose destination is gone goes at once, unless it controls others; a
-// template left without children goes with its last one. Returns how many entries went.
-export function expireNodest(now: i64): u32 {
+// template left without children goes with its last one. Queued as the kernel queues it: a batch of
+// deletions walks the table once, before the next packet, clock step or listing (nodestFlushDue).
+let nodestQueued = false;
+export function queueNodestFlush(): void {
+  nodestQueued = true;
+}
+@inline export function nodestFlushDue(now: i64): void {
+  if (nodestQueued) {
+    nodestQueued = false;
+    expireNodest(now);
+  }
+}
+function expireNodest(now: i64): u32 {
   let n: u32 = 0;
   for (let i: u32 = 0; i < capacity; i++) {
     const e = E(i);
