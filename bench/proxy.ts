@@ -3,6 +3,8 @@
 //   node --import tsx bench/proxy.ts soak [--minutes 10] [--rate 1000] [--udp-rate 500] [--reload-every 10]
 //     [--scrape-every 1]   churn, a UDP flood, reloads and scrapes while backends come and go
 //     [--relay]   the same load through a trivial Node relay in the proxy's place: the machine's own losses
+//     [--expire-nodest-conn 0|1]   the proxy's setting (default its own, 1); with 0 the SYNs it drops as the
+//     kernel would (a deleted real server's old entry) are counted apart from the failures (failedAsked)
 //   node --import tsx bench/proxy.ts metrics [--services 10000] [--dests 10] [--scrapes 5]   /metrics scrape cost
 // Bench: wasmvs (native relay), wasmvs-js (its JS pump), HAProxy (nbthread 1, mode tcp) and nginx stream (one
 // worker), each pinned to CPU 0 with taskset; the same Node load generator and echo/sink backends on CPU 1;
@@ -688,6 +690,9 @@ export interface SoakOptions {
   udpRate?: number;
   reloadEvery?: number;
   scrapeEvery?: number;
+  // the proxy's expire_nodest_conn (default: the proxy's, 1). With 0, a new SYN from the port of an entry
+  // whose real server was deleted is dropped, as the kernel drops it: counted apart, as asked for
+  expireNodestConn?: number;
   log?: (s: string) => void;
 }
 
@@ -698,6 +703,8 @@ const soakStats = (seconds: number, rate: number, udpRate: number) => ({
   udpRate,
   connections: 0,
   failed: 0,
+  // of the failed, refused because the configuration asks for it (expire_nodest_conn=0: destination_deleted)
+  failedAsked: 0,
   held: 0,
   heldLost: 0,
   changes: 0,
@@ -955,9 +962,11 @@ export async function soak(opts: SoakOptions = {}) {
     mport = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "wasmvs-soak-"));
   const file = join(dir, "proxy.yaml");
+  const nodest =
+    opts.expireNodestConn === undefined ? "" : `, settings: { expire_nodest_conn: ${opts.expireNodestConn} }`;
   const config = (
     w: number,
-  ) => `proxy: { control: null, vipInterface: null, tick: 100, drainTimeout: 30, metrics: "127.0.0.1:${mport}" }
+  ) => `proxy: { control: null, vipInterface: null, tick: 100, drainTimeout: 30, metrics: "127.0.0.1:${mport}"${nodest} }
 services:
 ${vips
   .map(
@@ -1021,6 +1030,7 @@ ${vips
   for (const [e, n] of Object.entries(c.errors ?? {})) stats.errors.push(`${e}: ${n}`);
   if (p) {
     stats.drops = Object.fromEntries(p.fw.drops);
+    if (opts.expireNodestConn === 0) stats.failedAsked = stats.drops.destination_deleted ?? 0;
     const cs = p.core.connStats();
     stats.conn = {
       capacity: cs.capacity,
@@ -1255,9 +1265,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       udpRate: num("--udp-rate", 500),
       reloadEvery: num("--reload-every", 10),
       scrapeEvery: num("--scrape-every", 1),
+      expireNodestConn: argv.includes("--expire-nodest-conn") ? num("--expire-nodest-conn", 1) : undefined,
     }).then((s) => {
       console.log(JSON.stringify(s));
-      const ok = s.failed === 0 && s.heldLost === 0 && s.slow === 0 && s.reloadErrors === 0 && s.scrapeErrors === 0;
+      const ok =
+        s.failed === s.failedAsked && s.heldLost === 0 && s.slow === 0 && s.reloadErrors === 0 && s.scrapeErrors === 0;
       process.exit(ok ? 0 : 1);
     });
   } else {
