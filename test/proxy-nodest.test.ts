@@ -108,6 +108,77 @@ services:
   });
 }
 
+// conn_reuse_mode and expire_quiescent_template through the proxy, as the kernel does them (docs/conn-reuse.md)
+async function twoServers(settings: string, persistent = "") {
+  const bs = [await backend("127.0.97.12"), await backend("127.0.97.13")];
+  const vport = await freePort(VIP);
+  const p = await Proxy.start(
+    parseConfig(`proxy: { control: null, vipInterface: null, tick: 50, settings: { ${settings} } }
+services:
+  - { protocol: tcp, addr: ${VIP}, port: ${vport}, scheduler: rr,${persistent}
+      realServers: [ { addr: 127.0.97.12, port: ${bs[0].port} }, { addr: 127.0.97.13, port: ${bs[1].port} } ] }
+`),
+    { log: silentLogger() },
+  );
+  const stop = async () => {
+    await p.stop();
+    for (const b of bs) {
+      for (const s of b.socks) s.destroy();
+      b.server.close();
+    }
+  };
+  return { bs, vport, p, stop };
+}
+
+for (const reuse of [0, 1]) {
+  test(`conn_reuse_mode=${reuse}: a SYN from the port of a TIME_WAIT entry goes ${reuse ? "to the next real server" : "to the same one"}`, async () => {
+    const { bs, vport, stop } = await twoServers(`conn_reuse_mode: ${reuse}`);
+    try {
+      const lport = await freePort(CLIENT);
+      const first = await open(vport, lport);
+      assert.ok(first.dest, JSON.stringify(first));
+      const closed = new Promise((r) => first.s!.once("close", r));
+      first.s!.end();
+      await sleep(100);
+      for (const b of bs) b.endAll();
+      await Promise.race([closed, sleep(5000)]);
+      await sleep(1100); // the client's TIME_WAIT on loopback
+      const again = await open(vport, lport);
+      assert.ok(again.dest, JSON.stringify(again));
+      if (reuse) assert.is.not(again.dest, first.dest, "rescheduled: rr moved on");
+      else assert.is(again.dest, first.dest, "the old entry's real server");
+      again.s?.destroy();
+    } finally {
+      await stop();
+    }
+  });
+}
+
+for (const quiescent of [0, 1]) {
+  test(`expire_quiescent_template=${quiescent}: a persistent client ${quiescent ? "leaves" : "stays with"} a quiesced real server`, async () => {
+    const { vport, p, stop } = await twoServers(`expire_quiescent_template: ${quiescent}`, " persistent: 60,");
+    try {
+      const first = await open(vport, await freePort(CLIENT));
+      assert.ok(first.dest, JSON.stringify(first));
+      const svc = p.desired.services[0];
+      const rs = svc.realServers.find((r) => r.addr === first.dest)!;
+      await p.change((d) => {
+        const n = { ...d };
+        ops.editRealServer(n, svc, { ...rs, weight: 0 });
+        return n;
+      });
+      const next = await open(vport, await freePort(CLIENT));
+      assert.ok(next.dest, JSON.stringify(next));
+      if (quiescent) assert.is.not(next.dest, first.dest, "the template of a quiesced server is not used");
+      else assert.is(next.dest, first.dest, "the template holds");
+      first.s?.destroy();
+      next.s?.destroy();
+    } finally {
+      await stop();
+    }
+  });
+}
+
 // The kernel's knobs (proxy.settings, and --expire-nodest-conn etc. on the command line: test/cli-walk.test.ts)
 test("proxy.settings: kube-proxy's values by default; each knob takes the kernel's values, others refused", () => {
   const settings = (yaml: string) => parseConfig(`${yaml}services: []\n`).options.settings;
