@@ -155,10 +155,17 @@ export function svcEdit(id: i32, sched: i32, flags: u32, timeout: u32, netmask: 
   return editService(id, sched, flags, timeout, netmask);
 }
 export function svcDel(id: i32): i32 {
-  return delService(id);
+  const r = delService(id);
+  if (r == 0) nodestDeleted();
+  return r;
 }
 export function svcFlush(): void {
   flushServices();
+  nodestDeleted();
+}
+// A destination (or a service's) was deleted: with expire_nodest_conn the kernel expires its entries at once.
+function nodestDeleted(): void {
+  if (settings.expireNodestConn != 0) queueNodestFlush();
 }
 // The service id for (af, proto, scratch address, port), or fwmark when non-zero; -1 when none.
 export function svcFind(af: i32, proto: i32, port: u32, fwmark: u32): i32 {
@@ -210,7 +217,9 @@ export function destEdit(svcId: i32, af: i32, port: u32, weight: i32, u: u32, l:
 }
 export function destDel(svcId: i32, af: i32, port: u32): i32 {
   readAddr(af, ARG_ADDR);
-  return delDest(svcId, af, w0, w1, w2, w3, port);
+  const r = delDest(svcId, af, w0, w1, w2, w3, port);
+  if (r == 0) nodestDeleted();
+  return r;
 }
 // Writes a destination's fields to scratch (DEST_* in assembly/layout.ts).
 export function destInfo(id: i32): i32 {
@@ -357,6 +366,9 @@ import {
   evictedOther,
   E,
   expire as expireEntry,
+  queueNodestFlush,
+  nodestFlushDue,
+  clockMs,
   CF_TEMPLATE as CONN_F_TEMPLATE,
 } from "./conn/table";
 import {
@@ -392,6 +404,7 @@ export function connCapacity(): u32 {
   return connCapacityNow;
 }
 export function connLive(): u32 {
+  nodestFlushDue(clockMs);
   return connCount;
 }
 export function connTemplates(): u32 {
@@ -420,6 +433,7 @@ export function connExpireOrphan(i: i32, nowMs: f64): bool {
 
 // Runs the clock: expires connections and runs scheduler timers. Returns the number expired.
 export function advance(nowMs: f64): i32 {
+  nodestFlushDue(<i64>nowMs);
   return runClock(<i64>nowMs);
 }
 
@@ -470,6 +484,7 @@ export function lastWasNew(): bool {
 
 // The next live entry at or after index `from`, or -1.
 export function connNext(from: i32): i32 {
+  nodestFlushDue(clockMs);
   for (let i = <u32>max(from, 0); i < connCapacityNow; i++) if (entLive(E(i))) return <i32>i;
   return -1;
 }
@@ -477,6 +492,7 @@ export function connNext(from: i32): i32 {
 // Writes a connection entry to scratch (CONN_* in assembly/layout.ts): four addresses (client, virtual,
 // destination, local), then the numbers.
 export function connInfo(i: i32): i32 {
+  nodestFlushDue(clockMs);
   if (i < 0 || <u32>i >= connCapacityNow) return -1;
   const e = E(<u32>i);
   const p = changetype<usize>(scratch);

@@ -119,6 +119,11 @@ const COMMANDS: Command[] = [
       [["proxy", "status", "--toString"], 2, /unknown option '--toString'/],
       [["proxy", "check", "--mode", "packet"], 2, /unknown option '--mode'/],
       [["proxy", "bogus"], 2, /unknown subcommand 'bogus'/],
+      // the kernel's sysctls (issue 15)
+      [["proxy", "-c", "/nonexistent", "--expire-nodest-conn", "2"], 2, /--expire-nodest-conn.*from 0 to 1/],
+      [["proxy", "-c", "/nonexistent", "--conn-reuse-mode", "4"], 2, /--conn-reuse-mode.*from 0 to 3/],
+      [["proxy", "-c", "/nonexistent", "--expire-quiescent-template", "-1"], 2, /--expire-quiescent-template/],
+      [["proxy", "-c", "/nonexistent", "--conn-reuse-mode", "__proto__"], 2, /--conn-reuse-mode.*from 0 to 3/],
       // the connection sync daemons' flags (issue 20)
       [["proxy", "-c", "/nonexistent", "--sync-daemon", "primary"], 2, /--sync-daemon.*not one of master, backup/],
       [["proxy", "-c", "/nonexistent", "--sync-daemon", "master"], 2, /needs --mcast-interface IF/],

@@ -16,6 +16,7 @@ import { silentLogger } from "../src/proxy/log.ts";
 import { metricsText } from "../src/proxy/metrics.ts";
 import { ControlClient } from "../src/proxy/control.ts";
 import { needs, testOrSkip } from "./helpers/skip.ts";
+import { freePort, portOf } from "./helpers/ports.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
@@ -75,18 +76,20 @@ test(
   "a churn past the connection table is served (was: 404,700 of 404,700 refused once TIME_WAIT filled it); " +
     "established connections are never evicted",
   async () => {
-    const be = await echoServer("127.0.91.2", 9100);
+    const be = await echoServer("127.0.91.2", 0);
+    const vport = await freePort("127.0.91.1");
     let p!: Proxy;
     try {
       p = await start(`proxy: { control: null, vipInterface: null, tick: 50, connCapacity: 64 }
 services:
-  - { protocol: tcp, addr: 127.0.91.1, port: 9100, scheduler: rr, realServers: [ { addr: 127.0.91.2, port: 9100 } ] }
+  - { protocol: tcp, addr: 127.0.91.1, port: ${vport}, scheduler: rr,
+      realServers: [ { addr: 127.0.91.2, port: ${portOf(be)} } ] }
 `);
-      const held = await Promise.all(Array.from({ length: 16 }, () => hold("127.0.91.1", 9100)));
+      const held = await Promise.all(Array.from({ length: 16 }, () => hold("127.0.91.1", vport)));
       let _ok = 0,
         refused = 0;
       for (let round = 0; round < 40; round++) {
-        const r = await Promise.all(Array.from({ length: 10 }, () => oneShot("127.0.91.1", 9100)));
+        const r = await Promise.all(Array.from({ length: 10 }, () => oneShot("127.0.91.1", vport)));
         for (const x of r)
           if (x) _ok++;
           else refused++;
@@ -104,10 +107,10 @@ services:
         "every held connection still echoes",
       );
       // a table of established connections only: the next connection is refused (counted), none is evicted
-      const more = await Promise.all(Array.from({ length: 48 }, () => hold("127.0.91.1", 9100)));
+      const more = await Promise.all(Array.from({ length: 48 }, () => hold("127.0.91.1", vport)));
       await sleep(200);
       const before = p.core.connStats();
-      const extra = await oneShot("127.0.91.1", 9100);
+      const extra = await oneShot("127.0.91.1", vport);
       assert.is(extra, false, "no room: refused");
       assert.ok(p.core.connStats().refusedFull > before.refusedFull, "counted as refused, table full");
       assert.equal(
@@ -125,83 +128,87 @@ services:
   },
 );
 
-test("full table, in the core: finished entries go first, then other inactive ones, never an established one", async () => {
-  const { Core, TCP_FLAGS: F } = await import("../src/core/index.ts");
-  const c = await Core.load({ debug: true, connCapacity: 64 });
-  const svc = c.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
-  c.addDest(svc, { addr: "10.1.0.1", port: 8080, weight: 1, fwd: "masq" });
-  let now = 1000;
-  const open = (port: number) => {
-    const r = c.packet("in", "tcp", "192.168.1.5", port, "10.0.0.1", 80, { flags: F.SYN, now: now++ });
-    if (r.verdict !== "forward") return r;
-    c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", port, { flags: F.SYN | F.ACK, now: now++ });
-    c.packet("in", "tcp", "192.168.1.5", port, "10.0.0.1", 80, { flags: F.ACK, now: now++ });
-    return r;
-  };
-  const state = (port: number) => c.conns().find((x) => x.cport === port)?.state;
-  for (let p = 1000; p < 1032; p++) open(p); // 32 established
-  for (let p = 2000; p < 2016; p++) {
-    // 16 in CLOSE_WAIT
-    open(p);
-    c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ });
-  }
-  for (let p = 3000; p < 3016; p++) {
-    // 16 in TIME_WAIT
-    open(p);
-    c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ });
-    c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", p, { flags: F.FIN | F.ACK, now: now++ });
-  }
-  assert.is(state(2000), "CLOSE_WAIT");
-  assert.is(state(3000), "TIME_WAIT");
-  assert.is(c.connStats().live, 64);
-  for (let p = 4000; p < 4016; p++) assert.is(open(p).verdict, "forward");
-  assert.equal([c.connStats().evictedFinished, c.connStats().evictedInactive], [16, 0]);
-  assert.is(state(3000), undefined, "TIME_WAIT entries went first");
-  assert.is(state(2000), "CLOSE_WAIT", "inactive ones stayed while finished ones remained");
-  for (let p = 5000; p < 5016; p++) assert.is(open(p).verdict, "forward");
-  assert.equal([c.connStats().evictedFinished, c.connStats().evictedInactive], [16, 16]);
-  const r = open(6000);
-  assert.is(r.verdict, "drop");
-  assert.is(r.reason, "connection table full");
-  assert.is(c.connStats().refusedFull, 1);
-  for (const p of [1000, 1031, 4000, 5015]) assert.is(state(p), "ESTABLISHED", `established ${p} kept`);
-});
+test(
+  "full table, in the core: finished entries go first, then other inactive ones, " + "never an established one",
+  async () => {
+    const { Core, TCP_FLAGS: F } = await import("../src/core/index.ts");
+    const c = await Core.load({ debug: true, connCapacity: 64 });
+    const svc = c.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
+    c.addDest(svc, { addr: "10.1.0.1", port: 8080, weight: 1, fwd: "masq" });
+    let now = 1000;
+    const open = (port: number) => {
+      const r = c.packet("in", "tcp", "192.168.1.5", port, "10.0.0.1", 80, { flags: F.SYN, now: now++ });
+      if (r.verdict !== "forward") return r;
+      c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", port, { flags: F.SYN | F.ACK, now: now++ });
+      c.packet("in", "tcp", "192.168.1.5", port, "10.0.0.1", 80, { flags: F.ACK, now: now++ });
+      return r;
+    };
+    const state = (port: number) => c.conns().find((x) => x.cport === port)?.state;
+    for (let p = 1000; p < 1032; p++) open(p); // 32 established
+    for (let p = 2000; p < 2016; p++) {
+      // 16 in CLOSE_WAIT
+      open(p);
+      c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ });
+    }
+    for (let p = 3000; p < 3016; p++) {
+      // 16 in TIME_WAIT
+      open(p);
+      c.packet("in", "tcp", "192.168.1.5", p, "10.0.0.1", 80, { flags: F.FIN | F.ACK, now: now++ });
+      c.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", p, { flags: F.FIN | F.ACK, now: now++ });
+    }
+    assert.is(state(2000), "CLOSE_WAIT");
+    assert.is(state(3000), "TIME_WAIT");
+    assert.is(c.connStats().live, 64);
+    for (let p = 4000; p < 4016; p++) assert.is(open(p).verdict, "forward");
+    assert.equal([c.connStats().evictedFinished, c.connStats().evictedInactive], [16, 0]);
+    assert.is(state(3000), undefined, "TIME_WAIT entries went first");
+    assert.is(state(2000), "CLOSE_WAIT", "inactive ones stayed while finished ones remained");
+    for (let p = 5000; p < 5016; p++) assert.is(open(p).verdict, "forward");
+    assert.equal([c.connStats().evictedFinished, c.connStats().evictedInactive], [16, 16]);
+    const r = open(6000);
+    assert.is(r.verdict, "drop");
+    assert.is(r.reason, "connection table full");
+    assert.is(c.connStats().refusedFull, 1);
+    for (const p of [1000, 1031, 4000, 5015]) assert.is(state(p), "ESTABLISHED", `established ${p} kept`);
+  },
+);
 
 test(
   "/metrics under the per-destination cap: every destination's series, each family once, values as the core " +
     "has them",
   async () => {
-    const bes = await Promise.all(Array.from({ length: 3 }, (_, i) => echoServer(`127.0.95.${i + 20}`, 9510)));
+    const bes = await Promise.all(Array.from({ length: 3 }, (_, i) => echoServer(`127.0.95.${i + 20}`, 0)));
+    const [vport, ...rports] = [await freePort("127.0.95.19"), ...bes.map(portOf)];
     let p!: Proxy;
     try {
       p = await start(`proxy: { control: null, vipInterface: null, tick: 1000 }
 services:
   - protocol: tcp
     addr: 127.0.95.19
-    port: 9510
+    port: ${vport}
     scheduler: rr
     realServers:
-      - { addr: 127.0.95.20, port: 9510, weight: 2 }
-      - { addr: 127.0.95.21, port: 9510 }
-      - { addr: 127.0.95.22, port: 9510, weight: 0 }
+      - { addr: 127.0.95.20, port: ${rports[0]}, weight: 2 }
+      - { addr: 127.0.95.21, port: ${rports[1]} }
+      - { addr: 127.0.95.22, port: ${rports[2]}, weight: 0 }
 `);
-      for (let i = 0; i < 4; i++) assert.ok(await oneShot("127.0.95.19", 9510));
-      const held = await hold("127.0.95.19", 9510);
+      for (let i = 0; i < 4; i++) assert.ok(await oneShot("127.0.95.19", vport));
+      const held = await hold("127.0.95.19", vport);
       await sleep(100);
       const text = await metricsText(p);
-      const line = (name: string, dest: string) => `${name}{service="tcp 127.0.95.19:9510",destination="${dest}"} `;
+      const line = (name: string, dest: string) => `${name}{service="tcp 127.0.95.19:${vport}",destination="${dest}"} `;
       const v = (name: string, dest: string) => {
         const at = text.indexOf(line(name, dest));
         return at < 0 ? NaN : Number(text.slice(at + line(name, dest).length, text.indexOf("\n", at)));
       };
-      const both = (name: string) => v(name, "127.0.95.20:9510") + v(name, "127.0.95.21:9510");
-      assert.is(v("wasmvs_proxy_destination_configured_weight", "127.0.95.20:9510"), 2);
-      assert.is(v("wasmvs_proxy_destination_weight", "127.0.95.22:9510"), 0);
+      const both = (name: string) => v(name, `127.0.95.20:${rports[0]}`) + v(name, `127.0.95.21:${rports[1]}`);
+      assert.is(v("wasmvs_proxy_destination_configured_weight", `127.0.95.20:${rports[0]}`), 2);
+      assert.is(v("wasmvs_proxy_destination_weight", `127.0.95.22:${rports[2]}`), 0);
       assert.is(both("wasmvs_proxy_destination_connections_total"), 5);
       const open = both("wasmvs_proxy_destination_open_flows");
       assert.is(open, 1, "the held connection");
       assert.match(text, "wasmvs_proxy_metrics_destinations_omitted 0\n");
-      assert.match(text, 'wasmvs_proxy_service_connections_total{service="tcp 127.0.95.19:9510"} 5\n');
+      assert.match(text, `wasmvs_proxy_service_connections_total{service="tcp 127.0.95.19:${vport}"} 5\n`);
       held.destroy();
     } finally {
       await p?.stop();
@@ -237,18 +244,20 @@ test(
   "a full UDP table gives an idle flow's place to a new client (was: 0 of 10 answered after a burst " +
     "from 5,000 ports)",
   async () => {
-    const be = await udpEchoServer("127.0.92.2", 9200);
+    const be = await udpEchoServer("127.0.92.2", 0);
+    const vport = await freePort("127.0.92.1", "udp");
     let p!: Proxy;
     try {
       p = await start(`proxy: { control: null, vipInterface: null, tick: 50, udpFlows: 32 }
 services:
-  - { protocol: udp, addr: 127.0.92.1, port: 9200, scheduler: rr, realServers: [ { addr: 127.0.92.2, port: 9200 } ] }
+  - { protocol: udp, addr: 127.0.92.1, port: ${vport}, scheduler: rr,
+      realServers: [ { addr: 127.0.92.2, port: ${portOf(be)} } ] }
 `);
       // a burst from 200 source ports fills the table (the first 32 are answered)
-      const burst = await Promise.all(Array.from({ length: 200 }, () => udpAsk("127.0.92.1", 9200, 500)));
+      const burst = await Promise.all(Array.from({ length: 200 }, () => udpAsk("127.0.92.1", vport, 500)));
       assert.ok(burst.filter(Boolean).length >= 32, `burst answered: ${burst.filter(Boolean).length}`);
       await sleep(1200); // the burst's flows are idle now
-      const late = await Promise.all(Array.from({ length: 10 }, () => udpAsk("127.0.92.1", 9200)));
+      const late = await Promise.all(Array.from({ length: 10 }, () => udpAsk("127.0.92.1", vport)));
       assert.is(
         late.filter(Boolean).length,
         10,
@@ -265,15 +274,17 @@ services:
 );
 
 test("idle UDP flows expire by the UDP timeout", async () => {
-  const be = await udpEchoServer("127.0.92.4", 9201);
+  const be = await udpEchoServer("127.0.92.4", 0);
+  const vport = await freePort("127.0.92.3", "udp");
   let p!: Proxy;
   try {
     p = await start(`proxy: { control: null, vipInterface: null, tick: 50, udpFlows: 32 }
 timeouts: { udp: 1 }
 services:
-  - { protocol: udp, addr: 127.0.92.3, port: 9201, scheduler: rr, realServers: [ { addr: 127.0.92.4, port: 9201 } ] }
+  - { protocol: udp, addr: 127.0.92.3, port: ${vport}, scheduler: rr,
+      realServers: [ { addr: 127.0.92.4, port: ${portOf(be)} } ] }
 `);
-    const r = await Promise.all(Array.from({ length: 20 }, () => udpAsk("127.0.92.3", 9201)));
+    const r = await Promise.all(Array.from({ length: 20 }, () => udpAsk("127.0.92.3", vport)));
     assert.is(r.filter(Boolean).length, 20);
     const fw = p.fw as any;
     assert.is(fw.udpCount, 20);
@@ -295,15 +306,18 @@ testOrSkip(
     "never EMFILE (was: EMFILE at ~7.9k connections with 4,096 UDP flows)",
   async () => {
     const dir = mkdtempSync(join(tmpdir(), "wasmvs-fd-"));
-    const tcpBe = await echoServer("127.0.93.2", 9300);
-    const udpBe = await udpEchoServer("127.0.93.2", 9301);
+    const tcpBe = await echoServer("127.0.93.2", 0);
+    const udpBe = await udpEchoServer("127.0.93.2", 0);
+    const [tport, uport] = [await freePort("127.0.93.1"), await freePort("127.0.93.1", "udp")];
     const ctlPath = join(dir, "ctl.sock");
     writeFileSync(
       join(dir, "p.yaml"),
       `proxy: { control: ${ctlPath}, vipInterface: null, tick: 100, udpFlows: 150 }
 services:
-  - { protocol: tcp, addr: 127.0.93.1, port: 9300, scheduler: rr, realServers: [ { addr: 127.0.93.2, port: 9300 } ] }
-  - { protocol: udp, addr: 127.0.93.1, port: 9301, scheduler: rr, realServers: [ { addr: 127.0.93.2, port: 9301 } ] }
+  - { protocol: tcp, addr: 127.0.93.1, port: ${tport}, scheduler: rr,
+      realServers: [ { addr: 127.0.93.2, port: ${portOf(tcpBe)} } ] }
+  - { protocol: udp, addr: 127.0.93.1, port: ${uport}, scheduler: rr,
+      realServers: [ { addr: 127.0.93.2, port: ${portOf(udpBe)} } ] }
 `,
     );
     // 700 files: maxConns alone (317) would have let TCP take more than the 150 UDP flows leave
@@ -334,7 +348,7 @@ services:
             res(true);
           });
         });
-        s.send("u", 9301, "127.0.93.1");
+        s.send("u", uport, "127.0.93.1");
         assert.ok(await got, `UDP flow ${i} answered`);
       }
       // TCP until refused
@@ -342,7 +356,7 @@ services:
         refused = 0;
       for (let i = 0; i < 400 && refused < 5; i++) {
         try {
-          const s = await hold("127.0.93.1", 9300);
+          const s = await hold("127.0.93.1", tport);
           socks.push(s);
           if (await ping(s)) opened++;
           else refused++;
@@ -385,16 +399,18 @@ test(
       stuck.push(c);
       c.on("error", () => {});
     });
-    await new Promise<void>((r) => be.listen(9400, "127.0.94.2", () => r()));
+    await new Promise<void>((r) => be.listen(0, "127.0.94.2", () => r()));
+    const vport = await freePort("127.0.94.1");
     let p!: Proxy;
     try {
       p = await start(`proxy: { control: null, vipInterface: null, tick: 50 }
 services:
-  - { protocol: tcp, addr: 127.0.94.1, port: 9400, scheduler: rr, idleTimeout: 0.5, realServers: [ { addr: 127.0.94.2, port: 9400 } ] }
+  - { protocol: tcp, addr: 127.0.94.1, port: ${vport}, scheduler: rr, idleTimeout: 0.5,
+      realServers: [ { addr: 127.0.94.2, port: ${portOf(be)} } ] }
 `);
       const t0 = Date.now();
       const closed = await new Promise<number>((res) => {
-        const s = net.connect(9400, "127.0.94.1", () => s.write("GET / HTTP/1.0\r\n\r\n"));
+        const s = net.connect(vport, "127.0.94.1", () => s.write("GET / HTTP/1.0\r\n\r\n"));
         s.on("error", () => {});
         s.on("close", () => res(Date.now() - t0));
         setTimeout(() => {
@@ -415,12 +431,14 @@ services:
 
 test("a service's connectTimeout reaches its listener", async () => {
   const q = net.createServer(() => {});
-  await new Promise<void>((r) => q.listen({ port: 9401, host: "127.0.94.4" }, () => r()));
+  await new Promise<void>((r) => q.listen({ port: 0, host: "127.0.94.4" }, () => r()));
+  const vport = await freePort("127.0.94.3");
   let p!: Proxy;
   try {
     p = await start(`proxy: { control: null, vipInterface: null, tick: 50 }
 services:
-  - { protocol: tcp, addr: 127.0.94.3, port: 9401, scheduler: rr, connectTimeout: 0.3, realServers: [ { addr: 127.0.94.4, port: 9401 } ] }
+  - { protocol: tcp, addr: 127.0.94.3, port: ${vport}, scheduler: rr, connectTimeout: 0.3,
+      realServers: [ { addr: 127.0.94.4, port: ${portOf(q)} } ] }
 `);
     const svc = p.desired.services[0];
     assert.is(svc.connectTimeout, 0.3);
@@ -457,12 +475,17 @@ test(
     "it runs (was: 9-10 s frozen, O(S^2), 16.6 MB)",
   async () => {
     const S = 2001;
-    const bes = await Promise.all(Array.from({ length: 10 }, (_, i) => echoServer(`127.0.95.${i + 2}`, 9500)));
-    const rs = Array.from({ length: 10 }, (_, i) => `{ addr: 127.0.95.${i + 2}, port: 9500 }`).join(", ");
+    const bes = await Promise.all(Array.from({ length: 10 }, (_, i) => echoServer(`127.0.95.${i + 2}`, 0)));
+    const rs = bes.map((b, i) => `{ addr: 127.0.95.${i + 2}, port: ${portOf(b)} }`).join(", ");
     const vip = (k: number) => `127.0.${96 + Math.floor(k / 250)}.${(k % 250) + 1}`;
-    const lines = [`proxy: { control: null, vipInterface: null, tick: 1000, metrics: "127.0.95.1:9501" }`, "services:"];
+    // one port for every VIP: free on all addresses; the metrics port on its own
+    const [vport, mport] = [await freePort("0.0.0.0"), await freePort("127.0.95.1")];
+    const lines = [
+      `proxy: { control: null, vipInterface: null, tick: 1000, metrics: "127.0.95.1:${mport}" }`,
+      "services:",
+    ];
     for (let k = 0; k < S; k++)
-      lines.push(`  - { protocol: tcp, addr: ${vip(k)}, port: 9500, scheduler: rr, realServers: [ ${rs} ] }`);
+      lines.push(`  - { protocol: tcp, addr: ${vip(k)}, port: ${vport}, scheduler: rr, realServers: [ ${rs} ] }`);
     const p = await start(lines.join("\n") + "\n");
     try {
       let reads = 0;
@@ -476,7 +499,7 @@ test(
       let scrapeDone = false,
         bytes = 0;
       const scrape = new Promise<void>((res, rej) => {
-        const c = net.connect(9501, "127.0.95.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
+        const c = net.connect(mport, "127.0.95.1", () => c.write("GET /metrics HTTP/1.0\r\n\r\n"));
         c.on("data", (d) => (bytes += d.length));
         c.on("end", () => {
           scrapeDone = true;
@@ -488,7 +511,7 @@ test(
       await sleep(5);
       let during = 0;
       while (!scrapeDone && during < 50) {
-        if (await oneShot(vip(S - 1), 9500)) during++;
+        if (await oneShot(vip(S - 1), vport)) during++;
       }
       await scrape;
       byId.get = get;
@@ -500,7 +523,7 @@ test(
       assert.match(
         text,
         new RegExp(
-          `wasmvs_proxy_service_connections_total\\{service="tcp ${vip(S - 1).replace(/\./g, "\\.")}:9500"\\} ` +
+          `wasmvs_proxy_service_connections_total\\{service="tcp ${vip(S - 1).replace(/\./g, "\\.")}:${vport}"\\} ` +
             `${during}\n`,
         ),
       );

@@ -11,24 +11,24 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { needs, testOrSkip } from "./helpers/skip.ts";
+import { freePorts, portOf } from "./helpers/ports.ts";
 
+// ports from the kernel: concurrent runs collided on fixed ones
 const VIP = "127.0.0.70",
   RS = "127.0.0.71",
-  RPORT = 19191,
-  FIRST = 21000,
   SERVICES = 400,
   LIMIT = 300,
   HARD = 2000;
 const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
 const why = needs(["prlimit", "setpriv"], "apt-get install -y util-linux", { root: false });
 
-function config(dir: string): string {
-  const services = Array.from({ length: SERVICES }, (_, k) => ({
+function config(dir: string, ports: number[], rport: number): string {
+  const services = ports.map((port) => ({
     protocol: "tcp",
     addr: VIP,
-    port: FIRST + k,
+    port,
     scheduler: "rr",
-    realServers: [{ addr: RS, port: RPORT, weight: 1 }],
+    realServers: [{ addr: RS, port: rport, weight: 1 }],
   }));
   const file = join(dir, "proxy.json");
   writeFileSync(file, JSON.stringify({ proxy: { control: null, metrics: null, vipInterface: null }, services }));
@@ -59,10 +59,12 @@ testOrSkip(
       c.on("error", () => {});
       c.end("from backend");
     });
-    await new Promise<void>((r) => backend.listen(RPORT, RS, () => r()));
+    await new Promise<void>((r) => backend.listen(0, RS, () => r()));
+    const ports = await freePorts(SERVICES, VIP);
+    const file = config(dir, ports, portOf(backend));
     const proxy = spawn(
       "prlimit",
-      [`--nofile=${LIMIT}:${HARD}`, process.execPath, bin, "proxy", "run", "-c", config(dir), "--log-level", "info"],
+      [`--nofile=${LIMIT}:${HARD}`, process.execPath, bin, "proxy", "run", "-c", file, "--log-level", "info"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     let log = "";
@@ -72,7 +74,7 @@ testOrSkip(
       const end = Date.now() + 20000;
       let got = "";
       while (Date.now() < end && got !== "from backend" && proxy.exitCode === null) {
-        got = await fetch(FIRST + SERVICES - 1);
+        got = await fetch(ports[SERVICES - 1]);
         if (!got) await new Promise((r) => setTimeout(r, 200));
       }
       assert.is(got, "from backend", `the last of ${SERVICES} services answers\n${log.slice(-2000)}`);
@@ -96,8 +98,9 @@ testOrSkip(
   import.meta.url,
   why,
   "where the limit cannot be raised, the proxy refuses to start and says what to do",
-  () => {
+  async () => {
     const dir = mkdtempSync(join(tmpdir(), "wasmvs-limits-"));
+    const file = config(dir, await freePorts(SERVICES, VIP), 9); // it refuses before listening or connecting
     try {
       // without CAP_SYS_RESOURCE the hard limit stays at LIMIT
       const r = spawnSync(
@@ -112,7 +115,7 @@ testOrSkip(
           "proxy",
           "run",
           "-c",
-          config(dir),
+          file,
         ],
         { encoding: "utf8", timeout: 30000 },
       );

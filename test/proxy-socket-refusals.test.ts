@@ -11,14 +11,17 @@ import { silentLogger } from "../src/proxy/log.ts";
 import { runIpvsadm } from "../src/cli/ipvsadm.ts";
 import { numericResolver } from "../src/model/names.ts";
 import { guardedBefore } from "./helpers/skip.ts";
+import { freePort } from "./helpers/ports.ts";
 
 const dir = mkdtempSync(`${tmpdir()}/wvp-refuse-`);
 const ctl = `${dir}/ctl.sock`;
 let p: Proxy;
+let port: number; // the service's, on 127.77.1.1: from the kernel (concurrent runs collided on a fixed one)
 
 guardedBefore(test, async () => {
   const cfg = parseConfig(`proxy: { control: ${ctl}, vipInterface: null, tick: 100 }\nservices: []\n`);
   p = await Proxy.start(cfg, { log: silentLogger() });
+  port = await freePort("127.77.1.1");
 });
 test.after(async () => {
   await p?.stop();
@@ -48,57 +51,67 @@ async function ipvsadm(...argv: string[]): Promise<{ status: number; err: string
 }
 
 test("-g and -i are refused, naming the kernel's IPVS as where they work; nothing changes", async () => {
-  assert.is((await ipvsadm("-A", "-t", "127.77.1.1:8080", "-s", "rr")).status, 0);
+  assert.is((await ipvsadm("-A", "-t", `127.77.1.1:${port}`, "-s", "rr")).status, 0);
   for (const [flag, name] of [
     ["-g", "route"],
     ["-i", "tunnel"],
   ]) {
-    const r = await ipvsadm("-a", "-t", "127.77.1.1:8080", "-r", "127.0.0.2:8080", flag);
+    const r = await ipvsadm("-a", "-t", `127.77.1.1:${port}`, "-r", "127.0.0.2:8080", flag);
     assert.is.not(r.status, 0, `${flag} refused`);
     assert.match(r.err, `forwarding method ${flag} '${name}' works only in the kernel's IPVS ('wasmvs sync'`);
     assert.match(r.err, "forwards by NAT (-m)");
-    assert.is(p.desired.services.find((s) => s.port === 8080)?.realServers.length, 0, "no real server was added");
+    assert.is(p.desired.services.find((s) => s.port === port)?.realServers.length, 0, "no real server was added");
   }
-  const ok = await ipvsadm("-a", "-t", "127.77.1.1:8080", "-r", "127.0.0.2:8080", "-m");
+  const ok = await ipvsadm("-a", "-t", `127.77.1.1:${port}`, "-r", "127.0.0.2:8080", "-m");
   assert.is(ok.status, 0, ok.err);
-  const edit = await ipvsadm("-e", "-t", "127.77.1.1:8080", "-r", "127.0.0.2:8080", "-g");
+  const edit = await ipvsadm("-e", "-t", `127.77.1.1:${port}`, "-r", "127.0.0.2:8080", "-g");
   assert.is.not(edit.status, 0, "editing a real server to -g is refused too");
   assert.match(edit.err, "works only in the kernel's IPVS");
-  assert.is(p.desired.services.find((s) => s.port === 8080)?.realServers[0].fwd, "masq");
+  assert.is(p.desired.services.find((s) => s.port === port)?.realServers[0].fwd, "masq");
 });
 
-test("port-0, fwmark and SCTP services are refused, naming packet mode or the kernel's IPVS; nothing changes", async () => {
-  const n = p.desired.services.length;
-  const port0 = await ipvsadm("-A", "-t", "127.77.1.2:0", "-s", "rr", "-p", "60");
-  assert.is.not(port0.status, 0);
-  assert.match(port0.err, "port 0 (all ports) services work in packet mode (--mode packet) and in the kernel's IPVS");
-  const mark = await ipvsadm("-A", "-f", "7", "-s", "rr");
-  assert.is.not(mark.status, 0);
-  assert.match(mark.err, "fwmark services work only in the kernel's IPVS");
-  const sctp = await ipvsadm("-A", "--sctp-service", "127.77.1.3:9", "-s", "rr");
-  assert.is.not(sctp.status, 0);
-  assert.match(sctp.err, "SCTP services work in packet mode (--mode packet) and in the kernel's IPVS");
-  assert.is(p.desired.services.length, n);
-});
+test(
+  "port-0, fwmark and SCTP services are refused, naming packet mode or the kernel's IPVS; " + "nothing changes",
+  async () => {
+    const n = p.desired.services.length;
+    const port0 = await ipvsadm("-A", "-t", "127.77.1.2:0", "-s", "rr", "-p", "60");
+    assert.is.not(port0.status, 0);
+    assert.match(port0.err, "port 0 (all ports) services work in packet mode (--mode packet) and in the kernel's IPVS");
+    const mark = await ipvsadm("-A", "-f", "7", "-s", "rr");
+    assert.is.not(mark.status, 0);
+    assert.match(mark.err, "fwmark services work only in the kernel's IPVS");
+    const sctp = await ipvsadm("-A", "--sctp-service", "127.77.1.3:9", "-s", "rr");
+    assert.is.not(sctp.status, 0);
+    assert.match(sctp.err, "SCTP services work in packet mode (--mode packet) and in the kernel's IPVS");
+    assert.is(p.desired.services.length, n);
+  },
+);
 
-test("a config's port-0 service: needs persistence; socket mode refuses to start with it, naming packet mode", async () => {
-  const svc = (extra: string) =>
-    `proxy: { control: ${dir}/ctl2.sock, vipInterface: null, tick: 100 }\n` +
-    `services:\n  - { protocol: tcp, addr: 127.77.2.1, port: 0${extra}, realServers: [ { addr: 127.0.0.2 } ] }\n`;
-  assert.throws(() => parseConfig(svc("")), /services\[0\]\.port: port 0 \(all ports\) needs persistence/);
-  for (const bad of ["-1", "65536", "__proto__", "constructor", "[0]", "0.5"])
-    assert.throws(() => parseConfig(svc("").replace("port: 0", `port: ${bad}`)), /services\[0\]\.port/, `port: ${bad}`);
-  const cfg = parseConfig(svc(", persistent: 60"));
-  assert.is(cfg.state.services[0].port, 0);
-  const e = await Proxy.start(cfg, { log: silentLogger() }).then(
-    async (q) => {
-      await q.stop();
-      return undefined;
-    },
-    (x: Error) => x,
-  );
-  assert.instance(e, Error, "socket mode did not start");
-  assert.match((e as Error).message, "port 0 (all ports) services work in packet mode (--mode packet)");
-});
+test(
+  "a config's port-0 service: needs persistence; socket mode refuses to start with it, " + "naming packet mode",
+  async () => {
+    const svc = (extra: string) =>
+      `proxy: { control: ${dir}/ctl2.sock, vipInterface: null, tick: 100 }\n` +
+      `services:\n  - { protocol: tcp, addr: 127.77.2.1, port: 0${extra}, realServers: [ { addr: 127.0.0.2 } ] }\n`;
+    assert.throws(() => parseConfig(svc("")), /services\[0\]\.port: port 0 \(all ports\) needs persistence/);
+    for (const bad of ["-1", "65536", "__proto__", "constructor", "[0]", "0.5"])
+      assert.throws(
+        () => parseConfig(svc("").replace("port: 0", `port: ${bad}`)),
+        /services\[0\]\.port/,
+        `port: ${bad}`,
+      );
+    const cfg = parseConfig(svc(", persistent: 60"));
+    assert.is(cfg.state.services[0].port, 0);
+    const e = await Proxy.start(cfg, { log: silentLogger() }).then(
+      async (q) => {
+        await q.stop();
+        return undefined;
+      },
+      (x: Error) => x,
+    );
+    assert.instance(e, Error, "socket mode did not start");
+    assert.match((e as Error).message, "port 0 (all ports) services work in packet mode (--mode packet)");
+  },
+);
 
 test.run();

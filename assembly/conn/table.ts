@@ -680,6 +680,36 @@ export function expire(i: u32, now: i64): bool {
   return true;
 }
 
+// ip_vs_expire_nodest_conn_flush, which the kernel queues when a destination is deleted with
+// expire_nodest_conn=1: every entry whose destination is gone goes at once, unless it controls others; a
+// template left without children goes with its last one. Queued as the kernel queues it: a batch of
+// deletions walks the table once, before the next packet, clock step or listing (nodestFlushDue).
+let nodestQueued = false;
+export function queueNodestFlush(): void {
+  nodestQueued = true;
+}
+@inline export function nodestFlushDue(now: i64): void {
+  if (nodestQueued) {
+    nodestQueued = false;
+    expireNodest(now);
+  }
+}
+function expireNodest(now: i64): u32 {
+  let n: u32 = 0;
+  for (let i: u32 = 0; i < capacity; i++) {
+    const e = E(i);
+    if (!entLive(e)) continue;
+    const id = entDest(e);
+    if (id < 0 || destOf(id).available() || entNctl(e) > 0) continue;
+    const ctl = entCtl(e);
+    if (expire(i, now)) n++;
+    if (ctl == 0) continue;
+    const t = E(ctl - 1);
+    if (entLive(t) && entNctl(t) == 0 && expire(ctl - 1, now)) n++;
+  }
+  return n;
+}
+
 // Touches the entries filed in slot s, then their bucket words, chain heads, destinations and Services,
 // in groups, each level one tight loop (see assembly/prefetch.ts); advance() then finds them in cache.
 function touchSlot(s: usize): void {

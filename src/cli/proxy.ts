@@ -29,6 +29,9 @@ export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|no
                          [--mode socket|packet] [--interface IF]... [--local-address ADDR]... [--batch-size N]
                          [--packet-io ring|mmsg|xdp]  packet mode's I/O: PACKET_MMAP rings (default),
                                          recvmmsg/sendmmsg, or AF_XDP sockets with an XDP program
+                         [--expire-nodest-conn 0|1] [--expire-quiescent-template 0|1] [--conn-reuse-mode 0-3]
+                                         the kernel's sysctls of these names (proxy.settings; defaults
+                                         as kube-proxy's IPVS mode sets them: 1, 1, 1)
                          [--sync-daemon master|backup]... --mcast-interface IF [--syncid N] [--sync-maxlen N]
                          [--mcast-group ADDR] [--mcast-port N] [--mcast-ttl N]
                                          packet mode: connection sync in the kernel's protocol, as
@@ -73,6 +76,10 @@ const RUN: CommandSpec = {
     "--batch-size": { kind: "value", check: checks.int(1, 4096) },
     "--packet-io": { kind: "value", check: checks.oneOf(["ring", "mmsg", "xdp"]) },
     "--workers": { kind: "value", check: (v) => (v === "auto" ? undefined : checks.int(1, MAX_WORKERS)(v)) },
+    // the kernel's sysctls (proxy.settings), as PROXY_SETTINGS bounds them
+    "--expire-nodest-conn": { kind: "value", check: checks.int(0, 1) },
+    "--expire-quiescent-template": { kind: "value", check: checks.int(0, 1) },
+    "--conn-reuse-mode": { kind: "value", check: checks.int(0, 3) },
     "--kubeconfig": { kind: "value" },
     "--in-cluster": { kind: "flag" },
     "--node-name": { kind: "value", check: checks.nonEmpty },
@@ -159,6 +166,10 @@ export async function proxyMain(argv: string[]): Promise<number> {
         const workers = a.get("--workers");
         if (workers !== undefined) cfg.options.workers = workers === "auto" ? 0 : Number(workers);
         if (sync.daemons) cfg.options.syncDaemons = sync.daemons;
+        for (const name of ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode"]) {
+          const v = a.get(`--${name.replaceAll("_", "-")}`);
+          if (v !== undefined) cfg.options.settings[name] = Number(v);
+        }
         if (cfg.options.mode === "packet") {
           const problems = packetModeProblems(cfg.options, cfg.state.services);
           if (problems.length) {

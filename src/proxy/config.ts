@@ -79,6 +79,31 @@ export interface DaemonsConfig {
   stopOnExit: boolean; // stop them when `wasmvs sync` stops (default: they keep running)
 }
 
+// The core's sysctls a configuration may set (proxy.settings), each with the values it takes: the kernel's
+// meanings (expire_nodest_conn, expire_quiescent_template, sloppy_tcp: 0 or 1; conn_reuse_mode: bits 1 and 2).
+export const PROXY_SETTINGS: Record<string, [min: number, max: number]> = {
+  expire_nodest_conn: [0, 1],
+  expire_quiescent_template: [0, 1],
+  conn_reuse_mode: [0, 3],
+  sloppy_tcp: [0, 1],
+  lblc_expiration_ms: [0, 2 ** 31],
+  lblcr_expiration_ms: [0, 2 ** 31],
+  mh_table_index: [0, 2 ** 31],
+  sh_table_bits: [0, 2 ** 31],
+};
+
+// What kube-proxy's IPVS mode sets on a node, and so what its users expect of the proxy that stands in for it:
+// a deleted real server's connections expire at once and a new SYN from their port is scheduled afresh
+// (expire_nodest_conn=1), a quiesced real server's persistence templates stop sending clients to it
+// (expire_quiescent_template=1), and a SYN on a finished entry (TIME_WAIT, CLOSE) is scheduled afresh
+// (conn_reuse_mode=1: kube-proxy leaves the kernel's 1 on 5.9 and later; it sets 0 on older kernels only
+// against their one-second stall with conntrack, which the proxy does not have).
+export const PROXY_SETTING_DEFAULTS: Record<string, number> = {
+  expire_nodest_conn: 1,
+  expire_quiescent_template: 1,
+  conn_reuse_mode: 1,
+};
+
 export const DEFAULT_OPTIONS: ProxyOptions = {
   mode: "socket",
   control: "/run/wasmvs/proxy.sock",
@@ -94,7 +119,7 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   logLevel: "info",
   pump: "native",
   workers: 0,
-  settings: {},
+  settings: { ...PROXY_SETTING_DEFAULTS },
   packet: {
     interfaces: [],
     localAddresses: [],
@@ -313,7 +338,7 @@ const FORWARDS: PacketForward[] = ["fullnat", "masq"];
 function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
   const options: ProxyOptions = {
     ...DEFAULT_OPTIONS,
-    settings: {},
+    settings: { ...PROXY_SETTING_DEFAULTS },
     packet: { ...DEFAULT_OPTIONS.packet },
     syncDaemons: [],
   };
@@ -391,20 +416,11 @@ function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
   if (!(isScalar(wn) && wn.value === "auto"))
     options.workers = w.num(wn, "proxy.workers", 1, MAX_WORKERS, DEFAULT_OPTIONS.workers);
   const sn = p.get("settings");
-  if (sn !== undefined) {
-    const known = [
-      "expire_nodest_conn",
-      "expire_quiescent_template",
-      "conn_reuse_mode",
-      "sloppy_tcp",
-      "lblc_expiration_ms",
-      "lblcr_expiration_ms",
-      "mh_table_index",
-      "sh_table_bits",
-    ];
-    for (const [k, v] of w.entries(sn, "proxy.settings", known))
-      options.settings[k] = w.num(v, `proxy.settings.${k}`, 0, 2 ** 31, 0);
-  }
+  if (sn !== undefined)
+    for (const [k, v] of w.entries(sn, "proxy.settings", Object.keys(PROXY_SETTINGS))) {
+      const [min, max] = PROXY_SETTINGS[k];
+      options.settings[k] = w.num(v, `proxy.settings.${k}`, min, max, options.settings[k] ?? 0);
+    }
 
   return options;
 }

@@ -6,7 +6,7 @@
 import * as net from "node:net";
 import * as dgram from "node:dgram";
 import { readFileSync, readdirSync } from "node:fs";
-import { type Core, TCP_FLAGS } from "../core/index.ts";
+import { type Core, TCP_FLAGS, VERDICTS } from "../core/index.ts";
 import { AF_INET, addrBytes, afOf, formatAddr } from "../core/addr.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
 import type { VirtualService } from "../model/types.ts";
@@ -19,6 +19,7 @@ import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./rel
 import { type ConnPump, PumpWorkers } from "./workers.ts";
 
 const { SYN, ACK, FIN, RST } = TCP_FLAGS;
+const DROP = VERDICTS.indexOf("drop");
 
 interface ForwarderOptions {
   udpFlows: number;
@@ -85,7 +86,9 @@ interface Listener {
 }
 
 interface Flow {
-  idx: number;
+  idx: number; // the core's entry; -1 once the entry went while the flow drains (see entryGone)
+  destId: number; // the core's destination
+  readonly l: Listener;
   destKey: string;
   act: boolean;
   cport: number;
@@ -100,10 +103,12 @@ class TcpConn implements Flow, RelayOwner {
   dport = 0;
   destKey = "";
   idx = -1;
+  destId = -1;
   act = false;
   proto = 6;
   clientEnded = false;
   backendEnded = false;
+  lostIn = 0; // the flags of a client FIN or RST the core dropped (see feed)
   connected = false;
   done = false;
   retried = false;
@@ -146,9 +151,15 @@ class TcpConn implements Flow, RelayOwner {
   feed(dir: "in" | "out", flags: number) {
     if (this.idx < 0) return;
     const c = this.fw.core;
-    if (dir === "in")
-      c.packetBytes("in", 6, this.af, this.cbytes, this.cport, this.l.vbytes, this.l.vport, flags, 60, this.fw.now());
-    else c.replyTo(this.idx, 6, this.cport, this.l.vport, flags, 60, this.fw.now()); // by entry: see replyTo
+    if (dir === "out") {
+      c.replyTo(this.idx, 6, this.cport, this.l.vport, flags, 60, this.fw.now()); // by entry: see replyTo
+      return;
+    }
+    const now = this.fw.now();
+    const v = c.packetBytes("in", 6, this.af, this.cbytes, this.cport, this.l.vbytes, this.l.vport, flags, 60, now);
+    // the client's FIN or RST dropped while its real server was deleted (expire_nodest_conn=0): a client's TCP
+    // would send it again until it got through, so it is kept for the end (finish)
+    if (v === DROP && flags & (FIN | RST) && c.lastResult(v).reason === "destination deleted") this.lostIn = flags;
   }
   close(reason: string) {
     if (this.done) return;
@@ -240,6 +251,11 @@ class TcpConn implements Flow, RelayOwner {
     this.fw.forgetClient(this);
     if (this.fw.byIdx.get(this.idx) === this) {
       this.fw.byIdx.delete(this.idx);
+      // a FIN or RST lost while the real server was deleted, which is back now (re-added from the trash): it
+      // goes through now, as the client's retransmission would have, so the entry ends in TIME_WAIT or CLOSE
+      // (the soak's 268 drops: entries left in FIN_WAIT, which refused the client port's next SYN once the
+      // real server was deleted again)
+      if (this.lostIn) this.feed("in", this.lostIn);
       // a flow whose destination was deleted while it drained: its last state changes were dropped by the
       // core (expire_nodest_conn=0), and no packet will ever end its entry; free it so a client reusing the
       // source port is scheduled afresh instead of refused
@@ -254,6 +270,7 @@ class UdpFlow implements Flow {
   act = true;
   proto = 17;
   idx = -1;
+  destId = -1;
   destKey = "";
   done = false;
   lastActive = 0;
@@ -654,8 +671,9 @@ export class SocketForwarder implements Forwarder {
     }
     const info = this.core.conn(r.conn)!;
     const old = this.byIdx.get(r.conn);
-    if (old && old !== c && r.isNew) old.close("index reused");
+    if (old && old !== c && r.isNew) this.entryGone(old, "index reused");
     c.idx = r.conn;
+    c.destId = info.destId;
     c.daddr = info.daddr;
     c.dport = info.dport || l.vport;
     const a = this.tables.byId.get(l.svcId);
@@ -826,6 +844,7 @@ export class SocketForwarder implements Forwarder {
         f = undefined;
       } else {
         f.idx = r.conn;
+        f.destId = info.destId;
         this.byIdx.set(r.conn, f);
       }
     }
@@ -836,9 +855,10 @@ export class SocketForwarder implements Forwarder {
         return;
       }
       const old = this.byIdx.get(r.conn);
-      if (old && r.isNew) old.close("index reused");
+      if (old && r.isNew) this.entryGone(old, "index reused");
       f = new UdpFlow(this, l, fk, caddr, cport, info.daddr, info.dport || l.vport);
       f.idx = r.conn;
+      f.destId = info.destId;
       f.destKey = `${l.key}|${realServerKey({ addr: info.daddr, port: info.dport })}`;
       f.st = this.statsFor(f.destKey);
       l.flows!.set(fk, f);
@@ -895,13 +915,11 @@ export class SocketForwarder implements Forwarder {
     }
     this.core.advance(now);
     const bound = this.opts.drainTimeoutMs;
-    const flows: Flow[] = [...this.tcp];
-    for (const l of this.listeners.values()) if (l.flows) flows.push(...l.flows.values());
-    for (const f of flows) {
+    for (const f of this.flows()) {
       if (f instanceof TcpConn && !f.connected) continue;
-      if (!f.act && !this.alive(f)) {
-        f.close("idle timeout");
-        continue;
+      if (f.idx >= 0 && !f.act && !this.alive(f)) {
+        this.entryGone(f, "idle timeout");
+        if (f.idx >= 0) continue; // closed
       }
       if (f instanceof UdpFlow) f.act = false;
       const svcKey = f.destKey.split("|")[0];
@@ -911,10 +929,42 @@ export class SocketForwarder implements Forwarder {
     for (const l of [...this.listeners.values()]) this.maybeCloseUdp(l);
   }
 
+  // The core no longer holds flow f's entry (it was freed, or a new connection has its slot). A flow whose real
+  // server or service was deleted lives on until the drain bound (docs/proxy.md): the core, as the kernel with
+  // expire_nodest_conn, expires the entries of a deleted real server at once, and the flow no longer feeds it.
+  // Any other flow's entry went by the core's timers: the flow is closed as idle.
+  private entryGone(f: Flow, reason: string): void {
+    if (!this.destDeleted(f)) {
+      f.close(reason);
+      return;
+    }
+    if (this.byIdx.get(f.idx) === f) this.byIdx.delete(f.idx);
+    f.idx = -1;
+  }
+
+  private destDeleted(f: Flow): boolean {
+    if (f.l.removed) return true;
+    try {
+      return !this.core.dest(f.destId).available;
+    } catch {
+      return true; // its id is no longer known
+    }
+  }
+
   markRemoved(destKeys: string[], added: string[]) {
     const now = this.now();
     for (const k of destKeys) if (!this.removedAt.has(k)) this.removedAt.set(k, now);
     for (const k of added) this.removedAt.delete(k);
+    if (!destKeys.length) return;
+    // the flows whose entries went with their real server (expire_nodest_conn): drained from now on, detached
+    const gone = new Set(destKeys);
+    for (const f of this.flows()) if (f.idx >= 0 && gone.has(f.destKey) && !this.alive(f)) this.entryGone(f, "gone");
+  }
+
+  private flows(): Flow[] {
+    const flows: Flow[] = [...this.tcp];
+    for (const l of this.listeners.values()) if (l.flows) flows.push(...l.flows.values());
+    return flows;
   }
 
   onDone() {

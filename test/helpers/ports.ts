@@ -26,6 +26,24 @@ export function freePort(host = "127.0.0.1", proto: "tcp" | "udp" = "tcp"): Prom
   });
 }
 
+/** `n` different TCP ports free on `host` now: all held at once while the kernel picks, then released. */
+export async function freePorts(n: number, host = "127.0.0.1"): Promise<number[]> {
+  const held: net.Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = net.createServer();
+      held.push(s);
+      await new Promise<void>((res, rej) => {
+        s.once("error", rej);
+        s.listen(0, host, () => res());
+      });
+    }
+    return held.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+  }
+}
+
 /** A TCP port free on `host` for both TCP and UDP (a service listening on both protocols). */
 export async function freePortBoth(host = "127.0.0.1"): Promise<number> {
   for (let i = 0; i < 20; i++) {
