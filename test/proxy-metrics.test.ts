@@ -61,7 +61,8 @@ async function table(mode: "socket" | "packet") {
           tables,
           flowsByDest: PacketForwarder.prototype.flowsByDest,
         };
-  const p = { core, tables, fw, desired, health: { down: (k: string) => down.get(k) } } as unknown as Proxy;
+  const health = { down: (k: string) => down.get(k) };
+  const p = { core, tables, fw, desired, health, syncDaemons: [] } as unknown as Proxy;
   return { p, core, tables, down, stats, flows };
 }
 
