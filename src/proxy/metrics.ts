@@ -42,10 +42,10 @@ async function sliced(n: number, fn: (i: number) => void): Promise<void> {
   }
 }
 
-export const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
-export const SVC_COLS = ["conns", "inPkts", "outPkts", "inBytes", "outBytes"] as const;
-export const DST_COLS = [
+const SVC_COLS = ["conns", "inPkts", "outPkts", "inBytes", "outBytes"] as const;
+const DST_COLS = [
   "conns",
   "inPkts",
   "outPkts",
@@ -72,14 +72,14 @@ export interface Snapshot {
   omitted: number; // destinations whose series were left out (over MAX_DEST_SERIES)
 }
 
-export function emptySnapshot(): Snapshot {
+function emptySnapshot(): Snapshot {
   const cols = <C extends string>(names: readonly C[]) =>
     Object.fromEntries(names.map((c) => [c, [] as number[]])) as Record<C, number[]>;
   return { svcLabels: [], svc: cols(SVC_COLS), dstLabels: [], dst: cols(DST_COLS), omitted: 0 };
 }
 
 /** A destination row's values (the label goes beside them). */
-export interface DestRow {
+interface DestRow {
   conns: number;
   st: DestStats | undefined;
   active: number;
@@ -92,7 +92,7 @@ export interface DestRow {
   flows: number;
 }
 
-export function pushDestRow(s: Snapshot, label: Buffer, r: DestRow) {
+function pushDestRow(s: Snapshot, label: Buffer, r: DestRow) {
   const col = s.dst;
   s.dstLabels.push(label);
   col.conns.push(r.conns);
@@ -112,12 +112,12 @@ export function pushDestRow(s: Snapshot, label: Buffer, r: DestRow) {
 
 // A configured service's real servers by key, and their destination keys, once per spec object (the
 // desired state is replaced, not edited, on a change, so a new object means new servers).
-export interface SpecIndex {
+interface SpecIndex {
   byRk: Map<string, RealServer>;
   keys: { rk: string; key: string; r: RealServer }[];
 }
 const specIndex = new WeakMap<VirtualService, SpecIndex>();
-export function indexOf(svcKey: string, spec: VirtualService): SpecIndex {
+function indexOf(svcKey: string, spec: VirtualService): SpecIndex {
   let x = specIndex.get(spec);
   if (!x) {
     x = { byRk: new Map(), keys: [] };
@@ -133,7 +133,7 @@ export function indexOf(svcKey: string, spec: VirtualService): SpecIndex {
 
 // The configured services by key, once per desired state (a change replaces the array).
 const specMaps = new WeakMap<VirtualService[], Map<string, VirtualService>>();
-export function specsOf(services: VirtualService[]): Map<string, VirtualService> {
+function specsOf(services: VirtualService[]): Map<string, VirtualService> {
   let m = specMaps.get(services);
   if (!m) specMaps.set(services, (m = new Map(services.map((v) => [serviceKey(v), v]))));
   return m;
@@ -147,7 +147,7 @@ const MAX_DEST_SERIES = 10000;
 
 // Over the cap, socket mode: the services' byte and packet sums in one pass over the forwarder's counters
 // (every destination that ever carried bytes, removed ones included, so the sums never go back).
-export async function sumsByService(stats: Map<string, DestStats>): Promise<Map<string, DestStats>> {
+async function sumsByService(stats: Map<string, DestStats>): Promise<Map<string, DestStats>> {
   const sums = new Map<string, DestStats>();
   const it = stats.entries();
   await sliced(stats.size, () => {
@@ -167,7 +167,7 @@ export async function sumsByService(stats: Map<string, DestStats>): Promise<Map<
   return sums;
 }
 
-export const labelOf = (svcKey: string, rk?: string) =>
+const labelOf = (svcKey: string, rk?: string) =>
   Buffer.from(rk === undefined ? `{service="${esc(svcKey)}"}` : `{service="${esc(svcKey)}",destination="${esc(rk)}"}`);
 
 // Labels and keys by the core's service and destination ids (small dense integers, so arrays), checked
@@ -427,7 +427,7 @@ async function workerMetrics(write: Write, w: PumpWorkers): Promise<void> {
 }
 
 /** Writes the whole exposition through write (which may wait for the socket to drain). */
-export async function writeMetrics(p: Proxy, write: Write, take: (p: Proxy) => Promise<Snapshot> = snapshot) {
+async function writeMetrics(p: Proxy, write: Write, take: (p: Proxy) => Promise<Snapshot> = snapshot) {
   const s = await take(p);
   const sv = (c: (typeof SVC_COLS)[number]) => s.svc[c];
   const dv = (c: (typeof DST_COLS)[number]) => s.dst[c];

@@ -110,10 +110,7 @@ export function loadPacketAddon(): { addon?: PacketIoAddon; error?: string } {
 
 // Masq replies are addressed to the clients: with the takeover table off (suppressKernel: false), the
 // kernel must not forward its own copy of them beside wasmvs's. Why it would, or undefined.
-export function kernelForwardsMasq(
-  masq: MasqDest[],
-  read = (f: string) => readFileSync(f, "utf8"),
-): string | undefined {
+function kernelForwardsMasq(masq: MasqDest[], read = (f: string) => readFileSync(f, "utf8")): string | undefined {
   for (const [v6, file, name] of [
     [false, "/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward"],
     [true, "/proc/sys/net/ipv6/conf/all/forwarding", "net.ipv6.conf.all.forwarding"],

@@ -81,14 +81,8 @@ parentPort.on("message", (cmds) => {
 const OP = { ADOPT: 1, CONNECT: 2, CLOSE: 3, STOP: 4, FAIL: 9, HOLD: 10, RELEASE: 11 } as const;
 type Command = (string | number)[];
 
-export interface WorkerLoss {
-  worker: number;
-  connections: number;
-  error?: string;
-}
-
 /** One worker thread and the main thread's view of its slots. */
-export class WorkerPump implements ConnPump {
+class WorkerPump implements ConnPump {
   readonly counters: Float64Array;
   readonly worker: Worker;
   private owners: (RelayOwner | undefined)[] = [];
