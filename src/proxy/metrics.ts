@@ -426,9 +426,8 @@ async function workerMetrics(write: Write, w: PumpWorkers): Promise<void> {
   );
 }
 
-/** Writes the whole exposition through write (which may wait for the socket to drain). */
-async function writeMetrics(p: Proxy, write: Write, take: (p: Proxy) => Promise<Snapshot> = snapshot) {
-  const s = await take(p);
+// The services' and destinations' traffic: connections, packets and bytes, each way.
+async function trafficFamilies(write: Write, s: Snapshot): Promise<void> {
   const sv = (c: (typeof SVC_COLS)[number]) => s.svc[c];
   const dv = (c: (typeof DST_COLS)[number]) => s.dst[c];
   await family(
@@ -474,6 +473,11 @@ async function writeMetrics(p: Proxy, write: Write, take: (p: Proxy) => Promise<
       dv(`${dir}Bytes`),
     );
   }
+}
+
+// The destinations' state (IPVS's ActiveConn, InActConn, weights, health, drain) and what the cap left out.
+async function destinationFamilies(write: Write, s: Snapshot): Promise<void> {
+  const dv = (c: (typeof DST_COLS)[number]) => s.dst[c];
   const dst: [string, "counter" | "gauge", string, (typeof DST_COLS)[number]][] = [
     ["connections_total", "counter", "Connections scheduled to a destination (IPVS Conns)", "conns"],
     ["active_connections", "gauge", "IPVS ActiveConn", "active"],
@@ -499,13 +503,10 @@ async function writeMetrics(p: Proxy, write: Write, take: (p: Proxy) => Promise<
       "the per-service series still count them)",
     [["", s.omitted]],
   );
-  await scalar(
-    write,
-    "wasmvs_proxy_drops_total",
-    "counter",
-    "Connections or datagrams refused, by reason",
-    [...p.fw.drops].map(([r, n]) => [`{reason="${esc(r)}"}`, n]),
-  );
+}
+
+// What the forwarder itself counts: socket mode's flow tables and workers, packet mode's I/O.
+async function forwarderFamilies(write: Write, p: Proxy): Promise<void> {
   const fw = p.fw;
   if (fw instanceof SocketForwarder) {
     await scalar(write, "wasmvs_proxy_udp_flows", "gauge", "UDP flows in the bounded table", [["", fw.udpCount]]);
@@ -543,6 +544,10 @@ async function writeMetrics(p: Proxy, write: Write, take: (p: Proxy) => Promise<
       ["", fw.timing.batches],
     ]);
   }
+}
+
+// The core's connection table: its size, and what a full table evicted or refused.
+async function connTableFamilies(write: Write, p: Proxy): Promise<void> {
   const cs = p.core.connStats();
   await scalar(
     write,
@@ -571,6 +576,22 @@ async function writeMetrics(p: Proxy, write: Write, take: (p: Proxy) => Promise<
     "New connections refused because every entry was established or a template",
     [["", cs.refusedFull]],
   );
+}
+
+/** Writes the whole exposition through write (which may wait for the socket to drain). */
+async function writeMetrics(p: Proxy, write: Write, take: (p: Proxy) => Promise<Snapshot> = snapshot) {
+  const s = await take(p);
+  await trafficFamilies(write, s);
+  await destinationFamilies(write, s);
+  await scalar(
+    write,
+    "wasmvs_proxy_drops_total",
+    "counter",
+    "Connections or datagrams refused, by reason",
+    [...p.fw.drops].map(([r, n]) => [`{reason="${esc(r)}"}`, n]),
+  );
+  await forwarderFamilies(write, p);
+  await connTableFamilies(write, p);
   // the connection sync daemons' own families (src/proxy/sync.ts), when one runs
   if (p.syncDaemons.length) await write(syncMetricsText(p.core, p.syncDaemons));
 }
