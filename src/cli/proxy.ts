@@ -2,7 +2,7 @@
 // Runnable alone too: node --import tsx src/cli/proxy.ts run -c proxy.yaml
 import { pathToFileURL } from "node:url";
 import { readFileSync } from "node:fs";
-import { checks, parseOrExit, usageFailed, type CommandSpec, type FlagSpec } from "./args.ts";
+import { checks, parseOrExit, usageFailed, type CommandSpec, type FlagSpec, type Parsed } from "./args.ts";
 import {
   loadConfig,
   parseConfig,
@@ -147,29 +147,9 @@ export async function proxyMain(argv: string[]): Promise<number> {
         const controlWhy = control && control !== "none" ? controlPathProblem(control) : undefined;
         if (controlWhy) return usage(`WASMVS_PROXY_SOCKET '${control!.slice(0, 64)}': ${controlWhy}`);
         if (control) cfg.options.control = control === "none" ? null : control;
-        const metrics = a.get("--metrics");
-        if (metrics) cfg.options.metrics = metrics === "none" ? null : metrics;
-        const lvl = a.get("--log-level");
-        if (lvl) cfg.options.logLevel = lvl as ProxyConfig["options"]["logLevel"];
+        applyRunFlags(cfg, a, sync.daemons);
         const drainArg = a.get("--drain-timeout");
         const drainS = drainArg === undefined ? DEFAULT_STOP_DRAIN : Number(drainArg);
-        const mode = a.get("--mode");
-        if (mode) cfg.options.mode = mode as ProxyConfig["options"]["mode"];
-        const ifs = a.all("--interface"),
-          locals = a.all("--local-address");
-        if (ifs.length) cfg.options.packet.interfaces = ifs;
-        if (locals.length) cfg.options.packet.localAddresses = locals;
-        const batch = a.get("--batch-size");
-        if (batch !== undefined) cfg.options.packet.batchSize = Number(batch);
-        const packetIo = a.get("--packet-io");
-        if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg" | "xdp";
-        const workers = a.get("--workers");
-        if (workers !== undefined) cfg.options.workers = workers === "auto" ? 0 : Number(workers);
-        if (sync.daemons) cfg.options.syncDaemons = sync.daemons;
-        for (const name of ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode"]) {
-          const v = a.get(`--${name.replaceAll("_", "-")}`);
-          if (v !== undefined) cfg.options.settings[name] = Number(v);
-        }
         if (cfg.options.mode === "packet") {
           const problems = packetModeProblems(cfg.options, cfg.state.services);
           if (problems.length) {
@@ -187,30 +167,7 @@ export async function proxyMain(argv: string[]): Promise<number> {
         const node = { nodeName: a.get("--node-name") ?? "", addresses: a.all("--node-ip") };
         const watcher =
           kubeconfig !== undefined ? await watchCluster(p, cfg, kubeconfig, node, kpc?.config) : undefined;
-        await new Promise<void>((resolve) => {
-          process.on("SIGHUP", () => {
-            p.reload().catch((e) => p.log.error("reload failed", { error: (e as Error).message }));
-          });
-          let signals = 0;
-          let now: () => void = () => {};
-          const atOnce = new Promise<void>((r) => {
-            now = r;
-          });
-          const stop = (sig: string) => {
-            if (++signals > 1) {
-              p.log.warn("second signal: stopping at once", { signal: sig });
-              now();
-              return;
-            }
-            Promise.resolve(watcher?.stop())
-              .then(() => p.shutdown(drainS * 1000, atOnce))
-              .then((r) => p.log.info("stopped", { signal: sig, drained: r.drained, closed: r.cut, ms: r.ms }))
-              .catch((e) => p.log.error("stopping failed", { error: (e as Error).message }))
-              .finally(resolve);
-          };
-          process.on("SIGTERM", () => stop("SIGTERM"));
-          process.on("SIGINT", () => stop("SIGINT"));
-        });
+        await serveUntilStopped(p, watcher, drainS);
         // everything is closed: exit now. Left to Node's own teardown, a server that handled many sockets
         // can spin in Environment::CleanupHandles (seen in tests and benchmarks).
         return process.exit(0);
@@ -230,6 +187,60 @@ export async function proxyMain(argv: string[]): Promise<number> {
     process.stderr.write(e instanceof ConfigError ? `${e.message}\n` : `wasmvs proxy: ${(e as Error).message}\n`);
     return 1;
   }
+}
+
+// The run's command-line flags over the file's options (a flag wins over its key in the file).
+function applyRunFlags(cfg: ProxyConfig, a: Parsed, daemons: ProxyConfig["options"]["syncDaemons"] | undefined) {
+  const metrics = a.get("--metrics");
+  if (metrics) cfg.options.metrics = metrics === "none" ? null : metrics;
+  const lvl = a.get("--log-level");
+  if (lvl) cfg.options.logLevel = lvl as ProxyConfig["options"]["logLevel"];
+  const mode = a.get("--mode");
+  if (mode) cfg.options.mode = mode as ProxyConfig["options"]["mode"];
+  const ifs = a.all("--interface"),
+    locals = a.all("--local-address");
+  if (ifs.length) cfg.options.packet.interfaces = ifs;
+  if (locals.length) cfg.options.packet.localAddresses = locals;
+  const batch = a.get("--batch-size");
+  if (batch !== undefined) cfg.options.packet.batchSize = Number(batch);
+  const packetIo = a.get("--packet-io");
+  if (packetIo) cfg.options.packet.io = packetIo as "ring" | "mmsg" | "xdp";
+  const workers = a.get("--workers");
+  if (workers !== undefined) cfg.options.workers = workers === "auto" ? 0 : Number(workers);
+  if (daemons) cfg.options.syncDaemons = daemons;
+  for (const name of ["expire_nodest_conn", "expire_quiescent_template", "conn_reuse_mode"]) {
+    const v = a.get(`--${name.replaceAll("_", "-")}`);
+    if (v !== undefined) cfg.options.settings[name] = Number(v);
+  }
+}
+
+// Serves until SIGTERM or SIGINT: the cluster watch stopped, then a drain bounded by drainS seconds (a second
+// signal cuts it short); SIGHUP reloads the file meanwhile.
+function serveUntilStopped(p: Proxy, watcher: { stop(): unknown } | undefined, drainS: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.on("SIGHUP", () => {
+      p.reload().catch((e) => p.log.error("reload failed", { error: (e as Error).message }));
+    });
+    let signals = 0;
+    let now: () => void = () => {};
+    const atOnce = new Promise<void>((r) => {
+      now = r;
+    });
+    const stop = (sig: string) => {
+      if (++signals > 1) {
+        p.log.warn("second signal: stopping at once", { signal: sig });
+        now();
+        return;
+      }
+      Promise.resolve(watcher?.stop())
+        .then(() => p.shutdown(drainS * 1000, atOnce))
+        .then((r) => p.log.info("stopped", { signal: sig, drained: r.drained, closed: r.cut, ms: r.ms }))
+        .catch((e) => p.log.error("stopping failed", { error: (e as Error).message }))
+        .finally(resolve);
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
 }
 
 // Follows a cluster: every sync's mapping (kube-proxy's IPVS proxier's, from src/k8s) replaces the
