@@ -15,6 +15,13 @@
           "libraries": ["-lxdp", "-lbpf"]
         }]
       ]
+    },
+    {
+      "target_name": "wasmvs_packet_plain",
+      "include_dirs": ["../common"],
+      "sources": ["packet_io.cc"],
+      "cflags_cc": ["-O2", "-std=c++17", "-Wall", "-Wextra"],
+      "cflags_cc!": ["-fno-exceptions"]
     }
   ]
 }

@@ -37,6 +37,7 @@ const args = [...pre, ...rebuildArgs()];
 const r = spawnSync(cmd, args, { cwd: here, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 if (r.status === 0) {
   record(true, "built");
+  // wasmvs_packet_plain.node beside it, without AF_XDP: loaded where libxdp or libbpf is missing at run time
   console.log(`wasmvs: packet-mode addon built (native/packet/build/Release/wasmvs_packet.node), ${xdpNote}`);
 } else {
   const why =

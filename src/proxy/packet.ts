@@ -83,29 +83,40 @@ interface PacketIoAddon {
 const BUILD = new URL("../../native/packet/build/", import.meta.url);
 
 // The addon, or why there is none (said in full: what failed and how to build it).
-export function loadPacketAddon(): { addon?: PacketIoAddon; error?: string } {
+export function loadPacketAddon(): { addon?: PacketIoAddon; error?: string; xdpMissing?: string } {
+  const load = (name: string) =>
+    createRequire(import.meta.url)(fileURLToPath(new URL(`Release/${name}.node`, BUILD))) as PacketIoAddon;
   try {
-    return {
-      addon: createRequire(import.meta.url)(
-        fileURLToPath(new URL("Release/wasmvs_packet.node", BUILD)),
-      ) as PacketIoAddon,
-    };
+    return { addon: load("wasmvs_packet") };
   } catch (e) {
-    let why = (e as Error).message.split("\n")[0];
-    if ((e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND") why = "it is not built";
-    try {
-      const st = JSON.parse(readFileSync(new URL("status.json", BUILD), "utf8"));
-      if (!st.ok) why = `its build failed: ${st.detail}`;
-    } catch {
-      /* no build was attempted */
-    }
-    return {
-      error:
-        `packet mode is unavailable: the native addon (native/packet) could not be loaded: ${why}. ` +
-        ("Build it with 'node native/packet/build.mjs' (npm install runs it; needs g++, make, python3 and Node's " +
-          "headers). Socket mode needs no addon."),
-    };
+    // built with AF_XDP on a machine whose libxdp or libbpf is gone at run time (or never there: the kernel VM
+    // carries only node's own libraries): the build without AF_XDP beside it serves every other I/O
+    const why = (e as Error).message.split("\n")[0];
+    if ((e as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND")
+      try {
+        return { addon: load("wasmvs_packet_plain"), xdpMissing: `the AF_XDP build could not be loaded: ${why}` };
+      } catch {
+        /* neither: say why the first failed */
+      }
+    return { error: packetAddonError(e as NodeJS.ErrnoException, why) };
   }
+}
+
+// Why there is no addon, said in full: what failed and how to build it.
+function packetAddonError(e: NodeJS.ErrnoException, firstLine: string): string {
+  let why = firstLine;
+  if (e.code === "MODULE_NOT_FOUND") why = "it is not built";
+  try {
+    const st = JSON.parse(readFileSync(new URL("status.json", BUILD), "utf8"));
+    if (!st.ok) why = `its build failed: ${st.detail}`;
+  } catch {
+    /* no build was attempted */
+  }
+  return (
+    `packet mode is unavailable: the native addon (native/packet) could not be loaded: ${why}. ` +
+    ("Build it with 'node native/packet/build.mjs' (npm install runs it; needs g++, make, python3 and Node's " +
+      "headers). Socket mode needs no addon.")
+  );
 }
 
 // Masq replies are addressed to the clients: with the takeover table off (suppressKernel: false), the
@@ -164,7 +175,7 @@ export class PacketForwarder implements Forwarder {
   static open(core: Core, tables: Tables, opts: PacketForwarderOptions, log: Logger): PacketForwarder {
     if (!opts.interfaces.length)
       throw new Error("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");
-    const { addon, error } = loadPacketAddon();
+    const { addon, error, xdpMissing } = loadPacketAddon();
     if (!addon) throw new Error(error);
     for (const a of opts.localAddresses) core.setSnat(a);
     let h: Handle;
@@ -180,7 +191,8 @@ export class PacketForwarder implements Forwarder {
       throw new Error(`packet mode cannot open its sockets: ${(e as Error).message}`);
     }
     const st = addon.stats(h);
-    if (opts.io === "xdp" && st.io !== "xdp") log.warn("AF_XDP unavailable: using the rings", { why: st.xdpFallback });
+    if (opts.io === "xdp" && st.io !== "xdp")
+      log.warn("AF_XDP unavailable: using the rings", { why: xdpMissing ?? st.xdpFallback });
     if (opts.io !== "mmsg" && st.io === "mmsg") {
       log.warn("ring I/O unavailable: using recvmmsg/sendmmsg", { why: st.ringFallback });
     }
