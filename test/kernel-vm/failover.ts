@@ -66,11 +66,13 @@ async function main() {
   const newTo = failOver(pair);
   const atFailover = await streams.status(); // written from here on, a byte can only travel through B
   step(`failed over to ${newTo}`);
-  // the streams must move past what they had sent before the failover: traffic through B
+  // the streams must move past what they had written when the failover was done: bytes written after it, so
+  // through B. (Past `before` is not enough: a failover slower than the streams' in-flight bound (64 chunks,
+  // 6.4 s) leaves only retransmitted bytes to echo, and a loaded CI VM took that long, writing nothing after.)
   const moved = await waitFor(
     async () => {
       const now = await streams.status();
-      return now.every((c) => c.err || c.recv > (before.find((b) => b.id === c.id)?.sent ?? 0) + 2048);
+      return now.every((c) => c.err || c.recv > (atFailover.find((b) => b.id === c.id)?.sent ?? 0) + 2048);
     },
     120_000,
     1000,

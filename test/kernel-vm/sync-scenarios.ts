@@ -240,12 +240,15 @@ async function wasmvsToKernel(control = false) {
   const listingA = (await wasmvsConnections("a", sock)).text,
     listingB = ipvsadmIn("b", ["-Lnc"]);
   fullNat.stop();
-  const before = await streams.status();
   failOver(pair);
+  // past what was written when the failover was done, so bytes that can only have gone through B
+  const atFailover = await streams.status();
   step("failed over to B (kernel)");
   const moved = await waitFor(
     async () =>
-      (await streams.status()).every((c) => c.err || c.recv > (before.find((x) => x.id === c.id)?.sent ?? 0) + 2048),
+      (await streams.status()).every(
+        (c) => c.err || c.recv > (atFailover.find((x) => x.id === c.id)?.sent ?? 0) + 2048,
+      ),
     120_000,
     1000,
   );
@@ -299,13 +302,14 @@ async function failover(from: "kernel" | "wasmvs", to: "kernel" | "wasmvs") {
   const synced = await waitFor(async () => established(await listB()).length >= N, 120_000, 1000);
   const onB = established(await listB()).length;
   step(`B holds ${onB} synced entries`);
-  const before = await streams.status();
   failOver(pair);
+  // past what was written when the failover was done, so bytes that can only have gone through B
+  const atFailover = await streams.status();
   step("failed over to B");
   const moved = await waitFor(
     async () => {
       const now = await streams.status();
-      return now.every((c) => c.err || c.recv > (before.find((x) => x.id === c.id)?.sent ?? 0) + 2048);
+      return now.every((c) => c.err || c.recv > (atFailover.find((x) => x.id === c.id)?.sent ?? 0) + 2048);
     },
     120_000,
     1000,
