@@ -6,7 +6,10 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { runInVm } from "../bench/kernel-sync.ts";
 import { pairVmEnv, scaledLimitS } from "./helpers/director-pair-host.ts";
+import { testOrSkip } from "./helpers/skip.ts";
+import { vmMissing } from "./helpers/vm-share.ts";
 
+const why = vmMissing();
 const N = 16;
 const CONTROL_N = 8;
 
@@ -42,7 +45,7 @@ async function vmResult(i: number): Promise<FailoverResult> {
   return r;
 }
 
-test(`kernel -> kernel failover: ${N} long-lived TCP connections kept`, async () => {
+testOrSkip(import.meta.url, why, `kernel -> kernel failover: ${N} long-lived TCP connections kept`, async () => {
   const r = await vmResult(0);
   console.log(`  ${r.kept} of ${r.total} connections kept across failover (kernel -> kernel, masquerading)`);
   // the daemons wasmvs started, as the real ipvsadm lists them
@@ -60,16 +63,21 @@ test(`kernel -> kernel failover: ${N} long-lived TCP connections kept`, async ()
   assert.ok(r.bRxBytes >= r.sentAfterFailover, `B received ${r.bRxBytes} bytes, ${r.sentAfterFailover} were sent`);
 });
 
-test(`the control: without the sync daemons the same failover resets all ${CONTROL_N} connections`, async () => {
-  const r = await vmResult(1);
-  console.log(`  ${r.kept} of ${r.total} connections kept across failover without sync daemons (the control)`);
-  assert.is(r.daemons.a + r.daemons.b, "", "no daemon ran");
-  assert.is(r.synced, 0, "B knew none of the connections");
-  assert.is(r.kept, 0);
-  assert.ok(
-    r.conns.every((c) => c.err),
-    `every connection failed: ${JSON.stringify(r.conns)}`,
-  );
-});
+testOrSkip(
+  import.meta.url,
+  why,
+  `the control: without the sync daemons the same failover resets all ${CONTROL_N} connections`,
+  async () => {
+    const r = await vmResult(1);
+    console.log(`  ${r.kept} of ${r.total} connections kept across failover without sync daemons (the control)`);
+    assert.is(r.daemons.a + r.daemons.b, "", "no daemon ran");
+    assert.is(r.synced, 0, "B knew none of the connections");
+    assert.is(r.kept, 0);
+    assert.ok(
+      r.conns.every((c) => c.err),
+      `every connection failed: ${JSON.stringify(r.conns)}`,
+    );
+  },
+);
 
 test.run();

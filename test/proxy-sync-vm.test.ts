@@ -7,10 +7,12 @@ import * as assert from "uvu/assert";
 import { runInVm } from "../bench/kernel-sync.ts";
 import { pairVmEnv, scaledLimitS } from "./helpers/director-pair-host.ts";
 import { needs, testOrSkip } from "./helpers/skip.ts";
+import { vmMissing } from "./helpers/vm-share.ts";
 
 const N = 8;
 const SCENARIOS = ["kernel-to-wasmvs", "wasmvs-to-kernel", "failover-kernel-wasmvs", "failover-wasmvs-wasmvs"];
 const why =
+  vmMissing() ||
   needs(["qemu-system-x86_64"], "../shared/ipvs-vm/ipvs-vm.sh installs it", { root: false }) ||
   (existsSync(new URL("../native/packet/build/Release/wasmvs_packet.node", import.meta.url))
     ? ""
