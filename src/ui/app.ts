@@ -1233,7 +1233,8 @@ function destAction(addr: string, what: string, value?: number): void {
     `${name} ${addr}: the scheduler was told, as the kernel's update/del hooks do.` +
     (what === "remove"
       ? " Its open connections stay in the table, " +
-        "counted on a server that is gone (expire_nodest_conn=0 drops their packets until they time out)."
+        "counted on a server that is gone (with the kernel's default expire_nodest_conn=0, as here, their packets " +
+        "are dropped until they time out; kube-proxy and wasmvs proxy set 1, which expires them at once)."
       : "");
   syncConfig();
   renderExplore();
