@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Lists the lines longer than the formatter's width (biome.json's lineWidth, which .clang-format matches) in
-// the tracked sources the formatters own: TypeScript and JavaScript (Biome) and the C++ addons (clang-format).
+// the tracked sources the formatters own: TypeScript and JavaScript (Biome) and the C and C++ (clang-format).
 // Both leave alone what they cannot break (strings, template literals, regexes, comments), so this holds the
 // line for those: `npm run long-lines`; exits 1 when any is listed. Width counts characters, not bytes.
 import { execFileSync } from "node:child_process";
@@ -26,7 +26,7 @@ for (let i = 0; i < args.length; i++) {
   if (!Number.isInteger(max) || max < 1) usageError("--max needs a whole number of characters");
 }
 
-const patterns = ["*.ts", "*.mts", "*.cts", "*.js", "*.mjs", "*.cjs", "*.cc", "*.h"];
+const patterns = ["*.ts", "*.mts", "*.cts", "*.js", "*.mjs", "*.cjs", "*.cc", "*.h", "*.c"];
 const files = execFileSync("git", ["ls-files", "--", ...patterns], { cwd: root, encoding: "utf8" })
   .split("\n")
   .filter(Boolean);

@@ -1,5 +1,6 @@
 #!/bin/sh
-# clang-format over the C++ addons (native/*/*.cc, *.h; never their build/ output), with .clang-format.
+# clang-format over the C++ addons (native/*/*.cc, *.h; never their build/ output) and the benches' C programs
+# (bench/**/*.c), with .clang-format.
 #   scripts/format-native.sh           rewrite in place
 #   scripts/format-native.sh --check   list what would change; exit 1 if anything would
 set -eu
@@ -14,7 +15,9 @@ if ! command -v clang-format >/dev/null 2>&1; then
   echo "format-native: clang-format is not installed (Debian: apt-get install clang-format)" >&2
   exit 2
 fi
-files=$(find native -path '*/build' -prune -o \( -name '*.cc' -o -name '*.h' \) -print | sort)
+files=$(find native -path '*/build' -prune -o \( -name '*.cc' -o -name '*.h' \) -print)
+files="$files $(find bench -name '*.c' -print)"
+files=$(echo $files | tr ' ' '\n' | sort)
 if [ "${1:-}" = "--check" ]; then
   # --dry-run -Werror: one diagnostic per place that would change; exit 1 if any
   clang-format --dry-run -Werror $files
