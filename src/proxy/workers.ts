@@ -97,16 +97,19 @@ class WorkerPump implements ConnPump {
   ready: Promise<void>; // its relay is up (or it died trying): its descriptors are open
   private onReady = () => {};
 
+  wasReady = false; // its relay came up: a death before that is a failure to start (restarted with a backoff)
+
   constructor(
     readonly index: number,
     readonly capacity: number,
     onExit: (p: WorkerPump, error: Error | undefined) => void,
+    addon = ADDON_PATH,
   ) {
     this.counters = new Float64Array(new SharedArrayBuffer(capacity * RELAY_COUNTERS * 8));
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
       execArgv: [],
-      workerData: { addon: ADDON_PATH, counters: this.counters.buffer, index },
+      workerData: { addon, counters: this.counters.buffer, index },
       name: `wasmvs-pump-${index}`,
     });
     let error: Error | undefined;
@@ -114,8 +117,10 @@ class WorkerPump implements ConnPump {
       this.onReady = resolve;
     });
     this.worker.on("message", (m: { ev: Int32Array; released: number[]; ready?: true; error?: string }) => {
-      if (m.ready) this.onReady();
-      else if (m.error !== undefined) error = new Error(m.error);
+      if (m.ready) {
+        this.wasReady = true;
+        this.onReady();
+      } else if (m.error !== undefined) error = new Error(m.error);
       else this.onMessage(m);
     });
     this.worker.on("error", (e) => {
@@ -244,6 +249,12 @@ class WorkerPump implements ConnPump {
   }
 }
 
+// A worker that dies before its relay is up (the addon will not load, the thread cannot start) would die
+// again at once: it is started again after 100 ms, doubling to 10 s while it keeps failing. One that dies
+// after it was up is started again at once (its connections' clients are waiting to reconnect).
+const RESTART_FIRST_MS = 100,
+  RESTART_MAX_MS = 10_000;
+
 /** N workers: picks the least loaded for each new connection and restarts one that dies. */
 export class PumpWorkers {
   readonly pumps: WorkerPump[] = [];
@@ -251,6 +262,8 @@ export class PumpWorkers {
   lost = 0;
   private stopping = false;
   private rr = 0;
+  private failedStarts: number[]; // per worker: deaths in a row before its relay was up
+  private pending = new Set<NodeJS.Timeout>(); // restarts waiting out their backoff
 
   constructor(
     readonly count: number,
@@ -258,12 +271,14 @@ export class PumpWorkers {
     private readonly resetFd: (fd: number) => void,
     private readonly log: Logger,
     private readonly onLost: (n: number) => void,
+    private readonly addon = ADDON_PATH,
   ) {
+    this.failedStarts = new Array(count).fill(0);
     for (let i = 0; i < count; i++) this.pumps.push(this.spawn(i));
   }
 
   private spawn(i: number): WorkerPump {
-    return new WorkerPump(i, this.capacity, (p, error) => this.onExit(p, error));
+    return new WorkerPump(i, this.capacity, (p, error) => this.onExit(p, error), this.addon);
   }
 
   private onExit(p: WorkerPump, error: Error | undefined) {
@@ -272,8 +287,25 @@ export class PumpWorkers {
     if (lost) this.onLost(lost);
     if (this.stopping || this.pumps[p.index] !== p) return;
     this.restarts++;
-    this.log.error("worker died: started again", { worker: p.index, lost, error: error?.message });
-    this.pumps[p.index] = this.spawn(p.index);
+    const failed = p.wasReady ? 0 : this.failedStarts[p.index] + 1;
+    this.failedStarts[p.index] = failed;
+    const delayMs = failed ? Math.min(RESTART_FIRST_MS * 2 ** (failed - 1), RESTART_MAX_MS) : 0;
+    this.log.error(failed ? "worker failed to start: starting it again" : "worker died: started again", {
+      worker: p.index,
+      lost,
+      error: error?.message,
+      ...(failed ? { failedInARow: failed, inMs: delayMs } : {}),
+    });
+    if (!delayMs) {
+      this.pumps[p.index] = this.spawn(p.index);
+      return;
+    }
+    // meanwhile the dead pump stays in its place: it has no room, so new connections go to the others
+    const timer = setTimeout(() => {
+      this.pending.delete(timer);
+      if (!this.stopping) this.pumps[p.index] = this.spawn(p.index);
+    }, delayMs);
+    this.pending.add(timer);
   }
 
   /** Every worker's relay is up (Proxy.start waits for it, so a started proxy holds all its descriptors). */
@@ -304,6 +336,8 @@ export class PumpWorkers {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const t of this.pending) clearTimeout(t);
+    this.pending.clear();
     await Promise.all(this.pumps.map((p) => p.stop()));
   }
 }
