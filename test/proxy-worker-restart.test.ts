@@ -18,16 +18,24 @@ function capture(): { log: Logger; lines: { msg: string; f?: Record<string, unkn
   return { lines, log: { level: "debug", debug: put, info: put, warn: put, error: put, enabled: () => true } };
 }
 
-test("a worker whose relay will not load: started again after 100, 200, 400 ms..., and not after stop()", async () => {
+/** n workers of 16 slots each, logging into `lines`; addon: the relay's path (default the built one) */
+function workers(n: number, addon?: string) {
   const { log, lines } = capture();
-  const w = new PumpWorkers(
-    1,
-    16,
-    () => {},
-    log,
-    () => {},
-    "/nonexistent/wasmvs-relay.node",
-  );
+  return {
+    w: new PumpWorkers(
+      n,
+      16,
+      () => {},
+      log,
+      () => {},
+      addon,
+    ),
+    lines,
+  };
+}
+
+test("a worker whose relay will not load: started again after 100, 200, 400 ms..., and not after stop()", async () => {
+  const { w, lines } = workers(1, "/nonexistent/wasmvs-relay.node");
   await sleep(1600);
   const restarts = w.restarts;
   // without the backoff a worker thread starts and fails in tens of ms: dozens of restarts in 1.6 s
@@ -56,14 +64,7 @@ testOrSkip(
   existsSync(RELAY) ? "" : "the relay addon is not built (npm install builds it: node native/build.mjs)",
   "a worker whose relay loads: up, no restart, takes connections",
   async () => {
-    const { log, lines } = capture();
-    const w = new PumpWorkers(
-      2,
-      16,
-      () => {},
-      log,
-      () => {},
-    );
+    const { w, lines } = workers(2);
     await w.ready();
     assert.ok(
       w.pumps.every((p) => p.wasReady && p.hasRoom()),
