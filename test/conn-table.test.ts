@@ -278,6 +278,110 @@ test("an entry made again for another kind of connection keeps nothing of the la
   assert.is(checked, 15 * 8 + 7 * 2);
 });
 
+test("cold lines come from a pool that grows to the table's size, and no entry sees another's", async () => {
+  // 256 entries: the cold pool grows by 64 lines at a time, so a table of IPv6 connections needs 4 chunks
+  const CAP = 256;
+  const canon = (a: string) => (a.includes(":") ? new URL(`http://[${a}]/`).host : a);
+  const c = await Core.load({ debug: true, connCapacity: CAP });
+  const x = c.x as unknown as Record<string, () => number>;
+  const lines = () => x.connColdLines() >>> 0;
+  const used = () => x.connColdUsed() >>> 0;
+  // cold: whether an entry of this kind holds a cold line (IPv6 high words, a template link, a sync state)
+  const kinds = {
+    v4: { vip: "10.0.0.2", dest: "10.1.0.2", cold: false, client: (k: number) => `192.168.${k >> 8}.${k & 255}` },
+    v6: { vip: "2001:db8:1::1", dest: "2001:db8:2::9", cold: true, client: (k: number) => `2001:db8:a::${k + 1}` },
+    v6low: { vip: "::a00:1", dest: "2001:db8:2::9", cold: true, client: (k: number) => `::${(k + 5).toString(16)}` },
+    v4tpl: { vip: "10.0.0.1", dest: "10.1.0.1", cold: true, client: (k: number) => `172.16.${k >> 8}.${k & 255}` },
+    v4sync: { vip: "10.0.0.3", dest: "10.1.0.3", cold: true, client: (k: number) => `10.9.${k >> 8}.${k & 255}` },
+  } as const;
+  for (const [name, k] of Object.entries(kinds)) {
+    const s = c.addService({
+      proto: "tcp",
+      addr: k.vip,
+      port: 80,
+      scheduler: "rr",
+      ...(name === "v4tpl" ? { persistent: 300 } : {}),
+    });
+    c.addDest(s, { addr: k.dest, port: 8080, fwd: "masq" });
+  }
+  let now = 1000;
+  const live = new Map<number, { name: keyof typeof kinds; ip: string; port: number }>();
+  const coldLive = () => [...live.values()].filter((v) => kinds[v.name].cold).length;
+  // n connections of one kind (a template and its connection per client for v4tpl), 3 packets in each
+  const make = (name: keyof typeof kinds, n: number, from: number) => {
+    const k = kinds[name];
+    if (name === "v4sync") assert.is(c.x.syncMasterStart(1, 0), 0);
+    for (let j = from; j < from + n; j++) {
+      const ip = k.client(j);
+      const port = 3000 + (j % 1000);
+      const r = c.packet("in", "tcp", ip, port, k.vip, 80, { flags: SYN, now: ++now });
+      assert.is(r.verdict, "forward", `${name} ${ip}`);
+      assert.ok(r.isNew, `${name} ${ip} new`);
+      c.packet("out", "tcp", k.dest, 8080, ip, port, { flags: SYNACK, now: ++now });
+      c.packet("in", "tcp", ip, port, k.vip, 80, { flags: ACK, now: ++now });
+      c.packet("in", "tcp", ip, port, k.vip, 80, { flags: ACK, now: ++now });
+      live.set(r.conn, { name, ip, port });
+      if (name === "v4tpl") live.set(c.conn(r.conn)!.controlledBy, { name, ip, port: 0 });
+    }
+    if (name === "v4sync") c.x.syncMasterStop();
+  };
+  // every live connection reads back its own addresses, template and children, and is found both ways
+  const check = (what: string) => {
+    for (const [id, v] of live) {
+      const k = kinds[v.name];
+      const info = c.conn(id)!;
+      assert.ok(info, `${what}: ${v.name} ${v.ip} live`);
+      if (info.template) {
+        assert.is(v.name, "v4tpl", `${what}: only v4tpl makes templates`);
+        assert.is(info.caddr, v.ip);
+        assert.is(info.children, 1, `${what}: ${v.ip} template's children`);
+        continue;
+      }
+      const got = [info.caddr, info.vaddr, info.daddr, info.laddr].map(canon);
+      assert.equal(got, [v.ip, k.vip, k.dest, v.ip].map(canon), `${what}: ${v.name} ${v.ip}`);
+      assert.is(info.children, 0, `${what}: ${v.name} ${v.ip} children`);
+      if (v.name === "v4tpl") assert.ok(live.get(info.controlledBy)?.ip === v.ip, `${what}: ${v.ip} its template`);
+      else assert.is(info.controlledBy, -1, `${what}: ${v.name} ${v.ip} no template`);
+      assert.is(c.packet("in", "tcp", v.ip, v.port, k.vip, 80, { flags: ACK, now: ++now }).conn, id);
+      assert.is(c.packet("out", "tcp", k.dest, 8080, v.ip, v.port, { flags: ACK, now: ++now }).conn, id);
+    }
+    assert.is(used(), coldLive(), `${what}: cold lines in use`);
+    assert.ok(lines() <= CAP && lines() >= used(), `${what}: ${lines()} lines made, ${used()} used`);
+  };
+  const expireAll = () => {
+    now += 3_600_000;
+    c.advance(now);
+    now += 3_600_000;
+    c.advance(now);
+    for (const id of live.keys()) assert.is(c.conn(id), null, `entry ${id} freed`);
+    live.clear();
+    assert.is(used(), 0, "every cold line back in the pool");
+  };
+  // a table of plain IPv4 connections takes no cold line at all
+  make("v4", CAP, 0);
+  check("plain IPv4, full");
+  assert.is(lines(), 0, "no cold line made for plain IPv4");
+  expireAll();
+  // a table of IPv6 ones takes one each: the pool grows past its first chunk to the table's size
+  make("v6", CAP, 0);
+  check("IPv6, full");
+  assert.is(lines(), CAP, "the pool grew to one line per entry");
+  expireAll();
+  // then mixes, each batch taking entries (and cold lines) the last ones left, part of the table at a time
+  const order: (keyof typeof kinds)[] = ["v4sync", "v4", "v6low", "v4tpl", "v4", "v6", "v4sync", "v4", "v4tpl"];
+  let round = 0;
+  for (const rot of [0, 3, 5]) {
+    for (let b = 0; b < order.length; b++) {
+      const name = order[(b + rot) % order.length];
+      make(name, name === "v4tpl" ? 40 : 80, 300 * ++round);
+      check(`round ${round}: ${name}`);
+      // everything goes once more than half the table is in use (connections first, their templates after)
+      if (live.size > CAP / 2) expireAll();
+    }
+  }
+  assert.is(lines(), CAP, "never past the table's size");
+});
+
 test("bench/scaling/ab.ts refuses bad options with its usage and exit 2, before loading anything", () => {
   const bad = [
     ["--what=lookups"],
