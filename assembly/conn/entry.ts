@@ -2,17 +2,19 @@
 // layout (which bytes, which line, which array) is this file's alone, so trying another layout is a change
 // here and not in every module of the data plane. `e` is an entry's address as E(i) gives it.
 //
-// An entry is a hot line and two words in dense arrays indexed alike, and a cold line only while it needs
-// one (docs/conn-table.md):
+// An entry is a hot line and a word in a dense array indexed alike, and a cold line only while it needs one
+// (docs/conn-table.md):
 // - the hot line, 64 bytes, 64-aligned: the chain links, the key with each address's word 3 (an IPv4
 //   address whole), state, flags, destination, timers and packets in: all a packet of an established IPv4
 //   flow reads or writes, so it touches this one line of the entry;
 // - the cold line, 64 bytes, from a pool: words 0-2 of the four addresses (IPv6), the template links, the
 //   sync state. HAS_COLD (in the live byte) says the entry holds one; until it does, every cold field reads
-//   0 without a load, so an IPv4 connection without a template or sync never touches its cold line, nor
-//   the word that names it, from its first packet to its expiry. The first write of anything but 0 takes a
-//   line from the pool and clears it; the entry gives it back when it is freed;
-// - the cold line's address (0: none), 4 bytes in a dense array: the hot line has no 4 bytes to spare;
+//   0 without a load, so an IPv4 connection without a template or sync never touches a cold line from its
+//   first packet to its expiry. The first write of anything but 0 takes a line from the pool and clears
+//   it; the entry gives it back when it is freed. The hot line has no 4 bytes to spare for the line's
+//   address, so an entry with a cold line keeps the address in its wheel tick's word and the wheel tick in
+//   the cold line: what reads the tick (arm() on each packet, the wheel) reads the cold line of such an
+//   entry, which an IPv6 packet reads anyway (its addresses' words 0-2);
 // - the wheel position (or free-list link) of each entry, 4 bytes in a dense array: the timer wheel moves
 //   another entry's position when one leaves a slot, and that write lands here, not in a random entry.
 //
@@ -24,7 +26,7 @@
 // or synced entry.
 const HOT_SHIFT: u32 = 6;
 const O_IN_NEXT: usize = 0; // u32 index+1 in the "in" chain (O_OUT_NEXT = O_IN_NEXT + 4: entLinkAt)
-const O_WTICK: usize = 8; // u32 the wheel tick the entry is filed under
+const O_WTICK: usize = 8; // u32 the wheel tick the entry is filed under; with HAS_COLD: its cold line's address
 const O_AF: usize = 12; // u8
 const O_PROTO: usize = 13; // u8
 const O_STATE: usize = 14; // u8
@@ -49,6 +51,7 @@ const OC_ADDR: usize = 0; // words 0-2 of each address, 12 bytes each, ADDR_* or
 const OC_CTL: usize = 48; // u32 template index+1
 const OC_NCTL: usize = 52; // u32 children of a template
 const OC_SYNC_STATE: usize = 56; // u8 the state last sent to the sync backups (cp->old_state)
+const OC_WTICK: usize = 60; // u32 the wheel tick, where the hot line's word holds the cold line's address
 
 // An entry's four addresses, each four host-order words (an IPv4 address is word 3, words 0-2 zero)
 export const ADDR_CLIENT: usize = 0;
@@ -57,7 +60,6 @@ export const ADDR_DEST: usize = 2;
 export const ADDR_LOCAL: usize = 3; // full-NAT local address (= the client's otherwise)
 
 let base: usize = 0;
-let coldPtrs: usize = 0; // per entry: u32 address of its cold line, 0 none (HAS_COLD set iff not 0)
 let positions: usize = 0;
 // the cold pool: lines given back, linked through their word 0; then the rest of the last chunk
 let coldFree: usize = 0;
@@ -74,12 +76,9 @@ export let coldUsed: u32 = 0; // lines held by entries
 @inline function posAt(e: usize): usize {
   return positions + ((e - base) >>> (HOT_SHIFT - 2));
 }
-@inline function coldPtrAt(e: usize): usize {
-  return coldPtrs + ((e - base) >>> (HOT_SHIFT - 2));
-}
 // the entry's cold line (only where HAS_COLD is set)
 @inline function cold(e: usize): usize {
-  return <usize>load<u32>(coldPtrAt(e));
+  return <usize>load<u32>(e, O_WTICK);
 }
 
 // A 64-aligned block of n lines, zeroed.
@@ -92,8 +91,6 @@ function lines(n: usize): usize {
 // The entries' memory for cap entries, zeroed (once, from connInit).
 export function entriesAlloc(cap: u32): void {
   base = lines(<usize>cap);
-  coldPtrs = heap.alloc((<usize>cap) << 2);
-  memory.fill(coldPtrs, 0, (<usize>cap) << 2);
   positions = heap.alloc((<usize>cap) << 2);
   memory.fill(positions, 0, (<usize>cap) << 2);
   coldCap = cap;
@@ -124,11 +121,10 @@ function coldTake(): usize {
 // The entry's cold line back to the pool, if it holds one (a freed entry; the live byte is left as it is).
 @inline function coldRelease(e: usize): void {
   if (load<u8>(e, O_LIVE) & HAS_COLD) {
-    const p = coldPtrAt(e);
-    const c = <usize>load<u32>(p);
+    const c = cold(e);
+    store<u32>(e, load<u32>(c, OC_WTICK), O_WTICK);
     store<u32>(c, <u32>coldFree);
     coldFree = c;
-    store<u32>(p, 0);
     coldUsed--;
     store<u8>(e, load<u8>(e, O_LIVE) & ~HAS_COLD, O_LIVE);
   }
@@ -160,7 +156,8 @@ function coldTake(): usize {
 function coldAttach(e: usize, live: u8): usize {
   const c = coldTake();
   memory.fill(c, 0, COLD_LINE);
-  store<u32>(coldPtrAt(e), <u32>c);
+  store<u32>(c, load<u32>(e, O_WTICK), OC_WTICK);
+  store<u32>(e, <u32>c, O_WTICK);
   store<u8>(e, live | HAS_COLD, O_LIVE);
   return c;
 }
@@ -340,8 +337,9 @@ function coldAttach(e: usize, live: u8): usize {
 }
 // the wheel tick the entry is filed under
 @inline export function entWheelTick(e: usize): u32 {
-  return load<u32>(e, O_WTICK);
+  return hasCold(e) ? load<u32>(cold(e), OC_WTICK) : load<u32>(e, O_WTICK);
 }
 @inline export function setEntWheelTick(e: usize, v: u32): void {
-  store<u32>(e, v, O_WTICK);
+  if (hasCold(e)) store<u32>(cold(e), v, OC_WTICK);
+  else store<u32>(e, v, O_WTICK);
 }

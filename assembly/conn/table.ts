@@ -1,6 +1,5 @@
-// The connection table (ip_vs_conn.c): fixed-capacity entries (conn/entry.ts: a hot line, a cold line's
-// address and a wheel position each, in three arrays indexed alike, and a cold line from a pool only for an
-// entry that needs one), two hash indexes (client side "in", and reply side "out" for NAT), and a timer
+// The connection table (ip_vs_conn.c): fixed-capacity entries (conn/entry.ts: a hot line and a wheel
+// position each, in two arrays indexed alike, and a cold line from a pool only for an entry that needs one), two hash indexes (client side "in", and reply side "out" for NAT), and a timer
 // wheel for expiry driven by the host's clock. Nothing here allocates after connInit() but the cold pool,
 // which grows by a chunk at a time up to one line per entry (conn/entry.ts says how often).
 import { AF_INET, FWD_MASQ, FWD_FULLNAT } from "../common";
