@@ -392,8 +392,6 @@ import {
   entState,
   entTimeout,
   entVport,
-  coldMade,
-  coldUsed,
 } from "./conn/entry";
 import { inbound, outbound, outboundTo, resultConn, dropReason, lastNewConn, setSnat4, setSnat6 } from "./conn/in";
 import { tcpTimeoutMs, setUdpTimeoutMs, udpTimeoutMs, TCP_S_ESTABLISHED, TCP_S_FIN_WAIT } from "./conn/state";
@@ -404,13 +402,6 @@ export function connInit(capacity: u32): i32 {
 }
 export function connCapacity(): u32 {
   return connCapacityNow;
-}
-// The cold pool (conn/entry.ts): lines made so far (in use or free), and lines held by entries.
-export function connColdLines(): u32 {
-  return coldMade;
-}
-export function connColdUsed(): u32 {
-  return coldUsed;
 }
 export function connLive(): u32 {
   nodestFlushDue(clockMs);

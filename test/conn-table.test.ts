@@ -278,21 +278,17 @@ test("an entry made again for another kind of connection keeps nothing of the la
   assert.is(checked, 15 * 8 + 7 * 2);
 });
 
-test("cold lines come from a pool that grows to the table's size, and no entry sees another's", async () => {
-  // 256 entries: the cold pool grows by 64 lines at a time, so a table of IPv6 connections needs 4 chunks
+test("entries reused by plain, IPv6, persistent and synced connections in turn keep nothing of the last", async () => {
+  // (issue 21's cold pool, not kept, asserted here too that it grew to the table's size as lines were taken)
   const CAP = 256;
   const canon = (a: string) => (a.includes(":") ? new URL(`http://[${a}]/`).host : a);
   const c = await Core.load({ debug: true, connCapacity: CAP });
-  const x = c.x as unknown as Record<string, () => number>;
-  const lines = () => x.connColdLines() >>> 0;
-  const used = () => x.connColdUsed() >>> 0;
-  // cold: whether an entry of this kind holds a cold line (IPv6 high words, a template link, a sync state)
   const kinds = {
-    v4: { vip: "10.0.0.2", dest: "10.1.0.2", cold: false, client: (k: number) => `192.168.${k >> 8}.${k & 255}` },
-    v6: { vip: "2001:db8:1::1", dest: "2001:db8:2::9", cold: true, client: (k: number) => `2001:db8:a::${k + 1}` },
-    v6low: { vip: "::a00:1", dest: "2001:db8:2::9", cold: true, client: (k: number) => `::${(k + 5).toString(16)}` },
-    v4tpl: { vip: "10.0.0.1", dest: "10.1.0.1", cold: true, client: (k: number) => `172.16.${k >> 8}.${k & 255}` },
-    v4sync: { vip: "10.0.0.3", dest: "10.1.0.3", cold: true, client: (k: number) => `10.9.${k >> 8}.${k & 255}` },
+    v4: { vip: "10.0.0.2", dest: "10.1.0.2", client: (k: number) => `192.168.${k >> 8}.${k & 255}` },
+    v6: { vip: "2001:db8:1::1", dest: "2001:db8:2::9", client: (k: number) => `2001:db8:a::${k + 1}` },
+    v6low: { vip: "::a00:1", dest: "2001:db8:2::9", client: (k: number) => `::${(k + 5).toString(16)}` },
+    v4tpl: { vip: "10.0.0.1", dest: "10.1.0.1", client: (k: number) => `172.16.${k >> 8}.${k & 255}` },
+    v4sync: { vip: "10.0.0.3", dest: "10.1.0.3", client: (k: number) => `10.9.${k >> 8}.${k & 255}` },
   } as const;
   for (const [name, k] of Object.entries(kinds)) {
     const s = c.addService({
@@ -306,7 +302,6 @@ test("cold lines come from a pool that grows to the table's size, and no entry s
   }
   let now = 1000;
   const live = new Map<number, { name: keyof typeof kinds; ip: string; port: number }>();
-  const coldLive = () => [...live.values()].filter((v) => kinds[v.name].cold).length;
   // n connections of one kind (a template and its connection per client for v4tpl), 3 packets in each
   const make = (name: keyof typeof kinds, n: number, from: number) => {
     const k = kinds[name];
@@ -345,8 +340,6 @@ test("cold lines come from a pool that grows to the table's size, and no entry s
       assert.is(c.packet("in", "tcp", v.ip, v.port, k.vip, 80, { flags: ACK, now: ++now }).conn, id);
       assert.is(c.packet("out", "tcp", k.dest, 8080, v.ip, v.port, { flags: ACK, now: ++now }).conn, id);
     }
-    assert.is(used(), coldLive(), `${what}: cold lines in use`);
-    assert.ok(lines() <= CAP && lines() >= used(), `${what}: ${lines()} lines made, ${used()} used`);
   };
   const expireAll = () => {
     now += 3_600_000;
@@ -355,19 +348,15 @@ test("cold lines come from a pool that grows to the table's size, and no entry s
     c.advance(now);
     for (const id of live.keys()) assert.is(c.conn(id), null, `entry ${id} freed`);
     live.clear();
-    assert.is(used(), 0, "every cold line back in the pool");
   };
-  // a table of plain IPv4 connections takes no cold line at all
+  // a table of plain IPv4 connections, then of IPv6 ones
   make("v4", CAP, 0);
   check("plain IPv4, full");
-  assert.is(lines(), 0, "no cold line made for plain IPv4");
   expireAll();
-  // a table of IPv6 ones takes one each: the pool grows past its first chunk to the table's size
   make("v6", CAP, 0);
   check("IPv6, full");
-  assert.is(lines(), CAP, "the pool grew to one line per entry");
   expireAll();
-  // then mixes, each batch taking entries (and cold lines) the last ones left, part of the table at a time
+  // then mixes, each batch taking entries the last ones left, part of the table at a time
   const order: (keyof typeof kinds)[] = ["v4sync", "v4", "v6low", "v4tpl", "v4", "v6", "v4sync", "v4", "v4tpl"];
   let round = 0;
   for (const rot of [0, 3, 5]) {
@@ -379,7 +368,7 @@ test("cold lines come from a pool that grows to the table's size, and no entry s
       if (live.size > CAP / 2) expireAll();
     }
   }
-  assert.is(lines(), CAP, "never past the table's size");
+  assert.is(round, 27);
 });
 
 test("bench/scaling/ab.ts refuses bad options with its usage and exit 2, before loading anything", () => {

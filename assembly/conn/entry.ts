@@ -2,31 +2,19 @@
 // layout (which bytes, which line, which array) is this file's alone, so trying another layout is a change
 // here and not in every module of the data plane. `e` is an entry's address as E(i) gives it.
 //
-// An entry is a hot line and a word in a dense array indexed alike, and a cold line only while it needs one
-// (docs/conn-table.md):
+// An entry is split in three arrays indexed alike (docs/conn-table.md):
 // - the hot line, 64 bytes, 64-aligned: the chain links, the key with each address's word 3 (an IPv4
 //   address whole), state, flags, destination, timers and packets in: all a packet of an established IPv4
 //   flow reads or writes, so it touches this one line of the entry;
-// - the cold line, 64 bytes, from a pool: words 0-2 of the four addresses (IPv6), the template links, the
-//   sync state. HAS_COLD (in the live byte) says the entry holds one; until it does, every cold field reads
-//   0 without a load, so an IPv4 connection without a template or sync never touches a cold line from its
-//   first packet to its expiry. The first write of anything but 0 takes a line from the pool and clears
-//   it; the entry gives it back when it is freed. The hot line has no 4 bytes to spare for the line's
-//   address, so an entry with a cold line keeps the address in its wheel tick's word and the wheel tick in
-//   the cold line: what reads the tick (arm() on each packet, the wheel) reads the cold line of such an
-//   entry, which an IPv6 packet reads anyway (its addresses' words 0-2);
+// - the cold line, 64 bytes: words 0-2 of the four addresses (IPv6), the template links, the sync state.
+//   A fresh entry's cold line is not cleared; HAS_COLD (in the live byte) says it was since, and until it
+//   is set every cold field reads 0 without a load, so an IPv4 connection without a template or sync never
+//   touches its cold line, from its first packet to its expiry;
 // - the wheel position (or free-list link) of each entry, 4 bytes in a dense array: the timer wheel moves
 //   another entry's position when one leaves a slot, and that write lands here, not in a random entry.
-//
-// The cold pool never runs out: an entry holds at most one line and gives it back when freed, so at most
-// capacity lines are ever in use; when none is free the pool grows by a chunk (heap.alloc, memory.grow)
-// of capacity / 64 lines (at least 64), never past capacity lines in all. So it grows at most 65 times
-// over the table's life, each time by a bounded chunk that is then reused for good (never freed to the
-// heap): no allocation in steady state, and none at all for a table that never holds an IPv6, template
-// or synced entry.
 const HOT_SHIFT: u32 = 6;
 const O_IN_NEXT: usize = 0; // u32 index+1 in the "in" chain (O_OUT_NEXT = O_IN_NEXT + 4: entLinkAt)
-const O_WTICK: usize = 8; // u32 the wheel tick the entry is filed under; with HAS_COLD: its cold line's address
+const O_WTICK: usize = 8; // u32 the wheel tick the entry is filed under
 const O_AF: usize = 12; // u8
 const O_PROTO: usize = 13; // u8
 const O_STATE: usize = 14; // u8
@@ -45,13 +33,10 @@ const LIVE: u8 = 1;
 const HAS_COLD: u8 = 2;
 
 const COLD_SHIFT: u32 = 6;
-const COLD_LINE: usize = 1 << COLD_SHIFT;
-const COLD_CHUNK_MIN: u32 = 64; // lines
 const OC_ADDR: usize = 0; // words 0-2 of each address, 12 bytes each, ADDR_* order
 const OC_CTL: usize = 48; // u32 template index+1
 const OC_NCTL: usize = 52; // u32 children of a template
 const OC_SYNC_STATE: usize = 56; // u8 the state last sent to the sync backups (cp->old_state)
-const OC_WTICK: usize = 60; // u32 the wheel tick, where the hot line's word holds the cold line's address
 
 // An entry's four addresses, each four host-order words (an IPv4 address is word 3, words 0-2 zero)
 export const ADDR_CLIENT: usize = 0;
@@ -60,25 +45,17 @@ export const ADDR_DEST: usize = 2;
 export const ADDR_LOCAL: usize = 3; // full-NAT local address (= the client's otherwise)
 
 let base: usize = 0;
+let coldDelta: usize = 0; // cold line address minus hot line address (wrapping)
 let positions: usize = 0;
-// the cold pool: lines given back, linked through their word 0; then the rest of the last chunk
-let coldFree: usize = 0;
-let coldBump: usize = 0;
-let coldEnd: usize = 0;
-let coldChunk: u32 = 0; // lines per chunk
-let coldCap: u32 = 0; // at most this many lines in all (the table's capacity)
-export let coldMade: u32 = 0; // lines the pool holds (in use or free)
-export let coldUsed: u32 = 0; // lines held by entries
 
 @inline export function E(i: u32): usize {
   return base + ((<usize>i) << HOT_SHIFT);
 }
+@inline function cold(e: usize): usize {
+  return e + coldDelta;
+}
 @inline function posAt(e: usize): usize {
   return positions + ((e - base) >>> (HOT_SHIFT - 2));
-}
-// the entry's cold line (only where HAS_COLD is set)
-@inline function cold(e: usize): usize {
-  return <usize>load<u32>(e, O_WTICK);
 }
 
 // A 64-aligned block of n lines, zeroed.
@@ -91,54 +68,13 @@ function lines(n: usize): usize {
 // The entries' memory for cap entries, zeroed (once, from connInit).
 export function entriesAlloc(cap: u32): void {
   base = lines(<usize>cap);
+  coldDelta = lines(<usize>cap) - base;
   positions = heap.alloc((<usize>cap) << 2);
   memory.fill(positions, 0, (<usize>cap) << 2);
-  coldCap = cap;
-  coldChunk = max(COLD_CHUNK_MIN, cap >>> 6);
 }
 
-// A cold line from the pool, not cleared. One is always there or made: the entry asking holds none, so
-// fewer than capacity are in use, and the pool grows (up to capacity lines) when all it made are.
-function coldTake(): usize {
-  let c = coldFree;
-  if (c != 0) {
-    coldFree = <usize>load<u32>(c);
-  } else {
-    if (coldBump == coldEnd) {
-      const n = min(coldChunk, coldCap - coldMade);
-      assert(n != 0, "cold pool: more lines in use than entries");
-      coldBump = (heap.alloc(((<usize>n) << COLD_SHIFT) + 64) + 63) & ~(<usize>63);
-      coldEnd = coldBump + ((<usize>n) << COLD_SHIFT);
-      coldMade += n;
-    }
-    c = coldBump;
-    coldBump += COLD_LINE;
-  }
-  coldUsed++;
-  return c;
-}
-
-// The entry's cold line back to the pool, if it holds one (a freed entry; the live byte is left as it is).
-@inline function coldRelease(e: usize): void {
-  if (load<u8>(e, O_LIVE) & HAS_COLD) {
-    const c = cold(e);
-    store<u32>(e, load<u32>(c, OC_WTICK), O_WTICK);
-    store<u32>(c, <u32>coldFree);
-    coldFree = c;
-    coldUsed--;
-    store<u8>(e, load<u8>(e, O_LIVE) & ~HAS_COLD, O_LIVE);
-  }
-}
-
-// A freed entry: not live, and its cold line (if any) back to the pool.
-@inline export function entFree(e: usize): void {
-  coldRelease(e);
-  store<u8>(e, 0, O_LIVE);
-}
-
-// A fresh entry: every field zero, live, no cold line.
+// A fresh entry: every field zero, live (the cold line is left as it is: HAS_COLD is clear).
 @inline export function entClear(e: usize): void {
-  coldRelease(e); // a freed entry gave its line back already; this keeps the pool whole if one did not
   memory.fill(e, 0, 1 << HOT_SHIFT);
   store<u32>(posAt(e), 0);
   store<u8>(e, LIVE, O_LIVE);
@@ -149,16 +85,12 @@ function coldTake(): usize {
 }
 // the cold line, cleared the first time anything is written there since the entry was made
 @inline function coldForWrite(e: usize): usize {
+  const c = cold(e);
   const live = load<u8>(e, O_LIVE);
-  if (live & HAS_COLD) return cold(e);
-  return coldAttach(e, live);
-}
-function coldAttach(e: usize, live: u8): usize {
-  const c = coldTake();
-  memory.fill(c, 0, COLD_LINE);
-  store<u32>(c, load<u32>(e, O_WTICK), OC_WTICK);
-  store<u32>(e, <u32>c, O_WTICK);
-  store<u8>(e, live | HAS_COLD, O_LIVE);
+  if (!(live & HAS_COLD)) {
+    memory.fill(c, 0, 1 << COLD_SHIFT);
+    store<u8>(e, live | HAS_COLD, O_LIVE);
+  }
   return c;
 }
 
@@ -337,9 +269,8 @@ function coldAttach(e: usize, live: u8): usize {
 }
 // the wheel tick the entry is filed under
 @inline export function entWheelTick(e: usize): u32 {
-  return hasCold(e) ? load<u32>(cold(e), OC_WTICK) : load<u32>(e, O_WTICK);
+  return load<u32>(e, O_WTICK);
 }
 @inline export function setEntWheelTick(e: usize, v: u32): void {
-  if (hasCold(e)) store<u32>(cold(e), v, OC_WTICK);
-  else store<u32>(e, v, O_WTICK);
+  store<u32>(e, v, O_WTICK);
 }

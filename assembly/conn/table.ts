@@ -1,7 +1,7 @@
-// The connection table (ip_vs_conn.c): fixed-capacity entries (conn/entry.ts: a hot line and a wheel
-// position each, in two arrays indexed alike, and a cold line from a pool only for an entry that needs one), two hash indexes (client side "in", and reply side "out" for NAT), and a timer
-// wheel for expiry driven by the host's clock. Nothing here allocates after connInit() but the cold pool,
-// which grows by a chunk at a time up to one line per entry (conn/entry.ts says how often).
+// The connection table (ip_vs_conn.c): fixed-capacity entries (conn/entry.ts: a hot line, a cold line and a
+// wheel position each, in three arrays indexed alike), two hash indexes
+// (client side "in", and reply side "out" for NAT), and a timer wheel for expiry driven by the host's
+// clock. Nothing here allocates after connInit().
 import { AF_INET, FWD_MASQ, FWD_FULLNAT } from "../common";
 import { Dest, destById, destOf } from "../dest/dest";
 import { getService, destUnreferenced } from "../service/service";
@@ -17,7 +17,6 @@ import {
   entAddrEq,
   entAf,
   entClear,
-  entFree,
   entTouchCold,
   entCport,
   entCtl,
@@ -46,6 +45,7 @@ import {
   setEntExpires,
   setEntFlags,
   setEntFreeNext,
+  setEntLive,
   setEntLport,
   setEntNctl,
   setEntNext,
@@ -674,7 +674,7 @@ export function expire(i: u32, now: i64): bool {
   unbind(i);
   if (f & CF_TEMPLATE) templateCount--;
   else connCount--;
-  entFree(e);
+  setEntLive(e, 0);
   setEntFreeNext(e, freeHead);
   freeHead = i + 1;
   return true;

@@ -45,8 +45,6 @@ export const CORE_FUNCTIONS = {
   // connections
   connInit: ["u32", "i32"],
   connCapacity: ["", "u32"],
-  connColdLines: ["", "u32"],
-  connColdUsed: ["", "u32"],
   connLive: ["", "u32"],
   connTemplates: ["", "u32"],
   connRefusedFull: ["", "f64"],
