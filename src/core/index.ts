@@ -252,7 +252,8 @@ export class Core {
     return Core.fromModule(mod, opts.connCapacity);
   }
 
-  // connCapacity: the connection table's fixed size (default 65,536 entries of 128 bytes)
+  // connCapacity: the connection table's fixed size (default 65,536 entries of 132 bytes, 68 of them resident
+  // until an entry writes its cold line: docs/conn-table.md)
   static async fromBytes(bytes: BufferSource, connCapacity = 65536): Promise<Core> {
     return Core.fromModule(await WebAssembly.compile(bytes), connCapacity);
   }
