@@ -382,6 +382,9 @@ test("bench/scaling/ab.ts refuses bad options with its usage and exit 2, before 
     ["--what=packet", "--rounds=0"],
     ["--what=constructor"],
     ["--slices=toString"],
+    ["--what=packet", "--family=5"],
+    ["--what=packet", "--family=__proto__"],
+    ["--what=lookup", "--family=6"],
   ];
   for (const extra of bad) {
     const r = spawnSync(process.execPath, ["--import", "tsx", "bench/scaling/ab.ts", "A.wasm", "B.wasm", ...extra], {

@@ -5,7 +5,7 @@
 //   node --import tsx bench/scaling/ab.ts A.wasm B.wasm [--slices=16] [--ticks=25000]
 // With --what=lookup the two builds' connection lookups instead (one at a time and batched, at 1M live by
 // default, --live=N), timed in CPU time in interleaved rounds beside the pointer chase, for --pairs fresh
-// pairs of instances; --what=packet their packet paths (--flows=1000,100000).
+// pairs of instances; --what=packet their packet paths (--flows=1000,100000; --family=6 for IPv6 flows).
 // (build B with `npx asc assembly/index.ts --target release -o /tmp/b.wasm`; A can be a saved build/core.wasm)
 import { existsSync, readFileSync } from "node:fs";
 import { lookupAb } from "../groups/lookup.ts";
@@ -16,7 +16,7 @@ import { scalingCluster, simServices, startTraffic, TARGET_TRAFFIC, TARGET_SERVI
 const USAGE =
   "usage: node --import tsx bench/scaling/ab.ts A.wasm B.wasm [--slices=16] [--ticks=25000]\n" +
   "       ... A.wasm B.wasm --what=lookup [--live=1000000] [--rounds=15] [--pairs=3]\n" +
-  "       ... A.wasm B.wasm --what=packet [--flows=1000,100000] [--rounds=11] [--pairs=3]";
+  "       ... A.wasm B.wasm --what=packet [--flows=1000,100000] [--family=4|6] [--rounds=11] [--pairs=3]";
 function usageError(why: string): never {
   console.error(`ab.ts: ${why}\n${USAGE}`);
   process.exit(2);
@@ -34,7 +34,7 @@ const LIMITS: Record<string, number> = {
 const given = new Map<string, string>();
 for (const x of args.filter((y) => y.startsWith("--"))) {
   const m = /^--([a-z]+)=(.*)$/.exec(x);
-  if (!m || !(Object.hasOwn(LIMITS, m[1]) || m[1] === "what")) {
+  if (!m || !(Object.hasOwn(LIMITS, m[1]) || m[1] === "what" || m[1] === "family")) {
     usageError(`unknown option ${JSON.stringify(x.slice(0, 40))}`);
   }
   given.set(m[1], m[2]);
@@ -55,6 +55,9 @@ const what = opt("what") ?? "sim";
 if (!["sim", "lookup", "packet"].includes(what)) {
   usageError(`--what: ${JSON.stringify(what.slice(0, 20))} is not sim, lookup or packet`);
 }
+const family = opt("family") ?? "4";
+if (family !== "4" && family !== "6") usageError(`--family: ${JSON.stringify(family.slice(0, 20))} is not 4 or 6`);
+if (opt("family") && what !== "packet") usageError("--family goes with --what=packet");
 const [a, b] = args.filter((x) => !x.startsWith("--"));
 if (!a || !b) usageError("two builds to compare, A and B");
 for (const f of [a, b]) if (!existsSync(f)) usageError(`${JSON.stringify(f.slice(0, 80))}: no such file`);
@@ -95,8 +98,13 @@ if (what === "packet") {
   const flows = counts("flows", "1000,100000");
   // fresh pairs of instances, as for lookups
   for (let i = 0; i < counts("pairs", "3")[0]; i++) {
-    await packetAb(new Uint8Array(readFileSync(a)), new Uint8Array(readFileSync(b)), flows, rounds, (l) =>
-      console.log(`pair ${i + 1}: ${l}`),
+    await packetAb(
+      new Uint8Array(readFileSync(a)),
+      new Uint8Array(readFileSync(b)),
+      flows,
+      rounds,
+      (l) => console.log(`pair ${i + 1}${family === "6" ? " (IPv6)" : ""}: ${l}`),
+      { v6: family === "6" },
     );
   }
   process.exit(0);
