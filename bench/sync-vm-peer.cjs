@@ -8,8 +8,9 @@
 //                                                     sends the datagrams of FILE (4-byte big-endian length,
 //                                                     then the bytes, repeated) to GROUP:PORT out of the
 //                                                     interface holding IFADDR, paced: once to warm up, then
-//                                                     PASSES times (default 0); prints the CPU each timed pass
-//                                                     took: {"cpuUs":[N...],"messages":N}
+//                                                     PASSES times (default 0), then PASSES idle passes (the
+//                                                     same timer turns, nothing sent); prints the CPU each
+//                                                     took: {"cpuUs":[N...],"idleUs":[N...],"messages":N}
 const net = require("node:net");
 const dgram = require("node:dgram");
 const { readFileSync } = require("node:fs");
@@ -63,39 +64,44 @@ function send(file, group, port, ifaddr, passes = "0") {
     at += 4 + len;
   }
   const s = dgram.createSocket("udp4");
-  const cpuUs = [];
-  // one pass: bursts of 16, then a turn of the timer (the receivers' socket buffers must not overflow)
-  const pass = (done) => {
+  const cpuUs = [],
+    idleUs = [];
+  // one pass: bursts of 16, then a turn of the timer (the receivers' socket buffers must not overflow).
+  // idle: the same bursts and timer turns with nothing sent (what the pass's figure holds besides the sends)
+  const pass = (done, idle) => {
     let k = 0,
       sent = 0;
     const burst = () => {
       for (let i = 0; i < 16 && k < msgs.length; i++, k++)
-        s.send(msgs[k], +port, group, () => {
+        if (idle) {
           if (++sent === msgs.length) setTimeout(done, 300);
-        });
+        } else
+          s.send(msgs[k], +port, group, () => {
+            if (++sent === msgs.length) setTimeout(done, 300);
+          });
       if (k < msgs.length) setTimeout(burst, 2);
     };
     if (msgs.length) burst();
     else done();
   };
-  const timed = (left) => {
-    if (left === 0) {
-      process.stdout.write(`${JSON.stringify({ cpuUs, messages: msgs.length })}\n`);
-      s.close();
-      return;
-    }
+  const timed = (left, idle, out, then) => {
+    if (left === 0) return then();
     const t0 = process.cpuUsage();
     pass(() => {
       const t = process.cpuUsage(t0);
-      cpuUs.push(t.user + t.system);
-      timed(left - 1);
-    });
+      out.push(t.user + t.system);
+      timed(left - 1, idle, out, then);
+    }, idle);
+  };
+  const end = () => {
+    process.stdout.write(`${JSON.stringify({ cpuUs, idleUs, messages: msgs.length })}\n`);
+    s.close();
   };
   s.bind(0, ifaddr, () => {
     s.setMulticastInterface(ifaddr);
     s.setMulticastTTL(1);
     s.setMulticastLoopback(false);
-    pass(() => timed(+passes));
+    pass(() => timed(+passes, false, cpuUs, () => timed(+passes, true, idleUs, end)), false);
   });
 }
 

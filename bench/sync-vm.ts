@@ -29,6 +29,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import dgram from "node:dgram";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Core } from "../src/core/index.ts";
@@ -56,9 +57,21 @@ export interface SyncVmResult {
   master: { entries: number; messages: number; ok: number; failed: number; threadNs: number; otherMs: number }[];
   off: { ok: number; failed: number; otherMs: number }[];
   // pass 0 creates every entry (and is wasmvs's first sight of the code: V8 compiles it then); later passes update
-  backup: { pass: number; entries: number; kernelNs: number; wasmvsUs: number; rcvbufErrors: number }[];
-  send: { entries: number; messages: number; cpuUs: number[]; received: number }; // cpuUs: per pass, warmed up
-  codec: { apply: number[]; decode: number[]; emit: number[] }; // ns per entry, one value per sample
+  backup: {
+    pass: number;
+    entries: number;
+    kernelNs: number;
+    wasmvsUs: number;
+    rcvbufErrors: number;
+  }[];
+  // the same polling with no datagram sent (the peer started, nothing sent): what a pass's figure holds
+  // besides the datagrams; reported beside the passes, never subtracted from them unlabelled
+  idle: { kernelNs: number; wasmvsUs: number }[];
+  // cpuUs: per pass, warmed up; idleUs: the sender's same bursts and timer turns without a send
+  send: { entries: number; messages: number; cpuUs: number[]; idleUs: number[]; received: number };
+  // ns per entry, one value per sample; emitWarm: the same core's emit again (its message slots touched)
+  codec: { apply: number[]; decode: number[]; emit: number[]; emitWarm: number[] };
+  profile?: { fn: string; selfMs: number }[]; // --profile: the backup's self time by function
   kernelBackupEntries: number;
   wasmvsBackup: Record<string, number>;
 }
@@ -181,9 +194,8 @@ class WasmvsBackup {
     p.stderr!.on("data", (b) => process.stderr.write(b));
   }
   static async start(): Promise<WasmvsBackup> {
-    const p = spawn("ip", ["netns", "exec", NS.backup, process.execPath, "--import", "tsx", self, "--role=backup"], {
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const argv = [process.execPath, "--import", "tsx", self, "--role=backup"];
+    const p = spawn("ip", ["netns", "exec", NS.backup, ...argv], { stdio: ["pipe", "pipe", "pipe"] });
     const b = new WasmvsBackup(p);
     const first = await b.line(240_000);
     if (first !== "ready") throw new Error(`the wasmvs backup did not start: ${first}`);
@@ -200,9 +212,13 @@ class WasmvsBackup {
       });
     });
   }
-  async stats(): Promise<Record<string, number>> {
-    this.p.stdin!.write("stats\n");
-    return JSON.parse(await this.line(60_000));
+  stats(): Promise<Record<string, number>> {
+    return this.ask("stats");
+  }
+  /** "prof-start" / "prof-stop" (the summary) or "stats". */
+  async ask(what: string): Promise<any> {
+    this.p.stdin!.write(`${what}\n`);
+    return JSON.parse(await this.line(120_000));
   }
   stop(): void {
     this.p.kill();
@@ -225,15 +241,53 @@ async function backupRole(): Promise<void> {
   };
   await SyncDaemon.start(core, opts, () => performance.now(), silentLogger());
   process.stdout.write("ready\n");
-  createInterface({ input: process.stdin }).on("line", () => {
+  const session = new Session();
+  const post = (m: string) =>
+    new Promise<any>((res, rej) => session.post(m, (e, r) => (e ? rej(e) : res(r))));
+  createInterface({ input: process.stdin }).on("line", async (l) => {
+    if (l === "prof-start") {
+      session.connect();
+      await post("Profiler.enable");
+      await post("Profiler.start");
+      process.stdout.write("{}\n");
+      return;
+    }
+    if (l === "prof-stop") {
+      const { profile } = await post("Profiler.stop");
+      session.disconnect();
+      process.stdout.write(`${JSON.stringify(profileSummary(profile))}\n`);
+      return;
+    }
     const u = process.cpuUsage();
     process.stdout.write(`${JSON.stringify({ cpuUs: u.user + u.system, ...syncStats(core) })}\n`);
   });
 }
 
+// --profile: the wasmvs backup's CPU profile over the update passes (the inspector's sampling profiler, in
+// the process), self time summed by function and file, the largest first
+type CpuProfile = {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+};
+function profileSummary(prof: CpuProfile): { fn: string; selfMs: number }[] {
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  prof.samples.forEach((id, k) => {
+    const cf = byId.get(id)?.callFrame;
+    const where = cf?.url ? ` ${cf.url.split("/").slice(-2).join("/")}:${cf.lineNumber + 1}` : "";
+    const key = `${cf?.functionName || "(anonymous)"}${where}`;
+    self.set(key, (self.get(key) ?? 0) + (prof.timeDeltas[k + 1] ?? 0) / 1000);
+  });
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 40)
+    .map(([fn, selfMs]) => ({ fn, selfMs: Math.round(selfMs * 10) / 10 }));
+}
+
 // The codec alone on the captured datagrams, in this process: samples of each, interleaved.
 async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmResult["codec"]> {
-  const out: SyncVmResult["codec"] = { apply: [], decode: [], emit: [] };
+  const out: SyncVmResult["codec"] = { apply: [], decode: [], emit: [], emitWarm: [] };
   // a table sized to the entries, as the host bench's (a master's bulk emit walks the whole table)
   const capacity = 1 << Math.ceil(Math.log2(Math.max(1024, rounds.flat().length * 32)));
   const backupCore = async () => {
@@ -275,11 +329,18 @@ async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmRe
     const emitted = c.x.syncEmitAll(0);
     c.x.syncOutDone(c.x.syncFlush(0, 0));
     out.emit.push((cpuMs(process.cpuUsage(t)) * 1e6) / emitted);
+    // the same emit again: the same message slots, now touched (a fresh core's first emit writes into pages
+    // of its WASM memory that nothing touched before)
+    c.x.syncMasterStart(SYNCID, 0);
+    t = process.cpuUsage();
+    const again = c.x.syncEmitAll(0);
+    c.x.syncOutDone(c.x.syncFlush(0, 0));
+    out.emitWarm.push((cpuMs(process.cpuUsage(t)) * 1e6) / again);
   }
   return out;
 }
 
-async function inside(conns: number, rounds: number, samples: number, passes: number): Promise<void> {
+async function inside(conns: number, rounds: number, samples: number, passes: number, profile: boolean) {
   bed();
   step(`bed built: client, kernel director (master daemon), real server, kernel + wasmvs backups`);
   const decoder = await Core.load({ connCapacity: 1024 });
@@ -306,8 +367,9 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
     master: [],
     off: [],
     backup: [],
-    send: { entries: 0, messages: 0, cpuUs: [], received: 0 },
-    codec: { apply: [], decode: [], emit: [] },
+    idle: [],
+    send: { entries: 0, messages: 0, cpuUs: [], idleUs: [], received: 0 },
+    codec: { apply: [], decode: [], emit: [], emitWarm: [] },
     kernelBackupEntries: 0,
     wasmvsBackup: {},
   };
@@ -354,7 +416,13 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
     String(passes),
   ]);
   await waitFor(() => got.length >= all.length * (1 + passes) || performance.now() - lastAt > 3000, 60_000, "sends");
-  res.send = { entries, messages: all.length, cpuUs: s.cpuUs as unknown as number[], received: got.length };
+  res.send = {
+    entries,
+    messages: all.length,
+    cpuUs: s.cpuUs as unknown as number[],
+    idleUs: s.idleUs as unknown as number[],
+    received: got.length,
+  };
   step("wasmvs's sends of the same datagrams timed");
   cap.close();
   // the backups: the kernel's daemon and wasmvs's, side by side in sbb, on the same datagrams
@@ -363,26 +431,37 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
   let bpid = 0;
   await waitFor(() => (bpid = threadPid("ipvs-b:") ?? 0) > 0, 30_000, "the ipvs-b thread");
   step("kernel and wasmvs backups listening");
-  for (let pass = 0; pass <= passes; pass++) {
+  writeMessages("/tmp/sync-vm-none.bin", []);
+  // passes 0..passes replay the datagrams; one more (idle) starts the peer and sends nothing, polled alike
+  for (let pass = 0; pass <= passes + 1; pass++) {
+    const idle = pass > passes;
+    const want = idle ? 0 : entries;
+    if (profile && pass === 1) await wb.ask("prof-start");
+    if (profile && idle) {
+      res.profile = (await wb.ask("prof-stop")) as { fn: string; selfMs: number }[];
+      for (const f of res.profile.slice(0, 30)) step(`profile, update passes: ${f.selfMs} ms self ${f.fn}`);
+    }
     const e0 = udpRcvbufErrors(NS.backup),
       k0 = runtimeNs(bpid),
       w0 = await wb.stats();
-    await peerRun(null, ["send", "/tmp/sync-vm-msgs.bin", GROUP, String(MCAST_PORT), REPLAY_ADDR]);
+    const file = idle ? "/tmp/sync-vm-none.bin" : "/tmp/sync-vm-msgs.bin";
+    await peerRun(null, ["send", file, GROUP, String(MCAST_PORT), REPLAY_ADDR]);
     let w1 = w0;
     const end = performance.now() + 60_000;
-    while (w1.entries < w0.entries + entries && performance.now() < end) {
+    do {
       await sleep(200);
       w1 = await wb.stats();
-    }
+    } while (w1.entries < w0.entries + want && performance.now() < end);
     await sleep(500);
     w1 = await wb.stats();
-    res.backup.push({
-      pass,
-      entries,
-      kernelNs: runtimeNs(bpid) - k0,
-      wasmvsUs: w1.cpuUs - w0.cpuUs,
-      rcvbufErrors: udpRcvbufErrors(NS.backup) - e0,
-    });
+    const kernelNs = runtimeNs(bpid) - k0,
+      wasmvsUs = w1.cpuUs - w0.cpuUs;
+    if (idle) {
+      res.idle.push({ kernelNs, wasmvsUs });
+      step(`idle pass (nothing sent, the same polling): wasmvs backup ${(wasmvsUs / 1e3).toFixed(1)} ms CPU`);
+      continue;
+    }
+    res.backup.push({ pass, entries, kernelNs, wasmvsUs, rcvbufErrors: udpRcvbufErrors(NS.backup) - e0 });
     step(`backup pass ${pass + 1}/${passes + 1} (${pass ? "updates" : "creates"})`);
   }
   res.wasmvsBackup = await wb.stats();
@@ -398,5 +477,6 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
 if (process.argv[1] === self) {
   const arg = (n: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${n}=`))?.split("=")[1] ?? d);
   if (process.argv.includes("--role=backup")) await backupRole();
-  else await inside(arg("conns", 1000), arg("rounds", 2), arg("samples", 5), arg("passes", 3));
+  else
+    await inside(arg("conns", 1000), arg("rounds", 2), arg("samples", 5), arg("passes", 3), process.argv.includes("--profile"));
 }

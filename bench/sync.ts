@@ -149,7 +149,7 @@ async function benchSyncVm(quick: boolean): Promise<{ figures: Figure[]; targets
   );
   const { code, stdout } = await runInVm(
     `node --import tsx bench/sync-vm.ts --conns=${conns} --rounds=${rounds} --samples=${quick ? 3 : 7} ` +
-      `--passes=${quick ? 2 : 4}`,
+      `--passes=${quick ? 2 : 4}${process.argv.includes("--profile") ? " --profile" : ""}`,
     env,
   );
   const line = stdout.split("\n").find((l) => l.startsWith("@@RESULT "));
@@ -187,6 +187,19 @@ function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] 
     first.map((b) => (b.wasmvsUs * 1e3) / b.entries),
     entries,
   );
+  // the same polling with nothing sent, per entry of a pass: what the pass figures hold besides the datagrams
+  const kIdle = per(
+    r.idle.map((b) => b.kernelNs / entries),
+    entries,
+  );
+  const wIdle = per(
+    r.idle.map((b) => (b.wasmvsUs * 1e3) / entries),
+    entries,
+  );
+  const wSendIdle = per(
+    r.send.idleUs.map((us) => (us * 1e3) / entries),
+    entries,
+  );
   const fig = (name: string, ours: Stat, baselines: Figure["baselines"], note: string): Figure =>
     withBaselines({
       group: "sync",
@@ -218,10 +231,28 @@ function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] 
       "the same; wasmvs's first datagrams include V8 compiling its code",
     ),
     fig(
+      "VM master: send's idle pass",
+      wSendIdle,
+      [],
+      "the sender's same bursts and timer turns with nothing sent, per entry of a pass: in the send figure",
+    ),
+    fig(
+      "VM backup: idle pass",
+      wIdle,
+      [{ name: "kernel ipvs-b thread", stat: kIdle }],
+      "no datagram, the same polling, per entry of a pass: in the backup figures above, not subtracted",
+    ),
+    fig(
       "VM master: entry into a message",
       per(r.codec.emit, entries),
       [],
-      "the codec's emit; the kernel's append is in its packet path (below)",
+      "the codec's emit on a fresh core; the kernel's append is in its packet path (below)",
+    ),
+    fig(
+      "VM master: entry into a message, again",
+      per(r.codec.emitWarm, entries),
+      [],
+      "the same core's emit again, into the message slots the first one touched",
     ),
     fig("VM backup: codec decode + create", per(r.codec.apply, entries), [], "in memory, no socket, a fresh table"),
     fig("VM backup: codec decode only", per(r.codec.decode, entries), [], "in memory"),
