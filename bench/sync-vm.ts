@@ -17,14 +17,22 @@
 //     the others update) to a fourth namespace (sbb) whose kernel runs the backup daemon (the same service):
 //     the ipvs-b kthread's run time per pass, recvmsg and ip_vs_process_message (decode, look up, create or
 //     update, bind to the destination). Not in it: the datagram's receive in softirq (the sender's).
-//   wasmvs master send: the same datagrams sent by Node (dgram, as src/proxy/sync.ts sends them) from the
-//     director's namespace to this one, once to warm up, then --passes times: the sender's CPU per pass,
-//     delivery included, as the kernel's thread.
-//   wasmvs backup: a wasmvs backup (src/proxy/sync.ts's SyncDaemon and the core) in sbb beside the
-//     kernel's, taking the same replayed datagrams at the same time: its process's CPU per pass (Node's
-//     receive, decode, apply; V8 compiles the code during the first), as the kernel's thread.
+//   wasmvs master send: the same datagrams sent from the director's namespace to this one, once to warm up,
+//     then --passes times, two ways: by Node's dgram (one send per message, as src/proxy/sync.ts sent them
+//     before the packet addon's sockets) and by the packet addon (sendmmsg of 16 from one memory, as
+//     src/proxy/sync.ts sends the core's slots now): the sender's CPU per pass, delivery included, as the
+//     kernel's thread; beside it the sender's same timer turns with nothing sent.
+//   wasmvs backup: two wasmvs backups (src/proxy/sync.ts's SyncDaemon and the core, a process each), one on
+//     Node's dgram socket (a callback, Buffer and copy per datagram), one on the packet addon's (recvmmsg
+//     into the core, one core call per wake-up), in sbb beside the kernel's, taking the same replayed
+//     datagrams at the same time: each process's CPU per pass (receive, decode, apply; V8 compiles the code
+//     during the first), as the kernel's thread. Then an idle pass: the peer started, nothing sent, the same
+//     polling (the processes answer stats on stdin every 200 ms): what each pass's figure holds besides the
+//     datagrams. --profile: each backup's sampling profile over the update passes (a diagnosis: the
+//     profiler's own cost lands in those passes' figures).
 //   wasmvs codec alone, in this process, on the same datagrams, after 3 s of warm-up: decode and create into
-//     a fresh table, decode only, and the master's emit of every entry of that table into messages.
+//     a fresh table, decode only, and the master's emit of every entry of that table into messages (on a
+//     fresh core, then again on the same one).
 // Prints "@@STEP ..." progress lines and "@@RESULT {json}"; bench/sync.ts boots the VM and reads them.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import dgram from "node:dgram";
@@ -53,6 +61,7 @@ const self = fileURLToPath(import.meta.url);
 
 export interface SyncVmResult {
   kernel: string;
+  thp: string; // /sys/kernel/mm/transparent_hugepage/enabled: how a first touch of fresh memory is served
   conns: number;
   master: { entries: number; messages: number; ok: number; failed: number; threadNs: number; otherMs: number }[];
   off: { ok: number; failed: number; otherMs: number }[];
@@ -61,20 +70,39 @@ export interface SyncVmResult {
     pass: number;
     entries: number;
     kernelNs: number;
-    wasmvsUs: number;
+    wasmvsUs: number; // the backup on Node's dgram socket
+    nativeUs: number; // the backup on the packet addon's socket (recvmmsg, one core call per wake-up)
     rcvbufErrors: number;
   }[];
   // the same polling with no datagram sent (the peer started, nothing sent): what a pass's figure holds
   // besides the datagrams; reported beside the passes, never subtracted from them unlabelled
-  idle: { kernelNs: number; wasmvsUs: number }[];
+  idle: { kernelNs: number; wasmvsUs: number; nativeUs: number }[];
   // cpuUs: per pass, warmed up; idleUs: the sender's same bursts and timer turns without a send
-  send: { entries: number; messages: number; cpuUs: number[]; idleUs: number[]; received: number };
-  // ns per entry, one value per sample; emitWarm: the same core's emit again (its message slots touched)
-  codec: { apply: number[]; decode: number[]; emit: number[]; emitWarm: number[] };
-  profile?: { fn: string; selfMs: number }[]; // --profile: the backup's self time by function
+  send: SendFigures; // Node's dgram, one send per message
+  sendNative: SendFigures; // the packet addon's sendmmsg, 16 messages a call
+  // ns per entry, one value per sample; emitWarm: the same core's emit again (its message slots touched);
+  // *Faults: the process's minor page faults during each
+  codec: {
+    apply: number[];
+    decode: number[];
+    emit: number[];
+    emitWarm: number[];
+    emitFaults: number[];
+    emitWarmFaults: number[];
+  };
+  profile?: Record<string, { fn: string; selfMs: number }[]>; // --profile: each backup's self time by function
   kernelBackupEntries: number;
   wasmvsBackup: Record<string, number>;
+  nativeBackup: Record<string, number>;
 }
+interface SendFigures {
+  entries: number;
+  messages: number;
+  cpuUs: number[];
+  idleUs: number[];
+  received: number;
+}
+type BackupIo = "dgram" | "native";
 
 const step = (s: string) => process.stdout.write(`@@STEP ${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -193,8 +221,8 @@ class WasmvsBackup {
     });
     p.stderr!.on("data", (b) => process.stderr.write(b));
   }
-  static async start(): Promise<WasmvsBackup> {
-    const argv = [process.execPath, "--import", "tsx", self, "--role=backup"];
+  static async start(io: BackupIo): Promise<WasmvsBackup> {
+    const argv = [process.execPath, "--import", "tsx", self, "--role=backup", `--io=${io}`];
     const p = spawn("ip", ["netns", "exec", NS.backup, ...argv], { stdio: ["pipe", "pipe", "pipe"] });
     const b = new WasmvsBackup(p);
     const first = await b.line(240_000);
@@ -213,10 +241,10 @@ class WasmvsBackup {
     });
   }
   stats(): Promise<Record<string, number>> {
-    return this.ask("stats");
+    return this.ask("stats") as Promise<Record<string, number>>;
   }
   /** "prof-start" / "prof-stop" (the summary) or "stats". */
-  async ask(what: string): Promise<any> {
+  async ask(what: string): Promise<unknown> {
     this.p.stdin!.write(`${what}\n`);
     return JSON.parse(await this.line(120_000));
   }
@@ -225,8 +253,8 @@ class WasmvsBackup {
   }
 }
 
-// --role=backup: the wasmvs backup process itself (in sbb)
-async function backupRole(): Promise<void> {
+// --role=backup --io=dgram|native: the wasmvs backup process itself (in sbb)
+async function backupRole(io: BackupIo): Promise<void> {
   const core = await Core.load({ connCapacity: 1 << 17 });
   const id = core.addService({ proto: "tcp", addr: VIP, port: PORT, scheduler: "rr" });
   core.addDest(id, { addr: REAL, port: REAL_PORT, weight: 1, fwd: "masq" });
@@ -239,11 +267,12 @@ async function backupRole(): Promise<void> {
     port: MCAST_PORT,
     ttl: 1,
   };
-  await SyncDaemon.start(core, opts, () => performance.now(), silentLogger());
+  await SyncDaemon.start(core, opts, () => performance.now(), silentLogger(), io);
   process.stdout.write("ready\n");
   const session = new Session();
+  type Reply = { profile?: CpuProfile };
   const post = (m: string) =>
-    new Promise<any>((res, rej) => session.post(m, (e, r) => (e ? rej(e) : res(r))));
+    new Promise<Reply>((res, rej) => session.post(m, (e, r) => (e ? rej(e) : res((r ?? {}) as Reply))));
   createInterface({ input: process.stdin }).on("line", async (l) => {
     if (l === "prof-start") {
       session.connect();
@@ -255,7 +284,7 @@ async function backupRole(): Promise<void> {
     if (l === "prof-stop") {
       const { profile } = await post("Profiler.stop");
       session.disconnect();
-      process.stdout.write(`${JSON.stringify(profileSummary(profile))}\n`);
+      process.stdout.write(`${JSON.stringify(profile ? profileSummary(profile) : [])}\n`);
       return;
     }
     const u = process.cpuUsage();
@@ -287,7 +316,7 @@ function profileSummary(prof: CpuProfile): { fn: string; selfMs: number }[] {
 
 // The codec alone on the captured datagrams, in this process: samples of each, interleaved.
 async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmResult["codec"]> {
-  const out: SyncVmResult["codec"] = { apply: [], decode: [], emit: [], emitWarm: [] };
+  const out: SyncVmResult["codec"] = { apply: [], decode: [], emit: [], emitWarm: [], emitFaults: [], emitWarmFaults: [] };
   // a table sized to the entries, as the host bench's (a master's bulk emit walks the whole table)
   const capacity = 1 << Math.ceil(Math.log2(Math.max(1024, rounds.flat().length * 32)));
   const backupCore = async () => {
@@ -325,17 +354,21 @@ async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmRe
     const decoded = feed(c, all, 1);
     out.decode.push((cpuMs(process.cpuUsage(t)) * 1e6) / decoded);
     c.x.syncMasterStart(SYNCID, 0);
+    let f = process.resourceUsage().minorPageFault;
     t = process.cpuUsage();
     const emitted = c.x.syncEmitAll(0);
     c.x.syncOutDone(c.x.syncFlush(0, 0));
     out.emit.push((cpuMs(process.cpuUsage(t)) * 1e6) / emitted);
+    out.emitFaults.push(process.resourceUsage().minorPageFault - f);
     // the same emit again: the same message slots, now touched (a fresh core's first emit writes into pages
     // of its WASM memory that nothing touched before)
     c.x.syncMasterStart(SYNCID, 0);
+    f = process.resourceUsage().minorPageFault;
     t = process.cpuUsage();
     const again = c.x.syncEmitAll(0);
     c.x.syncOutDone(c.x.syncFlush(0, 0));
     out.emitWarm.push((cpuMs(process.cpuUsage(t)) * 1e6) / again);
+    out.emitWarmFaults.push(process.resourceUsage().minorPageFault - f);
   }
   return out;
 }
@@ -363,15 +396,24 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
   };
   const res: SyncVmResult = {
     kernel: run("uname", ["-r"]).trim(),
+    thp: (() => {
+      try {
+        return readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8").trim();
+      } catch {
+        return "?";
+      }
+    })(),
     conns,
     master: [],
     off: [],
     backup: [],
     idle: [],
     send: { entries: 0, messages: 0, cpuUs: [], idleUs: [], received: 0 },
-    codec: { apply: [], decode: [], emit: [], emitWarm: [] },
+    sendNative: { entries: 0, messages: 0, cpuUs: [], idleUs: [], received: 0 },
+    codec: { apply: [], decode: [], emit: [], emitWarm: [], emitFaults: [], emitWarmFaults: [] },
     kernelBackupEntries: 0,
     wasmvsBackup: {},
+    nativeBackup: {},
   };
   const server = spawn("ip", ["netns", "exec", NS.real, process.execPath, peer, "server", String(REAL_PORT), REAL]);
   await new Promise<void>((r) => server.stdout.once("data", () => r()));
@@ -395,7 +437,10 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
       kept.push(msgs);
       const entries = msgs.reduce((n, m) => n + entriesOf(m), 0);
       res.master.push({ entries, messages: msgs.length, ok: r.ok, failed: r.failed, threadNs, otherMs });
-      step(`round ${k + 1}/${2 * rounds}, master on: ${r.ok} connections, ${entries} entries in ${msgs.length} msgs`);
+      step(
+        `round ${k + 1}/${2 * rounds}, master on: ${r.ok} connections, ${entries} entries in ${msgs.length} msgs, ` +
+          `ipvs-m ${(threadNs / 1e6).toFixed(1)} ms`,
+      );
     } else {
       res.off.push({ ok: r.ok, failed: r.failed, otherMs });
       step(`round ${k + 1}/${2 * rounds}, master off: ${r.ok} connections`);
@@ -405,78 +450,99 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
   const all = kept.flat();
   const entries = all.reduce((n, m) => n + entriesOf(m), 0);
   writeMessages("/tmp/sync-vm-msgs.bin", all);
-  // wasmvs's send of the same datagrams, from the director's namespace to this one, as the kernel's thread
-  got = [];
-  const s = await peerRun(NS.director, [
-    "send",
-    "/tmp/sync-vm-msgs.bin",
-    GROUP,
-    String(MCAST_PORT),
-    DIRECTOR_SYNC,
-    String(passes),
-  ]);
-  await waitFor(() => got.length >= all.length * (1 + passes) || performance.now() - lastAt > 3000, 60_000, "sends");
-  res.send = {
-    entries,
-    messages: all.length,
-    cpuUs: s.cpuUs as unknown as number[],
-    idleUs: s.idleUs as unknown as number[],
-    received: got.length,
+  // wasmvs's send of the same datagrams, from the director's namespace to this one, as the kernel's thread:
+  // through Node's dgram (one send each) and through the packet addon (sendmmsg), one after the other
+  const sendWith = async (io: BackupIo) => {
+    got = [];
+    const dir = [NS.director, ["send", "/tmp/sync-vm-msgs.bin", GROUP, String(MCAST_PORT), DIRECTOR_SYNC]] as const;
+    const s = await peerRun(dir[0], [...dir[1], String(passes), io]);
+    await waitFor(() => got.length >= all.length * (1 + passes) || performance.now() - lastAt > 3000, 60_000, "sends");
+    const out = {
+      entries,
+      messages: all.length,
+      cpuUs: s.cpuUs as unknown as number[],
+      idleUs: s.idleUs as unknown as number[],
+      received: got.length,
+    };
+    step(`wasmvs's sends timed (${io}): CPU µs per pass ${out.cpuUs.join(" ")}, idle ${out.idleUs.join(" ")}`);
+    return out;
   };
-  step("wasmvs's sends of the same datagrams timed");
+  res.send = await sendWith("dgram");
+  res.sendNative = await sendWith("native");
   cap.close();
-  // the backups: the kernel's daemon and wasmvs's, side by side in sbb, on the same datagrams
-  const wb = await WasmvsBackup.start();
+  // the backups: the kernel's daemon and wasmvs's two (dgram and native), side by side in sbb, on the same
+  // datagrams at the same time
+  const wbs = { dgram: await WasmvsBackup.start("dgram"), native: await WasmvsBackup.start("native") };
+  const both = Object.values(wbs);
   inNs(NS.backup, ["ipvsadm", "--start-daemon", "backup", "--mcast-interface", "sync", "--syncid", "0"]);
   let bpid = 0;
   await waitFor(() => (bpid = threadPid("ipvs-b:") ?? 0) > 0, 30_000, "the ipvs-b thread");
-  step("kernel and wasmvs backups listening");
+  step("kernel and wasmvs backups (dgram, native) listening");
   writeMessages("/tmp/sync-vm-none.bin", []);
+  const statsOf = () => Promise.all(both.map((w) => w.stats()));
   // passes 0..passes replay the datagrams; one more (idle) starts the peer and sends nothing, polled alike
   for (let pass = 0; pass <= passes + 1; pass++) {
     const idle = pass > passes;
     const want = idle ? 0 : entries;
-    if (profile && pass === 1) await wb.ask("prof-start");
+    if (profile && pass === 1) for (const w of both) await w.ask("prof-start");
     if (profile && idle) {
-      res.profile = (await wb.ask("prof-stop")) as { fn: string; selfMs: number }[];
-      for (const f of res.profile.slice(0, 30)) step(`profile, update passes: ${f.selfMs} ms self ${f.fn}`);
+      res.profile = {};
+      for (const [io, w] of Object.entries(wbs)) {
+        const p = (await w.ask("prof-stop")) as { fn: string; selfMs: number }[];
+        res.profile[io] = p;
+        for (const f of p.slice(0, 25)) step(`profile ${io}, update passes: ${f.selfMs} ms self ${f.fn}`);
+      }
     }
     const e0 = udpRcvbufErrors(NS.backup),
       k0 = runtimeNs(bpid),
-      w0 = await wb.stats();
+      w0 = await statsOf();
     const file = idle ? "/tmp/sync-vm-none.bin" : "/tmp/sync-vm-msgs.bin";
     await peerRun(null, ["send", file, GROUP, String(MCAST_PORT), REPLAY_ADDR]);
     let w1 = w0;
     const end = performance.now() + 60_000;
     do {
       await sleep(200);
-      w1 = await wb.stats();
-    } while (w1.entries < w0.entries + want && performance.now() < end);
+      w1 = await statsOf();
+    } while (w1.some((w, k) => w.entries < w0[k].entries + want) && performance.now() < end);
     await sleep(500);
-    w1 = await wb.stats();
+    w1 = await statsOf();
     const kernelNs = runtimeNs(bpid) - k0,
-      wasmvsUs = w1.cpuUs - w0.cpuUs;
+      wasmvsUs = w1[0].cpuUs - w0[0].cpuUs,
+      nativeUs = w1[1].cpuUs - w0[1].cpuUs;
     if (idle) {
-      res.idle.push({ kernelNs, wasmvsUs });
-      step(`idle pass (nothing sent, the same polling): wasmvs backup ${(wasmvsUs / 1e3).toFixed(1)} ms CPU`);
+      res.idle.push({ kernelNs, wasmvsUs, nativeUs });
+      step(`idle pass (nothing sent, the same polling): CPU wasmvs dgram ${wasmvsUs} µs, addon ${nativeUs} µs`);
       continue;
     }
-    res.backup.push({ pass, entries, kernelNs, wasmvsUs, rcvbufErrors: udpRcvbufErrors(NS.backup) - e0 });
-    step(`backup pass ${pass + 1}/${passes + 1} (${pass ? "updates" : "creates"})`);
+    const rcvbufErrors = udpRcvbufErrors(NS.backup) - e0;
+    res.backup.push({ pass, entries, kernelNs, wasmvsUs, nativeUs, rcvbufErrors });
+    step(
+      `backup pass ${pass + 1}/${passes + 1} (${pass ? "updates" : "creates"}): CPU kernel ` +
+        `${(kernelNs / 1e6).toFixed(1)} ms, wasmvs dgram ${(wasmvsUs / 1e3).toFixed(1)} ms, addon ` +
+        `${(nativeUs / 1e3).toFixed(1)} ms`,
+    );
   }
-  res.wasmvsBackup = await wb.stats();
+  [res.wasmvsBackup, res.nativeBackup] = await statsOf();
   res.kernelBackupEntries = inNs(NS.backup, ["ipvsadm", "-Lnc"]).trim().split("\n").length - 2;
-  wb.stop();
-  step(`backups timed: kernel holds ${res.kernelBackupEntries} entries, wasmvs ${res.wasmvsBackup.created} created`);
+  for (const w of both) w.stop();
+  step(
+    `backups timed: kernel holds ${res.kernelBackupEntries} entries, wasmvs created ` +
+      `${res.wasmvsBackup.created} (dgram) and ${res.nativeBackup.created} (native)`,
+  );
   res.codec = await codecAlone(kept, samples);
-  step("wasmvs codec alone timed");
+  const c = res.codec;
+  const list = (xs: number[]) => xs.map((x) => Math.round(x)).join(" ");
+  step(
+    `wasmvs codec alone timed: emit ns/entry fresh core ${list(c.emit)} (minor faults ${list(c.emitFaults)}), ` +
+      `again ${list(c.emitWarm)} (faults ${list(c.emitWarmFaults)}); THP ${res.thp}`,
+  );
   process.stdout.write(`@@RESULT ${JSON.stringify(res)}\n`);
   process.exit(0);
 }
 
 if (process.argv[1] === self) {
   const arg = (n: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${n}=`))?.split("=")[1] ?? d);
-  if (process.argv.includes("--role=backup")) await backupRole();
+  if (process.argv.includes("--role=backup")) await backupRole(process.argv.includes("--io=native") ? "native" : "dgram");
   else
     await inside(arg("conns", 1000), arg("rounds", 2), arg("samples", 5), arg("passes", 3), process.argv.includes("--profile"));
 }

@@ -158,48 +158,31 @@ async function benchSyncVm(quick: boolean): Promise<{ figures: Figure[]; targets
   return { ...syncVmFigures(r), result: r };
 }
 
+type VmStats = Record<
+  "wSend" | "nSend" | "kMaster" | "wBackup" | "nBackup" | "kBackup" | "wCreate" | "nCreate" | "kCreate",
+  Stat
+>;
+
 function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] } {
   const entries = r.send.entries;
-  const per = (xs: number[], ops: number) => statOfValues(xs, ops);
-  const kMaster = per(
-    r.master.map((m) => m.threadNs / m.entries),
-    Math.round(entries / r.master.length),
-  );
-  const wSend = per(
-    r.send.cpuUs.map((us) => (us * 1e3) / entries),
-    entries,
-  );
+  const per = (xs: number[]) => statOfValues(xs, entries);
+  const usPer = (xs: number[]) => per(xs.map((us) => (us * 1e3) / entries));
   const warm = r.backup.filter((b) => b.pass > 0),
     first = r.backup.filter((b) => b.pass === 0);
-  const kBackup = per(
-    warm.map((b) => b.kernelNs / b.entries),
-    entries,
-  );
-  const wBackup = per(
-    warm.map((b) => (b.wasmvsUs * 1e3) / b.entries),
-    entries,
-  );
-  const kCreate = per(
-    first.map((b) => b.kernelNs / b.entries),
-    entries,
-  );
-  const wCreate = per(
-    first.map((b) => (b.wasmvsUs * 1e3) / b.entries),
-    entries,
-  );
-  // the same polling with nothing sent, per entry of a pass: what the pass figures hold besides the datagrams
-  const kIdle = per(
-    r.idle.map((b) => b.kernelNs / entries),
-    entries,
-  );
-  const wIdle = per(
-    r.idle.map((b) => (b.wasmvsUs * 1e3) / entries),
-    entries,
-  );
-  const wSendIdle = per(
-    r.send.idleUs.map((us) => (us * 1e3) / entries),
-    entries,
-  );
+  const f: VmStats = {
+    kMaster: statOfValues(
+      r.master.map((m) => m.threadNs / m.entries),
+      Math.round(entries / r.master.length),
+    ),
+    wSend: usPer(r.send.cpuUs),
+    nSend: usPer(r.sendNative.cpuUs),
+    kBackup: per(warm.map((b) => b.kernelNs / b.entries)),
+    wBackup: usPer(warm.map((b) => b.wasmvsUs)),
+    nBackup: usPer(warm.map((b) => b.nativeUs)),
+    kCreate: per(first.map((b) => b.kernelNs / b.entries)),
+    wCreate: usPer(first.map((b) => b.wasmvsUs)),
+    nCreate: usPer(first.map((b) => b.nativeUs)),
+  };
   const fig = (name: string, ours: Stat, baselines: Figure["baselines"], note: string): Figure =>
     withBaselines({
       group: "sync",
@@ -211,68 +194,76 @@ function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] 
       baselines,
       note,
     });
+  const kernelM = [{ name: "kernel ipvs-m thread", stat: f.kMaster }];
+  const kernelB = [{ name: "kernel ipvs-b thread", stat: f.kBackup }];
+  const kernelC = [{ name: "kernel ipvs-b thread", stat: f.kCreate }];
   const figures = [
     fig(
-      "VM master: send",
-      wSend,
-      [{ name: "kernel ipvs-m thread", stat: kMaster }],
+      "VM master: send, addon (sendmmsg)",
+      f.nSend,
+      kernelM,
       "both: the datagrams out through UDP/IP/veth and their delivery on the VM's one CPU; kernel: + dequeue",
     ),
+    fig("VM master: send, Node dgram", f.wSend, kernelM, "the same datagrams, one dgram send each"),
     fig(
-      "VM backup: receive and apply (updates)",
-      wBackup,
-      [{ name: "kernel ipvs-b thread", stat: kBackup }],
-      "wasmvs: its backup process (Node's receive, decode, apply); kernel: recvmsg + ip_vs_process_message",
+      "VM backup: receive and apply (updates), addon",
+      f.nBackup,
+      kernelB,
+      "wasmvs: its backup process (recvmmsg into the core, decode, apply); kernel: recvmsg + ip_vs_process_message",
     ),
     fig(
-      "VM backup: first pass (creates)",
-      wCreate,
-      [{ name: "kernel ipvs-b thread", stat: kCreate }],
-      "the same; wasmvs's first datagrams include V8 compiling its code",
+      "VM backup: receive and apply (updates), Node dgram",
+      f.wBackup,
+      kernelB,
+      "the same datagrams at the same time, a callback, Buffer and copy each",
     ),
+    fig("VM backup: first pass (creates), addon", f.nCreate, kernelC, "wasmvs's first pass includes V8 compiling"),
+    fig("VM backup: first pass (creates), Node dgram", f.wCreate, kernelC, "the same"),
+    // the same polling with nothing sent, per entry of a pass: what the pass figures hold besides the datagrams
     fig(
-      "VM master: send's idle pass",
-      wSendIdle,
+      "VM master: send's idle pass, Node dgram",
+      usPer(r.send.idleUs),
       [],
       "the sender's same bursts and timer turns with nothing sent, per entry of a pass: in the send figure",
     ),
+    fig("VM master: send's idle pass, addon", usPer(r.sendNative.idleUs), [], "the same"),
     fig(
-      "VM backup: idle pass",
-      wIdle,
-      [{ name: "kernel ipvs-b thread", stat: kIdle }],
+      "VM backup: idle pass, addon",
+      usPer(r.idle.map((b) => b.nativeUs)),
+      [{ name: "kernel ipvs-b thread", stat: per(r.idle.map((b) => b.kernelNs / entries)) }],
       "no datagram, the same polling, per entry of a pass: in the backup figures above, not subtracted",
     ),
+    fig("VM backup: idle pass, Node dgram", usPer(r.idle.map((b) => b.wasmvsUs)), [], "the same"),
     fig(
       "VM master: entry into a message",
-      per(r.codec.emit, entries),
+      per(r.codec.emit),
       [],
       "the codec's emit on a fresh core; the kernel's append is in its packet path (below)",
     ),
     fig(
       "VM master: entry into a message, again",
-      per(r.codec.emitWarm, entries),
+      per(r.codec.emitWarm),
       [],
       "the same core's emit again, into the message slots the first one touched",
     ),
-    fig("VM backup: codec decode + create", per(r.codec.apply, entries), [], "in memory, no socket, a fresh table"),
-    fig("VM backup: codec decode only", per(r.codec.decode, entries), [], "in memory"),
+    fig("VM backup: codec decode + create", per(r.codec.apply), [], "in memory, no socket, a fresh table"),
+    fig("VM backup: codec decode only", per(r.codec.decode), [], "in memory"),
   ];
-  return { figures, targets: syncVmTargets(r, { wSend, kMaster, wBackup, kBackup, wCreate, kCreate }) };
+  return { figures, targets: syncVmTargets(r, f) };
 }
 
-// PASS/MISS against the kernel's threads, like with like; the packet path's share as a reference
-function syncVmTargets(
-  r: SyncVmResult,
-  f: Record<"wSend" | "kMaster" | "wBackup" | "kBackup" | "wCreate" | "kCreate", Stat>,
-): Target[] {
-  const { wSend, kMaster, wBackup, kBackup, wCreate, kCreate } = f;
+// PASS/MISS against the kernel's threads, like with like (the addon's sockets, which the daemons use); the
+// packet path's share as a reference
+function syncVmTargets(r: SyncVmResult, f: VmStats): Target[] {
   const entries = r.send.entries;
   const perConn = entries / r.master.reduce((n, m) => n + m.ok, 0);
   const emit = statOfValues(r.codec.emit, entries);
   const drops = r.backup.reduce((n, b) => n + b.rcvbufErrors, 0);
-  const unsent = r.send.messages * (1 + r.send.cpuUs.length) - r.send.received;
+  const unsent = (s: SyncVmResult["send"]) => s.messages * (1 + s.cpuUs.length) - s.received;
+  const lost = unsent(r.send) + unsent(r.sendNative);
   const ns = (s: Stat) => (s.median >= 1e4 ? `${(s.median / 1e3).toFixed(1)} µs` : `${s.median.toFixed(0)} ns`);
   const spread = (s: Stat) => `${ns({ ...s, median: s.p25 })}–${ns({ ...s, median: s.p75 })}`;
+  const x = (a: Stat, b: Stat) => `${(a.median / b.median).toFixed(2)}×`;
   const verdict = (ours: Stat, base: Stat) => (ours.median <= base.median ? "PASS" : "MISS");
   // the kernel's packet-path share (ip_vs_sync_conn: the check on every packet and the append): the VM's busy
   // CPU with the daemon on, less the thread and this process, against the rounds with it off
@@ -281,24 +272,27 @@ function syncVmTargets(
   const notes =
     `${entries} entries from ${r.master.length}×${r.conns} connections (${perConn.toFixed(2)} per connection), ` +
     `Linux ${r.kernel}; the kernel's backup holds ${r.kernelBackupEntries}, wasmvs's created ` +
-    `${r.wasmvsBackup.created ?? "?"}` +
+    `${r.nativeBackup.created ?? "?"} (addon) and ${r.wasmvsBackup.created ?? "?"} (dgram)` +
     (drops ? `; ${drops} datagrams dropped at the backups' sockets: the backup figures are low` : "") +
-    (unsent ? `; ${unsent} of wasmvs's sent datagrams did not arrive` : "");
+    (lost ? `; ${lost} of wasmvs's sent datagrams did not arrive` : "");
   const targets: Target[] = [
     {
       id: "sync-vm-master",
       target: "master: send as cheap per connection as the kernel's thread (same VM run)",
-      measured: `wasmvs ${ns(wSend)} (${spread(wSend)}) vs kernel ${ns(kMaster)} (${spread(kMaster)}) per entry`,
-      status: verdict(wSend, kMaster),
+      measured:
+        `addon ${ns(f.nSend)} (${spread(f.nSend)}) vs kernel ${ns(f.kMaster)} (${spread(f.kMaster)}) per entry ` +
+        `(${x(f.nSend, f.kMaster)}); Node dgram ${ns(f.wSend)} (${x(f.wSend, f.kMaster)})`,
+      status: verdict(f.nSend, f.kMaster),
       note: notes,
     },
     {
       id: "sync-vm-backup",
       target: "backup: receive + apply as cheap per connection as the kernel's thread (same VM run)",
       measured:
-        `updates: wasmvs ${ns(wBackup)} vs kernel ${ns(kBackup)} per entry ` +
-        `(${(wBackup.median / kBackup.median).toFixed(1)}×); creates: ${ns(wCreate)} vs ${ns(kCreate)}`,
-      status: verdict(wBackup, kBackup),
+        `updates: addon ${ns(f.nBackup)} vs kernel ${ns(f.kBackup)} per entry (${x(f.nBackup, f.kBackup)}), ` +
+        `Node dgram ${ns(f.wBackup)} (${x(f.wBackup, f.kBackup)}); creates: addon ${ns(f.nCreate)}, ` +
+        `dgram ${ns(f.wCreate)} vs ${ns(f.kCreate)}`,
+      status: verdict(f.nBackup, f.kBackup),
       note: "",
     },
     {

@@ -1,0 +1,160 @@
+// The sync daemons' sockets in the packet addon (native/packet/sync_io.h, issue 20): a backup reading every
+// waiting datagram with one recvmmsg into the core, a master sending the core's finished messages with one
+// sendmmsg. Checked on a veth between two namespaces against the daemons on Node's dgram socket, which
+// they replace: a backup of each kind side by side takes the same datagrams (a Linux 6.1 master's, from
+// test/fixtures/sync/, among short, empty, garbage, wrongly sized and oversized ones, a fragmented one among
+// them) and ends with the same counters and the same table; a master of each kind sends the same bytes
+// the core holds, to the group and port, with the kernel's multicast options.
+// Needs root, ip netns and the native packet addon: otherwise a counted SKIP.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { loadPacketAddon } from "../src/proxy/packet.ts";
+import { guardedBefore, needs, skip } from "./helpers/skip.ts";
+import { ip, nsx, vethNet } from "./helpers/veth-net.ts";
+import type { SyncCapture } from "./kernel-vm/sync-capture.ts";
+
+const FILE = import.meta.url;
+const addon = loadPacketAddon();
+const why =
+  needs(["ip"], "apt-get install -y iproute2") ||
+  (addon.error ? `the native packet addon is not built: ${addon.error}` : "") ||
+  (addon.addon && !("syncOpen" in addon.addon) ? "the packet addon predates its sync sockets: rebuild it" : "");
+
+const sfx = (process.pid % 46656).toString(36);
+const NS = { d: `wsi${sfx}d`, s: `wsi${sfx}s` };
+const IF = { d: `wsi${sfx}d`, s: `wsi${sfx}s` };
+const A = { d: "10.234.1.1", s: "10.234.1.2" };
+const PEER = fileURLToPath(new URL("./helpers/sync-io-peer.ts", import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const cap: SyncCapture = JSON.parse(
+  readFileSync(new URL("fixtures/sync/kernel-capture.json", import.meta.url), "utf8"),
+);
+const kernelMsgs = cap.phases
+  .filter((p) => String(p.version) === "1")
+  .flatMap((p) => p.datagrams.map((d) => Buffer.from(d.hex, "hex")));
+
+/** Sends datagrams from the sender's namespace to the group over the veth, in order. */
+function sendFrom(msgs: Buffer[]): void {
+  const code = [
+    'const d = require("node:dgram"), s = d.createSocket("udp4");',
+    'const m = JSON.parse(require("node:fs").readFileSync(0, "utf8"));',
+    `s.bind(0, "${A.s}", () => { s.setMulticastInterface("${A.s}"); let n = 0;`,
+    '  for (const h of m) s.send(Buffer.from(h, "hex"), 8848, "224.0.0.81", () => {',
+    "    if (++n === m.length) s.close();",
+    "  });",
+    "});",
+  ].join("\n");
+  nsx(NS.s, [process.execPath, "-e", code], JSON.stringify(msgs.map((m) => m.toString("hex"))));
+}
+
+/** A process in a namespace whose stdout is read line by line. */
+function lines(ns: string, argv: string[]): { p: ChildProcess; next: (ms?: number) => Promise<string> } {
+  const p = spawn("ip", ["netns", "exec", ns, ...argv], { stdio: ["pipe", "pipe", "pipe"] });
+  const got: string[] = [],
+    waiting: ((l: string) => void)[] = [];
+  let err = "";
+  p.stderr!.on("data", (d) => (err += d));
+  createInterface({ input: p.stdout! }).on("line", (l) => (waiting.shift() ?? ((x) => got.push(x)))(l));
+  const next = (ms = 30_000) =>
+    got.length
+      ? Promise.resolve(got.shift()!)
+      : new Promise<string>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error(`no line from ${argv.join(" ")} in ${ms} ms: ${err}`)), ms);
+          waiting.push((l) => {
+            clearTimeout(t);
+            resolve(l);
+          });
+        });
+  return { p, next };
+}
+
+const net = vethNet(Object.values(NS));
+const kids: ChildProcess[] = [];
+function stop(): void {
+  for (const k of kids) k.kill("SIGKILL");
+  net.teardown();
+}
+
+if (why) {
+  skip(FILE, "sync sockets: a backup's batched receive against dgram's, bad datagrams among good", why);
+  skip(FILE, "sync sockets: a master's sendmmsg sends the core's messages byte for byte", why);
+} else {
+  guardedBefore(test, () => {
+    net.setup([[NS.d, IF.d, NS.s, IF.s]]);
+    ip(["-n", NS.d, "addr", "add", `${A.d}/24`, "dev", IF.d]);
+    ip(["-n", NS.s, "addr", "add", `${A.s}/24`, "dev", IF.s]);
+  });
+  test.after(stop);
+
+  test("sync sockets: a backup's batched receive against dgram's, bad datagrams among good", async () => {
+    const b = lines(NS.d, [process.execPath, "--import", "tsx", PEER, "backup", IF.d]);
+    kids.push(b.p);
+    assert.is(await b.next(60_000), "ready");
+    const garbage = Buffer.from(Array.from({ length: 300 }, (_, k) => (k * 97 + 13) & 255));
+    const bad = [
+      Buffer.from([0, 7, 0]), // short
+      Buffer.alloc(0), // empty
+      Buffer.concat([kernelMsgs[0], Buffer.from([0])]), // its size field is not its length
+      garbage,
+      Buffer.alloc(1600, 1), // over the 1472-byte receive limit, in two fragments on the wire
+      Buffer.alloc(60000, 2), // far over it: longer than the native backup's slots
+    ];
+    const all = [...kernelMsgs.slice(0, 2), ...bad, ...kernelMsgs.slice(2)];
+    sendFrom(all);
+    let got: Record<string, Record<string, number>> = {};
+    const end = Date.now() + 20_000;
+    do {
+      await sleep(100);
+      b.p.stdin!.write("stats\n");
+      got = JSON.parse(await b.next());
+    } while ((got.native.messages < all.length || got.dgram.messages < all.length) && Date.now() < end);
+    const { native, dgram } = got;
+    assert.is(native.messages, all.length, "every datagram reached the native backup");
+    assert.equal(native, dgram, "the same counters and table size as the dgram backup");
+    assert.is(native.short, 2);
+    assert.is(native.oversized, 2);
+    assert.ok(native.bad_size >= 2, "the wrong size field and the garbage");
+    assert.ok(native.created > 0 && native.conns > 0);
+  });
+
+  test("sync sockets: a master's sendmmsg sends the core's messages byte for byte", async () => {
+    for (const io of ["native", "dgram"]) {
+      // the receiver: the group joined on the sender's side of the veth, every datagram kept
+      const code = [
+        'const s = require("node:dgram").createSocket({ type: "udp4", reuseAddr: true }), got = [];',
+        `s.bind(8848, () => { s.addMembership("224.0.0.81", "${A.s}"); console.log("ready"); });`,
+        's.on("message", (m, r) => got.push([m.toString("hex"), r.address, r.port]));',
+        'process.stdin.on("data", () => { console.log(JSON.stringify(got)); process.exit(0); });',
+      ].join("\n");
+      const rx = lines(NS.s, [process.execPath, "-e", code]);
+      kids.push(rx.p);
+      assert.is(await rx.next(), "ready");
+      const m = lines(NS.d, [process.execPath, "--import", "tsx", PEER, "master", IF.d, io]);
+      kids.push(m.p);
+      const want = JSON.parse(await m.next(60_000)) as string[];
+      const [, sent, errors] = (await m.next()).split(" ").map(Number);
+      assert.ok(want.length >= 1, "the core finished a message");
+      assert.is(sent, want.length, `${io}: every message sent`);
+      assert.is(errors, 0, `${io}: no send error`);
+      await sleep(300);
+      rx.p.stdin!.write("x\n");
+      const got = JSON.parse(await rx.next()) as [string, string, number][];
+      assert.equal(
+        got.map((g) => g[0]),
+        want,
+        `${io}: the bytes the core holds`,
+      );
+      assert.ok(
+        got.every((g) => g[1] === A.d),
+        `${io}: from the interface's address`,
+      );
+    }
+  });
+}
+
+test.run();
