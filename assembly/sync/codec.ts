@@ -588,8 +588,12 @@ export let syncedMasq = false;
 let txSyncid: u32 = 0;
 let txMaxlen: u32 = 1472; // 1500 - IPv4 - UDP: the kernel master's limit when none is given
 const TX_SLOTS: u32 = 64;
-const TX_SLOT_BYTES: u32 = 65536;
-let tx: usize = 0; // TX_SLOTS buffers of TX_SLOT_BYTES
+// Each slot holds one message of at most txMaxlen bytes: 64 × 1472 bytes at the default, not 64 × 64 KiB. A
+// master's first messages are written into memory nothing touched before (in the kernel VM, where THP is on,
+// the 4 MiB of 64 KiB slots cost a fresh core's emit 12 times its cost into touched slots).
+let txSlotBytes: u32 = 0;
+let txBytes: usize = 0; // allocated at tx
+let tx: usize = 0; // TX_SLOTS buffers of txSlotBytes
 let txHead: u32 = 0; // the oldest closed message
 let txClosed: u32 = 0; // closed messages waiting to be sent
 let txCur: u32 = 0; // the slot being filled
@@ -600,9 +604,15 @@ const SYNC_THRESHOLD: u32 = 3; // then every 50th
 
 export function syncMasterStart(syncid: u32, maxlen: u32): i32 {
   if (syncid > 255 || maxlen > 65507) return -1;
-  if (tx == 0) tx = heap.alloc(<usize>(TX_SLOTS * TX_SLOT_BYTES));
   txSyncid = syncid;
   txMaxlen = maxlen == 0 ? 1472 : max<u32>(maxlen, HDR_V1 + ENTRY_V6 + 20);
+  txSlotBytes = (txMaxlen + 15) & ~15;
+  const need = <usize>(TX_SLOTS * txSlotBytes);
+  if (tx == 0 || need > txBytes) {
+    if (tx != 0) heap.free(tx);
+    tx = heap.alloc(need);
+    txBytes = need;
+  }
   txHead = 0;
   txClosed = 0;
   txCur = 0;
@@ -615,7 +625,7 @@ export function syncMasterStop(): void {
 }
 
 @inline function slot(k: u32): usize {
-  return tx + <usize>((k % TX_SLOTS) * TX_SLOT_BYTES);
+  return tx + <usize>((k % TX_SLOTS) * txSlotBytes);
 }
 
 // Closes the message being filled when it is older than ageMs (0: whatever its age). Returns the number of
