@@ -40,9 +40,10 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { performance } from "node:perf_hooks";
 import { Core } from "../src/core/index.ts";
 import { syncStats } from "../src/core/sync.ts";
-import { SyncDaemon, type SyncDaemonOptions } from "../src/proxy/sync.ts";
+import { SYNC_RX_HOLD_MS, SyncDaemon, type SyncDaemonOptions } from "../src/proxy/sync.ts";
 import { silentLogger } from "../src/proxy/log.ts";
 
 const NS = { client: "sbc", director: "sbd", real: "sbr", backup: "sbb" } as const;
@@ -65,18 +66,14 @@ export interface SyncVmResult {
   conns: number;
   master: { entries: number; messages: number; ok: number; failed: number; threadNs: number; otherMs: number }[];
   off: { ok: number; failed: number; otherMs: number }[];
-  // pass 0 creates every entry (and is wasmvs's first sight of the code: V8 compiles it then); later passes update
-  backup: {
-    pass: number;
-    entries: number;
-    kernelNs: number;
-    wasmvsUs: number; // the backup on Node's dgram socket
-    nativeUs: number; // the backup on the packet addon's socket (recvmmsg, one core call per wake-up)
-    rcvbufErrors: number;
-  }[];
-  // the same polling with no datagram sent (the peer started, nothing sent): what a pass's figure holds
-  // besides the datagrams; reported beside the passes, never subtracted from them unlabelled
-  idle: { kernelNs: number; wasmvsUs: number; nativeUs: number }[];
+  // pass 0 creates every entry (and is wasmvs's first sight of the code: V8 compiles it then); later passes
+  // update. Per wasmvs backup (BACKUPS' names): its process's CPU (µs, every thread), its event loop's busy
+  // time (ms of wall time outside the loop's wait: callbacks and the loop's own turns), and the native
+  // socket's recvmmsg calls and datagrams
+  backup: { pass: number; entries: number; kernelNs: number; rcvbufErrors: number; w: Record<string, Took> }[];
+  // the same polling with nothing sent (the peer started, nothing sent), one after each update pass: what a
+  // pass's figure holds besides the datagrams; reported beside the passes, never subtracted unlabelled
+  idle: { kernelNs: number; w: Record<string, Took> }[];
   // cpuUs: per pass, warmed up; idleUs: the sender's same bursts and timer turns without a send
   send: SendFigures; // Node's dgram, one send per message
   sendNative: SendFigures; // the packet addon's sendmmsg, 16 messages a call
@@ -84,6 +81,8 @@ export interface SyncVmResult {
   // *Faults: the process's minor page faults during each
   codec: {
     apply: number[];
+    update: number[]; // the same datagrams again on that core: every entry an update
+    updateBig: number[]; // updates in a table of the backup process's size
     decode: number[];
     emit: number[];
     emitWarm: number[];
@@ -92,9 +91,22 @@ export interface SyncVmResult {
   };
   profile?: Record<string, { fn: string; selfMs: number }[]>; // --profile: each backup's self time by function
   kernelBackupEntries: number;
-  wasmvsBackup: Record<string, number>;
-  nativeBackup: Record<string, number>;
+  wasmvs: Record<string, Record<string, number>>; // each backup's counters at the end
 }
+interface Took {
+  cpuUs: number;
+  loopMs: number;
+  rxCalls: number;
+  rxDatagrams: number;
+}
+// the wasmvs backups taking the same datagrams: Node's dgram (as the daemons were); the addon's socket reading
+// at each wake-up; the addon's socket waiting SYNC_RX_HOLD_MS after a burst's first datagram (as the daemons
+// are now: src/proxy/sync.ts)
+export const BACKUPS = [
+  { name: "dgram", io: "dgram", hold: 0 },
+  { name: "addon", io: "native", hold: 0 },
+  { name: "addon-held", io: "native", hold: SYNC_RX_HOLD_MS },
+] as const;
 interface SendFigures {
   entries: number;
   messages: number;
@@ -221,8 +233,8 @@ class WasmvsBackup {
     });
     p.stderr!.on("data", (b) => process.stderr.write(b));
   }
-  static async start(io: BackupIo): Promise<WasmvsBackup> {
-    const argv = [process.execPath, "--import", "tsx", self, "--role=backup", `--io=${io}`];
+  static async start(io: BackupIo, hold: number): Promise<WasmvsBackup> {
+    const argv = [process.execPath, "--import", "tsx", self, "--role=backup", `--io=${io}`, `--hold=${hold}`];
     const p = spawn("ip", ["netns", "exec", NS.backup, ...argv], { stdio: ["pipe", "pipe", "pipe"] });
     const b = new WasmvsBackup(p);
     const first = await b.line(240_000);
@@ -253,8 +265,8 @@ class WasmvsBackup {
   }
 }
 
-// --role=backup --io=dgram|native: the wasmvs backup process itself (in sbb)
-async function backupRole(io: BackupIo): Promise<void> {
+// --role=backup --io=dgram|native --hold=MS: the wasmvs backup process itself (in sbb)
+async function backupRole(io: BackupIo, hold: number): Promise<void> {
   const core = await Core.load({ connCapacity: 1 << 17 });
   const id = core.addService({ proto: "tcp", addr: VIP, port: PORT, scheduler: "rr" });
   core.addDest(id, { addr: REAL, port: REAL_PORT, weight: 1, fwd: "masq" });
@@ -267,7 +279,7 @@ async function backupRole(io: BackupIo): Promise<void> {
     port: MCAST_PORT,
     ttl: 1,
   };
-  await SyncDaemon.start(core, opts, () => performance.now(), silentLogger(), io);
+  const d = await SyncDaemon.start(core, opts, () => performance.now(), silentLogger(), { io, rxHoldMs: hold });
   process.stdout.write("ready\n");
   const session = new Session();
   type Reply = { profile?: CpuProfile };
@@ -288,7 +300,10 @@ async function backupRole(io: BackupIo): Promise<void> {
       return;
     }
     const u = process.cpuUsage();
-    process.stdout.write(`${JSON.stringify({ cpuUs: u.user + u.system, ...syncStats(core) })}\n`);
+    const loopMs = performance.eventLoopUtilization().active;
+    const sock = d.ioStats() ?? {};
+    const line = { cpuUs: u.user + u.system, loopMs, rxCalls: sock.rxCalls, rxDatagrams: sock.rxDatagrams };
+    process.stdout.write(`${JSON.stringify({ ...line, ...syncStats(core) })}\n`);
   });
 }
 
@@ -316,7 +331,16 @@ function profileSummary(prof: CpuProfile): { fn: string; selfMs: number }[] {
 
 // The codec alone on the captured datagrams, in this process: samples of each, interleaved.
 async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmResult["codec"]> {
-  const out: SyncVmResult["codec"] = { apply: [], decode: [], emit: [], emitWarm: [], emitFaults: [], emitWarmFaults: [] };
+  const out: SyncVmResult["codec"] = {
+    apply: [],
+    update: [],
+    updateBig: [],
+    decode: [],
+    emit: [],
+    emitWarm: [],
+    emitFaults: [],
+    emitWarmFaults: [],
+  };
   // a table sized to the entries, as the host bench's (a master's bulk emit walks the whole table)
   const capacity = 1 << Math.ceil(Math.log2(Math.max(1024, rounds.flat().length * 32)));
   const backupCore = async () => {
@@ -325,15 +349,20 @@ async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmRe
     c.addDest(id, { addr: REAL, port: REAL_PORT, weight: 1, fwd: "masq" });
     return c;
   };
-  const feed = (c: Core, msgs: Buffer[], mode: number) => {
+  const feed = (c: Core, msgs: Buffer[], mode: number, now = 1000) => {
     const rx = c.x.syncRxBuffer() >>> 0;
     let n = 0;
     for (const m of msgs) {
       c.u8.set(m, rx);
-      n += Math.max(0, c.x.syncReceive(m.length, 0, 0, mode, 1000));
+      n += Math.max(0, c.x.syncReceive(m.length, 0, 0, mode, now));
     }
     return n;
   };
+  // the backup process's table (1 << 17 entries, 16 MiB), its entries created once: updates timed there, the
+  // clock moved on each time (each update re-files the entry's timer, as in the backup)
+  const big = await Core.load({ connCapacity: 1 << 17 });
+  const bigId = big.addService({ proto: "tcp", addr: VIP, port: PORT, scheduler: "rr" });
+  big.addDest(bigId, { addr: REAL, port: REAL_PORT, weight: 1, fwd: "masq" });
   const all = rounds.flat();
   // warm-up until V8 has compiled the hot code for good (its background compiles count in this CPU time)
   const scratch = await backupCore();
@@ -345,11 +374,18 @@ async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmRe
     scratch.x.syncEmitAll(0);
     scratch.x.syncOutDone(scratch.x.syncFlush(0, 0));
   }
+  feed(big, all, 0);
   for (let s = 0; s < samples; s++) {
     const c = await backupCore();
     let t = process.cpuUsage();
     const applied = feed(c, all, 0);
     out.apply.push((cpuMs(process.cpuUsage(t)) * 1e6) / applied);
+    t = process.cpuUsage();
+    const updated = feed(c, all, 0, 21000);
+    out.update.push((cpuMs(process.cpuUsage(t)) * 1e6) / updated);
+    t = process.cpuUsage();
+    const bigUpdated = feed(big, all, 0, 41000 + 20000 * s);
+    out.updateBig.push((cpuMs(process.cpuUsage(t)) * 1e6) / bigUpdated);
     t = process.cpuUsage();
     const decoded = feed(c, all, 1);
     out.decode.push((cpuMs(process.cpuUsage(t)) * 1e6) / decoded);
@@ -410,10 +446,18 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
     idle: [],
     send: { entries: 0, messages: 0, cpuUs: [], idleUs: [], received: 0 },
     sendNative: { entries: 0, messages: 0, cpuUs: [], idleUs: [], received: 0 },
-    codec: { apply: [], decode: [], emit: [], emitWarm: [], emitFaults: [], emitWarmFaults: [] },
+    codec: {
+      apply: [],
+      update: [],
+      updateBig: [],
+      decode: [],
+      emit: [],
+      emitWarm: [],
+      emitFaults: [],
+      emitWarmFaults: [],
+    },
     kernelBackupEntries: 0,
-    wasmvsBackup: {},
-    nativeBackup: {},
+    wasmvs: {},
   };
   const server = spawn("ip", ["netns", "exec", NS.real, process.execPath, peer, "server", String(REAL_PORT), REAL]);
   await new Promise<void>((r) => server.stdout.once("data", () => r()));
@@ -470,29 +514,41 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
   res.send = await sendWith("dgram");
   res.sendNative = await sendWith("native");
   cap.close();
-  // the backups: the kernel's daemon and wasmvs's two (dgram and native), side by side in sbb, on the same
-  // datagrams at the same time
-  const wbs = { dgram: await WasmvsBackup.start("dgram"), native: await WasmvsBackup.start("native") };
-  const both = Object.values(wbs);
+  // the backups: the kernel's daemon and wasmvs's (BACKUPS), side by side in sbb, on the same datagrams at the
+  // same time
+  const wbs: WasmvsBackup[] = [];
+  for (const b of BACKUPS) wbs.push(await WasmvsBackup.start(b.io, b.hold));
   inNs(NS.backup, ["ipvsadm", "--start-daemon", "backup", "--mcast-interface", "sync", "--syncid", "0"]);
   let bpid = 0;
   await waitFor(() => (bpid = threadPid("ipvs-b:") ?? 0) > 0, 30_000, "the ipvs-b thread");
-  step("kernel and wasmvs backups (dgram, native) listening");
+  step(`kernel and wasmvs backups (${BACKUPS.map((b) => b.name).join(", ")}) listening`);
   writeMessages("/tmp/sync-vm-none.bin", []);
-  const statsOf = () => Promise.all(both.map((w) => w.stats()));
-  // passes 0..passes replay the datagrams; one more (idle) starts the peer and sends nothing, polled alike
-  for (let pass = 0; pass <= passes + 1; pass++) {
-    const idle = pass > passes;
+  const statsOf = () => Promise.all(wbs.map((w) => w.stats()));
+  const took = (a: Record<string, number>[], b: Record<string, number>[]) =>
+    Object.fromEntries(
+      BACKUPS.map((w, k) => [
+        w.name,
+        {
+          cpuUs: b[k].cpuUs - a[k].cpuUs,
+          loopMs: b[k].loopMs - a[k].loopMs,
+          rxCalls: (b[k].rxCalls ?? 0) - (a[k].rxCalls ?? 0),
+          rxDatagrams: (b[k].rxDatagrams ?? 0) - (a[k].rxDatagrams ?? 0),
+        },
+      ]),
+    );
+  const show = (w: Record<string, Took>) =>
+    BACKUPS.map((b) => {
+      const t = w[b.name];
+      const rx = b.io === "native" ? `, ${t.rxDatagrams} datagrams in ${t.rxCalls} reads` : "";
+      return `${b.name} ${(t.cpuUs / 1e3).toFixed(1)} ms (loop ${t.loopMs.toFixed(1)} ms${rx})`;
+    }).join(", ");
+  // pass 0 creates; then each update pass is followed by an idle one: the peer starts and sends nothing,
+  // the backups polled alike
+  const plan = [0, ...Array.from({ length: passes }, (_, k) => [k + 1, -(k + 1)]).flat()];
+  for (const pass of plan) {
+    const idle = pass < 0;
     const want = idle ? 0 : entries;
-    if (profile && pass === 1) for (const w of both) await w.ask("prof-start");
-    if (profile && idle) {
-      res.profile = {};
-      for (const [io, w] of Object.entries(wbs)) {
-        const p = (await w.ask("prof-stop")) as { fn: string; selfMs: number }[];
-        res.profile[io] = p;
-        for (const f of p.slice(0, 25)) step(`profile ${io}, update passes: ${f.selfMs} ms self ${f.fn}`);
-      }
-    }
+    if (profile && pass === 1) for (const w of wbs) await w.ask("prof-start");
     const e0 = udpRcvbufErrors(NS.backup),
       k0 = runtimeNs(bpid),
       w0 = await statsOf();
@@ -507,33 +563,42 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
     await sleep(500);
     w1 = await statsOf();
     const kernelNs = runtimeNs(bpid) - k0,
-      wasmvsUs = w1[0].cpuUs - w0[0].cpuUs,
-      nativeUs = w1[1].cpuUs - w0[1].cpuUs;
+      w = took(w0, w1);
     if (idle) {
-      res.idle.push({ kernelNs, wasmvsUs, nativeUs });
-      step(`idle pass (nothing sent, the same polling): CPU wasmvs dgram ${wasmvsUs} µs, addon ${nativeUs} µs`);
+      res.idle.push({ kernelNs, w });
+      step(`idle pass ${-pass} (nothing sent, the same polling): kernel ${(kernelNs / 1e6).toFixed(1)} ms, ${show(w)}`);
       continue;
     }
     const rcvbufErrors = udpRcvbufErrors(NS.backup) - e0;
-    res.backup.push({ pass, entries, kernelNs, wasmvsUs, nativeUs, rcvbufErrors });
+    res.backup.push({ pass, entries, kernelNs, rcvbufErrors, w });
     step(
       `backup pass ${pass + 1}/${passes + 1} (${pass ? "updates" : "creates"}): CPU kernel ` +
-        `${(kernelNs / 1e6).toFixed(1)} ms, wasmvs dgram ${(wasmvsUs / 1e3).toFixed(1)} ms, addon ` +
-        `${(nativeUs / 1e3).toFixed(1)} ms`,
+        `${(kernelNs / 1e6).toFixed(1)} ms, ${show(w)}`,
     );
   }
-  [res.wasmvsBackup, res.nativeBackup] = await statsOf();
+  if (profile) {
+    res.profile = {};
+    for (const [k, w] of wbs.entries()) {
+      const p = (await w.ask("prof-stop")) as { fn: string; selfMs: number }[];
+      res.profile[BACKUPS[k].name] = p;
+      for (const f of p.slice(0, 25)) step(`profile ${BACKUPS[k].name}: ${f.selfMs} ms self ${f.fn}`);
+    }
+  }
+  const last = await statsOf();
+  for (const [k, b] of BACKUPS.entries()) res.wasmvs[b.name] = last[k];
   res.kernelBackupEntries = inNs(NS.backup, ["ipvsadm", "-Lnc"]).trim().split("\n").length - 2;
-  for (const w of both) w.stop();
+  for (const w of wbs) w.stop();
   step(
     `backups timed: kernel holds ${res.kernelBackupEntries} entries, wasmvs created ` +
-      `${res.wasmvsBackup.created} (dgram) and ${res.nativeBackup.created} (native)`,
+      BACKUPS.map((b) => `${res.wasmvs[b.name].created} (${b.name})`).join(", "),
   );
   res.codec = await codecAlone(kept, samples);
   const c = res.codec;
   const list = (xs: number[]) => xs.map((x) => Math.round(x)).join(" ");
   step(
-    `wasmvs codec alone timed: emit ns/entry fresh core ${list(c.emit)} (minor faults ${list(c.emitFaults)}), ` +
+    `wasmvs codec alone timed: ns/entry: decode + create ${list(c.apply)}, update ${list(c.update)}, ` +
+      `update in a 2^17 table ${list(c.updateBig)}, decode ${list(c.decode)}; ` +
+      `emit fresh core ${list(c.emit)} (minor faults ${list(c.emitFaults)}), ` +
       `again ${list(c.emitWarm)} (faults ${list(c.emitWarmFaults)}); THP ${res.thp}`,
   );
   process.stdout.write(`@@RESULT ${JSON.stringify(res)}\n`);
@@ -542,7 +607,14 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
 
 if (process.argv[1] === self) {
   const arg = (n: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${n}=`))?.split("=")[1] ?? d);
-  if (process.argv.includes("--role=backup")) await backupRole(process.argv.includes("--io=native") ? "native" : "dgram");
+  if (process.argv.includes("--role=backup"))
+    await backupRole(process.argv.includes("--io=native") ? "native" : "dgram", arg("hold", 0));
   else
-    await inside(arg("conns", 1000), arg("rounds", 2), arg("samples", 5), arg("passes", 3), process.argv.includes("--profile"));
+    await inside(
+      arg("conns", 1000),
+      arg("rounds", 2),
+      arg("samples", 5),
+      arg("passes", 3),
+      process.argv.includes("--profile"),
+    );
 }

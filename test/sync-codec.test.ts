@@ -304,7 +304,7 @@ test("bad and foreign messages: counted by reason and dropped, nothing trusted p
   assert.is(syncStats(core).created - after.created, 1);
 });
 
-test("batch receive: datagrams read together (recvmmsg's area) count and apply as the same read one by one", async () => {
+test("batch receive: datagrams read together (recvmmsg's area) count and apply as one by one", async () => {
   const one = await backup(),
     many = await backup();
   const kernel = cap.phases.filter((p) => String(p.version) === "1").flatMap((p) => p.datagrams.map((d) => hex(d.hex)));

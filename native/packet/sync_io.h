@@ -44,7 +44,9 @@ struct Sock {
   sockaddr_storage to{};  // the group and port (master)
   socklen_t toLen = 0;
   uv_poll_t poll{};
-  bool polling = false;
+  uv_timer_t hold{};  // a backup's wait between the first datagram of a burst and reading the lot
+  uint32_t holdMs = 0;
+  int handles = 0;  // libuv handles not yet closed: the Sock outlives them (finalize waits for them)
   napi_ref callback = nullptr;
   napi_async_context asyncCtx = nullptr;
   std::vector<mmsghdr> msgs;
@@ -71,17 +73,19 @@ inline Sock* unwrap(napi_env env, napi_value v) {
   return s;
 }
 
+inline void handleClosed(uv_handle_t* h) {
+  Sock* x = static_cast<Sock*>(h->data);
+  if (--x->handles == 0 && !x->env) delete x;  // finalized meanwhile
+}
+
 inline void release(Sock* s) {
   if (s->closed) return;
   s->closed = true;
-  if (s->polling) {
+  if (s->handles) {
     uv_poll_stop(&s->poll);
-    // the Sock outlives the handle's close (finalize waits for it through `polling`)
-    uv_close(reinterpret_cast<uv_handle_t*>(&s->poll), [](uv_handle_t* h) {
-      Sock* x = static_cast<Sock*>(h->data);
-      x->polling = false;
-      if (!x->env) delete x;  // finalized meanwhile
-    });
+    uv_timer_stop(&s->hold);
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->poll), handleClosed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->hold), handleClosed);
   }
   if (s->fd >= 0) close(s->fd);
   s->fd = -1;
@@ -94,10 +98,10 @@ inline void release(Sock* s) {
 inline void finalize(napi_env, void* data, void*) {
   Sock* s = static_cast<Sock*>(data);
   release(s);
-  s->callback = nullptr;
-  s->asyncCtx = nullptr;
-  if (s->polling) s->env = nullptr;  // the close callback deletes it
-  else delete s;
+  if (s->handles)
+    s->env = nullptr;  // the last handle's close deletes it
+  else
+    delete s;
 }
 
 inline std::string errnoText(const char* what, int e) {
@@ -191,12 +195,13 @@ inline napi_value Open(napi_env env, napi_callback_info info) {
   s->v6 = napi_args::namedU32(env, argv[0], "v6", 0) != 0;
   const std::string group = namedString(env, argv[0], "group"), ifaddr = namedString(env, argv[0], "ifaddr"),
                     ifname = namedString(env, argv[0], "ifname");
-  const uint32_t port = napi_args::namedU32(env, argv[0], "port", 0),
-                 ttl = napi_args::namedU32(env, argv[0], "ttl", 1);
+  const uint32_t port = napi_args::namedU32(env, argv[0], "port", 0), ttl = napi_args::namedU32(env, argv[0], "ttl", 1);
   const uint32_t ifindex = ifname.empty() ? 0 : if_nametoindex(ifname.c_str());
   std::string err;
-  if (port == 0 || port > 65535) err = "sync socket: bad port";
-  else if (s->v6 && ifindex == 0) err = "sync socket: no interface '" + ifname + "'";
+  if (port == 0 || port > 65535)
+    err = "sync socket: bad port";
+  else if (s->v6 && ifindex == 0)
+    err = "sync socket: no interface '" + ifname + "'";
   if (err.empty()) setUp(s, master, group, port, ifaddr, ifindex, ttl, &err);
   if (!err.empty()) {
     if (s->fd >= 0) close(s->fd);
@@ -319,9 +324,8 @@ inline napi_value Send(napi_env env, napi_callback_info info) {
   return res;
 }
 
-inline void onReadable(uv_poll_t* h, int status, int) {
-  Sock* s = static_cast<Sock*>(h->data);
-  if (s->closed || !s->callback || status < 0) return;
+inline void callBack(Sock* s) {
+  if (s->closed || !s->callback) return;
   napi_env env = s->env;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
@@ -336,21 +340,42 @@ inline void onReadable(uv_poll_t* h, int status, int) {
   napi_close_handle_scope(env, scope);
 }
 
-// syncStart(handle, onReadable): calls onReadable() whenever datagrams wait
+inline void onReadable(uv_poll_t* h, int status, int);
+
+inline void onHeld(uv_timer_t* t) {
+  Sock* s = static_cast<Sock*>(t->data);
+  callBack(s);
+  if (!s->closed) uv_poll_start(&s->poll, UV_READABLE, onReadable);
+}
+
+inline void onReadable(uv_poll_t* h, int status, int) {
+  Sock* s = static_cast<Sock*>(h->data);
+  if (status < 0) return;
+  if (s->holdMs == 0) return callBack(s);
+  // the first datagram of a burst: the rest of it lands meanwhile, and one wake-up reads the lot
+  uv_poll_stop(&s->poll);
+  uv_timer_start(&s->hold, onHeld, s->holdMs, 0);
+}
+
+// syncStart(handle, onReadable, holdMs): calls onReadable() whenever datagrams wait; with holdMs, holdMs after
+// the first of them (the poll paused meanwhile), so that a burst is read in one wake-up
 inline napi_value Start(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!napi_args::args(env, info, 2, argv)) return fail(env, "syncStart(handle, onReadable)");
+  napi_value argv[3];
+  if (!napi_args::args(env, info, 3, argv)) return fail(env, "syncStart(handle, onReadable, holdMs)");
   Sock* s = unwrap(env, argv[0]);
   if (!s) return nullptr;
   if (s->callback) return fail(env, "syncStart: already started");
   napi_valuetype t;
   napi_typeof(env, argv[1], &t);
   if (t != napi_function) return fail(env, "syncStart: onReadable must be a function");
+  if (!napi_args::u32(env, argv[2], &s->holdMs) || s->holdMs > 1000) return fail(env, "syncStart: holdMs 0..1000");
   uv_loop_t* loop;
   napi_get_uv_event_loop(env, &loop);
   if (uv_poll_init(loop, &s->poll, s->fd) != 0) return fail(env, "syncStart: uv_poll_init failed");
+  uv_timer_init(loop, &s->hold);
   s->poll.data = s;
-  s->polling = true;
+  s->hold.data = s;
+  s->handles = 2;
   napi_create_reference(env, argv[1], 1, &s->callback);
   napi_value name;
   napi_create_string_utf8(env, "wasmvs:sync", NAPI_AUTO_LENGTH, &name);

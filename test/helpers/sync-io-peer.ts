@@ -25,7 +25,7 @@ if (role === "backup") {
   const kinds: SyncIo[] = ["native", "dgram"];
   const cores = await Promise.all(kinds.map(() => core()));
   for (const [k, kind] of kinds.entries())
-    await SyncDaemon.start(cores[k], opts("backup"), () => 1000, silentLogger(), kind);
+    await SyncDaemon.start(cores[k], opts("backup"), () => 1000, silentLogger(), { io: kind });
   process.stdout.write("ready\n");
   createInterface({ input: process.stdin }).on("line", () => {
     const out: Record<string, unknown> = {};
@@ -34,9 +34,11 @@ if (role === "backup") {
   });
 } else if (role === "master") {
   const c = await core();
-  const d = await SyncDaemon.start(c, { ...opts("master"), syncid: 7 }, () => 1000, silentLogger(), io as SyncIo);
-  for (let k = 0; k < 100; k++)
-    c.packet("in", "tcp", `10.9.0.${k + 2}`, 10000 + k, "10.0.0.1", 80, { flags: 2 }); // SYN: a new entry
+  const d = await SyncDaemon.start(c, { ...opts("master"), syncid: 7 }, () => 1000, silentLogger(), {
+    io: io as SyncIo,
+  });
+  // a SYN each: 100 new entries
+  for (let k = 0; k < 100; k++) c.packet("in", "tcp", `10.9.0.${k + 2}`, 10000 + k, "10.0.0.1", 80, { flags: 2 });
   c.x.syncEmitAll(1000);
   const n = c.x.syncFlush(1000, 0);
   const msgs: string[] = [];
