@@ -310,7 +310,8 @@ export class SyncDaemon {
   }
 
   status() {
-    return { ...this.opts, maxlen: this.maxlen, sendErrors: this.sendErrors, lastError: this.lastError };
+    const io: SyncIo = this.native ? "native" : "dgram";
+    return { ...this.opts, maxlen: this.maxlen, io, sendErrors: this.sendErrors, lastError: this.lastError };
   }
 }
 
