@@ -4,8 +4,9 @@
 // they replace: a backup of each kind side by side takes the same datagrams (a Linux 6.1 master's, from
 // test/fixtures/sync/, among short, empty, garbage, wrongly sized and oversized ones, a fragmented one among
 // them) and ends with the same counters and the same table; a master of each kind sends the same bytes
-// the core holds, to the group and port, with the kernel's multicast options.
-// Needs root, ip netns and the native packet addon: otherwise a counted SKIP.
+// the core holds, to the group and port, with the kernel's multicast options. Before any of that, the addon
+// refuses bad options and offsets outside the WASM memory, with a message.
+// Needs the native packet addon, and for the sockets root and ip netns: otherwise a counted SKIP.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -13,7 +14,8 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
-import { guardedBefore, needs, skip } from "./helpers/skip.ts";
+import { guardedBefore, needs, skip, testOrSkip } from "./helpers/skip.ts";
+import type { SyncIoAddon } from "../src/proxy/sync.ts";
 import { ip, nsx, vethNet } from "./helpers/veth-net.ts";
 import type { SyncCapture } from "./kernel-vm/sync-capture.ts";
 
@@ -72,6 +74,43 @@ function lines(ns: string, argv: string[]): { p: ChildProcess; next: (ms?: numbe
         });
   return { p, next };
 }
+
+// the addon's own checks, before any datagram: what JavaScript hands it is checked against the WASM memory
+const noAddon =
+  (addon.error ? `the native packet addon is not built: ${addon.error}` : "") ||
+  (addon.addon && !("syncOpen" in addon.addon) ? "the packet addon predates its sync sockets: rebuild it" : "");
+const openMaster = (o: Partial<Parameters<SyncIoAddon["syncOpen"]>[0]>) =>
+  (addon.addon as unknown as SyncIoAddon).syncOpen({
+    master: 1,
+    v6: 0,
+    group: "224.0.0.81",
+    port: 8848,
+    ifaddr: "127.0.0.1",
+    ifname: "",
+    ttl: 1,
+    ...o,
+  });
+testOrSkip(FILE, noAddon, "sync sockets: bad options and areas outside the WASM memory refused", () => {
+  const io = addon.addon as unknown as SyncIoAddon;
+  assert.throws(() => openMaster({ group: "nowhere" }), /bad IPv4 group/);
+  assert.throws(() => openMaster({ port: 0 }), /bad port/);
+  assert.throws(() => openMaster({ ifaddr: "eth0" }), /bad interface address/);
+  assert.throws(() => openMaster({ v6: 1, group: "ff02::81", ifname: "no-such-if0" }), /no interface/);
+  const h = openMaster({});
+  const mem = new ArrayBuffer(64);
+  const dv = new DataView(mem);
+  assert.throws(() => io.syncSend(h, mem, 60, 1), /outside the WASM memory/, "the list past the end");
+  dv.setUint32(0, 40, true);
+  dv.setUint32(4, 100, true); // a message running past the end
+  assert.throws(() => io.syncSend(h, mem, 0, 1), /outside the WASM memory/);
+  assert.throws(() => io.syncRecv(h, mem, 0, 8, 2, 64), /outside the WASM memory/, "slots past the end");
+  assert.throws(() => io.syncRecv(h, mem, 0, 8, 65, 1), /outside the WASM memory/, "over 64 a call");
+  assert.throws(() => io.syncRecv(h, new Uint8Array(8) as unknown as ArrayBuffer, 0, 0, 1, 1), /ArrayBuffer/);
+  assert.is(io.syncRecv(h, mem, 0, 8, 1, 32), 0, "nothing waits");
+  assert.throws(() => io.syncStart(h, () => {}, 5000), /holdMs/);
+  io.syncClose(h);
+  assert.throws(() => io.syncSend(h, mem, 0, 0), /closed/);
+});
 
 const net = vethNet(Object.values(NS));
 const kids: ChildProcess[] = [];
