@@ -4,7 +4,8 @@
 // they replace: a backup of each kind side by side takes the same datagrams (a Linux 6.1 master's, from
 // test/fixtures/sync/, among short, empty, garbage, wrongly sized and oversized ones, a fragmented one among
 // them) and ends with the same counters and the same table; a master of each kind sends the same bytes
-// the core holds, to the group and port, with the kernel's multicast options. Before any of that, the addon
+// the core holds, to the group and port, with the kernel's multicast options; over IPv4 and IPv6 (a link-local
+// group, joined by the interface's index). Before any of that, the addon
 // refuses bad options and offsets outside the WASM memory, with a message.
 // Needs the native packet addon, and for the sockets root and ip netns: otherwise a counted SKIP.
 import { test } from "uvu";
@@ -40,13 +41,17 @@ const kernelMsgs = cap.phases
   .filter((p) => String(p.version) === "1")
   .flatMap((p) => p.datagrams.map((d) => Buffer.from(d.hex, "hex")));
 
+const GROUP6 = "ff02::1:81";
 /** Sends datagrams from the sender's namespace to the group over the veth, in order. */
-function sendFrom(msgs: Buffer[]): void {
+function sendFrom(msgs: Buffer[], group = "224.0.0.81"): void {
+  const v6 = group.includes(":");
   const code = [
-    'const d = require("node:dgram"), s = d.createSocket("udp4");',
+    `const d = require("node:dgram"), s = d.createSocket("${v6 ? "udp6" : "udp4"}");`,
     'const m = JSON.parse(require("node:fs").readFileSync(0, "utf8"));',
-    `s.bind(0, "${A.s}", () => { s.setMulticastInterface("${A.s}"); let n = 0;`,
-    '  for (const h of m) s.send(Buffer.from(h, "hex"), 8848, "224.0.0.81", () => {',
+    v6
+      ? `s.bind(0, () => { s.setMulticastInterface("::%${IF.s}"); let n = 0;`
+      : `s.bind(0, "${A.s}", () => { s.setMulticastInterface("${A.s}"); let n = 0;`,
+    `  for (const h of m) s.send(Buffer.from(h, "hex"), 8848, "${group}", () => {`,
     "    if (++n === m.length) s.close();",
     "  });",
     "});",
@@ -120,8 +125,9 @@ function stop(): void {
 }
 
 if (why) {
-  skip(FILE, "sync sockets: a backup's batched receive against dgram's, bad datagrams among good", why);
-  skip(FILE, "sync sockets: a master's sendmmsg sends the core's messages byte for byte", why);
+  for (const group of ["224.0.0.81", GROUP6])
+    skip(FILE, `sync sockets: a backup's batched receive against dgram's, bad datagrams among good (${group})`, why);
+  skip(FILE, "sync sockets: a master's sendmmsg sends the core's messages byte for byte (IPv4, IPv6)", why);
 } else {
   guardedBefore(test, () => {
     net.setup([[NS.d, IF.d, NS.s, IF.s]]);
@@ -130,8 +136,11 @@ if (why) {
   });
   test.after(stop);
 
-  test("sync sockets: a backup's batched receive against dgram's, bad datagrams among good", async () => {
-    const b = lines(NS.d, [process.execPath, "--import", "tsx", PEER, "backup", IF.d]);
+  for (const group of ["224.0.0.81", GROUP6])
+    test(`sync sockets: a backup's batched receive against dgram's, bad datagrams among good (${group})`, () =>
+      backupsAgree(group));
+  async function backupsAgree(group: string): Promise<void> {
+    const b = lines(NS.d, [process.execPath, "--import", "tsx", PEER, "backup", IF.d, group]);
     kids.push(b.p);
     assert.is(await b.next(60_000), "ready");
     const garbage = Buffer.from(Array.from({ length: 300 }, (_, k) => (k * 97 + 13) & 255));
@@ -144,7 +153,7 @@ if (why) {
       Buffer.alloc(60000, 2), // far over it: longer than the native backup's slots
     ];
     const all = [...kernelMsgs.slice(0, 2), ...bad, ...kernelMsgs.slice(2)];
-    sendFrom(all);
+    sendFrom(all, group);
     let got: Record<string, Record<string, number>> = {};
     const end = Date.now() + 20_000;
     do {
@@ -159,21 +168,27 @@ if (why) {
     assert.is(native.oversized, 2);
     assert.ok(native.bad_size >= 2, "the wrong size field and the garbage");
     assert.ok(native.created > 0 && native.conns > 0);
-  });
+    b.p.kill("SIGKILL");
+  }
 
-  test("sync sockets: a master's sendmmsg sends the core's messages byte for byte", async () => {
-    for (const io of ["native", "dgram"]) {
+  test("sync sockets: a master's sendmmsg sends the core's messages byte for byte (IPv4, IPv6)", async () => {
+    for (const [io, group] of [
+      ["native", "224.0.0.81"],
+      ["dgram", "224.0.0.81"],
+      ["native", GROUP6],
+    ]) {
+      const v6 = group === GROUP6;
       // the receiver: the group joined on the sender's side of the veth, every datagram kept
       const code = [
-        'const s = require("node:dgram").createSocket({ type: "udp4", reuseAddr: true }), got = [];',
-        `s.bind(8848, () => { s.addMembership("224.0.0.81", "${A.s}"); console.log("ready"); });`,
+        `const s = require("node:dgram").createSocket({ type: "udp${v6 ? 6 : 4}", reuseAddr: true }), got = [];`,
+        `s.bind(8848, () => { s.addMembership("${group}", "${v6 ? `::%${IF.s}` : A.s}"); console.log("ready"); });`,
         's.on("message", (m, r) => got.push([m.toString("hex"), r.address, r.port]));',
         'process.stdin.on("data", () => { console.log(JSON.stringify(got)); process.exit(0); });',
       ].join("\n");
       const rx = lines(NS.s, [process.execPath, "-e", code]);
       kids.push(rx.p);
       assert.is(await rx.next(), "ready");
-      const m = lines(NS.d, [process.execPath, "--import", "tsx", PEER, "master", IF.d, io]);
+      const m = lines(NS.d, [process.execPath, "--import", "tsx", PEER, "master", IF.d, io, group]);
       kids.push(m.p);
       const want = JSON.parse(await m.next(60_000)) as string[];
       const [, sent, errors] = (await m.next()).split(" ").map(Number);
@@ -189,7 +204,7 @@ if (why) {
         `${io}: the bytes the core holds`,
       );
       assert.ok(
-        got.every((g) => g[1] === A.d),
+        got.every((g) => (v6 ? g[1].startsWith("fe80::") : g[1] === A.d)),
         `${io}: from the interface's address`,
       );
     }

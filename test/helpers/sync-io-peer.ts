@@ -1,16 +1,18 @@
 // test/sync-io.test.ts's side inside the daemons' namespace: sync daemons on the packet addon's sockets and on
 // Node's dgram, each with a core of its own.
-//   backup IFNAME: a backup of each kind on IFNAME (syncid 0, the default receive limit); answers each stdin
-//     line with {"native": {...counters, conns}, "dgram": {...}}
-//   master IFNAME IO: a master (IO: native or dgram) with 100 connections' entries queued; prints the messages
-//     it is about to send as hex, then sends them (one turn of the daemon), then prints "sent"
+//   backup IFNAME [GROUP]: a backup of each kind on IFNAME (syncid 0, the default receive limit); answers each
+//     stdin line with {"native": {...counters, conns}, "dgram": {...}}
+//   master IFNAME IO [GROUP]: a master (IO: native or dgram) with 100 connections' entries queued; prints the
+//     messages it is about to send as hex, then sends them (one turn of the daemon), then prints "sent"
 import { createInterface } from "node:readline";
 import { Core } from "../../src/core/index.ts";
 import { syncStats } from "../../src/core/sync.ts";
 import { silentLogger } from "../../src/proxy/log.ts";
 import { SYNC_DEFAULTS, SyncDaemon, type SyncIo } from "../../src/proxy/sync.ts";
 
-const [role, ifname, io] = process.argv.slice(2);
+const [role, ifname, ...rest] = process.argv.slice(2);
+const io = role === "master" ? rest[0] : undefined;
+const group = (role === "master" ? rest[1] : rest[0]) ?? SYNC_DEFAULTS.group;
 
 async function core(): Promise<Core> {
   const c = await Core.load();
@@ -19,7 +21,7 @@ async function core(): Promise<Core> {
   return c;
 }
 
-const opts = (state: "master" | "backup") => ({ ...SYNC_DEFAULTS, state, mcastInterface: ifname });
+const opts = (state: "master" | "backup") => ({ ...SYNC_DEFAULTS, group, state, mcastInterface: ifname });
 
 if (role === "backup") {
   const kinds: SyncIo[] = ["native", "dgram"];
@@ -51,6 +53,6 @@ if (role === "backup") {
   process.stdout.write(`sent ${sent} ${d.sendErrors}\n`);
   setTimeout(() => d.stop().then(() => process.exit(0)), 200);
 } else {
-  process.stderr.write("usage: sync-io-peer.ts backup IFNAME | master IFNAME native|dgram\n");
+  process.stderr.write("usage: sync-io-peer.ts backup IFNAME [GROUP] | master IFNAME native|dgram [GROUP]\n");
   process.exit(2);
 }
