@@ -17,23 +17,33 @@
 //     the others update) to a fourth namespace (sbb) whose kernel runs the backup daemon (the same service):
 //     the ipvs-b kthread's run time per pass, recvmsg and ip_vs_process_message (decode, look up, create or
 //     update, bind to the destination). Not in it: the datagram's receive in softirq (the sender's).
-//   wasmvs master send: the same datagrams sent by Node (dgram, as src/proxy/sync.ts sends them) from the
-//     director's namespace to this one, once to warm up, then --passes times: the sender's CPU per pass,
-//     delivery included, as the kernel's thread.
-//   wasmvs backup: a wasmvs backup (src/proxy/sync.ts's SyncDaemon and the core) in sbb beside the
-//     kernel's, taking the same replayed datagrams at the same time: its process's CPU per pass (Node's
-//     receive, decode, apply; V8 compiles the code during the first), as the kernel's thread.
+//   wasmvs master send: the same datagrams sent from the director's namespace to this one, once to warm up,
+//     then --passes times, two ways: by Node's dgram (one send per message, as src/proxy/sync.ts sent them
+//     before the packet addon's sockets) and by the packet addon (sendmmsg of 16 from one memory, as
+//     src/proxy/sync.ts sends the core's slots now): the sender's CPU per pass, delivery included, as the
+//     kernel's thread; beside it the sender's same timer turns with nothing sent.
+//   wasmvs backup: two wasmvs backups (src/proxy/sync.ts's SyncDaemon and the core, a process each), one on
+//     Node's dgram socket (a callback, Buffer and copy per datagram), one on the packet addon's (recvmmsg
+//     into the core, one core call per wake-up), in sbb beside the kernel's, taking the same replayed
+//     datagrams at the same time: each process's CPU per pass (receive, decode, apply; V8 compiles the code
+//     during the first), as the kernel's thread. Then an idle pass: the peer started, nothing sent, the same
+//     polling (the processes answer stats on stdin every 200 ms): what each pass's figure holds besides the
+//     datagrams. --profile: each backup's sampling profile over the update passes (a diagnosis: the
+//     profiler's own cost lands in those passes' figures).
 //   wasmvs codec alone, in this process, on the same datagrams, after 3 s of warm-up: decode and create into
-//     a fresh table, decode only, and the master's emit of every entry of that table into messages.
+//     a fresh table, decode only, and the master's emit of every entry of that table into messages (on a
+//     fresh core, then again on the same one).
 // Prints "@@STEP ..." progress lines and "@@RESULT {json}"; bench/sync.ts boots the VM and reads them.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import dgram from "node:dgram";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { performance } from "node:perf_hooks";
 import { Core } from "../src/core/index.ts";
 import { syncStats } from "../src/core/sync.ts";
-import { SyncDaemon, type SyncDaemonOptions } from "../src/proxy/sync.ts";
+import { SYNC_RX_HOLD_MS, SyncDaemon, type SyncDaemonOptions } from "../src/proxy/sync.ts";
 import { silentLogger } from "../src/proxy/log.ts";
 
 const NS = { client: "sbc", director: "sbd", real: "sbr", backup: "sbb" } as const;
@@ -52,16 +62,59 @@ const self = fileURLToPath(import.meta.url);
 
 export interface SyncVmResult {
   kernel: string;
+  thp: string; // /sys/kernel/mm/transparent_hugepage/enabled: how a first touch of fresh memory is served
   conns: number;
   master: { entries: number; messages: number; ok: number; failed: number; threadNs: number; otherMs: number }[];
   off: { ok: number; failed: number; otherMs: number }[];
-  // pass 0 creates every entry (and is wasmvs's first sight of the code: V8 compiles it then); later passes update
-  backup: { pass: number; entries: number; kernelNs: number; wasmvsUs: number; rcvbufErrors: number }[];
-  send: { entries: number; messages: number; cpuUs: number[]; received: number }; // cpuUs: per pass, warmed up
-  codec: { apply: number[]; decode: number[]; emit: number[] }; // ns per entry, one value per sample
+  // pass 0 creates every entry (and is wasmvs's first sight of the code: V8 compiles it then); later passes
+  // update. Per wasmvs backup (BACKUPS' names): its process's CPU (µs, every thread), its event loop's busy
+  // time (ms of wall time outside the loop's wait: callbacks and the loop's own turns), and the native
+  // socket's recvmmsg calls and datagrams
+  backup: { pass: number; entries: number; kernelNs: number; rcvbufErrors: number; w: Record<string, Took> }[];
+  // the same polling with nothing sent (the peer started, nothing sent), one after each update pass: what a
+  // pass's figure holds besides the datagrams; reported beside the passes, never subtracted unlabelled
+  idle: { kernelNs: number; w: Record<string, Took> }[];
+  // cpuUs: per pass, warmed up; idleUs: the sender's same bursts and timer turns without a send
+  send: SendFigures; // Node's dgram, one send per message
+  sendNative: SendFigures; // the packet addon's sendmmsg, 16 messages a call
+  // ns per entry, one value per sample; emitWarm: the same core's emit again (its message slots touched);
+  // *Faults: the process's minor page faults during each
+  codec: {
+    apply: number[];
+    update: number[]; // the same datagrams again on that core: every entry an update
+    updateBig: number[]; // updates in a table of the backup process's size
+    decode: number[];
+    emit: number[];
+    emitWarm: number[];
+    emitFaults: number[];
+    emitWarmFaults: number[];
+  };
+  profile?: Record<string, { fn: string; selfMs: number }[]>; // --profile: each backup's self time by function
   kernelBackupEntries: number;
-  wasmvsBackup: Record<string, number>;
+  wasmvs: Record<string, Record<string, number>>; // each backup's counters at the end
 }
+interface Took {
+  cpuUs: number;
+  loopMs: number;
+  rxCalls: number;
+  rxDatagrams: number;
+}
+// the wasmvs backups taking the same datagrams: Node's dgram (as the daemons were); the addon's socket reading
+// at each wake-up; the addon's socket waiting SYNC_RX_HOLD_MS after a burst's first datagram (as the daemons
+// are now: src/proxy/sync.ts)
+export const BACKUPS = [
+  { name: "dgram", io: "dgram", hold: 0 },
+  { name: "addon", io: "native", hold: 0 },
+  { name: "addon-held", io: "native", hold: SYNC_RX_HOLD_MS },
+] as const;
+interface SendFigures {
+  entries: number;
+  messages: number;
+  cpuUs: number[];
+  idleUs: number[];
+  received: number;
+}
+type BackupIo = "dgram" | "native";
 
 const step = (s: string) => process.stdout.write(`@@STEP ${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -180,10 +233,9 @@ class WasmvsBackup {
     });
     p.stderr!.on("data", (b) => process.stderr.write(b));
   }
-  static async start(): Promise<WasmvsBackup> {
-    const p = spawn("ip", ["netns", "exec", NS.backup, process.execPath, "--import", "tsx", self, "--role=backup"], {
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+  static async start(io: BackupIo, hold: number): Promise<WasmvsBackup> {
+    const argv = [process.execPath, "--import", "tsx", self, "--role=backup", `--io=${io}`, `--hold=${hold}`];
+    const p = spawn("ip", ["netns", "exec", NS.backup, ...argv], { stdio: ["pipe", "pipe", "pipe"] });
     const b = new WasmvsBackup(p);
     const first = await b.line(240_000);
     if (first !== "ready") throw new Error(`the wasmvs backup did not start: ${first}`);
@@ -200,17 +252,21 @@ class WasmvsBackup {
       });
     });
   }
-  async stats(): Promise<Record<string, number>> {
-    this.p.stdin!.write("stats\n");
-    return JSON.parse(await this.line(60_000));
+  stats(): Promise<Record<string, number>> {
+    return this.ask("stats") as Promise<Record<string, number>>;
+  }
+  /** "prof-start" / "prof-stop" (the summary) or "stats". */
+  async ask(what: string): Promise<unknown> {
+    this.p.stdin!.write(`${what}\n`);
+    return JSON.parse(await this.line(120_000));
   }
   stop(): void {
     this.p.kill();
   }
 }
 
-// --role=backup: the wasmvs backup process itself (in sbb)
-async function backupRole(): Promise<void> {
+// --role=backup --io=dgram|native --hold=MS: the wasmvs backup process itself (in sbb)
+async function backupRole(io: BackupIo, hold: number): Promise<void> {
   const core = await Core.load({ connCapacity: 1 << 17 });
   const id = core.addService({ proto: "tcp", addr: VIP, port: PORT, scheduler: "rr" });
   core.addDest(id, { addr: REAL, port: REAL_PORT, weight: 1, fwd: "masq" });
@@ -223,17 +279,68 @@ async function backupRole(): Promise<void> {
     port: MCAST_PORT,
     ttl: 1,
   };
-  await SyncDaemon.start(core, opts, () => performance.now(), silentLogger());
+  const d = await SyncDaemon.start(core, opts, () => performance.now(), silentLogger(), { io, rxHoldMs: hold });
   process.stdout.write("ready\n");
-  createInterface({ input: process.stdin }).on("line", () => {
+  const session = new Session();
+  type Reply = { profile?: CpuProfile };
+  const post = (m: string) =>
+    new Promise<Reply>((res, rej) => session.post(m, (e, r) => (e ? rej(e) : res((r ?? {}) as Reply))));
+  createInterface({ input: process.stdin }).on("line", async (l) => {
+    if (l === "prof-start") {
+      session.connect();
+      await post("Profiler.enable");
+      await post("Profiler.start");
+      process.stdout.write("{}\n");
+      return;
+    }
+    if (l === "prof-stop") {
+      const { profile } = await post("Profiler.stop");
+      session.disconnect();
+      process.stdout.write(`${JSON.stringify(profile ? profileSummary(profile) : [])}\n`);
+      return;
+    }
     const u = process.cpuUsage();
-    process.stdout.write(`${JSON.stringify({ cpuUs: u.user + u.system, ...syncStats(core) })}\n`);
+    const loopMs = performance.eventLoopUtilization().active;
+    const sock = d.ioStats() ?? {};
+    const line = { cpuUs: u.user + u.system, loopMs, rxCalls: sock.rxCalls, rxDatagrams: sock.rxDatagrams };
+    process.stdout.write(`${JSON.stringify({ ...line, ...syncStats(core) })}\n`);
   });
+}
+
+// --profile: the wasmvs backup's CPU profile over the update passes (the inspector's sampling profiler, in
+// the process), self time summed by function and file, the largest first
+type CpuProfile = {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+};
+function profileSummary(prof: CpuProfile): { fn: string; selfMs: number }[] {
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  prof.samples.forEach((id, k) => {
+    const cf = byId.get(id)?.callFrame;
+    const where = cf?.url ? ` ${cf.url.split("/").slice(-2).join("/")}:${cf.lineNumber + 1}` : "";
+    const key = `${cf?.functionName || "(anonymous)"}${where}`;
+    self.set(key, (self.get(key) ?? 0) + (prof.timeDeltas[k + 1] ?? 0) / 1000);
+  });
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 40)
+    .map(([fn, selfMs]) => ({ fn, selfMs: Math.round(selfMs * 10) / 10 }));
 }
 
 // The codec alone on the captured datagrams, in this process: samples of each, interleaved.
 async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmResult["codec"]> {
-  const out: SyncVmResult["codec"] = { apply: [], decode: [], emit: [] };
+  const out: SyncVmResult["codec"] = {
+    apply: [],
+    update: [],
+    updateBig: [],
+    decode: [],
+    emit: [],
+    emitWarm: [],
+    emitFaults: [],
+    emitWarmFaults: [],
+  };
   // a table sized to the entries, as the host bench's (a master's bulk emit walks the whole table)
   const capacity = 1 << Math.ceil(Math.log2(Math.max(1024, rounds.flat().length * 32)));
   const backupCore = async () => {
@@ -242,15 +349,20 @@ async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmRe
     c.addDest(id, { addr: REAL, port: REAL_PORT, weight: 1, fwd: "masq" });
     return c;
   };
-  const feed = (c: Core, msgs: Buffer[], mode: number) => {
+  const feed = (c: Core, msgs: Buffer[], mode: number, now = 1000) => {
     const rx = c.x.syncRxBuffer() >>> 0;
     let n = 0;
     for (const m of msgs) {
       c.u8.set(m, rx);
-      n += Math.max(0, c.x.syncReceive(m.length, 0, 0, mode, 1000));
+      n += Math.max(0, c.x.syncReceive(m.length, 0, 0, mode, now));
     }
     return n;
   };
+  // the backup process's table (1 << 17 entries, 16 MiB), its entries created once: updates timed there, the
+  // clock moved on each time (each update re-files the entry's timer, as in the backup)
+  const big = await Core.load({ connCapacity: 1 << 17 });
+  const bigId = big.addService({ proto: "tcp", addr: VIP, port: PORT, scheduler: "rr" });
+  big.addDest(bigId, { addr: REAL, port: REAL_PORT, weight: 1, fwd: "masq" });
   const all = rounds.flat();
   // warm-up until V8 has compiled the hot code for good (its background compiles count in this CPU time)
   const scratch = await backupCore();
@@ -262,24 +374,42 @@ async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmRe
     scratch.x.syncEmitAll(0);
     scratch.x.syncOutDone(scratch.x.syncFlush(0, 0));
   }
+  feed(big, all, 0);
   for (let s = 0; s < samples; s++) {
     const c = await backupCore();
     let t = process.cpuUsage();
     const applied = feed(c, all, 0);
     out.apply.push((cpuMs(process.cpuUsage(t)) * 1e6) / applied);
     t = process.cpuUsage();
+    const updated = feed(c, all, 0, 21000);
+    out.update.push((cpuMs(process.cpuUsage(t)) * 1e6) / updated);
+    t = process.cpuUsage();
+    const bigUpdated = feed(big, all, 0, 41000 + 20000 * s);
+    out.updateBig.push((cpuMs(process.cpuUsage(t)) * 1e6) / bigUpdated);
+    t = process.cpuUsage();
     const decoded = feed(c, all, 1);
     out.decode.push((cpuMs(process.cpuUsage(t)) * 1e6) / decoded);
     c.x.syncMasterStart(SYNCID, 0);
+    let f = process.resourceUsage().minorPageFault;
     t = process.cpuUsage();
     const emitted = c.x.syncEmitAll(0);
     c.x.syncOutDone(c.x.syncFlush(0, 0));
     out.emit.push((cpuMs(process.cpuUsage(t)) * 1e6) / emitted);
+    out.emitFaults.push(process.resourceUsage().minorPageFault - f);
+    // the same emit again: the same message slots, now touched (a fresh core's first emit writes into pages
+    // of its WASM memory that nothing touched before)
+    c.x.syncMasterStart(SYNCID, 0);
+    f = process.resourceUsage().minorPageFault;
+    t = process.cpuUsage();
+    const again = c.x.syncEmitAll(0);
+    c.x.syncOutDone(c.x.syncFlush(0, 0));
+    out.emitWarm.push((cpuMs(process.cpuUsage(t)) * 1e6) / again);
+    out.emitWarmFaults.push(process.resourceUsage().minorPageFault - f);
   }
   return out;
 }
 
-async function inside(conns: number, rounds: number, samples: number, passes: number): Promise<void> {
+async function inside(conns: number, rounds: number, samples: number, passes: number, profile: boolean) {
   bed();
   step(`bed built: client, kernel director (master daemon), real server, kernel + wasmvs backups`);
   const decoder = await Core.load({ connCapacity: 1024 });
@@ -302,14 +432,32 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
   };
   const res: SyncVmResult = {
     kernel: run("uname", ["-r"]).trim(),
+    thp: (() => {
+      try {
+        return readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8").trim();
+      } catch {
+        return "?";
+      }
+    })(),
     conns,
     master: [],
     off: [],
     backup: [],
-    send: { entries: 0, messages: 0, cpuUs: [], received: 0 },
-    codec: { apply: [], decode: [], emit: [] },
+    idle: [],
+    send: { entries: 0, messages: 0, cpuUs: [], idleUs: [], received: 0 },
+    sendNative: { entries: 0, messages: 0, cpuUs: [], idleUs: [], received: 0 },
+    codec: {
+      apply: [],
+      update: [],
+      updateBig: [],
+      decode: [],
+      emit: [],
+      emitWarm: [],
+      emitFaults: [],
+      emitWarmFaults: [],
+    },
     kernelBackupEntries: 0,
-    wasmvsBackup: {},
+    wasmvs: {},
   };
   const server = spawn("ip", ["netns", "exec", NS.real, process.execPath, peer, "server", String(REAL_PORT), REAL]);
   await new Promise<void>((r) => server.stdout.once("data", () => r()));
@@ -333,7 +481,10 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
       kept.push(msgs);
       const entries = msgs.reduce((n, m) => n + entriesOf(m), 0);
       res.master.push({ entries, messages: msgs.length, ok: r.ok, failed: r.failed, threadNs, otherMs });
-      step(`round ${k + 1}/${2 * rounds}, master on: ${r.ok} connections, ${entries} entries in ${msgs.length} msgs`);
+      step(
+        `round ${k + 1}/${2 * rounds}, master on: ${r.ok} connections, ${entries} entries in ${msgs.length} msgs, ` +
+          `ipvs-m ${(threadNs / 1e6).toFixed(1)} ms`,
+      );
     } else {
       res.off.push({ ok: r.ok, failed: r.failed, otherMs });
       step(`round ${k + 1}/${2 * rounds}, master off: ${r.ok} connections`);
@@ -343,60 +494,127 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
   const all = kept.flat();
   const entries = all.reduce((n, m) => n + entriesOf(m), 0);
   writeMessages("/tmp/sync-vm-msgs.bin", all);
-  // wasmvs's send of the same datagrams, from the director's namespace to this one, as the kernel's thread
-  got = [];
-  const s = await peerRun(NS.director, [
-    "send",
-    "/tmp/sync-vm-msgs.bin",
-    GROUP,
-    String(MCAST_PORT),
-    DIRECTOR_SYNC,
-    String(passes),
-  ]);
-  await waitFor(() => got.length >= all.length * (1 + passes) || performance.now() - lastAt > 3000, 60_000, "sends");
-  res.send = { entries, messages: all.length, cpuUs: s.cpuUs as unknown as number[], received: got.length };
-  step("wasmvs's sends of the same datagrams timed");
+  // wasmvs's send of the same datagrams, from the director's namespace to this one, as the kernel's thread:
+  // through Node's dgram (one send each) and through the packet addon (sendmmsg), one after the other
+  const sendWith = async (io: BackupIo) => {
+    got = [];
+    const dir = [NS.director, ["send", "/tmp/sync-vm-msgs.bin", GROUP, String(MCAST_PORT), DIRECTOR_SYNC]] as const;
+    const s = await peerRun(dir[0], [...dir[1], String(passes), io]);
+    await waitFor(() => got.length >= all.length * (1 + passes) || performance.now() - lastAt > 3000, 60_000, "sends");
+    const out = {
+      entries,
+      messages: all.length,
+      cpuUs: s.cpuUs as unknown as number[],
+      idleUs: s.idleUs as unknown as number[],
+      received: got.length,
+    };
+    step(`wasmvs's sends timed (${io}): CPU µs per pass ${out.cpuUs.join(" ")}, idle ${out.idleUs.join(" ")}`);
+    return out;
+  };
+  res.send = await sendWith("dgram");
+  res.sendNative = await sendWith("native");
   cap.close();
-  // the backups: the kernel's daemon and wasmvs's, side by side in sbb, on the same datagrams
-  const wb = await WasmvsBackup.start();
+  // the backups: the kernel's daemon and wasmvs's (BACKUPS), side by side in sbb, on the same datagrams at the
+  // same time
+  const wbs: WasmvsBackup[] = [];
+  for (const b of BACKUPS) wbs.push(await WasmvsBackup.start(b.io, b.hold));
   inNs(NS.backup, ["ipvsadm", "--start-daemon", "backup", "--mcast-interface", "sync", "--syncid", "0"]);
   let bpid = 0;
   await waitFor(() => (bpid = threadPid("ipvs-b:") ?? 0) > 0, 30_000, "the ipvs-b thread");
-  step("kernel and wasmvs backups listening");
-  for (let pass = 0; pass <= passes; pass++) {
+  step(`kernel and wasmvs backups (${BACKUPS.map((b) => b.name).join(", ")}) listening`);
+  writeMessages("/tmp/sync-vm-none.bin", []);
+  const statsOf = () => Promise.all(wbs.map((w) => w.stats()));
+  const took = (a: Record<string, number>[], b: Record<string, number>[]) =>
+    Object.fromEntries(
+      BACKUPS.map((w, k) => [
+        w.name,
+        {
+          cpuUs: b[k].cpuUs - a[k].cpuUs,
+          loopMs: b[k].loopMs - a[k].loopMs,
+          rxCalls: (b[k].rxCalls ?? 0) - (a[k].rxCalls ?? 0),
+          rxDatagrams: (b[k].rxDatagrams ?? 0) - (a[k].rxDatagrams ?? 0),
+        },
+      ]),
+    );
+  const show = (w: Record<string, Took>) =>
+    BACKUPS.map((b) => {
+      const t = w[b.name];
+      const rx = b.io === "native" ? `, ${t.rxDatagrams} datagrams in ${t.rxCalls} reads` : "";
+      return `${b.name} ${(t.cpuUs / 1e3).toFixed(1)} ms (loop ${t.loopMs.toFixed(1)} ms${rx})`;
+    }).join(", ");
+  // pass 0 creates; then each update pass is followed by an idle one: the peer starts and sends nothing,
+  // the backups polled alike
+  const plan = [0, ...Array.from({ length: passes }, (_, k) => [k + 1, -(k + 1)]).flat()];
+  for (const pass of plan) {
+    const idle = pass < 0;
+    const want = idle ? 0 : entries;
+    if (profile && pass === 1) for (const w of wbs) await w.ask("prof-start");
     const e0 = udpRcvbufErrors(NS.backup),
       k0 = runtimeNs(bpid),
-      w0 = await wb.stats();
-    await peerRun(null, ["send", "/tmp/sync-vm-msgs.bin", GROUP, String(MCAST_PORT), REPLAY_ADDR]);
+      w0 = await statsOf();
+    const file = idle ? "/tmp/sync-vm-none.bin" : "/tmp/sync-vm-msgs.bin";
+    await peerRun(null, ["send", file, GROUP, String(MCAST_PORT), REPLAY_ADDR]);
     let w1 = w0;
     const end = performance.now() + 60_000;
-    while (w1.entries < w0.entries + entries && performance.now() < end) {
+    do {
       await sleep(200);
-      w1 = await wb.stats();
-    }
+      w1 = await statsOf();
+    } while (w1.some((w, k) => w.entries < w0[k].entries + want) && performance.now() < end);
     await sleep(500);
-    w1 = await wb.stats();
-    res.backup.push({
-      pass,
-      entries,
-      kernelNs: runtimeNs(bpid) - k0,
-      wasmvsUs: w1.cpuUs - w0.cpuUs,
-      rcvbufErrors: udpRcvbufErrors(NS.backup) - e0,
-    });
-    step(`backup pass ${pass + 1}/${passes + 1} (${pass ? "updates" : "creates"})`);
+    w1 = await statsOf();
+    const kernelNs = runtimeNs(bpid) - k0,
+      w = took(w0, w1);
+    if (idle) {
+      res.idle.push({ kernelNs, w });
+      step(`idle pass ${-pass} (nothing sent, the same polling): kernel ${(kernelNs / 1e6).toFixed(1)} ms, ${show(w)}`);
+      continue;
+    }
+    const rcvbufErrors = udpRcvbufErrors(NS.backup) - e0;
+    res.backup.push({ pass, entries, kernelNs, rcvbufErrors, w });
+    step(
+      `backup pass ${pass + 1}/${passes + 1} (${pass ? "updates" : "creates"}): CPU kernel ` +
+        `${(kernelNs / 1e6).toFixed(1)} ms, ${show(w)}`,
+    );
   }
-  res.wasmvsBackup = await wb.stats();
+  if (profile) {
+    res.profile = {};
+    for (const [k, w] of wbs.entries()) {
+      const p = (await w.ask("prof-stop")) as { fn: string; selfMs: number }[];
+      res.profile[BACKUPS[k].name] = p;
+      for (const f of p.slice(0, 25)) step(`profile ${BACKUPS[k].name}: ${f.selfMs} ms self ${f.fn}`);
+    }
+  }
+  const last = await statsOf();
+  for (const [k, b] of BACKUPS.entries()) res.wasmvs[b.name] = last[k];
   res.kernelBackupEntries = inNs(NS.backup, ["ipvsadm", "-Lnc"]).trim().split("\n").length - 2;
-  wb.stop();
-  step(`backups timed: kernel holds ${res.kernelBackupEntries} entries, wasmvs ${res.wasmvsBackup.created} created`);
+  for (const w of wbs) w.stop();
+  step(
+    `backups timed: kernel holds ${res.kernelBackupEntries} entries, wasmvs created ` +
+      BACKUPS.map((b) => `${res.wasmvs[b.name].created} (${b.name})`).join(", "),
+  );
   res.codec = await codecAlone(kept, samples);
-  step("wasmvs codec alone timed");
+  const c = res.codec;
+  const list = (xs: number[]) => xs.map((x) => Math.round(x)).join(" ");
+  step(
+    `wasmvs codec alone timed: ns/entry: decode + create ${list(c.apply)}, update ${list(c.update)}, ` +
+      `update in a 2^17 table ${list(c.updateBig)}, decode ${list(c.decode)}; ` +
+      `emit fresh core ${list(c.emit)} (minor faults ${list(c.emitFaults)}), ` +
+      `again ${list(c.emitWarm)} (faults ${list(c.emitWarmFaults)}); THP ${res.thp}`,
+  );
   process.stdout.write(`@@RESULT ${JSON.stringify(res)}\n`);
   process.exit(0);
 }
 
 if (process.argv[1] === self) {
   const arg = (n: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${n}=`))?.split("=")[1] ?? d);
-  if (process.argv.includes("--role=backup")) await backupRole();
-  else await inside(arg("conns", 1000), arg("rounds", 2), arg("samples", 5), arg("passes", 3));
+  if (process.argv.includes("--role=backup"))
+    await backupRole(process.argv.includes("--io=native") ? "native" : "dgram", arg("hold", 0));
+  else
+    await inside(
+      arg("conns", 1000),
+      arg("rounds", 2),
+      arg("samples", 5),
+      arg("passes", 3),
+      process.argv.includes("--profile"),
+    );
 }

@@ -154,6 +154,12 @@ else {
   test.after(stop);
 
   test("/metrics: the sync families say what `proxy status` says, bad datagrams by reason", async () => {
+    // packet mode's addon carries the daemons' sockets: the backup reads with recvmmsg, not Node's dgram
+    const st = await call<{ sync: { daemons: { io: string }[] } }>("status");
+    assert.equal(
+      st.sync.daemons.map((d) => d.io),
+      ["native"],
+    );
     const bad = [
       Buffer.from([0, 7, 0]), // short
       withSyncid(kernelMsgs[0], 9), // another pair's

@@ -304,6 +304,58 @@ test("bad and foreign messages: counted by reason and dropped, nothing trusted p
   assert.is(syncStats(core).created - after.created, 1);
 });
 
+test("batch receive: datagrams read together (recvmmsg's area) count and apply as one by one", async () => {
+  const one = await backup(),
+    many = await backup();
+  const kernel = cap.phases.filter((p) => String(p.version) === "1").flatMap((p) => p.datagrams.map((d) => hex(d.hex)));
+  const good = entry4();
+  // good ones among bad ones: short, empty, a wrong size field, another pair's, garbage, over the receive limit
+  const garbage = new Uint8Array(300).map((_, k) => (k * 97 + 13) & 255);
+  const msgs: Uint8Array[] = [
+    new Uint8Array([0, 7, 0]),
+    new Uint8Array(0),
+    ...kernel.slice(0, 3),
+    v1([good], { size: 100 }),
+    v1([good], { syncid: 9 }),
+    garbage,
+    new Uint8Array(1473), // over this backup's 1472-byte receive limit
+    ...kernel.slice(3),
+    v1([entry4({ cport: 9, state: 11 })]),
+  ];
+  const MAXLEN = 1472,
+    SLOT = 1472,
+    MAX = 8;
+  for (const m of msgs) syncReceive(one, m, 0, MAXLEN, 1000);
+  const lens = many.x.syncRxBatch(MAX, SLOT) >>> 0,
+    data = many.x.syncRxBatchData() >>> 0;
+  assert.ok(lens > 0 && data >= lens + MAX * 4, "the batch area is laid out");
+  assert.is(many.x.syncRxBatch(65, SLOT), 0, "more than 64 a call is refused");
+  assert.is(many.x.syncRxBatch(4, 70000), 0, "a slot over 64 KiB is refused");
+  assert.is(many.x.syncRxBatch(MAX, SLOT) >>> 0, lens, "the same area again");
+  let entries = 0;
+  for (let at = 0; at < msgs.length; at += MAX) {
+    const part = msgs.slice(at, at + MAX);
+    part.forEach((m, k) => {
+      many.dv.setUint32(lens + 4 * k, m.length, true);
+      many.u8.set(m.subarray(0, SLOT), data + k * SLOT); // recvmmsg cuts a longer one to its slot
+    });
+    entries += many.x.syncReceiveBatch(part.length, 0, MAXLEN, 1000);
+  }
+  assert.equal(syncStats(many), syncStats(one), "every counter as one by one");
+  assert.is(entries, syncStats(one).entries);
+  assert.ok(syncStats(one).short >= 2 && syncStats(one).oversized === 1 && syncStats(one).bad_size >= 1);
+  assert.equal(listing(many, 1000), listing(one, 1000), "the same table");
+  // a datagram longer than its slot (the host's slots shorter than the limit): refused by its length, unread
+  const before = syncStats(many);
+  many.dv.setUint32(lens, SLOT + 1, true);
+  assert.is(many.x.syncReceiveBatch(1, 0, 0, 1000), 0);
+  const after = syncStats(many);
+  assert.is(after.oversized - before.oversized, 1);
+  assert.is(after.messages - before.messages, 1);
+  // a later single datagram reads from its own buffer again
+  assert.is(syncReceive(many, kernel[0], 0, MAXLEN, 1000).entries, syncDecode(one, kernel[0]).entries);
+});
+
 test("master: our messages decode to the entries sent; full-NAT's local side rides a skippable option", async () => {
   const core = await Core.load();
   const id = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });

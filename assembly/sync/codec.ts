@@ -225,6 +225,54 @@ export function syncReceive(len: u32, syncid: u32, maxlen: u32, mode: i32, now: 
   return -reason;
 }
 
+// ---- batched receive: the host reads every waiting datagram at once (recvmmsg) into slots here ----------
+// syncRxBatch(max, slot) lays out max lengths (u32, the host writes each datagram's own length there) and max
+// slots of `slot` bytes each (exactly: the host reads into the same), and returns where the lengths are;
+// syncRxBatchData() where the first slot is.
+export const RX_BATCH_MAX: u32 = 64;
+let batch: usize = 0;
+let batchData: usize = 0;
+let batchMax: u32 = 0;
+let batchSlot: u32 = 0;
+
+export function syncRxBatch(max: u32, slot: u32): usize {
+  if (max == 0 || max > RX_BATCH_MAX || slot == 0 || slot > RX_MAX) return 0;
+  if (batch != 0 && max <= batchMax && slot <= batchSlot) return batch;
+  if (batch != 0) heap.free(batch);
+  batch = heap.alloc(<usize>(max * 4 + 15 + max * slot));
+  batchData = (batch + <usize>(max * 4) + 15) & ~(<usize>15);
+  batchMax = max;
+  batchSlot = slot;
+  return batch;
+}
+export function syncRxBatchData(): usize {
+  return batchData;
+}
+
+// The first n datagrams of the batch area, each as syncReceive takes one (mode 0: into the table). Returns
+// the entries read over all of them; the dropped ones are counted by reason as single ones are.
+export function syncReceiveBatch(n: u32, syncid: u32, maxlen: u32, now: f64): i32 {
+  syncRxBuffer();
+  if (n > batchMax) n = batchMax;
+  const own = rx;
+  let entries: i32 = 0;
+  for (let k: u32 = 0; k < n; k++) {
+    const len = load<u32>(batch + <usize>(k << 2));
+    let r: i32;
+    if (len > batchSlot) {
+      // cut off at its slot (the host makes slots as long as the receive limit, so this is over it)
+      count(SS_MESSAGES);
+      r = reject(SR_OVERSIZED);
+    } else {
+      rx = batchData + <usize>(k * batchSlot);
+      r = syncReceive(len, syncid, maxlen, 0, now);
+    }
+    if (r > 0) entries += r;
+  }
+  rx = own;
+  return entries;
+}
+
 function receiveV1(len: u32, mode: i32, now: i64): i32 {
   const n = rd8(4);
   let p: u32 = HDR_V1;
@@ -540,8 +588,12 @@ export let syncedMasq = false;
 let txSyncid: u32 = 0;
 let txMaxlen: u32 = 1472; // 1500 - IPv4 - UDP: the kernel master's limit when none is given
 const TX_SLOTS: u32 = 64;
-const TX_SLOT_BYTES: u32 = 65536;
-let tx: usize = 0; // TX_SLOTS buffers of TX_SLOT_BYTES
+// Each slot holds one message of at most txMaxlen bytes: 64 × 1472 bytes at the default, not 64 × 64 KiB. A
+// master's first messages are written into memory nothing touched before (in the kernel VM, where THP is on,
+// the 4 MiB of 64 KiB slots cost a fresh core's emit 12 times its cost into touched slots).
+let txSlotBytes: u32 = 0;
+let txBytes: usize = 0; // allocated at tx
+let tx: usize = 0; // TX_SLOTS buffers of txSlotBytes
 let txHead: u32 = 0; // the oldest closed message
 let txClosed: u32 = 0; // closed messages waiting to be sent
 let txCur: u32 = 0; // the slot being filled
@@ -552,9 +604,15 @@ const SYNC_THRESHOLD: u32 = 3; // then every 50th
 
 export function syncMasterStart(syncid: u32, maxlen: u32): i32 {
   if (syncid > 255 || maxlen > 65507) return -1;
-  if (tx == 0) tx = heap.alloc(<usize>(TX_SLOTS * TX_SLOT_BYTES));
   txSyncid = syncid;
   txMaxlen = maxlen == 0 ? 1472 : max<u32>(maxlen, HDR_V1 + ENTRY_V6 + 20);
+  txSlotBytes = (txMaxlen + 15) & ~15;
+  const need = <usize>(TX_SLOTS * txSlotBytes);
+  if (tx == 0 || need > txBytes) {
+    if (tx != 0) heap.free(tx);
+    tx = heap.alloc(need);
+    txBytes = need;
+  }
   txHead = 0;
   txClosed = 0;
   txCur = 0;
@@ -567,7 +625,7 @@ export function syncMasterStop(): void {
 }
 
 @inline function slot(k: u32): usize {
-  return tx + <usize>((k % TX_SLOTS) * TX_SLOT_BYTES);
+  return tx + <usize>((k % TX_SLOTS) * txSlotBytes);
 }
 
 // Closes the message being filled when it is older than ageMs (0: whatever its age). Returns the number of
@@ -582,6 +640,19 @@ export function syncOutPtr(k: u32): usize {
 export function syncOutLen(k: u32): u32 {
   return k < txClosed ? <u32>bswap<u16>(load<u16>(slot(txHead + k), 2)) : 0;
 }
+// Where the closed messages are, for a host that sends them all in one call: {u32 offset, u32 length} each,
+// oldest first (syncFlush's count of them).
+let outList: usize = 0;
+export function syncOutList(): usize {
+  if (outList == 0) outList = heap.alloc(<usize>(TX_SLOTS * 8));
+  for (let k: u32 = 0; k < txClosed; k++) {
+    const m = slot(txHead + k);
+    store<u32>(outList + <usize>(k * 8), <u32>m);
+    store<u32>(outList + <usize>(k * 8), <u32>bswap<u16>(load<u16>(m, 2)), 4);
+  }
+  return outList;
+}
+
 // the host sent the first n closed messages
 export function syncOutDone(n: u32): void {
   if (n > txClosed) n = txClosed;

@@ -32,6 +32,7 @@
 #include "napi_args.h"
 #include "nexthop.h"
 #include "ring.h"
+#include "sync_io.h"
 #include "toobig.h"
 #ifdef WASMVS_XDP
 #include "xdp.h"
@@ -1214,6 +1215,13 @@ napi_value Init(napi_env env, napi_value exports) {
       {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setAddresses", nullptr, SetAddresses, nullptr, nullptr, nullptr, napi_default, nullptr},
+      // the sync daemons' sockets (sync_io.h)
+      {"syncOpen", nullptr, syncio::Open, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"syncRecv", nullptr, syncio::Recv, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"syncSend", nullptr, syncio::Send, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"syncStart", nullptr, syncio::Start, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"syncStats", nullptr, syncio::Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"syncClose", nullptr, syncio::Close, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value built;  // whether this build has AF_XDP (the libraries' headers were there when it was built)

@@ -143,3 +143,43 @@ export function syncTakeMessages(core: Core, now: number, ageMs: number): Uint8A
   core.x.syncOutDone(n);
   return out;
 }
+
+/**
+ * A backup's area for datagrams read several at once (recvmmsg): `max` slots of `slot` bytes in WASM memory
+ * and a u32 length for each (the datagram's own length: one longer than its slot was cut off, and is refused
+ * by that length). The reader fills them through `memory`; receive() hands the first n to the table.
+ */
+export class SyncRxBatch {
+  readonly lens: number;
+  readonly data: number;
+  constructor(
+    private core: Core,
+    readonly max: number,
+    readonly slot: number,
+  ) {
+    this.lens = core.x.syncRxBatch(max, slot) >>> 0;
+    if (!this.lens) throw new Error(`the core refused a sync receive area of ${max} × ${slot} bytes`);
+    this.data = core.x.syncRxBatchData() >>> 0;
+  }
+  get memory(): ArrayBuffer {
+    return this.core.x.memory.buffer as ArrayBuffer;
+  }
+  /** The first n datagrams, each as syncReceive takes one; the entries read over all of them. */
+  receive(n: number, syncid: number, maxlen: number, now: number): number {
+    return this.core.x.syncReceiveBatch(n, syncid, maxlen, now);
+  }
+}
+
+/**
+ * The master's finished messages in place, for a sender that takes them all at once: their {u32 offset,
+ * u32 length} list in `memory` and how many; done(k) lets go of the first k (the rest wait in the core).
+ */
+export function syncOutPending(core: Core, now: number, ageMs: number) {
+  const n = core.x.syncFlush(now, ageMs);
+  return {
+    n,
+    memory: core.x.memory.buffer as ArrayBuffer,
+    list: n ? core.x.syncOutList() >>> 0 : 0,
+    done: (k: number) => core.x.syncOutDone(k),
+  };
+}
