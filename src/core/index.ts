@@ -166,7 +166,8 @@ export interface PacketResult {
 export interface ConnInfo {
   index: number;
   af: number;
-  proto: string;
+  proto: string; // tcp, udp, sctp, fwmark (a fwmark template's 0), or ip_N (a synced template's other protocol)
+  protoNumber: number;
   caddr: string;
   vaddr: string;
   daddr: string;
@@ -634,7 +635,8 @@ export class Core {
     return {
       index: i,
       af,
-      proto: PROTOCOL_NAMES[proto],
+      proto: PROTOCOL_NAMES[proto] ?? `ip_${proto}`,
+      protoNumber: proto,
       caddr: this.getAddr(af, L.CONN_CADDR),
       vaddr: this.getAddr(af, L.CONN_VADDR),
       daddr: this.getAddr(af, L.CONN_DADDR),

@@ -110,6 +110,21 @@ export function addrPortName(
 }
 
 const PROTO_NAME: Record<number, string> = { [IPPROTO_TCP]: "TCP", [IPPROTO_UDP]: "UDP", [IPPROTO_SCTP]: "SCTP" };
+
+// The kernel's name for a connection's protocol in /proc/net/ip_vs_conn, which `ipvsadm -Lnc` prints
+// (ip_vs_proto_name in Linux 6.1): a fwmark template's 0 is "IP"; a synced template may carry any protocol
+// (the backup checks the protocol of connections only), shown as IP_<number>.
+const CONN_PROTO_NAME: Record<number, string> = {
+  0: "IP",
+  1: "ICMP",
+  4: "IPIP",
+  6: "TCP",
+  17: "UDP",
+  47: "GRE",
+  58: "ICMPv6",
+  132: "SCTP",
+};
+export const connProtoName = (proto: number): string => CONN_PROTO_NAME[proto] ?? `IP_${proto}`;
 const PROTO_OPT: Record<number, string> = {
   [IPPROTO_TCP]: "-t",
   [IPPROTO_UDP]: "-u",

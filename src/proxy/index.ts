@@ -23,6 +23,7 @@ import type { Server } from "node:http";
 import { type IpvsadmCommand, StateEditor } from "../model/ipvsadm.ts";
 import { type Problem, formatProblems, loopProblems, nonUnicast } from "../model/validate.ts";
 import { canonicalAddr } from "../model/inet.ts";
+import { connProtoName } from "../model/format.ts";
 import { SyncDaemon, type SyncDaemonOptions, sameSyncOptions, syncStartProblems, syncStatus } from "./sync.ts";
 
 export { parseConfig, loadConfig, ConfigError } from "./config.ts";
@@ -505,7 +506,7 @@ export class Proxy {
   connections(): ConnectionEntry[] {
     const now = this.fw.now();
     return this.core.conns().map((c) => ({
-      protocol: c.template && c.proto === "fwmark" ? "IP" : c.proto.toUpperCase(),
+      protocol: connProtoName(c.protoNumber),
       expiresMs: Math.max(0, c.expires - now),
       state: c.state,
       client: { addr: c.caddr, port: c.cport },
