@@ -112,18 +112,10 @@ export function addrPortName(
 const PROTO_NAME: Record<number, string> = { [IPPROTO_TCP]: "TCP", [IPPROTO_UDP]: "UDP", [IPPROTO_SCTP]: "SCTP" };
 
 // The kernel's name for a connection's protocol in /proc/net/ip_vs_conn, which `ipvsadm -Lnc` prints
-// (ip_vs_proto_name in Linux 6.1): a fwmark template's 0 is "IP"; a synced template may carry any protocol
-// (the backup checks the protocol of connections only), shown as IP_<number>.
-const CONN_PROTO_NAME: Record<number, string> = {
-  0: "IP",
-  1: "ICMP",
-  4: "IPIP",
-  6: "TCP",
-  17: "UDP",
-  47: "GRE",
-  58: "ICMPv6",
-  132: "SCTP",
-};
+// (ip_vs_proto_name): a fwmark template's 0 is "IP"; a synced template may carry any protocol (the backup
+// checks the protocol of connections only), shown as IP_<number>. Recorded in Linux 6.1 with protocols 0, 1,
+// 4, 47, 58 and 99 (test/fixtures/kernel/sync-template-proto.txt): 4 and 47 are IP_4 and IP_47 there.
+const CONN_PROTO_NAME: Record<number, string> = { 0: "IP", 1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP" };
 export const connProtoName = (proto: number): string => CONN_PROTO_NAME[proto] ?? `IP_${proto}`;
 const PROTO_OPT: Record<number, string> = {
   [IPPROTO_TCP]: "-t",
