@@ -34,7 +34,7 @@ function usage(): never {
   sched    every scheduler at 10/100/1000 destinations vs TS baselines
   packet   packet batches (bench/packet.ts benchPackets), Mpps beside kernel IPVS
   mh       Maglev table rebuild at M=4093/65521 with 100/1000 destinations
-  sim      the simulator: 10M connections over 10k Services through the data plane (target ≤ 10 s), 3 runs
+  sim      the simulator: 10M connections over 10k Services through the data plane (target ≤ 6 s, ±10 %), 3 runs
   kernel   the kernel programmer in the VM (../shared/ipvs-vm): full sync, read back, one change by the
            partial pass, the cached full pass and the full pass with the table read back (10+ minutes)
   sync     connection sync per entry: the master's emit, the backup's apply and decode (bench/sync.ts); then
