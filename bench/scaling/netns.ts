@@ -236,7 +236,9 @@ export class Topology {
       let buf = "";
       p.stdout!.removeAllListeners("data");
       p.stdout!.on("data", (d: Buffer) => (buf += d.toString()));
-      p.on("exit", () => resolve(buf));
+      // "close", not "exit": the process can exit before its stdout's last data is read, and then the tally
+      // was lost (a VM run's iptables backends "saw 0/0" once in four clean-clone runs)
+      p.on("close", () => resolve(buf));
       p.stdin!.end();
       setTimeout(() => {
         p.kill("SIGKILL");
