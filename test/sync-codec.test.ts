@@ -542,6 +542,18 @@ test("a synced template keeps any protocol, listed as the kernel lists it (IP_47
     }));
   const bySource = (a: { source: string }, b: { source: string }) => a.source.localeCompare(b.source);
   assert.equal(ours.sort(bySource), recorded.sort(bySource));
+  // and printed as ipvsadm prints them, line for line (the expiry as the kernel's, 2 s after the send)
+  const printed = formatConnections(
+    listing(core, 1000)
+      .filter((e) => e.client.addr.startsWith("10.9.7."))
+      .map((e) => ({ ...e, expiresMs: 297_000 })),
+    { numeric: true },
+  ).split("\n");
+  const kernelLines = readFileSync(new URL("fixtures/kernel/sync-template-proto.txt", import.meta.url), "utf8")
+    .split("\n")
+    .filter((l) => !l.startsWith("#"));
+  assert.equal(printed.slice(0, 2), kernelLines.slice(0, 2), "the headings");
+  assert.equal(printed.slice(2).filter(Boolean).sort(), kernelLines.slice(2).filter(Boolean).sort());
 });
 
 test("batch receive, seeded: 20,000 mutated kernel messages in random batches, as one by one", async () => {
