@@ -9,19 +9,36 @@
 import { readFileSync } from "node:fs";
 import { Core, TCP_FLAGS } from "../src/core/index.ts";
 
+const USAGE =
+  "usage: node --expose-gc --import tsx bench/conn-memory.ts [BUILD.wasm] [--v6 | --v6-every=N] " +
+  "[--live=1000000] [--capacity=1100000]";
+function usageError(why: string): never {
+  console.error(`conn-memory.ts: ${why}\n${USAGE}`);
+  process.exit(2);
+}
 const args = process.argv.slice(2);
+if (args.includes("--help")) {
+  console.log(USAGE);
+  process.exit(0);
+}
+for (const x of args.filter((y) => y.startsWith("--")))
+  if (x !== "--v6" && !/^--(live|capacity|v6-every)=/.test(x))
+    usageError(`unknown option ${JSON.stringify(x.slice(0, 40))}`);
 const opt = (k: string, d: number) => {
   const a = args.find((x) => x.startsWith(`--${k}=`));
-  const n = a ? Number(a.slice(k.length + 3)) : d;
-  if (!Number.isInteger(n) || n < 1 || n > 4_000_000) throw new Error(`--${k}: a whole number from 1 to 4,000,000`);
+  const v = a ? a.slice(k.length + 3) : String(d);
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 4_000_000)
+    usageError(`--${k}: ${JSON.stringify(v.slice(0, 20))} is not a whole number from 1 to 4,000,000`);
   return n;
 };
 const live = opt("live", 1_000_000);
 const capacity = opt("capacity", 1_100_000);
-if (live > capacity) throw new Error("--live is more than --capacity");
+if (live > capacity) usageError("--live is more than --capacity");
 const builds = args.filter((x) => !x.startsWith("--"));
 if (builds.length === 0) builds.push("build/core.wasm");
-if (builds.length > 1) throw new Error("one build per process");
+if (builds.length > 1) usageError("one build per process");
+if (args.includes("--v6") && args.some((x) => x.startsWith("--v6-every="))) usageError("--v6 or --v6-every, not both");
 const every = args.some((x) => x.startsWith("--v6-every=")) ? opt("v6-every", 1) : 0;
 const families = [args.includes("--v6")];
 

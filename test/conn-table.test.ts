@@ -396,4 +396,25 @@ test("bench/scaling/ab.ts refuses bad options with its usage and exit 2, before 
   }
 });
 
+test("bench/conn-memory.ts refuses bad options with its usage and exit 2, before building a table", () => {
+  const bad = [
+    ["--bogus"],
+    ["--live=abc"],
+    ["--live=0"],
+    ["--live=5000000"],
+    ["--live=2000", "--capacity=1000"],
+    ["--v6-every=__proto__"],
+    ["--v6", "--v6-every=10"],
+    ["a.wasm", "b.wasm"],
+  ];
+  for (const extra of bad) {
+    const r = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "bench/conn-memory.ts", ...extra], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.is(r.status, 2, `${extra.join(" ")}: exit ${r.status}, ${r.stderr.slice(0, 200)}`);
+    assert.match(r.stderr, /usage: node --expose-gc --import tsx bench\/conn-memory\.ts/, extra.join(" "));
+  }
+});
+
 test.run();
