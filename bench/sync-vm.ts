@@ -330,17 +330,19 @@ function profileSummary(prof: CpuProfile): { fn: string; selfMs: number }[] {
 }
 
 // The codec alone on the captured datagrams, in this process: samples of each, interleaved.
+const noCodecSamples = (): SyncVmResult["codec"] => ({
+  apply: [],
+  update: [],
+  updateBig: [],
+  decode: [],
+  emit: [],
+  emitWarm: [],
+  emitFaults: [],
+  emitWarmFaults: [],
+});
+
 async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmResult["codec"]> {
-  const out: SyncVmResult["codec"] = {
-    apply: [],
-    update: [],
-    updateBig: [],
-    decode: [],
-    emit: [],
-    emitWarm: [],
-    emitFaults: [],
-    emitWarmFaults: [],
-  };
+  const out = noCodecSamples();
   // a table sized to the entries, as the host bench's (a master's bulk emit walks the whole table)
   const capacity = 1 << Math.ceil(Math.log2(Math.max(1024, rounds.flat().length * 32)));
   const backupCore = async () => {
@@ -446,16 +448,7 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
     idle: [],
     send: { entries: 0, messages: 0, cpuUs: [], idleUs: [], received: 0 },
     sendNative: { entries: 0, messages: 0, cpuUs: [], idleUs: [], received: 0 },
-    codec: {
-      apply: [],
-      update: [],
-      updateBig: [],
-      decode: [],
-      emit: [],
-      emitWarm: [],
-      emitFaults: [],
-      emitWarmFaults: [],
-    },
+    codec: noCodecSamples(),
     kernelBackupEntries: 0,
     wasmvs: {},
   };

@@ -12,14 +12,14 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { SYNC_DROPS, SYNC_SKIPS, SYNC_COUNTS } from "../src/core/sync.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
 import { ip, nsx, vethNet } from "./helpers/veth-net.ts";
-import type { SyncCapture } from "./kernel-vm/sync-capture.ts";
+import { captureV1Datagrams } from "./helpers/sync-capture.ts";
 import { formatDaemons, type SyncDaemon as ModelDaemon } from "../src/model/daemon.ts";
 
 const FILE = import.meta.url;
@@ -37,13 +37,7 @@ const CFG = `${DIR}/p.yaml`;
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const cap: SyncCapture = JSON.parse(
-  readFileSync(new URL("fixtures/sync/kernel-capture.json", import.meta.url), "utf8"),
-);
-// the capture's version 1 datagrams (its master ran with --syncid 7)
-const kernelMsgs = cap.phases
-  .filter((p) => String(p.version) === "1")
-  .flatMap((p) => p.datagrams.map((d) => Buffer.from(d.hex, "hex")));
+const kernelMsgs = captureV1Datagrams();
 const withSyncid = (m: Buffer, id: number) => {
   const c = Buffer.from(m);
   c[1] = id;

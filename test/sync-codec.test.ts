@@ -12,11 +12,9 @@ import { connProtoName, formatConnections } from "../src/model/format.ts";
 import { PacketBatch } from "../src/core/packets.ts";
 import { build, checksumsValid, TCP, ACK, PSH } from "./fixtures/packets/build.ts";
 import type { ConnectionEntry } from "../src/model/target.ts";
-import type { SyncCapture } from "./kernel-vm/sync-capture.ts";
+import { syncCapture } from "./helpers/sync-capture.ts";
 
-const cap: SyncCapture = JSON.parse(
-  readFileSync(new URL("fixtures/sync/kernel-capture.json", import.meta.url), "utf8"),
-);
+const cap = syncCapture;
 const hex = (h: string) => new Uint8Array(Buffer.from(h, "hex"));
 const SYNCID = 7; // the capture's master: --syncid 7
 

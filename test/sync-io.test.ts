@@ -11,14 +11,13 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { guardedBefore, needs, skip, testOrSkip } from "./helpers/skip.ts";
 import type { SyncIoAddon } from "../src/proxy/sync.ts";
 import { ip, nsx, vethNet } from "./helpers/veth-net.ts";
-import type { SyncCapture } from "./kernel-vm/sync-capture.ts";
+import { captureV1Datagrams } from "./helpers/sync-capture.ts";
 
 const FILE = import.meta.url;
 const addon = loadPacketAddon();
@@ -34,12 +33,7 @@ const A = { d: "10.234.1.1", s: "10.234.1.2" };
 const PEER = fileURLToPath(new URL("./helpers/sync-io-peer.ts", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const cap: SyncCapture = JSON.parse(
-  readFileSync(new URL("fixtures/sync/kernel-capture.json", import.meta.url), "utf8"),
-);
-const kernelMsgs = cap.phases
-  .filter((p) => String(p.version) === "1")
-  .flatMap((p) => p.datagrams.map((d) => Buffer.from(d.hex, "hex")));
+const kernelMsgs = captureV1Datagrams();
 
 const GROUP6 = "ff02::1:81";
 /** Sends datagrams from the sender's namespace to the group over the veth, in order. */
