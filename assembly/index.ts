@@ -769,4 +769,5 @@ export {
   syncOutLen,
   syncOutDone,
   syncEmitAll,
+  syncEmitFrom,
 } from "./sync/codec";

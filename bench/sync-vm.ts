@@ -43,7 +43,7 @@ import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { Core } from "../src/core/index.ts";
 import { syncStats } from "../src/core/sync.ts";
-import { SYNC_RX_HOLD_MS, SyncDaemon, type SyncDaemonOptions } from "../src/proxy/sync.ts";
+import { FLUSH_AGE_MS, SYNC_RX_HOLD_MS, SyncDaemon, type SyncDaemonOptions } from "../src/proxy/sync.ts";
 import { silentLogger } from "../src/proxy/log.ts";
 
 const NS = { client: "sbc", director: "sbd", real: "sbr", backup: "sbb" } as const;
@@ -77,6 +77,9 @@ export interface SyncVmResult {
   // cpuUs: per pass, warmed up; idleUs: the sender's same bursts and timer turns without a send
   send: SendFigures; // Node's dgram, one send per message
   sendNative: SendFigures; // the packet addon's sendmmsg, 16 messages a call
+  // the master daemon's own send() on a core's slots (--role=master): cpuUs the send() calls alone, passUs
+  // each pass whole (the emit of every entry too), idleUs the same turns with nothing emitted
+  sendDaemon?: SendFigures & { passUs: number[]; idleSendUs: number[]; sendProcUs: number[] };
   // ns per entry, one value per sample; emitWarm: the same core's emit again (its message slots touched);
   // *Faults: the process's minor page faults during each
   codec: {
@@ -94,7 +97,8 @@ export interface SyncVmResult {
   wasmvs: Record<string, Record<string, number>>; // each backup's counters at the end
 }
 interface Took {
-  cpuUs: number;
+  cpuUs: number; // the process's, every thread
+  threadUs: number; // its main thread's alone
   loopMs: number;
   rxCalls: number;
   rxDatagrams: number;
@@ -187,7 +191,11 @@ async function waitFor(ok: () => boolean, ms: number, what: string): Promise<voi
 
 /** Runs a peer to its end; its last stdout line as JSON. */
 function peerRun(ns: string | null, args: string[]): Promise<Record<string, number>> {
-  const argv = [process.execPath, peer, ...args];
+  return runJson(ns, [process.execPath, peer, ...args], args[0]);
+}
+
+/** Runs a program (in a namespace) to its end; its last stdout line as JSON. */
+function runJson(ns: string | null, argv: string[], what: string): Promise<Record<string, number>> {
   const p = ns ? spawn("ip", ["netns", "exec", ns, ...argv]) : spawn(argv[0], argv.slice(1));
   let out = "",
     err = "";
@@ -196,7 +204,7 @@ function peerRun(ns: string | null, args: string[]): Promise<Record<string, numb
   return new Promise((resolve, reject) =>
     p.on("exit", (code) => {
       const last = out.trim().split("\n").at(-1) ?? "";
-      if (code !== 0 || !last.startsWith("{")) reject(new Error(`peer ${args[0]}: exit ${code}: ${err || out}`));
+      if (code !== 0 || !last.startsWith("{")) reject(new Error(`${what}: exit ${code}: ${err || out}`));
       else resolve(JSON.parse(last));
     }),
   );
@@ -210,6 +218,20 @@ function writeMessages(file: string, msgs: Buffer[]): void {
     parts.push(len, m);
   }
   writeFileSync(file, Buffer.concat(parts));
+}
+
+// the calling thread's own run time, µs (process.cpuUsage also counts V8's compiler and GC threads); the
+// kernel's figures are its threads' alone
+function threadCpuUs(): number {
+  return Number(readFileSync("/proc/thread-self/schedstat", "utf8").split(" ")[0]) / 1e3;
+}
+
+function readMessages(file: string): Buffer[] {
+  const buf = readFileSync(file);
+  const msgs: Buffer[] = [];
+  for (let at = 0; at + 4 <= buf.length; at += 4 + buf.readUInt32BE(at))
+    msgs.push(buf.subarray(at + 4, at + 4 + buf.readUInt32BE(at)));
+  return msgs;
 }
 
 function udpRcvbufErrors(ns: string): number {
@@ -302,9 +324,111 @@ async function backupRole(io: BackupIo, hold: number): Promise<void> {
     const u = process.cpuUsage();
     const loopMs = performance.eventLoopUtilization().active;
     const sock = d.ioStats() ?? {};
-    const line = { cpuUs: u.user + u.system, loopMs, rxCalls: sock.rxCalls, rxDatagrams: sock.rxDatagrams };
+    const line = {
+      cpuUs: u.user + u.system,
+      threadUs: threadCpuUs(),
+      loopMs,
+      rxCalls: sock.rxCalls,
+      rxDatagrams: sock.rxDatagrams,
+    };
     process.stdout.write(`${JSON.stringify({ ...line, ...syncStats(core) })}\n`);
   });
+}
+
+// --role=master --passes=N: the wasmvs master daemon's own send (src/proxy/sync.ts's SyncDaemon on the packet
+// addon's socket, in sbd), on the entries of the captured datagrams: a core takes them as a backup does
+// (creates them), then each pass puts every live entry in messages a turn at a time (what fills 16 messages,
+// as the packet path leaves them between two of the daemon's 20 ms turns) and calls the daemon's send(), as
+// its timer does. Timed: the send() calls alone, in the main thread's run time (syncFlush, syncOutList,
+// sendmmsg with the delivery, syncOutDone), and each pass whole, in the process's (the emit and the timer
+// turns too); then idle passes, the same turns with nothing emitted. Warm-up passes first (3 s). Prints
+// {"sendUs","sendProcUs","passUs","idleUs","idleSendUs","entries","messages"}.
+async function masterRole(file: string, passes: number): Promise<void> {
+  const msgs = readMessages(file);
+  const core = await Core.load({ connCapacity: 1 << 17 });
+  const id = core.addService({ proto: "tcp", addr: VIP, port: PORT, scheduler: "rr" });
+  core.addDest(id, { addr: REAL, port: REAL_PORT, weight: 1, fwd: "masq" });
+  const rx = core.x.syncRxBuffer() >>> 0;
+  let inMsgs = 0;
+  for (const m of msgs) {
+    core.u8.set(m, rx);
+    inMsgs += Math.max(0, core.x.syncReceive(m.length, 0, 0, 0, 1000));
+  }
+  const opts: SyncDaemonOptions = {
+    state: "master",
+    mcastInterface: "sync",
+    syncid: SYNCID,
+    maxlen: 0,
+    group: GROUP,
+    port: MCAST_PORT,
+    ttl: 1,
+  };
+  const d = await SyncDaemon.start(core, opts, () => performance.now(), silentLogger(), { io: "native" });
+  if (!d.ioStats()) throw new Error("the master daemon is not on the packet addon's socket");
+  const perTurn = Math.max(1, Math.round((16 * inMsgs) / Math.max(1, msgs.length)));
+  const cap = core.x.connCapacity();
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  // one pass: turns 2 ms apart (the receivers' socket buffers must not overflow), then 300 ms for the last;
+  // idle: as many turns, nothing emitted
+  const pass = async (idleTurns = 0) => {
+    let at = 0,
+      turns = 0,
+      sendUs = 0,
+      sendProcUs = 0;
+    const t0 = cpu();
+    do {
+      if (!idleTurns) at = core.x.syncEmitFrom(performance.now(), at, perTurn);
+      const s0 = threadCpuUs(),
+        p0 = cpu();
+      d.send(FLUSH_AGE_MS); // as the daemon's timer calls it: the finished messages
+      sendUs += threadCpuUs() - s0;
+      sendProcUs += cpu() - p0;
+      turns++;
+      await sleep(2);
+    } while (idleTurns ? turns < idleTurns : at < cap);
+    const s0 = threadCpuUs(),
+      p0 = cpu();
+    d.send(0); // the pass's last, part-filled message (the timer sends it 2 s on)
+    sendUs += threadCpuUs() - s0;
+    sendProcUs += cpu() - p0;
+    await sleep(300);
+    return { sendUs, sendProcUs, passUs: cpu() - t0, turns };
+  };
+  const sent = () => syncStats(core);
+  // warm-up: V8 and the emulator compile a path run a few times a pass only after many passes (the first
+  // idle turns cost 10 times the later ones); 3 s at least, as the codec's warm-up
+  const until = performance.now() + 3000;
+  let turns = 0;
+  for (let k = 0; k < 3 || performance.now() < until; k++) turns = (await pass()).turns;
+  await pass(turns);
+  const s0 = sent();
+  await pass();
+  const out = {
+    sendUs: [] as number[],
+    sendProcUs: [] as number[], // the same in the process's time (every thread)
+    passUs: [] as number[],
+    idleUs: [] as number[],
+    idleSendUs: [] as number[], // the same send() turns with nothing to send: the timing's floor
+    entries: sent().sent_entries - s0.sent_entries,
+    messages: sent().sent_messages - s0.sent_messages,
+  };
+  for (let k = 0; k < passes; k++) {
+    const r = await pass();
+    out.sendUs.push(r.sendUs);
+    out.sendProcUs.push(r.sendProcUs);
+    out.passUs.push(r.passUs);
+  }
+  for (let k = 0; k < passes; k++) {
+    const r = await pass(turns);
+    out.idleUs.push(r.passUs);
+    out.idleSendUs.push(r.sendUs);
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  await d.stop();
+  process.exit(0);
 }
 
 // --profile: the wasmvs backup's CPU profile over the update passes (the inspector's sampling profiler, in
@@ -506,6 +630,28 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
   };
   res.send = await sendWith("dgram");
   res.sendNative = await sendWith("native");
+  // the master daemon itself (SyncDaemon.send on a core's slots), from the same namespace to the same socket
+  got = [];
+  const argv = [process.execPath, "--import", "tsx", self, "--role=master", `--passes=${passes}`];
+  const dm = await runJson(NS.director, argv, "the wasmvs master daemon");
+  await waitFor(() => performance.now() - lastAt > 1000, 60_000, "the daemon's datagrams to stop");
+  res.sendDaemon = {
+    entries: dm.entries,
+    messages: dm.messages,
+    cpuUs: dm.sendUs as unknown as number[],
+    passUs: dm.passUs as unknown as number[],
+    idleUs: dm.idleUs as unknown as number[],
+    idleSendUs: dm.idleSendUs as unknown as number[],
+    sendProcUs: dm.sendProcUs as unknown as number[],
+    received: got.length,
+  };
+  const us = (xs: number[]) => xs.map((x) => Math.round(x)).join(" ");
+  const sd = res.sendDaemon;
+  step(
+    `wasmvs's master daemon timed: ${dm.entries} entries in ${dm.messages} messages a pass; CPU µs per pass: ` +
+      `send() ${us(sd.cpuUs)} (nothing to send: ${us(sd.idleSendUs)}), whole pass ${us(sd.passUs)}, ` +
+      `idle ${us(sd.idleUs)}; ${got.length} datagrams received`,
+  );
   cap.close();
   // the backups: the kernel's daemon and wasmvs's (BACKUPS), side by side in sbb, on the same datagrams at the
   // same time
@@ -523,6 +669,7 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
         w.name,
         {
           cpuUs: b[k].cpuUs - a[k].cpuUs,
+          threadUs: b[k].threadUs - a[k].threadUs,
           loopMs: b[k].loopMs - a[k].loopMs,
           rxCalls: (b[k].rxCalls ?? 0) - (a[k].rxCalls ?? 0),
           rxDatagrams: (b[k].rxDatagrams ?? 0) - (a[k].rxDatagrams ?? 0),
@@ -600,7 +747,9 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
 
 if (process.argv[1] === self) {
   const arg = (n: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${n}=`))?.split("=")[1] ?? d);
-  if (process.argv.includes("--role=backup"))
+  const file = process.argv.find((a) => a.startsWith("--file="))?.slice(7) ?? "/tmp/sync-vm-msgs.bin";
+  if (process.argv.includes("--role=master")) await masterRole(file, arg("passes", 3));
+  else if (process.argv.includes("--role=backup"))
     await backupRole(process.argv.includes("--io=native") ? "native" : "dgram", arg("hold", 0));
   else
     await inside(

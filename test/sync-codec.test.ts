@@ -354,6 +354,39 @@ test("batch receive: datagrams read together (recvmmsg's area) count and apply a
   assert.is(syncReceive(many, kernel[0], 0, MAXLEN, 1000).entries, syncDecode(one, kernel[0]).entries);
 });
 
+test("master: the bench's turn-by-turn emit (syncEmitFrom) sends the bytes one emit of all sends", async () => {
+  const load = async () => {
+    const core = await Core.load({ connCapacity: 1024 });
+    const id = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
+    core.addDest(id, { addr: "10.8.0.2", port: 8080, weight: 1, fwd: "masq" });
+    for (let k = 0; k < 500; k++) core.packet("in", "tcp", "10.9.0.2", 20000 + k, "10.0.0.1", 80, { flags: 0x02 });
+    core.x.syncMasterStart(3, 0);
+    return core;
+  };
+  const all = await load();
+  const n = all.x.syncEmitAll(0);
+  const whole = syncTakeMessages(all, 0, 0);
+  const parts = await load();
+  const turns: Uint8Array[] = [];
+  let at = 0;
+  // turns of uneven sizes, each message crossing turns, and the last turn walking on to the table's end
+  for (const max of [0, 1, 7, 40, 41, 1000, 3]) {
+    at = parts.x.syncEmitFrom(0, at, max);
+    turns.push(...syncTakeMessages(parts, 0, 2000)); // the finished messages only, as the daemon's timer
+  }
+  assert.is(at, parts.x.connCapacity(), "the walk reached the table's end");
+  turns.push(...syncTakeMessages(parts, 0, 0));
+  assert.is(syncStats(parts).sent_entries, n);
+  assert.equal(
+    turns.map((m) => Buffer.from(m).toString("hex")),
+    whole.map((m) => Buffer.from(m).toString("hex")),
+  );
+  // past the end, or asked for none: nothing emitted
+  assert.is(parts.x.syncEmitFrom(0, parts.x.connCapacity() + 5, 10), parts.x.connCapacity() + 5);
+  assert.is(parts.x.syncEmitFrom(0, 0, 0), 0);
+  assert.is(syncStats(parts).sent_entries, n);
+});
+
 test("master: our messages decode to the entries sent; full-NAT's local side rides a skippable option", async () => {
   const core = await Core.load();
   const id = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });

@@ -119,6 +119,7 @@ export const CORE_FUNCTIONS = {
   syncOutLen: ["u32", "u32"],
   syncOutDone: ["u32", "void"],
   syncEmitAll: ["f64", "u32"],
+  syncEmitFrom: ["f64 u32 u32", "u32"],
   // AssemblyScript's runtime: collects garbage between calls (Core.collect)
   __collect: ["", "void"],
 } as const satisfies Record<string, readonly [string, string]>;

@@ -49,7 +49,7 @@ export const SYNC_DEFAULTS = {
   port: DEFAULT_MCAST_PORT,
   ttl: DEFAULT_MCAST_TTL,
 } as const;
-const FLUSH_AGE_MS = 2000; // IPVS_SYNC_FLUSH_TIME
+export const FLUSH_AGE_MS = 2000; // IPVS_SYNC_FLUSH_TIME
 const SEND_EVERY_MS = 20; // how often the master looks for finished messages
 
 /** The interface's address of the group's family, or why there is none. */
