@@ -5,6 +5,7 @@ import * as assert from "uvu/assert";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as net from "node:net";
+import { spawnSync } from "node:child_process";
 import { parseConfig } from "../src/proxy/config.ts";
 import { Proxy, applyCommands, type StateCommand } from "../src/proxy/index.ts";
 import { ProxyTarget, MAX_REQUEST_CHARS } from "../src/proxy/control.ts";
@@ -481,6 +482,32 @@ test("applyCommands: the cost per command does not grow with the table (reads of
     large.reads() - small.reads() < 100,
     `reads: ${small.reads()} for 1000 commands, ${large.reads()} for 4000`,
   );
+});
+
+test("bench/listing.ts lists every real server over the control socket, and refuses bad options with exit 2", () => {
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, ["--import", "tsx", "bench/listing.ts", ...args], {
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+  const ok = run(["--services=3", "--dests=700", "--rounds=2"]);
+  assert.is(ok.status, 0, ok.stderr.slice(0, 400));
+  const out = JSON.parse(ok.stdout.trim().split("\n").at(-1) ?? "{}");
+  assert.equal([out.services, out.dests, out.ms.length], [3, 700, 2]);
+  for (const bad of [
+    ["--bogus"],
+    ["--dests=abc"],
+    ["--dests=0"],
+    ["--dests=1e5"],
+    ["--services=__proto__"],
+    ["--__proto__=1"],
+    ["--constructor=1"],
+    ["--services=1000", "--dests=1000"],
+  ]) {
+    const r = run(bad);
+    assert.is(r.status, 2, `${bad.join(" ")}: exit ${r.status}, ${r.stderr.slice(0, 200)}`);
+    assert.match(r.stderr, /usage: node --import tsx bench\/listing\.ts/, bad.join(" "));
+  }
 });
 
 test.run();

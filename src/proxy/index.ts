@@ -443,10 +443,12 @@ export class Proxy {
       if (!a) continue;
       const info = this.core.service(id);
       const spec = specs.get(a.key) ?? a.spec;
+      // by key, not a find per destination: a service may have thousands
+      const confs = new Map(spec.realServers.map((r) => [realServerKey(r), r]));
       const dests: DestView[] = info.dests.map((d) => {
         const rk = realServerKey(d);
         const key = destKey(a.key, d);
-        const conf = spec.realServers.find((r) => realServerKey(r) === rk);
+        const conf = confs.get(rk);
         const healthy = this.health.down(key) === undefined;
         const f = flows.get(key) ?? 0;
         const stats = this.stats(key, d.conns);
@@ -472,9 +474,10 @@ export class Proxy {
         };
       });
       // removed destinations that still have flows (draining until the bound)
+      const live = new Set(dests.map((d) => d.key));
       for (const r of spec.realServers) {
         const key = destKey(a.key, r);
-        if (dests.some((d) => d.key === realServerKey(r)) || !(flows.get(key) ?? 0)) continue;
+        if (live.has(realServerKey(r)) || !(flows.get(key) ?? 0)) continue;
         dests.push({
           key: realServerKey(r),
           configuredWeight: r.weight,
