@@ -1,13 +1,16 @@
-// What `wasmvs -Ln --target proxy` costs the proxy's main thread at scale: one proxy (socket mode, loopback
-// VIPs, real servers never contacted) with S services of D real servers each, listed R times over its
-// control socket as the CLI lists it. While a listing runs, nothing else on the main thread does (no new
-// connection is scheduled), so this is the freeze an operator's -Ln causes.
+// What `wasmvs -Ln --stats --target proxy` costs the proxy's main thread at scale: one proxy (socket mode,
+// loopback VIPs, real servers never contacted) with S services of D real servers each, in this process,
+// listed R times by the CLI in a process of its own. While the proxy answers, nothing else on its main
+// thread runs (no new connection is scheduled): the longest event-loop stall is that freeze. Prints the
+// command's wall time, the proxy's longest stall and its CPU, medians and each round.
 //   node --import tsx bench/listing.ts [--services=1] [--dests=20000] [--rounds=5]
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../src/proxy/config.ts";
-import { ProxyTarget } from "../src/proxy/control.ts";
 import { Proxy } from "../src/proxy/index.ts";
 import { silentLogger } from "../src/proxy/log.ts";
 import { freePort } from "../test/helpers/ports.ts";
@@ -36,34 +39,56 @@ for (const a of process.argv.slice(2)) {
 }
 if (opt.services * opt.dests > 200_000) usageError("--services × --dests is over 200,000");
 
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, { env, maxBuffer: 1 << 30 }, (e, out, err) =>
+      e ? reject(new Error(`${args.join(" ")}: ${err || e.message}`)) : resolve(out),
+    ),
+  );
+}
+
 const dir = mkdtempSync(join(tmpdir(), "wasmvs-listing-"));
 const control = join(dir, "ctl.sock");
 const vport = await freePort(); // the VIPs are loopback addresses: a port nothing else holds
 const addr = (k: number) => `10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`;
 const services = Array.from({ length: opt.services }, (_, s) => {
   const rs = Array.from({ length: opt.dests }, (_, k) => `      - { addr: ${addr(s * opt.dests + k)}, port: 8080 }`);
-  return `  - addr: 127.1.${Math.floor(s / 250)}.${(s % 250) + 1}\n    port: ${vport}\n    scheduler: rr\n    realServers:\n${rs.join("\n")}`;
+  const vip = `127.1.${Math.floor(s / 250)}.${(s % 250) + 1}`;
+  return `  - addr: ${vip}\n    port: ${vport}\n    scheduler: rr\n    realServers:\n${rs.join("\n")}`;
 });
 const p = await Proxy.start(
   parseConfig(`proxy: { control: ${control}, vipInterface: null, tick: 100 }\nservices:\n${services.join("\n")}\n`),
   { log: silentLogger() },
 );
 try {
-  const t = await ProxyTarget.open(control, 600_000);
-  const ms: number[] = [];
+  // the operator's command, in a process of its own, as an operator runs it; the proxy's side is its
+  // longest event-loop stall meanwhile (what a new connection waits) and its main thread's CPU
+  const cli = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
+  const env = { ...process.env, WASMVS_PROXY_SOCKET: control };
+  const rounds: { wallMs: number; stallMs: number; cpuMs: number; lines: number }[] = [];
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   for (let r = 0; r < opt.rounds; r++) {
+    loop.reset();
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
-    const list = await t.services();
-    ms.push(performance.now() - t0);
-    const n = list.reduce((x, s) => x + s.realServers.length, 0);
-    if (n !== opt.services * opt.dests) throw new Error(`listed ${n} real servers, not ${opt.services * opt.dests}`);
-    process.stderr.write(`round ${r + 1}/${opt.rounds}: ${ms[r].toFixed(1)} ms\n`);
+    const out = await run(process.execPath, [cli, "-Ln", "--stats", "--target", "proxy"], env);
+    const wallMs = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    const lines = out.split("\n").filter((l) => /^ {2}-> [\d[]/.test(l)).length; // not the header
+    if (lines !== opt.services * opt.dests)
+      throw new Error(`listed ${lines} real servers, not ${opt.services * opt.dests}`);
+    rounds.push({ wallMs, stallMs: loop.max / 1e6, cpuMs: (c.user + c.system) / 1e3, lines });
+    const x = rounds[r];
+    process.stderr.write(
+      `round ${r + 1}/${opt.rounds}: the command ${x.wallMs.toFixed(0)} ms; the proxy's longest stall ` +
+        `${x.stallMs.toFixed(1)} ms, its CPU ${x.cpuMs.toFixed(0)} ms\n`,
+    );
   }
-  t.client.close();
-  const sorted = [...ms].sort((a, b) => a - b);
-  process.stdout.write(
-    `${JSON.stringify({ ...opt, ms: ms.map((x) => +x.toFixed(1)), medianMs: +sorted[sorted.length >> 1].toFixed(1) })}\n`,
-  );
+  const median = (k: "wallMs" | "stallMs" | "cpuMs") =>
+    +[...rounds.map((x) => x[k])].sort((a, b) => a - b)[rounds.length >> 1].toFixed(1);
+  const medians = { wallMs: median("wallMs"), stallMs: median("stallMs"), cpuMs: median("cpuMs") };
+  process.stdout.write(`${JSON.stringify({ ...opt, ...medians, rounds })}\n`);
 } finally {
   await p.stop();
   rmSync(dir, { recursive: true, force: true });

@@ -484,7 +484,7 @@ test("applyCommands: the cost per command does not grow with the table (reads of
   );
 });
 
-test("bench/listing.ts lists every real server over the control socket, and refuses bad options with exit 2", () => {
+test("bench/listing.ts: the CLI lists every real server of a proxy; bad options: the usage, exit 2", () => {
   const run = (args: string[]) =>
     spawnSync(process.execPath, ["--import", "tsx", "bench/listing.ts", ...args], {
       encoding: "utf8",
@@ -493,7 +493,8 @@ test("bench/listing.ts lists every real server over the control socket, and refu
   const ok = run(["--services=3", "--dests=700", "--rounds=2"]);
   assert.is(ok.status, 0, ok.stderr.slice(0, 400));
   const out = JSON.parse(ok.stdout.trim().split("\n").at(-1) ?? "{}");
-  assert.equal([out.services, out.dests, out.ms.length], [3, 700, 2]);
+  assert.equal([out.services, out.dests, out.rounds.length], [3, 700, 2]);
+  for (const r of out.rounds) assert.is(r.lines, 2100, "every real server listed by the CLI, once");
   for (const bad of [
     ["--bogus"],
     ["--dests=abc"],
