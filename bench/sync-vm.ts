@@ -535,6 +535,31 @@ async function codecAlone(rounds: Buffer[][], samples: number): Promise<SyncVmRe
   return out;
 }
 
+/** Runs --role=master in the director's namespace; settle waits for its datagrams and counts them. */
+async function timeMasterDaemon(passes: number, settle: () => Promise<number>) {
+  const argv = [process.execPath, "--import", "tsx", self, "--role=master", `--passes=${passes}`];
+  const dm = await runJson(NS.director, argv, "the wasmvs master daemon");
+  const received = await settle();
+  const list = (k: string) => dm[k] as unknown as number[];
+  const sd = {
+    entries: dm.entries,
+    messages: dm.messages,
+    cpuUs: list("sendUs"),
+    passUs: list("passUs"),
+    idleUs: list("idleUs"),
+    idleSendUs: list("idleSendUs"),
+    sendProcUs: list("sendProcUs"),
+    received,
+  };
+  const us = (xs: number[]) => xs.map((x) => Math.round(x)).join(" ");
+  step(
+    `wasmvs's master daemon timed: ${dm.entries} entries in ${dm.messages} messages a pass; CPU µs per pass: ` +
+      `send() ${us(sd.cpuUs)} (nothing to send: ${us(sd.idleSendUs)}), whole pass ${us(sd.passUs)}, ` +
+      `idle ${us(sd.idleUs)}; ${received} datagrams received`,
+  );
+  return sd;
+}
+
 async function inside(conns: number, rounds: number, samples: number, passes: number, profile: boolean) {
   bed();
   step(`bed built: client, kernel director (master daemon), real server, kernel + wasmvs backups`);
@@ -632,26 +657,10 @@ async function inside(conns: number, rounds: number, samples: number, passes: nu
   res.sendNative = await sendWith("native");
   // the master daemon itself (SyncDaemon.send on a core's slots), from the same namespace to the same socket
   got = [];
-  const argv = [process.execPath, "--import", "tsx", self, "--role=master", `--passes=${passes}`];
-  const dm = await runJson(NS.director, argv, "the wasmvs master daemon");
-  await waitFor(() => performance.now() - lastAt > 1000, 60_000, "the daemon's datagrams to stop");
-  res.sendDaemon = {
-    entries: dm.entries,
-    messages: dm.messages,
-    cpuUs: dm.sendUs as unknown as number[],
-    passUs: dm.passUs as unknown as number[],
-    idleUs: dm.idleUs as unknown as number[],
-    idleSendUs: dm.idleSendUs as unknown as number[],
-    sendProcUs: dm.sendProcUs as unknown as number[],
-    received: got.length,
-  };
-  const us = (xs: number[]) => xs.map((x) => Math.round(x)).join(" ");
-  const sd = res.sendDaemon;
-  step(
-    `wasmvs's master daemon timed: ${dm.entries} entries in ${dm.messages} messages a pass; CPU µs per pass: ` +
-      `send() ${us(sd.cpuUs)} (nothing to send: ${us(sd.idleSendUs)}), whole pass ${us(sd.passUs)}, ` +
-      `idle ${us(sd.idleUs)}; ${got.length} datagrams received`,
-  );
+  res.sendDaemon = await timeMasterDaemon(passes, async () => {
+    await waitFor(() => performance.now() - lastAt > 1000, 60_000, "the daemon's datagrams to stop");
+    return got.length;
+  });
   cap.close();
   // the backups: the kernel's daemon and wasmvs's (BACKUPS), side by side in sbb, on the same datagrams at the
   // same time

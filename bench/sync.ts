@@ -177,6 +177,44 @@ function perEntryUs(us: number[], entries: number): string {
   return `${((m * 1e3) / Math.max(1, entries)).toFixed(0)} ns`;
 }
 
+// the master daemon's own send turns, its whole passes and its idle passes (runs before them: none)
+function daemonFigures(
+  r: SyncVmResult,
+  f: VmStats,
+  fig: (name: string, ours: Stat, baselines: Figure["baselines"], note: string) => Figure,
+  kernelM: Figure["baselines"],
+): Figure[] {
+  const sd = r.sendDaemon;
+  if (!sd || !f.dSend) return [];
+  const per = (us: number[]) =>
+    statOfValues(
+      us.map((x) => (x * 1e3) / (sd.entries || 1)),
+      sd.entries,
+    );
+  return [
+    fig(
+      "VM master: the daemon's send turns",
+      f.dSend,
+      kernelM,
+      "SyncDaemon.send() on a core's slots (syncFlush, syncOutList, sendmmsg, syncOutDone), its thread's " +
+        `time; ${sd.entries} entries in ${sd.messages} messages a pass; the same turns ` +
+        `with nothing to send ${perEntryUs(sd.idleSendUs ?? [], sd.entries)} a pass's entry`,
+    ),
+    fig(
+      "VM master: the daemon's pass, emit included",
+      per(sd.passUs),
+      [],
+      "the whole pass: every entry into a message (the kernel's append, in its packet path) and the turns",
+    ),
+    fig(
+      "VM master: the daemon's idle pass",
+      per(sd.idleUs),
+      [],
+      "the same turns with nothing emitted, per entry of a pass: in the pass figure",
+    ),
+  ];
+}
+
 function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] } {
   const entries = r.send.entries;
   const per = (xs: number[]) => statOfValues(xs, entries);
@@ -244,36 +282,7 @@ function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] 
       "both: the datagrams out through UDP/IP/veth and their delivery on the VM's one CPU; kernel: + dequeue",
     ),
     fig("VM master: send, Node dgram", f.wSend, kernelM, "the same datagrams, one dgram send each"),
-    ...(f.dSend && r.sendDaemon
-      ? [
-          fig(
-            "VM master: the daemon's send turns",
-            f.dSend,
-            kernelM,
-            "SyncDaemon.send() on a core's slots (syncFlush, syncOutList, sendmmsg, syncOutDone), its thread's " +
-              `time; ${r.sendDaemon.entries} entries in ${r.sendDaemon.messages} messages a pass; the same turns ` +
-              `with nothing to send ${perEntryUs(r.sendDaemon.idleSendUs ?? [], r.sendDaemon.entries)} a pass's entry`,
-          ),
-          fig(
-            "VM master: the daemon's pass, emit included",
-            statOfValues(
-              r.sendDaemon.passUs.map((us) => (us * 1e3) / (r.sendDaemon?.entries || 1)),
-              r.sendDaemon.entries,
-            ),
-            [],
-            "the whole pass: every entry into a message (the kernel's append, in its packet path) and the turns",
-          ),
-          fig(
-            "VM master: the daemon's idle pass",
-            statOfValues(
-              r.sendDaemon.idleUs.map((us) => (us * 1e3) / (r.sendDaemon?.entries || 1)),
-              r.sendDaemon.entries,
-            ),
-            [],
-            "the same turns with nothing emitted, per entry of a pass: in the pass figure",
-          ),
-        ]
-      : []),
+    ...daemonFigures(r, f, fig, kernelM),
     ...names.map((n) =>
       fig(
         `VM backup: receive and apply (updates), ${n}`,
