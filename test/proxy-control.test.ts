@@ -15,6 +15,7 @@ import { numericResolver } from "../src/model/names.ts";
 import { countingState, restoreLines } from "./helpers/restore-gen.ts";
 import { parseRestore } from "../src/model/ipvsadm.ts";
 import { guardedBefore } from "./helpers/skip.ts";
+import { stringifyInSlices } from "../src/proxy/slice.ts";
 
 const dir = mkdtempSync(`${tmpdir()}/wvp-ctl-`);
 const ctl = `${dir}/ctl.sock`;
@@ -482,6 +483,67 @@ test("applyCommands: the cost per command does not grow with the table (reads of
     large.reads() - small.reads() < 100,
     `reads: ${small.reads()} for 1000 commands, ${large.reads()} for 4000`,
   );
+});
+
+test("a listing written in slices parses to what one JSON.stringify gives, whatever its shape", async () => {
+  const replacer = (_k: string, v: unknown) => (typeof v === "bigint" ? { $big: v.toString() } : v);
+  const many = Array.from({ length: 1000 }, (_, k) => ({ addr: `10.0.${k >> 8}.${k & 255}`, conns: BigInt(k) }));
+  const shapes: object[][] = [
+    [],
+    [{}],
+    [{ realServers: [] }],
+    [{ realServers: many }],
+    [{ a: 1, realServers: many.slice(0, 17), z: 'x\n"}' }, { b: null }, { realServers: "not an array" }],
+    [{ realServers: [1, "two", null, { three: 3n }, [4]] }, { __proto__: { hidden: 1 }, own: 1 } as object],
+    Array.from({ length: 300 }, (_, k) => ({ k, realServers: many.slice(0, k % 40) })),
+  ];
+  for (const list of shapes) {
+    const pieces = await stringifyInSlices(list, "realServers", replacer);
+    const whole = JSON.stringify(list, replacer);
+    assert.equal(JSON.parse(pieces.join("")), JSON.parse(whole), whole.slice(0, 80));
+    for (const piece of pieces.slice(0, -1)) assert.ok(piece.length >= 65536, "pieces of about 64 kB");
+  }
+});
+
+test("-Ln of a large service in pieces: pipelined replies stay whole lines; a reader gone harms none", async () => {
+  const port = await freePort();
+  assert.is((await ask({ id: 1, op: "addService", args: [svc(port)] })).ok, true);
+  const cmds = Array.from({ length: 3000 }, (_, i) => ({
+    kind: "add-server",
+    service: svc(port),
+    server: rs(`10.77.${i >> 8}.${i & 255}`, 8080),
+  }));
+  const t = await ProxyTarget.open(ctl, 60000);
+  await t.client.call("apply", cmds);
+  t.client.close();
+  // a listing, then others on the same connection: every reply a whole JSON line, in its request's id
+  const answers = await raw(
+    [
+      JSON.stringify({ id: "l1", op: "services" }),
+      JSON.stringify({ id: "i1", op: "info" }),
+      JSON.stringify({ id: "bad", op: "constructor" }),
+      JSON.stringify({ id: "l2", op: "services" }),
+    ],
+    60000,
+  );
+  assert.equal(answers.map((a) => a.id).sort(), ["bad", "i1", "l1", "l2"]);
+  for (const id of ["l1", "l2"]) {
+    const a = answers.find((x) => x.id === id);
+    assert.is(a.ok, true);
+    assert.is(a.result.find((x: { port: number }) => x.port === port).realServers.length, 3000, id);
+  }
+  assert.is(answers.find((a) => a.id === "bad").ok, false);
+  // readers that leave before the reply is read: the proxy goes on answering
+  for (let k = 0; k < 5; k++) {
+    const s = net.connect(ctl);
+    s.on("error", () => {});
+    s.write(`${JSON.stringify({ id: k, op: "services" })}\n`);
+    await new Promise((r) => setTimeout(r, 5 * k));
+    s.destroy();
+  }
+  const again = await ask({ id: "after", op: "services" });
+  assert.is(again.result.find((x: { port: number }) => x.port === port).realServers.length, 3000);
+  await ask({ id: 1, op: "deleteService", args: [svc(port)] });
 });
 
 test("bench/listing.ts: the CLI lists every real server of a proxy; bad options: the usage, exit 2", () => {

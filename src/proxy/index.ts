@@ -435,8 +435,22 @@ export class Proxy {
   }
 
   services(): ServiceView[] {
-    const flows = this.fw.flowsByDest();
     const out: ServiceView[] = [];
+    for (const _ of this.serviceViews(out));
+    return out;
+  }
+
+  /** services() in stretches of the loop (-Ln over the control socket: a service may have 20,000 real servers). */
+  async servicesSliced(): Promise<ServiceView[]> {
+    const out: ServiceView[] = [];
+    const slicer = new Slicer();
+    for (const _ of this.serviceViews(out)) await slicer.pause();
+    return out;
+  }
+
+  // Fills out, one destination a step, so that a caller may yield between steps.
+  private *serviceViews(out: ServiceView[]): Generator<void> {
+    const flows = this.fw.flowsByDest();
     const specs = new Map(this.desired.services.map((s) => [serviceKey(s), s])); // one pass, not a find per service
     for (const id of this.core.serviceIds()) {
       const a = this.tables.byId.get(id);
@@ -445,7 +459,8 @@ export class Proxy {
       const spec = specs.get(a.key) ?? a.spec;
       // by key, not a find per destination: a service may have thousands
       const confs = new Map(spec.realServers.map((r) => [realServerKey(r), r]));
-      const dests: DestView[] = info.dests.map((d) => {
+      const dests: DestView[] = [];
+      for (const d of info.dests) {
         const rk = realServerKey(d);
         const key = destKey(a.key, d);
         const conf = confs.get(rk);
@@ -453,7 +468,7 @@ export class Proxy {
         const f = flows.get(key) ?? 0;
         const stats = this.stats(key, d.conns);
         const agg = { ...stats };
-        return {
+        dests.push({
           key: rk,
           configuredWeight: conf?.weight ?? d.weight,
           healthy,
@@ -471,8 +486,9 @@ export class Proxy {
             persistConns: d.persistConns,
             stats: agg,
           },
-        };
-      });
+        });
+        yield;
+      }
       // removed destinations that still have flows (draining until the bound)
       const live = new Set(dests.map((d) => d.key));
       for (const r of spec.realServers) {
@@ -504,6 +520,10 @@ export class Proxy {
 
   serviceStatus(): ServiceStatus[] {
     return this.services().map((s) => s.status);
+  }
+
+  async serviceStatusSliced(): Promise<ServiceStatus[]> {
+    return (await this.servicesSliced()).map((s) => s.status);
   }
 
   connections(): ConnectionEntry[] {

@@ -28,3 +28,47 @@ export class Slicer {
     if (this.due()) return this.next();
   }
 }
+
+/**
+ * JSON.stringify(list, replacer) in stretches of the loop, for a listing too large for one: each element
+ * whole, except its array under `key` (a service's real servers), written 16 items a step. The text parses
+ * to the same value (within an element, `key` comes last). Returned in pieces of about 64 kB, so that no
+ * step joins or encodes megabytes at once.
+ */
+export async function stringifyInSlices(
+  list: readonly object[],
+  key: string,
+  replacer: (k: string, v: unknown) => unknown,
+  slicer = new Slicer(),
+): Promise<string[]> {
+  const pieces: string[] = [];
+  let parts: string[] = ["["],
+    size = 1;
+  const put = (t: string) => {
+    parts.push(t);
+    size += t.length;
+    if (size < 65536) return;
+    pieces.push(parts.join(""));
+    parts = [];
+    size = 0;
+  };
+  for (const [i, el] of list.entries()) {
+    if (i) put(",");
+    const { [key]: inner, ...rest } = el as Record<string, unknown>;
+    if (!Array.isArray(inner)) {
+      put(JSON.stringify(el, replacer));
+      await slicer.pause();
+      continue;
+    }
+    const head = JSON.stringify(rest, replacer);
+    put(`${head === "{}" ? "{" : `${head.slice(0, -1)},`}${JSON.stringify(key)}:[`);
+    for (let k = 0; k < inner.length; k += 16) {
+      put((k ? "," : "") + JSON.stringify(inner.slice(k, k + 16), replacer).slice(1, -1));
+      await slicer.pause();
+    }
+    put("]}");
+  }
+  put("]");
+  if (parts.length) pieces.push(parts.join(""));
+  return pieces;
+}
