@@ -2,8 +2,10 @@
 // loopback VIPs, real servers never contacted) with S services of D real servers each, in this process,
 // listed R times by the CLI in a process of its own. While the proxy answers, nothing else on its main
 // thread runs (no new connection is scheduled): the longest event-loop stall is that freeze. Prints the
-// command's wall time, the proxy's longest stall and its CPU, medians and each round.
-//   node --import tsx bench/listing.ts [--services=1] [--dests=20000] [--rounds=5]
+// command's wall time, the proxy's longest stall and its CPU, medians and each round. --conns=N: N
+// connection entries put in the table (SYNs to the first service, no socket behind them) and `-Lnc` listed
+// instead.
+//   node --import tsx bench/listing.ts [--services=1] [--dests=20000] [--rounds=5] [--conns=N]
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -16,13 +18,19 @@ import { silentLogger } from "../src/proxy/log.ts";
 import { freePort } from "../test/helpers/ports.ts";
 
 const USAGE =
-  "usage: node --import tsx bench/listing.ts [--services=N (1-1000)] [--dests=N (1-100000)] [--rounds=N (1-100)]";
+  "usage: node --import tsx bench/listing.ts [--services=N (1-1000)] [--dests=N (1-100000)] [--rounds=N (1-100)] " +
+  "[--conns=N (1-1000000): -Lnc of N entries]";
 function usageError(why: string): never {
   process.stderr.write(`bench/listing.ts: ${why}\n${USAGE}\n`);
   process.exit(2);
 }
-const LIMITS = { services: [1, 1000, 1], dests: [1, 100_000, 20_000], rounds: [1, 100, 5] } as const;
-const opt = { services: 1, dests: 20_000, rounds: 5 };
+const LIMITS = {
+  services: [1, 1000, 1],
+  dests: [1, 100_000, 20_000],
+  rounds: [1, 100, 5],
+  conns: [1, 1_000_000, 0],
+} as const;
+const opt = { services: 1, dests: 20_000, rounds: 5, conns: 0 };
 for (const a of process.argv.slice(2)) {
   if (a === "--help" || a === "-h") {
     process.stdout.write(`${USAGE}\n`);
@@ -56,10 +64,28 @@ const services = Array.from({ length: opt.services }, (_, s) => {
   const vip = `127.1.${Math.floor(s / 250)}.${(s % 250) + 1}`;
   return `  - addr: ${vip}\n    port: ${vport}\n    scheduler: rr\n    realServers:\n${rs.join("\n")}`;
 });
+const capacity = Math.max(65536, 2 ** Math.ceil(Math.log2(opt.conns * 1.25 || 1))); // room for --conns
 const p = await Proxy.start(
-  parseConfig(`proxy: { control: ${control}, vipInterface: null, tick: 100 }\nservices:\n${services.join("\n")}\n`),
+  parseConfig(
+    `proxy: { control: ${control}, vipInterface: null, tick: 100, connCapacity: ${capacity} }\n` +
+      `services:\n${services.join("\n")}\n`,
+  ),
   { log: silentLogger() },
 );
+for (let k = 0; k < opt.conns; k++)
+  p.core.packet(
+    "in",
+    "tcp",
+    `10.${100 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`,
+    1024 + (k % 60000),
+    "127.1.0.1",
+    vport,
+    {
+      flags: 0x02,
+    },
+  );
+if (p.core.connStats().live < opt.conns)
+  usageError(`the table took ${p.core.connStats().live} of ${opt.conns} entries`);
 try {
   // the operator's command, in a process of its own, as an operator runs it; the proxy's side is its
   // longest event-loop stall meanwhile (what a new connection waits) and its main thread's CPU
@@ -72,12 +98,14 @@ try {
     loop.reset();
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    const out = await run(process.execPath, [cli, "-Ln", "--stats", "--target", "proxy"], env);
+    const args = opt.conns ? ["-Lnc"] : ["-Ln", "--stats"];
+    const out = await run(process.execPath, [cli, ...args, "--target", "proxy"], env);
     const wallMs = performance.now() - t0;
     const c = process.cpuUsage(c0);
-    const lines = out.split("\n").filter((l) => /^ {2}-> [\d[]/.test(l)).length; // not the header
-    if (lines !== opt.services * opt.dests)
-      throw new Error(`listed ${lines} real servers, not ${opt.services * opt.dests}`);
+    // real servers, not the header; or entries
+    const want = opt.conns || opt.services * opt.dests;
+    const lines = out.split("\n").filter((l) => (opt.conns ? /^TCP /.test(l) : /^ {2}-> [\d[]/.test(l))).length;
+    if (lines !== want) throw new Error(`listed ${lines} ${opt.conns ? "entries" : "real servers"}, not ${want}`);
     rounds.push({ wallMs, stallMs: loop.max / 1e6, cpuMs: (c.user + c.system) / 1e3, lines });
     const x = rounds[r];
     process.stderr.write(

@@ -546,6 +546,24 @@ test("-Ln of a large service in pieces: pipelined replies stay whole lines; a re
   await ask({ id: 1, op: "deleteService", args: [svc(port)] });
 });
 
+test("-Lnc in pieces lists every entry of a large table, as the one-piece listing does", async () => {
+  const port = await freePort();
+  assert.is((await ask({ id: 1, op: "addService", args: [svc(port)] })).ok, true);
+  assert.is((await ask({ id: 1, op: "addRealServer", args: [svc(port), rs("127.0.0.1", backendPort)] })).ok, true);
+  // entries straight into the core (SYNs it schedules; no socket behind them): 20,000, over many slices
+  for (let k = 0; k < 20000; k++)
+    p.core.packet("in", "tcp", `10.66.${k >> 8}.${k & 255}`, 1024 + k, "127.0.0.1", port, { flags: 0x02 });
+  const [a] = await raw([JSON.stringify({ id: "c", op: "connections" })], 60000);
+  const direct = p.connections();
+  assert.is(a.ok, true);
+  type Entry = { virtual: { port: number }; expiresMs: number };
+  const mine = (list: Entry[]) => list.filter((c) => c.virtual.port === port);
+  const strip = (list: Entry[]) => list.map(({ expiresMs: _e, ...rest }) => rest);
+  assert.is(mine(a.result).length, 20000);
+  assert.equal(strip(mine(a.result)), strip(mine(direct)), "every field but the expiry, in the same order");
+  await ask({ id: 1, op: "deleteService", args: [svc(port)] });
+});
+
 test("bench/listing.ts: the CLI lists every real server of a proxy; bad options: the usage, exit 2", () => {
   const run = (args: string[]) =>
     spawnSync(process.execPath, ["--import", "tsx", "bench/listing.ts", ...args], {

@@ -682,12 +682,15 @@ export class Core {
 
   // Every live entry (connections and templates), in table order.
   conns(): ConnInfo[] {
-    const out: ConnInfo[] = [];
+    return [...this.eachConn()];
+  }
+
+  /** The live entries one at a time, in table order (a caller may yield between them: -Lnc of a large table). */
+  *eachConn(): Generator<ConnInfo> {
     for (let i = this.x.connNext(0); i >= 0; i = this.x.connNext(i + 1)) {
       const c = this.conn(i);
-      if (c) out.push(c);
+      if (c) yield c;
     }
-    return out;
   }
 
   connStats() {

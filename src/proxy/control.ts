@@ -293,7 +293,11 @@ const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as R
       });
     },
   },
-  connections: { check: none, run: (p: Proxy) => p.connections() },
+  // sliced as services: the table may hold a million entries
+  connections: {
+    check: none,
+    run: async (p: Proxy) => new Serialized(await stringifyInSlices(await p.connectionsSliced(), "", replacer)),
+  },
   reload: { check: none, logged: true, run: (p: Proxy) => p.reload() },
   status: { check: none, run: (p: Proxy) => p.status() },
   decisions: {

@@ -3,7 +3,7 @@
 // forwarder, the health checkers, the control socket and the metrics endpoint.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { Core } from "../core/index.ts";
+import { Core, type ConnInfo } from "../core/index.ts";
 import type { DesiredState, RealServer, VirtualService, IpvsTimeouts } from "../model/types.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
 import type { ServiceStatus, RealServerStatus, Stats, ConnectionEntry, TargetInfo } from "../model/target.ts";
@@ -123,6 +123,19 @@ export function ensureFileLimit(listeners: number, log: Logger, connections = 16
     );
   }
   return now.soft;
+}
+
+// One entry of -Lnc, as /proc/net/ip_vs_conn lists it.
+function connectionEntry(c: ConnInfo, now: number): ConnectionEntry {
+  return {
+    protocol: connProtoName(c.protoNumber),
+    expiresMs: Math.max(0, c.expires - now),
+    state: c.state,
+    client: { addr: c.caddr, port: c.cport },
+    virtual: { addr: c.vaddr, port: c.vport },
+    dest: { addr: c.daddr, port: c.dport },
+    ...(c.template ? { template: true } : {}),
+  };
 }
 
 export class Proxy {
@@ -528,15 +541,19 @@ export class Proxy {
 
   connections(): ConnectionEntry[] {
     const now = this.fw.now();
-    return this.core.conns().map((c) => ({
-      protocol: connProtoName(c.protoNumber),
-      expiresMs: Math.max(0, c.expires - now),
-      state: c.state,
-      client: { addr: c.caddr, port: c.cport },
-      virtual: { addr: c.vaddr, port: c.vport },
-      dest: { addr: c.daddr, port: c.dport },
-      ...(c.template ? { template: true } : {}),
-    }));
+    return this.core.conns().map((c) => connectionEntry(c, now));
+  }
+
+  /** connections() in stretches of the loop (-Lnc over the control socket: the table may hold a million). */
+  async connectionsSliced(): Promise<ConnectionEntry[]> {
+    const now = this.fw.now();
+    const out: ConnectionEntry[] = [];
+    const slicer = new Slicer();
+    for (const c of this.core.eachConn()) {
+      out.push(connectionEntry(c, now));
+      await slicer.pause();
+    }
+    return out;
   }
 
   info(): TargetInfo {
