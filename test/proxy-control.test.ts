@@ -584,6 +584,9 @@ test("bench/listing.ts: the CLI lists every real server of a proxy; bad options:
     ["--__proto__=1"],
     ["--constructor=1"],
     ["--services=1000", "--dests=1000"],
+    ["--conns=0"],
+    ["--conns=2000000"],
+    ["--conns=-5"],
   ]) {
     const r = run(bad);
     assert.is(r.status, 2, `${bad.join(" ")}: exit ${r.status}, ${r.stderr.slice(0, 200)}`);
