@@ -8,10 +8,11 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Core } from "../src/core/index.ts";
 import { syncDecode, syncReceive, syncStats, syncTakeMessages, type SyncEntry } from "../src/core/sync.ts";
-import { connProtoName, formatConnections } from "../src/model/format.ts";
+import { formatConnections } from "../src/model/format.ts";
 import { PacketBatch } from "../src/core/packets.ts";
 import { build, checksumsValid, TCP, ACK, PSH } from "./fixtures/packets/build.ts";
 import type { ConnectionEntry } from "../src/model/target.ts";
+import { connectionEntry } from "../src/proxy/index.ts";
 import { syncCapture } from "./helpers/sync-capture.ts";
 
 const cap = syncCapture;
@@ -122,15 +123,9 @@ async function backup(fwd: "masq" | "fullnat" = "masq", debug = false): Promise<
   return core;
 }
 
+// what the proxy's -Lnc lists
 function listing(core: Core, now: number): ConnectionEntry[] {
-  return core.conns().map((c) => ({
-    protocol: connProtoName(c.protoNumber),
-    expiresMs: Math.max(0, c.expires - now),
-    state: c.state,
-    client: { addr: c.caddr, port: c.cport },
-    virtual: { addr: c.vaddr, port: c.vport },
-    dest: { addr: c.daddr, port: c.dport },
-  }));
+  return core.conns().map((c) => connectionEntry(c, now));
 }
 
 test("backup: the kernel's messages applied give the kernel's -Lnc rows, bound to the local real servers", async () => {

@@ -10,7 +10,7 @@ import type { IpvsTarget, TargetInfo, ServiceStatus, ConnectionEntry } from "../
 import type { VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts";
 import type { Proxy } from "./index.ts";
 import { type StateCommand, NextState, STATE_COMMANDS, StepError, nextState } from "./index.ts";
-import { Slicer, stringifyInSlices } from "./slice.ts";
+import { Slicer, drained, stringifyInSlices } from "./slice.ts";
 import { daemonsListing } from "./sync.ts";
 import { type SyncDaemon, validateDaemon } from "../model/daemon.ts";
 import {
@@ -25,20 +25,6 @@ import {
 export const DEFAULT_CONTROL = "/run/wasmvs/proxy.sock";
 
 const replacer = (_k: string, v: unknown) => (typeof v === "bigint" ? { $big: v.toString() } : v);
-
-// Resolves when the socket takes more writes, or is gone (then the rest of a reply is dropped unsent).
-function drained(sock: net.Socket): Promise<void> {
-  if (sock.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      sock.off("drain", done);
-      sock.off("close", done);
-      resolve();
-    };
-    sock.on("drain", done);
-    sock.on("close", done);
-  });
-}
 
 // A reply's pieces as the reader takes them: megabytes queued at once would be encoded in one turn of the loop
 async function writePieces(sock: net.Socket, head: string, pieces: string[]): Promise<void> {

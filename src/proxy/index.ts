@@ -126,7 +126,7 @@ export function ensureFileLimit(listeners: number, log: Logger, connections = 16
 }
 
 // One entry of -Lnc, as /proc/net/ip_vs_conn lists it.
-function connectionEntry(c: ConnInfo, now: number): ConnectionEntry {
+export function connectionEntry(c: ConnInfo, now: number): ConnectionEntry {
   return {
     protocol: connProtoName(c.protoNumber),
     expiresMs: Math.max(0, c.expires - now),

@@ -19,6 +19,7 @@ import type { DestStats } from "./forwarder.ts";
 import { formatAddr } from "../core/addr.ts";
 import { syncMetricsText } from "./sync.ts";
 import { CounterReader } from "../core/counters.ts";
+import { drained } from "./slice.ts";
 
 const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 // longest stretch of scrape work between two yields to the event loop: a new connection takes several turns
@@ -620,18 +621,7 @@ export function startMetricsServer(p: Proxy, hostPort: string): Promise<http.Ser
           res.writeHead(200, { "content-type": CONTENT_TYPE });
           await writeMetrics(
             p,
-            (c) =>
-              new Promise<void>((r) => {
-                if (!c.length || res.destroyed) return r();
-                if (res.write(c)) return r();
-                const done = () => {
-                  res.off("drain", done);
-                  res.off("close", done);
-                  r();
-                };
-                res.once("drain", done);
-                res.once("close", done);
-              }),
+            (c) => (!c.length || res.destroyed || res.write(c) ? Promise.resolve() : drained(res)),
           );
           res.end();
         } catch (e) {
