@@ -25,6 +25,7 @@ import {
   entExpires,
   entFlags,
   entFreeNext,
+  entInKeyEq,
   entLinkAt,
   entLive,
   entLport,
@@ -224,16 +225,14 @@ export function lookupIn(
   tpl: bool,
 ): i32 {
   let n = head;
+  // a port above 16 bits, or an af or protocol above 8, matches no entry (its fields are that wide): out
+  // first, so that the packed compare of entInKeyEq is exact
+  if ((cport | vport) >>> 16 != 0 || (<u32>af | <u32>proto) >>> 8 != 0) return -1;
   const want: u32 = tpl ? CF_TEMPLATE : 0;
   while (n != 0) {
     const e = E(n - 1);
     if (
-      entCport(e) == cport &&
-      entVport(e) == vport &&
-      entAddrEq(e, ADDR_CLIENT, c0, c1, c2, c3) &&
-      entAddrEq(e, ADDR_VIRTUAL, v0, v1, v2, v3) &&
-      entProto(e) == <u32>proto &&
-      entAf(e) == <u32>af &&
+      entInKeyEq(e, <u32>af, <u32>proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport) &&
       (entFlags(e) & CF_TEMPLATE) == want
     )
       return <i32>(n - 1);
