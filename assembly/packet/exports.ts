@@ -44,7 +44,7 @@ export const DESC_SIZE: i32 = 32;
 // The lookup pre-pass (path.ts prefetchPacket): -1 auto (on from PREFETCH_AUTO_CONNS live connections,
 // where the table no longer fits the caches), 0 off, 1 on.
 const PREFETCH_AUTO_CONNS: u32 = 32768;
-const PRE_GROUP: u32 = 32; // at most GROUP; docs/conn-table.md, round 5
+const PRE_GROUP: u32 = 48; // at most GROUP; docs/conn-table.md, round 5
 let prefetchMode: i32 = -1;
 export function packetSetPrefetch(mode: i32): void {
   prefetchMode = mode;
