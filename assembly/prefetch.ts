@@ -1,11 +1,10 @@
-// Staged touches for the batch pre-passes (packet/exports.ts before each group of a batch's packets,
-// conn/table.ts before a wheel slot is expired). WASM has no prefetch instruction, so a touch is a real
-// load whose value is summed into a sink. A load that misses holds its place in the CPU's reorder window
-// until it returns, so a pre-pass that follows one packet's whole chain (bucket, entry, destination,
-// Service, scheduler) before starting the next keeps only a few misses in flight. Here each level of the
-// chain is its own tight loop over a group of up to GROUP items, which keeps many independent misses in
-// flight at every level (group prefetching). The scratch arrays carry each item's pointer from one level
-// to the next; 0 ends a chain.
+// Staged touches for the batch pre-passes (packet/exports.ts before a batch, conn/table.ts before a wheel
+// slot is expired). WASM has no prefetch instruction, so a touch is a real load whose value is summed
+// into a sink. A load that misses holds its place in the CPU's reorder window until it returns, so a
+// pre-pass that follows one packet's whole chain (bucket, entry, destination, Service, scheduler) before
+// starting the next keeps only a few misses in flight. Here each level of the chain is its own tight loop
+// over a group of up to GROUP items, which keeps many independent misses in flight at every level (group
+// prefetching). The scratch arrays carry each item's pointer from one level to the next; 0 ends a chain.
 import { Dest, destById } from "./dest/dest";
 import { Service, serviceById } from "./service/service";
 

@@ -17,7 +17,7 @@
 //    31  u8  IP version
 //   data: maxBytes at batchDataPtr(); packets are rewritten in place and never grow or shrink.
 import { capacity as connCapacityNow, connInit as tableInit, connCount, touchChainHeads } from "../conn/table";
-import { pfClear, touchServices, touchDests } from "../prefetch";
+import { GROUP, pfClear, touchServices, touchDests } from "../prefetch";
 import { V_DROP } from "../conn/in";
 import {
   handlePacket,
@@ -44,7 +44,6 @@ export const DESC_SIZE: i32 = 32;
 // The lookup pre-pass (path.ts prefetchPacket): -1 auto (on from PREFETCH_AUTO_CONNS live connections,
 // where the table no longer fits the caches), 0 off, 1 on.
 const PREFETCH_AUTO_CONNS: u32 = 32768;
-const PRE_GROUP: u32 = 48; // at most GROUP; docs/conn-table.md, round 5
 let prefetchMode: i32 = -1;
 export function packetSetPrefetch(mode: i32): void {
   prefetchMode = mode;
@@ -100,12 +99,10 @@ export function processBatch(n: i32, nowMs: f64): i32 {
   const cnt: u32 = n < 0 ? 0 : min(<u32>n, maxPackets);
   const reasons = changetype<usize>(reasonCount);
   const verdicts = changetype<usize>(verdictCount);
-  const pre = cnt >= 8 && (prefetchMode > 0 || (prefetchMode < 0 && connCount >= PREFETCH_AUTO_CONNS));
-  // a group's pre-pass, then its packets: what the pre-pass touched is still in the first-level cache
-  for (let g: u32 = 0; g < cnt; g += PRE_GROUP) {
-    const m = min(PRE_GROUP, cnt - g);
-    if (pre) {
-      // each level of the lookups' chains one tight loop (assembly/prefetch.ts)
+  if (cnt >= 8 && (prefetchMode > 0 || (prefetchMode < 0 && connCount >= PREFETCH_AUTO_CONNS))) {
+    // in groups, each level of the lookups' chains one tight loop (assembly/prefetch.ts)
+    for (let g: u32 = 0; g < cnt; g += GROUP) {
+      const m = min(GROUP, cnt - g);
       for (let k: u32 = 0; k < m; k++) {
         const d = descBase + ((<usize>(g + k)) << 5);
         const off = load<u32>(d),
@@ -122,45 +119,45 @@ export function processBatch(n: i32, nowMs: f64): i32 {
       touchServices(m);
       touchDests(m);
     }
-    for (let i: u32 = g; i < g + m; i++) {
-      const d = descBase + ((<usize>i) << 5);
-      const off = load<u32>(d),
-        len = load<u32>(d, 4),
-        dir = load<u32>(d, 8),
-        mark = load<u32>(d, 12);
-      let v: i32;
-      if (<u64>off + <u64>len > <u64>dataSize || dir > 1) {
-        v = V_DROP;
-        store<u64>(d, 0, 16);
-        store<u32>(d, 0xffffffff, 20);
-        store<u32>(d, 0xffffffff, 24);
-        store<u8>(d, <u8>V_DROP, 16);
-        store<u8>(d, <u8>R_BAD_DESCRIPTOR, 17);
-        store<u8>(d, <u8>FWD_NONE, 18);
-        store<u32>(d, 0, 28);
-        const rp = reasons + ((<usize>R_BAD_DESCRIPTOR) << 3);
+  }
+  for (let i: u32 = 0; i < cnt; i++) {
+    const d = descBase + ((<usize>i) << 5);
+    const off = load<u32>(d),
+      len = load<u32>(d, 4),
+      dir = load<u32>(d, 8),
+      mark = load<u32>(d, 12);
+    let v: i32;
+    if (<u64>off + <u64>len > <u64>dataSize || dir > 1) {
+      v = V_DROP;
+      store<u64>(d, 0, 16);
+      store<u32>(d, 0xffffffff, 20);
+      store<u32>(d, 0xffffffff, 24);
+      store<u8>(d, <u8>V_DROP, 16);
+      store<u8>(d, <u8>R_BAD_DESCRIPTOR, 17);
+      store<u8>(d, <u8>FWD_NONE, 18);
+      store<u32>(d, 0, 28);
+      const rp = reasons + ((<usize>R_BAD_DESCRIPTOR) << 3);
+      store<u64>(rp, load<u64>(rp) + 1);
+    } else {
+      pb = dataBase + <usize>off;
+      pl = len;
+      v = handlePacket(dir, mark, now);
+      store<u8>(d, <u8>v, 16);
+      store<u8>(d, <u8>rReason, 17);
+      store<u8>(d, <u8>rFwd, 18);
+      store<u8>(d, <u8>rFlags, 19);
+      store<i32>(d, rConn, 20);
+      store<i32>(d, rDest, 24);
+      store<u16>(d, <u16>rL4, 28);
+      store<u8>(d, <u8>rProto, 30);
+      store<u8>(d, <u8>rVer, 31);
+      if (v == V_DROP) {
+        const rp = reasons + ((<usize>(rReason & 63)) << 3);
         store<u64>(rp, load<u64>(rp) + 1);
-      } else {
-        pb = dataBase + <usize>off;
-        pl = len;
-        v = handlePacket(dir, mark, now);
-        store<u8>(d, <u8>v, 16);
-        store<u8>(d, <u8>rReason, 17);
-        store<u8>(d, <u8>rFwd, 18);
-        store<u8>(d, <u8>rFlags, 19);
-        store<i32>(d, rConn, 20);
-        store<i32>(d, rDest, 24);
-        store<u16>(d, <u16>rL4, 28);
-        store<u8>(d, <u8>rProto, 30);
-        store<u8>(d, <u8>rVer, 31);
-        if (v == V_DROP) {
-          const rp = reasons + ((<usize>(rReason & 63)) << 3);
-          store<u64>(rp, load<u64>(rp) + 1);
-        }
       }
-      const vp = verdicts + ((<usize>v) << 3);
-      store<u64>(vp, load<u64>(vp) + 1);
     }
+    const vp = verdicts + ((<usize>v) << 3);
+    store<u64>(vp, load<u64>(vp) + 1);
   }
   return <i32>cnt;
 }
