@@ -544,7 +544,7 @@ export function setSnatAddr(af: i32): void {
 }
 
 // ---- batch entry points for benchmarks and the simulator (one boundary crossing per batch) ----------
-import { lookupIn, touchInBucket, touchInEntry } from "./conn/table";
+import { inBucketOf, lookupIn, lookupInFrom, touchInEntry } from "./conn/table";
 import { pfA } from "./prefetch";
 
 // A key area: KEY_SIZE bytes per key (KEY_* in assembly/layout.ts: af, proto, cport, vport, caddr, vaddr,
@@ -613,10 +613,33 @@ let kc0: u32 = 0,
   );
 }
 
+// The same from the chain head `head` (the key's bucket word, loaded by the batch's pre-pass).
+@inline function lookupKeyFrom(p: usize, head: u32): i32 {
+  readKey(p);
+  return lookupInFrom(
+    head,
+    <i32>load<u8>(p, KEY_AF),
+    <i32>load<u8>(p, KEY_PROTO),
+    kc0,
+    kc1,
+    kc2,
+    kc3,
+    load<u32>(p, KEY_CPORT),
+    kv0,
+    kv1,
+    kv2,
+    kv3,
+    load<u32>(p, KEY_VPORT),
+    false,
+  );
+}
+
 // Looks up n keys in the client-side index; returns how many were found. Keys go in groups of
-// LOOKUP_GROUP: a first pass touches each key's bucket and head entry so the cache misses of the group
-// overlap, then the real lookups run (as the packet path's pre-pass does for large tables).
-const LOOKUP_GROUP: i32 = 16;
+// LOOKUP_GROUP. From 32k live connections a group runs in four tight passes: every key's bucket word
+// address (hashing, no misses), the bucket words, the chain heads they name, then the lookups from those
+// heads; with the hashing out of the loops that miss, the CPU's reorder window holds many keys' loads at
+// once (docs/conn-table.md, round 5).
+const LOOKUP_GROUP: i32 = 64;
 export function lookupBatch(n: i32): i32 {
   if (n > keyMax) n = keyMax;
   let found = 0;
@@ -624,20 +647,27 @@ export function lookupBatch(n: i32): i32 {
   for (let g = 0; g < n; g += LOOKUP_GROUP) {
     const end = min(g + LOOKUP_GROUP, n);
     if (connCount >= 32768) {
-      // every key's bucket word first, then the chain heads they name: the group's misses overlap at each step
       for (let k = g; k < end; k++) {
         const p = keyArea + <usize>k * KEY_SIZE;
         readKey(p);
-        const head = touchInBucket(<i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3, load<u32>(p, KEY_CPORT));
-        unchecked((pfA[k - g] = head));
+        const a = inBucketOf(<i32>load<u8>(p, KEY_PROTO), kc0, kc1, kc2, kc3, load<u32>(p, KEY_CPORT));
+        unchecked((pfA[k - g] = <u32>a));
       }
-      for (let k = g; k < end; k++) warm += touchInEntry(unchecked(pfA[k - g]));
-    }
-    for (let k = g; k < end; k++) {
-      const p = keyArea + <usize>k * KEY_SIZE;
-      const r = lookupKeyAt(p);
-      store<i32>(keyResults + ((<usize>k) << 2), r);
-      if (r >= 0) found++;
+      for (let i = 0; i < end - g; i++) unchecked((pfA[i] = load<u32>(<usize>unchecked(pfA[i]))));
+      for (let i = 0; i < end - g; i++) warm += touchInEntry(unchecked(pfA[i]));
+      for (let k = g; k < end; k++) {
+        const p = keyArea + <usize>k * KEY_SIZE;
+        const r = lookupKeyFrom(p, unchecked(pfA[k - g]));
+        store<i32>(keyResults + ((<usize>k) << 2), r);
+        if (r >= 0) found++;
+      }
+    } else {
+      for (let k = g; k < end; k++) {
+        const p = keyArea + <usize>k * KEY_SIZE;
+        const r = lookupKeyAt(p);
+        store<i32>(keyResults + ((<usize>k) << 2), r);
+        if (r >= 0) found++;
+      }
     }
   }
   lookupWarmSink = warm; // a side effect, so the touches are never optimised away

@@ -66,6 +66,49 @@ test("lookupChain finds every live key one at a time; bad arguments read nothing
   assert.is(lookupChain(core, 10 * n, 0, n), n); // n clamped to the key area
 });
 
+test("lookupBatch's pre-pass (from 32k live) finds what one lookup does: each key's entry, a miss a miss", async () => {
+  const core = await Core.load({ connCapacity: 65536 });
+  const svc = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
+  core.addDest(svc, { addr: "10.1.0.1", port: 8080 });
+  const live = 40_000;
+  // connection i: client 11.0.x.y (i >> 4), port 10000 + (i & 15); made in order on a fresh table, so entry i
+  for (let i = 0; i < live; i++) {
+    const a = i >>> 4;
+    const r = core.packet("in", "tcp", `11.0.${a >> 8}.${a & 255}`, 10_000 + (i & 15), "10.0.0.1", 80, { flags: 2 });
+    assert.is(r.verdict, "forward");
+  }
+  // keys in a scrambled order, every seventh one absent (a port no connection has), n not a multiple of a group
+  const n = live + 1234;
+  const keys = {
+    proto: 6,
+    caddr: new Uint32Array(n),
+    cport: new Uint32Array(n),
+    vaddr: new Uint32Array(n).fill(0x0a000001),
+    vport: new Uint32Array(n).fill(80),
+  };
+  const want = new Int32Array(n);
+  let present = 0;
+  for (let k = 0; k < n; k++) {
+    const i = (k * 7919) % live;
+    keys.caddr[k] = 0x0b000000 + (i >>> 4);
+    keys.cport[k] = 10_000 + (i & 15);
+    if (k % 7 === 3) keys.cport[k] += 16;
+    want[k] = k % 7 === 3 ? -1 : i;
+    if (want[k] >= 0) present++;
+  }
+  writeKeys4(core, keys, n);
+  for (const m of [n, n - 5, 100]) {
+    const expect = want.subarray(0, m).filter((x) => x >= 0).length;
+    assert.is(lookupBatch(core, m), expect);
+    const got = new Int32Array(core.x.memory.buffer, core.x.keyResultsPtr() >>> 0, m);
+    for (let k = 0; k < m; k++) {
+      if (want[k] >= 0) assert.is(got[k], want[k], `key ${k}`);
+      else assert.ok(got[k] < 0, `key ${k}`);
+    }
+  }
+  assert.is(lookupBatch(core, n), present);
+});
+
 test("the chase walks one cycle with 1 and with 16 chains; bad counts do nothing", async () => {
   const core = await Core.load({ connCapacity: 16 });
   assert.is(chaseMulti(core, 16, 10), 0); // no area yet

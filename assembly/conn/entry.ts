@@ -224,6 +224,39 @@ export function entriesAlloc(cap: u32): void {
   const h = highAt(e, which);
   return load<u32>(h, 8) == a2 && load<u32>(h, 4) == a1 && load<u32>(h) == a0;
 }
+// A client-side lookup's key compare in packed words, the same predicate as comparing the fields one by
+// one (entCport, entVport, entAddrEq of the client and virtual addresses, entProto, entAf): the two ports
+// as one u32, word 3 of both addresses as one u64, af and protocol as one u16, then words 0-2.
+@inline export function entInKeyEq(
+  e: usize,
+  af: u32,
+  proto: u32,
+  c0: u32,
+  c1: u32,
+  c2: u32,
+  c3: u32,
+  cport: u32,
+  v0: u32,
+  v1: u32,
+  v2: u32,
+  v3: u32,
+  vport: u32,
+): bool {
+  if (load<u32>(e, O_CPORT) != (cport | (vport << 16))) return false;
+  if (load<u64>(word3At(e, ADDR_CLIENT)) != (((<u64>v3) << 32) | <u64>c3)) return false;
+  if (<u32>load<u16>(e, O_AF) != (af | (proto << 8))) return false;
+  if (!hasCold(e)) return (c0 | c1 | c2 | v0 | v1 | v2) == 0;
+  const hc = highAt(e, ADDR_CLIENT),
+    hv = highAt(e, ADDR_VIRTUAL);
+  return (
+    load<u32>(hc, 8) == c2 &&
+    load<u32>(hc, 4) == c1 &&
+    load<u32>(hc) == c0 &&
+    load<u32>(hv, 8) == v2 &&
+    load<u32>(hv, 4) == v1 &&
+    load<u32>(hv) == v0
+  );
+}
 @inline export function entAddrSame(e: usize, x: usize, y: usize): bool {
   return entAddrEq(e, x, entAddr(e, y, 0), entAddr(e, y, 1), entAddr(e, y, 2), entAddr(e, y, 3));
 }

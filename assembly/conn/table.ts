@@ -25,6 +25,7 @@ import {
   entExpires,
   entFlags,
   entFreeNext,
+  entInKeyEq,
   entLinkAt,
   entLive,
   entLport,
@@ -187,17 +188,51 @@ export function lookupIn(
   vport: u32,
   tpl: bool,
 ): i32 {
-  let n = load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
+  return lookupInFrom(
+    load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport))),
+    af,
+    proto,
+    c0,
+    c1,
+    c2,
+    c3,
+    cport,
+    v0,
+    v1,
+    v2,
+    v3,
+    vport,
+    tpl,
+  );
+}
+
+// lookupIn's walk from a client-side chain's head (the bucket word: entry index+1, 0 for none), for a batch
+// whose pre-pass has loaded the word already (assembly/index.ts's lookupBatch).
+@inline export function lookupInFrom(
+  head: u32,
+  af: i32,
+  proto: i32,
+  c0: u32,
+  c1: u32,
+  c2: u32,
+  c3: u32,
+  cport: u32,
+  v0: u32,
+  v1: u32,
+  v2: u32,
+  v3: u32,
+  vport: u32,
+  tpl: bool,
+): i32 {
+  let n = head;
+  // a port above 16 bits, or an af or protocol above 8, matches no entry (its fields are that wide): out
+  // first, so that the packed compare of entInKeyEq is exact
+  if ((cport | vport) >>> 16 != 0 || (<u32>af | <u32>proto) >>> 8 != 0) return -1;
   const want: u32 = tpl ? CF_TEMPLATE : 0;
   while (n != 0) {
     const e = E(n - 1);
     if (
-      entCport(e) == cport &&
-      entVport(e) == vport &&
-      entAddrEq(e, ADDR_CLIENT, c0, c1, c2, c3) &&
-      entAddrEq(e, ADDR_VIRTUAL, v0, v1, v2, v3) &&
-      entProto(e) == <u32>proto &&
-      entAf(e) == <u32>af &&
+      entInKeyEq(e, <u32>af, <u32>proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport) &&
       (entFlags(e) & CF_TEMPLATE) == want
     )
       return <i32>(n - 1);
@@ -248,13 +283,9 @@ export function outBucketOf(proto: i32, d0: u32, d1: u32, d2: u32, d3: u32, dpor
   return outHead(hashSide(<u32>proto, d0, d1, d2, d3, dport));
 }
 
-// A batch's pre-pass in two steps (assembly/index.ts's lookupBatch, a group of keys per step), so every
-// key's bucket-word miss is issued before any chain head's: the first loads a client side's bucket word and
-// returns it, the second loads the chain's first entry it names, and nothing more. Measured at 1M live
-// against the one step before (docs/conn-table.md): batched lookups 0.85x the time.
-export function touchInBucket(proto: i32, c0: u32, c1: u32, c2: u32, c3: u32, cport: u32): u32 {
-  return load<u32>(inHead(hashSide(<u32>proto, c0, c1, c2, c3, cport)));
-}
+// A batch's pre-pass (assembly/index.ts's lookupBatch, a group of keys per pass) loads every key's bucket
+// word (inBucketOf's address) before any chain head, then touches each chain's first entry with this, and
+// nothing more, so the group's misses overlap at each level (docs/conn-table.md, rounds 2 and 5).
 export function touchInEntry(n: u32): u32 {
   return n != 0 && n <= capacity ? <u32>entCport(E(n - 1)) : 0;
 }

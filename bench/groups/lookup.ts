@@ -36,7 +36,7 @@ const VIP = 0x0a000001,
 const MIN_OPS_PER_CALL = 50_000;
 const BASELINE_OPS_PER_CALL = 100_000;
 const CHAIN_OPS_PER_CALL = 100_000; // dependent lookups per timed call
-const CHAINS = 16; // lookupBatch's group: the chase's chains in flight at once
+const CHAINS = 16; // the chase's chains in flight at once (the WASM chase's most; lookupBatch's group is 64)
 
 // connection i: client 11.x.y.z (i >> 4), port 10000 + (i & 15)
 const caddrOf = (i: number) => (0x0b000000 + (i >>> 4)) >>> 0;
