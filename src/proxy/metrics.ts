@@ -619,10 +619,7 @@ export function startMetricsServer(p: Proxy, hostPort: string): Promise<http.Ser
       running = running.then(async () => {
         try {
           res.writeHead(200, { "content-type": CONTENT_TYPE });
-          await writeMetrics(
-            p,
-            (c) => (!c.length || res.destroyed || res.write(c) ? Promise.resolve() : drained(res)),
-          );
+          await writeMetrics(p, (c) => (!c.length || res.destroyed || res.write(c) ? Promise.resolve() : drained(res)));
           res.end();
         } catch (e) {
           if (!res.headersSent) {
