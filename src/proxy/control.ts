@@ -38,7 +38,9 @@ export const MAX_REQUEST_CHARS = 64 << 20; // a restore of 100k lines is about 2
 export const MAX_NESTING = 8; // request > args > batch > command > service > flags
 export const MAX_BATCH = 1 << 20;
 
-export const MAX_PART = 1000; // commands a client sends per line of a large batch
+// commands a client sends per line of a large batch: a line is parsed in one stretch (0.7 ms at 250 commands,
+// 75 kB; 2.5 ms at 1,000, which held the loop p99 5.5-7 ms of CPU during a restore instead of 4-4.7)
+export const MAX_PART = 250;
 
 type Check = (args: unknown[]) => Problem[];
 interface Handler {
@@ -401,7 +403,7 @@ export class ControlServer {
     sock.on("error", () => {});
     const session: Session = { turn: Promise.resolve() };
     // Lines are handled one per turn of the event loop: one read can bring many (a pipelined restore's parts,
-    // 200 kB each), and parsing them in one go would hold the loop; many waiting pause the reads.
+    // 75 kB each), and parsing them in one go would hold the loop; many waiting pause the reads.
     const lines: string[] = [];
     let draining = false;
     const next = () => {
