@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DesiredState } from "../src/model/types.ts";
 import type { Proxy } from "../src/proxy/index.ts";
-import { mainThreadCpuMs } from "./loop-watch.mjs";
+import { mainThreadCpuMs, mainThreadSched } from "./loop-watch.mjs";
 import { freePort, freePorts } from "../test/helpers/ports.ts";
 import { blame, loopStalls, type Span, timed } from "./lib/stall-blame.ts";
 
@@ -1267,17 +1267,22 @@ export async function benchMetrics(
   // a window: the 1 ms timer watching the proxy's loop and the client in its process, around work()
   const window = async (work: () => Promise<unknown>) => {
     // the wall gap includes waiting for a core on a loaded machine; the CPU gap is the proxy's own work
+    // and the main thread's wait: ready to run, but waiting for a core (a thread that never sleeps is not woken
+    // ahead of others when a connection comes)
     let maxGap = 0,
       maxCpuGap = 0,
+      maxWaitGap = 0,
       last = performance.now(),
-      lastCpu = mainThreadCpuMs();
+      [lastCpu, lastWait] = mainThreadSched();
     const tick = setInterval(() => {
       const n = performance.now(),
-        c = mainThreadCpuMs();
+        [c, w] = mainThreadSched();
       maxGap = Math.max(maxGap, n - last);
       maxCpuGap = Math.max(maxCpuGap, c - lastCpu);
+      maxWaitGap = Math.max(maxWaitGap, w - lastWait);
       last = n;
       lastCpu = c;
+      lastWait = w;
     }, 1);
     const child = spawn(process.execPath, ["-e", clientCode], { stdio: ["pipe", "pipe", "inherit"] });
     let outText = "";
@@ -1286,8 +1291,10 @@ export async function benchMetrics(
     await sleep(300);
     const w0 = performance.now(),
       c0 = process.cpuUsage(),
-      from = Date.now();
+      from = Date.now(),
+      [cpu0, wait0] = mainThreadSched();
     const out = await work();
+    const [cpu1, wait1] = mainThreadSched();
     const wall = performance.now() - w0,
       cu = process.cpuUsage(c0),
       cpu = (cu.user + cu.system) / 1000,
@@ -1300,7 +1307,9 @@ export async function benchMetrics(
     const delays = (JSON.parse(outText || "[]") as [number, number][])
       .filter(([at]) => at >= from && at <= to)
       .map(([, d]) => d);
-    return { wall, cpu, maxGap, maxCpuGap, worstConnect: delays.length ? Math.max(...delays) : NaN, delays, out };
+    const main = { cpu: cpu1 - cpu0, wait: wait1 - wait0 };
+    const worstConnect = delays.length ? Math.max(...delays) : NaN;
+    return { wall, cpu, maxGap, maxCpuGap, maxWaitGap, main, worstConnect, delays, out };
   };
   const scrape = () =>
     new Promise<number>((res, rej) => {
@@ -1326,9 +1335,13 @@ export async function benchMetrics(
     cpu: number;
     maxGap: number;
     maxCpuGap: number;
+    maxWaitGap: number;
+    waitShare: number;
     worstConnect: number;
     bytes: number;
   }[] = [];
+  // of the window's time, the share the main thread was ready to run but waited for a core
+  const share = (w: { main: { wait: number }; wall: number }) => w.main.wait / w.wall;
   const delays: Record<string, number[]> = { scrape: [], idle: [] };
   let scrapesRun = 0;
   for (let i = 0; i < scrapes; i++) {
@@ -1341,6 +1354,8 @@ export async function benchMetrics(
       cpu: r.cpu / n,
       maxGap: r.maxGap,
       maxCpuGap: r.maxCpuGap,
+      maxWaitGap: r.maxWaitGap,
+      waitShare: share(r),
       worstConnect: r.worstConnect,
       bytes,
     });
@@ -1351,6 +1366,8 @@ export async function benchMetrics(
       cpu: (b.cpu * r.wall) / b.wall / n,
       maxGap: b.maxGap,
       maxCpuGap: b.maxCpuGap,
+      maxWaitGap: b.maxWaitGap,
+      waitShare: share(b),
       worstConnect: b.worstConnect,
       bytes: 0,
     });
@@ -1369,12 +1386,14 @@ export async function benchMetrics(
   };
   await p.stop();
   await Promise.all(backs.map((s) => new Promise((r) => s.close(r))));
-  const med = (k: string, f: "wall" | "cpu" | "maxGap" | "maxCpuGap" | "worstConnect" | "bytes") => {
+  type Field = "wall" | "cpu" | "maxGap" | "maxCpuGap" | "maxWaitGap" | "waitShare" | "worstConnect" | "bytes";
+  const med = (k: string, f: Field) => {
     const xs = rows
       .filter((r) => r.kind === k)
       .map((r) => r[f])
       .filter((x) => Number.isFinite(x));
-    return { median: +pct(xs, 50).toFixed(1), min: +Math.min(...xs).toFixed(1), max: +Math.max(...xs).toFixed(1) };
+    const d = f === "waitShare" ? 3 : 1;
+    return { median: +pct(xs, 50).toFixed(d), min: +Math.min(...xs).toFixed(d), max: +Math.max(...xs).toFixed(d) };
   };
   return {
     services: S,
@@ -1387,6 +1406,9 @@ export async function benchMetrics(
       cpuMs: med("scrape", "cpu"),
       loopStallMs: med("scrape", "maxGap"),
       loopCpuStallMs: med("scrape", "maxCpuGap"),
+      // the main thread waiting for a core: the longest wait between two ticks, and its share of the window
+      loopWaitStallMs: med("scrape", "maxWaitGap"),
+      waitShare: med("scrape", "waitShare"),
       worstConnectMs: med("scrape", "worstConnect"),
       bytes: med("scrape", "bytes"),
       connectMs: connects("scrape"),
@@ -1395,6 +1417,8 @@ export async function benchMetrics(
       cpuMs: med("idle", "cpu"),
       loopStallMs: med("idle", "maxGap"),
       loopCpuStallMs: med("idle", "maxCpuGap"),
+      loopWaitStallMs: med("idle", "maxWaitGap"),
+      waitShare: med("idle", "waitShare"),
       worstConnectMs: med("idle", "worstConnect"),
       connectMs: connects("idle"),
     },

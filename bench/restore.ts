@@ -143,7 +143,8 @@ services:
     },
   };
   type Gc = Record<string, { n: number; ms: number; max: number }>;
-  type Watch = { ticks: number; wall: { p99: number; max: number }; cpu: { p99: number; max: number }; gc?: Gc };
+  type Stat = { p99: number; max: number; total?: number };
+  type Watch = { ticks: number; wall: Stat; cpu: Stat; wait?: Stat; gc?: Gc };
   const res: Record<
     string,
     {
@@ -277,6 +278,16 @@ services:
           `${worst(row.duringLoop, "wall", "p99")} ms, `) +
         `max ${worst(row.idleLoop, "wall", "max")} / ${worst(row.duringLoop, "wall", "max")} ms`,
     );
+  }
+  for (const n of sizes) {
+    // the proxy's main thread during the restore, per round: its CPU, and the time it was ready to run but
+    // waited for a core (a thread busy with slices never sleeps, so it is not woken ahead of others)
+    const sched = res[n].duringLoop.map(
+      (w) =>
+        `CPU ${w.cpu.total} ms, waiting for a core ${w.wait?.total ?? "?"} ms ` +
+        `(between two turns p99 ${w.wait?.p99 ?? "?"}, max ${w.wait?.max ?? "?"} ms)`,
+    );
+    console.log(`  the proxy's main thread during the restore, per round: ${sched.join(" | ")}`);
   }
   for (const n of sizes) {
     // the proxy's GC pauses during the restore (perf_hooks): per round, total ms and the longest, by kind

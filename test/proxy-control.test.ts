@@ -382,6 +382,45 @@ test(batchInParts, async () => {
   assert.is((await ask({ id: 1, op: "flush" })).ok, true);
 });
 
+const partsAndBadLines =
+  "a batch's parts pipelined with bad lines and other requests: each answered once, the line after a part " +
+  "read once that part is staged";
+test(partsAndBadLines, async () => {
+  const port = await freePort();
+  const cmd = (i: number) => ({ kind: "add-service", service: { ...svc(port), addr: `127.80.${i >> 8}.${i & 255}` } });
+  const part = (from: number, n: number) => Array.from({ length: n }, (_, i) => cmd(from + i));
+  const n = p.desired.services.length;
+  const answers = await raw(
+    [
+      JSON.stringify({ id: 0, op: "applyPart", args: [part(0, 3000)] }), // staged in several slices
+      "not json {",
+      JSON.stringify({ id: "proto", op: "__proto__", args: [part(3000, 1)] }),
+      JSON.stringify({ id: "info", op: "info" }),
+      JSON.stringify({ id: 1, op: "applyPart", args: [part(3000, 300)] }),
+      JSON.stringify({ id: "type", op: "applyPart", args: "x" }),
+      JSON.stringify({ id: "huge", op: "applyPart", args: [{ length: 1e9 }] }),
+      JSON.stringify({ id: "extra", op: "applyPart", args: [part(3300, 1)], constructor: 1 }),
+      JSON.stringify({ id: 2, op: "apply", args: [part(3300, 10)] }),
+    ],
+    60000,
+  );
+  assert.is(answers.length, 9, "every line answered once");
+  const at = (id: unknown) => answers.findIndex((x) => x.id === id);
+  const by = (id: unknown) => answers[at(id)];
+  assert.equal(by(0).result, { staged: 3000 });
+  assert.ok(at(0) < at("info"), "the lines after a part are read once it is staged");
+  assert.match(answers.find((x) => x.id === null).error, /request is not JSON/);
+  assert.match(by("proto").error, /unknown operation the string "__proto__"/);
+  assert.is(by("info").ok, true);
+  assert.equal(by(1).result, { staged: 3300 });
+  assert.match(by("type").error, /args: must be a list, not/);
+  assert.match(by("huge").error, /must be a list of at most \d+ commands/);
+  assert.match(by("extra").error, /unknown request field 'constructor'/);
+  assert.equal(by(2).result, { applied: 3310 }, "the bad lines between the parts did not touch the batch");
+  assert.is(p.desired.services.length, n + 3310);
+  assert.is((await ask({ id: 1, op: "flush" })).ok, true);
+});
+
 // Parts are applied to the batch's next state as they come (their commands are not kept), so a batch is
 // checked against the table it began from: a change from elsewhere before its apply refuses it whole.
 test("a batch whose table changed before its apply is refused whole; a pipelined one is not", async () => {

@@ -10,7 +10,7 @@ import { Core } from "../src/core/index.ts";
 import type { DesiredState, RealServer, VirtualService } from "../src/model/types.ts";
 import { serviceKey } from "../src/model/types.ts";
 import type { Proxy } from "../src/proxy/index.ts";
-import { metricsText, snapshot } from "../src/proxy/metrics.ts";
+import { SnapshotRows, metricsText, snapshot } from "../src/proxy/metrics.ts";
 import { PacketForwarder } from "../src/proxy/packet.ts";
 import type { DestStats } from "../src/proxy/forwarder.ts";
 import { type DownAction, Tables, destKey } from "../src/proxy/tables.ts";
@@ -78,8 +78,8 @@ function traffic(core: Core, n: number) {
   }
 }
 
-async function same(p: Proxy, what: string, cap?: number) {
-  const take = cap === undefined ? snapshot : (q: Proxy) => snapshot(q, cap);
+async function same(p: Proxy, what: string, cap?: number, rows?: SnapshotRows) {
+  const take = cap === undefined && !rows ? snapshot : (q: Proxy) => snapshot(q, cap, rows);
   const old = cap === undefined ? snapshotByRecords : (q: Proxy) => snapshotByRecords(q, cap);
   const got = await metricsText(p, take);
   assert.fixture(got, await metricsText(p, old), what);
@@ -166,6 +166,40 @@ test("one pass equals a call per record across runs of the counters area (3,000 
   traffic(core, 5);
   const text = await same(p, "3,000 destinations");
   assert.match(text, 'wasmvs_proxy_destination_weight{service="tcp 10.2.1.43:80",destination="10.3.0.10:379"} 1');
+});
+
+test("one set of rows reused scrape after scrape: grown past its first size, shrunk, over the cap", async () => {
+  const { p, core, tables, stats } = await table("socket");
+  const rows = new SnapshotRows();
+  const base = p.desired.services;
+  traffic(core, 5);
+  stats.set(destKey(serviceKey(web), rs("10.1.0.1", 8080)), { inPkts: 2, outPkts: 1, inBytes: 20, outBytes: 10 });
+  await same(p, "small table", undefined, rows);
+  const many = Array.from({ length: 250 }, (_, i) =>
+    svc(
+      "tcp",
+      `10.4.${i >> 8}.${i & 255}`,
+      80,
+      "rr",
+      Array.from({ length: 9 }, (_, j) => rs(`10.5.0.${j + 1}`, 80)),
+    ),
+  );
+  p.desired = { services: [...base, ...many] };
+  tables.apply(p.desired);
+  traffic(core, 3);
+  const big = await same(p, "2,250 destinations: the rows grown", undefined, rows);
+  assert.match(big, 'wasmvs_proxy_destination_weight{service="tcp 10.4.0.249:80",destination="10.5.0.9:80"} 1');
+  p.desired = { services: base.slice(0, 3) };
+  tables.apply(p.desired);
+  const small = await same(p, "three services again: no row of the big table left", undefined, rows);
+  assert.not.match(small, "10.4.0.");
+  assert.not.match(small, "10.0.0.4:81");
+  p.desired = { services: [...base, ...many] };
+  tables.apply(p.desired);
+  const over = await same(p, "over the cap", 100, rows);
+  assert.match(over, "wasmvs_proxy_metrics_destinations_omitted 2259");
+  assert.match(over, 'wasmvs_proxy_service_in_bytes_total{service="tcp 10.0.0.1:80"} 20');
+  await same(p, "under the cap once more", undefined, rows);
 });
 
 test.run();

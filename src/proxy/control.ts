@@ -53,7 +53,9 @@ export const MAX_REQUEST_CHARS = 64 << 20; // a restore of 100k lines is about 2
 export const MAX_NESTING = 8; // request > args > batch > command > service > flags
 export const MAX_BATCH = 1 << 20;
 
-export const MAX_PART = 1000; // commands a client sends per line of a large batch
+// commands a client sends per line of a large batch: a line is parsed in one stretch (0.7 ms at 250 commands,
+// 75 kB; 2.5 ms at 1,000, which held the loop p99 5.5-7 ms of CPU during a restore instead of 4-4.7)
+export const MAX_PART = 250;
 
 type Check = (args: unknown[]) => Problem[];
 interface Handler {
@@ -427,7 +429,10 @@ export class ControlServer {
     sock.on("error", () => {});
     const session: Session = { turn: Promise.resolve() };
     // Lines are handled one per turn of the event loop: one read can bring many (a pipelined restore's parts,
-    // 200 kB each), and parsing them in one go would hold the loop; many waiting pause the reads.
+    // 75 kB each), and parsing them in one go would hold the loop; many waiting pause the reads. The line after
+    // a batch's part (or its end) is read once that part is answered: parsed as they came, the parts waited
+    // for their turn as objects beside the one being applied (a restore then took 3-4 % more CPU), and a
+    // request sent after a part is answered after it.
     const lines: string[] = [];
     let draining = false;
     const next = () => {
@@ -437,8 +442,9 @@ export class ControlServer {
         return;
       }
       if (lines.length < 8 && sock.isPaused()) sock.resume();
-      void this.handle(p, sock, line, session);
-      setImmediate(next);
+      const batch = this.handle(p, sock, line, session);
+      if (batch) void batch.finally(() => setImmediate(next));
+      else setImmediate(next);
     };
     // the pending request in pieces: each chunk is searched once for a newline (not the whole buffer again)
     let parts: string[] = [];
@@ -482,8 +488,14 @@ export class ControlServer {
     });
   }
 
-  private async handle(p: Proxy, sock: net.Socket, line: string, session: Session) {
+  // Answers one request line; for a batch's part (or its end), the promise of its answer.
+  private handle(p: Proxy, sock: net.Socket, line: string, session: Session): Promise<void> | undefined {
     const req = parseRequest(line);
+    const answered = this.answer(p, sock, req, session);
+    return req.op === "applyPart" || req.op === "apply" ? answered : undefined;
+  }
+
+  private async answer(p: Proxy, sock: net.Socket, req: ReturnType<typeof parseRequest>, session: Session) {
     try {
       if (req.error !== undefined) throw new Error(req.error);
       const result = await req.handler!.run(p, req.args!, session);

@@ -66,17 +66,62 @@ type DstCol = (typeof DST_COLS)[number];
 
 /** One scrape's snapshot: a row per service and per destination (labels as bytes), values in columns. */
 export interface Snapshot {
-  svcLabels: Buffer[];
-  svc: Record<SvcCol, number[]>;
-  dstLabels: Buffer[];
-  dst: Record<DstCol, number[]>;
+  svcLabels: readonly Buffer[];
+  svc: Record<SvcCol, ArrayLike<number>>;
+  dstLabels: readonly Buffer[];
+  dst: Record<DstCol, ArrayLike<number>>;
   omitted: number; // destinations whose series were left out (over MAX_DEST_SERIES)
 }
 
-function emptySnapshot(): Snapshot {
-  const cols = <C extends string>(names: readonly C[]) =>
-    Object.fromEntries(names.map((c) => [c, [] as number[]])) as Record<C, number[]>;
-  return { svcLabels: [], svc: cols(SVC_COLS), dstLabels: [], dst: cols(DST_COLS), omitted: 0 };
+// Rows of labels and number columns, written in place and kept from one scrape to the next by the metrics
+// server (its scrapes run one at a time): grown by push each scrape, the columns were most of a scrape's
+// garbage (1.8 MB at 10k services over the cap, 3.8 MB at 10k destinations), and back-to-back scrapes ran a
+// young-generation collection every 7, each a pause that a new connection waits behind.
+class Rows<C extends string> {
+  labels: Buffer[] = [];
+  n = 0;
+  cols: Record<C, Float64Array>;
+  constructor(private readonly names: readonly C[]) {
+    this.cols = this.make(1024);
+  }
+  private make(cap: number): Record<C, Float64Array> {
+    return Object.fromEntries(this.names.map((c) => [c, new Float64Array(cap)])) as Record<C, Float64Array>;
+  }
+  /** A new row (its values to be set, every column); returns its index. */
+  add(label: Buffer): number {
+    const cap = this.cols[this.names[0]].length;
+    if (this.n === cap) {
+      const grown = this.make(cap * 2);
+      for (const c of this.names) grown[c].set(this.cols[c]);
+      this.cols = grown;
+    }
+    this.labels[this.n] = label;
+    return this.n++;
+  }
+  /** The rows written since the last view (the labels array is trimmed to them). */
+  view(): { labels: readonly Buffer[]; cols: Record<C, ArrayLike<number>> } {
+    if (this.labels.length > this.n) this.labels.length = this.n;
+    const cols = Object.fromEntries(this.names.map((c) => [c, this.cols[c].subarray(0, this.n)]));
+    return { labels: this.labels, cols: cols as Record<C, Float64Array> };
+  }
+}
+
+/** Where snapshots are written: one per sequence of scrapes that never overlap (a snapshot taken into it is
+ * overwritten by the next). */
+export class SnapshotRows {
+  readonly svc = new Rows(SVC_COLS);
+  readonly dst = new Rows(DST_COLS);
+  svcKeys: string[] = []; // per service row, for the sums over the cap
+  start() {
+    this.svc.n = 0;
+    this.dst.n = 0;
+  }
+  snapshot(omitted: number): Snapshot {
+    const s = this.svc.view(),
+      d = this.dst.view();
+    if (this.svcKeys.length > this.svc.n) this.svcKeys.length = this.svc.n;
+    return { svcLabels: s.labels, svc: s.cols, dstLabels: d.labels, dst: d.cols, omitted };
+  }
 }
 
 /** A destination row's values (the label goes beside them). */
@@ -93,22 +138,22 @@ interface DestRow {
   flows: number;
 }
 
-function pushDestRow(s: Snapshot, label: Buffer, r: DestRow) {
-  const col = s.dst;
-  s.dstLabels.push(label);
-  col.conns.push(r.conns);
-  col.inPkts.push(r.st?.inPkts ?? 0);
-  col.outPkts.push(r.st?.outPkts ?? 0);
-  col.inBytes.push(r.st?.inBytes ?? 0);
-  col.outBytes.push(r.st?.outBytes ?? 0);
-  col.active.push(r.active);
-  col.inact.push(r.inact);
-  col.persist.push(r.persist);
-  col.weight.push(r.weight);
-  col.configured.push(r.configured);
-  col.healthy.push(r.healthy);
-  col.draining.push(r.draining);
-  col.flows.push(r.flows);
+function pushDestRow(s: SnapshotRows, label: Buffer, r: DestRow) {
+  const i = s.dst.add(label),
+    col = s.dst.cols;
+  col.conns[i] = r.conns;
+  col.inPkts[i] = r.st?.inPkts ?? 0;
+  col.outPkts[i] = r.st?.outPkts ?? 0;
+  col.inBytes[i] = r.st?.inBytes ?? 0;
+  col.outBytes[i] = r.st?.outBytes ?? 0;
+  col.active[i] = r.active;
+  col.inact[i] = r.inact;
+  col.persist[i] = r.persist;
+  col.weight[i] = r.weight;
+  col.configured[i] = r.configured;
+  col.healthy[i] = r.healthy;
+  col.draining[i] = r.draining;
+  col.flows[i] = r.flows;
 }
 
 // A configured service's real servers by key, and their destination keys, once per spec object (the
@@ -219,13 +264,16 @@ const NO_FLOWS: ReadonlyMap<string, number> = new Map();
 /** The scrape's snapshot, from the core's counter records (see src/core/counters.ts). In packet mode the
  * open flows and the byte counts are the core's own (its entries, IPVS's counters, in the records); in
  * socket mode they are the forwarder's (its sockets, the relay's counts). */
-export async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Snapshot> {
-  const s = emptySnapshot();
+export async function snapshot(
+  p: Proxy,
+  maxDests = MAX_DEST_SERIES,
+  s: SnapshotRows = new SnapshotRows(),
+): Promise<Snapshot> {
+  s.start();
   const packet = p.fw.mode === "packet";
   const flows = packet ? NO_FLOWS : p.fw.flowsByDest();
   const stats = p.fw.stats;
   const specs = specsOf(p.desired.services);
-  const svcKeys: string[] = []; // per service row, for the sums over the cap
   let t = performance.now();
   const pause = async () => {
     if (performance.now() - t <= SLICE_MS) return;
@@ -247,45 +295,40 @@ export async function snapshot(p: Proxy, maxDests = MAX_DEST_SERIES): Promise<Sn
     while (r.nextService()) {
       const a = p.tables.byId.get(r.svcId);
       if (!a) continue;
-      s.svcLabels.push(svcLabel(a));
-      s.svc.conns.push(r.svcConns);
-      svcKeys.push(a.key);
-      if (perDest) serviceRows(p, s, r, a, specs, flows, stats, packet);
+      const i = s.svc.add(svcLabel(a));
+      s.svc.cols.conns[i] = r.svcConns;
+      s.svcKeys[i] = a.key;
+      if (perDest) serviceRows(p, s, i, r, a, specs, flows, stats, packet);
       // over the cap: in packet mode the service's own counters (IPVS's, removed destinations' packets
       // included); in socket mode the forwarder's, filled in below
-      else if (packet) pushSums(s, r.svcInPkts, r.svcOutPkts, r.svcInBytes, r.svcOutBytes);
-      else pushSums(s, 0, 0, 0, 0);
+      else if (packet) setSums(s, i, r.svcInPkts, r.svcOutPkts, r.svcInBytes, r.svcOutBytes);
+      else setSums(s, i, 0, 0, 0, 0);
     }
     await pause();
   }
-  if (!perDest) {
-    s.omitted = total;
-    if (!packet) {
-      const sums = await sumsByService(stats);
-      for (let i = 0; i < svcKeys.length; i++) {
-        const x = sums.get(svcKeys[i]);
-        if (!x) continue;
-        s.svc.inPkts[i] = x.inPkts;
-        s.svc.outPkts[i] = x.outPkts;
-        s.svc.inBytes[i] = x.inBytes;
-        s.svc.outBytes[i] = x.outBytes;
-      }
+  if (!perDest && !packet) {
+    const sums = await sumsByService(stats);
+    for (let i = 0; i < s.svc.n; i++) {
+      const x = sums.get(s.svcKeys[i]);
+      if (x) setSums(s, i, x.inPkts, x.outPkts, x.inBytes, x.outBytes);
     }
   }
-  return s;
+  return s.snapshot(perDest ? 0 : total);
 }
 
-function pushSums(s: Snapshot, inPkts: number, outPkts: number, inBytes: number, outBytes: number) {
-  s.svc.inPkts.push(inPkts);
-  s.svc.outPkts.push(outPkts);
-  s.svc.inBytes.push(inBytes);
-  s.svc.outBytes.push(outBytes);
+function setSums(s: SnapshotRows, i: number, inPkts: number, outPkts: number, inBytes: number, outBytes: number) {
+  const col = s.svc.cols;
+  col.inPkts[i] = inPkts;
+  col.outPkts[i] = outPkts;
+  col.inBytes[i] = inBytes;
+  col.outBytes[i] = outBytes;
 }
 
 // One service's destination rows (the current service record's), and its sums.
 function serviceRows(
   p: Proxy,
-  s: Snapshot,
+  s: SnapshotRows,
+  row: number,
   r: CounterReader,
   a: AppliedService,
   specs: Map<string, VirtualService>,
@@ -353,7 +396,7 @@ function serviceRows(
         flows: f,
       });
     }
-  pushSums(s, inPkts, outPkts, inBytes, outBytes);
+  setSums(s, row, inPkts, outPkts, inBytes, outBytes);
 }
 
 type Write = (chunk: string | Buffer) => Promise<void>;
@@ -370,8 +413,8 @@ async function family(
   name: string,
   type: "counter" | "gauge",
   help: string,
-  labels: Buffer[],
-  col: number[],
+  labels: readonly Buffer[],
+  col: ArrayLike<number>,
 ) {
   await write(`# HELP ${name} ${help}\n# TYPE ${name} ${type}\n`);
   const nameB = Buffer.from(name),
@@ -613,13 +656,19 @@ export async function metricsText(p: Proxy, take: (p: Proxy) => Promise<Snapshot
 export function startMetricsServer(p: Proxy, hostPort: string): Promise<http.Server> {
   const m = hostPort.match(/^\[?(.*?)\]?:(\d+)$/)!;
   let running: Promise<void> = Promise.resolve();
+  const rows = new SnapshotRows(); // the scrapes run one at a time, so one set of rows serves them all
+  const take = (q: Proxy) => snapshot(q, MAX_DEST_SERIES, rows);
   const server = http.createServer((req, res) => {
     if (req.url === "/metrics") {
       // one scrape at a time: a second one waits for the first instead of doubling the work
       running = running.then(async () => {
         try {
           res.writeHead(200, { "content-type": CONTENT_TYPE });
-          await writeMetrics(p, (c) => (!c.length || res.destroyed || res.write(c) ? Promise.resolve() : drained(res)));
+          await writeMetrics(
+            p,
+            (c) => (!c.length || res.destroyed || res.write(c) ? Promise.resolve() : drained(res)),
+            take,
+          );
           res.end();
         } catch (e) {
           if (!res.headersSent) {
