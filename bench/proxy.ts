@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DesiredState } from "../src/model/types.ts";
 import type { Proxy } from "../src/proxy/index.ts";
-import { mainThreadCpuMs, mainThreadSched } from "./loop-watch.mjs";
+import { mainThreadSched } from "./loop-watch.mjs";
 import { freePort, freePorts } from "../test/helpers/ports.ts";
 import { blame, loopStalls, type Span, timed } from "./lib/stall-blame.ts";
 
