@@ -215,11 +215,12 @@ function daemonFigures(
   ];
 }
 
-function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] } {
+// each figure's samples as per-entry stats: the kernel's threads, wasmvs's senders and backups
+function vmStats(r: SyncVmResult): VmStats {
   const entries = r.send.entries;
   const per = (xs: number[]) => statOfValues(xs, entries);
   const usPer = (xs: number[]) => per(xs.map((us) => (us * 1e3) / entries));
-  const usPer2 = (xs: number[], n: number) =>
+  const usPerOf = (xs: number[], n: number) =>
     statOfValues(
       xs.map((us) => (us * 1e3) / Math.max(1, n)),
       n,
@@ -228,19 +229,16 @@ function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] 
     first = r.backup.filter((b) => b.pass === 0);
   const names = BACKUPS.map((b) => b.name);
   const byName = (f: (name: string) => Stat) => Object.fromEntries(names.map((n) => [n, f(n)]));
-  const f: VmStats = {
+  const sd = r.sendDaemon;
+  return {
     kMaster: statOfValues(
       r.master.map((m) => m.threadNs / m.entries),
       Math.round(entries / r.master.length),
     ),
     wSend: usPer(r.send.cpuUs),
     nSend: usPer(r.sendNative.cpuUs),
-    dSend:
-      r.sendDaemon &&
-      statOfValues(
-        r.sendDaemon.cpuUs.map((us) => (us * 1e3) / (r.sendDaemon?.entries || 1)),
-        r.sendDaemon.entries,
-      ),
+    dSend: sd && usPerOf(sd.cpuUs, sd.entries),
+    dSendProc: sd?.sendProcUs && usPerOf(sd.sendProcUs, sd.entries),
     kBackup: per(warm.map((b) => b.kernelNs / b.entries)),
     kCreate: per(first.map((b) => b.kernelNs / b.entries)),
     backup: byName((n) => usPer(warm.map((b) => b.w[n].cpuUs))),
@@ -250,9 +248,46 @@ function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] 
         warm.every((b) => b.w[n].threadUs !== undefined) ? usPer(warm.map((b) => b.w[n].threadUs)) : undefined,
       ]),
     ),
-    dSendProc: r.sendDaemon?.sendProcUs && usPer2(r.sendDaemon.sendProcUs, r.sendDaemon.entries),
     create: byName((n) => usPer(first.map((b) => b.w[n].cpuUs))),
   };
+}
+
+// the same polling or pacing with nothing sent, per entry of a pass: what the pass figures hold besides the
+// datagrams (the backups' and the senders')
+function idleFigures(
+  r: SyncVmResult,
+  fig: (name: string, ours: Stat, baselines: Figure["baselines"], note: string) => Figure,
+): Figure[] {
+  const entries = r.send.entries;
+  const per = (xs: number[]) => statOfValues(xs, entries);
+  const usPer = (xs: number[]) => per(xs.map((us) => (us * 1e3) / entries));
+  const kIdle = per(r.idle.map((b) => b.kernelNs / entries));
+  return [
+    ...BACKUPS.map(({ name: n }) =>
+      fig(
+        `VM backup: idle pass, ${n}`,
+        usPer(r.idle.map((b) => b.w[n].cpuUs)),
+        [{ name: "kernel ipvs-b thread", stat: kIdle }],
+        "no datagram, the same polling, per entry of a pass: in the backup figures above, not subtracted",
+      ),
+    ),
+    fig(
+      "VM master: send's idle pass, Node dgram",
+      usPer(r.send.idleUs),
+      [],
+      "the sender's same bursts and timer turns with nothing sent, per entry of a pass: in the send figure",
+    ),
+    fig("VM master: send's idle pass, addon", usPer(r.sendNative.idleUs), [], "the same"),
+  ];
+}
+
+function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] } {
+  const entries = r.send.entries;
+  const per = (xs: number[]) => statOfValues(xs, entries);
+  const usPer = (xs: number[]) => per(xs.map((us) => (us * 1e3) / entries));
+  const warm = r.backup.filter((b) => b.pass > 0);
+  const names = BACKUPS.map((b) => b.name);
+  const f = vmStats(r);
   const fig = (name: string, ours: Stat, baselines: Figure["baselines"], note: string): Figure =>
     withBaselines({
       group: "sync",
@@ -265,9 +300,8 @@ function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] 
       note,
     });
   const kernelM = [{ name: "kernel ipvs-m thread", stat: f.kMaster }];
-  const kernelB = [{ name: "kernel ipvs-b thread", stat: f.kBackup }];
-  const kernelC = [{ name: "kernel ipvs-b thread", stat: f.kCreate }];
-  const kIdle = per(r.idle.map((b) => b.kernelNs / entries));
+  const kernelOf = (stat: Stat) => [{ name: "kernel ipvs-b thread", stat }];
+  const kernelB = kernelOf(f.kBackup);
   const reads = (n: string) => {
     const d = warm.reduce((x, b) => x + b.w[n].rxDatagrams, 0),
       c = warm.reduce((x, b) => x + b.w[n].rxCalls, 0);
@@ -305,24 +339,14 @@ function syncVmFigures(r: SyncVmResult): { figures: Figure[]; targets: Target[] 
         : [];
     }),
     ...names.map((n) =>
-      fig(`VM backup: first pass (creates), ${n}`, f.create[n], kernelC, "the first pass includes V8 compiling"),
-    ),
-    // the same polling with nothing sent, per entry of a pass: what the pass figures hold besides the datagrams
-    ...names.map((n) =>
       fig(
-        `VM backup: idle pass, ${n}`,
-        usPer(r.idle.map((b) => b.w[n].cpuUs)),
-        [{ name: "kernel ipvs-b thread", stat: kIdle }],
-        "no datagram, the same polling, per entry of a pass: in the backup figures above, not subtracted",
+        `VM backup: first pass (creates), ${n}`,
+        f.create[n],
+        kernelOf(f.kCreate),
+        "the first pass includes V8 compiling",
       ),
     ),
-    fig(
-      "VM master: send's idle pass, Node dgram",
-      usPer(r.send.idleUs),
-      [],
-      "the sender's same bursts and timer turns with nothing sent, per entry of a pass: in the send figure",
-    ),
-    fig("VM master: send's idle pass, addon", usPer(r.sendNative.idleUs), [], "the same"),
+    ...idleFigures(r, fig),
     fig(
       "VM master: entry into a message",
       per(r.codec.emit),
