@@ -16,6 +16,17 @@ import {
 import { hsiphashKeyed, hsiphash1u32 } from "../bench/baseline/maglev.ts";
 import { TypedConnTable, newConn } from "../bench/baseline/conn-table.ts";
 
+// n TCP keys to 10.0.0.1:80, their client addresses and ports left for the test to fill
+function tcpKeysTo10001(n: number) {
+  return {
+    proto: 6,
+    caddr: new Uint32Array(n),
+    cport: new Uint32Array(n),
+    vaddr: new Uint32Array(n).fill(0x0a000001),
+    vport: new Uint32Array(n).fill(80),
+  };
+}
+
 test("the mh baseline's hsiphash gives the kernel's test vector and mh's keyed form", () => {
   // lib/siphash_kunit.c, 64-bit table: key bytes 00..0f, the 4 bytes 00 01 02 03 -> 0x88d38328
   assert.is(hsiphashKeyed(0x03020100, 0x07060504, 0x03020100, 0x0f0e0d0c, 0x0b0a0908), 0x88d38328);
@@ -41,13 +52,7 @@ test("lookupChain finds every live key one at a time; bad arguments read nothing
   const svc = core.addService({ proto: "tcp", addr: "10.0.0.1", port: 80, scheduler: "rr" });
   core.addDest(svc, { addr: "10.1.0.1", port: 8080 });
   const n = 1000;
-  const keys = {
-    proto: 6,
-    caddr: new Uint32Array(n),
-    cport: new Uint32Array(n),
-    vaddr: new Uint32Array(n).fill(0x0a000001),
-    vport: new Uint32Array(n).fill(80),
-  };
+  const keys = tcpKeysTo10001(n);
   for (let i = 0; i < n; i++) {
     keys.caddr[i] = 0x0b000000 + i;
     keys.cport[i] = 10_000 + i;
@@ -79,13 +84,7 @@ test("lookupBatch's pre-pass (from 32k live) finds what one lookup does: each ke
   }
   // keys in a scrambled order, every seventh one absent (a port no connection has), n not a multiple of a group
   const n = live + 1234;
-  const keys = {
-    proto: 6,
-    caddr: new Uint32Array(n),
-    cport: new Uint32Array(n),
-    vaddr: new Uint32Array(n).fill(0x0a000001),
-    vport: new Uint32Array(n).fill(80),
-  };
+  const keys = tcpKeysTo10001(n);
   const want = new Int32Array(n);
   let present = 0;
   for (let k = 0; k < n; k++) {

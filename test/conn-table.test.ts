@@ -189,12 +189,28 @@ test("links that overflow their two buckets (displaced, stashed) are all found, 
   assert.is(d.packet("out", "tcp", "10.1.0.1", 8080, "192.168.1.5", 5000, { flags: ACK, now: t }).conn, -1);
 });
 
+// an address as the core lists it (IPv6 in its shortest form)
+const canon = (a: string) => (a.includes(":") ? new URL(`http://[${a}]/`).host : a);
+
+// one service per kind of connection (TCP :80 to the kind's real server :8080; v4tpl persistent), in order
+function addKinds(c: Core, kinds: Record<string, { vip: string; dest: string; fwd?: "masq" | "fullnat" }>): void {
+  for (const [name, k] of Object.entries(kinds)) {
+    const s = c.addService({
+      proto: "tcp",
+      addr: k.vip,
+      port: 80,
+      scheduler: "rr",
+      ...(name === "v4tpl" ? { persistent: 300 } : {}),
+    });
+    c.addDest(s, { addr: k.dest, port: 8080, fwd: k.fwd ?? "masq" });
+  }
+}
+
 // An entry is made again and again for other kinds of connection: IPv6 (its addresses' high words), IPv6
 // with an all-zero high part (::5: only word 3 set), full-NAT (a local address set later), persistence (the
 // template links), IPv4. Whatever layout keeps some fields out of the entry's first line and skips them for
 // a connection that has none (a compact hot entry), nothing of the last occupant may show through.
 test("an entry made again for another kind of connection keeps nothing of the last one", async () => {
-  const canon = (a: string) => (a.includes(":") ? new URL(`http://[${a}]/`).host : a);
   const c = await Core.load({ debug: true, connCapacity: 16 });
   c.setSnat("2001:db8:ff::1");
   const kinds = {
@@ -210,16 +226,7 @@ test("an entry made again for another kind of connection keeps nothing of the la
     v4tpl: { vip: "10.0.0.1", dest: "10.1.0.1", fwd: "masq", client: (k: number) => `192.168.0.${k + 1}` },
     v4: { vip: "10.0.0.2", dest: "10.1.0.2", fwd: "masq", client: (k: number) => `192.168.1.${k + 1}` },
   } as const;
-  for (const [name, k] of Object.entries(kinds)) {
-    const s = c.addService({
-      proto: "tcp",
-      addr: k.vip,
-      port: 80,
-      scheduler: "rr",
-      ...(name === "v4tpl" ? { persistent: 300 } : {}),
-    });
-    c.addDest(s, { addr: k.dest, port: 8080, fwd: k.fwd });
-  }
+  addKinds(c, kinds);
   const order: (keyof typeof kinds)[] = [
     "v6",
     "v6low",
@@ -281,7 +288,6 @@ test("an entry made again for another kind of connection keeps nothing of the la
 test("entries reused by plain, IPv6, persistent and synced connections in turn keep nothing of the last", async () => {
   // (issue 21's cold pool, not kept, asserted here too that it grew to the table's size as lines were taken)
   const CAP = 256;
-  const canon = (a: string) => (a.includes(":") ? new URL(`http://[${a}]/`).host : a);
   const c = await Core.load({ debug: true, connCapacity: CAP });
   const kinds = {
     v4: { vip: "10.0.0.2", dest: "10.1.0.2", client: (k: number) => `192.168.${k >> 8}.${k & 255}` },
@@ -290,16 +296,7 @@ test("entries reused by plain, IPv6, persistent and synced connections in turn k
     v4tpl: { vip: "10.0.0.1", dest: "10.1.0.1", client: (k: number) => `172.16.${k >> 8}.${k & 255}` },
     v4sync: { vip: "10.0.0.3", dest: "10.1.0.3", client: (k: number) => `10.9.${k >> 8}.${k & 255}` },
   } as const;
-  for (const [name, k] of Object.entries(kinds)) {
-    const s = c.addService({
-      proto: "tcp",
-      addr: k.vip,
-      port: 80,
-      scheduler: "rr",
-      ...(name === "v4tpl" ? { persistent: 300 } : {}),
-    });
-    c.addDest(s, { addr: k.dest, port: 8080, fwd: "masq" });
-  }
+  addKinds(c, kinds);
   let now = 1000;
   const live = new Map<number, { name: keyof typeof kinds; ip: string; port: number }>();
   // n connections of one kind (a template and its connection per client for v4tpl), 3 packets in each
