@@ -508,11 +508,20 @@ services:
         "recovered",
       );
       await small.call("stopProxy");
-      // no budget: descriptors really run out (EMFILE); the proxy survives and serves again once they free up
+      // no budget: descriptors really run out (EMFILE); the proxy survives and serves again once they free up.
+      // How many of a burst are served depends on the order of accepts and backend connects (under load the
+      // relay can accept the whole burst before one connect, and then each failed connect resets its client:
+      // 1 of 60 served); what holds is that no client is left waiting and the proxy recovers
       await small.call("startProxy", conf("  maxConns: 100000"));
-      const many: any[] = await client.call("openPar", vip, 80, 60, 700);
-      const ok = many.filter((o) => "h" in o).length;
-      assert.ok(ok > 5 && ok < 60, `some served, some not: ${ok}/60`);
+      const many: any[] = await client.call("openPar", vip, 80, 60, 5000);
+      const tally: Record<string, number> = {};
+      for (const o of many) tally["h" in o ? "served" : o.error] = (tally["h" in o ? "served" : o.error] ?? 0) + 1;
+      assert.ok((tally.served ?? 0) < 60, `descriptors ran out: ${JSON.stringify(tally)}`);
+      assert.is(
+        (tally.served ?? 0) + (tally.ECONNRESET ?? 0),
+        60,
+        `served or reset, none waiting: ${JSON.stringify(tally)}`,
+      );
       await client.call("closeAll");
       await sleep(300);
       const after: any[] = await client.call("openSeq", vip, 80, 10, false);
