@@ -123,7 +123,15 @@ test("packet-mode keys: validated with line:column, a local address may not be a
     slotSize: 2048,
     suppressKernel: true,
     io: "ring",
+    fwmarkQueue: 22355,
   });
+  for (const bad of ["-1", "65536", "1.5", "x", "__proto__", "[1]", "{}", "1e9"])
+    assert.match(
+      errorsOf(`proxy: { mode: packet, fwmarkQueue: ${bad} }\n`)[0],
+      /^p\.yaml:1:\d+: proxy\.fwmarkQueue: must be an integer in 0\.\.65535/,
+      bad,
+    );
+  assert.is(parseConfig("proxy: { fwmarkQueue: 7 }\n", "p.yaml").options.packet.fwmarkQueue, 7);
   const errs = errorsOf(`proxy:
   mode: packet
   interfaces: [eth1, "no such name!"]

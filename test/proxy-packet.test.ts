@@ -589,13 +589,100 @@ print(" ".join(got))
     },
   );
 
-  test("a fwmark service is refused in packet mode, saying why and where it works; nothing changes", async () => {
-    const n = ((await ctl.call("desired")) as any).services.length;
-    const e = await ctl.call("addService", { fwmark: 7, scheduler: "rr", realServers: [] }).catch((x: Error) => x);
-    assert.instance(e, Error);
-    assert.match((e as Error).message, "packet mode receives packets before netfilter marks them");
-    assert.match((e as Error).message, "work only in the kernel's IPVS");
-    assert.is(((await ctl.call("desired")) as any).services.length, n);
+  test(
+    "fwmark services: packets an iptables MARK rule marked come through the netfilter queue with their mark; " +
+      "two ports of one address reach the mark's real servers (masq, replies back through wasmvs), the " +
+      "kernel's copies are dropped, and the queue rules go with the last fwmark service",
+    async () => {
+      const vip = "10.232.100.7"; // routed to the balancer by the client's default route; no service has it
+      const mangle = (...a: string[]) => nsx(NS.lb, ["iptables", "-w", "5", "-t", "mangle", ...a]);
+      // the operator's rule, as for the kernel's IPVS
+      mangle(
+        "-A",
+        "PREROUTING",
+        "-d",
+        vip,
+        "-p",
+        "tcp",
+        "-m",
+        "multiport",
+        "--dports",
+        "80,81",
+        "-j",
+        "MARK",
+        "--set-mark",
+        "7",
+      );
+      const fwm = {
+        fwmark: 7,
+        scheduler: "rr",
+        realServers: [
+          { addr: A.be[0], port: 8080, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 },
+          { addr: A.be[2], port: 8080, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 },
+        ],
+      };
+      const routed0 = kernelAnswers().routed;
+      await ctl.call("addService", fwm);
+      assert.match(mangle("-S", "PREROUTING"), /-A PREROUTING -j WASMVS-FWMARK\n?$/, "the jump comes after the MARK");
+      const conns: any[] = [
+        ...(await client.call<any[]>("openSeq", vip, 80, 4, true)),
+        ...(await client.call<any[]>("openSeq", vip, 81, 2, true)),
+      ];
+      for (const c of conns) assert.ok("h" in c, `connect through the fwmark service failed: ${JSON.stringify(c)}`);
+      assert.equal(
+        await client.call(
+          "pingAll",
+          conns.map((c) => c.h),
+        ),
+        conns.map(() => true),
+      );
+      const per: Record<string, number> = {};
+      for (const c of conns) per[c.backend] = (per[c.backend] ?? 0) + 1;
+      assert.equal(
+        per,
+        { [`${A.be[0]}:8080`]: 3, [`${A.be[2]}:8080`]: 3 },
+        "rr over the mark's real servers, both ports",
+      );
+      const seen = { ...(await be1.call<any>("counts")), ...(await be2.call<any>("counts")) };
+      for (const b of [A.be[0], A.be[2]]) assert.ok(seen[`tcp ${b}:8080`].peers.includes(A.client), "masq: the client");
+      const st: any = await ctl.call("status");
+      assert.is(st.io.queueNum, 22355, "the default queue");
+      assert.ok(st.io.rxQueuePackets >= 6 * 3, `every packet of the clients came marked: ${st.io.rxQueuePackets}`);
+      assert.is(st.io.rxQueueOversize + st.io.rxQueueOverruns + st.io.rxQueueErrors, 0);
+      const ln: any[] = await ctl.call("services");
+      const svc = ln.find((x) => x.fwmark === 7);
+      assert.equal(
+        svc.realServers.map((r: any) => Number(r.stats.conns)),
+        [3, 3],
+      );
+      await client.call("closeAll");
+      await sleep(200);
+      assert.is(kernelAnswers().routed - routed0, 0, "the balancer's kernel routed none of the packets or replies");
+      await ctl.call("deleteService", { fwmark: 7 });
+      assert.not.match(mangle("-S", "PREROUTING"), "WASMVS-FWMARK", "the jump goes with the last fwmark service");
+      assert.is(spawnSync("ip", ["netns", "exec", NS.lb, "iptables", "-t", "mangle", "-S", "WASMVS-FWMARK"]).status, 1);
+      mangle("-F", "PREROUTING");
+    },
+  );
+
+  test("the fwmark queue: bad numbers are refused, and a number another reader holds is refused naming why", () => {
+    const addon = loadPacketAddon().addon!;
+    const open = () => addon.open({ interfaces: ["lo"], local: [], maxPackets: 4, slot: 2048, io: "mmsg" });
+    const a = open(),
+      b = open();
+    try {
+      for (const bad of [-1, 65536, 1.5, Number.NaN, "7", undefined, {}])
+        assert.throws(() => addon.openQueue(a, bad as number), /an integer 0\.\.65535/, String(bad));
+      addon.openQueue(a, 22356);
+      addon.openQueue(a, 22356); // the same number again changes nothing
+      assert.throws(() => addon.openQueue(a, 22357), /already bound: 22356/);
+      assert.throws(() => addon.openQueue(b, 22356), /binding netfilter queue 22356: .*another program has bound/);
+      assert.is(addon.stats(a).queueNum, 22356);
+      assert.is(addon.stats(b).queueNum, -1);
+    } finally {
+      addon.close(a);
+      addon.close(b);
+    }
   });
 
   test(

@@ -79,7 +79,7 @@ test(
     assert.match(port0.err, "port 0 (all ports) services work in packet mode (--mode packet) and in the kernel's IPVS");
     const mark = await ipvsadm("-A", "-f", "7", "-s", "rr");
     assert.is.not(mark.status, 0);
-    assert.match(mark.err, "fwmark services work only in the kernel's IPVS");
+    assert.match(mark.err, "fwmark services work in packet mode (--mode packet) and in the kernel's IPVS");
     const sctp = await ipvsadm("-A", "--sctp-service", "127.77.1.3:9", "-s", "rr");
     assert.is.not(sctp.status, 0);
     assert.match(sctp.err, "SCTP services work in packet mode (--mode packet) and in the kernel's IPVS");

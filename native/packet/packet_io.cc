@@ -31,6 +31,7 @@
 
 #include "napi_args.h"
 #include "nexthop.h"
+#include "nfqueue.h"
 #include "ring.h"
 #include "sync_io.h"
 #include "toobig.h"
@@ -124,6 +125,7 @@ struct Io {
   std::vector<uint8_t> scratch;              // an error or a fragment being built
   toobig::Limit icmpLimit;
   uint16_t fragId = 1;
+  nfq::Queue queue;  // fwmark services' packets (nfqueue.h), once openQueue has bound one
   Counters c;
 };
 
@@ -186,6 +188,7 @@ void closeFds(Io* io) {
   if (io->tx4 >= 0) close(io->tx4);
   if (io->tx6 >= 0) close(io->tx6);
   io->tx4 = io->tx6 = -1;
+  nfq::close(io->queue);
 }
 
 void stopPolls(Io* io) {
@@ -651,6 +654,28 @@ uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data) {
 }
 #endif
 
+// The fwmark services' queued packets into the slots from slotFrom on, descriptors from out on, each with its
+// mark; then one verdict drops the kernel's copies. Returns the descriptors written.
+uint32_t recvQueue(Io* io, uint8_t* desc, uint8_t* data, uint32_t out, uint32_t slotFrom) {
+  const uint32_t max = io->maxPackets, slot = io->slot;
+  uint32_t wrote = 0;
+  double t0 = nowNs();
+  for (uint32_t s = slotFrom; s < max && out + wrote < max;) {
+    uint8_t* p = data + size_t(s) * slot;
+    uint32_t mark = 0;
+    int len = nfq::next(io->queue, p, slot, &mark);
+    if (len < 0) break;
+    if (len == 0) continue;  // too big for a slot: counted, and dropped with the rest
+    if (!admit(io, desc, out + wrote, s, p, uint32_t(len), false)) continue;
+    put32(desc + size_t(out + wrote) * kDescSize + 12, mark);
+    wrote++;
+    s++;
+  }
+  nfq::dropRead(io->queue);
+  io->c.recvNs += nowNs() - t0;
+  return wrote;
+}
+
 // recv(handle, memory, descPtr, dataPtr) -> packets written (descriptors 0..n-1)
 napi_value Recv(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -675,6 +700,7 @@ napi_value Recv(napi_env env, napi_callback_info info) {
     uint32_t got = recvXdp(io, desc, data);
     io->c.recvNs += nowNs() - t0;
     io->nextRx = io->xdp.socks.empty() ? 0 : (io->nextRx + 1) % io->xdp.socks.size();
+    if (io->queue.fd >= 0) got += recvQueue(io, desc, data, got, got);
     io->c.rxPackets += got;
     napi_value res;
     napi_create_uint32(env, got, &res);
@@ -686,6 +712,7 @@ napi_value Recv(napi_env env, napi_callback_info info) {
     uint32_t got = recvRings(io, desc, data);
     io->c.recvNs += nowNs() - t0;
     io->nextRx = io->rxRings.empty() ? 0 : (io->nextRx + 1) % io->rxRings.size();
+    if (io->queue.fd >= 0) got += recvQueue(io, desc, data, got, got);
     io->c.rxPackets += got;
     napi_value res;
     napi_create_uint32(env, got, &res);
@@ -736,6 +763,7 @@ napi_value Recv(napi_env env, napi_callback_info info) {
     used += uint32_t(r);
   }
   io->nextRx = nfd ? (io->nextRx + 1) % nfd : 0;
+  if (io->queue.fd >= 0) out += recvQueue(io, desc, data, out, used);
   io->c.rxPackets += out;
   napi_value res;
   napi_create_uint32(env, out, &res);
@@ -1087,6 +1115,7 @@ napi_value Start(napi_env env, napi_callback_info info) {
 #ifdef WASMVS_XDP
   for (const xdp::Sock& s : io->xdp.socks) fds.push_back(s.fd);
 #endif
+  if (io->queue.fd >= 0) fds.push_back(io->queue.fd);
   for (int fd : fds) {
     Poll* p = new Poll();
     p->io = io;
@@ -1163,7 +1192,51 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, o, "xdpMode", str);
   setNumber(env, o, "recvNs", c.recvNs);
   setNumber(env, o, "sendNs", c.sendNs);
+  const nfq::Queue& q = io->queue;
+  setNumber(env, o, "queueNum", q.fd >= 0 ? q.num : -1);
+  setNumber(env, o, "rxQueuePackets", q.packets);
+  setNumber(env, o, "rxQueueOversize", q.oversize);
+  setNumber(env, o, "rxQueueOverruns", q.overruns);
+  setNumber(env, o, "rxQueueErrors", q.errors);
+  setNumber(env, o, "queueVerdicts", q.verdicts);
   return o;
+}
+
+void pollFd(Io* io, int fd, std::string* err) {
+  uv_loop_t* loop;
+  napi_get_uv_event_loop(io->env, &loop);
+  Poll* p = new Poll();
+  p->io = io;
+  p->handle.data = p;
+  if (uv_poll_init(loop, &p->handle, fd) != 0) {
+    delete p;
+    *err = "uv_poll_init failed";
+    return;
+  }
+  uv_poll_start(&p->handle, UV_READABLE, onReadable);
+  io->polls.push_back(p);
+}
+
+// openQueue(handle, num): binds netfilter queue num for the fwmark services' packets (nfqueue.h); its packets
+// come with the others' in recv(). Throws why it cannot (the number taken, no CAP_NET_ADMIN); a second call with
+// the same number is a no-op, with another a mistake.
+napi_value OpenQueue(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!args(env, info, 2, argv)) return throwErr(env, "openQueue(handle, num)");
+  Io* io = unwrap(env, argv[0]);
+  if (!io) return nullptr;
+  double num;
+  if (napi_get_value_double(env, argv[1], &num) != napi_ok || num != double(uint32_t(num)) || num > 65535)
+    return throwErr(env, "the queue number must be an integer 0..65535");
+  if (io->queue.fd >= 0) {
+    if (io->queue.num == uint16_t(num)) return nullptr;
+    return throwErr(env, "a queue is already bound: " + std::to_string(io->queue.num));
+  }
+  std::string err;
+  if (!nfq::open(io->queue, uint16_t(num), &err)) return throwErr(env, err);
+  if (io->callback) pollFd(io, io->queue.fd, &err);
+  if (!err.empty()) return throwErr(env, err);
+  return nullptr;
 }
 
 // setAddresses(handle, addresses: string[]): with AF_XDP, the addresses whose packets the XDP program takes
@@ -1215,6 +1288,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"close", nullptr, Close, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setAddresses", nullptr, SetAddresses, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"openQueue", nullptr, OpenQueue, nullptr, nullptr, nullptr, napi_default, nullptr},
       // the sync daemons' sockets (sync_io.h)
       {"syncOpen", nullptr, syncio::Open, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"syncRecv", nullptr, syncio::Recv, nullptr, nullptr, nullptr, napi_default, nullptr},

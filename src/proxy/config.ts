@@ -61,6 +61,7 @@ export interface PacketModeOptions {
   slotSize: number; // bytes per packet slot: larger packets are dropped (MTU + headroom)
   suppressKernel: boolean; // install the nftables table that keeps the kernel off taken-over flows
   io: "ring" | "mmsg" | "xdp"; // PACKET_MMAP rings (falls back to mmsg, logged), recvmmsg/sendmmsg, or AF_XDP
+  fwmarkQueue: number; // the netfilter queue the fwmark services' marked packets come through (src/proxy/fwmark.ts)
 }
 
 export type PacketForward = "fullnat" | "masq";
@@ -128,6 +129,7 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
     slotSize: 2048,
     suppressKernel: true,
     io: "ring",
+    fwmarkQueue: 22355, // 0x5753, "WS": away from 0, which IDS tools bind by default
   },
   syncDaemons: [],
 };
@@ -317,6 +319,7 @@ const PROXY_KEYS = [
   "workers",
   "syncDaemons",
   "forward",
+  "fwmarkQueue",
 ];
 const SERVICE_KEYS = [
   "protocol",
@@ -411,6 +414,13 @@ function parseOptions(w: Walker, pn: YNode | undefined): ProxyOptions {
     "mmsg",
     "xdp",
   ]) as PacketModeOptions["io"];
+  options.packet.fwmarkQueue = w.num(
+    p.get("fwmarkQueue"),
+    "proxy.fwmarkQueue",
+    0,
+    65535,
+    DEFAULT_OPTIONS.packet.fwmarkQueue,
+  );
   options.pump = w.str(p.get("pump"), "proxy.pump", "native", ["native", "js"]) as ProxyOptions["pump"];
   const wn = p.get("workers");
   if (!(isScalar(wn) && wn.value === "auto"))

@@ -275,7 +275,7 @@ export class Proxy {
     const local = this.fw.mode === "packet" ? this.cfg.options.packet.localAddresses : [];
     const vips = new Set<string>(local);
     for (const s of this.desired.services) {
-      vips.add(s.addr!);
+      if (s.addr) vips.add(s.addr); // a fwmark service has none: its packets are routed here and marked
       await slicer.pause();
     }
     const missing = await this.vips.ensure([...vips]);
@@ -687,16 +687,16 @@ export class StepError extends Error {
   }
 }
 
-// What the proxy cannot do, whatever the kernel would take: packet mode serves port-0 (all ports) services
-// and SCTP, socket mode neither.
+// What the proxy cannot do, whatever the kernel would take: packet mode serves port-0 (all ports) and fwmark
+// services and SCTP, socket mode none of them.
 function proxyRefusal(c: StateCommand, mode: ProxyMode): string | undefined {
   if (c.kind === "add-service") {
     const s = c.service;
-    const kernel = "work only in the kernel's IPVS ('wasmvs sync', or wasmvs without --target proxy)";
-    if (s.fwmark)
-      return mode === "socket"
-        ? `fwmark services ${kernel}: socket mode listens on address:port`
-        : `fwmark services ${kernel}: packet mode receives packets before netfilter marks them`;
+    if (s.fwmark && mode === "socket")
+      return (
+        "fwmark services work in packet mode (--mode packet) and in the kernel's IPVS ('wasmvs sync', or wasmvs " +
+        "without --target proxy): socket mode listens on address:port"
+      );
     if (mode === "socket" && (!s.addr || !s.port))
       return (
         "port 0 (all ports) services work in packet mode (--mode packet) and in the kernel's IPVS: socket mode " +

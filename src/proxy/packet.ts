@@ -20,6 +20,7 @@ import { destKey } from "./tables.ts";
 import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
 import type { PacketModeOptions } from "./config.ts";
 import { type MasqDest, Takeover } from "./takeover.ts";
+import { FwmarkQueueRules } from "./fwmark.ts";
 
 interface PacketIoStats {
   rxPackets: number;
@@ -59,6 +60,14 @@ interface PacketIoStats {
   rxXdpWakeups: number;
   txXdpPackets: number;
   txXdpKicks: number;
+  // the fwmark services' netfilter queue: its number (-1: none bound), packets read, too big for a slot, reads
+  // that found the socket buffer overrun, netlink errors, verdicts sent
+  queueNum: number;
+  rxQueuePackets: number;
+  rxQueueOversize: number;
+  rxQueueOverruns: number;
+  rxQueueErrors: number;
+  queueVerdicts: number;
 }
 
 type Handle = { readonly __packetIo: unique symbol };
@@ -76,6 +85,7 @@ interface PacketIoAddon {
   start(h: Handle, onReadable: () => void): void;
   stats(h: Handle): PacketIoStats;
   setAddresses(h: Handle, addresses: string[]): void;
+  openQueue(h: Handle, num: number): void; // the fwmark services' netfilter queue (native/packet/nfqueue.h)
   close(h: Handle): void;
   readonly xdp: boolean; // built with AF_XDP (libxdp and libbpf were installed)
 }
@@ -155,6 +165,7 @@ export class PacketForwarder implements Forwarder {
   readonly timing = { wakeups: 0, batches: 0, packets: 0, wasmNs: 0, callbackNs: 0, maxBatch: 0 };
   private readonly batch: PacketBatch;
   private readonly takeover?: Takeover;
+  private readonly fwmarkRules?: FwmarkQueueRules; // with suppressKernel: false the operator queues marked packets
   private readonly t0 = performance.now();
   private closed = false;
 
@@ -167,7 +178,10 @@ export class PacketForwarder implements Forwarder {
     private readonly h: Handle,
   ) {
     this.batch = new PacketBatch(core, { maxPackets: opts.batchSize, maxBytes: opts.batchSize * opts.slotSize });
-    if (opts.suppressKernel) this.takeover = new Takeover(opts.interfaces, opts.localAddresses);
+    if (opts.suppressKernel) {
+      this.takeover = new Takeover(opts.interfaces, opts.localAddresses);
+      this.fwmarkRules = new FwmarkQueueRules(opts.fwmarkQueue);
+    }
     io.start(h, () => this.onReadable());
   }
 
@@ -275,17 +289,20 @@ export class PacketForwarder implements Forwarder {
 
   async sync(services: VirtualService[]): Promise<{ key: string; error: string }[]> {
     const errors: { key: string; error: string }[] = [];
-    // a port-0 service (all the VIP's ports) is the core's like any other; a fwmark is set by netfilter's
-    // mangle table after AF_PACKET has handed wasmvs its copy, so packet mode never sees one
-    for (const s of services)
-      if (s.fwmark)
-        errors.push({
+    // a port-0 service (all the VIP's ports) is the core's like any other; a fwmark service's packets come
+    // through a netfilter queue, marked (fwmark.ts)
+    const marked = services.filter((s) => s.fwmark);
+    if (marked.length && !this.closed)
+      try {
+        this.io.openQueue(this.h, this.opts.fwmarkQueue);
+      } catch (e) {
+        return marked.map((s) => ({
           key: `fwmark ${s.fwmark}`,
           error:
-            "fwmark services work only in the kernel's IPVS ('wasmvs sync'): packet mode receives packets " +
-            "before netfilter marks them, and serves address:port and address:0 (all ports) services",
-        });
-    if (errors.length) return errors;
+            `fwmark services come to packet mode through netfilter queue ${this.opts.fwmarkQueue}, which cannot ` +
+            `be had: ${(e as Error).message}; choose another with proxy.fwmarkQueue`,
+        }));
+      }
     const masq = this.masqDests(services);
     const fwdWhy = this.takeover ? undefined : kernelForwardsMasq(masq);
     if (fwdWhy) return [{ key: "masq real servers", error: fwdWhy }];
@@ -293,6 +310,11 @@ export class PacketForwarder implements Forwarder {
       await this.takeover?.sync(services, masq);
     } catch (e) {
       errors.push({ key: "kernel takeover rules", error: (e as Error).message });
+    }
+    try {
+      await this.fwmarkRules?.sync(services);
+    } catch (e) {
+      errors.push({ key: "fwmark queue rules", error: (e as Error).message });
     }
     try {
       // AF_XDP takes only these addresses' packets (and the local addresses'); a no-op with the other I/O
@@ -307,10 +329,12 @@ export class PacketForwarder implements Forwarder {
   private masqDests(services: VirtualService[]): MasqDest[] {
     const out: MasqDest[] = [];
     for (const s of services)
-      if (!s.fwmark)
-        for (const r of s.realServers)
-          if (this.tables.fwdOf(r) === "masq")
-            out.push({ addr: r.addr, protocol: s.protocol, port: s.port ? r.port || s.port : 0 });
+      for (const r of s.realServers) {
+        if (this.tables.fwdOf(r) !== "masq") continue;
+        // a fwmark service takes whichever of TCP, UDP and SCTP its mark was given; port 0 keeps the packet's
+        if (s.fwmark) for (const protocol of ["tcp", "udp", "sctp"]) out.push({ addr: r.addr, protocol, port: r.port });
+        else out.push({ addr: r.addr, protocol: s.protocol, port: s.port ? r.port || s.port : 0 });
+      }
     return out;
   }
 
@@ -334,7 +358,8 @@ export class PacketForwarder implements Forwarder {
     const add = (k: string, v: number) => {
       if (v) m.set(k, v);
     };
-    add("oversize", s.rxOversize);
+    add("oversize", s.rxOversize + s.rxQueueOversize);
+    add("queue_overrun", s.rxQueueOverruns);
     add("rx_queue_overflow", s.rxKernelDrops);
     add("tx_no_buffer", s.txNoBuffer);
     add("tx_too_big", s.txTooBig);
@@ -362,5 +387,6 @@ export class PacketForwarder implements Forwarder {
     this.closed = true;
     this.io.close(this.h);
     await this.takeover?.remove();
+    await this.fwmarkRules?.remove();
   }
 }

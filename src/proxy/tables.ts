@@ -2,7 +2,7 @@
 // deleted by diff (never rebuilt), so the connection table, persistence templates and scheduler state
 // survive a reload. Health overlays the configured weights: a destination that is down is applied with
 // weight 0 (quiesce) or left out (remove).
-import { Core, SVC_F } from "../core/index.ts";
+import { AF_INET, AF_INET6, Core, SVC_F } from "../core/index.ts";
 import type { DesiredState, RealServer, VirtualService } from "../model/types.ts";
 import { serviceKey, realServerKey } from "../model/types.ts";
 import { Slicer } from "./slice.ts";
@@ -25,6 +25,8 @@ const svcSpec = (s: VirtualService) => ({
   proto: (s.protocol ?? "tcp") as "tcp" | "udp",
   addr: s.addr,
   port: s.port,
+  fwmark: s.fwmark,
+  af: s.fwmark ? (s.family === "inet6" ? AF_INET6 : AF_INET) : undefined,
   scheduler: s.scheduler,
   flags: s.flags,
   persistent: s.persistent,

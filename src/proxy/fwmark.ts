@@ -1,0 +1,103 @@
+// fwmark services in packet mode. IPVS finds a fwmark service by the mark netfilter's mangle table gave the
+// packet (`iptables -t mangle -A PREROUTING ... -j MARK --set-mark N`), but AF_PACKET and AF_XDP hand wasmvs
+// its copy before netfilter runs. So marked packets come another way: one rule per mark and protocol, in a
+// chain of wasmvs's own jumped to from the END of mangle PREROUTING (after the operator's MARK rules there),
+// queues them to a netfilter queue the packet addon reads (native/packet/nfqueue.h) with the mark. The addon
+// drops the kernel's copy once it has it, as the takeover table does for address:port services.
+//
+// iptables and not nftables: nft's own `queue` statement needs the nft_queue module, which some kernels lack
+// (this machine's), while the NFQUEUE target works wherever iptables does; and the operator's MARK rules for
+// IPVS are iptables rules in the same mangle chain, which fixes the order (a jump appended after them). A
+// packet to an address:port service's VIP is taken by the takeover table at priority -300, before any mark:
+// there the address:port service wins, where the kernel would look for the fwmark service first.
+import { execFile } from "node:child_process";
+import type { VirtualService } from "../model/types.ts";
+
+export const FWMARK_CHAIN = "WASMVS-FWMARK";
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((res, rej) => {
+    execFile(cmd, args, { timeout: 5000 }, (e, out, stderr) => {
+      if (!e) return res(String(out));
+      rej(
+        new Error(
+          (e as NodeJS.ErrnoException).code === "ENOENT"
+            ? `${cmd} not found: fwmark services in packet mode queue marked packets with an iptables rule ` +
+                "(install iptables)"
+            : `${cmd} ${args.join(" ")}: ${String(stderr || e.message).trim()}`,
+        ),
+      );
+    });
+  });
+}
+
+// The chain's rules for one family: each mark's TCP, UDP and SCTP packets to the queue (bypass: with no
+// reader, say wasmvs stopped, the kernel handles them as if the rule were not there).
+export function fwmarkRules(services: VirtualService[], v6: boolean, queue: number): string[][] {
+  const marks = [
+    ...new Set(services.filter((s) => s.fwmark && (s.family === "inet6") === v6).map((s) => s.fwmark!)),
+  ].sort((a, b) => a - b);
+  return marks.flatMap((m) =>
+    ["tcp", "udp", "sctp"].map((p) => [
+      "-m",
+      "mark",
+      "--mark",
+      String(m),
+      "-p",
+      p,
+      "-j",
+      "NFQUEUE",
+      "--queue-num",
+      String(queue),
+      "--queue-bypass",
+    ]),
+  );
+}
+
+export class FwmarkQueueRules {
+  private installed = { v4: false, v6: false };
+  constructor(readonly queue: number) {}
+
+  // Makes the chain hold exactly these services' marks (flushed and refilled; the jump added once, at the
+  // end of PREROUTING). A family with no fwmark service has no chain.
+  async sync(services: VirtualService[]): Promise<void> {
+    for (const v6 of [false, true]) {
+      const cmd = v6 ? "ip6tables" : "iptables",
+        fam = v6 ? "v6" : "v4";
+      const rules = fwmarkRules(services, v6, this.queue);
+      if (!rules.length) {
+        if (this.installed[fam]) await this.removeFamily(v6);
+        continue;
+      }
+      const t = ["-w", "5", "-t", "mangle"];
+      if (!this.installed[fam]) {
+        await this.removeFamily(v6); // a chain left by a proxy that was killed
+        await run(cmd, [...t, "-N", FWMARK_CHAIN]);
+        await run(cmd, [...t, "-A", "PREROUTING", "-j", FWMARK_CHAIN]);
+        this.installed[fam] = true;
+      } else await run(cmd, [...t, "-F", FWMARK_CHAIN]);
+      for (const r of rules) await run(cmd, [...t, "-A", FWMARK_CHAIN, ...r]);
+    }
+  }
+
+  private async removeFamily(v6: boolean): Promise<void> {
+    const cmd = v6 ? "ip6tables" : "iptables",
+      t = ["-w", "5", "-t", "mangle"];
+    this.installed[v6 ? "v6" : "v4"] = false;
+    // every jump to it (a killed proxy's restarts may have left several), then the chain itself
+    for (let i = 0; i < 64; i++) {
+      const gone = await run(cmd, [...t, "-D", "PREROUTING", "-j", FWMARK_CHAIN]).then(
+        () => false,
+        () => true,
+      );
+      if (gone) break;
+    }
+    await run(cmd, [...t, "-F", FWMARK_CHAIN]).catch(() => {});
+    await run(cmd, [...t, "-X", FWMARK_CHAIN]).catch(() => {});
+  }
+
+  async remove(): Promise<void> {
+    if (this.installed.v4) await this.removeFamily(false);
+    if (this.installed.v6) await this.removeFamily(true);
+  }
+}
