@@ -655,13 +655,54 @@ print(" ".join(got))
         svc.realServers.map((r: any) => Number(r.stats.conns)),
         [3, 3],
       );
+      // IPv6: a mark of its own, its service `family: inet6`, through ip6tables and the same queue
+      const vip6 = "fd32:100::7";
+      nsx(NS.lb, [
+        "ip6tables",
+        "-w",
+        "5",
+        "-t",
+        "mangle",
+        "-A",
+        "PREROUTING",
+        "-d",
+        vip6,
+        "-p",
+        "tcp",
+        "-j",
+        "MARK",
+        "--set-mark",
+        "8",
+      ]);
+      await ctl.call("addService", {
+        ...fwm,
+        fwmark: 8,
+        family: "inet6",
+        realServers: [{ ...fwm.realServers[0], addr: A.be6 }],
+      });
+      const c6: any[] = await client.call("openSeq", vip6, 443, 2, true);
+      assert.equal(
+        c6.map((c) => c.backend),
+        [`[${A.be6}]:8080`, `[${A.be6}]:8080`],
+        `IPv6 through the mark: ${JSON.stringify(c6)}`,
+      );
+      assert.equal(
+        await client.call(
+          "pingAll",
+          c6.map((c) => c.h),
+        ),
+        [true, true],
+      );
       await client.call("closeAll");
       await sleep(200);
       assert.is(kernelAnswers().routed - routed0, 0, "the balancer's kernel routed none of the packets or replies");
+      await ctl.call("deleteService", { fwmark: 8, family: "inet6" });
+      assert.not.match(nsx(NS.lb, ["ip6tables", "-t", "mangle", "-S", "PREROUTING"]), "WASMVS-FWMARK");
       await ctl.call("deleteService", { fwmark: 7 });
       assert.not.match(mangle("-S", "PREROUTING"), "WASMVS-FWMARK", "the jump goes with the last fwmark service");
       assert.is(spawnSync("ip", ["netns", "exec", NS.lb, "iptables", "-t", "mangle", "-S", "WASMVS-FWMARK"]).status, 1);
       mangle("-F", "PREROUTING");
+      nsx(NS.lb, ["ip6tables", "-t", "mangle", "-F", "PREROUTING"]);
     },
   );
 
