@@ -114,4 +114,45 @@ test(
   },
 );
 
+test(
+  "a config's fwmark service: parsed with its family and bad fields refused by name; socket mode refuses to " +
+    "start with it, naming packet mode",
+  async () => {
+    const head = `proxy: { control: ${dir}/ctl3.sock, vipInterface: null, tick: 100 }\nservices:\n`;
+    const cfg = parseConfig(
+      `${head}  - { fwmark: 7, scheduler: rr, realServers: [ { addr: 127.0.0.2, port: 0 } ] }\n` +
+        `  - { fwmark: 7, family: inet6, realServers: [ { addr: "::2", port: 80 } ] }\n`,
+    );
+    assert.equal(
+      cfg.state.services.map((x) => [x.fwmark, x.family, x.addr, x.port, x.realServers[0].port]),
+      [
+        [7, undefined, undefined, undefined, 0],
+        [7, "inet6", undefined, undefined, 80],
+      ],
+    );
+    for (const [svc, want] of [
+      ["{ fwmark: 0 }", /services\[0\]\.fwmark: must be an integer in 1\.\.4294967295/],
+      ["{ fwmark: 4294967296 }", /services\[0\]\.fwmark/],
+      ["{ fwmark: __proto__ }", /services\[0\]\.fwmark/],
+      ["{ fwmark: [7] }", /services\[0\]\.fwmark/],
+      ["{ fwmark: 7, addr: 10.0.0.1 }", /services\[0\]\.addr: a fwmark service has none/],
+      ["{ fwmark: 7, port: 80 }", /services\[0\]\.port: a fwmark service has none/],
+      ["{ fwmark: 7, family: inet7 }", /services\[0\]\.family: 'inet7' is not one of inet, inet6/],
+      ["{ fwmark: 7, realServers: [ { addr: '::1' } ] }", /realServers\[0\]\.addr: must be the same address family/],
+      ["{ addr: 10.0.0.1, port: 80, family: inet }", /services\[0\]\.family: only a fwmark service has one/],
+      ["{ fwmark: 7 }\n  - { fwmark: 7 }", /duplicate service fwmark 7 inet/],
+    ] as const)
+      assert.throws(() => parseConfig(`${head}  - ${svc}\n`), want, svc);
+    const e = await Proxy.start(cfg, { log: silentLogger() }).then(
+      async (q) => {
+        await q.stop();
+        return undefined;
+      },
+      (x: Error) => x,
+    );
+    assert.instance(e, Error, "socket mode did not start");
+    assert.match((e as Error).message, "fwmark services work in packet mode (--mode packet)");
+  },
+);
+
 test.run();

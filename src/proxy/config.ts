@@ -325,6 +325,8 @@ const SERVICE_KEYS = [
   "protocol",
   "addr",
   "port",
+  "fwmark",
+  "family",
   "scheduler",
   "flags",
   "persistent",
@@ -455,9 +457,16 @@ interface ServicesContext {
   forward: PacketForward; // proxy.forward: what -m means
 }
 
-function parseService(w: Walker, sn: YNode, i: number, ctx: ServicesContext): VirtualService {
-  const path = `services[${i}]`;
-  const s = w.entries(sn, path, SERVICE_KEYS);
+// The service's identity: protocol, address and port, or a fwmark (packet mode; `family: inet6` for IPv6).
+function parseServiceIdentity(w: Walker, sn: YNode, s: Map<string, YNode>, path: string): VirtualService {
+  if (s.has("fwmark")) {
+    const fwmark = w.num(s.get("fwmark"), `${path}.fwmark`, 1, 2 ** 32 - 1, 1);
+    for (const k of ["protocol", "addr", "port"])
+      if (s.has(k)) w.err(s.get(k), `${path}.${k}`, "a fwmark service has none: it takes the packets with its mark");
+    const family = w.str(s.get("family"), `${path}.family`, "inet", ["inet", "inet6"]) as "inet" | "inet6";
+    return { fwmark, ...(family === "inet6" ? { family } : {}), scheduler: "wlc", flags: [], realServers: [] };
+  }
+  if (s.has("family")) w.err(s.get("family"), `${path}.family`, "only a fwmark service has one (an address says it)");
   const protocol = w.str(s.get("protocol"), `${path}.protocol`, "tcp", ["tcp", "udp"]) as "tcp" | "udp";
   const issues = w.issues.length;
   const addr = w.addr(s.get("addr"), `${path}.addr`);
@@ -466,27 +475,31 @@ function parseService(w: Walker, sn: YNode, i: number, ctx: ServicesContext): Vi
   if (!s.has("port")) w.err(sn, path, "port is required");
   // port 0: every port of the address (packet mode; socket mode refuses it when it starts)
   const port = w.num(s.get("port"), `${path}.port`, 0, 65535, 1);
-  const scheduler = w.str(s.get("scheduler"), `${path}.scheduler`, "wlc", [...SCHEDULERS]) ?? "wlc";
-  const flags = w
+  return { protocol, addr, port, scheduler: "wlc", flags: [], realServers: [] };
+}
+
+function parseService(w: Walker, sn: YNode, i: number, ctx: ServicesContext): VirtualService {
+  const path = `services[${i}]`;
+  const s = w.entries(sn, path, SERVICE_KEYS);
+  const svc = parseServiceIdentity(w, sn, s, path);
+  const v6 = svc.fwmark ? svc.family === "inet6" : svc.addr!.includes(":");
+  svc.scheduler = w.str(s.get("scheduler"), `${path}.scheduler`, "wlc", [...SCHEDULERS]) ?? "wlc";
+  svc.flags = w
     .list(s.get("flags"), `${path}.flags`)
-    .map((n, j) => w.str(n, `${path}.flags[${j}]`, "", ["ops", ...Object.keys(SCHED_FLAG_NAMES)]) ?? "");
-  const svc: VirtualService = { protocol, addr, port, scheduler, flags: flags.filter(Boolean), realServers: [] };
+    .map((n, j) => w.str(n, `${path}.flags[${j}]`, "", ["ops", ...Object.keys(SCHED_FLAG_NAMES)]) ?? "")
+    .filter(Boolean);
   if (s.has("persistent")) svc.persistent = w.num(s.get("persistent"), `${path}.persistent`, 1, 2 ** 31 / 1000, 300);
-  if (port === 0 && !s.has("persistent"))
+  if (svc.port === 0 && !s.has("persistent"))
     w.err(s.get("port"), `${path}.port`, "port 0 (all ports) needs persistence (persistent: SECONDS), as in IPVS");
   if (s.has("netmask")) {
     const nm = w.str(s.get("netmask"), `${path}.netmask`);
     if (nm !== undefined) {
-      const ok = addr.includes(":")
-        ? /^\d+$/.test(nm) && Number(nm) >= 1 && Number(nm) <= 128
-        : /^\d+\.\d+\.\d+\.\d+$/.test(nm);
+      const ok = v6 ? /^\d+$/.test(nm) && Number(nm) >= 1 && Number(nm) <= 128 : /^\d+\.\d+\.\d+\.\d+$/.test(nm);
       if (!ok)
         w.err(
           s.get("netmask"),
           `${path}.netmask`,
-          addr.includes(":")
-            ? "an IPv6 netmask is a prefix length 1..128"
-            : "an IPv4 netmask is dotted (255.255.255.0)",
+          v6 ? "an IPv6 netmask is a prefix length 1..128" : "an IPv4 netmask is dotted (255.255.255.0)",
         );
       svc.netmask = nm;
     }
@@ -516,14 +529,16 @@ function parseRealServer(
   rsSeen: Set<string>,
   ctx: ServicesContext,
 ): RealServer {
-  const { addr, port } = svc as { addr: string; port: number };
+  // a fwmark service's real server may keep the packet's port (0, as IPVS allows)
+  const v6 = svc.fwmark ? svc.family === "inet6" : svc.addr!.includes(":"),
+    port = svc.port ?? 0;
   const r = w.entries(rn, rp, RS_KEYS);
   const rIssues = w.issues.length;
   const raddr = w.addr(r.get("addr"), `${rp}.addr`);
   const rsWhy = w.issues.length === rIssues ? nonUnicast(raddr) : undefined;
   if (rsWhy) w.err(r.get("addr"), `${rp}.addr`, rsWhy);
   ctx.rsNodes.set(rp, rn);
-  if (raddr.includes(":") !== addr.includes(":"))
+  if (raddr.includes(":") !== v6)
     w.err(
       r.get("addr"),
       `${rp}.addr`,

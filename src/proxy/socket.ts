@@ -400,7 +400,12 @@ export class SocketForwarder implements Forwarder {
     await this.workers?.ready();
     // a socket listens on one port: all ports (port 0) would need TPROXY or a redirect rule per service
     for (const s of services)
-      if (!s.fwmark && !s.port)
+      if (s.fwmark)
+        errors.push({
+          key: serviceKey(s),
+          error: "fwmark services work in packet mode (--mode packet): socket mode listens on address:port",
+        });
+      else if (!s.port)
         errors.push({
           key: serviceKey(s),
           error: "port 0 (all ports) services work in packet mode (--mode packet): socket mode listens on one port",
