@@ -753,6 +753,7 @@ export {
   packetResetCounters,
   packetReasonLimit,
   packetSetTtlMode,
+  packetSetFwmarkTwins,
   packetFragmentCount,
 } from "./packet/exports";
 // tracing, host side (the schedulers' side of ./trace stays inside the module)

@@ -35,9 +35,11 @@ const BATCHES = arg("batches", "64,256").split(",").map(Number);
 const FLOWS = Number(arg("flows", "1024"));
 const PAYLOAD = Number(arg("payload", "64"));
 const [PROXY_CPU, FLOOD_CPU] = arg("cpus", "0,1").split(",");
-// ring-frags: ring I/O with the kernel's fragment tx frames (WASMVS_PACKET_TX_FRAGS), the A/B for the linear ones
-const IOS = arg("io", "ring,mmsg,xdp").split(",") as ("ring" | "ring-frags" | "mmsg" | "xdp")[];
-const ioOf = (io: string) => (io === "ring-frags" ? "ring" : io);
+// ring-frags: ring I/O with the kernel's fragment tx frames (WASMVS_PACKET_TX_FRAGS), the A/B for the linear ones;
+// ring-fwmark: ring I/O with the service a fwmark one, its packets marked by iptables and read from a netfilter
+// queue (src/proxy/fwmark.ts), what a fwmark service costs beside an address:port one
+const IOS = arg("io", "ring,mmsg,xdp").split(",") as ("ring" | "ring-frags" | "ring-fwmark" | "mmsg" | "xdp")[];
+const ioOf = (io: string) => (io === "ring-frags" || io === "ring-fwmark" ? "ring" : io);
 const KERNEL = arg("kernel", "1") !== "0";
 const SEND_LOOPS = arg("send-loops", "raw-socket,addon-mmsg,addon-ring").split(",").filter(Boolean);
 const RAW_SOCKET = arg("raw-socket", "/tmp/rawsock-packet/node_modules/raw-socket");
@@ -103,6 +105,26 @@ function setup() {
   ip(["-n", NS.lb, "addr", "add", `${A.lbb}/24`, "dev", IF.lb]);
   for (const a of A.be) ip(["-n", NS.be, "addr", "add", `${a}/24`, "dev", IF.bl]);
   ip(["-n", NS.be, "route", "add", "default", "via", A.lbb]);
+  // the operator's MARK rule for the ring-fwmark rows (a mark with no fwmark service changes nothing)
+  nsx(NS.lb, [
+    "iptables",
+    "-w",
+    "5",
+    "-t",
+    "mangle",
+    "-A",
+    "PREROUTING",
+    "-d",
+    A.vip,
+    "-p",
+    "udp",
+    "--dport",
+    "53",
+    "-j",
+    "MARK",
+    "--set-mark",
+    "1",
+  ]);
   nsx(
     NS.be,
     ["nft", "-f", "-"],
@@ -153,7 +175,7 @@ async function startProxy(batch: number, io: string): Promise<{ p: ChildProcess;
   connCapacity: 65536
   logLevel: warn
 services:
-  - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr,
+  - { ${io === "ring-fwmark" ? "fwmark: 1" : `protocol: udp, addr: ${A.vip}, port: 53`}, scheduler: rr,
       realServers: [ { addr: ${A.be[0]}, port: 9000 }, { addr: ${A.be[1]}, port: 9000 } ] }
 `,
   );
@@ -369,7 +391,16 @@ async function runOnce(io: string, batch: number, bin: string, pid: number, ctl:
     k1 = sinkCount(),
     b1 = pathSoftirqNs();
   const d = (f: (s: any) => number) => f(s1) - f(s0);
-  const pkts = d((s) => s.timing.packets);
+  // per packet handled; on the fwmark row per packet forwarded: each of its packets is handled twice (the
+  // AF_PACKET tap's twin, set aside by the core, and the queue's)
+  const pkts = io === "ring-fwmark" ? d((s) => s.verdicts.forward) : d((s) => s.timing.packets);
+  if (io === "ring-fwmark")
+    log(
+      `fwmark queue: ${d((s) => s.io.rxQueuePackets)} read, ${d((s) => s.io.rxQueueOverruns)} overruns, ` +
+        `${d((s) => s.io.queueVerdicts)} verdicts; ${
+          nsx(NS.lb, ["cat", "/proc/net/netfilter/nfnetlink_queue"]).trim() || "no queue"
+        }`,
+    );
   const recv = d((s) => s.io.recvNs),
     send = d((s) => s.io.sendNs),
     wasm = d((s) => s.timing.wasmNs),

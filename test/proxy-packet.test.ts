@@ -655,6 +655,30 @@ print(" ".join(got))
         svc.realServers.map((r: any) => Number(r.stats.conns)),
         [3, 3],
       );
+      // UDP, 20 datagrams on one flow: each packet comes twice (the tap's copy, then the queue's); the real server
+      // must see each once, and the client one answer each, from the address it sent to
+      mangle("-A", "PREROUTING", "-d", vip, "-p", "udp", "--dport", "53", "-j", "MARK", "--set-mark", "9");
+      await ctl.call("addService", { ...fwm, fwmark: 9, realServers: [{ ...fwm.realServers[0], port: 5353 }] });
+      const udp0 = (await be1.call<any>("counts"))[`udp ${A.be[0]}:5353`].udpPackets;
+      const py = `import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.connect(("${vip}", 53))
+got = 0
+for i in range(20):
+    s.send(b"q%d" % i)
+    try:
+        if s.recv(2048).startswith(b"ID "): got += 1
+    except socket.timeout: pass
+s.settimeout(0.5)
+try:
+    while True: s.recv(2048); got += 1000
+except socket.timeout: pass
+print(got)
+`;
+      assert.is(nsx(NS.client, ["python3", "-c", py]).trim(), "20", "20 answers, none twice");
+      assert.is((await be1.call<any>("counts"))[`udp ${A.be[0]}:5353`].udpPackets - udp0, 20, "each datagram once");
+      await ctl.call("deleteService", { fwmark: 9 });
       // IPv6: a mark of its own, its service `family: inet6`, through ip6tables and the same queue
       const vip6 = "fd32:100::7";
       nsx(NS.lb, [

@@ -87,6 +87,21 @@ export let resultDest: i32 = -1; // kept even when a one-packet entry is freed a
 export let dropReason: i32 = 0;
 export let lastNewConn: bool = false; // the last inbound() created a connection
 
+// Packet mode with a fwmark service's netfilter queue (set by the host): each packet of a marked flow comes
+// twice, the AF_PACKET tap's copy first (no mark: the tap runs before netfilter), then the queue's with its
+// mark. The queue's is the one IPVS would see; a fwmark connection's unmarked client packets are the tap's
+// twins and not ours. Off: every packet counts, as in the kernel (the replay and the simulator).
+export let fwmarkTwins: bool = false;
+export function setFwmarkTwins(on: bool): void {
+  fwmarkTwins = on;
+}
+function ofFwmarkService(i: u32): bool {
+  const id = entDest(E(i));
+  if (id < 0) return false;
+  const s = getService(destOf(id).svcId);
+  return s != null && s.isFwmark();
+}
+
 // Full-NAT local (source) addresses, set by the host
 let snat4: u32 = 0;
 let snat6_0: u32 = 0,
@@ -348,6 +363,10 @@ export function inbound(len: u32, now: i64): i32 {
     pkt.dport,
     false,
   );
+  if (c >= 0 && fwmarkTwins && pkt.mark == 0 && ofFwmarkService(<u32>c)) {
+    resultConn = -1;
+    return V_NOT_OURS;
+  }
   // connection reuse: a new SYN on an old entry (conn_reuse_mode, expire_nodest_conn). A quiesced destination's
   // entry is rescheduled with expire_nodest_conn whatever conn_reuse_mode says (Linux 6.1 in the VM, and its
   // source: only is_new_conn_expected's branch asks for conn_reuse_mode)

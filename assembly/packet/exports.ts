@@ -18,7 +18,7 @@
 //   data: maxBytes at batchDataPtr(); packets are rewritten in place and never grow or shrink.
 import { capacity as connCapacityNow, connInit as tableInit, connCount, touchChainHeads } from "../conn/table";
 import { GROUP, pfClear, touchServices, touchDests } from "../prefetch";
-import { V_DROP } from "../conn/in";
+import { V_DROP, setFwmarkTwins } from "../conn/in";
 import {
   handlePacket,
   prefetchPacket,
@@ -181,6 +181,10 @@ export function packetReasonLimit(): i32 {
 }
 
 // 1: the kernel's TTL / hop-limit handling (default), 0: leave it alone.
+// 1: a fwmark service's packets come through a netfilter queue beside the AF_PACKET tap (conn/in.ts)
+export function packetSetFwmarkTwins(on: i32): void {
+  setFwmarkTwins(on != 0);
+}
 export function packetSetTtlMode(mode: i32): void {
   setTtlMode(mode);
 }

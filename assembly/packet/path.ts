@@ -45,6 +45,7 @@ import {
   resultDest,
   dropReason,
   lastNewConn,
+  fwmarkTwins,
   V_NOT_OURS,
   V_FORWARD,
   V_DROP,
@@ -187,11 +188,13 @@ export function handlePacket(dir: u32, mark: u32, now: i64): i32 {
   // replies: ip_forward() checks the TTL before the FORWARD hook where IPVS sees them
   if (dir != 0 && ttlMode != 0 && ld8(ver == 4 ? 8 : 7) <= 1) return fail(R_TTL_EXCEEDED);
 
+  // a marked reply through the fwmark queue (a broad MARK rule): its tap twin is the one taken (conn/in.ts)
+  if (fwmarkTwins && mark != 0 && dir != 0) return V_NOT_OURS;
   let v = dir == 0 ? inbound(hEnd, now) : outbound(hEnd, now);
   // A reply to a masqueraded client (an entry of a masq destination, or one a master synced: its reply side
   // is the client, not a local address, so the host files the packet "to a service"); tried only once such
   // an entry exists.
-  if (v == V_NOT_OURS && dir == 0 && (masqInUse || syncedMasq)) {
+  if (v == V_NOT_OURS && dir == 0 && (masqInUse || syncedMasq) && !(fwmarkTwins && mark != 0)) {
     v = outbound(hEnd, now);
     if (v != V_NOT_OURS) dir = 1;
   }

@@ -25,10 +25,15 @@ namespace nfq {
 struct Queue {
   int fd = -1;
   uint16_t num = 0;
-  uint32_t lastId = 0;  // the newest packet id read and not yet given its verdict
-  bool owed = false;    // a verdict is owed for ids up to lastId
-  std::vector<uint8_t> buf;
+  uint32_t lastId = 0;       // the newest packet id read and not yet given its verdict
+  bool owed = false;         // a verdict is owed for ids up to lastId
+  std::vector<uint8_t> buf;  // acknowledgements at set-up
   uint32_t seq = 1;
+  // the staging area recvmmsg reads into (stage()): a cell per datagram
+  std::vector<uint8_t> stageBuf;
+  std::vector<mmsghdr> mm;
+  std::vector<iovec> iov;
+  uint32_t cell = 0;
   // counted: packets read, too big for a slot, netlink errors read back, reads the socket buffer overran
   double packets = 0, oversize = 0, errors = 0, overruns = 0, verdicts = 0;
 };
@@ -121,70 +126,91 @@ inline bool open(Queue& q, uint16_t num, std::string* err) {
   return false;
 }
 
-// The next queued packet copied into slot (at most slotLen bytes): its length, or 0 when it did not fit (counted,
-// its verdict still owed), or -1 when nothing waits. mark: the packet's fwmark.
-inline int next(Queue& q, uint8_t* slot, uint32_t slotLen, uint32_t* mark) {
-  for (;;) {
-    ssize_t n = recv(q.fd, q.buf.data(), q.buf.size(), MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == ENOBUFS) {  // the socket buffer overran: the kernel dropped what did not fit
-        q.overruns++;
-        continue;
-      }
-      return -1;
-    }
-    for (nlmsghdr* h = reinterpret_cast<nlmsghdr*>(q.buf.data()); NLMSG_OK(h, size_t(n)); h = NLMSG_NEXT(h, n)) {
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        if (reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error) q.errors++;
-        continue;
-      }
-      if (h->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) continue;
-      if (h->nlmsg_len < NLMSG_HDRLEN + sizeof(nfgenmsg)) continue;
-      const uint8_t* a = reinterpret_cast<const uint8_t*>(h) + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
-      const uint8_t* end = reinterpret_cast<const uint8_t*>(h) + h->nlmsg_len;
-      const uint8_t* payload = nullptr;
-      uint32_t plen = 0, id = 0, m = 0;
-      bool haveId = false;
-      while (a + NLA_HDRLEN <= end) {
-        const nlattr* at = reinterpret_cast<const nlattr*>(a);
-        if (at->nla_len < NLA_HDRLEN || a + at->nla_len > end) break;
-        const uint8_t* v = a + NLA_HDRLEN;
-        const uint32_t vlen = at->nla_len - NLA_HDRLEN;
-        switch (at->nla_type & NLA_TYPE_MASK) {
-          case NFQA_PACKET_HDR:
-            if (vlen >= 4) {
-              memcpy(&id, v, 4);
-              id = ntohl(id);
-              haveId = true;
-            }
-            break;
-          case NFQA_MARK:
-            if (vlen >= 4) {
-              memcpy(&m, v, 4);
-              m = ntohl(m);
-            }
-            break;
-          case NFQA_PAYLOAD:
-            payload = v;
-            plen = vlen;
-            break;
-        }
-        a += NLA_ALIGN(at->nla_len);
-      }
-      if (!haveId) continue;
-      q.lastId = id;  // ids rise: one verdict for the newest covers every earlier one
-      q.owed = true;
-      q.packets++;
-      *mark = m;
-      if (!payload || plen > slotLen || plen == 0) {
-        q.oversize++;
-        return 0;
-      }
-      memcpy(slot, payload, plen);
-      return int(plen);  // one packet per datagram (nfqnl_enqueue_packet sends each alone)
-    }
+// Sizes the staging area: up to n datagrams per read of up to cell bytes each (a slot and its headers).
+inline void stage(Queue& q, uint32_t n, uint32_t cell) {
+  q.cell = cell;
+  q.stageBuf.assign(size_t(n) * cell, 0);
+  q.mm.assign(n, mmsghdr{});
+  q.iov.assign(n, iovec{});
+}
+
+// Reads up to n waiting datagrams (one queued packet each: nfqnl_enqueue_packet sends them alone) with one
+// recvmmsg; their count, or 0 when none waits.
+inline uint32_t readMany(Queue& q, uint32_t n) {
+  if (n > q.mm.size()) n = uint32_t(q.mm.size());
+  for (uint32_t i = 0; i < n; i++) {
+    q.iov[i] = {q.stageBuf.data() + size_t(i) * q.cell, q.cell};
+    q.mm[i].msg_hdr = msghdr{};
+    q.mm[i].msg_hdr.msg_iov = &q.iov[i];
+    q.mm[i].msg_hdr.msg_iovlen = 1;
   }
+  for (;;) {
+    int r = recvmmsg(q.fd, q.mm.data(), n, MSG_DONTWAIT, nullptr);
+    if (r >= 0) return uint32_t(r);
+    if (errno == EINTR) continue;
+    if (errno == ENOBUFS) {  // the socket buffer overran: the kernel dropped what did not fit
+      q.overruns++;
+      continue;
+    }
+    return 0;
+  }
+}
+
+// Datagram i of the last read: its packet's payload (nullptr when it holds none, or was cut short) and mark.
+// False when it is not a queued packet (an error reply to a verdict, counted); a packet's id is recorded for
+// the verdict whether or not its payload is usable.
+inline bool packetAt(Queue& q, uint32_t i, const uint8_t** payload, uint32_t* plen, uint32_t* mark) {
+  const uint8_t* buf = q.stageBuf.data() + size_t(i) * q.cell;
+  size_t n = q.mm[i].msg_len;
+  const bool cut = (q.mm[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+  *payload = nullptr;
+  *plen = 0;
+  *mark = 0;
+  const nlmsghdr* h = reinterpret_cast<const nlmsghdr*>(buf);
+  if (n < NLMSG_HDRLEN || h->nlmsg_len < NLMSG_HDRLEN + sizeof(nfgenmsg)) return false;
+  if (h->nlmsg_type == NLMSG_ERROR) {
+    if (n >= NLMSG_HDRLEN + sizeof(nlmsgerr) && reinterpret_cast<const nlmsgerr*>(NLMSG_DATA(h))->error) q.errors++;
+    return false;
+  }
+  if (h->nlmsg_type != ((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET)) return false;
+  const uint8_t* a = buf + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nfgenmsg));
+  const uint8_t* end = buf + (h->nlmsg_len < n ? h->nlmsg_len : n);
+  bool haveId = false;
+  while (a + NLA_HDRLEN <= end) {
+    const nlattr* at = reinterpret_cast<const nlattr*>(a);
+    if (at->nla_len < NLA_HDRLEN || a + at->nla_len > end) break;
+    const uint8_t* v = a + NLA_HDRLEN;
+    const uint32_t vlen = at->nla_len - NLA_HDRLEN;
+    switch (at->nla_type & NLA_TYPE_MASK) {
+      case NFQA_PACKET_HDR:
+        if (vlen >= 4) {
+          uint32_t id;
+          memcpy(&id, v, 4);
+          q.lastId = ntohl(id);  // ids rise: one verdict for the newest covers every earlier one
+          q.owed = true;
+          haveId = true;
+        }
+        break;
+      case NFQA_MARK:
+        if (vlen >= 4) {
+          memcpy(mark, v, 4);
+          *mark = ntohl(*mark);
+        }
+        break;
+      case NFQA_PAYLOAD:
+        *payload = v;
+        *plen = vlen;
+        break;
+    }
+    a += NLA_ALIGN(at->nla_len);
+  }
+  if (!haveId) return false;
+  q.packets++;
+  if (cut || !*payload || *plen == 0) {
+    q.oversize++;
+    *payload = nullptr;
+  }
+  return true;
 }
 
 // Drops the kernel's copies of every packet read so far (wasmvs sends what it forwards itself).

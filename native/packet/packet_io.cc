@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <set>
@@ -571,9 +572,16 @@ bool admit(Io* io, uint8_t* desc, uint32_t out, uint32_t slotIndex, uint8_t* p, 
   return true;
 }
 
+// How many of a batch's slots the AF_PACKET or AF_XDP receive may fill: all, or half while a fwmark queue is
+// bound. A marked flow's packets come both ways (its tap copies are twins the core sets aside), so a busy tap
+// would otherwise fill every batch and leave the queue to overflow.
+uint32_t tapMax(const Io* io) {
+  return io->queue.fd >= 0 && io->maxPackets > 1 ? io->maxPackets / 2 : io->maxPackets;
+}
+
 // Ring mode: packets the kernel has handed over in the rx rings' blocks, copied once into the slots.
 uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
-  const uint32_t max = io->maxPackets, slot = io->slot;
+  const uint32_t max = tapMax(io), slot = io->slot;
   uint32_t out = 0;
   const size_t nr = io->rxRings.size();
   for (size_t k = 0; k < nr && out < max; k++) {
@@ -607,7 +615,7 @@ uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
 // AF_XDP: frames the kernel wrote into the sockets' UMEMs, each copied once into its slot (from the IP header
 // on) and its frame given straight back to the fill ring.
 uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data) {
-  const uint32_t max = io->maxPackets, slot = io->slot;
+  const uint32_t max = tapMax(io), slot = io->slot;
   uint32_t out = 0;
   const size_t ns = io->xdp.socks.size();
   for (size_t k = 0; k < ns && out < max; k++) {
@@ -655,21 +663,31 @@ uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data) {
 #endif
 
 // The fwmark services' queued packets into the slots from slotFrom on, descriptors from out on, each with its
-// mark; then one verdict drops the kernel's copies. Returns the descriptors written.
+// mark, read with recvmmsg; then one verdict drops the kernel's copies. Returns the descriptors written.
 uint32_t recvQueue(Io* io, uint8_t* desc, uint8_t* data, uint32_t out, uint32_t slotFrom) {
   const uint32_t max = io->maxPackets, slot = io->slot;
-  uint32_t wrote = 0;
+  uint32_t wrote = 0, s = slotFrom;
   double t0 = nowNs();
-  for (uint32_t s = slotFrom; s < max && out + wrote < max;) {
-    uint8_t* p = data + size_t(s) * slot;
-    uint32_t mark = 0;
-    int len = nfq::next(io->queue, p, slot, &mark);
-    if (len < 0) break;
-    if (len == 0) continue;  // too big for a slot: counted, and dropped with the rest
-    if (!admit(io, desc, out + wrote, s, p, uint32_t(len), false)) continue;
-    put32(desc + size_t(out + wrote) * kDescSize + 12, mark);
-    wrote++;
-    s++;
+  while (s < max && out + wrote < max) {
+    const uint32_t room = std::min(max - s, max - out - wrote);
+    const uint32_t got = nfq::readMany(io->queue, room);
+    if (!got) break;
+    for (uint32_t i = 0; i < got; i++) {
+      const uint8_t* payload;
+      uint32_t plen, mark;
+      if (!nfq::packetAt(io->queue, i, &payload, &plen, &mark) || !payload) continue;
+      if (plen > slot) {
+        io->queue.oversize++;
+        continue;
+      }
+      uint8_t* p = data + size_t(s) * slot;
+      memcpy(p, payload, plen);
+      if (!admit(io, desc, out + wrote, s, p, plen, false)) continue;
+      put32(desc + size_t(out + wrote) * kDescSize + 12, mark);
+      wrote++;
+      s++;
+    }
+    if (got < room) break;
   }
   nfq::dropRead(io->queue);
   io->c.recvNs += nowNs() - t0;
@@ -720,9 +738,10 @@ napi_value Recv(napi_env env, napi_callback_info info) {
   }
   uint32_t used = 0, out = 0;  // slots filled, descriptors written
   const size_t nfd = io->rx.size();
-  for (size_t k = 0; k < nfd && used < max; k++) {
+  const uint32_t tmax = tapMax(io);
+  for (size_t k = 0; k < nfd && used < tmax; k++) {
     int fd = io->rx[(io->nextRx + k) % nfd];
-    for (uint32_t i = used; i < max; i++) {
+    for (uint32_t i = used; i < tmax; i++) {
       io->iov[i] = {data + size_t(i) * slot, slot};
       msghdr& h = io->msgs[i].msg_hdr;
       h.msg_name = &io->names[i];
@@ -734,7 +753,7 @@ napi_value Recv(napi_env env, napi_callback_info info) {
       h.msg_flags = 0;
     }
     double t0 = nowNs();
-    int r = recvmmsg(fd, &io->msgs[used], max - used, MSG_DONTWAIT | MSG_TRUNC, nullptr);
+    int r = recvmmsg(fd, &io->msgs[used], tmax - used, MSG_DONTWAIT | MSG_TRUNC, nullptr);
     io->c.recvNs += nowNs() - t0;
     if (r <= 0) continue;
     io->c.rxCalls++;
@@ -1234,6 +1253,7 @@ napi_value OpenQueue(napi_env env, napi_callback_info info) {
   }
   std::string err;
   if (!nfq::open(io->queue, uint16_t(num), &err)) return throwErr(env, err);
+  nfq::stage(io->queue, io->maxPackets, io->slot + 512);  // a slot's packet and its netlink headers
   if (io->callback) pollFd(io, io->queue.fd, &err);
   if (!err.empty()) return throwErr(env, err);
   return nullptr;

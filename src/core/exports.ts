@@ -82,6 +82,7 @@ export const CORE_FUNCTIONS = {
   packetResetCounters: ["", "void"],
   packetReasonLimit: ["", "i32"],
   packetSetTtlMode: ["i32", "void"],
+  packetSetFwmarkTwins: ["i32", "void"],
   packetFragmentCount: ["", "f64"],
   // tracing (src/core/trace.ts)
   traceEnable: ["i32", "void"],

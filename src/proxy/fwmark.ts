@@ -15,9 +15,9 @@ import type { VirtualService } from "../model/types.ts";
 
 export const FWMARK_CHAIN = "WASMVS-FWMARK";
 
-function run(cmd: string, args: string[]): Promise<string> {
+function run(cmd: string, args: string[], input?: string): Promise<string> {
   return new Promise((res, rej) => {
-    execFile(cmd, args, { timeout: 5000 }, (e, out, stderr) => {
+    const p = execFile(cmd, args, { timeout: 5000 }, (e, out, stderr) => {
       if (!e) return res(String(out));
       rej(
         new Error(
@@ -28,6 +28,7 @@ function run(cmd: string, args: string[]): Promise<string> {
         ),
       );
     });
+    if (input !== undefined) p.stdin!.end(input);
   });
 }
 
@@ -58,8 +59,9 @@ export class FwmarkQueueRules {
   private installed = { v4: false, v6: false };
   constructor(readonly queue: number) {}
 
-  // Makes the chain hold exactly these services' marks (flushed and refilled; the jump added once, at the
-  // end of PREROUTING). A family with no fwmark service has no chain.
+  // Makes the chain hold exactly these services' marks and puts the jump to it at the end of PREROUTING
+  // again, after MARK rules appended since, in one iptables-restore transaction (no moment without the
+  // rules). A family with no fwmark service has no chain.
   async sync(services: VirtualService[]): Promise<void> {
     for (const v6 of [false, true]) {
       const cmd = v6 ? "ip6tables" : "iptables",
@@ -69,14 +71,22 @@ export class FwmarkQueueRules {
         if (this.installed[fam]) await this.removeFamily(v6);
         continue;
       }
-      const t = ["-w", "5", "-t", "mangle"];
-      if (!this.installed[fam]) {
-        await this.removeFamily(v6); // a chain left by a proxy that was killed
-        await run(cmd, [...t, "-N", FWMARK_CHAIN]);
-        await run(cmd, [...t, "-A", "PREROUTING", "-j", FWMARK_CHAIN]);
-        this.installed[fam] = true;
-      } else await run(cmd, [...t, "-F", FWMARK_CHAIN]);
-      for (const r of rules) await run(cmd, [...t, "-A", FWMARK_CHAIN, ...r]);
+      const body = (moveJump: boolean) =>
+        `*mangle\n:${FWMARK_CHAIN} - [0:0]\n${rules.map((r) => `-A ${FWMARK_CHAIN} ${r.join(" ")}\n`).join("")}` +
+        `${moveJump ? `-D PREROUTING -j ${FWMARK_CHAIN}\n` : ""}-A PREROUTING -j ${FWMARK_CHAIN}\nCOMMIT\n`;
+      const restore = (text: string) => run(`${cmd}-restore`, ["--noflush", "-w", "5"], text);
+      if (
+        this.installed[fam] &&
+        (await restore(body(true)).then(
+          () => true,
+          () => false,
+        ))
+      )
+        continue;
+      // first time, or the jump was taken away by hand: whatever is left of the chain goes, then it is made again
+      await this.removeFamily(v6);
+      await restore(body(false));
+      this.installed[fam] = true;
     }
   }
 

@@ -295,6 +295,8 @@ export class PacketForwarder implements Forwarder {
     if (marked.length && !this.closed)
       try {
         this.io.openQueue(this.h, this.opts.fwmarkQueue);
+        // a marked flow's packets now come twice, the tap's copy first: the core takes the queue's
+        this.core.x.packetSetFwmarkTwins(1);
       } catch (e) {
         return marked.map((s) => ({
           key: `fwmark ${s.fwmark}`,
