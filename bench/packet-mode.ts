@@ -211,12 +211,20 @@ services:
       env: io === "ring-frags" ? { ...process.env, WASMVS_PACKET_TX_FRAGS: "1" } : process.env,
     },
   );
+  // the socket file can appear a moment before the proxy answers on it (a loaded machine); a proxy that never
+  // answers is stopped here, not left running behind a failed run
   const end = Date.now() + 15000;
-  while (!existsSync(ctlPath)) {
-    if (p.exitCode !== null || Date.now() > end) throw new Error(`proxy did not start (exit ${p.exitCode})`);
+  for (;;) {
+    if (p.exitCode !== null || Date.now() > end) {
+      p.kill("SIGKILL");
+      throw new Error(`proxy did not start (exit ${p.exitCode})`);
+    }
+    if (existsSync(ctlPath)) {
+      const ctl = await ControlClient.connect(ctlPath).catch(() => undefined);
+      if (ctl) return { p, ctl };
+    }
     await sleep(50);
   }
-  return { p, ctl: await ControlClient.connect(ctlPath) };
 }
 
 async function stopProxy(p: ChildProcess) {

@@ -1,7 +1,8 @@
 // npm run bench [-- [groups...] [--quick] [--sched=rr,wlc] [--out=DIR]]
 //   groups: lookup (connection lookup + memory latency), memlat (latency only), sched, packet, mh, sim, kernel
 //   (the kernel programmer in the VM, bench/kernel-sync.ts), workers (socket mode at 1 and 2 workers against
-//   HAProxy and nginx, bench/groups/workers.ts); default all
+//   HAProxy and nginx, bench/groups/workers.ts), packetio (packet mode's I/O in namespaces,
+//   bench/groups/packet-io.ts); default all
 // Prints progress on stderr, the figures and the target summary on stdout, and writes DIR/bench.json plus
 // SVG plots (DIR defaults to report/).
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -21,9 +22,10 @@ import { benchSim } from "./groups/sim.ts";
 import { benchKernelSync } from "./kernel-sync.ts";
 import { benchSync } from "./sync.ts";
 import { benchProxyWorkers } from "./groups/workers.ts";
+import { benchPacketIo } from "./groups/packet-io.ts";
 import { existsSync } from "node:fs";
 
-const GROUPS = ["lookup", "memlat", "sched", "packet", "mh", "sim", "kernel", "sync", "workers"] as const;
+const GROUPS = ["lookup", "memlat", "sched", "packet", "mh", "sim", "kernel", "sync", "workers", "packetio"] as const;
 type Group = (typeof GROUPS)[number];
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -41,6 +43,8 @@ function usage(): never {
            the kernel's daemons against wasmvs's on the same entries, in the VM (bench/sync-vm.ts, minutes)
   workers  socket mode at 1 and 2 workers against HAProxy nbthread 1/2 and nginx worker_processes 1/2:
            CPU per message, connection and GB, rates (5 s x 3 rounds; root installs haproxy and nginx)
+  packetio packet mode's I/O end to end in namespaces (bench/packet-mode.ts: rings, recvmmsg/sendmmsg, AF_XDP)
+           beside the kernel's iptables DNAT, Mpps per core against 1 Mpps (root; about 2 minutes)
   --quick  shorter sampling (about 30 s for everything)`);
   process.exit(0);
 }
@@ -89,6 +93,7 @@ if (want.has("mh")) take(await benchMh(ctx));
 if (want.has("sim")) take(await benchSim(ctx));
 if (want.has("sync")) take(await benchSync(ctx));
 if (want.has("workers")) take(await benchProxyWorkers(ctx));
+if (want.has("packetio")) take(await benchPacketIo(ctx));
 if (want.has("kernel")) {
   const vm = fileURLToPath(new URL("../../shared/ipvs-vm/ipvs-vm.sh", import.meta.url));
   if (!existsSync(vm)) {
