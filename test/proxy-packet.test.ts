@@ -789,6 +789,63 @@ services:
     assert.not.match(lo, A.vip);
     assert.not.match(lo, A.snat);
   });
+
+  test(
+    "a fwmark service from the config file; a SIGKILLed proxy's chain is replaced at the next start (one jump, " +
+      "served again), and a clean stop removes it",
+    async () => {
+      const vip = "10.232.100.8",
+        ctl2 = `${DIR}/ctl-fwm.sock`;
+      const mangle = (...a: string[]) => nsx(NS.lb, ["iptables", "-w", "5", "-t", "mangle", ...a]);
+      const jumps = () =>
+        mangle("-S", "PREROUTING")
+          .split("\n")
+          .filter((l) => l.includes("-j WASMVS-FWMARK")).length;
+      mangle("-A", "PREROUTING", "-d", vip, "-p", "tcp", "-j", "MARK", "--set-mark", "11");
+      writeFileSync(
+        `${DIR}/fwm.yaml`,
+        `proxy: { control: ${ctl2}, vipInterface: null, localAddresses: [${A.snat}] }
+services:
+  - { fwmark: 11, scheduler: rr, realServers: [ { addr: ${A.be[0]}, port: 8080 } ] }
+`,
+      );
+      const start = async () => {
+        rmSync(ctl2, { force: true }); // a killed proxy's socket file would look like a started one
+        const p = await spawnPacketProxy(NS.lb, {
+          config: `${DIR}/fwm.yaml`,
+          control: ctl2,
+          args: ["--interface", `${IF.lc},${IF.l1}`, "--interface", IF.l2, "--log-level", "warn"],
+        });
+        for (let i = 0; i < 100 && jumps() === 0; i++) await sleep(50);
+        return p;
+      };
+      const served = async () => {
+        const c: any[] = await client.call("openSeq", vip, 80, 2, true);
+        assert.equal(
+          c.map((x) => x.backend),
+          [`${A.be[0]}:8080`, `${A.be[0]}:8080`],
+          JSON.stringify(c),
+        );
+        await client.call("closeAll");
+      };
+      let p = await start();
+      assert.is(jumps(), 1);
+      await served();
+      const gone = new Promise((r) => p.once("exit", r));
+      p.kill("SIGKILL");
+      await gone;
+      assert.is(jumps(), 1, "the killed proxy's jump is still there");
+      p = await start();
+      assert.is(jumps(), 1, "replaced, not doubled");
+      await served();
+      const exited = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
+      p.kill("SIGTERM");
+      assert.is(await exited, 0);
+      assert.is(jumps(), 0, "a clean stop removes the jump");
+      assert.is(spawnSync("ip", ["netns", "exec", NS.lb, "iptables", "-t", "mangle", "-S", "WASMVS-FWMARK"]).status, 1);
+      mangle("-F", "PREROUTING");
+    },
+  );
 }
 
 test("--mode packet says what it is missing", () => {
