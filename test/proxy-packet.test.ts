@@ -8,7 +8,7 @@ import { spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ControlClient } from "../src/proxy/control.ts";
-import { loadPacketAddon } from "../src/proxy/packet.ts";
+import { loadPacketAddon, queueKernelDrops } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
 import { ip, nsx, spawnPacketProxy, vethNet } from "./helpers/veth-net.ts";
@@ -649,6 +649,21 @@ print(" ".join(got))
       assert.is(st.io.queueNum, 22355, "the default queue");
       assert.ok(st.io.rxQueuePackets >= 6 * 3, `every packet of the clients came marked: ${st.io.rxQueuePackets}`);
       assert.is(st.io.rxQueueOversize + st.io.rxQueueOverruns + st.io.rxQueueErrors, 0);
+      assert.is(st.drops.queue_full ?? 0, 0, "the kernel's queue never overflowed");
+      // the kernel's own counts are read from its table, this queue's line only
+      const proc = "  1  4242  0 2 65531 5 6 99 1\n22355  24172     0 2 65531 664310     7   222346  1\n";
+      assert.equal(
+        queueKernelDrops(22355, () => proc),
+        { full: 664310, unsent: 7 },
+      );
+      assert.is(
+        queueKernelDrops(9, () => proc),
+        undefined,
+      );
+      assert.is(
+        queueKernelDrops(1, () => "garbage\n\n"),
+        undefined,
+      );
       const ln: any[] = await ctl.call("services");
       const svc = ln.find((x) => x.fwmark === 7);
       assert.equal(

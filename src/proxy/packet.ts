@@ -153,6 +153,25 @@ function kernelForwardsMasq(masq: MasqDest[], read = (f: string) => readFileSync
   return undefined;
 }
 
+// The kernel's own counts for netfilter queue `num` (/proc/net/netfilter/nfnetlink_queue, this namespace's):
+// packets it dropped because the queue was full, and because they could not be sent to the reader.
+export function queueKernelDrops(
+  num: number,
+  read = () => readFileSync("/proc/net/netfilter/nfnetlink_queue", "utf8"),
+): { full: number; unsent: number } | undefined {
+  let text: string;
+  try {
+    text = read();
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/).map(Number);
+    if (f.length >= 7 && f[0] === num) return { full: f[5], unsent: f[6] };
+  }
+  return undefined;
+}
+
 interface PacketForwarderOptions extends PacketModeOptions {
   decisionLog: number;
 }
@@ -362,6 +381,11 @@ export class PacketForwarder implements Forwarder {
     };
     add("oversize", s.rxOversize + s.rxQueueOversize);
     add("queue_overrun", s.rxQueueOverruns);
+    if (s.queueNum >= 0) {
+      const k = queueKernelDrops(s.queueNum);
+      add("queue_full", k?.full ?? 0);
+      add("queue_unsent", k?.unsent ?? 0);
+    }
     add("rx_queue_overflow", s.rxKernelDrops);
     add("tx_no_buffer", s.txNoBuffer);
     add("tx_too_big", s.txTooBig);
