@@ -163,25 +163,33 @@ export class BatchWorker {
     });
   }
 
+  // After the lines and states sent before (a close must not overtake its session's last line).
+  private inOrder(fn: (w: Worker) => void): void {
+    this.chain = this.chain.then(() => {
+      if (this.worker) fn(this.worker);
+    });
+  }
+
   /** A batch's next state (from send) is now the proxy's: the worker begins the next batches from it. */
   adopt(staged: Staged): void {
-    const w = this.worker;
-    if (!w || staged.from !== w || !staged.next || staged.nextId === undefined) return;
-    const state = staged.next,
-      id = staged.nextId;
-    if (this.mirror) w.postMessage({ t: "forget", id: this.mirror.id } satisfies ToWorker);
-    this.mirror = { state, id };
+    this.inOrder((w) => {
+      if (staged.from !== w || !staged.next || staged.nextId === undefined) return;
+      if (this.mirror) w.postMessage({ t: "forget", id: this.mirror.id } satisfies ToWorker);
+      this.mirror = { state: staged.next, id: staged.nextId };
+    });
   }
 
   /** A next state the proxy did not take. */
   forget(staged: Staged): void {
-    if (staged.from === this.worker && staged.nextId !== undefined)
-      this.worker?.postMessage({ t: "forget", id: staged.nextId } satisfies ToWorker);
+    this.inOrder((w) => {
+      if (staged.from === w && staged.nextId !== undefined)
+        w.postMessage({ t: "forget", id: staged.nextId } satisfies ToWorker);
+    });
   }
 
   /** A control connection closed: its batch in the worker, if any, is dropped. */
   close(sid: number): void {
-    this.worker?.postMessage({ t: "close", sid } satisfies ToWorker);
+    this.inOrder((w) => w.postMessage({ t: "close", sid } satisfies ToWorker));
   }
 
   /** For tests: the worker dies (an uncaught error) when this message comes, whatever it is doing. */
