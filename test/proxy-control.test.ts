@@ -746,6 +746,36 @@ test(throughWorker, async () => {
   const dup = await raw([JSON.stringify({ id: 0, op: "apply", args: [[...part(2000, 300), cmd(2000)]] })], 60000);
   assert.is(dup[0].step, 300);
   assert.match(dup[0].error, /Service already exists/);
+  // hostile lines of 16 kB and more go to the worker first: answered as the main thread answers them
+  const pad = "x".repeat(20000);
+  const withProto = `${JSON.stringify(part(6300, 300)).slice(0, -1)},{"kind":"flush","__proto__":{"x":1}}]`;
+  const long = await raw(
+    [
+      `{"id":"garbage","op":"applyPart","args":[[${pad}`,
+      JSON.stringify({ id: "ok", op: "applyPart", args: [part(6000, 300)] }),
+      JSON.stringify({ id: "pad", op: "applyPart", args: [[]], pad }),
+      JSON.stringify({ id: "ctor", op: "constructor", args: [pad] }),
+      `{"id":"protokey","op":"applyPart","args":[${withProto}]}`,
+      JSON.stringify({ id: "types", op: "applyPart", args: [[{ kind: "add-service", service: pad }]] }),
+      JSON.stringify({ id: "info", op: "info", args: [], pad }),
+      JSON.stringify({ id: "deep", op: "apply", args: [[[[[[[[[[pad]]]]]]]]]] }),
+      JSON.stringify({ id: "end", op: "apply", args: [[]] }),
+    ],
+    60000,
+  );
+  const at = (id: unknown) => long.find((x) => x.id === id);
+  assert.is(long.length, 9, "every line answered once");
+  assert.match(long.find((x) => x.id === null && /not JSON/.test(x.error))?.error, /request is not JSON/);
+  assert.equal(at("ok").result, { staged: 300 });
+  assert.match(at("pad").error, /unknown request field 'pad'/);
+  assert.match(at("ctor").error, /unknown operation the string "constructor"/);
+  // a "__proto__" key in JSON text is an own field: named, the batch refused
+  assert.match(at("protokey").error, /^apply: args\[0\]\[600\]\.__proto__: unknown field for flush/);
+  assert.match(at("types").error, /refused, nothing applied: args\[0\]\[600\]\.__proto__/);
+  assert.match(at("info").error, /unknown request field 'pad'/);
+  assert.match(long.find((x) => x.id === null && /nests/.test(x.error))?.error, /nests deeper than 8 levels/);
+  assert.match(at("end").error, /refused, nothing applied: args\[0\]\[600\]\.__proto__/);
+  assert.is(p.desired.services.length, n + 302, "none of it applied");
   // the worker dies between two parts: the part after it, and the apply, are refused; nothing applied
   const before = JSON.stringify(p.desired);
   const s = net.connect(ctl);
