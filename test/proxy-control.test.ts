@@ -746,6 +746,37 @@ test(throughWorker, async () => {
   const dup = await raw([JSON.stringify({ id: 0, op: "apply", args: [[...part(2000, 300), cmd(2000)]] })], 60000);
   assert.is(dup[0].step, 300);
   assert.match(dup[0].error, /Service already exists/);
+  // a batch staged in the worker whose table changed before its apply (another connection's change, a
+  // reload) is refused whole, as a batch staged on the main thread is
+  const racing = net.connect(ctl);
+  racing.setEncoding("utf8");
+  const got: any[] = [];
+  let nudge = () => {};
+  let rbuf = "";
+  racing.on("data", (d: string) => {
+    rbuf += d;
+    let nl: number;
+    while ((nl = rbuf.indexOf("\n")) >= 0) {
+      got.push(JSON.parse(rbuf.slice(0, nl)));
+      rbuf = rbuf.slice(nl + 1);
+    }
+    nudge();
+  });
+  const nth = async (k: number) => {
+    while (got.length < k) await new Promise<void>((r) => (nudge = r));
+    return got[k - 1];
+  };
+  try {
+    racing.write(`${JSON.stringify({ id: 0, op: "applyPart", args: [part(500, 300)] })}\n`);
+    assert.equal((await nth(1)).result, { staged: 300 });
+    assert.is((await ask({ id: 9, op: "addService", args: [{ ...svc(port), addr: "127.81.99.1" }] })).ok, true);
+    racing.write(`${JSON.stringify({ id: 1, op: "apply", args: [part(800, 300)] })}\n`);
+    assert.match((await nth(2)).error, /refused, nothing applied: the proxy's table changed while the batch came/);
+    assert.is(p.desired.services.length, n + 303, "only the other connection's service");
+    assert.is((await ask({ id: 9, op: "deleteService", args: [{ ...svc(port), addr: "127.81.99.1" }] })).ok, true);
+  } finally {
+    racing.destroy();
+  }
   // hostile lines of 16 kB and more go to the worker first: answered as the main thread answers them
   const pad = "x".repeat(20000);
   const withProto = `${JSON.stringify(part(6300, 300)).slice(0, -1)},{"kind":"flush","__proto__":{"x":1}}]`;
