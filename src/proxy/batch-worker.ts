@@ -55,22 +55,31 @@ async function line(m: Extract<ToWorker, { t: "line" }>): Promise<Done> {
     const next = batch.state();
     const problems = await proxyStateProblemsInSlices(next, slicer());
     // the next state as a diff: a service the batch left alone is the base's (by its index there), the others
-    // go in chunks, each its own message (the main thread takes each in a turn of its loop)
+    // as JSON in chunks, all in one buffer moved (not copied) to the main thread, which parses a chunk a step
     const at = new Map<VirtualService, number>();
     batch.base.services.forEach((x, i) => at.set(x, i));
     const order = new Int32Array(next.services.length);
+    const texts: Buffer[] = [];
     let chunk: VirtualService[] = [];
-    for (let i = 0; i < next.services.length; i++) {
+    for (let i = 0; i <= next.services.length; i++) {
       const svc = next.services[i];
-      order[i] = at.get(svc) ?? -1;
-      if (order[i] >= 0) continue;
-      chunk.push(svc);
-      if (chunk.length === CHUNK) {
-        port.postMessage({ t: "svc", rid: m.rid, services: JSON.stringify(chunk) });
+      if (i < next.services.length) {
+        order[i] = at.get(svc) ?? -1;
+        if (order[i] >= 0) continue;
+        chunk.push(svc);
+      }
+      if (chunk.length === CHUNK || (i === next.services.length && chunk.length)) {
+        texts.push(Buffer.from(JSON.stringify(chunk)));
         chunk = [];
       }
     }
-    if (chunk.length) port.postMessage({ t: "svc", rid: m.rid, services: JSON.stringify(chunk) });
+    const bytes = new Uint8Array(texts.reduce((n, b) => n + b.length, 0));
+    const ends = new Int32Array(texts.length);
+    let end = 0;
+    texts.forEach((b, k) => {
+      bytes.set(b, end);
+      ends[k] = end += b.length;
+    });
     bases.set(m.newId, next);
     const same = next.timeouts === batch.base.timeouts;
     return {
@@ -79,7 +88,7 @@ async function line(m: Extract<ToWorker, { t: "line" }>): Promise<Done> {
       op: req.op,
       ok: true,
       result: { applied: batch.count },
-      state: { order, timeoutsSame: same, timeouts: same ? undefined : next.timeouts },
+      state: { order, bytes: bytes.buffer, ends, timeoutsSame: same, timeouts: same ? undefined : next.timeouts },
       problems: problems.length ? formatProblems(problems) : undefined,
     };
   } catch (e) {
@@ -105,9 +114,11 @@ port.on("message", (m: ToWorker) => {
             incoming = undefined;
           }
           break;
-        case "line":
-          port.postMessage({ t: "done", ...(await line(m)) });
+        case "line": {
+          const done = await line(m);
+          port.postMessage({ t: "done", ...done }, done.state ? [done.state.bytes] : []);
           break;
+        }
         case "forget":
           bases.delete(m.id);
           break;
