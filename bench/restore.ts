@@ -57,14 +57,14 @@ const PINGER = `
 const net = require("node:net");
 const srv = net.createServer((s) => { s.on("data", (d) => s.write(d)); s.on("error", () => {}); });
 srv.listen(0, "127.0.0.1", () => process.stdout.write(JSON.stringify({ port: srv.address().port }) + "\\n"));
-let sock, port, rtts = [], connects = [], on = false, sent = [];
+let sock, port, rtts = [], connects = [], at = [], on = false, sent = [];
 // a new connection every 10 ms too, timed from connect() to its first echoed byte (accept, schedule, connect)
 const connectTick = () => {
   if (!on) return;
-  const t = performance.now();
+  const t = performance.now(), wall = Date.now();
   const c = net.connect(port, "127.0.0.1", () => c.write("c"));
-  c.once("data", () => { connects.push(performance.now() - t); c.destroy(); });
-  c.on("error", () => connects.push(1e9));
+  c.once("data", () => { connects.push(performance.now() - t); at.push(wall); c.destroy(); });
+  c.on("error", () => { connects.push(1e9); at.push(wall); });
   setTimeout(connectTick, 10);
 };
 process.stdin.setEncoding("utf8").on("data", (d) => {
@@ -83,6 +83,7 @@ process.stdin.setEncoding("utf8").on("data", (d) => {
     if (m.start) {
       rtts = [];
       connects = [];
+      at = [];
       on = true;
       const tick = () => { if (!on) return; sent.push(performance.now()); sock.write("p"); setTimeout(tick, 10); };
       tick();
@@ -91,7 +92,7 @@ process.stdin.setEncoding("utf8").on("data", (d) => {
     if (m.stop) {
       on = false;
       sent = [];
-      setTimeout(() => process.stdout.write(JSON.stringify({ rtts, connects }) + "\\n"), 50);
+      setTimeout(() => process.stdout.write(JSON.stringify({ rtts, connects, at }) + "\\n"), 50);
     }
   }
 });`;
@@ -221,8 +222,18 @@ services:
       row.idleConnect.push(...idle.connects);
       row.idleLoop.push(await loopWatch());
       pinger.send({ start: true });
+      // when the proxy answered the batch's last part: after it, only the "apply" (the next state applied)
+      const call = t.client.callWithin.bind(t.client);
+      let lastPart = 0;
+      t.client.callWithin = (ms, op, ...a) =>
+        call(ms, op, ...a).then((r) => {
+          if (op === "applyPart") lastPart = Date.now();
+          return r as never;
+        });
       t0 = performance.now();
+      const wall0 = Date.now();
       const st = await runIpvsadm(["-R"], t, sink, err, { resolver: numericResolver, stdin: async () => text });
+      const wall1 = Date.now();
       row.proxy.push(performance.now() - t0);
       row.duringLoop.push(await loopWatch());
       await sleep(200);
@@ -230,6 +241,16 @@ services:
       const during = await pinger.next();
       row.during.push(...during.rtts);
       row.duringConnect.push(...during.connects);
+      // the new connects over 10 ms, by when they began: while the parts came, or in the apply after them
+      const slow = (during.connects as number[])
+        .map((ms, i) => ({ ms, at: (during.at as number[])[i] - wall0 }))
+        .filter((x) => x.ms > 10);
+      const inParts = slow.filter((x) => x.at < lastPart - wall0);
+      console.error(
+        `  parts answered by ${lastPart - wall0} ms, applied by ${wall1 - wall0} ms; connects over 10 ms: ` +
+          `${inParts.length} while the parts came (max ${Math.max(0, ...inParts.map((x) => x.ms)).toFixed(1)}), ` +
+          `${slow.length - inParts.length} after (max ${Math.max(0, ...slow.map((x) => x.ms)).toFixed(1)})`,
+      );
       if (st !== 0) throw new Error(`restore failed: ${err.s}`);
       console.error(
         `round ${r + 1}, ${n} lines: parse ${row.parse.at(-1)!.toFixed(0)} ms, -R --target proxy ` +

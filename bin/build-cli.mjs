@@ -14,7 +14,8 @@ const out = `${root}dist/cli`,
   tmp = `${out}.${process.pid}.tmp`,
   old = `${out}.${process.pid}.old`;
 await build({
-  entryPoints: { main: `${root}src/cli/main.ts` },
+  // the control socket's batch worker is a thread's entry (src/proxy/batch-host.ts loads it by its URL)
+  entryPoints: { main: `${root}src/cli/main.ts`, "batch-worker": `${root}src/proxy/batch-worker.ts` },
   outdir: tmp,
   bundle: true,
   splitting: true,

@@ -7,11 +7,12 @@ import * as net from "node:net";
 import { chmodSync, mkdirSync, unlinkSync, existsSync } from "node:fs";
 import { dirname } from "node:path";
 import type { IpvsTarget, TargetInfo, ServiceStatus, ConnectionEntry } from "../model/target.ts";
-import type { VirtualService, RealServer, IpvsTimeouts } from "../model/types.ts";
+import type { VirtualService, RealServer, IpvsTimeouts, DesiredState } from "../model/types.ts";
 import type { Proxy } from "./index.ts";
-import { type StateCommand, NextState, STATE_COMMANDS, StepError, nextState } from "./index.ts";
+import { type ProxyMode, type StateCommand, NextState, STATE_COMMANDS, StepError, nextState } from "./batch.ts";
 import { Slicer, drained, stringifyInSlices } from "./slice.ts";
 import { daemonsListing } from "./sync.ts";
+import { BatchWorker, type Staged } from "./batch-host.ts";
 import { type SyncDaemon, validateDaemon } from "../model/daemon.ts";
 import {
   type Problem,
@@ -57,6 +58,12 @@ export const MAX_BATCH = 1 << 20;
 // 75 kB; 2.5 ms at 1,000, which held the loop p99 5.5-7 ms of CPU during a restore instead of 4-4.7)
 export const MAX_PART = 250;
 
+// A line this long (about 50 commands of a batch) that does not continue a batch staged on the main thread
+// goes to the batch worker (batch-worker.ts) to be parsed and staged there, and so do the lines after it
+// while its batch lasts: a restore's parse, checks and next state then cost the main thread, which accepts
+// and schedules connections, nothing but the next state's diff and its application to the core.
+export const OFFLOAD_CHARS = 16384;
+
 type Check = (args: unknown[]) => Problem[];
 interface Handler {
   check: Check;
@@ -68,9 +75,16 @@ interface Handler {
 /** One control connection's batch being sent in parts ("applyPart" ... "apply"): each line stays small, so
  * no request holds the event loop for long while it is parsed, and each part is applied to the batch's next
  * state as it comes (only that state's objects live on). Dropped with the connection. */
-interface Session {
+export interface BatchSession {
   batch?: NextState;
   refused?: string;
+}
+interface Session extends BatchSession {
+  /** this connection's id in the batch worker */
+  sid: number;
+  /** the batch in progress is the worker's (begun from `remoteBase`); `batch`/`refused` are then unused */
+  remote?: boolean;
+  remoteBase?: DesiredState;
   turn: Promise<unknown>;
   // a reply being written in pieces (it waits for the reader between them): others wait, not interleave
   writing?: Promise<void>;
@@ -162,7 +176,13 @@ const batchArg: Check = (a) => {
 // Checks a part and applies it to the session's batch (the next state, beside the proxy's state when the
 // batch began); a refused part refuses the batch (later parts and the "apply" that ends it are answered with
 // the reason), so a pipelining client never applies half of one.
-async function stage(p: Proxy, s: Session, cmds: unknown[]): Promise<void> {
+export async function stage(
+  base: () => DesiredState,
+  mode: ProxyMode,
+  s: BatchSession,
+  cmds: unknown[],
+  slicer = new Slicer(),
+): Promise<void> {
   const staged = s.batch?.count ?? 0;
   if (s.refused === undefined && staged + cmds.length > MAX_BATCH) {
     s.refused = `a batch of more than ${MAX_BATCH} commands`;
@@ -170,7 +190,6 @@ async function stage(p: Proxy, s: Session, cmds: unknown[]): Promise<void> {
   }
   if (s.refused !== undefined) throw new Error(`apply: refused, nothing applied: ${s.refused}`);
   const problems: Problem[] = [];
-  const slicer = new Slicer();
   for (let i = 0; i < cmds.length && problems.length < 20; i++) {
     problems.push(...commandProblems(cmds[i], `args[0][${staged + i}]`));
     await slicer.pause();
@@ -183,7 +202,7 @@ async function stage(p: Proxy, s: Session, cmds: unknown[]): Promise<void> {
     s.batch = undefined;
     throw new Error(`apply: ${s.refused}`);
   }
-  s.batch ??= new NextState(p.desired, p.fw.mode);
+  s.batch ??= new NextState(base(), mode);
   try {
     await s.batch.add(cmds as StateCommand[], slicer);
   } catch (e) {
@@ -192,7 +211,8 @@ async function stage(p: Proxy, s: Session, cmds: unknown[]): Promise<void> {
     throw e;
   }
 }
-const BATCH_STALE =
+const workerFailed = (e: Error) => `the batch's worker thread failed (${e.message}); send the batch again`;
+export const BATCH_STALE =
   "apply: refused, nothing applied: the proxy's table changed while the batch came (a reload or another " +
   "client's change); send the batch again";
 const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as Record<string, Handler>, {
@@ -253,7 +273,7 @@ const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as R
     check: batchArg,
     run: (p: Proxy, [cmds]: [unknown[]], s: Session) =>
       inTurn(s, async () => {
-        await stage(p, s, cmds);
+        await stage(() => p.desired, p.fw.mode, s, cmds);
         return { staged: s.batch?.count ?? 0 };
       }),
   },
@@ -265,7 +285,7 @@ const HANDLERS: Record<string, Handler> = Object.assign(Object.create(null) as R
       return inTurn(s, async () => {
         let batch: NextState;
         try {
-          await stage(p, s, cmds);
+          await stage(() => p.desired, p.fw.mode, s, cmds);
           batch = s.batch ?? new NextState(p.desired, p.fw.mode);
         } finally {
           // the batch ends here either way
@@ -385,10 +405,25 @@ export function parseRequest(line: string): {
 
 export class ControlServer {
   private conns = new Set<net.Socket>();
+  private sessions = new Set<Session>();
+  private sids = 0;
+  /** where large batches are parsed and staged (started with the first one) */
+  readonly worker: BatchWorker;
   private constructor(
     readonly server: net.Server,
     readonly path: string,
-  ) {}
+  ) {
+    // a worker that dies refuses every batch it held: their later parts and their "apply" say so
+    this.worker = new BatchWorker((e) => {
+      for (const s of this.sessions)
+        if (s.remote) {
+          s.remote = false;
+          s.remoteBase = undefined;
+          s.batch = undefined;
+          s.refused = workerFailed(e);
+        }
+    });
+  }
 
   static async listen(p: Proxy, path: string): Promise<ControlServer> {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -425,9 +460,14 @@ export class ControlServer {
 
   private serve(p: Proxy, sock: net.Socket) {
     this.conns.add(sock);
-    sock.on("close", () => this.conns.delete(sock));
+    const session: Session = { sid: ++this.sids, turn: Promise.resolve() };
+    this.sessions.add(session);
+    sock.on("close", () => {
+      this.conns.delete(sock);
+      this.sessions.delete(session);
+      this.worker.close(session.sid);
+    });
     sock.on("error", () => {});
-    const session: Session = { turn: Promise.resolve() };
     // Lines are handled one per turn of the event loop: one read can bring many (a pipelined restore's parts,
     // 75 kB each), and parsing them in one go would hold the loop; many waiting pause the reads. The line after
     // a batch's part (or its end) is read once that part is answered: parsed as they came, the parts waited
@@ -490,9 +530,54 @@ export class ControlServer {
 
   // Answers one request line; for a batch's part (or its end), the promise of its answer.
   private handle(p: Proxy, sock: net.Socket, line: string, session: Session): Promise<void> | undefined {
+    const local = session.batch !== undefined || session.refused !== undefined;
+    if (session.remote || (!local && line.length >= OFFLOAD_CHARS)) return this.offload(p, sock, line, session);
     const req = parseRequest(line);
     const answered = this.answer(p, sock, req, session);
     return req.op === "applyPart" || req.op === "apply" ? answered : undefined;
+  }
+
+  // A line through the batch worker: a batch's part or end is answered from there (an "apply" with the next
+  // state the worker built, applied here as a local batch's is); any other line is handled here, as before.
+  private async offload(p: Proxy, sock: net.Socket, line: string, s: Session): Promise<void> {
+    const begin = !s.remote;
+    const base = begin ? p.desired : s.remoteBase!;
+    let done: Staged;
+    try {
+      done = await this.worker.send(s.sid, line, p.fw.mode, base, begin);
+    } catch (e) {
+      // the worker failed: the batch this line belongs to (or began) is refused, nothing of it applied
+      const req = parseRequest(line);
+      if (req.op !== "applyPart" && req.op !== "apply") return void this.answer(p, sock, req, s);
+      s.remote = false;
+      s.remoteBase = undefined;
+      s.batch = undefined;
+      s.refused = req.op === "applyPart" ? workerFailed(e as Error) : undefined;
+      const run = () => Promise.reject(new Error(`apply: refused, nothing applied: ${workerFailed(e as Error)}`));
+      return this.answer(p, sock, { ...req, handler: { check: none, run } }, s);
+    }
+    if (done.notBatch) return void this.answer(p, sock, parseRequest(line), s);
+    const began = base;
+    s.remote = done.op === "applyPart"; // an "apply" ends the batch, refused or not
+    s.remoteBase = s.remote ? base : undefined;
+    const run = async () => {
+      if (!done.ok) throw done.step === undefined ? new Error(done.error) : new StepError(done.step, done.error!);
+      if (done.op === "applyPart") return done.result;
+      const next = done.next!;
+      try {
+        await p.change((d) => {
+          // checked against the state it began from, as a local batch is
+          if (d !== began) throw new Error(BATCH_STALE);
+          if (done.problems !== undefined) throw new Error(done.problems);
+          return next;
+        }, true);
+      } finally {
+        if (p.desired === next) this.worker.adopt(done);
+        else this.worker.forget(done);
+      }
+      return done.result;
+    };
+    return this.answer(p, sock, { id: done.id, op: done.op, args: [], handler: { ...HANDLERS[done.op!], run } }, s);
   }
 
   private async answer(p: Proxy, sock: net.Socket, req: ReturnType<typeof parseRequest>, session: Session) {
@@ -517,6 +602,7 @@ export class ControlServer {
 
   async close(): Promise<void> {
     for (const s of this.conns) s.destroy();
+    await this.worker.terminate();
     await new Promise<void>((r) => this.server.close(() => r()));
     try {
       unlinkSync(this.path);

@@ -1,0 +1,136 @@
+// The control socket's batch worker: a large batch's lines ("applyPart" ... "apply", a restore's) are parsed,
+// checked and applied to the batch's next state here, off the main thread, which accepts and schedules the
+// connections. This thread lowers its own priority (nice 19: Linux applies it per thread), so that the main
+// thread, asleep while this one works, is run first when a connection comes (docs/proxy.md, issue 15 round
+// 5). The same code as on the main thread (control.ts parseRequest and stage, batch.ts NextState), so the
+// checks and their messages are the same. Messages: see batch-host.ts.
+import { readlinkSync } from "node:fs";
+import { setPriority } from "node:os";
+import { parentPort } from "node:worker_threads";
+import type { DesiredState, IpvsTimeouts, VirtualService } from "../model/types.ts";
+import { formatProblems } from "../model/validate.ts";
+import { NextState, StepError, proxyStateProblemsInSlices } from "./batch.ts";
+import { BATCH_STALE, type BatchSession, parseRequest, stage } from "./control.ts";
+import { Slicer } from "./slice.ts";
+import { BATCH_WORKER_NICE, CHUNK, type Done, type ToWorker } from "./batch-host.ts";
+
+try {
+  // "PID/task/TID": the thread's own id, which setpriority(PRIO_PROCESS) takes for that thread alone
+  const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+  if (tid > 0) setPriority(tid, BATCH_WORKER_NICE);
+} catch {
+  /* not Linux: the worker still takes the work off the main thread */
+}
+
+const port = parentPort!;
+const sessions = new Map<number, BatchSession>();
+const bases = new Map<number, DesiredState>();
+let incoming: { id: number; services: VirtualService[]; timeouts?: IpvsTimeouts } | undefined;
+// nothing else runs on this thread: long stretches (a message to drop a session waits at most this long)
+const slicer = () => new Slicer(50);
+
+async function line(m: Extract<ToWorker, { t: "line" }>): Promise<Done> {
+  const req = parseRequest(m.line);
+  if (req.error !== undefined || (req.op !== "applyPart" && req.op !== "apply")) return { rid: m.rid, notBatch: true };
+  let s = sessions.get(m.sid);
+  if (!s) sessions.set(m.sid, (s = {}));
+  const base = () => {
+    const b = bases.get(m.base);
+    if (!b) throw new Error(BATCH_STALE); // not expected: the main thread forgets a base only once it is replaced
+    return b;
+  };
+  const cmds = req.args![0] as unknown[];
+  try {
+    if (req.op === "applyPart") {
+      await stage(base, m.mode, s, cmds, slicer());
+      return { rid: m.rid, id: req.id, op: req.op, ok: true, result: { staged: s.batch?.count ?? 0 } };
+    }
+    let batch: NextState;
+    try {
+      await stage(base, m.mode, s, cmds, slicer());
+      batch = s.batch ?? new NextState(base(), m.mode);
+    } finally {
+      sessions.delete(m.sid); // the batch ends here either way
+    }
+    const next = batch.state();
+    const problems = await proxyStateProblemsInSlices(next, slicer());
+    // the next state as a diff: a service the batch left alone is the base's (by its index there), the others
+    // as JSON in chunks, all in one buffer moved (not copied) to the main thread, which parses a chunk a step
+    const at = new Map<VirtualService, number>();
+    batch.base.services.forEach((x, i) => at.set(x, i));
+    const order = new Int32Array(next.services.length);
+    const texts: Buffer[] = [];
+    let chunk: VirtualService[] = [];
+    for (let i = 0; i <= next.services.length; i++) {
+      const svc = next.services[i];
+      if (i < next.services.length) {
+        order[i] = at.get(svc) ?? -1;
+        if (order[i] >= 0) continue;
+        chunk.push(svc);
+      }
+      if (chunk.length === CHUNK || (i === next.services.length && chunk.length)) {
+        texts.push(Buffer.from(JSON.stringify(chunk)));
+        chunk = [];
+      }
+    }
+    const bytes = new Uint8Array(texts.reduce((n, b) => n + b.length, 0));
+    const ends = new Int32Array(texts.length);
+    let end = 0;
+    texts.forEach((b, k) => {
+      bytes.set(b, end);
+      ends[k] = end += b.length;
+    });
+    bases.set(m.newId, next);
+    const same = next.timeouts === batch.base.timeouts;
+    return {
+      rid: m.rid,
+      id: req.id,
+      op: req.op,
+      ok: true,
+      result: { applied: batch.count },
+      state: { order, bytes: bytes.buffer, ends, timeoutsSame: same, timeouts: same ? undefined : next.timeouts },
+      problems: problems.length ? formatProblems(problems) : undefined,
+    };
+  } catch (e) {
+    const step = e instanceof StepError ? e.step : undefined;
+    return { rid: m.rid, id: req.id, op: req.op, ok: false, error: (e as Error).message, step };
+  }
+}
+
+let turn: Promise<unknown> = Promise.resolve();
+port.on("message", (m: ToWorker) => {
+  // a test's: the worker dies at once, as an uncaught error would kill it
+  if (m.t === "crash") throw new Error("batch worker: asked to fail (a test)");
+  // one message at a time, in the order they came (a line's staging yields)
+  turn = turn
+    .then(async () => {
+      switch (m.t) {
+        case "base":
+          if (!incoming || incoming.id !== m.id) incoming = { id: m.id, services: [] };
+          for (const x of JSON.parse(m.services) as VirtualService[]) incoming.services.push(x);
+          if (m.last) {
+            const services = incoming.services;
+            bases.set(m.id, m.timeouts ? { services, timeouts: m.timeouts } : { services });
+            incoming = undefined;
+          }
+          break;
+        case "line": {
+          const done = await line(m);
+          port.postMessage({ t: "done", ...done }, done.state ? [done.state.bytes] : []);
+          break;
+        }
+        case "forget":
+          bases.delete(m.id);
+          break;
+        case "close":
+          sessions.delete(m.sid);
+          break;
+      }
+    })
+    .catch((e) => {
+      // not expected (a line's errors are its answer): the worker dies, and the batches it held are refused
+      setImmediate(() => {
+        throw e;
+      });
+    });
+});
