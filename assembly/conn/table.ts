@@ -448,15 +448,14 @@ function wheelUnlink(i: u32): void {
 // expiry checks each entry's own time.
 //
 // One exception (round 6, docs/conn-table.md): an entry with a long timeout (ESTABLISHED, UDP: more than
-// LAZY_MIN_TIMEOUT_MS) whose expiry moved later by at most LAZY_TICKS stays in its slot. An established
-// flow's every packet pushed its expiry a little later and so moved it (a slot's word, two chunks and two
-// position words, most of them cold at 100k flows); now it moves once its expiry has drifted a second. An
-// entry is never filed later than its expiry, only earlier, so it expires in the same advance() call as
-// before: advance() finds it not yet due when its early slot comes round and files it where it is due
-// then (one more visit, once, for a flow gone idle). Shorter timeouts (SYN_RECV, TIME_WAIT) move as before:
-// those entries mostly expire, and the simulator's SYN-then-RST traffic paid for the second visit (1.05-1.08×
-// the time per connection with every entry lazy).
-const LAZY_TICKS: i64 = 64; // 1 s of 16 ms ticks
+// LAZY_MIN_TIMEOUT_MS) whose expiry moved later stays in its slot. An established flow's every packet
+// pushed its expiry a little later and so moved it (a slot's word, two chunks and two position words, most
+// of them cold at 100k flows). An entry is never filed later than its expiry, only earlier, so it expires
+// in the same advance() call as before: advance() finds it not yet due when its early slot comes round
+// and files it where it is due then (a visit once per timeout for a busy flow, once for one gone idle). An
+// expiry moved earlier moves the entry at once. Shorter timeouts (SYN_RECV, TIME_WAIT) move as before:
+// those entries mostly expire, and the simulator's SYN-then-RST traffic paid for the second visit
+// (1.05-1.08x the time per connection with every entry lazy).
 const LAZY_MIN_TIMEOUT_MS: u32 = 120000;
 export function arm(i: u32, now: i64): void {
   const e = E(i);
@@ -467,7 +466,7 @@ export function arm(i: u32, now: i64): void {
   if (t <= wheelTick) t = wheelTick + 1;
   const wt = <i64>entWheelTick(e);
   if (t == wt) return;
-  if (t > wt && t <= wt + LAZY_TICKS && entTimeout(e) > LAZY_MIN_TIMEOUT_MS) return;
+  if (t > wt && entTimeout(e) > LAZY_MIN_TIMEOUT_MS) return;
   wheelUnlink(i);
   wheelLink(i, t);
 }
