@@ -464,9 +464,11 @@ export function arm(i: u32, now: i64): void {
   if (entFlags(e) & CF_ONE_PACKET) return; // never filed: freed after its one packet
   let t = exp / TICK_MS;
   if (t <= wheelTick) t = wheelTick + 1;
-  const wt = <i64>entWheelTick(e);
-  if (t == wt) return;
-  if (t > wt && entTimeout(e) > LAZY_MIN_TIMEOUT_MS) return;
+  // ticks as the entry holds them (u32; compared by their difference, which stays below 2^31)
+  const tt = <u32>t,
+    wt = entWheelTick(e);
+  if (tt == wt) return;
+  if (<i32>(tt - wt) > 0 && entTimeout(e) > LAZY_MIN_TIMEOUT_MS) return;
   wheelUnlink(i);
   wheelLink(i, t);
 }
