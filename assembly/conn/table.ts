@@ -794,7 +794,7 @@ function touchEntries(n: u32): void {
     if (h != 0 && h != unchecked(pfB[k]) + 1) acc += entNext(E(h - 1), 0);
   }
   keep(acc);
-  touchDests(n);
+  touchDests(n, true);
 }
 
 // Runs the clock forward to now, expiring what is due. Returns how many entries were freed.
