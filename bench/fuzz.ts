@@ -404,6 +404,7 @@ export async function runFuzz(opts: FuzzOptions = {}): Promise<FuzzStats> {
     core.u8.set(L.area, batch.data);
     describe(r, batch, L, m);
     core.x.packetSetPrefetch(r.int(3) - 1); // the lookup pre-pass too (auto / off / on)
+    core.x.packetSetFwmarkTwins(r.int(2)); // and packet mode's fwmark-queue twins rule (conn/in.ts), on or off
     const done = core.x.processBatch(m, now);
     if (done !== m) throw new Error(`processBatch ran ${done} of ${m}`);
     checkBatch(core, batch, L, m, stats, seed);
