@@ -28,6 +28,19 @@ test.after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+// A proxy that must refuse to start: its error (it is stopped again if it started)
+async function startRefused(cfg: ReturnType<typeof parseConfig>): Promise<Error> {
+  const e = await Proxy.start(cfg, { log: silentLogger() }).then(
+    async (q) => {
+      await q.stop();
+      return undefined;
+    },
+    (x: Error) => x,
+  );
+  assert.instance(e, Error, "socket mode did not start");
+  return e as Error;
+}
+
 async function ipvsadm(...argv: string[]): Promise<{ status: number; err: string }> {
   const t = await ProxyTarget.open(ctl, 10000);
   const sink = () => {
@@ -102,15 +115,8 @@ test(
       );
     const cfg = parseConfig(svc(", persistent: 60"));
     assert.is(cfg.state.services[0].port, 0);
-    const e = await Proxy.start(cfg, { log: silentLogger() }).then(
-      async (q) => {
-        await q.stop();
-        return undefined;
-      },
-      (x: Error) => x,
-    );
-    assert.instance(e, Error, "socket mode did not start");
-    assert.match((e as Error).message, "port 0 (all ports) services work in packet mode (--mode packet)");
+    const e = await startRefused(cfg);
+    assert.match(e.message, "port 0 (all ports) services work in packet mode (--mode packet)");
   },
 );
 
@@ -143,15 +149,8 @@ test(
       ["{ fwmark: 7 }\n  - { fwmark: 7 }", /duplicate service fwmark 7 inet/],
     ] as const)
       assert.throws(() => parseConfig(`${head}  - ${svc}\n`), want, svc);
-    const e = await Proxy.start(cfg, { log: silentLogger() }).then(
-      async (q) => {
-        await q.stop();
-        return undefined;
-      },
-      (x: Error) => x,
-    );
-    assert.instance(e, Error, "socket mode did not start");
-    assert.match((e as Error).message, "fwmark services work in packet mode (--mode packet)");
+    const e = await startRefused(cfg);
+    assert.match(e.message, "fwmark services work in packet mode (--mode packet)");
   },
 );
 

@@ -19,39 +19,20 @@ interface Row {
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
+// The target when nothing was measured, and why
+const unmeasured = (status: "SKIP" | "MISS", note: string): GroupResult => ({
+  figures: [],
+  targets: [{ id: "packet-io", target: "packet mode ≥ 1 Mpps per core", measured: "-", status, note }],
+  svgs: {},
+});
+
 export async function benchPacketIo(ctx: Ctx): Promise<GroupResult> {
-  if (process.getuid?.() !== 0)
-    return {
-      figures: [],
-      targets: [
-        {
-          id: "packet-io",
-          target: "packet mode ≥ 1 Mpps per core",
-          measured: "-",
-          status: "SKIP",
-          note: "needs root (namespaces, raw sockets)",
-        },
-      ],
-      svgs: {},
-    };
+  if (process.getuid?.() !== 0) return unmeasured("SKIP", "needs root (namespaces, raw sockets)");
   const reps = ctx.quick ? 1 : 3,
     seconds = ctx.quick ? 1 : 3;
   const args = ["--import", "tsx", "bench/packet-mode.ts", `--reps=${reps}`, `--seconds=${seconds}`, "--batches=256"];
   const r = spawnSync(process.execPath, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
-  if (r.status !== 0)
-    return {
-      figures: [],
-      targets: [
-        {
-          id: "packet-io",
-          target: "packet mode ≥ 1 Mpps per core",
-          measured: "-",
-          status: "MISS",
-          note: `bench/packet-mode.ts failed (exit ${r.status}): its output is above`,
-        },
-      ],
-      svgs: {},
-    };
+  if (r.status !== 0) return unmeasured("MISS", `bench/packet-mode.ts failed (exit ${r.status}): its output is above`);
   const j = JSON.parse(readFileSync(`${root}/report/packet-mode.json`, "utf8"));
   const rows = j.results as Row[];
   const cost = (x: Row) => (x.io === "kernel" ? x.softirqNsPerPkt : x.cpuNsPerPkt + x.softirqNsPerPkt);
