@@ -698,10 +698,14 @@ test("bench/listing.ts: the CLI lists every real server of a proxy; bad options:
 const throughWorker =
   "a large batch through the batch worker: at nice 19, the same answers; a worker that dies mid-batch " +
   "refuses it, nothing applied";
+// add-service commands for a batch: service i on its own address, parts of n from a given i
+function batchCommands(port: number) {
+  const cmd = (i: number) => ({ kind: "add-service", service: { ...svc(port), addr: `127.81.${i >> 8}.${i & 255}` } });
+  return { cmd, part: (from: number, n: number) => Array.from({ length: n }, (_, i) => cmd(from + i)) };
+}
 test(throughWorker, async () => {
   const port = await freePort();
-  const cmd = (i: number) => ({ kind: "add-service", service: { ...svc(port), addr: `127.81.${i >> 8}.${i & 255}` } });
-  const part = (from: number, n: number) => Array.from({ length: n }, (_, i) => cmd(from + i));
+  const { cmd, part } = batchCommands(port);
   const w = p.control!.worker;
   const n = p.desired.services.length;
   // parts over OFFLOAD_CHARS go to the worker; a small "apply" ends the batch there too
@@ -777,79 +781,89 @@ test(throughWorker, async () => {
   } finally {
     racing.destroy();
   }
-  // hostile lines of 16 kB and more go to the worker first: answered as the main thread answers them
-  const pad = "x".repeat(20000);
-  const withProto = `${JSON.stringify(part(6300, 300)).slice(0, -1)},{"kind":"flush","__proto__":{"x":1}}]`;
-  const long = await raw(
-    [
-      `{"id":"garbage","op":"applyPart","args":[[${pad}`,
-      JSON.stringify({ id: "ok", op: "applyPart", args: [part(6000, 300)] }),
-      JSON.stringify({ id: "pad", op: "applyPart", args: [[]], pad }),
-      JSON.stringify({ id: "ctor", op: "constructor", args: [pad] }),
-      `{"id":"protokey","op":"applyPart","args":[${withProto}]}`,
-      JSON.stringify({ id: "types", op: "applyPart", args: [[{ kind: "add-service", service: pad }]] }),
-      JSON.stringify({ id: "info", op: "info", args: [], pad }),
-      JSON.stringify({ id: "deep", op: "apply", args: [[[[[[[[[[pad]]]]]]]]]] }),
-      JSON.stringify({ id: "end", op: "apply", args: [[]] }),
-    ],
-    60000,
-  );
-  const at = (id: unknown) => long.find((x) => x.id === id);
-  assert.is(long.length, 9, "every line answered once");
-  assert.match(long.find((x) => x.id === null && /not JSON/.test(x.error))?.error, /request is not JSON/);
-  assert.equal(at("ok").result, { staged: 300 });
-  assert.match(at("pad").error, /unknown request field 'pad'/);
-  assert.match(at("ctor").error, /unknown operation the string "constructor"/);
-  // a "__proto__" key in JSON text is an own field: named, the batch refused
-  assert.match(at("protokey").error, /^apply: args\[0\]\[600\]\.__proto__: unknown field for flush/);
-  assert.match(at("types").error, /refused, nothing applied: args\[0\]\[600\]\.__proto__/);
-  assert.match(at("info").error, /unknown request field 'pad'/);
-  assert.match(long.find((x) => x.id === null && /nests/.test(x.error))?.error, /nests deeper than 8 levels/);
-  assert.match(at("end").error, /refused, nothing applied: args\[0\]\[600\]\.__proto__/);
-  assert.is(p.desired.services.length, n + 302, "none of it applied");
-  // the worker dies between two parts: the part after it, and the apply, are refused; nothing applied
-  const before = JSON.stringify(p.desired);
-  const s = net.connect(ctl);
-  s.setEncoding("utf8");
-  let buf = "";
-  const answers: any[] = [];
-  let wake = () => {};
-  s.on("data", (d: string) => {
-    buf += d;
-    let nl: number;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      answers.push(JSON.parse(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-    }
-    wake();
-  });
-  const answer = async (k: number) => {
-    while (answers.length < k) await new Promise<void>((r) => (wake = r));
-    return answers[k - 1];
-  };
-  try {
-    s.write(`${JSON.stringify({ id: 0, op: "applyPart", args: [part(3000, 300)] })}\n`);
-    assert.equal((await answer(1)).result, { staged: 300 });
-    const started = w.started;
-    w.crash();
-    s.write(`${JSON.stringify({ id: 1, op: "applyPart", args: [part(3300, 300)] })}\n`);
-    assert.match(
-      (await answer(2)).error,
-      /^apply: refused, nothing applied: the batch.s worker thread failed \(.*asked to fail \(a test\).*\); send the/,
-      JSON.stringify(answers[1]),
-    );
-    s.write(`${JSON.stringify({ id: 2, op: "apply", args: [part(3600, 300)] })}\n`);
-    assert.match((await answer(3)).error, /^apply: refused, nothing applied: the batch's worker thread failed/);
-    assert.is(JSON.stringify(p.desired), before, "the table unchanged");
-    // the next batch on the same connection starts a new worker, and applies
-    s.write(`${JSON.stringify({ id: 3, op: "apply", args: [part(4000, 300)] })}\n`);
-    assert.equal((await answer(4)).result, { applied: 300 });
-    assert.is(w.started, started + 1);
-    assert.is(p.desired.services.length, n + 602);
-  } finally {
-    s.destroy();
-  }
-  assert.is((await ask({ id: 1, op: "flush" })).ok, true);
 });
+
+test(
+  "the batch worker: hostile lines of 16 kB and more answered as on the main thread; a worker killed between " +
+    "two parts refuses the batch, nothing applied, and the next batch applies",
+  async () => {
+    const { part } = batchCommands(await freePort());
+    const w = p.control!.worker;
+    const n = p.desired.services.length - 302;
+    // hostile lines of 16 kB and more go to the worker first: answered as the main thread answers them
+    const pad = "x".repeat(20000);
+    const withProto = `${JSON.stringify(part(6300, 300)).slice(0, -1)},{"kind":"flush","__proto__":{"x":1}}]`;
+    const long = await raw(
+      [
+        `{"id":"garbage","op":"applyPart","args":[[${pad}`,
+        JSON.stringify({ id: "ok", op: "applyPart", args: [part(6000, 300)] }),
+        JSON.stringify({ id: "pad", op: "applyPart", args: [[]], pad }),
+        JSON.stringify({ id: "ctor", op: "constructor", args: [pad] }),
+        `{"id":"protokey","op":"applyPart","args":[${withProto}]}`,
+        JSON.stringify({ id: "types", op: "applyPart", args: [[{ kind: "add-service", service: pad }]] }),
+        JSON.stringify({ id: "info", op: "info", args: [], pad }),
+        JSON.stringify({ id: "deep", op: "apply", args: [[[[[[[[[[pad]]]]]]]]]] }),
+        JSON.stringify({ id: "end", op: "apply", args: [[]] }),
+      ],
+      60000,
+    );
+    const at = (id: unknown) => long.find((x) => x.id === id);
+    assert.is(long.length, 9, "every line answered once");
+    assert.match(long.find((x) => x.id === null && /not JSON/.test(x.error))?.error, /request is not JSON/);
+    assert.equal(at("ok").result, { staged: 300 });
+    assert.match(at("pad").error, /unknown request field 'pad'/);
+    assert.match(at("ctor").error, /unknown operation the string "constructor"/);
+    // a "__proto__" key in JSON text is an own field: named, the batch refused
+    assert.match(at("protokey").error, /^apply: args\[0\]\[600\]\.__proto__: unknown field for flush/);
+    assert.match(at("types").error, /refused, nothing applied: args\[0\]\[600\]\.__proto__/);
+    assert.match(at("info").error, /unknown request field 'pad'/);
+    assert.match(long.find((x) => x.id === null && /nests/.test(x.error))?.error, /nests deeper than 8 levels/);
+    assert.match(at("end").error, /refused, nothing applied: args\[0\]\[600\]\.__proto__/);
+    assert.is(p.desired.services.length, n + 302, "none of it applied");
+    // the worker dies between two parts: the part after it, and the apply, are refused; nothing applied
+    const before = JSON.stringify(p.desired);
+    const s = net.connect(ctl);
+    s.setEncoding("utf8");
+    let buf = "";
+    const answers: any[] = [];
+    let wake = () => {};
+    s.on("data", (d: string) => {
+      buf += d;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        answers.push(JSON.parse(buf.slice(0, nl)));
+        buf = buf.slice(nl + 1);
+      }
+      wake();
+    });
+    const answer = async (k: number) => {
+      while (answers.length < k) await new Promise<void>((r) => (wake = r));
+      return answers[k - 1];
+    };
+    try {
+      s.write(`${JSON.stringify({ id: 0, op: "applyPart", args: [part(3000, 300)] })}\n`);
+      assert.equal((await answer(1)).result, { staged: 300 });
+      const started = w.started;
+      w.crash();
+      s.write(`${JSON.stringify({ id: 1, op: "applyPart", args: [part(3300, 300)] })}\n`);
+      assert.match(
+        (await answer(2)).error,
+        /^apply: refused, nothing applied: the batch.s worker thread failed \(.*asked to fail \(a test\).*\); send the/,
+        JSON.stringify(answers[1]),
+      );
+      s.write(`${JSON.stringify({ id: 2, op: "apply", args: [part(3600, 300)] })}\n`);
+      assert.match((await answer(3)).error, /^apply: refused, nothing applied: the batch's worker thread failed/);
+      assert.is(JSON.stringify(p.desired), before, "the table unchanged");
+      // the next batch on the same connection starts a new worker, and applies
+      s.write(`${JSON.stringify({ id: 3, op: "apply", args: [part(4000, 300)] })}\n`);
+      assert.equal((await answer(4)).result, { applied: 300 });
+      assert.is(w.started, started + 1);
+      assert.is(p.desired.services.length, n + 602);
+    } finally {
+      s.destroy();
+    }
+    assert.is((await ask({ id: 1, op: "flush" })).ok, true);
+  },
+);
 
 test.run();

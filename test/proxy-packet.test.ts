@@ -589,19 +589,31 @@ print(" ".join(got))
     },
   );
 
+  // fwmark services: an address no address:port service has, routed to the balancer by the client's default
+  // route, marked by the operator's iptables rules; the three tests below run in order on one proxy
+  const fwmVip = "10.232.100.7";
+  const mangle = (...a: string[]) => nsx(NS.lb, ["iptables", "-w", "5", "-t", "mangle", ...a]);
+  const fwm = {
+    fwmark: 7,
+    scheduler: "rr",
+    realServers: [
+      { addr: A.be[0], port: 8080, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 },
+      { addr: A.be[2], port: 8080, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 },
+    ],
+  };
+  let fwmRouted0 = 0;
+
   test(
     "fwmark services: packets an iptables MARK rule marked come through the netfilter queue with their mark; " +
       "two ports of one address reach the mark's real servers (masq, replies back through wasmvs), the " +
-      "kernel's copies are dropped, and the queue rules go with the last fwmark service",
+      "kernel's copies are dropped",
     async () => {
-      const vip = "10.232.100.7"; // routed to the balancer by the client's default route; no service has it
-      const mangle = (...a: string[]) => nsx(NS.lb, ["iptables", "-w", "5", "-t", "mangle", ...a]);
       // the operator's rule, as for the kernel's IPVS
       mangle(
         "-A",
         "PREROUTING",
         "-d",
-        vip,
+        fwmVip,
         "-p",
         "tcp",
         "-m",
@@ -613,20 +625,12 @@ print(" ".join(got))
         "--set-mark",
         "7",
       );
-      const fwm = {
-        fwmark: 7,
-        scheduler: "rr",
-        realServers: [
-          { addr: A.be[0], port: 8080, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 },
-          { addr: A.be[2], port: 8080, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 },
-        ],
-      };
-      const routed0 = kernelAnswers().routed;
+      fwmRouted0 = kernelAnswers().routed;
       await ctl.call("addService", fwm);
       assert.match(mangle("-S", "PREROUTING"), /-A PREROUTING -j WASMVS-FWMARK\n?$/, "the jump comes after the MARK");
       const conns: any[] = [
-        ...(await client.call<any[]>("openSeq", vip, 80, 4, true)),
-        ...(await client.call<any[]>("openSeq", vip, 81, 2, true)),
+        ...(await client.call<any[]>("openSeq", fwmVip, 80, 4, true)),
+        ...(await client.call<any[]>("openSeq", fwmVip, 81, 2, true)),
       ];
       for (const c of conns) assert.ok("h" in c, `connect through the fwmark service failed: ${JSON.stringify(c)}`);
       assert.equal(
@@ -650,35 +654,28 @@ print(" ".join(got))
       assert.ok(st.io.rxQueuePackets >= 6 * 3, `every packet of the clients came marked: ${st.io.rxQueuePackets}`);
       assert.is(st.io.rxQueueOversize + st.io.rxQueueOverruns + st.io.rxQueueErrors, 0);
       assert.is(st.drops.queue_full ?? 0, 0, "the kernel's queue never overflowed");
-      // the kernel's own counts are read from its table, this queue's line only
-      const proc = "  1  4242  0 2 65531 5 6 99 1\n22355  24172     0 2 65531 664310     7   222346  1\n";
-      assert.equal(
-        queueKernelDrops(22355, () => proc),
-        { full: 664310, unsent: 7 },
-      );
-      assert.is(
-        queueKernelDrops(9, () => proc),
-        undefined,
-      );
-      assert.is(
-        queueKernelDrops(1, () => "garbage\n\n"),
-        undefined,
-      );
       const ln: any[] = await ctl.call("services");
       const svc = ln.find((x) => x.fwmark === 7);
       assert.equal(
         svc.realServers.map((r: any) => Number(r.stats.conns)),
         [3, 3],
       );
+    },
+  );
+
+  test(
+    "fwmark services over UDP: 20 datagrams on one flow, each seen once by the real server and answered " +
+      "once, though each comes twice (the tap's copy, then the queue's)",
+    async () => {
       // UDP, 20 datagrams on one flow: each packet comes twice (the tap's copy, then the queue's); the real server
       // must see each once, and the client one answer each, from the address it sent to
-      mangle("-A", "PREROUTING", "-d", vip, "-p", "udp", "--dport", "53", "-j", "MARK", "--set-mark", "9");
+      mangle("-A", "PREROUTING", "-d", fwmVip, "-p", "udp", "--dport", "53", "-j", "MARK", "--set-mark", "9");
       await ctl.call("addService", { ...fwm, fwmark: 9, realServers: [{ ...fwm.realServers[0], port: 5353 }] });
       const udp0 = (await be1.call<any>("counts"))[`udp ${A.be[0]}:5353`].udpPackets;
       const py = `import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(1)
-s.connect(("${vip}", 53))
+s.connect(("${fwmVip}", 53))
 got = 0
 for i in range(20):
     s.send(b"q%d" % i)
@@ -694,6 +691,13 @@ print(got)
       assert.is(nsx(NS.client, ["python3", "-c", py]).trim(), "20", "20 answers, none twice");
       assert.is((await be1.call<any>("counts"))[`udp ${A.be[0]}:5353`].udpPackets - udp0, 20, "each datagram once");
       await ctl.call("deleteService", { fwmark: 9 });
+    },
+  );
+
+  test(
+    "fwmark services over IPv6 (ip6tables, family: inet6), the balancer's kernel routed nothing, and the " +
+      "queue rules go with the last fwmark service",
+    async () => {
       // IPv6: a mark of its own, its service `family: inet6`, through ip6tables and the same queue
       const vip6 = "fd32:100::7";
       nsx(NS.lb, [
@@ -734,7 +738,7 @@ print(got)
       );
       await client.call("closeAll");
       await sleep(200);
-      assert.is(kernelAnswers().routed - routed0, 0, "the balancer's kernel routed none of the packets or replies");
+      assert.is(kernelAnswers().routed - fwmRouted0, 0, "the balancer's kernel routed none of the packets or replies");
       await ctl.call("deleteService", { fwmark: 8, family: "inet6" });
       assert.not.match(nsx(NS.lb, ["ip6tables", "-t", "mangle", "-S", "PREROUTING"]), "WASMVS-FWMARK");
       await ctl.call("deleteService", { fwmark: 7 });
@@ -758,6 +762,20 @@ print(got)
       assert.throws(() => addon.openQueue(a, 22357), /already bound: 22356/);
       assert.throws(() => addon.openQueue(b, 22356), /binding netfilter queue 22356: .*another program has bound/);
       assert.is(addon.stats(a).queueNum, 22356);
+      // the kernel's own counts are read from its table, this queue's line only
+      const proc = "  1  4242  0 2 65531 5 6 99 1\n22355  24172     0 2 65531 664310     7   222346  1\n";
+      assert.equal(
+        queueKernelDrops(22355, () => proc),
+        { full: 664310, unsent: 7 },
+      );
+      assert.is(
+        queueKernelDrops(9, () => proc),
+        undefined,
+      );
+      assert.is(
+        queueKernelDrops(1, () => "garbage\n\n"),
+        undefined,
+      );
       assert.is(addon.stats(b).queueNum, -1);
     } finally {
       addon.close(a);

@@ -95,6 +95,10 @@ export let fwmarkTwins: bool = false;
 export function setFwmarkTwins(on: bool): void {
   fwmarkTwins = on;
 }
+@inline function notOurs(): i32 {
+  resultConn = -1;
+  return V_NOT_OURS;
+}
 function ofFwmarkService(i: u32): bool {
   const id = entDest(E(i));
   if (id < 0) return false;
@@ -363,10 +367,7 @@ export function inbound(len: u32, now: i64): i32 {
     pkt.dport,
     false,
   );
-  if (c >= 0 && fwmarkTwins && pkt.mark == 0 && ofFwmarkService(<u32>c)) {
-    resultConn = -1;
-    return V_NOT_OURS;
-  }
+  if (c >= 0 && fwmarkTwins && pkt.mark == 0 && ofFwmarkService(<u32>c)) return notOurs();
   // connection reuse: a new SYN on an old entry (conn_reuse_mode, expire_nodest_conn). A quiesced destination's
   // entry is rescheduled with expire_nodest_conn whatever conn_reuse_mode says (Linux 6.1 in the VM, and its
   // source: only is_new_conn_expected's branch asks for conn_reuse_mode)

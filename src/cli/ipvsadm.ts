@@ -6,7 +6,14 @@ import { readFileSync } from "node:fs";
 import type { IpvsTarget, ServiceStatus } from "../model/target.ts";
 import type { RealServer, VirtualService } from "../model/types.ts";
 import { serviceKey } from "../model/types.ts";
-import { type IpvsadmCommand, IpvsadmError, StateEditor, parseIpvsadm, restoreLineWords } from "../model/ipvsadm.ts";
+import {
+  type IpvsadmCommand,
+  IpvsadmError,
+  type StateCommand,
+  StateEditor,
+  parseIpvsadm,
+  restoreLineWords,
+} from "../model/ipvsadm.ts";
 import { formatConnections, formatList, formatListService, formatSave, formatTimeouts } from "../model/format.ts";
 import { type NameResolver, filesResolver, numericResolver } from "../model/names.ts";
 import { type Problem, formatProblems, validateRealServer, validateService } from "../model/validate.ts";
@@ -439,20 +446,7 @@ const CHANGES = new Set([
   "delete-server",
   "set-timeouts",
 ]);
-type Change = Extract<
-  IpvsadmCommand,
-  {
-    kind:
-      | "add-service"
-      | "edit-service"
-      | "delete-service"
-      | "flush"
-      | "add-server"
-      | "edit-server"
-      | "delete-server"
-      | "set-timeouts";
-  }
->;
+type Change = StateCommand;
 /** A target that applies a batch of changes as one transaction (the proxy), with the refused one's index. */
 interface Transactional {
   apply(cmds: Change[]): Promise<void>;

@@ -61,6 +61,22 @@ export type IpvsadmCommand =
   | { kind: "help" }
   | { kind: "version" };
 
+// Changes to a desired state, in ipvsadm's terms: the restore format's commands that change a table.
+export type StateCommand = Extract<
+  IpvsadmCommand,
+  {
+    kind:
+      | "add-service"
+      | "edit-service"
+      | "delete-service"
+      | "flush"
+      | "add-server"
+      | "edit-server"
+      | "delete-server"
+      | "set-timeouts";
+  }
+>;
+
 interface ParseOptions {
   program?: string; // argv[0] in "Try `%s -h' ..." (default "ipvsadm")
   resolver?: NameResolver; // host and service names in addresses (default: numbers only)

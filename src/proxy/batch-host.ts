@@ -38,7 +38,7 @@ export interface Done {
   /** the next state's problems (proxyStateProblems), formatted: the proxy refuses it with this message */
   problems?: string;
 }
-export type FromWorker = { t: "done" } & Done;
+type FromWorker = { t: "done" } & Done;
 
 export interface Staged extends Done {
   /** an applied batch's next state, built from the base and the worker's diff */

@@ -2,26 +2,12 @@
 // and the proxy's own checks of the state that results. No forwarding, no core: the control socket's batch
 // worker (batch-worker.ts) runs this too, off the main thread.
 import type { DesiredState, VirtualService } from "../model/types.ts";
-import { type IpvsadmCommand, StateEditor } from "../model/ipvsadm.ts";
+import { type StateCommand, StateEditor } from "../model/ipvsadm.ts";
 import { type Problem, loopProblems, nonUnicast } from "../model/validate.ts";
 import { canonicalAddr } from "../model/inet.ts";
 import { Slicer } from "./slice.ts";
 
-// Changes to a desired state, in ipvsadm's terms: the restore format's commands that change a table.
-export type StateCommand = Extract<
-  IpvsadmCommand,
-  {
-    kind:
-      | "add-service"
-      | "edit-service"
-      | "delete-service"
-      | "flush"
-      | "add-server"
-      | "edit-server"
-      | "delete-server"
-      | "set-timeouts";
-  }
->;
+export type { StateCommand };
 export const STATE_COMMANDS: ReadonlySet<string> = new Set([
   "add-service",
   "edit-service",

@@ -13,7 +13,7 @@
 import { execFile } from "node:child_process";
 import type { VirtualService } from "../model/types.ts";
 
-export const FWMARK_CHAIN = "WASMVS-FWMARK";
+const FWMARK_CHAIN = "WASMVS-FWMARK";
 
 function run(cmd: string, args: string[], input?: string): Promise<string> {
   return new Promise((res, rej) => {
@@ -34,7 +34,7 @@ function run(cmd: string, args: string[], input?: string): Promise<string> {
 
 // The chain's rules for one family: each mark's TCP, UDP and SCTP packets to the queue (bypass: with no
 // reader, say wasmvs stopped, the kernel handles them as if the rule were not there).
-export function fwmarkRules(services: VirtualService[], v6: boolean, queue: number): string[][] {
+function fwmarkRules(services: VirtualService[], v6: boolean, queue: number): string[][] {
   const marks = [
     ...new Set(services.filter((s) => s.fwmark && (s.family === "inet6") === v6).map((s) => s.fwmark!)),
   ].sort((a, b) => a - b);
