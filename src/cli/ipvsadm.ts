@@ -9,6 +9,7 @@ import { serviceKey } from "../model/types.ts";
 import {
   type IpvsadmCommand,
   IpvsadmError,
+  STATE_COMMANDS,
   type StateCommand,
   StateEditor,
   parseIpvsadm,
@@ -436,16 +437,7 @@ export async function execute(
   }
 }
 
-const CHANGES = new Set([
-  "add-service",
-  "edit-service",
-  "delete-service",
-  "flush",
-  "add-server",
-  "edit-server",
-  "delete-server",
-  "set-timeouts",
-]);
+const CHANGES = STATE_COMMANDS;
 type Change = StateCommand;
 /** A target that applies a batch of changes as one transaction (the proxy), with the refused one's index. */
 interface Transactional {

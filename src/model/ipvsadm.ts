@@ -62,6 +62,16 @@ export type IpvsadmCommand =
   | { kind: "version" };
 
 // Changes to a desired state, in ipvsadm's terms: the restore format's commands that change a table.
+export const STATE_COMMANDS: ReadonlySet<string> = new Set([
+  "add-service",
+  "edit-service",
+  "delete-service",
+  "flush",
+  "add-server",
+  "edit-server",
+  "delete-server",
+  "set-timeouts",
+]);
 export type StateCommand = Extract<
   IpvsadmCommand,
   {

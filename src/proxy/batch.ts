@@ -2,22 +2,13 @@
 // and the proxy's own checks of the state that results. No forwarding, no core: the control socket's batch
 // worker (batch-worker.ts) runs this too, off the main thread.
 import type { DesiredState, VirtualService } from "../model/types.ts";
-import { type StateCommand, StateEditor } from "../model/ipvsadm.ts";
+import { STATE_COMMANDS, type StateCommand, StateEditor } from "../model/ipvsadm.ts";
 import { type Problem, loopProblems, nonUnicast } from "../model/validate.ts";
 import { canonicalAddr } from "../model/inet.ts";
 import { Slicer } from "./slice.ts";
 
 export type { StateCommand };
-export const STATE_COMMANDS: ReadonlySet<string> = new Set([
-  "add-service",
-  "edit-service",
-  "delete-service",
-  "flush",
-  "add-server",
-  "edit-server",
-  "delete-server",
-  "set-timeouts",
-]);
+export { STATE_COMMANDS };
 
 /** A command of a batch the proxy refused; `step` is its index in the batch (nothing of the batch applied). */
 export class StepError extends Error {
