@@ -421,18 +421,13 @@ test(partsAndBadLines, async () => {
   assert.is((await ask({ id: 1, op: "flush" })).ok, true);
 });
 
-// Parts are applied to the batch's next state as they come (their commands are not kept), so a batch is
-// checked against the table it began from: a change from elsewhere before its apply refuses it whole.
-test("a batch whose table changed before its apply is refused whole; a pipelined one is not", async () => {
-  const port = await freePort();
-  const cmd = (i: number) => ({ kind: "add-service", service: { ...svc(port), addr: `127.79.0.${i}` } });
-  const n = p.desired.services.length;
-  const s = net.connect(ctl);
-  s.setEncoding("utf8");
-  let buf = "";
+// The control connection's answers, one JSON line each: answer(k) waits for the k-th (from 1).
+function answersOn(sock: net.Socket): (k: number) => Promise<any> {
+  sock.setEncoding("utf8");
   const answers: any[] = [];
+  let buf = "";
   let wake = () => {};
-  s.on("data", (d: string) => {
+  sock.on("data", (d: string) => {
     buf += d;
     let nl: number;
     while ((nl = buf.indexOf("\n")) >= 0) {
@@ -441,10 +436,20 @@ test("a batch whose table changed before its apply is refused whole; a pipelined
     }
     wake();
   });
-  const answer = async (k: number) => {
+  return async (k) => {
     while (answers.length < k) await new Promise<void>((r) => (wake = r));
     return answers[k - 1];
   };
+}
+
+// Parts are applied to the batch's next state as they come (their commands are not kept), so a batch is
+// checked against the table it began from: a change from elsewhere before its apply refuses it whole.
+test("a batch whose table changed before its apply is refused whole; a pipelined one is not", async () => {
+  const port = await freePort();
+  const cmd = (i: number) => ({ kind: "add-service", service: { ...svc(port), addr: `127.79.0.${i}` } });
+  const n = p.desired.services.length;
+  const s = net.connect(ctl);
+  const answer = answersOn(s);
   try {
     s.write(`${JSON.stringify({ id: 0, op: "applyPart", args: [[cmd(1), cmd(2)]] })}\n`);
     assert.equal((await answer(1)).result, { staged: 2 });
@@ -753,23 +758,7 @@ test(throughWorker, async () => {
   // a batch staged in the worker whose table changed before its apply (another connection's change, a
   // reload) is refused whole, as a batch staged on the main thread is
   const racing = net.connect(ctl);
-  racing.setEncoding("utf8");
-  const got: any[] = [];
-  let nudge = () => {};
-  let rbuf = "";
-  racing.on("data", (d: string) => {
-    rbuf += d;
-    let nl: number;
-    while ((nl = rbuf.indexOf("\n")) >= 0) {
-      got.push(JSON.parse(rbuf.slice(0, nl)));
-      rbuf = rbuf.slice(nl + 1);
-    }
-    nudge();
-  });
-  const nth = async (k: number) => {
-    while (got.length < k) await new Promise<void>((r) => (nudge = r));
-    return got[k - 1];
-  };
+  const nth = answersOn(racing);
   try {
     racing.write(`${JSON.stringify({ id: 0, op: "applyPart", args: [part(500, 300)] })}\n`);
     assert.equal((await nth(1)).result, { staged: 300 });
@@ -823,33 +812,18 @@ test(
     // the worker dies between two parts: the part after it, and the apply, are refused; nothing applied
     const before = JSON.stringify(p.desired);
     const s = net.connect(ctl);
-    s.setEncoding("utf8");
-    let buf = "";
-    const answers: any[] = [];
-    let wake = () => {};
-    s.on("data", (d: string) => {
-      buf += d;
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        answers.push(JSON.parse(buf.slice(0, nl)));
-        buf = buf.slice(nl + 1);
-      }
-      wake();
-    });
-    const answer = async (k: number) => {
-      while (answers.length < k) await new Promise<void>((r) => (wake = r));
-      return answers[k - 1];
-    };
+    const answer = answersOn(s);
     try {
       s.write(`${JSON.stringify({ id: 0, op: "applyPart", args: [part(3000, 300)] })}\n`);
       assert.equal((await answer(1)).result, { staged: 300 });
       const started = w.started;
       w.crash();
       s.write(`${JSON.stringify({ id: 1, op: "applyPart", args: [part(3300, 300)] })}\n`);
+      const second = await answer(2);
       assert.match(
-        (await answer(2)).error,
+        second.error,
         /^apply: refused, nothing applied: the batch.s worker thread failed \(.*asked to fail \(a test\).*\); send the/,
-        JSON.stringify(answers[1]),
+        JSON.stringify(second),
       );
       s.write(`${JSON.stringify({ id: 2, op: "apply", args: [part(3600, 300)] })}\n`);
       assert.match((await answer(3)).error, /^apply: refused, nothing applied: the batch's worker thread failed/);
