@@ -357,21 +357,32 @@ class Reflector {
         this.status.watches++;
         this.status.watchStartedAt = Date.now();
         idle();
-        let buf = "";
+        // the line so far, in the chunks it came in: each chunk is searched once (searching the whole line
+        // again per chunk held the loop 5.7-8.3 s for one 15 MB event at a load of 7-10, test/k8s-watch)
+        let parts: string[] = [],
+          size = 0;
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
-          buf += chunk;
-          let nl: number;
-          while ((nl = buf.indexOf("\n")) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
+          let from = 0,
+            nl: number;
+          while ((nl = chunk.indexOf("\n", from)) >= 0) {
+            parts.push(chunk.slice(from, nl));
+            const line = parts.length === 1 ? parts[0] : parts.join("");
+            parts = [];
+            size = 0;
+            from = nl + 1;
             if (line.trim()) this.line(line, idle, done);
             if (settled) return;
           }
+          if (from < chunk.length) {
+            parts.push(chunk.slice(from));
+            size += chunk.length - from;
+          }
           // one event is one line; a line that never ends is not an event (bounded memory)
-          if (buf.length > 16 << 20) {
-            this.refuse("oversized", "a watch line over 16 MiB", buf.slice(0, 100));
-            buf = "";
+          if (size > 16 << 20) {
+            this.refuse("oversized", "a watch line over 16 MiB", parts[0].slice(0, 100));
+            parts = [];
+            size = 0;
           }
         });
         res.on("end", () => done());

@@ -23,8 +23,8 @@ export function endpointSlice(addr: string, port: number, rv: string) {
 export interface FakeKubeApi {
   /** The slice now has this endpoint: listed from now on, and sent to the open watches unless silent. */
   pushSlice(addr: string, rv: string, o?: { silent?: boolean }): void;
-  /** Writes this line (and a newline) to every open EndpointSlice watch. */
-  pushRaw(line: string): void;
+  /** Writes this line (and a newline) to every open EndpointSlice watch (a Buffer: already encoded). */
+  pushRaw(line: string | Buffer): void;
   /** The next n list requests (either kind) answer HTTP 500. */
   failLists(n: number): void;
   /** Every request: time (Date.now()), path and query. */
@@ -121,7 +121,10 @@ current-context: c
       for (const w of sliceWatches()) w.write(JSON.stringify(ev) + "\n");
     },
     pushRaw(line) {
-      for (const w of sliceWatches()) w.write(line + "\n");
+      for (const w of sliceWatches()) {
+        w.write(line);
+        w.write("\n");
+      }
     },
     failLists(n) {
       failing = n;
