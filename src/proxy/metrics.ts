@@ -19,27 +19,22 @@ import type { DestStats } from "./forwarder.ts";
 import { formatAddr } from "../core/addr.ts";
 import { syncMetricsText } from "./sync.ts";
 import { CounterReader } from "../core/counters.ts";
-import { drained } from "./slice.ts";
+import { Slicer, drained } from "./slice.ts";
 
 const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
-// longest stretch of scrape work between two yields to the event loop: a new connection takes several turns
-// of the loop (accept, schedule and connect, connected), each of which may wait behind one stretch
-const SLICE_MS = 1;
 // records the core writes per call: a run is read whole before the next yield (the area is the module's,
-// so a run must not outlive a turn of the loop), well under SLICE_MS of reading
+// so a run must not outlive a turn of the loop), well under a slice of reading. Slices (./slice.ts) end
+// after 1 ms, or sooner when a connection waits: a new one takes several turns of the loop (accept,
+// schedule and connect, connected), each of which may wait behind one slice.
 const RUN_RECORDS = 2048;
 
-const yieldLoop = () => new Promise<void>((r) => setImmediate(r));
-
-// Runs fn over 0..n-1, yielding to the event loop whenever a slice has run SLICE_MS.
+// Runs fn over 0..n-1, yielding to the event loop between slices.
 async function sliced(n: number, fn: (i: number) => void): Promise<void> {
-  let t = performance.now();
+  const slicer = new Slicer();
   for (let i = 0; i < n; i++) {
     fn(i);
-    if ((i & 15) === 15 && performance.now() - t > SLICE_MS) {
-      await yieldLoop();
-      t = performance.now();
-    }
+    const turn = slicer.pause();
+    if (turn) await turn;
   }
 }
 
@@ -274,12 +269,8 @@ export async function snapshot(
   const flows = packet ? NO_FLOWS : p.fw.flowsByDest();
   const stats = p.fw.stats;
   const specs = specsOf(p.desired.services);
-  let t = performance.now();
-  const pause = async () => {
-    if (performance.now() - t <= SLICE_MS) return;
-    await yieldLoop();
-    t = performance.now();
-  };
+  const slicer = new Slicer();
+  const pause = () => slicer.pauseNow();
   // the services' records alone first (10k in about a millisecond): is the table over the cap?
   let total = 0;
   const count = new CounterReader(p.core, RUN_RECORDS);
@@ -421,8 +412,10 @@ async function family(
     skipZero = type === "counter";
   let buf = Buffer.allocUnsafe(CHUNK),
     at = 0;
-  let t = performance.now();
+  const slicer = new Slicer();
   for (let i = 0; i < labels.length; i++) {
+    const turn = slicer.pause(); // awaited only when it yields: an await per line would cost a microtask
+    if (turn) await turn;
     const v = col[i];
     if (skipZero && !(v > 0)) continue;
     const lb = labels[i];
@@ -430,10 +423,6 @@ async function family(
       await write(buf.subarray(0, at));
       buf = Buffer.allocUnsafe(CHUNK);
       at = 0;
-      if (performance.now() - t > SLICE_MS) {
-        await yieldLoop();
-        t = performance.now();
-      }
     }
     at += nameB.copy(buf, at);
     at += lb.copy(buf, at);

@@ -18,6 +18,7 @@ interface Addon {
   unlisten(id: number): boolean;
   resetFd(fd: number): void;
   active(): number;
+  pending(): boolean;
 }
 
 export const RELAY_EVENT = {
@@ -141,6 +142,11 @@ export class NativeRelay {
 
   active(): number {
     return this.addon.active();
+  }
+
+  // Whether work waits for the loop: a connection to accept, a connect completed, bytes, events for JS.
+  pending(): boolean {
+    return this.addon.pending();
   }
 
   private release(slot: number) {

@@ -6,6 +6,26 @@
 import type { Writable } from "node:stream";
 
 const SLICE_MS = 1;
+// A stretch asks the forwarders whether work is waiting for the loop (a connection to accept, a connect
+// completed) once it has run this long, then again each time as long, and yields at once if so: a new
+// connection then waits for about this much of the work per turn of the loop, not a whole stretch.
+const PROBE_MS = 0.1;
+
+// One per forwarder that can tell (the native relay: one poll(2) on its epoll set)
+const probes = new Set<() => boolean>();
+
+/** Registers a forwarder's "is work waiting for the loop?"; returns the call that removes it. */
+export function addPendingProbe(probe: () => boolean): () => void {
+  probes.add(probe);
+  return () => {
+    probes.delete(probe);
+  };
+}
+
+function workPending(): boolean {
+  for (const p of probes) if (p()) return true;
+  return false;
+}
 
 /** Resolves when a stream takes more writes, or is gone (the rest of a reply then has no reader). */
 export function drained(w: Writable): Promise<void> {
@@ -25,23 +45,46 @@ const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
 export class Slicer {
   private start = performance.now();
+  private probeAt: number;
   private calls = 0;
-  constructor(readonly budgetMs = SLICE_MS) {}
+  /** probeMs: how long a stretch runs before it asks whether work is waiting (Infinity: never asks) */
+  constructor(
+    readonly budgetMs = SLICE_MS,
+    readonly probeMs = PROBE_MS,
+  ) {
+    this.probeAt = this.start + probeMs;
+  }
 
-  /** True when this stretch has used its budget (the clock is read every 16th call: it costs ~50 ns). */
+  /** True when this stretch has used its budget, or work waits for the loop (the clock is read every 16th
+   * call: it costs ~50 ns; the forwarders are asked every probeMs of work). */
   due(): boolean {
-    return (++this.calls & 15) === 0 && performance.now() - this.start >= this.budgetMs;
+    return (++this.calls & 15) === 0 && this.dueNow();
+  }
+
+  /** due() for a caller whose steps are large enough to read the clock after each (a run of records). */
+  dueNow(): boolean {
+    const now = performance.now();
+    if (now - this.start >= this.budgetMs) return true;
+    if (now < this.probeAt || probes.size === 0) return false;
+    this.probeAt = now + this.probeMs;
+    return workPending();
   }
 
   /** Yields to the event loop and starts a new stretch. */
   async next(): Promise<void> {
     await yieldToLoop();
     this.start = performance.now();
+    this.probeAt = this.start + this.probeMs;
   }
 
   /** Yields when due: `await slicer.pause()` inside a loop. */
   pause(): Promise<void> | void {
     if (this.due()) return this.next();
+  }
+
+  /** pause() after a large step: the clock is read every call. */
+  pauseNow(): Promise<void> | void {
+    if (this.dueNow()) return this.next();
   }
 }
 

@@ -13,7 +13,7 @@ import type { VirtualService } from "../model/types.ts";
 import type { Logger } from "./log.ts";
 import type { Tables } from "./tables.ts";
 import type { DestStats, Decision, Forwarder } from "./forwarder.ts";
-import { Slicer } from "./slice.ts";
+import { Slicer, addPendingProbe } from "./slice.ts";
 
 import { NativeRelay, RELAY_CAUSE, RELAY_COUNTERS, type RelayOwner } from "./relay.ts";
 import { type ConnPump, PumpWorkers } from "./workers.ts";
@@ -338,6 +338,7 @@ export class SocketForwarder implements Forwarder {
   private idleWaiters: (() => void)[] = [];
   readonly relay: NativeRelay | null = null;
   readonly workers: PumpWorkers | null = null;
+  private unprobe: () => void = () => {};
 
   constructor(
     readonly core: Core,
@@ -351,7 +352,11 @@ export class SocketForwarder implements Forwarder {
       const r = NativeRelay.load();
       if (typeof r === "string")
         log.warn("native relay not loaded; TCP bytes go through the JS pump (build it with npm install)", { error: r });
-      else this.relay = r;
+      else {
+        this.relay = r;
+        // long work on this loop (a scrape, a restore's apply) yields as soon as a connection waits
+        this.unprobe = addPendingProbe(() => r.pending());
+      }
     }
     const workers = opts.workers ?? 1;
     if (workers > 1 && this.relay) {
@@ -1009,6 +1014,7 @@ export class SocketForwarder implements Forwarder {
     }
     this.listeners.clear();
     for (const c of [...this.tcp]) c.close("shutdown");
+    this.unprobe();
     await this.workers?.stop();
   }
 }
