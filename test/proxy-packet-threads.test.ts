@@ -200,7 +200,8 @@ if (why) {
     assert.is(toBe2, 9, "wlc with weights 1 and 3 over 12 kept connections: 9 to the heavier");
   });
 
-  test("2 I/O threads: many source ports at once, bytes intact and in order, UDP flows, both threads busy", async () => {
+  const manyPorts = "2 I/O threads: many source ports at once, bytes intact and in order, UDP flows, both threads busy";
+  test(manyPorts, async () => {
     const run = await startProxy(2);
     try {
       await be1.call("resetCounts");
@@ -234,6 +235,20 @@ if (why) {
       // the metrics, from the client's side (the balancer's own address: the kernel's, not a service's)
       const metrics: string = await client.call("fetchText", `http://${A.lbc}:9464/metrics`);
       for (const k of [0, 1]) assert.match(metrics, `wasmvs_proxy_packet_thread_received_total{thread="${k}"}`);
+      // a fwmark service added at run time is answered with why (its netfilter queue is one thread's so far)
+      const rs = { addr: A.be[0], port: 8080, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 };
+      const fwm = { fwmark: 7, scheduler: "rr", realServers: [rs] };
+      const answer = await run.ctl.call("addService", fwm).then(
+        () => "accepted",
+        (e: Error) => e.message,
+      );
+      assert.match(answer, "read on one thread so far: not with 2 I/O threads (proxy.workers)", answer);
+      const services = await run.ctl.call<any[]>("services");
+      assert.equal(
+        services.map((x) => x.fwmark ?? x.port),
+        [80, 81, 53],
+        "refused, not added",
+      );
     } finally {
       assert.is(await stopProxy(run), 0);
     }
@@ -275,6 +290,48 @@ if (why) {
       assert.ok(io.threads[1].rxPackets > io.threads[1].droppedOnFailure, "thread 1 carries packets again");
     } finally {
       assert.is(await stopProxy(run), 0, "a clean stop after a restart");
+    }
+  });
+
+  stoppedForGood();
+}
+
+// (declared here, registered above only when the prerequisites are there)
+function stoppedForGood(): void {
+  test("a thread that keeps failing is stopped for good; the fanout moves its flows to the other", async () => {
+    const run = await startProxy(2, { WASMVS_PACKET_THREAD_FAULT: "1:20:5" });
+    try {
+      let io = findIo(await run.ctl.call("status"));
+      for (let i = 0; i < 20 && io.threadFailures < 5; i++) {
+        const conns: any[] = await client.call("openPar", A.vip, 80, 16);
+        await client.call(
+          "bulkEcho",
+          conns.filter((c) => "h" in c).map((c) => c.h),
+          8 * 1024,
+          3000,
+        );
+        await client.call("closeAll");
+        io = findIo(await run.ctl.call("status"));
+      }
+      assert.is(io.threadFailures, 5, JSON.stringify(io.threads));
+      assert.is(io.threadRestarts, 4, "restarted 4 times, then stopped");
+      assert.is(io.threads[1].running, false);
+      assert.ok(io.threads[0].running);
+      assert.match(run.log(), "not restarted: it failed 5 times in a minute");
+      const rx0 = io.threads[0].rxPackets;
+      const conns: any[] = await client.call("openPar", A.vip, 80, 24);
+      for (const c of conns) assert.ok("h" in c, `connect with one thread left failed: ${JSON.stringify(c)}`);
+      const bulk: any[] = await client.call(
+        "bulkEcho",
+        conns.map((c) => c.h),
+        64 * 1024,
+      );
+      for (const b of bulk) assert.ok(b.ok, `connection ${b.h}: ${JSON.stringify(b)}`);
+      await client.call("closeAll");
+      const after = findIo(await run.ctl.call("status"));
+      assert.ok(after.threads[0].rxPackets > rx0, "the remaining thread carries the new flows");
+    } finally {
+      assert.is(await stopProxy(run), 0, "a clean stop with a thread stopped for good");
     }
   });
 }

@@ -73,8 +73,9 @@ struct Worker {
   double kernelDrops = 0, failures = 0, restarts = 0, dropped = 0;
   std::vector<double> failedAt;  // ms, the last minute's failures
   std::string lastError;
-  // WASMVS_PACKET_THREAD_FAULT=K:N (tests): thread K throws once it has received N packets, in its first run
-  double faultAfter = -1;
+  // WASMVS_PACKET_THREAD_FAULT=K:N[:T] (tests): thread K throws once it has received N packets in a run, in
+  // each of its first T runs (default 1)
+  double faultAfter = -1, faultTimes = 1;
 };
 
 uint32_t recvThreaded(Io* front, uint8_t* desc, uint8_t* data);
@@ -117,6 +118,8 @@ void loop(Worker* w) {
   for (int fd : io->rx) fds.push_back({fd, POLLIN, 0});
   fds.push_back({w->wake, POLLIN, 0});
   double lastPub = 0;
+  // w->failures is written by the main thread before it starts this run (pthread_create orders the two)
+  const double faultAt = w->faultAfter >= 0 && w->failures < w->faultTimes ? io->c.rxPackets + w->faultAfter : -1;
   while (!w->stop.load(std::memory_order_acquire)) {
     bool busy = false;
     while (Buf* b = w->done.pop()) {
@@ -135,10 +138,8 @@ void loop(Worker* w) {
         uv_async_send(w->front->async);
         w->batches++;
         busy = true;
-        if (w->faultAfter >= 0 && io->c.rxPackets >= w->faultAfter) {
-          w->faultAfter = -1;
+        if (faultAt >= 0 && io->c.rxPackets >= faultAt)
           throw std::runtime_error("injected fault (WASMVS_PACKET_THREAD_FAULT)");
-        }
       }
     }
     const double t = nowNs();
@@ -359,8 +360,11 @@ bool startThreads(Io* f, std::string* err) {
   for (Worker* w : f->workers) {
     if (fault) {
       unsigned k = 0;
-      double after = 0;
-      if (sscanf(fault, "%u:%lf", &k, &after) == 2 && k == w->index) w->faultAfter = after;
+      double after = 0, times = 1;
+      if (sscanf(fault, "%u:%lf:%lf", &k, &after, &times) >= 2 && k == w->index) {
+        w->faultAfter = after;
+        w->faultTimes = times;
+      }
     }
     if (!threads::startThread(w, err)) return false;
   }
