@@ -64,11 +64,13 @@ struct Worker {
   std::string error;  // why it failed, written before failed is set
   Spsc ready, done;
   std::vector<Buf> bufs;
-  std::vector<Buf*> spare;  // the thread's own
+  std::vector<Buf*> spare;                           // the thread's own
+  double batches = 0, sleeps = 0, socketErrors = 0;  // the thread's own
   // what the thread published of its counters (under m), for stats() on the main thread
   std::mutex m;
   Counters pub;
-  double pubLookups = 0, cpuNs = 0, batches = 0, wakeups = 0;
+  double pubLookups = 0, cpuNs = 0, pubBatches = 0, pubSleeps = 0, pubSocketErrors = 0;
+  std::string pubRingFallback;  // the thread may set io->ringFallback (a tx ring it could not have)
   // the main thread's own
   double kernelDrops = 0, failures = 0, restarts = 0, dropped = 0;
   std::vector<double> failedAt;  // ms, the last minute's failures
@@ -93,6 +95,10 @@ void publish(Worker* w) {
   w->pub = w->io->c;
   w->pubLookups = w->io->hops.lookups;
   w->cpuNs = threadCpuNs();
+  w->pubBatches = w->batches;
+  w->pubSleeps = w->sleeps;
+  w->pubSocketErrors = w->socketErrors;
+  if (w->pubRingFallback.size() != w->io->ringFallback.size()) w->pubRingFallback = w->io->ringFallback;
 }
 
 // The buffer's large packets' first bytes live in the buffer; the Io's own arrays are swapped in while the
@@ -157,12 +163,22 @@ void loop(Worker* w) {
       continue;
     }
     publish(w);
-    w->wakeups++;
+    w->sleeps++;
     const bool rx = !w->spare.empty();
+    for (pollfd& p : fds) p.revents = 0;
     poll(rx ? fds.data() : &fds.back(), rx ? fds.size() : 1, 100);
     w->sleeping.store(false, std::memory_order_relaxed);
     uint64_t v;
     if (fds.back().revents & POLLIN) (void)!read(w->wake, &v, sizeof v);
+    // a socket's pending error (its interface went away: ENETDOWN) keeps poll saying POLLERR until it is read;
+    // the rings never call recv, so it is read here, counted, and not spun on
+    for (size_t k = 0; k + 1 < fds.size(); k++)
+      if (fds[k].revents & POLLERR) {
+        int e = 0;
+        socklen_t l = sizeof e;
+        getsockopt(fds[k].fd, SOL_SOCKET, SO_ERROR, &e, &l);
+        w->socketErrors++;
+      }
   }
   publish(w);
 }
@@ -219,6 +235,8 @@ void joinThread(Worker* w) {
 // A failed thread, joined: started again with its sockets, or stopped for good. The note for the JS log.
 std::string recover(Worker* w) {
   joinThread(w);
+  Io* f = w->front;
+  if (f->current == w && f->currentBuf) f->currentBuf = nullptr;  // the core's copy of its batch is dropped too
   w->failures++;
   w->lastError = w->error;
   const double ms = nowNs() / 1e6;
@@ -400,6 +418,7 @@ Worker* makeWorker(Io* f, Io* io, uint32_t index, std::string* err) {
     delete w;
     return nullptr;
   }
+  w->pubRingFallback = io->ringFallback;  // why the rx rings could not be had, for stats() before the start
   w->bufs.resize(kBufs);
   for (Buf& b : w->bufs) {
     b.area.resize(size_t(io->maxPackets) * (kDescSize + io->slot));

@@ -1332,20 +1332,21 @@ napi_value threadedStats(napi_env env, Io* f) {
       if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0) w->kernelDrops += st.tp_drops;
     }
     Counters c;
-    double cpu, batches, wakeups;
+    double cpu, batches, sleeps, socketErrors;
     {
       std::lock_guard<std::mutex> g(w->m);
       c = w->pub;
       lookups += w->pubLookups;
       cpu = w->cpuNs;
-      batches = w->batches;
-      wakeups = w->wakeups;
+      batches = w->pubBatches;
+      sleeps = w->pubSleeps;
+      socketErrors = w->pubSocketErrors;
+      if (ringFallback.empty()) ringFallback = w->pubRingFallback;
     }
     c.rxKernelDrops += w->kernelDrops;
     addCounters(sum, c);
     failures += w->failures;
     restarts += w->restarts;
-    if (ringFallback.empty()) ringFallback = w->io->ringFallback;
     allRing = allRing && w->io->useRing;
     napi_value t;
     napi_create_object(env, &t);
@@ -1357,7 +1358,8 @@ napi_value threadedStats(napi_env env, Io* f) {
     setNumber(env, t, "sendNs", c.sendNs);
     setNumber(env, t, "cpuNs", cpu);
     setNumber(env, t, "batches", batches);
-    setNumber(env, t, "sleeps", wakeups);
+    setNumber(env, t, "sleeps", sleeps);
+    setNumber(env, t, "socketErrors", socketErrors);
     setNumber(env, t, "failures", w->failures);
     setNumber(env, t, "restarts", w->restarts);
     setNumber(env, t, "droppedOnFailure", w->dropped);

@@ -84,6 +84,7 @@ interface IoThreadStats {
   cpuNs: number; // the thread's CPU time
   batches: number;
   sleeps: number;
+  socketErrors: number; // pending socket errors read after a poll said POLLERR (an interface gone: ENETDOWN)
   failures: number;
   restarts: number;
   droppedOnFailure: number; // received and not yet taken by the core when its thread failed
