@@ -36,6 +36,12 @@ const A = {
   vip: "10.233.100.1",
   snat: "10.233.200.1",
   be: ["10.233.2.11", "10.233.2.12", "10.233.3.13"],
+  client6: "fd33:1::2",
+  lbc6: "fd33:1::1",
+  lb16: "fd33:2::1",
+  vip6: "fd33:100::1",
+  snat6: "fd33:200::1",
+  be6: "fd33:2::11",
 };
 const DIR = `/tmp/wpt-test-${process.pid}`;
 const CTL = `${DIR}/ctl.sock`;
@@ -49,7 +55,18 @@ function setup() {
     [NS.lb, IF.l1, NS.be1, IF.b1],
     [NS.lb, IF.l2, NS.be2, IF.b2],
   ]);
-  const addr = (ns: string, a: string, dev: string) => ip(["-n", ns, "addr", "add", a, "dev", dev]);
+  const addr = (ns: string, a: string, dev: string) =>
+    ip([
+      "-n",
+      ns,
+      ...(a.includes(":") ? ["-6"] : []),
+      "addr",
+      "add",
+      a,
+      "dev",
+      dev,
+      ...(a.includes(":") ? ["nodad"] : []),
+    ]);
   addr(NS.client, `${A.client}/24`, IF.cl);
   ip(["-n", NS.client, "route", "add", "default", "via", A.lbc]);
   addr(NS.lb, `${A.lbc}/24`, IF.lc);
@@ -60,6 +77,12 @@ function setup() {
   addr(NS.be2, `${A.be[2]}/24`, IF.b2);
   ip(["-n", NS.be1, "route", "add", "default", "via", A.lb1]);
   ip(["-n", NS.be2, "route", "add", "default", "via", A.lb2]);
+  addr(NS.client, `${A.client6}/64`, IF.cl);
+  addr(NS.lb, `${A.lbc6}/64`, IF.lc);
+  addr(NS.lb, `${A.lb16}/64`, IF.l1);
+  addr(NS.be1, `${A.be6}/64`, IF.b1);
+  ip(["-n", NS.client, "-6", "route", "add", "default", "via", A.lbc6]);
+  ip(["-n", NS.be1, "-6", "route", "add", "default", "via", A.lb16]);
   // as in proxy-packet.test.ts: no 64 KiB TSO/GSO frames from the senders' veth
   for (const [ns, dev] of [
     [NS.client, IF.cl],
@@ -85,7 +108,7 @@ async function startProxy(
   tick: 100
   metrics: ${A.lbc}:9464
   workers: ${workers}
-  localAddresses: [${A.snat}]
+  localAddresses: [${A.snat}, "${A.snat6}"]
 services:
   - { protocol: tcp, addr: ${A.vip}, port: 80, scheduler: rr, realServers: [
       { addr: ${A.be[0]}, port: 8080 }, { addr: ${A.be[1]}, port: 8080 }, { addr: ${A.be[2]}, port: 8080 } ] }
@@ -93,6 +116,7 @@ services:
       { addr: ${A.be[0]}, port: 8080, weight: 1 }, { addr: ${A.be[2]}, port: 8080, weight: 3 } ] }
   - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr, realServers: [
       { addr: ${A.be[0]}, port: 5353 }, { addr: ${A.be[2]}, port: 5353 } ] }
+  - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
 `,
   );
   rmSync(CTL, { force: true });
@@ -155,6 +179,7 @@ if (why) {
     await be1.call("backend", A.be[1], 8080, "tcp");
     await be2.call("backend", A.be[2], 8080, "tcp");
     await be1.call("backend", A.be[0], 5353, "udp");
+    await be1.call("backend", A.be6, 8080, "tcp");
     await be2.call("backend", A.be[2], 5353, "udp");
   });
   test.after(async () => {
@@ -218,6 +243,15 @@ if (why) {
         256 * 1024,
       );
       for (const b of bulk) assert.ok(b.ok, `connection ${b.h}: echo not intact: ${JSON.stringify(b)}`);
+      // IPv6: its own receive sockets, in fanout groups of their own
+      const six: any[] = await client.call("openPar", A.vip6, 80, 16);
+      for (const c of six) assert.ok("h" in c, `IPv6 connect failed: ${JSON.stringify(c)}`);
+      const bulk6: any[] = await client.call(
+        "bulkEcho",
+        six.map((c) => c.h),
+        64 * 1024,
+      );
+      for (const b of bulk6) assert.ok(b.ok, `IPv6 connection ${b.h}: echo not intact: ${JSON.stringify(b)}`);
       const flows: { lport: number; replies: string[] }[] = await client.call("udpFlows", A.vip, 53, 32, 5, 500);
       for (const f of flows) {
         assert.is(f.replies.length, 5, `UDP flow from ${f.lport}: every reply`);
@@ -246,7 +280,7 @@ if (why) {
       const services = await run.ctl.call<any[]>("services");
       assert.equal(
         services.map((x) => x.fwmark ?? x.port),
-        [80, 81, 53],
+        [80, 81, 53, 80],
         "refused, not added",
       );
     } finally {
