@@ -516,7 +516,7 @@ test("bad --workers values exit 2 with the usage; bad proxy.workers values are r
     assert.match(many.stderr, "proxy.workers (--workers): packet mode runs 1..64 I/O threads, not 65");
     const xdp = await run([...packet, "--local-address", "10.9.9.9", "--workers", "2", "--packet-io", "xdp"]);
     assert.is(xdp.status, 2, xdp.stderr);
-    assert.match(xdp.stderr, "with proxy.io: xdp (--packet-io xdp): AF_XDP runs on one thread so far");
+    assert.match(xdp.stderr, "with proxy.packetIo: xdp (--packet-io xdp): AF_XDP runs on one thread so far");
     writeFileSync(`${dir}/fwmark.yaml`, "proxy:\n  workers: 2\nservices:\n  - { fwmark: 7, realServers: [] }\n");
     const marked = await run(["proxy", "run", "-c", `${dir}/fwmark.yaml`, "--mode", "packet", "--interface", "lo"]);
     assert.is(marked.status, 2, marked.stderr);

@@ -626,7 +626,7 @@ export function packetModeProblems(o: ProxyOptions, services: VirtualService[]):
     out.push(`proxy.workers (--workers): packet mode runs 1..${MAX_PACKET_THREADS} I/O threads, not ${o.workers}`);
   if (o.workers > 1 && o.packet.io === "xdp")
     out.push(
-      `proxy.workers (--workers) ${o.workers} with proxy.io: xdp (--packet-io xdp): AF_XDP runs on one thread ` +
+      `proxy.workers (--workers) ${o.workers} with proxy.packetIo: xdp (--packet-io xdp): AF_XDP runs on one thread ` +
         "so far; use the rings (ring) or recvmmsg/sendmmsg (mmsg) with I/O threads, or one worker with AF_XDP",
     );
   if (o.workers > 1 && services.some((s) => s.fwmark))
