@@ -8,7 +8,12 @@
 //
 //   node --import tsx bench/packet-mode.ts [--seconds=3] [--reps=3] [--batches=64,256]
 //     [--io=ring,ring-frags,mmsg,xdp] [--flows=1024] [--cpus=P,F] [--kernel=0]
-//     [--send-loops=raw-socket,addon-mmsg,addon-ring] [--raw-socket=PATH]
+//     [--send-loops=raw-socket,addon-mmsg,addon-ring] [--raw-socket=PATH] [--workers=1,2]
+//
+// --workers=1,2: each row at 1 and 2 I/O threads (`--workers N`, native/packet/io_threads.h): the one-thread
+// proxy pinned to the proxy's core as above, the threaded one to both cores (the flood's too: a 2-core machine
+// has no third), so its delivered rate says little and its CPU per packet is the figure, split into the main
+// thread's (the WASM core: the part that does not scale) and the I/O threads' (the syscalls: the part that does).
 //
 // The balancer's receive work is steered to the proxy's core (RPS), so each row pays its whole path there.
 // Figures per row (median of the repetitions): the cost per packet (the proxy's CPU time per packet plus
@@ -43,6 +48,7 @@ const ioOf = (io: string) => (io === "ring-frags" || io === "ring-fwmark" ? "rin
 const KERNEL = arg("kernel", "1") !== "0";
 const SEND_LOOPS = arg("send-loops", "raw-socket,addon-mmsg,addon-ring").split(",").filter(Boolean);
 const RAW_SOCKET = arg("raw-socket", "/tmp/rawsock-packet/node_modules/raw-socket");
+const WORKERS = arg("workers", "1").split(",").map(Number);
 
 const sfx = (process.pid % 46656).toString(36);
 const NS = { client: `wpb${sfx}c`, lb: `wpb${sfx}l`, be: `wpb${sfx}b` };
@@ -165,8 +171,12 @@ function coreSoftirqNs(cpu: string): number {
 // other rows' softirq work is steered to the proxy's core and adds little on the flood's.
 const pathSoftirqNs = () => coreSoftirqNs(PROXY_CPU) + coreSoftirqNs(FLOOD_CPU);
 
-async function startProxy(batch: number, io: string): Promise<{ p: ChildProcess; ctl: ControlClient }> {
-  const ctlPath = `${DIR}/ctl-${io}-${batch}.sock`;
+async function startProxy(
+  batch: number,
+  io: string,
+  workers: number,
+): Promise<{ p: ChildProcess; ctl: ControlClient }> {
+  const ctlPath = `${DIR}/ctl-${io}-${batch}-${workers}.sock`;
   writeFileSync(
     `${DIR}/p.yaml`,
     `proxy:
@@ -183,7 +193,7 @@ services:
     "taskset",
     [
       "-c",
-      PROXY_CPU,
+      workers > 1 ? `${PROXY_CPU},${FLOOD_CPU}` : PROXY_CPU,
       "ip",
       "netns",
       "exec",
@@ -205,6 +215,8 @@ services:
       String(batch),
       "--packet-io",
       ioOf(io),
+      "--workers",
+      String(workers),
     ],
     {
       stdio: ["ignore", "inherit", "inherit"],
@@ -237,6 +249,10 @@ async function stopProxy(p: ChildProcess) {
 interface Run {
   io: string;
   batch: number;
+  workers: number; // I/O threads (1: the one-thread path)
+  mainCpuNsPerPkt: number; // with threads: the main thread's share of cpuNsPerPkt (the process's less the threads')
+  ioCpuNsPerPkt: number; // ... and the I/O threads' (their own CPU clocks)
+  threadShares: number[]; // each thread's share of the packets received
   offeredPps: number;
   deliveredPps: number;
   rxDropPct: number;
@@ -330,6 +346,10 @@ async function kernelRun(bin: string): Promise<Run> {
     return {
       io: "kernel",
       batch: 0,
+      workers: 0,
+      mainCpuNsPerPkt: 0,
+      ioCpuNsPerPkt: 0,
+      threadShares: [],
       offeredPps: sent / SECONDS,
       deliveredPps: pkts / SECONDS,
       rxDropPct: 0,
@@ -387,7 +407,14 @@ function sendLoop(kind: string): SendLoop {
   };
 }
 
-async function runOnce(io: string, batch: number, bin: string, pid: number, ctl: ControlClient): Promise<Run> {
+async function runOnce(
+  io: string,
+  batch: number,
+  workers: number,
+  bin: string,
+  pid: number,
+  ctl: ControlClient,
+): Promise<Run> {
   const s0: any = await ctl.call("status"),
     c0 = cpuMs(pid),
     k0 = sinkCount(),
@@ -415,9 +442,17 @@ async function runOnce(io: string, batch: number, bin: string, pid: number, ctl:
     cb = d((s) => s.timing.callbackNs);
   const cpuNs = (c1 - c0) * 1e6;
   const per = (x: number) => (pkts ? x / pkts : 0);
+  const threads = (s: any): any[] => s.io.threads ?? [];
+  const ioCpu = threads(s1).reduce((a, t, k) => a + t.cpuNs - (threads(s0)[k]?.cpuNs ?? 0), 0);
+  const rxOf = threads(s1).map((t, k) => t.rxPackets - (threads(s0)[k]?.rxPackets ?? 0));
+  const rxAll = rxOf.reduce((a, x) => a + x, 0);
   return {
     io,
     batch,
+    workers,
+    mainCpuNsPerPkt: per(cpuNs - ioCpu),
+    ioCpuNsPerPkt: per(ioCpu),
+    threadShares: rxOf.map((x) => (rxAll ? x / rxAll : 0)),
     softirqNsPerPkt: sent ? (b1 - b0) / sent : 0,
     offeredPps: sent / SECONDS,
     deliveredPps: (k1 - k0) / SECONDS,
@@ -479,14 +514,21 @@ function svg(rows: Run[]): string {
   return out + "</svg>\n";
 }
 
-const label = (r: { io: string; batch: number }) =>
-  r.io === "kernel" ? "kernel iptables DNAT" : `${r.io} batch ${r.batch}`;
+const label = (r: { io: string; batch: number; workers: number }) =>
+  r.io === "kernel"
+    ? "kernel iptables DNAT"
+    : `${r.io} batch ${r.batch}${WORKERS.length > 1 || r.workers > 1 ? threadsNote(r.workers) : ""}`;
+const threadsNote = (n: number) => `, ${n} thread${n > 1 ? "s" : ""}`;
 
 function medianRun(runs: Run[]): Run {
   const m = (f: (r: Run) => number) => median(runs.map(f));
   return {
     io: runs[0].io,
     batch: runs[0].batch,
+    workers: runs[0].workers,
+    mainCpuNsPerPkt: m((r) => r.mainCpuNsPerPkt),
+    ioCpuNsPerPkt: m((r) => r.ioCpuNsPerPkt),
+    threadShares: runs[Math.floor(runs.length / 2)].threadShares,
     offeredPps: m((r) => r.offeredPps),
     deliveredPps: m((r) => r.deliveredPps),
     rxDropPct: m((r) => r.rxDropPct),
@@ -527,7 +569,11 @@ async function main() {
   mkdirSync(DIR, { recursive: true });
   const bin = `${DIR}/flood`;
   execFileSync("cc", ["-O2", "-o", bin, `${root}/bench/packet-mode/flood.c`]);
-  const configs = IOS.flatMap((io) => BATCHES.map((batch) => ({ io, batch })));
+  const configs = IOS.flatMap((io) =>
+    BATCHES.flatMap((batch) =>
+      WORKERS.filter((w) => w === 1 || io !== "xdp").map((workers) => ({ io, batch, workers })),
+    ),
+  );
   const loops = SEND_LOOPS.filter((k) => k !== "raw-socket" || existsSync(RAW_SOCKET));
   if (loops.length < SEND_LOOPS.length) {
     log(`raw-socket not found at ${RAW_SOCKET} (--raw-socket=PATH): its send loop is left out`);
@@ -545,12 +591,12 @@ async function main() {
   try {
     for (let i = 0; i < REPS; i++) {
       for (const c of configs) {
-        const { p, ctl } = await startProxy(c.batch, c.io);
+        const { p, ctl } = await startProxy(c.batch, c.io, c.workers);
         try {
           const st: any = await ctl.call("status");
           if (st.io.io !== ioOf(c.io))
             throw new Error(`asked for ${c.io} I/O, got ${st.io.io}: ${st.io.xdpFallback || st.io.ringFallback}`);
-          const r = await runOnce(c.io, c.batch, bin, p.pid!, ctl);
+          const r = await runOnce(c.io, c.batch, c.workers, bin, p.pid!, ctl);
           log(
             `${label(r)} run ${i + 1}: ${kpps(r.deliveredPps)} delivered of ${kpps(r.offeredPps)} offered, ` +
               `${r.cpuNsPerPkt.toFixed(0)} ns proxy CPU/packet, ${r.softirqNsPerPkt.toFixed(0)} ns softirq/packet, ` +
@@ -607,7 +653,9 @@ async function main() {
   for (const r of results) {
     const n = r.nsPerPkt;
     const share = (x: number) => ((100 * x) / Math.max(1, n.total)).toFixed(0);
-    const f = (x: number) => (r.io === "kernel" ? "-" : `${x.toFixed(0)} ns (${share(x)}%)`);
+    // with threads recv and send are the I/O threads' (summed) and the wake-ups the main thread's: no shares
+    const f = (x: number) =>
+      r.io === "kernel" || (r.workers > 1 && x !== n.wasm) ? "-" : `${x.toFixed(0)} ns (${share(x)}%)`;
     const all = runs.get(label(r))!.map((x) => x.deliveredPps);
     const kernel = r.io === "kernel";
     const vs = (cost(base) / Math.max(1, cost(r))).toFixed(2);
@@ -618,6 +666,27 @@ async function main() {
         `${kernel ? "-" : `${r.busyPct.toFixed(0)}%`} | ${r.avgBatch.toFixed(1)} | ` +
         `${f(n.recv)} | ${f(n.wasm)} | ${f(n.send)} | ${f(n.glue)} |`,
     );
+  }
+  const threaded = results.filter((r) => r.workers > 1);
+  if (threaded.length) {
+    // CPU per packet by thread, beside the same path on one thread: what moved off the core's thread
+    console.log(
+      "\nI/O threads (--workers N): the proxy on both cores with the flood on one of them; CPU time per packet " +
+        "handled, by thread",
+    );
+    console.log(
+      "| path | delivered | proxy CPU per packet | main thread (core) | I/O threads | softirq per packet | " +
+        "main thread's ceiling | packets by thread |",
+    );
+    console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (const r of results.filter((x) => x.io !== "kernel" && WORKERS.includes(x.workers))) {
+      const main = r.workers > 1 ? r.mainCpuNsPerPkt : r.cpuNsPerPkt;
+      console.log(
+        `| ${label(r)} | ${kpps(r.deliveredPps)} | ${r.cpuNsPerPkt.toFixed(0)} ns | ${main.toFixed(0)} ns | ` +
+          `${r.workers > 1 ? `${r.ioCpuNsPerPkt.toFixed(0)} ns` : "-"} | ${r.softirqNsPerPkt.toFixed(0)} ns | ` +
+          `${mpps(main)} Mpps | ${r.threadShares.map((x) => `${(100 * x).toFixed(0)}%`).join(" / ") || "-"} |`,
+      );
+    }
   }
   // the issue's target: 1 Mpps on one core (64-byte UDP, 1,024 flows, this veth topology), by cost per packet
   const best = results.filter((r) => r.io !== "kernel").sort((a, b) => cost(a) - cost(b))[0];
@@ -660,6 +729,7 @@ async function main() {
     flows: FLOWS,
     payload: PAYLOAD,
     loadavg: [load0, load1],
+    workers: WORKERS,
     results,
     runs: Object.fromEntries(runs),
     sendLoops: sendRows,

@@ -212,6 +212,21 @@ test("forward: bad values, and a masq real server on a full-NAT proxy, refused n
   assert.match((e as Error).message, "proxy.forward: masq needs packet mode");
 });
 
+test("packet mode's I/O threads: proxy.workers 2..64 taken, more, with xdp or with fwmark services refused", () => {
+  const svc = "services:\n  - { protocol: udp, addr: 10.1.0.1, port: 53, realServers: [ { addr: 10.2.0.1 } ] }\n";
+  const head = "proxy: { mode: packet, interfaces: [eth1], localAddresses: [10.9.0.1], ";
+  assert.is(parseConfig(`${head}workers: 64 }\n${svc}`).options.workers, 64);
+  assert.match(errorsOf(`${head}workers: 65 }\n${svc}`).join("\n"), "packet mode runs 1..64 I/O threads, not 65");
+  assert.match(
+    errorsOf(`${head}workers: 2, packetIo: xdp }\n${svc}`).join("\n"),
+    "proxy.workers (--workers) 2 with proxy.packetIo: xdp (--packet-io xdp): AF_XDP runs on one thread so far",
+  );
+  assert.is(parseConfig(`${head}workers: 1, packetIo: xdp }\n${svc}`).options.packet.io, "xdp");
+  const marked = "services:\n  - { fwmark: 7, realServers: [ { addr: 10.2.0.1 } ] }\n";
+  assert.match(errorsOf(`${head}workers: 2 }\n${marked}`).join("\n"), "with fwmark services: their netfilter queue");
+  assert.is(parseConfig(`${head}workers: 1 }\n${marked}`).state.services.length, 1);
+});
+
 test("tables: a reload diff edits in place (connections and templates survive)", async () => {
   const core = await Core.load({ debug: true, connCapacity: 256 });
   const tables = new Tables(core);

@@ -17,16 +17,23 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <deque>
+#include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -78,6 +85,8 @@ struct Counters {
 };
 
 struct Io;
+struct Worker;  // an I/O thread (io_threads.h)
+struct Buf;
 
 struct Poll {
   uv_poll_t handle;
@@ -128,6 +137,12 @@ struct Io {
   uint16_t fragId = 1;
   nfq::Queue queue;  // fwmark services' packets (nfqueue.h), once openQueue has bound one
   Counters c;
+  // open({ threads: N > 1 }): this handle has no sockets of its own; N I/O threads do (io_threads.h)
+  std::vector<Worker*> workers;
+  uv_async_t* async = nullptr;
+  size_t nextWorker = 0;
+  Worker* current = nullptr;  // the thread whose batch is in the core's batch area
+  Buf* currentBuf = nullptr;
 };
 
 double nowNs() {
@@ -201,9 +216,12 @@ void stopPolls(Io* io) {
   io->polls.clear();
 }
 
+void stopThreads(Io* f);
+
 void releaseIo(Io* io) {
   if (io->closed) return;
   io->closed = true;
+  if (!io->workers.empty()) stopThreads(io);
   stopPolls(io);
   closeFds(io);
   if (io->callback) napi_delete_reference(io->env, io->callback);
@@ -275,7 +293,30 @@ int openTx(int family, std::string* err) {
 // The AF_PACKET receive sockets, one per interface and family, with rings when io->useRing; when a ring cannot
 // be had, all of them again without (why: ringFallback). False with err, nothing left open, when a socket
 // cannot be had.
-bool openRxSockets(Io* io, const std::vector<std::string>& ifaces, uint32_t rcvbuf, std::string* err) {
+// With threads: each socket joins a PACKET_FANOUT_HASH group, the k-th socket of every thread the same one;
+// `fanout` holds the groups' ids (the kernel picks each, unique in the namespace, when the first thread joins).
+bool joinFanout(int fd, size_t k, std::vector<uint16_t>* fanout, std::string* err) {
+  const bool first = fanout->size() <= k;
+  int arg = first ? int((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16)
+                  : int((*fanout)[k]) | (PACKET_FANOUT_HASH << 16);
+  if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0) {
+    *err = "PACKET_FANOUT (the I/O threads' shared receive group): " + errnoText(errno);
+    return false;
+  }
+  if (first) {
+    int v = 0;
+    socklen_t l = sizeof v;
+    if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &v, &l) < 0) {
+      *err = "PACKET_FANOUT: the group's id: " + errnoText(errno);
+      return false;
+    }
+    fanout->push_back(uint16_t(v & 0xffff));
+  }
+  return true;
+}
+
+bool openRxSockets(Io* io, const std::vector<std::string>& ifaces, uint32_t rcvbuf, std::vector<uint16_t>* fanout,
+                   std::string* err) {
   for (int attempt = 0; attempt < 2; attempt++) {
     bool again = false;
     if (io->useRing) io->rxRings.reserve(ifaces.size() * 2);
@@ -300,6 +341,10 @@ bool openRxSockets(Io* io, const std::vector<std::string>& ifaces, uint32_t rcvb
           return false;
         }
         io->rx.push_back(fd);
+        if (fanout && !joinFanout(fd, io->rx.size() - 1, fanout, err)) {
+          closeFds(io);
+          return false;
+        }
       }
       if (again) break;
     }
@@ -331,67 +376,38 @@ bool openXdp(Io* io, const std::vector<std::string>& ifaces, std::string* why) {
 #endif
 }
 
-// open({ interfaces: string[], local: string[], maxPackets, slot, rcvbuf, io }) -> handle
-napi_value Open(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!args(env, info, 1, argv)) return throwErr(env, "open(options) needs an options object");
-  std::vector<std::string> ifaces, local;
-  if (!napi_args::namedStrings(env, argv[0], "interfaces", &ifaces) || ifaces.empty())
-    return throwErr(env, "options.interfaces must be a non-empty array of interface names");
-  if (!napi_args::namedStrings(env, argv[0], "local", &local))
-    return throwErr(env, "options.local must be an array of addresses");
+struct OpenOpts {
+  std::vector<std::string> ifaces;
+  std::vector<uint32_t> local4;
+  std::vector<std::array<uint8_t, 16>> local6;
+  uint32_t maxPackets = 64, slot = 2048, rcvbuf = 4 << 20, threads = 1;
+  std::string io = "mmsg";
+};
+
+// An Io with its sockets and buffers (nullptr with err): the one-thread handle, or one I/O thread's.
+Io* openIo(napi_env env, const OpenOpts& o, std::vector<uint16_t>* fanout, std::string* err) {
   Io* io = new Io();
   io->env = env;
-  io->maxPackets = napi_args::namedU32(env, argv[0], "maxPackets", 64);
-  io->slot = napi_args::namedU32(env, argv[0], "slot", 2048);
-  uint32_t rcvbuf = napi_args::namedU32(env, argv[0], "rcvbuf", 4 << 20);
-  if (io->maxPackets == 0 || io->maxPackets > 65536 || io->slot < 64 || io->slot > 65536) {
-    delete io;
-    return throwErr(env, "maxPackets must be 1..65536 and slot 64..65536");
-  }
-  for (const std::string& a : local) {
-    in_addr a4;
-    in6_addr a6;
-    if (inet_pton(AF_INET, a.c_str(), &a4) == 1)
-      io->local4.push_back(a4.s_addr);
-    else if (inet_pton(AF_INET6, a.c_str(), &a6) == 1) {
-      std::array<uint8_t, 16> b;
-      memcpy(b.data(), &a6, 16);
-      io->local6.push_back(b);
-    } else {
-      delete io;
-      return throwErr(env, "'" + a + "' is not an IPv4 or IPv6 address");
-    }
-  }
-  std::string ioMode = "mmsg";
-  bool hasIo = false;
-  napi_has_named_property(env, argv[0], "io", &hasIo);
-  if (hasIo) {
-    napi_value v;
-    napi_get_named_property(env, argv[0], "io", &v);
-    if (!napi_args::string(env, v, &ioMode) || (ioMode != "ring" && ioMode != "mmsg" && ioMode != "xdp")) {
-      delete io;
-      return throwErr(env, "options.io must be 'ring', 'mmsg' or 'xdp'");
-    }
-  }
-  io->useRing = ioMode == "ring";
-  std::string err;
-  if (ioMode == "xdp") {
-    io->useXdp = openXdp(io, ifaces, &io->xdpFallback);
+  io->maxPackets = o.maxPackets;
+  io->slot = o.slot;
+  io->local4 = o.local4;
+  io->local6 = o.local6;
+  io->useRing = o.io == "ring";
+  if (o.io == "xdp") {
+    io->useXdp = openXdp(io, o.ifaces, &io->xdpFallback);
     io->useRing = !io->useXdp;  // what AF_XDP cannot do, the rings do (and say why in xdpFallback)
   }
-  if (!io->useXdp && !openRxSockets(io, ifaces, rcvbuf, &err)) {
+  if (!io->useXdp && !openRxSockets(io, o.ifaces, o.rcvbuf, fanout, err)) {
     delete io;
-    return throwErr(env, err);
+    return nullptr;
   }
-  io->tx4 = openTx(AF_INET, &err);
-  if (io->tx4 >= 0) io->tx6 = openTx(AF_INET6, &err);
+  io->tx4 = openTx(AF_INET, err);
+  if (io->tx4 >= 0) io->tx6 = openTx(AF_INET6, err);
   if (io->tx4 < 0 || io->tx6 < 0) {
     closeFds(io);
     delete io;
-    return throwErr(env, err);
+    return nullptr;
   }
-
   uint32_t n = io->maxPackets;
   io->msgs.resize(n);
   io->iov.resize(n);
@@ -409,6 +425,78 @@ napi_value Open(napi_env env, napi_callback_info info) {
   io->outDesc6.resize(n);
   io->scratch.resize(io->slot > toobig::kMaxError ? io->slot : toobig::kMaxError);
   io->icmpLimit.load();
+  return io;
+}
+
+Worker* makeWorker(Io* f, Io* io, uint32_t index, std::string* err);
+
+// The handle of N I/O threads (io_threads.h): no sockets of its own, one Io per thread in one fanout group.
+Io* openThreaded(napi_env env, const OpenOpts& o, std::string* err) {
+  Io* f = new Io();
+  f->env = env;
+  f->maxPackets = o.maxPackets;
+  f->slot = o.slot;
+  f->useRing = o.io == "ring";
+  std::vector<uint16_t> fanout;
+  for (uint32_t k = 0; k < o.threads; k++) {
+    Io* io = openIo(env, o, &fanout, err);
+    Worker* w = io ? makeWorker(f, io, k, err) : nullptr;
+    if (!w) {
+      if (io) {
+        releaseIo(io);
+        delete io;
+      }
+      releaseIo(f);
+      delete f;
+      return nullptr;
+    }
+    f->workers.push_back(w);
+  }
+  return f;
+}
+
+// open({ interfaces: string[], local: string[], maxPackets, slot, rcvbuf, io, threads }) -> handle
+napi_value Open(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!args(env, info, 1, argv)) return throwErr(env, "open(options) needs an options object");
+  OpenOpts o;
+  std::vector<std::string> local;
+  if (!napi_args::namedStrings(env, argv[0], "interfaces", &o.ifaces) || o.ifaces.empty())
+    return throwErr(env, "options.interfaces must be a non-empty array of interface names");
+  if (!napi_args::namedStrings(env, argv[0], "local", &local))
+    return throwErr(env, "options.local must be an array of addresses");
+  o.maxPackets = napi_args::namedU32(env, argv[0], "maxPackets", 64);
+  o.slot = napi_args::namedU32(env, argv[0], "slot", 2048);
+  o.rcvbuf = napi_args::namedU32(env, argv[0], "rcvbuf", 4 << 20);
+  o.threads = napi_args::namedU32(env, argv[0], "threads", 1);
+  if (o.maxPackets == 0 || o.maxPackets > 65536 || o.slot < 64 || o.slot > 65536)
+    return throwErr(env, "maxPackets must be 1..65536 and slot 64..65536");
+  if (o.threads == 0 || o.threads > 64) return throwErr(env, "options.threads must be 1..64");
+  for (const std::string& a : local) {
+    in_addr a4;
+    in6_addr a6;
+    if (inet_pton(AF_INET, a.c_str(), &a4) == 1)
+      o.local4.push_back(a4.s_addr);
+    else if (inet_pton(AF_INET6, a.c_str(), &a6) == 1) {
+      std::array<uint8_t, 16> b;
+      memcpy(b.data(), &a6, 16);
+      o.local6.push_back(b);
+    } else
+      return throwErr(env, "'" + a + "' is not an IPv4 or IPv6 address");
+  }
+  bool hasIo = false;
+  napi_has_named_property(env, argv[0], "io", &hasIo);
+  if (hasIo) {
+    napi_value v;
+    napi_get_named_property(env, argv[0], "io", &v);
+    if (!napi_args::string(env, v, &o.io) || (o.io != "ring" && o.io != "mmsg" && o.io != "xdp"))
+      return throwErr(env, "options.io must be 'ring', 'mmsg' or 'xdp'");
+  }
+  if (o.threads > 1 && o.io == "xdp")
+    return throwErr(env, "AF_XDP (io 'xdp') runs on one thread so far: threads must be 1 with it");
+  std::string err;
+  Io* io = o.threads > 1 ? openThreaded(env, o, &err) : openIo(env, o, nullptr, &err);
+  if (!io) return throwErr(env, err);
   napi_value ext;
   napi_create_external(env, io, finalizeIo, nullptr, &ext);
   return ext;
@@ -694,24 +782,10 @@ uint32_t recvQueue(Io* io, uint8_t* desc, uint8_t* data, uint32_t out, uint32_t 
   return wrote;
 }
 
-// recv(handle, memory, descPtr, dataPtr) -> packets written (descriptors 0..n-1)
-napi_value Recv(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!args(env, info, 4, argv)) return throwErr(env, "recv(handle, memory, descPtr, dataPtr)");
-  Io* io = unwrap(env, argv[0]);
-  if (!io) return nullptr;
-  uint8_t* mem;
-  size_t memLen;
-  if (!memoryOf(env, argv[1], &mem, &memLen)) return nullptr;
-  uint32_t descPtr, dataPtr;
-  napi_get_value_uint32(env, argv[2], &descPtr);
-  napi_get_value_uint32(env, argv[3], &dataPtr);
-  const uint32_t max = io->maxPackets, slot = io->slot;
-  if (uint64_t(descPtr) + uint64_t(max) * kDescSize > memLen || uint64_t(dataPtr) + uint64_t(max) * slot > memLen)
-    return throwErr(env, "batch area lies outside the WASM memory");
-  uint8_t* desc = mem + descPtr;
-  uint8_t* data = mem + dataPtr;
-
+// One batch received into desc/data (the batch area's layout, maxPackets descriptors and slots): the
+// packets written (descriptors 0..n-1). Called on the main thread (recv) or by an I/O thread (io_threads.h).
+uint32_t recvInto(Io* io, uint8_t* desc, uint8_t* data) {
+  const uint32_t slot = io->slot;
 #ifdef WASMVS_XDP
   if (io->useXdp) {
     double t0 = nowNs();
@@ -720,9 +794,7 @@ napi_value Recv(napi_env env, napi_callback_info info) {
     io->nextRx = io->xdp.socks.empty() ? 0 : (io->nextRx + 1) % io->xdp.socks.size();
     if (io->queue.fd >= 0) got += recvQueue(io, desc, data, got, got);
     io->c.rxPackets += got;
-    napi_value res;
-    napi_create_uint32(env, got, &res);
-    return res;
+    return got;
   }
 #endif
   if (io->useRing) {
@@ -732,9 +804,7 @@ napi_value Recv(napi_env env, napi_callback_info info) {
     io->nextRx = io->rxRings.empty() ? 0 : (io->nextRx + 1) % io->rxRings.size();
     if (io->queue.fd >= 0) got += recvQueue(io, desc, data, got, got);
     io->c.rxPackets += got;
-    napi_value res;
-    napi_create_uint32(env, got, &res);
-    return res;
+    return got;
   }
   uint32_t used = 0, out = 0;  // slots filled, descriptors written
   const size_t nfd = io->rx.size();
@@ -784,8 +854,30 @@ napi_value Recv(napi_env env, napi_callback_info info) {
   io->nextRx = nfd ? (io->nextRx + 1) % nfd : 0;
   if (io->queue.fd >= 0) out += recvQueue(io, desc, data, out, used);
   io->c.rxPackets += out;
+  return out;
+}
+
+uint32_t recvThreaded(Io* front, uint8_t* desc, uint8_t* data);  // io_threads.h
+
+// recv(handle, memory, descPtr, dataPtr) -> packets written (descriptors 0..n-1)
+napi_value Recv(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!args(env, info, 4, argv)) return throwErr(env, "recv(handle, memory, descPtr, dataPtr)");
+  Io* io = unwrap(env, argv[0]);
+  if (!io) return nullptr;
+  uint8_t* mem;
+  size_t memLen;
+  if (!memoryOf(env, argv[1], &mem, &memLen)) return nullptr;
+  uint32_t descPtr, dataPtr;
+  napi_get_value_uint32(env, argv[2], &descPtr);
+  napi_get_value_uint32(env, argv[3], &dataPtr);
+  const uint32_t max = io->maxPackets, slot = io->slot;
+  if (uint64_t(descPtr) + uint64_t(max) * kDescSize > memLen || uint64_t(dataPtr) + uint64_t(max) * slot > memLen)
+    return throwErr(env, "batch area lies outside the WASM memory");
+  const uint32_t got =
+      io->workers.empty() ? recvInto(io, mem + descPtr, mem + dataPtr) : recvThreaded(io, mem + descPtr, mem + dataPtr);
   napi_value res;
-  napi_create_uint32(env, out, &res);
+  napi_create_uint32(env, got, &res);
   return res;
 }
 
@@ -993,22 +1085,9 @@ void kickRings(Io* io) {
   io->kicked.clear();
 }
 
-// send(handle, memory, descPtr, dataPtr, n) -> packets handed to the kernel (verdict "forward")
-napi_value Send(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  if (!args(env, info, 5, argv)) return throwErr(env, "send(handle, memory, descPtr, dataPtr, n)");
-  Io* io = unwrap(env, argv[0]);
-  if (!io) return nullptr;
-  uint8_t* mem;
-  size_t memLen;
-  if (!memoryOf(env, argv[1], &mem, &memLen)) return nullptr;
-  uint32_t descPtr, dataPtr, n;
-  napi_get_value_uint32(env, argv[2], &descPtr);
-  napi_get_value_uint32(env, argv[3], &dataPtr);
-  napi_get_value_uint32(env, argv[4], &n);
-  if (n > io->maxPackets) n = io->maxPackets;
-  if (uint64_t(descPtr) + uint64_t(n) * kDescSize > memLen)
-    return throwErr(env, "descriptors lie outside the WASM memory");
+// The batch's forwarded packets sent (descriptors at mem + descPtr, packets at mem + dataPtr + offset, every
+// offset checked against memLen): the count handed to the kernel. Main thread (send) or an I/O thread.
+uint32_t sendFrom(Io* io, uint8_t* mem, size_t memLen, uint32_t descPtr, uint32_t dataPtr, uint32_t n) {
   uint32_t n4 = 0, n6 = 0, queued = 0;
   const bool framed = io->useRing || io->useXdp;  // frames built here for a ring, not the raw socket's
   double t0 = framed ? nowNs() : 0;
@@ -1091,30 +1170,42 @@ napi_value Send(napi_env env, napi_callback_info info) {
     else
       overMtu(io, d, p, len, mtu, ms);
   }
-  napi_value res;
-  napi_create_uint32(env, n4 + n6 + queued, &res);
-  return res;
+  return n4 + n6 + queued;
 }
 
+#include "io_threads.h"
+
+// send(handle, memory, descPtr, dataPtr, n) -> packets handed to the kernel (verdict "forward")
+napi_value Send(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!args(env, info, 5, argv)) return throwErr(env, "send(handle, memory, descPtr, dataPtr, n)");
+  Io* io = unwrap(env, argv[0]);
+  if (!io) return nullptr;
+  uint8_t* mem;
+  size_t memLen;
+  if (!memoryOf(env, argv[1], &mem, &memLen)) return nullptr;
+  uint32_t descPtr, dataPtr, n;
+  napi_get_value_uint32(env, argv[2], &descPtr);
+  napi_get_value_uint32(env, argv[3], &dataPtr);
+  napi_get_value_uint32(env, argv[4], &n);
+  if (n > io->maxPackets) n = io->maxPackets;
+  if (uint64_t(descPtr) + uint64_t(n) * kDescSize > memLen)
+    return throwErr(env, "descriptors lie outside the WASM memory");
+  const uint32_t sent = io->workers.empty() ? sendFrom(io, mem, memLen, descPtr, dataPtr, n)
+                                            : sendThreaded(io, mem, memLen, descPtr, dataPtr, n);
+  napi_value res;
+  napi_create_uint32(env, sent, &res);
+  return res;
+}
 void onReadable(uv_poll_t* h, int status, int) {
   Poll* p = static_cast<Poll*>(h->data);
   Io* io = p->io;
   if (io->closed || !io->callback || status < 0) return;
-  napi_env env = io->env;
-  napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value cb, global, result;
-  napi_get_reference_value(env, io->callback, &cb);
-  napi_get_global(env, &global);
-  if (napi_make_callback(env, io->asyncCtx, global, cb, 0, nullptr, &result) == napi_pending_exception) {
-    napi_value e;
-    napi_get_and_clear_last_exception(env, &e);
-    napi_fatal_exception(env, e);
-  }
-  napi_close_handle_scope(env, scope);
+  callJs(io, nullptr);
 }
 
-// start(handle, onReadable): calls onReadable() whenever any receive socket has packets
+// start(handle, onReadable): calls onReadable() whenever any receive socket has packets (with threads: whenever
+// batches are ready, and onReadable(note) when a thread failed, to be logged)
 napi_value Start(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!args(env, info, 2, argv)) return throwErr(env, "start(handle, onReadable)");
@@ -1128,6 +1219,11 @@ napi_value Start(napi_env env, napi_callback_info info) {
   napi_value name;
   napi_create_string_utf8(env, "wasmvs:packet", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, nullptr, name, &io->asyncCtx);
+  if (!io->workers.empty()) {
+    std::string err;
+    if (!startThreads(io, &err)) return throwErr(env, "packet I/O threads: " + err);
+    return nullptr;
+  }
   uv_loop_t* loop;
   napi_get_uv_event_loop(env, &loop);
   std::vector<int> fds = io->rx;
@@ -1151,23 +1247,8 @@ napi_value Start(napi_env env, napi_callback_info info) {
 
 using napi_args::setNumber;
 
-napi_value Stats(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!args(env, info, 1, argv)) return throwErr(env, "stats(handle)");
-  Io* io = unwrap(env, argv[0]);
-  if (!io) return nullptr;
-  for (int fd : io->rx) {  // reading resets the kernel's counts: accumulate
-    tpacket_stats st{};
-    socklen_t l = sizeof st;
-    if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0) io->c.rxKernelDrops += st.tp_drops;
-  }
-  double xdpDrops = 0;  // the AF_XDP sockets' counts are cumulative: read whole, not added up
-#ifdef WASMVS_XDP
-  for (const xdp::Sock& s : io->xdp.socks) xdpDrops += xdp::drops(s);
-#endif
-  napi_value o;
-  napi_create_object(env, &o);
-  const Counters& c = io->c;
+// The counters as stats() gives them (one thread's, or the sum of the threads')
+void setCounters(napi_env env, napi_value o, const Counters& c, double lookups, double xdpDrops) {
   setNumber(env, o, "rxPackets", c.rxPackets);
   setNumber(env, o, "rxCalls", c.rxCalls);
   setNumber(env, o, "rxIgnored", c.rxIgnored);
@@ -1191,11 +1272,141 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   setNumber(env, o, "txRingKicks", c.txRingKicks);
   setNumber(env, o, "txRawFallback", c.txRawFallback);
   setNumber(env, o, "rxRingBlocks", c.rxRingBlocks);
-  setNumber(env, o, "nextHopLookups", io->hops.lookups);
+  setNumber(env, o, "nextHopLookups", lookups);
   setNumber(env, o, "rxXdpFrames", c.rxXdpFrames);
   setNumber(env, o, "rxXdpWakeups", c.rxXdpWakeups);
   setNumber(env, o, "txXdpPackets", c.txXdpPackets);
   setNumber(env, o, "txXdpKicks", c.txXdpKicks);
+  setNumber(env, o, "recvNs", c.recvNs);
+  setNumber(env, o, "sendNs", c.sendNs);
+}
+
+// a += b, every counter (the threads' sum); lastTxErrno: the last nonzero
+void addCounters(Counters& a, const Counters& b) {
+  a.rxPackets += b.rxPackets;
+  a.rxCalls += b.rxCalls;
+  a.rxIgnored += b.rxIgnored;
+  a.rxOversize += b.rxOversize;
+  a.rxTrimmed += b.rxTrimmed;
+  a.rxCsumCompleted += b.rxCsumCompleted;
+  a.txPackets += b.txPackets;
+  a.txCalls += b.txCalls;
+  a.txNoBuffer += b.txNoBuffer;
+  a.txTooBig += b.txTooBig;
+  a.txIcmpTooBig += b.txIcmpTooBig;
+  a.txIcmpLimited += b.txIcmpLimited;
+  a.txIcmpUnquoted += b.txIcmpUnquoted;
+  a.txFragmented += b.txFragmented;
+  a.txFragments += b.txFragments;
+  a.txUnreachable += b.txUnreachable;
+  a.txOtherErrors += b.txOtherErrors;
+  a.txRingPackets += b.txRingPackets;
+  a.txRingKicks += b.txRingKicks;
+  a.txRawFallback += b.txRawFallback;
+  a.rxRingBlocks += b.rxRingBlocks;
+  a.rxXdpFrames += b.rxXdpFrames;
+  a.rxXdpWakeups += b.rxXdpWakeups;
+  a.txXdpPackets += b.txXdpPackets;
+  a.txXdpKicks += b.txXdpKicks;
+  a.recvNs += b.recvNs;
+  a.sendNs += b.sendNs;
+  a.rxKernelDrops += b.rxKernelDrops;
+  if (b.lastTxErrno) a.lastTxErrno = b.lastTxErrno;
+}
+
+// stats() with threads: the threads' counters summed as the one-thread handle's are named, and each thread's
+// own in `threads` (what it carried, its CPU time, its failures), read from what each last published.
+napi_value threadedStats(napi_env env, Io* f) {
+  Counters sum;
+  double lookups = 0, failures = 0, restarts = 0;
+  std::string ringFallback;
+  bool allRing = true;
+  napi_value o, list;
+  napi_create_object(env, &o);
+  napi_create_array(env, &list);
+  uint32_t k = 0;
+  for (Worker* w : f->workers) {
+    for (int fd : w->io->rx) {
+      tpacket_stats st{};
+      socklen_t l = sizeof st;
+      if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0) w->kernelDrops += st.tp_drops;
+    }
+    Counters c;
+    double cpu, batches, sleeps, socketErrors;
+    {
+      std::lock_guard<std::mutex> g(w->m);
+      c = w->pub;
+      lookups += w->pubLookups;
+      cpu = w->cpuNs;
+      batches = w->pubBatches;
+      sleeps = w->pubSleeps;
+      socketErrors = w->pubSocketErrors;
+      if (ringFallback.empty()) ringFallback = w->pubRingFallback;
+    }
+    c.rxKernelDrops += w->kernelDrops;
+    addCounters(sum, c);
+    failures += w->failures;
+    restarts += w->restarts;
+    allRing = allRing && w->io->useRing;
+    napi_value t;
+    napi_create_object(env, &t);
+    setNumber(env, t, "rxPackets", c.rxPackets);
+    setNumber(env, t, "txPackets", c.txPackets);
+    setNumber(env, t, "rxCalls", c.rxCalls);
+    setNumber(env, t, "txCalls", c.txCalls + c.txRingKicks);
+    setNumber(env, t, "recvNs", c.recvNs);
+    setNumber(env, t, "sendNs", c.sendNs);
+    setNumber(env, t, "cpuNs", cpu);
+    setNumber(env, t, "batches", batches);
+    setNumber(env, t, "sleeps", sleeps);
+    setNumber(env, t, "socketErrors", socketErrors);
+    setNumber(env, t, "failures", w->failures);
+    setNumber(env, t, "restarts", w->restarts);
+    setNumber(env, t, "droppedOnFailure", w->dropped);
+    napi_value str;
+    napi_get_boolean(env, w->running && !w->stopped, &str);
+    napi_set_named_property(env, t, "running", str);
+    napi_create_string_utf8(env, w->lastError.c_str(), NAPI_AUTO_LENGTH, &str);
+    napi_set_named_property(env, t, "lastError", str);
+    napi_set_element(env, list, k++, t);
+  }
+  setCounters(env, o, sum, lookups, 0);
+  napi_value str;
+  napi_create_string_utf8(env, allRing ? "ring" : "mmsg", NAPI_AUTO_LENGTH, &str);
+  napi_set_named_property(env, o, "io", str);
+  napi_create_string_utf8(env, ringFallback.c_str(), NAPI_AUTO_LENGTH, &str);
+  napi_set_named_property(env, o, "ringFallback", str);
+  napi_create_string_utf8(env, "", 0, &str);
+  napi_set_named_property(env, o, "xdpFallback", str);
+  napi_set_named_property(env, o, "xdpMode", str);
+  setNumber(env, o, "queueNum", -1);
+  for (const char* q : {"rxQueuePackets", "rxQueueOversize", "rxQueueOverruns", "rxQueueErrors", "queueVerdicts"})
+    setNumber(env, o, q, 0);
+  setNumber(env, o, "threadFailures", failures);
+  setNumber(env, o, "threadRestarts", restarts);
+  napi_set_named_property(env, o, "threads", list);
+  return o;
+}
+
+napi_value Stats(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!args(env, info, 1, argv)) return throwErr(env, "stats(handle)");
+  Io* io = unwrap(env, argv[0]);
+  if (!io) return nullptr;
+  for (int fd : io->rx) {  // reading resets the kernel's counts: accumulate
+    tpacket_stats st{};
+    socklen_t l = sizeof st;
+    if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) == 0) io->c.rxKernelDrops += st.tp_drops;
+  }
+  if (!io->workers.empty()) return threadedStats(env, io);
+  double xdpDrops = 0;  // the AF_XDP sockets' counts are cumulative: read whole, not added up
+#ifdef WASMVS_XDP
+  for (const xdp::Sock& s : io->xdp.socks) xdpDrops += xdp::drops(s);
+#endif
+  napi_value o;
+  napi_create_object(env, &o);
+  const Counters& c = io->c;
+  setCounters(env, o, c, io->hops.lookups, xdpDrops);
   napi_value str;
   napi_create_string_utf8(env, io->useXdp ? "xdp" : io->useRing ? "ring" : "mmsg", NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "io", str);
@@ -1209,8 +1420,6 @@ napi_value Stats(napi_env env, napi_callback_info info) {
 #endif
   napi_create_string_utf8(env, xdpMode.c_str(), NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "xdpMode", str);
-  setNumber(env, o, "recvNs", c.recvNs);
-  setNumber(env, o, "sendNs", c.sendNs);
   const nfq::Queue& q = io->queue;
   setNumber(env, o, "queueNum", q.fd >= 0 ? q.num : -1);
   setNumber(env, o, "rxQueuePackets", q.packets);
@@ -1247,6 +1456,8 @@ napi_value OpenQueue(napi_env env, napi_callback_info info) {
   double num;
   if (napi_get_value_double(env, argv[1], &num) != napi_ok || num != double(uint32_t(num)) || num > 65535)
     return throwErr(env, "the queue number must be an integer 0..65535");
+  if (!io->workers.empty())
+    return throwErr(env, "the fwmark services' netfilter queue is read on one thread so far, not by I/O threads");
   if (io->queue.fd >= 0) {
     if (io->queue.num == uint16_t(num)) return nullptr;
     return throwErr(env, "a queue is already bound: " + std::to_string(io->queue.num));

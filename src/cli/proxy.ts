@@ -40,7 +40,8 @@ export const PROXY_USAGE = `usage: wasmvs proxy [run] -c FILE [--control PATH|no
                                          rewritten to ADDR (one per family, dedicated); needs CAP_NET_RAW
                                          and CAP_NET_ADMIN and the native addon (docs/proxy.md)
                          [--workers N|auto]  socket mode's threads pumping bytes, 1..${MAX_WORKERS} (default auto:
-                                         the cores the process may use); one core schedules for all
+                                         the cores the process may use); one core schedules for all.
+                                         Packet mode: N I/O threads, 1..64 (default and auto: 1)
        wasmvs proxy [run] --kubeconfig PATH|--in-cluster --node-name N --node-ip IP[,IP]
                           [--kube-proxy-config KPC.yaml] [-c FILE]
                                          serve a cluster's Services as kube-proxy's IPVS mode maps them

@@ -44,7 +44,9 @@ export interface ProxyOptions {
   tick: number; // ms between timer runs (core.advance, idle checks)
   logLevel: "debug" | "info" | "warn" | "error";
   pump: "native" | "js"; // socket mode's byte pump: the native relay (JS pump if not built) or JS only
-  workers: number; // socket mode's pump threads (src/proxy/workers.ts); 0: the cores the process may use
+  // socket mode's pump threads (src/proxy/workers.ts); 0: the cores the process may use. Packet mode: its I/O
+  // threads (native/packet/io_threads.h), 0 or 1 the one-thread path
+  workers: number;
   settings: Record<string, number>; // Core.set sysctls (expire_nodest_conn, conn_reuse_mode, ...)
   packet: PacketModeOptions;
   syncDaemons: SyncDaemonOptions[]; // connection sync (src/proxy/sync.ts): master and/or backup, packet mode
@@ -135,6 +137,8 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
 };
 
 export const MAX_WORKERS = 1024;
+// packet mode's I/O threads (native/packet/io_threads.h); proxy.workers 0 (auto) is one thread there
+export const MAX_PACKET_THREADS = 64;
 
 export const healthKey = (s: VirtualService, r: Pick<RealServer, "addr" | "port">) =>
   `${serviceKey(s)}|${realServerKey(r)}`;
@@ -618,8 +622,18 @@ export function parseConfig(text: string, file = "<config>"): ProxyConfig {
 // (Run from the command line, --interface and --local-address may supply them; cli.ts checks again.)
 export function packetModeProblems(o: ProxyOptions, services: VirtualService[]): string[] {
   const out: string[] = [];
-  if (o.workers > 1)
-    out.push(`packet mode runs one worker so far: --workers ${o.workers} (proxy.workers) is socket mode's`);
+  if (o.workers > MAX_PACKET_THREADS)
+    out.push(`proxy.workers (--workers): packet mode runs 1..${MAX_PACKET_THREADS} I/O threads, not ${o.workers}`);
+  if (o.workers > 1 && o.packet.io === "xdp")
+    out.push(
+      `proxy.workers (--workers) ${o.workers} with proxy.packetIo: xdp (--packet-io xdp): AF_XDP runs on one thread ` +
+        "so far; use the rings (ring) or recvmmsg/sendmmsg (mmsg) with I/O threads, or one worker with AF_XDP",
+    );
+  if (o.workers > 1 && services.some((s) => s.fwmark))
+    out.push(
+      `proxy.workers (--workers) ${o.workers} with fwmark services: their netfilter queue is read on one thread ` +
+        "so far; run packet mode with one worker for fwmark services",
+    );
   if (!o.packet.interfaces.length)
     out.push("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");
   for (const v6 of [false, true]) {

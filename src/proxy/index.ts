@@ -178,7 +178,9 @@ export class Proxy {
     // packet mode: -m is proxy.forward's (full-NAT or masq), a real server may say full-NAT itself
     this.tables = new Tables(core, o.mode === "packet" ? o.packet.forward : "masq", o.mode === "packet");
     if (o.mode === "packet") {
-      this.fw = PacketForwarder.open(core, this.tables, { ...o.packet, decisionLog }, log);
+      // proxy.workers 0 (auto) keeps packet mode on one thread: its threads are asked for, not assumed
+      const threads = Math.max(1, o.workers);
+      this.fw = PacketForwarder.open(core, this.tables, { ...o.packet, decisionLog, threads }, log);
     } else {
       const listeners = cfg.state.services.length;
       const limit = ensureFileLimit(listeners, log, o.maxConns || 16384);

@@ -13,7 +13,7 @@ import type { Proxy } from "./index.ts";
 import { type AppliedService, destKey } from "./tables.ts";
 import { SocketForwarder } from "./socket.ts";
 import type { PumpWorkers } from "./workers.ts";
-import { PacketForwarder } from "./packet.ts";
+import { PacketForwarder, type PacketIoStats } from "./packet.ts";
 import { serviceKey, realServerKey, type RealServer, type VirtualService } from "../model/types.ts";
 import type { DestStats } from "./forwarder.ts";
 import { formatAddr } from "../core/addr.ts";
@@ -576,7 +576,42 @@ async function forwarderFamilies(write: Write, p: Proxy): Promise<void> {
     await scalar(write, "wasmvs_proxy_packet_batches_total", "counter", "Batches run through the core", [
       ["", fw.timing.batches],
     ]);
+    if (io.threads) await packetThreadMetrics(write, io.threads);
   }
+}
+
+// Packet mode's I/O threads (--workers N > 1): what each carried, its CPU, its failures.
+async function packetThreadMetrics(write: Write, threads: NonNullable<PacketIoStats["threads"]>): Promise<void> {
+  const per = (f: (t: (typeof threads)[number]) => number): [string, number][] =>
+    threads.map((t, i) => [`{thread="${i}"}`, f(t)]);
+  await scalar(
+    write,
+    "wasmvs_proxy_packet_thread_received_total",
+    "counter",
+    "Packets an I/O thread received for the core",
+    per((t) => t.rxPackets),
+  );
+  await scalar(
+    write,
+    "wasmvs_proxy_packet_thread_sent_total",
+    "counter",
+    "Packets an I/O thread handed to the kernel",
+    per((t) => t.txPackets),
+  );
+  await scalar(
+    write,
+    "wasmvs_proxy_packet_thread_cpu_seconds_total",
+    "counter",
+    "CPU time of an I/O thread",
+    per((t) => t.cpuNs / 1e9),
+  );
+  await scalar(
+    write,
+    "wasmvs_proxy_packet_thread_failures_total",
+    "counter",
+    "Failures of an I/O thread (each restarted, or stopped after too many)",
+    per((t) => t.failures),
+  );
 }
 
 // The core's connection table: its size, and what a full table evicted or refused.

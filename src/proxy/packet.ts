@@ -22,7 +22,7 @@ import type { PacketModeOptions } from "./config.ts";
 import { type MasqDest, Takeover } from "./takeover.ts";
 import { FwmarkQueueRules } from "./fwmark.ts";
 
-interface PacketIoStats {
+export interface PacketIoStats {
   rxPackets: number;
   rxCalls: number;
   rxIgnored: number;
@@ -68,6 +68,28 @@ interface PacketIoStats {
   rxQueueOverruns: number;
   rxQueueErrors: number;
   queueVerdicts: number;
+  // with I/O threads (open({ threads: N > 1 }), native/packet/io_threads.h): each thread's own, the sum above
+  threads?: IoThreadStats[];
+  threadFailures?: number;
+  threadRestarts?: number;
+}
+
+interface IoThreadStats {
+  rxPackets: number;
+  txPackets: number;
+  rxCalls: number;
+  txCalls: number;
+  recvNs: number;
+  sendNs: number;
+  cpuNs: number; // the thread's CPU time
+  batches: number;
+  sleeps: number;
+  socketErrors: number; // pending socket errors read after a poll said POLLERR (an interface gone: ENETDOWN)
+  failures: number;
+  restarts: number;
+  droppedOnFailure: number; // received and not yet taken by the core when its thread failed
+  running: boolean;
+  lastError: string;
 }
 
 type Handle = { readonly __packetIo: unique symbol };
@@ -79,10 +101,11 @@ interface PacketIoAddon {
     slot: number;
     rcvbuf?: number;
     io?: "ring" | "mmsg" | "xdp";
+    threads?: number; // > 1: that many I/O threads in one fanout group (native/packet/io_threads.h)
   }): Handle;
   recv(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number): number;
   send(h: Handle, memory: ArrayBuffer, descPtr: number, dataPtr: number, n: number): number;
-  start(h: Handle, onReadable: () => void): void;
+  start(h: Handle, onReadable: (note?: string) => void): void; // note: an I/O thread failed (to be logged)
   stats(h: Handle): PacketIoStats;
   setAddresses(h: Handle, addresses: string[]): void;
   openQueue(h: Handle, num: number): void; // the fwmark services' netfilter queue (native/packet/nfqueue.h)
@@ -174,6 +197,7 @@ export function queueKernelDrops(
 
 interface PacketForwarderOptions extends PacketModeOptions {
   decisionLog: number;
+  threads: number; // I/O threads; 1: the one-thread path (recv and send on the main thread)
 }
 
 export class PacketForwarder implements Forwarder {
@@ -201,7 +225,7 @@ export class PacketForwarder implements Forwarder {
       this.takeover = new Takeover(opts.interfaces, opts.localAddresses);
       this.fwmarkRules = new FwmarkQueueRules(opts.fwmarkQueue);
     }
-    io.start(h, () => this.onReadable());
+    io.start(h, (note) => this.onReadable(note));
   }
 
   // Opens the sockets; throws a clear error when the addon is missing or the sockets cannot be had.
@@ -219,6 +243,7 @@ export class PacketForwarder implements Forwarder {
         maxPackets: opts.batchSize,
         slot: opts.slotSize,
         io: opts.io,
+        threads: opts.threads,
       });
     } catch (e) {
       throw new Error(`packet mode cannot open its sockets: ${(e as Error).message}`);
@@ -238,8 +263,12 @@ export class PacketForwarder implements Forwarder {
 
   // Drains what is ready, a bounded number of batches per wake-up so timers and the control socket run;
   // the poll is level-triggered, so what is left wakes us again at once.
-  private onReadable(): void {
+  private onReadable(note?: string): void {
     if (this.closed) return;
+    if (note !== undefined) {
+      this.log.error("packet I/O thread failed", { why: note });
+      return;
+    }
     try {
       this.drain();
     } catch (e) {
@@ -263,7 +292,7 @@ export class PacketForwarder implements Forwarder {
       this.timing.batches++;
       this.timing.packets += n;
       if (n > this.timing.maxBatch) this.timing.maxBatch = n;
-      if (n < max) break;
+      if (n < max && this.opts.threads <= 1) break; // with threads, another thread's batch may be ready
     }
     this.timing.callbackNs += (performance.now() - t0) * 1e6;
   }
@@ -311,6 +340,13 @@ export class PacketForwarder implements Forwarder {
     // a port-0 service (all the VIP's ports) is the core's like any other; a fwmark service's packets come
     // through a netfilter queue, marked (fwmark.ts)
     const marked = services.filter((s) => s.fwmark);
+    if (marked.length && this.opts.threads > 1)
+      return marked.map((s) => ({
+        key: `fwmark ${s.fwmark}`,
+        error:
+          `fwmark services come to packet mode through a netfilter queue, read on one thread so far: not with ` +
+          `${this.opts.threads} I/O threads (proxy.workers); run packet mode with one worker for fwmark services`,
+      }));
     if (marked.length && !this.closed)
       try {
         this.io.openQueue(this.h, this.opts.fwmarkQueue);

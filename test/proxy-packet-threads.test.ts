@@ -1,0 +1,389 @@
+// Packet mode on N I/O threads (`--workers N --mode packet`, native/packet/io_threads.h) end to end: the same
+// namespaces as test/proxy-packet.test.ts (a client, the balancer, two backend namespaces over veth; real TCP
+// and UDP clients and servers, real routing), the proxy run with 2 I/O threads and, for the decisions, with
+// one. Needs root, ip netns, nft, ethtool and the native addon; anything missing is a counted SKIP.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { ControlClient } from "../src/proxy/control.ts";
+import { loadPacketAddon } from "../src/proxy/packet.ts";
+import { agent, type Agent } from "./fixtures/proxy/netns.ts";
+import { guardedBefore, needs, skip } from "./helpers/skip.ts";
+import { ip, nsx, spawnPacketProxy, vethNet } from "./helpers/veth-net.ts";
+
+const why =
+  needs(["ip", "nft", "ethtool"], "apt-get install -y iproute2 nftables ethtool") ||
+  (loadPacketAddon().error
+    ? `the native packet addon is not built (npm install builds it): ${loadPacketAddon().error}`
+    : "");
+
+const sfx = (process.pid % 46656).toString(36);
+const NS = { client: `wpt${sfx}c`, lb: `wpt${sfx}l`, be1: `wpt${sfx}b1`, be2: `wpt${sfx}b2` };
+const IF = {
+  cl: `wpt${sfx}cl`,
+  lc: `wpt${sfx}lc`,
+  l1: `wpt${sfx}l1`,
+  b1: `wpt${sfx}b1`,
+  l2: `wpt${sfx}l2`,
+  b2: `wpt${sfx}b2`,
+};
+const A = {
+  client: "10.233.1.2",
+  lbc: "10.233.1.1",
+  lb1: "10.233.2.1",
+  lb2: "10.233.3.1",
+  vip: "10.233.100.1",
+  snat: "10.233.200.1",
+  be: ["10.233.2.11", "10.233.2.12", "10.233.3.13"],
+  client6: "fd33:1::2",
+  lbc6: "fd33:1::1",
+  lb16: "fd33:2::1",
+  vip6: "fd33:100::1",
+  snat6: "fd33:200::1",
+  be6: "fd33:2::11",
+};
+const DIR = `/tmp/wpt-test-${process.pid}`;
+const CTL = `${DIR}/ctl.sock`;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const net = vethNet(Object.values(NS));
+
+function setup() {
+  net.setup([
+    [NS.client, IF.cl, NS.lb, IF.lc],
+    [NS.lb, IF.l1, NS.be1, IF.b1],
+    [NS.lb, IF.l2, NS.be2, IF.b2],
+  ]);
+  const addr = (ns: string, a: string, dev: string) =>
+    ip([
+      "-n",
+      ns,
+      ...(a.includes(":") ? ["-6"] : []),
+      "addr",
+      "add",
+      a,
+      "dev",
+      dev,
+      ...(a.includes(":") ? ["nodad"] : []),
+    ]);
+  addr(NS.client, `${A.client}/24`, IF.cl);
+  ip(["-n", NS.client, "route", "add", "default", "via", A.lbc]);
+  addr(NS.lb, `${A.lbc}/24`, IF.lc);
+  addr(NS.lb, `${A.lb1}/24`, IF.l1);
+  addr(NS.lb, `${A.lb2}/24`, IF.l2);
+  addr(NS.be1, `${A.be[0]}/24`, IF.b1);
+  addr(NS.be1, `${A.be[1]}/24`, IF.b1);
+  addr(NS.be2, `${A.be[2]}/24`, IF.b2);
+  ip(["-n", NS.be1, "route", "add", "default", "via", A.lb1]);
+  ip(["-n", NS.be2, "route", "add", "default", "via", A.lb2]);
+  addr(NS.client, `${A.client6}/64`, IF.cl);
+  addr(NS.lb, `${A.lbc6}/64`, IF.lc);
+  addr(NS.lb, `${A.lb16}/64`, IF.l1);
+  addr(NS.be1, `${A.be6}/64`, IF.b1);
+  ip(["-n", NS.client, "-6", "route", "add", "default", "via", A.lbc6]);
+  ip(["-n", NS.be1, "-6", "route", "add", "default", "via", A.lb16]);
+  // as in proxy-packet.test.ts: no 64 KiB TSO/GSO frames from the senders' veth
+  for (const [ns, dev] of [
+    [NS.client, IF.cl],
+    [NS.be1, IF.b1],
+    [NS.be2, IF.b2],
+  ])
+    nsx(ns, ["ethtool", "-K", dev, "tso", "off", "gso", "off"]);
+}
+
+let client: Agent, be1: Agent, be2: Agent;
+
+// The proxy with `workers` I/O threads (1: the one-thread path), its control client, and everything it printed.
+async function startProxy(
+  workers: number,
+  env: NodeJS.ProcessEnv = {},
+  packetIo = "ring",
+): Promise<{ p: ChildProcess; ctl: ControlClient; log: () => string }> {
+  writeFileSync(
+    `${DIR}/p.yaml`,
+    `proxy:
+  control: ${CTL}
+  vipInterface: lo
+  tick: 100
+  metrics: ${A.lbc}:9464
+  workers: ${workers}
+  localAddresses: [${A.snat}, "${A.snat6}"]
+services:
+  - { protocol: tcp, addr: ${A.vip}, port: 80, scheduler: rr, realServers: [
+      { addr: ${A.be[0]}, port: 8080 }, { addr: ${A.be[1]}, port: 8080 }, { addr: ${A.be[2]}, port: 8080 } ] }
+  - { protocol: tcp, addr: ${A.vip}, port: 81, scheduler: wlc, realServers: [
+      { addr: ${A.be[0]}, port: 8080, weight: 1 }, { addr: ${A.be[2]}, port: 8080, weight: 3 } ] }
+  - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr, realServers: [
+      { addr: ${A.be[0]}, port: 5353 }, { addr: ${A.be[2]}, port: 5353 } ] }
+  - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
+`,
+  );
+  rmSync(CTL, { force: true });
+  const p = await spawnPacketProxy(NS.lb, {
+    config: `${DIR}/p.yaml`,
+    control: CTL,
+    args: [
+      ...["--interface", `${IF.lc},${IF.l1},${IF.l2}`, "--packet-io", packetIo],
+      ...["--log-level", "warn", "--drain-timeout", "1"],
+    ],
+    env: { ...process.env, ...env },
+  });
+  let text = "";
+  p.stdout?.on("data", (d) => (text += d));
+  p.stderr?.on("data", (d) => (text += d));
+  return { p, ctl: await ControlClient.connect(CTL), log: () => text };
+}
+
+async function stopProxy(run: { p: ChildProcess; ctl: ControlClient }): Promise<number | null> {
+  await run.ctl.close();
+  const { p } = run;
+  if (p.exitCode !== null) return p.exitCode;
+  const gone = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
+  p.kill("SIGTERM");
+  const code = await Promise.race([gone, sleep(5000).then(() => "timeout" as const)]);
+  if (code === "timeout") {
+    p.kill("SIGKILL");
+    throw new Error("the packet-mode proxy did not stop on SIGTERM");
+  }
+  return code;
+}
+
+// One fixed sequence of connections: the backend each chose, in order (rr on :80, wlc on :81, all kept open
+// so wlc's counts move), and the UDP flows' spread (their first datagrams leave together, so their order at
+// the core is the kernel's, not the test's: counted, not listed).
+async function sequence(): Promise<{ rr: string[]; wlc: string[]; udp: Record<string, number> }> {
+  const rr: any[] = await client.call("openSeq", A.vip, 80, 12, true);
+  const wlc: any[] = await client.call("openSeq", A.vip, 81, 12, true);
+  for (const c of [...rr, ...wlc]) assert.ok("h" in c, `connect failed: ${JSON.stringify(c)}`);
+  const flows: { lport: number; replies: string[] }[] = await client.call("udpFlows", A.vip, 53, 8, 3, 400);
+  const udp: Record<string, number> = {};
+  for (const f of flows) {
+    assert.is(f.replies.length, 3, `UDP flow from port ${f.lport}: every reply`);
+    assert.is(new Set(f.replies).size, 1, `UDP flow from port ${f.lport} sticks to one backend`);
+    udp[f.replies[0]] = (udp[f.replies[0]] ?? 0) + 1;
+  }
+  await client.call("closeAll");
+  return { rr: rr.map((c) => c.backend), wlc: wlc.map((c) => c.backend), udp };
+}
+
+if (why) {
+  skip(import.meta.url, "packet mode on 2 I/O threads in network namespaces (every test of this file)", why);
+} else {
+  guardedBefore(test, async () => {
+    rmSync(DIR, { recursive: true, force: true });
+    mkdirSync(DIR, { recursive: true });
+    setup();
+    [client, be1, be2] = await Promise.all([agent(NS.client), agent(NS.be1), agent(NS.be2)]);
+    await be1.call("backend", A.be[0], 8080, "tcp");
+    await be1.call("backend", A.be[1], 8080, "tcp");
+    await be2.call("backend", A.be[2], 8080, "tcp");
+    await be1.call("backend", A.be[0], 5353, "udp");
+    await be1.call("backend", A.be6, 8080, "tcp");
+    await be2.call("backend", A.be[2], 5353, "udp");
+  });
+  test.after(async () => {
+    await Promise.all([client?.stop(), be1?.stop(), be2?.stop()]);
+    net.teardown();
+    rmSync(DIR, { recursive: true, force: true });
+  });
+
+  const sameAsOne = "2 I/O threads (rings, and recvmmsg/sendmmsg): each connection chooses as on one thread";
+  test(sameAsOne, async () => {
+    const runs: Awaited<ReturnType<typeof sequence>>[] = [];
+    for (const [workers, packetIo] of [
+      [1, "ring"],
+      [2, "ring"],
+      [2, "mmsg"],
+    ] as const) {
+      const run = await startProxy(workers, {}, packetIo);
+      try {
+        runs.push(await sequence());
+        const io = findIo(await run.ctl.call("status"));
+        assert.is(io.io, packetIo);
+        if (workers === 1) assert.is(io.threads, undefined, "one worker: the one-thread path");
+        else {
+          assert.is(io.threads.length, 2);
+          for (const t of io.threads) assert.ok(t.rxPackets > 0, `${packetIo}: both threads carried packets`);
+        }
+      } finally {
+        assert.is(await stopProxy(run), 0, "a clean stop joins the threads and exits 0");
+      }
+    }
+    const [one, ...threaded] = runs;
+    for (const two of threaded) {
+      assert.equal(two.rr, one.rr, "rr: the same backend for each connection in turn");
+      assert.equal(two.wlc, one.wlc, "wlc: the same backend for each connection in turn");
+      assert.equal(two.udp, one.udp, "UDP rr: the same spread");
+    }
+    assert.equal(
+      one.rr.slice(0, 6),
+      [...new Set(one.rr)].concat([...new Set(one.rr)]),
+      "rr cycles through the three as the kernel's does",
+    );
+    const toBe2 = one.wlc.filter((b) => b === `${A.be[2]}:8080`).length;
+    assert.is(toBe2, 9, "wlc with weights 1 and 3 over 12 kept connections: 9 to the heavier");
+  });
+
+  const manyPorts = "2 I/O threads: many source ports at once, bytes intact and in order, UDP flows, both threads busy";
+  test(manyPorts, async () => {
+    const run = await startProxy(2);
+    try {
+      await be1.call("resetCounts");
+      await be2.call("resetCounts");
+      const conns: any[] = await client.call("openPar", A.vip, 80, 48);
+      for (const c of conns) assert.ok("h" in c, `connect failed: ${JSON.stringify(c)}`);
+      assert.is(new Set(conns.map((c) => c.lport)).size, 48, "48 source ports");
+      const per = new Map<string, number>();
+      for (const c of conns) per.set(c.backend, (per.get(c.backend) ?? 0) + 1);
+      assert.equal([...per.values()], [16, 16, 16], "rr over 48 concurrent connections: exactly 16 each");
+      const bulk: any[] = await client.call(
+        "bulkEcho",
+        conns.map((c) => c.h),
+        256 * 1024,
+      );
+      for (const b of bulk) assert.ok(b.ok, `connection ${b.h}: echo not intact: ${JSON.stringify(b)}`);
+      // IPv6: its own receive sockets, in fanout groups of their own
+      const six: any[] = await client.call("openPar", A.vip6, 80, 16);
+      for (const c of six) assert.ok("h" in c, `IPv6 connect failed: ${JSON.stringify(c)}`);
+      const bulk6: any[] = await client.call(
+        "bulkEcho",
+        six.map((c) => c.h),
+        64 * 1024,
+      );
+      for (const b of bulk6) assert.ok(b.ok, `IPv6 connection ${b.h}: echo not intact: ${JSON.stringify(b)}`);
+      const flows: { lport: number; replies: string[] }[] = await client.call("udpFlows", A.vip, 53, 32, 5, 500);
+      for (const f of flows) {
+        assert.is(f.replies.length, 5, `UDP flow from ${f.lport}: every reply`);
+        assert.is(new Set(f.replies).size, 1, `UDP flow from ${f.lport}: one backend`);
+      }
+      await client.call("closeAll");
+      const io = findIo(await run.ctl.call("status"));
+      assert.is(io.threads.length, 2);
+      for (const [k, t] of io.threads.entries()) {
+        assert.ok(t.rxPackets > 100, `thread ${k} received packets: ${JSON.stringify(t)}`);
+        assert.ok(t.txPackets > 100, `thread ${k} sent packets: ${JSON.stringify(t)}`);
+        assert.ok(t.running && t.failures === 0, `thread ${k} ran without failing`);
+      }
+      assert.is(io.rxPackets, io.threads[0].rxPackets + io.threads[1].rxPackets, "the sum is the threads'");
+      // the metrics, from the client's side (the balancer's own address: the kernel's, not a service's)
+      const metrics: string = await client.call("fetchText", `http://${A.lbc}:9464/metrics`);
+      for (const k of [0, 1]) assert.match(metrics, `wasmvs_proxy_packet_thread_received_total{thread="${k}"}`);
+      // a fwmark service added at run time is answered with why (its netfilter queue is one thread's so far)
+      const rs = { addr: A.be[0], port: 8080, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 };
+      const fwm = { fwmark: 7, scheduler: "rr", realServers: [rs] };
+      const answer = await run.ctl.call("addService", fwm).then(
+        () => "accepted",
+        (e: Error) => e.message,
+      );
+      assert.match(answer, "read on one thread so far: not with 2 I/O threads (proxy.workers)", answer);
+      const services = await run.ctl.call<any[]>("services");
+      assert.equal(
+        services.map((x) => x.fwmark ?? x.port),
+        [80, 81, 53, 80],
+        "refused, not added",
+      );
+    } finally {
+      assert.is(await stopProxy(run), 0);
+    }
+  });
+
+  test("an I/O thread that fails is counted, logged and restarted; the other's flows go on", async () => {
+    const run = await startProxy(2, { WASMVS_PACKET_THREAD_FAULT: "1:50" });
+    try {
+      const held: any[] = await client.call("openPar", A.vip, 80, 16);
+      for (const c of held) assert.ok("h" in c, `connect failed: ${JSON.stringify(c)}`);
+      // enough packets on both threads for thread 1 to reach its fault
+      await client.call(
+        "bulkEcho",
+        held.map((c) => c.h),
+        16 * 1024,
+      );
+      let io = findIo(await run.ctl.call("status"));
+      for (let i = 0; i < 50 && io.threadFailures === 0; i++) {
+        await sleep(100);
+        io = findIo(await run.ctl.call("status"));
+      }
+      assert.is(io.threadFailures, 1, JSON.stringify(io.threads));
+      assert.is(io.threadRestarts, 1);
+      assert.ok(io.threads[1].running, "restarted");
+      assert.match(io.threads[1].lastError, "injected fault");
+      assert.match(run.log(), "packet I/O thread failed");
+      // new connections are served on both threads, and the held ones still echo (a batch lost in the failure
+      // is retransmitted by TCP)
+      const more: any[] = await client.call("openPar", A.vip, 80, 24);
+      for (const c of more) assert.ok("h" in c, `connect after the restart failed: ${JSON.stringify(c)}`);
+      const bulk: any[] = await client.call(
+        "bulkEcho",
+        [...held, ...more].map((c) => c.h),
+        64 * 1024,
+      );
+      for (const b of bulk) assert.ok(b.ok, `connection ${b.h}: ${JSON.stringify(b)}`);
+      await client.call("closeAll");
+      io = findIo(await run.ctl.call("status"));
+      assert.ok(io.threads[1].rxPackets > io.threads[1].droppedOnFailure, "thread 1 carries packets again");
+    } finally {
+      assert.is(await stopProxy(run), 0, "a clean stop after a restart");
+    }
+  });
+
+  stoppedForGood();
+}
+
+// (declared here, registered above only when the prerequisites are there)
+function stoppedForGood(): void {
+  test("a thread that keeps failing is stopped for good; the fanout moves its flows to the other", async () => {
+    const run = await startProxy(2, { WASMVS_PACKET_THREAD_FAULT: "1:20:5" });
+    try {
+      let io = findIo(await run.ctl.call("status"));
+      for (let i = 0; i < 20 && io.threadFailures < 5; i++) {
+        const conns: any[] = await client.call("openPar", A.vip, 80, 16);
+        await client.call(
+          "bulkEcho",
+          conns.filter((c) => "h" in c).map((c) => c.h),
+          8 * 1024,
+          3000,
+        );
+        await client.call("closeAll");
+        io = findIo(await run.ctl.call("status"));
+      }
+      assert.is(io.threadFailures, 5, JSON.stringify(io.threads));
+      assert.is(io.threadRestarts, 4, "restarted 4 times, then stopped");
+      assert.is(io.threads[1].running, false);
+      assert.ok(io.threads[0].running);
+      assert.match(run.log(), "not restarted: it failed 5 times in a minute");
+      const rx0 = io.threads[0].rxPackets;
+      const conns: any[] = await client.call("openPar", A.vip, 80, 24);
+      for (const c of conns) assert.ok("h" in c, `connect with one thread left failed: ${JSON.stringify(c)}`);
+      const bulk: any[] = await client.call(
+        "bulkEcho",
+        conns.map((c) => c.h),
+        64 * 1024,
+      );
+      for (const b of bulk) assert.ok(b.ok, `connection ${b.h}: ${JSON.stringify(b)}`);
+      await client.call("closeAll");
+      const after = findIo(await run.ctl.call("status"));
+      assert.ok(after.threads[0].rxPackets > rx0, "the remaining thread carries the new flows");
+    } finally {
+      assert.is(await stopProxy(run), 0, "a clean stop with a thread stopped for good");
+    }
+  });
+}
+
+// The packet I/O stats in a status reply, wherever the status puts them.
+function findIo(st: any): any {
+  const seen = new Set<unknown>();
+  const walk = (o: any): any => {
+    if (!o || typeof o !== "object" || seen.has(o)) return undefined;
+    seen.add(o);
+    if ("rxPackets" in o && "txPackets" in o && "io" in o) return o;
+    for (const v of Object.values(o)) {
+      const r = walk(v);
+      if (r) return r;
+    }
+    return undefined;
+  };
+  return walk(st);
+}
+
+test.run();
