@@ -7,7 +7,8 @@ import type { DesiredState } from "../model/types.ts";
 import { parseRestore } from "../model/ipvsadm.ts";
 import { IpvsClient, NoIpvsError } from "../kernel/client.ts";
 import { Reconciler, SyncLoop, checkDrift, formatReport } from "../kernel/reconcile.ts";
-import { type DaemonsConfig, loadConfig } from "../proxy/config.ts";
+import { ConfigError, type DaemonsConfig, parseConfig } from "../proxy/config.ts";
+import { readSettled } from "./settled-read.ts";
 import { daemonDrift, ensureDaemons, stopDaemons, type DaemonPass } from "../kernel/daemons.ts";
 import type { KubeWatcher } from "../k8s/watch.ts";
 import { readProxyConfig, type ProxyConfig as KubeProxyConfig } from "../k8s/index.ts";
@@ -90,11 +91,11 @@ const millis = (a: Parsed, name: string, def: number): number => {
   return v === undefined ? def : Number(v) * 1000;
 };
 
-/** The file source's state, and with --config its `daemons:` section. */
-function fileSource(a: Parsed): { state: DesiredState; daemons?: DaemonsConfig } {
+/** The file source's state, and with --config its `daemons:` section (a file is read once it stands still). */
+async function fileSource(a: Parsed): Promise<{ state: DesiredState; daemons?: DaemonsConfig }> {
   const rules = a.get("--rules");
   if (rules !== undefined) {
-    const text = readFileSync(rules === "-" ? 0 : rules, "utf8");
+    const text = rules === "-" ? readFileSync(0, "utf8") : await readSettled(rules);
     const r = parseRestore(text);
     if (r.problems.length) {
       throw new Error(
@@ -104,7 +105,14 @@ function fileSource(a: Parsed): { state: DesiredState; daemons?: DaemonsConfig }
     }
     return { state: r.state };
   }
-  const c = loadConfig(a.get("--config")!); // throws ConfigError with line:col on bad input
+  const path = a.get("--config")!;
+  let text: string;
+  try {
+    text = await readSettled(path);
+  } catch (e) {
+    throw new ConfigError([{ path: "", line: 1, col: 1, message: `cannot read: ${(e as Error).message}` }], path);
+  }
+  const c = parseConfig(text, path); // throws ConfigError with line:col on bad input
   return { state: c.state, daemons: c.daemons };
 }
 
@@ -146,7 +154,7 @@ async function syncCommand(argv: string[], out: NodeJS.WritableStream, err: Node
   const plan: SyncPlan = { a, fromFile, fromCluster, kpc: {} };
   try {
     if (fromFile) {
-      const src = fileSource(a);
+      const src = await fileSource(a);
       plan.desired = src.state;
       plan.daemons = src.daemons;
     }
@@ -254,7 +262,7 @@ async function reconcile(
     // needs before the table pass, what went away only after it (onReport)
     beforePass: async (kind) => {
       if (fromFile) {
-        if (kind === "full") ({ state: lastFile, daemons: daemons.config } = fileSource(a));
+        if (kind === "full") ({ state: lastFile, daemons: daemons.config } = await fileSource(a));
         await host.apply(fileHostState(lastFile!), false, undefined, true);
         if (kind === "full") await daemons.pass();
       } else if (latestIndex) {
