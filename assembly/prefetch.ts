@@ -126,7 +126,8 @@ export function touchServices(n: u32): void {
       continue;
     }
     acc += touchFields(p, SVC_HOT_END);
-    unchecked((pfA[k] = load<u32>(p + offsetof<Service>("sched"))));
+    const inline = load<u8>(p + offsetof<Service>("schedInline")) != 0;
+    unchecked((pfA[k] = inline ? 0 : load<u32>(p + offsetof<Service>("sched"))));
     unchecked((pfB[k] = load<u32>(p + offsetof<Service>("dests"))));
   }
   for (let k: u32 = 0; k < n; k++) {

@@ -32,6 +32,7 @@ import {
 import { Dest, registerDest, releaseDest } from "../dest/dest";
 import { Scheduler } from "../sched/scheduler";
 import { createScheduler } from "../sched/registry";
+import { RoundRobin } from "../sched/rr";
 import { SCHEDULER_KINDS } from "../sched/list";
 
 export class Service {
@@ -51,6 +52,8 @@ export class Service {
   fwmark: u32 = 0;
   flags: u32 = 0;
   loadHook: bool = false; // sched.hasLoadHook(): whether a connection's load change is the scheduler's business
+  schedInline: bool = false; // rr: the table calls rrSchedule, which keeps its cursor in schedWord
+  schedWord: i32 = -1; // one word of the scheduler's state in this line (rr's cursor)
   hashNext: Service | null = null;
   sched: Scheduler | null = null;
   dests: Array<Dest> = new Array<Dest>(); // the kernel's list order: newest first
@@ -243,6 +246,7 @@ export function addService(
   const sched = createScheduler(schedId);
   s.sched = sched;
   s.loadHook = sched != null && sched.hasLoadHook();
+  s.schedInline = sched instanceof RoundRobin;
   if (sched) {
     sched.init(s);
     if (sched.hasTimer()) timedServices.push(s);
@@ -274,6 +278,7 @@ export function editService(id: i32, schedId: i32, flags: u32, timeout: u32, net
     const sched = createScheduler(schedId);
     s.sched = sched;
     s.loadHook = sched != null && sched.hasLoadHook();
+    s.schedInline = sched instanceof RoundRobin;
     if (sched) {
       sched.init(s);
       if (sched.hasTimer()) timedServices.push(s);
@@ -294,6 +299,7 @@ export function delService(id: i32): i32 {
   untime(s);
   s.sched = null;
   s.loadHook = false;
+  s.schedInline = false;
   // every destination is unlinked; those still referenced by connections stay in the registry
   const ds = s.dests;
   for (let i = 0, n = ds.length; i < n; i++) retireDest(unchecked(ds[i]));
