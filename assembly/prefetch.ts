@@ -52,18 +52,20 @@ export function touchDests(n: u32, expiring: bool = false): void {
   const nd = <u32>destById.length,
     dd = destById.dataStart;
   memory.fill(changetype<usize>(seenDest), 0, SEEN_SLOTS << 2);
+  // the destinations not seen yet, packed to the front of pfC: the levels below walk only those
+  let m: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const id = unchecked(pfC[k]);
-    let p: u32 = 0;
     if (id < nd) {
       const slot = id & (SEEN_SLOTS - 1);
       if (unchecked(seenDest[slot]) != id + 1) {
         unchecked((seenDest[slot] = id + 1));
-        p = load<u32>(dd + ((<usize>id) << 2));
+        const p = load<u32>(dd + ((<usize>id) << 2));
+        if (p != 0) unchecked((pfC[m++] = p));
       }
     }
-    unchecked((pfC[k] = p));
   }
+  n = m;
   const ns = <u32>serviceById.length,
     sd = serviceById.dataStart;
   for (let k: u32 = 0; k < n; k++) {
@@ -114,11 +116,17 @@ const DEST_EXPIRY_END: usize = offsetof<Dest>("lThreshold") + 4;
 // pfB[0..n) holds Service bucket words' addresses (0: none). Touches each bucket's first Service's hot
 // fields, its scheduler, and its first two destinations' hot fields: what scheduling a new connection reads.
 export function touchServices(n: u32): void {
-  let acc: u32 = 0;
+  let acc: u32 = 0,
+    syns: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const a = <usize>unchecked(pfB[k]);
-    if (a != 0) unchecked((pfB[k] = load<u32>(a)));
+    if (a != 0) {
+      unchecked((pfB[k] = load<u32>(a)));
+      syns++;
+    }
   }
+  // a step without a new connection (established traffic) has nothing more here
+  if (syns == 0) return;
   for (let k: u32 = 0; k < n; k++) {
     const p = <usize>unchecked(pfB[k]);
     if (p == 0) {
