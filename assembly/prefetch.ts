@@ -36,11 +36,12 @@ export function keep(acc: u32): void {
 }
 
 // pfC[0..n) holds destination ids (-1: none). Touches each Dest, then its Service: for a packet (countIn,
-// countOut) the Dest's lines and the Service's counters, without the objects' headers (neither has a
-// virtual method) and without the scheduler, which only a state change between active and inactive
-// reads (loadChanged); `expiring`: what a connection's expiry reads (unbind: the Dest's fields up to refs,
-// the Service's sched word, the scheduler's header for the virtual call). Round 6 (docs/conn-table.md):
-// each of the two made the simulator about 2-3 % faster; they read every line of all three objects before.
+// countOut) the Dest's lines up to its load counters and the Service's counters, without the objects'
+// headers (neither has a virtual method) and without the scheduler, which only a state change between
+// active and inactive reads (loadChanged); `expiring`: what a connection's expiry reads (unbind: the Dest's
+// fields up to its thresholds, the Service's hot line, and the scheduler's header for the virtual call
+// where the Service says its scheduler has a load hook). Rounds 6 and 7 (docs/conn-table.md): the classes
+// put these fields first, so each touch reads one or two lines.
 // A destination already touched by this call is not touched again (nor its Service and scheduler): a batch
 // to a few destinations names each of them many times, and each touch reads several lines.
 // seenDest remembers the last id (+1) seen in each of its slots, so a repeat is skipped most of the time.
@@ -51,24 +52,26 @@ export function touchDests(n: u32, expiring: bool = false): void {
   const nd = <u32>destById.length,
     dd = destById.dataStart;
   memory.fill(changetype<usize>(seenDest), 0, SEEN_SLOTS << 2);
+  // the destinations not seen yet, packed to the front of pfC: the levels below walk only those
+  let m: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const id = unchecked(pfC[k]);
-    let p: u32 = 0;
     if (id < nd) {
       const slot = id & (SEEN_SLOTS - 1);
       if (unchecked(seenDest[slot]) != id + 1) {
         unchecked((seenDest[slot] = id + 1));
-        p = load<u32>(dd + ((<usize>id) << 2));
+        const p = load<u32>(dd + ((<usize>id) << 2));
+        if (p != 0) unchecked((pfC[m++] = p));
       }
     }
-    unchecked((pfC[k] = p));
   }
+  n = m;
   const ns = <u32>serviceById.length,
     sd = serviceById.dataStart;
   for (let k: u32 = 0; k < n; k++) {
     const p = <usize>unchecked(pfC[k]);
     if (p == 0) continue;
-    acc += touchFields(p, expiring ? offsetof<Dest>("refs") + 4 : offsetof<Dest>());
+    acc += touchFields(p, expiring ? DEST_EXPIRY_END : DEST_PACKET_END);
     const sid = <u32>load<i32>(p + offsetof<Dest>("svcId"));
     unchecked((pfC[k] = sid < ns ? <u32>(sd + ((<usize>sid) << 2)) : 0));
   }
@@ -80,9 +83,10 @@ export function touchDests(n: u32, expiring: bool = false): void {
     const p = <usize>unchecked(pfC[k]);
     if (p == 0) continue;
     if (expiring) {
-      unchecked((pfC[k] = load<u32>(p + offsetof<Service>("sched"))));
+      const hook = load<u8>(p + offsetof<Service>("loadHook")) != 0;
+      unchecked((pfC[k] = hook ? load<u32>(p + offsetof<Service>("sched")) : 0));
     } else {
-      acc += load<u32>(p + offsetof<Service>("conns")) + load<u32>(p + offsetof<Service>() - 4);
+      acc += touchFields(p, SVC_PACKET_END);
       unchecked((pfC[k] = 0));
     }
   }
@@ -93,6 +97,15 @@ export function touchDests(n: u32, expiring: bool = false): void {
   keep(acc);
 }
 
+// The ends of the field ranges each touch reads (the classes put these fields first; round 7): a new connection
+// reads the Service's and the Dest's hot fields; a packet of a connection adds to the Dest's and the Service's
+// counters (and reads the Dest's flags, service and load on a state change); an expiry unbinds the Dest.
+const SVC_HOT_END: usize = offsetof<Service>("dests") + 4;
+const SVC_PACKET_END: usize = offsetof<Service>("inBytes") + 8;
+const DEST_HOT_END: usize = offsetof<Dest>("a3") + 4;
+const DEST_PACKET_END: usize = offsetof<Dest>("inactConns") + 4;
+const DEST_EXPIRY_END: usize = offsetof<Dest>("lThreshold") + 4;
+
 // The lines of an object's fields [0, end), without its header.
 @inline function touchFields(p: usize, end: usize): u32 {
   let acc = load<u32>(p);
@@ -100,22 +113,29 @@ export function touchDests(n: u32, expiring: bool = false): void {
   return acc;
 }
 
-// pfB[0..n) holds Service bucket words' addresses (0: none). Touches each bucket's first Service, its
-// scheduler, and its first two destinations: what scheduling a new connection reads.
+// pfB[0..n) holds Service bucket words' addresses (0: none). Touches each bucket's first Service's hot
+// fields, its scheduler, and its first two destinations' hot fields: what scheduling a new connection reads.
 export function touchServices(n: u32): void {
-  let acc: u32 = 0;
+  let acc: u32 = 0,
+    syns: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const a = <usize>unchecked(pfB[k]);
-    if (a != 0) unchecked((pfB[k] = load<u32>(a)));
+    if (a != 0) {
+      unchecked((pfB[k] = load<u32>(a)));
+      syns++;
+    }
   }
+  // a step without a new connection (established traffic) has nothing more here
+  if (syns == 0) return;
   for (let k: u32 = 0; k < n; k++) {
     const p = <usize>unchecked(pfB[k]);
     if (p == 0) {
       unchecked((pfA[k] = 0));
       continue;
     }
-    acc += touchObject(p);
-    unchecked((pfA[k] = load<u32>(p + offsetof<Service>("sched"))));
+    acc += touchFields(p, SVC_HOT_END);
+    const inline = load<u8>(p + offsetof<Service>("schedInline")) != 0;
+    unchecked((pfA[k] = inline ? 0 : load<u32>(p + offsetof<Service>("sched"))));
     unchecked((pfB[k] = load<u32>(p + offsetof<Service>("dests"))));
   }
   for (let k: u32 = 0; k < n; k++) {
@@ -132,8 +152,8 @@ export function touchServices(n: u32): void {
   for (let k: u32 = 0; k < n; k++) {
     const d0 = <usize>unchecked(pfA[k]),
       d1 = <usize>unchecked(pfB[k]);
-    if (d0 != 0) acc += touchObject(d0);
-    if (d1 != 0) acc += touchObject(d1);
+    if (d0 != 0) acc += touchFields(d0, DEST_HOT_END);
+    if (d1 != 0) acc += touchFields(d1, DEST_HOT_END);
   }
   keep(acc);
 }

@@ -68,6 +68,7 @@ import {
 } from "./state";
 import { sctpNextState, sctpTimeoutMs, SCTP_S_ESTABLISHED, SCTP_S_CLOSED, SCTP_CHUNK_INIT } from "./sctp";
 import { syncMasterOn, syncConn } from "../sync/codec";
+import { rrSchedule } from "../sched/rr";
 
 // Verdicts
 export const V_NOT_OURS: i32 = 0; // no service or no connection: the local stack's (NF_ACCEPT)
@@ -291,7 +292,7 @@ function scheduleConn(s: Service, now: i64): i32 {
     if (t >= 0 && templateValid(<u32>t)) {
       d = destOf(entDest(E(<u32>t)));
     } else {
-      d = sched ? sched.schedule(s, pkt, now) : null;
+      d = s.schedInline ? rrSchedule(s) : sched ? sched.schedule(s, pkt, now) : null;
       if (!d) return -DROP_NO_DEST;
       setKey(s.af, tproto, sn0, sn1, sn2, sn3, 0, tv0, tv1, tv2, tv3, tvport);
       t = connNew(d, portMatch && s.port != 21 ? d.port : 0, CF_TEMPLATE, now);
@@ -311,7 +312,7 @@ function scheduleConn(s: Service, now: i64): i32 {
     return c;
   }
   if (!s.isFwmark() && pkt.dport != s.port) return -DROP_PORT_MISMATCH;
-  const d = sched ? sched.schedule(s, pkt, now) : null;
+  const d = s.schedInline ? rrSchedule(s) : sched ? sched.schedule(s, pkt, now) : null;
   if (!d) return -DROP_NO_DEST;
   setKey(pkt.af, pkt.proto, pkt.s0, pkt.s1, pkt.s2, pkt.s3, pkt.sport, pkt.d0, pkt.d1, pkt.d2, pkt.d3, pkt.dport);
   const c = connNew(d, d.port != 0 ? d.port : pkt.dport, onePacket, now);

@@ -614,7 +614,7 @@ export function connNew(d: Dest, dport: u32, flags: u32, now: i64): i32 {
   const s = getService(d.svcId);
   if (s && !(f & CF_TEMPLATE)) {
     const sc = s.sched;
-    if (sc) sc.loadChanged(s, d);
+    if (sc && s.loadHook) sc.loadChanged(s, d);
   }
   // a new entry lives 3 s until its first state transition sets the protocol timeout
   setEntTimeout(e, 3000);
@@ -670,7 +670,7 @@ function moveState(i: u32, newState: u8, activeState: bool): void {
   const s = getService(d.svcId);
   if (s) {
     const sc = s.sched;
-    if (sc) sc.loadChanged(s, d);
+    if (sc && s.loadHook) sc.loadChanged(s, d);
   }
 }
 
@@ -690,7 +690,7 @@ function unbind(i: u32): void {
     const s = getService(d.svcId);
     if (s && d.available()) {
       const sc = s.sched;
-      if (sc) sc.loadChanged(s, d);
+      if (sc && s.loadHook) sc.loadChanged(s, d);
     }
   }
   d.refs--;

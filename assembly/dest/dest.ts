@@ -2,35 +2,38 @@
 import { DEST_F_AVAILABLE, DEST_F_OVERLOAD } from "../common";
 
 export class Dest {
-  id: i32 = -1; // index in the global destination registry; connections refer to it
+  // What a packet, a new connection and an expiry read come first, together (round 7, docs/conn-table.md):
+  // [0, DEST_HOT_END) is two cache lines at most; the pre-passes (assembly/prefetch.ts) touch those alone.
+  conns: u64 = 0;
+  inPkts: u64 = 0;
+  inBytes: u64 = 0;
+  flags: u32 = 0;
   svcId: i32 = -1;
-  af: i32 = 2;
+  id: i32 = -1; // index in the global destination registry; connections refer to it
+  weight: i32 = 0;
+  refs: i32 = 0; // connections and templates bound to it; a deleted dest lives in the trash while > 0
+  activeConns: u32 = 0;
+  inactConns: u32 = 0;
+  persistConns: u32 = 0;
+  uThreshold: u32 = 0;
+  lThreshold: u32 = 0;
+  fwd: u32 = 0;
+  port: u32 = 0; // host order
   a0: u32 = 0;
   a1: u32 = 0;
   a2: u32 = 0;
   a3: u32 = 0;
-  port: u32 = 0; // host order
-  weight: i32 = 0;
+  // replies, then what only the control plane and some schedulers read
+  outPkts: u64 = 0;
+  outBytes: u64 = 0;
+  af: i32 = 2;
   lastWeight: i32 = 0; // last non-zero weight (mh builds its table from it)
-  uThreshold: u32 = 0;
-  lThreshold: u32 = 0;
-  flags: u32 = 0;
-  fwd: u32 = 0;
   tunType: u32 = 0;
   tunPort: u32 = 0;
   tunFlags: u32 = 0;
-  activeConns: u32 = 0;
-  inactConns: u32 = 0;
-  persistConns: u32 = 0;
-  refs: i32 = 0; // connections and templates bound to it; a deleted dest lives in the trash while > 0
   seq: u32 = 0; // insertion sequence in its service: larger = nearer the list head
   schedSlot: i32 = -1; // for schedulers that index destinations (segment trees)
   idleSince: i64 = -1; // in the trash: when it was first seen unreferenced
-  conns: u64 = 0;
-  inPkts: u64 = 0;
-  outPkts: u64 = 0;
-  inBytes: u64 = 0;
-  outBytes: u64 = 0;
 
   @inline available(): bool {
     return (this.flags & DEST_F_AVAILABLE) != 0;

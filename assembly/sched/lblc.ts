@@ -180,6 +180,9 @@ export class LocalityBase extends WeightedLeastConnection {
   // the index's O(log n) upkeep. A destination changing many times between misses is refreshed once.
   private pending: Array<i32> = new Array<i32>();
   private pendingAt: Uint8Array = new Uint8Array(0); // position -> noted in pending
+  hasLoadHook(): bool {
+    return true;
+  }
   loadChanged(svc: Service, d: Dest): void {
     const p = this.slotOf(d);
     if (p >= 0) {

@@ -6,50 +6,55 @@ import { PacketInfo } from "../packet/info";
 import { Scheduler } from "./scheduler";
 import { traceOn, traceRec, tw, W_CUR0, W_CUR1, W_N } from "../trace";
 
+// The cursor is the Service's schedWord (its hot line), not a field here, and the connection table calls
+// rrSchedule directly (Service.schedInline): a new connection to an rr Service reads no scheduler object
+// (round 7, docs/conn-table.md).
 export class RoundRobin extends Scheduler {
-  cursor: i32 = -1; // index in svc.dests; -1 is the list head
-
   init(svc: Service): void {
-    this.cursor = -1;
+    svc.schedWord = -1;
   }
 
   // a new destination enters at the head, so the cursor's index moves up one
   addDest(svc: Service, d: Dest): void {
-    if (this.cursor >= 0) this.cursor++;
+    if (svc.schedWord >= 0) svc.schedWord++;
   }
 
   delDest(svc: Service, d: Dest): void {
     const at = svc.unlinkedAt;
     // the cursor on the removed destination falls back to its predecessor
-    if (this.cursor >= at) this.cursor--;
+    if (svc.schedWord >= at) svc.schedWord--;
   }
 
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {
-    const ds = svc.dests;
-    const n = ds.length;
-    const last = this.cursor;
-    // first pass: after the cursor to the end, the second (only when not at the head): up to the cursor
-    for (let i = last + 1; i < n; i++) {
+    return rrSchedule(svc);
+  }
+}
+
+export function rrSchedule(svc: Service): Dest | null {
+  const ds = svc.dests;
+  const n = ds.length;
+  const last = svc.schedWord;
+  // first pass: after the cursor to the end, the second (only when not at the head): up to the cursor
+  for (let i = last + 1; i < n; i++) {
+    const d = unchecked(ds[i]);
+    if (!d.overloaded() && d.weight > 0) {
+      svc.schedWord = i;
+      if (traceOn) trace(svc, last, i, d);
+      return d;
+    }
+  }
+  if (last >= 0) {
+    for (let i = 0; i <= last && i < n; i++) {
       const d = unchecked(ds[i]);
       if (!d.overloaded() && d.weight > 0) {
-        this.cursor = i;
+        svc.schedWord = i;
         if (traceOn) trace(svc, last, i, d);
         return d;
       }
     }
-    if (last >= 0) {
-      for (let i = 0; i <= last && i < n; i++) {
-        const d = unchecked(ds[i]);
-        if (!d.overloaded() && d.weight > 0) {
-          this.cursor = i;
-          if (traceOn) trace(svc, last, i, d);
-          return d;
-        }
-      }
-    }
-    if (traceOn) trace(svc, last, last, null);
-    return null;
   }
+  if (traceOn) trace(svc, last, last, null);
+  return null;
 }
 
 // tracing: the cursor before and after (the walk between them is in the list)

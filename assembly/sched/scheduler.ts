@@ -19,6 +19,11 @@ export class Scheduler {
   // Called after d's active/inactive counters or OVERLOAD flag changed (not a kernel hook: lets the
   // least-loaded schedulers keep indexes instead of scanning every destination per connection).
   loadChanged(svc: Service, d: Dest): void {}
+  // Whether loadChanged does anything: the connection table calls it, and its expiry pre-pass reads the
+  // scheduler's line for it, only where it does (the Service keeps the answer in its hot line, loadHook).
+  hasLoadHook(): bool {
+    return false;
+  }
   // Choose a destination for a new connection, or null for "no destination available".
   // now is the data plane's clock in milliseconds.
   schedule(svc: Service, p: PacketInfo, now: i64): Dest | null {

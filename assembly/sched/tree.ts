@@ -54,6 +54,9 @@ export class DestTree extends Scheduler {
   updDest(svc: Service, d: Dest): void {
     this.update(d);
   }
+  hasLoadHook(): bool {
+    return true;
+  }
   loadChanged(svc: Service, d: Dest): void {
     if (!this.keyed) {
       this.update(d);

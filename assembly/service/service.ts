@@ -32,10 +32,16 @@ import {
 import { Dest, registerDest, releaseDest } from "../dest/dest";
 import { Scheduler } from "../sched/scheduler";
 import { createScheduler } from "../sched/registry";
+import { RoundRobin } from "../sched/rr";
 import { SCHEDULER_KINDS } from "../sched/list";
 
 export class Service {
-  id: i32 = -1;
+  // What a packet and a new connection read come first, together (round 7, docs/conn-table.md): the counters
+  // a packet adds to, the lookup key and its chain link, the flags, the scheduler and the destinations; the
+  // pre-pass (assembly/prefetch.ts) touches [0, SVC_HOT_END), two cache lines, and nothing else of it.
+  conns: u64 = 0;
+  inPkts: u64 = 0;
+  inBytes: u64 = 0;
   af: i32 = AF_INET;
   proto: i32 = IPPROTO_TCP; // 0 for fwmark services
   a0: u32 = 0;
@@ -45,20 +51,22 @@ export class Service {
   port: u32 = 0;
   fwmark: u32 = 0;
   flags: u32 = 0;
+  loadHook: bool = false; // sched.hasLoadHook(): whether a connection's load change is the scheduler's business
+  schedInline: bool = false; // rr: the table calls rrSchedule, which keeps its cursor in schedWord
+  schedWord: i32 = -1; // one word of the scheduler's state in this line (rr's cursor)
+  hashNext: Service | null = null;
+  sched: Scheduler | null = null;
+  dests: Array<Dest> = new Array<Dest>(); // the kernel's list order: newest first
+  // replies, then what only the control plane reads
+  outPkts: u64 = 0;
+  outBytes: u64 = 0;
+  id: i32 = -1;
   timeout: u32 = 0; // persistence timeout, seconds
   netmask: u32 = 0xffffffff; // IPv4: host-order mask; IPv6: prefix length
   schedId: i32 = -1;
-  sched: Scheduler | null = null;
-  dests: Array<Dest> = new Array<Dest>(); // the kernel's list order: newest first
   trash: Array<Dest> = new Array<Dest>(); // deleted but still referenced by connections
   nextSeq: u32 = 0;
   unlinkedAt: i32 = -1; // where the destination being deleted stood in dests (for delDest hooks)
-  hashNext: Service | null = null;
-  conns: u64 = 0;
-  inPkts: u64 = 0;
-  outPkts: u64 = 0;
-  inBytes: u64 = 0;
-  outBytes: u64 = 0;
 
   @inline addrFold(): u32 {
     return this.a0 ^ this.a1 ^ this.a2 ^ this.a3;
@@ -237,6 +245,8 @@ export function addService(
   }
   const sched = createScheduler(schedId);
   s.sched = sched;
+  s.loadHook = sched != null && sched.hasLoadHook();
+  s.schedInline = sched instanceof RoundRobin;
   if (sched) {
     sched.init(s);
     if (sched.hasTimer()) timedServices.push(s);
@@ -267,6 +277,8 @@ export function editService(id: i32, schedId: i32, flags: u32, timeout: u32, net
     s.netmask = netmask;
     const sched = createScheduler(schedId);
     s.sched = sched;
+    s.loadHook = sched != null && sched.hasLoadHook();
+    s.schedInline = sched instanceof RoundRobin;
     if (sched) {
       sched.init(s);
       if (sched.hasTimer()) timedServices.push(s);
@@ -286,6 +298,8 @@ export function delService(id: i32): i32 {
   if (sched) sched.done(s);
   untime(s);
   s.sched = null;
+  s.loadHook = false;
+  s.schedInline = false;
   // every destination is unlinked; those still referenced by connections stay in the registry
   const ds = s.dests;
   for (let i = 0, n = ds.length; i < n; i++) retireDest(unchecked(ds[i]));
