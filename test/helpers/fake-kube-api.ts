@@ -34,6 +34,7 @@ export interface FakeKubeApi {
 }
 
 const SLICES = "/apis/discovery.k8s.io/v1/endpointslices";
+const NL = Buffer.from("\n");
 
 // Service "web" (ClusterIP vip:vport -> targetPort) with its slice at endpoint addr:targetPort.
 export async function startFakeKubeApi(o: {
@@ -121,10 +122,7 @@ current-context: c
       for (const w of sliceWatches()) w.write(JSON.stringify(ev) + "\n");
     },
     pushRaw(line) {
-      for (const w of sliceWatches()) {
-        w.write(line);
-        w.write("\n");
-      }
+      for (const w of sliceWatches()) w.write(typeof line === "string" ? `${line}\n` : Buffer.concat([line, NL]));
     },
     failLists(n) {
       failing = n;
