@@ -16,7 +16,7 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { ip, nsx, spawnPacketProxy, vethNet } from "./helpers/veth-net.ts";
+import { ip, nsx, spawnPacketProxy, vethNet, addrAdd } from "./helpers/veth-net.ts";
 
 const why =
   needs(["ip", "nft", "ethtool", "python3"], "apt-get install -y iproute2 nftables ethtool python3") ||
@@ -80,21 +80,9 @@ function setup() {
   // the narrow link, both its ends (a veth drops what is over its receiver's MTU without a word)
   ip(["-n", NS.r, "link", "set", IF.rs, "mtu", "1280"]);
   ip(["-n", NS.r2, "link", "set", IF.sr, "mtu", "1280"]);
-  const addr = (ns: string, a: string, dev: string) =>
-    ip([
-      "-n",
-      ns,
-      ...(a.includes(":") ? ["-6"] : []),
-      "addr",
-      "add",
-      a,
-      "dev",
-      dev,
-      ...(a.includes(":") ? ["nodad"] : []),
-    ]);
   const both = (ns: string, a4: string, a6: string, dev: string) => {
-    addr(ns, `${a4}/24`, dev);
-    addr(ns, `${a6}/64`, dev);
+    addrAdd(ns, `${a4}/24`, dev);
+    addrAdd(ns, `${a6}/64`, dev);
   };
   both(NS.client, A.client, A.client6, IF.cl);
   both(NS.lb, A.lbc, A.lbc6, IF.lc);

@@ -10,7 +10,7 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { ip, nsx, spawnPacketProxy, vethNet } from "./helpers/veth-net.ts";
+import { ip, nsx, spawnPacketProxy, vethNet, addrAdd, twoBackendNames } from "./helpers/veth-net.ts";
 
 const why =
   needs(["ip", "nft", "ethtool"], "apt-get install -y iproute2 nftables ethtool") ||
@@ -18,16 +18,7 @@ const why =
     ? `the native packet addon is not built (npm install builds it): ${loadPacketAddon().error}`
     : "");
 
-const sfx = (process.pid % 46656).toString(36);
-const NS = { client: `wpt${sfx}c`, lb: `wpt${sfx}l`, be1: `wpt${sfx}b1`, be2: `wpt${sfx}b2` };
-const IF = {
-  cl: `wpt${sfx}cl`,
-  lc: `wpt${sfx}lc`,
-  l1: `wpt${sfx}l1`,
-  b1: `wpt${sfx}b1`,
-  l2: `wpt${sfx}l2`,
-  b2: `wpt${sfx}b2`,
-};
+const { NS, IF } = twoBackendNames("wpt");
 const A = {
   client: "10.233.1.2",
   lbc: "10.233.1.1",
@@ -55,32 +46,20 @@ function setup() {
     [NS.lb, IF.l1, NS.be1, IF.b1],
     [NS.lb, IF.l2, NS.be2, IF.b2],
   ]);
-  const addr = (ns: string, a: string, dev: string) =>
-    ip([
-      "-n",
-      ns,
-      ...(a.includes(":") ? ["-6"] : []),
-      "addr",
-      "add",
-      a,
-      "dev",
-      dev,
-      ...(a.includes(":") ? ["nodad"] : []),
-    ]);
-  addr(NS.client, `${A.client}/24`, IF.cl);
+  addrAdd(NS.client, `${A.client}/24`, IF.cl);
   ip(["-n", NS.client, "route", "add", "default", "via", A.lbc]);
-  addr(NS.lb, `${A.lbc}/24`, IF.lc);
-  addr(NS.lb, `${A.lb1}/24`, IF.l1);
-  addr(NS.lb, `${A.lb2}/24`, IF.l2);
-  addr(NS.be1, `${A.be[0]}/24`, IF.b1);
-  addr(NS.be1, `${A.be[1]}/24`, IF.b1);
-  addr(NS.be2, `${A.be[2]}/24`, IF.b2);
+  addrAdd(NS.lb, `${A.lbc}/24`, IF.lc);
+  addrAdd(NS.lb, `${A.lb1}/24`, IF.l1);
+  addrAdd(NS.lb, `${A.lb2}/24`, IF.l2);
+  addrAdd(NS.be1, `${A.be[0]}/24`, IF.b1);
+  addrAdd(NS.be1, `${A.be[1]}/24`, IF.b1);
+  addrAdd(NS.be2, `${A.be[2]}/24`, IF.b2);
   ip(["-n", NS.be1, "route", "add", "default", "via", A.lb1]);
   ip(["-n", NS.be2, "route", "add", "default", "via", A.lb2]);
-  addr(NS.client, `${A.client6}/64`, IF.cl);
-  addr(NS.lb, `${A.lbc6}/64`, IF.lc);
-  addr(NS.lb, `${A.lb16}/64`, IF.l1);
-  addr(NS.be1, `${A.be6}/64`, IF.b1);
+  addrAdd(NS.client, `${A.client6}/64`, IF.cl);
+  addrAdd(NS.lb, `${A.lbc6}/64`, IF.lc);
+  addrAdd(NS.lb, `${A.lb16}/64`, IF.l1);
+  addrAdd(NS.be1, `${A.be6}/64`, IF.b1);
   ip(["-n", NS.client, "-6", "route", "add", "default", "via", A.lbc6]);
   ip(["-n", NS.be1, "-6", "route", "add", "default", "via", A.lb16]);
   // as in proxy-packet.test.ts: no 64 KiB TSO/GSO frames from the senders' veth

@@ -12,7 +12,7 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { nsx, vethNet } from "./helpers/veth-net.ts";
+import { nsx, vethNet, addrAdd } from "./helpers/veth-net.ts";
 
 const { addon, error } = loadPacketAddon();
 const why =
@@ -51,27 +51,16 @@ function setup() {
     [NS.client, IF.cl, NS.lb, IF.lc],
     [NS.lb, IF.lb, NS.be, IF.bl],
   ]);
-  const addr = (ns: string, a: string, dev: string) =>
-    nsx(ns, [
-      "ip",
-      ...(a.includes(":") ? ["-6"] : []),
-      "addr",
-      "add",
-      a,
-      "dev",
-      dev,
-      ...(a.includes(":") ? ["nodad"] : []),
-    ]);
-  addr(NS.client, `${A.client}/24`, IF.cl);
-  addr(NS.client, `${A.client6}/64`, IF.cl);
+  addrAdd(NS.client, `${A.client}/24`, IF.cl);
+  addrAdd(NS.client, `${A.client6}/64`, IF.cl);
   nsx(NS.client, ["ip", "route", "add", "default", "via", A.lbc]);
   nsx(NS.client, ["ip", "-6", "route", "add", "default", "via", A.lbc6]);
-  addr(NS.lb, `${A.lbc}/24`, IF.lc);
-  addr(NS.lb, `${A.lbc6}/64`, IF.lc);
-  addr(NS.lb, `${A.lbb}/24`, IF.lb);
-  addr(NS.lb, `${A.lbb6}/64`, IF.lb);
-  for (const a of A.be) addr(NS.be, `${a}/24`, IF.bl);
-  addr(NS.be, `${A.be6}/64`, IF.bl);
+  addrAdd(NS.lb, `${A.lbc}/24`, IF.lc);
+  addrAdd(NS.lb, `${A.lbc6}/64`, IF.lc);
+  addrAdd(NS.lb, `${A.lbb}/24`, IF.lb);
+  addrAdd(NS.lb, `${A.lbb6}/64`, IF.lb);
+  for (const a of A.be) addrAdd(NS.be, `${a}/24`, IF.bl);
+  addrAdd(NS.be, `${A.be6}/64`, IF.bl);
   nsx(NS.be, ["ip", "route", "add", "default", "via", A.lbb]);
   nsx(NS.be, ["ip", "-6", "route", "add", "default", "via", A.lbb6]);
   // As in proxy-packet.test.ts, no 64 KiB segments from the senders' veth (their checksums stay left to offload)

@@ -19,6 +19,22 @@ export function nsx(ns: string, args: string[], input?: string): string {
   });
 }
 
+/** Adds address a (with its prefix; IPv6 without duplicate address detection) to dev in namespace ns. */
+export function addrAdd(ns: string, a: string, dev: string): void {
+  const v6 = a.includes(":");
+  ip(["-n", ns, ...(v6 ? ["-6"] : []), "addr", "add", a, "dev", dev, ...(v6 ? ["nodad"] : [])]);
+}
+
+/** The names of the packet tests' usual topology, unique to this process under a short tag: a client, the
+ * balancer and two real servers' namespaces, and the veth ends client-balancer and balancer-each server. */
+export function twoBackendNames(tag: string) {
+  const n = (s: string) => `${tag}${(process.pid % 46656).toString(36)}${s}`;
+  return {
+    NS: { client: n("c"), lb: n("l"), be1: n("b1"), be2: n("b2") },
+    IF: { cl: n("cl"), lc: n("lc"), l1: n("l1"), b1: n("b1"), l2: n("l2"), b2: n("b2") },
+  };
+}
+
 /** The namespaces in `names`, each link a veth pair [namespace A, device A, namespace B, device B]. */
 export function vethNet(names: readonly string[]) {
   let up = false;
