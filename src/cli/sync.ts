@@ -7,7 +7,7 @@ import type { DesiredState } from "../model/types.ts";
 import { parseRestore } from "../model/ipvsadm.ts";
 import { IpvsClient, NoIpvsError } from "../kernel/client.ts";
 import { Reconciler, SyncLoop, checkDrift, formatReport } from "../kernel/reconcile.ts";
-import { ConfigError, type DaemonsConfig, parseConfig } from "../proxy/config.ts";
+import { type DaemonsConfig, parseConfig, unreadable } from "../proxy/config.ts";
 import { readSettled } from "./settled-read.ts";
 import { daemonDrift, ensureDaemons, stopDaemons, type DaemonPass } from "../kernel/daemons.ts";
 import type { KubeWatcher } from "../k8s/watch.ts";
@@ -111,7 +111,7 @@ async function fileSource(a: Parsed): Promise<{ state: DesiredState; daemons?: D
   try {
     text = await readSettled(path);
   } catch (e) {
-    throw new ConfigError([{ path: "", line: 1, col: 1, message: `cannot read: ${(e as Error).message}` }], path);
+    throw unreadable(path, e);
   }
   const c = parseConfig(text, path); // throws ConfigError with line:col on bad input
   return { state: c.state, daemons: c.daemons };

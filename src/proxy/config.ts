@@ -733,9 +733,14 @@ export function loadConfig(file: string): ProxyConfig {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new ConfigError([{ path: "", line: 1, col: 1, message: `cannot read: ${(e as Error).message}` }], file);
+    throw unreadable(file, e);
   }
   return parseConfig(text, file);
+}
+
+/** The error for a configuration file that cannot be read, at its line 1. */
+export function unreadable(file: string, e: unknown): ConfigError {
+  return new ConfigError([{ path: "", line: 1, col: 1, message: `cannot read: ${(e as Error).message}` }], file);
 }
 
 // daemons:
