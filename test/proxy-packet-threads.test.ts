@@ -10,7 +10,7 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { ip, nsx, spawnPacketProxy, vethNet, addrAdd, twoBackendNames } from "./helpers/veth-net.ts";
+import { ip, nsx, spawnPacketProxy, vethNet, addrAdd, twoBackendNames, stopPacketProxy } from "./helpers/veth-net.ts";
 
 const why =
   needs(["ip", "nft", "ethtool"], "apt-get install -y iproute2 nftables ethtool") ||
@@ -116,16 +116,7 @@ services:
 
 async function stopProxy(run: { p: ChildProcess; ctl: ControlClient }): Promise<number | null> {
   await run.ctl.close();
-  const { p } = run;
-  if (p.exitCode !== null) return p.exitCode;
-  const gone = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
-  p.kill("SIGTERM");
-  const code = await Promise.race([gone, sleep(5000).then(() => "timeout" as const)]);
-  if (code === "timeout") {
-    p.kill("SIGKILL");
-    throw new Error("the packet-mode proxy did not stop on SIGTERM");
-  }
-  return code;
+  return stopPacketProxy(run.p, 5000);
 }
 
 // One fixed sequence of connections: the backend each chose, in order (rr on :80, wlc on :81, all kept open

@@ -12,7 +12,7 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { nsx, vethNet, addrAdd } from "./helpers/veth-net.ts";
+import { nsx, vethNet, addrAdd, stopPacketProxy } from "./helpers/veth-net.ts";
 
 const { addon, error } = loadPacketAddon();
 const why =
@@ -118,16 +118,7 @@ ${[
 }
 
 async function stopProxy(): Promise<number | null> {
-  if (!proxy || proxy.exitCode !== null) return proxy?.exitCode ?? null;
-  const p = proxy;
-  const gone = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
-  p.kill("SIGTERM");
-  const code = await Promise.race([gone, sleep(8000).then(() => "timeout" as const)]);
-  if (code === "timeout") {
-    p.kill("SIGKILL");
-    throw new Error("the packet-mode proxy did not stop on SIGTERM");
-  }
-  return code;
+  return proxy ? stopPacketProxy(proxy, 8000) : null;
 }
 
 // `ip -d link show DEV` in the balancer: the XDP program's line when one is attached

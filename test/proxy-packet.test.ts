@@ -11,7 +11,7 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon, queueKernelDrops } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { ip, nsx, spawnPacketProxy, vethNet, addrAdd, twoBackendNames } from "./helpers/veth-net.ts";
+import { ip, nsx, spawnPacketProxy, vethNet, addrAdd, twoBackendNames, stopPacketProxy } from "./helpers/veth-net.ts";
 
 // every prerequisite is checked here, at the top level: a missing one is a counted SKIP, never a hook error
 const why =
@@ -169,16 +169,7 @@ services:
 }
 
 async function stopProxy(): Promise<number | null> {
-  if (!proxy || proxy.exitCode !== null) return proxy?.exitCode ?? null;
-  const p = proxy;
-  const gone = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
-  p.kill("SIGTERM");
-  const code = await Promise.race([gone, sleep(5000).then(() => "timeout" as const)]);
-  if (code === "timeout") {
-    p.kill("SIGKILL");
-    throw new Error("the packet-mode proxy did not stop on SIGTERM");
-  }
-  return code;
+  return proxy ? stopPacketProxy(proxy, 5000) : null;
 }
 
 // A TCP segment to VIP:80 whose data offset says 2 words (less than the 5-word minimum), sent from the

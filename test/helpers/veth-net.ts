@@ -35,6 +35,20 @@ export function twoBackendNames(tag: string) {
   };
 }
 
+/** SIGTERM to a packet-mode proxy, and its exit code once it has stopped; SIGKILL and an error if it has not
+ * within ms. A proxy already gone gives its exit code. */
+export async function stopPacketProxy(p: ChildProcess, ms: number): Promise<number | null> {
+  if (p.exitCode !== null) return p.exitCode;
+  const gone = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
+  p.kill("SIGTERM");
+  const code = await Promise.race([gone, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), ms))]);
+  if (code === "timeout") {
+    p.kill("SIGKILL");
+    throw new Error("the packet-mode proxy did not stop on SIGTERM");
+  }
+  return code;
+}
+
 /** The namespaces in `names`, each link a veth pair [namespace A, device A, namespace B, device B]. */
 export function vethNet(names: readonly string[]) {
   let up = false;
