@@ -23,7 +23,8 @@
 // goes: receive (recvmmsg, or reading the rx ring or the AF_XDP rx rings), the WASM batch, send (sendmmsg,
 // or filling and kicking the tx ring(s); all include the veth peer's receive up to the backend's drop: veth
 // delivers in the sender's context) and JS/N-API glue. --raw-socket names an installed raw-socket package
-// (default /tmp/rawsock-packet/node_modules/raw-socket; left out when absent). Writes
+// (default /tmp/rawsock-packet/node_modules/raw-socket, installed there when missing; left out if that
+// fails). Writes
 // report/packet-mode.json and .svg.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -49,6 +50,20 @@ const KERNEL = arg("kernel", "1") !== "0";
 const SEND_LOOPS = arg("send-loops", "raw-socket,addon-mmsg,addon-ring").split(",").filter(Boolean);
 const RAW_SOCKET = arg("raw-socket", "/tmp/rawsock-packet/node_modules/raw-socket");
 const WORKERS = arg("workers", "1").split(",").map(Number);
+
+// The design card's raw-socket package, for the send-loop comparison: installed (and built by node-gyp) in its
+// own directory on first use, never into the project, so a fresh machine's `npm run bench` shows the row too.
+function installRawSocket(): void {
+  const prefix = RAW_SOCKET.replace(/\/node_modules\/raw-socket\/?$/, "");
+  if (existsSync(RAW_SOCKET) || prefix === RAW_SOCKET) return; // present, or a path of the user's own
+  log(`installing raw-socket@1.8.1 in ${prefix} for the send-loop comparison (npm, node-gyp)`);
+  mkdirSync(prefix, { recursive: true });
+  const r = spawnSync("npm", ["install", "--no-save", "--no-audit", "--no-fund", "raw-socket@1.8.1"], {
+    cwd: prefix,
+    encoding: "utf8",
+  });
+  if (r.status !== 0) log(`raw-socket did not install: ${(r.stderr || String(r.error)).trim().split("\n").at(-1)}`);
+}
 
 const sfx = (process.pid % 46656).toString(36);
 const NS = { client: `wpb${sfx}c`, lb: `wpb${sfx}l`, be: `wpb${sfx}b` };
@@ -574,6 +589,7 @@ async function main() {
       WORKERS.filter((w) => w === 1 || io !== "xdp").map((workers) => ({ io, batch, workers })),
     ),
   );
+  if (SEND_LOOPS.includes("raw-socket")) installRawSocket();
   const loops = SEND_LOOPS.filter((k) => k !== "raw-socket" || existsSync(RAW_SOCKET));
   if (loops.length < SEND_LOOPS.length) {
     log(`raw-socket not found at ${RAW_SOCKET} (--raw-socket=PATH): its send loop is left out`);
