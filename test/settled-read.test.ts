@@ -60,6 +60,23 @@ test("a file rewritten every 30 ms for 0.5 s is read whole, as its last version"
     }
   }));
 
+test("a file that never stands still is refused, naming it, not read half-written", () =>
+  withFile(async (path) => {
+    let n = 0;
+    writeFileSync(path, RULES);
+    // a writer that never pauses for the settle time (here 20 ms, so 50 looks take about a second): each
+    // version is the table cut short, as a slow writer's file is between two of its writes
+    const writer = setInterval(() => writeFileSync(path, RULES.slice(0, (++n * 997) % RULES.length)), 5);
+    try {
+      await readSettled(path, 20);
+      assert.unreachable("read a file that was still being written");
+    } catch (e) {
+      assert.match(String(e), /rules\.txt: still changing after 1\.0 s, not read/);
+    } finally {
+      clearInterval(writer);
+    }
+  }));
+
 test("a missing file is an error naming it", () =>
   withFile(async (path) => {
     try {

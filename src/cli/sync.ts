@@ -34,7 +34,8 @@ SOURCE (one of):
   --exclude-cidrs A,B    never touch kernel services whose VIP is inside these (--ipvs-exclude-cidrs)
   --drain-timeout S      bound on a removed real server's graceful drain (default 900)
   --sync-period S        full re-sync (drift repair) at least this often in loop mode (default 30); a file
-                         is re-read then, once it has not changed for 0.2 s (write it whole, or rename into place)
+                         is re-read then, once it has not changed for 0.2 s (write it whole, or rename into place);
+                         one still changing after 10 s is not read, and the kernel keeps its table till the next try
   --min-sync-period S    triggered syncs at most twice per this period (default 0)
   --bind-interface IF    keep every service address on dummy interface IF (created if missing), so the node
                          accepts their packets (cluster default: kube-ipvs0; files: not bound unless given)
