@@ -21,6 +21,7 @@ import { guardedBefore, needs, skip } from "./helpers/skip.ts";
 import { ip, nsx, vethNet } from "./helpers/veth-net.ts";
 import { captureV1Datagrams } from "./helpers/sync-capture.ts";
 import { formatDaemons, type SyncDaemon as ModelDaemon } from "../src/model/daemon.ts";
+import { onExit } from "./helpers/on-exit.ts";
 
 const FILE = import.meta.url;
 const why =
@@ -104,7 +105,7 @@ function stop(): void {
   net.teardown();
   rmSync(DIR, { recursive: true, force: true });
 }
-process.on("exit", stop);
+onExit(stop);
 
 async function call<T = unknown>(op: string, ...args: unknown[]): Promise<T> {
   const c = await ControlClient.connect(CTL);

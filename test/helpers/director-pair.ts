@@ -11,6 +11,7 @@
 // (NAT) works through either director. Each director's interfaces are named "front" and "back" in its own
 // namespace, so `--mcast-interface front` means the same on both.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { onExit } from "./on-exit.ts";
 
 export const NS = { sw: "dp-sw", client: "dp-cli", a: "dp-a", b: "dp-b", real: "dp-rs" } as const;
 export type Director = "a" | "b";
@@ -54,7 +55,7 @@ export function teardownPair(): void {
  */
 export function buildPair(o: { reals?: number } = {}): DirectorPair {
   teardownPair();
-  process.on("exit", teardownPair);
+  onExit(teardownPair);
   for (const ns of Object.values(NS)) {
     ip(["netns", "add", ns]);
     ip(["-n", ns, "link", "set", "lo", "up"]);

@@ -8,6 +8,7 @@
 // The active director holds the VIP 10.70.0.100 on "front" and the full-NAT local address 10.71.0.1 on
 // "back", as two VRRP addresses of one instance. Names carry the test process's id, so runs do not meet.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { onExit } from "./on-exit.ts";
 
 export type Director = "a" | "b";
 export const ADDR = {
@@ -36,7 +37,7 @@ export function keepalivedPair(tag: string) {
       }
     }
   };
-  process.on("exit", teardown);
+  onExit(teardown);
 
   function build(): void {
     teardown();

@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "uvu";
+import { onExit } from "./on-exit.ts";
 
 const skipped: string[] = [];
 
@@ -32,7 +33,7 @@ export function needs(cmds: string[], install: string, opts: { root?: boolean } 
   return missing.length ? `missing ${missing.join(", ")} (as root: ${install})` : "";
 }
 
-process.on("exit", () => {
+onExit(() => {
   if (!skipped.length) return;
   const ci = process.env.CI === "true";
   console.log(

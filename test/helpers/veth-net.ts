@@ -3,6 +3,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { onExit } from "./on-exit.ts";
 
 const WASMVS = fileURLToPath(new URL("../../bin/wasmvs.js", import.meta.url));
 
@@ -62,7 +63,7 @@ export function vethNet(names: readonly string[]) {
     }
     up = false;
   };
-  process.on("exit", () => {
+  onExit(() => {
     if (up) teardown();
   });
   const setup = (pairs: [string, string, string, string][]) => {
