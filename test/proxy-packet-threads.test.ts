@@ -33,6 +33,9 @@ const A = {
   vip6: "fd33:100::1",
   snat6: "fd33:200::1",
   be6: "fd33:2::11",
+  // more client addresses: a fragment's fanout hash has no ports, so only addresses spread fragments
+  clients: ["10.233.1.3", "10.233.1.4", "10.233.1.5", "10.233.1.6"],
+  clients6: ["fd33:1::3", "fd33:1::4", "fd33:1::5", "fd33:1::6"],
 };
 const DIR = `/tmp/wpt-test-${process.pid}`;
 const CTL = `${DIR}/ctl.sock`;
@@ -57,6 +60,8 @@ function setup() {
   ip(["-n", NS.be1, "route", "add", "default", "via", A.lb1]);
   ip(["-n", NS.be2, "route", "add", "default", "via", A.lb2]);
   addrAdd(NS.client, `${A.client6}/64`, IF.cl);
+  for (const a of A.clients) addrAdd(NS.client, `${a}/24`, IF.cl);
+  for (const a of A.clients6) addrAdd(NS.client, `${a}/64`, IF.cl);
   addrAdd(NS.lb, `${A.lbc6}/64`, IF.lc);
   addrAdd(NS.lb, `${A.lb16}/64`, IF.l1);
   addrAdd(NS.be1, `${A.be6}/64`, IF.b1);
@@ -96,6 +101,7 @@ services:
   - { protocol: udp, addr: ${A.vip}, port: 53, scheduler: rr, realServers: [
       { addr: ${A.be[0]}, port: 5353 }, { addr: ${A.be[2]}, port: 5353 } ] }
   - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
+  - { protocol: udp, addr: "${A.vip6}", port: 53, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 5353 } ] }
 `,
   );
   rmSync(CTL, { force: true });
@@ -150,6 +156,7 @@ if (why) {
     await be2.call("backend", A.be[2], 8080, "tcp");
     await be1.call("backend", A.be[0], 5353, "udp");
     await be1.call("backend", A.be6, 8080, "tcp");
+    await be1.call("backend", A.be6, 5353, "udp");
     await be2.call("backend", A.be[2], 5353, "udp");
   });
   test.after(async () => {
@@ -250,7 +257,7 @@ if (why) {
       const services = await run.ctl.call<any[]>("services");
       assert.equal(
         services.map((x) => x.fwmark ?? x.port),
-        [80, 81, 53, 80],
+        [80, 81, 53, 80, 53],
         "refused, not added",
       );
     } finally {
@@ -298,6 +305,89 @@ if (why) {
   });
 
   stoppedForGood();
+  fragmentsAcrossThreads();
+}
+
+// Fragmented datagrams from many flows, from the client's addresses in `srcs` to vip:53 (one Python socket per
+// flow, `per` datagrams of 4,000 bytes each, every one numbered), and what came back: echoes that held their
+// datagram whole, echoes that did not, and the backends that answered.
+function bigDatagrams(srcs: string[], vip: string, flows: number, per: number) {
+  const py = `import socket, select, json, time
+srcs, vip, flows, per = ${JSON.stringify(srcs)}, "${vip}", ${flows}, ${per}
+fam = socket.AF_INET6 if ":" in vip else socket.AF_INET
+socks = []
+for a in srcs:
+    for f in range(flows):
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.bind((a, 0))
+        s.setblocking(False)
+        socks.append(s)
+def msg(i, j): return (("%d.%d." % (i, j)).encode() + b"0123456789abcdef" * 250)[:4000]
+for j in range(per):
+    for i, s in enumerate(socks):
+        s.sendto(msg(i, j), (vip, 53))
+        time.sleep(0.002)  # paced: the backend's one Node socket would overflow its buffer on a burst
+ok, bad, seen, backends, sticky = 0, [], set(), {}, {}
+end = time.time() + 4
+while len(seen) + len(bad) < len(socks) * per and time.time() < end:
+    r, _, _ = select.select(socks, [], [], 0.2)
+    for s in r:
+        i = socks.index(s)
+        d = s.recv(65536)
+        parts = d.split(b" ", 2)
+        if len(parts) < 3: bad.append(len(d)); continue
+        head = parts[2].split(b".")
+        j = int(head[1]) if len(head) > 2 and head[1].isdigit() else -1
+        if parts[2] != msg(i, j) or (i, j) in seen: bad.append(len(d)); continue
+        seen.add((i, j))
+        b = parts[1].decode()
+        backends[b] = backends.get(b, 0) + 1
+        sticky.setdefault(i, set()).add(b)
+print(json.dumps({"sent": len(socks) * per, "ok": len(seen), "bad": bad, "backends": backends,
+                  "unsticky": sum(1 for v in sticky.values() if len(v) > 1)}))
+`;
+  return JSON.parse(nsx(NS.client, ["python3", "-c", py]));
+}
+
+// (declared here, registered above only when the prerequisites are there)
+function fragmentsAcrossThreads(): void {
+  // PACKET_FANOUT_HASH hashes a fragment (the first as well as the later ones) by addresses and protocol
+  // alone, so flows from one client address share a thread: five client addresses per family spread them
+  const name = "2 I/O threads: fragmented UDP datagrams of many flows (IPv4, IPv6) arrive whole and come back whole";
+  test(name, async () => {
+    for (const packetIo of ["ring", "mmsg"]) {
+      const run = await startProxy(2, {}, packetIo);
+      try {
+        const st0: any = await run.ctl.call("status");
+        const io0 = findIo(st0);
+        let datagrams = 0;
+        for (const [fam, srcs, vip] of [
+          ["IPv4", [A.client, ...A.clients], A.vip],
+          ["IPv6", [A.client6, ...A.clients6], A.vip6],
+        ] as const) {
+          const got = bigDatagrams([...srcs], vip, 8, 4);
+          const what = `${packetIo}, ${fam}: ${JSON.stringify(got)}`;
+          assert.is(got.ok, got.sent, `every datagram reached a backend whole and its echo came back whole: ${what}`);
+          assert.equal(got.bad, [], `no echo cut short or mixed: ${what}`);
+          assert.is(got.unsticky, 0, `each flow kept its backend: ${what}`);
+          datagrams += got.sent;
+        }
+        const st1: any = await run.ctl.call("status");
+        const io1 = findIo(st1);
+        // 4,000 bytes over 1500-byte links: 3 fragments each way (IPv4 pieces of 1480 bytes, IPv6 of 1448), of
+        // which 2 later ones to the backend and 2 back, each forwarded by its first fragment's connection
+        assert.is(st1.fragments - st0.fragments, 4 * datagrams, `${packetIo}: later fragments by their first's flow`);
+        assert.is(st1.verdicts.forward - st0.verdicts.forward, 6 * datagrams, `${packetIo}: every fragment forwarded`);
+        assert.is((st1.drops.fragment ?? 0) - (st0.drops.fragment ?? 0), 0, `${packetIo}: no fragment dropped`);
+        for (const k of [0, 1]) {
+          const rx = io1.threads[k].rxPackets - io0.threads[k].rxPackets;
+          assert.ok(rx >= 6 * 8, `${packetIo}: thread ${k} carried fragmented datagrams: ${rx} packets`);
+        }
+      } finally {
+        assert.is(await stopProxy(run), 0);
+      }
+    }
+  });
 }
 
 // (declared here, registered above only when the prerequisites are there)
