@@ -212,7 +212,7 @@ test("forward: bad values, and a masq real server on a full-NAT proxy, refused n
   assert.match((e as Error).message, "proxy.forward: masq needs packet mode");
 });
 
-test("packet mode's I/O threads: proxy.workers 2..64 taken, more, with xdp or with fwmark services refused", () => {
+test("packet mode's I/O threads: proxy.workers 2..64 taken (fwmark services too), more or with xdp refused", () => {
   const svc = "services:\n  - { protocol: udp, addr: 10.1.0.1, port: 53, realServers: [ { addr: 10.2.0.1 } ] }\n";
   const head = "proxy: { mode: packet, interfaces: [eth1], localAddresses: [10.9.0.1], ";
   assert.is(parseConfig(`${head}workers: 64 }\n${svc}`).options.workers, 64);
@@ -223,7 +223,15 @@ test("packet mode's I/O threads: proxy.workers 2..64 taken, more, with xdp or wi
   );
   assert.is(parseConfig(`${head}workers: 1, packetIo: xdp }\n${svc}`).options.packet.io, "xdp");
   const marked = "services:\n  - { fwmark: 7, realServers: [ { addr: 10.2.0.1 } ] }\n";
-  assert.match(errorsOf(`${head}workers: 2 }\n${marked}`).join("\n"), "with fwmark services: their netfilter queue");
+  // one netfilter queue per thread: proxy.fwmarkQueue .. + workers - 1 must stay within 0..65535
+  assert.is(parseConfig(`${head}workers: 2 }\n${marked}`).state.services.length, 1);
+  assert.is(parseConfig(`${head}workers: 2, fwmarkQueue: 65534 }\n${marked}`).options.packet.fwmarkQueue, 65534);
+  const past = errorsOf(`${head}workers: 2, fwmarkQueue: 65535 }\n${marked}`).join("\n");
+  assert.match(past, /^p\.yaml:1:\d+: proxy: proxy\.fwmarkQueue 65535 with proxy\.workers \(--workers\) 2: /m);
+  assert.match(
+    past,
+    "one netfilter queue per I/O thread, 65535..65536, past 65535; choose a proxy.fwmarkQueue of at most 65534",
+  );
   assert.is(parseConfig(`${head}workers: 1 }\n${marked}`).state.services.length, 1);
 });
 

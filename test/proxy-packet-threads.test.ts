@@ -36,6 +36,10 @@ const A = {
   // more client addresses: a fragment's fanout hash has no ports, so only addresses spread fragments
   clients: ["10.233.1.3", "10.233.1.4", "10.233.1.5", "10.233.1.6"],
   clients6: ["fd33:1::3", "fd33:1::4", "fd33:1::5", "fd33:1::6"],
+  // and 16 more for the fwmark queues, which NFQUEUE --queue-balance also spreads by addresses alone
+  many: Array.from({ length: 16 }, (_, i) => `10.233.1.${100 + i}`),
+  fwmVip: "10.233.100.7",
+  fwmVip6: "fd33:100::7",
 };
 const DIR = `/tmp/wpt-test-${process.pid}`;
 const CTL = `${DIR}/ctl.sock`;
@@ -62,6 +66,7 @@ function setup() {
   addrAdd(NS.client, `${A.client6}/64`, IF.cl);
   for (const a of A.clients) addrAdd(NS.client, `${a}/24`, IF.cl);
   for (const a of A.clients6) addrAdd(NS.client, `${a}/64`, IF.cl);
+  for (const a of A.many) addrAdd(NS.client, `${a}/24`, IF.cl);
   addrAdd(NS.lb, `${A.lbc6}/64`, IF.lc);
   addrAdd(NS.lb, `${A.lb16}/64`, IF.l1);
   addrAdd(NS.be1, `${A.be6}/64`, IF.b1);
@@ -83,6 +88,7 @@ async function startProxy(
   workers: number,
   env: NodeJS.ProcessEnv = {},
   packetIo = "ring",
+  moreServices = "",
 ): Promise<{ p: ChildProcess; ctl: ControlClient; log: () => string }> {
   writeFileSync(
     `${DIR}/p.yaml`,
@@ -102,7 +108,7 @@ services:
       { addr: ${A.be[0]}, port: 5353 }, { addr: ${A.be[2]}, port: 5353 } ] }
   - { protocol: tcp, addr: "${A.vip6}", port: 80, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 8080 } ] }
   - { protocol: udp, addr: "${A.vip6}", port: 53, scheduler: rr, realServers: [ { addr: "${A.be6}", port: 5353 } ] }
-`,
+${moreServices}`,
   );
   rmSync(CTL, { force: true });
   const p = await spawnPacketProxy(NS.lb, {
@@ -246,20 +252,6 @@ if (why) {
       // the metrics, from the client's side (the balancer's own address: the kernel's, not a service's)
       const metrics: string = await client.call("fetchText", `http://${A.lbc}:9464/metrics`);
       for (const k of [0, 1]) assert.match(metrics, `wasmvs_proxy_packet_thread_received_total{thread="${k}"}`);
-      // a fwmark service added at run time is answered with why (its netfilter queue is one thread's so far)
-      const rs = { addr: A.be[0], port: 8080, weight: 1, fwd: "masq", upperThreshold: 0, lowerThreshold: 0 };
-      const fwm = { fwmark: 7, scheduler: "rr", realServers: [rs] };
-      const answer = await run.ctl.call("addService", fwm).then(
-        () => "accepted",
-        (e: Error) => e.message,
-      );
-      assert.match(answer, "read on one thread so far: not with 2 I/O threads (proxy.workers)", answer);
-      const services = await run.ctl.call<any[]>("services");
-      assert.equal(
-        services.map((x) => x.fwmark ?? x.port),
-        [80, 81, 53, 80, 53],
-        "refused, not added",
-      );
     } finally {
       assert.is(await stopProxy(run), 0);
     }
@@ -306,6 +298,7 @@ if (why) {
 
   stoppedForGood();
   fragmentsAcrossThreads();
+  fwmarkOnThreads();
 }
 
 // Fragmented datagrams from many flows, from the client's addresses in `srcs` to vip:53 (one Python socket per
@@ -427,6 +420,154 @@ function stoppedForGood(): void {
     } finally {
       assert.is(await stopProxy(run), 0, "a clean stop with a thread stopped for good");
     }
+  });
+}
+
+// TCP connections and UDP flows from each client address in `srcs` to vip (tcpPer connections of a
+// 16 KiB echo each to :80, udpPer flows of 5 datagrams each to :53, one after another), and what came of them:
+// echoes intact, the backend of each connection, answers per datagram.
+function markedClients(srcs: string[], vip: string, tcpPer: number, udpPer: number) {
+  const py = `import socket, json, time
+srcs, vip, tcpPer, udpPer = ${JSON.stringify(srcs)}, "${vip}", ${tcpPer}, ${udpPer}
+fam = socket.AF_INET6 if ":" in vip else socket.AF_INET
+tcp, udp = [], []
+for a in srcs:
+    for k in range(tcpPer):
+        r = {"src": a}
+        try:
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            s.settimeout(3)
+            s.bind((a, 0))
+            s.connect((vip, 80))
+            f = s.makefile("rb")
+            r["backend"] = f.readline().decode().split()[1]
+            data = b"".join(b"%s %d %06d\\n" % (a.encode(), k, i) for i in range(16384 // 24))
+            s.sendall(data)
+            got = f.read(len(data))
+            r["ok"] = got == data
+            s.close()
+        except OSError as e: r["error"] = str(e)
+        tcp.append(r)
+    for k in range(udpPer):
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.settimeout(1)
+        s.bind((a, 0))
+        s.connect((vip, 53))
+        answers, backends = 0, set()
+        for i in range(5):
+            s.send(b"q%d" % i)
+            try:
+                d = s.recv(2048)
+                if d.endswith(b" q%d" % i): answers += 1; backends.add(d.split()[1].decode())
+            except socket.timeout: pass
+        s.settimeout(0.2)
+        try:
+            while True: s.recv(2048); answers += 1000
+        except socket.timeout: pass
+        udp.append({"src": a, "answers": answers, "backends": sorted(backends)})
+print(json.dumps({"tcp": tcp, "udp": udp}))
+`;
+  return JSON.parse(nsx(NS.client, ["python3", "-c", py])) as {
+    tcp: { src: string; backend?: string; ok?: boolean; error?: string }[];
+    udp: { src: string; answers: number; backends: string[] }[];
+  };
+}
+
+function fwmarkOnThreads(): void {
+  const name =
+    "2 I/O threads, fwmark services: each thread reads a netfilter queue of its own (--queue-balance), both " +
+    "carry marked packets, TCP and UDP (IPv4, IPv6) served intact, rr exact over one table";
+  test(name, async () => {
+    const rs = (addr: string, port: number) => `{ addr: "${addr}", port: ${port} }`;
+    // one fwmark service from the file (the start path), two more at run time (the control socket's)
+    const run = await startProxy(
+      2,
+      {},
+      "ring",
+      `  - { fwmark: 7, scheduler: rr, realServers: [ ${rs(A.be[0], 8080)}, ${rs(A.be[2], 8080)} ] }\n`,
+    );
+    // the operator marks with nftables, before mangle (-150), where wasmvs's WASMVS-FWMARK jump is
+    nsx(
+      NS.lb,
+      ["nft", "-f", "-"],
+      `table inet wpt_mark {
+  chain pre {
+    type filter hook prerouting priority -160;
+    ip daddr ${A.fwmVip} tcp dport 80 meta mark set 7
+    ip daddr ${A.fwmVip} udp dport 53 meta mark set 9
+    ip6 daddr ${A.fwmVip6} udp dport 53 meta mark set 8
+  }
+}
+`,
+    );
+    try {
+      const dest = (addr: string, port: number) => ({
+        addr,
+        port,
+        weight: 1,
+        fwd: "masq",
+        upperThreshold: 0,
+        lowerThreshold: 0,
+      });
+      await run.ctl.call("addService", {
+        fwmark: 9,
+        scheduler: "rr",
+        realServers: [dest(A.be[0], 5353), dest(A.be[2], 5353)],
+      });
+      await run.ctl.call("addService", {
+        fwmark: 8,
+        family: "inet6",
+        scheduler: "rr",
+        realServers: [dest(A.be6, 5353)],
+      });
+      for (const cmd of ["iptables", "ip6tables"])
+        assert.match(
+          nsx(NS.lb, [cmd, "-w", "5", "-t", "mangle", "-S", "WASMVS-FWMARK"]),
+          "--queue-balance 22355:22356",
+          `${cmd}: the marked packets balanced over the two threads' queues`,
+        );
+      const udpAt = async () =>
+        ({ ...(await be1.call<any>("counts")), ...(await be2.call<any>("counts")) }) as Record<string, any>;
+      const before = await udpAt();
+      const v4 = markedClients(A.many, A.fwmVip, 2, 2);
+      for (const c of v4.tcp) assert.ok(c.ok, `TCP through fwmark 7 from ${c.src}: ${JSON.stringify(c)}`);
+      const per: Record<string, number> = {};
+      for (const c of v4.tcp) per[c.backend!] = (per[c.backend!] ?? 0) + 1;
+      assert.equal(
+        per,
+        { [`${A.be[0]}:8080`]: 16, [`${A.be[2]}:8080`]: 16 },
+        "rr over 32 connections one after another: 16 each, one table",
+      );
+      const v6 = markedClients([A.client6, ...A.clients6], A.fwmVip6, 0, 4);
+      for (const f of [...v4.udp, ...v6.udp]) {
+        assert.is(f.answers, 5, `UDP from ${f.src}: 5 answers, none twice: ${JSON.stringify(f)}`);
+        assert.is(f.backends.length, 1, `UDP from ${f.src}: one backend`);
+      }
+      const after = await udpAt();
+      const udpSeen = (k: string) => after[k].udpPackets - (before[k]?.udpPackets ?? 0);
+      assert.is(
+        udpSeen(`udp ${A.be[0]}:5353`) + udpSeen(`udp ${A.be[2]}:5353`) + udpSeen(`udp [${A.be6}]:5353`),
+        (v4.udp.length + v6.udp.length) * 5,
+        "each datagram seen once by a real server, though each came twice (tap and queue)",
+      );
+      const st: any = await run.ctl.call("status");
+      const io = findIo(st);
+      assert.is(io.queueNum, 22355, "the first queue");
+      assert.equal(
+        io.threads.map((t: any) => t.queueNum),
+        [22355, 22356],
+        "thread k reads queue 22355 + k",
+      );
+      for (const [k, t] of io.threads.entries())
+        assert.ok(t.rxQueuePackets > 20, `thread ${k} read marked packets from its queue: ${t.rxQueuePackets}`);
+      assert.is(io.rxQueuePackets, io.threads[0].rxQueuePackets + io.threads[1].rxQueuePackets, "the sum");
+      assert.is(io.rxQueueOversize + io.rxQueueOverruns + io.rxQueueErrors, 0);
+      assert.is(st.drops?.queue_full ?? 0, 0, "neither kernel queue overflowed");
+    } finally {
+      nsx(NS.lb, ["nft", "delete", "table", "inet", "wpt_mark"]);
+      assert.is(await stopProxy(run), 0);
+    }
+    assert.not.match(nsx(NS.lb, ["iptables", "-w", "5", "-t", "mangle", "-S", "PREROUTING"]), "WASMVS-FWMARK");
   });
 }
 

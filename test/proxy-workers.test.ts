@@ -517,10 +517,12 @@ test("bad --workers values exit 2 with the usage; bad proxy.workers values are r
     const xdp = await run([...packet, "--local-address", "10.9.9.9", "--workers", "2", "--packet-io", "xdp"]);
     assert.is(xdp.status, 2, xdp.stderr);
     assert.match(xdp.stderr, "with proxy.packetIo: xdp (--packet-io xdp): AF_XDP runs on one thread so far");
-    writeFileSync(`${dir}/fwmark.yaml`, "proxy:\n  workers: 2\nservices:\n  - { fwmark: 7, realServers: [] }\n");
+    // fwmark services with threads: one queue each, so the last, proxy.fwmarkQueue + workers - 1, must exist
+    const fwm = "proxy:\n  workers: 2\n  fwmarkQueue: 65535\nservices:\n  - { fwmark: 7, realServers: [] }\n";
+    writeFileSync(`${dir}/fwmark.yaml`, fwm);
     const marked = await run(["proxy", "run", "-c", `${dir}/fwmark.yaml`, "--mode", "packet", "--interface", "lo"]);
     assert.is(marked.status, 2, marked.stderr);
-    assert.match(marked.stderr, "proxy.workers (--workers) 2 with fwmark services: their netfilter queue");
+    assert.match(marked.stderr, "proxy.fwmarkQueue 65535 with proxy.workers (--workers) 2: the fwmark services need");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -18,6 +18,11 @@
 // the JS callback's note, and started again with its sockets; after kMaxRestarts failures in a minute it is
 // stopped for good and its receive sockets closed, so the kernel's fanout moves its flows to the others.
 // close() stops and joins every thread before closing their sockets.
+//
+// fwmark services (openQueue): thread k reads netfilter queue base + k, its own, with its receive sockets;
+// the kernel's NFQUEUE --queue-balance (src/proxy/fwmark.ts) spreads the marked packets over those queues by
+// addresses and protocol, so a flow's marked packets also reach one thread in order. A tap copy and its queued
+// twin may reach different threads: the core sets the twin aside whichever comes first (conn/in.ts).
 #pragma once
 // included inside packet_io.cc's namespace, after Io, recvInto and sendFrom: its system headers are there
 
@@ -70,6 +75,7 @@ struct Worker {
   std::mutex m;
   Counters pub;
   double pubLookups = 0, cpuNs = 0, pubBatches = 0, pubSleeps = 0, pubSocketErrors = 0;
+  nfq::Queue pubQueue;          // its netfilter queue's counters (the counts only; fd -1 until bound)
   std::string pubRingFallback;  // the thread may set io->ringFallback (a tx ring it could not have)
   // the main thread's own
   double kernelDrops = 0, failures = 0, restarts = 0, dropped = 0;
@@ -98,6 +104,14 @@ void publish(Worker* w) {
   w->pubBatches = w->batches;
   w->pubSleeps = w->sleeps;
   w->pubSocketErrors = w->socketErrors;
+  const nfq::Queue& q = w->io->queue;
+  w->pubQueue.fd = q.fd;
+  w->pubQueue.num = q.num;
+  w->pubQueue.packets = q.packets;
+  w->pubQueue.oversize = q.oversize;
+  w->pubQueue.errors = q.errors;
+  w->pubQueue.overruns = q.overruns;
+  w->pubQueue.verdicts = q.verdicts;
   if (w->pubRingFallback.size() != w->io->ringFallback.size()) w->pubRingFallback = w->io->ringFallback;
 }
 
@@ -122,6 +136,7 @@ void loop(Worker* w) {
   const uint32_t descBytes = io->maxPackets * kDescSize;
   std::vector<pollfd> fds;
   for (int fd : io->rx) fds.push_back({fd, POLLIN, 0});
+  if (io->queue.fd >= 0) fds.push_back({io->queue.fd, POLLIN, 0});  // bound while the thread was paused
   fds.push_back({w->wake, POLLIN, 0});
   double lastPub = 0;
   // w->failures is written by the main thread before it starts this run (pthread_create orders the two)
@@ -177,7 +192,10 @@ void loop(Worker* w) {
         int e = 0;
         socklen_t l = sizeof e;
         getsockopt(fds[k].fd, SOL_SOCKET, SO_ERROR, &e, &l);
-        w->socketErrors++;
+        if (fds[k].fd == io->queue.fd)
+          io->queue.overruns++;  // a netlink socket's only pending error: its buffer overran (ENOBUFS)
+        else
+          w->socketErrors++;
       }
   }
   publish(w);
@@ -258,6 +276,8 @@ std::string recover(Worker* w) {
     r.release();
   }
   w->io->rxRings.clear();
+  // and its netfilter queue: with no reader bound, --queue-bypass gives its marked packets back to the kernel
+  nfq::close(w->io->queue);
   return what + "; not restarted: " + err + "; its flows move to the other threads";
 }
 
@@ -404,6 +424,40 @@ void stopThreads(Io* f) {
   if (f->async)
     uv_close(reinterpret_cast<uv_handle_t*>(f->async), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
   f->async = nullptr;
+}
+
+// openQueue with threads: every thread paused (joined at the top of its loop: batches in flight stay where
+// they are), thread k's queue base + k bound, and the threads started again, now polling it. A thread stopped
+// for good gets none (its share of the marked flows is bypassed to the kernel). False with why, every queue
+// bound here closed again.
+bool openThreadQueues(Io* f, uint16_t base, std::string* err) {
+  std::vector<Worker*> paused;
+  for (Worker* w : f->workers)
+    if (w->running) {
+      threads::joinThread(w);
+      paused.push_back(w);
+    }
+  bool ok = true;
+  for (Worker* w : f->workers) {
+    if (w->stopped) continue;
+    if (!nfq::open(w->io->queue, uint16_t(base + w->index), err)) {
+      ok = false;
+      break;
+    }
+    nfq::stage(w->io->queue, w->io->maxPackets, w->io->slot + 512);  // a slot's packet and its netlink headers
+  }
+  if (!ok)
+    for (Worker* w : f->workers) nfq::close(w->io->queue);
+  else
+    f->threadQueueBase = base;
+  std::string why;
+  for (Worker* w : paused)  // one that failed meanwhile is left to onThreadsAsync's recover(), which counts it
+    if (!w->failed.load(std::memory_order_acquire) && !threads::startThread(w, &why)) {
+      w->failed.store(true, std::memory_order_release);
+      w->error = why;
+      uv_async_send(f->async);
+    }
+  return ok;
 }
 
 // The worker for thread `index` over an opened Io: its eventfd and buffers.

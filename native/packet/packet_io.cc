@@ -141,6 +141,7 @@ struct Io {
   std::vector<Worker*> workers;
   uv_async_t* async = nullptr;
   size_t nextWorker = 0;
+  int threadQueueBase = -1;   // with threads: the first of their netfilter queues (base + k for thread k), once bound
   Worker* current = nullptr;  // the thread whose batch is in the core's batch area
   Buf* currentBuf = nullptr;
 };
@@ -1318,6 +1319,7 @@ void addCounters(Counters& a, const Counters& b) {
 // own in `threads` (what it carried, its CPU time, its failures), read from what each last published.
 napi_value threadedStats(napi_env env, Io* f) {
   Counters sum;
+  nfq::Queue queue;  // the threads' netfilter queues' counts, summed
   double lookups = 0, failures = 0, restarts = 0;
   std::string ringFallback;
   bool allRing = true;
@@ -1333,6 +1335,7 @@ napi_value threadedStats(napi_env env, Io* f) {
     }
     Counters c;
     double cpu, batches, sleeps, socketErrors;
+    nfq::Queue q;
     {
       std::lock_guard<std::mutex> g(w->m);
       c = w->pub;
@@ -1341,6 +1344,7 @@ napi_value threadedStats(napi_env env, Io* f) {
       batches = w->pubBatches;
       sleeps = w->pubSleeps;
       socketErrors = w->pubSocketErrors;
+      q = w->pubQueue;
       if (ringFallback.empty()) ringFallback = w->pubRingFallback;
     }
     c.rxKernelDrops += w->kernelDrops;
@@ -1360,6 +1364,13 @@ napi_value threadedStats(napi_env env, Io* f) {
     setNumber(env, t, "batches", batches);
     setNumber(env, t, "sleeps", sleeps);
     setNumber(env, t, "socketErrors", socketErrors);
+    setNumber(env, t, "queueNum", q.fd >= 0 ? q.num : -1);
+    setNumber(env, t, "rxQueuePackets", q.packets);
+    queue.packets += q.packets;
+    queue.oversize += q.oversize;
+    queue.overruns += q.overruns;
+    queue.errors += q.errors;
+    queue.verdicts += q.verdicts;
     setNumber(env, t, "failures", w->failures);
     setNumber(env, t, "restarts", w->restarts);
     setNumber(env, t, "droppedOnFailure", w->dropped);
@@ -1379,9 +1390,12 @@ napi_value threadedStats(napi_env env, Io* f) {
   napi_create_string_utf8(env, "", 0, &str);
   napi_set_named_property(env, o, "xdpFallback", str);
   napi_set_named_property(env, o, "xdpMode", str);
-  setNumber(env, o, "queueNum", -1);
-  for (const char* q : {"rxQueuePackets", "rxQueueOversize", "rxQueueOverruns", "rxQueueErrors", "queueVerdicts"})
-    setNumber(env, o, q, 0);
+  setNumber(env, o, "queueNum", f->threadQueueBase);  // the first; thread k reads queueNum + k
+  setNumber(env, o, "rxQueuePackets", queue.packets);
+  setNumber(env, o, "rxQueueOversize", queue.oversize);
+  setNumber(env, o, "rxQueueOverruns", queue.overruns);
+  setNumber(env, o, "rxQueueErrors", queue.errors);
+  setNumber(env, o, "queueVerdicts", queue.verdicts);
   setNumber(env, o, "threadFailures", failures);
   setNumber(env, o, "threadRestarts", restarts);
   napi_set_named_property(env, o, "threads", list);
@@ -1456,13 +1470,22 @@ napi_value OpenQueue(napi_env env, napi_callback_info info) {
   double num;
   if (napi_get_value_double(env, argv[1], &num) != napi_ok || num != double(uint32_t(num)) || num > 65535)
     return throwErr(env, "the queue number must be an integer 0..65535");
-  if (!io->workers.empty())
-    return throwErr(env, "the fwmark services' netfilter queue is read on one thread so far, not by I/O threads");
+  std::string err;
+  if (!io->workers.empty()) {
+    const uint32_t last = uint32_t(num) + uint32_t(io->workers.size()) - 1;
+    if (last > 65535)
+      return throwErr(env, "one netfilter queue per I/O thread: " + std::to_string(uint32_t(num)) + ".." +
+                               std::to_string(last) + " goes past 65535");
+    if (io->threadQueueBase == int(num)) return nullptr;
+    if (io->threadQueueBase >= 0)
+      return throwErr(env, "queues are already bound from " + std::to_string(io->threadQueueBase));
+    if (!openThreadQueues(io, uint16_t(num), &err)) return throwErr(env, err);
+    return nullptr;
+  }
   if (io->queue.fd >= 0) {
     if (io->queue.num == uint16_t(num)) return nullptr;
     return throwErr(env, "a queue is already bound: " + std::to_string(io->queue.num));
   }
-  std::string err;
   if (!nfq::open(io->queue, uint16_t(num), &err)) return throwErr(env, err);
   nfq::stage(io->queue, io->maxPackets, io->slot + 512);  // a slot's packet and its netlink headers
   if (io->callback) pollFd(io, io->queue.fd, &err);

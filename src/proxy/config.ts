@@ -629,10 +629,12 @@ export function packetModeProblems(o: ProxyOptions, services: VirtualService[]):
       `proxy.workers (--workers) ${o.workers} with proxy.packetIo: xdp (--packet-io xdp): AF_XDP runs on one thread ` +
         "so far; use the rings (ring) or recvmmsg/sendmmsg (mmsg) with I/O threads, or one worker with AF_XDP",
     );
-  if (o.workers > 1 && services.some((s) => s.fwmark))
+  // fwmark services: one netfilter queue per I/O thread, proxy.fwmarkQueue and the next workers - 1
+  if (o.workers > 1 && services.some((s) => s.fwmark) && o.packet.fwmarkQueue + o.workers - 1 > 65535)
     out.push(
-      `proxy.workers (--workers) ${o.workers} with fwmark services: their netfilter queue is read on one thread ` +
-        "so far; run packet mode with one worker for fwmark services",
+      `proxy.fwmarkQueue ${o.packet.fwmarkQueue} with proxy.workers (--workers) ${o.workers}: the fwmark services ` +
+        `need one netfilter queue per I/O thread, ${o.packet.fwmarkQueue}..${o.packet.fwmarkQueue + o.workers - 1}, ` +
+        `past 65535; choose a proxy.fwmarkQueue of at most ${65536 - o.workers}`,
     );
   if (!o.packet.interfaces.length)
     out.push("packet mode needs interfaces to receive on (proxy.interfaces or --interface)");

@@ -3,7 +3,9 @@
 // its copy before netfilter runs. So marked packets come another way: one rule per mark and protocol, in a
 // chain of wasmvs's own jumped to from the END of mangle PREROUTING (after the operator's MARK rules there),
 // queues them to a netfilter queue the packet addon reads (native/packet/nfqueue.h) with the mark. The addon
-// drops the kernel's copy once it has it, as the takeover table does for address:port services.
+// drops the kernel's copy once it has it, as the takeover table does for address:port services. With N I/O
+// threads (`--workers N`) each reads a queue of its own, queue .. queue + N - 1, and the rule balances over them
+// (`--queue-balance`: a hash of the addresses and protocol, both directions alike, so a flow keeps one queue).
 //
 // iptables and not nftables: nft's own `queue` statement needs the nft_queue module, which some kernels lack
 // (this machine's), while the NFQUEUE target works wherever iptables does; and the operator's MARK rules for
@@ -32,9 +34,10 @@ function run(cmd: string, args: string[], input?: string): Promise<string> {
   });
 }
 
-// The chain's rules for one family: each mark's TCP, UDP and SCTP packets to the queue (bypass: with no
-// reader, say wasmvs stopped, the kernel handles them as if the rule were not there).
-function fwmarkRules(services: VirtualService[], v6: boolean, queue: number): string[][] {
+// The chain's rules for one family: each mark's TCP, UDP and SCTP packets to the queue, or balanced over
+// `queues` of them from `queue` on (bypass: with no reader, say wasmvs stopped, the kernel handles them as if
+// the rule were not there).
+function fwmarkRules(services: VirtualService[], v6: boolean, queue: number, queues: number): string[][] {
   const marks = [
     ...new Set(services.filter((s) => s.fwmark && (s.family === "inet6") === v6).map((s) => s.fwmark!)),
   ].sort((a, b) => a - b);
@@ -48,8 +51,7 @@ function fwmarkRules(services: VirtualService[], v6: boolean, queue: number): st
       p,
       "-j",
       "NFQUEUE",
-      "--queue-num",
-      String(queue),
+      ...(queues > 1 ? ["--queue-balance", `${queue}:${queue + queues - 1}`] : ["--queue-num", String(queue)]),
       "--queue-bypass",
     ]),
   );
@@ -57,7 +59,10 @@ function fwmarkRules(services: VirtualService[], v6: boolean, queue: number): st
 
 export class FwmarkQueueRules {
   private installed = { v4: false, v6: false };
-  constructor(readonly queue: number) {}
+  constructor(
+    readonly queue: number,
+    readonly queues = 1,
+  ) {}
 
   // Makes the chain hold exactly these services' marks and puts the jump to it at the end of PREROUTING
   // again, after MARK rules appended since, in one iptables-restore transaction (no moment without the
@@ -66,7 +71,7 @@ export class FwmarkQueueRules {
     for (const v6 of [false, true]) {
       const cmd = v6 ? "ip6tables" : "iptables",
         fam = v6 ? "v6" : "v4";
-      const rules = fwmarkRules(services, v6, this.queue);
+      const rules = fwmarkRules(services, v6, this.queue, this.queues);
       if (!rules.length) {
         if (this.installed[fam]) await this.removeFamily(v6);
         continue;

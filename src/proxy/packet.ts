@@ -60,8 +60,8 @@ export interface PacketIoStats {
   rxXdpWakeups: number;
   txXdpPackets: number;
   txXdpKicks: number;
-  // the fwmark services' netfilter queue: its number (-1: none bound), packets read, too big for a slot, reads
-  // that found the socket buffer overrun, netlink errors, verdicts sent
+  // the fwmark services' netfilter queue: its number (-1: none bound; with threads the first), packets read,
+  // too big for a slot, reads that found the socket buffer overrun, netlink errors, verdicts sent
   queueNum: number;
   rxQueuePackets: number;
   rxQueueOversize: number;
@@ -85,6 +85,8 @@ interface IoThreadStats {
   batches: number;
   sleeps: number;
   socketErrors: number; // pending socket errors read after a poll said POLLERR (an interface gone: ENETDOWN)
+  queueNum: number; // its fwmark netfilter queue (the first queue + its index; -1: none bound)
+  rxQueuePackets: number; // packets read from it
   failures: number;
   restarts: number;
   droppedOnFailure: number; // received and not yet taken by the core when its thread failed
@@ -223,7 +225,7 @@ export class PacketForwarder implements Forwarder {
     this.batch = new PacketBatch(core, { maxPackets: opts.batchSize, maxBytes: opts.batchSize * opts.slotSize });
     if (opts.suppressKernel) {
       this.takeover = new Takeover(opts.interfaces, opts.localAddresses);
-      this.fwmarkRules = new FwmarkQueueRules(opts.fwmarkQueue);
+      this.fwmarkRules = new FwmarkQueueRules(opts.fwmarkQueue, opts.threads);
     }
     io.start(h, (note) => this.onReadable(note));
   }
@@ -339,14 +341,8 @@ export class PacketForwarder implements Forwarder {
     const errors: { key: string; error: string }[] = [];
     // a port-0 service (all the VIP's ports) is the core's like any other; a fwmark service's packets come
     // through a netfilter queue, marked (fwmark.ts)
+    // (with I/O threads, one queue per thread from proxy.fwmarkQueue on)
     const marked = services.filter((s) => s.fwmark);
-    if (marked.length && this.opts.threads > 1)
-      return marked.map((s) => ({
-        key: `fwmark ${s.fwmark}`,
-        error:
-          `fwmark services come to packet mode through a netfilter queue, read on one thread so far: not with ` +
-          `${this.opts.threads} I/O threads (proxy.workers); run packet mode with one worker for fwmark services`,
-      }));
     if (marked.length && !this.closed)
       try {
         this.io.openQueue(this.h, this.opts.fwmarkQueue);
@@ -356,7 +352,7 @@ export class PacketForwarder implements Forwarder {
         return marked.map((s) => ({
           key: `fwmark ${s.fwmark}`,
           error:
-            `fwmark services come to packet mode through netfilter queue ${this.opts.fwmarkQueue}, which cannot ` +
+            `fwmark services come to packet mode through netfilter ${this.queueNames()}, which cannot ` +
             `be had: ${(e as Error).message}; choose another with proxy.fwmarkQueue`,
         }));
       }
@@ -407,6 +403,13 @@ export class PacketForwarder implements Forwarder {
     return this.io.stats(this.h);
   }
 
+  // "queue Q", or with I/O threads "queues Q..Q+N-1" (one each)
+  private queueNames(): string {
+    const q = this.opts.fwmarkQueue,
+      n = this.opts.threads;
+    return n > 1 ? `queues ${q}..${q + n - 1} (one per I/O thread)` : `queue ${q}`;
+  }
+
   // Drops by reason: the packet path's (malformed, no destination, table full, ...) and the I/O layer's.
   get drops(): Map<string, number> {
     const m = new Map<string, number>(Object.entries(packetCounters(this.core).drops));
@@ -418,9 +421,16 @@ export class PacketForwarder implements Forwarder {
     add("oversize", s.rxOversize + s.rxQueueOversize);
     add("queue_overrun", s.rxQueueOverruns);
     if (s.queueNum >= 0) {
-      const k = queueKernelDrops(s.queueNum);
-      add("queue_full", k?.full ?? 0);
-      add("queue_unsent", k?.unsent ?? 0);
+      // one queue per I/O thread (thread k's is queueNum + k)
+      const ks = Array.from({ length: Math.max(1, this.opts.threads) }, (_, i) => queueKernelDrops(s.queueNum + i));
+      add(
+        "queue_full",
+        ks.reduce((a, k) => a + (k?.full ?? 0), 0),
+      );
+      add(
+        "queue_unsent",
+        ks.reduce((a, k) => a + (k?.unsent ?? 0), 0),
+      );
     }
     add("rx_queue_overflow", s.rxKernelDrops);
     add("tx_no_buffer", s.txNoBuffer);
