@@ -47,9 +47,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const net = vethNet(Object.values(NS));
 
 function setup() {
+  // two queues each way on every link: AF_XDP has a socket per receive queue, and with I/O threads each queue
+  // is one thread's (the senders' veth spread flows over them by hash)
   net.setup([
-    [NS.client, IF.cl, NS.lb, IF.lc],
-    [NS.lb, IF.lb, NS.be, IF.bl],
+    [NS.client, IF.cl, NS.lb, IF.lc, 2],
+    [NS.lb, IF.lb, NS.be, IF.bl, 2],
   ]);
   addrAdd(NS.client, `${A.client}/24`, IF.cl);
   addrAdd(NS.client, `${A.client6}/64`, IF.cl);
@@ -75,13 +77,14 @@ let proxy: ChildProcess | undefined;
 let proxyLog = "";
 let client: Agent, be: Agent, ctl: ControlClient;
 
-async function startProxy(): Promise<void> {
+async function startProxy(workers = 1): Promise<void> {
   writeFileSync(
     `${DIR}/p.yaml`,
     `proxy:
   control: ${CTL}
   vipInterface: lo
   tick: 100
+  workers: ${workers}
   packetIo: xdp
   localAddresses: [${A.snat}, "${A.snat6}"]
 services:
@@ -303,6 +306,58 @@ if (why) {
       if (on) await sleep(50);
     }
     assert.not.ok(on, "both interfaces are free of it");
+  });
+
+  test("AF_XDP on 2 I/O threads: each takes one of each interface's two queues; TCP, UDP, IPv6 intact", async () => {
+    rmSync(CTL, { force: true });
+    await startProxy(2);
+    try {
+      let st: any = await ctl.call("status");
+      assert.is(st.io.io, "xdp", `AF_XDP was set up on the threads: ${st.io.xdpFallback}`);
+      assert.is(st.io.threads.length, 2);
+      for (const dev of [IF.lc, IF.lb]) assert.ok(xdpOn(dev), `one XDP program on ${dev}`);
+      await be.call("resetCounts");
+      const conns: any[] = await client.call("openPar", A.vip, 80, 24);
+      for (const c of conns) assert.ok("h" in c, `connect through AF_XDP on threads failed: ${JSON.stringify(c)}`);
+      const per: Record<string, number> = {};
+      for (const c of conns) per[c.backend] = (per[c.backend] ?? 0) + 1;
+      assert.equal(Object.values(per), [12, 12], "rr over 24 concurrent connections: 12 each (one table)");
+      const bulk: any[] = await client.call(
+        "bulkEcho",
+        conns.map((c) => c.h),
+        64 * 1024,
+      );
+      for (const b of bulk) assert.ok(b.ok, `connection ${b.h}: echo not intact: ${JSON.stringify(b)}`);
+      const six: any[] = await client.call("openPar", A.vip6, 80, 8);
+      for (const c of six) assert.ok("h" in c, `IPv6 connect failed: ${JSON.stringify(c)}`);
+      const bulk6: any[] = await client.call(
+        "bulkEcho",
+        six.map((c) => c.h),
+        16 * 1024,
+      );
+      for (const b of bulk6) assert.ok(b.ok, `IPv6 connection ${b.h}: ${JSON.stringify(b)}`);
+      await client.call("closeAll");
+      for (const vip of [A.vip, A.vip6]) {
+        const flows: { lport: number; replies: string[] }[] = await client.call("udpFlows", vip, 53, 16, 3, 400);
+        for (const f of flows) {
+          assert.is(f.replies.length, 3, `${vip}: flow from port ${f.lport} got every reply: ${JSON.stringify(f)}`);
+          assert.is(new Set(f.replies).size, 1, "a flow stays on one backend");
+        }
+      }
+      st = await ctl.call("status");
+      const io = JSON.stringify(st.io);
+      for (const [k, t] of st.io.threads.entries()) {
+        assert.ok(t.rxPackets > 50 && t.txPackets > 50, `thread ${k} received and sent through its queues: ${io}`);
+        assert.ok(t.running && t.failures === 0, `thread ${k} ran without failing`);
+      }
+      assert.ok(st.io.rxXdpFrames > 0 && st.io.txXdpPackets > 0, `both directions used AF_XDP: ${io}`);
+      assert.is(st.io.txPackets, st.verdicts.forward, `every packet the core forwarded was sent: ${io}`);
+      assert.is(st.io.txOtherErrors + st.io.txUnreachable + st.io.txTooBig + st.io.txNoBuffer, 0, io);
+    } finally {
+      await ctl.close();
+      assert.is(await stopProxy(), 0, "a clean stop joins the threads");
+    }
+    for (const dev of [IF.lc, IF.lb]) assert.not.ok(xdpOn(dev), `no XDP program left on ${dev}`);
   });
 }
 

@@ -509,14 +509,11 @@ test("bad --workers values exit 2 with the usage; bad proxy.workers values are r
     }
     writeFileSync(`${dir}/ok.yaml`, "proxy:\n  workers: auto\nservices: []\n");
     assert.is((await run(["proxy", "check", "-c", `${dir}/ok.yaml`])).status, 0);
-    // packet mode's I/O threads: 1..64, not with AF_XDP (one thread so far); usage errors naming the field
+    // packet mode's I/O threads: 1..64; usage errors naming the field
     const packet = ["proxy", "run", "-c", `${dir}/ok.yaml`, "--mode", "packet", "--interface", "lo"];
     const many = await run([...packet, "--local-address", "10.9.9.9", "--workers", "65"]);
     assert.is(many.status, 2, many.stderr);
     assert.match(many.stderr, "proxy.workers (--workers): packet mode runs 1..64 I/O threads, not 65");
-    const xdp = await run([...packet, "--local-address", "10.9.9.9", "--workers", "2", "--packet-io", "xdp"]);
-    assert.is(xdp.status, 2, xdp.stderr);
-    assert.match(xdp.stderr, "with proxy.packetIo: xdp (--packet-io xdp): AF_XDP runs on one thread so far");
     // fwmark services with threads: one queue each, so the last, proxy.fwmarkQueue + workers - 1, must exist
     const fwm = "proxy:\n  workers: 2\n  fwmarkQueue: 65535\nservices:\n  - { fwmark: 7, realServers: [] }\n";
     writeFileSync(`${dir}/fwmark.yaml`, fwm);

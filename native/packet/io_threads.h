@@ -4,7 +4,8 @@
 // native threads. Each thread owns an Io of its own: AF_PACKET receive sockets (with their rx rings) that
 // join one PACKET_FANOUT_HASH group per (interface, family) with the other threads', so one direction of a
 // flow always reaches the same thread and keeps its order, and its own send side (tx rings, raw sockets,
-// next-hop table, ICMP limit).
+// next-hop table, ICMP limit). With AF_XDP, thread 0 sets up the programs and every queue's socket and each
+// thread takes the sockets of its share of the receive queues (q % N == k: takeXdpSocks), no fanout group.
 //
 // A thread receives a batch into one of its kBufs batch buffers (the batch area's layout: descriptors, then
 // slots) and hands it to the main thread through a single-producer single-consumer queue (ready), waking it
@@ -136,6 +137,9 @@ void loop(Worker* w) {
   const uint32_t descBytes = io->maxPackets * kDescSize;
   std::vector<pollfd> fds;
   for (int fd : io->rx) fds.push_back({fd, POLLIN, 0});
+#ifdef WASMVS_XDP
+  for (const xdp::Sock& s : io->xdp.socks) fds.push_back({s.fd, POLLIN, 0});  // this thread's receive queues
+#endif
   if (io->queue.fd >= 0) fds.push_back({io->queue.fd, POLLIN, 0});  // bound while the thread was paused
   fds.push_back({w->wake, POLLIN, 0});
   double lastPub = 0;
@@ -276,6 +280,13 @@ std::string recover(Worker* w) {
     r.release();
   }
   w->io->rxRings.clear();
+#ifdef WASMVS_XDP
+  // its AF_XDP sockets leave their interfaces' XSKMAPs (thread 0's): their queues' frames go to the kernel
+  Io* first = f->workers.empty() ? nullptr : f->workers[0]->io;
+  for (xdp::Sock& s : w->io->xdp.socks)
+    for (const xdp::Port& p : first ? first->xdp.ports : std::vector<xdp::Port>{})
+      if (p.ifindex == s.ifindex) bpf_map_delete_elem(p.xsks, &s.queue);
+#endif
   // and its netfilter queue: with no reader bound, --queue-bypass gives its marked packets back to the kernel
   nfq::close(w->io->queue);
   return what + "; not restarted: " + err + "; its flows move to the other threads";

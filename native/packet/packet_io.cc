@@ -385,8 +385,24 @@ struct OpenOpts {
   std::string io = "mmsg";
 };
 
-// An Io with its sockets and buffers (nullptr with err): the one-thread handle, or one I/O thread's.
-Io* openIo(napi_env env, const OpenOpts& o, std::vector<uint16_t>* fanout, std::string* err) {
+#ifdef WASMVS_XDP
+// AF_XDP on N threads (openThreaded): thread 0's Io set up the programs, maps and every queue's socket; thread k
+// (k > 0) takes the sockets of the queues q with q % N == k, so each receive queue is one thread's, and sends on
+// its own sockets (on an interface where it has none, through the raw socket). False when it has none.
+bool takeXdpSocks(Io* io, Io* first, uint32_t k, uint32_t n) {
+  std::deque<xdp::Sock> keep;
+  for (xdp::Sock& s : first->xdp.socks) (s.queue % n == k ? io->xdp.socks : keep).push_back(std::move(s));
+  first->xdp.socks.swap(keep);
+  io->xdp.mode = first->xdp.mode;
+  io->xdp.zeroCopy = first->xdp.zeroCopy;
+  return !io->xdp.socks.empty();
+}
+#endif
+
+// An Io with its sockets and buffers (nullptr with err): the one-thread handle, or one I/O thread's. With
+// AF_XDP on threads, `xdpFirst` is thread 0's Io, whose sockets thread `index` of `o.threads` takes its share of.
+Io* openIo(napi_env env, const OpenOpts& o, std::vector<uint16_t>* fanout, std::string* err, Io* xdpFirst = nullptr,
+           uint32_t index = 0) {
   Io* io = new Io();
   io->env = env;
   io->maxPackets = o.maxPackets;
@@ -394,7 +410,14 @@ Io* openIo(napi_env env, const OpenOpts& o, std::vector<uint16_t>* fanout, std::
   io->local4 = o.local4;
   io->local6 = o.local6;
   io->useRing = o.io == "ring";
-  if (o.io == "xdp") {
+  if (o.io == "xdp" && xdpFirst) {
+    io->useXdp = xdpFirst->useXdp;  // its share of thread 0's sockets, or the rings as thread 0 fell back to
+    io->xdpFallback = xdpFirst->xdpFallback;
+#ifdef WASMVS_XDP
+    if (io->useXdp) takeXdpSocks(io, xdpFirst, index, o.threads);
+#endif
+    io->useRing = !io->useXdp;
+  } else if (o.io == "xdp") {
     io->useXdp = openXdp(io, o.ifaces, &io->xdpFallback);
     io->useRing = !io->useXdp;  // what AF_XDP cannot do, the rings do (and say why in xdpFallback)
   }
@@ -439,8 +462,10 @@ Io* openThreaded(napi_env env, const OpenOpts& o, std::string* err) {
   f->slot = o.slot;
   f->useRing = o.io == "ring";
   std::vector<uint16_t> fanout;
+  Io* first = nullptr;  // thread 0's: with AF_XDP, the others take their share of its sockets
   for (uint32_t k = 0; k < o.threads; k++) {
-    Io* io = openIo(env, o, &fanout, err);
+    Io* io = openIo(env, o, &fanout, err, first, k);
+    if (k == 0) first = io;
     Worker* w = io ? makeWorker(f, io, k, err) : nullptr;
     if (!w) {
       if (io) {
@@ -493,8 +518,6 @@ napi_value Open(napi_env env, napi_callback_info info) {
     if (!napi_args::string(env, v, &o.io) || (o.io != "ring" && o.io != "mmsg" && o.io != "xdp"))
       return throwErr(env, "options.io must be 'ring', 'mmsg' or 'xdp'");
   }
-  if (o.threads > 1 && o.io == "xdp")
-    return throwErr(env, "AF_XDP (io 'xdp') runs on one thread so far: threads must be 1 with it");
   std::string err;
   Io* io = o.threads > 1 ? openThreaded(env, o, &err) : openIo(env, o, nullptr, &err);
   if (!io) return throwErr(env, err);
@@ -1381,14 +1404,24 @@ napi_value threadedStats(napi_env env, Io* f) {
     napi_set_named_property(env, t, "lastError", str);
     napi_set_element(env, list, k++, t);
   }
-  setCounters(env, o, sum, lookups, 0);
+  // AF_XDP: thread 0 set it up (or said why not); every thread's sockets' drop counts (cumulative, read whole)
+  const Io* first = f->workers.empty() ? nullptr : f->workers[0]->io;
+  double xdpDrops = 0;
+  std::string xdpMode;
+#ifdef WASMVS_XDP
+  for (Worker* w : f->workers)
+    for (const xdp::Sock& s : w->io->xdp.socks) xdpDrops += xdp::drops(s);
+  if (first && first->useXdp) xdpMode = first->xdp.mode + (first->xdp.zeroCopy ? ", zero-copy" : ", copy");
+#endif
+  setCounters(env, o, sum, lookups, xdpDrops);
   napi_value str;
-  napi_create_string_utf8(env, allRing ? "ring" : "mmsg", NAPI_AUTO_LENGTH, &str);
+  napi_create_string_utf8(env, first && first->useXdp ? "xdp" : allRing ? "ring" : "mmsg", NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "io", str);
   napi_create_string_utf8(env, ringFallback.c_str(), NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "ringFallback", str);
-  napi_create_string_utf8(env, "", 0, &str);
+  napi_create_string_utf8(env, first ? first->xdpFallback.c_str() : "", NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "xdpFallback", str);
+  napi_create_string_utf8(env, xdpMode.c_str(), NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "xdpMode", str);
   setNumber(env, o, "queueNum", f->threadQueueBase);  // the first; thread k reads queueNum + k
   setNumber(env, o, "rxQueuePackets", queue.packets);
@@ -1519,6 +1552,7 @@ napi_value SetAddresses(napi_env env, napi_callback_info info) {
   }
 #ifdef WASMVS_XDP
   std::string err;
+  if (!io->workers.empty()) io = io->workers[0]->io;  // the maps are thread 0's (a syscall: no race with it)
   if (io->useXdp && !xdp::setAddresses(&io->xdp, keys, &err)) return throwErr(env, err);
 #endif
   return nullptr;

@@ -624,11 +624,6 @@ export function packetModeProblems(o: ProxyOptions, services: VirtualService[]):
   const out: string[] = [];
   if (o.workers > MAX_PACKET_THREADS)
     out.push(`proxy.workers (--workers): packet mode runs 1..${MAX_PACKET_THREADS} I/O threads, not ${o.workers}`);
-  if (o.workers > 1 && o.packet.io === "xdp")
-    out.push(
-      `proxy.workers (--workers) ${o.workers} with proxy.packetIo: xdp (--packet-io xdp): AF_XDP runs on one thread ` +
-        "so far; use the rings (ring) or recvmmsg/sendmmsg (mmsg) with I/O threads, or one worker with AF_XDP",
-    );
   // fwmark services: one netfilter queue per I/O thread, proxy.fwmarkQueue and the next workers - 1
   if (o.workers > 1 && services.some((s) => s.fwmark) && o.packet.fwmarkQueue + o.workers - 1 > 65535)
     out.push(

@@ -50,7 +50,8 @@ export async function stopPacketProxy(p: ChildProcess, ms: number): Promise<numb
   return code;
 }
 
-/** The namespaces in `names`, each link a veth pair [namespace A, device A, namespace B, device B]. */
+/** The namespaces in `names`, each link a veth pair [namespace A, device A, namespace B, device B], with an
+ * optional fifth element: how many receive and transmit queues each end has (1 by default). */
 export function vethNet(names: readonly string[]) {
   let up = false;
   const teardown = () => {
@@ -66,15 +67,16 @@ export function vethNet(names: readonly string[]) {
   onExit(() => {
     if (up) teardown();
   });
-  const setup = (pairs: [string, string, string, string][]) => {
+  const setup = (pairs: ([string, string, string, string] | [string, string, string, string, number])[]) => {
     teardown();
     for (const ns of names) {
       ip(["netns", "add", ns]);
       ip(["-n", ns, "link", "set", "lo", "up"]);
     }
     up = true;
-    for (const [na, a, nb, b] of pairs) {
-      ip(["link", "add", a, "netns", na, "type", "veth", "peer", "name", b, "netns", nb]);
+    for (const [na, a, nb, b, queues = 1] of pairs) {
+      const q = queues > 1 ? ["numtxqueues", String(queues), "numrxqueues", String(queues)] : [];
+      ip(["link", "add", a, "netns", na, ...q, "type", "veth", "peer", "name", b, "netns", nb, ...q]);
       for (const [ns, dev] of [
         [na, a],
         [nb, b],
