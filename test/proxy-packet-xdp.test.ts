@@ -77,7 +77,7 @@ let proxy: ChildProcess | undefined;
 let proxyLog = "";
 let client: Agent, be: Agent, ctl: ControlClient;
 
-async function startProxy(workers = 1): Promise<void> {
+async function startProxy(workers = 1, env: NodeJS.ProcessEnv = {}): Promise<void> {
   writeFileSync(
     `${DIR}/p.yaml`,
     `proxy:
@@ -107,7 +107,7 @@ ${[
       ...["netns", "exec", NS.lb, process.execPath, `${ROOT}/bin/wasmvs.js`, "proxy", "-c", `${DIR}/p.yaml`],
       ...["--mode", "packet", "--interface", `${IF.lc},${IF.lb}`, "--log-level", "warn", "--drain-timeout", "1"],
     ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } },
   );
   proxy.stdout!.on("data", (d) => (proxyLog += d));
   proxy.stderr!.on("data", (d) => (proxyLog += d));
@@ -358,6 +358,46 @@ if (why) {
       assert.is(await stopProxy(), 0, "a clean stop joins the threads");
     }
     for (const dev of [IF.lc, IF.lb]) assert.not.ok(xdpOn(dev), `no XDP program left on ${dev}`);
+  });
+
+  test("AF_XDP on 2 I/O threads: a thread that fails is restarted and reads its queues again", async () => {
+    rmSync(CTL, { force: true });
+    await startProxy(2, { WASMVS_PACKET_THREAD_FAULT: "1:50" }); // thread 1 throws after 50 packets (a test hook)
+    try {
+      const held: any[] = await client.call("openPar", A.vip, 80, 16);
+      for (const c of held) assert.ok("h" in c, `connect failed: ${JSON.stringify(c)}`);
+      await client.call(
+        "bulkEcho",
+        held.map((c) => c.h),
+        16 * 1024,
+      );
+      let st: any = await ctl.call("status");
+      for (let i = 0; i < 50 && st.io.threadFailures === 0; i++) {
+        await sleep(100);
+        st = await ctl.call("status");
+      }
+      assert.is(st.io.threadFailures, 1, JSON.stringify(st.io.threads));
+      assert.is(st.io.threadRestarts, 1);
+      const rx1 = st.io.threads[1].rxPackets;
+      const more: any[] = await client.call("openPar", A.vip, 80, 16);
+      for (const c of more) assert.ok("h" in c, `connect after the restart failed: ${JSON.stringify(c)}`);
+      const bulk: any[] = await client.call(
+        "bulkEcho",
+        [...held, ...more].map((c) => c.h),
+        64 * 1024,
+      );
+      for (const b of bulk) assert.ok(b.ok, `connection ${b.h} across the restart: ${JSON.stringify(b)}`);
+      await client.call("closeAll");
+      st = await ctl.call("status");
+      assert.ok(st.io.threads[1].running, "restarted");
+      assert.ok(
+        st.io.threads[1].rxPackets > rx1 + 50,
+        `thread 1 reads its AF_XDP queues again: ${st.io.threads[1].rxPackets}`,
+      );
+    } finally {
+      await ctl.close();
+      assert.is(await stopProxy(), 0, "a clean stop after a restart");
+    }
   });
 }
 
