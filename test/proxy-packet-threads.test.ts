@@ -10,7 +10,16 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { ip, nsx, spawnPacketProxy, vethNet, addrAdd, twoBackendNames, stopPacketProxy } from "./helpers/veth-net.ts";
+import {
+  ip,
+  nsx,
+  spawnPacketProxy,
+  vethNet,
+  addrAdd,
+  twoBackendNames,
+  stopPacketProxy,
+  bigDatagrams,
+} from "./helpers/veth-net.ts";
 
 const why =
   needs(["ip", "nft", "ethtool"], "apt-get install -y iproute2 nftables ethtool") ||
@@ -301,47 +310,6 @@ if (why) {
   fwmarkOnThreads();
 }
 
-// Fragmented datagrams from many flows, from the client's addresses in `srcs` to vip:53 (one Python socket per
-// flow, `per` datagrams of 4,000 bytes each, every one numbered), and what came back: echoes that held their
-// datagram whole, echoes that did not, and the backends that answered.
-function bigDatagrams(srcs: string[], vip: string, flows: number, per: number) {
-  const py = `import socket, select, json, time
-srcs, vip, flows, per = ${JSON.stringify(srcs)}, "${vip}", ${flows}, ${per}
-fam = socket.AF_INET6 if ":" in vip else socket.AF_INET
-socks = []
-for a in srcs:
-    for f in range(flows):
-        s = socket.socket(fam, socket.SOCK_DGRAM)
-        s.bind((a, 0))
-        s.setblocking(False)
-        socks.append(s)
-def msg(i, j): return (("%d.%d." % (i, j)).encode() + b"0123456789abcdef" * 250)[:4000]
-for j in range(per):
-    for i, s in enumerate(socks):
-        s.sendto(msg(i, j), (vip, 53))
-        time.sleep(0.002)  # paced: the backend's one Node socket would overflow its buffer on a burst
-ok, bad, seen, backends, sticky = 0, [], set(), {}, {}
-end = time.time() + 4
-while len(seen) + len(bad) < len(socks) * per and time.time() < end:
-    r, _, _ = select.select(socks, [], [], 0.2)
-    for s in r:
-        i = socks.index(s)
-        d = s.recv(65536)
-        parts = d.split(b" ", 2)
-        if len(parts) < 3: bad.append(len(d)); continue
-        head = parts[2].split(b".")
-        j = int(head[1]) if len(head) > 2 and head[1].isdigit() else -1
-        if parts[2] != msg(i, j) or (i, j) in seen: bad.append(len(d)); continue
-        seen.add((i, j))
-        b = parts[1].decode()
-        backends[b] = backends.get(b, 0) + 1
-        sticky.setdefault(i, set()).add(b)
-print(json.dumps({"sent": len(socks) * per, "ok": len(seen), "bad": bad, "backends": backends,
-                  "unsticky": sum(1 for v in sticky.values() if len(v) > 1)}))
-`;
-  return JSON.parse(nsx(NS.client, ["python3", "-c", py]));
-}
-
 // (declared here, registered above only when the prerequisites are there)
 function fragmentsAcrossThreads(): void {
   // PACKET_FANOUT_HASH hashes a fragment (the first as well as the later ones) by addresses and protocol
@@ -358,7 +326,7 @@ function fragmentsAcrossThreads(): void {
           ["IPv4", [A.client, ...A.clients], A.vip],
           ["IPv6", [A.client6, ...A.clients6], A.vip6],
         ] as const) {
-          const got = bigDatagrams([...srcs], vip, 8, 4);
+          const got = bigDatagrams(NS.client, [...srcs], vip, 8, 4);
           const what = `${packetIo}, ${fam}: ${JSON.stringify(got)}`;
           assert.is(got.ok, got.sent, `every datagram reached a backend whole and its echo came back whole: ${what}`);
           assert.equal(got.bad, [], `no echo cut short or mixed: ${what}`);

@@ -12,7 +12,7 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { nsx, vethNet, addrAdd, stopPacketProxy } from "./helpers/veth-net.ts";
+import { nsx, vethNet, addrAdd, stopPacketProxy, bigDatagrams } from "./helpers/veth-net.ts";
 
 const { addon, error } = loadPacketAddon();
 const why =
@@ -344,6 +344,17 @@ if (why) {
           assert.is(new Set(f.replies).size, 1, "a flow stays on one backend");
         }
       }
+      // fragmented datagrams: a sending socket's fragments leave on one of the veth's queues (its hash), so a
+      // datagram's fragments reach one thread, first one first; 32 flows spread over both
+      const f0: any = await ctl.call("status");
+      for (const vip of [A.vip, A.vip6]) {
+        const got = bigDatagrams(NS.client, [vip.includes(":") ? A.client6 : A.client], vip, 16, 2);
+        assert.is(got.ok, got.sent, `${vip}: every 4,000-byte datagram and its echo whole: ${JSON.stringify(got)}`);
+        assert.equal(got.bad, []);
+      }
+      const f1: any = await ctl.call("status");
+      assert.is(f1.fragments - f0.fragments, 4 * 64, "2 later fragments each way, by their first's flow");
+      assert.is((f1.drops.fragment ?? 0) - (f0.drops.fragment ?? 0), 0, "no fragment dropped");
       st = await ctl.call("status");
       const io = JSON.stringify(st.io);
       for (const [k, t] of st.io.threads.entries()) {
