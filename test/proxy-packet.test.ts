@@ -742,6 +742,15 @@ print(got)
         queueKernelDrops(9, () => proc),
         undefined,
       );
+      // with I/O threads, summed over their queues (22354 is not listed: the one line counts)
+      assert.equal(
+        queueKernelDrops(22354, () => proc, 2),
+        { full: 664310, unsent: 7 },
+      );
+      assert.equal(
+        queueKernelDrops(1, () => proc, 22355),
+        { full: 664315, unsent: 13 },
+      );
       assert.is(
         queueKernelDrops(1, () => "garbage\n\n"),
         undefined,

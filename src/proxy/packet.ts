@@ -178,11 +178,14 @@ function kernelForwardsMasq(masq: MasqDest[], read = (f: string) => readFileSync
   return undefined;
 }
 
-// The kernel's own counts for netfilter queue `num` (/proc/net/netfilter/nfnetlink_queue, this namespace's):
-// packets it dropped because the queue was full, and because they could not be sent to the reader.
+// The kernel's own counts for netfilter queue `num`, or summed over queues num .. num + count - 1 (the I/O
+// threads' one each), from one read of /proc/net/netfilter/nfnetlink_queue (this namespace's): packets it
+// dropped because the queue was full, and because they could not be sent to the reader. undefined when none
+// of them is listed.
 export function queueKernelDrops(
   num: number,
   read = () => readFileSync("/proc/net/netfilter/nfnetlink_queue", "utf8"),
+  count = 1,
 ): { full: number; unsent: number } | undefined {
   let text: string;
   try {
@@ -190,11 +193,13 @@ export function queueKernelDrops(
   } catch {
     return undefined;
   }
+  let out: { full: number; unsent: number } | undefined;
   for (const line of text.split("\n")) {
     const f = line.trim().split(/\s+/).map(Number);
-    if (f.length >= 7 && f[0] === num) return { full: f[5], unsent: f[6] };
+    if (f.length < 7 || !(f[0] >= num && f[0] < num + count)) continue;
+    out = { full: (out?.full ?? 0) + f[5], unsent: (out?.unsent ?? 0) + f[6] };
   }
-  return undefined;
+  return out;
 }
 
 interface PacketForwarderOptions extends PacketModeOptions {
@@ -422,15 +427,9 @@ export class PacketForwarder implements Forwarder {
     add("queue_overrun", s.rxQueueOverruns);
     if (s.queueNum >= 0) {
       // one queue per I/O thread (thread k's is queueNum + k)
-      const ks = Array.from({ length: Math.max(1, this.opts.threads) }, (_, i) => queueKernelDrops(s.queueNum + i));
-      add(
-        "queue_full",
-        ks.reduce((a, k) => a + (k?.full ?? 0), 0),
-      );
-      add(
-        "queue_unsent",
-        ks.reduce((a, k) => a + (k?.unsent ?? 0), 0),
-      );
+      const k = queueKernelDrops(s.queueNum, undefined, Math.max(1, this.opts.threads));
+      add("queue_full", k?.full ?? 0);
+      add("queue_unsent", k?.unsent ?? 0);
     }
     add("rx_queue_overflow", s.rxKernelDrops);
     add("tx_no_buffer", s.txNoBuffer);
