@@ -354,7 +354,9 @@ function fragmentsAcrossThreads(): void {
 // (declared here, registered above only when the prerequisites are there)
 function stoppedForGood(): void {
   test("a thread that keeps failing is stopped for good; the fanout moves its flows to the other", async () => {
-    const run = await startProxy(2, { WASMVS_PACKET_THREAD_FAULT: "1:20:5" });
+    // with a fwmark service, so each thread has a netfilter queue (22355 + k) that stopping closes
+    const fwm = `  - { fwmark: 7, scheduler: rr, realServers: [ { addr: "${A.be[0]}", port: 8080 } ] }\n`;
+    const run = await startProxy(2, { WASMVS_PACKET_THREAD_FAULT: "1:20:5" }, "ring", fwm);
     try {
       let io = findIo(await run.ctl.call("status"));
       for (let i = 0; i < 20 && io.threadFailures < 5; i++) {
@@ -373,6 +375,14 @@ function stoppedForGood(): void {
       assert.is(io.threads[1].running, false);
       assert.ok(io.threads[0].running);
       assert.match(run.log(), "not restarted: it failed 5 times in a minute");
+      // its queue is closed (--queue-bypass gives its share of marked flows to the kernel); the other's stays
+      const queues = nsx(NS.lb, ["cat", "/proc/net/netfilter/nfnetlink_queue"]);
+      assert.match(queues, /^\s*22355\s/m, "thread 0's queue is bound");
+      assert.not.match(queues, /^\s*22356\s/m, `thread 1's queue is closed: ${queues}`);
+      assert.equal(
+        io.threads.map((t: any) => t.queueNum),
+        [22355, -1],
+      );
       const rx0 = io.threads[0].rxPackets;
       const conns: any[] = await client.call("openPar", A.vip, 80, 24);
       for (const c of conns) assert.ok("h" in c, `connect with one thread left failed: ${JSON.stringify(c)}`);

@@ -289,6 +289,10 @@ std::string recover(Worker* w) {
 #endif
   // and its netfilter queue: with no reader bound, --queue-bypass gives its marked packets back to the kernel
   nfq::close(w->io->queue);
+  {
+    std::lock_guard<std::mutex> g(w->m);
+    w->pubQueue.fd = -1;  // stats() says it reads none now (the thread, stopped, publishes no more)
+  }
   return what + "; not restarted: " + err + "; its flows move to the other threads";
 }
 
