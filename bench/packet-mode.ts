@@ -14,6 +14,8 @@
 // proxy pinned to the proxy's core as above, the threaded one to both cores (the flood's too: a 2-core machine
 // has no third), so its delivered rate says little and its CPU per packet is the figure, split into the main
 // thread's (the WASM core: the part that does not scale) and the I/O threads' (the syscalls: the part that does).
+// With xdp among --io and a worker count over 1, every veth gets that many queues each way (AF_XDP on threads:
+// each receive queue is one thread's) and RPS steers each of the balancer's receive queues to the proxy's core.
 //
 // The balancer's receive work is steered to the proxy's core (RPS), so each row pays its whole path there.
 // Figures per row (median of the repetitions): the cost per packet (the proxy's CPU time per packet plus
@@ -50,6 +52,8 @@ const KERNEL = arg("kernel", "1") !== "0";
 const SEND_LOOPS = arg("send-loops", "raw-socket,addon-mmsg,addon-ring").split(",").filter(Boolean);
 const RAW_SOCKET = arg("raw-socket", "/tmp/rawsock-packet/node_modules/raw-socket");
 const WORKERS = arg("workers", "1").split(",").map(Number);
+// AF_XDP on N threads needs N receive queues (native/packet/packet_io.cc, takeXdpSocks)
+const QUEUES = IOS.includes("xdp") ? Math.max(...WORKERS) : 1;
 
 // The design card's raw-socket package, for the send-loop comparison: installed (and built by node-gyp) in its
 // own directory on first use, never into the project, so a fresh machine's `npm run bench` shows the row too.
@@ -106,8 +110,9 @@ function setup() {
     ip(["netns", "add", ns]);
     ip(["-n", ns, "link", "set", "lo", "up"]);
   }
-  ip(["link", "add", IF.cl, "netns", NS.client, "type", "veth", "peer", "name", IF.lc, "netns", NS.lb]);
-  ip(["link", "add", IF.lb, "netns", NS.lb, "type", "veth", "peer", "name", IF.bl, "netns", NS.be]);
+  const q = QUEUES > 1 ? ["numtxqueues", String(QUEUES), "numrxqueues", String(QUEUES)] : [];
+  ip(["link", "add", IF.cl, "netns", NS.client, ...q, "type", "veth", "peer", "name", IF.lc, "netns", NS.lb, ...q]);
+  ip(["link", "add", IF.lb, "netns", NS.lb, ...q, "type", "veth", "peer", "name", IF.bl, "netns", NS.be, ...q]);
   for (const [ns, dev] of [
     [NS.client, IF.cl],
     [NS.lb, IF.lc],
@@ -119,7 +124,8 @@ function setup() {
   // with RPS, as a NIC's interrupt would put it on one: every row then pays for its whole path on that
   // core, the kernel's DNAT as much as the proxy's AF_PACKET delivery.
   const mask = (1 << Number(PROXY_CPU)).toString(16);
-  nsx(NS.lb, ["sh", "-c", `echo ${mask} > /sys/class/net/${IF.lc}/queues/rx-0/rps_cpus`]);
+  for (let k = 0; k < QUEUES; k++)
+    nsx(NS.lb, ["sh", "-c", `echo ${mask} > /sys/class/net/${IF.lc}/queues/rx-${k}/rps_cpus`]);
   ip(["-n", NS.client, "addr", "add", `${A.client}/24`, "dev", IF.cl]);
   ip(["-n", NS.client, "route", "add", "default", "via", A.lbc]);
   ip(["-n", NS.lb, "addr", "add", `${A.lbc}/24`, "dev", IF.lc]);
@@ -584,11 +590,7 @@ async function main() {
   mkdirSync(DIR, { recursive: true });
   const bin = `${DIR}/flood`;
   execFileSync("cc", ["-O2", "-o", bin, `${root}/bench/packet-mode/flood.c`]);
-  const configs = IOS.flatMap((io) =>
-    BATCHES.flatMap((batch) =>
-      WORKERS.filter((w) => w === 1 || io !== "xdp").map((workers) => ({ io, batch, workers })),
-    ),
-  );
+  const configs = IOS.flatMap((io) => BATCHES.flatMap((batch) => WORKERS.map((workers) => ({ io, batch, workers }))));
   if (SEND_LOOPS.includes("raw-socket")) installRawSocket();
   const loops = SEND_LOOPS.filter((k) => k !== "raw-socket" || existsSync(RAW_SOCKET));
   if (loops.length < SEND_LOOPS.length) {
