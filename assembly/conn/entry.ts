@@ -14,8 +14,9 @@
 //   whose entries never write a cold line costs 68 B an entry in resident memory, not 132 (its 64 B of
 //   address space stay reserved). The debug build fills it with a pattern instead, so that a cold field
 //   read before it was written shows;
-// - the wheel position (or free-list link) of each entry, 4 bytes in a dense array: the timer wheel moves
-//   another entry's position when one leaves a slot, and that write lands here, not in a random entry.
+// - the wheel position of each entry (0: not filed, as a free entry), 4 bytes in a dense array: the timer
+//   wheel moves another entry's position when one leaves a slot, and that write lands here, not in a random
+//   entry.
 const HOT_SHIFT: u32 = 6;
 const O_IN_NEXT: usize = 0; // u32 index+1 in the "in" chain (O_OUT_NEXT = O_IN_NEXT + 4: entLinkAt)
 const O_WTICK: usize = 8; // u32 the wheel tick the entry is filed under
@@ -296,13 +297,6 @@ export function entriesAlloc(cap: u32): void {
 }
 @inline export function setEntNext(e: usize, side: u32, v: u32): void {
   store<u32>(entLinkAt(e, side), v);
-}
-// index+1 of the next free entry (a free entry only: it shares the word of the wheel position)
-@inline export function entFreeNext(e: usize): u32 {
-  return load<u32>(posAt(e));
-}
-@inline export function setEntFreeNext(e: usize, v: u32): void {
-  store<u32>(posAt(e), v);
 }
 // where the entry sits in its wheel slot (chunk << 4 | word), 0: not filed
 @inline export function entWheelPos(e: usize): u32 {
