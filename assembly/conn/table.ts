@@ -683,9 +683,9 @@ function moveState(i: u32, newState: u8, activeState: bool): void {
     setEntFlags(e, f & ~CF_INACTIVE);
   } else return;
   const s = getService(d.svcId);
-  if (s) {
+  if (s && s.loadHook) {
     const sc = s.sched;
-    if (sc && s.loadHook) sc.loadChanged(s, d);
+    if (sc) sc.loadChanged(s, d);
   }
 }
 
@@ -703,9 +703,10 @@ function unbind(i: u32): void {
   setEntDest(e, -1);
   if (!(f & CF_TEMPLATE)) {
     const s = getService(d.svcId);
-    if (s && d.available()) {
+    // loadHook first: the expiry's pre-pass touched its line, not always the one holding sched (round 8)
+    if (s && d.available() && s.loadHook) {
       const sc = s.sched;
-      if (sc && s.loadHook) sc.loadChanged(s, d);
+      if (sc) sc.loadChanged(s, d);
     }
   }
   d.refs--;
