@@ -85,9 +85,23 @@ export function entriesAlloc(cap: u32): void {
   memory.fill(positions, 0, (<usize>cap) << 2);
 }
 
+// A 64-byte line to zero in eight stores: memory.fill is a call out of the WASM code into the engine's C
+// (V8's memory_fill_wrapper, then memset), dearer than the stores for a line (round 8). Both lines are 64
+// bytes (HOT_SHIFT and COLD_SHIFT are 6).
+@inline function zeroLine(p: usize): void {
+  store<u64>(p, 0);
+  store<u64>(p, 0, 8);
+  store<u64>(p, 0, 16);
+  store<u64>(p, 0, 24);
+  store<u64>(p, 0, 32);
+  store<u64>(p, 0, 40);
+  store<u64>(p, 0, 48);
+  store<u64>(p, 0, 56);
+}
+
 // A fresh entry: every field zero, live (the cold line is left as it is: HAS_COLD is clear).
 @inline export function entClear(e: usize): void {
-  memory.fill(e, 0, 1 << HOT_SHIFT);
+  zeroLine(e);
   store<u32>(posAt(e), 0);
   store<u8>(e, LIVE, O_LIVE);
 }
@@ -100,7 +114,7 @@ export function entriesAlloc(cap: u32): void {
   const c = cold(e);
   const live = load<u8>(e, O_LIVE);
   if (!(live & HAS_COLD)) {
-    memory.fill(c, 0, 1 << COLD_SHIFT);
+    zeroLine(c);
     store<u8>(e, live | HAS_COLD, O_LIVE);
   }
   return c;
