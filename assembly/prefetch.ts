@@ -51,7 +51,9 @@ export function touchDests(n: u32, expiring: bool = false): void {
   let acc: u32 = 0;
   const nd = <u32>destById.length,
     dd = destById.dataStart;
-  memory.fill(changetype<usize>(seenDest), 0, SEEN_SLOTS << 2);
+  // stores, not memory.fill (a call into the engine; see entry.ts's zeroLine)
+  const sp = changetype<usize>(seenDest);
+  for (let o: usize = 0; o < SEEN_SLOTS << 2; o += 8) store<u64>(sp + o, 0);
   // the destinations not seen yet, packed to the front of pfC: the levels below walk only those
   let m: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {

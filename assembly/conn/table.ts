@@ -24,7 +24,6 @@ import {
   entDport,
   entExpires,
   entFlags,
-  entFreeNext,
   entInKeyEq,
   entLinkAt,
   entLive,
@@ -45,7 +44,6 @@ import {
   setEntDport,
   setEntExpires,
   setEntFlags,
-  setEntFreeNext,
   setEntLive,
   setEntLport,
   setEntNctl,
@@ -82,7 +80,11 @@ let bucketMask: u32 = 0;
 @inline function outHead(h: u32): usize {
   return buckets + ((<usize>h) << 3) + 4;
 }
-let freeHead: u32 = 0; // index+1
+// The free entries' indexes, a stack (the next taken on top): LIFO as the linked list through the position
+// words it replaced, so entries are taken in the same order, but the next few are known without a chain of
+// dependent loads, and a batch's pre-pass touches the entries its SYNs will take (touchFreeEntries; round 8).
+let freeStack: usize = 0;
+let freeTop: u32 = 0;
 export let connCount: u32 = 0;
 export let templateCount: u32 = 0;
 export let refusedFull: u64 = 0; // new connections refused because the table was full
@@ -137,10 +139,10 @@ export function connInit(cap: u32): i32 {
   chunkFree = 1;
   bucketMask = nb - 1;
   capacity = cap;
-  // the free list, lowest index first
-  for (let i: u32 = 0; i < cap; i++) setEntFreeNext(E(i), i + 2 < cap + 1 ? i + 2 : 0);
-  setEntFreeNext(E(cap - 1), 0);
-  freeHead = 1;
+  // the free stack, lowest index on top
+  freeStack = heap.alloc((<usize>cap) << 2);
+  for (let j: u32 = 0; j < cap; j++) store<u32>(freeStack + ((<usize>j) << 2), cap - 1 - j);
+  freeTop = cap;
   connCount = 0;
   templateCount = 0;
   refusedFull = 0;
@@ -313,6 +315,19 @@ export function touchChainHeads(n: u32): void {
   for (let k: u32 = 0; k < n; k++) {
     const h = unchecked(pfA[k]);
     if (h != 0 && h <= capacity) acc += entTouchCold(E(h - 1));
+  }
+  keep(acc);
+}
+
+// A batch pre-pass helper (packet/exports.ts): touches the hot lines and position words of the next n
+// free entries, those the step's n SYNs will most likely take (a new entry's line is written whole, but
+// its first read after that waits for the line to arrive). Independent loads: the free stack holds them.
+export function touchFreeEntries(n: u32): void {
+  let acc: u32 = 0;
+  const m = min(n, freeTop);
+  for (let j: u32 = 1; j <= m; j++) {
+    const e = E(load<u32>(freeStack + ((<usize>(freeTop - j)) << 2)));
+    acc += <u32>entLive(e) + entWheelPos(e);
   }
   keep(acc);
 }
@@ -522,13 +537,13 @@ function evictOne(now: i64): bool {
 // Takes a free entry, evicting one that is not established when none is free; -1 when every entry is
 // established or a template (counted; nothing established is touched).
 export function allocEntry(now: i64): i32 {
-  if (freeHead == 0 && !evictOne(now)) {
+  if (freeTop == 0 && !evictOne(now)) {
     refusedFull++;
     return -1;
   }
-  const i = freeHead - 1;
+  freeTop--;
+  const i = load<u32>(freeStack + ((<usize>freeTop) << 2));
   const e = E(i);
-  freeHead = entFreeNext(e);
   entClear(e);
   return <i32>i;
 }
@@ -668,9 +683,9 @@ function moveState(i: u32, newState: u8, activeState: bool): void {
     setEntFlags(e, f & ~CF_INACTIVE);
   } else return;
   const s = getService(d.svcId);
-  if (s) {
+  if (s && s.loadHook) {
     const sc = s.sched;
-    if (sc && s.loadHook) sc.loadChanged(s, d);
+    if (sc) sc.loadChanged(s, d);
   }
 }
 
@@ -688,9 +703,10 @@ function unbind(i: u32): void {
   setEntDest(e, -1);
   if (!(f & CF_TEMPLATE)) {
     const s = getService(d.svcId);
-    if (s && d.available()) {
+    // loadHook first: the expiry's pre-pass touched its line, not always the one holding sched (round 8)
+    if (s && d.available() && s.loadHook) {
       const sc = s.sched;
-      if (sc && s.loadHook) sc.loadChanged(s, d);
+      if (sc) sc.loadChanged(s, d);
     }
   }
   d.refs--;
@@ -720,8 +736,8 @@ export function expire(i: u32, now: i64): bool {
   if (f & CF_TEMPLATE) templateCount--;
   else connCount--;
   setEntLive(e, 0);
-  setEntFreeNext(e, freeHead);
-  freeHead = i + 1;
+  store<u32>(freeStack + ((<usize>freeTop) << 2), i);
+  freeTop++;
   return true;
 }
 

@@ -16,8 +16,14 @@
 //    30  u8  L4 protocol (or the IPv6 next header that stopped the parse)
 //    31  u8  IP version
 //   data: maxBytes at batchDataPtr(); packets are rewritten in place and never grow or shrink.
-import { capacity as connCapacityNow, connInit as tableInit, connCount, touchChainHeads } from "../conn/table";
-import { GROUP, pfClear, touchServices, touchDests } from "../prefetch";
+import {
+  capacity as connCapacityNow,
+  connInit as tableInit,
+  connCount,
+  touchChainHeads,
+  touchFreeEntries,
+} from "../conn/table";
+import { GROUP, pfB, pfClear, touchServices, touchDests } from "../prefetch";
 import { V_DROP, setFwmarkTwins } from "../conn/in";
 import {
   handlePacket,
@@ -114,6 +120,10 @@ function prePass(g: u32, m: u32): void {
     pl = len;
     prefetchPacket(load<u32>(d, 8), k);
   }
+  // the entries this step's SYNs (a Service bucket word filed) will take, beside the chains' misses
+  let syns: u32 = 0;
+  for (let k: u32 = 0; k < m; k++) if (unchecked(pfB[k]) != 0) syns++;
+  if (syns != 0) touchFreeEntries(syns);
   touchChainHeads(m);
   touchServices(m);
   touchDests(m);
