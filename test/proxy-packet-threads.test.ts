@@ -19,7 +19,9 @@ import {
   twoBackendNames,
   stopPacketProxy,
   bigDatagrams,
+  echoIntact,
 } from "./helpers/veth-net.ts";
+import { masqServer } from "./helpers/real-server.ts";
 
 const why =
   needs(["ip", "nft", "ethtool"], "apt-get install -y iproute2 nftables ethtool") ||
@@ -229,21 +231,11 @@ if (why) {
       const per = new Map<string, number>();
       for (const c of conns) per.set(c.backend, (per.get(c.backend) ?? 0) + 1);
       assert.equal([...per.values()], [16, 16, 16], "rr over 48 concurrent connections: exactly 16 each");
-      const bulk: any[] = await client.call(
-        "bulkEcho",
-        conns.map((c) => c.h),
-        256 * 1024,
-      );
-      for (const b of bulk) assert.ok(b.ok, `connection ${b.h}: echo not intact: ${JSON.stringify(b)}`);
+      await echoIntact(client, conns, 256 * 1024);
       // IPv6: its own receive sockets, in fanout groups of their own
       const six: any[] = await client.call("openPar", A.vip6, 80, 16);
       for (const c of six) assert.ok("h" in c, `IPv6 connect failed: ${JSON.stringify(c)}`);
-      const bulk6: any[] = await client.call(
-        "bulkEcho",
-        six.map((c) => c.h),
-        64 * 1024,
-      );
-      for (const b of bulk6) assert.ok(b.ok, `IPv6 connection ${b.h}: echo not intact: ${JSON.stringify(b)}`);
+      await echoIntact(client, six, 64 * 1024, "IPv6 connection");
       const flows: { lport: number; replies: string[] }[] = await client.call("udpFlows", A.vip, 53, 32, 5, 500);
       for (const f of flows) {
         assert.is(f.replies.length, 5, `UDP flow from ${f.lport}: every reply`);
@@ -291,12 +283,7 @@ if (why) {
       // is retransmitted by TCP)
       const more: any[] = await client.call("openPar", A.vip, 80, 24);
       for (const c of more) assert.ok("h" in c, `connect after the restart failed: ${JSON.stringify(c)}`);
-      const bulk: any[] = await client.call(
-        "bulkEcho",
-        [...held, ...more].map((c) => c.h),
-        64 * 1024,
-      );
-      for (const b of bulk) assert.ok(b.ok, `connection ${b.h}: ${JSON.stringify(b)}`);
+      await echoIntact(client, [...held, ...more], 64 * 1024);
       await client.call("closeAll");
       io = findIo(await run.ctl.call("status"));
       assert.ok(io.threads[1].rxPackets > io.threads[1].droppedOnFailure, "thread 1 carries packets again");
@@ -386,12 +373,7 @@ function stoppedForGood(): void {
       const rx0 = io.threads[0].rxPackets;
       const conns: any[] = await client.call("openPar", A.vip, 80, 24);
       for (const c of conns) assert.ok("h" in c, `connect with one thread left failed: ${JSON.stringify(c)}`);
-      const bulk: any[] = await client.call(
-        "bulkEcho",
-        conns.map((c) => c.h),
-        64 * 1024,
-      );
-      for (const b of bulk) assert.ok(b.ok, `connection ${b.h}: ${JSON.stringify(b)}`);
+      await echoIntact(client, conns, 64 * 1024);
       await client.call("closeAll");
       const after = findIo(await run.ctl.call("status"));
       assert.ok(after.threads[0].rxPackets > rx0, "the remaining thread carries the new flows");
@@ -479,14 +461,7 @@ function fwmarkOnThreads(): void {
 `,
     );
     try {
-      const dest = (addr: string, port: number) => ({
-        addr,
-        port,
-        weight: 1,
-        fwd: "masq",
-        upperThreshold: 0,
-        lowerThreshold: 0,
-      });
+      const dest = (addr: string, port: number) => masqServer(addr, port);
       await run.ctl.call("addService", {
         fwmark: 9,
         scheduler: "rr",

@@ -12,7 +12,7 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { nsx, vethNet, addrAdd, stopPacketProxy, bigDatagrams } from "./helpers/veth-net.ts";
+import { nsx, vethNet, addrAdd, stopPacketProxy, bigDatagrams, echoIntact } from "./helpers/veth-net.ts";
 
 const { addon, error } = loadPacketAddon();
 const why =
@@ -322,20 +322,10 @@ if (why) {
       const per: Record<string, number> = {};
       for (const c of conns) per[c.backend] = (per[c.backend] ?? 0) + 1;
       assert.equal(Object.values(per), [12, 12], "rr over 24 concurrent connections: 12 each (one table)");
-      const bulk: any[] = await client.call(
-        "bulkEcho",
-        conns.map((c) => c.h),
-        64 * 1024,
-      );
-      for (const b of bulk) assert.ok(b.ok, `connection ${b.h}: echo not intact: ${JSON.stringify(b)}`);
+      await echoIntact(client, conns, 64 * 1024);
       const six: any[] = await client.call("openPar", A.vip6, 80, 8);
       for (const c of six) assert.ok("h" in c, `IPv6 connect failed: ${JSON.stringify(c)}`);
-      const bulk6: any[] = await client.call(
-        "bulkEcho",
-        six.map((c) => c.h),
-        16 * 1024,
-      );
-      for (const b of bulk6) assert.ok(b.ok, `IPv6 connection ${b.h}: ${JSON.stringify(b)}`);
+      await echoIntact(client, six, 16 * 1024, "IPv6 connection");
       await client.call("closeAll");
       for (const vip of [A.vip, A.vip6]) {
         const flows: { lport: number; replies: string[] }[] = await client.call("udpFlows", vip, 53, 16, 3, 400);
@@ -392,12 +382,7 @@ if (why) {
       const rx1 = st.io.threads[1].rxPackets;
       const more: any[] = await client.call("openPar", A.vip, 80, 16);
       for (const c of more) assert.ok("h" in c, `connect after the restart failed: ${JSON.stringify(c)}`);
-      const bulk: any[] = await client.call(
-        "bulkEcho",
-        [...held, ...more].map((c) => c.h),
-        64 * 1024,
-      );
-      for (const b of bulk) assert.ok(b.ok, `connection ${b.h} across the restart: ${JSON.stringify(b)}`);
+      await echoIntact(client, [...held, ...more], 64 * 1024, "connection across the restart");
       await client.call("closeAll");
       st = await ctl.call("status");
       assert.ok(st.io.threads[1].running, "restarted");

@@ -3,6 +3,8 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import * as assert from "uvu/assert";
+import type { Agent } from "../fixtures/proxy/netns.ts";
 import { onExit } from "./on-exit.ts";
 
 const WASMVS = fileURLToPath(new URL("../../bin/wasmvs.js", import.meta.url));
@@ -165,4 +167,15 @@ print(json.dumps({"sent": len(socks) * per, "ok": len(seen), "bad": bad, "backen
     backends: Record<string, number>;
     unsticky: number;
   };
+}
+
+/** Echoes `bytes` over each of the client's open connections (the agent's bulkEcho) and asserts every echo came
+ * back intact; `what` names them in a failure ("IPv6 connection 7: ..."). */
+export async function echoIntact(client: Agent, conns: { h: number }[], bytes: number, what = "connection") {
+  const res: { h: number; ok: boolean }[] = await client.call(
+    "bulkEcho",
+    conns.map((c) => c.h),
+    bytes,
+  );
+  for (const b of res) assert.ok(b.ok, `${what} ${b.h}: echo not intact: ${JSON.stringify(b)}`);
 }

@@ -10,6 +10,7 @@ import { KernelTarget } from "../../src/kernel/target.ts";
 import { serviceDiff, realServerDiff, canonServiceKey, canonRealServerKey } from "../../src/kernel/reconcile.ts";
 import { sameDests, decodeDests } from "../../src/kernel/table.ts";
 import { addServiceArgs, addDestArgs, ipvsadm, sh, result } from "./rules.ts";
+import { masqServer } from "../helpers/real-server.ts";
 
 const checks: { name: string; ok: boolean; want?: unknown; got?: unknown }[] = [];
 const check = (name: string, ok: boolean, want?: unknown, got?: unknown) =>
@@ -18,15 +19,7 @@ const big = (_k: string, v: unknown) => (typeof v === "bigint" ? `${v}n` : v);
 const eq = (name: string, got: unknown, want: unknown) =>
   check(name, JSON.stringify(got, big) === JSON.stringify(want, big), want, got);
 
-const rs = (addr: string, port: number, o: Partial<RealServer> = {}): RealServer => ({
-  addr,
-  port,
-  weight: 1,
-  fwd: "masq",
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  ...o,
-});
+const rs = masqServer;
 
 // One rule set touching every attribute: protocols, IPv6, fwmark (both families), persistence with
 // netmasks, every scheduler the kernel has with its flags, one-packet, tunnels, thresholds, weights.

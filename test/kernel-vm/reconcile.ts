@@ -3,7 +3,7 @@
 // Prints "@@RESULT {checks, timeline}" for test/kernel-reconcile.test.ts.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createInterface } from "node:readline";
-import type { DesiredState, VirtualService, RealServer } from "../../src/model/types.ts";
+import type { DesiredState, VirtualService } from "../../src/model/types.ts";
 import { IpvsClient } from "../../src/kernel/client.ts";
 import {
   Reconciler,
@@ -14,6 +14,7 @@ import {
   type ReconcileReport,
 } from "../../src/kernel/reconcile.ts";
 import { addServiceArgs, addDestArgs, ipvsadm, sh, rng, result } from "./rules.ts";
+import { masqServer } from "../helpers/real-server.ts";
 
 const checks: { name: string; ok: boolean; want?: unknown; got?: unknown }[] = [];
 const check = (name: string, ok: boolean, want?: unknown, got?: unknown) =>
@@ -29,15 +30,7 @@ const mark = (s: string) => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const rs = (addr: string, port: number, o: Partial<RealServer> = {}): RealServer => ({
-  addr,
-  port,
-  weight: 1,
-  fwd: "masq",
-  upperThreshold: 0,
-  lowerThreshold: 0,
-  ...o,
-});
+const rs = masqServer;
 
 // ---------------------------------------------------------------------------------------------------
 // 1. random starting states → desired state: zero differences, then nothing to do
