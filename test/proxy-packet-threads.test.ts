@@ -20,6 +20,7 @@ import {
   stopPacketProxy,
   bigDatagrams,
   echoIntact,
+  openAll,
 } from "./helpers/veth-net.ts";
 import { masqServer } from "./helpers/real-server.ts";
 
@@ -225,16 +226,14 @@ if (why) {
     try {
       await be1.call("resetCounts");
       await be2.call("resetCounts");
-      const conns: any[] = await client.call("openPar", A.vip, 80, 48);
-      for (const c of conns) assert.ok("h" in c, `connect failed: ${JSON.stringify(c)}`);
+      const conns = await openAll(client, A.vip, 80, 48);
       assert.is(new Set(conns.map((c) => c.lport)).size, 48, "48 source ports");
       const per = new Map<string, number>();
       for (const c of conns) per.set(c.backend, (per.get(c.backend) ?? 0) + 1);
       assert.equal([...per.values()], [16, 16, 16], "rr over 48 concurrent connections: exactly 16 each");
       await echoIntact(client, conns, 256 * 1024);
       // IPv6: its own receive sockets, in fanout groups of their own
-      const six: any[] = await client.call("openPar", A.vip6, 80, 16);
-      for (const c of six) assert.ok("h" in c, `IPv6 connect failed: ${JSON.stringify(c)}`);
+      const six = await openAll(client, A.vip6, 80, 16, "IPv6 connect");
       await echoIntact(client, six, 64 * 1024, "IPv6 connection");
       const flows: { lport: number; replies: string[] }[] = await client.call("udpFlows", A.vip, 53, 32, 5, 500);
       for (const f of flows) {
@@ -261,8 +260,7 @@ if (why) {
   test("an I/O thread that fails is counted, logged and restarted; the other's flows go on", async () => {
     const run = await startProxy(2, { WASMVS_PACKET_THREAD_FAULT: "1:50" });
     try {
-      const held: any[] = await client.call("openPar", A.vip, 80, 16);
-      for (const c of held) assert.ok("h" in c, `connect failed: ${JSON.stringify(c)}`);
+      const held = await openAll(client, A.vip, 80, 16);
       // enough packets on both threads for thread 1 to reach its fault
       await client.call(
         "bulkEcho",
@@ -281,8 +279,7 @@ if (why) {
       assert.match(run.log(), "packet I/O thread failed");
       // new connections are served on both threads, and the held ones still echo (a batch lost in the failure
       // is retransmitted by TCP)
-      const more: any[] = await client.call("openPar", A.vip, 80, 24);
-      for (const c of more) assert.ok("h" in c, `connect after the restart failed: ${JSON.stringify(c)}`);
+      const more = await openAll(client, A.vip, 80, 24, "connect after the restart");
       await echoIntact(client, [...held, ...more], 64 * 1024);
       await client.call("closeAll");
       io = findIo(await run.ctl.call("status"));
@@ -371,8 +368,7 @@ function stoppedForGood(): void {
         [22355, -1],
       );
       const rx0 = io.threads[0].rxPackets;
-      const conns: any[] = await client.call("openPar", A.vip, 80, 24);
-      for (const c of conns) assert.ok("h" in c, `connect with one thread left failed: ${JSON.stringify(c)}`);
+      const conns = await openAll(client, A.vip, 80, 24, "connect with one thread left");
       await echoIntact(client, conns, 64 * 1024);
       await client.call("closeAll");
       const after = findIo(await run.ctl.call("status"));

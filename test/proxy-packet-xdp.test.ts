@@ -12,7 +12,7 @@ import { ControlClient } from "../src/proxy/control.ts";
 import { loadPacketAddon } from "../src/proxy/packet.ts";
 import { agent, type Agent } from "./fixtures/proxy/netns.ts";
 import { guardedBefore, needs, skip } from "./helpers/skip.ts";
-import { nsx, vethNet, addrAdd, stopPacketProxy, bigDatagrams, echoIntact } from "./helpers/veth-net.ts";
+import { nsx, vethNet, addrAdd, stopPacketProxy, bigDatagrams, echoIntact, openAll } from "./helpers/veth-net.ts";
 
 const { addon, error } = loadPacketAddon();
 const why =
@@ -317,14 +317,12 @@ if (why) {
       assert.is(st.io.threads.length, 2);
       for (const dev of [IF.lc, IF.lb]) assert.ok(xdpOn(dev), `one XDP program on ${dev}`);
       await be.call("resetCounts");
-      const conns: any[] = await client.call("openPar", A.vip, 80, 24);
-      for (const c of conns) assert.ok("h" in c, `connect through AF_XDP on threads failed: ${JSON.stringify(c)}`);
+      const conns = await openAll(client, A.vip, 80, 24, "connect through AF_XDP on threads");
       const per: Record<string, number> = {};
       for (const c of conns) per[c.backend] = (per[c.backend] ?? 0) + 1;
       assert.equal(Object.values(per), [12, 12], "rr over 24 concurrent connections: 12 each (one table)");
       await echoIntact(client, conns, 64 * 1024);
-      const six: any[] = await client.call("openPar", A.vip6, 80, 8);
-      for (const c of six) assert.ok("h" in c, `IPv6 connect failed: ${JSON.stringify(c)}`);
+      const six = await openAll(client, A.vip6, 80, 8, "IPv6 connect");
       await echoIntact(client, six, 16 * 1024, "IPv6 connection");
       await client.call("closeAll");
       for (const vip of [A.vip, A.vip6]) {
@@ -365,8 +363,7 @@ if (why) {
     rmSync(CTL, { force: true });
     await startProxy(2, { WASMVS_PACKET_THREAD_FAULT: "1:50" }); // thread 1 throws after 50 packets (a test hook)
     try {
-      const held: any[] = await client.call("openPar", A.vip, 80, 16);
-      for (const c of held) assert.ok("h" in c, `connect failed: ${JSON.stringify(c)}`);
+      const held = await openAll(client, A.vip, 80, 16);
       await client.call(
         "bulkEcho",
         held.map((c) => c.h),
@@ -380,8 +377,7 @@ if (why) {
       assert.is(st.io.threadFailures, 1, JSON.stringify(st.io.threads));
       assert.is(st.io.threadRestarts, 1);
       const rx1 = st.io.threads[1].rxPackets;
-      const more: any[] = await client.call("openPar", A.vip, 80, 16);
-      for (const c of more) assert.ok("h" in c, `connect after the restart failed: ${JSON.stringify(c)}`);
+      const more = await openAll(client, A.vip, 80, 16, "connect after the restart");
       await echoIntact(client, [...held, ...more], 64 * 1024, "connection across the restart");
       await client.call("closeAll");
       st = await ctl.call("status");

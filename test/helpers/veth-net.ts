@@ -179,3 +179,11 @@ export async function echoIntact(client: Agent, conns: { h: number }[], bytes: n
   );
   for (const b of res) assert.ok(b.ok, `${what} ${b.h}: echo not intact: ${JSON.stringify(b)}`);
 }
+
+/** Opens n connections at once from the client to vip:port (the agent's openPar), asserts every one connected
+ * (`what` names a failure: "IPv6 connect failed: ..."), and returns them. */
+export async function openAll(client: Agent, vip: string, port: number, n: number, what = "connect") {
+  const conns: { h: number; lport: number; backend: string }[] = await client.call("openPar", vip, port, n);
+  for (const c of conns) assert.ok("h" in c, `${what} failed: ${JSON.stringify(c)}`);
+  return conns;
+}
