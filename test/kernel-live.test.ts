@@ -34,12 +34,29 @@ if (envSeed !== undefined && !/^\d{1,9}$/.test(envSeed)) {
 }
 const seed = envSeed !== undefined ? Number(envSeed) : 1 + Math.floor(Math.random() * 999_999_000);
 const seeds: number[] = [];
+const connectsOf = (s: number) => generate(s).steps.filter((x) => x.op === "connect").length;
 for (let n = 0, s = seed; n < MIN_RANDOM_CONNECTS; s++) {
   seeds.push(s);
-  n += generate(s).steps.filter((x) => x.op === "connect").length;
+  n += connectsOf(s);
 }
 const again = (s: number) =>
   `node test/kernel/record.cjs --shards 1 --scenarios random:${s}:1 --out /tmp/rand-${s}.json`;
+
+type Recording = { kernel: string; leftOut?: string[]; scenarios: (Observed & Partial<Traced>)[] };
+// record.cjs boots the VMs (installing qemu on first use), runs the scenarios, prints progress on stderr
+function record(spec: string): Recording {
+  const out = `/tmp/wasmvs-kernel-live-${process.pid}.json`;
+  rmSync(out, { force: true });
+  execFileSync("node", ["test/kernel/record.cjs", "--scenarios", spec, "--filter", LIVE, "--out", out], {
+    cwd: repo,
+    stdio: ["ignore", "ignore", "inherit"],
+    timeout: 900_000,
+    env: { ...process.env, IPVSVM_SH: vm },
+  });
+  const r: Recording = JSON.parse(readFileSync(out, "utf8"));
+  rmSync(out, { force: true });
+  return r;
+}
 
 test(`the real kernel and the WASM data plane agree (random seed ${seed}, ${seeds.length} scenarios)`, async () => {
   assert.ok(existsSync(vm), `${vm} is missing: the kernel VM from ../shared is needed`);
@@ -47,35 +64,31 @@ test(`the real kernel and the WASM data plane agree (random seed ${seed}, ${seed
     `kernel-live: random seed ${seed} (seeds ${seeds[0]}..${seeds.at(-1)}); run again with ` +
       `WASMVS_LIVE_SEED=${seed} node --import tsx node_modules/uvu/bin.js test "kernel-live.test.ts$"`,
   );
-  const out = `/tmp/wasmvs-kernel-live-${process.pid}.json`;
-  rmSync(out, { force: true });
-  // record.cjs boots the VMs (installing qemu on first use), runs the scenarios, prints progress on stderr
-  execFileSync(
-    "node",
-    [
-      "test/kernel/record.cjs",
-      "--scenarios",
-      `test/fixtures/kernel/scenarios.json+random:${seed}:${seeds.length}`,
-      "--filter",
-      LIVE,
-      "--out",
-      out,
-    ],
-    {
-      cwd: repo,
-      stdio: ["ignore", "ignore", "inherit"],
-      timeout: 900_000,
-      env: { ...process.env, IPVSVM_SH: vm },
-    },
-  );
   const scenarios: Scenario[] = JSON.parse(readFileSync(`${repo}/test/fixtures/kernel/scenarios.json`, "utf8"));
-  const live: { kernel: string; scenarios: (Observed & Partial<Traced>)[] } = JSON.parse(readFileSync(out, "utf8"));
-  rmSync(out, { force: true });
+  const live = record(`test/fixtures/kernel/scenarios.json+random:${seed}:${seeds.length}`);
   assert.match(live.kernel, /^6\.1\./);
+  // A random scenario too slow here to be certain (record.cjs: over 50 s from its first entry, which a loaded
+  // machine reaches) is left out and named; further seeds take its place, so 300 connects are still compared
+  const leftOut = [...(live.leftOut ?? [])];
+  let next = seeds.at(-1)! + 1;
+  for (let round = 0; leftOut.length && round < 2; round++) {
+    const have = live.scenarios.filter((o) => o.obs).reduce((n, o) => n + connectsOf(o.seed!), 0);
+    if (have >= MIN_RANDOM_CONNECTS) break;
+    const extra: number[] = [];
+    for (let n = have; n < MIN_RANDOM_CONNECTS; next++) {
+      extra.push(next);
+      n += connectsOf(next);
+    }
+    console.log(`kernel-live: left out as too slow here: ${leftOut.join(", ")}; recording seeds ${extra.join(", ")}`);
+    const more = record(`random:${extra[0]}:${extra.length}`);
+    live.scenarios.push(...more.scenarios);
+    leftOut.push(...(more.leftOut ?? []));
+    seeds.push(...extra);
+  }
   const traced = live.scenarios.filter((o) => o.obs) as unknown as Traced[];
   const hand = live.scenarios.filter((o) => !o.obs);
   assert.is(hand.length, HAND, "every hand-written live scenario ran");
-  assert.is(traced.length, seeds.length, "every random scenario ran");
+  assert.is(traced.length + leftOut.length, seeds.length, "every random scenario ran or was named as left out");
   let compared = 0,
     randomConnects = 0;
   const mismatches: string[] = [];
