@@ -264,39 +264,39 @@ export async function snapshot(
   maxDests = MAX_DEST_SERIES,
   s: SnapshotRows = new SnapshotRows(),
 ): Promise<Snapshot> {
-  s.start();
   const packet = p.fw.mode === "packet";
   const flows = packet ? NO_FLOWS : p.fw.flowsByDest();
   const stats = p.fw.stats;
   const specs = specsOf(p.desired.services);
   const slicer = new Slicer();
   const pause = () => slicer.pauseNow();
-  // the services' records alone first (10k in about a millisecond): is the table over the cap?
+  // The services' records alone first (10k in about a millisecond), their rows written as for a table over
+  // the cap while the destinations are counted; a table under it is read again with its destinations. So a
+  // table over the cap is read once, not counted and then read.
   let total = 0;
-  const count = new CounterReader(p.core, RUN_RECORDS);
-  count.withDests = false;
-  while (count.nextRun()) {
-    while (count.nextService()) if (p.tables.byId.has(count.svcId)) total += count.svcDests;
-    await pause();
+  for (const perDest of [false, true]) {
+    const r = new CounterReader(p.core, RUN_RECORDS);
+    r.withDests = perDest;
+    s.start();
+    while (r.nextRun()) {
+      while (r.nextService()) {
+        const a = p.tables.byId.get(r.svcId);
+        if (!a) continue;
+        if (!perDest) total += r.svcDests;
+        const i = s.svc.add(svcLabel(a));
+        s.svc.cols.conns[i] = r.svcConns;
+        s.svcKeys[i] = a.key;
+        if (perDest) serviceRows(p, s, i, r, a, specs, flows, stats, packet);
+        // over the cap: in packet mode the service's own counters (IPVS's, removed destinations' packets
+        // included); in socket mode the forwarder's, filled in below
+        else if (packet) setSums(s, i, r.svcInPkts, r.svcOutPkts, r.svcInBytes, r.svcOutBytes);
+        else setSums(s, i, 0, 0, 0, 0);
+      }
+      await pause();
+    }
+    if (total > maxDests) break;
   }
   const perDest = total <= maxDests;
-  const r = new CounterReader(p.core, RUN_RECORDS);
-  r.withDests = perDest;
-  while (r.nextRun()) {
-    while (r.nextService()) {
-      const a = p.tables.byId.get(r.svcId);
-      if (!a) continue;
-      const i = s.svc.add(svcLabel(a));
-      s.svc.cols.conns[i] = r.svcConns;
-      s.svcKeys[i] = a.key;
-      if (perDest) serviceRows(p, s, i, r, a, specs, flows, stats, packet);
-      // over the cap: in packet mode the service's own counters (IPVS's, removed destinations' packets
-      // included); in socket mode the forwarder's, filled in below
-      else if (packet) setSums(s, i, r.svcInPkts, r.svcOutPkts, r.svcInBytes, r.svcOutBytes);
-      else setSums(s, i, 0, 0, 0, 0);
-    }
-    await pause();
-  }
   if (!perDest && !packet) {
     const sums = await sumsByService(stats);
     for (let i = 0; i < s.svc.n; i++) {
