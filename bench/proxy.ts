@@ -1219,29 +1219,56 @@ ${vips
 // the longest event-loop stall (largest gap of a 1 ms timer) and every connect's time; each window followed
 // by one of the same length with no scrape, the baseline of the same run. Connect times are pooled per kind.
 export async function benchMetrics(
-  opts: { services?: number; dests?: number; scrapes?: number; log?: (s: string) => void } = {},
+  opts: {
+    services?: number;
+    dests?: number;
+    scrapes?: number;
+    backendsIn?: "child" | "proxy";
+    log?: (s: string) => void;
+  } = {},
 ) {
   const { Proxy, parseConfig } = await import("../src/proxy/index.ts");
   const { silentLogger } = await import("../src/proxy/log.ts");
   const say = opts.log ?? log;
   const S = opts.services ?? 10000,
     D = opts.dests ?? 10,
-    scrapes = opts.scrapes ?? 5;
+    scrapes = opts.scrapes ?? 5,
+    backendsIn = opts.backendsIn ?? "child";
   // ports the kernel picks, so concurrent runs do not collide
   const bport = await freePort("127.0.1.1"),
     vport = await freePort("127.0.80.1"),
     mport = await freePort();
   // one address per service (127.0.80.1 on), so no listener meets the ephemeral ports of other programs
   const vip = (k: number) => `127.0.${80 + Math.floor(k / 250)}.${(k % 250) + 1}`;
-  const backs = Array.from({ length: D }, (_, i) =>
-    net
-      .createServer((s) => {
-        s.on("error", () => {});
-        s.end("x");
-      })
-      .listen(bport, `127.0.1.${i + 1}`),
-  );
-  await Promise.all(backs.map((s) => new Promise((r) => s.once("listening", r))));
+  // The backends answer one byte and close. By default they run in a child process, as real servers run
+  // elsewhere: in the proxy's process each connect would also need the backend's turns of the proxy's loop
+  // (accept, write), waiting behind a scrape's slices as the proxy's own do (--backends-in proxy: the first
+  // rounds' set-up, kept to compare).
+  const backendCode = `const net = require("node:net"); let up = 0;
+    for (let i = 1; i <= ${D}; i++)
+      net.createServer((s) => { s.on("error", () => {}); s.end("x"); })
+        .listen(${bport}, "127.0.1." + i, () => { if (++up === ${D}) process.stdout.write("up\\n"); });
+    process.stdin.on("end", () => process.exit(0)); process.stdin.resume();`;
+  let backendChild: ChildProcess | undefined;
+  let backs: net.Server[] = [];
+  if (backendsIn === "child") {
+    const child = spawn(process.execPath, ["-e", backendCode], { stdio: ["pipe", "pipe", "inherit"] });
+    backendChild = child;
+    await new Promise<void>((res, rej) => {
+      child.stdout!.once("data", () => res());
+      child.once("exit", (c) => rej(new Error(`the backends' process exited (${c})`)));
+    });
+  } else {
+    backs = Array.from({ length: D }, (_, i) =>
+      net
+        .createServer((s) => {
+          s.on("error", () => {});
+          s.end("x");
+        })
+        .listen(bport, `127.0.1.${i + 1}`),
+    );
+    await Promise.all(backs.map((s) => new Promise((r) => s.once("listening", r))));
+  }
   const rs = Array.from({ length: D }, (_, i) => `{ addr: 127.0.1.${i + 1}, port: ${bport} }`).join(", ");
   const lines = [
     `proxy: { control: null, vipInterface: null, metrics: "127.0.0.1:${mport}", maxConns: 4096 }`,
@@ -1386,6 +1413,11 @@ export async function benchMetrics(
   };
   await p.stop();
   await Promise.all(backs.map((s) => new Promise((r) => s.close(r))));
+  if (backendChild) {
+    const gone = new Promise((r) => backendChild.once("exit", r));
+    backendChild.stdin!.end();
+    await gone;
+  }
   type Field = "wall" | "cpu" | "maxGap" | "maxCpuGap" | "maxWaitGap" | "waitShare" | "worstConnect" | "bytes";
   const med = (k: string, f: Field) => {
     const xs = rows
@@ -1399,6 +1431,7 @@ export async function benchMetrics(
     services: S,
     dests: D,
     scrapes,
+    backendsIn,
     scrapesRun,
     // per scrape: wall and CPU; the idle window's CPU is scaled to one scrape's share of its length
     scrape: {
@@ -1551,6 +1584,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       services: num("--services", 10000),
       dests: num("--dests", 10),
       scrapes: num("--scrapes", 5),
+      backendsIn: argv.includes("--backends-in")
+        ? (argv[argv.indexOf("--backends-in") + 1] as "child" | "proxy")
+        : "child",
     }).then((r) => {
       console.log(JSON.stringify(r));
       process.exit(0);
