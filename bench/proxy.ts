@@ -7,7 +7,8 @@
 //     kernel would (a deleted real server's old entry) are counted apart from the failures (failedAsked)
 //   node --import tsx bench/proxy.ts workers [--seconds 5] [--repeats 3]   wasmvs --workers 1/2 against HAProxy
 //     nbthread 1/2 and nginx worker_processes 1/2: CPU per message/connection/GB, rates, the scheduling core's cost
-//   node --import tsx bench/proxy.ts metrics [--services 10000] [--dests 10] [--scrapes 5]   /metrics scrape cost
+//   node --import tsx bench/proxy.ts metrics [--services 10000] [--dests 10] [--scrapes 5] [--in-process]
+//     /metrics scrape cost (--in-process: the backends and the scraper in the proxy's process)
 // Bench: wasmvs (native relay), wasmvs-js (its JS pump), HAProxy (nbthread 1, mode tcp) and nginx stream (one
 // worker), each pinned to CPU 0 with taskset; the same Node load generator and echo/sink backends on CPU 1;
 // loopback. Per round each proxy runs (a) 64-byte ping-pong on persistent connections, (b) connect / 64 B /
@@ -1219,13 +1220,7 @@ ${vips
 // the longest event-loop stall (largest gap of a 1 ms timer) and every connect's time; each window followed
 // by one of the same length with no scrape, the baseline of the same run. Connect times are pooled per kind.
 export async function benchMetrics(
-  opts: {
-    services?: number;
-    dests?: number;
-    scrapes?: number;
-    backendsIn?: "child" | "proxy";
-    log?: (s: string) => void;
-  } = {},
+  opts: { services?: number; dests?: number; scrapes?: number; inProcess?: boolean; log?: (s: string) => void } = {},
 ) {
   const { Proxy, parseConfig } = await import("../src/proxy/index.ts");
   const { silentLogger } = await import("../src/proxy/log.ts");
@@ -1233,17 +1228,17 @@ export async function benchMetrics(
   const S = opts.services ?? 10000,
     D = opts.dests ?? 10,
     scrapes = opts.scrapes ?? 5,
-    backendsIn = opts.backendsIn ?? "child";
+    inProcess = opts.inProcess ?? false;
   // ports the kernel picks, so concurrent runs do not collide
   const bport = await freePort("127.0.1.1"),
     vport = await freePort("127.0.80.1"),
     mport = await freePort();
   // one address per service (127.0.80.1 on), so no listener meets the ephemeral ports of other programs
   const vip = (k: number) => `127.0.${80 + Math.floor(k / 250)}.${(k % 250) + 1}`;
-  // The backends answer one byte and close. By default they run in a child process, as real servers run
-  // elsewhere: in the proxy's process each connect would also need the backend's turns of the proxy's loop
-  // (accept, write), waiting behind a scrape's slices as the proxy's own do (--backends-in proxy: the first
-  // rounds' set-up, kept to compare).
+  // The backends answer one byte and close. They and the scraper run in child processes, as real servers
+  // and Prometheus run elsewhere: in the proxy's process each connect would also need the backend's turns of
+  // the proxy's loop (accept, write), waiting behind a scrape's slices as the proxy's own do, and the
+  // scraper's own work would count as the proxy's (--in-process: the first rounds' set-up, kept to compare).
   const backendCode = `const net = require("node:net"); let up = 0;
     for (let i = 1; i <= ${D}; i++)
       net.createServer((s) => { s.on("error", () => {}); s.end("x"); })
@@ -1251,7 +1246,7 @@ export async function benchMetrics(
     process.stdin.on("end", () => process.exit(0)); process.stdin.resume();`;
   let backendChild: ChildProcess | undefined;
   let backs: net.Server[] = [];
-  if (backendsIn === "child") {
+  if (!inProcess) {
     const child = spawn(process.execPath, ["-e", backendCode], { stdio: ["pipe", "pipe", "inherit"] });
     backendChild = child;
     await new Promise<void>((res, rej) => {
@@ -1346,7 +1341,7 @@ export async function benchMetrics(
       c.on("end", () => res(bytes));
       c.on("error", rej);
     });
-  const scrapeFor = async (ms: number) => {
+  const scrapeHere = async (ms: number) => {
     const until = performance.now() + ms;
     let bytes = 0,
       n = 0;
@@ -1355,6 +1350,27 @@ export async function benchMetrics(
       n++;
     }
     return { bytes, n };
+  };
+  // the same loop in a child process, started before the window and told when to begin (so its start-up is
+  // not part of the window): scrapes back to back for ms, then prints how many and the last one's size
+  const scraperApart = () => {
+    const code = `const net = require("node:net");
+      const scrape = () => new Promise((res, rej) => {
+        const c = net.connect(${mport}, "127.0.0.1", () => c.write("GET /metrics HTTP/1.0\\r\\n\\r\\n"));
+        let b = 0; c.on("data", (d) => (b += d.length)); c.on("end", () => res(b)); c.on("error", rej); });
+      process.stdin.once("data", async (d) => { const until = performance.now() + Number(d); let bytes = 0, n = 0;
+        while (performance.now() < until) { bytes = await scrape(); n++; }
+        process.stdout.write(JSON.stringify({ bytes, n })); process.exit(0); });`;
+    const child = spawn(process.execPath, ["-e", code], { stdio: ["pipe", "pipe", "inherit"] });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    const done = new Promise<{ bytes: number; n: number }>((res, rej) =>
+      child.once("close", (c) => (c === 0 ? res(JSON.parse(out)) : rej(new Error(`the scraper exited (${c})`)))),
+    );
+    return (ms: number) => {
+      child.stdin!.write(String(ms));
+      return done;
+    };
   };
   const rows: {
     kind: string;
@@ -1372,7 +1388,8 @@ export async function benchMetrics(
   const delays: Record<string, number[]> = { scrape: [], idle: [] };
   let scrapesRun = 0;
   for (let i = 0; i < scrapes; i++) {
-    const r = await window(() => scrapeFor(1000));
+    const apart = inProcess ? undefined : scraperApart();
+    const r = await window(() => (apart ? apart(1000) : scrapeHere(1000)));
     const { bytes, n } = r.out as { bytes: number; n: number };
     scrapesRun += n;
     rows.push({
@@ -1431,7 +1448,7 @@ export async function benchMetrics(
     services: S,
     dests: D,
     scrapes,
-    backendsIn,
+    inProcess,
     scrapesRun,
     // per scrape: wall and CPU; the idle window's CPU is scaled to one scrape's share of its length
     scrape: {
@@ -1584,9 +1601,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       services: num("--services", 10000),
       dests: num("--dests", 10),
       scrapes: num("--scrapes", 5),
-      backendsIn: argv.includes("--backends-in")
-        ? (argv[argv.indexOf("--backends-in") + 1] as "child" | "proxy")
-        : "child",
+      inProcess: argv.includes("--in-process"),
     }).then((r) => {
       console.log(JSON.stringify(r));
       process.exit(0);
