@@ -2,14 +2,14 @@
 // against a running proxy (a separate process), at 10k and 100k lines, interleaved rounds, medians with
 // min-max; and a long-lived connection's round trip through that proxy while it applies the restore, and
 // a new connection every 10 ms timed to its first echoed byte, against the same idle in the same run.
-//   node --import tsx bench/restore.ts [--rounds 3] [--sizes 10000,100000] [--nice N]
+//   node --import tsx bench/restore.ts [--rounds 3] [--sizes 10000,100000] [--nice N] [--pin]
 // The proxy runs with bench/loop-watch.mjs preloaded: besides the round trips, the longest stretch of CPU
 // the proxy spent without a turn of its event loop, idle and during the restore (what no load can inflate).
 // --nice runs the proxy and the pinger (the held connection's client and its backend) under nice(1): on a
 // loaded machine a busy proxy waits for its share of the CPU, and so does the pinger, so the round trip
 // during a restore measures the machine's load as well as the proxy's own blocking; at -10 (as root) they
 // get the CPU when they want it, and what is left is the proxy's.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import { tmpdir } from "node:os";
@@ -25,8 +25,15 @@ const arg = (name: string, dflt: string) => {
 const rounds = Number(arg("--rounds", "3"));
 const sizes = arg("--sizes", "10000,100000").split(",").map(Number);
 const nice = Number(arg("--nice", "0"));
-const niced = (argv: string[], opts: Parameters<typeof spawn>[2]) =>
-  nice ? spawn("nice", ["-n", String(nice), ...argv], opts) : spawn(argv[0], argv.slice(1), opts);
+// --pin: the proxy (every thread of it) on CPU 1, this process (the restore's client) and the pinger on CPU
+// 0, as on a node where the proxy has a core to itself: what is left of the delay is the proxy's own threads'
+const pin = process.argv.includes("--pin");
+const pinned = (cpu: number, argv: string[]) => (pin ? ["taskset", "-c", String(cpu), ...argv] : argv);
+const niced = (argv: string[], opts: Parameters<typeof spawn>[2], cpu = 0) => {
+  const a = pinned(cpu, nice ? ["nice", "-n", String(nice), ...argv] : argv);
+  return spawn(a[0], a.slice(1), opts);
+};
+if (pin) execFileSync("taskset", ["-a", "-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `lines` restore lines: services on 127.0.x.y (local, so the proxy adds no address), nine real servers each. */
@@ -166,14 +173,18 @@ services:
       const argv = [process.execPath, new URL("../bin/wasmvs.js", import.meta.url).pathname, "proxy", "run", "-c", cfg];
       const watch = `${dir}/loop-watch.json`;
       const preload = new URL("./loop-watch.mjs", import.meta.url).pathname;
-      const proxy = niced(argv, {
-        stdio: ["ignore", "inherit", "inherit"],
-        env: {
-          ...process.env,
-          WASMVS_LOOP_WATCH: watch,
-          NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${preload}`,
+      const proxy = niced(
+        argv,
+        {
+          stdio: ["ignore", "inherit", "inherit"],
+          env: {
+            ...process.env,
+            WASMVS_LOOP_WATCH: watch,
+            NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --import ${preload}`,
+          },
         },
-      });
+        1,
+      );
       const loopWatch = async () => {
         // the figures since the last call
         rmSync(watch, { force: true });
@@ -264,7 +275,8 @@ services:
     }
   }
   console.log(
-    `restore throughput, ${rounds} interleaved rounds (wall ms on a shared 2-core machine; lines/s from the median)` +
+    `restore throughput, ${rounds} interleaved rounds (wall ms on a shared 2-core machine; lines/s from the ` +
+      `median${pin ? "; the proxy alone on CPU 1" : ""})` +
       `${nice ? `, the proxy and the pinger at nice ${nice}` : ""}; load average ${os
         .loadavg()
         .map((x) => x.toFixed(1))
