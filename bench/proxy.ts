@@ -7,8 +7,9 @@
 //     kernel would (a deleted real server's old entry) are counted apart from the failures (failedAsked)
 //   node --import tsx bench/proxy.ts workers [--seconds 5] [--repeats 3]   wasmvs --workers 1/2 against HAProxy
 //     nbthread 1/2 and nginx worker_processes 1/2: CPU per message/connection/GB, rates, the scheduling core's cost
-//   node --import tsx bench/proxy.ts metrics [--services 10000] [--dests 10] [--scrapes 5] [--in-process]
-//     /metrics scrape cost (--in-process: the backends and the scraper in the proxy's process)
+//   node --import tsx bench/proxy.ts metrics [--services 10000] [--dests 10] [--scrapes 5] [--in-process] [--pin]
+//     /metrics scrape cost (--in-process: the backends and the scraper in the proxy's process; --pin: the
+//     proxy alone on CPU 1, the rest on CPU 0)
 // Bench: wasmvs (native relay), wasmvs-js (its JS pump), HAProxy (nbthread 1, mode tcp) and nginx stream (one
 // worker), each pinned to CPU 0 with taskset; the same Node load generator and echo/sink backends on CPU 1;
 // loopback. Per round each proxy runs (a) 64-byte ping-pong on persistent connections, (b) connect / 64 B /
@@ -1220,7 +1221,14 @@ ${vips
 // the longest event-loop stall (largest gap of a 1 ms timer) and every connect's time; each window followed
 // by one of the same length with no scrape, the baseline of the same run. Connect times are pooled per kind.
 export async function benchMetrics(
-  opts: { services?: number; dests?: number; scrapes?: number; inProcess?: boolean; log?: (s: string) => void } = {},
+  opts: {
+    services?: number;
+    dests?: number;
+    scrapes?: number;
+    inProcess?: boolean;
+    pin?: boolean;
+    log?: (s: string) => void;
+  } = {},
 ) {
   const { Proxy, parseConfig } = await import("../src/proxy/index.ts");
   const { silentLogger } = await import("../src/proxy/log.ts");
@@ -1228,7 +1236,15 @@ export async function benchMetrics(
   const S = opts.services ?? 10000,
     D = opts.dests ?? 10,
     scrapes = opts.scrapes ?? 5,
-    inProcess = opts.inProcess ?? false;
+    inProcess = opts.inProcess ?? false,
+    pin = opts.pin ?? false;
+  // pin: this process (the proxy, every thread) on CPU 1 and the children (client, backends, scraper) on CPU
+  // 0, as on a node where the proxy has a core to itself
+  if (pin) execFileSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" });
+  const side = (args: string[]) =>
+    pin
+      ? spawn("taskset", ["-c", "0", process.execPath, ...args], { stdio: ["pipe", "pipe", "inherit"] })
+      : spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"] });
   // ports the kernel picks, so concurrent runs do not collide
   const bport = await freePort("127.0.1.1"),
     vport = await freePort("127.0.80.1"),
@@ -1247,7 +1263,7 @@ export async function benchMetrics(
   let backendChild: ChildProcess | undefined;
   let backs: net.Server[] = [];
   if (!inProcess) {
-    const child = spawn(process.execPath, ["-e", backendCode], { stdio: ["pipe", "pipe", "inherit"] });
+    const child = side(["-e", backendCode]);
     backendChild = child;
     await new Promise<void>((res, rej) => {
       child.stdout!.once("data", () => res());
@@ -1306,7 +1322,7 @@ export async function benchMetrics(
       lastCpu = c;
       lastWait = w;
     }, 1);
-    const child = spawn(process.execPath, ["-e", clientCode], { stdio: ["pipe", "pipe", "inherit"] });
+    const child = side(["-e", clientCode]);
     let outText = "";
     child.stdout!.on("data", (d) => (outText += d));
     const exited = new Promise((r) => child.once("close", r));
@@ -1361,7 +1377,7 @@ export async function benchMetrics(
       process.stdin.once("data", async (d) => { const until = performance.now() + Number(d); let bytes = 0, n = 0;
         while (performance.now() < until) { bytes = await scrape(); n++; }
         process.stdout.write(JSON.stringify({ bytes, n })); process.exit(0); });`;
-    const child = spawn(process.execPath, ["-e", code], { stdio: ["pipe", "pipe", "inherit"] });
+    const child = side(["-e", code]);
     let out = "";
     child.stdout!.on("data", (d) => (out += d));
     const done = new Promise<{ bytes: number; n: number }>((res, rej) =>
@@ -1449,6 +1465,7 @@ export async function benchMetrics(
     dests: D,
     scrapes,
     inProcess,
+    pin,
     scrapesRun,
     // per scrape: wall and CPU; the idle window's CPU is scaled to one scrape's share of its length
     scrape: {
@@ -1602,6 +1619,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       dests: num("--dests", 10),
       scrapes: num("--scrapes", 5),
       inProcess: argv.includes("--in-process"),
+      pin: argv.includes("--pin"),
     }).then((r) => {
       console.log(JSON.stringify(r));
       process.exit(0);
