@@ -14,8 +14,13 @@ const out = `${root}dist/cli`,
   tmp = `${out}.${process.pid}.tmp`,
   old = `${out}.${process.pid}.old`;
 await build({
-  // the control socket's batch worker is a thread's entry (src/proxy/batch-host.ts loads it by its URL)
-  entryPoints: { main: `${root}src/cli/main.ts`, "batch-worker": `${root}src/proxy/batch-worker.ts` },
+  // the control socket's batch worker and a reload's configuration reader are threads' entries
+  // (src/proxy/threads.ts startWorker loads them by their URL, beside it)
+  entryPoints: {
+    main: `${root}src/cli/main.ts`,
+    "batch-worker": `${root}src/proxy/batch-worker.ts`,
+    "config-worker": `${root}src/proxy/config-worker.ts`,
+  },
   outdir: tmp,
   bundle: true,
   splitting: true,

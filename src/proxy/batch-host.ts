@@ -3,17 +3,11 @@
 // began from, which the main thread then applies to the core in slices (Proxy.change). The worker keeps a
 // copy of the proxy's state to begin batches from ("bases", by id): sent in chunks when the proxy's state is
 // not the one it has, and the next state of a batch it built once the proxy applied it.
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { DesiredState, IpvsTimeouts, VirtualService } from "../model/types.ts";
 import type { ProxyMode } from "./batch.ts";
 import { Slicer } from "./slice.ts";
-
-/** The worker's nice value: below every thread of the process's, so the main thread is run first. */
-export const BATCH_WORKER_NICE = 19;
-/** Services per chunk either way, as JSON text (V8 parses it about twice as fast as it deserializes a
- * structured clone: 10k services of 9 real servers, 47-107 ms against 84-250, one-off script): the main
- * thread parses one chunk a turn of its loop. */
-export const CHUNK = 64;
+import { CHUNK, type Chunks, startWorker, unpackItems } from "./threads.ts";
 
 export type ToWorker =
   | { t: "base"; id: number; services: string; timeouts?: IpvsTimeouts; last: boolean }
@@ -34,7 +28,7 @@ export interface Done {
   step?: number;
   /** for an applied batch: per service of the next state, its index in the base, or -1 (the next one of the
    * chunks: JSON lists of services, UTF-8 in `bytes`, chunk k ending at ends[k]) */
-  state?: { order: Int32Array; bytes: ArrayBuffer; ends: Int32Array; timeoutsSame: boolean; timeouts?: IpvsTimeouts };
+  state?: { order: Int32Array; timeoutsSame: boolean; timeouts?: IpvsTimeouts } & Chunks;
   /** the next state's problems (proxyStateProblems), formatted: the proxy refuses it with this message */
   problems?: string;
 }
@@ -49,14 +43,6 @@ export interface Staged extends Done {
   from?: Worker;
 }
 
-// The built worker (dist/cli/batch-worker.js, beside the chunk this is in), or the TypeScript source run
-// through tsx (a worker does not inherit the loader a test or `wasmvs` from source registered)
-function startWorker(): Worker {
-  if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./batch-worker.js", import.meta.url));
-  const src = JSON.stringify(new URL("./batch-worker.ts", import.meta.url).href);
-  return new Worker(`import("tsx/esm/api").then((m) => { m.register(); return import(${src}); });`, { eval: true });
-}
-
 export class BatchWorker {
   private worker?: Worker;
   private mirror?: { state: DesiredState; id: number };
@@ -69,7 +55,7 @@ export class BatchWorker {
 
   private ensure(): Worker {
     if (this.worker) return this.worker;
-    const w = startWorker();
+    const w = startWorker("batch-worker");
     this.started++;
     w.unref(); // an idle worker does not keep the process alive
     w.on("message", (m: FromWorker) => {
@@ -102,14 +88,8 @@ export class BatchWorker {
   // restore's 160 messages of 64 services held the loop 77-214 ms, one-off script).
   private async assemble(m: Done, base: DesiredState | undefined): Promise<Staged> {
     if (!m.state || !base) return m;
-    const { order, bytes, ends, timeoutsSame, timeouts } = m.state;
-    const text = Buffer.from(bytes);
-    const fresh: VirtualService[] = [];
-    const slicer = new Slicer();
-    for (let k = 0, start = 0; k < ends.length; start = ends[k++]) {
-      for (const x of JSON.parse(text.toString("utf8", start, ends[k])) as VirtualService[]) fresh.push(x);
-      await slicer.next(); // a chunk is 0.3-0.7 ms of parsing: a turn of the loop after each
-    }
+    const { order, timeoutsSame, timeouts } = m.state;
+    const fresh = await unpackItems<VirtualService>(m.state, new Slicer());
     const services: VirtualService[] = new Array(order.length);
     for (let i = 0, j = 0; i < order.length; i++) services[i] = order[i] >= 0 ? base.services[order[i]] : fresh[j++];
     const t = timeoutsSame ? base.timeouts : timeouts;

@@ -4,23 +4,16 @@
 // thread, asleep while this one works, is run first when a connection comes (docs/proxy.md, issue 15 round
 // 5). The same code as on the main thread (control.ts parseRequest and stage, batch.ts NextState), so the
 // checks and their messages are the same. Messages: see batch-host.ts.
-import { readlinkSync } from "node:fs";
-import { setPriority } from "node:os";
 import { parentPort } from "node:worker_threads";
 import type { DesiredState, IpvsTimeouts, VirtualService } from "../model/types.ts";
 import { formatProblems } from "../model/validate.ts";
 import { NextState, StepError, proxyStateProblemsInSlices } from "./batch.ts";
 import { BATCH_STALE, type BatchSession, parseRequest, stage } from "./control.ts";
 import { Slicer } from "./slice.ts";
-import { BATCH_WORKER_NICE, CHUNK, type Done, type ToWorker } from "./batch-host.ts";
+import type { Done, ToWorker } from "./batch-host.ts";
+import { CHUNK, niceThisThread, packLists } from "./threads.ts";
 
-try {
-  // "PID/task/TID": the thread's own id, which setpriority(PRIO_PROCESS) takes for that thread alone
-  const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
-  if (tid > 0) setPriority(tid, BATCH_WORKER_NICE);
-} catch {
-  /* not Linux: the worker still takes the work off the main thread */
-}
+niceThisThread();
 
 const port = parentPort!;
 const sessions = new Map<number, BatchSession>();
@@ -59,7 +52,7 @@ async function line(m: Extract<ToWorker, { t: "line" }>): Promise<Done> {
     const at = new Map<VirtualService, number>();
     batch.base.services.forEach((x, i) => at.set(x, i));
     const order = new Int32Array(next.services.length);
-    const texts: Buffer[] = [];
+    const lists: VirtualService[][] = [];
     let chunk: VirtualService[] = [];
     for (let i = 0; i <= next.services.length; i++) {
       const svc = next.services[i];
@@ -69,17 +62,11 @@ async function line(m: Extract<ToWorker, { t: "line" }>): Promise<Done> {
         chunk.push(svc);
       }
       if (chunk.length === CHUNK || (i === next.services.length && chunk.length)) {
-        texts.push(Buffer.from(JSON.stringify(chunk)));
+        lists.push(chunk);
         chunk = [];
       }
     }
-    const bytes = new Uint8Array(texts.reduce((n, b) => n + b.length, 0));
-    const ends = new Int32Array(texts.length);
-    let end = 0;
-    texts.forEach((b, k) => {
-      bytes.set(b, end);
-      ends[k] = end += b.length;
-    });
+    const { bytes, ends } = packLists(lists);
     bases.set(m.newId, next);
     const same = next.timeouts === batch.base.timeouts;
     return {
@@ -88,7 +75,7 @@ async function line(m: Extract<ToWorker, { t: "line" }>): Promise<Done> {
       op: req.op,
       ok: true,
       result: { applied: batch.count },
-      state: { order, bytes: bytes.buffer, ends, timeoutsSame: same, timeouts: same ? undefined : next.timeouts },
+      state: { order, bytes, ends, timeoutsSame: same, timeouts: same ? undefined : next.timeouts },
       problems: problems.length ? formatProblems(problems) : undefined,
     };
   } catch (e) {
