@@ -6,12 +6,13 @@
 // over a group of up to GROUP items, which keeps many independent misses in flight at every level (group
 // prefetching). The scratch arrays carry each item's pointer from one level to the next; 0 ends a chain.
 import { Dest, destById } from "./dest/dest";
-import { Service, serviceById } from "./service/service";
+import { Service, serviceById, MIRROR_LONG } from "./service/service";
 
 export const GROUP: u32 = 256;
 export const pfA = new StaticArray<u32>(GROUP);
 export const pfB = new StaticArray<u32>(GROUP);
 export const pfC = new StaticArray<u32>(GROUP);
+const pfD = new StaticArray<u32>(GROUP); // touchServices' own: pfC holds touchDests' ids meanwhile
 let sink: u32 = 0;
 
 // Keeps a pre-pass's loads: their sum goes somewhere the optimiser cannot prove unused.
@@ -102,7 +103,7 @@ export function touchDests(n: u32, expiring: bool = false): void {
 // The ends of the field ranges each touch reads (the classes put these fields first; round 7): a new connection
 // reads the Service's and the Dest's hot fields; a packet of a connection adds to the Dest's and the Service's
 // counters (and reads the Dest's flags, service and load on a state change); an expiry unbinds the Dest.
-const SVC_HOT_END: usize = offsetof<Service>("dests") + 4;
+const SVC_HOT_END: usize = offsetof<Service>("dest1") + 4;
 const SVC_PACKET_END: usize = offsetof<Service>("inBytes") + 8;
 const DEST_HOT_END: usize = offsetof<Dest>("a3") + 4;
 const DEST_PACKET_END: usize = offsetof<Dest>("inactConns") + 4;
@@ -138,13 +139,27 @@ export function touchServices(n: u32): void {
     acc += touchFields(p, SVC_HOT_END);
     const inline = load<u8>(p + offsetof<Service>("schedInline")) != 0;
     unchecked((pfA[k] = inline ? 0 : load<u32>(p + offsetof<Service>("sched"))));
-    unchecked((pfB[k] = load<u32>(p + offsetof<Service>("dests"))));
+    // a short list is mirrored in the lines just touched (round 9): its destinations are known now
+    if (load<u8>(p + offsetof<Service>("nMirror")) != MIRROR_LONG) {
+      unchecked((pfD[k] = load<u32>(p + offsetof<Service>("dest0"))));
+      unchecked((pfB[k] = load<u32>(p + offsetof<Service>("dest1")) | 1));
+    } else unchecked((pfB[k] = load<u32>(p + offsetof<Service>("dests"))));
   }
   for (let k: u32 = 0; k < n; k++) {
     const sc = <usize>unchecked(pfA[k]);
     if (sc != 0) acc += touchObject(sc);
     const p = <usize>unchecked(pfB[k]);
     if (p == 0) continue;
+    if (p & 1) {
+      // the mirror's two (an object's address is 16-aligned, so bit 0 marks them), touched a level earlier
+      const d0 = <usize>unchecked(pfD[k]),
+        d1 = p & ~1;
+      if (d0 != 0) acc += touchFields(d0, DEST_HOT_END);
+      if (d1 != 0) acc += touchFields(d1, DEST_HOT_END);
+      unchecked((pfA[k] = 0));
+      unchecked((pfB[k] = 0));
+      continue;
+    }
     const ds = changetype<Array<Dest>>(p);
     const len = ds.length,
       data = ds.dataStart;
