@@ -119,8 +119,15 @@ const DEST_EXPIRY_END: usize = offsetof<Dest>("lThreshold") + 4;
 // pfB[0..n) holds Service bucket words' addresses (0: none). Touches each bucket's first Service's hot
 // fields, its scheduler, and its first two destinations' hot fields: what scheduling a new connection reads.
 export function touchServices(n: u32): void {
-  let acc: u32 = 0,
-    syns: u32 = 0;
+  // a step without a new connection (established traffic) has nothing more here
+  if (loadServiceBuckets(n) != 0) touchLoadedServices(n);
+}
+
+// touchServices in two halves, so that a batch's pre-pass can run another chain's level between them (round
+// 9): pfB[k] a bucket word's address becomes the word (returns how many there were); then the Services those
+// words name are touched, and the rest below them.
+export function loadServiceBuckets(n: u32): u32 {
+  let syns: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const a = <usize>unchecked(pfB[k]);
     if (a != 0) {
@@ -128,8 +135,10 @@ export function touchServices(n: u32): void {
       syns++;
     }
   }
-  // a step without a new connection (established traffic) has nothing more here
-  if (syns == 0) return;
+  return syns;
+}
+export function touchLoadedServices(n: u32): void {
+  let acc: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const p = <usize>unchecked(pfB[k]);
     if (p == 0) {

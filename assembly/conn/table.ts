@@ -295,11 +295,20 @@ export function touchInEntry(n: u32): u32 {
 // pfA[k]: a bucket word's address (0: none). Loads the words, then the hot line of each chain's first
 // entry; where pfC[k] is 1 it becomes that entry's destination id (-1 otherwise), for touchDests.
 export function touchChainHeads(n: u32): void {
-  let acc: u32 = 0;
+  loadChainBuckets(n);
+  touchLoadedHeads(n);
+}
+
+// touchChainHeads in two halves, so that a batch's pre-pass can run another chain's level between them (round
+// 9): pfA[k] a bucket word's address becomes the word; then the heads those words name are touched.
+export function loadChainBuckets(n: u32): void {
   for (let k: u32 = 0; k < n; k++) {
     const a = <usize>unchecked(pfA[k]);
     unchecked((pfA[k] = a != 0 ? load<u32>(a) : 0));
   }
+}
+export function touchLoadedHeads(n: u32): void {
+  let acc: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const h = unchecked(pfA[k]);
     let id: i32 = -1;
