@@ -813,13 +813,16 @@ function touchEntries(n: u32): void {
     unchecked((pfA[k] = <u32>inHead(inHashOf(e))));
     unchecked((pfC[k] = <u32>entDest(e)));
   }
+  // the bucket words, then the destinations and Services, then the chain heads the words name: each level of
+  // one chain with the other's misses in flight (round 9), where the heads came before the destinations
+  for (let k: u32 = 0; k < n; k++) unchecked((pfA[k] = load<u32>(<usize>unchecked(pfA[k]))));
+  touchDests(n, true);
   for (let k: u32 = 0; k < n; k++) {
     // the chain's head, when it is not this entry: unhashIn steps through it
-    const h = load<u32>(<usize>unchecked(pfA[k]));
+    const h = unchecked(pfA[k]);
     if (h != 0 && h != unchecked(pfB[k]) + 1) acc += entNext(E(h - 1), 0);
   }
   keep(acc);
-  touchDests(n, true);
 }
 
 // Runs the clock forward to now, expiring what is due. Returns how many entries were freed.
