@@ -6,12 +6,13 @@
 // over a group of up to GROUP items, which keeps many independent misses in flight at every level (group
 // prefetching). The scratch arrays carry each item's pointer from one level to the next; 0 ends a chain.
 import { Dest, destById } from "./dest/dest";
-import { Service, serviceById } from "./service/service";
+import { Service, serviceById, MIRROR_LONG } from "./service/service";
 
 export const GROUP: u32 = 256;
 export const pfA = new StaticArray<u32>(GROUP);
 export const pfB = new StaticArray<u32>(GROUP);
 export const pfC = new StaticArray<u32>(GROUP);
+const pfD = new StaticArray<u32>(GROUP); // touchServices' own: pfC holds touchDests' ids meanwhile
 let sink: u32 = 0;
 
 // Keeps a pre-pass's loads: their sum goes somewhere the optimiser cannot prove unused.
@@ -102,7 +103,7 @@ export function touchDests(n: u32, expiring: bool = false): void {
 // The ends of the field ranges each touch reads (the classes put these fields first; round 7): a new connection
 // reads the Service's and the Dest's hot fields; a packet of a connection adds to the Dest's and the Service's
 // counters (and reads the Dest's flags, service and load on a state change); an expiry unbinds the Dest.
-const SVC_HOT_END: usize = offsetof<Service>("dests") + 4;
+const SVC_HOT_END: usize = offsetof<Service>("dest1") + 4;
 const SVC_PACKET_END: usize = offsetof<Service>("inBytes") + 8;
 const DEST_HOT_END: usize = offsetof<Dest>("a3") + 4;
 const DEST_PACKET_END: usize = offsetof<Dest>("inactConns") + 4;
@@ -118,8 +119,15 @@ const DEST_EXPIRY_END: usize = offsetof<Dest>("lThreshold") + 4;
 // pfB[0..n) holds Service bucket words' addresses (0: none). Touches each bucket's first Service's hot
 // fields, its scheduler, and its first two destinations' hot fields: what scheduling a new connection reads.
 export function touchServices(n: u32): void {
-  let acc: u32 = 0,
-    syns: u32 = 0;
+  // a step without a new connection (established traffic) has nothing more here
+  if (loadServiceBuckets(n) != 0) touchLoadedServices(n);
+}
+
+// touchServices in two halves, so that a batch's pre-pass can run another chain's level between them (round
+// 9): pfB[k] a bucket word's address becomes the word (returns how many there were); then the Services those
+// words name are touched, and the rest below them.
+export function loadServiceBuckets(n: u32): u32 {
+  let syns: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const a = <usize>unchecked(pfB[k]);
     if (a != 0) {
@@ -127,8 +135,10 @@ export function touchServices(n: u32): void {
       syns++;
     }
   }
-  // a step without a new connection (established traffic) has nothing more here
-  if (syns == 0) return;
+  return syns;
+}
+export function touchLoadedServices(n: u32): void {
+  let acc: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const p = <usize>unchecked(pfB[k]);
     if (p == 0) {
@@ -138,13 +148,27 @@ export function touchServices(n: u32): void {
     acc += touchFields(p, SVC_HOT_END);
     const inline = load<u8>(p + offsetof<Service>("schedInline")) != 0;
     unchecked((pfA[k] = inline ? 0 : load<u32>(p + offsetof<Service>("sched"))));
-    unchecked((pfB[k] = load<u32>(p + offsetof<Service>("dests"))));
+    // a short list is mirrored in the lines just touched (round 9): its destinations are known now
+    if (load<u8>(p + offsetof<Service>("nMirror")) != MIRROR_LONG) {
+      unchecked((pfD[k] = load<u32>(p + offsetof<Service>("dest0"))));
+      unchecked((pfB[k] = load<u32>(p + offsetof<Service>("dest1")) | 1));
+    } else unchecked((pfB[k] = load<u32>(p + offsetof<Service>("dests"))));
   }
   for (let k: u32 = 0; k < n; k++) {
     const sc = <usize>unchecked(pfA[k]);
     if (sc != 0) acc += touchObject(sc);
     const p = <usize>unchecked(pfB[k]);
     if (p == 0) continue;
+    if (p & 1) {
+      // the mirror's two (an object's address is 16-aligned, so bit 0 marks them), touched a level earlier
+      const d0 = <usize>unchecked(pfD[k]),
+        d1 = p & ~1;
+      if (d0 != 0) acc += touchFields(d0, DEST_HOT_END);
+      if (d1 != 0) acc += touchFields(d1, DEST_HOT_END);
+      unchecked((pfA[k] = 0));
+      unchecked((pfB[k] = 0));
+      continue;
+    }
     const ds = changetype<Array<Dest>>(p);
     const len = ds.length,
       data = ds.dataStart;

@@ -295,11 +295,20 @@ export function touchInEntry(n: u32): u32 {
 // pfA[k]: a bucket word's address (0: none). Loads the words, then the hot line of each chain's first
 // entry; where pfC[k] is 1 it becomes that entry's destination id (-1 otherwise), for touchDests.
 export function touchChainHeads(n: u32): void {
-  let acc: u32 = 0;
+  loadChainBuckets(n);
+  touchLoadedHeads(n);
+}
+
+// touchChainHeads in two halves, so that a batch's pre-pass can run another chain's level between them (round
+// 9): pfA[k] a bucket word's address becomes the word; then the heads those words name are touched.
+export function loadChainBuckets(n: u32): void {
   for (let k: u32 = 0; k < n; k++) {
     const a = <usize>unchecked(pfA[k]);
     unchecked((pfA[k] = a != 0 ? load<u32>(a) : 0));
   }
+}
+export function touchLoadedHeads(n: u32): void {
+  let acc: u32 = 0;
   for (let k: u32 = 0; k < n; k++) {
     const h = unchecked(pfA[k]);
     let id: i32 = -1;
@@ -804,13 +813,16 @@ function touchEntries(n: u32): void {
     unchecked((pfA[k] = <u32>inHead(inHashOf(e))));
     unchecked((pfC[k] = <u32>entDest(e)));
   }
+  // the bucket words, then the destinations and Services, then the chain heads the words name: each level of
+  // one chain with the other's misses in flight (round 9), where the heads came before the destinations
+  for (let k: u32 = 0; k < n; k++) unchecked((pfA[k] = load<u32>(<usize>unchecked(pfA[k]))));
+  touchDests(n, true);
   for (let k: u32 = 0; k < n; k++) {
     // the chain's head, when it is not this entry: unhashIn steps through it
-    const h = load<u32>(<usize>unchecked(pfA[k]));
+    const h = unchecked(pfA[k]);
     if (h != 0 && h != unchecked(pfB[k]) + 1) acc += entNext(E(h - 1), 0);
   }
   keep(acc);
-  touchDests(n, true);
 }
 
 // Runs the clock forward to now, expiring what is due. Returns how many entries were freed.

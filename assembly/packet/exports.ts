@@ -20,10 +20,11 @@ import {
   capacity as connCapacityNow,
   connInit as tableInit,
   connCount,
-  touchChainHeads,
+  loadChainBuckets,
+  touchLoadedHeads,
   touchFreeEntries,
 } from "../conn/table";
-import { GROUP, pfB, pfClear, touchServices, touchDests } from "../prefetch";
+import { GROUP, pfB, pfClear, loadServiceBuckets, touchLoadedServices, touchDests } from "../prefetch";
 import { V_DROP, setFwmarkTwins } from "../conn/in";
 import {
   handlePacket,
@@ -124,8 +125,12 @@ function prePass(g: u32, m: u32): void {
   let syns: u32 = 0;
   for (let k: u32 = 0; k < m; k++) if (unchecked(pfB[k]) != 0) syns++;
   if (syns != 0) touchFreeEntries(syns);
-  touchChainHeads(m);
-  touchServices(m);
+  // the connections' chains and the Services' side by side, level by level (round 9): a level of one waits
+  // for its misses while the other's are in flight, where one after the other waited for each in turn
+  loadChainBuckets(m);
+  if (syns != 0) loadServiceBuckets(m);
+  touchLoadedHeads(m);
+  if (syns != 0) touchLoadedServices(m);
   touchDests(m);
 }
 

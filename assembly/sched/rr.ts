@@ -1,7 +1,7 @@
 // rr: round robin (ip_vs_rr.c). The cursor is the destination chosen last; the walk starts after it
 // and the cursor itself is the last candidate. Weight only matters as zero / non-zero.
 import { Dest } from "../dest/dest";
-import { Service } from "../service/service";
+import { Service, MIRROR_LONG } from "../service/service";
 import { PacketInfo } from "../packet/info";
 import { Scheduler } from "./scheduler";
 import { traceOn, traceRec, tw, W_CUR0, W_CUR1, W_N } from "../trace";
@@ -31,6 +31,34 @@ export class RoundRobin extends Scheduler {
 }
 
 export function rrSchedule(svc: Service): Dest | null {
+  // a short list is read from the Service's own lines (its mirror, service.ts), a longer one from `dests`
+  if (svc.nMirror == MIRROR_LONG) return rrScheduleList(svc);
+  const n = <i32>svc.nMirror;
+  const last = svc.schedWord;
+  // as below, over dest0 and dest1
+  for (let i = last + 1; i < n; i++) {
+    const d = changetype<Dest>(i == 0 ? svc.dest0 : svc.dest1);
+    if (!d.overloaded() && d.weight > 0) {
+      svc.schedWord = i;
+      if (traceOn) trace(svc, last, i, d);
+      return d;
+    }
+  }
+  if (last >= 0) {
+    for (let i = 0; i <= last && i < n; i++) {
+      const d = changetype<Dest>(i == 0 ? svc.dest0 : svc.dest1);
+      if (!d.overloaded() && d.weight > 0) {
+        svc.schedWord = i;
+        if (traceOn) trace(svc, last, i, d);
+        return d;
+      }
+    }
+  }
+  if (traceOn) trace(svc, last, last, null);
+  return null;
+}
+
+function rrScheduleList(svc: Service): Dest | null {
   const ds = svc.dests;
   const n = ds.length;
   const last = svc.schedWord;

@@ -35,6 +35,8 @@ import { createScheduler } from "../sched/registry";
 import { RoundRobin } from "../sched/rr";
 import { SCHEDULER_KINDS } from "../sched/list";
 
+export const MIRROR_LONG: u8 = 3;
+
 export class Service {
   // What a packet and a new connection read come first, together (round 7, docs/conn-table.md): the counters
   // a packet adds to, the lookup key and its chain link, the flags, the scheduler and the destinations; the
@@ -53,9 +55,16 @@ export class Service {
   flags: u32 = 0;
   loadHook: bool = false; // sched.hasLoadHook(): whether a connection's load change is the scheduler's business
   schedInline: bool = false; // rr: the table calls rrSchedule, which keeps its cursor in schedWord
+  // The destination list mirrored here while it is short (round 9): 0-2 its length, dest0 and dest1 its first two
+  // entries; MIRROR_LONG when longer (read `dests`). A new connection to an rr Service of two destinations then
+  // reads no Array and no backing buffer, two lines and two dependent loads fewer. syncDests() keeps it.
+  nMirror: u8 = 0;
   schedWord: i32 = -1; // one word of the scheduler's state in this line (rr's cursor)
-  hashNext: Service | null = null;
   sched: Scheduler | null = null;
+  dest0: Dest | null = null;
+  dest1: Dest | null = null;
+  // a lookup reads the next Service in its bucket only where the first does not match
+  hashNext: Service | null = null;
   dests: Array<Dest> = new Array<Dest>(); // the kernel's list order: newest first
   // replies, then what only the control plane reads
   outPkts: u64 = 0;
@@ -67,6 +76,15 @@ export class Service {
   trash: Array<Dest> = new Array<Dest>(); // deleted but still referenced by connections
   nextSeq: u32 = 0;
   unlinkedAt: i32 = -1; // where the destination being deleted stood in dests (for delDest hooks)
+
+  // Called after every change of `dests` (or of what it holds): the mirror above follows it.
+  syncDests(): void {
+    const ds = this.dests;
+    const n = ds.length;
+    this.nMirror = n <= 2 ? <u8>n : MIRROR_LONG;
+    this.dest0 = n > 0 ? unchecked(ds[0]) : null;
+    this.dest1 = n > 1 ? unchecked(ds[1]) : null;
+  }
 
   @inline addrFold(): u32 {
     return this.a0 ^ this.a1 ^ this.a2 ^ this.a3;
@@ -305,6 +323,7 @@ export function delService(id: i32): i32 {
   for (let i = 0, n = ds.length; i < n; i++) retireDest(unchecked(ds[i]));
   for (let i = 0, n = ds.length; i < n; i++) s.trash.push(unchecked(ds[i]));
   s.dests = new Array<Dest>();
+  s.syncDests();
   // nothing can revive these now: unreferenced ones go at once, the rest with their last connection
   const t = s.trash;
   s.trash = new Array<Dest>();
@@ -344,6 +363,7 @@ function linkDest(s: Service, d: Dest): void {
   d.seq = ++s.nextSeq;
   d.flags |= DEST_F_AVAILABLE;
   s.dests.unshift(d);
+  s.syncDests();
   const sched = s.sched;
   if (sched) sched.addDest(s, d);
 }
@@ -497,6 +517,7 @@ export function delDest(svcId: i32, af: i32, a0: u32, a1: u32, a2: u32, a3: u32,
   // the kernel unlinks first, then calls the scheduler's del_dest (rr's cursor relies on it)
   const at = s.indexOf(d);
   s.dests.splice(at, 1);
+  s.syncDests();
   s.unlinkedAt = at;
   const sched = s.sched;
   if (sched) sched.delDest(s, d);
