@@ -85,7 +85,10 @@ test("a reload parses its file off the main thread: connections are served while
       while (!stop) {
         const ok = await new Promise<boolean>((res) => {
           const c = net.connect(vport, "127.0.0.1");
-          c.once("data", () => (c.destroy(), res(true)));
+          c.once("data", () => {
+            c.destroy();
+            res(true);
+          });
           c.once("error", () => res(false));
         });
         if (ok) served.push(performance.now());
