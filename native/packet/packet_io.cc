@@ -23,11 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <array>
 #include <atomic>
 #include <deque>
@@ -691,10 +693,11 @@ uint32_t tapMax(const Io* io) {
   return io->queue.fd >= 0 && io->maxPackets > 1 ? io->maxPackets / 2 : io->maxPackets;
 }
 
-// Ring mode: packets the kernel has handed over in the rx rings' blocks, copied once into the slots.
-uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
+// Ring mode: packets the kernel has handed over in the rx rings' blocks, copied once into the slots from
+// `from` on (descriptor k in slot k). Returns the descriptors in use, `from` included.
+uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data, uint32_t from) {
   const uint32_t max = tapMax(io), slot = io->slot;
-  uint32_t out = 0;
+  uint32_t out = from;
   const size_t nr = io->rxRings.size();
   for (size_t k = 0; k < nr && out < max; k++) {
     ring::Rx& r = io->rxRings[(io->nextRx + k) % nr];
@@ -719,16 +722,16 @@ uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
     }
     io->c.rxRingBlocks += (r.block + ring::kRxBlocks - blockBefore) % ring::kRxBlocks;
   }
-  if (out) io->c.rxCalls++;
+  if (out > from) io->c.rxCalls++;
   return out;
 }
 
 #ifdef WASMVS_XDP
 // AF_XDP: frames the kernel wrote into the sockets' UMEMs, each copied once into its slot (from the IP header
-// on) and its frame given straight back to the fill ring.
-uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data) {
+// on) and its frame given straight back to the fill ring. Slots from `from` on, as recvRings.
+uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data, uint32_t from) {
   const uint32_t max = tapMax(io), slot = io->slot;
-  uint32_t out = 0;
+  uint32_t out = from;
   const size_t ns = io->xdp.socks.size();
   for (size_t k = 0; k < ns && out < max; k++) {
     xdp::Sock& s = io->xdp.socks[(io->nextRx + k) % ns];
@@ -769,7 +772,7 @@ uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data) {
       recvfrom(s.fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
     }
   }
-  if (out) io->c.rxCalls++;
+  if (out > from) io->c.rxCalls++;
   return out;
 }
 #endif
@@ -807,30 +810,32 @@ uint32_t recvQueue(Io* io, uint8_t* desc, uint8_t* data, uint32_t out, uint32_t 
 }
 
 // One batch received into desc/data (the batch area's layout, maxPackets descriptors and slots): the
-// packets written (descriptors 0..n-1). Called on the main thread (recv) or by an I/O thread (io_threads.h).
-uint32_t recvInto(Io* io, uint8_t* desc, uint8_t* data) {
+// descriptors in use (0..n-1). Called on the main thread (recv) or by an I/O thread (io_threads.h), which may
+// add to a batch it holds: `from` descriptors and slots are taken already (the rings and AF_XDP keep
+// descriptor k in slot k, so the two counts are the same there; recvmmsg skips slots, so it is given 0).
+uint32_t recvInto(Io* io, uint8_t* desc, uint8_t* data, uint32_t from = 0) {
   const uint32_t slot = io->slot;
 #ifdef WASMVS_XDP
   if (io->useXdp) {
     double t0 = nowNs();
-    uint32_t got = recvXdp(io, desc, data);
+    uint32_t got = recvXdp(io, desc, data, from);
     io->c.recvNs += nowNs() - t0;
     io->nextRx = io->xdp.socks.empty() ? 0 : (io->nextRx + 1) % io->xdp.socks.size();
     if (io->queue.fd >= 0) got += recvQueue(io, desc, data, got, got);
-    io->c.rxPackets += got;
+    io->c.rxPackets += got - from;
     return got;
   }
 #endif
   if (io->useRing) {
     double t0 = nowNs();
-    uint32_t got = recvRings(io, desc, data);
+    uint32_t got = recvRings(io, desc, data, from);
     io->c.recvNs += nowNs() - t0;
     io->nextRx = io->rxRings.empty() ? 0 : (io->nextRx + 1) % io->rxRings.size();
     if (io->queue.fd >= 0) got += recvQueue(io, desc, data, got, got);
-    io->c.rxPackets += got;
+    io->c.rxPackets += got - from;
     return got;
   }
-  uint32_t used = 0, out = 0;  // slots filled, descriptors written
+  uint32_t used = from, out = from;  // slots filled, descriptors written
   const size_t nfd = io->rx.size();
   const uint32_t tmax = tapMax(io);
   for (size_t k = 0; k < nfd && used < tmax; k++) {
@@ -877,7 +882,7 @@ uint32_t recvInto(Io* io, uint8_t* desc, uint8_t* data) {
   }
   io->nextRx = nfd ? (io->nextRx + 1) % nfd : 0;
   if (io->queue.fd >= 0) out += recvQueue(io, desc, data, out, used);
-  io->c.rxPackets += out;
+  io->c.rxPackets += out - from;
   return out;
 }
 
