@@ -122,8 +122,9 @@ struct Io {
                                   // `kicked` holds pointers across the making of another)
   std::vector<int> txRingless;    // interfaces whose tx ring could not be set up
   std::vector<ring::Tx*> kicked;
-  bool useXdp = false;      // --packet-io xdp, and the program and sockets could be set up
-  std::string xdpFallback;  // why AF_XDP was asked for and not used
+  ring::Tx* lastTx = nullptr;  // the tx ring last used (most batches go out of one interface)
+  bool useXdp = false;         // --packet-io xdp, and the program and sockets could be set up
+  std::string xdpFallback;     // why AF_XDP was asked for and not used
 #ifdef WASMVS_XDP
   xdp::Xdp xdp;
   std::vector<xdp::Sock*> xdpKicked;
@@ -202,6 +203,7 @@ void closeFds(Io* io) {
   io->rxRings.clear();
   for (ring::Tx& t : io->txRings) t.release();
   io->txRings.clear();
+  io->lastTx = nullptr;
   for (int fd : io->rx) close(fd);
   io->rx.clear();
   if (io->tx4 >= 0) close(io->tx4);
@@ -944,8 +946,9 @@ void sendAll(Io* io, int fd, mmsghdr* m, uint32_t n, const uint32_t* descOf) {
 }
 
 ring::Tx* txRingFor(Io* io, int ifindex) {
+  if (io->lastTx && io->lastTx->ifindex == ifindex) return io->lastTx;
   for (ring::Tx& t : io->txRings)
-    if (t.ifindex == ifindex) return &t;
+    if (t.ifindex == ifindex) return io->lastTx = &t;
   for (int i : io->txRingless)
     if (i == ifindex) return nullptr;
   ring::Tx t;
@@ -958,7 +961,7 @@ ring::Tx* txRingFor(Io* io, int ifindex) {
     return nullptr;
   }
   io->txRings.push_back(t);
-  return &io->txRings.back();
+  return io->lastTx = &io->txRings.back();
 }
 
 // Ring mode: puts the packet in a tx ring frame behind an Ethernet header; false when it must go through
