@@ -1347,6 +1347,28 @@ void addCounters(Counters& a, const Counters& b) {
 }
 
 // stats() with threads: the threads' counters summed as the one-thread handle's are named, and each thread's
+// AF_XDP: each interface's receive queues, as `xdpQueues: [{ interface, queues }]` (empty without AF_XDP). With
+// I/O threads each queue is one thread's, so an interface with fewer queues than threads leaves some idle on it.
+void setXdpQueues(napi_env env, napi_value o, const Io* io) {
+  napi_value list;
+  napi_create_array(env, &list);
+#ifdef WASMVS_XDP
+  uint32_t k = 0;
+  if (io && io->useXdp)
+    for (const xdp::Port& p : io->xdp.ports) {
+      napi_value e, name;
+      napi_create_object(env, &e);
+      napi_create_string_utf8(env, p.name.c_str(), NAPI_AUTO_LENGTH, &name);
+      napi_set_named_property(env, e, "interface", name);
+      setNumber(env, e, "queues", p.queues);
+      napi_set_element(env, list, k++, e);
+    }
+#else
+  (void)io;
+#endif
+  napi_set_named_property(env, o, "xdpQueues", list);
+}
+
 // own in `threads` (what it carried, its CPU time, its failures), read from what each last published.
 napi_value threadedStats(napi_env env, Io* f) {
   Counters sum;
@@ -1397,6 +1419,11 @@ napi_value threadedStats(napi_env env, Io* f) {
     setNumber(env, t, "socketErrors", socketErrors);
     setNumber(env, t, "queueNum", q.fd >= 0 ? q.num : -1);
     setNumber(env, t, "rxQueuePackets", q.packets);
+    double xdpSockets = 0;  // the AF_XDP receive queues it reads (fixed at open)
+#ifdef WASMVS_XDP
+    xdpSockets = double(w->io->xdp.socks.size());
+#endif
+    setNumber(env, t, "xdpSockets", xdpSockets);
     queue.packets += q.packets;
     queue.oversize += q.oversize;
     queue.overruns += q.overruns;
@@ -1431,6 +1458,7 @@ napi_value threadedStats(napi_env env, Io* f) {
   napi_set_named_property(env, o, "xdpFallback", str);
   napi_create_string_utf8(env, xdpMode.c_str(), NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "xdpMode", str);
+  setXdpQueues(env, o, first);
   setNumber(env, o, "queueNum", f->threadQueueBase);  // the first; thread k reads queueNum + k
   setNumber(env, o, "rxQueuePackets", queue.packets);
   setNumber(env, o, "rxQueueOversize", queue.oversize);
@@ -1475,6 +1503,7 @@ napi_value Stats(napi_env env, napi_callback_info info) {
 #endif
   napi_create_string_utf8(env, xdpMode.c_str(), NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "xdpMode", str);
+  setXdpQueues(env, o, io);
   const nfq::Queue& q = io->queue;
   setNumber(env, o, "queueNum", q.fd >= 0 ? q.num : -1);
   setNumber(env, o, "rxQueuePackets", q.packets);
