@@ -368,8 +368,8 @@ if (why) {
   test("AF_XDP on 3 I/O threads over 2-queue interfaces: a warning names both and the idle thread", async () => {
     rmSync(CTL, { force: true });
     proxyLog = "";
-    await startProxy(3);
     try {
+      await startProxy(3); // inside: a proxy that starts and cannot be reached is still stopped (it holds XDP)
       const warned = proxyLog
         .split("\n")
         .filter((l) => l.includes("fewer receive queues than I/O threads"))

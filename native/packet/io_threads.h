@@ -20,6 +20,7 @@
 // batch is held (filling) until it has tapMax packets or kGatherNs has passed since its first packet was read,
 // the thread sleeping that time out on its eventfd (the main thread's batches to send still wake it). The rx
 // rings' blocks do the same in the kernel (1 ms); recvmmsg is not held (its slots and descriptors differ).
+// The one-thread AF_XDP path gathers for the same time on Node's loop (onXdpReadable, packet_io.cc).
 //
 // A thread that fails (an exception: the only failure it can survive to report) is counted, logged through
 // the JS callback's note, and started again with its sockets; after kMaxRestarts failures in a minute it is

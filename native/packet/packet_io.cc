@@ -25,6 +25,7 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,6 +112,10 @@ struct Io {
   std::vector<sockaddr_in> to4;
   std::vector<sockaddr_in6> to6;
   std::vector<Poll*> polls;
+  // the one-thread AF_XDP path's gathering (onXdpReadable): the sockets' polls, stopped while a timer runs
+  std::vector<Poll*> xdpPolls;
+  int gatherFd = -1;  // timerfd
+  bool gathering = false;
   napi_ref callback = nullptr;
   napi_async_context asyncCtx = nullptr;
   size_t nextRx = 0;  // round robin over sockets: none starves under load
@@ -209,6 +214,8 @@ void closeFds(Io* io) {
   if (io->tx4 >= 0) close(io->tx4);
   if (io->tx6 >= 0) close(io->tx6);
   io->tx4 = io->tx6 = -1;
+  if (io->gatherFd >= 0) close(io->gatherFd);
+  io->gatherFd = -1;
   nfq::close(io->queue);
 }
 
@@ -219,6 +226,7 @@ void stopPolls(Io* io) {
              [](uv_handle_t* h) { delete reinterpret_cast<Poll*>(h->data); });
   }
   io->polls.clear();
+  io->xdpPolls.clear();
 }
 
 void stopThreads(Io* f);
@@ -1236,6 +1244,55 @@ void onReadable(uv_poll_t* h, int status, int) {
   callJs(io, nullptr);
 }
 
+// One thread on AF_XDP: as on the threads (io_threads.h), a batch is gathered before the core runs. When a
+// socket becomes readable, its polls stop and a timerfd is set for the gathering time; when it fires, the JS
+// drains what the rings hold then and the polls start again (level-triggered: what is left wakes them at once).
+// Rings that hold a batch already (a proxy behind its load) are drained at once.
+void onGathered(uv_poll_t* h, int status, int);
+void onXdpReadable(uv_poll_t* h, int status, int) {
+  Poll* p = static_cast<Poll*>(h->data);
+  Io* io = p->io;
+  if (io->closed || !io->callback || status < 0 || io->gathering) return;
+#ifdef WASMVS_XDP
+  uint32_t ready = 0;
+  for (xdp::Sock& s : io->xdp.socks) ready += xsk_cons_nb_avail(&s.rx, io->maxPackets);
+  if (ready >= tapMax(io)) return callJs(io, nullptr);
+#endif
+  io->gathering = true;
+  for (Poll* x : io->xdpPolls) uv_poll_stop(&x->handle);
+  const double ns = threads::gatherNs(io);
+  itimerspec t{};
+  t.it_value.tv_sec = time_t(ns / 1e9);
+  t.it_value.tv_nsec = long(std::fmod(ns, 1e9));
+  if (t.it_value.tv_sec == 0 && t.it_value.tv_nsec == 0) t.it_value.tv_nsec = 1;
+  timerfd_settime(io->gatherFd, 0, &t, nullptr);
+}
+
+void onGathered(uv_poll_t* h, int status, int) {
+  Poll* p = static_cast<Poll*>(h->data);
+  Io* io = p->io;
+  uint64_t v;
+  (void)!read(io->gatherFd, &v, sizeof v);
+  if (io->closed || !io->callback || status < 0) return;
+  io->gathering = false;
+  callJs(io, nullptr);
+  if (io->closed) return;
+  for (Poll* x : io->xdpPolls) uv_poll_start(&x->handle, UV_READABLE, onXdpReadable);
+}
+
+Poll* addPoll(Io* io, uv_loop_t* loop, int fd, uv_poll_cb cb) {
+  Poll* p = new Poll();
+  p->io = io;
+  p->handle.data = p;
+  if (uv_poll_init(loop, &p->handle, fd) != 0) {
+    delete p;
+    return nullptr;
+  }
+  uv_poll_start(&p->handle, UV_READABLE, cb);
+  io->polls.push_back(p);
+  return p;
+}
+
 // start(handle, onReadable): calls onReadable() whenever any receive socket has packets (with threads: whenever
 // batches are ready, and onReadable(note) when a thread failed, to be logged)
 napi_value Start(napi_env env, napi_callback_info info) {
@@ -1259,21 +1316,22 @@ napi_value Start(napi_env env, napi_callback_info info) {
   uv_loop_t* loop;
   napi_get_uv_event_loop(env, &loop);
   std::vector<int> fds = io->rx;
-#ifdef WASMVS_XDP
-  for (const xdp::Sock& s : io->xdp.socks) fds.push_back(s.fd);
-#endif
   if (io->queue.fd >= 0) fds.push_back(io->queue.fd);
-  for (int fd : fds) {
-    Poll* p = new Poll();
-    p->io = io;
-    p->handle.data = p;
-    if (uv_poll_init(loop, &p->handle, fd) != 0) {
-      delete p;
-      return throwErr(env, "uv_poll_init failed");
-    }
-    uv_poll_start(&p->handle, UV_READABLE, onReadable);
-    io->polls.push_back(p);
+  for (int fd : fds)
+    if (!addPoll(io, loop, fd, onReadable)) return throwErr(env, "uv_poll_init failed");
+#ifdef WASMVS_XDP
+  const bool gather = io->useXdp && threads::gatherNs(io) > 0;
+  if (gather) {
+    io->gatherFd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (io->gatherFd < 0) return throwErr(env, "timerfd_create: " + errnoText(errno));
+    if (!addPoll(io, loop, io->gatherFd, onGathered)) return throwErr(env, "uv_poll_init failed");
   }
+  for (const xdp::Sock& s : io->xdp.socks) {
+    Poll* p = addPoll(io, loop, s.fd, gather ? onXdpReadable : onReadable);
+    if (!p) return throwErr(env, "uv_poll_init failed");
+    io->xdpPolls.push_back(p);
+  }
+#endif
   return nullptr;
 }
 
