@@ -18,7 +18,9 @@
 // With AF_XDP a thread gathers before it hands over: its rx rings hold what arrived since the last look, often
 // a few packets, and each hand-over costs the main thread a wake-up and a WASM call whatever its size. So a
 // batch is held (filling) until it has tapMax packets or kGatherNs has passed since its first packet was read,
-// the thread sleeping that time out on its eventfd (the main thread's batches to send still wake it). The rx
+// the thread sleeping that time out on its eventfd (the main thread's batches to send still wake it), but only
+// while the last batch handed over had kHoldFrom packets or more: at a light load (a look finds one or two
+// packets) holding would add its time to every packet's latency and save the core almost nothing. The rx
 // rings' blocks do the same in the kernel (1 ms); recvmmsg is not held (its slots and descriptors differ).
 // The one-thread AF_XDP path gathers for the same time on Node's loop (onXdpReadable, packet_io.cc).
 //
@@ -38,6 +40,7 @@ constexpr uint32_t kBufs = 4;         // batch buffers per thread: in the kernel
 constexpr uint32_t kQueue = 8;        // a queue's capacity (a power of two, at least kBufs)
 constexpr uint32_t kMaxRestarts = 5;  // failures of one thread in a minute before it is stopped for good
 constexpr double kGatherNs = 100e3;   // AF_XDP: how long a batch is held for more (WASMVS_PACKET_GATHER_US)
+constexpr uint32_t kHoldFrom = 8;     // ... when the last batch had at least this many packets
 
 struct Buf {
   std::vector<uint8_t> area;  // maxPackets descriptors, then maxPackets slots
@@ -81,6 +84,7 @@ struct Worker {
   std::vector<Buf*> spare;                           // the thread's own
   Buf* filling = nullptr;                            // the thread's: the batch being gathered (AF_XDP)
   uint32_t held = 0;                                 // its packets
+  uint32_t lastBatch = 0;                            // the last batch handed over (kHoldFrom)
   double heldSince = 0;                              // when its first was read (nowNs)
   double batches = 0, sleeps = 0, socketErrors = 0;  // the thread's own
   // what the thread published of its counters (under m), for stats() on the main thread
@@ -191,9 +195,10 @@ void loop(Worker* w) {
       t = nowNs();
       if (n > w->held && w->held == 0) w->heldSince = t;
       w->held = n;
-      if (n && (n >= tapMax(io) || t - w->heldSince >= gather)) {
+      if (n && (n >= tapMax(io) || w->lastBatch < kHoldFrom || t - w->heldSince >= gather)) {
         w->filling = nullptr;
         w->held = 0;
+        w->lastBatch = n;
         handOver(w, b, n);
         busy = true;
         if (faultAt >= 0 && io->c.rxPackets >= faultAt)

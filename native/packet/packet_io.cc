@@ -116,6 +116,7 @@ struct Io {
   std::vector<Poll*> xdpPolls;
   int gatherFd = -1;  // timerfd
   bool gathering = false;
+  uint32_t lastBatch = 0;  // AF_XDP: the last recv's packets (> 0), whether to gather (kHoldFrom, io_threads.h)
   napi_ref callback = nullptr;
   napi_async_context asyncCtx = nullptr;
   size_t nextRx = 0;  // round robin over sockets: none starves under load
@@ -915,6 +916,7 @@ napi_value Recv(napi_env env, napi_callback_info info) {
     return throwErr(env, "batch area lies outside the WASM memory");
   const uint32_t got =
       io->workers.empty() ? recvInto(io, mem + descPtr, mem + dataPtr) : recvThreaded(io, mem + descPtr, mem + dataPtr);
+  if (got) io->lastBatch = got;
   napi_value res;
   napi_create_uint32(env, got, &res);
   return res;
@@ -1247,12 +1249,14 @@ void onReadable(uv_poll_t* h, int status, int) {
 // One thread on AF_XDP: as on the threads (io_threads.h), a batch is gathered before the core runs. When a
 // socket becomes readable, its polls stop and a timerfd is set for the gathering time; when it fires, the JS
 // drains what the rings hold then and the polls start again (level-triggered: what is left wakes them at once).
-// Rings that hold a batch already (a proxy behind its load) are drained at once.
+// Rings that hold a batch already (a proxy behind its load) are drained at once, and so are they while the last
+// batch was under kHoldFrom packets (a light load: holding would only add latency, as on the threads).
 void onGathered(uv_poll_t* h, int status, int);
 void onXdpReadable(uv_poll_t* h, int status, int) {
   Poll* p = static_cast<Poll*>(h->data);
   Io* io = p->io;
   if (io->closed || !io->callback || status < 0 || io->gathering) return;
+  if (io->lastBatch < kHoldFrom) return callJs(io, nullptr);
 #ifdef WASMVS_XDP
   uint32_t ready = 0;
   for (xdp::Sock& s : io->xdp.socks) ready += xsk_cons_nb_avail(&s.rx, io->maxPackets);
