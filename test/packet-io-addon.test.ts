@@ -7,11 +7,38 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
-import { loadPacketAddon } from "../src/proxy/packet.ts";
+import { loadPacketAddon, xdpQueueShortfall } from "../src/proxy/packet.ts";
 import { isRoot, skip } from "./helpers/skip.ts";
 
 const { addon, error } = loadPacketAddon();
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+test("AF_XDP on threads: an interface with fewer receive queues than threads is named with its idle threads", () => {
+  const ports = [
+    { interface: "eth0", queues: 1 },
+    { interface: "eth1", queues: 4 },
+    { interface: "eth2", queues: 2 },
+  ];
+  assert.equal(xdpQueueShortfall(ports, 1), [], "one thread (the one-thread path): nothing to warn of");
+  assert.equal(xdpQueueShortfall(ports, 0), []);
+  assert.equal(xdpQueueShortfall([], 8), [], "no AF_XDP (no interfaces listed)");
+  const four = xdpQueueShortfall(ports, 4);
+  assert.equal(
+    four.map((s) => [s.interface, s.queues, s.threads, s.idleThreads]),
+    [
+      ["eth0", 1, 4, [1, 2, 3]],
+      ["eth2", 2, 4, [2, 3]],
+    ],
+    "queue q is thread q % 4's: threads from the queue count on get none of that interface",
+  );
+  assert.match(four[0].fix, /ethtool -L eth0 combined 4/);
+  assert.match(four[1].fix, /--workers 2/);
+  assert.equal(
+    xdpQueueShortfall(ports, 2).map((s) => s.interface),
+    ["eth0"],
+    "as many queues as threads is enough",
+  );
+});
 
 test("--packet-io and proxy.packetIo take ring, mmsg or xdp and nothing else", () => {
   const dir = mkdtempSync(`${tmpdir()}/wpio-`);

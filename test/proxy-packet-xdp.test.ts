@@ -348,7 +348,13 @@ if (why) {
       for (const [k, t] of st.io.threads.entries()) {
         assert.ok(t.rxPackets > 50 && t.txPackets > 50, `thread ${k} received and sent through its queues: ${io}`);
         assert.ok(t.running && t.failures === 0, `thread ${k} ran without failing`);
+        assert.is(t.xdpSockets, 2, `thread ${k} reads one queue of each interface`);
       }
+      assert.equal(
+        st.io.xdpQueues.map((q: { queues: number }) => q.queues),
+        [2, 2],
+      );
+      assert.not.match(proxyLog, /fewer receive queues/, "2 queues for 2 threads: no warning");
       assert.ok(st.io.rxXdpFrames > 0 && st.io.txXdpPackets > 0, `both directions used AF_XDP: ${io}`);
       assert.is(st.io.txPackets, st.verdicts.forward, `every packet the core forwarded was sent: ${io}`);
       assert.is(st.io.txOtherErrors + st.io.txUnreachable + st.io.txTooBig + st.io.txNoBuffer, 0, io);
@@ -357,6 +363,41 @@ if (why) {
       assert.is(await stopProxy(), 0, "a clean stop joins the threads");
     }
     for (const dev of [IF.lc, IF.lb]) assert.not.ok(xdpOn(dev), `no XDP program left on ${dev}`);
+  });
+
+  test("AF_XDP on 3 I/O threads over 2-queue interfaces: a warning names both and the idle thread", async () => {
+    rmSync(CTL, { force: true });
+    proxyLog = "";
+    try {
+      await startProxy(3); // inside: a proxy that starts and cannot be reached is still stopped (it holds XDP)
+      const warned = proxyLog
+        .split("\n")
+        .filter((l) => l.includes("fewer receive queues than I/O threads"))
+        .map((l) => JSON.parse(l));
+      assert.equal(
+        warned.map((w) => [w.level, w.interface, w.queues, w.threads, w.idleThreads]).sort(),
+        [
+          ["warn", IF.lb, 2, 3, [2]],
+          ["warn", IF.lc, 2, 3, [2]],
+        ].sort(),
+        `one warning per interface at start: ${proxyLog}`,
+      );
+      const st: any = await ctl.call("status");
+      assert.is(st.io.io, "xdp");
+      assert.equal(
+        st.io.threads.map((t: { xdpSockets: number }) => t.xdpSockets),
+        [2, 2, 0],
+        "thread 2 has no queue on either interface",
+      );
+      const conns = await openAll(client, A.vip, 80, 8, "connect with an idle thread");
+      await echoIntact(client, conns, 16 * 1024);
+      await client.call("closeAll");
+      const after: any = await ctl.call("status");
+      assert.is(after.io.threads[2].rxPackets, 0, "the idle thread received nothing");
+    } finally {
+      await ctl.close();
+      assert.is(await stopProxy(), 0, "a clean stop with an idle thread");
+    }
   });
 
   test("AF_XDP on 2 I/O threads: a thread that fails is restarted and reads its queues again", async () => {

@@ -15,6 +15,15 @@
 // into the buffer and queues it back to its thread (done), writing the thread's eventfd only when it sleeps.
 // The thread sends it as the one-thread path does (sendFrom) and reuses the buffer.
 //
+// With AF_XDP a thread gathers before it hands over: its rx rings hold what arrived since the last look, often
+// a few packets, and each hand-over costs the main thread a wake-up and a WASM call whatever its size. So a
+// batch is held (filling) until it has tapMax packets or kGatherNs has passed since its first packet was read,
+// the thread sleeping that time out on its eventfd (the main thread's batches to send still wake it), but only
+// while the last batch handed over had kHoldFrom packets or more: at a light load (a look finds one or two
+// packets) holding would add its time to every packet's latency and save the core almost nothing. The rx
+// rings' blocks do the same in the kernel (1 ms); recvmmsg is not held (its slots and descriptors differ).
+// The one-thread AF_XDP path gathers for the same time on Node's loop (onXdpReadable, packet_io.cc).
+//
 // A thread that fails (an exception: the only failure it can survive to report) is counted, logged through
 // the JS callback's note, and started again with its sockets; after kMaxRestarts failures in a minute it is
 // stopped for good and its receive sockets closed, so the kernel's fanout moves its flows to the others.
@@ -30,6 +39,8 @@
 constexpr uint32_t kBufs = 4;         // batch buffers per thread: in the kernel's hands, queued, in the core's
 constexpr uint32_t kQueue = 8;        // a queue's capacity (a power of two, at least kBufs)
 constexpr uint32_t kMaxRestarts = 5;  // failures of one thread in a minute before it is stopped for good
+constexpr double kGatherNs = 100e3;   // AF_XDP: how long a batch is held for more (WASMVS_PACKET_GATHER_US)
+constexpr uint32_t kHoldFrom = 8;     // ... when the last batch had at least this many packets
 
 struct Buf {
   std::vector<uint8_t> area;  // maxPackets descriptors, then maxPackets slots
@@ -71,6 +82,10 @@ struct Worker {
   Spsc ready, done;
   std::vector<Buf> bufs;
   std::vector<Buf*> spare;                           // the thread's own
+  Buf* filling = nullptr;                            // the thread's: the batch being gathered (AF_XDP)
+  uint32_t held = 0;                                 // its packets
+  uint32_t lastBatch = 0;                            // the last batch handed over (kHoldFrom)
+  double heldSince = 0;                              // when its first was read (nowNs)
   double batches = 0, sleeps = 0, socketErrors = 0;  // the thread's own
   // what the thread published of its counters (under m), for stats() on the main thread
   std::mutex m;
@@ -132,9 +147,25 @@ void sendBack(Worker* w, Buf* b) {
   w->spare.push_back(b);
 }
 
+// How long an AF_XDP batch is held for more packets (0: handed over at once, as the rings' are here)
+double gatherNs(const Io* io) {
+  if (!io->useXdp) return 0;
+  static const char* env = getenv("WASMVS_PACKET_GATHER_US");
+  return env ? atof(env) * 1e3 : kGatherNs;
+}
+
+void handOver(Worker* w, Buf* b, uint32_t n) {
+  b->n = n;
+  w->ready.push(b);
+  uv_async_send(w->front->async);
+  w->batches++;
+}
+
 void loop(Worker* w) {
   Io* io = w->io;
   const uint32_t descBytes = io->maxPackets * kDescSize;
+  const double gather = gatherNs(io);
+  if (gather > 0) prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);  // the hold's timed sleep: 1 µs late, not 50
   std::vector<pollfd> fds;
   for (int fd : io->rx) fds.push_back({fd, POLLIN, 0});
 #ifdef WASMVS_XDP
@@ -151,28 +182,51 @@ void loop(Worker* w) {
       sendBack(w, b);
       busy = true;
     }
-    if (!w->spare.empty()) {
-      Buf* b = w->spare.back();
+    if (!w->filling && !w->spare.empty()) {
+      w->filling = w->spare.back();
+      w->spare.pop_back();
+      w->held = 0;
+    }
+    double t = 0;
+    if (Buf* b = w->filling) {
       swapOrig(io, b);
-      const uint32_t n = recvInto(io, b->area.data(), b->area.data() + descBytes);
+      const uint32_t n = recvInto(io, b->area.data(), b->area.data() + descBytes, w->held);
       swapOrig(io, b);
-      if (n) {
-        w->spare.pop_back();
-        b->n = n;
-        w->ready.push(b);
-        uv_async_send(w->front->async);
-        w->batches++;
+      t = nowNs();
+      if (n > w->held && w->held == 0) w->heldSince = t;
+      w->held = n;
+      if (n && (n >= tapMax(io) || w->lastBatch < kHoldFrom || t - w->heldSince >= gather)) {
+        w->filling = nullptr;
+        w->held = 0;
+        w->lastBatch = n;
+        handOver(w, b, n);
         busy = true;
         if (faultAt >= 0 && io->c.rxPackets >= faultAt)
           throw std::runtime_error("injected fault (WASMVS_PACKET_THREAD_FAULT)");
       }
     }
-    const double t = nowNs();
+    if (!t) t = nowNs();
     if (t - lastPub > 1e6) {
       publish(w);
       lastPub = t;
     }
     if (busy) continue;
+    if (w->held) {
+      // a batch held for more: sleep out the rest of its time, woken early only by a batch to send
+      w->sleeping.store(true, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (w->done.empty()) {
+        const double left = std::max(0.0, w->heldSince + gather - t);
+        timespec ts{time_t(left / 1e9), long(std::fmod(left, 1e9))};
+        pollfd p{w->wake, POLLIN, 0};
+        if (ppoll(&p, 1, &ts, nullptr) > 0 && (p.revents & POLLIN)) {
+          uint64_t v;
+          (void)!read(w->wake, &v, sizeof v);
+        }
+      }
+      w->sleeping.store(false, std::memory_order_relaxed);
+      continue;
+    }
     // nothing to do: sleep until a receive socket has packets or the main thread queues a batch back (or
     // only the latter while every buffer is out). The store, the fence and the check pair with send()'s.
     w->sleeping.store(true, std::memory_order_relaxed);
@@ -183,7 +237,7 @@ void loop(Worker* w) {
     }
     publish(w);
     w->sleeps++;
-    const bool rx = !w->spare.empty();
+    const bool rx = w->filling != nullptr;
     for (pollfd& p : fds) p.revents = 0;
     poll(rx ? fds.data() : &fds.back(), rx ? fds.size() : 1, 100);
     w->sleeping.store(false, std::memory_order_relaxed);
@@ -224,6 +278,9 @@ void* run(void* arg) {
 // Every buffer back in the thread's hands (the thread is not running): queued batches are dropped, counted.
 void resetBuffers(Worker* w) {
   while (Buf* b = w->ready.pop()) w->dropped += b->n;
+  w->dropped += w->held;  // a batch it was gathering
+  w->filling = nullptr;
+  w->held = 0;
   w->ready.reset();
   w->done.reset();
   w->spare.clear();

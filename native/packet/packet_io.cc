@@ -23,11 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <array>
 #include <atomic>
 #include <deque>
@@ -109,6 +112,11 @@ struct Io {
   std::vector<sockaddr_in> to4;
   std::vector<sockaddr_in6> to6;
   std::vector<Poll*> polls;
+  // the one-thread AF_XDP path's gathering (onXdpReadable): the sockets' polls, stopped while a timer runs
+  std::vector<Poll*> xdpPolls;
+  int gatherFd = -1;  // timerfd
+  bool gathering = false;
+  uint32_t lastBatch = 0;  // AF_XDP: the last recv's packets (> 0), whether to gather (kHoldFrom, io_threads.h)
   napi_ref callback = nullptr;
   napi_async_context asyncCtx = nullptr;
   size_t nextRx = 0;  // round robin over sockets: none starves under load
@@ -120,8 +128,9 @@ struct Io {
                                   // `kicked` holds pointers across the making of another)
   std::vector<int> txRingless;    // interfaces whose tx ring could not be set up
   std::vector<ring::Tx*> kicked;
-  bool useXdp = false;      // --packet-io xdp, and the program and sockets could be set up
-  std::string xdpFallback;  // why AF_XDP was asked for and not used
+  ring::Tx* lastTx = nullptr;  // the tx ring last used (most batches go out of one interface)
+  bool useXdp = false;         // --packet-io xdp, and the program and sockets could be set up
+  std::string xdpFallback;     // why AF_XDP was asked for and not used
 #ifdef WASMVS_XDP
   xdp::Xdp xdp;
   std::vector<xdp::Sock*> xdpKicked;
@@ -200,11 +209,14 @@ void closeFds(Io* io) {
   io->rxRings.clear();
   for (ring::Tx& t : io->txRings) t.release();
   io->txRings.clear();
+  io->lastTx = nullptr;
   for (int fd : io->rx) close(fd);
   io->rx.clear();
   if (io->tx4 >= 0) close(io->tx4);
   if (io->tx6 >= 0) close(io->tx6);
   io->tx4 = io->tx6 = -1;
+  if (io->gatherFd >= 0) close(io->gatherFd);
+  io->gatherFd = -1;
   nfq::close(io->queue);
 }
 
@@ -215,6 +227,7 @@ void stopPolls(Io* io) {
              [](uv_handle_t* h) { delete reinterpret_cast<Poll*>(h->data); });
   }
   io->polls.clear();
+  io->xdpPolls.clear();
 }
 
 void stopThreads(Io* f);
@@ -691,10 +704,11 @@ uint32_t tapMax(const Io* io) {
   return io->queue.fd >= 0 && io->maxPackets > 1 ? io->maxPackets / 2 : io->maxPackets;
 }
 
-// Ring mode: packets the kernel has handed over in the rx rings' blocks, copied once into the slots.
-uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
+// Ring mode: packets the kernel has handed over in the rx rings' blocks, copied once into the slots from
+// `from` on (descriptor k in slot k). Returns the descriptors in use, `from` included.
+uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data, uint32_t from) {
   const uint32_t max = tapMax(io), slot = io->slot;
-  uint32_t out = 0;
+  uint32_t out = from;
   const size_t nr = io->rxRings.size();
   for (size_t k = 0; k < nr && out < max; k++) {
     ring::Rx& r = io->rxRings[(io->nextRx + k) % nr];
@@ -719,16 +733,16 @@ uint32_t recvRings(Io* io, uint8_t* desc, uint8_t* data) {
     }
     io->c.rxRingBlocks += (r.block + ring::kRxBlocks - blockBefore) % ring::kRxBlocks;
   }
-  if (out) io->c.rxCalls++;
+  if (out > from) io->c.rxCalls++;
   return out;
 }
 
 #ifdef WASMVS_XDP
 // AF_XDP: frames the kernel wrote into the sockets' UMEMs, each copied once into its slot (from the IP header
-// on) and its frame given straight back to the fill ring.
-uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data) {
+// on) and its frame given straight back to the fill ring. Slots from `from` on, as recvRings.
+uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data, uint32_t from) {
   const uint32_t max = tapMax(io), slot = io->slot;
-  uint32_t out = 0;
+  uint32_t out = from;
   const size_t ns = io->xdp.socks.size();
   for (size_t k = 0; k < ns && out < max; k++) {
     xdp::Sock& s = io->xdp.socks[(io->nextRx + k) % ns];
@@ -769,7 +783,7 @@ uint32_t recvXdp(Io* io, uint8_t* desc, uint8_t* data) {
       recvfrom(s.fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
     }
   }
-  if (out) io->c.rxCalls++;
+  if (out > from) io->c.rxCalls++;
   return out;
 }
 #endif
@@ -807,30 +821,32 @@ uint32_t recvQueue(Io* io, uint8_t* desc, uint8_t* data, uint32_t out, uint32_t 
 }
 
 // One batch received into desc/data (the batch area's layout, maxPackets descriptors and slots): the
-// packets written (descriptors 0..n-1). Called on the main thread (recv) or by an I/O thread (io_threads.h).
-uint32_t recvInto(Io* io, uint8_t* desc, uint8_t* data) {
+// descriptors in use (0..n-1). Called on the main thread (recv) or by an I/O thread (io_threads.h), which may
+// add to a batch it holds: `from` descriptors and slots are taken already (the rings and AF_XDP keep
+// descriptor k in slot k, so the two counts are the same there; recvmmsg skips slots, so it is given 0).
+uint32_t recvInto(Io* io, uint8_t* desc, uint8_t* data, uint32_t from = 0) {
   const uint32_t slot = io->slot;
 #ifdef WASMVS_XDP
   if (io->useXdp) {
     double t0 = nowNs();
-    uint32_t got = recvXdp(io, desc, data);
+    uint32_t got = recvXdp(io, desc, data, from);
     io->c.recvNs += nowNs() - t0;
     io->nextRx = io->xdp.socks.empty() ? 0 : (io->nextRx + 1) % io->xdp.socks.size();
     if (io->queue.fd >= 0) got += recvQueue(io, desc, data, got, got);
-    io->c.rxPackets += got;
+    io->c.rxPackets += got - from;
     return got;
   }
 #endif
   if (io->useRing) {
     double t0 = nowNs();
-    uint32_t got = recvRings(io, desc, data);
+    uint32_t got = recvRings(io, desc, data, from);
     io->c.recvNs += nowNs() - t0;
     io->nextRx = io->rxRings.empty() ? 0 : (io->nextRx + 1) % io->rxRings.size();
     if (io->queue.fd >= 0) got += recvQueue(io, desc, data, got, got);
-    io->c.rxPackets += got;
+    io->c.rxPackets += got - from;
     return got;
   }
-  uint32_t used = 0, out = 0;  // slots filled, descriptors written
+  uint32_t used = from, out = from;  // slots filled, descriptors written
   const size_t nfd = io->rx.size();
   const uint32_t tmax = tapMax(io);
   for (size_t k = 0; k < nfd && used < tmax; k++) {
@@ -877,7 +893,7 @@ uint32_t recvInto(Io* io, uint8_t* desc, uint8_t* data) {
   }
   io->nextRx = nfd ? (io->nextRx + 1) % nfd : 0;
   if (io->queue.fd >= 0) out += recvQueue(io, desc, data, out, used);
-  io->c.rxPackets += out;
+  io->c.rxPackets += out - from;
   return out;
 }
 
@@ -900,6 +916,7 @@ napi_value Recv(napi_env env, napi_callback_info info) {
     return throwErr(env, "batch area lies outside the WASM memory");
   const uint32_t got =
       io->workers.empty() ? recvInto(io, mem + descPtr, mem + dataPtr) : recvThreaded(io, mem + descPtr, mem + dataPtr);
+  if (got) io->lastBatch = got;
   napi_value res;
   napi_create_uint32(env, got, &res);
   return res;
@@ -939,8 +956,9 @@ void sendAll(Io* io, int fd, mmsghdr* m, uint32_t n, const uint32_t* descOf) {
 }
 
 ring::Tx* txRingFor(Io* io, int ifindex) {
+  if (io->lastTx && io->lastTx->ifindex == ifindex) return io->lastTx;
   for (ring::Tx& t : io->txRings)
-    if (t.ifindex == ifindex) return &t;
+    if (t.ifindex == ifindex) return io->lastTx = &t;
   for (int i : io->txRingless)
     if (i == ifindex) return nullptr;
   ring::Tx t;
@@ -953,7 +971,7 @@ ring::Tx* txRingFor(Io* io, int ifindex) {
     return nullptr;
   }
   io->txRings.push_back(t);
-  return &io->txRings.back();
+  return io->lastTx = &io->txRings.back();
 }
 
 // Ring mode: puts the packet in a tx ring frame behind an Ethernet header; false when it must go through
@@ -1228,6 +1246,57 @@ void onReadable(uv_poll_t* h, int status, int) {
   callJs(io, nullptr);
 }
 
+// One thread on AF_XDP: as on the threads (io_threads.h), a batch is gathered before the core runs. When a
+// socket becomes readable, its polls stop and a timerfd is set for the gathering time; when it fires, the JS
+// drains what the rings hold then and the polls start again (level-triggered: what is left wakes them at once).
+// Rings that hold a batch already (a proxy behind its load) are drained at once, and so are they while the last
+// batch was under kHoldFrom packets (a light load: holding would only add latency, as on the threads).
+void onGathered(uv_poll_t* h, int status, int);
+void onXdpReadable(uv_poll_t* h, int status, int) {
+  Poll* p = static_cast<Poll*>(h->data);
+  Io* io = p->io;
+  if (io->closed || !io->callback || status < 0 || io->gathering) return;
+  if (io->lastBatch < kHoldFrom) return callJs(io, nullptr);
+#ifdef WASMVS_XDP
+  uint32_t ready = 0;
+  for (xdp::Sock& s : io->xdp.socks) ready += xsk_cons_nb_avail(&s.rx, io->maxPackets);
+  if (ready >= tapMax(io)) return callJs(io, nullptr);
+#endif
+  io->gathering = true;
+  for (Poll* x : io->xdpPolls) uv_poll_stop(&x->handle);
+  const double ns = threads::gatherNs(io);
+  itimerspec t{};
+  t.it_value.tv_sec = time_t(ns / 1e9);
+  t.it_value.tv_nsec = long(std::fmod(ns, 1e9));
+  if (t.it_value.tv_sec == 0 && t.it_value.tv_nsec == 0) t.it_value.tv_nsec = 1;
+  timerfd_settime(io->gatherFd, 0, &t, nullptr);
+}
+
+void onGathered(uv_poll_t* h, int status, int) {
+  Poll* p = static_cast<Poll*>(h->data);
+  Io* io = p->io;
+  uint64_t v;
+  (void)!read(io->gatherFd, &v, sizeof v);
+  if (io->closed || !io->callback || status < 0) return;
+  io->gathering = false;
+  callJs(io, nullptr);
+  if (io->closed) return;
+  for (Poll* x : io->xdpPolls) uv_poll_start(&x->handle, UV_READABLE, onXdpReadable);
+}
+
+Poll* addPoll(Io* io, uv_loop_t* loop, int fd, uv_poll_cb cb) {
+  Poll* p = new Poll();
+  p->io = io;
+  p->handle.data = p;
+  if (uv_poll_init(loop, &p->handle, fd) != 0) {
+    delete p;
+    return nullptr;
+  }
+  uv_poll_start(&p->handle, UV_READABLE, cb);
+  io->polls.push_back(p);
+  return p;
+}
+
 // start(handle, onReadable): calls onReadable() whenever any receive socket has packets (with threads: whenever
 // batches are ready, and onReadable(note) when a thread failed, to be logged)
 napi_value Start(napi_env env, napi_callback_info info) {
@@ -1251,21 +1320,22 @@ napi_value Start(napi_env env, napi_callback_info info) {
   uv_loop_t* loop;
   napi_get_uv_event_loop(env, &loop);
   std::vector<int> fds = io->rx;
-#ifdef WASMVS_XDP
-  for (const xdp::Sock& s : io->xdp.socks) fds.push_back(s.fd);
-#endif
   if (io->queue.fd >= 0) fds.push_back(io->queue.fd);
-  for (int fd : fds) {
-    Poll* p = new Poll();
-    p->io = io;
-    p->handle.data = p;
-    if (uv_poll_init(loop, &p->handle, fd) != 0) {
-      delete p;
-      return throwErr(env, "uv_poll_init failed");
-    }
-    uv_poll_start(&p->handle, UV_READABLE, onReadable);
-    io->polls.push_back(p);
+  for (int fd : fds)
+    if (!addPoll(io, loop, fd, onReadable)) return throwErr(env, "uv_poll_init failed");
+#ifdef WASMVS_XDP
+  const bool gather = io->useXdp && threads::gatherNs(io) > 0;
+  if (gather) {
+    io->gatherFd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (io->gatherFd < 0) return throwErr(env, "timerfd_create: " + errnoText(errno));
+    if (!addPoll(io, loop, io->gatherFd, onGathered)) return throwErr(env, "uv_poll_init failed");
   }
+  for (const xdp::Sock& s : io->xdp.socks) {
+    Poll* p = addPoll(io, loop, s.fd, gather ? onXdpReadable : onReadable);
+    if (!p) return throwErr(env, "uv_poll_init failed");
+    io->xdpPolls.push_back(p);
+  }
+#endif
   return nullptr;
 }
 
@@ -1339,6 +1409,28 @@ void addCounters(Counters& a, const Counters& b) {
 }
 
 // stats() with threads: the threads' counters summed as the one-thread handle's are named, and each thread's
+// AF_XDP: each interface's receive queues, as `xdpQueues: [{ interface, queues }]` (empty without AF_XDP). With
+// I/O threads each queue is one thread's, so an interface with fewer queues than threads leaves some idle on it.
+void setXdpQueues(napi_env env, napi_value o, const Io* io) {
+  napi_value list;
+  napi_create_array(env, &list);
+#ifdef WASMVS_XDP
+  uint32_t k = 0;
+  if (io && io->useXdp)
+    for (const xdp::Port& p : io->xdp.ports) {
+      napi_value e, name;
+      napi_create_object(env, &e);
+      napi_create_string_utf8(env, p.name.c_str(), NAPI_AUTO_LENGTH, &name);
+      napi_set_named_property(env, e, "interface", name);
+      setNumber(env, e, "queues", p.queues);
+      napi_set_element(env, list, k++, e);
+    }
+#else
+  (void)io;
+#endif
+  napi_set_named_property(env, o, "xdpQueues", list);
+}
+
 // own in `threads` (what it carried, its CPU time, its failures), read from what each last published.
 napi_value threadedStats(napi_env env, Io* f) {
   Counters sum;
@@ -1389,6 +1481,11 @@ napi_value threadedStats(napi_env env, Io* f) {
     setNumber(env, t, "socketErrors", socketErrors);
     setNumber(env, t, "queueNum", q.fd >= 0 ? q.num : -1);
     setNumber(env, t, "rxQueuePackets", q.packets);
+    double xdpSockets = 0;  // the AF_XDP receive queues it reads (fixed at open)
+#ifdef WASMVS_XDP
+    xdpSockets = double(w->io->xdp.socks.size());
+#endif
+    setNumber(env, t, "xdpSockets", xdpSockets);
     queue.packets += q.packets;
     queue.oversize += q.oversize;
     queue.overruns += q.overruns;
@@ -1423,6 +1520,7 @@ napi_value threadedStats(napi_env env, Io* f) {
   napi_set_named_property(env, o, "xdpFallback", str);
   napi_create_string_utf8(env, xdpMode.c_str(), NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "xdpMode", str);
+  setXdpQueues(env, o, first);
   setNumber(env, o, "queueNum", f->threadQueueBase);  // the first; thread k reads queueNum + k
   setNumber(env, o, "rxQueuePackets", queue.packets);
   setNumber(env, o, "rxQueueOversize", queue.oversize);
@@ -1467,6 +1565,7 @@ napi_value Stats(napi_env env, napi_callback_info info) {
 #endif
   napi_create_string_utf8(env, xdpMode.c_str(), NAPI_AUTO_LENGTH, &str);
   napi_set_named_property(env, o, "xdpMode", str);
+  setXdpQueues(env, o, io);
   const nfq::Queue& q = io->queue;
   setNumber(env, o, "queueNum", q.fd >= 0 ? q.num : -1);
   setNumber(env, o, "rxQueuePackets", q.packets);

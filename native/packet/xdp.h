@@ -67,6 +67,7 @@ struct Sock {
 // One interface: its program, the map of its sockets by queue, and the link that keeps the program on.
 struct Port {
   int ifindex = 0;
+  uint32_t queues = 0;  // its receive queues: one socket each
   std::string name;
   int prog = -1, xsks = -1, link = -1;
 };
@@ -305,6 +306,7 @@ inline bool open(Xdp* x, const std::vector<std::string>& ifaces, std::string* er
       return false;
     }
     const uint32_t queues = rxQueues(ifn);
+    p.queues = queues;
     p.xsks = bpf_map_create(BPF_MAP_TYPE_XSKMAP, "wasmvs_xsks", 4, 4, queues, nullptr);
     if (p.xsks < 0) {
       *err = "XSKMAP for " + ifn + ": " + errnoText(errno);

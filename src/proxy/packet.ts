@@ -56,6 +56,7 @@ export interface PacketIoStats {
   // AF_XDP (--packet-io xdp): why it was not used, how it runs ("native, copy"), and what went through it
   xdpFallback: string;
   xdpMode: string;
+  xdpQueues: { interface: string; queues: number }[]; // each interface's receive queues (a socket each)
   rxXdpFrames: number;
   rxXdpWakeups: number;
   txXdpPackets: number;
@@ -87,6 +88,7 @@ interface IoThreadStats {
   socketErrors: number; // pending socket errors read after a poll said POLLERR (an interface gone: ENETDOWN)
   queueNum: number; // its fwmark netfilter queue (the first queue + its index; -1: none bound)
   rxQueuePackets: number; // packets read from it
+  xdpSockets: number; // AF_XDP: the receive queues it reads (queue q is thread q % N's)
   failures: number;
   restarts: number;
   droppedOnFailure: number; // received and not yet taken by the core when its thread failed
@@ -202,6 +204,27 @@ export function queueKernelDrops(
   return out;
 }
 
+// AF_XDP on N I/O threads: queue q of an interface is thread q % N's (native/packet/packet_io.cc, takeXdpSocks), so
+// on an interface with fewer receive queues than threads, threads queues..N-1 get nothing. One entry per such
+// interface, for the start-up warning: how to give it more (ethtool -L on a NIC; a veth's are fixed when made).
+export function xdpQueueShortfall(
+  ports: readonly { interface: string; queues: number }[],
+  threads: number,
+): { interface: string; queues: number; threads: number; idleThreads: number[]; fix: string }[] {
+  if (threads <= 1) return [];
+  return ports
+    .filter((p) => p.queues < threads)
+    .map((p) => ({
+      interface: p.interface,
+      queues: p.queues,
+      threads,
+      idleThreads: Array.from({ length: threads - p.queues }, (_, i) => p.queues + i),
+      fix:
+        `ethtool -L ${p.interface} combined ${threads} (or rx ${threads}) where the driver allows it, ` +
+        `or --workers ${p.queues}`,
+    }));
+}
+
 interface PacketForwarderOptions extends PacketModeOptions {
   decisionLog: number;
   threads: number; // I/O threads; 1: the one-thread path (recv and send on the main thread)
@@ -261,6 +284,11 @@ export class PacketForwarder implements Forwarder {
     if (opts.io !== "mmsg" && st.io === "mmsg") {
       log.warn("ring I/O unavailable: using recvmmsg/sendmmsg", { why: st.ringFallback });
     }
+    for (const s of xdpQueueShortfall(st.io === "xdp" ? st.xdpQueues : [], opts.threads))
+      log.warn(
+        "AF_XDP: an interface has fewer receive queues than I/O threads, so some threads get none of its packets",
+        s,
+      );
     return new PacketForwarder(core, tables, opts, log, addon, h);
   }
 
