@@ -14,7 +14,7 @@ import { freePort } from "./helpers/ports.ts";
 const bin = fileURLToPath(new URL("../bin/wasmvs.js", import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test("wasmvs proxy reload of a 600-service file: through the worker, counted, and a bad line refused by position", async () => {
+test("wasmvs proxy reload of a 600-service file: read by the worker; a bad line refused by position", async () => {
   const dir = mkdtempSync(join(tmpdir(), "wvs-reload-cli-")),
     file = join(dir, "p.yaml"),
     ctl = join(dir, "ctl.sock");
