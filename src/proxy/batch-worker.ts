@@ -11,7 +11,7 @@ import { NextState, StepError, proxyStateProblemsInSlices } from "./batch.ts";
 import { BATCH_STALE, type BatchSession, parseRequest, stage } from "./control.ts";
 import { Slicer } from "./slice.ts";
 import type { Done, ToWorker } from "./batch-host.ts";
-import { CHUNK, niceThisThread, packLists } from "./threads.ts";
+import { niceThisThread, packItems } from "./threads.ts";
 
 niceThisThread();
 
@@ -52,21 +52,12 @@ async function line(m: Extract<ToWorker, { t: "line" }>): Promise<Done> {
     const at = new Map<VirtualService, number>();
     batch.base.services.forEach((x, i) => at.set(x, i));
     const order = new Int32Array(next.services.length);
-    const lists: VirtualService[][] = [];
-    let chunk: VirtualService[] = [];
-    for (let i = 0; i <= next.services.length; i++) {
-      const svc = next.services[i];
-      if (i < next.services.length) {
-        order[i] = at.get(svc) ?? -1;
-        if (order[i] >= 0) continue;
-        chunk.push(svc);
-      }
-      if (chunk.length === CHUNK || (i === next.services.length && chunk.length)) {
-        lists.push(chunk);
-        chunk = [];
-      }
-    }
-    const { bytes, ends } = packLists(lists);
+    const fresh: VirtualService[] = [];
+    next.services.forEach((svc, i) => {
+      order[i] = at.get(svc) ?? -1;
+      if (order[i] < 0) fresh.push(svc);
+    });
+    const { bytes, ends } = packItems(fresh);
     bases.set(m.newId, next);
     const same = next.timeouts === batch.base.timeouts;
     return {

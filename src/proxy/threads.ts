@@ -40,9 +40,10 @@ export interface Chunks {
   ends: Int32Array;
 }
 
-/** Lists as chunks (each its own JSON text). */
-export function packLists(lists: unknown[][]): Chunks {
-  const texts = lists.map((l) => Buffer.from(JSON.stringify(l)));
+/** items as chunks of CHUNK, each its own JSON text. */
+export function packItems(items: unknown[]): Chunks {
+  const texts: Buffer[] = [];
+  for (let i = 0; i < items.length; i += CHUNK) texts.push(Buffer.from(JSON.stringify(items.slice(i, i + CHUNK))));
   const bytes = new Uint8Array(texts.reduce((n, b) => n + b.length, 0));
   const ends = new Int32Array(texts.length);
   let end = 0;
@@ -51,13 +52,6 @@ export function packLists(lists: unknown[][]): Chunks {
     ends[k] = end += b.length;
   });
   return { bytes: bytes.buffer, ends };
-}
-
-/** items as chunks of CHUNK. */
-export function packItems(items: unknown[]): Chunks {
-  const lists: unknown[][] = [];
-  for (let i = 0; i < items.length; i += CHUNK) lists.push(items.slice(i, i + CHUNK));
-  return packLists(lists);
 }
 
 /** The chunks' items in order, one chunk parsed per step of the slicer (0.3-0.7 ms for 64 services). */
